@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# scripts/setup.sh — install the Debian packages sdserve needs (build, run, test).
+# Idempotent; needs root (or sudo) on Debian 12.
+set -eu
+PKGS="build-essential pkg-config libdnnl-dev libmicrohttpd-dev libpng-dev libjpeg62-turbo-dev
+      libwebp-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev curl python3"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi

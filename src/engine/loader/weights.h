@@ -1,0 +1,83 @@
+/* weights.h — the model's tensors, by canonical name, as fp32 arrays.
+ *
+ * A checkpoint (single .safetensors file in CompVis/LDM naming, or a diffusers
+ * folder) is opened once; every tensor is exposed under its *canonical* name,
+ * which is the diffusers name prefixed by the component:
+ *     "unet.<diffusers unet name>"            e.g. unet.down_blocks.0.resnets.1.conv1.weight
+ *     "vae.<diffusers vae name>"              e.g. vae.decoder.up_blocks.0.resnets.0.norm1.weight
+ *     "text_encoder.<HF CLIPTextModel name>"  e.g. text_encoder.text_model.encoder.layers.0.self_attn.q_proj.weight
+ * Single-file names are mapped to these (LDM -> diffusers, OpenCLIP -> HF
+ * CLIP with in_proj split into q/k/v views).  Shapes are kept exactly as
+ * stored (so the VAE mid-attention q/k/v may be [C,C,1,1] or [C,C]; models
+ * treat both as a [C,C] matrix via sdw_numel).
+ *
+ * Data is always fp32: F32 tensors point into the read-only mmap when
+ * aligned, F16/BF16 are widened once at load into model-lifetime memory.
+ * Lookups never fail silently: sdw_need() fills an sd_err naming the
+ * canonical name, the name in the file, the file, and the expected vs actual
+ * shape. */
+#ifndef SD_WEIGHTS_H
+#define SD_WEIGHTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../../base/err.h"
+
+#define SDW_MAXDIM 4
+
+typedef struct sdw_tensor {
+    const char *name;      /* canonical name */
+    const char *src_name;  /* name as stored in the file */
+    const char *file;      /* path of the file it came from */
+    int ndim;              /* 0..4 (0 = scalar) */
+    int64_t shape[SDW_MAXDIM];
+    const float *data;     /* fp32, C order, numel elements */
+} sdw_tensor;
+
+typedef struct sd_weights sd_weights;
+
+typedef enum { SDW_LAYOUT_DIFFUSERS, SDW_LAYOUT_SINGLE_FILE } sdw_layout;
+typedef enum { SDW_TEXT_NONE, SDW_TEXT_CLIP_L, SDW_TEXT_OPENCLIP } sdw_text_kind;
+
+/* Open a .safetensors single file or a diffusers folder.  NULL + err on failure. */
+sd_weights *sdw_open(const char *path, sd_err *err);
+void sdw_close(sd_weights *w);
+
+sdw_layout sdw_get_layout(const sd_weights *w);
+/* Which text tower the file had (SD1 = CLIP ViT-L style HF naming, SD2 = OpenCLIP). */
+sdw_text_kind sdw_text_kind_of(const sd_weights *w);
+/* Path given to sdw_open (folder or file). */
+const char *sdw_path(const sd_weights *w);
+
+/* Look up a tensor by canonical name; NULL when absent (no error). */
+const sdw_tensor *sdw_get(const sd_weights *w, const char *name);
+/* printf-style variant of sdw_get. */
+const sdw_tensor *sdw_getf(const sd_weights *w, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Require a tensor with `ndim` dims; each shape[i] >= 0 must match exactly,
+ * -1 means "any" (and is then readable from the result).  Returns NULL and
+ * fills err ("missing tensor ..." / "tensor X in FILE has shape [..], expected
+ * [..]") on failure. */
+const sdw_tensor *sdw_need(const sd_weights *w, sd_err *err, const char *name,
+                           int ndim, const int64_t *shape);
+/* Convenience: sdw_need with shape given inline, e.g. sdw_need4(w,e,name,C,-1,3,3).
+ * Pass ndim dims; unused trailing ones are ignored. */
+const sdw_tensor *sdw_need1(const sd_weights *w, sd_err *err, const char *name, int64_t d0);
+const sdw_tensor *sdw_need2(const sd_weights *w, sd_err *err, const char *name, int64_t d0, int64_t d1);
+const sdw_tensor *sdw_need4(const sd_weights *w, sd_err *err, const char *name,
+                            int64_t d0, int64_t d1, int64_t d2, int64_t d3);
+
+int64_t sdw_numel(const sdw_tensor *t);
+
+/* Iterate all canonical names (for tools and counting); i from 0. NULL at end. */
+const sdw_tensor *sdw_at(const sd_weights *w, size_t i);
+size_t sdw_count(const sd_weights *w);
+
+/* Read a small JSON/text file inside a diffusers folder component, e.g.
+ * sdw_folder_file(w, "scheduler/scheduler_config.json"); returns malloc'd
+ * NUL-terminated contents or NULL when absent or not a folder. */
+char *sdw_folder_file(const sd_weights *w, const char *relpath, size_t *len);
+
+#endif

@@ -1,0 +1,81 @@
+/* ops.h — the engine's small tensor-op layer.  Models call these, never
+ * oneDNN directly.
+ *
+ * All arrays are fp32, C order, PyTorch layouts: images/activations NCHW,
+ * sequences [N, T, C], linear weights [OUT, IN] (PyTorch nn.Linear),
+ * conv weights [OC, IC, KH, KW].  Output buffers are supplied by the caller
+ * and never alias inputs unless stated.  Ops run on the engine's one thread
+ * team (OpenMP, shared with oneDNN).  Each op has a unit test against a
+ * naive loop (tests/unit/test_ops.c).
+ *
+ * Errors: ops cannot fail on valid shapes; an internal oneDNN failure aborts
+ * with a message (it is a bug, not user input). */
+#ifndef SD_OPS_H
+#define SD_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Set up the thread team (0 = all cores).  Idempotent. */
+void ops_init(int threads);
+int ops_threads(void);
+
+/* y[N,OC,OH,OW] = conv2d(x[N,IC,H,W], w[OC,IC,KH,KW]) + b[OC] (b may be NULL).
+ * OH = (H + 2*pad - KH)/stride + 1.  Zero padding, dilation 1, groups 1. */
+void op_conv2d(const float *x, int N, int IC, int H, int W,
+               const float *w, const float *b, int OC, int KH, int KW,
+               int stride, int pad, float *y);
+
+/* y[M,OUT] = x[M,IN] · w[OUT,IN]^T + b[OUT] (b may be NULL). */
+void op_linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y);
+
+/* C[M,N] = alpha * A[M,K] · B + beta*C, with B given as [K,N] (transB=0) or [N,K] (transB=1).
+ * Row-major, leading dimensions lda, ldb, ldc. */
+void op_gemm(int transB, int M, int N, int K, float alpha,
+             const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* GroupNorm over x[N,C,HW] with G groups, per-channel affine; if silu, y = silu(norm(x)).
+ * y may alias x. */
+void op_group_norm(const float *x, int N, int C, int HW, int G,
+                   const float *gamma, const float *beta, float eps, int silu, float *y);
+
+/* LayerNorm over the last dim: x[M,C] -> y[M,C]; y may alias x. */
+void op_layer_norm(const float *x, int M, int C, const float *gamma, const float *beta,
+                   float eps, float *y);
+
+/* Multi-head scaled-dot-product attention, softmax(q·kᵀ·scale)·v.
+ * q[B,Tq,H*D], k[B,Tk,H*D], v[B,Tk,H*D] with row strides ldq/ldk/ldv
+ * (elements between consecutive tokens; = H*D when packed), out[B,Tq,H*D]
+ * packed.  Never materialises the full [H,Tq,Tk] matrix at once. */
+void op_attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+                  int B, int Tq, int Tk, int H, int D, float scale, float *out);
+
+/* Same, with a causal mask (token i attends to j <= i) — for the text encoder. */
+void op_attention_causal(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+                         int B, int T, int H, int D, float scale, float *out);
+
+/* Elementwise, in place on n elements. */
+void op_silu(float *x, size_t n);
+void op_gelu(float *x, size_t n);        /* exact erf GELU */
+void op_quick_gelu(float *x, size_t n);  /* x * sigmoid(1.702 x) */
+/* y[i] += x[i] */
+void op_add(float *y, const float *x, size_t n);
+/* y[i] = a*y[i] + b*x[i] */
+void op_axpby(float *y, float a, const float *x, float b, size_t n);
+/* x[n,c,:] += bias[n*C + c] for each of N*C planes of size HW (per-sample per-channel bias). */
+void op_add_channel_bias(float *x, int N, int C, int HW, const float *bias);
+
+/* GEGLU: in[M, 2F] = [value | gate] -> out[M,F] = value * gelu(gate). */
+void op_geglu(const float *in, int M, int F, float *out);
+
+/* Nearest-neighbour 2x upsample: x[N,C,H,W] -> y[N,C,2H,2W]. */
+void op_upsample_nearest2x(const float *x, int N, int C, int H, int W, float *y);
+
+/* NCHW <-> NHWC-style transposes: x[N,C,HW] -> y[N,HW,C] and back. */
+void op_nchw_to_nlc(const float *x, int N, int C, int HW, float *y);
+void op_nlc_to_nchw(const float *x, int N, int C, int HW, float *y);
+
+/* Channel concat: x1[N,C1,HW], x2[N,C2,HW] -> y[N,C1+C2,HW]. */
+void op_concat_channels(const float *x1, int C1, const float *x2, int C2, int N, int HW, float *y);
+
+#endif

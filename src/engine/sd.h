@@ -1,0 +1,103 @@
+/* sd.h — the engine's only public header.
+ *
+ * Turns a prompt (and optionally an init image) into pixels with a Stable
+ * Diffusion 1.x / 2.x checkpoint.  Used by the CLI and the server; it knows
+ * nothing of HTTP, jobs or storage.  All functions report failure through
+ * sd_err (base/err.h) and never exit or abort on bad input.
+ *
+ * Thread safety: one sd_engine may be used by one generating thread at a
+ * time; loading is done once and the weights are read-only afterwards. */
+#ifndef SD_ENGINE_H
+#define SD_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/err.h"
+
+typedef struct sd_engine sd_engine;
+
+typedef enum { SD_PRED_AUTO = 0, SD_PRED_EPS, SD_PRED_V } sd_prediction;
+
+typedef struct sd_load_opts {
+    const char *model_path;    /* .safetensors file or diffusers folder (required) */
+    const char *config_path;   /* optional LDM-style JSON (ldm_config.json) for single files:
+                                  heads / head size / parameterization the tensors cannot tell */
+    const char *vocab_path;    /* optional: bpe_simple_vocab_16e6.txt.gz, merges.txt, or a tokenizer/ folder */
+    const char *data_dir;      /* optional: where to look for the vocabulary (data_dir/tokenizer/...) */
+    sd_prediction prediction;  /* AUTO: diffusers scheduler config, then config_path, then eps */
+    int clip_skip;             /* 0 = family default (SD1: last layer, SD2: penultimate); n>=1 = use layer -n */
+    int threads;               /* 0 = all cores */
+} sd_load_opts;
+
+sd_engine *sd_engine_load(const sd_load_opts *opts, sd_err *err);
+void sd_engine_free(sd_engine *e);
+
+typedef struct sd_model_info {
+    const char *family;          /* "sd1" or "sd2" */
+    const char *prediction;      /* "epsilon" or "v_prediction" */
+    int latent_channels;
+    int vae_scale;               /* pixels per latent cell (8) */
+    int64_t params;              /* number of parameters loaded */
+    char hash[16];               /* short model hash (A1111 style, 10 hex chars) */
+    const char *name;            /* file or folder base name */
+} sd_model_info;
+void sd_engine_info(const sd_engine *e, sd_model_info *out);
+
+typedef enum {
+    SD_SAMPLER_EULER = 0,
+    SD_SAMPLER_EULER_A,
+    SD_SAMPLER_DDIM,
+    SD_SAMPLER_DPMPP_2M,
+    SD_SAMPLER_DPMPP_2M_KARRAS,
+    SD_SAMPLER_LCM,
+    SD_SAMPLER_COUNT
+} sd_sampler;
+/* "euler", "euler_a", "ddim", "dpmpp_2m", "dpmpp_2m_karras", "lcm" */
+int sd_sampler_from_name(const char *name, sd_sampler *out);
+const char *sd_sampler_name(sd_sampler s);
+/* Human name as AUTOMATIC1111 writes it ("Euler a", "DPM++ 2M Karras", ...). */
+const char *sd_sampler_a1111_name(sd_sampler s);
+
+/* Noise source: fills n floats with standard normal draws for draw number
+ * `draw` of the image whose seed is `seed`.  Default = Philox (CUDA torch.randn). */
+typedef void (*sd_noise_fn)(void *ud, uint64_t seed, uint64_t draw, float *out, size_t n);
+
+/* Called after each sampler step; return non-zero to cancel (between steps). */
+typedef int (*sd_progress_fn)(void *ud, int step, int total);
+
+typedef struct sd_image {
+    int width, height;           /* exactly the requested size */
+    uint8_t *rgb;                /* width*height*3, malloc'd; free with sd_image_free */
+    uint64_t seed;
+} sd_image;
+void sd_image_free(sd_image *img);
+
+typedef struct sd_gen_params {
+    const char *prompt;
+    const char *negative;        /* NULL = "" */
+    int width, height;           /* output pixels, 1..; ignored for img2img (init size used) */
+    int steps;
+    float cfg;
+    sd_sampler sampler;
+    uint64_t seed;               /* image i uses seed + i */
+    int n;                       /* images, run as one batch */
+    /* img2img: RGB8 init image, NULL for txt2img */
+    const uint8_t *init_rgb;
+    int init_width, init_height;
+    float strength;              /* (0,1) */
+    sd_progress_fn progress; void *progress_ud;
+    sd_noise_fn noise; void *noise_ud;   /* NULL = Philox */
+} sd_gen_params;
+
+/* Generate p->n images into out[0..n-1].  Returns 0 or -1 with err set
+ * (SD_ECANCELLED when the progress callback asked to stop). */
+int sd_generate(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_err *err);
+
+/* The default noise source: torch.randn(shape, device="cuda") after
+ * torch.manual_seed(seed), draw `draw` = Philox offset. */
+void sd_philox_normal(uint64_t seed, uint64_t offset, float *out, size_t n);
+
+const char *sd_version(void);
+
+#endif

@@ -1,0 +1,53 @@
+/* t.c — see t.h. */
+#include "t.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int t_pass, t_fail;
+
+void t_check(int ok, const char *file, int line, const char *name, const char *fmt, ...)
+{
+    if (ok) {
+        t_pass++;
+        printf("ok - %s\n", name);
+    } else {
+        t_fail++;
+        printf("FAIL - %s (%s:%d): ", name, file, line);
+        va_list ap;
+        va_start(ap, fmt);
+        vprintf(fmt, ap);
+        va_end(ap);
+        printf("\n");
+    }
+    fflush(stdout);
+}
+
+int t_done(void)
+{
+    fprintf(stderr, "# %d passed, %d failed\n", t_pass, t_fail);
+    return t_fail ? 1 : 0;
+}
+
+static const char *ref_root(void)
+{
+    const char *e = getenv("SD_REF");
+    return e && *e ? e : "../shared/reference";
+}
+
+const char *t_ref(const char *rel)
+{
+    static char bufs[8][1024];
+    static int k;
+    char *b = bufs[k++ & 7];
+    snprintf(b, sizeof bufs[0], "%s/%s", ref_root(), rel);
+    return b;
+}
+
+int t_have_ref(void)
+{
+    struct stat st;
+    return stat(ref_root(), &st) == 0 && S_ISDIR(st.st_mode);
+}

@@ -1,0 +1,24 @@
+/* t.h — the project's tiny test framework.
+ *
+ * A test binary is a main() that calls CHECK()/CHECKF() and ends with
+ * `return t_done();`.  Every check prints one line, "ok - name" or
+ * "FAIL - name: detail", and tests/run.sh counts those lines into the final
+ * "N passed, N failed".  t_ref() finds ../shared/reference (or $SD_REF). */
+#ifndef SD_T_H
+#define SD_T_H
+
+#include <stdio.h>
+
+void t_check(int ok, const char *file, int line, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+int t_done(void);
+/* Path under the reference folder: t_ref("goldens/tiny-sd1/unet/x_8x8.npy"). Static buffer ring. */
+const char *t_ref(const char *rel);
+/* 1 if the reference folder exists. */
+int t_have_ref(void);
+
+/* CHECK(cond, "name") — detail optional via CHECKF(cond, name, fmt, ...). */
+#define CHECK(cond, name) t_check(!!(cond), __FILE__, __LINE__, (name), "%s", #cond)
+#define CHECKF(cond, name, ...) t_check(!!(cond), __FILE__, __LINE__, (name), __VA_ARGS__)
+
+#endif
