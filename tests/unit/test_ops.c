@@ -1,0 +1,304 @@
+/* test_ops.c — every op in src/engine/ops/ops.h against a naive loop on small
+ * random shapes (odd sizes, stride 2, padding, NULL bias, strided attention
+ * inputs).  Tolerance: 1e-4 relative to the reference's magnitude. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "t.h"
+#include "../../src/engine/ops/ops.h"
+
+static unsigned long long rng = 88172645463325252ULL;
+static float frand(void)
+{
+    rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.f - 1.f;
+}
+static float *rnd(size_t n)
+{
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) p[i] = frand();
+    return p;
+}
+static float *nanbuf(size_t n)
+{
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    return p;
+}
+/* max |a-b| / max(1, max|b|); NaN counts as failure. */
+static double relerr(const float *a, const float *b, size_t n)
+{
+    double md = 0, mb = 1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - b[i]);
+        if (d != d) return INFINITY;
+        if (d > md) md = d;
+        if (fabs(b[i]) > mb) mb = fabs(b[i]);
+    }
+    return md / mb;
+}
+#define TOL 1e-4
+#define CMP(a, b, n, name) do { double e_ = relerr((a), (b), (n)); \
+    CHECKF(e_ <= TOL, name, "rel err %.3g", e_); } while (0)
+
+static void naive_conv(const float *x, int N, int IC, int H, int W, const float *w, const float *b,
+                       int OC, int KH, int KW, int s, int p, float *y)
+{
+    int OH = (H + 2 * p - KH) / s + 1, OW = (W + 2 * p - KW) / s + 1;
+    for (int n = 0; n < N; n++)
+        for (int oc = 0; oc < OC; oc++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    double acc = b ? b[oc] : 0;
+                    for (int ic = 0; ic < IC; ic++)
+                        for (int kh = 0; kh < KH; kh++)
+                            for (int kw = 0; kw < KW; kw++) {
+                                int ih = oh * s - p + kh, iw = ow * s - p + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                acc += (double)x[((size_t)(n * IC + ic) * H + ih) * W + iw] *
+                                       w[((size_t)(oc * IC + ic) * KH + kh) * KW + kw];
+                            }
+                    y[((size_t)(n * OC + oc) * OH + oh) * OW + ow] = (float)acc;
+                }
+}
+
+static void test_conv(void)
+{
+    struct { int N, IC, H, W, OC, K, s, p, bias; } cs[] = {
+        {1, 3, 7, 5, 4, 3, 1, 1, 1}, {2, 5, 9, 6, 7, 3, 2, 1, 0}, {2, 6, 5, 7, 3, 1, 1, 0, 1},
+        {1, 4, 8, 8, 5, 1, 1, 0, 0}, {1, 3, 6, 5, 2, 3, 1, 0, 1}, {3, 2, 11, 4, 3, 3, 2, 1, 1},
+        {1, 8, 4, 4, 16, 3, 1, 1, 1},
+    };
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        int N = cs[c].N, IC = cs[c].IC, H = cs[c].H, W = cs[c].W, OC = cs[c].OC, K = cs[c].K;
+        int s = cs[c].s, p = cs[c].p;
+        int OH = (H + 2 * p - K) / s + 1, OW = (W + 2 * p - K) / s + 1;
+        size_t ny = (size_t)N * OC * OH * OW;
+        float *x = rnd((size_t)N * IC * H * W), *w = rnd((size_t)OC * IC * K * K), *b = cs[c].bias ? rnd(OC) : NULL;
+        float *y = nanbuf(ny), *r = nanbuf(ny);
+        for (int rep = 0; rep < 2; rep++) {   /* second run exercises any cached primitive */
+            op_conv2d(x, N, IC, H, W, w, b, OC, K, K, s, p, y);
+            naive_conv(x, N, IC, H, W, w, b, OC, K, K, s, p, r);
+            char name[128];
+            snprintf(name, sizeof name, "conv2d N%d IC%d %dx%d OC%d k%d s%d p%d bias%d run%d",
+                     N, IC, H, W, OC, K, s, p, cs[c].bias, rep);
+            CMP(y, r, ny, name);
+        }
+        free(x); free(w); free(b); free(y); free(r);
+    }
+}
+
+static void test_gemm_linear(void)
+{
+    int M = 13, N = 9, K = 7;
+    for (int tb = 0; tb < 2; tb++)
+        for (int bz = 0; bz < 2; bz++) {
+            int lda = K + 3, ldb = (tb ? K : N) + 2, ldc = N + 1;
+            float *A = rnd((size_t)M * lda), *B = rnd((size_t)(tb ? N : K) * ldb);
+            float *C = bz ? nanbuf((size_t)M * ldc) : rnd((size_t)M * ldc), *R = malloc(sizeof(float) * M * ldc);
+            float beta = bz ? 0.f : 0.5f, alpha = 1.25f;
+            for (int i = 0; i < M; i++)
+                for (int j = 0; j < ldc; j++) {
+                    if (j >= N) { R[i * ldc + j] = C[i * ldc + j]; continue; }
+                    double acc = 0;
+                    for (int k = 0; k < K; k++)
+                        acc += (double)A[i * lda + k] * (tb ? B[j * ldb + k] : B[k * ldb + j]);
+                    R[i * ldc + j] = (float)(alpha * acc + (bz ? 0 : beta * C[i * ldc + j]));
+                }
+            op_gemm(tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+            double e = 0;
+            for (int i = 0; i < M; i++) { double ee = relerr(C + i * ldc, R + i * ldc, N); if (ee > e) e = ee; }
+            char name[64];
+            snprintf(name, sizeof name, "gemm transB%d beta%s strided", tb, bz ? "0 (C=NaN)" : "0.5");
+            CHECKF(e <= TOL, name, "rel err %.3g", e);
+            free(A); free(B); free(C); free(R);
+        }
+    for (int bias = 0; bias < 2; bias++) {
+        int IN = 19, OUT = 11; M = 5;
+        float *x = rnd((size_t)M * IN), *w = rnd((size_t)OUT * IN), *b = bias ? rnd(OUT) : NULL;
+        float *y = nanbuf((size_t)M * OUT), *r = malloc(sizeof(float) * M * OUT);
+        for (int i = 0; i < M; i++)
+            for (int o = 0; o < OUT; o++) {
+                double acc = b ? b[o] : 0;
+                for (int k = 0; k < IN; k++) acc += (double)x[i * IN + k] * w[o * IN + k];
+                r[i * OUT + o] = (float)acc;
+            }
+        op_linear(x, M, IN, w, b, OUT, y);
+        CMP(y, r, (size_t)M * OUT, bias ? "linear with bias" : "linear bias NULL");
+        free(x); free(w); free(b); free(y); free(r);
+    }
+}
+
+static void test_norms(void)
+{
+    int N = 2, C = 12, HW = 15, G = 4;
+    size_t n = (size_t)N * C * HW;
+    float *x = rnd(n), *g = rnd(C), *b = rnd(C);
+    for (size_t i = 0; i < n; i++) x[i] = x[i] * 3 + 2;   /* non-zero mean */
+    for (int silu = 0; silu < 2; silu++) {
+        float *y = nanbuf(n), *r = malloc(sizeof(float) * n), *ya = malloc(sizeof(float) * n);
+        int cg = C / G;
+        for (int nn = 0; nn < N; nn++)
+            for (int gg = 0; gg < G; gg++) {
+                const float *xs = x + ((size_t)nn * C + gg * cg) * HW;
+                double m = 0, v = 0;
+                for (int i = 0; i < cg * HW; i++) m += xs[i];
+                m /= cg * HW;
+                for (int i = 0; i < cg * HW; i++) v += (xs[i] - m) * (xs[i] - m);
+                v /= cg * HW;
+                for (int c = 0; c < cg; c++)
+                    for (int i = 0; i < HW; i++) {
+                        int ch = gg * cg + c;
+                        double t = (xs[c * HW + i] - m) / sqrt(v + 1e-5) * g[ch] + b[ch];
+                        if (silu) t = t / (1 + exp(-t));
+                        r[((size_t)nn * C + ch) * HW + i] = (float)t;
+                    }
+            }
+        op_group_norm(x, N, C, HW, G, g, b, 1e-5f, silu, y);
+        CMP(y, r, n, silu ? "group_norm+silu" : "group_norm");
+        memcpy(ya, x, sizeof(float) * n);
+        op_group_norm(ya, N, C, HW, G, g, b, 1e-5f, silu, ya);
+        CMP(ya, r, n, silu ? "group_norm+silu in place" : "group_norm in place");
+        free(y); free(r); free(ya);
+    }
+    int M = 7, CC = 21;
+    float *lx = rnd((size_t)M * CC), *lg = rnd(CC), *lb = rnd(CC), *ly = nanbuf((size_t)M * CC), *lr = malloc(sizeof(float) * M * CC);
+    for (int i = 0; i < M; i++) {
+        double m = 0, v = 0;
+        for (int c = 0; c < CC; c++) m += lx[i * CC + c];
+        m /= CC;
+        for (int c = 0; c < CC; c++) v += (lx[i * CC + c] - m) * (lx[i * CC + c] - m);
+        v /= CC;
+        for (int c = 0; c < CC; c++) lr[i * CC + c] = (float)((lx[i * CC + c] - m) / sqrt(v + 1e-5) * lg[c] + lb[c]);
+    }
+    op_layer_norm(lx, M, CC, lg, lb, 1e-5f, ly);
+    CMP(ly, lr, (size_t)M * CC, "layer_norm");
+    op_layer_norm(lx, M, CC, lg, lb, 1e-5f, lx);
+    CMP(lx, lr, (size_t)M * CC, "layer_norm in place");
+    free(x); free(g); free(b); free(lx); free(lg); free(lb); free(ly); free(lr);
+}
+
+static void naive_attn(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+                       int B, int Tq, int Tk, int H, int D, float scale, int causal, float *out)
+{
+    double *s = malloc(sizeof(double) * Tk);
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < Tq; i++) {
+                int lim = causal ? i + 1 : Tk;
+                double mx = -1e300, sum = 0;
+                for (int j = 0; j < lim; j++) {
+                    double a = 0;
+                    for (int d = 0; d < D; d++)
+                        a += (double)q[((size_t)b * Tq + i) * ldq + h * D + d] * k[((size_t)b * Tk + j) * ldk + h * D + d];
+                    s[j] = a * scale;
+                    if (s[j] > mx) mx = s[j];
+                }
+                for (int j = 0; j < lim; j++) { s[j] = exp(s[j] - mx); sum += s[j]; }
+                for (int d = 0; d < D; d++) {
+                    double o = 0;
+                    for (int j = 0; j < lim; j++) o += s[j] / sum * v[((size_t)b * Tk + j) * ldv + h * D + d];
+                    out[((size_t)b * Tq + i) * H * D + h * D + d] = (float)o;
+                }
+            }
+    free(s);
+}
+
+static void test_attention(void)
+{
+    struct { int B, Tq, Tk, H, D, pad; } cs[] = {
+        {1, 5, 7, 1, 3, 0}, {2, 67, 77, 3, 5, 2}, {2, 130, 131, 2, 8, 0}, {1, 200, 9, 4, 4, 1},
+    };
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        int B = cs[c].B, Tq = cs[c].Tq, Tk = cs[c].Tk, H = cs[c].H, D = cs[c].D, HD = H * D;
+        int ldq = HD + cs[c].pad, ldk = HD + 2 * cs[c].pad, ldv = HD + 3 * cs[c].pad;
+        float *q = rnd((size_t)B * Tq * ldq), *k = rnd((size_t)B * Tk * ldk), *v = rnd((size_t)B * Tk * ldv);
+        for (size_t i = 0; i < (size_t)B * Tq * ldq; i++) q[i] *= 4;   /* peaky softmax */
+        float *o = nanbuf((size_t)B * Tq * HD), *r = malloc(sizeof(float) * B * Tq * HD);
+        float scale = 1.f / sqrtf((float)D);
+        char name[96];
+        op_attention(q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, o);
+        naive_attn(q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, 0, r);
+        snprintf(name, sizeof name, "attention B%d Tq%d Tk%d H%d D%d ld+%d", B, Tq, Tk, H, D, cs[c].pad);
+        CMP(o, r, (size_t)B * Tq * HD, name);
+        /* causal: self-attention, Tk = Tq */
+        float *k2 = rnd((size_t)B * Tq * ldk), *v2 = rnd((size_t)B * Tq * ldv);
+        op_attention_causal(q, ldq, k2, ldk, v2, ldv, B, Tq, H, D, scale, o);
+        naive_attn(q, ldq, k2, ldk, v2, ldv, B, Tq, Tq, H, D, scale, 1, r);
+        snprintf(name, sizeof name, "attention causal B%d T%d H%d D%d ld+%d", B, Tq, H, D, cs[c].pad);
+        CMP(o, r, (size_t)B * Tq * HD, name);
+        free(q); free(k); free(v); free(o); free(r); free(k2); free(v2);
+    }
+}
+
+static void test_elementwise(void)
+{
+    size_t n = 40001;   /* above the parallel threshold, odd */
+    float *x = rnd(n), *y = malloc(sizeof(float) * n), *r = malloc(sizeof(float) * n), *z = rnd(n);
+    for (size_t i = 0; i < n; i++) x[i] *= 6;
+    memcpy(y, x, sizeof(float) * n); op_silu(y, n);
+    for (size_t i = 0; i < n; i++) r[i] = (float)(x[i] / (1 + exp(-(double)x[i])));
+    CMP(y, r, n, "silu");
+    memcpy(y, x, sizeof(float) * n); op_gelu(y, n);
+    for (size_t i = 0; i < n; i++) r[i] = (float)(0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0))));
+    CMP(y, r, n, "gelu (erf)");
+    memcpy(y, x, sizeof(float) * n); op_quick_gelu(y, n);
+    for (size_t i = 0; i < n; i++) r[i] = (float)(x[i] / (1 + exp(-1.702 * x[i])));
+    CMP(y, r, n, "quick_gelu");
+    memcpy(y, x, sizeof(float) * n); op_add(y, z, n);
+    for (size_t i = 0; i < n; i++) r[i] = x[i] + z[i];
+    CMP(y, r, n, "add");
+    memcpy(y, x, sizeof(float) * n); op_axpby(y, 0.3f, z, -1.7f, n);
+    for (size_t i = 0; i < n; i++) r[i] = 0.3f * x[i] - 1.7f * z[i];
+    CMP(y, r, n, "axpby");
+
+    int N = 2, C = 3, HW = 37;
+    float *bias = rnd((size_t)N * C);
+    memcpy(y, x, sizeof(float) * N * C * HW); op_add_channel_bias(y, N, C, HW, bias);
+    for (int p = 0; p < N * C; p++) for (int i = 0; i < HW; i++) r[p * HW + i] = x[p * HW + i] + bias[p];
+    CMP(y, r, (size_t)N * C * HW, "add_channel_bias");
+
+    int M = 9, F = 13;
+    op_geglu(x, M, F, y);
+    for (int i = 0; i < M; i++)
+        for (int f = 0; f < F; f++) {
+            double v = x[i * 2 * F + f], g = x[i * 2 * F + F + f];
+            r[i * F + f] = (float)(v * 0.5 * g * (1 + erf(g / sqrt(2.0))));
+        }
+    CMP(y, r, (size_t)M * F, "geglu");
+
+    int H = 5, W = 3; C = 3; N = 2;
+    op_upsample_nearest2x(x, N, C, H, W, y);
+    for (int p = 0; p < N * C; p++)
+        for (int i = 0; i < 2 * H; i++)
+            for (int j = 0; j < 2 * W; j++) r[(p * 2 * H + i) * 2 * W + j] = x[(p * H + i / 2) * W + j / 2];
+    CMP(y, r, (size_t)N * C * 4 * H * W, "upsample_nearest2x");
+
+    N = 2; C = 35; HW = 67;
+    op_nchw_to_nlc(x, N, C, HW, y);
+    for (int nn = 0; nn < N; nn++) for (int c = 0; c < C; c++) for (int i = 0; i < HW; i++)
+        r[((size_t)nn * HW + i) * C + c] = x[((size_t)nn * C + c) * HW + i];
+    CMP(y, r, (size_t)N * C * HW, "nchw_to_nlc");
+    op_nlc_to_nchw(y, N, C, HW, z);
+    CMP(z, x, (size_t)N * C * HW, "nlc_to_nchw round trip");
+
+    int C1 = 3, C2 = 5; HW = 7;
+    op_concat_channels(x, C1, z, C2, N, HW, y);
+    for (int nn = 0; nn < N; nn++) for (int c = 0; c < C1 + C2; c++) for (int i = 0; i < HW; i++)
+        r[((size_t)nn * (C1 + C2) + c) * HW + i] = c < C1 ? x[((size_t)nn * C1 + c) * HW + i] : z[((size_t)nn * C2 + c - C1) * HW + i];
+    CMP(y, r, (size_t)N * (C1 + C2) * HW, "concat_channels");
+    free(x); free(y); free(r); free(z); free(bias);
+}
+
+int main(void)
+{
+    ops_init(0);
+    CHECK(ops_threads() >= 1, "ops_init sets a thread count");
+    test_conv();
+    test_gemm_linear();
+    test_norms();
+    test_attention();
+    test_elementwise();
+    return t_done();
+}
