@@ -80,4 +80,16 @@ size_t sdw_count(const sd_weights *w);
  * NUL-terminated contents or NULL when absent or not a folder. */
 char *sdw_folder_file(const sd_weights *w, const char *relpath, size_t *len);
 
+/* --- added by the loader (not part of the original fixed API) --- */
+
+/* The LDM hyper-parameter JSON of a single-file checkpoint (heads / head size,
+ * parameterization: what the tensors cannot tell; format of
+ * reference/models/tiny-sd1.ldm_config.json), found beside the file as
+ * <stem>.ldm_config.json, where <stem> is the file name without .safetensors
+ * and also tried with a -fp16/.fp16/_fp16/-fp32/... suffix removed
+ * (tiny-sd1-fp16.safetensors -> tiny-sd1.ldm_config.json; a folder holding
+ * model.safetensors -> model.ldm_config.json).  malloc'd contents, or NULL
+ * when absent or for a diffusers folder. */
+char *sdw_ldm_config(const sd_weights *w, size_t *len);
+
 #endif

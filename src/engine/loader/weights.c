@@ -1,0 +1,490 @@
+/* weights.c — open a checkpoint (diffusers folder or single .safetensors
+ * file) and expose its tensors as fp32 under canonical names (weights.h).
+ *
+ * Each file is mapped and validated by safetensors.c; names are mapped by
+ * ldm_names.c (single files) or prefixed by component (diffusers folders);
+ * F32 data aligned to 4 bytes is used in place, everything else is widened
+ * into one buffer per file.  The table is sorted by canonical name for
+ * binary-search lookups, and two file names mapping to one canonical name is
+ * a format error. */
+#include "weights.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ldm_names.h"
+#include "safetensors.h"
+
+#define SDW_MAXFILES 4
+#define SDW_NAMELEN 256
+
+struct sd_weights {
+    char *path;          /* as given to sdw_open */
+    char *folder;        /* folder for sdw_folder_file (NULL for a bare file) */
+    char *single;        /* the single .safetensors file (single-file layout) */
+    sdw_layout layout;
+    sdw_text_kind text_kind;
+    st_file files[SDW_MAXFILES];
+    size_t nfiles;
+    sdw_tensor *t;
+    size_t n, cap;
+    float *bufs[SDW_MAXFILES];
+};
+
+/* ---- small helpers ---- */
+
+static int is_dir(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int is_file(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static char *joinf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *joinf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *s = NULL;
+    if (vasprintf(&s, fmt, ap) < 0) s = NULL;
+    va_end(ap);
+    return s;
+}
+
+/* Whole small file as a NUL-terminated string (NULL if absent or > 64 MB). */
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    if (fseek(f, 0, SEEK_END) == 0) {
+        long n = ftell(f);
+        if (n >= 0 && n <= (64L << 20) && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
+            if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+                free(buf);
+                buf = NULL;
+            } else {
+                buf[n] = 0;
+                if (len) *len = (size_t)n;
+            }
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+static void fmt_shape(char *buf, size_t sz, int ndim, const int64_t *shape)
+{
+    size_t o = (size_t)snprintf(buf, sz, "[");
+    for (int i = 0; i < ndim && o < sz; i++) {
+        if (shape[i] < 0)
+            o += (size_t)snprintf(buf + o, sz - o, "%s*", i ? "," : "");
+        else
+            o += (size_t)snprintf(buf + o, sz - o, "%s%lld", i ? "," : "", (long long)shape[i]);
+    }
+    if (o < sz) snprintf(buf + o, sz - o, "]");
+}
+
+/* ---- building the table ---- */
+
+static int add_tensor(sd_weights *w, const char *name, const char *src, const char *file, int ndim,
+                      const int64_t *shape, const float *data, sd_err *err)
+{
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 256;
+        sdw_tensor *t = realloc(w->t, cap * sizeof *t);
+        if (!t) return sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+        w->t = t;
+        w->cap = cap;
+    }
+    sdw_tensor *t = &w->t[w->n];
+    memset(t, 0, sizeof *t);
+    t->name = strdup(name);
+    t->src_name = strdup(src);
+    if (!t->name || !t->src_name) {
+        free((char *)t->name);
+        free((char *)t->src_name);
+        return sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+    }
+    t->file = file;
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
+    t->data = data;
+    w->n++;
+    return 0;
+}
+
+/* How one file entry is used: its mapped name and kind (LDM_*). */
+typedef struct { int kind; char name[SDW_NAMELEN]; } plan_t;
+
+/* Map every entry of file f, then convert the kept ones and add them. */
+static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *err)
+{
+    st_file *f = &w->files[fi];
+    int rc = -1;
+    ldm_map *m = NULL;
+    plan_t *plan = calloc(f->n ? f->n : 1, sizeof *plan);
+    if (!plan) return sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+    if (!component) {
+        const char **names = malloc((f->n ? f->n : 1) * sizeof *names);
+        if (!names) goto out_oom;
+        for (size_t i = 0; i < f->n; i++) names[i] = f->e[i].name;
+        m = ldm_map_new(names, f->n, f->path, err);
+        free(names);
+        if (!m) goto out;
+    }
+
+    /* Pass 1: names, dtype/shape checks, how much needs converting. */
+    size_t nconv = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        const st_entry *e = &f->e[i];
+        int k = component ? ldm_diffusers_name(component, e->name, plan[i].name, sizeof plan[i].name)
+                          : ldm_map_name(m, e->name, plan[i].name, sizeof plan[i].name, err);
+        if (k < 0) {
+            if (component)
+                sd_errf(err, SD_EFORMAT, e->name, "%s: tensor '%s': name too long", f->path, e->name);
+            else
+                sd_err_prefix(err, "%s", f->path);
+            goto out;
+        }
+        plan[i].kind = k;
+        if (k == LDM_IGNORE) continue;
+        if (e->dtype == ST_OTHER) {
+            sd_errf(err, SD_EFORMAT, e->name, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16",
+                    f->path, e->name, e->dtype_name);
+            goto out;
+        }
+        if (k == LDM_SPLIT) {
+            int ok = e->ndim == 2 ? (e->shape[0] == 3 * e->shape[1]) : (e->ndim == 1 && e->shape[0] % 3 == 0);
+            if (!ok) {
+                char s[96];
+                fmt_shape(s, sizeof s, e->ndim, e->shape);
+                sd_errf(err, SD_EFORMAT, e->name, "%s: tensor '%s' has shape %s, expected [3W,W] or [3W] (packed q,k,v)",
+                        f->path, e->name, s);
+                goto out;
+            }
+        }
+        int aligned = e->dtype == ST_F32 && ((uintptr_t)e->data & 3) == 0;
+        if (!aligned) nconv += (size_t)e->numel;
+    }
+    float *buf = NULL;
+    if (nconv) {
+        buf = malloc(nconv * sizeof(float));
+        if (!buf) {
+            sd_errf(err, SD_ENOMEM, NULL, "out of memory widening %s (%zu MB)", f->path, nconv * 4 >> 20);
+            goto out;
+        }
+        w->bufs[fi] = buf;
+    }
+
+    /* Pass 2: assign data (converting in parallel), add tensors. */
+    float **dst = calloc(f->n ? f->n : 1, sizeof *dst);
+    if (!dst) goto out_oom;
+    size_t off = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        const st_entry *e = &f->e[i];
+        if (plan[i].kind == LDM_IGNORE) continue;
+        if (e->dtype == ST_F32 && ((uintptr_t)e->data & 3) == 0) {
+            dst[i] = (float *)e->data; /* read-only map; never written */
+        } else {
+            dst[i] = buf + off;
+            off += (size_t)e->numel;
+        }
+    }
+#pragma omp parallel for schedule(dynamic, 1)
+    for (size_t i = 0; i < f->n; i++) {
+        const st_entry *e = &f->e[i];
+        if (plan[i].kind != LDM_IGNORE && (float *)e->data != dst[i])
+            st_to_f32(dst[i], e->data, e->dtype, (size_t)e->numel);
+    }
+    rc = 0;
+    for (size_t i = 0; i < f->n && rc == 0; i++) {
+        const st_entry *e = &f->e[i];
+        if (plan[i].kind == LDM_KEEP) {
+            rc = add_tensor(w, plan[i].name, e->name, f->path, e->ndim, e->shape, dst[i], err);
+        } else if (plan[i].kind == LDM_SPLIT) {
+            /* q, k, v views: rows [0,W), [W,2W), [2W,3W) of the packed tensor. */
+            int64_t sh[2] = {e->shape[0] / 3, e->ndim == 2 ? e->shape[1] : 0};
+            size_t step = (size_t)(e->numel / 3);
+            char *qp = strstr(plan[i].name, "q_proj.");
+            for (int j = 0; j < 3 && rc == 0; j++) {
+                qp[0] = "qkv"[j];
+                rc = add_tensor(w, plan[i].name, e->name, f->path, e->ndim, sh, dst[i] + j * step, err);
+            }
+        }
+    }
+    free(dst);
+    goto out;
+out_oom:
+    sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+out:
+    ldm_map_free(m);
+    free(plan);
+    return rc;
+}
+
+static int open_file(sd_weights *w, const char *path, const char *component, sd_err *err)
+{
+    if (w->nfiles == SDW_MAXFILES) return sd_errf(err, SD_EINTERNAL, NULL, "too many weight files");
+    size_t fi = w->nfiles;
+    if (st_open(&w->files[fi], path, err)) return -1;
+    w->nfiles++;
+    return load_file(w, fi, component, err);
+}
+
+static int cmp_tensor(const void *a, const void *b)
+{
+    return strcmp(((const sdw_tensor *)a)->name, ((const sdw_tensor *)b)->name);
+}
+
+static int open_diffusers(sd_weights *w, sd_err *err)
+{
+    static const struct { const char *dir, *file; } comps[] = {
+        {"unet", "diffusion_pytorch_model"}, {"vae", "diffusion_pytorch_model"}, {"text_encoder", "model"},
+    };
+    for (size_t c = 0; c < sizeof comps / sizeof comps[0]; c++) {
+        char *dir = joinf("%s/%s", w->folder, comps[c].dir);
+        char *p1 = joinf("%s/%s.safetensors", dir ? dir : "", comps[c].file);
+        char *p2 = joinf("%s/%s.fp16.safetensors", dir ? dir : "", comps[c].file);
+        int rc = 0;
+        if (!dir || !p1 || !p2) {
+            rc = sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+        } else if (is_dir(dir)) {
+            const char *p = is_file(p1) ? p1 : is_file(p2) ? p2 : NULL;
+            if (p)
+                rc = open_file(w, p, comps[c].dir, err);
+            else
+                rc = sd_errf(err, SD_ENOTFOUND, NULL,
+                             "%s has no %s.safetensors (nor %s.fp16.safetensors); only safetensors weights are supported",
+                             dir, comps[c].file, comps[c].file);
+        }
+        free(dir);
+        free(p1);
+        free(p2);
+        if (rc) return -1;
+    }
+    if (!w->nfiles) return sd_errf(err, SD_EFORMAT, NULL, "%s: diffusers folder without unet/, vae/ or text_encoder/", w->path);
+    return 0;
+}
+
+/* Which text tower: single files tell by naming (OpenCLIP under
+ * cond_stage_model.model.*); a diffusers folder holds both in HF naming, and
+ * SD2's converted OpenCLIP tower says hidden_act "gelu" in its config.json. */
+static sdw_text_kind text_kind(sd_weights *w)
+{
+    const sdw_tensor *t = sdw_get(w, "text_encoder.text_model.embeddings.token_embedding.weight");
+    if (!t) return SDW_TEXT_NONE;
+    if (w->layout == SDW_LAYOUT_SINGLE_FILE)
+        return strncmp(t->src_name, "cond_stage_model.model.", 23) ? SDW_TEXT_CLIP_L : SDW_TEXT_OPENCLIP;
+    size_t len = 0;
+    char *cfg = sdw_folder_file(w, "text_encoder/config.json", &len);
+    json_t *j = cfg ? json_loadb(cfg, len, 0, NULL) : NULL;
+    const char *act = json_string_value(json_object_get(j, "hidden_act"));
+    sdw_text_kind k = act && !strcmp(act, "gelu") ? SDW_TEXT_OPENCLIP : SDW_TEXT_CLIP_L;
+    json_decref(j);
+    free(cfg);
+    return k;
+}
+
+sd_weights *sdw_open(const char *path, sd_err *err)
+{
+    if (!path || !*path) {
+        sd_errf(err, SD_EINVAL, "model", "no model path given");
+        return NULL;
+    }
+    sd_weights *w = calloc(1, sizeof *w);
+    if (!w || !(w->path = strdup(path))) {
+        free(w);
+        sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
+    int rc;
+    if (is_dir(path)) {
+        w->folder = strdup(path);
+        char *unet = joinf("%s/unet", path), *idx = joinf("%s/model_index.json", path),
+             *single = joinf("%s/model.safetensors", path);
+        if (!w->folder || !unet || !idx || !single) {
+            rc = sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+            free(single);
+        } else if (is_dir(unet) || is_file(idx)) {
+            w->layout = SDW_LAYOUT_DIFFUSERS;
+            free(single);
+            rc = 0;
+        } else if (is_file(single)) {
+            w->layout = SDW_LAYOUT_SINGLE_FILE;
+            w->single = single;
+            rc = 0;
+        } else {
+            free(single);
+            rc = sd_errf(err, SD_ENOTFOUND, NULL,
+                         "%s is a folder but neither a diffusers folder (unet/, vae/, text_encoder/) nor holds model.safetensors",
+                         path);
+        }
+        free(unet);
+        free(idx);
+    } else if (is_file(path)) {
+        w->layout = SDW_LAYOUT_SINGLE_FILE;
+        w->single = strdup(path);
+        rc = w->single ? 0 : sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+    } else {
+        rc = sd_errf(err, SD_ENOTFOUND, "model", "%s: no such file or folder", path);
+    }
+    if (rc == 0) {
+        if (w->layout == SDW_LAYOUT_DIFFUSERS) {
+            rc = open_diffusers(w, err);
+        } else {
+            rc = open_file(w, w->single, NULL, err);
+        }
+    }
+    if (rc == 0) {
+        qsort(w->t, w->n, sizeof *w->t, cmp_tensor);
+        for (size_t i = 1; i < w->n; i++)
+            if (!strcmp(w->t[i - 1].name, w->t[i].name)) {
+                rc = sd_errf(err, SD_EFORMAT, w->t[i].name, "%s: tensors '%s' (%s) and '%s' (%s) both map to '%s'", path,
+                             w->t[i - 1].src_name, w->t[i - 1].file, w->t[i].src_name, w->t[i].file, w->t[i].name);
+                break;
+            }
+    }
+    if (rc == 0) w->text_kind = text_kind(w);
+    if (rc) {
+        sdw_close(w);
+        return NULL;
+    }
+    return w;
+}
+
+void sdw_close(sd_weights *w)
+{
+    if (!w) return;
+    for (size_t i = 0; i < w->n; i++) {
+        free((char *)w->t[i].name);
+        free((char *)w->t[i].src_name);
+    }
+    free(w->t);
+    for (size_t i = 0; i < w->nfiles; i++) st_close(&w->files[i]);
+    for (size_t i = 0; i < SDW_MAXFILES; i++) free(w->bufs[i]);
+    free(w->path);
+    free(w->folder);
+    free(w->single);
+    free(w);
+}
+
+/* ---- queries ---- */
+
+sdw_layout sdw_get_layout(const sd_weights *w) { return w->layout; }
+sdw_text_kind sdw_text_kind_of(const sd_weights *w) { return w->text_kind; }
+const char *sdw_path(const sd_weights *w) { return w->path; }
+
+const sdw_tensor *sdw_get(const sd_weights *w, const char *name)
+{
+    if (!w || !name) return NULL;
+    size_t lo = 0, hi = w->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = strcmp(w->t[mid].name, name);
+        if (c == 0) return &w->t[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const sdw_tensor *sdw_getf(const sd_weights *w, const char *fmt, ...)
+{
+    char name[SDW_NAMELEN];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof name) return NULL;
+    return sdw_get(w, name);
+}
+
+const sdw_tensor *sdw_need(const sd_weights *w, sd_err *err, const char *name, int ndim, const int64_t *shape)
+{
+    char want[128], got[128];
+    const sdw_tensor *t = sdw_get(w, name);
+    fmt_shape(want, sizeof want, ndim, shape);
+    if (!t) {
+        sd_errf(err, SD_EFORMAT, name, "missing tensor '%s' (expected shape %s) in %s", name, want,
+                w ? w->path : "(no model)");
+        return NULL;
+    }
+    int ok = t->ndim == ndim;
+    for (int i = 0; ok && i < ndim; i++)
+        if (shape[i] >= 0 && shape[i] != t->shape[i]) ok = 0;
+    if (!ok) {
+        fmt_shape(got, sizeof got, t->ndim, t->shape);
+        sd_errf(err, SD_EFORMAT, name, "tensor '%s' (%s in %s) has shape %s, expected %s", name, t->src_name, t->file, got,
+                want);
+        return NULL;
+    }
+    return t;
+}
+
+const sdw_tensor *sdw_need1(const sd_weights *w, sd_err *err, const char *name, int64_t d0)
+{
+    return sdw_need(w, err, name, 1, &d0);
+}
+
+const sdw_tensor *sdw_need2(const sd_weights *w, sd_err *err, const char *name, int64_t d0, int64_t d1)
+{
+    int64_t s[2] = {d0, d1};
+    return sdw_need(w, err, name, 2, s);
+}
+
+const sdw_tensor *sdw_need4(const sd_weights *w, sd_err *err, const char *name, int64_t d0, int64_t d1, int64_t d2,
+                            int64_t d3)
+{
+    int64_t s[4] = {d0, d1, d2, d3};
+    return sdw_need(w, err, name, 4, s);
+}
+
+int64_t sdw_numel(const sdw_tensor *t)
+{
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+const sdw_tensor *sdw_at(const sd_weights *w, size_t i) { return i < w->n ? &w->t[i] : NULL; }
+size_t sdw_count(const sd_weights *w) { return w->n; }
+
+char *sdw_folder_file(const sd_weights *w, const char *relpath, size_t *len)
+{
+    if (!w || !w->folder || !relpath || strstr(relpath, "..")) return NULL;
+    char *p = joinf("%s/%s", w->folder, relpath);
+    if (!p) return NULL;
+    char *s = is_file(p) ? slurp(p, len) : NULL;
+    free(p);
+    return s;
+}
+
+char *sdw_ldm_config(const sd_weights *w, size_t *len)
+{
+    static const char *const strip[] = {"", "-fp16", ".fp16", "_fp16", "-fp32", ".fp32", "_fp32", "-ema", "-pruned"};
+    if (!w || !w->single) return NULL;
+    size_t n = strlen(w->single);
+    if (n >= 12 && !strcmp(w->single + n - 12, ".safetensors")) n -= 12;
+    for (size_t i = 0; i < sizeof strip / sizeof strip[0]; i++) {
+        size_t l = strlen(strip[i]);
+        if (l > n || strncmp(w->single + n - l, strip[i], l)) continue;
+        char *p = joinf("%.*s.ldm_config.json", (int)(n - l), w->single);
+        char *s = p && is_file(p) ? slurp(p, len) : NULL;
+        free(p);
+        if (s) return s;
+    }
+    return NULL;
+}
