@@ -1,0 +1,489 @@
+/* params.c — collecting and validating request fields (see params.h).
+ *
+ * The rules come from the product contract: integers may arrive as text or
+ * JSON numbers, "512.0" is an integer, "512.5", "abc" and "1e400" are not;
+ * ranges are (0,1024] for sides, [1,4] outputs, (0,150] steps, (0,20]
+ * guidance, (0,1) strength, seed 0..2^53-1 with -1/empty/absent = random.
+ * Unknown and repeated fields are refused so that typos do not pass silently. */
+#include "params.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <jansson.h>
+
+/* Weak until the engine's sampler table is linked in (src/engine/samplers). */
+#pragma weak sd_sampler_from_name
+
+void params_bag_init(param_bag *b) { memset(b, 0, sizeof *b); }
+
+void params_bag_free(param_bag *b)
+{
+    for (int i = 0; i < b->n; i++) {
+        free(b->v[i].name);
+        free(b->v[i].val);
+    }
+    free(b->v);
+    memset(b, 0, sizeof *b);
+}
+
+const param *params_bag_get(const param_bag *b, const char *name)
+{
+    for (int i = 0; i < b->n; i++)
+        if (!strcmp(b->v[i].name, name)) return &b->v[i];
+    return NULL;
+}
+
+static void field_label(const char *name, char *buf, size_t size)
+{
+    /* Quote a client-supplied name safely for messages (printable ASCII only, cut). */
+    size_t k = 0;
+    for (const unsigned char *p = (const unsigned char *)name; *p && k + 5 < size; p++) {
+        if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') buf[k++] = (char)*p;
+        else k += (size_t)snprintf(buf + k, size - k, "\\x%02x", *p);
+        if (k >= 48) { k += (size_t)snprintf(buf + k, size - k, "..."); break; }
+    }
+    buf[k < size ? k : size - 1] = 0;
+}
+
+int params_bag_add(param_bag *b, const char *name, pv_kind kind, const char *data, size_t len, int first,
+                   sd_err *err)
+{
+    char label[64];
+    if (!name) name = "";
+    param *p = NULL;
+    for (int i = 0; i < b->n; i++)
+        if (!strcmp(b->v[i].name, name)) p = &b->v[i];
+    if (p && first) {
+        field_label(name, label, sizeof label);
+        return sd_errf(err, SD_EINVAL, label, "field '%s' appears more than once; send each field once", label);
+    }
+    if (!p) {
+        if (b->n >= PARAMS_MAX_FIELDS)
+            return sd_errf(err, SD_EINVAL, "", "too many fields in the request (at most %d)", PARAMS_MAX_FIELDS);
+        if (b->n == b->cap) {
+            int nc = b->cap ? b->cap * 2 : 8;
+            param *nv = realloc(b->v, (size_t)nc * sizeof *nv);
+            if (!nv) return sd_errf(err, SD_ENOMEM, "", "out of memory reading the request");
+            b->v = nv;
+            b->cap = nc;
+        }
+        p = &b->v[b->n];
+        memset(p, 0, sizeof *p);
+        p->name = strdup(name);
+        p->val = malloc(1);
+        if (!p->name || !p->val) {
+            free(p->name);
+            free(p->val);
+            return sd_errf(err, SD_ENOMEM, "", "out of memory reading the request");
+        }
+        p->val[0] = 0;
+        p->cap = 1;
+        p->kind = kind;
+        b->n++;
+    }
+    if (len) {
+        if (p->len + len + 1 > p->cap) {
+            size_t nc = p->cap * 2;
+            while (nc < p->len + len + 1) nc *= 2;
+            char *nv = realloc(p->val, nc);
+            if (!nv) return sd_errf(err, SD_ENOMEM, "", "out of memory reading the request");
+            p->val = nv;
+            p->cap = nc;
+        }
+        memcpy(p->val + p->len, data, len);
+        p->len += len;
+        p->val[p->len] = 0;
+        b->total += len;
+    }
+    return 0;
+}
+
+/* Deepest nesting of [ and { outside strings; stops counting at limit+1. */
+static int json_depth(const char *s, size_t len, int limit)
+{
+    int depth = 0, max = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = 0;
+        } else if (c == '"') {
+            in_str = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max) max = depth;
+            if (max > limit) return max;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return max;
+}
+
+int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err)
+{
+    if (json_depth(body, len, PARAMS_MAX_JSON_DEPTH) > PARAMS_MAX_JSON_DEPTH)
+        return sd_errf(err, SD_EINVAL, "", "JSON body is nested deeper than %d levels; send one flat object of fields",
+                       PARAMS_MAX_JSON_DEPTH);
+    json_error_t je;
+    json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    if (!root) {
+        /* jansson names a duplicated key in its message: pass it on. */
+        return sd_errf(err, SD_EINVAL, "", "request body is not valid JSON: %s (line %d, column %d)", je.text,
+                       je.line, je.column);
+    }
+    if (!json_is_object(root)) {
+        const char *what = json_is_array(root) ? "an array" : "not an object";
+        json_decref(root);
+        return sd_errf(err, SD_EINVAL, "", "JSON body is %s; send one object like {\"prompt\": \"...\"}", what);
+    }
+    const char *key;
+    json_t *v;
+    int rc = 0;
+    json_object_foreach(root, key, v) {
+        char num[64];
+        const char *text = "";
+        size_t tlen = 0;
+        pv_kind kind;
+        switch (json_typeof(v)) {
+        case JSON_STRING: kind = PV_TEXT; text = json_string_value(v); tlen = json_string_length(v); break;
+        case JSON_INTEGER:
+            kind = PV_NUMBER;
+            tlen = (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+            text = num;
+            break;
+        case JSON_REAL:
+            kind = PV_NUMBER;
+            tlen = (size_t)snprintf(num, sizeof num, "%.17g", json_real_value(v));
+            text = num;
+            break;
+        case JSON_TRUE: case JSON_FALSE: kind = PV_BOOL; break;
+        case JSON_NULL: kind = PV_NULL; break;
+        case JSON_ARRAY: kind = PV_ARRAY; break;
+        default: kind = PV_OBJECT; break;
+        }
+        if ((rc = params_bag_add(b, key, kind, text, tlen, 1, err))) break;
+    }
+    json_decref(root);
+    return rc;
+}
+
+int params_parse_number(const char *s, size_t len, double *out)
+{
+    size_t i = 0, j = len;
+    while (i < j && isspace((unsigned char)s[i])) i++;
+    while (j > i && isspace((unsigned char)s[j - 1])) j--;
+    if (i == j || j - i > 64) return -1;
+    char buf[72];
+    size_t k = 0, digits = 0;
+    const char *p = s + i, *e = s + j;
+    if (p < e && (*p == '+' || *p == '-')) buf[k++] = *p++;
+    while (p < e && isdigit((unsigned char)*p)) { buf[k++] = *p++; digits++; }
+    if (p < e && *p == '.') {
+        buf[k++] = *p++;
+        while (p < e && isdigit((unsigned char)*p)) { buf[k++] = *p++; digits++; }
+    }
+    if (!digits) return -1;
+    if (p < e && (*p == 'e' || *p == 'E')) {
+        buf[k++] = *p++;
+        if (p < e && (*p == '+' || *p == '-')) buf[k++] = *p++;
+        size_t ed = 0;
+        while (p < e && isdigit((unsigned char)*p)) { buf[k++] = *p++; ed++; }
+        if (!ed) return -1;
+    }
+    if (p != e) return -1;
+    buf[k] = 0;
+    errno = 0;
+    char *end;
+    double v = strtod(buf, &end);
+    if (*end || errno == ERANGE || !isfinite(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+int params_utf8_valid(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < len) {
+        unsigned c = s[i];
+        if (c < 0x80) { i++; continue; }
+        int n;
+        unsigned cp, min;
+        if ((c & 0xe0) == 0xc0) { n = 1; cp = c & 0x1f; min = 0x80; }
+        else if ((c & 0xf0) == 0xe0) { n = 2; cp = c & 0x0f; min = 0x800; }
+        else if ((c & 0xf8) == 0xf0) { n = 3; cp = c & 0x07; min = 0x10000; }
+        else return 0;
+        for (int k = 1; k <= n; k++) {
+            if (i + (size_t)k >= len || (s[i + k] & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+        i += (size_t)n + 1;
+    }
+    return 1;
+}
+
+uint64_t params_random_seed(void)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
+        /* getrandom on Linux does not fail for 8 bytes once booted; fall back anyway. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = (uint64_t)ts.tv_nsec * 6364136223846793005ull + (uint64_t)ts.tv_sec;
+    }
+    return r % ((1ull << 53) - 3);
+}
+
+/* ---- validation ---------------------------------------------------------- */
+
+typedef enum { F_TEXT, F_INT, F_NUM, F_SEED, F_IMAGE, F_SAMPLER } ftype;
+typedef struct fspec {
+    const char *name;
+    ftype type;
+    double lo, hi;        /* range */
+    int lo_open, hi_open; /* 1 = bound excluded */
+    unsigned where;       /* 1 = txt2img, 2 = img2img */
+} fspec;
+
+static const fspec fields[] = {
+    {"prompt", F_TEXT, 0, 0, 0, 0, 3},
+    {"negative_prompt", F_TEXT, 0, 0, 0, 0, 3},
+    {"seed", F_SEED, 0, PARAMS_MAX_SEED, 0, 0, 3},
+    {"num_outputs", F_INT, 1, PARAMS_MAX_OUTPUTS, 0, 0, 3},
+    {"width", F_INT, 0, PARAMS_MAX_SIDE, 1, 0, 1},
+    {"height", F_INT, 0, PARAMS_MAX_SIDE, 1, 0, 1},
+    {"num_inference_steps", F_INT, 0, PARAMS_MAX_STEPS, 1, 0, 3},
+    {"guidance_scale", F_NUM, 0, 20, 1, 0, 3},
+    {"strength", F_NUM, 0, 1, 1, 1, 2},
+    {"init_image", F_IMAGE, 0, 0, 0, 0, 2},
+    {"sampler", F_SAMPLER, 0, 0, 0, 0, 3},
+};
+#define NFIELDS (int)(sizeof fields / sizeof fields[0])
+
+static const char *kind_name(pv_kind k)
+{
+    switch (k) {
+    case PV_TEXT: return "text";
+    case PV_NUMBER: return "a number";
+    case PV_FILE: return "a file";
+    case PV_BOOL: return "a boolean";
+    case PV_NULL: return "null";
+    case PV_ARRAY: return "an array";
+    default: return "an object";
+    }
+}
+
+static void range_text(const fspec *f, char *buf, size_t size)
+{
+    snprintf(buf, size, "%c%g, %.16g%c", f->lo_open ? '(' : '[', f->lo, f->hi, f->hi_open ? ')' : ']');
+}
+
+/* Shows a client value in a message: printable, cut to 40 bytes. */
+static void value_label(const param *p, char *buf, size_t size)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < p->len && k + 5 < size; i++) {
+        unsigned char c = (unsigned char)p->val[i];
+        if (k >= 40) { k += (size_t)snprintf(buf + k, size - k, "..."); break; }
+        if (c >= 0x20 && c < 0x7f && c != '\'') buf[k++] = (char)c;
+        else k += (size_t)snprintf(buf + k, size - k, "\\x%02x", c);
+    }
+    buf[k < size ? k : size - 1] = 0;
+}
+
+/* A numeric field: text or JSON number, finite, in range, whole when F_INT/F_SEED. */
+static int get_number(const fspec *f, const param *p, double *out, sd_err *err)
+{
+    char range[64], shown[64];
+    range_text(f, range, sizeof range);
+    const char *what = f->type == F_NUM ? "a number" : "an integer";
+    if (p->kind != PV_TEXT && p->kind != PV_NUMBER)
+        return sd_errf(err, SD_EINVAL, f->name, "%s must be %s in %s, got %s", f->name, what, range,
+                       kind_name(p->kind));
+    value_label(p, shown, sizeof shown);
+    double v;
+    if (params_parse_number(p->val, p->len, &v))
+        return sd_errf(err, SD_EINVAL, f->name, "%s must be %s in %s, got '%s'", f->name, what, range, shown);
+    if (f->type != F_NUM && v != floor(v))
+        return sd_errf(err, SD_EINVAL, f->name, "%s must be a whole number in %s, got '%s'", f->name, range, shown);
+    if (f->type == F_SEED && v == -1) {
+        *out = -1;
+        return 0;
+    }
+    if (v < f->lo || v > f->hi || (f->lo_open && v == f->lo) || (f->hi_open && v == f->hi)) {
+        if (f->type == F_SEED)
+            return sd_errf(err, SD_EINVAL, f->name, "seed must be -1 (random) or an integer in %s, got '%s'", range,
+                           shown);
+        return sd_errf(err, SD_EINVAL, f->name, "%s must be in %s, got '%s'", f->name, range, shown);
+    }
+    *out = v;
+    return 0;
+}
+
+static char *trimmed_copy(const char *s, size_t len)
+{
+    size_t i = 0, j = len;
+    while (i < j && isspace((unsigned char)s[i])) i++;
+    while (j > i && isspace((unsigned char)s[j - 1])) j--;
+    char *r = malloc(j - i + 1);
+    if (r) {
+        memcpy(r, s + i, j - i);
+        r[j - i] = 0;
+    }
+    return r;
+}
+
+/* The init image text is decoded later (img_base64_decode accepts a data:
+ * URL prefix, line breaks and spaces that were '+'); here it is only kept. */
+static int keep_base64(const param *p, gen_request *r, sd_err *err)
+{
+    size_t i = 0, j = p->len;
+    while (i < j && isspace((unsigned char)p->val[i])) i++;
+    while (j > i && isspace((unsigned char)p->val[j - 1])) j--;
+    if (i == j) return sd_errf(err, SD_EINVAL, "init_image", "init_image is empty; send a base64 PNG, JPEG or WebP image");
+    if (!(r->init_data = malloc(j - i + 1))) return sd_errf(err, SD_ENOMEM, "init_image", "out of memory");
+    memcpy(r->init_data, p->val + i, j - i);
+    r->init_data[j - i] = 0;
+    r->init_len = j - i;
+    r->init_is_raw = 0;
+    return 0;
+}
+
+int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err *err)
+{
+    memset(r, 0, sizeof *r);
+    r->img2img = img2img;
+    r->n = 1;
+    r->width = r->height = 512;
+    r->steps = 30;
+    r->cfg = 7.0f;
+    r->strength = 0.7f;
+    r->sampler = SD_SAMPLER_EULER_A;
+    unsigned where = img2img ? 2 : 1;
+    const char *route = img2img ? "/img2img" : "/txt2img";
+    double seed = -1;
+
+    for (int i = 0; i < b->n; i++) {
+        const param *p = &b->v[i];
+        char label[64];
+        field_label(p->name, label, sizeof label);
+        if (!params_utf8_valid(p->name, strlen(p->name)))
+            return sd_errf(err, SD_EINVAL, label, "a field name is not valid UTF-8 ('%s')", label);
+        const fspec *f = NULL;
+        for (int k = 0; k < NFIELDS; k++)
+            if (!strcmp(fields[k].name, p->name)) f = &fields[k];
+        if (!f)
+            return sd_errf(err, SD_EINVAL, label, "unknown field '%s' for %s (fields: prompt, seed, num_outputs, %s"
+                           "num_inference_steps, guidance_scale%s, negative_prompt, sampler)",
+                           label, route, img2img ? "" : "width, height, ", img2img ? ", strength, init_image" : "");
+        if (!(f->where & where))
+            return sd_errf(err, SD_EINVAL, f->name, "%s is not a field of %s%s", f->name, route,
+                           img2img ? "; the output takes the init image's size" : "; use /img2img for init_image and strength");
+        if (p->kind == PV_TEXT && !params_utf8_valid(p->val, p->len))
+            return sd_errf(err, SD_EINVAL, f->name, "%s is not valid UTF-8 text", f->name);
+        if (p->kind == PV_NULL) continue; /* JSON null = absent */
+        double v = 0;
+        switch (f->type) {
+        case F_TEXT: {
+            if (p->kind != PV_TEXT)
+                return sd_errf(err, SD_EINVAL, f->name, "%s must be a string, got %s", f->name, kind_name(p->kind));
+            if (p->len > PARAMS_MAX_PROMPT)
+                return sd_errf(err, SD_EINVAL, f->name, "%s is too long (%zu bytes, at most %d)", f->name, p->len,
+                               PARAMS_MAX_PROMPT);
+            if (memchr(p->val, 0, p->len))
+                return sd_errf(err, SD_EINVAL, f->name, "%s contains a NUL character", f->name);
+            char *t = trimmed_copy(p->val, p->len);
+            if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
+            if (!strcmp(f->name, "prompt")) { free(r->prompt); r->prompt = t; }
+            else { free(r->negative); r->negative = t; }
+            break;
+        }
+        case F_SEED:
+            if (p->kind == PV_TEXT) {
+                size_t k = 0;
+                while (k < p->len && isspace((unsigned char)p->val[k])) k++;
+                if (k == p->len) break; /* empty = random */
+            }
+            if (get_number(f, p, &v, err)) return -1;
+            seed = v;
+            break;
+        case F_INT:
+        case F_NUM:
+            if (get_number(f, p, &v, err)) return -1;
+            if (!strcmp(f->name, "num_outputs")) r->n = (int)v;
+            else if (!strcmp(f->name, "width")) r->width = (int)v;
+            else if (!strcmp(f->name, "height")) r->height = (int)v;
+            else if (!strcmp(f->name, "num_inference_steps")) r->steps = (int)v;
+            else if (!strcmp(f->name, "guidance_scale")) r->cfg = (float)v;
+            else if (!strcmp(f->name, "strength")) {
+                r->strength = (float)v;
+                /* a float may round to 0 or 1 exactly: keep the open interval */
+                if (r->strength <= 0.0f || r->strength >= 1.0f)
+                    return sd_errf(err, SD_EINVAL, f->name, "strength must be in (0, 1), got %.17g", v);
+            }
+            break;
+        case F_SAMPLER: {
+            if (p->kind != PV_TEXT)
+                return sd_errf(err, SD_EINVAL, f->name, "sampler must be a string, got %s", kind_name(p->kind));
+            char *t = trimmed_copy(p->val, p->len);
+            if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
+            int bad = sd_sampler_from_name ? sd_sampler_from_name(t, &r->sampler) : -1;
+            free(t);
+            if (bad)
+                return sd_errf(err, SD_EINVAL, f->name,
+                               "sampler must be one of euler, euler_a, ddim, dpmpp_2m, dpmpp_2m_karras, lcm");
+            break;
+        }
+        case F_IMAGE:
+            free(r->init_data);
+            r->init_data = NULL;
+            if (p->kind == PV_FILE) {
+                if (!p->len) return sd_errf(err, SD_EINVAL, f->name, "init_image file part is empty");
+                r->init_data = malloc(p->len);
+                if (!r->init_data) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
+                memcpy(r->init_data, p->val, p->len);
+                r->init_len = p->len;
+                r->init_is_raw = 1;
+            } else if (p->kind != PV_TEXT) {
+                return sd_errf(err, SD_EINVAL, f->name, "init_image must be a base64 string, got %s",
+                               kind_name(p->kind));
+            } else if (keep_base64(p, r, err)) {
+                return -1;
+            }
+            break;
+        }
+    }
+    if (!r->prompt)
+        return sd_errf(err, SD_EINVAL, "prompt", "prompt is required: say what to draw");
+    if (!*r->prompt)
+        return sd_errf(err, SD_EINVAL, "prompt", "prompt is empty: say what to draw");
+    if (img2img && !r->init_data)
+        return sd_errf(err, SD_EINVAL, "init_image", "init_image is required for /img2img (base64 PNG, JPEG or WebP)");
+    if (!r->negative && !(r->negative = strdup("")))
+        return sd_errf(err, SD_ENOMEM, "", "out of memory");
+    if (seed < 0) {
+        r->seed = params_random_seed();
+        r->seed_was_random = 1;
+    } else {
+        r->seed = (uint64_t)seed;
+        if (r->seed + (uint64_t)r->n - 1 > (uint64_t)PARAMS_MAX_SEED)
+            return sd_errf(err, SD_EINVAL, "seed",
+                           "seed + num_outputs - 1 must not exceed 9007199254740991 (image i uses seed + i)");
+    }
+    return 0;
+}
+
+void gen_request_free(gen_request *r)
+{
+    free(r->prompt);
+    free(r->negative);
+    free(r->init_data);
+    memset(r, 0, sizeof *r);
+}

@@ -1,0 +1,84 @@
+/* params.h — request fields: collected from any body format into one bag,
+ * then validated into a gen_request against the ranges of the product
+ * contract (/work/shared/spec/API.md).
+ *
+ * Form-urlencoded and multipart bodies are split by libmicrohttpd's post
+ * processor (server.c) which feeds params_bag_add(); JSON bodies are parsed
+ * with jansson by params_bag_from_json().  Every failure fills sd_err with
+ * the field at fault; nothing here trusts the client. */
+#ifndef SD_HTTP_PARAMS_H
+#define SD_HTTP_PARAMS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/err.h"
+#include "../engine/sd.h"
+
+/* How a value arrived: text (form, multipart, JSON string), a JSON number, a
+ * file part of a multipart body (raw bytes), or a JSON value of another kind. */
+typedef enum { PV_TEXT, PV_NUMBER, PV_FILE, PV_BOOL, PV_NULL, PV_ARRAY, PV_OBJECT } pv_kind;
+
+typedef struct param {
+    char *name;
+    pv_kind kind;
+    char *val;          /* NUL-terminated; may contain NUL bytes for PV_FILE (use len) */
+    size_t len, cap;
+} param;
+
+typedef struct param_bag {
+    param *v;
+    int n, cap;
+    size_t total;       /* bytes held */
+} param_bag;
+
+enum {
+    PARAMS_MAX_FIELDS = 32,
+    PARAMS_MAX_JSON_DEPTH = 16,
+    PARAMS_MAX_PROMPT = 8192,      /* bytes */
+    PARAMS_MAX_SIDE = 1024,
+    PARAMS_MAX_OUTPUTS = 4,
+    PARAMS_MAX_STEPS = 150,
+};
+#define PARAMS_MAX_SEED 9007199254740991.0   /* 2^53 - 1 */
+
+void params_bag_init(param_bag *b);
+void params_bag_free(param_bag *b);
+/* Appends a chunk of field `name`.  first=1 starts a new value (offset 0):
+ * a second value for a name already present is refused ("appears more than once"). */
+int params_bag_add(param_bag *b, const char *name, pv_kind kind, const char *data, size_t len, int first,
+                   sd_err *err);
+const param *params_bag_get(const param_bag *b, const char *name);
+/* Parses a JSON object body (depth-limited, duplicates refused) into the bag. */
+int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err);
+
+/* Number parsing shared with the tests: decimal text only (no hex, inf, nan),
+ * optional surrounding blanks, finite.  0 or -1. */
+int params_parse_number(const char *s, size_t len, double *out);
+/* 1 when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
+int params_utf8_valid(const char *s, size_t len);
+
+typedef struct gen_request {
+    int img2img;
+    char *prompt;            /* trimmed */
+    char *negative;          /* "" when absent */
+    uint64_t seed;           /* first image's seed; image i uses seed + i */
+    int seed_was_random;
+    int n, width, height, steps;
+    float cfg, strength;
+    sd_sampler sampler;
+    /* img2img: the init image as sent (base64 text cleaned of prefix and
+     * blanks, or raw bytes from a multipart file part) */
+    char *init_data;
+    size_t init_len;
+    int init_is_raw;
+} gen_request;
+
+/* Validates the bag for /txt2img (img2img=0) or /img2img (1).  A random seed
+ * is drawn here when none was given.  0 or -1 with err (field set). */
+int gen_request_from_bag(const param_bag *b, int img2img, gen_request *out, sd_err *err);
+void gen_request_free(gen_request *r);
+/* Uniform random seed in [0, 2^53 - 4] (room for seed + 3). */
+uint64_t params_random_seed(void);
+
+#endif

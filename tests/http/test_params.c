@@ -1,0 +1,136 @@
+/* test_params.c — request field parsing and validation (src/http/params.c):
+ * numbers as text or JSON, ranges of the contract, duplicates, UTF-8, JSON
+ * shape and depth, defaults and seeds. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "t.h"
+#include "../../src/http/params.h"
+
+/* Validates a JSON body for txt2img (img=0) or img2img; returns 0/-1 and fills e. */
+static int try_json(const char *body, int img, gen_request *r, sd_err *e)
+{
+    param_bag b;
+    params_bag_init(&b);
+    sd_err_clear(e);
+    int rc = params_bag_from_json(&b, body, strlen(body), e);
+    if (!rc) rc = gen_request_from_bag(&b, img, r, e);
+    params_bag_free(&b);
+    return rc;
+}
+
+/* Expects a JSON body to fail naming `field` with `frag` in the message. */
+static void bad(const char *name, const char *body, int img, const char *field, const char *frag)
+{
+    gen_request r;
+    sd_err e;
+    int rc = try_json(body, img, &r, &e);
+    CHECKF(rc == -1 && e.code == SD_EINVAL && (!field || !strcmp(e.field, field)) && strstr(e.msg, frag), name,
+           "rc=%d field='%s' msg='%s'", rc, e.field, e.msg);
+    gen_request_free(&r);
+}
+
+int main(void)
+{
+    double v;
+    CHECK(!params_parse_number("512", 3, &v) && v == 512, "number 512");
+    CHECK(!params_parse_number(" 512.0 ", 7, &v) && v == 512, "number 512.0 with blanks");
+    CHECK(!params_parse_number("-1", 2, &v) && v == -1, "number -1");
+    CHECK(!params_parse_number("7.5", 3, &v) && v == 7.5, "number 7.5");
+    CHECK(!params_parse_number("5e2", 3, &v) && v == 500, "number 5e2");
+    CHECK(params_parse_number("1e400", 5, &v) == -1, "1e400 refused");
+    CHECK(params_parse_number("abc", 3, &v) == -1, "abc refused");
+    CHECK(params_parse_number("0x10", 4, &v) == -1, "hex refused");
+    CHECK(params_parse_number("inf", 3, &v) == -1 && params_parse_number("nan", 3, &v) == -1, "inf/nan refused");
+    CHECK(params_parse_number("", 0, &v) == -1 && params_parse_number(".", 1, &v) == -1, "empty refused");
+    CHECK(params_parse_number("12abc", 5, &v) == -1 && params_parse_number("1e", 2, &v) == -1, "trailing junk refused");
+
+    CHECK(params_utf8_valid("h\xc3\xa9llo \xe4\xb8\xad", 10), "utf8 valid");
+    CHECK(!params_utf8_valid("\xff", 1), "utf8 0xff refused");
+    CHECK(!params_utf8_valid("\xc0\xaf", 2), "utf8 overlong refused");
+    CHECK(!params_utf8_valid("\xed\xa0\x80", 3), "utf8 surrogate refused");
+    CHECK(!params_utf8_valid("\xe4\xb8", 2), "utf8 truncated refused");
+
+    gen_request r;
+    sd_err e;
+    int rc = try_json("{\"prompt\":\"  a cat  \"}", 0, &r, &e);
+    CHECKF(rc == 0 && !strcmp(r.prompt, "a cat") && r.width == 512 && r.height == 512 && r.n == 1 &&
+               r.steps == 30 && r.cfg == 7.0f && r.seed_was_random && r.seed < (1ull << 53),
+           "defaults", "rc=%d msg=%s", rc, e.msg);
+    gen_request_free(&r);
+    rc = try_json("{\"prompt\":\"x\",\"seed\":\"10086\",\"num_outputs\":4,\"width\":\"512.0\",\"height\":64,"
+                  "\"num_inference_steps\":150,\"guidance_scale\":\"7.5\"}", 0, &r, &e);
+    CHECKF(rc == 0 && r.seed == 10086 && !r.seed_was_random && r.n == 4 && r.width == 512 && r.height == 64 &&
+               r.steps == 150 && r.cfg == 7.5f, "all fields as text and numbers", "rc=%d msg=%s", rc, e.msg);
+    gen_request_free(&r);
+    rc = try_json("{\"prompt\":\"x\",\"seed\":\"\"}", 0, &r, &e);
+    CHECK(rc == 0 && r.seed_was_random, "empty seed = random");
+    gen_request_free(&r);
+    rc = try_json("{\"prompt\":\"x\",\"seed\":-1,\"width\":null}", 0, &r, &e);
+    CHECK(rc == 0 && r.seed_was_random && r.width == 512, "seed -1 = random, null = default");
+    gen_request_free(&r);
+    rc = try_json("{\"prompt\":\"x\",\"seed\":9007199254740991}", 0, &r, &e);
+    CHECK(rc == 0 && r.seed == 9007199254740991ull, "largest seed");
+    gen_request_free(&r);
+    rc = try_json("{\"prompt\":\"x\",\"init_image\":\" data:image/png;base64,AAAA \",\"strength\":0.5}", 1, &r, &e);
+    CHECKF(rc == 0 && r.img2img && !strcmp(r.init_data, "data:image/png;base64,AAAA") && r.strength == 0.5f,
+           "img2img fields", "rc=%d msg=%s", rc, e.msg);
+    gen_request_free(&r);
+
+    bad("missing prompt", "{\"width\":64}", 0, "prompt", "prompt is required");
+    bad("blank prompt", "{\"prompt\":\"  \\n \"}", 0, "prompt", "empty");
+    bad("prompt number", "{\"prompt\":5}", 0, "prompt", "must be a string");
+    bad("width 0", "{\"prompt\":\"x\",\"width\":0}", 0, "width", "(0, 1024]");
+    bad("width 1025", "{\"prompt\":\"x\",\"width\":1025}", 0, "width", "1025");
+    bad("width 512.5", "{\"prompt\":\"x\",\"width\":\"512.5\"}", 0, "width", "whole number");
+    bad("width abc", "{\"prompt\":\"x\",\"width\":\"abc\"}", 0, "width", "'abc'");
+    bad("width 1e400 text", "{\"prompt\":\"x\",\"width\":\"1e400\"}", 0, "width", "1e400");
+    bad("width bool", "{\"prompt\":\"x\",\"width\":true}", 0, "width", "boolean");
+    bad("width array", "{\"prompt\":\"x\",\"width\":[512]}", 0, "width", "array");
+    bad("steps 151", "{\"prompt\":\"x\",\"num_inference_steps\":151}", 0, "num_inference_steps", "151");
+    bad("guidance 0", "{\"prompt\":\"x\",\"guidance_scale\":0}", 0, "guidance_scale", "(0, 20]");
+    bad("guidance 21", "{\"prompt\":\"x\",\"guidance_scale\":21}", 0, "guidance_scale", "21");
+    bad("outputs 5", "{\"prompt\":\"x\",\"num_outputs\":5}", 0, "num_outputs", "[1, 4]");
+    bad("seed -2", "{\"prompt\":\"x\",\"seed\":-2}", 0, "seed", "-1 (random)");
+    bad("seed 2^53", "{\"prompt\":\"x\",\"seed\":9007199254740992}", 0, "seed", "seed");
+    bad("seed overflow with n", "{\"prompt\":\"x\",\"seed\":9007199254740991,\"num_outputs\":2}", 0, "seed", "seed + i");
+    bad("strength 0", "{\"prompt\":\"x\",\"init_image\":\"AAAA\",\"strength\":0}", 1, "strength", "(0, 1)");
+    bad("strength 1", "{\"prompt\":\"x\",\"init_image\":\"AAAA\",\"strength\":1}", 1, "strength", "(0, 1)");
+    bad("strength rounds to 1", "{\"prompt\":\"x\",\"init_image\":\"AAAA\",\"strength\":0.99999999999}", 1,
+        "strength", "(0, 1)");
+    bad("img2img without image", "{\"prompt\":\"x\"}", 1, "init_image", "required");
+    bad("width on img2img", "{\"prompt\":\"x\",\"init_image\":\"AAAA\",\"width\":64}", 1, "width", "init image's size");
+    bad("init_image on txt2img", "{\"prompt\":\"x\",\"init_image\":\"AAAA\"}", 0, "init_image", "/img2img");
+    bad("unknown field", "{\"prompt\":\"x\",\"widht\":64}", 0, "widht", "unknown field 'widht'");
+    bad("duplicate key", "{\"prompt\":\"x\",\"prompt\":\"y\"}", 0, NULL, "duplicate");
+    bad("json array", "[{\"prompt\":\"x\"}]", 0, NULL, "array");
+    bad("json string", "\"prompt\"", 0, NULL, "object");
+    bad("json broken", "{\"prompt\":", 0, NULL, "not valid JSON");
+    bad("json bad utf8", "{\"prompt\":\"\xff\"}", 0, NULL, "not valid JSON");
+    {
+        size_t n = 10000;
+        char *deep = malloc(2 * n + 1);
+        memset(deep, '[', n);
+        memset(deep + n, ']', n);
+        deep[2 * n] = 0;
+        bad("json 10000 deep", deep, 0, NULL, "nested deeper");
+        free(deep);
+    }
+
+    param_bag b;
+    params_bag_init(&b);
+    sd_err_clear(&e);
+    CHECK(!params_bag_add(&b, "prompt", PV_TEXT, "a ", 2, 1, &e) && !params_bag_add(&b, "prompt", PV_TEXT, "cat", 3, 0, &e) &&
+              !strcmp(params_bag_get(&b, "prompt")->val, "a cat"), "chunks append");
+    CHECK(params_bag_add(&b, "prompt", PV_TEXT, "x", 1, 1, &e) == -1 && strstr(e.msg, "more than once") &&
+              !strcmp(e.field, "prompt"), "form duplicate refused");
+    params_bag_free(&b);
+    params_bag_init(&b);
+    sd_err_clear(&e);
+    params_bag_add(&b, "prompt", PV_TEXT, "a \xc3\x28", 4, 1, &e);
+    CHECK(gen_request_from_bag(&b, 0, &r, &e) == -1 && !strcmp(e.field, "prompt") && strstr(e.msg, "UTF-8"),
+          "form invalid utf8 names field");
+    gen_request_free(&r);
+    params_bag_free(&b);
+    return t_done();
+}
