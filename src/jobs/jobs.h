@@ -1,0 +1,104 @@
+/* jobs.h — the bounded FIFO of generation jobs and the one worker thread
+ * that owns the engine.
+ *
+ * HTTP threads only submit, look up, cancel and read snapshots; the worker
+ * takes jobs in order and runs them through a job_run_fn (generate.c in the
+ * server, a fake in unit tests), which reports progress and sees the cancel
+ * flag between sampler steps.  Finished jobs stay for `retention` seconds so
+ * GET /jobs/{id} can return their result, then are forgotten.  Jobs are
+ * reference counted: a waiting connection and the table may both hold one.
+ * This module knows nothing of HTTP. */
+#ifndef SD_JOBS_H
+#define SD_JOBS_H
+
+#include <stdint.h>
+
+#include "../base/err.h"
+#include "../engine/sd.h"
+
+typedef enum { JOB_QUEUED = 0, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED } job_state;
+const char *job_state_name(job_state s);
+
+/* What to generate: owned by the job once submitted (job_input_free). */
+typedef struct job_input {
+    int img2img;
+    char *prompt, *negative;
+    uint64_t seed;           /* image i uses seed + i */
+    int n, width, height, steps;
+    float cfg, strength;
+    sd_sampler sampler;
+    uint8_t *init_rgb;       /* img2img: RGB8, init_width x init_height */
+    int init_width, init_height;
+} job_input;
+void job_input_free(job_input *in);
+
+/* Runs one job: progress(ud, step, total) after each step (non-zero return =
+ * stop); on success *result is a malloc'd JSON body (the synchronous answer). */
+typedef int (*job_run_fn)(void *ud, const job_input *in, sd_progress_fn progress, void *progress_ud,
+                          char **result, sd_err *err);
+
+typedef struct job job;
+typedef struct jobq jobq;
+
+typedef struct jobq_config {
+    int queue_size;          /* queued jobs at most (the running one not counted) */
+    double job_timeout;      /* seconds a job may run; 0 = no limit */
+    double retention;        /* seconds a finished job stays visible */
+    int max_retained;        /* finished jobs kept at most (oldest dropped first) */
+} jobq_config;
+
+jobq *jobq_create(const jobq_config *cfg, job_run_fn run, void *run_ud, sd_err *err);
+/* Cancels everything still queued or running (reason given in the job's
+ * error), waits for the worker, frees the queue.  Jobs still referenced stay
+ * valid until released. */
+void jobq_destroy(jobq *q, const char *reason);
+/* Refuses new submissions from now on (shutdown), cancelling queued jobs and
+ * the running one with `reason`. */
+void jobq_shutdown(jobq *q, const char *reason);
+
+/* Takes ownership of *in (zeroed on return either way).  listed=1 makes the
+ * job findable by id (async API); the caller gets one reference in *out.
+ * SD_EBUSY when the queue is full, with the suggested retry in seconds. */
+int jobq_submit(jobq *q, job_input *in, int listed, job **out, int *retry_after, sd_err *err);
+/* Reference to a listed job by id, or NULL. */
+job *jobq_find(jobq *q, const char *id);
+void job_release(job *j);
+const char *job_id(const job *j);
+/* Cancels: a queued job leaves the queue at once, a running one stops at the
+ * next step.  Returns the state after the call. */
+job_state jobq_cancel(jobq *q, job *j, const char *reason);
+
+typedef struct job_status {
+    job_state state;
+    int position;            /* queued: jobs ahead of it; else -1 */
+    int step, total;         /* sampler steps done / to do (0/0 before start) */
+    int n;                   /* images */
+    double elapsed;          /* seconds since submission */
+    double run_seconds;      /* seconds running (0 while queued) */
+    double eta;              /* seconds until done, estimated; < 0 unknown */
+    char *result;            /* succeeded: malloc'd copy of the JSON body */
+    sd_err err;              /* failed / cancelled: why */
+} job_status;
+void jobq_status(jobq *q, job *j, job_status *out);   /* free out->result */
+int job_finished(job_state s);
+
+/* Blocks until some job changes state or timeout_ms passes; *gen is the
+ * change counter last seen (updated). */
+void jobq_wait_change(jobq *q, unsigned *gen, int timeout_ms);
+
+typedef struct jobq_stats {
+    int depth;               /* queued */
+    int running;             /* 0 or 1 */
+    int listed;              /* jobs in the id table */
+    uint64_t submitted, succeeded, failed, cancelled, rejected;
+    uint64_t images;         /* images generated */
+    double step_seconds_sum; uint64_t steps;        /* seconds per step = sum / steps */
+    /* job latency (submission to finish, succeeded jobs) histogram */
+    int nbuckets;
+    const double *bucket_le;
+    uint64_t bucket_count[16];
+    double latency_sum; uint64_t latency_count;
+} jobq_stats;
+void jobq_get_stats(jobq *q, jobq_stats *out);
+
+#endif

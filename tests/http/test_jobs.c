@@ -1,0 +1,193 @@
+/* test_jobs.c — the job queue (src/jobs/queue.c) with a fake runner: FIFO
+ * order, bounded queue (EBUSY), cancel while queued and while running,
+ * job time limit, retention, statistics and shutdown. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "t.h"
+#include "../../src/jobs/jobs.h"
+
+/* The fake runner blocks at its first step until the test opens the gate. */
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int gate_open, started;
+static uint64_t order[16];
+static int norder;
+
+static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, char **result, sd_err *err)
+{
+    pthread_mutex_lock(&mu);
+    started++;
+    order[norder++ & 15] = in->seed;
+    pthread_cond_broadcast(&cv);
+    while (!gate_open) pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+    for (int s = 1; s <= in->steps; s++) {
+        usleep(2000);
+        if (progress(pud, s, in->steps)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
+    }
+    if (in->seed == 666) return sd_errf(err, SD_EINTERNAL, "", "fake failure");
+    char buf[64];
+    snprintf(buf, sizeof buf, "{\"seed\":%llu}", (unsigned long long)in->seed);
+    *result = strdup(buf);
+    return 0;
+}
+
+static void set_gate(int open)
+{
+    pthread_mutex_lock(&mu);
+    gate_open = open;
+    pthread_cond_broadcast(&cv);
+    pthread_mutex_unlock(&mu);
+}
+
+static void wait_started(int n)
+{
+    pthread_mutex_lock(&mu);
+    while (started < n) pthread_cond_wait(&cv, &mu);
+    pthread_mutex_unlock(&mu);
+}
+
+static job_input input(uint64_t seed, int steps)
+{
+    job_input in = {0};
+    in.prompt = strdup("p");
+    in.negative = strdup("");
+    in.seed = seed;
+    in.n = 1;
+    in.width = in.height = 64;
+    in.steps = steps;
+    in.cfg = 7;
+    return in;
+}
+
+static job_state wait_done(jobq *q, job *j, job_status *st)
+{
+    unsigned gen = 0;
+    for (;;) {
+        jobq_status(q, j, st);
+        if (job_finished(st->state)) return st->state;
+        free(st->result);
+        jobq_wait_change(q, &gen, 200);
+    }
+}
+
+int main(void)
+{
+    sd_err e;
+    sd_err_clear(&e);
+    jobq_config cfg = {.queue_size = 2, .job_timeout = 0, .retention = 3600, .max_retained = 100};
+    jobq *q = jobq_create(&cfg, fake_run, NULL, &e);
+    CHECK(q != NULL, "create");
+
+    job *a, *b, *c, *d;
+    job_input in = input(1, 3);
+    CHECK(!jobq_submit(q, &in, 1, &a, NULL, &e) && in.prompt == NULL, "submit a (takes ownership)");
+    wait_started(1);
+    in = input(2, 3);
+    CHECK(!jobq_submit(q, &in, 1, &b, NULL, &e), "submit b");
+    in = input(3, 3);
+    CHECK(!jobq_submit(q, &in, 0, &c, NULL, &e), "submit c (unlisted)");
+    in = input(4, 3);
+    int retry = 0;
+    sd_err_clear(&e);
+    CHECK(jobq_submit(q, &in, 1, &d, &retry, &e) == -1 && e.code == SD_EBUSY && retry >= 1 && d == NULL,
+          "queue full -> EBUSY with retry");
+
+    job_status st;
+    jobq_status(q, a, &st);
+    CHECK(st.state == JOB_RUNNING && st.position == -1, "a running");
+    jobq_status(q, b, &st);
+    CHECK(st.state == JOB_QUEUED && st.position == 0, "b queued at position 0");
+    jobq_status(q, c, &st);
+    CHECK(st.state == JOB_QUEUED && st.position == 1, "c queued at position 1");
+
+    job *f = jobq_find(q, job_id(b));
+    CHECK(f == b, "find listed job by id");
+    job_release(f);
+    CHECK(jobq_find(q, job_id(c)) == NULL, "unlisted job not findable");
+    CHECK(jobq_find(q, "nope") == NULL, "unknown id");
+
+    CHECK(jobq_cancel(q, b, "client asked") == JOB_CANCELLED, "cancel queued b");
+    jobq_status(q, c, &st);
+    CHECK(st.position == 0, "c moved up");
+    jobq_status(q, b, &st);
+    CHECK(st.state == JOB_CANCELLED && st.err.code == SD_ECANCELLED && strstr(st.err.msg, "client asked"),
+          "b cancelled with reason");
+
+    set_gate(1);
+    CHECK(wait_done(q, a, &st) == JOB_SUCCEEDED && st.result && !strcmp(st.result, "{\"seed\":1}") &&
+              st.step == 3 && st.total == 3, "a succeeded with result");
+    free(st.result);
+    CHECK(wait_done(q, c, &st) == JOB_SUCCEEDED && st.result && strstr(st.result, "3"), "c succeeded");
+    free(st.result);
+    CHECK(norder == 2 && order[0] == 1 && order[1] == 3, "FIFO order, cancelled job never ran");
+
+    in = input(666, 2);
+    jobq_submit(q, &in, 1, &d, NULL, &e);
+    CHECK(wait_done(q, d, &st) == JOB_FAILED && st.err.code == SD_EINTERNAL && strstr(st.err.msg, "fake failure"),
+          "runner failure -> failed with message");
+    job_release(d);
+
+    /* cancel while running: hold the gate, cancel, open */
+    set_gate(0);
+    int s0 = started;
+    in = input(7, 1000);
+    jobq_submit(q, &in, 1, &d, NULL, &e);
+    wait_started(s0 + 1);
+    CHECK(jobq_cancel(q, d, "stop now") == JOB_RUNNING, "cancel running returns running");
+    set_gate(1);
+    CHECK(wait_done(q, d, &st) == JOB_CANCELLED && st.step <= 1 && strstr(st.err.msg, "stop now"),
+          "running job stops at the next step");
+    job_release(d);
+
+    jobq_stats ss;
+    jobq_get_stats(q, &ss);
+    CHECK(ss.succeeded == 2 && ss.failed == 1 && ss.cancelled == 2 && ss.rejected == 1 && ss.images == 2 &&
+              ss.latency_count == 2 && ss.steps == 6 && ss.depth == 0 && ss.running == 0, "stats");
+    job_release(a);
+    job_release(b);
+    job_release(c);
+    jobq_destroy(q, NULL);
+
+    /* time limit and retention */
+    cfg.job_timeout = 0.05;
+    cfg.retention = 0;
+    q = jobq_create(&cfg, fake_run, NULL, &e);
+    in = input(8, 100000);
+    jobq_submit(q, &in, 1, &a, NULL, &e);
+    CHECK(wait_done(q, a, &st) == JOB_FAILED && st.err.code == SD_ETIMEOUT, "job time limit -> failed, timeout");
+    char id[40];
+    snprintf(id, sizeof id, "%s", job_id(a));
+    usleep(10000);
+    CHECK(jobq_find(q, id) == NULL, "finished job forgotten after retention");
+    job_release(a);
+
+    /* shutdown cancels queued and running */
+    cfg.job_timeout = 0;
+    cfg.retention = 60;
+    set_gate(0);
+    jobq_destroy(q, NULL);
+    q = jobq_create(&cfg, fake_run, NULL, &e);
+    s0 = started;
+    in = input(9, 1000);
+    jobq_submit(q, &in, 1, &a, NULL, &e);
+    in = input(10, 10);
+    jobq_submit(q, &in, 1, &b, NULL, &e);
+    wait_started(s0 + 1);
+    jobq_shutdown(q, "shutting down");
+    jobq_status(q, b, &st);
+    CHECK(st.state == JOB_CANCELLED && strstr(st.err.msg, "shutting down"), "shutdown cancels queued job");
+    in = input(11, 1);
+    sd_err_clear(&e);
+    CHECK(jobq_submit(q, &in, 1, &c, NULL, &e) == -1 && e.code == SD_EBUSY, "no submissions after shutdown");
+    set_gate(1);
+    CHECK(wait_done(q, a, &st) == JOB_CANCELLED, "shutdown cancels running job");
+    jobq_destroy(q, NULL);
+    job_release(a);
+    job_release(b);
+    return t_done();
+}
