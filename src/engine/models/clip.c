@@ -1,0 +1,298 @@
+/* clip.c — the CLIP text encoder forward pass (see clip.h).
+ *
+ * Laid out like llama2.c: config (sizes from shapes) -> weights (views of
+ * the loader's fp32 tensors, no copies) -> state (activation buffers) ->
+ * forward.  One pass for B windows of T tokens:
+ *
+ *   x = token_embedding[id] + position_embedding[t]
+ *   for each pre-LN layer:
+ *       x += out_proj(causal_attention(q_proj, k_proj, v_proj of LN1(x)))
+ *       x += fc2(act(fc1(LN2(x))))
+ *   out = final_layer_norm(x after the chosen layer)
+ *
+ * Attention scale is 1/sqrt(head_dim); act is quick-GELU (SD1) or erf GELU
+ * (SD2).  Must not tokenize, allocate per layer, or know about prompts. */
+#include "clip.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../ops/ops.h"
+
+#define TE "text_encoder.text_model."
+
+typedef struct clip_config {
+    int width, layers, mlp, vocab, tokens, heads;
+    clip_act act;
+    float ln_eps;
+    int diffusers;            /* weights came from a diffusers folder */
+} clip_config;
+
+typedef struct clip_layer {
+    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
+    const float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+} clip_layer;
+
+typedef struct clip_state {
+    int cap_rows;             /* rows (B*T) the buffers hold */
+    float *x, *h, *q, *k, *v, *att, *mlp;
+} clip_state;
+
+struct sd_clip {
+    clip_config cfg;
+    const float *tok_emb, *pos_emb, *fln_w, *fln_b;
+    clip_layer *layer;
+    clip_state st;
+};
+
+/* ---- loading ---------------------------------------------------------- */
+
+/* text_encoder/config.json of a diffusers folder, or NULL. */
+static json_t *clip_read_config(const sd_weights *w)
+{
+    size_t len = 0;
+    char *txt = sdw_folder_file(w, "text_encoder/config.json", &len);
+    if (!txt) return NULL;
+    json_t *j = json_loadb(txt, len, 0, NULL);
+    free(txt);
+    if (j && !json_is_object(j)) { json_decref(j); j = NULL; }
+    return j;
+}
+
+static const float *need_vec(const sd_weights *w, sd_err *err, const char *name, int n)
+{
+    const sdw_tensor *t = sdw_need1(w, err, name, n);
+    return t ? t->data : NULL;
+}
+
+static const float *need_mat(const sd_weights *w, sd_err *err, const char *name, int rows, int cols)
+{
+    const sdw_tensor *t = sdw_need2(w, err, name, rows, cols);
+    return t ? t->data : NULL;
+}
+
+static int clip_load_layer(const sd_weights *w, const clip_config *c, int i, clip_layer *L, sd_err *err)
+{
+    char n[160];
+    int W = c->width, F = c->mlp;
+#define P(suffix) (snprintf(n, sizeof n, TE "encoder.layers.%d.%s", i, suffix), n)
+    L->ln1_w = need_vec(w, err, P("layer_norm1.weight"), W);
+    L->ln1_b = need_vec(w, err, P("layer_norm1.bias"), W);
+    L->ln2_w = need_vec(w, err, P("layer_norm2.weight"), W);
+    L->ln2_b = need_vec(w, err, P("layer_norm2.bias"), W);
+    L->q_w = need_mat(w, err, P("self_attn.q_proj.weight"), W, W);
+    L->q_b = need_vec(w, err, P("self_attn.q_proj.bias"), W);
+    L->k_w = need_mat(w, err, P("self_attn.k_proj.weight"), W, W);
+    L->k_b = need_vec(w, err, P("self_attn.k_proj.bias"), W);
+    L->v_w = need_mat(w, err, P("self_attn.v_proj.weight"), W, W);
+    L->v_b = need_vec(w, err, P("self_attn.v_proj.bias"), W);
+    L->o_w = need_mat(w, err, P("self_attn.out_proj.weight"), W, W);
+    L->o_b = need_vec(w, err, P("self_attn.out_proj.bias"), W);
+    L->fc1_w = need_mat(w, err, P("mlp.fc1.weight"), F, W);
+    L->fc1_b = need_vec(w, err, P("mlp.fc1.bias"), F);
+    L->fc2_w = need_mat(w, err, P("mlp.fc2.weight"), W, F);
+    L->fc2_b = need_vec(w, err, P("mlp.fc2.bias"), W);
+#undef P
+    return err->code == SD_OK ? 0 : -1;
+}
+
+/* Sizes from shapes; heads, activation and LN eps from hints / config.json / family. */
+static int clip_configure(const sd_weights *w, const clip_hints *hints, clip_config *c,
+                          const sdw_tensor **tok, const sdw_tensor **pos, sd_err *err)
+{
+    *tok = sdw_need2(w, err, TE "embeddings.token_embedding.weight", -1, -1);
+    if (!*tok) return -1;
+    c->vocab = (int)(*tok)->shape[0];
+    c->width = (int)(*tok)->shape[1];
+    *pos = sdw_need2(w, err, TE "embeddings.position_embedding.weight", -1, c->width);
+    if (!*pos) return -1;
+    c->tokens = (int)(*pos)->shape[0];
+    while (sdw_getf(w, TE "encoder.layers.%d.self_attn.q_proj.weight", c->layers)) c->layers++;
+    if (c->layers == 0)
+        return sd_errf(err, SD_EFORMAT, TE "encoder.layers.0",
+                       "text encoder in %s has no transformer layers (no tensor "
+                       TE "encoder.layers.0.self_attn.q_proj.weight)", sdw_path(w));
+    const sdw_tensor *fc1 = sdw_need2(w, err, TE "encoder.layers.0.mlp.fc1.weight", -1, c->width);
+    if (!fc1) return -1;
+    c->mlp = (int)fc1->shape[0];
+    if (c->vocab < 1 || c->width < 1 || c->tokens < 1 || c->mlp < 1)
+        return sd_errf(err, SD_EFORMAT, TE "embeddings", "text encoder in %s has an empty dimension",
+                       sdw_path(w));
+    c->diffusers = sdw_get_layout(w) == SDW_LAYOUT_DIFFUSERS;
+
+    json_t *cfg = clip_read_config(w);
+    c->heads = hints ? hints->heads : 0;
+    if (c->heads <= 0 && cfg) c->heads = (int)json_integer_value(json_object_get(cfg, "num_attention_heads"));
+    if (c->heads <= 0) c->heads = c->width >= 64 ? c->width / 64 : 1;
+    c->act = hints ? hints->act : CLIP_ACT_AUTO;
+    if (c->act == CLIP_ACT_AUTO && cfg) {
+        const char *a = json_string_value(json_object_get(cfg, "hidden_act"));
+        if (a && !strcmp(a, "quick_gelu")) c->act = CLIP_ACT_QUICK_GELU;
+        else if (a && (!strcmp(a, "gelu") || !strcmp(a, "gelu_python"))) c->act = CLIP_ACT_GELU;
+        else if (a) {
+            sd_errf(err, SD_EFORMAT, "hidden_act",
+                    "text_encoder/config.json in %s: unsupported hidden_act \"%s\" "
+                    "(expected quick_gelu or gelu)", sdw_path(w), a);
+            json_decref(cfg);
+            return -1;
+        }
+    }
+    if (c->act == CLIP_ACT_AUTO)
+        c->act = sdw_text_kind_of(w) == SDW_TEXT_OPENCLIP ? CLIP_ACT_GELU : CLIP_ACT_QUICK_GELU;
+    c->ln_eps = 1e-5f;
+    json_t *eps = cfg ? json_object_get(cfg, "layer_norm_eps") : NULL;
+    if (eps && json_is_number(eps) && json_number_value(eps) > 0) c->ln_eps = (float)json_number_value(eps);
+    json_decref(cfg);
+
+    if (c->width % c->heads)
+        return sd_errf(err, SD_EFORMAT, "num_attention_heads",
+                       "text encoder in %s: width %d is not divisible by %d heads",
+                       sdw_path(w), c->width, c->heads);
+    return 0;
+}
+
+sd_clip *clip_load(const sd_weights *w, const clip_hints *hints, sd_err *err)
+{
+    sd_err local;
+    if (!err) { sd_err_clear(&local); err = &local; }
+    sd_clip *c = calloc(1, sizeof *c);
+    if (!c) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the text encoder"); return NULL; }
+    const sdw_tensor *tok, *pos;
+    if (clip_configure(w, hints, &c->cfg, &tok, &pos, err)) goto fail;
+    c->tok_emb = tok->data;
+    c->pos_emb = pos->data;
+    c->fln_w = need_vec(w, err, TE "final_layer_norm.weight", c->cfg.width);
+    c->fln_b = need_vec(w, err, TE "final_layer_norm.bias", c->cfg.width);
+    c->layer = calloc(c->cfg.layers, sizeof *c->layer);
+    if (!c->layer) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the text encoder"); goto fail; }
+    for (int i = 0; i < c->cfg.layers; i++)
+        if (clip_load_layer(w, &c->cfg, i, &c->layer[i], err)) goto fail;
+    if (err->code != SD_OK) goto fail;
+    return c;
+fail:
+    sd_err_prefix(err, "loading the text encoder");
+    clip_free(c);
+    return NULL;
+}
+
+static void clip_state_free(clip_state *s)
+{
+    free(s->x); free(s->h); free(s->q); free(s->k); free(s->v); free(s->att); free(s->mlp);
+    memset(s, 0, sizeof *s);
+}
+
+void clip_free(sd_clip *c)
+{
+    if (!c) return;
+    clip_state_free(&c->st);
+    free(c->layer);
+    free(c);
+}
+
+int clip_width(const sd_clip *c) { return c->cfg.width; }
+int clip_layers(const sd_clip *c) { return c->cfg.layers; }
+int clip_tokens(const sd_clip *c) { return c->cfg.tokens; }
+int clip_heads(const sd_clip *c) { return c->cfg.heads; }
+clip_act clip_activation(const sd_clip *c) { return c->cfg.act; }
+
+int clip_default_skip(const sd_clip *c)
+{
+    if (c->cfg.act != CLIP_ACT_GELU) return 1;
+    if (c->cfg.diffusers && c->cfg.layers == 23) return 1;
+    return 2;
+}
+
+/* ---- state ------------------------------------------------------------ */
+
+static int clip_state_reserve(sd_clip *c, int rows, sd_err *err)
+{
+    clip_state *s = &c->st;
+    if (rows <= s->cap_rows) return 0;
+    clip_state_free(s);
+    size_t W = (size_t)c->cfg.width, F = (size_t)c->cfg.mlp, R = (size_t)rows;
+    s->x = malloc(R * W * sizeof(float));
+    s->h = malloc(R * W * sizeof(float));
+    s->q = malloc(R * W * sizeof(float));
+    s->k = malloc(R * W * sizeof(float));
+    s->v = malloc(R * W * sizeof(float));
+    s->att = malloc(R * W * sizeof(float));
+    s->mlp = malloc(R * F * sizeof(float));
+    if (!s->x || !s->h || !s->q || !s->k || !s->v || !s->att || !s->mlp) {
+        clip_state_free(s);
+        return sd_errf(err, SD_ENOMEM, "", "out of memory for text encoder activations (%d tokens)", rows);
+    }
+    s->cap_rows = rows;
+    return 0;
+}
+
+/* ---- forward ---------------------------------------------------------- */
+
+static void clip_embed(const sd_clip *c, const int32_t *ids, int rows, float *x)
+{
+    int W = c->cfg.width, T = c->cfg.tokens;
+    for (int r = 0; r < rows; r++) {
+        const float *te = c->tok_emb + (size_t)ids[r] * W;
+        const float *pe = c->pos_emb + (size_t)(r % T) * W;
+        float *o = x + (size_t)r * W;
+        for (int i = 0; i < W; i++) o[i] = te[i] + pe[i];
+    }
+}
+
+/* x[B*T, W] += attention and MLP of one pre-LN layer. */
+static void clip_layer_forward(sd_clip *c, const clip_layer *L, int B)
+{
+    const clip_config *g = &c->cfg;
+    clip_state *s = &c->st;
+    int W = g->width, T = g->tokens, M = B * T, H = g->heads, D = W / H;
+
+    op_layer_norm(s->x, M, W, L->ln1_w, L->ln1_b, g->ln_eps, s->h);
+    op_linear(s->h, M, W, L->q_w, L->q_b, W, s->q);
+    op_linear(s->h, M, W, L->k_w, L->k_b, W, s->k);
+    op_linear(s->h, M, W, L->v_w, L->v_b, W, s->v);
+    op_attention_causal(s->q, W, s->k, W, s->v, W, B, T, H, D, 1.0f / sqrtf((float)D), s->att);
+    op_linear(s->att, M, W, L->o_w, L->o_b, W, s->h);
+    op_add(s->x, s->h, (size_t)M * W);
+
+    op_layer_norm(s->x, M, W, L->ln2_w, L->ln2_b, g->ln_eps, s->h);
+    op_linear(s->h, M, W, L->fc1_w, L->fc1_b, g->mlp, s->mlp);
+    if (g->act == CLIP_ACT_GELU) op_gelu(s->mlp, (size_t)M * g->mlp);
+    else op_quick_gelu(s->mlp, (size_t)M * g->mlp);
+    op_linear(s->mlp, M, g->mlp, L->fc2_w, L->fc2_b, W, s->h);
+    op_add(s->x, s->h, (size_t)M * W);
+}
+
+int clip_hidden(sd_clip *c, const int32_t *ids, int B, int layer, int final_ln,
+                float *out, sd_err *err)
+{
+    const clip_config *g = &c->cfg;
+    if (B < 1 || B > (1 << 20) / g->tokens)
+        return sd_errf(err, SD_EINVAL, "", "text encoder: bad number of token windows %d", B);
+    if (layer < 0 || layer > g->layers)
+        return sd_errf(err, SD_EINVAL, "clip_skip", "text encoder has %d layers; layer %d does not exist",
+                       g->layers, layer);
+    int M = B * g->tokens;
+    for (int r = 0; r < M; r++)
+        if (ids[r] < 0 || ids[r] >= g->vocab)
+            return sd_errf(err, SD_EINVAL, "prompt", "token id %d at position %d is outside the "
+                           "vocabulary of %d", (int)ids[r], r, g->vocab);
+    if (clip_state_reserve(c, M, err)) return -1;
+
+    clip_embed(c, ids, M, c->st.x);
+    for (int i = 0; i < layer; i++) clip_layer_forward(c, &c->layer[i], B);
+    if (final_ln) op_layer_norm(c->st.x, M, g->width, c->fln_w, c->fln_b, g->ln_eps, out);
+    else memcpy(out, c->st.x, (size_t)M * g->width * sizeof(float));
+    return 0;
+}
+
+int clip_encode(sd_clip *c, const int32_t *ids, int B, int skip, float *out, sd_err *err)
+{
+    if (skip <= 0) skip = clip_default_skip(c);
+    if (skip > c->cfg.layers)
+        return sd_errf(err, SD_EINVAL, "clip_skip", "clip_skip %d is larger than the %d text encoder layers",
+                       skip, c->cfg.layers);
+    return clip_hidden(c, ids, B, c->cfg.layers + 1 - skip, 1, out, err);
+}

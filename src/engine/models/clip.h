@@ -1,0 +1,64 @@
+/* clip.h — the CLIP text encoder (SD1's CLIP ViT-L/14 text tower, SD2's
+ * OpenCLIP ViT-H text tower, or any size of either): token ids in, one
+ * conditioning vector per token out.
+ *
+ * Weights come from sd_weights under the canonical HF CLIPTextModel names
+ * ("text_encoder.text_model.*"); every size is read from the tensor shapes,
+ * except the head count and the activation, which tensors cannot tell (see
+ * clip_hints).  The encoder knows nothing of tokenizing: the caller gives
+ * ids in windows of clip_tokens() (77) tokens; long prompts are several
+ * windows, encoded in one call and concatenated by the caller.
+ *
+ * Not thread safe: an sd_clip keeps its activation buffers (grown to the
+ * largest batch seen), so one thread uses it at a time. */
+#ifndef SD_CLIP_H
+#define SD_CLIP_H
+
+#include <stdint.h>
+
+#include "../../base/err.h"
+#include "../loader/weights.h"
+
+typedef enum {
+    CLIP_ACT_AUTO = 0,    /* config.json hidden_act, else the file family */
+    CLIP_ACT_QUICK_GELU,  /* x * sigmoid(1.702 x): OpenAI CLIP / SD1 */
+    CLIP_ACT_GELU         /* exact erf GELU: OpenCLIP / SD2 */
+} clip_act;
+
+/* What the tensors cannot tell.  Zero-initialised = all automatic. */
+typedef struct clip_hints {
+    int heads;            /* 0 = text_encoder/config.json num_attention_heads, else width/64 */
+    clip_act act;         /* CLIP_ACT_AUTO = see above */
+} clip_hints;
+
+typedef struct sd_clip sd_clip;
+
+/* Build the encoder from `w` (hints may be NULL).  NULL + err on failure
+ * (missing tensor, inconsistent shapes, width not divisible by heads). */
+sd_clip *clip_load(const sd_weights *w, const clip_hints *hints, sd_err *err);
+void clip_free(sd_clip *c);
+
+int clip_width(const sd_clip *c);     /* W: size of one output vector */
+int clip_layers(const sd_clip *c);    /* transformer layers stored */
+int clip_tokens(const sd_clip *c);    /* tokens per window (positions, 77) */
+int clip_heads(const sd_clip *c);
+clip_act clip_activation(const sd_clip *c);
+/* Family default for `skip`: 1 (last layer) for CLIP-L / SD1; 2 (penultimate)
+ * for OpenCLIP / SD2, except a diffusers folder of the published SD2 layout
+ * (23 layers: the converter already dropped the last one), where it is 1. */
+int clip_default_skip(const sd_clip *c);
+
+/* Encode B windows: ids[B, T] (T = clip_tokens) -> out[B, T, W].
+ * skip = 1 uses the last layer, 2 the penultimate, ... (A1111 "CLIP skip");
+ * the result always goes through the final layer norm.  skip <= 0 means
+ * clip_default_skip().  Ids must be in [0, vocab).  0 or -1 + err. */
+int clip_encode(sd_clip *c, const int32_t *ids, int B, int skip, float *out, sd_err *err);
+
+/* The general form: the output of layer `layer` (0 = token + position
+ * embeddings, i = after transformer layer i, 1 <= i <= clip_layers), with
+ * the final layer norm applied when final_ln is set.  For tests and SDXL-style
+ * callers.  0 or -1 + err. */
+int clip_hidden(sd_clip *c, const int32_t *ids, int B, int layer, int final_ln,
+                float *out, sd_err *err);
+
+#endif

@@ -1,0 +1,579 @@
+/* vae.c — the KL autoencoder's decoder and encoder (see vae.h).
+ *
+ * Laid out like llama2.c: config (read from shapes while the weights are
+ * gathered) -> weights (views of the loader's fp32 tensors) -> workspace
+ * (three ping-pong activation buffers sized for the largest stage) ->
+ * forward.  Decoder, in diffusers order:
+ *
+ *   post_quant_conv (1x1) -> conv_in -> mid [resnet, attention, resnet]
+ *   -> up_blocks 0..L-1 (up_blocks.0 next to the latent; each n resnets,
+ *      then nearest-2x + 3x3 conv except the last) -> GroupNorm+SiLU -> conv_out
+ *
+ * Encoder: conv_in -> down_blocks (n resnets, then a stride-2 3x3 conv on the
+ * input padded by one row/column at the bottom/right, except the last) ->
+ * mid -> GroupNorm+SiLU -> conv_out (2Z) -> quant_conv (1x1) = moments.
+ *
+ * ResNet block: x + conv2(silu(gn2(conv1(silu(gn1(x)))))), with a 1x1
+ * conv_shortcut on x when channels change.  Attention: single head over the
+ * HW positions of gn(x), q/k/v/out linear (weights [C,C] or [C,C,1,1]),
+ * scale 1/sqrt(C), residual.  GroupNorm: 32 groups, eps 1e-6. */
+#include "vae.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../ops/ops.h"
+
+#define VAE_GN_EPS 1e-6f
+#define VAE_DEFAULT_SCALING 0.18215f
+#define VAE_MAX_LEVELS 8
+
+typedef struct vae_resnet {
+    int cin, cout;
+    const float *n1_w, *n1_b, *c1_w, *c1_b, *n2_w, *n2_b, *c2_w, *c2_b;
+    const float *sc_w, *sc_b;   /* 1x1 shortcut when cin != cout, else NULL */
+} vae_resnet;
+
+typedef struct vae_attn {
+    int c;
+    const float *gn_w, *gn_b, *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
+} vae_attn;
+
+typedef struct vae_mid {
+    vae_resnet r0, r1;
+    int has_attn;
+    vae_attn attn;
+} vae_mid;
+
+typedef struct vae_level {
+    int nres;
+    vae_resnet *res;
+    const float *samp_w, *samp_b;   /* up/down-sampling conv, NULL on the last level */
+    int cout;                       /* channels leaving the level */
+} vae_level;
+
+typedef struct vae_coder {
+    int present;
+    const float *conv_in_w, *conv_in_b;   /* [C, IC, 3, 3] */
+    int conv_in_ic, conv_in_oc;
+    int nlev;
+    vae_level lev[VAE_MAX_LEVELS];
+    vae_mid mid;
+    const float *norm_w, *norm_b;          /* conv_norm_out over cnorm channels */
+    int cnorm;
+    const float *conv_out_w, *conv_out_b;  /* [OC, cnorm, 3, 3] */
+    int conv_out_oc;
+    const float *quant_w, *quant_b;        /* quant_conv / post_quant_conv, or NULL */
+} vae_coder;
+
+typedef struct vae_ws {
+    size_t cap, attn_cap;
+    float *cur, *nxt, *tmp;   /* ping-pong activations, cap floats each */
+    float *q, *k, *v;         /* mid-block attention, attn_cap floats each */
+} vae_ws;
+
+struct sd_vae {
+    int zch, img_ch, scale, groups;
+    float scaling;
+    vae_coder dec, enc;
+    vae_ws ws;
+};
+
+/* ---- loading ---------------------------------------------------------- */
+
+typedef struct vae_loader {
+    const sd_weights *w;
+    sd_err *err;
+    int groups;
+    char name[200];
+} vae_loader;
+
+static const char *vname(vae_loader *L, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const char *vname(vae_loader *L, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(L->name, sizeof L->name, fmt, ap);
+    va_end(ap);
+    return L->name;
+}
+
+static const float *vec(vae_loader *L, const char *name, int n)
+{
+    const sdw_tensor *t = sdw_need1(L->w, L->err, name, n);
+    return t ? t->data : NULL;
+}
+
+/* GroupNorm affine pair "<prefix>.weight/.bias" over c channels. */
+static void norm(vae_loader *L, const char *prefix, int c, const float **wt, const float **bs)
+{
+    char p[200];
+    snprintf(p, sizeof p, "%s", prefix);
+    if (c % L->groups)
+        sd_errf(L->err, SD_EFORMAT, p, "VAE GroupNorm %s has %d channels, not divisible by %d groups",
+                p, c, L->groups);
+    *wt = vec(L, vname(L, "%s.weight", p), c);
+    *bs = vec(L, vname(L, "%s.bias", p), c);
+}
+
+/* Conv "<prefix>.weight/.bias" [oc, ic, k, k]; oc or ic -1 = read it (returned). */
+static const float *conv(vae_loader *L, const char *prefix, int *oc, int *ic, int k, const float **bias)
+{
+    char p[200];
+    snprintf(p, sizeof p, "%s", prefix);
+    const sdw_tensor *t = sdw_need4(L->w, L->err, vname(L, "%s.weight", p), *oc, *ic, k, k);
+    *bias = NULL;
+    if (!t) return NULL;
+    *oc = (int)t->shape[0];
+    *ic = (int)t->shape[1];
+    *bias = vec(L, vname(L, "%s.bias", p), *oc);
+    return t->data;
+}
+
+/* A [c, c] matrix stored as [c, c] or [c, c, 1, 1] (VAE attention q/k/v/out). */
+static const float *matrix(vae_loader *L, const char *name, int c)
+{
+    const sdw_tensor *t = sdw_get(L->w, name);
+    if (!t) { sdw_need2(L->w, L->err, name, c, c); return NULL; }
+    int ok = (t->ndim == 2 || (t->ndim == 4 && t->shape[2] == 1 && t->shape[3] == 1)) &&
+             t->shape[0] == c && t->shape[1] == c;
+    if (!ok) {
+        sd_errf(L->err, SD_EFORMAT, name, "tensor %s (%s in %s) has %d dims [%lld,%lld,...], "
+                "expected [%d,%d] or [%d,%d,1,1]", name, t->src_name ? t->src_name : name,
+                t->file ? t->file : "?", t->ndim, (long long)t->shape[0],
+                (long long)(t->ndim > 1 ? t->shape[1] : 0), c, c, c, c);
+        return NULL;
+    }
+    return t->data;
+}
+
+/* ResNet block "<prefix>" taking *ch channels; updates *ch to its output. */
+static void resnet(vae_loader *L, const char *prefix, int *ch, vae_resnet *r)
+{
+    char p[200];
+    snprintf(p, sizeof p, "%s", prefix);
+    r->cin = *ch;
+    int oc = -1, ic = r->cin;
+    norm(L, vname(L, "%s.norm1", p), r->cin, &r->n1_w, &r->n1_b);
+    r->c1_w = conv(L, vname(L, "%s.conv1", p), &oc, &ic, 3, &r->c1_b);
+    if (!r->c1_w) return;
+    r->cout = oc;
+    norm(L, vname(L, "%s.norm2", p), r->cout, &r->n2_w, &r->n2_b);
+    ic = oc;
+    r->c2_w = conv(L, vname(L, "%s.conv2", p), &oc, &ic, 3, &r->c2_b);
+    r->sc_w = r->sc_b = NULL;
+    if (r->cin != r->cout) {
+        oc = r->cout; ic = r->cin;
+        r->sc_w = conv(L, vname(L, "%s.conv_shortcut", p), &oc, &ic, 1, &r->sc_b);
+    }
+    *ch = r->cout;
+}
+
+static void attention(vae_loader *L, const char *prefix, int c, vae_attn *a)
+{
+    char p[200];
+    snprintf(p, sizeof p, "%s", prefix);
+    a->c = c;
+    norm(L, vname(L, "%s.group_norm", p), c, &a->gn_w, &a->gn_b);
+    a->q_w = matrix(L, vname(L, "%s.to_q.weight", p), c);
+    a->q_b = vec(L, vname(L, "%s.to_q.bias", p), c);
+    a->k_w = matrix(L, vname(L, "%s.to_k.weight", p), c);
+    a->k_b = vec(L, vname(L, "%s.to_k.bias", p), c);
+    a->v_w = matrix(L, vname(L, "%s.to_v.weight", p), c);
+    a->v_b = vec(L, vname(L, "%s.to_v.bias", p), c);
+    a->o_w = matrix(L, vname(L, "%s.to_out.0.weight", p), c);
+    a->o_b = vec(L, vname(L, "%s.to_out.0.bias", p), c);
+}
+
+static void mid_block(vae_loader *L, const char *coder, int *ch, vae_mid *m)
+{
+    char p[120];
+    snprintf(p, sizeof p, "vae.%s.mid_block", coder);
+    resnet(L, vname(L, "%s.resnets.0", p), ch, &m->r0);
+    m->has_attn = sdw_getf(L->w, "%s.attentions.0.group_norm.weight", p) != NULL;
+    if (m->has_attn) attention(L, vname(L, "%s.attentions.0", p), *ch, &m->attn);
+    resnet(L, vname(L, "%s.resnets.1", p), ch, &m->r1);
+}
+
+/* Levels of "vae.<coder>.<blocks>.N": resnets then "<sampler>s.0.conv". */
+static void levels(vae_loader *L, const char *coder, const char *blocks, const char *sampler,
+                   int *ch, vae_coder *c)
+{
+    c->nlev = 0;
+    while (sdw_getf(L->w, "vae.%s.%s.%d.resnets.0.conv1.weight", coder, blocks, c->nlev)) c->nlev++;
+    if (c->nlev == 0 || c->nlev > VAE_MAX_LEVELS) {
+        sd_errf(L->err, SD_EFORMAT, "vae", "VAE %s in %s has %d %s (expected 1..%d)", coder,
+                sdw_path(L->w), c->nlev, blocks, VAE_MAX_LEVELS);
+        return;
+    }
+    for (int i = 0; i < c->nlev; i++) {
+        vae_level *lv = &c->lev[i];
+        lv->nres = 0;
+        while (sdw_getf(L->w, "vae.%s.%s.%d.resnets.%d.conv1.weight", coder, blocks, i, lv->nres)) lv->nres++;
+        lv->res = calloc(lv->nres, sizeof *lv->res);
+        if (!lv->res) { sd_errf(L->err, SD_ENOMEM, "", "out of memory loading the VAE"); return; }
+        for (int j = 0; j < lv->nres && L->err->code == SD_OK; j++) {
+            char p[120];
+            snprintf(p, sizeof p, "vae.%s.%s.%d.resnets.%d", coder, blocks, i, j);
+            resnet(L, p, ch, &lv->res[j]);
+        }
+        lv->samp_w = lv->samp_b = NULL;
+        if (sdw_getf(L->w, "vae.%s.%s.%d.%s.0.conv.weight", coder, blocks, i, sampler)) {
+            int oc = *ch, ic = *ch;
+            lv->samp_w = conv(L, vname(L, "vae.%s.%s.%d.%s.0.conv", coder, blocks, i, sampler),
+                              &oc, &ic, 3, &lv->samp_b);
+        }
+        lv->cout = *ch;
+        if (L->err->code != SD_OK) return;
+    }
+}
+
+static int count_samplers(const vae_coder *c)
+{
+    int n = 0;
+    for (int i = 0; i < c->nlev; i++) n += c->lev[i].samp_w != NULL;
+    return n;
+}
+
+static void load_decoder(vae_loader *L, sd_vae *v)
+{
+    vae_coder *d = &v->dec;
+    d->present = 1;
+    int oc = -1, ic = -1;
+    d->conv_in_w = conv(L, "vae.decoder.conv_in", &oc, &ic, 3, &d->conv_in_b);
+    if (!d->conv_in_w) return;
+    d->conv_in_oc = oc; d->conv_in_ic = ic;
+    v->zch = ic;
+    if (sdw_get(L->w, "vae.post_quant_conv.weight")) {
+        int z = v->zch, z2 = v->zch;
+        d->quant_w = conv(L, "vae.post_quant_conv", &z, &z2, 1, &d->quant_b);
+    }
+    int ch = oc;
+    mid_block(L, "decoder", &ch, &d->mid);
+    if (L->err->code) return;
+    levels(L, "decoder", "up_blocks", "upsamplers", &ch, d);
+    if (L->err->code) return;
+    d->cnorm = ch;
+    norm(L, "vae.decoder.conv_norm_out", ch, &d->norm_w, &d->norm_b);
+    oc = -1; ic = ch;
+    d->conv_out_w = conv(L, "vae.decoder.conv_out", &oc, &ic, 3, &d->conv_out_b);
+    d->conv_out_oc = oc;
+    v->img_ch = oc;
+    if (L->err->code) return;
+    if (d->lev[d->nlev - 1].samp_w)
+        sd_errf(L->err, SD_EFORMAT, "vae.decoder", "VAE decoder in %s upsamples after its last level",
+                sdw_path(L->w));
+    v->scale = 1 << count_samplers(d);
+}
+
+static void load_encoder(vae_loader *L, sd_vae *v)
+{
+    vae_coder *e = &v->enc;
+    if (!sdw_get(L->w, "vae.encoder.conv_in.weight")) return;
+    e->present = 1;
+    int oc = -1, ic = v->img_ch;
+    e->conv_in_w = conv(L, "vae.encoder.conv_in", &oc, &ic, 3, &e->conv_in_b);
+    if (!e->conv_in_w) return;
+    e->conv_in_oc = oc; e->conv_in_ic = ic;
+    int ch = oc;
+    levels(L, "encoder", "down_blocks", "downsamplers", &ch, e);
+    if (L->err->code) return;
+    mid_block(L, "encoder", &ch, &e->mid);
+    e->cnorm = ch;
+    norm(L, "vae.encoder.conv_norm_out", ch, &e->norm_w, &e->norm_b);
+    oc = 2 * v->zch; ic = ch;
+    e->conv_out_w = conv(L, "vae.encoder.conv_out", &oc, &ic, 3, &e->conv_out_b);
+    e->conv_out_oc = oc;
+    if (sdw_get(L->w, "vae.quant_conv.weight")) {
+        int z = 2 * v->zch, z2 = 2 * v->zch;
+        e->quant_w = conv(L, "vae.quant_conv", &z, &z2, 1, &e->quant_b);
+    }
+    if (L->err->code) return;
+    if (1 << count_samplers(e) != v->scale)
+        sd_errf(L->err, SD_EFORMAT, "vae.encoder", "VAE in %s: encoder downsamples by %d but the "
+                "decoder upsamples by %d", sdw_path(L->w), 1 << count_samplers(e), v->scale);
+}
+
+/* vae/config.json of a diffusers folder: scaling_factor and norm_num_groups. */
+static void read_config(const sd_weights *w, float *scaling, int *groups)
+{
+    *scaling = VAE_DEFAULT_SCALING;
+    *groups = 32;
+    size_t len = 0;
+    char *txt = sdw_folder_file(w, "vae/config.json", &len);
+    if (!txt) return;
+    json_t *j = json_loadb(txt, len, 0, NULL);
+    free(txt);
+    if (!j) return;
+    json_t *s = json_object_get(j, "scaling_factor");
+    if (json_is_number(s) && json_number_value(s) > 0) *scaling = (float)json_number_value(s);
+    json_t *g = json_object_get(j, "norm_num_groups");
+    if (json_is_integer(g) && json_integer_value(g) > 0 && json_integer_value(g) <= 1024)
+        *groups = (int)json_integer_value(g);
+    json_decref(j);
+}
+
+static void ws_free(vae_ws *ws)
+{
+    free(ws->cur); free(ws->nxt); free(ws->tmp);
+    free(ws->q); free(ws->k); free(ws->v);
+    memset(ws, 0, sizeof *ws);
+}
+
+static void coder_free(vae_coder *c)
+{
+    for (int i = 0; i < c->nlev; i++) free(c->lev[i].res);
+}
+
+void vae_free(sd_vae *v)
+{
+    if (!v) return;
+    coder_free(&v->dec);
+    coder_free(&v->enc);
+    ws_free(&v->ws);
+    free(v);
+}
+
+sd_vae *vae_load(const sd_weights *w, sd_err *err)
+{
+    sd_err local;
+    if (!err) { sd_err_clear(&local); err = &local; }
+    sd_vae *v = calloc(1, sizeof *v);
+    if (!v) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the VAE"); return NULL; }
+    read_config(w, &v->scaling, &v->groups);
+    vae_loader L = {.w = w, .err = err, .groups = v->groups};
+    load_decoder(&L, v);
+    if (err->code == SD_OK) load_encoder(&L, v);
+    if (err->code != SD_OK) {
+        sd_err_prefix(err, "loading the VAE");
+        vae_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+int vae_scale(const sd_vae *v) { return v->scale; }
+int vae_latent_channels(const sd_vae *v) { return v->zch; }
+int vae_image_channels(const sd_vae *v) { return v->img_ch; }
+float vae_scaling_factor(const sd_vae *v) { return v->scaling; }
+int vae_has_encoder(const sd_vae *v) { return v->enc.present; }
+
+/* ---- workspace -------------------------------------------------------- */
+
+static size_t zmax(size_t a, size_t b) { return a > b ? a : b; }
+
+/* Largest activation (floats) of one image through a coder's levels,
+ * starting at h x w with ch channels; up = 1 for the decoder. */
+static size_t levels_need(const vae_coder *c, int up, size_t h, size_t w, size_t *oh, size_t *ow)
+{
+    size_t need = 0;
+    for (int i = 0; i < c->nlev; i++) {
+        const vae_level *lv = &c->lev[i];
+        for (int j = 0; j < lv->nres; j++)
+            need = zmax(need, (size_t)zmax(lv->res[j].cin, lv->res[j].cout) * h * w);
+        if (!lv->samp_w) continue;
+        if (up) { h *= 2; w *= 2; need = zmax(need, (size_t)lv->cout * h * w); }
+        else { need = zmax(need, (size_t)lv->cout * (h + 1) * (w + 1)); h /= 2; w /= 2; }
+    }
+    *oh = h; *ow = w;
+    return need;
+}
+
+static int ws_reserve(sd_vae *v, size_t need, size_t attn_need, sd_err *err)
+{
+    vae_ws *ws = &v->ws;
+    if (need <= ws->cap && attn_need <= ws->attn_cap) return 0;
+    need = zmax(need, ws->cap);
+    attn_need = zmax(attn_need, ws->attn_cap);
+    ws_free(ws);
+    ws->cur = malloc(need * sizeof(float));
+    ws->nxt = malloc(need * sizeof(float));
+    ws->tmp = malloc(need * sizeof(float));
+    ws->q = malloc(zmax(attn_need, 1) * sizeof(float));
+    ws->k = malloc(zmax(attn_need, 1) * sizeof(float));
+    ws->v = malloc(zmax(attn_need, 1) * sizeof(float));
+    if (!ws->cur || !ws->nxt || !ws->tmp || !ws->q || !ws->k || !ws->v) {
+        ws_free(ws);
+        return sd_errf(err, SD_ENOMEM, "", "out of memory for VAE activations (%zu MB)",
+                       (3 * need + 3 * attn_need) * sizeof(float) >> 20);
+    }
+    ws->cap = need;
+    ws->attn_cap = attn_need;
+    return 0;
+}
+
+/* ---- forward ---------------------------------------------------------- */
+
+static void swap(float **a, float **b) { float *t = *a; *a = *b; *b = t; }
+
+/* cur[cin, H, W] -> cur[cout, H, W]. */
+static void resnet_forward(const sd_vae *v, vae_ws *ws, const vae_resnet *r, int H, int W)
+{
+    size_t HW = (size_t)H * W, n = (size_t)r->cout * HW;
+    op_group_norm(ws->cur, 1, r->cin, (int)HW, v->groups, r->n1_w, r->n1_b, VAE_GN_EPS, 1, ws->tmp);
+    op_conv2d(ws->tmp, 1, r->cin, H, W, r->c1_w, r->c1_b, r->cout, 3, 3, 1, 1, ws->nxt);
+    op_group_norm(ws->nxt, 1, r->cout, (int)HW, v->groups, r->n2_w, r->n2_b, VAE_GN_EPS, 1, ws->nxt);
+    op_conv2d(ws->nxt, 1, r->cout, H, W, r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->tmp);
+    if (r->sc_w) {
+        op_conv2d(ws->cur, 1, r->cin, H, W, r->sc_w, r->sc_b, r->cout, 1, 1, 1, 0, ws->nxt);
+        op_add(ws->nxt, ws->tmp, n);
+        swap(&ws->cur, &ws->nxt);
+    } else {
+        op_add(ws->tmp, ws->cur, n);
+        swap(&ws->cur, &ws->tmp);
+    }
+}
+
+/* cur[C, H, W] += out(attention(q, k, v of gn(cur))) over the HW positions. */
+static void attn_forward(const sd_vae *v, vae_ws *ws, const vae_attn *a, int HW)
+{
+    int C = a->c;
+    op_group_norm(ws->cur, 1, C, HW, v->groups, a->gn_w, a->gn_b, VAE_GN_EPS, 0, ws->tmp);
+    op_nchw_to_nlc(ws->tmp, 1, C, HW, ws->nxt);
+    op_linear(ws->nxt, HW, C, a->q_w, a->q_b, C, ws->q);
+    op_linear(ws->nxt, HW, C, a->k_w, a->k_b, C, ws->k);
+    op_linear(ws->nxt, HW, C, a->v_w, a->v_b, C, ws->v);
+    op_attention(ws->q, C, ws->k, C, ws->v, C, 1, HW, HW, 1, C, 1.0f / sqrtf((float)C), ws->tmp);
+    op_linear(ws->tmp, HW, C, a->o_w, a->o_b, C, ws->nxt);
+    op_nlc_to_nchw(ws->nxt, 1, C, HW, ws->tmp);
+    op_add(ws->cur, ws->tmp, (size_t)C * HW);
+}
+
+static void mid_forward(const sd_vae *v, vae_ws *ws, const vae_mid *m, int H, int W)
+{
+    resnet_forward(v, ws, &m->r0, H, W);
+    if (m->has_attn) attn_forward(v, ws, &m->attn, H * W);
+    resnet_forward(v, ws, &m->r1, H, W);
+}
+
+/* cur[C, H, W] -> cur[C, 2H, 2W]: nearest 2x then 3x3 conv. */
+static void upsample_forward(vae_ws *ws, const vae_level *lv, int H, int W)
+{
+    int C = lv->cout;
+    op_upsample_nearest2x(ws->cur, 1, C, H, W, ws->nxt);
+    op_conv2d(ws->nxt, 1, C, 2 * H, 2 * W, lv->samp_w, lv->samp_b, C, 3, 3, 1, 1, ws->tmp);
+    swap(&ws->cur, &ws->tmp);
+}
+
+/* cur[C, H, W] -> cur[C, H/2, W/2]: pad one zero row/column at the bottom and
+ * right, then 3x3 conv with stride 2 and no padding. */
+static void downsample_forward(vae_ws *ws, const vae_level *lv, int H, int W)
+{
+    int C = lv->cout, PH = H + 1, PW = W + 1;
+    for (int c = 0; c < C; c++) {
+        float *dst = ws->nxt + (size_t)c * PH * PW;
+        const float *src = ws->cur + (size_t)c * H * W;
+        for (int y = 0; y < H; y++) {
+            memcpy(dst + (size_t)y * PW, src + (size_t)y * W, W * sizeof(float));
+            dst[(size_t)y * PW + W] = 0.0f;
+        }
+        memset(dst + (size_t)H * PW, 0, PW * sizeof(float));
+    }
+    op_conv2d(ws->nxt, 1, C, PH, PW, lv->samp_w, lv->samp_b, C, 3, 3, 2, 0, ws->tmp);
+    swap(&ws->cur, &ws->tmp);
+}
+
+/* One latent z[Z, h, w] -> img[3, h*s, w*s]. */
+static void decode_one(sd_vae *v, const float *z, int h, int w, float *img)
+{
+    const vae_coder *d = &v->dec;
+    vae_ws *ws = &v->ws;
+    size_t n = (size_t)v->zch * h * w;
+    if (d->quant_w) op_conv2d(z, 1, v->zch, h, w, d->quant_w, d->quant_b, v->zch, 1, 1, 1, 0, ws->nxt);
+    else memcpy(ws->nxt, z, n * sizeof(float));
+    op_conv2d(ws->nxt, 1, v->zch, h, w, d->conv_in_w, d->conv_in_b, d->conv_in_oc, 3, 3, 1, 1, ws->cur);
+    mid_forward(v, ws, &d->mid, h, w);
+    for (int i = 0; i < d->nlev; i++) {
+        const vae_level *lv = &d->lev[i];
+        for (int j = 0; j < lv->nres; j++) resnet_forward(v, ws, &lv->res[j], h, w);
+        if (lv->samp_w) { upsample_forward(ws, lv, h, w); h *= 2; w *= 2; }
+    }
+    op_group_norm(ws->cur, 1, d->cnorm, h * w, v->groups, d->norm_w, d->norm_b, VAE_GN_EPS, 1, ws->tmp);
+    op_conv2d(ws->tmp, 1, d->cnorm, h, w, d->conv_out_w, d->conv_out_b, d->conv_out_oc, 3, 3, 1, 1, img);
+}
+
+/* One image img[3, H, W] -> moments[2Z, H/s, W/s]. */
+static void encode_one(sd_vae *v, const float *img, int H, int W, float *moments)
+{
+    const vae_coder *e = &v->enc;
+    vae_ws *ws = &v->ws;
+    op_conv2d(img, 1, e->conv_in_ic, H, W, e->conv_in_w, e->conv_in_b, e->conv_in_oc, 3, 3, 1, 1, ws->cur);
+    for (int i = 0; i < e->nlev; i++) {
+        const vae_level *lv = &e->lev[i];
+        for (int j = 0; j < lv->nres; j++) resnet_forward(v, ws, &lv->res[j], H, W);
+        if (lv->samp_w) { downsample_forward(ws, lv, H, W); H /= 2; W /= 2; }
+    }
+    mid_forward(v, ws, &e->mid, H, W);
+    op_group_norm(ws->cur, 1, e->cnorm, H * W, v->groups, e->norm_w, e->norm_b, VAE_GN_EPS, 1, ws->tmp);
+    float *co = e->quant_w ? ws->nxt : moments;
+    op_conv2d(ws->tmp, 1, e->cnorm, H, W, e->conv_out_w, e->conv_out_b, e->conv_out_oc, 3, 3, 1, 1, co);
+    if (e->quant_w)
+        op_conv2d(co, 1, 2 * v->zch, H, W, e->quant_w, e->quant_b, 2 * v->zch, 1, 1, 1, 0, moments);
+}
+
+/* Largest latent/image side accepted (pixels): bounds the buffer arithmetic. */
+#define VAE_MAX_SIDE 16384
+
+int vae_decode(sd_vae *v, const float *z, int B, int h, int w, float *img, sd_err *err)
+{
+    const vae_coder *d = &v->dec;
+    if (B < 1 || h < 1 || w < 1 || (size_t)h * v->scale > VAE_MAX_SIDE || (size_t)w * v->scale > VAE_MAX_SIDE)
+        return sd_errf(err, SD_EINVAL, "", "VAE decode: bad size %d x [%d, %d, %d]", B, v->zch, h, w);
+    size_t oh, ow, hw = (size_t)h * w;
+    size_t need = zmax((size_t)zmax(v->zch, d->conv_in_oc) * hw, (size_t)d->mid.r0.cin * hw);
+    need = zmax(need, (size_t)zmax(d->mid.r0.cout, d->mid.r1.cout) * hw);
+    need = zmax(need, levels_need(d, 1, h, w, &oh, &ow));
+    need = zmax(need, (size_t)zmax(d->cnorm, d->conv_out_oc) * oh * ow);
+    size_t attn = d->mid.has_attn ? (size_t)d->mid.attn.c * hw : 0;
+    if (ws_reserve(v, need, attn, err)) return -1;
+    size_t zs = (size_t)v->zch * hw, is = (size_t)v->img_ch * oh * ow;
+    for (int b = 0; b < B; b++) decode_one(v, z + b * zs, h, w, img + b * is);
+    return 0;
+}
+
+int vae_encode_moments(sd_vae *v, const float *img, int B, int H, int W, float *moments, sd_err *err)
+{
+    const vae_coder *e = &v->enc;
+    if (!e->present)
+        return sd_errf(err, SD_EINVAL, "init_image", "this model's VAE has no encoder; img2img is not available");
+    if (B < 1 || H < v->scale || W < v->scale || H % v->scale || W % v->scale ||
+        H > VAE_MAX_SIDE || W > VAE_MAX_SIDE)
+        return sd_errf(err, SD_EINVAL, "init_image", "VAE encode: image %d x %d is not a positive "
+                       "multiple of %d (at most %d)", W, H, v->scale, VAE_MAX_SIDE);
+    size_t oh, ow, HW = (size_t)H * W;
+    size_t need = (size_t)zmax(e->conv_in_ic, e->conv_in_oc) * HW;
+    need = zmax(need, levels_need(e, 0, H, W, &oh, &ow));
+    size_t hw = oh * ow;
+    need = zmax(need, (size_t)zmax(e->mid.r0.cin, e->mid.r0.cout) * hw);
+    need = zmax(need, (size_t)zmax(e->mid.r1.cout, e->cnorm) * hw);
+    need = zmax(need, (size_t)e->conv_out_oc * hw);
+    size_t attn = e->mid.has_attn ? (size_t)e->mid.attn.c * hw : 0;
+    if (ws_reserve(v, need, attn, err)) return -1;
+    size_t is = (size_t)v->img_ch * HW, ms = (size_t)2 * v->zch * hw;
+    for (int b = 0; b < B; b++) encode_one(v, img + b * is, H, W, moments + b * ms);
+    return 0;
+}
+
+int vae_encode(sd_vae *v, const float *img, int B, int H, int W, float *mean, float *std, sd_err *err)
+{
+    if (!v->enc.present || B < 1 || H < v->scale || W < v->scale)
+        return vae_encode_moments(v, img, B, H, W, NULL, err);
+    size_t hw = (size_t)(H / v->scale) * (W / v->scale), zs = (size_t)v->zch * hw;
+    float *mom = malloc(2 * zs * B * sizeof(float));
+    if (!mom) return sd_errf(err, SD_ENOMEM, "", "out of memory for VAE moments");
+    if (vae_encode_moments(v, img, B, H, W, mom, err)) { free(mom); return -1; }
+    for (int b = 0; b < B; b++) {
+        const float *m = mom + 2 * zs * b, *lv = m + zs;
+        memcpy(mean + zs * b, m, zs * sizeof(float));
+        if (!std) continue;
+        for (size_t i = 0; i < zs; i++) {
+            float l = lv[i] < -30.0f ? -30.0f : lv[i] > 20.0f ? 20.0f : lv[i];
+            std[zs * b + i] = expf(0.5f * l);
+        }
+    }
+    return 0;
+}

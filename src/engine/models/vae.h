@@ -1,0 +1,44 @@
+/* vae.h — the KL autoencoder (diffusers AutoencoderKL) that maps latents to
+ * pixels (decoder) and pixels to the latent posterior (encoder).
+ *
+ * Weights come from sd_weights under canonical names "vae.*"; channels,
+ * levels and blocks per level are read from the tensor shapes.  Latents here
+ * are in the VAE's own space: callers divide SD-space latents by
+ * vae_scaling_factor() before decoding and multiply the encoder's output by
+ * it.  Images are NCHW RGB, nominally in [-1, 1] (decode does not clamp).
+ *
+ * Images of a batch are processed one at a time, so activation memory does
+ * not grow with the batch.  Not thread safe (one caller at a time). */
+#ifndef SD_VAE_H
+#define SD_VAE_H
+
+#include "../../base/err.h"
+#include "../loader/weights.h"
+
+typedef struct sd_vae sd_vae;
+
+/* NULL + err on failure.  The encoder is optional in the file: without it
+ * vae_has_encoder() is 0 and vae_encode fails cleanly. */
+sd_vae *vae_load(const sd_weights *w, sd_err *err);
+void vae_free(sd_vae *v);
+
+int vae_scale(const sd_vae *v);              /* pixels per latent cell: 2^(levels-1), 8 for SD */
+int vae_latent_channels(const sd_vae *v);    /* 4 for SD */
+int vae_image_channels(const sd_vae *v);     /* 3 */
+float vae_scaling_factor(const sd_vae *v);   /* vae/config.json scaling_factor, else 0.18215 */
+int vae_has_encoder(const sd_vae *v);
+
+/* z[B, Z, h, w] (already divided by the scaling factor) ->
+ * img[B, 3, h*s, w*s] with s = vae_scale().  0 or -1 + err. */
+int vae_decode(sd_vae *v, const float *z, int B, int h, int w, float *img, sd_err *err);
+
+/* img[B, 3, H, W] in [-1, 1], H and W multiples of vae_scale() ->
+ * moments[B, 2Z, H/s, W/s] = quant_conv(encoder(img)): channels [0, Z) the
+ * mean, [Z, 2Z) the log-variance before clamping.  0 or -1 + err. */
+int vae_encode_moments(sd_vae *v, const float *img, int B, int H, int W, float *moments, sd_err *err);
+
+/* The posterior: mean[B, Z, H/s, W/s] and std = exp(0.5 * clamp(logvar, -30, 20)),
+ * same shape (std may be NULL).  0 or -1 + err. */
+int vae_encode(sd_vae *v, const float *img, int B, int H, int W, float *mean, float *std, sd_err *err);
+
+#endif
