@@ -575,5 +575,6 @@ int vae_encode(sd_vae *v, const float *img, int B, int H, int W, float *mean, fl
             std[zs * b + i] = expf(0.5f * l);
         }
     }
+    free(mom);
     return 0;
 }
