@@ -44,16 +44,25 @@ static void check_model(const char *model, const char *src, const char *path, in
     snprintf(name, sizeof name, "%s/%s: weights open", model, src);
     CHECKF(w != NULL, name, "%s", err.msg);
     if (!w) return;
-    clip_hints hints = {0};
-    if (single_file) hints.heads = ldm_text_heads(model);
-    sd_clip *c = clip_load(w, &hints, &err);
+    /* Heads come from config.json, or the LDM config found beside a single file. */
+    sd_clip *c = clip_load(w, NULL, &err);
     snprintf(name, sizeof name, "%s/%s: clip_load", model, src);
     CHECKF(c != NULL, name, "%s", err.msg);
     if (!c) { sdw_close(w); return; }
-    snprintf(name, sizeof name, "%s/%s: config from shapes/hints", model, src);
+    clip_act want_act = want_skip == 2 ? CLIP_ACT_GELU : CLIP_ACT_QUICK_GELU;
+    snprintf(name, sizeof name, "%s/%s: config from shapes and config files", model, src);
     CHECKF(clip_layers(c) == want_layers && clip_tokens(c) == 77 && clip_heads(c) == 4 &&
-           clip_default_skip(c) == want_skip, name, "layers %d tokens %d heads %d default skip %d",
-           clip_layers(c), clip_tokens(c), clip_heads(c), clip_default_skip(c));
+           clip_heads(c) == ldm_text_heads(model) && clip_activation(c) == want_act &&
+           clip_default_skip(c) == want_skip, name, "layers %d tokens %d heads %d act %d default skip %d",
+           clip_layers(c), clip_tokens(c), clip_heads(c), (int)clip_activation(c), clip_default_skip(c));
+    if (single_file) {
+        /* Explicit hints win over the config files. */
+        clip_hints h = {.heads = 2, .act = CLIP_ACT_QUICK_GELU + CLIP_ACT_GELU - want_act};
+        sd_clip *c2 = clip_load(w, &h, &err);
+        snprintf(name, sizeof name, "%s/%s: hints override", model, src);
+        CHECKF(c2 && clip_heads(c2) == 2 && clip_activation(c2) != want_act, name, "%s", err.msg);
+        clip_free(c2);
+    }
 
     npy ids, hs, last, pln, praw;
     snprintf(rel, sizeof rel, "goldens/%s/text_encoder/input_ids.npy", model);

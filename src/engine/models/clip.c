@@ -51,16 +51,45 @@ struct sd_clip {
 
 /* ---- loading ---------------------------------------------------------- */
 
-/* text_encoder/config.json of a diffusers folder, or NULL. */
-static json_t *clip_read_config(const sd_weights *w)
+/* A JSON object from malloc'd text (freed), or NULL. */
+static json_t *clip_parse(char *txt, size_t len)
 {
-    size_t len = 0;
-    char *txt = sdw_folder_file(w, "text_encoder/config.json", &len);
     if (!txt) return NULL;
     json_t *j = json_loadb(txt, len, 0, NULL);
     free(txt);
     if (j && !json_is_object(j)) { json_decref(j); j = NULL; }
     return j;
+}
+
+/* text_encoder/config.json of a diffusers folder, or NULL. */
+static json_t *clip_read_config(const sd_weights *w)
+{
+    size_t len = 0;
+    char *txt = sdw_folder_file(w, "text_encoder/config.json", &len);
+    return clip_parse(txt, len);
+}
+
+/* The "text" object of the LDM config beside a single file (heads, act), or NULL. */
+static json_t *clip_read_ldm_text(const sd_weights *w)
+{
+    size_t len = 0;
+    char *txt = sdw_ldm_config(w, &len);
+    json_t *j = clip_parse(txt, len);
+    json_t *t = j ? json_incref(json_object_get(j, "text")) : NULL;
+    json_decref(j);
+    if (t && !json_is_object(t)) { json_decref(t); t = NULL; }
+    return t;
+}
+
+/* "quick_gelu" / "gelu" (also "gelu (erf)") -> clip_act; AUTO when unknown or absent. */
+static clip_act clip_act_from_name(const char *a, int *unknown)
+{
+    *unknown = 0;
+    if (!a) return CLIP_ACT_AUTO;
+    if (!strncmp(a, "quick_gelu", 10)) return CLIP_ACT_QUICK_GELU;
+    if (!strcmp(a, "gelu") || !strcmp(a, "gelu_python") || !strncmp(a, "gelu ", 5)) return CLIP_ACT_GELU;
+    *unknown = 1;
+    return CLIP_ACT_AUTO;
 }
 
 static const float *need_vec(const sd_weights *w, sd_err *err, const char *name, int n)
@@ -124,20 +153,22 @@ static int clip_configure(const sd_weights *w, const clip_hints *hints, clip_con
                        sdw_path(w));
     c->diffusers = sdw_get_layout(w) == SDW_LAYOUT_DIFFUSERS;
 
-    json_t *cfg = clip_read_config(w);
+    json_t *cfg = clip_read_config(w), *ldm = cfg ? NULL : clip_read_ldm_text(w);
+    const char *cfg_name = cfg ? "text_encoder/config.json" : "the LDM config";
     c->heads = hints ? hints->heads : 0;
     if (c->heads <= 0 && cfg) c->heads = (int)json_integer_value(json_object_get(cfg, "num_attention_heads"));
+    if (c->heads <= 0 && ldm) c->heads = (int)json_integer_value(json_object_get(ldm, "heads"));
     if (c->heads <= 0) c->heads = c->width >= 64 ? c->width / 64 : 1;
     c->act = hints ? hints->act : CLIP_ACT_AUTO;
-    if (c->act == CLIP_ACT_AUTO && cfg) {
-        const char *a = json_string_value(json_object_get(cfg, "hidden_act"));
-        if (a && !strcmp(a, "quick_gelu")) c->act = CLIP_ACT_QUICK_GELU;
-        else if (a && (!strcmp(a, "gelu") || !strcmp(a, "gelu_python"))) c->act = CLIP_ACT_GELU;
-        else if (a) {
-            sd_errf(err, SD_EFORMAT, "hidden_act",
-                    "text_encoder/config.json in %s: unsupported hidden_act \"%s\" "
-                    "(expected quick_gelu or gelu)", sdw_path(w), a);
+    if (c->act == CLIP_ACT_AUTO && (cfg || ldm)) {
+        const char *a = json_string_value(cfg ? json_object_get(cfg, "hidden_act") : json_object_get(ldm, "act"));
+        int unknown;
+        c->act = clip_act_from_name(a, &unknown);
+        if (unknown) {
+            sd_errf(err, SD_EFORMAT, "hidden_act", "%s of %s: unsupported text encoder activation "
+                    "\"%s\" (expected quick_gelu or gelu)", cfg_name, sdw_path(w), a);
             json_decref(cfg);
+            json_decref(ldm);
             return -1;
         }
     }
@@ -147,6 +178,7 @@ static int clip_configure(const sd_weights *w, const clip_hints *hints, clip_con
     json_t *eps = cfg ? json_object_get(cfg, "layer_norm_eps") : NULL;
     if (eps && json_is_number(eps) && json_number_value(eps) > 0) c->ln_eps = (float)json_number_value(eps);
     json_decref(cfg);
+    json_decref(ldm);
 
     if (c->width % c->heads)
         return sd_errf(err, SD_EFORMAT, "num_attention_heads",

@@ -20,15 +20,17 @@
 #include "../loader/weights.h"
 
 typedef enum {
-    CLIP_ACT_AUTO = 0,    /* config.json hidden_act, else the file family */
+    CLIP_ACT_AUTO = 0,    /* decided at load, see clip_hints */
     CLIP_ACT_QUICK_GELU,  /* x * sigmoid(1.702 x): OpenAI CLIP / SD1 */
     CLIP_ACT_GELU         /* exact erf GELU: OpenCLIP / SD2 */
 } clip_act;
 
 /* What the tensors cannot tell.  Zero-initialised = all automatic. */
 typedef struct clip_hints {
-    int heads;            /* 0 = text_encoder/config.json num_attention_heads, else width/64 */
-    clip_act act;         /* CLIP_ACT_AUTO = see above */
+    int heads;            /* 0 = text_encoder/config.json num_attention_heads, else the
+                             LDM config's text.heads (sdw_ldm_config), else width/64 */
+    clip_act act;         /* AUTO = config.json hidden_act, else LDM text.act, else the
+                             file family (sdw_text_kind_of: OpenCLIP -> GELU) */
 } clip_hints;
 
 typedef struct sd_clip sd_clip;
