@@ -274,6 +274,19 @@ static void test_elementwise(void)
         for (int i = 0; i < 2 * H; i++)
             for (int j = 0; j < 2 * W; j++) r[(p * 2 * H + i) * 2 * W + j] = x[(p * H + i / 2) * W + j / 2];
     CMP(y, r, (size_t)N * C * 4 * H * W, "upsample_nearest2x");
+    /* odd target sizes (diffusers' forward_upsample_size): 5x3 -> 9x5 and 5x3 -> 10x6 */
+    int sz[2][2] = {{9, 5}, {10, 6}};
+    for (int s = 0; s < 2; s++) {
+        int OH = sz[s][0], OW = sz[s][1];
+        op_upsample_nearest(x, N, C, H, W, OH, OW, y);
+        for (int p = 0; p < N * C; p++)
+            for (int i = 0; i < OH; i++)
+                for (int j = 0; j < OW; j++) {
+                    int si = (int)floorf(i * ((float)H / OH)), sj = (int)floorf(j * ((float)W / OW));
+                    r[(p * OH + i) * OW + j] = x[(p * H + (si < H ? si : H - 1)) * W + (sj < W ? sj : W - 1)];
+                }
+        CMP(y, r, (size_t)N * C * OH * OW, s ? "upsample_nearest to 2x size" : "upsample_nearest to odd size");
+    }
 
     N = 2; C = 35; HW = 67;
     op_nchw_to_nlc(x, N, C, HW, y);

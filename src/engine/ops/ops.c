@@ -140,6 +140,29 @@ void op_upsample_nearest2x(const float *x, int N, int C, int H, int W, float *y)
     }
 }
 
+/* PyTorch's nearest_idx: exact for same size and 2x, else float scale in/out. */
+static int nearest_src(int o, int in, int out)
+{
+    if (out == in) return o;
+    if (out == 2 * in) return o >> 1;
+    int i = (int)floorf((float)o * ((float)in / (float)out));
+    return i < in - 1 ? i : in - 1;
+}
+
+void op_upsample_nearest(const float *x, int N, int C, int H, int W, int OH, int OW, float *y)
+{
+    if (OH == 2 * H && OW == 2 * W) { op_upsample_nearest2x(x, N, C, H, W, y); return; }
+    #pragma omp parallel for schedule(static) if ((size_t)N * C * OH * OW >= PAR_MIN)
+    for (int p = 0; p < N * C; p++) {
+        const float *xp = x + (size_t)p * H * W;
+        float *yp = y + (size_t)p * OH * OW;
+        for (int i = 0; i < OH; i++) {
+            const float *xr = xp + (size_t)nearest_src(i, H, OH) * W;
+            for (int j = 0; j < OW; j++) yp[(size_t)i * OW + j] = xr[nearest_src(j, W, OW)];
+        }
+    }
+}
+
 /* Transposes go through 32x32 tiles so both sides stay cache-friendly. */
 #define TT 32
 static void transpose_planes(const float *x, int N, int R, int Cc, float *y)

@@ -70,6 +70,9 @@ void op_geglu(const float *in, int M, int F, float *out);
 
 /* Nearest-neighbour 2x upsample: x[N,C,H,W] -> y[N,C,2H,2W]. */
 void op_upsample_nearest2x(const float *x, int N, int C, int H, int W, float *y);
+/* Nearest-neighbour resize to OHxOW with PyTorch's rule (F.interpolate(size=...),
+ * mode "nearest"): src = min(floor(dst * (in/out)), in-1); exactly 2x when OH=2H. */
+void op_upsample_nearest(const float *x, int N, int C, int H, int W, int OH, int OW, float *y);
 
 /* NCHW <-> NHWC-style transposes: x[N,C,HW] -> y[N,HW,C] and back. */
 void op_nchw_to_nlc(const float *x, int N, int C, int HW, float *y);

@@ -1,0 +1,730 @@
+/* unet.c — the SD 1.x/2.x UNet, in the order data flows: hints (head split),
+ * config read from tensor shapes, weights (borrowed views, each checked with
+ * sdw_need), activation buffers (one allocation per forward), the blocks
+ * (timestep embedding, ResBlock, attention, SpatialTransformer, down/up
+ * sampling), then unet_forward.  Numerics follow diffusers v0.25.1
+ * UNet2DConditionModel in fp32.  Only ops.h does arithmetic on big arrays; this
+ * file never calls oneDNN. */
+#include "unet.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../ops/ops.h"
+
+#define UNET_MAX_RES 8      /* ResBlocks per level */
+#define UNET_MAX_DEPTH 16   /* transformer blocks per SpatialTransformer */
+#define UNET_GROUPS 32      /* GroupNorm groups (every SD UNet) */
+#define RES_EPS 1e-5f       /* ResBlock GroupNorms and conv_norm_out */
+#define ST_EPS 1e-6f        /* SpatialTransformer GroupNorm */
+#define LN_EPS 1e-5f        /* transformer LayerNorms */
+
+/* ---------------------------------------------------------------- hints */
+
+unet_hints unet_hints_sd1(void) { unet_hints h = {0}; h.num_heads = 8; return h; }
+unet_hints unet_hints_sd2(void) { unet_hints h = {0}; h.head_dim = 64; return h; }
+
+/* An int or a list of ints into h->num_heads / h->level_heads. */
+static int hints_from_json_heads(json_t *v, unet_hints *h, const char *key, sd_err *err)
+{
+    memset(h, 0, sizeof *h);
+    if (json_is_integer(v) && json_integer_value(v) > 0) {
+        h->num_heads = (int)json_integer_value(v);
+        return 0;
+    }
+    if (json_is_array(v) && json_array_size(v) >= 1 && json_array_size(v) <= UNET_MAX_LEVELS) {
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            json_t *e = json_array_get(v, i);
+            if (!json_is_integer(e) || json_integer_value(e) <= 0)
+                return sd_errf(err, SD_EFORMAT, key, "unet config: %s[%zu] is not a positive integer", key, i);
+            h->level_heads[i] = (int)json_integer_value(e);
+        }
+        h->n_level_heads = (int)json_array_size(v);
+        return 0;
+    }
+    return sd_errf(err, SD_EFORMAT, key, "unet config: %s must be a positive integer or a list of 1..%d of them",
+                   key, UNET_MAX_LEVELS);
+}
+
+static json_t *parse_json(const char *text, size_t len, const char *what, sd_err *err)
+{
+    json_error_t je;
+    json_t *root = json_loadb(text, len, 0, &je);
+    if (!root) sd_errf(err, SD_EFORMAT, what, "%s: invalid JSON at line %d: %s", what, je.line, je.text);
+    else if (!json_is_object(root)) {
+        sd_errf(err, SD_EFORMAT, what, "%s: top level is not an object", what);
+        json_decref(root);
+        root = NULL;
+    }
+    return root;
+}
+
+int unet_hints_from_diffusers_config(const char *text, size_t len, unet_hints *h, sd_err *err)
+{
+    json_t *root = parse_json(text, len, "unet/config.json", err);
+    if (!root) return -1;
+    /* diffusers (SD1/2 era) passes attention_head_dim on as the head count;
+     * num_attention_heads, when set, is the newer spelling of the same. */
+    const char *key = "num_attention_heads";
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) { key = "attention_head_dim"; v = json_object_get(root, key); }
+    int rc;
+    if (!v || json_is_null(v)) { memset(h, 0, sizeof *h); h->num_heads = 8; rc = 0; } /* diffusers default */
+    else rc = hints_from_json_heads(v, h, key, err);
+    json_decref(root);
+    return rc;
+}
+
+int unet_hints_from_ldm_config(const char *text, size_t len, unet_hints *h, sd_err *err)
+{
+    json_t *root = parse_json(text, len, "LDM config", err);
+    if (!root) return -1;
+    json_t *p = root, *q;
+    if ((q = json_object_get(root, "unet")) && json_is_object(q)) p = q;
+    else if ((q = json_object_get(root, "model")) && (q = json_object_get(q, "params")) &&
+             (q = json_object_get(q, "unet_config")) && (q = json_object_get(q, "params")) && json_is_object(q)) p = q;
+    json_t *nhc = json_object_get(p, "num_head_channels"), *nh = json_object_get(p, "num_heads");
+    int rc = 0;
+    memset(h, 0, sizeof *h);
+    /* LDM: num_head_channels (when not -1) wins over num_heads */
+    if (json_is_integer(nhc) && json_integer_value(nhc) > 0) h->head_dim = (int)json_integer_value(nhc);
+    else if (json_is_integer(nh) && json_integer_value(nh) > 0) h->num_heads = (int)json_integer_value(nh);
+    else rc = sd_errf(err, SD_EFORMAT, "num_heads", "LDM config: neither num_heads nor num_head_channels is a positive integer");
+    json_decref(root);
+    return rc;
+}
+
+int unet_hints_from_weights(const sd_weights *w, unet_hints *h, sd_err *err)
+{
+    size_t len = 0;
+    char *txt = sdw_folder_file(w, "unet/config.json", &len);
+    int rc = 0;
+    if (txt) rc = unet_hints_from_diffusers_config(txt, len, h, err);
+    else if ((txt = sdw_ldm_config(w, &len))) rc = unet_hints_from_ldm_config(txt, len, h, err);
+    else *h = sdw_text_kind_of(w) == SDW_TEXT_OPENCLIP ? unet_hints_sd2() : unet_hints_sd1();
+    free(txt);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- weights */
+
+typedef struct resblock {
+    int cin, cout;
+    const float *norm1_g, *norm1_b, *conv1_w, *conv1_b, *temb_w, *temb_b;
+    const float *norm2_g, *norm2_b, *conv2_w, *conv2_b;
+    const float *short_w, *short_b;   /* 1x1 conv when cin != cout, else NULL */
+} resblock;
+
+typedef struct attention {
+    int kv_dim;                       /* C for self-attention, context width for cross */
+    const float *q, *k, *v, *out_w, *out_b;
+} attention;
+
+typedef struct tblock {               /* BasicTransformerBlock */
+    const float *norm1_g, *norm1_b, *norm2_g, *norm2_b, *norm3_g, *norm3_b;
+    attention attn1, attn2;
+    int ff;                           /* GEGLU inner width F: ff.net.0.proj is [2F, C] */
+    const float *ff1_w, *ff1_b, *ff2_w, *ff2_b;
+} tblock;
+
+typedef struct transformer {          /* Transformer2DModel (SpatialTransformer) */
+    int c, heads, depth;
+    const float *norm_g, *norm_b, *proj_in_w, *proj_in_b, *proj_out_w, *proj_out_b;
+    tblock blocks[UNET_MAX_DEPTH];
+} transformer;
+
+typedef struct level {
+    int c, heads;
+    int n_down, n_up;                 /* ResBlocks in the down and up block */
+    resblock down[UNET_MAX_RES], up[UNET_MAX_RES];
+    int attn;                         /* 1 if the level has transformers */
+    transformer down_attn[UNET_MAX_RES], up_attn[UNET_MAX_RES];
+    const float *downsample_w, *downsample_b;   /* NULL at the last level */
+    const float *upsample_w, *upsample_b;       /* NULL at level 0 */
+} level;
+
+struct sd_unet {
+    unet_info info;
+    int conv_in_k, conv_out_k, time_proj_dim, ff_max;
+    const float *conv_in_w, *conv_in_b, *conv_out_w, *conv_out_b, *norm_out_g, *norm_out_b;
+    const float *time1_w, *time1_b, *time2_w, *time2_b;
+    level lv[UNET_MAX_LEVELS];
+    resblock mid_res[2];
+    transformer mid_attn;
+    unet_tap_fn tap;
+    void *tap_ud;
+};
+
+/* Loader context: canonical names get the "unet." prefix; the first failure
+ * sticks in err and makes every later lookup return NULL. */
+typedef struct ld {
+    const sd_weights *w;
+    sd_err *err;
+    int failed;
+} ld;
+
+static const sdw_tensor *ld_vget(ld *l, const char *fmt, va_list ap, char *name, size_t cap)
+{
+    int n = snprintf(name, cap, "unet.");
+    vsnprintf(name + n, cap - n, fmt, ap);
+    return sdw_get(l->w, name);
+}
+
+/* Optional tensor: NULL when absent, no error. */
+static const sdw_tensor *ld_find(ld *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const sdw_tensor *ld_find(ld *l, const char *fmt, ...)
+{
+    char name[256];
+    va_list ap;
+    va_start(ap, fmt);
+    const sdw_tensor *t = ld_vget(l, fmt, ap, name, sizeof name);
+    va_end(ap);
+    return t;
+}
+
+/* Required tensor with exact shape (ndim 1, 2 or 4; -1 = any). */
+static const float *ld_need(ld *l, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                            const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static const float *ld_need(ld *l, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                            const char *fmt, ...)
+{
+    if (l->failed) return NULL;
+    char name[256];
+    int n = snprintf(name, sizeof name, "unet.");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name + n, sizeof name - n, fmt, ap);
+    va_end(ap);
+    int64_t shape[4] = {d0, d1, d2, d3};
+    const sdw_tensor *t = sdw_need(l->w, l->err, name, ndim, shape);
+    if (!t) { l->failed = 1; return NULL; }
+    return t->data;
+}
+#define NEED1(l, a, ...) ld_need(l, 1, a, 0, 0, 0, __VA_ARGS__)
+#define NEED2(l, a, b, ...) ld_need(l, 2, a, b, 0, 0, __VA_ARGS__)
+#define NEED4(l, a, b, c, d, ...) ld_need(l, 4, a, b, c, d, __VA_ARGS__)
+
+static int ld_fail(ld *l, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int ld_fail(ld *l, const char *field, const char *fmt, ...)
+{
+    if (!l->failed) {
+        char msg[400];
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(msg, sizeof msg, fmt, ap);
+        va_end(ap);
+        sd_errf(l->err, SD_EFORMAT, field, "unet: %s", msg);
+    }
+    l->failed = 1;
+    return -1;
+}
+
+static int count_prefix(ld *l, const char *block, const char *kind, const char *probe)
+{
+    int n = 0;
+    while (n < 64 && ld_find(l, "%s.%s.%d.%s", block, kind, n, probe)) n++;
+    return n;
+}
+
+static void load_resblock(ld *l, resblock *r, int cin, int cout, int temb, const char *p)
+{
+    r->cin = cin; r->cout = cout;
+    if (cin % UNET_GROUPS || cout % UNET_GROUPS)
+        ld_fail(l, p, "%s: channels %d -> %d are not multiples of the %d GroupNorm groups", p, cin, cout, UNET_GROUPS);
+    r->norm1_g = NEED1(l, cin, "%s.norm1.weight", p);
+    r->norm1_b = NEED1(l, cin, "%s.norm1.bias", p);
+    r->conv1_w = NEED4(l, cout, cin, 3, 3, "%s.conv1.weight", p);
+    r->conv1_b = NEED1(l, cout, "%s.conv1.bias", p);
+    r->temb_w = NEED2(l, cout, temb, "%s.time_emb_proj.weight", p);
+    r->temb_b = NEED1(l, cout, "%s.time_emb_proj.bias", p);
+    r->norm2_g = NEED1(l, cout, "%s.norm2.weight", p);
+    r->norm2_b = NEED1(l, cout, "%s.norm2.bias", p);
+    r->conv2_w = NEED4(l, cout, cout, 3, 3, "%s.conv2.weight", p);
+    r->conv2_b = NEED1(l, cout, "%s.conv2.bias", p);
+    r->short_w = r->short_b = NULL;
+    if (cin != cout) {
+        r->short_w = NEED4(l, cout, cin, 1, 1, "%s.conv_shortcut.weight", p);
+        r->short_b = NEED1(l, cout, "%s.conv_shortcut.bias", p);
+    }
+}
+
+static void load_attention(ld *l, attention *a, int c, int kv, const char *p)
+{
+    a->kv_dim = kv;
+    a->q = NEED2(l, c, c, "%s.to_q.weight", p);
+    a->k = NEED2(l, c, kv, "%s.to_k.weight", p);
+    a->v = NEED2(l, c, kv, "%s.to_v.weight", p);
+    a->out_w = NEED2(l, c, c, "%s.to_out.0.weight", p);
+    a->out_b = NEED1(l, c, "%s.to_out.0.bias", p);
+}
+
+/* proj_in/proj_out: Linear [C,C] (SD2) or 1x1 conv [C,C,1,1] (SD1).  Both are
+ * the same per-pixel matrix, applied here on the token layout. */
+static const float *load_proj(ld *l, int c, int *linear, const char *p, const char *which)
+{
+    const sdw_tensor *t = ld_find(l, "%s.%s.weight", p, which);
+    int lin = t && t->ndim == 2;
+    if (linear) *linear = lin;
+    return lin ? NEED2(l, c, c, "%s.%s.weight", p, which) : NEED4(l, c, c, 1, 1, "%s.%s.weight", p, which);
+}
+
+static void load_transformer(ld *l, sd_unet *u, transformer *t, int c, int heads, const char *p)
+{
+    t->c = c; t->heads = heads;
+    t->depth = count_prefix(l, p, "transformer_blocks", "norm1.weight");
+    if (t->depth < 1 || t->depth > UNET_MAX_DEPTH) {
+        ld_fail(l, p, "%s has %d transformer blocks (expected 1..%d)", p, t->depth, UNET_MAX_DEPTH);
+        return;
+    }
+    if (c % UNET_GROUPS) ld_fail(l, p, "%s: %d channels are not a multiple of %d groups", p, c, UNET_GROUPS);
+    t->norm_g = NEED1(l, c, "%s.norm.weight", p);
+    t->norm_b = NEED1(l, c, "%s.norm.bias", p);
+    int lin_in = 0, lin_out = 0;
+    t->proj_in_w = load_proj(l, c, &lin_in, p, "proj_in");
+    t->proj_in_b = NEED1(l, c, "%s.proj_in.bias", p);
+    t->proj_out_w = load_proj(l, c, &lin_out, p, "proj_out");
+    t->proj_out_b = NEED1(l, c, "%s.proj_out.bias", p);
+    u->info.linear_proj = lin_in;
+    if (u->info.context_dim == 0) {   /* context width: from the first cross-attention seen */
+        const sdw_tensor *k = ld_find(l, "%s.transformer_blocks.0.attn2.to_k.weight", p);
+        if (!k || k->ndim != 2) { NEED2(l, c, -1, "%s.transformer_blocks.0.attn2.to_k.weight", p); return; }
+        u->info.context_dim = (int)k->shape[1];
+    }
+    for (int i = 0; i < t->depth && !l->failed; i++) {
+        tblock *b = &t->blocks[i];
+        char q[256];
+        snprintf(q, sizeof q, "%s.transformer_blocks.%d", p, i);
+        b->norm1_g = NEED1(l, c, "%s.norm1.weight", q);
+        b->norm1_b = NEED1(l, c, "%s.norm1.bias", q);
+        b->norm2_g = NEED1(l, c, "%s.norm2.weight", q);
+        b->norm2_b = NEED1(l, c, "%s.norm2.bias", q);
+        b->norm3_g = NEED1(l, c, "%s.norm3.weight", q);
+        b->norm3_b = NEED1(l, c, "%s.norm3.bias", q);
+        char a[300];
+        snprintf(a, sizeof a, "%s.attn1", q);
+        load_attention(l, &b->attn1, c, c, a);
+        snprintf(a, sizeof a, "%s.attn2", q);
+        load_attention(l, &b->attn2, c, u->info.context_dim, a);
+        const sdw_tensor *f = ld_find(l, "%s.ff.net.0.proj.weight", q);
+        int64_t f2 = f && f->ndim == 2 ? f->shape[0] : -1;
+        if (f2 > 0 && f2 % 2) { ld_fail(l, q, "%s.ff.net.0.proj.weight has odd width %lld (GEGLU needs value|gate halves)", q, (long long)f2); return; }
+        b->ff1_w = NEED2(l, f2 > 0 ? f2 : -1, c, "%s.ff.net.0.proj.weight", q);
+        if (l->failed) return;
+        b->ff = (int)(f2 / 2);
+        b->ff1_b = NEED1(l, 2 * b->ff, "%s.ff.net.0.proj.bias", q);
+        b->ff2_w = NEED2(l, c, b->ff, "%s.ff.net.2.weight", q);
+        b->ff2_b = NEED1(l, c, "%s.ff.net.2.bias", q);
+        if (b->ff > u->ff_max) u->ff_max = b->ff;
+    }
+}
+
+static int level_heads(ld *l, const unet_hints *h, int lvl, int c, int levels)
+{
+    int heads;
+    if (h->n_level_heads > 0) {
+        if (h->n_level_heads != levels)
+            return ld_fail(l, "attention_head_dim", "hints give heads for %d levels but the weights have %d",
+                           h->n_level_heads, levels);
+        heads = h->level_heads[lvl];
+    } else if (h->num_heads > 0) heads = h->num_heads;
+    else if (h->head_dim > 0) {
+        if (c % h->head_dim) return ld_fail(l, "head_dim", "level %d: %d channels do not split into heads of %d", lvl, c, h->head_dim);
+        heads = c / h->head_dim;
+    } else return ld_fail(l, "num_heads", "no attention head hint (num_heads, head_dim or per-level heads)");
+    if (heads <= 0 || c % heads)
+        return ld_fail(l, "num_heads", "level %d: %d channels do not split into %d heads", lvl, c, heads);
+    return heads;
+}
+
+sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
+{
+    sd_unet *u = calloc(1, sizeof *u);
+    if (!u) { sd_errf(err, SD_ENOMEM, "unet", "unet: out of memory"); return NULL; }
+    ld L = {w, err, 0}, *l = &L;
+    unet_info *in = &u->info;
+    unet_hints own;
+    if (!h) {
+        if (unet_hints_from_weights(w, &own, err)) { sd_err_prefix(err, "loading unet"); free(u); return NULL; }
+        h = &own;
+    }
+    char p[128];
+
+    /* stem: conv_in gives in_channels and the level-0 width */
+    const sdw_tensor *ci = ld_find(l, "conv_in.weight");
+    if (!ci || ci->ndim != 4) { NEED4(l, -1, -1, -1, -1, "conv_in.weight"); goto fail; }
+    int c0 = (int)ci->shape[0];
+    in->in_channels = (int)ci->shape[1];
+    u->conv_in_k = (int)ci->shape[2];
+    if (u->conv_in_k % 2 == 0 || ci->shape[3] != ci->shape[2]) { ld_fail(l, "conv_in.weight", "conv_in kernel must be square and odd"); goto fail; }
+    u->conv_in_w = ci->data;
+    u->conv_in_b = NEED1(l, c0, "conv_in.bias");
+
+    /* time embedding: linear_1 [TE, P] with P the sinusoid width */
+    const sdw_tensor *t1 = ld_find(l, "time_embedding.linear_1.weight");
+    if (!t1 || t1->ndim != 2 || t1->shape[1] % 2) { NEED2(l, -1, c0, "time_embedding.linear_1.weight"); if (!l->failed) ld_fail(l, "time_embedding.linear_1.weight", "time_embedding.linear_1 input width must be even"); goto fail; }
+    int te = (int)t1->shape[0];
+    u->time_proj_dim = (int)t1->shape[1];
+    in->time_dim = te;
+    u->time1_w = t1->data;
+    u->time1_b = NEED1(l, te, "time_embedding.linear_1.bias");
+    u->time2_w = NEED2(l, te, te, "time_embedding.linear_2.weight");
+    u->time2_b = NEED1(l, te, "time_embedding.linear_2.bias");
+
+    /* levels: one per down block */
+    int nl = 0;
+    while (nl < UNET_MAX_LEVELS + 1 && ld_find(l, "down_blocks.%d.resnets.0.conv1.weight", nl)) nl++;
+    if (nl < 1 || nl > UNET_MAX_LEVELS) { ld_fail(l, "down_blocks", nl ? "more than %d down blocks" : "no down_blocks.0.resnets.0.conv1.weight (is this a UNet?)", UNET_MAX_LEVELS); goto fail; }
+    in->levels = nl;
+    for (int i = 0; i < nl; i++) {
+        const sdw_tensor *c1 = ld_find(l, "down_blocks.%d.resnets.0.conv1.weight", i);
+        if (c1->ndim != 4) { NEED4(l, -1, -1, 3, 3, "down_blocks.%d.resnets.0.conv1.weight", i); goto fail; }
+        u->lv[i].c = in->channels[i] = (int)c1->shape[0];
+    }
+
+    /* skip channels pushed on the way down, popped on the way up */
+    int skip_c[1 + UNET_MAX_LEVELS * (UNET_MAX_RES + 1)], skip_l[1 + UNET_MAX_LEVELS * (UNET_MAX_RES + 1)], ns = 0;
+    skip_l[ns] = 0;
+    skip_c[ns++] = c0;
+    int prev = c0, down_factor = 1;
+    for (int i = 0; i < nl && !l->failed; i++) {
+        level *v = &u->lv[i];
+        snprintf(p, sizeof p, "down_blocks.%d", i);
+        v->n_down = in->down_resnets[i] = count_prefix(l, p, "resnets", "conv1.weight");
+        int na = count_prefix(l, p, "attentions", "norm.weight");
+        if (v->n_down > UNET_MAX_RES) { ld_fail(l, p, "%s has %d resnets (max %d)", p, v->n_down, UNET_MAX_RES); break; }
+        if (na && na != v->n_down) { ld_fail(l, p, "%s has %d resnets but %d attentions", p, v->n_down, na); break; }
+        v->attn = in->attention[i] = na > 0;
+        v->heads = in->heads[i] = v->attn || i == nl - 1 ? level_heads(l, h, i, v->c, nl) : 0;
+        for (int j = 0; j < v->n_down && !l->failed; j++) {
+            char q[160];
+            snprintf(q, sizeof q, "%s.resnets.%d", p, j);
+            load_resblock(l, &v->down[j], prev, v->c, te, q);
+            prev = v->c;
+            if (v->attn) {
+                snprintf(q, sizeof q, "%s.attentions.%d", p, j);
+                load_transformer(l, u, &v->down_attn[j], v->c, v->heads, q);
+            }
+            skip_l[ns] = i;
+            skip_c[ns++] = v->c;
+        }
+        if (i < nl - 1) {
+            v->downsample_w = NEED4(l, v->c, v->c, 3, 3, "%s.downsamplers.0.conv.weight", p);
+            v->downsample_b = NEED1(l, v->c, "%s.downsamplers.0.conv.bias", p);
+            skip_l[ns] = i + 1;
+            skip_c[ns++] = v->c;
+            down_factor *= 2;
+        }
+    }
+    in->down_factor = down_factor;
+    if (l->failed) goto fail;
+
+    /* mid block: ResBlock, transformer, ResBlock at the deepest width */
+    int cm = u->lv[nl - 1].c;
+    load_resblock(l, &u->mid_res[0], cm, cm, te, "mid_block.resnets.0");
+    load_transformer(l, u, &u->mid_attn, cm, u->lv[nl - 1].heads, "mid_block.attentions.0");
+    load_resblock(l, &u->mid_res[1], cm, cm, te, "mid_block.resnets.1");
+
+    /* up blocks: up_blocks.k works at level nl-1-k */
+    for (int k = 0; k < nl && !l->failed; k++) {
+        int i = nl - 1 - k;
+        level *v = &u->lv[i];
+        snprintf(p, sizeof p, "up_blocks.%d", k);
+        v->n_up = in->up_resnets[i] = count_prefix(l, p, "resnets", "conv1.weight");
+        int na = count_prefix(l, p, "attentions", "norm.weight");
+        if (v->n_up < 1 || v->n_up > UNET_MAX_RES) { ld_fail(l, p, "%s has %d resnets (expected 1..%d)", p, v->n_up, UNET_MAX_RES); break; }
+        if (na && na != v->n_up) { ld_fail(l, p, "%s has %d resnets but %d attentions", p, v->n_up, na); break; }
+        if ((na > 0) != v->attn) { ld_fail(l, p, "%s %s attention but down_blocks.%d %s", p, na ? "has" : "lacks", i, v->attn ? "has" : "lacks"); break; }
+        for (int j = 0; j < v->n_up && !l->failed; j++) {
+            if (ns == 0) { ld_fail(l, p, "%s needs more skip connections than the down path makes", p); break; }
+            if (skip_l[ns - 1] != i) { ld_fail(l, p, "%s.resnets.%d would join a skip connection from another resolution", p, j); break; }
+            char q[160];
+            snprintf(q, sizeof q, "%s.resnets.%d", p, j);
+            load_resblock(l, &v->up[j], prev + skip_c[--ns], v->c, te, q);
+            prev = v->c;
+            if (v->attn) {
+                snprintf(q, sizeof q, "%s.attentions.%d", p, j);
+                load_transformer(l, u, &v->up_attn[j], v->c, v->heads, q);
+            }
+        }
+        if (i > 0) {
+            v->upsample_w = NEED4(l, v->c, v->c, 3, 3, "%s.upsamplers.0.conv.weight", p);
+            v->upsample_b = NEED1(l, v->c, "%s.upsamplers.0.conv.bias", p);
+        }
+    }
+    if (!l->failed && ns != 0) ld_fail(l, "up_blocks", "the up path uses %d fewer skip connections than the down path makes", ns);
+
+    /* head */
+    u->norm_out_g = NEED1(l, c0, "conv_norm_out.weight");
+    u->norm_out_b = NEED1(l, c0, "conv_norm_out.bias");
+    if (!l->failed && prev != c0) ld_fail(l, "conv_out", "last up block has %d channels, conv_in has %d", prev, c0);
+    const sdw_tensor *co = ld_find(l, "conv_out.weight");
+    if (!co || co->ndim != 4 || co->shape[2] % 2 == 0) { NEED4(l, -1, c0, 3, 3, "conv_out.weight"); if (!l->failed) ld_fail(l, "conv_out.weight", "conv_out kernel must be odd"); goto fail; }
+    in->out_channels = (int)co->shape[0];
+    u->conv_out_k = (int)co->shape[2];
+    u->conv_out_w = NEED4(l, in->out_channels, c0, u->conv_out_k, u->conv_out_k, "conv_out.weight");
+    u->conv_out_b = NEED1(l, in->out_channels, "conv_out.bias");
+    if (!l->failed && in->context_dim == 0) ld_fail(l, "attentions", "no cross-attention found (not a text-conditioned UNet)");
+    if (l->failed) goto fail;
+    return u;
+fail:
+    if (!l->failed) ld_fail(l, "unet", "cannot load");
+    sd_err_prefix(err, "loading unet");
+    free(u);
+    return NULL;
+}
+
+void unet_free(sd_unet *u) { free(u); }
+const unet_info *unet_get_info(const sd_unet *u) { return &u->info; }
+void unet_set_tap(sd_unet *u, unet_tap_fn fn, void *ud) { u->tap = fn; u->tap_ud = ud; }
+
+/* ---------------------------------------------------------------- state */
+
+/* Activation buffers for one forward, carved from a single allocation.
+ * x/y hold the running hidden state (swapped after each block), t1..t3 are
+ * per-block temporaries, att holds attention q/out/k/v or the GEGLU
+ * projection, ffh the GEGLU output; skips are the down path's outputs. */
+typedef struct state {
+    int B, T;
+    int h[UNET_MAX_LEVELS], w[UNET_MAX_LEVELS];
+    float *x, *y, *t1, *t2, *t3, *att, *ffh;
+    float *temb, *temb_act, *tproj, *chan_bias;
+    float *skip[1 + UNET_MAX_LEVELS * (UNET_MAX_RES + 1)];
+    int skip_lvl[1 + UNET_MAX_LEVELS * (UNET_MAX_RES + 1)], nskip;
+    float *mem;
+} state;
+
+static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+static int state_alloc(const sd_unet *u, state *s, int B, int H, int W, int T, sd_err *err)
+{
+    const unet_info *in = &u->info;
+    int nl = in->levels, c0 = u->lv[0].c;
+    s->B = B; s->T = T;
+    s->h[0] = H; s->w[0] = W;
+    for (int i = 1; i < nl; i++) { s->h[i] = (s->h[i - 1] - 1) / 2 + 1; s->w[i] = (s->w[i - 1] - 1) / 2 + 1; }
+
+    size_t gen = 0, att = 0, ffh = 0, skips = 0, cmax_all = c0;
+    for (int i = 0; i < nl; i++) {
+        const level *v = &u->lv[i];
+        size_t hw = (size_t)s->h[i] * s->w[i], m = (size_t)B * hw;
+        size_t cmax = v->c;
+        if (i == 0) cmax = max_sz(cmax, max_sz(c0, max_sz(in->in_channels, in->out_channels)));
+        if (i + 1 < nl) cmax = max_sz(cmax, u->lv[i + 1].c);          /* upsampled from below */
+        for (int j = 0; j < v->n_up; j++) cmax = max_sz(cmax, v->up[j].cin);
+        for (int j = 0; j < v->n_down; j++) cmax = max_sz(cmax, v->down[j].cin);
+        gen = max_sz(gen, m * cmax);
+        cmax_all = max_sz(cmax_all, cmax);
+        int has_attn = v->attn || i == nl - 1;   /* the mid block sits at the last level */
+        if (has_attn) {
+            size_t kv = (size_t)B * max_sz(hw, (size_t)T) * v->c;
+            att = max_sz(att, max_sz(m * 2 * u->ff_max, 2 * m * v->c + 2 * kv));
+            ffh = max_sz(ffh, m * u->ff_max);
+        }
+    }
+    s->nskip = 0;
+    skips += (size_t)B * c0 * H * W;
+    for (int i = 0; i < nl; i++) {
+        size_t m = (size_t)B * s->h[i] * s->w[i] * u->lv[i].c;
+        skips += m * u->lv[i].n_down;
+        if (i + 1 < nl) skips += (size_t)B * s->h[i + 1] * s->w[i + 1] * u->lv[i].c;
+    }
+    size_t small = (size_t)B * (2 * in->time_dim + u->time_proj_dim + cmax_all);
+    size_t total = 5 * gen + att + ffh + skips + small;
+    s->mem = malloc(total * sizeof(float));
+    if (!s->mem) return sd_errf(err, SD_ENOMEM, "unet", "unet: cannot allocate %zu MB of activations for %dx%dx%d",
+                                total * sizeof(float) >> 20, B, H, W);
+    float *p = s->mem;
+    s->x = p; p += gen; s->y = p; p += gen; s->t1 = p; p += gen; s->t2 = p; p += gen; s->t3 = p; p += gen;
+    s->att = p; p += att; s->ffh = p; p += ffh;
+    s->temb = p; p += (size_t)B * in->time_dim;
+    s->temb_act = p; p += (size_t)B * in->time_dim;
+    s->tproj = p; p += (size_t)B * u->time_proj_dim;
+    s->chan_bias = p; p += (size_t)B * cmax_all;
+    s->skip[0] = p;   /* skips are laid out in push order from here */
+    return 0;
+}
+
+static void swap_xy(state *s) { float *t = s->x; s->x = s->y; s->y = t; }
+
+/* Push the current hidden state x (at level lvl, c channels) as a skip. */
+static void skip_push(state *s, int lvl, int c)
+{
+    size_t n = (size_t)s->B * c * s->h[lvl] * s->w[lvl];
+    memcpy(s->skip[s->nskip], s->x, n * sizeof(float));
+    s->skip_lvl[s->nskip] = lvl;
+    s->skip[s->nskip + 1] = s->skip[s->nskip] + n;
+    s->nskip++;
+}
+
+static void tap(const sd_unet *u, const char *name, const float *d, int n, int c, int h, int w)
+{
+    if (u->tap) u->tap(u->tap_ud, name, d, n, c, h, w);
+}
+
+/* ---------------------------------------------------------------- blocks */
+
+/* Sinusoidal timestep embedding, diffusers Timesteps(flip_sin_to_cos=True,
+ * downscale_freq_shift=0) in fp32: [cos(t·f_i) | sin(t·f_i)],
+ * f_i = exp(-ln(10000)·i/half). */
+static void timestep_embedding(const float *t, int B, int dim, float *out)
+{
+    int half = dim / 2;
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < half; i++) {
+            float e = (-logf(10000.f) * (float)i) / (float)half;
+            float arg = t[b] * expf(e);
+            out[(size_t)b * dim + i] = cosf(arg);
+            out[(size_t)b * dim + half + i] = sinf(arg);
+        }
+}
+
+/* ResBlock: x[B,cin,hw] in s->x -> s->x[B,cout,hw]. */
+static void resblock_forward(const resblock *r, state *s, int lvl, int time_dim)
+{
+    int B = s->B, H = s->h[lvl], W = s->w[lvl], hw = H * W;
+    op_group_norm(s->x, B, r->cin, hw, UNET_GROUPS, r->norm1_g, r->norm1_b, RES_EPS, 1, s->t1);
+    op_conv2d(s->t1, B, r->cin, H, W, r->conv1_w, r->conv1_b, r->cout, 3, 3, 1, 1, s->t2);
+    op_linear(s->temb_act, B, time_dim, r->temb_w, r->temb_b, r->cout, s->chan_bias);
+    op_add_channel_bias(s->t2, B, r->cout, hw, s->chan_bias);
+    op_group_norm(s->t2, B, r->cout, hw, UNET_GROUPS, r->norm2_g, r->norm2_b, RES_EPS, 1, s->t2);
+    op_conv2d(s->t2, B, r->cout, H, W, r->conv2_w, r->conv2_b, r->cout, 3, 3, 1, 1, s->y);
+    if (r->short_w) {
+        op_conv2d(s->x, B, r->cin, H, W, r->short_w, r->short_b, r->cout, 1, 1, 1, 0, s->t1);
+        op_add(s->y, s->t1, (size_t)B * r->cout * hw);
+    } else {
+        op_add(s->y, s->x, (size_t)B * r->cout * hw);
+    }
+    swap_xy(s);
+}
+
+/* h[B*Tq, C] += to_out(attention(norm(h) -> q, kv -> k, v)); kv NULL = self. */
+static void attention_forward(const attention *a, int heads, int B, int Tq, int C,
+                              const float *hn, const float *kv, int Tk, float *scratch, float *h, float *tmp)
+{
+    size_t mq = (size_t)B * Tq, mk = (size_t)B * Tk;
+    float *q = scratch, *o = q + mq * C, *k = o + mq * C, *v = k + mk * C;
+    const float *src = kv ? kv : hn;
+    op_linear(hn, (int)mq, C, a->q, NULL, C, q);
+    op_linear(src, (int)mk, a->kv_dim, a->k, NULL, C, k);
+    op_linear(src, (int)mk, a->kv_dim, a->v, NULL, C, v);
+    int d = C / heads;
+    op_attention(q, C, k, C, v, C, B, Tq, Tk, heads, d, 1.f / sqrtf((float)d), o);
+    op_linear(o, (int)mq, C, a->out_w, a->out_b, C, tmp);
+    op_add(h, tmp, mq * C);
+}
+
+/* SpatialTransformer: x[B,C,hw] in s->x, updated in place (residual). */
+static void transformer_forward(const transformer *t, state *s, int lvl, const float *ctx)
+{
+    int B = s->B, C = t->c, hw = s->h[lvl] * s->w[lvl];
+    size_t m = (size_t)B * hw, n = m * C;
+    op_group_norm(s->x, B, C, hw, UNET_GROUPS, t->norm_g, t->norm_b, ST_EPS, 0, s->t1);
+    op_nchw_to_nlc(s->t1, B, C, hw, s->t2);
+    float *h = s->t3;
+    op_linear(s->t2, (int)m, C, t->proj_in_w, t->proj_in_b, C, h);
+    for (int i = 0; i < t->depth; i++) {
+        const tblock *b = &t->blocks[i];
+        op_layer_norm(h, (int)m, C, b->norm1_g, b->norm1_b, LN_EPS, s->t1);
+        attention_forward(&b->attn1, t->heads, B, hw, C, s->t1, NULL, hw, s->att, h, s->t2);
+        op_layer_norm(h, (int)m, C, b->norm2_g, b->norm2_b, LN_EPS, s->t1);
+        attention_forward(&b->attn2, t->heads, B, hw, C, s->t1, ctx, s->T, s->att, h, s->t2);
+        op_layer_norm(h, (int)m, C, b->norm3_g, b->norm3_b, LN_EPS, s->t1);
+        op_linear(s->t1, (int)m, C, b->ff1_w, b->ff1_b, 2 * b->ff, s->att);
+        op_geglu(s->att, (int)m, b->ff, s->ffh);
+        op_linear(s->ffh, (int)m, b->ff, b->ff2_w, b->ff2_b, C, s->t2);
+        op_add(h, s->t2, n);
+    }
+    op_linear(h, (int)m, C, t->proj_out_w, t->proj_out_b, C, s->t1);
+    op_nlc_to_nchw(s->t1, B, C, hw, s->t2);
+    op_add(s->x, s->t2, n);
+}
+
+/* ---------------------------------------------------------------- forward */
+
+int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
+                 int B, int H, int W, int T, float *out, sd_err *err)
+{
+    const unet_info *in = &u->info;
+    if (B < 1 || H < 1 || W < 1 || T < 1 || H > 4096 || W > 4096 || T > 77 * 64 ||
+        (size_t)B * H * W > ((size_t)1 << 22) || (size_t)B * T > ((size_t)1 << 20))
+        return sd_errf(err, SD_EINVAL, "unet", "unet: bad input size B=%d H=%d W=%d T=%d", B, H, W, T);
+    state s;
+    memset(&s, 0, sizeof s);
+    if (state_alloc(u, &s, B, H, W, T, err)) return -1;
+    int nl = in->levels, c0 = u->lv[0].c, te = in->time_dim;
+    char name[64];
+
+    /* time embedding: sinusoid -> linear_1 -> SiLU -> linear_2; ResBlocks see SiLU(emb) */
+    timestep_embedding(t, B, u->time_proj_dim, s.tproj);
+    tap(u, "time_proj", s.tproj, B, u->time_proj_dim, 1, 1);
+    op_linear(s.tproj, B, u->time_proj_dim, u->time1_w, u->time1_b, te, s.temb_act);
+    op_silu(s.temb_act, (size_t)B * te);
+    op_linear(s.temb_act, B, te, u->time2_w, u->time2_b, te, s.temb);
+    tap(u, "time_embedding", s.temb, B, te, 1, 1);
+    memcpy(s.temb_act, s.temb, sizeof(float) * B * te);
+    op_silu(s.temb_act, (size_t)B * te);
+
+    op_conv2d(x, B, in->in_channels, H, W, u->conv_in_w, u->conv_in_b, c0,
+              u->conv_in_k, u->conv_in_k, 1, u->conv_in_k / 2, s.x);
+    tap(u, "conv_in", s.x, B, c0, H, W);
+    skip_push(&s, 0, c0);
+
+    for (int i = 0; i < nl; i++) {
+        const level *v = &u->lv[i];
+        for (int j = 0; j < v->n_down; j++) {
+            resblock_forward(&v->down[j], &s, i, te);
+            if (v->attn) transformer_forward(&v->down_attn[j], &s, i, ctx);
+            skip_push(&s, i, v->c);
+        }
+        if (v->downsample_w) {
+            op_conv2d(s.x, B, v->c, s.h[i], s.w[i], v->downsample_w, v->downsample_b, v->c, 3, 3, 2, 1, s.y);
+            swap_xy(&s);
+            skip_push(&s, i + 1, v->c);
+        }
+        snprintf(name, sizeof name, "down_blocks.%d", i);
+        tap(u, name, s.x, B, v->c, s.h[i + (v->downsample_w != NULL)], s.w[i + (v->downsample_w != NULL)]);
+    }
+
+    resblock_forward(&u->mid_res[0], &s, nl - 1, te);
+    transformer_forward(&u->mid_attn, &s, nl - 1, ctx);
+    resblock_forward(&u->mid_res[1], &s, nl - 1, te);
+    tap(u, "mid_block", s.x, B, u->lv[nl - 1].c, s.h[nl - 1], s.w[nl - 1]);
+
+    int cprev = u->lv[nl - 1].c;
+    for (int k = 0; k < nl; k++) {
+        int i = nl - 1 - k;
+        const level *v = &u->lv[i];
+        size_t hw = (size_t)s.h[i] * s.w[i];
+        for (int j = 0; j < v->n_up; j++) {
+            int sc = v->up[j].cin - cprev;
+            s.nskip--;
+            op_concat_channels(s.x, cprev, s.skip[s.nskip], sc, B, (int)hw, s.y);
+            swap_xy(&s);
+            resblock_forward(&v->up[j], &s, i, te);
+            if (v->attn) transformer_forward(&v->up_attn[j], &s, i, ctx);
+            cprev = v->c;
+        }
+        int oh = s.h[i], ow = s.w[i];
+        if (v->upsample_w) {
+            /* like diffusers' forward_upsample_size: to the next skip's size */
+            int tl = s.skip_lvl[s.nskip - 1];
+            oh = s.h[tl]; ow = s.w[tl];
+            op_upsample_nearest(s.x, B, v->c, s.h[i], s.w[i], oh, ow, s.t1);
+            op_conv2d(s.t1, B, v->c, oh, ow, v->upsample_w, v->upsample_b, v->c, 3, 3, 1, 1, s.x);
+        }
+        snprintf(name, sizeof name, "up_blocks.%d", k);
+        tap(u, name, s.x, B, v->c, oh, ow);
+    }
+
+    op_group_norm(s.x, B, c0, H * W, UNET_GROUPS, u->norm_out_g, u->norm_out_b, RES_EPS, 0, s.t1);
+    tap(u, "conv_norm_out", s.t1, B, c0, H, W);
+    op_silu(s.t1, (size_t)B * c0 * H * W);
+    op_conv2d(s.t1, B, c0, H, W, u->conv_out_w, u->conv_out_b, in->out_channels,
+              u->conv_out_k, u->conv_out_k, 1, u->conv_out_k / 2, out);
+    free(s.mem);
+    return 0;
+}

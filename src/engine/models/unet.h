@@ -1,0 +1,90 @@
+/* unet.h — the Stable Diffusion 1.x/2.x denoising UNet (diffusers
+ * UNet2DConditionModel with CrossAttn down/up blocks): load from canonical
+ * weights ("unet.*"), run one forward pass.
+ *
+ * The architecture is read from tensor shapes, never from constants: levels
+ * and channels per level (down_blocks.*.resnets.0.conv1), ResBlocks per level,
+ * which levels have attention, transformer depth, context width (attn2.to_k),
+ * linear vs 1x1-conv proj_in/out, in/out channels, time-embedding widths.
+ * Only the attention head split cannot be seen in the shapes; it comes from
+ * unet_hints (parsed from a diffusers or LDM config, or a family default). */
+#ifndef SD_UNET_H
+#define SD_UNET_H
+
+#include "../../base/err.h"
+#include "../loader/weights.h"
+
+#define UNET_MAX_LEVELS 8
+
+/* How attention channels split into heads.  Exactly one way is used, in this
+ * order of precedence: level_heads (diffusers' list, heads per down level;
+ * the mid block uses the deepest level's entry, up blocks mirror the down
+ * levels), num_heads (same count everywhere, SD1: 8), head_dim (channels per
+ * head, SD2: 64). */
+typedef struct unet_hints {
+    int level_heads[UNET_MAX_LEVELS];
+    int n_level_heads;
+    int num_heads;
+    int head_dim;
+} unet_hints;
+
+/* SD1 family: 8 heads everywhere.  SD2 family: head_dim 64. */
+unet_hints unet_hints_sd1(void);
+unet_hints unet_hints_sd2(void);
+
+/* From a diffusers unet/config.json text: num_attention_heads if set, else
+ * attention_head_dim (int or list), which diffusers (SD1/2) uses as the
+ * number of heads.  0 on success, -1 + err. */
+int unet_hints_from_diffusers_config(const char *json, size_t len, unet_hints *h, sd_err *err);
+/* From an LDM config as JSON: the unet params object itself, or one nested as
+ * {"unet": {...}} or {"model":{"params":{"unet_config":{"params":{...}}}}};
+ * num_heads (> 0) or num_head_channels (> 0).  0 on success, -1 + err. */
+int unet_hints_from_ldm_config(const char *json, size_t len, unet_hints *h, sd_err *err);
+
+/* What a checkpoint says: a diffusers folder's unet/config.json, else the LDM
+ * config beside a single file (sdw_ldm_config), else the family default
+ * from the text tower (OpenCLIP -> SD2, otherwise SD1).  0, or -1 + err when
+ * a config exists but is malformed. */
+int unet_hints_from_weights(const sd_weights *w, unet_hints *h, sd_err *err);
+
+typedef struct sd_unet sd_unet;
+
+/* Shape summary, for callers and logs. */
+typedef struct unet_info {
+    int in_channels, out_channels;
+    int levels;
+    int channels[UNET_MAX_LEVELS];     /* per level */
+    int down_resnets[UNET_MAX_LEVELS]; /* per level */
+    int up_resnets[UNET_MAX_LEVELS];   /* per level (diffusers up_blocks order reversed) */
+    int attention[UNET_MAX_LEVELS];    /* 1 if the level has spatial transformers */
+    int heads[UNET_MAX_LEVELS];        /* heads at the level (mid uses the last level's) */
+    int context_dim;
+    int time_dim;                      /* width of the time embedding MLP output */
+    int linear_proj;                   /* 1 if proj_in/out are Linear (SD2), 0 if 1x1 conv */
+    int down_factor;                   /* 2^(number of downsamplers) */
+} unet_info;
+
+/* Build the model from canonical "unet.*" tensors (h NULL = unet_hints_from_weights).  Every tensor is checked
+ * (sdw_need) against shapes derived from earlier ones, so a wrong or missing
+ * tensor gives an error naming it.  Weights are borrowed: `w` must outlive the
+ * model.  NULL + err on failure. */
+sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err);
+void unet_free(sd_unet *u);
+const unet_info *unet_get_info(const sd_unet *u);
+
+/* One denoising pass: x[B,in,H,W] latent, t[B] timesteps (float, may differ
+ * per row), ctx[B,T,context_dim] text conditioning (T any positive length,
+ * normally a multiple of 77) -> out[B,out,H,W].  H, W any size >= 1 (odd
+ * down-sampled sizes are matched on the way up like diffusers).  Returns 0,
+ * or -1 + err (bad sizes, out of memory). */
+int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
+                 int B, int H, int W, int T, float *out, sd_err *err);
+
+/* Debug/test hook: called after conv_in, time_proj, time_embedding, each
+ * down/up block, mid_block and conv_norm_out (before its SiLU) with the
+ * diffusers module name and the activation [n, c, h, w] (h = w = 1 for the
+ * time vectors).  NULL to disable. */
+typedef void (*unet_tap_fn)(void *ud, const char *name, const float *data, int n, int c, int h, int w);
+void unet_set_tap(sd_unet *u, unet_tap_fn fn, void *ud);
+
+#endif
