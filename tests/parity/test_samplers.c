@@ -169,6 +169,18 @@ static int const_model1(void *ud, const float *x_in, float t, int call, float *o
     for (size_t i = 0; i < per; i++) out[i] = 0.1f * x_in[i] + 0.01f * (float)i;
     return 0;
 }
+typedef struct counted { size_t per; int calls; } counted;
+static int counting_model(void *ud, const float *x_in, float t, int call, float *out, sd_err *err)
+{
+    counted *c = ud;
+    c->calls++;
+    return const_model1(&c->per, x_in, t, call, out, err);
+}
+static int failing_model(void *ud, const float *x_in, float t, int call, float *out, sd_err *err)
+{
+    (void)ud; (void)x_in; (void)t; (void)out;
+    return call == 1 ? sd_errf(err, SD_EIO, "unet", "simulated failure") : 0;
+}
 static int cancel_at_2(void *ud, int step, int total) { (void)ud; (void)total; return step == 2; }
 
 static void check_batch(sd_sched *sc)
@@ -199,13 +211,18 @@ static void check_batch(sd_sched *sc)
         CHECKF(same, name, "rc %d %s", rc, err.msg);
     }
     sd_sched_init(sc, SD_SAMPLER_EULER, SD_SPACING_LEADING, 5, &err);
-    int calls = 0;
-    sd_sample_req req = { .sched = sc, .pred = SD_PRED_EPS, .batch = 1, .per_image = per, .model = const_model1,
-                          .model_ud = &per, .progress = cancel_at_2 };
-    (void)calls;
+    counted cm = { per, 0 };
+    sd_sample_req req = { .sched = sc, .pred = SD_PRED_EPS, .batch = 1, .per_image = per, .model = counting_model,
+                          .model_ud = &cm, .progress = cancel_at_2 };
     sd_err_clear(&err);
     memset(x1, 0, per * sizeof(float));
-    CHECK(sd_sample(&req, x1, &err) == -1 && err.code == SD_ECANCELLED, "progress callback cancels");
+    CHECKF(sd_sample(&req, x1, &err) == -1 && err.code == SD_ECANCELLED && cm.calls == 2, "progress callback cancels",
+           "code %d after %d calls", (int)err.code, cm.calls);
+    req.model = failing_model;
+    req.progress = NULL;
+    sd_err_clear(&err);
+    CHECKF(sd_sample(&req, x1, &err) == -1 && err.code == SD_EIO && !strcmp(err.field, "unet"),
+           "model callback error is returned", "code %d %s", (int)err.code, err.msg);
     free(xb); free(x1); free(n0);
 }
 

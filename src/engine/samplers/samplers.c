@@ -11,7 +11,9 @@
  *   ddim             DDIMScheduler, eta 0, final alpha = alphas_cumprod[0]
  *   dpmpp_2m(_karras) DPMSolverMultistepScheduler, dpmsolver++ order 2,
  *                    midpoint, first order on the first step and (below 15
- *                    steps) on the last
+ *                    steps) on the last.  With Karras sigmas the
+ *                    schedule ends sigma_min -> sigma_min, so the last
+ *                    UNet call changes nothing (as in diffusers 0.25.1)
  *   lcm              LCMScheduler (timestep_scaling 10; draws on every step
  *                    but the last) */
 #include <math.h>
