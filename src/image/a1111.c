@@ -1,0 +1,98 @@
+/* a1111.c — the "parameters" text AUTOMATIC1111's web UI writes into its
+ * images (and reads back with "PNG Info"), so our outputs can be dropped
+ * into that tool and reproduced. */
+#include "image.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct sbuf {
+    char *s;
+    size_t n, cap;
+    int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom) return;
+    if (b->n + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 256;
+        while (cap < b->n + n + 1) cap *= 2;
+        char *p = realloc(b->s, cap);
+        if (!p) {
+            b->oom = 1;
+            return;
+        }
+        b->s = p;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->n, s, n);
+    b->n += n;
+    b->s[b->n] = 0;
+}
+
+static void sb_str(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
+
+static void sb_fmt(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_fmt(sbuf *b, const char *fmt, ...)
+{
+    char tmp[256];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0) sb_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+/* A value as A1111 writes it: bare, or JSON-quoted when it holds , : " or a newline. */
+static void sb_value(sbuf *b, const char *v)
+{
+    if (!strpbrk(v, ",:\"\n")) {
+        sb_str(b, v);
+        return;
+    }
+    sb_add(b, "\"", 1);
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        switch (*p) {
+        case '"': sb_str(b, "\\\""); break;
+        case '\\': sb_str(b, "\\\\"); break;
+        case '\n': sb_str(b, "\\n"); break;
+        case '\r': sb_str(b, "\\r"); break;
+        case '\t': sb_str(b, "\\t"); break;
+        default:
+            if (*p < 0x20) sb_fmt(b, "\\u%04x", *p);
+            else sb_add(b, (const char *)p, 1);
+        }
+    }
+    sb_add(b, "\"", 1);
+}
+
+char *img_a1111_parameters(const img_gen_info *g)
+{
+    sbuf b = {0};
+    sb_str(&b, g->prompt ? g->prompt : "");
+    if (g->negative && *g->negative) {
+        sb_str(&b, "\nNegative prompt: ");
+        sb_str(&b, g->negative);
+    }
+    sb_fmt(&b, "\nSteps: %d, Sampler: ", g->steps);
+    sb_value(&b, g->sampler ? g->sampler : "");
+    sb_fmt(&b, ", CFG scale: %g, Seed: %llu, Size: %dx%d", (double)g->cfg, (unsigned long long)g->seed,
+           g->width, g->height);
+    if (g->model_hash && *g->model_hash) {
+        sb_str(&b, ", Model hash: ");
+        sb_value(&b, g->model_hash);
+    }
+    if (g->model_name && *g->model_name) {
+        sb_str(&b, ", Model: ");
+        sb_value(&b, g->model_name);
+    }
+    if (g->denoise >= 0) sb_fmt(&b, ", Denoising strength: %g", (double)g->denoise);
+    if (b.oom || !b.s) {
+        free(b.s);
+        return NULL;
+    }
+    return b.s;
+}

@@ -1,0 +1,133 @@
+/* image.h — pictures in and out of sdserve: base64 init images, PNG / JPEG /
+ * WebP decoding to RGB8 and encoding from RGB8 with generation parameters
+ * embedded, resizing, and the AUTOMATIC1111-style "parameters" text.
+ *
+ * Everything works on memory buffers (no files) and reports failure through
+ * sd_err (base/err.h); nothing a client sends can crash or abort here.
+ * Decoders check the declared size against limits BEFORE allocating pixels
+ * (decompression bombs) and trust magic bytes, never a client's content type.
+ * Names are img_* so they do not clash with the engine's sd_image. */
+#ifndef SD_IMAGE_H
+#define SD_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/err.h"
+
+/* ---- pixels ------------------------------------------------------------ */
+
+/* An RGB8 picture: width*height*3 bytes, rows top to bottom, no padding. */
+typedef struct img_rgb {
+    int width, height;
+    uint8_t *px;          /* malloc'd; img_rgb_free() */
+} img_rgb;
+void img_rgb_free(img_rgb *im);   /* frees px, zeroes the struct; NULL-safe */
+
+/* ---- formats ----------------------------------------------------------- */
+
+typedef enum { IMG_UNKNOWN = 0, IMG_PNG, IMG_JPEG, IMG_WEBP } img_format;
+
+/* From the first bytes (magic numbers), never from a client's claim. */
+img_format img_sniff(const uint8_t *data, size_t len);
+/* "png" / "jpeg" / "jpg" / "webp" (case-insensitive) -> format; IMG_UNKNOWN otherwise. */
+img_format img_format_from_name(const char *name);
+const char *img_format_name(img_format f);   /* "png", "jpeg", "webp", "unknown" */
+const char *img_format_mime(img_format f);   /* "image/png", ... , "application/octet-stream" */
+const char *img_format_ext(img_format f);    /* "png", "jpg", "webp", "bin" (no dot) */
+
+/* ---- base64 (init_image) ------------------------------------------------ */
+
+/* Decodes `len` bytes of text (need not be NUL-terminated) into a malloc'd
+ * buffer.  Accepts an optional "data:image/...;base64," prefix, the standard
+ * and URL-safe alphabets (even mixed), missing '=' padding, and ignores
+ * \r \n \t \f \v.  A SPACE is read as '+' (form bodies whose '+' was not
+ * percent-encoded).  Any other byte -> SD_EINVAL naming `field` (NULL =
+ * "init_image") and the byte offset; more than `max_out` decoded bytes ->
+ * SD_ETOOLARGE.  Returns 0, or -1 with *out = NULL. */
+int img_base64_decode(const char *text, size_t len, size_t max_out, const char *field,
+                      uint8_t **out, size_t *out_len, sd_err *err);
+/* Standard alphabet with padding; malloc'd, NUL-terminated; NULL on OOM. */
+char *img_base64_encode(const uint8_t *data, size_t len, size_t *out_len);
+
+/* ---- decoding ------------------------------------------------------------ */
+
+#define IMG_DEFAULT_MAX_SIDE   8192
+#define IMG_DEFAULT_MAX_PIXELS (8192LL * 8192LL / 2)   /* 32 Mpx = 96 MiB of RGB */
+
+typedef struct img_decode_opts {
+    int max_side;          /* 0 = IMG_DEFAULT_MAX_SIDE */
+    int64_t max_pixels;    /* 0 = IMG_DEFAULT_MAX_PIXELS */
+    const char *field;     /* field named in errors; NULL = "init_image" */
+} img_decode_opts;
+
+/* PNG / JPEG / WebP (sniffed) -> RGB8.  Alpha is composited on white;
+ * grayscale, palette, 16-bit, interlaced PNG and CMYK JPEG are converted.
+ * Errors: SD_EINVAL (not an image / unsupported format / corrupt or truncated
+ * data), SD_ETOOLARGE (declared size over a limit; nothing allocated),
+ * SD_ENOMEM.  `opts` may be NULL.  Returns 0 or -1 (out zeroed). */
+int img_decode(const uint8_t *data, size_t len, const img_decode_opts *opts,
+               img_rgb *out, sd_err *err);
+
+/* ---- encoding ------------------------------------------------------------ */
+
+typedef struct img_encode_opts {
+    img_format format;        /* IMG_PNG (default when IMG_UNKNOWN), IMG_JPEG, IMG_WEBP */
+    int quality;              /* JPEG/WebP 1..100; 0 = 90 */
+    const char *parameters;   /* A1111 text, or NULL: PNG tEXt/iTXt "parameters",
+                                 JPEG/WebP EXIF UserComment */
+} img_encode_opts;
+
+/* RGB8 -> file bytes in a malloc'd buffer.  Returns 0 or -1. */
+int img_encode(const uint8_t *rgb, int width, int height, const img_encode_opts *opts,
+               uint8_t **out, size_t *out_len, sd_err *err);
+
+/* Reads the "parameters" text back from an encoded file (PNG tEXt / iTXt /
+ * zTXt, or EXIF UserComment in JPEG APP1 / WebP EXIF chunk).  *out is a
+ * malloc'd UTF-8 string, or NULL with return 0 when there is none.
+ * Returns -1 only on malformed data or OOM. */
+int img_read_parameters(const uint8_t *data, size_t len, char **out, sd_err *err);
+
+/* ---- EXIF (used by the JPEG and WebP writers; exposed for tests) --------- */
+
+/* A minimal big-endian TIFF/EXIF block (no "Exif\0\0" prefix): IFD0 ->
+ * ExifIFD -> UserComment, "UNICODE\0" + UTF-16BE as AUTOMATIC1111 writes it.
+ * Text longer than fits in a JPEG APP1 segment is cut at a character
+ * boundary.  Returns a malloc'd buffer or NULL on OOM. */
+uint8_t *img_exif_build(const char *utf8, size_t *out_len);
+/* Finds UserComment in a TIFF block (with or without "Exif\0\0") and returns
+ * it as malloc'd UTF-8 (NULL + 0 when absent; -1 when malformed/OOM). */
+int img_exif_user_comment(const uint8_t *tiff, size_t len, char **out, sd_err *err);
+
+/* ---- resizing ------------------------------------------------------------ */
+
+/* Resamples RGB8 to dw x dh into a new malloc'd buffer: area averaging when
+ * shrinking (no aliasing), bilinear when enlarging, per axis.  Returns 0 or -1. */
+int img_resize(const uint8_t *src, int sw, int sh, int dw, int dh, uint8_t **out, sd_err *err);
+/* If a side exceeds max_side, scales `im` down in place to fit, keeping the
+ * aspect ratio (sides rounded, at least 1).  Returns 1 if resized, 0 if
+ * unchanged, -1 on error. */
+int img_fit_within(img_rgb *im, int max_side, sd_err *err);
+
+/* ---- AUTOMATIC1111 "parameters" text ------------------------------------ */
+
+typedef struct img_gen_info {
+    const char *prompt;
+    const char *negative;       /* NULL or "" -> no "Negative prompt:" line */
+    int steps;
+    const char *sampler;        /* A1111 name, e.g. "Euler a" (sd_sampler_a1111_name) */
+    float cfg;
+    uint64_t seed;
+    int width, height;
+    const char *model_hash;     /* NULL/"" -> omitted */
+    const char *model_name;     /* NULL/"" -> omitted */
+    float denoise;              /* img2img strength; < 0 -> omitted (txt2img) */
+} img_gen_info;
+
+/* "<prompt>\nNegative prompt: <neg>\nSteps: N, Sampler: S, CFG scale: X,
+ * Seed: S, Size: WxH, Model hash: H, Model: M[, Denoising strength: D]".
+ * Values holding ',' ':' '"' or a newline are quoted as A1111 does.
+ * Returns a malloc'd string or NULL on OOM. */
+char *img_a1111_parameters(const img_gen_info *g);
+
+#endif

@@ -1,0 +1,413 @@
+/* test_image.c — PNG / JPEG / WebP decoding and encoding: round trips,
+ * every PNG colour type, CMYK and gray JPEG, alpha on white, the parameters
+ * text read back, and hostile input (truncated, corrupt, decompression bombs,
+ * wrong formats) refused with a clear error. */
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <png.h>
+#include <webp/encode.h>
+#include <zlib.h>
+
+#include "t.h"
+#include "../../src/image/image.h"
+
+#define W 37
+#define H 23
+
+static uint8_t pattern[W * H * 3];
+
+static void make_pattern(void)
+{
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            uint8_t *p = pattern + 3 * (y * W + x);
+            p[0] = (uint8_t)(x * 255 / (W - 1));
+            p[1] = (uint8_t)(y * 255 / (H - 1));
+            p[2] = (uint8_t)((x + y) * 4);
+        }
+}
+
+static double mean_abs_diff(const uint8_t *a, const uint8_t *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += abs((int)a[i] - (int)b[i]);
+    return s / n;
+}
+
+/* ---- writing test PNGs of any colour type with libpng ---------------- */
+
+typedef struct membuf {
+    uint8_t *p;
+    size_t n, cap;
+} membuf;
+
+static void mb_write(png_structp png, png_bytep d, png_size_t n)
+{
+    membuf *m = png_get_io_ptr(png);
+    if (m->n + n > m->cap) {
+        m->cap = (m->n + n) * 2;
+        m->p = realloc(m->p, m->cap);
+    }
+    memcpy(m->p + m->n, d, n);
+    m->n += n;
+}
+static void mb_flush(png_structp png) { (void)png; }
+
+/* rows: w*h*channels*(depth/8) bytes, already in PNG byte order. */
+static membuf write_png(int w, int h, int type, int depth, int interlace, const uint8_t *rows,
+                        const png_color *pal, int npal, const uint8_t *trns, int ntrns)
+{
+    membuf m = {0};
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    if (setjmp(png_jmpbuf(png))) abort();
+    png_set_write_fn(png, &m, mb_write, mb_flush);
+    png_set_IHDR(png, info, w, h, depth, type, interlace, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    if (pal) png_set_PLTE(png, info, pal, npal);
+    if (trns) png_set_tRNS(png, info, trns, ntrns, NULL);
+    png_write_info(png, info);
+    int ch = type == PNG_COLOR_TYPE_GRAY || type == PNG_COLOR_TYPE_PALETTE ? 1
+             : type == PNG_COLOR_TYPE_GRAY_ALPHA ? 2 : type == PNG_COLOR_TYPE_RGB ? 3 : 4;
+    size_t stride = ((size_t)w * ch * depth + 7) / 8;
+    int passes = png_set_interlace_handling(png);
+    for (int p = 0; p < passes; p++)
+        for (int y = 0; y < h; y++) png_write_row(png, rows + y * stride);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    return m;
+}
+
+/* Note: CHECKF's detail arguments may be evaluated before its condition, so
+ * details only read `im` after a decode_ok() on an earlier line or a zeroed im. */
+static int decode_ok(const uint8_t *d, size_t n, img_rgb *im, sd_err *e)
+{
+    sd_err_clear(e);
+    return img_decode(d, n, NULL, im, e) == 0;
+}
+
+static void test_png_types(void)
+{
+    img_rgb im = {0};
+    sd_err e;
+    /* 8-bit gray */
+    uint8_t g[4 * 3];
+    for (int i = 0; i < 12; i++) g[i] = (uint8_t)(i * 20);
+    membuf m = write_png(4, 3, PNG_COLOR_TYPE_GRAY, 8, 0, g, NULL, 0, NULL, 0);
+    CHECKF(decode_ok(m.p, m.n, &im, &e) && im.width == 4 && im.height == 3 && im.px[3 * 5] == 100 &&
+               im.px[3 * 5 + 1] == 100 && im.px[3 * 5 + 2] == 100, "png gray8 -> rgb", "%s", e.msg);
+    img_rgb_free(&im);
+    free(m.p);
+    /* 1-bit gray: 0b10100000 -> white, black, white, black */
+    uint8_t g1[2] = {0xA0, 0x50};
+    m = write_png(4, 2, PNG_COLOR_TYPE_GRAY, 1, 0, g1, NULL, 0, NULL, 0);
+    CHECKF(decode_ok(m.p, m.n, &im, &e) && im.px[0] == 255 && im.px[3] == 0 && im.px[12] == 0 && im.px[15] == 255,
+           "png gray1 expanded", "%s", e.msg);
+    img_rgb_free(&im);
+    free(m.p);
+    /* 16-bit RGB, big-endian samples */
+    uint8_t c16[2 * 1 * 6] = {0xFF, 0xFF, 0x80, 0x00, 0x00, 0x10, 0x12, 0x34, 0x00, 0x00, 0xFF, 0xFF};
+    m = write_png(2, 1, PNG_COLOR_TYPE_RGB, 16, 0, c16, NULL, 0, NULL, 0);
+    CHECKF(decode_ok(m.p, m.n, &im, &e) && im.px[0] == 255 && im.px[1] == 0x80 && im.px[2] == 0 &&
+               im.px[3] == 0x12 && im.px[5] == 255, "png rgb16 -> 8 bits", "%s", e.msg);
+    img_rgb_free(&im);
+    free(m.p);
+    /* palette with a transparent entry: index 1 is red, index 0 transparent blue -> white */
+    png_color pal[2] = {{0, 0, 255}, {255, 0, 0}};
+    uint8_t trns[1] = {0};
+    uint8_t idx[2] = {0, 1};
+    m = write_png(2, 1, PNG_COLOR_TYPE_PALETTE, 8, 0, idx, pal, 2, trns, 1);
+    CHECKF(decode_ok(m.p, m.n, &im, &e) && !memcmp(im.px, "\xff\xff\xff\xff\x00\x00", 6),
+           "png palette + tRNS on white", "%s", e.msg);
+    img_rgb_free(&im);
+    free(m.p);
+    /* RGBA: half-transparent black over white = 128 gray; opaque green stays green */
+    uint8_t rgba[8] = {0, 0, 0, 128, 0, 255, 0, 255};
+    m = write_png(2, 1, PNG_COLOR_TYPE_RGBA, 8, 0, rgba, NULL, 0, NULL, 0);
+    CHECKF(decode_ok(m.p, m.n, &im, &e) && im.px[0] == 127 && im.px[1] == 127 && !memcmp(im.px + 3, "\x00\xff\x00", 3),
+           "png rgba composited on white", "%d %d", im.px ? im.px[0] : -1, im.px ? im.px[1] : -1);
+    img_rgb_free(&im);
+    free(m.p);
+    /* gray + alpha, 16 bits: fully transparent -> white */
+    uint8_t ga[4] = {0, 0, 0, 0};
+    m = write_png(1, 1, PNG_COLOR_TYPE_GRAY_ALPHA, 16, 0, ga, NULL, 0, NULL, 0);
+    CHECKF(decode_ok(m.p, m.n, &im, &e) && !memcmp(im.px, "\xff\xff\xff", 3), "png gray-alpha16 transparent",
+           "%s", e.msg);
+    img_rgb_free(&im);
+    free(m.p);
+    /* interlaced RGB equals the pattern */
+    m = write_png(W, H, PNG_COLOR_TYPE_RGB, 8, PNG_INTERLACE_ADAM7, pattern, NULL, 0, NULL, 0);
+    CHECKF(decode_ok(m.p, m.n, &im, &e) && im.width == W && !memcmp(im.px, pattern, sizeof pattern),
+           "png interlaced", "%s", e.msg);
+    img_rgb_free(&im);
+    free(m.p);
+}
+
+static void test_round_trips(void)
+{
+    static const char *params[] = {
+        "a red bicycle\nNegative prompt: blurry\nSteps: 20, Sampler: Euler a, CFG scale: 7, Seed: 1, Size: 37x23",
+        "un vélo rouge 🚲 自転車\nSteps: 4, Sampler: DDIM, CFG scale: 7.5, Seed: 42, Size: 37x23",
+    };
+    const img_format fmts[] = {IMG_PNG, IMG_JPEG, IMG_WEBP};
+    for (int f = 0; f < 3; f++)
+        for (int k = 0; k < 2; k++) {
+            char name[96];
+            const char *fn = img_format_name(fmts[f]);
+            sd_err e;
+            sd_err_clear(&e);
+            uint8_t *buf;
+            size_t n;
+            img_encode_opts o = {fmts[f], 92, params[k]};
+            int rc = img_encode(pattern, W, H, &o, &buf, &n, &e);
+            snprintf(name, sizeof name, "%s encode (%s)", fn, k ? "utf-8" : "ascii");
+            CHECKF(rc == 0 && img_sniff(buf, n) == fmts[f], name, "%s", e.msg);
+            if (rc) continue;
+            img_rgb im;
+            rc = img_decode(buf, n, NULL, &im, &e);
+            double d = rc ? 999 : mean_abs_diff(im.px, pattern, sizeof pattern);
+            snprintf(name, sizeof name, "%s decode back (%s)", fn, k ? "utf-8" : "ascii");
+            CHECKF(rc == 0 && im.width == W && im.height == H && (fmts[f] == IMG_PNG ? d == 0 : d < 6), name,
+                   "rc=%d mean diff %.2f %s", rc, d, e.msg);
+            img_rgb_free(&im);
+            char *txt = NULL;
+            rc = img_read_parameters(buf, n, &txt, &e);
+            snprintf(name, sizeof name, "%s parameters read back (%s)", fn, k ? "utf-8" : "ascii");
+            CHECKF(rc == 0 && txt && !strcmp(txt, params[k]), name, "got %s", txt ? txt : "(none)");
+            free(txt);
+            free(buf);
+        }
+    /* no parameters: nothing to read */
+    uint8_t *buf;
+    size_t n;
+    sd_err e;
+    sd_err_clear(&e);
+    img_encode_opts o = {IMG_WEBP, 80, NULL};
+    char *txt = (char *)1;
+    CHECK(img_encode(pattern, W, H, &o, &buf, &n, &e) == 0 && img_read_parameters(buf, n, &txt, &e) == 0 && !txt,
+          "webp without parameters has none");
+    free(buf);
+    /* quality changes JPEG size */
+    uint8_t *lo, *hi;
+    size_t nlo, nhi;
+    img_encode_opts ql = {IMG_JPEG, 10, NULL}, qh = {IMG_JPEG, 100, NULL};
+    CHECK(img_encode(pattern, W, H, &ql, &lo, &nlo, &e) == 0 && img_encode(pattern, W, H, &qh, &hi, &nhi, &e) == 0 &&
+              nlo < nhi, "jpeg quality matters");
+    free(lo);
+    free(hi);
+    img_encode_opts bad = {IMG_JPEG, 101, NULL};
+    sd_err_clear(&e);
+    CHECK(img_encode(pattern, W, H, &bad, &buf, &n, &e) == -1 && e.code == SD_EINVAL && !strcmp(e.field, "quality"),
+          "quality out of range");
+}
+
+/* ---- JPEG colour spaces written with libjpeg directly ----------------- */
+
+static uint8_t *jpeg_raw(int w, int h, J_COLOR_SPACE cs, int nc, const uint8_t *px, unsigned long *n)
+{
+    struct jpeg_compress_struct c;
+    struct jpeg_error_mgr je;
+    c.err = jpeg_std_error(&je);
+    jpeg_create_compress(&c);
+    uint8_t *out = NULL;
+    jpeg_mem_dest(&c, &out, n);
+    c.image_width = w;
+    c.image_height = h;
+    c.input_components = nc;
+    c.in_color_space = cs;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, 95, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    for (int y = 0; y < h; y++) {
+        JSAMPROW r = (JSAMPROW)(px + (size_t)y * w * nc);
+        jpeg_write_scanlines(&c, &r, 1);
+    }
+    jpeg_finish_compress(&c);
+    jpeg_destroy_compress(&c);
+    return out;
+}
+
+static void test_jpeg_spaces(void)
+{
+    img_rgb im = {0};
+    sd_err e;
+    uint8_t gray[16 * 16];
+    memset(gray, 90, sizeof gray);
+    unsigned long n;
+    uint8_t *j = jpeg_raw(16, 16, JCS_GRAYSCALE, 1, gray, &n);
+    CHECKF(decode_ok(j, n, &im, &e) && abs(im.px[0] - 90) <= 2 && im.px[0] == im.px[1] && im.px[1] == im.px[2],
+           "jpeg grayscale -> rgb", "%s", e.msg);
+    img_rgb_free(&im);
+    free(j);
+    /* Adobe CMYK, stored inverted: red = no cyan, full magenta+yellow, no black */
+    uint8_t cmyk[16 * 16 * 4];
+    for (int i = 0; i < 256; i++) memcpy(cmyk + 4 * i, "\xff\x00\x00\xff", 4);
+    j = jpeg_raw(16, 16, JCS_CMYK, 4, cmyk, &n);
+    CHECKF(decode_ok(j, n, &im, &e) && im.px[0] > 245 && im.px[1] < 10 && im.px[2] < 10, "jpeg adobe cmyk -> rgb",
+           "%s %d,%d,%d", e.msg, im.px ? im.px[0] : -1, im.px ? im.px[1] : -1, im.px ? im.px[2] : -1);
+    img_rgb_free(&im);
+    free(j);
+}
+
+static void test_webp_alpha(void)
+{
+    uint8_t rgba[4 * 2] = {10, 20, 30, 0, 200, 100, 50, 255};
+    uint8_t *w;
+    size_t n = WebPEncodeLosslessRGBA(rgba, 2, 1, 8, &w);
+    img_rgb im;
+    sd_err e;
+    CHECKF(n && decode_ok(w, n, &im, &e) && !memcmp(im.px, "\xff\xff\xff\xc8\x64\x32", 6), "webp alpha on white",
+           "%s", e.msg);
+    img_rgb_free(&im);
+    WebPFree(w);
+}
+
+/* ---- hostile input ------------------------------------------------------ */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24;
+    p[1] = v >> 16;
+    p[2] = v >> 8;
+    p[3] = v;
+}
+
+static void test_bombs(const uint8_t *png, size_t npng, const uint8_t *jpg, size_t njpg, const uint8_t *wp, size_t nwp)
+{
+    sd_err e;
+    img_rgb im;
+    /* PNG: IHDR claims 20000x20000 (valid CRC) */
+    uint8_t *b = malloc(npng);
+    memcpy(b, png, npng);
+    put_be32(b + 16, 20000);
+    put_be32(b + 20, 20000);
+    put_be32(b + 29, (uint32_t)crc32(0, b + 12, 17));
+    sd_err_clear(&e);
+    int rc = img_decode(b, npng, NULL, &im, &e);
+    CHECKF(rc == -1 && e.code == SD_ETOOLARGE && !strcmp(e.field, "init_image") && strstr(e.msg, "20000x20000") &&
+               !im.px, "png 20000x20000 bomb refused", "%s", e.msg);
+    free(b);
+    /* JPEG: patch the SOF0 frame size */
+    b = malloc(njpg);
+    memcpy(b, jpg, njpg);
+    int patched = 0;
+    for (size_t p = 2; p + 9 < njpg;) {
+        size_t len = (size_t)b[p + 2] << 8 | b[p + 3];
+        if (b[p + 1] == 0xC0 || b[p + 1] == 0xC2) {
+            b[p + 5] = 20000 >> 8, b[p + 6] = 20000 & 255, b[p + 7] = 20000 >> 8, b[p + 8] = 20000 & 255;
+            patched = 1;
+            break;
+        }
+        p += 2 + len;
+    }
+    sd_err_clear(&e);
+    rc = img_decode(b, njpg, NULL, &im, &e);
+    CHECKF(patched && rc == -1 && e.code == SD_ETOOLARGE && strstr(e.msg, "20000x20000"), "jpeg 20000x20000 bomb refused",
+           "%s", e.msg);
+    free(b);
+    /* WebP (simple lossy): 14-bit width/height in the VP8 key-frame header at 26..29 */
+    b = malloc(nwp);
+    memcpy(b, wp, nwp);
+    CHECK(!memcmp(b + 12, "VP8 ", 4), "webp test file is simple lossy");
+    b[26] = 0xFF, b[27] = 0x3F, b[28] = 0xFF, b[29] = 0x3F;
+    sd_err_clear(&e);
+    rc = img_decode(b, nwp, NULL, &im, &e);
+    CHECKF(rc == -1 && e.code == SD_ETOOLARGE && strstr(e.msg, "16383x16383"), "webp 16383x16383 bomb refused", "%s",
+           e.msg);
+    free(b);
+    /* configurable limits */
+    img_decode_opts o = {.max_side = 30, .field = "image"};
+    sd_err_clear(&e);
+    rc = img_decode(png, npng, &o, &im, &e);
+    CHECKF(rc == -1 && e.code == SD_ETOOLARGE && !strcmp(e.field, "image") && strstr(e.msg, "30"), "max side option",
+           "%s", e.msg);
+    img_decode_opts o2 = {.max_pixels = W * H - 1};
+    sd_err_clear(&e);
+    rc = img_decode(jpg, njpg, &o2, &im, &e);
+    CHECKF(rc == -1 && e.code == SD_ETOOLARGE, "max pixels option", "%s", e.msg);
+}
+
+/* Every prefix (in steps) must fail cleanly; flipped bytes must never crash. */
+static void test_truncated(const char *name, const uint8_t *d, size_t n)
+{
+    int all = 1, crashfree = 1;
+    size_t bad_at = 0;
+    for (size_t k = 0; k < n; k += (n / 97) + 1) {
+        sd_err e;
+        sd_err_clear(&e);
+        img_rgb im;
+        if (img_decode(d, k, NULL, &im, &e) != -1 || e.code != SD_EINVAL || im.px) {
+            all = 0;
+            bad_at = k;
+            img_rgb_free(&im);
+        }
+    }
+    char nm[80];
+    snprintf(nm, sizeof nm, "%s truncated at every length is refused", name);
+    CHECKF(all, nm, "prefix of %zu/%zu bytes accepted", bad_at, n);
+    uint8_t *b = malloc(n);
+    srand(7);
+    for (int t = 0; t < 300; t++) {
+        memcpy(b, d, n);
+        for (int f = 0; f < 4; f++) b[16 + rand() % (n - 16)] ^= (uint8_t)(1 + rand() % 255);
+        sd_err e;
+        sd_err_clear(&e);
+        img_rgb im;
+        int rc = img_decode(b, n, NULL, &im, &e);
+        if (rc == 0 && (!im.px || im.width <= 0)) crashfree = 0;
+        if (rc == -1 && (e.code == SD_OK || !e.msg[0] || im.px)) crashfree = 0;
+        img_rgb_free(&im);
+    }
+    free(b);
+    snprintf(nm, sizeof nm, "%s with corrupted bytes: clean result or clean error", name);
+    CHECK(crashfree, nm);
+}
+
+static void test_not_images(void)
+{
+    sd_err e;
+    img_rgb im;
+    sd_err_clear(&e);
+    CHECKF(img_decode((const uint8_t *)"GIF89a\x01\x00\x01\x00", 10, NULL, &im, &e) == -1 && e.code == SD_EINVAL &&
+               strstr(e.msg, "GIF") && !strcmp(e.field, "init_image"), "gif refused by name", "%s", e.msg);
+    sd_err_clear(&e);
+    CHECKF(img_decode((const uint8_t *)"hello world", 11, NULL, &im, &e) == -1 && e.code == SD_EINVAL &&
+               strstr(e.msg, "not a PNG, JPEG or WebP"), "text refused", "%s", e.msg);
+    sd_err_clear(&e);
+    CHECK(img_decode(NULL, 0, NULL, &im, &e) == -1 && e.code == SD_EINVAL, "empty refused");
+    CHECK(img_sniff((const uint8_t *)"RIFF\0\0\0\0WAVE", 12) == IMG_UNKNOWN, "riff wave is not webp");
+    CHECK(img_format_from_name("JPG") == IMG_JPEG && !strcmp(img_format_mime(IMG_WEBP), "image/webp") &&
+              !strcmp(img_format_ext(IMG_JPEG), "jpg"), "format names");
+}
+
+int main(void)
+{
+    make_pattern();
+    test_png_types();
+    test_round_trips();
+    test_jpeg_spaces();
+    test_webp_alpha();
+    test_not_images();
+
+    uint8_t *png, *jpg, *wp;
+    size_t npng, njpg, nwp;
+    sd_err e;
+    sd_err_clear(&e);
+    img_encode_opts op = {IMG_PNG, 0, "p"}, oj = {IMG_JPEG, 90, "p"}, ow = {IMG_WEBP, 90, NULL};
+    if (img_encode(pattern, W, H, &op, &png, &npng, &e) || img_encode(pattern, W, H, &oj, &jpg, &njpg, &e) ||
+        img_encode(pattern, W, H, &ow, &wp, &nwp, &e)) {
+        CHECKF(0, "encode fixtures", "%s", e.msg);
+        return t_done();
+    }
+    test_bombs(png, npng, jpg, njpg, wp, nwp);
+    test_truncated("png", png, npng);
+    test_truncated("jpeg", jpg, njpg);
+    test_truncated("webp", wp, nwp);
+    free(png);
+    free(jpg);
+    free(wp);
+    return t_done();
+}

@@ -1,0 +1,143 @@
+/* test_image_meta.c — the A1111 parameters text, the hand-written EXIF block
+ * (round trip, long text cut at a character boundary, malformed blocks), and
+ * resizing (area means when shrinking, bilinear when enlarging, fit-within
+ * keeping the aspect ratio). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "t.h"
+#include "../../src/image/image.h"
+
+static void test_a1111(void)
+{
+    img_gen_info g = {.prompt = "a red bicycle", .negative = "blurry, low quality", .steps = 20,
+                      .sampler = "Euler a", .cfg = 7, .seed = 3090352432285578ULL, .width = 512, .height = 768,
+                      .model_hash = "6ce0161689", .model_name = "v1-5-pruned-emaonly", .denoise = -1};
+    char *s = img_a1111_parameters(&g);
+    CHECKF(s && !strcmp(s, "a red bicycle\nNegative prompt: blurry, low quality\nSteps: 20, Sampler: Euler a, "
+                           "CFG scale: 7, Seed: 3090352432285578, Size: 512x768, Model hash: 6ce0161689, "
+                           "Model: v1-5-pruned-emaonly"), "a1111 txt2img text", "%s", s);
+    free(s);
+    g.negative = "";
+    g.cfg = 7.5f;
+    g.denoise = 0.7f;
+    g.model_name = "my, model";
+    g.model_hash = NULL;
+    s = img_a1111_parameters(&g);
+    CHECKF(s && !strcmp(s, "a red bicycle\nSteps: 20, Sampler: Euler a, CFG scale: 7.5, Seed: 3090352432285578, "
+                           "Size: 512x768, Model: \"my, model\", Denoising strength: 0.7"),
+           "a1111 img2img text, quoting, omitted fields", "%s", s);
+    free(s);
+}
+
+static void test_exif(void)
+{
+    const char *txt = "naïve café ☕ 🚲 end";
+    size_t n;
+    uint8_t *x = img_exif_build(txt, &n);
+    char *back = NULL;
+    sd_err e;
+    sd_err_clear(&e);
+    CHECKF(x && !memcmp(x, "MM\0\x2a", 4) && img_exif_user_comment(x, n, &back, &e) == 0 && back &&
+               !strcmp(back, txt), "exif UserComment round trip (UTF-16 with surrogates)", "%s", back);
+    free(back);
+    /* every truncation of the block: a clean error or "none", never a crash */
+    int clean = 1;
+    for (size_t k = 0; k < n; k++) {
+        sd_err_clear(&e);
+        char *o = NULL;
+        int rc = img_exif_user_comment(x, k, &o, &e);
+        if (rc == 0 && o && strlen(o) > strlen(txt)) clean = 0;
+        if (rc == -1 && (o || e.code == SD_OK)) clean = 0;
+        free(o);
+    }
+    CHECK(clean, "exif truncated blocks handled");
+    /* the IFD count and offsets garbled */
+    x[9] = 0xFF;
+    sd_err_clear(&e);
+    char *o = NULL;
+    CHECK(img_exif_user_comment(x, n, &o, &e) == -1 && !o && e.code == SD_EINVAL, "exif bad IFD count refused");
+    free(x);
+
+    /* a 70000-character prompt must still fit in one JPEG APP1 segment */
+    char *big = malloc(70001);
+    memset(big, 'a', 70000);
+    big[70000] = 0;
+    big[32736] = (char)0xE2, big[32737] = (char)0x98, big[32738] = (char)0x95;   /* '☕' near the cut */
+    x = img_exif_build(big, &n);
+    CHECKF(x && n <= 65527, "exif capped to one APP1 segment", "%zu bytes", n);
+    sd_err_clear(&e);
+    back = NULL;
+    CHECK(x && img_exif_user_comment(x, n, &back, &e) == 0 && back && strlen(back) > 32000 &&
+              !strncmp(back, big, 1000), "exif long text read back (cut)");
+    free(back);
+    free(x);
+    /* same text through a JPEG file */
+    uint8_t px[8 * 8 * 3];
+    memset(px, 128, sizeof px);
+    img_encode_opts oj = {IMG_JPEG, 80, big};
+    uint8_t *jpg;
+    size_t nj;
+    sd_err_clear(&e);
+    back = NULL;
+    CHECKF(img_encode(px, 8, 8, &oj, &jpg, &nj, &e) == 0 && img_read_parameters(jpg, nj, &back, &e) == 0 && back &&
+               !strncmp(back, big, 30000), "jpeg with a 70000-char prompt", "%s", e.msg);
+    free(back);
+    free(jpg);
+    free(big);
+}
+
+static void test_resize(void)
+{
+    sd_err e;
+    sd_err_clear(&e);
+    /* 4x2 of 2x2 blocks -> 2x1: each output is its block's mean */
+    uint8_t src[4 * 2 * 3], *out = NULL;
+    const uint8_t v[8] = {0, 100, 50, 251, 10, 110, 60, 253};
+    for (int i = 0; i < 8; i++) src[3 * i] = src[3 * i + 1] = src[3 * i + 2] = v[i];
+    /* blocks: (0,100,10,110) -> 55, (50,251,60,253) -> 153.5 -> 154 */
+    int rc = img_resize(src, 4, 2, 2, 1, &out, &e);
+    CHECKF(rc == 0 && out[0] == 55 && out[3] == 154, "area mean when halving", "%d %d", rc ? -1 : out[0],
+           rc ? -1 : out[3]);
+    free(out);
+    /* constant stays constant through odd ratios, both directions */
+    uint8_t *c = malloc(101 * 67 * 3), *o2;
+    memset(c, 77, 101 * 67 * 3);
+    int ok = img_resize(c, 101, 67, 33, 29, &out, &e) == 0 && img_resize(c, 101, 67, 250, 131, &o2, &e) == 0;
+    for (int i = 0; ok && i < 33 * 29 * 3; i++) ok &= out[i] == 77;
+    for (int i = 0; ok && i < 250 * 131 * 3; i++) ok &= o2[i] == 77;
+    CHECK(ok, "constant image stays constant");
+    free(out);
+    free(o2);
+    free(c);
+    /* enlarging 2x1 -> 4x1 bilinear: 0,255 -> 0, 64, 191, 255 */
+    uint8_t two[6] = {0, 0, 0, 255, 255, 255};
+    rc = img_resize(two, 2, 1, 4, 1, &out, &e);
+    CHECKF(rc == 0 && out[0] == 0 && out[3] == 64 && out[6] == 191 && out[9] == 255, "bilinear when enlarging",
+           "%d %d %d %d", rc ? -1 : out[0], rc ? -1 : out[3], rc ? -1 : out[6], rc ? -1 : out[9]);
+    free(out);
+    /* fit within 1024 */
+    img_rgb im = {2000, 1000, calloc(2000 * 1000, 3)};
+    CHECK(img_fit_within(&im, 1024, &e) == 1 && im.width == 1024 && im.height == 512, "fit 2000x1000 -> 1024x512");
+    img_rgb_free(&im);
+    im = (img_rgb){1000, 3000, calloc(1000 * 3000, 3)};
+    CHECK(img_fit_within(&im, 1024, &e) == 1 && im.width == 341 && im.height == 1024, "fit 1000x3000 -> 341x1024");
+    img_rgb_free(&im);
+    im = (img_rgb){1024, 700, calloc(1024 * 700, 3)};
+    uint8_t *before = im.px;
+    CHECK(img_fit_within(&im, 1024, &e) == 0 && im.px == before && im.width == 1024, "fit leaves 1024x700 alone");
+    img_rgb_free(&im);
+    im = (img_rgb){5000, 2, calloc(5000 * 2, 3)};
+    CHECK(img_fit_within(&im, 1024, &e) == 1 && im.width == 1024 && im.height == 1, "fit keeps at least one row");
+    img_rgb_free(&im);
+    sd_err_clear(&e);
+    CHECK(img_resize(two, 2, 1, 0, 1, &out, &e) == -1 && e.code == SD_EINVAL && !out, "resize to 0 refused");
+}
+
+int main(void)
+{
+    test_a1111();
+    test_exif();
+    test_resize();
+    return t_done();
+}
