@@ -108,8 +108,8 @@ static void check_goldens(const sd_tokenizer *t, const char *src)
         free(w1);
         free(w2);
     }
-    fprintf(stderr, "# %s: %d/%zu golden prompts match (prompts 20-24 needing ftfy: %d/5)\n", src, matched, np,
-            ftfy_matched);
+    printf("metric tokenizer/%s golden_prompts_matched %d/%zu tol %zu/%zu\n", src, matched, np, np, np);
+    printf("metric tokenizer/%s ftfy_prompts_20_24_matched %d/5 tol 5/5\n", src, ftfy_matched);
     npy_free(&sd1);
     npy_free(&sd2);
     npy_free(&oc);
@@ -247,6 +247,54 @@ static void check_cleanup(const sd_tokenizer *t)
     free(ids);
     CHECK(!tok_encode(t, NULL, &ids, &n, &err) && n == 0, "NULL text is the empty prompt");
     free(ids);
+}
+
+/* Random bytes biased toward the characters the cleanup treats specially:
+ * never an error, always well-formed windows. */
+static void check_fuzz(const sd_tokenizer *t)
+{
+    static const char alphabet[] = "&#;x<|>'ams \t\n\x1b[0123456789ABCDEFabcdef\xC3\xA9\xC2\xE2\x80\x9C\x9D\xF0\x9F\xEF\xBC\xA1\xCE\xA3\xFF";
+    static const char *const frags[] = { "&amp;", "&#x", "&#", "&notin", "<|startoftext|>", "<|endoftext|>", "'ll",
+                                         "\xC3\x83\xC2\xA9", "\xE2\x82\xAC\xC5\x93", "\xCE\xA3", "\xEF\xAC\x81" };
+    uint32_t seed = 12345;
+    int bad = 0, worst = -1;
+    char buf[600];
+    for (int it = 0; it < 3000; it++) {
+        size_t len = 0, target = (size_t)(seed % 500);
+        while (len < target) {
+            seed = seed * 1103515245u + 12345u;
+            uint32_t r = seed >> 8;
+            if (r % 7 == 0) {
+                const char *f = frags[(r / 7) % (sizeof frags / sizeof frags[0])];
+                size_t fl = strlen(f);
+                if (len + fl >= sizeof buf) break;
+                memcpy(buf + len, f, fl);
+                len += fl;
+            } else {
+                char c = (r % 5 == 0) ? (char)(1 + r % 255) : alphabet[(r / 5) % (sizeof alphabet - 1)];
+                buf[len++] = c ? c : 'z';
+            }
+        }
+        buf[len] = 0;
+        sd_err err;
+        sd_err_clear(&err);
+        int32_t *w = NULL;
+        int nw = 0;
+        int ok = !tok_windows(t, buf, 0, &w, &nw, &err) && nw >= 1;
+        for (int k = 0; ok && k < nw; k++) {
+            const int32_t *row = w + k * 77;
+            int eos = 0;
+            for (int i = 0; i < 77; i++) {
+                ok &= row[i] >= 0 && row[i] < tok_vocab_size(t);
+                eos |= i > 0 && row[i] == 49407;
+            }
+            ok &= row[0] == 49406 && eos;
+        }
+        if (!ok && !bad++) worst = it;
+        free(w);
+        seed = seed * 1103515245u + 12345u;
+    }
+    CHECKF(!bad, "3000 random byte strings tokenize into well-formed windows", "%d failed, first at %d", bad, worst);
 }
 
 static int write_file(const char *path, const char *text)
@@ -407,6 +455,7 @@ int main(void)
     check_ids_json(hf, "folder");
     check_windows(gz);
     check_cleanup(gz);
+    check_fuzz(gz);
     check_demo_vocab();
     check_find();
     tok_free(gz);

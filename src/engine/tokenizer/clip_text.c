@@ -425,6 +425,18 @@ static void ftfy_lite(cpbuf *text, cpbuf *tmp)
 
 /* ---- whitespace, lowercase ------------------------------------------------ */
 
+/* Python's Final_Sigma context: cased, case-ignorable*, SIGMA, and not
+ * case-ignorable* cased after it. */
+static int final_sigma(const uint32_t *s, size_t n, size_t i)
+{
+    size_t j = i;
+    while (j > 0 && in_ranges(uc_case_ignorable, uc_case_ignorable_n, s[j - 1])) j--;
+    if (j == 0 || !in_ranges(uc_cased, uc_cased_n, s[j - 1])) return 0;
+    j = i + 1;
+    while (j < n && in_ranges(uc_case_ignorable, uc_case_ignorable_n, s[j])) j++;
+    return j == n || !in_ranges(uc_cased, uc_cased_n, s[j]);
+}
+
 static void collapse_space_lower(const cpbuf *in, cpbuf *out)
 {
     size_t a = 0, b = in->n;
@@ -441,10 +453,8 @@ static void collapse_space_lower(const cpbuf *in, cpbuf *out)
             cb_push(out, 0x0307);
             continue;
         }
-        if (c == 0x03A3) {                 /* final sigma: after a letter, not before one */
-            int after = i > a && uc_is_letter(in->v[i - 1]);
-            int before = i + 1 < b && uc_is_letter(in->v[i + 1]);
-            cb_push(out, after && !before ? 0x03C2 : 0x03C3);
+        if (c == 0x03A3) {
+            cb_push(out, final_sigma(in->v + a, b - a, i - a) ? 0x03C2 : 0x03C3);
             continue;
         }
         cb_push(out, uc_lower1(c));

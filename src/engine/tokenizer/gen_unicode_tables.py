@@ -65,6 +65,18 @@ def main():
     emit_pairs("uc_letter", ranges(lambda c: ud.category(chr(c))[0] == "L"))
     print("/* General category N* (numbers). */")
     emit_pairs("uc_number", ranges(lambda c: ud.category(chr(c))[0] == "N"))
+    # Python's final-sigma rule needs "cased" and "case-ignorable"; read them off
+    # str.lower() itself (a char that is both counts as case-ignorable only,
+    # which is all the rule can observe).
+    def sigma_ctx(text):
+        return text.lower()[1]
+    cased = ranges(lambda c: not (0xD800 <= c < 0xE000) and sigma_ctx("A\u03a3" + chr(c)) == "\u03c3")
+    ignorable = ranges(lambda c: not (0xD800 <= c < 0xE000) and sigma_ctx("A\u03a3" + chr(c)) != "\u03c3"
+                       and sigma_ctx("A\u03a3" + chr(c) + "a") == "\u03c3")
+    print("/* Cased (as str.lower()'s final-sigma rule sees it). */")
+    emit_pairs("uc_cased", cased)
+    print("/* Case-ignorable (skipped by the final-sigma rule). */")
+    emit_pairs("uc_case_ignorable", ignorable)
     print("/* Python str.lower() for single-code-point results: {first, last, delta (mod 2^32), stride}. */")
     emit_pairs("uc_lower", lower_runs(), width=4)
     # ftfy-style width folding: NFKC of the half/full-width forms block, plus U+3000.
