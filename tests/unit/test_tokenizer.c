@@ -245,6 +245,24 @@ static void check_cleanup(const sd_tokenizer *t)
     sd_err_clear(&err);
     CHECK(!tok_encode(t, big, &ids, &n, &err) && n > 0, "4000-letter word encodes");
     free(ids);
+    /* a 200 KB word without any merge-friendly structure: the BPE works on
+     * 1 KB runs, so this stays linear (the reference would be quadratic) */
+    size_t blen = 200 * 1024;
+    char *huge = malloc(blen + 1);
+    uint32_t r = 7;
+    for (size_t i = 0; i < blen; i++) {
+        r = r * 1103515245u + 12345u;
+        huge[i] = (char)('a' + (r >> 16) % 26);
+    }
+    huge[blen] = 0;
+    int32_t *ids2 = NULL;
+    size_t n2 = 0;
+    CHECK(!tok_encode(t, huge, &ids, &n, &err) && n > 200 * 1024 / 16, "200 KB single word encodes");
+    huge[1000] = 0;   /* below the run length the result is the plain BPE of the whole word */
+    CHECK(!tok_encode(t, huge, &ids2, &n2, &err) && n2 > 0 && n2 < n && ids2[n2 - 1] >= 256, "1000-letter word");
+    free(huge);
+    free(ids);
+    free(ids2);
     CHECK(!tok_encode(t, NULL, &ids, &n, &err) && n == 0, "NULL text is the empty prompt");
     free(ids);
 }

@@ -20,6 +20,7 @@
 #include "clip_text.h"
 
 #define CLIP_NUM_MERGES (49152 - 256 - 2)   /* merges CLIP uses from the file */
+#define CLIP_MAX_PIECE 1024                 /* bytes of one piece given to BPE at once */
 #define SOT "<|startoftext|>"
 #define EOT "<|endoftext|>"
 
@@ -39,6 +40,9 @@ static uint32_t hash_bytes(const char *s, size_t n)
 {
     uint32_t h = 2166136261u;                       /* FNV-1a */
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 16777619u;
+    h ^= h >> 16;                                   /* spread into the low bits we index with */
+    h *= 0x85ebca6bu;
+    h ^= h >> 13;
     return h;
 }
 
@@ -450,7 +454,7 @@ sd_tokenizer *tok_load(const char *path, sd_err *err)
     if (!path || !*path) return sd_errf(err, SD_EINVAL, "vocab", "no vocabulary path given"), NULL;
     if (resolve(path, mpath, vpath, sizeof mpath, err)) return NULL;
     sd_tokenizer *t = calloc(1, sizeof *t);
-    if (!t || smap_init(&t->vocab, 2 * 49408)) {
+    if (!t || smap_init(&t->vocab, 49408)) {
         free(t);
         return sd_errf(err, SD_ENOMEM, "vocab", "out of memory loading %s", path), NULL;
     }
@@ -535,11 +539,15 @@ static int ib_push(idbuf *b, int32_t id)
 }
 
 /* BPE of one piece given as UTF-8 bytes: start from one id per byte (the
- * last with "</w>"), repeatedly merge every occurrence of the lowest-ranked
- * adjacent pair, left to right.  word[] is the work array (len >= n). */
-static int bpe_piece(const sd_tokenizer *t, const unsigned char *bytes, size_t n, int32_t *word, idbuf *out)
+ * last with "</w>" when end_of_word), repeatedly merge every occurrence of
+ * the lowest-ranked adjacent pair, left to right.  This is quadratic in the
+ * piece length, so tok_encode() feeds at most CLIP_MAX_PIECE bytes at a time.
+ * word[] is the work array (len >= n). */
+static int bpe_piece(const sd_tokenizer *t, const unsigned char *bytes, size_t n, int end_of_word, int32_t *word,
+                     idbuf *out)
 {
-    for (size_t i = 0; i < n; i++) word[i] = i + 1 == n ? t->byte_wid[bytes[i]] : t->byte_id[bytes[i]];
+    for (size_t i = 0; i < n; i++)
+        word[i] = i + 1 == n && end_of_word ? t->byte_wid[bytes[i]] : t->byte_id[bytes[i]];
     while (n > 1) {
         int32_t best = -1, a = 0, b = 0, ab = 0;
         for (size_t i = 0; i + 1 < n; i++) {
@@ -587,9 +595,17 @@ int tok_encode(const sd_tokenizer *t, const char *text, int32_t **ids, size_t *n
             if (ib_push(&out, special == 1 ? t->bos : t->eos)) goto oom;
             continue;
         }
+        /* A piece longer than CLIP_MAX_PIECE bytes (never a real word) is cut
+         * into such runs at character boundaries; only the last ends the word. */
         size_t nb = 0;
-        for (size_t i = 0; i < len; i++) nb += (size_t)clip_utf8_put(cp[start + i], bytes + nb);
-        if (bpe_piece(t, bytes, nb, word, &out)) goto oom;
+        for (size_t i = 0; i < len; i++) {
+            nb += (size_t)clip_utf8_put(cp[start + i], bytes + nb);
+            if (nb + 4 > CLIP_MAX_PIECE && i + 1 < len) {
+                if (bpe_piece(t, bytes, nb, 0, word, &out)) goto oom;
+                nb = 0;
+            }
+        }
+        if (bpe_piece(t, bytes, nb, 1, word, &out)) goto oom;
     }
     free(cp);
     free(bytes);
