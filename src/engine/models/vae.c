@@ -298,20 +298,23 @@ static void load_encoder(vae_loader *L, sd_vae *v)
                 "decoder upsamples by %d", sdw_path(L->w), 1 << count_samplers(e), v->scale);
 }
 
-/* vae/config.json of a diffusers folder: scaling_factor and norm_num_groups. */
+/* vae/config.json of a diffusers folder (scaling_factor, norm_num_groups),
+ * else the LDM config beside a single file (vae.scale_factor). */
 static void read_config(const sd_weights *w, float *scaling, int *groups)
 {
     *scaling = VAE_DEFAULT_SCALING;
     *groups = 32;
     size_t len = 0;
     char *txt = sdw_folder_file(w, "vae/config.json", &len);
+    int ldm = !txt;
+    if (ldm) txt = sdw_ldm_config(w, &len);
     if (!txt) return;
     json_t *j = json_loadb(txt, len, 0, NULL);
     free(txt);
     if (!j) return;
-    json_t *s = json_object_get(j, "scaling_factor");
+    json_t *s = ldm ? json_object_get(json_object_get(j, "vae"), "scale_factor") : json_object_get(j, "scaling_factor");
     if (json_is_number(s) && json_number_value(s) > 0) *scaling = (float)json_number_value(s);
-    json_t *g = json_object_get(j, "norm_num_groups");
+    json_t *g = ldm ? NULL : json_object_get(j, "norm_num_groups");
     if (json_is_integer(g) && json_integer_value(g) > 0 && json_integer_value(g) <= 1024)
         *groups = (int)json_integer_value(g);
     json_decref(j);

@@ -25,7 +25,8 @@ void vae_free(sd_vae *v);
 int vae_scale(const sd_vae *v);              /* pixels per latent cell: 2^(levels-1), 8 for SD */
 int vae_latent_channels(const sd_vae *v);    /* 4 for SD */
 int vae_image_channels(const sd_vae *v);     /* 3 */
-float vae_scaling_factor(const sd_vae *v);   /* vae/config.json scaling_factor, else 0.18215 */
+float vae_scaling_factor(const sd_vae *v);   /* vae/config.json scaling_factor, else the LDM
+                                                config's vae.scale_factor, else 0.18215 */
 int vae_has_encoder(const sd_vae *v);
 
 /* z[B, Z, h, w] (already divided by the scaling factor) ->
