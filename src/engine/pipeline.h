@@ -1,0 +1,35 @@
+/* pipeline.h — engine-internal view of a generation run, for the parity
+ * tests and the bench command: sd_generate with its float outputs exposed
+ * (final latent in SD space and the decoded image before quantisation). */
+#ifndef SD_PIPELINE_H
+#define SD_PIPELINE_H
+
+#include "sd.h"
+
+typedef struct sd_gen_debug {
+    float *final_latent;   /* out: [n, C, h, w] SD-space latent (caller-allocated) or NULL */
+    float *image;          /* out: [n, 3, h*8, w*8] decoded, unclamped, before crop, or NULL */
+    int lat_h, lat_w, lat_c; /* set by the run */
+} sd_gen_debug;
+
+/* Latent size for an output of width x height pixels: ceil(size / scale). */
+void sd_latent_size(const sd_engine *e, int width, int height, int *lat_w, int *lat_h);
+
+int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out,
+                      sd_gen_debug *dbg, sd_err *err);
+
+struct sd_unet;
+struct sd_clip;
+struct sd_vae;
+struct sd_tokenizer;
+struct sd_unet *sd_engine_unet(sd_engine *e);
+struct sd_clip *sd_engine_clip(sd_engine *e);
+struct sd_vae *sd_engine_vae(sd_engine *e);
+
+/* Text conditioning for prompt and negative: ctx[2, T, W] with row 0 the
+ * negative and row 1 the prompt, T = 77 * windows (the shorter padded with
+ * empty-prompt windows, as AUTOMATIC1111 does).  *ctx malloc'd. */
+int sd_encode_text(sd_engine *e, const char *prompt, const char *negative,
+                   float **ctx, int *T, int *W, sd_err *err);
+
+#endif
