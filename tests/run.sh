@@ -8,6 +8,8 @@ BUILD=${1:-build}
 cd "$(dirname "$0")/.."
 pass=0; fail=0
 export SD_BUILD=$BUILD
+# reference data for the parity tests: ../shared/reference beside the repo (CI), or $SD_REF
+export SD_REF=${SD_REF:-$PWD/../shared/reference}
 run_one() {
   local name=$1; shift
   local out rc
