@@ -6,11 +6,12 @@
 #include "cli/cli.h"
 #include "engine/sd.h"
 
-/* Weak so that the binary links while a subcommand is being written. */
+/* Weak so that the binary links while a subcommand is being written.  A weak
+ * reference does not pull a member out of libsdapp.a, so a written command
+ * drops its pragma. */
 #pragma weak cli_generate
 #pragma weak cli_serve
 #pragma weak cli_bench
-#pragma weak cli_make_model
 
 static const struct {
     const char *name;

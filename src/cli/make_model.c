@@ -1,0 +1,813 @@
+/* make_model.c — `sdserve make-model`: write a random-weight checkpoint in
+ * the original single-file (CompVis/LDM) naming from an architecture
+ * description, so the engine never needs sizes hard-coded and tests can build
+ * models of any size.
+ *
+ *   --preset sd15   SD 1.5 shapes (1131 tensors, 1.07 B parameters), one file.
+ *   --preset demo   a model small enough to run in seconds on a CPU, written as
+ *                   a folder: model.safetensors, model.ldm_config.json and a
+ *                   byte-level tokenizer/ (vocab.json with 514 ids, no merges).
+ * Size flags change either preset (see usage()).  Weights are
+ * normal(0, 1/sqrt(fan_in)) for matrices and convolutions, norms have gamma 1
+ * and beta 0, biases 0, embeddings normal(0, 0.02); generation is chunked with
+ * one seeded stream per 64K-element chunk, so the output depends only on the
+ * seed, not on the thread count. */
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+#ifdef __F16C__
+#include <immintrin.h>
+#endif
+
+#define MM_MAXLEV 8
+
+typedef struct arch {
+    /* UNet */
+    int unet_ch[MM_MAXLEV], unet_levels, unet_res, unet_attn[MM_MAXLEV], unet_depth;
+    int unet_heads, unet_head_ch; /* one of them > 0 */
+    int context;                  /* 0 = text width */
+    int linear_proj;              /* SD2: Linear proj_in/out instead of 1x1 conv */
+    int latent_ch;
+    /* VAE */
+    int vae_ch[MM_MAXLEV], vae_levels, vae_res;
+    /* text encoder */
+    int text_width, text_layers, text_heads, text_mlp, text_vocab, text_ctx;
+    int openclip; /* SD2 OpenCLIP naming (cond_stage_model.model.*) */
+    int pad_id;
+    const char *prediction; /* "eps" or "v" */
+} arch;
+
+/* ---- tensor list ---- */
+
+enum { INIT_W, INIT_ONE, INIT_ZERO, INIT_EMB, INIT_POS_IDS };
+
+typedef struct mm_tensor {
+    char name[160];
+    int ndim;
+    int64_t shape[4];
+    int init;
+    int64_t numel;
+} mm_tensor;
+
+typedef struct tlist {
+    mm_tensor *t;
+    size_t n, cap;
+    int oom;
+} tlist;
+
+static void add(tlist *l, int init, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const char *fmt, ...)
+    __attribute__((format(printf, 8, 9)));
+static void add(tlist *l, int init, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3, const char *fmt, ...)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 1024;
+        mm_tensor *t = realloc(l->t, cap * sizeof *t);
+        if (!t) {
+            l->oom = 1;
+            return;
+        }
+        l->t = t;
+        l->cap = cap;
+    }
+    mm_tensor *t = &l->t[l->n++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->name, sizeof t->name, fmt, ap);
+    va_end(ap);
+    int64_t d[4] = {d0, d1, d2, d3};
+    t->ndim = ndim;
+    t->numel = 1;
+    for (int i = 0; i < 4; i++) {
+        t->shape[i] = i < ndim ? d[i] : 0;
+        if (i < ndim) t->numel *= d[i];
+    }
+    t->init = init;
+}
+
+/* weight + bias pairs */
+static void conv(tlist *l, const char *p, int cout, int cin, int k)
+{
+    add(l, INIT_W, 4, cout, cin, k, k, "%s.weight", p);
+    add(l, INIT_ZERO, 1, cout, 0, 0, 0, "%s.bias", p);
+}
+static void linear(tlist *l, const char *p, int out, int in, int bias)
+{
+    add(l, INIT_W, 2, out, in, 0, 0, "%s.weight", p);
+    if (bias) add(l, INIT_ZERO, 1, out, 0, 0, 0, "%s.bias", p);
+}
+static void norm(tlist *l, const char *p, int c)
+{
+    add(l, INIT_ONE, 1, c, 0, 0, 0, "%s.weight", p);
+    add(l, INIT_ZERO, 1, c, 0, 0, 0, "%s.bias", p);
+}
+
+#define P(...) (snprintf(pb, sizeof pb, __VA_ARGS__), pb)
+
+static void unet_resblock(tlist *l, const char *p, int cin, int cout, int temb)
+{
+    char pb[160];
+    norm(l, P("%s.in_layers.0", p), cin);
+    conv(l, P("%s.in_layers.2", p), cout, cin, 3);
+    linear(l, P("%s.emb_layers.1", p), cout, temb, 1);
+    norm(l, P("%s.out_layers.0", p), cout);
+    conv(l, P("%s.out_layers.3", p), cout, cout, 3);
+    if (cin != cout) conv(l, P("%s.skip_connection", p), cout, cin, 1);
+}
+
+static void unet_transformer(tlist *l, const arch *a, const char *p, int c)
+{
+    char pb[160];
+    int ctx = a->context ? a->context : a->text_width;
+    norm(l, P("%s.norm", p), c);
+    if (a->linear_proj)
+        linear(l, P("%s.proj_in", p), c, c, 1);
+    else
+        conv(l, P("%s.proj_in", p), c, c, 1);
+    for (int d = 0; d < a->unet_depth; d++) {
+        for (int k = 1; k <= 2; k++) {
+            linear(l, P("%s.transformer_blocks.%d.attn%d.to_q", p, d, k), c, c, 0);
+            linear(l, P("%s.transformer_blocks.%d.attn%d.to_k", p, d, k), c, k == 1 ? c : ctx, 0);
+            linear(l, P("%s.transformer_blocks.%d.attn%d.to_v", p, d, k), c, k == 1 ? c : ctx, 0);
+            linear(l, P("%s.transformer_blocks.%d.attn%d.to_out.0", p, d, k), c, c, 1);
+        }
+        linear(l, P("%s.transformer_blocks.%d.ff.net.0.proj", p, d), 8 * c, c, 1);
+        linear(l, P("%s.transformer_blocks.%d.ff.net.2", p, d), c, 4 * c, 1);
+        for (int k = 1; k <= 3; k++) norm(l, P("%s.transformer_blocks.%d.norm%d", p, d, k), c);
+    }
+    if (a->linear_proj)
+        linear(l, P("%s.proj_out", p), c, c, 1);
+    else
+        conv(l, P("%s.proj_out", p), c, c, 1);
+}
+
+static void build_unet(tlist *l, const arch *a)
+{
+    char pb[160], q[160];
+    const char *u = "model.diffusion_model";
+    int c0 = a->unet_ch[0], temb = 4 * c0, n = a->unet_levels;
+    int skips[4 * MM_MAXLEV * 8], ns = 0;
+    linear(l, P("%s.time_embed.0", u), temb, c0, 1);
+    linear(l, P("%s.time_embed.2", u), temb, temb, 1);
+    conv(l, P("%s.input_blocks.0.0", u), c0, a->latent_ch, 3);
+    skips[ns++] = c0;
+    int ch = c0, idx = 1;
+    for (int L = 0; L < n; L++) {
+        for (int j = 0; j < a->unet_res; j++, idx++) {
+            snprintf(q, sizeof q, "%s.input_blocks.%d.0", u, idx);
+            unet_resblock(l, q, ch, a->unet_ch[L], temb);
+            ch = a->unet_ch[L];
+            if (a->unet_attn[L]) unet_transformer(l, a, P("%s.input_blocks.%d.1", u, idx), ch);
+            skips[ns++] = ch;
+        }
+        if (L != n - 1) {
+            conv(l, P("%s.input_blocks.%d.0.op", u, idx++), ch, ch, 3);
+            skips[ns++] = ch;
+        }
+    }
+    unet_resblock(l, "model.diffusion_model.middle_block.0", ch, ch, temb);
+    unet_transformer(l, a, "model.diffusion_model.middle_block.1", ch);
+    unet_resblock(l, "model.diffusion_model.middle_block.2", ch, ch, temb);
+    idx = 0;
+    for (int L = n - 1; L >= 0; L--) {
+        for (int j = 0; j <= a->unet_res; j++, idx++) {
+            int skip = skips[--ns], sub = 1;
+            snprintf(q, sizeof q, "%s.output_blocks.%d.0", u, idx);
+            unet_resblock(l, q, ch + skip, a->unet_ch[L], temb);
+            ch = a->unet_ch[L];
+            if (a->unet_attn[L]) unet_transformer(l, a, P("%s.output_blocks.%d.%d", u, idx, sub++), ch);
+            if (L != 0 && j == a->unet_res) conv(l, P("%s.output_blocks.%d.%d.conv", u, idx, sub), ch, ch, 3);
+        }
+    }
+    norm(l, P("%s.out.0", u), c0);
+    conv(l, P("%s.out.2", u), a->latent_ch, c0, 3);
+}
+
+static void vae_resblock(tlist *l, const char *p, int cin, int cout)
+{
+    char pb[160];
+    norm(l, P("%s.norm1", p), cin);
+    conv(l, P("%s.conv1", p), cout, cin, 3);
+    norm(l, P("%s.norm2", p), cout);
+    conv(l, P("%s.conv2", p), cout, cout, 3);
+    if (cin != cout) conv(l, P("%s.nin_shortcut", p), cout, cin, 1);
+}
+
+static void vae_mid(tlist *l, const char *p, int c)
+{
+    char pb[160];
+    vae_resblock(l, P("%s.mid.block_1", p), c, c);
+    norm(l, P("%s.mid.attn_1.norm", p), c);
+    const char *qkv[] = {"q", "k", "v", "proj_out"};
+    for (int i = 0; i < 4; i++) conv(l, P("%s.mid.attn_1.%s", p, qkv[i]), c, c, 1);
+    vae_resblock(l, P("%s.mid.block_2", p), c, c);
+}
+
+static void build_vae(tlist *l, const arch *a)
+{
+    char pb[160], q[160];
+    const char *e = "first_stage_model.encoder", *d = "first_stage_model.decoder";
+    int n = a->vae_levels, z = a->latent_ch, ch = a->vae_ch[0];
+    conv(l, P("%s.conv_in", e), ch, 3, 3);
+    for (int i = 0; i < n; i++) {
+        for (int j = 0; j < a->vae_res; j++) {
+            snprintf(q, sizeof q, "%s.down.%d.block.%d", e, i, j);
+            vae_resblock(l, q, ch, a->vae_ch[i]);
+            ch = a->vae_ch[i];
+        }
+        if (i != n - 1) conv(l, P("%s.down.%d.downsample.conv", e, i), ch, ch, 3);
+    }
+    vae_mid(l, e, ch);
+    norm(l, P("%s.norm_out", e), ch);
+    conv(l, P("%s.conv_out", e), 2 * z, ch, 3);
+    conv(l, "first_stage_model.quant_conv", 2 * z, 2 * z, 1);
+    conv(l, "first_stage_model.post_quant_conv", z, z, 1);
+    ch = a->vae_ch[n - 1];
+    conv(l, P("%s.conv_in", d), ch, z, 3);
+    vae_mid(l, d, ch);
+    for (int i = n - 1; i >= 0; i--) {
+        for (int j = 0; j <= a->vae_res; j++) {
+            snprintf(q, sizeof q, "%s.up.%d.block.%d", d, i, j);
+            vae_resblock(l, q, ch, a->vae_ch[i]);
+            ch = a->vae_ch[i];
+        }
+        if (i != 0) conv(l, P("%s.up.%d.upsample.conv", d, i), ch, ch, 3);
+    }
+    norm(l, P("%s.norm_out", d), ch);
+    conv(l, P("%s.conv_out", d), 3, ch, 3);
+}
+
+static void build_text(tlist *l, const arch *a)
+{
+    char pb[160];
+    int w = a->text_width, m = a->text_mlp;
+    if (a->openclip) {
+        const char *t = "cond_stage_model.model";
+        add(l, INIT_EMB, 2, a->text_vocab, w, 0, 0, "%s.token_embedding.weight", t);
+        add(l, INIT_EMB, 2, a->text_ctx, w, 0, 0, "%s.positional_embedding", t);
+        for (int i = 0; i < a->text_layers; i++) {
+            norm(l, P("%s.transformer.resblocks.%d.ln_1", t, i), w);
+            add(l, INIT_W, 2, 3 * w, w, 0, 0, "%s.transformer.resblocks.%d.attn.in_proj_weight", t, i);
+            add(l, INIT_ZERO, 1, 3 * w, 0, 0, 0, "%s.transformer.resblocks.%d.attn.in_proj_bias", t, i);
+            linear(l, P("%s.transformer.resblocks.%d.attn.out_proj", t, i), w, w, 1);
+            norm(l, P("%s.transformer.resblocks.%d.ln_2", t, i), w);
+            linear(l, P("%s.transformer.resblocks.%d.mlp.c_fc", t, i), m, w, 1);
+            linear(l, P("%s.transformer.resblocks.%d.mlp.c_proj", t, i), w, m, 1);
+        }
+        norm(l, P("%s.ln_final", t), w);
+        add(l, INIT_W, 2, w, w, 0, 0, "%s.text_projection", t);
+        add(l, INIT_ONE, 0, 0, 0, 0, 0, "%s.logit_scale", t);
+        return;
+    }
+    const char *t = "cond_stage_model.transformer.text_model";
+    add(l, INIT_EMB, 2, a->text_ctx, w, 0, 0, "%s.embeddings.position_embedding.weight", t);
+    add(l, INIT_POS_IDS, 2, 1, a->text_ctx, 0, 0, "%s.embeddings.position_ids", t);
+    add(l, INIT_EMB, 2, a->text_vocab, w, 0, 0, "%s.embeddings.token_embedding.weight", t);
+    for (int i = 0; i < a->text_layers; i++) {
+        norm(l, P("%s.encoder.layers.%d.layer_norm1", t, i), w);
+        norm(l, P("%s.encoder.layers.%d.layer_norm2", t, i), w);
+        linear(l, P("%s.encoder.layers.%d.mlp.fc1", t, i), m, w, 1);
+        linear(l, P("%s.encoder.layers.%d.mlp.fc2", t, i), w, m, 1);
+        const char *pr[] = {"k_proj", "out_proj", "q_proj", "v_proj"};
+        for (int k = 0; k < 4; k++) linear(l, P("%s.encoder.layers.%d.self_attn.%s", t, i, pr[k]), w, w, 1);
+    }
+    norm(l, P("%s.final_layer_norm", t), w);
+}
+
+/* ---- random numbers: splitmix64 streams + Box-Muller ---- */
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+#define MM_CHUNK 65536
+
+/* Fill out[0..n) with element values [off, off+n) of tensor ti (off, n multiples of MM_CHUNK except the tail). */
+static void fill(float *out, int64_t off, int64_t n, const mm_tensor *t, size_t ti, uint64_t seed)
+{
+    if (t->init == INIT_ONE || t->init == INIT_ZERO || t->init == INIT_POS_IDS) {
+        for (int64_t i = 0; i < n; i++) out[i] = t->init == INIT_ONE ? 1.0f : t->init == INIT_ZERO ? 0.0f : (float)(off + i);
+        return;
+    }
+    double std = 0.02;
+    if (t->init == INIT_W) {
+        int64_t fan_in = t->ndim >= 2 ? t->numel / t->shape[0] : 1;
+        std = 1.0 / sqrt((double)(fan_in > 0 ? fan_in : 1));
+    }
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < (n + MM_CHUNK - 1) / MM_CHUNK; c++) {
+        uint64_t s = seed * 0x2545f4914f6cdd1dull ^ ((uint64_t)ti << 40) ^ (uint64_t)((off / MM_CHUNK) + c);
+        splitmix(&s);
+        int64_t b = c * MM_CHUNK, e = b + MM_CHUNK < n ? b + MM_CHUNK : n;
+        for (int64_t i = b; i < e; i += 2) {
+            double u1 = ((splitmix(&s) >> 11) + 0.5) * 0x1p-53, u2 = (splitmix(&s) >> 11) * 0x1p-53;
+            double r = sqrt(-2.0 * log(u1)) * std, th = 6.283185307179586 * u2;
+            out[i] = (float)(r * cos(th));
+            if (i + 1 < e) out[i + 1] = (float)(r * sin(th));
+        }
+    }
+}
+
+static uint16_t float_to_half(float f)
+{
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, e = (x >> 23) & 0xff, m = x & 0x7fffff;
+    if (e == 0xff) return (uint16_t)(sign | 0x7c00 | (m ? 0x200 : 0));
+    int32_t he = (int32_t)e - 127 + 15;
+    if (he >= 31) return (uint16_t)(sign | 0x7c00);
+    if (he <= 0) {
+        if (he < -10) return (uint16_t)sign;
+        m |= 0x800000;
+        int sh = 14 - he;
+        uint32_t hm = m >> sh, rem = m & ((1u << sh) - 1), half = 1u << (sh - 1);
+        if (rem > half || (rem == half && (hm & 1))) hm++;
+        return (uint16_t)(sign | hm);
+    }
+    uint32_t hm = m >> 13, rem = m & 0x1fff;
+    uint32_t h = sign | ((uint32_t)he << 10) | hm;
+    if (rem > 0x1000 || (rem == 0x1000 && (hm & 1))) h++;
+    return (uint16_t)h;
+}
+
+static void to_half(uint16_t *dst, const float *src, int64_t n)
+{
+    int64_t i = 0;
+#ifdef __F16C__
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+#endif
+    for (; i < n; i++) dst[i] = float_to_half(src[i]);
+}
+
+/* ---- writing ---- */
+
+static int elem_size(const mm_tensor *t, int f16) { return t->init == INIT_POS_IDS ? 8 : f16 ? 2 : 4; }
+
+static int write_safetensors(const char *path, const tlist *l, int f16, uint64_t seed, int64_t *params)
+{
+    json_t *h = json_object();
+    uint64_t off = 0;
+    *params = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const mm_tensor *t = &l->t[i];
+        json_t *shape = json_array();
+        for (int d = 0; d < t->ndim; d++) json_array_append_new(shape, json_integer(t->shape[d]));
+        uint64_t nb = (uint64_t)t->numel * (uint64_t)elem_size(t, f16);
+        json_t *e = json_pack("{s:s, s:o, s:[I,I]}", "dtype", t->init == INIT_POS_IDS ? "I64" : f16 ? "F16" : "F32",
+                              "shape", shape, "data_offsets", (json_int_t)off, (json_int_t)(off + nb));
+        json_object_set_new(h, t->name, e);
+        off += nb;
+        if (t->init != INIT_POS_IDS) *params += t->numel;
+    }
+    json_object_set_new(h, "__metadata__", json_pack("{s:s}", "format", "pt"));
+    char *hs = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(h);
+    if (!hs) return -1;
+    size_t hl = strlen(hs), padded = (hl + 8 + 7) / 8 * 8 - 8; /* data starts 8-aligned */
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "make-model: cannot write %s: %s\n", path, strerror(errno));
+        free(hs);
+        return -1;
+    }
+    unsigned char len[8];
+    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+    int ok = fwrite(len, 1, 8, f) == 8 && fwrite(hs, 1, hl, f) == hl;
+    for (size_t i = hl; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
+    free(hs);
+
+    const int64_t BUF = 64 * MM_CHUNK;
+    float *buf = malloc(BUF * sizeof(float));
+    void *obuf = malloc(BUF * 8);
+    ok = ok && buf && obuf;
+    for (size_t i = 0; ok && i < l->n; i++) {
+        const mm_tensor *t = &l->t[i];
+        for (int64_t o = 0; ok && o < t->numel; o += BUF) {
+            int64_t n = t->numel - o < BUF ? t->numel - o : BUF;
+            fill(buf, o, n, t, i, seed);
+            size_t es = (size_t)elem_size(t, f16);
+            if (t->init == INIT_POS_IDS)
+                for (int64_t k = 0; k < n; k++) ((int64_t *)obuf)[k] = (int64_t)buf[k];
+            else if (f16)
+                to_half(obuf, buf, n);
+            else
+                memcpy(obuf, buf, (size_t)n * 4);
+            ok = fwrite(obuf, es, (size_t)n, f) == (size_t)n;
+        }
+    }
+    free(buf);
+    free(obuf);
+    if (fclose(f) != 0) ok = 0;
+    if (!ok) fprintf(stderr, "make-model: writing %s failed: %s\n", path, strerror(errno));
+    return ok ? 0 : -1;
+}
+
+/* GPT-2 byte-to-unicode order: printable Latin-1 bytes keep their code
+ * point, the other 68 bytes map to 256, 257, ... in byte order. */
+static void bytes_to_unicode(int byte_of[256], int cp_of[256])
+{
+    int n = 0, k = 0, taken[256] = {0};
+    for (int b = 0; b < 256; b++)
+        if ((b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255)) {
+            byte_of[k] = b;
+            cp_of[k++] = b;
+            taken[b] = 1;
+        }
+    for (int b = 0; b < 256; b++)
+        if (!taken[b]) {
+            byte_of[k] = b;
+            cp_of[k++] = 256 + n++;
+        }
+}
+
+static int utf8(char *o, int cp)
+{
+    if (cp < 0x80) { o[0] = (char)cp; return 1; }
+    o[0] = (char)(0xc0 | (cp >> 6));
+    o[1] = (char)(0x80 | (cp & 0x3f));
+    return 2;
+}
+
+static int write_tokenizer(const char *dir)
+{
+    int byte_of[256], cp[256];
+    bytes_to_unicode(byte_of, cp);
+    json_t *v = json_object();
+    char s[16];
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < 256; i++) {
+            int n = utf8(s, cp[i]);
+            strcpy(s + n, pass ? "</w>" : "");
+            json_object_set_new(v, s, json_integer(pass * 256 + i));
+        }
+    json_object_set_new(v, "<|startoftext|>", json_integer(512));
+    json_object_set_new(v, "<|endoftext|>", json_integer(513));
+    char p[4096];
+    snprintf(p, sizeof p, "%s/tokenizer", dir);
+    if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+        json_decref(v);
+        return -1;
+    }
+    snprintf(p, sizeof p, "%s/tokenizer/vocab.json", dir);
+    int rc = json_dump_file(v, p, JSON_PRESERVE_ORDER);
+    json_decref(v);
+    snprintf(p, sizeof p, "%s/tokenizer/merges.txt", dir);
+    FILE *f = fopen(p, "w");
+    if (!f || fputs("#version: 0.2\n", f) < 0) rc = -1;
+    if (f && fclose(f) != 0) rc = -1;
+    return rc;
+}
+
+static json_t *int_list(const int *v, int n, int div)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(a, json_integer(v[i] / div));
+    return a;
+}
+
+static int write_config(const char *path, const arch *a)
+{
+    int attn_res[MM_MAXLEV], na = 0;
+    for (int L = 0; L < a->unet_levels; L++)
+        if (a->unet_attn[L]) attn_res[na++] = 1 << L;
+    json_t *unet = json_pack("{s:i, s:i, s:i, s:o, s:i, s:o, s:o, s:b, s:i, s:i, s:b, s:b}", "in_channels", a->latent_ch,
+                             "out_channels", a->latent_ch, "model_channels", a->unet_ch[0], "attention_resolutions",
+                             int_list(attn_res, na, 1), "num_res_blocks", a->unet_res, "channel_mult",
+                             int_list(a->unet_ch, a->unet_levels, a->unet_ch[0]), "block_out_channels",
+                             int_list(a->unet_ch, a->unet_levels, 1), "use_spatial_transformer", 1,
+                             "transformer_depth", a->unet_depth, "context_dim",
+                             a->context ? a->context : a->text_width, "use_linear_in_transformer", a->linear_proj,
+                             "legacy", 0);
+    json_object_set_new(unet, a->unet_heads > 0 ? "num_heads" : "num_head_channels",
+                        json_integer(a->unet_heads > 0 ? a->unet_heads : a->unet_head_ch));
+    json_t *vae = json_pack("{s:i, s:b, s:i, s:i, s:i, s:i, s:o, s:i, s:[], s:f}", "embed_dim", a->latent_ch, "double_z", 1,
+                            "z_channels", a->latent_ch, "in_channels", 3, "out_ch", 3, "ch", a->vae_ch[0], "ch_mult",
+                            int_list(a->vae_ch, a->vae_levels, a->vae_ch[0]), "num_res_blocks", a->vae_res,
+                            "attn_resolutions", "scale_factor", 0.18215);
+    json_t *text = json_pack(
+        "{s:s, s:i, s:i, s:i, s:s, s:i, s:s, s:i, s:i}", "kind",
+        a->openclip ? "FrozenOpenCLIPEmbedder-like (open_clip text tower), layer='penultimate'"
+                    : "FrozenCLIPEmbedder-like (HF CLIPTextModel)",
+        "width", a->text_width, "layers", a->text_layers, "heads", a->text_heads, "act",
+        a->openclip ? "gelu (erf)" : "quick_gelu", "mlp", a->text_mlp, "output",
+        a->openclip ? "output of the penultimate resblock then ln_final" : "last_hidden_state (after final_layer_norm)",
+        "pad_id", a->pad_id, "vocab_size", a->text_vocab);
+    json_t *root = json_pack("{s:o, s:o, s:o, s:s}", "unet", unet, "vae", vae, "text", text, "parameterization",
+                             a->prediction);
+    int rc = root ? json_dump_file(root, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : -1;
+    json_decref(root);
+    return rc;
+}
+
+/* ---- presets and flags ---- */
+
+static void preset_demo(arch *a)
+{
+    memset(a, 0, sizeof *a);
+    a->unet_levels = 2;
+    a->unet_ch[0] = 32, a->unet_ch[1] = 64;
+    a->unet_res = 2;
+    a->unet_attn[0] = 1;
+    a->unet_depth = 1;
+    a->unet_heads = 4;
+    a->latent_ch = 4;
+    a->vae_levels = 4;
+    a->vae_ch[0] = 32, a->vae_ch[1] = 64, a->vae_ch[2] = 64, a->vae_ch[3] = 64;
+    a->vae_res = 2;
+    a->text_width = 64, a->text_layers = 2, a->text_heads = 4, a->text_mlp = 256;
+    a->text_vocab = 514, a->text_ctx = 77, a->pad_id = 513;
+    a->prediction = "eps";
+}
+
+static void preset_sd15(arch *a)
+{
+    memset(a, 0, sizeof *a);
+    a->unet_levels = 4;
+    int u[] = {320, 640, 1280, 1280}, v[] = {128, 256, 512, 512};
+    memcpy(a->unet_ch, u, sizeof u);
+    memcpy(a->vae_ch, v, sizeof v);
+    a->unet_res = 2;
+    a->unet_attn[0] = a->unet_attn[1] = a->unet_attn[2] = 1;
+    a->unet_depth = 1;
+    a->unet_heads = 8;
+    a->latent_ch = 4;
+    a->vae_levels = 4;
+    a->vae_res = 2;
+    a->text_width = 768, a->text_layers = 12, a->text_heads = 12, a->text_mlp = 3072;
+    a->text_vocab = 49408, a->text_ctx = 77, a->pad_id = 49407;
+    a->prediction = "eps";
+}
+
+static int parse_list(const char *s, int *out, int max)
+{
+    int n = 0;
+    while (*s) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 0 || v > 100000 || n == max) return -1;
+        out[n++] = (int)v;
+        s = end;
+        if (*s == ',') s++;
+        else if (*s) return -1;
+    }
+    return n;
+}
+
+/* Integer size flags: where they go in `arch` and their range. */
+static const struct int_flag_t {
+    const char *flag;
+    size_t off;
+    int lo, hi;
+} int_flags[] = {
+    {"--unet-res-blocks", offsetof(arch, unet_res), 1, 8},
+    {"--unet-heads", offsetof(arch, unet_heads), 1, 1024},
+    {"--unet-head-channels", offsetof(arch, unet_head_ch), 1, 4096},
+    {"--unet-depth", offsetof(arch, unet_depth), 1, 16},
+    {"--context-dim", offsetof(arch, context), 1, 16384},
+    {"--vae-res-blocks", offsetof(arch, vae_res), 1, 8},
+    {"--text-width", offsetof(arch, text_width), 1, 16384},
+    {"--text-layers", offsetof(arch, text_layers), 1, 128},
+    {"--text-heads", offsetof(arch, text_heads), 1, 1024},
+    {"--text-mlp", offsetof(arch, text_mlp), 1, 65536},
+    {"--text-vocab", offsetof(arch, text_vocab), 1, 1000000},
+};
+
+static const struct int_flag_t *int_flag(const char *o)
+{
+    for (size_t i = 0; i < sizeof int_flags / sizeof int_flags[0]; i++)
+        if (!strcmp(o, int_flags[i].flag)) return &int_flags[i];
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sdserve make-model --preset demo|sd15 -o PATH [options]\n"
+            "Writes a random-weight checkpoint in the original single-file (LDM) naming.\n"
+            "  --preset demo          small model (seconds on a CPU), PATH is a folder: model.safetensors,\n"
+            "                         model.ldm_config.json, tokenizer/ (byte-level, 514 ids)\n"
+            "  --preset sd15          Stable Diffusion 1.5 shapes (1131 tensors, ~2 GB as f16), PATH is a file\n"
+            "  -o, --output PATH      where to write\n"
+            "  --dtype f16|f32        tensor dtype (default f16)\n"
+            "  --seed N               random seed (default 1)\n"
+            "  --unet-channels LIST   e.g. 32,64,64 (one per level; multiples of 32)\n"
+            "  --unet-res-blocks N    ResBlocks per level on the way down (up: N+1)\n"
+            "  --unet-attn LIST       levels with attention, e.g. 0,1 (\"\" = none; mid block always has one)\n"
+            "  --unet-heads N | --unet-head-channels N   attention heads (written to the config only)\n"
+            "  --unet-depth N         transformer blocks per attention\n"
+            "  --context-dim N        cross-attention width (default: text width)\n"
+            "  --linear-proj          SD2-style Linear proj_in/proj_out\n"
+            "  --vae-channels LIST    e.g. 32,64,64,64 (levels - 1 = log2 of the VAE down-scaling)\n"
+            "  --vae-res-blocks N\n"
+            "  --text-width N  --text-layers N  --text-heads N  --text-mlp N  --text-vocab N\n"
+            "  --openclip             SD2 text tower naming (cond_stage_model.model.*, gelu, pad 0)\n"
+            "  --prediction eps|v     parameterization written to the config\n"
+            "  --file | --folder      force a bare file / a folder (default: folder for demo)\n"
+            "  -q, --quiet\n");
+}
+
+int cli_make_model(int argc, char **argv)
+{
+    arch a;
+    preset_demo(&a);
+    const char *out = NULL, *preset = NULL;
+    int f16 = 1, quiet = 0, folder = -1, text_vocab_set = 0;
+    uint64_t seed = 1;
+    /* The preset first, so that size flags override it wherever they appear. */
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--preset")) preset = argv[i + 1];
+    if (preset && !strcmp(preset, "sd15")) {
+        preset_sd15(&a);
+    } else if (preset && strcmp(preset, "demo")) {
+        fprintf(stderr, "make-model: unknown preset '%s' (demo, sd15)\n", preset);
+        return 2;
+    }
+    if (!preset) preset = "demo";
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const struct int_flag_t *fl;
+        int n;
+#define NEEDV                                                                 \
+    do {                                                                      \
+        if (!v) {                                                             \
+            fprintf(stderr, "make-model: %s needs a value\n", o);             \
+            return 2;                                                         \
+        }                                                                     \
+        i++;                                                                  \
+    } while (0)
+#define INTV(dst, lo, hi)                                                                   \
+    do {                                                                                    \
+        NEEDV;                                                                              \
+        char *e_;                                                                           \
+        long x_ = strtol(v, &e_, 10);                                                       \
+        if (*e_ || e_ == v || x_ < (lo) || x_ > (hi)) {                                     \
+            fprintf(stderr, "make-model: %s must be an integer in [%d, %d]\n", o, lo, hi); \
+            return 2;                                                                       \
+        }                                                                                   \
+        dst = (int)x_;                                                                      \
+    } while (0)
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(o, "--preset")) {
+            NEEDV;
+        } else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
+            NEEDV;
+            out = v;
+        } else if (!strcmp(o, "--dtype")) {
+            NEEDV;
+            if (strcmp(v, "f16") && strcmp(v, "f32")) {
+                fprintf(stderr, "make-model: --dtype must be f16 or f32\n");
+                return 2;
+            }
+            f16 = !strcmp(v, "f16");
+        } else if (!strcmp(o, "--seed")) {
+            NEEDV;
+            seed = strtoull(v, NULL, 10);
+        } else if (!strcmp(o, "--unet-channels") || !strcmp(o, "--vae-channels")) {
+            NEEDV;
+            int *dst = o[2] == 'u' ? a.unet_ch : a.vae_ch;
+            if ((n = parse_list(v, dst, MM_MAXLEV)) < 1) {
+                fprintf(stderr, "make-model: %s wants 1..%d comma-separated channel counts\n", o, MM_MAXLEV);
+                return 2;
+            }
+            if (o[2] == 'u') {
+                a.unet_levels = n;
+            } else {
+                a.vae_levels = n;
+            }
+        } else if (!strcmp(o, "--unet-attn")) {
+            NEEDV;
+            int lv[MM_MAXLEV];
+            if ((n = parse_list(v, lv, MM_MAXLEV)) < 0) {
+                fprintf(stderr, "make-model: --unet-attn wants a list of levels, e.g. 0,1\n");
+                return 2;
+            }
+            memset(a.unet_attn, 0, sizeof a.unet_attn);
+            for (int k = 0; k < n; k++)
+                if (lv[k] < MM_MAXLEV) a.unet_attn[lv[k]] = 1;
+        } else if ((fl = int_flag(o))) {
+            INTV(*(int *)((char *)&a + fl->off), fl->lo, fl->hi);
+            if (!strcmp(o, "--unet-heads")) a.unet_head_ch = 0;
+            if (!strcmp(o, "--unet-head-channels")) a.unet_heads = 0;
+            if (!strcmp(o, "--text-vocab")) text_vocab_set = 1;
+        } else if (!strcmp(o, "--linear-proj")) {
+            a.linear_proj = 1;
+        } else if (!strcmp(o, "--openclip")) {
+            a.openclip = 1;
+        } else if (!strcmp(o, "--prediction")) {
+            NEEDV;
+            if (strcmp(v, "eps") && strcmp(v, "v")) {
+                fprintf(stderr, "make-model: --prediction must be eps or v\n");
+                return 2;
+            }
+            a.prediction = !strcmp(v, "v") ? "v" : "eps";
+        } else if (!strcmp(o, "--file")) {
+            folder = 0;
+        } else if (!strcmp(o, "--folder")) {
+            folder = 1;
+        } else if (!strcmp(o, "-q") || !strcmp(o, "--quiet")) {
+            quiet = 1;
+        } else {
+            fprintf(stderr, "make-model: unknown option '%s'\n", o);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!out) {
+        fprintf(stderr, "make-model: -o PATH is required\n");
+        usage(stderr);
+        return 2;
+    }
+    if (folder < 0) folder = !strcmp(preset, "demo");
+    if (a.openclip && !strcmp(preset, "demo")) a.pad_id = 0;
+    for (int L = 0; L < a.unet_levels; L++)
+        if (a.unet_ch[L] % 32 || a.unet_ch[L] % a.unet_ch[0]) {
+            fprintf(stderr, "make-model: UNet channels must be multiples of 32 and of the first level's (%d)\n", a.unet_ch[L]);
+            return 2;
+        }
+    for (int L = 0; L < a.vae_levels; L++)
+        if (a.vae_ch[L] % 32 || a.vae_ch[L] % a.vae_ch[0]) {
+            fprintf(stderr, "make-model: VAE channels must be multiples of 32 and of the first level's (%d)\n", a.vae_ch[L]);
+            return 2;
+        }
+    int heads = a.unet_heads;
+    for (int L = 0; L < a.unet_levels; L++)
+        if (heads > 0 && a.unet_ch[L] % heads) {
+            fprintf(stderr, "make-model: UNet channels (%d) must be divisible by --unet-heads %d\n", a.unet_ch[L], heads);
+            return 2;
+        } else if (a.unet_head_ch > 0 && a.unet_ch[L] % a.unet_head_ch) {
+            fprintf(stderr, "make-model: UNet channels (%d) must be divisible by --unet-head-channels %d\n", a.unet_ch[L],
+                    a.unet_head_ch);
+            return 2;
+        }
+    if (a.text_width % a.text_heads) {
+        fprintf(stderr, "make-model: --text-width %d must be divisible by --text-heads %d\n", a.text_width, a.text_heads);
+        return 2;
+    }
+    if (folder && a.text_vocab != 514 && !text_vocab_set) a.text_vocab = 514;
+    if (folder && a.text_vocab != 514)
+        fprintf(stderr, "make-model: note: the folder's byte-level tokenizer has 514 ids but the text vocabulary has %d rows\n",
+                a.text_vocab);
+
+    tlist l = {0};
+    build_unet(&l, &a);
+    build_vae(&l, &a);
+    build_text(&l, &a);
+    if (l.oom) {
+        fprintf(stderr, "make-model: out of memory\n");
+        free(l.t);
+        return 1;
+    }
+
+    char file[4096], cfg[4096];
+    if (folder) {
+        if (mkdir(out, 0755) != 0 && errno != EEXIST) {
+            fprintf(stderr, "make-model: cannot create folder %s: %s\n", out, strerror(errno));
+            free(l.t);
+            return 1;
+        }
+        snprintf(file, sizeof file, "%s/model.safetensors", out);
+        snprintf(cfg, sizeof cfg, "%s/model.ldm_config.json", out);
+    } else {
+        snprintf(file, sizeof file, "%s", out);
+        size_t n = strlen(out);
+        if (n > 12 && !strcmp(out + n - 12, ".safetensors")) n -= 12;
+        snprintf(cfg, sizeof cfg, "%.*s.ldm_config.json", (int)n, out);
+    }
+    int64_t params = 0;
+    int rc = write_safetensors(file, &l, f16, seed, &params);
+    if (!rc && write_config(cfg, &a)) {
+        fprintf(stderr, "make-model: cannot write %s\n", cfg);
+        rc = -1;
+    }
+    if (!rc && folder && write_tokenizer(out)) {
+        fprintf(stderr, "make-model: cannot write %s/tokenizer/\n", out);
+        rc = -1;
+    }
+    if (!rc && !quiet) {
+        printf("wrote %s: %zu tensors, %.1f M parameters (%s, seed %llu)\n", file, l.n, params / 1e6, f16 ? "f16" : "f32",
+               (unsigned long long)seed);
+        printf("wrote %s (heads, parameterization: what the tensors cannot tell)\n", cfg);
+        if (folder) printf("wrote %s/tokenizer/vocab.json and merges.txt (byte-level, 514 ids, no merges)\n", out);
+        printf("random weights: the images are noise, but every stage runs.\n");
+        printf("serve it:     sdserve serve --model %s\n", out);
+        printf("or generate:  sdserve generate --model %s --prompt \"a red bicycle\" -o out.png\n", out);
+    }
+    free(l.t);
+    return rc ? 1 : 0;
+}
