@@ -31,6 +31,7 @@ typedef struct gen {
     int n;
     const char *skip;      /* tensor name to leave out (missing-tensor test) */
     const char *bad;       /* tensor name to write with a wrong first dim */
+    int sdxl;              /* add an SDXL-style add_embedding */
 } gen;
 
 static void add(gen *g, int ndim, int64_t a, int64_t b, int64_t c, int64_t d, const char *fmt, ...)
@@ -129,6 +130,7 @@ static void g_unet(gen *g)
     }
     g_norm(g, CH[0], "conv_norm_out");
     K(g, 4, CH[0], 3, "conv_out.weight"); V(g, 4, "conv_out.bias");
+    if (g->sdxl) { M(g, TE, 256, "add_embedding.linear_1.weight"); V(g, TE, "add_embedding.linear_1.bias"); }
 }
 
 static unsigned long long rng = 0x9E3779B97F4A7C15ULL;
@@ -294,6 +296,15 @@ int main(void)
     u = load_dir(dir, &w, &err);
     CHECKF(!u && strstr(err.msg, "attn2.to_v.weight"), "wrong shape named", "%s", err.msg);
     fprintf(stderr, "wrong shape: %s\n", err.msg);
+    unet_free(u);
+    sdw_close(w);
+    rm_model(dir);
+    memset(&g, 0, sizeof g);
+    g.sdxl = 1;
+    g_unet(&g);
+    g_write(&g, dir);
+    u = load_dir(dir, &w, &err);
+    CHECKF(!u && strstr(err.msg, "not supported"), "SDXL-style added conditioning refused", "%s", err.msg);
     unet_free(u);
     sdw_close(w);
     rm_model(dir);

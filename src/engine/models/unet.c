@@ -292,6 +292,7 @@ static void load_transformer(ld *l, sd_unet *u, transformer *t, int c, int heads
     if (u->info.context_dim == 0) {   /* context width: from the first cross-attention seen */
         const sdw_tensor *k = ld_find(l, "%s.transformer_blocks.0.attn2.to_k.weight", p);
         if (!k || k->ndim != 2) { NEED2(l, c, -1, "%s.transformer_blocks.0.attn2.to_k.weight", p); return; }
+        if (k->shape[1] < 1) { ld_fail(l, p, "%s: empty context width", p); return; }
         u->info.context_dim = (int)k->shape[1];
     }
     for (int i = 0; i < t->depth && !l->failed; i++) {
@@ -310,7 +311,7 @@ static void load_transformer(ld *l, sd_unet *u, transformer *t, int c, int heads
         snprintf(a, sizeof a, "%s.attn2", q);
         load_attention(l, &b->attn2, c, u->info.context_dim, a);
         const sdw_tensor *f = ld_find(l, "%s.ff.net.0.proj.weight", q);
-        int64_t f2 = f && f->ndim == 2 ? f->shape[0] : -1;
+        int64_t f2 = f && f->ndim == 2 && f->shape[0] >= 2 ? f->shape[0] : -1;
         if (f2 > 0 && f2 % 2) { ld_fail(l, q, "%s.ff.net.0.proj.weight has odd width %lld (GEGLU needs value|gate halves)", q, (long long)f2); return; }
         b->ff1_w = NEED2(l, f2 > 0 ? f2 : -1, c, "%s.ff.net.0.proj.weight", q);
         if (l->failed) return;
@@ -353,19 +354,26 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
     }
     char p[128];
 
+    /* SDXL-style extra conditioning would be silently ignored: refuse it */
+    if (ld_find(l, "add_embedding.linear_1.weight") || ld_find(l, "class_embedding.linear_1.weight")) {
+        ld_fail(l, "add_embedding", "added class/size conditioning (SDXL-style UNet) is not supported");
+        goto fail;
+    }
+
     /* stem: conv_in gives in_channels and the level-0 width */
     const sdw_tensor *ci = ld_find(l, "conv_in.weight");
     if (!ci || ci->ndim != 4) { NEED4(l, -1, -1, -1, -1, "conv_in.weight"); goto fail; }
     int c0 = (int)ci->shape[0];
     in->in_channels = (int)ci->shape[1];
     u->conv_in_k = (int)ci->shape[2];
+    if (c0 < 1 || in->in_channels < 1) { ld_fail(l, "conv_in.weight", "conv_in.weight has an empty dimension"); goto fail; }
     if (u->conv_in_k % 2 == 0 || ci->shape[3] != ci->shape[2]) { ld_fail(l, "conv_in.weight", "conv_in kernel must be square and odd"); goto fail; }
     u->conv_in_w = ci->data;
     u->conv_in_b = NEED1(l, c0, "conv_in.bias");
 
     /* time embedding: linear_1 [TE, P] with P the sinusoid width */
     const sdw_tensor *t1 = ld_find(l, "time_embedding.linear_1.weight");
-    if (!t1 || t1->ndim != 2 || t1->shape[1] % 2) { NEED2(l, -1, c0, "time_embedding.linear_1.weight"); if (!l->failed) ld_fail(l, "time_embedding.linear_1.weight", "time_embedding.linear_1 input width must be even"); goto fail; }
+    if (!t1 || t1->ndim != 2 || t1->shape[1] % 2 || t1->shape[0] < 1 || t1->shape[1] < 2) { NEED2(l, -1, c0, "time_embedding.linear_1.weight"); if (!l->failed) ld_fail(l, "time_embedding.linear_1.weight", "time_embedding.linear_1 input width must be even"); goto fail; }
     int te = (int)t1->shape[0];
     u->time_proj_dim = (int)t1->shape[1];
     in->time_dim = te;
@@ -382,6 +390,7 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
     for (int i = 0; i < nl; i++) {
         const sdw_tensor *c1 = ld_find(l, "down_blocks.%d.resnets.0.conv1.weight", i);
         if (c1->ndim != 4) { NEED4(l, -1, -1, 3, 3, "down_blocks.%d.resnets.0.conv1.weight", i); goto fail; }
+        if (c1->shape[0] < 1 || c1->shape[0] > (1 << 16)) { ld_fail(l, "down_blocks", "down_blocks.%d has %lld channels", i, (long long)c1->shape[0]); goto fail; }
         u->lv[i].c = in->channels[i] = (int)c1->shape[0];
     }
 
@@ -462,7 +471,7 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
     u->norm_out_b = NEED1(l, c0, "conv_norm_out.bias");
     if (!l->failed && prev != c0) ld_fail(l, "conv_out", "last up block has %d channels, conv_in has %d", prev, c0);
     const sdw_tensor *co = ld_find(l, "conv_out.weight");
-    if (!co || co->ndim != 4 || co->shape[2] % 2 == 0) { NEED4(l, -1, c0, 3, 3, "conv_out.weight"); if (!l->failed) ld_fail(l, "conv_out.weight", "conv_out kernel must be odd"); goto fail; }
+    if (!co || co->ndim != 4 || co->shape[2] % 2 == 0 || co->shape[0] < 1) { NEED4(l, -1, c0, 3, 3, "conv_out.weight"); if (!l->failed) ld_fail(l, "conv_out.weight", "conv_out kernel must be odd"); goto fail; }
     in->out_channels = (int)co->shape[0];
     u->conv_out_k = (int)co->shape[2];
     u->conv_out_w = NEED4(l, in->out_channels, c0, u->conv_out_k, u->conv_out_k, "conv_out.weight");
