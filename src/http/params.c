@@ -17,9 +17,6 @@
 
 #include <jansson.h>
 
-/* Weak until the engine's sampler table is linked in (src/engine/samplers). */
-#pragma weak sd_sampler_from_name
-
 void params_bag_init(param_bag *b) { memset(b, 0, sizeof *b); }
 
 void params_bag_free(param_bag *b)
@@ -434,7 +431,7 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
                 return sd_errf(err, SD_EINVAL, f->name, "sampler must be a string, got %s", kind_name(p->kind));
             char *t = trimmed_copy(p->val, p->len);
             if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
-            int bad = sd_sampler_from_name ? sd_sampler_from_name(t, &r->sampler) : -1;
+            int bad = sd_sampler_from_name(t, &r->sampler);
             free(t);
             if (bad)
                 return sd_errf(err, SD_EINVAL, f->name,

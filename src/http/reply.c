@@ -1,0 +1,136 @@
+/* reply.c — JSON answers and the error shape (reply.h). */
+#include "reply.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum MHD_Result reply_raw(struct MHD_Connection *c, reply_info *ri, int status, const char *ctype, char *body,
+                          size_t len, ...)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!resp) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    va_list ap;
+    va_start(ap, len);
+    for (;;) {
+        const char *name = va_arg(ap, const char *);
+        if (!name) break;
+        const char *value = va_arg(ap, const char *);
+        if (value) MHD_add_response_header(resp, name, value);
+    }
+    va_end(ap);
+    enum MHD_Result r = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    if (ri) {
+        ri->status = status;
+        ri->bytes = len;
+    }
+    return r;
+}
+
+static enum MHD_Result reply_json_h(struct MHD_Connection *c, reply_info *ri, int status, json_t *v,
+                                    const char *h1, const char *v1)
+{
+    char *body = v ? json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    json_decref(v);
+    if (!body) {
+        static const char oom[] = "{\"status\":\"error\",\"code\":\"out_of_memory\",\"field\":null,"
+                                  "\"message\":\"the server ran out of memory\"}";
+        body = strdup(oom);
+        status = 503;
+        if (!body) return MHD_NO;
+    }
+    size_t len = strlen(body);
+    body[len] = 0;
+    /* A final newline makes curl output readable; JSON parsers ignore it. */
+    char *nb = realloc(body, len + 2);
+    if (nb) {
+        body = nb;
+        body[len++] = '\n';
+        body[len] = 0;
+    }
+    return reply_raw(c, ri, status, "application/json", body, len, h1, v1, NULL);
+}
+
+enum MHD_Result reply_json(struct MHD_Connection *c, reply_info *ri, int status, json_t *v)
+{
+    return reply_json_h(c, ri, status, v, NULL, NULL);
+}
+
+json_t *error_body(const sd_err *err)
+{
+    sd_errcode code = err->code == SD_OK ? SD_EINTERNAL : err->code;
+    return json_pack("{s:s, s:s, s:o, s:s}", "status", "error", "code", sd_err_code_name(code), "field",
+                     err->field[0] ? json_string(err->field) : json_null(), "message",
+                     err->msg[0] ? err->msg : "unknown error");
+}
+
+enum MHD_Result reply_error(struct MHD_Connection *c, reply_info *ri, const sd_err *err, int retry_after,
+                            const char *allow)
+{
+    int status = sd_err_http_status(err->code == SD_OK ? SD_EINTERNAL : err->code);
+    json_t *b = error_body(err);
+    /* field may not be UTF-8 when it echoes a client's name: json_string then fails. */
+    if (!b) {
+        sd_err e2 = *err;
+        e2.field[0] = 0;
+        b = error_body(&e2);
+    }
+    if (status == 503) {
+        char ra[16];
+        snprintf(ra, sizeof ra, "%d", retry_after > 0 ? retry_after : 5);
+        return reply_json_h(c, ri, status, b, MHD_HTTP_HEADER_RETRY_AFTER, ra);
+    }
+    if (status == 405) return reply_json_h(c, ri, status, b, MHD_HTTP_HEADER_ALLOW, allow);
+    return reply_json_h(c, ri, status, b, NULL, NULL);
+}
+
+enum MHD_Result reply_errorf(struct MHD_Connection *c, reply_info *ri, sd_errcode code, const char *field,
+                             const char *fmt, ...)
+{
+    sd_err e;
+    sd_err_clear(&e);
+    va_list ap;
+    va_start(ap, fmt);
+    sd_verrf(&e, code, field, fmt, ap);
+    va_end(ap);
+    return reply_error(c, ri, &e, 0, NULL);
+}
+
+json_t *job_status_body(const char *id, const job_status *st, const char *public_url, int cancel_requested)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "%s/jobs/%s", public_url, id);
+    const char *status = st->state == JOB_SUCCEEDED ? "success"
+                         : (st->state == JOB_FAILED || st->state == JOB_CANCELLED) ? "error" : "pending";
+    json_t *o = NULL;
+    if (st->state == JOB_SUCCEEDED && st->result) o = json_loads(st->result, 0, NULL);
+    if (!o || !json_is_object(o)) {
+        json_decref(o);
+        o = json_object();
+    }
+    if (!o) return NULL;
+    json_object_set_new(o, "status", json_string(status));
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "state", json_string(job_state_name(st->state)));
+    json_object_set_new(o, "status_url", json_string(url));
+    json_object_set_new(o, "queue_position", st->position >= 0 ? json_integer(st->position) : json_null());
+    json_object_set_new(o, "step", json_integer(st->step));
+    json_object_set_new(o, "total_steps", json_integer(st->total));
+    json_object_set_new(o, "num_outputs", json_integer(st->n));
+    json_object_set_new(o, "elapsed_seconds", json_real(st->elapsed));
+    json_object_set_new(o, "eta_seconds", st->eta >= 0 ? json_real(st->eta) : json_null());
+    if (cancel_requested) json_object_set_new(o, "cancel_requested", json_true());
+    if (st->state == JOB_FAILED || st->state == JOB_CANCELLED) {
+        sd_errcode code = st->err.code == SD_OK ? SD_EINTERNAL : st->err.code;
+        json_object_set_new(o, "code", json_string(sd_err_code_name(code)));
+        json_object_set_new(o, "field", st->err.field[0] ? json_string(st->err.field) : json_null());
+        json_object_set_new(o, "message", json_string(st->err.msg[0] ? st->err.msg : "unknown error"));
+    }
+    return o;
+}

@@ -1,0 +1,36 @@
+/* reply.h — building HTTP answers: JSON bodies, the one error shape
+ * {"status":"error","code","field","message"}, job status bodies.
+ * Private to src/http. */
+#ifndef SD_HTTP_REPLY_H
+#define SD_HTTP_REPLY_H
+
+#include <microhttpd.h>
+#include <jansson.h>
+
+#include "../base/err.h"
+#include "../jobs/jobs.h"
+
+/* What a reply records for the access log and metrics. */
+typedef struct reply_info {
+    int status;
+    uint64_t bytes;
+} reply_info;
+
+/* Queues `body` (taken; malloc'd) with a content type and optional extra
+ * header pairs (name, value, ..., NULL). */
+enum MHD_Result reply_raw(struct MHD_Connection *c, reply_info *ri, int status, const char *ctype, char *body,
+                          size_t len, ...);
+/* Queues a JSON value (reference stolen) with status. */
+enum MHD_Result reply_json(struct MHD_Connection *c, reply_info *ri, int status, json_t *v);
+/* Queues the error shape for err; 503 adds Retry-After (retry_after > 0),
+ * 405 adds Allow (allow != NULL). */
+enum MHD_Result reply_error(struct MHD_Connection *c, reply_info *ri, const sd_err *err, int retry_after,
+                            const char *allow);
+enum MHD_Result reply_errorf(struct MHD_Connection *c, reply_info *ri, sd_errcode code, const char *field,
+                             const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* The error object of a body: {"status":"error","code","field","message"}. */
+json_t *error_body(const sd_err *err);
+/* GET /jobs/{id} body from a status snapshot. */
+json_t *job_status_body(const char *id, const job_status *st, const char *public_url, int cancel_requested);
+
+#endif

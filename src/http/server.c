@@ -1,0 +1,737 @@
+/* server.c — the HTTP API on libmicrohttpd (server.h).
+ *
+ * libmicrohttpd calls handle() several times per request: the first call
+ * routes and checks method, Content-Type and Content-Length (415/413 before
+ * any body is read); upload calls feed the post processor (form, multipart)
+ * or a capped JSON buffer; the last call validates and submits the job.  A
+ * synchronous request then suspends its connection; the watcher thread
+ * resumes it when the job ends, when the client hangs up (the job is
+ * cancelled, so a queued one leaves the queue) or when the wait limit passes.
+ * completed() frees the request state, counts it and writes the access log. */
+#include "server.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "metrics.h"
+#include "openapi.h"
+#include "params.h"
+#include "reply.h"
+
+#if __has_include("../image/image.h")
+#include "../image/image.h"
+#define HAVE_IMAGE 1
+#else
+#define HAVE_IMAGE 0
+#endif
+
+enum { PH_BODY = 1, PH_WAIT, PH_DONE };
+enum { BODY_FORM = 1, BODY_JSON };
+
+/* Decoded init images: sides and pixels refused before allocation above these. */
+#define INIT_MAX_SIDE 4096
+#define INIT_MAX_PIXELS (4096LL * 4096LL)
+
+typedef struct req {
+    struct http_server *s;
+    struct MHD_Connection *conn;
+    endpoint ep;
+    int phase;
+    char method[16];
+    char path[200];
+    char ip[64];
+    double t0;
+    reply_info ri;
+    /* body */
+    int body;
+    int img2img, async;
+    struct MHD_PostProcessor *pp;
+    char *json;
+    size_t json_len, json_cap;
+    size_t received;
+    param_bag bag;
+    sd_err err;
+    /* sync wait */
+    job *job;
+    double deadline;
+    int gone, wait_timeout, shutdown;
+    struct req *wnext;
+} req;
+
+struct http_server {
+    server_config cfg;
+    char *public_url;
+    struct MHD_Daemon *d;
+    jobq *q;
+    int port;
+    pthread_mutex_t wmu;
+    req *waiters;
+    int nwaiters;
+    pthread_t watcher;
+    atomic_int stop;
+    atomic_int shutting_down;
+    char *openapi;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- routes ---------------------------------------------------------------- */
+
+static int is_hex_name(const char *s, size_t min, size_t max)
+{
+    size_t n = 0;
+    while (s[n] && isxdigit((unsigned char)s[n]) && !isupper((unsigned char)s[n])) n++;
+    return n >= min && n <= max && (s[n] == 0 || s[n] == '.');
+}
+
+static endpoint route(const char *url, const char **allow)
+{
+    static const struct { const char *path; endpoint ep; const char *allow; } fixed[] = {
+        {"/", EP_ROOT, "GET, HEAD"},
+        {"/txt2img", EP_TXT2IMG, "POST"},
+        {"/img2img", EP_IMG2IMG, "POST"},
+        {"/jobs/txt2img", EP_JOBS_TXT2IMG, "POST"},
+        {"/jobs/img2img", EP_JOBS_IMG2IMG, "POST"},
+        {"/health", EP_HEALTH, "GET, HEAD"},
+        {"/metrics", EP_METRICS, "GET, HEAD"},
+        {"/openapi.json", EP_OPENAPI, "GET, HEAD"},
+    };
+    for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+        if (!strcmp(url, fixed[i].path)) {
+            *allow = fixed[i].allow;
+            return fixed[i].ep;
+        }
+    if (!strncmp(url, "/jobs/", 6)) {
+        *allow = "GET, HEAD, DELETE";
+        return EP_JOB;
+    }
+    if (!strncmp(url, "/images/", 8)) {
+        *allow = "GET, HEAD";
+        return EP_IMAGES;
+    }
+    *allow = NULL;
+    return EP_OTHER;
+}
+
+static int method_allowed(const char *method, const char *allow)
+{
+    size_t n = strlen(method);
+    for (const char *p = allow; (p = strstr(p, method)); p += n)
+        if ((p == allow || p[-1] == ' ') && (p[n] == 0 || p[n] == ',')) return 1;
+    return 0;
+}
+
+/* ---- body ------------------------------------------------------------------ */
+
+static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+                                 const char *ctype, const char *te, const char *data, uint64_t off, size_t size)
+{
+    req *r = cls;
+    if (r->err.code) return MHD_NO;
+    if (params_bag_add(&r->bag, key, filename ? PV_FILE : PV_TEXT, data, size, off == 0, &r->err)) return MHD_NO;
+    return MHD_YES;
+}
+
+/* "application/json; charset=utf-8" -> type "application/json", charset "utf-8". */
+static void parse_ctype(const char *ct, char *type, size_t tn, char *charset, size_t cn)
+{
+    size_t k = 0;
+    type[0] = charset[0] = 0;
+    if (!ct) return;
+    while (*ct == ' ' || *ct == '\t') ct++;
+    while (*ct && *ct != ';' && *ct != ' ' && k + 1 < tn) type[k++] = (char)tolower((unsigned char)*ct++);
+    type[k] = 0;
+    const char *cs = strcasestr(ct, "charset=");
+    if (cs) {
+        cs += 8;
+        if (*cs == '"') cs++;
+        k = 0;
+        while (*cs && *cs != ';' && *cs != '"' && *cs != ' ' && k + 1 < cn) charset[k++] = (char)tolower((unsigned char)*cs++);
+        charset[k] = 0;
+    }
+}
+
+static enum MHD_Result start_body(http_server *s, req *r, struct MHD_Connection *c)
+{
+    const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    char type[64], charset[32];
+    parse_ctype(ct, type, sizeof type, charset, sizeof charset);
+    if (!ct || !*type)
+        return reply_errorf(c, &r->ri, SD_EMEDIA, "Content-Type",
+                            "Content-Type is missing; send application/x-www-form-urlencoded, application/json or "
+                            "multipart/form-data");
+    if (strcmp(type, "application/x-www-form-urlencoded") && strcmp(type, "application/json") &&
+        strcmp(type, "multipart/form-data"))
+        return reply_errorf(c, &r->ri, SD_EMEDIA, "Content-Type",
+                            "Content-Type '%.60s' is not supported; send application/x-www-form-urlencoded, "
+                            "application/json or multipart/form-data", type);
+    if (charset[0] && strcmp(charset, "utf-8") && strcmp(charset, "utf8"))
+        return reply_errorf(c, &r->ri, SD_EMEDIA, "Content-Type", "charset '%.30s' is not supported; send UTF-8",
+                            charset);
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (cl) {
+        char *end;
+        errno = 0;
+        unsigned long long n = strtoull(cl, &end, 10);
+        if (errno || *end || n > s->cfg.max_body)
+            return reply_errorf(c, &r->ri, SD_ETOOLARGE, "", "request body of %s bytes is larger than the limit of %zu bytes",
+                                cl, s->cfg.max_body);
+    }
+    if (atomic_load(&s->shutting_down)) {
+        sd_err e;
+        sd_err_clear(&e);
+        sd_errf(&e, SD_EBUSY, "", "the server is shutting down; retry on another instance");
+        return reply_error(c, &r->ri, &e, 5, NULL);
+    }
+    if (!strcmp(type, "application/json")) {
+        r->body = BODY_JSON;
+    } else {
+        r->body = BODY_FORM;
+        r->pp = MHD_create_post_processor(c, 64 * 1024, post_iter, r);
+        if (!r->pp)
+            return reply_errorf(c, &r->ri, SD_EINVAL, "Content-Type",
+                                "cannot read the %s body (a multipart body needs a boundary parameter)", type);
+    }
+    r->phase = PH_BODY;
+    return MHD_YES;
+}
+
+static void feed_body(http_server *s, req *r, const char *data, size_t size)
+{
+    r->received += size;
+    if (r->err.code) return;   /* discard the rest; answer at the end */
+    if (r->received > s->cfg.max_body) {
+        sd_errf(&r->err, SD_ETOOLARGE, "", "request body is larger than the limit of %zu bytes", s->cfg.max_body);
+        return;
+    }
+    if (r->body == BODY_JSON) {
+        if (r->json_len + size + 1 > r->json_cap) {
+            size_t nc = r->json_cap ? r->json_cap * 2 : 16384;
+            while (nc < r->json_len + size + 1) nc *= 2;
+            char *nb = realloc(r->json, nc);
+            if (!nb) {
+                sd_errf(&r->err, SD_ENOMEM, "", "out of memory reading the request body");
+                return;
+            }
+            r->json = nb;
+            r->json_cap = nc;
+        }
+        memcpy(r->json + r->json_len, data, size);
+        r->json_len += size;
+        r->json[r->json_len] = 0;
+    } else if (MHD_post_process(r->pp, data, size) != MHD_YES && !r->err.code) {
+        sd_errf(&r->err, SD_EINVAL, "", "the form body is malformed");
+    }
+}
+
+/* Validated request -> job input: moves strings, decodes the init image. */
+static int make_input(gen_request *g, size_t max_body, job_input *in, sd_err *err)
+{
+    memset(in, 0, sizeof *in);
+    in->img2img = g->img2img;
+    in->prompt = g->prompt;
+    g->prompt = NULL;
+    in->negative = g->negative;
+    g->negative = NULL;
+    in->seed = g->seed;
+    in->n = g->n;
+    in->width = g->width;
+    in->height = g->height;
+    in->steps = g->steps;
+    in->cfg = g->cfg;
+    in->strength = g->strength;
+    in->sampler = g->sampler;
+    if (!g->img2img) return 0;
+#if HAVE_IMAGE
+    uint8_t *bytes = NULL;
+    size_t blen = 0;
+    if (g->init_is_raw) {
+        bytes = (uint8_t *)g->init_data;
+        blen = g->init_len;
+    } else if (img_base64_decode(g->init_data, g->init_len, max_body, "init_image", &bytes, &blen, err)) {
+        return -1;
+    }
+    img_decode_opts o = {.max_side = INIT_MAX_SIDE, .max_pixels = INIT_MAX_PIXELS, .field = "init_image"};
+    img_rgb im = {0};
+    int rc = img_decode(bytes, blen, &o, &im, err);
+    if (!g->init_is_raw) free(bytes);
+    if (rc) return -1;
+    if (img_fit_within(&im, PARAMS_MAX_SIDE, err) < 0) {
+        img_rgb_free(&im);
+        return -1;
+    }
+    in->init_rgb = im.px;
+    in->init_width = im.width;
+    in->init_height = im.height;
+    return 0;
+#else
+    (void)max_body;
+    return sd_errf(err, SD_EINTERNAL, "init_image", "this build has no image decoder");
+#endif
+}
+
+static json_t *job_created_body(http_server *s, const char *id)
+{
+    char url[1024];
+    snprintf(url, sizeof url, "%s/jobs/%s", s->public_url, id);
+    return json_pack("{s:s, s:s, s:s, s:s}", "status", "queued", "id", id, "state", "queued", "status_url", url);
+}
+
+static enum MHD_Result finish_body(http_server *s, req *r, struct MHD_Connection *c)
+{
+    r->phase = PH_DONE;
+    if (r->pp) {
+        if (MHD_destroy_post_processor(r->pp) != MHD_YES && !r->err.code)
+            sd_errf(&r->err, SD_EINVAL, "", "the form body is incomplete or malformed");
+        r->pp = NULL;
+    }
+    if (!r->err.code && r->body == BODY_JSON)
+        params_bag_from_json(&r->bag, r->json ? r->json : "", r->json_len, &r->err);
+    free(r->json);
+    r->json = NULL;
+    gen_request g;
+    memset(&g, 0, sizeof g);
+    if (!r->err.code) gen_request_from_bag(&r->bag, r->img2img, &g, &r->err);
+    params_bag_free(&r->bag);
+    job_input in;
+    memset(&in, 0, sizeof in);
+    if (!r->err.code) make_input(&g, s->cfg.max_body, &in, &r->err);
+    gen_request_free(&g);
+    if (r->err.code) {
+        job_input_free(&in);
+        return reply_error(c, &r->ri, &r->err, 0, NULL);
+    }
+    int retry = 0;
+    if (jobq_submit(s->q, &in, r->async, &r->job, &retry, &r->err))
+        return reply_error(c, &r->ri, &r->err, retry, NULL);
+    if (r->async) {
+        char loc[1024];
+        snprintf(loc, sizeof loc, "%s/jobs/%s", s->public_url, job_id(r->job));
+        json_t *b = job_created_body(s, job_id(r->job));
+        char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
+        json_decref(b);
+        if (!body) return reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
+        size_t len = strlen(body);
+        return reply_raw(c, &r->ri, 202, "application/json", body, len, MHD_HTTP_HEADER_LOCATION, loc, NULL);
+    }
+    /* Synchronous: wait with the connection suspended (no HTTP thread blocks). */
+    pthread_mutex_lock(&s->wmu);
+    r->phase = PH_WAIT;
+    r->deadline = now_s() + s->cfg.sync_wait;
+    r->wnext = s->waiters;
+    s->waiters = r;
+    s->nwaiters++;
+    MHD_suspend_connection(c);
+    pthread_mutex_unlock(&s->wmu);
+    return MHD_YES;
+}
+
+static enum MHD_Result finish_wait(http_server *s, req *r, struct MHD_Connection *c)
+{
+    r->phase = PH_DONE;
+    if (r->gone) {
+        /* Nobody reads this; answering (rather than failing) lets the connection close quietly. */
+        enum MHD_Result rc = reply_errorf(c, &r->ri, SD_ECANCELLED, "", "the client disconnected; the job was cancelled");
+        r->ri.status = 499;
+        return rc;
+    }
+    if (r->wait_timeout)
+        return reply_errorf(c, &r->ri, SD_ETIMEOUT, "",
+                            "the job did not finish within the %g s synchronous wait limit and was cancelled; use "
+                            "POST /jobs/%s to run long jobs asynchronously",
+                            s->cfg.sync_wait, r->img2img ? "img2img" : "txt2img");
+    if (r->shutdown)
+        return reply_errorf(c, &r->ri, SD_EBUSY, "", "the server is shutting down; the job was cancelled");
+    job_status st;
+    jobq_status(s->q, r->job, &st);
+    enum MHD_Result rc;
+    if (st.state == JOB_SUCCEEDED && st.result) {
+        size_t len = strlen(st.result);
+        rc = reply_raw(c, &r->ri, 200, "application/json", st.result, len, NULL);
+        st.result = NULL;
+    } else if (st.state == JOB_CANCELLED) {
+        sd_err e = st.err;
+        e.code = SD_EBUSY;   /* only shutdown cancels a synchronous job that still has its client */
+        rc = reply_error(c, &r->ri, &e, 5, NULL);
+    } else {
+        rc = reply_error(c, &r->ri, &st.err, 0, NULL);
+    }
+    free(st.result);
+    return rc;
+}
+
+/* ---- GET endpoints ------------------------------------------------------- */
+
+static enum MHD_Result serve_image(http_server *s, req *r, struct MHD_Connection *c, const char *url)
+{
+    const char *name = url + 8;
+    if (!s->cfg.images_dir || !is_hex_name(name, 8, 128) || strchr(name, '/') ||
+        (strchr(name, '.') && strcmp(strchr(name, '.'), ".png") && strcmp(strchr(name, '.'), ".jpg") &&
+         strcmp(strchr(name, '.'), ".webp")))
+        return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "no image named '%.80s'", name);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", s->cfg.images_dir, name);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
+        if (fd >= 0) close(fd);
+        return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "no image named '%.80s'", name);
+    }
+    uint8_t magic[16] = {0};
+    ssize_t got = pread(fd, magic, sizeof magic, 0);
+    const char *mime = "application/octet-stream";
+#if HAVE_IMAGE
+    if (got > 0) mime = img_format_mime(img_sniff(magic, (size_t)got));
+#else
+    if (got >= 8 && !memcmp(magic, "\x89PNG", 4)) mime = "image/png";
+#endif
+    char etag[160];
+    snprintf(etag, sizeof etag, "\"%s\"", name);
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    struct MHD_Response *resp;
+    unsigned status = 200;
+    if (inm && strstr(inm, etag)) {
+        close(fd);
+        resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        status = 304;
+        r->ri.bytes = 0;
+    } else {
+        resp = MHD_create_response_from_fd((uint64_t)sb.st_size, fd);
+        r->ri.bytes = (uint64_t)sb.st_size;
+        if (!resp) close(fd);
+    }
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, mime);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=31536000, immutable");
+    enum MHD_Result rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    r->ri.status = (int)status;
+    return rc;
+}
+
+static enum MHD_Result serve_job(http_server *s, req *r, struct MHD_Connection *c, const char *url,
+                                 const char *method)
+{
+    const char *id = url + 6;
+    job *j = is_hex_name(id, 32, 32) && !strchr(id, '.') ? jobq_find(s->q, id) : NULL;
+    if (!j)
+        return reply_errorf(c, &r->ri, SD_ENOTFOUND, "id",
+                            "no job with id '%.64s' (finished jobs are forgotten after %g s)", id, s->cfg.retention);
+    int cancel = !strcmp(method, "DELETE");
+    if (cancel) jobq_cancel(s->q, j, "cancelled by DELETE /jobs/{id}");
+    job_status st;
+    jobq_status(s->q, j, &st);
+    json_t *b = job_status_body(job_id(j), &st, s->public_url, cancel && st.state == JOB_RUNNING);
+    free(st.result);
+    job_release(j);
+    return reply_json(c, &r->ri, 200, b);
+}
+
+static enum MHD_Result serve_get(http_server *s, req *r, struct MHD_Connection *c, const char *url)
+{
+    jobq_stats js;
+    switch (r->ep) {
+    case EP_HEALTH: {
+        jobq_get_stats(s->q, &js);
+        int down = atomic_load(&s->shutting_down);
+        json_t *b = json_pack("{s:s, s:b, s:{s:s?, s:s?, s:s?}, s:i, s:i, s:s?}", "status", down ? "shutting_down" : "ok",
+                              "model_loaded", 1, "model", "name", s->cfg.model_name, "family", s->cfg.model_family,
+                              "hash", s->cfg.model_hash, "queue_depth", js.depth, "running", js.running, "version",
+                              s->cfg.version);
+        return reply_json(c, &r->ri, down ? 503 : 200, b);
+    }
+    case EP_METRICS: {
+        jobq_get_stats(s->q, &js);
+        char *text = metrics_render(&js);
+        if (!text) return reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
+        size_t len = strlen(text);
+        return reply_raw(c, &r->ri, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
+    }
+    case EP_OPENAPI: {
+        char *doc = strdup(s->openapi);
+        if (!doc) return reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
+        size_t len = strlen(doc);
+        return reply_raw(c, &r->ri, 200, "application/json", doc, len, NULL);
+    }
+    case EP_ROOT: {
+        json_t *b = json_pack("{s:s, s:s?, s:s, s:[s,s,s,s,s,s,s,s,s]}", "name", "sdserve", "version",
+                              s->cfg.version, "openapi", "/openapi.json", "endpoints", "POST /txt2img",
+                              "POST /img2img", "POST /jobs/txt2img", "POST /jobs/img2img", "GET /jobs/{id}",
+                              "DELETE /jobs/{id}", "GET /images/{name}", "GET /health", "GET /metrics");
+        return reply_json(c, &r->ri, 200, b);
+    }
+    case EP_IMAGES: return serve_image(s, r, c, url);
+    default: return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "no such path");
+    }
+}
+
+/* ---- the access handler ---------------------------------------------------- */
+
+static void client_ip(struct MHD_Connection *c, char *buf, size_t n)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(buf, n, "-");
+    if (!ci || !ci->client_addr) return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET) inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)n);
+    else if (sa->sa_family == AF_INET6) inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, (socklen_t)n);
+}
+
+static enum MHD_Result first_call(http_server *s, req *r, struct MHD_Connection *c, const char *url,
+                                  const char *method)
+{
+    const char *allow;
+    r->ep = route(url, &allow);
+    if (r->ep == EP_OTHER)
+        return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "no such path '%.80s'; see GET /openapi.json", url);
+    if (!method_allowed(method, allow)) {
+        sd_err e;
+        sd_err_clear(&e);
+        sd_errf(&e, SD_EMETHOD, "", "method %.16s is not allowed on %.80s; use %s", method, url, allow);
+        return reply_error(c, &r->ri, &e, 0, allow);
+    }
+    switch (r->ep) {
+    case EP_TXT2IMG: case EP_IMG2IMG: case EP_JOBS_TXT2IMG: case EP_JOBS_IMG2IMG:
+        r->img2img = r->ep == EP_IMG2IMG || r->ep == EP_JOBS_IMG2IMG;
+        r->async = r->ep == EP_JOBS_TXT2IMG || r->ep == EP_JOBS_IMG2IMG;
+        return start_body(s, r, c);
+    case EP_JOB: return serve_job(s, r, c, url, method);
+    default: return serve_get(s, r, c, url);
+    }
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
+{
+    http_server *s = cls;
+    req *r = *req_cls;
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r) return MHD_NO;
+        *req_cls = r;
+        r->s = s;
+        r->conn = c;
+        r->t0 = now_s();
+        snprintf(r->method, sizeof r->method, "%s", method);
+        snprintf(r->path, sizeof r->path, "%s", url);
+        client_ip(c, r->ip, sizeof r->ip);
+        params_bag_init(&r->bag);
+        return first_call(s, r, c, url, method);
+    }
+    if (r->phase == PH_BODY) {
+        if (*upload_size) {
+            feed_body(s, r, upload_data, *upload_size);
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        return finish_body(s, r, c);
+    }
+    if (r->phase == PH_WAIT) return finish_wait(s, r, c);
+    if (*upload_size) {   /* a body we already answered: drop it */
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    return MHD_YES;
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
+{
+    http_server *s = cls;
+    req *r = *req_cls;
+    if (!r) return;
+    *req_cls = NULL;
+    int status = r->ri.status ? r->ri.status : 499;   /* 499: client went away before an answer */
+    metrics_count_request(r->ep, status);
+    if (s->cfg.access_log) {
+        char ts[32];
+        time_t t = time(NULL);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        char path[200];
+        size_t k = 0;
+        for (const char *p = r->path; *p && k + 1 < sizeof path; p++)
+            path[k++] = (*p > 0x20 && *p < 0x7f && *p != '"') ? *p : '?';
+        path[k] = 0;
+        fprintf(stdout, "%s %s \"%s %s\" %d %llu %.0fms%s\n", ts, r->ip, r->method, path, status,
+                (unsigned long long)r->ri.bytes, (now_s() - r->t0) * 1000,
+                r->gone ? " client-gone" : toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? " aborted" : "");
+        fflush(stdout);
+    }
+    if (r->pp) MHD_destroy_post_processor(r->pp);
+    free(r->json);
+    params_bag_free(&r->bag);
+    if (r->job) {
+        /* A synchronous job nobody will read: stop it. */
+        if (!r->async) jobq_cancel(s->q, r->job, "the client disconnected");
+        job_release(r->job);
+    }
+    free(r);
+}
+
+/* ---- watcher: wakes suspended synchronous requests --------------------------- */
+
+static int client_gone(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return 0;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0) return 0;
+    return (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) != 0;
+}
+
+static void *watcher_main(void *arg)
+{
+    http_server *s = arg;
+    unsigned gen = 0;
+    while (!atomic_load(&s->stop)) {
+        jobq_wait_change(s->q, &gen, 200);
+        pthread_mutex_lock(&s->wmu);
+        double now = now_s();
+        req **pp = &s->waiters;
+        while (*pp) {
+            req *r = *pp;
+            job_status st;
+            jobq_status(s->q, r->job, &st);
+            free(st.result);
+            int wake = job_finished(st.state);
+            if (!wake && atomic_load(&s->shutting_down)) {
+                r->shutdown = wake = 1;   /* its job was cancelled by jobq_shutdown */
+            } else if (!wake && client_gone(r->conn)) {
+                jobq_cancel(s->q, r->job, "the client disconnected");
+                r->gone = wake = 1;
+            } else if (!wake && now > r->deadline) {
+                jobq_cancel(s->q, r->job, "the synchronous wait limit passed");
+                r->wait_timeout = wake = 1;
+            }
+            if (wake) {
+                *pp = r->wnext;
+                s->nwaiters--;
+                MHD_resume_connection(r->conn);
+            } else {
+                pp = &r->wnext;
+            }
+        }
+        pthread_mutex_unlock(&s->wmu);
+    }
+    return NULL;
+}
+
+/* ---- start / stop ------------------------------------------------------------ */
+
+http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err)
+{
+    http_server *s = calloc(1, sizeof *s);
+    if (!s) {
+        sd_errf(err, SD_ENOMEM, "", "out of memory");
+        return NULL;
+    }
+    s->cfg = *cfg;
+    s->q = q;
+    pthread_mutex_init(&s->wmu, NULL);
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    const char *bind = cfg->bind_addr && *cfg->bind_addr ? cfg->bind_addr : "0.0.0.0";
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, bind, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons((uint16_t)cfg->port);
+    } else if (inet_pton(AF_INET6, bind, &a6->sin6_addr) == 1) {
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)cfg->port);
+        flags |= MHD_USE_IPv6;
+    } else {
+        sd_errf(err, SD_EINVAL, "bind", "bind address '%s' is not an IPv4 or IPv6 address", bind);
+        goto fail;
+    }
+    s->d = MHD_start_daemon(flags | MHD_USE_EPOLL_LINUX_ONLY, (uint16_t)cfg->port, NULL, NULL, handle, s,
+                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+                            MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 4),
+                            MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout,
+                            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
+                            MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+                            MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+                            MHD_OPTION_END);
+    if (!s->d) {
+        sd_errf(err, SD_EIO, "port", "cannot listen on %s port %d: %s", bind, cfg->port, strerror(errno));
+        goto fail;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = di ? di->port : cfg->port;
+    char url[512];
+    if (cfg->public_url && *cfg->public_url) snprintf(url, sizeof url, "%s", cfg->public_url);
+    else snprintf(url, sizeof url, "http://127.0.0.1:%d", s->port);
+    size_t ul = strlen(url);
+    while (ul && url[ul - 1] == '/') url[--ul] = 0;
+    s->public_url = strdup(url);
+    s->openapi = openapi_document(s->public_url, cfg->version);
+    if (!s->public_url || !s->openapi) {
+        sd_errf(err, SD_ENOMEM, "", "out of memory");
+        goto fail;
+    }
+    if (pthread_create(&s->watcher, NULL, watcher_main, s)) {
+        sd_errf(err, SD_EINTERNAL, "", "cannot start the watcher thread");
+        goto fail;
+    }
+    return s;
+fail:
+    if (s->d) MHD_stop_daemon(s->d);
+    free(s->public_url);
+    free(s->openapi);
+    pthread_mutex_destroy(&s->wmu);
+    free(s);
+    return NULL;
+}
+
+int http_server_port(const http_server *s) { return s->port; }
+const char *http_server_public_url(const http_server *s) { return s->public_url; }
+
+void http_server_stop(http_server *s)
+{
+    if (!s) return;
+    atomic_store(&s->shutting_down, 1);
+    /* Stop accepting; running connections continue. */
+    MHD_quiesce_daemon(s->d);
+    jobq_shutdown(s->q, "the server is shutting down");
+    /* Every waiting client gets its answer (its job is now cancelled or done). */
+    for (int i = 0; i < 100; i++) {
+        pthread_mutex_lock(&s->wmu);
+        int n = s->nwaiters;
+        pthread_mutex_unlock(&s->wmu);
+        if (!n) break;
+        usleep(50000);
+    }
+    usleep(100000);   /* let resumed connections send their answers */
+    atomic_store(&s->stop, 1);
+    pthread_join(s->watcher, NULL);
+    MHD_stop_daemon(s->d);
+    pthread_mutex_destroy(&s->wmu);
+    free(s->public_url);
+    free(s->openapi);
+    free(s);
+}

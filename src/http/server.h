@@ -1,0 +1,41 @@
+/* server.h — the HTTP API on libmicrohttpd: routes, body parsing, replies,
+ * sync waiting (suspended connections), async jobs, images, health, metrics.
+ *
+ * The server does not generate: it validates, submits to a jobq (jobs.h) and
+ * answers.  serve.c wires settings, engine, storage and this together; tests
+ * may run the same server over a jobq with a fake runner. */
+#ifndef SD_HTTP_SERVER_H
+#define SD_HTTP_SERVER_H
+
+#include <stddef.h>
+
+#include "../base/err.h"
+#include "../jobs/jobs.h"
+
+typedef struct http_server http_server;
+
+typedef struct server_config {
+    const char *bind_addr;     /* IPv4/IPv6 literal, "0.0.0.0" = all */
+    int port;                  /* 0 = any free port (see http_server_port) */
+    int http_threads;          /* libmicrohttpd thread pool size */
+    int max_connections;
+    int conn_timeout;          /* idle seconds before a connection is closed */
+    size_t max_body;           /* bytes; larger bodies get 413 */
+    double sync_wait;          /* seconds a synchronous request waits for its job */
+    double retention;          /* seconds finished jobs stay visible (for messages) */
+    const char *public_url;    /* base of returned URLs, no trailing '/' */
+    const char *images_dir;    /* local storage folder served at /images/, or NULL */
+    const char *model_name, *model_family, *model_hash;
+    const char *version;
+    int access_log;            /* 1 = one line per request on stdout */
+} server_config;
+
+http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err);
+int http_server_port(const http_server *s);
+const char *http_server_public_url(const http_server *s);
+/* Graceful stop: refuse new connections, cancel queued and running jobs with
+ * an explicit reason, answer every waiting client, then close.  Returns when
+ * everything is released (the jobq is left to the caller, shut down). */
+void http_server_stop(http_server *s);
+
+#endif
