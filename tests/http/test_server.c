@@ -404,6 +404,12 @@ int main(int argc, char **argv)
     expect_error("sync wait limit -> 504", req("POST", "/txt2img", "application/json", "{\"prompt\":\"slow\"}", 0), 504,
                  NULL, "wait limit");
     set_gate(1);
+    for (int i = 0; i < 500; i++) {   /* the cancelled job must leave the worker before the gate closes again */
+        jobq_stats st;
+        jobq_get_stats(q, &st);
+        if (!st.running && !st.depth) break;
+        usleep(10000);
+    }
     /* shutdown answers a waiting client with 503 */
     set_gate(0);
     bg_req bg = {.body = "prompt=waiting"};
