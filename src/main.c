@@ -10,7 +10,6 @@
  * reference does not pull a member out of libsdapp.a, so a written command
  * drops its pragma. */
 #pragma weak cli_generate
-#pragma weak cli_serve
 #pragma weak cli_bench
 
 static const struct {

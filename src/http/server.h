@@ -11,6 +11,7 @@
 
 #include "../base/err.h"
 #include "../jobs/jobs.h"
+#include "../storage/storage.h"
 
 typedef struct http_server http_server;
 
@@ -24,7 +25,6 @@ typedef struct server_config {
     double sync_wait;          /* seconds a synchronous request waits for its job */
     double retention;          /* seconds finished jobs stay visible (for messages) */
     const char *public_url;    /* base of returned URLs, no trailing '/' */
-    const char *images_dir;    /* local storage folder served at /images/, or NULL */
     const char *model_name, *model_family, *model_hash;
     const char *version;
     int access_log;            /* 1 = one line per request on stdout */
@@ -32,6 +32,9 @@ typedef struct server_config {
 
 http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err);
 int http_server_port(const http_server *s);
+/* The storage whose objects GET /images/{name} serves (NULL = none, 404).
+ * Set after start when the public URL depends on the port chosen. */
+void http_server_set_storage(http_server *s, storage *st);
 const char *http_server_public_url(const http_server *s);
 /* Graceful stop: refuse new connections, cancel queued and running jobs with
  * an explicit reason, answer every waiting client, then close.  Returns when

@@ -180,7 +180,7 @@ static http_server *start(jobq *q, double sync_wait)
     sd_err_clear(&e);
     server_config sc = {.bind_addr = "127.0.0.1", .port = 0, .http_threads = 2, .max_connections = 64,
                         .conn_timeout = 30, .max_body = 1 << 20, .sync_wait = sync_wait, .retention = 60,
-                        .public_url = NULL, .images_dir = NULL, .model_name = "fake", .model_family = "sd1",
+                        .public_url = NULL, .model_name = "fake", .model_family = "sd1",
                         .model_hash = "0000000000", .version = "test", .access_log = 0};
     http_server *s = http_server_start(&sc, q, &e);
     if (!s) fprintf(stderr, "start: %s\n", e.msg);

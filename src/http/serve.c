@@ -1,0 +1,187 @@
+/* serve.c — `sdserve serve`: settings -> model -> storage -> job queue ->
+ * HTTP server, then waits for SIGTERM/SIGINT and shuts down in order.
+ *
+ * With no --model, a small random-weight demo model is created once in
+ * DATA_DIR/demo-model (through `make-model --preset demo`) so that the whole
+ * path runs on a fresh machine; its pictures are noise. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../base/settings.h"
+#include "../cli/cli.h"
+#include "../engine/sd.h"
+#include "../jobs/generate.h"
+#include "../jobs/jobs.h"
+#include "../storage/storage.h"
+#include "server.h"
+
+static char *o_bind, *o_model, *o_model_config, *o_vocab, *o_data, *o_public;
+static int64_t o_port, o_queue, o_threads, o_http_threads, o_max_conn, o_conn_timeout, o_max_body_mb, o_access_log,
+    o_max_retained;
+static double o_job_timeout, o_sync_wait, o_retention;
+
+static const sd_setting serve_settings[] = {
+    {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
+    {"port", SD_SET_INT, &o_port, "8080", 0, 65535, "TCP port (0 = any free port)"},
+    {"model", SD_SET_STR, &o_model, NULL, 0, 0,
+     "checkpoint: .safetensors file or diffusers folder (none = random-weight demo model, pictures are noise)"},
+    {"model-config", SD_SET_STR, &o_model_config, NULL, 0, 0, "LDM-style JSON config beside a single-file checkpoint"},
+    {"vocab", SD_SET_STR, &o_vocab, NULL, 0, 0, "CLIP vocabulary (bpe_simple_vocab_16e6.txt.gz, merges.txt or tokenizer/)"},
+    {"data-dir", SD_SET_STR, &o_data, "./data", 0, 0, "folder for generated images (DATA/images) and the demo model"},
+    {"public-url", SD_SET_STR, &o_public, NULL, 0, 0,
+     "base of returned image URLs (default http://127.0.0.1:PORT; never taken from the Host header)"},
+    {"queue-size", SD_SET_INT, &o_queue, "16", 1, 100000, "jobs that may wait; more get 503 + Retry-After"},
+    {"threads", SD_SET_INT, &o_threads, "0", 0, 1024, "engine compute threads (0 = all cores)"},
+    {"http-threads", SD_SET_INT, &o_http_threads, "4", 1, 256, "HTTP thread pool size"},
+    {"max-connections", SD_SET_INT, &o_max_conn, "1024", 1, 100000, "simultaneous connections at most"},
+    {"conn-timeout", SD_SET_INT, &o_conn_timeout, "60", 1, 86400, "seconds an idle connection stays open"},
+    {"max-body-mb", SD_SET_INT, &o_max_body_mb, "20", 1, 1024, "largest request body in MiB (413 above)"},
+    {"job-timeout", SD_SET_DOUBLE, &o_job_timeout, "1800", 0, 1e7, "seconds a job may run (0 = no limit)"},
+    {"sync-wait", SD_SET_DOUBLE, &o_sync_wait, "900", 1, 1e7,
+     "seconds POST /txt2img and /img2img wait for their job (504 and the job cancelled after)"},
+    {"retention", SD_SET_DOUBLE, &o_retention, "3600", 0, 1e8, "seconds a finished async job stays readable"},
+    {"max-retained", SD_SET_INT, &o_max_retained, "1000", 1, 1000000, "finished async jobs kept at most"},
+    {"access-log", SD_SET_INT, &o_access_log, "1", 0, 1, "1 = one line per request on stdout"},
+};
+#define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
+
+/* Creates DATA/demo-model once (written to a temporary folder, renamed when complete). */
+static int ensure_demo_model(const char *data_dir, char *path, size_t size, sd_err *err)
+{
+    snprintf(path, size, "%s/demo-model", data_dir);
+    struct stat sb;
+    if (!stat(path, &sb) && S_ISDIR(sb.st_mode)) return 0;
+    char tmp[4400];
+    snprintf(tmp, sizeof tmp, "%s.tmp%d", path, (int)getpid());
+    fprintf(stderr, "sdserve: no --model given: creating a random-weight demo model in %s\n", path);
+    char *argv[] = {"make-model", "--preset", "demo", "-o", tmp, "--quiet", NULL};
+    if (cli_make_model(6, argv) != 0)
+        return sd_errf(err, SD_EIO, "model", "could not create the demo model in %s", tmp);
+    if (rename(tmp, path))
+        return sd_errf(err, SD_EIO, "model", "could not rename %s to %s: %s", tmp, path, strerror(errno));
+    return 0;
+}
+
+static int mkdir_p(const char *dir, sd_err *err)
+{
+    char buf[4400];
+    snprintf(buf, sizeof buf, "%s", dir);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0755) && errno != EEXIST) return sd_errf(err, SD_EIO, "data-dir", "cannot create %s: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0755) && errno != EEXIST) return sd_errf(err, SD_EIO, "data-dir", "cannot create %s: %s", buf, strerror(errno));
+    return 0;
+}
+
+int cli_serve(int argc, char **argv)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    int rc = sd_settings_load(serve_settings, NSETTINGS, argc, argv, &err);
+    if (rc == 1) {
+        sd_settings_usage(stdout, "usage: sdserve serve [options]\nRuns the HTTP API (see docs/SERVER.md).",
+                          serve_settings, NSETTINGS);
+        return 0;
+    }
+    if (rc) {
+        fprintf(stderr, "sdserve serve: %s\n", err.msg);
+        sd_settings_free(serve_settings, NSETTINGS);
+        return 2;
+    }
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    /* Signals are taken by sigwait below; every thread started after this inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    int status = 1;
+    sd_engine *engine = NULL;
+    storage *store = NULL;
+    jobq *q = NULL;
+    http_server *srv = NULL;
+    char images_dir[4200], demo[4200], public_url[512];
+    int demo_model = !o_model || !*o_model;
+
+    printf("sdserve %s serve, settings:\n", sd_version());
+    sd_settings_print(stdout, serve_settings, NSETTINGS);
+    snprintf(images_dir, sizeof images_dir, "%s/images", o_data);
+    if (mkdir_p(images_dir, &err)) goto out;
+    if (demo_model && ensure_demo_model(o_data, demo, sizeof demo, &err)) goto out;
+
+    sd_load_opts lo;
+    memset(&lo, 0, sizeof lo);
+    lo.model_path = demo_model ? demo : o_model;
+    lo.config_path = o_model_config;
+    lo.vocab_path = o_vocab;
+    lo.data_dir = o_data;
+    lo.threads = (int)o_threads;
+    printf("loading model %s ...\n", lo.model_path);
+    engine = sd_engine_load(&lo, &err);
+    if (!engine) goto out;
+    sd_model_info mi;
+    memset(&mi, 0, sizeof mi);
+    sd_engine_info(engine, &mi);
+    printf("model: %s (%s, %s, %lld parameters, hash %s)\n", mi.name ? mi.name : "?", mi.family ? mi.family : "?",
+           mi.prediction ? mi.prediction : "?", (long long)mi.params, mi.hash);
+    if (demo_model)
+        printf("NOTE: this is the random-weight DEMO model: its pictures are noise. Start with --model PATH for "
+               "real images.\n");
+
+    /* The public URL needs the port: start HTTP on the port first when it is 0. */
+    server_config sc = {
+        .bind_addr = o_bind, .port = (int)o_port, .http_threads = (int)o_http_threads,
+        .max_connections = (int)o_max_conn, .conn_timeout = (int)o_conn_timeout,
+        .max_body = (size_t)o_max_body_mb << 20, .sync_wait = o_sync_wait, .retention = o_retention,
+        .public_url = o_public, .model_name = mi.name, .model_family = mi.family,
+        .model_hash = mi.hash, .version = sd_version(), .access_log = (int)o_access_log,
+    };
+    gen_ctx gc = {.engine = engine, .store = NULL, .model_name = mi.name, .model_hash = mi.hash};
+    jobq_config qc = {.queue_size = (int)o_queue, .job_timeout = o_job_timeout, .retention = o_retention,
+                      .max_retained = (int)o_max_retained};
+    q = jobq_create(&qc, gen_run, &gc, &err);
+    if (!q) goto out;
+    srv = http_server_start(&sc, q, &err);
+    if (!srv) goto out;
+    /* The URL prefix is known only now when the port was chosen by the system (--port 0). */
+    snprintf(public_url, sizeof public_url, "%s", http_server_public_url(srv));
+    char prefix[600];
+    snprintf(prefix, sizeof prefix, "%s/images", public_url);
+    store = storage_local_open(images_dir, prefix, &err);
+    if (!store) goto out;
+    gc.store = store;
+    http_server_set_storage(srv, store);
+    printf("listening on %s port %d; public URL %s\n", o_bind, http_server_port(srv), public_url);
+    printf("try: curl -s -d 'prompt=a red fox' -d num_inference_steps=4 %s/txt2img\n", public_url);
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    printf("received %s: no new connections; cancelling queued and running jobs\n",
+           sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    http_server_stop(srv);
+    srv = NULL;
+    jobq_destroy(q, "the server is shutting down");
+    q = NULL;
+    printf("stopped cleanly\n");
+    status = 0;
+out:
+    if (status && err.code) fprintf(stderr, "sdserve serve: %s\n", err.msg);
+    if (srv) http_server_stop(srv);
+    if (q) jobq_destroy(q, "the server is shutting down");
+    storage_close(store);
+    if (engine) sd_engine_free(engine);
+    sd_settings_free(serve_settings, NSETTINGS);
+    return status;
+}

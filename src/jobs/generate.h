@@ -1,0 +1,23 @@
+/* generate.h — the job runner of the server: one job = one sd_generate call
+ * for all its images (a batch), each image encoded as PNG with its
+ * generation parameters, stored, and the synchronous answer body built:
+ * {"images":[{"image_url","mime_type","seed"}],"status":"success"}. */
+#ifndef SD_JOBS_GENERATE_H
+#define SD_JOBS_GENERATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../storage/storage.h"
+#include "jobs.h"
+
+typedef struct gen_ctx {
+    sd_engine *engine;
+    storage *store;          /* where images go (content-derived hex names) */
+    const char *model_name, *model_hash;
+} gen_ctx;
+
+/* A job_run_fn (jobs.h); ud is a gen_ctx. */
+int gen_run(void *ud, const job_input *in, sd_progress_fn progress, void *progress_ud, char **result, sd_err *err);
+
+#endif
