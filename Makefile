@@ -35,7 +35,7 @@ $(BUILD)/libsdapp.a: $(APP_OBJ)
 	ar rcs $@ $^ $(if $(APP_OBJ),,)
 
 $(BUILD)/sdserve: $(BUILD)/src/main.o $(BUILD)/libsdapp.a $(BUILD)/libsdengine.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -o $@ $(BUILD)/src/main.o -Wl,--whole-archive $(BUILD)/libsdapp.a -Wl,--no-whole-archive $(BUILD)/libsdengine.a $(LDLIBS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
