@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include <jansson.h>
+#include <microhttpd.h>
 
 void params_bag_init(param_bag *b) { memset(b, 0, sizeof *b); }
 
@@ -122,6 +123,54 @@ static int json_depth(const char *s, size_t len, int limit)
     return max;
 }
 
+int params_bag_from_urlencoded(param_bag *b, char *body, size_t len, sd_err *err)
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && body[j] != '&') j++;
+        if (j > i) {
+            char *seg = body + i;
+            seg[j - i] = 0;   /* overwrites the '&' (or the buffer's NUL) */
+            char *eq = memchr(seg, '=', j - i);
+            char *val = "";
+            if (eq) {
+                *eq = 0;
+                val = eq + 1;
+            }
+            for (char *p = seg; *p; p++) if (*p == '+') *p = ' ';
+            for (char *p = val; *p; p++) if (*p == '+') *p = ' ';
+            size_t kl = MHD_http_unescape(seg);
+            size_t vl = *val ? MHD_http_unescape(val) : 0;
+            (void)kl;
+            if (params_bag_add(b, seg, PV_TEXT, val, vl, 1, err)) return -1;
+        }
+        i = j + 1;
+    }
+    return 0;
+}
+
+/* The object key whose value ends near byte `pos` of a broken JSON text:
+ * the last "name" followed by ':' before pos (a best effort for messages). */
+static void json_key_before(const char *s, size_t len, size_t pos, char *key, size_t size)
+{
+    key[0] = 0;
+    if (pos > len) pos = len;
+    size_t i = pos;
+    while (i > 0 && s[i - 1] != ':' && s[i - 1] != ',' && s[i - 1] != '{') i--;
+    if (i == 0 || s[i - 1] != ':') return;
+    i--;
+    while (i > 0 && (s[i - 1] == ' ' || s[i - 1] == '\t' || s[i - 1] == '\n' || s[i - 1] == '\r')) i--;
+    if (i == 0 || s[i - 1] != '"') return;
+    size_t end = --i;
+    while (i > 0 && s[i - 1] != '"') i--;
+    if (i == 0) return;
+    size_t n = end - i, k = 0;
+    for (size_t j = 0; j < n && k + 1 < size; j++)
+        if (s[i + j] >= 0x20 && s[i + j] < 0x7f && s[i + j] != '\\') key[k++] = s[i + j];
+    key[k] = 0;
+}
+
 int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err)
 {
     if (json_depth(body, len, PARAMS_MAX_JSON_DEPTH) > PARAMS_MAX_JSON_DEPTH)
@@ -130,9 +179,11 @@ int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err
     json_error_t je;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
     if (!root) {
-        /* jansson names a duplicated key in its message: pass it on. */
-        return sd_errf(err, SD_EINVAL, "", "request body is not valid JSON: %s (line %d, column %d)", je.text,
-                       je.line, je.column);
+        /* jansson names a duplicated key in its message; for a bad value, name the key before it. */
+        char key[64];
+        json_key_before(body, len, (size_t)je.position, key, sizeof key);
+        return sd_errf(err, SD_EINVAL, key, "request body is not valid JSON: %s (line %d, column %d)%s%s%s", je.text,
+                       je.line, je.column, key[0] ? " in the value of '" : "", key, key[0] ? "'" : "");
     }
     if (!json_is_object(root)) {
         const char *what = json_is_array(root) ? "an array" : "not an object";

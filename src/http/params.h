@@ -49,6 +49,11 @@ void params_bag_free(param_bag *b);
 int params_bag_add(param_bag *b, const char *name, pv_kind kind, const char *data, size_t len, int first,
                    sd_err *err);
 const param *params_bag_get(const param_bag *b, const char *name);
+/* Splits an application/x-www-form-urlencoded body into the bag: fields on
+ * '&', name and value on the FIRST '=' (a raw base64 value keeps its '='
+ * padding; libmicrohttpd's post processor refuses those), '+' as space, then
+ * %XX decoding by MHD_http_unescape. */
+int params_bag_from_urlencoded(param_bag *b, char *body, size_t len, sd_err *err);
 /* Parses a JSON object body (depth-limited, duplicates refused) into the bag. */
 int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err);
 

@@ -2,8 +2,8 @@
  *
  * libmicrohttpd calls handle() several times per request: the first call
  * routes and checks method, Content-Type and Content-Length (415/413 before
- * any body is read); upload calls feed the post processor (form, multipart)
- * or a capped JSON buffer; the last call validates and submits the job.  A
+ * any body is read); upload calls feed the post processor (multipart) or a
+ * capped buffer (JSON, form-urlencoded); the last call validates and submits the job.  A
  * synchronous request then suspends its connection; the watcher thread
  * resumes it when the job ends, when the client hangs up (the job is
  * cancelled, so a queued one leaves the queue) or when the wait limit passes.
@@ -37,7 +37,7 @@
 #include "../image/image.h"
 
 enum { PH_BODY = 1, PH_WAIT, PH_DONE };
-enum { BODY_FORM = 1, BODY_JSON };
+enum { BODY_MULTIPART = 1, BODY_JSON, BODY_URLENCODED };
 
 /* Decoded init images: sides and pixels refused before allocation above these. */
 #define INIT_MAX_SIDE 4096
@@ -57,8 +57,8 @@ typedef struct req {
     int body;
     int img2img, async;
     struct MHD_PostProcessor *pp;
-    char *json;
-    size_t json_len, json_cap;
+    char *text;              /* JSON / form-urlencoded body, NUL-terminated */
+    size_t text_len, text_cap;
     size_t received;
     param_bag bag;
     sd_err err;
@@ -202,12 +202,14 @@ static enum MHD_Result start_body(http_server *s, req *r, struct MHD_Connection 
     }
     if (!strcmp(type, "application/json")) {
         r->body = BODY_JSON;
+    } else if (!strcmp(type, "application/x-www-form-urlencoded")) {
+        r->body = BODY_URLENCODED;   /* buffered: see params_bag_from_urlencoded */
     } else {
-        r->body = BODY_FORM;
+        r->body = BODY_MULTIPART;
         r->pp = MHD_create_post_processor(c, 64 * 1024, post_iter, r);
         if (!r->pp)
             return reply_errorf(c, &r->ri, SD_EINVAL, "Content-Type",
-                                "cannot read the %s body (a multipart body needs a boundary parameter)", type);
+                                "cannot read the multipart body: Content-Type needs a boundary parameter");
     }
     r->phase = PH_BODY;
     return MHD_YES;
@@ -221,23 +223,23 @@ static void feed_body(http_server *s, req *r, const char *data, size_t size)
         sd_errf(&r->err, SD_ETOOLARGE, "", "request body is larger than the limit of %zu bytes", s->cfg.max_body);
         return;
     }
-    if (r->body == BODY_JSON) {
-        if (r->json_len + size + 1 > r->json_cap) {
-            size_t nc = r->json_cap ? r->json_cap * 2 : 16384;
-            while (nc < r->json_len + size + 1) nc *= 2;
-            char *nb = realloc(r->json, nc);
+    if (r->body == BODY_JSON || r->body == BODY_URLENCODED) {
+        if (r->text_len + size + 1 > r->text_cap) {
+            size_t nc = r->text_cap ? r->text_cap * 2 : 16384;
+            while (nc < r->text_len + size + 1) nc *= 2;
+            char *nb = realloc(r->text, nc);
             if (!nb) {
                 sd_errf(&r->err, SD_ENOMEM, "", "out of memory reading the request body");
                 return;
             }
-            r->json = nb;
-            r->json_cap = nc;
+            r->text = nb;
+            r->text_cap = nc;
         }
-        memcpy(r->json + r->json_len, data, size);
-        r->json_len += size;
-        r->json[r->json_len] = 0;
+        memcpy(r->text + r->text_len, data, size);
+        r->text_len += size;
+        r->text[r->text_len] = 0;
     } else if (MHD_post_process(r->pp, data, size) != MHD_YES && !r->err.code) {
-        sd_errf(&r->err, SD_EINVAL, "", "the form body is malformed");
+        sd_errf(&r->err, SD_EINVAL, "", "the multipart body is malformed");
     }
 }
 
@@ -294,13 +296,15 @@ static enum MHD_Result finish_body(http_server *s, req *r, struct MHD_Connection
     r->phase = PH_DONE;
     if (r->pp) {
         if (MHD_destroy_post_processor(r->pp) != MHD_YES && !r->err.code)
-            sd_errf(&r->err, SD_EINVAL, "", "the form body is incomplete or malformed");
+            sd_errf(&r->err, SD_EINVAL, "", "the multipart body is incomplete or malformed");
         r->pp = NULL;
     }
     if (!r->err.code && r->body == BODY_JSON)
-        params_bag_from_json(&r->bag, r->json ? r->json : "", r->json_len, &r->err);
-    free(r->json);
-    r->json = NULL;
+        params_bag_from_json(&r->bag, r->text ? r->text : "", r->text_len, &r->err);
+    if (!r->err.code && r->body == BODY_URLENCODED && r->text)
+        params_bag_from_urlencoded(&r->bag, r->text, r->text_len, &r->err);
+    free(r->text);
+    r->text = NULL;
     gen_request g;
     memset(&g, 0, sizeof g);
     if (!r->err.code) gen_request_from_bag(&r->bag, r->img2img, &g, &r->err);
@@ -561,7 +565,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
         fflush(stdout);
     }
     if (r->pp) MHD_destroy_post_processor(r->pp);
-    free(r->json);
+    free(r->text);
     params_bag_free(&r->bag);
     if (r->job) {
         /* A synchronous job nobody will read: stop it. */

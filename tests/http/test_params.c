@@ -106,6 +106,7 @@ int main(void)
     bad("json array", "[{\"prompt\":\"x\"}]", 0, NULL, "array");
     bad("json string", "\"prompt\"", 0, NULL, "object");
     bad("json broken", "{\"prompt\":", 0, NULL, "not valid JSON");
+    bad("json number overflow names the key", "{\"prompt\":\"x\",\"width\": 1e400}", 0, "width", "1e400");
     bad("json bad utf8", "{\"prompt\":\"\xff\"}", 0, NULL, "not valid JSON");
     {
         size_t n = 10000;
@@ -119,6 +120,21 @@ int main(void)
 
     param_bag b;
     params_bag_init(&b);
+    sd_err_clear(&e);
+    {
+        char body[] = "prompt=Anime+girl%20up&init_image=ab+/c%2Bd%2F==&seed=&&flag";
+        CHECK(!params_bag_from_urlencoded(&b, body, strlen(body), &e) && b.n == 4 &&
+                  !strcmp(params_bag_get(&b, "prompt")->val, "Anime girl up") &&
+                  !strcmp(params_bag_get(&b, "init_image")->val, "ab /c+d/==") &&
+                  params_bag_get(&b, "seed")->len == 0 && params_bag_get(&b, "flag")->len == 0,
+              "form-urlencoded: first '=' splits, raw '=' kept, '+' is space, %XX decoded");
+        params_bag_free(&b);
+        char dup[] = "prompt=a&prompt=b";
+        sd_err_clear(&e);
+        CHECK(params_bag_from_urlencoded(&b, dup, strlen(dup), &e) == -1 && !strcmp(e.field, "prompt"),
+              "form-urlencoded duplicate refused");
+        params_bag_free(&b);
+    }
     sd_err_clear(&e);
     CHECK(!params_bag_add(&b, "prompt", PV_TEXT, "a ", 2, 1, &e) && !params_bag_add(&b, "prompt", PV_TEXT, "cat", 3, 0, &e) &&
               !strcmp(params_bag_get(&b, "prompt")->val, "a cat"), "chunks append");

@@ -1,0 +1,88 @@
+# tests/http/lib.sh — shared by the shell tests of the HTTP server: starts
+# the real `sdserve serve` on a free loopback port, prints "ok - " / "FAIL - "
+# lines, and always stops the server (trap).  Source it from a test_*.sh.
+set -u
+BUILD=${SD_BUILD:-build}
+SDSERVE=$BUILD/sdserve
+TMP=$(mktemp -d /tmp/sdserve-test.XXXXXX)
+SERVER_PID=
+PORT=
+BASE=
+
+ok() { echo "ok - $1"; }
+fail() { echo "FAIL - $1: $2"; }
+check() { # check NAME CONDITION-EXIT-STATUS DETAIL
+  if [ "$2" -eq 0 ]; then ok "$1"; else fail "$1" "$3"; fi
+}
+
+cleanup() {
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$SERVER_PID" 2>/dev/null
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# A demo model shared by the shell tests (made once per build folder).
+demo_model() {
+  local d=$BUILD/tests/demo-model
+  if [ ! -f "$d/model.safetensors" ]; then
+    rm -rf "$d.tmp$$"
+    "$SDSERVE" make-model --preset demo -o "$d.tmp$$" --quiet >/dev/null 2>&1 && mv "$d.tmp$$" "$d" 2>/dev/null
+    rm -rf "$d.tmp$$"
+  fi
+  echo "$d"
+}
+
+# start_server [serve options...]: data in $TMP/data, log in $TMP/server.log.
+start_server() {
+  PORT=$(free_port)
+  BASE=http://127.0.0.1:$PORT
+  "$SDSERVE" serve --bind 127.0.0.1 --port "$PORT" --data-dir "$TMP/data" "$@" >"$TMP/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 600); do
+    if curl -s -o /dev/null "$BASE/health"; then return 0; fi
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "FAIL - server starts: $(tail -5 "$TMP/server.log" | tr '\n' ' ')"
+  return 1
+}
+
+# stop_server: SIGTERM, wait; sets STOP_STATUS to the exit status.
+stop_server() {
+  kill -TERM "$SERVER_PID" 2>/dev/null
+  wait "$SERVER_PID"
+  STOP_STATUS=$?
+  SERVER_PID=
+}
+
+# json FILE EXPR: evaluates a Python expression on the parsed JSON `j`.
+json() {
+  python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null
+}
+
+# png_size FILE -> "WxH" or "not-png"
+png_size() {
+  python3 -c '
+import struct,sys
+d=open(sys.argv[1],"rb").read(24)
+print("%dx%d" % struct.unpack(">II", d[16:24]) if d[:8]==b"\x89PNG\r\n\x1a\n" and d[12:16]==b"IHDR" else "not-png")' "$1"
+}
+
+# same_image A.png B.png: 0 when the bytes are equal, or the pixels differ by
+# at most one 8-bit level with a mean difference under 0.01 — float rounding of a
+# different batch size; prints the comparison.
+same_image() {
+  if cmp -s "$1" "$2"; then echo "bytes equal"; return 0; fi
+  local d
+  d=$(python3 "$(dirname "${BASH_SOURCE[0]}")/pngdiff.py" "$1" "$2")
+  echo "$d"
+  python3 -c 'import sys; t=sys.argv[1].split(); sys.exit(0 if t[0]=="max" and int(t[1])<=1 and float(t[3])<0.01 else 1)' "$d"
+}
