@@ -184,6 +184,9 @@ static void test_clip(void)
            "W %d L %d T %d H %d act %d skip %d", clip_width(c), clip_layers(c), clip_tokens(c), clip_heads(c),
            (int)clip_activation(c), clip_default_skip(c));
 
+    sd_err_clear(&err);
+    CHECKF(clip_reserve(c, 2, &err) == 0 && clip_reserve(c, 0, &err) == -1 && err.code == SD_EINVAL,
+           "clip: reserve for 2 windows; 0 windows refused", "%s", err.msg);
     int32_t ids[2 * TT];
     for (int i = 0; i < 2 * TT; i++) ids[i] = (i * 7 + 3) % TV;
     float *a = malloc(sizeof(float) * 2 * TT * TW), *b = malloc(sizeof(float) * 2 * TT * TW);
@@ -388,8 +391,19 @@ static void test_vae(void)
            vae_scaling_factor(v) == 0.5f, "vae: sizes from shapes, scaling factor from config.json",
            "scale %d Z %d C %d enc %d sf %g", vae_scale(v), vae_latent_channels(v), vae_image_channels(v),
            vae_has_encoder(v), vae_scaling_factor(v));
+    /* Workspace for a 5x3 latent: 3 buffers of the largest stage (the encoder's
+     * padded 32 x 21 x 13 input to its first downsampler) + 3 of the mid
+     * attention (64 x 15). */
+    size_t bytes = 0;
     sd_err_clear(&err);
-    int rc = vae_decode(v, z, 2, h, wd, img, &err);
+    int rc = vae_reserve(v, h, wd, &bytes, &err);
+    CHECKF(rc == 0 && bytes == 3 * (32 * 21 * 13 + 64 * 15) * sizeof(float), "vae: workspace reserved up front",
+           "rc %d bytes %zu %s", rc, bytes, err.msg);
+    sd_err_clear(&err);
+    rc = vae_reserve(v, 0, wd, &bytes, &err);
+    CHECKF(rc == -1 && err.code == SD_EINVAL, "vae: reserve of an empty latent refused", "rc %d", rc);
+    sd_err_clear(&err);
+    rc = vae_decode(v, z, 2, h, wd, img, &err);
     size_t in = 3 * 4 * h * 4 * wd;
     float lo = img[0], hi = img[0];
     for (size_t i = 0; i < 2 * in; i++) { lo = fminf(lo, img[i]); hi = fmaxf(hi, img[i]); }

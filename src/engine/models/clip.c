@@ -261,6 +261,13 @@ static int clip_state_reserve(sd_clip *c, int rows, sd_err *err)
     return 0;
 }
 
+int clip_reserve(sd_clip *c, int B, sd_err *err)
+{
+    if (B < 1 || B > (1 << 20) / c->cfg.tokens)
+        return sd_errf(err, SD_EINVAL, "", "text encoder: bad number of token windows %d", B);
+    return clip_state_reserve(c, B * c->cfg.tokens, err);
+}
+
 /* ---- forward ---------------------------------------------------------- */
 
 static void clip_embed(const sd_clip *c, const int32_t *ids, int rows, float *x)

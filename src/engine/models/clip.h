@@ -50,6 +50,10 @@ clip_act clip_activation(const sd_clip *c);
  * (23 layers: the converter already dropped the last one), where it is 1. */
 int clip_default_skip(const sd_clip *c);
 
+/* Allocate the activation buffers for B windows now (start-up), so a
+ * shortage does not show mid-request.  0 or -1 + err (SD_ENOMEM). */
+int clip_reserve(sd_clip *c, int B, sd_err *err);
+
 /* Encode B windows: ids[B, T] (T = clip_tokens) -> out[B, T, W].
  * skip = 1 uses the last layer, 2 the penultimate, ... (A1111 "CLIP skip");
  * the result always goes through the final layer norm.  skip <= 0 means

@@ -521,17 +521,58 @@ static void encode_one(sd_vae *v, const float *img, int H, int W, float *moments
 /* Largest latent/image side accepted (pixels): bounds the buffer arithmetic. */
 #define VAE_MAX_SIDE 16384
 
-int vae_decode(sd_vae *v, const float *z, int B, int h, int w, float *img, sd_err *err)
+/* Workspace floats (per ping-pong buffer, and per attention buffer) to decode
+ * one h x w latent; *oh, *ow get the image size. */
+static size_t dec_need(const sd_vae *v, size_t h, size_t w, size_t *attn, size_t *oh, size_t *ow)
 {
     const vae_coder *d = &v->dec;
-    if (B < 1 || h < 1 || w < 1 || (size_t)h * v->scale > VAE_MAX_SIDE || (size_t)w * v->scale > VAE_MAX_SIDE)
-        return sd_errf(err, SD_EINVAL, "", "VAE decode: bad size %d x [%d, %d, %d]", B, v->zch, h, w);
-    size_t oh, ow, hw = (size_t)h * w;
+    size_t hw = h * w;
     size_t need = zmax((size_t)zmax(v->zch, d->conv_in_oc) * hw, (size_t)d->mid.r0.cin * hw);
     need = zmax(need, (size_t)zmax(d->mid.r0.cout, d->mid.r1.cout) * hw);
-    need = zmax(need, levels_need(d, 1, h, w, &oh, &ow));
-    need = zmax(need, (size_t)zmax(d->cnorm, d->conv_out_oc) * oh * ow);
-    size_t attn = d->mid.has_attn ? (size_t)d->mid.attn.c * hw : 0;
+    need = zmax(need, levels_need(d, 1, h, w, oh, ow));
+    need = zmax(need, (size_t)zmax(d->cnorm, d->conv_out_oc) * *oh * *ow);
+    *attn = d->mid.has_attn ? (size_t)d->mid.attn.c * hw : 0;
+    return need;
+}
+
+/* Same for encoding one H x W image; *oh, *ow get the latent size. */
+static size_t enc_need(const sd_vae *v, size_t H, size_t W, size_t *attn, size_t *oh, size_t *ow)
+{
+    const vae_coder *e = &v->enc;
+    size_t need = (size_t)zmax(e->conv_in_ic, e->conv_in_oc) * H * W;
+    need = zmax(need, levels_need(e, 0, H, W, oh, ow));
+    size_t hw = *oh * *ow;
+    need = zmax(need, (size_t)zmax(e->mid.r0.cin, e->mid.r0.cout) * hw);
+    need = zmax(need, (size_t)zmax(e->mid.r1.cout, e->cnorm) * hw);
+    need = zmax(need, (size_t)e->conv_out_oc * hw);
+    *attn = e->mid.has_attn ? (size_t)e->mid.attn.c * hw : 0;
+    return need;
+}
+
+static int bad_latent(const sd_vae *v, int h, int w)
+{
+    return h < 1 || w < 1 || (size_t)h * v->scale > VAE_MAX_SIDE || (size_t)w * v->scale > VAE_MAX_SIDE;
+}
+
+int vae_reserve(sd_vae *v, int h, int w, size_t *bytes, sd_err *err)
+{
+    if (bad_latent(v, h, w))
+        return sd_errf(err, SD_EINVAL, "", "VAE reserve: bad latent size %d x %d", h, w);
+    size_t oh, ow, attn, eattn = 0;
+    size_t need = dec_need(v, h, w, &attn, &oh, &ow);
+    if (v->enc.present) need = zmax(need, enc_need(v, oh, ow, &eattn, &oh, &ow));
+    attn = zmax(attn, eattn);
+    if (ws_reserve(v, need, attn, err)) return -1;
+    if (bytes) *bytes = 3 * (v->ws.cap + v->ws.attn_cap) * sizeof(float);
+    return 0;
+}
+
+int vae_decode(sd_vae *v, const float *z, int B, int h, int w, float *img, sd_err *err)
+{
+    if (B < 1 || bad_latent(v, h, w))
+        return sd_errf(err, SD_EINVAL, "", "VAE decode: bad size %d x [%d, %d, %d]", B, v->zch, h, w);
+    size_t oh, ow, attn, hw = (size_t)h * w;
+    size_t need = dec_need(v, h, w, &attn, &oh, &ow);
     if (ws_reserve(v, need, attn, err)) return -1;
     size_t zs = (size_t)v->zch * hw, is = (size_t)v->img_ch * oh * ow;
     for (int b = 0; b < B; b++) decode_one(v, z + b * zs, h, w, img + b * is);
@@ -540,23 +581,16 @@ int vae_decode(sd_vae *v, const float *z, int B, int h, int w, float *img, sd_er
 
 int vae_encode_moments(sd_vae *v, const float *img, int B, int H, int W, float *moments, sd_err *err)
 {
-    const vae_coder *e = &v->enc;
-    if (!e->present)
+    if (!v->enc.present)
         return sd_errf(err, SD_EINVAL, "init_image", "this model's VAE has no encoder; img2img is not available");
     if (B < 1 || H < v->scale || W < v->scale || H % v->scale || W % v->scale ||
         H > VAE_MAX_SIDE || W > VAE_MAX_SIDE)
         return sd_errf(err, SD_EINVAL, "init_image", "VAE encode: image %d x %d is not a positive "
                        "multiple of %d (at most %d)", W, H, v->scale, VAE_MAX_SIDE);
-    size_t oh, ow, HW = (size_t)H * W;
-    size_t need = (size_t)zmax(e->conv_in_ic, e->conv_in_oc) * HW;
-    need = zmax(need, levels_need(e, 0, H, W, &oh, &ow));
-    size_t hw = oh * ow;
-    need = zmax(need, (size_t)zmax(e->mid.r0.cin, e->mid.r0.cout) * hw);
-    need = zmax(need, (size_t)zmax(e->mid.r1.cout, e->cnorm) * hw);
-    need = zmax(need, (size_t)e->conv_out_oc * hw);
-    size_t attn = e->mid.has_attn ? (size_t)e->mid.attn.c * hw : 0;
+    size_t oh, ow, attn;
+    size_t need = enc_need(v, H, W, &attn, &oh, &ow);
     if (ws_reserve(v, need, attn, err)) return -1;
-    size_t is = (size_t)v->img_ch * HW, ms = (size_t)2 * v->zch * hw;
+    size_t is = (size_t)v->img_ch * H * W, ms = (size_t)2 * v->zch * oh * ow;
     for (int b = 0; b < B; b++) encode_one(v, img + b * is, H, W, moments + b * ms);
     return 0;
 }

@@ -12,6 +12,8 @@
 #ifndef SD_VAE_H
 #define SD_VAE_H
 
+#include <stddef.h>
+
 #include "../../base/err.h"
 #include "../loader/weights.h"
 
@@ -28,6 +30,13 @@ int vae_image_channels(const sd_vae *v);     /* 3 */
 float vae_scaling_factor(const sd_vae *v);   /* vae/config.json scaling_factor, else the LDM
                                                 config's vae.scale_factor, else 0.18215 */
 int vae_has_encoder(const sd_vae *v);
+
+/* Allocate the activation workspace now for decoding h x w latents (and
+ * encoding the matching h*s x w*s images when there is an encoder), so a
+ * shortage fails at start-up, not mid-request.  Smaller requests reuse it;
+ * larger ones grow it.  *bytes (may be NULL) gets the workspace size.
+ * 0 or -1 + err (SD_ENOMEM). */
+int vae_reserve(sd_vae *v, int h, int w, size_t *bytes, sd_err *err);
 
 /* z[B, Z, h, w] (already divided by the scaling factor) ->
  * img[B, 3, h*s, w*s] with s = vae_scale().  0 or -1 + err. */
