@@ -162,6 +162,61 @@ static void test_dtypes(void)
     sdw_close(w);
 }
 
+/* Byte mutations and every truncation of a small valid file: each open
+ * either succeeds (then all data is readable) or fails with SD_EFORMAT. */
+static void test_mutations(void)
+{
+    char src[512], p[512];
+    snprintf(src, sizeof src, "%s/dtypes.safetensors", tmpdir);
+    snprintf(p, sizeof p, "%s/mutant.safetensors", tmpdir);
+    static unsigned char orig[4096], buf[4096];
+    FILE *f = fopen(src, "rb");
+    size_t n = f ? fread(orig, 1, sizeof orig, f) : 0;
+    if (f) fclose(f);
+    CHECK(n > 100, "mutations: source file read");
+    static const char interesting[] = "0123456789-]}[{\",:eE.";
+    uint32_t rng = 12345;
+    int bad = 0, opened = 0, refused = 0;
+    char first[600] = "";
+    for (int it = 0; it < 600 + (int)n; it++) {
+        size_t len = n;
+        memcpy(buf, orig, n);
+        if (it < (int)n) {
+            len = (size_t)it; /* every truncation */
+        } else {
+            int k = 1 + (int)((rng = rng * 1103515245u + 12345u) >> 16) % 3;
+            while (k--) {
+                rng = rng * 1103515245u + 12345u;
+                size_t at = (rng >> 8) % n;
+                rng = rng * 1103515245u + 12345u;
+                buf[at] = (rng >> 20) & 1 ? (unsigned char)(rng >> 8) : (unsigned char)interesting[(rng >> 9) % (sizeof interesting - 1)];
+            }
+        }
+        f = fopen(p, "wb");
+        if (!f) break;
+        fwrite(buf, 1, len, f);
+        fclose(f);
+        sd_err e;
+        sd_err_clear(&e);
+        sd_weights *w = sdw_open(p, &e);
+        if (w) {
+            opened++;
+            volatile float sum = 0;
+            for (size_t i = 0; i < sdw_count(w); i++)
+                for (int64_t j = 0; j < sdw_numel(sdw_at(w, i)); j++) sum += sdw_at(w, i)->data[j];
+            (void)sum;
+            if (it < (int)n && !bad++) snprintf(first, sizeof first, "truncation to %d bytes accepted", it);
+        } else if (e.code != SD_EFORMAT || !strstr(e.msg, "mutant.safetensors")) {
+            if (!bad++) snprintf(first, sizeof first, "iteration %d: %s: %s", it, sd_err_code_name(e.code), e.msg);
+        } else {
+            refused++;
+        }
+        sdw_close(w);
+    }
+    CHECKF(bad == 0 && refused > (int)n && opened > 0, "mutations: every truncation refused, mutants opened or refused with SD_EFORMAT",
+           "%d bad (%s), %d opened, %d refused", bad, first, opened, refused);
+}
+
 static void test_corrupt(void)
 {
     unsigned char z[64] = {0};
@@ -329,6 +384,7 @@ int main(void)
     compare_model("tiny-sd1", "models/tiny-sd1", "models/tiny-sd1-fp16.safetensors", SDW_TEXT_CLIP_L);
     compare_model("tiny-sd2", "models/tiny-sd2", "models/tiny-sd2-fp16.safetensors", SDW_TEXT_OPENCLIP);
     test_dtypes();
+    test_mutations();
     test_corrupt();
     test_need();
 
