@@ -242,6 +242,11 @@ int main(void)
                in->channels[2], in->up_resnets[0], in->up_resnets[1], in->context_dim, in->heads[0], in->heads[1], in->heads[2]);
 
         enum { B = 3, H = 9, W = 7, T = 154 };
+        size_t ws = 0, ws2 = 0;
+        CHECKF(unet_reserve(u, B, H, W, T, &ws, &err) == 0 && ws > 0, "reserve the workspace up front", "%s", err.msg);
+        CHECK(unet_reserve(u, 1, 2, 2, 77, &ws2, &err) == 0 && ws2 == ws, "a smaller reserve keeps the workspace");
+        CHECK(unet_reserve(u, 1, 0, 2, 77, NULL, &err) == -1 && err.code == SD_EINVAL, "reserve rejects a zero size");
+        sd_err_clear(&err);
         size_t nx = (size_t)B * 4 * H * W, per = nx / B;
         float *x = malloc(sizeof(float) * nx), *ctx = malloc(sizeof(float) * B * T * CTX);
         float *out = malloc(sizeof(float) * (nx + 1)), *one = malloc(sizeof(float) * per);
@@ -269,6 +274,7 @@ int main(void)
             for (size_t i = 0; i < per; i++) worst = fmax(worst, fabs(one[i] - out[b * per + i]));
         }
         CHECKF(worst <= 1e-4 * fmax(1, mx), "each batch row equals the row run alone", "maxabs %g", worst);
+        CHECK(unet_reserve(u, 1, 1, 1, 1, &ws2, &err) == 0 && ws2 == ws, "forwards within the reserve did not grow it");
         float sentinel = 0;
         CHECK(unet_forward(u, x, t, ctx, 1, 0, W, T, &sentinel, &err) == -1 && err.code == SD_EINVAL,
               "zero height is an input error");

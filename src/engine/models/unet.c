@@ -10,6 +10,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -157,6 +158,8 @@ struct sd_unet {
     transformer mid_attn;
     unet_tap_fn tap;
     void *tap_ud;
+    float *ws;                        /* activation workspace (unet_reserve / grown by forward) */
+    size_t ws_cap;                    /* its size in floats */
 };
 
 /* Loader context: canonical names get the "unet." prefix; the first failure
@@ -486,13 +489,18 @@ fail:
     return NULL;
 }
 
-void unet_free(sd_unet *u) { free(u); }
+void unet_free(sd_unet *u)
+{
+    if (!u) return;
+    free(u->ws);
+    free(u);
+}
 const unet_info *unet_get_info(const sd_unet *u) { return &u->info; }
 void unet_set_tap(sd_unet *u, unet_tap_fn fn, void *ud) { u->tap = fn; u->tap_ud = ud; }
 
 /* ---------------------------------------------------------------- state */
 
-/* Activation buffers for one forward, carved from a single allocation.
+/* Activation buffers for one forward, carved from the model's workspace.
  * x/y hold the running hidden state (swapped after each block), t1..t3 are
  * per-block temporaries, att holds attention q/out/k/v or the GEGLU
  * projection, ffh the GEGLU output; skips are the down path's outputs. */
@@ -503,12 +511,13 @@ typedef struct state {
     float *temb, *temb_act, *tproj, *chan_bias;
     float *skip[1 + UNET_MAX_LEVELS * (UNET_MAX_RES + 1)];
     int skip_lvl[1 + UNET_MAX_LEVELS * (UNET_MAX_RES + 1)], nskip;
-    float *mem;
+    size_t gen, att_n, ffh_n, small_c, total;   /* plan: sizes in floats */
 } state;
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
-static int state_alloc(const sd_unet *u, state *s, int B, int H, int W, int T, sd_err *err)
+/* Per-level sizes and the buffer sizes they need; s->total floats in all. */
+static void state_plan(const sd_unet *u, state *s, int B, int H, int W, int T)
 {
     const unet_info *in = &u->info;
     int nl = in->levels, c0 = u->lv[0].c;
@@ -542,19 +551,56 @@ static int state_alloc(const sd_unet *u, state *s, int B, int H, int W, int T, s
         if (i + 1 < nl) skips += (size_t)B * s->h[i + 1] * s->w[i + 1] * u->lv[i].c;
     }
     size_t small = (size_t)B * (2 * in->time_dim + u->time_proj_dim + cmax_all);
-    size_t total = 5 * gen + att + ffh + skips + small;
-    s->mem = malloc(total * sizeof(float));
-    if (!s->mem) return sd_errf(err, SD_ENOMEM, "unet", "unet: cannot allocate %zu MB of activations for %dx%dx%d",
-                                total * sizeof(float) >> 20, B, H, W);
-    float *p = s->mem;
+    s->gen = gen; s->att_n = att; s->ffh_n = ffh; s->small_c = cmax_all;
+    s->total = 5 * gen + att + ffh + skips + small;
+}
+
+static int valid_size(int B, int H, int W, int T, sd_err *err)
+{
+    if (B < 1 || H < 1 || W < 1 || T < 1 || H > 4096 || W > 4096 || T > 77 * 64 ||
+        (size_t)B * H * W > ((size_t)1 << 22) || (size_t)B * T > ((size_t)1 << 20))
+        return sd_errf(err, SD_EINVAL, "unet", "unet: bad input size B=%d H=%d W=%d T=%d", B, H, W, T);
+    return 0;
+}
+
+/* Make the workspace at least `need` floats (never shrinks). */
+static int ws_grow(sd_unet *u, size_t need, int B, int H, int W, sd_err *err)
+{
+    if (need <= u->ws_cap) return 0;
+    float *p = need < SIZE_MAX / sizeof(float) ? malloc(need * sizeof(float)) : NULL;
+    if (!p) return sd_errf(err, SD_ENOMEM, "unet", "unet: cannot allocate %zu MB of activations for %dx%dx%d",
+                           need / (1 << 18), B, H, W);
+    free(u->ws);
+    u->ws = p;
+    u->ws_cap = need;
+    return 0;
+}
+
+int unet_reserve(sd_unet *u, int B, int H, int W, int T, size_t *bytes, sd_err *err)
+{
+    if (valid_size(B, H, W, T, err)) return -1;
+    state s;
+    memset(&s, 0, sizeof s);
+    state_plan(u, &s, B, H, W, T);
+    if (ws_grow(u, s.total, B, H, W, err)) return -1;
+    if (bytes) *bytes = u->ws_cap * sizeof(float);
+    return 0;
+}
+
+/* Point the buffers of a planned state into the workspace. */
+static void state_carve(const sd_unet *u, state *s)
+{
+    const unet_info *in = &u->info;
+    int B = s->B;
+    size_t gen = s->gen;
+    float *p = u->ws;
     s->x = p; p += gen; s->y = p; p += gen; s->t1 = p; p += gen; s->t2 = p; p += gen; s->t3 = p; p += gen;
-    s->att = p; p += att; s->ffh = p; p += ffh;
+    s->att = p; p += s->att_n; s->ffh = p; p += s->ffh_n;
     s->temb = p; p += (size_t)B * in->time_dim;
     s->temb_act = p; p += (size_t)B * in->time_dim;
     s->tproj = p; p += (size_t)B * u->time_proj_dim;
-    s->chan_bias = p; p += (size_t)B * cmax_all;
+    s->chan_bias = p; p += (size_t)B * s->small_c;
     s->skip[0] = p;   /* skips are laid out in push order from here */
-    return 0;
 }
 
 static void swap_xy(state *s) { float *t = s->x; s->x = s->y; s->y = t; }
@@ -658,12 +704,12 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
                  int B, int H, int W, int T, float *out, sd_err *err)
 {
     const unet_info *in = &u->info;
-    if (B < 1 || H < 1 || W < 1 || T < 1 || H > 4096 || W > 4096 || T > 77 * 64 ||
-        (size_t)B * H * W > ((size_t)1 << 22) || (size_t)B * T > ((size_t)1 << 20))
-        return sd_errf(err, SD_EINVAL, "unet", "unet: bad input size B=%d H=%d W=%d T=%d", B, H, W, T);
+    if (valid_size(B, H, W, T, err)) return -1;
     state s;
     memset(&s, 0, sizeof s);
-    if (state_alloc(u, &s, B, H, W, T, err)) return -1;
+    state_plan(u, &s, B, H, W, T);
+    if (ws_grow(u, s.total, B, H, W, err)) return -1;
+    state_carve(u, &s);
     int nl = in->levels, c0 = u->lv[0].c, te = in->time_dim;
     char name[64];
 
@@ -734,6 +780,5 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
     op_silu(s.t1, (size_t)B * c0 * H * W);
     op_conv2d(s.t1, B, c0, H, W, u->conv_out_w, u->conv_out_b, in->out_channels,
               u->conv_out_k, u->conv_out_k, 1, u->conv_out_k / 2, out);
-    free(s.mem);
     return 0;
 }

@@ -72,7 +72,13 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err);
 void unet_free(sd_unet *u);
 const unet_info *unet_get_info(const sd_unet *u);
 
-/* One denoising pass: x[B,in,H,W] latent, t[B] timesteps (float, may differ
+/* Allocate the activation workspace now for B x H x W latents with T context
+ * tokens, so a shortage fails at start-up, not mid-request.  Smaller requests
+ * reuse it; larger ones grow it.  *bytes (may be NULL) gets its size.
+ * 0 or -1 + err (SD_EINVAL bad sizes, SD_ENOMEM). */
+int unet_reserve(sd_unet *u, int B, int H, int W, int T, size_t *bytes, sd_err *err);
+
+/* One denoising pass (one at a time per model: it uses the model's workspace): x[B,in,H,W] latent, t[B] timesteps (float, may differ
  * per row), ctx[B,T,context_dim] text conditioning (T any positive length,
  * normally a multiple of 77) -> out[B,out,H,W].  H, W any size >= 1 (odd
  * down-sampled sizes are matched on the way up like diffusers).  Returns 0,

@@ -21,15 +21,18 @@
 typedef float v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
-static inline v8f exp8_nonpos(v8f x)
+/* In place (a by-pointer argument: returning a 32-byte vector warns about the
+ * ABI on targets without AVX). */
+static inline void exp8_nonpos(v8f *xp)
 {
+    v8f x = *xp;
     v8i small = x < -87.f;                       /* clamp: e^-87 ~ 1.6e-38, still normal */
     x = (v8f)((small & (v8i)(x * 0.f - 87.f)) | (~small & (v8i)x));
     v8i ni = __builtin_convertvector(x * 1.44269504f - 0.5f, v8i);   /* x <= 0: trunc = round */
     v8f n = __builtin_convertvector(ni, v8f);
     v8f r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
     v8f p = 1.f + r * (1.f + r * (0.5f + r * (1.f / 6 + r * (1.f / 24 + r * (1.f / 120 + r * (1.f / 720))))));
-    return p * (v8f)((ni + 127) << 23);
+    *xp = p * (v8f)((ni + 127) << 23);
 }
 
 /* s[0..n) <- exp(s - max(s)); returns the sum (> 0). */
@@ -51,14 +54,15 @@ static float softmax_row(float *s, int n)
     for (j = 0; j < n8; j += 8) {
         v8f v;
         memcpy(&v, s + j, sizeof v);
-        v = exp8_nonpos(v - mx);
+        v -= mx;
+        exp8_nonpos(&v);
         memcpy(s + j, &v, sizeof v);
         acc += v;
     }
     if (j < n) {   /* tail: pad with -inf-like values whose exp is ~0 and not stored */
         v8f v;
         for (int l = 0; l < 8; l++) v[l] = j + l < n ? s[j + l] - mx : -100.f;
-        v = exp8_nonpos(v);
+        exp8_nonpos(&v);
         for (int l = 0; l < 8 && j + l < n; l++) { s[j + l] = v[l]; acc[l] += v[l]; }
     }
     for (int l = 0; l < 8; l++) sum += acc[l];
