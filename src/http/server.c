@@ -209,7 +209,7 @@ static enum MHD_Result start_body(http_server *s, req *r, struct MHD_Connection 
         r->pp = MHD_create_post_processor(c, 64 * 1024, post_iter, r);
         if (!r->pp)
             return reply_errorf(c, &r->ri, SD_EINVAL, "Content-Type",
-                                "cannot read the multipart body: Content-Type needs a boundary parameter");
+                                "cannot read the multipart body: Content-Type needs a boundary parameter of 2 to 70 characters");
     }
     r->phase = PH_BODY;
     return MHD_YES;

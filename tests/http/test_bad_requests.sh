@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# test_bad_requests.sh — table-driven: every case of bad_requests.cases is sent
+# with curl to the real server (demo model) and must get the documented status
+# and the error shape {"status":"error","code","field","message"} with the
+# field named and the message fragment present; afterwards the server must
+# still serve (/health, and a real generation).
+cd "$(dirname "$0")/../.."
+. tests/http/lib.sh
+
+model=$(demo_model)
+start_server --model "$model" || exit 1
+
+# Bodies and a manifest from the case file (python3 only builds the bytes).
+python3 - tests/http/bad_requests.cases "$TMP" <<'PY'
+import base64, json, struct, sys, zlib
+cases, tmp = sys.argv[1], sys.argv[2]
+def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
+def png(w, h, rows):
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+small = png(8, 8, b"".join(b"\0" + bytes(range(24)) for _ in range(8)))
+b64 = lambda b: base64.b64encode(b).decode()
+subs = {
+    "{PNG}": b64(small), "{TRUNC}": b64(small[:45]), "{TEXT}": b64(b"hello, this is text and not an image"),
+    "{HUGE}": b64(png(20000, 20000, b"\0" * 64)), "{DEEP}": "[" * 10000 + "]" * 10000, "{LONG}": "a" * 9000,
+    "{CRLF}": "\r\n",
+}
+out = open(tmp + "/manifest", "w")
+k = 0
+for line in open(cases, encoding="utf-8"):
+    line = line.rstrip("\n")
+    if not line.strip() or line.startswith("#"): continue
+    f = [x.strip() for x in line.split(" | ")]
+    if len(f) != 8: sys.exit("bad case line: " + line)
+    name, method, path, ctype, body, status, field, frag = f
+    k += 1
+    bodyfile = "-"
+    if body == "@100M":
+        bodyfile = tmp + "/big100m"
+        with open(bodyfile, "wb") as g:
+            g.write(b"prompt=")
+            g.truncate(100 * 1024 * 1024)
+    elif body or method in ("POST", "PUT"):
+        for a, b in subs.items(): body = body.replace(a, b)
+        data = body.encode("utf-8").replace(b"{FF}", b"\xff")
+        bodyfile = "%s/body%d" % (tmp, k)
+        open(bodyfile, "wb").write(data)
+    ctype = {"form": "application/x-www-form-urlencoded;charset=utf-8", "json": "application/json"}.get(ctype, ctype)
+    out.write("\t".join([name, method, path, ctype, bodyfile, status, field, frag]) + "\n")
+PY
+
+ncases=0
+while IFS=$'\t' read -r name method path ctype bodyfile status field frag; do
+  ncases=$((ncases + 1))
+  args=(-s -o "$TMP/resp" -w '%{http_code}' -X "$method")
+  if [ "$ctype" = "-" ]; then args+=(-H 'Content-Type:'); else args+=(-H "Content-Type: $ctype"); fi
+  [ "$bodyfile" != "-" ] && args+=(--data-binary @"$bodyfile")
+  : >"$TMP/resp"
+  got=$(curl "${args[@]}" "$BASE$path" 2>/dev/null)
+  verdict=$(python3 - "$TMP/resp" "$field" "$frag" <<'PY'
+import json, sys
+try:
+    j = json.load(open(sys.argv[1], "rb"))
+except Exception as e:
+    print("body is not JSON: %r" % open(sys.argv[1], "rb").read()[:200]); sys.exit()
+field, frag = sys.argv[2], sys.argv[3]
+if j.get("status") != "error": print("status is not 'error'"); sys.exit()
+for k in ("code", "field", "message"):
+    if k not in j: print("no '%s' key" % k); sys.exit()
+if field == "null" and j["field"] is not None: print("field %r, expected null" % j["field"]); sys.exit()
+if field not in ("-", "null") and j["field"] != field: print("field %r, expected %r" % (j["field"], field)); sys.exit()
+if frag.lower() not in j["message"].lower(): print("message %r lacks %r" % (j["message"], frag)); sys.exit()
+print("ok")
+PY
+)
+  if [ "$got" = "$status" ] && [ "$verdict" = ok ]; then
+    ok "$name -> $status"
+  else
+    fail "$name -> $status" "got $got, $verdict"
+  fi
+done <"$TMP/manifest"
+check "at least 40 cases ran" $([ "$ncases" -ge 40 ]; echo $?) "$ncases cases"
+
+st=$(curl -s -o "$TMP/h.json" -w '%{http_code}' "$BASE/health")
+check "server still serving afterwards (/health 200)" $([ "$st" = 200 ] && [ "$(json "$TMP/h.json" 'j["status"]')" = ok ]; echo $?) "status $st"
+st=$(curl -s -o "$TMP/g.json" -w '%{http_code}' -d 'prompt=still alive' -d width=32 -d height=32 -d num_inference_steps=2 "$BASE/txt2img")
+check "server still generates afterwards" $([ "$st" = 200 ] && [ "$(json "$TMP/g.json" 'j["status"]')" = success ]; echo $?) "status $st $(head -c 200 "$TMP/g.json")"
+bad=$(ls -A "$TMP/data/images" | grep -Ev '^[0-9a-f]{32}\.png$' | head -3)
+check "no stray files left in the image folder" $([ -z "$bad" ]; echo $?) "$bad"
+stop_server
+check "clean exit on SIGTERM" $STOP_STATUS "status $STOP_STATUS"
