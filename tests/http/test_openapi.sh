@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# test_openapi.sh — the OpenAPI document served at /openapi.json is
+# docs/openapi.json, and real responses of the real server (success, error,
+# job created, job status in every state, health) match the schemas it gives
+# for their operation and status (openapi_check.py).
+cd "$(dirname "$0")/../.."
+. tests/http/lib.sh
+
+model=$(demo_model)
+start_server --model "$model" --queue-size 1 || exit 1
+curl -s -o "$TMP/doc.json" "$BASE/openapi.json"
+same=$(python3 - "$TMP/doc.json" docs/openapi.json "$BASE" <<'PY'
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+ok = a["servers"][0]["url"] == sys.argv[3] and a["openapi"].startswith("3.")
+for d in (a, b):
+    d.pop("servers", None); d["info"].pop("version", None)
+print("yes" if ok and a == b else "no")
+PY
+)
+check "GET /openapi.json serves docs/openapi.json with this server's URL" $([ "$same" = yes ]; echo $?) "differs (run scripts/openapi-to-c.py after editing docs/openapi.json)"
+
+# conform NAME METHOD TEMPLATE curl-args... : request, then check against the document
+# (DOC_METHOD, when set, is the documented operation to check against: a 405
+# belongs to the operation that exists on that path)
+conform() {
+  local name=$1 method=$2 tmpl=$3; shift 3
+  local st
+  st=$(curl -s -o "$TMP/r.json" -w '%{http_code}' -X "$method" "$@")
+  local v
+  v=$(python3 tests/http/openapi_check.py "$TMP/doc.json" "${DOC_METHOD:-$method}" "$tmpl" "$st" "$TMP/r.json")
+  if [ "$v" = ok ]; then ok "$name ($st) matches the document"; else fail "$name ($st) matches the document" "$v; body $(head -c 300 "$TMP/r.json")"; fi
+  LAST_STATUS=$st
+}
+F='Content-Type: application/x-www-form-urlencoded'
+conform "txt2img success" POST /txt2img -H "$F" --data 'prompt=x&width=40&height=24&num_inference_steps=2&num_outputs=2' "$BASE/txt2img"
+conform "txt2img 400" POST /txt2img -H "$F" --data 'prompt=x&width=0' "$BASE/txt2img"
+conform "txt2img 413" POST /txt2img -H "$F" -H 'Content-Length: 999999999' --data 'prompt=x' "$BASE/txt2img"
+conform "txt2img 415" POST /txt2img -H 'Content-Type: text/plain' --data 'prompt=x' "$BASE/txt2img"
+conform "img2img 400" POST /img2img -H "$F" --data 'prompt=x&init_image=%21' "$BASE/img2img"
+conform "job 404" GET '/jobs/{id}' "$BASE/jobs/0123456789abcdef0123456789abcdef"
+conform "health" GET /health "$BASE/health"
+conform "async created" POST /jobs/txt2img -H "$F" --data 'prompt=long&width=256&height=256&num_inference_steps=150' "$BASE/jobs/txt2img"
+long=$(json "$TMP/r.json" 'j["status_url"]')
+conform "async second job (queued)" POST /jobs/txt2img -H "$F" --data 'prompt=q&width=32&height=32&num_inference_steps=2' "$BASE/jobs/txt2img"
+queued=$(json "$TMP/r.json" 'j["status_url"]')
+conform "queue full 503" POST /txt2img -H "$F" --data 'prompt=x' "$BASE/txt2img"
+check "queue full answered 503" $([ "$LAST_STATUS" = 503 ]; echo $?) "status $LAST_STATUS"
+conform "job status queued" GET '/jobs/{id}' "$queued"
+check "queued job state" $([ "$(json "$TMP/r.json" 'j["state"]')" = queued ]; echo $?) "$(cat "$TMP/r.json")"
+for _ in $(seq 100); do curl -s -o "$TMP/s.json" "$long"; [ "$(json "$TMP/s.json" 'j["step"]>0')" = True ] && break; sleep 0.1; done
+conform "job status running" GET '/jobs/{id}' "$long"
+conform "job cancel (running)" DELETE '/jobs/{id}' "$long"
+for _ in $(seq 100); do curl -s -o "$TMP/s.json" "$queued"; [ "$(json "$TMP/s.json" 'j["state"]')" = succeeded ] && break; sleep 0.1; done
+conform "job status succeeded" GET '/jobs/{id}' "$queued"
+check "succeeded job carries the synchronous body (status success, images)" $([ "$(json "$TMP/r.json" 'j["status"]=="success" and len(j["images"])==1')" = True ]; echo $?) "$(cat "$TMP/r.json")"
+conform "job status cancelled" GET '/jobs/{id}' "$long"
+check "cancelled job state" $([ "$(json "$TMP/r.json" 'j["state"]')" = cancelled ]; echo $?) "$(cat "$TMP/r.json")"
+DOC_METHOD=POST conform "GET /txt2img -> 405" GET /txt2img "$BASE/txt2img"
+stop_server
+check "clean exit on SIGTERM" $STOP_STATUS "status $STOP_STATUS"
