@@ -25,7 +25,7 @@ TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN   := $(TEST_SRC:%.c=$(BUILD)/%)
 TOOL_BIN   := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all test asan clean tests tools
+.PHONY: all test asan fuzz clean tests tools
 .SECONDARY:
 all: $(BUILD)/sdserve tools
 
@@ -58,6 +58,10 @@ test: tests tools
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
 	    LDLIBS="$(LDLIBS) -fsanitize=address,undefined" test
+
+# libFuzzer targets tests/fuzz/fuzz_*.c (clang), FUZZ_SECONDS each.
+fuzz:
+	SD_BUILD=$(BUILD) scripts/fuzz.sh $(or $(FUZZ_SECONDS),20)
 
 clean:
 	rm -rf build build-asan
