@@ -23,7 +23,7 @@ void sd_settings_env_name(const sd_setting *s, char *buf, size_t size)
 
 static int set_value(const sd_setting *s, const char *text, const char *origin, sd_err *err)
 {
-    if (s->type == SD_SET_STR) {
+    if (s->type == SD_SET_STR || s->type == SD_SET_SECRET) {
         char **d = s->dst;
         free(*d);
         *d = text ? strdup(text) : NULL;
@@ -54,7 +54,7 @@ int sd_settings_load(const sd_setting *t, int n, int argc, char **argv, sd_err *
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
     g_src_table = t;
     for (int i = 0; i < n; i++) {
-        if (t[i].type == SD_SET_STR) *(char **)t[i].dst = NULL;
+        if (t[i].type == SD_SET_STR || t[i].type == SD_SET_SECRET) *(char **)t[i].dst = NULL;
         if (set_value(&t[i], t[i].def, "default", err)) return -1;
         g_src[i] = SRC_DEFAULT;
         char env[96];
@@ -88,7 +88,10 @@ int sd_settings_load(const sd_setting *t, int n, int argc, char **argv, sd_err *
 
 static void value_text(const sd_setting *s, char *buf, size_t size)
 {
-    if (s->type == SD_SET_STR) {
+    if (s->type == SD_SET_SECRET) {
+        const char *v = *(char **)s->dst;
+        snprintf(buf, size, "%s", v && *v ? "(set, not shown)" : "(none)");
+    } else if (s->type == SD_SET_STR) {
         const char *v = *(char **)s->dst;
         snprintf(buf, size, "%s", v ? v : "(none)");
     } else if (s->type == SD_SET_INT) {
@@ -105,7 +108,7 @@ void sd_settings_usage(FILE *f, const char *usage_line, const sd_setting *t, int
         char env[96], flag[80];
         sd_settings_env_name(&t[i], env, sizeof env);
         snprintf(flag, sizeof flag, "--%s %s", t[i].name,
-                 t[i].type == SD_SET_STR ? "TEXT" : t[i].type == SD_SET_INT ? "N" : "X");
+                 t[i].type == SD_SET_STR || t[i].type == SD_SET_SECRET ? "TEXT" : t[i].type == SD_SET_INT ? "N" : "X");
         fprintf(f, "  %-24s %s\n  %-24s [%s, default %s]\n", flag, t[i].help, "", env,
                 t[i].def ? t[i].def : "none");
     }
@@ -125,7 +128,7 @@ void sd_settings_print(FILE *f, const sd_setting *t, int n)
 void sd_settings_free(const sd_setting *t, int n)
 {
     for (int i = 0; i < n; i++)
-        if (t[i].type == SD_SET_STR) {
+        if (t[i].type == SD_SET_STR || t[i].type == SD_SET_SECRET) {
             free(*(char **)t[i].dst);
             *(char **)t[i].dst = NULL;
         }

@@ -14,7 +14,8 @@
 
 #include "err.h"
 
-typedef enum { SD_SET_STR, SD_SET_INT, SD_SET_DOUBLE } sd_set_type;
+/* SD_SET_SECRET: a string never printed back (summary shows "(set, not shown)"). */
+typedef enum { SD_SET_STR, SD_SET_INT, SD_SET_DOUBLE, SD_SET_SECRET } sd_set_type;
 
 typedef struct sd_setting {
     const char *name;     /* flag without dashes: "port" -> --port, SDSERVE_PORT */

@@ -81,12 +81,13 @@ enum MHD_Result reply_error(struct MHD_Connection *c, reply_info *ri, const sd_e
         e2.field[0] = 0;
         b = error_body(&e2);
     }
-    if (status == 503) {
+    if (status == 503 || status == 429) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", retry_after > 0 ? retry_after : 5);
         return reply_json_h(c, ri, status, b, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
     if (status == 405) return reply_json_h(c, ri, status, b, MHD_HTTP_HEADER_ALLOW, allow);
+    if (status == 401) return reply_json_h(c, ri, status, b, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     return reply_json_h(c, ri, status, b, NULL, NULL);
 }
 

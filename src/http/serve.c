@@ -20,8 +20,13 @@
 #include "../jobs/generate.h"
 #include "../jobs/jobs.h"
 #include "../storage/storage.h"
+#include "auth.h"
+#include "ratelimit.h"
 #include "server.h"
 
+static char *o_api_keys, *o_api_keys_file;
+static int64_t o_metrics_open;
+static double o_rate_limit, o_rate_burst;
 static char *o_bind, *o_model, *o_model_config, *o_vocab, *o_data, *o_public;
 static int64_t o_port, o_queue, o_threads, o_http_threads, o_max_conn, o_conn_timeout, o_max_body_mb, o_access_log,
     o_max_retained;
@@ -49,6 +54,15 @@ static const sd_setting serve_settings[] = {
     {"retention", SD_SET_DOUBLE, &o_retention, "3600", 0, 1e8, "seconds a finished async job stays readable"},
     {"max-retained", SD_SET_INT, &o_max_retained, "1000", 1, 1000000, "finished async jobs kept at most"},
     {"access-log", SD_SET_INT, &o_access_log, "1", 0, 1, "1 = one line per request on stdout"},
+    {"api-keys", SD_SET_SECRET, &o_api_keys, NULL, 0, 0,
+     "API keys separated by ',' (prefer the environment variable); when keys are set every request but GET /health "
+     "needs 'Authorization: Bearer KEY' (401 otherwise)"},
+    {"api-keys-file", SD_SET_STR, &o_api_keys_file, NULL, 0, 0,
+     "file of API keys, one per line ('#' comments), added to --api-keys"},
+    {"metrics-open", SD_SET_INT, &o_metrics_open, "0", 0, 1, "1 = GET /metrics needs no API key"},
+    {"rate-limit", SD_SET_DOUBLE, &o_rate_limit, "0", 0, 1e6,
+     "requests a minute per API key (or per address without keys); more get 429 + Retry-After (0 = no limit)"},
+    {"rate-burst", SD_SET_DOUBLE, &o_rate_burst, "0", 0, 1e6, "requests allowed at once before the rate applies (0 = the per-minute rate)"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
 
@@ -112,6 +126,8 @@ int cli_serve(int argc, char **argv)
     storage *store = NULL;
     jobq *q = NULL;
     http_server *srv = NULL;
+    auth_keys *keys = NULL;
+    ratelimit *rl = NULL;
     char images_dir[4200], demo[4200], public_url[512];
     int demo_model = !o_model || !*o_model;
 
@@ -120,6 +136,16 @@ int cli_serve(int argc, char **argv)
     snprintf(images_dir, sizeof images_dir, "%s/images", o_data);
     if (mkdir_p(images_dir, &err)) goto out;
     if (demo_model && ensure_demo_model(o_data, demo, sizeof demo, &err)) goto out;
+
+    keys = auth_keys_load(o_api_keys, o_api_keys_file, &err);
+    if (!keys) goto out;
+    if (o_rate_limit > 0 && !(rl = rl_create(o_rate_limit, o_rate_burst, 10000))) {
+        sd_errf(&err, SD_ENOMEM, "rate-limit", "out of memory");
+        goto out;
+    }
+    printf("API keys: %d%s; rate limit: %s\n", auth_keys_count(keys),
+           auth_keys_count(keys) ? " (every request but GET /health needs one)" : " (no authentication)",
+           rl ? "on" : "off");
 
     sd_load_opts lo;
     memset(&lo, 0, sizeof lo);
@@ -147,6 +173,7 @@ int cli_serve(int argc, char **argv)
         .max_body = (size_t)o_max_body_mb << 20, .sync_wait = o_sync_wait, .retention = o_retention,
         .public_url = o_public, .model_name = mi.name, .model_family = mi.family,
         .model_hash = mi.hash, .version = sd_version(), .access_log = (int)o_access_log,
+        .keys = keys, .metrics_open = (int)o_metrics_open, .rl = rl,
     };
     gen_ctx gc = {.engine = engine, .store = NULL, .model_name = mi.name, .model_hash = mi.hash};
     jobq_config qc = {.queue_size = (int)o_queue, .job_timeout = o_job_timeout, .retention = o_retention,
@@ -182,6 +209,8 @@ out:
     if (q) jobq_destroy(q, "the server is shutting down");
     storage_close(store);
     if (engine) sd_engine_free(engine);
+    rl_free(rl);
+    auth_keys_free(keys);
     sd_settings_free(serve_settings, NSETTINGS);
     return status;
 }

@@ -29,9 +29,11 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "auth.h"
 #include "metrics.h"
 #include "openapi.h"
 #include "params.h"
+#include "ratelimit.h"
 #include "reply.h"
 
 #include "../image/image.h"
@@ -506,6 +508,39 @@ static enum MHD_Result first_call(http_server *s, req *r, struct MHD_Connection 
     }
 }
 
+/* API key and rate limit, before anything else: 1 when answered (401 / 429). */
+static int gate(http_server *s, req *r, struct MHD_Connection *c, const char *url, enum MHD_Result *res)
+{
+    const char *allow;
+    r->ep = route(url, &allow);
+    if (r->ep == EP_HEALTH) return 0;
+    int key = -1;
+    if (auth_keys_count(s->cfg.keys) > 0 && !(r->ep == EP_METRICS && s->cfg.metrics_open)) {
+        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        int rc = auth_check(s->cfg.keys, h, &key);
+        if (rc != AUTH_OK) {
+            *res = reply_errorf(c, &r->ri, SD_EAUTH, "Authorization", "%s",
+                                rc == AUTH_MISSING ? "an API key is required: send 'Authorization: Bearer KEY'"
+                                : rc == AUTH_MALFORMED ? "the Authorization header must be 'Bearer KEY'"
+                                                       : "the API key is not valid");
+            return 1;
+        }
+    }
+    char who[80];
+    if (key >= 0) snprintf(who, sizeof who, "key:%d", key);
+    else snprintf(who, sizeof who, "ip:%s", r->ip);
+    int wait = rl_take(s->cfg.rl, who, now_s());
+    if (wait > 0) {
+        sd_err e;
+        sd_err_clear(&e);
+        sd_errf(&e, SD_ERATE, "", "too many requests from this %s; retry in %d s", key >= 0 ? "API key" : "address",
+                wait);
+        *res = reply_error(c, &r->ri, &e, wait, NULL);
+        return 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
 {
@@ -522,6 +557,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         snprintf(r->path, sizeof r->path, "%s", url);
         client_ip(c, r->ip, sizeof r->ip);
         params_bag_init(&r->bag);
+        enum MHD_Result res;
+        if (gate(s, r, c, url, &res)) return res;
         return first_call(s, r, c, url, method);
     }
     if (r->phase == PH_BODY) {

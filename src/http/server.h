@@ -14,6 +14,8 @@
 #include "../storage/storage.h"
 
 typedef struct http_server http_server;
+struct auth_keys;
+struct ratelimit;
 
 typedef struct server_config {
     const char *bind_addr;     /* IPv4/IPv6 literal, "0.0.0.0" = all */
@@ -28,6 +30,9 @@ typedef struct server_config {
     const char *model_name, *model_family, *model_hash;
     const char *version;
     int access_log;            /* 1 = one line per request on stdout */
+    const struct auth_keys *keys;  /* API keys (auth.h); NULL or empty = no authentication */
+    int metrics_open;          /* 1 = GET /metrics needs no key (GET /health never does) */
+    struct ratelimit *rl;      /* per key / address limit (ratelimit.h); NULL = none */
 } server_config;
 
 http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err);

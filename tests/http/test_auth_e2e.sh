@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# test_auth_e2e.sh — API keys and the rate limit on the real `sdserve serve`
+# with the demo model: keys from SDSERVE_API_KEYS and --api-keys-file, 401 +
+# JSON error + WWW-Authenticate without / with a wrong key, /health open,
+# /metrics closed unless --metrics-open 1, keys never printed, a bad key
+# refused at start with a non-zero exit; then --rate-limit: 429 + Retry-After
+# once a key's burst is spent, other keys and /health unaffected.
+cd "$(dirname "$0")/../.."
+. tests/http/lib.sh
+
+KEY_ENV=env-key-0123456789abcdef
+KEY_FILE=file-key-abcdefghijklmnop
+printf '# test keys\n%s\n' "$KEY_FILE" >"$TMP/keys"
+MODEL=$(demo_model)
+
+code() { # code URL curl-args... -> HTTP status; body in $TMP/body, headers in $TMP/hdr
+  local url=$1; shift
+  curl -s -o "$TMP/body" -D "$TMP/hdr" -w '%{http_code}' "$@" "$url"
+}
+
+# a malformed key stops the server at start, naming the setting, not the key
+SDSERVE_API_KEYS=tooshort "$SDSERVE" serve --bind 127.0.0.1 --port 0 --model "$MODEL" --data-dir "$TMP/bad" >"$TMP/bad.log" 2>&1
+st=$?
+check "a too-short API key: non-zero exit naming api-keys" $([ $st -ne 0 ] && grep -q 'api-keys' "$TMP/bad.log" && ! grep -q tooshort "$TMP/bad.log"; echo $?) "exit $st: $(tail -2 "$TMP/bad.log")"
+
+export SDSERVE_API_KEYS=$KEY_ENV
+start_server --model "$MODEL" --api-keys-file "$TMP/keys" || exit 1
+unset SDSERVE_API_KEYS
+check "keys are not printed in the log" $(! grep -q -e "$KEY_ENV" -e "$KEY_FILE" "$TMP/server.log"; echo $?) "key found in log"
+check "start-up summary says 2 API keys" $(grep -q 'API keys: 2' "$TMP/server.log"; echo $?) "$(grep 'API keys' "$TMP/server.log")"
+
+st=$(code "$BASE/health")
+check "GET /health without a key -> 200" $([ "$st" = 200 ]; echo $?) "status $st"
+st=$(code "$BASE/metrics")
+check "GET /metrics without a key -> 401" $([ "$st" = 401 ]; echo $?) "status $st"
+st=$(code "$BASE/txt2img" -d 'prompt=a fox&width=64&height=64&num_inference_steps=1')
+c=$(json "$TMP/body" 'j["status"]+"/"+j["code"]')
+check "POST /txt2img without a key -> 401 JSON error" $([ "$st" = 401 ] && [ "$c" = error/unauthorized ]; echo $?) "status $st body $(head -c 200 "$TMP/body")"
+check "401 carries WWW-Authenticate: Bearer" $(grep -qi '^WWW-Authenticate: Bearer' "$TMP/hdr"; echo $?) "$(cat "$TMP/hdr")"
+st=$(code "$BASE/txt2img" -H "Authorization: Bearer ${KEY_ENV}x" -d 'prompt=a fox&width=64&height=64&num_inference_steps=1')
+m=$(json "$TMP/body" 'j["message"]')
+check "wrong key -> 401 'not valid'" $([ "$st" = 401 ] && [[ "$m" == *"not valid"* ]]; echo $?) "status $st body $(head -c 200 "$TMP/body")"
+st=$(code "$BASE/txt2img" -H "Authorization: Basic $KEY_ENV" -d 'prompt=a fox')
+check "Basic scheme -> 401" $([ "$st" = 401 ]; echo $?) "status $st"
+st=$(code "$BASE/txt2img" -H "Authorization: Bearer $KEY_ENV" -d 'prompt=a fox&width=64&height=64&num_inference_steps=1&seed=5')
+n=$(json "$TMP/body" 'len(j["images"]) if j.get("status")=="success" else -1')
+check "key from SDSERVE_API_KEYS: txt2img -> 200 with an image" $([ "$st" = 200 ] && [ "$n" = 1 ]; echo $?) "status $st body $(head -c 300 "$TMP/body")"
+url=$(json "$TMP/body" 'j["images"][0]["image_url"]')
+st=$(code "$url")
+check "image URL without a key -> 401" $([ "$st" = 401 ]; echo $?) "status $st"
+st=$(code "$url" -H "Authorization: Bearer $KEY_FILE")
+check "key from --api-keys-file: image -> 200 PNG" $([ "$st" = 200 ] && [ "$(png_size "$TMP/body")" = 64x64 ]; echo $?) "status $st"
+st=$(code "$BASE/metrics" -H "Authorization: Bearer $KEY_FILE")
+check "GET /metrics with a key -> 200" $([ "$st" = 200 ]; echo $?) "status $st"
+stop_server
+check "stops cleanly" $([ "$STOP_STATUS" = 0 ]; echo $?) "exit $STOP_STATUS"
+
+# rate limit: 2 a minute, burst 3, per key
+SDSERVE_API_KEYS="$KEY_ENV,$KEY_FILE" start_server --model "$MODEL" --rate-limit 2 --rate-burst 3 --metrics-open 1 || exit 1
+codes=""
+for i in 1 2 3 4; do codes="$codes $(code "$BASE/openapi.json" -H "Authorization: Bearer $KEY_ENV")"; done
+check "burst of 3 then 429" $([ "$codes" = " 200 200 200 429" ]; echo $?) "codes$codes"
+ra=$(tr -d '\r' <"$TMP/hdr" | sed -n 's/^[Rr]etry-[Aa]fter: //p')
+c=$(json "$TMP/body" 'j["code"]')
+check "429 has Retry-After >= 1 and code rate_limited" $([ -n "$ra" ] && [ "$ra" -ge 1 ] && [ "$c" = rate_limited ]; echo $?) "Retry-After '$ra' code '$c'"
+st=$(code "$BASE/openapi.json" -H "Authorization: Bearer $KEY_FILE")
+check "another key is not limited" $([ "$st" = 200 ]; echo $?) "status $st"
+st=$(code "$BASE/health")
+check "/health is never limited" $([ "$st" = 200 ]; echo $?) "status $st"
+st=$(code "$BASE/metrics")
+check "--metrics-open 1: /metrics without a key -> 200" $([ "$st" = 200 ]; echo $?) "status $st"
