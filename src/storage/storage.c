@@ -5,7 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "sha256.h"
+#include "../base/sha256.h"
 
 int storage_put(storage *s, const void *data, size_t len, const char *ext, char key[STORAGE_KEY_MAX], sd_err *err)
 {
@@ -41,10 +41,7 @@ const char *storage_backend_name(const storage *s) { return s->ops->name; }
 
 void storage_key_for(const void *data, size_t len, char key[STORAGE_KEY_MAX])
 {
-    char hex[65];
-    sha256_hex(data, len, hex);
-    memcpy(key, hex, STORAGE_KEY_HEX);
-    key[STORAGE_KEY_HEX] = 0;
+    sd_sha256_hex(data, len, STORAGE_KEY_HEX / 2, key);
 }
 
 int storage_key_valid(const char *key)
