@@ -9,7 +9,6 @@
 /* Weak so that the binary links while a subcommand is being written.  A weak
  * reference does not pull a member out of libsdapp.a, so a written command
  * drops its pragma. */
-#pragma weak cli_generate
 #pragma weak cli_bench
 
 static const struct {

@@ -1,0 +1,409 @@
+/* generate.c — `sdserve generate`: one or more images from the command line
+ * through the public engine API (engine/sd.h) only: load the model, optional
+ * init image (decoded, scaled to fit 1024), generate with a progress line on
+ * stderr, encode with the A1111 parameters embedded, write the files and
+ * print "file seed=S" per image on stdout.
+ *
+ * Exit status: 0 done, 2 bad command line (message names the flag), 1 any
+ * other failure (model, image, disk). */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "generate.h"
+#include "progress.h"
+
+void gen_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sdserve generate --model M --prompt TEXT [options]\n"
+            "\n"
+            "  --model M            .safetensors file or diffusers folder (required)\n"
+            "  --prompt TEXT        what to draw (required)\n"
+            "  --negative TEXT      what to avoid\n"
+            "  --init-image F       img2img from a PNG/JPEG/WebP file (scaled to fit 1024;\n"
+            "                       the output has its size, -W/-H are ignored)\n"
+            "  --strength S         img2img strength in (0, 1)           [0.7]\n"
+            "  --steps N            sampler steps, 1..150                 [30]\n"
+            "  --cfg X              guidance scale in (0, 20]             [7]\n"
+            "  --sampler NAME       euler|euler_a|ddim|dpmpp_2m|dpmpp_2m_karras|lcm [euler_a]\n"
+            "  --seed S             0..2^53-1, -1 = random                [random]\n"
+            "  -W, --width W        output width, 1..1024                 [512]\n"
+            "  -H, --height H       output height, 1..1024                [512]\n"
+            "  -n, --count N        images, 1..4; image i uses seed+i     [1]\n"
+            "  -o, --output F       output file                           [out.png]\n"
+            "                       with -n N: F, then F-1, F-2, ... before the extension\n"
+            "                       (out.png, out-1.png, out-2.png)\n"
+            "  --format FMT         png|jpeg|webp (default: from -o's extension, else png)\n"
+            "  --quality Q          JPEG/WebP quality 1..100              [90]\n"
+            "  --config F           LDM config JSON for a single-file checkpoint\n"
+            "  --vocab F            CLIP vocabulary (bpe .txt.gz, merges.txt or tokenizer/)\n"
+            "  --threads N          0 = all cores                         [0]\n"
+            "  -h, --help           this text\n"
+            "\n"
+            "Progress goes to stderr; each written file is printed on stdout as\n"
+            "\"FILE seed=S\".  The PNG/JPEG/WebP carries the generation parameters\n"
+            "(AUTOMATIC1111 style).  Exit status: 0 ok, 2 bad arguments, 1 other errors.\n");
+}
+
+/* ---- argument parsing -------------------------------------------------- */
+
+static int parse_int(const char *flag, const char *v, long long lo, long long hi, long long *out, sd_err *err)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (!*v || *end || errno == ERANGE)
+        return sd_errf(err, SD_EINVAL, flag, "%s expects an integer, got '%s'", flag, v);
+    if (x < lo || x > hi)
+        return sd_errf(err, SD_EINVAL, flag, "%s must be in [%lld, %lld], got %lld", flag, lo, hi, x);
+    *out = x;
+    return 0;
+}
+
+/* Float in (lo, hi] (lo_open) or (lo, hi) (both open). */
+static int parse_float(const char *flag, const char *v, double lo, double hi, int hi_open, float *out, sd_err *err)
+{
+    char *end;
+    errno = 0;
+    double x = strtod(v, &end);
+    if (!*v || *end || errno == ERANGE || !isfinite(x) || strpbrk(v, "xXnNiI"))
+        return sd_errf(err, SD_EINVAL, flag, "%s expects a number, got '%s'", flag, v);
+    if (!(x > lo) || (hi_open ? !(x < hi) : !(x <= hi)))
+        return sd_errf(err, SD_EINVAL, flag, "%s must be in (%g, %g%c, got %s", flag, lo, hi, hi_open ? ')' : ']', v);
+    *out = (float)x;
+    return 0;
+}
+
+typedef enum {
+    O_MODEL, O_CONFIG, O_VOCAB, O_PROMPT, O_NEGATIVE, O_INIT, O_STRENGTH, O_STEPS, O_CFG, O_SAMPLER, O_SEED,
+    O_WIDTH, O_HEIGHT, O_COUNT, O_OUTPUT, O_FORMAT, O_QUALITY, O_THREADS, O_HELP
+} opt_id;
+
+static const struct {
+    const char *lng, *shrt;
+    opt_id id;
+    int has_value;
+} opts[] = {
+    {"--model", NULL, O_MODEL, 1},       {"--config", NULL, O_CONFIG, 1},    {"--vocab", NULL, O_VOCAB, 1},
+    {"--prompt", NULL, O_PROMPT, 1},     {"--negative", NULL, O_NEGATIVE, 1}, {"--init-image", NULL, O_INIT, 1},
+    {"--strength", NULL, O_STRENGTH, 1}, {"--steps", NULL, O_STEPS, 1},      {"--cfg", NULL, O_CFG, 1},
+    {"--sampler", NULL, O_SAMPLER, 1},   {"--seed", NULL, O_SEED, 1},        {"--width", "-W", O_WIDTH, 1},
+    {"--height", "-H", O_HEIGHT, 1},     {"--count", "-n", O_COUNT, 1},      {"--output", "-o", O_OUTPUT, 1},
+    {"--format", NULL, O_FORMAT, 1},     {"--quality", NULL, O_QUALITY, 1},  {"--threads", NULL, O_THREADS, 1},
+    {"--help", "-h", O_HELP, 0},
+};
+
+static int apply(gen_args *a, opt_id id, const char *flag, const char *v, int *format_set, sd_err *err)
+{
+    long long x;
+    switch (id) {
+    case O_MODEL: a->model = v; break;
+    case O_CONFIG: a->config = v; break;
+    case O_VOCAB: a->vocab = v; break;
+    case O_PROMPT: a->prompt = v; break;
+    case O_NEGATIVE: a->negative = v; break;
+    case O_INIT: a->init_image = v; break;
+    case O_STRENGTH:
+        a->strength_set = 1;
+        return parse_float(flag, v, 0, 1, 1, &a->strength, err);
+    case O_CFG: return parse_float(flag, v, 0, 20, 0, &a->cfg, err);
+    case O_STEPS:
+        if (parse_int(flag, v, 1, 150, &x, err)) return -1;
+        a->steps = (int)x;
+        break;
+    case O_SAMPLER:
+        if (sd_sampler_from_name(v, &a->sampler))
+            return sd_errf(err, SD_EINVAL, flag,
+                           "%s must be one of euler, euler_a, ddim, dpmpp_2m, dpmpp_2m_karras, lcm; got '%s'", flag, v);
+        break;
+    case O_SEED:
+        if (!strcmp(v, "-1")) {
+            a->seed_random = 1;
+            break;
+        }
+        if (parse_int(flag, v, 0, (long long)GEN_MAX_SEED, &x, err)) return -1;
+        a->seed = (uint64_t)x;
+        a->seed_random = 0;
+        break;
+    case O_WIDTH:
+    case O_HEIGHT:
+        if (parse_int(flag, v, 1, 1024, &x, err)) return -1;
+        *(id == O_WIDTH ? &a->width : &a->height) = (int)x;
+        a->size_set = 1;
+        break;
+    case O_COUNT:
+        if (parse_int(flag, v, 1, 4, &x, err)) return -1;
+        a->n = (int)x;
+        break;
+    case O_OUTPUT:
+        if (!*v) return sd_errf(err, SD_EINVAL, flag, "%s needs a file name", flag);
+        a->output = v;
+        break;
+    case O_FORMAT:
+        if ((a->format = img_format_from_name(v)) == IMG_UNKNOWN)
+            return sd_errf(err, SD_EINVAL, flag, "%s must be png, jpeg or webp; got '%s'", flag, v);
+        *format_set = 1;
+        break;
+    case O_QUALITY:
+        if (parse_int(flag, v, 1, 100, &x, err)) return -1;
+        a->quality = (int)x;
+        break;
+    case O_THREADS:
+        if (parse_int(flag, v, 0, 1024, &x, err)) return -1;
+        a->threads = (int)x;
+        break;
+    case O_HELP: a->help = 1; break;
+    }
+    return 0;
+}
+
+int gen_args_parse(int argc, char **argv, gen_args *a, sd_err *err)
+{
+    memset(a, 0, sizeof *a);
+    a->strength = 0.7f;
+    a->steps = 30;
+    a->cfg = 7;
+    a->sampler = SD_SAMPLER_EULER_A;
+    a->seed_random = 1;
+    a->width = a->height = 512;
+    a->n = 1;
+    a->output = "out.png";
+    a->quality = 90;
+    int format_set = 0;
+
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i], *val = NULL;
+        char name[64];
+        /* --flag=value */
+        const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+        size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+        snprintf(name, sizeof name, "%.*s", (int)(nlen < sizeof name ? nlen : sizeof name - 1), arg);
+        int k = -1;
+        for (size_t j = 0; j < sizeof opts / sizeof opts[0]; j++)
+            if (!strcmp(name, opts[j].lng) || (opts[j].shrt && !strcmp(name, opts[j].shrt))) k = (int)j;
+        if (k < 0) {
+            if (arg[0] == '-' && arg[1])
+                return sd_errf(err, SD_EINVAL, name, "unknown option '%s' (see sdserve generate --help)", name);
+            return sd_errf(err, SD_EINVAL, "argument",
+                           "unexpected argument '%s' (options take the form --name value; see --help)", arg);
+        }
+        if (opts[k].has_value) {
+            if (eq) {
+                val = eq + 1;
+            } else if (i + 1 < argc) {
+                val = argv[++i];
+            } else {
+                return sd_errf(err, SD_EINVAL, name, "%s needs a value", name);
+            }
+        } else if (eq) {
+            return sd_errf(err, SD_EINVAL, name, "%s takes no value", name);
+        }
+        if (apply(a, opts[k].id, name, val, &format_set, err)) return -1;
+    }
+    if (a->help) return 0;
+    if (!a->model || !*a->model) return sd_errf(err, SD_EINVAL, "--model", "--model is required (a .safetensors file or diffusers folder)");
+    if (!a->prompt) return sd_errf(err, SD_EINVAL, "--prompt", "--prompt is required");
+    const char *p = a->prompt;
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    if (!*p) return sd_errf(err, SD_EINVAL, "--prompt", "--prompt is empty");
+    if (a->strength_set && !a->init_image)
+        return sd_errf(err, SD_EINVAL, "--strength", "--strength only applies with --init-image");
+    if (!format_set) {
+        const char *dot = strrchr(a->output, '.'), *slash = strrchr(a->output, '/');
+        img_format f = dot && (!slash || dot > slash) ? img_format_from_name(dot + 1) : IMG_UNKNOWN;
+        a->format = f == IMG_UNKNOWN ? IMG_PNG : f;
+    }
+    return 0;
+}
+
+int gen_output_name(const char *output, int i, char *buf, size_t cap)
+{
+    int n;
+    if (i == 0) {
+        n = snprintf(buf, cap, "%s", output);
+    } else {
+        const char *dot = strrchr(output, '.'), *slash = strrchr(output, '/');
+        if (dot && (!slash || dot > slash) && dot != output && dot[-1] != '/')
+            n = snprintf(buf, cap, "%.*s-%d%s", (int)(dot - output), output, i, dot);
+        else
+            n = snprintf(buf, cap, "%s-%d", output, i);
+    }
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* ---- running ----------------------------------------------------------- */
+
+static int read_file(const char *path, uint8_t **out, size_t *len, size_t cap, sd_err *err)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) return sd_errf(err, SD_EIO, "--init-image", "cannot open %s: %s", path, strerror(errno));
+    size_t n = 0, sz = 1 << 16;
+    uint8_t *b = malloc(sz);
+    while (b) {
+        size_t r = fread(b + n, 1, sz - n, f);
+        n += r;
+        if (n < sz) break;
+        if (sz >= cap) {
+            free(b);
+            fclose(f);
+            return sd_errf(err, SD_ETOOLARGE, "--init-image", "%s is larger than %zu MB", path, cap >> 20);
+        }
+        uint8_t *nb = realloc(b, sz * 2);
+        if (!nb) free(b);
+        b = nb;
+        sz *= 2;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    if (!b) return sd_errf(err, SD_ENOMEM, "--init-image", "out of memory reading %s", path);
+    if (bad) {
+        free(b);
+        return sd_errf(err, SD_EIO, "--init-image", "cannot read %s", path);
+    }
+    *out = b;
+    *len = n;
+    return 0;
+}
+
+/* Writes next to the target and renames, so a failed run leaves no half file. */
+static int write_file(const char *path, const uint8_t *d, size_t n, sd_err *err)
+{
+    size_t pl = strlen(path);
+    char *tmp = malloc(pl + 16);
+    if (!tmp) return sd_errf(err, SD_ENOMEM, "--output", "out of memory");
+    snprintf(tmp, pl + 16, "%s.tmp%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int ok = f && fwrite(d, 1, n, f) == n;
+    if (f && fclose(f)) ok = 0;
+    if (ok && rename(tmp, path)) ok = 0;
+    int e = errno;
+    if (!ok) {
+        unlink(tmp);
+        free(tmp);
+        return sd_errf(err, SD_EIO, "--output", "cannot write %s: %s", path, strerror(e));
+    }
+    free(tmp);
+    return 0;
+}
+
+static uint64_t random_seed(void)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) r = (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid();
+    return r % (GEN_MAX_SEED - 3);   /* room for seed + 3 */
+}
+
+typedef struct run_state {
+    progress bar;
+} run_state;
+
+static int on_progress(void *ud, int step, int total)
+{
+    progress_step(&((run_state *)ud)->bar, step, total);
+    return 0;
+}
+
+static int run(const gen_args *a, sd_err *err)
+{
+    uint8_t *file = NULL;
+    size_t flen = 0;
+    img_rgb init = {0};
+    if (a->init_image) {
+        if (read_file(a->init_image, &file, &flen, (size_t)64 << 20, err)) return -1;
+        img_decode_opts o = {.field = "--init-image"};
+        int rc = img_decode(file, flen, &o, &init, err);
+        free(file);
+        if (rc) return -1;
+        int w0 = init.width, h0 = init.height;
+        rc = img_fit_within(&init, 1024, err);
+        if (rc < 0) {
+            img_rgb_free(&init);
+            return -1;
+        }
+        if (rc > 0) fprintf(stderr, "init image %dx%d scaled to %dx%d\n", w0, h0, init.width, init.height);
+        if (a->size_set) fprintf(stderr, "note: -W/-H are ignored with --init-image (output is %dx%d)\n", init.width, init.height);
+    }
+
+    sd_load_opts lo = {.model_path = a->model, .config_path = a->config, .vocab_path = a->vocab, .threads = a->threads};
+    sd_engine *eng = sd_engine_load(&lo, err);
+    if (!eng) {
+        img_rgb_free(&init);
+        return -1;
+    }
+    sd_model_info info;
+    sd_engine_info(eng, &info);
+    fprintf(stderr, "model %s (%s, %s, hash %s)\n", info.name ? info.name : "?", info.family, info.prediction,
+            info.hash);
+
+    uint64_t seed = a->seed_random ? random_seed() : a->seed;
+    sd_gen_params p = {
+        .prompt = a->prompt, .negative = a->negative, .width = a->width, .height = a->height,
+        .steps = a->steps, .cfg = a->cfg, .sampler = a->sampler, .seed = seed, .n = a->n,
+        .init_rgb = init.px, .init_width = init.width, .init_height = init.height, .strength = a->strength,
+    };
+    run_state st;
+    progress_start(&st.bar, stderr, "", -1);
+    p.progress = on_progress;
+    p.progress_ud = &st;
+    sd_image *imgs = calloc((size_t)a->n, sizeof *imgs);
+    int rc = imgs ? sd_generate(eng, &p, imgs, err) : sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+    progress_end(&st.bar);
+    img_rgb_free(&init);
+
+    for (int i = 0; rc == 0 && i < a->n; i++) {
+        img_gen_info g = {
+            .prompt = a->prompt, .negative = a->negative, .steps = a->steps,
+            .sampler = sd_sampler_a1111_name(a->sampler), .cfg = a->cfg, .seed = imgs[i].seed,
+            .width = imgs[i].width, .height = imgs[i].height, .model_hash = info.hash,
+            .model_name = info.name, .denoise = a->init_image ? a->strength : -1,
+        };
+        char *text = img_a1111_parameters(&g);
+        img_encode_opts eo = {a->format, a->quality, text};
+        uint8_t *buf = NULL;
+        size_t n = 0;
+        char name[4096];
+        if (!text) rc = sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+        else if (gen_output_name(a->output, i, name, sizeof name))
+            rc = sd_errf(err, SD_EINVAL, "--output", "output file name too long");
+        else if (img_encode(imgs[i].rgb, imgs[i].width, imgs[i].height, &eo, &buf, &n, err)) rc = -1;
+        else if (write_file(name, buf, n, err)) rc = -1;
+        else printf("%s seed=%llu\n", name, (unsigned long long)imgs[i].seed);
+        free(buf);
+        free(text);
+    }
+    fflush(stdout);
+    if (imgs)
+        for (int i = 0; i < a->n; i++) sd_image_free(&imgs[i]);
+    free(imgs);
+    sd_engine_free(eng);
+    return rc;
+}
+
+int cli_generate(int argc, char **argv)
+{
+    gen_args a;
+    sd_err err;
+    sd_err_clear(&err);
+    if (gen_args_parse(argc, argv, &a, &err)) {
+        fprintf(stderr, "sdserve generate: %s\n", err.msg);
+        return 2;
+    }
+    if (a.help) {
+        gen_usage(stdout);
+        return 0;
+    }
+    if (run(&a, &err)) {
+        fprintf(stderr, "sdserve generate: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}

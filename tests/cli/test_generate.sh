@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# test_generate.sh — `sdserve generate` end to end with the random-weight demo
+# model: exact output sizes (odd ones too), the same seed gives identical
+# bytes, -n N naming and seeds (image i of a batch = a single run with seed+i),
+# img2img keeps the init size, JPEG/WebP outputs, the A1111 parameters in the
+# file, progress on stderr, exit status 2 for every kind of bad argument and 1
+# for a missing model.
+set -u
+BUILD=${SD_BUILD:-build}
+BIN="$BUILD/sdserve"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+
+ok() { echo "ok - $1"; }
+fail() { echo "FAIL - $1: $2"; }
+check() { if eval "$2"; then ok "$1"; else fail "$1" "${3:-$2}"; fi; }
+
+# width x height of a PNG from its IHDR
+png_size() { od -An -tu1 -j16 -N8 "$1" | awk '{printf "%dx%d", $1*16777216+$2*65536+$3*256+$4, $5*16777216+$6*65536+$7*256+$8}'; }
+
+if ! "$BIN" make-model --preset demo -o "$T/demo" >"$T/mm.log" 2>&1; then
+  fail "make demo model" "$(tail -3 "$T/mm.log")"; exit 1
+fi
+M="$T/demo"
+gen() { "$BIN" generate --model "$M" --prompt "a red bicycle" --steps 3 "$@"; }
+
+gen -W 64 -H 48 --seed 5 -o "$T/a.png" >"$T/out1" 2>"$T/err1"; rc=$?
+check "txt2img exits 0" '[ $rc -eq 0 ]' "rc=$rc $(tail -2 "$T/err1")"
+check "PNG has the requested size 64x48" '[ "$(png_size "$T/a.png")" = 64x48 ]' "got $(png_size "$T/a.png")"
+check "stdout names the file and its seed" 'grep -qx "$T/a.png seed=5" "$T/out1"' "$(cat "$T/out1")"
+check "progress on stderr" 'grep -q "step 3/3, .* it/s\|step 3/3, .* s/it" "$T/err1"' "$(cat "$T/err1")"
+check "parameters chunk in the PNG" 'grep -qa "Steps: 3, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x48" "$T/a.png"'
+
+gen -W 64 -H 48 --seed 5 -o "$T/b.png" >/dev/null 2>&1
+check "same seed gives identical bytes" 'cmp -s "$T/a.png" "$T/b.png"'
+gen -W 64 -H 48 --seed 6 -o "$T/c.png" >/dev/null 2>&1
+check "another seed gives another image" '! cmp -s "$T/a.png" "$T/c.png"'
+
+gen -W 64 -H 48 --seed 5 -n 3 -o "$T/batch.png" >"$T/out2" 2>/dev/null
+check "-n 3 writes out, out-1, out-2" '[ -f "$T/batch.png" ] && [ -f "$T/batch-1.png" ] && [ -f "$T/batch-2.png" ]'
+check "-n 3 prints each file with seed, seed+1, seed+2" \
+  '[ "$(cat "$T/out2")" = "$(printf "%s seed=5\n%s seed=6\n%s seed=7" "$T/batch.png" "$T/batch-1.png" "$T/batch-2.png")" ]' \
+  "$(cat "$T/out2")"
+check "batch image 0 = single run with its seed" 'cmp -s "$T/batch.png" "$T/a.png"'
+check "batch image 1 = single run with its seed" 'cmp -s "$T/batch-1.png" "$T/c.png"'
+
+gen -W 37 -H 29 --seed 1 -o "$T/odd.png" >/dev/null 2>&1
+check "odd size 37x29 is exact" '[ "$(png_size "$T/odd.png")" = 37x29 ]' "got $(png_size "$T/odd.png")"
+
+gen -W 64 -H 64 --seed 1 -o "$T/x.jpg" >/dev/null 2>&1
+check "-o .jpg writes JPEG with EXIF" '[ "$(od -An -tx1 -N3 "$T/x.jpg" | tr -d " ")" = ffd8ff ] && grep -qa "Exif" "$T/x.jpg"'
+gen -W 64 -H 64 --seed 1 --format webp --quality 50 -o "$T/x.img" >/dev/null 2>&1
+check "--format webp" '[ "$(head -c 4 "$T/x.img")" = RIFF ] && [ "$(dd if="$T/x.img" bs=1 skip=8 count=4 2>/dev/null)" = WEBP ]'
+
+gen --init-image "$T/a.png" --strength 0.5 --seed 2 -o "$T/i2i.png" >/dev/null 2>"$T/err3"; rc=$?
+check "img2img exits 0" '[ $rc -eq 0 ]' "rc=$rc $(tail -2 "$T/err3")"
+check "img2img output has the init size" '[ "$(png_size "$T/i2i.png")" = 64x48 ]' "got $(png_size "$T/i2i.png")"
+check "img2img parameters carry the strength" 'grep -qa "Denoising strength: 0.5" "$T/i2i.png"'
+
+# every kind of bad argument: exit 2 and a message naming the flag
+bad() {
+  local name=$1 frag=$2; shift 2
+  "$BIN" generate "$@" >/dev/null 2>"$T/bad.err"; local rc=$?
+  if [ $rc -eq 2 ] && grep -q -- "$frag" "$T/bad.err"; then ok "exit 2: $name"
+  else fail "exit 2: $name" "rc=$rc $(cat "$T/bad.err")"; fi
+}
+bad "unknown flag" "--frobnicate" --model "$M" --prompt p --frobnicate
+bad "missing value" "--seed needs a value" --model "$M" --prompt p --seed
+bad "non-numeric" "--steps expects an integer" --model "$M" --prompt p --steps many
+bad "width out of range" "-W must be in \[1, 1024\]" --model "$M" --prompt p -W 1025
+bad "cfg out of range" "--cfg must be in" --model "$M" --prompt p --cfg 0
+bad "strength out of range" "--strength must be in" --model "$M" --prompt p --init-image "$T/a.png" --strength 1.5
+bad "bad sampler" "--sampler must be one of" --model "$M" --prompt p --sampler heun
+bad "count out of range" "-n must be in \[1, 4\]" --model "$M" --prompt p -n 9
+bad "missing --model" "--model is required" --prompt p
+bad "missing --prompt" "--prompt is required" --model "$M"
+
+"$BIN" generate --model "$T/nothing-here" --prompt p -o "$T/none.png" >/dev/null 2>"$T/err4"; rc=$?
+check "missing model: exit 1 with a message, no file" '[ $rc -eq 1 ] && [ -s "$T/err4" ] && [ ! -e "$T/none.png" ]' "rc=$rc"
+printf 'not an image' >"$T/bad.png"
+gen --init-image "$T/bad.png" -o "$T/none.png" >/dev/null 2>"$T/err5"; rc=$?
+check "bad init image: exit 1 naming it" '[ $rc -eq 1 ] && grep -q "init-image" "$T/err5" && [ ! -e "$T/none.png" ]' "rc=$rc $(cat "$T/err5")"
+"$BIN" generate --help >"$T/help" 2>&1; rc=$?
+check "--help exits 0 and documents -n naming" '[ $rc -eq 0 ] && grep -q "out-1.png" "$T/help"'
