@@ -108,7 +108,7 @@ int img_png_decode(const uint8_t *data, size_t len, const img_limits *lim, img_r
 {
     png_io io = {.data = data, .len = len};
     if (len >= 8 && !png_chunks_fit(data, len))
-        return sd_errf(err, SD_EINVAL, lim->field, "%s: the PNG image is corrupt: a chunk is longer than the file",
+        return sd_errf(err, SD_EINVAL, lim->field, "%s: the PNG image is corrupt or truncated (a chunk is longer than the file)",
                        lim->field);
     io.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &io, on_error, on_warning);
     if (io.png) io.info = png_create_info_struct(io.png);
