@@ -643,8 +643,7 @@ int tok_windows(const sd_tokenizer *t, const char *text, int pad_id, int32_t **i
     }
     for (size_t k = 0; k < nw; k++) {
         int32_t *row = w + k * TOK_WINDOW;
-        size_t off = k * TOK_CHUNK, m = n - off < TOK_CHUNK ? n - off : TOK_CHUNK;
-        if (off > n) m = 0;
+        size_t off = k * TOK_CHUNK, m = n - off < TOK_CHUNK ? n - off : TOK_CHUNK;   /* off <= n */
         row[0] = t->bos;
         for (size_t i = 0; i < m; i++) row[1 + i] = raw[off + i];
         row[1 + m] = t->eos;
