@@ -107,18 +107,14 @@ static int text_heads_from_ldm(const char *json, size_t len)
 }
 
 /* AUTOMATIC1111's short model hash: sha256 of 64 KiB at offset 1 MiB, 8 hex.
- * Cheap at load; a folder gets the hash of its UNet file. */
+ * Cheap at load; a diffusers folder gets the hash of its UNet file. */
 
 static void model_hash(const sd_weights *w, char out[16])
 {
     out[0] = 0;
-    const char *path = sdw_path(w);
-    char buf[4096];
-    if (sdw_get_layout(w) == SDW_LAYOUT_DIFFUSERS) {
-        snprintf(buf, sizeof buf, "%s/unet/diffusion_pytorch_model.safetensors", path);
-        path = buf;
-    }
-    FILE *f = fopen(path, "rb");
+    /* the file holding the UNet: the checkpoint itself, or a folder's unet/ file */
+    const sdw_tensor *t = sdw_get(w, "unet.conv_in.weight");
+    FILE *f = t && t->file ? fopen(t->file, "rb") : NULL;
     if (!f) return;
     unsigned char *chunk = malloc(0x10000);
     size_t n = 0;

@@ -172,6 +172,8 @@ int main(void)
             sd_engine_info(e, &info);
             CHECKF(!strcmp(info.family, m ? "sd2" : "sd1") && !strcmp(info.prediction, m ? "v_prediction" : "epsilon"),
                    lname, "family %s prediction %s", info.family, info.prediction);
+            /* A1111 short hash: sha256 of 64 KiB at 1 MiB of the UNet's file (never of nothing) */
+            CHECKF(strlen(info.hash) == 8 && strcmp(info.hash, "e3b0c442") != 0, lname, "model hash '%s'", info.hash);
             for (size_t r = 0; r < sizeof RUNS / sizeof RUNS[0]; r++)
                 run_case(e, models[m], src ? "single" : "diffusers", RUNS[r]);
             sd_engine_free(e);
