@@ -392,11 +392,9 @@ static char *trimmed_copy(const char *s, size_t len)
  * URL prefix, line breaks and spaces that were '+'); here it is only kept. */
 static int keep_base64(const param *p, gen_request *r, sd_err *err)
 {
-    /* Trim line breaks and tabs only: a space is a '+' that a form client
-     * forgot to percent-encode, and may begin or end the base64 text. */
     size_t i = 0, j = p->len;
-    while (i < j && p->val[i] != ' ' && isspace((unsigned char)p->val[i])) i++;
-    while (j > i && p->val[j - 1] != ' ' && isspace((unsigned char)p->val[j - 1])) j--;
+    while (i < j && isspace((unsigned char)p->val[i])) i++;
+    while (j > i && isspace((unsigned char)p->val[j - 1])) j--;
     if (i == j) return sd_errf(err, SD_EINVAL, "init_image", "init_image is empty; send a base64 PNG, JPEG or WebP image");
     if (!(r->init_data = malloc(j - i + 1))) return sd_errf(err, SD_ENOMEM, "init_image", "out of memory");
     memcpy(r->init_data, p->val + i, j - i);
