@@ -134,10 +134,30 @@ check "If-None-Match -> 304" $([ "$st" = 304 ]; echo $?) "status $st"
 
 # 9. metrics count what happened; access log has lines
 curl -s -o "$TMP/metrics.txt" "$BASE/metrics"
-check "metrics: requests by endpoint/status, images, latency histogram" $(grep -q 'sdserve_http_requests_total{endpoint="/txt2img",status="200"}' "$TMP/metrics.txt" && grep -q '^sdserve_images_generated_total [1-9]' "$TMP/metrics.txt" && grep -q '^sdserve_job_latency_seconds_count [1-9]' "$TMP/metrics.txt" && grep -q '^sdserve_seconds_per_step 0\.[0-9]*[1-9]' "$TMP/metrics.txt"; echo $?) "$(head -40 "$TMP/metrics.txt")"
-check "access log line per request" $(grep -q '"POST /txt2img" 200' "$TMP/server.log" && grep -q '"GET /images/[0-9a-f]* 304' "$TMP/server.log" -E 2>/dev/null || grep -q '"GET /images/' "$TMP/server.log"; echo $?) "$(tail -3 "$TMP/server.log")"
+check "metrics: requests by endpoint/status, images, latency histogram" $(grep -q 'sdserve_http_requests_total{endpoint="/txt2img",status="200"}' "$TMP/metrics.txt" && grep -q '^sdserve_images_generated_total [1-9]' "$TMP/metrics.txt" && grep -q '^sdserve_job_latency_seconds_count [1-9]' "$TMP/metrics.txt" && awk '$1 == "sdserve_seconds_per_step" && $2 > 0 {f=1} END {exit !f}' "$TMP/metrics.txt"; echo $?) "$(head -40 "$TMP/metrics.txt")"
+check "access log line per request" $(grep -qE '^[0-9T:-]+Z 127\.0\.0\.1 "POST /txt2img" 200 [0-9]+ [0-9]+ms' "$TMP/server.log" && grep -qE '"GET /images/[0-9a-f]{32}" 304 ' "$TMP/server.log"; echo $?) "$(tail -3 "$TMP/server.log")"
 
-# 10. SIGTERM with a job running: explicit cancel, clean exit, no partial files
+# 10. a synchronous client that hangs up while its job is queued: the job leaves the queue
+post /jobs/txt2img "$TMP/l3.json" -H "$FORM" --data 'prompt=long&width=256&height=256&num_inference_steps=150' >/dev/null
+l3=$(json "$TMP/l3.json" 'j["status_url"]')
+for _ in $(seq 100); do curl -s -o "$TMP/ls.json" "$l3"; [ "$(json "$TMP/ls.json" 'j["state"]')" = running ] && break; sleep 0.1; done
+curl -s -o "$TMP/m0.txt" "$BASE/metrics"
+c0=$(awk '$1 == "sdserve_jobs_total{outcome=\"cancelled\"}" {print $2}' "$TMP/m0.txt")
+curl -s -o /dev/null --max-time 1 -H "$FORM" --data 'prompt=impatient&width=32&height=32&num_inference_steps=2' "$BASE/txt2img"
+gone=
+for _ in $(seq 50); do
+  curl -s -o "$TMP/m1.txt" "$BASE/metrics"
+  c1=$(awk '$1 == "sdserve_jobs_total{outcome=\"cancelled\"}" {print $2}' "$TMP/m1.txt")
+  d1=$(awk '$1 == "sdserve_queue_depth" {print $2}' "$TMP/m1.txt")
+  [ "$c1" = $((c0 + 1)) ] && [ "$d1" = 0 ] && { gone=1; break; }
+  sleep 0.1
+done
+check "client hung up while queued: its job cancelled and out of the queue" $([ -n "$gone" ]; echo $?) "cancelled $c0 -> $c1, depth $d1"
+grep -q '"POST /txt2img" 499 .*client-gone' "$TMP/server.log"
+check "access log marks the request client-gone (499)" $? "$(grep 499 "$TMP/server.log" | tail -2)"
+curl -s -X DELETE -o /dev/null "$l3"
+
+# 11. SIGTERM with a job running: explicit cancel, clean exit, no partial files
 post /jobs/txt2img "$TMP/l2.json" -H "$FORM" --data 'prompt=long&width=256&height=256&num_inference_steps=150' >/dev/null
 l2=$(json "$TMP/l2.json" 'j["status_url"]')
 for _ in $(seq 100); do curl -s -o "$TMP/ls.json" "$l2"; [ "$(json "$TMP/ls.json" 'j["step"]>0')" = True ] && break; sleep 0.1; done
