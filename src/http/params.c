@@ -144,6 +144,7 @@ int params_bag_from_urlencoded(param_bag *b, char *body, size_t len, sd_err *err
             size_t vl = *val ? MHD_http_unescape(val) : 0;
             (void)kl;
             if (params_bag_add(b, seg, PV_TEXT, val, vl, 1, err)) return -1;
+            b->spaces_are_plus = 1;
         }
         i = j + 1;
     }
@@ -389,12 +390,18 @@ static char *trimmed_copy(const char *s, size_t len)
 }
 
 /* The init image text is decoded later (img_base64_decode accepts a data:
- * URL prefix, line breaks and spaces that were '+'); here it is only kept. */
-static int keep_base64(const param *p, gen_request *r, sd_err *err)
+ * URL prefix, line breaks and spaces that were '+'); here it is only kept,
+ * without surrounding blanks.  In a form-urlencoded body a space is a '+'
+ * the client did not percent-encode, and base64 may begin or end with '+':
+ * there only line breaks and tabs are blanks.  (JSON and multipart text
+ * never turn '+' into a space, so every blank around it is padding.) */
+static int keep_base64(const param *p, int spaces_are_plus, gen_request *r, sd_err *err)
 {
     size_t i = 0, j = p->len;
-    while (i < j && isspace((unsigned char)p->val[i])) i++;
-    while (j > i && isspace((unsigned char)p->val[j - 1])) j--;
+#define BLANK(c) (isspace((unsigned char)(c)) && !(spaces_are_plus && (c) == ' '))
+    while (i < j && BLANK(p->val[i])) i++;
+    while (j > i && BLANK(p->val[j - 1])) j--;
+#undef BLANK
     if (i == j) return sd_errf(err, SD_EINVAL, "init_image", "init_image is empty; send a base64 PNG, JPEG or WebP image");
     if (!(r->init_data = malloc(j - i + 1))) return sd_errf(err, SD_ENOMEM, "init_image", "out of memory");
     memcpy(r->init_data, p->val + i, j - i);
@@ -502,7 +509,7 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
             } else if (p->kind != PV_TEXT) {
                 return sd_errf(err, SD_EINVAL, f->name, "init_image must be a base64 string, got %s",
                                kind_name(p->kind));
-            } else if (keep_base64(p, r, err)) {
+            } else if (keep_base64(p, b->spaces_are_plus, r, err)) {
                 return -1;
             }
             break;

@@ -30,6 +30,7 @@ typedef struct param_bag {
     param *v;
     int n, cap;
     size_t total;       /* bytes held */
+    int spaces_are_plus;   /* form-urlencoded: a space in base64 was an unencoded '+' */
 } param_bag;
 
 enum {

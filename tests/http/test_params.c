@@ -129,6 +129,12 @@ int main(void)
                   params_bag_get(&b, "seed")->len == 0 && params_bag_get(&b, "flag")->len == 0,
               "form-urlencoded: first '=' splits, raw '=' kept, '+' is space, %XX decoded");
         params_bag_free(&b);
+        char plus[] = "prompt=x&init_image=+AB+CD+";
+        sd_err_clear(&e);
+        CHECK(!params_bag_from_urlencoded(&b, plus, strlen(plus), &e) && !gen_request_from_bag(&b, 1, &r, &e) &&
+                  !strcmp(r.init_data, " AB CD "), "form: raw '+' at both ends of init_image survives (as spaces)");
+        gen_request_free(&r);
+        params_bag_free(&b);
         char dup[] = "prompt=a&prompt=b";
         sd_err_clear(&e);
         CHECK(params_bag_from_urlencoded(&b, dup, strlen(dup), &e) == -1 && !strcmp(e.field, "prompt"),
