@@ -8,7 +8,8 @@
 # SECONDS per target (default 20); TARGET = params, base64, image,
 # safetensors, tokenizer (default all).  Inputs start from the seed corpus
 # tests/fuzz/corpus/<target>/ (which also holds every crash found so far, as
-# a regression case); new inputs go to $FUZZ_DIR/work/<target>/ and crashes to
+# a regression case), with the dictionary tests/fuzz/fuzz_<target>.dict
+# when present; new inputs go to $FUZZ_DIR/work/<target>/ and crashes to
 # $FUZZ_DIR/crashes/ (FUZZ_DIR defaults to ${SD_BUILD:-build}/fuzz, outside git).
 # Prints "ok - fuzz <target> N execs in S s (cov C, corpus K)" or
 # "FAIL - fuzz <target>: ..." per target; exit status 1 when one failed.
@@ -48,7 +49,8 @@ for t in $TARGETS; do
   fi
   mkdir -p "$FUZZ_DIR/work/$t" "tests/fuzz/corpus/$t"
   log=$FUZZ_DIR/log/$t.log
-  "$bin" -max_total_time="$SECS" -timeout=10 -rss_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
+  dict=; [ -f "tests/fuzz/fuzz_$t.dict" ] && dict=-dict=tests/fuzz/fuzz_$t.dict
+  "$bin" $dict -max_total_time="$SECS" -timeout=10 -rss_limit_mb=1024 -max_len=65536 -print_final_stats=1 \
          -artifact_prefix="$FUZZ_DIR/crashes/$t-" "$FUZZ_DIR/work/$t" "tests/fuzz/corpus/$t" >"$log" 2>&1
   rc=$?
   runs=$(sed -n 's/^Done \([0-9]*\) runs in \([0-9]*\) second.*/\1/p' "$log" | tail -1)
