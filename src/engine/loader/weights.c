@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "../ops/ops.h"
 #include "ldm_names.h"
 #include "safetensors.h"
 
@@ -366,6 +367,7 @@ sd_weights *sdw_open(const char *path, sd_err *err)
 void sdw_close(sd_weights *w)
 {
     if (!w) return;
+    ops_release_weights();   /* conv weight copies keyed by pointers into this checkpoint */
     for (size_t i = 0; i < w->n; i++) {
         free((char *)w->t[i].name);
         free((char *)w->t[i].src_name);

@@ -26,6 +26,11 @@ void op_conv2d(const float *x, int N, int IC, int H, int W,
                const float *w, const float *b, int OC, int KH, int KW,
                int stride, int pad, float *y);
 
+/* op_conv2d keeps a copy of each weight tensor reordered to oneDNN's
+ * preferred layout, keyed by the pointer w (weights must not change while
+ * cached).  Drop all copies; called when a checkpoint's weights are freed. */
+void ops_release_weights(void);
+
 /* y[M,OUT] = x[M,IN] · w[OUT,IN]^T + b[OUT] (b may be NULL). */
 void op_linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y);
 

@@ -1,12 +1,18 @@
-/* ops_conv.c — op_conv2d on oneDNN convolution primitives.
+/* ops_conv.c — op_conv2d on oneDNN convolution primitives in the library's
+ * preferred (blocked) memory formats.
  *
  * A primitive is built once per distinct shape (N, IC, H, W, OC, KH, KW,
- * stride, pad, bias or not) and kept in a small LRU cache, so a UNet forward
- * builds each conv shape once and later steps only execute.  Memory formats
- * are plain NCHW/OIHW for now; a later switch to blocked layouts only changes
- * the descriptors built in conv_entry_build (and adds reorders at model load).
- * Memory objects wrap the caller's buffers per call, so execution needs no
- * copies.  Any oneDNN failure is a bug: print and abort. */
+ * stride, pad, bias or not) with every memory format left to oneDNN ("any")
+ * and kept in a small LRU cache with the reorders that bring the caller's
+ * plain NCHW activations into the primitive's layout and back.  Weights are
+ * reordered once per (weight pointer, layout) into a cache that lives until
+ * ops_release_weights() (called when a checkpoint is closed); a fingerprint
+ * of sampled values guards against a freed pointer being reused for other
+ * weights.  Blocked activations go through per-thread buffers that only grow,
+ * so steady-state steps allocate nothing.  Stride-1 3x3 convolutions may use
+ * Winograd (SD_CONV_WINOGRAD=1): faster, but its error must be checked
+ * against the parity tolerances, so it is off by default.
+ * Any oneDNN failure is a bug: print and abort. */
 #include "ops.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -15,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define CONV_CACHE 64
+#define CONV_CACHE 96
 
 typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, bias; } conv_key;
 
@@ -23,15 +29,30 @@ typedef struct conv_entry {
     conv_key key;
     unsigned long long used;       /* LRU stamp; 0 = empty slot */
     dnnl_primitive_t prim;
-    dnnl_memory_desc_t src, wei, bia, dst;
+    dnnl_primitive_t rsrc, rdst;   /* plain->blocked src, blocked->plain dst; NULL if plain */
+    dnnl_memory_desc_t src, wei, bia, dst;      /* as the primitive wants them */
+    dnnl_memory_desc_t psrc, pwei, pdst;        /* plain NCHW / OIHW */
 } conv_entry;
+
+/* One reordered copy of a weight tensor in one layout. */
+typedef struct wcache {
+    const float *ptr;
+    dnnl_memory_desc_t md;
+    float finger[8];
+    void *buf;
+} wcache;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static dnnl_engine_t g_engine;
 static conv_entry g_cache[CONV_CACHE];
 static unsigned long long g_clock;
+static wcache *g_w;
+static size_t g_nw, g_capw;
+static int g_wino;
 static _Thread_local dnnl_stream_t t_stream;
+static _Thread_local void *t_bsrc, *t_bdst;
+static _Thread_local size_t t_nsrc, t_ndst;
 
 static void ck(dnnl_status_t st, const char *what)
 {
@@ -41,9 +62,48 @@ static void ck(dnnl_status_t st, const char *what)
     }
 }
 
-static void engine_init(void) { ck(dnnl_engine_create(&g_engine, dnnl_cpu, 0), "engine_create"); }
+static void engine_init(void)
+{
+    ck(dnnl_engine_create(&g_engine, dnnl_cpu, 0), "engine_create");
+    const char *s = getenv("SD_CONV_WINOGRAD");
+    g_wino = s && *s == '1';
+}
 
-static void conv_entry_build(conv_entry *e, const conv_key *k)
+static void *grow(void **buf, size_t *have, size_t need)
+{
+    if (need > *have) {
+        free(*buf);
+        *buf = aligned_alloc(64, (need + 63) & ~(size_t)63);
+        if (!*buf) { fprintf(stderr, "ops: conv buffer allocation failed (%zu bytes)\n", need); abort(); }
+        *have = need;
+    }
+    return *buf;
+}
+
+static dnnl_primitive_t make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to)
+{
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t p;
+    ck(dnnl_reorder_primitive_desc_create(&pd, from, g_engine, to, g_engine, NULL), "reorder desc");
+    ck(dnnl_primitive_create(&p, pd), "reorder primitive");
+    dnnl_primitive_desc_destroy(pd);
+    return p;
+}
+
+static void run_reorder(dnnl_primitive_t r, const dnnl_memory_desc_t *from, const void *src,
+                        const dnnl_memory_desc_t *to, void *dst)
+{
+    dnnl_memory_t a, b;
+    ck(dnnl_memory_create(&a, from, g_engine, (void *)src), "memory reorder src");
+    ck(dnnl_memory_create(&b, to, g_engine, dst), "memory reorder dst");
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
+    ck(dnnl_primitive_execute(r, t_stream, 2, args), "reorder execute");
+    ck(dnnl_stream_wait(t_stream), "stream_wait");
+    dnnl_memory_destroy(a);
+    dnnl_memory_destroy(b);
+}
+
+static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
 {
     int OH = (k->H + 2 * k->pad - k->KH) / k->stride + 1, OW = (k->W + 2 * k->pad - k->KW) / k->stride + 1;
     dnnl_dims_t sd = {k->N, k->IC, k->H, k->W}, wd = {k->OC, k->IC, k->KH, k->KW}, bd = {k->OC},
@@ -51,19 +111,46 @@ static void conv_entry_build(conv_entry *e, const conv_key *k)
     /* right padding chosen so that oneDNN's output size equals the floor formula */
     dnnl_dims_t strides = {k->stride, k->stride}, pl = {k->pad, k->pad},
                 pr = {(OH - 1) * k->stride + k->KH - k->H - k->pad, (OW - 1) * k->stride + k->KW - k->W - k->pad};
-    ck(dnnl_memory_desc_init_by_tag(&e->src, 4, sd, dnnl_f32, dnnl_nchw), "md src");
-    ck(dnnl_memory_desc_init_by_tag(&e->wei, 4, wd, dnnl_f32, dnnl_oihw), "md weights");
+    dnnl_memory_desc_t as, aw, ad;
+    ck(dnnl_memory_desc_init_by_tag(&e->psrc, 4, sd, dnnl_f32, dnnl_nchw), "md src");
+    ck(dnnl_memory_desc_init_by_tag(&e->pwei, 4, wd, dnnl_f32, dnnl_oihw), "md weights");
     ck(dnnl_memory_desc_init_by_tag(&e->bia, 1, bd, dnnl_f32, dnnl_x), "md bias");
-    ck(dnnl_memory_desc_init_by_tag(&e->dst, 4, dd, dnnl_f32, dnnl_nchw), "md dst");
+    ck(dnnl_memory_desc_init_by_tag(&e->pdst, 4, dd, dnnl_f32, dnnl_nchw), "md dst");
+    ck(dnnl_memory_desc_init_by_tag(&as, 4, sd, dnnl_f32, dnnl_format_tag_any), "md src any");
+    ck(dnnl_memory_desc_init_by_tag(&aw, 4, wd, dnnl_f32, dnnl_format_tag_any), "md weights any");
+    ck(dnnl_memory_desc_init_by_tag(&ad, 4, dd, dnnl_f32, dnnl_format_tag_any), "md dst any");
     dnnl_convolution_desc_t cd;
-    ck(dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct,
-                                          &e->src, &e->wei, k->bias ? &e->bia : NULL, &e->dst,
-                                          strides, pl, pr), "convolution desc");
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, &as, &aw, k->bias ? &e->bia : NULL,
+                                           &ad, strides, pl, pr) != dnnl_success)
+        return -1;
     dnnl_primitive_desc_t pd;
-    ck(dnnl_primitive_desc_create(&pd, &cd, NULL, g_engine, NULL), "convolution primitive desc");
+    if (dnnl_primitive_desc_create(&pd, &cd, NULL, g_engine, NULL) != dnnl_success) return -1;
+    e->src = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
+    e->wei = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    e->dst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     ck(dnnl_primitive_create(&e->prim, pd), "convolution primitive");
     dnnl_primitive_desc_destroy(pd);
+    e->rsrc = dnnl_memory_desc_equal(&e->src, &e->psrc) ? NULL : make_reorder(&e->psrc, &e->src);
+    e->rdst = dnnl_memory_desc_equal(&e->dst, &e->pdst) ? NULL : make_reorder(&e->dst, &e->pdst);
     e->key = *k;
+    return 0;
+}
+
+static void conv_entry_build(conv_entry *e, const conv_key *k)
+{
+    if (g_wino && k->KH == 3 && k->KW == 3 && k->stride == 1 && try_build(e, k, dnnl_convolution_winograd) == 0)
+        return;
+    if (try_build(e, k, dnnl_convolution_direct)) {
+        fprintf(stderr, "ops: oneDNN convolution desc failed\n");
+        abort();
+    }
+}
+
+static void conv_entry_clear(conv_entry *e)
+{
+    dnnl_primitive_destroy(e->prim);
+    if (e->rsrc) dnnl_primitive_destroy(e->rsrc);
+    if (e->rdst) dnnl_primitive_destroy(e->rdst);
 }
 
 /* Find or build the primitive for k; returns it with the cache lock released.
@@ -71,7 +158,6 @@ static void conv_entry_build(conv_entry *e, const conv_key *k)
  * worker thread runs convs at a time; the lock guards the table itself. */
 static conv_entry *conv_lookup(const conv_key *k)
 {
-    pthread_once(&g_once, engine_init);
     pthread_mutex_lock(&g_lock);
     conv_entry *hit = NULL, *victim = &g_cache[0];
     for (int i = 0; i < CONV_CACHE; i++) {
@@ -80,13 +166,70 @@ static conv_entry *conv_lookup(const conv_key *k)
         if (e->used < victim->used) victim = e;
     }
     if (!hit) {
-        if (victim->used) dnnl_primitive_destroy(victim->prim);
+        if (victim->used) conv_entry_clear(victim);
         conv_entry_build(victim, k);
         hit = victim;
     }
     hit->used = ++g_clock;
     pthread_mutex_unlock(&g_lock);
     return hit;
+}
+
+static void fingerprint(const float *w, size_t n, float f[8])
+{
+    for (int i = 0; i < 8; i++) f[i] = w[(n - 1) * i / 7];
+}
+
+/* The weights of e in its layout, reordered on first use. */
+static void *weights_for(conv_entry *e, const float *w)
+{
+    if (dnnl_memory_desc_equal(&e->wei, &e->pwei)) return (void *)w;
+    size_t n = (size_t)e->key.OC * e->key.IC * e->key.KH * e->key.KW;
+    float f[8];
+    fingerprint(w, n, f);
+    pthread_mutex_lock(&g_lock);
+    for (size_t i = 0; i < g_nw; i++) {
+        wcache *c = &g_w[i];
+        if (c->ptr == w && dnnl_memory_desc_equal(&c->md, &e->wei)) {
+            if (!memcmp(c->finger, f, sizeof f)) {
+                pthread_mutex_unlock(&g_lock);
+                return c->buf;
+            }
+            free(c->buf);          /* pointer reused for other weights: drop the stale copy */
+            *c = g_w[--g_nw];
+            break;
+        }
+    }
+    if (g_nw == g_capw) {
+        size_t cap = g_capw ? 2 * g_capw : 256;
+        wcache *nw = realloc(g_w, cap * sizeof *nw);
+        if (!nw) { fprintf(stderr, "ops: weight cache allocation failed\n"); abort(); }
+        g_w = nw;
+        g_capw = cap;
+    }
+    wcache *c = &g_w[g_nw];
+    c->ptr = w;
+    c->md = e->wei;
+    memcpy(c->finger, f, sizeof f);
+    size_t bytes = dnnl_memory_desc_get_size(&e->wei);
+    c->buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!c->buf) { fprintf(stderr, "ops: weight cache allocation failed (%zu bytes)\n", bytes); abort(); }
+    dnnl_primitive_t r = make_reorder(&e->pwei, &e->wei);
+    run_reorder(r, &e->pwei, w, &e->wei, c->buf);
+    dnnl_primitive_destroy(r);
+    g_nw++;
+    pthread_mutex_unlock(&g_lock);
+    return c->buf;
+}
+
+void ops_release_weights(void)
+{
+    pthread_mutex_lock(&g_lock);
+    for (size_t i = 0; i < g_nw; i++) free(g_w[i].buf);
+    free(g_w);
+    g_w = NULL;
+    g_nw = g_capw = 0;
+    pthread_mutex_unlock(&g_lock);
 }
 
 void op_conv2d(const float *x, int N, int IC, int H, int W,
@@ -97,12 +240,22 @@ void op_conv2d(const float *x, int N, int IC, int H, int W,
     memset(&k, 0, sizeof k);   /* padding bytes take part in memcmp */
     k.N = N; k.IC = IC; k.H = H; k.W = W; k.OC = OC; k.KH = KH; k.KW = KW;
     k.stride = stride; k.pad = pad; k.bias = b != NULL;
-    conv_entry *e = conv_lookup(&k);
+    pthread_once(&g_once, engine_init);
     if (!t_stream) ck(dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags), "stream_create");
+    conv_entry *e = conv_lookup(&k);
+    void *wb = weights_for(e, w);
+    const void *src = x;
+    void *dst = y;
+    if (e->rsrc) {
+        void *bs = grow(&t_bsrc, &t_nsrc, dnnl_memory_desc_get_size(&e->src));
+        run_reorder(e->rsrc, &e->psrc, x, &e->src, bs);
+        src = bs;
+    }
+    if (e->rdst) dst = grow(&t_bdst, &t_ndst, dnnl_memory_desc_get_size(&e->dst));
     dnnl_memory_t ms, mw, mb = NULL, md;
-    ck(dnnl_memory_create(&ms, &e->src, g_engine, (void *)x), "memory src");
-    ck(dnnl_memory_create(&mw, &e->wei, g_engine, (void *)w), "memory weights");
-    ck(dnnl_memory_create(&md, &e->dst, g_engine, y), "memory dst");
+    ck(dnnl_memory_create(&ms, &e->src, g_engine, (void *)src), "memory src");
+    ck(dnnl_memory_create(&mw, &e->wei, g_engine, wb), "memory weights");
+    ck(dnnl_memory_create(&md, &e->dst, g_engine, dst), "memory dst");
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
     int nargs = 3;
     if (b) {
@@ -113,4 +266,5 @@ void op_conv2d(const float *x, int N, int IC, int H, int W,
     ck(dnnl_stream_wait(t_stream), "stream_wait");
     dnnl_memory_destroy(ms); dnnl_memory_destroy(mw); dnnl_memory_destroy(md);
     if (mb) dnnl_memory_destroy(mb);
+    if (e->rdst) run_reorder(e->rdst, &e->dst, dst, &e->pdst, y);
 }

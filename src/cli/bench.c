@@ -1,0 +1,280 @@
+/* bench.c — `sdserve bench`: times each engine stage on this machine.
+ *
+ * Stages: model load, text encoder (prompt + negative, as a CFG run does),
+ * one UNet CFG step (batch 2*B), VAE decode and VAE encode (batch B).  Each
+ * is run --repeats times; the median is reported with the FLOPs of the stage,
+ * the GFLOP/s achieved and its share of the machine's fp32 peak, which the
+ * command measures itself with an FMA loop on the engine's thread count.
+ * FLOP counts are the SD 1.5 reference figures (multiply-add = 2) scaled
+ * linearly by the latent area; they are exact for SD 1.5 at 512x512 and only
+ * indicative for other models or sizes (attention grows faster than area). */
+#include "cli.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "../engine/models/clip.h"
+#include "../engine/models/unet.h"
+#include "../engine/models/vae.h"
+#include "../engine/pipeline.h"
+#include "../engine/sd.h"
+
+/* SD 1.5 reference costs in GFLOP (shared/reference/README.md, sd15/). */
+#define GF_TEXT 13.3      /* one 77-token sequence */
+#define GF_UNET 803.3     /* one image at a 64x64 latent */
+#define GF_DEC 2514.5     /* one 64x64 latent to 512x512 */
+#define GF_ENC 1116.7     /* one 512x512 image */
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n)
+{
+    qsort(v, n, sizeof *v, cmp_d);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+/* Peak fp32 FMA throughput: 12 independent accumulators per thread (enough
+ * to cover FMA latency x 2 ports), AVX-512 when present, else AVX2. */
+
+/* Twelve named accumulators (an array would live in memory and chain
+ * through store-forwarding).  Intrinsics, because -std=c11 turns off FMA
+ * contraction of a*b+c. */
+#define FMA_BODY(V, SET1, FMA, ADD, CVT)                                            \
+    V m = SET1(0.999999f), c = SET1(1e-7f);                                         \
+    V a0 = SET1(0.f), a1 = SET1(1.f), a2 = SET1(2.f), a3 = SET1(3.f), a4 = SET1(4.f), a5 = SET1(5.f); \
+    V a6 = SET1(6.f), a7 = SET1(7.f), a8 = SET1(8.f), a9 = SET1(9.f), a10 = SET1(10.f), a11 = SET1(11.f); \
+    for (long i = 0; i < iters; i++) {                                              \
+        a0 = FMA(a0, m, c); a1 = FMA(a1, m, c); a2 = FMA(a2, m, c); a3 = FMA(a3, m, c); \
+        a4 = FMA(a4, m, c); a5 = FMA(a5, m, c); a6 = FMA(a6, m, c); a7 = FMA(a7, m, c); \
+        a8 = FMA(a8, m, c); a9 = FMA(a9, m, c); a10 = FMA(a10, m, c); a11 = FMA(a11, m, c); \
+    }                                                                               \
+    V s = ADD(ADD(ADD(a0, a1), ADD(a2, a3)), ADD(ADD(a4, a5), ADD(a6, a7)));        \
+    s = ADD(s, ADD(ADD(a8, a9), ADD(a10, a11)));                                    \
+    return CVT(s);
+
+__attribute__((target("avx512f,fma"))) static float fma_loop16(long iters)
+{
+    FMA_BODY(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_cvtss_f32)
+}
+__attribute__((target("avx2,fma"))) static float fma_loop8(long iters)
+{
+    FMA_BODY(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_cvtss_f32)
+}
+
+static volatile float g_sink;
+
+/* GFLOP/s of the FMA loop on `threads` threads (best of 3 half-second runs). */
+static double measure_peak(int threads, const char **isa)
+{
+    int w512 = __builtin_cpu_supports("avx512f");
+    int lanes = w512 ? 16 : 8;
+    *isa = w512 ? "AVX-512" : "AVX2";
+    long iters = 20000000;
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now();
+        #pragma omp parallel num_threads(threads)
+        {
+            float r = w512 ? fma_loop16(iters) : fma_loop8(iters);
+            #pragma omp atomic
+            g_sink += r;
+        }
+        double dt = now() - t0;
+        double gf = (double)threads * iters * 12 * lanes * 2 / dt * 1e-9;
+        if (gf > best) best = gf;
+    }
+    return best;
+}
+
+static double peak_rss_gb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / (1024.0 * 1024.0);
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: sdserve bench --model M [options]\n"
+            "  --model PATH       checkpoint (.safetensors) or diffusers folder\n"
+            "  --vocab PATH       tokenizer vocabulary (bpe_simple_vocab_16e6.txt.gz)\n"
+            "  -W, --width N      image width (512)\n"
+            "  -H, --height N     image height (512)\n"
+            "  --batch B          images per run (1): UNet rows 2B, VAE B\n"
+            "  --repeats R        runs per stage, median reported (3)\n"
+            "  --steps N          accepted for symmetry with generate; bench times one step\n"
+            "  --threads N        engine threads (0 = all cores)\n"
+            "  --skip LIST        stages to skip, comma-separated: load,text,unet,decode,encode\n");
+}
+
+static void report(const char *name, double *t, int n, double gflop, double peak)
+{
+    double m = median(t, n);
+    if (gflop > 0)
+        printf("%-14s %9.3f s  %9.1f GFLOP  %7.1f GFLOP/s  %5.1f %% of peak\n", name, m, gflop,
+               gflop / m, 100.0 * gflop / m / peak);
+    else
+        printf("%-14s %9.3f s\n", name, m);
+    fflush(stdout);
+}
+
+static int parse_int(const char *o, const char *v, int lo, int hi, int *dst)
+{
+    char *e;
+    long x = v ? strtol(v, &e, 10) : 0;
+    if (!v || *e || e == v || x < lo || x > hi) {
+        fprintf(stderr, "bench: %s must be an integer in [%d, %d]\n", o, lo, hi);
+        return -1;
+    }
+    *dst = (int)x;
+    return 0;
+}
+
+int cli_bench(int argc, char **argv)
+{
+    const char *model = NULL, *vocab = NULL, *skip = "";
+    int W = 512, H = 512, batch = 1, repeats = 3, steps = 1, threads = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (!strcmp(o, "-h") || !strcmp(o, "--help")) { usage(stdout); return 0; }
+        else if (!strcmp(o, "--model") || !strcmp(o, "-m")) { model = v; i++; bad = !v; }
+        else if (!strcmp(o, "--vocab")) { vocab = v; i++; bad = !v; }
+        else if (!strcmp(o, "--skip")) { skip = v; i++; bad = !v; }
+        else if (!strcmp(o, "-W") || !strcmp(o, "--width")) { bad = parse_int(o, v, 8, 4096, &W); i++; }
+        else if (!strcmp(o, "-H") || !strcmp(o, "--height")) { bad = parse_int(o, v, 8, 4096, &H); i++; }
+        else if (!strcmp(o, "--batch")) { bad = parse_int(o, v, 1, 64, &batch); i++; }
+        else if (!strcmp(o, "--repeats")) { bad = parse_int(o, v, 1, 100, &repeats); i++; }
+        else if (!strcmp(o, "--steps")) { bad = parse_int(o, v, 1, 1000, &steps); i++; }
+        else if (!strcmp(o, "--threads")) { bad = parse_int(o, v, 0, 1024, &threads); i++; }
+        else { fprintf(stderr, "bench: unknown option '%s'\n", o); usage(stderr); return 2; }
+        if (bad) { if (!v) fprintf(stderr, "bench: %s needs a value\n", o); return 2; }
+    }
+    if (!model) { usage(stderr); return 2; }
+    int do_load = !strstr(skip, "load"), do_text = !strstr(skip, "text"), do_unet = !strstr(skip, "unet"),
+        do_dec = !strstr(skip, "decode"), do_enc = !strstr(skip, "encode");
+
+    sd_load_opts lo = {0};
+    lo.model_path = model;
+    lo.vocab_path = vocab;
+    lo.threads = threads;
+    sd_err err = {0};
+    double *t = calloc(repeats, sizeof *t);
+    if (!t) return 1;
+
+    /* Load first (the engine sets up the thread team), then measure the peak on it. */
+    double t0 = now();
+    sd_engine *e = sd_engine_load(&lo, &err);
+    double tload0 = now() - t0;
+    if (!e) { fprintf(stderr, "bench: %s\n", err.msg); free(t); return 1; }
+    int nth = omp_get_max_threads();
+    const char *isa;
+    double peak = measure_peak(nth, &isa);
+    sd_model_info info;
+    sd_engine_info(e, &info);
+    printf("model %s (%s, %.3f B params), %dx%d, batch %d, %d repeats, %d threads\n", info.name, info.family,
+           info.params * 1e-9, W, H, batch, repeats, nth);
+    printf("peak (%s FMA loop, %d threads): %.1f GFLOP/s\n", isa, nth, peak);
+    printf("%-14s %9s    %9s        %7s\n", "stage", "median", "work", "rate");
+
+    if (do_load) {
+        t[0] = tload0;   /* the first load warms the page cache; it counts as one repeat */
+        for (int r = 1; r < repeats; r++) {
+            sd_engine_free(e);
+            t0 = now();
+            e = sd_engine_load(&lo, &err);
+            t[r] = now() - t0;
+            if (!e) { fprintf(stderr, "bench: %s\n", err.msg); free(t); return 1; }
+        }
+        report("load", t, repeats, 0, peak);
+    }
+
+    int lw, lh;
+    sd_latent_size(e, W, H, &lw, &lh);
+    double area = (double)lw * lh / 4096.0;
+    float *ctx = NULL;
+    int T = 0, Wc = 0;
+    const char *prompt = "a photograph of an astronaut riding a horse on the moon, detailed, 8k";
+    for (int r = 0; r < (do_text ? repeats : 1); r++) {
+        free(ctx);
+        ctx = NULL;
+        t0 = now();
+        if (sd_encode_text(e, prompt, "blurry, low quality", &ctx, &T, &Wc, &err)) {
+            fprintf(stderr, "bench: %s\n", err.msg);
+            free(t);
+            sd_engine_free(e);
+            return 1;
+        }
+        t[r] = now() - t0;
+    }
+    if (do_text) report("text encoder", t, repeats, 2 * GF_TEXT * (T / 77), peak);
+
+    struct sd_unet *un = sd_engine_unet(e);
+    struct sd_vae *va = sd_engine_vae(e);
+    const unet_info *ui = unet_get_info(un);
+    int C = ui->in_channels, rows = 2 * batch, S = vae_scale(va);
+    size_t per = (size_t)C * lh * lw, npix = (size_t)3 * lh * S * lw * S;
+    float *x = malloc(sizeof(float) * per * rows), *o = malloc(sizeof(float) * per * rows);
+    float *ts = malloc(sizeof(float) * rows), *ctxb = malloc(sizeof(float) * (size_t)rows * T * Wc);
+    float *img = malloc(sizeof(float) * npix * batch), *mom = malloc(sizeof(float) * 2 * per * batch);
+    int rc = 1;
+    if (!x || !o || !ts || !ctxb || !img || !mom) { fprintf(stderr, "bench: out of memory\n"); goto done; }
+    srand(1);
+    for (size_t i = 0; i < per * rows; i++) x[i] = (float)rand() / RAND_MAX * 2.f - 1.f;
+    for (int r = 0; r < rows; r++) {
+        ts[r] = 500.f;
+        memcpy(ctxb + (size_t)r * T * Wc, ctx + (size_t)(r < batch ? 0 : 1) * T * Wc, sizeof(float) * T * Wc);
+    }
+    if (do_unet) {
+        for (int r = 0; r < repeats; r++) {
+            t0 = now();
+            if (unet_forward(un, x, ts, ctxb, rows, lh, lw, T, o, &err)) goto fail;
+            t[r] = now() - t0;
+        }
+        report("unet cfg step", t, repeats, GF_UNET * area * rows, peak);
+    }
+    if (do_dec) {
+        for (int r = 0; r < repeats; r++) {
+            t0 = now();
+            if (vae_decode(va, x, batch, lh, lw, img, &err)) goto fail;
+            t[r] = now() - t0;
+        }
+        report("vae decode", t, repeats, GF_DEC * area * batch, peak);
+    }
+    if (do_enc && vae_has_encoder(va)) {
+        for (size_t i = 0; i < npix * batch; i++) img[i] = (float)rand() / RAND_MAX * 2.f - 1.f;
+        for (int r = 0; r < repeats; r++) {
+            t0 = now();
+            if (vae_encode_moments(va, img, batch, lh * S, lw * S, mom, &err)) goto fail;
+            t[r] = now() - t0;
+        }
+        report("vae encode", t, repeats, GF_ENC * area * batch, peak);
+    }
+    printf("peak RSS %.2f GB\n", peak_rss_gb());
+    rc = 0;
+    goto done;
+fail:
+    fprintf(stderr, "bench: %s\n", err.msg);
+done:
+    free(x); free(o); free(ts); free(ctxb); free(img); free(mom); free(ctx); free(t);
+    sd_engine_free(e);
+    return rc;
+}
