@@ -15,7 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../ops/ops.h"
 #include "ldm_names.h"
@@ -35,6 +37,7 @@ struct sd_weights {
     sdw_tensor *t;
     size_t n, cap;
     float *bufs[SDW_MAXFILES];
+    size_t buflen[SDW_MAXFILES];   /* bytes of bufs[i] */
 };
 
 /* ---- small helpers ---- */
@@ -129,6 +132,15 @@ static int add_tensor(sd_weights *w, const char *name, const char *src, const ch
 typedef struct { int kind; char name[SDW_NAMELEN]; } plan_t;
 
 /* Map every entry of file f, then convert the kept ones and add them. */
+/* madvise(DONTNEED) the whole pages inside [p, p+n): content stays valid
+ * for file maps (re-read on access); callers never read anonymous ones again. */
+static void drop_pages(const void *p, size_t n)
+{
+    uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + ps - 1) & ~(ps - 1),
+              b = ((uintptr_t)p + n) & ~(ps - 1);
+    if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *err)
 {
     st_file *f = &w->files[fi];
@@ -186,6 +198,7 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
             goto out;
         }
         w->bufs[fi] = buf;
+        w->buflen[fi] = nconv * sizeof(float);
     }
 
     /* Pass 2: assign data (converting in parallel), add tensors. */
@@ -208,6 +221,15 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
         if (plan[i].kind != LDM_IGNORE && (float *)e->data != dst[i])
             st_to_f32(dst[i], e->data, e->dtype, (size_t)e->numel);
     }
+    /* The 2-byte sources are not read again: give their pages back (they
+     * would otherwise stay resident beside the fp32 copies). */
+    for (size_t i = 0; i < f->n; i++) {
+        const st_entry *e = &f->e[i];
+        if (plan[i].kind != LDM_IGNORE && (float *)e->data != dst[i]) drop_pages(e->data, e->nbytes);
+    }
+    /* op_conv2d may drop the pages of conv weights it has copied to its layout. */
+    if (buf) ops_weights_releasable(buf, nconv * sizeof(float));
+    ops_weights_releasable(f->map, f->size);
     rc = 0;
     for (size_t i = 0; i < f->n && rc == 0; i++) {
         const st_entry *e = &f->e[i];
@@ -367,14 +389,20 @@ sd_weights *sdw_open(const char *path, sd_err *err)
 void sdw_close(sd_weights *w)
 {
     if (!w) return;
-    ops_release_weights();   /* conv weight copies keyed by pointers into this checkpoint */
     for (size_t i = 0; i < w->n; i++) {
         free((char *)w->t[i].name);
         free((char *)w->t[i].src_name);
     }
     free(w->t);
-    for (size_t i = 0; i < w->nfiles; i++) st_close(&w->files[i]);
-    for (size_t i = 0; i < SDW_MAXFILES; i++) free(w->bufs[i]);
+    /* conv weight copies are keyed by pointers into this checkpoint */
+    for (size_t i = 0; i < w->nfiles; i++) {
+        ops_weights_forget(w->files[i].map, w->files[i].size);
+        st_close(&w->files[i]);
+    }
+    for (size_t i = 0; i < SDW_MAXFILES; i++) {
+        ops_weights_forget(w->bufs[i], w->buflen[i]);
+        free(w->bufs[i]);
+    }
     free(w->path);
     free(w->folder);
     free(w->single);

@@ -27,9 +27,16 @@ void op_conv2d(const float *x, int N, int IC, int H, int W,
                int stride, int pad, float *y);
 
 /* op_conv2d keeps a copy of each weight tensor reordered to oneDNN's
- * preferred layout, keyed by the pointer w (weights must not change while
- * cached).  Drop all copies; called when a checkpoint's weights are freed. */
+ * preferred layout, keyed by the pointer w; outside registered checkpoint
+ * memory a fingerprint of sampled values detects a reused pointer.
+ * ops_release_weights drops every copy and registration. */
 void ops_release_weights(void);
+/* Declare [p, p+bytes) as checkpoint memory, valid until
+ * ops_weights_forget(p, bytes): once op_conv2d has copied a weight tensor
+ * from it, it gives the original's pages back to the OS and never reads
+ * it again.  Forget drops the copies of weights inside the range. */
+void ops_weights_releasable(const void *p, size_t bytes);
+void ops_weights_forget(const void *p, size_t bytes);
 
 /* y[M,OUT] = x[M,IN] · w[OUT,IN]^T + b[OUT] (b may be NULL). */
 void op_linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y);

@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #define CONV_CACHE 96
 
@@ -50,6 +52,10 @@ static unsigned long long g_clock;
 static wcache *g_w;
 static size_t g_nw, g_capw;
 static int g_wino;
+/* Checkpoint memory whose conv weights may be dropped once copied. */
+#define MAX_RANGES 16
+static struct { uintptr_t lo, hi; } g_rng[MAX_RANGES];
+static int g_nrng;
 static _Thread_local dnnl_stream_t t_stream;
 static _Thread_local void *t_bsrc, *t_bdst;
 static _Thread_local size_t t_nsrc, t_ndst;
@@ -180,32 +186,62 @@ static void fingerprint(const float *w, size_t n, float f[8])
     for (int i = 0; i < 8; i++) f[i] = w[(n - 1) * i / 7];
 }
 
-/* The weights of e in its layout, reordered on first use. */
+static int releasable(const float *w, size_t bytes)
+{
+    for (int i = 0; i < g_nrng; i++)
+        if ((uintptr_t)w >= g_rng[i].lo && (uintptr_t)w + bytes <= g_rng[i].hi) return 1;
+    return 0;
+}
+
+void ops_weights_releasable(const void *p, size_t bytes)
+{
+    if (!p || !bytes) return;
+    pthread_mutex_lock(&g_lock);
+    if (g_nrng < MAX_RANGES) {
+        g_rng[g_nrng].lo = (uintptr_t)p;
+        g_rng[g_nrng].hi = (uintptr_t)p + bytes;
+        g_nrng++;
+    }
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* The weights of e in its layout, reordered on first use.  A tensor in
+ * checkpoint memory has its original pages dropped after the first copy;
+ * another layout of it is then reordered from that copy.  Elsewhere a
+ * fingerprint of sampled values catches a freed pointer reused for other
+ * weights. */
 static void *weights_for(conv_entry *e, const float *w)
 {
     if (dnnl_memory_desc_equal(&e->wei, &e->pwei)) return (void *)w;
     size_t n = (size_t)e->key.OC * e->key.IC * e->key.KH * e->key.KW;
-    float f[8];
-    fingerprint(w, n, f);
     pthread_mutex_lock(&g_lock);
+    int rel = releasable(w, n * sizeof(float));
+    float f[8] = {0};
+    if (!rel) fingerprint(w, n, f);
+    wcache *other = NULL;
     for (size_t i = 0; i < g_nw; i++) {
         wcache *c = &g_w[i];
-        if (c->ptr == w && dnnl_memory_desc_equal(&c->md, &e->wei)) {
-            if (!memcmp(c->finger, f, sizeof f)) {
-                pthread_mutex_unlock(&g_lock);
-                return c->buf;
-            }
-            free(c->buf);          /* pointer reused for other weights: drop the stale copy */
+        if (c->ptr != w) continue;
+        if (!rel && memcmp(c->finger, f, sizeof f)) {   /* stale copy of reused memory */
+            free(c->buf);
             *c = g_w[--g_nw];
-            break;
+            i--;
+            continue;
         }
+        if (dnnl_memory_desc_equal(&c->md, &e->wei)) {
+            pthread_mutex_unlock(&g_lock);
+            return c->buf;
+        }
+        other = c;
     }
     if (g_nw == g_capw) {
         size_t cap = g_capw ? 2 * g_capw : 256;
+        size_t oi = other ? (size_t)(other - g_w) : 0;
         wcache *nw = realloc(g_w, cap * sizeof *nw);
         if (!nw) { fprintf(stderr, "ops: weight cache allocation failed\n"); abort(); }
         g_w = nw;
         g_capw = cap;
+        if (other) other = &g_w[oi];
     }
     wcache *c = &g_w[g_nw];
     c->ptr = w;
@@ -214,10 +250,17 @@ static void *weights_for(conv_entry *e, const float *w)
     size_t bytes = dnnl_memory_desc_get_size(&e->wei);
     c->buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
     if (!c->buf) { fprintf(stderr, "ops: weight cache allocation failed (%zu bytes)\n", bytes); abort(); }
-    dnnl_primitive_t r = make_reorder(&e->pwei, &e->wei);
-    run_reorder(r, &e->pwei, w, &e->wei, c->buf);
+    const dnnl_memory_desc_t *from = other ? &other->md : &e->pwei;
+    const void *src = other ? other->buf : (const void *)w;
+    dnnl_primitive_t r = make_reorder(from, &e->wei);
+    run_reorder(r, from, src, &e->wei, c->buf);
     dnnl_primitive_destroy(r);
     g_nw++;
+    if (rel && !other) {   /* first copy: the original is not read again */
+        uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w + ps - 1) & ~(ps - 1),
+                  b = ((uintptr_t)w + n * sizeof(float)) & ~(ps - 1);
+        if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+    }
     pthread_mutex_unlock(&g_lock);
     return c->buf;
 }
@@ -229,6 +272,22 @@ void ops_release_weights(void)
     free(g_w);
     g_w = NULL;
     g_nw = g_capw = 0;
+    g_nrng = 0;
+    pthread_mutex_unlock(&g_lock);
+}
+
+void ops_weights_forget(const void *p, size_t bytes)
+{
+    if (!p) return;
+    uintptr_t lo = (uintptr_t)p, hi = lo + bytes;
+    pthread_mutex_lock(&g_lock);
+    for (size_t i = 0; i < g_nw; i++)
+        if ((uintptr_t)g_w[i].ptr >= lo && (uintptr_t)g_w[i].ptr < hi) {
+            free(g_w[i].buf);
+            g_w[i--] = g_w[--g_nw];
+        }
+    for (int i = 0; i < g_nrng; i++)
+        if (g_rng[i].lo == lo && g_rng[i].hi == hi) g_rng[i--] = g_rng[--g_nrng];
     pthread_mutex_unlock(&g_lock);
 }
 
