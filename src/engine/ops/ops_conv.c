@@ -232,7 +232,7 @@ static void *weights_for(conv_entry *e, const float *w)
             pthread_mutex_unlock(&g_lock);
             return c->buf;
         }
-        other = c;
+        if (c->md.format_kind == dnnl_blocked) other = c;   /* Winograd layouts cannot be reordered from */
     }
     if (g_nw == g_capw) {
         size_t cap = g_capw ? 2 * g_capw : 256;
@@ -256,7 +256,8 @@ static void *weights_for(conv_entry *e, const float *w)
     run_reorder(r, from, src, &e->wei, c->buf);
     dnnl_primitive_destroy(r);
     g_nw++;
-    if (rel && !other) {   /* first copy: the original is not read again */
+    if (rel && !other && e->wei.format_kind == dnnl_blocked) {
+        /* first plain-reorderable copy: the original is not read again */
         uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w + ps - 1) & ~(ps - 1),
                   b = ((uintptr_t)w + n * sizeof(float)) & ~(ps - 1);
         if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
