@@ -1,7 +1,6 @@
-/* sha256.c — SHA-256 (FIPS 180-4): content-derived image names, model hashes. */
+/* sha256.c — SHA-256 (FIPS 180-4) and HMAC-SHA256 (RFC 2104), see sha256.h. */
 #include "sha256.h"
 
-#include <stdint.h>
 #include <string.h>
 
 static const uint32_t K256[64] = {
@@ -33,34 +32,90 @@ static void sha256_block(uint32_t h[8], const unsigned char *p)
     h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e; h[5] += f; h[6] += g; h[7] += hh;
 }
 
-void sd_sha256(const void *data_, size_t n, unsigned char out[32])
+void sd_sha256_init(sd_sha256_ctx *c)
 {
-    const unsigned char *data = data_;
-    uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-    size_t i = 0;
-    for (; i + 64 <= n; i += 64) sha256_block(h, data + i);
-    unsigned char tail[128] = {0};
-    size_t r = n - i;
-    memcpy(tail, data + i, r);
-    tail[r] = 0x80;
-    size_t tl = r < 56 ? 64 : 128;
-    uint64_t bits = (uint64_t)n * 8;
-    for (int k = 0; k < 8; k++) tail[tl - 1 - k] = (unsigned char)(bits >> (8 * k));
-    for (size_t k = 0; k < tl; k += 64) sha256_block(h, tail + k);
-    for (int k = 0; k < 8; k++) {
-        out[4 * k] = h[k] >> 24; out[4 * k + 1] = h[k] >> 16; out[4 * k + 2] = h[k] >> 8; out[4 * k + 3] = h[k];
+    static const uint32_t h0[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                                   0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+    memcpy(c->h, h0, sizeof h0);
+    c->len = 0;
+    c->nbuf = 0;
+}
+
+void sd_sha256_update(sd_sha256_ctx *c, const void *data, size_t n)
+{
+    const unsigned char *p = data;
+    c->len += n;
+    if (c->nbuf) {
+        size_t take = 64 - c->nbuf < n ? 64 - c->nbuf : n;
+        memcpy(c->buf + c->nbuf, p, take);
+        c->nbuf += take;
+        p += take;
+        n -= take;
+        if (c->nbuf < 64) return;
+        sha256_block(c->h, c->buf);
+        c->nbuf = 0;
     }
+    for (; n >= 64; p += 64, n -= 64) sha256_block(c->h, p);
+    if (n) memcpy(c->buf, p, n);
+    c->nbuf = n;
+}
+
+void sd_sha256_final(sd_sha256_ctx *c, unsigned char out[32])
+{
+    uint64_t bits = c->len * 8;
+    unsigned char pad[72] = {0x80};
+    size_t np = (c->nbuf < 56 ? 56 : 120) - c->nbuf;
+    for (int i = 0; i < 8; i++) pad[np + i] = (unsigned char)(bits >> (56 - 8 * i));
+    sd_sha256_update(c, pad, np + 8);
+    for (int k = 0; k < 8; k++) {
+        out[4 * k] = (unsigned char)(c->h[k] >> 24);
+        out[4 * k + 1] = (unsigned char)(c->h[k] >> 16);
+        out[4 * k + 2] = (unsigned char)(c->h[k] >> 8);
+        out[4 * k + 3] = (unsigned char)c->h[k];
+    }
+}
+
+void sd_sha256(const void *data, size_t n, unsigned char out[32])
+{
+    sd_sha256_ctx c;
+    sd_sha256_init(&c);
+    sd_sha256_update(&c, data, n);
+    sd_sha256_final(&c, out);
+}
+
+void sd_hex(const unsigned char *bytes, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t k = 0; k < n; k++) {
+        out[2 * k] = hx[bytes[k] >> 4];
+        out[2 * k + 1] = hx[bytes[k] & 15];
+    }
+    out[2 * n] = 0;
 }
 
 void sd_sha256_hex(const void *data, size_t n, int nbytes, char *out)
 {
-    static const char hx[] = "0123456789abcdef";
     unsigned char d[32];
     sd_sha256(data, n, d);
     if (nbytes > 32) nbytes = 32;
-    for (int k = 0; k < nbytes; k++) {
-        out[2 * k] = hx[d[k] >> 4];
-        out[2 * k + 1] = hx[d[k] & 15];
-    }
-    out[2 * nbytes] = 0;
+    if (nbytes < 0) nbytes = 0;
+    sd_hex(d, (size_t)nbytes, out);
+}
+
+void sd_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen, unsigned char out[32])
+{
+    unsigned char k0[64] = {0}, pad[64], inner[32];
+    if (klen > 64) sd_sha256(key, klen, k0);
+    else if (klen) memcpy(k0, key, klen);
+    sd_sha256_ctx c;
+    for (int i = 0; i < 64; i++) pad[i] = k0[i] ^ 0x36;
+    sd_sha256_init(&c);
+    sd_sha256_update(&c, pad, 64);
+    sd_sha256_update(&c, msg, mlen);
+    sd_sha256_final(&c, inner);
+    for (int i = 0; i < 64; i++) pad[i] = k0[i] ^ 0x5c;
+    sd_sha256_init(&c);
+    sd_sha256_update(&c, pad, 64);
+    sd_sha256_update(&c, inner, 32);
+    sd_sha256_final(&c, out);
 }

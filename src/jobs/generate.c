@@ -59,7 +59,9 @@ int gen_run(void *ud, const job_input *in, sd_progress_fn progress, void *progre
         char key[STORAGE_KEY_MAX];
         if (!rc && !g->store) rc = sd_errf(err, SD_EINTERNAL, "", "no image storage configured");
         if (!rc) rc = storage_put(g->store, png, png_len, "png", key, err);
-        if (!rc) rc = storage_url(g->store, key, url, sizeof url, err);
+        char name[STORAGE_KEY_MAX + 8];
+        if (!rc) snprintf(name, sizeof name, "%s.png", key);
+        if (!rc) rc = storage_url(g->store, name, url, sizeof url, err);
         free(png);
         if (!rc) {
             json_t *o = json_pack("{s:s, s:s, s:I}", "image_url", url, "mime_type", "image/png", "seed",

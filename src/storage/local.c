@@ -90,7 +90,7 @@ static int local_put(storage *s, const void *data, size_t len, const char *ext_i
     return 0;
 }
 
-static int local_url(const storage *s, const char *key, char *out, size_t cap, sd_err *err)
+static int local_url(const storage *s, const char *key, const char *ext, char *out, size_t cap, sd_err *err)
 {
     const local_storage *ls = (const local_storage *)s;
     int n = snprintf(out, cap, "%s/%s", ls->url_prefix, key);

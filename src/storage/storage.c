@@ -16,12 +16,13 @@ int storage_put(storage *s, const void *data, size_t len, const char *ext, char 
     return s->ops->put(s, data, len, ext, key, err);
 }
 
-int storage_url(const storage *s, const char *key, char *out, size_t cap, sd_err *err)
+int storage_url(const storage *s, const char *name, char *out, size_t cap, sd_err *err)
 {
     if (cap) out[0] = 0;
-    if (!key || !storage_key_valid(key))
-        return sd_errf(err, SD_EINVAL, "storage", "not a storage key: '%.40s'", key ? key : "");
-    return s->ops->url(s, key, out, cap, err);
+    char k[STORAGE_KEY_MAX], ext[8];
+    if (!name || !storage_parse_name(name, k, ext))
+        return sd_errf(err, SD_EINVAL, "storage", "not a storage key: '%.40s'", name ? name : "");
+    return s->ops->url(s, k, ext, out, cap, err);
 }
 
 int storage_get(const storage *s, const char *name, storage_object *out, sd_err *err)

@@ -33,7 +33,8 @@ typedef struct storage_object {
 typedef struct storage_ops {
     const char *name;   /* "local", "s3", ... */
     int (*put)(storage *s, const void *data, size_t len, const char *ext, char key[STORAGE_KEY_MAX], sd_err *err);
-    int (*url)(const storage *s, const char *key, char *out, size_t cap, sd_err *err);
+    /* key validated; ext canonical ("png", "jpg", "webp") or "" when not given */
+    int (*url)(const storage *s, const char *key, const char *ext, char *out, size_t cap, sd_err *err);
     /* NULL when objects are not served by this process (remote stores). */
     int (*get)(const storage *s, const char *name, storage_object *out, sd_err *err);
     void (*close)(storage *s);
@@ -50,9 +51,11 @@ struct storage {
  * Errors: SD_EINVAL (unknown ext, empty data), SD_EIO (local disk),
  * SD_EUPSTREAM (remote store). */
 int storage_put(storage *s, const void *data, size_t len, const char *ext, char key[STORAGE_KEY_MAX], sd_err *err);
-/* Absolute URL a browser can open for `key`.  SD_EINVAL for a bad key or a
+/* Absolute URL a browser can open for object `name`: "<key>.<ext>" as put
+ * (remote stores need the extension: it is part of the object's name), or
+ * "<key>" alone for the local store.  SD_EINVAL for a bad name or a
  * too-small buffer. */
-int storage_url(const storage *s, const char *key, char *out, size_t cap, sd_err *err);
+int storage_url(const storage *s, const char *name, char *out, size_t cap, sd_err *err);
 /* Opens object `name` ("<key>" or "<key>.<ext>", from a request path) for
  * serving.  Names are validated strictly: exactly STORAGE_KEY_HEX lowercase
  * hex characters, optionally ".png" / ".jpg" / ".webp"; anything else
@@ -87,5 +90,38 @@ int storage_parse_name(const char *name, char key[STORAGE_KEY_MAX], char ext[8])
  * the server maps GET <prefix>/<name> to storage_get(name).  Leftover temp
  * files older than an hour (a crash mid-write) are removed on open. */
 storage *storage_local_open(const char *dir, const char *url_prefix, sd_err *err);
+
+/* ---- the S3 backend (s3.c) ------------------------------------------------ */
+
+/* Any S3-compatible store (AWS S3, Tencent COS, MinIO, ...).  Objects are
+ * "<prefix><key>.<ext>", uploaded with PUT signed by libcurl's AWS SigV4,
+ * with their Content-Type and "Cache-Control: public, max-age=31536000,
+ * immutable" (a name never changes content).  A put that fails on a
+ * connection error or a 5xx answer is retried with exponential backoff
+ * until `attempts` or `timeout` is used up; the final error (SD_EUPSTREAM)
+ * says what happened without credentials.  URLs are public_url + "/" +
+ * object when public_url is set, else a SigV4 pre-signed GET valid for
+ * presign_expires seconds (computed here: libcurl cannot presign). */
+typedef struct storage_s3_config {
+    const char *endpoint;        /* "https://s3.us-east-1.amazonaws.com", "http://127.0.0.1:9000" */
+    const char *region;          /* signing region: "us-east-1", "ap-guangzhou" */
+    const char *bucket;
+    int path_style;              /* 1: ENDPOINT/BUCKET/OBJECT; 0: SCHEME://BUCKET.HOST/OBJECT */
+    const char *prefix;          /* NULL/"" or e.g. "sdserve/images/": [A-Za-z0-9._/-] */
+    const char *access_key, *secret_key;
+    const char *session_token;   /* NULL/"" unless temporary credentials */
+    const char *public_url;      /* NULL/"": pre-signed URLs */
+    int presign_expires;         /* seconds, 1..604800 */
+    double timeout;              /* seconds for one put, all attempts included */
+    int attempts;                /* tries at most per put (>= 1) */
+} storage_s3_config;
+
+storage *storage_s3_open(const storage_s3_config *c, sd_err *err);
+/* The pre-signed GET URL of `object` (full object name, prefix included) as
+ * of time `now`; storage_url uses time(NULL).  Exposed for tests. */
+int storage_s3_presign(const storage *s, const char *object, long long now, char *out, size_t cap, sd_err *err);
+/* SigV4 signing key: HMAC chain "AWS4"+secret -> date (YYYYMMDD) -> region -> service -> "aws4_request". */
+void storage_s3_signing_key(const char *secret, const char *date8, const char *region, const char *service,
+                            unsigned char out[32]);
 
 #endif
