@@ -31,6 +31,11 @@ static char *o_bind, *o_model, *o_model_config, *o_vocab, *o_data, *o_public;
 static int64_t o_port, o_queue, o_threads, o_http_threads, o_max_conn, o_conn_timeout, o_max_body_mb, o_access_log,
     o_max_retained;
 static double o_job_timeout, o_sync_wait, o_retention;
+/* image storage (docs/STORAGE.md) */
+static char *o_storage, *o_s3_endpoint, *o_s3_region, *o_s3_bucket, *o_s3_addressing, *o_s3_prefix, *o_s3_access,
+    *o_s3_secret, *o_s3_token, *o_s3_public;
+static int64_t o_s3_expires, o_s3_attempts;
+static double o_s3_timeout;
 
 static const sd_setting serve_settings[] = {
     {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
@@ -63,6 +68,27 @@ static const sd_setting serve_settings[] = {
     {"rate-limit", SD_SET_DOUBLE, &o_rate_limit, "0", 0, 1e6,
      "requests a minute per API key (or per address without keys); more get 429 + Retry-After (0 = no limit)"},
     {"rate-burst", SD_SET_DOUBLE, &o_rate_burst, "0", 0, 1e6, "requests allowed at once before the rate applies (0 = the per-minute rate)"},
+    {"storage", SD_SET_STR, &o_storage, "local", 0, 0,
+     "where images go: local (DATA/images, served here) or s3 (any S3-compatible bucket, docs/STORAGE.md)"},
+    {"s3-endpoint", SD_SET_STR, &o_s3_endpoint, NULL, 0, 0,
+     "S3 endpoint, scheme://host[:port] (none = https://s3.REGION.amazonaws.com)"},
+    {"s3-region", SD_SET_STR, &o_s3_region, "us-east-1", 0, 0, "signing region (COS: ap-guangzhou etc.; MinIO: us-east-1)"},
+    {"s3-bucket", SD_SET_STR, &o_s3_bucket, NULL, 0, 0, "bucket name"},
+    {"s3-addressing", SD_SET_STR, &o_s3_addressing, "virtual", 0, 0,
+     "virtual (BUCKET.HOST/KEY: AWS, COS) or path (HOST/BUCKET/KEY: MinIO, local servers)"},
+    {"s3-prefix", SD_SET_STR, &o_s3_prefix, NULL, 0, 0, "object key prefix, e.g. sdserve/ ([A-Za-z0-9._/-])"},
+    {"s3-access-key", SD_SET_SECRET, &o_s3_access, NULL, 0, 0, "access key id (none = $AWS_ACCESS_KEY_ID)"},
+    {"s3-secret-key", SD_SET_SECRET, &o_s3_secret, NULL, 0, 0,
+     "secret access key (none = $AWS_SECRET_ACCESS_KEY; prefer the environment to flags)"},
+    {"s3-session-token", SD_SET_SECRET, &o_s3_token, NULL, 0, 0,
+     "session token of temporary credentials (none = $AWS_SESSION_TOKEN when the key comes from AWS_*)"},
+    {"s3-public-url", SD_SET_STR, &o_s3_public, NULL, 0, 0,
+     "public base URL of the bucket or its CDN; image_url = this + /KEY (none = pre-signed URLs)"},
+    {"s3-presign-expires", SD_SET_INT, &o_s3_expires, "3600", 1, 604800, "seconds a pre-signed image URL stays valid"},
+    {"s3-timeout", SD_SET_DOUBLE, &o_s3_timeout, "30", 0.1, 3600,
+     "seconds one image upload may take, retries included (then the request fails with 502)"},
+    {"s3-attempts", SD_SET_INT, &o_s3_attempts, "5", 1, 100,
+     "tries per upload on connection errors and 5xx answers (exponential backoff)"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
 
@@ -95,6 +121,34 @@ static int mkdir_p(const char *dir, sd_err *err)
         }
     if (mkdir(buf, 0755) && errno != EEXIST) return sd_errf(err, SD_EIO, "data-dir", "cannot create %s: %s", buf, strerror(errno));
     return 0;
+}
+
+/* The S3 store from the s3-* settings; credentials from flags/SDSERVE_* or else AWS_*. */
+static storage *open_s3_storage(sd_err *err)
+{
+    char endpoint[300];
+    if (o_s3_endpoint && *o_s3_endpoint) snprintf(endpoint, sizeof endpoint, "%s", o_s3_endpoint);
+    else snprintf(endpoint, sizeof endpoint, "https://s3.%s.amazonaws.com", o_s3_region);
+    int path_style = !strcmp(o_s3_addressing, "path");
+    if (!path_style && strcmp(o_s3_addressing, "virtual"))
+        return sd_errf(err, SD_EINVAL, "s3-addressing", "--s3-addressing must be virtual or path, got '%.100s'",
+                       o_s3_addressing), NULL;
+    int from_aws_env = !(o_s3_access && *o_s3_access);
+    storage_s3_config c = {
+        .endpoint = endpoint, .region = o_s3_region, .bucket = o_s3_bucket, .path_style = path_style,
+        .prefix = o_s3_prefix,
+        .access_key = from_aws_env ? getenv("AWS_ACCESS_KEY_ID") : o_s3_access,
+        .secret_key = o_s3_secret && *o_s3_secret ? o_s3_secret : getenv("AWS_SECRET_ACCESS_KEY"),
+        .session_token = o_s3_token && *o_s3_token ? o_s3_token : from_aws_env ? getenv("AWS_SESSION_TOKEN") : NULL,
+        .public_url = o_s3_public, .presign_expires = (int)o_s3_expires, .timeout = o_s3_timeout,
+        .attempts = (int)o_s3_attempts,
+    };
+    storage *s = storage_s3_open(&c, err);
+    if (s)
+        printf("storage: S3 bucket %s at %s (%s-style%s%s), %s\n", o_s3_bucket, endpoint, path_style ? "path" : "virtual",
+               o_s3_prefix && *o_s3_prefix ? ", prefix " : "", o_s3_prefix && *o_s3_prefix ? o_s3_prefix : "",
+               o_s3_public && *o_s3_public ? "public URLs" : "pre-signed URLs");
+    return s;
 }
 
 int cli_serve(int argc, char **argv)
@@ -186,7 +240,9 @@ int cli_serve(int argc, char **argv)
     snprintf(public_url, sizeof public_url, "%s", http_server_public_url(srv));
     char prefix[600];
     snprintf(prefix, sizeof prefix, "%s/images", public_url);
-    store = storage_local_open(images_dir, prefix, &err);
+    if (!strcmp(o_storage, "s3")) store = open_s3_storage(&err);
+    else if (!strcmp(o_storage, "local")) store = storage_local_open(images_dir, prefix, &err);
+    else sd_errf(&err, SD_EINVAL, "storage", "--storage must be local or s3, got '%.100s'", o_storage);
     if (!store) goto out;
     gc.store = store;
     http_server_set_storage(srv, store);

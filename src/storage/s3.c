@@ -326,6 +326,9 @@ static int put_once(const s3_storage *s, const char *url, const uint8_t *data, s
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, ms < 10000 ? ms : 10000L);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+    /* (removing Expect with an empty "Expect:" header breaks libcurl 7.88's
+     * SigV4: the empty header is signed but not sent) */
+    curl_easy_setopt(c, CURLOPT_EXPECT_100_TIMEOUT_MS, 200L);
     CURLcode cc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -369,7 +372,6 @@ static int s3_put(storage *st, const void *data, size_t len, const char *ext_in,
     ADDH(h_type);
     ADDH("Cache-Control: " CACHE_CONTROL);
     ADDH(h_sha);
-    ADDH("Expect:");   /* no 100-continue round trip for small images */
     if (s->session_token) {
         size_t n = strlen(s->session_token) + 32;
         h_tok = malloc(n);
