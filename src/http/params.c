@@ -6,6 +6,7 @@
  * guidance, (0,1) strength, seed 0..2^53-1 with -1/empty/absent = random.
  * Unknown and repeated fields are refused so that typos do not pass silently. */
 #include "params.h"
+#include "../image/image.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -292,7 +293,7 @@ uint64_t params_random_seed(void)
 
 /* ---- validation ---------------------------------------------------------- */
 
-typedef enum { F_TEXT, F_INT, F_NUM, F_SEED, F_IMAGE, F_SAMPLER } ftype;
+typedef enum { F_TEXT, F_INT, F_NUM, F_SEED, F_IMAGE, F_SAMPLER, F_FORMAT } ftype;
 typedef struct fspec {
     const char *name;
     ftype type;
@@ -313,6 +314,8 @@ static const fspec fields[] = {
     {"strength", F_NUM, 0, 1, 1, 1, 2},
     {"init_image", F_IMAGE, 0, 0, 0, 0, 2},
     {"sampler", F_SAMPLER, 0, 0, 0, 0, 3},
+    {"output_format", F_FORMAT, 0, 0, 0, 0, 3},
+    {"output_quality", F_INT, 1, 100, 0, 0, 3},
 };
 #define NFIELDS (int)(sizeof fields / sizeof fields[0])
 
@@ -436,7 +439,7 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
             if (!strcmp(fields[k].name, p->name)) f = &fields[k];
         if (!f)
             return sd_errf(err, SD_EINVAL, label, "unknown field '%s' for %s (fields: prompt, seed, num_outputs, %s"
-                           "num_inference_steps, guidance_scale%s, negative_prompt, sampler)",
+                           "num_inference_steps, guidance_scale%s, negative_prompt, sampler, output_format, output_quality)",
                            label, route, img2img ? "" : "width, height, ", img2img ? ", strength, init_image" : "");
         if (!(f->where & where))
             return sd_errf(err, SD_EINVAL, f->name, "%s is not a field of %s%s", f->name, route,
@@ -477,6 +480,7 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
             else if (!strcmp(f->name, "height")) r->height = (int)v;
             else if (!strcmp(f->name, "num_inference_steps")) r->steps = (int)v;
             else if (!strcmp(f->name, "guidance_scale")) r->cfg = (float)v;
+            else if (!strcmp(f->name, "output_quality")) r->out_quality = (int)v;
             else if (!strcmp(f->name, "strength")) {
                 r->strength = (float)v;
                 /* a float may round to 0 or 1 exactly: keep the open interval */
@@ -494,6 +498,20 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
             if (bad)
                 return sd_errf(err, SD_EINVAL, f->name,
                                "sampler must be one of euler, euler_a, ddim, dpmpp_2m, dpmpp_2m_karras, lcm");
+            break;
+        }
+        case F_FORMAT: {
+            if (p->kind != PV_TEXT)
+                return sd_errf(err, SD_EINVAL, f->name, "output_format must be png, jpeg or webp, got %s",
+                               kind_name(p->kind));
+            char *t = trimmed_copy(p->val, p->len), shown[64];
+            if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
+            img_format fmt = img_format_from_name(t);
+            free(t);
+            value_label(p, shown, sizeof shown);
+            if (fmt == IMG_UNKNOWN)
+                return sd_errf(err, SD_EINVAL, f->name, "output_format must be png, jpeg or webp, got '%s'", shown);
+            r->out_format = (int)fmt;
             break;
         }
         case F_IMAGE:

@@ -73,6 +73,8 @@ typedef struct gen_request {
     int n, width, height, steps;
     float cfg, strength;
     sd_sampler sampler;
+    int out_format;          /* img_format (image/image.h): 0 = PNG; output_format */
+    int out_quality;         /* JPEG/WebP 1..100, 0 = encoder default; output_quality */
     /* img2img: the init image as sent (base64 text cleaned of prefix and
      * blanks, or raw bytes from a multipart file part) */
     char *init_data;

@@ -262,6 +262,8 @@ static int make_input(gen_request *g, size_t max_body, job_input *in, sd_err *er
     in->cfg = g->cfg;
     in->strength = g->strength;
     in->sampler = g->sampler;
+    in->out_format = g->out_format;
+    in->out_quality = g->out_quality;
     if (!g->img2img) return 0;
     uint8_t *bytes = NULL;
     size_t blen = 0;

@@ -50,21 +50,22 @@ int gen_run(void *ud, const job_input *in, sd_progress_fn progress, void *progre
             .model_name = g->model_name, .denoise = in->img2img ? in->strength : -1.0f,
         };
         char *params = img_a1111_parameters(&info);
-        img_encode_opts eo = {.format = IMG_PNG, .parameters = params};
-        uint8_t *png = NULL;
-        size_t png_len = 0;
-        char url[1024];
-        rc = img_encode(out[i].rgb, out[i].width, out[i].height, &eo, &png, &png_len, err);
+        img_format fmt = in->out_format ? (img_format)in->out_format : IMG_PNG;
+        const char *ext = img_format_ext(fmt);
+        img_encode_opts eo = {.format = fmt, .quality = in->out_quality, .parameters = params};
+        uint8_t *file = NULL;
+        size_t file_len = 0;
+        char url[4096];
+        rc = img_encode(out[i].rgb, out[i].width, out[i].height, &eo, &file, &file_len, err);
         free(params);
-        char key[STORAGE_KEY_MAX];
+        char key[STORAGE_KEY_MAX], name[STORAGE_KEY_MAX + 8];
         if (!rc && !g->store) rc = sd_errf(err, SD_EINTERNAL, "", "no image storage configured");
-        if (!rc) rc = storage_put(g->store, png, png_len, "png", key, err);
-        char name[STORAGE_KEY_MAX + 8];
-        if (!rc) snprintf(name, sizeof name, "%s.png", key);
+        if (!rc) rc = storage_put(g->store, file, file_len, ext, key, err);
+        if (!rc) snprintf(name, sizeof name, "%s.%s", key, ext);
         if (!rc) rc = storage_url(g->store, name, url, sizeof url, err);
-        free(png);
+        free(file);
         if (!rc) {
-            json_t *o = json_pack("{s:s, s:s, s:I}", "image_url", url, "mime_type", "image/png", "seed",
+            json_t *o = json_pack("{s:s, s:s, s:I}", "image_url", url, "mime_type", img_format_mime(fmt), "seed",
                                   (json_int_t)seed);
             if (!o || json_array_append_new(images, o)) rc = sd_errf(err, SD_ENOMEM, "", "out of memory");
         }

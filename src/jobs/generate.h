@@ -1,5 +1,6 @@
 /* generate.h — the job runner of the server: one job = one sd_generate call
- * for all its images (a batch), each image encoded as PNG with its
+ * for all its images (a batch), each image encoded as PNG, JPEG or WebP
+ * (output_format, output_quality) with its
  * generation parameters, stored, and the synchronous answer body built:
  * {"images":[{"image_url","mime_type","seed"}],"status":"success"}. */
 #ifndef SD_JOBS_GENERATE_H

@@ -27,6 +27,8 @@ typedef struct job_input {
     int n, width, height, steps;
     float cfg, strength;
     sd_sampler sampler;
+    int out_format;          /* img_format (image/image.h); 0 = PNG */
+    int out_quality;         /* JPEG/WebP quality 1..100; 0 = encoder default */
     uint8_t *init_rgb;       /* img2img: RGB8, init_width x init_height */
     int init_width, init_height;
 } job_input;
