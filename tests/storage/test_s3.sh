@@ -111,6 +111,7 @@ class H(http.server.BaseHTTPRequestHandler):
     def do_PUT(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         n[0] += 1
+        print("PUT", n[0], flush=True)   # before answering: the client may be done at once
         if n[0] <= 2:
             body = b"<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>"
             self.send_response(503)
@@ -120,7 +121,6 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        print("PUT", n[0], flush=True)
     def log_message(self, *a): pass
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 PY
