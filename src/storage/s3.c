@@ -12,6 +12,7 @@
 #include "storage.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -409,7 +410,9 @@ static int s3_put(storage *st, const void *data, size_t len, const char *ext_in,
         }
         fprintf(stderr, "sdserve: S3 upload of %s: attempt %d failed (%s); retrying in %.2f s\n", object, attempt,
                 what, d);
-        usleep((useconds_t)(d * 1e6));
+        struct timespec ts = {(time_t)d, (long)((d - (double)(time_t)d) * 1e9)};
+        while (nanosleep(&ts, &ts) && errno == EINTR) {
+        }
     }
     curl_slist_free_all(hl);
     if (h_tok) {
