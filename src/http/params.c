@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 
@@ -414,6 +415,16 @@ static int keep_base64(const param *p, int spaces_are_plus, gen_request *r, sd_e
     return 0;
 }
 
+/* output_format names -> img_format (the enum only: params.c links without
+ * the image code, see tests/fuzz/fuzz_params.c). */
+static img_format output_format_from_name(const char *t)
+{
+    if (!strcasecmp(t, "png")) return IMG_PNG;
+    if (!strcasecmp(t, "jpeg") || !strcasecmp(t, "jpg")) return IMG_JPEG;
+    if (!strcasecmp(t, "webp")) return IMG_WEBP;
+    return IMG_UNKNOWN;
+}
+
 int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err *err)
 {
     memset(r, 0, sizeof *r);
@@ -506,7 +517,7 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
                                kind_name(p->kind));
             char *t = trimmed_copy(p->val, p->len), shown[64];
             if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
-            img_format fmt = img_format_from_name(t);
+            img_format fmt = output_format_from_name(t);
             free(t);
             value_label(p, shown, sizeof shown);
             if (fmt == IMG_UNKNOWN)
