@@ -13,6 +13,7 @@ static int try_json(const char *body, int img, gen_request *r, sd_err *e)
     param_bag b;
     params_bag_init(&b);
     sd_err_clear(e);
+    memset(r, 0, sizeof *r); /* a body refused before gen_request_from_bag leaves r untouched */
     int rc = params_bag_from_json(&b, body, strlen(body), e);
     if (!rc) rc = gen_request_from_bag(&b, img, r, e);
     params_bag_free(&b);
