@@ -4,7 +4,10 @@
  * tokenizer) has the tiny-sd1 architecture, loads with sdw_open and runs
  * through CLIP, UNet and VAE without NaN; size flags build other models;
  * output depends only on the seed; bad flags are refused. */
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
+#include <signal.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -55,11 +58,27 @@ static int has_shape(const sd_weights *w, const char *name, int ndim, int64_t d0
     return sdw_need(w, &e, name, ndim, s) != NULL;
 }
 
+/* Remove /dev/shm files of earlier runs that were killed (their pid is gone). */
+static void remove_stale_shm(void)
+{
+    DIR *d = opendir("/dev/shm");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        int pid;
+        char p[600];
+        if (sscanf(de->d_name, "sdserve-test-sd15-%d.", &pid) != 1 || kill(pid, 0) == 0 || errno != ESRCH) continue;
+        snprintf(p, sizeof p, "/dev/shm/%s", de->d_name);
+        remove(p);
+    }
+    if (d) closedir(d);
+}
+
 static void test_sd15(void)
 {
     char path[512], args[1024];
     /* 2.1 GB: on tmpfs when there is room (much faster than disk), else in the temp dir. */
     struct statvfs vs;
+    remove_stale_shm();
     if (statvfs("/dev/shm", &vs) == 0 && (uint64_t)vs.f_bavail * vs.f_frsize > ((uint64_t)6 << 30))
         snprintf(path, sizeof path, "/dev/shm/sdserve-test-sd15-%d.safetensors", (int)getpid());
     else
@@ -318,15 +337,15 @@ static void test_bad_flags(void)
 
 int main(void)
 {
+    if (!t_have_ref()) {
+        CHECK(0, "reference data present (set SD_REF)");
+        return t_done();
+    }
     const char *b = getenv("SD_BUILD");
     snprintf(sdserve, sizeof sdserve, "%s/sdserve", b && *b ? b : "build");
     snprintf(tmp, sizeof tmp, "/tmp/sdserve-test-make-model-XXXXXX");
     if (!mkdtemp(tmp)) {
         CHECK(0, "mkdtemp");
-        return t_done();
-    }
-    if (!t_have_ref()) {
-        CHECK(0, "reference data present (set SD_REF)");
         return t_done();
     }
     test_demo();
