@@ -315,7 +315,10 @@ static void load_transformer(ld *l, sd_unet *u, transformer *t, int c, int heads
         load_attention(l, &b->attn2, c, u->info.context_dim, a);
         const sdw_tensor *f = ld_find(l, "%s.ff.net.0.proj.weight", q);
         int64_t f2 = f && f->ndim == 2 && f->shape[0] >= 2 ? f->shape[0] : -1;
-        if (f2 > 0 && f2 % 2) { ld_fail(l, q, "%s.ff.net.0.proj.weight has odd width %lld (GEGLU needs value|gate halves)", q, (long long)f2); return; }
+        if (f2 > 0 && f2 % 2) {
+            ld_fail(l, q, "%s.ff.net.0.proj.weight has odd width %lld (GEGLU needs value|gate halves)", q, (long long)f2);
+            return;
+        }
         b->ff1_w = NEED2(l, f2 > 0 ? f2 : -1, c, "%s.ff.net.0.proj.weight", q);
         if (l->failed) return;
         b->ff = (int)(f2 / 2);
@@ -336,7 +339,8 @@ static int level_heads(ld *l, const unet_hints *h, int lvl, int c, int levels)
         heads = h->level_heads[lvl];
     } else if (h->num_heads > 0) heads = h->num_heads;
     else if (h->head_dim > 0) {
-        if (c % h->head_dim) return ld_fail(l, "head_dim", "level %d: %d channels do not split into heads of %d", lvl, c, h->head_dim);
+        if (c % h->head_dim)
+            return ld_fail(l, "head_dim", "level %d: %d channels do not split into heads of %d", lvl, c, h->head_dim);
         heads = c / h->head_dim;
     } else return ld_fail(l, "num_heads", "no attention head hint (num_heads, head_dim or per-level heads)");
     if (heads <= 0 || c % heads)
@@ -370,13 +374,20 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
     in->in_channels = (int)ci->shape[1];
     u->conv_in_k = (int)ci->shape[2];
     if (c0 < 1 || in->in_channels < 1) { ld_fail(l, "conv_in.weight", "conv_in.weight has an empty dimension"); goto fail; }
-    if (u->conv_in_k % 2 == 0 || ci->shape[3] != ci->shape[2]) { ld_fail(l, "conv_in.weight", "conv_in kernel must be square and odd"); goto fail; }
+    if (u->conv_in_k % 2 == 0 || ci->shape[3] != ci->shape[2]) {
+        ld_fail(l, "conv_in.weight", "conv_in kernel must be square and odd");
+        goto fail;
+    }
     u->conv_in_w = ci->data;
     u->conv_in_b = NEED1(l, c0, "conv_in.bias");
 
     /* time embedding: linear_1 [TE, P] with P the sinusoid width */
     const sdw_tensor *t1 = ld_find(l, "time_embedding.linear_1.weight");
-    if (!t1 || t1->ndim != 2 || t1->shape[1] % 2 || t1->shape[0] < 1 || t1->shape[1] < 2) { NEED2(l, -1, c0, "time_embedding.linear_1.weight"); if (!l->failed) ld_fail(l, "time_embedding.linear_1.weight", "time_embedding.linear_1 input width must be even"); goto fail; }
+    if (!t1 || t1->ndim != 2 || t1->shape[1] % 2 || t1->shape[0] < 1 || t1->shape[1] < 2) {
+        NEED2(l, -1, c0, "time_embedding.linear_1.weight");
+        if (!l->failed) ld_fail(l, "time_embedding.linear_1.weight", "time_embedding.linear_1 input width must be even");
+        goto fail;
+    }
     int te = (int)t1->shape[0];
     u->time_proj_dim = (int)t1->shape[1];
     in->time_dim = te;
@@ -388,12 +399,19 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
     /* levels: one per down block */
     int nl = 0;
     while (nl < UNET_MAX_LEVELS + 1 && ld_find(l, "down_blocks.%d.resnets.0.conv1.weight", nl)) nl++;
-    if (nl < 1 || nl > UNET_MAX_LEVELS) { ld_fail(l, "down_blocks", nl ? "more than %d down blocks" : "no down_blocks.0.resnets.0.conv1.weight (is this a UNet?)", UNET_MAX_LEVELS); goto fail; }
+    if (nl < 1 || nl > UNET_MAX_LEVELS) {
+        if (nl) ld_fail(l, "down_blocks", "more than %d down blocks", UNET_MAX_LEVELS);
+        else ld_fail(l, "down_blocks", "no down_blocks.0.resnets.0.conv1.weight (is this a UNet?)");
+        goto fail;
+    }
     in->levels = nl;
     for (int i = 0; i < nl; i++) {
         const sdw_tensor *c1 = ld_find(l, "down_blocks.%d.resnets.0.conv1.weight", i);
         if (c1->ndim != 4) { NEED4(l, -1, -1, 3, 3, "down_blocks.%d.resnets.0.conv1.weight", i); goto fail; }
-        if (c1->shape[0] < 1 || c1->shape[0] > (1 << 16)) { ld_fail(l, "down_blocks", "down_blocks.%d has %lld channels", i, (long long)c1->shape[0]); goto fail; }
+        if (c1->shape[0] < 1 || c1->shape[0] > (1 << 16)) {
+            ld_fail(l, "down_blocks", "down_blocks.%d has %lld channels", i, (long long)c1->shape[0]);
+            goto fail;
+        }
         u->lv[i].c = in->channels[i] = (int)c1->shape[0];
     }
 
@@ -447,12 +465,21 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
         snprintf(p, sizeof p, "up_blocks.%d", k);
         v->n_up = in->up_resnets[i] = count_prefix(l, p, "resnets", "conv1.weight");
         int na = count_prefix(l, p, "attentions", "norm.weight");
-        if (v->n_up < 1 || v->n_up > UNET_MAX_RES) { ld_fail(l, p, "%s has %d resnets (expected 1..%d)", p, v->n_up, UNET_MAX_RES); break; }
+        if (v->n_up < 1 || v->n_up > UNET_MAX_RES) {
+            ld_fail(l, p, "%s has %d resnets (expected 1..%d)", p, v->n_up, UNET_MAX_RES);
+            break;
+        }
         if (na && na != v->n_up) { ld_fail(l, p, "%s has %d resnets but %d attentions", p, v->n_up, na); break; }
-        if ((na > 0) != v->attn) { ld_fail(l, p, "%s %s attention but down_blocks.%d %s", p, na ? "has" : "lacks", i, v->attn ? "has" : "lacks"); break; }
+        if ((na > 0) != v->attn) {
+            ld_fail(l, p, "%s %s attention but down_blocks.%d %s", p, na ? "has" : "lacks", i, v->attn ? "has" : "lacks");
+            break;
+        }
         for (int j = 0; j < v->n_up && !l->failed; j++) {
             if (ns == 0) { ld_fail(l, p, "%s needs more skip connections than the down path makes", p); break; }
-            if (skip_l[ns - 1] != i) { ld_fail(l, p, "%s.resnets.%d would join a skip connection from another resolution", p, j); break; }
+            if (skip_l[ns - 1] != i) {
+                ld_fail(l, p, "%s.resnets.%d would join a skip connection from another resolution", p, j);
+                break;
+            }
             char q[160];
             snprintf(q, sizeof q, "%s.resnets.%d", p, j);
             load_resblock(l, &v->up[j], prev + skip_c[--ns], v->c, te, q);
@@ -474,7 +501,11 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
     u->norm_out_b = NEED1(l, c0, "conv_norm_out.bias");
     if (!l->failed && prev != c0) ld_fail(l, "conv_out", "last up block has %d channels, conv_in has %d", prev, c0);
     const sdw_tensor *co = ld_find(l, "conv_out.weight");
-    if (!co || co->ndim != 4 || co->shape[2] % 2 == 0 || co->shape[0] < 1) { NEED4(l, -1, c0, 3, 3, "conv_out.weight"); if (!l->failed) ld_fail(l, "conv_out.weight", "conv_out kernel must be odd"); goto fail; }
+    if (!co || co->ndim != 4 || co->shape[2] % 2 == 0 || co->shape[0] < 1) {
+        NEED4(l, -1, c0, 3, 3, "conv_out.weight");
+        if (!l->failed) ld_fail(l, "conv_out.weight", "conv_out kernel must be odd");
+        goto fail;
+    }
     in->out_channels = (int)co->shape[0];
     u->conv_out_k = (int)co->shape[2];
     u->conv_out_w = NEED4(l, in->out_channels, c0, u->conv_out_k, u->conv_out_k, "conv_out.weight");
