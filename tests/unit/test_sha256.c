@@ -23,6 +23,17 @@ static void test_sha256(void)
     CHECK(!strcmp(hex, "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1"), "sha256 896 bits");
     sd_sha256_hex("abc", 3, 4, hex);
     CHECK(!strcmp(hex, "ba7816bf"), "sha256 short hex");
+    /* 55/56/63/64 bytes: the padding spills into a second block at 56 */
+    static const char *pad_vectors[][2] = {
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"},
+        {"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+         "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a"},
+    };
+    for (int i = 0; i < 2; i++) {
+        sd_sha256_hex(pad_vectors[i][0], strlen(pad_vectors[i][0]), 32, hex);
+        CHECKF(!strcmp(hex, pad_vectors[i][1]), i ? "sha256 56 bytes" : "sha256 55 bytes", "%s", hex);
+    }
 
     char *a = malloc(1000000);
     memset(a, 'a', 1000000);
