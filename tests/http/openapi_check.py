@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""tests/http/openapi_check.py DOC.json METHOD PATH-TEMPLATE STATUS BODY.json
+"""tests/http/openapi_check.py DOC.json METHOD PATH-TEMPLATE STATUS BODY.json [HEADERS.txt]
 Checks one real response against the OpenAPI 3.1 document the server serves:
-the status must be documented for that operation and the JSON body must match
-the schema given for it (type, required, properties, items, enum, bounds,
-pattern, $ref — the subset the document uses).  Prints "ok" or the first
-mismatch with its JSON path."""
+the status must be documented for that operation (directly or through a
+$ref to components/responses), the JSON body must match the schema given for
+it (type, required, properties, items, enum, bounds, pattern, $ref — the
+subset the document uses) and, when the response headers are given (curl -D),
+every header the document marks required must be there.  Prints "ok" or the
+first mismatch with its JSON path."""
 import json, re, sys
 
 def resolve(doc, s):
@@ -63,8 +65,13 @@ doc = json.load(open(sys.argv[1]))
 method, tmpl, status, body = sys.argv[2].lower(), sys.argv[3], sys.argv[4], sys.argv[5]
 op = doc["paths"].get(tmpl, {}).get(method)
 if op is None: print("operation %s %s not documented" % (method.upper(), tmpl)); sys.exit()
-resp = op["responses"].get(status)
+resp = resolve(doc, op["responses"].get(status))
 if resp is None: print("status %s not documented for %s %s" % (status, method.upper(), tmpl)); sys.exit()
+if len(sys.argv) > 6:
+    got = {l.split(":", 1)[0].strip().lower() for l in open(sys.argv[6], errors="replace") if ":" in l}
+    for h, spec in resp.get("headers", {}).items():
+        if spec.get("required") and h.lower() not in got:
+            print("required header %s missing from the %s answer" % (h, status)); sys.exit()
 content = resp.get("content", {}).get("application/json")
 if content is None: print("no JSON schema documented for %s %s %s" % (method.upper(), tmpl, status)); sys.exit()
 try:

@@ -26,14 +26,16 @@ check "GET /openapi.json serves docs/openapi.json with this server's URL" $([ "$
 conform() {
   local name=$1 method=$2 tmpl=$3; shift 3
   local st
-  st=$(curl -s -o "$TMP/r.json" -w '%{http_code}' -X "$method" "$@")
+  st=$(curl -s -o "$TMP/r.json" -D "$TMP/r.hdr" -w '%{http_code}' -X "$method" "$@")
   local v
-  v=$(python3 tests/http/openapi_check.py "$TMP/doc.json" "${DOC_METHOD:-$method}" "$tmpl" "$st" "$TMP/r.json")
+  v=$(python3 tests/http/openapi_check.py "$TMP/doc.json" "${DOC_METHOD:-$method}" "$tmpl" "$st" "$TMP/r.json" "$TMP/r.hdr")
   if [ "$v" = ok ]; then ok "$name ($st) matches the document"; else fail "$name ($st) matches the document" "$v; body $(head -c 300 "$TMP/r.json")"; fi
   LAST_STATUS=$st
 }
 F='Content-Type: application/x-www-form-urlencoded'
 conform "txt2img success" POST /txt2img -H "$F" --data 'prompt=x&width=40&height=24&num_inference_steps=2&num_outputs=2' "$BASE/txt2img"
+conform "txt2img JPEG output" POST /txt2img -H "$F" --data 'prompt=x&width=40&height=24&num_inference_steps=2&output_format=jpeg&output_quality=80' "$BASE/txt2img"
+check "JPEG output answered image/jpeg" $([ "$(json "$TMP/r.json" 'j["images"][0]["mime_type"]')" = image/jpeg ]; echo $?) "$(head -c 300 "$TMP/r.json")"
 conform "txt2img 400" POST /txt2img -H "$F" --data 'prompt=x&width=0' "$BASE/txt2img"
 conform "txt2img 413" POST /txt2img -H "$F" -H 'Content-Length: 999999999' --data 'prompt=x' "$BASE/txt2img"
 conform "txt2img 415" POST /txt2img -H 'Content-Type: text/plain' --data 'prompt=x' "$BASE/txt2img"
@@ -59,3 +61,25 @@ check "cancelled job state" $([ "$(json "$TMP/r.json" 'j["state"]')" = cancelled
 DOC_METHOD=POST conform "GET /txt2img -> 405" GET /txt2img "$BASE/txt2img"
 stop_server
 check "clean exit on SIGTERM" $STOP_STATUS "status $STOP_STATUS"
+
+# The security scheme: bearer, optional (either a key or nothing, as configured), /health open.
+sec=$(json "$TMP/doc.json" 'j["components"]["securitySchemes"]["bearerAuth"]=={"type":"http","scheme":"bearer","description":j["components"]["securitySchemes"]["bearerAuth"]["description"]} and {"bearerAuth":[]} in j["security"] and j["paths"]["/health"]["get"]["security"]==[]')
+check "document: bearer security scheme, /health needs no key" $([ "$sec" = True ]; echo $?) "securitySchemes/security not as expected"
+
+# 401 and 429 from a server with an API key and a rate limit of 2 requests (burst 2)
+KEY=openapi-key-0123456789
+SDSERVE_API_KEYS=$KEY start_server --model "$model" --rate-limit 2 --rate-burst 2 || exit 1
+J0=$BASE/jobs/0123456789abcdef0123456789abcdef
+conform "txt2img 401 without a key" POST /txt2img -H "$F" --data 'prompt=x' "$BASE/txt2img"
+check "no key answered 401" $([ "$LAST_STATUS" = 401 ]; echo $?) "status $LAST_STATUS"
+conform "job 401 with a wrong key" GET '/jobs/{id}' -H "Authorization: Bearer wrong-key-0123456789" "$J0"
+conform "metrics 401 without a key" GET /metrics "$BASE/metrics"
+conform "image 401 without a key" GET '/images/{name}' "$BASE/images/0123456789abcdef0123456789abcdef"
+conform "job with the key (1 of 2)" GET '/jobs/{id}' -H "Authorization: Bearer $KEY" "$J0"
+conform "job with the key (2 of 2)" GET '/jobs/{id}' -H "Authorization: Bearer $KEY" "$J0"
+conform "txt2img over the rate limit" POST /txt2img -H "Authorization: Bearer $KEY" -H "$F" --data 'prompt=x' "$BASE/txt2img"
+check "third request of the key answered 429" $([ "$LAST_STATUS" = 429 ]; echo $?) "status $LAST_STATUS"
+conform "health open with keys and rate limit" GET /health "$BASE/health"
+check "health answered 200" $([ "$LAST_STATUS" = 200 ]; echo $?) "status $LAST_STATUS"
+stop_server
+check "clean exit on SIGTERM (keys)" $STOP_STATUS "status $STOP_STATUS"
