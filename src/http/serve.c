@@ -174,6 +174,9 @@ int cli_serve(int argc, char **argv)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A file-size limit (RLIMIT_FSIZE) must fail the write (EFBIG: the job
+     * fails with a storage error), not kill the server. */
+    signal(SIGXFSZ, SIG_IGN);
 
     int status = 1;
     sd_engine *engine = NULL;

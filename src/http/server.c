@@ -370,9 +370,8 @@ static enum MHD_Result finish_wait(http_server *s, req *r, struct MHD_Connection
         rc = reply_raw(c, &r->ri, 200, "application/json", st.result, len, NULL);
         st.result = NULL;
     } else if (st.state == JOB_CANCELLED) {
-        sd_err e = st.err;
-        e.code = SD_EBUSY;   /* only shutdown cancels a synchronous job that still has its client */
-        rc = reply_error(c, &r->ri, &e, 5, NULL);
+        /* only shutdown cancels a synchronous job that still has its client */
+        rc = reply_errorf(c, &r->ri, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
     } else {
         rc = reply_error(c, &r->ri, &st.err, 0, NULL);
     }
