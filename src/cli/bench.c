@@ -22,6 +22,7 @@
 #include "../engine/models/clip.h"
 #include "../engine/models/unet.h"
 #include "../engine/models/vae.h"
+#include "../engine/ops/ops.h"
 #include "../engine/pipeline.h"
 #include "../engine/sd.h"
 
@@ -245,28 +246,34 @@ int cli_bench(int argc, char **argv)
     }
     if (do_unet) {
         for (int r = 0; r < repeats; r++) {
+            if (r == repeats - 1) ops_prof_reset();   /* SD_PROFILE=1: the last run's ops */
             t0 = now();
             if (unet_forward(un, x, ts, ctxb, rows, lh, lw, T, o, &err)) goto fail;
             t[r] = now() - t0;
         }
         report("unet cfg step", t, repeats, GF_UNET * area * rows, peak);
+        if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)");
     }
     if (do_dec) {
         for (int r = 0; r < repeats; r++) {
+            if (r == repeats - 1) ops_prof_reset();   /* SD_PROFILE=1: the last run's ops */
             t0 = now();
             if (vae_decode(va, x, batch, lh, lw, img, &err)) goto fail;
             t[r] = now() - t0;
         }
         report("vae decode", t, repeats, GF_DEC * area * batch, peak);
+        if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)");
     }
     if (do_enc && vae_has_encoder(va)) {
         for (size_t i = 0; i < npix * batch; i++) img[i] = (float)rand() / RAND_MAX * 2.f - 1.f;
         for (int r = 0; r < repeats; r++) {
+            if (r == repeats - 1) ops_prof_reset();   /* SD_PROFILE=1: the last run's ops */
             t0 = now();
             if (vae_encode_moments(va, img, batch, lh * S, lw * S, mom, &err)) goto fail;
             t[r] = now() - t0;
         }
         report("vae encode", t, repeats, GF_ENC * area * batch, peak);
+        if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)");
     }
     printf("peak RSS %.2f GB\n", peak_rss_gb());
     rc = 0;

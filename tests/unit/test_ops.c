@@ -259,14 +259,18 @@ static void test_elementwise(void)
     for (int p = 0; p < N * C; p++) for (int i = 0; i < HW; i++) r[p * HW + i] = x[p * HW + i] + bias[p];
     CMP(y, r, (size_t)N * C * HW, "add_channel_bias");
 
-    int M = 9, F = 13;
-    op_geglu(x, M, F, y);
-    for (int i = 0; i < M; i++)
-        for (int f = 0; f < F; f++) {
-            double v = x[i * 2 * F + f], g = x[i * 2 * F + F + f];
-            r[i * F + f] = (float)(v * 0.5 * g * (1 + erf(g / sqrt(2.0))));
-        }
-    CMP(y, r, (size_t)M * F, "geglu");
+    for (int F = 13; F <= 40; F += 27) {   /* scalar tail only; 16-lane body + tail */
+        int M = 9;
+        op_geglu(x, M, F, y);
+        for (int i = 0; i < M; i++)
+            for (int f = 0; f < F; f++) {
+                double v = x[i * 2 * F + f], g = x[i * 2 * F + F + f];
+                r[i * F + f] = (float)(v * 0.5 * g * (1 + erf(g / sqrt(2.0))));
+            }
+        char gname[32];
+        snprintf(gname, sizeof gname, "geglu F=%d", F);
+        CMP(y, r, (size_t)M * F, gname);
+    }
 
     int H = 5, W = 3; C = 3; N = 2;
     op_upsample_nearest2x(x, N, C, H, W, y);
@@ -304,6 +308,102 @@ static void test_elementwise(void)
     free(x); free(y); free(r); free(z); free(bias);
 }
 
+/* NCHW [N,C,HW] <-> NHWC [N,HW,C], naive. */
+static void to_nhwc(const float *x, int N, int C, int HW, float *y)
+{
+    for (int n = 0; n < N; n++)
+        for (int c = 0; c < C; c++)
+            for (int p = 0; p < HW; p++) y[((size_t)n * HW + p) * C + c] = x[((size_t)n * C + c) * HW + p];
+}
+
+/* The NHWC ops against the NCHW ones (themselves checked against naive
+ * loops above) through naive transposes. */
+static void test_nhwc(void)
+{
+    char name[128];
+    struct { int N, IC, H, W, OC, K, s, p, bias; } cs[] = {
+        {2, 32, 9, 7, 48, 3, 1, 1, 1}, {1, 16, 8, 8, 16, 3, 2, 1, 1}, {2, 24, 5, 6, 40, 1, 1, 0, 0},
+        {1, 3, 6, 5, 5, 3, 1, 1, 0},
+    };
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++)
+        for (int accum = 0; accum < 2; accum++) {
+            int N = cs[c].N, IC = cs[c].IC, H = cs[c].H, W = cs[c].W, OC = cs[c].OC, K = cs[c].K;
+            int s = cs[c].s, p = cs[c].p, OH = (H + 2 * p - K) / s + 1, OW = (W + 2 * p - K) / s + 1;
+            size_t nx = (size_t)N * IC * H * W, ny = (size_t)N * OC * OH * OW;
+            float *x = rnd(nx), *w = rnd((size_t)OC * IC * K * K), *b = cs[c].bias ? rnd(OC) : NULL;
+            float *xh = malloc(sizeof(float) * nx), *yh = rnd(ny), *y0 = malloc(sizeof(float) * ny);
+            float *r = malloc(sizeof(float) * ny), *rh = malloc(sizeof(float) * ny);
+            memcpy(y0, yh, sizeof(float) * ny);
+            to_nhwc(x, N, IC, H * W, xh);
+            naive_conv(x, N, IC, H, W, w, b, OC, K, K, s, p, r);
+            to_nhwc(r, N, OC, OH * OW, rh);
+            if (accum) for (size_t i = 0; i < ny; i++) rh[i] += y0[i];
+            op_conv2d_nhwc(xh, N, IC, H, W, w, b, OC, K, K, s, p, yh, accum);
+            snprintf(name, sizeof name, "conv2d_nhwc N%d IC%d %dx%d OC%d k%d s%d accum%d", N, IC, H, W, OC, K, s, accum);
+            CMP(yh, rh, ny, name);
+            free(x); free(w); free(b); free(xh); free(yh); free(y0); free(r); free(rh);
+        }
+
+    /* group norm: with and without the per-sample channel bias and SiLU */
+    int N = 2, C = 48, HW = 37, G = 8;
+    size_t n = (size_t)N * C * HW;
+    float *x = rnd(n), *pb = rnd((size_t)N * C), *g = rnd(C), *be = rnd(C);
+    float *xb = malloc(sizeof(float) * n), *r = malloc(sizeof(float) * n), *rh = malloc(sizeof(float) * n);
+    float *xh = malloc(sizeof(float) * n), *y = malloc(sizeof(float) * n);
+    for (size_t i = 0; i < n; i++) x[i] = x[i] * 3 + 0.5f;   /* an offset the mean must remove */
+    to_nhwc(x, N, C, HW, xh);
+    for (int withb = 0; withb < 2; withb++)
+        for (int silu = 0; silu < 2; silu++) {
+            memcpy(xb, x, sizeof(float) * n);
+            if (withb) op_add_channel_bias(xb, N, C, HW, pb);
+            op_group_norm(xb, N, C, HW, G, g, be, 1e-5f, silu, r);
+            to_nhwc(r, N, C, HW, rh);
+            op_group_norm_nhwc(xh, N, C, HW, G, withb ? pb : NULL, g, be, 1e-5f, silu, y);
+            snprintf(name, sizeof name, "group_norm_nhwc pre_bias%d silu%d", withb, silu);
+            CMP(y, rh, n, name);
+        }
+    /* in place, more pixels than the chunking splits */
+    int HW2 = 4099;
+    size_t n2 = (size_t)C * HW2;
+    float *x2 = rnd(n2), *x2h = malloc(sizeof(float) * n2), *r2 = malloc(sizeof(float) * n2),
+          *r2h = malloc(sizeof(float) * n2);
+    to_nhwc(x2, 1, C, HW2, x2h);
+    op_group_norm(x2, 1, C, HW2, G, g, be, 1e-6f, 1, r2);
+    to_nhwc(r2, 1, C, HW2, r2h);
+    op_group_norm_nhwc(x2h, 1, C, HW2, G, NULL, g, be, 1e-6f, 1, x2h);
+    CMP(x2h, r2h, n2, "group_norm_nhwc in place, 4099 pixels");
+
+    /* linear_acc: y += x·wᵀ + b */
+    int M = 11, IN = 19, OUT = 23;
+    float *lx = rnd((size_t)M * IN), *lw = rnd((size_t)OUT * IN), *lb = rnd(OUT), *ly = rnd((size_t)M * OUT);
+    float *lr = malloc(sizeof(float) * M * OUT);
+    op_linear(lx, M, IN, lw, lb, OUT, lr);
+    for (size_t i = 0; i < (size_t)M * OUT; i++) lr[i] += ly[i];
+    op_linear_acc(lx, M, IN, lw, lb, OUT, ly);
+    CMP(ly, lr, (size_t)M * OUT, "linear_acc");
+
+    /* upsample (2x and a non-integer ratio) and concat */
+    int H = 5, W = 3, C1 = 7, C2 = 5;
+    struct { int OH, OW; } us[] = {{10, 6}, {7, 5}};
+    for (int u = 0; u < 2; u++) {
+        int OH = us[u].OH, OW = us[u].OW;
+        op_upsample_nearest(x, N, C1, H, W, OH, OW, r);
+        to_nhwc(r, N, C1, OH * OW, rh);
+        to_nhwc(x, N, C1, H * W, xh);
+        op_upsample_nearest_nhwc(xh, N, C1, H, W, OH, OW, y);
+        snprintf(name, sizeof name, "upsample_nearest_nhwc %dx%d -> %dx%d", H, W, OH, OW);
+        CMP(y, rh, (size_t)N * C1 * OH * OW, name);
+    }
+    op_concat_channels(x, C1, pb, C2, N, HW, r);
+    to_nhwc(r, N, C1 + C2, HW, rh);
+    to_nhwc(x, N, C1, HW, xh);
+    to_nhwc(pb, N, C2, HW, xb);
+    op_concat_channels_nhwc(xh, C1, xb, C2, (size_t)N * HW, y);
+    CMP(y, rh, (size_t)N * (C1 + C2) * HW, "concat_channels_nhwc");
+    free(x); free(pb); free(g); free(be); free(xb); free(r); free(rh); free(xh); free(y);
+    free(x2); free(x2h); free(r2); free(r2h); free(lx); free(lw); free(lb); free(ly); free(lr);
+}
+
 int main(void)
 {
     ops_init(0);
@@ -313,5 +413,6 @@ int main(void)
     test_norms();
     test_attention();
     test_elementwise();
+    test_nhwc();
     return t_done();
 }

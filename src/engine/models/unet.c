@@ -651,6 +651,18 @@ static void tap(const sd_unet *u, const char *name, const float *d, int n, int c
     if (u->tap) u->tap(u->tap_ud, name, d, n, c, h, w);
 }
 
+/* Taps see NCHW like the goldens; activations live in NHWC (a debug path:
+ * the copy is allocated here, never in a normal forward). */
+static void tap_nhwc(const sd_unet *u, const char *name, const float *d, int n, int c, int h, int w)
+{
+    if (!u->tap) return;
+    float *t = malloc(sizeof(float) * (size_t)n * c * h * w);
+    if (!t) return;
+    op_nlc_to_nchw(d, n, c, h * w, t);
+    u->tap(u->tap_ud, name, t, n, c, h, w);
+    free(t);
+}
+
 /* ---------------------------------------------------------------- blocks */
 
 /* Sinusoidal timestep embedding, diffusers Timesteps(flip_sin_to_cos=True,
@@ -668,23 +680,24 @@ static void timestep_embedding(const float *t, int B, int dim, float *out)
         }
 }
 
-/* ResBlock: x[B,cin,hw] in s->x -> s->x[B,cout,hw]. */
+/* ResBlock: x[B,hw,cin] in s->x -> s->x[B,hw,cout].  The time embedding's
+ * channel bias is folded into the second group norm, and the residual add
+ * into the second conv (accumulating onto x, or onto the 1x1 shortcut). */
 static void resblock_forward(const resblock *r, state *s, int lvl, int time_dim)
 {
     int B = s->B, H = s->h[lvl], W = s->w[lvl], hw = H * W;
-    op_group_norm(s->x, B, r->cin, hw, UNET_GROUPS, r->norm1_g, r->norm1_b, RES_EPS, 1, s->t1);
-    op_conv2d(s->t1, B, r->cin, H, W, r->conv1_w, r->conv1_b, r->cout, 3, 3, 1, 1, s->t2);
+    op_group_norm_nhwc(s->x, B, r->cin, hw, UNET_GROUPS, NULL, r->norm1_g, r->norm1_b, RES_EPS, 1, s->t1);
+    op_conv2d_nhwc(s->t1, B, r->cin, H, W, r->conv1_w, r->conv1_b, r->cout, 3, 3, 1, 1, s->t2, 0);
     op_linear(s->temb_act, B, time_dim, r->temb_w, r->temb_b, r->cout, s->chan_bias);
-    op_add_channel_bias(s->t2, B, r->cout, hw, s->chan_bias);
-    op_group_norm(s->t2, B, r->cout, hw, UNET_GROUPS, r->norm2_g, r->norm2_b, RES_EPS, 1, s->t2);
-    op_conv2d(s->t2, B, r->cout, H, W, r->conv2_w, r->conv2_b, r->cout, 3, 3, 1, 1, s->y);
+    op_group_norm_nhwc(s->t2, B, r->cout, hw, UNET_GROUPS, s->chan_bias, r->norm2_g, r->norm2_b, RES_EPS, 1,
+                       s->t2);
     if (r->short_w) {
-        op_conv2d(s->x, B, r->cin, H, W, r->short_w, r->short_b, r->cout, 1, 1, 1, 0, s->t1);
-        op_add(s->y, s->t1, (size_t)B * r->cout * hw);
+        op_conv2d_nhwc(s->x, B, r->cin, H, W, r->short_w, r->short_b, r->cout, 1, 1, 1, 0, s->y, 0);
+        op_conv2d_nhwc(s->t2, B, r->cout, H, W, r->conv2_w, r->conv2_b, r->cout, 3, 3, 1, 1, s->y, 1);
+        swap_xy(s);
     } else {
-        op_add(s->y, s->x, (size_t)B * r->cout * hw);
+        op_conv2d_nhwc(s->t2, B, r->cout, H, W, r->conv2_w, r->conv2_b, r->cout, 3, 3, 1, 1, s->x, 1);
     }
-    swap_xy(s);
 }
 
 /* h[B*Tq, C] += to_out(attention(norm(h) -> q, kv -> k, v)); kv NULL = self. */
@@ -699,19 +712,18 @@ static void attention_forward(const attention *a, int heads, int B, int Tq, int 
     op_linear(src, (int)mk, a->kv_dim, a->v, NULL, C, v);
     int d = C / heads;
     op_attention(q, C, k, C, v, C, B, Tq, Tk, heads, d, 1.f / sqrtf((float)d), o);
-    op_linear(o, (int)mq, C, a->out_w, a->out_b, C, tmp);
-    op_add(h, tmp, mq * C);
+    op_linear_acc(o, (int)mq, C, a->out_w, a->out_b, C, h);
 }
 
-/* SpatialTransformer: x[B,C,hw] in s->x, updated in place (residual). */
+/* SpatialTransformer: x[B,hw,C] in s->x — already the token layout —
+ * updated in place (residual). */
 static void transformer_forward(const transformer *t, state *s, int lvl, const float *ctx)
 {
     int B = s->B, C = t->c, hw = s->h[lvl] * s->w[lvl];
-    size_t m = (size_t)B * hw, n = m * C;
-    op_group_norm(s->x, B, C, hw, UNET_GROUPS, t->norm_g, t->norm_b, ST_EPS, 0, s->t1);
-    op_nchw_to_nlc(s->t1, B, C, hw, s->t2);
+    size_t m = (size_t)B * hw;
+    op_group_norm_nhwc(s->x, B, C, hw, UNET_GROUPS, NULL, t->norm_g, t->norm_b, ST_EPS, 0, s->t1);
     float *h = s->t3;
-    op_linear(s->t2, (int)m, C, t->proj_in_w, t->proj_in_b, C, h);
+    op_linear(s->t1, (int)m, C, t->proj_in_w, t->proj_in_b, C, h);
     for (int i = 0; i < t->depth; i++) {
         const tblock *b = &t->blocks[i];
         op_layer_norm(h, (int)m, C, b->norm1_g, b->norm1_b, LN_EPS, s->t1);
@@ -721,12 +733,9 @@ static void transformer_forward(const transformer *t, state *s, int lvl, const f
         op_layer_norm(h, (int)m, C, b->norm3_g, b->norm3_b, LN_EPS, s->t1);
         op_linear(s->t1, (int)m, C, b->ff1_w, b->ff1_b, 2 * b->ff, s->att);
         op_geglu(s->att, (int)m, b->ff, s->ffh);
-        op_linear(s->ffh, (int)m, b->ff, b->ff2_w, b->ff2_b, C, s->t2);
-        op_add(h, s->t2, n);
+        op_linear_acc(s->ffh, (int)m, b->ff, b->ff2_w, b->ff2_b, C, h);
     }
-    op_linear(h, (int)m, C, t->proj_out_w, t->proj_out_b, C, s->t1);
-    op_nlc_to_nchw(s->t1, B, C, hw, s->t2);
-    op_add(s->x, s->t2, n);
+    op_linear_acc(h, (int)m, C, t->proj_out_w, t->proj_out_b, C, s->x);
 }
 
 /* ---------------------------------------------------------------- forward */
@@ -754,9 +763,11 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
     memcpy(s.temb_act, s.temb, sizeof(float) * B * te);
     op_silu(s.temb_act, (size_t)B * te);
 
-    op_conv2d(x, B, in->in_channels, H, W, u->conv_in_w, u->conv_in_b, c0,
-              u->conv_in_k, u->conv_in_k, 1, u->conv_in_k / 2, s.x);
-    tap(u, "conv_in", s.x, B, c0, H, W);
+    /* activations are NHWC inside; the latent comes and goes as NCHW */
+    op_nchw_to_nlc(x, B, in->in_channels, H * W, s.t1);
+    op_conv2d_nhwc(s.t1, B, in->in_channels, H, W, u->conv_in_w, u->conv_in_b, c0,
+                   u->conv_in_k, u->conv_in_k, 1, u->conv_in_k / 2, s.x, 0);
+    tap_nhwc(u, "conv_in", s.x, B, c0, H, W);
     skip_push(&s, 0, c0);
 
     for (int i = 0; i < nl; i++) {
@@ -767,18 +778,19 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
             skip_push(&s, i, v->c);
         }
         if (v->downsample_w) {
-            op_conv2d(s.x, B, v->c, s.h[i], s.w[i], v->downsample_w, v->downsample_b, v->c, 3, 3, 2, 1, s.y);
+            op_conv2d_nhwc(s.x, B, v->c, s.h[i], s.w[i], v->downsample_w, v->downsample_b, v->c, 3, 3, 2, 1, s.y,
+                           0);
             swap_xy(&s);
             skip_push(&s, i + 1, v->c);
         }
         snprintf(name, sizeof name, "down_blocks.%d", i);
-        tap(u, name, s.x, B, v->c, s.h[i + (v->downsample_w != NULL)], s.w[i + (v->downsample_w != NULL)]);
+        tap_nhwc(u, name, s.x, B, v->c, s.h[i + (v->downsample_w != NULL)], s.w[i + (v->downsample_w != NULL)]);
     }
 
     resblock_forward(&u->mid_res[0], &s, nl - 1, te);
     transformer_forward(&u->mid_attn, &s, nl - 1, ctx);
     resblock_forward(&u->mid_res[1], &s, nl - 1, te);
-    tap(u, "mid_block", s.x, B, u->lv[nl - 1].c, s.h[nl - 1], s.w[nl - 1]);
+    tap_nhwc(u, "mid_block", s.x, B, u->lv[nl - 1].c, s.h[nl - 1], s.w[nl - 1]);
 
     int cprev = u->lv[nl - 1].c;
     for (int k = 0; k < nl; k++) {
@@ -788,7 +800,7 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
         for (int j = 0; j < v->n_up; j++) {
             int sc = v->up[j].cin - cprev;
             s.nskip--;
-            op_concat_channels(s.x, cprev, s.skip[s.nskip], sc, B, (int)hw, s.y);
+            op_concat_channels_nhwc(s.x, cprev, s.skip[s.nskip], sc, B * hw, s.y);
             swap_xy(&s);
             resblock_forward(&v->up[j], &s, i, te);
             if (v->attn) transformer_forward(&v->up_attn[j], &s, i, ctx);
@@ -799,17 +811,21 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
             /* like diffusers' forward_upsample_size: to the next skip's size */
             int tl = s.skip_lvl[s.nskip - 1];
             oh = s.h[tl]; ow = s.w[tl];
-            op_upsample_nearest(s.x, B, v->c, s.h[i], s.w[i], oh, ow, s.t1);
-            op_conv2d(s.t1, B, v->c, oh, ow, v->upsample_w, v->upsample_b, v->c, 3, 3, 1, 1, s.x);
+            op_upsample_nearest_nhwc(s.x, B, v->c, s.h[i], s.w[i], oh, ow, s.t1);
+            op_conv2d_nhwc(s.t1, B, v->c, oh, ow, v->upsample_w, v->upsample_b, v->c, 3, 3, 1, 1, s.x, 0);
         }
         snprintf(name, sizeof name, "up_blocks.%d", k);
-        tap(u, name, s.x, B, v->c, oh, ow);
+        tap_nhwc(u, name, s.x, B, v->c, oh, ow);
     }
 
-    op_group_norm(s.x, B, c0, H * W, UNET_GROUPS, u->norm_out_g, u->norm_out_b, RES_EPS, 0, s.t1);
-    tap(u, "conv_norm_out", s.t1, B, c0, H, W);
-    op_silu(s.t1, (size_t)B * c0 * H * W);
-    op_conv2d(s.t1, B, c0, H, W, u->conv_out_w, u->conv_out_b, in->out_channels,
-              u->conv_out_k, u->conv_out_k, 1, u->conv_out_k / 2, out);
+    /* SiLU fused into the norm unless the pre-SiLU value is tapped */
+    op_group_norm_nhwc(s.x, B, c0, H * W, UNET_GROUPS, NULL, u->norm_out_g, u->norm_out_b, RES_EPS, !u->tap, s.t1);
+    if (u->tap) {
+        tap_nhwc(u, "conv_norm_out", s.t1, B, c0, H, W);
+        op_silu(s.t1, (size_t)B * c0 * H * W);
+    }
+    op_conv2d_nhwc(s.t1, B, c0, H, W, u->conv_out_w, u->conv_out_b, in->out_channels,
+                   u->conv_out_k, u->conv_out_k, 1, u->conv_out_k / 2, s.t2, 0);
+    op_nlc_to_nchw(s.t2, B, in->out_channels, H * W, out);
     return 0;
 }

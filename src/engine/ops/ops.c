@@ -4,15 +4,58 @@
  * (conv, gemm, attention) live in ops_gemm.c and ops_attention.c.  No op
  * allocates more than a small per-call scratch and none can fail. */
 #include "ops.h"
+#include "ops_prof.h"
+#include "ops_vec.h"
 
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int g_threads;
 
+/* ---------------------------------------------------------------- profiling */
+
+int ops_prof_on;
+static double g_prof[PROF_NKIND];
+static long g_prof_n[PROF_NKIND];
+
+double ops_prof_now(void) { return omp_get_wtime(); }
+
+/* Ops run on the one engine worker thread (their parallel regions inside),
+ * so the totals need no lock. */
+void ops_prof_add(int kind, double t0)
+{
+    g_prof[kind] += omp_get_wtime() - t0;
+    g_prof_n[kind]++;
+}
+
+int ops_prof_enabled(void) { return ops_prof_on; }
+
+void ops_prof_reset(void)
+{
+    memset(g_prof, 0, sizeof g_prof);
+    memset(g_prof_n, 0, sizeof g_prof_n);
+}
+
+void ops_prof_print(FILE *f, const char *title)
+{
+    static const char *names[PROF_NKIND] = {"conv", "linear", "attention", "norm", "elementwise", "layout"};
+    double tot = 0;
+    for (int i = 0; i < PROF_NKIND; i++) tot += g_prof[i];
+    fprintf(f, "  profile %s: %.3f s in ops\n", title, tot);
+    for (int i = 0; i < PROF_NKIND; i++) {
+        if (g_prof_n[i]) fprintf(f, "    %-12s %8.3f s %5.1f %%  %6ld calls\n", names[i], g_prof[i],
+                                 tot > 0 ? 100 * g_prof[i] / tot : 0, g_prof_n[i]);
+        g_prof[i] = 0;
+        g_prof_n[i] = 0;
+    }
+}
+
 void ops_init(int threads)
 {
+    const char *p = getenv("SD_PROFILE");
+    ops_prof_on = p && *p == '1';
     int n = threads > 0 ? threads : omp_get_num_procs();
     if (n < 1) n = 1;
     if (g_threads == n) return;
@@ -28,9 +71,21 @@ int ops_threads(void)
 /* Elementwise loops are split into chunks only when big enough to pay for the team. */
 #define PAR_MIN 16384
 
+/* y[0..n) = x*a + b, then SiLU if asked; 16 lanes at a time. */
+static void affine_row(const float *x, float *y, int n, float a, float b, int silu)
+{
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v16f v = v16_load(x + i) * a + b;
+        v16_store(y + i, silu ? v16_silu(v) : v);
+    }
+    for (; i < n; i++) { float v = (x[i] * a) + b; y[i] = silu ? v / (1.f + expf(-v)) : v; }
+}
+
 void op_group_norm(const float *x, int N, int C, int HW, int G,
                    const float *gamma, const float *beta, float eps, int silu, float *y)
 {
+    PROF_BEGIN;
     int cg = C / G;
     #pragma omp parallel for schedule(static) if ((size_t)N * C * HW >= PAR_MIN)
     for (int ng = 0; ng < N * G; ng++) {
@@ -46,19 +101,80 @@ void op_group_norm(const float *x, int N, int C, int HW, int G,
         for (int c = 0; c < cg; c++) {
             int ch = g * cg + c;
             float a = inv * (gamma ? gamma[ch] : 1.f), b = beta ? beta[ch] : 0.f;
-            const float *xp = xs + (size_t)c * HW;
-            float *yp = y + off + (size_t)c * HW;
-            if (silu)
-                for (int i = 0; i < HW; i++) { float v = (xp[i] - m) * a + b; yp[i] = v / (1.f + expf(-v)); }
-            else
-                for (int i = 0; i < HW; i++) yp[i] = (xp[i] - m) * a + b;
+            affine_row(xs + (size_t)c * HW, y + off + (size_t)c * HW, HW, a, b - m * a, silu);
         }
     }
+    PROF_END(PROF_NORM);
+}
+
+/* NHWC group norm: per sample, pixel chunks accumulate per-channel sums in
+ * double (pass 1: sum; pass 2: squared deviation from the group mean, as the
+ * NCHW version does), then every pixel row is scaled per channel (pass 3). */
+#define GN_CHUNKS 64
+void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float *pre_bias,
+                        const float *gamma, const float *beta, float eps, int silu, float *y)
+{
+    PROF_BEGIN;
+    int cg = C / G, nch = HW < GN_CHUNKS ? 1 : GN_CHUNKS;
+    double *part = malloc(sizeof(double) * (size_t)nch * C);
+    double *gmean = malloc(sizeof(double) * G);
+    float *sh = malloc(sizeof(float) * 2 * (size_t)C), *sc = sh + C;
+    if (!part || !gmean || !sh) abort();   /* a few KB; out of memory here is fatal anyway */
+    for (int n = 0; n < N; n++) {
+        const float *xn = x + (size_t)n * HW * C;
+        float *yn = y + (size_t)n * HW * C;
+        const float *pb = pre_bias ? pre_bias + (size_t)n * C : NULL;
+        for (int pass = 0; pass < 2; pass++) {
+            /* pass 0: sh = pre_bias; pass 1: sh = pre_bias - group mean */
+            for (int c = 0; c < C; c++) sh[c] = (pb ? pb[c] : 0.f) - (pass ? (float)gmean[c / cg] : 0.f);
+            #pragma omp parallel for schedule(static) if ((size_t)HW * C >= PAR_MIN)
+            for (int k = 0; k < nch; k++) {
+                double *acc = part + (size_t)k * C;
+                for (int c = 0; c < C; c++) acc[c] = 0;
+                int p0 = (int)((long)HW * k / nch), p1 = (int)((long)HW * (k + 1) / nch);
+                for (int p = p0; p < p1; p++) {
+                    const float *xr = xn + (size_t)p * C;
+                    if (pass == 0)
+                        for (int c = 0; c < C; c++) acc[c] += xr[c] + sh[c];
+                    else
+                        for (int c = 0; c < C; c++) { double d = xr[c] + sh[c]; acc[c] += d * d; }
+                }
+            }
+            for (int g = 0; g < G; g++) {
+                double t = 0;
+                for (int k = 0; k < nch; k++)
+                    for (int c = g * cg; c < (g + 1) * cg; c++) t += part[(size_t)k * C + c];
+                t /= (double)cg * HW;
+                if (pass == 0) gmean[g] = t;
+                else gmean[g] = 1.0 / sqrt(t + eps);   /* now the inverse std */
+            }
+            if (pass == 1)   /* y = (x + pb - mean)·inv·gamma + beta = x·sc + sh' */
+                for (int c = 0; c < C; c++) {
+                    float a = (float)gmean[c / cg] * (gamma ? gamma[c] : 1.f);
+                    sh[c] = sh[c] * a + (beta ? beta[c] : 0.f);
+                    sc[c] = a;
+                }
+        }
+        #pragma omp parallel for schedule(static) if ((size_t)HW * C >= PAR_MIN)
+        for (int p = 0; p < HW; p++) {
+            const float *xr = xn + (size_t)p * C;
+            float *yr = yn + (size_t)p * C;
+            int c = 0;
+            for (; c + 16 <= C; c += 16) {
+                v16f v = v16_load(xr + c) * v16_load(sc + c) + v16_load(sh + c);
+                v16_store(yr + c, silu ? v16_silu(v) : v);
+            }
+            for (; c < C; c++) { float v = xr[c] * sc[c] + sh[c]; yr[c] = silu ? v / (1.f + expf(-v)) : v; }
+        }
+    }
+    free(part); free(gmean); free(sh);
+    PROF_END(PROF_NORM);
 }
 
 void op_layer_norm(const float *x, int M, int C, const float *gamma, const float *beta,
                    float eps, float *y)
 {
+    PROF_BEGIN;
     #pragma omp parallel for schedule(static) if ((size_t)M * C >= PAR_MIN)
     for (int r = 0; r < M; r++) {
         const float *xr = x + (size_t)r * C;
@@ -72,61 +188,82 @@ void op_layer_norm(const float *x, int M, int C, const float *gamma, const float
         for (int i = 0; i < C; i++)
             yr[i] = (xr[i] - m) * inv * (gamma ? gamma[i] : 1.f) + (beta ? beta[i] : 0.f);
     }
+    PROF_END(PROF_NORM);
 }
 
 void op_silu(float *x, size_t n)
 {
+    PROF_BEGIN;
+    size_t nb = n / 16;
     #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
-    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.f + expf(-x[i]));
+    for (size_t b = 0; b < nb; b++) v16_store(x + 16 * b, v16_silu(v16_load(x + 16 * b)));
+    for (size_t i = 16 * nb; i < n; i++) x[i] = x[i] / (1.f + expf(-x[i]));
+    PROF_END(PROF_ELEM);
 }
 
 static inline float gelu1(float v) { return 0.5f * v * (1.f + erff(v * 0.70710678118654752f)); }
 
 void op_gelu(float *x, size_t n)
 {
+    PROF_BEGIN;
     #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) x[i] = gelu1(x[i]);
+    PROF_END(PROF_ELEM);
 }
 
 void op_quick_gelu(float *x, size_t n)
 {
+    PROF_BEGIN;
     #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.f + expf(-1.702f * x[i]));
+    PROF_END(PROF_ELEM);
 }
 
 void op_add(float *y, const float *x, size_t n)
 {
+    PROF_BEGIN;
     #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] += x[i];
+    PROF_END(PROF_ELEM);
 }
 
 void op_axpby(float *y, float a, const float *x, float b, size_t n)
 {
+    PROF_BEGIN;
     #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] = a * y[i] + b * x[i];
+    PROF_END(PROF_ELEM);
 }
 
 void op_add_channel_bias(float *x, int N, int C, int HW, const float *bias)
 {
+    PROF_BEGIN;
     #pragma omp parallel for schedule(static) if ((size_t)N * C * HW >= PAR_MIN)
     for (int p = 0; p < N * C; p++) {
         float b = bias[p], *xp = x + (size_t)p * HW;
         for (int i = 0; i < HW; i++) xp[i] += b;
     }
+    PROF_END(PROF_ELEM);
 }
 
+/* GEGLU with the vectorised erf (absolute error < 1.5e-7 against erff). */
 void op_geglu(const float *in, int M, int F, float *out)
 {
+    PROF_BEGIN;
     #pragma omp parallel for schedule(static) if ((size_t)M * F >= PAR_MIN)
     for (int r = 0; r < M; r++) {
         const float *v = in + (size_t)r * 2 * F, *g = v + F;
         float *o = out + (size_t)r * F;
-        for (int i = 0; i < F; i++) o[i] = v[i] * gelu1(g[i]);
+        int i = 0;
+        for (; i + 16 <= F; i += 16) v16_store(o + i, v16_load(v + i) * v16_gelu(v16_load(g + i)));
+        for (; i < F; i++) o[i] = v[i] * gelu1(g[i]);
     }
+    PROF_END(PROF_ELEM);
 }
 
 void op_upsample_nearest2x(const float *x, int N, int C, int H, int W, float *y)
 {
+    PROF_BEGIN;
     int OW = 2 * W;
     #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W >= PAR_MIN / 4)
     for (int p = 0; p < N * C; p++) {
@@ -138,6 +275,7 @@ void op_upsample_nearest2x(const float *x, int N, int C, int H, int W, float *y)
             memcpy(r0 + OW, r0, sizeof(float) * OW);
         }
     }
+    PROF_END(PROF_LAYOUT);
 }
 
 /* PyTorch's nearest_idx: exact for same size and 2x, else float scale in/out. */
@@ -152,6 +290,7 @@ static int nearest_src(int o, int in, int out)
 void op_upsample_nearest(const float *x, int N, int C, int H, int W, int OH, int OW, float *y)
 {
     if (OH == 2 * H && OW == 2 * W) { op_upsample_nearest2x(x, N, C, H, W, y); return; }
+    PROF_BEGIN;
     #pragma omp parallel for schedule(static) if ((size_t)N * C * OH * OW >= PAR_MIN)
     for (int p = 0; p < N * C; p++) {
         const float *xp = x + (size_t)p * H * W;
@@ -161,12 +300,27 @@ void op_upsample_nearest(const float *x, int N, int C, int H, int W, int OH, int
             for (int j = 0; j < OW; j++) yp[(size_t)i * OW + j] = xr[nearest_src(j, W, OW)];
         }
     }
+    PROF_END(PROF_LAYOUT);
+}
+
+void op_upsample_nearest_nhwc(const float *x, int N, int C, int H, int W, int OH, int OW, float *y)
+{
+    PROF_BEGIN;
+    #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * OH * OW >= PAR_MIN)
+    for (int n = 0; n < N; n++)
+        for (int i = 0; i < OH; i++) {
+            const float *xr = x + ((size_t)n * H + nearest_src(i, H, OH)) * W * C;
+            float *yr = y + ((size_t)n * OH + i) * OW * C;
+            for (int j = 0; j < OW; j++) memcpy(yr + (size_t)j * C, xr + (size_t)nearest_src(j, W, OW) * C, sizeof(float) * C);
+        }
+    PROF_END(PROF_LAYOUT);
 }
 
 /* Transposes go through 32x32 tiles so both sides stay cache-friendly. */
 #define TT 32
 static void transpose_planes(const float *x, int N, int R, int Cc, float *y)
 {
+    PROF_BEGIN;
     /* x[N,R,Cc] -> y[N,Cc,R] */
     int tr = (R + TT - 1) / TT, tc = (Cc + TT - 1) / TT;
     #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * R * Cc >= PAR_MIN)
@@ -179,6 +333,7 @@ static void transpose_planes(const float *x, int N, int R, int Cc, float *y)
             for (int r = r0; r < r1; r++)
                 for (int c = c0; c < c1; c++) ys[(size_t)c * R + r] = xs[(size_t)r * Cc + c];
         }
+    PROF_END(PROF_LAYOUT);
 }
 
 void op_nchw_to_nlc(const float *x, int N, int C, int HW, float *y) { transpose_planes(x, N, C, HW, y); }
@@ -186,9 +341,23 @@ void op_nlc_to_nchw(const float *x, int N, int C, int HW, float *y) { transpose_
 
 void op_concat_channels(const float *x1, int C1, const float *x2, int C2, int N, int HW, float *y)
 {
+    PROF_BEGIN;
     size_t s1 = (size_t)C1 * HW, s2 = (size_t)C2 * HW;
     for (int n = 0; n < N; n++) {
         memcpy(y + n * (s1 + s2), x1 + n * s1, s1 * sizeof(float));
         memcpy(y + n * (s1 + s2) + s1, x2 + n * s2, s2 * sizeof(float));
     }
+    PROF_END(PROF_LAYOUT);
+}
+
+void op_concat_channels_nhwc(const float *x1, int C1, const float *x2, int C2, size_t P, float *y)
+{
+    PROF_BEGIN;
+    size_t C = (size_t)C1 + C2;
+    #pragma omp parallel for schedule(static) if (P * C >= PAR_MIN)
+    for (size_t p = 0; p < P; p++) {
+        memcpy(y + p * C, x1 + p * C1, sizeof(float) * C1);
+        memcpy(y + p * C + C1, x2 + p * C2, sizeof(float) * C2);
+    }
+    PROF_END(PROF_LAYOUT);
 }

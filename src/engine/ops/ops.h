@@ -15,6 +15,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Set up the thread team (0 = all cores).  Idempotent. */
 void ops_init(int threads);
@@ -25,6 +26,12 @@ int ops_threads(void);
 void op_conv2d(const float *x, int N, int IC, int H, int W,
                const float *w, const float *b, int OC, int KH, int KW,
                int stride, int pad, float *y);
+
+/* The same on NHWC activations: x[N,H,W,IC] -> y[N,OH,OW,OC] (weights as
+ * above).  With accum, y += conv(x) + b (a residual add fused into the conv). */
+void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
+                    const float *w, const float *b, int OC, int KH, int KW,
+                    int stride, int pad, float *y, int accum);
 
 /* op_conv2d keeps a copy of each weight tensor reordered to oneDNN's
  * preferred layout, keyed by the pointer w; outside registered checkpoint
@@ -41,6 +48,10 @@ void ops_weights_forget(const void *p, size_t bytes);
 /* y[M,OUT] = x[M,IN] · w[OUT,IN]^T + b[OUT] (b may be NULL). */
 void op_linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y);
 
+/* y[M,OUT] += x[M,IN] · w[OUT,IN]^T + b[OUT] (b may be NULL): a linear
+ * layer whose output is added to a residual in place. */
+void op_linear_acc(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y);
+
 /* C[M,N] = alpha * A[M,K] · B + beta*C, with B given as [K,N] (transB=0) or [N,K] (transB=1).
  * Row-major, leading dimensions lda, ldb, ldc. */
 void op_gemm(int transB, int M, int N, int K, float alpha,
@@ -50,6 +61,13 @@ void op_gemm(int transB, int M, int N, int K, float alpha,
  * y may alias x. */
 void op_group_norm(const float *x, int N, int C, int HW, int G,
                    const float *gamma, const float *beta, float eps, int silu, float *y);
+
+/* GroupNorm on NHWC: x[N,HW,C], G groups of C/G consecutive channels.
+ * pre_bias (may be NULL) is a per-sample per-channel [N,C] term added to x
+ * before normalising (the UNet's time embedding); if silu, y = silu(norm).
+ * y may alias x. */
+void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float *pre_bias,
+                        const float *gamma, const float *beta, float eps, int silu, float *y);
 
 /* LayerNorm over the last dim: x[M,C] -> y[M,C]; y may alias x. */
 void op_layer_norm(const float *x, int M, int C, const float *gamma, const float *beta,
@@ -89,6 +107,19 @@ void op_upsample_nearest(const float *x, int N, int C, int H, int W, int OH, int
 /* NCHW <-> NHWC-style transposes: x[N,C,HW] -> y[N,HW,C] and back. */
 void op_nchw_to_nlc(const float *x, int N, int C, int HW, float *y);
 void op_nlc_to_nchw(const float *x, int N, int C, int HW, float *y);
+
+/* NHWC resampling and concat: nearest 2x / PyTorch-rule nearest resize of
+ * x[N,H,W,C]; channel concat of x1[P,C1], x2[P,C2] -> y[P,C1+C2] for P pixels. */
+void op_upsample_nearest_nhwc(const float *x, int N, int C, int H, int W, int OH, int OW, float *y);
+void op_concat_channels_nhwc(const float *x1, int C1, const float *x2, int C2, size_t P, float *y);
+
+/* Profiling: with SD_PROFILE=1 in the environment (read by ops_init) every
+ * op adds its wall time to a total per kind; ops_prof_print writes the
+ * totals and resets them. */
+enum { PROF_CONV, PROF_LINEAR, PROF_ATTN, PROF_NORM, PROF_ELEM, PROF_LAYOUT, PROF_NKIND };
+int ops_prof_enabled(void);
+void ops_prof_reset(void);
+void ops_prof_print(FILE *f, const char *title);
 
 /* Channel concat: x1[N,C1,HW], x2[N,C2,HW] -> y[N,C1+C2,HW]. */
 void op_concat_channels(const float *x1, int C1, const float *x2, int C2, int N, int HW, float *y);

@@ -4,6 +4,7 @@
  * out_tile = S·v with op_gemm scaled by 1/rowsum.  So at most one TQ×Tk score block
  * per thread exists at a time, never the full [H,Tq,Tk] matrix. */
 #include "ops.h"
+#include "ops_prof.h"
 
 #include <math.h>
 #include <omp.h>
@@ -106,11 +107,15 @@ static void attention(const float *q, int ldq, const float *k, int ldk, const fl
 void op_attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                   int B, int Tq, int Tk, int H, int D, float scale, float *out)
 {
+    PROF_BEGIN;
     attention(q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, 0, out);
+    PROF_END(PROF_ATTN);
 }
 
 void op_attention_causal(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                          int B, int T, int H, int D, float scale, float *out)
 {
+    PROF_BEGIN;
     attention(q, ldq, k, ldk, v, ldv, B, T, T, H, D, scale, 1, out);
+    PROF_END(PROF_ATTN);
 }

@@ -14,6 +14,7 @@
  * against the parity tolerances, so it is off by default.
  * Any oneDNN failure is a bug: print and abort. */
 #include "ops.h"
+#include "ops_prof.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -25,13 +26,15 @@
 
 #define CONV_CACHE 96
 
-typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, bias; } conv_key;
+/* nhwc: the caller's activations are NHWC (else NCHW); accum: y += conv(x). */
+typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, bias, nhwc, accum; } conv_key;
 
 typedef struct conv_entry {
     conv_key key;
     unsigned long long used;       /* LRU stamp; 0 = empty slot */
     dnnl_primitive_t prim;
     dnnl_primitive_t rsrc, rdst;   /* plain->blocked src, blocked->plain dst; NULL if plain */
+    dnnl_primitive_t rdin;         /* plain->blocked dst before an accumulating conv; or NULL */
     dnnl_memory_desc_t src, wei, bia, dst;      /* as the primitive wants them */
     dnnl_memory_desc_t psrc, pwei, pdst;        /* plain NCHW / OIHW */
 } conv_entry;
@@ -118,19 +121,34 @@ static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
     dnnl_dims_t strides = {k->stride, k->stride}, pl = {k->pad, k->pad},
                 pr = {(OH - 1) * k->stride + k->KH - k->H - k->pad, (OW - 1) * k->stride + k->KW - k->W - k->pad};
     dnnl_memory_desc_t as, aw, ad;
-    ck(dnnl_memory_desc_init_by_tag(&e->psrc, 4, sd, dnnl_f32, dnnl_nchw), "md src");
+    dnnl_format_tag_t plain = k->nhwc ? dnnl_nhwc : dnnl_nchw;
+    ck(dnnl_memory_desc_init_by_tag(&e->psrc, 4, sd, dnnl_f32, plain), "md src");
     ck(dnnl_memory_desc_init_by_tag(&e->pwei, 4, wd, dnnl_f32, dnnl_oihw), "md weights");
     ck(dnnl_memory_desc_init_by_tag(&e->bia, 1, bd, dnnl_f32, dnnl_x), "md bias");
-    ck(dnnl_memory_desc_init_by_tag(&e->pdst, 4, dd, dnnl_f32, dnnl_nchw), "md dst");
-    ck(dnnl_memory_desc_init_by_tag(&as, 4, sd, dnnl_f32, dnnl_format_tag_any), "md src any");
+    ck(dnnl_memory_desc_init_by_tag(&e->pdst, 4, dd, dnnl_f32, plain), "md dst");
+    /* NHWC callers get NHWC in and out for direct convs (oneDNN's brgconv
+     * kernels work on it natively: no reorders); Winograd picks its own. */
+    dnnl_format_tag_t act = k->nhwc && alg == dnnl_convolution_direct ? dnnl_nhwc : dnnl_format_tag_any;
+    ck(dnnl_memory_desc_init_by_tag(&as, 4, sd, dnnl_f32, act), "md src any");
     ck(dnnl_memory_desc_init_by_tag(&aw, 4, wd, dnnl_f32, dnnl_format_tag_any), "md weights any");
-    ck(dnnl_memory_desc_init_by_tag(&ad, 4, dd, dnnl_f32, dnnl_format_tag_any), "md dst any");
+    ck(dnnl_memory_desc_init_by_tag(&ad, 4, dd, dnnl_f32, act), "md dst any");
     dnnl_convolution_desc_t cd;
     if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, &as, &aw, k->bias ? &e->bia : NULL,
                                            &ad, strides, pl, pr) != dnnl_success)
         return -1;
+    dnnl_primitive_attr_t attr = NULL;
+    if (k->accum) {   /* dst = conv(src) + dst: the residual add as a "sum" post-op */
+        dnnl_post_ops_t po;
+        ck(dnnl_post_ops_create(&po), "post_ops_create");
+        ck(dnnl_post_ops_append_sum(po, 1.f), "post_ops_append_sum");
+        ck(dnnl_primitive_attr_create(&attr), "attr_create");
+        ck(dnnl_primitive_attr_set_post_ops(attr, po), "attr_set_post_ops");
+        dnnl_post_ops_destroy(po);
+    }
     dnnl_primitive_desc_t pd;
-    if (dnnl_primitive_desc_create(&pd, &cd, NULL, g_engine, NULL) != dnnl_success) return -1;
+    dnnl_status_t st = dnnl_primitive_desc_create(&pd, &cd, attr, g_engine, NULL);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) return -1;
     e->src = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     e->wei = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     e->dst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
@@ -138,6 +156,7 @@ static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
     dnnl_primitive_desc_destroy(pd);
     e->rsrc = dnnl_memory_desc_equal(&e->src, &e->psrc) ? NULL : make_reorder(&e->psrc, &e->src);
     e->rdst = dnnl_memory_desc_equal(&e->dst, &e->pdst) ? NULL : make_reorder(&e->dst, &e->pdst);
+    e->rdin = e->rdst && k->accum ? make_reorder(&e->pdst, &e->dst) : NULL;
     e->key = *k;
     return 0;
 }
@@ -157,6 +176,7 @@ static void conv_entry_clear(conv_entry *e)
     dnnl_primitive_destroy(e->prim);
     if (e->rsrc) dnnl_primitive_destroy(e->rsrc);
     if (e->rdst) dnnl_primitive_destroy(e->rdst);
+    if (e->rdin) dnnl_primitive_destroy(e->rdin);
 }
 
 /* Find or build the primitive for k; returns it with the cache lock released.
@@ -292,14 +312,14 @@ void ops_weights_forget(const void *p, size_t bytes)
     pthread_mutex_unlock(&g_lock);
 }
 
-void op_conv2d(const float *x, int N, int IC, int H, int W,
-               const float *w, const float *b, int OC, int KH, int KW,
-               int stride, int pad, float *y)
+static void conv2d(const float *x, int N, int IC, int H, int W,
+                   const float *w, const float *b, int OC, int KH, int KW,
+                   int stride, int pad, float *y, int nhwc, int accum)
 {
     conv_key k;
     memset(&k, 0, sizeof k);   /* padding bytes take part in memcmp */
     k.N = N; k.IC = IC; k.H = H; k.W = W; k.OC = OC; k.KH = KH; k.KW = KW;
-    k.stride = stride; k.pad = pad; k.bias = b != NULL;
+    k.stride = stride; k.pad = pad; k.bias = b != NULL; k.nhwc = nhwc; k.accum = accum;
     pthread_once(&g_once, engine_init);
     if (!t_stream) ck(dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags), "stream_create");
     conv_entry *e = conv_lookup(&k);
@@ -311,7 +331,10 @@ void op_conv2d(const float *x, int N, int IC, int H, int W,
         run_reorder(e->rsrc, &e->psrc, x, &e->src, bs);
         src = bs;
     }
-    if (e->rdst) dst = grow(&t_bdst, &t_ndst, dnnl_memory_desc_get_size(&e->dst));
+    if (e->rdst) {
+        dst = grow(&t_bdst, &t_ndst, dnnl_memory_desc_get_size(&e->dst));
+        if (e->rdin) run_reorder(e->rdin, &e->pdst, y, &e->dst, dst);
+    }
     dnnl_memory_t ms, mw, mb = NULL, md;
     ck(dnnl_memory_create(&ms, &e->src, g_engine, (void *)src), "memory src");
     ck(dnnl_memory_create(&mw, &e->wei, g_engine, wb), "memory weights");
@@ -327,4 +350,22 @@ void op_conv2d(const float *x, int N, int IC, int H, int W,
     dnnl_memory_destroy(ms); dnnl_memory_destroy(mw); dnnl_memory_destroy(md);
     if (mb) dnnl_memory_destroy(mb);
     if (e->rdst) run_reorder(e->rdst, &e->dst, dst, &e->pdst, y);
+}
+
+void op_conv2d(const float *x, int N, int IC, int H, int W,
+               const float *w, const float *b, int OC, int KH, int KW,
+               int stride, int pad, float *y)
+{
+    PROF_BEGIN;
+    conv2d(x, N, IC, H, W, w, b, OC, KH, KW, stride, pad, y, 0, 0);
+    PROF_END(PROF_CONV);
+}
+
+void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
+                    const float *w, const float *b, int OC, int KH, int KW,
+                    int stride, int pad, float *y, int accum)
+{
+    PROF_BEGIN;
+    conv2d(x, N, IC, H, W, w, b, OC, KH, KW, stride, pad, y, 1, accum);
+    PROF_END(PROF_CONV);
 }

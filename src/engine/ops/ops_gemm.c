@@ -3,6 +3,7 @@
  * region, as the attention tiles do).  conv2d lives in ops_conv.c.  A
  * failure inside oneDNN is a bug: print, abort. */
 #include "ops.h"
+#include "ops_prof.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <stdio.h>
@@ -41,6 +42,20 @@ static void fill_rows(float *y, int M, int OUT, const float *b)
 
 void op_linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y)
 {
+    PROF_BEGIN;
     if (b) fill_rows(y, M, OUT, b);
     op_gemm(1, M, OUT, IN, 1.f, x, IN, w, IN, b ? 1.f : 0.f, y, OUT);
+    PROF_END(PROF_LINEAR);
+}
+
+void op_linear_acc(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y)
+{
+    PROF_BEGIN;
+    if (b) {
+        #pragma omp parallel for schedule(static) if ((size_t)M * OUT >= 65536)
+        for (int r = 0; r < M; r++)
+            for (int j = 0; j < OUT; j++) y[(size_t)r * OUT + j] += b[j];
+    }
+    op_gemm(1, M, OUT, IN, 1.f, x, IN, w, IN, 1.f, y, OUT);
+    PROF_END(PROF_LINEAR);
 }

@@ -1,0 +1,16 @@
+/* ops_prof.h — internal to the ops layer: the SD_PROFILE timers each public
+ * op wraps itself in (PROF_BEGIN ... PROF_END(kind)).  Cheap when off: one
+ * load and a branch. */
+#ifndef SD_OPS_PROF_H
+#define SD_OPS_PROF_H
+
+#include "ops.h"
+
+extern int ops_prof_on;
+double ops_prof_now(void);
+void ops_prof_add(int kind, double t0);
+
+#define PROF_BEGIN double prof_t0_ = ops_prof_on ? ops_prof_now() : 0
+#define PROF_END(kind) do { if (ops_prof_on) ops_prof_add((kind), prof_t0_); } while (0)
+
+#endif
