@@ -413,37 +413,35 @@ static int ws_reserve(sd_vae *v, size_t need, size_t attn_need, sd_err *err)
 
 static void swap(float **a, float **b) { float *t = *a; *a = *b; *b = t; }
 
-/* cur[cin, H, W] -> cur[cout, H, W]. */
+/* Activations are NHWC inside the coders (oneDNN's direct convs read and
+ * write it natively); images and latents come and go as NCHW. */
+
+/* cur[H, W, cin] -> cur[H, W, cout]; the residual add is fused into conv2. */
 static void resnet_forward(const sd_vae *v, vae_ws *ws, const vae_resnet *r, int H, int W)
 {
-    size_t HW = (size_t)H * W, n = (size_t)r->cout * HW;
-    op_group_norm(ws->cur, 1, r->cin, (int)HW, v->groups, r->n1_w, r->n1_b, VAE_GN_EPS, 1, ws->tmp);
-    op_conv2d(ws->tmp, 1, r->cin, H, W, r->c1_w, r->c1_b, r->cout, 3, 3, 1, 1, ws->nxt);
-    op_group_norm(ws->nxt, 1, r->cout, (int)HW, v->groups, r->n2_w, r->n2_b, VAE_GN_EPS, 1, ws->nxt);
-    op_conv2d(ws->nxt, 1, r->cout, H, W, r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->tmp);
+    int HW = H * W;
+    op_group_norm_nhwc(ws->cur, 1, r->cin, HW, v->groups, NULL, r->n1_w, r->n1_b, VAE_GN_EPS, 1, ws->tmp);
+    op_conv2d_nhwc(ws->tmp, 1, r->cin, H, W, r->c1_w, r->c1_b, r->cout, 3, 3, 1, 1, ws->nxt, 0);
+    op_group_norm_nhwc(ws->nxt, 1, r->cout, HW, v->groups, NULL, r->n2_w, r->n2_b, VAE_GN_EPS, 1, ws->nxt);
     if (r->sc_w) {
-        op_conv2d(ws->cur, 1, r->cin, H, W, r->sc_w, r->sc_b, r->cout, 1, 1, 1, 0, ws->nxt);
-        op_add(ws->nxt, ws->tmp, n);
-        swap(&ws->cur, &ws->nxt);
-    } else {
-        op_add(ws->tmp, ws->cur, n);
+        op_conv2d_nhwc(ws->cur, 1, r->cin, H, W, r->sc_w, r->sc_b, r->cout, 1, 1, 1, 0, ws->tmp, 0);
+        op_conv2d_nhwc(ws->nxt, 1, r->cout, H, W, r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->tmp, 1);
         swap(&ws->cur, &ws->tmp);
+    } else {
+        op_conv2d_nhwc(ws->nxt, 1, r->cout, H, W, r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->cur, 1);
     }
 }
 
-/* cur[C, H, W] += out(attention(q, k, v of gn(cur))) over the HW positions. */
+/* cur[HW, C] += out(attention(q, k, v of gn(cur))) over the HW positions. */
 static void attn_forward(const sd_vae *v, vae_ws *ws, const vae_attn *a, int HW)
 {
     int C = a->c;
-    op_group_norm(ws->cur, 1, C, HW, v->groups, a->gn_w, a->gn_b, VAE_GN_EPS, 0, ws->tmp);
-    op_nchw_to_nlc(ws->tmp, 1, C, HW, ws->nxt);
-    op_linear(ws->nxt, HW, C, a->q_w, a->q_b, C, ws->q);
-    op_linear(ws->nxt, HW, C, a->k_w, a->k_b, C, ws->k);
-    op_linear(ws->nxt, HW, C, a->v_w, a->v_b, C, ws->v);
-    op_attention(ws->q, C, ws->k, C, ws->v, C, 1, HW, HW, 1, C, 1.0f / sqrtf((float)C), ws->tmp);
-    op_linear(ws->tmp, HW, C, a->o_w, a->o_b, C, ws->nxt);
-    op_nlc_to_nchw(ws->nxt, 1, C, HW, ws->tmp);
-    op_add(ws->cur, ws->tmp, (size_t)C * HW);
+    op_group_norm_nhwc(ws->cur, 1, C, HW, v->groups, NULL, a->gn_w, a->gn_b, VAE_GN_EPS, 0, ws->tmp);
+    op_linear(ws->tmp, HW, C, a->q_w, a->q_b, C, ws->q);
+    op_linear(ws->tmp, HW, C, a->k_w, a->k_b, C, ws->k);
+    op_linear(ws->tmp, HW, C, a->v_w, a->v_b, C, ws->v);
+    op_attention(ws->q, C, ws->k, C, ws->v, C, 1, HW, HW, 1, C, 1.0f / sqrtf((float)C), ws->nxt);
+    op_linear_acc(ws->nxt, HW, C, a->o_w, a->o_b, C, ws->cur);
 }
 
 static void mid_forward(const sd_vae *v, vae_ws *ws, const vae_mid *m, int H, int W)
@@ -453,30 +451,28 @@ static void mid_forward(const sd_vae *v, vae_ws *ws, const vae_mid *m, int H, in
     resnet_forward(v, ws, &m->r1, H, W);
 }
 
-/* cur[C, H, W] -> cur[C, 2H, 2W]: nearest 2x then 3x3 conv. */
+/* cur[H, W, C] -> cur[2H, 2W, C]: nearest 2x then 3x3 conv. */
 static void upsample_forward(vae_ws *ws, const vae_level *lv, int H, int W)
 {
     int C = lv->cout;
-    op_upsample_nearest2x(ws->cur, 1, C, H, W, ws->nxt);
-    op_conv2d(ws->nxt, 1, C, 2 * H, 2 * W, lv->samp_w, lv->samp_b, C, 3, 3, 1, 1, ws->tmp);
+    op_upsample_nearest_nhwc(ws->cur, 1, C, H, W, 2 * H, 2 * W, ws->nxt);
+    op_conv2d_nhwc(ws->nxt, 1, C, 2 * H, 2 * W, lv->samp_w, lv->samp_b, C, 3, 3, 1, 1, ws->tmp, 0);
     swap(&ws->cur, &ws->tmp);
 }
 
-/* cur[C, H, W] -> cur[C, H/2, W/2]: pad one zero row/column at the bottom and
+/* cur[H, W, C] -> cur[H/2, W/2, C]: pad one zero row/column at the bottom and
  * right, then 3x3 conv with stride 2 and no padding. */
 static void downsample_forward(vae_ws *ws, const vae_level *lv, int H, int W)
 {
     int C = lv->cout, PH = H + 1, PW = W + 1;
-    for (int c = 0; c < C; c++) {
-        float *dst = ws->nxt + (size_t)c * PH * PW;
-        const float *src = ws->cur + (size_t)c * H * W;
-        for (int y = 0; y < H; y++) {
-            memcpy(dst + (size_t)y * PW, src + (size_t)y * W, W * sizeof(float));
-            dst[(size_t)y * PW + W] = 0.0f;
-        }
-        memset(dst + (size_t)H * PW, 0, PW * sizeof(float));
+    size_t row = (size_t)W * C;
+    for (int y = 0; y < H; y++) {
+        float *dst = ws->nxt + (size_t)y * PW * C;
+        memcpy(dst, ws->cur + y * row, row * sizeof(float));
+        memset(dst + row, 0, C * sizeof(float));
     }
-    op_conv2d(ws->nxt, 1, C, PH, PW, lv->samp_w, lv->samp_b, C, 3, 3, 2, 0, ws->tmp);
+    memset(ws->nxt + (size_t)H * PW * C, 0, (size_t)PW * C * sizeof(float));
+    op_conv2d_nhwc(ws->nxt, 1, C, PH, PW, lv->samp_w, lv->samp_b, C, 3, 3, 2, 0, ws->tmp, 0);
     swap(&ws->cur, &ws->tmp);
 }
 
@@ -485,18 +481,22 @@ static void decode_one(sd_vae *v, const float *z, int h, int w, float *img)
 {
     const vae_coder *d = &v->dec;
     vae_ws *ws = &v->ws;
-    size_t n = (size_t)v->zch * h * w;
-    if (d->quant_w) op_conv2d(z, 1, v->zch, h, w, d->quant_w, d->quant_b, v->zch, 1, 1, 1, 0, ws->nxt);
-    else memcpy(ws->nxt, z, n * sizeof(float));
-    op_conv2d(ws->nxt, 1, v->zch, h, w, d->conv_in_w, d->conv_in_b, d->conv_in_oc, 3, 3, 1, 1, ws->cur);
+    if (d->quant_w) {
+        op_nchw_to_nlc(z, 1, v->zch, h * w, ws->tmp);
+        op_conv2d_nhwc(ws->tmp, 1, v->zch, h, w, d->quant_w, d->quant_b, v->zch, 1, 1, 1, 0, ws->nxt, 0);
+    } else {
+        op_nchw_to_nlc(z, 1, v->zch, h * w, ws->nxt);
+    }
+    op_conv2d_nhwc(ws->nxt, 1, v->zch, h, w, d->conv_in_w, d->conv_in_b, d->conv_in_oc, 3, 3, 1, 1, ws->cur, 0);
     mid_forward(v, ws, &d->mid, h, w);
     for (int i = 0; i < d->nlev; i++) {
         const vae_level *lv = &d->lev[i];
         for (int j = 0; j < lv->nres; j++) resnet_forward(v, ws, &lv->res[j], h, w);
         if (lv->samp_w) { upsample_forward(ws, lv, h, w); h *= 2; w *= 2; }
     }
-    op_group_norm(ws->cur, 1, d->cnorm, h * w, v->groups, d->norm_w, d->norm_b, VAE_GN_EPS, 1, ws->tmp);
-    op_conv2d(ws->tmp, 1, d->cnorm, h, w, d->conv_out_w, d->conv_out_b, d->conv_out_oc, 3, 3, 1, 1, img);
+    op_group_norm_nhwc(ws->cur, 1, d->cnorm, h * w, v->groups, NULL, d->norm_w, d->norm_b, VAE_GN_EPS, 1, ws->tmp);
+    op_conv2d_nhwc(ws->tmp, 1, d->cnorm, h, w, d->conv_out_w, d->conv_out_b, d->conv_out_oc, 3, 3, 1, 1, ws->nxt, 0);
+    op_nlc_to_nchw(ws->nxt, 1, d->conv_out_oc, h * w, img);
 }
 
 /* One image img[3, H, W] -> moments[2Z, H/s, W/s]. */
@@ -504,18 +504,23 @@ static void encode_one(sd_vae *v, const float *img, int H, int W, float *moments
 {
     const vae_coder *e = &v->enc;
     vae_ws *ws = &v->ws;
-    op_conv2d(img, 1, e->conv_in_ic, H, W, e->conv_in_w, e->conv_in_b, e->conv_in_oc, 3, 3, 1, 1, ws->cur);
+    op_nchw_to_nlc(img, 1, e->conv_in_ic, H * W, ws->tmp);
+    op_conv2d_nhwc(ws->tmp, 1, e->conv_in_ic, H, W, e->conv_in_w, e->conv_in_b, e->conv_in_oc, 3, 3, 1, 1, ws->cur,
+                   0);
     for (int i = 0; i < e->nlev; i++) {
         const vae_level *lv = &e->lev[i];
         for (int j = 0; j < lv->nres; j++) resnet_forward(v, ws, &lv->res[j], H, W);
         if (lv->samp_w) { downsample_forward(ws, lv, H, W); H /= 2; W /= 2; }
     }
     mid_forward(v, ws, &e->mid, H, W);
-    op_group_norm(ws->cur, 1, e->cnorm, H * W, v->groups, e->norm_w, e->norm_b, VAE_GN_EPS, 1, ws->tmp);
-    float *co = e->quant_w ? ws->nxt : moments;
-    op_conv2d(ws->tmp, 1, e->cnorm, H, W, e->conv_out_w, e->conv_out_b, e->conv_out_oc, 3, 3, 1, 1, co);
-    if (e->quant_w)
-        op_conv2d(co, 1, 2 * v->zch, H, W, e->quant_w, e->quant_b, 2 * v->zch, 1, 1, 1, 0, moments);
+    op_group_norm_nhwc(ws->cur, 1, e->cnorm, H * W, v->groups, NULL, e->norm_w, e->norm_b, VAE_GN_EPS, 1, ws->tmp);
+    op_conv2d_nhwc(ws->tmp, 1, e->cnorm, H, W, e->conv_out_w, e->conv_out_b, e->conv_out_oc, 3, 3, 1, 1, ws->nxt, 0);
+    float *co = ws->nxt;
+    if (e->quant_w) {
+        op_conv2d_nhwc(ws->nxt, 1, 2 * v->zch, H, W, e->quant_w, e->quant_b, 2 * v->zch, 1, 1, 1, 0, ws->tmp, 0);
+        co = ws->tmp;
+    }
+    op_nlc_to_nchw(co, 1, 2 * v->zch, H * W, moments);
 }
 
 /* Largest latent/image side accepted (pixels): bounds the buffer arithmetic. */
