@@ -209,6 +209,9 @@ static void test_attention(void)
 {
     struct { int B, Tq, Tk, H, D, pad; } cs[] = {
         {1, 5, 7, 1, 3, 0}, {2, 67, 77, 3, 5, 2}, {2, 130, 131, 2, 8, 0}, {1, 200, 9, 4, 4, 1},
+        /* the kernel's register tiles: D = 40/64/80/512 (48-wide column tiles and
+         * 16/32 tails), several key blocks of 256, query tiles of 64 with tails */
+        {1, 150, 600, 2, 40, 1}, {2, 77, 77, 3, 64, 0}, {1, 70, 300, 1, 80, 0}, {1, 65, 33, 1, 512, 0},
     };
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
         int B = cs[c].B, Tq = cs[c].Tq, Tk = cs[c].Tk, H = cs[c].H, D = cs[c].D, HD = H * D;
@@ -394,10 +397,11 @@ static void test_nhwc(void)
         snprintf(name, sizeof name, "upsample_nearest_nhwc %dx%d -> %dx%d", H, W, OH, OW);
         CMP(y, rh, (size_t)N * C1 * OH * OW, name);
     }
-    op_concat_channels(x, C1, pb, C2, N, HW, r);
+    float *x3 = x + (size_t)N * C1 * HW;   /* a second input: x has N*48*37 floats */
+    op_concat_channels(x, C1, x3, C2, N, HW, r);
     to_nhwc(r, N, C1 + C2, HW, rh);
     to_nhwc(x, N, C1, HW, xh);
-    to_nhwc(pb, N, C2, HW, xb);
+    to_nhwc(x3, N, C2, HW, xb);
     op_concat_channels_nhwc(xh, C1, xb, C2, (size_t)N * HW, y);
     CMP(y, rh, (size_t)N * (C1 + C2) * HW, "concat_channels_nhwc");
     free(x); free(pb); free(g); free(be); free(xb); free(r); free(rh); free(xh); free(y);

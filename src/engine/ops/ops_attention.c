@@ -1,107 +1,225 @@
-/* ops_attention.c — multi-head scaled-dot-product attention, plain and causal.
- * Work is split over (batch, head, tile of TQ query rows); each task computes
- * S = q_tile·kᵀ (TQ×Tk) with op_gemm, exp(S - rowmax) in fp32, then
- * out_tile = S·v with op_gemm scaled by 1/rowsum.  So at most one TQ×Tk score block
- * per thread exists at a time, never the full [H,Tq,Tk] matrix. */
+/* ops_attention.c — multi-head scaled-dot-product attention, plain and
+ * causal, on our own AVX-512-shaped kernels (GCC vector extensions).
+ *
+ * For each (batch, head) the keys are packed transposed in strips of 32
+ * keys, Kt[Tk'/32][D][32], and the values in panels of 16 columns,
+ * V'[D'/16][Tk'][16], zero-padded (Tk' a multiple of KB, D' of 16); then the query rows are split into tiles of TQ rows over the
+ * thread team.  A tile walks the keys in blocks of KB with an online softmax
+ * (running row max and sum, flash-attention style):
+ *     S = (scale·q) · Kt[:, block]            register tiles of 4 rows x 32 keys,
+ *                                             key strips outermost (L1 reuse)
+ *     m' = max(m, rowmax S); O *= e^(m-m'); l = l·e^(m-m') + Σ e^(S-m')
+ *     O += e^(S-m') · V'[block]                register tiles of 4 rows x 48 columns
+ * and ends with O / l.  So no score matrix larger than TQ x KB ever exists,
+ * the blocks stay in L1/L2, and P·V runs on a kernel built for D' = 48..512
+ * wide outputs instead of a general sgemm (oneDNN's reached ~73 % of peak on
+ * these shapes).  Buffers grow once and are reused: no allocation per call
+ * in steady state.  Checked against a naive double-precision loop in
+ * tests/unit/test_ops.c. */
+/* -std=c11 turns off FMA contraction; these kernels are a chain of a += b*c */
+#pragma GCC optimize("fp-contract=fast")
+
 #include "ops.h"
 #include "ops_prof.h"
+#include "ops_vec.h"
 
 #include <math.h>
 #include <omp.h>
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define TQ 128
+#define TQ 64    /* query rows per task */
+#define KB 256   /* keys per block (multiple of 32) */
+#define MR 4     /* rows per register tile */
 
-/* Softmax numerator with GCC vector extensions (8 floats; AVX when the
- * target has it, SSE pairs otherwise), so it vectorises without -ffast-math.
- * e^x for x <= 0 (scores after max subtraction) = 2^n · e^r, |r| <= ln2/2,
- * degree-6 Taylor polynomial: relative error < 2e-7. */
-typedef float v8f __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
+/* Keep loaded vectors in registers: without this GCC folds each reuse into
+ * the FMA as a memory operand, and this CPU (one 512-bit load per cycle)
+ * then waits on loads instead of multiplying. */
+#if defined(__x86_64__)
+#define KEEP2(a, b) __asm__("" : "+v"(a), "+v"(b))
+#define KEEP3(a, b, c) __asm__("" : "+v"(a), "+v"(b), "+v"(c))
+#else
+#define KEEP2(a, b) ((void)0)
+#define KEEP3(a, b, c) ((void)0)
+#endif
 
-/* In place (a by-pointer argument: returning a 32-byte vector warns about the
- * ABI on targets without AVX). */
-static inline void exp8_nonpos(v8f *xp)
+static void *grow(void **buf, size_t *have, size_t need)
 {
-    v8f x = *xp;
-    v8i small = x < -87.f;                       /* clamp: e^-87 ~ 1.6e-38, still normal */
-    x = (v8f)((small & (v8i)(x * 0.f - 87.f)) | (~small & (v8i)x));
-    v8i ni = __builtin_convertvector(x * 1.44269504f - 0.5f, v8i);   /* x <= 0: trunc = round */
-    v8f n = __builtin_convertvector(ni, v8f);
-    v8f r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
-    v8f p = 1.f + r * (1.f + r * (0.5f + r * (1.f / 6 + r * (1.f / 24 + r * (1.f / 120 + r * (1.f / 720))))));
-    *xp = p * (v8f)((ni + 127) << 23);
+    if (need > *have) {
+        free(*buf);
+        *buf = aligned_alloc(64, (need + 63) & ~(size_t)63);
+        if (!*buf) { fprintf(stderr, "ops: attention buffer allocation failed (%zu bytes)\n", need); abort(); }
+        *have = need;
+    }
+    return *buf;
 }
 
-/* s[0..n) <- exp(s - max(s)); returns the sum (> 0). */
-static float softmax_row(float *s, int n)
+/* Shared packs (grown by the calling thread) and per-thread tile scratch. */
+static _Thread_local void *t_kt, *t_vp, *t_scr;
+static _Thread_local size_t t_nkt, t_nvp, t_nscr;
+
+/* S[MR][32] = Q[MR][D] · K strip [D][32] (contiguous): one register tile
+ * (8 accumulators); S rows KB apart. */
+static void qk_tile(const float *Q, int D, const float *kp, float *S)
 {
-    int n8 = n & ~7, j;
-    float mx = -INFINITY, sum = 0.f;
-    v8f m8 = {0};
-    m8 -= INFINITY;
-    for (j = 0; j < n8; j += 8) {
-        v8f v;
-        memcpy(&v, s + j, sizeof v);
-        v8i gt = v > m8;
-        m8 = (v8f)((gt & (v8i)v) | (~gt & (v8i)m8));
+    v16f a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
+    for (int d = 0; d < D; d++, kp += 32) {
+        v16f k0 = v16_load(kp), k1 = v16_load(kp + 16);
+        KEEP2(k0, k1);
+        float q0 = Q[d], q1 = Q[D + d], q2 = Q[2 * D + d], q3 = Q[3 * D + d];
+        a00 += q0 * k0; a01 += q0 * k1;
+        a10 += q1 * k0; a11 += q1 * k1;
+        a20 += q2 * k0; a21 += q2 * k1;
+        a30 += q3 * k0; a31 += q3 * k1;
     }
-    for (int l = 0; l < 8; l++) mx = m8[l] > mx ? m8[l] : mx;
-    for (; j < n; j++) mx = s[j] > mx ? s[j] : mx;
-    v8f acc = {0};
-    for (j = 0; j < n8; j += 8) {
-        v8f v;
-        memcpy(&v, s + j, sizeof v);
-        v -= mx;
-        exp8_nonpos(&v);
-        memcpy(s + j, &v, sizeof v);
-        acc += v;
+    v16_store(S, a00); v16_store(S + 16, a01);
+    v16_store(S + KB, a10); v16_store(S + KB + 16, a11);
+    v16_store(S + 2 * KB, a20); v16_store(S + 2 * KB + 16, a21);
+    v16_store(S + 3 * KB, a30); v16_store(S + 3 * KB + 16, a31);
+}
+
+/* O[MR][Dp] += P[MR][0..nk) · V[0..nk)[Dp]; V is packed in column panels of
+ * 16, each [Tkp][16] contiguous (V points at the block's first key of panel
+ * 0, panels ldp floats apart). */
+static void pv_block(const float *P, int nk, const float *V, size_t ldp, int Dp, float *O)
+{
+    int c = 0;
+    for (; c + 48 <= Dp; c += 48) {
+        v16f acc[MR][3];
+        for (int r = 0; r < MR; r++)
+            for (int u = 0; u < 3; u++) acc[r][u] = v16_load(O + (size_t)r * Dp + c + 16 * u);
+        const float *p0 = V + (size_t)(c / 16) * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp;
+        for (int j = 0; j < nk; j++) {
+            v16f v0 = v16_load(p0 + 16 * j), v1 = v16_load(p1 + 16 * j), v2 = v16_load(p2 + 16 * j);
+            KEEP3(v0, v1, v2);
+            #pragma GCC unroll 4
+            for (int r = 0; r < MR; r++) {
+                float p = P[r * KB + j];
+                acc[r][0] += p * v0; acc[r][1] += p * v1; acc[r][2] += p * v2;
+            }
+        }
+        for (int r = 0; r < MR; r++)
+            for (int u = 0; u < 3; u++) v16_store(O + (size_t)r * Dp + c + 16 * u, acc[r][u]);
     }
-    if (j < n) {   /* tail: pad with -inf-like values whose exp is ~0 and not stored */
-        v8f v;
-        for (int l = 0; l < 8; l++) v[l] = j + l < n ? s[j + l] - mx : -100.f;
-        exp8_nonpos(&v);
-        for (int l = 0; l < 8 && j + l < n; l++) { s[j + l] = v[l]; acc[l] += v[l]; }
+    for (; c < Dp; c += 16) {   /* 16 or 32 columns left */
+        v16f acc[MR];
+        for (int r = 0; r < MR; r++) acc[r] = v16_load(O + (size_t)r * Dp + c);
+        const float *p0 = V + (size_t)(c / 16) * ldp;
+        for (int j = 0; j < nk; j++) {
+            v16f v0 = v16_load(p0 + 16 * j);
+            for (int r = 0; r < MR; r++) acc[r] += P[r * KB + j] * v0;
+        }
+        for (int r = 0; r < MR; r++) v16_store(O + (size_t)r * Dp + c, acc[r]);
     }
-    for (int l = 0; l < 8; l++) sum += acc[l];
-    return sum;
+}
+
+/* One tile of up to TQ query rows (global rows i0..i0+m) against all keys. */
+static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, int D, int Dp,
+                 const float *Kp, const float *Vp, size_t Tkp, int causal, float *out, int ldo, float *scr)
+{
+    int mp = (m + MR - 1) / MR * MR;
+    float *Q = scr, *S = Q + (size_t)TQ * D, *O = S + (size_t)TQ * KB;
+    float mx[TQ], l[TQ];
+    for (int i = 0; i < mp; i++) {
+        float *qr = Q + (size_t)i * D;
+        if (i < m) for (int d = 0; d < D; d++) qr[d] = q[(size_t)i * ldq + d] * scale;
+        else memset(qr, 0, sizeof(float) * D);
+        mx[i] = -INFINITY;
+        l[i] = 0.f;
+    }
+    memset(O, 0, sizeof(float) * (size_t)mp * Dp);
+    int kend = causal ? (i0 + m < Tk ? i0 + m : Tk) : Tk;   /* keys any row can see */
+    for (int k0 = 0; k0 < kend; k0 += KB) {
+        int nk = kend - k0 < KB ? kend - k0 : KB;
+        /* S = Q·Kt for the block: key strips outermost, so a strip of Kt
+         * (D x 32) stays in L1 while every row group uses it */
+        for (int j = 0; j < nk; j += 32)
+            for (int r0 = 0; r0 < mp; r0 += MR)
+                qk_tile(Q + (size_t)r0 * D, D, Kp + (size_t)(k0 + j) * D, S + (size_t)r0 * KB + j);
+        for (int i = 0; i < mp; i++) {
+            float *s = S + (size_t)i * KB;
+            int lim = causal ? i0 + i + 1 - k0 : nk;   /* visible keys of this row in the block */
+            if (lim > nk) lim = nk;
+            if (lim < 0) lim = 0;
+            float bm = -INFINITY;
+            int j = 0;
+            if (lim >= 16) {
+                v16f vm = v16_load(s);
+                for (j = 16; j + 16 <= lim; j += 16) vm = v16_max(vm, v16_load(s + j));
+                for (int u = 0; u < 16; u++) bm = vm[u] > bm ? vm[u] : bm;
+            }
+            for (; j < lim; j++) bm = s[j] > bm ? s[j] : bm;
+            float nm = bm > mx[i] ? bm : mx[i];
+            if (lim == 0 || nm == -INFINITY) {   /* nothing visible yet in this row */
+                memset(s, 0, sizeof(float) * nk);
+                continue;
+            }
+            float corr = mx[i] == -INFINITY ? 0.f : expf(mx[i] - nm);
+            mx[i] = nm;
+            v16f acc = {0};
+            for (j = 0; j + 16 <= lim; j += 16) {
+                v16f e = v16_exp(v16_load(s + j) - nm);
+                v16_store(s + j, e);
+                acc += e;
+            }
+            float sum = 0.f;
+            for (; j < lim; j++) { s[j] = expf(s[j] - nm); sum += s[j]; }
+            for (; j < nk; j++) s[j] = 0.f;   /* masked keys */
+            for (int u = 0; u < 16; u++) sum += acc[u];
+            l[i] = l[i] * corr + sum;
+            if (corr != 1.f) {
+                float *o = O + (size_t)i * Dp;
+                for (int d = 0; d < Dp; d += 16) v16_store(o + d, v16_load(o + d) * corr);
+            }
+        }
+        for (int r0 = 0; r0 < mp; r0 += MR)
+            pv_block(S + (size_t)r0 * KB, nk, Vp + (size_t)k0 * 16, Tkp * 16, Dp, O + (size_t)r0 * Dp);
+    }
+    for (int i = 0; i < m; i++) {
+        float inv = 1.f / l[i];
+        for (int d = 0; d < D; d++) out[(size_t)i * ldo + d] = O[(size_t)i * Dp + d] * inv;
+    }
 }
 
 static void attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                       int B, int Tq, int Tk, int H, int D, float scale, int causal, float *out)
 {
-    int ntiles = (Tq + TQ - 1) / TQ, HD = H * D;
-    long ntask = (long)B * H * ntiles;
-    #pragma omp parallel
-    {
-        float *S = malloc(sizeof(float) * (size_t)TQ * Tk);
-        if (!S) { fprintf(stderr, "ops: attention scratch allocation failed\n"); abort(); }
-        #pragma omp for schedule(dynamic, 1)
-        for (long task = 0; task < ntask; task++) {
-            int b = (int)(task / ((long)H * ntiles)), h = (int)(task / ntiles % H), t = (int)(task % ntiles);
-            int i0 = t * TQ, m = Tq - i0 < TQ ? Tq - i0 : TQ;
-            int nk = causal ? (i0 + m < Tk ? i0 + m : Tk) : Tk;   /* keys any row of the tile can see */
-            const float *qt = q + ((size_t)b * Tq + i0) * ldq + (size_t)h * D;
+    int HD = H * D, Dp = (D + 15) / 16 * 16, ntiles = (Tq + TQ - 1) / TQ;
+    size_t Tkp = ((size_t)Tk + KB - 1) / KB * KB;
+    float *Kp = grow(&t_kt, &t_nkt, sizeof(float) * (size_t)D * Tkp);
+    float *Vp = grow(&t_vp, &t_nvp, sizeof(float) * Tkp * Dp);
+    size_t scr_floats = (size_t)TQ * D + (size_t)TQ * KB + (size_t)TQ * Dp;
+    for (int b = 0; b < B; b++)
+        for (int h = 0; h < H; h++) {
             const float *kb = k + (size_t)b * Tk * ldk + (size_t)h * D;
             const float *vb = v + (size_t)b * Tk * ldv + (size_t)h * D;
-            float *ot = out + ((size_t)b * Tq + i0) * HD + (size_t)h * D;
-            op_gemm(1, m, nk, D, scale, qt, ldq, kb, ldk, 0.f, S, nk);
-            float inv[TQ];
-            for (int i = 0; i < m; i++) {
-                float *s = S + (size_t)i * nk;
-                int lim = causal ? i0 + i + 1 : nk;
-                inv[i] = 1.f / softmax_row(s, lim);
-                for (int j = lim; j < nk; j++) s[j] = 0.f;
+            #pragma omp parallel
+            {
+                /* pack K in strips of 32 keys, Kp[j/32][d][j%32], and V in
+                 * panels of 16 columns, Vp[d/16][j][d%16]; zero past Tk and D.
+                 * Contiguous strips/panels: power-of-two strides between the
+                 * rows a kernel reads would map them all to one cache set. */
+                #pragma omp for schedule(static)
+                for (size_t j0 = 0; j0 < Tkp; j0 += 32) {
+                    float *ks = Kp + j0 * D;
+                    for (size_t j = j0; j < j0 + 32; j++) {
+                        const float *kr = kb + j * ldk, *vr = vb + j * ldv;
+                        int in = j < (size_t)Tk;
+                        for (int d = 0; d < D; d++) ks[(size_t)d * 32 + (j - j0)] = in ? kr[d] : 0.f;
+                        for (int d = 0; d < Dp; d++)
+                            Vp[(size_t)(d / 16) * Tkp * 16 + j * 16 + d % 16] = in && d < D ? vr[d] : 0.f;
+                    }
+                }
+                float *scr = grow(&t_scr, &t_nscr, sizeof(float) * scr_floats);
+                #pragma omp for schedule(dynamic, 1)
+                for (int t = 0; t < ntiles; t++) {
+                    int i0 = t * TQ, m = Tq - i0 < TQ ? Tq - i0 : TQ;
+                    tile(q + ((size_t)b * Tq + i0) * ldq + (size_t)h * D, ldq, scale, i0, m, Tk, D, Dp, Kp, Vp,
+                         Tkp, causal, out + ((size_t)b * Tq + i0) * HD + (size_t)h * D, HD, scr);
+                }
             }
-            op_gemm(0, m, D, nk, 1.f, S, nk, vb, ldv, 0.f, ot, HD);
-            for (int i = 0; i < m; i++)   /* normalise after P·V: D multiplies per row, not Tk */
-                for (int d = 0; d < D; d++) ot[(size_t)i * HD + d] *= inv[i];
         }
-        free(S);
-    }
 }
 
 void op_attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
