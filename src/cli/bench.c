@@ -123,7 +123,9 @@ static void usage(FILE *f)
             "  --repeats R        runs per stage, median reported (3)\n"
             "  --steps N          accepted for symmetry with generate; bench times one step\n"
             "  --threads N        engine threads (0 = all cores)\n"
-            "  --skip LIST        stages to skip, comma-separated: load,text,unet,decode,encode\n");
+            "  --skip LIST        stages to skip, comma-separated: load,text,unet,decode,encode\n"
+            "  --winograd-check   also run one UNet step and one decode with Winograd off, auto\n"
+            "                     and on everywhere; print time and error against Winograd off\n");
 }
 
 static void report(const char *name, double *t, int n, double gflop, double peak)
@@ -152,6 +154,7 @@ static int parse_int(const char *o, const char *v, int lo, int hi, int *dst)
 int cli_bench(int argc, char **argv)
 {
     const char *model = NULL, *vocab = NULL, *skip = "";
+    int wcheck = 0;
     int W = 512, H = 512, batch = 1, repeats = 3, steps = 1, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -160,6 +163,7 @@ int cli_bench(int argc, char **argv)
         else if (!strcmp(o, "--model") || !strcmp(o, "-m")) { model = v; i++; bad = !v; }
         else if (!strcmp(o, "--vocab")) { vocab = v; i++; bad = !v; }
         else if (!strcmp(o, "--skip")) { skip = v; i++; bad = !v; }
+        else if (!strcmp(o, "--winograd-check")) wcheck = 1;
         else if (!strcmp(o, "-W") || !strcmp(o, "--width")) { bad = parse_int(o, v, 8, 4096, &W); i++; }
         else if (!strcmp(o, "-H") || !strcmp(o, "--height")) { bad = parse_int(o, v, 8, 4096, &H); i++; }
         else if (!strcmp(o, "--batch")) { bad = parse_int(o, v, 1, 64, &batch); i++; }
@@ -274,6 +278,37 @@ int cli_bench(int argc, char **argv)
         }
         report("vae encode", t, repeats, GF_ENC * area * batch, peak);
         if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)");
+    }
+    if (wcheck) {
+        /* the same UNet step and decode under each Winograd rule; error = max|d| / max|ref|
+         * against direct convolutions (run first, after a warm-up of each rule) */
+        static const char *names[3] = {"off", "on", "auto"};
+        size_t nu = per * rows, ni = npix * batch;
+        float *ru = malloc(sizeof(float) * nu), *ri = malloc(sizeof(float) * ni);
+        if (!ru || !ri) { free(ru); free(ri); fprintf(stderr, "bench: out of memory\n"); goto done; }
+        int saved = ops_conv_winograd();
+        printf("winograd check (one UNet CFG step, one decode; error vs off = max|diff| / max|off|):\n");
+        for (int m = 0; m < 3; m++) {
+            int mode = m == 0 ? 0 : m == 1 ? 1 : 2;
+            ops_conv_set_winograd(mode);
+            double tu = 0, td = 0;
+            for (int r = 0; r < 2; r++) {   /* run 0 builds primitives and weight layouts */
+                t0 = now();
+                if (unet_forward(un, x, ts, ctxb, rows, lh, lw, T, o, &err)) goto fail;
+                tu = now() - t0;
+                t0 = now();
+                if (vae_decode(va, x, batch, lh, lw, img, &err)) goto fail;
+                td = now() - t0;
+            }
+            double eu = 0, ei = 0, mu = 0, mi = 0;
+            if (mode == 0) { memcpy(ru, o, sizeof(float) * nu); memcpy(ri, img, sizeof(float) * ni); }
+            for (size_t i = 0; i < nu; i++) { eu = fmax(eu, fabs(o[i] - ru[i])); mu = fmax(mu, fabs(ru[i])); }
+            for (size_t i = 0; i < ni; i++) { ei = fmax(ei, fabs(img[i] - ri[i])); mi = fmax(mi, fabs(ri[i])); }
+            printf("  winograd %-4s  unet step %7.3f s  err %.2e    decode %7.3f s  err %.2e  (peak RSS so far %.2f GB)\n",
+                   names[m], tu, mu > 0 ? eu / mu : eu, td, mi > 0 ? ei / mi : ei, peak_rss_gb());
+        }
+        ops_conv_set_winograd(saved);
+        free(ru); free(ri);
     }
     printf("peak RSS %.2f GB\n", peak_rss_gb());
     rc = 0;

@@ -33,6 +33,12 @@ void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
                     const float *w, const float *b, int OC, int KH, int KW,
                     int stride, int pad, float *y, int accum);
 
+/* Winograd rule for stride-1 3x3 convs: 0 never, 1 always, 2 (the default,
+ * or SD_CONV_WINOGRAD=auto) where outputs are >= 32x32 and inputs are not
+ * huge (see ops_conv.c).  SD_CONV_WINOGRAD=0/1 sets it at start. */
+void ops_conv_set_winograd(int mode);
+int ops_conv_winograd(void);
+
 /* op_conv2d keeps a copy of each weight tensor reordered to oneDNN's
  * preferred layout, keyed by the pointer w; outside registered checkpoint
  * memory a fingerprint of sampled values detects a reused pointer.
