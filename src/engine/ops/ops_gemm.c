@@ -1,22 +1,23 @@
-/* ops_gemm.c — gemm and linear: straight to oneDNN's sgemm (row-major,
- * threaded on the OpenMP team; sequential when called inside a parallel
- * region, as the attention tiles do).  conv2d lives in ops_conv.c.  A
- * failure inside oneDNN is a bug: print, abort. */
+/* ops_gemm.c — gemm and the linear layers.
+ *
+ * op_gemm goes straight to oneDNN's sgemm (row-major; sequential when called
+ * inside a parallel region).  op_linear / op_linear_acc run on oneDNN matmul
+ * primitives (brgemm kernels) with the weights in the layout the primitive
+ * prefers, reordered once through the shared weight cache (ops_weights.c);
+ * bias is an argument and the residual add a "sum" post-op, so a layer is
+ * one pass over its output.  On this class of CPU that is ~5-15 % faster
+ * than sgemm on the UNet's shapes and up to 1.5x on the text encoder's
+ * 77-row ones.  Primitives are cached per shape (LRU).  A failure inside
+ * oneDNN is a bug: print, abort. */
 #include "ops.h"
+#include "ops_dnnl.h"
 #include "ops_prof.h"
 
 #include <oneapi/dnnl/dnnl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static void dnnl_check(dnnl_status_t st, const char *what)
-{
-    if (st != dnnl_success) {
-        fprintf(stderr, "ops: oneDNN %s failed (status %d)\n", what, (int)st);
-        abort();
-    }
-}
 
 void op_gemm(int transB, int M, int N, int K, float alpha,
              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
@@ -27,35 +28,117 @@ void op_gemm(int transB, int M, int N, int K, float alpha,
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.f ? 0.f : beta * C[(size_t)i * ldc + j];
         return;
     }
-    dnnl_check(dnnl_sgemm('N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), "sgemm");
+    ops_ck(dnnl_sgemm('N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), "sgemm");
 }
 
-/* Fill rows of y[M,OUT] with b (or zero). */
-static void fill_rows(float *y, int M, int OUT, const float *b)
+#define MM_CACHE 64
+
+typedef struct mm_key { int M, IN, OUT, bias, accum; } mm_key;
+
+typedef struct mm_entry {
+    mm_key key;
+    unsigned long long used;   /* LRU stamp; 0 = empty */
+    dnnl_primitive_t prim;
+    dnnl_memory_desc_t src, wei, pwei, bia, dst, scratch;
+} mm_entry;
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static mm_entry g_mm[MM_CACHE];
+static unsigned long long g_clock;
+static _Thread_local void *t_scr;
+static _Thread_local size_t t_nscr;
+
+static void mm_build(mm_entry *e, const mm_key *k)
 {
-    #pragma omp parallel for schedule(static) if ((size_t)M * OUT >= 65536)
-    for (int r = 0; r < M; r++) {
-        if (b) memcpy(y + (size_t)r * OUT, b, sizeof(float) * OUT);
-        else memset(y + (size_t)r * OUT, 0, sizeof(float) * OUT);
+    dnnl_dims_t sd = {k->M, k->IN}, wd = {k->IN, k->OUT}, bd = {1, k->OUT}, dd = {k->M, k->OUT};
+    dnnl_memory_desc_t aw;
+    ops_ck(dnnl_memory_desc_init_by_tag(&e->src, 2, sd, dnnl_f32, dnnl_ab), "md src");
+    /* w is [OUT, IN] row-major: as [IN, OUT] that is "ba" */
+    ops_ck(dnnl_memory_desc_init_by_tag(&e->pwei, 2, wd, dnnl_f32, dnnl_ba), "md weights");
+    ops_ck(dnnl_memory_desc_init_by_tag(&aw, 2, wd, dnnl_f32, dnnl_format_tag_any), "md weights any");
+    ops_ck(dnnl_memory_desc_init_by_tag(&e->bia, 2, bd, dnnl_f32, dnnl_ab), "md bias");
+    ops_ck(dnnl_memory_desc_init_by_tag(&e->dst, 2, dd, dnnl_f32, dnnl_ab), "md dst");
+    dnnl_matmul_desc_t md;
+    ops_ck(dnnl_matmul_desc_init(&md, &e->src, &aw, k->bias ? &e->bia : NULL, &e->dst), "matmul desc");
+    dnnl_primitive_attr_t attr;
+    ops_ck(dnnl_primitive_attr_create(&attr), "attr_create");
+    ops_ck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attr_set_scratchpad_mode");
+    if (k->accum) {
+        dnnl_post_ops_t po;
+        ops_ck(dnnl_post_ops_create(&po), "post_ops_create");
+        ops_ck(dnnl_post_ops_append_sum(po, 1.f), "post_ops_append_sum");
+        ops_ck(dnnl_primitive_attr_set_post_ops(attr, po), "attr_set_post_ops");
+        dnnl_post_ops_destroy(po);
     }
+    dnnl_primitive_desc_t pd;
+    ops_ck(dnnl_primitive_desc_create(&pd, &md, attr, ops_engine(), NULL), "matmul primitive desc");
+    dnnl_primitive_attr_destroy(attr);
+    e->wei = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    e->scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    ops_ck(dnnl_primitive_create(&e->prim, pd), "matmul primitive");
+    dnnl_primitive_desc_destroy(pd);
+    e->key = *k;
+}
+
+static mm_entry *mm_lookup(const mm_key *k)
+{
+    pthread_mutex_lock(&g_lock);
+    mm_entry *hit = NULL, *victim = &g_mm[0];
+    for (int i = 0; i < MM_CACHE; i++) {
+        mm_entry *e = &g_mm[i];
+        if (e->used && !memcmp(&e->key, k, sizeof *k)) { hit = e; break; }
+        if (e->used < victim->used) victim = e;
+    }
+    if (!hit) {
+        if (victim->used) dnnl_primitive_destroy(victim->prim);
+        mm_build(victim, k);
+        hit = victim;
+    }
+    hit->used = ++g_clock;
+    pthread_mutex_unlock(&g_lock);
+    return hit;
+}
+
+static void linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y, int accum)
+{
+    if (M <= 0 || OUT <= 0) return;
+    mm_key k = {M, IN, OUT, b != NULL, accum};
+    mm_entry *e = mm_lookup(&k);
+    void *wb = ops_weights_get(w, (size_t)IN * OUT, &e->pwei, &e->wei);
+    dnnl_engine_t eng = ops_engine();
+    dnnl_memory_t ms, mw, md, mb = NULL, mscr = NULL;
+    ops_ck(dnnl_memory_create(&ms, &e->src, eng, (void *)x), "memory src");
+    ops_ck(dnnl_memory_create(&mw, &e->wei, eng, wb), "memory weights");
+    ops_ck(dnnl_memory_create(&md, &e->dst, eng, y), "memory dst");
+    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
+    int nargs = 3;
+    if (b) {
+        ops_ck(dnnl_memory_create(&mb, &e->bia, eng, (void *)b), "memory bias");
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
+    }
+    size_t nscr = dnnl_memory_desc_get_size(&e->scratch);
+    if (nscr) {
+        ops_ck(dnnl_memory_create(&mscr, &e->scratch, eng, ops_grow(&t_scr, &t_nscr, nscr)), "memory scratchpad");
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mscr};
+    }
+    dnnl_stream_t st = ops_stream();
+    ops_ck(dnnl_primitive_execute(e->prim, st, nargs, args), "matmul execute");
+    ops_ck(dnnl_stream_wait(st), "stream_wait");
+    dnnl_memory_destroy(ms); dnnl_memory_destroy(mw); dnnl_memory_destroy(md);
+    if (mb) dnnl_memory_destroy(mb);
+    if (mscr) dnnl_memory_destroy(mscr);
 }
 
 void op_linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y)
 {
     PROF_BEGIN;
-    if (b) fill_rows(y, M, OUT, b);
-    op_gemm(1, M, OUT, IN, 1.f, x, IN, w, IN, b ? 1.f : 0.f, y, OUT);
+    linear(x, M, IN, w, b, OUT, y, 0);
     PROF_END(PROF_LINEAR);
 }
 
 void op_linear_acc(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y)
 {
     PROF_BEGIN;
-    if (b) {
-        #pragma omp parallel for schedule(static) if ((size_t)M * OUT >= 65536)
-        for (int r = 0; r < M; r++)
-            for (int j = 0; j < OUT; j++) y[(size_t)r * OUT + j] += b[j];
-    }
-    op_gemm(1, M, OUT, IN, 1.f, x, IN, w, IN, 1.f, y, OUT);
+    linear(x, M, IN, w, b, OUT, y, 1);
     PROF_END(PROF_LINEAR);
 }

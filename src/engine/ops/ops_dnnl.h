@@ -1,0 +1,24 @@
+/* ops_dnnl.h — internal to the ops layer: the one oneDNN engine, a stream
+ * per calling thread, reorder helpers, grow-only buffers, and the cache of
+ * weights reordered to the layouts primitives ask for (ops_weights.c).
+ * Convolutions (ops_conv.c) and matmuls (ops_gemm.c) share it. */
+#ifndef SD_OPS_DNNL_H
+#define SD_OPS_DNNL_H
+
+#include <oneapi/dnnl/dnnl.h>
+#include <stddef.h>
+
+/* Abort with a message on any oneDNN failure (a bug, never user input). */
+void ops_ck(dnnl_status_t st, const char *what);
+dnnl_engine_t ops_engine(void);
+dnnl_stream_t ops_stream(void);   /* the calling thread's */
+/* *buf grown (64-byte aligned, contents dropped) to at least need bytes. */
+void *ops_grow(void **buf, size_t *have, size_t need);
+dnnl_primitive_t ops_make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to);
+void ops_run_reorder(dnnl_primitive_t r, const dnnl_memory_desc_t *from, const void *src,
+                     const dnnl_memory_desc_t *to, void *dst);
+/* The n floats at w (described by `plain`) in layout `want`: w itself when
+ * the layouts are equal, else a copy made on first use and cached. */
+void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want);
+
+#endif

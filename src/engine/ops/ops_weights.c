@@ -1,0 +1,224 @@
+/* ops_weights.c — the ops layer's oneDNN plumbing: one engine, a stream per
+ * calling thread, reorders, grow-only buffers, and the weight cache.
+ *
+ * A primitive (conv, matmul) may want its weights in a blocked layout of its
+ * own; ops_weights_get reorders them once per (weight pointer, layout) into a
+ * cache that lives until ops_release_weights() (called when a checkpoint is
+ * closed).  Weights inside memory declared with ops_weights_releasable (the
+ * loader's widened checkpoint) have their original pages given back to the
+ * OS after the first blocked copy, so they are resident once, not twice;
+ * other layouts of them are then reordered from that copy.  Elsewhere a
+ * fingerprint of sampled values catches a freed pointer reused for other
+ * weights. */
+#include "ops.h"
+#include "ops_dnnl.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+/* One reordered copy of a weight tensor in one layout. */
+typedef struct wcache {
+    const float *ptr;
+    dnnl_memory_desc_t md;
+    float finger[8];
+    void *buf;
+} wcache;
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static dnnl_engine_t g_engine;
+static wcache *g_w;
+static size_t g_nw, g_capw;
+/* Checkpoint memory whose weights may be dropped once copied. */
+#define MAX_RANGES 16
+static struct { uintptr_t lo, hi; } g_rng[MAX_RANGES];
+static int g_nrng;
+static _Thread_local dnnl_stream_t t_stream;
+
+void ops_ck(dnnl_status_t st, const char *what)
+{
+    if (st != dnnl_success) {
+        fprintf(stderr, "ops: oneDNN %s failed (status %d)\n", what, (int)st);
+        abort();
+    }
+}
+
+static void engine_init(void)
+{
+    ops_ck(dnnl_engine_create(&g_engine, dnnl_cpu, 0), "engine_create");
+}
+
+dnnl_engine_t ops_engine(void)
+{
+    pthread_once(&g_once, engine_init);
+    return g_engine;
+}
+
+dnnl_stream_t ops_stream(void)
+{
+    if (!t_stream) ops_ck(dnnl_stream_create(&t_stream, ops_engine(), dnnl_stream_default_flags), "stream_create");
+    return t_stream;
+}
+
+void *ops_grow(void **buf, size_t *have, size_t need)
+{
+    if (need > *have) {
+        free(*buf);
+        *buf = aligned_alloc(64, (need + 63) & ~(size_t)63);
+        if (!*buf) { fprintf(stderr, "ops: buffer allocation failed (%zu bytes)\n", need); abort(); }
+        *have = need;
+    }
+    return *buf;
+}
+
+dnnl_primitive_t ops_make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to)
+{
+    dnnl_primitive_desc_t pd;
+    dnnl_primitive_t p;
+    ops_ck(dnnl_reorder_primitive_desc_create(&pd, from, ops_engine(), to, ops_engine(), NULL), "reorder desc");
+    ops_ck(dnnl_primitive_create(&p, pd), "reorder primitive");
+    dnnl_primitive_desc_destroy(pd);
+    return p;
+}
+
+void ops_run_reorder(dnnl_primitive_t r, const dnnl_memory_desc_t *from, const void *src,
+                        const dnnl_memory_desc_t *to, void *dst)
+{
+    dnnl_memory_t a, b;
+    ops_ck(dnnl_memory_create(&a, from, ops_engine(), (void *)src), "memory reorder src");
+    ops_ck(dnnl_memory_create(&b, to, ops_engine(), dst), "memory reorder dst");
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
+    ops_ck(dnnl_primitive_execute(r, ops_stream(), 2, args), "reorder execute");
+    ops_ck(dnnl_stream_wait(ops_stream()), "stream_wait");
+    dnnl_memory_destroy(a);
+    dnnl_memory_destroy(b);
+}
+
+static void fingerprint(const float *w, size_t n, float f[8])
+{
+    for (int i = 0; i < 8; i++) f[i] = w[(n - 1) * i / 7];
+}
+
+static int releasable(const float *w, size_t bytes)
+{
+    for (int i = 0; i < g_nrng; i++)
+        if ((uintptr_t)w >= g_rng[i].lo && (uintptr_t)w + bytes <= g_rng[i].hi) return 1;
+    return 0;
+}
+
+void ops_weights_releasable(const void *p, size_t bytes)
+{
+    if (!p || !bytes) return;
+    pthread_mutex_lock(&g_lock);
+    if (g_nrng < MAX_RANGES) {
+        g_rng[g_nrng].lo = (uintptr_t)p;
+        g_rng[g_nrng].hi = (uintptr_t)p + bytes;
+        g_nrng++;
+    }
+    pthread_mutex_unlock(&g_lock);
+}
+
+/* The weights at w in layout `want`, reordered on first use.  A tensor in
+ * checkpoint memory has its original pages dropped after the first copy;
+ * another layout of it is then reordered from that copy.  Elsewhere a
+ * fingerprint of sampled values catches a freed pointer reused for other
+ * weights. */
+void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, const dnnl_memory_desc_t *wei)
+{
+    if (dnnl_memory_desc_equal(wei, pwei)) return (void *)w;
+    pthread_once(&g_once, engine_init);
+    pthread_mutex_lock(&g_lock);
+    int rel = releasable(w, n * sizeof(float));
+    float f[8] = {0};
+    if (!rel) fingerprint(w, n, f);
+    wcache *other = NULL;
+    for (size_t i = 0; i < g_nw; i++) {
+        wcache *c = &g_w[i];
+        if (c->ptr != w) continue;
+        if (!rel && memcmp(c->finger, f, sizeof f)) {   /* stale copy of reused memory */
+            free(c->buf);
+            *c = g_w[--g_nw];
+            i--;
+            continue;
+        }
+        if (dnnl_memory_desc_equal(&c->md, wei)) {
+            pthread_mutex_unlock(&g_lock);
+            return c->buf;
+        }
+        if (c->md.format_kind == dnnl_blocked) other = c;   /* Winograd layouts cannot be reordered from */
+    }
+    if (g_nw == g_capw) {
+        size_t cap = g_capw ? 2 * g_capw : 256;
+        size_t oi = other ? (size_t)(other - g_w) : 0;
+        wcache *nw = realloc(g_w, cap * sizeof *nw);
+        if (!nw) { fprintf(stderr, "ops: weight cache allocation failed\n"); abort(); }
+        g_w = nw;
+        g_capw = cap;
+        if (other) other = &g_w[oi];
+    }
+    wcache *c = &g_w[g_nw];
+    c->ptr = w;
+    c->md = *wei;
+    memcpy(c->finger, f, sizeof f);
+    size_t bytes = dnnl_memory_desc_get_size(wei);
+    c->buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+    if (!c->buf) { fprintf(stderr, "ops: weight cache allocation failed (%zu bytes)\n", bytes); abort(); }
+    const dnnl_memory_desc_t *from = other ? &other->md : pwei;
+    const void *src = other ? other->buf : (const void *)w;
+    void *plain = NULL;
+    if (other && wei->format_kind != dnnl_blocked) {
+        /* Winograd layouts reorder only from the plain layout: unblock the copy first */
+        plain = malloc(n * sizeof(float));
+        if (!plain) { fprintf(stderr, "ops: weight reorder allocation failed\n"); abort(); }
+        dnnl_primitive_t r0 = ops_make_reorder(from, pwei);
+        ops_run_reorder(r0, from, src, pwei, plain);
+        dnnl_primitive_destroy(r0);
+        from = pwei;
+        src = plain;
+    }
+    dnnl_primitive_t r = ops_make_reorder(from, wei);
+    ops_run_reorder(r, from, src, wei, c->buf);
+    dnnl_primitive_destroy(r);
+    free(plain);
+    g_nw++;
+    if (rel && !other && wei->format_kind == dnnl_blocked) {
+        /* first plain-reorderable copy: the original is not read again */
+        uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w + ps - 1) & ~(ps - 1),
+                  b = ((uintptr_t)w + n * sizeof(float)) & ~(ps - 1);
+        if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+    }
+    pthread_mutex_unlock(&g_lock);
+    return c->buf;
+}
+
+void ops_release_weights(void)
+{
+    pthread_mutex_lock(&g_lock);
+    for (size_t i = 0; i < g_nw; i++) free(g_w[i].buf);
+    free(g_w);
+    g_w = NULL;
+    g_nw = g_capw = 0;
+    g_nrng = 0;
+    pthread_mutex_unlock(&g_lock);
+}
+
+void ops_weights_forget(const void *p, size_t bytes)
+{
+    if (!p) return;
+    uintptr_t lo = (uintptr_t)p, hi = lo + bytes;
+    pthread_mutex_lock(&g_lock);
+    for (size_t i = 0; i < g_nw; i++)
+        if ((uintptr_t)g_w[i].ptr >= lo && (uintptr_t)g_w[i].ptr < hi) {
+            free(g_w[i].buf);
+            g_w[i--] = g_w[--g_nw];
+        }
+    for (int i = 0; i < g_nrng; i++)
+        if (g_rng[i].lo == lo && g_rng[i].hi == hi) g_rng[i--] = g_rng[--g_nrng];
+    pthread_mutex_unlock(&g_lock);
+}
+
