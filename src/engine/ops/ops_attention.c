@@ -1,15 +1,18 @@
 /* ops_attention.c — multi-head scaled-dot-product attention, plain and
  * causal, on our own AVX-512-shaped kernels (GCC vector extensions).
  *
- * For each (batch, head) the keys are packed transposed in strips of 32
- * keys, Kt[Tk'/32][D][32], and the values in panels of 16 columns,
- * V'[D'/16][Tk'][16], zero-padded (Tk' a multiple of KB, D' of 16); then the query rows are split into tiles of TQ rows over the
- * thread team.  A tile walks the keys in blocks of KB with an online softmax
+ * For every (batch, head) at once the keys are packed transposed in strips
+ * of 32 keys, Kt[Tk'/32][D][32], and the values in panels of 16 columns,
+ * V'[D'/16][Tk'][16], zero-padded (Tk' a multiple of KB, D' of 16); then the
+ * (batch, head, TQ query rows) tiles are shared out over the thread team in
+ * the same parallel region.  A tile walks the keys in blocks of KB with an
+ * online softmax
  * (running row max and sum, flash-attention style):
  *     S = (scale·q) · Kt[:, block]            register tiles of 4 rows x 32 keys,
  *                                             key strips outermost (L1 reuse)
  *     m' = max(m, rowmax S); O *= e^(m-m'); l = l·e^(m-m') + Σ e^(S-m')
- *     O += e^(S-m') · V'[block]                register tiles of 4 rows x 48 columns
+ *     O += e^(S-m') · V'[block]                register tiles of 4 rows x 48 (or 40)
+ *                                             columns
  * and ends with O / l.  So no score matrix larger than TQ x KB ever exists,
  * the blocks stay in L1/L2, and P·V runs on a kernel built for D' = 48..512
  * wide outputs instead of a general sgemm (oneDNN's reached ~73 % of peak on
@@ -20,6 +23,7 @@
 #pragma GCC optimize("fp-contract=fast")
 
 #include "ops.h"
+#include "ops_dnnl.h"
 #include "ops_prof.h"
 #include "ops_vec.h"
 
@@ -43,17 +47,6 @@
 #define KEEP2(a, b) ((void)0)
 #define KEEP3(a, b, c) ((void)0)
 #endif
-
-static void *grow(void **buf, size_t *have, size_t need)
-{
-    if (need > *have) {
-        free(*buf);
-        *buf = aligned_alloc(64, (need + 63) & ~(size_t)63);
-        if (!*buf) { fprintf(stderr, "ops: attention buffer allocation failed (%zu bytes)\n", need); abort(); }
-        *have = need;
-    }
-    return *buf;
-}
 
 /* Shared packs (grown by the calling thread) and per-thread tile scratch. */
 static _Thread_local void *t_kt, *t_vp, *t_scr;
@@ -79,13 +72,15 @@ static void qk_tile(const float *Q, int D, const float *kp, float *S)
     v16_store(S + 3 * KB, a30); v16_store(S + 3 * KB + 16, a31);
 }
 
-/* O[MR][Dp] += P[MR][0..nk) · V[0..nk)[Dp]; V is packed in column panels of
- * 16, each [Tkp][16] contiguous (V points at the block's first key of panel
- * 0, panels ldp floats apart). */
-static void pv_block(const float *P, int nk, const float *V, size_t ldp, int Dp, float *O)
+/* O[MR][..Dv) += P[MR][0..nk) · V[0..nk)[..Dv); Dv = D rounded up to 8.
+ * V is packed in column panels of 16, each [Tkp][16] contiguous (V points at
+ * the block's first key of panel 0, panels ldp floats apart); O rows are Dp
+ * apart.  Column tiles of 48, then 40 (16+16+8: D = 40, SD 1.x's first
+ * level, without computing 8 padding columns), then 16 and 8. */
+static void pv_block(const float *P, int nk, const float *V, size_t ldp, int Dv, int Dp, float *O)
 {
     int c = 0;
-    for (; c + 48 <= Dp; c += 48) {
+    for (; c + 48 <= Dv; c += 48) {
         v16f acc[MR][3];
         for (int r = 0; r < MR; r++)
             for (int u = 0; u < 3; u++) acc[r][u] = v16_load(O + (size_t)r * Dp + c + 16 * u);
@@ -102,7 +97,33 @@ static void pv_block(const float *P, int nk, const float *V, size_t ldp, int Dp,
         for (int r = 0; r < MR; r++)
             for (int u = 0; u < 3; u++) v16_store(O + (size_t)r * Dp + c + 16 * u, acc[r][u]);
     }
-    for (; c < Dp; c += 16) {   /* 16 or 32 columns left */
+    if (Dv - c == 40) {
+        v16f acc[MR][2];
+        v8f acc8[MR];
+        for (int r = 0; r < MR; r++) {
+            acc[r][0] = v16_load(O + (size_t)r * Dp + c);
+            acc[r][1] = v16_load(O + (size_t)r * Dp + c + 16);
+            acc8[r] = v8_load(O + (size_t)r * Dp + c + 32);
+        }
+        const float *p0 = V + (size_t)(c / 16) * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp;
+        for (int j = 0; j < nk; j++) {
+            v16f v0 = v16_load(p0 + 16 * j), v1 = v16_load(p1 + 16 * j);
+            v8f v2 = v8_load(p2 + 16 * j);
+            KEEP3(v0, v1, v2);
+            #pragma GCC unroll 4
+            for (int r = 0; r < MR; r++) {
+                float p = P[r * KB + j];
+                acc[r][0] += p * v0; acc[r][1] += p * v1; acc8[r] += p * v2;
+            }
+        }
+        for (int r = 0; r < MR; r++) {
+            v16_store(O + (size_t)r * Dp + c, acc[r][0]);
+            v16_store(O + (size_t)r * Dp + c + 16, acc[r][1]);
+            v8_store(O + (size_t)r * Dp + c + 32, acc8[r]);
+        }
+        return;
+    }
+    for (; c + 16 <= Dv; c += 16) {
         v16f acc[MR];
         for (int r = 0; r < MR; r++) acc[r] = v16_load(O + (size_t)r * Dp + c);
         const float *p0 = V + (size_t)(c / 16) * ldp;
@@ -111,6 +132,16 @@ static void pv_block(const float *P, int nk, const float *V, size_t ldp, int Dp,
             for (int r = 0; r < MR; r++) acc[r] += P[r * KB + j] * v0;
         }
         for (int r = 0; r < MR; r++) v16_store(O + (size_t)r * Dp + c, acc[r]);
+    }
+    if (c < Dv) {   /* 8 columns left */
+        v8f acc[MR];
+        for (int r = 0; r < MR; r++) acc[r] = v8_load(O + (size_t)r * Dp + c);
+        const float *p0 = V + (size_t)(c / 16) * ldp;
+        for (int j = 0; j < nk; j++) {
+            v8f v0 = v8_load(p0 + 16 * j);
+            for (int r = 0; r < MR; r++) acc[r] += P[r * KB + j] * v0;
+        }
+        for (int r = 0; r < MR; r++) v8_store(O + (size_t)r * Dp + c, acc[r]);
     }
 }
 
@@ -174,7 +205,8 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
             }
         }
         for (int r0 = 0; r0 < mp; r0 += MR)
-            pv_block(S + (size_t)r0 * KB, nk, Vp + (size_t)k0 * 16, Tkp * 16, Dp, O + (size_t)r0 * Dp);
+            pv_block(S + (size_t)r0 * KB, nk, Vp + (size_t)k0 * 16, Tkp * 16, (D + 7) / 8 * 8, Dp,
+                     O + (size_t)r0 * Dp);
     }
     for (int i = 0; i < m; i++) {
         float inv = 1.f / l[i];
@@ -185,41 +217,44 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
 static void attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                       int B, int Tq, int Tk, int H, int D, float scale, int causal, float *out)
 {
-    int HD = H * D, Dp = (D + 15) / 16 * 16, ntiles = (Tq + TQ - 1) / TQ;
-    size_t Tkp = ((size_t)Tk + KB - 1) / KB * KB;
-    float *Kp = grow(&t_kt, &t_nkt, sizeof(float) * (size_t)D * Tkp);
-    float *Vp = grow(&t_vp, &t_nvp, sizeof(float) * Tkp * Dp);
+    int HD = H * D, Dp = (D + 15) / 16 * 16, ntiles = (Tq + TQ - 1) / TQ, BH = B * H;
+    size_t Tkp = ((size_t)Tk + KB - 1) / KB * KB, kpn = (size_t)D * Tkp, vpn = Tkp * Dp;
+    float *Kall = ops_grow(&t_kt, &t_nkt, sizeof(float) * kpn * BH);
+    float *Vall = ops_grow(&t_vp, &t_nvp, sizeof(float) * vpn * BH);
     size_t scr_floats = (size_t)TQ * D + (size_t)TQ * KB + (size_t)TQ * Dp;
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++) {
+    long nstrips = (long)(Tkp / 32);
+    #pragma omp parallel
+    {
+        /* pack every (batch, head): K in strips of 32 keys, Kp[j/32][d][j%32],
+         * V in panels of 16 columns, Vp[d/16][j][d%16]; zero past Tk and D.
+         * Contiguous strips/panels: power-of-two strides between the rows a
+         * kernel reads would map them all to one cache set. */
+        #pragma omp for schedule(static)
+        for (long t = 0; t < (long)BH * nstrips; t++) {
+            int bh = (int)(t / nstrips), b = bh / H, h = bh % H;
+            size_t j0 = (size_t)(t % nstrips) * 32;
             const float *kb = k + (size_t)b * Tk * ldk + (size_t)h * D;
             const float *vb = v + (size_t)b * Tk * ldv + (size_t)h * D;
-            #pragma omp parallel
-            {
-                /* pack K in strips of 32 keys, Kp[j/32][d][j%32], and V in
-                 * panels of 16 columns, Vp[d/16][j][d%16]; zero past Tk and D.
-                 * Contiguous strips/panels: power-of-two strides between the
-                 * rows a kernel reads would map them all to one cache set. */
-                #pragma omp for schedule(static)
-                for (size_t j0 = 0; j0 < Tkp; j0 += 32) {
-                    float *ks = Kp + j0 * D;
-                    for (size_t j = j0; j < j0 + 32; j++) {
-                        const float *kr = kb + j * ldk, *vr = vb + j * ldv;
-                        int in = j < (size_t)Tk;
-                        for (int d = 0; d < D; d++) ks[(size_t)d * 32 + (j - j0)] = in ? kr[d] : 0.f;
-                        for (int d = 0; d < Dp; d++)
-                            Vp[(size_t)(d / 16) * Tkp * 16 + j * 16 + d % 16] = in && d < D ? vr[d] : 0.f;
-                    }
-                }
-                float *scr = grow(&t_scr, &t_nscr, sizeof(float) * scr_floats);
-                #pragma omp for schedule(dynamic, 1)
-                for (int t = 0; t < ntiles; t++) {
-                    int i0 = t * TQ, m = Tq - i0 < TQ ? Tq - i0 : TQ;
-                    tile(q + ((size_t)b * Tq + i0) * ldq + (size_t)h * D, ldq, scale, i0, m, Tk, D, Dp, Kp, Vp,
-                         Tkp, causal, out + ((size_t)b * Tq + i0) * HD + (size_t)h * D, HD, scr);
+            float *ks = Kall + bh * kpn + j0 * D, *Vp = Vall + bh * vpn;
+            for (size_t j = j0; j < j0 + 32; j++) {
+                int in = j < (size_t)Tk;
+                const float *kr = kb + (in ? j : 0) * ldk, *vr = vb + (in ? j : 0) * ldv;
+                for (int d = 0; d < D; d++) ks[(size_t)d * 32 + (j - j0)] = in ? kr[d] : 0.f;
+                for (int p = 0; p < Dp / 16; p++) {
+                    float *dst = Vp + (size_t)p * Tkp * 16 + j * 16;
+                    for (int u = 0; u < 16; u++) dst[u] = in && p * 16 + u < D ? vr[p * 16 + u] : 0.f;
                 }
             }
         }
+        float *scr = ops_grow(&t_scr, &t_nscr, sizeof(float) * scr_floats);
+        #pragma omp for schedule(dynamic, 1)
+        for (long t = 0; t < (long)BH * ntiles; t++) {
+            int bh = (int)(t / ntiles), b = bh / H, h = bh % H;
+            int i0 = (int)(t % ntiles) * TQ, m = Tq - i0 < TQ ? Tq - i0 : TQ;
+            tile(q + ((size_t)b * Tq + i0) * ldq + (size_t)h * D, ldq, scale, i0, m, Tk, D, Dp, Kall + bh * kpn,
+                 Vall + bh * vpn, Tkp, causal, out + ((size_t)b * Tq + i0) * HD + (size_t)h * D, HD, scr);
+        }
+    }
 }
 
 void op_attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,

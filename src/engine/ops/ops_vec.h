@@ -12,9 +12,12 @@
 
 typedef float v16f __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
+typedef float v8f __attribute__((vector_size(32)));
 
 static inline v16f v16_load(const float *p) { v16f v; memcpy(&v, p, sizeof v); return v; }
 static inline void v16_store(float *p, v16f v) { memcpy(p, &v, sizeof v); }
+static inline v8f v8_load(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
+static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 static inline v16f v16_set1(float a) { return (v16f){0} + a; }
 static inline v16f v16_sel(v16i m, v16f a, v16f b) { return (v16f)((m & (v16i)a) | (~m & (v16i)b)); }
 static inline v16f v16_min(v16f a, v16f b) { return v16_sel(a < b, a, b); }
