@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../engine/models/clip.h"
 #include "../engine/models/unet.h"
@@ -128,14 +129,29 @@ static void usage(FILE *f)
             "                     and on everywhere; print time and error against Winograd off\n");
 }
 
+static double peak_rss_gb(void);
+
+/* Resident set now (VmRSS), GB. */
+static double rss_now_gb(void)
+{
+    long pages = 0, resident = 0;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        fclose(f);
+    }
+    return resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0 * 1024.0);
+}
+
+/* One stage's line: median, work, rate, share of the FMA peak, RSS now and peak so far. */
 static void report(const char *name, double *t, int n, double gflop, double peak)
 {
     double m = median(t, n);
     if (gflop > 0)
-        printf("%-14s %9.3f s  %9.1f GFLOP  %7.1f GFLOP/s  %5.1f %% of peak\n", name, m, gflop,
-               gflop / m, 100.0 * gflop / m / peak);
+        printf("%-14s %9.3f s  %9.1f GFLOP  %7.1f GFLOP/s  %5.1f %% of peak   RSS %.2f GB (peak %.2f)\n", name,
+               m, gflop, gflop / m, 100.0 * gflop / m / peak, rss_now_gb(), peak_rss_gb());
     else
-        printf("%-14s %9.3f s\n", name, m);
+        printf("%-14s %9.3f s  %48s RSS %.2f GB (peak %.2f)\n", name, m, "", rss_now_gb(), peak_rss_gb());
     fflush(stdout);
 }
 
@@ -256,6 +272,7 @@ int cli_bench(int argc, char **argv)
             t[r] = now() - t0;
         }
         report("unet cfg step", t, repeats, GF_UNET * area * rows, peak);
+        unet_release_activations(un);   /* as the pipeline does before decoding */
         if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)");
     }
     if (do_dec) {
@@ -266,6 +283,7 @@ int cli_bench(int argc, char **argv)
             t[r] = now() - t0;
         }
         report("vae decode", t, repeats, GF_DEC * area * batch, peak);
+        vae_release_activations(va);
         if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)");
     }
     if (do_enc && vae_has_encoder(va)) {

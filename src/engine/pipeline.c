@@ -399,6 +399,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
         float *init = malloc(sizeof(float) * B * per), *m2 = malloc(sizeof(float) * B * per), *s2 = malloc(sizeof(float) * B * per);
         if (!mean || !stdv || !init || !m2 || !s2) { free(init); free(m2); free(s2); sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto done; }
         if (vae_encode(e->vae, img, 1, PH, PW, mean, stdv, err)) { free(init); free(m2); free(s2); goto done; }
+        vae_release_activations(e->vae);
         for (int i = 0; i < B; i++) {
             memcpy(m2 + i * per, mean, sizeof(float) * per);
             memcpy(s2 + i * per, stdv, sizeof(float) * per);
@@ -422,7 +423,9 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
         if (dbg->final_latent) memcpy(dbg->final_latent, x, sizeof(float) * B * per);
     }
 
-    /* decode one image at a time (the VAE is the memory peak) */
+    /* decode one image at a time (the VAE is the memory peak); the UNet's
+     * activations are not needed meanwhile */
+    unet_release_activations(e->unet);
     const int x0 = img2img ? 0 : (PW - out_w) / 2, y0 = img2img ? 0 : (PH - out_h) / 2;
     for (size_t i = 0; i < B * per; i++) x[i] /= scaling;
     for (int i = 0; i < B; i++) {
@@ -441,6 +444,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     }
     rc = 0;
 done:
+    vae_release_activations(e->vae);   /* idle between requests: give the pages back */
     if (rc)
         for (int i = 0; i < B; i++) sd_image_free(&out[i]);
     free(sch); free(ctx1); free(ctx); free(x); free(noise); free(img); free(mean); free(stdv);

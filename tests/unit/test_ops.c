@@ -408,6 +408,31 @@ static void test_nhwc(void)
     free(x2); free(x2h); free(r2); free(r2h); free(lx); free(lw); free(lb); free(ly); free(lr);
 }
 
+/* A huge NHWC 3x3 conv (input > 16M floats) runs in row bands under the
+ * default Winograd rule; the bands must add up to the whole conv: compare
+ * with direct (Winograd off), plain and accumulating. */
+static void test_conv_bands(void)
+{
+    int H = 301, W = 300, IC = 192, OC = 16;   /* 17.3M input floats: 3 bands */
+    size_t nx = (size_t)H * W * IC, ny = (size_t)H * W * OC;
+    float *x = rnd(nx), *w = rnd((size_t)OC * IC * 9), *b = rnd(OC);
+    float *y = rnd(ny), *r = malloc(sizeof(float) * ny), *y0 = malloc(sizeof(float) * ny);
+    memcpy(y0, y, sizeof(float) * ny);
+    int saved = ops_conv_winograd();
+    for (int accum = 0; accum < 2; accum++) {
+        memcpy(r, y0, sizeof(float) * ny);
+        ops_conv_set_winograd(0);
+        op_conv2d_nhwc(x, 1, IC, H, W, w, b, OC, 3, 3, 1, 1, r, accum);
+        memcpy(y, y0, sizeof(float) * ny);
+        ops_conv_set_winograd(2);
+        op_conv2d_nhwc(x, 1, IC, H, W, w, b, OC, 3, 3, 1, 1, y, accum);
+        CMP(y, r, ny, accum ? "conv2d_nhwc banded (Winograd) = direct, accumulating"
+                            : "conv2d_nhwc banded (Winograd) = direct");
+    }
+    ops_conv_set_winograd(saved);
+    free(x); free(w); free(b); free(y); free(r); free(y0);
+}
+
 int main(void)
 {
     ops_init(0);
@@ -418,5 +443,6 @@ int main(void)
     test_attention();
     test_elementwise();
     test_nhwc();
+    test_conv_bands();
     return t_done();
 }

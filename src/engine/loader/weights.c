@@ -215,17 +215,16 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
             off += (size_t)e->numel;
         }
     }
+    /* The 2-byte sources are not read again: each gives its pages back as
+     * soon as it is widened, so the load's peak is about the fp32 weights,
+     * not the fp32 weights plus the whole file. */
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < f->n; i++) {
         const st_entry *e = &f->e[i];
-        if (plan[i].kind != LDM_IGNORE && (float *)e->data != dst[i])
+        if (plan[i].kind != LDM_IGNORE && (float *)e->data != dst[i]) {
             st_to_f32(dst[i], e->data, e->dtype, (size_t)e->numel);
-    }
-    /* The 2-byte sources are not read again: give their pages back (they
-     * would otherwise stay resident beside the fp32 copies). */
-    for (size_t i = 0; i < f->n; i++) {
-        const st_entry *e = &f->e[i];
-        if (plan[i].kind != LDM_IGNORE && (float *)e->data != dst[i]) drop_pages(e->data, e->nbytes);
+            drop_pages(e->data, e->nbytes);
+        }
     }
     /* op_conv2d may drop the pages of conv weights it has copied to its layout. */
     if (buf) ops_weights_releasable(buf, nconv * sizeof(float));

@@ -607,6 +607,11 @@ static int ws_grow(sd_unet *u, size_t need, int B, int H, int W, sd_err *err)
     return 0;
 }
 
+void unet_release_activations(sd_unet *u)
+{
+    if (u && u->ws) ops_release_pages(u->ws, u->ws_cap * sizeof(float));
+}
+
 int unet_reserve(sd_unet *u, int B, int H, int W, int T, size_t *bytes, sd_err *err)
 {
     if (valid_size(B, H, W, T, err)) return -1;

@@ -559,6 +559,16 @@ static int bad_latent(const sd_vae *v, int h, int w)
     return h < 1 || w < 1 || (size_t)h * v->scale > VAE_MAX_SIDE || (size_t)w * v->scale > VAE_MAX_SIDE;
 }
 
+void vae_release_activations(sd_vae *v)
+{
+    if (!v) return;
+    vae_ws *ws = &v->ws;
+    float *bufs[3] = {ws->cur, ws->nxt, ws->tmp};
+    for (int i = 0; i < 3; i++) ops_release_pages(bufs[i], ws->cap * sizeof(float));
+    float *abufs[3] = {ws->q, ws->k, ws->v};
+    for (int i = 0; i < 3; i++) ops_release_pages(abufs[i], ws->attn_cap * sizeof(float));
+}
+
 int vae_reserve(sd_vae *v, int h, int w, size_t *bytes, sd_err *err)
 {
     if (bad_latent(v, h, w))

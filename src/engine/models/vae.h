@@ -37,6 +37,9 @@ int vae_has_encoder(const sd_vae *v);
  * larger ones grow it.  *bytes (may be NULL) gets the workspace size.
  * 0 or -1 + err (SD_ENOMEM). */
 int vae_reserve(sd_vae *v, int h, int w, size_t *bytes, sd_err *err);
+/* Give the workspace's pages back to the OS until the next call (see
+ * unet_release_activations). */
+void vae_release_activations(sd_vae *v);
 
 /* z[B, Z, h, w] (already divided by the scaling factor) ->
  * img[B, 3, h*s, w*s] with s = vae_scale().  0 or -1 + err. */

@@ -9,8 +9,11 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 static int g_threads;
 
@@ -43,13 +46,23 @@ void ops_prof_print(FILE *f, const char *title)
     static const char *names[PROF_NKIND] = {"conv", "linear", "attention", "norm", "elementwise", "layout"};
     double tot = 0;
     for (int i = 0; i < PROF_NKIND; i++) tot += g_prof[i];
-    fprintf(f, "  profile %s: %.3f s in ops\n", title, tot);
+    size_t nc, wb, wwb;
+    ops_weights_stats(&nc, &wb, &wwb);
+    fprintf(f, "  profile %s: %.3f s in ops; weight copies %zu, %.0f MB (Winograd %.0f MB)\n", title, tot, nc,
+            wb / 1048576.0, wwb / 1048576.0);
     for (int i = 0; i < PROF_NKIND; i++) {
         if (g_prof_n[i]) fprintf(f, "    %-12s %8.3f s %5.1f %%  %6ld calls\n", names[i], g_prof[i],
                                  tot > 0 ? 100 * g_prof[i] / tot : 0, g_prof_n[i]);
         g_prof[i] = 0;
         g_prof_n[i] = 0;
     }
+}
+
+void ops_release_pages(void *p, size_t bytes)
+{
+    uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + ps - 1) & ~(ps - 1),
+              b = ((uintptr_t)p + bytes) & ~(ps - 1);
+    if (p && b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
 void ops_init(int threads)

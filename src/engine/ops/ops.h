@@ -50,6 +50,8 @@ void ops_release_weights(void);
  * it again.  Forget drops the copies of weights inside the range. */
 void ops_weights_releasable(const void *p, size_t bytes);
 void ops_weights_forget(const void *p, size_t bytes);
+/* The reordered copies held: how many, their bytes, of which Winograd layouts. */
+void ops_weights_stats(size_t *copies, size_t *bytes, size_t *wino_bytes);
 
 /* y[M,OUT] = x[M,IN] · w[OUT,IN]^T + b[OUT] (b may be NULL). */
 void op_linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y);
@@ -118,6 +120,11 @@ void op_nlc_to_nchw(const float *x, int N, int C, int HW, float *y);
  * x[N,H,W,C]; channel concat of x1[P,C1], x2[P,C2] -> y[P,C1+C2] for P pixels. */
 void op_upsample_nearest_nhwc(const float *x, int N, int C, int H, int W, int OH, int OW, float *y);
 void op_concat_channels_nhwc(const float *x1, int C1, const float *x2, int C2, size_t P, float *y);
+
+/* Give the whole pages of [p, p+bytes) back to the OS; they read as zero
+ * afterwards and are faulted in again on the next write.  For workspaces
+ * between phases (the UNet's while the VAE runs and back). */
+void ops_release_pages(void *p, size_t bytes);
 
 /* Profiling: with SD_PROFILE=1 in the environment (read by ops_init) every
  * op adds its wall time to a total per kind; ops_prof_print writes the

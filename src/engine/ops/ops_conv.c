@@ -35,9 +35,17 @@
 /* ... and not where the input is huge (the VAE's 256²/512² layers): oneDNN's
  * Winograd scratch is ~4x the input, gigabytes there. */
 #define WINO_MAX_INPUT (1L << 24)
+/* ... and only where the Winograd weight copy (up to 4x the fp32 weights
+ * with F(4,3): 36·IC·OC floats) is at most twice the input activation
+ * (N·H·W·IC floats), i.e. 18·OC <= N·H·W.  So it is used on large images
+ * (UNet first level, the VAE's 128²..512² layers), where most of the time
+ * goes, and not on the UNet's 640/1280-channel or the VAE's 64² layers,
+ * whose copies would cost gigabytes (peak RSS at 512x512 ~6 -> ~8 GB). */
+#define WINO_WEIGHT_RATIO 18
 
-/* nhwc: the caller's activations are NHWC (else NCHW); accum: y += conv(x). */
-typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, bias, nhwc, accum; } conv_key;
+/* pad: left/right (and top/bottom unless banded); pt, pb: top/bottom;
+ * nhwc: the caller's activations are NHWC (else NCHW); accum: y += conv(x). */
+typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, pt, pb, bias, nhwc, accum; } conv_key;
 
 typedef struct conv_entry {
     conv_key key;
@@ -68,12 +76,12 @@ static void engine_init(void)
 
 static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
 {
-    int OH = (k->H + 2 * k->pad - k->KH) / k->stride + 1, OW = (k->W + 2 * k->pad - k->KW) / k->stride + 1;
+    int OH = (k->H + k->pt + k->pb - k->KH) / k->stride + 1, OW = (k->W + 2 * k->pad - k->KW) / k->stride + 1;
     dnnl_dims_t sd = {k->N, k->IC, k->H, k->W}, wd = {k->OC, k->IC, k->KH, k->KW}, bd = {k->OC},
                 dd = {k->N, k->OC, OH, OW};
     /* right padding chosen so that oneDNN's output size equals the floor formula */
-    dnnl_dims_t strides = {k->stride, k->stride}, pl = {k->pad, k->pad},
-                pr = {(OH - 1) * k->stride + k->KH - k->H - k->pad, (OW - 1) * k->stride + k->KW - k->W - k->pad};
+    dnnl_dims_t strides = {k->stride, k->stride}, pl = {k->pt, k->pad},
+                pr = {(OH - 1) * k->stride + k->KH - k->H - k->pt, (OW - 1) * k->stride + k->KW - k->W - k->pad};
     dnnl_memory_desc_t as, aw, ad;
     dnnl_format_tag_t plain = k->nhwc ? dnnl_nhwc : dnnl_nchw;
     ops_ck(dnnl_memory_desc_init_by_tag(&e->psrc, 4, sd, dnnl_f32, plain), "md src");
@@ -118,12 +126,16 @@ static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
     return 0;
 }
 
+static int wino_shape(const conv_key *k)
+{
+    return k->KH == 3 && k->KW == 3 && k->stride == 1 && k->pad == 1 && k->pt <= 1 && k->pb <= 1;
+}
+
 static void conv_entry_build(conv_entry *e, const conv_key *k)
 {
     long px = (long)k->H * k->W;
-    int big = px >= WINO_MIN_PIXELS && px * k->IC <= WINO_MAX_INPUT;
-    if ((g_wino == 1 || (g_wino == 2 && big)) && k->KH == 3 && k->KW == 3 && k->stride == 1 && k->pad == 1 &&
-        try_build(e, k, dnnl_convolution_winograd) == 0)
+    int big = px >= WINO_MIN_PIXELS && px * k->IC <= WINO_MAX_INPUT && (long)WINO_WEIGHT_RATIO * k->OC <= k->N * px;
+    if ((g_wino == 1 || (g_wino == 2 && big)) && wino_shape(k) && try_build(e, k, dnnl_convolution_winograd) == 0)
         return;
     if (try_build(e, k, dnnl_convolution_direct)) {
         fprintf(stderr, "ops: oneDNN convolution desc failed\n");
@@ -180,16 +192,10 @@ int ops_conv_winograd(void)
     return g_wino;
 }
 
-static void conv2d(const float *x, int N, int IC, int H, int W,
-                   const float *w, const float *b, int OC, int KH, int KW,
-                   int stride, int pad, float *y, int nhwc, int accum)
+static void conv_run(const conv_key *k, const float *x, const float *w, const float *b, float *y)
 {
-    conv_key k;
-    memset(&k, 0, sizeof k);   /* padding bytes take part in memcmp */
-    k.N = N; k.IC = IC; k.H = H; k.W = W; k.OC = OC; k.KH = KH; k.KW = KW;
-    k.stride = stride; k.pad = pad; k.bias = b != NULL; k.nhwc = nhwc; k.accum = accum;
-    pthread_once(&g_once, engine_init);
-    conv_entry *e = conv_lookup(&k);
+    int OC = k->OC, IC = k->IC, KH = k->KH, KW = k->KW;
+    conv_entry *e = conv_lookup(k);
     void *wb = ops_weights_get(w, (size_t)OC * IC * KH * KW, &e->pwei, &e->wei);
     const void *src = x;
     void *dst = y;
@@ -224,6 +230,38 @@ static void conv2d(const float *x, int N, int IC, int H, int W,
     if (mb) dnnl_memory_destroy(mb);
     if (mscr) dnnl_memory_destroy(mscr);
     if (e->rdst) ops_run_reorder(e->rdst, &e->dst, dst, &e->pdst, y);
+}
+
+/* Huge NHWC stride-1 3x3 convs (the VAE's 256² and 512² layers) run in
+ * bands of output rows, each a conv of its own over its rows plus a one-row
+ * halo (zero padding only at the image's top and bottom): the same result,
+ * but Winograd's scratch (~4x the input) stays bounded, so Winograd can be
+ * used there too.  Bands are rows of NHWC: plain pointer offsets. */
+static void conv2d(const float *x, int N, int IC, int H, int W,
+                   const float *w, const float *b, int OC, int KH, int KW,
+                   int stride, int pad, float *y, int nhwc, int accum)
+{
+    conv_key k;
+    memset(&k, 0, sizeof k);   /* padding bytes take part in memcmp */
+    k.N = N; k.IC = IC; k.H = H; k.W = W; k.OC = OC; k.KH = KH; k.KW = KW;
+    k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = b != NULL; k.nhwc = nhwc; k.accum = accum;
+    pthread_once(&g_once, engine_init);
+    long rowin = (long)W * IC;
+    if (!nhwc || N != 1 || g_wino != 2 || !wino_shape(&k) || (long)H * rowin <= WINO_MAX_INPUT) {
+        conv_run(&k, x, w, b, y);
+        return;
+    }
+    int R = (int)(WINO_MAX_INPUT / rowin) - 2;   /* output rows per band */
+    if (R < 8) R = 8;
+    for (int r0 = 0; r0 < H; r0 += R) {
+        int r1 = r0 + R < H ? r0 + R : H;
+        int in0 = r0 > 0 ? r0 - 1 : 0, in1 = r1 < H ? r1 + 1 : H;
+        conv_key kb = k;
+        kb.H = in1 - in0;
+        kb.pt = r0 == 0;
+        kb.pb = r1 == H;
+        conv_run(&kb, x + (size_t)in0 * rowin, w, b, y + (size_t)r0 * W * OC);
+    }
 }
 
 void op_conv2d(const float *x, int N, int IC, int H, int W,

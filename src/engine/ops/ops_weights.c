@@ -196,6 +196,28 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
     return c->buf;
 }
 
+void ops_weights_stats(size_t *copies, size_t *bytes, size_t *wino_bytes)
+{
+    pthread_mutex_lock(&g_lock);
+    *copies = g_nw;
+    *bytes = *wino_bytes = 0;
+    for (size_t i = 0; i < g_nw; i++) {
+        size_t b = dnnl_memory_desc_get_size(&g_w[i].md);
+        *bytes += b;
+        if (g_w[i].md.format_kind != dnnl_blocked) *wino_bytes += b;
+    }
+    if (getenv("SD_DEBUG_WEIGHTS"))
+        for (size_t i = 0; i < g_nw; i++) {
+            size_t plain = 0, cnt = 0;
+            for (size_t j = 0; j < g_nw; j++) if (g_w[j].ptr == g_w[i].ptr) cnt++;
+            plain = dnnl_memory_desc_get_size(&g_w[i].md);
+            fprintf(stderr, "wcopy %p kind %d bytes %zu copies %zu ndims %d dims %ld %ld %ld %ld\n", (void *)g_w[i].ptr,
+                    (int)g_w[i].md.format_kind, plain, cnt, g_w[i].md.ndims, (long)g_w[i].md.dims[0],
+                    (long)g_w[i].md.dims[1], (long)g_w[i].md.dims[2], (long)g_w[i].md.dims[3]);
+        }
+    pthread_mutex_unlock(&g_lock);
+}
+
 void ops_release_weights(void)
 {
     pthread_mutex_lock(&g_lock);
