@@ -4,6 +4,7 @@
  * (conv, gemm, attention) live in ops_gemm.c and ops_attention.c.  No op
  * allocates more than a small per-call scratch and none can fail. */
 #include "ops.h"
+#include "ops_dnnl.h"
 #include "ops_prof.h"
 #include "ops_vec.h"
 
@@ -129,10 +130,12 @@ void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float
 {
     PROF_BEGIN;
     int cg = C / G, nch = HW < GN_CHUNKS ? 1 : GN_CHUNKS;
-    double *part = malloc(sizeof(double) * (size_t)nch * C);
-    double *gmean = malloc(sizeof(double) * G);
-    float *sh = malloc(sizeof(float) * 2 * (size_t)C), *sc = sh + C;
-    if (!part || !gmean || !sh) abort();   /* a few KB; out of memory here is fatal anyway */
+    /* scratch: a few KB, grown once per thread (no allocation per call) */
+    static _Thread_local void *scr;
+    static _Thread_local size_t nscr;
+    double *part = ops_grow(&scr, &nscr, sizeof(double) * ((size_t)nch * C + G) + sizeof(float) * 2 * (size_t)C);
+    double *gmean = part + (size_t)nch * C;
+    float *sh = (float *)(gmean + G), *sc = sh + C;
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * HW * C;
         float *yn = y + (size_t)n * HW * C;
@@ -180,7 +183,6 @@ void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float
             for (; c < C; c++) { float v = xr[c] * sc[c] + sh[c]; yr[c] = silu ? v / (1.f + expf(-v)) : v; }
         }
     }
-    free(part); free(gmean); free(sh);
     PROF_END(PROF_NORM);
 }
 

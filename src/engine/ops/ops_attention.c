@@ -33,7 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TQ 64    /* query rows per task */
+#define TQ 128    /* query rows per task */
 #define KB 256   /* keys per block (multiple of 32) */
 #define MR 4     /* rows per register tile */
 
