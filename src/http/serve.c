@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,6 +29,8 @@ static char *o_api_keys, *o_api_keys_file;
 static int64_t o_metrics_open;
 static double o_rate_limit, o_rate_burst;
 static char *o_bind, *o_model, *o_model_config, *o_vocab, *o_data, *o_public;
+static int64_t o_engine_nice, o_max_conn_ip;
+static double o_header_timeout;
 static int64_t o_port, o_queue, o_threads, o_http_threads, o_max_conn, o_conn_timeout, o_max_body_mb, o_access_log,
     o_max_retained;
 static double o_job_timeout, o_sync_wait, o_retention;
@@ -49,9 +52,16 @@ static const sd_setting serve_settings[] = {
      "base of returned image URLs (default http://127.0.0.1:PORT; never taken from the Host header)"},
     {"queue-size", SD_SET_INT, &o_queue, "16", 1, 100000, "jobs that may wait; more get 503 + Retry-After"},
     {"threads", SD_SET_INT, &o_threads, "0", 0, 1024, "engine compute threads (0 = all cores)"},
+    {"engine-nice", SD_SET_INT, &o_engine_nice, "10", 0, 19,
+     "nice levels added to the engine's threads so /health and other requests stay fast during a job (0 = none)"},
     {"http-threads", SD_SET_INT, &o_http_threads, "4", 1, 256, "HTTP thread pool size"},
     {"max-connections", SD_SET_INT, &o_max_conn, "1024", 1, 100000, "simultaneous connections at most"},
     {"conn-timeout", SD_SET_INT, &o_conn_timeout, "60", 1, 86400, "seconds an idle connection stays open"},
+    {"header-timeout", SD_SET_DOUBLE, &o_header_timeout, "30", 0, 86400,
+     "seconds a client has to send a request's headers (from connecting or its previous request), then the "
+     "connection is closed: slow clients cannot hold connections (0 = no limit)"},
+    {"max-conn-per-ip", SD_SET_INT, &o_max_conn_ip, "0", 0, 100000,
+     "simultaneous connections from one address (0 = no limit; leave 0 behind a reverse proxy)"},
     {"max-body-mb", SD_SET_INT, &o_max_body_mb, "20", 1, 1024, "largest request body in MiB (413 above)"},
     {"job-timeout", SD_SET_DOUBLE, &o_job_timeout, "1800", 0, 1e7, "seconds a job may run (0 = no limit)"},
     {"sync-wait", SD_SET_DOUBLE, &o_sync_wait, "900", 1, 1e7,
@@ -177,6 +187,13 @@ int cli_serve(int argc, char **argv)
     /* A file-size limit (RLIMIT_FSIZE) must fail the write (EFBIG: the job
      * fails with a storage error), not kill the server. */
     signal(SIGXFSZ, SIG_IGN);
+    /* Each connection takes two descriptors (the socket and the header
+     * deadline's dup, server.c): allow as many as the hard limit lets us. */
+    struct rlimit nofile;
+    if (!getrlimit(RLIMIT_NOFILE, &nofile) && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
 
     int status = 1;
     sd_engine *engine = NULL;
@@ -227,6 +244,7 @@ int cli_serve(int argc, char **argv)
     server_config sc = {
         .bind_addr = o_bind, .port = (int)o_port, .http_threads = (int)o_http_threads,
         .max_connections = (int)o_max_conn, .conn_timeout = (int)o_conn_timeout,
+        .header_timeout = o_header_timeout, .max_conn_per_ip = (int)o_max_conn_ip,
         .max_body = (size_t)o_max_body_mb << 20, .sync_wait = o_sync_wait, .retention = o_retention,
         .public_url = o_public, .model_name = mi.name, .model_family = mi.family,
         .model_hash = mi.hash, .version = sd_version(), .access_log = (int)o_access_log,
@@ -234,7 +252,7 @@ int cli_serve(int argc, char **argv)
     };
     gen_ctx gc = {.engine = engine, .store = NULL, .model_name = mi.name, .model_hash = mi.hash};
     jobq_config qc = {.queue_size = (int)o_queue, .job_timeout = o_job_timeout, .retention = o_retention,
-                      .max_retained = (int)o_max_retained};
+                      .max_retained = (int)o_max_retained, .worker_nice = (int)o_engine_nice};
     q = jobq_create(&qc, gen_run, &gc, &err);
     if (!q) goto out;
     srv = http_server_start(&sc, q, &err);

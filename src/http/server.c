@@ -7,7 +7,12 @@
  * synchronous request then suspends its connection; the watcher thread
  * resumes it when the job ends, when the client hangs up (the job is
  * cancelled, so a queued one leaves the queue) or when the wait limit passes.
- * completed() frees the request state, counts it and writes the access log. */
+ * completed() frees the request state, counts it and writes the access log.
+ * Slow clients: libmicrohttpd's connection timeout counts inactivity, so a
+ * client sending its headers a byte at a time would hold a connection
+ * forever; every connection therefore carries a conn_state (socket context)
+ * and the watcher shuts down those that have not delivered a request's
+ * headers within header_timeout. */
 #include "server.h"
 
 #include <arpa/inet.h>
@@ -38,7 +43,7 @@
 
 #include "../image/image.h"
 
-enum { PH_BODY = 1, PH_WAIT, PH_DONE };
+enum { PH_BODY = 1, PH_WAIT, PH_DONE, PH_NOBODY };
 enum { BODY_MULTIPART = 1, BODY_JSON, BODY_URLENCODED };
 
 /* Decoded init images: sides and pixels refused before allocation above these. */
@@ -71,8 +76,18 @@ typedef struct req {
     struct req *wnext;
 } req;
 
+/* One per TCP connection (libmicrohttpd socket context): the header deadline. */
+typedef struct conn_state {
+    int fd;                  /* our dup of the socket: shutdown() on it can never hit a reused number */
+    double since;            /* connected, or previous request finished */
+    int busy, shut;          /* a request's headers arrived / already shut down */
+    struct conn_state *prev, *next;
+} conn_state;
+
 struct http_server {
     server_config cfg;
+    pthread_mutex_t cmu;     /* guards conns and their fields */
+    conn_state *conns;
     char *public_url;
     struct MHD_Daemon *d;
     jobq *q;
@@ -542,6 +557,79 @@ static int gate(http_server *s, req *r, struct MHD_Connection *c, const char *ur
     return 0;
 }
 
+/* ---- connections: header deadline ------------------------------------------------ */
+
+static conn_state *conn_of(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* busy = 1: a request's headers arrived; 0: it finished, the next one's clock starts. */
+static void conn_mark(http_server *s, struct MHD_Connection *c, int busy)
+{
+    pthread_mutex_lock(&s->cmu);
+    conn_state *cs = conn_of(c);
+    if (cs) {
+        cs->busy = busy;
+        cs->since = now_s();
+    }
+    pthread_mutex_unlock(&s->cmu);
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **ctx, enum MHD_ConnectionNotificationCode code)
+{
+    http_server *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        if (s->cfg.header_timeout <= 0) return;
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        conn_state *cs = ci ? calloc(1, sizeof *cs) : NULL;
+        if (!cs) return;   /* no deadline for this one; the idle timeout still applies */
+        cs->fd = fcntl(ci->connect_fd, F_DUPFD_CLOEXEC, 0);
+        if (cs->fd < 0) {
+            free(cs);
+            return;
+        }
+        cs->since = now_s();
+        pthread_mutex_lock(&s->cmu);
+        cs->next = s->conns;
+        if (s->conns) s->conns->prev = cs;
+        s->conns = cs;
+        *ctx = cs;
+        pthread_mutex_unlock(&s->cmu);
+    } else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        pthread_mutex_lock(&s->cmu);
+        conn_state *cs = *ctx;
+        if (cs) {
+            if (cs->prev) cs->prev->next = cs->next;
+            else s->conns = cs->next;
+            if (cs->next) cs->next->prev = cs->prev;
+            *ctx = NULL;
+        }
+        pthread_mutex_unlock(&s->cmu);
+        if (cs) {
+            close(cs->fd);
+            free(cs);
+        }
+    }
+}
+
+/* Shuts down connections past the header deadline; libmicrohttpd then sees
+ * the end of the stream and closes them itself.  Returns how many. */
+static int sweep_slow(http_server *s, double now)
+{
+    int n = 0;
+    pthread_mutex_lock(&s->cmu);
+    for (conn_state *cs = s->conns; cs; cs = cs->next)
+        if (!cs->busy && !cs->shut && now - cs->since > s->cfg.header_timeout) {
+            shutdown(cs->fd, SHUT_RDWR);
+            cs->shut = 1;
+            n++;
+        }
+    pthread_mutex_unlock(&s->cmu);
+    return n;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
 {
@@ -558,6 +646,25 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         snprintf(r->path, sizeof r->path, "%s", url);
         client_ip(c, r->ip, sizeof r->ip);
         params_bag_init(&r->bag);
+        conn_mark(s, c, 1);
+        /* A request that sends no body is answered on the next call:
+         * libmicrohttpd closes the connection after a response queued on
+         * the first call (it cannot tell whether a body follows), which
+         * would end keep-alive for every GET. */
+        if (strcmp(method, "POST") && strcmp(method, "PUT") && strcmp(method, "PATCH")) {
+            r->phase = PH_NOBODY;
+            return MHD_YES;
+        }
+        enum MHD_Result res;
+        if (gate(s, r, c, url, &res)) return res;
+        return first_call(s, r, c, url, method);
+    }
+    if (r->phase == PH_NOBODY) {
+        if (*upload_size) {   /* a body nobody asked for: dropped */
+            *upload_size = 0;
+            return MHD_YES;
+        }
+        r->phase = 0;
         enum MHD_Result res;
         if (gate(s, r, c, url, &res)) return res;
         return first_call(s, r, c, url, method);
@@ -584,6 +691,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
     req *r = *req_cls;
     if (!r) return;
     *req_cls = NULL;
+    conn_mark(s, c, 0);
     int status = r->ri.status ? r->ri.status : 499;   /* 499: client went away before an answer */
     metrics_count_request(r->ep, status);
     if (s->cfg.access_log) {
@@ -630,8 +738,9 @@ static void *watcher_main(void *arg)
     unsigned gen = 0;
     while (!atomic_load(&s->stop)) {
         jobq_wait_change(s->q, &gen, 200);
-        pthread_mutex_lock(&s->wmu);
         double now = now_s();
+        if (s->cfg.header_timeout > 0) sweep_slow(s, now);
+        pthread_mutex_lock(&s->wmu);
         req **pp = &s->waiters;
         while (*pp) {
             req *r = *pp;
@@ -673,6 +782,7 @@ http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err)
     s->cfg = *cfg;
     s->q = q;
     pthread_mutex_init(&s->wmu, NULL);
+    pthread_mutex_init(&s->cmu, NULL);
     struct sockaddr_storage ss;
     memset(&ss, 0, sizeof ss);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -697,7 +807,9 @@ http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err)
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout,
                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
                             MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)(cfg->max_conn_per_ip > 0 ? cfg->max_conn_per_ip : 0),
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+                            MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
                             MHD_OPTION_END);
     if (!s->d) {
         sd_errf(err, SD_EIO, "port", "cannot listen on %s port %d: %s", bind, cfg->port, strerror(errno));
@@ -726,6 +838,7 @@ fail:
     free(s->public_url);
     free(s->openapi);
     pthread_mutex_destroy(&s->wmu);
+    pthread_mutex_destroy(&s->cmu);
     free(s);
     return NULL;
 }
@@ -754,6 +867,7 @@ void http_server_stop(http_server *s)
     pthread_join(s->watcher, NULL);
     MHD_stop_daemon(s->d);
     pthread_mutex_destroy(&s->wmu);
+    pthread_mutex_destroy(&s->cmu);
     free(s->public_url);
     free(s->openapi);
     free(s);

@@ -23,6 +23,10 @@ typedef struct server_config {
     int http_threads;          /* libmicrohttpd thread pool size */
     int max_connections;
     int conn_timeout;          /* idle seconds before a connection is closed */
+    double header_timeout;     /* seconds a client has to send a request's headers, counted from
+                                  the connection or the end of its previous request; then the
+                                  connection is closed (slow clients); 0 = no limit */
+    int max_conn_per_ip;       /* simultaneous connections from one address; 0 = no limit */
     size_t max_body;           /* bytes; larger bodies get 413 */
     double sync_wait;          /* seconds a synchronous request waits for its job */
     double retention;          /* seconds finished jobs stay visible (for messages) */

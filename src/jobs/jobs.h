@@ -47,6 +47,9 @@ typedef struct jobq_config {
     double job_timeout;      /* seconds a job may run; 0 = no limit */
     double retention;        /* seconds a finished job stays visible */
     int max_retained;        /* finished jobs kept at most (oldest dropped first) */
+    int worker_nice;         /* added to the worker thread's nice value (0..19): the engine's
+                                OpenMP threads, started from it, inherit it, so HTTP threads
+                                keep the CPU they need while a job runs */
 } jobq_config;
 
 jobq *jobq_create(const jobq_config *cfg, job_run_fn run, void *run_ud, sd_err *err);

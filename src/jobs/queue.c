@@ -5,13 +5,17 @@
  * table while listed, and each caller that got it from submit/find. */
 #include "jobs.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 struct job {
     char id[33];
@@ -146,9 +150,24 @@ static int on_progress(void *ud, int step, int total)
     return stop;
 }
 
+/* Lowers this thread's priority by `delta` nice levels (Linux: nice is per
+ * thread and inherited by the threads it creates, here the engine's OpenMP
+ * team).  Raising a nice value needs no privilege; failure only costs latency. */
+static void lower_priority(int delta)
+{
+    if (delta <= 0) return;
+    id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int cur = getpriority(PRIO_PROCESS, tid);
+    if (cur == -1 && errno) return;
+    int want = cur + delta > 19 ? 19 : cur + delta;
+    if (want > cur) setpriority(PRIO_PROCESS, tid, want);
+}
+
 static void *worker_main(void *arg)
 {
     jobq *q = arg;
+    lower_priority(q->cfg.worker_nice);
     pthread_mutex_lock(&q->mu);
     for (;;) {
         while (!q->head && !q->stopping) pthread_cond_wait(&q->work_cv, &q->mu);
