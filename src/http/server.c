@@ -98,6 +98,7 @@ struct http_server {
     pthread_t watcher;
     atomic_int stop;
     atomic_int shutting_down;
+    atomic_int inflight;     /* requests begun and not yet completed() */
     _Atomic(storage *) store;
     char *openapi;
 };
@@ -639,6 +640,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
         *req_cls = r;
+        atomic_fetch_add(&s->inflight, 1);
         r->s = s;
         r->conn = c;
         r->t0 = now_s();
@@ -692,6 +694,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
     if (!r) return;
     *req_cls = NULL;
     conn_mark(s, c, 0);
+    atomic_fetch_sub(&s->inflight, 1);
     int status = r->ri.status ? r->ri.status : 499;   /* 499: client went away before an answer */
     metrics_count_request(r->ep, status);
     if (s->cfg.access_log) {
@@ -862,7 +865,9 @@ void http_server_stop(http_server *s)
         if (!n) break;
         usleep(50000);
     }
-    usleep(100000);   /* let resumed connections send their answers */
+    /* Let resumed connections send their answers (completed() counts them
+     * down); a client still uploading a body is not waited for long. */
+    for (int i = 0; i < 200 && atomic_load(&s->inflight) > 0; i++) usleep(10000);
     atomic_store(&s->stop, 1);
     pthread_join(s->watcher, NULL);
     MHD_stop_daemon(s->d);

@@ -37,7 +37,7 @@ ms() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ 
 
 # ---- /health latency while a job runs ------------------------------------------
 job=$(long)
-wrk -t1 -c1 -d4s --latency "$BASE/health" >"$TMP/wrk1.txt" 2>&1
+wrk -t1 -c1 -d4s --timeout 30s --latency "$BASE/health" >"$TMP/wrk1.txt" 2>&1
 curl -s -o "$TMP/js.json" "$job"
 state=$(json "$TMP/js.json" 'j["state"]')
 step=$(json "$TMP/js.json" 'j["step"]')
@@ -62,7 +62,7 @@ if [ "${SD_LOAD_STRICT:-0}" = 1 ]; then
 fi
 
 # ---- 500 concurrent keep-alive connections ------------------------------------------
-wrk -t2 -c500 -d4s "$BASE/health" >"$TMP/wrk2.txt" 2>&1 &
+wrk -t2 -c500 -d4s --timeout 30s "$BASE/health" >"$TMP/wrk2.txt" 2>&1 &
 wpid=$!
 sleep 2
 socks=$(ls -l "/proc/$SERVER_PID/fd" 2>/dev/null | grep -c 'socket:')
