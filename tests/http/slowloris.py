@@ -1,20 +1,21 @@
 #!/usr/bin/env python3
-"""tests/http/slowloris.py PORT SLOW IDLE SECONDS — slow clients against the
-server on 127.0.0.1:PORT for SECONDS:
+"""tests/http/slowloris.py PORT SLOW IDLE SECONDS DEADLINE — slow clients
+against the server on 127.0.0.1:PORT (header deadline DEADLINE s) for SECONDS:
   SLOW connections from 127.0.0.2 send a request line, then one header byte
   every 0.25 s (never finishing their headers, never idle long enough for an
   inactivity timeout); IDLE connections from 127.0.0.3 send nothing; one
   keep-alive connection from 127.0.0.4 makes a request and then idles;
   meanwhile a normal client on 127.0.0.1 makes 5 requests (fresh
   connections) to GET /health.
-Prints "key value" lines: slow_refused (closed by the server within 0.5 s:
-over the per-address limit), slow_cut (closed later), slow_open (still open
+Prints "key value" lines: slow_refused (closed by the server before 3/4 of
+the deadline: over the per-address limit), slow_cut (closed later), slow_open (still open
 at the end), slow_first_cut (seconds), idle_cut, idle_open, keepalive_cut,
 normal_ok (200 answers of 5), normal_during (those made while slow
 connections were held)."""
 import select, socket, sys, time
 
 port, n_slow, n_idle, secs = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+early = 0.75 * float(sys.argv[5])
 
 def connect(src):
     s = socket.socket()
@@ -81,10 +82,10 @@ while now() < secs:
     time.sleep(0.25)
 
 cut = [t for s, t in closed.items() if s in slow]
-print("slow_refused", sum(1 for t in cut if t < 0.5))
-print("slow_cut", sum(1 for t in cut if t >= 0.5))
+print("slow_refused", sum(1 for t in cut if t < early))
+print("slow_cut", sum(1 for t in cut if t >= early))
 print("slow_open", n_slow - len(cut))
-print("slow_first_cut %.2f" % min([t for t in cut if t >= 0.5] or [-1]))
+print("slow_first_cut %.2f" % min([t for t in cut if t >= early] or [-1]))
 print("idle_cut", sum(1 for s in idle if s in closed))
 print("idle_open", sum(1 for s in idle if s not in closed))
 print("keepalive_cut", int(ka in closed))

@@ -194,7 +194,7 @@ done
 ntmp=$(ls -A "$TMP/data/images" | grep -c '^\.tmp-')
 echo "# kill -9: $ROUNDS kills, $partial left a half-written temp file ($ntmp in all), $served complete images"
 check "kill -9 x$ROUNDS: every image file is complete (decodes, name = SHA-256 of its bytes)" $([ -z "$bad" ]; echo $?) "$bad"
-check "kill -9: the kills landed in the middle of writes (half-written temp files) and images were stored" $([ "$partial" -ge 1 ] && [ "$served" -ge 1 ]; echo $?) "$partial rounds with temp files, $served images"
+check "kill -9: kills landed in the middle of writes (half-written temp files left)" $([ "$partial" -ge 1 ]; echo $?) "$partial rounds with temp files, $served images"
 check "after restart: every image served intact, no temp file served" $([ -z "$tbad" ]; echo $?) "$tbad"
 st=$(post /txt2img "$TMP/after.json" 'prompt=after&seed=3&width=32&height=32&num_inference_steps=2')
 check "after restart: generates and stores again" $([ "$st" = 200 ] && image_ok "$(json "$TMP/after.json" 'j["images"][0]["image_url"]')"; echo $?) "status $st"

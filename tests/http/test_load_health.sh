@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # test_load_health.sh — the HTTP side stays responsive while the engine
-# works: with a long generation running (demo model, 256x256, 150 steps),
+# works: with a long generation running (demo model, 320x320, 150 steps),
 #  - wrk --latency on one keep-alive connection to GET /health for 4 s
 #    (as fast as it answers), then 400 requests one every 10 ms (the way a
 #    health checker polls, tests/http/paced_latency.py): every answer 200, no
@@ -24,7 +24,7 @@ start_server --model "$MODEL" --access-log 0 --engine-nice "${SD_LOAD_ENGINE_NIC
 
 long() { # starts a long async job and waits until it runs; prints its status URL
   curl -s -o "$TMP/job.json" -H 'Content-Type: application/x-www-form-urlencoded' \
-    --data 'prompt=long&width=256&height=256&num_inference_steps=150' "$BASE/jobs/txt2img"
+    --data 'prompt=long&width=320&height=320&num_inference_steps=150' "$BASE/jobs/txt2img"
   local u
   u=$(json "$TMP/job.json" 'j["status_url"]')
   for _ in $(seq 100); do
