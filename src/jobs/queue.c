@@ -224,6 +224,8 @@ static void *worker_main(void *arg)
                 j->err = e;
                 if (j->err.code == SD_OK) sd_errf(&j->err, SD_EINTERNAL, "", "the job failed without a reason");
                 q->st.failed++;
+                /* The client sees this too; the operator needs it where the access log is. */
+                fprintf(stderr, "sdserve: job %s failed: %s\n", j->id, j->err.msg);
             }
         }
         /* The pixels of the init image are no longer needed. */

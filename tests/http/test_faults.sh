@@ -101,6 +101,7 @@ st=$(post /txt2img "$TMP/ok.json" 'prompt=erofs&seed=7&width=32&height=32&num_in
 good=0
 for i in 0 1; do image_ok "$(json "$TMP/ok.json" "j['images'][$i]['image_url']")" || good=1; done
 check "fault cleared: the same request succeeds, both images complete" $([ "$st" = 200 ] && [ $good = 0 ]; echo $?) "status $st $(head -c 300 "$TMP/ok.json")"
+check "each storage failure is in the server's log with its cause" $([ "$(grep -cE 'job [0-9a-f]{32} failed: .*(Read-only file system|No space left on device|Input/output error)' "$TMP/server.log")" = "$n" ]; echo $?) "$(grep failed "$TMP/server.log" | head -3)"
 curl -s -o "$TMP/m.txt" "$BASE/metrics"
 check "metrics: $n failed jobs, 0 lost" $(grep -q "^sdserve_jobs_total{outcome=\"failed\"} $n\$" "$TMP/m.txt"; echo $?) "$(grep jobs_total "$TMP/m.txt")"
 
