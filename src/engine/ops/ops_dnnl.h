@@ -12,7 +12,9 @@
 void ops_ck(dnnl_status_t st, const char *what);
 dnnl_engine_t ops_engine(void);
 dnnl_stream_t ops_stream(void);   /* the calling thread's */
-/* *buf grown (64-byte aligned, contents dropped) to at least need bytes. */
+/* *buf grown (64-byte aligned, contents dropped) to at least need bytes.
+ * buf is one of the calling thread's _Thread_local slots: the buffer is freed
+ * (and *buf, *have zeroed) when the thread ends. */
 void *ops_grow(void **buf, size_t *have, size_t need);
 dnnl_primitive_t ops_make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to);
 void ops_run_reorder(dnnl_primitive_t r, const dnnl_memory_desc_t *from, const void *src,

@@ -39,6 +39,14 @@ static size_t g_nw, g_capw;
 static struct { uintptr_t lo, hi; } g_rng[MAX_RANGES];
 static int g_nrng;
 static _Thread_local dnnl_stream_t t_stream;
+/* What a thread made for itself (its stream, the buffers ops_grow grew in its
+ * _Thread_local slots) is freed when the thread ends, by g_tkey's destructor:
+ * without it every server worker lost them at shutdown. */
+static pthread_key_t g_tkey;
+#define MAX_TBUF 16
+static _Thread_local void **t_buf[MAX_TBUF];
+static _Thread_local size_t *t_have[MAX_TBUF];
+static _Thread_local int t_nbuf;
 
 void ops_ck(dnnl_status_t st, const char *what)
 {
@@ -48,9 +56,25 @@ void ops_ck(dnnl_status_t st, const char *what)
     }
 }
 
+static void thread_end(void *unused)
+{
+    for (int i = 0; i < t_nbuf; i++) { free(*t_buf[i]); *t_buf[i] = NULL; *t_have[i] = 0; }
+    t_nbuf = 0;
+    if (t_stream) dnnl_stream_destroy(t_stream);
+    t_stream = NULL;
+}
+
 static void engine_init(void)
 {
     ops_ck(dnnl_engine_create(&g_engine, dnnl_cpu, 0), "engine_create");
+    if (pthread_key_create(&g_tkey, thread_end)) { fprintf(stderr, "ops: pthread_key_create failed\n"); abort(); }
+}
+
+/* Have thread_end run when the calling thread ends (any non-NULL value). */
+static void at_thread_end(void)
+{
+    pthread_once(&g_once, engine_init);
+    pthread_setspecific(g_tkey, &g_tkey);
 }
 
 dnnl_engine_t ops_engine(void)
@@ -61,12 +85,24 @@ dnnl_engine_t ops_engine(void)
 
 dnnl_stream_t ops_stream(void)
 {
-    if (!t_stream) ops_ck(dnnl_stream_create(&t_stream, ops_engine(), dnnl_stream_default_flags), "stream_create");
+    if (!t_stream) {
+        ops_ck(dnnl_stream_create(&t_stream, ops_engine(), dnnl_stream_default_flags), "stream_create");
+        at_thread_end();
+    }
     return t_stream;
 }
 
 void *ops_grow(void **buf, size_t *have, size_t need)
 {
+    if (!*buf) {   /* a slot this thread has not used yet: free it at thread end */
+        int i = 0;
+        while (i < t_nbuf && t_buf[i] != buf) i++;
+        if (i == t_nbuf) {
+            if (t_nbuf == MAX_TBUF) { fprintf(stderr, "ops: more than %d per-thread buffers\n", MAX_TBUF); abort(); }
+            t_buf[t_nbuf] = buf; t_have[t_nbuf++] = have;
+            at_thread_end();
+        }
+    }
     if (need > *have) {
         free(*buf);
         *buf = aligned_alloc(64, (need + 63) & ~(size_t)63);
