@@ -1,5 +1,9 @@
 # sdserve — one Makefile.  `make` builds build/sdserve; `make test` builds and
-# runs every tests/*/test_*.c; `make asan` does the same under ASan+UBSan.
+# runs every tests/*/test_*.c and tests/*/test_*.sh, then runs them all again
+# from an ASan+UBSan build (build-asan/, the sanitizer tier of tests/run.sh),
+# with one final "N passed, N failed"; `make asan` runs the sanitizer tier
+# alone.  build-vg/ is sdserve without -march=native (valgrind has no
+# AVX-512) for tests/http/test_valgrind.sh.
 # Sources are found by wildcard: a new .c under src/ is part of the build.
 
 CC      ?= gcc
@@ -25,7 +29,7 @@ TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN   := $(TEST_SRC:%.c=$(BUILD)/%)
 TOOL_BIN   := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all test asan fuzz clean tests tools
+.PHONY: all test asan asan-build vg fuzz clean tests tools
 .SECONDARY:
 all: $(BUILD)/sdserve tools
 
@@ -52,18 +56,27 @@ $(BUILD)/tools/%: tools/%.c $(TESTLIB_OBJ) $(BUILD)/libsdapp.a $(BUILD)/libsdeng
 tests: $(TEST_BIN) $(BUILD)/sdserve
 tools: $(TOOL_BIN)
 
-test: tests tools
-	./tests/run.sh $(BUILD)
+SAN_BUILD := build-asan
+SAN := -fsanitize=address,undefined
+VG_BUILD := build-vg
 
-asan:
-	$(MAKE) BUILD=build-asan OPT="-O1 -fsanitize=address,undefined -fno-omit-frame-pointer" \
-	    LDLIBS="$(LDLIBS) -fsanitize=address,undefined" test
+test: tests tools asan-build vg
+	./tests/run.sh $(BUILD) --sanitized $(SAN_BUILD)
+
+asan: asan-build
+	./tests/run.sh --sanitized $(SAN_BUILD)
+
+asan-build:
+	$(MAKE) BUILD=$(SAN_BUILD) OPT="-O1 $(SAN) -fno-omit-frame-pointer" LDLIBS="$(LDLIBS) $(SAN)" tests tools
+
+vg:
+	$(MAKE) BUILD=$(VG_BUILD) OPT="-O2 -march=x86-64-v3" $(VG_BUILD)/sdserve
 
 # libFuzzer targets tests/fuzz/fuzz_*.c (clang), FUZZ_SECONDS each.
 fuzz:
 	SD_BUILD=$(BUILD) scripts/fuzz.sh $(or $(FUZZ_SECONDS),20)
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-vg
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
