@@ -67,7 +67,7 @@ asan: asan-build
 	./tests/run.sh --sanitized $(SAN_BUILD)
 
 asan-build:
-	$(MAKE) BUILD=$(SAN_BUILD) OPT="-O1 $(SAN) -fno-omit-frame-pointer" LDLIBS="$(LDLIBS) $(SAN)" tests tools
+	$(MAKE) BUILD=$(SAN_BUILD) OPT="-O1 -march=native $(SAN) -fno-omit-frame-pointer" LDLIBS="$(LDLIBS) $(SAN)" tests tools
 
 vg:
 	$(MAKE) BUILD=$(VG_BUILD) OPT="-O2 -march=x86-64-v3" $(VG_BUILD)/sdserve

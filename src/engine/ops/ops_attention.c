@@ -40,7 +40,7 @@
 /* Keep loaded vectors in registers: without this GCC folds each reuse into
  * the FMA as a memory operand, and this CPU (one 512-bit load per cycle)
  * then waits on loads instead of multiplying. */
-#if defined(__x86_64__)
+#if defined(__x86_64__) && defined(__AVX512F__)   /* 64-byte vectors fit one register */
 #define KEEP2(a, b) __asm__("" : "+v"(a), "+v"(b))
 #define KEEP3(a, b, c) __asm__("" : "+v"(a), "+v"(b), "+v"(c))
 #else
