@@ -19,7 +19,14 @@ first=$(awk '$1 == "rss" && $2 == 100 {print $3}' "$TMP/soak.txt")
 last=$(awk -v n="$N" '$1 == "rss" && $2 == n {print $3}' "$TMP/soak.txt")
 echo "# RSS after job 100: $first kB, after job $N: $last kB (growth $((last - first)) kB)"
 check "$N jobs answered 200, each with its own image" $([ "$ok" = "$N" ] && [ "$distinct" = "$N" ]; echo $?) "$ok ok, $distinct distinct images"
-check "RSS flat: growth from job 100 to job $N under 5 MB" $([ -n "$first" ] && [ -n "$last" ] && [ $((last - first)) -lt 5120 ]; echo $?) "first $first kB, last $last kB"
+if [ "${SD_SANITIZED:-0}" = 1 ]; then
+  # the sanitizer tier of tests/run.sh: ASan's quarantine and allocator
+  # metadata hold freed memory, so RSS grows by design; LeakSanitizer checks
+  # for leaks at the server's exit instead
+  echo "# sanitizer tier: RSS growth not checked (ASan holds freed memory)"
+else
+  check "RSS flat: growth from job 100 to job $N under 5 MB" $([ -n "$first" ] && [ -n "$last" ] && [ $((last - first)) -lt 5120 ]; echo $?) "first $first kB, last $last kB"
+fi
 curl -s -o "$TMP/m.txt" "$BASE/metrics"
 check "metrics: $N succeeded jobs, none failed" $(grep -q "^sdserve_jobs_total{outcome=\"succeeded\"} $N\$" "$TMP/m.txt" && grep -q '^sdserve_jobs_total{outcome="failed"} 0$' "$TMP/m.txt"; echo $?) "$(grep jobs_total "$TMP/m.txt")"
 stop_server
