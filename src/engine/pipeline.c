@@ -254,6 +254,7 @@ void sd_latent_size(const sd_engine *e, int width, int height, int *lat_w, int *
 int sd_encode_text(sd_engine *e, const char *prompt, const char *negative,
                    float **ctx_out, int *T_out, int *W_out, sd_err *err)
 {
+    ops_attach_thread();
     int32_t *ids[2] = {NULL, NULL}, *all = NULL;
     int nw[2] = {0, 0};
     float *enc = NULL, *ctx = NULL;
@@ -345,6 +346,7 @@ static uint8_t to_u8(float v)
 int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_gen_debug *dbg, sd_err *err)
 {
     if (check_params(p, err)) return -1;
+    ops_attach_thread();   /* the team size set at load, in this (worker) thread too */
     const int img2img = p->init_rgb != NULL;
     const int B = p->n, s = vae_scale(e->vae), C = vae_latent_channels(e->vae);
     const int out_w = img2img ? p->init_width : p->width, out_h = img2img ? p->init_height : p->height;

@@ -2,6 +2,8 @@
  * random shapes (odd sizes, stride 2, padding, NULL bias, strided attention
  * inputs).  Tolerance: 1e-4 relative to the reference's magnitude. */
 #include <math.h>
+#include <omp.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -433,6 +435,34 @@ static void test_conv_bands(void)
     free(x); free(w); free(b); free(y); free(r); free(y0);
 }
 
+/* The team size set by ops_init in one thread applies in another thread
+ * only after ops_attach_thread (the server loads in main, runs in a worker). */
+static void *attach_probe(void *arg)
+{
+    int *got = arg;
+    ops_attach_thread();
+    got[0] = omp_get_max_threads();
+    #pragma omp parallel
+    {
+        #pragma omp single
+        got[1] = omp_get_num_threads();
+    }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    ops_init(1);
+    int got[2] = {0, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, attach_probe, got);
+    pthread_join(th, NULL);
+    CHECKF(got[0] == 1 && got[1] == 1, "ops_attach_thread: another thread uses the team size ops_init set",
+           "max_threads %d, team %d", got[0], got[1]);
+    ops_init(0);
+    CHECK(ops_threads() == omp_get_num_procs(), "ops_init(0): all cores again");
+}
+
 int main(void)
 {
     ops_init(0);
@@ -444,5 +474,6 @@ int main(void)
     test_elementwise();
     test_nhwc();
     test_conv_bands();
+    test_threads();
     return t_done();
 }

@@ -72,9 +72,15 @@ void ops_init(int threads)
     ops_prof_on = p && *p == '1';
     int n = threads > 0 ? threads : omp_get_num_procs();
     if (n < 1) n = 1;
-    if (g_threads == n) return;
     g_threads = n;
     omp_set_num_threads(n);
+}
+
+/* OpenMP's thread count is per calling thread: a thread that did not call
+ * ops_init (the server's job worker) would use every core. */
+void ops_attach_thread(void)
+{
+    if (g_threads > 0 && omp_get_max_threads() != g_threads) omp_set_num_threads(g_threads);
 }
 
 int ops_threads(void)

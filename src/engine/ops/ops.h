@@ -17,8 +17,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Set up the thread team (0 = all cores).  Idempotent. */
+/* Set up the thread team (0 = all cores) for the calling thread and the
+ * ones that call ops_attach_thread.  Idempotent. */
 void ops_init(int threads);
+/* Use the team size ops_init set in this thread too (the engine's entry
+ * points call it: the thread that loads a model is often not the one that
+ * runs it). */
+void ops_attach_thread(void);
 int ops_threads(void);
 
 /* y[N,OC,OH,OW] = conv2d(x[N,IC,H,W], w[OC,IC,KH,KW]) + b[OC] (b may be NULL).
