@@ -79,9 +79,10 @@ static int answer_complete(const char *buf, size_t got, int head_req)
 }
 
 /* 1 when req holds a whole first request: a well-formed request line, an end
- * of head, then as many body bytes as its Content-Length says or a last chunk.  Otherwise the server
- * can only refuse early (404, 413, 415, a malformed head) or wait for more
- * until its header (0.1 s) or idle (1 s) timeout, so the client waits 3 ms. */
+ * of head, then as many body bytes as its Content-Length says or a last
+ * chunk.  Otherwise the server can only refuse early (404, 413, 415, a
+ * malformed head) or wait for more until its header (0.1 s) or idle (1 s)
+ * timeout, so the client waits 3 ms. */
 static int request_whole(const uint8_t *req, size_t n)
 {
     const uint8_t *e = memmem(req, n, "\r\n\r\n", 4);
