@@ -67,8 +67,9 @@ static int local_put(storage *s, const void *data, size_t len, const char *ext_i
         fd = openat(ls->dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
         if (fd < 0 && errno != EEXIST) break;
     }
+    /* messages reach the client: they name the failure, not the server's paths */
     if (fd < 0)
-        return sd_errf(err, SD_EIO, "storage", "cannot create a file in %s: %s", ls->dir, strerror(errno));
+        return sd_errf(err, SD_EIO, "storage", "cannot create a file in the image folder: %s", strerror(errno));
     const char *step = "write";
     int e = 0;
     if (write_all(fd, data, len)) e = errno;
@@ -78,13 +79,13 @@ static int local_put(storage *s, const void *data, size_t len, const char *ext_i
     if (!e && renameat(ls->dirfd, tmp, ls->dirfd, final)) step = "rename", e = errno;
     if (e) {
         unlinkat(ls->dirfd, tmp, 0);
-        return sd_errf(err, SD_EIO, "storage", "storing image %s in %s failed (%s: %s)", final, ls->dir, step,
+        return sd_errf(err, SD_EIO, "storage", "storing image %s in the image folder failed (%s: %s)", final, step,
                        strerror(e));
     }
     if (fsync(ls->dirfd) && errno != EINVAL) {
         /* the image is complete and visible; only its durability across a power cut is in doubt */
         e = errno;
-        return sd_errf(err, SD_EIO, "storage", "fsync of folder %s failed: %s", ls->dir, strerror(e));
+        return sd_errf(err, SD_EIO, "storage", "fsync of the image folder failed: %s", strerror(e));
     }
     strcpy(key, k);
     return 0;
