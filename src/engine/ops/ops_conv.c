@@ -63,8 +63,8 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static conv_entry g_cache[CONV_CACHE];
 static unsigned long long g_clock;
 static int g_wino;
-static _Thread_local void *t_bsrc, *t_bdst, *t_scr;
-static _Thread_local size_t t_nsrc, t_ndst, t_nscr;
+static _Thread_local void *t_bsrc, *t_bdst;
+static _Thread_local size_t t_nsrc, t_ndst;
 
 static void engine_init(void)
 {
@@ -208,27 +208,8 @@ static void conv_run(const conv_key *k, const float *x, const float *w, const fl
         dst = ops_grow(&t_bdst, &t_ndst, dnnl_memory_desc_get_size(&e->dst));
         if (e->rdin) ops_run_reorder(e->rdin, &e->pdst, y, &e->dst, dst);
     }
-    dnnl_memory_t ms, mw, mb = NULL, md;
-    ops_ck(dnnl_memory_create(&ms, &e->src, ops_engine(), (void *)src), "memory src");
-    ops_ck(dnnl_memory_create(&mw, &e->wei, ops_engine(), wb), "memory weights");
-    ops_ck(dnnl_memory_create(&md, &e->dst, ops_engine(), dst), "memory dst");
-    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
-    int nargs = 3;
-    size_t nscr = dnnl_memory_desc_get_size(&e->scratch);
-    dnnl_memory_t mscr = NULL;
-    if (nscr) {
-        ops_ck(dnnl_memory_create(&mscr, &e->scratch, ops_engine(), ops_grow(&t_scr, &t_nscr, nscr)), "memory scratchpad");
-        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mscr};
-    }
-    if (b) {
-        ops_ck(dnnl_memory_create(&mb, &e->bia, ops_engine(), (void *)b), "memory bias");
-        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
-    }
-    ops_ck(dnnl_primitive_execute(e->prim, ops_stream(), nargs, args), "convolution execute");
-    ops_ck(dnnl_stream_wait(ops_stream()), "stream_wait");
-    dnnl_memory_destroy(ms); dnnl_memory_destroy(mw); dnnl_memory_destroy(md);
-    if (mb) dnnl_memory_destroy(mb);
-    if (mscr) dnnl_memory_destroy(mscr);
+    ops_run_forward(e->prim, "convolution execute", &e->src, src, &e->wei, wb, &e->bia, b, &e->dst, dst,
+                    &e->scratch);
     if (e->rdst) ops_run_reorder(e->rdst, &e->dst, dst, &e->pdst, y);
 }
 

@@ -19,6 +19,14 @@ void *ops_grow(void **buf, size_t *have, size_t need);
 dnnl_primitive_t ops_make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to);
 void ops_run_reorder(dnnl_primitive_t r, const dnnl_memory_desc_t *from, const void *src,
                      const dnnl_memory_desc_t *to, void *dst);
+/* Run a forward primitive (conv, matmul: built with the user scratchpad mode)
+ * on src, weights, bias (bmd/bias may be NULL) and dst, with the calling
+ * thread's one grow-only scratchpad, and wait for it.  `what` names it in an
+ * abort message. */
+void ops_run_forward(dnnl_primitive_t prim, const char *what, const dnnl_memory_desc_t *smd, const void *src,
+                     const dnnl_memory_desc_t *wmd, const void *wei, const dnnl_memory_desc_t *bmd,
+                     const void *bias, const dnnl_memory_desc_t *dmd, void *dst,
+                     const dnnl_memory_desc_t *scratch);
 /* The n floats at w (described by `plain`) in layout `want`: w itself when
  * the layouts are equal, else a copy made on first use and cached. */
 void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want);

@@ -45,8 +45,6 @@ typedef struct mm_entry {
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static mm_entry g_mm[MM_CACHE];
 static unsigned long long g_clock;
-static _Thread_local void *t_scr;
-static _Thread_local size_t t_nscr;
 
 static void mm_build(mm_entry *e, const mm_key *k)
 {
@@ -105,28 +103,7 @@ static void linear(const float *x, int M, int IN, const float *w, const float *b
     mm_key k = {M, IN, OUT, b != NULL, accum};
     mm_entry *e = mm_lookup(&k);
     void *wb = ops_weights_get(w, (size_t)IN * OUT, &e->pwei, &e->wei);
-    dnnl_engine_t eng = ops_engine();
-    dnnl_memory_t ms, mw, md, mb = NULL, mscr = NULL;
-    ops_ck(dnnl_memory_create(&ms, &e->src, eng, (void *)x), "memory src");
-    ops_ck(dnnl_memory_create(&mw, &e->wei, eng, wb), "memory weights");
-    ops_ck(dnnl_memory_create(&md, &e->dst, eng, y), "memory dst");
-    dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, ms}, {DNNL_ARG_WEIGHTS, mw}, {DNNL_ARG_DST, md}};
-    int nargs = 3;
-    if (b) {
-        ops_ck(dnnl_memory_create(&mb, &e->bia, eng, (void *)b), "memory bias");
-        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mb};
-    }
-    size_t nscr = dnnl_memory_desc_get_size(&e->scratch);
-    if (nscr) {
-        ops_ck(dnnl_memory_create(&mscr, &e->scratch, eng, ops_grow(&t_scr, &t_nscr, nscr)), "memory scratchpad");
-        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mscr};
-    }
-    dnnl_stream_t st = ops_stream();
-    ops_ck(dnnl_primitive_execute(e->prim, st, nargs, args), "matmul execute");
-    ops_ck(dnnl_stream_wait(st), "stream_wait");
-    dnnl_memory_destroy(ms); dnnl_memory_destroy(mw); dnnl_memory_destroy(md);
-    if (mb) dnnl_memory_destroy(mb);
-    if (mscr) dnnl_memory_destroy(mscr);
+    ops_run_forward(e->prim, "matmul execute", &e->src, x, &e->wei, wb, &e->bia, b, &e->dst, y, &e->scratch);
 }
 
 void op_linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y)

@@ -39,6 +39,8 @@ static size_t g_nw, g_capw;
 static struct { uintptr_t lo, hi; } g_rng[MAX_RANGES];
 static int g_nrng;
 static _Thread_local dnnl_stream_t t_stream;
+static _Thread_local void *t_scr;   /* the convs' and matmuls' scratchpad */
+static _Thread_local size_t t_nscr;
 /* What a thread made for itself (its stream, the buffers ops_grow grew in its
  * _Thread_local slots) is freed when the thread ends, by g_tkey's destructor:
  * without it every server worker lost them at shutdown. */
@@ -159,6 +161,36 @@ void ops_weights_releasable(const void *p, size_t bytes)
     pthread_mutex_unlock(&g_lock);
 }
 
+void ops_run_forward(dnnl_primitive_t prim, const char *what, const dnnl_memory_desc_t *smd, const void *src,
+                     const dnnl_memory_desc_t *wmd, const void *wei, const dnnl_memory_desc_t *bmd,
+                     const void *bias, const dnnl_memory_desc_t *dmd, void *dst,
+                     const dnnl_memory_desc_t *scratch)
+{
+    dnnl_engine_t eng = ops_engine();
+    dnnl_memory_t m[5];
+    dnnl_exec_arg_t args[5];
+    int n = 0;
+    ops_ck(dnnl_memory_create(&m[n], smd, eng, (void *)src), "memory src");
+    args[n] = (dnnl_exec_arg_t){DNNL_ARG_SRC, m[n]}; n++;
+    ops_ck(dnnl_memory_create(&m[n], wmd, eng, (void *)wei), "memory weights");
+    args[n] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, m[n]}; n++;
+    ops_ck(dnnl_memory_create(&m[n], dmd, eng, dst), "memory dst");
+    args[n] = (dnnl_exec_arg_t){DNNL_ARG_DST, m[n]}; n++;
+    if (bias) {
+        ops_ck(dnnl_memory_create(&m[n], bmd, eng, (void *)bias), "memory bias");
+        args[n] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, m[n]}; n++;
+    }
+    size_t nscr = dnnl_memory_desc_get_size(scratch);
+    if (nscr) {
+        ops_ck(dnnl_memory_create(&m[n], scratch, eng, ops_grow(&t_scr, &t_nscr, nscr)), "memory scratchpad");
+        args[n] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, m[n]}; n++;
+    }
+    dnnl_stream_t st = ops_stream();
+    ops_ck(dnnl_primitive_execute(prim, st, n, args), what);
+    ops_ck(dnnl_stream_wait(st), "stream_wait");
+    for (int i = 0; i < n; i++) dnnl_memory_destroy(m[i]);
+}
+
 /* The weights at w in layout `want`, reordered on first use.  A tensor in
  * checkpoint memory has its original pages dropped after the first copy;
  * another layout of it is then reordered from that copy.  Elsewhere a
@@ -242,15 +274,6 @@ void ops_weights_stats(size_t *copies, size_t *bytes, size_t *wino_bytes)
         *bytes += b;
         if (g_w[i].md.format_kind != dnnl_blocked) *wino_bytes += b;
     }
-    if (getenv("SD_DEBUG_WEIGHTS"))
-        for (size_t i = 0; i < g_nw; i++) {
-            size_t plain = 0, cnt = 0;
-            for (size_t j = 0; j < g_nw; j++) if (g_w[j].ptr == g_w[i].ptr) cnt++;
-            plain = dnnl_memory_desc_get_size(&g_w[i].md);
-            fprintf(stderr, "wcopy %p kind %d bytes %zu copies %zu ndims %d dims %ld %ld %ld %ld\n", (void *)g_w[i].ptr,
-                    (int)g_w[i].md.format_kind, plain, cnt, g_w[i].md.ndims, (long)g_w[i].md.dims[0],
-                    (long)g_w[i].md.dims[1], (long)g_w[i].md.dims[2], (long)g_w[i].md.dims[3]);
-        }
     pthread_mutex_unlock(&g_lock);
 }
 
