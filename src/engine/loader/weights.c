@@ -226,7 +226,7 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
             drop_pages(e->data, e->nbytes);
         }
     }
-    /* op_conv2d may drop the pages of conv weights it has copied to its layout. */
+    /* op_conv2d_nhwc may drop the pages of conv weights it has copied to its layout. */
     if (buf) ops_weights_releasable(buf, nconv * sizeof(float));
     ops_weights_releasable(f->map, f->size);
     rc = 0;

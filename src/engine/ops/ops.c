@@ -1,8 +1,9 @@
 /* ops.c — thread team set-up and the memory-bound ops: normalisations,
  * activations, elementwise arithmetic, resampling and layout changes.
- * Plain OpenMP loops over fp32 NCHW / [M,C] arrays; the compute-bound ops
- * (conv, gemm, attention) live in ops_gemm.c and ops_attention.c.  No op
- * allocates more than a small per-call scratch and none can fail. */
+ * Plain OpenMP loops over fp32 NHWC / [M,C] arrays; the compute-bound ops
+ * (conv, gemm, attention) live in ops_conv.c, ops_gemm.c and
+ * ops_attention.c.  No op allocates more than a small per-call scratch and
+ * none can fail. */
 #include "ops.h"
 #include "ops_dnnl.h"
 #include "ops_prof.h"
@@ -91,45 +92,10 @@ int ops_threads(void)
 /* Elementwise loops are split into chunks only when big enough to pay for the team. */
 #define PAR_MIN 16384
 
-/* y[0..n) = x*a + b, then SiLU if asked; 16 lanes at a time. */
-static void affine_row(const float *x, float *y, int n, float a, float b, int silu)
-{
-    int i = 0;
-    for (; i + 16 <= n; i += 16) {
-        v16f v = v16_load(x + i) * a + b;
-        v16_store(y + i, silu ? v16_silu(v) : v);
-    }
-    for (; i < n; i++) { float v = (x[i] * a) + b; y[i] = silu ? v / (1.f + expf(-v)) : v; }
-}
-
-void op_group_norm(const float *x, int N, int C, int HW, int G,
-                   const float *gamma, const float *beta, float eps, int silu, float *y)
-{
-    PROF_BEGIN;
-    int cg = C / G;
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * HW >= PAR_MIN)
-    for (int ng = 0; ng < N * G; ng++) {
-        int n = ng / G, g = ng % G;
-        size_t off = ((size_t)n * C + (size_t)g * cg) * HW, cnt = (size_t)cg * HW;
-        const float *xs = x + off;
-        double sum = 0;
-        for (size_t i = 0; i < cnt; i++) sum += xs[i];
-        double mean = sum / cnt, var = 0;
-        for (size_t i = 0; i < cnt; i++) { double d = xs[i] - mean; var += d * d; }
-        var /= cnt;
-        float inv = (float)(1.0 / sqrt(var + eps)), m = (float)mean;
-        for (int c = 0; c < cg; c++) {
-            int ch = g * cg + c;
-            float a = inv * (gamma ? gamma[ch] : 1.f), b = beta ? beta[ch] : 0.f;
-            affine_row(xs + (size_t)c * HW, y + off + (size_t)c * HW, HW, a, b - m * a, silu);
-        }
-    }
-    PROF_END(PROF_NORM);
-}
-
 /* NHWC group norm: per sample, pixel chunks accumulate per-channel sums in
- * double (pass 1: sum; pass 2: squared deviation from the group mean, as the
- * NCHW version does), then every pixel row is scaled per channel (pass 3). */
+ * double (pass 1: sum; pass 2: squared deviation from the group mean, not
+ * E[x²]-mean², which cancels), then every pixel row is scaled per channel
+ * (pass 3). */
 #define GN_CHUNKS 64
 void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float *pre_bias,
                         const float *gamma, const float *beta, float eps, int silu, float *y)
@@ -256,17 +222,6 @@ void op_axpby(float *y, float a, const float *x, float b, size_t n)
     PROF_END(PROF_ELEM);
 }
 
-void op_add_channel_bias(float *x, int N, int C, int HW, const float *bias)
-{
-    PROF_BEGIN;
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * HW >= PAR_MIN)
-    for (int p = 0; p < N * C; p++) {
-        float b = bias[p], *xp = x + (size_t)p * HW;
-        for (int i = 0; i < HW; i++) xp[i] += b;
-    }
-    PROF_END(PROF_ELEM);
-}
-
 /* GEGLU with the vectorised erf (absolute error < 1.5e-7 against erff). */
 void op_geglu(const float *in, int M, int F, float *out)
 {
@@ -282,23 +237,6 @@ void op_geglu(const float *in, int M, int F, float *out)
     PROF_END(PROF_ELEM);
 }
 
-void op_upsample_nearest2x(const float *x, int N, int C, int H, int W, float *y)
-{
-    PROF_BEGIN;
-    int OW = 2 * W;
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * H * W >= PAR_MIN / 4)
-    for (int p = 0; p < N * C; p++) {
-        const float *xp = x + (size_t)p * H * W;
-        float *yp = y + (size_t)p * 4 * H * W;
-        for (int i = 0; i < H; i++) {
-            float *r0 = yp + (size_t)(2 * i) * OW;
-            for (int j = 0; j < W; j++) r0[2 * j] = r0[2 * j + 1] = xp[(size_t)i * W + j];
-            memcpy(r0 + OW, r0, sizeof(float) * OW);
-        }
-    }
-    PROF_END(PROF_LAYOUT);
-}
-
 /* PyTorch's nearest_idx: exact for same size and 2x, else float scale in/out. */
 static int nearest_src(int o, int in, int out)
 {
@@ -306,22 +244,6 @@ static int nearest_src(int o, int in, int out)
     if (out == 2 * in) return o >> 1;
     int i = (int)floorf((float)o * ((float)in / (float)out));
     return i < in - 1 ? i : in - 1;
-}
-
-void op_upsample_nearest(const float *x, int N, int C, int H, int W, int OH, int OW, float *y)
-{
-    if (OH == 2 * H && OW == 2 * W) { op_upsample_nearest2x(x, N, C, H, W, y); return; }
-    PROF_BEGIN;
-    #pragma omp parallel for schedule(static) if ((size_t)N * C * OH * OW >= PAR_MIN)
-    for (int p = 0; p < N * C; p++) {
-        const float *xp = x + (size_t)p * H * W;
-        float *yp = y + (size_t)p * OH * OW;
-        for (int i = 0; i < OH; i++) {
-            const float *xr = xp + (size_t)nearest_src(i, H, OH) * W;
-            for (int j = 0; j < OW; j++) yp[(size_t)i * OW + j] = xr[nearest_src(j, W, OW)];
-        }
-    }
-    PROF_END(PROF_LAYOUT);
 }
 
 void op_upsample_nearest_nhwc(const float *x, int N, int C, int H, int W, int OH, int OW, float *y)
@@ -359,17 +281,6 @@ static void transpose_planes(const float *x, int N, int R, int Cc, float *y)
 
 void op_nchw_to_nlc(const float *x, int N, int C, int HW, float *y) { transpose_planes(x, N, C, HW, y); }
 void op_nlc_to_nchw(const float *x, int N, int C, int HW, float *y) { transpose_planes(x, N, HW, C, y); }
-
-void op_concat_channels(const float *x1, int C1, const float *x2, int C2, int N, int HW, float *y)
-{
-    PROF_BEGIN;
-    size_t s1 = (size_t)C1 * HW, s2 = (size_t)C2 * HW;
-    for (int n = 0; n < N; n++) {
-        memcpy(y + n * (s1 + s2), x1 + n * s1, s1 * sizeof(float));
-        memcpy(y + n * (s1 + s2) + s1, x2 + n * s2, s2 * sizeof(float));
-    }
-    PROF_END(PROF_LAYOUT);
-}
 
 void op_concat_channels_nhwc(const float *x1, int C1, const float *x2, int C2, size_t P, float *y)
 {

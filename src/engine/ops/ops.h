@@ -1,12 +1,13 @@
 /* ops.h — the engine's small tensor-op layer.  Models call these, never
  * oneDNN directly.
  *
- * All arrays are fp32, C order, PyTorch layouts: images/activations NCHW,
- * sequences [N, T, C], linear weights [OUT, IN] (PyTorch nn.Linear),
- * conv weights [OC, IC, KH, KW].  Output buffers are supplied by the caller
- * and never alias inputs unless stated.  Ops run on the engine's one thread
- * team (OpenMP, shared with oneDNN).  Each op has a unit test against a
- * naive loop (tests/unit/test_ops.c).
+ * All arrays are fp32, C order: activations NHWC ([N, H, W, C]; the models
+ * take and give images and latents as NCHW and convert with op_nchw_to_nlc /
+ * op_nlc_to_nchw), sequences [N, T, C], and the weights in PyTorch layouts:
+ * linear [OUT, IN] (nn.Linear), conv [OC, IC, KH, KW].  Output buffers are
+ * supplied by the caller and never alias inputs unless stated.  Ops run on
+ * the engine's one thread team (OpenMP, shared with oneDNN).  Each op has a
+ * unit test against a naive loop (tests/unit/test_ops.c).
  *
  * Errors: ops cannot fail on valid shapes; an internal oneDNN failure aborts
  * with a message (it is a bug, not user input). */
@@ -26,14 +27,9 @@ void ops_init(int threads);
 void ops_attach_thread(void);
 int ops_threads(void);
 
-/* y[N,OC,OH,OW] = conv2d(x[N,IC,H,W], w[OC,IC,KH,KW]) + b[OC] (b may be NULL).
- * OH = (H + 2*pad - KH)/stride + 1.  Zero padding, dilation 1, groups 1. */
-void op_conv2d(const float *x, int N, int IC, int H, int W,
-               const float *w, const float *b, int OC, int KH, int KW,
-               int stride, int pad, float *y);
-
-/* The same on NHWC activations: x[N,H,W,IC] -> y[N,OH,OW,OC] (weights as
- * above).  With accum, y += conv(x) + b (a residual add fused into the conv). */
+/* y[N,OH,OW,OC] = conv2d(x[N,H,W,IC], w[OC,IC,KH,KW]) + b[OC] (b may be NULL).
+ * OH = (H + 2*pad - KH)/stride + 1.  Zero padding, dilation 1, groups 1.
+ * With accum, y += conv(x) + b (a residual add fused into the conv). */
 void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
                     const float *w, const float *b, int OC, int KH, int KW,
                     int stride, int pad, float *y, int accum);
@@ -44,13 +40,13 @@ void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
 void ops_conv_set_winograd(int mode);
 int ops_conv_winograd(void);
 
-/* op_conv2d keeps a copy of each weight tensor reordered to oneDNN's
+/* op_conv2d_nhwc keeps a copy of each weight tensor reordered to oneDNN's
  * preferred layout, keyed by the pointer w; outside registered checkpoint
  * memory a fingerprint of sampled values detects a reused pointer.
  * ops_release_weights drops every copy and registration. */
 void ops_release_weights(void);
 /* Declare [p, p+bytes) as checkpoint memory, valid until
- * ops_weights_forget(p, bytes): once op_conv2d has copied a weight tensor
+ * ops_weights_forget(p, bytes): once op_conv2d_nhwc has copied a weight tensor
  * from it, it gives the original's pages back to the OS and never reads
  * it again.  Forget drops the copies of weights inside the range. */
 void ops_weights_releasable(const void *p, size_t bytes);
@@ -69,11 +65,6 @@ void op_linear_acc(const float *x, int M, int IN, const float *w, const float *b
  * Row-major, leading dimensions lda, ldb, ldc. */
 void op_gemm(int transB, int M, int N, int K, float alpha,
              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
-
-/* GroupNorm over x[N,C,HW] with G groups, per-channel affine; if silu, y = silu(norm(x)).
- * y may alias x. */
-void op_group_norm(const float *x, int N, int C, int HW, int G,
-                   const float *gamma, const float *beta, float eps, int silu, float *y);
 
 /* GroupNorm on NHWC: x[N,HW,C], G groups of C/G consecutive channels.
  * pre_bias (may be NULL) is a per-sample per-channel [N,C] term added to x
@@ -105,24 +96,18 @@ void op_quick_gelu(float *x, size_t n);  /* x * sigmoid(1.702 x) */
 void op_add(float *y, const float *x, size_t n);
 /* y[i] = a*y[i] + b*x[i] */
 void op_axpby(float *y, float a, const float *x, float b, size_t n);
-/* x[n,c,:] += bias[n*C + c] for each of N*C planes of size HW (per-sample per-channel bias). */
-void op_add_channel_bias(float *x, int N, int C, int HW, const float *bias);
 
 /* GEGLU: in[M, 2F] = [value | gate] -> out[M,F] = value * gelu(gate). */
 void op_geglu(const float *in, int M, int F, float *out);
-
-/* Nearest-neighbour 2x upsample: x[N,C,H,W] -> y[N,C,2H,2W]. */
-void op_upsample_nearest2x(const float *x, int N, int C, int H, int W, float *y);
-/* Nearest-neighbour resize to OHxOW with PyTorch's rule (F.interpolate(size=...),
- * mode "nearest"): src = min(floor(dst * (in/out)), in-1); exactly 2x when OH=2H. */
-void op_upsample_nearest(const float *x, int N, int C, int H, int W, int OH, int OW, float *y);
 
 /* NCHW <-> NHWC-style transposes: x[N,C,HW] -> y[N,HW,C] and back. */
 void op_nchw_to_nlc(const float *x, int N, int C, int HW, float *y);
 void op_nlc_to_nchw(const float *x, int N, int C, int HW, float *y);
 
-/* NHWC resampling and concat: nearest 2x / PyTorch-rule nearest resize of
- * x[N,H,W,C]; channel concat of x1[P,C1], x2[P,C2] -> y[P,C1+C2] for P pixels. */
+/* Nearest-neighbour resize of x[N,H,W,C] to y[N,OH,OW,C] with PyTorch's rule
+ * (F.interpolate(size=...), mode "nearest"): src = min(floor(dst * (in/out)),
+ * in-1); exactly 2x when OH=2H.  Channel concat of x1[P,C1], x2[P,C2] ->
+ * y[P,C1+C2] for P pixels. */
 void op_upsample_nearest_nhwc(const float *x, int N, int C, int H, int W, int OH, int OW, float *y);
 void op_concat_channels_nhwc(const float *x1, int C1, const float *x2, int C2, size_t P, float *y);
 
@@ -138,8 +123,5 @@ enum { PROF_CONV, PROF_LINEAR, PROF_ATTN, PROF_NORM, PROF_ELEM, PROF_LAYOUT, PRO
 int ops_prof_enabled(void);
 void ops_prof_reset(void);
 void ops_prof_print(FILE *f, const char *title);
-
-/* Channel concat: x1[N,C1,HW], x2[N,C2,HW] -> y[N,C1+C2,HW]. */
-void op_concat_channels(const float *x1, int C1, const float *x2, int C2, int N, int HW, float *y);
 
 #endif

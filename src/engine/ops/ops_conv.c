@@ -1,4 +1,4 @@
-/* ops_conv.c — op_conv2d / op_conv2d_nhwc on oneDNN convolution primitives.
+/* ops_conv.c — op_conv2d_nhwc on oneDNN convolution primitives.
  *
  * A primitive is built once per distinct shape (N, IC, H, W, OC, KH, KW,
  * stride, pad, bias, layout, accumulate) and kept in a small LRU cache with
@@ -243,15 +243,6 @@ static void conv2d(const float *x, int N, int IC, int H, int W,
         kb.pb = r1 == H;
         conv_run(&kb, x + (size_t)in0 * rowin, w, b, y + (size_t)r0 * W * OC);
     }
-}
-
-void op_conv2d(const float *x, int N, int IC, int H, int W,
-               const float *w, const float *b, int OC, int KH, int KW,
-               int stride, int pad, float *y)
-{
-    PROF_BEGIN;
-    conv2d(x, N, IC, H, W, w, b, OC, KH, KW, stride, pad, y, 0, 0);
-    PROF_END(PROF_CONV);
 }
 
 void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
