@@ -1,54 +1,30 @@
 /* test_jobs.c — the job queue (src/jobs/queue.c) with a fake runner: FIFO
  * order, bounded queue (EBUSY), cancel while queued and while running,
  * job time limit, retention, statistics and shutdown. */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "gate.h"
 #include "t.h"
 #include "../../src/jobs/jobs.h"
 
-/* The fake runner blocks at its first step until the test opens the gate. */
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int gate_open, started;
+/* The fake runner records the order jobs start in (one worker thread; the
+ * test reads it once the jobs are done), then holds at the gate (gate.h). */
 static uint64_t order[16];
 static int norder;
 
 static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, char **result, sd_err *err)
 {
-    pthread_mutex_lock(&mu);
-    started++;
     order[norder++ & 15] = in->seed;
-    pthread_cond_broadcast(&cv);
-    while (!gate_open) pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
-    for (int s = 1; s <= in->steps; s++) {
-        usleep(2000);
-        if (progress(pud, s, in->steps)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
-    }
+    gate_enter();
+    if (gate_steps(in->steps, 2000, progress, pud)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
     if (in->seed == 666) return sd_errf(err, SD_EINTERNAL, "", "fake failure");
     char buf[64];
     snprintf(buf, sizeof buf, "{\"seed\":%llu}", (unsigned long long)in->seed);
     *result = strdup(buf);
     return 0;
-}
-
-static void set_gate(int open)
-{
-    pthread_mutex_lock(&mu);
-    gate_open = open;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
-}
-
-static void wait_started(int n)
-{
-    pthread_mutex_lock(&mu);
-    while (started < n) pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
 }
 
 static job_input input(uint64_t seed, int steps)
@@ -86,7 +62,7 @@ int main(void)
     job *a, *b, *c, *d;
     job_input in = input(1, 3);
     CHECK(!jobq_submit(q, &in, 1, &a, NULL, &e) && in.prompt == NULL, "submit a (takes ownership)");
-    wait_started(1);
+    gate_wait_started(1);
     in = input(2, 3);
     CHECK(!jobq_submit(q, &in, 1, &b, NULL, &e), "submit b");
     in = input(3, 3);
@@ -118,7 +94,7 @@ int main(void)
     CHECK(st.state == JOB_CANCELLED && st.err.code == SD_ECANCELLED && strstr(st.err.msg, "client asked"),
           "b cancelled with reason");
 
-    set_gate(1);
+    gate_set(1);
     CHECK(wait_done(q, a, &st) == JOB_SUCCEEDED && st.result && !strcmp(st.result, "{\"seed\":1}") &&
               st.step == 3 && st.total == 3, "a succeeded with result");
     free(st.result);
@@ -133,13 +109,13 @@ int main(void)
     job_release(d);
 
     /* cancel while running: hold the gate, cancel, open */
-    set_gate(0);
-    int s0 = started;
+    gate_set(0);
+    int s0 = gate_started();
     in = input(7, 1000);
     jobq_submit(q, &in, 1, &d, NULL, &e);
-    wait_started(s0 + 1);
+    gate_wait_started(s0 + 1);
     CHECK(jobq_cancel(q, d, "stop now") == JOB_RUNNING, "cancel running returns running");
-    set_gate(1);
+    gate_set(1);
     CHECK(wait_done(q, d, &st) == JOB_CANCELLED && st.step <= 1 && strstr(st.err.msg, "stop now"),
           "running job stops at the next step");
     job_release(d);
@@ -169,22 +145,22 @@ int main(void)
     /* shutdown cancels queued and running */
     cfg.job_timeout = 0;
     cfg.retention = 60;
-    set_gate(0);
+    gate_set(0);
     jobq_destroy(q, NULL);
     q = jobq_create(&cfg, fake_run, NULL, &e);
-    s0 = started;
+    s0 = gate_started();
     in = input(9, 1000);
     jobq_submit(q, &in, 1, &a, NULL, &e);
     in = input(10, 10);
     jobq_submit(q, &in, 1, &b, NULL, &e);
-    wait_started(s0 + 1);
+    gate_wait_started(s0 + 1);
     jobq_shutdown(q, "shutting down");
     jobq_status(q, b, &st);
     CHECK(st.state == JOB_CANCELLED && strstr(st.err.msg, "shutting down"), "shutdown cancels queued job");
     in = input(11, 1);
     sd_err_clear(&e);
     CHECK(jobq_submit(q, &in, 1, &c, NULL, &e) == -1 && e.code == SD_EBUSY, "no submissions after shutdown");
-    set_gate(1);
+    gate_set(1);
     CHECK(wait_done(q, a, &st) == JOB_CANCELLED, "shutdown cancels running job");
     jobq_destroy(q, NULL);
     job_release(a);

@@ -16,25 +16,15 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "gate.h"
 #include "t.h"
 #include "../../src/http/server.h"
 
-/* ---- fake runner: holds at the gate, then "generates" in steps of 1 ms ---- */
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int gate_open = 1, started;
-
+/* ---- fake runner: holds at the gate (gate.h), then "generates" in steps of 1 ms ---- */
 static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, char **result, sd_err *err)
 {
-    pthread_mutex_lock(&mu);
-    started++;
-    pthread_cond_broadcast(&cv);
-    while (!gate_open) pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
-    for (int s = 1; s <= in->steps; s++) {
-        usleep(1000);
-        if (progress(pud, s, in->steps)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
-    }
+    gate_enter();
+    if (gate_steps(in->steps, 1000, progress, pud)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
     json_t *imgs = json_array();
     for (int i = 0; i < in->n; i++) {
         char url[128];
@@ -46,21 +36,6 @@ static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void
     *result = json_dumps(b, JSON_COMPACT);
     json_decref(b);
     return 0;
-}
-
-static void set_gate(int open)
-{
-    pthread_mutex_lock(&mu);
-    gate_open = open;
-    pthread_cond_broadcast(&cv);
-    pthread_mutex_unlock(&mu);
-}
-
-static void wait_started(int n)
-{
-    pthread_mutex_lock(&mu);
-    while (started < n) pthread_cond_wait(&cv, &mu);
-    pthread_mutex_unlock(&mu);
 }
 
 /* ---- client ------------------------------------------------------------- */
@@ -192,6 +167,7 @@ int main(int argc, char **argv)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     signal(SIGPIPE, SIG_IGN);
+    gate_set(1);   /* jobs run at once unless a check closes the gate */
     if (argc == 3 && !strcmp(argv[1], "--serve")) {
         sigset_t sigs;
         sigemptyset(&sigs);
@@ -307,15 +283,15 @@ int main(int argc, char **argv)
     CHECK(done, "async job succeeds");
 
     /* queue full: hold the worker, fill the queue */
-    set_gate(0);
-    int s0 = started;
+    gate_set(0);
+    int s0 = gate_started();
     r = req("POST", "/jobs/txt2img", "application/json", "{\"prompt\":\"running\",\"num_inference_steps\":100}", 0);
     j = jbody(&r);
     char running_id[64];
     snprintf(running_id, sizeof running_id, "%s", jstr(j, "id"));
     json_decref(j);
     free(r.body);
-    wait_started(s0 + 1);
+    gate_wait_started(s0 + 1);
     char qids[2][64];
     for (int i = 0; i < 2; i++) {
         r = req("POST", "/jobs/txt2img", "application/json", "{\"prompt\":\"queued\",\"num_inference_steps\":1}", 0);
@@ -363,7 +339,7 @@ int main(int argc, char **argv)
            "DELETE running job accepted", "%s", r.body);
     json_decref(j);
     free(r.body);
-    set_gate(1);
+    gate_set(1);
     done = 0;
     for (int i = 0; i < 200 && !done; i++) {
         r = req("GET", path, NULL, NULL, 0);
@@ -400,10 +376,10 @@ int main(int argc, char **argv)
     /* synchronous wait limit */
     q = make_queue(2);
     s = start(q, 0.3);
-    set_gate(0);
+    gate_set(0);
     expect_error("sync wait limit -> 504", req("POST", "/txt2img", "application/json", "{\"prompt\":\"slow\"}", 0), 504,
                  NULL, "wait limit");
-    set_gate(1);
+    gate_set(1);
     for (int i = 0; i < 500; i++) {   /* the cancelled job must leave the worker before the gate closes again */
         jobq_stats st;
         jobq_get_stats(q, &st);
@@ -411,16 +387,16 @@ int main(int argc, char **argv)
         usleep(10000);
     }
     /* shutdown answers a waiting client with 503 */
-    set_gate(0);
+    gate_set(0);
     bg_req bg = {.body = "prompt=waiting"};
     pthread_t th;
-    s0 = started;
+    s0 = gate_started();
     pthread_create(&th, NULL, bg_post, &bg);
-    wait_started(s0 + 1);
+    gate_wait_started(s0 + 1);
     http_server_stop(s);
     pthread_join(th, NULL);
     expect_error("shutdown answers waiting client 503", bg.out, 503, NULL, "shutting down");
-    set_gate(1);
+    gate_set(1);
     jobq_destroy(q, NULL);
     curl_global_cleanup();
     return t_done();
