@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "npy.h"
+#include "parity.h"
 #include "t.h"
 #include "../../src/engine/models/clip.h"
 #include "../../src/engine/ops/ops.h"
@@ -37,12 +38,10 @@ static int ldm_text_heads(const char *model)
 static void check_model(const char *model, const char *src, const char *path, int single_file,
                         int want_layers, int want_skip)
 {
-    char name[256], rel[256];
+    char name[256];
     sd_err err;
     sd_err_clear(&err);
-    sd_weights *w = sdw_open(t_ref(path), &err);
-    snprintf(name, sizeof name, "%s/%s: weights open", model, src);
-    CHECKF(w != NULL, name, "%s", err.msg);
+    sd_weights *w = parity_open(model, src, path);
     if (!w) return;
     /* Heads come from config.json, or the LDM config found beside a single file. */
     sd_clip *c = clip_load(w, NULL, &err);
@@ -65,16 +64,11 @@ static void check_model(const char *model, const char *src, const char *path, in
     }
 
     npy ids, hs, last, pln, praw;
-    snprintf(rel, sizeof rel, "goldens/%s/text_encoder/input_ids.npy", model);
-    int bad = npy_load(t_ref(rel), &ids);
-    snprintf(rel, sizeof rel, "goldens/%s/text_encoder/hidden_states.npy", model);
-    bad |= npy_load(t_ref(rel), &hs);
-    snprintf(rel, sizeof rel, "goldens/%s/text_encoder/last_hidden_state.npy", model);
-    bad |= npy_load(t_ref(rel), &last);
-    snprintf(rel, sizeof rel, "goldens/%s/text_encoder/penultimate_ln.npy", model);
-    bad |= npy_load(t_ref(rel), &pln);
-    snprintf(rel, sizeof rel, "goldens/%s/text_encoder/penultimate_raw.npy", model);
-    bad |= npy_load(t_ref(rel), &praw);
+    int bad = parity_golden(model, "text_encoder", "input_ids", &ids) |
+              parity_golden(model, "text_encoder", "hidden_states", &hs) |
+              parity_golden(model, "text_encoder", "last_hidden_state", &last) |
+              parity_golden(model, "text_encoder", "penultimate_ln", &pln) |
+              parity_golden(model, "text_encoder", "penultimate_raw", &praw);
     snprintf(name, sizeof name, "%s/%s: goldens load", model, src);
     CHECK(!bad, name);
     if (bad) { clip_free(c); sdw_close(w); return; }
@@ -138,11 +132,7 @@ static void check_model(const char *model, const char *src, const char *path, in
 
 int main(void)
 {
-    if (!t_have_ref()) {
-        CHECKF(0, "reference data present", "no reference folder (set SD_REF)");
-        return t_done();
-    }
-    ops_init(0);
+    if (!parity_begin()) return t_done();
     check_model("tiny-sd1", "diffusers", "models/tiny-sd1", 0, 2, 1);
     check_model("tiny-sd2", "diffusers", "models/tiny-sd2", 0, 3, 2);
     check_model("tiny-sd1", "single-fp16", "models/tiny-sd1-fp16.safetensors", 1, 2, 1);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "npy.h"
+#include "parity.h"
 #include "t.h"
 #include "../../src/engine/models/unet.h"
 #include "../../src/engine/ops/ops.h"
@@ -27,11 +28,11 @@ static void on_tap(void *ud, const char *name, const float *d, int n, int c, int
 {
     taps *tp = ud;
     if (tp->n >= 16) return;
-    char rel[256];
-    snprintf(rel, sizeof rel, "goldens/%s/unet/act_8x8_t500/%s.npy", tp->model, name);
+    char file[64];
+    snprintf(file, sizeof file, "act_8x8_t500/%s", name);
     npy a;
     snprintf(tp->names[tp->n], sizeof tp->names[0], "%s", name);
-    if (npy_load(t_ref(rel), &a)) { tp->diff[tp->n++] = 1e9; return; }
+    if (parity_golden(tp->model, "unet", file, &a)) { tp->diff[tp->n++] = 1e9; return; }
     if (a.n != (size_t)n * c * h * w) { tp->bad_shape = 1; tp->diff[tp->n++] = 1e9; npy_free(&a); return; }
     tp->diff[tp->n++] = npy_maxdiff(d, a.f, a.n);
     npy_free(&a);
@@ -39,9 +40,7 @@ static void on_tap(void *ud, const char *name, const float *d, int n, int c, int
 
 static int load(const char *model, const char *file, npy *a)
 {
-    char rel[256];
-    snprintf(rel, sizeof rel, "goldens/%s/unet/%s.npy", model, file);
-    return npy_load(t_ref(rel), a);
+    return parity_golden(model, "unet", file, a);
 }
 
 static void run_case(sd_unet *u, const char *model, const char *src, const char *xname, const char *oname,
@@ -71,9 +70,7 @@ static void check_model(const char *model, const char *src, const char *path, in
     char name[256];
     sd_err err;
     sd_err_clear(&err);
-    sd_weights *w = sdw_open(t_ref(path), &err);
-    snprintf(name, sizeof name, "%s/%s: weights open", model, src);
-    CHECKF(w != NULL, name, "%s", err.msg);
+    sd_weights *w = parity_open(model, src, path);
     if (!w) return;
     sd_unet *u = unet_load(w, NULL, &err);   /* hints from config.json / LDM config */
     snprintf(name, sizeof name, "%s/%s: unet_load", model, src);
@@ -175,8 +172,7 @@ static void check_hints(void)
 
 int main(void)
 {
-    ops_init(0);
-    if (!t_have_ref()) { CHECK(0, "reference data present (set SD_REF)"); return t_done(); }
+    if (!parity_begin()) return t_done();
     check_hints();
     check_model("tiny-sd1", "diffusers", "models/tiny-sd1", 0);
     check_model("tiny-sd1", "single", "models/tiny-sd1-fp16.safetensors", 0);

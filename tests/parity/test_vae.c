@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "npy.h"
+#include "parity.h"
 #include "t.h"
 #include "../../src/engine/models/vae.h"
 #include "../../src/engine/ops/ops.h"
@@ -26,9 +27,7 @@ static void check_out(const char *model, const char *src, const char *out, int r
 
 static int load_golden(const char *model, const char *file, npy *a)
 {
-    char rel[256];
-    snprintf(rel, sizeof rel, "goldens/%s/vae/%s.npy", model, file);
-    return npy_load(t_ref(rel), a);
+    return parity_golden(model, "vae", file, a);
 }
 
 static void check_model(const char *model, const char *src, const char *path)
@@ -36,9 +35,7 @@ static void check_model(const char *model, const char *src, const char *path)
     char name[256];
     sd_err err;
     sd_err_clear(&err);
-    sd_weights *w = sdw_open(t_ref(path), &err);
-    snprintf(name, sizeof name, "%s/%s: weights open", model, src);
-    CHECKF(w != NULL, name, "%s", err.msg);
+    sd_weights *w = parity_open(model, src, path);
     if (!w) return;
     sd_vae *v = vae_load(w, &err);
     snprintf(name, sizeof name, "%s/%s: vae_load", model, src);
@@ -114,11 +111,7 @@ static void check_model(const char *model, const char *src, const char *path)
 
 int main(void)
 {
-    if (!t_have_ref()) {
-        CHECKF(0, "reference data present", "no reference folder (set SD_REF)");
-        return t_done();
-    }
-    ops_init(0);
+    if (!parity_begin()) return t_done();
     check_model("tiny-sd1", "diffusers", "models/tiny-sd1");
     check_model("tiny-sd2", "diffusers", "models/tiny-sd2");
     check_model("tiny-sd1", "single-fp16", "models/tiny-sd1-fp16.safetensors");
