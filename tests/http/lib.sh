@@ -17,12 +17,26 @@ check() { # check NAME CONDITION-EXIT-STATUS DETAIL
   if [ "$2" -eq 0 ]; then ok "$1"; else fail "$1" "$3"; fi
 }
 
+# stop_pid PID TENTHS: SIGTERM, wait up to TENTHS tenths of a second, then SIGKILL.
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null
+  for _ in $(seq "$2"); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+  kill -KILL "$1" 2>/dev/null
+}
+
+# wait_http URL PID TENTHS: 0 as soon as URL answers (any status); 1 when
+# PID has exited or after TENTHS tenths of a second.
+wait_http() {
+  for _ in $(seq "$3"); do
+    if curl -s -o /dev/null "$1"; then return 0; fi
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
 cleanup() {
-  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
-    kill -TERM "$SERVER_PID" 2>/dev/null
-    for _ in $(seq 50); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$SERVER_PID" 2>/dev/null
-  fi
+  if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then stop_pid "$SERVER_PID" 50; fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -48,11 +62,7 @@ start_server() {
   BASE=http://127.0.0.1:$PORT
   "$SDSERVE" serve --bind 127.0.0.1 --port "$PORT" --data-dir "$TMP/data" "$@" >"$TMP/server.log" 2>&1 &
   SERVER_PID=$!
-  for _ in $(seq 600); do
-    if curl -s -o /dev/null "$BASE/health"; then return 0; fi
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-  done
+  wait_http "$BASE/health" "$SERVER_PID" 600 && return 0
   echo "FAIL - server starts: $(tail -5 "$TMP/server.log" | tr '\n' ' ')"
   return 1
 }

@@ -1,7 +1,7 @@
 # tests/storage/lib_s3.sh — shared by the S3 shell tests: installs (once) and
 # starts the fake S3 server on 127.0.0.1 with signature checking on, and stops
 # it on exit.  Source after tests/http/lib.sh (which provides TMP, check,
-# free_port and the trap that calls cleanup).
+# free_port, wait_http, stop_pid and the trap that calls cleanup).
 S3_BUCKET=sdimgs
 S3_AK=SDTESTKEY0000EXAMPLE
 S3_SK='sdtest/secret+Key=0123456789abcdefghij'
@@ -11,11 +11,7 @@ S3_MOD=
 
 s3_cleanup() {
   if [ -n "$S3_NOSIG_PID" ]; then kill -TERM "$S3_NOSIG_PID" 2>/dev/null; wait "$S3_NOSIG_PID" 2>/dev/null; S3_NOSIG_PID=; fi
-  if [ -n "$S3_PID" ] && kill -0 "$S3_PID" 2>/dev/null; then
-    kill -TERM "$S3_PID" 2>/dev/null
-    for _ in $(seq 30); do kill -0 "$S3_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$S3_PID" 2>/dev/null
-  fi
+  if [ -n "$S3_PID" ] && kill -0 "$S3_PID" 2>/dev/null; then stop_pid "$S3_PID" 30; fi
   S3_PID=
 }
 # chain onto lib.sh's cleanup so that both the S3 server and sdserve stop
@@ -30,6 +26,13 @@ s3_install() {
     echo "FAIL - install the fake S3 server from npm: $(tail -3 "$TMP/s3-install.log" | tr '\n' ' ')"
     return 1
   fi
+}
+
+# s3_setup: s3_install, s3_start and EP (the endpoint URL): what every S3
+# test does first; prints the FAIL line and returns 1 when it cannot.
+s3_setup() {
+  s3_install && s3_start || return 1
+  EP=http://127.0.0.1:$S3_PORT
 }
 
 # s3_start [PORT]: starts it (data in $TMP/s3data, kept across restarts).
@@ -53,12 +56,9 @@ s3_start_nosig() {
   s3_wait "$S3_NOSIG_PID" "$1"
 }
 
+# s3_wait PID PORT
 s3_wait() {
-  for _ in $(seq 100); do
-    if curl -s -o /dev/null "http://127.0.0.1:$2/"; then return 0; fi
-    kill -0 "$1" 2>/dev/null || break
-    sleep 0.1
-  done
+  wait_http "http://127.0.0.1:$2/" "$1" 100 && return 0
   echo "FAIL - fake S3 server starts: $(tail -5 "$TMP/s3.log" | tr '\n' ' ')"
   return 1
 }

@@ -12,9 +12,7 @@ cd "$(dirname "$0")/../.."
 . tests/storage/lib_s3.sh
 
 S3PUT=$BUILD/tools/s3put
-s3_install || exit 0
-s3_start || exit 0
-EP=http://127.0.0.1:$S3_PORT
+s3_setup || exit 0
 export AWS_ACCESS_KEY_ID=$S3_AK AWS_SECRET_ACCESS_KEY=$S3_SK
 unset AWS_SESSION_TOKEN
 

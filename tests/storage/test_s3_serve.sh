@@ -11,9 +11,7 @@ cd "$(dirname "$0")/../.."
 . tests/storage/lib_s3.sh
 
 IMGINFO=$BUILD/tools/imginfo
-s3_install || exit 0
-s3_start || exit 0
-EP=http://127.0.0.1:$S3_PORT
+s3_setup || exit 0
 MODEL=$(demo_model)
 # credentials through the server's own settings (environment), not AWS_*
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
