@@ -1,7 +1,9 @@
 /* t.c — see t.h. */
 #include "t.h"
 
+#include <ftw.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -50,4 +52,16 @@ int t_have_ref(void)
 {
     struct stat st;
     return stat(ref_root(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+void t_rmtree(const char *dir)
+{
+    struct stat st;
+    if (lstat(dir, &st) != 0) return;   /* nothing there */
+    if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0) fprintf(stderr, "# could not remove %s\n", dir);
 }

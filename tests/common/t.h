@@ -16,6 +16,9 @@ int t_done(void);
 const char *t_ref(const char *rel);
 /* 1 if the reference folder exists. */
 int t_have_ref(void);
+/* Remove a test's temporary folder and everything in it (rm -rf, links not
+ * followed); a note on stderr if that fails. */
+void t_rmtree(const char *dir);
 
 /* CHECK(cond, "name") — detail optional via CHECKF(cond, name, fmt, ...). */
 #define CHECK(cond, name) t_check(!!(cond), __FILE__, __LINE__, (name), "%s", #cond)

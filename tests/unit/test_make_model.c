@@ -352,8 +352,6 @@ int main(void)
     test_custom();
     test_bad_flags();
     test_sd15();
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", tmp);
+    t_rmtree(tmp);
     return t_done();
 }

@@ -488,8 +488,6 @@ int main(void)
     ops_init(0);
     test_clip();
     test_vae();
-    char cmd[512];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);
+    t_rmtree(root);
     return t_done();
 }

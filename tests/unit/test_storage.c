@@ -284,8 +284,6 @@ int main(void)
     test_failures();
     test_stale_temps();
     test_concurrent();
-    char cmd[300];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", root);
+    t_rmtree(root);
     return t_done();
 }

@@ -407,9 +407,7 @@ static void check_demo_vocab(void)
         free(ids);
     }
     tok_free(t);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    if (system(cmd)) fprintf(stderr, "# could not remove %s\n", dir);
+    t_rmtree(dir);
 }
 
 static void check_find(void)

@@ -78,8 +78,7 @@ int main(void)
         unet_free(u);
     }
     sdw_close(w);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", path);
-    if (system(cmd)) fprintf(stderr, "cleanup failed\n");
+    t_rmtree(path);
 
     /* SD1-like, 4 levels, 1x1-conv proj, heads from the config */
     snprintf(path, sizeof path, "%s/b", dir);
@@ -101,7 +100,6 @@ int main(void)
         unet_free(u);
     }
     sdw_close(w);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) fprintf(stderr, "cleanup failed\n");
+    t_rmtree(dir);
     return t_done();
 }
