@@ -271,8 +271,11 @@ static void test_attention(void)
     struct { int B, Tq, Tk, H, D, pad; } cs[] = {
         {1, 5, 7, 1, 3, 0}, {2, 67, 77, 3, 5, 2}, {2, 130, 131, 2, 8, 0}, {1, 200, 9, 4, 4, 1},
         /* the kernel's register tiles: D = 40/64/80/512 (48-wide column tiles and
-         * 16/32 tails), several key blocks of 256, query tiles of 64 with tails */
+         * 16/32 tails), several key blocks, query tiles with tails */
         {1, 150, 600, 2, 40, 1}, {2, 77, 77, 3, 64, 0}, {1, 70, 300, 1, 80, 0}, {1, 65, 33, 1, 512, 0},
+        /* 48+48+32+32, 48+8, 16+8 column tiles; three key blocks of 512 with a
+         * partial strip */
+        {1, 40, 70, 2, 160, 0}, {1, 33, 1100, 1, 56, 2}, {2, 17, 45, 1, 24, 0},
     };
     for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
         int B = cs[c].B, Tq = cs[c].Tq, Tk = cs[c].Tk, H = cs[c].H, D = cs[c].D, HD = H * D;

@@ -8,11 +8,13 @@
  * the same parallel region.  A tile walks the keys in blocks of KB with an
  * online softmax
  * (running row max and sum, flash-attention style):
- *     S = (scale·q) · Kt[:, block]            register tiles of 4 rows x 32 keys,
- *                                             key strips outermost (L1 reuse)
- *     m' = max(m, rowmax S); O *= e^(m-m'); l = l·e^(m-m') + Σ e^(S-m')
- *     O += e^(S-m') · V'[block]                register tiles of 4 rows x 48 (or 40)
- *                                             columns
+ *     S = (scale·q) · Kt[:, block]            register tiles of 8 rows x 32 keys,
+ *                                             key strips outermost (L1 reuse);
+ *                                             the row maxima folded in there
+ *     per group of 8 rows, while in L1:
+ *       m' = max(m, rowmax S); O *= e^(m-m'); l = l·e^(m-m') + Σ e^(S-m')
+ *       O += e^(S-m') · V'[block]              register tiles of 8 rows x 48
+ *                                             (or 40, 32) columns
  * and ends with O / l.  So no score matrix larger than TQ x KB ever exists,
  * the blocks stay in L1/L2, and P·V runs on a kernel built for D' = 48..512
  * wide outputs instead of a general sgemm (oneDNN's reached ~73 % of peak on
@@ -34,8 +36,8 @@
 #include <string.h>
 
 #define TQ 128    /* query rows per task */
-#define KB 256   /* keys per block (multiple of 32) */
-#define MR 4     /* rows per register tile */
+#define KB 512   /* keys per block (multiple of 32) */
+#define MR 8     /* rows per register tile */
 
 /* Keep loaded vectors in registers: without this GCC folds each reuse into
  * the FMA as a memory operand, and this CPU (one 512-bit load per cycle)
@@ -52,96 +54,124 @@
 static _Thread_local void *t_kt, *t_vp, *t_scr;
 static _Thread_local size_t t_nkt, t_nvp, t_nscr;
 
-/* S[MR][32] = Q[MR][D] · K strip [D][32] (contiguous): one register tile
- * (8 accumulators); S rows KB apart. */
-static void qk_tile(const float *Q, int D, const float *kp, float *S)
+/* The register tiles below are spelt out row by row (R8): GCC keeps arrays of
+ * vectors indexed in loops in memory, not in registers. */
+#define R8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+
+/* S[MR][32] = Q[MR][D] · K strip [D][32] (contiguous): one register tile of
+ * 16 accumulators (8 query broadcasts and 2 key loads per 16 FMAs); S rows
+ * KB apart.  With bm != NULL the tile's row maxima are folded into
+ * bm[MR][16] (lane-wise), so the softmax needs no separate pass for them. */
+static __attribute__((noinline)) void qk_tile(const float *Q, int D, const float *kp, float *S, float *bm)
 {
-    v16f a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
+#define QK_DECL(r) v16f a##r##0 = {0}, a##r##1 = {0};
+#define QK_STEP(r) { float q = Q[r * D + d]; a##r##0 += q * k0; a##r##1 += q * k1; }
+#define QK_STORE(r) v16_store(S + r * KB, a##r##0); v16_store(S + r * KB + 16, a##r##1);
+#define QK_MAX(r) v16_store(bm + 16 * r, v16_max(v16_load(bm + 16 * r), v16_max(a##r##0, a##r##1)));
+    R8(QK_DECL)
     for (int d = 0; d < D; d++, kp += 32) {
         v16f k0 = v16_load(kp), k1 = v16_load(kp + 16);
         KEEP2(k0, k1);
-        float q0 = Q[d], q1 = Q[D + d], q2 = Q[2 * D + d], q3 = Q[3 * D + d];
-        a00 += q0 * k0; a01 += q0 * k1;
-        a10 += q1 * k0; a11 += q1 * k1;
-        a20 += q2 * k0; a21 += q2 * k1;
-        a30 += q3 * k0; a31 += q3 * k1;
+        R8(QK_STEP)
     }
-    v16_store(S, a00); v16_store(S + 16, a01);
-    v16_store(S + KB, a10); v16_store(S + KB + 16, a11);
-    v16_store(S + 2 * KB, a20); v16_store(S + 2 * KB + 16, a21);
-    v16_store(S + 3 * KB, a30); v16_store(S + 3 * KB + 16, a31);
+    R8(QK_STORE)
+    if (bm) { R8(QK_MAX) }
+}
+
+/* O[MR][c..c+16·NV) += P[MR][0..nk) · V panels (NV of 16 columns, ldp
+ * floats apart), P rows KB apart, O rows Dp apart: 8·NV accumulators, NV + 8
+ * loads per 8·NV FMAs. */
+static __attribute__((noinline)) void pv_tile3(const float *P, int nk, const float *V, size_t ldp, int Dp, float *O)
+{
+#define PV3_DECL(r) v16f c##r##0 = v16_load(O + r * Dp), c##r##1 = v16_load(O + r * Dp + 16), \
+                         c##r##2 = v16_load(O + r * Dp + 32);
+#define PV3_STEP(r) { float p = P[r * KB + j]; c##r##0 += p * v0; c##r##1 += p * v1; c##r##2 += p * v2; }
+#define PV3_STORE(r) v16_store(O + r * Dp, c##r##0); v16_store(O + r * Dp + 16, c##r##1); \
+                     v16_store(O + r * Dp + 32, c##r##2);
+    R8(PV3_DECL)
+    const float *p0 = V, *p1 = p0 + ldp, *p2 = p1 + ldp;
+    for (int j = 0; j < nk; j++) {
+        v16f v0 = v16_load(p0 + 16 * j), v1 = v16_load(p1 + 16 * j), v2 = v16_load(p2 + 16 * j);
+        KEEP3(v0, v1, v2);
+        R8(PV3_STEP)
+    }
+    R8(PV3_STORE)
+}
+
+/* 40 columns (16 + 16 + 8: D = 40, SD 1.x's first level, without computing
+ * 8 padding columns): 16 full and 8 half-width accumulators. */
+static __attribute__((noinline)) void pv_tile40(const float *P, int nk, const float *V, size_t ldp, int Dp, float *O)
+{
+#define PV40_DECL(r) v16f c##r##0 = v16_load(O + r * Dp), c##r##1 = v16_load(O + r * Dp + 16); \
+                     v8f c##r##2 = v8_load(O + r * Dp + 32);
+#define PV40_STORE(r) v16_store(O + r * Dp, c##r##0); v16_store(O + r * Dp + 16, c##r##1); \
+                      v8_store(O + r * Dp + 32, c##r##2);
+    R8(PV40_DECL)
+    const float *p0 = V, *p1 = p0 + ldp, *p2 = p1 + ldp;
+    for (int j = 0; j < nk; j++) {
+        v16f v0 = v16_load(p0 + 16 * j), v1 = v16_load(p1 + 16 * j);
+        v8f v2 = v8_load(p2 + 16 * j);
+        KEEP3(v0, v1, v2);
+        R8(PV3_STEP)
+    }
+    R8(PV40_STORE)
+}
+
+static __attribute__((noinline)) void pv_tile2(const float *P, int nk, const float *V, size_t ldp, int Dp, float *O)
+{
+#define PV2_DECL(r) v16f c##r##0 = v16_load(O + r * Dp), c##r##1 = v16_load(O + r * Dp + 16);
+#define PV2_STEP(r) { float p = P[r * KB + j]; c##r##0 += p * v0; c##r##1 += p * v1; }
+#define PV2_STORE(r) v16_store(O + r * Dp, c##r##0); v16_store(O + r * Dp + 16, c##r##1);
+    R8(PV2_DECL)
+    const float *p0 = V, *p1 = p0 + ldp;
+    for (int j = 0; j < nk; j++) {
+        v16f v0 = v16_load(p0 + 16 * j), v1 = v16_load(p1 + 16 * j);
+        KEEP2(v0, v1);
+        R8(PV2_STEP)
+    }
+    R8(PV2_STORE)
+}
+
+static void pv_tile1(const float *P, int nk, const float *V, int Dp, float *O)
+{
+    v16f acc[MR];
+    for (int r = 0; r < MR; r++) acc[r] = v16_load(O + (size_t)r * Dp);
+    for (int j = 0; j < nk; j++) {
+        v16f v0 = v16_load(V + 16 * j);
+        for (int r = 0; r < MR; r++) acc[r] += P[r * KB + j] * v0;
+    }
+    for (int r = 0; r < MR; r++) v16_store(O + (size_t)r * Dp, acc[r]);
+}
+
+/* 8 columns left (D = 8 mod 16, other than 40). */
+static void pv_tile8(const float *P, int nk, const float *V, int Dp, float *O)
+{
+    v8f acc[MR];
+    for (int r = 0; r < MR; r++) acc[r] = v8_load(O + (size_t)r * Dp);
+    for (int j = 0; j < nk; j++) {
+        v8f v0 = v8_load(V + 16 * j);
+        for (int r = 0; r < MR; r++) acc[r] += P[r * KB + j] * v0;
+    }
+    for (int r = 0; r < MR; r++) v8_store(O + (size_t)r * Dp, acc[r]);
 }
 
 /* O[MR][..Dv) += P[MR][0..nk) · V[0..nk)[..Dv); Dv = D rounded up to 8.
  * V is packed in column panels of 16, each [Tkp][16] contiguous (V points at
- * the block's first key of panel 0, panels ldp floats apart); O rows are Dp
- * apart.  Column tiles of 48, then 40 (16+16+8: D = 40, SD 1.x's first
- * level, without computing 8 padding columns), then 16 and 8. */
+ * the block's first key of panel 0, panels ldp floats apart).  Column tiles
+ * of 48 (3 vectors), except that 40 left is one 40-wide tile and 64 left two
+ * of 32, then 32/16/8: 80 = 48 + 32, 160 = 3·48 + 16 → 48+48+32+32, 512 =
+ * 10·48 + 32. */
 static void pv_block(const float *P, int nk, const float *V, size_t ldp, int Dv, int Dp, float *O)
 {
     int c = 0;
-    for (; c + 48 <= Dv; c += 48) {
-        v16f acc[MR][3];
-        for (int r = 0; r < MR; r++)
-            for (int u = 0; u < 3; u++) acc[r][u] = v16_load(O + (size_t)r * Dp + c + 16 * u);
-        const float *p0 = V + (size_t)(c / 16) * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp;
-        for (int j = 0; j < nk; j++) {
-            v16f v0 = v16_load(p0 + 16 * j), v1 = v16_load(p1 + 16 * j), v2 = v16_load(p2 + 16 * j);
-            KEEP3(v0, v1, v2);
-            #pragma GCC unroll 4
-            for (int r = 0; r < MR; r++) {
-                float p = P[r * KB + j];
-                acc[r][0] += p * v0; acc[r][1] += p * v1; acc[r][2] += p * v2;
-            }
-        }
-        for (int r = 0; r < MR; r++)
-            for (int u = 0; u < 3; u++) v16_store(O + (size_t)r * Dp + c + 16 * u, acc[r][u]);
-    }
-    if (Dv - c == 40) {
-        v16f acc[MR][2];
-        v8f acc8[MR];
-        for (int r = 0; r < MR; r++) {
-            acc[r][0] = v16_load(O + (size_t)r * Dp + c);
-            acc[r][1] = v16_load(O + (size_t)r * Dp + c + 16);
-            acc8[r] = v8_load(O + (size_t)r * Dp + c + 32);
-        }
-        const float *p0 = V + (size_t)(c / 16) * ldp, *p1 = p0 + ldp, *p2 = p1 + ldp;
-        for (int j = 0; j < nk; j++) {
-            v16f v0 = v16_load(p0 + 16 * j), v1 = v16_load(p1 + 16 * j);
-            v8f v2 = v8_load(p2 + 16 * j);
-            KEEP3(v0, v1, v2);
-            #pragma GCC unroll 4
-            for (int r = 0; r < MR; r++) {
-                float p = P[r * KB + j];
-                acc[r][0] += p * v0; acc[r][1] += p * v1; acc8[r] += p * v2;
-            }
-        }
-        for (int r = 0; r < MR; r++) {
-            v16_store(O + (size_t)r * Dp + c, acc[r][0]);
-            v16_store(O + (size_t)r * Dp + c + 16, acc[r][1]);
-            v8_store(O + (size_t)r * Dp + c + 32, acc8[r]);
-        }
-        return;
-    }
-    for (; c + 16 <= Dv; c += 16) {
-        v16f acc[MR];
-        for (int r = 0; r < MR; r++) acc[r] = v16_load(O + (size_t)r * Dp + c);
-        const float *p0 = V + (size_t)(c / 16) * ldp;
-        for (int j = 0; j < nk; j++) {
-            v16f v0 = v16_load(p0 + 16 * j);
-            for (int r = 0; r < MR; r++) acc[r] += P[r * KB + j] * v0;
-        }
-        for (int r = 0; r < MR; r++) v16_store(O + (size_t)r * Dp + c, acc[r]);
-    }
-    if (c < Dv) {   /* 8 columns left */
-        v8f acc[MR];
-        for (int r = 0; r < MR; r++) acc[r] = v8_load(O + (size_t)r * Dp + c);
-        const float *p0 = V + (size_t)(c / 16) * ldp;
-        for (int j = 0; j < nk; j++) {
-            v8f v0 = v8_load(p0 + 16 * j);
-            for (int r = 0; r < MR; r++) acc[r] += P[r * KB + j] * v0;
-        }
-        for (int r = 0; r < MR; r++) v8_store(O + (size_t)r * Dp + c, acc[r]);
+    while (c < Dv) {
+        int left = Dv - c;
+        const float *Vc = V + (size_t)(c / 16) * ldp;
+        if (left == 40) { pv_tile40(P, nk, Vc, ldp, Dp, O + c); c += 40; }
+        else if (left >= 48 && left != 64) { pv_tile3(P, nk, Vc, ldp, Dp, O + c); c += 48; }
+        else if (left >= 32) { pv_tile2(P, nk, Vc, ldp, Dp, O + c); c += 32; }
+        else if (left >= 16) { pv_tile1(P, nk, Vc, Dp, O + c); c += 16; }
+        else { pv_tile8(P, nk, Vc, Dp, O + c); c += 8; }
     }
 }
 
@@ -150,7 +180,7 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
                  const float *Kp, const float *Vp, size_t Tkp, int causal, float *out, int ldo, float *scr)
 {
     int mp = (m + MR - 1) / MR * MR;
-    float *Q = scr, *S = Q + (size_t)TQ * D, *O = S + (size_t)TQ * KB;
+    float *Q = scr, *S = Q + (size_t)TQ * D, *O = S + (size_t)TQ * KB, *BM = O + (size_t)TQ * Dp;
     float mx[TQ], l[TQ];
     for (int i = 0; i < mp; i++) {
         float *qr = Q + (size_t)i * D;
@@ -163,50 +193,61 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
     int kend = causal ? (i0 + m < Tk ? i0 + m : Tk) : Tk;   /* keys any row can see */
     for (int k0 = 0; k0 < kend; k0 += KB) {
         int nk = kend - k0 < KB ? kend - k0 : KB;
+        /* keys whose row maxima the QK tiles fold in: whole strips, not causal */
+        int nfull = causal ? 0 : nk / 32 * 32;
+        for (int i = 0; i < mp * 16; i++) BM[i] = -INFINITY;
         /* S = Q·Kt for the block: key strips outermost, so a strip of Kt
          * (D x 32) stays in L1 while every row group uses it */
         for (int j = 0; j < nk; j += 32)
             for (int r0 = 0; r0 < mp; r0 += MR)
-                qk_tile(Q + (size_t)r0 * D, D, Kp + (size_t)(k0 + j) * D, S + (size_t)r0 * KB + j);
-        for (int i = 0; i < mp; i++) {
-            float *s = S + (size_t)i * KB;
-            int lim = causal ? i0 + i + 1 - k0 : nk;   /* visible keys of this row in the block */
-            if (lim > nk) lim = nk;
-            if (lim < 0) lim = 0;
-            float bm = -INFINITY;
-            int j = 0;
-            if (lim >= 16) {
-                v16f vm = v16_load(s);
-                for (j = 16; j + 16 <= lim; j += 16) vm = v16_max(vm, v16_load(s + j));
-                for (int u = 0; u < 16; u++) bm = vm[u] > bm ? vm[u] : bm;
+                qk_tile(Q + (size_t)r0 * D, D, Kp + (size_t)(k0 + j) * D, S + (size_t)r0 * KB + j,
+                        j + 32 <= nfull ? BM + (size_t)r0 * 16 : NULL);
+        /* per group of MR rows: softmax of its block of S, then its P·V while
+         * those rows of P are still in L1 */
+        for (int r0 = 0; r0 < mp; r0 += MR) {
+            for (int i = r0; i < r0 + MR; i++) {
+                float *s = S + (size_t)i * KB;
+                int lim = causal ? i0 + i + 1 - k0 : nk;   /* visible keys of this row in the block */
+                if (lim > nk) lim = nk;
+                if (lim < 0) lim = 0;
+                float bm = -INFINITY;
+                int j = nfull < lim ? nfull : lim;
+                if (j > 0) {
+                    v16f vm = v16_load(BM + (size_t)i * 16);
+                    for (int u = 0; u < 16; u++) bm = vm[u] > bm ? vm[u] : bm;
+                }
+                if (lim - j >= 16) {
+                    v16f vm = v16_load(s + j);
+                    for (j += 16; j + 16 <= lim; j += 16) vm = v16_max(vm, v16_load(s + j));
+                    for (int u = 0; u < 16; u++) bm = vm[u] > bm ? vm[u] : bm;
+                }
+                for (; j < lim; j++) bm = s[j] > bm ? s[j] : bm;
+                float nm = bm > mx[i] ? bm : mx[i];
+                if (lim == 0 || nm == -INFINITY) {   /* nothing visible yet in this row */
+                    memset(s, 0, sizeof(float) * nk);
+                    continue;
+                }
+                float corr = mx[i] == -INFINITY ? 0.f : expf(mx[i] - nm);
+                mx[i] = nm;
+                v16f acc = {0};
+                for (j = 0; j + 16 <= lim; j += 16) {
+                    v16f e = v16_exp_fast(v16_load(s + j) - nm);
+                    v16_store(s + j, e);
+                    acc += e;
+                }
+                float sum = 0.f;
+                for (; j < lim; j++) { s[j] = expf(s[j] - nm); sum += s[j]; }
+                for (; j < nk; j++) s[j] = 0.f;   /* masked keys */
+                for (int u = 0; u < 16; u++) sum += acc[u];
+                l[i] = l[i] * corr + sum;
+                if (corr != 1.f) {
+                    float *o = O + (size_t)i * Dp;
+                    for (int d = 0; d < Dp; d += 16) v16_store(o + d, v16_load(o + d) * corr);
+                }
             }
-            for (; j < lim; j++) bm = s[j] > bm ? s[j] : bm;
-            float nm = bm > mx[i] ? bm : mx[i];
-            if (lim == 0 || nm == -INFINITY) {   /* nothing visible yet in this row */
-                memset(s, 0, sizeof(float) * nk);
-                continue;
-            }
-            float corr = mx[i] == -INFINITY ? 0.f : expf(mx[i] - nm);
-            mx[i] = nm;
-            v16f acc = {0};
-            for (j = 0; j + 16 <= lim; j += 16) {
-                v16f e = v16_exp(v16_load(s + j) - nm);
-                v16_store(s + j, e);
-                acc += e;
-            }
-            float sum = 0.f;
-            for (; j < lim; j++) { s[j] = expf(s[j] - nm); sum += s[j]; }
-            for (; j < nk; j++) s[j] = 0.f;   /* masked keys */
-            for (int u = 0; u < 16; u++) sum += acc[u];
-            l[i] = l[i] * corr + sum;
-            if (corr != 1.f) {
-                float *o = O + (size_t)i * Dp;
-                for (int d = 0; d < Dp; d += 16) v16_store(o + d, v16_load(o + d) * corr);
-            }
-        }
-        for (int r0 = 0; r0 < mp; r0 += MR)
             pv_block(S + (size_t)r0 * KB, nk, Vp + (size_t)k0 * 16, Tkp * 16, (D + 7) / 8 * 8, Dp,
                      O + (size_t)r0 * Dp);
+        }
     }
     for (int i = 0; i < m; i++) {
         float inv = 1.f / l[i];
@@ -221,7 +262,7 @@ static void attention(const float *q, int ldq, const float *k, int ldk, const fl
     size_t Tkp = ((size_t)Tk + KB - 1) / KB * KB, kpn = (size_t)D * Tkp, vpn = Tkp * Dp;
     float *Kall = ops_grow(&t_kt, &t_nkt, sizeof(float) * kpn * BH);
     float *Vall = ops_grow(&t_vp, &t_nvp, sizeof(float) * vpn * BH);
-    size_t scr_floats = (size_t)TQ * D + (size_t)TQ * KB + (size_t)TQ * Dp;
+    size_t scr_floats = (size_t)TQ * D + (size_t)TQ * KB + (size_t)TQ * Dp + (size_t)TQ * 16;
     long nstrips = (long)(Tkp / 32);
     #pragma omp parallel
     {
