@@ -240,6 +240,27 @@ static void test_norms(void)
     free(lx); free(lg); free(lb); free(ly); free(lr);
 }
 
+/* One weight buffer read as two shapes ([48,64] then [64,48], same bytes):
+ * the cached copy of the first shape must not be taken as the source of the
+ * second (it aborted in the reorder before). */
+static void test_linear_reshaped_weights(void)
+{
+    int M = 64, A = 48, B = 64;
+    float *x = rnd((size_t)M * B), *w = rnd((size_t)A * B), *y = nanbuf((size_t)M * B), *r = malloc(sizeof(float) * M * B);
+    for (int pass = 0; pass < 2; pass++) {
+        int IN = pass ? A : B, OUT = pass ? B : A;
+        for (int i = 0; i < M; i++)
+            for (int o = 0; o < OUT; o++) {
+                double acc = 0;
+                for (int k = 0; k < IN; k++) acc += (double)x[i * IN + k] * w[o * IN + k];
+                r[i * OUT + o] = (float)acc;
+            }
+        op_linear(x, M, IN, w, NULL, OUT, y);
+        CMP(y, r, (size_t)M * OUT, pass ? "linear, same weights read as [64,48]" : "linear, weights [48,64]");
+    }
+    free(x); free(w); free(y); free(r);
+}
+
 static void naive_attn(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                        int B, int Tq, int Tk, int H, int D, float scale, int causal, float *out)
 {
@@ -456,6 +477,7 @@ int main(void)
     CHECK(ops_threads() >= 1, "ops_init sets a thread count");
     test_conv();
     test_gemm_linear();
+    test_linear_reshaped_weights();
     test_norms();
     test_attention();
     test_elementwise();

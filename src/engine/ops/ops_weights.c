@@ -218,7 +218,12 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
             pthread_mutex_unlock(&g_lock);
             return c->buf;
         }
-        if (c->md.format_kind == dnnl_blocked) other = c;   /* Winograd layouts cannot be reordered from */
+        /* a blocked copy of the same tensor can be the source of another
+         * layout (Winograd layouts cannot); same pointer, other dims is not
+         * the same tensor */
+        if (c->md.format_kind == dnnl_blocked && c->md.ndims == wei->ndims &&
+            !memcmp(c->md.dims, wei->dims, sizeof(dnnl_dim_t) * (size_t)wei->ndims))
+            other = c;
     }
     if (g_nw == g_capw) {
         size_t cap = g_capw ? 2 * g_capw : 256;
