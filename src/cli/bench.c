@@ -125,8 +125,8 @@ static void usage(FILE *f)
             "  --steps N          accepted for symmetry with generate; bench times one step\n"
             "  --threads N        engine threads (0 = all cores)\n"
             "  --skip LIST        stages to skip, comma-separated: load,text,unet,decode,encode\n"
-            "  --winograd-check   also run one UNet step and one decode with Winograd off, auto\n"
-            "                     and on everywhere; print time and error against Winograd off\n");
+            "  --winograd-check   also run one UNet step and one decode with Winograd off, on\n"
+            "                     everywhere, auto and wide; print time and error against off\n");
 }
 
 static double peak_rss_gb(void);
@@ -300,14 +300,15 @@ int cli_bench(int argc, char **argv)
     if (wcheck) {
         /* the same UNet step and decode under each Winograd rule; error = max|d| / max|ref|
          * against direct convolutions (run first, after a warm-up of each rule) */
-        static const char *names[3] = {"off", "on", "auto"};
+        static const char *names[4] = {"off", "on", "auto", "wide"};
+        static const int modes[4] = {OPS_WINO_OFF, OPS_WINO_ALL, OPS_WINO_AUTO, OPS_WINO_WIDE};
         size_t nu = per * rows, ni = npix * batch;
         float *ru = malloc(sizeof(float) * nu), *ri = malloc(sizeof(float) * ni);
         if (!ru || !ri) { free(ru); free(ri); fprintf(stderr, "bench: out of memory\n"); goto done; }
         int saved = ops_conv_winograd();
         printf("winograd check (one UNet CFG step, one decode; error vs off = max|diff| / max|off|):\n");
-        for (int m = 0; m < 3; m++) {
-            int mode = m == 0 ? 0 : m == 1 ? 1 : 2;
+        for (int m = 0; m < 4; m++) {
+            int mode = modes[m];
             ops_conv_set_winograd(mode);
             double tu = 0, td = 0;
             for (int r = 0; r < 2; r++) {   /* run 0 builds primitives and weight layouts */
@@ -319,7 +320,7 @@ int cli_bench(int argc, char **argv)
                 td = now() - t0;
             }
             double eu = 0, ei = 0, mu = 0, mi = 0;
-            if (mode == 0) { memcpy(ru, o, sizeof(float) * nu); memcpy(ri, img, sizeof(float) * ni); }
+            if (mode == OPS_WINO_OFF) { memcpy(ru, o, sizeof(float) * nu); memcpy(ri, img, sizeof(float) * ni); }
             for (size_t i = 0; i < nu; i++) { eu = fmax(eu, fabs(o[i] - ru[i])); mu = fmax(mu, fabs(ru[i])); }
             for (size_t i = 0; i < ni; i++) { ei = fmax(ei, fabs(img[i] - ri[i])); mi = fmax(mi, fabs(ri[i])); }
             printf("  winograd %-4s  unet step %7.3f s  err %.2e    decode %7.3f s  err %.2e  (peak RSS so far %.2f GB)\n",

@@ -431,16 +431,54 @@ static void test_conv_bands(void)
     int saved = ops_conv_winograd();
     for (int accum = 0; accum < 2; accum++) {
         memcpy(r, y0, sizeof(float) * ny);
-        ops_conv_set_winograd(0);
+        ops_conv_set_winograd(OPS_WINO_OFF);
         op_conv2d_nhwc(x, 1, IC, H, W, w, b, OC, 3, 3, 1, 1, r, accum);
         memcpy(y, y0, sizeof(float) * ny);
-        ops_conv_set_winograd(2);
+        ops_conv_set_winograd(OPS_WINO_AUTO);
         op_conv2d_nhwc(x, 1, IC, H, W, w, b, OC, 3, 3, 1, 1, y, accum);
         CMP(y, r, ny, accum ? "conv2d_nhwc banded (Winograd) = direct, accumulating"
                             : "conv2d_nhwc banded (Winograd) = direct");
     }
     ops_conv_set_winograd(saved);
     free(x); free(w); free(b); free(y); free(r); free(y0);
+}
+
+/* The Winograd rules: a 32x32 conv whose Winograd weight copy would be large
+ * next to its input (18·OC > N·H·W) stays direct under auto and goes
+ * Winograd under wide and all (seen in the cache's Winograd bytes), with the
+ * same result as direct. */
+static void test_conv_wino_modes(void)
+{
+    int H = 32, W = 32, IC = 48, OC = 64;
+    size_t nx = (size_t)H * W * IC, ny = (size_t)H * W * OC;
+    float *x = rnd(nx), *b = rnd(OC), *y = malloc(sizeof(float) * ny), *r = malloc(sizeof(float) * ny);
+    int saved = ops_conv_winograd();
+    static const int modes[4] = {OPS_WINO_OFF, OPS_WINO_AUTO, OPS_WINO_WIDE, OPS_WINO_ALL};
+    static const char *names[4] = {"off", "auto", "wide", "all"};
+    float *ws[4];
+    for (int m = 0; m < 4; m++) {
+        float *w = ws[m] = rnd((size_t)OC * IC * 9);   /* fresh weights (kept: a new address), a new cache entry */
+        size_t c0, b0, w0, c1, b1, w1;
+        ops_conv_set_winograd(modes[m]);
+        ops_weights_stats(&c0, &b0, &w0);
+        op_conv2d_nhwc(x, 1, IC, H, W, w, b, OC, 3, 3, 1, 1, m ? y : r, 0);
+        ops_weights_stats(&c1, &b1, &w1);
+        char name[96];
+        snprintf(name, sizeof name, "conv 32x32 OC %d, Winograd %s: %s", OC, names[m],
+                 modes[m] == OPS_WINO_WIDE || modes[m] == OPS_WINO_ALL ? "Winograd weights" : "direct weights");
+        int wino = w1 > w0;
+        CHECKF(wino == (modes[m] == OPS_WINO_WIDE || modes[m] == OPS_WINO_ALL), name, "Winograd bytes %zu -> %zu", w0, w1);
+        if (m) {
+            snprintf(name, sizeof name, "conv 32x32, Winograd %s = direct", names[m]);
+            /* direct reference with these weights */
+            ops_conv_set_winograd(OPS_WINO_OFF);
+            op_conv2d_nhwc(x, 1, IC, H, W, w, b, OC, 3, 3, 1, 1, r, 0);
+            CMP(y, r, ny, name);
+        }
+    }
+    ops_conv_set_winograd(saved);
+    for (int m = 0; m < 4; m++) free(ws[m]);
+    free(x); free(b); free(y); free(r);
 }
 
 /* The team size set by ops_init in one thread applies in another thread
@@ -483,6 +521,7 @@ int main(void)
     test_elementwise();
     test_linear_acc();
     test_conv_bands();
+    test_conv_wino_modes();
     test_threads();
     return t_done();
 }

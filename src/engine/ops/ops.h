@@ -34,9 +34,12 @@ void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
                     const float *w, const float *b, int OC, int KH, int KW,
                     int stride, int pad, float *y, int accum);
 
-/* Winograd rule for stride-1 3x3 convs: 0 never, 1 always, 2 (the default,
- * or SD_CONV_WINOGRAD=auto) where outputs are >= 32x32 and inputs are not
- * huge (see ops_conv.c).  SD_CONV_WINOGRAD=0/1 sets it at start. */
+/* Winograd rule for stride-1 3x3 convs: OPS_WINO_OFF never, OPS_WINO_ALL
+ * always, OPS_WINO_AUTO (the default, SD_CONV_WINOGRAD=auto) where outputs
+ * are >= 32x32, inputs not huge and the weight copy small next to the input,
+ * OPS_WINO_WIDE (SD_CONV_WINOGRAD=wide) the same without the weight-copy
+ * limit (see ops_conv.c).  SD_CONV_WINOGRAD=0/1/auto/wide sets it at start. */
+enum { OPS_WINO_OFF = 0, OPS_WINO_ALL = 1, OPS_WINO_AUTO = 2, OPS_WINO_WIDE = 3 };
 void ops_conv_set_winograd(int mode);
 int ops_conv_winograd(void);
 

@@ -8,7 +8,7 @@
  * Weights come from the shared cache (ops_weights.c), reordered once.
  * accumulate = a "sum" post-op: y += conv(x), the residual add fused.
  * Stride-1 3x3 convs use Winograd by the rule below (SD_CONV_WINOGRAD=0/1
- * forces it off/on): its error against direct is ~4e-6 relative at full size,
+ * forces it off/on, =wide drops the weight-size part of the rule): its error against direct is ~4e-6 relative at full size,
  * inside the parity tolerances (tests/parity/test_winograd.sh, bench
  * --winograd-check).  Blocked activations and the scratchpad go through
  * per-thread buffers that only grow, so steady-state steps allocate nothing.
@@ -42,6 +42,9 @@
  * goes, and not on the UNet's 640/1280-channel or the VAE's 64² layers,
  * whose copies would cost gigabytes (peak RSS at 512x512 ~6 -> ~8 GB). */
 #define WINO_WEIGHT_RATIO 18
+/* SD_CONV_WINOGRAD=wide (OPS_WINO_WIDE) keeps the first two rules only: also
+ * the UNet's 32x32 level and the VAE's 64x64 one, ~10 % faster steps and
+ * decodes for ~1.4 GB more at 512x512 (bench/README.md). */
 
 /* pad: left/right (and top/bottom unless banded); pt, pb: top/bottom;
  * nhwc: the caller's activations are NHWC (else NCHW); accum: y += conv(x). */
@@ -69,9 +72,14 @@ static _Thread_local size_t t_nsrc, t_ndst;
 static void engine_init(void)
 {
     /* SD_CONV_WINOGRAD: 0 = never, 1 = every stride-1 3x3 conv, unset/auto =
-     * stride-1 3x3 convs with outputs of at least WINO_MIN_PIXELS pixels */
+     * by the rules above, wide = by the first two */
     const char *s = getenv("SD_CONV_WINOGRAD");
-    g_wino = !s || !*s || !strcmp(s, "auto") ? 2 : *s == '1';
+    g_wino = OPS_WINO_AUTO;
+    if (s && !strcmp(s, "0")) g_wino = OPS_WINO_OFF;
+    else if (s && !strcmp(s, "1")) g_wino = OPS_WINO_ALL;
+    else if (s && !strcmp(s, "wide")) g_wino = OPS_WINO_WIDE;
+    else if (s && *s && strcmp(s, "auto"))
+        fprintf(stderr, "sdserve: SD_CONV_WINOGRAD=%s is not 0, 1, auto or wide; using auto\n", s);
 }
 
 static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
@@ -134,8 +142,10 @@ static int wino_shape(const conv_key *k)
 static void conv_entry_build(conv_entry *e, const conv_key *k)
 {
     long px = (long)k->H * k->W;
-    int big = px >= WINO_MIN_PIXELS && px * k->IC <= WINO_MAX_INPUT && (long)WINO_WEIGHT_RATIO * k->OC <= k->N * px;
-    if ((g_wino == 1 || (g_wino == 2 && big)) && wino_shape(k) && try_build(e, k, dnnl_convolution_winograd) == 0)
+    int big = px >= WINO_MIN_PIXELS && px * k->IC <= WINO_MAX_INPUT &&
+              (g_wino == OPS_WINO_WIDE || (long)WINO_WEIGHT_RATIO * k->OC <= k->N * px);
+    if ((g_wino == OPS_WINO_ALL || (g_wino >= OPS_WINO_AUTO && big)) && wino_shape(k) &&
+        try_build(e, k, dnnl_convolution_winograd) == 0)
         return;
     if (try_build(e, k, dnnl_convolution_direct)) {
         fprintf(stderr, "ops: oneDNN convolution desc failed\n");
@@ -228,7 +238,7 @@ static void conv2d(const float *x, int N, int IC, int H, int W,
     k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = b != NULL; k.nhwc = nhwc; k.accum = accum;
     pthread_once(&g_once, engine_init);
     long rowin = (long)W * IC;
-    if (!nhwc || N != 1 || g_wino != 2 || !wino_shape(&k) || (long)H * rowin <= WINO_MAX_INPUT) {
+    if (!nhwc || N != 1 || g_wino < OPS_WINO_AUTO || !wino_shape(&k) || (long)H * rowin <= WINO_MAX_INPUT) {
         conv_run(&k, x, w, b, y);
         return;
     }
