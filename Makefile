@@ -45,13 +45,14 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# (-MMD makes the headers prerequisites too: link only the .c, .o and .a)
 $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJ) $(BUILD)/libsdapp.a $(BUILD)/libsdengine.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/common -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/common -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
 $(BUILD)/tools/%: tools/%.c $(TESTLIB_OBJ) $(BUILD)/libsdapp.a $(BUILD)/libsdengine.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests/common -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests/common -o $@ $(filter %.c %.o %.a,$^) $(LDLIBS)
 
 tests: $(TEST_BIN) $(BUILD)/sdserve
 tools: $(TOOL_BIN)

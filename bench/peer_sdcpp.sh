@@ -66,7 +66,7 @@ parse_log() {
     tr '\r' '\n' < "$1" | awk '
         /sampling completed, taking/ { s = $NF; sub(/s$/, "", s); samp = s }
         /decode_first_stage completed, taking/ { s = $NF; sub(/s$/, "", s); dec = s }
-        /Maximum resident set size \(kbytes\)/ { rss = $NF / 1e6 }
+        /Maximum resident set size \(kbytes\)/ { rss = $NF / 1048576 }
         /[0-9]+\/[0-9]+ - [0-9.]+(s\/it|it\/s)/ {
             for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+\/[0-9]+$/) { split($i, kn, "/"); k = kn[1]; n = kn[2] }
             v = $NF; unit = (v ~ /it\/s/) ? "ips" : "spi"; sub(/(s\/it|it\/s).*/, "", v)
@@ -83,7 +83,7 @@ parse_log() {
 median() { sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) { print "nan"; exit }
     if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
-peer_header() { printf '%-4s %10s %10s %10s %8s  %s\n' run "s/step" "decode s" "sampling s" "RSS GB" "per-step (progress bar)"; }
+peer_header() { printf '%-4s %10s %10s %10s %8s  %s\n' run "s/step" "decode s" "sampling s" "RSS GiB" "per-step (progress bar)"; }
 
 if [ "$parse_only" = 1 ]; then
     [ $# -gt 0 ] || die "--parse needs at least one log"

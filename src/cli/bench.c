@@ -109,7 +109,7 @@ static double peak_rss_gb(void)
 {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss / (1024.0 * 1024.0);
+    return ru.ru_maxrss / (1024.0 * 1024.0);   /* GiB */
 }
 
 static void usage(FILE *f)
@@ -148,10 +148,10 @@ static void report(const char *name, double *t, int n, double gflop, double peak
 {
     double m = median(t, n);
     if (gflop > 0)
-        printf("%-14s %9.3f s  %9.1f GFLOP  %7.1f GFLOP/s  %5.1f %% of peak   RSS %.2f GB (peak %.2f)\n", name,
+        printf("%-14s %9.3f s  %9.1f GFLOP  %7.1f GFLOP/s  %5.1f %% of peak   RSS %.2f GiB (peak %.2f)\n", name,
                m, gflop, gflop / m, 100.0 * gflop / m / peak, rss_now_gb(), peak_rss_gb());
     else
-        printf("%-14s %9.3f s  %48s RSS %.2f GB (peak %.2f)\n", name, m, "", rss_now_gb(), peak_rss_gb());
+        printf("%-14s %9.3f s  %48s RSS %.2f GiB (peak %.2f)\n", name, m, "", rss_now_gb(), peak_rss_gb());
     fflush(stdout);
 }
 
@@ -323,13 +323,13 @@ int cli_bench(int argc, char **argv)
             if (mode == OPS_WINO_OFF) { memcpy(ru, o, sizeof(float) * nu); memcpy(ri, img, sizeof(float) * ni); }
             for (size_t i = 0; i < nu; i++) { eu = fmax(eu, fabs(o[i] - ru[i])); mu = fmax(mu, fabs(ru[i])); }
             for (size_t i = 0; i < ni; i++) { ei = fmax(ei, fabs(img[i] - ri[i])); mi = fmax(mi, fabs(ri[i])); }
-            printf("  winograd %-4s  unet step %7.3f s  err %.2e    decode %7.3f s  err %.2e  (peak RSS so far %.2f GB)\n",
+            printf("  winograd %-4s  unet step %7.3f s  err %.2e    decode %7.3f s  err %.2e  (peak RSS so far %.2f GiB)\n",
                    names[m], tu, mu > 0 ? eu / mu : eu, td, mi > 0 ? ei / mi : ei, peak_rss_gb());
         }
         ops_conv_set_winograd(saved);
         free(ru); free(ri);
     }
-    printf("peak RSS %.2f GB\n", peak_rss_gb());
+    printf("peak RSS %.2f GiB (%.2f GB)\n", peak_rss_gb(), peak_rss_gb() * 1.073741824);
     rc = 0;
     goto done;
 fail:

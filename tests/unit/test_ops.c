@@ -221,6 +221,15 @@ static void test_norms(void)
     naive_group_norm_nhwc(x2, 1, C, HW2, G, NULL, g, b, 1e-6, 1, r2);
     op_group_norm_nhwc(x2, 1, C, HW2, G, NULL, g, b, 1e-6f, 1, x2);
     CMP(x2, r2, n2, "group_norm_nhwc in place, 4099 pixels");
+    /* a mean 1000x the spread (E[x²] - mean² would lose it in float; the
+     * shifted sums must not), first pixel far from the rest */
+    float *x3 = rnd(n2), *y3 = malloc(sizeof(float) * n2);
+    for (size_t i = 0; i < n2; i++) x3[i] = 300.f + 0.3f * x3[i];
+    for (int c = 0; c < C; c++) x3[c] = 310.f;
+    naive_group_norm_nhwc(x3, 1, C, HW2, G, NULL, g, b, 1e-6, 0, r2);
+    op_group_norm_nhwc(x3, 1, C, HW2, G, NULL, g, b, 1e-6f, 0, y3);
+    CMP(y3, r2, n2, "group_norm_nhwc, mean 1000x the spread");
+    free(x3); free(y3);
     free(x); free(g); free(b); free(pb); free(y); free(r); free(x2); free(r2);
 
     int M = 7, CC = 21;
@@ -443,13 +452,39 @@ static void test_conv_bands(void)
     free(x); free(w); free(b); free(y); free(r); free(y0);
 }
 
+/* op_conv2d_nhwc_up2 = nearest 2x upsampling then a 3x3 conv: one band
+ * (small) and two bands of 216 output rows per image (N = 2, 300x300 out),
+ * under the default rule (Winograd here) and with Winograd off. */
+static void test_conv_up2(void)
+{
+    struct { int N, IC, H, W, OC; } cs[] = {{1, 8, 5, 7, 12}, {2, 64, 150, 150, 32}};
+    int saved = ops_conv_winograd();
+    for (int c = 0; c < 2; c++)
+        for (int mode = 0; mode < 2; mode++) {
+            int N = cs[c].N, IC = cs[c].IC, H = cs[c].H, W = cs[c].W, OC = cs[c].OC, OH = 2 * H, OW = 2 * W;
+            size_t nu = (size_t)N * OH * OW * IC, ny = (size_t)N * OH * OW * OC;
+            float *x = rnd((size_t)N * H * W * IC), *w = rnd((size_t)OC * IC * 9), *b = rnd(OC);
+            float *u = malloc(sizeof(float) * nu), *r = malloc(sizeof(float) * ny), *y = nanbuf(ny);
+            ops_conv_set_winograd(mode ? OPS_WINO_OFF : OPS_WINO_AUTO);
+            op_upsample_nearest_nhwc(x, N, IC, H, W, OH, OW, u);
+            op_conv2d_nhwc(u, N, IC, OH, OW, w, b, OC, 3, 3, 1, 1, r, 0);
+            op_conv2d_nhwc_up2(x, N, IC, H, W, w, b, OC, y);
+            char name[96];
+            snprintf(name, sizeof name, "conv2d_nhwc_up2 N%d IC%d %dx%d -> %dx%d OC%d (Winograd %s) = upsample + conv",
+                     N, IC, H, W, OH, OW, OC, mode ? "off" : "auto");
+            CMP(y, r, ny, name);
+            free(x); free(w); free(b); free(u); free(r); free(y);
+        }
+    ops_conv_set_winograd(saved);
+}
+
 /* The Winograd rules: a 32x32 conv whose Winograd weight copy would be large
- * next to its input (18·OC > N·H·W) stays direct under auto and goes
+ * next to its input (12·OC > N·H·W) stays direct under auto and goes
  * Winograd under wide and all (seen in the cache's Winograd bytes), with the
  * same result as direct. */
 static void test_conv_wino_modes(void)
 {
-    int H = 32, W = 32, IC = 48, OC = 64;
+    int H = 32, W = 32, IC = 48, OC = 96;
     size_t nx = (size_t)H * W * IC, ny = (size_t)H * W * OC;
     float *x = rnd(nx), *b = rnd(OC), *y = malloc(sizeof(float) * ny), *r = malloc(sizeof(float) * ny);
     int saved = ops_conv_winograd();
@@ -522,6 +557,7 @@ int main(void)
     test_linear_acc();
     test_conv_bands();
     test_conv_wino_modes();
+    test_conv_up2();
     test_threads();
     return t_done();
 }

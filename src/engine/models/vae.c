@@ -416,20 +416,27 @@ static void swap(float **a, float **b) { float *t = *a; *a = *b; *b = t; }
 /* Activations are NHWC inside the coders (oneDNN's direct convs read and
  * write it natively); images and latents come and go as NCHW. */
 
-/* cur[H, W, cin] -> cur[H, W, cout]; the residual add is fused into conv2. */
+/* cur[H, W, cin] -> cur[H, W, cout]; the residual add is fused into conv2.
+ * With a 1x1 shortcut (cin != cout) the shortcut is taken first, so the
+ * first norm can overwrite cur: at most one cin-wide and two cout-wide
+ * tensors are live (the decoder's first 512x512 block: 256 + 2 x 128
+ * channels, not 3 x 256). */
 static void resnet_forward(const sd_vae *v, vae_ws *ws, const vae_resnet *r, int H, int W)
 {
     int HW = H * W;
+    if (r->sc_w) {
+        op_conv2d_nhwc(ws->cur, 1, r->cin, H, W, r->sc_w, r->sc_b, r->cout, 1, 1, 1, 0, ws->tmp, 0);
+        op_group_norm_nhwc(ws->cur, 1, r->cin, HW, v->groups, NULL, r->n1_w, r->n1_b, VAE_GN_EPS, 1, ws->cur);
+        op_conv2d_nhwc(ws->cur, 1, r->cin, H, W, r->c1_w, r->c1_b, r->cout, 3, 3, 1, 1, ws->nxt, 0);
+        op_group_norm_nhwc(ws->nxt, 1, r->cout, HW, v->groups, NULL, r->n2_w, r->n2_b, VAE_GN_EPS, 1, ws->nxt);
+        op_conv2d_nhwc(ws->nxt, 1, r->cout, H, W, r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->tmp, 1);
+        swap(&ws->cur, &ws->tmp);
+        return;
+    }
     op_group_norm_nhwc(ws->cur, 1, r->cin, HW, v->groups, NULL, r->n1_w, r->n1_b, VAE_GN_EPS, 1, ws->tmp);
     op_conv2d_nhwc(ws->tmp, 1, r->cin, H, W, r->c1_w, r->c1_b, r->cout, 3, 3, 1, 1, ws->nxt, 0);
     op_group_norm_nhwc(ws->nxt, 1, r->cout, HW, v->groups, NULL, r->n2_w, r->n2_b, VAE_GN_EPS, 1, ws->nxt);
-    if (r->sc_w) {
-        op_conv2d_nhwc(ws->cur, 1, r->cin, H, W, r->sc_w, r->sc_b, r->cout, 1, 1, 1, 0, ws->tmp, 0);
-        op_conv2d_nhwc(ws->nxt, 1, r->cout, H, W, r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->tmp, 1);
-        swap(&ws->cur, &ws->tmp);
-    } else {
-        op_conv2d_nhwc(ws->nxt, 1, r->cout, H, W, r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->cur, 1);
-    }
+    op_conv2d_nhwc(ws->nxt, 1, r->cout, H, W, r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->cur, 1);
 }
 
 /* cur[HW, C] += out(attention(q, k, v of gn(cur))) over the HW positions. */
@@ -451,12 +458,12 @@ static void mid_forward(const sd_vae *v, vae_ws *ws, const vae_mid *m, int H, in
     resnet_forward(v, ws, &m->r1, H, W);
 }
 
-/* cur[H, W, C] -> cur[2H, 2W, C]: nearest 2x then 3x3 conv. */
+/* cur[H, W, C] -> cur[2H, 2W, C]: nearest 2x then 3x3 conv, in one op that
+ * never makes the upsampled image. */
 static void upsample_forward(vae_ws *ws, const vae_level *lv, int H, int W)
 {
     int C = lv->cout;
-    op_upsample_nearest_nhwc(ws->cur, 1, C, H, W, 2 * H, 2 * W, ws->nxt);
-    op_conv2d_nhwc(ws->nxt, 1, C, 2 * H, 2 * W, lv->samp_w, lv->samp_b, C, 3, 3, 1, 1, ws->tmp, 0);
+    op_conv2d_nhwc_up2(ws->cur, 1, C, H, W, lv->samp_w, lv->samp_b, C, ws->tmp);
     swap(&ws->cur, &ws->tmp);
 }
 

@@ -92,11 +92,43 @@ int ops_threads(void)
 /* Elementwise loops are split into chunks only when big enough to pay for the team. */
 #define PAR_MIN 16384
 
-/* NHWC group norm: per sample, pixel chunks accumulate per-channel sums in
- * double (pass 1: sum; pass 2: squared deviation from the group mean, not
- * E[x²]-mean², which cancels), then every pixel row is scaled per channel
- * (pass 3). */
+/* NHWC group norm, two passes over the input per sample.  Pass 1: pixel
+ * chunks accumulate, per channel and in double, the sum and sum of squares
+ * of d = x - x0 (x0 the sample's first pixel: a shift close to the data, so
+ * nothing cancels) — 16 channels at a time, widened to double in vectors.
+ * The group mean and squared deviation then follow exactly from those:
+ *     mean = Σc (HW·s_c + Σd_c) / n,  s_c = x0_c (+ pre_bias_c, a constant)
+ *     Σ(v - mean)² = Σc [Σd²_c + 2(s_c - mean)·Σd_c + HW·(s_c - mean)²].
+ * Pass 2 scales every pixel row per channel (and applies SiLU). */
 #define GN_CHUNKS 64
+typedef double v8d __attribute__((vector_size(64)));
+
+static void gn_chunk_sums(const float *xn, int C, int p0, int p1, double *sum, double *sq)
+{
+    const float *x0 = xn;   /* the shift: pixel 0 */
+    int c = 0;
+    for (; c + 16 <= C; c += 16) {
+        v8d s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
+        v16f sh = v16_load(x0 + c);
+        for (int p = p0; p < p1; p++) {
+            v16f d = v16_load(xn + (size_t)p * C + c) - sh;
+            v8f lo, hi;
+            memcpy(&lo, &d, sizeof lo);
+            memcpy(&hi, (const char *)&d + sizeof lo, sizeof hi);
+            v8d dl = __builtin_convertvector(lo, v8d), dh = __builtin_convertvector(hi, v8d);
+            s0 += dl; s1 += dh;
+            q0 += dl * dl; q1 += dh * dh;
+        }
+        memcpy(sum + c, &s0, sizeof s0); memcpy(sum + c + 8, &s1, sizeof s1);
+        memcpy(sq + c, &q0, sizeof q0); memcpy(sq + c + 8, &q1, sizeof q1);
+    }
+    for (; c < C; c++) {
+        double s = 0, q = 0;
+        for (int p = p0; p < p1; p++) { double d = (double)xn[(size_t)p * C + c] - x0[c]; s += d; q += d * d; }
+        sum[c] = s; sq[c] = q;
+    }
+}
+
 void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float *pre_bias,
                         const float *gamma, const float *beta, float eps, int silu, float *y)
 {
@@ -105,43 +137,40 @@ void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float
     /* scratch: a few KB, grown once per thread (no allocation per call) */
     static _Thread_local void *scr;
     static _Thread_local size_t nscr;
-    double *part = ops_grow(&scr, &nscr, sizeof(double) * ((size_t)nch * C + G) + sizeof(float) * 2 * (size_t)C);
-    double *gmean = part + (size_t)nch * C;
-    float *sh = (float *)(gmean + G), *sc = sh + C;
+    double *part = ops_grow(&scr, &nscr, sizeof(double) * (2 * (size_t)nch * C + 2 * (size_t)C) +
+                                         sizeof(float) * 2 * (size_t)C);
+    double *tsum = part + 2 * (size_t)nch * C, *tsq = tsum + C;
+    float *sh = (float *)(tsq + C), *sc = sh + C;
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * HW * C;
         float *yn = y + (size_t)n * HW * C;
         const float *pb = pre_bias ? pre_bias + (size_t)n * C : NULL;
-        for (int pass = 0; pass < 2; pass++) {
-            /* pass 0: sh = pre_bias; pass 1: sh = pre_bias - group mean */
-            for (int c = 0; c < C; c++) sh[c] = (pb ? pb[c] : 0.f) - (pass ? (float)gmean[c / cg] : 0.f);
-            #pragma omp parallel for schedule(static) if ((size_t)HW * C >= PAR_MIN)
-            for (int k = 0; k < nch; k++) {
-                double *acc = part + (size_t)k * C;
-                for (int c = 0; c < C; c++) acc[c] = 0;
-                int p0 = (int)((long)HW * k / nch), p1 = (int)((long)HW * (k + 1) / nch);
-                for (int p = p0; p < p1; p++) {
-                    const float *xr = xn + (size_t)p * C;
-                    if (pass == 0)
-                        for (int c = 0; c < C; c++) acc[c] += xr[c] + sh[c];
-                    else
-                        for (int c = 0; c < C; c++) { double d = xr[c] + sh[c]; acc[c] += d * d; }
-                }
+        #pragma omp parallel for schedule(static) if ((size_t)HW * C >= PAR_MIN)
+        for (int k = 0; k < nch; k++) {
+            int p0 = (int)((long)HW * k / nch), p1 = (int)((long)HW * (k + 1) / nch);
+            gn_chunk_sums(xn, C, p0, p1, part + (size_t)k * 2 * C, part + (size_t)k * 2 * C + C);
+        }
+        for (int c = 0; c < C; c++) {
+            double s = 0, q = 0;
+            for (int k = 0; k < nch; k++) { s += part[(size_t)k * 2 * C + c]; q += part[(size_t)k * 2 * C + C + c]; }
+            tsum[c] = s; tsq[c] = q;
+        }
+        for (int g = 0; g < G; g++) {
+            double t = 0;
+            for (int c = g * cg; c < (g + 1) * cg; c++)
+                t += (double)HW * ((double)xn[c] + (pb ? pb[c] : 0.f)) + tsum[c];
+            double mean = t / ((double)cg * HW), m2 = 0;
+            for (int c = g * cg; c < (g + 1) * cg; c++) {
+                double e = (double)xn[c] + (pb ? pb[c] : 0.f) - mean;
+                m2 += tsq[c] + 2 * e * tsum[c] + (double)HW * e * e;
             }
-            for (int g = 0; g < G; g++) {
-                double t = 0;
-                for (int k = 0; k < nch; k++)
-                    for (int c = g * cg; c < (g + 1) * cg; c++) t += part[(size_t)k * C + c];
-                t /= (double)cg * HW;
-                if (pass == 0) gmean[g] = t;
-                else gmean[g] = 1.0 / sqrt(t + eps);   /* now the inverse std */
+            double inv = 1.0 / sqrt(m2 / ((double)cg * HW) + eps);
+            /* y = (x + pb - mean)·inv·gamma + beta = x·sc + sh */
+            for (int c = g * cg; c < (g + 1) * cg; c++) {
+                float a = (float)inv * (gamma ? gamma[c] : 1.f);
+                sc[c] = a;
+                sh[c] = (float)(((pb ? pb[c] : 0.f) - mean) * a) + (beta ? beta[c] : 0.f);
             }
-            if (pass == 1)   /* y = (x + pb - mean)·inv·gamma + beta = x·sc + sh' */
-                for (int c = 0; c < C; c++) {
-                    float a = (float)gmean[c / cg] * (gamma ? gamma[c] : 1.f);
-                    sh[c] = sh[c] * a + (beta ? beta[c] : 0.f);
-                    sc[c] = a;
-                }
         }
         #pragma omp parallel for schedule(static) if ((size_t)HW * C >= PAR_MIN)
         for (int p = 0; p < HW; p++) {

@@ -33,6 +33,9 @@ int ops_threads(void);
 void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
                     const float *w, const float *b, int OC, int KH, int KW,
                     int stride, int pad, float *y, int accum);
+/* y[N,2H,2W,OC] = 3x3 conv (stride 1, pad 1) of x[N,H,W,IC] upsampled 2x
+ * (nearest), without making the upsampled image (it runs in row bands). */
+void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float *w, const float *b, int OC, float *y);
 
 /* Winograd rule for stride-1 3x3 convs: OPS_WINO_OFF never, OPS_WINO_ALL
  * always, OPS_WINO_AUTO (the default, SD_CONV_WINOGRAD=auto) where outputs

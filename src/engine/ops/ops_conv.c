@@ -33,22 +33,28 @@
 #define WINO_MIN_PIXELS (32 * 32)
 #endif
 /* ... and not where the input is huge (the VAE's 256²/512² layers): oneDNN's
- * Winograd scratch is ~4x the input, gigabytes there. */
-#define WINO_MAX_INPUT (1L << 24)
+ * Winograd scratch is ~4x the input, gigabytes there.  Those convs run in
+ * bands of rows with inputs of at most this many floats instead (2^23: the
+ * scratch ~128 MB; 2^24 cost 150 MB more peak RSS at 512x512, no faster). */
+#define WINO_MAX_INPUT (1L << 23)
 /* ... and only where the Winograd weight copy (up to 4x the fp32 weights
- * with F(4,3): 36·IC·OC floats) is at most twice the input activation
- * (N·H·W·IC floats), i.e. 18·OC <= N·H·W.  So it is used on large images
- * (UNet first level, the VAE's 128²..512² layers), where most of the time
- * goes, and not on the UNet's 640/1280-channel or the VAE's 64² layers,
- * whose copies would cost gigabytes (peak RSS at 512x512 ~6 -> ~8 GB). */
-#define WINO_WEIGHT_RATIO 18
+ * with F(4,3): 36·IC·OC floats) is at most 3x the input activation (N·H·W·IC
+ * floats), i.e. 12·OC <= N·H·W.  So it is used on large images (the UNet's
+ * first level, its 640-channel upsampler included, the VAE's 128²..512²
+ * layers), where most of the time goes, and not on the UNet's 32x32 and
+ * deeper levels or the VAE's 64² one, whose copies would cost gigabytes
+ * (SD 1.5 at 512x512: peak RSS 5.6 GiB; `wide` 7.2, all 13).  18·OC (2x)
+ * left the UNet's upsampler direct: 0.3 s a step slower for 56 MB less. */
+#define WINO_WEIGHT_RATIO 12
 /* SD_CONV_WINOGRAD=wide (OPS_WINO_WIDE) keeps the first two rules only: also
  * the UNet's 32x32 level and the VAE's 64x64 one, ~10 % faster steps and
  * decodes for ~1.4 GB more at 512x512 (bench/README.md). */
 
 /* pad: left/right (and top/bottom unless banded); pt, pb: top/bottom;
- * nhwc: the caller's activations are NHWC (else NCHW); accum: y += conv(x). */
-typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, pt, pb, bias, nhwc, accum; } conv_key;
+ * nhwc: the caller's activations are NHWC (else NCHW); accum: y += conv(x);
+ * band: 0 = a whole conv (the Winograd rule looks at this shape), else a band
+ * of rows of a larger one whose rule said Winograd (1) or direct (2). */
+typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, pt, pb, bias, nhwc, accum, band; } conv_key;
 
 typedef struct conv_entry {
     conv_key key;
@@ -139,13 +145,21 @@ static int wino_shape(const conv_key *k)
     return k->KH == 3 && k->KW == 3 && k->stride == 1 && k->pad == 1 && k->pt <= 1 && k->pb <= 1;
 }
 
-static void conv_entry_build(conv_entry *e, const conv_key *k)
+/* The rule for a whole conv of this shape, leaving out the input-size limit
+ * (which banding takes care of). */
+static int wino_wanted(const conv_key *k)
 {
     long px = (long)k->H * k->W;
-    int big = px >= WINO_MIN_PIXELS && px * k->IC <= WINO_MAX_INPUT &&
-              (g_wino == OPS_WINO_WIDE || (long)WINO_WEIGHT_RATIO * k->OC <= k->N * px);
-    if ((g_wino == OPS_WINO_ALL || (g_wino >= OPS_WINO_AUTO && big)) && wino_shape(k) &&
-        try_build(e, k, dnnl_convolution_winograd) == 0)
+    if (!wino_shape(k) || g_wino == OPS_WINO_OFF) return 0;
+    if (g_wino == OPS_WINO_ALL) return 1;
+    return px >= WINO_MIN_PIXELS && (g_wino == OPS_WINO_WIDE || (long)WINO_WEIGHT_RATIO * k->OC <= k->N * px);
+}
+
+static void conv_entry_build(conv_entry *e, const conv_key *k)
+{
+    int wino = k->band ? k->band == 1 && wino_shape(k)
+                       : wino_wanted(k) && (g_wino == OPS_WINO_ALL || (long)k->H * k->W * k->IC <= WINO_MAX_INPUT);
+    if (wino && try_build(e, k, dnnl_convolution_winograd) == 0)
         return;
     if (try_build(e, k, dnnl_convolution_direct)) {
         fprintf(stderr, "ops: oneDNN convolution desc failed\n");
@@ -244,15 +258,64 @@ static void conv2d(const float *x, int N, int IC, int H, int W,
     }
     int R = (int)(WINO_MAX_INPUT / rowin) - 2;   /* output rows per band */
     if (R < 8) R = 8;
+    int band = wino_wanted(&k) ? 1 : 2;
     for (int r0 = 0; r0 < H; r0 += R) {
+        /* all bands R rows (the last one moved up over its neighbour, whose
+         * rows it recomputes to the same values): one shape, so one Winograd
+         * weight layout; not when accumulating (rows would be added twice) */
         int r1 = r0 + R < H ? r0 + R : H;
         int in0 = r0 > 0 ? r0 - 1 : 0, in1 = r1 < H ? r1 + 1 : H;
         conv_key kb = k;
         kb.H = in1 - in0;
         kb.pt = r0 == 0;
         kb.pb = r1 == H;
+        kb.band = band;
         conv_run(&kb, x + (size_t)in0 * rowin, w, b, y + (size_t)r0 * W * OC);
     }
+}
+
+/* Nearest 2x upsampling followed by a 3x3 conv (the decoders' upsamplers),
+ * without the upsampled image: bands of output rows (a multiple of 4, the
+ * Winograd tile) whose upsampled input rows, halo included, are made in a
+ * per-thread buffer of at most UP_BAND floats; the Winograd rule is the
+ * whole conv's. */
+#define UP_BAND (1L << 22)
+static _Thread_local void *t_up;
+static _Thread_local size_t t_nup;
+
+void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float *w, const float *b, int OC, float *y)
+{
+    PROF_BEGIN;
+    pthread_once(&g_once, engine_init);
+    int OH = 2 * H, OW = 2 * W;
+    long rowin = (long)OW * IC;
+    int R = (int)(UP_BAND / rowin) - 2;
+    R = R < 8 ? 8 : R / 4 * 4;
+    if (R > OH) R = OH;
+    conv_key k;
+    memset(&k, 0, sizeof k);
+    k.N = 1; k.IC = IC; k.H = OH; k.W = OW; k.OC = OC; k.KH = k.KW = 3;
+    k.stride = 1; k.pad = 1; k.bias = b != NULL; k.nhwc = 1;
+    k.band = wino_wanted(&k) ? 1 : 2;
+    float *buf = ops_grow(&t_up, &t_nup, sizeof(float) * (size_t)(R + 2) * rowin);
+    for (int n = 0; n < N; n++)
+        for (int r0 = 0; r0 < OH; r0 += R) {
+            if (r0 + R > OH) r0 = OH - R;   /* equal bands, as in conv2d */
+            int r1 = r0 + R < OH ? r0 + R : OH;
+            int in0 = r0 > 0 ? r0 - 1 : 0, in1 = r1 < OH ? r1 + 1 : OH;
+            #pragma omp parallel for schedule(static)
+            for (int i = in0; i < in1; i++) {
+                const float *xr = x + ((size_t)n * H + i / 2) * W * IC;
+                float *br = buf + (size_t)(i - in0) * rowin;
+                for (int j = 0; j < OW; j++) memcpy(br + (size_t)j * IC, xr + (size_t)(j / 2) * IC, sizeof(float) * IC);
+            }
+            conv_key kb = k;
+            kb.H = in1 - in0;
+            kb.pt = r0 == 0;
+            kb.pb = r1 == OH;
+            conv_run(&kb, buf, w, b, y + ((size_t)n * OH + r0) * OW * OC);
+        }
+    PROF_END(PROF_CONV);
 }
 
 void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
