@@ -511,6 +511,21 @@ static void test_conv_wino_modes(void)
             CMP(y, r, ny, name);
         }
     }
+    /* the batch counts only up to a CFG pair: N = 4 x 32x32 with 12·OC <=
+     * 4·H·W but > 2·H·W stays direct under auto */
+    {
+        int N4 = 4, OC4 = 256;
+        float *x4 = rnd((size_t)N4 * H * W * IC), *w4 = rnd((size_t)OC4 * IC * 9);
+        float *y4 = malloc(sizeof(float) * N4 * H * W * OC4);
+        size_t c0, b0, w0, c1, b1, w1;
+        ops_conv_set_winograd(OPS_WINO_AUTO);
+        ops_weights_stats(&c0, &b0, &w0);
+        op_conv2d_nhwc(x4, N4, IC, H, W, w4, NULL, OC4, 3, 3, 1, 1, y4, 0);
+        ops_weights_stats(&c1, &b1, &w1);
+        CHECKF(w1 == w0 && c1 > c0, "conv N=4 32x32 OC 256, Winograd auto: direct weights (batch counted up to 2)",
+               "copies %zu -> %zu, Winograd bytes %zu -> %zu", c0, c1, w0, w1);
+        free(x4); free(w4); free(y4);
+    }
     ops_conv_set_winograd(saved);
     for (int m = 0; m < 4; m++) free(ws[m]);
     free(x); free(b); free(y); free(r);

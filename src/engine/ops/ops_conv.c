@@ -39,12 +39,14 @@
 #define WINO_MAX_INPUT (1L << 23)
 /* ... and only where the Winograd weight copy (up to 4x the fp32 weights
  * with F(4,3): 36·IC·OC floats) is at most 3x the input activation (N·H·W·IC
- * floats), i.e. 12·OC <= N·H·W.  So it is used on large images (the UNet's
- * first level, its 640-channel upsampler included, the VAE's 128²..512²
- * layers), where most of the time goes, and not on the UNet's 32x32 and
- * deeper levels or the VAE's 64² one, whose copies would cost gigabytes
- * (SD 1.5 at 512x512: peak RSS 5.6 GiB; `wide` 7.2, all 13).  18·OC (2x)
- * left the UNet's upsampler direct: 0.3 s a step slower for 56 MB less. */
+ * floats, N counted up to 2), i.e. 12·OC <= min(N, 2)·H·W.  So it is used
+ * on large images (the UNet's first level, its 640-channel upsampler
+ * included, the VAE's 128²..512² layers), where most of the time goes, and
+ * not on the UNet's 32x32 and deeper levels or the VAE's 64² one, whose
+ * copies would cost gigabytes (SD 1.5 at 512x512: peak RSS 5.6 GiB; `wide`
+ * 7.2, all 13).  18·OC (2x) left the UNet's upsampler direct: 0.3 s a step
+ * slower for 56 MB less.  Counting all of N gave num_outputs=4 the 32x32
+ * level too: +1 GiB that stayed cached for later requests. */
 #define WINO_WEIGHT_RATIO 12
 /* SD_CONV_WINOGRAD=wide (OPS_WINO_WIDE) keeps the first two rules only: also
  * the UNet's 32x32 level and the VAE's 64x64 one, ~10 % faster steps and
@@ -152,7 +154,10 @@ static int wino_wanted(const conv_key *k)
     long px = (long)k->H * k->W;
     if (!wino_shape(k) || g_wino == OPS_WINO_OFF) return 0;
     if (g_wino == OPS_WINO_ALL) return 1;
-    return px >= WINO_MIN_PIXELS && (g_wino == OPS_WINO_WIDE || (long)WINO_WEIGHT_RATIO * k->OC <= k->N * px);
+    /* the batch counts up to a CFG pair: larger batches do not earn more
+     * weight copies, which would stay cached after the request */
+    long n = k->N < 2 ? k->N : 2;
+    return px >= WINO_MIN_PIXELS && (g_wino == OPS_WINO_WIDE || (long)WINO_WEIGHT_RATIO * k->OC <= n * px);
 }
 
 static void conv_entry_build(conv_entry *e, const conv_key *k)
