@@ -1,17 +1,19 @@
-/* ops_conv.c — op_conv2d_nhwc on oneDNN convolution primitives.
+/* ops_conv.c — op_conv2d_nhwc (and op_conv2d_nhwc_up2, the decoders'
+ * upsample + conv) on oneDNN convolution primitives.
  *
  * A primitive is built once per distinct shape (N, IC, H, W, OC, KH, KW,
- * stride, pad, bias, layout, accumulate) and kept in a small LRU cache with
- * the reorders that bring the caller's activations into the primitive's
- * layout and back.  NHWC callers (the UNet and VAE) get NHWC in and out for
- * direct convs, which oneDNN's brgconv kernels use natively: no reorders.
+ * stride, pad, bias, accumulate, band) and kept in a small LRU cache with
+ * the reorders that bring the caller's NHWC activations into the
+ * primitive's layout and back.  Direct convs take NHWC in and out (oneDNN's
+ * brgconv kernels use it natively: no reorders); Winograd picks its own.
  * Weights come from the shared cache (ops_weights.c), reordered once.
  * accumulate = a "sum" post-op: y += conv(x), the residual add fused.
- * Stride-1 3x3 convs use Winograd by the rule below (SD_CONV_WINOGRAD=0/1
- * forces it off/on, =wide drops the weight-size part of the rule): its error against direct is ~4e-6 relative at full size,
- * inside the parity tolerances (tests/parity/test_winograd.sh, bench
- * --winograd-check).  Blocked activations and the scratchpad go through
- * per-thread buffers that only grow, so steady-state steps allocate nothing.
+ * Stride-1 3x3 convs use Winograd by the rules below (SD_CONV_WINOGRAD=0/1
+ * forces it off/on, =wide drops the weight-size rule): its error against
+ * direct is ~4e-6 relative at full size, inside the parity tolerances
+ * (tests/parity/test_winograd.sh, bench --winograd-check).  Blocked
+ * activations and the scratchpad go through per-thread buffers that only
+ * grow, so steady-state steps allocate nothing of ours.
  * Any oneDNN failure is a bug: print and abort. */
 #include "ops.h"
 #include "ops_dnnl.h"
@@ -53,10 +55,10 @@
  * decodes for ~1.4 GB more at 512x512 (bench/README.md). */
 
 /* pad: left/right (and top/bottom unless banded); pt, pb: top/bottom;
- * nhwc: the caller's activations are NHWC (else NCHW); accum: y += conv(x);
+ * accum: y += conv(x);
  * band: 0 = a whole conv (the Winograd rule looks at this shape), else a band
  * of rows of a larger one whose rule said Winograd (1) or direct (2). */
-typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, pt, pb, bias, nhwc, accum, band; } conv_key;
+typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, pt, pb, bias, accum, band; } conv_key;
 
 typedef struct conv_entry {
     conv_key key;
@@ -65,7 +67,7 @@ typedef struct conv_entry {
     dnnl_primitive_t rsrc, rdst;   /* plain->blocked src, blocked->plain dst; NULL if plain */
     dnnl_primitive_t rdin;         /* plain->blocked dst before an accumulating conv; or NULL */
     dnnl_memory_desc_t src, wei, bia, dst;      /* as the primitive wants them */
-    dnnl_memory_desc_t psrc, pwei, pdst;        /* plain NCHW / OIHW */
+    dnnl_memory_desc_t psrc, pwei, pdst;        /* plain: NHWC activations, OIHW weights */
     dnnl_memory_desc_t scratch;                 /* user-managed scratchpad */
 } conv_entry;
 
@@ -99,14 +101,14 @@ static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
     dnnl_dims_t strides = {k->stride, k->stride}, pl = {k->pt, k->pad},
                 pr = {(OH - 1) * k->stride + k->KH - k->H - k->pt, (OW - 1) * k->stride + k->KW - k->W - k->pad};
     dnnl_memory_desc_t as, aw, ad;
-    dnnl_format_tag_t plain = k->nhwc ? dnnl_nhwc : dnnl_nchw;
+    dnnl_format_tag_t plain = dnnl_nhwc;
     ops_ck(dnnl_memory_desc_init_by_tag(&e->psrc, 4, sd, dnnl_f32, plain), "md src");
     ops_ck(dnnl_memory_desc_init_by_tag(&e->pwei, 4, wd, dnnl_f32, dnnl_oihw), "md weights");
     ops_ck(dnnl_memory_desc_init_by_tag(&e->bia, 1, bd, dnnl_f32, dnnl_x), "md bias");
     ops_ck(dnnl_memory_desc_init_by_tag(&e->pdst, 4, dd, dnnl_f32, plain), "md dst");
     /* NHWC callers get NHWC in and out for direct convs (oneDNN's brgconv
      * kernels work on it natively: no reorders); Winograd picks its own. */
-    dnnl_format_tag_t act = k->nhwc && alg == dnnl_convolution_direct ? dnnl_nhwc : dnnl_format_tag_any;
+    dnnl_format_tag_t act = alg == dnnl_convolution_direct ? dnnl_nhwc : dnnl_format_tag_any;
     ops_ck(dnnl_memory_desc_init_by_tag(&as, 4, sd, dnnl_f32, act), "md src any");
     ops_ck(dnnl_memory_desc_init_by_tag(&aw, 4, wd, dnnl_f32, dnnl_format_tag_any), "md weights any");
     ops_ck(dnnl_memory_desc_init_by_tag(&ad, 4, dd, dnnl_f32, act), "md dst any");
@@ -249,15 +251,15 @@ static void conv_run(const conv_key *k, const float *x, const float *w, const fl
  * used there too.  Bands are rows of NHWC: plain pointer offsets. */
 static void conv2d(const float *x, int N, int IC, int H, int W,
                    const float *w, const float *b, int OC, int KH, int KW,
-                   int stride, int pad, float *y, int nhwc, int accum)
+                   int stride, int pad, float *y, int accum)
 {
     conv_key k;
     memset(&k, 0, sizeof k);   /* padding bytes take part in memcmp */
     k.N = N; k.IC = IC; k.H = H; k.W = W; k.OC = OC; k.KH = KH; k.KW = KW;
-    k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = b != NULL; k.nhwc = nhwc; k.accum = accum;
+    k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = b != NULL; k.accum = accum;
     pthread_once(&g_once, engine_init);
     long rowin = (long)W * IC;
-    if (!nhwc || N != 1 || g_wino < OPS_WINO_AUTO || !wino_shape(&k) || (long)H * rowin <= WINO_MAX_INPUT) {
+    if (N != 1 || g_wino < OPS_WINO_AUTO || !wino_shape(&k) || (long)H * rowin <= WINO_MAX_INPUT) {
         conv_run(&k, x, w, b, y);
         return;
     }
@@ -300,7 +302,7 @@ void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float
     conv_key k;
     memset(&k, 0, sizeof k);
     k.N = 1; k.IC = IC; k.H = OH; k.W = OW; k.OC = OC; k.KH = k.KW = 3;
-    k.stride = 1; k.pad = 1; k.bias = b != NULL; k.nhwc = 1;
+    k.stride = 1; k.pad = 1; k.bias = b != NULL;
     k.band = wino_wanted(&k) ? 1 : 2;
     float *buf = ops_grow(&t_up, &t_nup, sizeof(float) * (size_t)(R + 2) * rowin);
     for (int n = 0; n < N; n++)
@@ -328,6 +330,6 @@ void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
                     int stride, int pad, float *y, int accum)
 {
     PROF_BEGIN;
-    conv2d(x, N, IC, H, W, w, b, OC, KH, KW, stride, pad, y, 1, accum);
+    conv2d(x, N, IC, H, W, w, b, OC, KH, KW, stride, pad, y, accum);
     PROF_END(PROF_CONV);
 }
