@@ -26,6 +26,9 @@ cd "$(dirname "$0")/.."
 pass=0; fail=0
 # reference data for the parity tests: ../shared/reference beside the repo (CI), or $SD_REF
 export SD_REF=${SD_REF:-$PWD/../shared/reference}
+# the parity tolerances are fp32's: on a CPU with AMX the engine would pick
+# bf16 by default (test_bf16 checks that choice itself)
+export SD_PRECISION=${SD_PRECISION:-fp32}
 
 NORMAL=; SAN=
 while [ $# -gt 0 ]; do

@@ -43,6 +43,12 @@ void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float
  * OPS_WINO_WIDE (SD_CONV_WINOGRAD=wide) the same without the weight-copy
  * limit (see ops_conv.c).  SD_CONV_WINOGRAD=0/1/auto/wide sets it at start. */
 enum { OPS_WINO_OFF = 0, OPS_WINO_ALL = 1, OPS_WINO_AUTO = 2, OPS_WINO_WIDE = 3 };
+
+/* 1 if convs and matmuls multiply in bf16 (f32 tensors, f32 accumulation):
+ * by default only on CPUs with AMX (checked at run time), else fp32;
+ * SD_PRECISION=fp32|bf16|auto overrides, read once at the first use.  Our
+ * own kernels (attention, norms) are fp32 either way. */
+int ops_bf16(void);
 void ops_conv_set_winograd(int mode);
 int ops_conv_winograd(void);
 

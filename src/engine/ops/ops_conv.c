@@ -120,6 +120,7 @@ static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
     ops_ck(dnnl_primitive_attr_create(&attr), "attr_create");
     /* one scratchpad for all convs (ours, grown once), not one per cached primitive */
     ops_ck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attr_set_scratchpad_mode");
+    ops_attr_precision(attr);
     if (k->accum) {   /* dst = conv(src) + dst: the residual add as a "sum" post-op */
         dnnl_post_ops_t po;
         ops_ck(dnnl_post_ops_create(&po), "post_ops_create");

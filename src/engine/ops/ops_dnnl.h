@@ -11,6 +11,8 @@
 /* Abort with a message on any oneDNN failure (a bug, never user input). */
 void ops_ck(dnnl_status_t st, const char *what);
 dnnl_engine_t ops_engine(void);
+/* The precision rule (ops.h, ops_bf16) applied to a conv/matmul's attributes. */
+void ops_attr_precision(dnnl_primitive_attr_t attr);
 dnnl_stream_t ops_stream(void);   /* the calling thread's */
 /* *buf grown (64-byte aligned, contents dropped) to at least need bytes.
  * buf is one of the calling thread's _Thread_local slots: the buffer is freed

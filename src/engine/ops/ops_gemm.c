@@ -61,6 +61,7 @@ static void mm_build(mm_entry *e, const mm_key *k)
     dnnl_primitive_attr_t attr;
     ops_ck(dnnl_primitive_attr_create(&attr), "attr_create");
     ops_ck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attr_set_scratchpad_mode");
+    ops_attr_precision(attr);
     if (k->accum) {
         dnnl_post_ops_t po;
         ops_ck(dnnl_post_ops_create(&po), "post_ops_create");
