@@ -245,6 +245,20 @@ static void conv_run(const conv_key *k, const float *x, const float *w, const fl
     if (e->rdst) ops_run_reorder(e->rdst, &e->dst, dst, &e->pdst, y);
 }
 
+/* Output rows per band for an H-row conv whose bands may have at most rmax:
+ * balanced bands of whole Winograd tiles (nb bands of H/nb rows rounded up
+ * to 4).  The caller moves the last band up over its neighbour, recomputing
+ * a few rows to the same values, so that every band has one shape — one
+ * Winograd weight layout, not three — except when accumulating (rows would
+ * be added twice), where the last band is shorter. */
+static int band_rows(int H, int rmax)
+{
+    if (rmax < 8) rmax = 8;
+    int nb = (H + rmax - 1) / rmax;
+    int R = ((H + nb - 1) / nb + 3) / 4 * 4;
+    return R < H ? R : H;
+}
+
 /* Huge NHWC stride-1 3x3 convs (the VAE's 256² and 512² layers) run in
  * bands of output rows, each a conv of its own over its rows plus a one-row
  * halo (zero padding only at the image's top and bottom): the same result,
@@ -264,13 +278,10 @@ static void conv2d(const float *x, int N, int IC, int H, int W,
         conv_run(&k, x, w, b, y);
         return;
     }
-    int R = (int)(WINO_MAX_INPUT / rowin) - 2;   /* output rows per band */
-    if (R < 8) R = 8;
+    int R = band_rows(H, (int)(WINO_MAX_INPUT / rowin) - 2);
     int band = wino_wanted(&k) ? 1 : 2;
     for (int r0 = 0; r0 < H; r0 += R) {
-        /* all bands R rows (the last one moved up over its neighbour, whose
-         * rows it recomputes to the same values): one shape, so one Winograd
-         * weight layout; not when accumulating (rows would be added twice) */
+        if (!accum && r0 + R > H) r0 = H - R;   /* see band_rows */
         int r1 = r0 + R < H ? r0 + R : H;
         int in0 = r0 > 0 ? r0 - 1 : 0, in1 = r1 < H ? r1 + 1 : H;
         conv_key kb = k;
@@ -297,9 +308,7 @@ void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float
     pthread_once(&g_once, engine_init);
     int OH = 2 * H, OW = 2 * W;
     long rowin = (long)OW * IC;
-    int R = (int)(UP_BAND / rowin) - 2;
-    R = R < 8 ? 8 : R / 4 * 4;
-    if (R > OH) R = OH;
+    int R = band_rows(OH, (int)(UP_BAND / rowin) - 2);
     conv_key k;
     memset(&k, 0, sizeof k);
     k.N = 1; k.IC = IC; k.H = OH; k.W = OW; k.OC = OC; k.KH = k.KW = 3;
@@ -308,7 +317,7 @@ void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float
     float *buf = ops_grow(&t_up, &t_nup, sizeof(float) * (size_t)(R + 2) * rowin);
     for (int n = 0; n < N; n++)
         for (int r0 = 0; r0 < OH; r0 += R) {
-            if (r0 + R > OH) r0 = OH - R;   /* equal bands, as in conv2d */
+            if (r0 + R > OH) r0 = OH - R;   /* see band_rows */
             int r1 = r0 + R < OH ? r0 + R : OH;
             int in0 = r0 > 0 ? r0 - 1 : 0, in1 = r1 < OH ? r1 + 1 : OH;
             #pragma omp parallel for schedule(static)
