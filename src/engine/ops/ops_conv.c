@@ -64,6 +64,7 @@ typedef struct conv_entry {
     conv_key key;
     unsigned long long used;       /* LRU stamp; 0 = empty slot */
     dnnl_primitive_t prim;
+    int transient;                 /* Winograd for this large batch only: its weight copy is transient */
     dnnl_primitive_t rsrc, rdst;   /* plain->blocked src, blocked->plain dst; NULL if plain */
     dnnl_primitive_t rdin;         /* plain->blocked dst before an accumulating conv; or NULL */
     dnnl_memory_desc_t src, wei, bia, dst;      /* as the primitive wants them */
@@ -163,12 +164,28 @@ static int wino_wanted(const conv_key *k)
     return px >= WINO_MIN_PIXELS && (g_wino == OPS_WINO_WIDE || (long)WINO_WEIGHT_RATIO * k->OC <= n * px);
 }
 
+/* A batch larger than a CFG pair (num_outputs > 1) that would earn Winograd
+ * under the weight rule counted with its whole N: worth it (the copy's
+ * reorder, ~2 s for SD 1.5's 32x32 level, is a small part of such a
+ * request), but the copy is dropped when the UNet phase ends. */
+static int wino_transient(const conv_key *k)
+{
+    long px = (long)k->H * k->W;
+    return g_wino == OPS_WINO_AUTO && !k->band && k->N > 2 && wino_shape(k) && px >= WINO_MIN_PIXELS &&
+           px * k->IC <= WINO_MAX_INPUT && (long)WINO_WEIGHT_RATIO * k->OC <= (long)k->N * px;
+}
+
 static void conv_entry_build(conv_entry *e, const conv_key *k)
 {
     int wino = k->band ? k->band == 1 && wino_shape(k)
                        : wino_wanted(k) && (g_wino == OPS_WINO_ALL || (long)k->H * k->W * k->IC <= WINO_MAX_INPUT);
+    e->transient = 0;
     if (wino && try_build(e, k, dnnl_convolution_winograd) == 0)
         return;
+    if (!wino && wino_transient(k) && try_build(e, k, dnnl_convolution_winograd) == 0) {
+        e->transient = 1;
+        return;
+    }
     if (try_build(e, k, dnnl_convolution_direct)) {
         fprintf(stderr, "ops: oneDNN convolution desc failed\n");
         abort();
@@ -228,7 +245,7 @@ static void conv_run(const conv_key *k, const float *x, const float *w, const fl
 {
     int OC = k->OC, IC = k->IC, KH = k->KH, KW = k->KW;
     conv_entry *e = conv_lookup(k);
-    void *wb = ops_weights_get(w, (size_t)OC * IC * KH * KW, &e->pwei, &e->wei);
+    void *wb = ops_weights_get(w, (size_t)OC * IC * KH * KW, &e->pwei, &e->wei, e->transient);
     const void *src = x;
     void *dst = y;
     if (e->rsrc) {

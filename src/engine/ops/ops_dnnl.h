@@ -30,7 +30,9 @@ void ops_run_forward(dnnl_primitive_t prim, const char *what, const dnnl_memory_
                      const void *bias, const dnnl_memory_desc_t *dmd, void *dst,
                      const dnnl_memory_desc_t *scratch);
 /* The n floats at w (described by `plain`) in layout `want`: w itself when
- * the layouts are equal, else a copy made on first use and cached. */
-void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want);
+ * the layouts are equal, else a copy made on first use and cached — until
+ * ops_weights_drop_transient if made with transient set. */
+void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want,
+                      int transient);
 
 #endif

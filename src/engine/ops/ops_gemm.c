@@ -103,7 +103,7 @@ static void linear(const float *x, int M, int IN, const float *w, const float *b
     if (M <= 0 || OUT <= 0) return;
     mm_key k = {M, IN, OUT, b != NULL, accum};
     mm_entry *e = mm_lookup(&k);
-    void *wb = ops_weights_get(w, (size_t)IN * OUT, &e->pwei, &e->wei);
+    void *wb = ops_weights_get(w, (size_t)IN * OUT, &e->pwei, &e->wei, 0);
     ops_run_forward(e->prim, "matmul execute", &e->src, x, &e->wei, wb, &e->bia, b, &e->dst, y, &e->scratch);
 }
 
