@@ -51,8 +51,8 @@
  * level too: +1 GiB that stayed cached for later requests. */
 #define WINO_WEIGHT_RATIO 12
 /* SD_CONV_WINOGRAD=wide (OPS_WINO_WIDE) keeps the first two rules only: also
- * the UNet's 32x32 level and the VAE's 64x64 one, ~10 % faster steps and
- * decodes for ~1.4 GB more at 512x512 (bench/README.md). */
+ * the UNet's 32x32 level and the VAE's 64x64 one, ~12 % faster steps and
+ * ~8 % faster decodes for ~1.6 GiB more at 512x512 (bench/README.md). */
 
 /* pad: left/right (and top/bottom unless banded); pt, pb: top/bottom;
  * accum: y += conv(x);
@@ -151,39 +151,33 @@ static int wino_shape(const conv_key *k)
     return k->KH == 3 && k->KW == 3 && k->stride == 1 && k->pad == 1 && k->pt <= 1 && k->pb <= 1;
 }
 
-/* The rule for a whole conv of this shape, leaving out the input-size limit
- * (which banding takes care of). */
-static int wino_wanted(const conv_key *k)
+/* The rule for a whole conv of this shape with its batch counted up to
+ * ncap, leaving out the input-size limit (which banding takes care of). */
+static int wino_rule(const conv_key *k, int ncap)
 {
     long px = (long)k->H * k->W;
     if (!wino_shape(k) || g_wino == OPS_WINO_OFF) return 0;
     if (g_wino == OPS_WINO_ALL) return 1;
-    /* the batch counts up to a CFG pair: larger batches do not earn more
-     * weight copies, which would stay cached after the request */
-    long n = k->N < 2 ? k->N : 2;
+    long n = k->N < ncap ? k->N : ncap;
     return px >= WINO_MIN_PIXELS && (g_wino == OPS_WINO_WIDE || (long)WINO_WEIGHT_RATIO * k->OC <= n * px);
 }
 
-/* A batch larger than a CFG pair (num_outputs > 1) that would earn Winograd
- * under the weight rule counted with its whole N: worth it (the copy's
- * reorder, ~2 s for SD 1.5's 32x32 level, is a small part of such a
- * request), but the copy is dropped when the UNet phase ends. */
-static int wino_transient(const conv_key *k)
-{
-    long px = (long)k->H * k->W;
-    return g_wino == OPS_WINO_AUTO && !k->band && k->N > 2 && wino_shape(k) && px >= WINO_MIN_PIXELS &&
-           px * k->IC <= WINO_MAX_INPUT && (long)WINO_WEIGHT_RATIO * k->OC <= (long)k->N * px;
-}
+/* The batch counts up to a CFG pair: larger batches do not earn more cached
+ * weight copies, which would stay after the request. */
+static int wino_wanted(const conv_key *k) { return wino_rule(k, 2); }
 
 static void conv_entry_build(conv_entry *e, const conv_key *k)
 {
-    int wino = k->band ? k->band == 1 && wino_shape(k)
-                       : wino_wanted(k) && (g_wino == OPS_WINO_ALL || (long)k->H * k->W * k->IC <= WINO_MAX_INPUT);
+    int fits = g_wino == OPS_WINO_ALL || (long)k->H * k->W * k->IC <= WINO_MAX_INPUT;
+    int wino = k->band ? k->band == 1 && wino_shape(k) : wino_wanted(k) && fits;
+    /* A batch larger than a CFG pair (num_outputs > 1) that earns Winograd
+     * under the weight rule counted with its whole N gets it too: worth it
+     * (the copy's reorder, ~2 s for SD 1.5's 32x32 level, is a small part of
+     * such a request), but the copy is dropped when the UNet phase ends. */
+    int transient = !wino && !k->band && g_wino == OPS_WINO_AUTO && fits && wino_rule(k, k->N);
     e->transient = 0;
-    if (wino && try_build(e, k, dnnl_convolution_winograd) == 0)
-        return;
-    if (!wino && wino_transient(k) && try_build(e, k, dnnl_convolution_winograd) == 0) {
-        e->transient = 1;
+    if ((wino || transient) && try_build(e, k, dnnl_convolution_winograd) == 0) {
+        e->transient = transient;
         return;
     }
     if (try_build(e, k, dnnl_convolution_direct)) {
@@ -276,6 +270,21 @@ static int band_rows(int H, int rmax)
     return R < H ? R : H;
 }
 
+/* The key of the band of output rows [r0, r0 + R) (clipped to k's H rows)
+ * of the whole conv k; *in0 gets its first input row (a one-row halo, zero
+ * padding only at the image's top and bottom). */
+static conv_key band_key(const conv_key *k, int band, int r0, int R, int *in0)
+{
+    int r1 = r0 + R < k->H ? r0 + R : k->H;
+    *in0 = r0 > 0 ? r0 - 1 : 0;
+    conv_key kb = *k;
+    kb.H = (r1 < k->H ? r1 + 1 : k->H) - *in0;
+    kb.pt = r0 == 0;
+    kb.pb = r1 == k->H;
+    kb.band = band;
+    return kb;
+}
+
 /* Huge NHWC stride-1 3x3 convs (the VAE's 256² and 512² layers) run in
  * bands of output rows, each a conv of its own over its rows plus a one-row
  * halo (zero padding only at the image's top and bottom): the same result,
@@ -299,13 +308,8 @@ static void conv2d(const float *x, int N, int IC, int H, int W,
     int band = wino_wanted(&k) ? 1 : 2;
     for (int r0 = 0; r0 < H; r0 += R) {
         if (!accum && r0 + R > H) r0 = H - R;   /* see band_rows */
-        int r1 = r0 + R < H ? r0 + R : H;
-        int in0 = r0 > 0 ? r0 - 1 : 0, in1 = r1 < H ? r1 + 1 : H;
-        conv_key kb = k;
-        kb.H = in1 - in0;
-        kb.pt = r0 == 0;
-        kb.pb = r1 == H;
-        kb.band = band;
+        int in0;
+        conv_key kb = band_key(&k, band, r0, R, &in0);
         conv_run(&kb, x + (size_t)in0 * rowin, w, b, y + (size_t)r0 * W * OC);
     }
 }
@@ -330,23 +334,19 @@ void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float
     memset(&k, 0, sizeof k);
     k.N = 1; k.IC = IC; k.H = OH; k.W = OW; k.OC = OC; k.KH = k.KW = 3;
     k.stride = 1; k.pad = 1; k.bias = b != NULL;
-    k.band = wino_wanted(&k) ? 1 : 2;
+    int band = wino_wanted(&k) ? 1 : 2;
     float *buf = ops_grow(&t_up, &t_nup, sizeof(float) * (size_t)(R + 2) * rowin);
     for (int n = 0; n < N; n++)
         for (int r0 = 0; r0 < OH; r0 += R) {
             if (r0 + R > OH) r0 = OH - R;   /* see band_rows */
-            int r1 = r0 + R < OH ? r0 + R : OH;
-            int in0 = r0 > 0 ? r0 - 1 : 0, in1 = r1 < OH ? r1 + 1 : OH;
+            int in0;
+            conv_key kb = band_key(&k, band, r0, R, &in0);
             #pragma omp parallel for schedule(static)
-            for (int i = in0; i < in1; i++) {
+            for (int i = in0; i < in0 + kb.H; i++) {
                 const float *xr = x + ((size_t)n * H + i / 2) * W * IC;
                 float *br = buf + (size_t)(i - in0) * rowin;
                 for (int j = 0; j < OW; j++) memcpy(br + (size_t)j * IC, xr + (size_t)(j / 2) * IC, sizeof(float) * IC);
             }
-            conv_key kb = k;
-            kb.H = in1 - in0;
-            kb.pt = r0 == 0;
-            kb.pb = r1 == OH;
             conv_run(&kb, buf, w, b, y + ((size_t)n * OH + r0) * OW * OC);
         }
     PROF_END(PROF_CONV);
