@@ -1,20 +1,26 @@
-/* test_bf16.c — SD_PRECISION=bf16: convs and matmuls multiply in bf16
- * (oneDNN's fpmath mode; what the engine picks by default on AMX CPUs).
- * Checks a linear layer and a direct and a Winograd conv against double-
- * precision loops: within bf16's error (relative 2e-2 of the largest
- * output), and — on a CPU with AMX, where oneDNN 2.6 honours the mode —
- * clearly not fp32's (above 1e-5), which shows the mode is on.  Without AMX
- * (this project's machines) oneDNN keeps its fp32 kernels: only the bound
- * and the setting are checked. */
+/* test_bf16.c — bf16 mode (SD_PRECISION=bf16, what the engine picks by
+ * default on CPUs with AMX): convs, matmuls and attention take bf16 inputs
+ * and weights and sum in f32.
+ *
+ * Checks the default choice per CPU and the overrides; the fp32 -> bf16
+ * rounding (nearest even, NaN and infinities kept, vector body and tail
+ * agree with the scalar rule); then a linear layer, a direct conv and
+ * attention (on AMX tiles where the CPU has them, else the fp32 kernel)
+ * against double-precision loops: within bf16's error (relative 2e-2 of the
+ * largest output) and, where bf16 kernels run, clearly not fp32's (above
+ * 1e-5), which shows the bf16 path is the one that ran.  oneDNN has bf16
+ * kernels on every AVX-512 CPU, so only the attention's "not fp32" check
+ * needs AMX. */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <oneapi/dnnl/dnnl.h>
-
 #include "../../src/engine/ops/ops.h"
+#include "ref_ops.h"
 #include "t.h"
 
 static float *rnd(size_t n, unsigned seed)
@@ -37,22 +43,24 @@ static double relerr(const float *a, const double *r, size_t n)
     return m > 0 ? e / m : e;
 }
 
-static void check(const char *what, double e, int amx)
+static void check(const char *what, double e, int bf16_kernels)
 {
-    char name[128];
+    char name[160];
     snprintf(name, sizeof name, "%s: bf16 error (rel %.2e) within 2e-2", what, e);
     CHECKF(e <= 2e-2, name, "rel err %.3g", e);
-    if (amx) {
+    if (bf16_kernels) {
         snprintf(name, sizeof name, "%s: error above fp32's (bf16 in use)", what);
         CHECKF(e > 1e-5, name, "rel err %.3g", e);
     }
 }
 
-/* ops_bf16() in a child process with SD_PRECISION set to v (NULL: unset). */
+/* ops_bf16() in a child process with SD_PRECISION set to v (NULL: unset;
+ * "amx": ops_cpu_amx() instead) — the setting is read once, at first use. */
 static int child_bf16(const char *v)
 {
     pid_t pid = fork();
     if (pid == 0) {
+        if (v && !strcmp(v, "amx")) _exit(ops_cpu_amx());
         if (v) setenv("SD_PRECISION", v, 1);
         else unsetenv("SD_PRECISION");
         _exit(ops_bf16());
@@ -62,10 +70,80 @@ static int child_bf16(const char *v)
     return WEXITSTATUS(st);
 }
 
+static float from_bits(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+static void test_rounding(void)
+{
+    static const struct { uint32_t in; uint16_t want; const char *what; } c[] = {
+        {0x3f800000u, 0x3f80, "1.0 exact"},
+        {0x3f808000u, 0x3f80, "1 + 2^-8, a tie: to even (down)"},
+        {0x3f818000u, 0x3f82, "1 + 3·2^-8, a tie: to even (up)"},
+        {0x3f808001u, 0x3f81, "just above a tie: up"},
+        {0xbf80ffffu, 0xbf81, "negative, rounds away from zero"},
+        {0x7f7fffffu, 0x7f80, "largest float overflows to infinity"},
+        {0x7f800000u, 0x7f80, "infinity stays"},
+        {0xff800000u, 0xff80, "-infinity stays"},
+        {0x00000001u, 0x0000, "smallest denormal to zero"},
+    };
+    uint16_t y;
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        float x = from_bits(c[i].in);
+        ops_to_bf16(&x, 1, &y);
+        CHECKF(y == c[i].want, c[i].what, "0x%08x -> 0x%04x, want 0x%04x", c[i].in, y, c[i].want);
+    }
+    float nan = from_bits(0x7fc00001u);
+    ops_to_bf16(&nan, 1, &y);
+    CHECKF((y & 0x7f80) == 0x7f80 && (y & 0x7f), "NaN stays NaN", "0x%04x", y);
+    /* a long array (the vector body, the threads, a tail of 3) against the
+     * rule applied one by one */
+    size_t n = 100003;
+    float *x = rnd(n, 9);
+    uint16_t *a = malloc(n * 2), *b = malloc(n * 2);
+    for (size_t i = 0; i < n; i++) x[i] = ldexpf(x[i], (int)(i % 40) - 20);
+    ops_to_bf16(x, n, a);
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        ops_to_bf16(&x[i], 1, &b[i]);
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        uint32_t r = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+        bad += a[i] != b[i] || a[i] != (uint16_t)r;
+    }
+    CHECKF(bad == 0, "100003 values: vector body and tail round like the scalar rule", "%zu differ", bad);
+    free(x); free(a); free(b);
+}
+
+static void test_attention(int amx)
+{
+    struct { int B, Tq, Tk, H, D; } cs[] = {
+        {2, 130, 150, 8, 40},   /* SD 1.5's first level: D 40 (two 32-dim chunks, three 16-column groups) */
+        {1, 70, 77, 2, 80},     /* cross-attention over 77 tokens: a partial key chunk */
+        {1, 40, 64, 2, 160},    /* even number of column groups */
+        {1, 33, 45, 1, 512},    /* the VAE's one head */
+        {2, 17, 1, 3, 7},       /* one key, odd D, a partial query block */
+        {1, 100, 300, 1, 64},   /* SD 2.x's head size */
+    };
+    for (size_t c = 0; c < sizeof cs / sizeof cs[0]; c++) {
+        int B = cs[c].B, Tq = cs[c].Tq, Tk = cs[c].Tk, H = cs[c].H, D = cs[c].D, HD = H * D, ld = HD + 3;
+        float *q = rnd((size_t)B * Tq * ld, 11 + c), *k = rnd((size_t)B * Tk * ld, 12 + c),
+              *v = rnd((size_t)B * Tk * ld, 13 + c), *o = malloc(sizeof(float) * B * Tq * HD),
+              *r = malloc(sizeof(float) * B * Tq * HD);
+        for (size_t i = 0; i < (size_t)B * Tq * ld; i++) q[i] *= 4;   /* peaky softmax */
+        double *rd = malloc(sizeof(double) * B * Tq * HD);
+        float scale = 1.f / sqrtf((float)D);
+        op_attention(q, ld, k, ld, v, ld, B, Tq, Tk, H, D, scale, o);
+        ref_attention(q, ld, k, ld, v, ld, B, Tq, Tk, H, D, scale, 0, r);
+        for (size_t i = 0; i < (size_t)B * Tq * HD; i++) rd[i] = r[i];
+        char what[96];
+        snprintf(what, sizeof what, "attention B%d Tq%d Tk%d H%d D%d", B, Tq, Tk, H, D);
+        check(what, relerr(o, rd, (size_t)B * Tq * HD), amx);
+        free(q); free(k); free(v); free(o); free(r); free(rd);
+    }
+}
+
 int main(void)
 {
-    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
-    int amx = (isa & (unsigned)dnnl_cpu_isa_avx512_core_amx) == (unsigned)dnnl_cpu_isa_avx512_core_amx;
+    int amx = child_bf16("amx");
     /* the default (tests/run.sh sets fp32 for the parity tests) */
     CHECKF(child_bf16(NULL) == amx, "precision by default: bf16 exactly when the CPU has AMX", "AMX %d", amx);
     CHECK(child_bf16("auto") == amx, "SD_PRECISION=auto: the same");
@@ -74,7 +152,9 @@ int main(void)
     setenv("SD_PRECISION", "bf16", 1);
     ops_init(0);
     CHECK(ops_bf16() == 1, "SD_PRECISION=bf16 selects bf16");
-    if (!amx) printf("# no AMX here: oneDNN keeps fp32 kernels under the bf16 mode, only the bound is checked\n");
+    if (!amx) printf("# no AMX here: attention in bf16 mode runs the fp32 kernel, only its bound is checked\n");
+
+    test_rounding();
 
     int M = 96, IN = 320, OUT = 80;
     float *x = rnd((size_t)M * IN, 1), *w = rnd((size_t)OUT * IN, 2), *b = rnd(OUT, 3), *y = malloc(sizeof(float) * M * OUT);
@@ -86,10 +166,14 @@ int main(void)
             r[i * OUT + o] = a;
         }
     op_linear(x, M, IN, w, b, OUT, y);
-    check("linear 96x320 -> 80", relerr(y, r, (size_t)M * OUT), amx);
+    check("linear 96x320 -> 80", relerr(y, r, (size_t)M * OUT), 1);
+    /* the same product accumulated onto y: y = 2·(x·wᵀ + b) */
+    op_linear_acc(x, M, IN, w, b, OUT, y);
+    for (size_t i = 0; i < (size_t)M * OUT; i++) r[i] *= 2;
+    check("linear 96x320 -> 80, accumulating", relerr(y, r, (size_t)M * OUT), 1);
     free(x); free(w); free(b); free(y); free(r);
 
-    int N = 1, IC = 64, H = 40, W = 40, OC = 32;   /* 40x40: Winograd under the default rule */
+    int N = 1, IC = 64, H = 40, W = 40, OC = 32;
     x = rnd((size_t)N * H * W * IC, 4); w = rnd((size_t)OC * IC * 9, 5); b = rnd(OC, 6);
     y = malloc(sizeof(float) * N * H * W * OC);
     r = malloc(sizeof(double) * N * H * W * OC);
@@ -108,13 +192,13 @@ int main(void)
             }
     ops_conv_set_winograd(OPS_WINO_OFF);
     op_conv2d_nhwc(x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y, 0);
-    check("conv 3x3 64 -> 32, 40x40, direct", relerr(y, r, (size_t)N * H * W * OC), amx);
+    check("conv 3x3 64 -> 32, 40x40, direct", relerr(y, r, (size_t)N * H * W * OC), 1);
     ops_conv_set_winograd(OPS_WINO_ALL);
     op_conv2d_nhwc(x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y, 0);
-    /* oneDNN has no bf16 Winograd: the conv falls back to a direct one (the
-     * rule asks, the library decides); either way it must be right */
-    double e = relerr(y, r, (size_t)N * H * W * OC);
-    CHECKF(e <= 2e-2, "conv 3x3, Winograd asked for under bf16: result within bf16's error", "rel err %.3g", e);
+    /* oneDNN has no bf16 Winograd: bf16 mode never asks for it */
+    check("conv 3x3, Winograd mode under bf16 (direct)", relerr(y, r, (size_t)N * H * W * OC), 1);
     free(x); free(w); free(b); free(y); free(r);
+
+    test_attention(amx);
     return t_done();
 }

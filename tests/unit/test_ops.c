@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ref_ops.h"
 #include "t.h"
 #include "../../src/engine/ops/ops.h"
 
@@ -270,32 +271,6 @@ static void test_linear_reshaped_weights(void)
     free(x); free(w); free(y); free(r);
 }
 
-static void naive_attn(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
-                       int B, int Tq, int Tk, int H, int D, float scale, int causal, float *out)
-{
-    double *s = malloc(sizeof(double) * Tk);
-    for (int b = 0; b < B; b++)
-        for (int h = 0; h < H; h++)
-            for (int i = 0; i < Tq; i++) {
-                int lim = causal ? i + 1 : Tk;
-                double mx = -1e300, sum = 0;
-                for (int j = 0; j < lim; j++) {
-                    double a = 0;
-                    for (int d = 0; d < D; d++)
-                        a += (double)q[((size_t)b * Tq + i) * ldq + h * D + d] * k[((size_t)b * Tk + j) * ldk + h * D + d];
-                    s[j] = a * scale;
-                    if (s[j] > mx) mx = s[j];
-                }
-                for (int j = 0; j < lim; j++) { s[j] = exp(s[j] - mx); sum += s[j]; }
-                for (int d = 0; d < D; d++) {
-                    double o = 0;
-                    for (int j = 0; j < lim; j++) o += s[j] / sum * v[((size_t)b * Tk + j) * ldv + h * D + d];
-                    out[((size_t)b * Tq + i) * H * D + h * D + d] = (float)o;
-                }
-            }
-    free(s);
-}
-
 static void test_attention(void)
 {
     struct { int B, Tq, Tk, H, D, pad; } cs[] = {
@@ -316,13 +291,13 @@ static void test_attention(void)
         float scale = 1.f / sqrtf((float)D);
         char name[96];
         op_attention(q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, o);
-        naive_attn(q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, 0, r);
+        ref_attention(q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, 0, r);
         snprintf(name, sizeof name, "attention B%d Tq%d Tk%d H%d D%d ld+%d", B, Tq, Tk, H, D, cs[c].pad);
         CMP(o, r, (size_t)B * Tq * HD, name);
         /* causal: self-attention, Tk = Tq */
         float *k2 = rnd((size_t)B * Tq * ldk), *v2 = rnd((size_t)B * Tq * ldv);
         op_attention_causal(q, ldq, k2, ldk, v2, ldv, B, Tq, H, D, scale, o);
-        naive_attn(q, ldq, k2, ldk, v2, ldv, B, Tq, Tq, H, D, scale, 1, r);
+        ref_attention(q, ldq, k2, ldk, v2, ldv, B, Tq, Tq, H, D, scale, 1, r);
         snprintf(name, sizeof name, "attention causal B%d T%d H%d D%d ld+%d", B, Tq, H, D, cs[c].pad);
         CMP(o, r, (size_t)B * Tq * HD, name);
         free(q); free(k); free(v); free(o); free(r); free(k2); free(v2);

@@ -44,11 +44,19 @@ void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float
  * limit (see ops_conv.c).  SD_CONV_WINOGRAD=0/1/auto/wide sets it at start. */
 enum { OPS_WINO_OFF = 0, OPS_WINO_ALL = 1, OPS_WINO_AUTO = 2, OPS_WINO_WIDE = 3 };
 
-/* 1 if convs and matmuls multiply in bf16 (f32 tensors, f32 accumulation):
- * by default only on CPUs with AMX (checked at run time), else fp32;
- * SD_PRECISION=fp32|bf16|auto overrides, read once at the first use.  Our
- * own kernels (attention, norms) are fp32 either way. */
+/* 1 if convs, matmuls and attention multiply in bf16 (bf16 inputs and
+ * weights, f32 accumulation and outputs): by default only on CPUs with AMX
+ * (checked at run time), where it is ~10x faster, else fp32;
+ * SD_PRECISION=fp32|bf16|auto overrides, read once at the first use.
+ * Norms, activations and sums stay fp32 either way.  ops_set_bf16 changes
+ * it for primitives used from then on (tests, bench); a checkpoint's
+ * weights are used at one precision (their fp32 originals are given back
+ * after the first copy).  ops_cpu_amx: the CPU has AMX. */
 int ops_bf16(void);
+void ops_set_bf16(int on);
+int ops_cpu_amx(void);
+/* y[i] = x[i] rounded to bf16 (nearest even), i < n. */
+void ops_to_bf16(const float *x, size_t n, uint16_t *y);
 void ops_conv_set_winograd(int mode);
 int ops_conv_winograd(void);
 

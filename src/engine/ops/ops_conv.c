@@ -8,7 +8,10 @@
  * brgconv kernels use it natively: no reorders); Winograd picks its own.
  * Weights come from the shared cache (ops_weights.c), reordered once.
  * accumulate = a "sum" post-op: y += conv(x), the residual add fused.
- * Stride-1 3x3 convs use Winograd by the rules below (SD_CONV_WINOGRAD=0/1
+ * In bf16 mode (ops_bf16) the input is converted to bf16 per call and the
+ * weight copy is bf16: oneDNN's AMX kernels, ~10x faster than fp32 direct,
+ * so there is no Winograd (oneDNN has none in bf16 either).
+ * In fp32, stride-1 3x3 convs use Winograd by the rules below (SD_CONV_WINOGRAD=0/1
  * forces it off/on, =wide drops the weight-size rule): its error against
  * direct is ~4e-6 relative at full size, inside the parity tolerances
  * (tests/parity/test_winograd.sh, bench --winograd-check).  Blocked
@@ -58,7 +61,7 @@
  * accum: y += conv(x);
  * band: 0 = a whole conv (the Winograd rule looks at this shape), else a band
  * of rows of a larger one whose rule said Winograd (1) or direct (2). */
-typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, pt, pb, bias, accum, band; } conv_key;
+typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, pt, pb, bias, accum, band, bf16; } conv_key;
 
 typedef struct conv_entry {
     conv_key key;
@@ -103,15 +106,16 @@ static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
                 pr = {(OH - 1) * k->stride + k->KH - k->H - k->pt, (OW - 1) * k->stride + k->KW - k->W - k->pad};
     dnnl_memory_desc_t as, aw, ad;
     dnnl_format_tag_t plain = dnnl_nhwc;
-    ops_ck(dnnl_memory_desc_init_by_tag(&e->psrc, 4, sd, dnnl_f32, plain), "md src");
+    dnnl_data_type_t dt = k->bf16 ? dnnl_bf16 : dnnl_f32;   /* src and weights; dst and bias f32 */
+    ops_ck(dnnl_memory_desc_init_by_tag(&e->psrc, 4, sd, dt, plain), "md src");
     ops_ck(dnnl_memory_desc_init_by_tag(&e->pwei, 4, wd, dnnl_f32, dnnl_oihw), "md weights");
     ops_ck(dnnl_memory_desc_init_by_tag(&e->bia, 1, bd, dnnl_f32, dnnl_x), "md bias");
     ops_ck(dnnl_memory_desc_init_by_tag(&e->pdst, 4, dd, dnnl_f32, plain), "md dst");
     /* NHWC callers get NHWC in and out for direct convs (oneDNN's brgconv
      * kernels work on it natively: no reorders); Winograd picks its own. */
     dnnl_format_tag_t act = alg == dnnl_convolution_direct ? dnnl_nhwc : dnnl_format_tag_any;
-    ops_ck(dnnl_memory_desc_init_by_tag(&as, 4, sd, dnnl_f32, act), "md src any");
-    ops_ck(dnnl_memory_desc_init_by_tag(&aw, 4, wd, dnnl_f32, dnnl_format_tag_any), "md weights any");
+    ops_ck(dnnl_memory_desc_init_by_tag(&as, 4, sd, dt, act), "md src any");
+    ops_ck(dnnl_memory_desc_init_by_tag(&aw, 4, wd, dt, dnnl_format_tag_any), "md weights any");
     ops_ck(dnnl_memory_desc_init_by_tag(&ad, 4, dd, dnnl_f32, act), "md dst any");
     dnnl_convolution_desc_t cd;
     if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, &as, &aw, k->bias ? &e->bia : NULL,
@@ -121,7 +125,6 @@ static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
     ops_ck(dnnl_primitive_attr_create(&attr), "attr_create");
     /* one scratchpad for all convs (ours, grown once), not one per cached primitive */
     ops_ck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attr_set_scratchpad_mode");
-    ops_attr_precision(attr);
     if (k->accum) {   /* dst = conv(src) + dst: the residual add as a "sum" post-op */
         dnnl_post_ops_t po;
         ops_ck(dnnl_post_ops_create(&po), "post_ops_create");
@@ -148,7 +151,7 @@ static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
 
 static int wino_shape(const conv_key *k)
 {
-    return k->KH == 3 && k->KW == 3 && k->stride == 1 && k->pad == 1 && k->pt <= 1 && k->pb <= 1;
+    return !k->bf16 && k->KH == 3 && k->KW == 3 && k->stride == 1 && k->pad == 1 && k->pt <= 1 && k->pb <= 1;
 }
 
 /* The rule for a whole conv of this shape with its batch counted up to
@@ -240,11 +243,11 @@ static void conv_run(const conv_key *k, const float *x, const float *w, const fl
     int OC = k->OC, IC = k->IC, KH = k->KH, KW = k->KW;
     conv_entry *e = conv_lookup(k);
     void *wb = ops_weights_get(w, (size_t)OC * IC * KH * KW, &e->pwei, &e->wei, e->transient);
-    const void *src = x;
+    const void *src = k->bf16 ? ops_bf16_input(x, (size_t)k->N * k->H * k->W * IC) : (const void *)x;
     void *dst = y;
     if (e->rsrc) {
         void *bs = ops_grow(&t_bsrc, &t_nsrc, dnnl_memory_desc_get_size(&e->src));
-        ops_run_reorder(e->rsrc, &e->psrc, x, &e->src, bs);
+        ops_run_reorder(e->rsrc, &e->psrc, src, &e->src, bs);
         src = bs;
     }
     if (e->rdst) {
@@ -297,7 +300,7 @@ static void conv2d(const float *x, int N, int IC, int H, int W,
     conv_key k;
     memset(&k, 0, sizeof k);   /* padding bytes take part in memcmp */
     k.N = N; k.IC = IC; k.H = H; k.W = W; k.OC = OC; k.KH = KH; k.KW = KW;
-    k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = b != NULL; k.accum = accum;
+    k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = b != NULL; k.accum = accum; k.bf16 = ops_bf16();
     pthread_once(&g_once, engine_init);
     long rowin = (long)W * IC;
     if (N != 1 || g_wino < OPS_WINO_AUTO || !wino_shape(&k) || (long)H * rowin <= WINO_MAX_INPUT) {
@@ -333,7 +336,7 @@ void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float
     conv_key k;
     memset(&k, 0, sizeof k);
     k.N = 1; k.IC = IC; k.H = OH; k.W = OW; k.OC = OC; k.KH = k.KW = 3;
-    k.stride = 1; k.pad = 1; k.bias = b != NULL;
+    k.stride = 1; k.pad = 1; k.bias = b != NULL; k.bf16 = ops_bf16();
     int band = wino_wanted(&k) ? 1 : 2;
     float *buf = ops_grow(&t_up, &t_nup, sizeof(float) * (size_t)(R + 2) * rowin);
     for (int n = 0; n < N; n++)

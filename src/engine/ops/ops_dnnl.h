@@ -11,8 +11,9 @@
 /* Abort with a message on any oneDNN failure (a bug, never user input). */
 void ops_ck(dnnl_status_t st, const char *what);
 dnnl_engine_t ops_engine(void);
-/* The precision rule (ops.h, ops_bf16) applied to a conv/matmul's attributes. */
-void ops_attr_precision(dnnl_primitive_attr_t attr);
+/* x[0..n) as bf16 in the calling thread's one conversion buffer (valid
+ * until its next call): the input of a bf16 conv or matmul. */
+const void *ops_bf16_input(const float *x, size_t n);
 dnnl_stream_t ops_stream(void);   /* the calling thread's */
 /* *buf grown (64-byte aligned, contents dropped) to at least need bytes.
  * buf is one of the calling thread's _Thread_local slots: the buffer is freed
@@ -34,5 +35,11 @@ void ops_run_forward(dnnl_primitive_t prim, const char *what, const dnnl_memory_
  * ops_weights_drop_transient if made with transient set. */
 void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want,
                       int transient);
+
+/* The bf16 attention on AMX tiles (ops_attention_amx.c): usable only if
+ * ready() says so (AMX, and the kernel's permission to use its tiles). */
+int ops_attention_amx_ready(void);
+void ops_attention_amx(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+                       int B, int Tq, int Tk, int H, int D, float scale, float *out);
 
 #endif

@@ -13,6 +13,7 @@
 #include "ops.h"
 #include "ops_dnnl.h"
 
+#include <immintrin.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -67,10 +68,12 @@ static void thread_end(void *unused)
     t_stream = NULL;
 }
 
-/* Precision of convs and matmuls: fp32, or bf16 inside the primitives
- * (oneDNN's bf16 "fpmath mode": f32 tensors, bf16 multiplies with f32
- * accumulation) — by default only where the CPU has AMX, the one place bf16
- * is faster than fp32; SD_PRECISION=fp32|bf16|auto overrides. */
+/* Precision of convs and matmuls: fp32, or bf16 — bf16 activations and
+ * weights into oneDNN's kernels, f32 accumulation, sums, bias and output —
+ * by default only where the CPU has AMX, the one place bf16 is faster than
+ * fp32 (there ~10x: oneDNN's AMX kernels); SD_PRECISION=fp32|bf16|auto
+ * overrides.  (oneDNN 2.6 ignores the bf16 "fpmath mode" on f32 tensors, so
+ * the tensors themselves are bf16.) */
 static int g_bf16;
 
 static int has_amx(void)
@@ -106,9 +109,60 @@ int ops_bf16(void)
     return g_bf16;
 }
 
-void ops_attr_precision(dnnl_primitive_attr_t attr)
+int ops_cpu_amx(void)
 {
-    if (ops_bf16()) ops_ck(dnnl_primitive_attr_set_fpmath_mode(attr, dnnl_fpmath_mode_bf16), "attr_set_fpmath_mode");
+    pthread_once(&g_once, engine_init);
+    return has_amx();
+}
+
+void ops_set_bf16(int on)
+{
+    pthread_once(&g_once, engine_init);
+    g_bf16 = on != 0;
+}
+
+/* fp32 -> bf16, round to nearest even (NaN stays NaN). */
+static inline uint16_t f2bf(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* 32 at a time with vcvtne2ps2bf16 (the same rounding) where the CPU has it:
+ * the conversion runs before every bf16 conv and matmul, at memory speed. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void to_bf16_avx512(const float *x, size_t n,
+                                                                                 uint16_t *y)
+{
+    size_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
+        _mm512_storeu_si512((void *)(y + i), (__m512i)v);
+    }
+    for (; i < n; i++) y[i] = f2bf(x[i]);
+}
+
+void ops_to_bf16(const float *x, size_t n, uint16_t *y)
+{
+    static int vec = -1;
+    if (vec < 0) vec = __builtin_cpu_supports("avx512bf16");
+    #pragma omp parallel for schedule(static) if (n >= 65536)
+    for (size_t b = 0; b < (n + 8191) / 8192; b++) {
+        size_t i0 = b * 8192, i1 = i0 + 8192 < n ? i0 + 8192 : n;
+        if (vec) to_bf16_avx512(x + i0, i1 - i0, y + i0);
+        else for (size_t i = i0; i < i1; i++) y[i] = f2bf(x[i]);
+    }
+}
+
+static _Thread_local void *t_b16;
+static _Thread_local size_t t_nb16;
+
+const void *ops_bf16_input(const float *x, size_t n)
+{
+    uint16_t *y = ops_grow(&t_b16, &t_nb16, n * sizeof(uint16_t));
+    ops_to_bf16(x, n, y);
+    return y;
 }
 
 dnnl_engine_t ops_engine(void)
@@ -238,6 +292,7 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
     float f[8] = {0};
     if (!rel) fingerprint(w, n, f);
     wcache *other = NULL;
+    int lossy = 0;
     for (size_t i = 0; i < g_nw; i++) {
         wcache *c = &g_w[i];
         if (c->ptr != w) continue;
@@ -255,8 +310,17 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
          * layout (Winograd layouts cannot); same pointer, other dims is not
          * the same tensor */
         if (c->md.format_kind == dnnl_blocked && c->md.ndims == wei->ndims &&
-            !memcmp(c->md.dims, wei->dims, sizeof(dnnl_dim_t) * (size_t)wei->ndims))
-            other = c;
+            !memcmp(c->md.dims, wei->dims, sizeof(dnnl_dim_t) * (size_t)wei->ndims)) {
+            if (c->md.data_type == dnnl_f32 || c->md.data_type == wei->data_type) other = c;
+            else if (rel) lossy = 1;   /* a bf16 copy: not a source for fp32 */
+        }
+    }
+    if (!other && lossy) {
+        /* only a bf16 copy is left of a tensor whose fp32 original was
+         * given back, now wanted in fp32: precision is chosen before a
+         * checkpoint's first use, not changed after */
+        fprintf(stderr, "ops: weights wanted at fp32 after their fp32 original was released\n");
+        abort();
     }
     if (g_nw == g_capw) {
         size_t cap = g_capw ? 2 * g_capw : 256;
