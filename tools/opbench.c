@@ -3,6 +3,8 @@
  * mid-block attention, the transformer linears and the 3x3 convs of each
  * level, direct and Winograd.  Median of 7 runs after one warm-up; GFLOP/s
  * counts the nominal multiply-adds (so Winograd shows above the peak).
+ * At the engine's precision (SD_PRECISION: bf16x2 by default on AMX CPUs,
+ * where the Winograd column is left out, fp32 elsewhere).
  * For bench/README.md; `build/tools/opbench [attention|linear|conv]`. */
 #include <math.h>
 #include <stdio.h>
@@ -96,7 +98,7 @@ static void conv(void)
         float *x = fill((size_t)N * H * H * IC, 7), *w = fill((size_t)OC * IC * 9, 8 + (unsigned)i);
         float *b = fill(OC, 9), *y = malloc(sizeof(float) * N * H * H * OC);
         printf("  %d x %4d x %3dx%-3d -> %4d", N, IC, H, H, OC);
-        for (int j = 0; j < 2; j++) {
+        for (int j = 0; j < (ops_precision() == OPS_FP32 ? 2 : 1); j++) {   /* no Winograd in bf16 */
             double t;
             ops_conv_set_winograd(m[j].mode);
             TIME(op_conv2d_nhwc(x, N, IC, H, H, w, b, OC, 3, 3, 1, 1, y, 0), t);
@@ -117,7 +119,8 @@ int main(int argc, char **argv)
         return 2;
     }
     ops_init(0);
-    printf("threads %d, median of %d runs\n", ops_threads(), RUNS);
+    printf("threads %d, %s convs/matmuls/attention (SD_PRECISION), median of %d runs\n", ops_threads(),
+           ops_precision_name(ops_precision()), RUNS);
     if (!only || !strcmp(only, "attention")) attention();
     if (!only || !strcmp(only, "linear")) linear();
     if (!only || !strcmp(only, "conv")) conv();

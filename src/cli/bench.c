@@ -212,7 +212,7 @@ int cli_bench(int argc, char **argv)
     sd_model_info info;
     sd_engine_info(e, &info);
     printf("model %s (%s, %.3f B params), %dx%d, batch %d, %d repeats, %d threads, %s convs/matmuls\n", info.name,
-           info.family, info.params * 1e-9, W, H, batch, repeats, nth, ops_bf16() ? "bf16" : "fp32");
+           info.family, info.params * 1e-9, W, H, batch, repeats, nth, ops_precision_name(ops_precision()));
     printf("peak (%s FMA loop, %d threads): %.1f GFLOP/s\n", isa, nth, peak);
     printf("%-14s %9s    %9s        %7s\n", "stage", "median", "work", "rate");
 

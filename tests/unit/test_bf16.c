@@ -1,16 +1,20 @@
-/* test_bf16.c — bf16 mode (SD_PRECISION=bf16, what the engine picks by
- * default on CPUs with AMX): convs, matmuls and attention take bf16 inputs
- * and weights and sum in f32.
+/* test_bf16.c — the bf16 precisions (ops.h): bf16 (inputs and weights
+ * bf16, f32 sums) and bf16x2 (what the engine picks by default on CPUs with
+ * AMX: each input split into hi + lo bf16 terms against bf16 weights).
  *
  * Checks the default choice per CPU and the overrides; the fp32 -> bf16
  * rounding (nearest even, NaN and infinities kept, vector body and tail
- * agree with the scalar rule); then a linear layer, a direct conv and
- * attention (on AMX tiles where the CPU has them, else the fp32 kernel)
- * against double-precision loops: within bf16's error (relative 2e-2 of the
- * largest output) and, where bf16 kernels run, clearly not fp32's (above
- * 1e-5), which shows the bf16 path is the one that ran.  oneDNN has bf16
- * kernels on every AVX-512 CPU, so only the attention's "not fp32" check
- * needs AMX. */
+ * agree with the scalar rule); then a linear layer (plain and
+ * accumulating) and a direct conv against double-precision loops: in bf16
+ * within bf16's error (relative 2e-2 of the largest output) and clearly not
+ * fp32's (above 1e-5), which shows the bf16 path ran; in bf16x2 equal to
+ * the product with bf16-rounded weights and exact inputs to 3e-5 (only the
+ * weights are rounded) while not equal to the exact one, both ways of
+ * meeting hi and lo with the weights (stacked weights, split rows; plain
+ * and accumulating) and the rule that picks one.  Attention (on
+ * AMX tiles where the CPU has them, else the fp32 kernel) within bf16's
+ * error, and above fp32's where AMX runs it.  oneDNN has bf16 kernels on
+ * every AVX-512 CPU, so only the attention's "not fp32" check needs AMX. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +24,7 @@
 #include <unistd.h>
 
 #include "../../src/engine/ops/ops.h"
+#include "../../src/engine/ops/ops_dnnl.h"
 #include "ref_ops.h"
 #include "t.h"
 
@@ -43,6 +48,28 @@ static double relerr(const float *a, const double *r, size_t n)
     return m > 0 ? e / m : e;
 }
 
+/* bf16x2: y against the exact product r and the one with bf16-rounded
+ * weights rw */
+static void check_x2(const char *what, const float *y, const double *r, const double *rw, size_t n)
+{
+    char name[160];
+    double ew = relerr(y, rw, n), e = relerr(y, r, n);
+    snprintf(name, sizeof name, "%s, bf16x2: equals the product with bf16 weights (rel %.2e) within 3e-5", what, ew);
+    CHECKF(ew <= 3e-5, name, "rel err %.3g", ew);
+    snprintf(name, sizeof name, "%s, bf16x2: differs from the exact one by the weights' rounding (rel %.2e)", what, e);
+    CHECKF(e > 1e-5 && e <= 2e-2, name, "rel err %.3g", e);
+}
+
+static float bf16_round(float x)
+{
+    uint16_t h;
+    ops_to_bf16(&x, 1, &h);
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 static void check(const char *what, double e, int bf16_kernels)
 {
     char name[160];
@@ -54,8 +81,9 @@ static void check(const char *what, double e, int bf16_kernels)
     }
 }
 
-/* ops_bf16() in a child process with SD_PRECISION set to v (NULL: unset;
- * "amx": ops_cpu_amx() instead) — the setting is read once, at first use. */
+/* ops_precision() in a child process with SD_PRECISION set to v (NULL:
+ * unset; "amx": ops_cpu_amx() instead) — the setting is read once, at
+ * first use. */
 static int child_bf16(const char *v)
 {
     pid_t pid = fork();
@@ -63,7 +91,7 @@ static int child_bf16(const char *v)
         if (v && !strcmp(v, "amx")) _exit(ops_cpu_amx());
         if (v) setenv("SD_PRECISION", v, 1);
         else unsetenv("SD_PRECISION");
-        _exit(ops_bf16());
+        _exit(ops_precision());
     }
     int st = 0;
     if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) return -1;
@@ -144,14 +172,17 @@ static void test_attention(int amx)
 int main(void)
 {
     int amx = child_bf16("amx");
+    int dflt = amx ? OPS_BF16X2 : OPS_FP32;
     /* the default (tests/run.sh sets fp32 for the parity tests) */
-    CHECKF(child_bf16(NULL) == amx, "precision by default: bf16 exactly when the CPU has AMX", "AMX %d", amx);
-    CHECK(child_bf16("auto") == amx, "SD_PRECISION=auto: the same");
-    CHECK(child_bf16("fp32") == 0, "SD_PRECISION=fp32: fp32");
-    CHECK(child_bf16("fast") == amx, "SD_PRECISION=fast (unknown): warns, auto");
+    CHECKF(child_bf16(NULL) == dflt, "precision by default: bf16x2 exactly when the CPU has AMX, else fp32",
+           "AMX %d, precision %d", amx, child_bf16(NULL));
+    CHECK(child_bf16("auto") == dflt, "SD_PRECISION=auto: the same");
+    CHECK(child_bf16("fp32") == OPS_FP32, "SD_PRECISION=fp32: fp32");
+    CHECK(child_bf16("bf16x2") == OPS_BF16X2, "SD_PRECISION=bf16x2: bf16x2");
+    CHECK(child_bf16("fast") == dflt, "SD_PRECISION=fast (unknown): warns, auto");
     setenv("SD_PRECISION", "bf16", 1);
     ops_init(0);
-    CHECK(ops_bf16() == 1, "SD_PRECISION=bf16 selects bf16");
+    CHECK(ops_precision() == OPS_BF16, "SD_PRECISION=bf16 selects bf16");
     if (!amx) printf("# no AMX here: attention in bf16 mode runs the fp32 kernel, only its bound is checked\n");
 
     test_rounding();
@@ -171,7 +202,34 @@ int main(void)
     op_linear_acc(x, M, IN, w, b, OUT, y);
     for (size_t i = 0; i < (size_t)M * OUT; i++) r[i] *= 2;
     check("linear 96x320 -> 80, accumulating", relerr(y, r, (size_t)M * OUT), 1);
-    free(x); free(w); free(b); free(y); free(r);
+    /* bf16x2 (other weights: the first ones have a bf16 copy now) */
+    ops_set_precision(OPS_BF16X2);
+    float *w2 = rnd((size_t)OUT * IN, 7);
+    double *rw = malloc(sizeof(double) * M * OUT);
+    for (int i = 0; i < M; i++)
+        for (int o = 0; o < OUT; o++) {
+            double a = b[o], aw = b[o];
+            for (int k = 0; k < IN; k++) {
+                a += (double)x[i * IN + k] * w2[o * IN + k];
+                aw += (double)x[i * IN + k] * bf16_round(w2[o * IN + k]);
+            }
+            r[i * OUT + o] = a;
+            rw[i * OUT + o] = aw;
+        }
+    for (int sp = 0; sp < 2; sp++) {   /* both ways of meeting hi and lo with the weights */
+        setenv("SD_SPLIT", sp ? "m" : "k", 1);
+        char what[96];
+        snprintf(what, sizeof what, "linear 96x320 -> 80, %s", sp ? "split rows" : "stacked weights");
+        op_linear(x, M, IN, w2, b, OUT, y);
+        check_x2(what, y, r, rw, (size_t)M * OUT);
+        op_linear_acc(x, M, IN, w2, b, OUT, y);
+        for (size_t i = 0; i < (size_t)M * OUT; i++) { y[i] *= 0.5f; }
+        snprintf(what, sizeof what, "linear 96x320 -> 80, %s, accumulating (halved)", sp ? "split rows" : "stacked weights");
+        check_x2(what, y, r, rw, (size_t)M * OUT);
+    }
+    unsetenv("SD_SPLIT");
+    ops_set_precision(OPS_BF16);
+    free(x); free(w); free(w2); free(b); free(y); free(r); free(rw);
 
     int N = 1, IC = 64, H = 40, W = 40, OC = 32;
     x = rnd((size_t)N * H * W * IC, 4); w = rnd((size_t)OC * IC * 9, 5); b = rnd(OC, 6);
@@ -197,7 +255,48 @@ int main(void)
     op_conv2d_nhwc(x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y, 0);
     /* oneDNN has no bf16 Winograd: bf16 mode never asks for it */
     check("conv 3x3, Winograd mode under bf16 (direct)", relerr(y, r, (size_t)N * H * W * OC), 1);
-    free(x); free(w); free(b); free(y); free(r);
+    /* bf16x2, other weights */
+    ops_set_precision(OPS_BF16X2);
+    w2 = rnd((size_t)OC * IC * 9, 8);
+    rw = malloc(sizeof(double) * N * H * W * OC);
+    for (int i = 0; i < H; i++)
+        for (int j = 0; j < W; j++)
+            for (int o = 0; o < OC; o++) {
+                double a = b[o], aw = b[o];
+                for (int di = 0; di < 3; di++)
+                    for (int dj = 0; dj < 3; dj++) {
+                        int yi = i + di - 1, xj = j + dj - 1;
+                        if (yi < 0 || yi >= H || xj < 0 || xj >= W) continue;
+                        for (int c = 0; c < IC; c++) {
+                            float wv = w2[((size_t)o * IC + c) * 9 + di * 3 + dj];
+                            a += (double)x[((size_t)yi * W + xj) * IC + c] * wv;
+                            aw += (double)x[((size_t)yi * W + xj) * IC + c] * bf16_round(wv);
+                        }
+                    }
+                r[((size_t)i * W + j) * OC + o] = a;
+                rw[((size_t)i * W + j) * OC + o] = aw;
+            }
+    for (int sp = 0; sp < 2; sp++) {
+        setenv("SD_SPLIT", sp ? "m" : "k", 1);
+        char what[96];
+        snprintf(what, sizeof what, "conv 3x3 64 -> 32, 40x40, %s", sp ? "split rows" : "stacked weights");
+        op_conv2d_nhwc(x, N, IC, H, W, w2, b, OC, 3, 3, 1, 1, y, 0);
+        check_x2(what, y, r, rw, (size_t)N * H * W * OC);
+        op_conv2d_nhwc(x, N, IC, H, W, w2, b, OC, 3, 3, 1, 1, y, 1);
+        for (size_t i = 0; i < (size_t)N * H * W * OC; i++) y[i] *= 0.5f;
+        snprintf(what, sizeof what, "conv 3x3 64 -> 32, 40x40, %s, accumulating (halved)", sp ? "split rows" : "stacked weights");
+        check_x2(what, y, r, rw, (size_t)N * H * W * OC);
+    }
+    unsetenv("SD_SPLIT");
+    /* the rule: stacked weights where rows are many (SD 1.5's 8192-row
+     * linears, the VAE's 512² convs), split rows where weights are large
+     * next to the rows (its 1280-channel convs, 512-row linears) */
+    CHECK(ops_split_mode(8192, 320 * 2560, 2560) == OPS_SPLIT_COLS, "bf16x2 rule: linear 8192x320 -> 2560 stacks weights");
+    CHECK(ops_split_mode(512 * 512, 128 * 128 * 9, 128) == OPS_SPLIT_COLS, "bf16x2 rule: conv 128ch at 512x512 stacks weights");
+    CHECK(ops_split_mode(512, 5120 * 1280, 1280) == OPS_SPLIT_ROWS, "bf16x2 rule: linear 512x5120 -> 1280 splits rows");
+    CHECK(ops_split_mode(2 * 16 * 16, 1280 * 1280 * 9, 1280) == OPS_SPLIT_ROWS, "bf16x2 rule: conv 1280ch at 16x16 splits rows");
+    ops_set_precision(OPS_BF16);
+    free(x); free(w); free(w2); free(b); free(y); free(r); free(rw);
 
     test_attention(amx);
     return t_done();

@@ -44,16 +44,24 @@ void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float
  * limit (see ops_conv.c).  SD_CONV_WINOGRAD=0/1/auto/wide sets it at start. */
 enum { OPS_WINO_OFF = 0, OPS_WINO_ALL = 1, OPS_WINO_AUTO = 2, OPS_WINO_WIDE = 3 };
 
-/* 1 if convs, matmuls and attention multiply in bf16 (bf16 inputs and
- * weights, f32 accumulation and outputs): by default only on CPUs with AMX
- * (checked at run time), where it is ~10x faster, else fp32;
- * SD_PRECISION=fp32|bf16|auto overrides, read once at the first use.
- * Norms, activations and sums stay fp32 either way.  ops_set_bf16 changes
- * it for primitives used from then on (tests, bench); a checkpoint's
- * weights are used at one precision (their fp32 originals are given back
- * after the first copy).  ops_cpu_amx: the CPU has AMX. */
-int ops_bf16(void);
-void ops_set_bf16(int on);
+/* Precision of convs, matmuls and attention (norms, activations and sums
+ * are fp32 always):
+ *   OPS_FP32    fp32 throughout: the reference's results (parity 1e-4).
+ *   OPS_BF16X2  each conv/matmul input split into two bf16 terms (hi + lo,
+ *               ~16 bits of mantissa) against bf16 weights, f32 sums: only
+ *               the weights are rounded; attention in bf16 on AMX.
+ *   OPS_BF16    inputs and weights bf16, f32 sums: fastest, least exact.
+ * By default OPS_BF16X2 on CPUs with AMX (checked at run time; its doubled
+ * work is still ~4x faster than fp32 there), else OPS_FP32;
+ * SD_PRECISION=fp32|bf16x2|bf16|auto overrides, read once at first use.
+ * ops_set_precision changes it for primitives used from then on (tests,
+ * bench); a checkpoint's weights are used at one precision (their fp32
+ * originals are given back after the first copy).  ops_cpu_amx: the CPU
+ * has AMX (and the OS lets oneDNN use it). */
+enum { OPS_FP32 = 0, OPS_BF16 = 1, OPS_BF16X2 = 2 };
+int ops_precision(void);
+void ops_set_precision(int prec);
+const char *ops_precision_name(int prec);
 int ops_cpu_amx(void);
 /* y[i] = x[i] rounded to bf16 (nearest even), i < n. */
 void ops_to_bf16(const float *x, size_t n, uint16_t *y);

@@ -20,7 +20,7 @@
  * wide outputs instead of a general sgemm (oneDNN's reached ~73 % of peak on
  * these shapes).  Buffers grow once and are reused: no allocation per call
  * in steady state.  Checked against a naive double-precision loop in
- * tests/unit/test_ops.c.  In bf16 mode on a CPU with AMX, plain attention
+ * tests/unit/test_ops.c.  In the bf16 precisions on a CPU with AMX, plain attention
  * runs on AMX tiles instead (ops_attention_amx.c); causal attention (the
  * text encoder's 77 tokens) stays here. */
 /* -std=c11 turns off FMA contraction; these kernels are a chain of a += b*c */
@@ -260,7 +260,7 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
 static void attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                       int B, int Tq, int Tk, int H, int D, float scale, int causal, float *out)
 {
-    if (!causal && ops_bf16() && ops_attention_amx_ready()) {
+    if (!causal && ops_precision() != OPS_FP32 && ops_attention_amx_ready()) {
         ops_attention_amx(q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, out);
         return;
     }

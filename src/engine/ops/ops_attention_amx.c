@@ -1,5 +1,5 @@
 /* ops_attention_amx.c — op_attention's bf16 kernel on AMX tiles, used in
- * bf16 mode (ops_bf16) on CPUs with AMX for plain (not causal) attention:
+ * the bf16 precisions (ops_precision) on CPUs with AMX for plain (not causal) attention:
  * the UNet's self- and cross-attention and the VAE's mid-block attention.
  *
  * Per (batch, head) the keys and values are converted to bf16 and packed

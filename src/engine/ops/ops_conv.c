@@ -8,9 +8,11 @@
  * brgconv kernels use it natively: no reorders); Winograd picks its own.
  * Weights come from the shared cache (ops_weights.c), reordered once.
  * accumulate = a "sum" post-op: y += conv(x), the residual add fused.
- * In bf16 mode (ops_bf16) the input is converted to bf16 per call and the
- * weight copy is bf16: oneDNN's AMX kernels, ~10x faster than fp32 direct,
- * so there is no Winograd (oneDNN has none in bf16 either).
+ * In the bf16 precisions (ops.h) the input is converted per call — to
+ * bf16, or for bf16x2 to 2·IC channels [hi | lo] against the bf16 weights
+ * stacked twice along IC (one conv, f32 sums) — and the weight copy is
+ * bf16: oneDNN's AMX kernels, ~10x faster than fp32 direct, so there is no
+ * Winograd then (oneDNN has none in bf16 either).
  * In fp32, stride-1 3x3 convs use Winograd by the rules below (SD_CONV_WINOGRAD=0/1
  * forces it off/on, =wide drops the weight-size rule): its error against
  * direct is ~4e-6 relative at full size, inside the parity tolerances
@@ -61,7 +63,7 @@
  * accum: y += conv(x);
  * band: 0 = a whole conv (the Winograd rule looks at this shape), else a band
  * of rows of a larger one whose rule said Winograd (1) or direct (2). */
-typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, pt, pb, bias, accum, band, bf16; } conv_key;
+typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, pt, pb, bias, accum, band, prec, split; } conv_key;
 
 typedef struct conv_entry {
     conv_key key;
@@ -99,14 +101,18 @@ static void engine_init(void)
 static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
 {
     int OH = (k->H + k->pt + k->pb - k->KH) / k->stride + 1, OW = (k->W + 2 * k->pad - k->KW) / k->stride + 1;
-    dnnl_dims_t sd = {k->N, k->IC, k->H, k->W}, wd = {k->OC, k->IC, k->KH, k->KW}, bd = {k->OC},
-                dd = {k->N, k->OC, OH, OW};
+    /* bf16x2 (ops_dnnl.h): [hi | lo] channels, or hi and lo images with
+     * the bias and the residual added when the halves are combined */
+    int IC = k->split == OPS_SPLIT_COLS ? 2 * k->IC : k->IC, N = k->split == OPS_SPLIT_ROWS ? 2 * k->N : k->N;
+    int bias = k->bias && k->split != OPS_SPLIT_ROWS, accum = k->accum && k->split != OPS_SPLIT_ROWS;
+    dnnl_dims_t sd = {N, IC, k->H, k->W}, wd = {k->OC, IC, k->KH, k->KW}, bd = {k->OC},
+                dd = {N, k->OC, OH, OW};
     /* right padding chosen so that oneDNN's output size equals the floor formula */
     dnnl_dims_t strides = {k->stride, k->stride}, pl = {k->pt, k->pad},
                 pr = {(OH - 1) * k->stride + k->KH - k->H - k->pt, (OW - 1) * k->stride + k->KW - k->W - k->pad};
     dnnl_memory_desc_t as, aw, ad;
     dnnl_format_tag_t plain = dnnl_nhwc;
-    dnnl_data_type_t dt = k->bf16 ? dnnl_bf16 : dnnl_f32;   /* src and weights; dst and bias f32 */
+    dnnl_data_type_t dt = k->prec != OPS_FP32 ? dnnl_bf16 : dnnl_f32;   /* src and weights; dst and bias f32 */
     ops_ck(dnnl_memory_desc_init_by_tag(&e->psrc, 4, sd, dt, plain), "md src");
     ops_ck(dnnl_memory_desc_init_by_tag(&e->pwei, 4, wd, dnnl_f32, dnnl_oihw), "md weights");
     ops_ck(dnnl_memory_desc_init_by_tag(&e->bia, 1, bd, dnnl_f32, dnnl_x), "md bias");
@@ -118,14 +124,14 @@ static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
     ops_ck(dnnl_memory_desc_init_by_tag(&aw, 4, wd, dt, dnnl_format_tag_any), "md weights any");
     ops_ck(dnnl_memory_desc_init_by_tag(&ad, 4, dd, dnnl_f32, act), "md dst any");
     dnnl_convolution_desc_t cd;
-    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, &as, &aw, k->bias ? &e->bia : NULL,
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, &as, &aw, bias ? &e->bia : NULL,
                                            &ad, strides, pl, pr) != dnnl_success)
         return -1;
     dnnl_primitive_attr_t attr;
     ops_ck(dnnl_primitive_attr_create(&attr), "attr_create");
     /* one scratchpad for all convs (ours, grown once), not one per cached primitive */
     ops_ck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attr_set_scratchpad_mode");
-    if (k->accum) {   /* dst = conv(src) + dst: the residual add as a "sum" post-op */
+    if (accum) {   /* dst = conv(src) + dst: the residual add as a "sum" post-op */
         dnnl_post_ops_t po;
         ops_ck(dnnl_post_ops_create(&po), "post_ops_create");
         ops_ck(dnnl_post_ops_append_sum(po, 1.f), "post_ops_append_sum");
@@ -144,14 +150,14 @@ static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
     dnnl_primitive_desc_destroy(pd);
     e->rsrc = dnnl_memory_desc_equal(&e->src, &e->psrc) ? NULL : ops_make_reorder(&e->psrc, &e->src);
     e->rdst = dnnl_memory_desc_equal(&e->dst, &e->pdst) ? NULL : ops_make_reorder(&e->dst, &e->pdst);
-    e->rdin = e->rdst && k->accum ? ops_make_reorder(&e->pdst, &e->dst) : NULL;
+    e->rdin = e->rdst && accum ? ops_make_reorder(&e->pdst, &e->dst) : NULL;
     e->key = *k;
     return 0;
 }
 
 static int wino_shape(const conv_key *k)
 {
-    return !k->bf16 && k->KH == 3 && k->KW == 3 && k->stride == 1 && k->pad == 1 && k->pt <= 1 && k->pb <= 1;
+    return k->prec == OPS_FP32 && k->KH == 3 && k->KW == 3 && k->stride == 1 && k->pad == 1 && k->pt <= 1 && k->pb <= 1;
 }
 
 /* The rule for a whole conv of this shape with its batch counted up to
@@ -238,12 +244,24 @@ int ops_conv_winograd(void)
     return g_wino;
 }
 
+static _Thread_local void *t_y2;
+static _Thread_local size_t t_ny2;
+
 static void conv_run(const conv_key *k, const float *x, const float *w, const float *b, float *y)
 {
     int OC = k->OC, IC = k->IC, KH = k->KH, KW = k->KW;
     conv_entry *e = conv_lookup(k);
-    void *wb = ops_weights_get(w, (size_t)OC * IC * KH * KW, &e->pwei, &e->wei, e->transient);
-    const void *src = k->bf16 ? ops_bf16_input(x, (size_t)k->N * k->H * k->W * IC) : (const void *)x;
+    void *wb = ops_weights_get(w, (size_t)OC * IC * KH * KW, &e->pwei, &e->wei, e->transient,
+                               k->split == OPS_SPLIT_COLS ? OC : 0);
+    const void *src = k->prec != OPS_FP32 ? ops_bf16_input(x, (size_t)k->N * k->H * k->W, IC, k->split) : (const void *)x;
+    if (k->split == OPS_SPLIT_ROWS) {   /* hi and lo images, added here with the bias (and residual) */
+        size_t n = dnnl_memory_desc_get_size(&e->pdst) / sizeof(float) / 2;
+        float *y2 = ops_grow(&t_y2, &t_ny2, 2 * n * sizeof(float));
+        ops_run_forward(e->prim, "convolution execute", &e->src, src, &e->wei, wb, NULL, NULL, &e->dst, y2,
+                        &e->scratch);
+        ops_split_combine(y, y2, n, OC, b, k->accum);
+        return;
+    }
     void *dst = y;
     if (e->rsrc) {
         void *bs = ops_grow(&t_bsrc, &t_nsrc, dnnl_memory_desc_get_size(&e->src));
@@ -300,7 +318,10 @@ static void conv2d(const float *x, int N, int IC, int H, int W,
     conv_key k;
     memset(&k, 0, sizeof k);   /* padding bytes take part in memcmp */
     k.N = N; k.IC = IC; k.H = H; k.W = W; k.OC = OC; k.KH = KH; k.KW = KW;
-    k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = b != NULL; k.accum = accum; k.bf16 = ops_bf16();
+    k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = b != NULL; k.accum = accum; k.prec = ops_precision();
+    if (k.prec == OPS_BF16X2)
+        k.split = ops_split_mode((size_t)N * ((H + 2 * pad - KH) / stride + 1) * ((W + 2 * pad - KW) / stride + 1),
+                                 (size_t)OC * IC * KH * KW, OC);
     pthread_once(&g_once, engine_init);
     long rowin = (long)W * IC;
     if (N != 1 || g_wino < OPS_WINO_AUTO || !wino_shape(&k) || (long)H * rowin <= WINO_MAX_INPUT) {
@@ -336,7 +357,8 @@ void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float
     conv_key k;
     memset(&k, 0, sizeof k);
     k.N = 1; k.IC = IC; k.H = OH; k.W = OW; k.OC = OC; k.KH = k.KW = 3;
-    k.stride = 1; k.pad = 1; k.bias = b != NULL; k.bf16 = ops_bf16();
+    k.stride = 1; k.pad = 1; k.bias = b != NULL; k.prec = ops_precision();
+    if (k.prec == OPS_BF16X2) k.split = ops_split_mode((size_t)N * OH * OW, (size_t)OC * IC * 9, OC);
     int band = wino_wanted(&k) ? 1 : 2;
     float *buf = ops_grow(&t_up, &t_nup, sizeof(float) * (size_t)(R + 2) * rowin);
     for (int n = 0; n < N; n++)

@@ -11,9 +11,24 @@
 /* Abort with a message on any oneDNN failure (a bug, never user input). */
 void ops_ck(dnnl_status_t st, const char *what);
 dnnl_engine_t ops_engine(void);
-/* x[0..n) as bf16 in the calling thread's one conversion buffer (valid
- * until its next call): the input of a bf16 conv or matmul. */
-const void *ops_bf16_input(const float *x, size_t n);
+/* bf16x2 splits an input x into hi = bf16(x) and lo = bf16(x - hi) and
+ * meets both with the same bf16 weights, one of two ways:
+ *   OPS_SPLIT_COLS  each row [hi | lo] (2·cols) against the weights stacked
+ *                   twice along their input dim: one product, f32 sums,
+ *                   but twice the weight bytes;
+ *   OPS_SPLIT_ROWS  rows [all hi; all lo] (2·rows) against the weights once,
+ *                   the two output halves added after (ops_split_combine):
+ *                   for layers with large weights and few rows. */
+enum { OPS_SPLIT_NONE = 0, OPS_SPLIT_COLS = 1, OPS_SPLIT_ROWS = 2 };
+/* x[rows][cols] as bf16 in the calling thread's one conversion buffer
+ * (valid until its next call): the input of a bf16 conv or matmul, split
+ * as above or not. */
+const void *ops_bf16_input(const float *x, size_t rows, int cols, int split);
+/* y[i] = Y[i] + Y[n + i] + b[i % C] (b may be NULL), plus y[i] if accum. */
+void ops_split_combine(float *y, const float *Y, size_t n, int C, const float *b, int accum);
+/* Which split a bf16x2 product of `rows` output rows of `out` columns
+ * against `wparams` weights uses (SD_SPLIT=k|m forces one, for tests). */
+int ops_split_mode(size_t rows, size_t wparams, int out);
 dnnl_stream_t ops_stream(void);   /* the calling thread's */
 /* *buf grown (64-byte aligned, contents dropped) to at least need bytes.
  * buf is one of the calling thread's _Thread_local slots: the buffer is freed
@@ -32,9 +47,11 @@ void ops_run_forward(dnnl_primitive_t prim, const char *what, const dnnl_memory_
                      const dnnl_memory_desc_t *scratch);
 /* The n floats at w (described by `plain`) in layout `want`: w itself when
  * the layouts are equal, else a copy made on first use and cached — until
- * ops_weights_drop_transient if made with transient set. */
+ * ops_weights_drop_transient if made with transient set.  stack_rows > 0
+ * (bf16x2): w is stack_rows rows, and `plain` describes each of them twice
+ * in a row (the weights that meet an activation's hi and lo halves). */
 void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want,
-                      int transient);
+                      int transient, int stack_rows);
 
 /* The bf16 attention on AMX tiles (ops_attention_amx.c): usable only if
  * ready() says so (AMX, and the kernel's permission to use its tiles). */

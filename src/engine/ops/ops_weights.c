@@ -29,6 +29,7 @@ typedef struct wcache {
     float finger[8];
     void *buf;
     int transient;   /* freed by ops_weights_drop_transient */
+    int gave_back;   /* made from checkpoint memory whose pages were then given back */
 } wcache;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -68,13 +69,16 @@ static void thread_end(void *unused)
     t_stream = NULL;
 }
 
-/* Precision of convs and matmuls: fp32, or bf16 — bf16 activations and
- * weights into oneDNN's kernels, f32 accumulation, sums, bias and output —
- * by default only where the CPU has AMX, the one place bf16 is faster than
- * fp32 (there ~10x: oneDNN's AMX kernels); SD_PRECISION=fp32|bf16|auto
+/* Precision of convs and matmuls (ops.h): fp32; bf16 — bf16 activations
+ * and weights into oneDNN's kernels, f32 accumulation, sums, bias and
+ * output; or bf16x2 — the activation split into two bf16 terms, hi + lo,
+ * that meet the same bf16 weight, so only the weights are rounded.  By
+ * default bf16x2 where the CPU has AMX (oneDNN's AMX kernels make even the
+ * doubled work ~4x faster than fp32), fp32 elsewhere; SD_PRECISION
  * overrides.  (oneDNN 2.6 ignores the bf16 "fpmath mode" on f32 tensors, so
  * the tensors themselves are bf16.) */
-static int g_bf16;
+static int g_prec;
+static int g_vec;   /* the CPU converts to bf16 in vectors (avx512bf16) */
 
 static int has_amx(void)
 {
@@ -86,13 +90,15 @@ static void engine_init(void)
 {
     ops_ck(dnnl_engine_create(&g_engine, dnnl_cpu, 0), "engine_create");
     const char *p = getenv("SD_PRECISION");
-    if (p && !strcmp(p, "bf16")) g_bf16 = 1;
-    else if (p && !strcmp(p, "fp32")) g_bf16 = 0;
+    if (p && !strcmp(p, "bf16")) g_prec = OPS_BF16;
+    else if (p && !strcmp(p, "bf16x2")) g_prec = OPS_BF16X2;
+    else if (p && !strcmp(p, "fp32")) g_prec = OPS_FP32;
     else {
         if (p && *p && strcmp(p, "auto"))
-            fprintf(stderr, "sdserve: SD_PRECISION=%s is not fp32, bf16 or auto; using auto\n", p);
-        g_bf16 = has_amx();
+            fprintf(stderr, "sdserve: SD_PRECISION=%s is not fp32, bf16x2, bf16 or auto; using auto\n", p);
+        g_prec = has_amx() ? OPS_BF16X2 : OPS_FP32;
     }
+    g_vec = __builtin_cpu_supports("avx512bf16");
     if (pthread_key_create(&g_tkey, thread_end)) { fprintf(stderr, "ops: pthread_key_create failed\n"); abort(); }
 }
 
@@ -103,10 +109,15 @@ static void at_thread_end(void)
     pthread_setspecific(g_tkey, &g_tkey);
 }
 
-int ops_bf16(void)
+int ops_precision(void)
 {
     pthread_once(&g_once, engine_init);
-    return g_bf16;
+    return g_prec;
+}
+
+const char *ops_precision_name(int prec)
+{
+    return prec == OPS_BF16 ? "bf16" : prec == OPS_BF16X2 ? "bf16x2" : "fp32";
 }
 
 int ops_cpu_amx(void)
@@ -115,10 +126,10 @@ int ops_cpu_amx(void)
     return has_amx();
 }
 
-void ops_set_bf16(int on)
+void ops_set_precision(int prec)
 {
     pthread_once(&g_once, engine_init);
-    g_bf16 = on != 0;
+    g_prec = prec;
 }
 
 /* fp32 -> bf16, round to nearest even (NaN stays NaN). */
@@ -143,26 +154,105 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void to_bf16_avx51
     for (; i < n; i++) y[i] = f2bf(x[i]);
 }
 
+
+static void ops_to_bf16_serial(const float *x, size_t n, uint16_t *y)
+{
+    if (g_vec) to_bf16_avx512(x, n, y);
+    else for (size_t i = 0; i < n; i++) y[i] = f2bf(x[i]);
+}
+
 void ops_to_bf16(const float *x, size_t n, uint16_t *y)
 {
-    static int vec = -1;
-    if (vec < 0) vec = __builtin_cpu_supports("avx512bf16");
+    pthread_once(&g_once, engine_init);
     #pragma omp parallel for schedule(static) if (n >= 65536)
     for (size_t b = 0; b < (n + 8191) / 8192; b++) {
         size_t i0 = b * 8192, i1 = i0 + 8192 < n ? i0 + 8192 : n;
-        if (vec) to_bf16_avx512(x + i0, i1 - i0, y + i0);
-        else for (size_t i = i0; i < i1; i++) y[i] = f2bf(x[i]);
+        ops_to_bf16_serial(x + i0, i1 - i0, y + i0);
     }
 }
 
 static _Thread_local void *t_b16;
 static _Thread_local size_t t_nb16;
 
-const void *ops_bf16_input(const float *x, size_t n)
+/* hi = bf16(x), lo = bf16(x - hi) for one row of n */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void split_row_avx512(const float *x, int n,
+                                                                                   uint16_t *hi, uint16_t *lo)
 {
-    uint16_t *y = ops_grow(&t_b16, &t_nb16, n * sizeof(uint16_t));
-    ops_to_bf16(x, n, y);
+    int i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 v = _mm512_loadu_ps(x + i);
+        __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+        __m512 hf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        _mm256_storeu_si256((__m256i *)(hi + i), h);
+        _mm256_storeu_si256((__m256i *)(lo + i), (__m256i)_mm512_cvtneps_pbh(_mm512_sub_ps(v, hf)));
+    }
+    for (; i < n; i++) {
+        hi[i] = f2bf(x[i]);
+        uint32_t u = (uint32_t)hi[i] << 16;
+        float h;
+        memcpy(&h, &u, 4);
+        lo[i] = f2bf(x[i] - h);
+    }
+}
+
+static void split_row(const float *x, int n, uint16_t *hi, uint16_t *lo)
+{
+    if (g_vec) {
+        split_row_avx512(x, n, hi, lo);
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        hi[i] = f2bf(x[i]);
+        uint32_t u = (uint32_t)hi[i] << 16;
+        float h;
+        memcpy(&h, &u, 4);
+        lo[i] = f2bf(x[i] - h);
+    }
+}
+
+const void *ops_bf16_input(const float *x, size_t rows, int cols, int split)
+{
+    size_t n = rows * (size_t)cols;
+    uint16_t *y = ops_grow(&t_b16, &t_nb16, n * sizeof(uint16_t) * (split ? 2 : 1));
+    if (!split) {
+        ops_to_bf16(x, n, y);
+        return y;
+    }
+    #pragma omp parallel for schedule(static) if (n >= 65536)
+    for (size_t r = 0; r < rows; r++) {
+        if (split == OPS_SPLIT_COLS) split_row(x + r * cols, cols, y + 2 * r * cols, y + 2 * r * cols + cols);
+        else split_row(x + r * cols, cols, y + r * cols, y + n + r * cols);
+    }
     return y;
+}
+
+/* The split that moves fewer extra bytes: stacked weights cost their bf16
+ * bytes again on every pass of the kernel over them (about one per 256
+ * rows), split rows cost the second output half written, both read back
+ * and the sum written (16 bytes per output).  Fitted to SD 1.5's convs and
+ * linears on AMX (bench/README.md): e.g. the UNet's 1280-channel convs and
+ * 512-row linears split rows, its 8192-row linears and the VAE's 512²
+ * convs stack. */
+int ops_split_mode(size_t rows, size_t wparams, int out)
+{
+    const char *s = getenv("SD_SPLIT");
+    if (s && *s == 'k') return OPS_SPLIT_COLS;
+    if (s && *s == 'm') return OPS_SPLIT_ROWS;
+    double passes = rows > 256 ? rows / 256.0 : 1.0;
+    return (double)rows * out * 16 < 2.0 * wparams * passes ? OPS_SPLIT_ROWS : OPS_SPLIT_COLS;
+}
+
+/* y = Y[0..n) + Y[n..2n) + b[i % C] (+ y if accum): the two halves of a
+ * row-split (bf16x2) product added, its bias and residual with them. */
+void ops_split_combine(float *y, const float *Y, size_t n, int C, const float *b, int accum)
+{
+    size_t rows = n / (size_t)C;
+    #pragma omp parallel for schedule(static) if (n >= 65536)
+    for (size_t r = 0; r < rows; r++) {
+        const float *h = Y + r * C, *l = h + n;
+        float *o = y + r * C;
+        for (int c = 0; c < C; c++) o[c] = (accum ? o[c] : 0.f) + (h[c] + l[c]) + (b ? b[c] : 0.f);
+    }
 }
 
 dnnl_engine_t ops_engine(void)
@@ -283,7 +373,7 @@ void ops_run_forward(dnnl_primitive_t prim, const char *what, const dnnl_memory_
  * fingerprint of sampled values catches a freed pointer reused for other
  * weights. */
 void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, const dnnl_memory_desc_t *wei,
-                      int transient)
+                      int transient, int stack_rows)
 {
     if (dnnl_memory_desc_equal(wei, pwei)) return (void *)w;
     pthread_once(&g_once, engine_init);
@@ -292,7 +382,7 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
     float f[8] = {0};
     if (!rel) fingerprint(w, n, f);
     wcache *other = NULL;
-    int lossy = 0;
+    int gone = 0;   /* the original's pages were given back */
     for (size_t i = 0; i < g_nw; i++) {
         wcache *c = &g_w[i];
         if (c->ptr != w) continue;
@@ -310,16 +400,16 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
          * layout (Winograd layouts cannot); same pointer, other dims is not
          * the same tensor */
         if (c->md.format_kind == dnnl_blocked && c->md.ndims == wei->ndims &&
-            !memcmp(c->md.dims, wei->dims, sizeof(dnnl_dim_t) * (size_t)wei->ndims)) {
-            if (c->md.data_type == dnnl_f32 || c->md.data_type == wei->data_type) other = c;
-            else if (rel) lossy = 1;   /* a bf16 copy: not a source for fp32 */
-        }
+            !memcmp(c->md.dims, wei->dims, sizeof(dnnl_dim_t) * (size_t)wei->ndims) &&
+            (c->md.data_type == dnnl_f32 || c->md.data_type == wei->data_type))   /* never from bf16 to f32 */
+            other = c;
+        gone |= c->gave_back;
     }
-    if (!other && lossy) {
-        /* only a bf16 copy is left of a tensor whose fp32 original was
-         * given back, now wanted in fp32: precision is chosen before a
-         * checkpoint's first use, not changed after */
-        fprintf(stderr, "ops: weights wanted at fp32 after their fp32 original was released\n");
+    if (!other && gone) {
+        /* the original is needed (a first copy at another precision or
+         * shape) but its pages were given back: a checkpoint's weights are
+         * used at one precision (chosen before its first use) and shape */
+        fprintf(stderr, "ops: a weight tensor was wanted at another precision or shape after its original was given back\n");
         abort();
     }
     if (g_nw == g_capw) {
@@ -335,6 +425,7 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
     c->ptr = w;
     c->md = *wei;
     c->transient = transient;
+    c->gave_back = 0;
     memcpy(c->finger, f, sizeof f);
     size_t bytes = dnnl_memory_desc_get_size(wei);
     c->buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
@@ -342,7 +433,19 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
     const dnnl_memory_desc_t *from = other ? &other->md : pwei;
     const void *src = other ? other->buf : (const void *)w;
     void *plain = NULL;
-    if (other && wei->format_kind != dnnl_blocked) {
+    if (stack_rows && !other) {
+        /* bf16x2: every row of w twice in a row, as pwei describes */
+        size_t L = n / (size_t)stack_rows;
+        float *st = malloc(2 * n * sizeof(float));
+        if (!st) { fprintf(stderr, "ops: weight reorder allocation failed\n"); abort(); }
+        for (size_t r = 0; r < (size_t)stack_rows; r++) {
+            memcpy(st + 2 * r * L, w + r * L, L * sizeof(float));
+            memcpy(st + 2 * r * L + L, w + r * L, L * sizeof(float));
+        }
+        plain = st;
+        src = st;
+    }
+    else if (other && wei->format_kind != dnnl_blocked) {
         /* Winograd layouts reorder only from the plain layout: unblock the copy first */
         plain = malloc(n * sizeof(float));
         if (!plain) { fprintf(stderr, "ops: weight reorder allocation failed\n"); abort(); }
@@ -362,6 +465,7 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
         uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w + ps - 1) & ~(ps - 1),
                   b = ((uintptr_t)w + n * sizeof(float)) & ~(ps - 1);
         if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+        g_w[g_nw - 1].gave_back = 1;
     }
     pthread_mutex_unlock(&g_lock);
     return c->buf;

@@ -1,0 +1,37 @@
+/* pipe_case.h — one of diffusers' pipeline runs in reference/goldens/<model>/
+ * pipe/<run>/ replayed through the engine (its recorded noise, prompt,
+ * sampler, steps, size; img2img from its init image), and how far the
+ * engine's result is from the run's: tests/parity/test_pipeline.c (fp32
+ * parity) and test_precision.c (the bf16 precisions) judge the numbers. */
+#ifndef SD_TEST_PIPE_CASE_H
+#define SD_TEST_PIPE_CASE_H
+
+#include "../../src/engine/pipeline.h"
+
+typedef struct pipe_result {
+    int ran;              /* the goldens were there and sd_generate_debug succeeded */
+    char msg[600];        /* why not */
+    int bad_draw;         /* the engine asked for a noise draw the run did not make */
+    double latent_err;    /* max |final latent - golden| */
+    double latent_max;    /* max |golden final latent| */
+    double image_err01;   /* max |decoded image - golden| / 2: in [0,1] units */
+    int width, height;    /* of the RGB8 output */
+    int png_max;          /* largest |RGB8 - image.png| in levels */
+    double png_mean;      /* mean of |RGB8 - image.png| in levels */
+    double psnr;          /* of RGB8 against image.png, dB (999 when equal) */
+} pipe_result;
+
+/* The pipeline runs each model has: txt2img with every sampler at 4 and
+ * 10 steps, then img2img. */
+extern const char *const PIPE_RUNS[];
+extern const int PIPE_NRUNS;
+
+/* Runs `run` of `model` ("tiny-sd1", "tiny-sd2") on e. */
+void pipe_case(sd_engine *e, const char *model, const char *run, pipe_result *r);
+
+/* Loads reference model m (0 tiny-sd1, 1 tiny-sd2) from its diffusers
+ * folder (single = 0) or its fp16 single file (single = 1); NULL with the
+ * loader's message in msg. */
+sd_engine *pipe_load(int m, int single, char *msg, size_t msgsz);
+
+#endif
