@@ -11,7 +11,7 @@ make -s -j2 BUILD="$BUILD" tests >/dev/null
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 for t in unit/test_philox parity/test_schedules parity/test_samplers unit/test_tokenizer \
-         parity/test_clip parity/test_unet parity/test_vae parity/test_pipeline; do
+         parity/test_clip parity/test_unet parity/test_vae parity/test_pipeline parity/test_precision; do
   "$BUILD/tests/$t" 2>/dev/null | grep '^metric ' >>"$tmp" || true
 done
 out=docs/ACCURACY.md
@@ -51,6 +51,22 @@ out=docs/ACCURACY.md
          if ($3 == "png_max_level_diff") pl[key] = $4 }
        END { for (i = 1; i <= k; i++) { key = keys[i]; split(key, q, "|")
                printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", q[1], q[2], q[3], fl[key], ft[key], im[key], it[key], pl[key] } }' "$tmp" | sort
+  echo
+  echo "## The bf16 precisions, whole pipeline (tests/parity/test_precision.c)"
+  echo
+  echo "The same runs at \`bf16x2\` (the default on CPUs with AMX) and \`bf16\`, RGB8 output against diffusers'"
+  echo "fp32 image.png: largest difference in 8-bit levels, mean difference, PSNR (tiny-sd1 from its folder,"
+  echo "tiny-sd2 from its fp16 single file).  Notes: \"Precision\" below."
+  echo
+  echo "| run | model | precision | max levels | tol | mean levels | PSNR dB | tol |"
+  echo "|---|---|---|---|---|---|---|---|"
+  awk '$2 ~ /^precision\// { split($2, p, "/"); key = p[4] "|" p[3] "|" p[2]
+         if (!(key in seen)) { seen[key] = ++k; keys[k] = key }
+         if ($3 == "png_max_level_diff") { ml[key] = $4; mt[key] = $6 }
+         if ($3 == "png_mean_level_diff") mn[key] = $4
+         if ($3 == "psnr_db") { ps[key] = $4; pt[key] = $6 } }
+       END { for (i = 1; i <= k; i++) { key = keys[i]; split(key, q, "|")
+               printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", q[1], q[2], q[3], ml[key], mt[key], mn[key], ps[key], pt[key] } }' "$tmp" | sort
   echo
   echo "## Every metric"
   echo

@@ -124,9 +124,14 @@ static void usage(FILE *f)
             "  --repeats R        runs per stage, median reported (3)\n"
             "  --steps N          accepted for symmetry with generate; bench times one step\n"
             "  --threads N        engine threads (0 = all cores)\n"
+            "  --precision P      auto|fp32|bf16x2|bf16 (auto: SD_PRECISION, else bf16x2 with AMX)\n"
             "  --skip LIST        stages to skip, comma-separated: load,text,unet,decode,encode\n"
             "  --winograd-check   also run one UNet step and one decode with Winograd off, on\n"
-            "                     everywhere, auto and wide; print time and error against off\n");
+            "                     everywhere, auto and wide; print time and error against off\n"
+            "                     (fp32 only: the bf16 precisions have no Winograd)\n"
+            "  --precision-check  also load the model at fp32, bf16x2 and bf16 in turn and run\n"
+            "                     one UNet step and one decode each; print time and error\n"
+            "                     against fp32 (relative, and PSNR of the decoded pixels)\n");
 }
 
 static double peak_rss_gb(void);
@@ -167,10 +172,77 @@ static int parse_int(const char *o, const char *v, int lo, int hi, int *dst)
     return 0;
 }
 
+/* max|a - r| / max|r| */
+static double rel_err(const float *a, const float *r, size_t n)
+{
+    double e = 0, m = 0;
+    for (size_t i = 0; i < n; i++) {
+        e = fmax(e, fabs(a[i] - r[i]));
+        m = fmax(m, fabs(r[i]));
+    }
+    return m > 0 ? e / m : e;
+}
+
+/* PSNR (dB) of two decoded images in [-1, 1] as the pipeline's pixels
+ * (clamp(x/2 + 1/2)·255, not rounded) */
+static double psnr_px(const float *a, const float *r, size_t n)
+{
+    double sq = 0;
+    for (size_t i = 0; i < n; i++) {
+        double pa = fmin(fmax(a[i] / 2 + 0.5, 0), 1) * 255, pr = fmin(fmax(r[i] / 2 + 0.5, 0), 1) * 255;
+        sq += (pa - pr) * (pa - pr);
+    }
+    return sq > 0 ? 10 * log10(255.0 * 255.0 / (sq / n)) : 999;
+}
+
+/* --precision-check: the model loaded at fp32, bf16x2 and bf16 in turn (a
+ * checkpoint's weights serve one precision), one UNet CFG step on the same
+ * latent and text and one decode of the same latent each (the second of two
+ * runs timed), errors against fp32.  *e is replaced by the last load. */
+static int precision_check(sd_engine **e, sd_load_opts *lo, const float *x, const float *ts, const float *ctxb,
+                           int rows, int lh, int lw, int T, float *img, size_t ni, int batch, sd_err *err)
+{
+    static const char *names[3] = {"fp32", "bf16x2", "bf16"};
+    size_t nu = (size_t)unet_get_info(sd_engine_unet(*e))->in_channels * lh * lw * rows;
+    float *o = malloc(sizeof(float) * nu), *ru = malloc(sizeof(float) * nu), *ri = malloc(sizeof(float) * ni);
+    int rc = -1;
+    if (!o || !ru || !ri) { sd_errf(err, SD_ENOMEM, "bench", "out of memory"); goto out; }
+    printf("precision check (one UNet CFG step, one decode; error vs fp32 = max|diff| / max|fp32|):\n");
+    const char *saved = lo->precision;
+    for (int p = 0; p < 3; p++) {
+        sd_engine_free(*e);
+        lo->precision = names[p];
+        if (!(*e = sd_engine_load(lo, err))) goto out;
+        struct sd_unet *un = sd_engine_unet(*e);
+        struct sd_vae *va = sd_engine_vae(*e);
+        double tu = 0, td = 0, t0;
+        for (int r = 0; r < 2; r++) {   /* run 0 builds primitives and weight copies */
+            t0 = now();
+            if (unet_forward(un, x, ts, ctxb, rows, lh, lw, T, o, err)) goto out;
+            tu = now() - t0;
+        }
+        unet_release_activations(un);
+        for (int r = 0; r < 2; r++) {
+            t0 = now();
+            if (vae_decode(va, x, batch, lh, lw, img, err)) goto out;
+            td = now() - t0;
+        }
+        vae_release_activations(va);
+        if (p == 0) { memcpy(ru, o, sizeof(float) * nu); memcpy(ri, img, sizeof(float) * ni); }
+        printf("  %-6s  unet step %7.3f s  err %.2e    decode %7.3f s  err %.2e  PSNR %5.1f dB  (peak RSS so far %.2f GiB)\n",
+               names[p], tu, rel_err(o, ru, nu), td, rel_err(img, ri, ni), psnr_px(img, ri, ni), peak_rss_gb());
+    }
+    lo->precision = saved;
+    rc = 0;
+out:
+    free(o); free(ru); free(ri);
+    return rc;
+}
+
 int cli_bench(int argc, char **argv)
 {
-    const char *model = NULL, *vocab = NULL, *skip = "";
-    int wcheck = 0;
+    const char *model = NULL, *vocab = NULL, *skip = "", *precision = NULL;
+    int wcheck = 0, pcheck = 0;
     int W = 512, H = 512, batch = 1, repeats = 3, steps = 1, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -179,7 +251,12 @@ int cli_bench(int argc, char **argv)
         else if (!strcmp(o, "--model") || !strcmp(o, "-m")) { model = v; i++; bad = !v; }
         else if (!strcmp(o, "--vocab")) { vocab = v; i++; bad = !v; }
         else if (!strcmp(o, "--skip")) { skip = v; i++; bad = !v; }
+        else if (!strcmp(o, "--precision")) {
+            precision = v; i++; bad = !v;
+            if (v && sd_precision_known(v)) { fprintf(stderr, "bench: --precision must be auto, fp32, bf16x2 or bf16\n"); return 2; }
+        }
         else if (!strcmp(o, "--winograd-check")) wcheck = 1;
+        else if (!strcmp(o, "--precision-check")) pcheck = 1;
         else if (!strcmp(o, "-W") || !strcmp(o, "--width")) { bad = parse_int(o, v, 8, 4096, &W); i++; }
         else if (!strcmp(o, "-H") || !strcmp(o, "--height")) { bad = parse_int(o, v, 8, 4096, &H); i++; }
         else if (!strcmp(o, "--batch")) { bad = parse_int(o, v, 1, 64, &batch); i++; }
@@ -197,6 +274,7 @@ int cli_bench(int argc, char **argv)
     lo.model_path = model;
     lo.vocab_path = vocab;
     lo.threads = threads;
+    lo.precision = precision;
     sd_err err = {0};
     double *t = calloc(repeats, sizeof *t);
     if (!t) return 1;
@@ -297,7 +375,10 @@ int cli_bench(int argc, char **argv)
         report("vae encode", t, repeats, GF_ENC * area * batch, peak);
         if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)");
     }
-    if (wcheck) {
+    if (wcheck && ops_precision() != OPS_FP32)
+        printf("winograd check: skipped, the %s precision has no Winograd (--precision fp32)\n",
+               ops_precision_name(ops_precision()));
+    else if (wcheck) {
         /* the same UNet step and decode under each Winograd rule; error = max|d| / max|ref|
          * against direct convolutions (run first, after a warm-up of each rule) */
         static const char *names[4] = {"off", "on", "auto", "wide"};
@@ -329,6 +410,7 @@ int cli_bench(int argc, char **argv)
         ops_conv_set_winograd(saved);
         free(ru); free(ri);
     }
+    if (pcheck && precision_check(&e, &lo, x, ts, ctxb, rows, lh, lw, T, img, npix * batch, batch, &err)) goto fail;
     printf("peak RSS %.2f GiB (%.2f GB)\n", peak_rss_gb(), peak_rss_gb() * 1.073741824);
     rc = 0;
     goto done;

@@ -46,6 +46,7 @@ void gen_usage(FILE *f)
             "  --config F           LDM config JSON for a single-file checkpoint\n"
             "  --vocab F            CLIP vocabulary (bpe .txt.gz, merges.txt or tokenizer/)\n"
             "  --threads N          0 = all cores                         [0]\n"
+            "  --precision P        auto|fp32|bf16x2|bf16 (docs/SERVER.md)  [auto]\n"
             "  -h, --help           this text\n"
             "\n"
             "Progress goes to stderr; each written file is printed on stdout as\n"
@@ -84,7 +85,7 @@ static int parse_float(const char *flag, const char *v, double lo, double hi, in
 
 typedef enum {
     O_MODEL, O_CONFIG, O_VOCAB, O_PROMPT, O_NEGATIVE, O_INIT, O_STRENGTH, O_STEPS, O_CFG, O_SAMPLER, O_SEED,
-    O_WIDTH, O_HEIGHT, O_COUNT, O_OUTPUT, O_FORMAT, O_QUALITY, O_THREADS, O_HELP
+    O_WIDTH, O_HEIGHT, O_COUNT, O_OUTPUT, O_FORMAT, O_QUALITY, O_THREADS, O_PRECISION, O_HELP
 } opt_id;
 
 static const struct {
@@ -98,7 +99,7 @@ static const struct {
     {"--sampler", NULL, O_SAMPLER, 1},   {"--seed", NULL, O_SEED, 1},        {"--width", "-W", O_WIDTH, 1},
     {"--height", "-H", O_HEIGHT, 1},     {"--count", "-n", O_COUNT, 1},      {"--output", "-o", O_OUTPUT, 1},
     {"--format", NULL, O_FORMAT, 1},     {"--quality", NULL, O_QUALITY, 1},  {"--threads", NULL, O_THREADS, 1},
-    {"--help", "-h", O_HELP, 0},
+    {"--precision", NULL, O_PRECISION, 1}, {"--help", "-h", O_HELP, 0},
 };
 
 static int apply(gen_args *a, opt_id id, const char *flag, const char *v, int *format_set, sd_err *err)
@@ -159,6 +160,11 @@ static int apply(gen_args *a, opt_id id, const char *flag, const char *v, int *f
     case O_THREADS:
         if (parse_int(flag, v, 0, 1024, &x, err)) return -1;
         a->threads = (int)x;
+        break;
+    case O_PRECISION:
+        if (sd_precision_known(v))
+            return sd_errf(err, SD_EINVAL, flag, "%s must be auto, fp32, bf16x2 or bf16; got '%s'", flag, v);
+        a->precision = v;
         break;
     case O_HELP: a->help = 1; break;
     }
@@ -333,7 +339,8 @@ static int run(const gen_args *a, sd_err *err)
         if (a->size_set) fprintf(stderr, "note: -W/-H are ignored with --init-image (output is %dx%d)\n", init.width, init.height);
     }
 
-    sd_load_opts lo = {.model_path = a->model, .config_path = a->config, .vocab_path = a->vocab, .threads = a->threads};
+    sd_load_opts lo = {.model_path = a->model, .config_path = a->config, .vocab_path = a->vocab, .threads = a->threads,
+                       .precision = a->precision};
     sd_engine *eng = sd_engine_load(&lo, err);
     if (!eng) {
         img_rgb_free(&init);
@@ -341,8 +348,8 @@ static int run(const gen_args *a, sd_err *err)
     }
     sd_model_info info;
     sd_engine_info(eng, &info);
-    fprintf(stderr, "model %s (%s, %s, hash %s)\n", info.name ? info.name : "?", info.family, info.prediction,
-            info.hash);
+    fprintf(stderr, "model %s (%s, %s, hash %s), precision %s\n", info.name ? info.name : "?", info.family, info.prediction,
+            info.hash, info.precision);
 
     uint64_t seed = a->seed_random ? random_seed() : a->seed;
     sd_gen_params p = {

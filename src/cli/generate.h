@@ -32,6 +32,7 @@ typedef struct gen_args {
     img_format format;          /* --format, else from the -o extension, else PNG */
     int quality;                /* [1, 100], default 90 (JPEG / WebP) */
     int threads;                /* [0, 1024], 0 = all cores */
+    const char *precision;      /* NULL = auto (sd_load_opts) */
     int help;                   /* --help / -h given */
 } gen_args;
 

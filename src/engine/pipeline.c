@@ -43,6 +43,7 @@ struct sd_engine {
     int64_t params;
     char hash[16];
     char name[256];
+    char precision[32];   /* sd_model_info.precision */
 };
 
 struct sd_unet *sd_engine_unet(sd_engine *e) { return e->unet; }
@@ -128,10 +129,49 @@ static void model_hash(const sd_weights *w, char out[16])
     for (int i = 0; i < 4; i++) sprintf(out + 2 * i, "%02x", d[i]);
 }
 
+static const struct { const char *name; int prec; } PRECISIONS[] = {
+    {"fp32", OPS_FP32}, {"bf16x2", OPS_BF16X2}, {"bf16", OPS_BF16}, {"auto", -1},
+};
+
+int sd_precision_known(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof PRECISIONS / sizeof PRECISIONS[0]; i++)
+        if (!strcmp(name, PRECISIONS[i].name)) return 0;
+    return -1;
+}
+
+/* Each model's precision (sd.h): a named one applies to all three; auto is
+ * $SD_PRECISION when that names one, else, on a CPU with AMX, bf16x2 for the
+ * text encoder and the UNet and bf16 for the VAE — it runs once per image,
+ * so its rounding does not compound over the steps as the UNet's does
+ * (docs/ACCURACY.md, "Precision") — and fp32 elsewhere. */
+static void set_precision(sd_engine *e, const char *name)
+{
+    int all = -1;
+    for (size_t i = 0; name && i < sizeof PRECISIONS / sizeof PRECISIONS[0]; i++)
+        if (!strcmp(name, PRECISIONS[i].name)) all = PRECISIONS[i].prec;
+    const char *env = getenv("SD_PRECISION");
+    if (all < 0 && env && !sd_precision_known(env) && strcmp(env, "auto")) all = ops_precision();   /* as the ops layer read it */
+    int pt = all, pu = all, pv = all;
+    if (all < 0) {
+        pt = pu = ops_cpu_amx() ? OPS_BF16X2 : OPS_FP32;
+        pv = ops_cpu_amx() ? OPS_BF16 : OPS_FP32;
+    }
+    clip_set_precision(e->clip, pt);
+    unet_set_precision(e->unet, pu);
+    vae_set_precision(e->vae, pv);
+    if (pu == pv) snprintf(e->precision, sizeof e->precision, "%s", ops_precision_name(pu));
+    else snprintf(e->precision, sizeof e->precision, "%s, VAE %s", ops_precision_name(pu), ops_precision_name(pv));
+}
+
 sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
 {
     if (!o || !o->model_path || !*o->model_path) {
         sd_errf(err, SD_EINVAL, "model", "no model given");
+        return NULL;
+    }
+    if (o->precision && sd_precision_known(o->precision)) {
+        sd_errf(err, SD_EINVAL, "precision", "precision must be auto, fp32, bf16x2 or bf16; got '%.40s'", o->precision);
         return NULL;
     }
     ops_init(o->threads);
@@ -165,6 +205,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
 
     /* VAE */
     if (!(e->vae = vae_load(e->w, err))) goto fail;
+    set_precision(e, o->precision);
     if (unet_get_info(e->unet)->in_channels != vae_latent_channels(e->vae) ||
         unet_get_info(e->unet)->context_dim != clip_width(e->clip)) {
         sd_errf(err, SD_EFORMAT, "model",
@@ -235,6 +276,7 @@ void sd_engine_info(const sd_engine *e, sd_model_info *out)
     out->params = e->params;
     memcpy(out->hash, e->hash, sizeof out->hash);
     out->name = e->name;
+    out->precision = e->precision;
 }
 
 void sd_image_free(sd_image *img)

@@ -28,7 +28,14 @@ typedef struct sd_load_opts {
     sd_prediction prediction;  /* AUTO: diffusers scheduler config, then config_path, then eps */
     int clip_skip;             /* 0 = family default (SD1: last layer, SD2: penultimate); n>=1 = use layer -n */
     int threads;               /* 0 = all cores */
+    const char *precision;     /* of convs, matmuls, attention: "fp32" (the reference's results), "bf16x2"
+                                  (inputs split in two bf16 terms: only weights rounded), "bf16" (fastest);
+                                  NULL or "auto": $SD_PRECISION, else on CPUs with AMX bf16x2 with the VAE
+                                  at bf16, fp32 elsewhere (docs/SERVER.md) */
 } sd_load_opts;
+
+/* 0 if name is a precision sd_load_opts accepts ("auto", "fp32", "bf16x2", "bf16"), else -1. */
+int sd_precision_known(const char *name);
 
 sd_engine *sd_engine_load(const sd_load_opts *opts, sd_err *err);
 void sd_engine_free(sd_engine *e);
@@ -41,6 +48,7 @@ typedef struct sd_model_info {
     int64_t params;              /* number of parameters loaded */
     char hash[16];               /* short model hash (A1111 style, 10 hex chars) */
     const char *name;            /* file or folder base name */
+    const char *precision;       /* in effect: "fp32", "bf16x2", "bf16" or "bf16x2, VAE bf16" */
 } sd_model_info;
 void sd_engine_info(const sd_engine *e, sd_model_info *out);
 

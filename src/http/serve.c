@@ -28,7 +28,7 @@
 static char *o_api_keys, *o_api_keys_file;
 static int64_t o_metrics_open;
 static double o_rate_limit, o_rate_burst;
-static char *o_bind, *o_model, *o_model_config, *o_vocab, *o_data, *o_public;
+static char *o_bind, *o_model, *o_model_config, *o_vocab, *o_data, *o_public, *o_precision;
 static int64_t o_engine_nice, o_max_conn_ip;
 static double o_header_timeout;
 static int64_t o_port, o_queue, o_threads, o_http_threads, o_max_conn, o_conn_timeout, o_max_body_mb, o_access_log,
@@ -52,6 +52,9 @@ static const sd_setting serve_settings[] = {
      "base of returned image URLs (default http://127.0.0.1:PORT; never taken from the Host header)"},
     {"queue-size", SD_SET_INT, &o_queue, "16", 1, 100000, "jobs that may wait; more get 503 + Retry-After"},
     {"threads", SD_SET_INT, &o_threads, "0", 0, 1024, "engine compute threads (0 = all cores)"},
+    {"precision", SD_SET_STR, &o_precision, "auto", 0, 0,
+     "convs, matmuls and attention: fp32 (the reference's pictures), bf16x2 (only weights rounded to bf16), bf16 "
+     "(fastest); auto = $SD_PRECISION, else bf16x2 on CPUs with AMX, fp32 elsewhere"},
     {"engine-nice", SD_SET_INT, &o_engine_nice, "10", 0, 19,
      "nice levels added to the engine's threads so /health and other requests stay fast during a job (0 = none)"},
     {"http-threads", SD_SET_INT, &o_http_threads, "4", 1, 256, "HTTP thread pool size"},
@@ -207,6 +210,11 @@ int cli_serve(int argc, char **argv)
 
     printf("sdserve %s serve, settings:\n", sd_version());
     sd_settings_print(stdout, serve_settings, NSETTINGS);
+    if (sd_precision_known(o_precision)) {   /* before anything slow */
+        sd_errf(&err, SD_EINVAL, "precision", "--precision must be auto, fp32, bf16x2 or bf16; got '%.40s'",
+                o_precision);
+        goto out;
+    }
     snprintf(images_dir, sizeof images_dir, "%s/images", o_data);
     if (mkdir_p(images_dir, &err)) goto out;
     if (demo_model && ensure_demo_model(o_data, demo, sizeof demo, &err)) goto out;
@@ -228,14 +236,16 @@ int cli_serve(int argc, char **argv)
     lo.vocab_path = o_vocab;
     lo.data_dir = o_data;
     lo.threads = (int)o_threads;
+    lo.precision = o_precision;
     printf("loading model %s ...\n", lo.model_path);
     engine = sd_engine_load(&lo, &err);
     if (!engine) goto out;
     sd_model_info mi;
     memset(&mi, 0, sizeof mi);
     sd_engine_info(engine, &mi);
-    printf("model: %s (%s, %s, %lld parameters, hash %s)\n", mi.name ? mi.name : "?", mi.family ? mi.family : "?",
-           mi.prediction ? mi.prediction : "?", (long long)mi.params, mi.hash);
+    printf("model: %s (%s, %s, %lld parameters, hash %s); precision %s\n", mi.name ? mi.name : "?",
+           mi.family ? mi.family : "?", mi.prediction ? mi.prediction : "?", (long long)mi.params, mi.hash,
+           mi.precision);
     if (demo_model)
         printf("NOTE: this is the random-weight DEMO model: its pictures are noise. Start with --model PATH for "
                "real images.\n");

@@ -74,6 +74,15 @@ bad "bad sampler" "--sampler must be one of" --model "$M" --prompt p --sampler h
 bad "count out of range" "-n must be in \[1, 4\]" --model "$M" --prompt p -n 9
 bad "missing --model" "--model is required" --prompt p
 bad "missing --prompt" "--prompt is required" --model "$M"
+bad "unknown precision" "--precision must be auto, fp32, bf16x2 or bf16" --model "$M" --prompt p --precision fast
+
+# the precisions: each writes its image and says so; bf16 rounds, so its bytes differ from fp32's
+gen -W 64 -H 48 --seed 5 --precision fp32 -o "$T/p32.png" >/dev/null 2>"$T/perr1"; rc=$?
+check "--precision fp32 writes the image and reports it" '[ $rc -eq 0 ] && grep -q "precision fp32" "$T/perr1"' "rc=$rc $(cat "$T/perr1")"
+gen -W 64 -H 48 --seed 5 --precision bf16 -o "$T/p16.png" >/dev/null 2>"$T/perr2"; rc=$?
+check "--precision bf16 writes the image and reports it" '[ $rc -eq 0 ] && grep -q "precision bf16$" "$T/perr2"' "rc=$rc $(cat "$T/perr2")"
+check "bf16 and fp32 images differ (bf16 rounds)" '! cmp -s "$T/p32.png" "$T/p16.png"'
+check "fp32 is the default under SD_PRECISION=fp32" 'cmp -s "$T/p32.png" "$T/a.png" || [ "${SD_PRECISION:-}" != fp32 ]'
 
 "$BIN" generate --model "$T/nothing-here" --prompt p -o "$T/none.png" >/dev/null 2>"$T/err4"; rc=$?
 check "missing model: exit 1 with a message, no file" '[ $rc -eq 1 ] && [ -s "$T/err4" ] && [ ! -e "$T/none.png" ]' "rc=$rc"

@@ -149,7 +149,7 @@ done:
     npy_free(&init); npy_free(&draws); npy_free(&fin); npy_free(&gimg); npy_free(&initimg);
 }
 
-sd_engine *pipe_load(int m, int single, char *msg, size_t msgsz)
+sd_engine *pipe_load(int m, int single, const char *precision, char *msg, size_t msgsz)
 {
     static const char *models[] = {"tiny-sd1", "tiny-sd2"};
     char path[256];
@@ -159,6 +159,7 @@ sd_engine *pipe_load(int m, int single, char *msg, size_t msgsz)
     o.model_path = t_ref(path);
     /* single files carry no vocabulary: point at CLIP's */
     o.vocab_path = single ? t_ref("tokenizer/bpe_simple_vocab_16e6.txt.gz") : NULL;
+    o.precision = precision;
     sd_err err;
     sd_err_clear(&err);
     sd_engine *e = sd_engine_load(&o, &err);

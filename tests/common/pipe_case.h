@@ -30,8 +30,8 @@ extern const int PIPE_NRUNS;
 void pipe_case(sd_engine *e, const char *model, const char *run, pipe_result *r);
 
 /* Loads reference model m (0 tiny-sd1, 1 tiny-sd2) from its diffusers
- * folder (single = 0) or its fp16 single file (single = 1); NULL with the
- * loader's message in msg. */
-sd_engine *pipe_load(int m, int single, char *msg, size_t msgsz);
+ * folder (single = 0) or its fp16 single file (single = 1) at `precision`
+ * (sd_load_opts; NULL = auto); NULL with the loader's message in msg. */
+sd_engine *pipe_load(int m, int single, const char *precision, char *msg, size_t msgsz);
 
 #endif

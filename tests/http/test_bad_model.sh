@@ -2,7 +2,8 @@
 # tests/http/test_bad_model.sh — `sdserve serve` with a model it cannot use:
 # missing, not a checkpoint, truncated, a tensor's bytes cut, an empty
 # diffusers folder.  Each must exit non-zero within seconds with a message
-# naming the file and what is wrong, and never start listening.
+# naming the file and what is wrong, and never start listening.  The same
+# for a --precision it does not know (the message names the setting).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
@@ -37,3 +38,11 @@ head -c 6 "$GOOD" > "$TMP/six.safetensors"
 try "6 bytes" "$TMP/six.safetensors" "header|short|truncated|safetensors"
 mkdir -p "$TMP/emptydir"
 try "empty folder" "$TMP/emptydir" "model_index|unet|no .*safetensors|not a|folder|director"
+
+# a precision it does not know: refused at start, naming the setting
+port=$(free_port)
+out=$(timeout 60 "$SDSERVE" serve --bind 127.0.0.1 --port "$port" --data-dir "$TMP/data" --model "$GOOD" \
+      --precision fast 2>&1); rc=$?
+if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && printf '%s' "$out" | grep -q -- "--precision must be auto, fp32, bf16x2 or bf16; got 'fast'" &&
+   ! printf '%s' "$out" | grep -qi "listening"; then echo "ok - unknown --precision: exit $rc naming it, never listened"
+else echo "FAIL - unknown --precision: exit $rc: $(printf '%s' "$out" | tail -3 | tr '\n' ' ')"; fi

@@ -45,7 +45,7 @@ int main(void)
     for (int m = 0; m < 2; m++) {
         for (int src = 0; src < 2; src++) {
             char msg[600];
-            sd_engine *e = pipe_load(m, src, msg, sizeof msg);
+            sd_engine *e = pipe_load(m, src, NULL, msg, sizeof msg);
             char lname[128];
             snprintf(lname, sizeof lname, "load %s %s", models[m], src ? "single-file" : "diffusers");
             CHECKF(e != NULL, lname, "%s", msg);

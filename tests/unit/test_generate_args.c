@@ -37,14 +37,16 @@ int main(void)
     CHECKF(parse(&a, &e, "--model", "m.safetensors", "--prompt", "a cat", NULL) == 0 && !strcmp(a.model, "m.safetensors") &&
                a.steps == 30 && a.cfg == 7 && a.sampler == SD_SAMPLER_EULER_A && a.seed_random && a.width == 512 &&
                a.height == 512 && a.n == 1 && !strcmp(a.output, "out.png") && a.format == IMG_PNG && a.quality == 90 &&
-               !a.init_image && a.threads == 0, "defaults", "%s", e.msg);
+               !a.init_image && a.threads == 0 && !a.precision, "defaults", "%s", e.msg);
     CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", "--negative", "blur", "--steps", "20", "--cfg", "7.5",
                  "--sampler", "dpmpp_2m_karras", "--seed", "9007199254740991", "-W", "1", "-H", "1024", "-n", "4",
-                 "-o", "x/y.webp", "--quality", "55", "--threads", "2", "--config", "c.json", "--vocab", "v.gz", NULL) == 0 &&
+                 "-o", "x/y.webp", "--quality", "55", "--threads", "2", "--config", "c.json", "--vocab", "v.gz",
+                 "--precision", "bf16x2", NULL) == 0 &&
                !strcmp(a.negative, "blur") && a.steps == 20 && a.cfg == 7.5f && a.sampler == SD_SAMPLER_DPMPP_2M_KARRAS &&
                !a.seed_random && a.seed == 9007199254740991ULL && a.width == 1 && a.height == 1024 && a.n == 4 &&
                a.format == IMG_WEBP && a.quality == 55 && a.threads == 2 && !strcmp(a.config, "c.json") &&
-               !strcmp(a.vocab, "v.gz"), "every flag, format from -o extension", "%s", e.msg);
+               !strcmp(a.vocab, "v.gz") && !strcmp(a.precision, "bf16x2"), "every flag, format from -o extension", "%s",
+               e.msg);
     CHECKF(parse(&a, &e, "--model=m", "--prompt=p=q", "--width=300", "--count=2", "--seed=-1", "--format=JPEG",
                  "-o", "out.png", NULL) == 0 && a.width == 300 && a.n == 2 && a.seed_random && a.format == IMG_JPEG &&
                !strcmp(a.prompt, "p=q"), "--flag=value forms; --format wins over the extension", "%s", e.msg);
@@ -82,6 +84,7 @@ int main(void)
     BAD("quality 0", "--quality", "[1, 100]", "--quality", "0");
     BAD("quality 101", "--quality", "[1, 100]", "--quality", "101");
     BAD("threads -1", "--threads", "[0, 1024]", "--threads", "-1");
+    BAD("precision unknown", "--precision", "got 'fast'", "--precision", "fast");
     BAD("strength 1", "--strength", "(0, 1)", "--init-image", "x.png", "--strength", "1");
     BAD("strength 0", "--strength", "(0, 1)", "--init-image", "x.png", "--strength", "0");
     BAD("strength without init image", "--strength", "--init-image", "--strength", "0.5");

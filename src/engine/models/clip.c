@@ -47,6 +47,7 @@ struct sd_clip {
     const float *tok_emb, *pos_emb, *fln_w, *fln_b;
     clip_layer *layer;
     clip_state st;
+    int prec;   /* OPS_* its ops run at, -1 = the ops layer's setting */
 };
 
 /* ---- loading ---------------------------------------------------------- */
@@ -192,6 +193,7 @@ sd_clip *clip_load(const sd_weights *w, const clip_hints *hints, sd_err *err)
     sd_err local;
     if (!err) { sd_err_clear(&local); err = &local; }
     sd_clip *c = calloc(1, sizeof *c);
+    if (c) c->prec = -1;
     if (!c) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the text encoder"); return NULL; }
     const sdw_tensor *tok, *pos;
     if (clip_configure(w, hints, &c->cfg, &tok, &pos, err)) goto fail;
@@ -304,6 +306,8 @@ static void clip_layer_forward(sd_clip *c, const clip_layer *L, int B)
     op_add(s->x, s->h, (size_t)M * W);
 }
 
+void clip_set_precision(sd_clip *c, int prec) { c->prec = prec; }
+
 int clip_hidden(sd_clip *c, const int32_t *ids, int B, int layer, int final_ln,
                 float *out, sd_err *err)
 {
@@ -313,6 +317,7 @@ int clip_hidden(sd_clip *c, const int32_t *ids, int B, int layer, int final_ln,
     if (layer < 0 || layer > g->layers)
         return sd_errf(err, SD_EINVAL, "clip_skip", "text encoder has %d layers; layer %d does not exist",
                        g->layers, layer);
+    if (c->prec >= 0) ops_set_precision(c->prec);
     int M = B * g->tokens;
     for (int r = 0; r < M; r++)
         if (ids[r] < 0 || ids[r] >= g->vocab)

@@ -67,4 +67,9 @@ int clip_encode(sd_clip *c, const int32_t *ids, int B, int skip, float *out, sd_
 int clip_hidden(sd_clip *c, const int32_t *ids, int B, int layer, int final_ln,
                 float *out, sd_err *err);
 
+/* The precision (OPS_FP32, OPS_BF16X2, OPS_BF16: ops.h) the model's ops run
+ * at from its next call on; -1 (the default) leaves the ops layer's own
+ * setting.  sd_engine_load sets each model's. */
+void clip_set_precision(sd_clip *c, int prec);
+
 #endif

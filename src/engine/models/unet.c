@@ -160,6 +160,7 @@ struct sd_unet {
     void *tap_ud;
     float *ws;                        /* activation workspace (unet_reserve / grown by forward) */
     size_t ws_cap;                    /* its size in floats */
+    int prec;                         /* OPS_* its ops run at, -1 = the ops layer's setting */
 };
 
 /* Loader context: canonical names get the "unet." prefix; the first failure
@@ -351,6 +352,7 @@ static int level_heads(ld *l, const unet_hints *h, int lvl, int c, int levels)
 sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
 {
     sd_unet *u = calloc(1, sizeof *u);
+    if (u) u->prec = -1;
     if (!u) { sd_errf(err, SD_ENOMEM, "unet", "unet: out of memory"); return NULL; }
     ld L = {w, err, 0}, *l = &L;
     unet_info *in = &u->info;
@@ -744,6 +746,8 @@ static void transformer_forward(const transformer *t, state *s, int lvl, const f
     op_linear_acc(h, (int)m, C, t->proj_out_w, t->proj_out_b, C, s->x);
 }
 
+void unet_set_precision(sd_unet *u, int prec) { u->prec = prec; }
+
 /* ---------------------------------------------------------------- forward */
 
 int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
@@ -751,6 +755,7 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
 {
     const unet_info *in = &u->info;
     if (valid_size(B, H, W, T, err)) return -1;
+    if (u->prec >= 0) ops_set_precision(u->prec);
     state s;
     memset(&s, 0, sizeof s);
     state_plan(u, &s, B, H, W, T);

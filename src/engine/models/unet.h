@@ -98,4 +98,9 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
 typedef void (*unet_tap_fn)(void *ud, const char *name, const float *data, int n, int c, int h, int w);
 void unet_set_tap(sd_unet *u, unet_tap_fn fn, void *ud);
 
+/* The precision (OPS_FP32, OPS_BF16X2, OPS_BF16: ops.h) the model's ops run
+ * at from its next call on; -1 (the default) leaves the ops layer's own
+ * setting.  sd_engine_load sets each model's. */
+void unet_set_precision(sd_unet *u, int prec);
+
 #endif

@@ -81,6 +81,7 @@ struct sd_vae {
     float scaling;
     vae_coder dec, enc;
     vae_ws ws;
+    int prec;   /* OPS_* its ops run at, -1 = the ops layer's setting */
 };
 
 /* ---- loading ---------------------------------------------------------- */
@@ -346,6 +347,7 @@ sd_vae *vae_load(const sd_weights *w, sd_err *err)
     sd_err local;
     if (!err) { sd_err_clear(&local); err = &local; }
     sd_vae *v = calloc(1, sizeof *v);
+    if (v) v->prec = -1;
     if (!v) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the VAE"); return NULL; }
     read_config(w, &v->scaling, &v->groups);
     vae_loader L = {.w = w, .err = err, .groups = v->groups};
@@ -589,6 +591,8 @@ int vae_reserve(sd_vae *v, int h, int w, size_t *bytes, sd_err *err)
     return 0;
 }
 
+void vae_set_precision(sd_vae *v, int prec) { v->prec = prec; }
+
 int vae_decode(sd_vae *v, const float *z, int B, int h, int w, float *img, sd_err *err)
 {
     if (B < 1 || bad_latent(v, h, w))
@@ -596,6 +600,7 @@ int vae_decode(sd_vae *v, const float *z, int B, int h, int w, float *img, sd_er
     size_t oh, ow, attn, hw = (size_t)h * w;
     size_t need = dec_need(v, h, w, &attn, &oh, &ow);
     if (ws_reserve(v, need, attn, err)) return -1;
+    if (v->prec >= 0) ops_set_precision(v->prec);
     size_t zs = (size_t)v->zch * hw, is = (size_t)v->img_ch * oh * ow;
     for (int b = 0; b < B; b++) decode_one(v, z + b * zs, h, w, img + b * is);
     return 0;
@@ -612,6 +617,7 @@ int vae_encode_moments(sd_vae *v, const float *img, int B, int H, int W, float *
     size_t oh, ow, attn;
     size_t need = enc_need(v, H, W, &attn, &oh, &ow);
     if (ws_reserve(v, need, attn, err)) return -1;
+    if (v->prec >= 0) ops_set_precision(v->prec);
     size_t is = (size_t)v->img_ch * H * W, ms = (size_t)2 * v->zch * oh * ow;
     for (int b = 0; b < B; b++) encode_one(v, img + b * is, H, W, moments + b * ms);
     return 0;

@@ -54,4 +54,9 @@ int vae_encode_moments(sd_vae *v, const float *img, int B, int H, int W, float *
  * same shape (std may be NULL).  0 or -1 + err. */
 int vae_encode(sd_vae *v, const float *img, int B, int H, int W, float *mean, float *std, sd_err *err);
 
+/* The precision (OPS_FP32, OPS_BF16X2, OPS_BF16: ops.h) the model's ops run
+ * at from its next call on; -1 (the default) leaves the ops layer's own
+ * setting.  sd_engine_load sets each model's. */
+void vae_set_precision(sd_vae *v, int prec);
+
 #endif
