@@ -288,13 +288,12 @@ int main(void)
         check_x2(what, y, r, rw, (size_t)N * H * W * OC);
     }
     unsetenv("SD_SPLIT");
-    /* the rule: stacked weights where rows are many (SD 1.5's 8192-row
-     * linears, the VAE's 512² convs), split rows where weights are large
-     * next to the rows (its 1280-channel convs, 512-row linears) */
-    CHECK(ops_split_mode(8192, 320 * 2560, 2560) == OPS_SPLIT_COLS, "bf16x2 rule: linear 8192x320 -> 2560 stacks weights");
-    CHECK(ops_split_mode(512 * 512, 128 * 128 * 9, 128) == OPS_SPLIT_COLS, "bf16x2 rule: conv 128ch at 512x512 stacks weights");
-    CHECK(ops_split_mode(512, 5120 * 1280, 1280) == OPS_SPLIT_ROWS, "bf16x2 rule: linear 512x5120 -> 1280 splits rows");
-    CHECK(ops_split_mode(2 * 16 * 16, 1280 * 1280 * 9, 1280) == OPS_SPLIT_ROWS, "bf16x2 rule: conv 1280ch at 16x16 splits rows");
+    /* the rule: convs with large weights and linears with a small output
+     * split rows, the others stack weights */
+    CHECK(ops_split_mode(0, 320 * 2560, 320, 2560) == OPS_SPLIT_COLS, "bf16x2 rule: linear 320 -> 2560 stacks weights");
+    CHECK(ops_split_mode(0, 5120 * 1280, 5120, 1280) == OPS_SPLIT_ROWS, "bf16x2 rule: linear 5120 -> 1280 splits rows");
+    CHECK(ops_split_mode(1, 320 * 320 * 9, 320 * 9, 320) == OPS_SPLIT_COLS, "bf16x2 rule: conv 320 -> 320 stacks weights");
+    CHECK(ops_split_mode(1, 1280 * 1280 * 9, 1280 * 9, 1280) == OPS_SPLIT_ROWS, "bf16x2 rule: conv 1280 -> 1280 splits rows");
     ops_set_precision(OPS_BF16);
     free(x); free(w); free(w2); free(b); free(y); free(r); free(rw);
 

@@ -319,9 +319,7 @@ static void conv2d(const float *x, int N, int IC, int H, int W,
     memset(&k, 0, sizeof k);   /* padding bytes take part in memcmp */
     k.N = N; k.IC = IC; k.H = H; k.W = W; k.OC = OC; k.KH = KH; k.KW = KW;
     k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = b != NULL; k.accum = accum; k.prec = ops_precision();
-    if (k.prec == OPS_BF16X2)
-        k.split = ops_split_mode((size_t)N * ((H + 2 * pad - KH) / stride + 1) * ((W + 2 * pad - KW) / stride + 1),
-                                 (size_t)OC * IC * KH * KW, OC);
+    if (k.prec == OPS_BF16X2) k.split = ops_split_mode(1, (size_t)OC * IC * KH * KW, IC * KH * KW, OC);
     pthread_once(&g_once, engine_init);
     long rowin = (long)W * IC;
     if (N != 1 || g_wino < OPS_WINO_AUTO || !wino_shape(&k) || (long)H * rowin <= WINO_MAX_INPUT) {
@@ -358,7 +356,7 @@ void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float
     memset(&k, 0, sizeof k);
     k.N = 1; k.IC = IC; k.H = OH; k.W = OW; k.OC = OC; k.KH = k.KW = 3;
     k.stride = 1; k.pad = 1; k.bias = b != NULL; k.prec = ops_precision();
-    if (k.prec == OPS_BF16X2) k.split = ops_split_mode((size_t)N * OH * OW, (size_t)OC * IC * 9, OC);
+    if (k.prec == OPS_BF16X2) k.split = ops_split_mode(1, (size_t)OC * IC * 9, IC * 9, OC);
     int band = wino_wanted(&k) ? 1 : 2;
     float *buf = ops_grow(&t_up, &t_nup, sizeof(float) * (size_t)(R + 2) * rowin);
     for (int n = 0; n < N; n++)

@@ -26,9 +26,10 @@ enum { OPS_SPLIT_NONE = 0, OPS_SPLIT_COLS = 1, OPS_SPLIT_ROWS = 2 };
 const void *ops_bf16_input(const float *x, size_t rows, int cols, int split);
 /* y[i] = Y[i] + Y[n + i] + b[i % C] (b may be NULL), plus y[i] if accum. */
 void ops_split_combine(float *y, const float *Y, size_t n, int C, const float *b, int accum);
-/* Which split a bf16x2 product of `rows` output rows of `out` columns
- * against `wparams` weights uses (SD_SPLIT=k|m forces one, for tests). */
-int ops_split_mode(size_t rows, size_t wparams, int out);
+/* Which split a bf16x2 conv (conv = 1) or linear with wparams weights,
+ * `in` inputs and `out` outputs per row uses (SD_SPLIT=k|m forces one,
+ * for tests and measurements). */
+int ops_split_mode(int conv, size_t wparams, int in, int out);
 dnnl_stream_t ops_stream(void);   /* the calling thread's */
 /* *buf grown (64-byte aligned, contents dropped) to at least need bytes.
  * buf is one of the calling thread's _Thread_local slots: the buffer is freed

@@ -226,20 +226,21 @@ const void *ops_bf16_input(const float *x, size_t rows, int cols, int split)
     return y;
 }
 
-/* The split that moves fewer extra bytes: stacked weights cost their bf16
- * bytes again on every pass of the kernel over them (about one per 256
- * rows), split rows cost the second output half written, both read back
- * and the sum written (16 bytes per output).  Fitted to SD 1.5's convs and
- * linears on AMX (bench/README.md): e.g. the UNet's 1280-channel convs and
- * 512-row linears split rows, its 8192-row linears and the VAE's 512²
- * convs stack. */
-int ops_split_mode(size_t rows, size_t wparams, int out)
+/* Stacked weights cost their bf16 bytes twice over, split rows the second
+ * output half (written, read back, added: ~16 bytes an output).  Measured
+ * on SD 1.5's shapes on AMX, CFG pair and batch of 4 (bench/README.md):
+ * convs split rows once their weights reach 2M parameters (the stacked copy,
+ * 8 MB, no longer stays in cache: 640 channels up, 960->320 at 64x64 2x
+ * faster), linears once their input is at least twice their output (the
+ * output half is then small: 2560->640, 5120->1280); otherwise stacking
+ * wins (320-channel convs, 320->2560, 640->5120: 1.6-1.9x faster). */
+int ops_split_mode(int conv, size_t wparams, int in, int out)
 {
     const char *s = getenv("SD_SPLIT");
     if (s && *s == 'k') return OPS_SPLIT_COLS;
     if (s && *s == 'm') return OPS_SPLIT_ROWS;
-    double passes = rows > 256 ? rows / 256.0 : 1.0;
-    return (double)rows * out * 16 < 2.0 * wparams * passes ? OPS_SPLIT_ROWS : OPS_SPLIT_COLS;
+    if (conv) return wparams >= (2u << 20) ? OPS_SPLIT_ROWS : OPS_SPLIT_COLS;
+    return in >= 2 * out ? OPS_SPLIT_ROWS : OPS_SPLIT_COLS;
 }
 
 /* y = Y[0..n) + Y[n..2n) + b[i % C] (+ y if accum): the two halves of a
