@@ -289,8 +289,8 @@ int cli_bench(int argc, char **argv)
     double peak = measure_peak(nth, &isa);
     sd_model_info info;
     sd_engine_info(e, &info);
-    printf("model %s (%s, %.3f B params), %dx%d, batch %d, %d repeats, %d threads, %s convs/matmuls\n", info.name,
-           info.family, info.params * 1e-9, W, H, batch, repeats, nth, ops_precision_name(ops_precision()));
+    printf("model %s (%s, %.3f B params), %dx%d, batch %d, %d repeats, %d threads, precision %s\n", info.name,
+           info.family, info.params * 1e-9, W, H, batch, repeats, nth, info.precision);
     printf("peak (%s FMA loop, %d threads): %.1f GFLOP/s\n", isa, nth, peak);
     printf("%-14s %9s    %9s        %7s\n", "stage", "median", "work", "rate");
 
@@ -375,9 +375,10 @@ int cli_bench(int argc, char **argv)
         report("vae encode", t, repeats, GF_ENC * area * batch, peak);
         if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)");
     }
-    if (wcheck && ops_precision() != OPS_FP32)
-        printf("winograd check: skipped, the %s precision has no Winograd (--precision fp32)\n",
-               ops_precision_name(ops_precision()));
+    sd_engine_info(e, &info);   /* e may have been loaded again since */
+    if (wcheck && strcmp(info.precision, "fp32"))
+        printf("winograd check: skipped, the precision is %s and Winograd is fp32 only (--precision fp32)\n",
+               info.precision);
     else if (wcheck) {
         /* the same UNet step and decode under each Winograd rule; error = max|d| / max|ref|
          * against direct convolutions (run first, after a warm-up of each rule) */

@@ -54,7 +54,7 @@ static const sd_setting serve_settings[] = {
     {"threads", SD_SET_INT, &o_threads, "0", 0, 1024, "engine compute threads (0 = all cores)"},
     {"precision", SD_SET_STR, &o_precision, "auto", 0, 0,
      "convs, matmuls and attention: fp32 (the reference's pictures), bf16x2 (only weights rounded to bf16), bf16 "
-     "(fastest); auto = $SD_PRECISION, else bf16x2 on CPUs with AMX, fp32 elsewhere"},
+     "(fastest); auto = $SD_PRECISION, else on CPUs with AMX bf16x2 with the VAE at bf16, fp32 elsewhere"},
     {"engine-nice", SD_SET_INT, &o_engine_nice, "10", 0, 19,
      "nice levels added to the engine's threads so /health and other requests stay fast during a job (0 = none)"},
     {"http-threads", SD_SET_INT, &o_http_threads, "4", 1, 256, "HTTP thread pool size"},

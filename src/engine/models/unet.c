@@ -693,19 +693,14 @@ static void timestep_embedding(const float *t, int B, int dim, float *out)
  * into the second conv (accumulating onto x, or onto the 1x1 shortcut). */
 static void resblock_forward(const resblock *r, state *s, int lvl, int time_dim)
 {
-    int B = s->B, H = s->h[lvl], W = s->w[lvl], hw = H * W;
-    op_group_norm_nhwc(s->x, B, r->cin, hw, UNET_GROUPS, NULL, r->norm1_g, r->norm1_b, RES_EPS, 1, s->t1);
-    op_conv2d_nhwc(s->t1, B, r->cin, H, W, r->conv1_w, r->conv1_b, r->cout, 3, 3, 1, 1, s->t2, 0);
+    int B = s->B, H = s->h[lvl], W = s->w[lvl];
+    op_gn_conv2d_nhwc(s->x, B, r->cin, H, W, UNET_GROUPS, NULL, r->norm1_g, r->norm1_b, RES_EPS, 1, s->t1,
+                      r->conv1_w, r->conv1_b, r->cout, 3, 3, 1, 1, s->t2, 0);
     op_linear(s->temb_act, B, time_dim, r->temb_w, r->temb_b, r->cout, s->chan_bias);
-    op_group_norm_nhwc(s->t2, B, r->cout, hw, UNET_GROUPS, s->chan_bias, r->norm2_g, r->norm2_b, RES_EPS, 1,
-                       s->t2);
-    if (r->short_w) {
-        op_conv2d_nhwc(s->x, B, r->cin, H, W, r->short_w, r->short_b, r->cout, 1, 1, 1, 0, s->y, 0);
-        op_conv2d_nhwc(s->t2, B, r->cout, H, W, r->conv2_w, r->conv2_b, r->cout, 3, 3, 1, 1, s->y, 1);
-        swap_xy(s);
-    } else {
-        op_conv2d_nhwc(s->t2, B, r->cout, H, W, r->conv2_w, r->conv2_b, r->cout, 3, 3, 1, 1, s->x, 1);
-    }
+    if (r->short_w) op_conv2d_nhwc(s->x, B, r->cin, H, W, r->short_w, r->short_b, r->cout, 1, 1, 1, 0, s->y, 0);
+    op_gn_conv2d_nhwc(s->t2, B, r->cout, H, W, UNET_GROUPS, s->chan_bias, r->norm2_g, r->norm2_b, RES_EPS, 1, s->t2,
+                      r->conv2_w, r->conv2_b, r->cout, 3, 3, 1, 1, r->short_w ? s->y : s->x, 1);
+    if (r->short_w) swap_xy(s);
 }
 
 /* h[B*Tq, C] += to_out(attention(norm(h) -> q, kv -> k, v)); kv NULL = self. */

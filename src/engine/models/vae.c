@@ -425,20 +425,19 @@ static void swap(float **a, float **b) { float *t = *a; *a = *b; *b = t; }
  * channels, not 3 x 256). */
 static void resnet_forward(const sd_vae *v, vae_ws *ws, const vae_resnet *r, int H, int W)
 {
-    int HW = H * W;
     if (r->sc_w) {
         op_conv2d_nhwc(ws->cur, 1, r->cin, H, W, r->sc_w, r->sc_b, r->cout, 1, 1, 1, 0, ws->tmp, 0);
-        op_group_norm_nhwc(ws->cur, 1, r->cin, HW, v->groups, NULL, r->n1_w, r->n1_b, VAE_GN_EPS, 1, ws->cur);
-        op_conv2d_nhwc(ws->cur, 1, r->cin, H, W, r->c1_w, r->c1_b, r->cout, 3, 3, 1, 1, ws->nxt, 0);
-        op_group_norm_nhwc(ws->nxt, 1, r->cout, HW, v->groups, NULL, r->n2_w, r->n2_b, VAE_GN_EPS, 1, ws->nxt);
-        op_conv2d_nhwc(ws->nxt, 1, r->cout, H, W, r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->tmp, 1);
+        op_gn_conv2d_nhwc(ws->cur, 1, r->cin, H, W, v->groups, NULL, r->n1_w, r->n1_b, VAE_GN_EPS, 1, ws->cur,
+                          r->c1_w, r->c1_b, r->cout, 3, 3, 1, 1, ws->nxt, 0);
+        op_gn_conv2d_nhwc(ws->nxt, 1, r->cout, H, W, v->groups, NULL, r->n2_w, r->n2_b, VAE_GN_EPS, 1, ws->nxt,
+                          r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->tmp, 1);
         swap(&ws->cur, &ws->tmp);
         return;
     }
-    op_group_norm_nhwc(ws->cur, 1, r->cin, HW, v->groups, NULL, r->n1_w, r->n1_b, VAE_GN_EPS, 1, ws->tmp);
-    op_conv2d_nhwc(ws->tmp, 1, r->cin, H, W, r->c1_w, r->c1_b, r->cout, 3, 3, 1, 1, ws->nxt, 0);
-    op_group_norm_nhwc(ws->nxt, 1, r->cout, HW, v->groups, NULL, r->n2_w, r->n2_b, VAE_GN_EPS, 1, ws->nxt);
-    op_conv2d_nhwc(ws->nxt, 1, r->cout, H, W, r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->cur, 1);
+    op_gn_conv2d_nhwc(ws->cur, 1, r->cin, H, W, v->groups, NULL, r->n1_w, r->n1_b, VAE_GN_EPS, 1, ws->tmp,
+                      r->c1_w, r->c1_b, r->cout, 3, 3, 1, 1, ws->nxt, 0);
+    op_gn_conv2d_nhwc(ws->nxt, 1, r->cout, H, W, v->groups, NULL, r->n2_w, r->n2_b, VAE_GN_EPS, 1, ws->nxt,
+                      r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->cur, 1);
 }
 
 /* cur[HW, C] += out(attention(q, k, v of gn(cur))) over the HW positions. */
@@ -503,8 +502,8 @@ static void decode_one(sd_vae *v, const float *z, int h, int w, float *img)
         for (int j = 0; j < lv->nres; j++) resnet_forward(v, ws, &lv->res[j], h, w);
         if (lv->samp_w) { upsample_forward(ws, lv, h, w); h *= 2; w *= 2; }
     }
-    op_group_norm_nhwc(ws->cur, 1, d->cnorm, h * w, v->groups, NULL, d->norm_w, d->norm_b, VAE_GN_EPS, 1, ws->tmp);
-    op_conv2d_nhwc(ws->tmp, 1, d->cnorm, h, w, d->conv_out_w, d->conv_out_b, d->conv_out_oc, 3, 3, 1, 1, ws->nxt, 0);
+    op_gn_conv2d_nhwc(ws->cur, 1, d->cnorm, h, w, v->groups, NULL, d->norm_w, d->norm_b, VAE_GN_EPS, 1, ws->tmp,
+                      d->conv_out_w, d->conv_out_b, d->conv_out_oc, 3, 3, 1, 1, ws->nxt, 0);
     op_nlc_to_nchw(ws->nxt, 1, d->conv_out_oc, h * w, img);
 }
 
@@ -522,8 +521,8 @@ static void encode_one(sd_vae *v, const float *img, int H, int W, float *moments
         if (lv->samp_w) { downsample_forward(ws, lv, H, W); H /= 2; W /= 2; }
     }
     mid_forward(v, ws, &e->mid, H, W);
-    op_group_norm_nhwc(ws->cur, 1, e->cnorm, H * W, v->groups, NULL, e->norm_w, e->norm_b, VAE_GN_EPS, 1, ws->tmp);
-    op_conv2d_nhwc(ws->tmp, 1, e->cnorm, H, W, e->conv_out_w, e->conv_out_b, e->conv_out_oc, 3, 3, 1, 1, ws->nxt, 0);
+    op_gn_conv2d_nhwc(ws->cur, 1, e->cnorm, H, W, v->groups, NULL, e->norm_w, e->norm_b, VAE_GN_EPS, 1, ws->tmp,
+                      e->conv_out_w, e->conv_out_b, e->conv_out_oc, 3, 3, 1, 1, ws->nxt, 0);
     float *co = ws->nxt;
     if (e->quant_w) {
         op_conv2d_nhwc(ws->nxt, 1, 2 * v->zch, H, W, e->quant_w, e->quant_b, 2 * v->zch, 1, 1, 1, 0, ws->tmp, 0);

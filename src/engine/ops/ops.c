@@ -129,10 +129,13 @@ static void gn_chunk_sums(const float *xn, int C, int p0, int p1, double *sum, d
     }
 }
 
-void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float *pre_bias,
-                        const float *gamma, const float *beta, float eps, int silu, float *y)
+/* The group norm of x into y (fp32), or, with yb, into the bf16 input of
+ * a conv: rows of C (split OPS_SPLIT_NONE), [hi | lo] rows of 2C
+ * (OPS_SPLIT_COLS) or all hi rows then all lo rows (OPS_SPLIT_ROWS), as
+ * ops_bf16_input lays them out. */
+static void group_norm(const float *x, int N, int C, int HW, int G, const float *pre_bias, const float *gamma,
+                       const float *beta, float eps, int silu, float *y, uint16_t *yb, int split)
 {
-    PROF_BEGIN;
     int cg = C / G, nch = HW < GN_CHUNKS ? 1 : GN_CHUNKS;
     /* scratch: a few KB, grown once per thread (no allocation per call) */
     static _Thread_local void *scr;
@@ -141,9 +144,9 @@ void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float
                                          sizeof(float) * 2 * (size_t)C);
     double *tsum = part + 2 * (size_t)nch * C, *tsq = tsum + C;
     float *sh = (float *)(tsq + C), *sc = sh + C;
+    size_t rows = (size_t)N * HW;
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * HW * C;
-        float *yn = y + (size_t)n * HW * C;
         const float *pb = pre_bias ? pre_bias + (size_t)n * C : NULL;
         #pragma omp parallel for schedule(static) if ((size_t)HW * C >= PAR_MIN)
         for (int k = 0; k < nch; k++) {
@@ -172,18 +175,45 @@ void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float
                 sh[c] = (float)(((pb ? pb[c] : 0.f) - mean) * a) + (beta ? beta[c] : 0.f);
             }
         }
-        #pragma omp parallel for schedule(static) if ((size_t)HW * C >= PAR_MIN)
-        for (int p = 0; p < HW; p++) {
-            const float *xr = xn + (size_t)p * C;
-            float *yr = yn + (size_t)p * C;
-            int c = 0;
-            for (; c + 16 <= C; c += 16) {
-                v16f v = v16_load(xr + c) * v16_load(sc + c) + v16_load(sh + c);
-                v16_store(yr + c, silu ? v16_silu(v) : v);
+        #pragma omp parallel if ((size_t)HW * C >= PAR_MIN)
+        {
+            /* bf16 output: each row normalised into an L1 row first */
+            static _Thread_local void *rb;
+            static _Thread_local size_t nrb;
+            float *row = yb ? ops_grow(&rb, &nrb, sizeof(float) * (size_t)C) : NULL;
+            #pragma omp for schedule(static)
+            for (int p = 0; p < HW; p++) {
+                const float *xr = xn + (size_t)p * C;
+                size_t r = (size_t)n * HW + p;
+                float *yr = yb ? row : y + r * C;
+                int c = 0;
+                for (; c + 16 <= C; c += 16) {
+                    v16f v = v16_load(xr + c) * v16_load(sc + c) + v16_load(sh + c);
+                    v16_store(yr + c, silu ? v16_silu(v) : v);
+                }
+                for (; c < C; c++) { float v = xr[c] * sc[c] + sh[c]; yr[c] = silu ? v / (1.f + expf(-v)) : v; }
+                if (!yb) continue;
+                if (split == OPS_SPLIT_COLS) ops_bf16_row(row, C, yb + 2 * r * C, yb + 2 * r * C + C);
+                else if (split == OPS_SPLIT_ROWS) ops_bf16_row(row, C, yb + r * C, yb + (rows + r) * C);
+                else ops_bf16_row(row, C, yb + r * C, NULL);
             }
-            for (; c < C; c++) { float v = xr[c] * sc[c] + sh[c]; yr[c] = silu ? v / (1.f + expf(-v)) : v; }
         }
     }
+}
+
+void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float *pre_bias,
+                        const float *gamma, const float *beta, float eps, int silu, float *y)
+{
+    PROF_BEGIN;
+    group_norm(x, N, C, HW, G, pre_bias, gamma, beta, eps, silu, y, NULL, 0);
+    PROF_END(PROF_NORM);
+}
+
+void ops_group_norm_bf16(const float *x, int N, int C, int HW, int G, const float *pre_bias, const float *gamma,
+                         const float *beta, float eps, int silu, uint16_t *yb, int split)
+{
+    PROF_BEGIN;
+    group_norm(x, N, C, HW, G, pre_bias, gamma, beta, eps, silu, NULL, yb, split);
     PROF_END(PROF_NORM);
 }
 

@@ -106,6 +106,16 @@ void op_gemm(int transB, int M, int N, int K, float alpha,
 void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float *pre_bias,
                         const float *gamma, const float *beta, float eps, int silu, float *y);
 
+/* y = conv2d(gn(x)) (+ y with accum): op_group_norm_nhwc of x (pre_bias,
+ * gamma, beta, eps, silu as there) feeding op_conv2d_nhwc (w, b, OC, KH,
+ * KW, stride, pad, y, accum as there).  At the bf16 precisions the norm's
+ * last pass writes the conv's bf16 input directly, so the normalised image
+ * is never written in fp32 (one pass over memory less); at fp32 it goes
+ * through norm_out ([N,H,W,C], may alias x; left unspecified at bf16). */
+void op_gn_conv2d_nhwc(const float *x, int N, int C, int H, int W, int G, const float *pre_bias, const float *gamma,
+                       const float *beta, float eps, int silu, float *norm_out, const float *w, const float *b, int OC,
+                       int KH, int KW, int stride, int pad, float *y, int accum);
+
 /* LayerNorm over the last dim: x[M,C] -> y[M,C]; y may alias x. */
 void op_layer_norm(const float *x, int M, int C, const float *gamma, const float *beta,
                    float eps, float *y);

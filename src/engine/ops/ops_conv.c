@@ -247,13 +247,17 @@ int ops_conv_winograd(void)
 static _Thread_local void *t_y2;
 static _Thread_local size_t t_ny2;
 
-static void conv_run(const conv_key *k, const float *x, const float *w, const float *b, float *y)
+/* ready: the input already in the bf16 layout the key's precision and split
+ * want (written by the op before, ops_bf16_buffer), or NULL: x converted. */
+static void conv_run(const conv_key *k, const float *x, const float *w, const float *b, float *y, const void *ready)
 {
     int OC = k->OC, IC = k->IC, KH = k->KH, KW = k->KW;
     conv_entry *e = conv_lookup(k);
     void *wb = ops_weights_get(w, (size_t)OC * IC * KH * KW, &e->pwei, &e->wei, e->transient,
                                k->split == OPS_SPLIT_COLS ? OC : 0);
-    const void *src = k->prec != OPS_FP32 ? ops_bf16_input(x, (size_t)k->N * k->H * k->W, IC, k->split) : (const void *)x;
+    const void *src = ready ? ready
+                      : k->prec != OPS_FP32 ? ops_bf16_input(x, (size_t)k->N * k->H * k->W, IC, k->split)
+                                            : (const void *)x;
     if (k->split == OPS_SPLIT_ROWS) {   /* hi and lo images, added here with the bias (and residual) */
         size_t n = dnnl_memory_desc_get_size(&e->pdst) / sizeof(float) / 2;
         float *y2 = ops_grow(&t_y2, &t_ny2, 2 * n * sizeof(float));
@@ -311,19 +315,27 @@ static conv_key band_key(const conv_key *k, int band, int r0, int R, int *in0)
  * halo (zero padding only at the image's top and bottom): the same result,
  * but Winograd's scratch (~4x the input) stays bounded, so Winograd can be
  * used there too.  Bands are rows of NHWC: plain pointer offsets. */
-static void conv2d(const float *x, int N, int IC, int H, int W,
-                   const float *w, const float *b, int OC, int KH, int KW,
-                   int stride, int pad, float *y, int accum)
+/* The key of a whole conv at the current precision. */
+static conv_key conv_whole_key(int N, int IC, int H, int W, int OC, int KH, int KW, int stride, int pad, int bias,
+                               int accum)
 {
     conv_key k;
     memset(&k, 0, sizeof k);   /* padding bytes take part in memcmp */
     k.N = N; k.IC = IC; k.H = H; k.W = W; k.OC = OC; k.KH = KH; k.KW = KW;
-    k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = b != NULL; k.accum = accum; k.prec = ops_precision();
+    k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = bias; k.accum = accum; k.prec = ops_precision();
     if (k.prec == OPS_BF16X2) k.split = ops_split_mode(1, (size_t)OC * IC * KH * KW, IC * KH * KW, OC);
     pthread_once(&g_once, engine_init);
+    return k;
+}
+
+static void conv2d(const float *x, int N, int IC, int H, int W,
+                   const float *w, const float *b, int OC, int KH, int KW,
+                   int stride, int pad, float *y, int accum)
+{
+    conv_key k = conv_whole_key(N, IC, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
     long rowin = (long)W * IC;
     if (N != 1 || g_wino < OPS_WINO_AUTO || !wino_shape(&k) || (long)H * rowin <= WINO_MAX_INPUT) {
-        conv_run(&k, x, w, b, y);
+        conv_run(&k, x, w, b, y, NULL);
         return;
     }
     int R = band_rows(H, (int)(WINO_MAX_INPUT / rowin) - 2);
@@ -332,7 +344,7 @@ static void conv2d(const float *x, int N, int IC, int H, int W,
         if (!accum && r0 + R > H) r0 = H - R;   /* see band_rows */
         int in0;
         conv_key kb = band_key(&k, band, r0, R, &in0);
-        conv_run(&kb, x + (size_t)in0 * rowin, w, b, y + (size_t)r0 * W * OC);
+        conv_run(&kb, x + (size_t)in0 * rowin, w, b, y + (size_t)r0 * W * OC, NULL);
     }
 }
 
@@ -370,7 +382,7 @@ void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float
                 float *br = buf + (size_t)(i - in0) * rowin;
                 for (int j = 0; j < OW; j++) memcpy(br + (size_t)j * IC, xr + (size_t)(j / 2) * IC, sizeof(float) * IC);
             }
-            conv_run(&kb, buf, w, b, y + ((size_t)n * OH + r0) * OW * OC);
+            conv_run(&kb, buf, w, b, y + ((size_t)n * OH + r0) * OW * OC, NULL);
         }
     PROF_END(PROF_CONV);
 }
@@ -381,5 +393,23 @@ void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
 {
     PROF_BEGIN;
     conv2d(x, N, IC, H, W, w, b, OC, KH, KW, stride, pad, y, accum);
+    PROF_END(PROF_CONV);
+}
+
+void op_gn_conv2d_nhwc(const float *x, int N, int C, int H, int W, int G, const float *pre_bias, const float *gamma,
+                       const float *beta, float eps, int silu, float *norm_out, const float *w, const float *b, int OC,
+                       int KH, int KW, int stride, int pad, float *y, int accum)
+{
+    if (ops_precision() == OPS_FP32) {   /* through norm_out: the conv may run as Winograd, in bands */
+        op_group_norm_nhwc(x, N, C, H * W, G, pre_bias, gamma, beta, eps, silu, norm_out);
+        op_conv2d_nhwc(norm_out, N, C, H, W, w, b, OC, KH, KW, stride, pad, y, accum);
+        return;
+    }
+    conv_key k = conv_whole_key(N, C, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
+    size_t n = (size_t)N * H * W * C;
+    uint16_t *in = ops_bf16_buffer(n * sizeof(uint16_t) * (k.split ? 2 : 1));
+    ops_group_norm_bf16(x, N, C, H * W, G, pre_bias, gamma, beta, eps, silu, in, k.split);
+    PROF_BEGIN;
+    conv_run(&k, NULL, w, b, y, in);
     PROF_END(PROF_CONV);
 }

@@ -24,6 +24,16 @@ enum { OPS_SPLIT_NONE = 0, OPS_SPLIT_COLS = 1, OPS_SPLIT_ROWS = 2 };
  * (valid until its next call): the input of a bf16 conv or matmul, split
  * as above or not. */
 const void *ops_bf16_input(const float *x, size_t rows, int cols, int split);
+/* One row of n floats to bf16: hi = bf16(x), and lo = bf16(x - hi) unless
+ * lo is NULL (vcvtne2ps2bf16 where the CPU has it). */
+void ops_bf16_row(const float *x, int n, uint16_t *hi, uint16_t *lo);
+/* The calling thread's conversion buffer (the one ops_bf16_input fills),
+ * at least `bytes` long: for an op that writes a conv's input itself. */
+void *ops_bf16_buffer(size_t bytes);
+/* op_group_norm_nhwc into a conv's bf16 input laid out for `split`
+ * (OPS_SPLIT_NONE: rows of C bf16; the others as ops_bf16_input). */
+void ops_group_norm_bf16(const float *x, int N, int C, int HW, int G, const float *pre_bias, const float *gamma,
+                         const float *beta, float eps, int silu, uint16_t *yb, int split);
 /* y[i] = Y[i] + Y[n + i] + b[i % C] (b may be NULL), plus y[i] if accum. */
 void ops_split_combine(float *y, const float *Y, size_t n, int C, const float *b, int accum);
 /* Which split a bf16x2 conv (conv = 1) or linear with wparams weights,

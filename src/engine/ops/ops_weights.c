@@ -210,6 +210,17 @@ static void split_row(const float *x, int n, uint16_t *hi, uint16_t *lo)
     }
 }
 
+void ops_bf16_row(const float *x, int n, uint16_t *hi, uint16_t *lo)
+{
+    if (lo) split_row(x, n, hi, lo);
+    else ops_to_bf16_serial(x, (size_t)n, hi);
+}
+
+void *ops_bf16_buffer(size_t bytes)
+{
+    return ops_grow(&t_b16, &t_nb16, bytes);
+}
+
 const void *ops_bf16_input(const float *x, size_t rows, int cols, int split)
 {
     size_t n = rows * (size_t)cols;
