@@ -172,12 +172,14 @@ static int parse_int(const char *o, const char *v, int lo, int hi, int *dst)
     return 0;
 }
 
-/* max|a - r| / max|r| */
+/* max|a - r| / max|r| (a NaN anywhere: infinite) */
 static double rel_err(const float *a, const float *r, size_t n)
 {
     double e = 0, m = 0;
     for (size_t i = 0; i < n; i++) {
-        e = fmax(e, fabs(a[i] - r[i]));
+        double d = fabs(a[i] - r[i]);
+        if (d != d) return INFINITY;
+        e = fmax(e, d);
         m = fmax(m, fabs(r[i]));
     }
     return m > 0 ? e / m : e;
