@@ -312,6 +312,19 @@ static void test_elementwise(void)
     memcpy(y, x, sizeof(float) * n); op_silu(y, n);
     for (size_t i = 0; i < n; i++) r[i] = (float)(x[i] / (1 + exp(-(double)x[i])));
     CMP(y, r, n, "silu");
+    {   /* the far ends (the exp clamped, the reciprocal of a huge or tiny sum) */
+        static const float ends[32] = {-1e30f, -1000, -200, -100, -90, -88, -87, -60, -30, -20, -10, -1, -1e-3f,
+                                       -1e-30f, 0, 1e-30f, 1e-3f, 1, 10, 20, 30, 60, 87, 88, 89, 90, 100, 200,
+                                       1000, 1e30f, 3.5f, -3.5f};
+        float e[32], re[32];
+        memcpy(e, ends, sizeof e);
+        op_silu(e, 32);
+        for (int i = 0; i < 32; i++) re[i] = (float)(ends[i] / (1 + exp(-(double)ends[i])));
+        int bad = 0;
+        for (int i = 0; i < 32; i++)
+            if (!(fabs(e[i] - re[i]) <= 1e-5 * fabs(re[i]) + 1e-30)) bad++;
+        CHECKF(bad == 0, "silu at the far ends (-1e30 .. 1e30)", "%d of 32 off", bad);
+    }
     memcpy(y, x, sizeof(float) * n); op_gelu(y, n);
     for (size_t i = 0; i < n; i++) r[i] = (float)(0.5 * x[i] * (1 + erf(x[i] / sqrt(2.0))));
     CMP(y, r, n, "gelu (erf)");
