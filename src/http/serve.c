@@ -243,9 +243,9 @@ int cli_serve(int argc, char **argv)
     sd_model_info mi;
     memset(&mi, 0, sizeof mi);
     sd_engine_info(engine, &mi);
-    printf("model: %s (%s, %s, %lld parameters, hash %s); precision %s\n", mi.name ? mi.name : "?",
-           mi.family ? mi.family : "?", mi.prediction ? mi.prediction : "?", (long long)mi.params, mi.hash,
-           mi.precision);
+    printf("model: %s (%s, %s, %lld parameters, hash %s)\n", mi.name ? mi.name : "?", mi.family ? mi.family : "?",
+           mi.prediction ? mi.prediction : "?", (long long)mi.params, mi.hash);
+    printf("precision: %s\n", mi.precision);
     if (demo_model)
         printf("NOTE: this is the random-weight DEMO model: its pictures are noise. Start with --model PATH for "
                "real images.\n");

@@ -12,8 +12,8 @@ cd "$(dirname "$0")/../.."
 start_server --sync-wait 120 || exit 1
 grep -q "DEMO model: its pictures are noise" "$TMP/server.log"
 check "no --model: demo model created, log says its pictures are noise" $? "$(head -30 "$TMP/server.log")"
-grep -q "^model: .*; precision ${SD_PRECISION:-[a-z0-9]}" "$TMP/server.log"
-check "the start-up log names the precision in effect" $? "$(grep '^model:' "$TMP/server.log")"
+grep -q "^precision: ${SD_PRECISION:-[a-z0-9]}" "$TMP/server.log"
+check "the start-up log names the precision in effect" $? "$(grep '^precision:' "$TMP/server.log")"
 
 FORM='Content-Type: application/x-www-form-urlencoded;charset=utf-8'
 post() { # post PATH OUTFILE curl-args... -> prints HTTP status
