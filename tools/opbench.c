@@ -3,8 +3,8 @@
  * mid-block attention, the transformer linears and the 3x3 convs of each
  * level, direct and Winograd.  Median of 7 runs after one warm-up; GFLOP/s
  * counts the nominal multiply-adds (so Winograd shows above the peak).
- * At the engine's precision (SD_PRECISION: bf16x2 by default on AMX CPUs,
- * where the Winograd column is left out, fp32 elsewhere).
+ * At the ops layer's precision (SD_PRECISION: bf16x2 by default on AMX
+ * CPUs, where the Winograd column is left out; fp32 elsewhere).
  * For bench/README.md; `build/tools/opbench [attention|linear|conv]`. */
 #include <math.h>
 #include <stdio.h>
