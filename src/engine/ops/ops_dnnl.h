@@ -1,6 +1,7 @@
 /* ops_dnnl.h — internal to the ops layer: the one oneDNN engine, a stream
- * per calling thread, reorder helpers, grow-only buffers, and the cache of
- * weights reordered to the layouts primitives ask for (ops_weights.c).
+ * per calling thread, reorder helpers, grow-only buffers, the cache of
+ * weights reordered to the layouts primitives ask for, and the bf16 input
+ * conversions (ops_weights.c); the AMX attention's entry points.
  * Convolutions (ops_conv.c) and matmuls (ops_gemm.c) share it. */
 #ifndef SD_OPS_DNNL_H
 #define SD_OPS_DNNL_H

@@ -1,5 +1,7 @@
 /* ops_weights.c — the ops layer's oneDNN plumbing: one engine, a stream per
- * calling thread, reorders, grow-only buffers, and the weight cache.
+ * calling thread, reorders, grow-only buffers, the weight cache, and the
+ * precision (fp32, bf16x2, bf16: ops.h) with its fp32 -> bf16 conversions
+ * of conv and matmul inputs and bf16x2's choice of split.
  *
  * A primitive (conv, matmul) may want its weights in a blocked layout of its
  * own; ops_weights_get reorders them once per (weight pointer, layout) into a
