@@ -129,15 +129,9 @@ static void model_hash(const sd_weights *w, char out[16])
     for (int i = 0; i < 4; i++) sprintf(out + 2 * i, "%02x", d[i]);
 }
 
-static const struct { const char *name; int prec; } PRECISIONS[] = {
-    {"fp32", OPS_FP32}, {"bf16x2", OPS_BF16X2}, {"bf16", OPS_BF16}, {"auto", -1},
-};
-
 int sd_precision_known(const char *name)
 {
-    for (size_t i = 0; name && i < sizeof PRECISIONS / sizeof PRECISIONS[0]; i++)
-        if (!strcmp(name, PRECISIONS[i].name)) return 0;
-    return -1;
+    return name && (!strcmp(name, "auto") || ops_precision_from_name(name) >= 0) ? 0 : -1;
 }
 
 /* Each model's precision (sd.h): a named one applies to all three; auto is
@@ -147,15 +141,12 @@ int sd_precision_known(const char *name)
  * (docs/ACCURACY.md, "Precision") — and fp32 elsewhere. */
 static void set_precision(sd_engine *e, const char *name)
 {
-    int all = -1;
-    for (size_t i = 0; name && i < sizeof PRECISIONS / sizeof PRECISIONS[0]; i++)
-        if (!strcmp(name, PRECISIONS[i].name)) all = PRECISIONS[i].prec;
-    const char *env = getenv("SD_PRECISION");
-    if (all < 0 && env && !sd_precision_known(env) && strcmp(env, "auto")) all = ops_precision();   /* as the ops layer read it */
-    int pt = all, pu = all, pv = all;
+    int all = ops_precision_from_name(name);
+    if (all < 0 && ops_precision_from_name(getenv("SD_PRECISION")) >= 0) all = ops_precision();   /* as the ops layer read it */
+    int amx = ops_cpu_amx(), pt = all, pu = all, pv = all;
     if (all < 0) {
-        pt = pu = ops_cpu_amx() ? OPS_BF16X2 : OPS_FP32;
-        pv = ops_cpu_amx() ? OPS_BF16 : OPS_FP32;
+        pt = pu = amx ? OPS_BF16X2 : OPS_FP32;
+        pv = amx ? OPS_BF16 : OPS_FP32;
     }
     clip_set_precision(e->clip, pt);
     unet_set_precision(e->unet, pu);

@@ -193,8 +193,8 @@ sd_clip *clip_load(const sd_weights *w, const clip_hints *hints, sd_err *err)
     sd_err local;
     if (!err) { sd_err_clear(&local); err = &local; }
     sd_clip *c = calloc(1, sizeof *c);
-    if (c) c->prec = -1;
     if (!c) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the text encoder"); return NULL; }
+    c->prec = -1;
     const sdw_tensor *tok, *pos;
     if (clip_configure(w, hints, &c->cfg, &tok, &pos, err)) goto fail;
     c->tok_emb = tok->data;

@@ -352,8 +352,8 @@ static int level_heads(ld *l, const unet_hints *h, int lvl, int c, int levels)
 sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
 {
     sd_unet *u = calloc(1, sizeof *u);
-    if (u) u->prec = -1;
     if (!u) { sd_errf(err, SD_ENOMEM, "unet", "unet: out of memory"); return NULL; }
+    u->prec = -1;
     ld L = {w, err, 0}, *l = &L;
     unet_info *in = &u->info;
     unet_hints own;

@@ -347,8 +347,8 @@ sd_vae *vae_load(const sd_weights *w, sd_err *err)
     sd_err local;
     if (!err) { sd_err_clear(&local); err = &local; }
     sd_vae *v = calloc(1, sizeof *v);
-    if (v) v->prec = -1;
     if (!v) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the VAE"); return NULL; }
+    v->prec = -1;
     read_config(w, &v->scaling, &v->groups);
     vae_loader L = {.w = w, .err = err, .groups = v->groups};
     load_decoder(&L, v);

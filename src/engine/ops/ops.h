@@ -62,6 +62,8 @@ enum { OPS_FP32 = 0, OPS_BF16 = 1, OPS_BF16X2 = 2 };
 int ops_precision(void);
 void ops_set_precision(int prec);
 const char *ops_precision_name(int prec);
+/* OPS_* named by "fp32", "bf16" or "bf16x2"; -1 for anything else (NULL too). */
+int ops_precision_from_name(const char *name);
 int ops_cpu_amx(void);
 /* y[i] = x[i] rounded to bf16 (nearest even), i < n. */
 void ops_to_bf16(const float *x, size_t n, uint16_t *y);

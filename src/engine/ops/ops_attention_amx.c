@@ -72,14 +72,6 @@ static void tiles_config(void)
     _tile_loadconfig(&c);
 }
 
-static inline uint16_t f2bf(float f)
-{
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
 /* n <= 32 floats (times a) -> 32 bf16, zeros past n. */
 static inline __m512i row_bf16(const float *x, int n, float a)
 {

@@ -244,9 +244,6 @@ int ops_conv_winograd(void)
     return g_wino;
 }
 
-static _Thread_local void *t_y2;
-static _Thread_local size_t t_ny2;
-
 /* ready: the input already in the bf16 layout the key's precision and split
  * want (written by the op before, ops_bf16_buffer), or NULL: x converted. */
 static void conv_run(const conv_key *k, const float *x, const float *w, const float *b, float *y, const void *ready)
@@ -258,12 +255,9 @@ static void conv_run(const conv_key *k, const float *x, const float *w, const fl
     const void *src = ready ? ready
                       : k->prec != OPS_FP32 ? ops_bf16_input(x, (size_t)k->N * k->H * k->W, IC, k->split)
                                             : (const void *)x;
-    if (k->split == OPS_SPLIT_ROWS) {   /* hi and lo images, added here with the bias (and residual) */
-        size_t n = dnnl_memory_desc_get_size(&e->pdst) / sizeof(float) / 2;
-        float *y2 = ops_grow(&t_y2, &t_ny2, 2 * n * sizeof(float));
-        ops_run_forward(e->prim, "convolution execute", &e->src, src, &e->wei, wb, NULL, NULL, &e->dst, y2,
-                        &e->scratch);
-        ops_split_combine(y, y2, n, OC, b, k->accum);
+    if (k->split == OPS_SPLIT_ROWS) {   /* hi and lo images, added with the bias (and residual) */
+        ops_run_forward_split(e->prim, "convolution execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y, OC,
+                              b, k->accum);
         return;
     }
     void *dst = y;
@@ -360,15 +354,10 @@ static _Thread_local size_t t_nup;
 void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float *w, const float *b, int OC, float *y)
 {
     PROF_BEGIN;
-    pthread_once(&g_once, engine_init);
     int OH = 2 * H, OW = 2 * W;
     long rowin = (long)OW * IC;
     int R = band_rows(OH, (int)(UP_BAND / rowin) - 2);
-    conv_key k;
-    memset(&k, 0, sizeof k);
-    k.N = 1; k.IC = IC; k.H = OH; k.W = OW; k.OC = OC; k.KH = k.KW = 3;
-    k.stride = 1; k.pad = 1; k.bias = b != NULL; k.prec = ops_precision();
-    if (k.prec == OPS_BF16X2) k.split = ops_split_mode(1, (size_t)OC * IC * 9, IC * 9, OC);
+    conv_key k = conv_whole_key(1, IC, OH, OW, OC, 3, 3, 1, 1, b != NULL, 0);
     int band = wino_wanted(&k) ? 1 : 2;
     float *buf = ops_grow(&t_up, &t_nup, sizeof(float) * (size_t)(R + 2) * rowin);
     for (int n = 0; n < N; n++)

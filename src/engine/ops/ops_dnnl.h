@@ -35,8 +35,13 @@ void *ops_bf16_buffer(size_t bytes);
  * (OPS_SPLIT_NONE: rows of C bf16; the others as ops_bf16_input). */
 void ops_group_norm_bf16(const float *x, int N, int C, int HW, int G, const float *pre_bias, const float *gamma,
                          const float *beta, float eps, int silu, uint16_t *yb, int split);
-/* y[i] = Y[i] + Y[n + i] + b[i % C] (b may be NULL), plus y[i] if accum. */
-void ops_split_combine(float *y, const float *Y, size_t n, int C, const float *b, int accum);
+/* ops_run_forward of a row-split (OPS_SPLIT_ROWS) primitive, built without
+ * bias or "sum" post-op, whose dst dmd holds a hi and a lo half of n
+ * outputs each: into the calling thread's buffer, then y[i] = the halves
+ * added + b[i % C] (b may be NULL), plus y[i] if accum. */
+void ops_run_forward_split(dnnl_primitive_t prim, const char *what, const dnnl_memory_desc_t *smd, const void *src,
+                           const dnnl_memory_desc_t *wmd, const void *wei, const dnnl_memory_desc_t *dmd,
+                           const dnnl_memory_desc_t *scratch, float *y, int C, const float *b, int accum);
 /* Which split a bf16x2 conv (conv = 1) or linear with wparams weights,
  * `in` inputs and `out` outputs per row uses (SD_SPLIT=k|m forces one,
  * for tests and measurements). */

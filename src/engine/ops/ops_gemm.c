@@ -114,12 +114,9 @@ static void linear(const float *x, int M, int IN, const float *w, const float *b
     mm_entry *e = mm_lookup(&k);
     void *wb = ops_weights_get(w, (size_t)IN * OUT, &e->pwei, &e->wei, 0, k.split == OPS_SPLIT_COLS ? OUT : 0);
     const void *src = k.prec != OPS_FP32 ? ops_bf16_input(x, (size_t)M, IN, k.split) : (const void *)x;
-    if (k.split == OPS_SPLIT_ROWS) {   /* hi and lo rows, added here with the bias (and residual) */
-        static _Thread_local void *t_y2;
-        static _Thread_local size_t t_ny2;
-        float *y2 = ops_grow(&t_y2, &t_ny2, sizeof(float) * 2 * (size_t)M * OUT);
-        ops_run_forward(e->prim, "matmul execute", &e->src, src, &e->wei, wb, NULL, NULL, &e->dst, y2, &e->scratch);
-        ops_split_combine(y, y2, (size_t)M * OUT, OUT, b, accum);
+    if (k.split == OPS_SPLIT_ROWS) {   /* hi and lo rows, added with the bias (and residual) */
+        ops_run_forward_split(e->prim, "matmul execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y, OUT, b,
+                              accum);
         return;
     }
     ops_run_forward(e->prim, "matmul execute", &e->src, src, &e->wei, wb, &e->bia, b, &e->dst, y, &e->scratch);

@@ -92,10 +92,8 @@ static void engine_init(void)
 {
     ops_ck(dnnl_engine_create(&g_engine, dnnl_cpu, 0), "engine_create");
     const char *p = getenv("SD_PRECISION");
-    if (p && !strcmp(p, "bf16")) g_prec = OPS_BF16;
-    else if (p && !strcmp(p, "bf16x2")) g_prec = OPS_BF16X2;
-    else if (p && !strcmp(p, "fp32")) g_prec = OPS_FP32;
-    else {
+    g_prec = ops_precision_from_name(p);
+    if (g_prec < 0) {
         if (p && *p && strcmp(p, "auto"))
             fprintf(stderr, "sdserve: SD_PRECISION=%s is not fp32, bf16x2, bf16 or auto; using auto\n", p);
         g_prec = has_amx() ? OPS_BF16X2 : OPS_FP32;
@@ -117,9 +115,18 @@ int ops_precision(void)
     return g_prec;
 }
 
+static const char *const PREC_NAMES[] = {[OPS_FP32] = "fp32", [OPS_BF16] = "bf16", [OPS_BF16X2] = "bf16x2"};
+
 const char *ops_precision_name(int prec)
 {
-    return prec == OPS_BF16 ? "bf16" : prec == OPS_BF16X2 ? "bf16x2" : "fp32";
+    return prec >= 0 && prec < 3 ? PREC_NAMES[prec] : "fp32";
+}
+
+int ops_precision_from_name(const char *name)
+{
+    for (int i = 0; name && i < 3; i++)
+        if (!strcmp(name, PREC_NAMES[i])) return i;
+    return -1;
 }
 
 int ops_cpu_amx(void)
@@ -143,24 +150,24 @@ static inline uint16_t f2bf(float f)
     return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-/* 32 at a time with vcvtne2ps2bf16 (the same rounding) where the CPU has it:
- * the conversion runs before every bf16 conv and matmul, at memory speed. */
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void to_bf16_avx512(const float *x, size_t n,
-                                                                                 uint16_t *y)
+/* 32 at a time with vcvtne2ps2bf16 (the same rounding) where the CPU has it,
+ * while 32 are left; returns how many it did.  The conversion runs before
+ * every bf16 conv and matmul, at memory speed. */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static size_t to_bf16_avx512(const float *x, size_t n,
+                                                                                   uint16_t *y)
 {
     size_t i = 0;
     for (; i + 32 <= n; i += 32) {
         __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + i + 16), _mm512_loadu_ps(x + i));
         _mm512_storeu_si512((void *)(y + i), (__m512i)v);
     }
-    for (; i < n; i++) y[i] = f2bf(x[i]);
+    return i;
 }
-
 
 static void ops_to_bf16_serial(const float *x, size_t n, uint16_t *y)
 {
-    if (g_vec) to_bf16_avx512(x, n, y);
-    else for (size_t i = 0; i < n; i++) y[i] = f2bf(x[i]);
+    size_t i = g_vec ? to_bf16_avx512(x, n, y) : 0;
+    for (; i < n; i++) y[i] = f2bf(x[i]);
 }
 
 void ops_to_bf16(const float *x, size_t n, uint16_t *y)
@@ -176,9 +183,10 @@ void ops_to_bf16(const float *x, size_t n, uint16_t *y)
 static _Thread_local void *t_b16;
 static _Thread_local size_t t_nb16;
 
-/* hi = bf16(x), lo = bf16(x - hi) for one row of n */
-__attribute__((target("avx512f,avx512bw,avx512bf16"))) static void split_row_avx512(const float *x, int n,
-                                                                                   uint16_t *hi, uint16_t *lo)
+/* hi = bf16(x), lo = bf16(x - hi): 16 at a time while 16 are left; returns
+ * how many it did */
+__attribute__((target("avx512f,avx512bw,avx512bf16"))) static int split_row_avx512(const float *x, int n,
+                                                                                  uint16_t *hi, uint16_t *lo)
 {
     int i = 0;
     for (; i + 16 <= n; i += 16) {
@@ -188,22 +196,14 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) static void split_row_avx
         _mm256_storeu_si256((__m256i *)(hi + i), h);
         _mm256_storeu_si256((__m256i *)(lo + i), (__m256i)_mm512_cvtneps_pbh(_mm512_sub_ps(v, hf)));
     }
-    for (; i < n; i++) {
-        hi[i] = f2bf(x[i]);
-        uint32_t u = (uint32_t)hi[i] << 16;
-        float h;
-        memcpy(&h, &u, 4);
-        lo[i] = f2bf(x[i] - h);
-    }
+    return i;
 }
 
+/* hi = bf16(x), lo = bf16(x - hi) for one row of n */
 static void split_row(const float *x, int n, uint16_t *hi, uint16_t *lo)
 {
-    if (g_vec) {
-        split_row_avx512(x, n, hi, lo);
-        return;
-    }
-    for (int i = 0; i < n; i++) {
+    int i = g_vec ? split_row_avx512(x, n, hi, lo) : 0;
+    for (; i < n; i++) {
         hi[i] = f2bf(x[i]);
         uint32_t u = (uint32_t)hi[i] << 16;
         float h;
@@ -258,7 +258,7 @@ int ops_split_mode(int conv, size_t wparams, int in, int out)
 
 /* y = Y[0..n) + Y[n..2n) + b[i % C] (+ y if accum): the two halves of a
  * row-split (bf16x2) product added, its bias and residual with them. */
-void ops_split_combine(float *y, const float *Y, size_t n, int C, const float *b, int accum)
+static void split_combine(float *y, const float *Y, size_t n, int C, const float *b, int accum)
 {
     size_t rows = n / (size_t)C;
     #pragma omp parallel for schedule(static) if (n >= 65536)
@@ -379,6 +379,19 @@ void ops_run_forward(dnnl_primitive_t prim, const char *what, const dnnl_memory_
     ops_ck(dnnl_primitive_execute(prim, st, n, args), what);
     ops_ck(dnnl_stream_wait(st), "stream_wait");
     for (int i = 0; i < n; i++) dnnl_memory_destroy(m[i]);
+}
+
+static _Thread_local void *t_y2;   /* the two output halves of a row-split product */
+static _Thread_local size_t t_ny2;
+
+void ops_run_forward_split(dnnl_primitive_t prim, const char *what, const dnnl_memory_desc_t *smd, const void *src,
+                           const dnnl_memory_desc_t *wmd, const void *wei, const dnnl_memory_desc_t *dmd,
+                           const dnnl_memory_desc_t *scratch, float *y, int C, const float *b, int accum)
+{
+    size_t n = dnnl_memory_desc_get_size(dmd) / sizeof(float) / 2;
+    float *y2 = ops_grow(&t_y2, &t_ny2, 2 * n * sizeof(float));
+    ops_run_forward(prim, what, smd, src, wmd, wei, NULL, NULL, dmd, y2, scratch);
+    split_combine(y, y2, n, C, b, accum);
 }
 
 /* The weights at w in layout `want`, reordered on first use.  A tensor in
