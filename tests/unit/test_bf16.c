@@ -144,6 +144,118 @@ static void test_rounding(void)
     free(x); free(a); free(b);
 }
 
+/* Double-precision references: y[M][OUT] = x·wᵀ + b (linear) and the 3x3
+ * stride-1 pad-1 conv of x[H][W][IC] (NHWC, one image) with w[OC][IC][3][3];
+ * with round_w, every weight rounded to bf16 first (what bf16x2 computes). */
+static void ref_linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, int round_w, double *y)
+{
+    for (int i = 0; i < M; i++)
+        for (int o = 0; o < OUT; o++) {
+            double a = b[o];
+            for (int k = 0; k < IN; k++) {
+                float wv = w[o * IN + k];
+                a += (double)x[i * IN + k] * (round_w ? bf16_round(wv) : wv);
+            }
+            y[i * OUT + o] = a;
+        }
+}
+
+static void ref_conv3x3(const float *x, int H, int W, int IC, const float *w, const float *b, int OC, int round_w,
+                        double *y)
+{
+    for (int i = 0; i < H; i++)
+        for (int j = 0; j < W; j++)
+            for (int o = 0; o < OC; o++) {
+                double a = b[o];
+                for (int di = 0; di < 3; di++)
+                    for (int dj = 0; dj < 3; dj++) {
+                        int yi = i + di - 1, xj = j + dj - 1;
+                        if (yi < 0 || yi >= H || xj < 0 || xj >= W) continue;
+                        for (int c = 0; c < IC; c++) {
+                            float wv = w[((size_t)o * IC + c) * 9 + di * 3 + dj];
+                            a += (double)x[((size_t)yi * W + xj) * IC + c] * (round_w ? bf16_round(wv) : wv);
+                        }
+                    }
+                y[((size_t)i * W + j) * OC + o] = a;
+            }
+}
+
+static void test_linear(void)
+{
+    int M = 96, IN = 320, OUT = 80;
+    size_t n = (size_t)M * OUT;
+    float *x = rnd((size_t)M * IN, 1), *w = rnd((size_t)OUT * IN, 2), *b = rnd(OUT, 3), *y = malloc(sizeof(float) * n);
+    double *r = malloc(sizeof(double) * n), *rw = malloc(sizeof(double) * n);
+    ref_linear(x, M, IN, w, b, OUT, 0, r);
+    op_linear(x, M, IN, w, b, OUT, y);
+    check("linear 96x320 -> 80", relerr(y, r, n), 1);
+    /* the same product accumulated onto y: y = 2·(x·wᵀ + b) */
+    op_linear_acc(x, M, IN, w, b, OUT, y);
+    for (size_t i = 0; i < n; i++) r[i] *= 2;
+    check("linear 96x320 -> 80, accumulating", relerr(y, r, n), 1);
+    /* bf16x2 (other weights: the first ones have a bf16 copy now) */
+    ops_set_precision(OPS_BF16X2);
+    float *w2 = rnd((size_t)OUT * IN, 7);
+    ref_linear(x, M, IN, w2, b, OUT, 0, r);
+    ref_linear(x, M, IN, w2, b, OUT, 1, rw);
+    for (int sp = 0; sp < 2; sp++) {   /* both ways of meeting hi and lo with the weights */
+        setenv("SD_SPLIT", sp ? "m" : "k", 1);
+        char what[96];
+        snprintf(what, sizeof what, "linear 96x320 -> 80, %s", sp ? "split rows" : "stacked weights");
+        op_linear(x, M, IN, w2, b, OUT, y);
+        check_x2(what, y, r, rw, n);
+        op_linear_acc(x, M, IN, w2, b, OUT, y);
+        for (size_t i = 0; i < n; i++) y[i] *= 0.5f;
+        snprintf(what, sizeof what, "linear 96x320 -> 80, %s, accumulating (halved)", sp ? "split rows" : "stacked weights");
+        check_x2(what, y, r, rw, n);
+    }
+    unsetenv("SD_SPLIT");
+    ops_set_precision(OPS_BF16);
+    free(x); free(w); free(w2); free(b); free(y); free(r); free(rw);
+}
+
+static void test_conv(void)
+{
+    int N = 1, IC = 64, H = 40, W = 40, OC = 32;
+    size_t n = (size_t)N * H * W * OC;
+    float *x = rnd((size_t)N * H * W * IC, 4), *w = rnd((size_t)OC * IC * 9, 5), *b = rnd(OC, 6);
+    float *y = malloc(sizeof(float) * n);
+    double *r = malloc(sizeof(double) * n), *rw = malloc(sizeof(double) * n);
+    ref_conv3x3(x, H, W, IC, w, b, OC, 0, r);
+    ops_conv_set_winograd(OPS_WINO_OFF);
+    op_conv2d_nhwc(x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y, 0);
+    check("conv 3x3 64 -> 32, 40x40, direct", relerr(y, r, n), 1);
+    ops_conv_set_winograd(OPS_WINO_ALL);
+    op_conv2d_nhwc(x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y, 0);
+    /* oneDNN has no bf16 Winograd: bf16 mode never asks for it */
+    check("conv 3x3, Winograd mode under bf16 (direct)", relerr(y, r, n), 1);
+    /* bf16x2, other weights */
+    ops_set_precision(OPS_BF16X2);
+    float *w2 = rnd((size_t)OC * IC * 9, 8);
+    ref_conv3x3(x, H, W, IC, w2, b, OC, 0, r);
+    ref_conv3x3(x, H, W, IC, w2, b, OC, 1, rw);
+    for (int sp = 0; sp < 2; sp++) {
+        setenv("SD_SPLIT", sp ? "m" : "k", 1);
+        char what[96];
+        snprintf(what, sizeof what, "conv 3x3 64 -> 32, 40x40, %s", sp ? "split rows" : "stacked weights");
+        op_conv2d_nhwc(x, N, IC, H, W, w2, b, OC, 3, 3, 1, 1, y, 0);
+        check_x2(what, y, r, rw, n);
+        op_conv2d_nhwc(x, N, IC, H, W, w2, b, OC, 3, 3, 1, 1, y, 1);
+        for (size_t i = 0; i < n; i++) y[i] *= 0.5f;
+        snprintf(what, sizeof what, "conv 3x3 64 -> 32, 40x40, %s, accumulating (halved)", sp ? "split rows" : "stacked weights");
+        check_x2(what, y, r, rw, n);
+    }
+    unsetenv("SD_SPLIT");
+    /* the rule: convs with large weights and linears with a small output
+     * split rows, the others stack weights */
+    CHECK(ops_split_mode(0, 320 * 2560, 320, 2560) == OPS_SPLIT_COLS, "bf16x2 rule: linear 320 -> 2560 stacks weights");
+    CHECK(ops_split_mode(0, 5120 * 1280, 5120, 1280) == OPS_SPLIT_ROWS, "bf16x2 rule: linear 5120 -> 1280 splits rows");
+    CHECK(ops_split_mode(1, 320 * 320 * 9, 320 * 9, 320) == OPS_SPLIT_COLS, "bf16x2 rule: conv 320 -> 320 stacks weights");
+    CHECK(ops_split_mode(1, 1280 * 1280 * 9, 1280 * 9, 1280) == OPS_SPLIT_ROWS, "bf16x2 rule: conv 1280 -> 1280 splits rows");
+    ops_set_precision(OPS_BF16);
+    free(x); free(w); free(w2); free(b); free(y); free(r); free(rw);
+}
+
 /* op_gn_conv2d_nhwc at every precision (and both bf16x2 splits) against the
  * norm then the conv: the same numbers, since the fused op rounds the same
  * normalised values (at fp32 it is those two ops). */
@@ -228,116 +340,8 @@ int main(void)
 
     test_rounding();
 
-    int M = 96, IN = 320, OUT = 80;
-    float *x = rnd((size_t)M * IN, 1), *w = rnd((size_t)OUT * IN, 2), *b = rnd(OUT, 3), *y = malloc(sizeof(float) * M * OUT);
-    double *r = malloc(sizeof(double) * M * OUT);
-    for (int i = 0; i < M; i++)
-        for (int o = 0; o < OUT; o++) {
-            double a = b[o];
-            for (int k = 0; k < IN; k++) a += (double)x[i * IN + k] * w[o * IN + k];
-            r[i * OUT + o] = a;
-        }
-    op_linear(x, M, IN, w, b, OUT, y);
-    check("linear 96x320 -> 80", relerr(y, r, (size_t)M * OUT), 1);
-    /* the same product accumulated onto y: y = 2·(x·wᵀ + b) */
-    op_linear_acc(x, M, IN, w, b, OUT, y);
-    for (size_t i = 0; i < (size_t)M * OUT; i++) r[i] *= 2;
-    check("linear 96x320 -> 80, accumulating", relerr(y, r, (size_t)M * OUT), 1);
-    /* bf16x2 (other weights: the first ones have a bf16 copy now) */
-    ops_set_precision(OPS_BF16X2);
-    float *w2 = rnd((size_t)OUT * IN, 7);
-    double *rw = malloc(sizeof(double) * M * OUT);
-    for (int i = 0; i < M; i++)
-        for (int o = 0; o < OUT; o++) {
-            double a = b[o], aw = b[o];
-            for (int k = 0; k < IN; k++) {
-                a += (double)x[i * IN + k] * w2[o * IN + k];
-                aw += (double)x[i * IN + k] * bf16_round(w2[o * IN + k]);
-            }
-            r[i * OUT + o] = a;
-            rw[i * OUT + o] = aw;
-        }
-    for (int sp = 0; sp < 2; sp++) {   /* both ways of meeting hi and lo with the weights */
-        setenv("SD_SPLIT", sp ? "m" : "k", 1);
-        char what[96];
-        snprintf(what, sizeof what, "linear 96x320 -> 80, %s", sp ? "split rows" : "stacked weights");
-        op_linear(x, M, IN, w2, b, OUT, y);
-        check_x2(what, y, r, rw, (size_t)M * OUT);
-        op_linear_acc(x, M, IN, w2, b, OUT, y);
-        for (size_t i = 0; i < (size_t)M * OUT; i++) { y[i] *= 0.5f; }
-        snprintf(what, sizeof what, "linear 96x320 -> 80, %s, accumulating (halved)", sp ? "split rows" : "stacked weights");
-        check_x2(what, y, r, rw, (size_t)M * OUT);
-    }
-    unsetenv("SD_SPLIT");
-    ops_set_precision(OPS_BF16);
-    free(x); free(w); free(w2); free(b); free(y); free(r); free(rw);
-
-    int N = 1, IC = 64, H = 40, W = 40, OC = 32;
-    x = rnd((size_t)N * H * W * IC, 4); w = rnd((size_t)OC * IC * 9, 5); b = rnd(OC, 6);
-    y = malloc(sizeof(float) * N * H * W * OC);
-    r = malloc(sizeof(double) * N * H * W * OC);
-    for (int i = 0; i < H; i++)
-        for (int j = 0; j < W; j++)
-            for (int o = 0; o < OC; o++) {
-                double a = b[o];
-                for (int di = 0; di < 3; di++)
-                    for (int dj = 0; dj < 3; dj++) {
-                        int yi = i + di - 1, xj = j + dj - 1;
-                        if (yi < 0 || yi >= H || xj < 0 || xj >= W) continue;
-                        for (int c = 0; c < IC; c++)
-                            a += (double)x[((size_t)yi * W + xj) * IC + c] * w[((size_t)o * IC + c) * 9 + di * 3 + dj];
-                    }
-                r[((size_t)i * W + j) * OC + o] = a;
-            }
-    ops_conv_set_winograd(OPS_WINO_OFF);
-    op_conv2d_nhwc(x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y, 0);
-    check("conv 3x3 64 -> 32, 40x40, direct", relerr(y, r, (size_t)N * H * W * OC), 1);
-    ops_conv_set_winograd(OPS_WINO_ALL);
-    op_conv2d_nhwc(x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y, 0);
-    /* oneDNN has no bf16 Winograd: bf16 mode never asks for it */
-    check("conv 3x3, Winograd mode under bf16 (direct)", relerr(y, r, (size_t)N * H * W * OC), 1);
-    /* bf16x2, other weights */
-    ops_set_precision(OPS_BF16X2);
-    w2 = rnd((size_t)OC * IC * 9, 8);
-    rw = malloc(sizeof(double) * N * H * W * OC);
-    for (int i = 0; i < H; i++)
-        for (int j = 0; j < W; j++)
-            for (int o = 0; o < OC; o++) {
-                double a = b[o], aw = b[o];
-                for (int di = 0; di < 3; di++)
-                    for (int dj = 0; dj < 3; dj++) {
-                        int yi = i + di - 1, xj = j + dj - 1;
-                        if (yi < 0 || yi >= H || xj < 0 || xj >= W) continue;
-                        for (int c = 0; c < IC; c++) {
-                            float wv = w2[((size_t)o * IC + c) * 9 + di * 3 + dj];
-                            a += (double)x[((size_t)yi * W + xj) * IC + c] * wv;
-                            aw += (double)x[((size_t)yi * W + xj) * IC + c] * bf16_round(wv);
-                        }
-                    }
-                r[((size_t)i * W + j) * OC + o] = a;
-                rw[((size_t)i * W + j) * OC + o] = aw;
-            }
-    for (int sp = 0; sp < 2; sp++) {
-        setenv("SD_SPLIT", sp ? "m" : "k", 1);
-        char what[96];
-        snprintf(what, sizeof what, "conv 3x3 64 -> 32, 40x40, %s", sp ? "split rows" : "stacked weights");
-        op_conv2d_nhwc(x, N, IC, H, W, w2, b, OC, 3, 3, 1, 1, y, 0);
-        check_x2(what, y, r, rw, (size_t)N * H * W * OC);
-        op_conv2d_nhwc(x, N, IC, H, W, w2, b, OC, 3, 3, 1, 1, y, 1);
-        for (size_t i = 0; i < (size_t)N * H * W * OC; i++) y[i] *= 0.5f;
-        snprintf(what, sizeof what, "conv 3x3 64 -> 32, 40x40, %s, accumulating (halved)", sp ? "split rows" : "stacked weights");
-        check_x2(what, y, r, rw, (size_t)N * H * W * OC);
-    }
-    unsetenv("SD_SPLIT");
-    /* the rule: convs with large weights and linears with a small output
-     * split rows, the others stack weights */
-    CHECK(ops_split_mode(0, 320 * 2560, 320, 2560) == OPS_SPLIT_COLS, "bf16x2 rule: linear 320 -> 2560 stacks weights");
-    CHECK(ops_split_mode(0, 5120 * 1280, 5120, 1280) == OPS_SPLIT_ROWS, "bf16x2 rule: linear 5120 -> 1280 splits rows");
-    CHECK(ops_split_mode(1, 320 * 320 * 9, 320 * 9, 320) == OPS_SPLIT_COLS, "bf16x2 rule: conv 320 -> 320 stacks weights");
-    CHECK(ops_split_mode(1, 1280 * 1280 * 9, 1280 * 9, 1280) == OPS_SPLIT_ROWS, "bf16x2 rule: conv 1280 -> 1280 splits rows");
-    ops_set_precision(OPS_BF16);
-    free(x); free(w); free(w2); free(b); free(y); free(r); free(rw);
-
+    test_linear();
+    test_conv();
     test_attention(amx);
     test_gn_conv();
     return t_done();
