@@ -158,7 +158,7 @@ static void set_precision(sd_engine *e, const char *name)
 sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
 {
     if (!o || !o->model_path || !*o->model_path) {
-        sd_errf(err, SD_EINVAL, "model", "no model given");
+        sd_errf(err, SD_EINVAL, "model", "no model given (--model)");
         return NULL;
     }
     if (o->precision && sd_precision_known(o->precision)) {
@@ -224,7 +224,8 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
     if (emb && tok_vocab_size(e->tok) > emb->shape[0]) {
         sd_errf(err, SD_EFORMAT, "vocab",
                 "the vocabulary has %d ids but the text encoder's token embedding has only %lld rows: "
-                "wrong vocabulary for this model", tok_vocab_size(e->tok), (long long)emb->shape[0]);
+                "wrong vocabulary for this model; give its own with --vocab (or put it in a tokenizer/ "
+                "folder beside the model)", tok_vocab_size(e->tok), (long long)emb->shape[0]);
         goto fail;
     }
     e->pad_id = e->sd2 ? 0 : tok_eos(e->tok);
