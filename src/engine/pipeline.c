@@ -15,6 +15,7 @@
  * right/bottom by repeating its edge, and crops that padding off. */
 #include "pipeline.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -54,7 +55,8 @@ static char *read_text_file(const char *path, size_t *len, sd_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        sd_errf(err, SD_ENOTFOUND, "config", "cannot open config file %s", path);
+        sd_errf(err, errno == ENOENT ? SD_ENOTFOUND : SD_EIO, "config", "cannot open the model's config file %s: %s",
+                path, strerror(errno));
         return NULL;
     }
     char *buf = NULL;

@@ -127,6 +127,11 @@ static int ensure_demo_model(const char *data_dir, char *path, size_t size, sd_e
     return 0;
 }
 
+static int data_dir_error(const char *path, sd_err *err)
+{
+    return sd_errf(err, SD_EIO, "data-dir", "cannot create %s (--data-dir): %s", path, strerror(errno));
+}
+
 static int mkdir_p(const char *dir, sd_err *err)
 {
     char buf[4400];
@@ -134,10 +139,10 @@ static int mkdir_p(const char *dir, sd_err *err)
     for (char *p = buf + 1; *p; p++)
         if (*p == '/') {
             *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST) return sd_errf(err, SD_EIO, "data-dir", "cannot create %s: %s", buf, strerror(errno));
+            if (mkdir(buf, 0755) && errno != EEXIST) return data_dir_error(buf, err);
             *p = '/';
         }
-    if (mkdir(buf, 0755) && errno != EEXIST) return sd_errf(err, SD_EIO, "data-dir", "cannot create %s: %s", buf, strerror(errno));
+    if (mkdir(buf, 0755) && errno != EEXIST) return data_dir_error(buf, err);
     return 0;
 }
 

@@ -8,7 +8,8 @@
 # shape, other routes answer; once the config is written the same server
 # becomes ready and generates.  A model that fails to load after listening
 # still ends the process with status 1 and a clear message.  Listening on a
-# non-loopback address without --public-url prints a hint naming it.
+# non-loopback address without --public-url prints a hint naming it.  Start
+# errors name the flag to fix (--model, --vocab, --data-dir).
 set -u
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
@@ -31,6 +32,20 @@ check "port in use: the error names --port and says why, printed once (not libmi
     [ "$n" = 1 ]; echo $?) "$n lines: $(printf '%s' "$out" | grep -i -e "in use" -e "failed to bind" | tr '\n' ' ')"
 check "port in use: fails before the model load" \
   $(! printf '%s' "$out" | grep -q -e "loading model" -e "^model: "; echo $?) "$(printf '%s' "$out" | tail -3 | tr '\n' ' ')"
+
+# ---- start errors a user sees name the flag to fix -------------------------
+# start_error NAME PATTERN serve-args...: exit status 1 and a message matching PATTERN
+start_error() {
+  local name=$1 pat=$2 out rc; shift 2
+  out=$(timeout 60 "$SDSERVE" serve --bind 127.0.0.1 --port 0 "$@" 2>&1); rc=$?
+  check "start error names the flag: $name" $([ "$rc" = 1 ] && printf '%s' "$out" | grep -q -- "$pat"; echo $?) \
+    "status $rc: $(printf '%s' "$out" | grep '^sdserve serve:' | tail -1)"
+}
+start_error "missing model" "nope.safetensors: no such file or folder (give --model " --data-dir "$TMP/e1" --model "$TMP/nope.safetensors"
+start_error "missing --vocab" "the vocabulary given by --vocab: vocabulary $TMP/nope.txt.gz does not exist" \
+  --data-dir "$TMP/e2" --model "$MODEL" --vocab "$TMP/nope.txt.gz"
+: >"$TMP/file"
+start_error "data dir under a file" "cannot create $TMP/file/d (--data-dir): Not a directory" --data-dir "$TMP/file/d" --model "$MODEL"
 
 # ---- listening while the model loads ------------------------------------
 mkfifo "$TMP/config.fifo"
