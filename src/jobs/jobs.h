@@ -7,7 +7,8 @@
  * flag between sampler steps.  Finished jobs stay for `retention` seconds so
  * GET /jobs/{id} can return their result, then are forgotten.  Jobs are
  * reference counted: a waiting connection and the table may both hold one.
- * This module knows nothing of HTTP. */
+ * A job carries its owner (the API key that submitted it); lookups for
+ * another owner find nothing.  This module knows nothing of HTTP. */
 #ifndef SD_JOBS_H
 #define SD_JOBS_H
 
