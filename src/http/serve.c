@@ -39,6 +39,9 @@ static char *o_storage, *o_s3_endpoint, *o_s3_region, *o_s3_bucket, *o_s3_addres
     *o_s3_secret, *o_s3_token, *o_s3_public;
 static int64_t o_s3_expires, o_s3_attempts;
 static double o_s3_timeout;
+/* local image retention (docs/STORAGE.md "Retention") */
+static double o_image_retention, o_image_min_age;
+static int64_t o_image_store_max_mb;
 
 static const sd_setting serve_settings[] = {
     {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
@@ -102,8 +105,36 @@ static const sd_setting serve_settings[] = {
      "seconds one image upload may take, retries included (then the request fails with 502)"},
     {"s3-attempts", SD_SET_INT, &o_s3_attempts, "5", 1, 100,
      "tries per upload on connection errors and 5xx answers (exponential backoff)"},
+    /* local image retention */
+    {"image-retention", SD_SET_DOUBLE, &o_image_retention, "0", 0, 1e10,
+     "seconds an image stays in the local store, then it is removed (0 = kept until removed by hand)"},
+    {"image-store-max-mb", SD_SET_INT, &o_image_store_max_mb, "0", 0, 1e9,
+     "MiB the local store's images may take; the oldest are removed above it (0 = no cap)"},
+    {"image-min-age", SD_SET_DOUBLE, &o_image_min_age, "600", 1, 1e10,
+     "seconds an image is kept at least, whatever the two limits above say, so its URL works when the client "
+     "fetches it (keep it >= --retention for async jobs)"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
+
+/* --image-retention / --image-store-max-mb: the local store's housekeeping
+ * thread; refused with S3 (a bucket lifecycle rule does that there). */
+static int start_image_retention(storage *store, sd_err *err)
+{
+    int local = !strcmp(storage_backend_name(store), "local");
+    if (o_image_retention <= 0 && o_image_store_max_mb <= 0) {
+        if (local) printf("image retention: off (images are kept; see --image-retention, --image-store-max-mb)\n");
+        return 0;
+    }
+    if (!local)
+        return sd_errf(err, SD_EINVAL, o_image_retention > 0 ? "image-retention" : "image-store-max-mb",
+                       "--image-retention and --image-store-max-mb apply to --storage local; for S3 give the bucket "
+                       "a lifecycle rule");
+    storage_retention r = {.max_age = o_image_retention, .max_bytes = (uint64_t)o_image_store_max_mb << 20,
+                           .min_age = o_image_min_age};
+    printf("image retention: age limit %g s, size cap %lld MiB (0 = none), minimum age %g s\n", o_image_retention,
+           (long long)o_image_store_max_mb, o_image_min_age);
+    return storage_local_retain(store, &r, err);
+}
 
 /* Creates DATA/demo-model once (written to a temporary folder, renamed when complete). */
 static int ensure_demo_model(const char *data_dir, char *path, size_t size, sd_err *err)
@@ -275,6 +306,7 @@ int cli_serve(int argc, char **argv)
     else if (!strcmp(o_storage, "local")) store = storage_local_open(images_dir, prefix, &err);
     else sd_errf(&err, SD_EINVAL, "storage", "--storage must be local or s3, got '%.100s'", o_storage);
     if (!store) goto out;
+    if (start_image_retention(store, &err)) goto out;
     gc.store = store;
     http_server_set_storage(srv, store);
     printf("listening on %s port %d; public URL %s\n", o_bind, http_server_port(srv), public_url);

@@ -67,6 +67,7 @@ typedef struct req {
     char *text;              /* JSON / form-urlencoded body, NUL-terminated */
     size_t text_len, text_cap;
     size_t received;
+    int owner;               /* API key index + 1 (gate); 0 without keys: jobs belong to it */
     param_bag bag;
     sd_err err;
     /* sync wait */
@@ -337,6 +338,7 @@ static enum MHD_Result finish_body(http_server *s, req *r, struct MHD_Connection
         job_input_free(&in);
         return reply_error(c, &r->ri, &r->err, 0, NULL);
     }
+    in.owner = r->owner;
     int retry = 0;
     if (jobq_submit(s->q, &in, r->async, &r->job, &retry, &r->err))
         return reply_error(c, &r->ri, &r->err, retry, NULL);
@@ -438,7 +440,8 @@ static enum MHD_Result serve_job(http_server *s, req *r, struct MHD_Connection *
                                  const char *method)
 {
     const char *id = url + 6;
-    job *j = is_hex_name(id, 32, 32) && !strchr(id, '.') ? jobq_find(s->q, id) : NULL;
+    /* another key's job is answered exactly as an unknown id: its existence does not leak */
+    job *j = is_hex_name(id, 32, 32) && !strchr(id, '.') ? jobq_find_owned(s->q, id, r->owner) : NULL;
     if (!j)
         return reply_errorf(c, &r->ri, SD_ENOTFOUND, "id",
                             "no job with id '%.64s' (finished jobs are forgotten after %g s)", id, s->cfg.retention);
@@ -525,14 +528,16 @@ static enum MHD_Result first_call(http_server *s, req *r, struct MHD_Connection 
     }
 }
 
-/* API key and rate limit, before anything else: 1 when answered (401 / 429). */
+/* API key and rate limit, before anything else: 1 when answered (401 / 429).
+ * Image URLs need no key (a browser opens them; their names are unguessable,
+ * docs/SERVER.md "API keys") but are rate-limited per address. */
 static int gate(http_server *s, req *r, struct MHD_Connection *c, const char *url, enum MHD_Result *res)
 {
     const char *allow;
     r->ep = route(url, &allow);
     if (r->ep == EP_HEALTH) return 0;
     int key = -1;
-    if (auth_keys_count(s->cfg.keys) > 0 && !(r->ep == EP_METRICS && s->cfg.metrics_open)) {
+    if (auth_keys_count(s->cfg.keys) > 0 && r->ep != EP_IMAGES && !(r->ep == EP_METRICS && s->cfg.metrics_open)) {
         const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         int rc = auth_check(s->cfg.keys, h, &key);
         if (rc != AUTH_OK) {
@@ -542,6 +547,7 @@ static int gate(http_server *s, req *r, struct MHD_Connection *c, const char *ur
                                                        : "the API key is not valid");
             return 1;
         }
+        r->owner = key + 1;
     }
     char who[80];
     if (key >= 0) snprintf(who, sizeof who, "key:%d", key);
