@@ -1,8 +1,9 @@
 /* generate.c — `sdserve generate`: one or more images from the command line
  * through the public engine API (engine/sd.h) only: load the model, optional
- * init image (decoded, scaled to fit 1024), generate with a progress line on
- * stderr, encode with the A1111 parameters embedded, write the files and
- * print "file seed=S" per image on stdout.
+ * init image (decoded upright per its EXIF orientation, scaled to fit
+ * 1024), generate with a progress line on stderr, encode with the A1111
+ * parameters embedded, write the files and print "file seed=S" per image on
+ * stdout.
  *
  * Exit status: 0 done, 2 bad command line (message names the flag), 1 any
  * other failure (model, image, disk). */
@@ -28,8 +29,9 @@ void gen_usage(FILE *f)
             "  --model M            .safetensors file or diffusers folder (required)\n"
             "  --prompt TEXT        what to draw (required)\n"
             "  --negative TEXT      what to avoid\n"
-            "  --init-image F       img2img from a PNG/JPEG/WebP file (scaled to fit 1024;\n"
-            "                       the output has its size, -W/-H are ignored)\n"
+            "  --init-image F       img2img from a PNG/JPEG/WebP file (turned upright by its\n"
+            "                       EXIF orientation, scaled to fit 1024; the output has\n"
+            "                       its size, -W/-H are ignored)\n"
             "  --strength S         img2img strength in (0, 1)           [0.7]\n"
             "  --steps N            sampler steps, 1..150                 [30]\n"
             "  --cfg X              guidance scale in (0, 20]             [7]\n"

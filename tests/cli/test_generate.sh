@@ -2,7 +2,7 @@
 # test_generate.sh — `sdserve generate` end to end with the random-weight demo
 # model: exact output sizes (odd ones too), the same seed gives identical
 # bytes, -n N naming and seeds (image i of a batch = a single run with seed+i),
-# img2img keeps the init size, JPEG/WebP outputs (-o's extension decides, an
+# img2img keeps the init size (upright per its EXIF orientation), JPEG/WebP outputs (-o's extension decides, an
 # unknown one is refused before any work), the A1111 parameters in the
 # file, progress on stderr, exit status 2 for every kind of bad argument and 1
 # for a missing model.
@@ -69,6 +69,17 @@ gen --init-image "$T/a.png" --strength 0.5 --seed 2 -o "$T/i2i.png" >/dev/null 2
 check "img2img exits 0" '[ $rc -eq 0 ]' "rc=$rc $(tail -2 "$T/err3")"
 check "img2img output has the init size" '[ "$(png_size "$T/i2i.png")" = 64x48 ]' "got $(png_size "$T/i2i.png")"
 check "img2img parameters carry the strength" 'grep -qa "Denoising strength: 0.5" "$T/i2i.png"'
+# an init JPEG whose EXIF says "turned 90 degrees" (orientation 6) is used upright: 64x48 stored -> 48x64
+gen -W 64 -H 48 --seed 3 -o "$T/side.jpg" >/dev/null 2>&1
+python3 - "$T/side.jpg" "$T/side6.jpg" <<'PY'
+import struct, sys
+j = open(sys.argv[1], 'rb').read()
+t = b'MM' + struct.pack('>HIH', 42, 8, 1) + struct.pack('>HHIHH', 0x0112, 3, 1, 6, 0) + struct.pack('>I', 0)
+open(sys.argv[2], 'wb').write(j[:2] + b'\xff\xe1' + struct.pack('>H', 8 + len(t)) + b'Exif\0\0' + t + j[2:])
+PY
+gen --init-image "$T/side6.jpg" --strength 0.5 --seed 2 -o "$T/up.png" >/dev/null 2>"$T/err6"; rc=$?
+check "img2img from an EXIF orientation 6 JPEG: output upright 48x64" \
+  '[ $rc -eq 0 ] && [ "$(png_size "$T/up.png")" = 48x64 ]' "rc=$rc got $(png_size "$T/up.png") $(tail -2 "$T/err6")"
 
 # every kind of bad argument: exit 2 and a message naming the flag
 bad() {
