@@ -71,12 +71,7 @@ check "img2img output has the init size" '[ "$(png_size "$T/i2i.png")" = 64x48 ]
 check "img2img parameters carry the strength" 'grep -qa "Denoising strength: 0.5" "$T/i2i.png"'
 # an init JPEG whose EXIF says "turned 90 degrees" (orientation 6) is used upright: 64x48 stored -> 48x64
 gen -W 64 -H 48 --seed 3 -o "$T/side.jpg" >/dev/null 2>&1
-python3 - "$T/side.jpg" "$T/side6.jpg" <<'PY'
-import struct, sys
-j = open(sys.argv[1], 'rb').read()
-t = b'MM' + struct.pack('>HIH', 42, 8, 1) + struct.pack('>HHIHH', 0x0112, 3, 1, 6, 0) + struct.pack('>I', 0)
-open(sys.argv[2], 'wb').write(j[:2] + b'\xff\xe1' + struct.pack('>H', 8 + len(t)) + b'Exif\0\0' + t + j[2:])
-PY
+python3 "$(dirname "$0")/../common/jpeg_orient.py" "$T/side.jpg" "$T/side6.jpg" 6
 gen --init-image "$T/side6.jpg" --strength 0.5 --seed 2 -o "$T/up.png" >/dev/null 2>"$T/err6"; rc=$?
 check "img2img from an EXIF orientation 6 JPEG: output upright 48x64" \
   '[ $rc -eq 0 ] && [ "$(png_size "$T/up.png")" = 48x64 ]' "rc=$rc got $(png_size "$T/up.png") $(tail -2 "$T/err6")"
