@@ -77,8 +77,9 @@ int img_decode(const uint8_t *data, size_t len, const img_decode_opts *opts,
 int img_orientation(const uint8_t *data, size_t len);
 /* Turns `im` upright for EXIF orientation 2..8 (mirrors, 180 degrees, and
  * the quarter turns that swap width and height) into a new pixel buffer.
- * Returns 1 if changed, 0 for 1 or any other value, -1 on OOM (im kept). */
-int img_orient(img_rgb *im, int orientation, sd_err *err);
+ * Returns 1 if changed, 0 for 1 or any other value, -1 on OOM (im kept;
+ * `field` named, NULL = "init_image"). */
+int img_orient(img_rgb *im, int orientation, const char *field, sd_err *err);
 
 /* ---- encoding ------------------------------------------------------------ */
 

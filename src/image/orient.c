@@ -36,18 +36,21 @@ static const struct { unsigned char swap, flip_x, flip_y; } moves[9] = {
     {0, 0, 0}, {0, 0, 0}, {0, 1, 0}, {0, 1, 1}, {0, 0, 1}, {1, 0, 0}, {1, 0, 1}, {1, 1, 1}, {1, 1, 0},
 };
 
-int img_orient(img_rgb *im, int orientation, sd_err *err)
+int img_orient(img_rgb *im, int orientation, const char *field, sd_err *err)
 {
     if (orientation < 2 || orientation > 8 || !im->px) return 0;
-    int sw = im->width, sh = im->height, sw_flip = moves[orientation].flip_x, sh_flip = moves[orientation].flip_y;
-    int swap = moves[orientation].swap, dw = swap ? sh : sw, dh = swap ? sw : sh;
+    int sw = im->width, sh = im->height, swap = moves[orientation].swap;
+    int flip_x = moves[orientation].flip_x, flip_y = moves[orientation].flip_y;
+    int dw = swap ? sh : sw, dh = swap ? sw : sh;
     uint8_t *dst = malloc((size_t)dw * dh * 3);
-    if (!dst) return sd_errf(err, SD_ENOMEM, "init_image", "out of memory turning a %dx%d image upright", sw, sh);
+    if (!dst)
+        return sd_errf(err, SD_ENOMEM, field ? field : "init_image", "out of memory turning a %dx%d image upright",
+                       sw, sh);
     for (int y = 0; y < dh; y++) {
         for (int x = 0; x < dw; x++) {
             int sx = swap ? y : x, sy = swap ? x : y;
-            if (sw_flip) sx = sw - 1 - sx;
-            if (sh_flip) sy = sh - 1 - sy;
+            if (flip_x) sx = sw - 1 - sx;
+            if (flip_y) sy = sh - 1 - sy;
             memcpy(dst + ((size_t)y * dw + x) * 3, im->px + ((size_t)sy * sw + sx) * 3, 3);
         }
     }

@@ -549,6 +549,16 @@ static void test_orientation_malformed(const uint8_t *jpg, size_t njpg)
           "APP1 length past the end of the file: orientation 1");
     CHECK(img_exif_orientation(NULL, 0) == 1 && img_exif_orientation((const uint8_t *)"Exif\0\0MM", 8) == 1,
           "img_exif_orientation on nothing / a stub: 1");
+    /* img_orient itself: a 2x1 picture [A B] turned by orientation 6 is 1x2 [A; B]; 9 leaves it */
+    img_rgb two = {2, 1, malloc(6)};
+    memcpy(two.px, "\x01\x02\x03\x04\x05\x06", 6);
+    sd_err_clear(&e);
+    CHECK(img_orient(&two, 9, NULL, &e) == 0 && img_orient(&two, 0, NULL, &e) == 0 && two.width == 2,
+          "img_orient: orientation 0 / 9 leave the picture");
+    CHECK(img_orient(&two, 6, NULL, &e) == 1 && two.width == 1 && two.height == 2 &&
+              !memcmp(two.px, "\x01\x02\x03\x04\x05\x06", 6),
+          "img_orient 6 on a 2x1 row: a 1x2 column, first pixel on top");
+    img_rgb_free(&two);
 }
 
 static void test_orientation(void)
