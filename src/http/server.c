@@ -309,7 +309,9 @@ static json_t *job_created_body(http_server *s, const char *id)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s/jobs/%s", s->public_url, id);
-    return json_pack("{s:s, s:s, s:s, s:s}", "status", "queued", "id", id, "state", "queued", "status_url", url);
+    /* the same vocabulary as GET /jobs/{id} (reply.h): status pending, state queued */
+    return json_pack("{s:s, s:s, s:s, s:s}", "status", job_status_word(JOB_QUEUED), "id", id, "state",
+                     job_state_name(JOB_QUEUED), "status_url", url);
 }
 
 static enum MHD_Result finish_body(http_server *s, req *r, struct MHD_Connection *c)
