@@ -19,6 +19,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -45,6 +46,7 @@
 
 enum { PH_BODY = 1, PH_WAIT, PH_DONE, PH_NOBODY };
 enum { BODY_MULTIPART = 1, BODY_JSON, BODY_URLENCODED };
+#define PP_BUFFER (64 * 1024)   /* the multipart post processor's buffer */
 
 /* Decoded init images: sides and pixels refused before allocation above these. */
 #define INIT_MAX_SIDE 4096
@@ -67,6 +69,8 @@ typedef struct req {
     char *text;              /* JSON / form-urlencoded body, NUL-terminated */
     size_t text_len, text_cap;
     size_t received;
+    size_t declared;         /* Content-Length, 0 = none (chunked) */
+    size_t held;             /* body bytes charged to the server's buffered total (body_charge) */
     param_bag bag;
     sd_err err;
     /* sync wait */
@@ -99,9 +103,12 @@ struct http_server {
     atomic_int stop;
     atomic_int shutting_down;
     atomic_int inflight;     /* requests begun and not yet completed() */
+    atomic_size_t buffered;  /* request body bytes held by all requests (cfg.max_buffered) */
     _Atomic(storage *) store;
     char *openapi;
 };
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
 static double now_s(void)
 {
@@ -158,11 +165,54 @@ static int method_allowed(const char *method, const char *allow)
 
 /* ---- body ------------------------------------------------------------------ */
 
+/* The global cap on buffered bodies (cfg.max_buffered, 0 = none): every byte
+ * a request keeps of its body (JSON/form text, multipart fields and the post
+ * processor's buffer) is charged before it is stored and released when the
+ * request drops its buffers; a charge that would pass the cap fails with 503
+ * and the request's buffers are dropped at once. */
+static int body_over_cap(http_server *s, req *r)
+{
+    sd_errf(&r->err, SD_EBUSY, "", "the server holds %zu MiB of request bodies, its limit (--max-buffered-mb); retry later",
+            s->cfg.max_buffered >> 20);
+    return -1;
+}
+
+static void body_release(http_server *s, req *r)
+{
+    if (r->held) atomic_fetch_sub(&s->buffered, r->held);
+    r->held = 0;
+}
+
+/* Charges n more bytes to r: 0, or -1 with r->err set (nothing charged). */
+static int body_charge(http_server *s, req *r, size_t n)
+{
+    size_t cur = atomic_load(&s->buffered);
+    do {
+        if (s->cfg.max_buffered && (n > s->cfg.max_buffered || cur > s->cfg.max_buffered - n))
+            return body_over_cap(s, r);
+    } while (!atomic_compare_exchange_weak(&s->buffered, &cur, cur + n));
+    r->held += n;
+    return 0;
+}
+
+/* Frees what a refused body had buffered (the rest of it is discarded). */
+static void body_drop(http_server *s, req *r)
+{
+    free(r->text);
+    r->text = NULL;
+    r->text_len = r->text_cap = 0;
+    params_bag_free(&r->bag);
+    params_bag_init(&r->bag);
+    body_release(s, r);
+    malloc_trim(0);   /* freed heap pages back to the system: the cap is about resident memory */
+}
+
 static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
                                  const char *ctype, const char *te, const char *data, uint64_t off, size_t size)
 {
     req *r = cls;
     if (r->err.code) return MHD_NO;
+    if (body_charge(r->s, r, size)) return MHD_NO;
     if (params_bag_add(&r->bag, key, filename ? PV_FILE : PV_TEXT, data, size, off == 0, &r->err)) return MHD_NO;
     return MHD_YES;
 }
@@ -211,6 +261,12 @@ static enum MHD_Result start_body(http_server *s, req *r, struct MHD_Connection 
         if (errno || *end || n > s->cfg.max_body)
             return reply_errorf(c, &r->ri, SD_ETOOLARGE, "", "request body of %s bytes is larger than the limit of %zu bytes",
                                 cl, s->cfg.max_body);
+        /* a body that does not fit in what the cap leaves now: 503 before it is sent */
+        if (s->cfg.max_buffered && n > s->cfg.max_buffered - min_size(atomic_load(&s->buffered), s->cfg.max_buffered)) {
+            body_over_cap(s, r);
+            return reply_error(c, &r->ri, &r->err, 0, NULL);
+        }
+        r->declared = (size_t)n;
     }
     if (atomic_load(&s->shutting_down)) {
         sd_err e;
@@ -224,7 +280,8 @@ static enum MHD_Result start_body(http_server *s, req *r, struct MHD_Connection 
         r->body = BODY_URLENCODED;   /* buffered: see params_bag_from_urlencoded */
     } else {
         r->body = BODY_MULTIPART;
-        r->pp = MHD_create_post_processor(c, 64 * 1024, post_iter, r);
+        if (body_charge(s, r, PP_BUFFER)) return reply_error(c, &r->ri, &r->err, 0, NULL);
+        r->pp = MHD_create_post_processor(c, PP_BUFFER, post_iter, r);
         if (!r->pp)
             return reply_errorf(c, &r->ri, SD_EINVAL, "Content-Type",
                                 "cannot read the multipart body: Content-Type needs a boundary parameter of 2 to 70 characters");
@@ -242,8 +299,14 @@ static void feed_body(http_server *s, req *r, const char *data, size_t size)
         return;
     }
     if (r->body == BODY_JSON || r->body == BODY_URLENCODED) {
+        if (body_charge(s, r, size)) {
+            body_drop(s, r);
+            return;
+        }
         if (r->text_len + size + 1 > r->text_cap) {
-            size_t nc = r->text_cap ? r->text_cap * 2 : 16384;
+            /* the declared length in one piece (pages are touched only as bytes
+             * arrive): no abandoned copies of a growing buffer left in the heap */
+            size_t nc = r->declared >= r->text_len + size ? r->declared + 1 : r->text_cap ? r->text_cap * 2 : 16384;
             while (nc < r->text_len + size + 1) nc *= 2;
             char *nb = realloc(r->text, nc);
             if (!nb) {
@@ -259,6 +322,7 @@ static void feed_body(http_server *s, req *r, const char *data, size_t size)
     } else if (MHD_post_process(r->pp, data, size) != MHD_YES && !r->err.code) {
         sd_errf(&r->err, SD_EINVAL, "", "the multipart body is malformed");
     }
+    if (r->err.code == SD_EBUSY) body_drop(s, r);
 }
 
 /* Validated request -> job input: moves strings, decodes the init image. */
@@ -677,7 +741,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             *upload_size = 0;
             return MHD_YES;
         }
-        return finish_body(s, r, c);
+        enum MHD_Result res = finish_body(s, r, c);
+        body_release(s, r);   /* its buffers are freed by now */
+        return res;
     }
     if (r->phase == PH_WAIT) return finish_wait(s, r, c);
     if (*upload_size) {   /* a body we already answered: drop it */
@@ -716,6 +782,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
     if (r->pp) MHD_destroy_post_processor(r->pp);
     free(r->text);
     params_bag_free(&r->bag);
+    body_release(s, r);
     if (r->job) {
         /* A synchronous job nobody will read: stop it. */
         if (!r->async) jobq_cancel(s->q, r->job, "the client disconnected");
