@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -60,6 +61,7 @@ typedef struct req {
     char method[16];
     char path[200];
     char ip[64];
+    int raw_nul;             /* the raw target's path had %00 (uri_logged) */
     double t0;
     reply_info ri;
     /* body */
@@ -571,6 +573,8 @@ static enum MHD_Result first_call(http_server *s, req *r, struct MHD_Connection 
 {
     const char *allow;
     r->ep = route(url, &allow);
+    if (r->raw_nul)
+        return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "no such path: a path may not contain %%00 (a NUL byte)");
     if (r->ep == EP_OTHER)
         return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "no such path '%.80s'; see GET /openapi.json", url);
     if (!method_allowed(method, allow)) {
@@ -695,15 +699,71 @@ static int sweep_slow(http_server *s, double now)
     return n;
 }
 
+/* ---- transport checks before routing ---------------------------------------- */
+
+/* *req_cls of a request whose raw target has "%00" in its path (uri_logged). */
+static char raw_nul_mark;
+
+/* libmicrohttpd's URI log callback: the request target before it is
+ * percent-decoded (the handler gets it decoded, and a decoded NUL cuts it
+ * short: GET /health%00 would be read as /health).  Its return value is the
+ * request's first *req_cls: &raw_nul_mark when the path has %00, else NULL. */
+static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    size_t n = strcspn(uri, "?");
+    for (size_t i = 0; i + 2 < n; i++)
+        if (uri[i] == '%' && uri[i + 1] == '0' && uri[i + 2] == '0') return &raw_nul_mark;
+    return NULL;
+}
+
+/* RFC 9112 §3.2.2: a server must accept a target in absolute form
+ * ("http://host/path", the form proxies get): its path is the route and its
+ * host is ignored, like the Host header. */
+static const char *origin_form(const char *url)
+{
+    size_t k = !strncasecmp(url, "http://", 7) ? 7 : !strncasecmp(url, "https://", 8) ? 8 : 0;
+    if (!k) return url;
+    const char *p = strchr(url + k, '/');
+    return p ? p : "/";
+}
+
+/* Collects the first Content-Length value and the first one that differs. */
+static enum MHD_Result content_length_of(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    const char **v = cls;
+    if (!key || !value || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) return MHD_YES;
+    if (!v[0]) v[0] = value;
+    else if (!v[1] && strcmp(v[0], value)) v[1] = value;
+    return MHD_YES;
+}
+
+/* Two different Content-Length headers (libmicrohttpd reads the first and
+ * would wait for a body the client never sends): 400 at once, which also
+ * closes the connection, as RFC 9112 §6.3 asks.  1 when answered. */
+static int conflicting_length(req *r, struct MHD_Connection *c, enum MHD_Result *res)
+{
+    const char *v[2] = {NULL, NULL};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, content_length_of, v);
+    if (!v[1]) return 0;
+    *res = reply_errorf(c, &r->ri, SD_EINVAL, "Content-Length",
+                        "the request has Content-Length headers with different values ('%.24s' and '%.24s'); send one",
+                        v[0], v[1]);
+    return 1;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
 {
     http_server *s = cls;
     req *r = *req_cls;
+    url = origin_form(url);
+    int raw_nul = r == (req *)&raw_nul_mark;
+    if (raw_nul) r = NULL;
     if (!r) {
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
         *req_cls = r;
+        r->raw_nul = raw_nul;
         atomic_fetch_add(&s->inflight, 1);
         r->s = s;
         r->conn = c;
@@ -713,6 +773,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         client_ip(c, r->ip, sizeof r->ip);
         params_bag_init(&r->bag);
         conn_mark(s, c, 1);
+        enum MHD_Result res;
+        if (conflicting_length(r, c, &res)) return res;
         /* A request that sends no body is answered on the next call:
          * libmicrohttpd closes the connection after a response queued on
          * the first call (it cannot tell whether a body follows), which
@@ -721,7 +783,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             r->phase = PH_NOBODY;
             return MHD_YES;
         }
-        enum MHD_Result res;
         if (gate(s, r, c, url, &res)) return res;
         return first_call(s, r, c, url, method);
     }
@@ -757,8 +818,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
 {
     http_server *s = cls;
     req *r = *req_cls;
-    if (!r) return;
     *req_cls = NULL;
+    if (!r || r == (req *)&raw_nul_mark) return;   /* the handler never ran */
     conn_mark(s, c, 0);
     atomic_fetch_sub(&s->inflight, 1);
     int status = r->ri.status ? r->ri.status : 499;   /* 499: client went away before an answer */
@@ -880,6 +941,7 @@ http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err)
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)(cfg->max_conn_per_ip > 0 ? cfg->max_conn_per_ip : 0),
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s,
                             MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
+                            MHD_OPTION_URI_LOG_CALLBACK, uri_logged, s,
                             MHD_OPTION_END);
     if (!s->d) {
         sd_errf(err, SD_EIO, "port", "cannot listen on %s port %d: %s", bind, cfg->port, strerror(errno));
