@@ -71,7 +71,7 @@ static const sd_setting serve_settings[] = {
     /* transport: the global cap on buffered bodies (issue 12 item 3) */
     {"max-buffered-mb", SD_SET_INT, &o_max_buffered_mb, "0", 0, 1048576,
      "request bodies held in memory at once, all connections together, in MiB; a body that would pass it gets 503 "
-     "+ Retry-After (0 = an eighth of physical memory, at least --max-body-mb)"},
+     "+ Retry-After (0 = an eighth of physical memory; never less than --max-body-mb)"},
     {"job-timeout", SD_SET_DOUBLE, &o_job_timeout, "1800", 0, 1e7, "seconds a job may run (0 = no limit)"},
     {"sync-wait", SD_SET_DOUBLE, &o_sync_wait, "900", 1, 1e7,
      "seconds POST /txt2img and /img2img wait for their job (504 and the job cancelled after)"},

@@ -174,8 +174,9 @@ static int method_allowed(const char *method, const char *allow)
  * and the request's buffers are dropped at once. */
 static int body_over_cap(http_server *s, req *r)
 {
-    sd_errf(&r->err, SD_EBUSY, "", "the server holds %zu MiB of request bodies, its limit (--max-buffered-mb); retry later",
-            s->cfg.max_buffered >> 20);
+    sd_errf(&r->err, SD_EBUSY, "",
+            "the request bodies being received would pass the server's limit of %zu MiB (--max-buffered-mb); "
+            "retry later", s->cfg.max_buffered >> 20);
     return -1;
 }
 
@@ -755,10 +756,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                               const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
 {
     http_server *s = cls;
-    req *r = *req_cls;
+    int raw_nul = *req_cls == (void *)&raw_nul_mark;
+    req *r = raw_nul ? NULL : *req_cls;
     url = origin_form(url);
-    int raw_nul = r == (req *)&raw_nul_mark;
-    if (raw_nul) r = NULL;
     if (!r) {
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
@@ -817,9 +817,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
 {
     http_server *s = cls;
+    if (*req_cls == (void *)&raw_nul_mark) *req_cls = NULL;   /* the handler never ran */
     req *r = *req_cls;
+    if (!r) return;
     *req_cls = NULL;
-    if (!r || r == (req *)&raw_nul_mark) return;   /* the handler never ran */
     conn_mark(s, c, 0);
     atomic_fetch_sub(&s->inflight, 1);
     int status = r->ri.status ? r->ri.status : 499;   /* 499: client went away before an answer */
