@@ -738,18 +738,28 @@ static enum MHD_Result content_length_of(void *cls, enum MHD_ValueKind kind, con
     return MHD_YES;
 }
 
-/* Two different Content-Length headers (libmicrohttpd reads the first and
- * would wait for a body the client never sends): 400 at once, which also
- * closes the connection, as RFC 9112 §6.3 asks.  1 when answered. */
-static int conflicting_length(req *r, struct MHD_Connection *c, enum MHD_Result *res)
+/* Where the body ends must be unambiguous (RFC 9112 §6.1, §6.3): two
+ * different Content-Length headers (libmicrohttpd reads the first and would
+ * wait for a body the client never sends), or Content-Length beside
+ * Transfer-Encoding (libmicrohttpd goes by the latter and keeps the
+ * connection, which lets a request hide in another behind a proxy).  Both
+ * get 400 at once, which also closes the connection.  1 when answered. */
+static int ambiguous_length(req *r, struct MHD_Connection *c, enum MHD_Result *res)
 {
     const char *v[2] = {NULL, NULL};
     MHD_get_connection_values(c, MHD_HEADER_KIND, content_length_of, v);
-    if (!v[1]) return 0;
-    *res = reply_errorf(c, &r->ri, SD_EINVAL, "Content-Length",
-                        "the request has Content-Length headers with different values ('%.24s' and '%.24s'); send one",
-                        v[0], v[1]);
-    return 1;
+    if (v[1]) {
+        *res = reply_errorf(c, &r->ri, SD_EINVAL, "Content-Length",
+                            "the request has Content-Length headers with different values ('%.24s' and '%.24s'); "
+                            "send one", v[0], v[1]);
+        return 1;
+    }
+    if (v[0] && MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        *res = reply_errorf(c, &r->ri, SD_EINVAL, "Content-Length",
+                            "the request has both Content-Length and Transfer-Encoding; send one");
+        return 1;
+    }
+    return 0;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
@@ -774,7 +784,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         params_bag_init(&r->bag);
         conn_mark(s, c, 1);
         enum MHD_Result res;
-        if (conflicting_length(r, c, &res)) return res;
+        if (ambiguous_length(r, c, &res)) return res;
         /* A request that sends no body is answered on the next call:
          * libmicrohttpd closes the connection after a response queued on
          * the first call (it cannot tell whether a body follows), which

@@ -67,8 +67,10 @@ def check(name, cond, detail):
     print(("ok - %s" if cond else "FAIL - %s: " + detail.replace("%", "%%")) % name)
 
 
-def req(target, extra="", method="GET", body=b""):
-    return ("%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%s\r\n" % (method, target, extra)).encode() + body
+def req(target, extra="", method="GET", body=b"", close=True):
+    """a request; close=False leaves the connection to the server (keep-alive)"""
+    conn = "Connection: close\r\n" if close else ""
+    return ("%s %s HTTP/1.1\r\nHost: x\r\n%s%s\r\n" % (method, target, conn, extra)).encode() + body
 
 
 NAME = "0123456789abcdef0123456789abcdef"
@@ -104,7 +106,7 @@ check("a %00 in the query (ignored) does not change the path: /health?probe=%00 
 # ---- fixed: two different Content-Length headers -----------------------------
 for cls, body in ((("5", "2"), b"{}"), (("2", "3"), b"{}")):
     extra = "Content-Type: application/json\r\n" + "".join("Content-Length: %s\r\n" % v for v in cls)
-    d, t, closed = exchange(req("/txt2img", extra, "POST", body))
+    d, t, closed = exchange(req("/txt2img", extra, "POST", body, close=False))
     st, _, b = parse(d)
     v = error_shape(b, "Content-Length")
     check("Content-Length %s and %s -> 400 naming Content-Length at once, connection closed" % cls,
@@ -114,6 +116,14 @@ d, _, _ = exchange(req("/txt2img", "Content-Type: application/json\r\nContent-Le
 st, _, b = parse(d)
 check("Content-Length 2 twice (the same value) is one length: 400 prompt", st == 400 and error_shape(b, "prompt") == "ok",
       "got %d %r" % (st, b[:120]))
+
+for te in ("chunked", "gzip, chunked"):
+    d, t, closed = exchange(req("/txt2img", "Content-Type: application/json\r\nContent-Length: 40\r\n"
+                                "Transfer-Encoding: %s\r\n" % te, "POST", b"2\r\n{}\r\n0\r\n\r\n", close=False))
+    st, _, b = parse(d)
+    v = error_shape(b, "Content-Length")
+    check("Content-Length beside Transfer-Encoding: %s -> 400 naming Content-Length, connection closed" % te,
+          st == 400 and v == "ok" and closed and t < 2.5, "got %d, %s, closed %s, %.1f s" % (st, v, closed, t))
 
 # ---- known: libmicrohttpd 0.9.75's own answers -------------------------------
 CHANGED = " (changed: a libmicrohttpd upgrade? update docs/RELIABILITY.md and this case)"
