@@ -12,7 +12,12 @@
  * client sending its headers a byte at a time would hold a connection
  * forever; every connection therefore carries a conn_state (socket context)
  * and the watcher shuts down those that have not delivered a request's
- * headers within header_timeout. */
+ * headers within header_timeout.
+ * Transport checks before routing: the raw target (URI log callback) so a
+ * %00 in a path is 404 rather than the path before it; absolute-form targets
+ * routed by their path; ambiguous body framing (two Content-Lengths, or one
+ * beside Transfer-Encoding) 400 at once.  Buffered bodies of all connections
+ * together are capped (cfg.max_buffered, body_charge): 503 + Retry-After. */
 #include "server.h"
 
 #include <arpa/inet.h>
