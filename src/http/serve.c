@@ -30,6 +30,7 @@ static int64_t o_metrics_open;
 static double o_rate_limit, o_rate_burst;
 static char *o_bind, *o_model, *o_model_config, *o_vocab, *o_data, *o_public, *o_precision;
 static int64_t o_engine_nice, o_max_conn_ip;
+static int64_t o_max_buffered_mb;
 static double o_header_timeout;
 static int64_t o_port, o_queue, o_threads, o_http_threads, o_max_conn, o_conn_timeout, o_max_body_mb, o_access_log,
     o_max_retained;
@@ -66,9 +67,14 @@ static const sd_setting serve_settings[] = {
     {"header-timeout", SD_SET_DOUBLE, &o_header_timeout, "30", 0, 86400,
      "seconds a client has to send a request's headers (from connecting or its previous request), then the "
      "connection is closed: slow clients cannot hold connections (0 = no limit)"},
-    {"max-conn-per-ip", SD_SET_INT, &o_max_conn_ip, "0", 0, 100000,
-     "simultaneous connections from one address (0 = no limit; leave 0 behind a reverse proxy)"},
+    {"max-conn-per-ip", SD_SET_INT, &o_max_conn_ip, "64", 0, 100000,
+     "simultaneous connections from one address; more are closed at once (0 = no limit: set 0 or raise it behind "
+     "a reverse proxy, whose connections all come from one address)"},
     {"max-body-mb", SD_SET_INT, &o_max_body_mb, "20", 1, 1024, "largest request body in MiB (413 above)"},
+    /* transport: the global cap on buffered bodies (issue 12 item 3) */
+    {"max-buffered-mb", SD_SET_INT, &o_max_buffered_mb, "0", 0, 1048576,
+     "request bodies held in memory at once, all connections together, in MiB; a body that would pass it gets 503 "
+     "+ Retry-After (0 = an eighth of physical memory; never less than --max-body-mb)"},
     {"job-timeout", SD_SET_DOUBLE, &o_job_timeout, "1800", 0, 1e7, "seconds a job may run (0 = no limit)"},
     {"sync-wait", SD_SET_DOUBLE, &o_sync_wait, "900", 1, 1e7,
      "seconds POST /txt2img and /img2img wait for their job (504 and the job cancelled after)"},
@@ -134,6 +140,19 @@ static int start_image_retention(storage *store, sd_err *err)
     printf("image retention: age limit %g s, size cap %lld MiB (0 = none), minimum age %g s\n", o_image_retention,
            (long long)o_image_store_max_mb, o_image_min_age);
     return storage_local_retain(store, &r, err);
+}
+
+/* --max-buffered-mb in bytes: the setting, or 0 = an eighth of physical
+ * memory; never under one largest body (--max-body-mb). */
+static size_t max_buffered_bytes(void)
+{
+    size_t max_body = (size_t)o_max_body_mb << 20;
+    size_t v = (size_t)o_max_buffered_mb << 20;
+    if (!v) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        v = pages > 0 && page > 0 ? (size_t)pages * (size_t)page / 8 : (size_t)1 << 30;
+    }
+    return v < max_body ? max_body : v;
 }
 
 /* Creates DATA/demo-model once (written to a temporary folder, renamed when complete). */
@@ -241,6 +260,9 @@ int cli_serve(int argc, char **argv)
 
     printf("sdserve %s serve, settings:\n", sd_version());
     sd_settings_print(stdout, serve_settings, NSETTINGS);
+    printf("request bodies: at most %zu MiB buffered at once, %lld MiB each, %lld connections per address%s\n",
+           max_buffered_bytes() >> 20, (long long)o_max_body_mb, (long long)o_max_conn_ip,
+           o_max_conn_ip ? "" : " (no limit)");
     if (sd_precision_known(o_precision)) {   /* before anything slow */
         sd_errf(&err, SD_EINVAL, "precision", "--precision must be auto, fp32, bf16x2 or bf16; got '%.40s'",
                 o_precision);
@@ -286,7 +308,7 @@ int cli_serve(int argc, char **argv)
         .bind_addr = o_bind, .port = (int)o_port, .http_threads = (int)o_http_threads,
         .max_connections = (int)o_max_conn, .conn_timeout = (int)o_conn_timeout,
         .header_timeout = o_header_timeout, .max_conn_per_ip = (int)o_max_conn_ip,
-        .max_body = (size_t)o_max_body_mb << 20, .sync_wait = o_sync_wait, .retention = o_retention,
+        .max_body = (size_t)o_max_body_mb << 20, .max_buffered = max_buffered_bytes(), .sync_wait = o_sync_wait, .retention = o_retention,
         .public_url = o_public, .model_name = mi.name, .model_family = mi.family,
         .model_hash = mi.hash, .version = sd_version(), .access_log = (int)o_access_log,
         .keys = keys, .metrics_open = (int)o_metrics_open, .rl = rl,
