@@ -1,8 +1,9 @@
 /* generate.c — `sdserve generate`: one or more images from the command line
  * through the public engine API (engine/sd.h) only: load the model, optional
- * init image (decoded, scaled to fit 1024), generate with a progress line on
- * stderr, encode with the A1111 parameters embedded, write the files and
- * print "file seed=S" per image on stdout.
+ * init image (decoded upright per its EXIF orientation, scaled to fit
+ * 1024), generate with a progress line on stderr, encode with the A1111
+ * parameters embedded, write the files and print "file seed=S" per image on
+ * stdout.
  *
  * Exit status: 0 done, 2 bad command line (message names the flag), 1 any
  * other failure (model, image, disk). */
@@ -28,8 +29,9 @@ void gen_usage(FILE *f)
             "  --model M            .safetensors file or diffusers folder (required)\n"
             "  --prompt TEXT        what to draw (required)\n"
             "  --negative TEXT      what to avoid\n"
-            "  --init-image F       img2img from a PNG/JPEG/WebP file (scaled to fit 1024;\n"
-            "                       the output has its size, -W/-H are ignored)\n"
+            "  --init-image F       img2img from a PNG/JPEG/WebP file (turned upright by its\n"
+            "                       EXIF orientation, scaled to fit 1024; the output has\n"
+            "                       its size, -W/-H are ignored)\n"
             "  --strength S         img2img strength in (0, 1)           [0.7]\n"
             "  --steps N            sampler steps, 1..150                 [30]\n"
             "  --cfg X              guidance scale in (0, 20]             [7]\n"
@@ -39,9 +41,12 @@ void gen_usage(FILE *f)
             "  -H, --height H       output height, 1..1024                [512]\n"
             "  -n, --count N        images, 1..4; image i uses seed+i     [1]\n"
             "  -o, --output F       output file                           [out.png]\n"
+            "                       its extension decides the format: .png, .jpg/.jpeg,\n"
+            "                       .webp; another one is refused unless --format is given\n"
             "                       with -n N: F, then F-1, F-2, ... before the extension\n"
             "                       (out.png, out-1.png, out-2.png)\n"
-            "  --format FMT         png|jpeg|webp (default: from -o's extension, else png)\n"
+            "  --format FMT         png|jpeg|webp (default: from -o's extension, else png;\n"
+            "                       must agree with a .png/.jpg/.jpeg/.webp extension)\n"
             "  --quality Q          JPEG/WebP quality 1..100              [90]\n"
             "  --config F           LDM config JSON for a single-file checkpoint\n"
             "  --vocab F            CLIP vocabulary (bpe .txt.gz, merges.txt or tokenizer/)\n"
@@ -147,6 +152,7 @@ static int apply(gen_args *a, opt_id id, const char *flag, const char *v, int *f
     case O_OUTPUT:
         if (!*v) return sd_errf(err, SD_EINVAL, flag, "%s needs a file name", flag);
         a->output = v;
+        a->output_flag = !strcmp(flag, "-o") ? "-o" : "--output";
         break;
     case O_FORMAT:
         if ((a->format = img_format_from_name(v)) == IMG_UNKNOWN)
@@ -171,6 +177,33 @@ static int apply(gen_args *a, opt_id id, const char *flag, const char *v, int *f
     return 0;
 }
 
+/* The extension of a file name (after the last '.' of its last component,
+ * which must not start with it: ".hidden" has none); NULL when none. */
+static const char *output_ext(const char *path)
+{
+    const char *slash = strrchr(path, '/'), *base = slash ? slash + 1 : path, *dot = strrchr(base, '.');
+    return dot && dot != base ? dot + 1 : NULL;
+}
+
+/* -o's extension decides the format, so out.gif never holds PNG bytes: a
+ * known one (.png .jpg .jpeg .webp, any case) sets it and must agree with
+ * --format; another one is refused unless --format says what to write; no
+ * extension means --format or PNG.  Checked before any work. */
+static int output_format(gen_args *a, int format_set, sd_err *err)
+{
+    const char *ext = output_ext(a->output), *flag = a->output_flag;
+    img_format f = ext ? img_format_from_name(ext) : IMG_UNKNOWN;
+    if (ext && f == IMG_UNKNOWN && !format_set)
+        return sd_errf(err, SD_EINVAL, flag,
+                       "%s %s: '.%s' is not a format sdserve writes; name the file .png, .jpg, .jpeg or .webp "
+                       "(or give --format to write one of those under another name)", flag, a->output, ext);
+    if (f != IMG_UNKNOWN && format_set && f != a->format)
+        return sd_errf(err, SD_EINVAL, flag, "%s %s names a %s file but --format asks for %s; make them agree",
+                       flag, a->output, img_format_name(f), img_format_name(a->format));
+    if (!format_set) a->format = f == IMG_UNKNOWN ? IMG_PNG : f;
+    return 0;
+}
+
 int gen_args_parse(int argc, char **argv, gen_args *a, sd_err *err)
 {
     memset(a, 0, sizeof *a);
@@ -182,6 +215,7 @@ int gen_args_parse(int argc, char **argv, gen_args *a, sd_err *err)
     a->width = a->height = 512;
     a->n = 1;
     a->output = "out.png";
+    a->output_flag = "-o";
     a->quality = 90;
     int format_set = 0;
 
@@ -222,12 +256,7 @@ int gen_args_parse(int argc, char **argv, gen_args *a, sd_err *err)
     if (!*p) return sd_errf(err, SD_EINVAL, "--prompt", "--prompt is empty");
     if (a->strength_set && !a->init_image)
         return sd_errf(err, SD_EINVAL, "--strength", "--strength only applies with --init-image");
-    if (!format_set) {
-        const char *dot = strrchr(a->output, '.'), *slash = strrchr(a->output, '/');
-        img_format f = dot && (!slash || dot > slash) ? img_format_from_name(dot + 1) : IMG_UNKNOWN;
-        a->format = f == IMG_UNKNOWN ? IMG_PNG : f;
-    }
-    return 0;
+    return output_format(a, format_set, err);
 }
 
 int gen_output_name(const char *output, int i, char *buf, size_t cap)
@@ -236,8 +265,8 @@ int gen_output_name(const char *output, int i, char *buf, size_t cap)
     if (i == 0) {
         n = snprintf(buf, cap, "%s", output);
     } else {
-        const char *dot = strrchr(output, '.'), *slash = strrchr(output, '/');
-        if (dot && (!slash || dot > slash) && dot != output && dot[-1] != '/')
+        const char *ext = output_ext(output), *dot = ext ? ext - 1 : NULL;
+        if (dot)
             n = snprintf(buf, cap, "%.*s-%d%s", (int)(dot - output), output, i, dot);
         else
             n = snprintf(buf, cap, "%s-%d", output, i);

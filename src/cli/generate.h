@@ -29,7 +29,10 @@ typedef struct gen_args {
     int size_set;
     int n;                      /* [1, 4], default 1 */
     const char *output;         /* default "out.png" */
-    img_format format;          /* --format, else from the -o extension, else PNG */
+    const char *output_flag;    /* "-o" or "--output", as given (named in errors) */
+    img_format format;          /* -o's extension (.png .jpg .jpeg .webp), else --format,
+                                   else PNG; an unknown extension without --format, or
+                                   one disagreeing with --format, is refused */
     int quality;                /* [1, 100], default 90 (JPEG / WebP) */
     int threads;                /* [0, 1024], 0 = all cores */
     const char *precision;      /* NULL = auto (sd_load_opts) */

@@ -1,14 +1,29 @@
 /* reply.c — JSON answers and the error shape (reply.h). */
 #include "reply.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* A JSON body gets a final newline when it lacks one, so the shell prompt
+ * after a curl lands on its own line; JSON parsers ignore it.  Returns the
+ * (possibly moved) body; on OOM the body is left as it was. */
+static char *json_newline(const char *ctype, char *body, size_t *len)
+{
+    if (strncmp(ctype, "application/json", 16) || (*len && body[*len - 1] == '\n')) return body;
+    char *nb = realloc(body, *len + 2);
+    if (!nb) return body;
+    nb[(*len)++] = '\n';
+    nb[*len] = 0;
+    return nb;
+}
+
 enum MHD_Result reply_raw(struct MHD_Connection *c, reply_info *ri, int status, const char *ctype, char *body,
                           size_t len, ...)
 {
+    body = json_newline(ctype, body, &len);
     struct MHD_Response *resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!resp) {
         free(body);
@@ -36,7 +51,7 @@ enum MHD_Result reply_raw(struct MHD_Connection *c, reply_info *ri, int status, 
 static enum MHD_Result reply_json_h(struct MHD_Connection *c, reply_info *ri, int status, json_t *v,
                                     const char *h1, const char *v1)
 {
-    char *body = v ? json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    char *body = v ? json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(15)) : NULL;
     json_decref(v);
     if (!body) {
         static const char oom[] = "{\"status\":\"error\",\"code\":\"out_of_memory\",\"field\":null,"
@@ -45,16 +60,7 @@ static enum MHD_Result reply_json_h(struct MHD_Connection *c, reply_info *ri, in
         status = 503;
         if (!body) return MHD_NO;
     }
-    size_t len = strlen(body);
-    body[len] = 0;
-    /* A final newline makes curl output readable; JSON parsers ignore it. */
-    char *nb = realloc(body, len + 2);
-    if (nb) {
-        body = nb;
-        body[len++] = '\n';
-        body[len] = 0;
-    }
-    return reply_raw(c, ri, status, "application/json", body, len, h1, v1, NULL);
+    return reply_raw(c, ri, status, "application/json", body, strlen(body), h1, v1, NULL);
 }
 
 enum MHD_Result reply_json(struct MHD_Connection *c, reply_info *ri, int status, json_t *v)
@@ -103,12 +109,23 @@ enum MHD_Result reply_errorf(struct MHD_Connection *c, reply_info *ri, sd_errcod
     return reply_error(c, ri, &e, 0, NULL);
 }
 
+const char *job_status_word(job_state s)
+{
+    return s == JOB_SUCCEEDED ? "success" : (s == JOB_FAILED || s == JOB_CANCELLED) ? "error" : "pending";
+}
+
+/* Seconds rounded to a multiple of `unit` (printed short: bodies are dumped
+ * with 15 significant digits, so 1.234 stays "1.234"). */
+static json_t *json_seconds(double s, double unit)
+{
+    return json_real(round(s / unit) * unit);
+}
+
 json_t *job_status_body(const char *id, const job_status *st, const char *public_url, int cancel_requested)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s/jobs/%s", public_url, id);
-    const char *status = st->state == JOB_SUCCEEDED ? "success"
-                         : (st->state == JOB_FAILED || st->state == JOB_CANCELLED) ? "error" : "pending";
+    const char *status = job_status_word(st->state);
     json_t *o = NULL;
     if (st->state == JOB_SUCCEEDED && st->result) o = json_loads(st->result, 0, NULL);
     if (!o || !json_is_object(o)) {
@@ -124,8 +141,8 @@ json_t *job_status_body(const char *id, const job_status *st, const char *public
     json_object_set_new(o, "step", json_integer(st->step));
     json_object_set_new(o, "total_steps", json_integer(st->total));
     json_object_set_new(o, "num_outputs", json_integer(st->n));
-    json_object_set_new(o, "elapsed_seconds", json_real(st->elapsed));
-    json_object_set_new(o, "eta_seconds", st->eta >= 0 ? json_real(st->eta) : json_null());
+    json_object_set_new(o, "elapsed_seconds", json_seconds(st->elapsed, REPLY_ELAPSED_UNIT));
+    json_object_set_new(o, "eta_seconds", st->eta >= 0 ? json_seconds(st->eta, REPLY_ETA_UNIT) : json_null());
     if (cancel_requested) json_object_set_new(o, "cancel_requested", json_true());
     if (st->state == JOB_FAILED || st->state == JOB_CANCELLED) {
         sd_errcode code = st->err.code == SD_OK ? SD_EINTERNAL : st->err.code;

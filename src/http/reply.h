@@ -1,5 +1,6 @@
 /* reply.h — building HTTP answers: JSON bodies, the one error shape
- * {"status":"error","code","field","message"}, job status bodies.
+ * {"status":"error","code","field","message"}, job status bodies.  Every
+ * JSON body ends with a newline (reply_raw adds it).
  * Private to src/http. */
 #ifndef SD_HTTP_REPLY_H
 #define SD_HTTP_REPLY_H
@@ -30,6 +31,16 @@ enum MHD_Result reply_errorf(struct MHD_Connection *c, reply_info *ri, sd_errcod
                              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* The error object of a body: {"status":"error","code","field","message"}. */
 json_t *error_body(const sd_err *err);
+/* The job-status vocabulary.  `state` is the job's life: queued, running,
+ * succeeded, failed, cancelled (job_state_name).  `status` is the answer's
+ * outcome, the same word every body uses: "pending" while queued or running
+ * (the 202 too), "success" when succeeded (the synchronous body), "error"
+ * when failed or cancelled (the error shape). */
+const char *job_status_word(job_state s);
+/* elapsed_seconds is rounded to milliseconds, eta_seconds (an estimate) to
+ * tenths of a second. */
+#define REPLY_ELAPSED_UNIT 0.001
+#define REPLY_ETA_UNIT 0.1
 /* GET /jobs/{id} body from a status snapshot. */
 json_t *job_status_body(const char *id, const job_status *st, const char *public_url, int cancel_requested);
 

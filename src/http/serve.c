@@ -35,6 +35,7 @@ static int64_t o_metrics_open;
 static double o_rate_limit, o_rate_burst;
 static char *o_bind, *o_model, *o_model_config, *o_vocab, *o_data, *o_public, *o_precision;
 static int64_t o_engine_nice, o_max_conn_ip;
+static int64_t o_max_buffered_mb;
 static double o_header_timeout;
 static int64_t o_port, o_queue, o_threads, o_http_threads, o_max_conn, o_conn_timeout, o_max_body_mb, o_access_log,
     o_max_retained;
@@ -44,6 +45,9 @@ static char *o_storage, *o_s3_endpoint, *o_s3_region, *o_s3_bucket, *o_s3_addres
     *o_s3_secret, *o_s3_token, *o_s3_public;
 static int64_t o_s3_expires, o_s3_attempts;
 static double o_s3_timeout;
+/* local image retention (docs/STORAGE.md "Retention") */
+static double o_image_retention, o_image_min_age;
+static int64_t o_image_store_max_mb;
 
 static const sd_setting serve_settings[] = {
     {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
@@ -68,9 +72,14 @@ static const sd_setting serve_settings[] = {
     {"header-timeout", SD_SET_DOUBLE, &o_header_timeout, "30", 0, 86400,
      "seconds a client has to send a request's headers (from connecting or its previous request), then the "
      "connection is closed: slow clients cannot hold connections (0 = no limit)"},
-    {"max-conn-per-ip", SD_SET_INT, &o_max_conn_ip, "0", 0, 100000,
-     "simultaneous connections from one address (0 = no limit; leave 0 behind a reverse proxy)"},
+    {"max-conn-per-ip", SD_SET_INT, &o_max_conn_ip, "64", 0, 100000,
+     "simultaneous connections from one address; more are closed at once (0 = no limit: set 0 or raise it behind "
+     "a reverse proxy, whose connections all come from one address)"},
     {"max-body-mb", SD_SET_INT, &o_max_body_mb, "20", 1, 1024, "largest request body in MiB (413 above)"},
+    /* transport: the global cap on buffered bodies (issue 12 item 3) */
+    {"max-buffered-mb", SD_SET_INT, &o_max_buffered_mb, "0", 0, 1048576,
+     "request bodies held in memory at once, all connections together, in MiB; a body that would pass it gets 503 "
+     "+ Retry-After (0 = an eighth of physical memory; never less than --max-body-mb)"},
     {"job-timeout", SD_SET_DOUBLE, &o_job_timeout, "1800", 0, 1e7, "seconds a job may run (0 = no limit)"},
     {"sync-wait", SD_SET_DOUBLE, &o_sync_wait, "900", 1, 1e7,
      "seconds POST /txt2img and /img2img wait for their job (504 and the job cancelled after)"},
@@ -107,8 +116,49 @@ static const sd_setting serve_settings[] = {
      "seconds one image upload may take, retries included (then the request fails with 502)"},
     {"s3-attempts", SD_SET_INT, &o_s3_attempts, "5", 1, 100,
      "tries per upload on connection errors and 5xx answers (exponential backoff)"},
+    /* local image retention */
+    {"image-retention", SD_SET_DOUBLE, &o_image_retention, "0", 0, 1e10,
+     "seconds an image stays in the local store, then it is removed (0 = kept until removed by hand)"},
+    {"image-store-max-mb", SD_SET_INT, &o_image_store_max_mb, "0", 0, 1e9,
+     "MiB the local store's images may take; the oldest are removed above it (0 = no cap)"},
+    {"image-min-age", SD_SET_DOUBLE, &o_image_min_age, "600", 1, 1e10,
+     "seconds an image is kept at least, whatever the two limits above say, so its URL works when the client "
+     "fetches it (keep it >= --retention for async jobs)"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
+
+/* --image-retention / --image-store-max-mb: the local store's housekeeping
+ * thread; refused with S3 (a bucket lifecycle rule does that there). */
+static int start_image_retention(storage *store, sd_err *err)
+{
+    int local = !strcmp(storage_backend_name(store), "local");
+    if (o_image_retention <= 0 && o_image_store_max_mb <= 0) {
+        if (local) printf("image retention: off (images are kept; see --image-retention, --image-store-max-mb)\n");
+        return 0;
+    }
+    if (!local)
+        return sd_errf(err, SD_EINVAL, o_image_retention > 0 ? "image-retention" : "image-store-max-mb",
+                       "--image-retention and --image-store-max-mb apply to --storage local; for S3 give the bucket "
+                       "a lifecycle rule");
+    storage_retention r = {.max_age = o_image_retention, .max_bytes = (uint64_t)o_image_store_max_mb << 20,
+                           .min_age = o_image_min_age};
+    printf("image retention: age limit %g s, size cap %lld MiB (0 = none), minimum age %g s\n", o_image_retention,
+           (long long)o_image_store_max_mb, o_image_min_age);
+    return storage_local_retain(store, &r, err);
+}
+
+/* --max-buffered-mb in bytes: the setting, or 0 = an eighth of physical
+ * memory; never under one largest body (--max-body-mb). */
+static size_t max_buffered_bytes(void)
+{
+    size_t max_body = (size_t)o_max_body_mb << 20;
+    size_t v = (size_t)o_max_buffered_mb << 20;
+    if (!v) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        v = pages > 0 && page > 0 ? (size_t)pages * (size_t)page / 8 : (size_t)1 << 30;
+    }
+    return v < max_body ? max_body : v;
+}
 
 /* Creates DATA/demo-model once (written to a temporary folder, renamed when complete). */
 static int ensure_demo_model(const char *data_dir, char *path, size_t size, sd_err *err)
@@ -333,6 +383,9 @@ int cli_serve(int argc, char **argv)
 
     printf("sdserve %s serve, settings:\n", sd_version());
     sd_settings_print(stdout, serve_settings, NSETTINGS);
+    printf("request bodies: at most %zu MiB buffered at once, %lld MiB each, %lld connections per address%s\n",
+           max_buffered_bytes() >> 20, (long long)o_max_body_mb, (long long)o_max_conn_ip,
+           o_max_conn_ip ? "" : " (no limit)");
     if (sd_precision_known(o_precision)) {   /* before anything slow */
         sd_errf(&err, SD_EINVAL, "precision", "--precision must be auto, fp32, bf16x2 or bf16; got '%.40s'",
                 o_precision);
@@ -356,6 +409,7 @@ int cli_serve(int argc, char **argv)
     if ((lfd = http_listen(o_bind, (int)o_port, &port, &err)) < 0) goto out;
     make_public_url(public_url, sizeof public_url, port);
     if (!(store = open_storage(images_dir, public_url, &err))) goto out;
+    if (start_image_retention(store, &err)) goto out;
     gen_ctx gc = {.engine = NULL, .store = store};
     jobq_config qc = {.queue_size = (int)o_queue, .job_timeout = o_job_timeout, .retention = o_retention,
                       .max_retained = (int)o_max_retained, .worker_nice = (int)o_engine_nice};
@@ -365,8 +419,8 @@ int cli_serve(int argc, char **argv)
         .bind_addr = o_bind, .port = port, .http_threads = (int)o_http_threads,
         .max_connections = (int)o_max_conn, .conn_timeout = (int)o_conn_timeout,
         .header_timeout = o_header_timeout, .max_conn_per_ip = (int)o_max_conn_ip,
-        .max_body = (size_t)o_max_body_mb << 20, .sync_wait = o_sync_wait, .retention = o_retention,
-        .public_url = public_url, .version = sd_version(), .access_log = (int)o_access_log,
+        .max_body = (size_t)o_max_body_mb << 20, .max_buffered = max_buffered_bytes(), .sync_wait = o_sync_wait,
+        .retention = o_retention, .public_url = public_url, .version = sd_version(), .access_log = (int)o_access_log,
         .keys = keys, .metrics_open = (int)o_metrics_open, .rl = rl,
         .listen_fd = lfd, .store = store, .loading = 1,
     };

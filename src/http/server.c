@@ -12,13 +12,19 @@
  * client sending its headers a byte at a time would hold a connection
  * forever; every connection therefore carries a conn_state (socket context)
  * and the watcher shuts down those that have not delivered a request's
- * headers within header_timeout. */
+ * headers within header_timeout.
+ * Transport checks before routing: the raw target (URI log callback) so a
+ * %00 in a path is 404 rather than the path before it; absolute-form targets
+ * routed by their path; ambiguous body framing (two Content-Lengths, or one
+ * beside Transfer-Encoding) 400 at once.  Buffered bodies of all connections
+ * together are capped (cfg.max_buffered, body_charge): 503 + Retry-After. */
 #include "server.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -26,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -46,6 +53,7 @@
 
 enum { PH_BODY = 1, PH_WAIT, PH_DONE, PH_NOBODY };
 enum { BODY_MULTIPART = 1, BODY_JSON, BODY_URLENCODED };
+#define PP_BUFFER (64 * 1024)   /* the multipart post processor's buffer */
 
 /* Decoded init images: sides and pixels refused before allocation above these. */
 #define INIT_MAX_SIDE 4096
@@ -59,6 +67,7 @@ typedef struct req {
     char method[16];
     char path[200];
     char ip[64];
+    int raw_nul;             /* the raw target's path had %00 (uri_logged) */
     double t0;
     reply_info ri;
     /* body */
@@ -68,6 +77,9 @@ typedef struct req {
     char *text;              /* JSON / form-urlencoded body, NUL-terminated */
     size_t text_len, text_cap;
     size_t received;
+    int owner;               /* API key index + 1 (gate); 0 without keys: jobs belong to it */
+    size_t declared;         /* Content-Length, 0 = none (chunked) */
+    size_t held;             /* body bytes charged to the server's buffered total (body_charge) */
     param_bag bag;
     sd_err err;
     /* sync wait */
@@ -100,10 +112,13 @@ struct http_server {
     atomic_int stop;
     atomic_int shutting_down;
     atomic_int inflight;     /* requests begun and not yet completed() */
+    atomic_size_t buffered;  /* request body bytes held by all requests (cfg.max_buffered) */
     _Atomic(storage *) store;
     char *openapi;
     atomic_int loading;      /* the model is still loading (server_config.loading) */
 };
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
 static double now_s(void)
 {
@@ -160,11 +175,55 @@ static int method_allowed(const char *method, const char *allow)
 
 /* ---- body ------------------------------------------------------------------ */
 
+/* The global cap on buffered bodies (cfg.max_buffered, 0 = none): every byte
+ * a request keeps of its body (JSON/form text, multipart fields and the post
+ * processor's buffer) is charged before it is stored and released when the
+ * request drops its buffers; a charge that would pass the cap fails with 503
+ * and the request's buffers are dropped at once. */
+static int body_over_cap(http_server *s, req *r)
+{
+    sd_errf(&r->err, SD_EBUSY, "",
+            "the request bodies being received would pass the server's limit of %zu MiB (--max-buffered-mb); "
+            "retry later", s->cfg.max_buffered >> 20);
+    return -1;
+}
+
+static void body_release(http_server *s, req *r)
+{
+    if (r->held) atomic_fetch_sub(&s->buffered, r->held);
+    r->held = 0;
+}
+
+/* Charges n more bytes to r: 0, or -1 with r->err set (nothing charged). */
+static int body_charge(http_server *s, req *r, size_t n)
+{
+    size_t cur = atomic_load(&s->buffered);
+    do {
+        if (s->cfg.max_buffered && (n > s->cfg.max_buffered || cur > s->cfg.max_buffered - n))
+            return body_over_cap(s, r);
+    } while (!atomic_compare_exchange_weak(&s->buffered, &cur, cur + n));
+    r->held += n;
+    return 0;
+}
+
+/* Frees what a refused body had buffered (the rest of it is discarded). */
+static void body_drop(http_server *s, req *r)
+{
+    free(r->text);
+    r->text = NULL;
+    r->text_len = r->text_cap = 0;
+    params_bag_free(&r->bag);
+    params_bag_init(&r->bag);
+    body_release(s, r);
+    malloc_trim(0);   /* freed heap pages back to the system: the cap is about resident memory */
+}
+
 static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
                                  const char *ctype, const char *te, const char *data, uint64_t off, size_t size)
 {
     req *r = cls;
     if (r->err.code) return MHD_NO;
+    if (body_charge(r->s, r, size)) return MHD_NO;
     if (params_bag_add(&r->bag, key, filename ? PV_FILE : PV_TEXT, data, size, off == 0, &r->err)) return MHD_NO;
     return MHD_YES;
 }
@@ -213,6 +272,12 @@ static enum MHD_Result start_body(http_server *s, req *r, struct MHD_Connection 
         if (errno || *end || n > s->cfg.max_body)
             return reply_errorf(c, &r->ri, SD_ETOOLARGE, "", "request body of %s bytes is larger than the limit of %zu bytes",
                                 cl, s->cfg.max_body);
+        /* a body that does not fit in what the cap leaves now: 503 before it is sent */
+        if (s->cfg.max_buffered && n > s->cfg.max_buffered - min_size(atomic_load(&s->buffered), s->cfg.max_buffered)) {
+            body_over_cap(s, r);
+            return reply_error(c, &r->ri, &r->err, 0, NULL);
+        }
+        r->declared = (size_t)n;
     }
     if (atomic_load(&s->shutting_down)) {
         sd_err e;
@@ -226,7 +291,8 @@ static enum MHD_Result start_body(http_server *s, req *r, struct MHD_Connection 
         r->body = BODY_URLENCODED;   /* buffered: see params_bag_from_urlencoded */
     } else {
         r->body = BODY_MULTIPART;
-        r->pp = MHD_create_post_processor(c, 64 * 1024, post_iter, r);
+        if (body_charge(s, r, PP_BUFFER)) return reply_error(c, &r->ri, &r->err, 0, NULL);
+        r->pp = MHD_create_post_processor(c, PP_BUFFER, post_iter, r);
         if (!r->pp)
             return reply_errorf(c, &r->ri, SD_EINVAL, "Content-Type",
                                 "cannot read the multipart body: Content-Type needs a boundary parameter of 2 to 70 characters");
@@ -244,8 +310,14 @@ static void feed_body(http_server *s, req *r, const char *data, size_t size)
         return;
     }
     if (r->body == BODY_JSON || r->body == BODY_URLENCODED) {
+        if (body_charge(s, r, size)) {
+            body_drop(s, r);
+            return;
+        }
         if (r->text_len + size + 1 > r->text_cap) {
-            size_t nc = r->text_cap ? r->text_cap * 2 : 16384;
+            /* the declared length in one piece (pages are touched only as bytes
+             * arrive): no abandoned copies of a growing buffer left in the heap */
+            size_t nc = r->declared >= r->text_len + size ? r->declared + 1 : r->text_cap ? r->text_cap * 2 : 16384;
             while (nc < r->text_len + size + 1) nc *= 2;
             char *nb = realloc(r->text, nc);
             if (!nb) {
@@ -261,6 +333,7 @@ static void feed_body(http_server *s, req *r, const char *data, size_t size)
     } else if (MHD_post_process(r->pp, data, size) != MHD_YES && !r->err.code) {
         sd_errf(&r->err, SD_EINVAL, "", "the multipart body is malformed");
     }
+    if (r->err.code == SD_EBUSY) body_drop(s, r);
 }
 
 /* Validated request -> job input: moves strings, decodes the init image. */
@@ -310,7 +383,9 @@ static json_t *job_created_body(http_server *s, const char *id)
 {
     char url[1024];
     snprintf(url, sizeof url, "%s/jobs/%s", s->public_url, id);
-    return json_pack("{s:s, s:s, s:s, s:s}", "status", "queued", "id", id, "state", "queued", "status_url", url);
+    /* the same vocabulary as GET /jobs/{id} (reply.h): status pending, state queued */
+    return json_pack("{s:s, s:s, s:s, s:s}", "status", job_status_word(JOB_QUEUED), "id", id, "state",
+                     job_state_name(JOB_QUEUED), "status_url", url);
 }
 
 static enum MHD_Result finish_body(http_server *s, req *r, struct MHD_Connection *c)
@@ -339,6 +414,7 @@ static enum MHD_Result finish_body(http_server *s, req *r, struct MHD_Connection
         job_input_free(&in);
         return reply_error(c, &r->ri, &r->err, 0, NULL);
     }
+    in.owner = r->owner;
     int retry = 0;
     if (jobq_submit(s->q, &in, r->async, &r->job, &retry, &r->err))
         return reply_error(c, &r->ri, &r->err, retry, NULL);
@@ -440,7 +516,8 @@ static enum MHD_Result serve_job(http_server *s, req *r, struct MHD_Connection *
                                  const char *method)
 {
     const char *id = url + 6;
-    job *j = is_hex_name(id, 32, 32) && !strchr(id, '.') ? jobq_find(s->q, id) : NULL;
+    /* another key's job is answered exactly as an unknown id: its existence does not leak */
+    job *j = is_hex_name(id, 32, 32) && !strchr(id, '.') ? jobq_find_owned(s->q, id, r->owner) : NULL;
     if (!j)
         return reply_errorf(c, &r->ri, SD_ENOTFOUND, "id",
                             "no job with id '%.64s' (finished jobs are forgotten after %g s)", id, s->cfg.retention);
@@ -531,6 +608,8 @@ static enum MHD_Result first_call(http_server *s, req *r, struct MHD_Connection 
 {
     const char *allow;
     r->ep = route(url, &allow);
+    if (r->raw_nul)
+        return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "no such path: a path may not contain %%00 (a NUL byte)");
     if (r->ep == EP_OTHER)
         return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "no such path '%.80s'; see GET /openapi.json", url);
     if (!method_allowed(method, allow)) {
@@ -550,14 +629,16 @@ static enum MHD_Result first_call(http_server *s, req *r, struct MHD_Connection 
     }
 }
 
-/* API key and rate limit, before anything else: 1 when answered (401 / 429). */
+/* API key and rate limit, before anything else: 1 when answered (401 / 429).
+ * Image URLs need no key (a browser opens them; their names are unguessable,
+ * docs/SERVER.md "API keys") but are rate-limited per address. */
 static int gate(http_server *s, req *r, struct MHD_Connection *c, const char *url, enum MHD_Result *res)
 {
     const char *allow;
     r->ep = route(url, &allow);
     if (r->ep == EP_HEALTH) return 0;
     int key = -1;
-    if (auth_keys_count(s->cfg.keys) > 0 && !(r->ep == EP_METRICS && s->cfg.metrics_open)) {
+    if (auth_keys_count(s->cfg.keys) > 0 && r->ep != EP_IMAGES && !(r->ep == EP_METRICS && s->cfg.metrics_open)) {
         const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         int rc = auth_check(s->cfg.keys, h, &key);
         if (rc != AUTH_OK) {
@@ -567,6 +648,7 @@ static int gate(http_server *s, req *r, struct MHD_Connection *c, const char *ur
                                                        : "the API key is not valid");
             return 1;
         }
+        r->owner = key + 1;
     }
     char who[80];
     if (key >= 0) snprintf(who, sizeof who, "key:%d", key);
@@ -656,15 +738,80 @@ static int sweep_slow(http_server *s, double now)
     return n;
 }
 
+/* ---- transport checks before routing ---------------------------------------- */
+
+/* *req_cls of a request whose raw target has "%00" in its path (uri_logged). */
+static char raw_nul_mark;
+
+/* libmicrohttpd's URI log callback: the request target before it is
+ * percent-decoded (the handler gets it decoded, and a decoded NUL cuts it
+ * short: GET /health%00 would be read as /health).  Its return value is the
+ * request's first *req_cls: &raw_nul_mark when the path has %00, else NULL. */
+static void *uri_logged(void *cls, const char *uri, struct MHD_Connection *c)
+{
+    size_t n = strcspn(uri, "?");
+    for (size_t i = 0; i + 2 < n; i++)
+        if (uri[i] == '%' && uri[i + 1] == '0' && uri[i + 2] == '0') return &raw_nul_mark;
+    return NULL;
+}
+
+/* RFC 9112 §3.2.2: a server must accept a target in absolute form
+ * ("http://host/path", the form proxies get): its path is the route and its
+ * host is ignored, like the Host header. */
+static const char *origin_form(const char *url)
+{
+    size_t k = !strncasecmp(url, "http://", 7) ? 7 : !strncasecmp(url, "https://", 8) ? 8 : 0;
+    if (!k) return url;
+    const char *p = strchr(url + k, '/');
+    return p ? p : "/";
+}
+
+/* Collects the first Content-Length value and the first one that differs. */
+static enum MHD_Result content_length_of(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    const char **v = cls;
+    if (!key || !value || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) return MHD_YES;
+    if (!v[0]) v[0] = value;
+    else if (!v[1] && strcmp(v[0], value)) v[1] = value;
+    return MHD_YES;
+}
+
+/* Where the body ends must be unambiguous (RFC 9112 §6.1, §6.3): two
+ * different Content-Length headers (libmicrohttpd reads the first and would
+ * wait for a body the client never sends), or Content-Length beside
+ * Transfer-Encoding (libmicrohttpd goes by the latter and keeps the
+ * connection, which lets a request hide in another behind a proxy).  Both
+ * get 400 at once, which also closes the connection.  1 when answered. */
+static int ambiguous_length(req *r, struct MHD_Connection *c, enum MHD_Result *res)
+{
+    const char *v[2] = {NULL, NULL};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, content_length_of, v);
+    if (v[1]) {
+        *res = reply_errorf(c, &r->ri, SD_EINVAL, "Content-Length",
+                            "the request has Content-Length headers with different values ('%.24s' and '%.24s'); "
+                            "send one", v[0], v[1]);
+        return 1;
+    }
+    if (v[0] && MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        *res = reply_errorf(c, &r->ri, SD_EINVAL, "Content-Length",
+                            "the request has both Content-Length and Transfer-Encoding; send one");
+        return 1;
+    }
+    return 0;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_size, void **req_cls)
 {
     http_server *s = cls;
-    req *r = *req_cls;
+    int raw_nul = *req_cls == (void *)&raw_nul_mark;
+    req *r = raw_nul ? NULL : *req_cls;
+    url = origin_form(url);
     if (!r) {
         r = calloc(1, sizeof *r);
         if (!r) return MHD_NO;
         *req_cls = r;
+        r->raw_nul = raw_nul;
         atomic_fetch_add(&s->inflight, 1);
         r->s = s;
         r->conn = c;
@@ -674,6 +821,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         client_ip(c, r->ip, sizeof r->ip);
         params_bag_init(&r->bag);
         conn_mark(s, c, 1);
+        enum MHD_Result res;
+        if (ambiguous_length(r, c, &res)) return res;
         /* A request that sends no body is answered on the next call:
          * libmicrohttpd closes the connection after a response queued on
          * the first call (it cannot tell whether a body follows), which
@@ -682,7 +831,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             r->phase = PH_NOBODY;
             return MHD_YES;
         }
-        enum MHD_Result res;
         if (gate(s, r, c, url, &res)) return res;
         return first_call(s, r, c, url, method);
     }
@@ -702,7 +850,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             *upload_size = 0;
             return MHD_YES;
         }
-        return finish_body(s, r, c);
+        enum MHD_Result res = finish_body(s, r, c);
+        body_release(s, r);   /* its buffers are freed by now */
+        return res;
     }
     if (r->phase == PH_WAIT) return finish_wait(s, r, c);
     if (*upload_size) {   /* a body we already answered: drop it */
@@ -715,6 +865,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum MHD_RequestTerminationCode toe)
 {
     http_server *s = cls;
+    if (*req_cls == (void *)&raw_nul_mark) *req_cls = NULL;   /* the handler never ran */
     req *r = *req_cls;
     if (!r) return;
     *req_cls = NULL;
@@ -741,6 +892,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
     if (r->pp) MHD_destroy_post_processor(r->pp);
     free(r->text);
     params_bag_free(&r->bag);
+    body_release(s, r);
     if (r->job) {
         /* A synchronous job nobody will read: stop it. */
         if (!r->async) jobq_cancel(s->q, r->job, "the client disconnected");
@@ -828,6 +980,7 @@ http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err)
                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)(cfg->max_conn_per_ip > 0 ? cfg->max_conn_per_ip : 0),
                             MHD_OPTION_NOTIFY_COMPLETED, completed, s,
                             MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
+                            MHD_OPTION_URI_LOG_CALLBACK, uri_logged, s,
                             MHD_OPTION_END);
     if (!s->d) {
         sd_errf(err, SD_EIO, "port", "cannot start the HTTP server: %s", strerror(errno));

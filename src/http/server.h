@@ -28,6 +28,8 @@ typedef struct server_config {
                                   connection is closed (slow clients); 0 = no limit */
     int max_conn_per_ip;       /* simultaneous connections from one address; 0 = no limit */
     size_t max_body;           /* bytes; larger bodies get 413 */
+    size_t max_buffered;       /* bytes of request bodies held at once by all connections together;
+                                  a body that would pass it gets 503 + Retry-After; 0 = no limit */
     double sync_wait;          /* seconds a synchronous request waits for its job */
     double retention;          /* seconds finished jobs stay visible (for messages) */
     const char *public_url;    /* base of returned URLs, no trailing '/' */

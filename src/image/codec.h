@@ -34,6 +34,15 @@ int img_png_read_parameters(const uint8_t *data, size_t len, char **out, sd_err 
 int img_jpeg_read_parameters(const uint8_t *data, size_t len, char **out, sd_err *err);
 int img_webp_read_parameters(const uint8_t *data, size_t len, char **out, sd_err *err);
 
+/* The EXIF (TIFF) block a file carries: returns 1 with *tiff pointing into
+ * data, 0 when there is none, -1 (err set) when the container is malformed
+ * before one is found.  JPEG: the next APP1 "Exif" segment from *pos (2 =
+ * after SOI), *pos moved past it, so a caller can look at each in turn. */
+int img_png_exif(const uint8_t *data, size_t len, const uint8_t **tiff, size_t *tiff_len, sd_err *err);
+int img_jpeg_next_exif(const uint8_t *data, size_t len, size_t *pos, const uint8_t **tiff, size_t *tiff_len,
+                       sd_err *err);
+int img_webp_exif(const uint8_t *data, size_t len, const uint8_t **tiff, size_t *tiff_len, sd_err *err);
+
 /* Big-endian readers used by the chunk walkers. */
 static inline uint32_t img_be32(const uint8_t *p)
 {

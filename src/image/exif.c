@@ -1,6 +1,9 @@
 /* exif.c — the smallest EXIF block that carries a UserComment (where
- * AUTOMATIC1111 keeps generation parameters in JPEG and WebP files), and a
- * bounds-checked reader for it.  Written by hand: no EXIF library needed. */
+ * AUTOMATIC1111 keeps generation parameters in JPEG and WebP files), and
+ * bounds-checked readers for it and for IFD0's Orientation (how a camera
+ * held sideways says which way is up).  Written by hand: no EXIF library
+ * needed.  Readers follow no IFD chains (IFD0 and one pointer from it), so
+ * a looping or self-referencing block cannot make them spin. */
 #include "codec.h"
 
 #include <stdlib.h>
@@ -8,6 +11,7 @@
 
 #define TAG_EXIF_IFD 0x8769
 #define TAG_USER_COMMENT 0x9286
+#define TAG_ORIENTATION 0x0112
 /* 65535 (APP1 length field) - 2 (length) - 6 ("Exif\0\0") */
 #define EXIF_MAX_TIFF 65527u
 #define TIFF_HEAD 44u   /* header + IFD0 (1 entry) + Exif IFD (1 entry) */
@@ -162,18 +166,43 @@ static char *utf16_to_utf8(const uint8_t *p, size_t units, int le)
     return o;
 }
 
-int img_exif_user_comment(const uint8_t *d, size_t n, char **out, sd_err *err)
+/* The TIFF header of a block (an "Exif\0\0" prefix skipped): byte order and magic. */
+static int tiff_open(tiff *t, const uint8_t *d, size_t n, sd_err *err)
 {
-    *out = NULL;
     if (n >= 6 && !memcmp(d, "Exif\0\0", 6)) {
         d += 6;
         n -= 6;
     }
-    tiff t = {d, n, 0};
+    *t = (tiff){d, n, 0};
     if (n < 8) return sd_errf(err, SD_EINVAL, "image", "EXIF block too short");
-    if (!memcmp(d, "II", 2)) t.le = 1;
+    if (!memcmp(d, "II", 2)) t->le = 1;
     else if (memcmp(d, "MM", 2)) return sd_errf(err, SD_EINVAL, "image", "EXIF block has no byte-order mark");
-    if (rd16(&t, 2) != 42) return sd_errf(err, SD_EINVAL, "image", "EXIF block has a bad TIFF magic");
+    if (rd16(t, 2) != 42) return sd_errf(err, SD_EINVAL, "image", "EXIF block has a bad TIFF magic");
+    return 0;
+}
+
+int img_exif_orientation(const uint8_t *d, size_t n)
+{
+    tiff t;
+    sd_err ignored;
+    sd_err_clear(&ignored);
+    if (!d || tiff_open(&t, d, n, &ignored)) return 1;
+    unsigned type;
+    uint32_t count;
+    size_t val;
+    if (ifd_find(&t, rd32(&t, 4), TAG_ORIENTATION, &type, &count, &val) != 1 || count != 1) return 1;
+    /* SHORT as the standard says; a LONG from a careless writer is read too (both inline) */
+    unsigned v = type == 3 ? rd16(&t, val) : type == 4 ? rd32(&t, val) : 1;
+    return v >= 1 && v <= 8 ? (int)v : 1;
+}
+
+int img_exif_user_comment(const uint8_t *d, size_t n, char **out, sd_err *err)
+{
+    *out = NULL;
+    tiff t;
+    if (tiff_open(&t, d, n, err)) return -1;
+    d = t.d;
+    n = t.n;
 
     unsigned type;
     uint32_t count;

@@ -126,6 +126,7 @@ int img_decode(const uint8_t *data, size_t len, const img_decode_opts *opts, img
                        "%s is not a PNG, JPEG or WebP image (unrecognised first bytes)", lim.field);
     }
     }
+    if (rc == 0 && img_orient(out, img_orientation(data, len), lim.field, err) < 0) rc = -1;
     if (rc != 0) img_rgb_free(out);
     return rc;
 }

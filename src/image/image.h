@@ -62,12 +62,24 @@ typedef struct img_decode_opts {
 } img_decode_opts;
 
 /* PNG / JPEG / WebP (sniffed) -> RGB8.  Alpha is composited on white;
- * grayscale, palette, 16-bit, interlaced PNG and CMYK JPEG are converted.
+ * grayscale, palette, 16-bit, interlaced PNG and CMYK JPEG are converted;
+ * an EXIF Orientation 2-8 (JPEG APP1, WebP EXIF, PNG eXIf) is applied, so
+ * the result is upright (width and height swap for 5-8) and the limits
+ * apply to the stored size, which has the same sides.
  * Errors: SD_EINVAL (not an image / unsupported format / corrupt or truncated
  * data), SD_ETOOLARGE (declared size over a limit; nothing allocated),
  * SD_ENOMEM.  `opts` may be NULL.  Returns 0 or -1 (out zeroed). */
 int img_decode(const uint8_t *data, size_t len, const img_decode_opts *opts,
                img_rgb *out, sd_err *err);
+
+/* EXIF Orientation of a PNG / JPEG / WebP file, 1..8; 1 (as stored) when
+ * there is no EXIF block or it is malformed. */
+int img_orientation(const uint8_t *data, size_t len);
+/* Turns `im` upright for EXIF orientation 2..8 (mirrors, 180 degrees, and
+ * the quarter turns that swap width and height) into a new pixel buffer.
+ * Returns 1 if changed, 0 for 1 or any other value, -1 on OOM (im kept;
+ * `field` named, NULL = "init_image"). */
+int img_orient(img_rgb *im, int orientation, const char *field, sd_err *err);
 
 /* ---- encoding ------------------------------------------------------------ */
 
@@ -88,7 +100,7 @@ int img_encode(const uint8_t *rgb, int width, int height, const img_encode_opts 
  * Returns -1 only on malformed data or OOM. */
 int img_read_parameters(const uint8_t *data, size_t len, char **out, sd_err *err);
 
-/* ---- EXIF (used by the JPEG and WebP writers; exposed for tests) --------- */
+/* ---- EXIF (used by the JPEG and WebP writers and orient.c; exposed for tests) */
 
 /* A minimal big-endian TIFF/EXIF block (no "Exif\0\0" prefix): IFD0 ->
  * ExifIFD -> UserComment, "UNICODE\0" + UTF-16BE as AUTOMATIC1111 writes it.
@@ -98,6 +110,10 @@ uint8_t *img_exif_build(const char *utf8, size_t *out_len);
 /* Finds UserComment in a TIFF block (with or without "Exif\0\0") and returns
  * it as malloc'd UTF-8 (NULL + 0 when absent; -1 when malformed/OOM). */
 int img_exif_user_comment(const uint8_t *tiff, size_t len, char **out, sd_err *err);
+/* IFD0's Orientation (tag 0x0112) in a TIFF block (with or without
+ * "Exif\0\0"): 1..8, or 1 when absent, out of range or malformed.  Reads
+ * IFD0 only, with every offset checked: no chain to loop on. */
+int img_exif_orientation(const uint8_t *tiff, size_t len);
 
 /* ---- resizing ------------------------------------------------------------ */
 

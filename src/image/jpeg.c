@@ -240,12 +240,12 @@ int img_jpeg_encode(const uint8_t *rgb, int w, int h, int quality, const char *p
     return 0;
 }
 
-/* ---- reading the EXIF parameters back ------------------------------------ */
+/* ---- reading the EXIF block back ------------------------------------------ */
 
-int img_jpeg_read_parameters(const uint8_t *d, size_t len, char **out, sd_err *err)
+int img_jpeg_next_exif(const uint8_t *d, size_t len, size_t *pos, const uint8_t **tiff, size_t *tiff_len,
+                       sd_err *err)
 {
-    *out = NULL;
-    size_t p = 2;   /* after SOI */
+    size_t p = *pos < 2 ? 2 : *pos;   /* after SOI */
     while (p + 4 <= len) {
         if (d[p] != 0xFF) return sd_errf(err, SD_EINVAL, "image", "JPEG marker expected at byte %zu", p);
         uint8_t m = d[p + 1];
@@ -260,11 +260,28 @@ int img_jpeg_read_parameters(const uint8_t *d, size_t len, char **out, sd_err *e
         }
         size_t n = (size_t)d[p + 2] << 8 | d[p + 3];
         if (n < 2 || n > len - p - 2) return sd_errf(err, SD_EINVAL, "image", "JPEG segment overruns the file");
-        if (m == 0xE1 && n >= 8 && !memcmp(d + p + 4, "Exif\0\0", 6)) {
-            if (img_exif_user_comment(d + p + 10, n - 8, out, err)) return -1;
-            if (*out) return 0;
-        }
+        size_t seg = p;
         p += 2 + n;
+        if (d[seg + 1] == 0xE1 && n >= 8 && !memcmp(d + seg + 4, "Exif\0\0", 6)) {
+            *pos = p;
+            *tiff = d + seg + 10;
+            *tiff_len = n - 8;
+            return 1;
+        }
     }
+    *pos = len;
     return 0;
+}
+
+int img_jpeg_read_parameters(const uint8_t *d, size_t len, char **out, sd_err *err)
+{
+    *out = NULL;
+    size_t p = 2, tn;
+    const uint8_t *t;
+    int r;
+    while ((r = img_jpeg_next_exif(d, len, &p, &t, &tn, err)) == 1) {
+        if (img_exif_user_comment(t, tn, out, err)) return -1;
+        if (*out) return 0;
+    }
+    return r;
 }

@@ -1,6 +1,7 @@
 /* png.c — PNG via libpng: decoding any PNG to RGB8 from memory (limits
  * checked on IHDR before pixels are allocated), encoding RGB8 with a
- * "parameters" text chunk, and reading that chunk back by walking chunks.
+ * "parameters" text chunk, and reading that chunk (or an eXIf chunk) back
+ * by walking chunks.
  *
  * libpng reports errors by longjmp: the setjmp lives in a small function
  * whose mutable state is in a struct owned by the caller, so nothing the
@@ -259,15 +260,45 @@ static char *inflate_text(const uint8_t *s, size_t n, size_t cap)
 
 #define TEXT_CAP (1u << 20)
 
+/* The chunk at *pos (type, body, length) and *pos moved past it: 1, 0 at
+ * IEND or the end, -1 when it overruns the file. */
+static int png_next_chunk(const uint8_t *d, size_t len, size_t *pos, const uint8_t **type, const uint8_t **body,
+                          uint32_t *n, sd_err *err)
+{
+    size_t p = *pos;
+    if (p + 12 > len) return 0;
+    *n = img_be32(d + p);
+    *type = d + p + 4;
+    *body = d + p + 8;
+    if (*n > len - p - 12) return sd_errf(err, SD_EINVAL, "image", "PNG chunk overruns the file");
+    *pos = p + 12 + (size_t)*n;
+    return memcmp(*type, "IEND", 4) ? 1 : 0;
+}
+
+int img_png_exif(const uint8_t *d, size_t len, const uint8_t **tiff, size_t *tiff_len, sd_err *err)
+{
+    size_t p = 8;
+    const uint8_t *type, *body;
+    uint32_t n;
+    int r;
+    while ((r = png_next_chunk(d, len, &p, &type, &body, &n, err)) == 1) {
+        if (!memcmp(type, "eXIf", 4)) {
+            *tiff = body;
+            *tiff_len = n;
+            return 1;
+        }
+    }
+    return r;
+}
+
 int img_png_read_parameters(const uint8_t *d, size_t len, char **out, sd_err *err)
 {
     *out = NULL;
     size_t p = 8;
-    while (p + 12 <= len) {
-        uint32_t n = img_be32(d + p);
-        const uint8_t *type = d + p + 4, *body = d + p + 8;
-        if (n > len - p - 12) return sd_errf(err, SD_EINVAL, "image", "PNG chunk overruns the file");
-        if (!memcmp(type, "IEND", 4)) break;
+    const uint8_t *type, *body;
+    uint32_t n;
+    int r;
+    while ((r = png_next_chunk(d, len, &p, &type, &body, &n, err)) == 1) {
         int text = !memcmp(type, "tEXt", 4), ztext = !memcmp(type, "zTXt", 4), itext = !memcmp(type, "iTXt", 4);
         if ((text || ztext || itext) && n >= 11 && !memcmp(body, "parameters", 11)) {
             const uint8_t *v = body + 11;
@@ -303,7 +334,6 @@ int img_png_read_parameters(const uint8_t *d, size_t len, char **out, sd_err *er
             if (!*out) return sd_errf(err, SD_ENOMEM, "image", "out of memory reading PNG text");
             return 0;
         }
-        p += 12 + (size_t)n;
     }
-    return 0;
+    return r;
 }

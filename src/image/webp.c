@@ -123,15 +123,27 @@ int img_webp_encode(const uint8_t *rgb, int w, int h, int quality, const char *p
     return 0;
 }
 
-int img_webp_read_parameters(const uint8_t *d, size_t len, char **out, sd_err *err)
+int img_webp_exif(const uint8_t *d, size_t len, const uint8_t **tiff, size_t *tiff_len, sd_err *err)
 {
-    *out = NULL;
     size_t p = 12;
     while (p + 8 <= len) {
         uint32_t n = img_le32(d + p + 4);
         if (n > len - p - 8) return sd_errf(err, SD_EINVAL, "image", "WebP chunk overruns the file");
-        if (!memcmp(d + p, "EXIF", 4)) return img_exif_user_comment(d + p + 8, n, out, err);
+        if (!memcmp(d + p, "EXIF", 4)) {
+            *tiff = d + p + 8;
+            *tiff_len = n;
+            return 1;
+        }
         p += 8 + (size_t)n + (n & 1);
     }
     return 0;
+}
+
+int img_webp_read_parameters(const uint8_t *d, size_t len, char **out, sd_err *err)
+{
+    *out = NULL;
+    const uint8_t *t;
+    size_t tn;
+    int r = img_webp_exif(d, len, &t, &tn, err);
+    return r == 1 ? img_exif_user_comment(t, tn, out, err) : r;
 }

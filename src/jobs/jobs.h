@@ -7,7 +7,8 @@
  * flag between sampler steps.  Finished jobs stay for `retention` seconds so
  * GET /jobs/{id} can return their result, then are forgotten.  Jobs are
  * reference counted: a waiting connection and the table may both hold one.
- * This module knows nothing of HTTP. */
+ * A job carries its owner (the API key that submitted it); lookups for
+ * another owner find nothing.  This module knows nothing of HTTP. */
 #ifndef SD_JOBS_H
 #define SD_JOBS_H
 
@@ -31,6 +32,7 @@ typedef struct job_input {
     int out_quality;         /* JPEG/WebP quality 1..100; 0 = encoder default */
     uint8_t *init_rgb;       /* img2img: RGB8, init_width x init_height */
     int init_width, init_height;
+    int owner;               /* who submitted it: API key index + 1; 0 = no keys configured */
 } job_input;
 void job_input_free(job_input *in);
 
@@ -67,6 +69,9 @@ void jobq_shutdown(jobq *q, const char *reason);
 int jobq_submit(jobq *q, job_input *in, int listed, job **out, int *retry_after, sd_err *err);
 /* Reference to a listed job by id, or NULL. */
 job *jobq_find(jobq *q, const char *id);
+/* The same, but NULL as well when the job belongs to another owner
+ * (job_input.owner): a client cannot tell another's job from no job. */
+job *jobq_find_owned(jobq *q, const char *id, int owner);
 void job_release(job *j);
 const char *job_id(const job *j);
 /* Cancels: a queued job leaves the queue at once, a running one stops at the

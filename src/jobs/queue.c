@@ -390,6 +390,16 @@ job *jobq_find(jobq *q, const char *id)
     return j;
 }
 
+job *jobq_find_owned(jobq *q, const char *id, int owner)
+{
+    job *j = jobq_find(q, id);
+    if (j && j->in.owner != owner) {   /* owner is set at submission and never changes */
+        job_release(j);
+        j = NULL;
+    }
+    return j;
+}
+
 job_state jobq_cancel(jobq *q, job *j, const char *reason)
 {
     pthread_mutex_lock(&q->mu);

@@ -91,6 +91,34 @@ int storage_parse_name(const char *name, char key[STORAGE_KEY_MAX], char ext[8])
  * files older than an hour (a crash mid-write) are removed on open. */
 storage *storage_local_open(const char *dir, const char *url_prefix, sd_err *err);
 
+/* Retention of the local store (docs/STORAGE.md "Retention").  Only image
+ * files ("<key>.<ext>") count and are ever removed; temp files and anything
+ * else in the folder are left alone.  An image younger than min_age (from
+ * its file's mtime: written, or put again with the same bytes) is pinned:
+ * never removed by either rule, so an image a request has just stored
+ * stays readable while its client fetches the URL. */
+typedef struct storage_retention {
+    double max_age;          /* seconds: older images are removed; 0 = no age limit */
+    uint64_t max_bytes;      /* the images' sizes summed at most, oldest removed first; 0 = no cap */
+    double min_age;          /* seconds: younger images are pinned (> 0) */
+} storage_retention;
+
+typedef struct storage_sweep_stats {
+    int removed, kept, pinned;    /* pinned: kept only because younger than min_age */
+    uint64_t removed_bytes, kept_bytes;
+} storage_sweep_stats;
+
+/* One pass at wall-clock time `now` (seconds since the epoch): the age rule,
+ * then the size cap (oldest first).  SD_EINVAL for a store that is not
+ * local; SD_EIO when the folder cannot be listed. */
+int storage_local_sweep(storage *s, const storage_retention *r, double now, storage_sweep_stats *out, sd_err *err);
+/* Starts housekeeping: a sweep at once, then every min(60, max(1, min_age / 2))
+ * seconds, and sooner after a put that takes the store over its cap or a
+ * put that fails (a full disk).  Each sweep that removes something, or
+ * leaves the store over its cap, prints a line on stderr.  Stopped by
+ * storage_close.  Call at most once per store. */
+int storage_local_retain(storage *s, const storage_retention *r, sd_err *err);
+
 /* ---- the S3 backend (s3.c) ------------------------------------------------ */
 
 /* Any S3-compatible store (AWS S3, Tencent COS, MinIO, ...).  Objects are

@@ -2,7 +2,8 @@
 # test_generate.sh — `sdserve generate` end to end with the random-weight demo
 # model: exact output sizes (odd ones too), the same seed gives identical
 # bytes, -n N naming and seeds (image i of a batch = a single run with seed+i),
-# img2img keeps the init size, JPEG/WebP outputs, the A1111 parameters in the
+# img2img keeps the init size (upright per its EXIF orientation), JPEG/WebP outputs (-o's extension decides, an
+# unknown one is refused before any work), the A1111 parameters in the
 # file, progress on stderr, exit status 2 for every kind of bad argument and 1
 # for a missing model.
 set -u
@@ -51,11 +52,29 @@ gen -W 64 -H 64 --seed 1 -o "$T/x.jpg" >/dev/null 2>&1
 check "-o .jpg writes JPEG with EXIF" '[ "$(od -An -tx1 -N3 "$T/x.jpg" | tr -d " ")" = ffd8ff ] && grep -qa "Exif" "$T/x.jpg"'
 gen -W 64 -H 64 --seed 1 --format webp --quality 50 -o "$T/x.img" >/dev/null 2>&1
 check "--format webp" '[ "$(head -c 4 "$T/x.img")" = RIFF ] && [ "$(dd if="$T/x.img" bs=1 skip=8 count=4 2>/dev/null)" = WEBP ]'
+# -o's extension decides the format for every file of a batch, or is refused before any work
+is_webp() { [ "$(head -c 4 "$1")" = RIFF ] && [ "$(dd if="$1" bs=1 skip=8 count=4 2>/dev/null)" = WEBP ]; }
+gen -W 64 -H 48 --seed 5 -n 2 -o "$T/w.WebP" >"$T/outw" 2>/dev/null
+check "-n 2 -o w.WebP writes w.WebP and w-1.WebP, both WebP" 'is_webp "$T/w.WebP" && is_webp "$T/w-1.WebP"' "$(cat "$T/outw")"
+"$BIN" generate --model "$T/nothing-here" --prompt p -o "$T/out.gif" >/dev/null 2>"$T/errg"; rc=$?
+check "-o out.gif: exit 2 naming -o before the model is read, no file" \
+  '[ $rc -eq 2 ] && grep -q "^sdserve generate: -o .*out.gif: .\.gif. is not a format" "$T/errg" && [ ! -e "$T/out.gif" ]' \
+  "rc=$rc $(cat "$T/errg")"
+"$BIN" generate --model "$T/nothing-here" --prompt p --format jpeg --output "$T/o.png" >/dev/null 2>"$T/errf"; rc=$?
+check "--format jpeg with --output o.png: exit 2 naming --output" \
+  '[ $rc -eq 2 ] && grep -q "^sdserve generate: --output .*o.png names a png file but --format asks for jpeg" "$T/errf"' \
+  "rc=$rc $(cat "$T/errf")"
 
 gen --init-image "$T/a.png" --strength 0.5 --seed 2 -o "$T/i2i.png" >/dev/null 2>"$T/err3"; rc=$?
 check "img2img exits 0" '[ $rc -eq 0 ]' "rc=$rc $(tail -2 "$T/err3")"
 check "img2img output has the init size" '[ "$(png_size "$T/i2i.png")" = 64x48 ]' "got $(png_size "$T/i2i.png")"
 check "img2img parameters carry the strength" 'grep -qa "Denoising strength: 0.5" "$T/i2i.png"'
+# an init JPEG whose EXIF says "turned 90 degrees" (orientation 6) is used upright: 64x48 stored -> 48x64
+gen -W 64 -H 48 --seed 3 -o "$T/side.jpg" >/dev/null 2>&1
+python3 "$(dirname "$0")/../common/jpeg_orient.py" "$T/side.jpg" "$T/side6.jpg" 6
+gen --init-image "$T/side6.jpg" --strength 0.5 --seed 2 -o "$T/up.png" >/dev/null 2>"$T/err6"; rc=$?
+check "img2img from an EXIF orientation 6 JPEG: output upright 48x64" \
+  '[ $rc -eq 0 ] && [ "$(png_size "$T/up.png")" = 48x64 ]' "rc=$rc got $(png_size "$T/up.png") $(tail -2 "$T/err6")"
 
 # every kind of bad argument: exit 2 and a message naming the flag
 bad() {

@@ -3,7 +3,9 @@
 # with the demo model: keys from SDSERVE_API_KEYS and --api-keys-file, 401 +
 # JSON error + WWW-Authenticate without / with a wrong key, /health open,
 # /metrics closed unless --metrics-open 1, keys never printed, a bad key
-# refused at start with a non-zero exit; then --rate-limit: 429 + Retry-After
+# refused at start with a non-zero exit; jobs belong to their key (another key
+# gets the unknown-id 404 on GET and DELETE, the job runs on), image URLs
+# open without a key (sync and async); then --rate-limit: 429 + Retry-After
 # once a key's burst is spent, other keys and /health unaffected.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
@@ -47,11 +49,40 @@ n=$(json "$TMP/body" 'len(j["images"]) if j.get("status")=="success" else -1')
 check "key from SDSERVE_API_KEYS: txt2img -> 200 with an image" $([ "$st" = 200 ] && [ "$n" = 1 ]; echo $?) "status $st body $(head -c 300 "$TMP/body")"
 url=$(json "$TMP/body" 'j["images"][0]["image_url"]')
 st=$(code "$url")
-check "image URL without a key -> 401" $([ "$st" = 401 ]; echo $?) "status $st"
+check "sync image URL opens without a key (browser) -> 200 PNG" $([ "$st" = 200 ] && [ "$(png_size "$TMP/body")" = 64x64 ]; echo $?) "status $st"
 st=$(code "$url" -H "Authorization: Bearer $KEY_FILE")
 check "key from --api-keys-file: image -> 200 PNG" $([ "$st" = 200 ] && [ "$(png_size "$TMP/body")" = 64x64 ]; echo $?) "status $st"
 st=$(code "$BASE/metrics" -H "Authorization: Bearer $KEY_FILE")
 check "GET /metrics with a key -> 200" $([ "$st" = 200 ]; echo $?) "status $st"
+
+# jobs belong to the key that made them: another key gets the unknown-id 404
+A="Authorization: Bearer $KEY_ENV"; B="Authorization: Bearer $KEY_FILE"
+st=$(code "$BASE/jobs/txt2img" -H "$A" -d 'prompt=long&width=256&height=256&num_inference_steps=150')
+aurl=$(json "$TMP/body" 'j["status_url"]'); aid=${aurl##*/}
+check "key A: POST /jobs/txt2img -> 202" $([ "$st" = 202 ] && [ ${#aid} = 32 ]; echo $?) "status $st body $(head -c 200 "$TMP/body")"
+fake=0123456789abcdef0123456789abcdef
+code "$BASE/jobs/$fake" -H "$B" >/dev/null; cp "$TMP/body" "$TMP/unknown.json"
+st=$(code "$aurl" -H "$B")
+same=$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1])); u=json.load(open(sys.argv[2])); print(a==json.loads(json.dumps(u).replace(sys.argv[4], sys.argv[3])))' "$TMP/body" "$TMP/unknown.json" "$aid" "$fake" 2>&1)
+check "key B: GET of A's job -> 404, same body as an unknown id" $([ "$st" = 404 ] && [ "$same" = True ]; echo $?) "status $st same $same body $(head -c 200 "$TMP/body")"
+st=$(code "$aurl" -X DELETE -H "$B")
+check "key B: DELETE of A's job -> 404" $([ "$st" = 404 ] && [ "$(json "$TMP/body" 'j["code"]')" = not_found ]; echo $?) "status $st body $(head -c 200 "$TMP/body")"
+st=$(code "$aurl" -H "$A")
+s1=$(json "$TMP/body" 'j["state"]')
+check "key A still reads its job, not cancelled by B" $([ "$st" = 200 ] && { [ "$s1" = queued ] || [ "$s1" = running ]; }; echo $?) "status $st state $s1"
+st=$(code "$aurl")
+check "GET of a job without a key -> 401" $([ "$st" = 401 ]; echo $?) "status $st"
+st=$(code "$aurl" -X DELETE -H "$A")
+check "key A: DELETE of its own job -> 200" $([ "$st" = 200 ]; echo $?) "status $st body $(head -c 200 "$TMP/body")"
+code "$BASE/jobs/txt2img" -H "$A" -d 'prompt=a fox&width=64&height=64&num_inference_steps=1&seed=6' >/dev/null
+aurl=$(json "$TMP/body" 'j["status_url"]')
+for _ in $(seq 300); do code "$aurl" -H "$A" >/dev/null; [ "$(json "$TMP/body" 'j["state"]')" = succeeded ] && break; sleep 0.1; done
+iurl=$(json "$TMP/body" 'j["images"][0]["image_url"]')
+check "key A: async job succeeds" $([ -n "$iurl" ]; echo $?) "$(head -c 300 "$TMP/body")"
+st=$(code "$iurl")
+check "async image URL opens without a key -> 200 PNG" $([ "$st" = 200 ] && [ "$(png_size "$TMP/body")" = 64x64 ]; echo $?) "status $st"
+st=$(code "$aurl" -H "$B")
+check "key B: GET of A's finished job -> 404" $([ "$st" = 404 ]; echo $?) "status $st"
 stop_server
 check "stops cleanly" $([ "$STOP_STATUS" = 0 ]; echo $?) "exit $STOP_STATUS"
 

@@ -5,7 +5,8 @@
 # percent-encoded and raw), plus JSON and multipart.  Returned URLs must fetch
 # PNGs of the requested size, every returned seed must reproduce its image
 # alone (content-derived names: same bytes = same URL), async jobs, cancel,
-# caching headers, and a clean SIGTERM.
+# caching headers, JSON bodies ending with a newline and the job-status words,
+# an EXIF-rotated init JPEG used upright, and a clean SIGTERM.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -127,6 +128,25 @@ curl -s -X DELETE -o /dev/null "$lurl"
 for _ in $(seq 100); do curl -s -o "$TMP/ls.json" "$lurl"; [ "$(json "$TMP/ls.json" 'j["state"]')" = cancelled ] && break; sleep 0.1; done
 check "DELETE stops a running job between steps" $([ "$(json "$TMP/ls.json" 'j["state"]=="cancelled" and j["step"]<150')" = True ]; echo $?) "$(cat "$TMP/ls.json")"
 
+# 7b. (issue 12) the answer as a README curl sees it: a final newline on every
+# JSON body, the 202 and the status in one vocabulary, rounded seconds; and an
+# init JPEG marked EXIF orientation 6 used upright (72x40 stored -> 40x72 out)
+ends_nl() { [ "$(tail -c 1 "$1" | od -An -tx1 | tr -d ' ')" = 0a ]; }
+st=$(post /jobs/txt2img "$TMP/nl.json" -H "$FORM" --data 'prompt=newline&width=16&height=16&num_inference_steps=1')
+nurl=$(json "$TMP/nl.json" 'j["status_url"]')
+check "202 body: status pending, state queued, final newline" $([ "$st" = 202 ] && [ "$(json "$TMP/nl.json" 'j["status"]+" "+j["state"]')" = "pending queued" ] && ends_nl "$TMP/nl.json"; echo $?) "$(cat "$TMP/nl.json")"
+for _ in $(seq 300); do curl -s -o "$TMP/nls.json" "$nurl"; [ "$(json "$TMP/nls.json" 'j["state"]')" = succeeded ] && break; sleep 0.1; done
+check "job status: final newline, elapsed_seconds with at most 3 decimals" $(ends_nl "$TMP/nls.json" && grep -qE '"elapsed_seconds":[0-9]+(\.[0-9]{1,3})?[,}]' "$TMP/nls.json"; echo $?) "$(cat "$TMP/nls.json")"
+curl -s -o "$TMP/h.json" "$BASE/health"
+curl -s -o "$TMP/e.json" "$BASE/nope"
+check "sync 200, /health and a 404 end with a newline" $(ends_nl "$TMP/t1.json" && ends_nl "$TMP/h.json" && ends_nl "$TMP/e.json"; echo $?) "$(tail -c 20 "$TMP/t1.json" | od -c | tail -2)"
+post /txt2img "$TMP/sj.json" -H "$FORM" --data 'prompt=side&seed=4&width=72&height=40&num_inference_steps=1&output_format=jpeg' >/dev/null
+curl -s -o "$TMP/side.jpg" "$(json "$TMP/sj.json" 'j["images"][0]["image_url"]')"
+python3 tests/common/jpeg_orient.py --le "$TMP/side.jpg" "$TMP/side6.jpg" 6
+post /img2img "$TMP/up.json" -F prompt=upright -F seed=1 -F num_inference_steps=2 -F strength=0.5 -F "init_image=@$TMP/side6.jpg" >/dev/null
+curl -s -o "$TMP/up.png" "$(json "$TMP/up.json" 'j["images"][0]["image_url"]')"
+check "img2img from a 72x40 JPEG marked EXIF orientation 6 -> 40x72 output" $([ "$(png_size "$TMP/up.png")" = 40x72 ]; echo $?) "$(png_size "$TMP/up.png") $(head -c 300 "$TMP/up.json")"
+
 # 8. caching headers and 304
 u=$(json "$TMP/t1.json" 'j["images"][0]["image_url"]')
 h=$(curl -s -D - -o /dev/null "$u" | tr -d '\r')
@@ -166,5 +186,5 @@ for _ in $(seq 100); do curl -s -o "$TMP/ls.json" "$l2"; [ "$(json "$TMP/ls.json
 stop_server
 check "SIGTERM: exit status 0" $STOP_STATUS "status $STOP_STATUS"
 check "SIGTERM: log says jobs were cancelled and it stopped cleanly" $(grep -q "cancelling queued and running jobs" "$TMP/server.log" && grep -q "stopped cleanly" "$TMP/server.log"; echo $?) "$(tail -5 "$TMP/server.log")"
-bad=$(ls -A "$TMP/data/images" | grep -Ev '^[0-9a-f]{32}\.png$' | head -3)
+bad=$(ls -A "$TMP/data/images" | grep -Ev '^[0-9a-f]{32}\.(png|jpg)$' | head -3)
 check "no partial or temporary files in the image folder" $([ -z "$bad" ]; echo $?) "$bad"

@@ -1,6 +1,7 @@
 /* test_jobs.c — the job queue (src/jobs/queue.c) with a fake runner: FIFO
  * order, bounded queue (EBUSY), cancel while queued and while running,
- * job time limit, retention, statistics and shutdown. */
+ * job time limit, retention, statistics, shutdown, and lookups by owner
+ * (API key). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,10 @@ int main(void)
     job *f = jobq_find(q, job_id(b));
     CHECK(f == b, "find listed job by id");
     job_release(f);
+    f = jobq_find_owned(q, job_id(b), 0);
+    CHECK(f == b, "no keys (owner 0): found by its owner");
+    job_release(f);
+    CHECK(jobq_find_owned(q, job_id(b), 2) == NULL, "another owner: not found, like an unknown id");
     CHECK(jobq_find(q, job_id(c)) == NULL, "unlisted job not findable");
     CHECK(jobq_find(q, "nope") == NULL, "unknown id");
 
@@ -165,5 +170,18 @@ int main(void)
     jobq_destroy(q, NULL);
     job_release(a);
     job_release(b);
+
+    /* ownership: API key index + 1 set at submission */
+    q = jobq_create(&cfg, fake_run, NULL, &e);
+    in = input(12, 1);
+    in.owner = 3;
+    jobq_submit(q, &in, 1, &a, NULL, &e);
+    f = jobq_find_owned(q, job_id(a), 3);
+    CHECK(f == a, "owner 3 finds its job");
+    job_release(f);
+    CHECK(jobq_find_owned(q, job_id(a), 1) == NULL && jobq_find_owned(q, job_id(a), 0) == NULL,
+          "owner 1 and owner 0 (no key) do not");
+    jobq_destroy(q, NULL);
+    job_release(a);
     return t_done();
 }

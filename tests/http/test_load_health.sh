@@ -20,7 +20,8 @@ command -v wrk >/dev/null || { echo "FAIL - wrk installed: run scripts/setup.sh 
 ulimit -n 4096 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
 [ "$(ulimit -n)" -ge 1100 ] || { echo "FAIL - open files limit: $(ulimit -n) < 1100, cannot hold 500 connections"; exit 1; }
 MODEL=$(demo_model)
-start_server --model "$MODEL" --access-log 0 --engine-nice "${SD_LOAD_ENGINE_NICE:-10}" || exit 1
+# one address stands for 500 clients here: no per-address connection limit
+start_server --model "$MODEL" --access-log 0 --max-conn-per-ip 0 --engine-nice "${SD_LOAD_ENGINE_NICE:-10}" || exit 1
 
 long() { # starts a long async job and waits until it runs; prints its status URL
   curl -s -o "$TMP/job.json" -H 'Content-Type: application/x-www-form-urlencoded' \

@@ -63,8 +63,8 @@ stop_server
 check "clean exit on SIGTERM" $STOP_STATUS "status $STOP_STATUS"
 
 # The security scheme: bearer, optional (either a key or nothing, as configured), /health open.
-sec=$(json "$TMP/doc.json" 'j["components"]["securitySchemes"]["bearerAuth"]=={"type":"http","scheme":"bearer","description":j["components"]["securitySchemes"]["bearerAuth"]["description"]} and {"bearerAuth":[]} in j["security"] and j["paths"]["/health"]["get"]["security"]==[]')
-check "document: bearer security scheme, /health needs no key" $([ "$sec" = True ]; echo $?) "securitySchemes/security not as expected"
+sec=$(json "$TMP/doc.json" 'j["components"]["securitySchemes"]["bearerAuth"]=={"type":"http","scheme":"bearer","description":j["components"]["securitySchemes"]["bearerAuth"]["description"]} and {"bearerAuth":[]} in j["security"] and j["paths"]["/health"]["get"]["security"]==[] and j["paths"]["/images/{name}"]["get"]["security"]==[]')
+check "document: bearer security scheme, /health and /images need no key" $([ "$sec" = True ]; echo $?) "securitySchemes/security not as expected"
 
 # 401 and 429 from a server with an API key and a rate limit of 2 requests (burst 2)
 KEY=openapi-key-0123456789
@@ -74,7 +74,8 @@ conform "txt2img 401 without a key" POST /txt2img -H "$F" --data 'prompt=x' "$BA
 check "no key answered 401" $([ "$LAST_STATUS" = 401 ]; echo $?) "status $LAST_STATUS"
 conform "job 401 with a wrong key" GET '/jobs/{id}' -H "Authorization: Bearer wrong-key-0123456789" "$J0"
 conform "metrics 401 without a key" GET /metrics "$BASE/metrics"
-conform "image 401 without a key" GET '/images/{name}' "$BASE/images/0123456789abcdef0123456789abcdef"
+conform "image without a key (no key needed: unknown name)" GET '/images/{name}' "$BASE/images/0123456789abcdef0123456789abcdef"
+check "image without a key answered 404, not 401" $([ "$LAST_STATUS" = 404 ]; echo $?) "status $LAST_STATUS"
 conform "job with the key (1 of 2)" GET '/jobs/{id}' -H "Authorization: Bearer $KEY" "$J0"
 conform "job with the key (2 of 2)" GET '/jobs/{id}' -H "Authorization: Bearer $KEY" "$J0"
 conform "txt2img over the rate limit" POST /txt2img -H "Authorization: Bearer $KEY" -H "$F" --data 'prompt=x' "$BASE/txt2img"

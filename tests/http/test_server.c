@@ -133,6 +133,61 @@ static void expect_error(const char *name, resp r, long status, const char *fiel
     free(r.body);
 }
 
+/* ---- answer shape: one final newline, rounded seconds, one status vocabulary ---- */
+
+/* The body ends with exactly one "\n" (a curl's shell prompt on its own line). */
+static int one_newline(const resp *r)
+{
+    return r->len >= 2 && r->body[r->len - 1] == '\n' && r->body[r->len - 2] != '\n';
+}
+
+/* The number printed after "key": has at most `n` decimals (or is null / absent). */
+static int decimals_at_most(const char *body, const char *key, int n)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(body, pat);
+    if (!p) return 1;
+    p += strlen(pat);
+    if (!strncmp(p, "null", 4)) return 1;
+    size_t num = strspn(p, "-0123456789.eE+");
+    const char *dot = memchr(p, '.', num);
+    if (memchr(p, 'e', num) || memchr(p, 'E', num)) return 0;
+    return !dot || (int)(num - (size_t)(dot - p) - 1) <= n;
+}
+
+static void expect_shape(const char *name, const char *method, const char *path)
+{
+    resp r = req(method, path, NULL, NULL, 0);
+    json_t *j = jbody(&r);
+    CHECKF(j && one_newline(&r), name, "%ld %.300s", r.status, r.body);
+    json_decref(j);
+    free(r.body);
+}
+
+/* Every JSON answer ends with a newline; a job's status says pending until it ends. */
+static void answer_shape_checks(const char *done_path, const char *queued_path)
+{
+    expect_shape("GET / ends with a newline", "GET", "/");
+    expect_shape("GET /health ends with a newline", "GET", "/health");
+    expect_shape("GET /openapi.json ends with a newline", "GET", "/openapi.json");
+    expect_shape("404 error ends with a newline", "GET", "/nope");
+    expect_shape("405 error ends with a newline", "GET", "/txt2img");
+    expect_shape("succeeded job status ends with a newline", "GET", done_path);
+    resp r = req("GET", done_path, NULL, NULL, 0);
+    CHECKF(decimals_at_most(r.body, "elapsed_seconds", 3) && decimals_at_most(r.body, "eta_seconds", 1) &&
+               strstr(r.body, "\"elapsed_seconds\":"),
+           "succeeded job: elapsed_seconds to 3 decimals, eta_seconds to 1", "%s", r.body);
+    free(r.body);
+    r = req("GET", queued_path, NULL, NULL, 0);
+    json_t *j = jbody(&r);
+    CHECKF(one_newline(&r) && !strcmp(jstr(j, "state"), "queued") && !strcmp(jstr(j, "status"), "pending") &&
+               decimals_at_most(r.body, "elapsed_seconds", 3) && decimals_at_most(r.body, "eta_seconds", 1),
+           "queued job: status pending, state queued, rounded seconds, final newline", "%s", r.body);
+    json_decref(j);
+    free(r.body);
+}
+
 typedef struct { const char *body; resp out; } bg_req;
 static void *bg_post(void *arg)
 {
@@ -204,6 +259,7 @@ int main(int argc, char **argv)
     CHECKF(r.status == 200 && !strcmp(jstr(j, "status"), "success") && json_array_size(imgs) == 2 &&
                json_integer_value(json_object_get(json_array_get(imgs, 1), "seed")) == 10087,
            "sync form request -> 200 with 2 images, seeds seed+i", "%ld %s", r.status, r.body);
+    CHECKF(one_newline(&r), "sync 200 body ends with a newline", "%s", r.body);
     json_decref(j);
     free(r.body);
 
@@ -263,6 +319,8 @@ int main(int argc, char **argv)
     snprintf(id, sizeof id, "%s", jstr(j, "id"));
     CHECKF(r.status == 202 && strlen(id) == 32 && strstr(jstr(j, "status_url"), id) && strstr(r.location, id),
            "async -> 202 with id, status_url, Location", "%ld %s", r.status, r.body);
+    CHECKF(!strcmp(jstr(j, "status"), "pending") && !strcmp(jstr(j, "state"), "queued") && one_newline(&r),
+           "202 says status pending, state queued (GET /jobs/{id}'s words), final newline", "%s", r.body);
     json_decref(j);
     free(r.body);
     char path[128];
@@ -311,6 +369,11 @@ int main(int argc, char **argv)
            "queued job reports position 1", "%s", r.body);
     json_decref(j);
     free(r.body);
+    {
+        char done_path[128];
+        snprintf(done_path, sizeof done_path, "/jobs/%s", id);
+        answer_shape_checks(done_path, path);
+    }
     r = req("DELETE", path, NULL, NULL, 0);
     j = jbody(&r);
     CHECKF(r.status == 200 && !strcmp(jstr(j, "state"), "cancelled") && !strcmp(jstr(j, "status"), "error"),

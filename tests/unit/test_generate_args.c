@@ -48,14 +48,36 @@ int main(void)
                !strcmp(a.vocab, "v.gz") && !strcmp(a.precision, "bf16x2"), "every flag, format from -o extension", "%s",
                e.msg);
     CHECKF(parse(&a, &e, "--model=m", "--prompt=p=q", "--width=300", "--count=2", "--seed=-1", "--format=JPEG",
-                 "-o", "out.png", NULL) == 0 && a.width == 300 && a.n == 2 && a.seed_random && a.format == IMG_JPEG &&
-               !strcmp(a.prompt, "p=q"), "--flag=value forms; --format wins over the extension", "%s", e.msg);
+                 "-o", "out.jpeg", NULL) == 0 && a.width == 300 && a.n == 2 && a.seed_random && a.format == IMG_JPEG &&
+               !strcmp(a.prompt, "p=q"), "--flag=value forms; --format agreeing with the extension", "%s", e.msg);
     CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", "--init-image", "in.png", "--strength", "0.35", NULL) == 0 &&
                !strcmp(a.init_image, "in.png") && a.strength == 0.35f, "img2img flags", "%s", e.msg);
     CHECK(parse(&a, &e, "--help", NULL) == 0 && a.help, "--help needs nothing else");
     CHECK(parse(&a, &e, "-h", "--bogus-after", NULL) == -1, "unknown flag still refused with -h");
     CHECK(parse(&a, &e, "--model", "m", "--prompt", "p", "-o", "noext", NULL) == 0 && a.format == IMG_PNG,
           "no extension -> png");
+    /* -o's extension decides the format (any case), or is refused before any work */
+    static const struct { const char *flag, *file, *format; img_format want; const char *name; } outs[] = {
+        {"-o", "OUT.JPG", NULL, IMG_JPEG, "-o .JPG -> jpeg"},
+        {"--output", "d.x/o.Jpeg", NULL, IMG_JPEG, "--output .Jpeg -> jpeg"},
+        {"-o", "a.webp", NULL, IMG_WEBP, "-o .webp -> webp"},
+        {"-o", "a.png", NULL, IMG_PNG, "-o .png -> png"},
+        {"-o", "dir.jpg/.hidden", NULL, IMG_PNG, "dot file in a dotted folder: no extension -> png"},
+        {"-o", "x.img", "webp", IMG_WEBP, "--format writes an unknown extension when asked"},
+        {"-o", "noext", "jpeg", IMG_JPEG, "--format with no extension"},
+    };
+    for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
+        int rc = outs[i].format ? parse(&a, &e, "--model", "m", "--prompt", "p", "--format", outs[i].format,
+                                        outs[i].flag, outs[i].file, NULL)
+                                : parse(&a, &e, "--model", "m", "--prompt", "p", outs[i].flag, outs[i].file, NULL);
+        CHECKF(rc == 0 && a.format == outs[i].want, outs[i].name, "rc=%d format=%d %s", rc, (int)a.format, e.msg);
+    }
+    BAD("-o .gif refused", "-o", "-o out.gif: '.gif' is not a format", "-o", "out.gif");
+    BAD("--output .tar.gz refused", "--output", "'.gz' is not a format", "--output", "x.tar.gz");
+    BAD("-o trailing dot refused", "-o", "'.' is not a format", "-o", "out.");
+    BAD("-o .png with --format jpeg refused", "-o", "out.png names a png file but --format asks for jpeg",
+        "--format", "jpeg", "-o", "out.png");
+    BAD("--format after -o .webp refused", "-o", "names a webp file", "-o", "a.webp", "--format", "png");
 
     BAD("unknown flag", "--stepz", "unknown option", "--stepz", "3");
     BAD("stray argument", "argument", "unexpected argument 'cat'", "cat");
@@ -101,6 +123,8 @@ int main(void)
     CHECK(gen_output_name("a.b/out.tar.jpg", 3, b, sizeof b) == 0 && !strcmp(b, "a.b/out.tar-3.jpg"), "name with dots");
     CHECK(gen_output_name("dir.v2/out", 2, b, sizeof b) == 0 && !strcmp(b, "dir.v2/out-2"), "name without extension");
     CHECK(gen_output_name(".hidden", 1, b, sizeof b) == 0 && !strcmp(b, ".hidden-1"), "dot file");
+    CHECK(gen_output_name("x.jpg/.hidden", 2, b, sizeof b) == 0 && !strcmp(b, "x.jpg/.hidden-2"), "dot file in a dotted folder");
+    CHECK(gen_output_name("out.JPEG", 1, b, sizeof b) == 0 && !strcmp(b, "out-1.JPEG"), "name keeps the extension's case");
     CHECK(gen_output_name("out.png", 1, b, 5) == -1, "name too long");
 
     CHECKF(!strcmp(progress_format(b, sizeof b, 3, 20, 2.0), "step 3/20, 1.50 it/s, ETA 11s"), "progress it/s",

@@ -1,7 +1,8 @@
 /* test_image.c — PNG / JPEG / WebP decoding and encoding: round trips,
  * every PNG colour type, CMYK and gray JPEG, alpha on white, the parameters
  * text read back, and hostile input (truncated, corrupt, decompression bombs,
- * wrong formats) refused with a clear error. */
+ * wrong formats) refused with a clear error; EXIF orientations 1-8 (JPEG,
+ * PNG eXIf, WebP EXIF) decoded upright, malformed EXIF ignored. */
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -383,6 +384,246 @@ static void test_not_images(void)
               !strcmp(img_format_ext(IMG_JPEG), "jpg"), "format names");
 }
 
+/* ---- EXIF orientation: a camera's sideways picture decoded upright ------- */
+
+#define OB 16                 /* block side: 3 x 2 blocks of distinct colours */
+#define OW (3 * OB)
+#define OH (2 * OB)
+static const uint8_t ocol[6][3] = {{255, 0, 0}, {0, 255, 0}, {0, 0, 255}, {255, 255, 0}, {255, 0, 255}, {0, 255, 255}};
+
+static void orient_pixels(uint8_t *px)
+{
+    for (int y = 0; y < OH; y++)
+        for (int x = 0; x < OW; x++) memcpy(px + 3 * (y * OW + x), ocol[(y / OB) * 3 + x / OB], 3);
+}
+
+static void put16(uint8_t *p, unsigned v, int le)
+{
+    p[le ? 1 : 0] = (uint8_t)(v >> 8);
+    p[le ? 0 : 1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v, int le)
+{
+    put16(p + (le ? 2 : 0), v >> 16, le);
+    put16(p + (le ? 0 : 2), v & 0xFFFF, le);
+}
+
+/* A TIFF block with IFD0 = { Orientation (type, value) }; 26 bytes. */
+static size_t tiff_orientation(uint8_t *b, int le, unsigned type, unsigned value)
+{
+    memset(b, 0, 26);
+    memcpy(b, le ? "II" : "MM", 2);
+    put16(b + 2, 42, le);
+    put32(b + 4, 8, le);
+    put16(b + 8, 1, le);
+    put16(b + 10, 0x0112, le);
+    put16(b + 12, type, le);
+    put32(b + 14, 1, le);
+    put16(b + 18, value, le);
+    put32(b + 22, 0, le);
+    return 26;
+}
+
+/* `src` with `ins` (n bytes) inserted at `at`; malloc'd. */
+static uint8_t *splice(const uint8_t *src, size_t len, size_t at, const uint8_t *ins, size_t n)
+{
+    uint8_t *o = malloc(len + n);
+    memcpy(o, src, at);
+    memcpy(o + at, ins, n);
+    memcpy(o + at + n, src + at, len - at);
+    return o;
+}
+
+/* A JPEG with an APP1 "Exif" segment holding `tiff` (n bytes) right after SOI. */
+static uint8_t *jpeg_with_exif(const uint8_t *jpg, size_t njpg, const uint8_t *tiff, size_t n, size_t *out_len)
+{
+    uint8_t seg[4 + 6 + 256];
+    seg[0] = 0xFF;
+    seg[1] = 0xE1;
+    put16(seg + 2, (unsigned)(2 + 6 + n), 0);
+    memcpy(seg + 4, "Exif\0\0", 6);
+    memcpy(seg + 10, tiff, n);
+    *out_len = njpg + 10 + n;
+    return splice(jpg, njpg, 2, seg, 10 + n);
+}
+
+/* Where stored pixel (sx, sy) of a sw x sh picture appears upright, from
+ * the EXIF standard's words for each value: which side of the picture the
+ * stored row 0 and column 0 lie along. */
+static void upright_of(int o, int sx, int sy, int sw, int sh, int *ux, int *uy)
+{
+    static const char *row0[9] = {"", "top", "top", "bottom", "bottom", "left", "right", "right", "left"};
+    static const char *col0[9] = {"", "left", "right", "right", "left", "top", "top", "bottom", "bottom"};
+    if (!strcmp(row0[o], "top") || !strcmp(row0[o], "bottom")) {
+        *uy = !strcmp(row0[o], "top") ? sy : sh - 1 - sy;
+        *ux = !strcmp(col0[o], "left") ? sx : sw - 1 - sx;
+    } else {
+        *ux = !strcmp(row0[o], "left") ? sy : sh - 1 - sy;
+        *uy = !strcmp(col0[o], "top") ? sx : sw - 1 - sx;
+    }
+}
+
+/* The decoded picture is the stored one turned upright for orientation o:
+ * its size, and each block's colour where the standard puts it. */
+static void check_upright(const char *what, int o, const uint8_t *file, size_t n)
+{
+    img_rgb im = {0};
+    sd_err e;
+    int ok = decode_ok(file, n, &im, &e);
+    int swap = o >= 5, want_w = swap ? OH : OW, want_h = swap ? OW : OH, bad = -1;
+    ok = ok && im.width == want_w && im.height == want_h;
+    for (int b = 0; ok && b < 6; b++) {
+        int ux, uy;
+        upright_of(o, (b % 3) * OB + OB / 2, (b / 3) * OB + OB / 2, OW, OH, &ux, &uy);
+        const uint8_t *p = im.px + 3 * ((size_t)uy * im.width + ux);
+        for (int c = 0; c < 3; c++)
+            if (abs((int)p[c] - ocol[b][c]) > 48) ok = 0, bad = b;
+    }
+    char name[128];
+    snprintf(name, sizeof name, "%s orientation %d decoded upright (%dx%d, every block in place)", what, o, want_w,
+             want_h);
+    CHECKF(ok, name, "%s got %dx%d, block %d wrong", e.msg, im.width, im.height, bad);
+    img_rgb_free(&im);
+}
+
+/* A malformed or odd EXIF block is ignored: the picture decodes as stored. */
+static void check_ignored(const char *name, const uint8_t *jpg, size_t njpg, const uint8_t *tiff, size_t n)
+{
+    size_t len;
+    uint8_t *f = jpeg_with_exif(jpg, njpg, tiff, n, &len);
+    img_rgb im = {0};
+    sd_err e;
+    int ok = decode_ok(f, len, &im, &e) && im.width == OW && im.height == OH && im.px[0] > 200 && im.px[1] < 60;
+    CHECKF(ok && img_orientation(f, len) == 1, name, "%s %dx%d", e.msg, im.width, im.height);
+    img_rgb_free(&im);
+    char *text = NULL;
+    sd_err_clear(&e);
+    img_read_parameters(f, len, &text, &e);   /* must return, whatever it says */
+    free(text);
+    free(f);
+}
+
+static void test_orientation_malformed(const uint8_t *jpg, size_t njpg)
+{
+    uint8_t t[64];
+    size_t n = tiff_orientation(t, 0, 3, 6);
+    put32(t + 4, 0xFFFFFFF0u, 0);
+    check_ignored("EXIF IFD0 offset past the block: ignored", jpg, njpg, t, n);
+    n = tiff_orientation(t, 1, 3, 6);
+    put16(t + 8, 0xFFFF, 1);
+    check_ignored("EXIF IFD0 with 65535 entries in 26 bytes: ignored", jpg, njpg, t, n);
+    n = tiff_orientation(t, 0, 3, 6);
+    check_ignored("EXIF block cut inside IFD0: ignored", jpg, njpg, t, 16);
+    check_ignored("EXIF block of 5 bytes: ignored", jpg, njpg, t, 5);
+    n = tiff_orientation(t, 0, 3, 9);
+    check_ignored("EXIF orientation 9: ignored", jpg, njpg, t, n);
+    n = tiff_orientation(t, 0, 3, 0);
+    check_ignored("EXIF orientation 0: ignored", jpg, njpg, t, n);
+    n = tiff_orientation(t, 0, 2, 6);
+    check_ignored("EXIF orientation typed ASCII: ignored", jpg, njpg, t, n);
+    n = tiff_orientation(t, 0, 3, 6);
+    put32(t + 14, 2, 0);
+    check_ignored("EXIF orientation with count 2: ignored", jpg, njpg, t, n);
+    n = tiff_orientation(t, 0, 3, 6);
+    memcpy(t, "MX", 2);
+    check_ignored("EXIF block without a byte-order mark: ignored", jpg, njpg, t, n);
+    /* loops: IFD0's next-IFD and its Exif IFD pointer both point back at IFD0 */
+    n = tiff_orientation(t, 0, 3, 1);
+    put16(t + 8, 2, 0);
+    put16(t + 22, 0x8769, 0);
+    put16(t + 24, 4, 0);
+    put32(t + 26, 1, 0);
+    put32(t + 30, 8, 0);
+    put32(t + 34, 8, 0);
+    check_ignored("EXIF IFDs pointing at themselves: no loop, ignored", jpg, njpg, t, 38);
+    /* an APP1 "Exif" segment too short to hold its own header */
+    uint8_t *f = splice(jpg, njpg, 2, (const uint8_t *)"\xFF\xE1\x00\x08" "Exif\0\0", 10);
+    img_rgb im = {0};
+    sd_err e;
+    CHECKF(decode_ok(f, njpg + 10, &im, &e) && im.width == OW && img_orientation(f, njpg + 10) == 1,
+           "empty EXIF segment: ignored", "%s", e.msg);
+    img_rgb_free(&im);
+    free(f);
+    CHECK(img_orientation((const uint8_t *)"\xFF\xD8\xFF\xE1\xFF\xFF", 6) == 1,
+          "APP1 length past the end of the file: orientation 1");
+    CHECK(img_exif_orientation(NULL, 0) == 1 && img_exif_orientation((const uint8_t *)"Exif\0\0MM", 8) == 1,
+          "img_exif_orientation on nothing / a stub: 1");
+    /* img_orient itself: a 2x1 picture [A B] turned by orientation 6 is 1x2 [A; B]; 9 leaves it */
+    img_rgb two = {2, 1, malloc(6)};
+    memcpy(two.px, "\x01\x02\x03\x04\x05\x06", 6);
+    sd_err_clear(&e);
+    CHECK(img_orient(&two, 9, NULL, &e) == 0 && img_orient(&two, 0, NULL, &e) == 0 && two.width == 2,
+          "img_orient: orientation 0 / 9 leave the picture");
+    CHECK(img_orient(&two, 6, NULL, &e) == 1 && two.width == 1 && two.height == 2 &&
+              !memcmp(two.px, "\x01\x02\x03\x04\x05\x06", 6),
+          "img_orient 6 on a 2x1 row: a 1x2 column, first pixel on top");
+    img_rgb_free(&two);
+}
+
+static void test_orientation(void)
+{
+    uint8_t px[OW * OH * 3];
+    orient_pixels(px);
+    unsigned long njpg;
+    uint8_t *jpg = jpeg_raw(OW, OH, JCS_RGB, 3, px, &njpg);
+    uint8_t t[32];
+    for (int o = 1; o <= 8; o++) {
+        size_t n = tiff_orientation(t, o & 1, 3, (unsigned)o), len;
+        uint8_t *f = jpeg_with_exif(jpg, njpg, t, n, &len);
+        CHECKF(img_orientation(f, len) == o, o & 1 ? "JPEG orientation read (little-endian EXIF)"
+                                                   : "JPEG orientation read (big-endian EXIF)",
+               "want %d got %d", o, img_orientation(f, len));
+        check_upright("JPEG", o, f, len);
+        free(f);
+    }
+    /* a LONG orientation from a careless writer is read too */
+    size_t n = tiff_orientation(t, 0, 4, 0), len;
+    put32(t + 18, 6, 0);
+    uint8_t *f = jpeg_with_exif(jpg, njpg, t, n, &len);
+    check_upright("JPEG (LONG-typed)", 6, f, len);
+    free(f);
+
+    /* PNG eXIf chunk (after IHDR) */
+    sd_err e;
+    sd_err_clear(&e);
+    uint8_t *png;
+    size_t npng;
+    img_encode_opts op = {IMG_PNG, 0, NULL};
+    if (img_encode(px, OW, OH, &op, &png, &npng, &e) == 0) {
+        uint8_t chunk[12 + 26];
+        n = tiff_orientation(chunk + 8, 1, 3, 8);
+        put32(chunk, (uint32_t)n, 0);
+        memcpy(chunk + 4, "eXIf", 4);
+        put32(chunk + 8 + n, (uint32_t)crc32(crc32(0, NULL, 0), chunk + 4, (uInt)(4 + n)), 0);
+        f = splice(png, npng, 33, chunk, 12 + n);
+        check_upright("PNG eXIf", 8, f, npng + 12 + n);
+        free(f);
+        free(png);
+    }
+    /* WebP EXIF chunk: our writer's (last in the file) swapped for one with an orientation */
+    uint8_t *wp;
+    size_t nwp;
+    img_encode_opts ow = {IMG_WEBP, 95, "x"};
+    if (img_encode(px, OW, OH, &ow, &wp, &nwp, &e) == 0) {
+        size_t at = 0;
+        for (size_t i = 12; i + 4 <= nwp; i++)
+            if (!memcmp(wp + i, "EXIF", 4)) at = i;
+        uint8_t *w2 = malloc(at + 8 + 26);
+        memcpy(w2, wp, at);
+        memcpy(w2 + at, "EXIF", 4);
+        put32(w2 + at + 4, 26, 1);
+        tiff_orientation(w2 + at + 8, 0, 3, 3);
+        put32(w2 + 4, (uint32_t)(at + 8 + 26 - 8), 1);
+        check_upright("WebP EXIF", 3, w2, at + 8 + 26);
+        free(w2);
+        free(wp);
+    }
+    CHECKF(!e.code, "PNG / WebP orientation fixtures encode", "%s", e.msg);
+    test_orientation_malformed(jpg, njpg);
+    free(jpg);
+}
+
 int main(void)
 {
     make_pattern();
@@ -391,6 +632,7 @@ int main(void)
     test_jpeg_spaces();
     test_webp_alpha();
     test_not_images();
+    test_orientation();
 
     uint8_t *png, *jpg, *wp;
     size_t npng, njpg, nwp;

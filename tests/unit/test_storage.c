@@ -1,9 +1,13 @@
 /* test_storage.c — the local storage (SHA-256 vectors are in test_sha256.c)
  * backend: round trip, content-derived names, atomic writes (a failing write
  * leaves nothing behind, no temp files survive), strict name validation on
- * read (no path tricks), URLs, concurrent puts. */
+ * read (no path tricks), URLs, concurrent puts; retention: the age rule, the
+ * size cap (oldest first), the minimum-age pin, a re-put refreshing an image,
+ * the housekeeping thread (a sweep at start, another after a put over the cap
+ * or a failed put). */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -12,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "t.h"
@@ -276,6 +281,177 @@ static void test_concurrent(void)
     storage_close(s);
 }
 
+/* ---- retention ---------------------------------------------------------------- */
+
+static void set_age(const char *path, double now, double age)
+{
+    double t = now - age;
+    struct timespec ts[2];
+    ts[0].tv_sec = ts[1].tv_sec = (time_t)t;
+    ts[0].tv_nsec = ts[1].tv_nsec = (long)((t - (double)(time_t)t) * 1e9);
+    utimensat(AT_FDCWD, path, ts, 0);
+}
+
+/* Writes an image file "<tag as 32 hex>.png" of `size` bytes straight into
+ * `dir` (not through a put) with its mtime `age` seconds before `now`. */
+static void write_aged(const char *dir, unsigned tag, size_t size, double now, double age)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/%032x.png", dir, tag);
+    FILE *f = fopen(path, "w");
+    for (size_t i = 0; f && i < size; i++) fputc((int)(tag + i), f);
+    if (f) fclose(f);
+    set_age(path, now, age);
+}
+
+
+/* n images of 100 bytes: tags[i] aged ages[i] seconds. */
+static void write_aged_set(const char *dir, double now, int n, const unsigned *tags, const double *ages)
+{
+    for (int i = 0; i < n; i++) write_aged(dir, tags[i], 100, now, ages[i]);
+}
+
+static int exists_tag(const char *dir, unsigned tag)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/%032x.png", dir, tag);
+    return access(path, F_OK) == 0;
+}
+
+static double wall(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_REALTIME, &t);
+    return (double)t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+/* Waits up to 10 s for the file of `tag` to disappear (the sweeper runs in its own thread). */
+static int gone_soon(const char *dir, unsigned tag)
+{
+    for (int i = 0; i < 1000 && exists_tag(dir, tag); i++) usleep(10000);
+    return !exists_tag(dir, tag);
+}
+
+/* A local store in root/sub (dir gets its path), or NULL after a failed check. */
+static storage *open_sub(const char *sub, char dir[300])
+{
+    snprintf(dir, 300, "%s/%s", root, sub);
+    sd_err e;
+    sd_err_clear(&e);
+    storage *s = storage_local_open(dir, "http://x", &e);
+    if (!s) CHECKF(0, "open a store for the retention tests", "%s: %s", sub, e.msg);
+    return s;
+}
+
+static void test_retention_rules(void)
+{
+    char dir[300], path[400];
+    sd_err e;
+    sd_err_clear(&e);
+    storage *s = open_sub("ret", dir);
+    if (!s) return;
+    double now = wall();
+    write_aged_set(dir, now, 3, (const unsigned[]){1, 2, 3}, (const double[]){10, 100, 1000});
+    const char *others[] = {".tmp-old", "notes.txt", "0123456789abcdef0123456789abcdef.gif"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, others[i]);
+        fclose(fopen(path, "w"));
+        set_age(path, now, 100000);
+    }
+    storage_sweep_stats st;
+    storage_retention r = {.max_age = 500, .max_bytes = 0, .min_age = 5};
+    CHECKF(storage_local_sweep(s, &r, now, &st, &e) == 0 && st.removed == 1 && st.removed_bytes == 100 && st.kept == 2 &&
+               !exists_tag(dir, 3) && exists_tag(dir, 1) && exists_tag(dir, 2),
+           "age rule: the image older than max_age removed, the others kept", "removed %d kept %d %s", st.removed,
+           st.kept, e.msg);
+    int all = 1;
+    for (int i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, others[i]);
+        all &= access(path, F_OK) == 0;
+    }
+    CHECK(all, "files that are not images (temp, other names, other extensions) are never removed");
+
+    /* size cap: 4 more images of 100 bytes; 600 bytes in all, cap 250 */
+    write_aged_set(dir, now, 4, (const unsigned[]){4, 5, 6, 7}, (const double[]){40, 30, 20, 15});
+    r = (storage_retention){.max_age = 0, .max_bytes = 250, .min_age = 5};
+    CHECKF(storage_local_sweep(s, &r, now, &st, &e) == 0 && st.removed == 4 && st.kept == 2 && st.kept_bytes == 200 &&
+               st.pinned == 0 && !exists_tag(dir, 2) && !exists_tag(dir, 4) && !exists_tag(dir, 5) &&
+               !exists_tag(dir, 6) && exists_tag(dir, 7) && exists_tag(dir, 1),
+           "size cap: oldest removed first until at or under the cap", "removed %d kept %d (%llu bytes)", st.removed,
+           st.kept, (unsigned long long)st.kept_bytes);
+
+    /* the pin: images younger than min_age stay, even over the cap or past max_age */
+    write_aged_set(dir, now, 3, (const unsigned[]){8, 9, 10}, (const double[]){1, 2, 3});
+    r = (storage_retention){.max_age = 0.5, .max_bytes = 1, .min_age = 5};
+    CHECKF(storage_local_sweep(s, &r, now, &st, &e) == 0 && st.removed == 2 && st.pinned == 3 && st.kept == 3 &&
+               exists_tag(dir, 8) && exists_tag(dir, 9) && exists_tag(dir, 10) && !exists_tag(dir, 1) &&
+               !exists_tag(dir, 7),
+           "pin: images younger than min_age kept over the cap and past max_age; the older ones removed",
+           "removed %d pinned %d kept %d", st.removed, st.pinned, st.kept);
+
+    /* a put of bytes already stored refreshes the image: its age starts again */
+    const char blob[] = "an image stored long ago and asked for again";
+    char key[STORAGE_KEY_MAX];
+    CHECK(storage_put(s, blob, sizeof blob, "png", key, &e) == 0, "put an image");
+    snprintf(path, sizeof path, "%s/%s.png", dir, key);
+    set_age(path, now, 1000);
+    CHECK(storage_put(s, blob, sizeof blob, "png", key, &e) == 0, "put the same bytes again");
+    r = (storage_retention){.max_age = 500, .max_bytes = 0, .min_age = 5};
+    CHECKF(storage_local_sweep(s, &r, wall(), &st, &e) == 0 && access(path, F_OK) == 0 && st.removed == 0,
+           "re-put image is young again: not removed by the age rule", "removed %d", st.removed);
+    set_age(path, now, 1000);
+    CHECK(storage_local_sweep(s, &r, wall(), &st, &e) == 0 && access(path, F_OK) != 0 && st.removed == 1,
+          "without the re-put it is removed");
+    storage_close(s);
+
+    /* only the local store has retention */
+    static const storage_ops other_ops = {"other", NULL, NULL, NULL, NULL};
+    storage other = {&other_ops};
+    sd_err_clear(&e);
+    CHECK(storage_local_sweep(&other, &r, now, &st, &e) == -1 && e.code == SD_EINVAL, "sweep of another store refused");
+    sd_err_clear(&e);
+    CHECK(storage_local_retain(&other, &r, &e) == -1 && e.code == SD_EINVAL, "retention on another store refused");
+}
+
+static void test_retention_thread(void)
+{
+    char dir[300];
+    sd_err e;
+    sd_err_clear(&e);
+    storage *s = open_sub("ret-thread", dir);
+    if (!s) return;
+    double now = wall();
+    write_aged_set(dir, now, 3, (const unsigned[]){20, 21, 22}, (const double[]){10000, 1000, 900});
+    /* min_age 200: the periodic sweep is 60 s away, so what happens sooner is the start or a kick */
+    storage_retention r = {.max_age = 5000, .max_bytes = 250, .min_age = 200};
+    CHECKF(storage_local_retain(s, &r, &e) == 0, "retention thread starts", "%s", e.msg);
+    sd_err_clear(&e);
+    CHECK(storage_local_retain(s, &r, &e) == -1 && e.code == SD_EINVAL, "a second retain on the store refused");
+    CHECK(gone_soon(dir, 20) && exists_tag(dir, 21) && exists_tag(dir, 22),
+          "sweep at start: the image past max_age removed, 200 bytes left under the 250 cap");
+    char key[STORAGE_KEY_MAX];
+    const char blob[] = "a fresh image of some bytes, enough of them to go over the cap: 0123456789abcdefghij";
+    sd_err_clear(&e);
+    CHECK(storage_put(s, blob, sizeof blob, "png", key, &e) == 0 && gone_soon(dir, 21) && exists_tag(dir, 22),
+          "a put over the cap wakes the sweeper: the oldest image removed");
+
+    /* an image written behind the store's back takes it over the cap unnoticed; a failing put
+     * (a full disk: here a file-size limit) wakes the sweeper */
+    write_aged(dir, 23, 100, now, 2000);
+    struct rlimit old, lim;
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 10;
+    signal(SIGXFSZ, SIG_IGN);
+    setrlimit(RLIMIT_FSIZE, &lim);
+    sd_err_clear(&e);
+    int rc = storage_put(s, blob, sizeof blob - 5, "png", key, &e);
+    setrlimit(RLIMIT_FSIZE, &old);
+    CHECKF(rc == -1 && e.code == SD_EIO && gone_soon(dir, 23) && exists_tag(dir, 22),
+           "a failed put wakes the sweeper: the oldest image removed", "rc %d %s", rc, e.msg);
+    storage_close(s);   /* stops and joins the thread */
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/sd_test_storage_%d", (int)getpid());
@@ -284,6 +460,8 @@ int main(void)
     test_failures();
     test_stale_temps();
     test_concurrent();
+    test_retention_rules();
+    test_retention_thread();
     t_rmtree(root);
     return t_done();
 }
