@@ -293,9 +293,10 @@ static void make_public_url(char *out, size_t n, int port)
 static void public_url_hint(const char *public_url, int port)
 {
     if ((o_public && *o_public) || http_bind_is_loopback(o_bind)) return;
-    printf("NOTE: listening on %s, but returned URLs (image_url, status_url) use %s, which only this machine can "
-           "open; start with --public-url http://HOST:%d (the address clients reach this server at)\n",
-           o_bind && *o_bind ? o_bind : "0.0.0.0", public_url, port);
+    printf("NOTE: listening on %s, but returned URLs (%s) use %s, which only this machine can open; start with "
+           "--public-url http://HOST:%d (the address clients reach this server at)\n",
+           o_bind && *o_bind ? o_bind : "0.0.0.0", strcmp(o_storage, "local") ? "status_url" : "image_url, status_url",
+           public_url, port);
 }
 
 /* Storage from --storage; local images are served here under public_url/images. */
