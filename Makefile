@@ -45,6 +45,10 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c -o $@ $<
 
+# The CLIP vocabulary built into the binary (.incbin in vocab_blob.c, paths
+# from the repository root): rebuilt when the file changes.
+$(BUILD)/src/engine/tokenizer/vocab_blob.o: third_party/clip/bpe_simple_vocab_16e6.txt.gz
+
 # (-MMD makes the headers prerequisites too: link only the .c, .o and .a)
 $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJ) $(BUILD)/libsdapp.a $(BUILD)/libsdengine.a
 	@mkdir -p $(dir $@)

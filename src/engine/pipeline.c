@@ -15,6 +15,7 @@
  * right/bottom by repeating its edge, and crops that padding off. */
 #include "pipeline.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -54,7 +55,8 @@ static char *read_text_file(const char *path, size_t *len, sd_err *err)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        sd_errf(err, SD_ENOTFOUND, "config", "cannot open config file %s", path);
+        sd_errf(err, errno == ENOENT ? SD_ENOTFOUND : SD_EIO, "config", "cannot open the model's config file %s: %s",
+                path, strerror(errno));
         return NULL;
     }
     char *buf = NULL;
@@ -158,7 +160,7 @@ static void set_precision(sd_engine *e, const char *name)
 sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
 {
     if (!o || !o->model_path || !*o->model_path) {
-        sd_errf(err, SD_EINVAL, "model", "no model given");
+        sd_errf(err, SD_EINVAL, "model", "no model given (--model)");
         return NULL;
     }
     if (o->precision && sd_precision_known(o->precision)) {
@@ -224,7 +226,8 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
     if (emb && tok_vocab_size(e->tok) > emb->shape[0]) {
         sd_errf(err, SD_EFORMAT, "vocab",
                 "the vocabulary has %d ids but the text encoder's token embedding has only %lld rows: "
-                "wrong vocabulary for this model", tok_vocab_size(e->tok), (long long)emb->shape[0]);
+                "wrong vocabulary for this model; give its own with --vocab (or put it in a tokenizer/ "
+                "folder beside the model)", tok_vocab_size(e->tok), (long long)emb->shape[0]);
         goto fail;
     }
     e->pad_id = e->sd2 ? 0 : tok_eos(e->tok);

@@ -1,5 +1,8 @@
-/* serve.c — `sdserve serve`: settings -> model -> storage -> job queue ->
- * HTTP server, then waits for SIGTERM/SIGINT and shuts down in order.
+/* serve.c — `sdserve serve`: settings -> listening socket -> storage -> job
+ * queue -> HTTP server, answering at once while the model loads in the
+ * background (generation routes 503, /health "loading"), then waits for
+ * SIGTERM/SIGINT and shuts down in order.  A taken port fails before the
+ * model load; a model that fails to load ends the process (status 1).
  *
  * With no --model, a small random-weight demo model is created once in
  * DATA_DIR/demo-model (through `make-model --preset demo`) so that the whole
@@ -7,6 +10,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +26,7 @@
 #include "../jobs/jobs.h"
 #include "../storage/storage.h"
 #include "auth.h"
+#include "listen.h"
 #include "ratelimit.h"
 #include "server.h"
 
@@ -172,6 +177,11 @@ static int ensure_demo_model(const char *data_dir, char *path, size_t size, sd_e
     return 0;
 }
 
+static int data_dir_error(const char *path, sd_err *err)
+{
+    return sd_errf(err, SD_EIO, "data-dir", "cannot create %s (--data-dir): %s", path, strerror(errno));
+}
+
 static int mkdir_p(const char *dir, sd_err *err)
 {
     char buf[4400];
@@ -179,10 +189,10 @@ static int mkdir_p(const char *dir, sd_err *err)
     for (char *p = buf + 1; *p; p++)
         if (*p == '/') {
             *p = 0;
-            if (mkdir(buf, 0755) && errno != EEXIST) return sd_errf(err, SD_EIO, "data-dir", "cannot create %s: %s", buf, strerror(errno));
+            if (mkdir(buf, 0755) && errno != EEXIST) return data_dir_error(buf, err);
             *p = '/';
         }
-    if (mkdir(buf, 0755) && errno != EEXIST) return sd_errf(err, SD_EIO, "data-dir", "cannot create %s: %s", buf, strerror(errno));
+    if (mkdir(buf, 0755) && errno != EEXIST) return data_dir_error(buf, err);
     return 0;
 }
 
@@ -214,6 +224,117 @@ static storage *open_s3_storage(sd_err *err)
     return s;
 }
 
+/* The model load, on a thread of its own while the server answers. */
+typedef struct model_loader {
+    sd_load_opts lo;
+    int demo;                /* no --model: make the demo model first */
+    char demo_path[4200];
+    sd_engine *engine;       /* result */
+    sd_model_info info;      /* of engine: its strings live as long as L */
+    sd_err err;
+    atomic_int done;         /* 0 loading, 1 loaded, -1 failed */
+    pthread_t main_thread;   /* woken with SIGUSR1 when done */
+} model_loader;
+
+static void *load_main(void *arg)
+{
+    model_loader *L = arg;
+    if (!L->demo || !ensure_demo_model(o_data, L->demo_path, sizeof L->demo_path, &L->err)) {
+        printf("loading model %s ...\n", L->lo.model_path);
+        L->engine = sd_engine_load(&L->lo, &L->err);
+    }
+    atomic_store(&L->done, L->engine ? 1 : -1);
+    pthread_kill(L->main_thread, SIGUSR1);
+    return NULL;
+}
+
+static void loader_init(model_loader *L)
+{
+    memset(L, 0, sizeof *L);
+    L->demo = !o_model || !*o_model;
+    L->lo.model_path = L->demo ? L->demo_path : o_model;
+    L->lo.config_path = o_model_config;
+    L->lo.vocab_path = o_vocab;
+    L->lo.data_dir = o_data;
+    L->lo.threads = (int)o_threads;
+    L->lo.precision = o_precision;
+    L->main_thread = pthread_self();
+}
+
+/* The loaded model opens the generation routes: the job runner's context
+ * first, then the server (which publishes it to the HTTP threads). */
+static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const char *public_url)
+{
+    sd_model_info *mi = &L->info;
+    sd_engine_info(L->engine, mi);
+    printf("model: %s (%s, %s, %lld parameters, hash %s)\n", mi->name ? mi->name : "?", mi->family ? mi->family : "?",
+           mi->prediction ? mi->prediction : "?", (long long)mi->params, mi->hash);
+    printf("precision: %s\n", mi->precision);
+    if (L->demo)
+        printf("NOTE: this is the random-weight DEMO model: its pictures are noise. Start with --model PATH for "
+               "real images.\n");
+    gc->engine = L->engine;
+    gc->model_name = mi->name;
+    gc->model_hash = mi->hash;
+    http_server_model_ready(srv, mi->name, mi->family, mi->hash);
+    printf("ready: try: curl -s -d 'prompt=a red fox' -d num_inference_steps=4 %s/txt2img\n", public_url);
+}
+
+/* The base of returned URLs: --public-url without trailing '/', else the loopback address. */
+static void make_public_url(char *out, size_t n, int port)
+{
+    if (o_public && *o_public) snprintf(out, n, "%s", o_public);
+    else snprintf(out, n, "http://127.0.0.1:%d", port);
+    size_t l = strlen(out);
+    while (l && out[l - 1] == '/') out[--l] = 0;
+}
+
+/* Listening beyond loopback with loopback URLs: say so once at start. */
+static void public_url_hint(const char *public_url, int port)
+{
+    if ((o_public && *o_public) || http_bind_is_loopback(o_bind)) return;
+    printf("NOTE: listening on %s, but returned URLs (%s) use %s, which only this machine can open; start with "
+           "--public-url http://HOST:%d (the address clients reach this server at)\n",
+           o_bind && *o_bind ? o_bind : "0.0.0.0", strcmp(o_storage, "local") ? "status_url" : "image_url, status_url",
+           public_url, port);
+}
+
+/* Storage from --storage; local images are served here under public_url/images. */
+static storage *open_storage(const char *images_dir, const char *public_url, sd_err *err)
+{
+    char prefix[600];
+    snprintf(prefix, sizeof prefix, "%s/images", public_url);
+    if (!strcmp(o_storage, "s3")) return open_s3_storage(err);
+    if (!strcmp(o_storage, "local")) return storage_local_open(images_dir, prefix, err);
+    return sd_errf(err, SD_EINVAL, "storage", "--storage must be local or s3, got '%.100s'", o_storage), NULL;
+}
+
+/* Waits for SIGTERM/SIGINT; on the way, the loader's SIGUSR1 opens the
+ * server (model loaded) or ends it (load failed: -1 with err set). */
+static int wait_signals(const sigset_t *sigs, model_loader *L, gen_ctx *gc, http_server *srv, const char *public_url,
+                        sd_err *err)
+{
+    int ready = 0;
+    for (;;) {
+        int sig = 0;
+        sigwait(sigs, &sig);
+        if (sig != SIGUSR1) {
+            printf("received %s: no new connections; cancelling queued and running jobs\n",
+                   sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            return 0;
+        }
+        int done = atomic_load(&L->done);
+        if (done < 0) {
+            *err = L->err;
+            return -1;
+        }
+        if (done > 0 && !ready) {
+            model_ready(L, gc, srv, public_url);
+            ready = 1;
+        }
+    }
+}
+
 int cli_serve(int argc, char **argv)
 {
     sd_err err;
@@ -230,11 +351,13 @@ int cli_serve(int argc, char **argv)
         return 2;
     }
     setvbuf(stdout, NULL, _IOLBF, 0);
-    /* Signals are taken by sigwait below; every thread started after this inherits the mask. */
+    /* Signals are taken by sigwait below; every thread started after this
+     * inherits the mask.  SIGUSR1: the model loader is done. */
     sigset_t sigs;
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* A file-size limit (RLIMIT_FSIZE) must fail the write (EFBIG: the job
@@ -248,15 +371,16 @@ int cli_serve(int argc, char **argv)
         setrlimit(RLIMIT_NOFILE, &nofile);
     }
 
-    int status = 1;
-    sd_engine *engine = NULL;
+    int status = 1, lfd = -1, port = 0, loader_started = 0;
     storage *store = NULL;
     jobq *q = NULL;
     http_server *srv = NULL;
     auth_keys *keys = NULL;
     ratelimit *rl = NULL;
-    char images_dir[4200], demo[4200], public_url[512];
-    int demo_model = !o_model || !*o_model;
+    char images_dir[4200], public_url[512];
+    model_loader L;
+    loader_init(&L);
+    pthread_t loader;
 
     printf("sdserve %s serve, settings:\n", sd_version());
     sd_settings_print(stdout, serve_settings, NSETTINGS);
@@ -270,7 +394,6 @@ int cli_serve(int argc, char **argv)
     }
     snprintf(images_dir, sizeof images_dir, "%s/images", o_data);
     if (mkdir_p(images_dir, &err)) goto out;
-    if (demo_model && ensure_demo_model(o_data, demo, sizeof demo, &err)) goto out;
 
     keys = auth_keys_load(o_api_keys, o_api_keys_file, &err);
     if (!keys) goto out;
@@ -282,74 +405,55 @@ int cli_serve(int argc, char **argv)
            auth_keys_count(keys) ? " (every request but GET /health needs one)" : " (no authentication)",
            rl ? "on" : "off");
 
-    sd_load_opts lo;
-    memset(&lo, 0, sizeof lo);
-    lo.model_path = demo_model ? demo : o_model;
-    lo.config_path = o_model_config;
-    lo.vocab_path = o_vocab;
-    lo.data_dir = o_data;
-    lo.threads = (int)o_threads;
-    lo.precision = o_precision;
-    printf("loading model %s ...\n", lo.model_path);
-    engine = sd_engine_load(&lo, &err);
-    if (!engine) goto out;
-    sd_model_info mi;
-    memset(&mi, 0, sizeof mi);
-    sd_engine_info(engine, &mi);
-    printf("model: %s (%s, %s, %lld parameters, hash %s)\n", mi.name ? mi.name : "?", mi.family ? mi.family : "?",
-           mi.prediction ? mi.prediction : "?", (long long)mi.params, mi.hash);
-    printf("precision: %s\n", mi.precision);
-    if (demo_model)
-        printf("NOTE: this is the random-weight DEMO model: its pictures are noise. Start with --model PATH for "
-               "real images.\n");
-
-    /* The public URL needs the port: start HTTP on the port first when it is 0. */
-    server_config sc = {
-        .bind_addr = o_bind, .port = (int)o_port, .http_threads = (int)o_http_threads,
-        .max_connections = (int)o_max_conn, .conn_timeout = (int)o_conn_timeout,
-        .header_timeout = o_header_timeout, .max_conn_per_ip = (int)o_max_conn_ip,
-        .max_body = (size_t)o_max_body_mb << 20, .max_buffered = max_buffered_bytes(), .sync_wait = o_sync_wait, .retention = o_retention,
-        .public_url = o_public, .model_name = mi.name, .model_family = mi.family,
-        .model_hash = mi.hash, .version = sd_version(), .access_log = (int)o_access_log,
-        .keys = keys, .metrics_open = (int)o_metrics_open, .rl = rl,
-    };
-    gen_ctx gc = {.engine = engine, .store = NULL, .model_name = mi.name, .model_hash = mi.hash};
+    /* Start order: the port (fails fast; --port 0 learns it), the storage
+     * (needs the URL), the server, then the model in the background. */
+    if ((lfd = http_listen(o_bind, (int)o_port, &port, &err)) < 0) goto out;
+    make_public_url(public_url, sizeof public_url, port);
+    if (!(store = open_storage(images_dir, public_url, &err))) goto out;
+    if (start_image_retention(store, &err)) goto out;
+    gen_ctx gc = {.engine = NULL, .store = store};
     jobq_config qc = {.queue_size = (int)o_queue, .job_timeout = o_job_timeout, .retention = o_retention,
                       .max_retained = (int)o_max_retained, .worker_nice = (int)o_engine_nice};
     q = jobq_create(&qc, gen_run, &gc, &err);
     if (!q) goto out;
+    server_config sc = {
+        .bind_addr = o_bind, .port = port, .http_threads = (int)o_http_threads,
+        .max_connections = (int)o_max_conn, .conn_timeout = (int)o_conn_timeout,
+        .header_timeout = o_header_timeout, .max_conn_per_ip = (int)o_max_conn_ip,
+        .max_body = (size_t)o_max_body_mb << 20, .max_buffered = max_buffered_bytes(), .sync_wait = o_sync_wait,
+        .retention = o_retention, .public_url = public_url, .version = sd_version(), .access_log = (int)o_access_log,
+        .keys = keys, .metrics_open = (int)o_metrics_open, .rl = rl,
+        .listen_fd = lfd, .store = store, .loading = 1,
+    };
+    lfd = -1;   /* the server's now, started or not */
     srv = http_server_start(&sc, q, &err);
     if (!srv) goto out;
-    /* The URL prefix is known only now when the port was chosen by the system (--port 0). */
-    snprintf(public_url, sizeof public_url, "%s", http_server_public_url(srv));
-    char prefix[600];
-    snprintf(prefix, sizeof prefix, "%s/images", public_url);
-    if (!strcmp(o_storage, "s3")) store = open_s3_storage(&err);
-    else if (!strcmp(o_storage, "local")) store = storage_local_open(images_dir, prefix, &err);
-    else sd_errf(&err, SD_EINVAL, "storage", "--storage must be local or s3, got '%.100s'", o_storage);
-    if (!store) goto out;
-    if (start_image_retention(store, &err)) goto out;
-    gc.store = store;
-    http_server_set_storage(srv, store);
-    printf("listening on %s port %d; public URL %s\n", o_bind, http_server_port(srv), public_url);
-    printf("try: curl -s -d 'prompt=a red fox' -d num_inference_steps=4 %s/txt2img\n", public_url);
-
-    int sig = 0;
-    sigwait(&sigs, &sig);
-    printf("received %s: no new connections; cancelling queued and running jobs\n",
-           sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    printf("listening on %s port %d; public URL %s; loading the model (generation answers 503 until ready)\n",
+           o_bind, http_server_port(srv), public_url);
+    public_url_hint(public_url, port);
+    if (pthread_create(&loader, NULL, load_main, &L)) {
+        sd_errf(&err, SD_EINTERNAL, "", "cannot start the model loader thread");
+        goto out;
+    }
+    loader_started = 1;
+    if (wait_signals(&sigs, &L, &gc, srv, public_url, &err)) goto out;
+    if (!atomic_load(&L.done)) printf("waiting for the model load to finish before stopping\n");
     http_server_stop(srv);
     srv = NULL;
     jobq_destroy(q, "the server is shutting down");
     q = NULL;
+    pthread_join(loader, NULL);
+    loader_started = 0;
     printf("stopped cleanly\n");
     status = 0;
 out:
     if (status && err.code) fprintf(stderr, "sdserve serve: %s\n", err.msg);
+    if (lfd >= 0) close(lfd);
     if (srv) http_server_stop(srv);
     if (q) jobq_destroy(q, "the server is shutting down");
+    if (loader_started) pthread_join(loader, NULL);
     storage_close(store);
-    if (engine) sd_engine_free(engine);
+    if (L.engine) sd_engine_free(L.engine);
     rl_free(rl);
     auth_keys_free(keys);
     sd_settings_free(serve_settings, NSETTINGS);

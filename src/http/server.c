@@ -42,6 +42,7 @@
 #include <microhttpd.h>
 
 #include "auth.h"
+#include "listen.h"
 #include "metrics.h"
 #include "openapi.h"
 #include "params.h"
@@ -114,6 +115,7 @@ struct http_server {
     atomic_size_t buffered;  /* request body bytes held by all requests (cfg.max_buffered) */
     _Atomic(storage *) store;
     char *openapi;
+    atomic_int loading;      /* the model is still loading (server_config.loading) */
 };
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
@@ -529,11 +531,33 @@ static enum MHD_Result serve_job(http_server *s, req *r, struct MHD_Connection *
     return reply_json(c, &r->ri, 200, b);
 }
 
+/* While the model loads: not ready for generation, so 503 (load balancers
+ * and readiness probes wait; docs/SERVER.md "Start-up"). */
+static enum MHD_Result health_loading(http_server *s, req *r, struct MHD_Connection *c)
+{
+    json_t *b = json_pack("{s:s, s:b, s:{s:n, s:n, s:n}, s:i, s:i, s:s?}", "status", "loading", "model_loaded", 0,
+                          "model", "name", "family", "hash", "queue_depth", 0, "running", 0, "version",
+                          s->cfg.version);
+    return reply_json(c, &r->ri, 503, b);
+}
+
+#define LOADING_RETRY_AFTER 5   /* seconds */
+
+static enum MHD_Result reply_loading(req *r, struct MHD_Connection *c)
+{
+    sd_err e;
+    sd_err_clear(&e);
+    sd_errf(&e, SD_EBUSY, "", "the model is still loading; retry in a few seconds (GET /health says \"ok\" "
+            "once it is ready)");
+    return reply_error(c, &r->ri, &e, LOADING_RETRY_AFTER, NULL);
+}
+
 static enum MHD_Result serve_get(http_server *s, req *r, struct MHD_Connection *c, const char *url)
 {
     jobq_stats js;
     switch (r->ep) {
     case EP_HEALTH: {
+        if (atomic_load(&s->loading)) return health_loading(s, r, c);
         jobq_get_stats(s->q, &js);
         int down = atomic_load(&s->shutting_down);
         json_t *b = json_pack("{s:s, s:b, s:{s:s?, s:s?, s:s?}, s:i, s:i, s:s?}", "status", down ? "shutting_down" : "ok",
@@ -598,6 +622,7 @@ static enum MHD_Result first_call(http_server *s, req *r, struct MHD_Connection 
     case EP_TXT2IMG: case EP_IMG2IMG: case EP_JOBS_TXT2IMG: case EP_JOBS_IMG2IMG:
         r->img2img = r->ep == EP_IMG2IMG || r->ep == EP_JOBS_IMG2IMG;
         r->async = r->ep == EP_JOBS_TXT2IMG || r->ep == EP_JOBS_IMG2IMG;
+        if (atomic_load(&s->loading)) return reply_loading(r, c);
         return start_body(s, r, c);
     case EP_JOB: return serve_job(s, r, c, url, method);
     default: return serve_get(s, r, c, url);
@@ -936,27 +961,17 @@ http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err)
     }
     s->cfg = *cfg;
     s->q = q;
+    atomic_store(&s->store, cfg->store);
+    atomic_store(&s->loading, cfg->loading);
     pthread_mutex_init(&s->wmu, NULL);
     pthread_mutex_init(&s->cmu, NULL);
-    struct sockaddr_storage ss;
-    memset(&ss, 0, sizeof ss);
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    const char *bind = cfg->bind_addr && *cfg->bind_addr ? cfg->bind_addr : "0.0.0.0";
-    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-    if (inet_pton(AF_INET, bind, &a4->sin_addr) == 1) {
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)cfg->port);
-    } else if (inet_pton(AF_INET6, bind, &a6->sin6_addr) == 1) {
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)cfg->port);
-        flags |= MHD_USE_IPv6;
-    } else {
-        sd_errf(err, SD_EINVAL, "bind", "bind address '%s' is not an IPv4 or IPv6 address", bind);
-        goto fail;
-    }
-    s->d = MHD_start_daemon(flags | MHD_USE_EPOLL_LINUX_ONLY, (uint16_t)cfg->port, NULL, NULL, handle, s,
-                            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+    /* our own socket (listen.h): one clear message when the port is taken, not libmicrohttpd's too */
+    int port = cfg->port;
+    int lfd = cfg->listen_fd > 0 ? cfg->listen_fd : http_listen(cfg->bind_addr, cfg->port, &port, err);
+    if (lfd < 0) goto fail;
+    s->d = MHD_start_daemon(flags | MHD_USE_EPOLL_LINUX_ONLY, (uint16_t)port, NULL, NULL, handle, s,
+                            MHD_OPTION_LISTEN_SOCKET, lfd,
                             MHD_OPTION_THREAD_POOL_SIZE, (unsigned)(cfg->http_threads > 0 ? cfg->http_threads : 4),
                             MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout,
@@ -968,11 +983,11 @@ http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err)
                             MHD_OPTION_URI_LOG_CALLBACK, uri_logged, s,
                             MHD_OPTION_END);
     if (!s->d) {
-        sd_errf(err, SD_EIO, "port", "cannot listen on %s port %d: %s", bind, cfg->port, strerror(errno));
-        goto fail;
+        sd_errf(err, SD_EIO, "port", "cannot start the HTTP server: %s", strerror(errno));
+        goto fail;   /* (lfd is not closed here: libmicrohttpd may have done it; the process ends) */
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : cfg->port;
+    s->port = di && di->port ? di->port : port;
     char url[512];
     if (cfg->public_url && *cfg->public_url) snprintf(url, sizeof url, "%s", cfg->public_url);
     else snprintf(url, sizeof url, "http://127.0.0.1:%d", s->port);
@@ -1001,6 +1016,14 @@ fail:
 
 int http_server_port(const http_server *s) { return s->port; }
 void http_server_set_storage(http_server *s, storage *st) { atomic_store(&s->store, st); }
+
+void http_server_model_ready(http_server *s, const char *name, const char *family, const char *hash)
+{
+    s->cfg.model_name = name;
+    s->cfg.model_family = family;
+    s->cfg.model_hash = hash;
+    atomic_store(&s->loading, 0);   /* publishes the fields above to the HTTP threads */
+}
 const char *http_server_public_url(const http_server *s) { return s->public_url; }
 
 void http_server_stop(http_server *s)

@@ -39,6 +39,13 @@ typedef struct server_config {
     const struct auth_keys *keys;  /* API keys (auth.h); NULL or empty = no authentication */
     int metrics_open;          /* 1 = GET /metrics needs no key (GET /health never does) */
     struct ratelimit *rl;      /* per key / address limit (ratelimit.h); NULL = none */
+    /* start order (serve.c): listen, storage, then the model in the background */
+    int listen_fd;             /* a listening socket from http_listen (listen.h), owned by the
+                                  server from then on; 0 = open one on bind_addr:port here */
+    storage *store;            /* served by GET /images/{name} from the first request; NULL = none */
+    int loading;               /* 1 = the model is still loading: generation routes answer 503 +
+                                  Retry-After and /health says "loading" (503) until
+                                  http_server_model_ready(); model_* are then unknown */
 } server_config;
 
 http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err);
@@ -47,6 +54,10 @@ int http_server_port(const http_server *s);
  * Set after start when the public URL depends on the port chosen. */
 void http_server_set_storage(http_server *s, storage *st);
 const char *http_server_public_url(const http_server *s);
+/* The model has loaded: its name, family and hash (kept, not copied) go to
+ * /health, and generation routes open.  Call once, after everything a job
+ * needs is set (the store, the job runner's context). */
+void http_server_model_ready(http_server *s, const char *name, const char *family, const char *hash);
 /* Graceful stop: refuse new connections, cancel queued and running jobs with
  * an explicit reason, answer every waiting client, then close.  Returns when
  * everything is released (the jobq is left to the caller, shut down). */

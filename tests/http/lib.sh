@@ -35,6 +35,18 @@ wait_http() {
   return 1
 }
 
+# wait_ready URL PID TENTHS: 0 as soon as URL answers 200 (GET /health: the
+# model has loaded; it answers 503 "loading" before); 1 when PID has exited
+# or after TENTHS tenths of a second.
+wait_ready() {
+  for _ in $(seq "$3"); do
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ] && return 0
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
 cleanup() {
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then stop_pid "$SERVER_PID" 50; fi
   rm -rf "$TMP"
@@ -62,7 +74,7 @@ start_server() {
   BASE=http://127.0.0.1:$PORT
   "$SDSERVE" serve --bind 127.0.0.1 --port "$PORT" --data-dir "$TMP/data" "$@" >"$TMP/server.log" 2>&1 &
   SERVER_PID=$!
-  wait_http "$BASE/health" "$SERVER_PID" 600 && return 0
+  wait_ready "$BASE/health" "$SERVER_PID" 600 && return 0
   echo "FAIL - server starts: $(tail -5 "$TMP/server.log" | tr '\n' ' ')"
   return 1
 }

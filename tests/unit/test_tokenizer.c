@@ -436,16 +436,34 @@ static void check_find(void)
     tok_free(t);
     sd_err_clear(&err);
     t = tok_find(t_ref("models/tiny-sd1"), "/nonexistent/vocab.gz", NULL, &err);
-    CHECKF(!t && err.code == SD_ENOTFOUND && strstr(err.msg, "/nonexistent/vocab.gz"),
-           "find: a bad explicit flag is an error, no fallback", "%s", err.msg);
+    CHECKF(!t && err.code == SD_ENOTFOUND && strstr(err.msg, "/nonexistent/vocab.gz") && strstr(err.msg, "--vocab"),
+           "find: a bad explicit flag is an error naming --vocab, no fallback", "%s", err.msg);
     sd_err_clear(&err);
     t = tok_find("/nonexistent/model.safetensors", NULL, "/nonexistent/data", &err);
-    CHECKF(!t && err.code == SD_ENOTFOUND && strstr(err.msg, "/nonexistent/tokenizer") &&
-           strstr(err.msg, "/nonexistent/data/tokenizer") && strstr(err.msg, "/nonexistent/data/bpe_simple_vocab_16e6"),
-           "find: error lists every place it looked", "%s", err.msg);
+    CHECKF(t && tok_vocab_size(t) == 49408 && tok_bos(t) == 49406,
+           "find: a single file with no vocabulary beside it or in data_dir gets the built-in one", "%s", err.msg);
+    tok_free(t);
     sd_err_clear(&err);
     t = tok_find(NULL, NULL, NULL, &err);
-    CHECKF(!t && err.code == SD_ENOTFOUND, "find: nothing given", "%s", err.msg);
+    CHECKF(t && tok_vocab_size(t) == 49408, "find: nothing given -> the built-in vocabulary", "%s", err.msg);
+    tok_free(t);
+    /* a vocabulary that is there but broken is an error, not skipped for the built-in one */
+    char dir[] = "/tmp/sdtokXXXXXX", path[512];
+    if (!mkdtemp(dir)) {
+        CHECK(0, "mkdtemp");
+        return;
+    }
+    snprintf(path, sizeof path, "%s/tokenizer", dir);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/tokenizer/bpe_simple_vocab_16e6.txt.gz", dir);
+    write_file(path, "#version\nnot-a-merge-line\n");
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    sd_err_clear(&err);
+    t = tok_find(path, NULL, NULL, &err);
+    CHECKF(!t && err.code == SD_EFORMAT && strstr(err.msg, "expected two tokens"),
+           "find: a broken tokenizer/ beside the model is an error, not replaced by the built-in one", "%s", err.msg);
+    tok_free(t);
+    t_rmtree(dir);
 }
 
 int main(void)
@@ -483,6 +501,16 @@ int main(void)
     check_fuzz(gz);
     check_demo_vocab();
     check_find();
+    /* the copy built into the binary (third_party/clip/) tokenizes as the reference's file */
+    sd_err_clear(&err);
+    sd_tokenizer *bi = tok_load_builtin(&err);
+    CHECKF(bi && tok_bos(bi) == 49406 && tok_eos(bi) == 49407 && tok_vocab_size(bi) == 49408,
+           "built-in vocabulary loads: ids of start/end, size", "%s", err.msg);
+    if (bi) {
+        check_goldens(bi, "built-in");
+        check_ids_json(bi, "built-in");
+    }
+    tok_free(bi);
     tok_free(gz);
     tok_free(hf);
     return t_done();

@@ -359,7 +359,8 @@ sd_weights *sdw_open(const char *path, sd_err *err)
         w->single = strdup(path);
         rc = w->single ? 0 : sd_errf(err, SD_ENOMEM, NULL, "out of memory");
     } else {
-        rc = sd_errf(err, SD_ENOTFOUND, "model", "%s: no such file or folder", path);
+        rc = sd_errf(err, SD_ENOTFOUND, "model",
+                     "%s: no such file or folder (give --model a .safetensors file or a diffusers folder)", path);
     }
     if (rc == 0) {
         if (w->layout == SDW_LAYOUT_DIFFUSERS) {

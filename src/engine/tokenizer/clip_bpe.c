@@ -14,10 +14,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "clip_text.h"
+#include "vocab_blob.h"
 
 #define CLIP_NUM_MERGES (49152 - 256 - 2)   /* merges CLIP uses from the file */
 #define CLIP_MAX_PIECE 1024                 /* bytes of one piece given to BPE at once */
@@ -208,15 +211,12 @@ static size_t count_lines(const char *p, size_t n)
     return k;
 }
 
-/* Reads a file (gzip or plain: zlib reads both), stopping once it holds
- * max_lines lines (0 = all): CLIP uses only the first fifth of its .gz. */
-static char *read_file(const char *path, size_t max_lines, size_t *len, sd_err *err)
+/* Reads an open gzip or plain stream (zlib reads both) to its end or until it
+ * holds max_lines lines (0 = all): CLIP uses only the first fifth of its .gz.
+ * Closes f.  path names it in messages. */
+static char *read_gz(gzFile f, const char *path, size_t max_lines, size_t *len, sd_err *err)
 {
     size_t lines = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return sd_errf(err, errno == ENOENT ? SD_ENOTFOUND : SD_EIO, "vocab", "cannot open %s: %s", path,
-                       errno ? strerror(errno) : "zlib error"), NULL;
     gzbuffer(f, 1 << 17);
     size_t cap = 1 << 21, n = 0;
     char *buf = malloc(cap + 1);
@@ -250,6 +250,37 @@ static char *read_file(const char *path, size_t max_lines, size_t *len, sd_err *
     buf[n] = 0;
     *len = n;
     return buf;
+}
+
+static char *read_file(const char *path, size_t max_lines, size_t *len, sd_err *err)
+{
+    gzFile f = gzopen(path, "rb");
+    if (!f)
+        return sd_errf(err, errno == ENOENT ? SD_ENOTFOUND : SD_EIO, "vocab", "cannot open %s: %s", path,
+                       errno ? strerror(errno) : "zlib error"), NULL;
+    return read_gz(f, path, max_lines, len, err);
+}
+
+#define BUILTIN_NAME "the built-in CLIP vocabulary"
+
+/* The built-in vocabulary (vocab_blob.h) through an in-memory file, so that
+ * zlib's gzip reader serves it as it serves a file on disk. */
+static char *read_builtin(size_t max_lines, size_t *len, sd_err *err)
+{
+    int fd = memfd_create("clip-vocab", MFD_CLOEXEC);
+    if (fd < 0) return sd_errf(err, SD_EIO, "vocab", "cannot read %s: %s", BUILTIN_NAME, strerror(errno)), NULL;
+    size_t done = 0, n = (size_t)sd_clip_vocab_gz_size;
+    while (done < n) {
+        ssize_t w = write(fd, sd_clip_vocab_gz + done, n - done);
+        if (w <= 0 && errno != EINTR) break;
+        if (w > 0) done += (size_t)w;
+    }
+    gzFile f = done == n && lseek(fd, 0, SEEK_SET) == 0 ? gzdopen(fd, "rb") : NULL;
+    if (!f) {
+        close(fd);
+        return sd_errf(err, SD_EIO, "vocab", "cannot read %s: %s", BUILTIN_NAME, strerror(errno)), NULL;
+    }
+    return read_gz(f, BUILTIN_NAME, max_lines, len, err);
 }
 
 typedef struct { const char *a, *b; size_t alen, blen; } merge_line;
@@ -448,21 +479,19 @@ static int resolve(const char *path, char *merges, char *vocab, size_t cap, sd_e
     return 0;
 }
 
-sd_tokenizer *tok_load(const char *path, sd_err *err)
+/* The tokenizer from a merges text (mpath names it) and, when vpath[0], the
+ * vocab.json at vpath.  Frees text. */
+static sd_tokenizer *tok_from_text(char *text, size_t len, const char *mpath, const char *vpath, sd_err *err)
 {
-    char mpath[4096], vpath[4096];
-    if (!path || !*path) return sd_errf(err, SD_EINVAL, "vocab", "no vocabulary path given"), NULL;
-    if (resolve(path, mpath, vpath, sizeof mpath, err)) return NULL;
     sd_tokenizer *t = calloc(1, sizeof *t);
     if (!t || smap_init(&t->vocab, 49408)) {
         free(t);
-        return sd_errf(err, SD_ENOMEM, "vocab", "out of memory loading %s", path), NULL;
+        free(text);
+        return sd_errf(err, SD_ENOMEM, "vocab", "out of memory loading %s", mpath), NULL;
     }
-    size_t len = 0;
     merge_line *m = NULL;
     int nm = 0;
-    char *text = read_file(mpath, CLIP_NUM_MERGES + 1, &len, err);
-    int rc = text ? parse_merges(text, len, mpath, &m, &nm, err) : -1;
+    int rc = parse_merges(text, len, mpath, &m, &nm, err);
     if (!rc) rc = vpath[0] ? load_vocab_json(t, vpath, err) : build_vocab(t, m, nm, err);
     if (!rc) {
         t->next_private = t->n_vocab;
@@ -478,13 +507,30 @@ sd_tokenizer *tok_load(const char *path, sd_err *err)
     return t;
 }
 
+sd_tokenizer *tok_load(const char *path, sd_err *err)
+{
+    char mpath[4096], vpath[4096];
+    if (!path || !*path) return sd_errf(err, SD_EINVAL, "vocab", "no vocabulary path given"), NULL;
+    if (resolve(path, mpath, vpath, sizeof mpath, err)) return NULL;
+    size_t len = 0;
+    char *text = read_file(mpath, CLIP_NUM_MERGES + 1, &len, err);
+    return text ? tok_from_text(text, len, mpath, vpath, err) : NULL;
+}
+
+sd_tokenizer *tok_load_builtin(sd_err *err)
+{
+    size_t len = 0;
+    char *text = read_builtin(CLIP_NUM_MERGES + 1, &len, err);
+    return text ? tok_from_text(text, len, BUILTIN_NAME, "", err) : NULL;
+}
+
 sd_tokenizer *tok_find(const char *model_path, const char *vocab_flag, const char *data_dir, sd_err *err)
 {
-    char cand[4][1024], tried[4 * 1024 + 16];
+    char cand[4][1024];
     int nc = 0;
     if (vocab_flag && *vocab_flag) {
         sd_tokenizer *t = tok_load(vocab_flag, err);
-        if (!t) sd_err_prefix(err, "vocabulary given by vocab_path");
+        if (!t) sd_err_prefix(err, "the vocabulary given by --vocab");
         return t;
     }
     if (model_path && *model_path) {
@@ -500,7 +546,6 @@ sd_tokenizer *tok_find(const char *model_path, const char *vocab_flag, const cha
         snprintf(cand[nc++], sizeof cand[0], "%s/tokenizer", data_dir);
         snprintf(cand[nc++], sizeof cand[0], "%s/bpe_simple_vocab_16e6.txt.gz", data_dir);
     }
-    tried[0] = 0;
     for (int i = 0; i < nc; i++) {
         if (is_dir(cand[i]) || is_file(cand[i])) {
             sd_err e2;
@@ -512,13 +557,8 @@ sd_tokenizer *tok_find(const char *model_path, const char *vocab_flag, const cha
                 return NULL;
             }
         }
-        size_t k = strlen(tried);
-        snprintf(tried + k, sizeof tried - k, "%s%s", k ? ", " : "", cand[i]);
     }
-    return sd_errf(err, SD_ENOTFOUND, "vocab_path",
-                   "no CLIP vocabulary found (looked in: %s); give vocab_path (bpe_simple_vocab_16e6.txt.gz, "
-                   "merges.txt or a tokenizer/ folder) or put one in data_dir/tokenizer/",
-                   nc ? tried : "nowhere: no model path or data_dir given"), NULL;
+    return tok_load_builtin(err);
 }
 
 /* ---- encoding ------------------------------------------------------------ */

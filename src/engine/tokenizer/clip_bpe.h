@@ -5,7 +5,8 @@
  * cleanup: see clip_text.h and docs/ACCURACY.md "## Tokenizer").
  *
  * Vocabulary sources:
- *   - bpe_simple_vocab_16e6.txt.gz (OpenAI CLIP; also accepted uncompressed):
+ *   - bpe_simple_vocab_16e6.txt.gz (OpenAI CLIP; also accepted uncompressed;
+ *     a copy is built into the binary, third_party/clip/):
  *     header line, then merges.  Ids are built in CLIP's order: the 256 byte
  *     characters (GPT-2 bytes_to_unicode order), the same with "</w>", one per
  *     merge (the first 49152-256-2), then <|startoftext|>, <|endoftext|>.
@@ -29,10 +30,14 @@ typedef struct sd_tokenizer sd_tokenizer;
 /* path: a .txt.gz / merges.txt / vocab.json file or a folder holding them. */
 sd_tokenizer *tok_load(const char *path, sd_err *err);
 
-/* Finds and loads the vocabulary.  Search order: vocab_flag (if set; its
- * failure is final); <model folder>/tokenizer/; tokenizer/ beside a single
- * model file; data_dir/tokenizer/, data_dir/bpe_simple_vocab_16e6.txt.gz.
- * Any argument may be NULL.  The error lists every place it looked. */
+/* The CLIP vocabulary built into the binary (vocab_blob.h). */
+sd_tokenizer *tok_load_builtin(sd_err *err);
+
+/* Finds and loads the vocabulary.  Search order: vocab_flag (--vocab; if
+ * set, its failure is final); <model folder>/tokenizer/; tokenizer/ beside a
+ * single model file; data_dir/tokenizer/, data_dir/bpe_simple_vocab_16e6.txt.gz;
+ * else the built-in CLIP vocabulary.  A vocabulary found but broken is an
+ * error (not skipped).  Any argument may be NULL. */
 sd_tokenizer *tok_find(const char *model_path, const char *vocab_flag, const char *data_dir, sd_err *err);
 
 void tok_free(sd_tokenizer *t);

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# tests/http/test_start.sh — the start order of `sdserve serve` (docs/SERVER.md
+# "Start-up"): it listens before the model loads.  A port in use fails at
+# once, with one message and before any model load.  While the model loads
+# (held here by a --model-config that is a FIFO: the loader blocks opening it
+# until the test writes it, so no timing is involved) /health answers 503
+# "loading", the generation routes 503 + Retry-After with the JSON error
+# shape, other routes answer; once the config is written the same server
+# becomes ready and generates.  A model that fails to load after listening
+# still ends the process with status 1 and a clear message.  Listening on a
+# non-loopback address without --public-url prints a hint naming it.  Start
+# errors name the flag to fix (--model, --vocab, --data-dir).
+set -u
+cd "$(dirname "$0")/../.."
+. tests/http/lib.sh
+REF=${SD_REF:-../shared/reference}
+MODEL=$REF/models/tiny-sd1-fp16.safetensors
+CONFIG=$REF/models/tiny-sd1.ldm_config.json
+if [ ! -f "$MODEL" ]; then echo "FAIL - reference model $MODEL missing"; exit 1; fi
+
+# ---- a port in use: fails before the model load, one message --------------
+port=$(free_port)
+python3 -c 'import socket,sys,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(1); print("up", flush=True); time.sleep(120)' "$port" >"$TMP/holder.out" 2>&1 &
+HOLDER=$!
+for _ in $(seq 50); do grep -q up "$TMP/holder.out" && break; sleep 0.1; done
+out=$(timeout 60 "$SDSERVE" serve --bind 127.0.0.1 --port "$port" --data-dir "$TMP/busy" --model "$MODEL" 2>&1); rc=$?
+kill "$HOLDER" 2>/dev/null; wait "$HOLDER" 2>/dev/null
+n=$(printf '%s\n' "$out" | grep -c -i -e "already in use" -e "failed to bind")
+check "port in use: exit status 1" $([ "$rc" = 1 ]; echo $?) "status $rc"
+check "port in use: the error names --port and says why, printed once (not libmicrohttpd's too)" \
+  $(printf '%s' "$out" | grep -q -- "cannot listen on 127.0.0.1 port $port: Address already in use (another program has it: choose another --port)" &&
+    [ "$n" = 1 ]; echo $?) "$n lines: $(printf '%s' "$out" | grep -i -e "in use" -e "failed to bind" | tr '\n' ' ')"
+check "port in use: fails before the model load" \
+  $(! printf '%s' "$out" | grep -q -e "loading model" -e "^model: "; echo $?) "$(printf '%s' "$out" | tail -3 | tr '\n' ' ')"
+
+# ---- start errors a user sees name the flag to fix -------------------------
+# start_error NAME PATTERN serve-args...: exit status 1 and a message matching PATTERN
+start_error() {
+  local name=$1 pat=$2 out rc; shift 2
+  out=$(timeout 60 "$SDSERVE" serve --bind 127.0.0.1 --port 0 "$@" 2>&1); rc=$?
+  check "start error names the flag: $name" $([ "$rc" = 1 ] && printf '%s' "$out" | grep -q -- "$pat"; echo $?) \
+    "status $rc: $(printf '%s' "$out" | grep '^sdserve serve:' | tail -1)"
+}
+start_error "missing model" "nope.safetensors: no such file or folder (give --model " --data-dir "$TMP/e1" --model "$TMP/nope.safetensors"
+start_error "missing --vocab" "the vocabulary given by --vocab: vocabulary $TMP/nope.txt.gz does not exist" \
+  --data-dir "$TMP/e2" --model "$MODEL" --vocab "$TMP/nope.txt.gz"
+: >"$TMP/file"
+start_error "data dir under a file" "cannot create $TMP/file/d (--data-dir): Not a directory" --data-dir "$TMP/file/d" --model "$MODEL"
+
+# ---- listening while the model loads ------------------------------------
+mkfifo "$TMP/config.fifo"
+PORT=$(free_port)
+BASE=http://127.0.0.1:$PORT
+"$SDSERVE" serve --bind 0.0.0.0 --port "$PORT" --data-dir "$TMP/data" --model "$MODEL" \
+  --model-config "$TMP/config.fifo" >"$TMP/server.log" 2>&1 &
+SERVER_PID=$!
+if ! wait_http "$BASE/health" "$SERVER_PID" 600; then
+  echo "FAIL - server listens while loading: $(tail -5 "$TMP/server.log" | tr '\n' ' ')"; exit 1
+fi
+st=$(curl -s -o "$TMP/h.json" -w '%{http_code}' "$BASE/health")
+check "loading: GET /health 503, status loading, model_loaded false, no model yet" \
+  $([ "$st" = 503 ] && [ "$(json "$TMP/h.json" 'j["status"], j["model_loaded"], j["model"]["name"]')" = "('loading', False, None)" ]; echo $?) \
+  "status $st: $(cat "$TMP/h.json")"
+for ep in txt2img jobs/txt2img img2img; do
+  st=$(curl -s -D "$TMP/hdr" -o "$TMP/e.json" -w '%{http_code}' -d 'prompt=a fox' -d width=64 -d height=64 "$BASE/$ep")
+  check "loading: POST /$ep 503 + Retry-After, JSON error saying the model is loading" \
+    $([ "$st" = 503 ] && grep -qi '^Retry-After: [1-9]' "$TMP/hdr" &&
+      [ "$(json "$TMP/e.json" 'j["status"]=="error" and "field" in j and "still loading" in j["message"]')" = True ]; echo $?) \
+    "status $st: $(cat "$TMP/e.json")"
+done
+st=$(curl -s -o "$TMP/doc.json" -w '%{http_code}' "$BASE/openapi.json")
+check "loading: other routes answer (GET /openapi.json 200)" $([ "$st" = 200 ]; echo $?) "status $st"
+# the loading answers match the OpenAPI document (Health enum, 503s)
+st=$(curl -s -o "$TMP/h.json" -D "$TMP/h.hdr" -w '%{http_code}' "$BASE/health")
+v=$(python3 tests/http/openapi_check.py "$TMP/doc.json" GET /health "$st" "$TMP/h.json" "$TMP/h.hdr")
+check "loading: GET /health ($st) matches the document" $([ "$v" = ok ]; echo $?) "$v"
+st=$(curl -s -o "$TMP/e.json" -D "$TMP/e.hdr" -w '%{http_code}' -d 'prompt=a fox' "$BASE/jobs/txt2img")
+v=$(python3 tests/http/openapi_check.py "$TMP/doc.json" POST /jobs/txt2img "$st" "$TMP/e.json" "$TMP/e.hdr")
+check "loading: POST /jobs/txt2img ($st) matches the document" $([ "$v" = ok ]; echo $?) "$v"
+check "loading: the log says it listens and loads; the model is not ready yet" \
+  $(grep -q "^listening on 0.0.0.0 port $PORT; .*loading the model" "$TMP/server.log" && ! grep -q "^ready" "$TMP/server.log"; echo $?) \
+  "$(grep -v '^  ' "$TMP/server.log" | tail -4 | tr '\n' ' ')"
+check "bind 0.0.0.0 without --public-url: the log suggests --public-url" \
+  $(grep -q "^NOTE: listening on 0.0.0.0, but returned URLs (image_url, status_url) use http://127.0.0.1:$PORT.* --public-url http://HOST:$PORT" "$TMP/server.log"; echo $?) \
+  "$(grep -i public "$TMP/server.log" | tail -2 | tr '\n' ' ')"
+
+cat "$CONFIG" >"$TMP/config.fifo"
+if wait_ready "$BASE/health" "$SERVER_PID" 600; then ok "loaded: /health 200 on the same server"
+else fail "loaded: /health 200 on the same server" "$(tail -3 "$TMP/server.log" | tr '\n' ' ')"; fi
+check "loaded: /health names the model" \
+  $(curl -s -o "$TMP/h.json" "$BASE/health"; [ "$(json "$TMP/h.json" 'j["status"], j["model_loaded"], j["model"]["name"]')" = "('ok', True, 'tiny-sd1-fp16')" ]; echo $?) \
+  "$(cat "$TMP/h.json")"
+st=$(curl -s -o "$TMP/r.json" -w '%{http_code}' -d 'prompt=a fox' -d width=64 -d height=64 -d num_inference_steps=1 -d seed=3 "$BASE/txt2img")
+url=$(json "$TMP/r.json" 'j["images"][0]["image_url"]')
+check "loaded: POST /txt2img 200 and its image is served" \
+  $([ "$st" = 200 ] && [ "$(curl -s -o "$TMP/a.png" -w '%{http_code}' "$url")" = 200 ] && [ "$(png_size "$TMP/a.png")" = 64x64 ]; echo $?) \
+  "status $st: $(head -c 300 "$TMP/r.json")"
+stop_server
+check "loaded server: SIGTERM, clean exit" $STOP_STATUS "status $STOP_STATUS; $(tail -3 "$TMP/server.log" | tr '\n' ' ')"
+
+# ---- a model that fails to load after listening: the process ends -------
+rm -f "$TMP/config.fifo"; mkfifo "$TMP/config.fifo"
+PORT=$(free_port)
+BASE=http://127.0.0.1:$PORT
+"$SDSERVE" serve --bind 127.0.0.1 --port "$PORT" --data-dir "$TMP/data2" --model "$MODEL" \
+  --model-config "$TMP/config.fifo" >"$TMP/server2.log" 2>&1 &
+SERVER_PID=$!
+wait_http "$BASE/health" "$SERVER_PID" 600
+st=$(curl -s -o "$TMP/h.json" -w '%{http_code}' "$BASE/health")
+check "failing load: /health said loading first" $([ "$st" = 503 ] && [ "$(json "$TMP/h.json" 'j["status"]')" = loading ]; echo $?) "status $st"
+echo '{"unet": {"model_channels": "not a number"' >"$TMP/config.fifo"
+wait "$SERVER_PID"; rc=$?; SERVER_PID=
+check "failing load: exit status 1 with the error after the server listened" \
+  $([ "$rc" = 1 ] && grep -q "^sdserve serve: loading model .*tiny-sd1-fp16.safetensors" "$TMP/server2.log"; echo $?) \
+  "status $rc: $(tail -2 "$TMP/server2.log" | tr '\n' ' ')"
+check "failing load: never ready; bind 127.0.0.1 prints no --public-url hint" \
+  $(! grep -q -e "^ready" -e "^NOTE: listening" "$TMP/server2.log"; echo $?) "$(grep -e ready -e NOTE "$TMP/server2.log")"
+if grep -qE 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$TMP/server2.log"; then
+  fail "failing load: no sanitizer report" "$(grep -E 'runtime error:|Sanitizer' "$TMP/server2.log" | head -2)"
+fi
