@@ -41,7 +41,7 @@ for line in open(cases, encoding="utf-8"):
             g.truncate(100 * 1024 * 1024)
     elif body or method in ("POST", "PUT"):
         for a, b in subs.items(): body = body.replace(a, b)
-        data = body.encode("utf-8").replace(b"{FF}", b"\xff")
+        data = body.encode("utf-8").replace(b"{FF}", b"\xff").replace(b"{NUL}", b"\0")
         bodyfile = "%s/body%d" % (tmp, k)
         open(bodyfile, "wb").write(data)
     ctype = {"form": "application/x-www-form-urlencoded;charset=utf-8", "json": "application/json"}.get(ctype, ctype)
