@@ -16,6 +16,7 @@
 typedef struct http_server http_server;
 struct auth_keys;
 struct ratelimit;
+struct gen_request;
 
 typedef struct server_config {
     const char *bind_addr;     /* IPv4/IPv6 literal, "0.0.0.0" = all */
@@ -37,6 +38,12 @@ typedef struct server_config {
     const struct auth_keys *keys;  /* API keys (auth.h); NULL or empty = no authentication */
     int metrics_open;          /* 1 = GET /metrics needs no key (GET /health never does) */
     struct ratelimit *rl;      /* per key / address limit (ratelimit.h); NULL = none */
+    /* Checks a validated request against the loaded model before it is
+     * queued (the prompt's token windows, sd_check_prompts), so that the
+     * client gets a 400 rather than a 202 and a failed job.  Called on HTTP
+     * threads; NULL = none. */
+    int (*check_request)(void *ctx, const struct gen_request *g, sd_err *err);
+    void *check_ctx;
 } server_config;
 
 http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err);

@@ -23,6 +23,7 @@ subs = {
     "{PNG}": b64(small), "{TRUNC}": b64(small[:45]), "{TEXT}": b64(b"hello, this is text and not an image"),
     "{HUGE}": b64(png(20000, 20000, b"\0" * 64)), "{DEEP}": "[" * 10000 + "]" * 10000, "{LONG}": "a" * 9000,
     "{CRLF}": "\r\n",
+    "{WORDS700}": "x " * 700,
 }
 out = open(tmp + "/manifest", "w")
 k = 0

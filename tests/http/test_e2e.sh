@@ -127,6 +127,22 @@ curl -s -X DELETE -o /dev/null "$lurl"
 for _ in $(seq 100); do curl -s -o "$TMP/ls.json" "$lurl"; [ "$(json "$TMP/ls.json" 'j["state"]')" = cancelled ] && break; sleep 0.1; done
 check "DELETE stops a running job between steps" $([ "$(json "$TMP/ls.json" 'j["state"]=="cancelled" and j["step"]<150')" = True ]; echo $?) "$(cat "$TMP/ls.json")"
 
+# 7b. prompt length in token windows (issue 12): 8 windows of 75 tokens are
+# accepted (600 one-letter words = 600 tokens with any CLIP vocabulary), 601
+# tokens are refused by the async endpoint with 400 before a job exists
+words() { python3 -c 'import json, sys; print(json.dumps({"prompt": "x " * int(sys.argv[1]), "negative_prompt": "y " * int(sys.argv[2]), "width": 64, "height": 64, "num_inference_steps": 1, "seed": 5}))' "$@"; }
+words 600 600 >"$TMP/w600.json"
+st=$(post /txt2img "$TMP/w600r.json" -H 'Content-Type: application/json' --data-binary @"$TMP/w600.json")
+check "prompt and negative of 8 windows (600 tokens) -> 200" $([ "$st" = 200 ] && [ "$(json "$TMP/w600r.json" 'j["status"]')" = success ]; echo $?) "status $st $(head -c 300 "$TMP/w600r.json")"
+submitted() { curl -s "$BASE/metrics" | awk '$1 == "sdserve_jobs_total{outcome=\"submitted\"}" {print $2}'; }
+sub0=$(submitted)
+words 601 0 >"$TMP/w601.json"
+st=$(post /jobs/txt2img "$TMP/w601r.json" -H 'Content-Type: application/json' --data-binary @"$TMP/w601.json")
+check "async prompt of 601 tokens -> 400 naming prompt, the count and the limit, no job" $([ "$st" = 400 ] && [ "$(json "$TMP/w601r.json" 'j["field"]=="prompt" and "601 tokens" in j["message"] and "the limit is 8 windows" in j["message"]')" = True ] && [ "$(submitted)" = "$sub0" ]; echo $?) "status $st $(cat "$TMP/w601r.json") submitted $sub0 -> $(submitted)"
+words 1 700 >"$TMP/n700.json"
+st=$(post /jobs/txt2img "$TMP/n700r.json" -H 'Content-Type: application/json' --data-binary @"$TMP/n700.json")
+check "async negative_prompt of 700 tokens -> 400 naming negative_prompt" $([ "$st" = 400 ] && [ "$(json "$TMP/n700r.json" 'j["field"]')" = negative_prompt ]; echo $?) "status $st $(cat "$TMP/n700r.json")"
+
 # 8. caching headers and 304
 u=$(json "$TMP/t1.json" 'j["images"][0]["image_url"]')
 h=$(curl -s -D - -o /dev/null "$u" | tr -d '\r')
