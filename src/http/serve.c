@@ -27,12 +27,14 @@
 #include "server.h"
 
 /* server_config.check_request: the prompt's token windows with the loaded
- * model's tokenizer (ctx = the engine; no check before it is loaded: the
- * engine refuses the same prompts when it runs the job).  When prompt
- * syntax arrives (issue 14) its parser runs inside sd_prompt_windows. */
+ * model's tokenizer.  ctx = &engine, read at each request, so a model
+ * loaded after the server started is used once set; while it is NULL
+ * nothing is checked here (the engine refuses the same prompts when it
+ * runs the job).  When prompt syntax arrives (issue 14) its parser runs
+ * inside sd_prompt_windows. */
 static int check_prompts(void *ctx, const struct gen_request *g, sd_err *err)
 {
-    sd_engine *engine = ctx;
+    sd_engine *engine = *(sd_engine *const *)ctx;
     return engine ? sd_check_prompts(engine, g->prompt, g->negative, err) : 0;
 }
 
@@ -270,7 +272,7 @@ int cli_serve(int argc, char **argv)
         .public_url = o_public, .model_name = mi.name, .model_family = mi.family,
         .model_hash = mi.hash, .version = sd_version(), .access_log = (int)o_access_log,
         .keys = keys, .metrics_open = (int)o_metrics_open, .rl = rl,
-        .check_request = check_prompts, .check_ctx = engine,
+        .check_request = check_prompts, .check_ctx = &engine,
     };
     gen_ctx gc = {.engine = engine, .store = NULL, .model_name = mi.name, .model_hash = mi.hash};
     jobq_config qc = {.queue_size = (int)o_queue, .job_timeout = o_job_timeout, .retention = o_retention,
