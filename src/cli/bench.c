@@ -125,6 +125,8 @@ static void usage(FILE *f)
             "  --steps N          accepted for symmetry with generate; bench times one step\n"
             "  --threads N        engine threads (0 = all cores)\n"
             "  --precision P      auto|fp32|bf16x2|bf16 (auto: SD_PRECISION, else bf16x2 with AMX)\n"
+            "  --prompt-windows N prompt and negative of N 77-token windows each (1): the\n"
+            "                     text encoder's and the UNet's cross-attention cost of long prompts\n"
             "  --skip LIST        stages to skip, comma-separated: load,text,unet,decode,encode\n"
             "  --winograd-check   also run one UNet step and one decode with Winograd off, on\n"
             "                     everywhere, auto and wide; print time and error against off\n"
@@ -241,10 +243,32 @@ out:
     return rc;
 }
 
+/* The usual one-window prompt, or words appended until it takes `windows`
+ * windows with the model's tokenizer (malloc'd). */
+static char *bench_prompt(const sd_engine *e, int windows, sd_err *err)
+{
+    static const char base[] = "a photograph of an astronaut riding a horse on the moon, detailed, 8k";
+    size_t cap = sizeof base + 8 * 80 * (size_t)windows, len = sizeof base - 1;
+    char *p = malloc(cap);
+    if (!p) { sd_errf(err, SD_ENOMEM, "", "out of memory"); return NULL; }
+    memcpy(p, base, sizeof base);
+    int n = 1;
+    while (windows > 1 && len + 8 < cap) {
+        memcpy(p + len, ", moon", 7);
+        if (sd_prompt_windows(e, p, &n, NULL, err)) { free(p); return NULL; }
+        if (n > windows) break;
+        len += 6;
+    }
+    p[len] = 0;
+    if (sd_prompt_windows(e, p, &n, NULL, err)) { free(p); return NULL; }
+    if (n != windows) { free(p); sd_errf(err, SD_EINVAL, "", "could not build a prompt of %d windows", windows); return NULL; }
+    return p;
+}
+
 int cli_bench(int argc, char **argv)
 {
     const char *model = NULL, *vocab = NULL, *skip = "", *precision = NULL;
-    int wcheck = 0, pcheck = 0;
+    int wcheck = 0, pcheck = 0, windows = 1;
     int W = 512, H = 512, batch = 1, repeats = 3, steps = 1, threads = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -265,6 +289,7 @@ int cli_bench(int argc, char **argv)
         else if (!strcmp(o, "--repeats")) { bad = parse_int(o, v, 1, 100, &repeats); i++; }
         else if (!strcmp(o, "--steps")) { bad = parse_int(o, v, 1, 1000, &steps); i++; }
         else if (!strcmp(o, "--threads")) { bad = parse_int(o, v, 0, 1024, &threads); i++; }
+        else if (!strcmp(o, "--prompt-windows")) { bad = parse_int(o, v, 1, SD_MAX_PROMPT_WINDOWS, &windows); i++; }
         else { fprintf(stderr, "bench: unknown option '%s'\n", o); usage(stderr); return 2; }
         if (bad) { if (!v) fprintf(stderr, "bench: %s needs a value\n", o); return 2; }
     }
@@ -313,12 +338,19 @@ int cli_bench(int argc, char **argv)
     double area = (double)lw * lh / 4096.0;
     float *ctx = NULL;
     int T = 0, Wc = 0;
-    const char *prompt = "a photograph of an astronaut riding a horse on the moon, detailed, 8k";
+    char *prompt = bench_prompt(e, windows, &err);
+    if (!prompt) {
+        fprintf(stderr, "bench: %s\n", err.msg);
+        free(t);
+        sd_engine_free(e);
+        return 1;
+    }
     for (int r = 0; r < (do_text ? repeats : 1); r++) {
         free(ctx);
         ctx = NULL;
         t0 = now();
-        if (sd_encode_text(e, prompt, "blurry, low quality", &ctx, &T, &Wc, &err)) {
+        if (sd_encode_text(e, prompt, windows > 1 ? prompt : "blurry, low quality", &ctx, &T, &Wc, &err)) {
+            free(prompt);
             fprintf(stderr, "bench: %s\n", err.msg);
             free(t);
             sd_engine_free(e);
@@ -326,6 +358,7 @@ int cli_bench(int argc, char **argv)
         }
         t[r] = now() - t0;
     }
+    free(prompt);
     if (do_text) report("text encoder", t, repeats, 2 * GF_TEXT * (T / 77), peak);
 
     struct sd_unet *un = sd_engine_unet(e);
@@ -352,6 +385,9 @@ int cli_bench(int argc, char **argv)
             t[r] = now() - t0;
         }
         report("unet cfg step", t, repeats, GF_UNET * area * rows, peak);
+        size_t ws = 0;
+        if (!unet_reserve(un, rows, lh, lw, T, &ws, &err))
+            printf("%-14s %9.1f MiB (context of %d tokens)\n", "unet workspace", ws / 1048576.0, T);
         unet_release_activations(un);   /* as the pipeline does before decoding */
         if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)");
     }

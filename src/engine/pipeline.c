@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,6 +196,9 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
         if (unet_hints_from_ldm_config(cfg, cfg_len, &uh, err)) goto fail;
     } else if (unet_hints_from_weights(e->w, &uh, err)) goto fail;
     if (!(e->unet = unet_load(e->w, &uh, err))) goto fail;
+    /* sized once for the longest prompt and negative allowed, not grown by one */
+    unet_plan_context(e->unet, SD_MAX_PROMPT_WINDOWS * TOK_WINDOW);
+    if (clip_reserve(e->clip, 2 * SD_MAX_PROMPT_WINDOWS, err)) goto fail;
 
     /* VAE */
     if (!(e->vae = vae_load(e->w, err))) goto fail;
@@ -287,6 +291,36 @@ void sd_latent_size(const sd_engine *e, int width, int height, int *lat_w, int *
     *lat_h = (height + s - 1) / s;
 }
 
+int sd_prompt_windows(const sd_engine *e, const char *text, int *windows, size_t *tokens, sd_err *err)
+{
+    /* When prompt syntax arrives (issue 14) its parser runs before this
+     * count: a BREAK starts a new window and a multi-vector embedding counts
+     * its vectors, so count the ids it produces, not the raw text's. */
+    int32_t *ids;
+    size_t n;
+    if (tok_encode(e->tok, text ? text : "", &ids, &n, err)) return -1;
+    free(ids);
+    size_t nw = tok_window_count(n);
+    *windows = nw > INT_MAX ? INT_MAX : (int)nw;
+    if (tokens) *tokens = n;
+    return 0;
+}
+
+int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negative, sd_err *err)
+{
+    const char *text[2] = {prompt, negative}, *field[2] = {"prompt", "negative_prompt"};
+    for (int k = 0; k < 2; k++) {
+        int nw;
+        size_t nt;
+        if (sd_prompt_windows(e, text[k], &nw, &nt, err)) return -1;
+        if (nw > SD_MAX_PROMPT_WINDOWS)
+            return sd_errf(err, SD_EINVAL, field[k], "%s is too long: %zu tokens make %d windows of %d; the limit "
+                           "is %d windows (%d tokens)", field[k], nt, nw, TOK_CHUNK, SD_MAX_PROMPT_WINDOWS,
+                           SD_MAX_PROMPT_WINDOWS * TOK_CHUNK);
+    }
+    return 0;
+}
+
 int sd_encode_text(sd_engine *e, const char *prompt, const char *negative,
                    float **ctx_out, int *T_out, int *W_out, sd_err *err)
 {
@@ -298,6 +332,12 @@ int sd_encode_text(sd_engine *e, const char *prompt, const char *negative,
     for (int k = 0; k < 2; k++)
         if (tok_windows(e->tok, text[k], e->pad_id, &ids[k], &nw[k], err)) goto fail;
     int nwin = nw[0] > nw[1] ? nw[0] : nw[1];
+    if (nwin > SD_MAX_PROMPT_WINDOWS) {   /* sd_check_prompts' limit, for callers that skipped it */
+        sd_errf(err, SD_EINVAL, nw[1] > SD_MAX_PROMPT_WINDOWS ? "prompt" : "negative_prompt",
+                "%s is too long: %d windows of %d tokens; the limit is %d windows",
+                nw[1] > SD_MAX_PROMPT_WINDOWS ? "prompt" : "negative_prompt", nwin, TOK_CHUNK, SD_MAX_PROMPT_WINDOWS);
+        goto fail;
+    }
     int W = clip_width(e->clip), L = TOK_WINDOW;
     /* windows of both texts, the shorter padded with empty-prompt windows */
     int32_t *empty = NULL;
@@ -381,7 +421,7 @@ static uint8_t to_u8(float v)
 
 int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_gen_debug *dbg, sd_err *err)
 {
-    if (check_params(p, err)) return -1;
+    if (check_params(p, err) || sd_check_prompts(e, p->prompt, p->negative, err)) return -1;
     ops_attach_thread();   /* the team size set at load, in this (worker) thread too */
     const int img2img = p->init_rgb != NULL;
     const int B = p->n, s = vae_scale(e->vae), C = vae_latent_channels(e->vae);

@@ -81,6 +81,24 @@ typedef struct sd_image {
 } sd_image;
 void sd_image_free(sd_image *img);
 
+/* Prompt length.  The text encoder reads a prompt in windows of 77 ids (75
+ * tokens of text between start and end); the windows of the prompt and the
+ * negative prompt are concatenated into the UNet's cross-attention context.
+ * sd_prompt_windows counts the windows `text` is encoded in (an empty text
+ * is one window) and, when tokens is not NULL, its tokens.  It only reads
+ * the loaded tokenizer: any thread may call it while another generates. */
+int sd_prompt_windows(const sd_engine *e, const char *text, int *windows, size_t *tokens, sd_err *err);
+/* The longest prompt (and, separately, negative prompt) the engine
+ * encodes, in windows: 8 windows = 600 tokens.  The cost of the context
+ * grows linearly (docs/SERVER.md "Prompt length"): at 8 windows a UNet step
+ * costs ~11 % more than at 1, at 64 about twice as much.  The text encoder
+ * and the UNet's workspace are sized for it once, at load. */
+#define SD_MAX_PROMPT_WINDOWS 8
+/* 0 when prompt and negative (NULL = "") each fit SD_MAX_PROMPT_WINDOWS,
+ * else -1 with err naming "prompt" or "negative_prompt", the count and the
+ * limit.  sd_generate checks it too; a server calls it before queueing. */
+int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negative, sd_err *err);
+
 typedef struct sd_gen_params {
     const char *prompt;
     const char *negative;        /* NULL = "" */

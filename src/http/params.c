@@ -10,6 +10,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,23 +40,38 @@ const param *params_bag_get(const param_bag *b, const char *name)
     return NULL;
 }
 
-static void field_label(const char *name, char *buf, size_t size)
+/* Quotes a client-supplied name of len bytes safely for messages (printable
+ * ASCII only, other bytes and NUL as \xNN, cut). */
+static void field_label_n(const char *name, size_t len, char *buf, size_t size)
 {
-    /* Quote a client-supplied name safely for messages (printable ASCII only, cut). */
     size_t k = 0;
-    for (const unsigned char *p = (const unsigned char *)name; *p && k + 5 < size; p++) {
-        if (*p >= 0x20 && *p < 0x7f && *p != '"' && *p != '\\') buf[k++] = (char)*p;
-        else k += (size_t)snprintf(buf + k, size - k, "\\x%02x", *p);
+    for (size_t i = 0; i < len && k + 5 < size; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') buf[k++] = (char)c;
+        else k += (size_t)snprintf(buf + k, size - k, "\\x%02x", c);
         if (k >= 48) { k += (size_t)snprintf(buf + k, size - k, "..."); break; }
     }
     buf[k < size ? k : size - 1] = 0;
+}
+
+static void field_label(const char *name, char *buf, size_t size) { field_label_n(name, strlen(name), buf, size); }
+
+/* A field name holding a NUL byte (form "prompt%00junk", JSON "prompt\u0000junk")
+ * is no field of ours: refused as unknown, never cut at the NUL. */
+static int nul_name_error(const char *name, size_t len, sd_err *err)
+{
+    char label[64];
+    field_label_n(name, len, label, sizeof label);
+    return sd_errf(err, SD_EINVAL, label, "unknown field '%s': a field name cannot contain a NUL character", label);
 }
 
 int params_bag_add(param_bag *b, const char *name, pv_kind kind, const char *data, size_t len, int first,
                    sd_err *err)
 {
     char label[64];
-    if (!name) name = "";
+    if (!name)   /* libmicrohttpd's multipart parser gives no name when it cannot read one (e.g. a NUL in it) */
+        return sd_errf(err, SD_EINVAL, "", "unknown field: a form-data part has no readable name (none given, "
+                       "or one holding a NUL character)");
     param *p = NULL;
     for (int i = 0; i < b->n; i++)
         if (!strcmp(b->v[i].name, name)) p = &b->v[i];
@@ -144,7 +160,7 @@ int params_bag_from_urlencoded(param_bag *b, char *body, size_t len, sd_err *err
             for (char *p = val; *p; p++) if (*p == '+') *p = ' ';
             size_t kl = MHD_http_unescape(seg);
             size_t vl = *val ? MHD_http_unescape(val) : 0;
-            (void)kl;
+            if (kl != strlen(seg)) return nul_name_error(seg, kl, err);
             if (params_bag_add(b, seg, PV_TEXT, val, vl, 1, err)) return -1;
             b->spaces_are_plus = 1;
         }
@@ -174,6 +190,28 @@ static void json_key_before(const char *s, size_t len, size_t pos, char *key, si
     key[k] = 0;
 }
 
+/* jansson refuses a key holding \u0000: find that key's string token, which
+ * ends just before byte `pos`, and refuse it as a NUL field name. */
+static int json_nul_key_error(const char *s, size_t len, size_t pos, sd_err *err)
+{
+    if (pos > len) pos = len;
+    size_t end = pos;
+    while (end > 0 && s[end - 1] != '"') end--;
+    size_t start = end ? end - 1 : 0;
+    while (start > 0) {
+        start--;
+        size_t bs = 0;
+        while (start >= bs + 1 && s[start - bs - 1] == '\\') bs++;
+        if (s[start] == '"' && bs % 2 == 0) break;
+    }
+    json_error_t je;
+    json_t *k = end > start + 1 ? json_loadb(s + start, end - start, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je) : NULL;
+    int rc = json_is_string(k) ? nul_name_error(json_string_value(k), json_string_length(k), err)
+                               : nul_name_error("", 0, err);
+    json_decref(k);
+    return rc;
+}
+
 int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err)
 {
     if (json_depth(body, len, PARAMS_MAX_JSON_DEPTH) > PARAMS_MAX_JSON_DEPTH)
@@ -181,6 +219,8 @@ int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err
                        PARAMS_MAX_JSON_DEPTH);
     json_error_t je;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &je);
+    if (!root && json_error_code(&je) == json_error_null_byte_in_key)
+        return json_nul_key_error(body, len, (size_t)je.position, err);
     if (!root) {
         /* jansson names a duplicated key in its message; for a bad value, name the key before it. */
         char key[64];
@@ -370,21 +410,66 @@ static int get_number(const fspec *f, const param *p, double *out, sd_err *err)
         *out = -1;
         return 0;
     }
+    /* the engine takes F_NUM fields as float: check the value it will see
+     * (1e-46 becomes 0, 1e39 infinity) */
+    double sent = v;
+    if (f->type == F_NUM) v = fabs(v) > FLT_MAX ? copysign(INFINITY, v) : (double)(float)v;
     if (v < f->lo || v > f->hi || (f->lo_open && v == f->lo) || (f->hi_open && v == f->hi)) {
         if (f->type == F_SEED)
             return sd_errf(err, SD_EINVAL, f->name, "seed must be -1 (random) or an integer in %s, got '%s'", range,
                            shown);
-        return sd_errf(err, SD_EINVAL, f->name, "%s must be in %s, got '%s'", f->name, range, shown);
+        char as_float[48] = "";
+        if (v != sent) snprintf(as_float, sizeof as_float, " (%g as a 32-bit float)", v);
+        return sd_errf(err, SD_EINVAL, f->name, "%s must be in %s, got '%s'%s", f->name, range, shown, as_float);
     }
     *out = v;
     return 0;
 }
 
-static char *trimmed_copy(const char *s, size_t len)
+/* Unicode white space for trimming: the C0 blanks (TAB..CR, FS..US, space),
+ * U+0085 (NEL), and category Zs with the line and paragraph separators. */
+int params_unicode_blank(uint32_t cp)
 {
-    size_t i = 0, j = len;
-    while (i < j && isspace((unsigned char)s[i])) i++;
-    while (j > i && isspace((unsigned char)s[j - 1])) j--;
+    return (cp >= 0x09 && cp <= 0x0d) || (cp >= 0x1c && cp <= 0x20) || cp == 0x85 || cp == 0xa0 || cp == 0x1680 ||
+           (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 || cp == 0x202f || cp == 0x205f ||
+           cp == 0x3000;
+}
+
+/* The code point of the UTF-8 sequence s[0..n) (already validated), or
+ * 0xFFFFFFFF when n is not a whole sequence. */
+static uint32_t utf8_decode(const unsigned char *s, size_t n)
+{
+    static const unsigned char lead_mask[5] = {0, 0x7f, 0x1f, 0x0f, 0x07};
+    size_t want = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (!want || want != n) return 0xffffffffu;
+    uint32_t cp = s[0] & lead_mask[n];
+    for (size_t k = 1; k < n; k++) cp = (cp << 6) | (s[k] & 0x3f);
+    return cp;
+}
+
+/* Bytes of the blank starting at s[i] (0 when none). */
+static size_t blank_at(const unsigned char *s, size_t i, size_t j)
+{
+    size_t n = 1;
+    while (i + n < j && n < 4 && (s[i + n] & 0xc0) == 0x80) n++;
+    return params_unicode_blank(utf8_decode(s + i, n)) ? n : 0;
+}
+
+/* Bytes of the blank ending at s[j-1] (0 when none). */
+static size_t blank_before(const unsigned char *s, size_t i, size_t j)
+{
+    size_t n = 1;
+    while (j - n > i && n < 4 && (s[j - n] & 0xc0) == 0x80) n++;
+    return params_unicode_blank(utf8_decode(s + j - n, n)) ? n : 0;
+}
+
+/* s[0..len) without leading and trailing Unicode white space. */
+static char *trimmed_copy(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0, j = len, n;
+    while (i < j && (n = blank_at(s, i, j))) i += n;
+    while (j > i && (n = blank_before(s, i, j))) j -= n;
     char *r = malloc(j - i + 1);
     if (r) {
         memcpy(r, s + i, j - i);
@@ -492,12 +577,7 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
             else if (!strcmp(f->name, "num_inference_steps")) r->steps = (int)v;
             else if (!strcmp(f->name, "guidance_scale")) r->cfg = (float)v;
             else if (!strcmp(f->name, "output_quality")) r->out_quality = (int)v;
-            else if (!strcmp(f->name, "strength")) {
-                r->strength = (float)v;
-                /* a float may round to 0 or 1 exactly: keep the open interval */
-                if (r->strength <= 0.0f || r->strength >= 1.0f)
-                    return sd_errf(err, SD_EINVAL, f->name, "strength must be in (0, 1), got %.17g", v);
-            }
+            else if (!strcmp(f->name, "strength")) r->strength = (float)v;   /* checked as a float */
             break;
         case F_SAMPLER: {
             if (p->kind != PV_TEXT)

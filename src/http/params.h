@@ -63,6 +63,9 @@ int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err
 int params_parse_number(const char *s, size_t len, double *out);
 /* 1 when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 int params_utf8_valid(const char *s, size_t len);
+/* 1 for the code points trimmed from text fields before the emptiness
+ * check: C0 blanks, U+0085, Unicode Zs (U+00A0, U+2003, U+3000...), U+2028/9. */
+int params_unicode_blank(uint32_t cp);
 
 typedef struct gen_request {
     int img2img;

@@ -405,6 +405,8 @@ static enum MHD_Result finish_body(http_server *s, req *r, struct MHD_Connection
     gen_request g;
     memset(&g, 0, sizeof g);
     if (!r->err.code) gen_request_from_bag(&r->bag, r->img2img, &g, &r->err);
+    /* the model's own limits (prompt token windows), before queueing */
+    if (!r->err.code && s->cfg.check_request) s->cfg.check_request(s->cfg.check_ctx, &g, &r->err);
     params_bag_free(&r->bag);
     job_input in;
     memset(&in, 0, sizeof in);

@@ -16,6 +16,7 @@
 typedef struct http_server http_server;
 struct auth_keys;
 struct ratelimit;
+struct gen_request;
 
 typedef struct server_config {
     const char *bind_addr;     /* IPv4/IPv6 literal, "0.0.0.0" = all */
@@ -46,6 +47,12 @@ typedef struct server_config {
     int loading;               /* 1 = the model is still loading: generation routes answer 503 +
                                   Retry-After and /health says "loading" (503) until
                                   http_server_model_ready(); model_* are then unknown */
+    /* Checks a validated request against the loaded model before it is
+     * queued (the prompt's token windows, sd_check_prompts), so that the
+     * client gets a 400 rather than a 202 and a failed job.  Called on HTTP
+     * threads; NULL = none. */
+    int (*check_request)(void *ctx, const struct gen_request *g, sd_err *err);
+    void *check_ctx;
 } server_config;
 
 http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err);

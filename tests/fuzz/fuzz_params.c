@@ -13,6 +13,8 @@
 
 #include "../../src/http/params.h"
 
+static int ascii_blank(char c) { return (unsigned char)c < 0x80 && params_unicode_blank((unsigned char)c); }
+
 static void validate(const param_bag *b)
 {
     for (int img2img = 0; img2img < 2; img2img++) {
@@ -23,6 +25,10 @@ static void validate(const param_bag *b)
             /* a validated request keeps its promises */
             if (!r.prompt || r.n < 1 || r.n > PARAMS_MAX_OUTPUTS || r.steps < 1 || r.steps > PARAMS_MAX_STEPS ||
                 r.width < 1 || r.width > PARAMS_MAX_SIDE || r.height < 1 || r.height > PARAMS_MAX_SIDE)
+                abort();
+            /* the engine's float ranges hold, and the prompt is not blank */
+            if (!(r.cfg > 0 && r.cfg <= 20) || !(r.strength > 0 && r.strength < 1) || !r.prompt[0] ||
+                ascii_blank(r.prompt[0]) || ascii_blank(r.prompt[strlen(r.prompt) - 1]))
                 abort();
         } else if (!err.code || !err.msg[0]) {
             abort();   /* a refusal must say why */

@@ -23,6 +23,7 @@ subs = {
     "{PNG}": b64(small), "{TRUNC}": b64(small[:45]), "{TEXT}": b64(b"hello, this is text and not an image"),
     "{HUGE}": b64(png(20000, 20000, b"\0" * 64)), "{DEEP}": "[" * 10000 + "]" * 10000, "{LONG}": "a" * 9000,
     "{CRLF}": "\r\n",
+    "{WORDS700}": "x " * 700,
 }
 out = open(tmp + "/manifest", "w")
 k = 0
@@ -41,7 +42,7 @@ for line in open(cases, encoding="utf-8"):
             g.truncate(100 * 1024 * 1024)
     elif body or method in ("POST", "PUT"):
         for a, b in subs.items(): body = body.replace(a, b)
-        data = body.encode("utf-8").replace(b"{FF}", b"\xff")
+        data = body.encode("utf-8").replace(b"{FF}", b"\xff").replace(b"{NUL}", b"\0")
         bodyfile = "%s/body%d" % (tmp, k)
         open(bodyfile, "wb").write(data)
     ctype = {"form": "application/x-www-form-urlencoded;charset=utf-8", "json": "application/json"}.get(ctype, ctype)

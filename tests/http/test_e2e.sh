@@ -146,6 +146,21 @@ python3 tests/common/jpeg_orient.py --le "$TMP/side.jpg" "$TMP/side6.jpg" 6
 post /img2img "$TMP/up.json" -F prompt=upright -F seed=1 -F num_inference_steps=2 -F strength=0.5 -F "init_image=@$TMP/side6.jpg" >/dev/null
 curl -s -o "$TMP/up.png" "$(json "$TMP/up.json" 'j["images"][0]["image_url"]')"
 check "img2img from a 72x40 JPEG marked EXIF orientation 6 -> 40x72 output" $([ "$(png_size "$TMP/up.png")" = 40x72 ]; echo $?) "$(png_size "$TMP/up.png") $(head -c 300 "$TMP/up.json")"
+# 7b. prompt length in token windows (issue 12): 8 windows of 75 tokens are
+# accepted (600 one-letter words = 600 tokens with any CLIP vocabulary), 601
+# tokens are refused by the async endpoint with 400 before a job exists
+words() { python3 -c 'import json, sys; print(json.dumps({"prompt": "x " * int(sys.argv[1]), "negative_prompt": "y " * int(sys.argv[2]), "width": 64, "height": 64, "num_inference_steps": 1, "seed": 5}))' "$@"; }
+words 600 600 >"$TMP/w600.json"
+st=$(post /txt2img "$TMP/w600r.json" -H 'Content-Type: application/json' --data-binary @"$TMP/w600.json")
+check "prompt and negative of 8 windows (600 tokens) -> 200" $([ "$st" = 200 ] && [ "$(json "$TMP/w600r.json" 'j["status"]')" = success ]; echo $?) "status $st $(head -c 300 "$TMP/w600r.json")"
+submitted() { curl -s "$BASE/metrics" | awk '$1 == "sdserve_jobs_total{outcome=\"submitted\"}" {print $2}'; }
+sub0=$(submitted)
+words 601 0 >"$TMP/w601.json"
+st=$(post /jobs/txt2img "$TMP/w601r.json" -H 'Content-Type: application/json' --data-binary @"$TMP/w601.json")
+check "async prompt of 601 tokens -> 400 naming prompt, the count and the limit, no job" $([ "$st" = 400 ] && [ "$(json "$TMP/w601r.json" 'j["field"]=="prompt" and "601 tokens" in j["message"] and "the limit is 8 windows" in j["message"]')" = True ] && [ "$(submitted)" = "$sub0" ]; echo $?) "status $st $(cat "$TMP/w601r.json") submitted $sub0 -> $(submitted)"
+words 1 700 >"$TMP/n700.json"
+st=$(post /jobs/txt2img "$TMP/n700r.json" -H 'Content-Type: application/json' --data-binary @"$TMP/n700.json")
+check "async negative_prompt of 700 tokens -> 400 naming negative_prompt" $([ "$st" = 400 ] && [ "$(json "$TMP/n700r.json" 'j["field"]')" = negative_prompt ]; echo $?) "status $st $(cat "$TMP/n700r.json")"
 
 # 8. caching headers and 304
 u=$(json "$TMP/t1.json" 'j["images"][0]["image_url"]')

@@ -155,5 +155,69 @@ int main(void)
           "form invalid utf8 names field");
     gen_request_free(&r);
     params_bag_free(&b);
+
+    /* issue 12 item 4: float fields checked as the float the engine gets */
+    bad("guidance 1e-46 (0 as a float)", "{\"prompt\":\"x\",\"guidance_scale\":1e-46}", 0, "guidance_scale",
+        "0 as a 32-bit float");
+    bad("guidance '1e-46' as text", "{\"prompt\":\"x\",\"guidance_scale\":\"1e-46\"}", 0, "guidance_scale", "(0, 20]");
+    bad("guidance 1e39 (inf as a float)", "{\"prompt\":\"x\",\"guidance_scale\":1e39}", 0, "guidance_scale",
+        "inf as a 32-bit float");
+    bad("guidance 1e300", "{\"prompt\":\"x\",\"guidance_scale\":1e300}", 0, "guidance_scale", "(0, 20]");
+    bad("guidance -0", "{\"prompt\":\"x\",\"guidance_scale\":\"-0\"}", 0, "guidance_scale", "(0, 20]");
+    bad("guidance 'inf'", "{\"prompt\":\"x\",\"guidance_scale\":\"inf\"}", 0, "guidance_scale", "got 'inf'");
+    bad("strength 1e-50", "{\"prompt\":\"x\",\"init_image\":\"AAAA\",\"strength\":1e-50}", 1, "strength",
+        "(0, 1)");
+    bad("strength 0.99999999999 (1 as a float)",
+        "{\"prompt\":\"x\",\"init_image\":\"AAAA\",\"strength\":0.99999999999}", 1, "strength", "1 as a 32-bit float");
+    rc = try_json("{\"prompt\":\"x\",\"guidance_scale\":20.0000001}", 0, &r, &e);
+    CHECKF(rc == 0 && r.cfg == 20.0f, "guidance 20.0000001 is 20 as a float: accepted", "rc=%d msg=%s", rc, e.msg);
+    gen_request_free(&r);
+    rc = try_json("{\"prompt\":\"x\",\"guidance_scale\":1e-30}", 0, &r, &e);
+    CHECKF(rc == 0 && r.cfg > 0, "guidance 1e-30 (a positive float) accepted", "rc=%d msg=%s", rc, e.msg);
+    gen_request_free(&r);
+    bad("width 1e20 (integer overflow)", "{\"prompt\":\"x\",\"width\":1e20}", 0, "width", "(0, 1024]");
+    bad("steps 2^64 as text", "{\"prompt\":\"x\",\"num_inference_steps\":\"18446744073709551617\"}", 0,
+        "num_inference_steps", "(0, 150]");
+    bad("seed 2^63 (overflow)", "{\"prompt\":\"x\",\"seed\":9223372036854775808}", 0, "seed", "too big integer");
+
+    /* item 6: Unicode blanks trimmed for the emptiness check */
+    bad("prompt of U+3000", "{\"prompt\":\"\\u3000\\u3000\"}", 0, "prompt", "prompt is empty");
+    bad("prompt of U+00A0 U+2003 U+0085 U+2028", "{\"prompt\":\"\\u00a0\\u2003\\u0085\\u2028\\u2029 \"}", 0, "prompt",
+        "prompt is empty");
+    bad("prompt of C0 blanks", "{\"prompt\":\"\\t\\n\\u000b\\f\\r\\u001f\"}", 0, "prompt", "prompt is empty");
+    rc = try_json("{\"prompt\":\"\\u3000\\u00a0a\\u3000cat\\u2003\\u202f\"}", 0, &r, &e);
+    CHECKF(rc == 0 && !strcmp(r.prompt, "a\xe3\x80\x80" "cat"), "Unicode blanks trimmed at both ends only",
+           "rc=%d prompt='%s'", rc, r.prompt ? r.prompt : "(null)");
+    gen_request_free(&r);
+    rc = try_json("{\"prompt\":\"\\u200b\\u00e0\\u4e2d\"}", 0, &r, &e);   /* U+200B is Cf, not a blank */
+    CHECKF(rc == 0 && !strcmp(r.prompt, "\xe2\x80\x8b\xc3\xa0\xe4\xb8\xad"), "non-blanks kept (U+200B, a-grave, CJK)",
+           "rc=%d", rc);
+    gen_request_free(&r);
+    CHECK(params_unicode_blank(0x3000) && params_unicode_blank(0xa0) && params_unicode_blank(0x85) &&
+              params_unicode_blank(0x2003) && !params_unicode_blank(0x200b) && !params_unicode_blank('a') &&
+              !params_unicode_blank(0xfeff), "params_unicode_blank");
+
+    /* item 5: a NUL in a field name is no field of ours */
+    {
+        char nul[] = "prompt%00junk=cat&width=64";
+        sd_err_clear(&e);
+        params_bag_init(&b);
+        rc = params_bag_from_urlencoded(&b, nul, strlen(nul), &e);
+        CHECKF(rc == -1 && !strcmp(e.field, "prompt\\x00junk") && strstr(e.msg, "unknown field") &&
+                   !params_bag_get(&b, "prompt"), "form name prompt%00junk refused", "field='%s' msg='%s'", e.field, e.msg);
+        params_bag_free(&b);
+        char nul_end[] = "prompt%00=cat";
+        sd_err_clear(&e);
+        rc = params_bag_from_urlencoded(&b, nul_end, strlen(nul_end), &e);
+        CHECKF(rc == -1 && !strcmp(e.field, "prompt\\x00"), "form name prompt%00 refused", "field='%s'", e.field);
+        params_bag_free(&b);
+    }
+    bad("JSON key prompt\\u0000junk", "{\"prompt\\u0000junk\":\"cat\"}", 0, "prompt\\x00junk", "unknown field");
+    bad("JSON key with escaped quote then NUL", "{\"a\\\"b\\u0000\":1}", 0, "a\\x22b\\x00", "NUL");
+    sd_err_clear(&e);
+    params_bag_init(&b);
+    CHECK(params_bag_add(&b, NULL, PV_TEXT, "cat", 3, 1, &e) == -1 && strstr(e.msg, "unknown field") &&
+              b.n == 0, "multipart part without a readable name refused");
+    params_bag_free(&b);
     return t_done();
 }

@@ -161,6 +161,8 @@ struct sd_unet {
     float *ws;                        /* activation workspace (unet_reserve / grown by forward) */
     size_t ws_cap;                    /* its size in floats */
     int prec;                         /* OPS_* its ops run at, -1 = the ops layer's setting */
+    int t_plan;                       /* context tokens the workspace is sized for at least
+                                         (unet_plan_context): a longer prompt never grows it */
 };
 
 /* Loader context: canonical names get the "unet." prefix; the first failure
@@ -571,7 +573,7 @@ static void state_plan(const sd_unet *u, state *s, int B, int H, int W, int T)
         cmax_all = max_sz(cmax_all, cmax);
         int has_attn = v->attn || i == nl - 1;   /* the mid block sits at the last level */
         if (has_attn) {
-            size_t kv = (size_t)B * max_sz(hw, (size_t)T) * v->c;
+            size_t kv = (size_t)B * max_sz(hw, max_sz((size_t)T, (size_t)u->t_plan)) * v->c;
             att = max_sz(att, max_sz(m * 2 * u->ff_max, 2 * m * v->c + 2 * kv));
             ffh = max_sz(ffh, m * u->ff_max);
         }
@@ -742,6 +744,7 @@ static void transformer_forward(const transformer *t, state *s, int lvl, const f
 }
 
 void unet_set_precision(sd_unet *u, int prec) { u->prec = prec; }
+void unet_plan_context(sd_unet *u, int T) { u->t_plan = T > 0 ? T : 0; }
 
 /* ---------------------------------------------------------------- forward */
 

@@ -77,6 +77,9 @@ const unet_info *unet_get_info(const sd_unet *u);
  * reuse it; larger ones grow it.  *bytes (may be NULL) gets its size.
  * 0 or -1 + err (SD_EINVAL bad sizes, SD_ENOMEM). */
 int unet_reserve(sd_unet *u, int B, int H, int W, int T, size_t *bytes, sd_err *err);
+/* Size every workspace for a context of at least T tokens (the longest
+ * prompt the engine accepts), so that the prompt's length never grows it. */
+void unet_plan_context(sd_unet *u, int T);
 /* Give the workspace's pages back to the OS until the next forward (which
  * faults them in again), and drop the weight copies made for a large batch
  * only (ops_weights_drop_transient): the pipeline calls it after sampling, so

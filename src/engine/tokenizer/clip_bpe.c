@@ -664,6 +664,8 @@ oom:
 /* Long prompts are split, never cut, like AUTOMATIC1111 — but at plain
  * 75-token boundaries (A1111 prefers to break after a comma near the end of
  * a chunk; we do not). */
+size_t tok_window_count(size_t ntokens) { return ntokens ? (ntokens + TOK_CHUNK - 1) / TOK_CHUNK : 1; }
+
 int tok_windows(const sd_tokenizer *t, const char *text, int pad_id, int32_t **ids, int *nwin, sd_err *err)
 {
     int32_t *raw;
@@ -671,7 +673,7 @@ int tok_windows(const sd_tokenizer *t, const char *text, int pad_id, int32_t **i
     *ids = NULL;
     *nwin = 0;
     if (tok_encode(t, text, &raw, &n, err)) return -1;
-    size_t nw = n ? (n + TOK_CHUNK - 1) / TOK_CHUNK : 1;
+    size_t nw = tok_window_count(n);
     if (nw > 1000) {
         free(raw);
         return sd_errf(err, SD_EINVAL, "prompt", "prompt has %zu tokens; the limit is %d", n, 1000 * TOK_CHUNK);

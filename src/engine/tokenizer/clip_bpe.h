@@ -53,6 +53,9 @@ int tok_vocab_size(const sd_tokenizer *t);
  * gives the special id, as in CLIP. */
 int tok_encode(const sd_tokenizer *t, const char *text, int32_t **ids, size_t *n, sd_err *err);
 
+/* Windows for ntokens raw ids (tok_encode's count): chunks of 75, at least one. */
+size_t tok_window_count(size_t ntokens);
+
 /* Conditioning windows: the ids in chunks of 75, each chunk becoming
  * [BOS, chunk..., EOS, pad...] of 77; an empty prompt gives one window.
  * pad_id: SD1 pads with EOS (49407), SD2 with 0.  Returns *nwin windows of
