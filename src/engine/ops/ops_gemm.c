@@ -112,7 +112,7 @@ static void linear(const float *x, int M, int IN, const float *w, const float *b
     mm_key k = {M, IN, OUT, b != NULL, accum, ops_precision(), 0};
     if (k.prec == OPS_BF16X2) k.split = ops_split_mode(0, (size_t)IN * OUT, IN, OUT);
     mm_entry *e = mm_lookup(&k);
-    void *wb = ops_weights_get(w, (size_t)IN * OUT, &e->pwei, &e->wei, 0, k.split == OPS_SPLIT_COLS ? OUT : 0);
+    void *wb = ops_weights_get(w, (size_t)IN * OUT, &e->pwei, &e->wei, k.split == OPS_SPLIT_COLS ? OUT : 0);
     const void *src = k.prec != OPS_FP32 ? ops_bf16_input(x, (size_t)M, IN, k.split) : (const void *)x;
     if (k.split == OPS_SPLIT_ROWS) {   /* hi and lo rows, added with the bias (and residual) */
         ops_run_forward_split(e->prim, "matmul execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y, OUT, b,
