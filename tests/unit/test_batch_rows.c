@@ -10,12 +10,16 @@
  * the Winograd weight rule at 32x32 (160 and 320 output channels), rows
  * that oneDNN may block or split differently for a larger M, text-length
  * (77-row) contexts.  Thread counts 2 and 7 (a 7-thread team on any CPU:
- * odd splits of the work). */
+ * odd splits of the work).  test_batch_rows_isa.sh runs it again with
+ * oneDNN capped below this CPU (ONEDNN_MAX_CPU_ISA): other kernels; below
+ * AVX-512 oneDNN has no bf16 kernels, and only fp32 runs. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <oneapi/dnnl/dnnl.h>
 
 #include "../../src/engine/ops/ops.h"
 #include "ref_ops.h"
@@ -171,6 +175,11 @@ int main(void)
             all_ops(t == 0 && m >= 2);
         }
         ops_conv_set_winograd(OPS_WINO_AUTO);
+        unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(), avx512 = (unsigned)dnnl_cpu_isa_avx512_core;
+        if ((isa & avx512) != avx512) {
+            printf("# oneDNN runs below AVX-512 here: no bf16 kernels, bf16x2 and bf16 skipped\n");
+            continue;
+        }
         /* bf16x2 by the split rule and with each split forced, and bf16 */
         static const char *sp[] = {NULL, "k", "m"};
         for (int s = 0; s < 3; s++) {
