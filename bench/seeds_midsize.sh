@@ -21,6 +21,8 @@
 #   --model  an existing checkpoint (default: made in a temp dir: demo
 #            preset with UNet channels 96,192, attention on both levels)
 #   --keep   keep the PNGs there
+#   SEEDS_ONLY=REGEX in the environment: only the configurations whose
+#   label matches (e.g. SEEDS_ONLY=ONEDNN)
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 sdserve=$here/build/sdserve
@@ -78,6 +80,7 @@ one_mode() {
 
 # config LABEL ENV PRECISION
 config() {
+  [[ "$1" =~ ${SEEDS_ONLY:-.} ]] || return 0
   one_mode "$1" "$2" "$3" "txt2img ${W}x${H}"
   one_mode "$1" "$2" "$3" "img2img ${W}x${H} strength 0.6" --init-image "$init" --strength 0.6
 }
