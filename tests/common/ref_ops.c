@@ -29,3 +29,13 @@ void ref_attention(const float *q, int ldq, const float *k, int ldk, const float
             }
     free(s);
 }
+
+float *ref_rand(size_t n, unsigned seed)
+{
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        p[i] = (float)(seed >> 8) / 16777216.f - 0.5f;
+    }
+    return p;
+}

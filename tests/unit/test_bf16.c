@@ -28,15 +28,7 @@
 #include "ref_ops.h"
 #include "t.h"
 
-static float *rnd(size_t n, unsigned seed)
-{
-    float *p = malloc(sizeof(float) * n);
-    for (size_t i = 0; i < n; i++) {
-        seed = seed * 1664525u + 1013904223u;
-        p[i] = (float)(seed >> 8) / 16777216.f - 0.5f;
-    }
-    return p;
-}
+static float *rnd(size_t n, unsigned seed) { return ref_rand(n, seed); }
 
 /* max |d| over the pairs, a NaN counting as infinite (fmax would skip it) */
 static double maxdiff_step(double e, double d) { return isnan(d) ? INFINITY : d > e ? d : e; }

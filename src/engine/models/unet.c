@@ -614,7 +614,6 @@ static int ws_grow(sd_unet *u, size_t need, int B, int H, int W, sd_err *err)
 void unet_release_activations(sd_unet *u)
 {
     if (u && u->ws) ops_release_pages(u->ws, u->ws_cap * sizeof(float));
-    ops_weights_drop_transient();   /* Winograd copies made for a large batch only */
 }
 
 int unet_reserve(sd_unet *u, int B, int H, int W, int T, size_t *bytes, sd_err *err)

@@ -81,8 +81,7 @@ int unet_reserve(sd_unet *u, int B, int H, int W, int T, size_t *bytes, sd_err *
  * prompt the engine accepts), so that the prompt's length never grows it. */
 void unet_plan_context(sd_unet *u, int T);
 /* Give the workspace's pages back to the OS until the next forward (which
- * faults them in again), and drop the weight copies made for a large batch
- * only (ops_weights_drop_transient): the pipeline calls it after sampling, so
+ * faults them in again): the pipeline calls it after sampling, so
  * the UNet's and the VAE's activations are never resident together. */
 void unet_release_activations(sd_unet *u);
 

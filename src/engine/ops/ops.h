@@ -81,11 +81,6 @@ void ops_release_weights(void);
  * it again.  Forget drops the copies of weights inside the range. */
 void ops_weights_releasable(const void *p, size_t bytes);
 void ops_weights_forget(const void *p, size_t bytes);
-/* Frees the weight copies made only for a batch larger than a CFG pair
- * (Winograd layouts the memory rule allows for such a batch alone), so a
- * num_outputs=4 request leaves no extra memory behind; called when a
- * generation's UNet phase ends (unet_release_activations). */
-void ops_weights_drop_transient(void);
 /* The reordered copies held: how many, their bytes, of which Winograd layouts. */
 void ops_weights_stats(size_t *copies, size_t *bytes, size_t *wino_bytes);
 

@@ -45,16 +45,18 @@
  * scratch ~128 MB; 2^24 cost 150 MB more peak RSS at 512x512, no faster). */
 #define WINO_MAX_INPUT (1L << 23)
 /* ... and only where the Winograd weight copy (up to 4x the fp32 weights
- * with F(4,3): 36·IC·OC floats) is at most 3x the input activation (N·H·W·IC
- * floats, N counted up to 2), i.e. 12·OC <= min(N, 2)·H·W.  So it is used
- * on large images (the UNet's first level, its 640-channel upsampler
- * included, the VAE's 128²..512² layers), where most of the time goes, and
- * not on the UNet's 32x32 and deeper levels or the VAE's 64² one, whose
- * copies would cost gigabytes (SD 1.5 at 512x512: peak RSS 5.6 GiB; `wide`
- * 7.2, all 13).  18·OC (2x) left the UNet's upsampler direct: 0.3 s a step
- * slower for 56 MB less.  Counting all of N gave num_outputs=4 the 32x32
- * level too: +1 GiB that stayed cached for later requests. */
+ * with F(4,3): 36·IC·OC floats) is at most 3x the input activation of a
+ * CFG pair (WINO_ROWS images of H·W·IC floats), i.e. 12·OC <= 2·H·W.  So it
+ * is used on large images (the UNet's first level, its 640-channel
+ * upsampler included, the VAE's 64²..512² layers), where most of the time
+ * goes, and not on the UNet's 32x32 and deeper levels, whose copies would
+ * cost gigabytes (SD 1.5 at 512x512: peak RSS 5.6 GiB; `wide` 7.2, all 13).
+ * 18·OC (2x) left the UNet's upsampler direct: 0.3 s a step slower for
+ * 56 MB less.  The rule counts a fixed WINO_ROWS, never the batch: an
+ * image's algorithm, and so its bits, must not depend on the batch it is
+ * in (API.md: seed+i alone reproduces image i). */
 #define WINO_WEIGHT_RATIO 12
+#define WINO_ROWS 2
 /* SD_CONV_WINOGRAD=wide (OPS_WINO_WIDE) keeps the first two rules only: also
  * the UNet's 32x32 level and the VAE's 64x64 one, ~12 % faster steps and
  * ~8 % faster decodes for ~1.6 GiB more at 512x512 (bench/README.md). */
@@ -69,7 +71,6 @@ typedef struct conv_entry {
     conv_key key;
     unsigned long long used;       /* LRU stamp; 0 = empty slot */
     dnnl_primitive_t prim;
-    int transient;                 /* Winograd for this large batch only: its weight copy is transient */
     dnnl_primitive_t rsrc, rdst;   /* plain->blocked src, blocked->plain dst; NULL if plain */
     dnnl_primitive_t rdin;         /* plain->blocked dst before an accumulating conv; or NULL */
     dnnl_memory_desc_t src, wei, bia, dst;      /* as the primitive wants them */
@@ -160,35 +161,26 @@ static int wino_shape(const conv_key *k)
     return k->prec == OPS_FP32 && k->KH == 3 && k->KW == 3 && k->stride == 1 && k->pad == 1 && k->pt <= 1 && k->pb <= 1;
 }
 
-/* The rule for a whole conv of this shape with its batch counted up to
- * ncap, leaving out the input-size limit (which banding takes care of). */
-static int wino_rule(const conv_key *k, int ncap)
+/* The rule for a whole conv of this shape, leaving out the input-size
+ * limit (which banding takes care of); k->N plays no part. */
+static int wino_wanted(const conv_key *k)
 {
     long px = (long)k->H * k->W;
     if (!wino_shape(k) || g_wino == OPS_WINO_OFF) return 0;
     if (g_wino == OPS_WINO_ALL) return 1;
-    long n = k->N < ncap ? k->N : ncap;
-    return px >= WINO_MIN_PIXELS && (g_wino == OPS_WINO_WIDE || (long)WINO_WEIGHT_RATIO * k->OC <= n * px);
+    return px >= WINO_MIN_PIXELS && (g_wino == OPS_WINO_WIDE || (long)WINO_WEIGHT_RATIO * k->OC <= WINO_ROWS * px);
 }
 
-/* The batch counts up to a CFG pair: larger batches do not earn more cached
- * weight copies, which would stay after the request. */
-static int wino_wanted(const conv_key *k) { return wino_rule(k, 2); }
+/* A whole (not banded) conv of this shape runs as Winograd. */
+static int wino_whole(const conv_key *k)
+{
+    return wino_wanted(k) && (g_wino == OPS_WINO_ALL || (long)k->H * k->W * k->IC <= WINO_MAX_INPUT);
+}
 
 static void conv_entry_build(conv_entry *e, const conv_key *k)
 {
-    int fits = g_wino == OPS_WINO_ALL || (long)k->H * k->W * k->IC <= WINO_MAX_INPUT;
-    int wino = k->band ? k->band == 1 && wino_shape(k) : wino_wanted(k) && fits;
-    /* A batch larger than a CFG pair (num_outputs > 1) that earns Winograd
-     * under the weight rule counted with its whole N gets it too: worth it
-     * (the copy's reorder, ~2 s for SD 1.5's 32x32 level, is a small part of
-     * such a request), but the copy is dropped when the UNet phase ends. */
-    int transient = !wino && !k->band && g_wino == OPS_WINO_AUTO && fits && wino_rule(k, k->N);
-    e->transient = 0;
-    if ((wino || transient) && try_build(e, k, dnnl_convolution_winograd) == 0) {
-        e->transient = transient;
-        return;
-    }
+    int wino = k->band ? k->band == 1 && wino_shape(k) : wino_whole(k);
+    if (wino && try_build(e, k, dnnl_convolution_winograd) == 0) return;
     if (try_build(e, k, dnnl_convolution_direct)) {
         fprintf(stderr, "ops: oneDNN convolution desc failed\n");
         abort();
@@ -250,8 +242,7 @@ static void conv_run(const conv_key *k, const float *x, const float *w, const fl
 {
     int OC = k->OC, IC = k->IC, KH = k->KH, KW = k->KW;
     conv_entry *e = conv_lookup(k);
-    void *wb = ops_weights_get(w, (size_t)OC * IC * KH * KW, &e->pwei, &e->wei, e->transient,
-                               k->split == OPS_SPLIT_COLS ? OC : 0);
+    void *wb = ops_weights_get(w, (size_t)OC * IC * KH * KW, &e->pwei, &e->wei, k->split == OPS_SPLIT_COLS ? OC : 0);
     const void *src = ready ? ready
                       : k->prec != OPS_FP32 ? ops_bf16_input(x, (size_t)k->N * k->H * k->W, IC, k->split)
                                             : (const void *)x;
@@ -322,23 +313,43 @@ static conv_key conv_whole_key(int N, int IC, int H, int W, int OC, int KH, int 
     return k;
 }
 
+/* One image's conv in bands of rows (its input is over WINO_MAX_INPUT). */
+static void conv_bands(const conv_key *k, const float *x, const float *w, const float *b, float *y)
+{
+    long rowin = (long)k->W * k->IC;
+    int R = band_rows(k->H, (int)(WINO_MAX_INPUT / rowin) - 2);
+    int band = wino_wanted(k) ? 1 : 2;
+    for (int r0 = 0; r0 < k->H; r0 += R) {
+        if (!k->accum && r0 + R > k->H) r0 = k->H - R;   /* see band_rows */
+        int in0;
+        conv_key kb = band_key(k, band, r0, R, &in0);
+        conv_run(&kb, x + (size_t)in0 * rowin, w, b, y + (size_t)r0 * k->W * k->OC, NULL);
+    }
+}
+
+/* Direct convs run on the whole batch: oneDNN's direct kernels give each
+ * image the same bits whatever N (tests/unit/test_batch_rows.c).  Its
+ * Winograd does not (it blocks its tiles by minibatch: a batch of 4 or 8
+ * differs from its images alone by ~1e-5), so Winograd convs, and the
+ * bands of huge ones, run on one image at a time: always the same shape,
+ * so the same bits, whatever the batch.  A Winograd conv of a 32x32 image
+ * is already thousands of tiles, enough to keep every core busy. */
 static void conv2d(const float *x, int N, int IC, int H, int W,
                    const float *w, const float *b, int OC, int KH, int KW,
                    int stride, int pad, float *y, int accum)
 {
-    conv_key k = conv_whole_key(N, IC, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
-    long rowin = (long)W * IC;
-    if (N != 1 || g_wino < OPS_WINO_AUTO || !wino_shape(&k) || (long)H * rowin <= WINO_MAX_INPUT) {
+    conv_key k = conv_whole_key(1, IC, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
+    size_t in = (size_t)H * W * IC;
+    int banded = g_wino >= OPS_WINO_AUTO && wino_shape(&k) && (long)in > WINO_MAX_INPUT;
+    if (!banded && !wino_whole(&k)) {
+        k.N = N;
         conv_run(&k, x, w, b, y, NULL);
         return;
     }
-    int R = band_rows(H, (int)(WINO_MAX_INPUT / rowin) - 2);
-    int band = wino_wanted(&k) ? 1 : 2;
-    for (int r0 = 0; r0 < H; r0 += R) {
-        if (!accum && r0 + R > H) r0 = H - R;   /* see band_rows */
-        int in0;
-        conv_key kb = band_key(&k, band, r0, R, &in0);
-        conv_run(&kb, x + (size_t)in0 * rowin, w, b, y + (size_t)r0 * W * OC, NULL);
+    size_t out = (size_t)((H + 2 * pad - KH) / stride + 1) * ((W + 2 * pad - KW) / stride + 1) * OC;
+    for (int n = 0; n < N; n++) {
+        if (banded) conv_bands(&k, x + n * in, w, b, y + n * out);
+        else conv_run(&k, x + n * in, w, b, y + n * out, NULL);
     }
 }
 

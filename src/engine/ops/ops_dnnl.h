@@ -63,12 +63,11 @@ void ops_run_forward(dnnl_primitive_t prim, const char *what, const dnnl_memory_
                      const void *bias, const dnnl_memory_desc_t *dmd, void *dst,
                      const dnnl_memory_desc_t *scratch);
 /* The n floats at w (described by `plain`) in layout `want`: w itself when
- * the layouts are equal, else a copy made on first use and cached — until
- * ops_weights_drop_transient if made with transient set.  stack_rows > 0
+ * the layouts are equal, else a copy made on first use and cached.  stack_rows > 0
  * (bf16x2): w is stack_rows rows, and `plain` describes each of them twice
  * in a row (the weights that meet an activation's hi and lo halves). */
 void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want,
-                      int transient, int stack_rows);
+                      int stack_rows);
 
 /* The bf16 attention on AMX tiles (ops_attention_amx.c): usable only if
  * ready() says so (AMX, and the kernel's permission to use its tiles). */

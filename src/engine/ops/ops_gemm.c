@@ -12,7 +12,15 @@
  * weights stacked twice ([IN; IN] x OUT, one product, f32 sums) — and the
  * weight copy is bf16: oneDNN's AMX kernels.
  * Primitives are cached per shape and precision (LRU).  A failure inside
- * oneDNN is a bug: print, abort. */
+ * oneDNN is a bug: print, abort.
+ * A row's result must not depend on how many rows the call has (an image's
+ * bits on its batch): oneDNN's brgemm kernels (AVX-512 with bf16, AMX) give
+ * every row the same bits for any M, its other matmuls (gemm:jit, below
+ * AVX-512 or bf16 without the bf16 instructions) do not — they split small
+ * M differently — but do for any row position within one M
+ * (tests/unit/test_batch_rows.c under ONEDNN_MAX_CPU_ISA).  So a layer
+ * whose MM_CHUNK-row primitive is not brgemm runs in chunks of exactly
+ * MM_CHUNK rows, the last one zero-padded. */
 #include "ops.h"
 #include "ops_dnnl.h"
 #include "ops_prof.h"
@@ -35,7 +43,8 @@ void op_gemm(int transB, int M, int N, int K, float alpha,
     ops_ck(dnnl_sgemm('N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), "sgemm");
 }
 
-#define MM_CACHE 64
+#define MM_CACHE 128
+#define MM_CHUNK 16
 
 typedef struct mm_key { int M, IN, OUT, bias, accum, prec, split; } mm_key;
 
@@ -44,6 +53,7 @@ typedef struct mm_entry {
     unsigned long long used;   /* LRU stamp; 0 = empty */
     dnnl_primitive_t prim;
     dnnl_memory_desc_t src, wei, pwei, bia, dst, scratch;
+    int brgemm;                /* oneDNN picked a brgemm kernel: rows are M-invariant */
 } mm_entry;
 
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -82,6 +92,9 @@ static void mm_build(mm_entry *e, const mm_key *k)
     dnnl_primitive_attr_destroy(attr);
     e->wei = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     e->scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    const char *impl = NULL;
+    e->brgemm = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+                !strncmp(impl, "brg", 3);
     ops_ck(dnnl_primitive_create(&e->prim, pd), "matmul primitive");
     dnnl_primitive_desc_destroy(pd);
     e->key = *k;
@@ -106,20 +119,57 @@ static mm_entry *mm_lookup(const mm_key *k)
     return hit;
 }
 
-static void linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y, int accum)
+/* y[k->M, OUT] (+)= x·wᵀ + b on the primitive for k */
+static void linear_run(const mm_key *k, const float *x, const float *w, const float *b, float *y)
 {
-    if (M <= 0 || OUT <= 0) return;
-    mm_key k = {M, IN, OUT, b != NULL, accum, ops_precision(), 0};
-    if (k.prec == OPS_BF16X2) k.split = ops_split_mode(0, (size_t)IN * OUT, IN, OUT);
-    mm_entry *e = mm_lookup(&k);
-    void *wb = ops_weights_get(w, (size_t)IN * OUT, &e->pwei, &e->wei, 0, k.split == OPS_SPLIT_COLS ? OUT : 0);
-    const void *src = k.prec != OPS_FP32 ? ops_bf16_input(x, (size_t)M, IN, k.split) : (const void *)x;
-    if (k.split == OPS_SPLIT_ROWS) {   /* hi and lo rows, added with the bias (and residual) */
+    int M = k->M, IN = k->IN, OUT = k->OUT, accum = k->accum;
+    mm_entry *e = mm_lookup(k);
+    void *wb = ops_weights_get(w, (size_t)IN * OUT, &e->pwei, &e->wei, k->split == OPS_SPLIT_COLS ? OUT : 0);
+    const void *src = k->prec != OPS_FP32 ? ops_bf16_input(x, (size_t)M, IN, k->split) : (const void *)x;
+    if (k->split == OPS_SPLIT_ROWS) {   /* hi and lo rows, added with the bias (and residual) */
         ops_run_forward_split(e->prim, "matmul execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y, OUT, b,
                               accum);
         return;
     }
     ops_run_forward(e->prim, "matmul execute", &e->src, src, &e->wei, wb, &e->bia, b, &e->dst, y, &e->scratch);
+}
+
+static _Thread_local void *t_cx, *t_cy;   /* a zero-padded last chunk */
+static _Thread_local size_t t_ncx, t_ncy;
+
+/* M rows in chunks of exactly MM_CHUNK rows (kc.M), the last one through
+ * zero-padded buffers */
+static void linear_chunks(const mm_key *kc, int M, const float *x, const float *w, const float *b, float *y)
+{
+    int IN = kc->IN, OUT = kc->OUT;
+    for (int r0 = 0; r0 < M; r0 += MM_CHUNK) {
+        int n = M - r0 < MM_CHUNK ? M - r0 : MM_CHUNK;
+        if (n == MM_CHUNK) {
+            linear_run(kc, x + (size_t)r0 * IN, w, b, y + (size_t)r0 * OUT);
+            continue;
+        }
+        float *cx = ops_grow(&t_cx, &t_ncx, sizeof(float) * MM_CHUNK * IN);
+        float *cy = ops_grow(&t_cy, &t_ncy, sizeof(float) * MM_CHUNK * OUT);
+        memcpy(cx, x + (size_t)r0 * IN, sizeof(float) * n * IN);
+        memset(cx + (size_t)n * IN, 0, sizeof(float) * (MM_CHUNK - n) * IN);
+        memset(cy, 0, sizeof(float) * MM_CHUNK * OUT);
+        if (kc->accum) memcpy(cy, y + (size_t)r0 * OUT, sizeof(float) * n * OUT);
+        linear_run(kc, cx, w, b, cy);
+        memcpy(y + (size_t)r0 * OUT, cy, sizeof(float) * n * OUT);
+    }
+}
+
+static void linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y, int accum)
+{
+    if (M <= 0 || OUT <= 0) return;
+    mm_key k = {MM_CHUNK, IN, OUT, b != NULL, accum, ops_precision(), 0};
+    if (k.prec == OPS_BF16X2) k.split = ops_split_mode(0, (size_t)IN * OUT, IN, OUT);
+    if (!mm_lookup(&k)->brgemm) {   /* decided on the chunk's shape: the same for every M */
+        linear_chunks(&k, M, x, w, b, y);
+        return;
+    }
+    k.M = M;
+    linear_run(&k, x, w, b, y);
 }
 
 void op_linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y)

@@ -30,7 +30,6 @@ typedef struct wcache {
     dnnl_memory_desc_t md;
     float finger[8];
     void *buf;
-    int transient;   /* freed by ops_weights_drop_transient */
     int gave_back;   /* made from checkpoint memory whose pages were then given back */
 } wcache;
 
@@ -400,7 +399,7 @@ void ops_run_forward_split(dnnl_primitive_t prim, const char *what, const dnnl_m
  * fingerprint of sampled values catches a freed pointer reused for other
  * weights. */
 void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, const dnnl_memory_desc_t *wei,
-                      int transient, int stack_rows)
+                      int stack_rows)
 {
     if (dnnl_memory_desc_equal(wei, pwei)) return (void *)w;
     pthread_once(&g_once, engine_init);
@@ -451,7 +450,6 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
     wcache *c = &g_w[g_nw];
     c->ptr = w;
     c->md = *wei;
-    c->transient = transient;
     c->gave_back = 0;
     memcpy(c->finger, f, sizeof f);
     size_t bytes = dnnl_memory_desc_get_size(wei);
@@ -508,17 +506,6 @@ void ops_weights_stats(size_t *copies, size_t *bytes, size_t *wino_bytes)
         *bytes += b;
         if (g_w[i].md.format_kind != dnnl_blocked) *wino_bytes += b;
     }
-    pthread_mutex_unlock(&g_lock);
-}
-
-void ops_weights_drop_transient(void)
-{
-    pthread_mutex_lock(&g_lock);
-    for (size_t i = 0; i < g_nw; i++)
-        if (g_w[i].transient) {
-            free(g_w[i].buf);
-            g_w[i--] = g_w[--g_nw];
-        }
     pthread_mutex_unlock(&g_lock);
 }
 
