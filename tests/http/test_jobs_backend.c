@@ -6,7 +6,8 @@
  *    would be.  Async submit, status with queue position and progress, the
  *    result, cancel, a synchronous request woken through wait_change, a full
  *    queue's 503 + Retry-After, /health and /metrics from its statistics,
- *    shutdown at stop, and every handle the server took released.
+ *    shutdown at stop, and every handle the server took released; with
+ *    API keys, the owner travels into the backend (another key: 404).
  * 2. The in-process backend through the interface alone: submit, find by
  *    id and owner, status, cancel, close. */
 #include <pthread.h>
@@ -20,6 +21,7 @@
 #include <jansson.h>
 
 #include "t.h"
+#include "../../src/http/auth.h"
 #include "../../src/http/server.h"
 
 /* ---- the fake backend ------------------------------------------------------ */
@@ -219,6 +221,7 @@ static int fake_count(fake *f)
 /* ---- client ------------------------------------------------------------------ */
 
 static int port;
+static const char *bearer;     /* the API key sent, or NULL */
 
 typedef struct answer {
     long status;
@@ -265,7 +268,15 @@ static answer call(const char *method, const char *path, const char *form)
     curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, take_head);
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &a);
     if (form) curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
+    struct curl_slist *h = NULL;
+    char auth[128];
+    if (bearer) {
+        snprintf(auth, sizeof auth, "Authorization: Bearer %s", bearer);
+        h = curl_slist_append(h, auth);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+    }
     if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &a.status);
+    curl_slist_free_all(h);
     curl_easy_cleanup(c);
     if (!a.body) a.body = calloc(1, 1);
     return a;
@@ -292,13 +303,13 @@ static void *bg_sync(void *arg)
     return NULL;
 }
 
-static http_server *serve_fake(fake *f)
+static http_server *serve_fake(fake *f, const auth_keys *keys)
 {
     sd_err e;
     sd_err_clear(&e);
     server_config sc = {.bind_addr = "127.0.0.1", .http_threads = 2, .max_connections = 32, .conn_timeout = 30,
                         .max_body = 1 << 20, .sync_wait = 30, .retention = 60, .model_name = "fake",
-                        .model_family = "sd1", .model_hash = "0000000000", .version = "test"};
+                        .model_family = "sd1", .model_hash = "0000000000", .version = "test", .keys = keys};
     http_server *s = http_server_start_jobs(&sc, &f->base, &e);
     if (!s) fprintf(stderr, "start: %s\n", e.msg);
     else port = http_server_port(s);
@@ -309,7 +320,7 @@ static void over_fake_backend(void)
 {
     fake f = {.base = {&fake_ops}};
     pthread_mutex_init(&f.mu, NULL);
-    http_server *s = serve_fake(&f);
+    http_server *s = serve_fake(&f, NULL);
     CHECK(s != NULL, "server starts over a fake job backend");
     if (!s) return;
 
@@ -395,6 +406,45 @@ static void over_fake_backend(void)
     pthread_mutex_destroy(&f.mu);
 }
 
+#define KEY_A "key-a-0123456789abcdef"
+#define KEY_B "key-b-0123456789abcdef"
+
+/* With API keys, the owner travels with the job into the backend and back:
+ * another key's find answers nothing, and the server says 404. */
+static void owners_through_backend(void)
+{
+    sd_err e;
+    sd_err_clear(&e);
+    auth_keys *keys = auth_keys_load(KEY_A "," KEY_B, NULL, &e);
+    fake f = {.base = {&fake_ops}};
+    pthread_mutex_init(&f.mu, NULL);
+    http_server *s = keys ? serve_fake(&f, keys) : NULL;
+    CHECK(s != NULL, "server with two API keys starts over the fake backend");
+    if (s) {
+        bearer = KEY_B;
+        answer a = call("POST", "/jobs/txt2img", "prompt=a+cat");
+        CHECKF(a.status == 202 && f.njobs == 1 && f.jobs[0].owner == 2,
+               "the job carries its owner (key 2) into the backend", "%ld owner %d", a.status, f.jobs[0].owner);
+        free(a.body);
+        char path[96];
+        snprintf(path, sizeof path, "/jobs/%s", f.jobs[0].id);
+        bearer = KEY_A;
+        a = call("GET", path, NULL);
+        CHECKF(a.status == 404, "another key: the backend finds nothing, 404", "%ld %s", a.status, a.body);
+        free(a.body);
+        bearer = KEY_B;
+        a = call("GET", path, NULL);
+        CHECKF(a.status == 200 && !strcmp(FIELD(a, "state"), "queued"), "its own key: found", "%ld %s", a.status,
+               a.body);
+        free(a.body);
+        bearer = NULL;
+        http_server_stop(s);
+        CHECKF(f.handles == 0, "owners: every handle released", "%d held", f.handles);
+    }
+    auth_keys_free(keys);
+    pthread_mutex_destroy(&f.mu);
+}
+
 /* ---- the in-process backend through the interface ------------------------------ */
 
 static int quick_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, char **result, sd_err *err)
@@ -461,6 +511,7 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     signal(SIGPIPE, SIG_IGN);
     over_fake_backend();
+    owners_through_backend();
     inproc_backend();
     curl_global_cleanup();
     return t_done();
