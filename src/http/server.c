@@ -520,7 +520,8 @@ static enum MHD_Result serve_job(http_server *s, req *r, struct MHD_Connection *
 {
     const char *id = url + 6;
     /* another key's job is answered exactly as an unknown id: its existence does not leak */
-    job_handle *j = is_hex_name(id, 32, 32) && !strchr(id, '.') ? jobs_find(s->q, id, r->owner) : NULL;
+    job_handle *j = is_hex_name(id, 32, 32) && !strchr(id, '.') ? jobs_find(s->q, id, r->owner, &r->err) : NULL;
+    if (!j && r->err.code) return reply_error(c, &r->ri, &r->err, 0, NULL);   /* the backend could not look */
     if (!j)
         return reply_errorf(c, &r->ri, SD_ENOTFOUND, "id",
                             "no job with id '%.64s' (finished jobs are forgotten after %g s)", id, s->cfg.retention);

@@ -9,7 +9,10 @@ int jobs_submit(jobs_backend *b, job_input *in, int listed, job_handle **out, in
     return b->ops->submit(b, in, listed, out, retry_after, err);
 }
 
-job_handle *jobs_find(jobs_backend *b, const char *id, int owner) { return b->ops->find(b, id, owner); }
+job_handle *jobs_find(jobs_backend *b, const char *id, int owner, sd_err *err)
+{
+    return b->ops->find(b, id, owner, err);
+}
 
 const char *jobs_job_id(jobs_backend *b, const job_handle *h) { return b->ops->id(b, h); }
 

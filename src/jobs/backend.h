@@ -41,7 +41,7 @@ typedef jobq_stats jobs_stats;
 typedef struct jobs_ops {
     const char *name;   /* "in-process", "redis", ... */
     int (*submit)(jobs_backend *b, job_input *in, int listed, job_handle **out, int *retry_after, sd_err *err);
-    job_handle *(*find)(jobs_backend *b, const char *id, int owner);
+    job_handle *(*find)(jobs_backend *b, const char *id, int owner, sd_err *err);
     const char *(*id)(jobs_backend *b, const job_handle *h);
     job_state (*cancel)(jobs_backend *b, job_handle *h, const char *reason);
     void (*status)(jobs_backend *b, job_handle *h, job_status *out);
@@ -63,9 +63,11 @@ struct jobs_backend {
  * shutting down, with the suggested retry in seconds in *retry_after (may
  * be NULL); SD_ENOMEM; a remote backend adds SD_EUPSTREAM (unreachable). */
 int jobs_submit(jobs_backend *b, job_input *in, int listed, job_handle **out, int *retry_after, sd_err *err);
-/* A listed job of `owner` by id, or NULL (unknown, forgotten after
- * retention, unlisted, or another owner's). */
-job_handle *jobs_find(jobs_backend *b, const char *id, int owner);
+/* A listed job of `owner` by id, or NULL: with err untouched when there is
+ * no such job (unknown, forgotten after retention, unlisted, or another
+ * owner's); with err set when the backend could not look (a remote queue
+ * unreachable: SD_EBUSY, which HTTP answers with 503). */
+job_handle *jobs_find(jobs_backend *b, const char *id, int owner, sd_err *err);
 /* The job's id: valid while the handle is held. */
 const char *jobs_job_id(jobs_backend *b, const job_handle *h);
 /* Cancels: a queued job leaves the queue at once, a running one stops at

@@ -45,6 +45,7 @@ typedef struct fake {
     unsigned gen;
     int handles;               /* held by callers: submit/find add one, release takes one */
     int full;                  /* submit answers EBUSY */
+    int down;                  /* find cannot look (a remote queue unreachable) */
     int shut, closed;
     char shut_reason[128];
 } fake;
@@ -99,9 +100,13 @@ static int fk_submit(jobs_backend *b, job_input *in, int listed, job_handle **ou
     return rc;
 }
 
-static job_handle *fk_find(jobs_backend *b, const char *id, int owner)
+static job_handle *fk_find(jobs_backend *b, const char *id, int owner, sd_err *err)
 {
     fake *f = F(b);
+    if (f->down) {
+        sd_errf(err, SD_EBUSY, "", "the fake queue is unreachable");
+        return NULL;
+    }
     pthread_mutex_lock(&f->mu);
     fake_job *j = lookup(f, id);
     job_handle *h = j && j->listed && j->owner == owner ? new_handle(f, id) : NULL;
@@ -388,6 +393,13 @@ static void over_fake_backend(void)
     free(a.body);
     f.full = 0;
 
+    f.down = 1;
+    a = call("GET", path, NULL);
+    CHECKF(a.status == 503 && strstr(a.body, "fake queue is unreachable"),
+           "backend cannot look up a job: 503 with its message, not 404", "%ld %s", a.status, a.body);
+    free(a.body);
+    f.down = 0;
+
     a = call("GET", "/health", NULL);
     CHECKF(!strcmp(FIELD(a, "queue_depth"), "7") && !strcmp(FIELD(a, "running"), "1"),
            "/health reads the backend's statistics", "%s", a.body);
@@ -484,11 +496,11 @@ static void inproc_backend(void)
                st.total == 3,
            "status: succeeded with result and steps", "state %d", st.state);
     free(st.result);
-    job_handle *f = jobs_find(b, id, 2);
+    job_handle *f = jobs_find(b, id, 2, &e);
     CHECK(f && !strcmp(jobs_job_id(b, f), id), "find by id for its owner");
     jobs_release(b, f);
-    CHECK(jobs_find(b, id, 1) == NULL && jobs_find(b, "0123", 2) == NULL,
-          "find: another owner or an unknown id is NULL");
+    CHECK(jobs_find(b, id, 1, &e) == NULL && jobs_find(b, "0123", 2, &e) == NULL && e.code == SD_OK,
+          "find: another owner or an unknown id is NULL, with no error");
     CHECK(jobs_cancel(b, h, "late") == JOB_SUCCEEDED, "cancel after the end changes nothing");
     jobs_stats ss;
     jobs_get_stats(b, &ss);
