@@ -49,7 +49,7 @@ static void put(sbuf *b, const char *fmt, ...)
     }
 }
 
-char *metrics_render(const jobq_stats *js)
+char *metrics_render(const jobs_stats *js)
 {
     sbuf b = {malloc(4096), 0, 4096, 0};
     if (!b.p) return NULL;

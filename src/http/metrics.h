@@ -5,7 +5,7 @@
 
 #include <stdint.h>
 
-#include "../jobs/jobs.h"
+#include "../jobs/backend.h"
 
 /* Endpoint labels, fixed so that clients cannot grow the label set. */
 typedef enum {
@@ -16,6 +16,6 @@ const char *endpoint_label(endpoint e);
 
 void metrics_count_request(endpoint e, int status);
 /* malloc'd Prometheus text. */
-char *metrics_render(const jobq_stats *js);
+char *metrics_render(const jobs_stats *js);
 
 #endif

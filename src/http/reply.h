@@ -9,7 +9,7 @@
 #include <jansson.h>
 
 #include "../base/err.h"
-#include "../jobs/jobs.h"
+#include "../jobs/backend.h"
 
 /* What a reply records for the access log and metrics. */
 typedef struct reply_info {

@@ -22,8 +22,8 @@
 #include "../base/settings.h"
 #include "../cli/cli.h"
 #include "../engine/sd.h"
+#include "../jobs/backend.h"
 #include "../jobs/generate.h"
-#include "../jobs/jobs.h"
 #include "../storage/storage.h"
 #include "auth.h"
 #include "listen.h"
@@ -387,7 +387,7 @@ int cli_serve(int argc, char **argv)
 
     int status = 1, lfd = -1, port = 0, loader_started = 0;
     storage *store = NULL;
-    jobq *q = NULL;
+    jobs_backend *q = NULL;   /* the jobs interface (backend.h): here the in-process queue */
     http_server *srv = NULL;
     auth_keys *keys = NULL;
     ratelimit *rl = NULL;
@@ -428,7 +428,7 @@ int cli_serve(int argc, char **argv)
     gen_ctx gc = {.engine = NULL, .store = store};
     jobq_config qc = {.queue_size = (int)o_queue, .job_timeout = o_job_timeout, .retention = o_retention,
                       .max_retained = (int)o_max_retained, .worker_nice = (int)o_engine_nice};
-    q = jobq_create(&qc, gen_run, &gc, &err);
+    q = jobs_inproc_open(&qc, gen_run, &gc, &err);
     if (!q) goto out;
     server_config sc = {
         .bind_addr = o_bind, .port = port, .http_threads = (int)o_http_threads,
@@ -441,7 +441,7 @@ int cli_serve(int argc, char **argv)
         .check_request = check_prompts, .check_ctx = &gc.engine,
     };
     lfd = -1;   /* the server's now, started or not */
-    srv = http_server_start(&sc, q, &err);
+    srv = http_server_start_jobs(&sc, q, &err);
     if (!srv) goto out;
     printf("listening on %s port %d; public URL %s; loading the model (generation answers 503 until ready)\n",
            o_bind, http_server_port(srv), public_url);
@@ -455,7 +455,7 @@ int cli_serve(int argc, char **argv)
     if (!atomic_load(&L.done)) printf("waiting for the model load to finish before stopping\n");
     http_server_stop(srv);
     srv = NULL;
-    jobq_destroy(q, "the server is shutting down");
+    jobs_close(q);
     q = NULL;
     pthread_join(loader, NULL);
     loader_started = 0;
@@ -465,7 +465,7 @@ out:
     if (status && err.code) fprintf(stderr, "sdserve serve: %s\n", err.msg);
     if (lfd >= 0) close(lfd);
     if (srv) http_server_stop(srv);
-    if (q) jobq_destroy(q, "the server is shutting down");
+    jobs_close(q);
     if (loader_started) pthread_join(loader, NULL);
     storage_close(store);
     if (L.engine) sd_engine_free(L.engine);

@@ -83,7 +83,7 @@ typedef struct req {
     param_bag bag;
     sd_err err;
     /* sync wait */
-    job *job;
+    job_handle *job;
     double deadline;
     int gone, wait_timeout, shutdown;
     struct req *wnext;
@@ -103,7 +103,8 @@ struct http_server {
     conn_state *conns;
     char *public_url;
     struct MHD_Daemon *d;
-    jobq *q;
+    jobs_backend *q;
+    jobs_backend *own_jobs;  /* http_server_start's wrapper over a jobq, freed at stop; else NULL */
     int port;
     pthread_mutex_t wmu;
     req *waiters;
@@ -418,12 +419,12 @@ static enum MHD_Result finish_body(http_server *s, req *r, struct MHD_Connection
     }
     in.owner = r->owner;
     int retry = 0;
-    if (jobq_submit(s->q, &in, r->async, &r->job, &retry, &r->err))
+    if (jobs_submit(s->q, &in, r->async, &r->job, &retry, &r->err))
         return reply_error(c, &r->ri, &r->err, retry, NULL);
     if (r->async) {
         char loc[1024];
-        snprintf(loc, sizeof loc, "%s/jobs/%s", s->public_url, job_id(r->job));
-        json_t *b = job_created_body(s, job_id(r->job));
+        snprintf(loc, sizeof loc, "%s/jobs/%s", s->public_url, jobs_job_id(s->q, r->job));
+        json_t *b = job_created_body(s, jobs_job_id(s->q, r->job));
         char *body = b ? json_dumps(b, JSON_COMPACT) : NULL;
         json_decref(b);
         if (!body) return reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
@@ -459,7 +460,7 @@ static enum MHD_Result finish_wait(http_server *s, req *r, struct MHD_Connection
     if (r->shutdown)
         return reply_errorf(c, &r->ri, SD_EBUSY, "", "the server is shutting down; the job was cancelled");
     job_status st;
-    jobq_status(s->q, r->job, &st);
+    jobs_status(s->q, r->job, &st);
     enum MHD_Result rc;
     if (st.state == JOB_SUCCEEDED && st.result) {
         size_t len = strlen(st.result);
@@ -519,17 +520,18 @@ static enum MHD_Result serve_job(http_server *s, req *r, struct MHD_Connection *
 {
     const char *id = url + 6;
     /* another key's job is answered exactly as an unknown id: its existence does not leak */
-    job *j = is_hex_name(id, 32, 32) && !strchr(id, '.') ? jobq_find_owned(s->q, id, r->owner) : NULL;
+    job_handle *j = is_hex_name(id, 32, 32) && !strchr(id, '.') ? jobs_find(s->q, id, r->owner, &r->err) : NULL;
+    if (!j && r->err.code) return reply_error(c, &r->ri, &r->err, 0, NULL);   /* the backend could not look */
     if (!j)
         return reply_errorf(c, &r->ri, SD_ENOTFOUND, "id",
                             "no job with id '%.64s' (finished jobs are forgotten after %g s)", id, s->cfg.retention);
     int cancel = !strcmp(method, "DELETE");
-    if (cancel) jobq_cancel(s->q, j, "cancelled by DELETE /jobs/{id}");
+    if (cancel) jobs_cancel(s->q, j, "cancelled by DELETE /jobs/{id}");
     job_status st;
-    jobq_status(s->q, j, &st);
-    json_t *b = job_status_body(job_id(j), &st, s->public_url, cancel && st.state == JOB_RUNNING);
+    jobs_status(s->q, j, &st);
+    json_t *b = job_status_body(jobs_job_id(s->q, j), &st, s->public_url, cancel && st.state == JOB_RUNNING);
     free(st.result);
-    job_release(j);
+    jobs_release(s->q, j);
     return reply_json(c, &r->ri, 200, b);
 }
 
@@ -556,11 +558,11 @@ static enum MHD_Result reply_loading(req *r, struct MHD_Connection *c)
 
 static enum MHD_Result serve_get(http_server *s, req *r, struct MHD_Connection *c, const char *url)
 {
-    jobq_stats js;
+    jobs_stats js;
     switch (r->ep) {
     case EP_HEALTH: {
         if (atomic_load(&s->loading)) return health_loading(s, r, c);
-        jobq_get_stats(s->q, &js);
+        jobs_get_stats(s->q, &js);
         int down = atomic_load(&s->shutting_down);
         json_t *b = json_pack("{s:s, s:b, s:{s:s?, s:s?, s:s?}, s:i, s:i, s:s?}", "status", down ? "shutting_down" : "ok",
                               "model_loaded", 1, "model", "name", s->cfg.model_name, "family", s->cfg.model_family,
@@ -569,7 +571,7 @@ static enum MHD_Result serve_get(http_server *s, req *r, struct MHD_Connection *
         return reply_json(c, &r->ri, down ? 503 : 200, b);
     }
     case EP_METRICS: {
-        jobq_get_stats(s->q, &js);
+        jobs_get_stats(s->q, &js);
         char *text = metrics_render(&js);
         if (!text) return reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
         size_t len = strlen(text);
@@ -897,8 +899,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
     body_release(s, r);
     if (r->job) {
         /* A synchronous job nobody will read: stop it. */
-        if (!r->async) jobq_cancel(s->q, r->job, "the client disconnected");
-        job_release(r->job);
+        if (!r->async) jobs_cancel(s->q, r->job, "the client disconnected");
+        jobs_release(s->q, r->job);
     }
     free(r);
 }
@@ -919,7 +921,7 @@ static void *watcher_main(void *arg)
     http_server *s = arg;
     unsigned gen = 0;
     while (!atomic_load(&s->stop)) {
-        jobq_wait_change(s->q, &gen, 200);
+        jobs_wait_change(s->q, &gen, 200);
         double now = now_s();
         if (s->cfg.header_timeout > 0) sweep_slow(s, now);
         pthread_mutex_lock(&s->wmu);
@@ -927,16 +929,16 @@ static void *watcher_main(void *arg)
         while (*pp) {
             req *r = *pp;
             job_status st;
-            jobq_status(s->q, r->job, &st);
+            jobs_status(s->q, r->job, &st);
             free(st.result);
             int wake = job_finished(st.state);
             if (!wake && atomic_load(&s->shutting_down)) {
-                r->shutdown = wake = 1;   /* its job was cancelled by jobq_shutdown */
+                r->shutdown = wake = 1;   /* its job was cancelled by jobs_shutdown */
             } else if (!wake && client_gone(r->conn)) {
-                jobq_cancel(s->q, r->job, "the client disconnected");
+                jobs_cancel(s->q, r->job, "the client disconnected");
                 r->gone = wake = 1;
             } else if (!wake && now > r->deadline) {
-                jobq_cancel(s->q, r->job, "the synchronous wait limit passed");
+                jobs_cancel(s->q, r->job, "the synchronous wait limit passed");
                 r->wait_timeout = wake = 1;
             }
             if (wake) {
@@ -954,7 +956,7 @@ static void *watcher_main(void *arg)
 
 /* ---- start / stop ------------------------------------------------------------ */
 
-http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err)
+http_server *http_server_start_jobs(const server_config *cfg, jobs_backend *q, sd_err *err)
 {
     http_server *s = calloc(1, sizeof *s);
     if (!s) {
@@ -1016,6 +1018,15 @@ fail:
     return NULL;
 }
 
+http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err)
+{
+    jobs_backend *b = jobs_inproc_wrap(q, err);
+    http_server *s = b ? http_server_start_jobs(cfg, b, err) : NULL;
+    if (!s) jobs_close(b);
+    else s->own_jobs = b;
+    return s;
+}
+
 int http_server_port(const http_server *s) { return s->port; }
 void http_server_set_storage(http_server *s, storage *st) { atomic_store(&s->store, st); }
 
@@ -1034,7 +1045,7 @@ void http_server_stop(http_server *s)
     atomic_store(&s->shutting_down, 1);
     /* Stop accepting; running connections continue. */
     MHD_quiesce_daemon(s->d);
-    jobq_shutdown(s->q, "the server is shutting down");
+    jobs_shutdown(s->q, "the server is shutting down");
     /* Every waiting client gets its answer (its job is now cancelled or done). */
     for (int i = 0; i < 100; i++) {
         pthread_mutex_lock(&s->wmu);
@@ -1049,6 +1060,7 @@ void http_server_stop(http_server *s)
     atomic_store(&s->stop, 1);
     pthread_join(s->watcher, NULL);
     MHD_stop_daemon(s->d);
+    jobs_close(s->own_jobs);
     pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->cmu);
     free(s->public_url);

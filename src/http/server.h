@@ -1,16 +1,18 @@
 /* server.h — the HTTP API on libmicrohttpd: routes, body parsing, replies,
  * sync waiting (suspended connections), async jobs, images, health, metrics.
  *
- * The server does not generate: it validates, submits to a jobq (jobs.h) and
- * answers.  serve.c wires settings, engine, storage and this together; tests
- * may run the same server over a jobq with a fake runner. */
+ * The server does not generate: it validates, submits to a job backend
+ * (jobs/backend.h: the in-process queue, or any other behind the same
+ * interface) and answers.  serve.c wires settings, engine, storage and this
+ * together; tests may run the same server over a jobq with a fake runner or
+ * over a fake backend. */
 #ifndef SD_HTTP_SERVER_H
 #define SD_HTTP_SERVER_H
 
 #include <stddef.h>
 
 #include "../base/err.h"
-#include "../jobs/jobs.h"
+#include "../jobs/backend.h"
 #include "../storage/storage.h"
 
 typedef struct http_server http_server;
@@ -55,6 +57,11 @@ typedef struct server_config {
     void *check_ctx;
 } server_config;
 
+/* Serves over job backend `jobs`, which stays the caller's (shut down by
+ * http_server_stop, closed by the caller after it). */
+http_server *http_server_start_jobs(const server_config *cfg, jobs_backend *jobs, sd_err *err);
+/* The same over an in-process queue (jobs.h), wrapped in its backend
+ * (jobs_inproc_wrap); the queue stays the caller's. */
 http_server *http_server_start(const server_config *cfg, jobq *q, sd_err *err);
 int http_server_port(const http_server *s);
 /* The storage whose objects GET /images/{name} serves (NULL = none, 404).
@@ -67,7 +74,8 @@ const char *http_server_public_url(const http_server *s);
 void http_server_model_ready(http_server *s, const char *name, const char *family, const char *hash);
 /* Graceful stop: refuse new connections, cancel queued and running jobs with
  * an explicit reason, answer every waiting client, then close.  Returns when
- * everything is released (the jobq is left to the caller, shut down). */
+ * everything is released (the job backend or jobq is left to the caller,
+ * shut down). */
 void http_server_stop(http_server *s);
 
 #endif
