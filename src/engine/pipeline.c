@@ -142,7 +142,7 @@ int sd_precision_known(const char *name)
  * text encoder and the UNet and bf16 for the VAE — it runs once per image,
  * so its rounding does not compound over the steps as the UNet's does
  * (docs/ACCURACY.md, "Precision") — and fp32 elsewhere. */
-static void set_precision(sd_engine *e, const char *name)
+static int set_precision(sd_engine *e, const char *name, sd_err *err)
 {
     int all = ops_precision_from_name(name);
     if (all < 0 && ops_precision_from_name(getenv("SD_PRECISION")) >= 0) all = ops_precision();   /* as the ops layer read it */
@@ -151,11 +151,17 @@ static void set_precision(sd_engine *e, const char *name)
         pt = pu = amx ? OPS_BF16X2 : OPS_FP32;
         pv = amx ? OPS_BF16 : OPS_FP32;
     }
+    if ((pt != OPS_FP32 || pu != OPS_FP32 || pv != OPS_FP32) && !ops_cpu_bf16())
+        return sd_errf(err, SD_EINVAL, "precision",
+                       "precision %s needs a CPU with AVX-512 (the compute library has no bf16 kernels below it, "
+                       "or ONEDNN_MAX_CPU_ISA caps it lower); use --precision fp32",
+                       ops_precision_name(pu != OPS_FP32 ? pu : pv));
     clip_set_precision(e->clip, pt);
     unet_set_precision(e->unet, pu);
     vae_set_precision(e->vae, pv);
     if (pu == pv) snprintf(e->precision, sizeof e->precision, "%s", ops_precision_name(pu));
     else snprintf(e->precision, sizeof e->precision, "%s, VAE %s", ops_precision_name(pu), ops_precision_name(pv));
+    return 0;
 }
 
 sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
@@ -202,7 +208,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
 
     /* VAE */
     if (!(e->vae = vae_load(e->w, err))) goto fail;
-    set_precision(e, o->precision);
+    if (set_precision(e, o->precision, err)) goto fail;
     if (unet_get_info(e->unet)->in_channels != vae_latent_channels(e->vae) ||
         unet_get_info(e->unet)->context_dim != clip_width(e->clip)) {
         sd_errf(err, SD_EFORMAT, "model",

@@ -102,6 +102,11 @@ gen -W 64 -H 48 --seed 5 --precision bf16 -o "$T/p16.png" >/dev/null 2>"$T/perr2
 check "--precision bf16 writes the image and reports it" '[ $rc -eq 0 ] && grep -q "precision bf16$" "$T/perr2"' "rc=$rc $(cat "$T/perr2")"
 check "bf16 and fp32 images differ (bf16 rounds)" '! cmp -s "$T/p32.png" "$T/p16.png"'
 check "fp32 is the default under SD_PRECISION=fp32" 'cmp -s "$T/p32.png" "$T/a.png" || [ "${SD_PRECISION:-}" != fp32 ]'
+# a bf16 precision where oneDNN may not use AVX-512 (capped here as on an older CPU): refused at load, not an abort
+ONEDNN_MAX_CPU_ISA=AVX2 gen -W 64 -H 48 --seed 5 --precision bf16x2 -o "$T/pavx2.png" >/dev/null 2>"$T/perr3"; rc=$?
+check "bf16x2 below AVX-512: exit 1 naming the precision and fp32, no file" '[ $rc -eq 1 ] && grep -q "precision bf16x2 needs a CPU with AVX-512.*--precision fp32" "$T/perr3" && [ ! -e "$T/pavx2.png" ]' "rc=$rc $(cat "$T/perr3")"
+ONEDNN_MAX_CPU_ISA=AVX2 gen -W 64 -H 48 --seed 5 --precision fp32 -o "$T/pavx2.png" >/dev/null 2>&1
+check "fp32 below AVX-512 still works" '[ -s "$T/pavx2.png" ]'
 
 "$BIN" generate --model "$T/nothing-here" --prompt p -o "$T/none.png" >/dev/null 2>"$T/err4"; rc=$?
 check "missing model: exit 1 with a message, no file" '[ $rc -eq 1 ] && [ -s "$T/err4" ] && [ ! -e "$T/none.png" ]' "rc=$rc"

@@ -57,7 +57,9 @@ enum { OPS_WINO_OFF = 0, OPS_WINO_ALL = 1, OPS_WINO_AUTO = 2, OPS_WINO_WIDE = 3 
  * ops_set_precision changes it for primitives used from then on (tests,
  * bench); a checkpoint's weights are used at one precision (their fp32
  * originals are given back after the first copy).  ops_cpu_amx: the CPU
- * has AMX (and the OS lets oneDNN use it). */
+ * has AMX (and the OS lets oneDNN use it); ops_cpu_bf16: oneDNN may use
+ * AVX-512 here, which its bf16 kernels need (below it, a bf16 primitive
+ * cannot be created: models refuse those precisions at load). */
 enum { OPS_FP32 = 0, OPS_BF16 = 1, OPS_BF16X2 = 2 };
 int ops_precision(void);
 void ops_set_precision(int prec);
@@ -65,6 +67,7 @@ const char *ops_precision_name(int prec);
 /* OPS_* named by "fp32", "bf16" or "bf16x2"; -1 for anything else (NULL too). */
 int ops_precision_from_name(const char *name);
 int ops_cpu_amx(void);
+int ops_cpu_bf16(void);
 /* y[i] = x[i] rounded to bf16 (nearest even), i < n. */
 void ops_to_bf16(const float *x, size_t n, uint16_t *y);
 void ops_conv_set_winograd(int mode);

@@ -134,6 +134,13 @@ int ops_cpu_amx(void)
     return has_amx();
 }
 
+int ops_cpu_bf16(void)
+{
+    pthread_once(&g_once, engine_init);
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    return (isa & (unsigned)dnnl_cpu_isa_avx512_core) == (unsigned)dnnl_cpu_isa_avx512_core;
+}
+
 void ops_set_precision(int prec)
 {
     pthread_once(&g_once, engine_init);
