@@ -29,6 +29,14 @@
 unet_hints unet_hints_sd1(void) { unet_hints h = {0}; h.num_heads = 8; return h; }
 unet_hints unet_hints_sd2(void) { unet_hints h = {0}; h.head_dim = 64; return h; }
 
+unet_hints unet_hints_for_family(sd_family f)
+{
+    unet_hints h = {0};
+    h.num_heads = sd_family_info(f)->num_heads;
+    h.head_dim = sd_family_info(f)->head_dim;
+    return h;
+}
+
 /* An int or a list of ints into h->num_heads / h->level_heads. */
 static int hints_from_json_heads(json_t *v, unet_hints *h, const char *key, sd_err *err)
 {
@@ -106,7 +114,7 @@ int unet_hints_from_weights(const sd_weights *w, unet_hints *h, sd_err *err)
     int rc = 0;
     if (txt) rc = unet_hints_from_diffusers_config(txt, len, h, err);
     else if ((txt = sdw_ldm_config(w, &len))) rc = unet_hints_from_ldm_config(txt, len, h, err);
-    else *h = sdw_text_kind_of(w) == SDW_TEXT_OPENCLIP ? unet_hints_sd2() : unet_hints_sd1();
+    else *h = unet_hints_for_family(sd_family_decide(w));
     free(txt);
     return rc;
 }

@@ -12,6 +12,7 @@
 #define SD_UNET_H
 
 #include "../../base/err.h"
+#include "../loader/family.h"
 #include "../loader/weights.h"
 
 #define UNET_MAX_LEVELS 8
@@ -31,6 +32,9 @@ typedef struct unet_hints {
 /* SD1 family: 8 heads everywhere.  SD2 family: head_dim 64. */
 unet_hints unet_hints_sd1(void);
 unet_hints unet_hints_sd2(void);
+/* The default of a family (family.h's descriptor: SD1 -> 8 heads, SD2 and
+ * SDXL -> head_dim 64). */
+unet_hints unet_hints_for_family(sd_family f);
 
 /* From a diffusers unet/config.json text: num_attention_heads if set, else
  * attention_head_dim (int or list), which diffusers (SD1/2) uses as the
@@ -42,8 +46,8 @@ int unet_hints_from_diffusers_config(const char *json, size_t len, unet_hints *h
 int unet_hints_from_ldm_config(const char *json, size_t len, unet_hints *h, sd_err *err);
 
 /* What a checkpoint says: a diffusers folder's unet/config.json, else the LDM
- * config beside a single file (sdw_ldm_config), else the family default
- * from the text tower (OpenCLIP -> SD2, otherwise SD1).  0, or -1 + err when
+ * config beside a single file (sdw_ldm_config), else the default of the
+ * checkpoint's family (sd_family_decide).  0, or -1 + err when
  * a config exists but is malformed. */
 int unet_hints_from_weights(const sd_weights *w, unet_hints *h, sd_err *err);
 
