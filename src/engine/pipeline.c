@@ -398,7 +398,7 @@ typedef struct guided {
     int B, C, h, w, T;
     float cfg;
     int uncond;          /* 0 when cfg == 1: the negative row is not needed */
-    const float *ctx;    /* [rows, T, W]: rows 0..B-1 negative, B..2B-1 prompt (or B prompt rows) */
+    unet_cond cond;      /* ctx [rows, T, W]: rows 0..B-1 negative, B..2B-1 prompt (or B prompt rows) */
     float *x2, *t2, *o2; /* [rows][per] */
 } guided;
 
@@ -411,7 +411,7 @@ static int guided_model(void *ud, const float *x_in, float t, int call, float *o
         memcpy(g->x2 + r * per, x_in + (r % g->B) * per, sizeof(float) * per);
         g->t2[r] = t;
     }
-    if (unet_forward(g->e->unet, g->x2, g->t2, g->ctx, rows, g->h, g->w, g->T, g->o2, err)) return -1;
+    if (unet_forward(g->e->unet, g->x2, g->t2, &g->cond, rows, g->h, g->w, g->o2, err)) return -1;
     if (!g->uncond) {
         memcpy(out, g->o2, sizeof(float) * per * g->B);
         return 0;
@@ -485,7 +485,8 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
         int prompt_row = g.uncond ? r >= B : 1;
         memcpy(ctx + r * tw, ctx1 + prompt_row * tw, sizeof(float) * tw);
     }
-    g.ctx = ctx;
+    g.cond = unet_cond_text(ctx, T);
+    g.cond.ctx_dim = W;
 
     sd_noise_src ns = {p->noise, p->noise_ud, p->seed, 0};
     if (!img2img) {
