@@ -222,7 +222,7 @@ static int precision_check(sd_engine **e, sd_load_opts *lo, const float *x, cons
         double tu = 0, td = 0, t0;
         for (int r = 0; r < 2; r++) {   /* run 0 builds primitives and weight copies */
             t0 = now();
-            if (unet_forward(un, x, ts, ctxb, rows, lh, lw, T, o, err)) goto out;
+            if (unet_forward(un, x, ts, &(unet_cond){.ctx = ctxb, .T = T}, rows, lh, lw, o, err)) goto out;
             tu = now() - t0;
         }
         unet_release_activations(un);
@@ -381,7 +381,7 @@ int cli_bench(int argc, char **argv)
         for (int r = 0; r < repeats; r++) {
             if (r == repeats - 1) ops_prof_reset();   /* SD_PROFILE=1: the last run's ops */
             t0 = now();
-            if (unet_forward(un, x, ts, ctxb, rows, lh, lw, T, o, &err)) goto fail;
+            if (unet_forward(un, x, ts, &(unet_cond){.ctx = ctxb, .T = T}, rows, lh, lw, o, &err)) goto fail;
             t[r] = now() - t0;
         }
         report("unet cfg step", t, repeats, GF_UNET * area * rows, peak);
@@ -433,7 +433,7 @@ int cli_bench(int argc, char **argv)
             double tu = 0, td = 0;
             for (int r = 0; r < 2; r++) {   /* run 0 builds primitives and weight layouts */
                 t0 = now();
-                if (unet_forward(un, x, ts, ctxb, rows, lh, lw, T, o, &err)) goto fail;
+                if (unet_forward(un, x, ts, &(unet_cond){.ctx = ctxb, .T = T}, rows, lh, lw, o, &err)) goto fail;
                 tu = now() - t0;
                 t0 = now();
                 if (vae_decode(va, x, batch, lh, lw, img, &err)) goto fail;

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "../base/sha256.h"
+#include "loader/family.h"
 #include "loader/weights.h"
 #include "models/clip.h"
 #include "models/unet.h"
@@ -32,14 +33,17 @@
 #include "samplers/samplers.h"
 #include "tokenizer/clip_bpe.h"
 
+#define SD_MAX_TEXT_ENCODERS 2   /* SDXL has two; SD1 and SD2 one */
+
 struct sd_engine {
     sd_weights *w;
     sd_tokenizer *tok;
-    sd_clip *clip;
+    sd_clip *text[SD_MAX_TEXT_ENCODERS];   /* text encoders, in the order their outputs join the context */
+    int n_text;                            /* one today (SD1, SD2) */
     sd_unet *unet;
     sd_vae *vae;
     sd_prediction pred;
-    int sd2;            /* OpenCLIP text tower: pads with 0, penultimate layer */
+    sd_family family;   /* decided once from the tensors at load (loader/family.h) */
     int clip_skip;      /* 0 = family default */
     int pad_id;
     int64_t params;
@@ -49,7 +53,7 @@ struct sd_engine {
 };
 
 struct sd_unet *sd_engine_unet(sd_engine *e) { return e->unet; }
-struct sd_clip *sd_engine_clip(sd_engine *e) { return e->clip; }
+struct sd_clip *sd_engine_clip(sd_engine *e) { return e->text[0]; }
 struct sd_vae *sd_engine_vae(sd_engine *e) { return e->vae; }
 
 static char *read_text_file(const char *path, size_t *len, sd_err *err)
@@ -156,12 +160,32 @@ static int set_precision(sd_engine *e, const char *name, sd_err *err)
                        "precision %s needs a CPU with AVX-512 (the compute library has no bf16 kernels below it, "
                        "or ONEDNN_MAX_CPU_ISA caps it lower); use --precision fp32",
                        ops_precision_name(pu != OPS_FP32 ? pu : pv));
-    clip_set_precision(e->clip, pt);
+    for (int i = 0; i < e->n_text; i++) clip_set_precision(e->text[i], pt);
     unet_set_precision(e->unet, pu);
     vae_set_precision(e->vae, pv);
     if (pu == pv) snprintf(e->precision, sizeof e->precision, "%s", ops_precision_name(pu));
     else snprintf(e->precision, sizeof e->precision, "%s, VAE %s", ops_precision_name(pu), ops_precision_name(pv));
     return 0;
+}
+
+/* Width of the context the text encoders make together (their outputs
+ * join along the width). */
+static int context_width(const sd_engine *e)
+{
+    int w = 0;
+    for (int i = 0; i < e->n_text; i++) w += clip_width(e->text[i]);
+    return w;
+}
+
+/* Refuse, before loading any part, a family this engine cannot run yet. */
+static int check_family(sd_family f, const char *path, sd_err *err)
+{
+    const sd_family_desc *d = sd_family_info(f);
+    if (d->supported) return 0;
+    return sd_errf(err, SD_EFORMAT, "model", "%s is an %s checkpoint (%s%s%s); this version runs sd1 and sd2 "
+                   "checkpoints only", path, d->name, d->added_cond ? "its UNet takes added conditioning" : "",
+                   d->added_cond && d->inpaint ? " and " : "",
+                   d->inpaint ? "its UNet takes mask and masked-image channels" : "");
 }
 
 sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
@@ -182,6 +206,8 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
 
     e->w = sdw_open(o->model_path, err);
     if (!e->w) goto fail;
+    e->family = sd_family_decide(e->w);
+    if (check_family(e->family, o->model_path, err)) goto fail;
 
     if (o->config_path && *o->config_path) {
         if (!(cfg = read_text_file(o->config_path, &cfg_len, err))) goto fail;
@@ -189,11 +215,11 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
         cfg = sdw_ldm_config(e->w, &cfg_len);
     }
 
-    /* text encoder */
+    /* text encoders (the one the SD1/SD2 families have) */
     clip_hints ch = {0};
     if (cfg) ch.heads = text_heads_from_ldm(cfg, cfg_len);
-    if (!(e->clip = clip_load(e->w, &ch, err))) goto fail;
-    e->sd2 = clip_activation(e->clip) == CLIP_ACT_GELU;
+    if (!(e->text[0] = clip_load(e->w, &ch, err))) goto fail;
+    e->n_text = 1;
     e->clip_skip = o->clip_skip;
 
     /* UNet */
@@ -204,18 +230,19 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
     if (!(e->unet = unet_load(e->w, &uh, err))) goto fail;
     /* sized once for the longest prompt and negative allowed, not grown by one */
     unet_plan_context(e->unet, SD_MAX_PROMPT_WINDOWS * TOK_WINDOW);
-    if (clip_reserve(e->clip, 2 * SD_MAX_PROMPT_WINDOWS, err)) goto fail;
+    for (int i = 0; i < e->n_text; i++)
+        if (clip_reserve(e->text[i], 2 * SD_MAX_PROMPT_WINDOWS, err)) goto fail;
 
     /* VAE */
     if (!(e->vae = vae_load(e->w, err))) goto fail;
     if (set_precision(e, o->precision, err)) goto fail;
     if (unet_get_info(e->unet)->in_channels != vae_latent_channels(e->vae) ||
-        unet_get_info(e->unet)->context_dim != clip_width(e->clip)) {
+        unet_get_info(e->unet)->context_dim != context_width(e)) {
         sd_errf(err, SD_EFORMAT, "model",
                 "%s: parts do not fit together: UNet takes %d latent channels and %d-wide text, "
                 "VAE gives %d channels, text encoder %d wide", o->model_path,
                 unet_get_info(e->unet)->in_channels, unet_get_info(e->unet)->context_dim,
-                vae_latent_channels(e->vae), clip_width(e->clip));
+                vae_latent_channels(e->vae), context_width(e));
         goto fail;
     }
 
@@ -240,7 +267,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
                 "folder beside the model)", tok_vocab_size(e->tok), (long long)emb->shape[0]);
         goto fail;
     }
-    e->pad_id = e->sd2 ? 0 : tok_eos(e->tok);
+    e->pad_id = sd_family_info(e->family)->pad_eos ? tok_eos(e->tok) : 0;
 
     for (size_t i = 0; i < sdw_count(e->w); i++) e->params += sdw_numel(sdw_at(e->w, i));
     model_hash(e->w, e->hash);
@@ -263,7 +290,7 @@ void sd_engine_free(sd_engine *e)
 {
     if (!e) return;
     tok_free(e->tok);
-    clip_free(e->clip);
+    for (int i = 0; i < e->n_text; i++) clip_free(e->text[i]);
     unet_free(e->unet);
     vae_free(e->vae);
     sdw_close(e->w);
@@ -273,7 +300,7 @@ void sd_engine_free(sd_engine *e)
 void sd_engine_info(const sd_engine *e, sd_model_info *out)
 {
     memset(out, 0, sizeof *out);
-    out->family = e->sd2 ? "sd2" : "sd1";
+    out->family = sd_family_info(e->family)->name;
     out->prediction = e->pred == SD_PRED_V ? "v_prediction" : "epsilon";
     out->latent_channels = vae_latent_channels(e->vae);
     out->vae_scale = vae_scale(e->vae);
@@ -344,7 +371,7 @@ int sd_encode_text(sd_engine *e, const char *prompt, const char *negative,
                 nw[1] > SD_MAX_PROMPT_WINDOWS ? "prompt" : "negative_prompt", nwin, TOK_CHUNK, SD_MAX_PROMPT_WINDOWS);
         goto fail;
     }
-    int W = clip_width(e->clip), L = TOK_WINDOW;
+    int W = clip_width(e->text[0]), L = TOK_WINDOW;   /* SDXL will join text[1]'s along W */
     /* windows of both texts, the shorter padded with empty-prompt windows */
     int32_t *empty = NULL;
     int ne = 0;
@@ -357,7 +384,7 @@ int sd_encode_text(sd_engine *e, const char *prompt, const char *negative,
         for (int i = 0; i < nwin; i++)
             memcpy(all + (size_t)(k * nwin + i) * L, i < nw[k] ? ids[k] + (size_t)i * L : empty, sizeof(int32_t) * L);
     free(empty);
-    if (clip_encode(e->clip, all, 2 * nwin, e->clip_skip, enc, err)) goto fail;
+    if (clip_encode(e->text[0], all, 2 * nwin, e->clip_skip, enc, err)) goto fail;
     /* windows of one text are concatenated along the sequence: [k][i*L + t][W] */
     memcpy(ctx, enc, sizeof(float) * 2 * nwin * L * W);
     *ctx_out = ctx;
@@ -377,7 +404,7 @@ typedef struct guided {
     int B, C, h, w, T;
     float cfg;
     int uncond;          /* 0 when cfg == 1: the negative row is not needed */
-    const float *ctx;    /* [rows, T, W]: rows 0..B-1 negative, B..2B-1 prompt (or B prompt rows) */
+    unet_cond cond;      /* ctx [rows, T, W]: rows 0..B-1 negative, B..2B-1 prompt (or B prompt rows) */
     float *x2, *t2, *o2; /* [rows][per] */
 } guided;
 
@@ -390,7 +417,7 @@ static int guided_model(void *ud, const float *x_in, float t, int call, float *o
         memcpy(g->x2 + r * per, x_in + (r % g->B) * per, sizeof(float) * per);
         g->t2[r] = t;
     }
-    if (unet_forward(g->e->unet, g->x2, g->t2, g->ctx, rows, g->h, g->w, g->T, g->o2, err)) return -1;
+    if (unet_forward(g->e->unet, g->x2, g->t2, &g->cond, rows, g->h, g->w, g->o2, err)) return -1;
     if (!g->uncond) {
         memcpy(out, g->o2, sizeof(float) * per * g->B);
         return 0;
@@ -464,7 +491,8 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
         int prompt_row = g.uncond ? r >= B : 1;
         memcpy(ctx + r * tw, ctx1 + prompt_row * tw, sizeof(float) * tw);
     }
-    g.ctx = ctx;
+    g.cond = unet_cond_text(ctx, T);
+    g.cond.ctx_dim = W;
 
     sd_noise_src ns = {p->noise, p->noise_ud, p->seed, 0};
     if (!img2img) {

@@ -41,7 +41,8 @@ sd_engine *sd_engine_load(const sd_load_opts *opts, sd_err *err);
 void sd_engine_free(sd_engine *e);
 
 typedef struct sd_model_info {
-    const char *family;          /* "sd1" or "sd2" */
+    const char *family;          /* "sd1" or "sd2" (loader/family.h names the others, which
+                                    sd_engine_load refuses for now: "sdxl", "sd1-inpaint", ...) */
     const char *prediction;      /* "epsilon" or "v_prediction" */
     int latent_channels;
     int vae_scale;               /* pixels per latent cell (8) */

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # tests/http/test_bad_model.sh — `sdserve serve` with a model it cannot use:
 # missing, not a checkpoint, truncated, a tensor's bytes cut, an empty
-# diffusers folder.  Each must exit non-zero within seconds with a message
+# diffusers folder, a family it cannot run yet (SDXL, inpainting).  Each
+# must exit non-zero within seconds with a message
 # naming the file and what is wrong, and never become ready (the server
 # listens while the model loads, answering 503: docs/SERVER.md "Start-up";
 # test_start.sh).  A --precision it does not know is refused before it
@@ -40,6 +41,10 @@ head -c 6 "$GOOD" > "$TMP/six.safetensors"
 try "6 bytes" "$TMP/six.safetensors" "header|short|truncated|safetensors"
 mkdir -p "$TMP/emptydir"
 try "empty folder" "$TMP/emptydir" "model_index|unet|no .*safetensors|not a|folder|director"
+
+# families this version cannot run yet: refused by family, before any part loads
+try "sdxl checkpoint" "$REF/models/tiny-sdxl-s" "is an sdxl checkpoint \(its UNet takes added conditioning\)"
+try "inpainting UNet" "$REF/models/tiny-sd1-inpaint" "is an sd1-inpaint checkpoint \(its UNet takes mask"
 
 # a precision it does not know: refused at start, naming the setting
 port=$(free_port)

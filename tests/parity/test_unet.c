@@ -56,7 +56,7 @@ static void run_case(sd_unet *u, const char *model, const char *src, const char 
     float *out = malloc(sizeof(float) * want.n);
     sd_err err;
     sd_err_clear(&err);
-    int rc = unet_forward(u, x.f, t, ctx->f, B, H, W, T, out, &err);
+    int rc = unet_forward(u, x.f, t, &(unet_cond){.ctx = ctx->f, .T = T}, B, H, W, out, &err);
     double d = rc ? 1e9 : npy_maxdiff(out, want.f, want.n);
     printf("metric unet/%s/%s/%s maxabs %.3g tol %g\n", model, src, oname + 4, d, TOL);
     CHECKF(rc == 0 && d <= TOL && B == 2, name, "rc %d maxabs %g %s", rc, d, err.msg);
@@ -98,7 +98,7 @@ static void check_model(const char *model, const char *src, const char *path, in
     npy x;
     if (!load(model, "x_8x8", &x)) {
         float t[2] = {500, 500}, *out = malloc(sizeof(float) * x.n);
-        int rc = unet_forward(u, x.f, t, ctx.f, 2, 8, 8, (int)ctx.shape[1], out, &err);
+        int rc = unet_forward(u, x.f, t, &(unet_cond){.ctx = ctx.f, .T = (int)ctx.shape[1]}, 2, 8, 8, out, &err);
         snprintf(name, sizeof name, "%s/%s: act_8x8_t500 forward", model, src);
         CHECKF(rc == 0 && tp.n == 9, name, "rc %d taps %d %s", rc, tp.n, err.msg);
         for (int i = 0; i < tp.n; i++) {

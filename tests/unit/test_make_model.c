@@ -170,7 +170,7 @@ static void run_models(const sd_weights *w)
         uint32_t s = 1;
         for (int i = 0; i < B * 4 * H * Wd; i++) x[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / (1 << 24) * 2 - 1;
         for (int i = 0; i < B * T * C; i++) ctx[i] = (float)((s = s * 1664525u + 1013904223u) >> 8) / (1 << 24) * 2 - 1;
-        int rc = unet_forward(u, x, t, ctx, B, H, Wd, T, o, &e);
+        int rc = unet_forward(u, x, t, &(unet_cond){.ctx = ctx, .T = T}, B, H, Wd, o, &e);
         float sd = rc == 0 ? std_of(o, (int64_t)B * 4 * H * Wd, &finite) : 0;
         CHECKF(rc == 0 && finite && sd > 1e-3f, "demo: UNet output finite, not constant", "rc %d std %g %s", rc, sd, e.msg);
         free(x);

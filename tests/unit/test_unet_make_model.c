@@ -33,7 +33,7 @@ static int forward_ok(sd_unet *u, int B, int H, int W, int T, const char *what)
     o[no] = -7.f;
     sd_err err;
     sd_err_clear(&err);
-    int rc = unet_forward(u, x, t, c, B, H, W, T, o, &err);
+    int rc = unet_forward(u, x, t, &(unet_cond){.ctx = c, .T = T}, B, H, W, o, &err);
     int finite = 1;
     double mx = 0;
     for (size_t i = 0; i < no; i++) { if (!isfinite(o[i])) finite = 0; mx = fmax(mx, fabs(o[i])); }

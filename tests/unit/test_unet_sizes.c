@@ -256,7 +256,7 @@ int main(void)
         out[nx] = 12345.f;   /* sentinel: the forward writes exactly B*4*H*W */
         shapes sh = {0};
         unet_set_tap(u, on_tap, &sh);
-        int rc = unet_forward(u, x, t, ctx, B, H, W, T, out, &err);
+        int rc = unet_forward(u, x, t, &(unet_cond){.ctx = ctx, .T = T}, B, H, W, out, &err);
         unet_set_tap(u, NULL, NULL);
         CHECKF(rc == 0, "forward 3x4x9x7 with 154 context tokens", "%s", err.msg);
         int finite = 1;
@@ -270,13 +270,13 @@ int main(void)
                "odd sizes: up path resizes to each skip's size", "%d taps", sh.n);
         double worst = 0;
         for (int b = 0; b < B && !rc; b++) {
-            if (unet_forward(u, x + b * per, t + b, ctx + (size_t)b * T * CTX, 1, H, W, T, one, &err)) { worst = 1e9; break; }
+            if (unet_forward(u, x + b * per, t + b, &(unet_cond){.ctx = ctx + (size_t)b * T * CTX, .T = T}, 1, H, W, one, &err)) { worst = 1e9; break; }
             for (size_t i = 0; i < per; i++) worst = fmax(worst, fabs(one[i] - out[b * per + i]));
         }
         CHECKF(worst <= 1e-4 * fmax(1, mx), "each batch row equals the row run alone", "maxabs %g", worst);
         CHECK(unet_reserve(u, 1, 1, 1, 1, &ws2, &err) == 0 && ws2 == ws, "forwards within the reserve did not grow it");
         float sentinel = 0;
-        CHECK(unet_forward(u, x, t, ctx, 1, 0, W, T, &sentinel, &err) == -1 && err.code == SD_EINVAL,
+        CHECK(unet_forward(u, x, t, &(unet_cond){.ctx = ctx, .T = T}, 1, 0, W, &sentinel, &err) == -1 && err.code == SD_EINVAL,
               "zero height is an input error");
         free(x); free(ctx); free(out); free(one);
         unet_free(u);

@@ -29,6 +29,14 @@
 unet_hints unet_hints_sd1(void) { unet_hints h = {0}; h.num_heads = 8; return h; }
 unet_hints unet_hints_sd2(void) { unet_hints h = {0}; h.head_dim = 64; return h; }
 
+unet_hints unet_hints_for_family(sd_family f)
+{
+    unet_hints h = {0};
+    h.num_heads = sd_family_info(f)->num_heads;
+    h.head_dim = sd_family_info(f)->head_dim;
+    return h;
+}
+
 /* An int or a list of ints into h->num_heads / h->level_heads. */
 static int hints_from_json_heads(json_t *v, unet_hints *h, const char *key, sd_err *err)
 {
@@ -106,7 +114,7 @@ int unet_hints_from_weights(const sd_weights *w, unet_hints *h, sd_err *err)
     int rc = 0;
     if (txt) rc = unet_hints_from_diffusers_config(txt, len, h, err);
     else if ((txt = sdw_ldm_config(w, &len))) rc = unet_hints_from_ldm_config(txt, len, h, err);
-    else *h = sdw_text_kind_of(w) == SDW_TEXT_OPENCLIP ? unet_hints_sd2() : unet_hints_sd1();
+    else *h = unet_hints_for_family(sd_family_decide(w));
     free(txt);
     return rc;
 }
@@ -747,10 +755,51 @@ void unet_plan_context(sd_unet *u, int T) { u->t_plan = T > 0 ? T : 0; }
 
 /* ---------------------------------------------------------------- forward */
 
-int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
-                 int B, int H, int W, int T, float *out, sd_err *err)
+/* Refuse a conditioning this UNet cannot use (unet_cond in unet.h). */
+static int check_cond(const unet_info *in, const unet_cond *c, sd_err *err)
+{
+    if (!c || !c->ctx) return sd_errf(err, SD_EINVAL, "context", "unet: no cross-attention context given");
+    if (c->ctx_dim && c->ctx_dim != in->context_dim)
+        return sd_errf(err, SD_EINVAL, "context", "unet: the context is %d wide; this UNet's cross-attention "
+                       "takes %d", c->ctx_dim, in->context_dim);
+    if (c->vec_dim < 0 || (c->vec_dim > 0) != (c->vec != NULL))
+        return sd_errf(err, SD_EINVAL, "added_cond", "unet: added vector and its width (%d) disagree", c->vec_dim);
+    if (c->vec && !in->add_dim)
+        return sd_errf(err, SD_EINVAL, "added_cond", "unet: a %d-wide added vector was given but this UNet has "
+                       "no add-embedding", c->vec_dim);
+    if (c->vec && c->vec_dim != in->add_dim)
+        return sd_errf(err, SD_EINVAL, "added_cond", "unet: the added vector is %d wide; this UNet's "
+                       "add-embedding takes %d", c->vec_dim, in->add_dim);
+    if (c->concat_channels < 0 || (c->concat_channels > 0) != (c->concat != NULL))
+        return sd_errf(err, SD_EINVAL, "concat", "unet: extra input channels and their count (%d) disagree",
+                       c->concat_channels);
+    if (c->concat && in->in_channels - c->concat_channels != in->out_channels)
+        return sd_errf(err, SD_EINVAL, "concat", "unet: conv_in takes %d input channels; a %d-channel latent "
+                       "and %d extra channels do not make them", in->in_channels, in->out_channels,
+                       c->concat_channels);
+    return 0;
+}
+
+/* conv_in's input in NHWC at dst: the latent, or [latent | extra channels]. */
+static void input_nhwc(const unet_info *in, const float *x, const unet_cond *c, state *s, int HW, float *dst)
+{
+    if (!c->concat_channels) {
+        op_nchw_to_nlc(x, s->B, in->in_channels, HW, dst);
+        return;
+    }
+    int cx = in->in_channels - c->concat_channels;
+    op_nchw_to_nlc(x, s->B, cx, HW, s->t2);
+    op_nchw_to_nlc(c->concat, s->B, c->concat_channels, HW, s->t3);
+    op_concat_channels_nhwc(s->t2, cx, s->t3, c->concat_channels, (size_t)s->B * HW, dst);
+}
+
+int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
+                 int B, int H, int W, float *out, sd_err *err)
 {
     const unet_info *in = &u->info;
+    if (check_cond(in, c, err)) return -1;
+    const float *ctx = c->ctx;
+    int T = c->T;
     if (valid_size(B, H, W, T, err)) return -1;
     if (u->prec >= 0) ops_set_precision(u->prec);
     state s;
@@ -772,7 +821,7 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
     op_silu(s.temb_act, (size_t)B * te);
 
     /* activations are NHWC inside; the latent comes and goes as NCHW */
-    op_nchw_to_nlc(x, B, in->in_channels, H * W, s.t1);
+    input_nhwc(in, x, c, &s, H * W, s.t1);
     op_conv2d_nhwc(s.t1, B, in->in_channels, H, W, u->conv_in_w, u->conv_in_b, c0,
                    u->conv_in_k, u->conv_in_k, 1, u->conv_in_k / 2, s.x, 0);
     tap_nhwc(u, "conv_in", s.x, B, c0, H, W);

@@ -12,6 +12,7 @@
 #define SD_UNET_H
 
 #include "../../base/err.h"
+#include "../loader/family.h"
 #include "../loader/weights.h"
 
 #define UNET_MAX_LEVELS 8
@@ -31,6 +32,9 @@ typedef struct unet_hints {
 /* SD1 family: 8 heads everywhere.  SD2 family: head_dim 64. */
 unet_hints unet_hints_sd1(void);
 unet_hints unet_hints_sd2(void);
+/* The default of a family (family.h's descriptor: SD1 -> 8 heads, SD2 and
+ * SDXL -> head_dim 64). */
+unet_hints unet_hints_for_family(sd_family f);
 
 /* From a diffusers unet/config.json text: num_attention_heads if set, else
  * attention_head_dim (int or list), which diffusers (SD1/2) uses as the
@@ -42,8 +46,8 @@ int unet_hints_from_diffusers_config(const char *json, size_t len, unet_hints *h
 int unet_hints_from_ldm_config(const char *json, size_t len, unet_hints *h, sd_err *err);
 
 /* What a checkpoint says: a diffusers folder's unet/config.json, else the LDM
- * config beside a single file (sdw_ldm_config), else the family default
- * from the text tower (OpenCLIP -> SD2, otherwise SD1).  0, or -1 + err when
+ * config beside a single file (sdw_ldm_config), else the default of the
+ * checkpoint's family (sd_family_decide).  0, or -1 + err when
  * a config exists but is malformed. */
 int unet_hints_from_weights(const sd_weights *w, unet_hints *h, sd_err *err);
 
@@ -62,6 +66,8 @@ typedef struct unet_info {
     int time_dim;                      /* width of the time embedding MLP output */
     int linear_proj;                   /* 1 if proj_in/out are Linear (SD2), 0 if 1x1 conv */
     int down_factor;                   /* 2^(number of downsamplers) */
+    int add_dim;                       /* width of the added-conditioning vector the UNet takes
+                                          (SDXL's add_embedding input); 0 = none (every UNet today) */
 } unet_info;
 
 /* Build the model from canonical "unet.*" tensors (h NULL = unet_hints_from_weights).  Every tensor is checked
@@ -85,13 +91,42 @@ void unet_plan_context(sd_unet *u, int T);
  * the UNet's and the VAE's activations are never resident together. */
 void unet_release_activations(sd_unet *u);
 
-/* One denoising pass (one at a time per model: it uses the model's workspace): x[B,in,H,W] latent, t[B] timesteps (float, may differ
- * per row), ctx[B,T,context_dim] text conditioning (T any positive length,
- * normally a multiple of 77) -> out[B,out,H,W].  H, W any size >= 1 (odd
- * down-sampled sizes are matched on the way up like diffusers).  Returns 0,
- * or -1 + err (bad sizes, out of memory). */
-int unet_forward(sd_unet *u, const float *x, const float *t, const float *ctx,
-                 int B, int H, int W, int T, float *out, sd_err *err);
+/* What a forward is conditioned on besides the latent and the timestep
+ * (sd.cpp's SDCondition; the slots SDXL and inpainting fill):
+ *   ctx[B, T, ctx_dim]   cross-attention context (text), T any positive
+ *                        length (normally a multiple of 77); ctx_dim 0 = the
+ *                        UNet's context_dim (the caller vouches for it);
+ *   vec[B, vec_dim]      added conditioning (SDXL: pooled text + size ids),
+ *                        NULL/0 for none; only for a UNet with add_dim;
+ *   concat[B, concat_channels, H, W]  extra input channels joined after the
+ *                        latent before conv_in (inpainting: mask, masked-image
+ *                        latent), NULL/0 for none.  The latent then carries
+ *                        in_channels - concat_channels = out_channels.
+ * A conditioning the UNet cannot use is refused with an error, never ignored. */
+typedef struct unet_cond {
+    const float *ctx;
+    int T, ctx_dim;
+    const float *vec;
+    int vec_dim;
+    const float *concat;
+    int concat_channels;
+} unet_cond;
+
+/* Text conditioning only: ctx[B, T, context_dim]. */
+static inline unet_cond unet_cond_text(const float *ctx, int T)
+{
+    unet_cond c = {ctx, T, 0, NULL, 0, NULL, 0};
+    return c;
+}
+
+/* One denoising pass (one at a time per model: it uses the model's
+ * workspace): x[B, in_channels - c->concat_channels, H, W] latent, t[B]
+ * timesteps (float, may differ per row), c the conditioning (above) ->
+ * out[B,out,H,W].  H, W any size >= 1 (odd down-sampled sizes are matched on
+ * the way up like diffusers).  Returns 0, or -1 + err (bad sizes, a
+ * conditioning the UNet cannot use, out of memory); out is untouched on error. */
+int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
+                 int B, int H, int W, float *out, sd_err *err);
 
 /* Debug/test hook: called after conv_in, time_proj, time_embedding, each
  * down/up block, mid_block and conv_norm_out (before its SiLU) with the

@@ -1,0 +1,56 @@
+/* family.h — which model family a checkpoint is, decided from its tensors
+ * by one rule, and what each family implies.  The engine decides it once at
+ * load (sd_engine_load) and reads the descriptor from then on; it sits above
+ * weights.h, which knows nothing of families.
+ *
+ * The decision reads shapes and names, never a file name or a config's
+ * description: a UNet add-embedding (unet.add_embedding.*) makes SDXL; a
+ * conv_in taking 2·out + 1 channels (latent, mask, masked-image latent) makes
+ * the inpainting variant of its base; the base is SD2 when the text tower is
+ * OpenCLIP (sdw_text_kind_of), else SD1 — also when there is no text tower,
+ * as for a UNet-only file.  Everything that differs by family (pad id, head
+ * split default, added conditioning, extra input channels, whether this
+ * build can run it) is read from the descriptor, not re-inferred. */
+#ifndef SD_FAMILY_H
+#define SD_FAMILY_H
+
+#include "weights.h"
+
+typedef enum {
+    SD_FAMILY_SD1 = 0,
+    SD_FAMILY_SD2,
+    SD_FAMILY_SDXL,
+    SD_FAMILY_SD1_INPAINT,
+    SD_FAMILY_SD2_INPAINT,
+    SD_FAMILY_SDXL_INPAINT,
+    SD_FAMILY_COUNT
+} sd_family;
+
+typedef struct sd_family_desc {
+    const char *name;        /* "sd1", "sd2", "sdxl", "sd1-inpaint", ... (sd_model_info.family) */
+    sd_family base;          /* the family without its variant (SD1 for SD1_INPAINT) */
+    int pad_eos;             /* 1: prompt windows padded with the end token (CLIP-L); 0: with id 0 (OpenCLIP) */
+    int num_heads;           /* UNet head split when no config says: heads everywhere, */
+    int head_dim;            /* or channels per head (one of the two is 0) */
+    int added_cond;          /* 1: the UNet takes an added vector (SDXL's pooled text + size ids) */
+    int inpaint;             /* 1: the UNet takes mask + masked-image latent as extra input channels */
+    int supported;           /* 1: the engine can run it today */
+} sd_family_desc;
+
+/* The descriptor of f (of SD1 for an out-of-range value). */
+const sd_family_desc *sd_family_info(sd_family f);
+
+/* The facts the decision reads, gathered from the tensors by sd_family_decide. */
+typedef struct sd_family_facts {
+    sdw_text_kind text_kind;  /* SDW_TEXT_NONE when the checkpoint has no text tower */
+    int unet_in;              /* conv_in input channels, 0 when there is no UNet */
+    int unet_out;             /* conv_out output channels, 0 when there is no UNet */
+    int add_embedding;        /* 1 when the UNet has an added-conditioning embedding */
+} sd_family_facts;
+
+/* The rule above, on facts (pure; for the loader and tests). */
+sd_family sd_family_from_facts(const sd_family_facts *f);
+/* Gather the facts from w's tensors and apply the rule. */
+sd_family sd_family_decide(const sd_weights *w);
+
+#endif
