@@ -3,7 +3,9 @@
  *
  * The server does not generate: it validates, submits to a jobq (jobs.h) and
  * answers.  serve.c wires settings, engine, storage and this together; tests
- * may run the same server over a jobq with a fake runner. */
+ * may run the same server over a jobq with a fake runner.  Its files, one
+ * seam each (transport, routes, bodies, endpoints, one per API dialect),
+ * are listed in server_int.h. */
 #ifndef SD_HTTP_SERVER_H
 #define SD_HTTP_SERVER_H
 

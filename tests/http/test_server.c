@@ -1,4 +1,4 @@
-/* test_server.c — the HTTP layer (src/http/server.c) in process, over a job
+/* test_server.c — the HTTP layer (src/http/) in process, over a job
  * queue whose runner is a fake (no engine): answers and error shapes, async
  * jobs and cancel, 503 + Retry-After when the queue is full, a client that
  * hangs up leaves the queue, the synchronous wait limit, 405/404/415/413,
@@ -21,20 +21,22 @@
 #include "../../src/http/server.h"
 
 /* ---- fake runner: holds at the gate (gate.h), then "generates" in steps of 1 ms ---- */
-static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, char **result, sd_err *err)
+static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, job_result **result,
+                    sd_err *err)
 {
     gate_enter();
     if (gate_steps(in->steps, 1000, progress, pud)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
-    json_t *imgs = json_array();
+    job_result *res = job_result_new(in->n);
+    if (!res) return sd_errf(err, SD_ENOMEM, "", "out of memory");
     for (int i = 0; i < in->n; i++) {
         char url[128];
         snprintf(url, sizeof url, "http://example.invalid/images/%016llx", (unsigned long long)(in->seed + i));
-        json_array_append_new(imgs, json_pack("{s:s,s:s,s:I}", "image_url", url, "mime_type", "image/png", "seed",
-                                              (json_int_t)(in->seed + (uint64_t)i)));
+        res->images[i].url = strdup(url);
+        res->images[i].key = strdup(url + 30);
+        res->images[i].mime = "image/png";
+        res->images[i].seed = in->seed + (uint64_t)i;
     }
-    json_t *b = json_pack("{s:o,s:s}", "images", imgs, "status", "success");
-    *result = json_dumps(b, JSON_COMPACT);
-    json_decref(b);
+    *result = res;
     return 0;
 }
 
