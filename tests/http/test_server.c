@@ -1,5 +1,6 @@
 /* test_server.c — the HTTP layer (src/http/) in process, over a job
- * queue whose runner is a fake (no engine): answers and error shapes, async
+ * queue whose runner is a fake (no engine): the route table (GET /'s list,
+ * 405 + Allow per route, metrics labels), answers and error shapes, async
  * jobs and cancel, 503 + Retry-After when the queue is full, a client that
  * hangs up leaves the queue, the synchronous wait limit, 405/404/415/413,
  * health and metrics.  Driven with libcurl over 127.0.0.1.
@@ -167,6 +168,53 @@ static void expect_shape(const char *name, const char *method, const char *path)
     free(r.body);
 }
 
+/* The route table (src/http/routes.c): GET /'s list, each route's 405 with
+ * its Allow header, and a metrics label per route. */
+static void route_table_checks(void)
+{
+    static const char *listed[] = {"POST /txt2img", "POST /img2img", "POST /jobs/txt2img", "POST /jobs/img2img",
+                                   "GET /jobs/{id}", "DELETE /jobs/{id}", "GET /images/{name}", "GET /health",
+                                   "GET /metrics"};
+    resp r = req("GET", "/", NULL, NULL, 0);
+    json_t *j = jbody(&r);
+    json_t *eps = json_object_get(j, "endpoints");
+    int same = json_array_size(eps) == sizeof listed / sizeof listed[0];
+    for (size_t i = 0; same && i < json_array_size(eps); i++)
+        same = !strcmp(json_string_value(json_array_get(eps, i)) ? json_string_value(json_array_get(eps, i)) : "",
+                       listed[i]);
+    CHECKF(r.status == 200 && same, "GET / lists every listed route and method, in table order", "%s", r.body);
+    json_decref(j);
+    free(r.body);
+    static const struct { const char *method, *path, *allow, *label; } wrong[] = {
+        {"PUT", "/", "GET, HEAD", "/"},
+        {"GET", "/img2img", "POST", "/img2img"},
+        {"DELETE", "/jobs/txt2img", "POST", "/jobs/txt2img"},
+        {"GET", "/jobs/img2img", "POST", "/jobs/img2img"},
+        {"PUT", "/jobs/0123456789abcdef0123456789abcdef", "GET, HEAD, DELETE", "/jobs/{id}"},
+        {"DELETE", "/images/0123.png", "GET, HEAD", "/images/{name}"},
+        {"POST", "/health", "GET, HEAD", "/health"},
+        {"DELETE", "/metrics", "GET, HEAD", "/metrics"},
+        {"PUT", "/openapi.json", "GET, HEAD", "/openapi.json"},
+    };
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        r = req(wrong[i].method, wrong[i].path, NULL, NULL, 0);
+        char name[160];
+        snprintf(name, sizeof name, "%s %s -> 405, Allow: %s", wrong[i].method, wrong[i].path, wrong[i].allow);
+        CHECKF(r.status == 405 && !strcmp(r.allow, wrong[i].allow), name, "%ld allow '%s'", r.status, r.allow);
+        free(r.body);
+    }
+    r = req("GET", "/metrics", NULL, NULL, 0);
+    int labelled = 1;
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        char line[160];
+        snprintf(line, sizeof line, "sdserve_http_requests_total{endpoint=\"%s\",status=\"405\"}", wrong[i].label);
+        if (!strstr(r.body, line)) labelled = 0;
+    }
+    CHECKF(r.status == 200 && labelled && strstr(r.body, "{endpoint=\"other\",status=\"404\"}"),
+           "metrics: each route's own label, unknown paths as other", "%s", r.body);
+    free(r.body);
+}
+
 /* Every JSON answer ends with a newline; a job's status says pending until it ends. */
 static void answer_shape_checks(const char *done_path, const char *queued_path)
 {
@@ -299,6 +347,7 @@ int main(int argc, char **argv)
            r.status, r.allow);
     expect_error("405 body", r, 405, NULL, "not allowed");
     expect_error("unknown path", req("GET", "/nope", NULL, NULL, 0), 404, NULL, "no such path");
+    route_table_checks();
     expect_error("unknown job", req("GET", "/jobs/0123456789abcdef0123456789abcdef", NULL, NULL, 0), 404, "id",
                  "no job");
     expect_error("image path trick", req("GET", "/images/..%2f..%2fetc%2fpasswd", NULL, NULL, 0), 404, NULL,
