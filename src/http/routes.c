@@ -13,6 +13,7 @@
 /* Exact paths before the prefixes they start with (first match wins); the
  * order is the order of GET /'s list and of the metrics labels. */
 static const route routes[] = {
+    /* path, prefix, methods, label, listed, auth, body, img2img, answer, resume */
     {"/", 0, "GET, HEAD", "/", 0, ROUTE_KEY, ROUTE_NOBODY, 0, get_root, NULL},
     {"/txt2img", 0, "POST", "/txt2img", 1, ROUTE_KEY, ROUTE_GEN, 0, seed_generate, seed_answer},
     {"/img2img", 0, "POST", "/img2img", 1, ROUTE_KEY, ROUTE_GEN, 1, seed_generate, seed_answer},
@@ -157,7 +158,7 @@ enum MHD_Result route_dispatch(http_server *s, req *r, struct MHD_Connection *c)
         sd_errf(&e, SD_EMETHOD, "", "method %.16s is not allowed on %.80s; use %s", r->verb, r->url, rt->methods);
         return reply_error(c, &r->ri, &e, 0, rt->methods);
     }
-    if (rt->body == ROUTE_NOBODY) return rt->handle(s, r, c);
+    if (rt->body == ROUTE_NOBODY) return rt->answer(s, r, c);
     if (atomic_load(&s->loading)) return reply_loading(r, c);
     return body_start(s, r, c);
 }

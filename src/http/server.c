@@ -277,7 +277,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             return MHD_YES;
         }
         body_finish(s, r);
-        enum MHD_Result res = r->rt->handle(s, r, c);
+        enum MHD_Result res = r->rt->answer(s, r, c);
         body_release(s, r);   /* its buffers are freed by now */
         return res;
     }

@@ -41,7 +41,7 @@ enum route_auth {
 };
 enum route_body {
     ROUTE_NOBODY = 0,        /* answered from the request line and headers */
-    ROUTE_GEN,               /* a generation request's body (body.c), read before `handle` */
+    ROUTE_GEN,               /* a generation request's body (body.c), read before `answer` */
 };
 
 typedef struct route {
@@ -53,7 +53,7 @@ typedef struct route {
     enum route_auth auth;
     enum route_body body;
     int img2img;             /* ROUTE_GEN: /img2img's fields */
-    route_fn handle;         /* answers (ROUTE_GEN: with the body read into r->gen, or r->err) */
+    route_fn answer;         /* answers (ROUTE_GEN: with the body read into r->gen, or r->err) */
     route_fn resume;         /* answers a request that waited suspended (server_wait) */
 } route;
 
