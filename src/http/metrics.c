@@ -9,19 +9,11 @@
 
 #define MAX_STATUS 600
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t requests[EP_COUNT][MAX_STATUS];
+static uint64_t requests[METRICS_MAX_ENDPOINTS][MAX_STATUS];
 
-const char *endpoint_label(endpoint e)
+void metrics_count_request(int e, int status)
 {
-    static const char *names[EP_COUNT] = {
-        "other", "/", "/txt2img", "/img2img", "/jobs/txt2img", "/jobs/img2img", "/jobs/{id}",
-        "/images/{name}", "/health", "/metrics", "/openapi.json"};
-    return e < EP_COUNT ? names[e] : "other";
-}
-
-void metrics_count_request(endpoint e, int status)
-{
-    if (e >= EP_COUNT) e = EP_OTHER;
+    if (e < 0 || e >= METRICS_MAX_ENDPOINTS) e = 0;
     if (status < 0 || status >= MAX_STATUS) status = 0;
     pthread_mutex_lock(&mu);
     requests[e][status]++;
@@ -49,18 +41,19 @@ static void put(sbuf *b, const char *fmt, ...)
     }
 }
 
-char *metrics_render(const jobs_stats *js)
+char *metrics_render(const jobs_stats *js, const char *const *labels, int n)
 {
+    if (n > METRICS_MAX_ENDPOINTS) n = METRICS_MAX_ENDPOINTS;
     sbuf b = {malloc(4096), 0, 4096, 0};
     if (!b.p) return NULL;
     b.p[0] = 0;
     put(&b, "# HELP sdserve_http_requests_total HTTP requests answered, by endpoint and status.\n"
             "# TYPE sdserve_http_requests_total counter\n");
     pthread_mutex_lock(&mu);
-    for (int e = 0; e < EP_COUNT; e++)
+    for (int e = 0; e < n; e++)
         for (int s = 0; s < MAX_STATUS; s++)
             if (requests[e][s])
-                put(&b, "sdserve_http_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n", endpoint_label(e), s,
+                put(&b, "sdserve_http_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n", labels[e], s,
                     (unsigned long long)requests[e][s]);
     pthread_mutex_unlock(&mu);
     put(&b, "# HELP sdserve_job_latency_seconds Time from submission to finish of succeeded jobs.\n"

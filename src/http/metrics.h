@@ -7,15 +7,12 @@
 
 #include "../jobs/backend.h"
 
-/* Endpoint labels, fixed so that clients cannot grow the label set. */
-typedef enum {
-    EP_OTHER = 0, EP_ROOT, EP_TXT2IMG, EP_IMG2IMG, EP_JOBS_TXT2IMG, EP_JOBS_IMG2IMG, EP_JOB,
-    EP_IMAGES, EP_HEALTH, EP_METRICS, EP_OPENAPI, EP_COUNT
-} endpoint;
-const char *endpoint_label(endpoint e);
+/* Endpoints are numbered by the caller (the route table, routes.c; 0 =
+ * "other"), so clients cannot grow the label set. */
+#define METRICS_MAX_ENDPOINTS 32
 
-void metrics_count_request(endpoint e, int status);
-/* malloc'd Prometheus text. */
-char *metrics_render(const jobs_stats *js);
+void metrics_count_request(int endpoint, int status);
+/* malloc'd Prometheus text; labels[e] names endpoints 0 .. n-1. */
+char *metrics_render(const jobs_stats *js, const char *const *labels, int n);
 
 #endif

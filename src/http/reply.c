@@ -1,7 +1,6 @@
 /* reply.c — JSON answers and the error shape (reply.h). */
 #include "reply.h"
 
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,10 +47,10 @@ enum MHD_Result reply_raw(struct MHD_Connection *c, reply_info *ri, int status, 
     return r;
 }
 
-static enum MHD_Result reply_json_h(struct MHD_Connection *c, reply_info *ri, int status, json_t *v,
+static enum MHD_Result reply_json_f(struct MHD_Connection *c, reply_info *ri, int status, json_t *v, size_t flags,
                                     const char *h1, const char *v1)
 {
-    char *body = v ? json_dumps(v, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(15)) : NULL;
+    char *body = v ? json_dumps(v, flags) : NULL;
     json_decref(v);
     if (!body) {
         static const char oom[] = "{\"status\":\"error\",\"code\":\"out_of_memory\",\"field\":null,"
@@ -63,9 +62,21 @@ static enum MHD_Result reply_json_h(struct MHD_Connection *c, reply_info *ri, in
     return reply_raw(c, ri, status, "application/json", body, strlen(body), h1, v1, NULL);
 }
 
+static enum MHD_Result reply_json_h(struct MHD_Connection *c, reply_info *ri, int status, json_t *v,
+                                    const char *h1, const char *v1)
+{
+    return reply_json_f(c, ri, status, v, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_REAL_PRECISION(15), h1, v1);
+}
+
 enum MHD_Result reply_json(struct MHD_Connection *c, reply_info *ri, int status, json_t *v)
 {
     return reply_json_h(c, ri, status, v, NULL, NULL);
+}
+
+enum MHD_Result reply_json_utf8(struct MHD_Connection *c, reply_info *ri, int status, json_t *v, const char *h1,
+                                const char *v1)
+{
+    return reply_json_f(c, ri, status, v, JSON_COMPACT, h1, v1);
 }
 
 json_t *error_body(const sd_err *err)
@@ -112,43 +123,4 @@ enum MHD_Result reply_errorf(struct MHD_Connection *c, reply_info *ri, sd_errcod
 const char *job_status_word(job_state s)
 {
     return s == JOB_SUCCEEDED ? "success" : (s == JOB_FAILED || s == JOB_CANCELLED) ? "error" : "pending";
-}
-
-/* Seconds rounded to a multiple of `unit` (printed short: bodies are dumped
- * with 15 significant digits, so 1.234 stays "1.234"). */
-static json_t *json_seconds(double s, double unit)
-{
-    return json_real(round(s / unit) * unit);
-}
-
-json_t *job_status_body(const char *id, const job_status *st, const char *public_url, int cancel_requested)
-{
-    char url[1024];
-    snprintf(url, sizeof url, "%s/jobs/%s", public_url, id);
-    const char *status = job_status_word(st->state);
-    json_t *o = NULL;
-    if (st->state == JOB_SUCCEEDED && st->result) o = json_loads(st->result, 0, NULL);
-    if (!o || !json_is_object(o)) {
-        json_decref(o);
-        o = json_object();
-    }
-    if (!o) return NULL;
-    json_object_set_new(o, "status", json_string(status));
-    json_object_set_new(o, "id", json_string(id));
-    json_object_set_new(o, "state", json_string(job_state_name(st->state)));
-    json_object_set_new(o, "status_url", json_string(url));
-    json_object_set_new(o, "queue_position", st->position >= 0 ? json_integer(st->position) : json_null());
-    json_object_set_new(o, "step", json_integer(st->step));
-    json_object_set_new(o, "total_steps", json_integer(st->total));
-    json_object_set_new(o, "num_outputs", json_integer(st->n));
-    json_object_set_new(o, "elapsed_seconds", json_seconds(st->elapsed, REPLY_ELAPSED_UNIT));
-    json_object_set_new(o, "eta_seconds", st->eta >= 0 ? json_seconds(st->eta, REPLY_ETA_UNIT) : json_null());
-    if (cancel_requested) json_object_set_new(o, "cancel_requested", json_true());
-    if (st->state == JOB_FAILED || st->state == JOB_CANCELLED) {
-        sd_errcode code = st->err.code == SD_OK ? SD_EINTERNAL : st->err.code;
-        json_object_set_new(o, "code", json_string(sd_err_code_name(code)));
-        json_object_set_new(o, "field", st->err.field[0] ? json_string(st->err.field) : json_null());
-        json_object_set_new(o, "message", json_string(st->err.msg[0] ? st->err.msg : "unknown error"));
-    }
-    return o;
 }

@@ -1,5 +1,5 @@
 /* reply.h — building HTTP answers: JSON bodies, the one error shape
- * {"status":"error","code","field","message"}, job status bodies.  Every
+ * {"status":"error","code","field","message"}, the job-status words.  Every
  * JSON body ends with a newline (reply_raw adds it).
  * Private to src/http. */
 #ifndef SD_HTTP_REPLY_H
@@ -21,8 +21,13 @@ typedef struct reply_info {
  * header pairs (name, value, ..., NULL). */
 enum MHD_Result reply_raw(struct MHD_Connection *c, reply_info *ri, int status, const char *ctype, char *body,
                           size_t len, ...);
-/* Queues a JSON value (reference stolen) with status. */
+/* Queues a JSON value (reference stolen) with status; NULL = out of memory
+ * (503).  Non-ASCII text is \u-escaped. */
 enum MHD_Result reply_json(struct MHD_Connection *c, reply_info *ri, int status, json_t *v);
+/* The same with text as UTF-8 (the generation answers, as they always were)
+ * and an optional header (h1 = NULL: none). */
+enum MHD_Result reply_json_utf8(struct MHD_Connection *c, reply_info *ri, int status, json_t *v, const char *h1,
+                                const char *v1);
 /* Queues the error shape for err; 503 adds Retry-After (retry_after > 0),
  * 405 adds Allow (allow != NULL). */
 enum MHD_Result reply_error(struct MHD_Connection *c, reply_info *ri, const sd_err *err, int retry_after,
@@ -37,11 +42,5 @@ json_t *error_body(const sd_err *err);
  * (the 202 too), "success" when succeeded (the synchronous body), "error"
  * when failed or cancelled (the error shape). */
 const char *job_status_word(job_state s);
-/* elapsed_seconds is rounded to milliseconds, eta_seconds (an estimate) to
- * tenths of a second. */
-#define REPLY_ELAPSED_UNIT 0.001
-#define REPLY_ETA_UNIT 0.1
-/* GET /jobs/{id} body from a status snapshot. */
-json_t *job_status_body(const char *id, const job_status *st, const char *public_url, int cancel_requested);
 
 #endif

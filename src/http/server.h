@@ -5,7 +5,8 @@
  * (jobs/backend.h: the in-process queue, or any other behind the same
  * interface) and answers.  serve.c wires settings, engine, storage and this
  * together; tests may run the same server over a jobq with a fake runner or
- * over a fake backend. */
+ * over a fake backend.  Its files, one seam each (transport, routes, bodies,
+ * endpoints, one per API dialect), are listed in server_int.h. */
 #ifndef SD_HTTP_SERVER_H
 #define SD_HTTP_SERVER_H
 

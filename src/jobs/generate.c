@@ -1,18 +1,74 @@
 /* generate.c — runs one job on the engine and stores its images (generate.h).
- * Runs on the worker thread only. */
+ * Runs on the worker thread only.  The result is structured (jobs.h
+ * job_result); the HTTP dialects render it. */
 #include "generate.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "../image/image.h"
 
 #define PARAMS_BATCH_MAX 4
 
-int gen_run(void *ud, const job_input *in, sd_progress_fn progress, void *progress_ud, char **result, sd_err *err)
+/* The result with its generation info; images still empty. */
+static job_result *new_result(const gen_ctx *g, const job_input *in)
+{
+    job_result *r = job_result_new(in->n);
+    if (!r) return NULL;
+    r->prompt = strdup(in->prompt ? in->prompt : "");
+    r->negative = strdup(in->negative ? in->negative : "");
+    r->model_name = g->model_name ? strdup(g->model_name) : NULL;
+    r->model_hash = g->model_hash ? strdup(g->model_hash) : NULL;
+    r->width = in->width;
+    r->height = in->height;
+    r->steps = in->steps;
+    r->cfg = in->cfg;
+    r->denoise = in->img2img ? in->strength : -1.0f;
+    r->sampler = sd_sampler_a1111_name(in->sampler);
+    if (!r->prompt || !r->negative || (g->model_name && !r->model_name) || (g->model_hash && !r->model_hash)) {
+        job_result_free(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Encodes image i with its parameters, stores it, and fills r->images[i]. */
+static int store_image(const gen_ctx *g, const job_input *in, job_result *r, const sd_image *im, int i, sd_err *err)
+{
+    uint64_t seed = in->seed + (uint64_t)i;
+    img_gen_info info = {
+        .prompt = in->prompt, .negative = in->negative, .steps = in->steps,
+        .sampler = r->sampler, .cfg = in->cfg, .seed = seed,
+        .width = im->width, .height = im->height, .model_hash = g->model_hash,
+        .model_name = g->model_name, .denoise = r->denoise,
+    };
+    char *params = img_a1111_parameters(&info);
+    img_format fmt = in->out_format ? (img_format)in->out_format : IMG_PNG;
+    const char *ext = img_format_ext(fmt);
+    img_encode_opts eo = {.format = fmt, .quality = in->out_quality, .parameters = params};
+    uint8_t *file = NULL;
+    size_t file_len = 0;
+    char url[4096];
+    int rc = img_encode(im->rgb, im->width, im->height, &eo, &file, &file_len, err);
+    free(params);
+    char key[STORAGE_KEY_MAX], name[STORAGE_KEY_MAX + 8];
+    if (!rc && !g->store) rc = sd_errf(err, SD_EINTERNAL, "", "no image storage configured");
+    if (!rc) rc = storage_put(g->store, file, file_len, ext, key, err);
+    if (!rc) snprintf(name, sizeof name, "%s.%s", key, ext);
+    if (!rc) rc = storage_url(g->store, name, url, sizeof url, err);
+    free(file);
+    if (rc) return -1;
+    job_image *o = &r->images[i];
+    o->seed = seed;
+    o->mime = img_format_mime(fmt);
+    o->key = strdup(name);
+    o->url = strdup(url);
+    if (!o->key || !o->url) return sd_errf(err, SD_ENOMEM, "", "out of memory");
+    return 0;
+}
+
+int gen_run(void *ud, const job_input *in, sd_progress_fn progress, void *progress_ud, job_result **result, sd_err *err)
 {
     gen_ctx *g = ud;
     *result = NULL;
@@ -39,45 +95,14 @@ int gen_run(void *ud, const job_input *in, sd_progress_fn progress, void *progre
     if (in->n < 1 || in->n > PARAMS_BATCH_MAX) return sd_errf(err, SD_EINVAL, "num_outputs", "num_outputs must be in [1, 4]");
     if (sd_generate(g->engine, &p, out, err)) return -1;
 
-    json_t *images = json_array();
-    int rc = images ? 0 : sd_errf(err, SD_ENOMEM, "", "out of memory");
-    for (int i = 0; i < in->n && !rc; i++) {
-        uint64_t seed = in->seed + (uint64_t)i;
-        img_gen_info info = {
-            .prompt = in->prompt, .negative = in->negative, .steps = in->steps,
-            .sampler = sd_sampler_a1111_name(in->sampler), .cfg = in->cfg, .seed = seed,
-            .width = out[i].width, .height = out[i].height, .model_hash = g->model_hash,
-            .model_name = g->model_name, .denoise = in->img2img ? in->strength : -1.0f,
-        };
-        char *params = img_a1111_parameters(&info);
-        img_format fmt = in->out_format ? (img_format)in->out_format : IMG_PNG;
-        const char *ext = img_format_ext(fmt);
-        img_encode_opts eo = {.format = fmt, .quality = in->out_quality, .parameters = params};
-        uint8_t *file = NULL;
-        size_t file_len = 0;
-        char url[4096];
-        rc = img_encode(out[i].rgb, out[i].width, out[i].height, &eo, &file, &file_len, err);
-        free(params);
-        char key[STORAGE_KEY_MAX], name[STORAGE_KEY_MAX + 8];
-        if (!rc && !g->store) rc = sd_errf(err, SD_EINTERNAL, "", "no image storage configured");
-        if (!rc) rc = storage_put(g->store, file, file_len, ext, key, err);
-        if (!rc) snprintf(name, sizeof name, "%s.%s", key, ext);
-        if (!rc) rc = storage_url(g->store, name, url, sizeof url, err);
-        free(file);
-        if (!rc) {
-            json_t *o = json_pack("{s:s, s:s, s:I}", "image_url", url, "mime_type", img_format_mime(fmt), "seed",
-                                  (json_int_t)seed);
-            if (!o || json_array_append_new(images, o)) rc = sd_errf(err, SD_ENOMEM, "", "out of memory");
-        }
-    }
+    job_result *res = new_result(g, in);
+    int rc = res ? 0 : sd_errf(err, SD_ENOMEM, "", "out of memory");
+    for (int i = 0; i < in->n && !rc; i++) rc = store_image(g, in, res, &out[i], i, err);
     for (int i = 0; i < in->n; i++) sd_image_free(&out[i]);
     if (rc) {
-        json_decref(images);
+        job_result_free(res);
         return -1;
     }
-    json_t *body = json_pack("{s:o, s:s}", "images", images, "status", "success");
-    *result = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(body);
-    if (!*result) return sd_errf(err, SD_ENOMEM, "", "out of memory");
+    *result = res;
     return 0;
 }

@@ -1,8 +1,8 @@
 /* generate.h — the job runner of the server: one job = one sd_generate call
  * for all its images (a batch), each image encoded as PNG, JPEG or WebP
- * (output_format, output_quality) with its
- * generation parameters, stored, and the synchronous answer body built:
- * {"images":[{"image_url","mime_type","seed"}],"status":"success"}. */
+ * (output_format, output_quality) with its generation parameters, stored,
+ * and the job's structured result filled (jobs.h job_result: per image its
+ * storage name, URL, MIME type and seed, plus the generation info). */
 #ifndef SD_JOBS_GENERATE_H
 #define SD_JOBS_GENERATE_H
 
@@ -19,6 +19,6 @@ typedef struct gen_ctx {
 } gen_ctx;
 
 /* A job_run_fn (jobs.h); ud is a gen_ctx. */
-int gen_run(void *ud, const job_input *in, sd_progress_fn progress, void *progress_ud, char **result, sd_err *err);
+int gen_run(void *ud, const job_input *in, sd_progress_fn progress, void *progress_ud, job_result **result, sd_err *err);
 
 #endif

@@ -36,10 +36,37 @@ typedef struct job_input {
 } job_input;
 void job_input_free(job_input *in);
 
+/* One image of a succeeded job: where it is stored, what it is, its seed. */
+typedef struct job_image {
+    char *key;               /* storage object name, "<hex key>.<ext>" */
+    char *url;               /* where a client fetches it (storage_url) */
+    const char *mime;        /* "image/png", ... (static) */
+    uint64_t seed;           /* the seed that gives exactly this image alone */
+} job_image;
+
+/* What a succeeded job produced, in no dialect's shape: each HTTP dialect
+ * renders it (the seed API as {"images":[...],"status":"success"}).  The
+ * generation info is what the images' A1111 "parameters" say. */
+typedef struct job_result {
+    int n;
+    job_image *images;       /* n of them */
+    char *prompt, *negative;
+    int width, height, steps;
+    float cfg;
+    float denoise;           /* img2img strength; < 0 for txt2img */
+    const char *sampler;     /* A1111 name (static) */
+    char *model_name, *model_hash;   /* NULL = unknown */
+} job_result;
+/* An empty result for n images (all fields zero, denoise -1); NULL on OOM. */
+job_result *job_result_new(int n);
+/* A deep copy; NULL on OOM or when r is NULL. */
+job_result *job_result_dup(const job_result *r);
+void job_result_free(job_result *r);
+
 /* Runs one job: progress(ud, step, total) after each step (non-zero return =
- * stop); on success *result is a malloc'd JSON body (the synchronous answer). */
+ * stop); on success *result is the job's result (taken by the queue). */
 typedef int (*job_run_fn)(void *ud, const job_input *in, sd_progress_fn progress, void *progress_ud,
-                          char **result, sd_err *err);
+                          job_result **result, sd_err *err);
 
 typedef struct job job;
 typedef struct jobq jobq;
@@ -86,10 +113,10 @@ typedef struct job_status {
     double elapsed;          /* seconds since submission */
     double run_seconds;      /* seconds running (0 while queued) */
     double eta;              /* seconds until done, estimated; < 0 unknown */
-    char *result;            /* succeeded: malloc'd copy of the JSON body */
+    job_result *result;      /* succeeded: a copy (job_result_free) */
     sd_err err;              /* failed / cancelled: why */
 } job_status;
-void jobq_status(jobq *q, job *j, job_status *out);   /* free out->result */
+void jobq_status(jobq *q, job *j, job_status *out);   /* job_result_free(out->result) */
 int job_finished(job_state s);
 
 /* Blocks until some job changes state or timeout_ms passes; *gen is the

@@ -25,7 +25,7 @@ struct job {
     int listed;
     int step, total;
     double t_submit, t_start, t_end;
-    char *result;
+    job_result *result;
     sd_err err;
     atomic_int cancel;       /* set: stop at the next step */
     int timed_out;
@@ -89,7 +89,7 @@ void job_release(job *j)
 {
     if (!j || atomic_fetch_sub(&j->refs, 1) != 1) return;
     job_input_free(&j->in);
-    free(j->result);
+    job_result_free(j->result);
     free(j);
 }
 
@@ -184,7 +184,7 @@ static void *worker_main(void *arg)
         changed(q);
         pthread_mutex_unlock(&q->mu);
 
-        char *result = NULL;
+        job_result *result = NULL;
         sd_err e;
         sd_err_clear(&e);
         int rc = q->run(q->run_ud, &j->in, on_progress, j, &result, &e);
@@ -210,7 +210,7 @@ static void *worker_main(void *arg)
             q->st.latency_sum += lat;
             q->st.latency_count++;
         } else {
-            free(result);
+            job_result_free(result);
             if (j->timed_out) {
                 j->state = JOB_FAILED;
                 j->err = j->cancel_err;
@@ -450,7 +450,7 @@ void jobq_status(jobq *q, job *j, job_status *out)
     } else {
         out->run_seconds = j->t_start > 0 ? j->t_end - j->t_start : 0;
         out->eta = 0;
-        if (j->result) out->result = strdup(j->result);
+        if (j->result) out->result = job_result_dup(j->result);
         out->err = j->err;
     }
     pthread_mutex_unlock(&q->mu);

@@ -1,7 +1,8 @@
 /* test_jobs.c — the job queue (src/jobs/queue.c) with a fake runner: FIFO
  * order, bounded queue (EBUSY), cancel while queued and while running,
  * job time limit, retention, statistics, shutdown, and lookups by owner
- * (API key). */
+ * (API key); the structured job result (src/jobs/result.c) as snapshots
+ * copy it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,16 +17,63 @@
 static uint64_t order[16];
 static int norder;
 
-static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, char **result, sd_err *err)
+static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, job_result **result,
+                    sd_err *err)
 {
     order[norder++ & 15] = in->seed;
     gate_enter();
     if (gate_steps(in->steps, 2000, progress, pud)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
     if (in->seed == 666) return sd_errf(err, SD_EINTERNAL, "", "fake failure");
+    job_result *r = job_result_new(1);
+    if (!r) return sd_errf(err, SD_ENOMEM, "", "out of memory");
     char buf[64];
-    snprintf(buf, sizeof buf, "{\"seed\":%llu}", (unsigned long long)in->seed);
-    *result = strdup(buf);
+    snprintf(buf, sizeof buf, "u%llu", (unsigned long long)in->seed);
+    r->images[0].url = strdup(buf);
+    r->images[0].key = strdup(buf + 1);
+    r->images[0].mime = "image/png";
+    r->images[0].seed = in->seed;
+    r->prompt = strdup(in->prompt);
+    r->steps = in->steps;
+    *result = r;
     return 0;
+}
+
+/* job_result_dup: a deep copy (nothing shared with the original), NULL stays NULL. */
+static void test_result_copy(void)
+{
+    job_result *r = job_result_new(2);
+    CHECK(r && r->n == 2 && r->denoise < 0 && !r->images[1].url, "job_result_new: n empty images, txt2img");
+    r->images[0].url = strdup("http://h/images/a.png");
+    r->images[0].key = strdup("a.png");
+    r->images[0].mime = "image/png";
+    r->images[0].seed = 7;
+    r->images[1].url = strdup("http://h/images/b.webp");
+    r->images[1].key = strdup("b.webp");
+    r->images[1].mime = "image/webp";
+    r->images[1].seed = 8;
+    r->prompt = strdup("a fox");
+    r->negative = strdup("");
+    r->model_hash = strdup("abcd");
+    r->width = 64;
+    r->height = 48;
+    r->steps = 4;
+    r->cfg = 7.5f;
+    r->denoise = 0.6f;
+    r->sampler = "Euler a";
+    job_result *c = job_result_dup(r);
+    CHECK(c && c->n == 2 && c->images != r->images && c->images[1].url != r->images[1].url &&
+              !strcmp(c->images[1].url, "http://h/images/b.webp") && !strcmp(c->images[0].key, "a.png") &&
+              !strcmp(c->images[1].mime, "image/webp") && c->images[1].seed == 8,
+          "job_result_dup: images copied, not shared");
+    CHECK(c && c->prompt != r->prompt && !strcmp(c->prompt, "a fox") && !strcmp(c->negative, "") &&
+              c->model_name == NULL && !strcmp(c->model_hash, "abcd") && c->width == 64 && c->height == 48 &&
+              c->steps == 4 && c->cfg == 7.5f && c->denoise == 0.6f && !strcmp(c->sampler, "Euler a"),
+          "job_result_dup: generation info copied (NULL stays NULL)");
+    job_result_free(r);
+    CHECK(c && !strcmp(c->images[0].url, "http://h/images/a.png"), "the copy outlives the original");
+    job_result_free(c);
+    CHECK(job_result_dup(NULL) == NULL, "job_result_dup(NULL) = NULL");
+    job_result_free(NULL);
 }
 
 static job_input input(uint64_t seed, int steps)
@@ -47,7 +95,7 @@ static job_state wait_done(jobq *q, job *j, job_status *st)
     for (;;) {
         jobq_status(q, j, st);
         if (job_finished(st->state)) return st->state;
-        free(st->result);
+        job_result_free(st->result);
         jobq_wait_change(q, &gen, 200);
     }
 }
@@ -100,11 +148,12 @@ int main(void)
           "b cancelled with reason");
 
     gate_set(1);
-    CHECK(wait_done(q, a, &st) == JOB_SUCCEEDED && st.result && !strcmp(st.result, "{\"seed\":1}") &&
-              st.step == 3 && st.total == 3, "a succeeded with result");
-    free(st.result);
-    CHECK(wait_done(q, c, &st) == JOB_SUCCEEDED && st.result && strstr(st.result, "3"), "c succeeded");
-    free(st.result);
+    CHECK(wait_done(q, a, &st) == JOB_SUCCEEDED && st.result && st.result->n == 1 && st.result->images[0].seed == 1 &&
+              !strcmp(st.result->images[0].url, "u1") && !strcmp(st.result->prompt, "p") && st.step == 3 &&
+              st.total == 3, "a succeeded with its structured result");
+    job_result_free(st.result);
+    CHECK(wait_done(q, c, &st) == JOB_SUCCEEDED && st.result && st.result->images[0].seed == 3, "c succeeded");
+    job_result_free(st.result);
     CHECK(norder == 2 && order[0] == 1 && order[1] == 3, "FIFO order, cancelled job never ran");
 
     in = input(666, 2);
@@ -183,5 +232,6 @@ int main(void)
           "owner 1 and owner 0 (no key) do not");
     jobq_destroy(q, NULL);
     job_release(a);
+    test_result_copy();
     return t_done();
 }

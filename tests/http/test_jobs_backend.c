@@ -33,7 +33,7 @@ typedef struct fake_job {
     int owner, listed, n, position, step, total;
     uint64_t seed;
     job_state state;
-    char *result;
+    job_result *result;
     char reason[128];          /* the last cancel's */
 } fake_job;
 
@@ -142,7 +142,7 @@ static void fk_status(jobs_backend *b, job_handle *h, job_status *out)
     out->n = j->n;
     out->elapsed = 1.5;
     out->eta = j->state == JOB_RUNNING ? 9 : -1;
-    if (j->state == JOB_SUCCEEDED && j->result) out->result = strdup(j->result);
+    if (j->state == JOB_SUCCEEDED && j->result) out->result = job_result_dup(j->result);
     if (j->state == JOB_CANCELLED) sd_errf(&out->err, SD_ECANCELLED, "", "%s", j->reason);
     pthread_mutex_unlock(&f->mu);
 }
@@ -205,11 +205,16 @@ static void fake_set(fake *f, int i, job_state s, int step, int total)
     j->step = step;
     j->total = total;
     if (s == JOB_SUCCEEDED) {
-        char buf[160];
-        snprintf(buf, sizeof buf, "{\"images\":[{\"image_url\":\"http://x.invalid/%s\",\"seed\":%llu}]}", j->id,
-                 (unsigned long long)j->seed);
-        free(j->result);
-        j->result = strdup(buf);
+        char url[160];
+        snprintf(url, sizeof url, "http://x.invalid/%s", j->id);
+        job_result_free(j->result);
+        j->result = job_result_new(1);
+        if (j->result) {
+            j->result->images[0].key = strdup(j->id);
+            j->result->images[0].url = strdup(url);
+            j->result->images[0].mime = "image/png";
+            j->result->images[0].seed = j->seed;
+        }
     }
     bump(f);
     pthread_mutex_unlock(&f->mu);
@@ -414,7 +419,7 @@ static void over_fake_backend(void)
            "stop shuts the backend down once and leaves closing to its owner", "shut %d closed %d", f.shut,
            f.closed);
     CHECKF(f.handles == 0, "every handle the server took was released", "%d held", f.handles);
-    for (int i = 0; i < f.njobs; i++) free(f.jobs[i].result);
+    for (int i = 0; i < f.njobs; i++) job_result_free(f.jobs[i].result);
     pthread_mutex_destroy(&f.mu);
 }
 
@@ -459,13 +464,13 @@ static void owners_through_backend(void)
 
 /* ---- the in-process backend through the interface ------------------------------ */
 
-static int quick_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, char **result, sd_err *err)
+static int quick_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, job_result **result,
+                     sd_err *err)
 {
     for (int i = 1; i <= in->steps; i++)
         if (progress(pud, i, in->steps)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
-    char buf[64];
-    snprintf(buf, sizeof buf, "{\"seed\":%llu}", (unsigned long long)in->seed);
-    *result = strdup(buf);
+    *result = job_result_new(1);
+    if (*result) (*result)->images[0].seed = in->seed;
     return *result ? 0 : sd_errf(err, SD_ENOMEM, "", "out of memory");
 }
 
@@ -489,13 +494,13 @@ static void inproc_backend(void)
     for (int i = 0; i < 100; i++) {
         jobs_status(b, h, &st);
         if (job_finished(st.state)) break;
-        free(st.result);
+        job_result_free(st.result);
         jobs_wait_change(b, &gen, 100);
     }
-    CHECKF(st.state == JOB_SUCCEEDED && st.result && !strcmp(st.result, "{\"seed\":9}") && st.step == 3 &&
+    CHECKF(st.state == JOB_SUCCEEDED && st.result && st.result->n == 1 && st.result->images[0].seed == 9 && st.step == 3 &&
                st.total == 3,
            "status: succeeded with result and steps", "state %d", st.state);
-    free(st.result);
+    job_result_free(st.result);
     job_handle *f = jobs_find(b, id, 2, &e);
     CHECK(f && !strcmp(jobs_job_id(b, f), id), "find by id for its owner");
     jobs_release(b, f);

@@ -1,5 +1,6 @@
-/* test_server.c — the HTTP layer (src/http/server.c) in process, over a job
- * queue whose runner is a fake (no engine): answers and error shapes, async
+/* test_server.c — the HTTP layer (src/http/) in process, over a job
+ * queue whose runner is a fake (no engine): the route table (GET /'s list,
+ * 405 + Allow per route, metrics labels), answers and error shapes, async
  * jobs and cancel, 503 + Retry-After when the queue is full, a client that
  * hangs up leaves the queue, the synchronous wait limit, 405/404/415/413,
  * health and metrics.  Driven with libcurl over 127.0.0.1.
@@ -21,20 +22,22 @@
 #include "../../src/http/server.h"
 
 /* ---- fake runner: holds at the gate (gate.h), then "generates" in steps of 1 ms ---- */
-static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, char **result, sd_err *err)
+static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, job_result **result,
+                    sd_err *err)
 {
     gate_enter();
     if (gate_steps(in->steps, 1000, progress, pud)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
-    json_t *imgs = json_array();
+    job_result *res = job_result_new(in->n);
+    if (!res) return sd_errf(err, SD_ENOMEM, "", "out of memory");
     for (int i = 0; i < in->n; i++) {
         char url[128];
         snprintf(url, sizeof url, "http://example.invalid/images/%016llx", (unsigned long long)(in->seed + i));
-        json_array_append_new(imgs, json_pack("{s:s,s:s,s:I}", "image_url", url, "mime_type", "image/png", "seed",
-                                              (json_int_t)(in->seed + (uint64_t)i)));
+        res->images[i].url = strdup(url);
+        res->images[i].key = strdup(url + 30);
+        res->images[i].mime = "image/png";
+        res->images[i].seed = in->seed + (uint64_t)i;
     }
-    json_t *b = json_pack("{s:o,s:s}", "images", imgs, "status", "success");
-    *result = json_dumps(b, JSON_COMPACT);
-    json_decref(b);
+    *result = res;
     return 0;
 }
 
@@ -162,6 +165,62 @@ static void expect_shape(const char *name, const char *method, const char *path)
     json_t *j = jbody(&r);
     CHECKF(j && one_newline(&r), name, "%ld %.300s", r.status, r.body);
     json_decref(j);
+    free(r.body);
+}
+
+/* The route table (src/http/routes.c): GET /'s list, each route's 405 with
+ * its Allow header, and a metrics label per route. */
+static void route_table_checks(void)
+{
+    static const char *listed[] = {"POST /txt2img", "POST /img2img", "POST /jobs/txt2img", "POST /jobs/img2img",
+                                   "GET /jobs/{id}", "DELETE /jobs/{id}", "GET /images/{name}", "GET /health",
+                                   "GET /metrics"};
+    resp r = req("GET", "/", NULL, NULL, 0);
+    json_t *j = jbody(&r);
+    json_t *eps = json_object_get(j, "endpoints");
+    int same = json_array_size(eps) == sizeof listed / sizeof listed[0];
+    for (size_t i = 0; same && i < json_array_size(eps); i++)
+        same = !strcmp(json_string_value(json_array_get(eps, i)) ? json_string_value(json_array_get(eps, i)) : "",
+                       listed[i]);
+    CHECKF(r.status == 200 && same, "GET / lists every listed route and method, in table order", "%s", r.body);
+    json_decref(j);
+    free(r.body);
+    static const struct { const char *method, *path, *allow, *label; } wrong[] = {
+        {"PUT", "/", "GET, HEAD", "/"},
+        {"GET", "/img2img", "POST", "/img2img"},
+        {"DELETE", "/jobs/txt2img", "POST", "/jobs/txt2img"},
+        {"GET", "/jobs/img2img", "POST", "/jobs/img2img"},
+        {"PUT", "/jobs/0123456789abcdef0123456789abcdef", "GET, HEAD, DELETE", "/jobs/{id}"},
+        {"DELETE", "/images/0123.png", "GET, HEAD", "/images/{name}"},
+        {"POST", "/health", "GET, HEAD", "/health"},
+        {"DELETE", "/metrics", "GET, HEAD", "/metrics"},
+        {"PUT", "/openapi.json", "GET, HEAD", "/openapi.json"},
+    };
+    for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+        r = req(wrong[i].method, wrong[i].path, NULL, NULL, 0);
+        char name[160];
+        snprintf(name, sizeof name, "%s %s -> 405, Allow: %s", wrong[i].method, wrong[i].path, wrong[i].allow);
+        CHECKF(r.status == 405 && !strcmp(r.allow, wrong[i].allow), name, "%ld allow '%s'", r.status, r.allow);
+        free(r.body);
+    }
+    /* a request is counted when libmicrohttpd reports it complete, which
+     * may come just after the client has its answer: read until all are in */
+    int labelled = 0;
+    for (int tries = 0; tries < 200 && !labelled; tries++) {
+        if (tries) {
+            free(r.body);
+            usleep(10000);
+        }
+        r = req("GET", "/metrics", NULL, NULL, 0);
+        labelled = r.status == 200 && strstr(r.body, "{endpoint=\"other\",status=\"404\"}");
+        for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+            char line[160];
+            snprintf(line, sizeof line, "sdserve_http_requests_total{endpoint=\"%s\",status=\"405\"}",
+                     wrong[i].label);
+            if (!strstr(r.body, line)) labelled = 0;
+        }
+    }
+    CHECKF(labelled, "metrics: each route's own label, unknown paths as other", "%s", r.body);
     free(r.body);
 }
 
@@ -297,6 +356,7 @@ int main(int argc, char **argv)
            r.status, r.allow);
     expect_error("405 body", r, 405, NULL, "not allowed");
     expect_error("unknown path", req("GET", "/nope", NULL, NULL, 0), 404, NULL, "no such path");
+    route_table_checks();
     expect_error("unknown job", req("GET", "/jobs/0123456789abcdef0123456789abcdef", NULL, NULL, 0), 404, "id",
                  "no job");
     expect_error("image path trick", req("GET", "/images/..%2f..%2fetc%2fpasswd", NULL, NULL, 0), 404, NULL,

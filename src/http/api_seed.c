@@ -1,0 +1,139 @@
+/* api_seed.c — the seed API dialect: POST /txt2img and POST /img2img with
+ * form, JSON or multipart bodies (validated by params.c into a gen_request),
+ * answered when the job ends with {"images":[{"image_url","mime_type",
+ * "seed"}],"status":"success"} rendered from the job's structured result.
+ * The request -> job step (seed_submit, with the init image decoded) and
+ * the images array are shared with the async jobs API (api_jobs.c), which
+ * takes the same bodies. */
+#include "server_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../image/image.h"
+
+/* Decoded init images: sides and pixels refused before allocation above these. */
+#define INIT_MAX_SIDE 4096
+#define INIT_MAX_PIXELS (4096LL * 4096LL)
+
+/* Validated request -> job input: moves strings, decodes the init image. */
+static int make_input(gen_request *g, size_t max_body, job_input *in, sd_err *err)
+{
+    memset(in, 0, sizeof *in);
+    in->img2img = g->img2img;
+    in->prompt = g->prompt;
+    g->prompt = NULL;
+    in->negative = g->negative;
+    g->negative = NULL;
+    in->seed = g->seed;
+    in->n = g->n;
+    in->width = g->width;
+    in->height = g->height;
+    in->steps = g->steps;
+    in->cfg = g->cfg;
+    in->strength = g->strength;
+    in->sampler = g->sampler;
+    in->out_format = g->out_format;
+    in->out_quality = g->out_quality;
+    if (!g->img2img) return 0;
+    uint8_t *bytes = NULL;
+    size_t blen = 0;
+    if (g->init_is_raw) {
+        bytes = (uint8_t *)g->init_data;
+        blen = g->init_len;
+    } else if (img_base64_decode(g->init_data, g->init_len, max_body, "init_image", &bytes, &blen, err)) {
+        return -1;
+    }
+    img_decode_opts o = {.max_side = INIT_MAX_SIDE, .max_pixels = INIT_MAX_PIXELS, .field = "init_image"};
+    img_rgb im = {0};
+    int rc = img_decode(bytes, blen, &o, &im, err);
+    if (!g->init_is_raw) free(bytes);
+    if (rc) return -1;
+    if (img_fit_within(&im, PARAMS_MAX_SIDE, err) < 0) {
+        img_rgb_free(&im);
+        return -1;
+    }
+    in->init_rgb = im.px;
+    in->init_width = im.width;
+    in->init_height = im.height;
+    return 0;
+}
+
+int seed_submit(http_server *s, req *r, int listed, int *retry_after)
+{
+    job_input in;
+    memset(&in, 0, sizeof in);
+    *retry_after = 0;
+    if (!r->err.code) make_input(&r->gen, s->cfg.max_body, &in, &r->err);
+    gen_request_free(&r->gen);
+    if (r->err.code) {
+        job_input_free(&in);
+        return -1;
+    }
+    in.owner = r->owner;
+    r->async = listed;
+    return jobs_submit(s->q, &in, listed, &r->job, retry_after, &r->err);
+}
+
+enum MHD_Result seed_generate(http_server *s, req *r, struct MHD_Connection *c)
+{
+    int retry;
+    if (seed_submit(s, r, 0, &retry)) return reply_error(c, &r->ri, &r->err, retry, NULL);
+    return server_wait(s, r, c);
+}
+
+json_t *seed_images(const job_result *res)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && i < res->n; i++) {
+        const job_image *im = &res->images[i];
+        json_t *o = json_pack("{s:s, s:s, s:I}", "image_url", im->url, "mime_type", im->mime, "seed",
+                              (json_int_t)im->seed);
+        if (!o || json_array_append_new(a, o)) {
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+/* 200 with the result's images. */
+static enum MHD_Result seed_success(req *r, struct MHD_Connection *c, const job_result *res)
+{
+    json_t *imgs = seed_images(res);
+    json_t *b = imgs ? json_pack("{s:o, s:s}", "images", imgs, "status", job_status_word(JOB_SUCCEEDED)) : NULL;
+    return reply_json_utf8(c, &r->ri, b ? 200 : 503, b, NULL, NULL);
+}
+
+/* The synchronous answer, once the wait is over (server_wait). */
+enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c)
+{
+    r->phase = PH_DONE;
+    if (r->gone) {
+        /* Nobody reads this; answering (rather than failing) lets the connection close quietly. */
+        enum MHD_Result rc = reply_errorf(c, &r->ri, SD_ECANCELLED, "", "the client disconnected; the job was cancelled");
+        r->ri.status = 499;
+        return rc;
+    }
+    if (r->wait_timeout)
+        return reply_errorf(c, &r->ri, SD_ETIMEOUT, "",
+                            "the job did not finish within the %g s synchronous wait limit and was cancelled; use "
+                            "POST /jobs/%s to run long jobs asynchronously",
+                            s->cfg.sync_wait, r->rt->img2img ? "img2img" : "txt2img");
+    if (r->shutdown)
+        return reply_errorf(c, &r->ri, SD_EBUSY, "", "the server is shutting down; the job was cancelled");
+    job_status st;
+    jobs_status(s->q, r->job, &st);
+    enum MHD_Result rc;
+    if (st.state == JOB_SUCCEEDED && st.result) {
+        rc = seed_success(r, c, st.result);
+    } else if (st.state == JOB_CANCELLED) {
+        /* only shutdown cancels a synchronous job that still has its client */
+        rc = reply_errorf(c, &r->ri, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
+    } else {
+        rc = reply_error(c, &r->ri, &st.err, 0, NULL);
+    }
+    job_result_free(st.result);
+    return rc;
+}

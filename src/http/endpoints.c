@@ -1,0 +1,99 @@
+/* endpoints.c — the GET endpoints that are no API dialect: /health,
+ * /metrics, /openapi.json and /images/{name} (stored images, content-named,
+ * cached forever).  GET / lists the route table (routes.c). */
+#include "server_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define LOADING_RETRY_AFTER 5   /* seconds */
+
+enum MHD_Result get_image(http_server *s, req *r, struct MHD_Connection *c)
+{
+    const char *name = r->url + strlen("/images/");
+    storage *st = atomic_load(&s->store);
+    storage_object obj = {.fd = -1};
+    sd_err e;
+    sd_err_clear(&e);
+    if (!st || storage_get(st, name, &obj, &e)) {
+        if (obj.fd >= 0) close(obj.fd);
+        return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "no image named '%.80s'", name);
+    }
+    /* Names are content-derived: the name is the entity tag and never changes. */
+    char etag[160];
+    snprintf(etag, sizeof etag, "\"%.100s\"", name);
+    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
+    struct MHD_Response *resp;
+    unsigned status = 200;
+    if (inm && strstr(inm, etag)) {
+        close(obj.fd);
+        resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        status = 304;
+        r->ri.bytes = 0;
+    } else {
+        resp = MHD_create_response_from_fd(obj.size, obj.fd);
+        r->ri.bytes = obj.size;
+        if (!resp) close(obj.fd);
+    }
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, obj.content_type ? obj.content_type : "application/octet-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=31536000, immutable");
+    enum MHD_Result rc = MHD_queue_response(c, status, resp);
+    MHD_destroy_response(resp);
+    r->ri.status = (int)status;
+    return rc;
+}
+
+/* While the model loads: not ready for generation, so 503 (load balancers
+ * and readiness probes wait; docs/SERVER.md "Start-up"). */
+static enum MHD_Result health_loading(http_server *s, req *r, struct MHD_Connection *c)
+{
+    json_t *b = json_pack("{s:s, s:b, s:{s:n, s:n, s:n}, s:i, s:i, s:s?}", "status", "loading", "model_loaded", 0,
+                          "model", "name", "family", "hash", "queue_depth", 0, "running", 0, "version",
+                          s->cfg.version);
+    return reply_json(c, &r->ri, 503, b);
+}
+
+/* A generation route while the model loads. */
+enum MHD_Result reply_loading(req *r, struct MHD_Connection *c)
+{
+    sd_err e;
+    sd_err_clear(&e);
+    sd_errf(&e, SD_EBUSY, "", "the model is still loading; retry in a few seconds (GET /health says \"ok\" "
+            "once it is ready)");
+    return reply_error(c, &r->ri, &e, LOADING_RETRY_AFTER, NULL);
+}
+
+enum MHD_Result get_health(http_server *s, req *r, struct MHD_Connection *c)
+{
+    if (atomic_load(&s->loading)) return health_loading(s, r, c);
+    jobs_stats js;
+    jobs_get_stats(s->q, &js);
+    int down = atomic_load(&s->shutting_down);
+    json_t *b = json_pack("{s:s, s:b, s:{s:s?, s:s?, s:s?}, s:i, s:i, s:s?}", "status", down ? "shutting_down" : "ok",
+                          "model_loaded", 1, "model", "name", s->cfg.model_name, "family", s->cfg.model_family,
+                          "hash", s->cfg.model_hash, "queue_depth", js.depth, "running", js.running, "version",
+                          s->cfg.version);
+    return reply_json(c, &r->ri, down ? 503 : 200, b);
+}
+
+enum MHD_Result get_metrics(http_server *s, req *r, struct MHD_Connection *c)
+{
+    jobs_stats js;
+    jobs_get_stats(s->q, &js);
+    char *text = metrics_render(&js, s->labels, s->nlabels);
+    if (!text) return reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
+    size_t len = strlen(text);
+    return reply_raw(c, &r->ri, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);
+}
+
+enum MHD_Result get_openapi(http_server *s, req *r, struct MHD_Connection *c)
+{
+    char *doc = strdup(s->openapi);
+    if (!doc) return reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
+    size_t len = strlen(doc);
+    return reply_raw(c, &r->ri, 200, "application/json", doc, len, NULL);
+}

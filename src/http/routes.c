@@ -1,0 +1,164 @@
+/* routes.c — the route table and all that comes from it: lookup (once per
+ * request), the method check (405 + Allow), the auth/rate gate, metrics
+ * labels and GET / (the endpoint list).  Adding an endpoint = one row here + one
+ * handler (server_int.h lists the files the handlers live in). */
+#include "server_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "auth.h"
+#include "ratelimit.h"
+
+/* Exact paths before the prefixes they start with (first match wins); the
+ * order is the order of GET /'s list and of the metrics labels. */
+static const route routes[] = {
+    /* path, prefix, methods, label, listed, auth, body, img2img, answer, resume */
+    {"/", 0, "GET, HEAD", "/", 0, ROUTE_KEY, ROUTE_NOBODY, 0, get_root, NULL},
+    {"/txt2img", 0, "POST", "/txt2img", 1, ROUTE_KEY, ROUTE_GEN, 0, seed_generate, seed_answer},
+    {"/img2img", 0, "POST", "/img2img", 1, ROUTE_KEY, ROUTE_GEN, 1, seed_generate, seed_answer},
+    {"/jobs/txt2img", 0, "POST", "/jobs/txt2img", 1, ROUTE_KEY, ROUTE_GEN, 0, jobs_create, NULL},
+    {"/jobs/img2img", 0, "POST", "/jobs/img2img", 1, ROUTE_KEY, ROUTE_GEN, 1, jobs_create, NULL},
+    {"/jobs/", 1, "GET, HEAD, DELETE", "/jobs/{id}", 1, ROUTE_KEY, ROUTE_NOBODY, 0, jobs_get, NULL},
+    {"/images/", 1, "GET, HEAD", "/images/{name}", 1, ROUTE_NOKEY, ROUTE_NOBODY, 0, get_image, NULL},
+    {"/health", 0, "GET, HEAD", "/health", 1, ROUTE_FREE, ROUTE_NOBODY, 0, get_health, NULL},
+    {"/metrics", 0, "GET, HEAD", "/metrics", 1, ROUTE_METRICS, ROUTE_NOBODY, 0, get_metrics, NULL},
+    {"/openapi.json", 0, "GET, HEAD", "/openapi.json", 0, ROUTE_KEY, ROUTE_NOBODY, 0, get_openapi, NULL},
+};
+#define NROUTES (sizeof routes / sizeof routes[0])
+_Static_assert(NROUTES + 1 <= METRICS_MAX_ENDPOINTS, "more routes than metrics endpoints");
+
+const route *route_find(const char *path)
+{
+    for (size_t i = 0; i < NROUTES; i++) {
+        const route *rt = &routes[i];
+        if (rt->prefix ? !strncmp(path, rt->path, strlen(rt->path)) : !strcmp(path, rt->path)) return rt;
+    }
+    return NULL;
+}
+
+int route_endpoint(const route *rt) { return rt ? (int)(rt - routes) + 1 : 0; }
+int route_labels(const char *labels[METRICS_MAX_ENDPOINTS])
+{
+    labels[0] = "other";
+    for (size_t i = 0; i < NROUTES; i++) labels[i + 1] = routes[i].label;
+    return (int)NROUTES + 1;
+}
+
+/* Calls fn(method, len, ud) for each method of a row's "GET, HEAD" list. */
+static int each_method(const char *methods, int (*fn)(const char *m, size_t n, void *ud), void *ud)
+{
+    for (const char *p = methods; *p;) {
+        size_t n = strcspn(p, ",");
+        if (fn(p, n, ud)) return 1;
+        p += n;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    return 0;
+}
+
+static int same_method(const char *m, size_t n, void *ud)
+{
+    const char *want = ud;
+    return strlen(want) == n && !strncmp(m, want, n);
+}
+
+static int method_allowed(const route *rt, const char *method)
+{
+    return each_method(rt->methods, same_method, (void *)method);
+}
+
+typedef struct listing { json_t *arr; const char *label; int oom; } listing;
+
+static int list_method(const char *m, size_t n, void *ud)
+{
+    listing *l = ud;
+    if (n == 4 && !strncmp(m, "HEAD", 4)) return 0;
+    char buf[96];
+    snprintf(buf, sizeof buf, "%.*s %s", (int)n, m, l->label);
+    if (json_array_append_new(l->arr, json_string(buf))) l->oom = 1;
+    return l->oom;
+}
+
+static json_t *route_list(void)
+{
+    listing l = {json_array(), NULL, 0};
+    if (!l.arr) return NULL;
+    for (size_t i = 0; i < NROUTES && !l.oom; i++) {
+        if (!routes[i].listed) continue;
+        l.label = routes[i].label;
+        each_method(routes[i].methods, list_method, &l);
+    }
+    if (l.oom) {
+        json_decref(l.arr);
+        return NULL;
+    }
+    return l.arr;
+}
+
+enum MHD_Result get_root(http_server *s, req *r, struct MHD_Connection *c)
+{
+    json_t *list = route_list();
+    json_t *b = list ? json_pack("{s:s, s:s?, s:s, s:o}", "name", "sdserve", "version", s->cfg.version, "openapi",
+                                 "/openapi.json", "endpoints", list)
+                     : NULL;
+    return reply_json(c, &r->ri, 200, b);
+}
+
+static int needs_key(const http_server *s, const route *rt)
+{
+    if (auth_keys_count(s->cfg.keys) == 0) return 0;
+    if (!rt) return 1;   /* an unknown path answers 404 only to a key holder */
+    return rt->auth == ROUTE_KEY || (rt->auth == ROUTE_METRICS && !s->cfg.metrics_open);
+}
+
+/* API key and rate limit, before anything else (the row's auth rule).
+ * Image URLs need no key (a browser opens them; their names are unguessable,
+ * docs/SERVER.md "API keys") but are rate-limited per address. */
+int route_gate(http_server *s, req *r, struct MHD_Connection *c, enum MHD_Result *res)
+{
+    if (r->rt && r->rt->auth == ROUTE_FREE) return 0;
+    int key = -1;
+    if (needs_key(s, r->rt)) {
+        const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+        int rc = auth_check(s->cfg.keys, h, &key);
+        if (rc != AUTH_OK) {
+            *res = reply_errorf(c, &r->ri, SD_EAUTH, "Authorization", "%s",
+                                rc == AUTH_MISSING ? "an API key is required: send 'Authorization: Bearer KEY'"
+                                : rc == AUTH_MALFORMED ? "the Authorization header must be 'Bearer KEY'"
+                                                       : "the API key is not valid");
+            return 1;
+        }
+        r->owner = key + 1;
+    }
+    char who[80];
+    if (key >= 0) snprintf(who, sizeof who, "key:%d", key);
+    else snprintf(who, sizeof who, "ip:%s", r->ip);
+    int wait = rl_take(s->cfg.rl, who, http_now());
+    if (wait > 0) {
+        sd_err e;
+        sd_err_clear(&e);
+        sd_errf(&e, SD_ERATE, "", "too many requests from this %s; retry in %d s", key >= 0 ? "API key" : "address",
+                wait);
+        *res = reply_error(c, &r->ri, &e, wait, NULL);
+        return 1;
+    }
+    return 0;
+}
+
+enum MHD_Result route_dispatch(http_server *s, req *r, struct MHD_Connection *c)
+{
+    const route *rt = r->rt;
+    if (r->raw_nul)
+        return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "no such path: a path may not contain %%00 (a NUL byte)");
+    if (!rt) return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "no such path '%.80s'; see GET /openapi.json", r->url);
+    if (!method_allowed(rt, r->verb)) {
+        sd_err e;
+        sd_err_clear(&e);
+        sd_errf(&e, SD_EMETHOD, "", "method %.16s is not allowed on %.80s; use %s", r->verb, r->url, rt->methods);
+        return reply_error(c, &r->ri, &e, 0, rt->methods);
+    }
+    if (rt->body == ROUTE_NOBODY) return rt->answer(s, r, c);
+    if (atomic_load(&s->loading)) return reply_loading(r, c);
+    return body_start(s, r, c);
+}

@@ -1,0 +1,171 @@
+/* server_int.h — what the files of the HTTP server share (private to
+ * src/http; server.h is the public face).  The server's files, one seam each:
+ *   server.c     transport: the libmicrohttpd daemon, connections and their
+ *                header deadline, URI checks, the access handler, the
+ *                watcher of suspended requests, start and stop
+ *   routes.c     the route table, and what comes from it: lookup (once per
+ *                request), method check (405 + Allow), the auth/rate gate,
+ *                metrics labels, GET / (the endpoint list)
+ *   body.c       reading a generation request's body (form, JSON,
+ *                multipart) into a validated gen_request; the server-wide
+ *                cap on buffered bodies
+ *   endpoints.c  GET /health, /metrics, /openapi.json, /images/{name}
+ *   api_seed.c   the seed API: POST /txt2img, /img2img (synchronous);
+ *                request -> job; a job_result rendered as its images
+ *   api_jobs.c   the async jobs API: POST /jobs/txt2img, /jobs/img2img
+ *                (202), GET and DELETE /jobs/{id}
+ * Adding an endpoint = one row in routes.c + one handler. */
+#ifndef SD_HTTP_SERVER_INT_H
+#define SD_HTTP_SERVER_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "metrics.h"
+#include "params.h"
+#include "reply.h"
+#include "server.h"
+
+typedef struct req req;
+typedef struct conn_state conn_state;
+typedef enum MHD_Result (*route_fn)(http_server *s, req *r, struct MHD_Connection *c);
+
+enum route_auth {
+    ROUTE_KEY = 0,           /* an API key when keys are configured; rate-limited per key */
+    ROUTE_METRICS,           /* the same, unless --metrics-open: then as ROUTE_NOKEY */
+    ROUTE_NOKEY,             /* no key (image URLs open in a browser); rate-limited per address */
+    ROUTE_FREE,              /* no key, no rate limit (GET /health) */
+};
+enum route_body {
+    ROUTE_NOBODY = 0,        /* answered from the request line and headers */
+    ROUTE_GEN,               /* a generation request's body (body.c), read before `answer` */
+};
+
+typedef struct route {
+    const char *path;        /* exact, or the start of the path (prefix = 1) */
+    int prefix;
+    const char *methods;     /* served, as a 405's Allow header says them: "GET, HEAD" */
+    const char *label;       /* metrics label and, when listed, GET /'s name for it */
+    int listed;              /* in GET /'s endpoint list (each method but HEAD) */
+    enum route_auth auth;
+    enum route_body body;
+    int img2img;             /* ROUTE_GEN: /img2img's fields */
+    route_fn answer;         /* answers (ROUTE_GEN: with the body read into r->gen, or r->err) */
+    route_fn resume;         /* answers a request that waited suspended (server_wait) */
+} route;
+
+enum { PH_BODY = 1, PH_WAIT, PH_DONE, PH_NOBODY };
+
+struct req {
+    struct http_server *s;
+    struct MHD_Connection *conn;
+    const route *rt;         /* NULL: no such path */
+    int phase;
+    const char *verb;        /* the method (libmicrohttpd's, valid for the request) */
+    char method[16];         /* its copy for the access log */
+    const char *url;         /* the path routed (origin form; libmicrohttpd's, valid for the request) */
+    char path[200];          /* its copy for the access log */
+    char ip[64];
+    int raw_nul;             /* the raw target's path had %00 (uri_logged) */
+    double t0;
+    reply_info ri;
+    int owner;               /* API key index + 1 (gate); 0 without keys: jobs belong to it */
+    /* body (body.c) */
+    int body;
+    struct MHD_PostProcessor *pp;
+    char *text;              /* JSON / form-urlencoded body, NUL-terminated */
+    size_t text_len, text_cap;
+    size_t received;
+    size_t declared;         /* Content-Length, 0 = none (chunked) */
+    size_t held;             /* body bytes charged to the server's buffered total (body_charge) */
+    param_bag bag;
+    gen_request gen;         /* the body, validated (ROUTE_GEN) */
+    sd_err err;
+    /* the job, and a synchronous wait (server_wait) */
+    int async;
+    job_handle *job;
+    double deadline;
+    int gone, wait_timeout, shutdown;
+    struct req *wnext;
+};
+
+struct http_server {
+    server_config cfg;
+    pthread_mutex_t cmu;     /* guards conns and their fields */
+    conn_state *conns;
+    char *public_url;
+    struct MHD_Daemon *d;
+    jobs_backend *q;
+    jobs_backend *own_jobs;  /* http_server_start's wrapper over a jobq, freed at stop; else NULL */
+    int port;
+    pthread_mutex_t wmu;
+    req *waiters;
+    int nwaiters;
+    pthread_t watcher;
+    atomic_int stop;
+    atomic_int shutting_down;
+    atomic_int inflight;     /* requests begun and not yet completed() */
+    atomic_size_t buffered;  /* request body bytes held by all requests (cfg.max_buffered) */
+    _Atomic(storage *) store;
+    char *openapi;
+    atomic_int loading;      /* the model is still loading (server_config.loading) */
+    const char *labels[METRICS_MAX_ENDPOINTS];   /* metrics endpoint labels (route_labels) */
+    int nlabels;
+};
+
+/* server.c */
+double http_now(void);
+/* Suspends r's connection until its job ends, the client leaves or the
+ * wait limit passes; then r->rt->resume answers. */
+enum MHD_Result server_wait(http_server *s, req *r, struct MHD_Connection *c);
+
+/* routes.c */
+const route *route_find(const char *path);
+/* Metrics endpoint of a route: 1.. in table order, 0 = no route ("other"). */
+int route_endpoint(const route *rt);
+/* Fills labels[0 ..] with each endpoint's metrics label; returns how many. */
+int route_labels(const char *labels[METRICS_MAX_ENDPOINTS]);
+/* The auth/rate gate: 1 when it answered (401 / 429) into *res. */
+int route_gate(http_server *s, req *r, struct MHD_Connection *c, enum MHD_Result *res);
+/* Answers 404 / 405 / 503 (loading), starts reading a body, or calls the handler. */
+enum MHD_Result route_dispatch(http_server *s, req *r, struct MHD_Connection *c);
+/* GET /: the name, the version and the listed routes, "METHOD label" each. */
+enum MHD_Result get_root(http_server *s, req *r, struct MHD_Connection *c);
+
+/* body.c */
+/* Charges n more body bytes to r against cfg.max_buffered: 0, or -1 with
+ * r->err set (503, nothing charged).  body_release gives back all r holds. */
+int body_charge(http_server *s, req *r, size_t n);
+void body_release(http_server *s, req *r);
+int body_over_cap(http_server *s, req *r);
+enum MHD_Result body_start(http_server *s, req *r, struct MHD_Connection *c);
+void body_feed(http_server *s, req *r, const char *data, size_t size);
+/* The whole body read: parses and validates it into r->gen (or r->err). */
+void body_finish(http_server *s, req *r);
+/* Frees what the body holds (request end). */
+void body_free(http_server *s, req *r);
+
+/* endpoints.c */
+enum MHD_Result get_health(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result get_metrics(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result get_openapi(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result get_image(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result reply_loading(req *r, struct MHD_Connection *c);
+
+/* api_seed.c */
+enum MHD_Result seed_generate(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c);
+/* The validated request (r->gen) as a job: listed = findable by id.  0, or
+ * -1 with r->err (and *retry_after for a full queue). */
+int seed_submit(http_server *s, req *r, int listed, int *retry_after);
+/* A result's images, [{"image_url","mime_type","seed"}]. */
+json_t *seed_images(const job_result *res);
+
+/* api_jobs.c */
+enum MHD_Result jobs_create(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result jobs_get(http_server *s, req *r, struct MHD_Connection *c);
+
+#endif
