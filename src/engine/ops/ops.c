@@ -142,6 +142,7 @@ static void group_norm(const float *x, int N, int C, int HW, int G, const float 
     static _Thread_local size_t nscr;
     double *part = ops_grow(&scr, &nscr, sizeof(double) * (2 * (size_t)nch * C + 2 * (size_t)C) +
                                          sizeof(float) * 2 * (size_t)C);
+    if (!part) return;   /* out of memory: the ops fault is set */
     double *tsum = part + 2 * (size_t)nch * C, *tsq = tsum + C;
     float *sh = (float *)(tsq + C), *sc = sh + C;
     size_t rows = (size_t)N * HW;
@@ -183,6 +184,7 @@ static void group_norm(const float *x, int N, int C, int HW, int G, const float 
             float *row = yb ? ops_grow(&rb, &nrb, sizeof(float) * (size_t)C) : NULL;
             #pragma omp for schedule(static)
             for (int p = 0; p < HW; p++) {
+                if (yb && !row) continue;   /* this thread is out of memory: the ops fault is set */
                 const float *xr = xn + (size_t)p * C;
                 size_t r = (size_t)n * HW + p;
                 float *yr = yb ? row : y + r * C;

@@ -268,6 +268,7 @@ static void attention(const float *q, int ldq, const float *k, int ldk, const fl
     size_t Tkp = ((size_t)Tk + KB - 1) / KB * KB, kpn = (size_t)D * Tkp, vpn = Tkp * Dp;
     float *Kall = ops_grow(&t_kt, &t_nkt, sizeof(float) * kpn * BH);
     float *Vall = ops_grow(&t_vp, &t_nvp, sizeof(float) * vpn * BH);
+    if (!Kall || !Vall) return;   /* out of memory: the ops fault is set */
     size_t scr_floats = (size_t)TQ * D + (size_t)TQ * KB + (size_t)TQ * Dp + (size_t)TQ * 16;
     long nstrips = (long)(Tkp / 32);
     #pragma omp parallel
@@ -296,6 +297,7 @@ static void attention(const float *q, int ldq, const float *k, int ldk, const fl
         float *scr = ops_grow(&t_scr, &t_nscr, sizeof(float) * scr_floats);
         #pragma omp for schedule(dynamic, 1)
         for (long t = 0; t < (long)BH * ntiles; t++) {
+            if (!scr) continue;   /* this thread is out of memory: the ops fault is set */
             int bh = (int)(t / ntiles), b = bh / H, h = bh % H;
             int i0 = (int)(t % ntiles) * TQ, m = Tq - i0 < TQ ? Tq - i0 : TQ;
             tile(q + ((size_t)b * Tq + i0) * ldq + (size_t)h * D, ldq, scale, i0, m, Tk, D, Dp, Kall + bh * kpn,

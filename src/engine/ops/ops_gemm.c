@@ -11,11 +11,13 @@
  * call — to bf16, or for bf16x2 to [hi | lo] rows of 2·IN against the bf16
  * weights stacked twice ([IN; IN] x OUT, one product, f32 sums) — and the
  * weight copy is bf16: oneDNN's AMX kernels.
- * Primitives are cached per shape and precision (LRU).  A failure inside
- * oneDNN is a bug: print, abort. */
+ * Primitives are cached per shape and precision (LRU).  Out of memory
+ * sets the ops fault (ops.h) and the op does nothing; any other oneDNN
+ * failure is a bug: sd_panic. */
 #include "ops.h"
 #include "ops_dnnl.h"
 #include "ops_prof.h"
+#include "../../base/alloc.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -78,11 +80,13 @@ static void mm_build(mm_entry *e, const mm_key *k)
         dnnl_post_ops_destroy(po);
     }
     dnnl_primitive_desc_t pd;
-    ops_ck(dnnl_primitive_desc_create(&pd, &md, attr, ops_engine(), NULL), "matmul primitive desc");
+    e->prim = NULL;
+    int bad = ops_ck(dnnl_primitive_desc_create(&pd, &md, attr, ops_engine(), NULL), "matmul primitive desc");
     dnnl_primitive_attr_destroy(attr);
+    if (bad) return;   /* out of memory: the fault is set */
     e->wei = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     e->scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
-    ops_ck(dnnl_primitive_create(&e->prim, pd), "matmul primitive");
+    if (ops_ck(dnnl_primitive_create(&e->prim, pd), "matmul primitive")) e->prim = NULL;
     dnnl_primitive_desc_destroy(pd);
     e->key = *k;
 }
@@ -101,19 +105,20 @@ static mm_entry *mm_lookup(const mm_key *k)
         mm_build(victim, k);
         hit = victim;
     }
-    hit->used = ++g_clock;
+    hit->used = hit->prim ? ++g_clock : 0;   /* not kept when out of memory */
     pthread_mutex_unlock(&g_lock);
     return hit;
 }
 
 static void linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y, int accum)
 {
-    if (M <= 0 || OUT <= 0) return;
+    if (M <= 0 || OUT <= 0 || ops_faulted()) return;
     mm_key k = {M, IN, OUT, b != NULL, accum, ops_precision(), 0};
     if (k.prec == OPS_BF16X2) k.split = ops_split_mode(0, (size_t)IN * OUT, IN, OUT);
     mm_entry *e = mm_lookup(&k);
     void *wb = ops_weights_get(w, (size_t)IN * OUT, &e->pwei, &e->wei, 0, k.split == OPS_SPLIT_COLS ? OUT : 0);
     const void *src = k.prec != OPS_FP32 ? ops_bf16_input(x, (size_t)M, IN, k.split) : (const void *)x;
+    if (!wb || !src || !e->prim) return;
     if (k.split == OPS_SPLIT_ROWS) {   /* hi and lo rows, added with the bias (and residual) */
         ops_run_forward_split(e->prim, "matmul execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y, OUT, b,
                               accum);
