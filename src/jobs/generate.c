@@ -56,7 +56,8 @@ int gen_run(void *ud, const job_input *in, sd_progress_fn progress, void *progre
         uint8_t *file = NULL;
         size_t file_len = 0;
         char url[4096];
-        rc = img_encode(out[i].rgb, out[i].width, out[i].height, &eo, &file, &file_len, err);
+        rc = params ? img_encode(out[i].rgb, out[i].width, out[i].height, &eo, &file, &file_len, err)
+                    : sd_errf(err, SD_ENOMEM, "", "out of memory writing the image's parameters");
         free(params);
         char key[STORAGE_KEY_MAX], name[STORAGE_KEY_MAX + 8];
         if (!rc && !g->store) rc = sd_errf(err, SD_EINTERNAL, "", "no image storage configured");
