@@ -29,6 +29,7 @@
 #include "ops.h"
 #include "ops_dnnl.h"
 #include "ops_prof.h"
+#include "../../base/alloc.h"
 #include "ops_vec.h"
 
 #include <math.h>
@@ -260,6 +261,8 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
 static void attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                       int B, int Tq, int Tk, int H, int D, float scale, int causal, float *out)
 {
+    SD_ASSERT(q && k && v && out && B >= 1 && Tq >= 1 && Tk >= 1 && H >= 1 && D >= 1);
+    SD_ASSERT(ldq >= H * D && ldk >= H * D && ldv >= H * D && (!causal || Tq == Tk));
     if (!causal && ops_precision() != OPS_FP32 && ops_attention_amx_ready()) {
         ops_attention_amx(q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, out);
         return;

@@ -367,6 +367,7 @@ static _Thread_local size_t t_nup;
 
 void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float *w, const float *b, int OC, float *y)
 {
+    SD_ASSERT(x && w && y && N >= 1 && IC >= 1 && H >= 1 && W >= 1 && OC >= 1);
     PROF_BEGIN;
     int OH = 2 * H, OW = 2 * W;
     long rowin = (long)OW * IC;
@@ -395,6 +396,8 @@ void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
                     const float *w, const float *b, int OC, int KH, int KW,
                     int stride, int pad, float *y, int accum)
 {
+    SD_ASSERT(x && w && y && N >= 1 && IC >= 1 && H >= 1 && W >= 1 && OC >= 1 && KH >= 1 && KW >= 1);
+    SD_ASSERT(stride >= 1 && pad >= 0 && H + 2 * pad >= KH && W + 2 * pad >= KW);
     PROF_BEGIN;
     conv2d(x, N, IC, H, W, w, b, OC, KH, KW, stride, pad, y, accum);
     PROF_END(PROF_CONV);
@@ -404,6 +407,7 @@ void op_gn_conv2d_nhwc(const float *x, int N, int C, int H, int W, int G, const 
                        const float *beta, float eps, int silu, float *norm_out, const float *w, const float *b, int OC,
                        int KH, int KW, int stride, int pad, float *y, int accum)
 {
+    SD_ASSERT(G >= 1 && C % G == 0 && norm_out);
     if (ops_precision() == OPS_FP32) {   /* through norm_out: the conv may run as Winograd, in bands */
         op_group_norm_nhwc(x, N, C, H * W, G, pre_bias, gamma, beta, eps, silu, norm_out);
         op_conv2d_nhwc(norm_out, N, C, H, W, w, b, OC, KH, KW, stride, pad, y, accum);

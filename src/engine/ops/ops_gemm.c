@@ -28,6 +28,7 @@
 void op_gemm(int transB, int M, int N, int K, float alpha,
              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
+    SD_ASSERT(ldc >= N && (M <= 0 || N <= 0 || K <= 0 || (lda >= K && ldb >= (transB ? K : N))));
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         for (int i = 0; i < M; i++)
@@ -112,6 +113,7 @@ static mm_entry *mm_lookup(const mm_key *k)
 
 static void linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y, int accum)
 {
+    SD_ASSERT(M >= 0 && IN >= 1 && OUT >= 0 && (M == 0 || OUT == 0 || (x && w && y)));
     if (M <= 0 || OUT <= 0 || ops_faulted()) return;
     mm_key k = {M, IN, OUT, b != NULL, accum, ops_precision(), 0};
     if (k.prec == OPS_BF16X2) k.split = ops_split_mode(0, (size_t)IN * OUT, IN, OUT);
