@@ -32,6 +32,7 @@
 #include "ops/ops.h"
 #include "samplers/samplers.h"
 #include "tokenizer/clip_bpe.h"
+#include "../base/alloc.h"
 
 #define SD_MAX_TEXT_ENCODERS 2   /* SDXL has two; SD1 and SD2 one */
 
@@ -70,7 +71,7 @@ static char *read_text_file(const char *path, size_t *len, sd_err *err)
         if (n + 4096 + 1 > cap) {
             cap = cap ? cap * 2 : 8192;
             if (cap > (16u << 20)) { free(buf); fclose(f); sd_errf(err, SD_EFORMAT, "config", "config file %s is too large", path); return NULL; }
-            char *nb = realloc(buf, cap);
+            char *nb = sd_realloc(buf, cap);
             if (!nb) { free(buf); fclose(f); sd_errf(err, SD_ENOMEM, "config", "out of memory"); return NULL; }
             buf = nb;
         }
@@ -124,7 +125,7 @@ static void model_hash(const sd_weights *w, char out[16])
     const sdw_tensor *t = sdw_get(w, "unet.conv_in.weight");
     FILE *f = t && t->file ? fopen(t->file, "rb") : NULL;
     if (!f) return;
-    unsigned char *chunk = malloc(0x10000);
+    unsigned char *chunk = sd_malloc(0x10000);
     size_t n = 0;
     if (chunk && fseek(f, 0x100000, SEEK_SET) == 0) n = fread(chunk, 1, 0x10000, f);
     if (chunk && n == 0 && fseek(f, 0, SEEK_SET) == 0) n = fread(chunk, 1, 0x10000, f);
@@ -199,7 +200,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
         return NULL;
     }
     ops_init(o->threads);
-    sd_engine *e = calloc(1, sizeof *e);
+    sd_engine *e = sd_calloc(1, sizeof *e);
     if (!e) { sd_errf(err, SD_ENOMEM, "model", "out of memory"); return NULL; }
     char *cfg = NULL;
     size_t cfg_len = 0;
@@ -354,10 +355,19 @@ int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negativ
     return 0;
 }
 
+/* SD_ENOMEM if an op ran out of memory since the last look (ops.h): the
+ * one check per model call that turns the ops layer's fault into a 503. */
+static int ops_fault_err(sd_err *err)
+{
+    if (!ops_take_fault()) return 0;
+    return sd_errf(err, SD_ENOMEM, "", "out of memory in the engine's kernels (try fewer images or a smaller size)");
+}
+
 int sd_encode_text(sd_engine *e, const char *prompt, const char *negative,
                    float **ctx_out, int *T_out, int *W_out, sd_err *err)
 {
     ops_attach_thread();
+    ops_take_fault();   /* a fault left from before is not this request's */
     int32_t *ids[2] = {NULL, NULL}, *all = NULL;
     int nw[2] = {0, 0};
     float *enc = NULL, *ctx = NULL;
@@ -376,15 +386,15 @@ int sd_encode_text(sd_engine *e, const char *prompt, const char *negative,
     int32_t *empty = NULL;
     int ne = 0;
     if (tok_windows(e->tok, "", e->pad_id, &empty, &ne, err)) goto fail;
-    all = malloc(sizeof(int32_t) * 2 * nwin * L);
-    enc = malloc(sizeof(float) * 2 * nwin * L * W);
-    ctx = malloc(sizeof(float) * 2 * nwin * L * W);
+    all = sd_malloc(sizeof(int32_t) * 2 * nwin * L);
+    enc = sd_malloc(sizeof(float) * 2 * nwin * L * W);
+    ctx = sd_malloc(sizeof(float) * 2 * nwin * L * W);
     if (!all || !enc || !ctx) { free(empty); sd_errf(err, SD_ENOMEM, "prompt", "out of memory"); goto fail; }
     for (int k = 0; k < 2; k++)
         for (int i = 0; i < nwin; i++)
             memcpy(all + (size_t)(k * nwin + i) * L, i < nw[k] ? ids[k] + (size_t)i * L : empty, sizeof(int32_t) * L);
     free(empty);
-    if (clip_encode(e->text[0], all, 2 * nwin, e->clip_skip, enc, err)) goto fail;
+    if (clip_encode(e->text[0], all, 2 * nwin, e->clip_skip, enc, err) || ops_fault_err(err)) goto fail;
     /* windows of one text are concatenated along the sequence: [k][i*L + t][W] */
     memcpy(ctx, enc, sizeof(float) * 2 * nwin * L * W);
     *ctx_out = ctx;
@@ -417,7 +427,7 @@ static int guided_model(void *ud, const float *x_in, float t, int call, float *o
         memcpy(g->x2 + r * per, x_in + (r % g->B) * per, sizeof(float) * per);
         g->t2[r] = t;
     }
-    if (unet_forward(g->e->unet, g->x2, g->t2, &g->cond, rows, g->h, g->w, g->o2, err)) return -1;
+    if (unet_forward(g->e->unet, g->x2, g->t2, &g->cond, rows, g->h, g->w, g->o2, err) || ops_fault_err(err)) return -1;
     if (!g->uncond) {
         memcpy(out, g->o2, sizeof(float) * per * g->B);
         return 0;
@@ -456,6 +466,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
 {
     if (check_params(p, err) || sd_check_prompts(e, p->prompt, p->negative, err)) return -1;
     ops_attach_thread();   /* the team size set at load, in this (worker) thread too */
+    ops_take_fault();      /* a fault left from before is not this request's */
     const int img2img = p->init_rgb != NULL;
     const int B = p->n, s = vae_scale(e->vae), C = vae_latent_channels(e->vae);
     const int out_w = img2img ? p->init_width : p->width, out_h = img2img ? p->init_height : p->height;
@@ -468,7 +479,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     int rc = -1, T = 0, W = 0;
     float *ctx1 = NULL, *ctx = NULL, *x = NULL, *noise = NULL, *img = NULL, *mean = NULL, *stdv = NULL;
     guided g = {0};
-    sd_sched *sch = calloc(1, sizeof *sch);
+    sd_sched *sch = sd_calloc(1, sizeof *sch);
     for (int i = 0; i < B; i++) out[i].rgb = NULL;
     if (!sch) { sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto done; }
     if (sd_sched_init(sch, p->sampler, SD_SPACING_LEADING, p->steps, err)) goto done;
@@ -477,13 +488,13 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     g.e = e; g.B = B; g.C = C; g.h = lh; g.w = lw; g.T = T; g.cfg = p->cfg;
     g.uncond = p->cfg != 1.0f;
     int rows = g.uncond ? 2 * B : B;
-    ctx = malloc(sizeof(float) * rows * T * W);
-    x = malloc(sizeof(float) * B * per);
-    noise = malloc(sizeof(float) * B * per);
-    g.x2 = malloc(sizeof(float) * rows * per);
-    g.o2 = malloc(sizeof(float) * rows * per);
-    g.t2 = malloc(sizeof(float) * rows);
-    img = malloc(sizeof(float) * npix);   /* the init image, then one decoded image at a time */
+    ctx = sd_malloc(sizeof(float) * rows * T * W);
+    x = sd_malloc(sizeof(float) * B * per);
+    noise = sd_malloc(sizeof(float) * B * per);
+    g.x2 = sd_malloc(sizeof(float) * rows * per);
+    g.o2 = sd_malloc(sizeof(float) * rows * per);
+    g.t2 = sd_malloc(sizeof(float) * rows);
+    img = sd_malloc(sizeof(float) * npix);   /* the init image, then one decoded image at a time */
     if (!ctx || !x || !noise || !g.x2 || !g.o2 || !g.t2 || !img) { sd_errf(err, SD_ENOMEM, NULL, "out of memory for a %dx%d batch of %d", out_w, out_h, B); goto done; }
     /* rows: [negative x B][prompt x B], or [prompt x B] without guidance */
     size_t tw = (size_t)T * W;
@@ -506,11 +517,11 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
                     int sy = yy < out_h ? yy : out_h - 1, sx = xx < out_w ? xx : out_w - 1;
                     img[((size_t)c * PH + yy) * PW + xx] = p->init_rgb[((size_t)sy * out_w + sx) * 3 + c] / 127.5f - 1.0f;
                 }
-        mean = malloc(sizeof(float) * per);
-        stdv = malloc(sizeof(float) * per);
-        float *init = malloc(sizeof(float) * B * per), *m2 = malloc(sizeof(float) * B * per), *s2 = malloc(sizeof(float) * B * per);
+        mean = sd_malloc(sizeof(float) * per);
+        stdv = sd_malloc(sizeof(float) * per);
+        float *init = sd_malloc(sizeof(float) * B * per), *m2 = sd_malloc(sizeof(float) * B * per), *s2 = sd_malloc(sizeof(float) * B * per);
         if (!mean || !stdv || !init || !m2 || !s2) { free(init); free(m2); free(s2); sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto done; }
-        if (vae_encode(e->vae, img, 1, PH, PW, mean, stdv, err)) { free(init); free(m2); free(s2); goto done; }
+        if (vae_encode(e->vae, img, 1, PH, PW, mean, stdv, err) || ops_fault_err(err)) { free(init); free(m2); free(s2); goto done; }
         vae_release_activations(e->vae);
         for (int i = 0; i < B; i++) {
             memcpy(m2 + i * per, mean, sizeof(float) * per);
@@ -541,12 +552,12 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     const int x0 = img2img ? 0 : (PW - out_w) / 2, y0 = img2img ? 0 : (PH - out_h) / 2;
     for (size_t i = 0; i < B * per; i++) x[i] /= scaling;
     for (int i = 0; i < B; i++) {
-        if (vae_decode(e->vae, x + i * per, 1, lh, lw, img, err)) goto done;
+        if (vae_decode(e->vae, x + i * per, 1, lh, lw, img, err) || ops_fault_err(err)) goto done;
         if (dbg && dbg->image) memcpy(dbg->image + i * npix, img, sizeof(float) * npix);
         out[i].width = out_w;
         out[i].height = out_h;
         out[i].seed = p->seed + (uint64_t)i;
-        out[i].rgb = malloc((size_t)out_w * out_h * 3);
+        out[i].rgb = sd_malloc((size_t)out_w * out_h * 3);
         if (!out[i].rgb) { sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto done; }
         for (int yy = 0; yy < out_h; yy++)
             for (int xx = 0; xx < out_w; xx++)

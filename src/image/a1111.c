@@ -2,6 +2,7 @@
  * images (and reads back with "PNG Info"), so our outputs can be dropped
  * into that tool and reproduced. */
 #include "image.h"
+#include "../base/alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,7 +21,7 @@ static void sb_add(sbuf *b, const char *s, size_t n)
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 256;
         while (cap < b->n + n + 1) cap *= 2;
-        char *p = realloc(b->s, cap);
+        char *p = sd_realloc(b->s, cap);
         if (!p) {
             b->oom = 1;
             return;

@@ -2,6 +2,7 @@
  * URL prefix, URL-safe alphabet, missing padding, line breaks, '+' turned into
  * ' ' by form encoding) and a plain encoder for tests and tools. */
 #include "image.h"
+#include "../base/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -68,7 +69,7 @@ int img_base64_decode(const char *text, size_t len, size_t max_out, const char *
     /* Decoded size is at most 3/4 of the text; allocate that (capped) once. */
     size_t cap = (len - (size_t)start) / 4 * 3 + 3;
     if (cap > max_out + 3) cap = max_out + 3;
-    uint8_t *buf = malloc(cap ? cap : 1);
+    uint8_t *buf = sd_malloc(cap ? cap : 1);
     if (!buf) return sd_errf(err, SD_ENOMEM, field, "out of memory decoding %s", field);
 
     size_t n = 0, pad_at = 0;
@@ -129,7 +130,7 @@ char *img_base64_encode(const uint8_t *d, size_t len, size_t *out_len)
 {
     static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     size_t n = (len + 2) / 3 * 4;
-    char *s = malloc(n + 1);
+    char *s = sd_malloc(n + 1);
     if (!s) return NULL;
     size_t o = 0;
     for (size_t i = 0; i < len; i += 3) {

@@ -5,6 +5,7 @@
  * needed.  Readers follow no IFD chains (IFD0 and one pointer from it), so
  * a looping or self-referencing block cannot make them spin. */
 #include "codec.h"
+#include "../base/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -57,7 +58,7 @@ uint8_t *img_exif_build(const char *text, size_t *out_len)
     size_t n = strlen(text);
     size_t max_units = (EXIF_MAX_TIFF - TIFF_HEAD - 8) / 2;
     size_t cap = TIFF_HEAD + 8 + 2 * (n < max_units ? n : max_units);
-    uint8_t *b = calloc(1, cap);
+    uint8_t *b = sd_calloc(1, cap);
     if (!b) return NULL;
     uint8_t *u = b + TIFF_HEAD + 8;
     size_t units = 0;
@@ -131,7 +132,7 @@ static int ifd_find(const tiff *t, size_t ifd, unsigned tag, unsigned *type, uin
 
 static char *utf16_to_utf8(const uint8_t *p, size_t units, int le)
 {
-    char *o = malloc(units * 3 + 1), *q = o;
+    char *o = sd_malloc(units * 3 + 1), *q = o;
     if (!o) return NULL;
     for (size_t i = 0; i < units; i++) {
         uint32_t c = le ? (uint32_t)(p[2 * i] | p[2 * i + 1] << 8) : (uint32_t)(p[2 * i] << 8 | p[2 * i + 1]);

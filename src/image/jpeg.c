@@ -8,6 +8,7 @@
  * longjmps back into a small function whose state lives in a caller-owned
  * struct (so no indeterminate locals after the jump). */
 #include "codec.h"
+#include "../base/alloc.h"
 
 #include <setjmp.h>
 #include <stdio.h>
@@ -97,7 +98,7 @@ static int jpeg_decode_inner(jpeg_ctx *c, struct jpeg_decompress_struct *ci, con
         snprintf(c->msg, sizeof c->msg, "unexpected %d output components", nc);
         return 1;
     }
-    c->px = malloc((size_t)w * h * nc);
+    c->px = sd_malloc((size_t)w * h * nc);
     if (!c->px) {
         sd_errf(err, SD_ENOMEM, lim->field, "out of memory decoding a %dx%d JPEG", w, h);
         return -1;
@@ -151,7 +152,7 @@ static void dest_init(j_compress_ptr ci)
 {
     jpeg_ctx *c = (jpeg_ctx *)ci->err;
     c->ocap = 65536;
-    c->obuf = malloc(c->ocap);
+    c->obuf = sd_malloc(c->ocap);
     if (!c->obuf) {
         c->oom = 1;
         ERREXIT1(ci, JERR_OUT_OF_MEMORY, 0);
@@ -163,7 +164,7 @@ static void dest_init(j_compress_ptr ci)
 static boolean dest_empty(j_compress_ptr ci)
 {
     jpeg_ctx *c = (jpeg_ctx *)ci->err;
-    uint8_t *b = realloc(c->obuf, c->ocap * 2);
+    uint8_t *b = sd_realloc(c->obuf, c->ocap * 2);
     if (!b) {
         c->oom = 1;
         ERREXIT1(ci, JERR_OUT_OF_MEMORY, 1);
@@ -212,7 +213,7 @@ int img_jpeg_encode(const uint8_t *rgb, int w, int h, int quality, const char *p
     if (params) {
         size_t tl;
         uint8_t *tiff = img_exif_build(params, &tl);
-        app1 = tiff ? malloc(tl + 6) : NULL;
+        app1 = tiff ? sd_malloc(tl + 6) : NULL;
         if (!app1) {
             free(tiff);
             return sd_errf(err, SD_ENOMEM, "image", "out of memory building EXIF");

@@ -5,6 +5,7 @@
  * used the way its owner sees it.  Malformed or missing EXIF means "as
  * stored" (orientation 1): metadata never fails a decode. */
 #include "codec.h"
+#include "../base/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +43,7 @@ int img_orient(img_rgb *im, int orientation, const char *field, sd_err *err)
     int sw = im->width, sh = im->height, swap = moves[orientation].swap;
     int flip_x = moves[orientation].flip_x, flip_y = moves[orientation].flip_y;
     int dw = swap ? sh : sw, dh = swap ? sw : sh;
-    uint8_t *dst = malloc((size_t)dw * dh * 3);
+    uint8_t *dst = sd_malloc((size_t)dw * dh * 3);
     if (!dst)
         return sd_errf(err, SD_ENOMEM, field ? field : "init_image", "out of memory turning a %dx%d image upright",
                        sw, sh);

@@ -7,6 +7,7 @@
  * whose mutable state is in a struct owned by the caller, so nothing the
  * longjmp skips over is an indeterminate local. */
 #include "codec.h"
+#include "../base/alloc.h"
 
 #include <png.h>
 #include <setjmp.h>
@@ -74,8 +75,8 @@ static int png_decode_inner(png_io *io, const img_limits *lim, img_rgb *out, sd_
     if (png_get_rowbytes(io->png, io->info) != (size_t)w * 4)
         png_error(io->png, "unexpected row layout after conversion");
 
-    io->px = malloc((size_t)w * h * 4);
-    io->rows = malloc(sizeof *io->rows * h);
+    io->px = sd_malloc((size_t)w * h * 4);
+    io->rows = sd_malloc(sizeof *io->rows * h);
     if (!io->px || !io->rows) {
         sd_errf(err, SD_ENOMEM, lim->field, "out of memory decoding a %ux%u PNG", (unsigned)w, (unsigned)h);
         return -1;
@@ -122,7 +123,7 @@ int img_png_decode(const uint8_t *data, size_t len, const img_limits *lim, img_r
     free(io.rows);
     if (rc == 0) {
         img_rgba_on_white(io.px, (size_t)out->width * out->height);
-        uint8_t *shrunk = realloc(io.px, (size_t)out->width * out->height * 3);
+        uint8_t *shrunk = sd_realloc(io.px, (size_t)out->width * out->height * 3);
         out->px = shrunk ? shrunk : io.px;
         return 0;
     }
@@ -142,7 +143,7 @@ static void write_mem(png_structp png, png_bytep src, png_size_t n)
     if (n > io->ocap - io->olen) {
         size_t cap = io->ocap ? io->ocap : 65536;
         while (cap - io->olen < n) cap *= 2;
-        uint8_t *b = realloc(io->obuf, cap);
+        uint8_t *b = sd_realloc(io->obuf, cap);
         if (!b) {
             io->oom = 1;
             png_error(png, "out of memory");
@@ -219,7 +220,7 @@ int img_png_encode(const uint8_t *rgb, int w, int h, const char *params,
 /* Latin-1 -> UTF-8, malloc'd. */
 static char *latin1_to_utf8(const uint8_t *s, size_t n)
 {
-    char *o = malloc(2 * n + 1), *p = o;
+    char *o = sd_malloc(2 * n + 1), *p = o;
     if (!o) return NULL;
     for (size_t i = 0; i < n; i++) {
         if (s[i] < 0x80) {
@@ -238,7 +239,7 @@ static char *inflate_text(const uint8_t *s, size_t n, size_t cap)
 {
     z_stream z = {0};
     if (inflateInit(&z) != Z_OK) return NULL;
-    char *o = malloc(cap + 1);
+    char *o = sd_malloc(cap + 1);
     if (!o) {
         inflateEnd(&z);
         return NULL;

@@ -3,6 +3,7 @@
  * bilinear with pixel-centre alignment when enlarging.  Separable, one output
  * row at a time, so memory stays O(width) whatever the source size. */
 #include "image.h"
+#include "../base/alloc.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -26,9 +27,9 @@ static int axis_make(axis *a, int src, int dst)
 {
     double scale = (double)src / dst;
     a->stride = scale > 1 ? (int)ceil(scale) + 1 : 2;
-    a->first = malloc(sizeof(int) * dst);
-    a->count = malloc(sizeof(int) * dst);
-    a->w = calloc((size_t)dst * a->stride, sizeof(float));
+    a->first = sd_malloc(sizeof(int) * dst);
+    a->count = sd_malloc(sizeof(int) * dst);
+    a->w = sd_calloc((size_t)dst * a->stride, sizeof(float));
     if (!a->first || !a->count || !a->w) return -1;
     for (int i = 0; i < dst; i++) {
         float *w = a->w + (size_t)i * a->stride;
@@ -69,8 +70,8 @@ int img_resize(const uint8_t *src, int sw, int sh, int dw, int dh, uint8_t **out
     if (!src || sw <= 0 || sh <= 0 || dw <= 0 || dh <= 0)
         return sd_errf(err, SD_EINVAL, "image", "cannot resize %dx%d to %dx%d", sw, sh, dw, dh);
     axis ax = {0}, ay = {0};
-    float *row = malloc(sizeof(float) * dw * 3), *acc = malloc(sizeof(float) * dw * 3);
-    uint8_t *dst = malloc((size_t)dw * dh * 3);
+    float *row = sd_malloc(sizeof(float) * dw * 3), *acc = sd_malloc(sizeof(float) * dw * 3);
+    uint8_t *dst = sd_malloc((size_t)dw * dh * 3);
     if (!row || !acc || !dst || axis_make(&ax, sw, dw) || axis_make(&ay, sh, dh)) {
         free(row);
         free(acc);

@@ -4,6 +4,7 @@
  * chunk when there are parameters to carry.  The container is a few bytes of
  * RIFF written here, so libwebpmux is not needed. */
 #include "codec.h"
+#include "../base/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,7 @@ int img_webp_decode(const uint8_t *data, size_t len, const img_limits *lim, img_
     if (img_check_size(lim, "WebP", f.width, f.height, err)) return -1;
     size_t npix = (size_t)f.width * (size_t)f.height;
     int nc = f.has_alpha ? 4 : 3;
-    uint8_t *px = malloc(npix * nc);
+    uint8_t *px = sd_malloc(npix * nc);
     if (!px) return sd_errf(err, SD_ENOMEM, lim->field, "out of memory decoding a %dx%d WebP", f.width, f.height);
     uint8_t *ok = f.has_alpha ? WebPDecodeRGBAInto(data, len, px, npix * 4, f.width * 4)
                               : WebPDecodeRGBInto(data, len, px, npix * 3, f.width * 3);
@@ -45,7 +46,7 @@ int img_webp_decode(const uint8_t *data, size_t len, const img_limits *lim, img_
     }
     if (f.has_alpha) {
         img_rgba_on_white(px, npix);
-        uint8_t *s = realloc(px, npix * 3);
+        uint8_t *s = sd_realloc(px, npix * 3);
         if (s) px = s;
     }
     out->width = f.width;
@@ -79,7 +80,7 @@ int img_webp_encode(const uint8_t *rgb, int w, int h, int quality, const char *p
         return sd_errf(err, SD_EINTERNAL, "image", "WebP encoding of a %dx%d image failed", w, h);
     }
     if (!params) {
-        uint8_t *b = malloc(n);
+        uint8_t *b = sd_malloc(n);
         if (b) memcpy(b, simple, n);
         WebPFree(simple);
         if (!b) return sd_errf(err, SD_ENOMEM, "image", "out of memory encoding WebP");
@@ -91,7 +92,7 @@ int img_webp_encode(const uint8_t *rgb, int w, int h, int quality, const char *p
     uint8_t *exif = img_exif_build(params, &exif_len);
     size_t body = n - 12;                          /* the VP8 chunk of the simple file */
     size_t total = 12 + 18 + body + 8 + exif_len + (exif_len & 1);
-    uint8_t *b = exif ? malloc(total) : NULL;
+    uint8_t *b = exif ? sd_malloc(total) : NULL;
     if (!b) {
         free(exif);
         WebPFree(simple);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/alloc.h"
 #include "../image/image.h"
 
 #define PARAMS_BATCH_MAX 4
@@ -50,7 +51,8 @@ static int store_image(const gen_ctx *g, const job_input *in, job_result *r, con
     uint8_t *file = NULL;
     size_t file_len = 0;
     char url[4096];
-    int rc = img_encode(im->rgb, im->width, im->height, &eo, &file, &file_len, err);
+    int rc = params ? img_encode(im->rgb, im->width, im->height, &eo, &file, &file_len, err)
+                    : sd_errf(err, SD_ENOMEM, "", "out of memory writing the image's parameters");
     free(params);
     char key[STORAGE_KEY_MAX], name[STORAGE_KEY_MAX + 8];
     if (!rc && !g->store) rc = sd_errf(err, SD_EINTERNAL, "", "no image storage configured");
@@ -62,8 +64,8 @@ static int store_image(const gen_ctx *g, const job_input *in, job_result *r, con
     job_image *o = &r->images[i];
     o->seed = seed;
     o->mime = img_format_mime(fmt);
-    o->key = strdup(name);
-    o->url = strdup(url);
+    o->key = sd_strdup(name);
+    o->url = sd_strdup(url);
     if (!o->key || !o->url) return sd_errf(err, SD_ENOMEM, "", "out of memory");
     return 0;
 }

@@ -4,6 +4,7 @@
  * A job holds references from: the queue/worker until it finishes, the id
  * table while listed, and each caller that got it from submit/find. */
 #include "jobs.h"
+#include "../base/alloc.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -242,7 +243,7 @@ static void *worker_main(void *arg)
 
 jobq *jobq_create(const jobq_config *cfg, job_run_fn run, void *run_ud, sd_err *err)
 {
-    jobq *q = calloc(1, sizeof *q);
+    jobq *q = sd_calloc(1, sizeof *q);
     if (!q) {
         sd_errf(err, SD_ENOMEM, "", "out of memory creating the job queue");
         return NULL;
@@ -330,7 +331,7 @@ static int retry_seconds(jobq *q)
 int jobq_submit(jobq *q, job_input *in, int listed, job **out, int *retry_after, sd_err *err)
 {
     *out = NULL;
-    job *j = calloc(1, sizeof *j);
+    job *j = sd_calloc(1, sizeof *j);
     if (!j) {
         job_input_free(in);
         return sd_errf(err, SD_ENOMEM, "", "out of memory queueing the job");
@@ -450,8 +451,9 @@ void jobq_status(jobq *q, job *j, job_status *out)
     } else {
         out->run_seconds = j->t_start > 0 ? j->t_end - j->t_start : 0;
         out->eta = 0;
-        if (j->result) out->result = job_result_dup(j->result);
         out->err = j->err;
+        if (j->result && !(out->result = job_result_dup(j->result)))   /* a success whose copy failed: 503 */
+            sd_errf(&out->err, SD_ENOMEM, "", "out of memory copying the job's result");
     }
     pthread_mutex_unlock(&q->mu);
 }

@@ -2,16 +2,17 @@
  * made by the job runner, copied for status snapshots, rendered by the HTTP
  * dialects.  Knows no dialect. */
 #include "jobs.h"
+#include "../base/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 job_result *job_result_new(int n)
 {
-    job_result *r = calloc(1, sizeof *r);
+    job_result *r = sd_calloc(1, sizeof *r);
     if (!r) return NULL;
     r->denoise = -1.0f;
-    r->images = n > 0 ? calloc((size_t)n, sizeof *r->images) : NULL;
+    r->images = n > 0 ? sd_calloc((size_t)n, sizeof *r->images) : NULL;
     if (n > 0 && !r->images) {
         free(r);
         return NULL;
@@ -38,7 +39,7 @@ void job_result_free(job_result *r)
 /* *dst = a copy of src (NULL stays NULL); 0, or -1 on OOM. */
 static int dup_str(char **dst, const char *src)
 {
-    *dst = src ? strdup(src) : NULL;
+    *dst = src ? sd_strdup(src) : NULL;
     return src && !*dst ? -1 : 0;
 }
 

@@ -13,6 +13,7 @@
  * removal re-checks the file's mtime under the same lock a put takes to
  * refresh or rename, so an image put again while a sweep runs survives. */
 #include "storage.h"
+#include "../base/alloc.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -201,7 +202,7 @@ static const storage_ops local_ops = {"local", local_put, local_url, local_get, 
 /* mkdir -p */
 static int make_dirs(const char *dir)
 {
-    char *p = strdup(dir);
+    char *p = sd_strdup(dir);
     if (!p) return -1;
     for (char *q = p + 1; *q; q++) {
         if (*q != '/') continue;
@@ -252,7 +253,7 @@ storage *storage_local_open(const char *dir, const char *url_prefix, sd_err *err
         sd_errf(err, SD_EIO, "images_dir", "cannot create the image folder %s: %s", dir, strerror(errno));
         return NULL;
     }
-    local_storage *ls = calloc(1, sizeof *ls);
+    local_storage *ls = sd_calloc(1, sizeof *ls);
     if (!ls) {
         sd_errf(err, SD_ENOMEM, "storage", "out of memory");
         return NULL;
@@ -265,8 +266,8 @@ storage *storage_local_open(const char *dir, const char *url_prefix, sd_err *err
     pthread_cond_init(&ls->cv, &ca);
     pthread_condattr_destroy(&ca);
     ls->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    ls->dir = strdup(dir);
-    ls->url_prefix = strdup(url_prefix);
+    ls->dir = sd_strdup(dir);
+    ls->url_prefix = sd_strdup(url_prefix);
     if (ls->dirfd < 0 || !ls->dir || !ls->url_prefix) {
         sd_errf(err, ls->dirfd < 0 ? SD_EIO : SD_ENOMEM, "images_dir", "cannot open the image folder %s: %s", dir,
                 strerror(errno));
@@ -326,7 +327,7 @@ static int list_images(local_storage *ls, image_entry **out, size_t *count, sd_e
         if (fstatat(ls->dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) || !S_ISREG(st.st_mode)) continue;
         if (n == cap) {
             size_t nc = cap ? cap * 2 : 256;
-            image_entry *nv = realloc(v, nc * sizeof *v);
+            image_entry *nv = sd_realloc(v, nc * sizeof *v);
             if (!nv) {
                 rc = sd_errf(err, SD_ENOMEM, "storage", "out of memory listing the image folder");
                 break;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "../base/sha256.h"
+#include "../base/alloc.h"
 
 #define CACHE_CONTROL "public, max-age=31536000, immutable"
 #define MAX_ERROR_BODY 16384
@@ -42,7 +43,7 @@ void storage_s3_signing_key(const char *secret, const char *date8, const char *r
                             unsigned char out[32])
 {
     size_t sl = strlen(secret);
-    char *k = malloc(sl + 5);
+    char *k = sd_malloc(sl + 5);
     unsigned char a[32], b[32];
     if (!k) {
         memset(out, 0, 32);
@@ -96,7 +97,7 @@ static void sb_add(sbuf *b, const char *s, size_t len)
     if (b->bad) return;
     if (b->n + len + 1 > b->cap) {
         size_t nc = (b->n + len + 1) * 2;
-        char *q = realloc(b->p, nc);
+        char *q = sd_realloc(b->p, nc);
         if (!q) {
             b->bad = 1;
             return;
@@ -112,7 +113,7 @@ static void sb_puts(sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
 static void sb_enc(sbuf *b, const char *s, int keep_slash)
 {
     size_t need = uri_encode(s, keep_slash, NULL, 0);
-    char *t = malloc(need + 1);
+    char *t = sd_malloc(need + 1);
     if (!t) {
         b->bad = 1;
         return;
@@ -375,7 +376,7 @@ static int s3_put(storage *st, const void *data, size_t len, const char *ext_in,
     ADDH(h_sha);
     if (s->session_token) {
         size_t n = strlen(s->session_token) + 32;
-        h_tok = malloc(n);
+        h_tok = sd_malloc(n);
         if (h_tok) {
             snprintf(h_tok, n, "x-amz-security-token: %s", s->session_token);
             ADDH(h_tok);
@@ -483,7 +484,7 @@ static int chars_ok(const char *s, const char *extra)
     return 1;
 }
 
-static char *dup_or_null(const char *s) { return s && *s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) { return s && *s ? sd_strdup(s) : NULL; }
 
 storage *storage_s3_open(const storage_s3_config *c, sd_err *err)
 {
@@ -541,30 +542,30 @@ storage *storage_s3_open(const storage_s3_config *c, sd_err *err)
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
         return sd_errf(err, SD_EINTERNAL, "storage", "libcurl could not be initialised"), NULL;
-    s3_storage *s = calloc(1, sizeof *s);
+    s3_storage *s = sd_calloc(1, sizeof *s);
     if (!s) {
         curl_global_cleanup();
         return sd_errf(err, SD_ENOMEM, "storage", "out of memory"), NULL;
     }
     s->base.ops = &s3_ops;
-    s->scheme = strdup(scheme);
+    s->scheme = sd_strdup(scheme);
     size_t hn = strlen(host) + strlen(bucket) + 2;
-    s->host = malloc(hn);
+    s->host = sd_malloc(hn);
     if (s->host) {
         if (c->path_style) snprintf(s->host, hn, "%s", host);
         else snprintf(s->host, hn, "%s.%s", bucket, host);
     }
     size_t bn = hn + strlen(scheme) + 8;
-    s->base_url = malloc(bn);
+    s->base_url = sd_malloc(bn);
     if (s->base_url && s->host) {
         if (c->path_style) snprintf(s->base_url, bn, "%s://%s/%s", scheme, s->host, bucket);
         else snprintf(s->base_url, bn, "%s://%s", scheme, s->host);
     }
-    s->bucket = strdup(bucket);
-    s->region = strdup(region);
-    s->prefix = strdup(prefix);
-    s->access_key = strdup(c->access_key);
-    s->secret_key = strdup(c->secret_key);
+    s->bucket = sd_strdup(bucket);
+    s->region = sd_strdup(region);
+    s->prefix = sd_strdup(prefix);
+    s->access_key = sd_strdup(c->access_key);
+    s->secret_key = sd_strdup(c->secret_key);
     s->session_token = dup_or_null(c->session_token);
     s->public_url = dup_or_null(pub);
     if (s->public_url) {

@@ -1,7 +1,7 @@
 /* fuzz_base64.c — libFuzzer target for the init_image base64 decoder
  * (src/image/base64.c): any text either decodes within the output limit or
  * is refused with an error; valid output re-encodes and decodes to itself.
- * fuzz-sources: src/image/base64.c src/base/err.c
+ * fuzz-sources: src/image/base64.c src/base/err.c src/base/alloc.c
    (no libraries) */
 #include <stdint.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * (src/image: sniffing, PNG / JPEG / WebP decoding with size limits before
  * allocation, the "parameters" reader, resizing to fit).  Small limits keep
  * each run fast; a decoded picture must respect them.
- * fuzz-sources: src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/image/a1111.c src/base/err.c
+ * fuzz-sources: src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/image/a1111.c src/base/err.c src/base/alloc.c
  * fuzz-libs: -lpng16 -ljpeg -lwebp -lz -lm */
 #include <stdint.h>
 #include <stdlib.h>

@@ -2,7 +2,7 @@
  * (src/engine/loader/safetensors.c): the input is a whole file (8-byte
  * length, JSON header, data), handed to st_open() through a memfd; every
  * entry it accepts must lie inside the file and is read back in full.
- * fuzz-sources: src/engine/loader/safetensors.c src/base/err.c
+ * fuzz-sources: src/engine/loader/safetensors.c src/base/err.c src/base/alloc.c
  * fuzz-libs: -ljansson */
 #include <stdint.h>
 #include <stdio.h>

@@ -3,7 +3,7 @@
  * to ids inside the vocabulary and to whole 77-id windows starting with BOS.
  * The vocabulary is loaded once from $SD_FUZZ_VOCAB (default: the reference
  * data's tokenizer/bpe_simple_vocab_16e6.txt.gz via $SD_REF).
- * fuzz-sources: src/engine/tokenizer/clip_bpe.c src/engine/tokenizer/clip_text.c src/engine/tokenizer/unicode_tables.c src/engine/tokenizer/vocab_blob.c src/base/err.c
+ * fuzz-sources: src/engine/tokenizer/clip_bpe.c src/engine/tokenizer/clip_text.c src/engine/tokenizer/unicode_tables.c src/engine/tokenizer/vocab_blob.c src/base/err.c src/base/alloc.c
  * fuzz-libs: -ljansson -lz */
 #include <stdint.h>
 #include <stdio.h>

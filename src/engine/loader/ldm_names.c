@@ -9,6 +9,7 @@
  * upsampler (`.1.conv` or `.2.conv`).  So levels are found from where the
  * `op` / `conv` samplers sit, and blocks per level by counting. */
 #include "ldm_names.h"
+#include "../../base/alloc.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,7 +52,7 @@ static int is_param(const char *s) { return !strcmp(s, "weight") || !strcmp(s, "
 
 ldm_map *ldm_map_new(const char *const *names, size_t n, const char *file, sd_err *err)
 {
-    ldm_map *m = calloc(1, sizeof *m);
+    ldm_map *m = sd_calloc(1, sizeof *m);
     if (!m) {
         sd_errf(err, SD_ENOMEM, NULL, "out of memory");
         return NULL;

@@ -3,6 +3,7 @@
  * against the file size before the JSON is parsed, and every entry's dtype,
  * shape and offsets are checked before anyone reads its data. */
 #include "safetensors.h"
+#include "../../base/alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -119,7 +120,7 @@ static int parse_entry(st_file *f, const char *key, json_t *val, size_t datasize
 int st_open(st_file *f, const char *path, sd_err *err)
 {
     memset(f, 0, sizeof *f);
-    f->path = strdup(path);
+    f->path = sd_strdup(path);
     if (!f->path) return sd_errf(err, SD_ENOMEM, NULL, "out of memory");
 
     int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -180,7 +181,7 @@ int st_open(st_file *f, const char *path, sd_err *err)
     const unsigned char *data = f->map + 8 + hlen;
     size_t datasize = size - 8 - (size_t)hlen;
     size_t cap = json_object_size(root);
-    f->e = calloc(cap ? cap : 1, sizeof *f->e);
+    f->e = sd_calloc(cap ? cap : 1, sizeof *f->e);
     if (!f->e) {
         json_decref(root);
         sd_errf(err, SD_ENOMEM, NULL, "out of memory");
@@ -198,7 +199,7 @@ int st_open(st_file *f, const char *path, sd_err *err)
         }
         st_entry *e = &f->e[f->n];
         if (parse_entry(f, key, val, datasize, data, e, err)) { rc = -1; break; }
-        e->name = strdup(key);
+        e->name = sd_strdup(key);
         if (!e->name) { rc = sd_errf(err, SD_ENOMEM, NULL, "out of memory"); break; }
         f->n++;
     }

@@ -22,6 +22,7 @@
 #include "../ops/ops.h"
 #include "ldm_names.h"
 #include "safetensors.h"
+#include "../../base/alloc.h"
 
 #define SDW_MAXFILES 4
 #define SDW_NAMELEN 256
@@ -73,7 +74,7 @@ static char *slurp(const char *path, size_t *len)
     char *buf = NULL;
     if (fseek(f, 0, SEEK_END) == 0) {
         long n = ftell(f);
-        if (n >= 0 && n <= (64L << 20) && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc((size_t)n + 1))) {
+        if (n >= 0 && n <= (64L << 20) && fseek(f, 0, SEEK_SET) == 0 && (buf = sd_malloc((size_t)n + 1))) {
             if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
                 free(buf);
                 buf = NULL;
@@ -106,15 +107,15 @@ static int add_tensor(sd_weights *w, const char *name, const char *src, const ch
 {
     if (w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 256;
-        sdw_tensor *t = realloc(w->t, cap * sizeof *t);
+        sdw_tensor *t = sd_realloc(w->t, cap * sizeof *t);
         if (!t) return sd_errf(err, SD_ENOMEM, NULL, "out of memory");
         w->t = t;
         w->cap = cap;
     }
     sdw_tensor *t = &w->t[w->n];
     memset(t, 0, sizeof *t);
-    t->name = strdup(name);
-    t->src_name = strdup(src);
+    t->name = sd_strdup(name);
+    t->src_name = sd_strdup(src);
     if (!t->name || !t->src_name) {
         free((char *)t->name);
         free((char *)t->src_name);
@@ -146,10 +147,10 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
     st_file *f = &w->files[fi];
     int rc = -1;
     ldm_map *m = NULL;
-    plan_t *plan = calloc(f->n ? f->n : 1, sizeof *plan);
+    plan_t *plan = sd_calloc(f->n ? f->n : 1, sizeof *plan);
     if (!plan) return sd_errf(err, SD_ENOMEM, NULL, "out of memory");
     if (!component) {
-        const char **names = malloc((f->n ? f->n : 1) * sizeof *names);
+        const char **names = sd_malloc((f->n ? f->n : 1) * sizeof *names);
         if (!names) goto out_oom;
         for (size_t i = 0; i < f->n; i++) names[i] = f->e[i].name;
         m = ldm_map_new(names, f->n, f->path, err);
@@ -192,7 +193,7 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
     }
     float *buf = NULL;
     if (nconv) {
-        buf = malloc(nconv * sizeof(float));
+        buf = sd_malloc(nconv * sizeof(float));
         if (!buf) {
             sd_errf(err, SD_ENOMEM, NULL, "out of memory widening %s (%zu MB)", f->path, nconv * 4 >> 20);
             goto out;
@@ -202,7 +203,7 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
     }
 
     /* Pass 2: assign data (converting in parallel), add tensors. */
-    float **dst = calloc(f->n ? f->n : 1, sizeof *dst);
+    float **dst = sd_calloc(f->n ? f->n : 1, sizeof *dst);
     if (!dst) goto out_oom;
     size_t off = 0;
     for (size_t i = 0; i < f->n; i++) {
@@ -324,15 +325,15 @@ sd_weights *sdw_open(const char *path, sd_err *err)
         sd_errf(err, SD_EINVAL, "model", "no model path given");
         return NULL;
     }
-    sd_weights *w = calloc(1, sizeof *w);
-    if (!w || !(w->path = strdup(path))) {
+    sd_weights *w = sd_calloc(1, sizeof *w);
+    if (!w || !(w->path = sd_strdup(path))) {
         free(w);
         sd_errf(err, SD_ENOMEM, NULL, "out of memory");
         return NULL;
     }
     int rc;
     if (is_dir(path)) {
-        w->folder = strdup(path);
+        w->folder = sd_strdup(path);
         char *unet = joinf("%s/unet", path), *idx = joinf("%s/model_index.json", path),
              *single = joinf("%s/model.safetensors", path);
         if (!w->folder || !unet || !idx || !single) {
@@ -356,7 +357,7 @@ sd_weights *sdw_open(const char *path, sd_err *err)
         free(idx);
     } else if (is_file(path)) {
         w->layout = SDW_LAYOUT_SINGLE_FILE;
-        w->single = strdup(path);
+        w->single = sd_strdup(path);
         rc = w->single ? 0 : sd_errf(err, SD_ENOMEM, NULL, "out of memory");
     } else {
         rc = sd_errf(err, SD_ENOTFOUND, "model",

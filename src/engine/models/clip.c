@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "../ops/ops.h"
+#include "../../base/alloc.h"
 
 #define TE "text_encoder.text_model."
 
@@ -192,7 +193,7 @@ sd_clip *clip_load(const sd_weights *w, const clip_hints *hints, sd_err *err)
 {
     sd_err local;
     if (!err) { sd_err_clear(&local); err = &local; }
-    sd_clip *c = calloc(1, sizeof *c);
+    sd_clip *c = sd_calloc(1, sizeof *c);
     if (!c) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the text encoder"); return NULL; }
     c->prec = -1;
     const sdw_tensor *tok, *pos;
@@ -201,7 +202,7 @@ sd_clip *clip_load(const sd_weights *w, const clip_hints *hints, sd_err *err)
     c->pos_emb = pos->data;
     c->fln_w = need_vec(w, err, TE "final_layer_norm.weight", c->cfg.width);
     c->fln_b = need_vec(w, err, TE "final_layer_norm.bias", c->cfg.width);
-    c->layer = calloc(c->cfg.layers, sizeof *c->layer);
+    c->layer = sd_calloc(c->cfg.layers, sizeof *c->layer);
     if (!c->layer) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the text encoder"); goto fail; }
     for (int i = 0; i < c->cfg.layers; i++)
         if (clip_load_layer(w, &c->cfg, i, &c->layer[i], err)) goto fail;
@@ -248,13 +249,13 @@ static int clip_state_reserve(sd_clip *c, int rows, sd_err *err)
     if (rows <= s->cap_rows) return 0;
     clip_state_free(s);
     size_t W = (size_t)c->cfg.width, F = (size_t)c->cfg.mlp, R = (size_t)rows;
-    s->x = malloc(R * W * sizeof(float));
-    s->h = malloc(R * W * sizeof(float));
-    s->q = malloc(R * W * sizeof(float));
-    s->k = malloc(R * W * sizeof(float));
-    s->v = malloc(R * W * sizeof(float));
-    s->att = malloc(R * W * sizeof(float));
-    s->mlp = malloc(R * F * sizeof(float));
+    s->x = sd_malloc(R * W * sizeof(float));
+    s->h = sd_malloc(R * W * sizeof(float));
+    s->q = sd_malloc(R * W * sizeof(float));
+    s->k = sd_malloc(R * W * sizeof(float));
+    s->v = sd_malloc(R * W * sizeof(float));
+    s->att = sd_malloc(R * W * sizeof(float));
+    s->mlp = sd_malloc(R * F * sizeof(float));
     if (!s->x || !s->h || !s->q || !s->k || !s->v || !s->att || !s->mlp) {
         clip_state_free(s);
         return sd_errf(err, SD_ENOMEM, "", "out of memory for text encoder activations (%d tokens)", rows);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "../ops/ops.h"
+#include "../../base/alloc.h"
 
 #define UNET_MAX_RES 8      /* ResBlocks per level */
 #define UNET_MAX_DEPTH 16   /* transformer blocks per SpatialTransformer */
@@ -361,7 +362,7 @@ static int level_heads(ld *l, const unet_hints *h, int lvl, int c, int levels)
 
 sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
 {
-    sd_unet *u = calloc(1, sizeof *u);
+    sd_unet *u = sd_calloc(1, sizeof *u);
     if (!u) { sd_errf(err, SD_ENOMEM, "unet", "unet: out of memory"); return NULL; }
     u->prec = -1;
     ld L = {w, err, 0}, *l = &L;
@@ -610,7 +611,7 @@ static int valid_size(int B, int H, int W, int T, sd_err *err)
 static int ws_grow(sd_unet *u, size_t need, int B, int H, int W, sd_err *err)
 {
     if (need <= u->ws_cap) return 0;
-    float *p = need < SIZE_MAX / sizeof(float) ? malloc(need * sizeof(float)) : NULL;
+    float *p = need < SIZE_MAX / sizeof(float) ? sd_malloc(need * sizeof(float)) : NULL;
     if (!p) return sd_errf(err, SD_ENOMEM, "unet", "unet: cannot allocate %zu MB of activations for %dx%dx%d",
                            need / (1 << 18), B, H, W);
     free(u->ws);
@@ -673,7 +674,7 @@ static void tap(const sd_unet *u, const char *name, const float *d, int n, int c
 static void tap_nhwc(const sd_unet *u, const char *name, const float *d, int n, int c, int h, int w)
 {
     if (!u->tap) return;
-    float *t = malloc(sizeof(float) * (size_t)n * c * h * w);
+    float *t = sd_malloc(sizeof(float) * (size_t)n * c * h * w);
     if (!t) return;
     op_nlc_to_nchw(d, n, c, h * w, t);
     u->tap(u->tap_ud, name, t, n, c, h, w);

@@ -27,6 +27,7 @@
 #include <string.h>
 
 #include "../ops/ops.h"
+#include "../../base/alloc.h"
 
 #define VAE_GN_EPS 1e-6f
 #define VAE_DEFAULT_SCALING 0.18215f
@@ -215,7 +216,7 @@ static void levels(vae_loader *L, const char *coder, const char *blocks, const c
         vae_level *lv = &c->lev[i];
         lv->nres = 0;
         while (sdw_getf(L->w, "vae.%s.%s.%d.resnets.%d.conv1.weight", coder, blocks, i, lv->nres)) lv->nres++;
-        lv->res = calloc(lv->nres, sizeof *lv->res);
+        lv->res = sd_calloc(lv->nres, sizeof *lv->res);
         if (!lv->res) { sd_errf(L->err, SD_ENOMEM, "", "out of memory loading the VAE"); return; }
         for (int j = 0; j < lv->nres && L->err->code == SD_OK; j++) {
             char p[120];
@@ -346,7 +347,7 @@ sd_vae *vae_load(const sd_weights *w, sd_err *err)
 {
     sd_err local;
     if (!err) { sd_err_clear(&local); err = &local; }
-    sd_vae *v = calloc(1, sizeof *v);
+    sd_vae *v = sd_calloc(1, sizeof *v);
     if (!v) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the VAE"); return NULL; }
     v->prec = -1;
     read_config(w, &v->scaling, &v->groups);
@@ -395,12 +396,12 @@ static int ws_reserve(sd_vae *v, size_t need, size_t attn_need, sd_err *err)
     need = zmax(need, ws->cap);
     attn_need = zmax(attn_need, ws->attn_cap);
     ws_free(ws);
-    ws->cur = malloc(need * sizeof(float));
-    ws->nxt = malloc(need * sizeof(float));
-    ws->tmp = malloc(need * sizeof(float));
-    ws->q = malloc(zmax(attn_need, 1) * sizeof(float));
-    ws->k = malloc(zmax(attn_need, 1) * sizeof(float));
-    ws->v = malloc(zmax(attn_need, 1) * sizeof(float));
+    ws->cur = sd_malloc(need * sizeof(float));
+    ws->nxt = sd_malloc(need * sizeof(float));
+    ws->tmp = sd_malloc(need * sizeof(float));
+    ws->q = sd_malloc(zmax(attn_need, 1) * sizeof(float));
+    ws->k = sd_malloc(zmax(attn_need, 1) * sizeof(float));
+    ws->v = sd_malloc(zmax(attn_need, 1) * sizeof(float));
     if (!ws->cur || !ws->nxt || !ws->tmp || !ws->q || !ws->k || !ws->v) {
         ws_free(ws);
         return sd_errf(err, SD_ENOMEM, "", "out of memory for VAE activations (%zu MB)",
@@ -627,7 +628,7 @@ int vae_encode(sd_vae *v, const float *img, int B, int H, int W, float *mean, fl
     if (!v->enc.present || B < 1 || H < v->scale || W < v->scale)
         return vae_encode_moments(v, img, B, H, W, NULL, err);
     size_t hw = (size_t)(H / v->scale) * (W / v->scale), zs = (size_t)v->zch * hw;
-    float *mom = malloc(2 * zs * B * sizeof(float));
+    float *mom = sd_malloc(2 * zs * B * sizeof(float));
     if (!mom) return sd_errf(err, SD_ENOMEM, "", "out of memory for VAE moments");
     if (vae_encode_moments(v, img, B, H, W, mom, err)) { free(mom); return -1; }
     for (int b = 0; b < B; b++) {

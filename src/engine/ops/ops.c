@@ -7,6 +7,7 @@
 #include "ops.h"
 #include "ops_dnnl.h"
 #include "ops_prof.h"
+#include "../../base/alloc.h"
 #include "ops_vec.h"
 
 #include <math.h>
@@ -136,12 +137,14 @@ static void gn_chunk_sums(const float *xn, int C, int p0, int p1, double *sum, d
 static void group_norm(const float *x, int N, int C, int HW, int G, const float *pre_bias, const float *gamma,
                        const float *beta, float eps, int silu, float *y, uint16_t *yb, int split)
 {
+    SD_ASSERT(x && (y || yb) && N >= 1 && C >= 1 && HW >= 1 && G >= 1 && C % G == 0);
     int cg = C / G, nch = HW < GN_CHUNKS ? 1 : GN_CHUNKS;
     /* scratch: a few KB, grown once per thread (no allocation per call) */
     static _Thread_local void *scr;
     static _Thread_local size_t nscr;
     double *part = ops_grow(&scr, &nscr, sizeof(double) * (2 * (size_t)nch * C + 2 * (size_t)C) +
                                          sizeof(float) * 2 * (size_t)C);
+    if (!part) return;   /* out of memory: the ops fault is set */
     double *tsum = part + 2 * (size_t)nch * C, *tsq = tsum + C;
     float *sh = (float *)(tsq + C), *sc = sh + C;
     size_t rows = (size_t)N * HW;
@@ -183,6 +186,7 @@ static void group_norm(const float *x, int N, int C, int HW, int G, const float 
             float *row = yb ? ops_grow(&rb, &nrb, sizeof(float) * (size_t)C) : NULL;
             #pragma omp for schedule(static)
             for (int p = 0; p < HW; p++) {
+                if (yb && !row) continue;   /* this thread is out of memory: the ops fault is set */
                 const float *xr = xn + (size_t)p * C;
                 size_t r = (size_t)n * HW + p;
                 float *yr = yb ? row : y + r * C;
@@ -220,6 +224,7 @@ void ops_group_norm_bf16(const float *x, int N, int C, int HW, int G, const floa
 void op_layer_norm(const float *x, int M, int C, const float *gamma, const float *beta,
                    float eps, float *y)
 {
+    SD_ASSERT(M >= 0 && C >= 1 && (M == 0 || (x && y)));
     PROF_BEGIN;
     #pragma omp parallel for schedule(static) if ((size_t)M * C >= PAR_MIN)
     for (int r = 0; r < M; r++) {
@@ -284,6 +289,7 @@ void op_axpby(float *y, float a, const float *x, float b, size_t n)
 /* GEGLU with the vectorised erf (absolute error < 1.5e-7 against erff). */
 void op_geglu(const float *in, int M, int F, float *out)
 {
+    SD_ASSERT(M >= 0 && F >= 1 && (M == 0 || (in && out)));
     PROF_BEGIN;
     #pragma omp parallel for schedule(static) if ((size_t)M * F >= PAR_MIN)
     for (int r = 0; r < M; r++) {
@@ -307,6 +313,7 @@ static int nearest_src(int o, int in, int out)
 
 void op_upsample_nearest_nhwc(const float *x, int N, int C, int H, int W, int OH, int OW, float *y)
 {
+    SD_ASSERT(x && y && N >= 1 && C >= 1 && H >= 1 && W >= 1 && OH >= 1 && OW >= 1);
     PROF_BEGIN;
     #pragma omp parallel for collapse(2) schedule(static) if ((size_t)N * C * OH * OW >= PAR_MIN)
     for (int n = 0; n < N; n++)
@@ -343,6 +350,7 @@ void op_nlc_to_nchw(const float *x, int N, int C, int HW, float *y) { transpose_
 
 void op_concat_channels_nhwc(const float *x1, int C1, const float *x2, int C2, size_t P, float *y)
 {
+    SD_ASSERT(C1 >= 0 && C2 >= 0 && (P == 0 || (x1 && x2 && y)));
     PROF_BEGIN;
     size_t C = (size_t)C1 + C2;
     #pragma omp parallel for schedule(static) if (P * C >= PAR_MIN)

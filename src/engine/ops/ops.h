@@ -27,6 +27,12 @@ void ops_init(int threads);
 void ops_attach_thread(void);
 int ops_threads(void);
 
+/* 1 if an op ran out of memory (an allocation through src/base/alloc.h or
+ * oneDNN's dnnl_out_of_memory) since the last call, and clears it.  After
+ * such a fault the ops skip their work, so a forward's outputs are
+ * meaningless: the caller answers SD_ENOMEM (503).  Never an abort. */
+int ops_take_fault(void);
+
 /* y[N,OH,OW,OC] = conv2d(x[N,H,W,IC], w[OC,IC,KH,KW]) + b[OC] (b may be NULL).
  * OH = (H + 2*pad - KH)/stride + 1.  Zero padding, dilation 1, groups 1.
  * With accum, y += conv(x) + b (a residual add fused into the conv). */

@@ -29,6 +29,7 @@
 #include "ops.h"
 #include "ops_dnnl.h"
 #include "ops_prof.h"
+#include "../../base/alloc.h"
 #include "ops_vec.h"
 
 #include <math.h>
@@ -260,6 +261,8 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
 static void attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                       int B, int Tq, int Tk, int H, int D, float scale, int causal, float *out)
 {
+    SD_ASSERT(q && k && v && out && B >= 1 && Tq >= 1 && Tk >= 1 && H >= 1 && D >= 1);
+    SD_ASSERT(ldq >= H * D && ldk >= H * D && ldv >= H * D && (!causal || Tq == Tk));
     if (!causal && ops_precision() != OPS_FP32 && ops_attention_amx_ready()) {
         ops_attention_amx(q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, out);
         return;
@@ -268,6 +271,7 @@ static void attention(const float *q, int ldq, const float *k, int ldk, const fl
     size_t Tkp = ((size_t)Tk + KB - 1) / KB * KB, kpn = (size_t)D * Tkp, vpn = Tkp * Dp;
     float *Kall = ops_grow(&t_kt, &t_nkt, sizeof(float) * kpn * BH);
     float *Vall = ops_grow(&t_vp, &t_nvp, sizeof(float) * vpn * BH);
+    if (!Kall || !Vall) return;   /* out of memory: the ops fault is set */
     size_t scr_floats = (size_t)TQ * D + (size_t)TQ * KB + (size_t)TQ * Dp + (size_t)TQ * 16;
     long nstrips = (long)(Tkp / 32);
     #pragma omp parallel
@@ -296,6 +300,7 @@ static void attention(const float *q, int ldq, const float *k, int ldk, const fl
         float *scr = ops_grow(&t_scr, &t_nscr, sizeof(float) * scr_floats);
         #pragma omp for schedule(dynamic, 1)
         for (long t = 0; t < (long)BH * ntiles; t++) {
+            if (!scr) continue;   /* this thread is out of memory: the ops fault is set */
             int bh = (int)(t / ntiles), b = bh / H, h = bh % H;
             int i0 = (int)(t % ntiles) * TQ, m = Tq - i0 < TQ ? Tq - i0 : TQ;
             tile(q + ((size_t)b * Tq + i0) * ldq + (size_t)h * D, ldq, scale, i0, m, Tk, D, Dp, Kall + bh * kpn,

@@ -212,6 +212,7 @@ void ops_attention_amx(const float *q, int ldq, const float *k, int ldk, const f
     size_t kpn = (size_t)Kg * Dc * TILE, vpn = (size_t)Dg * Kc * TILE;
     uint16_t *Kall = ops_grow(&t_kp, &t_nkp, sizeof(uint16_t) * kpn * BH);
     uint16_t *Vall = ops_grow(&t_vp, &t_nvp, sizeof(uint16_t) * vpn * BH);
+    if (!Kall || !Vall) return;   /* out of memory: the ops fault is set */
     size_t scr = (size_t)2 * Dc * TILE * 2 + (size_t)RB * (Tkp + 16) * 4 + (size_t)RB * (Tkp + 32) * 2 +
                  (size_t)RB * Dg * 16 * 4;
     float qs = scale * 1.4426950408889634f;
@@ -261,6 +262,7 @@ void ops_attention_amx(const float *q, int ldq, const float *k, int ldk, const f
         tiles_config();
         #pragma omp for schedule(dynamic, 1)
         for (long t = 0; t < (long)BH * nblk; t++) {
+            if (!s) continue;   /* this thread is out of memory: the ops fault is set */
             int bh = (int)(t / nblk), b = bh / H, h = bh % H;
             int i0 = (int)(t % nblk) * RB, m = Tq - i0 < RB ? Tq - i0 : RB;
             task(q + ((size_t)b * Tq + i0) * ldq + (size_t)h * D, ldq, qs, m, Tk, Tkp, D, Dc, Dg,

@@ -19,10 +19,12 @@
  * (tests/parity/test_winograd.sh, bench --winograd-check).  Blocked
  * activations and the scratchpad go through per-thread buffers that only
  * grow, so steady-state steps allocate nothing of ours.
- * Any oneDNN failure is a bug: print and abort. */
+ * Out of memory (ours or oneDNN's) sets the ops fault (ops.h) and the op
+ * does nothing; any other oneDNN failure is a bug: sd_panic. */
 #include "ops.h"
 #include "ops_dnnl.h"
 #include "ops_prof.h"
+#include "../../base/alloc.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -142,16 +144,25 @@ static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
     dnnl_primitive_desc_t pd;
     dnnl_status_t st = dnnl_primitive_desc_create(&pd, &cd, attr, ops_engine(), NULL);
     dnnl_primitive_attr_destroy(attr);
+    if (st == dnnl_out_of_memory) ops_set_fault();
     if (st != dnnl_success) return -1;
     e->src = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     e->scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     e->wei = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     e->dst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
-    ops_ck(dnnl_primitive_create(&e->prim, pd), "convolution primitive");
+    e->prim = NULL;
+    if (ops_ck(dnnl_primitive_create(&e->prim, pd), "convolution primitive")) e->prim = NULL;
     dnnl_primitive_desc_destroy(pd);
+    if (!e->prim) return -1;   /* out of memory: the fault is set */
     e->rsrc = dnnl_memory_desc_equal(&e->src, &e->psrc) ? NULL : ops_make_reorder(&e->psrc, &e->src);
     e->rdst = dnnl_memory_desc_equal(&e->dst, &e->pdst) ? NULL : ops_make_reorder(&e->dst, &e->pdst);
     e->rdin = e->rdst && accum ? ops_make_reorder(&e->pdst, &e->dst) : NULL;
+    if (ops_faulted()) {   /* a reorder could not be made: no half-built entry */
+        dnnl_primitive_t made[4] = {e->prim, e->rsrc, e->rdst, e->rdin};
+        for (int i = 0; i < 4; i++) if (made[i]) dnnl_primitive_destroy(made[i]);
+        e->prim = NULL;
+        return -1;
+    }
     e->key = *k;
     return 0;
 }
@@ -181,10 +192,9 @@ static void conv_entry_build(conv_entry *e, const conv_key *k)
 {
     int wino = k->band ? k->band == 1 && wino_shape(k) : wino_whole(k);
     if (wino && try_build(e, k, dnnl_convolution_winograd) == 0) return;
-    if (try_build(e, k, dnnl_convolution_direct)) {
-        fprintf(stderr, "ops: oneDNN convolution desc failed\n");
-        abort();
-    }
+    e->prim = NULL;
+    if (try_build(e, k, dnnl_convolution_direct) && !ops_faulted())
+        sd_panic("ops: oneDNN convolution desc failed");
 }
 
 static void conv_entry_clear(conv_entry *e)
@@ -212,7 +222,7 @@ static conv_entry *conv_lookup(const conv_key *k)
         conv_entry_build(victim, k);
         hit = victim;
     }
-    hit->used = ++g_clock;
+    hit->used = hit->prim ? ++g_clock : 0;   /* not kept when out of memory */
     pthread_mutex_unlock(&g_lock);
     return hit;
 }
@@ -240,12 +250,14 @@ int ops_conv_winograd(void)
  * want (written by the op before, ops_bf16_buffer), or NULL: x converted. */
 static void conv_run(const conv_key *k, const float *x, const float *w, const float *b, float *y, const void *ready)
 {
+    if (ops_faulted()) return;   /* out of memory earlier in this forward */
     int OC = k->OC, IC = k->IC, KH = k->KH, KW = k->KW;
     conv_entry *e = conv_lookup(k);
     void *wb = ops_weights_get(w, (size_t)OC * IC * KH * KW, &e->pwei, &e->wei, k->split == OPS_SPLIT_COLS ? OC : 0);
     const void *src = ready ? ready
                       : k->prec != OPS_FP32 ? ops_bf16_input(x, (size_t)k->N * k->H * k->W, IC, k->split)
                                             : (const void *)x;
+    if (!wb || !src || !e->prim) return;
     if (k->split == OPS_SPLIT_ROWS) {   /* hi and lo images, added with the bias (and residual) */
         ops_run_forward_split(e->prim, "convolution execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y, OC,
                               b, k->accum);
@@ -254,11 +266,13 @@ static void conv_run(const conv_key *k, const float *x, const float *w, const fl
     void *dst = y;
     if (e->rsrc) {
         void *bs = ops_grow(&t_bsrc, &t_nsrc, dnnl_memory_desc_get_size(&e->src));
+        if (!bs) return;
         ops_run_reorder(e->rsrc, &e->psrc, src, &e->src, bs);
         src = bs;
     }
     if (e->rdst) {
         dst = ops_grow(&t_bdst, &t_ndst, dnnl_memory_desc_get_size(&e->dst));
+        if (!dst) return;
         if (e->rdin) ops_run_reorder(e->rdin, &e->pdst, y, &e->dst, dst);
     }
     ops_run_forward(e->prim, "convolution execute", &e->src, src, &e->wei, wb, &e->bia, b, &e->dst, dst,
@@ -364,6 +378,7 @@ static _Thread_local size_t t_nup;
 
 void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float *w, const float *b, int OC, float *y)
 {
+    SD_ASSERT(x && w && y && N >= 1 && IC >= 1 && H >= 1 && W >= 1 && OC >= 1);
     PROF_BEGIN;
     int OH = 2 * H, OW = 2 * W;
     long rowin = (long)OW * IC;
@@ -371,6 +386,7 @@ void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float
     conv_key k = conv_whole_key(1, IC, OH, OW, OC, 3, 3, 1, 1, b != NULL, 0);
     int band = wino_wanted(&k) ? 1 : 2;
     float *buf = ops_grow(&t_up, &t_nup, sizeof(float) * (size_t)(R + 2) * rowin);
+    if (!buf) { PROF_END(PROF_CONV); return; }   /* out of memory: the ops fault is set */
     for (int n = 0; n < N; n++)
         for (int r0 = 0; r0 < OH; r0 += R) {
             if (r0 + R > OH) r0 = OH - R;   /* see band_rows */
@@ -391,6 +407,8 @@ void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
                     const float *w, const float *b, int OC, int KH, int KW,
                     int stride, int pad, float *y, int accum)
 {
+    SD_ASSERT(x && w && y && N >= 1 && IC >= 1 && H >= 1 && W >= 1 && OC >= 1 && KH >= 1 && KW >= 1);
+    SD_ASSERT(stride >= 1 && pad >= 0 && H + 2 * pad >= KH && W + 2 * pad >= KW);
     PROF_BEGIN;
     conv2d(x, N, IC, H, W, w, b, OC, KH, KW, stride, pad, y, accum);
     PROF_END(PROF_CONV);
@@ -400,6 +418,7 @@ void op_gn_conv2d_nhwc(const float *x, int N, int C, int H, int W, int G, const 
                        const float *beta, float eps, int silu, float *norm_out, const float *w, const float *b, int OC,
                        int KH, int KW, int stride, int pad, float *y, int accum)
 {
+    SD_ASSERT(G >= 1 && C % G == 0 && norm_out);
     if (ops_precision() == OPS_FP32) {   /* through norm_out: the conv may run as Winograd, in bands */
         op_group_norm_nhwc(x, N, C, H * W, G, pre_bias, gamma, beta, eps, silu, norm_out);
         op_conv2d_nhwc(norm_out, N, C, H, W, w, b, OC, KH, KW, stride, pad, y, accum);
@@ -408,6 +427,7 @@ void op_gn_conv2d_nhwc(const float *x, int N, int C, int H, int W, int G, const 
     conv_key k = conv_whole_key(N, C, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
     size_t n = (size_t)N * H * W * C;
     uint16_t *in = ops_bf16_buffer(n * sizeof(uint16_t) * (k.split ? 2 : 1));
+    if (!in) return;   /* out of memory: the ops fault is set */
     ops_group_norm_bf16(x, N, C, H * W, G, pre_bias, gamma, beta, eps, silu, in, k.split);
     PROF_BEGIN;
     conv_run(&k, NULL, w, b, y, in);

@@ -9,8 +9,15 @@
 #include <oneapi/dnnl/dnnl.h>
 #include <stddef.h>
 
-/* Abort with a message on any oneDNN failure (a bug, never user input). */
-void ops_ck(dnnl_status_t st, const char *what);
+/* 0 on success.  dnnl_out_of_memory sets the ops fault (ops_take_fault in
+ * ops.h) and returns -1; any other failure is a bug, never user input:
+ * sd_panic (src/base/alloc.h). */
+int ops_ck(dnnl_status_t st, const char *what);
+/* The ops fault: set when an op could not get memory; while it is set ops
+ * skip their work (their outputs are then meaningless) and the pipeline
+ * answers SD_ENOMEM. */
+void ops_set_fault(void);
+int ops_faulted(void);
 dnnl_engine_t ops_engine(void);
 /* bf16x2 splits an input x into hi = bf16(x) and lo = bf16(x - hi) and
  * meets both with the same bf16 weights, one of two ways:
@@ -50,14 +57,15 @@ dnnl_stream_t ops_stream(void);   /* the calling thread's */
 /* *buf grown (64-byte aligned, contents dropped) to at least need bytes.
  * buf is one of the calling thread's _Thread_local slots: the buffer is freed
  * (and *buf, *have zeroed) when the thread ends. */
+/* NULL (and the ops fault set) when memory runs out. */
 void *ops_grow(void **buf, size_t *have, size_t need);
 dnnl_primitive_t ops_make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to);
 void ops_run_reorder(dnnl_primitive_t r, const dnnl_memory_desc_t *from, const void *src,
                      const dnnl_memory_desc_t *to, void *dst);
 /* Run a forward primitive (conv, matmul: built with the user scratchpad mode)
  * on src, weights, bias (bmd/bias may be NULL) and dst, with the calling
- * thread's one grow-only scratchpad, and wait for it.  `what` names it in an
- * abort message. */
+ * thread's one grow-only scratchpad, and wait for it.  `what` names it in a
+ * panic message.  Does nothing if an input is NULL (an earlier fault). */
 void ops_run_forward(dnnl_primitive_t prim, const char *what, const dnnl_memory_desc_t *smd, const void *src,
                      const dnnl_memory_desc_t *wmd, const void *wei, const dnnl_memory_desc_t *bmd,
                      const void *bias, const dnnl_memory_desc_t *dmd, void *dst,
@@ -66,6 +74,7 @@ void ops_run_forward(dnnl_primitive_t prim, const char *what, const dnnl_memory_
  * the layouts are equal, else a copy made on first use and cached.  stack_rows > 0
  * (bf16x2): w is stack_rows rows, and `plain` describes each of them twice
  * in a row (the weights that meet an activation's hi and lo halves). */
+/* NULL (and the ops fault set) when memory runs out. */
 void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *want,
                       int stack_rows);
 

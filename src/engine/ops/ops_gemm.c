@@ -11,8 +11,9 @@
  * call — to bf16, or for bf16x2 to [hi | lo] rows of 2·IN against the bf16
  * weights stacked twice ([IN; IN] x OUT, one product, f32 sums) — and the
  * weight copy is bf16: oneDNN's AMX kernels.
- * Primitives are cached per shape and precision (LRU).  A failure inside
- * oneDNN is a bug: print, abort.
+ * Primitives are cached per shape and precision (LRU).  Out of memory
+ * sets the ops fault (ops.h) and the op does nothing; any other oneDNN
+ * failure is a bug: sd_panic.
  * A row's result must not depend on how many rows the call has (an image's
  * bits on its batch): oneDNN's brgemm kernels (AVX-512 with bf16, AMX) give
  * every row the same bits for any M, its other matmuls (gemm:jit, below
@@ -24,6 +25,7 @@
 #include "ops.h"
 #include "ops_dnnl.h"
 #include "ops_prof.h"
+#include "../../base/alloc.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -34,6 +36,7 @@
 void op_gemm(int transB, int M, int N, int K, float alpha,
              const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
+    SD_ASSERT(ldc >= N && (M <= 0 || N <= 0 || K <= 0 || (lda >= K && ldb >= (transB ? K : N))));
     if (M <= 0 || N <= 0) return;
     if (K <= 0) {
         for (int i = 0; i < M; i++)
@@ -88,14 +91,17 @@ static void mm_build(mm_entry *e, const mm_key *k)
         dnnl_post_ops_destroy(po);
     }
     dnnl_primitive_desc_t pd;
-    ops_ck(dnnl_primitive_desc_create(&pd, &md, attr, ops_engine(), NULL), "matmul primitive desc");
+    e->prim = NULL;
+    e->brgemm = 0;
+    int bad = ops_ck(dnnl_primitive_desc_create(&pd, &md, attr, ops_engine(), NULL), "matmul primitive desc");
     dnnl_primitive_attr_destroy(attr);
+    if (bad) return;   /* out of memory: the fault is set */
     e->wei = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     e->scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     const char *impl = NULL;
     e->brgemm = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
                 !strncmp(impl, "brg", 3);
-    ops_ck(dnnl_primitive_create(&e->prim, pd), "matmul primitive");
+    if (ops_ck(dnnl_primitive_create(&e->prim, pd), "matmul primitive")) e->prim = NULL;
     dnnl_primitive_desc_destroy(pd);
     e->key = *k;
 }
@@ -114,7 +120,7 @@ static mm_entry *mm_lookup(const mm_key *k)
         mm_build(victim, k);
         hit = victim;
     }
-    hit->used = ++g_clock;
+    hit->used = hit->prim ? ++g_clock : 0;   /* not kept when out of memory */
     pthread_mutex_unlock(&g_lock);
     return hit;
 }
@@ -126,6 +132,7 @@ static void linear_run(const mm_key *k, const float *x, const float *w, const fl
     mm_entry *e = mm_lookup(k);
     void *wb = ops_weights_get(w, (size_t)IN * OUT, &e->pwei, &e->wei, k->split == OPS_SPLIT_COLS ? OUT : 0);
     const void *src = k->prec != OPS_FP32 ? ops_bf16_input(x, (size_t)M, IN, k->split) : (const void *)x;
+    if (!wb || !src || !e->prim) return;   /* out of memory: the ops fault is set */
     if (k->split == OPS_SPLIT_ROWS) {   /* hi and lo rows, added with the bias (and residual) */
         ops_run_forward_split(e->prim, "matmul execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y, OUT, b,
                               accum);
@@ -150,6 +157,7 @@ static void linear_chunks(const mm_key *kc, int M, const float *x, const float *
         }
         float *cx = ops_grow(&t_cx, &t_ncx, sizeof(float) * MM_CHUNK * IN);
         float *cy = ops_grow(&t_cy, &t_ncy, sizeof(float) * MM_CHUNK * OUT);
+        if (!cx || !cy) return;   /* out of memory: the ops fault is set */
         memcpy(cx, x + (size_t)r0 * IN, sizeof(float) * n * IN);
         memset(cx + (size_t)n * IN, 0, sizeof(float) * (MM_CHUNK - n) * IN);
         memset(cy, 0, sizeof(float) * MM_CHUNK * OUT);
@@ -161,7 +169,8 @@ static void linear_chunks(const mm_key *kc, int M, const float *x, const float *
 
 static void linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y, int accum)
 {
-    if (M <= 0 || OUT <= 0) return;
+    SD_ASSERT(M >= 0 && IN >= 1 && OUT >= 0 && (M == 0 || OUT == 0 || (x && w && y)));
+    if (M <= 0 || OUT <= 0 || ops_faulted()) return;
     mm_key k = {MM_CHUNK, IN, OUT, b != NULL, accum, ops_precision(), 0};
     if (k.prec == OPS_BF16X2) k.split = ops_split_mode(0, (size_t)IN * OUT, IN, OUT);
     if (!mm_lookup(&k)->brgemm) {   /* decided on the chunk's shape: the same for every M */

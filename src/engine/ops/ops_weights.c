@@ -14,9 +14,11 @@
  * weights. */
 #include "ops.h"
 #include "ops_dnnl.h"
+#include "../../base/alloc.h"
 
 #include <immintrin.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,12 +56,24 @@ static _Thread_local void **t_buf[MAX_TBUF];
 static _Thread_local size_t *t_have[MAX_TBUF];
 static _Thread_local int t_nbuf;
 
-void ops_ck(dnnl_status_t st, const char *what)
+/* Set when an op could not get memory (our seam or oneDNN's
+ * dnnl_out_of_memory); ops skip their work while it is set and the pipeline
+ * turns it into SD_ENOMEM (ops_take_fault).  Process-wide, as the rest of
+ * the ops state: one generating thread at a time. */
+static atomic_int g_fault;
+
+void ops_set_fault(void) { atomic_store(&g_fault, 1); }
+int ops_faulted(void) { return atomic_load_explicit(&g_fault, memory_order_relaxed); }
+int ops_take_fault(void) { return atomic_exchange(&g_fault, 0); }
+
+int ops_ck(dnnl_status_t st, const char *what)
 {
-    if (st != dnnl_success) {
-        fprintf(stderr, "ops: oneDNN %s failed (status %d)\n", what, (int)st);
-        abort();
+    if (st == dnnl_success) return 0;
+    if (st == dnnl_out_of_memory) {
+        ops_set_fault();
+        return -1;
     }
+    sd_panic("ops: oneDNN %s failed (status %d)", what, (int)st);
 }
 
 static void thread_end(void *unused)
@@ -98,7 +112,7 @@ static void engine_init(void)
         g_prec = has_amx() ? OPS_BF16X2 : OPS_FP32;
     }
     g_vec = __builtin_cpu_supports("avx512bf16");
-    if (pthread_key_create(&g_tkey, thread_end)) { fprintf(stderr, "ops: pthread_key_create failed\n"); abort(); }
+    if (pthread_key_create(&g_tkey, thread_end)) sd_panic("ops: pthread_key_create failed");
 }
 
 /* Have thread_end run when the calling thread ends (any non-NULL value). */
@@ -233,6 +247,7 @@ const void *ops_bf16_input(const float *x, size_t rows, int cols, int split)
 {
     size_t n = rows * (size_t)cols;
     uint16_t *y = ops_grow(&t_b16, &t_nb16, n * sizeof(uint16_t) * (split ? 2 : 1));
+    if (!y) return NULL;
     if (!split) {
         ops_to_bf16(x, n, y);
         return y;
@@ -296,16 +311,16 @@ void *ops_grow(void **buf, size_t *have, size_t need)
         int i = 0;
         while (i < t_nbuf && t_buf[i] != buf) i++;
         if (i == t_nbuf) {
-            if (t_nbuf == MAX_TBUF) { fprintf(stderr, "ops: more than %d per-thread buffers\n", MAX_TBUF); abort(); }
+            if (t_nbuf == MAX_TBUF) sd_panic("ops: more than %d per-thread buffers", MAX_TBUF);
             t_buf[t_nbuf] = buf; t_have[t_nbuf++] = have;
             at_thread_end();
         }
     }
     if (need > *have) {
         free(*buf);
-        *buf = aligned_alloc(64, (need + 63) & ~(size_t)63);
-        if (!*buf) { fprintf(stderr, "ops: buffer allocation failed (%zu bytes)\n", need); abort(); }
-        *have = need;
+        *buf = sd_aligned_alloc(64, need);
+        *have = *buf ? need : 0;
+        if (!*buf) ops_set_fault();
     }
     return *buf;
 }
@@ -313,9 +328,10 @@ void *ops_grow(void **buf, size_t *have, size_t need)
 dnnl_primitive_t ops_make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to)
 {
     dnnl_primitive_desc_t pd;
-    dnnl_primitive_t p;
-    ops_ck(dnnl_reorder_primitive_desc_create(&pd, from, ops_engine(), to, ops_engine(), NULL), "reorder desc");
-    ops_ck(dnnl_primitive_create(&p, pd), "reorder primitive");
+    dnnl_primitive_t p = NULL;
+    if (ops_ck(dnnl_reorder_primitive_desc_create(&pd, from, ops_engine(), to, ops_engine(), NULL), "reorder desc"))
+        return NULL;   /* out of memory: the fault is set */
+    if (ops_ck(dnnl_primitive_create(&p, pd), "reorder primitive")) p = NULL;
     dnnl_primitive_desc_destroy(pd);
     return p;
 }
@@ -323,14 +339,16 @@ dnnl_primitive_t ops_make_reorder(const dnnl_memory_desc_t *from, const dnnl_mem
 void ops_run_reorder(dnnl_primitive_t r, const dnnl_memory_desc_t *from, const void *src,
                         const dnnl_memory_desc_t *to, void *dst)
 {
-    dnnl_memory_t a, b;
-    ops_ck(dnnl_memory_create(&a, from, ops_engine(), (void *)src), "memory reorder src");
-    ops_ck(dnnl_memory_create(&b, to, ops_engine(), dst), "memory reorder dst");
+    dnnl_memory_t a = NULL, b = NULL;
+    if (!r || ops_ck(dnnl_memory_create(&a, from, ops_engine(), (void *)src), "memory reorder src") ||
+        ops_ck(dnnl_memory_create(&b, to, ops_engine(), dst), "memory reorder dst"))
+        goto done;   /* out of memory: the fault is set */
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
-    ops_ck(dnnl_primitive_execute(r, ops_stream(), 2, args), "reorder execute");
-    ops_ck(dnnl_stream_wait(ops_stream()), "stream_wait");
-    dnnl_memory_destroy(a);
-    dnnl_memory_destroy(b);
+    if (!ops_ck(dnnl_primitive_execute(r, ops_stream(), 2, args), "reorder execute"))
+        ops_ck(dnnl_stream_wait(ops_stream()), "stream_wait");
+done:
+    if (a) dnnl_memory_destroy(a);
+    if (b) dnnl_memory_destroy(b);
 }
 
 static void fingerprint(const float *w, size_t n, float f[8])
@@ -357,33 +375,37 @@ void ops_weights_releasable(const void *p, size_t bytes)
     pthread_mutex_unlock(&g_lock);
 }
 
+/* One argument of a primitive: a oneDNN memory over ptr, appended to m and
+ * args; -1 when oneDNN is out of memory (the fault is set). */
+static int add_arg(dnnl_memory_t *m, dnnl_exec_arg_t *args, int *n, int arg, const dnnl_memory_desc_t *md,
+                   const void *ptr, const char *what)
+{
+    if (ops_ck(dnnl_memory_create(&m[*n], md, ops_engine(), (void *)ptr), what)) return -1;
+    args[*n] = (dnnl_exec_arg_t){arg, m[*n]};
+    (*n)++;
+    return 0;
+}
+
 void ops_run_forward(dnnl_primitive_t prim, const char *what, const dnnl_memory_desc_t *smd, const void *src,
                      const dnnl_memory_desc_t *wmd, const void *wei, const dnnl_memory_desc_t *bmd,
                      const void *bias, const dnnl_memory_desc_t *dmd, void *dst,
                      const dnnl_memory_desc_t *scratch)
 {
-    dnnl_engine_t eng = ops_engine();
     dnnl_memory_t m[5];
     dnnl_exec_arg_t args[5];
     int n = 0;
-    ops_ck(dnnl_memory_create(&m[n], smd, eng, (void *)src), "memory src");
-    args[n] = (dnnl_exec_arg_t){DNNL_ARG_SRC, m[n]}; n++;
-    ops_ck(dnnl_memory_create(&m[n], wmd, eng, (void *)wei), "memory weights");
-    args[n] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, m[n]}; n++;
-    ops_ck(dnnl_memory_create(&m[n], dmd, eng, dst), "memory dst");
-    args[n] = (dnnl_exec_arg_t){DNNL_ARG_DST, m[n]}; n++;
-    if (bias) {
-        ops_ck(dnnl_memory_create(&m[n], bmd, eng, (void *)bias), "memory bias");
-        args[n] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, m[n]}; n++;
-    }
     size_t nscr = dnnl_memory_desc_get_size(scratch);
-    if (nscr) {
-        ops_ck(dnnl_memory_create(&m[n], scratch, eng, ops_grow(&t_scr, &t_nscr, nscr)), "memory scratchpad");
-        args[n] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, m[n]}; n++;
-    }
+    void *scr = nscr ? ops_grow(&t_scr, &t_nscr, nscr) : NULL;
+    if (!prim || !src || !wei || !dst || (nscr && !scr) ||   /* a fault earlier on (ops_faulted) */
+        add_arg(m, args, &n, DNNL_ARG_SRC, smd, src, "memory src") ||
+        add_arg(m, args, &n, DNNL_ARG_WEIGHTS, wmd, wei, "memory weights") ||
+        add_arg(m, args, &n, DNNL_ARG_DST, dmd, dst, "memory dst") ||
+        (bias && add_arg(m, args, &n, DNNL_ARG_BIAS, bmd, bias, "memory bias")) ||
+        (nscr && add_arg(m, args, &n, DNNL_ARG_SCRATCHPAD, scratch, scr, "memory scratchpad")))
+        goto done;
     dnnl_stream_t st = ops_stream();
-    ops_ck(dnnl_primitive_execute(prim, st, n, args), what);
-    ops_ck(dnnl_stream_wait(st), "stream_wait");
+    if (!ops_ck(dnnl_primitive_execute(prim, st, n, args), what)) ops_ck(dnnl_stream_wait(st), "stream_wait");
+done:
     for (int i = 0; i < n; i++) dnnl_memory_destroy(m[i]);
 }
 
@@ -396,8 +418,18 @@ void ops_run_forward_split(dnnl_primitive_t prim, const char *what, const dnnl_m
 {
     size_t n = dnnl_memory_desc_get_size(dmd) / sizeof(float) / 2;
     float *y2 = ops_grow(&t_y2, &t_ny2, 2 * n * sizeof(float));
+    if (!y2) return;
     ops_run_forward(prim, what, smd, src, wmd, wei, NULL, NULL, dmd, y2, scratch);
-    split_combine(y, y2, n, C, b, accum);
+    if (!ops_faulted()) split_combine(y, y2, n, C, b, accum);
+}
+
+/* ops_weights_get's way out when memory runs out: the fault set, the cache
+ * lock released, NULL. */
+static void *no_memory(void)
+{
+    ops_set_fault();
+    pthread_mutex_unlock(&g_lock);
+    return NULL;
 }
 
 /* The weights at w in layout `want`, reordered on first use.  A tensor in
@@ -442,14 +474,13 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
         /* the original is needed (a first copy at another precision or
          * shape) but its pages were given back: a checkpoint's weights are
          * used at one precision (chosen before its first use) and shape */
-        fprintf(stderr, "ops: a weight tensor was wanted at another precision or shape after its original was given back\n");
-        abort();
+        sd_panic("ops: a weight tensor was wanted at another precision or shape after its original was given back");
     }
     if (g_nw == g_capw) {
         size_t cap = g_capw ? 2 * g_capw : 256;
         size_t oi = other ? (size_t)(other - g_w) : 0;
-        wcache *nw = realloc(g_w, cap * sizeof *nw);
-        if (!nw) { fprintf(stderr, "ops: weight cache allocation failed\n"); abort(); }
+        wcache *nw = sd_realloc(g_w, cap * sizeof *nw);
+        if (!nw) return no_memory();
         g_w = nw;
         g_capw = cap;
         if (other) other = &g_w[oi];
@@ -460,16 +491,16 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
     c->gave_back = 0;
     memcpy(c->finger, f, sizeof f);
     size_t bytes = dnnl_memory_desc_get_size(wei);
-    c->buf = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
-    if (!c->buf) { fprintf(stderr, "ops: weight cache allocation failed (%zu bytes)\n", bytes); abort(); }
+    c->buf = sd_aligned_alloc(64, bytes);
+    if (!c->buf) return no_memory();
     const dnnl_memory_desc_t *from = other ? &other->md : pwei;
     const void *src = other ? other->buf : (const void *)w;
     void *plain = NULL;
     if (stack_rows && !other) {
         /* bf16x2: every row of w twice in a row, as pwei describes */
         size_t L = n / (size_t)stack_rows;
-        float *st = malloc(2 * n * sizeof(float));
-        if (!st) { fprintf(stderr, "ops: weight reorder allocation failed\n"); abort(); }
+        float *st = sd_malloc(2 * n * sizeof(float));
+        if (!st) { free(c->buf); return no_memory(); }
         for (size_t r = 0; r < (size_t)stack_rows; r++) {
             memcpy(st + 2 * r * L, w + r * L, L * sizeof(float));
             memcpy(st + 2 * r * L + L, w + r * L, L * sizeof(float));
@@ -479,8 +510,8 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
     }
     else if (other && wei->format_kind != dnnl_blocked) {
         /* Winograd layouts reorder only from the plain layout: unblock the copy first */
-        plain = malloc(n * sizeof(float));
-        if (!plain) { fprintf(stderr, "ops: weight reorder allocation failed\n"); abort(); }
+        plain = sd_malloc(n * sizeof(float));
+        if (!plain) { free(c->buf); return no_memory(); }
         dnnl_primitive_t r0 = ops_make_reorder(from, pwei);
         ops_run_reorder(r0, from, src, pwei, plain);
         dnnl_primitive_destroy(r0);

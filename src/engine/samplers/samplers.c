@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "samplers.h"
+#include "../../base/alloc.h"
 
 static const struct { const char *name, *a1111; } sampler_names[SD_SAMPLER_COUNT] = {
     [SD_SAMPLER_EULER] = { "euler", "Euler" },
@@ -186,7 +187,7 @@ int sd_sample(const sd_sample_req *r, float *x, sd_err *err)
     if ((size_t)r->batch > SIZE_MAX / sizeof(float) / 4 / r->per_image)
         return sd_errf(err, SD_ETOOLARGE, "sampler", "latent of %d x %zu floats is too large", r->batch, r->per_image);
     run u = { .r = r, .s = s, .n = (size_t)r->batch * r->per_image, .v = r->pred == SD_PRED_V };
-    float *buf = malloc(u.n * 4 * sizeof(float));
+    float *buf = sd_malloc(u.n * 4 * sizeof(float));
     if (!buf) return sd_errf(err, SD_ENOMEM, "sampler", "out of memory for %zu latent floats", u.n * 4);
     float *x_in = buf, *m = buf + u.n;
     u.noise = buf + 2 * u.n;

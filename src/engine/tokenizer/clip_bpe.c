@@ -21,6 +21,7 @@
 
 #include "clip_text.h"
 #include "vocab_blob.h"
+#include "../../base/alloc.h"
 
 #define CLIP_NUM_MERGES (49152 - 256 - 2)   /* merges CLIP uses from the file */
 #define CLIP_MAX_PIECE 1024                 /* bytes of one piece given to BPE at once */
@@ -54,7 +55,7 @@ static int smap_init(smap *m, size_t expect)
     memset(m, 0, sizeof *m);
     m->cap = 1024;
     while (m->cap < expect * 2) m->cap *= 2;
-    m->slot = malloc(m->cap * sizeof *m->slot);
+    m->slot = sd_malloc(m->cap * sizeof *m->slot);
     if (!m->slot) return -1;
     for (size_t i = 0; i < m->cap; i++) m->slot[i].id = -1;
     return 0;
@@ -86,7 +87,7 @@ static int smap_grow(smap *m)
 {
     smap old = *m;
     m->cap *= 2;
-    m->slot = malloc(m->cap * sizeof *m->slot);
+    m->slot = sd_malloc(m->cap * sizeof *m->slot);
     if (!m->slot) { *m = old; return -1; }
     for (size_t i = 0; i < m->cap; i++) m->slot[i].id = -1;
     for (size_t i = 0; i < old.cap; i++) {
@@ -110,7 +111,7 @@ static int smap_put(smap *m, const char *s, size_t n, int32_t id)
     if (m->arena_n + n > m->arena_cap) {
         size_t cap = m->arena_cap ? m->arena_cap : 1 << 16;
         while (cap < m->arena_n + n) cap *= 2;
-        char *a = realloc(m->arena, cap);
+        char *a = sd_realloc(m->arena, cap);
         if (!a) return -1;
         m->arena = a;
         m->arena_cap = cap;
@@ -219,7 +220,7 @@ static char *read_gz(gzFile f, const char *path, size_t max_lines, size_t *len, 
     size_t lines = 0;
     gzbuffer(f, 1 << 17);
     size_t cap = 1 << 21, n = 0;
-    char *buf = malloc(cap + 1);
+    char *buf = sd_malloc(cap + 1);
     for (;;) {
         if (!buf) { gzclose(f); return sd_errf(err, SD_ENOMEM, "vocab", "out of memory reading %s", path), NULL; }
         size_t want = cap - n < (1u << 18) ? cap - n : (1u << 18);
@@ -241,7 +242,7 @@ static char *read_gz(gzFile f, const char *path, size_t max_lines, size_t *len, 
                 return sd_errf(err, SD_EFORMAT, "vocab", "%s is larger than 1 GiB; not a vocabulary", path), NULL;
             }
             cap *= 2;
-            char *nb = realloc(buf, cap + 1);
+            char *nb = sd_realloc(buf, cap + 1);
             if (!nb) free(buf);
             buf = nb;
         }
@@ -289,7 +290,7 @@ typedef struct { const char *a, *b; size_t alen, blen; } merge_line;
  * line is a header and skipped, as CLIP and HF do).  *out malloc'd. */
 static int parse_merges(char *text, size_t len, const char *path, merge_line **out, int *count, sd_err *err)
 {
-    merge_line *m = malloc(CLIP_NUM_MERGES * sizeof *m);
+    merge_line *m = sd_malloc(CLIP_NUM_MERGES * sizeof *m);
     if (!m) return sd_errf(err, SD_ENOMEM, "vocab", "out of memory reading %s", path);
     char *p = memchr(text, '\n', len), *end = text + len;
     int n = 0, line = 1;
@@ -383,7 +384,7 @@ static int build_merges(sd_tokenizer *t, const merge_line *m, int nm, const char
     char buf[1024];
     t->merges.cap = 1024;
     while (t->merges.cap < (size_t)nm * 2) t->merges.cap *= 2;
-    t->merges.slot = malloc(t->merges.cap * sizeof *t->merges.slot);
+    t->merges.slot = sd_malloc(t->merges.cap * sizeof *t->merges.slot);
     if (!t->merges.slot) return sd_errf(err, SD_ENOMEM, "vocab", "out of memory loading %s", path);
     for (size_t i = 0; i < t->merges.cap; i++) t->merges.slot[i].rank = -1;
     for (int r = 0; r < nm; r++) {
@@ -483,7 +484,7 @@ static int resolve(const char *path, char *merges, char *vocab, size_t cap, sd_e
  * vocab.json at vpath.  Frees text. */
 static sd_tokenizer *tok_from_text(char *text, size_t len, const char *mpath, const char *vpath, sd_err *err)
 {
-    sd_tokenizer *t = calloc(1, sizeof *t);
+    sd_tokenizer *t = sd_calloc(1, sizeof *t);
     if (!t || smap_init(&t->vocab, 49408)) {
         free(t);
         free(text);
@@ -569,7 +570,7 @@ static int ib_push(idbuf *b, int32_t id)
 {
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
-        int32_t *v = realloc(b->v, cap * sizeof *v);
+        int32_t *v = sd_realloc(b->v, cap * sizeof *v);
         if (!v) return -1;
         b->v = v;
         b->cap = cap;
@@ -627,8 +628,8 @@ int tok_encode(const sd_tokenizer *t, const char *text, int32_t **ids, size_t *n
     *ids = NULL;
     *n = 0;
     if (clip_clean(text, &cp, &ncp, err)) return -1;
-    bytes = malloc(ncp * 4 + 4);
-    word = malloc((ncp * 4 + 4) * sizeof *word);
+    bytes = sd_malloc(ncp * 4 + 4);
+    word = sd_malloc((ncp * 4 + 4) * sizeof *word);
     if (!bytes || !word) goto oom;
     while (clip_next_piece(cp, ncp, &pos, &start, &len, &special)) {
         if (special) {
@@ -678,7 +679,7 @@ int tok_windows(const sd_tokenizer *t, const char *text, int pad_id, int32_t **i
         free(raw);
         return sd_errf(err, SD_EINVAL, "prompt", "prompt has %zu tokens; the limit is %d", n, 1000 * TOK_CHUNK);
     }
-    int32_t *w = malloc(nw * TOK_WINDOW * sizeof *w);
+    int32_t *w = sd_malloc(nw * TOK_WINDOW * sizeof *w);
     if (!w) {
         free(raw);
         return sd_errf(err, SD_ENOMEM, "prompt", "out of memory tokenizing a prompt");

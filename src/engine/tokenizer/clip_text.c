@@ -7,6 +7,7 @@
  * We have no ftfy; ftfy_lite() does the cheap, sound part of it (what each
  * step does and where it differs is in docs/ACCURACY.md "## Tokenizer"). */
 #include "clip_text.h"
+#include "../../base/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,7 @@ static void cb_push(cpbuf *b, uint32_t c)
     if (b->oom) return;
     if (b->n == b->cap) {
         size_t cap = b->cap ? b->cap * 2 : 64;
-        uint32_t *v = realloc(b->v, cap * sizeof *v);
+        uint32_t *v = sd_realloc(b->v, cap * sizeof *v);
         if (!v) { b->oom = 1; return; }
         b->v = v;
         b->cap = cap;
