@@ -2,7 +2,10 @@
 # runs every tests/*/test_*.c and tests/*/test_*.sh, then runs them all again
 # from an ASan+UBSan build (build-asan/, the sanitizer tier of tests/run.sh),
 # with one final "N passed, N failed"; `make asan` runs the sanitizer tier
-# alone.  build-vg/ is sdserve without -march=native (valgrind has no
+# alone.  `make test-quick` is the inner loop: the normal build's unit,
+# parity (tiny models) and server tests without the load, valgrind, S3, fuzz
+# and full-size runs (tests/run.sh --quick; same last line).
+# build-vg/ is sdserve without -march=native (valgrind has no
 # AVX-512) for tests/http/test_valgrind.sh.
 # Sources are found by wildcard: a new .c under src/ is part of the build.
 
@@ -31,7 +34,7 @@ TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN   := $(TEST_SRC:%.c=$(BUILD)/%)
 TOOL_BIN   := $(TOOL_SRC:tools/%.c=$(BUILD)/tools/%)
 
-.PHONY: all test asan asan-build vg fuzz clean tests tools
+.PHONY: all test test-quick asan asan-build vg fuzz clean tests tools
 .SECONDARY:
 all: $(BUILD)/sdserve tools
 
@@ -72,6 +75,9 @@ VG_BUILD := build-vg
 
 test: tests tools asan-build vg
 	./tests/run.sh $(BUILD) --sanitized $(SAN_BUILD)
+
+test-quick: tests tools
+	./tests/run.sh --quick $(BUILD)
 
 asan: asan-build
 	./tests/run.sh --sanitized $(SAN_BUILD)

@@ -9,6 +9,17 @@
 #   tests/run.sh BUILD --sanitized SANBUILD  the normal suite, then the
 #                                          sanitizer tier
 #   tests/run.sh --sanitized SANBUILD      the sanitizer tier alone
+#   tests/run.sh --quick BUILD             the quick tier (`make test-quick`)
+#
+# The quick tier is the normal suite without the tests named in FULL_ONLY
+# below (load and latency under wrk, RSS and stalled uploads, slow clients,
+# storage faults and kill rounds, valgrind, S3 against s3rver, the fuzz run,
+# the Winograd parity rerun),
+# with SD_SKIP_FULLSIZE=1 (test_sd15 skips its full-size run) and SD_QUICK=1
+# (test_pipeline and test_precision run the sanitizer tier's subset,
+# t_subset() in tests/common/t.h; test_make_model skips the 2.1 GB sd15
+# preset, t_quick()): unit, parity on the tiny models, the server end to end.  It is the inner loop; `make test` (what .ci/run runs) stays the
+# full suite.
 #
 # The sanitizer tier runs the same binaries and shell tests again from a
 # build made with -fsanitize=address,undefined (`make` builds it into
@@ -30,14 +41,28 @@ export SD_REF=${SD_REF:-$PWD/../shared/reference}
 # bf16 by default (test_bf16 checks that choice itself)
 export SD_PRECISION=${SD_PRECISION:-fp32}
 
-NORMAL=; SAN=
+# the tests the quick tier leaves to the full suite (names without .sh)
+FULL_ONLY="test_load test_load_health test_load_rss test_slow_clients test_stalled_upload
+  test_faults test_valgrind test_s3 test_s3_serve test_fuzz test_winograd"
+
+NORMAL=; SAN=; QUICK=0
 while [ $# -gt 0 ]; do
   case $1 in
     --sanitized) SAN=${2:?--sanitized needs a build folder}; shift 2;;
+    --quick) QUICK=1; shift;;
     *) NORMAL=$1; shift;;
   esac
 done
 [ -n "$NORMAL$SAN" ] || NORMAL=build
+if [ "$QUICK" = 1 ]; then
+  [ -z "$SAN" ] || { echo "tests/run.sh: --quick runs the normal tier only" >&2; exit 2; }
+  export SD_SKIP_FULLSIZE=1 SD_QUICK=1
+fi
+
+# quick_skips NAME — true when the quick tier leaves NAME to the full suite
+quick_skips() {
+  [ "$QUICK" = 1 ] && case " $(echo $FULL_ONLY) " in *" $1 "*) true;; *) false;; esac
+}
 
 # run_one TAG LOGDIR NAME CMD... — LOGDIR holds NAME.stderr (and, in the
 # sanitizer tier, the reports in san/NAME.*)
@@ -73,9 +98,11 @@ run_suite() {
   local build=$1 tag=$2 t
   mkdir -p "$build/tests"
   for t in $(find "$build/tests" -type f -name 'test_*' -perm -u+x | sort); do
+    quick_skips "$(basename "$t")" && continue
     SD_BUILD=$build run_one "$tag" "$build/tests" "$(basename "$t")" "$t"
   done
   for t in $(find tests -type f -name 'test_*.sh' | sort); do
+    quick_skips "$(basename "$t" .sh)" && continue
     SD_BUILD=$build run_one "$tag" "$build/tests" "$(basename "$t" .sh)" bash "$t"
   done
 }

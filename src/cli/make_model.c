@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "../engine/loader/st_write.h"
 
 #ifdef __F16C__
 #include <immintrin.h>
@@ -355,51 +356,44 @@ static void to_half(uint16_t *dst, const float *src, int64_t n)
 
 /* ---- writing ---- */
 
-static int elem_size(const mm_tensor *t, int f16) { return t->init == INIT_POS_IDS ? 8 : f16 ? 2 : 4; }
+static const char *dtype_of(const mm_tensor *t, int f16) { return t->init == INIT_POS_IDS ? "I64" : f16 ? "F16" : "F32"; }
 
-static int write_safetensors(const char *path, const tlist *l, int f16, uint64_t seed, int64_t *params)
+/* The file's header through the shared writer; *params counts the float
+ * tensors' elements. */
+static FILE *begin_file(const char *path, const tlist *l, int f16, int64_t *params, sd_err *err)
 {
-    json_t *h = json_object();
-    uint64_t off = 0;
+    stw_tensor *d = malloc((l->n ? l->n : 1) * sizeof *d);
+    if (!d) {
+        sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+        return NULL;
+    }
     *params = 0;
     for (size_t i = 0; i < l->n; i++) {
         const mm_tensor *t = &l->t[i];
-        json_t *shape = json_array();
-        for (int d = 0; d < t->ndim; d++) json_array_append_new(shape, json_integer(t->shape[d]));
-        uint64_t nb = (uint64_t)t->numel * (uint64_t)elem_size(t, f16);
-        json_t *e = json_pack("{s:s, s:o, s:[I,I]}", "dtype", t->init == INIT_POS_IDS ? "I64" : f16 ? "F16" : "F32",
-                              "shape", shape, "data_offsets", (json_int_t)off, (json_int_t)(off + nb));
-        json_object_set_new(h, t->name, e);
-        off += nb;
+        d[i] = (stw_tensor){.name = t->name, .dtype = dtype_of(t, f16), .ndim = t->ndim};
+        memcpy(d[i].shape, t->shape, sizeof d[i].shape);
         if (t->init != INIT_POS_IDS) *params += t->numel;
     }
-    json_object_set_new(h, "__metadata__", json_pack("{s:s}", "format", "pt"));
-    char *hs = json_dumps(h, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(h);
-    if (!hs) return -1;
-    size_t hl = strlen(hs), padded = (hl + 8 + 7) / 8 * 8 - 8; /* data starts 8-aligned */
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        fprintf(stderr, "make-model: cannot write %s: %s\n", path, strerror(errno));
-        free(hs);
-        return -1;
-    }
-    unsigned char len[8];
-    for (int i = 0; i < 8; i++) len[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-    int ok = fwrite(len, 1, 8, f) == 8 && fwrite(hs, 1, hl, f) == hl;
-    for (size_t i = hl; ok && i < padded; i++) ok = fputc(' ', f) != EOF;
-    free(hs);
+    FILE *f = stw_begin(path, d, l->n, err);
+    free(d);
+    return f;
+}
 
+static int write_safetensors(const char *path, const tlist *l, int f16, uint64_t seed, int64_t *params)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    FILE *f = begin_file(path, l, f16, params, &err);
     const int64_t BUF = 64 * MM_CHUNK;
     float *buf = malloc(BUF * sizeof(float));
     void *obuf = malloc(BUF * 8);
-    ok = ok && buf && obuf;
+    int ok = f && buf && obuf;
     for (size_t i = 0; ok && i < l->n; i++) {
         const mm_tensor *t = &l->t[i];
         for (int64_t o = 0; ok && o < t->numel; o += BUF) {
             int64_t n = t->numel - o < BUF ? t->numel - o : BUF;
             fill(buf, o, n, t, i, seed);
-            size_t es = (size_t)elem_size(t, f16);
+            size_t es = stw_elem_size(dtype_of(t, f16));
             if (t->init == INIT_POS_IDS)
                 for (int64_t k = 0; k < n; k++) ((int64_t *)obuf)[k] = (int64_t)buf[k];
             else if (f16)
@@ -411,8 +405,9 @@ static int write_safetensors(const char *path, const tlist *l, int f16, uint64_t
     }
     free(buf);
     free(obuf);
-    if (fclose(f) != 0) ok = 0;
-    if (!ok) fprintf(stderr, "make-model: writing %s failed: %s\n", path, strerror(errno));
+    if (f && stw_end(f, path, &err) != 0) ok = 0;
+    if (!ok && err.code == SD_OK) sd_errf(&err, SD_ENOMEM, NULL, "%s: out of memory", path);
+    if (!ok) fprintf(stderr, "make-model: %s\n", err.msg);
     return ok ? 0 : -1;
 }
 

@@ -1,6 +1,9 @@
 /* pipeline.h — engine-internal view of a generation run, for the parity
  * tests and the bench command: sd_generate with its float outputs exposed
- * (final latent in SD space and the decoded image before quantisation). */
+ * (final latent in SD space and the decoded image before quantisation).
+ * A tools/tests header (docs/ARCHITECTURE.md): tests/, tools/ and the bench
+ * command may include it; http/, jobs/ and the rest of the app use only
+ * sd.h (tests/unit/test_engine_headers.sh checks that). */
 #ifndef SD_PIPELINE_H
 #define SD_PIPELINE_H
 

@@ -54,6 +54,16 @@ int t_have_ref(void)
     return stat(ref_root(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+static int env_on(const char *name)
+{
+    const char *v = getenv(name);
+    return v && !strcmp(v, "1");
+}
+
+int t_subset(void) { return env_on("SD_SANITIZED") || env_on("SD_QUICK"); }
+
+int t_quick(void) { return env_on("SD_QUICK"); }
+
 static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     return remove(path);

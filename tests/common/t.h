@@ -16,6 +16,12 @@ int t_done(void);
 const char *t_ref(const char *rel);
 /* 1 if the reference folder exists. */
 int t_have_ref(void);
+/* 1 in the tiers of tests/run.sh that run a representative subset of the
+ * long parity runs: the sanitizer tier (SD_SANITIZED=1) and the quick tier
+ * (SD_QUICK=1). */
+int t_subset(void);
+/* 1 in the quick tier only (SD_QUICK=1): tests skip their full-size runs. */
+int t_quick(void);
 /* Remove a test's temporary folder and everything in it (rm -rf, links not
  * followed); a note on stderr if that fails. */
 void t_rmtree(const char *dir);

@@ -322,12 +322,23 @@ int main(int argc, char **argv)
     json_decref(j);
     free(r.body);
 
-    r = req("POST", "/txt2img", "application/json", "{\"prompt\":\"x\",\"num_inference_steps\":2}", 0);
-    j = jbody(&r);
-    json_int_t seed = json_integer_value(json_object_get(json_array_get(json_object_get(j, "images"), 0), "seed"));
-    CHECKF(r.status == 200 && seed >= 0 && seed < (1ll << 53), "JSON body, random seed in [0, 2^53)", "%s", r.body);
-    json_decref(j);
-    free(r.body);
+    /* no seed: each request draws its own, reported as an integer in
+     * [0, 2^53) (a missing or non-integer seed fails, as would two equal
+     * draws: 2^-53 by chance) */
+    json_int_t seeds[2] = {-1, -1};
+    for (int i = 0; i < 2; i++) {
+        r = req("POST", "/txt2img", "application/json",
+                "{\"prompt\":\"x\",\"num_inference_steps\":1,\"width\":64,\"height\":64}", 0);
+        j = jbody(&r);
+        json_t *sj = json_object_get(json_array_get(json_object_get(j, "images"), 0), "seed");
+        seeds[i] = json_is_integer(sj) ? json_integer_value(sj) : -1;
+        CHECKF(r.status == 200 && seeds[i] >= 0 && seeds[i] < (1ll << 53),
+               "JSON body without seed: integer seed in [0, 2^53)", "%s", r.body);
+        json_decref(j);
+        free(r.body);
+    }
+    CHECKF(seeds[0] != seeds[1], "two requests without seed draw different seeds", "%lld %lld",
+           (long long)seeds[0], (long long)seeds[1]);
 
     r = req("POST", "/txt2img", "multipart/form-data; boundary=XyZ",
             "--XyZ\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\na fox\r\n"
@@ -481,7 +492,7 @@ int main(int argc, char **argv)
     json_decref(j);
     free(r.body);
     r = req("GET", "/metrics", NULL, NULL, 0);
-    CHECKF(r.status == 200 && strstr(r.body, "sdserve_http_requests_total{endpoint=\"/txt2img\",status=\"200\"} 3") &&
+    CHECKF(r.status == 200 && strstr(r.body, "sdserve_http_requests_total{endpoint=\"/txt2img\",status=\"200\"} 4") &&
                strstr(r.body, "status=\"503\"") && strstr(r.body, "sdserve_job_latency_seconds_bucket{le=\"+Inf\"}") &&
                strstr(r.body, "sdserve_queue_depth") && strstr(r.body, "sdserve_images_generated_total") &&
                strstr(r.body, "sdserve_seconds_per_step"),

@@ -4,7 +4,8 @@
  * noise.  Every sampler at 4 and 10 steps (txt2img) and the img2img runs,
  * for tiny-sd1 and tiny-sd2, loaded from the diffusers folder and from the
  * fp16 single file.  Prints "metric pipeline/..." lines for docs/ACCURACY.md.
- * SD_SANITIZED=1 (the sanitizer tier of tests/run.sh): each run once, on one
+ * SD_SANITIZED=1 or SD_QUICK=1 (the sanitizer and quick tiers of
+ * tests/run.sh, t_subset()): each run once, on one
  * of the four model/source pairs in turn (15 runs instead of 60; every
  * sampler, every load path). */
 #include <math.h>
@@ -40,8 +41,7 @@ int main(void)
 {
     if (!t_have_ref()) { CHECKF(0, "reference data", "../shared/reference not found (set SD_REF)"); return t_done(); }
     const char *models[] = {"tiny-sd1", "tiny-sd2"};
-    const char *san = getenv("SD_SANITIZED");
-    int subset = san && *san == '1';
+    int subset = t_subset();
     for (int m = 0; m < 2; m++) {
         for (int src = 0; src < 2; src++) {
             char msg[600];

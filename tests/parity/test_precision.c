@@ -13,8 +13,8 @@
  * and the VAE's rounding, once per image, costs less than the UNet's, which
  * compounds over the steps.  Prints "metric precision/..." lines for
  * docs/ACCURACY.md.  Off an AMX CPU oneDNN runs the same bf16 products on
- * its other bf16 kernels (attention stays fp32 there).  SD_SANITIZED=1:
- * every third run. */
+ * its other bf16 kernels (attention stays fp32 there).  SD_SANITIZED=1 or
+ * SD_QUICK=1 (t_subset()): every third run. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +36,7 @@ static const struct { const char *name, *load; int vae, max_levels; double min_p
 int main(void)
 {
     if (!t_have_ref()) { CHECKF(0, "reference data", "../shared/reference not found (set SD_REF)"); return t_done(); }
-    const char *san = getenv("SD_SANITIZED");
-    int subset = san && *san == '1';
+    int subset = t_subset();
     static const char *models[] = {"tiny-sd1", "tiny-sd2"};
     double mean[NCONF] = {0};
     int runs[NCONF] = {0};

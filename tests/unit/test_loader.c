@@ -10,27 +10,27 @@
 #include <unistd.h>
 
 #include "t.h"
+#include "../../src/engine/loader/safetensors.h"
+#include "../../src/engine/loader/st_write.h"
 #include "../../src/engine/loader/weights.h"
 
 static char tmpdir[256];
 
-/* Write a safetensors file: header text (length hlen, or its strlen when
- * hlen == UINT64_MAX) then data bytes. */
+/* Write a safetensors file through the shared writer's raw layer: header
+ * text under the length field hlen (UINT64_MAX: its own length), then data
+ * bytes. */
 static const char *write_st(const char *name, const char *header, uint64_t hlen, const void *data, size_t ndata)
 {
     static char path[8][512];
     static int k;
     char *p = path[k++ & 7];
     snprintf(p, 512, "%s/%s", tmpdir, name);
-    FILE *f = fopen(p, "wb");
+    sd_err e;
+    sd_err_clear(&e);
+    FILE *f = stw_begin_raw(p, header, hlen, &e);
     if (!f) return p;
-    uint64_t n = hlen == UINT64_MAX ? strlen(header) : hlen;
-    unsigned char len[8];
-    for (int i = 0; i < 8; i++) len[i] = (unsigned char)(n >> (8 * i));
-    fwrite(len, 1, 8, f);
-    fwrite(header, 1, strlen(header), f);
     if (ndata) fwrite(data, 1, ndata, f);
-    fclose(f);
+    stw_end(f, p, &e);
     return p;
 }
 
@@ -370,6 +370,43 @@ static void test_need(void)
     }
 }
 
+/* The shared writer (loader/st_write.c): what it writes, the reader reads
+ * back exactly — names in order, dtypes, shapes, bytes — with the data
+ * section 8-aligned; a dtype it does not know is refused naming the tensor. */
+static void test_writer(void)
+{
+    float a[6] = {1, -2, 3.5f, 0, 1e-3f, -7}, b[3] = {9, 8, 7};
+    stw_tensor t[3] = {{"a.weight", "F32", 2, {2, 3}}, {"b", "F32", 1, {3}}, {"s", "F32", 0, {0}}};
+    float sc = 0.25f;
+    const float *data[3] = {a, b, &sc};
+    char p[512];
+    snprintf(p, sizeof p, "%s/written.safetensors", tmpdir);
+    sd_err e;
+    sd_err_clear(&e);
+    st_file f;
+    int ok = stw_write_f32(p, t, data, 3, &e) == 0 && st_open(&f, p, &e) == 0;
+    CHECKF(ok, "writer: stw_write_f32 then st_open", "%s", e.msg);
+    if (!ok) return;
+    int same = f.n == 3;
+    for (size_t i = 0; same && i < 3; i++) {
+        const st_entry *x = &f.e[i];
+        same = !strcmp(x->name, t[i].name) && x->dtype == ST_F32 && x->ndim == t[i].ndim &&
+               (size_t)x->numel * 4 == x->nbytes && !memcmp(x->data, data[i], x->nbytes);
+        for (int d = 0; same && d < x->ndim; d++) same = x->shape[d] == t[i].shape[d];
+    }
+    same = same && (f.e[0].data - f.map) % 8 == 0; /* the data section's start */
+    CHECKF(same, "writer: names in order, dtypes, shapes and bytes read back, data 8-aligned", "%zu entries",
+           f.n);
+    st_close(&f);
+
+    stw_tensor bad = {"q.weight", "F8", 1, {4}};
+    sd_err_clear(&e);
+    FILE *fp = stw_begin(p, &bad, 1, &e);
+    CHECKF(!fp && e.code == SD_EINVAL && !strcmp(e.field, "q.weight"), "writer: unknown dtype refused naming the tensor",
+           "code %s field %s", sd_err_code_name(e.code), e.field);
+    if (fp) fclose(fp);
+}
+
 int main(void)
 {
     if (!t_have_ref()) {
@@ -387,6 +424,7 @@ int main(void)
     test_mutations();
     test_corrupt();
     test_need();
+    test_writer();
 
     t_rmtree(tmpdir);
     return t_done();

@@ -16,11 +16,12 @@
 #include <unistd.h>
 
 #include "t.h"
+#include "../../src/engine/loader/st_write.h"
 #include "../../src/engine/models/clip.h"
 #include "../../src/engine/models/vae.h"
 #include "../../src/engine/ops/ops.h"
 
-/* ---- a tiny safetensors (F32) writer ------------------------------------ */
+/* ---- tiny random F32 tensors, written by loader/st_write.c --------------- */
 
 typedef struct fake_tensor {
     char name[160];
@@ -64,35 +65,19 @@ static void fk_drop(const char *name)
         if (!strcmp(fk[i].name, name)) { free(fk[i].data); fk[i] = fk[--nfk]; return; }
 }
 
-static int64_t fk_numel(const fake_tensor *t)
-{
-    int64_t n = 1;
-    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
-    return n;
-}
-
+/* Write fk[] through the shared safetensors writer (F32). */
 static void fk_write(const char *path)
 {
-    size_t cap = 256 + (size_t)nfk * 256, len = 0, off = 0;
-    char *h = malloc(cap);
-    len += snprintf(h + len, cap - len, "{");
+    static stw_tensor d[1024];
+    static const float *data[1024];
     for (int i = 0; i < nfk; i++) {
-        size_t nb = (size_t)fk_numel(&fk[i]) * 4;
-        len += snprintf(h + len, cap - len, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[", i ? "," : "", fk[i].name);
-        for (int j = 0; j < fk[i].ndim; j++) len += snprintf(h + len, cap - len, "%s%lld", j ? "," : "", (long long)fk[i].shape[j]);
-        len += snprintf(h + len, cap - len, "],\"data_offsets\":[%zu,%zu]}", off, off + nb);
-        off += nb;
+        d[i] = (stw_tensor){.name = fk[i].name, .dtype = "F32", .ndim = fk[i].ndim};
+        memcpy(d[i].shape, fk[i].shape, sizeof d[i].shape);
+        data[i] = fk[i].data;
     }
-    len += snprintf(h + len, cap - len, "}");
-    while (len % 8) h[len++] = ' ';
-    FILE *f = fopen(path, "wb");
-    if (!f) { free(h); return; }
-    uint64_t n = len;
-    fwrite(&n, 8, 1, f);
-    fwrite(h, 1, len, f);
-    for (int i = 0; i < nfk; i++) fwrite(fk[i].data, 4, (size_t)fk_numel(&fk[i]), f);
-    fclose(f);
-    free(h);
+    sd_err e;
+    sd_err_clear(&e);
+    if (stw_write_f32(path, d, data, (size_t)nfk, &e) != 0) fprintf(stderr, "fk_write: %s\n", e.msg);
 }
 
 static char root[256];

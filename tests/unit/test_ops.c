@@ -554,8 +554,12 @@ static void test_threads(void)
 
 int main(void)
 {
-    ops_init(0);
-    CHECK(ops_threads() >= 1, "ops_init sets a thread count");
+    ops_init(2);
+    CHECKF(ops_threads() == 2 && omp_get_max_threads() == 2, "ops_init(2): team of 2 on the calling thread",
+           "ops_threads %d, omp_get_max_threads %d", ops_threads(), omp_get_max_threads());
+    ops_init(-1);
+    CHECKF(ops_threads() == omp_get_num_procs(), "ops_init(-1): all cores, like 0", "ops_threads %d of %d",
+           ops_threads(), omp_get_num_procs());
     test_conv();
     test_gemm_linear();
     test_linear_reshaped_weights();

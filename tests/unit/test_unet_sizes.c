@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "t.h"
+#include "../../src/engine/loader/st_write.h"
 #include "../../src/engine/models/unet.h"
 #include "../../src/engine/ops/ops.h"
 
@@ -143,22 +144,12 @@ static float frand(void)
 /* Write g as <dir>/unet/diffusion_pytorch_model.safetensors (+ config.json). */
 static int g_write(const gen *g, const char *dir)
 {
-    char path[512], hdr[MAXT * 200];
-    size_t off = 0, hl = 0;
-    hl += snprintf(hdr + hl, sizeof hdr - hl, "{");
+    char path[512];
+    static stw_tensor desc[MAXT];
     for (int i = 0; i < g->n; i++) {
-        size_t n = 1;
-        char shp[80] = "";
-        for (int d = 0; d < g->ndim[i]; d++) {
-            n *= g->shape[i][d];
-            snprintf(shp + strlen(shp), sizeof shp - strlen(shp), "%s%lld", d ? "," : "", (long long)g->shape[i][d]);
-        }
-        hl += snprintf(hdr + hl, sizeof hdr - hl, "%s\"%s\":{\"dtype\":\"F32\",\"shape\":[%s],\"data_offsets\":[%zu,%zu]}",
-                       i ? "," : "", g->name[i], shp, off, off + 4 * n);
-        off += 4 * n;
+        desc[i] = (stw_tensor){.name = g->name[i], .dtype = "F32", .ndim = g->ndim[i]};
+        memcpy(desc[i].shape, g->shape[i], sizeof desc[i].shape);
     }
-    hl += snprintf(hdr + hl, sizeof hdr - hl, "}");
-    while (hl % 8) hdr[hl++] = ' ';
     snprintf(path, sizeof path, "%s/unet", dir);
     mkdir(path, 0755);
     snprintf(path, sizeof path, "%s/unet/config.json", dir);
@@ -167,10 +158,9 @@ static int g_write(const gen *g, const char *dir)
     fprintf(f, "{\"attention_head_dim\": [2, 4, 6]}\n");
     fclose(f);
     snprintf(path, sizeof path, "%s/unet/diffusion_pytorch_model.safetensors", dir);
-    if (!(f = fopen(path, "wb"))) return -1;
-    uint64_t h64 = hl;
-    fwrite(&h64, 8, 1, f);
-    fwrite(hdr, 1, hl, f);
+    sd_err e;
+    sd_err_clear(&e);
+    if (!(f = stw_begin(path, desc, (size_t)g->n, &e))) return -1;
     for (int i = 0; i < g->n; i++) {
         size_t n = 1;
         for (int d = 0; d < g->ndim[i]; d++) n *= g->shape[i][d];
@@ -181,7 +171,7 @@ static int g_write(const gen *g, const char *dir)
             fwrite(&v, 4, 1, f);
         }
     }
-    return fclose(f);
+    return stw_end(f, path, &e);
 }
 
 /* ---- the checks ---- */
