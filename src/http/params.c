@@ -582,6 +582,9 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
         case F_SAMPLER: {
             if (p->kind != PV_TEXT)
                 return sd_errf(err, SD_EINVAL, f->name, "sampler must be a string, got %s", kind_name(p->kind));
+            /* compared as a C string: a NUL would cut "euler\0junk" to euler */
+            if (memchr(p->val, 0, p->len))
+                return sd_errf(err, SD_EINVAL, f->name, "sampler contains a NUL character");
             char *t = trimmed_copy(p->val, p->len);
             if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
             int bad = sd_sampler_from_name(t, &r->sampler);
@@ -595,6 +598,8 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
             if (p->kind != PV_TEXT)
                 return sd_errf(err, SD_EINVAL, f->name, "output_format must be png, jpeg or webp, got %s",
                                kind_name(p->kind));
+            if (memchr(p->val, 0, p->len))   /* as sampler: "png\0junk" is not png */
+                return sd_errf(err, SD_EINVAL, f->name, "output_format contains a NUL character");
             char *t = trimmed_copy(p->val, p->len), shown[64];
             if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
             img_format fmt = output_format_from_name(t);
