@@ -294,19 +294,21 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
     printf("ready: try: curl -s -d 'prompt=a red fox' -d num_inference_steps=4 %s/txt2img\n", public_url);
 }
 
-/* The base of returned URLs: --public-url without trailing '/', else the loopback address. */
+/* The base of returned URLs: --public-url without trailing '/', else the
+ * address this machine reaches --bind at (127.0.0.1 for 0.0.0.0). */
 static void make_public_url(char *out, size_t n, int port)
 {
     if (o_public && *o_public) snprintf(out, n, "%s", o_public);
-    else snprintf(out, n, "http://127.0.0.1:%d", port);
+    else http_bind_url(o_bind, port, out, n);
     size_t l = strlen(out);
     while (l && out[l - 1] == '/') out[--l] = 0;
 }
 
-/* Listening beyond loopback with loopback URLs: say so once at start. */
+/* Listening on every address with loopback URLs: say so once at start (a
+ * single address, loopback or not, is the URLs' host already). */
 static void public_url_hint(const char *public_url, int port)
 {
-    if ((o_public && *o_public) || http_bind_is_loopback(o_bind)) return;
+    if ((o_public && *o_public) || !http_bind_is_any(o_bind)) return;
     printf("NOTE: listening on %s, but returned URLs (%s) use %s, which only this machine can open; start with "
            "--public-url http://HOST:%d (the address clients reach this server at)\n",
            o_bind && *o_bind ? o_bind : "0.0.0.0", strcmp(o_storage, "local") ? "status_url" : "image_url, status_url",
