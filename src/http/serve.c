@@ -102,7 +102,7 @@ static const sd_setting serve_settings[] = {
     {"access-log", SD_SET_INT, &o_access_log, "1", 0, 1, "1 = one line per request on stdout"},
     {"api-keys", SD_SET_SECRET, &o_api_keys, NULL, 0, 0,
      "API keys separated by ',' (prefer the environment variable); when keys are set every request but GET /health "
-     "needs 'Authorization: Bearer KEY' (401 otherwise)"},
+     "and GET /images/NAME (unguessable names a browser opens) needs 'Authorization: Bearer KEY' (401 otherwise)"},
     {"api-keys-file", SD_SET_STR, &o_api_keys_file, NULL, 0, 0,
      "file of API keys, one per line ('#' comments), added to --api-keys"},
     {"metrics-open", SD_SET_INT, &o_metrics_open, "0", 0, 1, "1 = GET /metrics needs no API key"},
@@ -418,7 +418,7 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
     printf("API keys: %d%s; rate limit: %s\n", auth_keys_count(keys),
-           auth_keys_count(keys) ? " (every request but GET /health needs one)" : " (no authentication)",
+           auth_keys_count(keys) ? " (every request but GET /health and /images/NAME needs one)" : " (no authentication)",
            rl ? "on" : "off");
 
     /* Start order: the port (fails fast; --port 0 learns it), the storage
