@@ -225,6 +225,9 @@ int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err
         /* jansson names a duplicated key in its message; for a bad value, name the key before it. */
         char key[64];
         json_key_before(body, len, (size_t)je.position, key, sizeof key);
+        /* \u0000 in a value: said as the form and multipart bodies say it, not as jansson's flag */
+        if (json_error_code(&je) == json_error_null_character && key[0])
+            return sd_errf(err, SD_EINVAL, key, "%s contains a NUL character (\\u0000)", key);
         return sd_errf(err, SD_EINVAL, key, "request body is not valid JSON: %s (line %d, column %d)%s%s%s", je.text,
                        je.line, je.column, key[0] ? " in the value of '" : "", key, key[0] ? "'" : "");
     }

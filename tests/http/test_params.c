@@ -234,6 +234,10 @@ int main(void)
         gen_request_free(&r);
     }
     bad("JSON key prompt\\u0000junk", "{\"prompt\\u0000junk\":\"cat\"}", 0, "prompt\\x00junk", "unknown field");
+    bad("JSON value \\u0000: NUL named, not jansson's flag", "{\"prompt\":\"a\\u0000b\"}", 0, "prompt",
+        "prompt contains a NUL character");
+    bad("JSON sampler \\u0000", "{\"prompt\":\"x\",\"sampler\":\"euler\\u0000\"}", 0, "sampler",
+        "sampler contains a NUL character");
     bad("JSON key with escaped quote then NUL", "{\"a\\\"b\\u0000\":1}", 0, "a\\x22b\\x00", "NUL");
     sd_err_clear(&e);
     params_bag_init(&b);
