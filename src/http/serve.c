@@ -291,7 +291,10 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
     gc->model_name = mi->name;
     gc->model_hash = mi->hash;
     http_server_model_ready(srv, mi->name, mi->family, mi->hash);
-    printf("ready: try: curl -s -d 'prompt=a red fox' -d num_inference_steps=4 %s/txt2img\n", public_url);
+    /* with API keys the line as printed would get 401: it says where the key goes */
+    int keyed = (o_api_keys && *o_api_keys) || (o_api_keys_file && *o_api_keys_file);
+    printf("ready: try: curl -s%s -d 'prompt=a red fox' -d num_inference_steps=4 %s/txt2img\n",
+           keyed ? " -H 'Authorization: Bearer KEY'" : "", public_url);
 }
 
 /* The base of returned URLs: --public-url without trailing '/', else the

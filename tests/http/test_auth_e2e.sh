@@ -34,6 +34,11 @@ check "start-up summary says 2 API keys" $(grep -q 'API keys: 2' "$TMP/server.lo
 check "start-up summary: /images needs no key" \
   $(grep -q 'API keys: 2 (every request but GET /health and /images/NAME needs one)' "$TMP/server.log"; echo $?) \
   "$(grep 'API keys' "$TMP/server.log")"
+# (the line is printed just after /health turns 200: give it a moment)
+for _ in $(seq 20); do grep -q '^ready' "$TMP/server.log" && break; sleep 0.1; done
+check "ready line: its curl sends the Authorization header" \
+  $(grep -q "^ready: try: curl -s -H 'Authorization: Bearer KEY' -d " "$TMP/server.log"; echo $?) \
+  "$(grep '^ready' "$TMP/server.log")"
 check "serve --help: --api-keys exempts GET /images/NAME" \
   $("$SDSERVE" serve --help 2>&1 | tr -s ' \n' ' ' | grep -q 'but GET /health and GET /images/NAME'; echo $?) \
   "$("$SDSERVE" serve --help 2>&1 | grep -A2 -- '--api-keys ')"
