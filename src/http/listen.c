@@ -68,12 +68,21 @@ int http_listen(const char *bind_addr, int port, int *bound_port, sd_err *err)
     return fd;
 }
 
-int http_bind_is_loopback(const char *bind_addr)
+int http_bind_is_any(const char *bind_addr)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    if (!bind_addr || !*bind_addr || parse_bind(bind_addr, 0, &ss, &len)) return 0;
-    if (ss.ss_family == AF_INET)
-        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
-    return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+    if (!bind_addr || !*bind_addr) return 1;
+    if (parse_bind(bind_addr, 0, &ss, &len)) return 0;
+    if (ss.ss_family == AF_INET) return ((struct sockaddr_in *)&ss)->sin_addr.s_addr == htonl(INADDR_ANY);
+    return IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+}
+
+void http_bind_url(const char *bind_addr, int port, char *out, size_t n)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int v6 = bind_addr && *bind_addr && !parse_bind(bind_addr, 0, &ss, &len) && ss.ss_family == AF_INET6;
+    if (http_bind_is_any(bind_addr)) snprintf(out, n, "http://%s:%d", v6 ? "[::1]" : "127.0.0.1", port);
+    else snprintf(out, n, v6 ? "http://[%s]:%d" : "http://%s:%d", bind_addr, port);
 }

@@ -5,6 +5,8 @@
 #ifndef SD_HTTP_LISTEN_H
 #define SD_HTTP_LISTEN_H
 
+#include <stddef.h>
+
 #include "../base/err.h"
 
 /* A bound, listening, non-blocking TCP socket on bind_addr (an IPv4 or IPv6
@@ -13,7 +15,13 @@
  * *bound_port (may be NULL), or -1 with err naming --bind or --port. */
 int http_listen(const char *bind_addr, int port, int *bound_port, sd_err *err);
 
-/* 1 when bind_addr (as http_listen takes it) listens only on loopback. */
-int http_bind_is_loopback(const char *bind_addr);
+/* 1 when bind_addr (as http_listen takes it) is a wildcard: 0.0.0.0 or ::. */
+int http_bind_is_any(const char *bind_addr);
+
+/* "http://HOST:PORT" at which this machine reaches a socket bound to
+ * bind_addr: 127.0.0.1 for 0.0.0.0, [::1] for :: (IPv6 sockets are
+ * IPv6-only), else the address itself (--bind ::1 or 127.0.0.2 is not
+ * reachable at 127.0.0.1). */
+void http_bind_url(const char *bind_addr, int port, char *out, size_t n);
 
 #endif

@@ -225,6 +225,9 @@ int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err
         /* jansson names a duplicated key in its message; for a bad value, name the key before it. */
         char key[64];
         json_key_before(body, len, (size_t)je.position, key, sizeof key);
+        /* \u0000 in a value: said as the form and multipart bodies say it, not as jansson's flag */
+        if (json_error_code(&je) == json_error_null_character && key[0])
+            return sd_errf(err, SD_EINVAL, key, "%s contains a NUL character (\\u0000)", key);
         return sd_errf(err, SD_EINVAL, key, "request body is not valid JSON: %s (line %d, column %d)%s%s%s", je.text,
                        je.line, je.column, key[0] ? " in the value of '" : "", key, key[0] ? "'" : "");
     }
@@ -582,6 +585,9 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
         case F_SAMPLER: {
             if (p->kind != PV_TEXT)
                 return sd_errf(err, SD_EINVAL, f->name, "sampler must be a string, got %s", kind_name(p->kind));
+            /* compared as a C string: a NUL would cut "euler\0junk" to euler */
+            if (memchr(p->val, 0, p->len))
+                return sd_errf(err, SD_EINVAL, f->name, "sampler contains a NUL character");
             char *t = trimmed_copy(p->val, p->len);
             if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
             int bad = sd_sampler_from_name(t, &r->sampler);
@@ -595,6 +601,8 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
             if (p->kind != PV_TEXT)
                 return sd_errf(err, SD_EINVAL, f->name, "output_format must be png, jpeg or webp, got %s",
                                kind_name(p->kind));
+            if (memchr(p->val, 0, p->len))   /* as sampler: "png\0junk" is not png */
+                return sd_errf(err, SD_EINVAL, f->name, "output_format contains a NUL character");
             char *t = trimmed_copy(p->val, p->len), shown[64];
             if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
             img_format fmt = output_format_from_name(t);

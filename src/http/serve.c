@@ -102,7 +102,7 @@ static const sd_setting serve_settings[] = {
     {"access-log", SD_SET_INT, &o_access_log, "1", 0, 1, "1 = one line per request on stdout"},
     {"api-keys", SD_SET_SECRET, &o_api_keys, NULL, 0, 0,
      "API keys separated by ',' (prefer the environment variable); when keys are set every request but GET /health "
-     "needs 'Authorization: Bearer KEY' (401 otherwise)"},
+     "and GET /images/NAME (unguessable names a browser opens) needs 'Authorization: Bearer KEY' (401 otherwise)"},
     {"api-keys-file", SD_SET_STR, &o_api_keys_file, NULL, 0, 0,
      "file of API keys, one per line ('#' comments), added to --api-keys"},
     {"metrics-open", SD_SET_INT, &o_metrics_open, "0", 0, 1, "1 = GET /metrics needs no API key"},
@@ -291,22 +291,27 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
     gc->model_name = mi->name;
     gc->model_hash = mi->hash;
     http_server_model_ready(srv, mi->name, mi->family, mi->hash);
-    printf("ready: try: curl -s -d 'prompt=a red fox' -d num_inference_steps=4 %s/txt2img\n", public_url);
+    /* with API keys the line as printed would get 401: it says where the key goes */
+    int keyed = (o_api_keys && *o_api_keys) || (o_api_keys_file && *o_api_keys_file);
+    printf("ready: try: curl -s%s -d 'prompt=a red fox' -d num_inference_steps=4 %s/txt2img\n",
+           keyed ? " -H 'Authorization: Bearer KEY'" : "", public_url);
 }
 
-/* The base of returned URLs: --public-url without trailing '/', else the loopback address. */
+/* The base of returned URLs: --public-url without trailing '/', else the
+ * address this machine reaches --bind at (127.0.0.1 for 0.0.0.0). */
 static void make_public_url(char *out, size_t n, int port)
 {
     if (o_public && *o_public) snprintf(out, n, "%s", o_public);
-    else snprintf(out, n, "http://127.0.0.1:%d", port);
+    else http_bind_url(o_bind, port, out, n);
     size_t l = strlen(out);
     while (l && out[l - 1] == '/') out[--l] = 0;
 }
 
-/* Listening beyond loopback with loopback URLs: say so once at start. */
+/* Listening on every address with loopback URLs: say so once at start (a
+ * single address, loopback or not, is the URLs' host already). */
 static void public_url_hint(const char *public_url, int port)
 {
-    if ((o_public && *o_public) || http_bind_is_loopback(o_bind)) return;
+    if ((o_public && *o_public) || !http_bind_is_any(o_bind)) return;
     printf("NOTE: listening on %s, but returned URLs (%s) use %s, which only this machine can open; start with "
            "--public-url http://HOST:%d (the address clients reach this server at)\n",
            o_bind && *o_bind ? o_bind : "0.0.0.0", strcmp(o_storage, "local") ? "status_url" : "image_url, status_url",
@@ -416,7 +421,7 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
     printf("API keys: %d%s; rate limit: %s\n", auth_keys_count(keys),
-           auth_keys_count(keys) ? " (every request but GET /health needs one)" : " (no authentication)",
+           auth_keys_count(keys) ? " (every request but GET /health and /images/NAME needs one)" : " (no authentication)",
            rl ? "on" : "off");
 
     /* Start order: the port (fails fast; --port 0 learns it), the storage

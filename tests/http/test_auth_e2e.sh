@@ -30,6 +30,18 @@ start_server --model "$MODEL" --api-keys-file "$TMP/keys" || exit 1
 unset SDSERVE_API_KEYS
 check "keys are not printed in the log" $(! grep -q -e "$KEY_ENV" -e "$KEY_FILE" "$TMP/server.log"; echo $?) "key found in log"
 check "start-up summary says 2 API keys" $(grep -q 'API keys: 2' "$TMP/server.log"; echo $?) "$(grep 'API keys' "$TMP/server.log")"
+# images need no key (docs/SERVER.md "API keys"): the summary and --help say so
+check "start-up summary: /images needs no key" \
+  $(grep -q 'API keys: 2 (every request but GET /health and /images/NAME needs one)' "$TMP/server.log"; echo $?) \
+  "$(grep 'API keys' "$TMP/server.log")"
+# (the line is printed just after /health turns 200: give it a moment)
+for _ in $(seq 20); do grep -q '^ready' "$TMP/server.log" && break; sleep 0.1; done
+check "ready line: its curl sends the Authorization header" \
+  $(grep -q "^ready: try: curl -s -H 'Authorization: Bearer KEY' -d " "$TMP/server.log"; echo $?) \
+  "$(grep '^ready' "$TMP/server.log")"
+check "serve --help: --api-keys exempts GET /images/NAME" \
+  $("$SDSERVE" serve --help 2>&1 | tr -s ' \n' ' ' | grep -q 'but GET /health and GET /images/NAME'; echo $?) \
+  "$("$SDSERVE" serve --help 2>&1 | grep -A2 -- '--api-keys ')"
 
 st=$(code "$BASE/health")
 check "GET /health without a key -> 200" $([ "$st" = 200 ]; echo $?) "status $st"

@@ -212,7 +212,32 @@ int main(void)
         CHECKF(rc == -1 && !strcmp(e.field, "prompt\\x00"), "form name prompt%00 refused", "field='%s'", e.field);
         params_bag_free(&b);
     }
+    /* a NUL in the value of a named choice: refused, not read up to the NUL */
+    {
+        char nul_val[] = "prompt=cat&sampler=euler%00junk";
+        sd_err_clear(&e);
+        params_bag_init(&b);
+        rc = params_bag_from_urlencoded(&b, nul_val, strlen(nul_val), &e);
+        if (!rc) rc = gen_request_from_bag(&b, 0, &r, &e);
+        CHECKF(rc == -1 && !strcmp(e.field, "sampler") && strstr(e.msg, "NUL"), "form sampler=euler%00junk refused",
+               "rc=%d field='%s' msg='%s'", rc, e.field, e.msg);
+        params_bag_free(&b);
+        gen_request_free(&r);
+        char nul_fmt[] = "prompt=cat&output_format=png%00";
+        sd_err_clear(&e);
+        params_bag_init(&b);
+        rc = params_bag_from_urlencoded(&b, nul_fmt, strlen(nul_fmt), &e);
+        if (!rc) rc = gen_request_from_bag(&b, 0, &r, &e);
+        CHECKF(rc == -1 && !strcmp(e.field, "output_format") && strstr(e.msg, "NUL"), "form output_format=png%00 refused",
+               "rc=%d field='%s' msg='%s'", rc, e.field, e.msg);
+        params_bag_free(&b);
+        gen_request_free(&r);
+    }
     bad("JSON key prompt\\u0000junk", "{\"prompt\\u0000junk\":\"cat\"}", 0, "prompt\\x00junk", "unknown field");
+    bad("JSON value \\u0000: NUL named, not jansson's flag", "{\"prompt\":\"a\\u0000b\"}", 0, "prompt",
+        "prompt contains a NUL character");
+    bad("JSON sampler \\u0000", "{\"prompt\":\"x\",\"sampler\":\"euler\\u0000\"}", 0, "sampler",
+        "sampler contains a NUL character");
     bad("JSON key with escaped quote then NUL", "{\"a\\\"b\\u0000\":1}", 0, "a\\x22b\\x00", "NUL");
     sd_err_clear(&e);
     params_bag_init(&b);

@@ -115,6 +115,31 @@ check "failing load: exit status 1 with the error after the server listened" \
   "status $rc: $(tail -2 "$TMP/server2.log" | tr '\n' ' ')"
 check "failing load: never ready; bind 127.0.0.1 prints no --public-url hint" \
   $(! grep -q -e "^ready" -e "^NOTE: listening" "$TMP/server2.log"; echo $?) "$(grep -e ready -e NOTE "$TMP/server2.log")"
+# ---- bound to one address: returned URLs use it, no --public-url hint -------
+# (127.0.0.2 and ::1 are not reachable at 127.0.0.1, the default URL's host)
+for addr in 127.0.0.2 ::1; do
+  case $addr in *:*) host="[$addr]";; *) host=$addr;; esac
+  if [ "$addr" = ::1 ] && ! python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
+    echo "ok - bind $addr: skipped (no IPv6 loopback here)"; continue
+  fi
+  PORT=$(free_port)
+  "$SDSERVE" serve --bind "$addr" --port "$PORT" --data-dir "$TMP/data3" --model "$MODEL" --model-config "$CONFIG" \
+    >"$TMP/server3.log" 2>&1 &
+  SERVER_PID=$!
+  wait_ready "http://$host:$PORT/health" "$SERVER_PID" 600
+  st=$(curl -s -o "$TMP/r3.json" -w '%{http_code}' -d 'prompt=a fox' -d width=64 -d height=64 -d num_inference_steps=1 \
+    "http://$host:$PORT/txt2img")
+  url=$(json "$TMP/r3.json" 'j["images"][0]["image_url"]')
+  check "bind $addr: image_url on http://$host:$PORT and served there; no --public-url hint" \
+    $([ "$st" = 200 ] && case $url in "http://$host:$PORT/images/"*) true;; *) false;; esac &&
+      [ "$(curl -s -o /dev/null -w '%{http_code}' "$url")" = 200 ] && ! grep -q "^NOTE: listening" "$TMP/server3.log"; echo $?) \
+    "status $st, image_url '$url': $(grep -e '^listening' -e '^NOTE' "$TMP/server3.log" | tr '\n' ' ')"
+  kill -TERM "$SERVER_PID"; wait "$SERVER_PID"; SERVER_PID=
+  if grep -qE 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$TMP/server3.log"; then
+    fail "bind $addr: no sanitizer report" "$(grep -E 'runtime error:|Sanitizer' "$TMP/server3.log" | head -2)"
+  fi
+done
+
 if grep -qE 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$TMP/server2.log"; then
   fail "failing load: no sanitizer report" "$(grep -E 'runtime error:|Sanitizer' "$TMP/server2.log" | head -2)"
 fi
