@@ -545,6 +545,9 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
                            img2img ? "; the output takes the init image's size" : "; use /img2img for init_image and strength");
         if (p->kind == PV_TEXT && !params_utf8_valid(p->val, p->len))
             return sd_errf(err, SD_EINVAL, f->name, "%s is not valid UTF-8 text", f->name);
+        /* every text value is used as a C string: a NUL would cut "euler\0junk" to euler */
+        if (p->kind == PV_TEXT && memchr(p->val, 0, p->len))
+            return sd_errf(err, SD_EINVAL, f->name, "%s contains a NUL character", f->name);
         if (p->kind == PV_NULL) continue; /* JSON null = absent */
         double v = 0;
         switch (f->type) {
@@ -554,8 +557,6 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
             if (p->len > PARAMS_MAX_PROMPT)
                 return sd_errf(err, SD_EINVAL, f->name, "%s is too long (%zu bytes, at most %d)", f->name, p->len,
                                PARAMS_MAX_PROMPT);
-            if (memchr(p->val, 0, p->len))
-                return sd_errf(err, SD_EINVAL, f->name, "%s contains a NUL character", f->name);
             char *t = trimmed_copy(p->val, p->len);
             if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
             if (!strcmp(f->name, "prompt")) { free(r->prompt); r->prompt = t; }
@@ -585,9 +586,6 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
         case F_SAMPLER: {
             if (p->kind != PV_TEXT)
                 return sd_errf(err, SD_EINVAL, f->name, "sampler must be a string, got %s", kind_name(p->kind));
-            /* compared as a C string: a NUL would cut "euler\0junk" to euler */
-            if (memchr(p->val, 0, p->len))
-                return sd_errf(err, SD_EINVAL, f->name, "sampler contains a NUL character");
             char *t = trimmed_copy(p->val, p->len);
             if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
             int bad = sd_sampler_from_name(t, &r->sampler);
@@ -601,8 +599,6 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
             if (p->kind != PV_TEXT)
                 return sd_errf(err, SD_EINVAL, f->name, "output_format must be png, jpeg or webp, got %s",
                                kind_name(p->kind));
-            if (memchr(p->val, 0, p->len))   /* as sampler: "png\0junk" is not png */
-                return sd_errf(err, SD_EINVAL, f->name, "output_format contains a NUL character");
             char *t = trimmed_copy(p->val, p->len), shown[64];
             if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
             img_format fmt = output_format_from_name(t);
