@@ -101,9 +101,17 @@ static void engine_init(void)
         fprintf(stderr, "sdserve: SD_CONV_WINOGRAD=%s is not 0, 1, auto or wide; using auto\n", s);
 }
 
+/* Output rows and columns of a conv of this key (a band's rows padded by pt/pb). */
+static void conv_out_hw(const conv_key *k, int *OH, int *OW)
+{
+    *OH = (k->H + k->pt + k->pb - k->KH) / k->stride + 1;
+    *OW = (k->W + 2 * k->pad - k->KW) / k->stride + 1;
+}
+
 static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
 {
-    int OH = (k->H + k->pt + k->pb - k->KH) / k->stride + 1, OW = (k->W + 2 * k->pad - k->KW) / k->stride + 1;
+    int OH, OW;
+    conv_out_hw(k, &OH, &OW);
     /* bf16x2 (ops_dnnl.h): [hi | lo] channels, or hi and lo images with
      * the bias and the residual added when the halves are combined */
     int IC = k->split == OPS_SPLIT_COLS ? 2 * k->IC : k->IC, N = k->split == OPS_SPLIT_ROWS ? 2 * k->N : k->N;
@@ -360,7 +368,9 @@ static void conv2d(const float *x, int N, int IC, int H, int W,
         conv_run(&k, x, w, b, y, NULL);
         return;
     }
-    size_t out = (size_t)((H + 2 * pad - KH) / stride + 1) * ((W + 2 * pad - KW) / stride + 1) * OC;
+    int OH, OW;
+    conv_out_hw(&k, &OH, &OW);
+    size_t out = (size_t)OH * OW * OC;
     for (int n = 0; n < N; n++) {
         if (banded) conv_bands(&k, x + n * in, w, b, y + n * out);
         else conv_run(&k, x + n * in, w, b, y + n * out, NULL);
