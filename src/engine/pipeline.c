@@ -372,15 +372,11 @@ int sd_encode_text(sd_engine *e, const char *prompt, const char *negative,
     int nw[2] = {0, 0};
     float *enc = NULL, *ctx = NULL;
     const char *text[2] = {negative ? negative : "", prompt ? prompt : ""};
+    /* the limit the workspaces were sized for, with the server's message */
+    if (sd_check_prompts(e, prompt, negative, err)) goto fail;
     for (int k = 0; k < 2; k++)
         if (tok_windows(e->tok, text[k], e->pad_id, &ids[k], &nw[k], err)) goto fail;
     int nwin = nw[0] > nw[1] ? nw[0] : nw[1];
-    if (nwin > SD_MAX_PROMPT_WINDOWS) {   /* sd_check_prompts' limit, for callers that skipped it */
-        sd_errf(err, SD_EINVAL, nw[1] > SD_MAX_PROMPT_WINDOWS ? "prompt" : "negative_prompt",
-                "%s is too long: %d windows of %d tokens; the limit is %d windows",
-                nw[1] > SD_MAX_PROMPT_WINDOWS ? "prompt" : "negative_prompt", nwin, TOK_CHUNK, SD_MAX_PROMPT_WINDOWS);
-        goto fail;
-    }
     int W = clip_width(e->text[0]), L = TOK_WINDOW;   /* SDXL will join text[1]'s along W */
     /* windows of both texts, the shorter padded with empty-prompt windows */
     int32_t *empty = NULL;
@@ -464,7 +460,7 @@ static uint8_t to_u8(float v)
 
 int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_gen_debug *dbg, sd_err *err)
 {
-    if (check_params(p, err) || sd_check_prompts(e, p->prompt, p->negative, err)) return -1;
+    if (check_params(p, err)) return -1;
     ops_attach_thread();   /* the team size set at load, in this (worker) thread too */
     ops_take_fault();      /* a fault left from before is not this request's */
     const int img2img = p->init_rgb != NULL;
