@@ -338,7 +338,7 @@ static int wait_signals(const sigset_t *sigs, model_loader *L, gen_ctx *gc, http
         int sig = 0;
         sigwait(sigs, &sig);
         if (sig != SIGUSR1) {
-            printf("received %s: no new connections; cancelling queued and running jobs\n",
+            printf("received %s: refusing new requests; cancelling queued and running jobs\n",
                    sig == SIGTERM ? "SIGTERM" : "SIGINT");
             return 0;
         }
