@@ -3,7 +3,7 @@
 #define SD_CLI_H
 
 int cli_generate(int argc, char **argv);    /* src/cli/generate.c */
-int cli_serve(int argc, char **argv);       /* src/http/serve.c   */
+int cli_serve(int argc, char **argv);       /* src/cli/serve.c    */
 int cli_bench(int argc, char **argv);       /* src/cli/bench.c    */
 int cli_make_model(int argc, char **argv);  /* src/cli/make_model.c: random-weight demo / sd15 checkpoints */
 

@@ -3,7 +3,7 @@
  *
  * The server does not generate: it validates, submits to a job backend
  * (jobs/backend.h: the in-process queue, or any other behind the same
- * interface) and answers.  serve.c wires settings, engine, storage and this
+ * interface) and answers.  cli/serve.c wires settings, engine, storage and this
  * together; tests may run the same server over a jobq with a fake runner or
  * over a fake backend.  Its files, one seam each (transport, routes, bodies,
  * endpoints, one per API dialect), are listed in server_int.h. */
@@ -43,7 +43,7 @@ typedef struct server_config {
     const struct auth_keys *keys;  /* API keys (auth.h); NULL or empty = no authentication */
     int metrics_open;          /* 1 = GET /metrics needs no key (GET /health never does) */
     struct ratelimit *rl;      /* per key / address limit (ratelimit.h); NULL = none */
-    /* start order (serve.c): listen, storage, then the model in the background */
+    /* start order (cli/serve.c): listen, storage, then the model in the background */
     int listen_fd;             /* a listening socket from http_listen (listen.h), owned by the
                                   server from then on; 0 = open one on bind_addr:port here */
     storage *store;            /* served by GET /images/{name} from the first request; NULL = none */

@@ -20,16 +20,16 @@
 #include <unistd.h>
 
 #include "../base/settings.h"
-#include "../cli/cli.h"
+#include "cli.h"
 #include "../engine/sd.h"
 #include "../jobs/backend.h"
 #include "../jobs/generate.h"
 #include "../storage/storage.h"
-#include "auth.h"
-#include "listen.h"
-#include "params.h"
-#include "ratelimit.h"
-#include "server.h"
+#include "../http/auth.h"
+#include "../http/listen.h"
+#include "../http/params.h"
+#include "../http/ratelimit.h"
+#include "../http/server.h"
 
 /* server_config.check_request: the prompt's token windows with the loaded
  * model's tokenizer.  ctx = &gc.engine (the job runner's context), set by
