@@ -348,10 +348,7 @@ static void *watcher_main(void *arg)
         req **pp = &s->waiters;
         while (*pp) {
             req *r = *pp;
-            job_status st;
-            jobs_status(s->q, r->job, &st);
-            job_result_free(st.result);
-            int wake = job_finished(st.state);
+            int wake = job_finished(jobs_state(s->q, r->job));
             if (!wake && atomic_load(&s->shutting_down)) {
                 r->shutdown = wake = 1;   /* its job was cancelled by jobs_shutdown */
             } else if (!wake && client_gone(r->conn)) {

@@ -20,6 +20,15 @@ job_state jobs_cancel(jobs_backend *b, job_handle *h, const char *reason) { retu
 
 void jobs_status(jobs_backend *b, job_handle *h, job_status *out) { b->ops->status(b, h, out); }
 
+job_state jobs_state(jobs_backend *b, job_handle *h)
+{
+    if (b->ops->state) return b->ops->state(b, h);
+    job_status st;
+    b->ops->status(b, h, &st);
+    job_result_free(st.result);
+    return st.state;
+}
+
 void jobs_wait_change(jobs_backend *b, unsigned *gen, int timeout_ms) { b->ops->wait_change(b, gen, timeout_ms); }
 
 void jobs_get_stats(jobs_backend *b, jobs_stats *out) { b->ops->stats(b, out); }

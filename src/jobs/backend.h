@@ -45,6 +45,7 @@ typedef struct jobs_ops {
     const char *(*id)(jobs_backend *b, const job_handle *h);
     job_state (*cancel)(jobs_backend *b, job_handle *h, const char *reason);
     void (*status)(jobs_backend *b, job_handle *h, job_status *out);
+    job_state (*state)(jobs_backend *b, job_handle *h);   /* optional: NULL = from status */
     void (*wait_change)(jobs_backend *b, unsigned *gen, int timeout_ms);
     void (*stats)(jobs_backend *b, jobs_stats *out);
     void (*release)(jobs_backend *b, job_handle *h);
@@ -77,6 +78,9 @@ job_state jobs_cancel(jobs_backend *b, job_handle *h, const char *reason);
 /* Snapshot: state, position (queued: jobs ahead), step/total, eta, timings,
  * the result (succeeded; the caller frees out->result) or the error. */
 void jobs_status(jobs_backend *b, job_handle *h, job_status *out);
+/* Only the state (what a waiting synchronous request polls): no copy of the
+ * result; a backend without a `state` op answers through `status`. */
+job_state jobs_state(jobs_backend *b, job_handle *h);
 /* Blocks until some job may have changed or timeout_ms passes; *gen is an
  * opaque cursor, 0 at first, updated. */
 void jobs_wait_change(jobs_backend *b, unsigned *gen, int timeout_ms);

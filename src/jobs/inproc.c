@@ -40,6 +40,7 @@ static job_state ip_cancel(jobs_backend *b, job_handle *h, const char *reason)
 }
 
 static void ip_status(jobs_backend *b, job_handle *h, job_status *out) { jobq_status(Q(b), J(h), out); }
+static job_state ip_state(jobs_backend *b, job_handle *h) { return jobq_state(Q(b), J(h)); }
 static void ip_wait(jobs_backend *b, unsigned *gen, int timeout_ms) { jobq_wait_change(Q(b), gen, timeout_ms); }
 static void ip_stats(jobs_backend *b, jobs_stats *out) { jobq_get_stats(Q(b), out); }
 
@@ -65,6 +66,7 @@ static const jobs_ops inproc_ops = {
     .id = ip_id,
     .cancel = ip_cancel,
     .status = ip_status,
+    .state = ip_state,
     .wait_change = ip_wait,
     .stats = ip_stats,
     .release = ip_release,

@@ -117,6 +117,8 @@ typedef struct job_status {
     sd_err err;              /* failed / cancelled: why */
 } job_status;
 void jobq_status(jobq *q, job *j, job_status *out);   /* job_result_free(out->result) */
+/* Only the state: what a waiting connection polls (no copy of the result). */
+job_state jobq_state(jobq *q, job *j);
 int job_finished(job_state s);
 
 /* Blocks until some job changes state or timeout_ms passes; *gen is the

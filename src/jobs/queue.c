@@ -415,6 +415,14 @@ job_state jobq_cancel(jobq *q, job *j, const char *reason)
     return s;
 }
 
+job_state jobq_state(jobq *q, job *j)
+{
+    pthread_mutex_lock(&q->mu);
+    job_state s = j->state;
+    pthread_mutex_unlock(&q->mu);
+    return s;
+}
+
 void jobq_status(jobq *q, job *j, job_status *out)
 {
     memset(out, 0, sizeof *out);
