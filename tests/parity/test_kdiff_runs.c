@@ -11,7 +11,8 @@
  * truncating 8-bit picture against image.png (<= 1 level).  Also: LMS's
  * integrated coefficients (lms_coeffs.npy); our text encoder gives the
  * stored conditioning for this plain prompt; a batch of two equals each
- * seed alone; cancellation and a failing UNet stop a run.
+ * seed alone; CFG 1 runs the prompt rows only; cancellation and a failing
+ * UNet stop a run.
  * Prints "metric kdiff/<run> <what> <value> tol <tol>" (docs/KDIFFUSION.md). */
 #include <math.h>
 #include <stdio.h>
@@ -322,6 +323,41 @@ static int toy_run(const kd_model *m, kd_sampler s, int batch, uint64_t seed, fl
     return kd_sample(&req, x, err);
 }
 
+/* cfg 1 runs the prompt rows only (denoised = x - sigma*eps); a caller's
+ * work buffer gives the same bits as the per-call one. */
+typedef struct rows_seen { int rows; } rows_seen;
+static int toy_unet_rows(void *ud, const float *x_in, int rows, float t, int call, float *eps, sd_err *err)
+{
+    ((rows_seen *)ud)->rows = rows;
+    return toy_unet(NULL, x_in, rows, t, call, eps, err);
+}
+
+static void check_cfg(const kd_model *m)
+{
+    static float x[2 * PER], d1[2 * PER], d2[2 * PER], eps[4 * PER], in[4 * PER], work[4 * 2 * PER];
+    for (int i = 0; i < 2 * PER; i++) x[i] = sinf(0.37f * (float)i) * 3.0f;
+    const float sigma = 2.5f;
+    rows_seen seen = {0};
+    sd_err err;
+    sd_err_clear(&err);
+    kd_cfg g = {.unet = toy_unet_rows, .ud = &seen, .model = m, .cfg = 1.0f, .batch = 2, .per_image = PER};
+    int rc = kd_cfg_denoise(&g, x, sigma, 0, d1, &err);
+    const float c_in = 1.0f / sqrtf(sigma * sigma + 1.0f), t = kd_sigma_to_t(m, sigma);
+    for (int i = 0; i < 2 * PER; i++) in[i] = x[i] * c_in;
+    toy_unet(NULL, in, 2, t, 0, eps, &err);
+    int same = rc == 0 && seen.rows == 2;
+    for (int i = 0; i < 2 * PER; i++) same &= d1[i] == x[i] + eps[i] * -sigma;
+    CHECKF(same, "kdiff CFG 1: prompt rows only, denoised = x - sigma*eps", "rc %d rows %d", rc, seen.rows);
+    g.cfg = 7.0f;
+    rc = kd_cfg_denoise(&g, x, sigma, 0, d1, &err);
+    int rows = seen.rows;
+    g.work = work;
+    rc |= kd_cfg_denoise(&g, x, sigma, 0, d2, &err);
+    CHECKF(rc == 0 && rows == 4 && seen.rows == 4 && !memcmp(d1, d2, sizeof d1),
+           "kdiff CFG 7: [prompt x2, negative x2] rows; a caller's work buffer gives the same bits", "rc %d rows %d", rc,
+           rows);
+}
+
 static void check_batch_and_errors(const kd_model *m)
 {
     static float xb[2 * PER], x1[PER];
@@ -358,6 +394,7 @@ int main(void)
     static kd_model m;
     kd_model_init_ldm(&m, NULL);
     check_lms_coeffs();
+    check_cfg(&m);
     check_batch_and_errors(&m);
     char msg[600];
     sd_engine *e = pipe_load(0, 0, "fp32", msg, sizeof msg);
