@@ -99,10 +99,10 @@ ORDER = list(ALLOWED)
 
 
 def render(layers, edges):
-    out = ["| layer | includes (files that do) | role |", "|---|---|---|"]
+    out = ["| layer | includes | role |", "|---|---|---|"]
     for a in sorted(layers, key=lambda x: (ORDER.index(x) if x in ORDER else 99, x)):
         dst = edges.get(a, {})
-        inc = ", ".join(f"{b} ({len(dst[b])})" for b in sorted(dst, key=lambda x: (ORDER.index(x) if x in ORDER else 99, x)))
+        inc = ", ".join(b for b in sorted(dst, key=lambda x: (ORDER.index(x) if x in ORDER else 99, x)))
         out.append(f"| {a} | {inc or '—'} | {ROLE.get(a, '')} |")
     return "\n".join(out) + "\n"
 
