@@ -269,6 +269,53 @@ static void conditioning(json_t *prompts)
            fed_ok, fed);
 }
 
+/* ---- schedules -------------------------------------------------------------- */
+
+static int same_schedule(const a1111_schedule *s, json_t *want)
+{
+    if ((size_t)s->n != json_array_size(want)) return 0;
+    for (int i = 0; i < s->n; i++) {
+        json_t *e = json_array_get(want, (size_t)i);
+        if (s->v[i].end_step != json_integer_value(json_array_get(e, 0)) ||
+            strcmp(s->v[i].text, json_string_value(json_array_get(e, 1))))
+            return 0;
+    }
+    return 1;
+}
+
+/* schedules.json: every prompt's schedule at 20 steps, and the AND rule on
+ * its and_split (more than one part = refused). */
+static void schedules(void)
+{
+    json_error_t je;
+    json_t *all = json_load_file(t_ref("goldens/a1111-prompts/schedules.json"), 0, &je);
+    int n = (int)json_array_size(all), same = 0, and_ok = 0;
+    CHECKF(n >= 50, "schedules.json loads", "%d entries %s", n, je.text);
+    for (int i = 0; i < n; i++) {
+        json_t *g = json_array_get(all, (size_t)i);
+        const char *text = json_string_value(json_object_get(g, "prompt"));
+        a1111_schedule s;
+        sd_err err;
+        sd_err_clear(&err);
+        int ok = a1111_schedule_build(text, 20, "prompt", &s, &err) == 0 &&
+                 same_schedule(&s, json_object_get(g, "schedule_steps20"));
+        same += ok;
+        if (!ok) CHECKF(0, "schedule as A1111", "'%s': %s", text, err.msg);
+        a1111_schedule_free(&s);
+        int parts = (int)json_array_size(json_object_get(g, "and_split"));
+        sd_err_clear(&err);
+        int refused = a1111_check_and(text, "negative_prompt", &err) != 0;
+        int r = refused == (parts > 1) && (!refused || (!strcmp(err.field, "negative_prompt") && strstr(err.msg, "AND")));
+        and_ok += r;
+        if (!r) CHECKF(0, "AND refused exactly when A1111 splits", "'%s' parts %d: %s", text, parts, err.msg);
+    }
+    printf("metric a1111/schedules matched %d of %d\n", same, n);
+    CHECKF(n > 0 && same == n, "every schedules.json prompt: schedule at 20 steps as A1111", "%d of %d", same, n);
+    CHECKF(n > 0 && and_ok == n, "every schedules.json prompt: AND refused exactly when A1111 splits", "%d of %d",
+           and_ok, n);
+    json_decref(all);
+}
+
 int main(void)
 {
     if (!parity_begin()) return t_done();
@@ -282,6 +329,7 @@ int main(void)
     if (tok && json_is_array(prompts)) {
         parse_and_chunk(prompts);
         conditioning(prompts);
+        schedules();
     }
     json_decref(prompts);
     tok_free(tok);
