@@ -316,6 +316,33 @@ static void schedules(void)
     json_decref(all);
 }
 
+/* A plain one-chunk prompt gives exactly today's conditioning (the
+ * engine's tok_windows + clip_encode), on the models as published. */
+static void plain_is_today(const char *model, sd_family fam, int pad)
+{
+    char rel[100], name[160];
+    snprintf(rel, sizeof rel, "models/%s", model);
+    sd_weights *w = parity_open(model, "diffusers", rel);
+    sd_err err;
+    sd_err_clear(&err);
+    sd_clip *c = w ? clip_load(w, NULL, &err) : NULL;
+    const char *text = "a photograph of an astronaut riding a horse";
+    int32_t *ids = NULL;
+    int nw = 0, T = 0, same = 0;
+    float *z = NULL, *today = NULL;
+    if (c && !tok_windows(tok, text, pad, &ids, &nw, &err) && nw == 1 &&
+        !a1111_condition(c, tok, fam, text, 0, "prompt", &z, &T, &err) && T == 77) {
+        size_t n = (size_t)77 * clip_width(c);
+        today = malloc(sizeof(float) * n);
+        same = !clip_encode(c, ids, 1, 0, today, &err) && !memcmp(today, z, sizeof(float) * n);
+    }
+    snprintf(name, sizeof name, "%s: a plain prompt gives today's conditioning bit for bit", model);
+    CHECKF(same, name, "T %d %s", T, err.msg);
+    free(ids); free(z); free(today);
+    clip_free(c);
+    sdw_close(w);
+}
+
 int main(void)
 {
     if (!parity_begin()) return t_done();
@@ -330,6 +357,8 @@ int main(void)
         parse_and_chunk(prompts);
         conditioning(prompts);
         schedules();
+        plain_is_today("tiny-sd1", SD_FAMILY_SD1, 49407);
+        plain_is_today("tiny-sd2", SD_FAMILY_SD2, 0);
     }
     json_decref(prompts);
     tok_free(tok);
