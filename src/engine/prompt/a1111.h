@@ -86,7 +86,8 @@ void a1111_openclip_pad(int32_t *ids, int n_chunks, int eos);
 /* Prompt editing and alternation (get_learned_conditioning_prompt_schedules
  * without hires): the (end_step, text) pairs for `steps` steps, end steps
  * ascending, the last one == steps.  A prompt its grammar cannot read is one
- * pair (steps, prompt), as in A1111.  Free with a1111_schedule_free. */
+ * pair (steps, prompt), as in A1111.  steps in [1, 1000], else -1 + err
+ * naming "steps".  Free with a1111_schedule_free. */
 typedef struct a1111_sched_entry {
     int end_step;
     char *text;

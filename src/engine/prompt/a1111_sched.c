@@ -25,7 +25,7 @@
 #include "../../base/alloc.h"
 
 #define SCHED_MAX_DEPTH 64
-#define SCHED_MAX_STEPS 10000
+#define SCHED_MAX_STEPS 1000
 
 enum { N_TEXT, N_SCHED, N_ALT };
 
