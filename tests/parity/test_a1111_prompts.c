@@ -3,8 +3,8 @@
  * for all 44 prompts the parsed (text, weight) list (weights equal as
  * doubles), the fragment ids, chunk count, token count, chunk ids and
  * multipliers; the conditioning on tiny-sd1 at clip skip 1 and 2 and on
- * tiny-sd2 (ids fed with OpenCLIP's 0 padding), with the te_patch final
- * layer norm swapped in; schedules.json's prompt-editing schedules at 20
+ * tiny-sd2 (ids fed with OpenCLIP's 0 padding), from the diffusers folders
+ * and the fp16 single files, with the te_patch final layer norm swapped in; schedules.json's prompt-editing schedules at 20
  * steps; and the refusals (AND, bad weight, too many chunks).  Prints
  * "metric a1111/..." lines with the counts and the largest difference. */
 #include <jansson.h>
@@ -140,14 +140,13 @@ static void parse_and_chunk(json_t *prompts)
  * own (the weights table is ours to repoint before clip_load reads it). */
 typedef struct patched { sd_weights *w; sd_clip *clip; npy lnw, lnb; } patched;
 
-static int patched_open(patched *m, const char *model)
+static int patched_open(patched *m, const char *model, const char *src, const char *path)
 {
     char rel[200];
     sd_err err;
     sd_err_clear(&err);
     memset(m, 0, sizeof *m);
-    snprintf(rel, sizeof rel, "models/%s", model);
-    if (!(m->w = parity_open(model, "diffusers", rel))) return -1;
+    if (!(m->w = parity_open(model, src, path))) return -1;
     const char *part[2] = {"weight", "bias"};
     npy *dst[2] = {&m->lnw, &m->lnb};
     for (int k = 0; k < 2; k++) {
@@ -230,13 +229,14 @@ static void report(const char *what, const cond_stats *st, int want_min)
            st->worst);
 }
 
-/* Every prompt on one model: SD1 at clip skip 1 and 2 (st[0], st[1]); SD2
- * once, asking for clip skip 2, which A1111 ignores (st[1]), and its ids. */
-static void model_cases(const char *model, sd_family fam, json_t *prompts, cond_stats *st, int *fed, int *fed_ok)
+/* Every prompt on one model file: SD1 at clip skip 1 and 2 (st[0], st[1]);
+ * SD2 once, asking for clip skip 2, which A1111 ignores (st[1]), and its ids. */
+static void model_cases(const char *model, const char *src, const char *path, sd_family fam, json_t *prompts,
+                        cond_stats *st, int *fed, int *fed_ok)
 {
     patched m;
     int n = (int)json_array_size(prompts), sd2 = fam == SD_FAMILY_SD2;
-    if (patched_open(&m, model) == 0)
+    if (patched_open(&m, model, src, path) == 0)
         for (int i = 0; i < n; i++) {
             json_t *g = json_array_get(prompts, (size_t)i);
             const char *text = json_string_value(json_object_get(g, "prompt"));
@@ -244,7 +244,7 @@ static void model_cases(const char *model, sd_family fam, json_t *prompts, cond_
                 char rel[64], label[120];
                 if (sd2) snprintf(rel, sizeof rel, "sd2/p%02d_cond.npy", i);
                 else snprintf(rel, sizeof rel, "sd1/p%02d_cond_skip%d.npy", i, skip);
-                snprintf(label, sizeof label, "p%02d %s clip skip %d", i, model, skip);
+                snprintf(label, sizeof label, "p%02d %s/%s clip skip %d", i, model, src, skip);
                 cond_case(&m, fam, skip, text, rel, label, &st[skip - 1]);
             }
             int r = sd2 ? sd2_ids_fed(g, i) : -1;
@@ -259,13 +259,18 @@ static void conditioning(json_t *prompts)
 {
     cond_stats s1[2] = {{0}}, s2[2] = {{0}};
     int fed = 0, fed_ok = 0;
-    model_cases("tiny-sd1", SD_FAMILY_SD1, prompts, s1, &fed, &fed_ok);
-    model_cases("tiny-sd2", SD_FAMILY_SD2, prompts, s2, &fed, &fed_ok);
-    report("sd1-skip1", &s1[0], 44);
-    report("sd1-skip2", &s1[1], 18);
-    report("sd2", &s2[1], 14);
+    /* the diffusers folders and the fp16 single files (LDM / OpenCLIP names) */
+    model_cases("tiny-sd1", "diffusers", "models/tiny-sd1", SD_FAMILY_SD1, prompts, s1, &fed, &fed_ok);
+    model_cases("tiny-sd1", "single-fp16", "models/tiny-sd1-fp16.safetensors", SD_FAMILY_SD1, prompts, s1, &fed,
+                &fed_ok);
+    model_cases("tiny-sd2", "diffusers", "models/tiny-sd2", SD_FAMILY_SD2, prompts, s2, &fed, &fed_ok);
+    model_cases("tiny-sd2", "single-fp16", "models/tiny-sd2-fp16.safetensors", SD_FAMILY_SD2, prompts, s2, &fed,
+                &fed_ok);
+    report("sd1-skip1", &s1[0], 2 * 44);
+    report("sd1-skip2", &s1[1], 2 * 18);
+    report("sd2", &s2[1], 2 * 14);
     printf("metric a1111/sd2 ids_fed matched %d of %d\n", fed_ok, fed);
-    CHECKF(fed >= 14 && fed_ok == fed, "sd2: ids fed to OpenCLIP as A1111 (0 after the first end id)", "%d of %d",
+    CHECKF(fed >= 2 * 14 && fed_ok == fed, "sd2: ids fed to OpenCLIP as A1111 (0 after the first end id)", "%d of %d",
            fed_ok, fed);
 }
 
