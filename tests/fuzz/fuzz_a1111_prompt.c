@@ -6,7 +6,7 @@
  * start/end ids inside the vocabulary with finite multipliers, schedule
  * entries ascending to 20.  The vocabulary is loaded once from
  * $SD_FUZZ_VOCAB (default: the reference data's tokenizer via $SD_REF).
- * fuzz-sources: src/engine/prompt/a1111_parse.c src/engine/prompt/a1111_chunk.c src/engine/prompt/a1111_sched.c src/engine/tokenizer/clip_bpe.c src/engine/tokenizer/clip_text.c src/engine/tokenizer/unicode_tables.c src/engine/tokenizer/vocab_blob.c src/base/err.c src/base/alloc.c
+ * fuzz-sources: src/engine/prompt/a1111_text.c src/engine/prompt/a1111_parse.c src/engine/prompt/a1111_chunk.c src/engine/prompt/a1111_sched.c src/engine/tokenizer/clip_bpe.c src/engine/tokenizer/clip_text.c src/engine/tokenizer/unicode_tables.c src/engine/tokenizer/vocab_blob.c src/base/err.c src/base/alloc.c
  * fuzz-libs: -ljansson -lz -lm */
 #include <math.h>
 #include <stdint.h>

@@ -103,10 +103,14 @@ void a1111_schedule_free(a1111_schedule *s);
 /* The text in effect at step s (1-based, 1..steps) of a built schedule. */
 const char *a1111_schedule_at(const a1111_schedule *s, int step);
 
-/* UTF-8 helpers shared by the module's parsers: the code point at s[i]
- * (invalid bytes read as U+FFFD, length 1), and Python's \s and \w. */
+/* The regexes' character rules shared by the module's parsers
+ * (a1111_text.c): the code point at s[i] (invalid bytes read as U+FFFD,
+ * length 1); Python's \s and \w; the first index >= i that is not \s;
+ * 1 when the whole word w (regex \bw\b) is at s[i]. */
 uint32_t a1111_cp_at(const char *s, size_t n, size_t i, int *len);
 int a1111_is_space(uint32_t cp);
 int a1111_is_word(uint32_t cp);
+size_t a1111_skip_space(const char *s, size_t n, size_t i);
+int a1111_word_at(const char *s, size_t n, size_t i, const char *w);
 
 #endif

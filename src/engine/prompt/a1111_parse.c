@@ -7,7 +7,8 @@
  * multiplies everything since its opener, a stray closer is text; text is
  * split on \s*\bBREAK\b\s*; unclosed openers close at the end; adjacent
  * pieces of equal weight are merged.  Works on bytes: every structural
- * character is ASCII; only \s and \b look at whole code points. */
+ * character is ASCII; only \s and \b look at whole code points
+ * (a1111_text.c). */
 #include "a1111.h"
 
 #include <math.h>
@@ -15,78 +16,16 @@
 #include <string.h>
 
 #include "../../base/alloc.h"
-#include "../tokenizer/clip_text.h"
 
 #define ROUND_MULT 1.1
 #define SQUARE_MULT (1 / 1.1)
-
-/* ---- UTF-8 and Python's character classes -------------------------------- */
-
-uint32_t a1111_cp_at(const char *s, size_t n, size_t i, int *len)
-{
-    const unsigned char *b = (const unsigned char *)s + i;
-    size_t left = n - i;
-    *len = 1;
-    if (b[0] < 0x80) return b[0];
-    int need = b[0] >= 0xF0 && b[0] <= 0xF4 ? 3 : b[0] >= 0xE0 ? 2 : b[0] >= 0xC2 && b[0] < 0xE0 ? 1 : -1;
-    if (need < 0 || left < (size_t)need + 1) return CLIP_REPLACEMENT;
-    uint32_t cp = b[0] & (0x3F >> need);
-    for (int k = 1; k <= need; k++) {
-        if ((b[k] & 0xC0) != 0x80) return CLIP_REPLACEMENT;
-        cp = cp << 6 | (b[k] & 0x3F);
-    }
-    static const uint32_t min[4] = {0, 0x80, 0x800, 0x10000};
-    if (cp < min[need] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return CLIP_REPLACEMENT;
-    *len = need + 1;
-    return cp;
-}
-
-int a1111_is_space(uint32_t cp) { return uc_is_space(cp); }
-
-int a1111_is_word(uint32_t cp) { return cp == '_' || uc_is_letter(cp) || uc_is_number(cp); }
-
-/* The code point that ends just before s[i] (i > 0). */
-static uint32_t cp_before(const char *s, size_t i)
-{
-    size_t j = i - 1;
-    for (int back = 0; back < 3 && j > 0 && ((unsigned char)s[j] & 0xC0) == 0x80; back++) j--;
-    int len;
-    uint32_t cp = a1111_cp_at(s, i, j, &len);
-    return j + (size_t)len == i ? cp : CLIP_REPLACEMENT;
-}
-
-static int word_before(const char *s, size_t i) { return i > 0 && a1111_is_word(cp_before(s, i)); }
-
-static int word_at(const char *s, size_t n, size_t i)
-{
-    int len;
-    return i < n && a1111_is_word(a1111_cp_at(s, n, i, &len));
-}
-
-/* First index >= i that is not Python \s. */
-static size_t skip_space(const char *s, size_t n, size_t i)
-{
-    while (i < n) {
-        int len;
-        if (!a1111_is_space(a1111_cp_at(s, n, i, &len))) break;
-        i += (size_t)len;
-    }
-    return i;
-}
-
-/* Is the whole word `w` (regex \bw\b) at s[i]? */
-static int word_match(const char *s, size_t n, size_t i, const char *w)
-{
-    size_t k = strlen(w);
-    return i + k <= n && !memcmp(s + i, w, k) && !word_before(s, i) && !word_at(s, n, i + k);
-}
 
 int a1111_check_and(const char *prompt, const char *field, sd_err *err)
 {
     const char *p = prompt;
     size_t n = strlen(prompt);
     while ((p = strstr(p, "AND"))) {
-        if (word_match(prompt, n, (size_t)(p - prompt), "AND"))
+        if (a1111_word_at(prompt, n, (size_t)(p - prompt), "AND"))
             return sd_errf(err, SD_EINVAL, field, "%s: AND (composable diffusion) is not supported; "
                            "write the parts as one prompt", field);
         p++;
@@ -125,10 +64,10 @@ static int find_break(const char *s, size_t n, size_t from, size_t *b, size_t *e
 {
     size_t p = from;
     while (p < n) {
-        size_t q = skip_space(s, n, p);
-        if (word_match(s, n, q, "BREAK")) {
+        size_t q = a1111_skip_space(s, n, p);
+        if (a1111_word_at(s, n, q, "BREAK")) {
             *b = p;
-            *e = skip_space(s, n, q + 5);
+            *e = a1111_skip_space(s, n, q + 5);
             return 1;
         }
         /* every start inside this run of blanks meets the same q */
@@ -154,14 +93,14 @@ static void push_text(plist *l, const char *s, size_t n)
  * index after ')' or 0, with the number's span. */
 static size_t match_weight(const char *s, size_t n, size_t i, size_t *ws, size_t *we)
 {
-    size_t j = skip_space(s, n, i + 1);
+    size_t j = a1111_skip_space(s, n, i + 1);
     *ws = j;
     if (j < n && (s[j] == '+' || s[j] == '-')) j++;
     size_t d = j;
     while (j < n && (s[j] == '.' || (s[j] >= '0' && s[j] <= '9'))) j++;
     if (j == d) return 0;
     *we = j;
-    j = skip_space(s, n, j);
+    j = a1111_skip_space(s, n, j);
     return j < n && s[j] == ')' ? j + 1 : 0;
 }
 

@@ -84,17 +84,7 @@ static void seq_add(sp *p, seq *q, int k)
     while (p->v[q->tail].next >= 0) q->tail = p->v[q->tail].next;
 }
 
-static int is_ws(const sp *p, size_t i, int *len)
-{
-    return i < p->n && a1111_is_space(a1111_cp_at(p->s, p->n, i, len));
-}
-
-static size_t skip_ws(const sp *p, size_t i)
-{
-    int len;
-    while (is_ws(p, i, &len)) i += (size_t)len;
-    return i;
-}
+static size_t skip_ws(const sp *p, size_t i) { return a1111_skip_space(p->s, p->n, i); }
 
 static int is_digit(char c) { return c >= '0' && c <= '9'; }
 
