@@ -344,6 +344,12 @@ static void plain_is_today(const char *model, sd_family fam, int pad)
     snprintf(name, sizeof name, "%s: a plain prompt gives today's conditioning bit for bit", model);
     CHECKF(same, name, "T %d %s", T, err.msg);
     free(ids); free(z); free(today);
+    if (c && fam == SD_FAMILY_SD1) {   /* clip skip beyond the layers: the encoder's refusal */
+        sd_err_clear(&err);
+        int rc = a1111_condition(c, tok, fam, text, clip_layers(c) + 1, "prompt", &z, &T, &err);
+        snprintf(name, sizeof name, "%s: clip skip beyond the layers refused naming clip_skip", model);
+        CHECKF(rc == -1 && !z && T == 0 && !strcmp(err.field, "clip_skip"), name, "rc %d %s", rc, err.msg);
+    }
     clip_free(c);
     sdw_close(w);
 }
