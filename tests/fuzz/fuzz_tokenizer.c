@@ -10,33 +10,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../src/engine/tokenizer/clip_bpe.h"
+#include "fuzz_vocab.h"
 
 static sd_tokenizer *tok;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    char path[4096];
-    const char *v = getenv("SD_FUZZ_VOCAB");
-    const char *ref = getenv("SD_REF");
-    if (v) snprintf(path, sizeof path, "%s", v);
-    else snprintf(path, sizeof path, "%s/tokenizer/bpe_simple_vocab_16e6.txt.gz", ref ? ref : "../shared/reference");
-    sd_err err;
-    sd_err_clear(&err);
-    tok = tok_load(path, &err);
-    if (!tok) {
-        fprintf(stderr, "fuzz_tokenizer: %s\n", err.msg);
-        exit(2);
-    }
+    tok = fuzz_vocab("fuzz_tokenizer");
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *text = malloc(size + 1);
+    char *text = fuzz_text(data, size);
     if (!text) return 0;
-    memcpy(text, data, size);
-    text[size] = 0;
     sd_err err;
     sd_err_clear(&err);
     int32_t *ids = NULL;

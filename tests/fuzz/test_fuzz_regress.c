@@ -1,7 +1,8 @@
-/* test_fuzz_regress.c — every crash the fuzzers found, replayed through the
- * normal (gcc) build: each tests/fuzz/corpus/<target>/regress-* input must
- * now be answered with a clean error (or a clean result), never a crash or
- * an oversized allocation.  Run from the repo root (tests/run.sh does). */
+/* test_fuzz_regress.c — every crash the fuzzers found (and the hostile
+ * inputs kept beside them), replayed through the normal (gcc) build: each
+ * tests/fuzz/corpus/<target>/regress-* input must now be answered with a
+ * clean error (or a clean result), never a crash or an oversized
+ * allocation.  Run from the repo root (tests/run.sh does). */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include "t.h"
 
 #include "../../src/image/image.h"
+#include "../../src/engine/prompt/a1111.h"
+#include "../../src/engine/sd.h"
 
 static unsigned char *slurp(const char *path, size_t *n)
 {
@@ -42,10 +45,44 @@ static void image_case(const char *name, const unsigned char *d, size_t n)
     if (img_read_parameters(d, n, &text, &err) == 0) free(text);
 }
 
+/* a1111_prompt: parsed, chunked within the engine's window limit and
+ * scheduled, or refused naming the field. */
+static void a1111_case(const char *name, const unsigned char *d, size_t n)
+{
+    static sd_tokenizer *tok;
+    sd_err err;
+    sd_err_clear(&err);
+    if (!tok && !(tok = tok_load_builtin(&err))) { CHECKF(0, "built-in vocabulary loads", "%s", err.msg); return; }
+    char *text = malloc(n + 1);
+    memcpy(text, d, n);
+    text[n] = 0;
+    a1111_parsed p;
+    a1111_chunks c = {0};
+    a1111_schedule s = {0};
+    int rc = a1111_parse(text, "prompt", &p, &err);
+    if (rc == 0) {
+        rc = a1111_chunk(tok, &p, "prompt", SD_MAX_PROMPT_WINDOWS, &c, &err);
+        a1111_parsed_free(&p);
+    }
+    char label[300];
+    snprintf(label, sizeof label, "a1111_prompt regression %s: chunks within the limit or refused naming prompt", name);
+    CHECKF((rc == 0 && c.n_chunks >= 1 && c.n_chunks <= SD_MAX_PROMPT_WINDOWS) ||
+           (rc == -1 && err.code == SD_EINVAL && !strcmp(err.field, "prompt")), label, "rc %d chunks %d msg '%s'", rc,
+           c.n_chunks, err.msg);
+    a1111_chunks_free(&c);
+    sd_err_clear(&err);
+    rc = a1111_schedule_build(text, 20, "prompt", &s, &err);
+    snprintf(label, sizeof label, "a1111_prompt regression %s: schedule ends at step 20", name);
+    CHECKF(rc == 0 && s.n >= 1 && s.v[s.n - 1].end_step == 20, label, "rc %d n %d %s", rc, s.n, err.msg);
+    a1111_schedule_free(&s);
+    free(text);
+}
+
 int main(void)
 {
     static const struct { const char *target; void (*fn)(const char *, const unsigned char *, size_t); } T[] = {
         {"image", image_case},
+        {"a1111_prompt", a1111_case},
     };
     int seen = 0;
     for (size_t t = 0; t < sizeof T / sizeof T[0]; t++) {
