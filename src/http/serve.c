@@ -38,10 +38,10 @@
  * is checked here (the engine refuses the same prompts when it runs the
  * job).  When prompt syntax arrives (issue 14) its parser runs
  * inside sd_prompt_windows. */
-static int check_prompts(void *ctx, const struct gen_request *g, sd_err *err)
+static int check_prompts(void *ctx, const struct sd_request *g, sd_err *err)
 {
     sd_engine *engine = *(sd_engine *const *)ctx;
-    return engine ? sd_check_prompts(engine, g->prompt, g->negative, err) : 0;
+    return engine ? sd_check_prompts(engine, g->gen.prompt, g->gen.negative, err) : 0;
 }
 
 static char *o_api_keys, *o_api_keys_file;

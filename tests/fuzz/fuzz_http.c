@@ -39,11 +39,11 @@
 static int port;
 
 /* The fake runner: no engine, answers at once (honouring cancel). */
-static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, job_result **result,
+static int fake_run(void *ud, const sd_request *in, sd_progress_fn progress, void *pud, job_result **result,
                     sd_err *err)
 {
     (void)ud;
-    if (progress(pud, in->steps, in->steps)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
+    if (progress(pud, in->gen.steps, in->gen.steps)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
     *result = job_result_new(0);
     return *result ? 0 : sd_errf(err, SD_ENOMEM, "", "out of memory");
 }

@@ -22,20 +22,20 @@
 #include "../../src/http/server.h"
 
 /* ---- fake runner: holds at the gate (gate.h), then "generates" in steps of 1 ms ---- */
-static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, job_result **result,
+static int fake_run(void *ud, const sd_request *in, sd_progress_fn progress, void *pud, job_result **result,
                     sd_err *err)
 {
     gate_enter();
-    if (gate_steps(in->steps, 1000, progress, pud)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
-    job_result *res = job_result_new(in->n);
+    if (gate_steps(in->gen.steps, 1000, progress, pud)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
+    job_result *res = job_result_new(in->gen.n);
     if (!res) return sd_errf(err, SD_ENOMEM, "", "out of memory");
-    for (int i = 0; i < in->n; i++) {
+    for (int i = 0; i < in->gen.n; i++) {
         char url[128];
-        snprintf(url, sizeof url, "http://example.invalid/images/%016llx", (unsigned long long)(in->seed + i));
+        snprintf(url, sizeof url, "http://example.invalid/images/%016llx", (unsigned long long)(in->gen.seed + i));
         res->images[i].url = strdup(url);
         res->images[i].key = strdup(url + 30);
         res->images[i].mime = "image/png";
-        res->images[i].seed = in->seed + (uint64_t)i;
+        res->images[i].seed = in->gen.seed + (uint64_t)i;
     }
     *result = res;
     return 0;
