@@ -388,8 +388,9 @@ static int run(const gen_args *a, sd_err *err)
     fprintf(stderr, "model %s (%s, %s, hash %s), precision %s\n", info.name ? info.name : "?", info.family, info.prediction,
             info.hash, info.precision);
 
-    sd_gen_params p = a->req.gen;
-    if (a->req.seed_was_random) p.seed = req_random_seed();
+    sd_request req = a->req;   /* argv's strings, borrowed: not sd_request_free'd */
+    if (req.seed_was_random) req.gen.seed = req_random_seed();
+    sd_gen_params p = req.gen;
     p.init_rgb = init.px;
     p.init_width = init.width;
     p.init_height = init.height;
@@ -403,12 +404,7 @@ static int run(const gen_args *a, sd_err *err)
     img_rgb_free(&init);
 
     for (int i = 0; rc == 0 && i < p.n; i++) {
-        img_gen_info g = {
-            .prompt = p.prompt, .negative = p.negative, .steps = p.steps,
-            .sampler = sd_sampler_a1111_name(p.sampler), .cfg = p.cfg, .seed = imgs[i].seed,
-            .width = imgs[i].width, .height = imgs[i].height, .model_hash = info.hash,
-            .model_name = info.name, .denoise = a->init_image ? p.strength : -1,
-        };
+        img_gen_info g = req_gen_info(&req, i, imgs[i].width, imgs[i].height, info.hash, info.name);
         char *text = img_a1111_parameters(&g);
         img_encode_opts eo = {(img_format)a->req.out_format, a->req.out_quality, text};
         uint8_t *buf = NULL;

@@ -37,12 +37,7 @@ static job_result *new_result(const gen_ctx *g, const sd_request *in)
 static int store_image(const gen_ctx *g, const sd_request *in, job_result *r, const sd_image *im, int i, sd_err *err)
 {
     uint64_t seed = in->gen.seed + (uint64_t)i;
-    img_gen_info info = {
-        .prompt = r->prompt, .negative = r->negative, .steps = r->steps,
-        .sampler = r->sampler, .cfg = r->cfg, .seed = seed,
-        .width = im->width, .height = im->height, .model_hash = g->model_hash,
-        .model_name = g->model_name, .denoise = r->denoise,
-    };
+    img_gen_info info = req_gen_info(in, i, im->width, im->height, g->model_hash, g->model_name);
     char *params = img_a1111_parameters(&info);
     img_format fmt = in->out_format ? (img_format)in->out_format : IMG_PNG;
     const char *ext = img_format_ext(fmt);

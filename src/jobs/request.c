@@ -2,7 +2,6 @@
  * dialect and the CLI share to apply it (request.h).  The rows are in the
  * order the seed API lists its fields in messages. */
 #include "request.h"
-#include "../image/image.h"
 
 #include <math.h>
 #include <float.h>
@@ -154,6 +153,17 @@ const char *req_field_names(const req_field *f)
     if (f->type == RF_SAMPLER) return "euler, euler_a, ddim, dpmpp_2m, dpmpp_2m_karras, lcm";
     if (f->type == RF_FORMAT) return "png, jpeg or webp";
     return "";
+}
+
+img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, const char *model_hash,
+                          const char *model_name)
+{
+    const sd_gen_params *p = &r->gen;
+    return (img_gen_info){
+        .prompt = p->prompt, .negative = p->negative, .steps = p->steps, .sampler = sd_sampler_a1111_name(p->sampler),
+        .cfg = p->cfg, .seed = p->seed + (uint64_t)i, .width = width, .height = height, .model_hash = model_hash,
+        .model_name = model_name, .denoise = r->img2img ? p->strength : -1.0f,
+    };
 }
 
 uint64_t req_random_seed(void)
