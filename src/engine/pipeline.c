@@ -355,6 +355,11 @@ int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negativ
     return 0;
 }
 
+int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err)
+{
+    return sd_check_prompts(e, p->prompt, p->negative, err);
+}
+
 /* SD_ENOMEM if an op ran out of memory since the last look (ops.h): the
  * one check per model call that turns the ops layer's fault into a 503. */
 static int ops_fault_err(sd_err *err)
@@ -363,9 +368,9 @@ static int ops_fault_err(sd_err *err)
     return sd_errf(err, SD_ENOMEM, "", "out of memory in the engine's kernels (try fewer images or a smaller size)");
 }
 
-int sd_encode_text(sd_engine *e, const char *prompt, const char *negative,
-                   float **ctx_out, int *T_out, int *W_out, sd_err *err)
+int sd_encode_text(sd_engine *e, const sd_gen_params *p, float **ctx_out, int *T_out, int *W_out, sd_err *err)
 {
+    const char *prompt = p->prompt, *negative = p->negative;
     ops_attach_thread();
     ops_take_fault();   /* a fault left from before is not this request's */
     int32_t *ids[2] = {NULL, NULL}, *all = NULL;
@@ -480,7 +485,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     if (!sch) { sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto done; }
     if (sd_sched_init(sch, p->sampler, SD_SPACING_LEADING, p->steps, err)) goto done;
 
-    if (sd_encode_text(e, p->prompt, p->negative, &ctx1, &T, &W, err)) goto done;
+    if (sd_encode_text(e, p, &ctx1, &T, &W, err)) goto done;
     g.e = e; g.B = B; g.C = C; g.h = lh; g.w = lw; g.T = T; g.cfg = p->cfg;
     g.uncond = p->cfg != 1.0f;
     int rows = g.uncond ? 2 * B : B;
