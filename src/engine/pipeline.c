@@ -355,9 +355,23 @@ int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negativ
     return 0;
 }
 
+/* The text encoder layer from the end (clip_encode's skip) for a request's
+ * clip_skip: SD1 takes it, 0 = the load option; SD2 keeps its own
+ * (penultimate), as AUTOMATIC1111 does. */
+static int text_skip(const sd_engine *e, int clip_skip)
+{
+    int sd2 = e->family == SD_FAMILY_SD2 || e->family == SD_FAMILY_SD2_INPAINT;
+    return sd2 || clip_skip <= 0 ? e->clip_skip : clip_skip;
+}
+
 int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err)
 {
-    return sd_check_prompts(e, p->prompt, p->negative, err);
+    if (sd_check_prompts(e, p->prompt, p->negative, err)) return -1;
+    int skip = text_skip(e, p->clip_skip), layers = clip_layers(e->text[0]);
+    if (skip > layers)
+        return sd_errf(err, SD_EINVAL, "clip_skip", "clip_skip %d is larger than the %d layers of this model's text "
+                       "encoder", skip, layers);
+    return 0;
 }
 
 /* SD_ENOMEM if an op ran out of memory since the last look (ops.h): the
@@ -395,7 +409,7 @@ int sd_encode_text(sd_engine *e, const sd_gen_params *p, float **ctx_out, int *T
         for (int i = 0; i < nwin; i++)
             memcpy(all + (size_t)(k * nwin + i) * L, i < nw[k] ? ids[k] + (size_t)i * L : empty, sizeof(int32_t) * L);
     free(empty);
-    if (clip_encode(e->text[0], all, 2 * nwin, e->clip_skip, enc, err) || ops_fault_err(err)) goto fail;
+    if (clip_encode(e->text[0], all, 2 * nwin, text_skip(e, p->clip_skip), enc, err) || ops_fault_err(err)) goto fail;
     /* windows of one text are concatenated along the sequence: [k][i*L + t][W] */
     memcpy(ctx, enc, sizeof(float) * 2 * nwin * L * W);
     *ctx_out = ctx;

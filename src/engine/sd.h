@@ -102,7 +102,8 @@ int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negativ
 
 typedef struct sd_gen_params sd_gen_params;
 /* The checks that need the loaded model, for a server to run before it
- * queues a request: the prompt windows (sd_check_prompts).  sd_generate
+ * queues a request: the prompt windows (sd_check_prompts) and clip_skip
+ * against the text encoder's layers (field "clip_skip").  sd_generate
  * refuses the same requests.  Any thread may call it while another
  * generates. */
 int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err);
@@ -120,6 +121,10 @@ struct sd_gen_params {
     const uint8_t *init_rgb;
     int init_width, init_height;
     float strength;              /* (0,1) */
+    int clip_skip;               /* AUTOMATIC1111's "Clip skip": 1 = the text encoder's last layer, n >= 2 =
+                                    the hidden state of layer -n, then the final layer norm; 0 = the
+                                    load option's.  SD1 only: SD2 always takes its penultimate layer
+                                    and ignores it (as A1111 does).  More than the layers: refused */
     sd_progress_fn progress; void *progress_ud;
     sd_noise_fn noise; void *noise_ud;   /* NULL = Philox */
 };

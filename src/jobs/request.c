@@ -41,6 +41,8 @@ const req_field req_fields[] = {
      "image file format"},
     {"output_quality", RF_INT, AT(out_quality), 1, 100, 0, 0, 90, RF_BOTH, "--quality", NULL, "Q", NULL,
      "JPEG/WebP quality"},
+    {"clip_skip", RF_INT, AT(gen.clip_skip), 1, 12, 0, 0, 1, RF_BOTH, "--clip-skip", NULL, "N", "CLIP_stop_at_last_layers",
+     "A1111 Clip skip: text encoder layer from the end"},
 };
 const int req_nfields = (int)(sizeof req_fields / sizeof req_fields[0]);
 
@@ -162,7 +164,7 @@ img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, con
     return (img_gen_info){
         .prompt = p->prompt, .negative = p->negative, .steps = p->steps, .sampler = sd_sampler_a1111_name(p->sampler),
         .cfg = p->cfg, .seed = p->seed + (uint64_t)i, .width = width, .height = height, .model_hash = model_hash,
-        .model_name = model_name, .denoise = r->img2img ? p->strength : -1.0f,
+        .model_name = model_name, .denoise = r->img2img ? p->strength : -1.0f, .clip_skip = p->clip_skip,
     };
 }
 

@@ -77,6 +77,12 @@ int main(void)
     CHECKF(rc == 0 && r.img2img && !strcmp(r.init_data, "data:image/png;base64,AAAA") && r.gen.strength == 0.5f,
            "img2img fields", "rc=%d msg=%s", rc, e.msg);
     sd_request_free(&r);
+    rc = try_json("{\"prompt\":\"x\",\"clip_skip\":\"2\"}", 0, &r, &e);
+    CHECKF(rc == 0 && r.gen.clip_skip == 2, "clip_skip as text into the engine's params", "rc=%d msg=%s", rc, e.msg);
+    sd_request_free(&r);
+    rc = try_json("{\"prompt\":\"x\"}", 1, &r, &e);
+    CHECKF(rc == -1 || r.gen.clip_skip == 1, "clip_skip defaults to 1", "%d", r.gen.clip_skip);
+    sd_request_free(&r);
 
     bad("missing prompt", "{\"width\":64}", 0, "prompt", "prompt is required");
     bad("blank prompt", "{\"prompt\":\"  \\n \"}", 0, "prompt", "empty");

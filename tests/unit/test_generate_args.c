@@ -110,6 +110,13 @@ int main(void)
     BAD("strength 1", "--strength", "(0, 1)", "--init-image", "x.png", "--strength", "1");
     BAD("strength 0", "--strength", "(0, 1)", "--init-image", "x.png", "--strength", "0");
     BAD("strength without init image", "--strength", "--init-image", "--strength", "0.5");
+    CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", "--clip-skip", "2", NULL) == 0 && a.req.gen.clip_skip == 2,
+           "--clip-skip 2", "%s", e.msg);
+    CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", NULL) == 0 && a.req.gen.clip_skip == 1,
+           "clip skip defaults to 1", "%d", a.req.gen.clip_skip);
+    BAD("clip-skip 13", "--clip-skip", "[1, 12]", "--clip-skip", "13");
+    BAD("clip-skip 0", "--clip-skip", "[1, 12]", "--clip-skip", "0");
+    BAD("clip-skip 1.5", "--clip-skip", "integer", "--clip-skip", "1.5");
     BAD("empty output", "-o", "file name", "-o", "");
 
     sd_err_clear(&e);
