@@ -342,14 +342,15 @@ int sd_prompt_windows(const sd_engine *e, const char *text, int *windows, size_t
 
 int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negative, sd_err *err)
 {
-    const char *text[2] = {prompt, negative}, *field[2] = {"prompt", "negative_prompt"};
+    const char *text[2] = {prompt, negative}, *field[2] = {"prompt", "negative"};
+    const char *what[2] = {"prompt", "negative prompt"};
     for (int k = 0; k < 2; k++) {
         int nw;
         size_t nt;
         if (sd_prompt_windows(e, text[k], &nw, &nt, err)) return -1;
         if (nw > SD_MAX_PROMPT_WINDOWS)
             return sd_errf(err, SD_EINVAL, field[k], "%s is too long: %zu tokens make %d windows of %d; the limit "
-                           "is %d windows (%d tokens)", field[k], nt, nw, TOK_CHUNK, SD_MAX_PROMPT_WINDOWS,
+                           "is %d windows (%d tokens)", what[k], nt, nw, TOK_CHUNK, SD_MAX_PROMPT_WINDOWS,
                            SD_MAX_PROMPT_WINDOWS * TOK_CHUNK);
     }
     return 0;
@@ -452,12 +453,14 @@ static int guided_model(void *ud, const float *x_in, float t, int call, float *o
     return 0;
 }
 
+/* The engine's own limits, named as the engine names them (sd_gen_params'
+ * members); a dialect maps them to its field names (jobs/request.h). */
 static int check_params(const sd_gen_params *p, sd_err *err)
 {
     if (!p->prompt) return sd_errf(err, SD_EINVAL, "prompt", "prompt is required");
-    if (p->n < 1 || p->n > 64) return sd_errf(err, SD_EINVAL, "num_outputs", "num_outputs must be 1..64, got %d", p->n);
-    if (p->steps < 1 || p->steps > SD_MAX_STEPS) return sd_errf(err, SD_EINVAL, "num_inference_steps", "num_inference_steps must be 1..%d, got %d", SD_MAX_STEPS, p->steps);
-    if (!(p->cfg > 0 && p->cfg <= 100)) return sd_errf(err, SD_EINVAL, "guidance_scale", "guidance_scale must be in (0, 100], got %g", p->cfg);
+    if (p->n < 1 || p->n > 64) return sd_errf(err, SD_EINVAL, "n", "the number of images must be 1..64, got %d", p->n);
+    if (p->steps < 1 || p->steps > SD_MAX_STEPS) return sd_errf(err, SD_EINVAL, "steps", "steps must be 1..%d, got %d", SD_MAX_STEPS, p->steps);
+    if (!(p->cfg > 0 && p->cfg <= 100)) return sd_errf(err, SD_EINVAL, "cfg", "the guidance scale must be in (0, 100], got %g", p->cfg);
     if ((unsigned)p->sampler >= SD_SAMPLER_COUNT) return sd_errf(err, SD_EINVAL, "sampler", "unknown sampler %d", (int)p->sampler);
     if (p->init_rgb) {
         if (p->init_width < 1 || p->init_height < 1 || p->init_width > 4096 || p->init_height > 4096)

@@ -117,6 +117,7 @@ enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c)
         /* only shutdown cancels a synchronous job that still has its client */
         rc = reply_errorf(c, &r->ri, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
     } else {
+        params_name_field(&st.err);   /* the engine's names -> the API's */
         rc = reply_error(c, &r->ri, &st.err, 0, NULL);
     }
     job_result_free(st.result);

@@ -202,7 +202,8 @@ void body_finish(http_server *s, req *r)
     r->text = NULL;
     if (!r->err.code) params_to_request(&r->bag, r->rt->img2img, &r->request, &r->err);
     /* the model's own limits (prompt token windows), before queueing */
-    if (!r->err.code && s->cfg.check_request) s->cfg.check_request(s->cfg.check_ctx, &r->request, &r->err);
+    if (!r->err.code && s->cfg.check_request && s->cfg.check_request(s->cfg.check_ctx, &r->request, &r->err))
+        params_name_field(&r->err);   /* the engine's names -> the API's */
     params_bag_free(&r->bag);
 }
 

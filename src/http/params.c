@@ -589,3 +589,15 @@ int params_to_request(const param_bag *b, int img2img, sd_request *r, sd_err *er
     }
     return 0;
 }
+
+const char *params_field_name(const char *field)
+{
+    const req_field *f = field && *field ? req_field_by_engine(field) : NULL;
+    return f ? f->name : field;
+}
+
+void params_name_field(sd_err *err)
+{
+    const char *name = params_field_name(err->field);
+    if (name != err->field) snprintf(err->field, sizeof err->field, "%s", name);
+}

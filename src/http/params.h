@@ -70,4 +70,11 @@ int params_unicode_blank(uint32_t cp);
  * is drawn here when none was given.  0 or -1 with err (field set). */
 int params_to_request(const param_bag *b, int img2img, sd_request *out, sd_err *err);
 
+/* The seed API's name for a field the engine names `field` in an error
+ * ("steps" -> "num_inference_steps", "negative" -> "negative_prompt"), or
+ * `field` itself when the engine's name is no request field's. */
+const char *params_field_name(const char *field);
+/* err->field turned into the seed API's name (params_field_name). */
+void params_name_field(sd_err *err);
+
 #endif

@@ -76,7 +76,7 @@ int gen_run(void *ud, const sd_request *in, sd_progress_fn progress, void *progr
     sd_image out[REQ_MAX_OUTPUTS];
     memset(out, 0, sizeof out);
     if (p.n < 1 || p.n > REQ_MAX_OUTPUTS)
-        return sd_errf(err, SD_EINVAL, "num_outputs", "num_outputs must be in [1, %d]", REQ_MAX_OUTPUTS);
+        return sd_errf(err, SD_EINVAL, "n", "the number of images must be in [1, %d]", REQ_MAX_OUTPUTS);
     if (sd_generate(g->engine, &p, out, err)) return -1;
 
     job_result *res = new_result(g, in);

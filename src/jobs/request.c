@@ -15,34 +15,36 @@
 #define AT(member) offsetof(sd_request, member)
 
 const req_field req_fields[] = {
-    {"prompt", RF_TEXT, AT(gen.prompt), 0, REQ_MAX_PROMPT, 0, 0, 0, RF_BOTH, "--prompt", NULL, "TEXT", NULL,
-     "what to draw (required)"},
-    {"seed", RF_SEED, AT(gen.seed), 0, REQ_MAX_SEED, 0, 0, -1, RF_BOTH, "--seed", NULL, "S", NULL,
-     "0..2^53-1, -1 = random"},
-    {"num_outputs", RF_INT, AT(gen.n), 1, REQ_MAX_OUTPUTS, 0, 0, 1, RF_BOTH, "--count", "-n", "N", "batch_size",
-     "images; image i uses seed+i"},
-    {"width", RF_INT, AT(gen.width), 0, REQ_MAX_SIDE, 1, 0, 512, RF_TXT2IMG, "--width", "-W", "W", NULL,
-     "output width"},
-    {"height", RF_INT, AT(gen.height), 0, REQ_MAX_SIDE, 1, 0, 512, RF_TXT2IMG, "--height", "-H", "H", NULL,
-     "output height"},
-    {"num_inference_steps", RF_INT, AT(gen.steps), 0, REQ_MAX_STEPS, 1, 0, 30, RF_BOTH, "--steps", NULL, "N", "steps",
-     "sampler steps"},
-    {"guidance_scale", RF_FLOAT, AT(gen.cfg), 0, 20, 1, 0, 7, RF_BOTH, "--cfg", NULL, "X", "cfg_scale",
-     "guidance scale"},
-    {"strength", RF_FLOAT, AT(gen.strength), 0, 1, 1, 1, 0.7, RF_IMG2IMG, "--strength", NULL, "S",
-     "denoising_strength", "img2img strength"},
-    {"init_image", RF_IMAGE, AT(init_data), 0, 0, 0, 0, 0, RF_IMG2IMG, "--init-image", NULL, "F", "init_images",
-     "img2img from a PNG/JPEG/WebP image"},
-    {"negative_prompt", RF_TEXT, AT(gen.negative), 0, REQ_MAX_PROMPT, 0, 0, 0, RF_BOTH, "--negative", NULL, "TEXT",
-     NULL, "what to avoid"},
-    {"sampler", RF_SAMPLER, AT(gen.sampler), 0, 0, 0, 0, SD_SAMPLER_EULER_A, RF_BOTH, "--sampler", NULL, "NAME",
-     "sampler_name", "sampler"},
-    {"output_format", RF_FORMAT, AT(out_format), 0, 0, 0, 0, IMG_PNG, RF_BOTH, "--format", NULL, "FMT", NULL,
-     "image file format"},
-    {"output_quality", RF_INT, AT(out_quality), 1, 100, 0, 0, 90, RF_BOTH, "--quality", NULL, "Q", NULL,
-     "JPEG/WebP quality"},
-    {"clip_skip", RF_INT, AT(gen.clip_skip), 1, 12, 0, 0, 1, RF_BOTH, "--clip-skip", NULL, "N", "CLIP_stop_at_last_layers",
-     "A1111 Clip skip: text encoder layer from the end"},
+    /* name, engine name, type, where, lo, hi, lo_open, hi_open, default, endpoints,
+     * CLI flag, alias, metavar, A1111 name, help */
+    {"prompt", "prompt", RF_TEXT, AT(gen.prompt), 0, REQ_MAX_PROMPT, 0, 0, 0, RF_BOTH,
+     "--prompt", NULL, "TEXT", NULL, "what to draw (required)"},
+    {"seed", "seed", RF_SEED, AT(gen.seed), 0, REQ_MAX_SEED, 0, 0, -1, RF_BOTH,
+     "--seed", NULL, "S", NULL, "0..2^53-1, -1 = random"},
+    {"num_outputs", "n", RF_INT, AT(gen.n), 1, REQ_MAX_OUTPUTS, 0, 0, 1, RF_BOTH,
+     "--count", "-n", "N", "batch_size", "images; image i uses seed+i"},
+    {"width", "width", RF_INT, AT(gen.width), 0, REQ_MAX_SIDE, 1, 0, 512, RF_TXT2IMG,
+     "--width", "-W", "W", NULL, "output width"},
+    {"height", "height", RF_INT, AT(gen.height), 0, REQ_MAX_SIDE, 1, 0, 512, RF_TXT2IMG,
+     "--height", "-H", "H", NULL, "output height"},
+    {"num_inference_steps", "steps", RF_INT, AT(gen.steps), 0, REQ_MAX_STEPS, 1, 0, 30, RF_BOTH,
+     "--steps", NULL, "N", "steps", "sampler steps"},
+    {"guidance_scale", "cfg", RF_FLOAT, AT(gen.cfg), 0, 20, 1, 0, 7, RF_BOTH,
+     "--cfg", NULL, "X", "cfg_scale", "guidance scale"},
+    {"strength", "strength", RF_FLOAT, AT(gen.strength), 0, 1, 1, 1, 0.7, RF_IMG2IMG,
+     "--strength", NULL, "S", "denoising_strength", "img2img strength"},
+    {"init_image", "init_image", RF_IMAGE, AT(init_data), 0, 0, 0, 0, 0, RF_IMG2IMG,
+     "--init-image", NULL, "F", "init_images", "img2img from a PNG/JPEG/WebP image"},
+    {"negative_prompt", "negative", RF_TEXT, AT(gen.negative), 0, REQ_MAX_PROMPT, 0, 0, 0, RF_BOTH,
+     "--negative", NULL, "TEXT", "negative_prompt", "what to avoid"},
+    {"sampler", "sampler", RF_SAMPLER, AT(gen.sampler), 0, 0, 0, 0, SD_SAMPLER_EULER_A, RF_BOTH,
+     "--sampler", NULL, "NAME", "sampler_name", "sampler"},
+    {"output_format", NULL, RF_FORMAT, AT(out_format), 0, 0, 0, 0, IMG_PNG, RF_BOTH,
+     "--format", NULL, "FMT", NULL, "image file format"},
+    {"output_quality", NULL, RF_INT, AT(out_quality), 1, 100, 0, 0, 90, RF_BOTH,
+     "--quality", NULL, "Q", NULL, "JPEG/WebP quality"},
+    {"clip_skip", "clip_skip", RF_INT, AT(gen.clip_skip), 1, 12, 0, 0, 1, RF_BOTH,
+     "--clip-skip", NULL, "N", "CLIP_stop_at_last_layers", "A1111 Clip skip: text encoder layer from the end"},
 };
 const int req_nfields = (int)(sizeof req_fields / sizeof req_fields[0]);
 
@@ -50,6 +52,13 @@ const req_field *req_field_find(const char *name)
 {
     for (int i = 0; i < req_nfields; i++)
         if (!strcmp(req_fields[i].name, name)) return &req_fields[i];
+    return NULL;
+}
+
+const req_field *req_field_by_engine(const char *field)
+{
+    for (int i = 0; i < req_nfields; i++)
+        if (req_fields[i].engine && !strcmp(req_fields[i].engine, field)) return &req_fields[i];
     return NULL;
 }
 

@@ -66,6 +66,7 @@ enum { RF_TXT2IMG = 1, RF_IMG2IMG = 2, RF_BOTH = 3 };
 
 typedef struct req_field {
     const char *name;        /* the seed API's name (HTTP field, error "field") */
+    const char *engine;      /* the engine's name for it (sd_err.field of its checks: "steps"); NULL = none */
     req_type type;
     size_t offset;           /* into sd_request */
     double lo, hi;           /* range (RF_INT, RF_FLOAT, RF_SEED; RF_TEXT: hi = bytes) */
@@ -73,7 +74,7 @@ typedef struct req_field {
     double def;              /* default (numbers; sampler/format: the enum value) */
     unsigned where;          /* RF_TXT2IMG | RF_IMG2IMG */
     const char *cli, *cli_alias, *cli_meta;   /* "--steps", NULL, "N"; cli NULL = not a CLI flag */
-    const char *a1111;       /* AUTOMATIC1111 /sdapi/v1 name when it differs ("cfg_scale"); no such dialect yet */
+    const char *a1111;       /* AUTOMATIC1111 /sdapi/v1 name ("cfg_scale"), NULL = none; no such dialect yet */
     const char *help;        /* one line, for --help and docs */
 } req_field;
 
@@ -82,6 +83,9 @@ extern const int req_nfields;
 
 /* The row named `name` (seed API name), or NULL. */
 const req_field *req_field_find(const char *name);
+/* The row the engine calls `field` in its errors ("steps", "cfg",
+ * "negative"), or NULL: each dialect maps engine errors to its own names. */
+const req_field *req_field_by_engine(const char *field);
 /* The row whose CLI flag or alias is `flag`, or NULL. */
 const req_field *req_field_by_flag(const char *flag);
 

@@ -77,6 +77,11 @@ int main(void)
     CHECKF(rc == 0 && r.img2img && !strcmp(r.init_data, "data:image/png;base64,AAAA") && r.gen.strength == 0.5f,
            "img2img fields", "rc=%d msg=%s", rc, e.msg);
     sd_request_free(&r);
+    CHECK(!strcmp(params_field_name("steps"), "num_inference_steps") && !strcmp(params_field_name("n"), "num_outputs") &&
+              !strcmp(params_field_name("cfg"), "guidance_scale") &&
+              !strcmp(params_field_name("negative"), "negative_prompt") &&
+              !strcmp(params_field_name("storage"), "storage") && !strcmp(params_field_name(""), ""),
+          "engine field names mapped to the seed API's, others kept");
     rc = try_json("{\"prompt\":\"x\",\"clip_skip\":\"2\"}", 0, &r, &e);
     CHECKF(rc == 0 && r.gen.clip_skip == 2, "clip_skip as text into the engine's params", "rc=%d msg=%s", rc, e.msg);
     sd_request_free(&r);

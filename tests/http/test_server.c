@@ -27,6 +27,8 @@ static int fake_run(void *ud, const sd_request *in, sd_progress_fn progress, voi
 {
     gate_enter();
     if (gate_steps(in->gen.steps, 1000, progress, pud)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
+    /* seed 4242: the engine refuses, naming its own concept ("steps") */
+    if (in->gen.seed == 4242) return sd_errf(err, SD_EINVAL, "steps", "steps refused by the engine");
     job_result *res = job_result_new(in->gen.n);
     if (!res) return sd_errf(err, SD_ENOMEM, "", "out of memory");
     for (int i = 0; i < in->gen.n; i++) {
@@ -410,6 +412,29 @@ int main(int argc, char **argv)
         if (!done) usleep(10000);
     }
     CHECK(done, "async job succeeds");
+
+    /* an engine error names the engine's concept; each answer names the API's field */
+    expect_error("engine error (sync): the engine's \"steps\" answered as num_inference_steps",
+                 req("POST", "/txt2img", "application/json", "{\"prompt\":\"x\",\"seed\":4242}", 0), 400,
+                 "num_inference_steps", "refused by the engine");
+    r = req("POST", "/jobs/txt2img", "application/json", "{\"prompt\":\"x\",\"seed\":4242}", 0);
+    j = jbody(&r);
+    snprintf(path, sizeof path, "/jobs/%s", jstr(j, "id"));
+    json_decref(j);
+    free(r.body);
+    done = 0;
+    for (int i = 0; i < 500 && !done; i++) {
+        r = req("GET", path, NULL, NULL, 0);
+        j = jbody(&r);
+        done = !strcmp(jstr(j, "state"), "failed");
+        if (done)
+            CHECKF(!strcmp(jstr(j, "field"), "num_inference_steps"),
+                   "engine error (async): the failed job's field is num_inference_steps", "%s", r.body);
+        json_decref(j);
+        free(r.body);
+        if (!done) usleep(10000);
+    }
+    CHECK(done, "the async job the engine refuses fails");
 
     /* queue full: hold the worker, fill the queue */
     gate_set(0);

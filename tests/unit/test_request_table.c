@@ -89,9 +89,10 @@ int main(void)
             names_unique &= strcmp(f->name, req_fields[j].name) != 0;
             if (f->cli && req_fields[j].cli) flags_unique &= strcmp(f->cli, req_fields[j].cli) != 0;
         }
+        if (f->engine) names_unique &= req_field_by_engine(f->engine) == f;
         if (f->cli) flags_unique &= req_field_by_flag(f->cli) == f && (!f->cli_alias || req_field_by_flag(f->cli_alias) == f);
     }
-    CHECK(names_unique, "field names are unique");
+    CHECK(names_unique, "field names and engine names are unique");
     CHECK(flags_unique, "CLI flags and aliases are unique and found");
     CHECK(inside, "every row lies inside sd_request, has endpoints and help");
     CHECK(req_nfields <= 32, "at most 32 rows (the CLI's given-bitmask)");
