@@ -358,11 +358,14 @@ int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negativ
 
 /* The text encoder layer from the end (clip_encode's skip) for a request's
  * clip_skip: SD1 takes it, 0 = the load option; SD2 keeps its own
- * (penultimate), as AUTOMATIC1111 does. */
+ * (penultimate), as AUTOMATIC1111 does, and so does any text encoder whose
+ * own default is not the last layer (an OpenCLIP-style one), so that a
+ * request's default of 1 never changes such a model's pictures. */
 static int text_skip(const sd_engine *e, int clip_skip)
 {
-    int sd2 = e->family == SD_FAMILY_SD2 || e->family == SD_FAMILY_SD2_INPAINT;
-    return sd2 || clip_skip <= 0 ? e->clip_skip : clip_skip;
+    int fixed = e->family == SD_FAMILY_SD2 || e->family == SD_FAMILY_SD2_INPAINT ||
+                clip_default_skip(e->text[0]) != 1;
+    return fixed || clip_skip <= 0 ? e->clip_skip : clip_skip;
 }
 
 int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err)
