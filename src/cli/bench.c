@@ -345,11 +345,12 @@ int cli_bench(int argc, char **argv)
         sd_engine_free(e);
         return 1;
     }
+    sd_gen_params text = {.prompt = prompt, .negative = windows > 1 ? prompt : "blurry, low quality"};
     for (int r = 0; r < (do_text ? repeats : 1); r++) {
         free(ctx);
         ctx = NULL;
         t0 = now();
-        if (sd_encode_text(e, prompt, windows > 1 ? prompt : "blurry, low quality", &ctx, &T, &Wc, &err)) {
+        if (sd_encode_text(e, &text, &ctx, &T, &Wc, &err)) {
             free(prompt);
             fprintf(stderr, "bench: %s\n", err.msg);
             free(t);

@@ -13,46 +13,71 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "generate.h"
 #include "progress.h"
 
+/* A request field's range as the usage shows it: "1..150", "(0, 20]". */
+static void usage_range(const req_field *f, char *buf, size_t size)
+{
+    buf[0] = 0;
+    if (f->type == RF_INT)
+        snprintf(buf, size, "%.0f..%.0f", f->lo + f->lo_open, f->hi - f->hi_open);
+    else if (f->type == RF_FLOAT)
+        req_field_range(f, buf, size);
+    else if (f->type == RF_SAMPLER || f->type == RF_FORMAT)
+        snprintf(buf, size, "%s", req_field_names(f));
+}
+
+/* A request field's default as the usage shows it ("" for none). */
+static void usage_default(const req_field *f, char *buf, size_t size)
+{
+    buf[0] = 0;
+    if (f->type == RF_INT || f->type == RF_FLOAT) snprintf(buf, size, "[%g]", f->def);
+    else if (f->type == RF_SEED) snprintf(buf, size, "[random]");
+    else if (f->type == RF_SAMPLER) snprintf(buf, size, "[%s]", sd_sampler_name((sd_sampler)f->def));
+}
+
+/* One line per request field of the table that has a flag. */
+static void usage_fields(FILE *f)
+{
+    for (int i = 0; i < req_nfields; i++) {
+        const req_field *r = &req_fields[i];
+        if (!r->cli) continue;
+        char flag[40], range[80], def[40], text[160];
+        snprintf(flag, sizeof flag, "%s%s%s %s", r->cli_alias ? r->cli_alias : "", r->cli_alias ? ", " : "", r->cli,
+                 r->cli_meta);
+        usage_range(r, range, sizeof range);
+        usage_default(r, def, sizeof def);
+        snprintf(text, sizeof text, "%s%s%s", r->help, range[0] ? ", " : "", range);
+        if (def[0]) fprintf(f, "  %-20s %-38s %s\n", flag, text, def);
+        else fprintf(f, "  %-20s %s\n", flag, text);
+    }
+}
+
 void gen_usage(FILE *f)
 {
     fprintf(f,
             "usage: sdserve generate --model M --prompt TEXT [options]\n"
             "\n"
-            "  --model M            .safetensors file or diffusers folder (required)\n"
-            "  --prompt TEXT        what to draw (required)\n"
-            "  --negative TEXT      what to avoid\n"
-            "  --init-image F       img2img from a PNG/JPEG/WebP file (turned upright by its\n"
-            "                       EXIF orientation, scaled to fit 1024; the output has\n"
-            "                       its size, -W/-H are ignored)\n"
-            "  --strength S         img2img strength in (0, 1)           [0.7]\n"
-            "  --steps N            sampler steps, 1..150                 [30]\n"
-            "  --cfg X              guidance scale in (0, 20]             [7]\n"
-            "  --sampler NAME       euler|euler_a|ddim|dpmpp_2m|dpmpp_2m_karras|lcm [euler_a]\n"
-            "  --seed S             0..2^53-1, -1 = random                [random]\n"
-            "  -W, --width W        output width, 1..1024                 [512]\n"
-            "  -H, --height H       output height, 1..1024                [512]\n"
-            "  -n, --count N        images, 1..4; image i uses seed+i     [1]\n"
+            "  --model M            .safetensors file or diffusers folder (required)\n");
+    usage_fields(f);
+    fprintf(f,
             "  -o, --output F       output file                           [out.png]\n"
-            "                       its extension decides the format: .png, .jpg/.jpeg,\n"
-            "                       .webp; another one is refused unless --format is given\n"
-            "                       with -n N: F, then F-1, F-2, ... before the extension\n"
-            "                       (out.png, out-1.png, out-2.png)\n"
-            "  --format FMT         png|jpeg|webp (default: from -o's extension, else png;\n"
-            "                       must agree with a .png/.jpg/.jpeg/.webp extension)\n"
-            "  --quality Q          JPEG/WebP quality 1..100              [90]\n"
             "  --config F           LDM config JSON for a single-file checkpoint\n"
             "  --vocab F            CLIP vocabulary (bpe .txt.gz, merges.txt or tokenizer/)\n"
             "  --threads N          0 = all cores                         [0]\n"
             "  --precision P        auto|fp32|bf16x2|bf16 (docs/SERVER.md)  [auto]\n"
             "  -h, --help           this text\n"
+            "\n"
+            "--init-image F: the file is turned upright by its EXIF orientation and\n"
+            "scaled to fit 1024; the output has its size, -W/-H are ignored.\n"
+            "-o F: its extension decides the format: .png, .jpg/.jpeg, .webp; another\n"
+            "one is refused unless --format is given (which must agree with a known\n"
+            "extension).  With -n N: F, then F-1, F-2, ... before the extension\n"
+            "(out.png, out-1.png, out-2.png).\n"
             "\n"
             "Progress goes to stderr; each written file is printed on stdout as\n"
             "\"FILE seed=S\".  The PNG/JPEG/WebP carries the generation parameters\n"
@@ -74,94 +99,84 @@ static int parse_int(const char *flag, const char *v, long long lo, long long hi
     return 0;
 }
 
-/* Float in (lo, hi] (lo_open) or (lo, hi) (both open). */
-static int parse_float(const char *flag, const char *v, double lo, double hi, int hi_open, float *out, sd_err *err)
+/* A float in the field's range, checked as the float the engine sees. */
+static int parse_float(const char *flag, const char *v, const req_field *f, double *out, sd_err *err)
 {
-    char *end;
+    char *end, range[64];
     errno = 0;
     double x = strtod(v, &end);
     if (!*v || *end || errno == ERANGE || !isfinite(x) || strpbrk(v, "xXnNiI"))
         return sd_errf(err, SD_EINVAL, flag, "%s expects a number, got '%s'", flag, v);
-    if (!(x > lo) || (hi_open ? !(x < hi) : !(x <= hi)))
-        return sd_errf(err, SD_EINVAL, flag, "%s must be in (%g, %g%c, got %s", flag, lo, hi, hi_open ? ')' : ']', v);
-    *out = (float)x;
+    req_field_range(f, range, sizeof range);
+    if (!req_field_in_range(f, x)) return sd_errf(err, SD_EINVAL, flag, "%s must be in %s, got %s", flag, range, v);
+    *out = x;
     return 0;
 }
 
-typedef enum {
-    O_MODEL, O_CONFIG, O_VOCAB, O_PROMPT, O_NEGATIVE, O_INIT, O_STRENGTH, O_STEPS, O_CFG, O_SAMPLER, O_SEED,
-    O_WIDTH, O_HEIGHT, O_COUNT, O_OUTPUT, O_FORMAT, O_QUALITY, O_THREADS, O_PRECISION, O_HELP
-} opt_id;
+/* A request field's flag: its value checked against the table's range and stored in a->req. */
+static int apply_field(gen_args *a, const req_field *f, const char *flag, const char *v, sd_err *err)
+{
+    long long x;
+    double d = 0;
+    a->given |= 1u << (f - req_fields);
+    switch (f->type) {
+    case RF_TEXT: *req_field_text(f, &a->req) = v; return 0;
+    case RF_IMAGE: a->init_image = v; return 0;
+    case RF_FLOAT:
+        if (parse_float(flag, v, f, &d, err)) return -1;
+        req_field_set_number(f, &a->req, d);
+        return 0;
+    case RF_INT:
+        if (parse_int(flag, v, (long long)f->lo + f->lo_open, (long long)f->hi - f->hi_open, &x, err)) return -1;
+        req_field_set_number(f, &a->req, (double)x);
+        return 0;
+    case RF_SEED:
+        a->req.seed_was_random = !strcmp(v, "-1");
+        if (a->req.seed_was_random) return 0;
+        if (parse_int(flag, v, (long long)f->lo, (long long)f->hi, &x, err)) return -1;
+        req_field_set_number(f, &a->req, (double)x);
+        return 0;
+    case RF_SAMPLER:
+    case RF_FORMAT:
+        if (req_field_set_name(f, &a->req, v))
+            return sd_errf(err, SD_EINVAL, flag, "%s must be %s%s; got '%s'", flag,
+                           f->type == RF_SAMPLER ? "one of " : "", req_field_names(f), v);
+        return 0;
+    }
+    return 0;
+}
+
+/* 1 when the flag of the request field `name` was given. */
+static int given(const gen_args *a, const char *name)
+{
+    const req_field *f = req_field_find(name);
+    return f && (a->given >> (f - req_fields) & 1);
+}
+
+/* The flags that are not request fields. */
+typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP } opt_id;
 
 static const struct {
     const char *lng, *shrt;
     opt_id id;
     int has_value;
 } opts[] = {
-    {"--model", NULL, O_MODEL, 1},       {"--config", NULL, O_CONFIG, 1},    {"--vocab", NULL, O_VOCAB, 1},
-    {"--prompt", NULL, O_PROMPT, 1},     {"--negative", NULL, O_NEGATIVE, 1}, {"--init-image", NULL, O_INIT, 1},
-    {"--strength", NULL, O_STRENGTH, 1}, {"--steps", NULL, O_STEPS, 1},      {"--cfg", NULL, O_CFG, 1},
-    {"--sampler", NULL, O_SAMPLER, 1},   {"--seed", NULL, O_SEED, 1},        {"--width", "-W", O_WIDTH, 1},
-    {"--height", "-H", O_HEIGHT, 1},     {"--count", "-n", O_COUNT, 1},      {"--output", "-o", O_OUTPUT, 1},
-    {"--format", NULL, O_FORMAT, 1},     {"--quality", NULL, O_QUALITY, 1},  {"--threads", NULL, O_THREADS, 1},
-    {"--precision", NULL, O_PRECISION, 1}, {"--help", "-h", O_HELP, 0},
+    {"--model", NULL, O_MODEL, 1},     {"--config", NULL, O_CONFIG, 1},       {"--vocab", NULL, O_VOCAB, 1},
+    {"--output", "-o", O_OUTPUT, 1},   {"--threads", NULL, O_THREADS, 1},     {"--precision", NULL, O_PRECISION, 1},
+    {"--help", "-h", O_HELP, 0},
 };
 
-static int apply(gen_args *a, opt_id id, const char *flag, const char *v, int *format_set, sd_err *err)
+static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err *err)
 {
     long long x;
     switch (id) {
     case O_MODEL: a->model = v; break;
     case O_CONFIG: a->config = v; break;
     case O_VOCAB: a->vocab = v; break;
-    case O_PROMPT: a->prompt = v; break;
-    case O_NEGATIVE: a->negative = v; break;
-    case O_INIT: a->init_image = v; break;
-    case O_STRENGTH:
-        a->strength_set = 1;
-        return parse_float(flag, v, 0, 1, 1, &a->strength, err);
-    case O_CFG: return parse_float(flag, v, 0, 20, 0, &a->cfg, err);
-    case O_STEPS:
-        if (parse_int(flag, v, 1, 150, &x, err)) return -1;
-        a->steps = (int)x;
-        break;
-    case O_SAMPLER:
-        if (sd_sampler_from_name(v, &a->sampler))
-            return sd_errf(err, SD_EINVAL, flag,
-                           "%s must be one of euler, euler_a, ddim, dpmpp_2m, dpmpp_2m_karras, lcm; got '%s'", flag, v);
-        break;
-    case O_SEED:
-        if (!strcmp(v, "-1")) {
-            a->seed_random = 1;
-            break;
-        }
-        if (parse_int(flag, v, 0, (long long)GEN_MAX_SEED, &x, err)) return -1;
-        a->seed = (uint64_t)x;
-        a->seed_random = 0;
-        break;
-    case O_WIDTH:
-    case O_HEIGHT:
-        if (parse_int(flag, v, 1, 1024, &x, err)) return -1;
-        *(id == O_WIDTH ? &a->width : &a->height) = (int)x;
-        a->size_set = 1;
-        break;
-    case O_COUNT:
-        if (parse_int(flag, v, 1, 4, &x, err)) return -1;
-        a->n = (int)x;
-        break;
     case O_OUTPUT:
         if (!*v) return sd_errf(err, SD_EINVAL, flag, "%s needs a file name", flag);
         a->output = v;
         a->output_flag = !strcmp(flag, "-o") ? "-o" : "--output";
-        break;
-    case O_FORMAT:
-        if ((a->format = img_format_from_name(v)) == IMG_UNKNOWN)
-            return sd_errf(err, SD_EINVAL, flag, "%s must be png, jpeg or webp; got '%s'", flag, v);
-        *format_set = 1;
-        break;
-    case O_QUALITY:
-        if (parse_int(flag, v, 1, 100, &x, err)) return -1;
-        a->quality = (int)x;
         break;
     case O_THREADS:
         if (parse_int(flag, v, 0, 1024, &x, err)) return -1;
@@ -197,27 +212,27 @@ static int output_format(gen_args *a, int format_set, sd_err *err)
         return sd_errf(err, SD_EINVAL, flag,
                        "%s %s: '.%s' is not a format sdserve writes; name the file .png, .jpg, .jpeg or .webp "
                        "(or give --format to write one of those under another name)", flag, a->output, ext);
-    if (f != IMG_UNKNOWN && format_set && f != a->format)
+    if (f != IMG_UNKNOWN && format_set && f != (img_format)a->req.out_format)
         return sd_errf(err, SD_EINVAL, flag, "%s %s names a %s file but --format asks for %s; make them agree",
-                       flag, a->output, img_format_name(f), img_format_name(a->format));
-    if (!format_set) a->format = f == IMG_UNKNOWN ? IMG_PNG : f;
+                       flag, a->output, img_format_name(f), img_format_name((img_format)a->req.out_format));
+    if (!format_set) a->req.out_format = f == IMG_UNKNOWN ? IMG_PNG : f;
     return 0;
+}
+
+/* The option table's entry for `name`, or -1. */
+static int find_opt(const char *name)
+{
+    for (size_t j = 0; j < sizeof opts / sizeof opts[0]; j++)
+        if (!strcmp(name, opts[j].lng) || (opts[j].shrt && !strcmp(name, opts[j].shrt))) return (int)j;
+    return -1;
 }
 
 int gen_args_parse(int argc, char **argv, gen_args *a, sd_err *err)
 {
     memset(a, 0, sizeof *a);
-    a->strength = 0.7f;
-    a->steps = 30;
-    a->cfg = 7;
-    a->sampler = SD_SAMPLER_EULER_A;
-    a->seed_random = 1;
-    a->width = a->height = 512;
-    a->n = 1;
+    sd_request_defaults(&a->req, 0);
     a->output = "out.png";
     a->output_flag = "-o";
-    a->quality = 90;
-    int format_set = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i], *val = NULL;
@@ -226,16 +241,15 @@ int gen_args_parse(int argc, char **argv, gen_args *a, sd_err *err)
         const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
         size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
         snprintf(name, sizeof name, "%.*s", (int)(nlen < sizeof name ? nlen : sizeof name - 1), arg);
-        int k = -1;
-        for (size_t j = 0; j < sizeof opts / sizeof opts[0]; j++)
-            if (!strcmp(name, opts[j].lng) || (opts[j].shrt && !strcmp(name, opts[j].shrt))) k = (int)j;
-        if (k < 0) {
+        const req_field *f = req_field_by_flag(name);
+        int k = f ? -1 : find_opt(name);
+        if (!f && k < 0) {
             if (arg[0] == '-' && arg[1])
                 return sd_errf(err, SD_EINVAL, name, "unknown option '%s' (see sdserve generate --help)", name);
             return sd_errf(err, SD_EINVAL, "argument",
                            "unexpected argument '%s' (options take the form --name value; see --help)", arg);
         }
-        if (opts[k].has_value) {
+        if (f || opts[k].has_value) {
             if (eq) {
                 val = eq + 1;
             } else if (i + 1 < argc) {
@@ -246,17 +260,18 @@ int gen_args_parse(int argc, char **argv, gen_args *a, sd_err *err)
         } else if (eq) {
             return sd_errf(err, SD_EINVAL, name, "%s takes no value", name);
         }
-        if (apply(a, opts[k].id, name, val, &format_set, err)) return -1;
+        if (f ? apply_field(a, f, name, val, err) : apply(a, opts[k].id, name, val, err)) return -1;
     }
     if (a->help) return 0;
     if (!a->model || !*a->model) return sd_errf(err, SD_EINVAL, "--model", "--model is required (a .safetensors file or diffusers folder)");
-    if (!a->prompt) return sd_errf(err, SD_EINVAL, "--prompt", "--prompt is required");
-    const char *p = a->prompt;
+    if (!a->req.gen.prompt) return sd_errf(err, SD_EINVAL, "--prompt", "--prompt is required");
+    const char *p = a->req.gen.prompt;
     while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
     if (!*p) return sd_errf(err, SD_EINVAL, "--prompt", "--prompt is empty");
-    if (a->strength_set && !a->init_image)
+    if (given(a, "strength") && !a->init_image)
         return sd_errf(err, SD_EINVAL, "--strength", "--strength only applies with --init-image");
-    return output_format(a, format_set, err);
+    a->req.img2img = a->init_image != NULL;
+    return output_format(a, given(a, "output_format"), err);
 }
 
 int gen_output_name(const char *output, int i, char *buf, size_t cap)
@@ -330,13 +345,6 @@ static int write_file(const char *path, const uint8_t *d, size_t n, sd_err *err)
     return 0;
 }
 
-static uint64_t random_seed(void)
-{
-    uint64_t r = 0;
-    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) r = (uint64_t)time(NULL) * 2654435761u ^ (uint64_t)getpid();
-    return r % (GEN_MAX_SEED - 3);   /* room for seed + 3 */
-}
-
 typedef struct run_state {
     progress bar;
 } run_state;
@@ -359,13 +367,13 @@ static int run(const gen_args *a, sd_err *err)
         free(file);
         if (rc) return -1;
         int w0 = init.width, h0 = init.height;
-        rc = img_fit_within(&init, 1024, err);
+        rc = img_fit_within(&init, REQ_MAX_SIDE, err);
         if (rc < 0) {
             img_rgb_free(&init);
             return -1;
         }
         if (rc > 0) fprintf(stderr, "init image %dx%d scaled to %dx%d\n", w0, h0, init.width, init.height);
-        if (a->size_set) fprintf(stderr, "note: -W/-H are ignored with --init-image (output is %dx%d)\n", init.width, init.height);
+        if (given(a, "width") || given(a, "height")) fprintf(stderr, "note: -W/-H are ignored with --init-image (output is %dx%d)\n", init.width, init.height);
     }
 
     sd_load_opts lo = {.model_path = a->model, .config_path = a->config, .vocab_path = a->vocab, .threads = a->threads,
@@ -380,30 +388,25 @@ static int run(const gen_args *a, sd_err *err)
     fprintf(stderr, "model %s (%s, %s, hash %s), precision %s\n", info.name ? info.name : "?", info.family, info.prediction,
             info.hash, info.precision);
 
-    uint64_t seed = a->seed_random ? random_seed() : a->seed;
-    sd_gen_params p = {
-        .prompt = a->prompt, .negative = a->negative, .width = a->width, .height = a->height,
-        .steps = a->steps, .cfg = a->cfg, .sampler = a->sampler, .seed = seed, .n = a->n,
-        .init_rgb = init.px, .init_width = init.width, .init_height = init.height, .strength = a->strength,
-    };
+    sd_request req = a->req;   /* argv's strings, borrowed: not sd_request_free'd */
+    if (req.seed_was_random) req.gen.seed = req_random_seed();
+    sd_gen_params p = req.gen;
+    p.init_rgb = init.px;
+    p.init_width = init.width;
+    p.init_height = init.height;
     run_state st;
     progress_start(&st.bar, stderr, "", -1);
     p.progress = on_progress;
     p.progress_ud = &st;
-    sd_image *imgs = calloc((size_t)a->n, sizeof *imgs);
+    sd_image *imgs = calloc((size_t)p.n, sizeof *imgs);
     int rc = imgs ? sd_generate(eng, &p, imgs, err) : sd_errf(err, SD_ENOMEM, NULL, "out of memory");
     progress_end(&st.bar);
     img_rgb_free(&init);
 
-    for (int i = 0; rc == 0 && i < a->n; i++) {
-        img_gen_info g = {
-            .prompt = a->prompt, .negative = a->negative, .steps = a->steps,
-            .sampler = sd_sampler_a1111_name(a->sampler), .cfg = a->cfg, .seed = imgs[i].seed,
-            .width = imgs[i].width, .height = imgs[i].height, .model_hash = info.hash,
-            .model_name = info.name, .denoise = a->init_image ? a->strength : -1,
-        };
+    for (int i = 0; rc == 0 && i < p.n; i++) {
+        img_gen_info g = req_gen_info(&req, i, imgs[i].width, imgs[i].height, info.hash, info.name);
         char *text = img_a1111_parameters(&g);
-        img_encode_opts eo = {a->format, a->quality, text};
+        img_encode_opts eo = {(img_format)a->req.out_format, a->req.out_quality, text};
         uint8_t *buf = NULL;
         size_t n = 0;
         char name[4096];
@@ -418,7 +421,7 @@ static int run(const gen_args *a, sd_err *err)
     }
     fflush(stdout);
     if (imgs)
-        for (int i = 0; i < a->n; i++) sd_image_free(&imgs[i]);
+        for (int i = 0; i < p.n; i++) sd_image_free(&imgs[i]);
     free(imgs);
     sd_engine_free(eng);
     return rc;

@@ -11,29 +11,22 @@
 #include "../base/err.h"
 #include "../engine/sd.h"
 #include "../image/image.h"
-
-#define GEN_MAX_SEED 9007199254740991ULL   /* 2^53 - 1, as the HTTP API */
+#include "../jobs/request.h"
 
 typedef struct gen_args {
     const char *model, *config, *vocab;
-    const char *prompt, *negative;
-    const char *init_image;     /* file path, or NULL for txt2img */
-    float strength;             /* (0, 1), default 0.7 */
-    int strength_set;
-    int steps;                  /* [1, 150], default 30 */
-    float cfg;                  /* (0, 20], default 7 */
-    sd_sampler sampler;         /* default euler_a */
-    uint64_t seed;              /* [0, 2^53-1]; see seed_random */
-    int seed_random;            /* no --seed or --seed -1 */
-    int width, height;          /* [1, 1024], default 512; ignored with --init-image */
-    int size_set;
-    int n;                      /* [1, 4], default 1 */
+    /* the request, flags and defaults from the field table (jobs/request.h):
+     * --prompt, --negative (argv's strings, not owned), --steps, --cfg,
+     * --sampler, --seed (-1 = random: req.seed_was_random), -W/-H, -n,
+     * --strength, --format, --quality; ranges as the HTTP API's.
+     * req.out_format: -o's extension (.png .jpg .jpeg .webp), else --format,
+     * else PNG; an unknown extension without --format, or one disagreeing
+     * with --format, is refused */
+    sd_request req;
+    unsigned given;             /* bit i: req_fields[i]'s flag was given */
+    const char *init_image;     /* --init-image: file path, or NULL for txt2img */
     const char *output;         /* default "out.png" */
     const char *output_flag;    /* "-o" or "--output", as given (named in errors) */
-    img_format format;          /* -o's extension (.png .jpg .jpeg .webp), else --format,
-                                   else PNG; an unknown extension without --format, or
-                                   one disagreeing with --format, is refused */
-    int quality;                /* [1, 100], default 90 (JPEG / WebP) */
     int threads;                /* [0, 1024], 0 = all cores */
     const char *precision;      /* NULL = auto (sd_load_opts) */
     int help;                   /* --help / -h given */

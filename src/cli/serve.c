@@ -31,17 +31,18 @@
 #include "../http/ratelimit.h"
 #include "../http/server.h"
 
-/* server_config.check_request: the prompt's token windows with the loaded
- * model's tokenizer.  ctx = &gc.engine (the job runner's context), set by
- * model_ready before the server stops answering 503 to generation routes,
- * so every request that gets this far sees the model; were it NULL nothing
- * is checked here (the engine refuses the same prompts when it runs the
- * job).  When prompt syntax arrives (issue 14) its parser runs
+/* server_config.check_request: what the loaded model decides
+ * (sd_check_request: the prompt's token windows, clip_skip against the
+ * text encoder's layers).  ctx = &gc.engine (the job runner's context), set
+ * by model_ready before the server stops answering 503 to generation
+ * routes, so every request that gets this far sees the model; were it NULL
+ * nothing is checked here (the engine refuses the same requests when it
+ * runs the job).  When prompt syntax arrives (issue 14) its parser runs
  * inside sd_prompt_windows. */
-static int check_prompts(void *ctx, const struct gen_request *g, sd_err *err)
+static int check_request(void *ctx, const struct sd_request *g, sd_err *err)
 {
     sd_engine *engine = *(sd_engine *const *)ctx;
-    return engine ? sd_check_prompts(engine, g->prompt, g->negative, err) : 0;
+    return engine ? sd_check_request(engine, &g->gen, err) : 0;
 }
 
 static char *o_api_keys, *o_api_keys_file;
@@ -443,7 +444,7 @@ int cli_serve(int argc, char **argv)
         .retention = o_retention, .public_url = public_url, .version = sd_version(), .access_log = (int)o_access_log,
         .keys = keys, .metrics_open = (int)o_metrics_open, .rl = rl,
         .listen_fd = lfd, .store = store, .loading = 1,
-        .check_request = check_prompts, .check_ctx = &gc.engine,
+        .check_request = check_request, .check_ctx = &gc.engine,
     };
     lfd = -1;   /* the server's now, started or not */
     srv = http_server_start_jobs(&sc, q, &err);

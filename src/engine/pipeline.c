@@ -342,16 +342,39 @@ int sd_prompt_windows(const sd_engine *e, const char *text, int *windows, size_t
 
 int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negative, sd_err *err)
 {
-    const char *text[2] = {prompt, negative}, *field[2] = {"prompt", "negative_prompt"};
+    const char *text[2] = {prompt, negative}, *field[2] = {"prompt", "negative"};
+    const char *what[2] = {"prompt", "negative prompt"};
     for (int k = 0; k < 2; k++) {
         int nw;
         size_t nt;
         if (sd_prompt_windows(e, text[k], &nw, &nt, err)) return -1;
         if (nw > SD_MAX_PROMPT_WINDOWS)
             return sd_errf(err, SD_EINVAL, field[k], "%s is too long: %zu tokens make %d windows of %d; the limit "
-                           "is %d windows (%d tokens)", field[k], nt, nw, TOK_CHUNK, SD_MAX_PROMPT_WINDOWS,
+                           "is %d windows (%d tokens)", what[k], nt, nw, TOK_CHUNK, SD_MAX_PROMPT_WINDOWS,
                            SD_MAX_PROMPT_WINDOWS * TOK_CHUNK);
     }
+    return 0;
+}
+
+/* The text encoder layer from the end (clip_encode's skip) for a request's
+ * clip_skip: SD1 takes it, 0 = the load option; SD2 keeps its own
+ * (penultimate), as AUTOMATIC1111 does, and so does any text encoder whose
+ * own default is not the last layer (an OpenCLIP-style one), so that a
+ * request's default of 1 never changes such a model's pictures. */
+static int text_skip(const sd_engine *e, int clip_skip)
+{
+    int fixed = e->family == SD_FAMILY_SD2 || e->family == SD_FAMILY_SD2_INPAINT ||
+                clip_default_skip(e->text[0]) != 1;
+    return fixed || clip_skip <= 0 ? e->clip_skip : clip_skip;
+}
+
+int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err)
+{
+    if (sd_check_prompts(e, p->prompt, p->negative, err)) return -1;
+    int skip = text_skip(e, p->clip_skip), layers = clip_layers(e->text[0]);
+    if (skip > layers)
+        return sd_errf(err, SD_EINVAL, "clip_skip", "clip_skip %d is larger than the %d layers of this model's text "
+                       "encoder", skip, layers);
     return 0;
 }
 
@@ -363,9 +386,9 @@ static int ops_fault_err(sd_err *err)
     return sd_errf(err, SD_ENOMEM, "", "out of memory in the engine's kernels (try fewer images or a smaller size)");
 }
 
-int sd_encode_text(sd_engine *e, const char *prompt, const char *negative,
-                   float **ctx_out, int *T_out, int *W_out, sd_err *err)
+int sd_encode_text(sd_engine *e, const sd_gen_params *p, float **ctx_out, int *T_out, int *W_out, sd_err *err)
 {
+    const char *prompt = p->prompt, *negative = p->negative;
     ops_attach_thread();
     ops_take_fault();   /* a fault left from before is not this request's */
     int32_t *ids[2] = {NULL, NULL}, *all = NULL;
@@ -390,7 +413,7 @@ int sd_encode_text(sd_engine *e, const char *prompt, const char *negative,
         for (int i = 0; i < nwin; i++)
             memcpy(all + (size_t)(k * nwin + i) * L, i < nw[k] ? ids[k] + (size_t)i * L : empty, sizeof(int32_t) * L);
     free(empty);
-    if (clip_encode(e->text[0], all, 2 * nwin, e->clip_skip, enc, err) || ops_fault_err(err)) goto fail;
+    if (clip_encode(e->text[0], all, 2 * nwin, text_skip(e, p->clip_skip), enc, err) || ops_fault_err(err)) goto fail;
     /* windows of one text are concatenated along the sequence: [k][i*L + t][W] */
     memcpy(ctx, enc, sizeof(float) * 2 * nwin * L * W);
     *ctx_out = ctx;
@@ -433,12 +456,14 @@ static int guided_model(void *ud, const float *x_in, float t, int call, float *o
     return 0;
 }
 
+/* The engine's own limits, named as the engine names them (sd_gen_params'
+ * members); a dialect maps them to its field names (jobs/request.h). */
 static int check_params(const sd_gen_params *p, sd_err *err)
 {
     if (!p->prompt) return sd_errf(err, SD_EINVAL, "prompt", "prompt is required");
-    if (p->n < 1 || p->n > 64) return sd_errf(err, SD_EINVAL, "num_outputs", "num_outputs must be 1..64, got %d", p->n);
-    if (p->steps < 1 || p->steps > SD_MAX_STEPS) return sd_errf(err, SD_EINVAL, "num_inference_steps", "num_inference_steps must be 1..%d, got %d", SD_MAX_STEPS, p->steps);
-    if (!(p->cfg > 0 && p->cfg <= 100)) return sd_errf(err, SD_EINVAL, "guidance_scale", "guidance_scale must be in (0, 100], got %g", p->cfg);
+    if (p->n < 1 || p->n > 64) return sd_errf(err, SD_EINVAL, "n", "the number of images must be 1..64, got %d", p->n);
+    if (p->steps < 1 || p->steps > SD_MAX_STEPS) return sd_errf(err, SD_EINVAL, "steps", "steps must be 1..%d, got %d", SD_MAX_STEPS, p->steps);
+    if (!(p->cfg > 0 && p->cfg <= 100)) return sd_errf(err, SD_EINVAL, "cfg", "the guidance scale must be in (0, 100], got %g", p->cfg);
     if ((unsigned)p->sampler >= SD_SAMPLER_COUNT) return sd_errf(err, SD_EINVAL, "sampler", "unknown sampler %d", (int)p->sampler);
     if (p->init_rgb) {
         if (p->init_width < 1 || p->init_height < 1 || p->init_width > 4096 || p->init_height > 4096)
@@ -480,7 +505,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     if (!sch) { sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto done; }
     if (sd_sched_init(sch, p->sampler, SD_SPACING_LEADING, p->steps, err)) goto done;
 
-    if (sd_encode_text(e, p->prompt, p->negative, &ctx1, &T, &W, err)) goto done;
+    if (sd_encode_text(e, p, &ctx1, &T, &W, err)) goto done;
     g.e = e; g.B = B; g.C = C; g.h = lh; g.w = lw; g.T = T; g.cfg = p->cfg;
     g.uncond = p->cfg != 1.0f;
     int rows = g.uncond ? 2 * B : B;

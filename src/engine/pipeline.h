@@ -29,10 +29,9 @@ struct sd_unet *sd_engine_unet(sd_engine *e);
 struct sd_clip *sd_engine_clip(sd_engine *e);
 struct sd_vae *sd_engine_vae(sd_engine *e);
 
-/* Text conditioning for prompt and negative: ctx[2, T, W] with row 0 the
+/* Text conditioning for p's prompt and negative: ctx[2, T, W] with row 0 the
  * negative and row 1 the prompt, T = 77 * windows (the shorter padded with
  * empty-prompt windows, as AUTOMATIC1111 does).  *ctx malloc'd. */
-int sd_encode_text(sd_engine *e, const char *prompt, const char *negative,
-                   float **ctx, int *T, int *W, sd_err *err);
+int sd_encode_text(sd_engine *e, const sd_gen_params *p, float **ctx, int *T, int *W, sd_err *err);
 
 #endif

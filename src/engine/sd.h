@@ -100,7 +100,15 @@ int sd_prompt_windows(const sd_engine *e, const char *text, int *windows, size_t
  * limit.  sd_generate checks it too; a server calls it before queueing. */
 int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negative, sd_err *err);
 
-typedef struct sd_gen_params {
+typedef struct sd_gen_params sd_gen_params;
+/* The checks that need the loaded model, for a server to run before it
+ * queues a request: the prompt windows (sd_check_prompts) and clip_skip
+ * against the text encoder's layers (field "clip_skip").  sd_generate
+ * refuses the same requests.  Any thread may call it while another
+ * generates. */
+int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err);
+
+struct sd_gen_params {
     const char *prompt;
     const char *negative;        /* NULL = "" */
     int width, height;           /* output pixels, 1..; ignored for img2img (init size used) */
@@ -113,9 +121,13 @@ typedef struct sd_gen_params {
     const uint8_t *init_rgb;
     int init_width, init_height;
     float strength;              /* (0,1) */
+    int clip_skip;               /* AUTOMATIC1111's "Clip skip": 1 = the text encoder's last layer, n >= 2 =
+                                    the hidden state of layer -n, then the final layer norm; 0 = the
+                                    load option's.  SD1 only: SD2 always takes its penultimate layer
+                                    and ignores it (as A1111 does).  More than the layers: refused */
     sd_progress_fn progress; void *progress_ud;
     sd_noise_fn noise; void *noise_ud;   /* NULL = Philox */
-} sd_gen_params;
+};
 
 /* Generate p->n images into out[0..n-1].  Returns 0 or -1 with err set
  * (SD_ECANCELLED when the progress callback asked to stop). */

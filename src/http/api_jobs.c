@@ -64,7 +64,7 @@ static json_t *job_status_body(const char *id, const job_status *st, const char 
     if (st->state == JOB_FAILED || st->state == JOB_CANCELLED) {
         sd_errcode code = st->err.code == SD_OK ? SD_EINTERNAL : st->err.code;
         json_object_set_new(o, "code", json_string(sd_err_code_name(code)));
-        json_object_set_new(o, "field", st->err.field[0] ? json_string(st->err.field) : json_null());
+        json_object_set_new(o, "field", st->err.field[0] ? json_string(params_field_name(st->err.field)) : json_null());
         json_object_set_new(o, "message", json_string(st->err.msg[0] ? st->err.msg : "unknown error"));
     }
     return o;

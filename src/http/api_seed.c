@@ -1,5 +1,5 @@
 /* api_seed.c — the seed API dialect: POST /txt2img and POST /img2img with
- * form, JSON or multipart bodies (validated by params.c into a gen_request),
+ * form, JSON or multipart bodies (validated by params.c into an sd_request),
  * answered when the job ends with {"images":[{"image_url","mime_type",
  * "seed"}],"status":"success"} rendered from the job's structured result.
  * The request -> job step (seed_submit, with the init image decoded) and
@@ -17,25 +17,10 @@
 #define INIT_MAX_SIDE 4096
 #define INIT_MAX_PIXELS (4096LL * 4096LL)
 
-/* Validated request -> job input: moves strings, decodes the init image. */
-static int make_input(gen_request *g, size_t max_body, job_input *in, sd_err *err)
+/* The init image of a validated img2img request decoded into its pixels
+ * (gen.init_rgb), the bytes as sent freed. */
+static int decode_init(sd_request *g, size_t max_body, sd_err *err)
 {
-    memset(in, 0, sizeof *in);
-    in->img2img = g->img2img;
-    in->prompt = g->prompt;
-    g->prompt = NULL;
-    in->negative = g->negative;
-    g->negative = NULL;
-    in->seed = g->seed;
-    in->n = g->n;
-    in->width = g->width;
-    in->height = g->height;
-    in->steps = g->steps;
-    in->cfg = g->cfg;
-    in->strength = g->strength;
-    in->sampler = g->sampler;
-    in->out_format = g->out_format;
-    in->out_quality = g->out_quality;
     if (!g->img2img) return 0;
     uint8_t *bytes = NULL;
     size_t blen = 0;
@@ -49,31 +34,31 @@ static int make_input(gen_request *g, size_t max_body, job_input *in, sd_err *er
     img_rgb im = {0};
     int rc = img_decode(bytes, blen, &o, &im, err);
     if (!g->init_is_raw) free(bytes);
+    free(g->init_data);
+    g->init_data = NULL;
+    g->init_len = 0;
     if (rc) return -1;
-    if (img_fit_within(&im, PARAMS_MAX_SIDE, err) < 0) {
+    if (img_fit_within(&im, REQ_MAX_SIDE, err) < 0) {
         img_rgb_free(&im);
         return -1;
     }
-    in->init_rgb = im.px;
-    in->init_width = im.width;
-    in->init_height = im.height;
+    g->gen.init_rgb = im.px;
+    g->gen.init_width = im.width;
+    g->gen.init_height = im.height;
     return 0;
 }
 
 int seed_submit(http_server *s, req *r, int listed, int *retry_after)
 {
-    job_input in;
-    memset(&in, 0, sizeof in);
     *retry_after = 0;
-    if (!r->err.code) make_input(&r->gen, s->cfg.max_body, &in, &r->err);
-    gen_request_free(&r->gen);
+    if (!r->err.code) decode_init(&r->request, s->cfg.max_body, &r->err);
     if (r->err.code) {
-        job_input_free(&in);
+        sd_request_free(&r->request);
         return -1;
     }
-    in.owner = r->owner;
+    r->request.owner = r->owner;
     r->async = listed;
-    return jobs_submit(s->q, &in, listed, &r->job, retry_after, &r->err);
+    return jobs_submit(s->q, &r->request, listed, &r->job, retry_after, &r->err);
 }
 
 enum MHD_Result seed_generate(http_server *s, req *r, struct MHD_Connection *c)
@@ -132,6 +117,7 @@ enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c)
         /* only shutdown cancels a synchronous job that still has its client */
         rc = reply_errorf(c, &r->ri, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
     } else {
+        params_name_field(&st.err);   /* the engine's names -> the API's */
         rc = reply_error(c, &r->ri, &st.err, 0, NULL);
     }
     job_result_free(st.result);

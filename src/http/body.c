@@ -3,7 +3,7 @@
  * server-wide cap on buffered bodies has no room), then JSON and
  * form-urlencoded text into a capped buffer and multipart through
  * libmicrohttpd's post processor into a param_bag; at the end the bag is
- * parsed and validated (params.c) into r->gen.  Every byte kept is charged
+ * parsed and validated (params.c) into r->request.  Every byte kept is charged
  * to the server-wide cap on buffered bodies (body_charge). */
 #include "server_int.h"
 
@@ -200,9 +200,10 @@ void body_finish(http_server *s, req *r)
         params_bag_from_urlencoded(&r->bag, r->text, r->text_len, &r->err);
     free(r->text);
     r->text = NULL;
-    if (!r->err.code) gen_request_from_bag(&r->bag, r->rt->img2img, &r->gen, &r->err);
+    if (!r->err.code) params_to_request(&r->bag, r->rt->img2img, &r->request, &r->err);
     /* the model's own limits (prompt token windows), before queueing */
-    if (!r->err.code && s->cfg.check_request) s->cfg.check_request(s->cfg.check_ctx, &r->gen, &r->err);
+    if (!r->err.code && s->cfg.check_request && s->cfg.check_request(s->cfg.check_ctx, &r->request, &r->err))
+        params_name_field(&r->err);   /* the engine's names -> the API's */
     params_bag_free(&r->bag);
 }
 
@@ -213,6 +214,6 @@ void body_free(http_server *s, req *r)
     free(r->text);
     r->text = NULL;
     params_bag_free(&r->bag);
-    gen_request_free(&r->gen);
+    sd_request_free(&r->request);
     body_release(s, r);
 }

@@ -2,11 +2,10 @@
  *
  * The rules come from the product contract: integers may arrive as text or
  * JSON numbers, "512.0" is an integer, "512.5", "abc" and "1e400" are not;
- * ranges are (0,1024] for sides, [1,4] outputs, (0,150] steps, (0,20]
- * guidance, (0,1) strength, seed 0..2^53-1 with -1/empty/absent = random.
- * Unknown and repeated fields are refused so that typos do not pass silently. */
+ * names, types, ranges and defaults come from the field table
+ * (jobs/request.c), seed -1/empty/absent = random.  Unknown and repeated
+ * fields are refused so that typos do not pass silently. */
 #include "params.h"
-#include "../image/image.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -15,8 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -323,45 +320,7 @@ int params_utf8_valid(const char *str, size_t len)
     return 1;
 }
 
-uint64_t params_random_seed(void)
-{
-    uint64_t r = 0;
-    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
-        /* getrandom on Linux does not fail for 8 bytes once booted; fall back anyway. */
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        r = (uint64_t)ts.tv_nsec * 6364136223846793005ull + (uint64_t)ts.tv_sec;
-    }
-    return r % ((1ull << 53) - 3);
-}
-
 /* ---- validation ---------------------------------------------------------- */
-
-typedef enum { F_TEXT, F_INT, F_NUM, F_SEED, F_IMAGE, F_SAMPLER, F_FORMAT } ftype;
-typedef struct fspec {
-    const char *name;
-    ftype type;
-    double lo, hi;        /* range */
-    int lo_open, hi_open; /* 1 = bound excluded */
-    unsigned where;       /* 1 = txt2img, 2 = img2img */
-} fspec;
-
-static const fspec fields[] = {
-    {"prompt", F_TEXT, 0, 0, 0, 0, 3},
-    {"negative_prompt", F_TEXT, 0, 0, 0, 0, 3},
-    {"seed", F_SEED, 0, PARAMS_MAX_SEED, 0, 0, 3},
-    {"num_outputs", F_INT, 1, PARAMS_MAX_OUTPUTS, 0, 0, 3},
-    {"width", F_INT, 0, PARAMS_MAX_SIDE, 1, 0, 1},
-    {"height", F_INT, 0, PARAMS_MAX_SIDE, 1, 0, 1},
-    {"num_inference_steps", F_INT, 0, PARAMS_MAX_STEPS, 1, 0, 3},
-    {"guidance_scale", F_NUM, 0, 20, 1, 0, 3},
-    {"strength", F_NUM, 0, 1, 1, 1, 2},
-    {"init_image", F_IMAGE, 0, 0, 0, 0, 2},
-    {"sampler", F_SAMPLER, 0, 0, 0, 0, 3},
-    {"output_format", F_FORMAT, 0, 0, 0, 0, 3},
-    {"output_quality", F_INT, 1, 100, 0, 0, 3},
-};
-#define NFIELDS (int)(sizeof fields / sizeof fields[0])
 
 static const char *kind_name(pv_kind k)
 {
@@ -374,11 +333,6 @@ static const char *kind_name(pv_kind k)
     case PV_ARRAY: return "an array";
     default: return "an object";
     }
-}
-
-static void range_text(const fspec *f, char *buf, size_t size)
-{
-    snprintf(buf, size, "%c%g, %.16g%c", f->lo_open ? '(' : '[', f->lo, f->hi, f->hi_open ? ')' : ']');
 }
 
 /* Shows a client value in a message: printable, cut to 40 bytes. */
@@ -394,12 +348,12 @@ static void value_label(const param *p, char *buf, size_t size)
     buf[k < size ? k : size - 1] = 0;
 }
 
-/* A numeric field: text or JSON number, finite, in range, whole when F_INT/F_SEED. */
-static int get_number(const fspec *f, const param *p, double *out, sd_err *err)
+/* A numeric field: text or JSON number, finite, in range, whole when RF_INT/RF_SEED. */
+static int get_number(const req_field *f, const param *p, double *out, sd_err *err)
 {
     char range[64], shown[64];
-    range_text(f, range, sizeof range);
-    const char *what = f->type == F_NUM ? "a number" : "an integer";
+    req_field_range(f, range, sizeof range);
+    const char *what = f->type == RF_FLOAT ? "a number" : "an integer";
     if (p->kind != PV_TEXT && p->kind != PV_NUMBER)
         return sd_errf(err, SD_EINVAL, f->name, "%s must be %s in %s, got %s", f->name, what, range,
                        kind_name(p->kind));
@@ -407,25 +361,23 @@ static int get_number(const fspec *f, const param *p, double *out, sd_err *err)
     double v;
     if (params_parse_number(p->val, p->len, &v))
         return sd_errf(err, SD_EINVAL, f->name, "%s must be %s in %s, got '%s'", f->name, what, range, shown);
-    if (f->type != F_NUM && v != floor(v))
+    if (f->type != RF_FLOAT && v != floor(v))
         return sd_errf(err, SD_EINVAL, f->name, "%s must be a whole number in %s, got '%s'", f->name, range, shown);
-    if (f->type == F_SEED && v == -1) {
+    if (f->type == RF_SEED && v == -1) {
         *out = -1;
         return 0;
     }
-    /* the engine takes F_NUM fields as float: check the value it will see
-     * (1e-46 becomes 0, 1e39 infinity) */
-    double sent = v;
-    if (f->type == F_NUM) v = fabs(v) > FLT_MAX ? copysign(INFINITY, v) : (double)(float)v;
-    if (v < f->lo || v > f->hi || (f->lo_open && v == f->lo) || (f->hi_open && v == f->hi)) {
-        if (f->type == F_SEED)
+    /* RF_FLOAT fields are checked as the float the engine sees (1e-46 becomes 0, 1e39 infinity) */
+    if (!req_field_in_range(f, v)) {
+        if (f->type == RF_SEED)
             return sd_errf(err, SD_EINVAL, f->name, "seed must be -1 (random) or an integer in %s, got '%s'", range,
                            shown);
+        double stored = req_field_as_stored(f, v);
         char as_float[48] = "";
-        if (v != sent) snprintf(as_float, sizeof as_float, " (%g as a 32-bit float)", v);
+        if (stored != v) snprintf(as_float, sizeof as_float, " (%g as a 32-bit float)", stored);
         return sd_errf(err, SD_EINVAL, f->name, "%s must be in %s, got '%s'%s", f->name, range, shown, as_float);
     }
-    *out = v;
+    *out = req_field_as_stored(f, v);
     return 0;
 }
 
@@ -487,7 +439,7 @@ static char *trimmed_copy(const char *str, size_t len)
  * the client did not percent-encode, and base64 may begin or end with '+':
  * there only line breaks and tabs are blanks.  (JSON and multipart text
  * never turn '+' into a space, so every blank around it is padding.) */
-static int keep_base64(const param *p, int spaces_are_plus, gen_request *r, sd_err *err)
+static int keep_base64(const param *p, int spaces_are_plus, sd_request *r, sd_err *err)
 {
     size_t i = 0, j = p->len;
 #define BLANK(c) (isspace((unsigned char)(c)) && !(spaces_are_plus && (c) == ' '))
@@ -503,29 +455,104 @@ static int keep_base64(const param *p, int spaces_are_plus, gen_request *r, sd_e
     return 0;
 }
 
-/* output_format names -> img_format (the enum only: params.c links without
- * the image code, see tests/fuzz/fuzz_params.c). */
-static img_format output_format_from_name(const char *t)
+/* "unknown field" names the fields of the route, in the table's order. */
+static int unknown_field(const char *label, const char *route, unsigned where, sd_err *err)
 {
-    if (!strcasecmp(t, "png")) return IMG_PNG;
-    if (!strcasecmp(t, "jpeg") || !strcasecmp(t, "jpg")) return IMG_JPEG;
-    if (!strcasecmp(t, "webp")) return IMG_WEBP;
-    return IMG_UNKNOWN;
+    char list[512];
+    size_t k = 0;
+    list[0] = 0;
+    for (int i = 0; i < req_nfields && k < sizeof list; i++)
+        if (req_fields[i].where & where)
+            k += (size_t)snprintf(list + k, sizeof list - k, "%s%s", k ? ", " : "", req_fields[i].name);
+    return sd_errf(err, SD_EINVAL, label, "unknown field '%s' for %s (fields: %s)", label, route, list);
 }
 
-int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err *err)
+/* A text field (prompt, negative_prompt): trimmed, at most f->hi bytes. */
+static int set_text(const req_field *f, const param *p, sd_request *r, sd_err *err)
 {
-    memset(r, 0, sizeof *r);
-    r->img2img = img2img;
-    r->n = 1;
-    r->width = r->height = 512;
-    r->steps = 30;
-    r->cfg = 7.0f;
-    r->strength = 0.7f;
-    r->sampler = SD_SAMPLER_EULER_A;
-    unsigned where = img2img ? 2 : 1;
+    if (p->kind != PV_TEXT)
+        return sd_errf(err, SD_EINVAL, f->name, "%s must be a string, got %s", f->name, kind_name(p->kind));
+    if (p->len > (size_t)f->hi)
+        return sd_errf(err, SD_EINVAL, f->name, "%s is too long (%zu bytes, at most %d)", f->name, p->len, (int)f->hi);
+    char *t = trimmed_copy(p->val, p->len);
+    if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
+    const char **dst = req_field_text(f, r);
+    free((char *)*dst);
+    *dst = t;
+    return 0;
+}
+
+/* A name field (sampler, output_format). */
+static int set_name(const req_field *f, const param *p, sd_request *r, sd_err *err)
+{
+    if (p->kind != PV_TEXT && f->type == RF_SAMPLER)
+        return sd_errf(err, SD_EINVAL, f->name, "%s must be a string, got %s", f->name, kind_name(p->kind));
+    if (p->kind != PV_TEXT)
+        return sd_errf(err, SD_EINVAL, f->name, "%s must be %s, got %s", f->name, req_field_names(f),
+                       kind_name(p->kind));
+    char *t = trimmed_copy(p->val, p->len), shown[64];
+    if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
+    int bad = req_field_set_name(f, r, t);
+    free(t);
+    if (!bad) return 0;
+    if (f->type == RF_SAMPLER)   /* (the sampler message never showed the value) */
+        return sd_errf(err, SD_EINVAL, f->name, "%s must be one of %s", f->name, req_field_names(f));
+    value_label(p, shown, sizeof shown);
+    return sd_errf(err, SD_EINVAL, f->name, "%s must be %s, got '%s'", f->name, req_field_names(f), shown);
+}
+
+/* The init image: a file part (raw bytes) or base64 text, kept as sent. */
+static int set_image(const req_field *f, const param *p, int spaces_are_plus, sd_request *r, sd_err *err)
+{
+    free(r->init_data);
+    r->init_data = NULL;
+    if (p->kind == PV_FILE) {
+        if (!p->len) return sd_errf(err, SD_EINVAL, f->name, "init_image file part is empty");
+        r->init_data = malloc(p->len);
+        if (!r->init_data) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
+        memcpy(r->init_data, p->val, p->len);
+        r->init_len = p->len;
+        r->init_is_raw = 1;
+        return 0;
+    }
+    if (p->kind != PV_TEXT)
+        return sd_errf(err, SD_EINVAL, f->name, "init_image must be a base64 string, got %s", kind_name(p->kind));
+    return keep_base64(p, spaces_are_plus, r, err);
+}
+
+/* One field of the bag into the request. */
+static int set_field(const req_field *f, const param *p, int spaces_are_plus, sd_request *r, sd_err *err)
+{
+    double v = 0;
+    switch (f->type) {
+    case RF_TEXT: return set_text(f, p, r, err);
+    case RF_SAMPLER: case RF_FORMAT: return set_name(f, p, r, err);
+    case RF_IMAGE: return set_image(f, p, spaces_are_plus, r, err);
+    case RF_SEED:
+        if (p->kind == PV_TEXT) {
+            size_t k = 0;
+            while (k < p->len && isspace((unsigned char)p->val[k])) k++;
+            if (k == p->len) return 0; /* empty = random */
+        }
+        if (get_number(f, p, &v, err)) return -1;
+        if (v < 0) return 0;           /* -1 = random */
+        r->seed_was_random = 0;
+        req_field_set_number(f, r, v);
+        return 0;
+    case RF_INT:
+    case RF_FLOAT:
+        if (get_number(f, p, &v, err)) return -1;
+        req_field_set_number(f, r, v);
+        return 0;
+    }
+    return 0;
+}
+
+int params_to_request(const param_bag *b, int img2img, sd_request *r, sd_err *err)
+{
+    sd_request_defaults(r, img2img);
+    unsigned where = img2img ? RF_IMG2IMG : RF_TXT2IMG;
     const char *route = img2img ? "/img2img" : "/txt2img";
-    double seed = -1;
 
     for (int i = 0; i < b->n; i++) {
         const param *p = &b->v[i];
@@ -533,13 +560,8 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
         field_label(p->name, label, sizeof label);
         if (!params_utf8_valid(p->name, strlen(p->name)))
             return sd_errf(err, SD_EINVAL, label, "a field name is not valid UTF-8 ('%s')", label);
-        const fspec *f = NULL;
-        for (int k = 0; k < NFIELDS; k++)
-            if (!strcmp(fields[k].name, p->name)) f = &fields[k];
-        if (!f)
-            return sd_errf(err, SD_EINVAL, label, "unknown field '%s' for %s (fields: prompt, seed, num_outputs, %s"
-                           "num_inference_steps, guidance_scale%s, negative_prompt, sampler, output_format, output_quality)",
-                           label, route, img2img ? "" : "width, height, ", img2img ? ", strength, init_image" : "");
+        const req_field *f = req_field_find(p->name);
+        if (!f) return unknown_field(label, route, where, err);
         if (!(f->where & where))
             return sd_errf(err, SD_EINVAL, f->name, "%s is not a field of %s%s", f->name, route,
                            img2img ? "; the output takes the init image's size" : "; use /img2img for init_image and strength");
@@ -549,109 +571,33 @@ int gen_request_from_bag(const param_bag *b, int img2img, gen_request *r, sd_err
         if (p->kind == PV_TEXT && memchr(p->val, 0, p->len))
             return sd_errf(err, SD_EINVAL, f->name, "%s contains a NUL character", f->name);
         if (p->kind == PV_NULL) continue; /* JSON null = absent */
-        double v = 0;
-        switch (f->type) {
-        case F_TEXT: {
-            if (p->kind != PV_TEXT)
-                return sd_errf(err, SD_EINVAL, f->name, "%s must be a string, got %s", f->name, kind_name(p->kind));
-            if (p->len > PARAMS_MAX_PROMPT)
-                return sd_errf(err, SD_EINVAL, f->name, "%s is too long (%zu bytes, at most %d)", f->name, p->len,
-                               PARAMS_MAX_PROMPT);
-            char *t = trimmed_copy(p->val, p->len);
-            if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
-            if (!strcmp(f->name, "prompt")) { free(r->prompt); r->prompt = t; }
-            else { free(r->negative); r->negative = t; }
-            break;
-        }
-        case F_SEED:
-            if (p->kind == PV_TEXT) {
-                size_t k = 0;
-                while (k < p->len && isspace((unsigned char)p->val[k])) k++;
-                if (k == p->len) break; /* empty = random */
-            }
-            if (get_number(f, p, &v, err)) return -1;
-            seed = v;
-            break;
-        case F_INT:
-        case F_NUM:
-            if (get_number(f, p, &v, err)) return -1;
-            if (!strcmp(f->name, "num_outputs")) r->n = (int)v;
-            else if (!strcmp(f->name, "width")) r->width = (int)v;
-            else if (!strcmp(f->name, "height")) r->height = (int)v;
-            else if (!strcmp(f->name, "num_inference_steps")) r->steps = (int)v;
-            else if (!strcmp(f->name, "guidance_scale")) r->cfg = (float)v;
-            else if (!strcmp(f->name, "output_quality")) r->out_quality = (int)v;
-            else if (!strcmp(f->name, "strength")) r->strength = (float)v;   /* checked as a float */
-            break;
-        case F_SAMPLER: {
-            if (p->kind != PV_TEXT)
-                return sd_errf(err, SD_EINVAL, f->name, "sampler must be a string, got %s", kind_name(p->kind));
-            char *t = trimmed_copy(p->val, p->len);
-            if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
-            int bad = sd_sampler_from_name(t, &r->sampler);
-            free(t);
-            if (bad)
-                return sd_errf(err, SD_EINVAL, f->name,
-                               "sampler must be one of euler, euler_a, ddim, dpmpp_2m, dpmpp_2m_karras, lcm");
-            break;
-        }
-        case F_FORMAT: {
-            if (p->kind != PV_TEXT)
-                return sd_errf(err, SD_EINVAL, f->name, "output_format must be png, jpeg or webp, got %s",
-                               kind_name(p->kind));
-            char *t = trimmed_copy(p->val, p->len), shown[64];
-            if (!t) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
-            img_format fmt = output_format_from_name(t);
-            free(t);
-            value_label(p, shown, sizeof shown);
-            if (fmt == IMG_UNKNOWN)
-                return sd_errf(err, SD_EINVAL, f->name, "output_format must be png, jpeg or webp, got '%s'", shown);
-            r->out_format = (int)fmt;
-            break;
-        }
-        case F_IMAGE:
-            free(r->init_data);
-            r->init_data = NULL;
-            if (p->kind == PV_FILE) {
-                if (!p->len) return sd_errf(err, SD_EINVAL, f->name, "init_image file part is empty");
-                r->init_data = malloc(p->len);
-                if (!r->init_data) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
-                memcpy(r->init_data, p->val, p->len);
-                r->init_len = p->len;
-                r->init_is_raw = 1;
-            } else if (p->kind != PV_TEXT) {
-                return sd_errf(err, SD_EINVAL, f->name, "init_image must be a base64 string, got %s",
-                               kind_name(p->kind));
-            } else if (keep_base64(p, b->spaces_are_plus, r, err)) {
-                return -1;
-            }
-            break;
-        }
+        if (set_field(f, p, b->spaces_are_plus, r, err)) return -1;
     }
-    if (!r->prompt)
+    if (!r->gen.prompt)
         return sd_errf(err, SD_EINVAL, "prompt", "prompt is required: say what to draw");
-    if (!*r->prompt)
+    if (!*r->gen.prompt)
         return sd_errf(err, SD_EINVAL, "prompt", "prompt is empty: say what to draw");
     if (img2img && !r->init_data)
         return sd_errf(err, SD_EINVAL, "init_image", "init_image is required for /img2img (base64 PNG, JPEG or WebP)");
-    if (!r->negative && !(r->negative = strdup("")))
+    if (!r->gen.negative && !(r->gen.negative = strdup("")))
         return sd_errf(err, SD_ENOMEM, "", "out of memory");
-    if (seed < 0) {
-        r->seed = params_random_seed();
-        r->seed_was_random = 1;
-    } else {
-        r->seed = (uint64_t)seed;
-        if (r->seed + (uint64_t)r->n - 1 > (uint64_t)PARAMS_MAX_SEED)
-            return sd_errf(err, SD_EINVAL, "seed",
-                           "seed + num_outputs - 1 must not exceed 9007199254740991 (image i uses seed + i)");
+    if (r->seed_was_random) {
+        r->gen.seed = req_random_seed();
+    } else if (r->gen.seed + (uint64_t)r->gen.n - 1 > (uint64_t)REQ_MAX_SEED) {
+        return sd_errf(err, SD_EINVAL, "seed",
+                       "seed + num_outputs - 1 must not exceed 9007199254740991 (image i uses seed + i)");
     }
     return 0;
 }
 
-void gen_request_free(gen_request *r)
+const char *params_field_name(const char *field)
 {
-    free(r->prompt);
-    free(r->negative);
-    free(r->init_data);
-    memset(r, 0, sizeof *r);
+    const req_field *f = field && *field ? req_field_by_engine(field) : NULL;
+    return f ? f->name : field;
+}
+
+void params_name_field(sd_err *err)
+{
+    const char *name = params_field_name(err->field);
+    if (name != err->field) snprintf(err->field, sizeof err->field, "%s", name);
 }

@@ -1,6 +1,7 @@
 /* params.h — request fields: collected from any body format into one bag,
- * then validated into a gen_request against the ranges of the product
- * contract (/work/shared/spec/API.md).
+ * then validated into an sd_request (jobs/request.h) against the ranges of
+ * the product contract (/work/shared/spec/API.md), which its field table
+ * holds.
  *
  * Form-urlencoded and multipart bodies are split by libmicrohttpd's post
  * processor (server.c) which feeds params_bag_add(); JSON bodies are parsed
@@ -14,6 +15,7 @@
 
 #include "../base/err.h"
 #include "../engine/sd.h"
+#include "../jobs/request.h"
 
 /* How a value arrived: text (form, multipart, JSON string), a JSON number, a
  * file part of a multipart body (raw bytes), or a JSON value of another kind. */
@@ -33,15 +35,11 @@ typedef struct param_bag {
     int spaces_are_plus;   /* form-urlencoded: a space in base64 was an unencoded '+' */
 } param_bag;
 
+/* The body's shape; field ranges are in the field table (jobs/request.h). */
 enum {
     PARAMS_MAX_FIELDS = 32,
     PARAMS_MAX_JSON_DEPTH = 16,
-    PARAMS_MAX_PROMPT = 8192,      /* bytes */
-    PARAMS_MAX_SIDE = 1024,
-    PARAMS_MAX_OUTPUTS = 4,
-    PARAMS_MAX_STEPS = 150,
 };
-#define PARAMS_MAX_SEED 9007199254740991.0   /* 2^53 - 1 */
 
 void params_bag_init(param_bag *b);
 void params_bag_free(param_bag *b);
@@ -67,29 +65,16 @@ int params_utf8_valid(const char *s, size_t len);
  * check: C0 blanks, U+0085, Unicode Zs (U+00A0, U+2003, U+3000...), U+2028/9. */
 int params_unicode_blank(uint32_t cp);
 
-typedef struct gen_request {
-    int img2img;
-    char *prompt;            /* trimmed */
-    char *negative;          /* "" when absent */
-    uint64_t seed;           /* first image's seed; image i uses seed + i */
-    int seed_was_random;
-    int n, width, height, steps;
-    float cfg, strength;
-    sd_sampler sampler;
-    int out_format;          /* img_format (image/image.h): 0 = PNG; output_format */
-    int out_quality;         /* JPEG/WebP 1..100, 0 = encoder default; output_quality */
-    /* img2img: the init image as sent (base64 text cleaned of prefix and
-     * blanks, or raw bytes from a multipart file part) */
-    char *init_data;
-    size_t init_len;
-    int init_is_raw;
-} gen_request;
-
-/* Validates the bag for /txt2img (img2img=0) or /img2img (1).  A random seed
+/* Validates the bag for /txt2img (img2img=0) or /img2img (1) against the
+ * field table (jobs/request.h) into *out (sd_request_free).  A random seed
  * is drawn here when none was given.  0 or -1 with err (field set). */
-int gen_request_from_bag(const param_bag *b, int img2img, gen_request *out, sd_err *err);
-void gen_request_free(gen_request *r);
-/* Uniform random seed in [0, 2^53 - 4] (room for seed + 3). */
-uint64_t params_random_seed(void);
+int params_to_request(const param_bag *b, int img2img, sd_request *out, sd_err *err);
+
+/* The seed API's name for a field the engine names `field` in an error
+ * ("steps" -> "num_inference_steps", "negative" -> "negative_prompt"), or
+ * `field` itself when the engine's name is no request field's. */
+const char *params_field_name(const char *field);
+/* err->field turned into the seed API's name (params_field_name). */
+void params_name_field(sd_err *err);
 
 #endif

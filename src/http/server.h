@@ -19,7 +19,7 @@
 typedef struct http_server http_server;
 struct auth_keys;
 struct ratelimit;
-struct gen_request;
+struct sd_request;
 
 typedef struct server_config {
     const char *bind_addr;     /* IPv4/IPv6 literal, "0.0.0.0" = all */
@@ -54,7 +54,7 @@ typedef struct server_config {
      * queued (the prompt's token windows, sd_check_prompts), so that the
      * client gets a 400 rather than a 202 and a failed job.  Called on HTTP
      * threads; NULL = none. */
-    int (*check_request)(void *ctx, const struct gen_request *g, sd_err *err);
+    int (*check_request)(void *ctx, const struct sd_request *g, sd_err *err);
     void *check_ctx;
 } server_config;
 

@@ -7,7 +7,7 @@
  *                request), method check (405 + Allow), the auth/rate gate,
  *                metrics labels, GET / (the endpoint list)
  *   body.c       reading a generation request's body (form, JSON,
- *                multipart) into a validated gen_request; the server-wide
+ *                multipart) into a validated sd_request; the server-wide
  *                cap on buffered bodies
  *   endpoints.c  GET /health, /metrics, /openapi.json, /images/{name}
  *   api_seed.c   the seed API: POST /txt2img, /img2img (synchronous);
@@ -53,7 +53,7 @@ typedef struct route {
     enum route_auth auth;
     enum route_body body;
     int img2img;             /* ROUTE_GEN: /img2img's fields */
-    route_fn answer;         /* answers (ROUTE_GEN: with the body read into r->gen, or r->err) */
+    route_fn answer;         /* answers (ROUTE_GEN: with the body read into r->request, or r->err) */
     route_fn resume;         /* answers a request that waited suspended (server_wait) */
 } route;
 
@@ -82,7 +82,7 @@ struct req {
     size_t declared;         /* Content-Length, 0 = none (chunked) */
     size_t held;             /* body bytes charged to the server's buffered total (body_charge) */
     param_bag bag;
-    gen_request gen;         /* the body, validated (ROUTE_GEN) */
+    sd_request request;      /* the body, validated (ROUTE_GEN); given to the job queue */
     sd_err err;
     /* the job, and a synchronous wait (server_wait) */
     int async;
@@ -143,7 +143,7 @@ void body_release(http_server *s, req *r);
 int body_over_cap(http_server *s, req *r);
 enum MHD_Result body_start(http_server *s, req *r, struct MHD_Connection *c);
 void body_feed(http_server *s, req *r, const char *data, size_t size);
-/* The whole body read: parses and validates it into r->gen (or r->err). */
+/* The whole body read: parses and validates it into r->request (or r->err). */
 void body_finish(http_server *s, req *r);
 /* Frees what the body holds (request end). */
 void body_free(http_server *s, req *r);
@@ -158,7 +158,7 @@ enum MHD_Result reply_loading(req *r, struct MHD_Connection *c);
 /* api_seed.c */
 enum MHD_Result seed_generate(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c);
-/* The validated request (r->gen) as a job: listed = findable by id.  0, or
+/* The validated request (r->request) as a job: listed = findable by id.  0, or
  * -1 with r->err (and *retry_after for a full queue). */
 int seed_submit(http_server *s, req *r, int listed, int *retry_after);
 /* A result's images, [{"image_url","mime_type","seed"}]. */

@@ -91,6 +91,7 @@ char *img_a1111_parameters(const img_gen_info *g)
         sb_value(&b, g->model_name);
     }
     if (g->denoise >= 0) sb_fmt(&b, ", Denoising strength: %g", (double)g->denoise);
+    if (g->clip_skip > 1) sb_fmt(&b, ", Clip skip: %d", g->clip_skip);
     if (b.oom || !b.s) {
         free(b.s);
         return NULL;

@@ -4,7 +4,7 @@
 
 #include <stddef.h>
 
-int jobs_submit(jobs_backend *b, job_input *in, int listed, job_handle **out, int *retry_after, sd_err *err)
+int jobs_submit(jobs_backend *b, sd_request *in, int listed, job_handle **out, int *retry_after, sd_err *err)
 {
     return b->ops->submit(b, in, listed, out, retry_after, err);
 }

@@ -12,7 +12,7 @@
  *   hex characters (the API's ids; HTTP looks up nothing else), random
  *   (128 bits) so that nodes make them without agreeing first.  find()
  *   returns NULL for an id it does not know.
- * - The owner (job_input.owner, the API key's index + 1) travels with the
+ * - The owner (sd_request.owner, the API key's index + 1) travels with the
  *   job: find() for another owner answers NULL, as for an unknown id.
  * - A job_handle is the caller's hold on one job (a reference, or a copy of
  *   its id): valid until release(), whatever happens to the job meanwhile.
@@ -21,7 +21,7 @@
  *   status() after wait_change(), which may return early or spuriously.
  * - cancel() asks; a running job stops at its next step wherever it runs.
  *
- * The value types (job_input, job_status, jobq_stats, job_state) are the
+ * The value types (sd_request, job_status, jobq_stats, job_state) are the
  * in-process queue's, declared in jobs.h; the HTTP layer includes this
  * header only and calls nothing named jobq_*.  All functions may be called
  * from several threads at once. */
@@ -40,7 +40,7 @@ typedef jobq_stats jobs_stats;
 
 typedef struct jobs_ops {
     const char *name;   /* "in-process", "redis", ... */
-    int (*submit)(jobs_backend *b, job_input *in, int listed, job_handle **out, int *retry_after, sd_err *err);
+    int (*submit)(jobs_backend *b, sd_request *in, int listed, job_handle **out, int *retry_after, sd_err *err);
     job_handle *(*find)(jobs_backend *b, const char *id, int owner, sd_err *err);
     const char *(*id)(jobs_backend *b, const job_handle *h);
     job_state (*cancel)(jobs_backend *b, job_handle *h, const char *reason);
@@ -63,7 +63,7 @@ struct jobs_backend {
  * the caller gets a handle in *out.  SD_EBUSY when the queue is full or
  * shutting down, with the suggested retry in seconds in *retry_after (may
  * be NULL); SD_ENOMEM; a remote backend adds SD_EUPSTREAM (unreachable). */
-int jobs_submit(jobs_backend *b, job_input *in, int listed, job_handle **out, int *retry_after, sd_err *err);
+int jobs_submit(jobs_backend *b, sd_request *in, int listed, job_handle **out, int *retry_after, sd_err *err);
 /* A listed job of `owner` by id, or NULL: with err untouched when there is
  * no such job (unknown, forgotten after retention, unlisted, or another
  * owner's); with err set when the backend could not look (a remote queue

@@ -10,23 +10,22 @@
 #include "../base/alloc.h"
 #include "../image/image.h"
 
-#define PARAMS_BATCH_MAX 4
-
 /* The result with its generation info; images still empty. */
-static job_result *new_result(const gen_ctx *g, const job_input *in)
+static job_result *new_result(const gen_ctx *g, const sd_request *in)
 {
-    job_result *r = job_result_new(in->n);
+    job_result *r = job_result_new(in->gen.n);
     if (!r) return NULL;
-    r->prompt = strdup(in->prompt ? in->prompt : "");
-    r->negative = strdup(in->negative ? in->negative : "");
+    const sd_gen_params *p = &in->gen;
+    r->prompt = strdup(p->prompt ? p->prompt : "");
+    r->negative = strdup(p->negative ? p->negative : "");
     r->model_name = g->model_name ? strdup(g->model_name) : NULL;
     r->model_hash = g->model_hash ? strdup(g->model_hash) : NULL;
-    r->width = in->width;
-    r->height = in->height;
-    r->steps = in->steps;
-    r->cfg = in->cfg;
-    r->denoise = in->img2img ? in->strength : -1.0f;
-    r->sampler = sd_sampler_a1111_name(in->sampler);
+    r->width = p->width;
+    r->height = p->height;
+    r->steps = p->steps;
+    r->cfg = p->cfg;
+    r->denoise = in->img2img ? p->strength : -1.0f;
+    r->sampler = sd_sampler_a1111_name(p->sampler);
     if (!r->prompt || !r->negative || (g->model_name && !r->model_name) || (g->model_hash && !r->model_hash)) {
         job_result_free(r);
         return NULL;
@@ -35,15 +34,10 @@ static job_result *new_result(const gen_ctx *g, const job_input *in)
 }
 
 /* Encodes image i with its parameters, stores it, and fills r->images[i]. */
-static int store_image(const gen_ctx *g, const job_input *in, job_result *r, const sd_image *im, int i, sd_err *err)
+static int store_image(const gen_ctx *g, const sd_request *in, job_result *r, const sd_image *im, int i, sd_err *err)
 {
-    uint64_t seed = in->seed + (uint64_t)i;
-    img_gen_info info = {
-        .prompt = in->prompt, .negative = in->negative, .steps = in->steps,
-        .sampler = r->sampler, .cfg = in->cfg, .seed = seed,
-        .width = im->width, .height = im->height, .model_hash = g->model_hash,
-        .model_name = g->model_name, .denoise = r->denoise,
-    };
+    uint64_t seed = in->gen.seed + (uint64_t)i;
+    img_gen_info info = req_gen_info(in, i, im->width, im->height, g->model_hash, g->model_name);
     char *params = img_a1111_parameters(&info);
     img_format fmt = in->out_format ? (img_format)in->out_format : IMG_PNG;
     const char *ext = img_format_ext(fmt);
@@ -70,37 +64,25 @@ static int store_image(const gen_ctx *g, const job_input *in, job_result *r, con
     return 0;
 }
 
-int gen_run(void *ud, const job_input *in, sd_progress_fn progress, void *progress_ud, job_result **result, sd_err *err)
+int gen_run(void *ud, const sd_request *in, sd_progress_fn progress, void *progress_ud, job_result **result, sd_err *err)
 {
     gen_ctx *g = ud;
     *result = NULL;
-    sd_gen_params p;
-    memset(&p, 0, sizeof p);
-    p.prompt = in->prompt;
-    p.negative = in->negative;
-    p.width = in->width;
-    p.height = in->height;
-    p.steps = in->steps;
-    p.cfg = in->cfg;
-    p.sampler = in->sampler;
-    p.seed = in->seed;
-    p.n = in->n;
-    p.init_rgb = in->img2img ? in->init_rgb : NULL;
-    p.init_width = in->init_width;
-    p.init_height = in->init_height;
-    p.strength = in->strength;
+    sd_gen_params p = in->gen;   /* the request's, with this run's progress callback */
+    p.init_rgb = in->img2img ? p.init_rgb : NULL;
     p.progress = progress;
     p.progress_ud = progress_ud;
 
-    sd_image out[PARAMS_BATCH_MAX];
+    sd_image out[REQ_MAX_OUTPUTS];
     memset(out, 0, sizeof out);
-    if (in->n < 1 || in->n > PARAMS_BATCH_MAX) return sd_errf(err, SD_EINVAL, "num_outputs", "num_outputs must be in [1, 4]");
+    if (p.n < 1 || p.n > REQ_MAX_OUTPUTS)
+        return sd_errf(err, SD_EINVAL, "n", "the number of images must be in [1, %d]", REQ_MAX_OUTPUTS);
     if (sd_generate(g->engine, &p, out, err)) return -1;
 
     job_result *res = new_result(g, in);
     int rc = res ? 0 : sd_errf(err, SD_ENOMEM, "", "out of memory");
-    for (int i = 0; i < in->n && !rc; i++) rc = store_image(g, in, res, &out[i], i, err);
-    for (int i = 0; i < in->n; i++) sd_image_free(&out[i]);
+    for (int i = 0; i < p.n && !rc; i++) rc = store_image(g, in, res, &out[i], i, err);
+    for (int i = 0; i < p.n; i++) sd_image_free(&out[i]);
     if (rc) {
         job_result_free(res);
         return -1;

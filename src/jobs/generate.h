@@ -19,6 +19,6 @@ typedef struct gen_ctx {
 } gen_ctx;
 
 /* A job_run_fn (jobs.h); ud is a gen_ctx. */
-int gen_run(void *ud, const job_input *in, sd_progress_fn progress, void *progress_ud, job_result **result, sd_err *err);
+int gen_run(void *ud, const sd_request *in, sd_progress_fn progress, void *progress_ud, job_result **result, sd_err *err);
 
 #endif

@@ -14,7 +14,7 @@ typedef struct inproc {
 static jobq *Q(jobs_backend *b) { return ((inproc *)b)->q; }
 static job *J(job_handle *h) { return (job *)h; }
 
-static int ip_submit(jobs_backend *b, job_input *in, int listed, job_handle **out, int *retry_after, sd_err *err)
+static int ip_submit(jobs_backend *b, sd_request *in, int listed, job_handle **out, int *retry_after, sd_err *err)
 {
     job *j = NULL;
     int rc = jobq_submit(Q(b), in, listed, &j, retry_after, err);

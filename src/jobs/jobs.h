@@ -16,25 +16,13 @@
 
 #include "../base/err.h"
 #include "../engine/sd.h"
+#include "request.h"
 
 typedef enum { JOB_QUEUED = 0, JOB_RUNNING, JOB_SUCCEEDED, JOB_FAILED, JOB_CANCELLED } job_state;
 const char *job_state_name(job_state s);
 
-/* What to generate: owned by the job once submitted (job_input_free). */
-typedef struct job_input {
-    int img2img;
-    char *prompt, *negative;
-    uint64_t seed;           /* image i uses seed + i */
-    int n, width, height, steps;
-    float cfg, strength;
-    sd_sampler sampler;
-    int out_format;          /* img_format (image/image.h); 0 = PNG */
-    int out_quality;         /* JPEG/WebP quality 1..100; 0 = encoder default */
-    uint8_t *init_rgb;       /* img2img: RGB8, init_width x init_height */
-    int init_width, init_height;
-    int owner;               /* who submitted it: API key index + 1; 0 = no keys configured */
-} job_input;
-void job_input_free(job_input *in);
+/* What to generate is an sd_request (request.h), owned by the job once
+ * submitted (sd_request_free). */
 
 /* One image of a succeeded job: where it is stored, what it is, its seed. */
 typedef struct job_image {
@@ -65,7 +53,7 @@ void job_result_free(job_result *r);
 
 /* Runs one job: progress(ud, step, total) after each step (non-zero return =
  * stop); on success *result is the job's result (taken by the queue). */
-typedef int (*job_run_fn)(void *ud, const job_input *in, sd_progress_fn progress, void *progress_ud,
+typedef int (*job_run_fn)(void *ud, const sd_request *in, sd_progress_fn progress, void *progress_ud,
                           job_result **result, sd_err *err);
 
 typedef struct job job;
@@ -93,11 +81,11 @@ void jobq_shutdown(jobq *q, const char *reason);
 /* Takes ownership of *in (zeroed on return either way).  listed=1 makes the
  * job findable by id (async API); the caller gets one reference in *out.
  * SD_EBUSY when the queue is full, with the suggested retry in seconds. */
-int jobq_submit(jobq *q, job_input *in, int listed, job **out, int *retry_after, sd_err *err);
+int jobq_submit(jobq *q, sd_request *in, int listed, job **out, int *retry_after, sd_err *err);
 /* Reference to a listed job by id, or NULL. */
 job *jobq_find(jobq *q, const char *id);
 /* The same, but NULL as well when the job belongs to another owner
- * (job_input.owner): a client cannot tell another's job from no job. */
+ * (sd_request.owner): a client cannot tell another's job from no job. */
 job *jobq_find_owned(jobq *q, const char *id, int owner);
 void job_release(job *j);
 const char *job_id(const job *j);

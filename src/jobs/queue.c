@@ -21,7 +21,7 @@
 struct job {
     char id[33];
     atomic_int refs;
-    job_input in;
+    sd_request in;
     job_state state;
     int listed;
     int step, total;
@@ -74,14 +74,6 @@ const char *job_state_name(job_state s)
 
 int job_finished(job_state s) { return s == JOB_SUCCEEDED || s == JOB_FAILED || s == JOB_CANCELLED; }
 
-void job_input_free(job_input *in)
-{
-    free(in->prompt);
-    free(in->negative);
-    free(in->init_rgb);
-    memset(in, 0, sizeof *in);
-}
-
 const char *job_id(const job *j) { return j->id; }
 
 static void job_ref(job *j) { atomic_fetch_add(&j->refs, 1); }
@@ -89,18 +81,19 @@ static void job_ref(job *j) { atomic_fetch_add(&j->refs, 1); }
 void job_release(job *j)
 {
     if (!j || atomic_fetch_sub(&j->refs, 1) != 1) return;
-    job_input_free(&j->in);
+    sd_request_free(&j->in);
     job_result_free(j->result);
     free(j);
 }
 
 /* Work units of a job: steps x images x megapixels (what a step costs scales with). */
-static double job_units(const job_input *in)
+static double job_units(const sd_request *in)
 {
-    double steps = in->img2img ? in->steps * in->strength : in->steps;
+    const sd_gen_params *g = &in->gen;
+    double steps = in->img2img ? g->steps * g->strength : g->steps;
     if (steps < 1) steps = 1;
-    double w = in->img2img ? in->init_width : in->width, h = in->img2img ? in->init_height : in->height;
-    return steps * in->n * (w * h / 1e6);
+    double w = in->img2img ? g->init_width : g->width, h = in->img2img ? g->init_height : g->height;
+    return steps * g->n * (w * h / 1e6);
 }
 
 /* Called with q->mu held. */
@@ -181,7 +174,7 @@ static void *worker_main(void *arg)
         q->running = j;
         j->state = JOB_RUNNING;
         j->t_start = now_s();
-        j->total = j->in.img2img ? (int)(j->in.steps * j->in.strength) : j->in.steps;
+        j->total = j->in.img2img ? (int)(j->in.gen.steps * j->in.gen.strength) : j->in.gen.steps;
         changed(q);
         pthread_mutex_unlock(&q->mu);
 
@@ -197,7 +190,7 @@ static void *worker_main(void *arg)
             j->state = JOB_SUCCEEDED;
             j->result = result;
             q->st.succeeded++;
-            q->st.images += (uint64_t)j->in.n;
+            q->st.images += (uint64_t)j->in.gen.n;
             if (j->step > 0) {
                 q->st.step_seconds_sum += run_s;
                 q->st.steps += (uint64_t)j->step;
@@ -230,8 +223,8 @@ static void *worker_main(void *arg)
             }
         }
         /* The pixels of the init image are no longer needed. */
-        free(j->in.init_rgb);
-        j->in.init_rgb = NULL;
+        free((uint8_t *)j->in.gen.init_rgb);
+        j->in.gen.init_rgb = NULL;
         q->running = NULL;
         changed(q);
         purge(q);
@@ -328,12 +321,12 @@ static int retry_seconds(jobq *q)
     return s < 1 ? 1 : s > 600 ? 600 : s;
 }
 
-int jobq_submit(jobq *q, job_input *in, int listed, job **out, int *retry_after, sd_err *err)
+int jobq_submit(jobq *q, sd_request *in, int listed, job **out, int *retry_after, sd_err *err)
 {
     *out = NULL;
     job *j = sd_calloc(1, sizeof *j);
     if (!j) {
-        job_input_free(in);
+        sd_request_free(in);
         return sd_errf(err, SD_ENOMEM, "", "out of memory queueing the job");
     }
     uint8_t raw[16];
@@ -432,7 +425,7 @@ void jobq_status(jobq *q, job *j, job_status *out)
     out->position = -1;
     out->step = j->step;
     out->total = j->total;
-    out->n = j->in.n;
+    out->n = j->in.gen.n;
     out->eta = -1;
     out->elapsed = (job_finished(j->state) ? j->t_end : now) - j->t_submit;
     if (j->state == JOB_QUEUED) {

@@ -15,7 +15,7 @@
  * (libmicrohttpd's own HTML refusals are only status-checked); and every
  * 16 inputs a fresh GET /health still answers 200 (the server neither died
  * nor wedged).  Any violation aborts.
- * fuzz-sources: src/http/server.c src/http/routes.c src/http/body.c src/http/endpoints.c src/http/api_seed.c src/http/api_jobs.c src/http/listen.c src/http/reply.c src/http/metrics.c src/http/openapi.c src/http/openapi_doc.c src/http/params.c src/http/auth.c src/http/ratelimit.c src/jobs/queue.c src/jobs/result.c src/jobs/backend.c src/jobs/inproc.c src/storage/storage.c src/base/err.c src/base/alloc.c src/base/sha256.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/image/a1111.c src/image/base64.c
+ * fuzz-sources: src/http/server.c src/http/routes.c src/http/body.c src/http/endpoints.c src/http/api_seed.c src/http/api_jobs.c src/http/listen.c src/http/reply.c src/http/metrics.c src/http/openapi.c src/http/openapi_doc.c src/http/params.c src/http/auth.c src/http/ratelimit.c src/jobs/request.c src/jobs/queue.c src/jobs/result.c src/jobs/backend.c src/jobs/inproc.c src/storage/storage.c src/base/err.c src/base/alloc.c src/base/sha256.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/image/a1111.c src/image/base64.c
  * fuzz-libs: -lmicrohttpd -ljansson -lpng16 -ljpeg -lwebp -lz -lm -lpthread */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -39,11 +39,11 @@
 static int port;
 
 /* The fake runner: no engine, answers at once (honouring cancel). */
-static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, job_result **result,
+static int fake_run(void *ud, const sd_request *in, sd_progress_fn progress, void *pud, job_result **result,
                     sd_err *err)
 {
     (void)ud;
-    if (progress(pud, in->steps, in->steps)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
+    if (progress(pud, in->gen.steps, in->gen.steps)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
     *result = job_result_new(0);
     return *result ? 0 : sd_errf(err, SD_ENOMEM, "", "out of memory");
 }

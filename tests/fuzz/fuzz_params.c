@@ -1,11 +1,11 @@
 /* fuzz_params.c — libFuzzer target for the request-field parsers of
  * src/http/params.c: form-urlencoded splitting, JSON bodies, the chunked
  * field feed that multipart parts go through (params_bag_add), and the
- * validation into a gen_request for both routes.
+ * validation into an sd_request (the field table) for both routes.
  * Input: first byte picks the body kind (0 form, 1 JSON, 2 field chunks),
  * the rest is the body.  Field chunks: records "name\0" + 1 byte kind/first
  * flags + 1 byte length + data.
- * fuzz-sources: src/http/params.c src/base/err.c src/base/alloc.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c
+ * fuzz-sources: src/http/params.c src/jobs/request.c src/base/err.c src/base/alloc.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c
  * fuzz-libs: -lmicrohttpd -ljansson -lm */
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,22 +18,22 @@ static int ascii_blank(char c) { return (unsigned char)c < 0x80 && params_unicod
 static void validate(const param_bag *b)
 {
     for (int img2img = 0; img2img < 2; img2img++) {
-        gen_request r;
+        sd_request r;
         sd_err err;
         sd_err_clear(&err);
-        if (gen_request_from_bag(b, img2img, &r, &err) == 0) {
+        if (params_to_request(b, img2img, &r, &err) == 0) {
             /* a validated request keeps its promises */
-            if (!r.prompt || r.n < 1 || r.n > PARAMS_MAX_OUTPUTS || r.steps < 1 || r.steps > PARAMS_MAX_STEPS ||
-                r.width < 1 || r.width > PARAMS_MAX_SIDE || r.height < 1 || r.height > PARAMS_MAX_SIDE)
+            if (!r.gen.prompt || r.gen.n < 1 || r.gen.n > REQ_MAX_OUTPUTS || r.gen.steps < 1 || r.gen.steps > REQ_MAX_STEPS ||
+                r.gen.width < 1 || r.gen.width > REQ_MAX_SIDE || r.gen.height < 1 || r.gen.height > REQ_MAX_SIDE)
                 abort();
             /* the engine's float ranges hold, and the prompt is not blank */
-            if (!(r.cfg > 0 && r.cfg <= 20) || !(r.strength > 0 && r.strength < 1) || !r.prompt[0] ||
-                ascii_blank(r.prompt[0]) || ascii_blank(r.prompt[strlen(r.prompt) - 1]))
+            if (!(r.gen.cfg > 0 && r.gen.cfg <= 20) || !(r.gen.strength > 0 && r.gen.strength < 1) || !r.gen.prompt[0] ||
+                ascii_blank(r.gen.prompt[0]) || ascii_blank(r.gen.prompt[strlen(r.gen.prompt) - 1]))
                 abort();
         } else if (!err.code || !err.msg[0]) {
             abort();   /* a refusal must say why */
         }
-        gen_request_free(&r);
+        sd_request_free(&r);
     }
 }
 

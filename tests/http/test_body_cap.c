@@ -25,7 +25,7 @@
 
 static int port;
 
-static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, job_result **result,
+static int fake_run(void *ud, const sd_request *in, sd_progress_fn progress, void *pud, job_result **result,
                     sd_err *err)
 {
     (void)ud;

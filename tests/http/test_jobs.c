@@ -17,23 +17,23 @@
 static uint64_t order[16];
 static int norder;
 
-static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, job_result **result,
+static int fake_run(void *ud, const sd_request *in, sd_progress_fn progress, void *pud, job_result **result,
                     sd_err *err)
 {
-    order[norder++ & 15] = in->seed;
+    order[norder++ & 15] = in->gen.seed;
     gate_enter();
-    if (gate_steps(in->steps, 2000, progress, pud)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
-    if (in->seed == 666) return sd_errf(err, SD_EINTERNAL, "", "fake failure");
+    if (gate_steps(in->gen.steps, 2000, progress, pud)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
+    if (in->gen.seed == 666) return sd_errf(err, SD_EINTERNAL, "", "fake failure");
     job_result *r = job_result_new(1);
     if (!r) return sd_errf(err, SD_ENOMEM, "", "out of memory");
     char buf[64];
-    snprintf(buf, sizeof buf, "u%llu", (unsigned long long)in->seed);
+    snprintf(buf, sizeof buf, "u%llu", (unsigned long long)in->gen.seed);
     r->images[0].url = strdup(buf);
     r->images[0].key = strdup(buf + 1);
     r->images[0].mime = "image/png";
-    r->images[0].seed = in->seed;
-    r->prompt = strdup(in->prompt);
-    r->steps = in->steps;
+    r->images[0].seed = in->gen.seed;
+    r->prompt = strdup(in->gen.prompt);
+    r->steps = in->gen.steps;
     *result = r;
     return 0;
 }
@@ -76,16 +76,16 @@ static void test_result_copy(void)
     job_result_free(NULL);
 }
 
-static job_input input(uint64_t seed, int steps)
+static sd_request input(uint64_t seed, int steps)
 {
-    job_input in = {0};
-    in.prompt = strdup("p");
-    in.negative = strdup("");
-    in.seed = seed;
-    in.n = 1;
-    in.width = in.height = 64;
-    in.steps = steps;
-    in.cfg = 7;
+    sd_request in = {0};
+    in.gen.prompt = strdup("p");
+    in.gen.negative = strdup("");
+    in.gen.seed = seed;
+    in.gen.n = 1;
+    in.gen.width = in.gen.height = 64;
+    in.gen.steps = steps;
+    in.gen.cfg = 7;
     return in;
 }
 
@@ -109,8 +109,8 @@ int main(void)
     CHECK(q != NULL, "create");
 
     job *a, *b, *c, *d;
-    job_input in = input(1, 3);
-    CHECK(!jobq_submit(q, &in, 1, &a, NULL, &e) && in.prompt == NULL, "submit a (takes ownership)");
+    sd_request in = input(1, 3);
+    CHECK(!jobq_submit(q, &in, 1, &a, NULL, &e) && in.gen.prompt == NULL, "submit a (takes ownership)");
     gate_wait_started(1);
     in = input(2, 3);
     CHECK(!jobq_submit(q, &in, 1, &b, NULL, &e), "submit b");

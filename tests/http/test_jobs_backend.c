@@ -73,7 +73,7 @@ static job_handle *new_handle(fake *f, const char *id)
 
 static void bump(fake *f) { f->gen++; }
 
-static int fk_submit(jobs_backend *b, job_input *in, int listed, job_handle **out, int *retry_after, sd_err *err)
+static int fk_submit(jobs_backend *b, sd_request *in, int listed, job_handle **out, int *retry_after, sd_err *err)
 {
     fake *f = F(b);
     *out = NULL;
@@ -88,15 +88,15 @@ static int fk_submit(jobs_backend *b, job_input *in, int listed, job_handle **ou
         snprintf(j->id, sizeof j->id, "fa4e%028d", ++f->njobs);
         j->owner = in->owner;
         j->listed = listed;
-        j->n = in->n;
-        j->seed = in->seed;
+        j->n = in->gen.n;
+        j->seed = in->gen.seed;
         j->state = JOB_QUEUED;
         j->position = 3;
         *out = new_handle(f, j->id);
         bump(f);
     }
     pthread_mutex_unlock(&f->mu);
-    job_input_free(in);
+    sd_request_free(in);
     return rc;
 }
 
@@ -464,13 +464,13 @@ static void owners_through_backend(void)
 
 /* ---- the in-process backend through the interface ------------------------------ */
 
-static int quick_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, job_result **result,
+static int quick_run(void *ud, const sd_request *in, sd_progress_fn progress, void *pud, job_result **result,
                      sd_err *err)
 {
-    for (int i = 1; i <= in->steps; i++)
-        if (progress(pud, i, in->steps)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
+    for (int i = 1; i <= in->gen.steps; i++)
+        if (progress(pud, i, in->gen.steps)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
     *result = job_result_new(1);
-    if (*result) (*result)->images[0].seed = in->seed;
+    if (*result) (*result)->images[0].seed = in->gen.seed;
     return *result ? 0 : sd_errf(err, SD_ENOMEM, "", "out of memory");
 }
 
@@ -482,10 +482,10 @@ static void inproc_backend(void)
     jobs_backend *b = jobs_inproc_open(&qc, quick_run, NULL, &e);
     CHECK(b && !strcmp(jobs_backend_name(b), "in-process"), "in-process backend opens");
     if (!b) return;
-    job_input in = {.prompt = strdup("p"), .negative = strdup(""), .seed = 9, .n = 1, .width = 64, .height = 64,
-                    .steps = 3, .cfg = 7, .owner = 2};
+    sd_request in = {.gen = {.prompt = strdup("p"), .negative = strdup(""), .seed = 9, .n = 1, .width = 64,
+                             .height = 64, .steps = 3, .cfg = 7}, .owner = 2};
     job_handle *h = NULL;
-    CHECK(!jobs_submit(b, &in, 1, &h, NULL, &e) && h && !in.prompt, "submit: a handle, input taken");
+    CHECK(!jobs_submit(b, &in, 1, &h, NULL, &e) && h && !in.gen.prompt, "submit: a handle, input taken");
     const char *id = jobs_job_id(b, h);
     size_t hex = strspn(id, "0123456789abcdef");
     CHECKF(hex == 32 && !id[32], "id: 32 lowercase hex characters", "%s", id);
@@ -512,7 +512,7 @@ static void inproc_backend(void)
     CHECKF(ss.submitted == 1 && ss.succeeded == 1 && ss.listed == 1, "stats through the interface",
            "%llu %llu %d", (unsigned long long)ss.submitted, (unsigned long long)ss.succeeded, ss.listed);
     jobs_shutdown(b, "bye");
-    in = (job_input){.prompt = strdup("p"), .negative = strdup(""), .n = 1, .steps = 1};
+    in = (sd_request){.gen = {.prompt = strdup("p"), .negative = strdup(""), .n = 1, .steps = 1}};
     int retry = 0;
     job_handle *g = NULL;
     CHECK(jobs_submit(b, &in, 1, &g, &retry, &e) == -1 && e.code == SD_EBUSY && !g && retry >= 1,

@@ -8,14 +8,14 @@
 #include "../../src/http/params.h"
 
 /* Validates a JSON body for txt2img (img=0) or img2img; returns 0/-1 and fills e. */
-static int try_json(const char *body, int img, gen_request *r, sd_err *e)
+static int try_json(const char *body, int img, sd_request *r, sd_err *e)
 {
     param_bag b;
     params_bag_init(&b);
     sd_err_clear(e);
-    memset(r, 0, sizeof *r); /* a body refused before gen_request_from_bag leaves r untouched */
+    memset(r, 0, sizeof *r); /* a body refused before params_to_request leaves r untouched */
     int rc = params_bag_from_json(&b, body, strlen(body), e);
-    if (!rc) rc = gen_request_from_bag(&b, img, r, e);
+    if (!rc) rc = params_to_request(&b, img, r, e);
     params_bag_free(&b);
     return rc;
 }
@@ -23,12 +23,12 @@ static int try_json(const char *body, int img, gen_request *r, sd_err *e)
 /* Expects a JSON body to fail naming `field` with `frag` in the message. */
 static void bad(const char *name, const char *body, int img, const char *field, const char *frag)
 {
-    gen_request r;
+    sd_request r;
     sd_err e;
     int rc = try_json(body, img, &r, &e);
     CHECKF(rc == -1 && e.code == SD_EINVAL && (!field || !strcmp(e.field, field)) && strstr(e.msg, frag), name,
            "rc=%d field='%s' msg='%s'", rc, e.field, e.msg);
-    gen_request_free(&r);
+    sd_request_free(&r);
 }
 
 int main(void)
@@ -52,31 +52,42 @@ int main(void)
     CHECK(!params_utf8_valid("\xed\xa0\x80", 3), "utf8 surrogate refused");
     CHECK(!params_utf8_valid("\xe4\xb8", 2), "utf8 truncated refused");
 
-    gen_request r;
+    sd_request r;
     sd_err e;
     int rc = try_json("{\"prompt\":\"  a cat  \"}", 0, &r, &e);
-    CHECKF(rc == 0 && !strcmp(r.prompt, "a cat") && r.width == 512 && r.height == 512 && r.n == 1 &&
-               r.steps == 30 && r.cfg == 7.0f && r.seed_was_random && r.seed < (1ull << 53),
+    CHECKF(rc == 0 && !strcmp(r.gen.prompt, "a cat") && r.gen.width == 512 && r.gen.height == 512 && r.gen.n == 1 &&
+               r.gen.steps == 30 && r.gen.cfg == 7.0f && r.seed_was_random && r.gen.seed < (1ull << 53),
            "defaults", "rc=%d msg=%s", rc, e.msg);
-    gen_request_free(&r);
+    sd_request_free(&r);
     rc = try_json("{\"prompt\":\"x\",\"seed\":\"10086\",\"num_outputs\":4,\"width\":\"512.0\",\"height\":64,"
                   "\"num_inference_steps\":150,\"guidance_scale\":\"7.5\"}", 0, &r, &e);
-    CHECKF(rc == 0 && r.seed == 10086 && !r.seed_was_random && r.n == 4 && r.width == 512 && r.height == 64 &&
-               r.steps == 150 && r.cfg == 7.5f, "all fields as text and numbers", "rc=%d msg=%s", rc, e.msg);
-    gen_request_free(&r);
+    CHECKF(rc == 0 && r.gen.seed == 10086 && !r.seed_was_random && r.gen.n == 4 && r.gen.width == 512 && r.gen.height == 64 &&
+               r.gen.steps == 150 && r.gen.cfg == 7.5f, "all fields as text and numbers", "rc=%d msg=%s", rc, e.msg);
+    sd_request_free(&r);
     rc = try_json("{\"prompt\":\"x\",\"seed\":\"\"}", 0, &r, &e);
     CHECK(rc == 0 && r.seed_was_random, "empty seed = random");
-    gen_request_free(&r);
+    sd_request_free(&r);
     rc = try_json("{\"prompt\":\"x\",\"seed\":-1,\"width\":null}", 0, &r, &e);
-    CHECK(rc == 0 && r.seed_was_random && r.width == 512, "seed -1 = random, null = default");
-    gen_request_free(&r);
+    CHECK(rc == 0 && r.seed_was_random && r.gen.width == 512, "seed -1 = random, null = default");
+    sd_request_free(&r);
     rc = try_json("{\"prompt\":\"x\",\"seed\":9007199254740991}", 0, &r, &e);
-    CHECK(rc == 0 && r.seed == 9007199254740991ull, "largest seed");
-    gen_request_free(&r);
+    CHECK(rc == 0 && r.gen.seed == 9007199254740991ull, "largest seed");
+    sd_request_free(&r);
     rc = try_json("{\"prompt\":\"x\",\"init_image\":\" data:image/png;base64,AAAA \",\"strength\":0.5}", 1, &r, &e);
-    CHECKF(rc == 0 && r.img2img && !strcmp(r.init_data, "data:image/png;base64,AAAA") && r.strength == 0.5f,
+    CHECKF(rc == 0 && r.img2img && !strcmp(r.init_data, "data:image/png;base64,AAAA") && r.gen.strength == 0.5f,
            "img2img fields", "rc=%d msg=%s", rc, e.msg);
-    gen_request_free(&r);
+    sd_request_free(&r);
+    CHECK(!strcmp(params_field_name("steps"), "num_inference_steps") && !strcmp(params_field_name("n"), "num_outputs") &&
+              !strcmp(params_field_name("cfg"), "guidance_scale") &&
+              !strcmp(params_field_name("negative"), "negative_prompt") &&
+              !strcmp(params_field_name("storage"), "storage") && !strcmp(params_field_name(""), ""),
+          "engine field names mapped to the seed API's, others kept");
+    rc = try_json("{\"prompt\":\"x\",\"clip_skip\":\"2\"}", 0, &r, &e);
+    CHECKF(rc == 0 && r.gen.clip_skip == 2, "clip_skip as text into the engine's params", "rc=%d msg=%s", rc, e.msg);
+    sd_request_free(&r);
+    rc = try_json("{\"prompt\":\"x\"}", 1, &r, &e);
+    CHECKF(rc == -1 || r.gen.clip_skip == 1, "clip_skip defaults to 1", "%d", r.gen.clip_skip);
+    sd_request_free(&r);
 
     bad("missing prompt", "{\"width\":64}", 0, "prompt", "prompt is required");
     bad("blank prompt", "{\"prompt\":\"  \\n \"}", 0, "prompt", "empty");
@@ -132,9 +143,9 @@ int main(void)
         params_bag_free(&b);
         char plus[] = "prompt=x&init_image=+AB+CD+";
         sd_err_clear(&e);
-        CHECK(!params_bag_from_urlencoded(&b, plus, strlen(plus), &e) && !gen_request_from_bag(&b, 1, &r, &e) &&
+        CHECK(!params_bag_from_urlencoded(&b, plus, strlen(plus), &e) && !params_to_request(&b, 1, &r, &e) &&
                   !strcmp(r.init_data, " AB CD "), "form: raw '+' at both ends of init_image survives (as spaces)");
-        gen_request_free(&r);
+        sd_request_free(&r);
         params_bag_free(&b);
         char dup[] = "prompt=a&prompt=b";
         sd_err_clear(&e);
@@ -151,9 +162,9 @@ int main(void)
     params_bag_init(&b);
     sd_err_clear(&e);
     params_bag_add(&b, "prompt", PV_TEXT, "a \xc3\x28", 4, 1, &e);
-    CHECK(gen_request_from_bag(&b, 0, &r, &e) == -1 && !strcmp(e.field, "prompt") && strstr(e.msg, "UTF-8"),
+    CHECK(params_to_request(&b, 0, &r, &e) == -1 && !strcmp(e.field, "prompt") && strstr(e.msg, "UTF-8"),
           "form invalid utf8 names field");
-    gen_request_free(&r);
+    sd_request_free(&r);
     params_bag_free(&b);
 
     /* issue 12 item 4: float fields checked as the float the engine gets */
@@ -170,11 +181,11 @@ int main(void)
     bad("strength 0.99999999999 (1 as a float)",
         "{\"prompt\":\"x\",\"init_image\":\"AAAA\",\"strength\":0.99999999999}", 1, "strength", "1 as a 32-bit float");
     rc = try_json("{\"prompt\":\"x\",\"guidance_scale\":20.0000001}", 0, &r, &e);
-    CHECKF(rc == 0 && r.cfg == 20.0f, "guidance 20.0000001 is 20 as a float: accepted", "rc=%d msg=%s", rc, e.msg);
-    gen_request_free(&r);
+    CHECKF(rc == 0 && r.gen.cfg == 20.0f, "guidance 20.0000001 is 20 as a float: accepted", "rc=%d msg=%s", rc, e.msg);
+    sd_request_free(&r);
     rc = try_json("{\"prompt\":\"x\",\"guidance_scale\":1e-30}", 0, &r, &e);
-    CHECKF(rc == 0 && r.cfg > 0, "guidance 1e-30 (a positive float) accepted", "rc=%d msg=%s", rc, e.msg);
-    gen_request_free(&r);
+    CHECKF(rc == 0 && r.gen.cfg > 0, "guidance 1e-30 (a positive float) accepted", "rc=%d msg=%s", rc, e.msg);
+    sd_request_free(&r);
     bad("width 1e20 (integer overflow)", "{\"prompt\":\"x\",\"width\":1e20}", 0, "width", "(0, 1024]");
     bad("steps 2^64 as text", "{\"prompt\":\"x\",\"num_inference_steps\":\"18446744073709551617\"}", 0,
         "num_inference_steps", "(0, 150]");
@@ -186,13 +197,13 @@ int main(void)
         "prompt is empty");
     bad("prompt of C0 blanks", "{\"prompt\":\"\\t\\n\\u000b\\f\\r\\u001f\"}", 0, "prompt", "prompt is empty");
     rc = try_json("{\"prompt\":\"\\u3000\\u00a0a\\u3000cat\\u2003\\u202f\"}", 0, &r, &e);
-    CHECKF(rc == 0 && !strcmp(r.prompt, "a\xe3\x80\x80" "cat"), "Unicode blanks trimmed at both ends only",
-           "rc=%d prompt='%s'", rc, r.prompt ? r.prompt : "(null)");
-    gen_request_free(&r);
+    CHECKF(rc == 0 && !strcmp(r.gen.prompt, "a\xe3\x80\x80" "cat"), "Unicode blanks trimmed at both ends only",
+           "rc=%d prompt='%s'", rc, r.gen.prompt ? r.gen.prompt : "(null)");
+    sd_request_free(&r);
     rc = try_json("{\"prompt\":\"\\u200b\\u00e0\\u4e2d\"}", 0, &r, &e);   /* U+200B is Cf, not a blank */
-    CHECKF(rc == 0 && !strcmp(r.prompt, "\xe2\x80\x8b\xc3\xa0\xe4\xb8\xad"), "non-blanks kept (U+200B, a-grave, CJK)",
+    CHECKF(rc == 0 && !strcmp(r.gen.prompt, "\xe2\x80\x8b\xc3\xa0\xe4\xb8\xad"), "non-blanks kept (U+200B, a-grave, CJK)",
            "rc=%d", rc);
-    gen_request_free(&r);
+    sd_request_free(&r);
     CHECK(params_unicode_blank(0x3000) && params_unicode_blank(0xa0) && params_unicode_blank(0x85) &&
               params_unicode_blank(0x2003) && !params_unicode_blank(0x200b) && !params_unicode_blank('a') &&
               !params_unicode_blank(0xfeff), "params_unicode_blank");
@@ -218,20 +229,20 @@ int main(void)
         sd_err_clear(&e);
         params_bag_init(&b);
         rc = params_bag_from_urlencoded(&b, nul_val, strlen(nul_val), &e);
-        if (!rc) rc = gen_request_from_bag(&b, 0, &r, &e);
+        if (!rc) rc = params_to_request(&b, 0, &r, &e);
         CHECKF(rc == -1 && !strcmp(e.field, "sampler") && strstr(e.msg, "NUL"), "form sampler=euler%00junk refused",
                "rc=%d field='%s' msg='%s'", rc, e.field, e.msg);
         params_bag_free(&b);
-        gen_request_free(&r);
+        sd_request_free(&r);
         char nul_fmt[] = "prompt=cat&output_format=png%00";
         sd_err_clear(&e);
         params_bag_init(&b);
         rc = params_bag_from_urlencoded(&b, nul_fmt, strlen(nul_fmt), &e);
-        if (!rc) rc = gen_request_from_bag(&b, 0, &r, &e);
+        if (!rc) rc = params_to_request(&b, 0, &r, &e);
         CHECKF(rc == -1 && !strcmp(e.field, "output_format") && strstr(e.msg, "NUL"), "form output_format=png%00 refused",
                "rc=%d field='%s' msg='%s'", rc, e.field, e.msg);
         params_bag_free(&b);
-        gen_request_free(&r);
+        sd_request_free(&r);
     }
     bad("JSON key prompt\\u0000junk", "{\"prompt\\u0000junk\":\"cat\"}", 0, "prompt\\x00junk", "unknown field");
     bad("JSON value \\u0000: NUL named, not jansson's flag", "{\"prompt\":\"a\\u0000b\"}", 0, "prompt",

@@ -22,20 +22,22 @@
 #include "../../src/http/server.h"
 
 /* ---- fake runner: holds at the gate (gate.h), then "generates" in steps of 1 ms ---- */
-static int fake_run(void *ud, const job_input *in, sd_progress_fn progress, void *pud, job_result **result,
+static int fake_run(void *ud, const sd_request *in, sd_progress_fn progress, void *pud, job_result **result,
                     sd_err *err)
 {
     gate_enter();
-    if (gate_steps(in->steps, 1000, progress, pud)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
-    job_result *res = job_result_new(in->n);
+    if (gate_steps(in->gen.steps, 1000, progress, pud)) return sd_errf(err, SD_ECANCELLED, "", "cancelled");
+    /* seed 4242: the engine refuses, naming its own concept ("steps") */
+    if (in->gen.seed == 4242) return sd_errf(err, SD_EINVAL, "steps", "steps refused by the engine");
+    job_result *res = job_result_new(in->gen.n);
     if (!res) return sd_errf(err, SD_ENOMEM, "", "out of memory");
-    for (int i = 0; i < in->n; i++) {
+    for (int i = 0; i < in->gen.n; i++) {
         char url[128];
-        snprintf(url, sizeof url, "http://example.invalid/images/%016llx", (unsigned long long)(in->seed + i));
+        snprintf(url, sizeof url, "http://example.invalid/images/%016llx", (unsigned long long)(in->gen.seed + i));
         res->images[i].url = strdup(url);
         res->images[i].key = strdup(url + 30);
         res->images[i].mime = "image/png";
-        res->images[i].seed = in->seed + (uint64_t)i;
+        res->images[i].seed = in->gen.seed + (uint64_t)i;
     }
     *result = res;
     return 0;
@@ -410,6 +412,29 @@ int main(int argc, char **argv)
         if (!done) usleep(10000);
     }
     CHECK(done, "async job succeeds");
+
+    /* an engine error names the engine's concept; each answer names the API's field */
+    expect_error("engine error (sync): the engine's \"steps\" answered as num_inference_steps",
+                 req("POST", "/txt2img", "application/json", "{\"prompt\":\"x\",\"seed\":4242}", 0), 400,
+                 "num_inference_steps", "refused by the engine");
+    r = req("POST", "/jobs/txt2img", "application/json", "{\"prompt\":\"x\",\"seed\":4242}", 0);
+    j = jbody(&r);
+    snprintf(path, sizeof path, "/jobs/%s", jstr(j, "id"));
+    json_decref(j);
+    free(r.body);
+    done = 0;
+    for (int i = 0; i < 500 && !done; i++) {
+        r = req("GET", path, NULL, NULL, 0);
+        j = jbody(&r);
+        done = !strcmp(jstr(j, "state"), "failed");
+        if (done)
+            CHECKF(!strcmp(jstr(j, "field"), "num_inference_steps"),
+                   "engine error (async): the failed job's field is num_inference_steps", "%s", r.body);
+        json_decref(j);
+        free(r.body);
+        if (!done) usleep(10000);
+    }
+    CHECK(done, "the async job the engine refuses fails");
 
     /* queue full: hold the worker, fill the queue */
     gate_set(0);

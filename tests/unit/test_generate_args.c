@@ -35,26 +35,26 @@ int main(void)
     gen_args a;
     sd_err e;
     CHECKF(parse(&a, &e, "--model", "m.safetensors", "--prompt", "a cat", NULL) == 0 && !strcmp(a.model, "m.safetensors") &&
-               a.steps == 30 && a.cfg == 7 && a.sampler == SD_SAMPLER_EULER_A && a.seed_random && a.width == 512 &&
-               a.height == 512 && a.n == 1 && !strcmp(a.output, "out.png") && a.format == IMG_PNG && a.quality == 90 &&
+               a.req.gen.steps == 30 && a.req.gen.cfg == 7 && a.req.gen.sampler == SD_SAMPLER_EULER_A && a.req.seed_was_random && a.req.gen.width == 512 &&
+               a.req.gen.height == 512 && a.req.gen.n == 1 && !strcmp(a.output, "out.png") && a.req.out_format == IMG_PNG && a.req.out_quality == 90 &&
                !a.init_image && a.threads == 0 && !a.precision, "defaults", "%s", e.msg);
     CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", "--negative", "blur", "--steps", "20", "--cfg", "7.5",
                  "--sampler", "dpmpp_2m_karras", "--seed", "9007199254740991", "-W", "1", "-H", "1024", "-n", "4",
                  "-o", "x/y.webp", "--quality", "55", "--threads", "2", "--config", "c.json", "--vocab", "v.gz",
                  "--precision", "bf16x2", NULL) == 0 &&
-               !strcmp(a.negative, "blur") && a.steps == 20 && a.cfg == 7.5f && a.sampler == SD_SAMPLER_DPMPP_2M_KARRAS &&
-               !a.seed_random && a.seed == 9007199254740991ULL && a.width == 1 && a.height == 1024 && a.n == 4 &&
-               a.format == IMG_WEBP && a.quality == 55 && a.threads == 2 && !strcmp(a.config, "c.json") &&
+               !strcmp(a.req.gen.negative, "blur") && a.req.gen.steps == 20 && a.req.gen.cfg == 7.5f && a.req.gen.sampler == SD_SAMPLER_DPMPP_2M_KARRAS &&
+               !a.req.seed_was_random && a.req.gen.seed == 9007199254740991ULL && a.req.gen.width == 1 && a.req.gen.height == 1024 && a.req.gen.n == 4 &&
+               a.req.out_format == IMG_WEBP && a.req.out_quality == 55 && a.threads == 2 && !strcmp(a.config, "c.json") &&
                !strcmp(a.vocab, "v.gz") && !strcmp(a.precision, "bf16x2"), "every flag, format from -o extension", "%s",
                e.msg);
     CHECKF(parse(&a, &e, "--model=m", "--prompt=p=q", "--width=300", "--count=2", "--seed=-1", "--format=JPEG",
-                 "-o", "out.jpeg", NULL) == 0 && a.width == 300 && a.n == 2 && a.seed_random && a.format == IMG_JPEG &&
-               !strcmp(a.prompt, "p=q"), "--flag=value forms; --format agreeing with the extension", "%s", e.msg);
+                 "-o", "out.jpeg", NULL) == 0 && a.req.gen.width == 300 && a.req.gen.n == 2 && a.req.seed_was_random && a.req.out_format == IMG_JPEG &&
+               !strcmp(a.req.gen.prompt, "p=q"), "--flag=value forms; --format agreeing with the extension", "%s", e.msg);
     CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", "--init-image", "in.png", "--strength", "0.35", NULL) == 0 &&
-               !strcmp(a.init_image, "in.png") && a.strength == 0.35f, "img2img flags", "%s", e.msg);
+               !strcmp(a.init_image, "in.png") && a.req.gen.strength == 0.35f, "img2img flags", "%s", e.msg);
     CHECK(parse(&a, &e, "--help", NULL) == 0 && a.help, "--help needs nothing else");
     CHECK(parse(&a, &e, "-h", "--bogus-after", NULL) == -1, "unknown flag still refused with -h");
-    CHECK(parse(&a, &e, "--model", "m", "--prompt", "p", "-o", "noext", NULL) == 0 && a.format == IMG_PNG,
+    CHECK(parse(&a, &e, "--model", "m", "--prompt", "p", "-o", "noext", NULL) == 0 && a.req.out_format == IMG_PNG,
           "no extension -> png");
     /* -o's extension decides the format (any case), or is refused before any work */
     static const struct { const char *flag, *file, *format; img_format want; const char *name; } outs[] = {
@@ -70,7 +70,7 @@ int main(void)
         int rc = outs[i].format ? parse(&a, &e, "--model", "m", "--prompt", "p", "--format", outs[i].format,
                                         outs[i].flag, outs[i].file, NULL)
                                 : parse(&a, &e, "--model", "m", "--prompt", "p", outs[i].flag, outs[i].file, NULL);
-        CHECKF(rc == 0 && a.format == outs[i].want, outs[i].name, "rc=%d format=%d %s", rc, (int)a.format, e.msg);
+        CHECKF(rc == 0 && a.req.out_format == outs[i].want, outs[i].name, "rc=%d format=%d %s", rc, a.req.out_format, e.msg);
     }
     BAD("-o .gif refused", "-o", "-o out.gif: '.gif' is not a format", "-o", "out.gif");
     BAD("--output .tar.gz refused", "--output", "'.gz' is not a format", "--output", "x.tar.gz");
@@ -110,6 +110,13 @@ int main(void)
     BAD("strength 1", "--strength", "(0, 1)", "--init-image", "x.png", "--strength", "1");
     BAD("strength 0", "--strength", "(0, 1)", "--init-image", "x.png", "--strength", "0");
     BAD("strength without init image", "--strength", "--init-image", "--strength", "0.5");
+    CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", "--clip-skip", "2", NULL) == 0 && a.req.gen.clip_skip == 2,
+           "--clip-skip 2", "%s", e.msg);
+    CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", NULL) == 0 && a.req.gen.clip_skip == 1,
+           "clip skip defaults to 1", "%d", a.req.gen.clip_skip);
+    BAD("clip-skip 13", "--clip-skip", "[1, 12]", "--clip-skip", "13");
+    BAD("clip-skip 0", "--clip-skip", "[1, 12]", "--clip-skip", "0");
+    BAD("clip-skip 1.5", "--clip-skip", "integer", "--clip-skip", "1.5");
     BAD("empty output", "-o", "file name", "-o", "");
 
     sd_err_clear(&e);

@@ -28,6 +28,15 @@ static void test_a1111(void)
                            "Size: 512x768, Model: \"my, model\", Denoising strength: 0.7"),
            "a1111 img2img text, quoting, omitted fields", "%s", s);
     free(s);
+    g.clip_skip = 2;
+    s = img_a1111_parameters(&g);
+    CHECKF(s && strstr(s, ", Denoising strength: 0.7, Clip skip: 2") && !strstr(s, "\n\n"),
+           "a1111 text: Clip skip: 2 after the denoising strength", "%s", s);
+    free(s);
+    g.clip_skip = 1;
+    s = img_a1111_parameters(&g);
+    CHECKF(s && !strstr(s, "Clip skip"), "a1111 text: no Clip skip entry for 1 (the default)", "%s", s);
+    free(s);
 }
 
 static void test_exif(void)

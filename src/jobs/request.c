@@ -1,0 +1,190 @@
+/* request.c — the table of request fields and the few helpers every
+ * dialect and the CLI share to apply it (request.h).  The rows are in the
+ * order the seed API lists its fields in messages. */
+#include "request.h"
+
+#include <math.h>
+#include <float.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+
+#define AT(member) offsetof(sd_request, member)
+
+const req_field req_fields[] = {
+    /* name, engine name, type, where, lo, hi, lo_open, hi_open, default, endpoints,
+     * CLI flag, alias, metavar, A1111 name, help */
+    {"prompt", "prompt", RF_TEXT, AT(gen.prompt), 0, REQ_MAX_PROMPT, 0, 0, 0, RF_BOTH,
+     "--prompt", NULL, "TEXT", NULL, "what to draw (required)"},
+    {"seed", "seed", RF_SEED, AT(gen.seed), 0, REQ_MAX_SEED, 0, 0, -1, RF_BOTH,
+     "--seed", NULL, "S", NULL, "0..2^53-1, -1 = random"},
+    {"num_outputs", "n", RF_INT, AT(gen.n), 1, REQ_MAX_OUTPUTS, 0, 0, 1, RF_BOTH,
+     "--count", "-n", "N", "batch_size", "images; image i uses seed+i"},
+    {"width", "width", RF_INT, AT(gen.width), 0, REQ_MAX_SIDE, 1, 0, 512, RF_TXT2IMG,
+     "--width", "-W", "W", NULL, "output width"},
+    {"height", "height", RF_INT, AT(gen.height), 0, REQ_MAX_SIDE, 1, 0, 512, RF_TXT2IMG,
+     "--height", "-H", "H", NULL, "output height"},
+    {"num_inference_steps", "steps", RF_INT, AT(gen.steps), 0, REQ_MAX_STEPS, 1, 0, 30, RF_BOTH,
+     "--steps", NULL, "N", "steps", "sampler steps"},
+    {"guidance_scale", "cfg", RF_FLOAT, AT(gen.cfg), 0, 20, 1, 0, 7, RF_BOTH,
+     "--cfg", NULL, "X", "cfg_scale", "guidance scale"},
+    {"strength", "strength", RF_FLOAT, AT(gen.strength), 0, 1, 1, 1, 0.7, RF_IMG2IMG,
+     "--strength", NULL, "S", "denoising_strength", "img2img strength"},
+    {"init_image", "init_image", RF_IMAGE, AT(init_data), 0, 0, 0, 0, 0, RF_IMG2IMG,
+     "--init-image", NULL, "F", "init_images", "img2img from a PNG/JPEG/WebP image"},
+    {"negative_prompt", "negative", RF_TEXT, AT(gen.negative), 0, REQ_MAX_PROMPT, 0, 0, 0, RF_BOTH,
+     "--negative", NULL, "TEXT", "negative_prompt", "what to avoid"},
+    {"sampler", "sampler", RF_SAMPLER, AT(gen.sampler), 0, 0, 0, 0, SD_SAMPLER_EULER_A, RF_BOTH,
+     "--sampler", NULL, "NAME", "sampler_name", "sampler"},
+    {"output_format", NULL, RF_FORMAT, AT(out_format), 0, 0, 0, 0, IMG_PNG, RF_BOTH,
+     "--format", NULL, "FMT", NULL, "image file format"},
+    {"output_quality", NULL, RF_INT, AT(out_quality), 1, 100, 0, 0, 90, RF_BOTH,
+     "--quality", NULL, "Q", NULL, "JPEG/WebP quality"},
+    {"clip_skip", "clip_skip", RF_INT, AT(gen.clip_skip), 1, 12, 0, 0, 1, RF_BOTH,
+     "--clip-skip", NULL, "N", "CLIP_stop_at_last_layers", "A1111 Clip skip: text encoder layer from the end"},
+};
+const int req_nfields = (int)(sizeof req_fields / sizeof req_fields[0]);
+
+const req_field *req_field_find(const char *name)
+{
+    for (int i = 0; i < req_nfields; i++)
+        if (!strcmp(req_fields[i].name, name)) return &req_fields[i];
+    return NULL;
+}
+
+const req_field *req_field_by_engine(const char *field)
+{
+    for (int i = 0; i < req_nfields; i++)
+        if (req_fields[i].engine && !strcmp(req_fields[i].engine, field)) return &req_fields[i];
+    return NULL;
+}
+
+const req_field *req_field_by_flag(const char *flag)
+{
+    for (int i = 0; i < req_nfields; i++) {
+        const req_field *f = &req_fields[i];
+        if (f->cli && (!strcmp(f->cli, flag) || (f->cli_alias && !strcmp(f->cli_alias, flag)))) return f;
+    }
+    return NULL;
+}
+
+static void *slot(const req_field *f, const sd_request *r) { return (char *)r + f->offset; }
+
+const char **req_field_text(const req_field *f, sd_request *r) { return (const char **)slot(f, r); }
+
+void req_field_set_number(const req_field *f, sd_request *r, double v)
+{
+    switch (f->type) {
+    case RF_INT: *(int *)slot(f, r) = (int)v; break;
+    case RF_FLOAT: *(float *)slot(f, r) = (float)v; break;
+    case RF_SEED: *(uint64_t *)slot(f, r) = (uint64_t)v; break;
+    case RF_SAMPLER: *(sd_sampler *)slot(f, r) = (sd_sampler)(int)v; break;
+    case RF_FORMAT: *(int *)slot(f, r) = (int)v; break;
+    default: break;
+    }
+}
+
+double req_field_get_number(const req_field *f, const sd_request *r)
+{
+    switch (f->type) {
+    case RF_INT: case RF_FORMAT: return *(const int *)slot(f, r);
+    case RF_FLOAT: return *(const float *)slot(f, r);
+    case RF_SEED: return (double)*(const uint64_t *)slot(f, r);
+    case RF_SAMPLER: return (double)*(const sd_sampler *)slot(f, r);
+    default: return 0;
+    }
+}
+
+void sd_request_defaults(sd_request *r, int img2img)
+{
+    memset(r, 0, sizeof *r);
+    r->img2img = img2img;
+    for (int i = 0; i < req_nfields; i++) {
+        const req_field *f = &req_fields[i];
+        if (f->type != RF_TEXT && f->type != RF_IMAGE && f->type != RF_SEED) req_field_set_number(f, r, f->def);
+    }
+    r->seed_was_random = 1;
+}
+
+void sd_request_free(sd_request *r)
+{
+    free((char *)r->gen.prompt);
+    free((char *)r->gen.negative);
+    free((uint8_t *)r->gen.init_rgb);
+    free(r->init_data);
+    memset(r, 0, sizeof *r);
+}
+
+void req_field_range(const req_field *f, char *buf, size_t size)
+{
+    snprintf(buf, size, "%c%g, %.16g%c", f->lo_open ? '(' : '[', f->lo, f->hi, f->hi_open ? ')' : ']');
+}
+
+double req_field_as_stored(const req_field *f, double v)
+{
+    if (f->type != RF_FLOAT) return v;
+    return fabs(v) > FLT_MAX ? copysign(INFINITY, v) : (double)(float)v;
+}
+
+int req_field_in_range(const req_field *f, double v)
+{
+    v = req_field_as_stored(f, v);
+    if (f->type != RF_FLOAT && v != floor(v)) return 0;
+    return !(v < f->lo || v > f->hi || (f->lo_open && v == f->lo) || (f->hi_open && v == f->hi));
+}
+
+/* output_format names -> img_format (the enum only: no image code linked). */
+static int format_from_name(const char *t)
+{
+    if (!strcasecmp(t, "png")) return IMG_PNG;
+    if (!strcasecmp(t, "jpeg") || !strcasecmp(t, "jpg")) return IMG_JPEG;
+    if (!strcasecmp(t, "webp")) return IMG_WEBP;
+    return IMG_UNKNOWN;
+}
+
+int req_field_set_name(const req_field *f, sd_request *r, const char *name)
+{
+    if (f->type == RF_SAMPLER) {
+        sd_sampler s;
+        if (sd_sampler_from_name(name, &s)) return -1;
+        req_field_set_number(f, r, s);
+        return 0;
+    }
+    int fmt = f->type == RF_FORMAT ? format_from_name(name) : IMG_UNKNOWN;
+    if (fmt == IMG_UNKNOWN) return -1;
+    req_field_set_number(f, r, fmt);
+    return 0;
+}
+
+const char *req_field_names(const req_field *f)
+{
+    if (f->type == RF_SAMPLER) return "euler, euler_a, ddim, dpmpp_2m, dpmpp_2m_karras, lcm";
+    if (f->type == RF_FORMAT) return "png, jpeg or webp";
+    return "";
+}
+
+img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, const char *model_hash,
+                          const char *model_name)
+{
+    const sd_gen_params *p = &r->gen;
+    return (img_gen_info){
+        .prompt = p->prompt, .negative = p->negative, .steps = p->steps, .sampler = sd_sampler_a1111_name(p->sampler),
+        .cfg = p->cfg, .seed = p->seed + (uint64_t)i, .width = width, .height = height, .model_hash = model_hash,
+        .model_name = model_name, .denoise = r->img2img ? p->strength : -1.0f, .clip_skip = p->clip_skip,
+    };
+}
+
+uint64_t req_random_seed(void)
+{
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r) {
+        /* getrandom on Linux does not fail for 8 bytes once booted; fall back anyway. */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        r = (uint64_t)ts.tv_nsec * 6364136223846793005ull + (uint64_t)ts.tv_sec;
+    }
+    return r % ((1ull << 53) - 3);
+}

@@ -1,0 +1,126 @@
+/* request.h — one generation request, and the one table of its fields.
+ *
+ * sd_request is what a client asked for, from parsing to the engine: the
+ * engine's own input (sd_gen_params, engine/sd.h) plus what only the
+ * server needs (output format, the init image as sent, the owner).  An
+ * HTTP dialect fills it from a body (http/params.c), `sdserve generate`
+ * from argv (cli/generate.c); the job queue carries it as is and the
+ * worker hands its `gen` to sd_generate: no field is copied on the way.
+ *
+ * req_fields[] describes every field once, in the spirit of redis's
+ * static_configs[]: name, type, where it lives (offsetof), range, default,
+ * help, CLI flag and alias, which endpoints take it and per-dialect names.
+ * HTTP validation, the CLI's flags and usage, the defaults, the limits and
+ * the check of docs/openapi.json (tests/unit/test_request_table.c) all read
+ * it.  A new per-request parameter is one row here plus its use in the
+ * engine.  This module knows nothing of HTTP or argv; it links without the
+ * image code (only image.h's enum is used). */
+#ifndef SD_JOBS_REQUEST_H
+#define SD_JOBS_REQUEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../base/err.h"
+#include "../engine/sd.h"
+#include "../image/image.h"
+
+/* Ownership: gen.prompt, gen.negative, gen.init_rgb and init_data belong to
+ * the request when it came from HTTP (sd_request_free frees them); the CLI
+ * points gen.prompt/negative at argv and frees only the pixels it decoded. */
+typedef struct sd_request {
+    sd_gen_params gen;       /* the engine's input; gen.init_rgb set once the init image is decoded */
+    int img2img;             /* the route: 1 = /img2img (init image required) */
+    int seed_was_random;     /* no seed given (or -1): gen.seed was drawn */
+    int out_format;          /* img_format (image/image.h); output_format */
+    int out_quality;         /* JPEG/WebP 1..100; output_quality */
+    /* img2img: the init image as sent (base64 text cleaned of prefix and
+     * blanks, or raw bytes from a multipart file part), until decoded */
+    char *init_data;
+    size_t init_len;
+    int init_is_raw;
+    int owner;               /* who submitted it: API key index + 1; 0 = no keys configured */
+} sd_request;
+
+/* Limits of the product contract (/work/shared/spec/API.md) that are not
+ * one field's range: body shape and text length. */
+enum {
+    REQ_MAX_PROMPT = 8192,   /* bytes of prompt / negative_prompt */
+    REQ_MAX_OUTPUTS = 4,     /* num_outputs (the worker's batch array) */
+    REQ_MAX_SIDE = 1024,     /* width, height; init images are scaled down to fit */
+    REQ_MAX_STEPS = 150,     /* num_inference_steps */
+};
+#define REQ_MAX_SEED 9007199254740991.0   /* 2^53 - 1 */
+
+typedef enum {
+    RF_TEXT,      /* const char * (prompt, negative_prompt); hi = byte limit */
+    RF_INT,       /* int */
+    RF_FLOAT,     /* float: ranges are checked on the float the engine sees */
+    RF_SEED,      /* uint64_t; -1 / empty / absent = random */
+    RF_SAMPLER,   /* sd_sampler, by name */
+    RF_FORMAT,    /* int img_format, by name (png, jpeg|jpg, webp) */
+    RF_IMAGE,     /* the init image (init_data / a file) */
+} req_type;
+
+enum { RF_TXT2IMG = 1, RF_IMG2IMG = 2, RF_BOTH = 3 };
+
+typedef struct req_field {
+    const char *name;        /* the seed API's name (HTTP field, error "field") */
+    const char *engine;      /* the engine's name for it (sd_err.field of its checks: "steps"); NULL = none */
+    req_type type;
+    size_t offset;           /* into sd_request */
+    double lo, hi;           /* range (RF_INT, RF_FLOAT, RF_SEED; RF_TEXT: hi = bytes) */
+    int lo_open, hi_open;    /* 1 = the bound is excluded */
+    double def;              /* default (numbers; sampler/format: the enum value) */
+    unsigned where;          /* RF_TXT2IMG | RF_IMG2IMG */
+    const char *cli, *cli_alias, *cli_meta;   /* "--steps", NULL, "N"; cli NULL = not a CLI flag */
+    const char *a1111;       /* AUTOMATIC1111 /sdapi/v1 name ("cfg_scale"), NULL = none; no such dialect yet */
+    const char *help;        /* one line, for --help and docs */
+} req_field;
+
+extern const req_field req_fields[];
+extern const int req_nfields;
+
+/* The row named `name` (seed API name), or NULL. */
+const req_field *req_field_find(const char *name);
+/* The row the engine calls `field` in its errors ("steps", "cfg",
+ * "negative"), or NULL: each dialect maps engine errors to its own names. */
+const req_field *req_field_by_engine(const char *field);
+/* The row whose CLI flag or alias is `flag`, or NULL. */
+const req_field *req_field_by_flag(const char *flag);
+
+/* Every field at its default (prompt NULL, negative NULL, seed random,
+ * i.e. seed_was_random = 1 and gen.seed 0 until drawn). */
+void sd_request_defaults(sd_request *r, int img2img);
+/* Uniform random seed in [0, 2^53 - 4] (room for seed + 3). */
+uint64_t req_random_seed(void);
+/* Frees what the request owns (see above) and zeroes it. */
+void sd_request_free(sd_request *r);
+
+/* The AUTOMATIC1111 "parameters" of the request's image i (seed + i,
+ * width x height), generated by the model (hash, name; NULL = omitted):
+ * what the server and the CLI embed in their files. */
+img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, const char *model_hash,
+                          const char *model_name);
+
+/* "[1, 4]", "(0, 20]": the field's range as messages show it. */
+void req_field_range(const req_field *f, char *buf, size_t size);
+/* The value the engine will see for v: rounded to float for RF_FLOAT (1e-46
+ * becomes 0, 1e39 infinity), else v. */
+double req_field_as_stored(const req_field *f, double v);
+/* 1 when req_field_as_stored(f, v) is inside the range (and whole, for
+ * RF_INT / RF_SEED), else 0. */
+int req_field_in_range(const req_field *f, double v);
+/* Stores a checked number into the field (RF_INT, RF_FLOAT, RF_SEED). */
+void req_field_set_number(const req_field *f, sd_request *r, double v);
+/* Reads a number field back (tests, docs). */
+double req_field_get_number(const req_field *f, const sd_request *r);
+/* Stores a name (RF_SAMPLER, RF_FORMAT); 0, or -1 when it is not one. */
+int req_field_set_name(const req_field *f, sd_request *r, const char *name);
+/* The allowed names of an RF_SAMPLER / RF_FORMAT field, "a, b or c" style
+ * ("euler, euler_a, ..., lcm" / "png, jpeg or webp"). */
+const char *req_field_names(const req_field *f);
+/* Where a text field lives (RF_TEXT). */
+const char **req_field_text(const req_field *f, sd_request *r);
+
+#endif

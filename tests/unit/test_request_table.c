@@ -1,0 +1,126 @@
+/* test_request_table.c — the request field table (src/jobs/request.c) is
+ * well formed, gives the defaults, and agrees with docs/openapi.json: each
+ * endpoint's request schema lists exactly the table's fields for it, with
+ * the table's ranges, defaults, text limits and sampler names. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "t.h"
+#include "../../src/jobs/request.h"
+
+/* The document, from the repository root or from beside this file. */
+static json_t *load_doc(void)
+{
+    json_error_t je;
+    json_t *d = json_load_file("docs/openapi.json", 0, &je);
+    if (!d) d = json_load_file("../../docs/openapi.json", 0, &je);
+    return d;
+}
+
+/* A number keyword of a property, NAN when absent. */
+static double num(json_t *prop, const char *key)
+{
+    json_t *v = json_object_get(prop, key);
+    return json_is_number(v) ? json_number_value(v) : NAN;
+}
+
+/* The property agrees with row f: bounds and default for numbers, maxLength
+ * for text, the enum for the sampler. */
+static void check_property(const char *schema, const req_field *f, json_t *prop)
+{
+    char name[160];
+    snprintf(name, sizeof name, "%s.%s matches the table", schema, f->name);
+    if (f->type == RF_INT || f->type == RF_FLOAT) {
+        double lo = num(prop, f->lo_open ? "exclusiveMinimum" : "minimum");
+        double hi = num(prop, f->hi_open ? "exclusiveMaximum" : "maximum");
+        double def = num(prop, "default");
+        CHECKF(lo == f->lo && hi == f->hi && def == f->def, name, "doc [%g, %g] default %g, table [%g, %g] default %g",
+               lo, hi, def, f->lo, f->hi, f->def);
+    } else if (f->type == RF_TEXT) {
+        CHECKF(num(prop, "maxLength") == f->hi, name, "maxLength %g, table %g", num(prop, "maxLength"), f->hi);
+    } else if (f->type == RF_SAMPLER) {
+        json_t *e = json_object_get(prop, "enum");
+        int ok = json_array_size(e) == SD_SAMPLER_COUNT;
+        for (int i = 0; ok && i < SD_SAMPLER_COUNT; i++)
+            ok = !strcmp(json_string_value(json_array_get(e, (size_t)i)) ?: "", sd_sampler_name((sd_sampler)i));
+        const char *def = json_string_value(json_object_get(prop, "default"));
+        CHECK(ok && def && !strcmp(def, sd_sampler_name((sd_sampler)f->def)), name);
+    } else {
+        CHECK(json_is_object(prop), name);
+    }
+}
+
+/* Schema `schema` lists the fields of `where` and no others. */
+static void check_schema(json_t *doc, const char *schema, unsigned where)
+{
+    json_t *props = json_object_get(json_object_get(json_object_get(json_object_get(doc, "components"), "schemas"),
+                                                    schema), "properties");
+    CHECKF(json_is_object(props), schema, "no properties for %s", schema);
+    if (!props) return;
+    size_t want = 0;
+    for (int i = 0; i < req_nfields; i++) {
+        const req_field *f = &req_fields[i];
+        if (!(f->where & where)) continue;
+        want++;
+        json_t *p = json_object_get(props, f->name);
+        CHECKF(p != NULL, f->name, "%s lacks %s", schema, f->name);
+        if (p) check_property(schema, f, p);
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(props, key, v) {
+        const req_field *f = req_field_find(key);
+        CHECKF(f && (f->where & where), key, "%s documents %s, which the table does not give it", schema, key);
+    }
+    CHECKF(json_object_size(props) == want, schema, "%zu documented, %zu in the table", json_object_size(props), want);
+}
+
+int main(void)
+{
+    /* the table itself */
+    int names_unique = 1, flags_unique = 1, inside = 1;
+    for (int i = 0; i < req_nfields; i++) {
+        const req_field *f = &req_fields[i];
+        inside &= f->offset < sizeof(sd_request) && f->where != 0 && f->help && *f->help;
+        for (int j = i + 1; j < req_nfields; j++) {
+            names_unique &= strcmp(f->name, req_fields[j].name) != 0;
+            if (f->cli && req_fields[j].cli) flags_unique &= strcmp(f->cli, req_fields[j].cli) != 0;
+        }
+        if (f->engine) names_unique &= req_field_by_engine(f->engine) == f;
+        if (f->cli) flags_unique &= req_field_by_flag(f->cli) == f && (!f->cli_alias || req_field_by_flag(f->cli_alias) == f);
+    }
+    CHECK(names_unique, "field names and engine names are unique");
+    CHECK(flags_unique, "CLI flags and aliases are unique and found");
+    CHECK(inside, "every row lies inside sd_request, has endpoints and help");
+    CHECK(req_nfields <= 32, "at most 32 rows (the CLI's given-bitmask)");
+
+    sd_request r;
+    sd_request_defaults(&r, 0);
+    CHECKF(r.gen.n == 1 && r.gen.width == 512 && r.gen.height == 512 && r.gen.steps == 30 && r.gen.cfg == 7.0f &&
+               r.gen.strength == 0.7f && r.gen.sampler == SD_SAMPLER_EULER_A && r.out_quality == 90 && r.seed_was_random &&
+               !r.gen.prompt && !r.img2img,
+           "defaults from the table", "n=%d %dx%d steps=%d cfg=%g", r.gen.n, r.gen.width, r.gen.height, r.gen.steps,
+           (double)r.gen.cfg);
+    const req_field *cfg = req_field_find("guidance_scale"), *steps = req_field_find("num_inference_steps");
+    CHECK(cfg && req_field_in_range(cfg, 20) && !req_field_in_range(cfg, 0) && !req_field_in_range(cfg, 1e-46) &&
+              req_field_in_range(cfg, 20.0000001), "float ranges checked on the float the engine sees");
+    CHECK(steps && req_field_in_range(steps, 150) && !req_field_in_range(steps, 0) && !req_field_in_range(steps, 2.5),
+          "integer ranges: bounds and whole numbers");
+    CHECK(req_field_set_name(req_field_find("sampler"), &r, "ddim") == 0 && r.gen.sampler == SD_SAMPLER_DDIM &&
+              req_field_set_name(req_field_find("sampler"), &r, "heun") == -1, "sampler by name");
+    CHECK(req_field_by_flag("--cfg") == cfg && req_field_by_flag("-n") == req_field_find("num_outputs") &&
+              req_field_by_flag("--negative") == req_field_find("negative_prompt"), "today's CLI flags map to rows");
+    sd_request_free(&r);
+
+    json_t *doc = load_doc();
+    CHECK(doc != NULL, "docs/openapi.json loads");
+    if (doc) {
+        check_schema(doc, "Txt2ImgRequest", RF_TXT2IMG);
+        check_schema(doc, "Img2ImgRequest", RF_IMG2IMG);
+        json_decref(doc);
+    }
+    return t_done();
+}
