@@ -250,7 +250,8 @@ static void check_conditioning(sd_engine *e, const npy *cond, const npy *uncond)
     int T = 0, W = 0;
     sd_err err;
     sd_err_clear(&err);
-    int rc = sd_encode_text(e, PROMPT, NEGATIVE, &ctx, &T, &W, &err);
+    sd_gen_params gp = {.prompt = PROMPT, .negative = NEGATIVE};
+    int rc = sd_encode_text(e, &gp, &ctx, &T, &W, &err);
     double dc = INFINITY, du = INFINITY;
     if (rc == 0 && T == CTX_T && W == CTX_W) {
         du = npy_maxdiff(ctx, uncond->f, CTX_T * CTX_W);
