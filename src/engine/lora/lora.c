@@ -13,7 +13,6 @@
 
 #include <jansson.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,17 +51,6 @@ static const struct { const char *frag, *what; } unsupported[] = {
     {".lora.down.", "the old diffusers attention-processor naming"},
     {".lora_linear_layer.", "the old diffusers lora_linear_layer naming"},
 };
-
-int lora_fail(sd_err *err, const char *lora, const char *module, const char *fmt, ...)
-{
-    char detail[400];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
-    va_end(ap);
-    if (module) return sd_errf(err, SD_EINVAL, "loras", "LoRA '%s': module '%s': %s", lora, module, detail);
-    return sd_errf(err, SD_EINVAL, "loras", "LoRA '%s': %s", lora, detail);
-}
 
 static int oom(sd_err *err, const char *lora)
 {

@@ -13,11 +13,23 @@
 #include "lora_check.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../base/alloc.h"
+
+int lora_fail(sd_err *err, const char *lora, const char *module, const char *fmt, ...)
+{
+    char detail[400];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    if (module) return sd_errf(err, SD_EINVAL, "loras", "LoRA '%s': module '%s': %s", lora, module, detail);
+    return sd_errf(err, SD_EINVAL, "loras", "LoRA '%s': %s", lora, detail);
+}
 
 const char *lora_part_name(lora_part p)
 {
