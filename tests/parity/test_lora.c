@@ -8,6 +8,8 @@
  *  - the merged tensors of merged/<case>/ (a_m0.7, a_m1.0, a_m0.7_b_m0.5)
  *    within 1e-6, through both namings;
  *  - every one of the 129 merged tensors against the formula in double;
+ *  - the same files against tiny-sd2 and tiny-sdxl-s (other families)
+ *    are refused naming "loras", the LoRA and a module;
  *  - the pipeline goldens pipe/txt2img_euler_4_* are present (they are
  *    used once LoRA is applied to a loaded model through the weight seam).
  * Prints "metric lora/..." lines and a "#" line with the time to merge all
@@ -238,12 +240,37 @@ static void check_pipe_goldens(void)
     CHECKF(found == 17, "pipe goldens (txt2img_euler_4_{nolora,a_m0.7,a_m1.0,a_m0.7_b_m0.5}) present", "%d of 17", found);
 }
 
+/* tiny-sd1's LoRAs on another family's model: refused, naming the module. */
+static void check_other_family(const char *model, const char *path)
+{
+    sd_weights *w = parity_open(model, "diffusers", path);
+    if (!w) return;
+    sd_err err;
+    sd_err_clear(&err);
+    lora_names *nm = lora_names_from_weights(w, &err);
+    static const char *const files[] = {"lora_a_kohya", "lora_a_peft"};
+    for (int i = 0; nm && i < 2; i++) {
+        char rel[256], name[300], who[64];
+        snprintf(rel, sizeof rel, LDIR "lora/%s.safetensors", files[i]);
+        snprintf(who, sizeof who, "LoRA '%s': module '", files[i]);
+        sd_err_clear(&err);
+        sd_lora *l = lora_load(t_ref(rel), files[i], nm, &err);
+        snprintf(name, sizeof name, "%s: tiny-sd1's %s refused naming loras and a module", model, files[i]);
+        CHECKF(!l && err.code == SD_EINVAL && !strcmp(err.field, "loras") && strstr(err.msg, who), name, "%s", err.msg);
+        lora_free(l);
+    }
+    lora_names_free(nm);
+    sdw_close(w);
+}
+
 int main(void)
 {
     if (!parity_begin()) return t_done();
     CHECK(read_name_map() == 0 && nrows == NMOD, "name_map.tsv read: 129 modules");
     check_model("diffusers", "models/tiny-sd1");
     check_model("single-fp16", "models/tiny-sd1-fp16.safetensors");
+    check_other_family("tiny-sd2", "models/tiny-sd2");
+    check_other_family("tiny-sdxl-s", "models/tiny-sdxl-s");
     check_pipe_goldens();
     return t_done();
 }

@@ -104,7 +104,8 @@ static int check_shapes(const char *lora, const char *module, const st_entry *d,
     int kernel_differs = d->ndim == 4 && t->ndim == 4 &&
                          (d->shape[1] != t->shape[1] || d->shape[2] != t->shape[2] || d->shape[3] != t->shape[3]);
     if (u->shape[0] != t->shape[0] || flat_in(d->ndim, d->shape) != flat_in(t->ndim, t->shape) || kernel_differs)
-        return lora_fail(err, lora, module, "down %s / up %s do not fit the weight %s %s", sd, su, t->name, st);
+        return lora_fail(err, lora, module, "down %s / up %s do not fit the weight %s %s (a LoRA for another model?)",
+                         sd, su, t->name, st);
     return (int)r;
 }
 
