@@ -2,7 +2,8 @@
  * on files made here (src/engine/lora/), against the small target list of
  * tests/common/lora_targets.h: every bad file is refused with an sd_err
  * naming the field "loras", the LoRA and the module; PEFT metadata (alpha,
- * r, rank/alpha patterns); ambiguous kohya names; a merge with m = 0 is the
+ * r, rank/alpha patterns); ambiguous kohya names; every allocation of a
+ * load failing in turn gives SD_ENOMEM; a merge with m = 0 is the
  * original bit for bit; the merge gives the same bits on one thread and on
  * all; the double-precision formula agrees.  Prints "#" lines with the time
  * to merge a rank-32 delta into a 320×320×3×3 conv and a 1280×1280 linear
@@ -17,6 +18,7 @@
 
 #include "lora_targets.h"
 #include "t.h"
+#include "../../src/base/alloc.h"
 #include "../../src/engine/loader/st_write.h"
 
 static char tmpdir[] = "/tmp/sd-lora-XXXXXX";
@@ -226,6 +228,37 @@ static void good_files(const lora_names *nm)
     }
 }
 
+/* Fail each allocation of a load in turn: NULL with SD_ENOMEM naming
+ * "loras" every time, nothing leaked (the sanitizer tier checks that). */
+static void alloc_failures(const lora_names *nm)
+{
+    const spec s[] = {DOWN(Q, 4, 32), UP(Q, 32, 4), ALPHA(Q, 2), DOWN("lora_te_text_model_encoder_layers_0_mlp_fc1", 8, 64),
+                      UP("lora_te_text_model_encoder_layers_0_mlp_fc1", 256, 8)};
+    const char *path = write_lora("alloc.safetensors", s, 5, "");
+    sd_err err;
+    sd_err_clear(&err);
+    unsigned long before = sd_alloc_count();
+    sd_lora *l = lora_load(path, "alloc", nm, &err);
+    unsigned long calls = sd_alloc_count() - before;
+    lora_free(l);
+    int bad = 0;
+    for (unsigned long n = 1; l && n <= calls; n++) {
+        sd_err_clear(&err);
+        sd_alloc_fail_at(n);
+        sd_lora *x = lora_load(path, "alloc", nm, &err);
+        int failed = sd_alloc_failed();
+        sd_alloc_fail_at(0);
+        if (failed && (x || err.code != SD_ENOMEM || strcmp(err.field, "loras"))) {
+            fprintf(stderr, "allocation %lu of %lu: %s code %d '%s'\n", n, calls, x ? "loaded" : "refused", err.code,
+                    err.msg);
+            bad++;
+        }
+        lora_free(x);
+    }
+    CHECKF(l && calls >= 5 && !bad, "each of a load's allocations failing gives SD_ENOMEM naming loras", "%lu calls, %d bad",
+           calls, bad);
+}
+
 /* Two weights whose kohya names are the same string: refused, not guessed. */
 static void ambiguous_names(void)
 {
@@ -325,6 +358,7 @@ int main(void)
     if (nm) {
         good_files(nm);
         bad_files(nm);
+        alloc_failures(nm);
     }
     lora_names_free(nm);
     ambiguous_names();
