@@ -151,6 +151,10 @@ static void bad_files(const lora_names *nm)
     REFUSED("LoHa tensors", "", NULL, "LoHa", {Q ".hada_w1_a", "F32", 2, {32, 4}, 0, 0});
     REFUSED("DoRA tensors", "", NULL, "DoRA", DOWN(Q, 4, 32), UP(Q, 32, 4), {Q ".dora_scale", "F32", 2, {32, 1}, 0, 0});
     REFUSED("a plain weight", "", NULL, "not a LoRA tensor", {"unet.conv_in.weight", "F32", 2, {4, 4}, 0, 0});
+    REFUSED("a checkpoint's weight", "", "model.diffusion_model.input_blocks.0.0.weight", "not a LoRA tensor",
+            {"model.diffusion_model.input_blocks.0.0.weight", "F32", 2, {4, 4}, 0, 0});
+    REFUSED("a full weight difference", "", NULL, "full weight difference", DOWN(Q, 4, 32), UP(Q, 32, 4),
+            {Q ".diff", "F32", 2, {32, 32}, 0, 0});
     REFUSED("integer dtype", "", NULL, "dtype I64", {Q ".lora_down.weight", "I64", 2, {4, 32}, 0, 0}, UP(Q, 32, 4));
     REFUSED("no tensors", "", NULL, "no LoRA modules", {0});
     REFUSED("PEFT lora_alpha not a number", "\"lora_alpha\":\"abc\"", NULL, "lora_alpha",

@@ -40,21 +40,30 @@ static const struct { const char *suffix; lora_part part; } part_suffixes[] = {
     {".lora_A.weight", LORA_DOWN},    {".lora_B.weight", LORA_UP},
 };
 
-/* Suffixes of LoRA-like files we recognise but do not apply. */
-static const struct { const char *frag, *what; } unsupported[] = {
-    {".hada_", "LoHa (LyCORIS)"},
-    {".lokr_", "LoKr (LyCORIS)"},
-    {".lora_mid.", "LoCon with a Tucker mid tensor"},
-    {".dora_scale", "DoRA"},
-    {".diff", "a full weight difference"},
-    {".lora.up.", "the old diffusers attention-processor naming"},
-    {".lora.down.", "the old diffusers attention-processor naming"},
-    {".lora_linear_layer.", "the old diffusers lora_linear_layer naming"},
+/* Parts of LoRA-like files we recognise but do not apply (at_end: only
+ * as the name's suffix). */
+static const struct { const char *frag, *what; int at_end; } unsupported[] = {
+    {".hada_", "LoHa (LyCORIS)", 0},
+    {".lokr_", "LoKr (LyCORIS)", 0},
+    {".lora_mid.", "LoCon with a Tucker mid tensor", 0},
+    {".dora_scale", "DoRA", 0},
+    {".diff", "a full weight difference", 1},
+    {".diff_b", "a full bias difference", 1},
+    {".lora.up.", "the old diffusers attention-processor naming", 0},
+    {".lora.down.", "the old diffusers attention-processor naming", 0},
+    {".lora_linear_layer.", "the old diffusers lora_linear_layer naming", 0},
 };
 
 static int oom(sd_err *err, const char *lora)
 {
     return sd_errf(err, SD_ENOMEM, "loras", "LoRA '%s': out of memory reading the file", lora);
+}
+
+/* name (of length len) holds frag, or ends with it when at_end. */
+static int has_part(const char *name, size_t len, const char *frag, int at_end)
+{
+    size_t fl = strlen(frag);
+    return at_end ? len > fl && !strcmp(name + len - fl, frag) : strstr(name, frag) != NULL;
 }
 
 /* Split a tensor name into module + part; -1 + err for any other tensor. */
@@ -74,7 +83,7 @@ static int split_key(const st_entry *e, const char *lora, lora_key *k, sd_err *e
         }
     }
     for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++)
-        if (strstr(e->name, unsupported[i].frag))
+        if (has_part(e->name, len, unsupported[i].frag, unsupported[i].at_end))
             return lora_fail(err, lora, NULL, "tensor '%s' is %s, which is not supported (plain LoRA and LoCon are)",
                              e->name, unsupported[i].what);
     return lora_fail(err, lora, NULL,
