@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_memfd.h"
+#include "lora_targets.h"
 #include "t.h"
 
 #include "../../src/image/image.h"
@@ -78,11 +80,30 @@ static void a1111_case(const char *name, const unsigned char *d, size_t n)
     free(text);
 }
 
+/* lora: the LoRA reader refuses each (through a memfd, as fuzz_lora.c). */
+static void lora_case(const char *name, const unsigned char *d, size_t n)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    lora_names *nm = lora_names_new(lora_test_targets, LORA_TEST_NTARGETS, &err);
+    char path[64];
+    int fd = fuzz_memfd(d, n, path);
+    sd_lora *l = nm && fd >= 0 ? lora_load(path, "regress", nm, &err) : NULL;
+    char label[300];
+    snprintf(label, sizeof label, "lora regression %s: refused naming loras", name);
+    CHECKF(nm && fd >= 0 && !l && err.code == SD_EINVAL && !strcmp(err.field, "loras"), label, "code %d msg '%s'",
+           err.code, err.msg);
+    lora_free(l);
+    lora_names_free(nm);
+    if (fd >= 0) close(fd);
+}
+
 int main(void)
 {
     static const struct { const char *target; void (*fn)(const char *, const unsigned char *, size_t); } T[] = {
         {"image", image_case},
         {"a1111_prompt", a1111_case},
+        {"lora", lora_case},
     };
     int seen = 0;
     for (size_t t = 0; t < sizeof T / sizeof T[0]; t++) {
