@@ -233,6 +233,11 @@ void clip_free(sd_clip *c)
 {
     if (!c) return;
     clip_state_free(&c->st);
+    for (int i = 0; c->layer && !c->own && i < c->cfg.layers; i++) {   /* a shared context: its handles go now */
+        clip_layer *L = &c->layer[i];
+        ops_weight *h[] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
+        for (size_t j = 0; j < sizeof h / sizeof h[0]; j++) ops_weight_free(h[j]);
+    }
     free(c->layer);
     ops_ctx_free(c->own);
     free(c);

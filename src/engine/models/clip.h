@@ -36,8 +36,8 @@ typedef struct clip_hints {
 typedef struct sd_clip sd_clip;
 
 /* Build the encoder from `w` (hints may be NULL); its ops run in ctx, its
- * linear weights are handles of ctx (NULL: a context of its own, freed with
- * it).  NULL + err on failure
+ * linear weights are handles of ctx, freed with the model (ctx NULL: a
+ * context of its own, freed with it).  NULL + err on failure
  * (missing tensor, inconsistent shapes, width not divisible by heads). */
 sd_clip *clip_load(const sd_weights *w, const clip_hints *hints, ops_ctx *ctx, sd_err *err);
 void clip_free(sd_clip *c);

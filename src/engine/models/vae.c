@@ -348,16 +348,34 @@ static void ws_free(vae_ws *ws)
     memset(ws, 0, sizeof *ws);
 }
 
-static void coder_free(vae_coder *c)
+static void resnet_free(vae_resnet *r)
 {
-    for (int i = 0; i < c->nlev; i++) free(c->lev[i].res);
+    ops_weight_free(r->c1_w);
+    ops_weight_free(r->c2_w);
+    ops_weight_free(r->sc_w);
+}
+
+/* The coder's level arrays, and with weights (a shared context) its handles. */
+static void coder_free(vae_coder *c, int weights)
+{
+    for (int i = 0; i < c->nlev; i++) {
+        for (int j = 0; weights && c->lev[i].res && j < c->lev[i].nres; j++) resnet_free(&c->lev[i].res[j]);
+        if (weights) ops_weight_free(c->lev[i].samp_w);
+        free(c->lev[i].res);
+    }
+    if (!weights) return;
+    resnet_free(&c->mid.r0);
+    resnet_free(&c->mid.r1);
+    ops_weight *h[] = {c->mid.attn.q_w, c->mid.attn.k_w, c->mid.attn.v_w, c->mid.attn.o_w,
+                       c->conv_in_w, c->conv_out_w, c->quant_w};
+    for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) ops_weight_free(h[i]);
 }
 
 void vae_free(sd_vae *v)
 {
     if (!v) return;
-    coder_free(&v->dec);
-    coder_free(&v->enc);
+    coder_free(&v->dec, !v->own);   /* a shared context: its handles go now */
+    coder_free(&v->enc, !v->own);
     ws_free(&v->ws);
     ops_ctx_free(v->own);
     free(v);

@@ -19,8 +19,8 @@
 
 typedef struct sd_vae sd_vae;
 
-/* Its ops run in ctx, its conv and linear weights are handles of ctx
- * (NULL: a context of its own, freed with it).  NULL + err on failure.
+/* Its ops run in ctx, its conv and linear weights are handles of ctx,
+ * freed with the model (ctx NULL: a context of its own, freed with it).  NULL + err on failure.
  * The encoder is optional in the file: without it vae_has_encoder() is 0
  * and vae_encode fails cleanly. */
 sd_vae *vae_load(const sd_weights *w, ops_ctx *ctx, sd_err *err);

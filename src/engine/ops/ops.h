@@ -6,8 +6,8 @@
  * op_nlc_to_nchw), sequences [N, T, C], and the weights in PyTorch layouts:
  * linear [OUT, IN] (nn.Linear), conv [OC, IC, KH, KW].  Output buffers are
  * supplied by the caller and never alias inputs unless stated.  Ops run on
- * the calling thread's team (OpenMP, shared with oneDNN; ops_ctx_attach).  Each op has a
- * unit test against a naive loop (tests/unit/test_ops.c).
+ * the calling thread's team (OpenMP, shared with oneDNN; ops_ctx_attach).
+ * Each op has a unit test against a naive loop (tests/unit/test_ops.c).
  *
  * Errors: ops cannot fail on valid shapes; out of memory sets the context's
  * fault (ops_take_fault); any other oneDNN failure is a bug (sd_panic). */
@@ -26,9 +26,10 @@
  * one at load (tests make their own) and every op that needs any of it
  * takes it explicitly, through an ops_m: the context plus the precision of
  * the model making the call.  Nothing depends on which model ran last, and
- * two contexts run at once on two threads without sharing a cache.  One
- * context may also be used from two threads at once (its tables are
- * locked and a cached primitive is pinned while it runs).
+ * two contexts run at once on two threads without sharing a cache
+ * (tests/parity/test_engine_ctx.c).  Even one context's tables are safe
+ * from two threads: they are locked, and a cached primitive is pinned
+ * while an op runs on it, so another thread cannot evict it.
  *
  * Process-wide, because they are facts of the process, not of an engine:
  * the oneDNN engine handle (oneDNN's CPU engine is stateless and
@@ -107,7 +108,7 @@ int ops_weight_restore(ops_weight *w);
  * into dst (n floats).  0, or -1 when out of memory. */
 int ops_weight_read(const ops_weight *w, float *dst);
 /* Drop every derived copy of every weight of the context (they are made
- * again on next use). */
+ * again on next use).  Not while an op of the context runs. */
 void ops_release_weights(ops_ctx *c);
 /* The derived copies held: how many, their bytes, of which Winograd layouts. */
 void ops_weights_stats(ops_ctx *c, size_t *copies, size_t *bytes, size_t *wino_bytes);
@@ -120,7 +121,8 @@ void op_conv2d_nhwc(const ops_m *m, const float *x, int N, int IC, int H, int W,
                     int stride, int pad, float *y, int accum);
 /* y[N,2H,2W,OC] = 3x3 conv (stride 1, pad 1) of x[N,H,W,IC] upsampled 2x
  * (nearest), without making the upsampled image (it runs in row bands). */
-void op_conv2d_nhwc_up2(const ops_m *m, const float *x, int N, int IC, int H, int W, ops_weight *w, const float *b, int OC, float *y);
+void op_conv2d_nhwc_up2(const ops_m *m, const float *x, int N, int IC, int H, int W, ops_weight *w, const float *b,
+                        int OC, float *y);
 
 /* Winograd rule for stride-1 3x3 convs: OPS_WINO_OFF never, OPS_WINO_ALL
  * always, OPS_WINO_AUTO (the default, SD_CONV_WINOGRAD=auto) where outputs
