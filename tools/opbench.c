@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "../src/engine/ops/ops.h"
+#include "tops.h"
 
 static double now(void)
 {
@@ -59,7 +60,7 @@ static void attention(void)
         size_t nq = (size_t)s[i].B * s[i].Tq * C, nk = (size_t)s[i].B * s[i].Tk * C;
         float *q = fill(nq, 1), *k = fill(nk, 2), *v = fill(nk, 3), *o = malloc(sizeof(float) * nq);
         double t;
-        TIME(op_attention(q, C, k, C, v, C, s[i].B, s[i].Tq, s[i].Tk, s[i].H, s[i].D, 1.f / sqrtf((float)s[i].D), o), t);
+        TIME(op_attention(t_ops(), q, C, k, C, v, C, s[i].B, s[i].Tq, s[i].Tk, s[i].H, s[i].D, 1.f / sqrtf((float)s[i].D), o), t);
         double fl = 4.0 * s[i].B * s[i].H * (double)s[i].Tq * s[i].Tk * s[i].D;
         printf("  %-32s B%d Tq%-5d Tk%-5d H%d D%-4d %8.2f ms %7.1f GFLOP/s\n", s[i].what, s[i].B, s[i].Tq,
                s[i].Tk, s[i].H, s[i].D, t * 1e3, fl / t * 1e-9);
@@ -78,7 +79,7 @@ static void linear(void)
         float *x = fill((size_t)M * K, 4), *w = fill((size_t)K * N, 5 + (unsigned)i), *b = fill(N, 6);
         float *y = malloc(sizeof(float) * M * N);
         double t;
-        TIME(op_linear(x, M, K, w, b, N, y), t);
+        TIME(op_linear(t_ops(), x, M, K, t_w(w, (size_t)K * N), b, N, y), t);
         printf("  %5d x %5d -> %5d %8.2f ms %7.1f GFLOP/s\n", M, K, N, t * 1e3, 2.0 * M * K * N / t * 1e-9);
         free(x); free(w); free(b); free(y);
     }
@@ -92,23 +93,23 @@ static void conv(void)
                                {1, 256, 256, 256}, {1, 128, 512, 128}};
     static const struct { int mode; const char *name; } m[] = {{OPS_WINO_OFF, "direct"}, {OPS_WINO_ALL, "Winograd"}};
     printf("3x3 conv (op_conv2d_nhwc, stride 1; N x IC x HxW -> OC)\n");
-    int saved = ops_conv_winograd();
+    int saved = ops_conv_winograd(t_ops()->ctx);
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
         int N = s[i][0], IC = s[i][1], H = s[i][2], OC = s[i][3];
         float *x = fill((size_t)N * H * H * IC, 7), *w = fill((size_t)OC * IC * 9, 8 + (unsigned)i);
         float *b = fill(OC, 9), *y = malloc(sizeof(float) * N * H * H * OC);
         printf("  %d x %4d x %3dx%-3d -> %4d", N, IC, H, H, OC);
-        for (int j = 0; j < (ops_precision() == OPS_FP32 ? 2 : 1); j++) {   /* no Winograd in bf16 */
+        for (int j = 0; j < (t_ops()->prec == OPS_FP32 ? 2 : 1); j++) {   /* no Winograd in bf16 */
             double t;
-            ops_conv_set_winograd(m[j].mode);
-            TIME(op_conv2d_nhwc(x, N, IC, H, H, w, b, OC, 3, 3, 1, 1, y, 0), t);
+            ops_conv_set_winograd(t_ops()->ctx, m[j].mode);
+            TIME(op_conv2d_nhwc(t_ops(), x, N, IC, H, H, t_w(w, (size_t)OC * IC * 3 * 3), b, OC, 3, 3, 1, 1, y, 0), t);
             printf("   %s %8.2f ms %6.1f GFLOP/s", m[j].name, t * 1e3, 2.0 * N * H * H * (double)IC * OC * 9 / t * 1e-9);
         }
         printf("\n");
-        ops_release_weights();   /* the Winograd copies of big weights add up */
+        ops_release_weights(t_ops()->ctx);   /* the Winograd copies of big weights add up */
         free(x); free(w); free(b); free(y);
     }
-    ops_conv_set_winograd(saved);
+    ops_conv_set_winograd(t_ops()->ctx, saved);
 }
 
 int main(int argc, char **argv)
@@ -118,9 +119,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: opbench [attention|linear|conv]\n");
         return 2;
     }
-    ops_init(0);
-    printf("threads %d, %s convs/matmuls/attention (SD_PRECISION), median of %d runs\n", ops_threads(),
-           ops_precision_name(ops_precision()), RUNS);
+    t_ops_init(0);
+    printf("threads %d, %s convs/matmuls/attention (SD_PRECISION), median of %d runs\n", ops_ctx_threads(t_ops()->ctx),
+           ops_precision_name(t_ops()->prec), RUNS);
     if (!only || !strcmp(only, "attention")) attention();
     if (!only || !strcmp(only, "linear")) linear();
     if (!only || !strcmp(only, "conv")) conv();

@@ -390,7 +390,7 @@ int cli_bench(int argc, char **argv)
         if (!unet_reserve(un, rows, lh, lw, T, &ws, &err))
             printf("%-14s %9.1f MiB (context of %d tokens)\n", "unet workspace", ws / 1048576.0, T);
         unet_release_activations(un);   /* as the pipeline does before decoding */
-        if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)");
+        if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)", unet_ops_ctx(un));
     }
     if (do_dec) {
         for (int r = 0; r < repeats; r++) {
@@ -401,7 +401,7 @@ int cli_bench(int argc, char **argv)
         }
         report("vae decode", t, repeats, GF_DEC * area * batch, peak);
         vae_release_activations(va);
-        if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)");
+        if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)", unet_ops_ctx(un));
     }
     if (do_enc && vae_has_encoder(va)) {
         for (size_t i = 0; i < npix * batch; i++) img[i] = (float)rand() / RAND_MAX * 2.f - 1.f;
@@ -412,7 +412,7 @@ int cli_bench(int argc, char **argv)
             t[r] = now() - t0;
         }
         report("vae encode", t, repeats, GF_ENC * area * batch, peak);
-        if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)");
+        if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)", unet_ops_ctx(un));
     }
     sd_engine_info(e, &info);   /* e may have been loaded again since */
     if (wcheck && strcmp(info.precision, "fp32"))
@@ -426,11 +426,12 @@ int cli_bench(int argc, char **argv)
         size_t nu = per * rows, ni = npix * batch;
         float *ru = malloc(sizeof(float) * nu), *ri = malloc(sizeof(float) * ni);
         if (!ru || !ri) { free(ru); free(ri); fprintf(stderr, "bench: out of memory\n"); goto done; }
-        int saved = ops_conv_winograd();
+        ops_ctx *oc = unet_ops_ctx(un);   /* the engine's context: the VAE's too */
+        int saved = ops_conv_winograd(oc);
         printf("winograd check (one UNet CFG step, one decode; error vs off = max|diff| / max|off|):\n");
         for (int m = 0; m < 4; m++) {
             int mode = modes[m];
-            ops_conv_set_winograd(mode);
+            ops_conv_set_winograd(oc, mode);
             double tu = 0, td = 0;
             for (int r = 0; r < 2; r++) {   /* run 0 builds primitives and weight layouts */
                 t0 = now();
@@ -447,7 +448,7 @@ int cli_bench(int argc, char **argv)
             printf("  winograd %-4s  unet step %7.3f s  err %.2e    decode %7.3f s  err %.2e  (peak RSS so far %.2f GiB)\n",
                    names[m], tu, mu > 0 ? eu / mu : eu, td, mi > 0 ? ei / mi : ei, peak_rss_gb());
         }
-        ops_conv_set_winograd(saved);
+        ops_conv_set_winograd(oc, saved);
         free(ru); free(ri);
     }
     if (pcheck && precision_check(&e, &lo, x, ts, ctxb, rows, lh, lw, T, img, npix * batch, batch, &err)) goto fail;

@@ -43,6 +43,7 @@ struct sd_engine {
     int n_text;                            /* one today (SD1, SD2) */
     sd_unet *unet;
     sd_vae *vae;
+    ops_ctx *ops;       /* the ops state its models share (ops.h): made at load, freed last */
     sd_prediction pred;
     sd_family family;   /* decided once from the tensors at load (loader/family.h) */
     int clip_skip;      /* 0 = family default */
@@ -150,7 +151,7 @@ int sd_precision_known(const char *name)
 static int set_precision(sd_engine *e, const char *name, sd_err *err)
 {
     int all = ops_precision_from_name(name);
-    if (all < 0 && ops_precision_from_name(getenv("SD_PRECISION")) >= 0) all = ops_precision();   /* as the ops layer read it */
+    if (all < 0 && ops_precision_from_name(getenv("SD_PRECISION")) >= 0) all = ops_default_precision();   /* as the ops layer read it */
     int amx = ops_cpu_amx(), pt = all, pu = all, pv = all;
     if (all < 0) {
         pt = pu = amx ? OPS_BF16X2 : OPS_FP32;
@@ -199,9 +200,12 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
         sd_errf(err, SD_EINVAL, "precision", "precision must be auto, fp32, bf16x2 or bf16; got '%.40s'", o->precision);
         return NULL;
     }
-    ops_init(o->threads);
     sd_engine *e = sd_calloc(1, sizeof *e);
-    if (!e) { sd_errf(err, SD_ENOMEM, "model", "out of memory"); return NULL; }
+    if (!e || !(e->ops = ops_ctx_new(o->threads))) {
+        free(e);
+        sd_errf(err, SD_ENOMEM, "model", "out of memory");
+        return NULL;
+    }
     char *cfg = NULL;
     size_t cfg_len = 0;
 
@@ -219,7 +223,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
     /* text encoders (the one the SD1/SD2 families have) */
     clip_hints ch = {0};
     if (cfg) ch.heads = text_heads_from_ldm(cfg, cfg_len);
-    if (!(e->text[0] = clip_load(e->w, &ch, err))) goto fail;
+    if (!(e->text[0] = clip_load(e->w, &ch, e->ops, err))) goto fail;
     e->n_text = 1;
     e->clip_skip = o->clip_skip;
 
@@ -228,14 +232,14 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
     if (o->config_path && *o->config_path) {
         if (unet_hints_from_ldm_config(cfg, cfg_len, &uh, err)) goto fail;
     } else if (unet_hints_from_weights(e->w, &uh, err)) goto fail;
-    if (!(e->unet = unet_load(e->w, &uh, err))) goto fail;
+    if (!(e->unet = unet_load(e->w, &uh, e->ops, err))) goto fail;
     /* sized once for the longest prompt and negative allowed, not grown by one */
     unet_plan_context(e->unet, SD_MAX_PROMPT_WINDOWS * TOK_WINDOW);
     for (int i = 0; i < e->n_text; i++)
         if (clip_reserve(e->text[i], 2 * SD_MAX_PROMPT_WINDOWS, err)) goto fail;
 
     /* VAE */
-    if (!(e->vae = vae_load(e->w, err))) goto fail;
+    if (!(e->vae = vae_load(e->w, e->ops, err))) goto fail;
     if (set_precision(e, o->precision, err)) goto fail;
     if (unet_get_info(e->unet)->in_channels != vae_latent_channels(e->vae) ||
         unet_get_info(e->unet)->context_dim != context_width(e)) {
@@ -294,6 +298,7 @@ void sd_engine_free(sd_engine *e)
     for (int i = 0; i < e->n_text; i++) clip_free(e->text[i]);
     unet_free(e->unet);
     vae_free(e->vae);
+    ops_ctx_free(e->ops);
     sdw_close(e->w);
     free(e);
 }
@@ -380,17 +385,17 @@ int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err)
 
 /* SD_ENOMEM if an op ran out of memory since the last look (ops.h): the
  * one check per model call that turns the ops layer's fault into a 503. */
-static int ops_fault_err(sd_err *err)
+static int ops_fault_err(sd_engine *e, sd_err *err)
 {
-    if (!ops_take_fault()) return 0;
+    if (!ops_take_fault(e->ops)) return 0;
     return sd_errf(err, SD_ENOMEM, "", "out of memory in the engine's kernels (try fewer images or a smaller size)");
 }
 
 int sd_encode_text(sd_engine *e, const sd_gen_params *p, float **ctx_out, int *T_out, int *W_out, sd_err *err)
 {
     const char *prompt = p->prompt, *negative = p->negative;
-    ops_attach_thread();
-    ops_take_fault();   /* a fault left from before is not this request's */
+    ops_ctx_attach(e->ops);
+    ops_take_fault(e->ops);   /* a fault left from before is not this request's */
     int32_t *ids[2] = {NULL, NULL}, *all = NULL;
     int nw[2] = {0, 0};
     float *enc = NULL, *ctx = NULL;
@@ -413,7 +418,7 @@ int sd_encode_text(sd_engine *e, const sd_gen_params *p, float **ctx_out, int *T
         for (int i = 0; i < nwin; i++)
             memcpy(all + (size_t)(k * nwin + i) * L, i < nw[k] ? ids[k] + (size_t)i * L : empty, sizeof(int32_t) * L);
     free(empty);
-    if (clip_encode(e->text[0], all, 2 * nwin, text_skip(e, p->clip_skip), enc, err) || ops_fault_err(err)) goto fail;
+    if (clip_encode(e->text[0], all, 2 * nwin, text_skip(e, p->clip_skip), enc, err) || ops_fault_err(e, err)) goto fail;
     /* windows of one text are concatenated along the sequence: [k][i*L + t][W] */
     memcpy(ctx, enc, sizeof(float) * 2 * nwin * L * W);
     *ctx_out = ctx;
@@ -446,7 +451,7 @@ static int guided_model(void *ud, const float *x_in, float t, int call, float *o
         memcpy(g->x2 + r * per, x_in + (r % g->B) * per, sizeof(float) * per);
         g->t2[r] = t;
     }
-    if (unet_forward(g->e->unet, g->x2, g->t2, &g->cond, rows, g->h, g->w, g->o2, err) || ops_fault_err(err)) return -1;
+    if (unet_forward(g->e->unet, g->x2, g->t2, &g->cond, rows, g->h, g->w, g->o2, err) || ops_fault_err(g->e, err)) return -1;
     if (!g->uncond) {
         memcpy(out, g->o2, sizeof(float) * per * g->B);
         return 0;
@@ -486,8 +491,8 @@ static uint8_t to_u8(float v)
 int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_gen_debug *dbg, sd_err *err)
 {
     if (check_params(p, err)) return -1;
-    ops_attach_thread();   /* the team size set at load, in this (worker) thread too */
-    ops_take_fault();      /* a fault left from before is not this request's */
+    ops_ctx_attach(e->ops);   /* the team size set at load, in this (worker) thread too */
+    ops_take_fault(e->ops);   /* a fault left from before is not this request's */
     const int img2img = p->init_rgb != NULL;
     const int B = p->n, s = vae_scale(e->vae), C = vae_latent_channels(e->vae);
     const int out_w = img2img ? p->init_width : p->width, out_h = img2img ? p->init_height : p->height;
@@ -542,7 +547,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
         stdv = sd_malloc(sizeof(float) * per);
         float *init = sd_malloc(sizeof(float) * B * per), *m2 = sd_malloc(sizeof(float) * B * per), *s2 = sd_malloc(sizeof(float) * B * per);
         if (!mean || !stdv || !init || !m2 || !s2) { free(init); free(m2); free(s2); sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto done; }
-        if (vae_encode(e->vae, img, 1, PH, PW, mean, stdv, err) || ops_fault_err(err)) { free(init); free(m2); free(s2); goto done; }
+        if (vae_encode(e->vae, img, 1, PH, PW, mean, stdv, err) || ops_fault_err(e, err)) { free(init); free(m2); free(s2); goto done; }
         vae_release_activations(e->vae);
         for (int i = 0; i < B; i++) {
             memcpy(m2 + i * per, mean, sizeof(float) * per);
@@ -573,7 +578,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     const int x0 = img2img ? 0 : (PW - out_w) / 2, y0 = img2img ? 0 : (PH - out_h) / 2;
     for (size_t i = 0; i < B * per; i++) x[i] /= scaling;
     for (int i = 0; i < B; i++) {
-        if (vae_decode(e->vae, x + i * per, 1, lh, lw, img, err) || ops_fault_err(err)) goto done;
+        if (vae_decode(e->vae, x + i * per, 1, lh, lw, img, err) || ops_fault_err(e, err)) goto done;
         if (dbg && dbg->image) memcpy(dbg->image + i * npix, img, sizeof(float) * npix);
         out[i].width = out_w;
         out[i].height = out_h;

@@ -4,7 +4,6 @@
 #include <stdio.h>
 
 #include "t.h"
-#include "../../src/engine/ops/ops.h"
 
 int parity_begin(void)
 {
@@ -12,7 +11,6 @@ int parity_begin(void)
         CHECKF(0, "reference data present", "no reference folder (set SD_REF)");
         return 0;
     }
-    ops_init(0);
     return 1;
 }
 

@@ -151,7 +151,6 @@ static void sweep(int img2img, int every)
         if (try_once(img2img, 0, &st, NULL, w2, sizeof w2) != 1 && !dead++)
             printf("# %s: after allocation %lu failed, the next request: %s\n", name, n, w2);
     }
-    ops_take_fault();
     printf("# %s: failed allocations 1..%lu (step %d): %lu tried, %lu fired, %lu JSON errors (%lu of them 503), "
            "%lu successes\n", name, count, every, tried, fired, errors, n503, tried - errors - bad);
     snprintf(tname, sizeof tname, "%s: every failed allocation answers JSON success or a JSON error", name);

@@ -159,7 +159,7 @@ static int patched_open(patched *m, const char *model, const char *src, const ch
         if (bad) return -1;
         t->data = dst[k]->f;
     }
-    m->clip = clip_load(m->w, NULL, &err);
+    m->clip = clip_load(m->w, NULL, NULL, &err);
     CHECKF(m->clip != NULL, "patched text encoder loads", "%s: %s", model, err.msg);
     return m->clip ? 0 : -1;
 }
@@ -330,7 +330,7 @@ static void plain_is_today(const char *model, sd_family fam, int pad)
     sd_weights *w = parity_open(model, "diffusers", rel);
     sd_err err;
     sd_err_clear(&err);
-    sd_clip *c = w ? clip_load(w, NULL, &err) : NULL;
+    sd_clip *c = w ? clip_load(w, NULL, NULL, &err) : NULL;
     const char *text = "a photograph of an astronaut riding a horse";
     int32_t *ids = NULL;
     int nw = 0, T = 0, same = 0;

@@ -44,7 +44,7 @@ static void check_model(const char *model, const char *src, const char *path, in
     sd_weights *w = parity_open(model, src, path);
     if (!w) return;
     /* Heads come from config.json, or the LDM config found beside a single file. */
-    sd_clip *c = clip_load(w, NULL, &err);
+    sd_clip *c = clip_load(w, NULL, NULL, &err);
     snprintf(name, sizeof name, "%s/%s: clip_load", model, src);
     CHECKF(c != NULL, name, "%s", err.msg);
     if (!c) { sdw_close(w); return; }
@@ -57,7 +57,7 @@ static void check_model(const char *model, const char *src, const char *path, in
     if (single_file) {
         /* Explicit hints win over the config files. */
         clip_hints h = {.heads = 2, .act = CLIP_ACT_QUICK_GELU + CLIP_ACT_GELU - want_act};
-        sd_clip *c2 = clip_load(w, &h, &err);
+        sd_clip *c2 = clip_load(w, &h, NULL, &err);
         snprintf(name, sizeof name, "%s/%s: hints override", model, src);
         CHECKF(c2 && clip_heads(c2) == 2 && clip_activation(c2) != want_act, name, "%s", err.msg);
         clip_free(c2);

@@ -77,6 +77,5 @@ int main(void)
     CHECKF(runs[0] && runs[1] && runs[2] && mean[0] <= mean[1] && mean[1] < mean[2],
            "closer to the fp32 pictures on average: bf16x2, then bf16x2 with the VAE at bf16, then bf16",
            "mean level difference %.3f, %.3f, %.3f", mean[0], mean[1], mean[2]);
-    ops_set_precision(OPS_FP32);
     return t_done();
 }

@@ -72,7 +72,7 @@ static void check_model(const char *model, const char *src, const char *path, in
     sd_err_clear(&err);
     sd_weights *w = parity_open(model, src, path);
     if (!w) return;
-    sd_unet *u = unet_load(w, NULL, &err);   /* hints from config.json / LDM config */
+    sd_unet *u = unet_load(w, NULL, NULL, &err);   /* hints from config.json / LDM config */
     snprintf(name, sizeof name, "%s/%s: unet_load", model, src);
     CHECKF(u != NULL, name, "%s", err.msg);
     if (!u) { sdw_close(w); return; }
@@ -155,7 +155,7 @@ static void check_hints(void)
     if (w) {
         unet_hints bad = {0};
         bad.head_dim = 24;
-        sd_unet *u = unet_load(w, &bad, &err);
+        sd_unet *u = unet_load(w, &bad, NULL, &err);
         CHECKF(u == NULL && err.code != SD_OK && strstr(err.msg, "heads"), "hints: impossible head size rejected",
                "%s", err.msg);
         unet_free(u);
@@ -163,7 +163,7 @@ static void check_hints(void)
         bad.head_dim = 0;
         bad.n_level_heads = 3;
         bad.level_heads[0] = bad.level_heads[1] = bad.level_heads[2] = 2;
-        u = unet_load(w, &bad, &err);
+        u = unet_load(w, &bad, NULL, &err);
         CHECKF(u == NULL && strstr(err.msg, "levels"), "hints: per-level list of the wrong length rejected", "%s", err.msg);
         unet_free(u);
         sdw_close(w);

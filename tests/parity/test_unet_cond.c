@@ -55,7 +55,7 @@ static void check_inpaint(const char *src, const char *path, const golden *g)
     sd_weights *w = parity_open("tiny-sd1-inpaint", src, path);
     if (!w) return;
     unet_hints h = unet_hints_sd1();   /* the single file has no config; the folder's says 8 heads too */
-    sd_unet *u = unet_load(w, &h, &err);
+    sd_unet *u = unet_load(w, &h, NULL, &err);
     snprintf(name, sizeof name, "tiny-sd1-inpaint/%s: 9 input channels, 4 out", src);
     CHECKF(u && unet_get_info(u)->in_channels == 9 && unet_get_info(u)->out_channels == 4, name, "%s", err.msg);
     if (!u) { sdw_close(w); return; }
@@ -113,7 +113,7 @@ static void check_refusals(void)
     sd_err_clear(&err);
     sd_weights *w = parity_open("tiny-sd1", "diffusers", "models/tiny-sd1");
     if (!w) return;
-    sd_unet *u = unet_load(w, NULL, &err);
+    sd_unet *u = unet_load(w, NULL, NULL, &err);
     CHECKF(u && unet_get_info(u)->add_dim == 0, "tiny-sd1: no add-embedding (add_dim 0)", "%s", err.msg);
     if (!u) { sdw_close(w); return; }
     enum { T = 77, CTXW = 64 };

@@ -37,7 +37,7 @@ static void check_model(const char *model, const char *src, const char *path)
     sd_err_clear(&err);
     sd_weights *w = parity_open(model, src, path);
     if (!w) return;
-    sd_vae *v = vae_load(w, &err);
+    sd_vae *v = vae_load(w, NULL, &err);
     snprintf(name, sizeof name, "%s/%s: vae_load", model, src);
     CHECKF(v != NULL, name, "%s", err.msg);
     if (!v) { sdw_close(w); return; }

@@ -13,14 +13,15 @@
 #include "t.h"
 #include "../../src/base/alloc.h"
 #include "../../src/engine/ops/ops.h"
+#include "tops.h"
 
 #ifndef NDEBUG
 static float g_buf[64];
 
-static void bad_linear(void) { op_linear(g_buf, 2, 0, g_buf, NULL, 2, g_buf); }             /* IN = 0 */
-static void bad_group_norm(void) { op_group_norm_nhwc(g_buf, 1, 6, 2, 4, NULL, NULL, NULL, 1e-5f, 0, g_buf); }  /* C % G */
-static void bad_conv(void) { op_conv2d_nhwc(g_buf, 1, 1, 2, 2, g_buf, NULL, 1, 5, 5, 1, 0, g_buf, 0); }  /* kernel > input */
-static void bad_attention(void) { op_attention(g_buf, 4, g_buf, 4, g_buf, 4, 1, 2, 2, 2, 4, 1.f, g_buf); }  /* ld < H*D */
+static void bad_linear(void) { op_linear(t_ops(), g_buf, 2, 0, t_w(g_buf, 4), NULL, 2, g_buf); }             /* IN = 0 */
+static void bad_group_norm(void) { op_group_norm_nhwc(t_ops(), g_buf, 1, 6, 2, 4, NULL, NULL, NULL, 1e-5f, 0, g_buf); }  /* C % G */
+static void bad_conv(void) { op_conv2d_nhwc(t_ops(), g_buf, 1, 1, 2, 2, t_w(g_buf, (size_t)1 * 1 * 5 * 5), NULL, 1, 5, 5, 1, 0, g_buf, 0); }  /* kernel > input */
+static void bad_attention(void) { op_attention(t_ops(), g_buf, 4, g_buf, 4, g_buf, 4, 1, 2, 2, 2, 4, 1.f, g_buf); }  /* ld < H*D */
 #endif
 
 static void false_assert(void) { SD_ASSERT(0); }
@@ -42,7 +43,7 @@ static int child_signal(void (*f)(void))
 
 int main(void)
 {
-    ops_init(1);
+    t_ops_init(1);
 #ifdef NDEBUG
     printf("# NDEBUG build: the bad op calls run in the ASan tier only\n");
     int sig = child_signal(false_assert);

@@ -25,6 +25,7 @@
 #include "../../src/engine/ops/ops.h"
 #include "ref_ops.h"
 #include "t.h"
+#include "tops.h"
 
 static float *rnd(size_t n, unsigned seed) { return ref_rand(n, seed); }
 
@@ -50,10 +51,10 @@ static void run_conv(const conv_case *c, int N, const float *x, const float *w, 
                      const float *be, float *y, float *nrm)
 {
     if (c->gn)
-        op_gn_conv2d_nhwc(x, N, c->IC, c->H, c->W, 8, NULL, g, be, 1e-5f, 1, nrm, w, b, c->OC, c->K, c->K, c->stride,
+        op_gn_conv2d_nhwc(t_ops(), x, N, c->IC, c->H, c->W, 8, NULL, g, be, 1e-5f, 1, nrm, t_w(w, (size_t)c->OC * c->IC * c->K * c->K), b, c->OC, c->K, c->K, c->stride,
                           c->pad, y, c->accum);
     else
-        op_conv2d_nhwc(x, N, c->IC, c->H, c->W, w, b, c->OC, c->K, c->K, c->stride, c->pad, y, c->accum);
+        op_conv2d_nhwc(t_ops(), x, N, c->IC, c->H, c->W, t_w(w, (size_t)c->OC * c->IC * c->K * c->K), b, c->OC, c->K, c->K, c->stride, c->pad, y, c->accum);
 }
 
 static void conv_batch(const conv_case *c, int N)
@@ -83,11 +84,12 @@ static void lin_batch(const lin_case *c, int N)
     float *x = rnd(in * N, 21), *w = rnd((size_t)c->IN * c->OUT, 22), *b = rnd(c->OUT, 23), *y0 = rnd(out * N, 24);
     float *yb = malloc(sizeof(float) * out * N), *y1[8];
     memcpy(yb, y0, sizeof(float) * out * N);
-    (c->accum ? op_linear_acc : op_linear)(x, N * c->T, c->IN, w, b, c->OUT, yb);
+    (c->accum ? op_linear_acc : op_linear)(t_ops(), x, N * c->T, c->IN, t_w(w, (size_t)c->IN * c->OUT), b, c->OUT, yb);
     for (int i = 0; i < N; i++) {
         y1[i] = malloc(sizeof(float) * out);
         memcpy(y1[i], y0 + i * out, sizeof(float) * out);
-        (c->accum ? op_linear_acc : op_linear)(x + i * in, c->T, c->IN, w, b, c->OUT, y1[i]);
+        (c->accum ? op_linear_acc : op_linear)(t_ops(), x + i * in, c->T, c->IN, t_w(w, (size_t)c->IN * c->OUT), b,
+                                               c->OUT, y1[i]);
     }
     same_rows(c->name, N, yb, y1, out);
     for (int i = 0; i < N; i++) free(y1[i]);
@@ -102,13 +104,13 @@ static void attn_batch(const attn_case *c, int N)
     size_t nq = (size_t)c->Tq * HD, nk = (size_t)c->Tk * HD;
     float *q = rnd(nq * N, 31), *k = rnd(nk * N, 32), *v = rnd(nk * N, 33);
     float *yb = malloc(sizeof(float) * nq * N), *y1[8];
-    if (c->causal) op_attention_causal(q, HD, k, HD, v, HD, N, c->Tq, c->H, c->D, 0.125f, yb);
-    else op_attention(q, HD, k, HD, v, HD, N, c->Tq, c->Tk, c->H, c->D, 0.125f, yb);
+    if (c->causal) op_attention_causal(t_ops(), q, HD, k, HD, v, HD, N, c->Tq, c->H, c->D, 0.125f, yb);
+    else op_attention(t_ops(), q, HD, k, HD, v, HD, N, c->Tq, c->Tk, c->H, c->D, 0.125f, yb);
     for (int i = 0; i < N; i++) {
         y1[i] = malloc(sizeof(float) * nq);
-        if (c->causal) op_attention_causal(q + i * nq, HD, k + i * nk, HD, v + i * nk, HD, 1, c->Tq, c->H, c->D,
+        if (c->causal) op_attention_causal(t_ops(), q + i * nq, HD, k + i * nk, HD, v + i * nk, HD, 1, c->Tq, c->H, c->D,
                                            0.125f, y1[i]);
-        else op_attention(q + i * nq, HD, k + i * nk, HD, v + i * nk, HD, 1, c->Tq, c->Tk, c->H, c->D, 0.125f,
+        else op_attention(t_ops(), q + i * nq, HD, k + i * nk, HD, v + i * nk, HD, 1, c->Tq, c->Tk, c->H, c->D, 0.125f,
                           y1[i]);
     }
     same_rows(c->name, N, yb, y1, nq);
@@ -167,17 +169,17 @@ int main(void)
     const char *san = getenv("SD_SANITIZED");
     int nthr = san && *san == '1' ? 1 : 2;
     for (int t = 0; t < nthr; t++) {
-        ops_init(THREADS[t]);
+        t_ops_init(THREADS[t]);
         /* fp32 under each Winograd rule */
         static const char *wn[] = {"0", "1", "auto", "wide"};
         for (int m = 0; m < 4; m++) {
-            ops_set_precision(OPS_FP32);
-            ops_conv_set_winograd(m == 0 ? OPS_WINO_OFF : m == 1 ? OPS_WINO_ALL : m == 2 ? OPS_WINO_AUTO
+            t_set_prec(OPS_FP32);
+            ops_conv_set_winograd(t_ops()->ctx, m == 0 ? OPS_WINO_OFF : m == 1 ? OPS_WINO_ALL : m == 2 ? OPS_WINO_AUTO
                                                                                          : OPS_WINO_WIDE);
             snprintf(cfg, sizeof cfg, "[fp32, SD_CONV_WINOGRAD=%s, %d threads]", wn[m], THREADS[t]);
             all_ops(t == 0 && m >= 2 && nthr == 2);
         }
-        ops_conv_set_winograd(OPS_WINO_AUTO);
+        ops_conv_set_winograd(t_ops()->ctx, OPS_WINO_AUTO);
         unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(), avx512 = (unsigned)dnnl_cpu_isa_avx512_core;
         if ((isa & avx512) != avx512) {
             printf("# oneDNN runs below AVX-512 here: no bf16 kernels, bf16x2 and bf16 skipped\n");
@@ -188,15 +190,15 @@ int main(void)
         for (int s = 0; s < 3; s++) {
             if (sp[s]) setenv("SD_SPLIT", sp[s], 1);
             else unsetenv("SD_SPLIT");
-            ops_set_precision(OPS_BF16X2);
+            t_set_prec(OPS_BF16X2);
             snprintf(cfg, sizeof cfg, "[bf16x2, SD_SPLIT=%s, %d threads]", sp[s] ? sp[s] : "rule", THREADS[t]);
             all_ops(0);
         }
         unsetenv("SD_SPLIT");
-        ops_set_precision(OPS_BF16);
+        t_set_prec(OPS_BF16);
         snprintf(cfg, sizeof cfg, "[bf16, %d threads]", THREADS[t]);
         all_ops(0);
     }
-    ops_release_weights();
+    ops_release_weights(t_ops()->ctx);
     return t_done();
 }

@@ -27,6 +27,7 @@
 #include "../../src/engine/ops/ops_dnnl.h"
 #include "ref_ops.h"
 #include "t.h"
+#include "tops.h"
 
 static float *rnd(size_t n, unsigned seed) { return ref_rand(n, seed); }
 
@@ -76,7 +77,7 @@ static void check(const char *what, double e, int bf16_kernels)
     }
 }
 
-/* ops_precision() in a child process with SD_PRECISION set to v (NULL:
+/* ops_default_precision() in a child process with SD_PRECISION set to v (NULL:
  * unset; "amx": ops_cpu_amx() instead) — the setting is read once, at
  * first use. */
 static int child_bf16(const char *v)
@@ -86,7 +87,7 @@ static int child_bf16(const char *v)
         if (v && !strcmp(v, "amx")) _exit(ops_cpu_amx());
         if (v) setenv("SD_PRECISION", v, 1);
         else unsetenv("SD_PRECISION");
-        _exit(ops_precision());
+        _exit(ops_default_precision());
     }
     int st = 0;
     if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) return -1;
@@ -179,14 +180,14 @@ static void test_linear(void)
     float *x = rnd((size_t)M * IN, 1), *w = rnd((size_t)OUT * IN, 2), *b = rnd(OUT, 3), *y = malloc(sizeof(float) * n);
     double *r = malloc(sizeof(double) * n), *rw = malloc(sizeof(double) * n);
     ref_linear(x, M, IN, w, b, OUT, 0, r);
-    op_linear(x, M, IN, w, b, OUT, y);
+    op_linear(t_ops(), x, M, IN, t_w(w, (size_t)IN * OUT), b, OUT, y);
     check("linear 96x320 -> 80", relerr(y, r, n), 1);
     /* the same product accumulated onto y: y = 2·(x·wᵀ + b) */
-    op_linear_acc(x, M, IN, w, b, OUT, y);
+    op_linear_acc(t_ops(), x, M, IN, t_w(w, (size_t)IN * OUT), b, OUT, y);
     for (size_t i = 0; i < n; i++) r[i] *= 2;
     check("linear 96x320 -> 80, accumulating", relerr(y, r, n), 1);
     /* bf16x2 (other weights: the first ones have a bf16 copy now) */
-    ops_set_precision(OPS_BF16X2);
+    t_set_prec(OPS_BF16X2);
     float *w2 = rnd((size_t)OUT * IN, 7);
     ref_linear(x, M, IN, w2, b, OUT, 0, r);
     ref_linear(x, M, IN, w2, b, OUT, 1, rw);
@@ -194,15 +195,15 @@ static void test_linear(void)
         setenv("SD_SPLIT", sp ? "m" : "k", 1);
         char what[96];
         snprintf(what, sizeof what, "linear 96x320 -> 80, %s", sp ? "split rows" : "stacked weights");
-        op_linear(x, M, IN, w2, b, OUT, y);
+        op_linear(t_ops(), x, M, IN, t_w(w2, (size_t)IN * OUT), b, OUT, y);
         check_x2(what, y, r, rw, n);
-        op_linear_acc(x, M, IN, w2, b, OUT, y);
+        op_linear_acc(t_ops(), x, M, IN, t_w(w2, (size_t)IN * OUT), b, OUT, y);
         for (size_t i = 0; i < n; i++) y[i] *= 0.5f;
         snprintf(what, sizeof what, "linear 96x320 -> 80, %s, accumulating (halved)", sp ? "split rows" : "stacked weights");
         check_x2(what, y, r, rw, n);
     }
     unsetenv("SD_SPLIT");
-    ops_set_precision(OPS_BF16);
+    t_set_prec(OPS_BF16);
     free(x); free(w); free(w2); free(b); free(y); free(r); free(rw);
 }
 
@@ -214,15 +215,15 @@ static void test_conv(void)
     float *y = malloc(sizeof(float) * n);
     double *r = malloc(sizeof(double) * n), *rw = malloc(sizeof(double) * n);
     ref_conv3x3(x, H, W, IC, w, b, OC, 0, r);
-    ops_conv_set_winograd(OPS_WINO_OFF);
-    op_conv2d_nhwc(x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y, 0);
+    ops_conv_set_winograd(t_ops()->ctx, OPS_WINO_OFF);
+    op_conv2d_nhwc(t_ops(), x, N, IC, H, W, t_w(w, (size_t)OC * IC * 3 * 3), b, OC, 3, 3, 1, 1, y, 0);
     check("conv 3x3 64 -> 32, 40x40, direct", relerr(y, r, n), 1);
-    ops_conv_set_winograd(OPS_WINO_ALL);
-    op_conv2d_nhwc(x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y, 0);
+    ops_conv_set_winograd(t_ops()->ctx, OPS_WINO_ALL);
+    op_conv2d_nhwc(t_ops(), x, N, IC, H, W, t_w(w, (size_t)OC * IC * 3 * 3), b, OC, 3, 3, 1, 1, y, 0);
     /* oneDNN has no bf16 Winograd: bf16 mode never asks for it */
     check("conv 3x3, Winograd mode under bf16 (direct)", relerr(y, r, n), 1);
     /* bf16x2, other weights */
-    ops_set_precision(OPS_BF16X2);
+    t_set_prec(OPS_BF16X2);
     float *w2 = rnd((size_t)OC * IC * 9, 8);
     ref_conv3x3(x, H, W, IC, w2, b, OC, 0, r);
     ref_conv3x3(x, H, W, IC, w2, b, OC, 1, rw);
@@ -230,9 +231,9 @@ static void test_conv(void)
         setenv("SD_SPLIT", sp ? "m" : "k", 1);
         char what[96];
         snprintf(what, sizeof what, "conv 3x3 64 -> 32, 40x40, %s", sp ? "split rows" : "stacked weights");
-        op_conv2d_nhwc(x, N, IC, H, W, w2, b, OC, 3, 3, 1, 1, y, 0);
+        op_conv2d_nhwc(t_ops(), x, N, IC, H, W, t_w(w2, (size_t)OC * IC * 3 * 3), b, OC, 3, 3, 1, 1, y, 0);
         check_x2(what, y, r, rw, n);
-        op_conv2d_nhwc(x, N, IC, H, W, w2, b, OC, 3, 3, 1, 1, y, 1);
+        op_conv2d_nhwc(t_ops(), x, N, IC, H, W, t_w(w2, (size_t)OC * IC * 3 * 3), b, OC, 3, 3, 1, 1, y, 1);
         for (size_t i = 0; i < n; i++) y[i] *= 0.5f;
         snprintf(what, sizeof what, "conv 3x3 64 -> 32, 40x40, %s, accumulating (halved)", sp ? "split rows" : "stacked weights");
         check_x2(what, y, r, rw, n);
@@ -244,7 +245,7 @@ static void test_conv(void)
     CHECK(ops_split_mode(0, 5120 * 1280, 5120, 1280) == OPS_SPLIT_ROWS, "bf16x2 rule: linear 5120 -> 1280 splits rows");
     CHECK(ops_split_mode(1, 320 * 320 * 9, 320 * 9, 320) == OPS_SPLIT_COLS, "bf16x2 rule: conv 320 -> 320 stacks weights");
     CHECK(ops_split_mode(1, 1280 * 1280 * 9, 1280 * 9, 1280) == OPS_SPLIT_ROWS, "bf16x2 rule: conv 1280 -> 1280 splits rows");
-    ops_set_precision(OPS_BF16);
+    t_set_prec(OPS_BF16);
     free(x); free(w); free(w2); free(b); free(y); free(r); free(rw);
 }
 
@@ -262,17 +263,17 @@ static void test_gn_conv(void)
         {OPS_FP32, NULL, "fp32"}, {OPS_BF16, NULL, "bf16"},
         {OPS_BF16X2, "k", "bf16x2 stacked"}, {OPS_BF16X2, "m", "bf16x2 split rows"}};
     for (size_t p = 0; p < sizeof P / sizeof P[0]; p++) {
-        ops_set_precision(P[p].prec);
+        t_set_prec(P[p].prec);
         if (P[p].split) setenv("SD_SPLIT", P[p].split, 1);
         for (int acc = 0; acc < 2; acc++) {
             memcpy(y1, r0, sizeof(float) * no);
             memcpy(y2, r0, sizeof(float) * no);
-            op_group_norm_nhwc(x, N, C, H * W, G, pb, g, be, 1e-5f, 1, t);
-            op_conv2d_nhwc(t, N, C, H, W, w, b, OC, 3, 3, 1, 1, y1, acc);
+            op_group_norm_nhwc(t_ops(), x, N, C, H * W, G, pb, g, be, 1e-5f, 1, t);
+            op_conv2d_nhwc(t_ops(), t, N, C, H, W, t_w(w, (size_t)OC * C * 3 * 3), b, OC, 3, 3, 1, 1, y1, acc);
             /* the conversion buffer the fused op writes: poisoned, so that
              * what the plain conv left there cannot stand in for it */
-            memset(ops_bf16_buffer(4 * n), 0xff, 4 * n);
-            op_gn_conv2d_nhwc(x, N, C, H, W, G, pb, g, be, 1e-5f, 1, t, w, b, OC, 3, 3, 1, 1, y2, acc);
+            memset(ops_bf16_buffer(t_ops()->ctx, 4 * n), 0xff, 4 * n);
+            op_gn_conv2d_nhwc(t_ops(), x, N, C, H, W, G, pb, g, be, 1e-5f, 1, t, t_w(w, (size_t)OC * C * 3 * 3), b, OC, 3, 3, 1, 1, y2, acc);
             double e = 0;
             for (size_t i = 0; i < no; i++) e = maxdiff_step(e, fabs(y1[i] - y2[i]));
             char name[128];
@@ -282,7 +283,7 @@ static void test_gn_conv(void)
         }
         unsetenv("SD_SPLIT");
     }
-    ops_set_precision(OPS_BF16);
+    t_set_prec(OPS_BF16);
     free(x); free(pb); free(g); free(be); free(w); free(b); free(t); free(y1); free(y2); free(r0);
 }
 
@@ -304,7 +305,7 @@ static void test_attention(int amx)
         for (size_t i = 0; i < (size_t)B * Tq * ld; i++) q[i] *= 4;   /* peaky softmax */
         double *rd = malloc(sizeof(double) * B * Tq * HD);
         float scale = 1.f / sqrtf((float)D);
-        op_attention(q, ld, k, ld, v, ld, B, Tq, Tk, H, D, scale, o);
+        op_attention(t_ops(), q, ld, k, ld, v, ld, B, Tq, Tk, H, D, scale, o);
         ref_attention(q, ld, k, ld, v, ld, B, Tq, Tk, H, D, scale, 0, r);
         for (size_t i = 0; i < (size_t)B * Tq * HD; i++) rd[i] = r[i];
         char what[96];
@@ -326,8 +327,8 @@ int main(void)
     CHECK(child_bf16("bf16x2") == OPS_BF16X2, "SD_PRECISION=bf16x2: bf16x2");
     CHECK(child_bf16("fast") == dflt, "SD_PRECISION=fast (unknown): warns, auto");
     setenv("SD_PRECISION", "bf16", 1);
-    ops_init(0);
-    CHECK(ops_precision() == OPS_BF16, "SD_PRECISION=bf16 selects bf16");
+    t_ops_init(0);
+    CHECK(ops_default_precision() == OPS_BF16 && t_ops()->prec == OPS_BF16, "SD_PRECISION=bf16 selects bf16");
     if (!amx) printf("# no AMX here: attention in bf16 mode runs the fp32 kernel, only its bound is checked\n");
 
     test_rounding();

@@ -146,7 +146,7 @@ static void run_models(const sd_weights *w)
     sd_err e;
     sd_err_clear(&e);
     int finite;
-    sd_clip *c = clip_load(w, NULL, &e);
+    sd_clip *c = clip_load(w, NULL, NULL, &e);
     CHECKF(c != NULL, "demo: CLIP loads", "%s", e.msg);
     if (c) {
         int T = clip_tokens(c), W = clip_width(c);
@@ -160,7 +160,7 @@ static void run_models(const sd_weights *w)
         clip_free(c);
     }
     sd_err_clear(&e);
-    sd_unet *u = unet_load(w, NULL, &e);
+    sd_unet *u = unet_load(w, NULL, NULL, &e);
     CHECKF(u != NULL, "demo: UNet loads (heads from model.ldm_config.json)", "%s", e.msg);
     if (u) {
         const unet_info *in = unet_get_info(u);
@@ -180,7 +180,7 @@ static void run_models(const sd_weights *w)
         unet_free(u);
     }
     sd_err_clear(&e);
-    sd_vae *v = vae_load(w, &e);
+    sd_vae *v = vae_load(w, NULL, &e);
     CHECKF(v != NULL && vae_scale(v) == 8, "demo: VAE loads, 8x", "%s", e.msg);
     if (v) {
         float z[4 * 8 * 8], *img = malloc(sizeof(float) * 3 * 64 * 64);

@@ -12,6 +12,7 @@
 #include "ref_ops.h"
 #include "t.h"
 #include "../../src/engine/ops/ops.h"
+#include "tops.h"
 
 static unsigned long long rng = 88172645463325252ULL;
 static float frand(void)
@@ -95,7 +96,7 @@ static void test_conv(void)
         char name[128];
         naive_conv_nhwc(x, N, IC, H, W, w, b, OC, K, K, s, p, r);
         for (int rep = 0; rep < 2; rep++) {
-            op_conv2d_nhwc(x, N, IC, H, W, w, b, OC, K, K, s, p, y, 0);
+            op_conv2d_nhwc(t_ops(), x, N, IC, H, W, t_w(w, (size_t)OC * IC * K * K), b, OC, K, K, s, p, y, 0);
             snprintf(name, sizeof name, "conv2d_nhwc N%d IC%d %dx%d OC%d k%d s%d p%d bias%d run%d",
                      N, IC, H, W, OC, K, s, p, cs[c].bias, rep);
             CMP(y, r, ny, name);
@@ -103,7 +104,7 @@ static void test_conv(void)
         float *y0 = rnd(ny);
         memcpy(y, y0, sizeof(float) * ny);
         for (size_t i = 0; i < ny; i++) r[i] += y0[i];
-        op_conv2d_nhwc(x, N, IC, H, W, w, b, OC, K, K, s, p, y, 1);
+        op_conv2d_nhwc(t_ops(), x, N, IC, H, W, t_w(w, (size_t)OC * IC * K * K), b, OC, K, K, s, p, y, 1);
         snprintf(name, sizeof name, "conv2d_nhwc N%d IC%d %dx%d OC%d k%d s%d p%d bias%d accumulating",
                  N, IC, H, W, OC, K, s, p, cs[c].bias);
         CMP(y, r, ny, name);
@@ -146,7 +147,7 @@ static void test_gemm_linear(void)
                 for (int k = 0; k < IN; k++) acc += (double)x[i * IN + k] * w[o * IN + k];
                 r[i * OUT + o] = (float)acc;
             }
-        op_linear(x, M, IN, w, b, OUT, y);
+        op_linear(t_ops(), x, M, IN, t_w(w, (size_t)IN * OUT), b, OUT, y);
         CMP(y, r, (size_t)M * OUT, bias ? "linear with bias" : "linear bias NULL");
         free(x); free(w); free(b); free(y); free(r);
     }
@@ -193,10 +194,10 @@ static void test_norms(void)
     for (int silu = 0; silu < 2; silu++) {
         float *y = nanbuf(n), *r = malloc(sizeof(float) * n), *ya = malloc(sizeof(float) * n);
         naive_group_norm_nhwc(x, N, C, HW, G, NULL, g, b, 1e-5, silu, r);
-        op_group_norm_nhwc(x, N, C, HW, G, NULL, g, b, 1e-5f, silu, y);
+        op_group_norm_nhwc(t_ops(), x, N, C, HW, G, NULL, g, b, 1e-5f, silu, y);
         CMP(y, r, n, silu ? "group_norm_nhwc+silu" : "group_norm_nhwc");
         memcpy(ya, x, sizeof(float) * n);
-        op_group_norm_nhwc(ya, N, C, HW, G, NULL, g, b, 1e-5f, silu, ya);
+        op_group_norm_nhwc(t_ops(), ya, N, C, HW, G, NULL, g, b, 1e-5f, silu, ya);
         CMP(ya, r, n, silu ? "group_norm_nhwc+silu in place" : "group_norm_nhwc in place");
         free(y); free(r); free(ya);
     }
@@ -211,7 +212,7 @@ static void test_norms(void)
     for (int withb = 0; withb < 2; withb++)
         for (int silu = 0; silu < 2; silu++) {
             naive_group_norm_nhwc(x, N, C, HW, G, withb ? pb : NULL, g, b, 1e-5, silu, r);
-            op_group_norm_nhwc(x, N, C, HW, G, withb ? pb : NULL, g, b, 1e-5f, silu, y);
+            op_group_norm_nhwc(t_ops(), x, N, C, HW, G, withb ? pb : NULL, g, b, 1e-5f, silu, y);
             snprintf(name, sizeof name, "group_norm_nhwc pre_bias%d silu%d", withb, silu);
             CMP(y, r, n, name);
         }
@@ -220,7 +221,7 @@ static void test_norms(void)
     size_t n2 = (size_t)C * HW2;
     float *x2 = rnd(n2), *r2 = malloc(sizeof(float) * n2);
     naive_group_norm_nhwc(x2, 1, C, HW2, G, NULL, g, b, 1e-6, 1, r2);
-    op_group_norm_nhwc(x2, 1, C, HW2, G, NULL, g, b, 1e-6f, 1, x2);
+    op_group_norm_nhwc(t_ops(), x2, 1, C, HW2, G, NULL, g, b, 1e-6f, 1, x2);
     CMP(x2, r2, n2, "group_norm_nhwc in place, 4099 pixels");
     /* a mean 1000x the spread (E[x²] - mean² would lose it in float; the
      * shifted sums must not), first pixel far from the rest */
@@ -228,7 +229,7 @@ static void test_norms(void)
     for (size_t i = 0; i < n2; i++) x3[i] = 300.f + 0.3f * x3[i];
     for (int c = 0; c < C; c++) x3[c] = 310.f;
     naive_group_norm_nhwc(x3, 1, C, HW2, G, NULL, g, b, 1e-6, 0, r2);
-    op_group_norm_nhwc(x3, 1, C, HW2, G, NULL, g, b, 1e-6f, 0, y3);
+    op_group_norm_nhwc(t_ops(), x3, 1, C, HW2, G, NULL, g, b, 1e-6f, 0, y3);
     CMP(y3, r2, n2, "group_norm_nhwc, mean 1000x the spread");
     free(x3); free(y3);
     free(x); free(g); free(b); free(pb); free(y); free(r); free(x2); free(r2);
@@ -265,7 +266,7 @@ static void test_linear_reshaped_weights(void)
                 for (int k = 0; k < IN; k++) acc += (double)x[i * IN + k] * w[o * IN + k];
                 r[i * OUT + o] = (float)acc;
             }
-        op_linear(x, M, IN, w, NULL, OUT, y);
+        op_linear(t_ops(), x, M, IN, t_w(w, (size_t)IN * OUT), NULL, OUT, y);
         CMP(y, r, (size_t)M * OUT, pass ? "linear, same weights read as [64,48]" : "linear, weights [48,64]");
     }
     free(x); free(w); free(y); free(r);
@@ -290,13 +291,13 @@ static void test_attention(void)
         float *o = nanbuf((size_t)B * Tq * HD), *r = malloc(sizeof(float) * B * Tq * HD);
         float scale = 1.f / sqrtf((float)D);
         char name[96];
-        op_attention(q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, o);
+        op_attention(t_ops(), q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, o);
         ref_attention(q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, 0, r);
         snprintf(name, sizeof name, "attention B%d Tq%d Tk%d H%d D%d ld+%d", B, Tq, Tk, H, D, cs[c].pad);
         CMP(o, r, (size_t)B * Tq * HD, name);
         /* causal: self-attention, Tk = Tq */
         float *k2 = rnd((size_t)B * Tq * ldk), *v2 = rnd((size_t)B * Tq * ldv);
-        op_attention_causal(q, ldq, k2, ldk, v2, ldv, B, Tq, H, D, scale, o);
+        op_attention_causal(t_ops(), q, ldq, k2, ldk, v2, ldv, B, Tq, H, D, scale, o);
         ref_attention(q, ldq, k2, ldk, v2, ldv, B, Tq, Tq, H, D, scale, 1, r);
         snprintf(name, sizeof name, "attention causal B%d T%d H%d D%d ld+%d", B, Tq, H, D, cs[c].pad);
         CMP(o, r, (size_t)B * Tq * HD, name);
@@ -410,7 +411,7 @@ static void test_linear_acc(void)
             for (int k = 0; k < IN; k++) acc += (double)lx[i * IN + k] * lw[o * IN + k];
             lr[i * OUT + o] = (float)acc;
         }
-    op_linear_acc(lx, M, IN, lw, lb, OUT, ly);
+    op_linear_acc(t_ops(), lx, M, IN, t_w(lw, (size_t)IN * OUT), lb, OUT, ly);
     CMP(ly, lr, (size_t)M * OUT, "linear_acc");
     free(lx); free(lw); free(lb); free(ly); free(lr);
 }
@@ -425,18 +426,18 @@ static void test_conv_bands(void)
     float *x = rnd(nx), *w = rnd((size_t)OC * IC * 9), *b = rnd(OC);
     float *y = rnd(ny), *r = malloc(sizeof(float) * ny), *y0 = malloc(sizeof(float) * ny);
     memcpy(y0, y, sizeof(float) * ny);
-    int saved = ops_conv_winograd();
+    int saved = ops_conv_winograd(t_ops()->ctx);
     for (int accum = 0; accum < 2; accum++) {
         memcpy(r, y0, sizeof(float) * ny);
-        ops_conv_set_winograd(OPS_WINO_OFF);
-        op_conv2d_nhwc(x, 1, IC, H, W, w, b, OC, 3, 3, 1, 1, r, accum);
+        ops_conv_set_winograd(t_ops()->ctx, OPS_WINO_OFF);
+        op_conv2d_nhwc(t_ops(), x, 1, IC, H, W, t_w(w, (size_t)OC * IC * 3 * 3), b, OC, 3, 3, 1, 1, r, accum);
         memcpy(y, y0, sizeof(float) * ny);
-        ops_conv_set_winograd(OPS_WINO_AUTO);
-        op_conv2d_nhwc(x, 1, IC, H, W, w, b, OC, 3, 3, 1, 1, y, accum);
+        ops_conv_set_winograd(t_ops()->ctx, OPS_WINO_AUTO);
+        op_conv2d_nhwc(t_ops(), x, 1, IC, H, W, t_w(w, (size_t)OC * IC * 3 * 3), b, OC, 3, 3, 1, 1, y, accum);
         CMP(y, r, ny, accum ? "conv2d_nhwc banded (Winograd) = direct, accumulating"
                             : "conv2d_nhwc banded (Winograd) = direct");
     }
-    ops_conv_set_winograd(saved);
+    ops_conv_set_winograd(t_ops()->ctx, saved);
     free(x); free(w); free(b); free(y); free(r); free(y0);
 }
 
@@ -446,24 +447,24 @@ static void test_conv_bands(void)
 static void test_conv_up2(void)
 {
     struct { int N, IC, H, W, OC; } cs[] = {{1, 8, 5, 7, 12}, {2, 64, 150, 150, 32}};
-    int saved = ops_conv_winograd();
+    int saved = ops_conv_winograd(t_ops()->ctx);
     for (int c = 0; c < 2; c++)
         for (int mode = 0; mode < 2; mode++) {
             int N = cs[c].N, IC = cs[c].IC, H = cs[c].H, W = cs[c].W, OC = cs[c].OC, OH = 2 * H, OW = 2 * W;
             size_t nu = (size_t)N * OH * OW * IC, ny = (size_t)N * OH * OW * OC;
             float *x = rnd((size_t)N * H * W * IC), *w = rnd((size_t)OC * IC * 9), *b = rnd(OC);
             float *u = malloc(sizeof(float) * nu), *r = malloc(sizeof(float) * ny), *y = nanbuf(ny);
-            ops_conv_set_winograd(mode ? OPS_WINO_OFF : OPS_WINO_AUTO);
+            ops_conv_set_winograd(t_ops()->ctx, mode ? OPS_WINO_OFF : OPS_WINO_AUTO);
             op_upsample_nearest_nhwc(x, N, IC, H, W, OH, OW, u);
-            op_conv2d_nhwc(u, N, IC, OH, OW, w, b, OC, 3, 3, 1, 1, r, 0);
-            op_conv2d_nhwc_up2(x, N, IC, H, W, w, b, OC, y);
+            op_conv2d_nhwc(t_ops(), u, N, IC, OH, OW, t_w(w, (size_t)OC * IC * 3 * 3), b, OC, 3, 3, 1, 1, r, 0);
+            op_conv2d_nhwc_up2(t_ops(), x, N, IC, H, W, t_w(w, (size_t)OC * IC * 9), b, OC, y);
             char name[96];
             snprintf(name, sizeof name, "conv2d_nhwc_up2 N%d IC%d %dx%d -> %dx%d OC%d (Winograd %s) = upsample + conv",
                      N, IC, H, W, OH, OW, OC, mode ? "off" : "auto");
             CMP(y, r, ny, name);
             free(x); free(w); free(b); free(u); free(r); free(y);
         }
-    ops_conv_set_winograd(saved);
+    ops_conv_set_winograd(t_ops()->ctx, saved);
 }
 
 /* The Winograd rules: a 32x32 conv whose Winograd weight copy would be large
@@ -475,17 +476,17 @@ static void test_conv_wino_modes(void)
     int H = 32, W = 32, IC = 48, OC = 192;
     size_t nx = (size_t)H * W * IC, ny = (size_t)H * W * OC;
     float *x = rnd(nx), *b = rnd(OC), *y = malloc(sizeof(float) * ny), *r = malloc(sizeof(float) * ny);
-    int saved = ops_conv_winograd();
+    int saved = ops_conv_winograd(t_ops()->ctx);
     static const int modes[4] = {OPS_WINO_OFF, OPS_WINO_AUTO, OPS_WINO_WIDE, OPS_WINO_ALL};
     static const char *names[4] = {"off", "auto", "wide", "all"};
     float *ws[4];
     for (int m = 0; m < 4; m++) {
         float *w = ws[m] = rnd((size_t)OC * IC * 9);   /* fresh weights (kept: a new address), a new cache entry */
         size_t c0, b0, w0, c1, b1, w1;
-        ops_conv_set_winograd(modes[m]);
-        ops_weights_stats(&c0, &b0, &w0);
-        op_conv2d_nhwc(x, 1, IC, H, W, w, b, OC, 3, 3, 1, 1, m ? y : r, 0);
-        ops_weights_stats(&c1, &b1, &w1);
+        ops_conv_set_winograd(t_ops()->ctx, modes[m]);
+        ops_weights_stats(t_ops()->ctx, &c0, &b0, &w0);
+        op_conv2d_nhwc(t_ops(), x, 1, IC, H, W, t_w(w, (size_t)OC * IC * 3 * 3), b, OC, 3, 3, 1, 1, m ? y : r, 0);
+        ops_weights_stats(t_ops()->ctx, &c1, &b1, &w1);
         char name[96];
         snprintf(name, sizeof name, "conv 32x32 OC %d, Winograd %s: %s", OC, names[m],
                  modes[m] == OPS_WINO_WIDE || modes[m] == OPS_WINO_ALL ? "Winograd weights" : "direct weights");
@@ -494,8 +495,8 @@ static void test_conv_wino_modes(void)
         if (m) {
             snprintf(name, sizeof name, "conv 32x32, Winograd %s = direct", names[m]);
             /* direct reference with these weights */
-            ops_conv_set_winograd(OPS_WINO_OFF);
-            op_conv2d_nhwc(x, 1, IC, H, W, w, b, OC, 3, 3, 1, 1, r, 0);
+            ops_conv_set_winograd(t_ops()->ctx, OPS_WINO_OFF);
+            op_conv2d_nhwc(t_ops(), x, 1, IC, H, W, t_w(w, (size_t)OC * IC * 3 * 3), b, OC, 3, 3, 1, 1, r, 0);
             CMP(y, r, ny, name);
         }
     }
@@ -508,28 +509,108 @@ static void test_conv_wino_modes(void)
         float *x4 = rnd((size_t)N4 * H * W * IC), *w4 = rnd((size_t)OC4 * IC * 9);
         float *y4 = malloc(sizeof(float) * n4), *r4 = malloc(sizeof(float) * n4);
         size_t c0, b0, w0, c1, b1, w1;
-        ops_conv_set_winograd(OPS_WINO_OFF);
-        op_conv2d_nhwc(x4, N4, IC, H, W, w4, NULL, OC4, 3, 3, 1, 1, r4, 0);
-        ops_conv_set_winograd(OPS_WINO_AUTO);
-        ops_weights_stats(&c0, &b0, &w0);
-        op_conv2d_nhwc(x4, N4, IC, H, W, w4, NULL, OC4, 3, 3, 1, 1, y4, 0);
-        ops_weights_stats(&c1, &b1, &w1);
+        ops_conv_set_winograd(t_ops()->ctx, OPS_WINO_OFF);
+        op_conv2d_nhwc(t_ops(), x4, N4, IC, H, W, t_w(w4, (size_t)OC4 * IC * 3 * 3), NULL, OC4, 3, 3, 1, 1, r4, 0);
+        ops_conv_set_winograd(t_ops()->ctx, OPS_WINO_AUTO);
+        ops_weights_stats(t_ops()->ctx, &c0, &b0, &w0);
+        op_conv2d_nhwc(t_ops(), x4, N4, IC, H, W, t_w(w4, (size_t)OC4 * IC * 3 * 3), NULL, OC4, 3, 3, 1, 1, y4, 0);
+        ops_weights_stats(t_ops()->ctx, &c1, &b1, &w1);
         CHECKF(w1 == w0, "conv N=4 32x32 OC 256, Winograd auto: direct, as for one image (no Winograd weights)",
                "Winograd bytes %zu -> %zu", w0, w1);
         CMP(y4, r4, n4, "conv N=4 32x32 OC 256, Winograd auto = direct");
         free(x4); free(w4); free(y4); free(r4);
     }
-    ops_conv_set_winograd(saved);
+    ops_conv_set_winograd(t_ops()->ctx, saved);
     for (int m = 0; m < 4; m++) free(ws[m]);
     free(x); free(b); free(y); free(r);
 }
 
-/* The team size set by ops_init in one thread applies in another thread
- * only after ops_attach_thread (the server loads in main, runs in a worker). */
+/* A weight handle with a source, as the loader registers them: its owner is
+ * told once after the first blocked copy (and here wipes the original, as
+ * giving its pages back would), later layouts and a restore re-derive the
+ * original through reload; replace drops the copies and restore gives back
+ * the original's results exactly, at fp32 and bf16. */
+typedef struct src_probe { const float *keep; float *orig; size_t n; int copied, reloads; } src_probe;
+
+static void probe_copied(void *ud, const float *data, size_t n)
+{
+    src_probe *p = ud;
+    p->copied++;
+    memset(p->orig, 0, n * sizeof(float));   /* the owner's memory, gone */
+}
+
+static int probe_reload(void *ud, float *dst, size_t n)
+{
+    src_probe *p = ud;
+    p->reloads++;
+    memcpy(dst, p->keep, n * sizeof(float));
+    return 0;
+}
+
+static void test_weight_handles(void)
+{
+    static const ops_weight_src SRC = {probe_copied, probe_reload};
+    int N = 2, IC = 24, H = 12, W = 12, OC = 40;
+    size_t nw = (size_t)OC * IC * 9, ny = (size_t)N * H * W * OC;
+    float *x = rnd((size_t)N * H * W * IC), *b = rnd(OC), *keep = rnd(nw), *orig = malloc(nw * sizeof(float));
+    float *alt = rnd(nw), *r = malloc(ny * sizeof(float)), *ra = malloc(ny * sizeof(float));
+    float *y = malloc(ny * sizeof(float)), *y0 = malloc(ny * sizeof(float));
+    memcpy(orig, keep, nw * sizeof(float));
+    naive_conv_nhwc(x, N, IC, H, W, keep, b, OC, 3, 3, 1, 1, r);
+    naive_conv_nhwc(x, N, IC, H, W, alt, b, OC, 3, 3, 1, 1, ra);
+    ops_ctx *c = ops_ctx_new(2);
+    ops_m m = {c, OPS_FP32};
+    src_probe p = {keep, orig, nw, 0, 0};
+    ops_weight *w = ops_weight_register(c, orig, nw, &SRC, &p);
+    ops_conv_set_winograd(c, OPS_WINO_OFF);
+    op_conv2d_nhwc(&m, x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y0, 0);
+    CMP(y0, r, ny, "handle: conv = naive");
+    CHECKF(p.copied == 1 && p.reloads == 0, "handle: the owner is told once its first blocked copy exists",
+           "copied %d, reloads %d", p.copied, p.reloads);
+    op_conv2d_nhwc(&m, x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y, 0);
+    CHECK(!memcmp(y, y0, ny * sizeof(float)) && p.copied == 1 && p.reloads == 0,
+          "handle: a second call uses the copy (same bits, no new copy, no reload)");
+    ops_conv_set_winograd(c, OPS_WINO_ALL);   /* another layout: made from the blocked copy, not the original */
+    op_conv2d_nhwc(&m, x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y, 0);
+    CMP(y, r, ny, "handle: Winograd layout made after the original was given back = naive");
+    ops_conv_set_winograd(c, OPS_WINO_OFF);
+    CHECK(ops_weight_replace(w, alt) == 0, "handle: replace");
+    op_conv2d_nhwc(&m, x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y, 0);
+    CMP(y, ra, ny, "handle: replaced weights = naive conv with the new values");
+    CHECK(ops_weight_restore(w) == 0, "handle: restore");
+    op_conv2d_nhwc(&m, x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, y, 0);
+    CHECKF(!memcmp(y, y0, ny * sizeof(float)) && p.reloads == 1,
+           "handle: restored = the original's output bit for bit, the original re-derived once through reload",
+           "reloads %d", p.reloads);
+    if (ops_cpu_bf16()) {
+        m.prec = OPS_BF16;   /* a bf16 copy: from the blocked fp32 copy */
+        float *yb = malloc(ny * sizeof(float)), *yb2 = malloc(ny * sizeof(float));
+        op_conv2d_nhwc(&m, x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, yb, 0);
+        ops_weight_replace(w, alt);
+        op_conv2d_nhwc(&m, x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, yb2, 0);
+        CHECK(memcmp(yb, yb2, ny * sizeof(float)), "handle at bf16: replaced -> another output");
+        ops_weight_restore(w);
+        op_conv2d_nhwc(&m, x, N, IC, H, W, w, b, OC, 3, 3, 1, 1, yb2, 0);
+        CHECK(!memcmp(yb, yb2, ny * sizeof(float)), "handle at bf16: restored -> the same output bit for bit");
+        free(yb); free(yb2);
+    }
+    size_t nc, nb, nwb;
+    ops_weights_stats(c, &nc, &nb, &nwb);
+    CHECKF(nc >= 1 && nb > 0, "handle: the context counts the handle's copies", "copies %zu, %zu bytes", nc, nb);
+    ops_release_weights(c);
+    ops_weights_stats(c, &nc, &nb, &nwb);
+    CHECKF(nc == 0 && nb == 0, "ops_release_weights: every copy dropped", "copies %zu", nc);
+    CHECK(!ops_take_fault(c), "handle: no fault in all that");
+    ops_ctx_free(c);   /* frees the handle too */
+    free(x); free(b); free(keep); free(orig); free(alt); free(r); free(ra); free(y); free(y0);
+}
+
+/* A context's team size applies in another thread only after
+ * ops_ctx_attach (the server loads in main, runs in a worker). */
 static void *attach_probe(void *arg)
 {
     int *got = arg;
-    ops_attach_thread();
+    ops_ctx_attach(t_ops()->ctx);
     got[0] = omp_get_max_threads();
     #pragma omp parallel
     {
@@ -541,25 +622,27 @@ static void *attach_probe(void *arg)
 
 static void test_threads(void)
 {
-    ops_init(1);
+    t_ops_init(1);
     int got[2] = {0, 0};
     pthread_t th;
     pthread_create(&th, NULL, attach_probe, got);
     pthread_join(th, NULL);
-    CHECKF(got[0] == 1 && got[1] == 1, "ops_attach_thread: another thread uses the team size ops_init set",
+    CHECKF(got[0] == 1 && got[1] == 1, "ops_ctx_attach: another thread uses the context's team size",
            "max_threads %d, team %d", got[0], got[1]);
-    ops_init(0);
-    CHECK(ops_threads() == omp_get_num_procs(), "ops_init(0): all cores again");
+    t_ops_init(0);
+    CHECK(ops_ctx_threads(t_ops()->ctx) == omp_get_num_procs() && omp_get_max_threads() == omp_get_num_procs(),
+          "ops_ctx_new(0): all cores again");
 }
 
 int main(void)
 {
-    ops_init(2);
-    CHECKF(ops_threads() == 2 && omp_get_max_threads() == 2, "ops_init(2): team of 2 on the calling thread",
-           "ops_threads %d, omp_get_max_threads %d", ops_threads(), omp_get_max_threads());
-    ops_init(-1);
-    CHECKF(ops_threads() == omp_get_num_procs(), "ops_init(-1): all cores, like 0", "ops_threads %d of %d",
-           ops_threads(), omp_get_num_procs());
+    t_ops_init(2);
+    CHECKF(ops_ctx_threads(t_ops()->ctx) == 2 && omp_get_max_threads() == 2,
+           "ops_ctx_new(2): team of 2 on the calling thread", "ctx threads %d, omp_get_max_threads %d",
+           ops_ctx_threads(t_ops()->ctx), omp_get_max_threads());
+    t_ops_init(-1);
+    CHECKF(ops_ctx_threads(t_ops()->ctx) == omp_get_num_procs(), "ops_ctx_new(-1): all cores, like 0",
+           "ctx threads %d of %d", ops_ctx_threads(t_ops()->ctx), omp_get_num_procs());
     test_conv();
     test_gemm_linear();
     test_linear_reshaped_weights();
@@ -570,6 +653,7 @@ int main(void)
     test_conv_bands();
     test_conv_wino_modes();
     test_conv_up2();
+    test_weight_handles();
     test_threads();
     return t_done();
 }

@@ -46,7 +46,6 @@ static int forward_ok(sd_unet *u, int B, int H, int W, int T, const char *what)
 
 int main(void)
 {
-    ops_init(0);
     const char *bd = getenv("SD_BUILD");
     char dir[] = "/tmp/sdserve_unetmm_XXXXXX", cmd[1024], path[600];
     if (!mkdtemp(dir)) { CHECK(0, "temp dir"); return t_done(); }
@@ -61,7 +60,7 @@ int main(void)
     sd_err err;
     sd_err_clear(&err);
     sd_weights *w = rc ? NULL : sdw_open(path, &err);
-    sd_unet *u = w ? unet_load(w, NULL, &err) : NULL;
+    sd_unet *u = w ? unet_load(w, NULL, NULL, &err) : NULL;
     CHECKF(u != NULL, "load 3-level single file (hints from model.ldm_config.json)", "%s", err.msg);
     if (u) {
         const unet_info *in = unet_get_info(u);
@@ -88,7 +87,7 @@ int main(void)
     CHECKF(rc == 0, "make-model 4-level SD1-like", "%s -> %d", cmd, rc);
     sd_err_clear(&err);
     w = rc ? NULL : sdw_open(path, &err);
-    u = w ? unet_load(w, NULL, &err) : NULL;
+    u = w ? unet_load(w, NULL, NULL, &err) : NULL;
     CHECKF(u != NULL, "load 4-level single file", "%s", err.msg);
     if (u) {
         const unet_info *in = unet_get_info(u);

@@ -196,7 +196,7 @@ static sd_unet *load_dir(const char *dir, sd_weights **wout, sd_err *err)
 {
     sd_err_clear(err);
     *wout = sdw_open(dir, err);
-    return *wout ? unet_load(*wout, NULL, err) : NULL;
+    return *wout ? unet_load(*wout, NULL, NULL, err) : NULL;
 }
 
 static void rm_model(const char *dir)
@@ -209,7 +209,6 @@ static void rm_model(const char *dir)
 
 int main(void)
 {
-    ops_init(0);
     char dir[] = "/tmp/sdserve_unet_XXXXXX";
     if (!mkdtemp(dir)) { CHECK(0, "temp dir"); return t_done(); }
     static gen g;

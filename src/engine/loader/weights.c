@@ -103,7 +103,7 @@ static void fmt_shape(char *buf, size_t sz, int ndim, const int64_t *shape)
 /* ---- building the table ---- */
 
 static int add_tensor(sd_weights *w, const char *name, const char *src, const char *file, int ndim,
-                      const int64_t *shape, const float *data, sd_err *err)
+                      const int64_t *shape, const float *data, const void *raw, int raw_dtype, sd_err *err)
 {
     if (w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 256;
@@ -125,6 +125,8 @@ static int add_tensor(sd_weights *w, const char *name, const char *src, const ch
     t->ndim = ndim;
     for (int i = 0; i < ndim; i++) t->shape[i] = shape[i];
     t->data = data;
+    t->raw = raw;
+    t->raw_dtype = raw_dtype;
     w->n++;
     return 0;
 }
@@ -227,22 +229,20 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
             drop_pages(e->data, e->nbytes);
         }
     }
-    /* op_conv2d_nhwc may drop the pages of conv weights it has copied to its layout. */
-    if (buf) ops_weights_releasable(buf, nconv * sizeof(float));
-    ops_weights_releasable(f->map, f->size);
     rc = 0;
     for (size_t i = 0; i < f->n && rc == 0; i++) {
         const st_entry *e = &f->e[i];
         if (plan[i].kind == LDM_KEEP) {
-            rc = add_tensor(w, plan[i].name, e->name, f->path, e->ndim, e->shape, dst[i], err);
+            rc = add_tensor(w, plan[i].name, e->name, f->path, e->ndim, e->shape, dst[i], e->data, e->dtype, err);
         } else if (plan[i].kind == LDM_SPLIT) {
             /* q, k, v views: rows [0,W), [W,2W), [2W,3W) of the packed tensor. */
             int64_t sh[2] = {e->shape[0] / 3, e->ndim == 2 ? e->shape[1] : 0};
-            size_t step = (size_t)(e->numel / 3);
+            size_t step = (size_t)(e->numel / 3), rawstep = e->nbytes / 3;
             char *qp = strstr(plan[i].name, "q_proj.");
             for (int j = 0; j < 3 && rc == 0; j++) {
                 qp[0] = "qkv"[j];
-                rc = add_tensor(w, plan[i].name, e->name, f->path, e->ndim, sh, dst[i] + j * step, err);
+                rc = add_tensor(w, plan[i].name, e->name, f->path, e->ndim, sh, dst[i] + j * step,
+                                (const unsigned char *)e->data + j * rawstep, e->dtype, err);
             }
         }
     }
@@ -395,19 +395,47 @@ void sdw_close(sd_weights *w)
         free((char *)w->t[i].src_name);
     }
     free(w->t);
-    /* conv weight copies are keyed by pointers into this checkpoint */
-    for (size_t i = 0; i < w->nfiles; i++) {
-        ops_weights_forget(w->files[i].map, w->files[i].size);
-        st_close(&w->files[i]);
-    }
-    for (size_t i = 0; i < SDW_MAXFILES; i++) {
-        ops_weights_forget(w->bufs[i], w->buflen[i]);
-        free(w->bufs[i]);
-    }
+    for (size_t i = 0; i < w->nfiles; i++) st_close(&w->files[i]);
+    for (size_t i = 0; i < SDW_MAXFILES; i++) free(w->bufs[i]);
     free(w->path);
     free(w->folder);
     free(w->single);
     free(w);
+}
+
+/* ---- weight handles: the loader owns the memory ---- */
+
+/* The ops made their copy: the fp32 original's pages go back to the OS
+ * (widened memory reads as zero afterwards, the file mapping is re-read on
+ * access: neither is read again except through weight_reload). */
+static void weight_copied(void *ud, const float *data, size_t n)
+{
+    sdw_tensor *t = ud;   /* our own table entry */
+    if (t->handles != 1) return;
+    drop_pages(data, n * sizeof(float));
+    t->dropped = 1;
+}
+
+/* The original again, from the file mapping (whose pages go back after). */
+static int weight_reload(void *ud, float *dst, size_t n)
+{
+    const sdw_tensor *t = ud;
+    size_t el = t->raw_dtype == ST_F32 ? 4 : 2;
+    st_to_f32(dst, t->raw, (st_dtype)t->raw_dtype, n);
+    drop_pages(t->raw, n * el);
+    return 0;
+}
+
+static const ops_weight_src WEIGHT_SRC = {weight_copied, weight_reload};
+
+ops_weight *sdw_weight(const sdw_tensor *t, ops_ctx *ctx)
+{
+    sdw_tensor *own = (sdw_tensor *)t;   /* our own table entry: its bookkeeping fields */
+    ops_weight *h = ops_weight_register(ctx, t->data, (size_t)sdw_numel(t), &WEIGHT_SRC, own);
+    if (!h) return NULL;
+    own->handles++;
+    if (t->dropped) ops_weight_given_back(h);
+    return h;
 }
 
 /* ---- queries ---- */

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "../../base/err.h"
+#include "../ops/ops.h"
 
 #define SDW_MAXDIM 4
 
@@ -33,6 +34,10 @@ typedef struct sdw_tensor {
     int ndim;              /* 0..4 (0 = scalar) */
     int64_t shape[SDW_MAXDIM];
     const float *data;     /* fp32, C order, numel elements */
+    const void *raw;       /* the loader's: the bytes data came from in the file mapping */
+    int raw_dtype;         /* ... and their st_dtype (safetensors.h) */
+    int handles;           /* the loader's: weight handles made of it (sdw_weight) */
+    int dropped;           /* the loader's: data's pages were given back (read only through a handle) */
 } sdw_tensor;
 
 typedef struct sd_weights sd_weights;
@@ -70,6 +75,17 @@ const sdw_tensor *sdw_need4(const sd_weights *w, sd_err *err, const char *name,
                             int64_t d0, int64_t d1, int64_t d2, int64_t d3);
 
 int64_t sdw_numel(const sdw_tensor *t);
+
+/* The tensor as a weight handle of ctx (ops.h), for a conv or linear layer:
+ * the loader owns its memory.  Once the ops have made their first blocked
+ * copy, the loader gives the fp32 original's pages back to the OS (it is
+ * resident once, not twice); whenever the original is wanted again (another
+ * layout or precision, ops_weight_restore) it is re-derived from the file
+ * mapping (F32 read again, F16/BF16 widened again).  The handle belongs to
+ * ctx; `t` (and its sd_weights) must outlive it.  A tensor with more than
+ * one handle keeps its pages (a second handle would read them).  NULL when
+ * out of memory. */
+ops_weight *sdw_weight(const sdw_tensor *t, ops_ctx *ctx);
 
 /* Iterate all canonical names (for tools and counting); i from 0. NULL at end. */
 const sdw_tensor *sdw_at(const sd_weights *w, size_t i);

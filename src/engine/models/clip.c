@@ -1,8 +1,8 @@
 /* clip.c — the CLIP text encoder forward pass (see clip.h).
  *
  * Laid out like llama2.c: config (sizes from shapes) -> weights (views of
- * the loader's fp32 tensors, no copies) -> state (activation buffers) ->
- * forward.  One pass for B windows of T tokens:
+ * the loader's fp32 tensors, no copies; the linear layers' as ops weight
+ * handles) -> state (activation buffers) -> forward.  One pass for B windows of T tokens:
  *
  *   x = token_embedding[id] + position_embedding[t]
  *   for each pre-LN layer:
@@ -34,8 +34,8 @@ typedef struct clip_config {
 
 typedef struct clip_layer {
     const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
-    const float *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
-    const float *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    ops_weight *q_w, *k_w, *v_w, *o_w, *fc1_w, *fc2_w;
+    const float *q_b, *k_b, *v_b, *o_b, *fc1_b, *fc2_b;
 } clip_layer;
 
 typedef struct clip_state {
@@ -48,7 +48,8 @@ struct sd_clip {
     const float *tok_emb, *pos_emb, *fln_w, *fln_b;
     clip_layer *layer;
     clip_state st;
-    int prec;   /* OPS_* its ops run at, -1 = the ops layer's setting */
+    ops_m om;        /* its ops' context and precision (OPS_*) */
+    ops_ctx *own;    /* the context it made itself (clip_load without one), or NULL */
 };
 
 /* ---- loading ---------------------------------------------------------- */
@@ -100,13 +101,17 @@ static const float *need_vec(const sd_weights *w, sd_err *err, const char *name,
     return t ? t->data : NULL;
 }
 
-static const float *need_mat(const sd_weights *w, sd_err *err, const char *name, int rows, int cols)
+/* A [rows, cols] linear weight as a handle of ctx. */
+static ops_weight *need_mat(const sd_weights *w, ops_ctx *ctx, sd_err *err, const char *name, int rows, int cols)
 {
     const sdw_tensor *t = sdw_need2(w, err, name, rows, cols);
-    return t ? t->data : NULL;
+    ops_weight *h = t ? sdw_weight(t, ctx) : NULL;
+    if (t && !h) sd_errf(err, SD_ENOMEM, "", "out of memory registering %s", name);
+    return h;
 }
 
-static int clip_load_layer(const sd_weights *w, const clip_config *c, int i, clip_layer *L, sd_err *err)
+static int clip_load_layer(const sd_weights *w, ops_ctx *ctx, const clip_config *c, int i, clip_layer *L,
+                           sd_err *err)
 {
     char n[160];
     int W = c->width, F = c->mlp;
@@ -115,17 +120,17 @@ static int clip_load_layer(const sd_weights *w, const clip_config *c, int i, cli
     L->ln1_b = need_vec(w, err, P("layer_norm1.bias"), W);
     L->ln2_w = need_vec(w, err, P("layer_norm2.weight"), W);
     L->ln2_b = need_vec(w, err, P("layer_norm2.bias"), W);
-    L->q_w = need_mat(w, err, P("self_attn.q_proj.weight"), W, W);
+    L->q_w = need_mat(w, ctx, err, P("self_attn.q_proj.weight"), W, W);
     L->q_b = need_vec(w, err, P("self_attn.q_proj.bias"), W);
-    L->k_w = need_mat(w, err, P("self_attn.k_proj.weight"), W, W);
+    L->k_w = need_mat(w, ctx, err, P("self_attn.k_proj.weight"), W, W);
     L->k_b = need_vec(w, err, P("self_attn.k_proj.bias"), W);
-    L->v_w = need_mat(w, err, P("self_attn.v_proj.weight"), W, W);
+    L->v_w = need_mat(w, ctx, err, P("self_attn.v_proj.weight"), W, W);
     L->v_b = need_vec(w, err, P("self_attn.v_proj.bias"), W);
-    L->o_w = need_mat(w, err, P("self_attn.out_proj.weight"), W, W);
+    L->o_w = need_mat(w, ctx, err, P("self_attn.out_proj.weight"), W, W);
     L->o_b = need_vec(w, err, P("self_attn.out_proj.bias"), W);
-    L->fc1_w = need_mat(w, err, P("mlp.fc1.weight"), F, W);
+    L->fc1_w = need_mat(w, ctx, err, P("mlp.fc1.weight"), F, W);
     L->fc1_b = need_vec(w, err, P("mlp.fc1.bias"), F);
-    L->fc2_w = need_mat(w, err, P("mlp.fc2.weight"), W, F);
+    L->fc2_w = need_mat(w, ctx, err, P("mlp.fc2.weight"), W, F);
     L->fc2_b = need_vec(w, err, P("mlp.fc2.bias"), W);
 #undef P
     return err->code == SD_OK ? 0 : -1;
@@ -189,13 +194,17 @@ static int clip_configure(const sd_weights *w, const clip_hints *hints, clip_con
     return 0;
 }
 
-sd_clip *clip_load(const sd_weights *w, const clip_hints *hints, sd_err *err)
+sd_clip *clip_load(const sd_weights *w, const clip_hints *hints, ops_ctx *ctx, sd_err *err)
 {
     sd_err local;
     if (!err) { sd_err_clear(&local); err = &local; }
     sd_clip *c = sd_calloc(1, sizeof *c);
-    if (!c) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the text encoder"); return NULL; }
-    c->prec = -1;
+    if (!c || (!ctx && !(c->own = ctx = ops_ctx_new(0)))) {
+        free(c);
+        sd_errf(err, SD_ENOMEM, "", "out of memory loading the text encoder");
+        return NULL;
+    }
+    c->om = (ops_m){ctx, ops_default_precision()};
     const sdw_tensor *tok, *pos;
     if (clip_configure(w, hints, &c->cfg, &tok, &pos, err)) goto fail;
     c->tok_emb = tok->data;
@@ -205,7 +214,7 @@ sd_clip *clip_load(const sd_weights *w, const clip_hints *hints, sd_err *err)
     c->layer = sd_calloc(c->cfg.layers, sizeof *c->layer);
     if (!c->layer) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the text encoder"); goto fail; }
     for (int i = 0; i < c->cfg.layers; i++)
-        if (clip_load_layer(w, &c->cfg, i, &c->layer[i], err)) goto fail;
+        if (clip_load_layer(w, ctx, &c->cfg, i, &c->layer[i], err)) goto fail;
     if (err->code != SD_OK) goto fail;
     return c;
 fail:
@@ -224,7 +233,13 @@ void clip_free(sd_clip *c)
 {
     if (!c) return;
     clip_state_free(&c->st);
+    for (int i = 0; c->layer && !c->own && i < c->cfg.layers; i++) {   /* a shared context: its handles go now */
+        clip_layer *L = &c->layer[i];
+        ops_weight *h[] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
+        for (size_t j = 0; j < sizeof h / sizeof h[0]; j++) ops_weight_free(h[j]);
+    }
     free(c->layer);
+    ops_ctx_free(c->own);
     free(c);
 }
 
@@ -290,24 +305,26 @@ static void clip_layer_forward(sd_clip *c, const clip_layer *L, int B)
     const clip_config *g = &c->cfg;
     clip_state *s = &c->st;
     int W = g->width, T = g->tokens, M = B * T, H = g->heads, D = W / H;
+    const ops_m *om = &c->om;
 
     op_layer_norm(s->x, M, W, L->ln1_w, L->ln1_b, g->ln_eps, s->h);
-    op_linear(s->h, M, W, L->q_w, L->q_b, W, s->q);
-    op_linear(s->h, M, W, L->k_w, L->k_b, W, s->k);
-    op_linear(s->h, M, W, L->v_w, L->v_b, W, s->v);
-    op_attention_causal(s->q, W, s->k, W, s->v, W, B, T, H, D, 1.0f / sqrtf((float)D), s->att);
-    op_linear(s->att, M, W, L->o_w, L->o_b, W, s->h);
+    op_linear(om, s->h, M, W, L->q_w, L->q_b, W, s->q);
+    op_linear(om, s->h, M, W, L->k_w, L->k_b, W, s->k);
+    op_linear(om, s->h, M, W, L->v_w, L->v_b, W, s->v);
+    op_attention_causal(om, s->q, W, s->k, W, s->v, W, B, T, H, D, 1.0f / sqrtf((float)D), s->att);
+    op_linear(om, s->att, M, W, L->o_w, L->o_b, W, s->h);
     op_add(s->x, s->h, (size_t)M * W);
 
     op_layer_norm(s->x, M, W, L->ln2_w, L->ln2_b, g->ln_eps, s->h);
-    op_linear(s->h, M, W, L->fc1_w, L->fc1_b, g->mlp, s->mlp);
+    op_linear(om, s->h, M, W, L->fc1_w, L->fc1_b, g->mlp, s->mlp);
     if (g->act == CLIP_ACT_GELU) op_gelu(s->mlp, (size_t)M * g->mlp);
     else op_quick_gelu(s->mlp, (size_t)M * g->mlp);
-    op_linear(s->mlp, M, g->mlp, L->fc2_w, L->fc2_b, W, s->h);
+    op_linear(om, s->mlp, M, g->mlp, L->fc2_w, L->fc2_b, W, s->h);
     op_add(s->x, s->h, (size_t)M * W);
 }
 
-void clip_set_precision(sd_clip *c, int prec) { c->prec = prec; }
+void clip_set_precision(sd_clip *c, int prec) { c->om.prec = prec; }
+ops_ctx *clip_ops_ctx(const sd_clip *c) { return c->om.ctx; }
 
 int clip_hidden(sd_clip *c, const int32_t *ids, int B, int layer, int final_ln,
                 float *out, sd_err *err)
@@ -318,7 +335,6 @@ int clip_hidden(sd_clip *c, const int32_t *ids, int B, int layer, int final_ln,
     if (layer < 0 || layer > g->layers)
         return sd_errf(err, SD_EINVAL, "clip_skip", "text encoder has %d layers; layer %d does not exist",
                        g->layers, layer);
-    if (c->prec >= 0) ops_set_precision(c->prec);
     int M = B * g->tokens;
     for (int r = 0; r < M; r++)
         if (ids[r] < 0 || ids[r] >= g->vocab)

@@ -35,9 +35,11 @@ typedef struct clip_hints {
 
 typedef struct sd_clip sd_clip;
 
-/* Build the encoder from `w` (hints may be NULL).  NULL + err on failure
+/* Build the encoder from `w` (hints may be NULL); its ops run in ctx, its
+ * linear weights are handles of ctx, freed with the model (ctx NULL: a
+ * context of its own, freed with it).  NULL + err on failure
  * (missing tensor, inconsistent shapes, width not divisible by heads). */
-sd_clip *clip_load(const sd_weights *w, const clip_hints *hints, sd_err *err);
+sd_clip *clip_load(const sd_weights *w, const clip_hints *hints, ops_ctx *ctx, sd_err *err);
 void clip_free(sd_clip *c);
 
 int clip_width(const sd_clip *c);     /* W: size of one output vector */
@@ -68,8 +70,9 @@ int clip_hidden(sd_clip *c, const int32_t *ids, int B, int layer, int final_ln,
                 float *out, sd_err *err);
 
 /* The precision (OPS_FP32, OPS_BF16X2, OPS_BF16: ops.h) the model's ops run
- * at from its next call on; -1 (the default) leaves the ops layer's own
- * setting.  sd_engine_load sets each model's. */
+ * at from its next call on; ops_default_precision() until set.
+ * sd_engine_load sets each model's.  clip_ops_ctx: the context its ops run in. */
 void clip_set_precision(sd_clip *c, int prec);
+ops_ctx *clip_ops_ctx(const sd_clip *c);
 
 #endif

@@ -124,26 +124,31 @@ int unet_hints_from_weights(const sd_weights *w, unet_hints *h, sd_err *err)
 
 typedef struct resblock {
     int cin, cout;
-    const float *norm1_g, *norm1_b, *conv1_w, *conv1_b, *temb_w, *temb_b;
-    const float *norm2_g, *norm2_b, *conv2_w, *conv2_b;
-    const float *short_w, *short_b;   /* 1x1 conv when cin != cout, else NULL */
+    const float *norm1_g, *norm1_b, *conv1_b, *temb_b;
+    const float *norm2_g, *norm2_b, *conv2_b;
+    ops_weight *conv1_w, *temb_w, *conv2_w;
+    ops_weight *short_w;              /* 1x1 conv when cin != cout, else NULL */
+    const float *short_b;
 } resblock;
 
 typedef struct attention {
     int kv_dim;                       /* C for self-attention, context width for cross */
-    const float *q, *k, *v, *out_w, *out_b;
+    ops_weight *q, *k, *v, *out_w;
+    const float *out_b;
 } attention;
 
 typedef struct tblock {               /* BasicTransformerBlock */
     const float *norm1_g, *norm1_b, *norm2_g, *norm2_b, *norm3_g, *norm3_b;
     attention attn1, attn2;
     int ff;                           /* GEGLU inner width F: ff.net.0.proj is [2F, C] */
-    const float *ff1_w, *ff1_b, *ff2_w, *ff2_b;
+    ops_weight *ff1_w, *ff2_w;
+    const float *ff1_b, *ff2_b;
 } tblock;
 
 typedef struct transformer {          /* Transformer2DModel (SpatialTransformer) */
     int c, heads, depth;
-    const float *norm_g, *norm_b, *proj_in_w, *proj_in_b, *proj_out_w, *proj_out_b;
+    const float *norm_g, *norm_b, *proj_in_b, *proj_out_b;
+    ops_weight *proj_in_w, *proj_out_w;
     tblock blocks[UNET_MAX_DEPTH];
 } transformer;
 
@@ -153,15 +158,16 @@ typedef struct level {
     resblock down[UNET_MAX_RES], up[UNET_MAX_RES];
     int attn;                         /* 1 if the level has transformers */
     transformer down_attn[UNET_MAX_RES], up_attn[UNET_MAX_RES];
-    const float *downsample_w, *downsample_b;   /* NULL at the last level */
-    const float *upsample_w, *upsample_b;       /* NULL at level 0 */
+    ops_weight *downsample_w;         /* NULL at the last level */
+    ops_weight *upsample_w;           /* NULL at level 0 */
+    const float *downsample_b, *upsample_b;
 } level;
 
 struct sd_unet {
     unet_info info;
     int conv_in_k, conv_out_k, time_proj_dim, ff_max;
-    const float *conv_in_w, *conv_in_b, *conv_out_w, *conv_out_b, *norm_out_g, *norm_out_b;
-    const float *time1_w, *time1_b, *time2_w, *time2_b;
+    const float *conv_in_b, *conv_out_b, *norm_out_g, *norm_out_b, *time1_b, *time2_b;
+    ops_weight *conv_in_w, *conv_out_w, *time1_w, *time2_w;
     level lv[UNET_MAX_LEVELS];
     resblock mid_res[2];
     transformer mid_attn;
@@ -169,7 +175,10 @@ struct sd_unet {
     void *tap_ud;
     float *ws;                        /* activation workspace (unet_reserve / grown by forward) */
     size_t ws_cap;                    /* its size in floats */
-    int prec;                         /* OPS_* its ops run at, -1 = the ops layer's setting */
+    ops_m om;                         /* its ops' context and precision (OPS_*) */
+    ops_ctx *own;                     /* the context it made itself (unet_load without one), or NULL */
+    struct { const sdw_tensor *t; ops_weight *w; } *refs;   /* its weight handles, by tensor */
+    int nrefs, caprefs;
     int t_plan;                       /* context tokens the workspace is sized for at least
                                          (unet_plan_context): a longer prompt never grows it */
 };
@@ -180,6 +189,8 @@ typedef struct ld {
     const sd_weights *w;
     sd_err *err;
     int failed;
+    ops_ctx *ctx;                     /* the conv/linear weights' handles go here */
+    sd_unet *u;                       /* ... and are listed in u->refs */
 } ld;
 
 static const sdw_tensor *ld_vget(ld *l, const char *fmt, va_list ap, char *name, size_t cap)
@@ -202,10 +213,10 @@ static const sdw_tensor *ld_find(ld *l, const char *fmt, ...)
 }
 
 /* Required tensor with exact shape (ndim 1, 2 or 4; -1 = any). */
-static const float *ld_need(ld *l, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                            const char *fmt, ...) __attribute__((format(printf, 7, 8)));
-static const float *ld_need(ld *l, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
-                            const char *fmt, ...)
+static const sdw_tensor *ld_need(ld *l, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                                 const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+static const sdw_tensor *ld_need(ld *l, int ndim, int64_t d0, int64_t d1, int64_t d2, int64_t d3,
+                                 const char *fmt, ...)
 {
     if (l->failed) return NULL;
     char name[256];
@@ -216,12 +227,37 @@ static const float *ld_need(ld *l, int ndim, int64_t d0, int64_t d1, int64_t d2,
     va_end(ap);
     int64_t shape[4] = {d0, d1, d2, d3};
     const sdw_tensor *t = sdw_need(l->w, l->err, name, ndim, shape);
-    if (!t) { l->failed = 1; return NULL; }
-    return t->data;
+    if (!t) l->failed = 1;
+    return t;
 }
-#define NEED1(l, a, ...) ld_need(l, 1, a, 0, 0, 0, __VA_ARGS__)
-#define NEED2(l, a, b, ...) ld_need(l, 2, a, b, 0, 0, __VA_ARGS__)
-#define NEED4(l, a, b, c, d, ...) ld_need(l, 4, a, b, c, d, __VA_ARGS__)
+
+static const float *ld_data(const sdw_tensor *t) { return t ? t->data : NULL; }
+
+/* A conv or linear weight as a handle of the model's context (NULL when t is). */
+static ops_weight *ld_handle(ld *l, const sdw_tensor *t)
+{
+    if (!t) return NULL;
+    sd_unet *u = l->u;
+    if (u->nrefs == u->caprefs) {
+        int cap = u->caprefs ? 2 * u->caprefs : 128;
+        void *r = sd_realloc(u->refs, (size_t)cap * sizeof *u->refs);
+        if (!r) goto oom;
+        u->refs = r;
+        u->caprefs = cap;
+    }
+    ops_weight *h = sdw_weight(t, l->ctx);
+    if (!h) goto oom;
+    u->refs[u->nrefs].t = t;
+    u->refs[u->nrefs++].w = h;
+    return h;
+oom:
+    if (!l->failed) sd_errf(l->err, SD_ENOMEM, "unet", "unet: out of memory registering %s", t->name);
+    l->failed = 1;
+    return NULL;
+}
+#define NEED1(l, a, ...) ld_data(ld_need(l, 1, a, 0, 0, 0, __VA_ARGS__))
+#define NEEDW2(l, a, b, ...) ld_handle(l, ld_need(l, 2, a, b, 0, 0, __VA_ARGS__))
+#define NEEDW4(l, a, b, c, d, ...) ld_handle(l, ld_need(l, 4, a, b, c, d, __VA_ARGS__))
 
 static int ld_fail(ld *l, const char *field, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int ld_fail(ld *l, const char *field, const char *fmt, ...)
@@ -252,17 +288,18 @@ static void load_resblock(ld *l, resblock *r, int cin, int cout, int temb, const
         ld_fail(l, p, "%s: channels %d -> %d are not multiples of the %d GroupNorm groups", p, cin, cout, UNET_GROUPS);
     r->norm1_g = NEED1(l, cin, "%s.norm1.weight", p);
     r->norm1_b = NEED1(l, cin, "%s.norm1.bias", p);
-    r->conv1_w = NEED4(l, cout, cin, 3, 3, "%s.conv1.weight", p);
+    r->conv1_w = NEEDW4(l, cout, cin, 3, 3, "%s.conv1.weight", p);
     r->conv1_b = NEED1(l, cout, "%s.conv1.bias", p);
-    r->temb_w = NEED2(l, cout, temb, "%s.time_emb_proj.weight", p);
+    r->temb_w = NEEDW2(l, cout, temb, "%s.time_emb_proj.weight", p);
     r->temb_b = NEED1(l, cout, "%s.time_emb_proj.bias", p);
     r->norm2_g = NEED1(l, cout, "%s.norm2.weight", p);
     r->norm2_b = NEED1(l, cout, "%s.norm2.bias", p);
-    r->conv2_w = NEED4(l, cout, cout, 3, 3, "%s.conv2.weight", p);
+    r->conv2_w = NEEDW4(l, cout, cout, 3, 3, "%s.conv2.weight", p);
     r->conv2_b = NEED1(l, cout, "%s.conv2.bias", p);
-    r->short_w = r->short_b = NULL;
+    r->short_w = NULL;
+    r->short_b = NULL;
     if (cin != cout) {
-        r->short_w = NEED4(l, cout, cin, 1, 1, "%s.conv_shortcut.weight", p);
+        r->short_w = NEEDW4(l, cout, cin, 1, 1, "%s.conv_shortcut.weight", p);
         r->short_b = NEED1(l, cout, "%s.conv_shortcut.bias", p);
     }
 }
@@ -270,21 +307,21 @@ static void load_resblock(ld *l, resblock *r, int cin, int cout, int temb, const
 static void load_attention(ld *l, attention *a, int c, int kv, const char *p)
 {
     a->kv_dim = kv;
-    a->q = NEED2(l, c, c, "%s.to_q.weight", p);
-    a->k = NEED2(l, c, kv, "%s.to_k.weight", p);
-    a->v = NEED2(l, c, kv, "%s.to_v.weight", p);
-    a->out_w = NEED2(l, c, c, "%s.to_out.0.weight", p);
+    a->q = NEEDW2(l, c, c, "%s.to_q.weight", p);
+    a->k = NEEDW2(l, c, kv, "%s.to_k.weight", p);
+    a->v = NEEDW2(l, c, kv, "%s.to_v.weight", p);
+    a->out_w = NEEDW2(l, c, c, "%s.to_out.0.weight", p);
     a->out_b = NEED1(l, c, "%s.to_out.0.bias", p);
 }
 
 /* proj_in/proj_out: Linear [C,C] (SD2) or 1x1 conv [C,C,1,1] (SD1).  Both are
  * the same per-pixel matrix, applied here on the token layout. */
-static const float *load_proj(ld *l, int c, int *linear, const char *p, const char *which)
+static ops_weight *load_proj(ld *l, int c, int *linear, const char *p, const char *which)
 {
     const sdw_tensor *t = ld_find(l, "%s.%s.weight", p, which);
     int lin = t && t->ndim == 2;
     if (linear) *linear = lin;
-    return lin ? NEED2(l, c, c, "%s.%s.weight", p, which) : NEED4(l, c, c, 1, 1, "%s.%s.weight", p, which);
+    return lin ? NEEDW2(l, c, c, "%s.%s.weight", p, which) : NEEDW4(l, c, c, 1, 1, "%s.%s.weight", p, which);
 }
 
 static void load_transformer(ld *l, sd_unet *u, transformer *t, int c, int heads, const char *p)
@@ -306,7 +343,7 @@ static void load_transformer(ld *l, sd_unet *u, transformer *t, int c, int heads
     u->info.linear_proj = lin_in;
     if (u->info.context_dim == 0) {   /* context width: from the first cross-attention seen */
         const sdw_tensor *k = ld_find(l, "%s.transformer_blocks.0.attn2.to_k.weight", p);
-        if (!k || k->ndim != 2) { NEED2(l, c, -1, "%s.transformer_blocks.0.attn2.to_k.weight", p); return; }
+        if (!k || k->ndim != 2) { ld_need(l, 2, c, -1, 0, 0, "%s.transformer_blocks.0.attn2.to_k.weight", p); return; }
         if (k->shape[1] < 1) { ld_fail(l, p, "%s: empty context width", p); return; }
         u->info.context_dim = (int)k->shape[1];
     }
@@ -331,11 +368,11 @@ static void load_transformer(ld *l, sd_unet *u, transformer *t, int c, int heads
             ld_fail(l, q, "%s.ff.net.0.proj.weight has odd width %lld (GEGLU needs value|gate halves)", q, (long long)f2);
             return;
         }
-        b->ff1_w = NEED2(l, f2 > 0 ? f2 : -1, c, "%s.ff.net.0.proj.weight", q);
+        b->ff1_w = NEEDW2(l, f2 > 0 ? f2 : -1, c, "%s.ff.net.0.proj.weight", q);
         if (l->failed) return;
         b->ff = (int)(f2 / 2);
         b->ff1_b = NEED1(l, 2 * b->ff, "%s.ff.net.0.proj.bias", q);
-        b->ff2_w = NEED2(l, c, b->ff, "%s.ff.net.2.weight", q);
+        b->ff2_w = NEEDW2(l, c, b->ff, "%s.ff.net.2.weight", q);
         b->ff2_b = NEED1(l, c, "%s.ff.net.2.bias", q);
         if (b->ff > u->ff_max) u->ff_max = b->ff;
     }
@@ -360,16 +397,20 @@ static int level_heads(ld *l, const unet_hints *h, int lvl, int c, int levels)
     return heads;
 }
 
-sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
+sd_unet *unet_load(const sd_weights *w, const unet_hints *h, ops_ctx *ctx, sd_err *err)
 {
     sd_unet *u = sd_calloc(1, sizeof *u);
-    if (!u) { sd_errf(err, SD_ENOMEM, "unet", "unet: out of memory"); return NULL; }
-    u->prec = -1;
-    ld L = {w, err, 0}, *l = &L;
+    if (!u || (!ctx && !(u->own = ctx = ops_ctx_new(0)))) {
+        free(u);
+        sd_errf(err, SD_ENOMEM, "unet", "unet: out of memory");
+        return NULL;
+    }
+    u->om = (ops_m){ctx, ops_default_precision()};
+    ld L = {w, err, 0, ctx, u}, *l = &L;
     unet_info *in = &u->info;
     unet_hints own;
     if (!h) {
-        if (unet_hints_from_weights(w, &own, err)) { sd_err_prefix(err, "loading unet"); free(u); return NULL; }
+        if (unet_hints_from_weights(w, &own, err)) { sd_err_prefix(err, "loading unet"); unet_free(u); return NULL; }
         h = &own;
     }
     char p[128];
@@ -382,7 +423,7 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
 
     /* stem: conv_in gives in_channels and the level-0 width */
     const sdw_tensor *ci = ld_find(l, "conv_in.weight");
-    if (!ci || ci->ndim != 4) { NEED4(l, -1, -1, -1, -1, "conv_in.weight"); goto fail; }
+    if (!ci || ci->ndim != 4) { ld_need(l, 4, -1, -1, -1, -1, "conv_in.weight"); goto fail; }
     int c0 = (int)ci->shape[0];
     in->in_channels = (int)ci->shape[1];
     u->conv_in_k = (int)ci->shape[2];
@@ -391,22 +432,22 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
         ld_fail(l, "conv_in.weight", "conv_in kernel must be square and odd");
         goto fail;
     }
-    u->conv_in_w = ci->data;
+    u->conv_in_w = ld_handle(l, ci);
     u->conv_in_b = NEED1(l, c0, "conv_in.bias");
 
     /* time embedding: linear_1 [TE, P] with P the sinusoid width */
     const sdw_tensor *t1 = ld_find(l, "time_embedding.linear_1.weight");
     if (!t1 || t1->ndim != 2 || t1->shape[1] % 2 || t1->shape[0] < 1 || t1->shape[1] < 2) {
-        NEED2(l, -1, c0, "time_embedding.linear_1.weight");
+        ld_need(l, 2, -1, c0, 0, 0, "time_embedding.linear_1.weight");
         if (!l->failed) ld_fail(l, "time_embedding.linear_1.weight", "time_embedding.linear_1 input width must be even");
         goto fail;
     }
     int te = (int)t1->shape[0];
     u->time_proj_dim = (int)t1->shape[1];
     in->time_dim = te;
-    u->time1_w = t1->data;
+    u->time1_w = ld_handle(l, t1);
     u->time1_b = NEED1(l, te, "time_embedding.linear_1.bias");
-    u->time2_w = NEED2(l, te, te, "time_embedding.linear_2.weight");
+    u->time2_w = NEEDW2(l, te, te, "time_embedding.linear_2.weight");
     u->time2_b = NEED1(l, te, "time_embedding.linear_2.bias");
 
     /* levels: one per down block */
@@ -420,7 +461,7 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
     in->levels = nl;
     for (int i = 0; i < nl; i++) {
         const sdw_tensor *c1 = ld_find(l, "down_blocks.%d.resnets.0.conv1.weight", i);
-        if (c1->ndim != 4) { NEED4(l, -1, -1, 3, 3, "down_blocks.%d.resnets.0.conv1.weight", i); goto fail; }
+        if (c1->ndim != 4) { ld_need(l, 4, -1, -1, 3, 3, "down_blocks.%d.resnets.0.conv1.weight", i); goto fail; }
         if (c1->shape[0] < 1 || c1->shape[0] > (1 << 16)) {
             ld_fail(l, "down_blocks", "down_blocks.%d has %lld channels", i, (long long)c1->shape[0]);
             goto fail;
@@ -455,7 +496,7 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
             skip_c[ns++] = v->c;
         }
         if (i < nl - 1) {
-            v->downsample_w = NEED4(l, v->c, v->c, 3, 3, "%s.downsamplers.0.conv.weight", p);
+            v->downsample_w = NEEDW4(l, v->c, v->c, 3, 3, "%s.downsamplers.0.conv.weight", p);
             v->downsample_b = NEED1(l, v->c, "%s.downsamplers.0.conv.bias", p);
             skip_l[ns] = i + 1;
             skip_c[ns++] = v->c;
@@ -503,7 +544,7 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
             }
         }
         if (i > 0) {
-            v->upsample_w = NEED4(l, v->c, v->c, 3, 3, "%s.upsamplers.0.conv.weight", p);
+            v->upsample_w = NEEDW4(l, v->c, v->c, 3, 3, "%s.upsamplers.0.conv.weight", p);
             v->upsample_b = NEED1(l, v->c, "%s.upsamplers.0.conv.bias", p);
         }
     }
@@ -515,13 +556,13 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
     if (!l->failed && prev != c0) ld_fail(l, "conv_out", "last up block has %d channels, conv_in has %d", prev, c0);
     const sdw_tensor *co = ld_find(l, "conv_out.weight");
     if (!co || co->ndim != 4 || co->shape[2] % 2 == 0 || co->shape[0] < 1) {
-        NEED4(l, -1, c0, 3, 3, "conv_out.weight");
+        ld_need(l, 4, -1, c0, 3, 3, "conv_out.weight");
         if (!l->failed) ld_fail(l, "conv_out.weight", "conv_out kernel must be odd");
         goto fail;
     }
     in->out_channels = (int)co->shape[0];
     u->conv_out_k = (int)co->shape[2];
-    u->conv_out_w = NEED4(l, in->out_channels, c0, u->conv_out_k, u->conv_out_k, "conv_out.weight");
+    u->conv_out_w = NEEDW4(l, in->out_channels, c0, u->conv_out_k, u->conv_out_k, "conv_out.weight");
     u->conv_out_b = NEED1(l, in->out_channels, "conv_out.bias");
     if (!l->failed && in->context_dim == 0) ld_fail(l, "attentions", "no cross-attention found (not a text-conditioned UNet)");
     if (l->failed) goto fail;
@@ -529,7 +570,7 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err)
 fail:
     if (!l->failed) ld_fail(l, "unet", "cannot load");
     sd_err_prefix(err, "loading unet");
-    free(u);
+    unet_free(u);
     return NULL;
 }
 
@@ -537,6 +578,10 @@ void unet_free(sd_unet *u)
 {
     if (!u) return;
     free(u->ws);
+    if (!u->own)   /* a shared context: its handles go now (a context of its own frees them) */
+        for (int i = 0; i < u->nrefs; i++) ops_weight_free(u->refs[i].w);
+    free(u->refs);
+    ops_ctx_free(u->own);
     free(u);
 }
 const unet_info *unet_get_info(const sd_unet *u) { return &u->info; }
@@ -549,6 +594,7 @@ void unet_set_tap(sd_unet *u, unet_tap_fn fn, void *ud) { u->tap = fn; u->tap_ud
  * per-block temporaries, att holds attention q/out/k/v or the GEGLU
  * projection, ffh the GEGLU output; skips are the down path's outputs. */
 typedef struct state {
+    const ops_m *om;                  /* the model's ops context and precision */
     int B, T;
     int h[UNET_MAX_LEVELS], w[UNET_MAX_LEVELS];
     float *x, *y, *t1, *t2, *t3, *att, *ffh;
@@ -703,55 +749,67 @@ static void timestep_embedding(const float *t, int B, int dim, float *out)
  * into the second conv (accumulating onto x, or onto the 1x1 shortcut). */
 static void resblock_forward(const resblock *r, state *s, int lvl, int time_dim)
 {
+    const ops_m *om = s->om;
     int B = s->B, H = s->h[lvl], W = s->w[lvl];
-    op_gn_conv2d_nhwc(s->x, B, r->cin, H, W, UNET_GROUPS, NULL, r->norm1_g, r->norm1_b, RES_EPS, 1, s->t1,
+    op_gn_conv2d_nhwc(om, s->x, B, r->cin, H, W, UNET_GROUPS, NULL, r->norm1_g, r->norm1_b, RES_EPS, 1, s->t1,
                       r->conv1_w, r->conv1_b, r->cout, 3, 3, 1, 1, s->t2, 0);
-    op_linear(s->temb_act, B, time_dim, r->temb_w, r->temb_b, r->cout, s->chan_bias);
-    if (r->short_w) op_conv2d_nhwc(s->x, B, r->cin, H, W, r->short_w, r->short_b, r->cout, 1, 1, 1, 0, s->y, 0);
-    op_gn_conv2d_nhwc(s->t2, B, r->cout, H, W, UNET_GROUPS, s->chan_bias, r->norm2_g, r->norm2_b, RES_EPS, 1, s->t2,
+    op_linear(om, s->temb_act, B, time_dim, r->temb_w, r->temb_b, r->cout, s->chan_bias);
+    if (r->short_w) op_conv2d_nhwc(om, s->x, B, r->cin, H, W, r->short_w, r->short_b, r->cout, 1, 1, 1, 0, s->y, 0);
+    op_gn_conv2d_nhwc(om, s->t2, B, r->cout, H, W, UNET_GROUPS, s->chan_bias, r->norm2_g, r->norm2_b, RES_EPS, 1, s->t2,
                       r->conv2_w, r->conv2_b, r->cout, 3, 3, 1, 1, r->short_w ? s->y : s->x, 1);
     if (r->short_w) swap_xy(s);
 }
 
 /* h[B*Tq, C] += to_out(attention(norm(h) -> q, kv -> k, v)); kv NULL = self. */
-static void attention_forward(const attention *a, int heads, int B, int Tq, int C,
+static void attention_forward(const ops_m *om, const attention *a, int heads, int B, int Tq, int C,
                               const float *hn, const float *kv, int Tk, float *scratch, float *h, float *tmp)
 {
     size_t mq = (size_t)B * Tq, mk = (size_t)B * Tk;
     float *q = scratch, *o = q + mq * C, *k = o + mq * C, *v = k + mk * C;
     const float *src = kv ? kv : hn;
-    op_linear(hn, (int)mq, C, a->q, NULL, C, q);
-    op_linear(src, (int)mk, a->kv_dim, a->k, NULL, C, k);
-    op_linear(src, (int)mk, a->kv_dim, a->v, NULL, C, v);
+    op_linear(om, hn, (int)mq, C, a->q, NULL, C, q);
+    op_linear(om, src, (int)mk, a->kv_dim, a->k, NULL, C, k);
+    op_linear(om, src, (int)mk, a->kv_dim, a->v, NULL, C, v);
     int d = C / heads;
-    op_attention(q, C, k, C, v, C, B, Tq, Tk, heads, d, 1.f / sqrtf((float)d), o);
-    op_linear_acc(o, (int)mq, C, a->out_w, a->out_b, C, h);
+    op_attention(om, q, C, k, C, v, C, B, Tq, Tk, heads, d, 1.f / sqrtf((float)d), o);
+    op_linear_acc(om, o, (int)mq, C, a->out_w, a->out_b, C, h);
 }
 
 /* SpatialTransformer: x[B,hw,C] in s->x — already the token layout —
  * updated in place (residual). */
 static void transformer_forward(const transformer *t, state *s, int lvl, const float *ctx)
 {
+    const ops_m *om = s->om;
     int B = s->B, C = t->c, hw = s->h[lvl] * s->w[lvl];
     size_t m = (size_t)B * hw;
-    op_group_norm_nhwc(s->x, B, C, hw, UNET_GROUPS, NULL, t->norm_g, t->norm_b, ST_EPS, 0, s->t1);
+    op_group_norm_nhwc(om, s->x, B, C, hw, UNET_GROUPS, NULL, t->norm_g, t->norm_b, ST_EPS, 0, s->t1);
     float *h = s->t3;
-    op_linear(s->t1, (int)m, C, t->proj_in_w, t->proj_in_b, C, h);
+    op_linear(om, s->t1, (int)m, C, t->proj_in_w, t->proj_in_b, C, h);
     for (int i = 0; i < t->depth; i++) {
         const tblock *b = &t->blocks[i];
         op_layer_norm(h, (int)m, C, b->norm1_g, b->norm1_b, LN_EPS, s->t1);
-        attention_forward(&b->attn1, t->heads, B, hw, C, s->t1, NULL, hw, s->att, h, s->t2);
+        attention_forward(om, &b->attn1, t->heads, B, hw, C, s->t1, NULL, hw, s->att, h, s->t2);
         op_layer_norm(h, (int)m, C, b->norm2_g, b->norm2_b, LN_EPS, s->t1);
-        attention_forward(&b->attn2, t->heads, B, hw, C, s->t1, ctx, s->T, s->att, h, s->t2);
+        attention_forward(om, &b->attn2, t->heads, B, hw, C, s->t1, ctx, s->T, s->att, h, s->t2);
         op_layer_norm(h, (int)m, C, b->norm3_g, b->norm3_b, LN_EPS, s->t1);
-        op_linear(s->t1, (int)m, C, b->ff1_w, b->ff1_b, 2 * b->ff, s->att);
+        op_linear(om, s->t1, (int)m, C, b->ff1_w, b->ff1_b, 2 * b->ff, s->att);
         op_geglu(s->att, (int)m, b->ff, s->ffh);
-        op_linear_acc(s->ffh, (int)m, b->ff, b->ff2_w, b->ff2_b, C, h);
+        op_linear_acc(om, s->ffh, (int)m, b->ff, b->ff2_w, b->ff2_b, C, h);
     }
-    op_linear_acc(h, (int)m, C, t->proj_out_w, t->proj_out_b, C, s->x);
+    op_linear_acc(om, h, (int)m, C, t->proj_out_w, t->proj_out_b, C, s->x);
 }
 
-void unet_set_precision(sd_unet *u, int prec) { u->prec = prec; }
+void unet_set_precision(sd_unet *u, int prec) { u->om.prec = prec; }
+ops_ctx *unet_ops_ctx(const sd_unet *u) { return u->om.ctx; }
+
+/* The handle of one conv or linear weight by its diffusers name (without
+ * "unet."), for tests and for patching (LoRA); NULL if it is not one. */
+ops_weight *unet_weight(sd_unet *u, const char *name)
+{
+    for (int i = 0; i < u->nrefs; i++)
+        if (!strcmp(u->refs[i].t->name + 5, name)) return u->refs[i].w;   /* past "unet." */
+    return NULL;
+}
 void unet_plan_context(sd_unet *u, int T) { u->t_plan = T > 0 ? T : 0; }
 
 /* ---------------------------------------------------------------- forward */
@@ -802,9 +860,10 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
     const float *ctx = c->ctx;
     int T = c->T;
     if (valid_size(B, H, W, T, err)) return -1;
-    if (u->prec >= 0) ops_set_precision(u->prec);
+    const ops_m *om = &u->om;
     state s;
     memset(&s, 0, sizeof s);
+    s.om = om;
     state_plan(u, &s, B, H, W, T);
     if (ws_grow(u, s.total, B, H, W, err)) return -1;
     state_carve(u, &s);
@@ -814,16 +873,16 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
     /* time embedding: sinusoid -> linear_1 -> SiLU -> linear_2; ResBlocks see SiLU(emb) */
     timestep_embedding(t, B, u->time_proj_dim, s.tproj);
     tap(u, "time_proj", s.tproj, B, u->time_proj_dim, 1, 1);
-    op_linear(s.tproj, B, u->time_proj_dim, u->time1_w, u->time1_b, te, s.temb_act);
+    op_linear(om, s.tproj, B, u->time_proj_dim, u->time1_w, u->time1_b, te, s.temb_act);
     op_silu(s.temb_act, (size_t)B * te);
-    op_linear(s.temb_act, B, te, u->time2_w, u->time2_b, te, s.temb);
+    op_linear(om, s.temb_act, B, te, u->time2_w, u->time2_b, te, s.temb);
     tap(u, "time_embedding", s.temb, B, te, 1, 1);
     memcpy(s.temb_act, s.temb, sizeof(float) * B * te);
     op_silu(s.temb_act, (size_t)B * te);
 
     /* activations are NHWC inside; the latent comes and goes as NCHW */
     input_nhwc(in, x, c, &s, H * W, s.t1);
-    op_conv2d_nhwc(s.t1, B, in->in_channels, H, W, u->conv_in_w, u->conv_in_b, c0,
+    op_conv2d_nhwc(om, s.t1, B, in->in_channels, H, W, u->conv_in_w, u->conv_in_b, c0,
                    u->conv_in_k, u->conv_in_k, 1, u->conv_in_k / 2, s.x, 0);
     tap_nhwc(u, "conv_in", s.x, B, c0, H, W);
     skip_push(&s, 0, c0);
@@ -836,7 +895,7 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
             skip_push(&s, i, v->c);
         }
         if (v->downsample_w) {
-            op_conv2d_nhwc(s.x, B, v->c, s.h[i], s.w[i], v->downsample_w, v->downsample_b, v->c, 3, 3, 2, 1, s.y,
+            op_conv2d_nhwc(om, s.x, B, v->c, s.h[i], s.w[i], v->downsample_w, v->downsample_b, v->c, 3, 3, 2, 1, s.y,
                            0);
             swap_xy(&s);
             skip_push(&s, i + 1, v->c);
@@ -870,19 +929,19 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
             int tl = s.skip_lvl[s.nskip - 1];
             oh = s.h[tl]; ow = s.w[tl];
             op_upsample_nearest_nhwc(s.x, B, v->c, s.h[i], s.w[i], oh, ow, s.t1);
-            op_conv2d_nhwc(s.t1, B, v->c, oh, ow, v->upsample_w, v->upsample_b, v->c, 3, 3, 1, 1, s.x, 0);
+            op_conv2d_nhwc(om, s.t1, B, v->c, oh, ow, v->upsample_w, v->upsample_b, v->c, 3, 3, 1, 1, s.x, 0);
         }
         snprintf(name, sizeof name, "up_blocks.%d", k);
         tap_nhwc(u, name, s.x, B, v->c, oh, ow);
     }
 
     /* SiLU fused into the norm unless the pre-SiLU value is tapped */
-    op_group_norm_nhwc(s.x, B, c0, H * W, UNET_GROUPS, NULL, u->norm_out_g, u->norm_out_b, RES_EPS, !u->tap, s.t1);
+    op_group_norm_nhwc(om, s.x, B, c0, H * W, UNET_GROUPS, NULL, u->norm_out_g, u->norm_out_b, RES_EPS, !u->tap, s.t1);
     if (u->tap) {
         tap_nhwc(u, "conv_norm_out", s.t1, B, c0, H, W);
         op_silu(s.t1, (size_t)B * c0 * H * W);
     }
-    op_conv2d_nhwc(s.t1, B, c0, H, W, u->conv_out_w, u->conv_out_b, in->out_channels,
+    op_conv2d_nhwc(om, s.t1, B, c0, H, W, u->conv_out_w, u->conv_out_b, in->out_channels,
                    u->conv_out_k, u->conv_out_k, 1, u->conv_out_k / 2, s.t2, 0);
     op_nlc_to_nchw(s.t2, B, in->out_channels, H * W, out);
     return 0;

@@ -73,8 +73,10 @@ typedef struct unet_info {
 /* Build the model from canonical "unet.*" tensors (h NULL = unet_hints_from_weights).  Every tensor is checked
  * (sdw_need) against shapes derived from earlier ones, so a wrong or missing
  * tensor gives an error naming it.  Weights are borrowed: `w` must outlive the
- * model.  NULL + err on failure. */
-sd_unet *unet_load(const sd_weights *w, const unet_hints *h, sd_err *err);
+ * model.  Its ops run in ctx, its conv and linear weights are handles of
+ * ctx, freed with the model (ctx NULL: a context of its own, freed with
+ * it).  NULL + err on failure. */
+sd_unet *unet_load(const sd_weights *w, const unet_hints *h, ops_ctx *ctx, sd_err *err);
 void unet_free(sd_unet *u);
 const unet_info *unet_get_info(const sd_unet *u);
 
@@ -136,8 +138,13 @@ typedef void (*unet_tap_fn)(void *ud, const char *name, const float *data, int n
 void unet_set_tap(sd_unet *u, unet_tap_fn fn, void *ud);
 
 /* The precision (OPS_FP32, OPS_BF16X2, OPS_BF16: ops.h) the model's ops run
- * at from its next call on; -1 (the default) leaves the ops layer's own
- * setting.  sd_engine_load sets each model's. */
+ * at from its next call on; ops_default_precision() until set.
+ * sd_engine_load sets each model's.  unet_ops_ctx: the context its ops run in. */
 void unet_set_precision(sd_unet *u, int prec);
+ops_ctx *unet_ops_ctx(const sd_unet *u);
+/* The handle of one conv or linear weight by its diffusers name (without
+ * "unet.", e.g. "conv_in.weight"), to patch it (ops_weight_replace /
+ * restore: LoRA's seam); NULL if the model has no such weight handle. */
+ops_weight *unet_weight(sd_unet *u, const char *name);
 
 #endif

@@ -35,13 +35,16 @@
 
 typedef struct vae_resnet {
     int cin, cout;
-    const float *n1_w, *n1_b, *c1_w, *c1_b, *n2_w, *n2_b, *c2_w, *c2_b;
-    const float *sc_w, *sc_b;   /* 1x1 shortcut when cin != cout, else NULL */
+    const float *n1_w, *n1_b, *c1_b, *n2_w, *n2_b, *c2_b;
+    ops_weight *c1_w, *c2_w;
+    ops_weight *sc_w;           /* 1x1 shortcut when cin != cout, else NULL */
+    const float *sc_b;
 } vae_resnet;
 
 typedef struct vae_attn {
     int c;
-    const float *gn_w, *gn_b, *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *o_w, *o_b;
+    const float *gn_w, *gn_b, *q_b, *k_b, *v_b, *o_b;
+    ops_weight *q_w, *k_w, *v_w, *o_w;
 } vae_attn;
 
 typedef struct vae_mid {
@@ -53,22 +56,26 @@ typedef struct vae_mid {
 typedef struct vae_level {
     int nres;
     vae_resnet *res;
-    const float *samp_w, *samp_b;   /* up/down-sampling conv, NULL on the last level */
+    ops_weight *samp_w;             /* up/down-sampling conv, NULL on the last level */
+    const float *samp_b;
     int cout;                       /* channels leaving the level */
 } vae_level;
 
 typedef struct vae_coder {
     int present;
-    const float *conv_in_w, *conv_in_b;   /* [C, IC, 3, 3] */
+    ops_weight *conv_in_w;                 /* [C, IC, 3, 3] */
+    const float *conv_in_b;
     int conv_in_ic, conv_in_oc;
     int nlev;
     vae_level lev[VAE_MAX_LEVELS];
     vae_mid mid;
     const float *norm_w, *norm_b;          /* conv_norm_out over cnorm channels */
     int cnorm;
-    const float *conv_out_w, *conv_out_b;  /* [OC, cnorm, 3, 3] */
+    ops_weight *conv_out_w;                /* [OC, cnorm, 3, 3] */
+    const float *conv_out_b;
     int conv_out_oc;
-    const float *quant_w, *quant_b;        /* quant_conv / post_quant_conv, or NULL */
+    ops_weight *quant_w;                   /* quant_conv / post_quant_conv, or NULL */
+    const float *quant_b;
 } vae_coder;
 
 typedef struct vae_ws {
@@ -82,13 +89,15 @@ struct sd_vae {
     float scaling;
     vae_coder dec, enc;
     vae_ws ws;
-    int prec;   /* OPS_* its ops run at, -1 = the ops layer's setting */
+    ops_m om;        /* its ops' context and precision (OPS_*) */
+    ops_ctx *own;    /* the context it made itself (vae_load without one), or NULL */
 };
 
 /* ---- loading ---------------------------------------------------------- */
 
 typedef struct vae_loader {
     const sd_weights *w;
+    ops_ctx *ctx;
     sd_err *err;
     int groups;
     char name[200];
@@ -122,8 +131,16 @@ static void norm(vae_loader *L, const char *prefix, int c, const float **wt, con
     *bs = vec(L, vname(L, "%s.bias", p), c);
 }
 
+/* The tensor t as a weight handle (NULL when t is). */
+static ops_weight *handle(vae_loader *L, const sdw_tensor *t)
+{
+    ops_weight *h = t ? sdw_weight(t, L->ctx) : NULL;
+    if (t && !h) sd_errf(L->err, SD_ENOMEM, "", "out of memory registering %s", t->name);
+    return h;
+}
+
 /* Conv "<prefix>.weight/.bias" [oc, ic, k, k]; oc or ic -1 = read it (returned). */
-static const float *conv(vae_loader *L, const char *prefix, int *oc, int *ic, int k, const float **bias)
+static ops_weight *conv(vae_loader *L, const char *prefix, int *oc, int *ic, int k, const float **bias)
 {
     char p[200];
     snprintf(p, sizeof p, "%s", prefix);
@@ -133,11 +150,11 @@ static const float *conv(vae_loader *L, const char *prefix, int *oc, int *ic, in
     *oc = (int)t->shape[0];
     *ic = (int)t->shape[1];
     *bias = vec(L, vname(L, "%s.bias", p), *oc);
-    return t->data;
+    return handle(L, t);
 }
 
 /* A [c, c] matrix stored as [c, c] or [c, c, 1, 1] (VAE attention q/k/v/out). */
-static const float *matrix(vae_loader *L, const char *name, int c)
+static ops_weight *matrix(vae_loader *L, const char *name, int c)
 {
     const sdw_tensor *t = sdw_get(L->w, name);
     if (!t) { sdw_need2(L->w, L->err, name, c, c); return NULL; }
@@ -150,7 +167,7 @@ static const float *matrix(vae_loader *L, const char *name, int c)
                 (long long)(t->ndim > 1 ? t->shape[1] : 0), c, c, c, c);
         return NULL;
     }
-    return t->data;
+    return handle(L, t);
 }
 
 /* ResNet block "<prefix>" taking *ch channels; updates *ch to its output. */
@@ -167,7 +184,8 @@ static void resnet(vae_loader *L, const char *prefix, int *ch, vae_resnet *r)
     norm(L, vname(L, "%s.norm2", p), r->cout, &r->n2_w, &r->n2_b);
     ic = oc;
     r->c2_w = conv(L, vname(L, "%s.conv2", p), &oc, &ic, 3, &r->c2_b);
-    r->sc_w = r->sc_b = NULL;
+    r->sc_w = NULL;
+    r->sc_b = NULL;
     if (r->cin != r->cout) {
         oc = r->cout; ic = r->cin;
         r->sc_w = conv(L, vname(L, "%s.conv_shortcut", p), &oc, &ic, 1, &r->sc_b);
@@ -223,7 +241,8 @@ static void levels(vae_loader *L, const char *coder, const char *blocks, const c
             snprintf(p, sizeof p, "vae.%s.%s.%d.resnets.%d", coder, blocks, i, j);
             resnet(L, p, ch, &lv->res[j]);
         }
-        lv->samp_w = lv->samp_b = NULL;
+        lv->samp_w = NULL;
+        lv->samp_b = NULL;
         if (sdw_getf(L->w, "vae.%s.%s.%d.%s.0.conv.weight", coder, blocks, i, sampler)) {
             int oc = *ch, ic = *ch;
             lv->samp_w = conv(L, vname(L, "vae.%s.%s.%d.%s.0.conv", coder, blocks, i, sampler),
@@ -329,29 +348,52 @@ static void ws_free(vae_ws *ws)
     memset(ws, 0, sizeof *ws);
 }
 
-static void coder_free(vae_coder *c)
+static void resnet_free(vae_resnet *r)
 {
-    for (int i = 0; i < c->nlev; i++) free(c->lev[i].res);
+    ops_weight_free(r->c1_w);
+    ops_weight_free(r->c2_w);
+    ops_weight_free(r->sc_w);
+}
+
+/* The coder's level arrays, and with weights (a shared context) its handles. */
+static void coder_free(vae_coder *c, int weights)
+{
+    for (int i = 0; i < c->nlev; i++) {
+        for (int j = 0; weights && c->lev[i].res && j < c->lev[i].nres; j++) resnet_free(&c->lev[i].res[j]);
+        if (weights) ops_weight_free(c->lev[i].samp_w);
+        free(c->lev[i].res);
+    }
+    if (!weights) return;
+    resnet_free(&c->mid.r0);
+    resnet_free(&c->mid.r1);
+    ops_weight *h[] = {c->mid.attn.q_w, c->mid.attn.k_w, c->mid.attn.v_w, c->mid.attn.o_w,
+                       c->conv_in_w, c->conv_out_w, c->quant_w};
+    for (size_t i = 0; i < sizeof h / sizeof h[0]; i++) ops_weight_free(h[i]);
 }
 
 void vae_free(sd_vae *v)
 {
     if (!v) return;
-    coder_free(&v->dec);
-    coder_free(&v->enc);
+    coder_free(&v->dec, !v->own);   /* a shared context: its handles go now */
+    coder_free(&v->enc, !v->own);
     ws_free(&v->ws);
+    ops_ctx_free(v->own);
     free(v);
 }
 
-sd_vae *vae_load(const sd_weights *w, sd_err *err)
+sd_vae *vae_load(const sd_weights *w, ops_ctx *ctx, sd_err *err)
 {
     sd_err local;
     if (!err) { sd_err_clear(&local); err = &local; }
     sd_vae *v = sd_calloc(1, sizeof *v);
-    if (!v) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the VAE"); return NULL; }
-    v->prec = -1;
+    if (!v || (!ctx && !(v->own = ctx = ops_ctx_new(0)))) {
+        free(v);
+        sd_errf(err, SD_ENOMEM, "", "out of memory loading the VAE");
+        return NULL;
+    }
+    v->om = (ops_m){ctx, ops_default_precision()};
     read_config(w, &v->scaling, &v->groups);
-    vae_loader L = {.w = w, .err = err, .groups = v->groups};
+    vae_loader L = {.w = w, .ctx = ctx, .err = err, .groups = v->groups};
     load_decoder(&L, v);
     if (err->code == SD_OK) load_encoder(&L, v);
     if (err->code != SD_OK) {
@@ -426,31 +468,33 @@ static void swap(float **a, float **b) { float *t = *a; *a = *b; *b = t; }
  * channels, not 3 x 256). */
 static void resnet_forward(const sd_vae *v, vae_ws *ws, const vae_resnet *r, int H, int W)
 {
+    const ops_m *om = &v->om;
     if (r->sc_w) {
-        op_conv2d_nhwc(ws->cur, 1, r->cin, H, W, r->sc_w, r->sc_b, r->cout, 1, 1, 1, 0, ws->tmp, 0);
-        op_gn_conv2d_nhwc(ws->cur, 1, r->cin, H, W, v->groups, NULL, r->n1_w, r->n1_b, VAE_GN_EPS, 1, ws->cur,
+        op_conv2d_nhwc(om, ws->cur, 1, r->cin, H, W, r->sc_w, r->sc_b, r->cout, 1, 1, 1, 0, ws->tmp, 0);
+        op_gn_conv2d_nhwc(om, ws->cur, 1, r->cin, H, W, v->groups, NULL, r->n1_w, r->n1_b, VAE_GN_EPS, 1, ws->cur,
                           r->c1_w, r->c1_b, r->cout, 3, 3, 1, 1, ws->nxt, 0);
-        op_gn_conv2d_nhwc(ws->nxt, 1, r->cout, H, W, v->groups, NULL, r->n2_w, r->n2_b, VAE_GN_EPS, 1, ws->nxt,
+        op_gn_conv2d_nhwc(om, ws->nxt, 1, r->cout, H, W, v->groups, NULL, r->n2_w, r->n2_b, VAE_GN_EPS, 1, ws->nxt,
                           r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->tmp, 1);
         swap(&ws->cur, &ws->tmp);
         return;
     }
-    op_gn_conv2d_nhwc(ws->cur, 1, r->cin, H, W, v->groups, NULL, r->n1_w, r->n1_b, VAE_GN_EPS, 1, ws->tmp,
+    op_gn_conv2d_nhwc(om, ws->cur, 1, r->cin, H, W, v->groups, NULL, r->n1_w, r->n1_b, VAE_GN_EPS, 1, ws->tmp,
                       r->c1_w, r->c1_b, r->cout, 3, 3, 1, 1, ws->nxt, 0);
-    op_gn_conv2d_nhwc(ws->nxt, 1, r->cout, H, W, v->groups, NULL, r->n2_w, r->n2_b, VAE_GN_EPS, 1, ws->nxt,
+    op_gn_conv2d_nhwc(om, ws->nxt, 1, r->cout, H, W, v->groups, NULL, r->n2_w, r->n2_b, VAE_GN_EPS, 1, ws->nxt,
                       r->c2_w, r->c2_b, r->cout, 3, 3, 1, 1, ws->cur, 1);
 }
 
 /* cur[HW, C] += out(attention(q, k, v of gn(cur))) over the HW positions. */
 static void attn_forward(const sd_vae *v, vae_ws *ws, const vae_attn *a, int HW)
 {
+    const ops_m *om = &v->om;
     int C = a->c;
-    op_group_norm_nhwc(ws->cur, 1, C, HW, v->groups, NULL, a->gn_w, a->gn_b, VAE_GN_EPS, 0, ws->tmp);
-    op_linear(ws->tmp, HW, C, a->q_w, a->q_b, C, ws->q);
-    op_linear(ws->tmp, HW, C, a->k_w, a->k_b, C, ws->k);
-    op_linear(ws->tmp, HW, C, a->v_w, a->v_b, C, ws->v);
-    op_attention(ws->q, C, ws->k, C, ws->v, C, 1, HW, HW, 1, C, 1.0f / sqrtf((float)C), ws->nxt);
-    op_linear_acc(ws->nxt, HW, C, a->o_w, a->o_b, C, ws->cur);
+    op_group_norm_nhwc(om, ws->cur, 1, C, HW, v->groups, NULL, a->gn_w, a->gn_b, VAE_GN_EPS, 0, ws->tmp);
+    op_linear(om, ws->tmp, HW, C, a->q_w, a->q_b, C, ws->q);
+    op_linear(om, ws->tmp, HW, C, a->k_w, a->k_b, C, ws->k);
+    op_linear(om, ws->tmp, HW, C, a->v_w, a->v_b, C, ws->v);
+    op_attention(om, ws->q, C, ws->k, C, ws->v, C, 1, HW, HW, 1, C, 1.0f / sqrtf((float)C), ws->nxt);
+    op_linear_acc(om, ws->nxt, HW, C, a->o_w, a->o_b, C, ws->cur);
 }
 
 static void mid_forward(const sd_vae *v, vae_ws *ws, const vae_mid *m, int H, int W)
@@ -462,16 +506,16 @@ static void mid_forward(const sd_vae *v, vae_ws *ws, const vae_mid *m, int H, in
 
 /* cur[H, W, C] -> cur[2H, 2W, C]: nearest 2x then 3x3 conv, in one op that
  * never makes the upsampled image. */
-static void upsample_forward(vae_ws *ws, const vae_level *lv, int H, int W)
+static void upsample_forward(const ops_m *om, vae_ws *ws, const vae_level *lv, int H, int W)
 {
     int C = lv->cout;
-    op_conv2d_nhwc_up2(ws->cur, 1, C, H, W, lv->samp_w, lv->samp_b, C, ws->tmp);
+    op_conv2d_nhwc_up2(om, ws->cur, 1, C, H, W, lv->samp_w, lv->samp_b, C, ws->tmp);
     swap(&ws->cur, &ws->tmp);
 }
 
 /* cur[H, W, C] -> cur[H/2, W/2, C]: pad one zero row/column at the bottom and
  * right, then 3x3 conv with stride 2 and no padding. */
-static void downsample_forward(vae_ws *ws, const vae_level *lv, int H, int W)
+static void downsample_forward(const ops_m *om, vae_ws *ws, const vae_level *lv, int H, int W)
 {
     int C = lv->cout, PH = H + 1, PW = W + 1;
     size_t row = (size_t)W * C;
@@ -481,7 +525,7 @@ static void downsample_forward(vae_ws *ws, const vae_level *lv, int H, int W)
         memset(dst + row, 0, C * sizeof(float));
     }
     memset(ws->nxt + (size_t)H * PW * C, 0, (size_t)PW * C * sizeof(float));
-    op_conv2d_nhwc(ws->nxt, 1, C, PH, PW, lv->samp_w, lv->samp_b, C, 3, 3, 2, 0, ws->tmp, 0);
+    op_conv2d_nhwc(om, ws->nxt, 1, C, PH, PW, lv->samp_w, lv->samp_b, C, 3, 3, 2, 0, ws->tmp, 0);
     swap(&ws->cur, &ws->tmp);
 }
 
@@ -490,20 +534,21 @@ static void decode_one(sd_vae *v, const float *z, int h, int w, float *img)
 {
     const vae_coder *d = &v->dec;
     vae_ws *ws = &v->ws;
+    const ops_m *om = &v->om;
     if (d->quant_w) {
         op_nchw_to_nlc(z, 1, v->zch, h * w, ws->tmp);
-        op_conv2d_nhwc(ws->tmp, 1, v->zch, h, w, d->quant_w, d->quant_b, v->zch, 1, 1, 1, 0, ws->nxt, 0);
+        op_conv2d_nhwc(om, ws->tmp, 1, v->zch, h, w, d->quant_w, d->quant_b, v->zch, 1, 1, 1, 0, ws->nxt, 0);
     } else {
         op_nchw_to_nlc(z, 1, v->zch, h * w, ws->nxt);
     }
-    op_conv2d_nhwc(ws->nxt, 1, v->zch, h, w, d->conv_in_w, d->conv_in_b, d->conv_in_oc, 3, 3, 1, 1, ws->cur, 0);
+    op_conv2d_nhwc(om, ws->nxt, 1, v->zch, h, w, d->conv_in_w, d->conv_in_b, d->conv_in_oc, 3, 3, 1, 1, ws->cur, 0);
     mid_forward(v, ws, &d->mid, h, w);
     for (int i = 0; i < d->nlev; i++) {
         const vae_level *lv = &d->lev[i];
         for (int j = 0; j < lv->nres; j++) resnet_forward(v, ws, &lv->res[j], h, w);
-        if (lv->samp_w) { upsample_forward(ws, lv, h, w); h *= 2; w *= 2; }
+        if (lv->samp_w) { upsample_forward(om, ws, lv, h, w); h *= 2; w *= 2; }
     }
-    op_gn_conv2d_nhwc(ws->cur, 1, d->cnorm, h, w, v->groups, NULL, d->norm_w, d->norm_b, VAE_GN_EPS, 1, ws->tmp,
+    op_gn_conv2d_nhwc(om, ws->cur, 1, d->cnorm, h, w, v->groups, NULL, d->norm_w, d->norm_b, VAE_GN_EPS, 1, ws->tmp,
                       d->conv_out_w, d->conv_out_b, d->conv_out_oc, 3, 3, 1, 1, ws->nxt, 0);
     op_nlc_to_nchw(ws->nxt, 1, d->conv_out_oc, h * w, img);
 }
@@ -513,20 +558,21 @@ static void encode_one(sd_vae *v, const float *img, int H, int W, float *moments
 {
     const vae_coder *e = &v->enc;
     vae_ws *ws = &v->ws;
+    const ops_m *om = &v->om;
     op_nchw_to_nlc(img, 1, e->conv_in_ic, H * W, ws->tmp);
-    op_conv2d_nhwc(ws->tmp, 1, e->conv_in_ic, H, W, e->conv_in_w, e->conv_in_b, e->conv_in_oc, 3, 3, 1, 1, ws->cur,
+    op_conv2d_nhwc(om, ws->tmp, 1, e->conv_in_ic, H, W, e->conv_in_w, e->conv_in_b, e->conv_in_oc, 3, 3, 1, 1, ws->cur,
                    0);
     for (int i = 0; i < e->nlev; i++) {
         const vae_level *lv = &e->lev[i];
         for (int j = 0; j < lv->nres; j++) resnet_forward(v, ws, &lv->res[j], H, W);
-        if (lv->samp_w) { downsample_forward(ws, lv, H, W); H /= 2; W /= 2; }
+        if (lv->samp_w) { downsample_forward(om, ws, lv, H, W); H /= 2; W /= 2; }
     }
     mid_forward(v, ws, &e->mid, H, W);
-    op_gn_conv2d_nhwc(ws->cur, 1, e->cnorm, H, W, v->groups, NULL, e->norm_w, e->norm_b, VAE_GN_EPS, 1, ws->tmp,
+    op_gn_conv2d_nhwc(om, ws->cur, 1, e->cnorm, H, W, v->groups, NULL, e->norm_w, e->norm_b, VAE_GN_EPS, 1, ws->tmp,
                       e->conv_out_w, e->conv_out_b, e->conv_out_oc, 3, 3, 1, 1, ws->nxt, 0);
     float *co = ws->nxt;
     if (e->quant_w) {
-        op_conv2d_nhwc(ws->nxt, 1, 2 * v->zch, H, W, e->quant_w, e->quant_b, 2 * v->zch, 1, 1, 1, 0, ws->tmp, 0);
+        op_conv2d_nhwc(om, ws->nxt, 1, 2 * v->zch, H, W, e->quant_w, e->quant_b, 2 * v->zch, 1, 1, 1, 0, ws->tmp, 0);
         co = ws->tmp;
     }
     op_nlc_to_nchw(co, 1, 2 * v->zch, H * W, moments);
@@ -591,7 +637,8 @@ int vae_reserve(sd_vae *v, int h, int w, size_t *bytes, sd_err *err)
     return 0;
 }
 
-void vae_set_precision(sd_vae *v, int prec) { v->prec = prec; }
+void vae_set_precision(sd_vae *v, int prec) { v->om.prec = prec; }
+ops_ctx *vae_ops_ctx(const sd_vae *v) { return v->om.ctx; }
 
 int vae_decode(sd_vae *v, const float *z, int B, int h, int w, float *img, sd_err *err)
 {
@@ -600,7 +647,6 @@ int vae_decode(sd_vae *v, const float *z, int B, int h, int w, float *img, sd_er
     size_t oh, ow, attn, hw = (size_t)h * w;
     size_t need = dec_need(v, h, w, &attn, &oh, &ow);
     if (ws_reserve(v, need, attn, err)) return -1;
-    if (v->prec >= 0) ops_set_precision(v->prec);
     size_t zs = (size_t)v->zch * hw, is = (size_t)v->img_ch * oh * ow;
     for (int b = 0; b < B; b++) decode_one(v, z + b * zs, h, w, img + b * is);
     return 0;
@@ -617,7 +663,6 @@ int vae_encode_moments(sd_vae *v, const float *img, int B, int H, int W, float *
     size_t oh, ow, attn;
     size_t need = enc_need(v, H, W, &attn, &oh, &ow);
     if (ws_reserve(v, need, attn, err)) return -1;
-    if (v->prec >= 0) ops_set_precision(v->prec);
     size_t is = (size_t)v->img_ch * H * W, ms = (size_t)2 * v->zch * oh * ow;
     for (int b = 0; b < B; b++) encode_one(v, img + b * is, H, W, moments + b * ms);
     return 0;

@@ -19,9 +19,11 @@
 
 typedef struct sd_vae sd_vae;
 
-/* NULL + err on failure.  The encoder is optional in the file: without it
- * vae_has_encoder() is 0 and vae_encode fails cleanly. */
-sd_vae *vae_load(const sd_weights *w, sd_err *err);
+/* Its ops run in ctx, its conv and linear weights are handles of ctx,
+ * freed with the model (ctx NULL: a context of its own, freed with it).  NULL + err on failure.
+ * The encoder is optional in the file: without it vae_has_encoder() is 0
+ * and vae_encode fails cleanly. */
+sd_vae *vae_load(const sd_weights *w, ops_ctx *ctx, sd_err *err);
 void vae_free(sd_vae *v);
 
 int vae_scale(const sd_vae *v);              /* pixels per latent cell: 2^(levels-1), 8 for SD */
@@ -55,8 +57,9 @@ int vae_encode_moments(sd_vae *v, const float *img, int B, int H, int W, float *
 int vae_encode(sd_vae *v, const float *img, int B, int H, int W, float *mean, float *std, sd_err *err);
 
 /* The precision (OPS_FP32, OPS_BF16X2, OPS_BF16: ops.h) the model's ops run
- * at from its next call on; -1 (the default) leaves the ops layer's own
- * setting.  sd_engine_load sets each model's. */
+ * at from its next call on; ops_default_precision() until set.
+ * sd_engine_load sets each model's.  vae_ops_ctx: the context its ops run in. */
 void vae_set_precision(sd_vae *v, int prec);
+ops_ctx *vae_ops_ctx(const sd_vae *v);
 
 #endif

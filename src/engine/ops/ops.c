@@ -1,4 +1,4 @@
-/* ops.c — thread team set-up and the memory-bound ops: normalisations,
+/* ops.c — profiling and the memory-bound ops: normalisations,
  * activations, elementwise arithmetic, resampling and layout changes.
  * Plain OpenMP loops over fp32 NHWC / [M,C] arrays; the compute-bound ops
  * (conv, gemm, attention) live in ops_conv.c, ops_gemm.c and
@@ -12,13 +12,12 @@
 
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
-
-static int g_threads;
 
 /* ---------------------------------------------------------------- profiling */
 
@@ -28,12 +27,17 @@ static long g_prof_n[PROF_NKIND];
 
 double ops_prof_now(void) { return omp_get_wtime(); }
 
-/* Ops run on the one engine worker thread (their parallel regions inside),
- * so the totals need no lock. */
+/* Process-wide totals: two engines may run ops at once, so they are added
+ * under a lock (only when profiling). */
+static pthread_mutex_t g_prof_lock = PTHREAD_MUTEX_INITIALIZER;
+
 void ops_prof_add(int kind, double t0)
 {
-    g_prof[kind] += omp_get_wtime() - t0;
+    double t = omp_get_wtime() - t0;
+    pthread_mutex_lock(&g_prof_lock);
+    g_prof[kind] += t;
     g_prof_n[kind]++;
+    pthread_mutex_unlock(&g_prof_lock);
 }
 
 int ops_prof_enabled(void) { return ops_prof_on; }
@@ -44,13 +48,13 @@ void ops_prof_reset(void)
     memset(g_prof_n, 0, sizeof g_prof_n);
 }
 
-void ops_prof_print(FILE *f, const char *title)
+void ops_prof_print(FILE *f, const char *title, ops_ctx *c)
 {
     static const char *names[PROF_NKIND] = {"conv", "linear", "attention", "norm", "elementwise", "layout"};
     double tot = 0;
     for (int i = 0; i < PROF_NKIND; i++) tot += g_prof[i];
-    size_t nc, wb, wwb;
-    ops_weights_stats(&nc, &wb, &wwb);
+    size_t nc = 0, wb = 0, wwb = 0;
+    if (c) ops_weights_stats(c, &nc, &wb, &wwb);
     fprintf(f, "  profile %s: %.3f s in ops; weight copies %zu, %.0f MB (Winograd %.0f MB)\n", title, tot, nc,
             wb / 1048576.0, wwb / 1048576.0);
     for (int i = 0; i < PROF_NKIND; i++) {
@@ -66,28 +70,6 @@ void ops_release_pages(void *p, size_t bytes)
     uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)p + ps - 1) & ~(ps - 1),
               b = ((uintptr_t)p + bytes) & ~(ps - 1);
     if (p && b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-}
-
-void ops_init(int threads)
-{
-    const char *p = getenv("SD_PROFILE");
-    ops_prof_on = p && *p == '1';
-    int n = threads > 0 ? threads : omp_get_num_procs();
-    if (n < 1) n = 1;
-    g_threads = n;
-    omp_set_num_threads(n);
-}
-
-/* OpenMP's thread count is per calling thread: a thread that did not call
- * ops_init (the server's job worker) would use every core. */
-void ops_attach_thread(void)
-{
-    if (g_threads > 0 && omp_get_max_threads() != g_threads) omp_set_num_threads(g_threads);
-}
-
-int ops_threads(void)
-{
-    return g_threads > 0 ? g_threads : omp_get_max_threads();
 }
 
 /* Elementwise loops are split into chunks only when big enough to pay for the team. */
@@ -134,7 +116,7 @@ static void gn_chunk_sums(const float *xn, int C, int p0, int p1, double *sum, d
  * a conv: rows of C (split OPS_SPLIT_NONE), [hi | lo] rows of 2C
  * (OPS_SPLIT_COLS) or all hi rows then all lo rows (OPS_SPLIT_ROWS), as
  * ops_bf16_input lays them out. */
-static void group_norm(const float *x, int N, int C, int HW, int G, const float *pre_bias, const float *gamma,
+static void group_norm(ops_ctx *ctx, const float *x, int N, int C, int HW, int G, const float *pre_bias, const float *gamma,
                        const float *beta, float eps, int silu, float *y, uint16_t *yb, int split)
 {
     SD_ASSERT(x && (y || yb) && N >= 1 && C >= 1 && HW >= 1 && G >= 1 && C % G == 0);
@@ -142,7 +124,7 @@ static void group_norm(const float *x, int N, int C, int HW, int G, const float 
     /* scratch: a few KB, grown once per thread (no allocation per call) */
     static _Thread_local void *scr;
     static _Thread_local size_t nscr;
-    double *part = ops_grow(&scr, &nscr, sizeof(double) * (2 * (size_t)nch * C + 2 * (size_t)C) +
+    double *part = ops_grow(ctx, &scr, &nscr, sizeof(double) * (2 * (size_t)nch * C + 2 * (size_t)C) +
                                          sizeof(float) * 2 * (size_t)C);
     if (!part) return;   /* out of memory: the ops fault is set */
     double *tsum = part + 2 * (size_t)nch * C, *tsq = tsum + C;
@@ -183,7 +165,7 @@ static void group_norm(const float *x, int N, int C, int HW, int G, const float 
             /* bf16 output: each row normalised into an L1 row first */
             static _Thread_local void *rb;
             static _Thread_local size_t nrb;
-            float *row = yb ? ops_grow(&rb, &nrb, sizeof(float) * (size_t)C) : NULL;
+            float *row = yb ? ops_grow(ctx, &rb, &nrb, sizeof(float) * (size_t)C) : NULL;
             #pragma omp for schedule(static)
             for (int p = 0; p < HW; p++) {
                 if (yb && !row) continue;   /* this thread is out of memory: the ops fault is set */
@@ -205,19 +187,19 @@ static void group_norm(const float *x, int N, int C, int HW, int G, const float 
     }
 }
 
-void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float *pre_bias,
+void op_group_norm_nhwc(const ops_m *m, const float *x, int N, int C, int HW, int G, const float *pre_bias,
                         const float *gamma, const float *beta, float eps, int silu, float *y)
 {
     PROF_BEGIN;
-    group_norm(x, N, C, HW, G, pre_bias, gamma, beta, eps, silu, y, NULL, 0);
+    group_norm(m->ctx, x, N, C, HW, G, pre_bias, gamma, beta, eps, silu, y, NULL, 0);
     PROF_END(PROF_NORM);
 }
 
-void ops_group_norm_bf16(const float *x, int N, int C, int HW, int G, const float *pre_bias, const float *gamma,
-                         const float *beta, float eps, int silu, uint16_t *yb, int split)
+void ops_group_norm_bf16(ops_ctx *c, const float *x, int N, int C, int HW, int G, const float *pre_bias,
+                         const float *gamma, const float *beta, float eps, int silu, uint16_t *yb, int split)
 {
     PROF_BEGIN;
-    group_norm(x, N, C, HW, G, pre_bias, gamma, beta, eps, silu, NULL, yb, split);
+    group_norm(c, x, N, C, HW, G, pre_bias, gamma, beta, eps, silu, NULL, yb, split);
     PROF_END(PROF_NORM);
 }
 

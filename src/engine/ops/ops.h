@@ -6,11 +6,11 @@
  * op_nlc_to_nchw), sequences [N, T, C], and the weights in PyTorch layouts:
  * linear [OUT, IN] (nn.Linear), conv [OC, IC, KH, KW].  Output buffers are
  * supplied by the caller and never alias inputs unless stated.  Ops run on
- * the engine's one thread team (OpenMP, shared with oneDNN).  Each op has a
- * unit test against a naive loop (tests/unit/test_ops.c).
+ * the calling thread's team (OpenMP, shared with oneDNN; ops_ctx_attach).
+ * Each op has a unit test against a naive loop (tests/unit/test_ops.c).
  *
- * Errors: ops cannot fail on valid shapes; an internal oneDNN failure aborts
- * with a message (it is a bug, not user input). */
+ * Errors: ops cannot fail on valid shapes; out of memory sets the context's
+ * fault (ops_take_fault); any other oneDNN failure is a bug (sd_panic). */
 #ifndef SD_OPS_H
 #define SD_OPS_H
 
@@ -18,30 +18,111 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Set up the thread team (0 = all cores) for the calling thread and the
- * ones that call ops_attach_thread.  Idempotent. */
-void ops_init(int threads);
-/* Use the team size ops_init set in this thread too (the engine's entry
- * points call it: the thread that loads a model is often not the one that
- * runs it). */
-void ops_attach_thread(void);
-int ops_threads(void);
+/* ---------------------------------------------------------------- context
+ *
+ * An ops_ctx is one engine's ops state: its thread-team size, Winograd
+ * rule, primitive caches (conv and matmul), the registry of its weights
+ * (ops_weight, below) and the sticky out-of-memory fault.  The engine makes
+ * one at load (tests make their own) and every op that needs any of it
+ * takes it explicitly, through an ops_m: the context plus the precision of
+ * the model making the call.  Nothing depends on which model ran last, and
+ * two contexts run at once on two threads without sharing a cache
+ * (tests/parity/test_engine_ctx.c).  Even one context's tables are safe
+ * from two threads: they are locked, and a cached primitive is pinned
+ * while an op runs on it, so another thread cannot evict it.
+ *
+ * Process-wide, because they are facts of the process, not of an engine:
+ * the oneDNN engine handle (oneDNN's CPU engine is stateless and
+ * thread-safe), the CPU probes (ops_cpu_amx, ops_cpu_bf16, avx512bf16),
+ * SD_PRECISION's default (ops_default_precision), each calling thread's
+ * oneDNN stream and grow-only buffers (_Thread_local: nothing shared), and
+ * the SD_PROFILE totals (a measuring tool: added under a lock when on). */
+typedef struct ops_ctx ops_ctx;
+/* What a model hands every op: its engine's context and its precision
+ * (OPS_FP32, OPS_BF16X2, OPS_BF16 below). */
+typedef struct ops_m {
+    ops_ctx *ctx;
+    int prec;
+} ops_m;
 
-/* 1 if an op ran out of memory (an allocation through src/base/alloc.h or
- * oneDNN's dnnl_out_of_memory) since the last call, and clears it.  After
- * such a fault the ops skip their work, so a forward's outputs are
- * meaningless: the caller answers SD_ENOMEM (503).  Never an abort. */
-int ops_take_fault(void);
+/* A context whose ops run on teams of `threads` (0 or less = all cores);
+ * SD_CONV_WINOGRAD and SD_PROFILE are read here.  NULL when out of memory.
+ * Free after every model and weight using it: ops_ctx_free frees its
+ * weights' handles and derived copies too. */
+ops_ctx *ops_ctx_new(int threads);
+void ops_ctx_free(ops_ctx *c);
+/* Use the context's team size in the calling thread (OpenMP's count is per
+ * thread): the engine's entry points call it, since the thread that loads
+ * a model is often not the one that runs it.  ops_ctx_new attaches the
+ * thread that calls it. */
+void ops_ctx_attach(const ops_ctx *c);
+int ops_ctx_threads(const ops_ctx *c);
+
+/* 1 if an op of this context ran out of memory (an allocation through
+ * src/base/alloc.h or oneDNN's dnnl_out_of_memory) since the last call,
+ * and clears it.  After such a fault the context's ops skip their work, so
+ * a forward's outputs are meaningless: the caller answers SD_ENOMEM (503).
+ * Never an abort. */
+int ops_take_fault(ops_ctx *c);
+
+/* ---------------------------------------------------------------- weights
+ *
+ * A conv or linear weight is a handle registered once by whoever owns its
+ * memory (the loader, or a test).  Layout and precision copies the
+ * primitives want (blocked, Winograd, bf16, stacked for bf16x2) hang off
+ * the handle, made on first use: no lookup by pointer.
+ *
+ * The owner decides about its memory.  With a source (ops_weight_src), the
+ * handle calls src->copied once its first blocked copy exists — the owner
+ * may then give the original's pages back (the loader does) — and from
+ * then on re-derives the original through src->reload when it needs it
+ * again (another layout or precision, a restore).  Without a source the
+ * original must stay valid and unchanged while the handle lives. */
+typedef struct ops_weight ops_weight;
+typedef struct ops_weight_src {
+    /* ops made a copy of the original at `data`: the owner may give its
+     * pages back (it is read again only through reload) */
+    void (*copied)(void *ud, const float *data, size_t n);
+    /* write the original's n floats into dst; 0, or -1 (out of memory) */
+    int (*reload)(void *ud, float *dst, size_t n);
+} ops_weight_src;
+
+/* A handle for the n fp32 values at data, owned by ctx (freed with it or
+ * by ops_weight_free).  src and ud may be NULL (see above).  NULL when out
+ * of memory. */
+ops_weight *ops_weight_register(ops_ctx *c, const float *data, size_t n, const ops_weight_src *src, void *ud);
+void ops_weight_free(ops_weight *w);
+/* The owner has already given the original's pages back (another handle's
+ * copy let it): the handle re-derives the original through its source. */
+void ops_weight_given_back(ops_weight *w);
+size_t ops_weight_numel(const ops_weight *w);
+/* Replace the weight's values by a copy of data (n floats): every derived
+ * copy is dropped and made again, at any precision, from the new values
+ * (LoRA's patch).  ops_weight_restore gives back exactly the original
+ * (re-derived through the source if its pages were given back).  Not while
+ * an op of the context uses the weight.  0, or -1 when out of memory (the
+ * weight unchanged). */
+int ops_weight_replace(ops_weight *w, const float *data);
+int ops_weight_restore(ops_weight *w);
+/* The weight's current fp32 values (its original, or its replacement)
+ * into dst (n floats).  0, or -1 when out of memory. */
+int ops_weight_read(const ops_weight *w, float *dst);
+/* Drop every derived copy of every weight of the context (they are made
+ * again on next use).  Not while an op of the context runs. */
+void ops_release_weights(ops_ctx *c);
+/* The derived copies held: how many, their bytes, of which Winograd layouts. */
+void ops_weights_stats(ops_ctx *c, size_t *copies, size_t *bytes, size_t *wino_bytes);
 
 /* y[N,OH,OW,OC] = conv2d(x[N,H,W,IC], w[OC,IC,KH,KW]) + b[OC] (b may be NULL).
  * OH = (H + 2*pad - KH)/stride + 1.  Zero padding, dilation 1, groups 1.
  * With accum, y += conv(x) + b (a residual add fused into the conv). */
-void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
-                    const float *w, const float *b, int OC, int KH, int KW,
+void op_conv2d_nhwc(const ops_m *m, const float *x, int N, int IC, int H, int W,
+                    ops_weight *w, const float *b, int OC, int KH, int KW,
                     int stride, int pad, float *y, int accum);
 /* y[N,2H,2W,OC] = 3x3 conv (stride 1, pad 1) of x[N,H,W,IC] upsampled 2x
  * (nearest), without making the upsampled image (it runs in row bands). */
-void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float *w, const float *b, int OC, float *y);
+void op_conv2d_nhwc_up2(const ops_m *m, const float *x, int N, int IC, int H, int W, ops_weight *w, const float *b,
+                        int OC, float *y);
 
 /* Winograd rule for stride-1 3x3 convs: OPS_WINO_OFF never, OPS_WINO_ALL
  * always, OPS_WINO_AUTO (the default, SD_CONV_WINOGRAD=auto) where outputs
@@ -59,16 +140,14 @@ enum { OPS_WINO_OFF = 0, OPS_WINO_ALL = 1, OPS_WINO_AUTO = 2, OPS_WINO_WIDE = 3 
  *   OPS_BF16    inputs and weights bf16, f32 sums: fastest, least exact.
  * By default OPS_BF16X2 on CPUs with AMX (checked at run time; its doubled
  * work is still ~4x faster than fp32 there), else OPS_FP32;
- * SD_PRECISION=fp32|bf16x2|bf16|auto overrides, read once at first use.
- * ops_set_precision changes it for primitives used from then on (tests,
- * bench); a checkpoint's weights are used at one precision (their fp32
- * originals are given back after the first copy).  ops_cpu_amx: the CPU
+ * SD_PRECISION=fp32|bf16x2|bf16|auto overrides, read once at first use
+ * (ops_default_precision).  Precision is each model's (ops_m.prec), passed
+ * on every call: no mode register.  ops_cpu_amx: the CPU
  * has AMX (and the OS lets oneDNN use it); ops_cpu_bf16: oneDNN may use
  * AVX-512 here, which its bf16 kernels need (below it, a bf16 primitive
  * cannot be created: models refuse those precisions at load). */
 enum { OPS_FP32 = 0, OPS_BF16 = 1, OPS_BF16X2 = 2 };
-int ops_precision(void);
-void ops_set_precision(int prec);
+int ops_default_precision(void);
 const char *ops_precision_name(int prec);
 /* OPS_* named by "fp32", "bf16" or "bf16x2"; -1 for anything else (NULL too). */
 int ops_precision_from_name(const char *name);
@@ -76,29 +155,16 @@ int ops_cpu_amx(void);
 int ops_cpu_bf16(void);
 /* y[i] = x[i] rounded to bf16 (nearest even), i < n. */
 void ops_to_bf16(const float *x, size_t n, uint16_t *y);
-void ops_conv_set_winograd(int mode);
-int ops_conv_winograd(void);
-
-/* op_conv2d_nhwc keeps a copy of each weight tensor reordered to oneDNN's
- * preferred layout, keyed by the pointer w; outside registered checkpoint
- * memory a fingerprint of sampled values detects a reused pointer.
- * ops_release_weights drops every copy and registration. */
-void ops_release_weights(void);
-/* Declare [p, p+bytes) as checkpoint memory, valid until
- * ops_weights_forget(p, bytes): once op_conv2d_nhwc has copied a weight tensor
- * from it, it gives the original's pages back to the OS and never reads
- * it again.  Forget drops the copies of weights inside the range. */
-void ops_weights_releasable(const void *p, size_t bytes);
-void ops_weights_forget(const void *p, size_t bytes);
-/* The reordered copies held: how many, their bytes, of which Winograd layouts. */
-void ops_weights_stats(size_t *copies, size_t *bytes, size_t *wino_bytes);
+/* The context's Winograd rule (cached primitives are rebuilt under it). */
+void ops_conv_set_winograd(ops_ctx *c, int mode);
+int ops_conv_winograd(const ops_ctx *c);
 
 /* y[M,OUT] = x[M,IN] · w[OUT,IN]^T + b[OUT] (b may be NULL). */
-void op_linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y);
+void op_linear(const ops_m *m, const float *x, int M, int IN, ops_weight *w, const float *b, int OUT, float *y);
 
 /* y[M,OUT] += x[M,IN] · w[OUT,IN]^T + b[OUT] (b may be NULL): a linear
  * layer whose output is added to a residual in place. */
-void op_linear_acc(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y);
+void op_linear_acc(const ops_m *m, const float *x, int M, int IN, ops_weight *w, const float *b, int OUT, float *y);
 
 /* C[M,N] = alpha * A[M,K] · B + beta*C, with B given as [K,N] (transB=0) or [N,K] (transB=1).
  * Row-major, leading dimensions lda, ldb, ldc. */
@@ -109,7 +175,7 @@ void op_gemm(int transB, int M, int N, int K, float alpha,
  * pre_bias (may be NULL) is a per-sample per-channel [N,C] term added to x
  * before normalising (the UNet's time embedding); if silu, y = silu(norm).
  * y may alias x. */
-void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float *pre_bias,
+void op_group_norm_nhwc(const ops_m *m, const float *x, int N, int C, int HW, int G, const float *pre_bias,
                         const float *gamma, const float *beta, float eps, int silu, float *y);
 
 /* y = conv2d(gn(x)) (+ y with accum): op_group_norm_nhwc of x (pre_bias,
@@ -118,8 +184,8 @@ void op_group_norm_nhwc(const float *x, int N, int C, int HW, int G, const float
  * last pass writes the conv's bf16 input directly, so the normalised image
  * is never written in fp32 (one pass over memory less); at fp32 it goes
  * through norm_out ([N,H,W,C], may alias x; left unspecified at bf16). */
-void op_gn_conv2d_nhwc(const float *x, int N, int C, int H, int W, int G, const float *pre_bias, const float *gamma,
-                       const float *beta, float eps, int silu, float *norm_out, const float *w, const float *b, int OC,
+void op_gn_conv2d_nhwc(const ops_m *m, const float *x, int N, int C, int H, int W, int G, const float *pre_bias,
+                       const float *gamma, const float *beta, float eps, int silu, float *norm_out, ops_weight *w, const float *b, int OC,
                        int KH, int KW, int stride, int pad, float *y, int accum);
 
 /* LayerNorm over the last dim: x[M,C] -> y[M,C]; y may alias x. */
@@ -130,11 +196,11 @@ void op_layer_norm(const float *x, int M, int C, const float *gamma, const float
  * q[B,Tq,H*D], k[B,Tk,H*D], v[B,Tk,H*D] with row strides ldq/ldk/ldv
  * (elements between consecutive tokens; = H*D when packed), out[B,Tq,H*D]
  * packed.  Never materialises the full [H,Tq,Tk] matrix at once. */
-void op_attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+void op_attention(const ops_m *m, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                   int B, int Tq, int Tk, int H, int D, float scale, float *out);
 
 /* Same, with a causal mask (token i attends to j <= i) — for the text encoder. */
-void op_attention_causal(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+void op_attention_causal(const ops_m *m, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                          int B, int T, int H, int D, float scale, float *out);
 
 /* Elementwise, in place on n elements. */
@@ -165,12 +231,13 @@ void op_concat_channels_nhwc(const float *x1, int C1, const float *x2, int C2, s
  * between phases (the UNet's while the VAE runs and back). */
 void ops_release_pages(void *p, size_t bytes);
 
-/* Profiling: with SD_PROFILE=1 in the environment (read by ops_init) every
- * op adds its wall time to a total per kind; ops_prof_print writes the
- * totals and resets them. */
+/* Profiling: with SD_PROFILE=1 in the environment (read by ops_ctx_new)
+ * every op adds its wall time to a process-wide total per kind;
+ * ops_prof_print writes the totals (and c's weight copies, c may be NULL)
+ * and resets them. */
 enum { PROF_CONV, PROF_LINEAR, PROF_ATTN, PROF_NORM, PROF_ELEM, PROF_LAYOUT, PROF_NKIND };
 int ops_prof_enabled(void);
 void ops_prof_reset(void);
-void ops_prof_print(FILE *f, const char *title);
+void ops_prof_print(FILE *f, const char *title, ops_ctx *c);
 
 #endif

@@ -258,19 +258,21 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
     }
 }
 
-static void attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+static void attention(const ops_m *mo, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                       int B, int Tq, int Tk, int H, int D, float scale, int causal, float *out)
 {
     SD_ASSERT(q && k && v && out && B >= 1 && Tq >= 1 && Tk >= 1 && H >= 1 && D >= 1);
     SD_ASSERT(ldq >= H * D && ldk >= H * D && ldv >= H * D && (!causal || Tq == Tk));
-    if (!causal && ops_precision() != OPS_FP32 && ops_attention_amx_ready()) {
-        ops_attention_amx(q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, out);
+    ops_ctx *c = mo->ctx;
+    if (ops_faulted(c)) return;   /* out of memory earlier in this forward */
+    if (!causal && mo->prec != OPS_FP32 && ops_attention_amx_ready()) {
+        ops_attention_amx(c, q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, out);
         return;
     }
     int HD = H * D, Dp = (D + 15) / 16 * 16, ntiles = (Tq + TQ - 1) / TQ, BH = B * H;
     size_t Tkp = ((size_t)Tk + KB - 1) / KB * KB, kpn = (size_t)D * Tkp, vpn = Tkp * Dp;
-    float *Kall = ops_grow(&t_kt, &t_nkt, sizeof(float) * kpn * BH);
-    float *Vall = ops_grow(&t_vp, &t_nvp, sizeof(float) * vpn * BH);
+    float *Kall = ops_grow(c, &t_kt, &t_nkt, sizeof(float) * kpn * BH);
+    float *Vall = ops_grow(c, &t_vp, &t_nvp, sizeof(float) * vpn * BH);
     if (!Kall || !Vall) return;   /* out of memory: the ops fault is set */
     size_t scr_floats = (size_t)TQ * D + (size_t)TQ * KB + (size_t)TQ * Dp + (size_t)TQ * 16;
     long nstrips = (long)(Tkp / 32);
@@ -297,7 +299,7 @@ static void attention(const float *q, int ldq, const float *k, int ldk, const fl
                 }
             }
         }
-        float *scr = ops_grow(&t_scr, &t_nscr, sizeof(float) * scr_floats);
+        float *scr = ops_grow(c, &t_scr, &t_nscr, sizeof(float) * scr_floats);
         #pragma omp for schedule(dynamic, 1)
         for (long t = 0; t < (long)BH * ntiles; t++) {
             if (!scr) continue;   /* this thread is out of memory: the ops fault is set */
@@ -309,18 +311,18 @@ static void attention(const float *q, int ldq, const float *k, int ldk, const fl
     }
 }
 
-void op_attention(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+void op_attention(const ops_m *m, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                   int B, int Tq, int Tk, int H, int D, float scale, float *out)
 {
     PROF_BEGIN;
-    attention(q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, 0, out);
+    attention(m, q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, 0, out);
     PROF_END(PROF_ATTN);
 }
 
-void op_attention_causal(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+void op_attention_causal(const ops_m *m, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                          int B, int T, int H, int D, float scale, float *out)
 {
     PROF_BEGIN;
-    attention(q, ldq, k, ldk, v, ldv, B, T, T, H, D, scale, 1, out);
+    attention(m, q, ldq, k, ldk, v, ldv, B, T, T, H, D, scale, 1, out);
     PROF_END(PROF_ATTN);
 }

@@ -1,5 +1,5 @@
 /* ops_attention_amx.c — op_attention's bf16 kernel on AMX tiles, used in
- * the bf16 precisions (ops_precision) on CPUs with AMX for plain (not causal) attention:
+ * the bf16 precisions (ops_m.prec) on CPUs with AMX for plain (not causal) attention:
  * the UNet's self- and cross-attention and the VAE's mid-block attention.
  *
  * Per (batch, head) the keys and values are converted to bf16 and packed
@@ -204,14 +204,14 @@ static void task(const float *q, int ldq, float qs, int m, int Tk, int Tkp, int 
     }
 }
 
-void ops_attention_amx(const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
+void ops_attention_amx(ops_ctx *ctx, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                        int B, int Tq, int Tk, int H, int D, float scale, float *out)
 {
     int BH = B * H, HD = H * D, Tkp = (Tk + 31) / 32 * 32, Dc = (D + 31) / 32, Dg = (D + 15) / 16;
     int Kg = Tkp / 16, Kc = Tkp / 32, nblk = (Tq + RB - 1) / RB;
     size_t kpn = (size_t)Kg * Dc * TILE, vpn = (size_t)Dg * Kc * TILE;
-    uint16_t *Kall = ops_grow(&t_kp, &t_nkp, sizeof(uint16_t) * kpn * BH);
-    uint16_t *Vall = ops_grow(&t_vp, &t_nvp, sizeof(uint16_t) * vpn * BH);
+    uint16_t *Kall = ops_grow(ctx, &t_kp, &t_nkp, sizeof(uint16_t) * kpn * BH);
+    uint16_t *Vall = ops_grow(ctx, &t_vp, &t_nvp, sizeof(uint16_t) * vpn * BH);
     if (!Kall || !Vall) return;   /* out of memory: the ops fault is set */
     size_t scr = (size_t)2 * Dc * TILE * 2 + (size_t)RB * (Tkp + 16) * 4 + (size_t)RB * (Tkp + 32) * 2 +
                  (size_t)RB * Dg * 16 * 4;
@@ -258,7 +258,7 @@ void ops_attention_amx(const float *q, int ldq, const float *k, int ldk, const f
                 }
             }
         }
-        char *s = ops_grow(&t_scr, &t_nscr, scr);
+        char *s = ops_grow(ctx, &t_scr, &t_nscr, scr);
         tiles_config();
         #pragma omp for schedule(dynamic, 1)
         for (long t = 0; t < (long)BH * nblk; t++) {

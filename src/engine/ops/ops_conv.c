@@ -2,11 +2,13 @@
  * upsample + conv) on oneDNN convolution primitives.
  *
  * A primitive is built once per distinct shape (N, IC, H, W, OC, KH, KW,
- * stride, pad, bias, accumulate, band) and kept in a small LRU cache with
+ * stride, pad, bias, accumulate, band, precision) and kept in the context's
+ * small LRU cache (an entry is pinned while a conv runs on it, so two
+ * threads may share a context) with
  * the reorders that bring the caller's NHWC activations into the
  * primitive's layout and back.  Direct convs take NHWC in and out (oneDNN's
  * brgconv kernels use it natively: no reorders); Winograd picks its own.
- * Weights come from the shared cache (ops_weights.c), reordered once.
+ * Weights come from their handles (ops_weights.c), reordered once.
  * accumulate = a "sum" post-op: y += conv(x), the residual add fused.
  * In the bf16 precisions (ops.h) the input is converted per call — to
  * bf16, or for bf16x2 to 2·IC channels [hi | lo] against the bf16 weights
@@ -65,9 +67,10 @@
 
 /* pad: left/right (and top/bottom unless banded); pt, pb: top/bottom;
  * accum: y += conv(x);
+ * wino: the context's Winograd rule it was built under;
  * band: 0 = a whole conv (the Winograd rule looks at this shape), else a band
  * of rows of a larger one whose rule said Winograd (1) or direct (2). */
-typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, pt, pb, bias, accum, band, prec, split; } conv_key;
+typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, pt, pb, bias, accum, band, prec, split, wino; } conv_key;
 
 typedef struct conv_entry {
     conv_key key;
@@ -78,27 +81,25 @@ typedef struct conv_entry {
     dnnl_memory_desc_t src, wei, bia, dst;      /* as the primitive wants them */
     dnnl_memory_desc_t psrc, pwei, pdst;        /* plain: NHWC activations, OIHW weights */
     dnnl_memory_desc_t scratch;                 /* user-managed scratchpad */
+    int busy;                                   /* convs running on it now: not evicted */
+    int temp;                                   /* built outside the table (every entry busy) */
 } conv_entry;
 
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static conv_entry g_cache[CONV_CACHE];
-static unsigned long long g_clock;
-static int g_wino;
+/* A context's primitives (its lock guards the table and the pins). */
+struct conv_cache {
+    pthread_mutex_t lock;
+    conv_entry e[CONV_CACHE];
+    unsigned long long clock;
+};
+
 static _Thread_local void *t_bsrc, *t_bdst;
 static _Thread_local size_t t_nsrc, t_ndst;
 
-static void engine_init(void)
+struct conv_cache *ops_conv_cache_new(void)
 {
-    /* SD_CONV_WINOGRAD: 0 = never, 1 = every stride-1 3x3 conv, unset/auto =
-     * by the rules above, wide = by the first two */
-    const char *s = getenv("SD_CONV_WINOGRAD");
-    g_wino = OPS_WINO_AUTO;
-    if (s && !strcmp(s, "0")) g_wino = OPS_WINO_OFF;
-    else if (s && !strcmp(s, "1")) g_wino = OPS_WINO_ALL;
-    else if (s && !strcmp(s, "wide")) g_wino = OPS_WINO_WIDE;
-    else if (s && *s && strcmp(s, "auto"))
-        fprintf(stderr, "sdserve: SD_CONV_WINOGRAD=%s is not 0, 1, auto or wide; using auto\n", s);
+    struct conv_cache *cc = sd_calloc(1, sizeof *cc);
+    if (cc) pthread_mutex_init(&cc->lock, NULL);
+    return cc;
 }
 
 /* Output rows and columns of a conv of this key (a band's rows padded by pt/pb). */
@@ -108,7 +109,7 @@ static void conv_out_hw(const conv_key *k, int *OH, int *OW)
     *OW = (k->W + 2 * k->pad - k->KW) / k->stride + 1;
 }
 
-static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
+static int try_build(ops_ctx *c, conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
 {
     int OH, OW;
     conv_out_hw(k, &OH, &OW);
@@ -124,48 +125,48 @@ static int try_build(conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
     dnnl_memory_desc_t as, aw, ad;
     dnnl_format_tag_t plain = dnnl_nhwc;
     dnnl_data_type_t dt = k->prec != OPS_FP32 ? dnnl_bf16 : dnnl_f32;   /* src and weights; dst and bias f32 */
-    ops_ck(dnnl_memory_desc_init_by_tag(&e->psrc, 4, sd, dt, plain), "md src");
-    ops_ck(dnnl_memory_desc_init_by_tag(&e->pwei, 4, wd, dnnl_f32, dnnl_oihw), "md weights");
-    ops_ck(dnnl_memory_desc_init_by_tag(&e->bia, 1, bd, dnnl_f32, dnnl_x), "md bias");
-    ops_ck(dnnl_memory_desc_init_by_tag(&e->pdst, 4, dd, dnnl_f32, plain), "md dst");
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&e->psrc, 4, sd, dt, plain), "md src");
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&e->pwei, 4, wd, dnnl_f32, dnnl_oihw), "md weights");
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&e->bia, 1, bd, dnnl_f32, dnnl_x), "md bias");
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&e->pdst, 4, dd, dnnl_f32, plain), "md dst");
     /* NHWC callers get NHWC in and out for direct convs (oneDNN's brgconv
      * kernels work on it natively: no reorders); Winograd picks its own. */
     dnnl_format_tag_t act = alg == dnnl_convolution_direct ? dnnl_nhwc : dnnl_format_tag_any;
-    ops_ck(dnnl_memory_desc_init_by_tag(&as, 4, sd, dt, act), "md src any");
-    ops_ck(dnnl_memory_desc_init_by_tag(&aw, 4, wd, dt, dnnl_format_tag_any), "md weights any");
-    ops_ck(dnnl_memory_desc_init_by_tag(&ad, 4, dd, dnnl_f32, act), "md dst any");
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&as, 4, sd, dt, act), "md src any");
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&aw, 4, wd, dt, dnnl_format_tag_any), "md weights any");
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&ad, 4, dd, dnnl_f32, act), "md dst any");
     dnnl_convolution_desc_t cd;
     if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, &as, &aw, bias ? &e->bia : NULL,
                                            &ad, strides, pl, pr) != dnnl_success)
         return -1;
     dnnl_primitive_attr_t attr;
-    ops_ck(dnnl_primitive_attr_create(&attr), "attr_create");
+    ops_ck(c, dnnl_primitive_attr_create(&attr), "attr_create");
     /* one scratchpad for all convs (ours, grown once), not one per cached primitive */
-    ops_ck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attr_set_scratchpad_mode");
+    ops_ck(c, dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attr_set_scratchpad_mode");
     if (accum) {   /* dst = conv(src) + dst: the residual add as a "sum" post-op */
         dnnl_post_ops_t po;
-        ops_ck(dnnl_post_ops_create(&po), "post_ops_create");
-        ops_ck(dnnl_post_ops_append_sum(po, 1.f), "post_ops_append_sum");
-        ops_ck(dnnl_primitive_attr_set_post_ops(attr, po), "attr_set_post_ops");
+        ops_ck(c, dnnl_post_ops_create(&po), "post_ops_create");
+        ops_ck(c, dnnl_post_ops_append_sum(po, 1.f), "post_ops_append_sum");
+        ops_ck(c, dnnl_primitive_attr_set_post_ops(attr, po), "attr_set_post_ops");
         dnnl_post_ops_destroy(po);
     }
     dnnl_primitive_desc_t pd;
     dnnl_status_t st = dnnl_primitive_desc_create(&pd, &cd, attr, ops_engine(), NULL);
     dnnl_primitive_attr_destroy(attr);
-    if (st == dnnl_out_of_memory) ops_set_fault();
+    if (st == dnnl_out_of_memory) ops_set_fault(c);
     if (st != dnnl_success) return -1;
     e->src = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     e->scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     e->wei = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     e->dst = *dnnl_primitive_desc_query_md(pd, dnnl_query_dst_md, 0);
     e->prim = NULL;
-    if (ops_ck(dnnl_primitive_create(&e->prim, pd), "convolution primitive")) e->prim = NULL;
+    if (ops_ck(c, dnnl_primitive_create(&e->prim, pd), "convolution primitive")) e->prim = NULL;
     dnnl_primitive_desc_destroy(pd);
     if (!e->prim) return -1;   /* out of memory: the fault is set */
-    e->rsrc = dnnl_memory_desc_equal(&e->src, &e->psrc) ? NULL : ops_make_reorder(&e->psrc, &e->src);
-    e->rdst = dnnl_memory_desc_equal(&e->dst, &e->pdst) ? NULL : ops_make_reorder(&e->dst, &e->pdst);
-    e->rdin = e->rdst && accum ? ops_make_reorder(&e->pdst, &e->dst) : NULL;
-    if (ops_faulted()) {   /* a reorder could not be made: no half-built entry */
+    e->rsrc = dnnl_memory_desc_equal(&e->src, &e->psrc) ? NULL : ops_make_reorder(c, &e->psrc, &e->src);
+    e->rdst = dnnl_memory_desc_equal(&e->dst, &e->pdst) ? NULL : ops_make_reorder(c, &e->dst, &e->pdst);
+    e->rdin = e->rdst && accum ? ops_make_reorder(c, &e->pdst, &e->dst) : NULL;
+    if (ops_faulted(c)) {   /* a reorder could not be made: no half-built entry */
         dnnl_primitive_t made[4] = {e->prim, e->rsrc, e->rdst, e->rdin};
         for (int i = 0; i < 4; i++) if (made[i]) dnnl_primitive_destroy(made[i]);
         e->prim = NULL;
@@ -185,107 +186,150 @@ static int wino_shape(const conv_key *k)
 static int wino_wanted(const conv_key *k)
 {
     long px = (long)k->H * k->W;
-    if (!wino_shape(k) || g_wino == OPS_WINO_OFF) return 0;
-    if (g_wino == OPS_WINO_ALL) return 1;
-    return px >= WINO_MIN_PIXELS && (g_wino == OPS_WINO_WIDE || (long)WINO_WEIGHT_RATIO * k->OC <= WINO_ROWS * px);
+    int mode = k->wino;
+    if (!wino_shape(k) || mode == OPS_WINO_OFF) return 0;
+    if (mode == OPS_WINO_ALL) return 1;
+    return px >= WINO_MIN_PIXELS && (mode == OPS_WINO_WIDE || (long)WINO_WEIGHT_RATIO * k->OC <= WINO_ROWS * px);
 }
 
 /* A whole (not banded) conv of this shape runs as Winograd. */
 static int wino_whole(const conv_key *k)
 {
-    return wino_wanted(k) && (g_wino == OPS_WINO_ALL || (long)k->H * k->W * k->IC <= WINO_MAX_INPUT);
+    return wino_wanted(k) && (k->wino == OPS_WINO_ALL || (long)k->H * k->W * k->IC <= WINO_MAX_INPUT);
 }
 
-static void conv_entry_build(conv_entry *e, const conv_key *k)
+static void conv_entry_build(ops_ctx *c, conv_entry *e, const conv_key *k)
 {
     int wino = k->band ? k->band == 1 && wino_shape(k) : wino_whole(k);
-    if (wino && try_build(e, k, dnnl_convolution_winograd) == 0) return;
+    if (wino && try_build(c, e, k, dnnl_convolution_winograd) == 0) return;
     e->prim = NULL;
-    if (try_build(e, k, dnnl_convolution_direct) && !ops_faulted())
+    if (try_build(c, e, k, dnnl_convolution_direct) && !ops_faulted(c))
         sd_panic("ops: oneDNN convolution desc failed");
 }
 
 static void conv_entry_clear(conv_entry *e)
 {
+    if (!e->prim) return;   /* never built, or its build failed (and cleaned up) */
     dnnl_primitive_destroy(e->prim);
     if (e->rsrc) dnnl_primitive_destroy(e->rsrc);
     if (e->rdst) dnnl_primitive_destroy(e->rdst);
     if (e->rdin) dnnl_primitive_destroy(e->rdin);
 }
 
-/* Find or build the primitive for k; returns it with the cache lock released.
- * Entries are never destroyed while in use because only the engine's single
- * worker thread runs convs at a time; the lock guards the table itself. */
-static conv_entry *conv_lookup(const conv_key *k)
+/* Find or build the primitive for k in c's cache, pinned (busy) until
+ * conv_unpin: a thread sharing the context cannot evict it meanwhile.  The
+ * least recently used idle entry makes room; if every entry is busy the
+ * primitive is built outside the table and freed after use.  NULL when out
+ * of memory (the fault is set). */
+static conv_entry *conv_lookup(ops_ctx *c, const conv_key *k)
 {
-    pthread_mutex_lock(&g_lock);
-    conv_entry *hit = NULL, *victim = &g_cache[0];
+    struct conv_cache *cc = c->conv;
+    pthread_mutex_lock(&cc->lock);
+    conv_entry *hit = NULL, *victim = NULL;
     for (int i = 0; i < CONV_CACHE; i++) {
-        conv_entry *e = &g_cache[i];
+        conv_entry *e = &cc->e[i];
         if (e->used && !memcmp(&e->key, k, sizeof *k)) { hit = e; break; }
-        if (e->used < victim->used) victim = e;
+        if (!e->busy && (!victim || e->used < victim->used)) victim = e;
     }
     if (!hit) {
-        if (victim->used) conv_entry_clear(victim);
-        conv_entry_build(victim, k);
+        if (victim) {
+            if (victim->used) conv_entry_clear(victim);
+        } else if ((victim = sd_calloc(1, sizeof *victim))) {
+            victim->temp = 1;
+        } else {
+            ops_set_fault(c);
+            pthread_mutex_unlock(&cc->lock);
+            return NULL;
+        }
+        conv_entry_build(c, victim, k);
         hit = victim;
     }
-    hit->used = hit->prim ? ++g_clock : 0;   /* not kept when out of memory */
-    pthread_mutex_unlock(&g_lock);
+    if (!hit->temp) hit->used = hit->prim ? ++cc->clock : 0;   /* not kept when out of memory */
+    hit->busy++;
+    pthread_mutex_unlock(&cc->lock);
     return hit;
 }
 
-void ops_conv_set_winograd(int mode)
+static void conv_unpin(ops_ctx *c, conv_entry *e)
 {
-    pthread_once(&g_once, engine_init);
-    pthread_mutex_lock(&g_lock);
-    g_wino = mode;
-    for (int i = 0; i < CONV_CACHE; i++)   /* primitives are rebuilt under the new rule */
-        if (g_cache[i].used) {
-            conv_entry_clear(&g_cache[i]);
-            g_cache[i].used = 0;
-        }
-    pthread_mutex_unlock(&g_lock);
+    pthread_mutex_lock(&c->conv->lock);
+    e->busy--;
+    pthread_mutex_unlock(&c->conv->lock);
+    if (e->temp) {
+        conv_entry_clear(e);
+        free(e);
+    }
 }
 
-int ops_conv_winograd(void)
+/* Every idle primitive dropped (busy ones stay: they are rebuilt when evicted). */
+static void conv_cache_clear(struct conv_cache *cc)
 {
-    pthread_once(&g_once, engine_init);
-    return g_wino;
+    for (int i = 0; i < CONV_CACHE; i++)
+        if (cc->e[i].used && !cc->e[i].busy) {
+            conv_entry_clear(&cc->e[i]);
+            cc->e[i].used = 0;
+        }
 }
+
+void ops_conv_cache_free(struct conv_cache *cc)
+{
+    if (!cc) return;
+    conv_cache_clear(cc);
+    pthread_mutex_destroy(&cc->lock);
+    free(cc);
+}
+
+void ops_conv_set_winograd(ops_ctx *c, int mode)
+{
+    pthread_mutex_lock(&c->conv->lock);
+    c->wino = mode;
+    conv_cache_clear(c->conv);   /* primitives are rebuilt under the new rule */
+    pthread_mutex_unlock(&c->conv->lock);
+}
+
+int ops_conv_winograd(const ops_ctx *c) { return c->wino; }
 
 /* ready: the input already in the bf16 layout the key's precision and split
  * want (written by the op before, ops_bf16_buffer), or NULL: x converted. */
-static void conv_run(const conv_key *k, const float *x, const float *w, const float *b, float *y, const void *ready)
+static void conv_exec(ops_ctx *c, const conv_entry *e, const conv_key *k, const float *x, ops_weight *w,
+                      const float *b, float *y, const void *ready)
 {
-    if (ops_faulted()) return;   /* out of memory earlier in this forward */
     int OC = k->OC, IC = k->IC, KH = k->KH, KW = k->KW;
-    conv_entry *e = conv_lookup(k);
-    void *wb = ops_weights_get(w, (size_t)OC * IC * KH * KW, &e->pwei, &e->wei, k->split == OPS_SPLIT_COLS ? OC : 0);
+    void *wb = ops_weights_get(c, w, (size_t)OC * IC * KH * KW, &e->pwei, &e->wei, k->split == OPS_SPLIT_COLS ? OC : 0);
     const void *src = ready ? ready
-                      : k->prec != OPS_FP32 ? ops_bf16_input(x, (size_t)k->N * k->H * k->W, IC, k->split)
+                      : k->prec != OPS_FP32 ? ops_bf16_input(c, x, (size_t)k->N * k->H * k->W, IC, k->split)
                                             : (const void *)x;
     if (!wb || !src || !e->prim) return;
     if (k->split == OPS_SPLIT_ROWS) {   /* hi and lo images, added with the bias (and residual) */
-        ops_run_forward_split(e->prim, "convolution execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y, OC,
-                              b, k->accum);
+        ops_run_forward_split(c, e->prim, "convolution execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y,
+                              OC, b, k->accum);
         return;
     }
     void *dst = y;
     if (e->rsrc) {
-        void *bs = ops_grow(&t_bsrc, &t_nsrc, dnnl_memory_desc_get_size(&e->src));
+        void *bs = ops_grow(c, &t_bsrc, &t_nsrc, dnnl_memory_desc_get_size(&e->src));
         if (!bs) return;
-        ops_run_reorder(e->rsrc, &e->psrc, src, &e->src, bs);
+        ops_run_reorder(c, e->rsrc, &e->psrc, src, &e->src, bs);
         src = bs;
     }
     if (e->rdst) {
-        dst = ops_grow(&t_bdst, &t_ndst, dnnl_memory_desc_get_size(&e->dst));
+        dst = ops_grow(c, &t_bdst, &t_ndst, dnnl_memory_desc_get_size(&e->dst));
         if (!dst) return;
-        if (e->rdin) ops_run_reorder(e->rdin, &e->pdst, y, &e->dst, dst);
+        if (e->rdin) ops_run_reorder(c, e->rdin, &e->pdst, y, &e->dst, dst);
     }
-    ops_run_forward(e->prim, "convolution execute", &e->src, src, &e->wei, wb, &e->bia, b, &e->dst, dst,
+    ops_run_forward(c, e->prim, "convolution execute", &e->src, src, &e->wei, wb, &e->bia, b, &e->dst, dst,
                     &e->scratch);
-    if (e->rdst) ops_run_reorder(e->rdst, &e->dst, dst, &e->pdst, y);
+    if (e->rdst) ops_run_reorder(c, e->rdst, &e->dst, dst, &e->pdst, y);
+}
+
+static void conv_run(ops_ctx *c, const conv_key *k, const float *x, ops_weight *w, const float *b, float *y,
+                     const void *ready)
+{
+    if (ops_faulted(c)) return;   /* out of memory earlier in this forward */
+    conv_entry *e = conv_lookup(c, k);
+    if (!e) return;
+    conv_exec(c, e, k, x, w, b, y, ready);
+    conv_unpin(c, e);
 }
 
 /* Output rows per band for an H-row conv whose bands may have at most rmax:
@@ -322,21 +366,21 @@ static conv_key band_key(const conv_key *k, int band, int r0, int R, int *in0)
  * halo (zero padding only at the image's top and bottom): the same result,
  * but Winograd's scratch (~4x the input) stays bounded, so Winograd can be
  * used there too.  Bands are rows of NHWC: plain pointer offsets. */
-/* The key of a whole conv at the current precision. */
-static conv_key conv_whole_key(int N, int IC, int H, int W, int OC, int KH, int KW, int stride, int pad, int bias,
+/* The key of a whole conv at the caller's precision and the context's Winograd rule. */
+static conv_key conv_whole_key(const ops_m *m, int N, int IC, int H, int W, int OC, int KH, int KW, int stride, int pad, int bias,
                                int accum)
 {
     conv_key k;
     memset(&k, 0, sizeof k);   /* padding bytes take part in memcmp */
     k.N = N; k.IC = IC; k.H = H; k.W = W; k.OC = OC; k.KH = KH; k.KW = KW;
-    k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = bias; k.accum = accum; k.prec = ops_precision();
+    k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = bias; k.accum = accum; k.prec = m->prec;
+    k.wino = m->ctx->wino;
     if (k.prec == OPS_BF16X2) k.split = ops_split_mode(1, (size_t)OC * IC * KH * KW, IC * KH * KW, OC);
-    pthread_once(&g_once, engine_init);
     return k;
 }
 
 /* One image's conv in bands of rows (its input is over WINO_MAX_INPUT). */
-static void conv_bands(const conv_key *k, const float *x, const float *w, const float *b, float *y)
+static void conv_bands(ops_ctx *c, const conv_key *k, const float *x, ops_weight *w, const float *b, float *y)
 {
     long rowin = (long)k->W * k->IC;
     int R = band_rows(k->H, (int)(WINO_MAX_INPUT / rowin) - 2);
@@ -345,7 +389,7 @@ static void conv_bands(const conv_key *k, const float *x, const float *w, const 
         if (!k->accum && r0 + R > k->H) r0 = k->H - R;   /* see band_rows */
         int in0;
         conv_key kb = band_key(k, band, r0, R, &in0);
-        conv_run(&kb, x + (size_t)in0 * rowin, w, b, y + (size_t)r0 * k->W * k->OC, NULL);
+        conv_run(c, &kb, x + (size_t)in0 * rowin, w, b, y + (size_t)r0 * k->W * k->OC, NULL);
     }
 }
 
@@ -356,24 +400,25 @@ static void conv_bands(const conv_key *k, const float *x, const float *w, const 
  * bands of huge ones, run on one image at a time: always the same shape,
  * so the same bits, whatever the batch.  A Winograd conv of a 32x32 image
  * is already thousands of tiles, enough to keep every core busy. */
-static void conv2d(const float *x, int N, int IC, int H, int W,
-                   const float *w, const float *b, int OC, int KH, int KW,
+static void conv2d(const ops_m *m, const float *x, int N, int IC, int H, int W,
+                   ops_weight *w, const float *b, int OC, int KH, int KW,
                    int stride, int pad, float *y, int accum)
 {
-    conv_key k = conv_whole_key(1, IC, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
+    ops_ctx *c = m->ctx;
+    conv_key k = conv_whole_key(m, 1, IC, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
     size_t in = (size_t)H * W * IC;
-    int banded = g_wino >= OPS_WINO_AUTO && wino_shape(&k) && (long)in > WINO_MAX_INPUT;
+    int banded = k.wino >= OPS_WINO_AUTO && wino_shape(&k) && (long)in > WINO_MAX_INPUT;
     if (!banded && !wino_whole(&k)) {
         k.N = N;
-        conv_run(&k, x, w, b, y, NULL);
+        conv_run(c, &k, x, w, b, y, NULL);
         return;
     }
     int OH, OW;
     conv_out_hw(&k, &OH, &OW);
     size_t out = (size_t)OH * OW * OC;
     for (int n = 0; n < N; n++) {
-        if (banded) conv_bands(&k, x + n * in, w, b, y + n * out);
-        else conv_run(&k, x + n * in, w, b, y + n * out, NULL);
+        if (banded) conv_bands(c, &k, x + n * in, w, b, y + n * out);
+        else conv_run(c, &k, x + n * in, w, b, y + n * out, NULL);
     }
 }
 
@@ -386,16 +431,17 @@ static void conv2d(const float *x, int N, int IC, int H, int W,
 static _Thread_local void *t_up;
 static _Thread_local size_t t_nup;
 
-void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float *w, const float *b, int OC, float *y)
+void op_conv2d_nhwc_up2(const ops_m *m, const float *x, int N, int IC, int H, int W, ops_weight *w, const float *b,
+                        int OC, float *y)
 {
     SD_ASSERT(x && w && y && N >= 1 && IC >= 1 && H >= 1 && W >= 1 && OC >= 1);
     PROF_BEGIN;
     int OH = 2 * H, OW = 2 * W;
     long rowin = (long)OW * IC;
     int R = band_rows(OH, (int)(UP_BAND / rowin) - 2);
-    conv_key k = conv_whole_key(1, IC, OH, OW, OC, 3, 3, 1, 1, b != NULL, 0);
+    conv_key k = conv_whole_key(m, 1, IC, OH, OW, OC, 3, 3, 1, 1, b != NULL, 0);
     int band = wino_wanted(&k) ? 1 : 2;
-    float *buf = ops_grow(&t_up, &t_nup, sizeof(float) * (size_t)(R + 2) * rowin);
+    float *buf = ops_grow(m->ctx, &t_up, &t_nup, sizeof(float) * (size_t)(R + 2) * rowin);
     if (!buf) { PROF_END(PROF_CONV); return; }   /* out of memory: the ops fault is set */
     for (int n = 0; n < N; n++)
         for (int r0 = 0; r0 < OH; r0 += R) {
@@ -408,38 +454,38 @@ void op_conv2d_nhwc_up2(const float *x, int N, int IC, int H, int W, const float
                 float *br = buf + (size_t)(i - in0) * rowin;
                 for (int j = 0; j < OW; j++) memcpy(br + (size_t)j * IC, xr + (size_t)(j / 2) * IC, sizeof(float) * IC);
             }
-            conv_run(&kb, buf, w, b, y + ((size_t)n * OH + r0) * OW * OC, NULL);
+            conv_run(m->ctx, &kb, buf, w, b, y + ((size_t)n * OH + r0) * OW * OC, NULL);
         }
     PROF_END(PROF_CONV);
 }
 
-void op_conv2d_nhwc(const float *x, int N, int IC, int H, int W,
-                    const float *w, const float *b, int OC, int KH, int KW,
+void op_conv2d_nhwc(const ops_m *m, const float *x, int N, int IC, int H, int W,
+                    ops_weight *w, const float *b, int OC, int KH, int KW,
                     int stride, int pad, float *y, int accum)
 {
     SD_ASSERT(x && w && y && N >= 1 && IC >= 1 && H >= 1 && W >= 1 && OC >= 1 && KH >= 1 && KW >= 1);
     SD_ASSERT(stride >= 1 && pad >= 0 && H + 2 * pad >= KH && W + 2 * pad >= KW);
     PROF_BEGIN;
-    conv2d(x, N, IC, H, W, w, b, OC, KH, KW, stride, pad, y, accum);
+    conv2d(m, x, N, IC, H, W, w, b, OC, KH, KW, stride, pad, y, accum);
     PROF_END(PROF_CONV);
 }
 
-void op_gn_conv2d_nhwc(const float *x, int N, int C, int H, int W, int G, const float *pre_bias, const float *gamma,
-                       const float *beta, float eps, int silu, float *norm_out, const float *w, const float *b, int OC,
-                       int KH, int KW, int stride, int pad, float *y, int accum)
+void op_gn_conv2d_nhwc(const ops_m *m, const float *x, int N, int C, int H, int W, int G, const float *pre_bias,
+                       const float *gamma, const float *beta, float eps, int silu, float *norm_out, ops_weight *w,
+                       const float *b, int OC, int KH, int KW, int stride, int pad, float *y, int accum)
 {
     SD_ASSERT(G >= 1 && C % G == 0 && norm_out);
-    if (ops_precision() == OPS_FP32) {   /* through norm_out: the conv may run as Winograd, in bands */
-        op_group_norm_nhwc(x, N, C, H * W, G, pre_bias, gamma, beta, eps, silu, norm_out);
-        op_conv2d_nhwc(norm_out, N, C, H, W, w, b, OC, KH, KW, stride, pad, y, accum);
+    if (m->prec == OPS_FP32) {   /* through norm_out: the conv may run as Winograd, in bands */
+        op_group_norm_nhwc(m, x, N, C, H * W, G, pre_bias, gamma, beta, eps, silu, norm_out);
+        op_conv2d_nhwc(m, norm_out, N, C, H, W, w, b, OC, KH, KW, stride, pad, y, accum);
         return;
     }
-    conv_key k = conv_whole_key(N, C, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
+    conv_key k = conv_whole_key(m, N, C, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
     size_t n = (size_t)N * H * W * C;
-    uint16_t *in = ops_bf16_buffer(n * sizeof(uint16_t) * (k.split ? 2 : 1));
+    uint16_t *in = ops_bf16_buffer(m->ctx, n * sizeof(uint16_t) * (k.split ? 2 : 1));
     if (!in) return;   /* out of memory: the ops fault is set */
-    ops_group_norm_bf16(x, N, C, H * W, G, pre_bias, gamma, beta, eps, silu, in, k.split);
+    ops_group_norm_bf16(m->ctx, x, N, C, H * W, G, pre_bias, gamma, beta, eps, silu, in, k.split);
     PROF_BEGIN;
-    conv_run(&k, NULL, w, b, y, in);
+    conv_run(m->ctx, &k, NULL, w, b, y, in);
     PROF_END(PROF_CONV);
 }

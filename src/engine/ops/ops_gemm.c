@@ -3,7 +3,7 @@
  * op_gemm goes straight to oneDNN's sgemm (row-major; sequential when called
  * inside a parallel region).  op_linear / op_linear_acc run on oneDNN matmul
  * primitives (brgemm kernels) with the weights in the layout the primitive
- * prefers, reordered once through the shared weight cache (ops_weights.c);
+ * prefers, reordered once onto the weight's handle (ops_weights.c);
  * bias is an argument and the residual add a "sum" post-op, so a layer is
  * one pass over its output.  On this class of CPU that is ~5-15 % faster
  * than sgemm on the UNet's shapes and up to 1.5x on the text encoder's
@@ -11,7 +11,8 @@
  * call — to bf16, or for bf16x2 to [hi | lo] rows of 2·IN against the bf16
  * weights stacked twice ([IN; IN] x OUT, one product, f32 sums) — and the
  * weight copy is bf16: oneDNN's AMX kernels.
- * Primitives are cached per shape and precision (LRU).  Out of memory
+ * Primitives are cached per shape and precision in the context (LRU; an
+ * entry is pinned while a matmul runs on it).  Out of memory
  * sets the ops fault (ops.h) and the op does nothing; any other oneDNN
  * failure is a bug: sd_panic.
  * A row's result must not depend on how many rows the call has (an image's
@@ -43,7 +44,7 @@ void op_gemm(int transB, int M, int N, int K, float alpha,
             for (int j = 0; j < N; j++) C[(size_t)i * ldc + j] = beta == 0.f ? 0.f : beta * C[(size_t)i * ldc + j];
         return;
     }
-    ops_ck(dnnl_sgemm('N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), "sgemm");
+    ops_ck(NULL, dnnl_sgemm('N', transB ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc), "sgemm");
 }
 
 #define MM_CACHE 128
@@ -57,13 +58,34 @@ typedef struct mm_entry {
     dnnl_primitive_t prim;
     dnnl_memory_desc_t src, wei, pwei, bia, dst, scratch;
     int brgemm;                /* oneDNN picked a brgemm kernel: rows are M-invariant */
+    int busy;                  /* matmuls running on it now: not evicted */
+    int temp;                  /* built outside the table (every entry busy) */
 } mm_entry;
 
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static mm_entry g_mm[MM_CACHE];
-static unsigned long long g_clock;
+/* A context's matmul primitives (its lock guards the table and the pins). */
+struct mm_cache {
+    pthread_mutex_t lock;
+    mm_entry e[MM_CACHE];
+    unsigned long long clock;
+};
 
-static void mm_build(mm_entry *e, const mm_key *k)
+struct mm_cache *ops_mm_cache_new(void)
+{
+    struct mm_cache *mc = sd_calloc(1, sizeof *mc);
+    if (mc) pthread_mutex_init(&mc->lock, NULL);
+    return mc;
+}
+
+void ops_mm_cache_free(struct mm_cache *mc)
+{
+    if (!mc) return;
+    for (int i = 0; i < MM_CACHE; i++)
+        if (mc->e[i].used) dnnl_primitive_destroy(mc->e[i].prim);
+    pthread_mutex_destroy(&mc->lock);
+    free(mc);
+}
+
+static void mm_build(ops_ctx *c, mm_entry *e, const mm_key *k)
 {
     /* bf16x2 (ops_dnnl.h): [hi | lo] against [w; w], or hi and lo rows with
      * the bias and the residual added when the halves are combined */
@@ -72,28 +94,28 @@ static void mm_build(mm_entry *e, const mm_key *k)
     dnnl_dims_t sd = {M, K}, wd = {K, k->OUT}, bd = {1, k->OUT}, dd = {M, k->OUT};
     dnnl_memory_desc_t aw;
     dnnl_data_type_t dt = k->prec != OPS_FP32 ? dnnl_bf16 : dnnl_f32;   /* src and weights; dst and bias f32 */
-    ops_ck(dnnl_memory_desc_init_by_tag(&e->src, 2, sd, dt, dnnl_ab), "md src");
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&e->src, 2, sd, dt, dnnl_ab), "md src");
     /* w is [OUT, IN] row-major: as [IN, OUT] that is "ba" */
-    ops_ck(dnnl_memory_desc_init_by_tag(&e->pwei, 2, wd, dnnl_f32, dnnl_ba), "md weights");
-    ops_ck(dnnl_memory_desc_init_by_tag(&aw, 2, wd, dt, dnnl_format_tag_any), "md weights any");
-    ops_ck(dnnl_memory_desc_init_by_tag(&e->bia, 2, bd, dnnl_f32, dnnl_ab), "md bias");
-    ops_ck(dnnl_memory_desc_init_by_tag(&e->dst, 2, dd, dnnl_f32, dnnl_ab), "md dst");
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&e->pwei, 2, wd, dnnl_f32, dnnl_ba), "md weights");
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&aw, 2, wd, dt, dnnl_format_tag_any), "md weights any");
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&e->bia, 2, bd, dnnl_f32, dnnl_ab), "md bias");
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&e->dst, 2, dd, dnnl_f32, dnnl_ab), "md dst");
     dnnl_matmul_desc_t md;
-    ops_ck(dnnl_matmul_desc_init(&md, &e->src, &aw, bias ? &e->bia : NULL, &e->dst), "matmul desc");
+    ops_ck(c, dnnl_matmul_desc_init(&md, &e->src, &aw, bias ? &e->bia : NULL, &e->dst), "matmul desc");
     dnnl_primitive_attr_t attr;
-    ops_ck(dnnl_primitive_attr_create(&attr), "attr_create");
-    ops_ck(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attr_set_scratchpad_mode");
+    ops_ck(c, dnnl_primitive_attr_create(&attr), "attr_create");
+    ops_ck(c, dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attr_set_scratchpad_mode");
     if (accum) {
         dnnl_post_ops_t po;
-        ops_ck(dnnl_post_ops_create(&po), "post_ops_create");
-        ops_ck(dnnl_post_ops_append_sum(po, 1.f), "post_ops_append_sum");
-        ops_ck(dnnl_primitive_attr_set_post_ops(attr, po), "attr_set_post_ops");
+        ops_ck(c, dnnl_post_ops_create(&po), "post_ops_create");
+        ops_ck(c, dnnl_post_ops_append_sum(po, 1.f), "post_ops_append_sum");
+        ops_ck(c, dnnl_primitive_attr_set_post_ops(attr, po), "attr_set_post_ops");
         dnnl_post_ops_destroy(po);
     }
     dnnl_primitive_desc_t pd;
     e->prim = NULL;
     e->brgemm = 0;
-    int bad = ops_ck(dnnl_primitive_desc_create(&pd, &md, attr, ops_engine(), NULL), "matmul primitive desc");
+    int bad = ops_ck(c, dnnl_primitive_desc_create(&pd, &md, attr, ops_engine(), NULL), "matmul primitive desc");
     dnnl_primitive_attr_destroy(attr);
     if (bad) return;   /* out of memory: the fault is set */
     e->wei = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
@@ -101,44 +123,87 @@ static void mm_build(mm_entry *e, const mm_key *k)
     const char *impl = NULL;
     e->brgemm = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
                 !strncmp(impl, "brg", 3);
-    if (ops_ck(dnnl_primitive_create(&e->prim, pd), "matmul primitive")) e->prim = NULL;
+    if (ops_ck(c, dnnl_primitive_create(&e->prim, pd), "matmul primitive")) e->prim = NULL;
     dnnl_primitive_desc_destroy(pd);
     e->key = *k;
 }
 
-static mm_entry *mm_lookup(const mm_key *k)
+/* The primitive for k in c's cache, pinned (busy) until mm_unpin: a thread
+ * sharing the context cannot evict it meanwhile.  The least recently used
+ * idle entry makes room; if every entry is busy the primitive is built
+ * outside the table and freed after use.  NULL when out of memory. */
+static mm_entry *mm_lookup(ops_ctx *c, const mm_key *k)
 {
-    pthread_mutex_lock(&g_lock);
-    mm_entry *hit = NULL, *victim = &g_mm[0];
+    struct mm_cache *mc = c->mm;
+    pthread_mutex_lock(&mc->lock);
+    mm_entry *hit = NULL, *victim = NULL;
     for (int i = 0; i < MM_CACHE; i++) {
-        mm_entry *e = &g_mm[i];
+        mm_entry *e = &mc->e[i];
         if (e->used && !memcmp(&e->key, k, sizeof *k)) { hit = e; break; }
-        if (e->used < victim->used) victim = e;
+        if (!e->busy && (!victim || e->used < victim->used)) victim = e;
     }
     if (!hit) {
-        if (victim->used) dnnl_primitive_destroy(victim->prim);
-        mm_build(victim, k);
+        if (victim) {
+            if (victim->used) dnnl_primitive_destroy(victim->prim);
+        } else if ((victim = sd_calloc(1, sizeof *victim))) {
+            victim->temp = 1;
+        } else {
+            ops_set_fault(c);
+            pthread_mutex_unlock(&mc->lock);
+            return NULL;
+        }
+        mm_build(c, victim, k);
         hit = victim;
     }
-    hit->used = hit->prim ? ++g_clock : 0;   /* not kept when out of memory */
-    pthread_mutex_unlock(&g_lock);
+    if (!hit->temp) hit->used = hit->prim ? ++mc->clock : 0;   /* not kept when out of memory */
+    hit->busy++;
+    pthread_mutex_unlock(&mc->lock);
     return hit;
 }
 
-/* y[k->M, OUT] (+)= x·wᵀ + b on the primitive for k */
-static void linear_run(const mm_key *k, const float *x, const float *w, const float *b, float *y)
+static void mm_unpin(ops_ctx *c, mm_entry *e)
+{
+    pthread_mutex_lock(&c->mm->lock);
+    e->busy--;
+    pthread_mutex_unlock(&c->mm->lock);
+    if (e->temp) {
+        if (e->prim) dnnl_primitive_destroy(e->prim);
+        free(e);
+    }
+}
+
+/* Whether the primitive for k is a brgemm kernel (0 when out of memory). */
+static int mm_brgemm(ops_ctx *c, const mm_key *k)
+{
+    mm_entry *e = mm_lookup(c, k);
+    if (!e) return 0;
+    int brg = e->brgemm;
+    mm_unpin(c, e);
+    return brg;
+}
+
+/* y[k->M, OUT] (+)= x·wᵀ + b on the primitive e for k */
+static void linear_exec(ops_ctx *c, const mm_entry *e, const mm_key *k, const float *x, ops_weight *w,
+                        const float *b, float *y)
 {
     int M = k->M, IN = k->IN, OUT = k->OUT, accum = k->accum;
-    mm_entry *e = mm_lookup(k);
-    void *wb = ops_weights_get(w, (size_t)IN * OUT, &e->pwei, &e->wei, k->split == OPS_SPLIT_COLS ? OUT : 0);
-    const void *src = k->prec != OPS_FP32 ? ops_bf16_input(x, (size_t)M, IN, k->split) : (const void *)x;
+    void *wb = ops_weights_get(c, w, (size_t)IN * OUT, &e->pwei, &e->wei, k->split == OPS_SPLIT_COLS ? OUT : 0);
+    const void *src = k->prec != OPS_FP32 ? ops_bf16_input(c, x, (size_t)M, IN, k->split) : (const void *)x;
     if (!wb || !src || !e->prim) return;   /* out of memory: the ops fault is set */
     if (k->split == OPS_SPLIT_ROWS) {   /* hi and lo rows, added with the bias (and residual) */
-        ops_run_forward_split(e->prim, "matmul execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y, OUT, b,
-                              accum);
+        ops_run_forward_split(c, e->prim, "matmul execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y, OUT,
+                              b, accum);
         return;
     }
-    ops_run_forward(e->prim, "matmul execute", &e->src, src, &e->wei, wb, &e->bia, b, &e->dst, y, &e->scratch);
+    ops_run_forward(c, e->prim, "matmul execute", &e->src, src, &e->wei, wb, &e->bia, b, &e->dst, y, &e->scratch);
+}
+
+static void linear_run(ops_ctx *c, const mm_key *k, const float *x, ops_weight *w, const float *b, float *y)
+{
+    mm_entry *e = mm_lookup(c, k);
+    if (!e) return;
+    linear_exec(c, e, k, x, w, b, y);
+    mm_unpin(c, e);
 }
 
 static _Thread_local void *t_cx, *t_cy;   /* a zero-padded last chunk */
@@ -146,51 +211,54 @@ static _Thread_local size_t t_ncx, t_ncy;
 
 /* M rows in chunks of exactly MM_CHUNK rows (kc.M), the last one through
  * zero-padded buffers */
-static void linear_chunks(const mm_key *kc, int M, const float *x, const float *w, const float *b, float *y)
+static void linear_chunks(ops_ctx *c, const mm_key *kc, int M, const float *x, ops_weight *w, const float *b,
+                          float *y)
 {
     int IN = kc->IN, OUT = kc->OUT;
     for (int r0 = 0; r0 < M; r0 += MM_CHUNK) {
         int n = M - r0 < MM_CHUNK ? M - r0 : MM_CHUNK;
         if (n == MM_CHUNK) {
-            linear_run(kc, x + (size_t)r0 * IN, w, b, y + (size_t)r0 * OUT);
+            linear_run(c, kc, x + (size_t)r0 * IN, w, b, y + (size_t)r0 * OUT);
             continue;
         }
-        float *cx = ops_grow(&t_cx, &t_ncx, sizeof(float) * MM_CHUNK * IN);
-        float *cy = ops_grow(&t_cy, &t_ncy, sizeof(float) * MM_CHUNK * OUT);
+        float *cx = ops_grow(c, &t_cx, &t_ncx, sizeof(float) * MM_CHUNK * IN);
+        float *cy = ops_grow(c, &t_cy, &t_ncy, sizeof(float) * MM_CHUNK * OUT);
         if (!cx || !cy) return;   /* out of memory: the ops fault is set */
         memcpy(cx, x + (size_t)r0 * IN, sizeof(float) * n * IN);
         memset(cx + (size_t)n * IN, 0, sizeof(float) * (MM_CHUNK - n) * IN);
         memset(cy, 0, sizeof(float) * MM_CHUNK * OUT);
         if (kc->accum) memcpy(cy, y + (size_t)r0 * OUT, sizeof(float) * n * OUT);
-        linear_run(kc, cx, w, b, cy);
+        linear_run(c, kc, cx, w, b, cy);
         memcpy(y + (size_t)r0 * OUT, cy, sizeof(float) * n * OUT);
     }
 }
 
-static void linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y, int accum)
+static void linear(const ops_m *m, const float *x, int M, int IN, ops_weight *w, const float *b, int OUT, float *y,
+                   int accum)
 {
     SD_ASSERT(M >= 0 && IN >= 1 && OUT >= 0 && (M == 0 || OUT == 0 || (x && w && y)));
-    if (M <= 0 || OUT <= 0 || ops_faulted()) return;
-    mm_key k = {MM_CHUNK, IN, OUT, b != NULL, accum, ops_precision(), 0};
+    ops_ctx *c = m->ctx;
+    if (M <= 0 || OUT <= 0 || ops_faulted(c)) return;
+    mm_key k = {MM_CHUNK, IN, OUT, b != NULL, accum, m->prec, 0};
     if (k.prec == OPS_BF16X2) k.split = ops_split_mode(0, (size_t)IN * OUT, IN, OUT);
-    if (!mm_lookup(&k)->brgemm) {   /* decided on the chunk's shape: the same for every M */
-        linear_chunks(&k, M, x, w, b, y);
+    if (!mm_brgemm(c, &k)) {   /* decided on the chunk's shape: the same for every M */
+        linear_chunks(c, &k, M, x, w, b, y);
         return;
     }
     k.M = M;
-    linear_run(&k, x, w, b, y);
+    linear_run(c, &k, x, w, b, y);
 }
 
-void op_linear(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y)
+void op_linear(const ops_m *m, const float *x, int M, int IN, ops_weight *w, const float *b, int OUT, float *y)
 {
     PROF_BEGIN;
-    linear(x, M, IN, w, b, OUT, y, 0);
+    linear(m, x, M, IN, w, b, OUT, y, 0);
     PROF_END(PROF_LINEAR);
 }
 
-void op_linear_acc(const float *x, int M, int IN, const float *w, const float *b, int OUT, float *y)
+void op_linear_acc(const ops_m *m, const float *x, int M, int IN, ops_weight *w, const float *b, int OUT, float *y)
 {
     PROF_BEGIN;
-    linear(x, M, IN, w, b, OUT, y, 1);
+    linear(m, x, M, IN, w, b, OUT, y, 1);
     PROF_END(PROF_LINEAR);
 }

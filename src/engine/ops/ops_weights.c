@@ -4,14 +4,13 @@
  * of conv and matmul inputs and bf16x2's choice of split.
  *
  * A primitive (conv, matmul) may want its weights in a blocked layout of its
- * own; ops_weights_get reorders them once per (weight pointer, layout) into a
- * cache that lives until ops_release_weights() (called when a checkpoint is
- * closed).  Weights inside memory declared with ops_weights_releasable (the
- * loader's widened checkpoint) have their original pages given back to the
- * OS after the first blocked copy, so they are resident once, not twice;
- * other layouts of them are then reordered from that copy.  Elsewhere a
- * fingerprint of sampled values catches a freed pointer reused for other
- * weights. */
+ * own; ops_weights_get reorders a weight handle (ops_weight, ops.h) once per
+ * layout into a copy kept on the handle, until the handle is freed, its
+ * weight replaced or restored, or ops_release_weights.  A handle's owner
+ * with a source (the loader) is told when the first blocked copy exists and
+ * may give the original's pages back then, so the weights are resident
+ * once, not twice; other layouts are then reordered from that copy, or
+ * from the original re-derived through the source. */
 #include "ops.h"
 #include "ops_dnnl.h"
 #include "../../base/alloc.h"
@@ -26,24 +25,27 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-/* One reordered copy of a weight tensor in one layout. */
-typedef struct wcache {
-    const float *ptr;
+/* One reordered copy of a weight in one layout. */
+typedef struct wcopy {
     dnnl_memory_desc_t md;
-    float finger[8];
     void *buf;
-    int gave_back;   /* made from checkpoint memory whose pages were then given back */
-} wcache;
+} wcopy;
+
+struct ops_weight {
+    ops_ctx *ctx;
+    struct ops_weight *prev, *next;   /* the context's registry */
+    const float *orig;                /* the owner's original */
+    float *patched;                   /* a replacement (ours), or NULL */
+    size_t n;
+    const ops_weight_src *src;
+    void *ud;
+    int orig_gone;                    /* the owner was told it may give the original's pages back */
+    wcopy *copies;
+    int ncopies, capcopies;
+};
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
-static dnnl_engine_t g_engine;
-static wcache *g_w;
-static size_t g_nw, g_capw;
-/* Checkpoint memory whose weights may be dropped once copied. */
-#define MAX_RANGES 16
-static struct { uintptr_t lo, hi; } g_rng[MAX_RANGES];
-static int g_nrng;
+static dnnl_engine_t g_engine;   /* oneDNN's CPU engine: stateless, shared by every context */
 static _Thread_local dnnl_stream_t t_stream;
 static _Thread_local void *t_scr;   /* the convs' and matmuls' scratchpad */
 static _Thread_local size_t t_nscr;
@@ -57,20 +59,21 @@ static _Thread_local size_t *t_have[MAX_TBUF];
 static _Thread_local int t_nbuf;
 
 /* Set when an op could not get memory (our seam or oneDNN's
- * dnnl_out_of_memory); ops skip their work while it is set and the pipeline
- * turns it into SD_ENOMEM (ops_take_fault).  Process-wide, as the rest of
- * the ops state: one generating thread at a time. */
-static atomic_int g_fault;
+ * dnnl_out_of_memory); the context's ops skip their work while it is set
+ * and the pipeline turns it into SD_ENOMEM (ops_take_fault).  Atomic: the
+ * team's threads may set it. */
+void ops_set_fault(ops_ctx *c)
+{
+    if (c) atomic_store(&c->fault, 1);
+}
+int ops_faulted(const ops_ctx *c) { return c && atomic_load_explicit(&c->fault, memory_order_relaxed); }
+int ops_take_fault(ops_ctx *c) { return c && atomic_exchange(&c->fault, 0); }
 
-void ops_set_fault(void) { atomic_store(&g_fault, 1); }
-int ops_faulted(void) { return atomic_load_explicit(&g_fault, memory_order_relaxed); }
-int ops_take_fault(void) { return atomic_exchange(&g_fault, 0); }
-
-int ops_ck(dnnl_status_t st, const char *what)
+int ops_ck(ops_ctx *c, dnnl_status_t st, const char *what)
 {
     if (st == dnnl_success) return 0;
     if (st == dnnl_out_of_memory) {
-        ops_set_fault();
+        ops_set_fault(c);
         return -1;
     }
     sd_panic("ops: oneDNN %s failed (status %d)", what, (int)st);
@@ -90,8 +93,9 @@ static void thread_end(void *unused)
  * that meet the same bf16 weight, so only the weights are rounded.  By
  * default bf16x2 where the CPU has AMX (oneDNN's AMX kernels make even the
  * doubled work ~4x faster than fp32), fp32 elsewhere; SD_PRECISION
- * overrides.  (oneDNN 2.6 ignores the bf16 "fpmath mode" on f32 tensors, so
- * the tensors themselves are bf16.) */
+ * overrides (the default; each model passes its own, ops_m).  (oneDNN 2.6
+ * ignores the bf16 "fpmath mode" on f32 tensors, so the tensors themselves
+ * are bf16.) */
 static int g_prec;
 static int g_vec;   /* the CPU converts to bf16 in vectors (avx512bf16) */
 
@@ -103,7 +107,7 @@ static int has_amx(void)
 
 static void engine_init(void)
 {
-    ops_ck(dnnl_engine_create(&g_engine, dnnl_cpu, 0), "engine_create");
+    ops_ck(NULL, dnnl_engine_create(&g_engine, dnnl_cpu, 0), "engine_create");
     const char *p = getenv("SD_PRECISION");
     g_prec = ops_precision_from_name(p);
     if (g_prec < 0) {
@@ -122,7 +126,7 @@ static void at_thread_end(void)
     pthread_setspecific(g_tkey, &g_tkey);
 }
 
-int ops_precision(void)
+int ops_default_precision(void)
 {
     pthread_once(&g_once, engine_init);
     return g_prec;
@@ -153,12 +157,6 @@ int ops_cpu_bf16(void)
     pthread_once(&g_once, engine_init);
     unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
     return (isa & (unsigned)dnnl_cpu_isa_avx512_core) == (unsigned)dnnl_cpu_isa_avx512_core;
-}
-
-void ops_set_precision(int prec)
-{
-    pthread_once(&g_once, engine_init);
-    g_prec = prec;
 }
 
 /* fp32 -> bf16, round to nearest even (NaN stays NaN). */
@@ -238,15 +236,15 @@ void ops_bf16_row(const float *x, int n, uint16_t *hi, uint16_t *lo)
     else ops_to_bf16_serial(x, (size_t)n, hi);
 }
 
-void *ops_bf16_buffer(size_t bytes)
+void *ops_bf16_buffer(ops_ctx *c, size_t bytes)
 {
-    return ops_grow(&t_b16, &t_nb16, bytes);
+    return ops_grow(c, &t_b16, &t_nb16, bytes);
 }
 
-const void *ops_bf16_input(const float *x, size_t rows, int cols, int split)
+const void *ops_bf16_input(ops_ctx *c, const float *x, size_t rows, int cols, int split)
 {
     size_t n = rows * (size_t)cols;
-    uint16_t *y = ops_grow(&t_b16, &t_nb16, n * sizeof(uint16_t) * (split ? 2 : 1));
+    uint16_t *y = ops_grow(c, &t_b16, &t_nb16, n * sizeof(uint16_t) * (split ? 2 : 1));
     if (!y) return NULL;
     if (!split) {
         ops_to_bf16(x, n, y);
@@ -299,13 +297,13 @@ dnnl_engine_t ops_engine(void)
 dnnl_stream_t ops_stream(void)
 {
     if (!t_stream) {
-        ops_ck(dnnl_stream_create(&t_stream, ops_engine(), dnnl_stream_default_flags), "stream_create");
+        ops_ck(NULL, dnnl_stream_create(&t_stream, ops_engine(), dnnl_stream_default_flags), "stream_create");
         at_thread_end();
     }
     return t_stream;
 }
 
-void *ops_grow(void **buf, size_t *have, size_t need)
+void *ops_grow(ops_ctx *c, void **buf, size_t *have, size_t need)
 {
     if (!*buf) {   /* a slot this thread has not used yet: free it at thread end */
         int i = 0;
@@ -320,73 +318,49 @@ void *ops_grow(void **buf, size_t *have, size_t need)
         free(*buf);
         *buf = sd_aligned_alloc(64, need);
         *have = *buf ? need : 0;
-        if (!*buf) ops_set_fault();
+        if (!*buf) ops_set_fault(c);
     }
     return *buf;
 }
 
-dnnl_primitive_t ops_make_reorder(const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to)
+dnnl_primitive_t ops_make_reorder(ops_ctx *c, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to)
 {
     dnnl_primitive_desc_t pd;
     dnnl_primitive_t p = NULL;
-    if (ops_ck(dnnl_reorder_primitive_desc_create(&pd, from, ops_engine(), to, ops_engine(), NULL), "reorder desc"))
+    if (ops_ck(c, dnnl_reorder_primitive_desc_create(&pd, from, ops_engine(), to, ops_engine(), NULL), "reorder desc"))
         return NULL;   /* out of memory: the fault is set */
-    if (ops_ck(dnnl_primitive_create(&p, pd), "reorder primitive")) p = NULL;
+    if (ops_ck(c, dnnl_primitive_create(&p, pd), "reorder primitive")) p = NULL;
     dnnl_primitive_desc_destroy(pd);
     return p;
 }
 
-void ops_run_reorder(dnnl_primitive_t r, const dnnl_memory_desc_t *from, const void *src,
-                        const dnnl_memory_desc_t *to, void *dst)
+void ops_run_reorder(ops_ctx *c, dnnl_primitive_t r, const dnnl_memory_desc_t *from, const void *src,
+                     const dnnl_memory_desc_t *to, void *dst)
 {
     dnnl_memory_t a = NULL, b = NULL;
-    if (!r || ops_ck(dnnl_memory_create(&a, from, ops_engine(), (void *)src), "memory reorder src") ||
-        ops_ck(dnnl_memory_create(&b, to, ops_engine(), dst), "memory reorder dst"))
+    if (!r || ops_ck(c, dnnl_memory_create(&a, from, ops_engine(), (void *)src), "memory reorder src") ||
+        ops_ck(c, dnnl_memory_create(&b, to, ops_engine(), dst), "memory reorder dst"))
         goto done;   /* out of memory: the fault is set */
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, a}, {DNNL_ARG_TO, b}};
-    if (!ops_ck(dnnl_primitive_execute(r, ops_stream(), 2, args), "reorder execute"))
-        ops_ck(dnnl_stream_wait(ops_stream()), "stream_wait");
+    if (!ops_ck(c, dnnl_primitive_execute(r, ops_stream(), 2, args), "reorder execute"))
+        ops_ck(c, dnnl_stream_wait(ops_stream()), "stream_wait");
 done:
     if (a) dnnl_memory_destroy(a);
     if (b) dnnl_memory_destroy(b);
 }
 
-static void fingerprint(const float *w, size_t n, float f[8])
-{
-    for (int i = 0; i < 8; i++) f[i] = w[(n - 1) * i / 7];
-}
-
-static int releasable(const float *w, size_t bytes)
-{
-    for (int i = 0; i < g_nrng; i++)
-        if ((uintptr_t)w >= g_rng[i].lo && (uintptr_t)w + bytes <= g_rng[i].hi) return 1;
-    return 0;
-}
-
-void ops_weights_releasable(const void *p, size_t bytes)
-{
-    if (!p || !bytes) return;
-    pthread_mutex_lock(&g_lock);
-    if (g_nrng < MAX_RANGES) {
-        g_rng[g_nrng].lo = (uintptr_t)p;
-        g_rng[g_nrng].hi = (uintptr_t)p + bytes;
-        g_nrng++;
-    }
-    pthread_mutex_unlock(&g_lock);
-}
-
 /* One argument of a primitive: a oneDNN memory over ptr, appended to m and
  * args; -1 when oneDNN is out of memory (the fault is set). */
-static int add_arg(dnnl_memory_t *m, dnnl_exec_arg_t *args, int *n, int arg, const dnnl_memory_desc_t *md,
+static int add_arg(ops_ctx *c, dnnl_memory_t *m, dnnl_exec_arg_t *args, int *n, int arg, const dnnl_memory_desc_t *md,
                    const void *ptr, const char *what)
 {
-    if (ops_ck(dnnl_memory_create(&m[*n], md, ops_engine(), (void *)ptr), what)) return -1;
+    if (ops_ck(c, dnnl_memory_create(&m[*n], md, ops_engine(), (void *)ptr), what)) return -1;
     args[*n] = (dnnl_exec_arg_t){arg, m[*n]};
     (*n)++;
     return 0;
 }
 
-void ops_run_forward(dnnl_primitive_t prim, const char *what, const dnnl_memory_desc_t *smd, const void *src,
+void ops_run_forward(ops_ctx *c, dnnl_primitive_t prim, const char *what, const dnnl_memory_desc_t *smd, const void *src,
                      const dnnl_memory_desc_t *wmd, const void *wei, const dnnl_memory_desc_t *bmd,
                      const void *bias, const dnnl_memory_desc_t *dmd, void *dst,
                      const dnnl_memory_desc_t *scratch)
@@ -395,16 +369,16 @@ void ops_run_forward(dnnl_primitive_t prim, const char *what, const dnnl_memory_
     dnnl_exec_arg_t args[5];
     int n = 0;
     size_t nscr = dnnl_memory_desc_get_size(scratch);
-    void *scr = nscr ? ops_grow(&t_scr, &t_nscr, nscr) : NULL;
+    void *scr = nscr ? ops_grow(c, &t_scr, &t_nscr, nscr) : NULL;
     if (!prim || !src || !wei || !dst || (nscr && !scr) ||   /* a fault earlier on (ops_faulted) */
-        add_arg(m, args, &n, DNNL_ARG_SRC, smd, src, "memory src") ||
-        add_arg(m, args, &n, DNNL_ARG_WEIGHTS, wmd, wei, "memory weights") ||
-        add_arg(m, args, &n, DNNL_ARG_DST, dmd, dst, "memory dst") ||
-        (bias && add_arg(m, args, &n, DNNL_ARG_BIAS, bmd, bias, "memory bias")) ||
-        (nscr && add_arg(m, args, &n, DNNL_ARG_SCRATCHPAD, scratch, scr, "memory scratchpad")))
+        add_arg(c, m, args, &n, DNNL_ARG_SRC, smd, src, "memory src") ||
+        add_arg(c, m, args, &n, DNNL_ARG_WEIGHTS, wmd, wei, "memory weights") ||
+        add_arg(c, m, args, &n, DNNL_ARG_DST, dmd, dst, "memory dst") ||
+        (bias && add_arg(c, m, args, &n, DNNL_ARG_BIAS, bmd, bias, "memory bias")) ||
+        (nscr && add_arg(c, m, args, &n, DNNL_ARG_SCRATCHPAD, scratch, scr, "memory scratchpad")))
         goto done;
     dnnl_stream_t st = ops_stream();
-    if (!ops_ck(dnnl_primitive_execute(prim, st, n, args), what)) ops_ck(dnnl_stream_wait(st), "stream_wait");
+    if (!ops_ck(c, dnnl_primitive_execute(prim, st, n, args), what)) ops_ck(c, dnnl_stream_wait(st), "stream_wait");
 done:
     for (int i = 0; i < n; i++) dnnl_memory_destroy(m[i]);
 }
@@ -412,98 +386,171 @@ done:
 static _Thread_local void *t_y2;   /* the two output halves of a row-split product */
 static _Thread_local size_t t_ny2;
 
-void ops_run_forward_split(dnnl_primitive_t prim, const char *what, const dnnl_memory_desc_t *smd, const void *src,
+void ops_run_forward_split(ops_ctx *c, dnnl_primitive_t prim, const char *what, const dnnl_memory_desc_t *smd, const void *src,
                            const dnnl_memory_desc_t *wmd, const void *wei, const dnnl_memory_desc_t *dmd,
                            const dnnl_memory_desc_t *scratch, float *y, int C, const float *b, int accum)
 {
     size_t n = dnnl_memory_desc_get_size(dmd) / sizeof(float) / 2;
-    float *y2 = ops_grow(&t_y2, &t_ny2, 2 * n * sizeof(float));
+    float *y2 = ops_grow(c, &t_y2, &t_ny2, 2 * n * sizeof(float));
     if (!y2) return;
-    ops_run_forward(prim, what, smd, src, wmd, wei, NULL, NULL, dmd, y2, scratch);
-    if (!ops_faulted()) split_combine(y, y2, n, C, b, accum);
+    ops_run_forward(c, prim, what, smd, src, wmd, wei, NULL, NULL, dmd, y2, scratch);
+    if (!ops_faulted(c)) split_combine(y, y2, n, C, b, accum);
 }
 
-/* ops_weights_get's way out when memory runs out: the fault set, the cache
- * lock released, NULL. */
-static void *no_memory(void)
+
+/* ------------------------------------------------------------ weight handles */
+
+static const float *current(const ops_weight *w) { return w->patched ? w->patched : w->orig; }
+
+ops_weight *ops_weight_register(ops_ctx *c, const float *data, size_t n, const ops_weight_src *src, void *ud)
 {
-    ops_set_fault();
-    pthread_mutex_unlock(&g_lock);
+    SD_ASSERT(c && data && n >= 1);
+    ops_weight *w = sd_calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->ctx = c;
+    w->orig = data;
+    w->n = n;
+    w->src = src;
+    w->ud = ud;
+    pthread_mutex_lock(&c->lock);
+    w->next = c->weights;
+    if (c->weights) c->weights->prev = w;
+    c->weights = w;
+    pthread_mutex_unlock(&c->lock);
+    return w;
+}
+
+size_t ops_weight_numel(const ops_weight *w) { return w->n; }
+
+void ops_weight_given_back(ops_weight *w)
+{
+    SD_ASSERT(w->src && w->src->reload);
+    pthread_mutex_lock(&w->ctx->lock);
+    w->orig_gone = 1;
+    pthread_mutex_unlock(&w->ctx->lock);
+}
+
+/* Every derived copy of w dropped (the context's lock held). */
+static void drop_copies(ops_weight *w)
+{
+    for (int i = 0; i < w->ncopies; i++) free(w->copies[i].buf);
+    w->ncopies = 0;
+}
+
+void ops_weight_free(ops_weight *w)
+{
+    if (!w) return;
+    ops_ctx *c = w->ctx;
+    pthread_mutex_lock(&c->lock);
+    if (w->prev) w->prev->next = w->next;
+    else c->weights = w->next;
+    if (w->next) w->next->prev = w->prev;
+    drop_copies(w);
+    pthread_mutex_unlock(&c->lock);
+    free(w->copies);
+    free(w->patched);
+    free(w);
+}
+
+/* The original's values into a new buffer through the owner's source (its
+ * pages were given back).  NULL when out of memory. */
+static float *reload_original(const ops_weight *w)
+{
+    float *p = sd_malloc(w->n * sizeof(float));
+    if (p && w->src->reload(w->ud, p, w->n)) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
+int ops_weight_read(const ops_weight *w, float *dst)
+{
+    if (w->patched || !w->orig_gone) {
+        memcpy(dst, current(w), w->n * sizeof(float));
+        return 0;
+    }
+    return w->src->reload(w->ud, dst, w->n);
+}
+
+int ops_weight_replace(ops_weight *w, const float *data)
+{
+    float *p = sd_malloc(w->n * sizeof(float));
+    if (!p) return -1;
+    memcpy(p, data, w->n * sizeof(float));
+    pthread_mutex_lock(&w->ctx->lock);
+    drop_copies(w);
+    free(w->patched);
+    w->patched = p;
+    pthread_mutex_unlock(&w->ctx->lock);
+    return 0;
+}
+
+int ops_weight_restore(ops_weight *w)
+{
+    pthread_mutex_lock(&w->ctx->lock);
+    if (w->patched) drop_copies(w);   /* made from the replacement; the original's are re-derived on use */
+    free(w->patched);
+    w->patched = NULL;
+    pthread_mutex_unlock(&w->ctx->lock);
+    return 0;
+}
+
+void ops_release_weights(ops_ctx *c)
+{
+    pthread_mutex_lock(&c->lock);
+    for (ops_weight *w = c->weights; w; w = w->next) drop_copies(w);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void ops_weights_stats(ops_ctx *c, size_t *copies, size_t *bytes, size_t *wino_bytes)
+{
+    *copies = *bytes = *wino_bytes = 0;
+    pthread_mutex_lock(&c->lock);
+    for (ops_weight *w = c->weights; w; w = w->next)
+        for (int i = 0; i < w->ncopies; i++) {
+            size_t b = dnnl_memory_desc_get_size(&w->copies[i].md);
+            (*copies)++;
+            *bytes += b;
+            if (w->copies[i].md.format_kind != dnnl_blocked) *wino_bytes += b;
+        }
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* The copy of w in layout wei, or a blocked copy of the same dims another
+ * layout can be reordered from (*other; never from bf16 to f32: Winograd
+ * layouts cannot be a source either). */
+static wcopy *find_copy(ops_weight *w, const dnnl_memory_desc_t *wei, wcopy **other)
+{
+    *other = NULL;
+    for (int i = 0; i < w->ncopies; i++) {
+        wcopy *c = &w->copies[i];
+        if (dnnl_memory_desc_equal(&c->md, wei)) return c;
+        if (c->md.format_kind == dnnl_blocked && c->md.ndims == wei->ndims &&
+            !memcmp(c->md.dims, wei->dims, sizeof(dnnl_dim_t) * (size_t)wei->ndims) &&
+            (c->md.data_type == dnnl_f32 || c->md.data_type == wei->data_type))
+            *other = c;
+    }
     return NULL;
 }
 
-/* The weights at w in layout `want`, reordered on first use.  A tensor in
- * checkpoint memory has its original pages dropped after the first copy;
- * another layout of it is then reordered from that copy.  Elsewhere a
- * fingerprint of sampled values catches a freed pointer reused for other
- * weights. */
-void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, const dnnl_memory_desc_t *wei,
-                      int stack_rows)
+/* Into buf (layout wei): from another copy, or from the fp32 values at base
+ * (plain layout pwei; with stack_rows every row twice in a row first).
+ * 0, or -1 when out of memory (the fault is set). */
+static int make_copy(ops_ctx *c, const wcopy *other, const float *base, size_t n, const dnnl_memory_desc_t *pwei,
+                     const dnnl_memory_desc_t *wei, int stack_rows, void *buf)
 {
-    if (dnnl_memory_desc_equal(wei, pwei)) return (void *)w;
-    pthread_once(&g_once, engine_init);
-    pthread_mutex_lock(&g_lock);
-    int rel = releasable(w, n * sizeof(float));
-    float f[8] = {0};
-    if (!rel) fingerprint(w, n, f);
-    wcache *other = NULL;
-    int gone = 0;   /* the original's pages were given back */
-    for (size_t i = 0; i < g_nw; i++) {
-        wcache *c = &g_w[i];
-        if (c->ptr != w) continue;
-        if (!rel && memcmp(c->finger, f, sizeof f)) {   /* stale copy of reused memory */
-            free(c->buf);
-            *c = g_w[--g_nw];
-            i--;
-            continue;
-        }
-        if (dnnl_memory_desc_equal(&c->md, wei)) {
-            pthread_mutex_unlock(&g_lock);
-            return c->buf;
-        }
-        /* a blocked copy of the same tensor can be the source of another
-         * layout (Winograd layouts cannot); same pointer, other dims is not
-         * the same tensor */
-        if (c->md.format_kind == dnnl_blocked && c->md.ndims == wei->ndims &&
-            !memcmp(c->md.dims, wei->dims, sizeof(dnnl_dim_t) * (size_t)wei->ndims) &&
-            (c->md.data_type == dnnl_f32 || c->md.data_type == wei->data_type))   /* never from bf16 to f32 */
-            other = c;
-        gone |= c->gave_back;
-    }
-    if (!other && gone) {
-        /* the original is needed (a first copy at another precision or
-         * shape) but its pages were given back: a checkpoint's weights are
-         * used at one precision (chosen before its first use) and shape */
-        sd_panic("ops: a weight tensor was wanted at another precision or shape after its original was given back");
-    }
-    if (g_nw == g_capw) {
-        size_t cap = g_capw ? 2 * g_capw : 256;
-        size_t oi = other ? (size_t)(other - g_w) : 0;
-        wcache *nw = sd_realloc(g_w, cap * sizeof *nw);
-        if (!nw) return no_memory();
-        g_w = nw;
-        g_capw = cap;
-        if (other) other = &g_w[oi];
-    }
-    wcache *c = &g_w[g_nw];
-    c->ptr = w;
-    c->md = *wei;
-    c->gave_back = 0;
-    memcpy(c->finger, f, sizeof f);
-    size_t bytes = dnnl_memory_desc_get_size(wei);
-    c->buf = sd_aligned_alloc(64, bytes);
-    if (!c->buf) return no_memory();
     const dnnl_memory_desc_t *from = other ? &other->md : pwei;
-    const void *src = other ? other->buf : (const void *)w;
+    const void *src = other ? other->buf : (const void *)base;
     void *plain = NULL;
     if (stack_rows && !other) {
-        /* bf16x2: every row of w twice in a row, as pwei describes */
+        /* bf16x2: every row twice in a row, as pwei describes */
         size_t L = n / (size_t)stack_rows;
         float *st = sd_malloc(2 * n * sizeof(float));
-        if (!st) { free(c->buf); return no_memory(); }
+        if (!st) return ops_set_fault(c), -1;
         for (size_t r = 0; r < (size_t)stack_rows; r++) {
-            memcpy(st + 2 * r * L, w + r * L, L * sizeof(float));
-            memcpy(st + 2 * r * L + L, w + r * L, L * sizeof(float));
+            memcpy(st + 2 * r * L, base + r * L, L * sizeof(float));
+            memcpy(st + 2 * r * L + L, base + r * L, L * sizeof(float));
         }
         plain = st;
         src = st;
@@ -511,65 +558,69 @@ void *ops_weights_get(const float *w, size_t n, const dnnl_memory_desc_t *pwei, 
     else if (other && wei->format_kind != dnnl_blocked) {
         /* Winograd layouts reorder only from the plain layout: unblock the copy first */
         plain = sd_malloc(n * sizeof(float));
-        if (!plain) { free(c->buf); return no_memory(); }
-        dnnl_primitive_t r0 = ops_make_reorder(from, pwei);
-        ops_run_reorder(r0, from, src, pwei, plain);
-        dnnl_primitive_destroy(r0);
+        if (!plain) return ops_set_fault(c), -1;
+        dnnl_primitive_t r0 = ops_make_reorder(c, from, pwei);
+        ops_run_reorder(c, r0, from, src, pwei, plain);
+        if (r0) dnnl_primitive_destroy(r0);
         from = pwei;
         src = plain;
     }
-    dnnl_primitive_t r = ops_make_reorder(from, wei);
-    ops_run_reorder(r, from, src, wei, c->buf);
-    dnnl_primitive_destroy(r);
+    dnnl_primitive_t r = ops_make_reorder(c, from, wei);
+    ops_run_reorder(c, r, from, src, wei, buf);
+    if (r) dnnl_primitive_destroy(r);
     free(plain);
-    g_nw++;
-    if (rel && !other && wei->format_kind == dnnl_blocked) {
-        /* first plain-reorderable copy: the original is not read again */
-        uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE), a = ((uintptr_t)w + ps - 1) & ~(ps - 1),
-                  b = ((uintptr_t)w + n * sizeof(float)) & ~(ps - 1);
-        if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
-        g_w[g_nw - 1].gave_back = 1;
+    return ops_faulted(c) ? -1 : 0;
+}
+
+/* The weight in layout `want`, made on first use and kept on the handle.
+ * The first blocked copy of an original tells its owner (src->copied): it
+ * may give the original's pages back.  Later copies come from a blocked
+ * copy, or from the original re-derived through the source. */
+void *ops_weights_get(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_desc_t *pwei,
+                      const dnnl_memory_desc_t *wei, int stack_rows)
+{
+    SD_ASSERT(w && w->ctx == c && n == w->n);
+    int plain_ok = !stack_rows && dnnl_memory_desc_equal(wei, pwei);
+    if (plain_ok && (w->patched || !w->orig_gone)) return (void *)current(w);
+    pthread_mutex_lock(&c->lock);
+    wcopy *other, *hit = find_copy(w, wei, &other);
+    void *out = hit ? hit->buf : NULL;
+    if (hit) goto done;
+    if (w->ncopies == w->capcopies) {
+        int cap = w->capcopies ? 2 * w->capcopies : 2;
+        size_t oi = other ? (size_t)(other - w->copies) : 0;
+        wcopy *nc = sd_realloc(w->copies, (size_t)cap * sizeof *nc);
+        if (!nc) goto oom;
+        w->copies = nc;
+        w->capcopies = cap;
+        if (other) other = &w->copies[oi];
     }
-    pthread_mutex_unlock(&g_lock);
-    return c->buf;
-}
-
-void ops_weights_stats(size_t *copies, size_t *bytes, size_t *wino_bytes)
-{
-    pthread_mutex_lock(&g_lock);
-    *copies = g_nw;
-    *bytes = *wino_bytes = 0;
-    for (size_t i = 0; i < g_nw; i++) {
-        size_t b = dnnl_memory_desc_get_size(&g_w[i].md);
-        *bytes += b;
-        if (g_w[i].md.format_kind != dnnl_blocked) *wino_bytes += b;
+    void *buf = sd_aligned_alloc(64, dnnl_memory_desc_get_size(wei));
+    if (!buf) goto oom;
+    float *reloaded = NULL;
+    const float *base = current(w);
+    if (!other && !w->patched && w->orig_gone && !(base = reloaded = reload_original(w))) {
+        free(buf);
+        goto oom;
     }
-    pthread_mutex_unlock(&g_lock);
+    if (make_copy(c, other, base, n, pwei, wei, stack_rows, buf)) {
+        free(reloaded);
+        free(buf);
+        goto done;   /* the fault is set */
+    }
+    free(reloaded);
+    w->copies[w->ncopies++] = (wcopy){*wei, buf};
+    out = buf;
+    if (!other && !w->patched && !w->orig_gone && w->src && wei->format_kind == dnnl_blocked) {
+        /* the first copy other layouts can come from: the owner's original is
+         * not needed again (re-derived through reload if it is) */
+        w->orig_gone = 1;
+        if (w->src->copied) w->src->copied(w->ud, w->orig, w->n);
+    }
+    goto done;
+oom:
+    ops_set_fault(c);
+done:
+    pthread_mutex_unlock(&c->lock);
+    return out;
 }
-
-void ops_release_weights(void)
-{
-    pthread_mutex_lock(&g_lock);
-    for (size_t i = 0; i < g_nw; i++) free(g_w[i].buf);
-    free(g_w);
-    g_w = NULL;
-    g_nw = g_capw = 0;
-    g_nrng = 0;
-    pthread_mutex_unlock(&g_lock);
-}
-
-void ops_weights_forget(const void *p, size_t bytes)
-{
-    if (!p) return;
-    uintptr_t lo = (uintptr_t)p, hi = lo + bytes;
-    pthread_mutex_lock(&g_lock);
-    for (size_t i = 0; i < g_nw; i++)
-        if ((uintptr_t)g_w[i].ptr >= lo && (uintptr_t)g_w[i].ptr < hi) {
-            free(g_w[i].buf);
-            g_w[i--] = g_w[--g_nw];
-        }
-    for (int i = 0; i < g_nrng; i++)
-        if (g_rng[i].lo == lo && g_rng[i].hi == hi) g_rng[i--] = g_rng[--g_nrng];
-    pthread_mutex_unlock(&g_lock);
-}
-

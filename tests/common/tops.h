@@ -1,0 +1,24 @@
+/* tops.h — the ops context of a test or tool that calls ops directly
+ * (src/engine/ops/ops.h): one per process, made on first use, with the
+ * precision the test sets, and weight handles made per call. */
+#ifndef SD_TOPS_H
+#define SD_TOPS_H
+
+#include <stddef.h>
+
+#include "../../src/engine/ops/ops.h"
+
+/* The test's context and precision (ops_default_precision() at first). */
+ops_m *t_ops(void);
+/* A new context of `threads` (as ops_ctx_new), replacing the test's: every
+ * handle of the old one goes with it. */
+void t_ops_init(int threads);
+/* The precision the test's next direct op calls run at. */
+void t_set_prec(int prec);
+/* A new handle of the test's context for the n floats at w (no source:
+ * they must stay valid until the handle is used for the last time).  Kept
+ * until the context goes: a handle per call, as tests reuse buffers for new
+ * values. */
+ops_weight *t_w(const float *w, size_t n);
+
+#endif
