@@ -123,9 +123,9 @@ int a1111_chunk(const sd_tokenizer *tok, const a1111_parsed *p, const char *fiel
     if (tokenize_pieces(tok, p, field, ids, n, err)) goto done;
     run(&c, p, ids, n);
     if (c.n_chunks > max_chunks) {
-        sd_errf(err, SD_EINVAL, field, "%s is too long: %d tokens make %d chunks of %d (a BREAK closes a "
-                "chunk); the limit is %d chunks (%d tokens)", a1111_what(field), c.token_count, c.n_chunks,
-                TOK_CHUNK, max_chunks, max_chunks * TOK_CHUNK);
+        sd_errf(err, SD_EINVAL, field, "%s is too long: %d tokens make %d windows of %d; the limit is %d "
+                "windows (%d tokens); a BREAK closes a window", a1111_what(field),
+                c.token_count, c.n_chunks, TOK_CHUNK, max_chunks, max_chunks * TOK_CHUNK);
         goto done;
     }
     c.ids = sd_malloc(sizeof(int32_t) * (size_t)c.n_chunks * TOK_WINDOW);
