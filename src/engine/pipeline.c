@@ -57,6 +57,7 @@ struct sd_engine {
 struct sd_unet *sd_engine_unet(sd_engine *e) { return e->unet; }
 struct sd_clip *sd_engine_clip(sd_engine *e) { return e->text[0]; }
 struct sd_vae *sd_engine_vae(sd_engine *e) { return e->vae; }
+struct sd_tokenizer *sd_engine_tokenizer(sd_engine *e) { return e->tok; }
 
 static char *read_text_file(const char *path, size_t *len, sd_err *err)
 {

@@ -28,6 +28,7 @@ struct sd_tokenizer;
 struct sd_unet *sd_engine_unet(sd_engine *e);
 struct sd_clip *sd_engine_clip(sd_engine *e);
 struct sd_vae *sd_engine_vae(sd_engine *e);
+struct sd_tokenizer *sd_engine_tokenizer(sd_engine *e);   /* the loaded vocabulary (prompt plans in tests) */
 
 /* Text conditioning for p's prompt and negative (A1111 syntax, clip_skip):
  * ctx[2, T, W] with row 0 the negative and row 1 the prompt, T = 77 *

@@ -16,19 +16,6 @@
 #include "../../src/engine/prompt/a1111.h"
 #include "../../src/engine/sd.h"
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(sz > 0 ? (size_t)sz : 1);
-    *n = b && sz > 0 ? fread(b, 1, (size_t)sz, f) : 0;
-    fclose(f);
-    return b;
-}
-
 /* image: decoding must fail cleanly (these are all malformed) and the
  * parameters reader must not crash either. */
 static void image_case(const char *name, const unsigned char *d, size_t n)
@@ -127,7 +114,7 @@ int main(void)
             char path[600];
             snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
             size_t n = 0;
-            unsigned char *d = slurp(path, &n);
+            unsigned char *d = t_slurp(path, &n);
             if (!d) continue;
             T[t].fn(de->d_name, d, n);
             free(d);
