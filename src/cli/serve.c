@@ -37,8 +37,8 @@
  * by model_ready before the server stops answering 503 to generation
  * routes, so every request that gets this far sees the model; were it NULL
  * nothing is checked here (the engine refuses the same requests when it
- * runs the job).  When prompt syntax arrives (issue 14) its parser runs
- * inside sd_prompt_windows. */
+ * runs the job).  The prompts are read with A1111's syntax there
+ * (sd_check_prompts: AND, weights, chunks of every prompt-editing text). */
 static int check_request(void *ctx, const struct sd_request *g, sd_err *err)
 {
     sd_engine *engine = *(sd_engine *const *)ctx;

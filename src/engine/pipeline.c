@@ -29,6 +29,7 @@
 #include "models/clip.h"
 #include "models/unet.h"
 #include "models/vae.h"
+#include "prompt/a1111.h"
 #include "ops/ops.h"
 #include "samplers/samplers.h"
 #include "tokenizer/clip_bpe.h"
@@ -47,7 +48,6 @@ struct sd_engine {
     sd_prediction pred;
     sd_family family;   /* decided once from the tensors at load (loader/family.h) */
     int clip_skip;      /* 0 = family default */
-    int pad_id;
     int64_t params;
     char hash[16];
     char name[256];
@@ -57,6 +57,7 @@ struct sd_engine {
 struct sd_unet *sd_engine_unet(sd_engine *e) { return e->unet; }
 struct sd_clip *sd_engine_clip(sd_engine *e) { return e->text[0]; }
 struct sd_vae *sd_engine_vae(sd_engine *e) { return e->vae; }
+struct sd_tokenizer *sd_engine_tokenizer(sd_engine *e) { return e->tok; }
 
 static char *read_text_file(const char *path, size_t *len, sd_err *err)
 {
@@ -272,7 +273,6 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
                 "folder beside the model)", tok_vocab_size(e->tok), (long long)emb->shape[0]);
         goto fail;
     }
-    e->pad_id = sd_family_info(e->family)->pad_eos ? tok_eos(e->tok) : 0;
 
     for (size_t i = 0; i < sdw_count(e->w); i++) e->params += sdw_numel(sdw_at(e->w, i));
     model_hash(e->w, e->hash);
@@ -332,32 +332,46 @@ void sd_latent_size(const sd_engine *e, int width, int height, int *lat_w, int *
 
 int sd_prompt_windows(const sd_engine *e, const char *text, int *windows, size_t *tokens, sd_err *err)
 {
-    /* When prompt syntax arrives (issue 14) its parser runs before this
-     * count: a BREAK starts a new window and a multi-vector embedding counts
-     * its vectors, so count the ids it produces, not the raw text's. */
-    int32_t *ids;
-    size_t n;
-    if (tok_encode(e->tok, text ? text : "", &ids, &n, err)) return -1;
-    free(ids);
-    size_t nw = tok_window_count(n);
-    *windows = nw > INT_MAX ? INT_MAX : (int)nw;
-    if (tokens) *tokens = n;
+    /* A1111's chunks of the text as written (a1111.h): a BREAK closes a
+     * chunk, a full one moves its words after a comma to the next */
+    a1111_parsed parsed = {0};
+    a1111_chunks ch = {0};
+    if (a1111_parse(text ? text : "", "prompt", &parsed, err) ||
+        a1111_chunk(e->tok, &parsed, "prompt", INT_MAX, &ch, err)) {
+        a1111_parsed_free(&parsed);
+        return -1;
+    }
+    *windows = ch.n_chunks;
+    if (tokens) *tokens = (size_t)ch.token_count;
+    a1111_parsed_free(&parsed);
+    a1111_chunks_free(&ch);
     return 0;
 }
 
-int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negative, sd_err *err)
+/* Both texts planned for a run of `steps` (a1111_plan_build): the AND and
+ * weight refusals, the schedule, each distinct text tokenized and chunked
+ * once within SD_MAX_PROMPT_WINDOWS; plan[0] negative, plan[1] prompt. */
+static int plan_texts(const sd_engine *e, const char *prompt, const char *negative, int steps, a1111_plan plan[2],
+                      sd_err *err)
 {
-    const char *text[2] = {prompt, negative}, *field[2] = {"prompt", "negative"};
-    const char *what[2] = {"prompt", "negative prompt"};
-    for (int k = 0; k < 2; k++) {
-        int nw;
-        size_t nt;
-        if (sd_prompt_windows(e, text[k], &nw, &nt, err)) return -1;
-        if (nw > SD_MAX_PROMPT_WINDOWS)
-            return sd_errf(err, SD_EINVAL, field[k], "%s is too long: %zu tokens make %d windows of %d; the limit "
-                           "is %d windows (%d tokens)", what[k], nt, nw, TOK_CHUNK, SD_MAX_PROMPT_WINDOWS,
-                           SD_MAX_PROMPT_WINDOWS * TOK_CHUNK);
-    }
+    const char *text[2] = {negative, prompt}, *field[2] = {"negative", "prompt"};
+    memset(plan, 0, 2 * sizeof *plan);
+    for (int k = 1; k >= 0; k--)   /* the prompt's error first, as before */
+        if (a1111_plan_build(e->tok, text[k], steps < 1 ? 1 : steps, field[k], SD_MAX_PROMPT_WINDOWS, &plan[k],
+                             err)) {
+            a1111_plan_free(&plan[0]);
+            a1111_plan_free(&plan[1]);
+            return -1;
+        }
+    return 0;
+}
+
+int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negative, int steps, sd_err *err)
+{
+    a1111_plan plan[2];
+    if (plan_texts(e, prompt, negative, steps, plan, err)) return -1;
+    a1111_plan_free(&plan[0]);
+    a1111_plan_free(&plan[1]);
     return 0;
 }
 
@@ -375,7 +389,7 @@ static int text_skip(const sd_engine *e, int clip_skip)
 
 int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err)
 {
-    if (sd_check_prompts(e, p->prompt, p->negative, err)) return -1;
+    if (sd_check_prompts(e, p->prompt, p->negative, p->steps, err)) return -1;
     int skip = text_skip(e, p->clip_skip), layers = clip_layers(e->text[0]);
     if (skip > layers)
         return sd_errf(err, SD_EINVAL, "clip_skip", "clip_skip %d is larger than the %d layers of this model's text "
@@ -391,44 +405,49 @@ static int ops_fault_err(sd_engine *e, sd_err *err)
     return sd_errf(err, SD_ENOMEM, "", "out of memory in the engine's kernels (try fewer images or a smaller size)");
 }
 
+/* A run's text conditioning: both texts planned and every distinct text
+ * encoded once (a1111_conds_encode); freed with text_run_close. */
+typedef struct text_run {
+    a1111_plan plan[2];
+    a1111_conds conds;
+} text_run;
+
+static void text_run_close(text_run *r)
+{
+    a1111_conds_free(&r->conds);
+    a1111_plan_free(&r->plan[0]);
+    a1111_plan_free(&r->plan[1]);
+}
+
+static int text_run_open(sd_engine *e, const sd_gen_params *p, text_run *r, sd_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (plan_texts(e, p->prompt, p->negative, p->steps, r->plan, err)) return -1;
+    if (a1111_conds_encode(e->text[0], e->tok, e->family, text_skip(e, p->clip_skip), 2 * SD_MAX_PROMPT_WINDOWS,
+                           &r->plan[0], &r->plan[1], &r->conds, err) || ops_fault_err(e, err)) {
+        text_run_close(r);
+        return -1;
+    }
+    return 0;
+}
+
 int sd_encode_text(sd_engine *e, const sd_gen_params *p, float **ctx_out, int *T_out, int *W_out, sd_err *err)
 {
-    const char *prompt = p->prompt, *negative = p->negative;
     ops_ctx_attach(e->ops);
     ops_take_fault(e->ops);   /* a fault left from before is not this request's */
-    int32_t *ids[2] = {NULL, NULL}, *all = NULL;
-    int nw[2] = {0, 0};
-    float *enc = NULL, *ctx = NULL;
-    const char *text[2] = {negative ? negative : "", prompt ? prompt : ""};
-    /* the limit the workspaces were sized for, with the server's message */
-    if (sd_check_prompts(e, prompt, negative, err)) goto fail;
-    for (int k = 0; k < 2; k++)
-        if (tok_windows(e->tok, text[k], e->pad_id, &ids[k], &nw[k], err)) goto fail;
-    int nwin = nw[0] > nw[1] ? nw[0] : nw[1];
-    int W = clip_width(e->text[0]), L = TOK_WINDOW;   /* SDXL will join text[1]'s along W */
-    /* windows of both texts, the shorter padded with empty-prompt windows */
-    int32_t *empty = NULL;
-    int ne = 0;
-    if (tok_windows(e->tok, "", e->pad_id, &empty, &ne, err)) goto fail;
-    all = sd_malloc(sizeof(int32_t) * 2 * nwin * L);
-    enc = sd_malloc(sizeof(float) * 2 * nwin * L * W);
-    ctx = sd_malloc(sizeof(float) * 2 * nwin * L * W);
-    if (!all || !enc || !ctx) { free(empty); sd_errf(err, SD_ENOMEM, "prompt", "out of memory"); goto fail; }
-    for (int k = 0; k < 2; k++)
-        for (int i = 0; i < nwin; i++)
-            memcpy(all + (size_t)(k * nwin + i) * L, i < nw[k] ? ids[k] + (size_t)i * L : empty, sizeof(int32_t) * L);
-    free(empty);
-    if (clip_encode(e->text[0], all, 2 * nwin, text_skip(e, p->clip_skip), enc, err) || ops_fault_err(e, err)) goto fail;
-    /* windows of one text are concatenated along the sequence: [k][i*L + t][W] */
-    memcpy(ctx, enc, sizeof(float) * 2 * nwin * L * W);
+    text_run r;
+    if (text_run_open(e, p, &r, err)) return -1;
+    int W = r.conds.W, key = -1;
+    float *ctx = sd_malloc(sizeof(float) * 2 * (size_t)r.conds.max_chunks * TOK_WINDOW * W);
+    if (!ctx) {
+        text_run_close(&r);
+        return sd_errf(err, SD_ENOMEM, "prompt", "out of memory");
+    }
+    *T_out = a1111_conds_rows(&r.conds, 0, 1, 1, ctx, &key);   /* the texts of the first call */
     *ctx_out = ctx;
-    *T_out = nwin * L;
     *W_out = W;
-    free(ids[0]); free(ids[1]); free(all); free(enc);
+    text_run_close(&r);
     return 0;
-fail:
-    free(ids[0]); free(ids[1]); free(all); free(enc); free(ctx);
-    return -1;
 }
 
 /* ---- the sampler's model callback: UNet on [uncond; cond] + CFG ---------- */
@@ -440,11 +459,25 @@ typedef struct guided {
     int uncond;          /* 0 when cfg == 1: the negative row is not needed */
     unet_cond cond;      /* ctx [rows, T, W]: rows 0..B-1 negative, B..2B-1 prompt (or B prompt rows) */
     float *x2, *t2, *o2; /* [rows][per] */
+    const a1111_conds *text;   /* the run's encoded texts */
+    float *ctx;                /* [rows][77 * text->max_chunks][W] */
+    int ctx_key;               /* a1111_conds_rows' memory of the texts in ctx; -1 = none yet */
 } guided;
+
+/* The one choice of the UNet's text context for model call `call`: the
+ * texts of the prompt's and the negative's schedules in effect then
+ * (prompt editing, alternation), padded to one length; rows rewritten only
+ * when they change.  Any sampling path's model callback calls this. */
+static void guided_context(guided *g, int call)
+{
+    g->cond = unet_cond_text(g->ctx, a1111_conds_rows(g->text, call, g->B, g->uncond, g->ctx, &g->ctx_key));
+    g->cond.ctx_dim = g->text->W;
+}
 
 static int guided_model(void *ud, const float *x_in, float t, int call, float *out, sd_err *err)
 {
     guided *g = ud;
+    guided_context(g, call);
     size_t per = (size_t)g->C * g->h * g->w;
     int rows = g->uncond ? 2 * g->B : g->B;
     for (int r = 0; r < rows; r++) {
@@ -502,34 +535,30 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     const size_t per = (size_t)C * lh * lw, npix = (size_t)3 * PH * PW;
     const float scaling = vae_scaling_factor(e->vae);
 
-    int rc = -1, T = 0, W = 0;
-    float *ctx1 = NULL, *ctx = NULL, *x = NULL, *noise = NULL, *img = NULL, *mean = NULL, *stdv = NULL;
+    int rc = -1;
+    text_run text = {0};
+    float *x = NULL, *noise = NULL, *img = NULL, *mean = NULL, *stdv = NULL;
     guided g = {0};
     sd_sched *sch = sd_calloc(1, sizeof *sch);
     for (int i = 0; i < B; i++) out[i].rgb = NULL;
     if (!sch) { sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto done; }
     if (sd_sched_init(sch, p->sampler, SD_SPACING_LEADING, p->steps, err)) goto done;
 
-    if (sd_encode_text(e, p, &ctx1, &T, &W, err)) goto done;
-    g.e = e; g.B = B; g.C = C; g.h = lh; g.w = lw; g.T = T; g.cfg = p->cfg;
+    if (text_run_open(e, p, &text, err)) goto done;
+    g.e = e; g.B = B; g.C = C; g.h = lh; g.w = lw; g.cfg = p->cfg;
     g.uncond = p->cfg != 1.0f;
     int rows = g.uncond ? 2 * B : B;
-    ctx = sd_malloc(sizeof(float) * rows * T * W);
+    g.text = &text.conds;
+    g.T = text.conds.max_chunks * TOK_WINDOW;
+    g.ctx = sd_malloc(sizeof(float) * rows * g.T * text.conds.W);
+    g.ctx_key = -1;
     x = sd_malloc(sizeof(float) * B * per);
     noise = sd_malloc(sizeof(float) * B * per);
     g.x2 = sd_malloc(sizeof(float) * rows * per);
     g.o2 = sd_malloc(sizeof(float) * rows * per);
     g.t2 = sd_malloc(sizeof(float) * rows);
     img = sd_malloc(sizeof(float) * npix);   /* the init image, then one decoded image at a time */
-    if (!ctx || !x || !noise || !g.x2 || !g.o2 || !g.t2 || !img) { sd_errf(err, SD_ENOMEM, NULL, "out of memory for a %dx%d batch of %d", out_w, out_h, B); goto done; }
-    /* rows: [negative x B][prompt x B], or [prompt x B] without guidance */
-    size_t tw = (size_t)T * W;
-    for (int r = 0; r < rows; r++) {
-        int prompt_row = g.uncond ? r >= B : 1;
-        memcpy(ctx + r * tw, ctx1 + prompt_row * tw, sizeof(float) * tw);
-    }
-    g.cond = unet_cond_text(ctx, T);
-    g.cond.ctx_dim = W;
+    if (!g.ctx || !x || !noise || !g.x2 || !g.o2 || !g.t2 || !img) { sd_errf(err, SD_ENOMEM, NULL, "out of memory for a %dx%d batch of %d", out_w, out_h, B); goto done; }
 
     sd_noise_src ns = {p->noise, p->noise_ud, p->seed, 0};
     if (!img2img) {
@@ -596,7 +625,8 @@ done:
     vae_release_activations(e->vae);   /* idle between requests: give the pages back */
     if (rc)
         for (int i = 0; i < B; i++) sd_image_free(&out[i]);
-    free(sch); free(ctx1); free(ctx); free(x); free(noise); free(img); free(mean); free(stdv);
+    text_run_close(&text);
+    free(sch); free(g.ctx); free(x); free(noise); free(img); free(mean); free(stdv);
     free(g.x2); free(g.o2); free(g.t2);
     return rc;
 }

@@ -28,10 +28,14 @@ struct sd_tokenizer;
 struct sd_unet *sd_engine_unet(sd_engine *e);
 struct sd_clip *sd_engine_clip(sd_engine *e);
 struct sd_vae *sd_engine_vae(sd_engine *e);
+struct sd_tokenizer *sd_engine_tokenizer(sd_engine *e);   /* the loaded vocabulary (prompt plans in tests) */
 
-/* Text conditioning for p's prompt and negative: ctx[2, T, W] with row 0 the
- * negative and row 1 the prompt, T = 77 * windows (the shorter padded with
- * empty-prompt windows, as AUTOMATIC1111 does).  *ctx malloc'd. */
+/* Text conditioning for p's prompt and negative (A1111 syntax, clip_skip):
+ * ctx[2, T, W] with row 0 the negative and row 1 the prompt, T = 77 *
+ * chunks (the shorter padded with the empty prompt's chunk, as A1111's
+ * "Pad prompt/negative prompt"), the texts in effect at the first model
+ * call of a run of p->steps (prompt editing switches later; steps < 1 reads
+ * as 1).  *ctx malloc'd. */
 int sd_encode_text(sd_engine *e, const sd_gen_params *p, float **ctx, int *T, int *W, sd_err *err);
 
 #endif

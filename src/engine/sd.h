@@ -82,12 +82,16 @@ typedef struct sd_image {
 } sd_image;
 void sd_image_free(sd_image *img);
 
-/* Prompt length.  The text encoder reads a prompt in windows of 77 ids (75
- * tokens of text between start and end); the windows of the prompt and the
- * negative prompt are concatenated into the UNet's cross-attention context.
- * sd_prompt_windows counts the windows `text` is encoded in (an empty text
- * is one window) and, when tokens is not NULL, its tokens.  It only reads
- * the loaded tokenizer: any thread may call it while another generates. */
+/* Prompt length.  Prompts are read with AUTOMATIC1111's syntax
+ * (engine/prompt/a1111.h, docs/PROMPTS.md) and encoded in A1111's chunks of
+ * 77 ids (75 tokens of text between start and end; a full chunk moves the
+ * words after a comma 20 tokens back or less to the next, a BREAK closes
+ * one); the chunks of one text are concatenated into the UNet's
+ * cross-attention context.  sd_prompt_windows counts the chunks (windows)
+ * `text` as written is encoded in (an empty text is one) and, when tokens
+ * is not NULL, A1111's token count (75 per closed chunk + the last one's).
+ * It only reads the loaded tokenizer: any thread may call it while another
+ * generates. */
 int sd_prompt_windows(const sd_engine *e, const char *text, int *windows, size_t *tokens, sd_err *err);
 /* The longest prompt (and, separately, negative prompt) the engine
  * encodes, in windows: 8 windows = 600 tokens.  The cost of the context
@@ -95,10 +99,15 @@ int sd_prompt_windows(const sd_engine *e, const char *text, int *windows, size_t
  * costs ~11 % more than at 1, at 64 about twice as much.  The text encoder
  * and the UNet's workspace are sized for it once, at load. */
 #define SD_MAX_PROMPT_WINDOWS 8
-/* 0 when prompt and negative (NULL = "") each fit SD_MAX_PROMPT_WINDOWS,
- * else -1 with err naming "prompt" or "negative_prompt", the count and the
- * limit.  sd_generate checks it too; a server calls it before queueing. */
-int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negative, sd_err *err);
+/* 0 when prompt and negative (NULL = "") are readable and every text
+ * their prompt editing / alternation makes in a run of `steps` fits
+ * SD_MAX_PROMPT_WINDOWS, else -1 with err naming "prompt" or "negative"
+ * (the engine's names; the API says negative_prompt): the count and the
+ * limit, AND (composable diffusion), a weight that is not a number, more
+ * than A1111_MAX_PLAN_CHUNKS chunks over a schedule's texts.  sd_generate
+ * checks the same; a server calls it (via sd_check_request) before
+ * queueing. */
+int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negative, int steps, sd_err *err);
 
 typedef struct sd_gen_params sd_gen_params;
 /* The checks that need the loaded model, for a server to run before it

@@ -75,3 +75,27 @@ void t_rmtree(const char *dir)
     if (lstat(dir, &st) != 0) return;   /* nothing there */
     if (nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS) != 0) fprintf(stderr, "# could not remove %s\n", dir);
 }
+
+char *t_repeat(const char *s, int k)
+{
+    size_t n = strlen(s);
+    char *o = malloc(n * (size_t)k + 1);
+    if (!o) abort();
+    for (int i = 0; i < k; i++) memcpy(o + n * (size_t)i, s, n);
+    o[n * (size_t)k] = 0;
+    return o;
+}
+
+unsigned char *t_slurp(const char *path, size_t *n)
+{
+    FILE *f = fopen(path, "rb");
+    *n = 0;
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long sz = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(sz > 0 ? (size_t)sz : 1);
+    *n = b && sz > 0 ? fread(b, 1, (size_t)sz, f) : 0;
+    fclose(f);
+    return b;
+}

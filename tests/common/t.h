@@ -25,6 +25,11 @@ int t_quick(void);
 /* Remove a test's temporary folder and everything in it (rm -rf, links not
  * followed); a note on stderr if that fails. */
 void t_rmtree(const char *dir);
+/* s repeated k times (malloc'd; aborts when out of memory). */
+char *t_repeat(const char *s, int k);
+/* A whole file (malloc'd, *n its size; an empty one is a 1-byte buffer
+ * with *n 0), or NULL when it cannot be opened. */
+unsigned char *t_slurp(const char *path, size_t *n);
 
 /* CHECK(cond, "name") — detail optional via CHECKF(cond, name, fmt, ...). */
 #define CHECK(cond, name) t_check(!!(cond), __FILE__, __LINE__, (name), "%s", #cond)

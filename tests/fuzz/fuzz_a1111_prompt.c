@@ -4,9 +4,11 @@
  * schedule at 20 steps; each either fails with a message naming its field
  * or gives a well-formed result: at least one piece, 1..8 chunks framed by
  * start/end ids inside the vocabulary with finite multipliers, schedule
- * entries ascending to 20.  The vocabulary is loaded once from
+ * entries ascending to 20; the weight refusal and the request plan at 20
+ * steps (entries mapped to distinct texts, at most A1111_MAX_PLAN_CHUNKS
+ * chunks in all, an entry for every model call).  The vocabulary is loaded once from
  * $SD_FUZZ_VOCAB (default: the reference data's tokenizer via $SD_REF).
- * fuzz-sources: src/engine/prompt/a1111_text.c src/engine/prompt/a1111_parse.c src/engine/prompt/a1111_chunk.c src/engine/prompt/a1111_sched.c src/engine/tokenizer/clip_bpe.c src/engine/tokenizer/clip_text.c src/engine/tokenizer/unicode_tables.c src/engine/tokenizer/vocab_blob.c src/base/err.c src/base/alloc.c
+ * fuzz-sources: src/engine/prompt/a1111_text.c src/engine/prompt/a1111_parse.c src/engine/prompt/a1111_chunk.c src/engine/prompt/a1111_sched.c src/engine/prompt/a1111_plan.c src/engine/tokenizer/clip_bpe.c src/engine/tokenizer/clip_text.c src/engine/tokenizer/unicode_tables.c src/engine/tokenizer/vocab_blob.c src/base/err.c src/base/alloc.c
  * fuzz-libs: -ljansson -lz -lm */
 #include <math.h>
 #include <stdint.h>
@@ -45,6 +47,26 @@ static void check_chunks(const a1111_chunks *c)
     }
 }
 
+/* The request path: the weight check and a plan of 20 steps. */
+static void check_plan(const char *text)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    named(a1111_check_weights(text, "negative", &err), &err, "negative");
+    a1111_plan pl;
+    sd_err_clear(&err);
+    int rc = a1111_plan_build(tok, text, 20, "prompt", MAX_CHUNKS, &pl, &err);
+    named(rc, &err, "prompt");
+    if (rc) return;
+    if (pl.n_texts < 1 || pl.n_texts > pl.sched.n || pl.total_chunks > A1111_MAX_PLAN_CHUNKS) abort();
+    for (int i = 0; i < pl.n_texts; i++) check_chunks(&pl.chunks[i]);
+    for (int call = 0; call <= 40; call++) {
+        int e = a1111_plan_entry(&pl, call);
+        if (e < 0 || e >= pl.sched.n || pl.text_of[e] < 0 || pl.text_of[e] >= pl.n_texts) abort();
+    }
+    a1111_plan_free(&pl);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size > 16384) return 0;   /* the server's prompt limit is 8192 bytes */
@@ -77,6 +99,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (s.v[i].end_step <= s.v[i - 1].end_step) abort();
         a1111_schedule_free(&s);
     }
+    check_plan(text);
     free(text);
     return 0;
 }

@@ -16,19 +16,6 @@
 #include "../../src/engine/prompt/a1111.h"
 #include "../../src/engine/sd.h"
 
-static unsigned char *slurp(const char *path, size_t *n)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long sz = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(sz > 0 ? (size_t)sz : 1);
-    *n = b && sz > 0 ? fread(b, 1, (size_t)sz, f) : 0;
-    fclose(f);
-    return b;
-}
-
 /* image: decoding must fail cleanly (these are all malformed) and the
  * parameters reader must not crash either. */
 static void image_case(const char *name, const unsigned char *d, size_t n)
@@ -47,8 +34,8 @@ static void image_case(const char *name, const unsigned char *d, size_t n)
     if (img_read_parameters(d, n, &text, &err) == 0) free(text);
 }
 
-/* a1111_prompt: parsed, chunked within the engine's window limit and
- * scheduled, or refused naming the field. */
+/* a1111_prompt: parsed, chunked within the engine's window limit,
+ * scheduled and planned for 150 steps, or refused naming the field. */
 static void a1111_case(const char *name, const unsigned char *d, size_t n)
 {
     static sd_tokenizer *tok;
@@ -77,6 +64,15 @@ static void a1111_case(const char *name, const unsigned char *d, size_t n)
     snprintf(label, sizeof label, "a1111_prompt regression %s: schedule ends at step 20", name);
     CHECKF(rc == 0 && s.n >= 1 && s.v[s.n - 1].end_step == 20, label, "rc %d n %d %s", rc, s.n, err.msg);
     a1111_schedule_free(&s);
+    a1111_plan pl;
+    sd_err_clear(&err);
+    rc = a1111_plan_build(tok, text, 150, "negative", SD_MAX_PROMPT_WINDOWS, &pl, &err);
+    snprintf(label, sizeof label, "a1111_prompt regression %s: a plan of 150 steps within its limits or refused "
+             "naming negative", name);
+    CHECKF((rc == 0 && pl.total_chunks <= A1111_MAX_PLAN_CHUNKS && pl.n_texts >= 1) ||
+               (rc == -1 && err.code == SD_EINVAL && !strcmp(err.field, "negative")),
+           label, "rc %d msg '%s'", rc, err.msg);
+    if (rc == 0) a1111_plan_free(&pl);
     free(text);
 }
 
@@ -118,7 +114,7 @@ int main(void)
             char path[600];
             snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
             size_t n = 0;
-            unsigned char *d = slurp(path, &n);
+            unsigned char *d = t_slurp(path, &n);
             if (!d) continue;
             T[t].fn(de->d_name, d, n);
             free(d);

@@ -113,3 +113,8 @@ same_image() {
   python3 "$(dirname "${BASH_SOURCE[0]}")/pngdiff.py" "$1" "$2"
   return 1
 }
+
+# pixels_equal A.png B.png: 0 when every RGB sample is equal (PNG metadata
+# may differ); pixel_diff A.png B.png prints "max M mean X".
+pixels_equal() { python3 "$(dirname "${BASH_SOURCE[0]}")/pngdiff.py" "$1" "$2" | grep -q '^max 0 '; }
+pixel_diff() { python3 "$(dirname "${BASH_SOURCE[0]}")/pngdiff.py" "$1" "$2"; }

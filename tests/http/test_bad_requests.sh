@@ -24,6 +24,9 @@ subs = {
     "{HUGE}": b64(png(20000, 20000, b"\0" * 64)), "{DEEP}": "[" * 10000 + "]" * 10000, "{LONG}": "a" * 9000,
     "{CRLF}": "\r\n",
     "{WORDS700}": "x " * 700,
+    # A1111 prompt syntax (issue 14)
+    "{COMMAS3000}": "x," * 3000, "{BREAK1000}": "BREAK " * 1000, "{WEIGHT1E400}": "(a:1" + "0" * 400 + ")",
+    "{ALT150}": "a long scene, " * 40 + "[" + "|".join("w%d" % i for i in range(150)) + "]",
 }
 out = open(tmp + "/manifest", "w")
 k = 0

@@ -15,16 +15,6 @@
 
 static sd_tokenizer *tok;
 
-/* s repeated k times (malloc'd). */
-static char *repeat(const char *s, int k)
-{
-    size_t n = strlen(s);
-    char *o = malloc(n * (size_t)k + 1);
-    for (int i = 0; i < k; i++) memcpy(o + n * (size_t)i, s, n);
-    o[n * (size_t)k] = 0;
-    return o;
-}
-
 /* parse + chunk with the engine's window limit: 0 or -1 + err. */
 static int chunk(const char *text, const char *field, a1111_chunks *c, sd_err *err)
 {
@@ -66,10 +56,10 @@ static void refusals(void)
     refused("a weight float() cannot read: 400 naming the field", "(a:1.2.3)", "negative_prompt", "1.2.3");
     refused("a weight of dots alone refused", "(a:.)", "prompt", "not a number");
 
-    char *x = repeat("x,", 3000), *brk = repeat("BREAK ", 1000), *big = repeat("9", 400);
+    char *x = t_repeat("x,", 3000), *brk = t_repeat("BREAK ", 1000), *big = t_repeat("9", 400);
     CHECK(strlen(x) <= 8192 && strlen(brk) <= 8192, "the long prompts fit the 8192-byte limit");
-    refused("'x,' x3000: too many chunks, with the count and the limit", x, "prompt", "the limit is 8 chunks");
-    refused("BREAK x1000: 1000 chunks refused", brk, "negative_prompt", "1000 chunks");
+    refused("'x,' x3000: too many chunks, with the count and the limit", x, "prompt", "the limit is 8 windows");
+    refused("BREAK x1000: 1000 chunks refused", brk, "negative_prompt", "1000 windows");
     char inf[500];
     snprintf(inf, sizeof inf, "(a:%s)", big);
     refused("a weight that overflows to inf refused", inf, "prompt", "not a finite number");
@@ -80,7 +70,7 @@ static void refusals(void)
 
     /* exactly the limit is fine; one more chunk is not */
     a1111_chunks c;
-    char *seven = repeat("a BREAK ", 7);
+    char *seven = t_repeat("a BREAK ", 7);
     int rc = chunk(seven, "prompt", &c, &err);
     CHECKF(rc == 0 && c.n_chunks == 7 && c.token_count == 7 * 75, "7 BREAKs after text: 7 chunks (the last empty one is not kept)",
            "rc %d chunks %d count %d %s", rc, c.n_chunks, c.token_count, err.msg);
@@ -91,7 +81,7 @@ static void refusals(void)
     CHECKF(rc == 0 && c.n_chunks == 8, "8 chunks: the limit, accepted", "rc %d chunks %d %s", rc, c.n_chunks, err.msg);
     a1111_chunks_free(&c);
     snprintf(eight, sizeof eight, "%sb BREAK c", seven);
-    refused("9 chunks refused", eight, "prompt", "9 chunks");
+    refused("9 chunks refused", eight, "prompt", "9 windows");
     free(seven);
 
     float *z = (float *)1;
@@ -175,7 +165,7 @@ static void schedules(void)
                 (a1111_sched_entry[]){{2, "(x a:1.2)"}, {4, "(x b:1.2)"}});
     schedule_is("an empty alternative is empty text", "[a|]", 3, 3,
                 (a1111_sched_entry[]){{1, "a"}, {2, ""}, {3, "a"}});
-    char *deep = repeat("[", 200);
+    char *deep = t_repeat("[", 200);
     char text[600];
     snprintf(text, sizeof text, "%sa:b:5]", deep);
     schedule_is("nesting deeper than 64: the text kept as it is", text, 20, 1, (a1111_sched_entry[]){{20, text}});

@@ -70,13 +70,13 @@ int main(void)
 
     char *w600 = words(600, 'x'), *w601 = words(601, 'x'), *y601 = words(601, 'y');
     sd_err_clear(&err);
-    CHECKF(!sd_check_prompts(e, w600, w600, &err), "prompt and negative of 8 windows accepted", "%s", err.msg);
+    CHECKF(!sd_check_prompts(e, w600, w600, 20, &err), "prompt and negative of 8 windows accepted", "%s", err.msg);
     sd_err_clear(&err);
-    CHECKF(sd_check_prompts(e, w601, NULL, &err) == -1 && err.code == SD_EINVAL && !strcmp(err.field, "prompt") &&
+    CHECKF(sd_check_prompts(e, w601, NULL, 20, &err) == -1 && err.code == SD_EINVAL && !strcmp(err.field, "prompt") &&
                strstr(err.msg, "601 tokens make 9 windows") && strstr(err.msg, "the limit is 8 windows (600 tokens)"),
            "prompt of 601 tokens refused naming prompt, count and limit", "field '%s' msg '%s'", err.field, err.msg);
     sd_err_clear(&err);
-    CHECKF(sd_check_prompts(e, "x", y601, &err) == -1 && !strcmp(err.field, "negative") &&
+    CHECKF(sd_check_prompts(e, "x", y601, 20, &err) == -1 && !strcmp(err.field, "negative") &&
                strstr(err.msg, "negative prompt is too long") && strstr(err.msg, "9 windows"),
            "negative of 601 tokens refused naming negative (the engine's name; the API maps it to negative_prompt)",
            "field '%s' msg '%s'", err.field, err.msg);

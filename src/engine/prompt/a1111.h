@@ -10,8 +10,12 @@
  *   a1111_parse       `( ) [ ] (text:w) \( BREAK` -> (text, weight) list
  *   a1111_chunk       each text tokenized alone -> 77-id chunks + multipliers
  *   a1111_condition   all of the above, each chunk encoded, emphasis applied
- * Every function that can fail takes `field` ("prompt", "negative_prompt")
- * and names it in the sd_err.  Nothing here is wired into requests yet. */
+ *   a1111_plan_build  a request's field: schedule + every distinct text
+ *                     chunked once (a1111_plan.c); a1111_conds_encode and
+ *                     a1111_conds_rows turn two plans into the UNet's
+ *                     context at each model call (a1111_conds.c)
+ * Every function that can fail takes `field` (the engine's names "prompt",
+ * "negative") and names it in the sd_err; messages say "negative prompt". */
 #ifndef SD_A1111_H
 #define SD_A1111_H
 
@@ -107,6 +111,65 @@ const char *a1111_schedule_at(const a1111_schedule *s, int step);
  * (a1111_text.c): the code point at s[i] (invalid bytes read as U+FFFD,
  * length 1); Python's \s and \w; the first index >= i that is not \s;
  * 1 when the whole word w (regex \bw\b) is at s[i]. */
+/* "negative prompt" for the engine's field "negative", else field: how
+ * messages name the text. */
+const char *a1111_what(const char *field);
+
+/* An attempted weight A1111 would read as text: `(a:abc)`, `(a:1,5)` --
+ * inside an open '(', a ':' then one blank-free word that is not a number
+ * then ')'.  -1 + err naming `field` (docs/PROMPTS.md "Refusals"), else 0.
+ * `(a:)`, `(12:30 pm)` and a ':' outside '(' stay text as in A1111. */
+int a1111_check_weights(const char *prompt, const char *field, sd_err *err);
+
+/* ---- one request field, planned for a run (a1111_plan.c) ----------------
+ * The schedule of the text at `steps` steps, each distinct text of it
+ * parsed and chunked once (chunk ids and multipliers kept for encoding).
+ * Refuses AND, an unreadable weight, a text of more than max_chunks chunks
+ * and, over all its distinct texts, more than A1111_MAX_PLAN_CHUNKS
+ * chunks (alternation or editing on every step of a long prompt). */
+#define A1111_MAX_PLAN_CHUNKS 64
+typedef struct a1111_plan {
+    a1111_schedule sched;
+    int *text_of;           /* [sched.n]: the entry's index in chunks[] */
+    a1111_chunks *chunks;   /* [n_texts]: each distinct text's chunks */
+    int n_texts, total_chunks, max_chunks;
+} a1111_plan;
+
+int a1111_plan_build(const sd_tokenizer *tok, const char *text, int steps, const char *field, int max_chunks,
+                     a1111_plan *out, sd_err *err);
+void a1111_plan_free(a1111_plan *p);
+/* The entry in effect at model call `call` (0-based; A1111's CFGDenoiser
+ * step counter): the first whose end step >= call, or the first entry when
+ * none is (reconstruct_cond_batch). */
+int a1111_plan_entry(const a1111_plan *p, int call);
+
+/* ---- the encoded texts of a run (a1111_conds.c) --------------------------
+ * Side 0 = negative prompt, side 1 = prompt.  Every distinct text's chunks
+ * encoded once (clip_encode in batches of at most `max_batch` windows,
+ * negative's then prompt's, as one call for the usual short pair), emphasis
+ * applied; plus the empty prompt's chunk when two texts differ in length. */
+typedef struct a1111_conds {
+    const a1111_plan *plan[2];
+    int *first[2];          /* [n_texts]: the text's first chunk in z */
+    float *z;               /* [chunks][77][W] */
+    int empty;              /* the empty prompt's chunk in z, -1 = none */
+    int W, max_chunks;      /* the longest context of any call, in chunks */
+} a1111_conds;
+
+/* family decides the padding (SD2: 0 after the first end id); skip is
+ * clip_encode's.  The plans must outlive the conds. */
+int a1111_conds_encode(sd_clip *clip, const sd_tokenizer *tok, sd_family family, int skip, int max_batch,
+                       const a1111_plan *negative, const a1111_plan *prompt, a1111_conds *out, sd_err *err);
+void a1111_conds_free(a1111_conds *c);
+/* THE context choice of a run: the UNet's context rows for model call
+ * `call`, [negative x B][prompt x B] (or [prompt x B] when with_negative is
+ * 0), each side the text in effect at that call, the shorter padded with
+ * the empty prompt's chunk (A1111's "Pad prompt/negative prompt").  ctx
+ * holds rows x 77 x max_chunks x W floats; it is rewritten only when the
+ * texts in effect differ from the last call's (*key, -1 before the first).
+ * Returns the context length T (77 x chunks). */
+int a1111_conds_rows(const a1111_conds *c, int call, int B, int with_negative, float *ctx, int *key);
+
 uint32_t a1111_cp_at(const char *s, size_t n, size_t i, int *len);
 int a1111_is_space(uint32_t cp);
 int a1111_is_word(uint32_t cp);

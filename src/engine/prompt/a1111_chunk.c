@@ -101,11 +101,11 @@ static int tokenize_pieces(const sd_tokenizer *tok, const a1111_parsed *p, const
     for (int i = 0; i < p->n; i++) {
         if (a1111_is_break(&p->v[i])) continue;
         if (tok_encode(tok, p->v[i].text, &ids[i], &n[i], err)) {
-            sd_err_prefix(err, "%s: ", field);
+            sd_err_prefix(err, "%s: ", a1111_what(field));
             return -1;
         }
         if (n[i] && !isfinite(p->v[i].weight))
-            return sd_errf(err, SD_EINVAL, field, "%s: the weight of '%.40s' is not a finite number", field,
+            return sd_errf(err, SD_EINVAL, field, "%s: the weight of '%.40s' is not a finite number", a1111_what(field),
                            p->v[i].text);
     }
     return 0;
@@ -123,9 +123,9 @@ int a1111_chunk(const sd_tokenizer *tok, const a1111_parsed *p, const char *fiel
     if (tokenize_pieces(tok, p, field, ids, n, err)) goto done;
     run(&c, p, ids, n);
     if (c.n_chunks > max_chunks) {
-        sd_errf(err, SD_EINVAL, field, "%s is too long: it makes %d chunks of %d tokens (%d tokens, BREAK "
-                "closing a chunk); the limit is %d chunks (%d tokens)", field, c.n_chunks, TOK_CHUNK,
-                c.token_count, max_chunks, max_chunks * TOK_CHUNK);
+        sd_errf(err, SD_EINVAL, field, "%s is too long: %d tokens make %d windows of %d; the limit is %d "
+                "windows (%d tokens); a BREAK closes a window", a1111_what(field),
+                c.token_count, c.n_chunks, TOK_CHUNK, max_chunks, max_chunks * TOK_CHUNK);
         goto done;
     }
     c.ids = sd_malloc(sizeof(int32_t) * (size_t)c.n_chunks * TOK_WINDOW);

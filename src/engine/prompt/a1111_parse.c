@@ -27,7 +27,7 @@ int a1111_check_and(const char *prompt, const char *field, sd_err *err)
     while ((p = strstr(p, "AND"))) {
         if (a1111_word_at(prompt, n, (size_t)(p - prompt), "AND"))
             return sd_errf(err, SD_EINVAL, field, "%s: AND (composable diffusion) is not supported; "
-                           "write the parts as one prompt", field);
+                           "write the parts as one prompt", a1111_what(field));
         p++;
     }
     return 0;
@@ -224,7 +224,7 @@ int a1111_parse(const char *prompt, const char *field, a1111_parsed *out, sd_err
             double w = 0;
             int r = read_weight(s + ws, we - ws, &w);
             if (r == -1) {
-                rc = sd_errf(err, SD_EINVAL, field, "%s: the weight '%.*s' is not a number", field,
+                rc = sd_errf(err, SD_EINVAL, field, "%s: the weight '%.*s' is not a number", a1111_what(field),
                              (int)(we - ws > 40 ? 40 : we - ws), s + ws);
                 break;
             }
@@ -254,5 +254,49 @@ int a1111_parse(const char *prompt, const char *field, a1111_parsed *out, sd_err
     if (rc) { plist_free(&l); return -1; }
     out->v = l.v;
     out->n = l.n;
+    return 0;
+}
+
+/* ---- the refusal of weights A1111 reads as text --------------------------- */
+
+/* At s[i] == ':' inside '(': the end of one blank-free word that is no
+ * structure (the span [*ws, *we)) when ')' follows it after blanks, else 0. */
+static size_t bad_weight_at(const char *s, size_t n, size_t i, size_t *ws, size_t *we)
+{
+    size_t j = a1111_skip_space(s, n, i + 1), k = j;
+    while (k < n && !strchr("()[]:\\", s[k])) {
+        int len;
+        if (a1111_is_space(a1111_cp_at(s, n, k, &len))) break;
+        k += (size_t)len;
+    }
+    size_t m = a1111_skip_space(s, n, k);
+    *ws = j;
+    *we = k;
+    return k > j && m < n && s[m] == ')' ? m + 1 : 0;
+}
+
+int a1111_check_weights(const char *prompt, const char *field, sd_err *err)
+{
+    const char *s = prompt;
+    size_t n = strlen(s), i = 0, ws, we;
+    int depth = 0;   /* open '(' as the parser counts them */
+    while (i < n) {
+        if (s[i] == '\\') {
+            i += i + 1 < n ? 2 : 1;   /* an escape, or a dropped '\' and a literal character */
+        } else if (s[i] == '(') {
+            depth++, i++;
+        } else if (s[i] == ')') {
+            depth -= depth > 0, i++;
+        } else if (s[i] == ':' && depth && match_weight(s, n, i, &ws, &we)) {
+            depth--;
+            i = match_weight(s, n, i, &ws, &we);
+        } else if (s[i] == ':' && depth && bad_weight_at(s, n, i, &ws, &we)) {
+            return sd_errf(err, SD_EINVAL, field, "%s: the weight '%.*s' is not a number (write (text:1.2); "
+                           "a literal colon in brackets is \\:)", a1111_what(field), (int)(we - ws > 40 ? 40 : we - ws),
+                           s + ws);
+        } else {
+            i++;
+        }
+    }
     return 0;
 }

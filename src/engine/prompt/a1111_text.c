@@ -66,3 +66,8 @@ int a1111_word_at(const char *s, size_t n, size_t i, const char *w)
     return i + k <= n && !memcmp(s + i, w, k) && !word_before(s, i) && !word_at(s, n, i + k);
 }
 
+
+const char *a1111_what(const char *field)
+{
+    return !strcmp(field, "negative") || !strcmp(field, "negative_prompt") ? "negative prompt" : field;
+}
