@@ -100,6 +100,14 @@ typedef struct kd_cfg {
  * denoised = d_uncond + (d_cond - d_uncond) * cfg (cfg 1: d_cond). */
 int kd_cfg_denoise(void *ud, const float *x, float sigma, int call, float *denoised, sd_err *err);
 
+/* One value of it: uint8(255 * clamp((v+1)/2, 0, 1)), truncated; NaN -> 0. */
+static inline uint8_t kd_u8_a1111(float v)
+{
+    v = (v + 1.0f) / 2.0f;
+    v = v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f;
+    return (uint8_t)(255.0f * v);
+}
+
 /* A1111's 8-bit conversion of a decoded image img[3][h][w] (nominally in
  * [-1, 1]): uint8(255 * clamp((v+1)/2, 0, 1)) TRUNCATED, into rgb[h][w][3]. */
 void kd_rgb8_a1111(const float *img, int h, int w, uint8_t *rgb);
