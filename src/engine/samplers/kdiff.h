@@ -1,9 +1,9 @@
 /* kdiff.h — engine-internal: AUTOMATIC1111's samplers and schedules on
  * k-diffusion semantics (k-diffusion ab527a9a, the commit A1111 v1.10.1
  * pins), beside the diffusers-semantics samplers of samplers.h, which they
- * do not change.  Not yet reachable from requests: the request fields
- * (`sampler` display / k_ names, `scheduler`) come after the parameter
- * redesign; docs/KDIFFUSION.md says what is measured against the reference.
+ * do not change.  Requests reach it through sd_gen_params.ksampler
+ * (pipeline.c, kd_generate); docs/KDIFFUSION.md says what is measured
+ * against the reference.
  *
  * The names, the model's sigma table and the schedules are kdiff_sched.h.
  *
