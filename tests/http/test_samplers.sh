@@ -9,7 +9,8 @@
 # euler, a contradicting scheduler, an unknown sampler, and timestep_spacing
 # with a k-sampler are 400s naming their field (before a job is made);
 # timestep_spacing=trailing changes the picture of a diffusers sampler;
-# GET /samplers lists every name.
+# GET /samplers lists every name; a diffusers folder whose scheduler config
+# says trailing makes that the default spacing.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -87,3 +88,19 @@ v=$(json "$TMP/s.json" '"%d %d %s %s %s" % (len(j["samplers"]), len(j["scheduler
 check "GET /samplers: 12 samplers, 5 schedulers, DPM++ 2M automatic = karras, euler_a diffusers, display names" \
   $([ "$st" = 200 ] && [ "$v" = "12 5 karras diffusers True" ]; echo $?) "status $st: $v $(head -c 300 "$TMP/s.json")"
 stop_server
+
+# the diffusers samplers' default spacing is the folder's scheduler config:
+# tiny-sd1 with "timestep_spacing": "trailing" in it = --timestep-spacing trailing
+mkdir -p "$TMP/trailing-sd1/scheduler"
+for p in "$REF"/models/tiny-sd1/*; do [ "$(basename "$p")" = scheduler ] || ln -s "$(realpath "$p")" "$TMP/trailing-sd1/"; done
+sed 's/"leading"/"trailing"/' "$REF/models/tiny-sd1/scheduler/scheduler_config.json" >"$TMP/trailing-sd1/scheduler/scheduler_config.json"
+cli() { "$SDSERVE" generate --prompt x --seed 3 -W 64 -H 48 --steps 3 --sampler euler "$@" >/dev/null 2>>"$TMP/cli3.err"; }
+cli --model "$TMP/trailing-sd1" -o "$TMP/cfg-trailing.png" &&
+  cli --model "$REF/models/tiny-sd1" --timestep-spacing trailing -o "$TMP/asked-trailing.png" &&
+  cli --model "$REF/models/tiny-sd1" -o "$TMP/own-leading.png"
+check "a folder whose scheduler config says trailing: its default = --timestep-spacing trailing" \
+  $(pixels_equal "$TMP/cfg-trailing.png" "$TMP/asked-trailing.png" && ! pixels_equal "$TMP/cfg-trailing.png" "$TMP/own-leading.png"; echo $?) \
+  "$(tail -3 "$TMP/cli3.err") $(python3 tests/http/pngdiff.py "$TMP/cfg-trailing.png" "$TMP/asked-trailing.png")"
+check "the parameters text names the spacing only when asked" \
+  $(grep -aq 'Timestep spacing: trailing' "$TMP/asked-trailing.png" && ! grep -aq 'Timestep spacing' "$TMP/cfg-trailing.png"; echo $?) \
+  "$(grep -ao 'Sampler: [^\x00]*' "$TMP/asked-trailing.png" | head -1)"
