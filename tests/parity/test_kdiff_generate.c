@@ -9,7 +9,8 @@
  * skipped (we have no mt19937 normal source).  Also: a batch of two equals
  * each seed alone; img2img runs A1111's t_enc + 1 steps; a checkpoint's own
  * alphas_cumprod (F32 or F16) gives the k-diffusion sigmas, the LDM table
- * the same picture as none.
+ * the same picture as none; "Euler" equals diffusers' euler with linspace
+ * spacing on tiny-sd1 and on tiny-sd2 (v-prediction).
  * Prints "metric kdiffgen/<run> <what> <value> tol <tol>" (docs/KDIFFUSION.md). */
 #include <jansson.h>
 #include <math.h>
@@ -159,6 +160,34 @@ static void check_img2img(sd_engine *e)
     img_rgb_free(&png);
 }
 
+/* k-diffusion "Euler" (Automatic = Uniform: t = linspace(999, 0, n)) is
+ * diffusers' euler with linspace spacing up to float rounding: the same
+ * start (noise * sigma_max), sigmas, update, and CFG on eps or on the
+ * denoised outputs is the same mix.  So the v-prediction path (tiny-sd2)
+ * is checked against the diffusers sampler's own v handling. */
+static void check_euler_vs_diffusers(sd_engine *e, const char *model)
+{
+    static float lk[PER], ld[PER];
+    sd_err err;
+    sd_err_clear(&err);
+    sd_image o = {0};
+    sd_gen_params p = params("Euler", 8, 11, 1);
+    sd_gen_debug d = {.final_latent = lk};
+    int rc = sd_generate_debug(e, &p, &o, &d, &err);
+    sd_image_free(&o);
+    p = params("euler", 8, 11, 1);
+    p.spacing = SD_TSPACING_LINSPACE;
+    d.final_latent = ld;
+    rc |= sd_generate_debug(e, &p, &o, &d, &err);
+    sd_image_free(&o);
+    double rel = rc ? INFINITY : npy_maxdiff(lk, ld, PER) / npy_maxabs(ld, PER);
+    printf("metric kdiffgen/%s euler_vs_diffusers_linspace_rel %.3g tol 1e-4\n", model, rel);
+    char name[160];
+    snprintf(name, sizeof name, "%s: k-diffusion \"Euler\" = diffusers euler with linspace spacing (latent within 1e-4)",
+             model);
+    CHECKF(rel <= 1e-4, name, "rc %d rel %.3g %s", rc, rel, err.msg);
+}
+
 /* ---- a checkpoint's own alphas_cumprod ----------------------------------- */
 
 /* Copies tiny-sd1's fp16 single file with an "alphas_cumprod" tensor
@@ -283,6 +312,11 @@ int main(void)
     check_batch(e, "Euler a");
     check_batch(e, "DPM++ 2M SDE");
     check_img2img(e);
+    check_euler_vs_diffusers(e, "tiny-sd1");
+    sd_engine_free(e);
+    e = pipe_load(1, 0, "fp32", msg, sizeof msg);   /* v-prediction */
+    CHECKF(e != NULL, "load tiny-sd2 at fp32", "%s", msg);
+    if (e) check_euler_vs_diffusers(e, "tiny-sd2");
     sd_engine_free(e);
     check_alphas_cumprod();
     return t_done();
