@@ -1,7 +1,8 @@
 /* bench.c — `sdserve bench`: times each engine stage on this machine.
  *
  * Stages: model load, text encoder (prompt + negative, as a CFG run does),
- * one UNet CFG step (batch 2*B), VAE decode and VAE encode (batch B).  Each
+ * one UNet CFG step (batch 2*B; --cfg <= 1: B, the prompt rows only, as a
+ * run without guidance does), VAE decode and VAE encode (batch B).  Each
  * is run --repeats times; the median is reported with the FLOPs of the stage,
  * the GFLOP/s achieved and its share of the machine's fp32 peak, which the
  * command measures itself with an FMA loop on the engine's thread count.
@@ -123,6 +124,7 @@ static void usage(FILE *f)
             "  --batch B          images per run (1): UNet rows 2B, VAE B\n"
             "  --repeats R        runs per stage, median reported (3)\n"
             "  --steps N          accepted for symmetry with generate; bench times one step\n"
+            "  --cfg X            guidance scale (7.5); <= 1 runs the UNet on the prompt rows only\n"
             "  --threads N        engine threads (0 = all cores)\n"
             "  --precision P      auto|fp32|bf16x2|bf16 (auto: SD_PRECISION, else bf16x2 with AMX)\n"
             "  --prompt-windows N prompt and negative of N 77-token windows each (1): the\n"
@@ -171,6 +173,19 @@ static int parse_int(const char *o, const char *v, int lo, int hi, int *dst)
         return -1;
     }
     *dst = (int)x;
+    return 0;
+}
+
+/* --cfg: a number in (0, 100], the engine's range */
+static int parse_cfg(const char *o, const char *v, float *dst)
+{
+    char *e;
+    double x = v ? strtod(v, &e) : 0;
+    if (!v || *e || e == v || !(x > 0 && x <= 100)) {
+        fprintf(stderr, "bench: %s must be a number in (0, 100]\n", o);
+        return -1;
+    }
+    *dst = (float)x;
     return 0;
 }
 
@@ -270,6 +285,7 @@ int cli_bench(int argc, char **argv)
     const char *model = NULL, *vocab = NULL, *skip = "", *precision = NULL;
     int wcheck = 0, pcheck = 0, windows = 1;
     int W = 512, H = 512, batch = 1, repeats = 3, steps = 1, threads = 0;
+    float cfg = 7.5f;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -288,6 +304,7 @@ int cli_bench(int argc, char **argv)
         else if (!strcmp(o, "--batch")) { bad = parse_int(o, v, 1, 64, &batch); i++; }
         else if (!strcmp(o, "--repeats")) { bad = parse_int(o, v, 1, 100, &repeats); i++; }
         else if (!strcmp(o, "--steps")) { bad = parse_int(o, v, 1, 1000, &steps); i++; }
+        else if (!strcmp(o, "--cfg")) { bad = parse_cfg(o, v, &cfg); i++; }
         else if (!strcmp(o, "--threads")) { bad = parse_int(o, v, 0, 1024, &threads); i++; }
         else if (!strcmp(o, "--prompt-windows")) { bad = parse_int(o, v, 1, SD_MAX_PROMPT_WINDOWS, &windows); i++; }
         else { fprintf(stderr, "bench: unknown option '%s'\n", o); usage(stderr); return 2; }
@@ -365,7 +382,7 @@ int cli_bench(int argc, char **argv)
     struct sd_unet *un = sd_engine_unet(e);
     struct sd_vae *va = sd_engine_vae(e);
     const unet_info *ui = unet_get_info(un);
-    int C = ui->in_channels, rows = 2 * batch, S = vae_scale(va);
+    int C = ui->in_channels, rows = cfg > 1.0f ? 2 * batch : batch, S = vae_scale(va);   /* sd_generate's rule */
     size_t per = (size_t)C * lh * lw, npix = (size_t)3 * lh * S * lw * S;
     float *x = malloc(sizeof(float) * per * rows), *o = malloc(sizeof(float) * per * rows);
     float *ts = malloc(sizeof(float) * rows), *ctxb = malloc(sizeof(float) * (size_t)rows * T * Wc);
@@ -385,7 +402,7 @@ int cli_bench(int argc, char **argv)
             if (unet_forward(un, x, ts, &(unet_cond){.ctx = ctxb, .T = T}, rows, lh, lw, o, &err)) goto fail;
             t[r] = now() - t0;
         }
-        report("unet cfg step", t, repeats, GF_UNET * area * rows, peak);
+        report(rows > batch ? "unet cfg step" : "unet step", t, repeats, GF_UNET * area * rows, peak);
         size_t ws = 0;
         if (!unet_reserve(un, rows, lh, lw, T, &ws, &err))
             printf("%-14s %9.1f MiB (context of %d tokens)\n", "unet workspace", ws / 1048576.0, T);

@@ -27,8 +27,10 @@ static void usage_range(const req_field *f, char *buf, size_t size)
         snprintf(buf, size, "%.0f..%.0f", f->lo + f->lo_open, f->hi - f->hi_open);
     else if (f->type == RF_FLOAT)
         req_field_range(f, buf, size);
-    else if (f->type == RF_SAMPLER || f->type == RF_FORMAT)
+    else if (f->type == RF_FORMAT || f->type == RF_SCHEDULER || f->type == RF_SPACING)
         snprintf(buf, size, "%s", req_field_names(f));
+    else if (f->type == RF_SAMPLER)
+        snprintf(buf, size, "euler_a, ddim, ..., \"DPM++ 2M\", k_euler (docs/KDIFFUSION.md)");
 }
 
 /* A request field's default as the usage shows it ("" for none). */
@@ -37,7 +39,7 @@ static void usage_default(const req_field *f, char *buf, size_t size)
     buf[0] = 0;
     if (f->type == RF_INT || f->type == RF_FLOAT) snprintf(buf, size, "[%g]", f->def);
     else if (f->type == RF_SEED) snprintf(buf, size, "[random]");
-    else if (f->type == RF_SAMPLER) snprintf(buf, size, "[%s]", sd_sampler_name((sd_sampler)f->def));
+    else if (f->type == RF_SAMPLER) snprintf(buf, size, "[%s]", req_field_value_name(f, f->def));
 }
 
 /* One line per request field of the table that has a flag. */
@@ -138,6 +140,8 @@ static int apply_field(gen_args *a, const req_field *f, const char *flag, const 
         return 0;
     case RF_SAMPLER:
     case RF_FORMAT:
+    case RF_SCHEDULER:
+    case RF_SPACING:
         if (req_field_set_name(f, &a->req, v))
             return sd_errf(err, SD_EINVAL, flag, "%s must be %s%s; got '%s'", flag,
                            f->type == RF_SAMPLER ? "one of " : "", req_field_names(f), v);
@@ -270,6 +274,11 @@ int gen_args_parse(int argc, char **argv, gen_args *a, sd_err *err)
     if (!*p) return sd_errf(err, SD_EINVAL, "--prompt", "--prompt is empty");
     if (given(a, "strength") && !a->init_image)
         return sd_errf(err, SD_EINVAL, "--strength", "--strength only applies with --init-image");
+    if (sd_check_sampler(&a->req.gen, err)) {   /* --scheduler / --timestep-spacing vs --sampler */
+        const req_field *f = req_field_by_engine(err->field);
+        if (f && f->cli) snprintf(err->field, sizeof err->field, "%s", f->cli);
+        return -1;
+    }
     a->req.img2img = a->init_image != NULL;
     return output_format(a, given(a, "output_format"), err);
 }

@@ -31,6 +31,7 @@
 #include "models/vae.h"
 #include "prompt/a1111.h"
 #include "ops/ops.h"
+#include "samplers/kdiff.h"
 #include "samplers/samplers.h"
 #include "tokenizer/clip_bpe.h"
 #include "../base/alloc.h"
@@ -443,7 +444,7 @@ int sd_encode_text(sd_engine *e, const sd_gen_params *p, float **ctx_out, int *T
         text_run_close(&r);
         return sd_errf(err, SD_ENOMEM, "prompt", "out of memory");
     }
-    *T_out = a1111_conds_rows(&r.conds, 0, 1, 1, ctx, &key);   /* the texts of the first call */
+    *T_out = a1111_conds_rows(&r.conds, 0, 1, A1111_ROWS_NEGATIVE_FIRST, ctx, &key);   /* the texts of the first call */
     *ctx_out = ctx;
     *W_out = W;
     text_run_close(&r);
@@ -456,12 +457,13 @@ typedef struct guided {
     sd_engine *e;
     int B, C, h, w, T;
     float cfg;
-    int uncond;          /* 0 when cfg == 1: the negative row is not needed */
-    unet_cond cond;      /* ctx [rows, T, W]: rows 0..B-1 negative, B..2B-1 prompt (or B prompt rows) */
+    int uncond;          /* 0 when cfg <= 1: the negative rows are not needed */
+    unet_cond cond;      /* ctx [rows, T, W] in g->order (guided_context) */
     float *x2, *t2, *o2; /* [rows][per] */
     const a1111_conds *text;   /* the run's encoded texts */
     float *ctx;                /* [rows][77 * text->max_chunks][W] */
     int ctx_key;               /* a1111_conds_rows' memory of the texts in ctx; -1 = none yet */
+    int order;                 /* A1111_ROWS_*: which rows ctx holds, in which order */
 } guided;
 
 /* The one choice of the UNet's text context for model call `call`: the
@@ -470,7 +472,7 @@ typedef struct guided {
  * when they change.  Any sampling path's model callback calls this. */
 static void guided_context(guided *g, int call)
 {
-    g->cond = unet_cond_text(g->ctx, a1111_conds_rows(g->text, call, g->B, g->uncond, g->ctx, &g->ctx_key));
+    g->cond = unet_cond_text(g->ctx, a1111_conds_rows(g->text, call, g->B, g->order, g->ctx, &g->ctx_key));
     g->cond.ctx_dim = g->text->W;
 }
 
@@ -494,6 +496,108 @@ static int guided_model(void *ud, const float *x_in, float t, int call, float *o
     return 0;
 }
 
+/* ---- A1111's k-diffusion runs (sd_gen_params.ksampler) ------------------ */
+
+/* kd_unet_fn over the same rows, in A1111's order [prompt x B][negative x B]
+ * (guided_context builds g->cond that way for these runs: g->order).  A v-prediction UNet's
+ * output is turned into the eps CompVisDenoiser expects: with x_in = x*c_in,
+ * eps = c_in*v + sigma*c_in*x_in, which gives CompVisVDenoiser's
+ * denoised = x/(sigma^2+1) - v*sigma*c_in. */
+typedef struct kd_guided {
+    guided *g;
+    kd_cfg cfg;
+    float sigma;         /* of the call in progress (kd_guided_denoise) */
+} kd_guided;
+
+static int kd_guided_unet(void *ud, const float *x_in, int rows, float t, int call, float *eps, sd_err *err)
+{
+    kd_guided *k = ud;
+    guided *g = k->g;
+    for (int r = 0; r < rows; r++) g->t2[r] = t;
+    guided_context(g, call);
+    if (unet_forward(g->e->unet, x_in, g->t2, &g->cond, rows, g->h, g->w, eps, err) || ops_fault_err(g->e, err)) return -1;
+    if (g->e->pred == SD_PRED_V) {
+        const float c_in = 1.0f / sqrtf(k->sigma * k->sigma + 1.0f), s_in = k->sigma * c_in;
+        for (size_t i = 0; i < (size_t)rows * g->C * g->h * g->w; i++) eps[i] = c_in * eps[i] + s_in * x_in[i];
+    }
+    return 0;
+}
+
+static int kd_guided_denoise(void *ud, const float *x, float sigma, int call, float *denoised, sd_err *err)
+{
+    kd_guided *k = ud;
+    k->sigma = sigma;
+    return kd_cfg_denoise(&k->cfg, x, sigma, call, denoised, err);
+}
+
+/* The model's sigma table: the checkpoint's own alphas_cumprod when it
+ * stores one (loader: "scheduler.alphas_cumprod"), else the LDM one. */
+static int kd_model_of(const sd_engine *e, kd_model *m, sd_err *err)
+{
+    const sdw_tensor *t = sdw_get(e->w, "scheduler.alphas_cumprod");
+    if (!t) { kd_model_init_ldm(m, NULL); return 0; }
+    int64_t n = sdw_numel(t);
+    if (kd_model_init_table(m, t->data, n > KD_TABLE_MAX ? KD_TABLE_MAX + 1 : (int)n, err))
+        return sd_errf(err, SD_EFORMAT, "model", "the checkpoint's alphas_cumprod (%lld values) is not a noise "
+                       "schedule (2..%d values in (0, 1), decreasing)", (long long)n, KD_TABLE_MAX);
+    return 0;
+}
+
+/* Samples x (out: the final SD-space latent) the A1111 way.  txt2img: x =
+ * draw0 * sigma0; img2img (init = the init latent): x = init + draw0 *
+ * sigma[first] and the last t_enc + 1 steps (kd_img2img_first).  Every
+ * later draw of the image's stream goes to the sampler (kdiff.h). */
+static int kd_generate(guided *g, const sd_gen_params *p, const float *init, sd_noise_src *ns, float *noise,
+                       float *x, sd_err *err)
+{
+    const size_t n = (size_t)g->B * g->C * g->h * g->w;
+    const int rows = g->uncond ? 2 * g->B : g->B;
+    kd_model *m = sd_malloc(sizeof *m);
+    float *sig = sd_malloc(sizeof(float) * (KD_MAX_STEPS + 1));
+    float *work = sd_malloc(sizeof(float) * 2 * rows * (n / g->B));
+    int rc = -1;
+    if (!m || !sig || !work) { sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto out; }
+    const kd_sampler s = (kd_sampler)(p->ksampler - 1);
+    if (kd_model_of(g->e, m, err) ||
+        kd_sigmas(m, s, (kd_schedule)(sd_requested_schedule(p) - 1), p->steps, sig, err)) goto out;
+    int first = init ? kd_img2img_first(p->steps, p->strength) : 0;
+    sd_noise_next(ns, g->B, n / g->B, noise);
+    if (init)
+        for (size_t i = 0; i < n; i++) x[i] = init[i] + noise[i] * sig[first];
+    else
+        kd_start(sig, noise, x, n);
+    kd_guided k = {.g = g, .cfg = {.unet = kd_guided_unet, .model = m, .cfg = g->uncond ? g->cfg : 1.0f,
+                                   .batch = g->B, .per_image = n / g->B, .work = work}};
+    k.cfg.ud = &k;
+    kd_sample_req r = {
+        .sampler = s, .sigmas = sig + first, .steps = p->steps - first, .batch = g->B, .per_image = n / g->B,
+        .denoise = kd_guided_denoise, .denoise_ud = &k, .noise = ns,
+        .progress = p->progress, .progress_ud = p->progress_ud,
+    };
+    rc = kd_sample(&r, x, err);
+out:
+    free(m); free(sig); free(work);
+    return rc;
+}
+
+/* The diffusers-semantics samplers' timestep spacing: the request's, else
+ * the checkpoint's scheduler config ("timestep_spacing"), else leading. */
+static sd_spacing spacing_of(const sd_engine *e, sd_timestep_spacing asked)
+{
+    if (asked == SD_TSPACING_LINSPACE) return SD_SPACING_LINSPACE;
+    if (asked == SD_TSPACING_TRAILING) return SD_SPACING_TRAILING;
+    if (asked == SD_TSPACING_LEADING) return SD_SPACING_LEADING;
+    size_t len;
+    char *sc = sdw_folder_file(e->w, "scheduler/scheduler_config.json", &len);
+    json_t *root = sc ? json_loadb(sc, len, 0, NULL) : NULL;
+    const char *v = json_string_value(json_object_get(root, "timestep_spacing"));
+    sd_spacing sp = v && !strcmp(v, "linspace") ? SD_SPACING_LINSPACE
+                  : v && !strcmp(v, "trailing") ? SD_SPACING_TRAILING : SD_SPACING_LEADING;
+    json_decref(root);
+    free(sc);
+    return sp;
+}
+
 /* The engine's own limits, named as the engine names them (sd_gen_params'
  * members); a dialect maps them to its field names (jobs/request.h). */
 static int check_params(const sd_gen_params *p, sd_err *err)
@@ -514,8 +618,10 @@ static int check_params(const sd_gen_params *p, sd_err *err)
     return 0;
 }
 
-static uint8_t to_u8(float v)
+/* [-1, 1] -> 8 bits, rounded; A1111's k-diffusion runs truncate as A1111 does. */
+static uint8_t to_u8(float v, int a1111)
 {
+    if (a1111) return kd_u8_a1111(v);
     float f = v / 2.0f + 0.5f;
     f = f < 0 ? 0 : f > 1 ? 1 : f;
     return (uint8_t)lrintf(f * 255.0f);
@@ -523,7 +629,7 @@ static uint8_t to_u8(float v)
 
 int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_gen_debug *dbg, sd_err *err)
 {
-    if (check_params(p, err)) return -1;
+    if (check_params(p, err) || sd_check_sampler(p, err)) return -1;
     ops_ctx_attach(e->ops);   /* the team size set at load, in this (worker) thread too */
     ops_take_fault(e->ops);   /* a fault left from before is not this request's */
     const int img2img = p->init_rgb != NULL;
@@ -534,6 +640,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     const int PW = lw * s, PH = lh * s;
     const size_t per = (size_t)C * lh * lw, npix = (size_t)3 * PH * PW;
     const float scaling = vae_scaling_factor(e->vae);
+    const int kd = p->ksampler != SD_KSAMPLER_NONE;   /* A1111's k-diffusion run */
 
     int rc = -1;
     text_run text = {0};
@@ -542,11 +649,14 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     sd_sched *sch = sd_calloc(1, sizeof *sch);
     for (int i = 0; i < B; i++) out[i].rgb = NULL;
     if (!sch) { sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto done; }
-    if (sd_sched_init(sch, p->sampler, SD_SPACING_LEADING, p->steps, err)) goto done;
+    if (!kd && sd_sched_init(sch, p->sampler, spacing_of(e, p->spacing), p->steps, err)) goto done;
 
     if (text_run_open(e, p, &text, err)) goto done;
     g.e = e; g.B = B; g.C = C; g.h = lh; g.w = lw; g.cfg = p->cfg;
-    g.uncond = p->cfg != 1.0f;
+    g.uncond = p->cfg > 1.0f;   /* guidance <= 1: the prompt rows only (half the UNet work) */
+    /* rows: [negative x B][prompt x B] (k-diffusion: [prompt x B][negative x
+     * B], A1111's order), or [prompt x B] without guidance */
+    g.order = !g.uncond ? A1111_ROWS_PROMPT : kd ? A1111_ROWS_PROMPT_FIRST : A1111_ROWS_NEGATIVE_FIRST;
     int rows = g.uncond ? 2 * B : B;
     g.text = &text.conds;
     g.T = text.conds.max_chunks * TOK_WINDOW;
@@ -561,7 +671,9 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     if (!g.ctx || !x || !noise || !g.x2 || !g.o2 || !g.t2 || !img) { sd_errf(err, SD_ENOMEM, NULL, "out of memory for a %dx%d batch of %d", out_w, out_h, B); goto done; }
 
     sd_noise_src ns = {p->noise, p->noise_ud, p->seed, 0};
-    if (!img2img) {
+    if (kd && !img2img) {
+        if (kd_generate(&g, p, NULL, &ns, noise, x, err)) goto done;
+    } else if (!img2img) {
         sd_noise_next(&ns, B, per, noise);
         sd_sched_start_txt2img(sch, noise, x, B * per);
     } else {
@@ -582,20 +694,31 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
             memcpy(m2 + i * per, mean, sizeof(float) * per);
             memcpy(s2 + i * per, stdv, sizeof(float) * per);
         }
-        sd_sched_set_strength(sch, p->strength);
-        sd_noise_next(&ns, B, per, noise);
-        sd_posterior_sample(m2, s2, noise, scaling, init, B * per);
-        sd_noise_next(&ns, B, per, noise);
-        sd_sched_start_img2img(sch, init, noise, x, B * per);
+        int bad = 0;
+        if (kd) {
+            /* A1111 samples the posterior from torch's global generator, not
+             * the image's stream: not reproducible, so take its mean */
+            for (size_t i = 0; i < B * per; i++) init[i] = m2[i] * scaling;
+            bad = kd_generate(&g, p, init, &ns, noise, x, err);
+        } else {
+            sd_sched_set_strength(sch, p->strength);
+            sd_noise_next(&ns, B, per, noise);
+            sd_posterior_sample(m2, s2, noise, scaling, init, B * per);
+            sd_noise_next(&ns, B, per, noise);
+            sd_sched_start_img2img(sch, init, noise, x, B * per);
+        }
         free(init); free(m2); free(s2);
+        if (bad) goto done;
     }
 
-    sd_sample_req req = {
-        .sched = sch, .pred = e->pred, .batch = B, .per_image = per,
-        .model = guided_model, .model_ud = &g, .noise = &ns,
-        .progress = p->progress, .progress_ud = p->progress_ud,
-    };
-    if (sd_sample(&req, x, err)) goto done;
+    if (!kd) {
+        sd_sample_req req = {
+            .sched = sch, .pred = e->pred, .batch = B, .per_image = per,
+            .model = guided_model, .model_ud = &g, .noise = &ns,
+            .progress = p->progress, .progress_ud = p->progress_ud,
+        };
+        if (sd_sample(&req, x, err)) goto done;
+    }
     if (dbg) {
         dbg->lat_c = C; dbg->lat_h = lh; dbg->lat_w = lw;
         if (dbg->final_latent) memcpy(dbg->final_latent, x, sizeof(float) * B * per);
@@ -618,7 +741,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
             for (int xx = 0; xx < out_w; xx++)
                 for (int c = 0; c < 3; c++)
                     out[i].rgb[((size_t)yy * out_w + xx) * 3 + c] =
-                        to_u8(img[((size_t)c * PH + yy + y0) * PW + xx + x0]);
+                        to_u8(img[((size_t)c * PH + yy + y0) * PW + xx + x0], kd);
     }
     rc = 0;
 done:

@@ -68,6 +68,47 @@ const char *sd_sampler_name(sd_sampler s);
 /* Human name as AUTOMATIC1111 writes it ("Euler a", "DPM++ 2M Karras", ...). */
 const char *sd_sampler_a1111_name(sd_sampler s);
 
+/* A1111's samplers on k-diffusion semantics (docs/KDIFFUSION.md), beside
+ * the diffusers-semantics sd_sampler above.  Names: A1111's display names
+ * in their exact spelling ("Euler a", "DPM++ 2M", optionally followed by a
+ * schedule label: "DPM++ 2M Karras") and the k_ names ("k_dpmpp_2m"). */
+typedef enum {
+    SD_KSAMPLER_NONE = 0,    /* not a k-diffusion run: sd_gen_params.sampler applies */
+    SD_KSAMPLER_EULER, SD_KSAMPLER_EULER_A, SD_KSAMPLER_HEUN, SD_KSAMPLER_LMS,
+    SD_KSAMPLER_DPMPP_2M, SD_KSAMPLER_DPMPP_2M_SDE,
+    SD_KSAMPLER_END
+} sd_ksampler;
+/* k-diffusion schedules; request names automatic|uniform|karras|exponential|sgm_uniform. */
+typedef enum {
+    SD_SCHEDULER_UNSET = 0,  /* not given */
+    SD_SCHEDULER_AUTOMATIC, SD_SCHEDULER_UNIFORM, SD_SCHEDULER_KARRAS, SD_SCHEDULER_EXPONENTIAL,
+    SD_SCHEDULER_SGM_UNIFORM,
+    SD_SCHEDULER_END
+} sd_scheduler;
+/* Timestep spacing of the diffusers-semantics samplers. */
+typedef enum {
+    SD_TSPACING_MODEL = 0,    /* the checkpoint's scheduler config, else leading */
+    SD_TSPACING_LEADING, SD_TSPACING_LINSPACE, SD_TSPACING_TRAILING,
+    SD_TSPACING_END
+} sd_timestep_spacing;
+
+/* What the `sampler` name selects: a diffusers-semantics sampler (*ks =
+ * NONE, *s set) or a k-diffusion one (*ks, and *name_sched = the schedule
+ * the display name carried, UNSET when none).  0, or -1 when unknown. */
+int sd_sampler_parse(const char *name, sd_sampler *s, sd_ksampler *ks, sd_scheduler *name_sched);
+/* A1111 label ("DPM++ 2M") and k_ name ("k_dpmpp_2m"); NULL out of range. */
+const char *sd_ksampler_label(sd_ksampler ks);
+const char *sd_ksampler_kname(sd_ksampler ks);
+/* The schedule A1111's "Automatic" means for ks (KARRAS for DPM++ 2M, ...). */
+sd_scheduler sd_ksampler_auto_schedule(sd_ksampler ks);
+/* Request name ("sgm_uniform") and A1111 label ("SGM Uniform"); NULL out of range/UNSET. */
+const char *sd_scheduler_name(sd_scheduler s);
+const char *sd_scheduler_label(sd_scheduler s);
+int sd_scheduler_from_name(const char *name, sd_scheduler *out);
+/* "leading", "linspace", "trailing"; NULL for MODEL / out of range. */
+const char *sd_spacing_name(sd_timestep_spacing s);
+int sd_spacing_from_name(const char *name, sd_timestep_spacing *out);
+
 /* Noise source: fills n floats with standard normal draws for draw number
  * `draw` of the image whose seed is `seed`.  Default = Philox (CUDA torch.randn). */
 typedef void (*sd_noise_fn)(void *ud, uint64_t seed, uint64_t draw, float *out, size_t n);
@@ -136,7 +177,24 @@ struct sd_gen_params {
                                     and ignores it (as A1111 does).  More than the layers: refused */
     sd_progress_fn progress; void *progress_ud;
     sd_noise_fn noise; void *noise_ud;   /* NULL = Philox */
+    /* k-diffusion (A1111) sampling: ksampler != NONE runs it instead of
+     * `sampler`: start latent draw0 * sigma0, UNet rows [prompt, negative],
+     * CFG on the denoised outputs, A1111's truncating 8-bit conversion;
+     * img2img as A1111 (t_enc = int(min(strength, 0.999) * steps)). */
+    sd_ksampler ksampler;
+    sd_scheduler name_schedule;  /* the schedule the display name carried ("DPM++ 2M Karras"), or UNSET */
+    sd_scheduler scheduler;      /* asked separately; k-diffusion only (else refused, field "scheduler") */
+    sd_timestep_spacing spacing; /* diffusers-semantics samplers only (else refused, "timestep_spacing") */
 };
+
+/* The sampler choice's own consistency, no model needed: `scheduler` with a
+ * diffusers-semantics sampler, or contradicting the display name's
+ * schedule, and `timestep_spacing` with a k-diffusion sampler are refused
+ * (SD_EINVAL naming "scheduler" / "timestep_spacing").  sd_generate runs it. */
+int sd_check_sampler(const sd_gen_params *p, sd_err *err);
+/* The schedule a k-diffusion run uses as the request named it: scheduler,
+ * else the display name's, else AUTOMATIC (A1111's "Schedule type"). */
+sd_scheduler sd_requested_schedule(const sd_gen_params *p);
 
 /* Generate p->n images into out[0..n-1].  Returns 0 or -1 with err set
  * (SD_ECANCELLED when the progress callback asked to stop). */

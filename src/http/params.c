@@ -482,7 +482,7 @@ static int set_text(const req_field *f, const param *p, sd_request *r, sd_err *e
     return 0;
 }
 
-/* A name field (sampler, output_format). */
+/* A name field (sampler, output_format, scheduler, timestep_spacing). */
 static int set_name(const req_field *f, const param *p, sd_request *r, sd_err *err)
 {
     if (p->kind != PV_TEXT && f->type == RF_SAMPLER)
@@ -526,7 +526,7 @@ static int set_field(const req_field *f, const param *p, int spaces_are_plus, sd
     double v = 0;
     switch (f->type) {
     case RF_TEXT: return set_text(f, p, r, err);
-    case RF_SAMPLER: case RF_FORMAT: return set_name(f, p, r, err);
+    case RF_SAMPLER: case RF_FORMAT: case RF_SCHEDULER: case RF_SPACING: return set_name(f, p, r, err);
     case RF_IMAGE: return set_image(f, p, spaces_are_plus, r, err);
     case RF_SEED:
         if (p->kind == PV_TEXT) {
@@ -573,6 +573,7 @@ int params_to_request(const param_bag *b, int img2img, sd_request *r, sd_err *er
         if (p->kind == PV_NULL) continue; /* JSON null = absent */
         if (set_field(f, p, b->spaces_are_plus, r, err)) return -1;
     }
+    if (sd_check_sampler(&r->gen, err)) return -1;   /* scheduler / timestep_spacing vs sampler */
     if (!r->gen.prompt)
         return sd_errf(err, SD_EINVAL, "prompt", "prompt is required: say what to draw");
     if (!*r->gen.prompt)

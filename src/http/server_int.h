@@ -14,6 +14,7 @@
  *                request -> job; a job_result rendered as its images
  *   api_jobs.c   the async jobs API: POST /jobs/txt2img, /jobs/img2img
  *                (202), GET and DELETE /jobs/{id}
+ *   api_samplers.c  GET /samplers: the sampler and scheduler names
  * Adding an endpoint = one row in routes.c + one handler. */
 #ifndef SD_HTTP_SERVER_INT_H
 #define SD_HTTP_SERVER_INT_H
@@ -163,6 +164,9 @@ enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c);
 int seed_submit(http_server *s, req *r, int listed, int *retry_after);
 /* A result's images, [{"image_url","mime_type","seed"}]. */
 json_t *seed_images(const job_result *res);
+
+/* api_samplers.c */
+enum MHD_Result get_samplers(http_server *s, req *r, struct MHD_Connection *c);
 
 /* api_jobs.c */
 enum MHD_Result jobs_create(http_server *s, req *r, struct MHD_Connection *c);

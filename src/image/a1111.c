@@ -80,6 +80,10 @@ char *img_a1111_parameters(const img_gen_info *g)
     }
     sb_fmt(&b, "\nSteps: %d, Sampler: ", g->steps);
     sb_value(&b, g->sampler ? g->sampler : "");
+    if (g->schedule) {
+        sb_str(&b, ", Schedule type: ");
+        sb_value(&b, g->schedule);
+    }
     sb_fmt(&b, ", CFG scale: %g, Seed: %llu, Size: %dx%d", (double)g->cfg, (unsigned long long)g->seed,
            g->width, g->height);
     if (g->model_hash && *g->model_hash) {
@@ -92,6 +96,10 @@ char *img_a1111_parameters(const img_gen_info *g)
     }
     if (g->denoise >= 0) sb_fmt(&b, ", Denoising strength: %g", (double)g->denoise);
     if (g->clip_skip > 1) sb_fmt(&b, ", Clip skip: %d", g->clip_skip);
+    if (g->spacing) {
+        sb_str(&b, ", Timestep spacing: ");
+        sb_value(&b, g->spacing);
+    }
     if (b.oom || !b.s) {
         free(b.s);
         return NULL;

@@ -131,7 +131,9 @@ typedef struct img_gen_info {
     const char *prompt;
     const char *negative;       /* NULL or "" -> no "Negative prompt:" line */
     int steps;
-    const char *sampler;        /* A1111 name, e.g. "Euler a" (sd_sampler_a1111_name) */
+    const char *sampler;        /* A1111 name, e.g. "DPM++ 2M" (jobs/request.h req_sampler_label) */
+    const char *schedule;       /* "Schedule type: Karras" right after the sampler; NULL -> omitted */
+    const char *spacing;        /* "Timestep spacing: trailing" (diffusers samplers); NULL -> omitted */
     float cfg;
     uint64_t seed;
     int width, height;
@@ -143,7 +145,8 @@ typedef struct img_gen_info {
 
 /* "<prompt>\nNegative prompt: <neg>\nSteps: N, Sampler: S, CFG scale: X,
  * Seed: S, Size: WxH, Model hash: H, Model: M[, Denoising strength: D]
- * [, Clip skip: N]".
+ * [, Clip skip: N][, Timestep spacing: T]", with ", Schedule type: K" after
+ * the sampler when given (A1111 v1.10.1's order).
  * Values holding ',' ':' '"' or a newline are quoted as A1111 does.
  * Returns a malloc'd string or NULL on OOM. */
 char *img_a1111_parameters(const img_gen_info *g);

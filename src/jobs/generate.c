@@ -25,7 +25,8 @@ static job_result *new_result(const gen_ctx *g, const sd_request *in)
     r->steps = p->steps;
     r->cfg = p->cfg;
     r->denoise = in->img2img ? p->strength : -1.0f;
-    r->sampler = sd_sampler_a1111_name(p->sampler);
+    const char *schedule;
+    req_sampler_label(p, &r->sampler, &schedule);
     if (!r->prompt || !r->negative || (g->model_name && !r->model_name) || (g->model_hash && !r->model_hash)) {
         job_result_free(r);
         return NULL;

@@ -42,7 +42,7 @@ typedef struct job_result {
     int width, height, steps;
     float cfg;
     float denoise;           /* img2img strength; < 0 for txt2img */
-    const char *sampler;     /* A1111 name (static) */
+    const char *sampler;     /* as the parameters text names it (req_sampler_label; static) */
     char *model_name, *model_hash;   /* NULL = unknown */
 } job_result;
 /* An empty result for n images (all fields zero, denoise -1); NULL on OOM. */

@@ -45,6 +45,11 @@ const req_field req_fields[] = {
      "--quality", NULL, "Q", NULL, "JPEG/WebP quality"},
     {"clip_skip", "clip_skip", RF_INT, AT(gen.clip_skip), 1, 12, 0, 0, 1, RF_BOTH,
      "--clip-skip", NULL, "N", "CLIP_stop_at_last_layers", "A1111 Clip skip: text encoder layer from the end"},
+    /* issue 14 items 6-7: A1111's schedules, diffusers' timestep spacing */
+    {"scheduler", "scheduler", RF_SCHEDULER, AT(gen.scheduler), 0, 0, 0, 0, SD_SCHEDULER_UNSET, RF_BOTH,
+     "--scheduler", NULL, "NAME", "scheduler", "A1111 schedule of a k-diffusion sampler"},
+    {"timestep_spacing", "timestep_spacing", RF_SPACING, AT(gen.spacing), 0, 0, 0, 0, SD_TSPACING_MODEL, RF_BOTH,
+     "--timestep-spacing", NULL, "S", NULL, "diffusers samplers' spacing (default: the model's)"},
 };
 const int req_nfields = (int)(sizeof req_fields / sizeof req_fields[0]);
 
@@ -83,6 +88,8 @@ void req_field_set_number(const req_field *f, sd_request *r, double v)
     case RF_SEED: *(uint64_t *)slot(f, r) = (uint64_t)v; break;
     case RF_SAMPLER: *(sd_sampler *)slot(f, r) = (sd_sampler)(int)v; break;
     case RF_FORMAT: *(int *)slot(f, r) = (int)v; break;
+    case RF_SCHEDULER: *(sd_scheduler *)slot(f, r) = (sd_scheduler)(int)v; break;
+    case RF_SPACING: *(sd_timestep_spacing *)slot(f, r) = (sd_timestep_spacing)(int)v; break;
     default: break;
     }
 }
@@ -94,6 +101,8 @@ double req_field_get_number(const req_field *f, const sd_request *r)
     case RF_FLOAT: return *(const float *)slot(f, r);
     case RF_SEED: return (double)*(const uint64_t *)slot(f, r);
     case RF_SAMPLER: return (double)*(const sd_sampler *)slot(f, r);
+    case RF_SCHEDULER: return (double)*(const sd_scheduler *)slot(f, r);
+    case RF_SPACING: return (double)*(const sd_timestep_spacing *)slot(f, r);
     default: return 0;
     }
 }
@@ -149,9 +158,20 @@ int req_field_set_name(const req_field *f, sd_request *r, const char *name)
 {
     if (f->type == RF_SAMPLER) {
         sd_sampler s;
-        if (sd_sampler_from_name(name, &s)) return -1;
+        sd_ksampler ks;
+        sd_scheduler sch;
+        if (sd_sampler_parse(name, &s, &ks, &sch)) return -1;
         req_field_set_number(f, r, s);
+        r->gen.ksampler = ks;
+        r->gen.name_schedule = sch;
         return 0;
+    }
+    if (f->type == RF_SCHEDULER || f->type == RF_SPACING) {
+        sd_scheduler sch;
+        sd_timestep_spacing sp;
+        int bad = f->type == RF_SCHEDULER ? sd_scheduler_from_name(name, &sch) : sd_spacing_from_name(name, &sp);
+        if (!bad) req_field_set_number(f, r, f->type == RF_SCHEDULER ? (double)sch : (double)sp);
+        return bad ? -1 : 0;
     }
     int fmt = f->type == RF_FORMAT ? format_from_name(name) : IMG_UNKNOWN;
     if (fmt == IMG_UNKNOWN) return -1;
@@ -161,17 +181,60 @@ int req_field_set_name(const req_field *f, sd_request *r, const char *name)
 
 const char *req_field_names(const req_field *f)
 {
-    if (f->type == RF_SAMPLER) return "euler, euler_a, ddim, dpmpp_2m, dpmpp_2m_karras, lcm";
+    if (f->type == RF_SAMPLER)
+        return "euler, euler_a, ddim, dpmpp_2m, dpmpp_2m_karras, lcm (diffusers semantics), or an A1111 name "
+               "(k-diffusion semantics): Euler, Euler a, Heun, LMS, DPM++ 2M, DPM++ 2M SDE, optionally followed by "
+               "a schedule (Automatic, Uniform, Karras, Exponential, SGM Uniform: \"DPM++ 2M Karras\"), or k_euler, "
+               "k_euler_a, k_heun, k_lms, k_dpmpp_2m, k_dpmpp_2m_sde (GET /samplers lists them)";
     if (f->type == RF_FORMAT) return "png, jpeg or webp";
+    if (f->type == RF_SCHEDULER) return "automatic, uniform, karras, exponential or sgm_uniform";
+    if (f->type == RF_SPACING) return "leading, linspace or trailing";
     return "";
+}
+
+const char *req_field_value_name(const req_field *f, double v)
+{
+    const char *n = f->type == RF_SAMPLER ? sd_sampler_name((sd_sampler)(int)v)
+                    : f->type == RF_SCHEDULER ? sd_scheduler_name((sd_scheduler)(int)v)
+                    : f->type == RF_SPACING ? sd_spacing_name((sd_timestep_spacing)(int)v) : NULL;
+    return n ? n : "";
+}
+
+const char *req_sampler_name_at(int i, char *buf, size_t size)
+{
+    if (i < 0) return NULL;
+    if (i < SD_SAMPLER_COUNT) return sd_sampler_name((sd_sampler)i);
+    i -= SD_SAMPLER_COUNT;
+    const int per = 2 + (SD_SCHEDULER_END - 1);   /* k_ name, label, label + each schedule */
+    sd_ksampler ks = (sd_ksampler)(1 + i / per);
+    if (ks >= SD_KSAMPLER_END) return NULL;
+    int j = i % per;
+    if (j == 0) return sd_ksampler_kname(ks);
+    if (j == 1) return sd_ksampler_label(ks);
+    snprintf(buf, size, "%s %s", sd_ksampler_label(ks), sd_scheduler_label((sd_scheduler)(j - 1)));
+    return buf;
+}
+
+void req_sampler_label(const sd_gen_params *p, const char **sampler, const char **schedule)
+{
+    if (p->ksampler == SD_KSAMPLER_NONE) {
+        *sampler = sd_sampler_name(p->sampler);
+        *schedule = NULL;
+        return;
+    }
+    *sampler = sd_ksampler_label(p->ksampler);
+    *schedule = sd_scheduler_label(sd_requested_schedule(p));
 }
 
 img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, const char *model_hash,
                           const char *model_name)
 {
     const sd_gen_params *p = &r->gen;
+    const char *sampler, *schedule;
+    req_sampler_label(p, &sampler, &schedule);
     return (img_gen_info){
-        .prompt = p->prompt, .negative = p->negative, .steps = p->steps, .sampler = sd_sampler_a1111_name(p->sampler),
+        .prompt = p->prompt, .negative = p->negative, .steps = p->steps, .sampler = sampler, .schedule = schedule,
+        .spacing = p->ksampler ? NULL : sd_spacing_name(p->spacing),
         .cfg = p->cfg, .seed = p->seed + (uint64_t)i, .width = width, .height = height, .model_hash = model_hash,
         .model_name = model_name, .denoise = r->img2img ? p->strength : -1.0f, .clip_skip = p->clip_skip,
     };

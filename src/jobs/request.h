@@ -57,9 +57,11 @@ typedef enum {
     RF_INT,       /* int */
     RF_FLOAT,     /* float: ranges are checked on the float the engine sees */
     RF_SEED,      /* uint64_t; -1 / empty / absent = random */
-    RF_SAMPLER,   /* sd_sampler, by name */
+    RF_SAMPLER,   /* sd_sampler, by name; also gen.ksampler and gen.name_schedule (A1111 names) */
     RF_FORMAT,    /* int img_format, by name (png, jpeg|jpg, webp) */
     RF_IMAGE,     /* the init image (init_data / a file) */
+    RF_SCHEDULER, /* sd_scheduler, by name (0 = not given) */
+    RF_SPACING,   /* sd_timestep_spacing, by name (0 = the model's) */
 } req_type;
 
 enum { RF_TXT2IMG = 1, RF_IMG2IMG = 2, RF_BOTH = 3 };
@@ -115,11 +117,24 @@ int req_field_in_range(const req_field *f, double v);
 void req_field_set_number(const req_field *f, sd_request *r, double v);
 /* Reads a number field back (tests, docs). */
 double req_field_get_number(const req_field *f, const sd_request *r);
-/* Stores a name (RF_SAMPLER, RF_FORMAT); 0, or -1 when it is not one. */
+/* Stores a name (RF_SAMPLER, RF_FORMAT, RF_SCHEDULER, RF_SPACING); 0, or
+ * -1 when it is not one. */
 int req_field_set_name(const req_field *f, sd_request *r, const char *name);
-/* The allowed names of an RF_SAMPLER / RF_FORMAT field, "a, b or c" style
- * ("euler, euler_a, ..., lcm" / "png, jpeg or webp"). */
+/* The allowed names of a name field, "a, b or c" style ("png, jpeg or
+ * webp"; the sampler's: every diffusers name and the A1111 forms). */
 const char *req_field_names(const req_field *f);
+/* A name field's value as the CLI usage shows it ("euler_a"; "" when unset). */
+const char *req_field_value_name(const req_field *f, double v);
+/* Every name the sampler field takes, in the order docs/openapi.json lists
+ * them: the diffusers ones, then per A1111 sampler its k_ name, its label
+ * and the label with each schedule label.  i from 0; NULL past the end.
+ * buf holds the composed names. */
+const char *req_sampler_name_at(int i, char *buf, size_t size);
+/* The A1111 "Sampler" and "Schedule type" of a request (schedule NULL for
+ * the diffusers-semantics samplers, whose Sampler is their own name:
+ * "euler_a", not A1111's "Euler a", which is another picture). */
+void req_sampler_label(const sd_gen_params *p, const char **sampler, const char **schedule);
+
 /* Where a text field lives (RF_TEXT). */
 const char **req_field_text(const req_field *f, sd_request *r);
 

@@ -30,7 +30,7 @@ check "txt2img exits 0" '[ $rc -eq 0 ]' "rc=$rc $(tail -2 "$T/err1")"
 check "PNG has the requested size 64x48" '[ "$(png_size "$T/a.png")" = 64x48 ]' "got $(png_size "$T/a.png")"
 check "stdout names the file and its seed" 'grep -qx "$T/a.png seed=5" "$T/out1"' "$(cat "$T/out1")"
 check "progress on stderr" 'grep -q "step 3/3, .* it/s\|step 3/3, .* s/it" "$T/err1"' "$(cat "$T/err1")"
-check "parameters chunk in the PNG" 'grep -qa "Steps: 3, Sampler: Euler a, CFG scale: 7, Seed: 5, Size: 64x48" "$T/a.png"'
+check "parameters chunk in the PNG" 'grep -qa "Steps: 3, Sampler: euler_a, CFG scale: 7, Seed: 5, Size: 64x48" "$T/a.png"'
 
 gen -W 64 -H 48 --seed 5 -o "$T/b.png" >/dev/null 2>&1
 check "same seed gives identical bytes" 'cmp -s "$T/a.png" "$T/b.png"'

@@ -166,3 +166,14 @@ sd_engine *pipe_load(int m, int single, const char *precision, char *msg, size_t
     if (!e) snprintf(msg, msgsz, "%s", err.msg);
     return e;
 }
+
+int pipe_load_png(const char *rel, img_rgb *im)
+{
+    FILE *f = fopen(t_ref(rel), "rb");
+    if (!f) return -1;
+    static uint8_t buf[1 << 16];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    sd_err err;
+    return len < sizeof buf ? img_decode(buf, len, NULL, im, &err) : -1;
+}

@@ -7,6 +7,7 @@
 #define SD_TEST_PIPE_CASE_H
 
 #include "../../src/engine/pipeline.h"
+#include "../../src/image/image.h"
 
 typedef struct pipe_result {
     int ran;              /* the goldens were there and sd_generate_debug succeeded */
@@ -33,5 +34,9 @@ void pipe_case(sd_engine *e, const char *model, const char *run, pipe_result *r)
  * folder (single = 0) or its fp16 single file (single = 1) at `precision`
  * (sd_load_opts; NULL = auto); NULL with the loader's message in msg. */
 sd_engine *pipe_load(int m, int single, const char *precision, char *msg, size_t msgsz);
+
+/* A reference PNG (path under the reference folder, < 64 KiB) as RGB8.
+ * 0 or -1. */
+int pipe_load_png(const char *rel, img_rgb *im);
 
 #endif

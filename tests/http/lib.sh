@@ -118,3 +118,25 @@ same_image() {
 # may differ); pixel_diff A.png B.png prints "max M mean X".
 pixels_equal() { python3 "$(dirname "${BASH_SOURCE[0]}")/pngdiff.py" "$1" "$2" | grep -q '^max 0 '; }
 pixel_diff() { python3 "$(dirname "${BASH_SOURCE[0]}")/pngdiff.py" "$1" "$2"; }
+# ---- request-field tests (test_clip_skip.sh, test_samplers.sh) ----
+# gen NAME [field=value...]: POST /txt2img with the form $ARGS plus the
+# fields, the image saved as $TMP/NAME.png; prints the status
+gen() {
+  local name=$1 body=$ARGS st url
+  shift
+  for kv in "$@"; do body="$body&$kv"; done
+  st=$(curl -s -o "$TMP/$name.json" -w '%{http_code}' -H 'Content-Type: application/x-www-form-urlencoded' \
+    --data "$body" "$BASE/txt2img")
+  url=$(json "$TMP/$name.json" 'j["images"][0]["image_url"]')
+  [ "$st" = 200 ] && curl -s -o "$TMP/$name.png" "$url"
+  echo "$st"
+}
+# refused_field NAME PATH BODY FIELD FRAGMENT: a form POST answers 400 naming FIELD, message has FRAGMENT
+refused_field() {
+  local st
+  st=$(curl -s -o "$TMP/bad.json" -w '%{http_code}' -H 'Content-Type: application/x-www-form-urlencoded' \
+    --data "$3" "$BASE$2")
+  check "$1: 400 naming $4" \
+    $([ "$st" = 400 ] && [ "$(json "$TMP/bad.json" 'j["field"]')" = "$4" ] &&
+      grep -q "$5" "$TMP/bad.json"; echo $?) "status $st $(cat "$TMP/bad.json")"
+}

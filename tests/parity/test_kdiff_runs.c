@@ -144,13 +144,7 @@ static int load_png(const char *dir, img_rgb *im)
 {
     char rel[256];
     snprintf(rel, sizeof rel, GOLD "runs/%s/image.png", dir);
-    FILE *f = fopen(t_ref(rel), "rb");
-    if (!f) return -1;
-    static uint8_t buf[1 << 16];
-    size_t len = fread(buf, 1, sizeof buf, f);
-    fclose(f);
-    sd_err err;
-    return img_decode(buf, len, NULL, im, &err);
+    return pipe_load_png(rel, im);
 }
 
 /* Decodes the final latent, compares with image.npy and A1111's 8-bit

@@ -234,7 +234,7 @@ static void schedule_case(sd_engine *e, const char *text, int steps, const char 
     float *ctx = malloc(sizeof(float) * 2 * 77 * c.max_chunks * c.W);
     int key = -1, bad = -1;
     for (int call = 0; call < steps && bad < 0; call++) {
-        int T = a1111_conds_rows(&c, call, 1, 1, ctx, &key), Tw = 0, Ww = 0;
+        int T = a1111_conds_rows(&c, call, 1, A1111_ROWS_NEGATIVE_FIRST, ctx, &key), Tw = 0, Ww = 0;
         float *w = encoded(e, want[call], &Tw, &Ww);
         if (!w || T != Tw || memcmp(ctx, w, sizeof(float) * 2 * (size_t)T * Ww)) bad = call;
         free(w);

@@ -32,7 +32,7 @@ body() { # body FORMAT -> JSON request
   python3 -c 'import json,sys; print(json.dumps({"prompt":sys.argv[1],"negative_prompt":sys.argv[2],"seed":1234,"width":64,"height":48,"num_inference_steps":2,"guidance_scale":7.5,"output_format":sys.argv[3],"output_quality":85}))' \
     "$PROMPT" "$NEG" "$1"
 }
-expected=$(python3 -c 'import sys; print(sys.argv[1] + "\nNegative prompt: " + sys.argv[2] + "\nSteps: 2, Sampler: Euler a, CFG scale: 7.5, Seed: 1234, Size: 64x48, Model hash: " + sys.argv[3] + ", Model: " + sys.argv[4], end="")' "$PROMPT" "$NEG" "$MHASH" "$MNAME")
+expected=$(python3 -c 'import sys; print(sys.argv[1] + "\nNegative prompt: " + sys.argv[2] + "\nSteps: 2, Sampler: euler_a, CFG scale: 7.5, Seed: 1234, Size: 64x48, Model hash: " + sys.argv[3] + ", Model: " + sys.argv[4], end="")' "$PROMPT" "$NEG" "$MHASH" "$MNAME")
 
 for fmt in png jpeg webp; do
   case $fmt in png) mime=image/png ext=png;; jpeg) mime=image/jpeg ext=jpg;; webp) mime=image/webp ext=webp;; esac

@@ -1,4 +1,5 @@
-/* test_image_meta.c — the A1111 parameters text, the hand-written EXIF block
+/* test_image_meta.c — the A1111 parameters text (and its Sampler /
+ * Schedule type read back as A1111 reads them), the hand-written EXIF block
  * (round trip, long text cut at a character boundary, malformed blocks), and
  * resizing (area means when shrinking, bilinear when enlarging, fit-within
  * keeping the aspect ratio). */
@@ -7,6 +8,7 @@
 
 #include "t.h"
 #include "../../src/image/image.h"
+#include "../../src/jobs/request.h"
 
 static void test_a1111(void)
 {
@@ -36,6 +38,64 @@ static void test_a1111(void)
     g.clip_skip = 1;
     s = img_a1111_parameters(&g);
     CHECKF(s && !strstr(s, "Clip skip"), "a1111 text: no Clip skip entry for 1 (the default)", "%s", s);
+    free(s);
+}
+
+/* The value of "key: " in a parameters text (up to ", " or the end), or "". */
+static void param_value(const char *text, const char *key, char *out, size_t size)
+{
+    const char *p = strstr(text, key);
+    out[0] = 0;
+    if (!p) return;
+    p += strlen(key);
+    size_t n = strcspn(p, ",");
+    snprintf(out, size, "%.*s", (int)n, p);
+}
+
+/* Every sampler name: the text names what reproduces the picture, and
+ * reading its Sampler (+ Schedule type, label -> request name) back gives
+ * the same choice.  A diffusers-semantics run is written with its own name,
+ * never as A1111's label of another picture. */
+static void test_sampler_round_trip(void)
+{
+    char buf[64], smp[64], sch[64];
+    const char *name;
+    int ok = 1, distinct = 1, n = 0;
+    char bad[160] = "";
+    for (int i = 0; (name = req_sampler_name_at(i, buf, sizeof buf)); i++, n++) {
+        sd_request a, b;
+        sd_request_defaults(&a, 0);
+        sd_request_defaults(&b, 0);
+        a.gen.prompt = "x";
+        req_field_set_name(req_field_find("sampler"), &a, name);
+        img_gen_info g = req_gen_info(&a, 0, 64, 64, NULL, NULL);
+        char *text = img_a1111_parameters(&g);
+        param_value(text ? text : "", "Sampler: ", smp, sizeof smp);
+        param_value(text ? text : "", "Schedule type: ", sch, sizeof sch);
+        for (char *c = sch; *c; c++) *c = *c == ' ' ? '_' : (char)(*c | 0x20);   /* "SGM Uniform" -> sgm_uniform */
+        int back = req_field_set_name(req_field_find("sampler"), &b, smp) == 0 &&
+                   (!*sch || req_field_set_name(req_field_find("scheduler"), &b, sch) == 0);
+        int same = back && a.gen.ksampler == b.gen.ksampler &&
+                   (a.gen.ksampler ? sd_requested_schedule(&a.gen) == sd_requested_schedule(&b.gen)
+                                   : a.gen.sampler == b.gen.sampler && !*sch);
+        if (!same && !bad[0]) snprintf(bad, sizeof bad, "%s -> Sampler: %s, Schedule type: %s", name, smp, sch);
+        ok &= same;
+        if (!a.gen.ksampler && !strcmp(smp, sd_sampler_a1111_name(a.gen.sampler)) && strcmp(smp, name)) distinct = 0;
+        free(text);
+    }
+    CHECKF(ok && n == 48, "parameters text: Sampler / Schedule type read back give the same choice (48 names)", "%s",
+           bad);
+    CHECK(distinct, "parameters text: diffusers-semantics runs are not written with A1111's label");
+    img_gen_info g = {.prompt = "p", .steps = 20, .sampler = "DPM++ 2M", .schedule = "Karras", .cfg = 7, .seed = 1,
+                      .width = 512, .height = 512, .denoise = -1};
+    char *s = img_a1111_parameters(&g);
+    CHECKF(s && !strcmp(s, "p\nSteps: 20, Sampler: DPM++ 2M, Schedule type: Karras, CFG scale: 7, Seed: 1, Size: 512x512"),
+           "a1111 text: Schedule type right after the sampler, as A1111 v1.10.1", "%s", s);
+    free(s);
+    g.sampler = "euler_a", g.schedule = NULL, g.spacing = "trailing";
+    s = img_a1111_parameters(&g);
+    CHECKF(s && !strcmp(s, "p\nSteps: 20, Sampler: euler_a, CFG scale: 7, Seed: 1, Size: 512x512, Timestep spacing: trailing"),
+           "a1111 text: a diffusers run by its own name, its timestep spacing when asked", "%s", s);
     free(s);
 }
 
@@ -146,6 +206,7 @@ static void test_resize(void)
 int main(void)
 {
     test_a1111();
+    test_sampler_round_trip();
     test_exif();
     test_resize();
     return t_done();

@@ -42,12 +42,23 @@ static void check_property(const char *schema, const req_field *f, json_t *prop)
     } else if (f->type == RF_TEXT) {
         CHECKF(num(prop, "maxLength") == f->hi, name, "maxLength %g, table %g", num(prop, "maxLength"), f->hi);
     } else if (f->type == RF_SAMPLER) {
+        /* every name the field takes (diffusers, then per A1111 sampler its
+         * k_ name, label and label + schedule), in that order */
         json_t *e = json_object_get(prop, "enum");
-        int ok = json_array_size(e) == SD_SAMPLER_COUNT;
-        for (int i = 0; ok && i < SD_SAMPLER_COUNT; i++)
-            ok = !strcmp(json_string_value(json_array_get(e, (size_t)i)) ?: "", sd_sampler_name((sd_sampler)i));
+        char buf[64];
+        const char *n;
+        int ok = 1, i = 0;
+        for (; ok && (n = req_sampler_name_at(i, buf, sizeof buf)); i++)
+            ok = !strcmp(json_string_value(json_array_get(e, (size_t)i)) ?: "", n);
         const char *def = json_string_value(json_object_get(prop, "default"));
-        CHECK(ok && def && !strcmp(def, sd_sampler_name((sd_sampler)f->def)), name);
+        CHECKF(ok && json_array_size(e) == (size_t)i && def && !strcmp(def, req_field_value_name(f, f->def)), name,
+               "enum entry %d / %zu", i, json_array_size(e));
+    } else if (f->type == RF_SCHEDULER || f->type == RF_SPACING) {
+        json_t *e = json_object_get(prop, "enum");
+        int ok = 1, i = 1;
+        for (; ok && *req_field_value_name(f, i); i++)
+            ok = !strcmp(json_string_value(json_array_get(e, (size_t)i - 1)) ?: "", req_field_value_name(f, i));
+        CHECKF(ok && json_array_size(e) == (size_t)i - 1 && !json_object_get(prop, "default"), name, "entry %d", i);
     } else {
         CHECK(json_is_object(prop), name);
     }
@@ -111,6 +122,42 @@ int main(void)
           "integer ranges: bounds and whole numbers");
     CHECK(req_field_set_name(req_field_find("sampler"), &r, "ddim") == 0 && r.gen.sampler == SD_SAMPLER_DDIM &&
               req_field_set_name(req_field_find("sampler"), &r, "heun") == -1, "sampler by name");
+    /* every listed sampler name is taken, and selects what it says */
+    char buf[64];
+    const char *sn;
+    int taken = 1, nk = 0;
+    for (int i = 0; (sn = req_sampler_name_at(i, buf, sizeof buf)); i++) {
+        sd_request q;
+        sd_request_defaults(&q, 0);
+        taken &= req_field_set_name(req_field_find("sampler"), &q, sn) == 0;
+        nk += q.gen.ksampler != SD_KSAMPLER_NONE;
+    }
+    CHECKF(taken && nk == 6 * 7, "every sampler name is taken; 42 of them are A1111's (k-diffusion)", "%d", nk);
+    const req_field *smp = req_field_find("sampler"), *sch = req_field_find("scheduler");
+    CHECK(req_field_set_name(smp, &r, "DPM++ 2M Karras") == 0 && r.gen.ksampler == SD_KSAMPLER_DPMPP_2M &&
+              r.gen.name_schedule == SD_SCHEDULER_KARRAS && req_field_set_name(smp, &r, "k_euler_a") == 0 &&
+              r.gen.ksampler == SD_KSAMPLER_EULER_A && r.gen.name_schedule == SD_SCHEDULER_UNSET &&
+              req_field_set_name(smp, &r, "euler_a") == 0 && r.gen.ksampler == SD_KSAMPLER_NONE &&
+              r.gen.sampler == SD_SAMPLER_EULER_A && req_field_set_name(smp, &r, "dpm++ 2m") == -1 &&
+              req_field_set_name(smp, &r, "DPM++ 2M karras") == -1 && req_field_set_name(smp, &r, "Euler a ") == -1,
+          "sampler: A1111 names in exact spelling, k_ names, diffusers names; near misses refused");
+    sd_err e;
+    sd_err_clear(&e);
+    CHECK(req_field_set_name(sch, &r, "karras") == 0 && r.gen.scheduler == SD_SCHEDULER_KARRAS &&
+              sd_check_sampler(&r.gen, &e) == -1 && !strcmp(e.field, "scheduler"),
+          "scheduler with a diffusers sampler: refused naming scheduler");
+    req_field_set_name(smp, &r, "DPM++ 2M Exponential");
+    sd_err_clear(&e);
+    CHECK(sd_check_sampler(&r.gen, &e) == -1 && !strcmp(e.field, "scheduler") && strstr(e.msg, "contradicts"),
+          "scheduler contradicting the name's schedule: refused naming scheduler");
+    req_field_set_name(smp, &r, "DPM++ 2M Karras");
+    sd_err_clear(&e);
+    CHECK(sd_check_sampler(&r.gen, &e) == 0 && sd_requested_schedule(&r.gen) == SD_SCHEDULER_KARRAS &&
+              req_field_set_name(req_field_find("timestep_spacing"), &r, "trailing") == 0 &&
+              sd_check_sampler(&r.gen, &e) == -1 && !strcmp(e.field, "timestep_spacing"),
+          "the same schedule twice is fine; timestep_spacing with a k-diffusion sampler refused");
+    CHECK(req_field_set_name(sch, &r, "Karras") == -1 && req_field_set_name(sch, &r, "simple") == -1,
+          "scheduler: request names only");
     CHECK(req_field_by_flag("--cfg") == cfg && req_field_by_flag("-n") == req_field_find("num_outputs") &&
               req_field_by_flag("--negative") == req_field_find("negative_prompt"), "today's CLI flags map to rows");
     sd_request_free(&r);

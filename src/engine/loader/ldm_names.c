@@ -300,7 +300,9 @@ int ldm_map_name(const ldm_map *m, const char *src, char *out, size_t outsz, sd_
         return put(out, outsz, err, src, "text_encoder.text_model.%s", t ? t : r);
     }
     if ((r = eat(src, "cond_stage_model.model."))) return map_openclip(src, r, out, outsz, err);
-    return LDM_IGNORE;  /* LDM buffers (betas, alphas_cumprod, ...), model_ema.*, anything else */
+    /* the LDM noise schedule: A1111's k-diffusion sigmas come from it */
+    if (!strcmp(src, "alphas_cumprod")) return put(out, outsz, err, src, "scheduler.alphas_cumprod");
+    return LDM_IGNORE;  /* the other LDM buffers (betas, ...), model_ema.*, anything else */
 }
 
 int ldm_diffusers_name(const char *component, const char *src, char *out, size_t outsz)

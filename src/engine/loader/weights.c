@@ -175,6 +175,12 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
         }
         plan[i].kind = k;
         if (k == LDM_IGNORE) continue;
+        /* the optional LDM schedule buffer in another dtype (F64): left out,
+         * the k-diffusion samplers then take the LDM table */
+        if (e->dtype == ST_OTHER && !strcmp(plan[i].name, "scheduler.alphas_cumprod")) {
+            plan[i].kind = LDM_IGNORE;
+            continue;
+        }
         if (e->dtype == ST_OTHER) {
             sd_errf(err, SD_EFORMAT, e->name, "%s: tensor '%s' has dtype %s; weights must be F32, F16 or BF16",
                     f->path, e->name, e->dtype_name);

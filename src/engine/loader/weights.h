@@ -6,6 +6,7 @@
  *     "unet.<diffusers unet name>"            e.g. unet.down_blocks.0.resnets.1.conv1.weight
  *     "vae.<diffusers vae name>"              e.g. vae.decoder.up_blocks.0.resnets.0.norm1.weight
  *     "text_encoder.<HF CLIPTextModel name>"  e.g. text_encoder.text_model.encoder.layers.0.self_attn.q_proj.weight
+ *     "scheduler.alphas_cumprod"              the LDM buffer, when a single file stores it
  * Single-file names are mapped to these (LDM -> diffusers, OpenCLIP -> HF
  * CLIP with in_proj split into q/k/v views).  Shapes are kept exactly as
  * stored (so the VAE mid-attention q/k/v may be [C,C,1,1] or [C,C]; models

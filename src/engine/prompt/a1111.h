@@ -161,14 +161,18 @@ typedef struct a1111_conds {
 int a1111_conds_encode(sd_clip *clip, const sd_tokenizer *tok, sd_family family, int skip, int max_batch,
                        const a1111_plan *negative, const a1111_plan *prompt, a1111_conds *out, sd_err *err);
 void a1111_conds_free(a1111_conds *c);
+/* Which rows a1111_conds_rows writes: the prompt's only, [negative x
+ * B][prompt x B] (diffusers' batch), or [prompt x B][negative x B]
+ * (A1111's CFGDenoiser).  The UNet's rows are independent, so the order
+ * changes no bits; it only matches the sampler's layout. */
+enum { A1111_ROWS_PROMPT = 0, A1111_ROWS_NEGATIVE_FIRST = 1, A1111_ROWS_PROMPT_FIRST = 2 };
 /* THE context choice of a run: the UNet's context rows for model call
- * `call`, [negative x B][prompt x B] (or [prompt x B] when with_negative is
- * 0), each side the text in effect at that call, the shorter padded with
+ * `call` in `order` (A1111_ROWS_*), each side the text in effect at that call, the shorter padded with
  * the empty prompt's chunk (A1111's "Pad prompt/negative prompt").  ctx
  * holds rows x 77 x max_chunks x W floats; it is rewritten only when the
  * texts in effect differ from the last call's (*key, -1 before the first).
  * Returns the context length T (77 x chunks). */
-int a1111_conds_rows(const a1111_conds *c, int call, int B, int with_negative, float *ctx, int *key);
+int a1111_conds_rows(const a1111_conds *c, int call, int B, int order, float *ctx, int *key);
 
 uint32_t a1111_cp_at(const char *s, size_t n, size_t i, int *len);
 int a1111_is_space(uint32_t cp);

@@ -101,7 +101,7 @@ static void side_at(const a1111_conds *c, int s, int call, int *first, int *n)
     *n = p->chunks[t].n_chunks;
 }
 
-int a1111_conds_rows(const a1111_conds *c, int call, int B, int with_negative, float *ctx, int *key)
+int a1111_conds_rows(const a1111_conds *c, int call, int B, int order, float *ctx, int *key)
 {
     int f[2], n[2];
     side_at(c, 0, call, &f[0], &n[0]);
@@ -111,8 +111,11 @@ int a1111_conds_rows(const a1111_conds *c, int call, int B, int with_negative, f
     if (*key == k) return chunks * TOK_WINDOW;
     *key = k;
     size_t cw = (size_t)TOK_WINDOW * c->W, rw = cw * (size_t)chunks;
-    for (int s = with_negative ? 0 : 1, r = 0; s < 2; s++)
-        for (int b = 0; b < B; b++, r++) {
+    /* sides in row order: 0 = negative, 1 = prompt */
+    static const int sides[3][2] = {{1, -1}, {0, 1}, {1, 0}};
+    const int *sd = sides[order == A1111_ROWS_NEGATIVE_FIRST ? 1 : order == A1111_ROWS_PROMPT_FIRST ? 2 : 0];
+    for (int q = 0, r = 0; q < 2 && sd[q] >= 0; q++)
+        for (int b = 0, s = sd[q]; b < B; b++, r++) {
             float *row = ctx + (size_t)r * rw;
             memcpy(row, c->z + (size_t)f[s] * cw, sizeof(float) * cw * (size_t)n[s]);
             for (int i = n[s]; i < chunks; i++) memcpy(row + (size_t)i * cw, c->z + (size_t)c->empty * cw, sizeof(float) * cw);

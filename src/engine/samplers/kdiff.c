@@ -261,9 +261,5 @@ void kd_rgb8_a1111(const float *img, int h, int w, uint8_t *rgb)
 {
     const size_t plane = (size_t)h * w;
     for (size_t p = 0; p < plane; p++)
-        for (int c = 0; c < 3; c++) {
-            float v = (img[c * plane + p] + 1.0f) / 2.0f;
-            v = v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f;   /* NaN -> 0 */
-            rgb[p * 3 + c] = (uint8_t)(255.0f * v);
-        }
+        for (int c = 0; c < 3; c++) rgb[p * 3 + c] = kd_u8_a1111(img[c * plane + p]);
 }

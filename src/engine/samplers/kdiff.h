@@ -1,9 +1,9 @@
 /* kdiff.h — engine-internal: AUTOMATIC1111's samplers and schedules on
  * k-diffusion semantics (k-diffusion ab527a9a, the commit A1111 v1.10.1
  * pins), beside the diffusers-semantics samplers of samplers.h, which they
- * do not change.  Not yet reachable from requests: the request fields
- * (`sampler` display / k_ names, `scheduler`) come after the parameter
- * redesign; docs/KDIFFUSION.md says what is measured against the reference.
+ * do not change.  Requests reach it through sd_gen_params.ksampler
+ * (pipeline.c, kd_generate); docs/KDIFFUSION.md says what is measured
+ * against the reference.
  *
  * The names, the model's sigma table and the schedules are kdiff_sched.h.
  *
@@ -99,6 +99,14 @@ typedef struct kd_cfg {
  * t = sigma_to_t(sigma), eps = unet(x*c_in), d = x - sigma*eps per row,
  * denoised = d_uncond + (d_cond - d_uncond) * cfg (cfg 1: d_cond). */
 int kd_cfg_denoise(void *ud, const float *x, float sigma, int call, float *denoised, sd_err *err);
+
+/* One value of it: uint8(255 * clamp((v+1)/2, 0, 1)), truncated; NaN -> 0. */
+static inline uint8_t kd_u8_a1111(float v)
+{
+    v = (v + 1.0f) / 2.0f;
+    v = v > 0.0f ? (v < 1.0f ? v : 1.0f) : 0.0f;
+    return (uint8_t)(255.0f * v);
+}
 
 /* A1111's 8-bit conversion of a decoded image img[3][h][w] (nominally in
  * [-1, 1]): uint8(255 * clamp((v+1)/2, 0, 1)) TRUNCATED, into rgb[h][w][3]. */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "kdiff_sched.h"
+#include "samplers.h"
 
 /* ---- names ---------------------------------------------------------------- */
 
@@ -247,4 +248,12 @@ int kd_sigmas(const kd_model *m, kd_sampler s, kd_schedule sch, int steps, float
     }
     out[steps] = 0.0f;
     return 0;
+}
+
+int kd_img2img_first(int steps, double strength)
+{
+    double st = sd_strength_decimal(strength);
+    if (!(st > 0)) st = 0;
+    int t_enc = (int)((st < 0.999 ? st : 0.999) * steps);
+    return steps - t_enc - 1;
 }

@@ -85,4 +85,11 @@ float kd_t_to_sigma(const kd_model *m, float t);
  * steps 1..KD_MAX_STEPS.  0, or -1 with SD_EINVAL naming "steps". */
 int kd_sigmas(const kd_model *m, kd_sampler s, kd_schedule sch, int steps, float *out, sd_err *err);
 
+/* A1111's img2img start (sd_samplers_kdiffusion.sample_img2img, default
+ * settings): t_enc = int(min(strength, 0.999) * steps) with strength as the
+ * decimal it was written as (sd_strength_decimal); the run takes
+ * sigmas[first..steps] (t_enc + 1 steps), first = steps - t_enc - 1, and
+ * starts at x = init + noise * sigmas[first].  Returns first. */
+int kd_img2img_first(int steps, double strength);
+
 #endif

@@ -103,6 +103,9 @@ int sd_sched_init_kind(sd_sched *s, sd_sched_kind kind, sd_spacing spacing, int 
  * least one step runs (diffusers fails on an empty schedule).  strength is
  * the user's decimal value; float inputs such as 0.7f count as 0.7. */
 int sd_img2img_start(int steps, double strength);
+/* strength as the decimal it was written as when it came through a float
+ * (0.7f -> 0.7), else as is. */
+double sd_strength_decimal(double strength);
 /* Sets s->start from strength; returns the number of steps that will run. */
 int sd_sched_set_strength(sd_sched *s, double strength);
 

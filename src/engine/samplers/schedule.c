@@ -234,15 +234,21 @@ int sd_sched_init(sd_sched *s, sd_sampler sampler, sd_spacing spacing, int steps
     return 0;
 }
 
-int sd_img2img_start(int steps, double strength)
+double sd_strength_decimal(double strength)
 {
     /* A value that came through a float (0.7f = 0.69999998...) is taken as
-     * the decimal it was written as, then multiplied like Python does. */
+     * the decimal it was written as. */
     if ((double)(float)strength == strength) {
         char buf[32];
         snprintf(buf, sizeof buf, "%.7g", strength);
         strength = strtod(buf, NULL);
     }
+    return strength;
+}
+
+int sd_img2img_start(int steps, double strength)
+{
+    strength = sd_strength_decimal(strength);   /* then multiplied like Python does */
     if (!(strength > 0)) strength = 0;
     if (strength > 1) strength = 1;
     int init_t = (int)(steps * strength);
