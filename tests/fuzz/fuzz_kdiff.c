@@ -7,7 +7,7 @@
  *   first byte odd: the rest is a float32 table (second byte = steps); a
  *   table is refused with SD_EINVAL naming alphas_cumprod, or every
  *   schedule made from it is finite, positive, strictly decreasing, then 0.
- * fuzz-sources: src/engine/samplers/kdiff_sched.c src/base/err.c
+ * fuzz-sources: src/engine/samplers/kdiff_sched.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/base/err.c
    (no libraries) */
 #include <math.h>
 #include <stdint.h>
