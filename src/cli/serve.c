@@ -63,6 +63,8 @@ static double o_s3_timeout;
 /* local image retention (docs/STORAGE.md "Retention") */
 static double o_image_retention, o_image_min_age;
 static int64_t o_image_store_max_mb;
+/* textual-inversion embeddings (issue 14 item 4) */
+static char *o_embeddings_dir;
 
 static const sd_setting serve_settings[] = {
     {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
@@ -139,6 +141,10 @@ static const sd_setting serve_settings[] = {
     {"image-min-age", SD_SET_DOUBLE, &o_image_min_age, "600", 1, 1e10,
      "seconds an image is kept at least, whatever the two limits above say, so its URL works when the client "
      "fetches it (keep it >= --retention for async jobs)"},
+    /* textual-inversion embeddings (issue 14 item 4) */
+    {"embeddings-dir", SD_SET_STR, &o_embeddings_dir, NULL, 0, 0,
+     "folder of textual-inversion embeddings (.safetensors, A1111 or diffusers form), read at start; a prompt uses "
+     "one by its file name (GET /embeddings lists them, docs/PROMPTS.md)"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
 
@@ -273,6 +279,7 @@ static void loader_init(model_loader *L)
     L->lo.data_dir = o_data;
     L->lo.threads = (int)o_threads;
     L->lo.precision = o_precision;
+    L->lo.embeddings_dir = o_embeddings_dir;
     L->main_thread = pthread_self();
 }
 
@@ -291,6 +298,7 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
     gc->engine = L->engine;
     gc->model_name = mi->name;
     gc->model_hash = mi->hash;
+    http_server_set_engine(srv, L->engine);
     http_server_model_ready(srv, mi->name, mi->family, mi->hash);
     /* with API keys the line as printed would get 401: it says where the key goes */
     int keyed = (o_api_keys && *o_api_keys) || (o_api_keys_file && *o_api_keys_file);
