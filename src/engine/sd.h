@@ -58,7 +58,7 @@ void sd_engine_info(const sd_engine *e, sd_model_info *out);
 
 /* The embeddings found in embeddings_dir at load, sorted by name: fits = 1
  * when prompts can use it, else `error` says why (another family's width, a
- * pickle, no embedding tensor...).  0, or -1 when i is past the end. */
+ * pickle, not exactly one tensor...).  0, or -1 when i is past the end. */
 typedef struct sd_embedding_info {
     const char *name;
     int vectors, width, fits;

@@ -38,23 +38,20 @@ static int ends_with(const char *s, const char *suffix)
     return n >= k && !strcmp(s + n - k, suffix);
 }
 
-/* The entry that holds the vectors: A1111's keys first, else the only
- * tensor of the file (the diffusers form), else NULL + err. */
+/* The entry that holds the vectors: the file's only tensor, whatever its
+ * name (emb_params, string_to_param.*, <token>), as A1111 reads a
+ * .safetensors; else NULL + err (SDXL's clip_l + clip_g, several terms). */
 static const st_entry *pick_tensor(const st_file *f, const char *name, sd_err *err)
 {
-    static const char *const keys[] = {"emb_params", "string_to_param.*", "*"};
-    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
-        for (size_t i = 0; i < f->n; i++)
-            if (!strcmp(f->e[i].name, keys[k])) return &f->e[i];
     if (f->n == 1) return &f->e[0];
-    for (size_t i = 0; i < f->n; i++)
-        if (!strcmp(f->e[i].name, "clip_l") || !strcmp(f->e[i].name, "clip_g")) {
-            sd_errf(err, SD_EINVAL, FIELD, "embedding '%s' is an SDXL embedding (clip_l / clip_g), "
-                    "which SD1 and SD2 models cannot use", name);
-            return NULL;
-        }
-    sd_errf(err, SD_EINVAL, FIELD, "embedding '%s': no embedding tensor (expected emb_params, "
-            "string_to_param.* or a single tensor; the file has %zu)", name, f->n);
+    int xl = 0;
+    for (size_t i = 0; i < f->n; i++) xl += !strcmp(f->e[i].name, "clip_l") || !strcmp(f->e[i].name, "clip_g");
+    if (xl == 2)
+        sd_errf(err, SD_EINVAL, FIELD, "embedding '%s' is an SDXL embedding (clip_l / clip_g), which SD1 and SD2 "
+                "models cannot use", name);
+    else
+        sd_errf(err, SD_EINVAL, FIELD, "embedding '%s': %zu tensors; an embedding file holds exactly one "
+                "(emb_params, string_to_param.* or its token's name)", name, f->n);
     return NULL;
 }
 

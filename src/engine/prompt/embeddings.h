@@ -2,9 +2,12 @@
  * modules/textual_inversion, read for its facts): files of token vectors
  * that a word of the prompt stands for.
  *
- * Forms read (safetensors only; a .pt / .bin is a pickle, refused):
+ * Forms read (safetensors only; a .pt / .bin is a pickle, refused), each
+ * a file of exactly one tensor, whatever its name (A1111's rule):
  *   A1111       "emb_params" [n, W] (or [W]); "string_to_param.*" / "*"
  *   diffusers   one tensor named by its token, e.g. "<cat-toy>", [W] or [1, W]
+ * Two or more tensors are refused (A1111: "multiple terms"), SDXL's
+ * clip_l + clip_g pair with its own message.
  * The name is the file's base name (A1111's rule).  A directory is scanned
  * once (emb_dir_load, sorted by name); an embedding whose width is not the
  * text encoder's, or a file that cannot be read, is kept in the list with
@@ -35,7 +38,7 @@ typedef struct sd_embeddings {
 } sd_embeddings;
 
 /* Read one file as embedding `name`: 0, or -1 + err naming "embeddings"
- * (a pickle, no embedding tensor, a dtype or shape that is not one,
+ * (a pickle, not exactly one tensor, a dtype or shape that is not one,
  * more than EMB_MAX_VECTORS vectors, a value that is not finite). */
 int emb_read(const char *path, const char *name, sd_embedding *out, sd_err *err);
 void emb_free(sd_embedding *e);
