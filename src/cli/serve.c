@@ -283,6 +283,15 @@ static void loader_init(model_loader *L)
     L->main_thread = pthread_self();
 }
 
+/* One line per embedding of --embeddings-dir: used, or skipped and why. */
+static void print_embeddings(const sd_engine *e)
+{
+    sd_embedding_info in;
+    for (int i = 0; !sd_engine_embedding(e, i, &in); i++)
+        if (in.fits) printf("embedding: %s (%d vectors)\n", in.name, in.vectors);
+        else printf("embedding skipped: %s\n", in.error);
+}
+
 /* The loaded model opens the generation routes: the job runner's context
  * first, then the server (which publishes it to the HTTP threads). */
 static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const char *public_url)
@@ -292,6 +301,7 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
     printf("model: %s (%s, %s, %lld parameters, hash %s)\n", mi->name ? mi->name : "?", mi->family ? mi->family : "?",
            mi->prediction ? mi->prediction : "?", (long long)mi->params, mi->hash);
     printf("precision: %s\n", mi->precision);
+    print_embeddings(L->engine);
     if (L->demo)
         printf("NOTE: this is the random-weight DEMO model: its pictures are noise. Start with --model PATH for "
                "real images.\n");

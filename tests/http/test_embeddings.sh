@@ -4,7 +4,8 @@
 # "redapple" (A1111 emb_params, the token-table rows of "red apple"),
 # "appletok" (diffusers form, the row of "apple"), a wrong-width one and a
 # .pt; GET /embeddings lists them (fits or why not); a prompt and negative
-# using the names give the pixels of the typed tokens, over HTTP and with
+# using the names give the pixels of the typed tokens (the server's log
+# names each embedding), over HTTP and with
 # `sdserve generate --embeddings-dir`; a negative too long because of the
 # embedding's vectors is a 400 naming negative_prompt.
 cd "$(dirname "$0")/../.."
@@ -60,6 +61,9 @@ check "no embedding: another image (the check can fail)" \
 long=$(for i in $(seq 304); do printf 'redapple '; done)
 refused_field "a negative of 304 two-vector embeddings (9 chunks)" /txt2img "prompt=x&negative_prompt=$long" \
   negative_prompt 'too long'
+check "the server log names each embedding, used or skipped and why" \
+  $(grep -q '^embedding: redapple (2 vectors)' "$TMP/server.log" && grep -q '^embedding skipped: .*wide.*width' "$TMP/server.log" &&
+    grep -q '^embedding skipped: .*pickle' "$TMP/server.log"; echo $?) "$(grep embedding "$TMP/server.log")"
 stop_server
 
 "$SDSERVE" generate --model "$REF/models/tiny-sd1" --embeddings-dir "$EMB" --prompt "a redapple on a table" \

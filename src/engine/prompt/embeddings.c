@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../../base/alloc.h"
 #include "../loader/safetensors.h"
@@ -107,7 +108,12 @@ done:
     return rc;
 }
 
-static int by_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+/* A1111's order: file names compared case-insensitively. */
+static int by_name(const void *a, const void *b)
+{
+    int c = strcasecmp(*(char *const *)a, *(char *const *)b);
+    return c ? c : strcmp(*(char *const *)a, *(char *const *)b);
+}
 
 /* The file names of dir that may be embeddings, sorted; -1 + err. */
 static int list_dir(const char *dir, char ***names, int *n, sd_err *err)

@@ -9,7 +9,8 @@
  * Two or more tensors are refused (A1111: "multiple terms"), SDXL's
  * clip_l + clip_g pair with its own message.
  * The name is the file's base name (A1111's rule).  A directory is scanned
- * once (emb_dir_load, sorted by name); an embedding whose width is not the
+ * once, without its sub-folders (emb_dir_load, sorted by name as A1111,
+ * case-insensitively); an embedding whose width is not the
  * text encoder's, or a file that cannot be read, is kept in the list with
  * its reason and never matched.  Matching (a1111_chunk.c) is on tokens: the
  * name tokenized alone, found in a prompt piece's tokens, longest first. */
