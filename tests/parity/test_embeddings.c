@@ -194,8 +194,8 @@ static void chunk_boundary(sd_engine *e)
         emb_set_free(&set);
         free(text);
     }
-    /* typed "red apple" across the boundary vs the embedding: the embedding's context is longer by
-       one chunk position shift, so encodings differ, as in A1111 */
+    /* the embedding that does not fit closes the chunk: the same as a BREAK before the typed words
+       (typed, "red" would stay in the first chunk and only "apple" move on) */
     char *text = t_repeat("cat ", 74), a[400], b[400];
     snprintf(a, sizeof a, "%sredapple", text);
     snprintf(b, sizeof b, "%sBREAK red apple", text);
