@@ -72,6 +72,7 @@ void gen_usage(FILE *f)
             "  --vocab F            CLIP vocabulary (bpe .txt.gz, merges.txt or tokenizer/)\n"
             "  --threads N          0 = all cores                         [0]\n"
             "  --precision P        auto|fp32|bf16x2|bf16 (docs/SERVER.md)  [auto]\n"
+            "  --embeddings-dir D   textual-inversion embeddings, used by name (docs/PROMPTS.md)\n"
             "  -h, --help           this text\n"
             "\n"
             "--init-image F: the file is turned upright by its EXIF orientation and\n"
@@ -158,7 +159,7 @@ static int given(const gen_args *a, const char *name)
 }
 
 /* The flags that are not request fields. */
-typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP } opt_id;
+typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP, O_EMBEDDINGS_DIR } opt_id;
 
 static const struct {
     const char *lng, *shrt;
@@ -168,6 +169,7 @@ static const struct {
     {"--model", NULL, O_MODEL, 1},     {"--config", NULL, O_CONFIG, 1},       {"--vocab", NULL, O_VOCAB, 1},
     {"--output", "-o", O_OUTPUT, 1},   {"--threads", NULL, O_THREADS, 1},     {"--precision", NULL, O_PRECISION, 1},
     {"--help", "-h", O_HELP, 0},
+    {"--embeddings-dir", NULL, O_EMBEDDINGS_DIR, 1},
 };
 
 static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err *err)
@@ -192,6 +194,7 @@ static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err
         a->precision = v;
         break;
     case O_HELP: a->help = 1; break;
+    case O_EMBEDDINGS_DIR: a->embeddings_dir = v; break;
     }
     return 0;
 }
@@ -386,7 +389,7 @@ static int run(const gen_args *a, sd_err *err)
     }
 
     sd_load_opts lo = {.model_path = a->model, .config_path = a->config, .vocab_path = a->vocab, .threads = a->threads,
-                       .precision = a->precision};
+                       .precision = a->precision, .embeddings_dir = a->embeddings_dir};
     sd_engine *eng = sd_engine_load(&lo, err);
     if (!eng) {
         img_rgb_free(&init);

@@ -15,6 +15,7 @@
 
 typedef struct gen_args {
     const char *model, *config, *vocab;
+    const char *embeddings_dir;   /* --embeddings-dir: textual-inversion embeddings */
     /* the request, flags and defaults from the field table (jobs/request.h):
      * --prompt, --negative (argv's strings, not owned), --steps, --cfg,
      * --sampler, --seed (-1 = random: req.seed_was_random), -W/-H, -n,

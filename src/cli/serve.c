@@ -63,6 +63,8 @@ static double o_s3_timeout;
 /* local image retention (docs/STORAGE.md "Retention") */
 static double o_image_retention, o_image_min_age;
 static int64_t o_image_store_max_mb;
+/* textual-inversion embeddings (issue 14 item 4) */
+static char *o_embeddings_dir;
 
 static const sd_setting serve_settings[] = {
     {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
@@ -139,6 +141,10 @@ static const sd_setting serve_settings[] = {
     {"image-min-age", SD_SET_DOUBLE, &o_image_min_age, "600", 1, 1e10,
      "seconds an image is kept at least, whatever the two limits above say, so its URL works when the client "
      "fetches it (keep it >= --retention for async jobs)"},
+    /* textual-inversion embeddings (issue 14 item 4) */
+    {"embeddings-dir", SD_SET_STR, &o_embeddings_dir, NULL, 0, 0,
+     "folder of textual-inversion embeddings (.safetensors, A1111 or diffusers form), read at start; a prompt uses "
+     "one by its file name (GET /embeddings lists them, docs/PROMPTS.md)"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
 
@@ -273,7 +279,17 @@ static void loader_init(model_loader *L)
     L->lo.data_dir = o_data;
     L->lo.threads = (int)o_threads;
     L->lo.precision = o_precision;
+    L->lo.embeddings_dir = o_embeddings_dir;
     L->main_thread = pthread_self();
+}
+
+/* One line per embedding of --embeddings-dir: used, or skipped and why. */
+static void print_embeddings(const sd_engine *e)
+{
+    sd_embedding_info in;
+    for (int i = 0; !sd_engine_embedding(e, i, &in); i++)
+        if (in.fits) printf("embedding: %s (%d vectors)\n", in.name, in.vectors);
+        else printf("embedding skipped: %s\n", in.error);
 }
 
 /* The loaded model opens the generation routes: the job runner's context
@@ -285,12 +301,14 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
     printf("model: %s (%s, %s, %lld parameters, hash %s)\n", mi->name ? mi->name : "?", mi->family ? mi->family : "?",
            mi->prediction ? mi->prediction : "?", (long long)mi->params, mi->hash);
     printf("precision: %s\n", mi->precision);
+    print_embeddings(L->engine);
     if (L->demo)
         printf("NOTE: this is the random-weight DEMO model: its pictures are noise. Start with --model PATH for "
                "real images.\n");
     gc->engine = L->engine;
     gc->model_name = mi->name;
     gc->model_hash = mi->hash;
+    http_server_set_engine(srv, L->engine);
     http_server_model_ready(srv, mi->name, mi->family, mi->hash);
     /* with API keys the line as printed would get 401: it says where the key goes */
     int keyed = (o_api_keys && *o_api_keys) || (o_api_keys_file && *o_api_keys_file);

@@ -53,6 +53,7 @@ struct sd_engine {
     char hash[16];
     char name[256];
     char precision[32];   /* sd_model_info.precision */
+    sd_embeddings emb;    /* textual-inversion embeddings (--embeddings-dir), maybe none */
 };
 
 struct sd_unet *sd_engine_unet(sd_engine *e) { return e->unet; }
@@ -274,6 +275,9 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
                 "folder beside the model)", tok_vocab_size(e->tok), (long long)emb->shape[0]);
         goto fail;
     }
+    if (o->embeddings_dir && *o->embeddings_dir &&
+        emb_dir_load(o->embeddings_dir, e->tok, clip_width(e->text[0]), &e->emb, err))
+        goto fail;
 
     for (size_t i = 0; i < sdw_count(e->w); i++) e->params += sdw_numel(sdw_at(e->w, i));
     model_hash(e->w, e->hash);
@@ -296,12 +300,21 @@ void sd_engine_free(sd_engine *e)
 {
     if (!e) return;
     tok_free(e->tok);
+    emb_set_free(&e->emb);
     for (int i = 0; i < e->n_text; i++) clip_free(e->text[i]);
     unet_free(e->unet);
     vae_free(e->vae);
     ops_ctx_free(e->ops);
     sdw_close(e->w);
     free(e);
+}
+
+int sd_engine_embedding(const sd_engine *e, int i, sd_embedding_info *out)
+{
+    if (i < 0 || i >= e->emb.n) return -1;
+    const sd_embedding *m = &e->emb.v[i];
+    *out = (sd_embedding_info){m->name, m->n, m->width, m->error == NULL, m->error};
+    return 0;
 }
 
 void sd_engine_info(const sd_engine *e, sd_model_info *out)
@@ -338,7 +351,7 @@ int sd_prompt_windows(const sd_engine *e, const char *text, int *windows, size_t
     a1111_parsed parsed = {0};
     a1111_chunks ch = {0};
     if (a1111_parse(text ? text : "", "prompt", &parsed, err) ||
-        a1111_chunk(e->tok, &parsed, "prompt", INT_MAX, &ch, err)) {
+        a1111_chunk_emb(e->tok, &e->emb, &parsed, "prompt", INT_MAX, &ch, err)) {
         a1111_parsed_free(&parsed);
         return -1;
     }
@@ -358,8 +371,8 @@ static int plan_texts(const sd_engine *e, const char *prompt, const char *negati
     const char *text[2] = {negative, prompt}, *field[2] = {"negative", "prompt"};
     memset(plan, 0, 2 * sizeof *plan);
     for (int k = 1; k >= 0; k--)   /* the prompt's error first, as before */
-        if (a1111_plan_build(e->tok, text[k], steps < 1 ? 1 : steps, field[k], SD_MAX_PROMPT_WINDOWS, &plan[k],
-                             err)) {
+        if (a1111_plan_build_emb(e->tok, &e->emb, text[k], steps < 1 ? 1 : steps, field[k], SD_MAX_PROMPT_WINDOWS,
+                                 &plan[k], err)) {
             a1111_plan_free(&plan[0]);
             a1111_plan_free(&plan[1]);
             return -1;

@@ -32,6 +32,9 @@ typedef struct sd_load_opts {
                                   (inputs split in two bf16 terms: only weights rounded), "bf16" (fastest);
                                   NULL or "auto": $SD_PRECISION, else on CPUs with AMX bf16x2 with the VAE
                                   at bf16, fp32 elsewhere (docs/SERVER.md) */
+    /* textual inversion (issue 14 item 4) */
+    const char *embeddings_dir; /* optional: folder of A1111 / diffusers .safetensors embeddings,
+                                  used by name in prompts (docs/PROMPTS.md "Embeddings") */
 } sd_load_opts;
 
 /* 0 if name is a precision sd_load_opts accepts ("auto", "fp32", "bf16x2", "bf16"), else -1. */
@@ -52,6 +55,16 @@ typedef struct sd_model_info {
     const char *precision;       /* in effect: "fp32", "bf16x2", "bf16" or "bf16x2, VAE bf16" */
 } sd_model_info;
 void sd_engine_info(const sd_engine *e, sd_model_info *out);
+
+/* The embeddings found in embeddings_dir at load, sorted by name: fits = 1
+ * when prompts can use it, else `error` says why (another family's width, a
+ * pickle, not exactly one tensor...).  0, or -1 when i is past the end. */
+typedef struct sd_embedding_info {
+    const char *name;
+    int vectors, width, fits;
+    const char *error;
+} sd_embedding_info;
+int sd_engine_embedding(const sd_engine *e, int i, sd_embedding_info *out);
 
 typedef enum {
     SD_SAMPLER_EULER = 0,

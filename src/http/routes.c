@@ -25,6 +25,8 @@ static const route routes[] = {
     {"/metrics", 0, "GET, HEAD", "/metrics", 1, ROUTE_METRICS, ROUTE_NOBODY, 0, get_metrics, NULL},
     {"/openapi.json", 0, "GET, HEAD", "/openapi.json", 0, ROUTE_KEY, ROUTE_NOBODY, 0, get_openapi, NULL},
     {"/samplers", 0, "GET, HEAD", "/samplers", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_samplers, NULL},
+    /* textual-inversion embeddings (issue 14 item 4) */
+    {"/embeddings", 0, "GET, HEAD", "/embeddings", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_embeddings, NULL},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES + 1 <= METRICS_MAX_ENDPOINTS, "more routes than metrics endpoints");

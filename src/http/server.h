@@ -73,6 +73,10 @@ const char *http_server_public_url(const http_server *s);
  * /health, and generation routes open.  Call once, after everything a job
  * needs is set (the store, the job runner's context). */
 void http_server_model_ready(http_server *s, const char *name, const char *family, const char *hash);
+/* The loaded engine whose embeddings GET /embeddings lists (kept, not
+ * copied; it must outlive the server).  Call before http_server_model_ready. */
+struct sd_engine;
+void http_server_set_engine(http_server *s, const struct sd_engine *e);
 /* Graceful stop: refuse new connections, cancel queued and running jobs with
  * an explicit reason, answer every waiting client, then close.  Returns when
  * everything is released (the job backend or jobq is left to the caller,

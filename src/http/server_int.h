@@ -115,6 +115,7 @@ struct http_server {
     atomic_int loading;      /* the model is still loading (server_config.loading) */
     const char *labels[METRICS_MAX_ENDPOINTS];   /* metrics endpoint labels (route_labels) */
     int nlabels;
+    const struct sd_engine *engine;   /* GET /embeddings' source (http_server_set_engine), NULL = none */
 };
 
 /* server.c */
@@ -167,6 +168,9 @@ json_t *seed_images(const job_result *res);
 
 /* api_samplers.c */
 enum MHD_Result get_samplers(http_server *s, req *r, struct MHD_Connection *c);
+
+/* api_embeddings.c */
+enum MHD_Result get_embeddings(http_server *s, req *r, struct MHD_Connection *c);
 
 /* api_jobs.c */
 enum MHD_Result jobs_create(http_server *s, req *r, struct MHD_Connection *c);

@@ -94,12 +94,30 @@ static void lora_case(const char *name, const unsigned char *d, size_t n)
     if (fd >= 0) close(fd);
 }
 
+/* embeddings: the embedding reader refuses each naming embeddings (memfd, as fuzz_embeddings.c). */
+static void embeddings_case(const char *name, const unsigned char *d, size_t n)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    char path[64];
+    int fd = fuzz_memfd(d, n, path);
+    sd_embedding e;
+    int rc = fd >= 0 ? emb_read(path, "regress", &e, &err) : -1;
+    char label[300];
+    snprintf(label, sizeof label, "embeddings regression %s: refused naming embeddings", name);
+    CHECKF(fd >= 0 && rc == -1 && err.code == SD_EINVAL && !strcmp(err.field, "embeddings"), label,
+           "code %d msg '%s'", err.code, err.msg);
+    if (rc == 0) emb_free(&e);
+    if (fd >= 0) close(fd);
+}
+
 int main(void)
 {
     static const struct { const char *target; void (*fn)(const char *, const unsigned char *, size_t); } T[] = {
         {"image", image_case},
         {"a1111_prompt", a1111_case},
         {"lora", lora_case},
+        {"embeddings", embeddings_case},
     };
     int seen = 0;
     for (size_t t = 0; t < sizeof T / sizeof T[0]; t++) {

@@ -288,11 +288,11 @@ int clip_reserve(sd_clip *c, int B, sd_err *err)
 
 /* ---- forward ---------------------------------------------------------- */
 
-static void clip_embed(const sd_clip *c, const int32_t *ids, int rows, float *x)
+static void clip_embed(const sd_clip *c, const int32_t *ids, const float *const *vec, int rows, float *x)
 {
     int W = c->cfg.width, T = c->cfg.tokens;
     for (int r = 0; r < rows; r++) {
-        const float *te = c->tok_emb + (size_t)ids[r] * W;
+        const float *te = vec && vec[r] ? vec[r] : c->tok_emb + (size_t)ids[r] * W;
         const float *pe = c->pos_emb + (size_t)(r % T) * W;
         float *o = x + (size_t)r * W;
         for (int i = 0; i < W; i++) o[i] = te[i] + pe[i];
@@ -326,8 +326,9 @@ static void clip_layer_forward(sd_clip *c, const clip_layer *L, int B)
 void clip_set_precision(sd_clip *c, int prec) { c->om.prec = prec; }
 ops_ctx *clip_ops_ctx(const sd_clip *c) { return c->om.ctx; }
 
-int clip_hidden(sd_clip *c, const int32_t *ids, int B, int layer, int final_ln,
-                float *out, sd_err *err)
+/* clip_hidden with the slot vectors of clip_encode_vec. */
+static int hidden_vec(sd_clip *c, const int32_t *ids, const float *const *vec, int B, int layer, int final_ln,
+                      float *out, sd_err *err)
 {
     const clip_config *g = &c->cfg;
     if (B < 1 || B > (1 << 20) / g->tokens)
@@ -342,18 +343,29 @@ int clip_hidden(sd_clip *c, const int32_t *ids, int B, int layer, int final_ln,
                            "vocabulary of %d", (int)ids[r], r, g->vocab);
     if (clip_state_reserve(c, M, err)) return -1;
 
-    clip_embed(c, ids, M, c->st.x);
+    clip_embed(c, ids, vec, M, c->st.x);
     for (int i = 0; i < layer; i++) clip_layer_forward(c, &c->layer[i], B);
     if (final_ln) op_layer_norm(c->st.x, M, g->width, c->fln_w, c->fln_b, g->ln_eps, out);
     else memcpy(out, c->st.x, (size_t)M * g->width * sizeof(float));
     return 0;
 }
 
+int clip_hidden(sd_clip *c, const int32_t *ids, int B, int layer, int final_ln, float *out, sd_err *err)
+{
+    return hidden_vec(c, ids, NULL, B, layer, final_ln, out, err);
+}
+
 int clip_encode(sd_clip *c, const int32_t *ids, int B, int skip, float *out, sd_err *err)
+{
+    return clip_encode_vec(c, ids, NULL, B, skip, out, err);
+}
+
+int clip_encode_vec(sd_clip *c, const int32_t *ids, const float *const *vec, int B, int skip, float *out,
+                    sd_err *err)
 {
     if (skip <= 0) skip = clip_default_skip(c);
     if (skip > c->cfg.layers)
         return sd_errf(err, SD_EINVAL, "clip_skip", "clip_skip %d is larger than the %d text encoder layers",
                        skip, c->cfg.layers);
-    return clip_hidden(c, ids, B, c->cfg.layers + 1 - skip, 1, out, err);
+    return hidden_vec(c, ids, vec, B, c->cfg.layers + 1 - skip, 1, out, err);
 }

@@ -61,6 +61,11 @@ int clip_reserve(sd_clip *c, int B, sd_err *err);
  * the result always goes through the final layer norm.  skip <= 0 means
  * clip_default_skip().  Ids must be in [0, vocab).  0 or -1 + err. */
 int clip_encode(sd_clip *c, const int32_t *ids, int B, int skip, float *out, sd_err *err);
+/* The same with injected token vectors: vec NULL, or [B, T] pointers where
+ * a non-NULL one (clip_width floats) replaces that slot's token embedding
+ * before the position embedding is added (textual inversion). */
+int clip_encode_vec(sd_clip *c, const int32_t *ids, const float *const *vec, int B, int skip, float *out,
+                    sd_err *err);
 
 /* The general form: the output of layer `layer` (0 = token + position
  * embeddings, i = after transformer layer i, 1 <= i <= clip_layers), with

@@ -25,6 +25,7 @@
 #include "../loader/family.h"
 #include "../models/clip.h"
 #include "../tokenizer/clip_bpe.h"
+#include "embeddings.h"
 
 #define A1111_COMMA_ID 267          /* ",</w>" in CLIP's vocabulary */
 #define A1111_COMMA_BACKTRACK 20    /* opts.comma_padding_backtrack */
@@ -61,6 +62,8 @@ typedef struct a1111_chunks {
     double *mults;      /* [n_chunks][77]: the weights (1.0 at start/end/pad) */
     int n_chunks;
     int token_count;    /* A1111's count (75 per closed chunk + the last one's) */
+    const float **vec;  /* [n_chunks][77]: an embedding's vector for the slot, NULL =
+                           the id's own; NULL when no embedding is used (a1111_chunk_emb) */
 } a1111_chunks;
 
 /* Tokenize every parsed text on its own, then cut in chunks of 75 with the
@@ -70,6 +73,11 @@ typedef struct a1111_chunks {
 int a1111_chunk(const sd_tokenizer *tok, const a1111_parsed *p, const char *field, int max_chunks,
                 a1111_chunks *out, sd_err *err);
 void a1111_chunks_free(a1111_chunks *c);
+/* The same with textual-inversion embeddings (emb NULL = none): their
+ * names in the pieces' tokens become their vectors (a1111_chunk.c says the
+ * rules); out->vec points into emb, which must outlive the chunks. */
+int a1111_chunk_emb(const sd_tokenizer *tok, const sd_embeddings *emb, const a1111_parsed *p, const char *field,
+                    int max_chunks, a1111_chunks *out, sd_err *err);
 
 /* Parse + chunk + encode: SD1 family: clip_skip 1 = last layer, n > 1 =
  * final layer norm of hidden_states[-n]; SD2 family: ids after the first end
@@ -79,6 +87,9 @@ void a1111_chunks_free(a1111_chunks *c);
  * SD_MAX_PROMPT_WINDOWS chunks.  SDXL is refused (two encoders). */
 int a1111_condition(sd_clip *clip, const sd_tokenizer *tok, sd_family family, const char *text, int clip_skip,
                     const char *field, float **out, int *T, sd_err *err);
+/* The same with embeddings (emb NULL = none). */
+int a1111_condition_emb(sd_clip *clip, const sd_tokenizer *tok, const sd_embeddings *emb, sd_family family,
+                        const char *text, int clip_skip, const char *field, float **out, int *T, sd_err *err);
 
 /* Emphasis "Original" on one chunk z[77][W] in place: m0 = mean(z);
  * z *= mult[token]; z *= m0 / mean(z) (float32 as torch; a chunk whose
@@ -137,6 +148,9 @@ typedef struct a1111_plan {
 
 int a1111_plan_build(const sd_tokenizer *tok, const char *text, int steps, const char *field, int max_chunks,
                      a1111_plan *out, sd_err *err);
+/* The same with embeddings (emb NULL = none; it must outlive the plan). */
+int a1111_plan_build_emb(const sd_tokenizer *tok, const sd_embeddings *emb, const char *text, int steps,
+                         const char *field, int max_chunks, a1111_plan *out, sd_err *err);
 void a1111_plan_free(a1111_plan *p);
 /* The entry in effect at model call `call` (0-based; A1111's CFGDenoiser
  * step counter): the first whose end step >= call, or the first entry when

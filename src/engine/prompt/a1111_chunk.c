@@ -7,7 +7,15 @@
  *
  * Two passes over the same tokens: the first only counts chunks (so a
  * prompt over the limit costs no allocation for its chunks), the second
- * writes them. */
+ * writes them.
+ *
+ * Embeddings (embeddings.h), as A1111's tokenize_line: where a piece's
+ * tokens hold an embedding's name, its n vectors take n slots (id 0, the
+ * piece's weight), kept whole: a chunk without room for them is closed
+ * first.  The chunk records a fix (slot, embedding); a comma backtrack
+ * moves tokens and weights but not the fixes, which stay with the closed
+ * chunk at their slots (A1111 does the same), and a fix's vectors stop at
+ * the chunk's 77th slot. */
 #include "a1111.h"
 
 #include <math.h>
@@ -24,7 +32,23 @@ typedef struct chunker {
     int bos, eos;
     int32_t *ids;     /* NULL in the counting pass */
     double *mults;
+    const sd_embeddings *emb;               /* NULL: no embeddings */
+    const sd_embedding *fix_e[TOK_CHUNK];   /* the current chunk's fixes */
+    int fix_off[TOK_CHUNK], n_fix, any_fix;
+    const float **vec;                      /* NULL unless writing and any_fix */
 } chunker;
+
+/* The closed chunk's slot vectors: NULL, or its fixes' vectors. */
+static void write_fixes(chunker *c)
+{
+    const float **v = c->vec + (size_t)c->n_chunks * TOK_WINDOW;
+    for (int t = 0; t < TOK_WINDOW; t++) v[t] = NULL;
+    for (int f = 0; f < c->n_fix; f++) {
+        const sd_embedding *e = c->fix_e[f];
+        for (int j = 0; j < e->n && c->fix_off[f] + 1 + j < TOK_WINDOW; j++)
+            v[c->fix_off[f] + 1 + j] = e->vec + (size_t)j * e->width;
+    }
+}
 
 /* next_chunk(): pad, frame, store (when writing), start an empty one. */
 static void close_chunk(chunker *c, int is_last)
@@ -41,13 +65,16 @@ static void close_chunk(chunker *c, int is_last)
         }
         id[TOK_WINDOW - 1] = c->eos;
         m[TOK_WINDOW - 1] = 1.0;
+        if (c->vec) write_fixes(c);
     }
+    c->n_fix = 0;
     c->n_chunks++;
     c->len = 0;
     c->last_comma = -1;
 }
 
-static void add_token(chunker *c, int32_t t, double w)
+/* Before token t goes in: the comma mark, the backtrack, a full chunk closed. */
+static void make_room(chunker *c, int32_t t)
 {
     if (t == A1111_COMMA_ID) {
         c->last_comma = c->len;
@@ -64,9 +91,31 @@ static void add_token(chunker *c, int32_t t, double w)
         c->len = nre;
     }
     if (c->len == TOK_CHUNK) close_chunk(c, 0);
+}
+
+static void append(chunker *c, int32_t t, double w)
+{
     c->tok[c->len] = t;
     c->mult[c->len] = w;
     c->len++;
+}
+
+/* One piece's tokens; an embedding's name becomes its vectors' slots.
+ * Returns how many ids were used from ids[k]. */
+static size_t add_at(chunker *c, const int32_t *ids, size_t n, size_t k, double w)
+{
+    make_room(c, ids[k]);
+    const sd_embedding *e = c->emb ? emb_match(c->emb, ids, n, k) : NULL;
+    if (!e) {
+        append(c, ids[k], w);
+        return 1;
+    }
+    if (c->len + e->n > TOK_CHUNK) close_chunk(c, 0);
+    c->fix_e[c->n_fix] = e;
+    c->fix_off[c->n_fix++] = c->len;
+    c->any_fix = 1;
+    for (int j = 0; j < e->n; j++) append(c, 0, w);
+    return e->n_ids;
 }
 
 /* One pass over the pieces (frag_ids[i], nids[i] = piece i's tokens). */
@@ -74,13 +123,13 @@ static void run(chunker *c, const a1111_parsed *p, int32_t *const *frag_ids, con
 {
     c->len = 0;
     c->last_comma = -1;
-    c->n_chunks = c->token_count = 0;
+    c->n_chunks = c->token_count = c->n_fix = 0;
     for (int i = 0; i < p->n; i++) {
         if (a1111_is_break(&p->v[i])) {
             close_chunk(c, 0);
             continue;
         }
-        for (size_t k = 0; k < nids[i]; k++) add_token(c, frag_ids[i][k], p->v[i].weight);
+        for (size_t k = 0; k < nids[i];) k += add_at(c, frag_ids[i], nids[i], k, p->v[i].weight);
     }
     if (c->len || !c->n_chunks) close_chunk(c, 1);
 }
@@ -90,6 +139,7 @@ void a1111_chunks_free(a1111_chunks *c)
     if (!c) return;
     free(c->ids);
     free(c->mults);
+    free(c->vec);
     memset(c, 0, sizeof *c);
 }
 
@@ -114,11 +164,17 @@ static int tokenize_pieces(const sd_tokenizer *tok, const a1111_parsed *p, const
 int a1111_chunk(const sd_tokenizer *tok, const a1111_parsed *p, const char *field, int max_chunks,
                 a1111_chunks *out, sd_err *err)
 {
+    return a1111_chunk_emb(tok, NULL, p, field, max_chunks, out, err);
+}
+
+int a1111_chunk_emb(const sd_tokenizer *tok, const sd_embeddings *emb, const a1111_parsed *p, const char *field,
+                    int max_chunks, a1111_chunks *out, sd_err *err)
+{
     memset(out, 0, sizeof *out);
     int32_t **ids = sd_calloc((size_t)p->n + 1, sizeof *ids);
     size_t *n = sd_calloc((size_t)p->n + 1, sizeof *n);
     int rc = -1;
-    chunker c = {.bos = tok_bos(tok), .eos = tok_eos(tok)};
+    chunker c = {.bos = tok_bos(tok), .eos = tok_eos(tok), .emb = emb};
     if (!ids || !n) { sd_errf(err, SD_ENOMEM, field, "out of memory tokenizing the %s", field); goto done; }
     if (tokenize_pieces(tok, p, field, ids, n, err)) goto done;
     run(&c, p, ids, n);
@@ -130,14 +186,16 @@ int a1111_chunk(const sd_tokenizer *tok, const a1111_parsed *p, const char *fiel
     }
     c.ids = sd_malloc(sizeof(int32_t) * (size_t)c.n_chunks * TOK_WINDOW);
     c.mults = sd_malloc(sizeof(double) * (size_t)c.n_chunks * TOK_WINDOW);
-    if (!c.ids || !c.mults) {
+    c.vec = c.any_fix ? sd_malloc(sizeof(float *) * (size_t)c.n_chunks * TOK_WINDOW) : NULL;
+    if (!c.ids || !c.mults || (c.any_fix && !c.vec)) {
         free(c.ids);
         free(c.mults);
+        free(c.vec);
         sd_errf(err, SD_ENOMEM, field, "out of memory chunking the %s", field);
         goto done;
     }
     run(&c, p, ids, n);
-    *out = (a1111_chunks){c.ids, c.mults, c.n_chunks, c.token_count};
+    *out = (a1111_chunks){c.ids, c.mults, c.n_chunks, c.token_count, c.vec};
     rc = 0;
 done:
     for (int i = 0; ids && i < p->n; i++) free(ids[i]);

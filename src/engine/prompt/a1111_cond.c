@@ -56,6 +56,12 @@ static int skip_for(sd_family family, int clip_skip, const char *field, sd_err *
 int a1111_condition(sd_clip *clip, const sd_tokenizer *tok, sd_family family, const char *text, int clip_skip,
                     const char *field, float **out, int *T, sd_err *err)
 {
+    return a1111_condition_emb(clip, tok, NULL, family, text, clip_skip, field, out, T, err);
+}
+
+int a1111_condition_emb(sd_clip *clip, const sd_tokenizer *tok, const sd_embeddings *emb, sd_family family,
+                        const char *text, int clip_skip, const char *field, float **out, int *T, sd_err *err)
+{
     a1111_parsed p = {0};
     a1111_chunks ch = {0};
     float *z = NULL;
@@ -63,12 +69,12 @@ int a1111_condition(sd_clip *clip, const sd_tokenizer *tok, sd_family family, co
     *T = 0;
     int skip = skip_for(family, clip_skip, field, err);
     if (skip < 0 || a1111_check_and(text, field, err) || a1111_parse(text, field, &p, err)) goto fail;
-    if (a1111_chunk(tok, &p, field, SD_MAX_PROMPT_WINDOWS, &ch, err)) goto fail;
+    if (a1111_chunk_emb(tok, emb, &p, field, SD_MAX_PROMPT_WINDOWS, &ch, err)) goto fail;
     if (sd_family_info(family)->base == SD_FAMILY_SD2) a1111_openclip_pad(ch.ids, ch.n_chunks, tok_eos(tok));
     int W = clip_width(clip);
     z = sd_malloc(sizeof(float) * (size_t)ch.n_chunks * TOK_WINDOW * W);
     if (!z) { sd_errf(err, SD_ENOMEM, field, "out of memory encoding the %s", field); goto fail; }
-    if (clip_encode(clip, ch.ids, ch.n_chunks, skip, z, err)) goto fail;
+    if (clip_encode_vec(clip, ch.ids, ch.vec, ch.n_chunks, skip, z, err)) goto fail;
     for (int c = 0; c < ch.n_chunks; c++)
         a1111_emphasis(z + (size_t)c * TOK_WINDOW * W, ch.mults + (size_t)c * TOK_WINDOW, W);
     *out = z;

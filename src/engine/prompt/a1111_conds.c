@@ -33,9 +33,19 @@ static int lengths_differ(const a1111_plan *neg, const a1111_plan *pos)
     return 0;
 }
 
+/* 1 when a chunk of either plan uses an embedding's vectors. */
+static int any_vec(const a1111_plan *neg, const a1111_plan *pos)
+{
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < (s ? pos : neg)->n_texts; i++)
+            if ((s ? pos : neg)->chunks[i].vec) return 1;
+    return 0;
+}
+
 /* All chunk ids in z's order (negative's texts, prompt's texts, the empty
- * prompt's chunk) and their multipliers; first[] filled. */
-static void gather(a1111_conds *c, const sd_tokenizer *tok, int32_t *ids, double *mults)
+ * prompt's chunk), their multipliers and (vec non-NULL) slot vectors;
+ * first[] filled. */
+static void gather(a1111_conds *c, const sd_tokenizer *tok, int32_t *ids, double *mults, const float **vec)
 {
     int at = 0;
     for (int s = 0; s < 2; s++)
@@ -45,6 +55,7 @@ static void gather(a1111_conds *c, const sd_tokenizer *tok, int32_t *ids, double
             c->first[s][i] = at;
             memcpy(ids + (size_t)at * TOK_WINDOW, ch->ids, sizeof(int32_t) * n);
             memcpy(mults + (size_t)at * TOK_WINDOW, ch->mults, sizeof(double) * n);
+            for (size_t k = 0; vec && k < n; k++) vec[(size_t)at * TOK_WINDOW + k] = ch->vec ? ch->vec[k] : NULL;
             at += ch->n_chunks;
         }
     if (c->empty >= 0) {
@@ -52,6 +63,7 @@ static void gather(a1111_conds *c, const sd_tokenizer *tok, int32_t *ids, double
         e[0] = tok_bos(tok);
         for (int t = 1; t < TOK_WINDOW; t++) e[t] = tok_eos(tok);
         for (int t = 0; t < TOK_WINDOW; t++) mults[(size_t)at * TOK_WINDOW + t] = 1.0;
+        for (int t = 0; vec && t < TOK_WINDOW; t++) vec[(size_t)at * TOK_WINDOW + t] = NULL;
     }
 }
 
@@ -67,19 +79,22 @@ int a1111_conds_encode(sd_clip *clip, const sd_tokenizer *tok, sd_family family,
     out->empty = lengths_differ(negative, prompt) ? n++ : -1;
     int32_t *ids = sd_malloc(sizeof(int32_t) * (size_t)n * TOK_WINDOW);
     double *mults = sd_malloc(sizeof(double) * (size_t)n * TOK_WINDOW);
+    int with_vec = any_vec(negative, prompt);
+    const float **vec = with_vec ? sd_malloc(sizeof(float *) * (size_t)n * TOK_WINDOW) : NULL;
     out->z = sd_malloc(sizeof(float) * (size_t)n * TOK_WINDOW * W);
     out->first[0] = sd_malloc(sizeof(int) * (size_t)negative->n_texts);
     out->first[1] = sd_malloc(sizeof(int) * (size_t)prompt->n_texts);
     int rc = -1;
-    if (!ids || !mults || !out->z || !out->first[0] || !out->first[1]) {
+    if (!ids || !mults || (with_vec && !vec) || !out->z || !out->first[0] || !out->first[1]) {
         sd_errf(err, SD_ENOMEM, "prompt", "out of memory encoding the prompt");
         goto done;
     }
-    gather(out, tok, ids, mults);
+    gather(out, tok, ids, mults, vec);
     if (sd_family_info(family)->base == SD_FAMILY_SD2) a1111_openclip_pad(ids, n, tok_eos(tok));
     for (int at = 0; at < n; at += max_batch) {
         int b = n - at < max_batch ? n - at : max_batch;
-        if (clip_encode(clip, ids + (size_t)at * TOK_WINDOW, b, skip, out->z + (size_t)at * TOK_WINDOW * W, err))
+        if (clip_encode_vec(clip, ids + (size_t)at * TOK_WINDOW, vec ? vec + (size_t)at * TOK_WINDOW : NULL, b, skip,
+                            out->z + (size_t)at * TOK_WINDOW * W, err))
             goto done;
     }
     for (int k = 0; k < n; k++)
@@ -88,6 +103,7 @@ int a1111_conds_encode(sd_clip *clip, const sd_tokenizer *tok, sd_family family,
 done:
     free(ids);
     free(mults);
+    free(vec);
     if (rc) a1111_conds_free(out);
     return rc;
 }

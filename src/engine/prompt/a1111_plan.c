@@ -30,12 +30,13 @@ static int earlier_text(const a1111_plan *p, int e)
 }
 
 /* Parse and chunk the text of schedule entry e into chunks[n_texts]. */
-static int chunk_text(const sd_tokenizer *tok, a1111_plan *p, int e, const char *field, int max_chunks, sd_err *err)
+static int chunk_text(const sd_tokenizer *tok, const sd_embeddings *emb, a1111_plan *p, int e, const char *field,
+                      int max_chunks, sd_err *err)
 {
     a1111_parsed parsed = {0};
     a1111_chunks *c = &p->chunks[p->n_texts];
     int rc = a1111_parse(p->sched.v[e].text, field, &parsed, err) ||
-             a1111_chunk(tok, &parsed, field, max_chunks, c, err);
+             a1111_chunk_emb(tok, emb, &parsed, field, max_chunks, c, err);
     a1111_parsed_free(&parsed);
     if (rc) return -1;
     p->n_texts++;
@@ -50,6 +51,12 @@ static int chunk_text(const sd_tokenizer *tok, a1111_plan *p, int e, const char 
 
 int a1111_plan_build(const sd_tokenizer *tok, const char *text, int steps, const char *field, int max_chunks,
                      a1111_plan *out, sd_err *err)
+{
+    return a1111_plan_build_emb(tok, NULL, text, steps, field, max_chunks, out, err);
+}
+
+int a1111_plan_build_emb(const sd_tokenizer *tok, const sd_embeddings *emb, const char *text, int steps,
+                         const char *field, int max_chunks, a1111_plan *out, sd_err *err)
 {
     memset(out, 0, sizeof *out);
     if (!text) text = "";
@@ -69,7 +76,7 @@ int a1111_plan_build(const sd_tokenizer *tok, const char *text, int steps, const
             continue;
         }
         out->text_of[e] = e;   /* marks a first occurrence for earlier_text until renumbered */
-        if (chunk_text(tok, out, e, field, max_chunks, err)) {
+        if (chunk_text(tok, emb, out, e, field, max_chunks, err)) {
             a1111_plan_free(out);
             return -1;
         }
