@@ -32,6 +32,8 @@ typedef struct sd_load_opts {
                                   (inputs split in two bf16 terms: only weights rounded), "bf16" (fastest);
                                   NULL or "auto": $SD_PRECISION, else on CPUs with AMX bf16x2 with the VAE
                                   at bf16, fp32 elsewhere (docs/SERVER.md) */
+    const char *vae_path;      /* optional VAE override (--vae): its tensors replace the checkpoint's;
+                                  an A1111-style .safetensors or a diffusers VAE folder (docs/LOADING.md) */
 } sd_load_opts;
 
 /* 0 if name is a precision sd_load_opts accepts ("auto", "fp32", "bf16x2", "bf16"), else -1. */
@@ -50,6 +52,8 @@ typedef struct sd_model_info {
     char hash[16];               /* short model hash (A1111 style, 10 hex chars) */
     const char *name;            /* file or folder base name */
     const char *precision;       /* in effect: "fp32", "bf16x2", "bf16" or "bf16x2, VAE bf16" */
+    const char *vae_name;        /* the VAE override's file or folder name (A1111 "VAE"), NULL: built-in */
+    const char *vae_hash;        /* its A1111 "VAE hash" (sha256 of the file, 10 hex), NULL: built-in */
 } sd_model_info;
 void sd_engine_info(const sd_engine *e, sd_model_info *out);
 
