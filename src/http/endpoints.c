@@ -73,9 +73,9 @@ enum MHD_Result get_health(http_server *s, req *r, struct MHD_Connection *c)
     jobs_stats js;
     jobs_get_stats(s->q, &js);
     int down = atomic_load(&s->shutting_down);
-    json_t *b = json_pack("{s:s, s:b, s:{s:s?, s:s?, s:s?}, s:i, s:i, s:s?}", "status", down ? "shutting_down" : "ok",
-                          "model_loaded", 1, "model", "name", s->cfg.model_name, "family", s->cfg.model_family,
-                          "hash", s->cfg.model_hash, "queue_depth", js.depth, "running", js.running, "version",
+    json_t *b = json_pack("{s:s, s:b, s:{s:s?, s:s?, s:s?, s:s?}, s:i, s:i, s:s?}", "status",
+                          down ? "shutting_down" : "ok", "model_loaded", 1, "model", "name", s->cfg.model_name,
+                          "family", s->cfg.model_family, "hash", s->cfg.model_hash, "vae", s->cfg.model_vae, "queue_depth", js.depth, "running", js.running, "version",
                           s->cfg.version);
     return reply_json(c, &r->ri, down ? 503 : 200, b);
 }

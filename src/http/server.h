@@ -38,6 +38,7 @@ typedef struct server_config {
     double retention;          /* seconds finished jobs stay visible (for messages) */
     const char *public_url;    /* base of returned URLs, no trailing '/' */
     const char *model_name, *model_family, *model_hash;
+    const char *model_vae;     /* the VAE override's name (GET /health model.vae), NULL = built-in */
     const char *version;
     int access_log;            /* 1 = one line per request on stdout */
     const struct auth_keys *keys;  /* API keys (auth.h); NULL or empty = no authentication */
@@ -73,6 +74,8 @@ const char *http_server_public_url(const http_server *s);
  * /health, and generation routes open.  Call once, after everything a job
  * needs is set (the store, the job runner's context). */
 void http_server_model_ready(http_server *s, const char *name, const char *family, const char *hash);
+/* The VAE override's name for GET /health (NULL: the model's own); call before _model_ready. */
+void http_server_model_vae(http_server *s, const char *vae);
 /* Graceful stop: refuse new connections, cancel queued and running jobs with
  * an explicit reason, answer every waiting client, then close.  Returns when
  * everything is released (the job backend or jobq is left to the caller,
