@@ -209,6 +209,7 @@ static void file_hash10(const char *path, char out[16])
 static int load_vae(sd_engine *e, const sd_load_opts *o, sd_err *err)
 {
     if (!o->vae_path || !*o->vae_path) return (e->vae = vae_load(e->w, e->ops, err)) ? 0 : -1;
+    sdw_drop_prefix(e->w, "vae.");   /* the checkpoint's own VAE is not used: its widened pages go back */
     if (!(e->vae_w = sdw_open_vae(o->vae_path, err)) || !(e->vae = vae_load(e->vae_w, e->ops, err))) {
         if (strcmp(err->field, "vae")) snprintf(err->field, sizeof err->field, "vae");
         sd_err_prefix(err, "VAE override %s", o->vae_path);
@@ -323,8 +324,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
         goto fail;
     }
 
-    for (size_t i = 0; i < sdw_count(e->w); i++)
-        if (!e->vae_w || strncmp(sdw_at(e->w, i)->name, "vae.", 4)) e->params += sdw_numel(sdw_at(e->w, i));
+    for (size_t i = 0; i < sdw_count(e->w); i++) e->params += sdw_numel(sdw_at(e->w, i));
     for (size_t i = 0; e->vae_w && i < sdw_count(e->vae_w); i++) e->params += sdw_numel(sdw_at(e->vae_w, i));
     model_hash(e->w, e->hash);
     const char *base = strrchr(o->model_path, '/');

@@ -13,7 +13,9 @@
  *    takes the model's;
  *  - 8 latent channels, a missing tensor, no decoder at all, a .pt file and
  *    a missing path each fail the load with the error naming field "vae";
- *  - sd_model_info names the VAE file and its A1111 hash (sha256, 10 hex). */
+ *  - a whole checkpoint given as the VAE file uses its VAE;
+ *  - sd_model_info names the VAE file and its A1111 hash (sha256, 10 hex);
+ *  - sdw_drop_prefix takes the checkpoint's own vae.* out of its table. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +27,7 @@
 #include "../../src/base/sha256.h"
 #include "../../src/engine/loader/safetensors.h"
 #include "../../src/engine/loader/st_write.h"
+#include "../../src/engine/loader/weights.h"
 #include "../../src/engine/models/vae.h"
 #include "../../src/engine/pipeline.h"
 #include "../../src/engine/sd.h"
@@ -251,6 +254,24 @@ static void check_info(const char *path)
     sd_engine_free(e);
 }
 
+/* The checkpoint's own VAE tensors leave its table (their pages go back). */
+static void check_drop(void)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    sd_weights *w = sdw_open(t_ref(FP16_CKPT), &err);
+    CHECKF(w != NULL, "sdw_drop_prefix: checkpoint opens", "%s", err.msg);
+    if (!w) return;
+    size_t n = sdw_count(w), nvae = 0;
+    for (size_t i = 0; i < n; i++) nvae += !strncmp(sdw_at(w, i)->name, "vae.", 4);
+    size_t gone = sdw_drop_prefix(w, "vae.");
+    CHECKF(nvae > 100 && gone == nvae && sdw_count(w) == n - nvae && !sdw_get(w, "vae.decoder.conv_in.weight") &&
+           sdw_get(w, "unet.conv_in.weight") && sdw_get(w, "text_encoder.text_model.final_layer_norm.weight"),
+           "sdw_drop_prefix takes out exactly the vae.* tensors", "%zu of %zu vae, %zu left of %zu", gone, nvae,
+           sdw_count(w), n);
+    sdw_close(w);
+}
+
 static void file_cases(void)
 {
     sd_err err;
@@ -276,6 +297,7 @@ static void file_cases(void)
         CHECKF(!w, same[i].what, "writing %s failed", path);
         if (!w) check_same(same[i].what, FP16_CKPT, path, dec, same[i].image ? img : NULL);
     }
+    check_same("a whole checkpoint as the VAE file", FP16_CKPT, t_ref(FP16_CKPT), dec, NULL);
     snprintf(path, sizeof path, "%s/ldm-f16.safetensors", tmp);
     check_info(path);
 
@@ -316,6 +338,7 @@ int main(void)
         CHECK(0, "temporary folder");
         return t_done();
     }
+    check_drop();
     file_cases();
     folder_cases();
     t_rmtree(tmp);

@@ -132,6 +132,15 @@ static int add_tensor(sd_weights *w, const char *name, const char *src, const ch
     return 0;
 }
 
+/* A VAE file's LDM name without the checkpoint's "first_stage_model.". */
+static int bare_vae_name(const char *n)
+{
+    static const char *const roots[] = {"encoder.", "decoder.", "quant_conv.", "post_quant_conv.", "loss."};
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++)
+        if (!strncmp(n, roots[i], strlen(roots[i]))) return 1;
+    return 0;
+}
+
 /* The names of f for the LDM mapping; a VAE file's may lack the
  * checkpoint's "first_stage_model." prefix and get it here. */
 static char **ldm_names_of(const st_file *f, int vae_only)
@@ -139,7 +148,7 @@ static char **ldm_names_of(const st_file *f, int vae_only)
     char **names = sd_calloc(f->n ? f->n : 1, sizeof *names);
     for (size_t i = 0; names && i < f->n; i++) {
         const char *n = f->e[i].name;
-        names[i] = vae_only && strncmp(n, "first_stage_model.", 18) ? joinf("first_stage_model.%s", n) : sd_strdup(n);
+        names[i] = vae_only && bare_vae_name(n) ? joinf("first_stage_model.%s", n) : sd_strdup(n);
         if (!names[i]) {
             for (size_t j = 0; j < i; j++) free(names[j]);
             free(names);
@@ -662,3 +671,28 @@ char *sdw_ldm_config(const sd_weights *w, size_t *len)
 }
 
 int sdw_is_vae_only(const sd_weights *w) { return w && w->vae_only; }
+
+/* The table is sorted, so the prefix's tensors are one block; the entries
+ * after it move down, which a weight handle's pointer to its entry would
+ * not survive: nothing is dropped when one of those (or of the block) has
+ * a handle. */
+size_t sdw_drop_prefix(sd_weights *w, const char *prefix)
+{
+    size_t n = strlen(prefix), lo = 0, hi;
+    while (lo < w->n && strncmp(w->t[lo].name, prefix, n) < 0) lo++;
+    for (hi = lo; hi < w->n && !strncmp(w->t[hi].name, prefix, n); hi++) {}
+    for (size_t i = lo; i < w->n; i++)
+        if (w->t[i].handles) return 0;
+    for (size_t i = lo; i < hi; i++) {
+        sdw_tensor *t = &w->t[i];
+        /* the data inside one of the widening buffers (F16/BF16, unaligned F32) */
+        for (size_t b = 0; b < SDW_MAXFILES; b++)
+            if (w->bufs[b] && t->data >= w->bufs[b] && (const char *)t->data < (const char *)w->bufs[b] + w->buflen[b])
+                drop_pages(t->data, (size_t)sdw_numel(t) * sizeof(float));
+        free((char *)t->name);
+        free((char *)t->src_name);
+    }
+    memmove(w->t + lo, w->t + hi, (w->n - hi) * sizeof *w->t);
+    w->n -= hi - lo;
+    return hi - lo;
+}

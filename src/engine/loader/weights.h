@@ -61,6 +61,12 @@ void sdw_close(sd_weights *w);
 sd_weights *sdw_open_vae(const char *path, sd_err *err);
 /* 1 for weights from sdw_open_vae. */
 int sdw_is_vae_only(const sd_weights *w);
+/* Take the tensors whose canonical names start with `prefix` out of the
+ * table (sdw_get no longer finds them) and give their widened pages back
+ * to the OS: a VAE override's checkpoint drops its own "vae.".  Nothing
+ * is dropped (0) when a handle was made of one of them or of a tensor
+ * sorting after them.  Returns how many went. */
+size_t sdw_drop_prefix(sd_weights *w, const char *prefix);
 
 sdw_layout sdw_get_layout(const sd_weights *w);
 /* Which text tower the file had (SD1 = CLIP ViT-L style HF naming, SD2 = OpenCLIP). */
