@@ -321,7 +321,7 @@ static int cmp_tensor(const void *a, const void *b)
 /* Sort the table for lookups; two file names mapping to one name is an error. */
 static int sort_table(sd_weights *w, sd_err *err)
 {
-    qsort(w->t, w->n, sizeof *w->t, cmp_tensor);
+    if (w->n) qsort(w->t, w->n, sizeof *w->t, cmp_tensor);   /* t is NULL when nothing was kept */
     for (size_t i = 1; i < w->n; i++)
         if (!strcmp(w->t[i - 1].name, w->t[i].name))
             return sd_errf(err, SD_EFORMAT, w->t[i].name, "%s: tensors '%s' (%s) and '%s' (%s) both map to '%s'",
