@@ -279,7 +279,7 @@ static void loader_init(model_loader *L)
     L->lo.data_dir = o_data;
     L->lo.threads = (int)o_threads;
     L->lo.precision = o_precision;
-    L->lo.vae_path = L->demo ? NULL : o_vae;
+    L->lo.vae_path = o_vae;
     L->main_thread = pthread_self();
 }
 
