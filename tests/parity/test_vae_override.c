@@ -4,8 +4,8 @@
  *  - from the fp16 single file: LDM names with and without the
  *    "first_stage_model." prefix, as F16 (the bytes copied) and as F32
  *    (widened): each decodes bit-identical to the checkpoint's built-in VAE
- *    (which widens the same F16 values), and a whole txt2img image with the
- *    override equals the built-in one;
+ *    (which widens the same F16 values), and whole txt2img and img2img
+ *    images with the override equal the built-in ones;
  *  - a copy of the diffusers folder's vae/ (file + config.json), given
  *    directly and as its parent folder: bit-identical to the folder model's;
  *  - a perturbed decoder.conv_out.bias changes the image;
@@ -134,11 +134,19 @@ static float *decode(sd_engine *e)
     return img;
 }
 
-/* One 64x64 txt2img image's RGB8 (malloc'd). */
-static unsigned char *image(sd_engine *e)
+/* One 64x64 image's RGB8 (malloc'd): txt2img, or img2img (the VAE's
+ * encoder too) from a gradient. */
+static unsigned char *run(sd_engine *e, int img2img)
 {
+    static unsigned char init[64 * 64 * 3];
+    for (size_t i = 0; i < sizeof init; i++) init[i] = (unsigned char)(i * 7 % 251);
     sd_gen_params p = {.prompt = "a red fox in the snow", .negative = "blurry", .width = 64, .height = 64,
                        .steps = 3, .cfg = 7.0f, .sampler = SD_SAMPLER_EULER, .seed = 42, .n = 1};
+    if (img2img) {
+        p.init_rgb = init;
+        p.init_width = p.init_height = 64;
+        p.strength = 0.6f;
+    }
     sd_image out = {0};
     sd_err err;
     sd_err_clear(&err);
@@ -146,13 +154,15 @@ static unsigned char *image(sd_engine *e)
     return out.rgb;
 }
 
+static unsigned char *image(sd_engine *e) { return run(e, 0); }
+
 #define DEC_N ((size_t)3 * LH * 8 * LW * 8 * sizeof(float))
 #define IMG_N ((size_t)64 * 64 * 3)
 
 /* The override at `path` loads on `model` and decodes (and, with img,
  * makes the image) bit-identical to the built-in VAE's dec / img. */
 static void check_same(const char *what, const char *model, const char *path, const float *dec,
-                       const unsigned char *img)
+                       const unsigned char *img, const unsigned char *i2i)
 {
     char name[200];
     sd_err err;
@@ -168,6 +178,12 @@ static void check_same(const char *what, const char *model, const char *path, co
         unsigned char *im = image(e);
         snprintf(name, sizeof name, "%s: txt2img image equals the built-in VAE's", what);
         CHECK(im && !memcmp(im, img, IMG_N), name);
+        free(im);
+    }
+    if (i2i) {
+        unsigned char *im = run(e, 1);
+        snprintf(name, sizeof name, "%s: img2img image (its encoder) equals the built-in VAE's", what);
+        CHECK(im && !memcmp(im, i2i, IMG_N), name);
         free(im);
     }
     sd_engine_free(e);
@@ -213,8 +229,8 @@ static void folder_cases(void)
     float *dec = decode(base);
     unsigned char *img = image(base);
     sd_engine_free(base);
-    check_same("diffusers vae/ folder", FOLDER, sub, dec, img);
-    check_same("folder holding vae/", FOLDER, dir, dec, NULL);
+    check_same("diffusers vae/ folder", FOLDER, sub, dec, img, NULL);
+    check_same("folder holding vae/", FOLDER, dir, dec, NULL, NULL);
 
     /* its config's scaling factor wins */
     FILE *f = fopen(p, "w");
@@ -282,7 +298,7 @@ static void file_cases(void)
     sd_engine_info(base, &mi);
     CHECK(!mi.vae_name && !mi.vae_hash, "built-in VAE: model info names no override");
     float *dec = decode(base);
-    unsigned char *img = image(base);
+    unsigned char *img = image(base), *i2i = run(base, 1);
     sd_engine_free(base);
 
     static const struct { const char *file, *what; vae_file_opts o; int image; } same[] = {
@@ -295,9 +311,9 @@ static void file_cases(void)
     for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
         int w = write_vae(same[i].file, &same[i].o, path, sizeof path);
         CHECKF(!w, same[i].what, "writing %s failed", path);
-        if (!w) check_same(same[i].what, FP16_CKPT, path, dec, same[i].image ? img : NULL);
+        if (!w) check_same(same[i].what, FP16_CKPT, path, dec, same[i].image ? img : NULL, same[i].image ? i2i : NULL);
     }
-    check_same("a whole checkpoint as the VAE file", FP16_CKPT, t_ref(FP16_CKPT), dec, NULL);
+    check_same("a whole checkpoint as the VAE file", FP16_CKPT, t_ref(FP16_CKPT), dec, NULL, NULL);
     snprintf(path, sizeof path, "%s/ldm-f16.safetensors", tmp);
     check_info(path);
 
@@ -325,6 +341,7 @@ static void file_cases(void)
     check_refused("missing file", path, "no such file");
     free(dec);
     free(img);
+    free(i2i);
 }
 
 int main(void)
