@@ -23,7 +23,7 @@ check "built-in VAE: txt2img answers 200" $([ "$(gen base)" = 200 ]; echo $?) "$
 curl -s "$BASE/health" >"$TMP/health0.json"
 check "built-in VAE: /health model.vae is null" $([ "$(json "$TMP/health0.json" 'j["model"]["vae"]')" = None ]; echo $?) \
   "$(cat "$TMP/health0.json")"
-check "built-in VAE: no VAE entries in the parameters" $(! grep -aq 'VAE' "$TMP/base.png"; echo $?)
+check "built-in VAE: no VAE entries in the parameters" $(! grep -aq 'VAE hash: ' "$TMP/base.png"; echo $?)
 stop_server
 
 start_server --model "$M" --vae "$TMP/myvae" || exit 1
