@@ -73,6 +73,7 @@ void gen_usage(FILE *f)
             "  --threads N          0 = all cores                         [0]\n"
             "  --precision P        auto|fp32|bf16x2|bf16 (docs/SERVER.md)  [auto]\n"
             "  --embeddings-dir D   textual-inversion embeddings, used by name (docs/PROMPTS.md)\n"
+            "  --vae F              VAE override: .safetensors or diffusers VAE folder\n"
             "  -h, --help           this text\n"
             "\n"
             "--init-image F: the file is turned upright by its EXIF orientation and\n"
@@ -159,7 +160,7 @@ static int given(const gen_args *a, const char *name)
 }
 
 /* The flags that are not request fields. */
-typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP, O_EMBEDDINGS_DIR } opt_id;
+typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP, O_EMBEDDINGS_DIR, O_VAE } opt_id;
 
 static const struct {
     const char *lng, *shrt;
@@ -170,6 +171,7 @@ static const struct {
     {"--output", "-o", O_OUTPUT, 1},   {"--threads", NULL, O_THREADS, 1},     {"--precision", NULL, O_PRECISION, 1},
     {"--help", "-h", O_HELP, 0},
     {"--embeddings-dir", NULL, O_EMBEDDINGS_DIR, 1},
+    {"--vae", NULL, O_VAE, 1},
 };
 
 static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err *err)
@@ -195,6 +197,10 @@ static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err
         break;
     case O_HELP: a->help = 1; break;
     case O_EMBEDDINGS_DIR: a->embeddings_dir = v; break;
+    case O_VAE:
+        if (!*v) return sd_errf(err, SD_EINVAL, flag, "%s needs a VAE file or folder", flag);
+        a->vae = v;
+        break;
     }
     return 0;
 }
@@ -389,7 +395,8 @@ static int run(const gen_args *a, sd_err *err)
     }
 
     sd_load_opts lo = {.model_path = a->model, .config_path = a->config, .vocab_path = a->vocab, .threads = a->threads,
-                       .precision = a->precision, .embeddings_dir = a->embeddings_dir};
+                       .precision = a->precision, .embeddings_dir = a->embeddings_dir,
+                       .vae_path = a->vae};
     sd_engine *eng = sd_engine_load(&lo, err);
     if (!eng) {
         img_rgb_free(&init);
@@ -399,6 +406,7 @@ static int run(const gen_args *a, sd_err *err)
     sd_engine_info(eng, &info);
     fprintf(stderr, "model %s (%s, %s, hash %s), precision %s\n", info.name ? info.name : "?", info.family, info.prediction,
             info.hash, info.precision);
+    if (info.vae_name) fprintf(stderr, "VAE %s (hash %s)\n", info.vae_name, info.vae_hash);
 
     sd_request req = a->req;   /* argv's strings, borrowed: not sd_request_free'd */
     if (req.seed_was_random) req.gen.seed = req_random_seed();
@@ -417,6 +425,8 @@ static int run(const gen_args *a, sd_err *err)
 
     for (int i = 0; rc == 0 && i < p.n; i++) {
         img_gen_info g = req_gen_info(&req, i, imgs[i].width, imgs[i].height, info.hash, info.name);
+        g.vae_hash = info.vae_hash;
+        g.vae_name = info.vae_name;
         char *text = img_a1111_parameters(&g);
         img_encode_opts eo = {(img_format)a->req.out_format, a->req.out_quality, text};
         uint8_t *buf = NULL;

@@ -65,6 +65,8 @@ static double o_image_retention, o_image_min_age;
 static int64_t o_image_store_max_mb;
 /* textual-inversion embeddings (issue 14 item 4) */
 static char *o_embeddings_dir;
+/* VAE override (issue 14 item 5, docs/LOADING.md) */
+static char *o_vae;
 
 static const sd_setting serve_settings[] = {
     {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
@@ -145,6 +147,10 @@ static const sd_setting serve_settings[] = {
     {"embeddings-dir", SD_SET_STR, &o_embeddings_dir, NULL, 0, 0,
      "folder of textual-inversion embeddings (.safetensors, A1111 or diffusers form), read at start; a prompt uses "
      "one by its file name (GET /embeddings lists them, docs/PROMPTS.md)"},
+    /* VAE override */
+    {"vae", SD_SET_STR, &o_vae, NULL, 0, 0,
+     "VAE to use instead of the checkpoint's: A1111-style .safetensors (encoder./decoder. keys, with or without "
+     "first_stage_model.) or a diffusers VAE folder (none = the checkpoint's own)"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
 
@@ -280,6 +286,7 @@ static void loader_init(model_loader *L)
     L->lo.threads = (int)o_threads;
     L->lo.precision = o_precision;
     L->lo.embeddings_dir = o_embeddings_dir;
+    L->lo.vae_path = o_vae;
     L->main_thread = pthread_self();
 }
 
@@ -309,6 +316,10 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
     gc->model_name = mi->name;
     gc->model_hash = mi->hash;
     http_server_set_engine(srv, L->engine);
+    gc->vae_name = mi->vae_name;
+    gc->vae_hash = mi->vae_hash;
+    if (mi->vae_name) printf("VAE: %s (hash %s)\n", mi->vae_name, mi->vae_hash);
+    http_server_model_vae(srv, mi->vae_name);
     http_server_model_ready(srv, mi->name, mi->family, mi->hash);
     /* with API keys the line as printed would get 401: it says where the key goes */
     int keyed = (o_api_keys && *o_api_keys) || (o_api_keys_file && *o_api_keys_file);

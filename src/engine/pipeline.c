@@ -54,6 +54,8 @@ struct sd_engine {
     char name[256];
     char precision[32];   /* sd_model_info.precision */
     sd_embeddings emb;    /* textual-inversion embeddings (--embeddings-dir), maybe none */
+    sd_weights *vae_w;    /* the VAE override's tensors (--vae), or NULL: the checkpoint's */
+    char vae_name[256], vae_hash[16];   /* sd_model_info.vae_name / vae_hash */
 };
 
 struct sd_unet *sd_engine_unet(sd_engine *e) { return e->unet; }
@@ -182,6 +184,53 @@ static int context_width(const sd_engine *e)
     return w;
 }
 
+/* A1111's VAE hash: the first 10 hex digits of the whole file's sha256. */
+static void file_hash10(const char *path, char out[16])
+{
+    out[0] = 0;
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    unsigned char *buf = f ? sd_malloc(1 << 20) : NULL;
+    if (buf) {
+        sd_sha256_ctx c;
+        sd_sha256_init(&c);
+        size_t n;
+        while ((n = fread(buf, 1, 1 << 20, f)) > 0) sd_sha256_update(&c, buf, n);
+        unsigned char d[32];
+        sd_sha256_final(&c, d);
+        if (!ferror(f))
+            for (int i = 0; i < 5; i++) sprintf(out + 2 * i, "%02x", d[i]);
+    }
+    free(buf);
+    if (f) fclose(f);
+}
+
+/* The VAE: the checkpoint's, or the override's (--vae; docs/LOADING.md
+ * "VAE override"), which must give the UNet's latent channels and takes
+ * the model's scaling factor unless its own config names one. */
+static int load_vae(sd_engine *e, const sd_load_opts *o, sd_err *err)
+{
+    if (!o->vae_path || !*o->vae_path) return (e->vae = vae_load(e->w, e->ops, err)) ? 0 : -1;
+    sdw_drop_prefix(e->w, "vae.");   /* the checkpoint's own VAE is not used: its widened pages go back */
+    if (!(e->vae_w = sdw_open_vae(o->vae_path, err)) || !(e->vae = vae_load(e->vae_w, e->ops, err))) {
+        if (strcmp(err->field, "vae")) snprintf(err->field, sizeof err->field, "vae");
+        sd_err_prefix(err, "VAE override %s", o->vae_path);
+        return -1;
+    }
+    int want = unet_get_info(e->unet)->in_channels;
+    if (vae_latent_channels(e->vae) != want)
+        return sd_errf(err, SD_EFORMAT, "vae", "VAE override %s has %d latent channels; the model's UNet takes %d",
+                       o->vae_path, vae_latent_channels(e->vae), want);
+    float s = vae_config_scaling(e->vae_w);
+    if (!s) s = vae_config_scaling(e->w);
+    if (s) vae_set_scaling_factor(e->vae, s);
+    const char *base = strrchr(o->vae_path, '/');
+    snprintf(e->vae_name, sizeof e->vae_name, "%s", base && base[1] ? base + 1 : o->vae_path);
+    size_t bl = strlen(e->vae_name);
+    while (bl > 1 && e->vae_name[bl - 1] == '/') e->vae_name[--bl] = 0;
+    file_hash10(sdw_get(e->vae_w, "vae.decoder.conv_in.weight")->file, e->vae_hash);
+    return 0;
+}
+
 /* Refuse, before loading any part, a family this engine cannot run yet. */
 static int check_family(sd_family f, const char *path, sd_err *err)
 {
@@ -242,7 +291,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
         if (clip_reserve(e->text[i], 2 * SD_MAX_PROMPT_WINDOWS, err)) goto fail;
 
     /* VAE */
-    if (!(e->vae = vae_load(e->w, e->ops, err))) goto fail;
+    if (load_vae(e, o, err)) goto fail;
     if (set_precision(e, o->precision, err)) goto fail;
     if (unet_get_info(e->unet)->in_channels != vae_latent_channels(e->vae) ||
         unet_get_info(e->unet)->context_dim != context_width(e)) {
@@ -280,6 +329,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
         goto fail;
 
     for (size_t i = 0; i < sdw_count(e->w); i++) e->params += sdw_numel(sdw_at(e->w, i));
+    for (size_t i = 0; e->vae_w && i < sdw_count(e->vae_w); i++) e->params += sdw_numel(sdw_at(e->vae_w, i));
     model_hash(e->w, e->hash);
     const char *base = strrchr(o->model_path, '/');
     base = base && base[1] ? base + 1 : o->model_path;
@@ -306,6 +356,7 @@ void sd_engine_free(sd_engine *e)
     vae_free(e->vae);
     ops_ctx_free(e->ops);
     sdw_close(e->w);
+    sdw_close(e->vae_w);
     free(e);
 }
 
@@ -328,6 +379,8 @@ void sd_engine_info(const sd_engine *e, sd_model_info *out)
     memcpy(out->hash, e->hash, sizeof out->hash);
     out->name = e->name;
     out->precision = e->precision;
+    out->vae_name = e->vae_w ? e->vae_name : NULL;
+    out->vae_hash = e->vae_w ? e->vae_hash : NULL;
 }
 
 void sd_image_free(sd_image *img)

@@ -35,6 +35,8 @@ typedef struct sd_load_opts {
     /* textual inversion (issue 14 item 4) */
     const char *embeddings_dir; /* optional: folder of A1111 / diffusers .safetensors embeddings,
                                   used by name in prompts (docs/PROMPTS.md "Embeddings") */
+    const char *vae_path;      /* optional VAE override (--vae): its tensors replace the checkpoint's;
+                                  an A1111-style .safetensors or a diffusers VAE folder (docs/LOADING.md) */
 } sd_load_opts;
 
 /* 0 if name is a precision sd_load_opts accepts ("auto", "fp32", "bf16x2", "bf16"), else -1. */
@@ -53,6 +55,8 @@ typedef struct sd_model_info {
     char hash[16];               /* short model hash (A1111 style, 10 hex chars) */
     const char *name;            /* file or folder base name */
     const char *precision;       /* in effect: "fp32", "bf16x2", "bf16" or "bf16x2, VAE bf16" */
+    const char *vae_name;        /* the VAE override's file or folder name (A1111 "VAE"), NULL: built-in */
+    const char *vae_hash;        /* its A1111 "VAE hash" (sha256 of the file, 10 hex), NULL: built-in */
 } sd_model_info;
 void sd_engine_info(const sd_engine *e, sd_model_info *out);
 

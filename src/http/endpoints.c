@@ -51,8 +51,8 @@ enum MHD_Result get_image(http_server *s, req *r, struct MHD_Connection *c)
  * and readiness probes wait; docs/SERVER.md "Start-up"). */
 static enum MHD_Result health_loading(http_server *s, req *r, struct MHD_Connection *c)
 {
-    json_t *b = json_pack("{s:s, s:b, s:{s:n, s:n, s:n}, s:i, s:i, s:s?}", "status", "loading", "model_loaded", 0,
-                          "model", "name", "family", "hash", "queue_depth", 0, "running", 0, "version",
+    json_t *b = json_pack("{s:s, s:b, s:{s:n, s:n, s:n, s:n}, s:i, s:i, s:s?}", "status", "loading", "model_loaded", 0,
+                          "model", "name", "family", "hash", "vae", "queue_depth", 0, "running", 0, "version",
                           s->cfg.version);
     return reply_json(c, &r->ri, 503, b);
 }
@@ -73,9 +73,10 @@ enum MHD_Result get_health(http_server *s, req *r, struct MHD_Connection *c)
     jobs_stats js;
     jobs_get_stats(s->q, &js);
     int down = atomic_load(&s->shutting_down);
-    json_t *b = json_pack("{s:s, s:b, s:{s:s?, s:s?, s:s?}, s:i, s:i, s:s?}", "status", down ? "shutting_down" : "ok",
-                          "model_loaded", 1, "model", "name", s->cfg.model_name, "family", s->cfg.model_family,
-                          "hash", s->cfg.model_hash, "queue_depth", js.depth, "running", js.running, "version",
+    json_t *b = json_pack("{s:s, s:b, s:{s:s?, s:s?, s:s?, s:s?}, s:i, s:i, s:s?}", "status",
+                          down ? "shutting_down" : "ok", "model_loaded", 1, "model", "name", s->cfg.model_name,
+                          "family", s->cfg.model_family, "hash", s->cfg.model_hash, "vae", s->cfg.model_vae,
+                          "queue_depth", js.depth, "running", js.running, "version",
                           s->cfg.version);
     return reply_json(c, &r->ri, down ? 503 : 200, b);
 }

@@ -38,6 +38,7 @@ typedef struct server_config {
     double retention;          /* seconds finished jobs stay visible (for messages) */
     const char *public_url;    /* base of returned URLs, no trailing '/' */
     const char *model_name, *model_family, *model_hash;
+    const char *model_vae;     /* the VAE override's name (GET /health model.vae), NULL = built-in */
     const char *version;
     int access_log;            /* 1 = one line per request on stdout */
     const struct auth_keys *keys;  /* API keys (auth.h); NULL or empty = no authentication */
@@ -77,6 +78,8 @@ void http_server_model_ready(http_server *s, const char *name, const char *famil
  * copied; it must outlive the server).  Call before http_server_model_ready. */
 struct sd_engine;
 void http_server_set_engine(http_server *s, const struct sd_engine *e);
+/* The VAE override's name for GET /health (NULL: the model's own); call before _model_ready. */
+void http_server_model_vae(http_server *s, const char *vae);
 /* Graceful stop: refuse new connections, cancel queued and running jobs with
  * an explicit reason, answer every waiting client, then close.  Returns when
  * everything is released (the job backend or jobq is left to the caller,

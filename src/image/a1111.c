@@ -70,6 +70,14 @@ static void sb_value(sbuf *b, const char *v)
     sb_add(b, "\"", 1);
 }
 
+/* ", Label: value" when there is a value (NULL or "" -> nothing). */
+static void sb_entry(sbuf *b, const char *label, const char *v)
+{
+    if (!v || !*v) return;
+    sb_fmt(b, ", %s: ", label);
+    sb_value(b, v);
+}
+
 char *img_a1111_parameters(const img_gen_info *g)
 {
     sbuf b = {0};
@@ -86,14 +94,10 @@ char *img_a1111_parameters(const img_gen_info *g)
     }
     sb_fmt(&b, ", CFG scale: %g, Seed: %llu, Size: %dx%d", (double)g->cfg, (unsigned long long)g->seed,
            g->width, g->height);
-    if (g->model_hash && *g->model_hash) {
-        sb_str(&b, ", Model hash: ");
-        sb_value(&b, g->model_hash);
-    }
-    if (g->model_name && *g->model_name) {
-        sb_str(&b, ", Model: ");
-        sb_value(&b, g->model_name);
-    }
+    sb_entry(&b, "Model hash", g->model_hash);
+    sb_entry(&b, "Model", g->model_name);
+    sb_entry(&b, "VAE hash", g->vae_hash);
+    sb_entry(&b, "VAE", g->vae_name);
     if (g->denoise >= 0) sb_fmt(&b, ", Denoising strength: %g", (double)g->denoise);
     if (g->clip_skip > 1) sb_fmt(&b, ", Clip skip: %d", g->clip_skip);
     if (g->spacing) {

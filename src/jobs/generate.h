@@ -16,6 +16,7 @@ typedef struct gen_ctx {
     sd_engine *engine;
     storage *store;          /* where images go (content-derived hex names) */
     const char *model_name, *model_hash;
+    const char *vae_name, *vae_hash;   /* the VAE override's (sd_model_info), NULL = built-in */
 } gen_ctx;
 
 /* A job_run_fn (jobs.h); ud is a gen_ctx. */

@@ -15,6 +15,7 @@
 #include "../../src/image/image.h"
 #include "../../src/engine/prompt/a1111.h"
 #include "../../src/engine/sd.h"
+#include "../../src/engine/loader/weights.h"
 
 /* image: decoding must fail cleanly (these are all malformed) and the
  * parameters reader must not crash either. */
@@ -111,6 +112,22 @@ static void embeddings_case(const char *name, const unsigned char *d, size_t n)
     if (fd >= 0) close(fd);
 }
 
+/* vae: the VAE override's reader refuses each, naming field vae. */
+static void vae_case(const char *name, const unsigned char *d, size_t n)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    char path[64];
+    int fd = fuzz_memfd(d, n, path);
+    sd_weights *w = fd >= 0 ? sdw_open_vae(path, &err) : NULL;
+    char label[300];
+    snprintf(label, sizeof label, "vae regression %s: refused naming vae", name);
+    CHECKF(fd >= 0 && !w && err.code && !strcmp(err.field, "vae"), label, "code %d field '%s' msg '%s'", err.code,
+           err.field, err.msg);
+    sdw_close(w);
+    if (fd >= 0) close(fd);
+}
+
 int main(void)
 {
     static const struct { const char *target; void (*fn)(const char *, const unsigned char *, size_t); } T[] = {
@@ -118,6 +135,7 @@ int main(void)
         {"a1111_prompt", a1111_case},
         {"lora", lora_case},
         {"embeddings", embeddings_case},
+        {"vae", vae_case},
     };
     int seen = 0;
     for (size_t t = 0; t < sizeof T / sizeof T[0]; t++) {

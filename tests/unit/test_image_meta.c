@@ -39,6 +39,17 @@ static void test_a1111(void)
     s = img_a1111_parameters(&g);
     CHECKF(s && !strstr(s, "Clip skip"), "a1111 text: no Clip skip entry for 1 (the default)", "%s", s);
     free(s);
+    /* the VAE override: A1111's order, after the model, before the denoising strength */
+    g.vae_hash = "63aeecb90f";
+    g.vae_name = "vae-ft-mse-840000-ema-pruned.safetensors";
+    s = img_a1111_parameters(&g);
+    CHECKF(s && strstr(s, "Model: \"my, model\", VAE hash: 63aeecb90f, VAE: vae-ft-mse-840000-ema-pruned.safetensors, "
+                          "Denoising strength: 0.7"), "a1111 text: VAE hash and VAE after the model", "%s", s);
+    free(s);
+    g.vae_hash = g.vae_name = NULL;
+    s = img_a1111_parameters(&g);
+    CHECKF(s && !strstr(s, "VAE"), "a1111 text: no VAE entries without an override", "%s", s);
+    free(s);
 }
 
 /* The value of "key: " in a parameters text (up to ", " or the end), or "". */

@@ -39,6 +39,7 @@ struct sd_weights {
     size_t n, cap;
     float *bufs[SDW_MAXFILES];
     size_t buflen[SDW_MAXFILES];   /* bytes of bufs[i] */
+    int vae_only;        /* sdw_open_vae: keep vae.* only, LDM names may lack first_stage_model. */
 };
 
 /* ---- small helpers ---- */
@@ -131,6 +132,47 @@ static int add_tensor(sd_weights *w, const char *name, const char *src, const ch
     return 0;
 }
 
+/* A VAE file's LDM name without the checkpoint's "first_stage_model.". */
+static int bare_vae_name(const char *n)
+{
+    static const char *const roots[] = {"encoder.", "decoder.", "quant_conv.", "post_quant_conv.", "loss."};
+    for (size_t i = 0; i < sizeof roots / sizeof roots[0]; i++)
+        if (!strncmp(n, roots[i], strlen(roots[i]))) return 1;
+    return 0;
+}
+
+/* The names of f for the LDM mapping; a VAE file's may lack the
+ * checkpoint's "first_stage_model." prefix and get it here. */
+static char **ldm_names_of(const st_file *f, int vae_only)
+{
+    char **names = sd_calloc(f->n ? f->n : 1, sizeof *names);
+    for (size_t i = 0; names && i < f->n; i++) {
+        const char *n = f->e[i].name;
+        names[i] = vae_only && bare_vae_name(n) ? joinf("first_stage_model.%s", n) : sd_strdup(n);
+        if (!names[i]) {
+            for (size_t j = 0; j < i; j++) free(names[j]);
+            free(names);
+            return NULL;
+        }
+    }
+    return names;
+}
+
+static void names_free(char **names, size_t n)
+{
+    for (size_t i = 0; names && i < n; i++) free(names[i]);
+    free(names);
+}
+
+/* A lone VAE file in diffusers naming (decoder.up_blocks..., as a vae/
+ * folder's file holds) rather than LDM naming (decoder.up.N...). */
+static int vae_diffusers_named(const st_file *f)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strstr(f->e[i].name, "coder.up_blocks.") || strstr(f->e[i].name, "coder.down_blocks.")) return 1;
+    return 0;
+}
+
 /* How one file entry is used: its mapped name and kind (LDM_*). */
 typedef struct { int kind; char name[SDW_NAMELEN]; } plan_t;
 
@@ -149,15 +191,13 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
     st_file *f = &w->files[fi];
     int rc = -1;
     ldm_map *m = NULL;
+    char **names = NULL;
     plan_t *plan = sd_calloc(f->n ? f->n : 1, sizeof *plan);
     if (!plan) return sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+    if (!component && w->vae_only && vae_diffusers_named(f)) component = "vae";
     if (!component) {
-        const char **names = sd_malloc((f->n ? f->n : 1) * sizeof *names);
-        if (!names) goto out_oom;
-        for (size_t i = 0; i < f->n; i++) names[i] = f->e[i].name;
-        m = ldm_map_new(names, f->n, f->path, err);
-        free(names);
-        if (!m) goto out;
+        if (!(names = ldm_names_of(f, w->vae_only))) goto out_oom;
+        if (!(m = ldm_map_new((const char *const *)names, f->n, f->path, err))) goto out;
     }
 
     /* Pass 1: names, dtype/shape checks, how much needs converting. */
@@ -165,7 +205,7 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
     for (size_t i = 0; i < f->n; i++) {
         const st_entry *e = &f->e[i];
         int k = component ? ldm_diffusers_name(component, e->name, plan[i].name, sizeof plan[i].name)
-                          : ldm_map_name(m, e->name, plan[i].name, sizeof plan[i].name, err);
+                          : ldm_map_name(m, names[i], plan[i].name, sizeof plan[i].name, err);
         if (k < 0) {
             if (component)
                 sd_errf(err, SD_EFORMAT, e->name, "%s: tensor '%s': name too long", f->path, e->name);
@@ -174,6 +214,7 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
             goto out;
         }
         plan[i].kind = k;
+        if (w->vae_only && strncmp(plan[i].name, "vae.", 4)) plan[i].kind = k = LDM_IGNORE;
         if (k == LDM_IGNORE) continue;
         /* the optional LDM schedule buffer in another dtype (F64): left out,
          * the k-diffusion samplers then take the LDM table */
@@ -258,6 +299,7 @@ out_oom:
     sd_errf(err, SD_ENOMEM, NULL, "out of memory");
 out:
     ldm_map_free(m);
+    names_free(names, f->n);
     free(plan);
     return rc;
 }
@@ -274,6 +316,18 @@ static int open_file(sd_weights *w, const char *path, const char *component, sd_
 static int cmp_tensor(const void *a, const void *b)
 {
     return strcmp(((const sdw_tensor *)a)->name, ((const sdw_tensor *)b)->name);
+}
+
+/* Sort the table for lookups; two file names mapping to one name is an error. */
+static int sort_table(sd_weights *w, sd_err *err)
+{
+    if (w->n) qsort(w->t, w->n, sizeof *w->t, cmp_tensor);   /* t is NULL when nothing was kept */
+    for (size_t i = 1; i < w->n; i++)
+        if (!strcmp(w->t[i - 1].name, w->t[i].name))
+            return sd_errf(err, SD_EFORMAT, w->t[i].name, "%s: tensors '%s' (%s) and '%s' (%s) both map to '%s'",
+                           w->path, w->t[i - 1].src_name, w->t[i - 1].file, w->t[i].src_name, w->t[i].file,
+                           w->t[i].name);
+    return 0;
 }
 
 static int open_diffusers(sd_weights *w, sd_err *err)
@@ -376,21 +430,83 @@ sd_weights *sdw_open(const char *path, sd_err *err)
             rc = open_file(w, w->single, NULL, err);
         }
     }
-    if (rc == 0) {
-        qsort(w->t, w->n, sizeof *w->t, cmp_tensor);
-        for (size_t i = 1; i < w->n; i++)
-            if (!strcmp(w->t[i - 1].name, w->t[i].name)) {
-                rc = sd_errf(err, SD_EFORMAT, w->t[i].name, "%s: tensors '%s' (%s) and '%s' (%s) both map to '%s'", path,
-                             w->t[i - 1].src_name, w->t[i - 1].file, w->t[i].src_name, w->t[i].file, w->t[i].name);
-                break;
-            }
-    }
+    if (rc == 0) rc = sort_table(w, err);
     if (rc == 0) w->text_kind = text_kind(w);
     if (rc) {
         sdw_close(w);
         return NULL;
     }
     return w;
+}
+
+/* The file of a diffusers VAE folder (its diffusion_pytorch_model file):
+ * `path` itself or its vae/ sub-folder; malloc'd, NULL when neither. */
+static char *vae_folder_file(const char *path, char **folder)
+{
+    static const char *const sub[] = {"%s/vae", "%s"}, *const file[] = {"%s/diffusion_pytorch_model.safetensors",
+                                                                          "%s/diffusion_pytorch_model.fp16.safetensors"};
+    for (size_t i = 0; i < 2; i++) {
+        char *dir = joinf(sub[i], path);
+        for (size_t j = 0; dir && j < 2; j++) {
+            char *p = joinf(file[j], dir);
+            if (p && is_file(p)) {
+                *folder = dir;
+                return p;
+            }
+            free(p);
+        }
+        free(dir);
+    }
+    return NULL;
+}
+
+static int is_pickle(const char *path)
+{
+    static const char *const ext[] = {".pt", ".ckpt", ".pth", ".bin"};
+    size_t n = strlen(path);
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        if (n >= strlen(ext[i]) && !strcmp(path + n - strlen(ext[i]), ext[i])) return 1;
+    return 0;
+}
+
+static int open_vae_path(sd_weights *w, const char *path, sd_err *err)
+{
+    if (is_pickle(path))
+        return sd_errf(err, SD_EFORMAT, "vae", "%s: .pt/.ckpt/.pth/.bin files are Python pickles, which this server "
+                       "does not load; give the VAE as .safetensors", path);
+    if (is_dir(path)) {
+        char *file = vae_folder_file(path, &w->folder);
+        if (!file)
+            return sd_errf(err, SD_ENOTFOUND, "vae", "%s: folder holds no diffusion_pytorch_model.safetensors "
+                           "(nor a vae/ folder with one)", path);
+        w->layout = SDW_LAYOUT_DIFFUSERS;
+        int rc = open_file(w, file, "vae", err);
+        free(file);
+        return rc;
+    }
+    if (!is_file(path)) return sd_errf(err, SD_ENOTFOUND, "vae", "%s: no such file or folder", path);
+    w->layout = SDW_LAYOUT_SINGLE_FILE;
+    if (!(w->single = sd_strdup(path))) return sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+    return open_file(w, path, NULL, err);
+}
+
+sd_weights *sdw_open_vae(const char *path, sd_err *err)
+{
+    sd_weights *w = path && *path ? sd_calloc(1, sizeof *w) : NULL;
+    if (!path || !*path) sd_errf(err, SD_EINVAL, "vae", "no VAE path given");
+    else if (!w || !(w->path = sd_strdup(path))) sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+    else {
+        w->vae_only = 1;
+        int rc = open_vae_path(w, path, err);
+        if (rc == 0) rc = sort_table(w, err);
+        if (rc == 0 && !sdw_get(w, "vae.decoder.conv_in.weight"))
+            rc = sd_errf(err, SD_EFORMAT, "vae", "%s holds no VAE decoder (no decoder.conv_in.weight, with or "
+                         "without first_stage_model.)", path);
+        if (rc == 0) return w;
+    }
+    if (err && strcmp(err->field, "vae")) snprintf(err->field, sizeof err->field, "vae");
+    sdw_close(w);
+    return NULL;
 }
 
 void sdw_close(sd_weights *w)
@@ -552,4 +668,31 @@ char *sdw_ldm_config(const sd_weights *w, size_t *len)
         if (s) return s;
     }
     return NULL;
+}
+
+int sdw_is_vae_only(const sd_weights *w) { return w && w->vae_only; }
+
+/* The table is sorted, so the prefix's tensors are one block; the entries
+ * after it move down, which a weight handle's pointer to its entry would
+ * not survive: nothing is dropped when one of those (or of the block) has
+ * a handle. */
+size_t sdw_drop_prefix(sd_weights *w, const char *prefix)
+{
+    size_t n = strlen(prefix), lo = 0, hi;
+    while (lo < w->n && strncmp(w->t[lo].name, prefix, n) < 0) lo++;
+    for (hi = lo; hi < w->n && !strncmp(w->t[hi].name, prefix, n); hi++) {}
+    for (size_t i = lo; i < w->n; i++)
+        if (w->t[i].handles) return 0;
+    for (size_t i = lo; i < hi; i++) {
+        sdw_tensor *t = &w->t[i];
+        /* the data inside one of the widening buffers (F16/BF16, unaligned F32) */
+        for (size_t b = 0; b < SDW_MAXFILES; b++)
+            if (w->bufs[b] && t->data >= w->bufs[b] && (const char *)t->data < (const char *)w->bufs[b] + w->buflen[b])
+                drop_pages(t->data, (size_t)sdw_numel(t) * sizeof(float));
+        free((char *)t->name);
+        free((char *)t->src_name);
+    }
+    memmove(w->t + lo, w->t + hi, (w->n - hi) * sizeof *w->t);
+    w->n -= hi - lo;
+    return hi - lo;
 }

@@ -50,6 +50,24 @@ typedef enum { SDW_TEXT_NONE, SDW_TEXT_CLIP_L, SDW_TEXT_OPENCLIP } sdw_text_kind
 sd_weights *sdw_open(const char *path, sd_err *err);
 void sdw_close(sd_weights *w);
 
+/* A VAE on its own (--vae, docs/LOADING.md "VAE override"): an A1111-style
+ * .safetensors file (LDM names encoder.* / decoder.* / quant_conv /
+ * post_quant_conv, with or without "first_stage_model.", or diffusers names)
+ * or a diffusers VAE folder (diffusion_pytorch_model.safetensors + config.json,
+ * given directly or as its parent holding vae/).  Only vae.* tensors are
+ * kept, under the same canonical names as a checkpoint's; sdw_folder_file
+ * reads the folder that holds the file.  Pickles (.pt/.ckpt) are refused.
+ * NULL + err naming field "vae" on failure. */
+sd_weights *sdw_open_vae(const char *path, sd_err *err);
+/* 1 for weights from sdw_open_vae. */
+int sdw_is_vae_only(const sd_weights *w);
+/* Take the tensors whose canonical names start with `prefix` out of the
+ * table (sdw_get no longer finds them) and give their widened pages back
+ * to the OS: a VAE override's checkpoint drops its own "vae.".  Nothing
+ * is dropped (0) when a handle was made of one of them or of a tensor
+ * sorting after them.  Returns how many went. */
+size_t sdw_drop_prefix(sd_weights *w, const char *prefix);
+
 sdw_layout sdw_get_layout(const sd_weights *w);
 /* Which text tower the file had (SD1 = CLIP ViT-L style HF naming, SD2 = OpenCLIP). */
 sdw_text_kind sdw_text_kind_of(const sd_weights *w);

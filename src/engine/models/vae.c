@@ -319,14 +319,15 @@ static void load_encoder(vae_loader *L, sd_vae *v)
                 "decoder upsamples by %d", sdw_path(L->w), 1 << count_samplers(e), v->scale);
 }
 
-/* vae/config.json of a diffusers folder (scaling_factor, norm_num_groups),
- * else the LDM config beside a single file (vae.scale_factor). */
+/* vae/config.json of a diffusers folder (scaling_factor, norm_num_groups;
+ * config.json beside a lone VAE's file), else the LDM config beside a single
+ * file (vae.scale_factor).  *scaling stays 0 when no config names it. */
 static void read_config(const sd_weights *w, float *scaling, int *groups)
 {
-    *scaling = VAE_DEFAULT_SCALING;
+    *scaling = 0;
     *groups = 32;
     size_t len = 0;
-    char *txt = sdw_folder_file(w, "vae/config.json", &len);
+    char *txt = sdw_folder_file(w, sdw_is_vae_only(w) ? "config.json" : "vae/config.json", &len);
     int ldm = !txt;
     if (ldm) txt = sdw_ldm_config(w, &len);
     if (!txt) return;
@@ -393,6 +394,7 @@ sd_vae *vae_load(const sd_weights *w, ops_ctx *ctx, sd_err *err)
     }
     v->om = (ops_m){ctx, ops_default_precision()};
     read_config(w, &v->scaling, &v->groups);
+    if (!v->scaling) v->scaling = VAE_DEFAULT_SCALING;
     vae_loader L = {.w = w, .ctx = ctx, .err = err, .groups = v->groups};
     load_decoder(&L, v);
     if (err->code == SD_OK) load_encoder(&L, v);
@@ -408,6 +410,15 @@ int vae_scale(const sd_vae *v) { return v->scale; }
 int vae_latent_channels(const sd_vae *v) { return v->zch; }
 int vae_image_channels(const sd_vae *v) { return v->img_ch; }
 float vae_scaling_factor(const sd_vae *v) { return v->scaling; }
+void vae_set_scaling_factor(sd_vae *v, float s) { v->scaling = s; }
+
+float vae_config_scaling(const sd_weights *w)
+{
+    float s;
+    int groups;
+    read_config(w, &s, &groups);
+    return s;
+}
 int vae_has_encoder(const sd_vae *v) { return v->enc.present; }
 
 /* ---- workspace -------------------------------------------------------- */

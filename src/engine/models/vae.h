@@ -32,6 +32,11 @@ int vae_image_channels(const sd_vae *v);     /* 3 */
 float vae_scaling_factor(const sd_vae *v);   /* vae/config.json scaling_factor, else the LDM
                                                 config's vae.scale_factor, else 0.18215 */
 int vae_has_encoder(const sd_vae *v);
+/* The scaling factor the weights' config names (as vae_scaling_factor
+ * reads it), 0 when none does; and setting it (a VAE override without a
+ * config of its own takes the model's). */
+float vae_config_scaling(const sd_weights *w);
+void vae_set_scaling_factor(sd_vae *v, float s);
 
 /* Allocate the activation workspace now for decoding h x w latents (and
  * encoding the matching h*s x w*s images when there is an encoder), so a
