@@ -28,6 +28,9 @@ struct sd_tokenizer;
 struct sd_unet *sd_engine_unet(sd_engine *e);
 struct sd_clip *sd_engine_clip(sd_engine *e);
 struct sd_vae *sd_engine_vae(sd_engine *e);
+/* LoRA counters (lora/apply.h): merges, applies, time of the last apply. */
+struct lora_stats;
+void sd_engine_lora_stats(sd_engine *e, struct lora_stats *st);
 
 /* Text conditioning for p's prompt and negative: ctx[2, T, W] with row 0 the
  * negative and row 1 the prompt, T = 77 * windows (the shorter padded with

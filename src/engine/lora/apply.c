@@ -1,0 +1,467 @@
+/* apply.c — LoRA per request on a loaded model (apply.h): resolve names in
+ * the LoRA directory, keep parsed files in a small LRU cache, and make the
+ * model's weights base + the requested stack through ops_weight_replace /
+ * ops_weight_restore, remembering the applied set so the same set again
+ * costs nothing. */
+#include "apply.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "../../base/alloc.h"
+#include "../../base/sha256.h"
+
+typedef struct cache_entry {
+    char name[SD_MAX_LORA_NAME];
+    sd_lora *l;
+    char hash[16];
+    uint64_t used;   /* clock of the last use (LRU) */
+    int pinned;      /* in the applied set, or in use by the apply running */
+} cache_entry;
+
+#define CACHE_SLOTS (LORA_CACHE_FILES + SD_MAX_LORAS)
+
+struct lora_engine {
+    pthread_mutex_t lock;
+    const sd_weights *w;
+    lora_names *nm;
+    char *dir;
+    lora_handle_fn fn;
+    void *ud;
+    cache_entry cache[CACHE_SLOTS];
+    int ncache;
+    uint64_t clock;
+    char set_name[SD_MAX_LORAS][SD_MAX_LORA_NAME];   /* the applied set, in order */
+    float set_w[SD_MAX_LORAS];
+    int nset;
+    ops_weight **patched;   /* weights replaced now */
+    size_t npatched;
+    lora_stats st;
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+lora_engine *lora_engine_new(const sd_weights *w, const char *dir, lora_handle_fn fn, void *ud, sd_err *err)
+{
+    lora_engine *le = sd_calloc(1, sizeof *le);
+    if (!le || !(le->nm = lora_names_from_weights(w, err)) || (dir && !(le->dir = sd_strdup(dir)))) {
+        if (le) lora_names_free(le->nm);
+        free(le);
+        sd_errf(err, SD_ENOMEM, "loras", "out of memory");   /* kept if lora_names set one */
+        return NULL;
+    }
+    pthread_mutex_init(&le->lock, NULL);
+    le->w = w;
+    le->fn = fn;
+    le->ud = ud;
+    return le;
+}
+
+void lora_engine_free(lora_engine *le)
+{
+    if (!le) return;
+    for (int i = 0; i < le->ncache; i++) lora_free(le->cache[i].l);
+    lora_names_free(le->nm);
+    pthread_mutex_destroy(&le->lock);
+    free(le->patched);
+    free(le->dir);
+    free(le);
+}
+
+/* ---- names and tags ----------------------------------------------------- */
+
+static int name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n >= SD_MAX_LORA_NAME || s[0] == '.') return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && (c == 0 || !strchr(" _-.+", c))) return 0;
+    }
+    return 1;
+}
+
+static int add_spec(lora_request *r, const char *name, size_t len, float w, const char *field, sd_err *err)
+{
+    if (r->n >= SD_MAX_LORAS)
+        return sd_errf(err, SD_EINVAL, "loras", "too many LoRAs: at most %d in one request (fields and tags together)",
+                       SD_MAX_LORAS);
+    if (!name_ok(name, len))
+        return sd_errf(err, SD_EINVAL, field, "LoRA name '%.*s' is not a name: 1..%d letters, digits, ' ', '_', '-', "
+                       "'.' or '+', not starting with '.'", (int)(len > 64 ? 64 : len), name, SD_MAX_LORA_NAME - 1);
+    if (!(w >= -SD_MAX_LORA_WEIGHT && w <= SD_MAX_LORA_WEIGHT))
+        return sd_errf(err, SD_EINVAL, field, "LoRA '%.*s': weight %g is outside [%g, %g]", (int)len, name, w,
+                       -SD_MAX_LORA_WEIGHT, SD_MAX_LORA_WEIGHT);
+    memcpy(r->names[r->n], name, len);
+    r->names[r->n][len] = 0;
+    r->spec[r->n].name = r->names[r->n];
+    r->spec[r->n].weight = w;
+    r->n++;
+    return 0;
+}
+
+/* One tag's inside ("name" or "name:weight"), after "<lora:". */
+static int parse_tag(lora_request *r, const char *s, size_t len, sd_err *err)
+{
+    const char *colon = memchr(s, ':', len);
+    size_t nlen = colon ? (size_t)(colon - s) : len;
+    float w = 1.0f;
+    if (colon) {
+        char num[48];
+        size_t wl = len - nlen - 1;
+        char *end;
+        if (wl == 0 || wl >= sizeof num) goto bad;
+        memcpy(num, colon + 1, wl);
+        num[wl] = 0;
+        errno = 0;
+        w = strtof(num, &end);
+        if (*end || errno || end == num) goto bad;
+    }
+    return add_spec(r, s, nlen, w, "prompt", err);
+bad:
+    return sd_errf(err, SD_EINVAL, "prompt", "malformed LoRA tag '<lora:%.*s>': write <lora:name> or "
+                   "<lora:name:weight> with a number for the weight", (int)(len > 80 ? 80 : len), s);
+}
+
+int lora_request_parse(const sd_gen_params *p, lora_request *r, sd_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (p->n_loras < 0 || p->n_loras > SD_MAX_LORAS)
+        return sd_errf(err, SD_EINVAL, "loras", "too many LoRAs: %d, at most %d", p->n_loras, SD_MAX_LORAS);
+    for (int i = 0; i < p->n_loras; i++) {
+        const char *nm = p->loras[i].name ? p->loras[i].name : "";
+        if (add_spec(r, nm, strlen(nm), p->loras[i].weight, "loras", err)) return -1;
+    }
+    const char *s = p->prompt ? p->prompt : "";
+    size_t n = strlen(s);
+    if (!(r->prompt = sd_malloc(n + 1))) return sd_errf(err, SD_ENOMEM, "prompt", "out of memory");
+    size_t o = 0;
+    for (size_t i = 0; i < n;) {
+        if (strncmp(s + i, "<lora:", 6)) { r->prompt[o++] = s[i++]; continue; }
+        const char *in = s + i + 6, *close = strchr(in, '>'), *open = strchr(in, '<');
+        if (!close || (open && open < close)) {
+            lora_request_clear(r);
+            return sd_errf(err, SD_EINVAL, "prompt", "LoRA tag '%.40s' has no closing '>'", s + i);
+        }
+        if (parse_tag(r, in, (size_t)(close - in), err)) { lora_request_clear(r); return -1; }
+        i = (size_t)(close - s) + 1;
+    }
+    r->prompt[o] = 0;
+    return 0;
+}
+
+void lora_request_clear(lora_request *r)
+{
+    free(r->prompt);
+    r->prompt = NULL;
+}
+
+/* ---- the cache (le->lock held) ------------------------------------------ */
+
+static void file_hash(const char *path, char out[16])
+{
+    out[0] = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f) return;
+    unsigned char *buf = sd_malloc(1 << 20), d[32];
+    if (!buf) { fclose(f); return; }
+    sd_sha256_ctx c;
+    sd_sha256_init(&c);
+    size_t k;
+    while ((k = fread(buf, 1, 1 << 20, f)) > 0) sd_sha256_update(&c, buf, k);
+    sd_sha256_final(&c, d);
+    for (int i = 0; i < 6; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+    free(buf);
+    fclose(f);
+}
+
+static size_t cache_bytes(const lora_engine *le)
+{
+    size_t b = 0;
+    for (int i = 0; i < le->ncache; i++) b += lora_param_bytes(le->cache[i].l);
+    return b;
+}
+
+/* Drop least recently used, unpinned entries until one more of `bytes` fits. */
+static void cache_make_room(lora_engine *le, size_t bytes)
+{
+    while (le->ncache > 0 && (le->ncache >= LORA_CACHE_FILES || cache_bytes(le) + bytes > LORA_CACHE_BYTES)) {
+        int v = -1;
+        for (int i = 0; i < le->ncache; i++)
+            if (!le->cache[i].pinned && (v < 0 || le->cache[i].used < le->cache[v].used)) v = i;
+        if (v < 0) return;
+        lora_free(le->cache[v].l);
+        le->cache[v] = le->cache[--le->ncache];
+    }
+}
+
+static int lora_path(const lora_engine *le, const char *name, char *path, size_t size, sd_err *err)
+{
+    if (!le->dir)
+        return sd_errf(err, SD_EINVAL, "loras", "LoRA '%s' asked for, but no LoRA directory is set (--lora-dir)", name);
+    size_t n = strlen(name);
+    const char *ext = n > 12 && !strcmp(name + n - 12, ".safetensors") ? "" : ".safetensors";
+    snprintf(path, size, "%s/%s%s", le->dir, name, ext);
+    struct stat sb;
+    if (stat(path, &sb) || !S_ISREG(sb.st_mode))
+        return sd_errf(err, SD_EINVAL, "loras", "unknown LoRA '%s': no %s%s in the LoRA directory (GET /loras "
+                       "lists them)", name, name, ext);
+    return 0;
+}
+
+static cache_entry *cache_get(lora_engine *le, const char *name, sd_err *err)
+{
+    for (int i = 0; i < le->ncache; i++)
+        if (!strcmp(le->cache[i].name, name)) {
+            le->cache[i].used = ++le->clock;
+            return &le->cache[i];
+        }
+    char path[4200];
+    if (lora_path(le, name, path, sizeof path, err)) return NULL;
+    sd_lora *l = lora_load(path, name, le->nm, err);
+    if (!l) return NULL;
+    cache_make_room(le, lora_param_bytes(l));
+    if (le->ncache >= CACHE_SLOTS) {
+        lora_free(l);
+        sd_errf(err, SD_ENOMEM, "loras", "LoRA cache full");
+        return NULL;
+    }
+    cache_entry *c = &le->cache[le->ncache++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->name, sizeof c->name, "%s", name);
+    c->l = l;
+    c->used = ++le->clock;
+    file_hash(path, c->hash);
+    le->st.loads++;
+    return c;
+}
+
+/* Every module's target has a handle in the model. */
+static int check_handles(lora_engine *le, const sd_lora *l, sd_err *err)
+{
+    for (size_t i = 0; i < lora_module_count(l); i++) {
+        const lora_module *m = lora_module_at(l, i);
+        if (!le->fn(le->ud, m->target))
+            return sd_errf(err, SD_EINVAL, "loras", "LoRA '%s': module '%s' patches %s, which this model does not "
+                           "hold as a separate weight (e.g. a packed q/k/v)", lora_name(l), m->src, m->target);
+    }
+    return 0;
+}
+
+int lora_engine_check(lora_engine *le, const lora_request *r, sd_err *err)
+{
+    int rc = 0;
+    pthread_mutex_lock(&le->lock);
+    for (int i = 0; i < r->n && !rc; i++) {
+        cache_entry *c = cache_get(le, r->spec[i].name, err);
+        rc = !c || check_handles(le, c->l, err) ? -1 : 0;
+    }
+    pthread_mutex_unlock(&le->lock);
+    return rc;
+}
+
+/* ---- applying (le->lock held) ------------------------------------------- */
+
+static int same_set(const lora_engine *le, const lora_request *r)
+{
+    if (r->n != le->nset) return 0;
+    for (int i = 0; i < r->n; i++)
+        if (strcmp(r->spec[i].name, le->set_name[i]) || memcmp(&r->spec[i].weight, &le->set_w[i], sizeof(float)))
+            return 0;
+    return 1;
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+    uintptr_t x = (uintptr_t) * (ops_weight *const *)a, y = (uintptr_t) * (ops_weight *const *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void restore_all(lora_engine *le)
+{
+    for (size_t i = 0; i < le->npatched; i++) ops_weight_restore(le->patched[i]);
+    le->npatched = 0;
+    le->nset = 0;
+}
+
+/* The distinct targets of the stack and their handles, sorted by handle. */
+typedef struct target {
+    ops_weight *h;
+    const char *name;
+} target;
+
+static int cmp_target(const void *a, const void *b) { return cmp_ptr(&((const target *)a)->h, &((const target *)b)->h); }
+
+static target *collect_targets(lora_engine *le, const lora_use *use, int n, size_t *nt, size_t *maxn, sd_err *err)
+{
+    size_t cap = 0;
+    for (int i = 0; i < n; i++) cap += lora_module_count(use[i].lora);
+    target *t = sd_malloc((cap ? cap : 1) * sizeof *t);
+    if (!t) { sd_errf(err, SD_ENOMEM, "loras", "out of memory"); return NULL; }
+    size_t k = 0;
+    *maxn = 0;
+    for (int i = 0; i < n; i++)
+        for (size_t j = 0; j < lora_module_count(use[i].lora); j++) {
+            const lora_module *m = lora_module_at(use[i].lora, j);
+            t[k].name = m->target;
+            t[k].h = le->fn(le->ud, m->target);
+            if (!t[k].h) { free(t); check_handles(le, use[i].lora, err); return NULL; }
+            size_t ne = ops_weight_numel(t[k].h);
+            if (ne > *maxn) *maxn = ne;
+            k++;
+        }
+    qsort(t, k, sizeof *t, cmp_target);
+    size_t u = 0;
+    for (size_t i = 0; i < k; i++)
+        if (!u || t[u - 1].h != t[i].h) t[u++] = t[i];
+    *nt = u;
+    return t;
+}
+
+/* Base + stack for every target (t sorted by handle); on failure every
+ * weight is back to base. */
+static int patch_targets(lora_engine *le, const target *t, size_t nt, size_t maxn, const lora_use *use, int n,
+                         sd_err *err)
+{
+    /* every weight back to base first: the merge reads the original */
+    restore_all(le);
+    ops_weight **np = sd_realloc(le->patched, (nt ? nt : 1) * sizeof *np);
+    float *buf = sd_malloc((maxn ? maxn : 1) * sizeof(float));
+    if (np) le->patched = np;
+    if (!np || !buf) { free(buf); return sd_errf(err, SD_ENOMEM, "loras", "out of memory merging LoRAs"); }
+    size_t k;
+    for (k = 0; k < nt; k++) {
+        sdw_tensor base = *sdw_get(le->w, t[k].name);
+        if (ops_weight_read(t[k].h, buf)) { sd_errf(err, SD_ENOMEM, "loras", "out of memory reading %s", t[k].name); break; }
+        base.data = buf;
+        if (lora_merge(&base, use, (size_t)n, buf, err) < 0) break;
+        le->st.merges++;
+        if (ops_weight_replace(t[k].h, buf)) { sd_errf(err, SD_ENOMEM, "loras", "out of memory patching %s", t[k].name); break; }
+        le->patched[le->npatched++] = t[k].h;
+    }
+    free(buf);
+    if (k < nt) { restore_all(le); return -1; }
+    return 0;
+}
+
+static void set_pins(lora_engine *le, const lora_request *r, int pin)
+{
+    for (int c = 0; c < le->ncache; c++) {
+        le->cache[c].pinned = 0;
+        for (int i = 0; i < r->n && pin; i++)
+            if (!strcmp(le->cache[c].name, r->spec[i].name)) le->cache[c].pinned = 1;
+    }
+}
+
+static int apply_locked(lora_engine *le, const lora_request *r, sd_err *err)
+{
+    if (same_set(le, r)) return 0;
+    lora_use use[SD_MAX_LORAS];
+    for (int i = 0; i < r->n; i++) {
+        cache_entry *c = cache_get(le, r->spec[i].name, err);
+        if (!c) return -1;
+        c->pinned = 1;   /* kept while the rest of the stack loads */
+        use[i].weight = r->spec[i].weight;
+    }
+    for (int i = 0; i < r->n; i++)
+        for (int c = 0; c < le->ncache; c++)
+            if (!strcmp(le->cache[c].name, r->spec[i].name)) use[i].lora = le->cache[c].l;
+    size_t nt = 0, maxn = 0;
+    target *t = collect_targets(le, use, r->n, &nt, &maxn, err);
+    if (!t) return -1;
+    int rc = patch_targets(le, t, nt, maxn, use, r->n, err);
+    free(t);
+    if (rc) return -1;
+    for (int i = 0; i < r->n; i++) {
+        memcpy(le->set_name[i], r->spec[i].name, SD_MAX_LORA_NAME);
+        le->set_w[i] = r->spec[i].weight;
+    }
+    le->nset = r->n;
+    le->st.applies++;
+    return 0;
+}
+
+int lora_engine_apply(lora_engine *le, const lora_request *r, sd_err *err)
+{
+    double t0 = now_ms();
+    pthread_mutex_lock(&le->lock);
+    int rc = apply_locked(le, r, err);
+    lora_request cur = {.n = le->nset};
+    for (int i = 0; i < le->nset; i++) cur.spec[i].name = le->set_name[i];
+    set_pins(le, &cur, 1);   /* the applied set stays cached */
+    le->st.patched = le->npatched;
+    le->st.last_ms = now_ms() - t0;
+    pthread_mutex_unlock(&le->lock);
+    return rc;
+}
+
+void lora_engine_stats(lora_engine *le, lora_stats *st)
+{
+    pthread_mutex_lock(&le->lock);
+    *st = le->st;
+    pthread_mutex_unlock(&le->lock);
+}
+
+void lora_engine_hash(lora_engine *le, const char *name, char out[16])
+{
+    out[0] = 0;
+    pthread_mutex_lock(&le->lock);
+    for (int i = 0; i < le->ncache; i++)
+        if (!strcmp(le->cache[i].name, name)) memcpy(out, le->cache[i].hash, 16);
+    pthread_mutex_unlock(&le->lock);
+}
+
+/* ---- listing ------------------------------------------------------------- */
+
+static void list_one(lora_engine *le, const char *file, sd_lora_info *o)
+{
+    memset(o, 0, sizeof *o);
+    size_t n = strlen(file) - 12;
+    snprintf(o->name, sizeof o->name, "%.*s", (int)n, file);
+    char path[4200];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/%s", le->dir, file);
+    if (!stat(path, &sb)) o->size = sb.st_size;
+    sd_err e;
+    sd_err_clear(&e);
+    pthread_mutex_lock(&le->lock);
+    cache_entry *c = cache_get(le, o->name, &e);
+    if (c && !check_handles(le, c->l, &e)) {
+        o->modules = (int)lora_module_count(c->l);
+        for (size_t i = 0; i < lora_module_count(c->l); i++)
+            if (lora_module_at(c->l, i)->rank > o->rank) o->rank = lora_module_at(c->l, i)->rank;
+        memcpy(o->hash, c->hash, sizeof o->hash);
+    } else {
+        snprintf(o->fits, sizeof o->fits, "%.159s", e.msg[0] ? e.msg : "does not load");
+        file_hash(path, o->hash);
+    }
+    pthread_mutex_unlock(&le->lock);
+}
+
+int lora_engine_list(lora_engine *le, sd_lora_info *out, int max, sd_err *err)
+{
+    if (!le->dir) return 0;
+    DIR *d = opendir(le->dir);
+    if (!d) return sd_errf(err, SD_EIO, "loras", "cannot read the LoRA directory: %s", strerror(errno));
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len <= 12 || strcmp(de->d_name + len - 12, ".safetensors") || !name_ok(de->d_name, len - 12)) continue;
+        if (n < max) list_one(le, de->d_name, &out[n]);
+        n++;
+    }
+    closedir(d);
+    return n;
+}
