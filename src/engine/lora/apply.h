@@ -2,13 +2,13 @@
  * (ops.h: ops_weight_replace / ops_weight_restore): names resolved in a
  * LoRA directory, parsed files cached (bounded), the applied set
  * remembered so the same set again costs nothing, and weights no longer
- * targeted restored exactly.  The prompt's <lora:name:w> tags are read
- * here too (lora_tags_*).  Used by pipeline.c only. */
+ * targeted restored exactly.  Used by pipeline.c only. */
 #ifndef SD_LORA_APPLY_H
 #define SD_LORA_APPLY_H
 
 #include "../sd.h"
 #include "lora.h"
+#include "tags.h"
 
 typedef struct lora_engine lora_engine;
 
@@ -26,19 +26,6 @@ lora_engine *lora_engine_new(const sd_weights *w, const char *dir, lora_handle_f
 /* Frees the cache; the model's weights are left as they are. */
 void lora_engine_free(lora_engine *le);
 
-/* The request's LoRAs: p->loras then the tags of p->prompt.  *prompt_out
- * is the prompt without its tags (malloc'd; free it), specs[] point into
- * p and into names[] (SD_MAX_LORA_NAME bytes each).  -1 + err (field
- * "loras" or "prompt") when malformed or too many. */
-typedef struct lora_request {
-    sd_lora_spec spec[SD_MAX_LORAS];
-    char names[SD_MAX_LORAS][SD_MAX_LORA_NAME];
-    int n;
-    char *prompt;
-} lora_request;
-int lora_request_parse(const sd_gen_params *p, lora_request *r, sd_err *err);
-void lora_request_clear(lora_request *r);
-
 /* Each LoRA of r resolves, loads (cached) and fits the model.  Any thread. */
 int lora_engine_check(lora_engine *le, const lora_request *r, sd_err *err);
 /* Makes the model's weights base + r's LoRAs (r->n == 0: base).  Not while
@@ -55,8 +42,8 @@ typedef struct lora_stats {
 } lora_stats;
 void lora_engine_stats(lora_engine *le, lora_stats *st);
 
-/* The A1111 short hash of name's file ("" if not cached). */
-void lora_engine_hash(lora_engine *le, const char *name, char out[16]);
+/* sd_lora_hashes: "name: hash, ..." of r's LoRAs (each name once). */
+void lora_engine_hashes(lora_engine *le, const lora_request *r, char *out, size_t size);
 /* sd_list_loras. */
 int lora_engine_list(lora_engine *le, sd_lora_info *out, int max, sd_err *err);
 
