@@ -70,6 +70,7 @@ void gen_usage(FILE *f)
             "  --vocab F            CLIP vocabulary (bpe .txt.gz, merges.txt or tokenizer/)\n"
             "  --threads N          0 = all cores                         [0]\n"
             "  --precision P        auto|fp32|bf16x2|bf16 (docs/SERVER.md)  [auto]\n"
+            "  --lora-dir DIR       where --lora and <lora:NAME:W> names resolve (docs/LORA.md)\n"
             "  -h, --help           this text\n"
             "\n"
             "--init-image F: the file is turned upright by its EXIF orientation and\n"
@@ -122,6 +123,7 @@ static int apply_field(gen_args *a, const req_field *f, const char *flag, const 
     switch (f->type) {
     case RF_TEXT: *req_field_text(f, &a->req) = v; return 0;
     case RF_IMAGE: a->init_image = v; return 0;
+    case RF_LORAS: return req_set_loras_text(&a->req, v, strlen(v), err);
     case RF_FLOAT:
         if (parse_float(flag, v, f, &d, err)) return -1;
         req_field_set_number(f, &a->req, d);
@@ -154,7 +156,7 @@ static int given(const gen_args *a, const char *name)
 }
 
 /* The flags that are not request fields. */
-typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP } opt_id;
+typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP, O_LORA_DIR } opt_id;
 
 static const struct {
     const char *lng, *shrt;
@@ -163,7 +165,7 @@ static const struct {
 } opts[] = {
     {"--model", NULL, O_MODEL, 1},     {"--config", NULL, O_CONFIG, 1},       {"--vocab", NULL, O_VOCAB, 1},
     {"--output", "-o", O_OUTPUT, 1},   {"--threads", NULL, O_THREADS, 1},     {"--precision", NULL, O_PRECISION, 1},
-    {"--help", "-h", O_HELP, 0},
+    {"--help", "-h", O_HELP, 0},       {"--lora-dir", NULL, O_LORA_DIR, 1},
 };
 
 static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err *err)
@@ -188,6 +190,7 @@ static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err
         a->precision = v;
         break;
     case O_HELP: a->help = 1; break;
+    case O_LORA_DIR: a->lora_dir = v; break;
     }
     return 0;
 }
@@ -377,7 +380,7 @@ static int run(const gen_args *a, sd_err *err)
     }
 
     sd_load_opts lo = {.model_path = a->model, .config_path = a->config, .vocab_path = a->vocab, .threads = a->threads,
-                       .precision = a->precision};
+                       .precision = a->precision, .lora_dir = a->lora_dir};
     sd_engine *eng = sd_engine_load(&lo, err);
     if (!eng) {
         img_rgb_free(&init);
@@ -405,6 +408,9 @@ static int run(const gen_args *a, sd_err *err)
 
     for (int i = 0; rc == 0 && i < p.n; i++) {
         img_gen_info g = req_gen_info(&req, i, imgs[i].width, imgs[i].height, info.hash, info.name);
+        char lora_hashes[SD_MAX_LORAS * (SD_MAX_LORA_NAME + 16)];
+        sd_lora_hashes(eng, &req.gen, lora_hashes, sizeof lora_hashes);
+        g.lora_hashes = lora_hashes;
         char *text = img_a1111_parameters(&g);
         img_encode_opts eo = {(img_format)a->req.out_format, a->req.out_quality, text};
         uint8_t *buf = NULL;
@@ -432,17 +438,16 @@ int cli_generate(int argc, char **argv)
     gen_args a;
     sd_err err;
     sd_err_clear(&err);
+    int rc = 0;
     if (gen_args_parse(argc, argv, &a, &err)) {
         fprintf(stderr, "sdserve generate: %s\n", err.msg);
-        return 2;
-    }
-    if (a.help) {
+        rc = 2;
+    } else if (a.help) {
         gen_usage(stdout);
-        return 0;
-    }
-    if (run(&a, &err)) {
+    } else if (run(&a, &err)) {
         fprintf(stderr, "sdserve generate: %s\n", err.msg);
-        return 1;
+        rc = 1;
     }
-    return 0;
+    req_free_loras(&a.req);   /* the one part of the request it owns */
+    return rc;
 }

@@ -29,6 +29,7 @@ typedef struct gen_args {
     const char *output_flag;    /* "-o" or "--output", as given (named in errors) */
     int threads;                /* [0, 1024], 0 = all cores */
     const char *precision;      /* NULL = auto (sd_load_opts) */
+    const char *lora_dir;       /* --lora-dir: where --lora / <lora:...> names resolve */
     int help;                   /* --help / -h given */
 } gen_args;
 

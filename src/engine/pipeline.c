@@ -217,7 +217,14 @@ int sd_list_loras(sd_engine *e, sd_lora_info *out, int max, sd_err *err)
 
 void sd_engine_lora_stats(sd_engine *e, struct lora_stats *st) { lora_engine_stats(e->lora, st); }
 
-void sd_lora_hash(sd_engine *e, const char *name, char out[16]) { lora_engine_hash(e->lora, name, out); }
+void sd_lora_hashes(sd_engine *e, const sd_gen_params *p, char *out, size_t size)
+{
+    lora_request lr;
+    if (!size) return;
+    out[0] = 0;
+    if (!lora_request_parse(p, &lr, NULL)) lora_engine_hashes(e->lora, &lr, out, size);
+    lora_request_clear(&lr);
+}
 
 sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
 {
@@ -406,14 +413,14 @@ static int text_skip(const sd_engine *e, int clip_skip)
 
 int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err)
 {
-    if (sd_check_prompts(e, p->prompt, p->negative, err)) return -1;
+    lora_request lr;   /* the prompt's LoRA tags are not text: counted without them */
+    if (lora_request_parse(p, &lr, err)) { lora_request_clear(&lr); return -1; }
+    int rc = sd_check_prompts(e, lr.prompt, p->negative, err);
     int skip = text_skip(e, p->clip_skip), layers = clip_layers(e->text[0]);
-    if (skip > layers)
-        return sd_errf(err, SD_EINVAL, "clip_skip", "clip_skip %d is larger than the %d layers of this model's text "
-                       "encoder", skip, layers);
-    lora_request lr;
-    if (lora_request_parse(p, &lr, err)) return -1;
-    int rc = lora_engine_check(e->lora, &lr, err);
+    if (!rc && skip > layers)
+        rc = sd_errf(err, SD_EINVAL, "clip_skip", "clip_skip %d is larger than the %d layers of this model's text "
+                     "encoder", skip, layers);
+    if (!rc) rc = lora_engine_check(e->lora, &lr, err);
     lora_request_clear(&lr);
     return rc;
 }

@@ -135,8 +135,10 @@ typedef struct sd_lora_info {
     char hash[16];               /* A1111's short hash: first 12 hex of the file's sha256 */
 } sd_lora_info;
 int sd_list_loras(sd_engine *e, sd_lora_info *out, int max, sd_err *err);
-/* A1111's short hash of LoRA `name` once a request used it ("" if not). */
-void sd_lora_hash(sd_engine *e, const char *name, char out[16]);
+/* A1111's "Lora hashes" of p's LoRAs (fields and tags, each name once):
+ * "name: <first 12 hex of the file's sha256>, ..." into out ("" for none;
+ * a LoRA not loaded yet is left out).  Any thread. */
+void sd_lora_hashes(sd_engine *e, const sd_gen_params *p, char *out, size_t size);
 
 struct sd_gen_params {
     const char *prompt;

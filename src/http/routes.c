@@ -24,6 +24,7 @@ static const route routes[] = {
     {"/health", 0, "GET, HEAD", "/health", 1, ROUTE_FREE, ROUTE_NOBODY, 0, get_health, NULL},
     {"/metrics", 0, "GET, HEAD", "/metrics", 1, ROUTE_METRICS, ROUTE_NOBODY, 0, get_metrics, NULL},
     {"/openapi.json", 0, "GET, HEAD", "/openapi.json", 0, ROUTE_KEY, ROUTE_NOBODY, 0, get_openapi, NULL},
+    {"/loras", 0, "GET, HEAD", "/loras", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_loras, NULL},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES + 1 <= METRICS_MAX_ENDPOINTS, "more routes than metrics endpoints");

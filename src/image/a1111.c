@@ -92,6 +92,10 @@ char *img_a1111_parameters(const img_gen_info *g)
     }
     if (g->denoise >= 0) sb_fmt(&b, ", Denoising strength: %g", (double)g->denoise);
     if (g->clip_skip > 1) sb_fmt(&b, ", Clip skip: %d", g->clip_skip);
+    if (g->lora_hashes && *g->lora_hashes) {
+        sb_str(&b, ", Lora hashes: ");
+        sb_value(&b, g->lora_hashes);
+    }
     if (b.oom || !b.s) {
         free(b.s);
         return NULL;

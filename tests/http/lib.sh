@@ -113,3 +113,26 @@ same_image() {
   python3 "$(dirname "${BASH_SOURCE[0]}")/pngdiff.py" "$1" "$2"
   return 1
 }
+
+# pixels_equal A.png B.png: 0 when every RGB sample is equal
+pixels_equal() { python3 "$(dirname "${BASH_SOURCE[0]}")/pngdiff.py" "$1" "$2" | grep -q '^max 0 '; }
+
+# post_image NAME PATH CONTENT-TYPE-HEADER BODY: POST $BASE$PATH, the answer
+# in $TMP/NAME.json and its first image in $TMP/NAME.png; prints the status
+post_image() {
+  local st url
+  st=$(curl -s -o "$TMP/$1.json" -w '%{http_code}' -H "$3" --data "$4" "$BASE$2")
+  url=$(json "$TMP/$1.json" 'j["images"][0]["image_url"]')
+  [ "$st" = 200 ] && curl -s -o "$TMP/$1.png" "$url"
+  echo "$st"
+}
+
+# refused_field NAME PATH CONTENT-TYPE-HEADER BODY FIELD FRAGMENT: a 400
+# naming FIELD whose body holds FRAGMENT (grep pattern)
+refused_field() {
+  local st
+  st=$(curl -s -o "$TMP/bad.json" -w '%{http_code}' -H "$3" --data "$4" "$BASE$2")
+  check "$1: 400 naming $5" \
+    $([ "$st" = 400 ] && [ "$(json "$TMP/bad.json" 'j["field"]')" = "$5" ] && grep -q -- "$6" "$TMP/bad.json"; echo $?) \
+    "status $st $(cat "$TMP/bad.json")"
+}

@@ -16,26 +16,14 @@ ARGS='prompt=a photograph of an astronaut riding a horse&negative_prompt=blurry&
 
 # gen NAME [field=value...]: POST /txt2img, the image saved as $TMP/NAME.png; prints the status
 gen() {
-  local name=$1 body=$ARGS st url
+  local name=$1 body=$ARGS
   shift
   for kv in "$@"; do body="$body&$kv"; done
-  st=$(curl -s -o "$TMP/$name.json" -w '%{http_code}' -H "$F" --data "$body" "$BASE/txt2img")
-  url=$(json "$TMP/$name.json" 'j["images"][0]["image_url"]')
-  [ "$st" = 200 ] && curl -s -o "$TMP/$name.png" "$url"
-  echo "$st"
+  post_image "$name" /txt2img "$F" "$body"
 }
-
-# pixels_equal A.png B.png: 0 when every RGB sample is equal
-pixels_equal() { python3 tests/http/pngdiff.py "$1" "$2" | grep -q '^max 0 '; }
 
 # refused NAME PATH BODY FRAGMENT: 400, field clip_skip, message fragment
-refused() {
-  local st
-  st=$(curl -s -o "$TMP/bad.json" -w '%{http_code}' -H "$F" --data "$3" "$BASE$2")
-  check "$1: 400 naming clip_skip" \
-    $([ "$st" = 400 ] && [ "$(json "$TMP/bad.json" 'j["field"]')" = clip_skip ] &&
-      grep -q "$4" "$TMP/bad.json"; echo $?) "status $st $(cat "$TMP/bad.json")"
-}
+refused() { refused_field "$1" "$2" "$F" "$3" clip_skip "$4"; }
 
 start_server --model "$REF/models/tiny-sd1" || exit 1
 check "tiny-sd1: clip_skip=1 answers 200" $([ "$(gen one clip_skip=1)" = 200 ]; echo $?) "$(cat "$TMP/one.json")"

@@ -42,6 +42,7 @@ conform "txt2img 415" POST /txt2img -H 'Content-Type: text/plain' --data 'prompt
 conform "img2img 400" POST /img2img -H "$F" --data 'prompt=x&init_image=%21' "$BASE/img2img"
 conform "job 404" GET '/jobs/{id}' "$BASE/jobs/0123456789abcdef0123456789abcdef"
 conform "health" GET /health "$BASE/health"
+conform "loras (no --lora-dir: empty)" GET /loras "$BASE/loras"
 conform "async created" POST /jobs/txt2img -H "$F" --data 'prompt=long&width=256&height=256&num_inference_steps=150' "$BASE/jobs/txt2img"
 long=$(json "$TMP/r.json" 'j["status_url"]')
 conform "async second job (queued)" POST /jobs/txt2img -H "$F" --data 'prompt=q&width=32&height=32&num_inference_steps=2' "$BASE/jobs/txt2img"
