@@ -210,6 +210,15 @@ static int apply_loras(sd_engine *e, const sd_gen_params *p, lora_request *lr, s
     return lora_engine_apply(e->lora, lr, err);
 }
 
+int sd_engine_apply_loras(sd_engine *e, const sd_gen_params *p, sd_err *err)
+{
+    lora_request lr;
+    ops_ctx_attach(e->ops);
+    int rc = apply_loras(e, p, &lr, err);
+    lora_request_clear(&lr);
+    return rc;
+}
+
 int sd_list_loras(sd_engine *e, sd_lora_info *out, int max, sd_err *err)
 {
     return lora_engine_list(e->lora, out, max, err);
