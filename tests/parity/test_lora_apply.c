@@ -11,17 +11,23 @@
  *    malformed tags, a tiny-sd1 LoRA on tiny-sd2 (field "loras"/"prompt"),
  *    before queueing (sd_check_request) and in sd_generate;
  *  - every allocation of an apply failing in turn: SD_ENOMEM or success,
- *    and the base model's image after it, bit for bit.
+ *    and the base model's image after it, bit for bit;
+ *  - SD2's single file, whose text encoder q/k/v are views into one packed
+ *    in_proj: a LoRA on them gives the diffusers folder's result, and
+ *    restores bit for bit.
  * Prints "metric lora_apply/..." lines and "#" lines with apply times. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "npy.h"
 #include "t.h"
 #include "../../src/base/alloc.h"
+#include "../../src/engine/loader/st_write.h"
 #include "../../src/engine/lora/apply.h"
+#include "../../src/engine/models/clip.h"
 #include "../../src/engine/pipeline.h"
 
 #define LDIR "goldens/lora-tiny-sd1/"
@@ -65,11 +71,11 @@ static int gen(sd_engine *e, const char *prompt, const sd_lora_spec *l, int n)
     return R.rc || bad ? -1 : 0;
 }
 
-static sd_engine *load(const char *model, const char *precision)
+static sd_engine *load_dir(const char *model, const char *precision, const char *dir)
 {
     char mp[1024], ld[1024];
     snprintf(mp, sizeof mp, "%s", t_ref(model));
-    snprintf(ld, sizeof ld, "%s", t_ref(LDIR "lora"));
+    snprintf(ld, sizeof ld, "%s", dir ? dir : t_ref(LDIR "lora"));
     sd_load_opts o = {.model_path = mp, .precision = precision, .lora_dir = ld};
     sd_err err;
     sd_err_clear(&err);
@@ -77,6 +83,8 @@ static sd_engine *load(const char *model, const char *precision)
     CHECKF(e != NULL, "load", "%s: %s", model, err.msg);
     return e;
 }
+
+static sd_engine *load(const char *model, const char *precision) { return load_dir(model, precision, NULL); }
 
 /* The last run against pipe/txt2img_euler_4_<kase> (strict = 0: the
  * metric line only). */
@@ -246,6 +254,74 @@ static void listing(sd_engine *e)
     CHECKF(ok, "lora_apply: the LoRA directory lists 4 LoRAs, rank 4, 129 modules, fitting, hashed", "n %d %s", n, err.msg);
 }
 
+/* A rank-2 kohya LoRA on layer 0's self-attention q/k/v/out of a W-wide
+ * text encoder, written to dir/te_qkv.safetensors. */
+static int write_te_lora(const char *dir, int W)
+{
+    static const char *mods[] = {"q_proj", "k_proj", "v_proj", "out_proj"};
+    char names[12][128];
+    stw_tensor t[12];
+    float *data[12], alpha = 2;
+    const float *cdata[12];
+    uint32_t x = 12345;
+    for (int m = 0; m < 4; m++) {
+        const char *part[3] = {"lora_down.weight", "lora_up.weight", "alpha"};
+        for (int k = 0; k < 3; k++) {
+            int i = m * 3 + k;
+            snprintf(names[i], sizeof names[i], "lora_te_text_model_encoder_layers_0_self_attn_%s.%s", mods[m], part[k]);
+            t[i] = (stw_tensor){names[i], "F32", k == 2 ? 0 : 2, {k == 0 ? 2 : W, k == 0 ? W : 2}};
+            size_t n = k == 2 ? 1 : 2 * (size_t)W;
+            data[i] = malloc(n * sizeof(float));
+            for (size_t j = 0; j < n; j++) {
+                x = x * 1664525u + 1013904223u;
+                data[i][j] = k == 2 ? alpha : ((float)(x >> 8) / (float)(1 << 24) - 0.5f) * 0.5f;
+            }
+            cdata[i] = data[i];
+        }
+    }
+    char path[600];
+    snprintf(path, sizeof path, "%s/te_qkv.safetensors", dir);
+    sd_err err;
+    sd_err_clear(&err);
+    int rc = stw_write_f32(path, t, cdata, 12, &err);
+    for (int i = 0; i < 12; i++) free(data[i]);
+    return rc;
+}
+
+static void sd2_views(void)
+{
+    char dir[] = "/tmp/sd-lora-sd2-XXXXXX";
+    if (!mkdtemp(dir)) { CHECKF(0, "sd2 views: a temporary folder", "%s", dir); return; }
+    sd_engine *single = load_dir("models/tiny-sd2-fp16.safetensors", "fp32", dir);
+    sd_engine *folder = load_dir("models/tiny-sd2", "fp32", dir);
+    if (single && write_te_lora(dir, clip_width(sd_engine_clip(single)))) CHECKF(0, "sd2 views: LoRA written", "%s", dir);
+    sd_lora_spec l[] = {{"te_qkv", 1.0f}};
+    static run base, with;
+    if (single && folder) {
+        gen(single, PROMPT, NULL, 0);
+        base = R;
+        gen(single, PROMPT, l, 1);
+        with = R;
+        double moved = npy_maxdiff(with.lat, base.lat, 4 * 8 * 6);
+        CHECKF(!base.rc && !with.rc && moved > 1e-4, "lora_apply: sd2 single file: a LoRA on the packed q/k/v views "
+               "applies", "%s / %s: latent moved %.3g", base.err.msg, with.err.msg, moved);
+        gen(folder, PROMPT, l, 1);
+        double d = npy_maxdiff(R.lat, with.lat, 4 * 8 * 6), tol = 1e-5 * npy_maxabs(with.lat, 4 * 8 * 6);
+        printf("metric lora_apply/sd2 single file vs folder with the LoRA final_latent_maxabs %.3g tol %.3g\n", d, tol);
+        CHECKF(!R.rc && d <= tol, "lora_apply: sd2: the single file's views patched as the folder's separate weights",
+               "%s: latent diff %.3g > %.3g", R.err.msg, d, tol);
+        gen(single, PROMPT, NULL, 0);
+        CHECKF(!R.rc && !memcmp(R.lat, base.lat, sizeof R.lat) && !memcmp(R.rgb, base.rgb, sizeof R.rgb),
+               "lora_apply: sd2 single file: the views restore bit for bit", "%s", R.err.msg);
+    }
+    sd_engine_free(single);
+    sd_engine_free(folder);
+    char path[600];
+    snprintf(path, sizeof path, "%s/te_qkv.safetensors", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     if (!t_have_ref()) { CHECKF(0, "reference data", "../shared/reference not found (set SD_REF)"); return t_done(); }
@@ -266,6 +342,7 @@ int main(void)
     }
     at_bf16x2();
     other_family();
+    sd2_views();
     npy_free(&init_noise);
     return t_done();
 }
