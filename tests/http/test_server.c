@@ -176,7 +176,7 @@ static void route_table_checks(void)
 {
     static const char *listed[] = {"POST /txt2img", "POST /img2img", "POST /jobs/txt2img", "POST /jobs/img2img",
                                    "GET /jobs/{id}", "DELETE /jobs/{id}", "GET /images/{name}", "GET /health",
-                                   "GET /metrics"};
+                                   "GET /metrics", "GET /loras"};
     resp r = req("GET", "/", NULL, NULL, 0);
     json_t *j = jbody(&r);
     json_t *eps = json_object_get(j, "endpoints");
