@@ -1,13 +1,15 @@
 /* apply.c — LoRA per request on a loaded model (apply.h): resolve names in
  * the LoRA directory, keep parsed files in a small LRU cache, and make the
- * model's weights base + the requested stack through ops_weight_replace /
- * ops_weight_restore, remembering the applied set so the same set again
- * costs nothing. */
+ * model's weights base + the requested stack through the weight seam
+ * (ops_weight_replace_lazy: merged when the ops first need each weight, only
+ * its layout copies kept; ops_weight_restore), remembering the applied set
+ * so the same set again costs nothing. */
 #include "apply.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,10 +42,21 @@ struct lora_engine {
     char set_name[SD_MAX_LORAS][SD_MAX_LORA_NAME];   /* the applied set, in order */
     float set_w[SD_MAX_LORAS];
     int nset;
-    ops_weight **patched;   /* weights replaced now */
+    ops_weight **patched;   /* weights replaced now (lazily: ops_weight_replace_lazy) */
     size_t npatched;
+    struct target_patch *tp;   /* what each patched weight's patch reads, npatched of them */
+    lora_use use[SD_MAX_LORAS];   /* the applied stack (its LoRAs pinned in the cache) */
+    int nuse;
+    atomic_size_t merges;   /* tensors merged (in the ops' patch calls) */
     lora_stats st;
 };
+
+/* One patched weight: W' = base + the applied stack, made when the ops
+ * need it (patch_one). */
+typedef struct target_patch {
+    lora_engine *le;
+    sdw_tensor base;   /* name and shape; data = the original the ops pass */
+} target_patch;
 
 static double now_ms(void)
 {
@@ -75,6 +88,7 @@ void lora_engine_free(lora_engine *le)
     lora_names_free(le->nm);
     pthread_mutex_destroy(&le->lock);
     free(le->patched);
+    free(le->tp);
     free(le->dir);
     free(le);
 }
@@ -215,22 +229,19 @@ typedef struct target {
 
 static int cmp_target(const void *a, const void *b) { return cmp_ptr(&((const target *)a)->h, &((const target *)b)->h); }
 
-static target *collect_targets(lora_engine *le, const lora_use *use, int n, size_t *nt, size_t *maxn, sd_err *err)
+static target *collect_targets(lora_engine *le, const lora_use *use, int n, size_t *nt, sd_err *err)
 {
     size_t cap = 0;
     for (int i = 0; i < n; i++) cap += lora_module_count(use[i].lora);
     target *t = sd_malloc((cap ? cap : 1) * sizeof *t);
     if (!t) { sd_errf(err, SD_ENOMEM, "loras", "out of memory"); return NULL; }
     size_t k = 0;
-    *maxn = 0;
     for (int i = 0; i < n; i++)
         for (size_t j = 0; j < lora_module_count(use[i].lora); j++) {
             const lora_module *m = lora_module_at(use[i].lora, j);
             t[k].name = m->target;
             t[k].h = le->fn(le->ud, m->target);
             if (!t[k].h) { free(t); check_handles(le, use[i].lora, err); return NULL; }
-            size_t ne = ops_weight_numel(t[k].h);
-            if (ne > *maxn) *maxn = ne;
             k++;
         }
     qsort(t, k, sizeof *t, cmp_target);
@@ -241,29 +252,36 @@ static target *collect_targets(lora_engine *le, const lora_use *use, int n, size
     return t;
 }
 
-/* Base + stack for every target (t sorted by handle); on failure every
- * weight is back to base. */
-static int patch_targets(lora_engine *le, const target *t, size_t nt, size_t maxn, const lora_use *use, int n,
-                         sd_err *err)
+/* ops_patch_fn: x (the original) becomes base + the applied stack. */
+static int patch_one(void *ud, float *x, size_t n)
 {
-    /* every weight back to base first: the merge reads the original */
-    restore_all(le);
+    target_patch *tp = ud;
+    sdw_tensor base = tp->base;
+    base.data = x;
+    if ((size_t)sdw_numel(&base) != n || lora_merge(&base, tp->le->use, (size_t)tp->le->nuse, x, NULL) < 0) return -1;
+    atomic_fetch_add(&tp->le->merges, 1);
+    return 0;
+}
+
+/* Every target becomes base + stack, lazily: the merge runs when the ops
+ * first need the weight, and only its layout copies are kept.  On failure
+ * every weight is back to base. */
+static int patch_targets(lora_engine *le, const target *t, size_t nt, const lora_use *use, int n, sd_err *err)
+{
+    restore_all(le);   /* nothing reads le->tp or le->use now */
+    free(le->tp);
+    le->tp = NULL;
     ops_weight **np = sd_realloc(le->patched, (nt ? nt : 1) * sizeof *np);
-    float *buf = sd_malloc((maxn ? maxn : 1) * sizeof(float));
     if (np) le->patched = np;
-    if (!np || !buf) { free(buf); return sd_errf(err, SD_ENOMEM, "loras", "out of memory merging LoRAs"); }
-    size_t k;
-    for (k = 0; k < nt; k++) {
-        sdw_tensor base = *sdw_get(le->w, t[k].name);
-        if (ops_weight_read(t[k].h, buf)) { sd_errf(err, SD_ENOMEM, "loras", "out of memory reading %s", t[k].name); break; }
-        base.data = buf;
-        if (lora_merge(&base, use, (size_t)n, buf, err) < 0) break;
-        le->st.merges++;
-        if (ops_weight_replace(t[k].h, buf)) { sd_errf(err, SD_ENOMEM, "loras", "out of memory patching %s", t[k].name); break; }
+    if (!np || !(le->tp = sd_calloc(nt ? nt : 1, sizeof *le->tp)))
+        return sd_errf(err, SD_ENOMEM, "loras", "out of memory applying LoRAs");
+    memcpy(le->use, use, (size_t)n * sizeof *use);
+    le->nuse = n;
+    for (size_t k = 0; k < nt; k++) {
+        le->tp[k] = (target_patch){le, *sdw_get(le->w, t[k].name)};
+        ops_weight_replace_lazy(t[k].h, patch_one, &le->tp[k]);
         le->patched[le->npatched++] = t[k].h;
     }
-    free(buf);
-    if (k < nt) { restore_all(le); return -1; }
     return 0;
 }
 
@@ -289,10 +307,10 @@ static int apply_locked(lora_engine *le, const lora_request *r, sd_err *err)
     for (int i = 0; i < r->n; i++)
         for (int c = 0; c < le->ncache; c++)
             if (!strcmp(le->cache[c].name, r->spec[i].name)) use[i].lora = le->cache[c].l;
-    size_t nt = 0, maxn = 0;
-    target *t = collect_targets(le, use, r->n, &nt, &maxn, err);
+    size_t nt = 0;
+    target *t = collect_targets(le, use, r->n, &nt, err);
     if (!t) return -1;
-    int rc = patch_targets(le, t, nt, maxn, use, r->n, err);
+    int rc = patch_targets(le, t, nt, use, r->n, err);
     free(t);
     if (rc) return -1;
     for (int i = 0; i < r->n; i++) {
@@ -322,6 +340,7 @@ void lora_engine_stats(lora_engine *le, lora_stats *st)
 {
     pthread_mutex_lock(&le->lock);
     *st = le->st;
+    st->merges = atomic_load(&le->merges);
     pthread_mutex_unlock(&le->lock);
 }
 

@@ -28,13 +28,15 @@ void lora_engine_free(lora_engine *le);
 
 /* Each LoRA of r resolves, loads (cached) and fits the model.  Any thread. */
 int lora_engine_check(lora_engine *le, const lora_request *r, sd_err *err);
-/* Makes the model's weights base + r's LoRAs (r->n == 0: base).  Not while
- * the model runs.  -1 + err: "loras" refusals (weights unchanged) or
+/* Makes the model's weights base + r's LoRAs (r->n == 0: base), lazily:
+ * each patched weight is merged when the ops first need it, and only its
+ * layout copies are kept (ops_weight_replace_lazy).  Not while the model
+ * runs.  -1 + err: "loras" refusals (weights unchanged) or
  * SD_ENOMEM (weights back to the base model). */
 int lora_engine_apply(lora_engine *le, const lora_request *r, sd_err *err);
 
 typedef struct lora_stats {
-    size_t merges;      /* tensors merged since load */
+    size_t merges;      /* tensors merged since load (when the ops first need each patched weight) */
     size_t applies;     /* applies that changed the weights */
     size_t loads;       /* files parsed */
     size_t patched;     /* weights replaced now */
