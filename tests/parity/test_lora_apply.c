@@ -28,6 +28,7 @@
 #include "../../src/engine/loader/st_write.h"
 #include "../../src/engine/lora/apply.h"
 #include "../../src/engine/models/clip.h"
+#include "../../src/engine/models/unet.h"
 #include "../../src/engine/pipeline.h"
 
 #define LDIR "goldens/lora-tiny-sd1/"
@@ -123,6 +124,37 @@ static double last_ms(sd_engine *e)
     lora_stats st;
     sd_engine_lora_stats(e, &st);
     return st.last_ms;
+}
+
+/* The weights the engine holds after an apply (ops_weight_read of the
+ * lazily patched handles) are merged/a_m0.7/'s, within 1e-6: two UNet
+ * weights and a text-encoder one. */
+static void held_weights(sd_engine *e)
+{
+    static const char *names[] = {"unet.down_blocks.1.resnets.0.conv1.weight",
+                                  "unet.up_blocks.1.attentions.2.transformer_blocks.0.attn2.to_out.0.weight",
+                                  "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.weight"};
+    sd_lora_spec a[] = {{"lora_a_kohya", 0.7f}};
+    sd_gen_params p = {.loras = a, .n_loras = 1};
+    sd_err err;
+    sd_err_clear(&err);
+    int rc = sd_engine_apply_loras(e, &p, &err);
+    double worst = rc ? 1e9 : 0;
+    for (int i = 0; i < 3 && !rc; i++) {
+        char path[300];
+        snprintf(path, sizeof path, LDIR "merged/a_m0.7/%s.npy", names[i]);
+        npy g;
+        ops_weight *h = !strncmp(names[i], "unet.", 5) ? unet_weight(sd_engine_unet(e), names[i] + 5)
+                                                       : clip_weight(sd_engine_clip(e), names[i]);
+        if (!h || npy_load(t_ref(path), &g)) { worst = 1e9; continue; }
+        float *w = malloc(g.n * sizeof *w);
+        double d = w && ops_weight_numel(h) == g.n && !ops_weight_read(h, w) ? npy_maxdiff(w, g.f, g.n) : 1e9;
+        if (d > worst) worst = d;
+        free(w);
+        npy_free(&g);
+    }
+    CHECKF(worst <= 1e-6, "lora_apply: the weights held after an apply are merged/a_m0.7's", "%s max diff %.3g",
+           err.msg, worst);
 }
 
 static void parity(sd_engine *e, run *base)
@@ -333,6 +365,7 @@ int main(void)
         judge("nolora", "never applied");
         base = R;
         parity(e, &base);
+        held_weights(e);
         refusals(e);
         gen(e, PROMPT, NULL, 0);
         CHECKF(!R.rc && !memcmp(R.rgb, base.rgb, sizeof R.rgb), "lora_apply: refusals leave the base model", "%s", R.err.msg);
