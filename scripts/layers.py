@@ -49,7 +49,7 @@ ROLE = {
     "engine/models": "text encoder, UNet, VAE",
     "engine/samplers": "schedules, samplers, Philox",
     "engine/prompt": "A1111 prompt syntax",
-    "engine/lora": "LoRA files: names, checks, merge",
+    "engine/lora": "LoRA files: names, checks, merge; applied per request through the weight seam",
     "engine": "sd.h (the public header) and the pipeline",
     "image": "codecs, base64, EXIF, A1111 metadata",
     "storage": "the storage vtable: local folder, S3",

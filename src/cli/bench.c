@@ -135,10 +135,82 @@ static void usage(FILE *f)
             "                     (fp32 only: the bf16 precisions have no Winograd)\n"
             "  --precision-check  also load the model at fp32, bf16x2 and bf16 in turn and run\n"
             "                     one UNet step and one decode each; print time and error\n"
-            "                     against fp32 (relative, and PSNR of the decoded pixels)\n");
+            "                     against fp32 (relative, and PSNR of the decoded pixels)\n"
+            "  --lora FILE[:W]    after the UNet stage, apply the LoRA FILE (weight W, 1): time of the\n"
+            "                     first apply, the UNet step after it, a cached apply, the restore,\n"
+            "                     and the resident and peak memory with and without it\n");
 }
 
 static double peak_rss_gb(void);
+
+/* VmRSS of this process, GiB. */
+static double rss_gb(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (!strncmp(line, "VmRSS:", 6)) kb = atof(line + 6);
+    if (f) fclose(f);
+    return kb / 1048576.0;
+}
+
+/* --lora FILE[:W]: lo->lora_dir and the request's one LoRA from it. */
+typedef struct bench_lora {
+    char dir[4096], name[SD_MAX_LORA_NAME];
+    sd_lora_spec spec;
+} bench_lora;
+
+static int bench_lora_parse(const char *arg, bench_lora *b)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s", arg);
+    b->spec.weight = 1.0f;
+    char *colon = strrchr(path, ':');
+    if (colon && colon > strrchr(path, '/')) { b->spec.weight = strtof(colon + 1, NULL); *colon = 0; }
+    char *slash = strrchr(path, '/');
+    snprintf(b->dir, sizeof b->dir, "%s", slash ? path : ".");
+    if (slash) b->dir[slash - path] = 0;
+    const char *base = slash ? slash + 1 : path;
+    if (strlen(base) >= sizeof b->name) return -1;
+    memcpy(b->name, base, strlen(base) + 1);
+    size_t n = strlen(b->name);
+    if (n > 12 && !strcmp(b->name + n - 12, ".safetensors")) b->name[n - 12] = 0;
+    b->spec.name = b->name;
+    return b->name[0] ? 0 : -1;
+}
+
+/* The LoRA's costs, against one UNet step (step_s, median without it). */
+static int bench_lora_run(sd_engine *e, const bench_lora *b, double step_s, const float *x, const float *ts,
+                          const float *ctxb, int T, int rows, int lh, int lw, float *o, sd_err *err)
+{
+    struct sd_unet *un = sd_engine_unet(e);
+    sd_gen_params with = {.loras = &b->spec, .n_loras = 1}, none = {0};
+    double rss0 = rss_gb(), peak0 = peak_rss_gb(), t0 = now();
+    if (sd_engine_apply_loras(e, &with, err)) return -1;
+    double first = now() - t0;
+    t0 = now();
+    if (unet_forward(un, x, ts, &(unet_cond){.ctx = ctxb, .T = T}, rows, lh, lw, o, err)) return -1;
+    double step1 = now() - t0;
+    t0 = now();
+    if (unet_forward(un, x, ts, &(unet_cond){.ctx = ctxb, .T = T}, rows, lh, lw, o, err)) return -1;
+    double step2 = now() - t0;
+    t0 = now();
+    if (sd_engine_apply_loras(e, &with, err)) return -1;
+    double cached = now() - t0;
+    double rss1 = rss_gb(), peak1 = peak_rss_gb();
+    t0 = now();
+    if (sd_engine_apply_loras(e, &none, err)) return -1;
+    double restore = now() - t0;
+    printf("lora %s (weight %g), against one UNet step of %.3f s:\n", b->name, b->spec.weight, step_s);
+    printf("  apply, first       %8.3f s  (%.2f steps)\n", first, first / step_s);
+    printf("  unet step after    %8.3f s  (weight copies re-made), then %.3f s\n", step1, step2);
+    printf("  apply, cached      %8.6f s\n", cached);
+    printf("  restore            %8.3f s\n", restore);
+    printf("  RSS without %.2f GiB, with %.2f GiB (%+.1f %%); peak %.2f -> %.2f GiB (%+.1f %%)\n", rss0, rss1,
+           100 * (rss1 / rss0 - 1), peak0, peak1, 100 * (peak1 / peak0 - 1));
+    return 0;
+}
 
 /* Resident set now (VmRSS), GB. */
 static double rss_now_gb(void)
@@ -282,8 +354,9 @@ static char *bench_prompt(const sd_engine *e, int windows, sd_err *err)
 
 int cli_bench(int argc, char **argv)
 {
-    const char *model = NULL, *vocab = NULL, *skip = "", *precision = NULL;
+    const char *model = NULL, *vocab = NULL, *skip = "", *precision = NULL, *lora = NULL;
     int wcheck = 0, pcheck = 0, windows = 1;
+    bench_lora bl;
     int W = 512, H = 512, batch = 1, repeats = 3, steps = 1, threads = 0;
     float cfg = 7.5f;
     for (int i = 1; i < argc; i++) {
@@ -298,6 +371,10 @@ int cli_bench(int argc, char **argv)
             if (v && sd_precision_known(v)) { fprintf(stderr, "bench: --precision must be auto, fp32, bf16x2 or bf16\n"); return 2; }
         }
         else if (!strcmp(o, "--winograd-check")) wcheck = 1;
+        else if (!strcmp(o, "--lora")) {
+            lora = v; i++; bad = !v;
+            if (v && bench_lora_parse(v, &bl)) { fprintf(stderr, "bench: --lora FILE[:W]\n"); return 2; }
+        }
         else if (!strcmp(o, "--precision-check")) pcheck = 1;
         else if (!strcmp(o, "-W") || !strcmp(o, "--width")) { bad = parse_int(o, v, 8, 4096, &W); i++; }
         else if (!strcmp(o, "-H") || !strcmp(o, "--height")) { bad = parse_int(o, v, 8, 4096, &H); i++; }
@@ -319,6 +396,7 @@ int cli_bench(int argc, char **argv)
     lo.vocab_path = vocab;
     lo.threads = threads;
     lo.precision = precision;
+    lo.lora_dir = lora ? bl.dir : NULL;
     sd_err err = {0};
     double *t = calloc(repeats, sizeof *t);
     if (!t) return 1;
@@ -403,6 +481,7 @@ int cli_bench(int argc, char **argv)
             t[r] = now() - t0;
         }
         report(rows > batch ? "unet cfg step" : "unet step", t, repeats, GF_UNET * area * rows, peak);
+        if (lora && bench_lora_run(e, &bl, median(t, repeats), x, ts, ctxb, T, rows, lh, lw, o, &err)) goto fail;
         size_t ws = 0;
         if (!unet_reserve(un, rows, lh, lw, T, &ws, &err))
             printf("%-14s %9.1f MiB (context of %d tokens)\n", "unet workspace", ws / 1048576.0, T);

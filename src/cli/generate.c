@@ -74,6 +74,7 @@ void gen_usage(FILE *f)
             "  --precision P        auto|fp32|bf16x2|bf16 (docs/SERVER.md)  [auto]\n"
             "  --embeddings-dir D   textual-inversion embeddings, used by name (docs/PROMPTS.md)\n"
             "  --vae F              VAE override: .safetensors or diffusers VAE folder\n"
+            "  --lora-dir DIR       where --lora and <lora:NAME:W> names resolve (docs/LORA.md)\n"
             "  -h, --help           this text\n"
             "\n"
             "--init-image F: the file is turned upright by its EXIF orientation and\n"
@@ -126,6 +127,7 @@ static int apply_field(gen_args *a, const req_field *f, const char *flag, const 
     switch (f->type) {
     case RF_TEXT: *req_field_text(f, &a->req) = v; return 0;
     case RF_IMAGE: a->init_image = v; return 0;
+    case RF_LORAS: return req_set_loras_text(&a->req, v, strlen(v), err);
     case RF_FLOAT:
         if (parse_float(flag, v, f, &d, err)) return -1;
         req_field_set_number(f, &a->req, d);
@@ -160,7 +162,7 @@ static int given(const gen_args *a, const char *name)
 }
 
 /* The flags that are not request fields. */
-typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP, O_EMBEDDINGS_DIR, O_VAE } opt_id;
+typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP, O_EMBEDDINGS_DIR, O_VAE, O_LORA_DIR } opt_id;
 
 static const struct {
     const char *lng, *shrt;
@@ -172,6 +174,7 @@ static const struct {
     {"--help", "-h", O_HELP, 0},
     {"--embeddings-dir", NULL, O_EMBEDDINGS_DIR, 1},
     {"--vae", NULL, O_VAE, 1},
+    {"--lora-dir", NULL, O_LORA_DIR, 1},
 };
 
 static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err *err)
@@ -201,6 +204,7 @@ static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err
         if (!*v) return sd_errf(err, SD_EINVAL, flag, "%s needs a VAE file or folder", flag);
         a->vae = v;
         break;
+    case O_LORA_DIR: a->lora_dir = v; break;
     }
     return 0;
 }
@@ -396,7 +400,7 @@ static int run(const gen_args *a, sd_err *err)
 
     sd_load_opts lo = {.model_path = a->model, .config_path = a->config, .vocab_path = a->vocab, .threads = a->threads,
                        .precision = a->precision, .embeddings_dir = a->embeddings_dir,
-                       .vae_path = a->vae};
+                       .vae_path = a->vae, .lora_dir = a->lora_dir};
     sd_engine *eng = sd_engine_load(&lo, err);
     if (!eng) {
         img_rgb_free(&init);
@@ -427,6 +431,9 @@ static int run(const gen_args *a, sd_err *err)
         img_gen_info g = req_gen_info(&req, i, imgs[i].width, imgs[i].height, info.hash, info.name);
         g.vae_hash = info.vae_hash;
         g.vae_name = info.vae_name;
+        char lora_hashes[SD_MAX_LORAS * (SD_MAX_LORA_NAME + 16)];
+        sd_lora_hashes(eng, &req.gen, lora_hashes, sizeof lora_hashes);
+        g.lora_hashes = lora_hashes;
         char *text = img_a1111_parameters(&g);
         img_encode_opts eo = {(img_format)a->req.out_format, a->req.out_quality, text};
         uint8_t *buf = NULL;
@@ -454,17 +461,16 @@ int cli_generate(int argc, char **argv)
     gen_args a;
     sd_err err;
     sd_err_clear(&err);
+    int rc = 0;
     if (gen_args_parse(argc, argv, &a, &err)) {
         fprintf(stderr, "sdserve generate: %s\n", err.msg);
-        return 2;
-    }
-    if (a.help) {
+        rc = 2;
+    } else if (a.help) {
         gen_usage(stdout);
-        return 0;
-    }
-    if (run(&a, &err)) {
+    } else if (run(&a, &err)) {
         fprintf(stderr, "sdserve generate: %s\n", err.msg);
-        return 1;
+        rc = 1;
     }
-    return 0;
+    req_free_loras(&a.req);   /* the one part of the request it owns */
+    return rc;
 }

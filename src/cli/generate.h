@@ -31,6 +31,7 @@ typedef struct gen_args {
     int threads;                /* [0, 1024], 0 = all cores */
     const char *precision;      /* NULL = auto (sd_load_opts) */
     const char *vae;            /* --vae: VAE override file or folder, NULL = the model's */
+    const char *lora_dir;       /* --lora-dir: where --lora / <lora:...> names resolve */
     int help;                   /* --help / -h given */
 } gen_args;
 

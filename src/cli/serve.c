@@ -45,6 +45,13 @@ static int check_request(void *ctx, const struct sd_request *g, sd_err *err)
     return engine ? sd_check_request(engine, &g->gen, err) : 0;
 }
 
+/* server_config.list_loras: GET /loras, with the same context. */
+static int list_loras(void *ctx, sd_lora_info *out, int max, sd_err *err)
+{
+    sd_engine *engine = *(sd_engine *const *)ctx;
+    return engine ? sd_list_loras(engine, out, max, err) : 0;
+}
+
 static char *o_api_keys, *o_api_keys_file;
 static int64_t o_metrics_open;
 static double o_rate_limit, o_rate_burst;
@@ -67,6 +74,8 @@ static int64_t o_image_store_max_mb;
 static char *o_embeddings_dir;
 /* VAE override (issue 14 item 5, docs/LOADING.md) */
 static char *o_vae;
+/* LoRA per request (docs/LORA.md) */
+static char *o_lora_dir;
 
 static const sd_setting serve_settings[] = {
     {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
@@ -151,6 +160,9 @@ static const sd_setting serve_settings[] = {
     {"vae", SD_SET_STR, &o_vae, NULL, 0, 0,
      "VAE to use instead of the checkpoint's: A1111-style .safetensors (encoder./decoder. keys, with or without "
      "first_stage_model.) or a diffusers VAE folder (none = the checkpoint's own)"},
+    /* LoRA per request */
+    {"lora-dir", SD_SET_STR, &o_lora_dir, NULL, 0, 0,
+     "folder of LoRA .safetensors files that requests name (loras field, <lora:NAME:W> tags; GET /loras lists it)"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
 
@@ -280,6 +292,7 @@ static void loader_init(model_loader *L)
     memset(L, 0, sizeof *L);
     L->demo = !o_model || !*o_model;
     L->lo.model_path = L->demo ? L->demo_path : o_model;
+    L->lo.lora_dir = o_lora_dir && *o_lora_dir ? o_lora_dir : NULL;
     L->lo.config_path = o_model_config;
     L->lo.vocab_path = o_vocab;
     L->lo.data_dir = o_data;
@@ -474,6 +487,7 @@ int cli_serve(int argc, char **argv)
         .keys = keys, .metrics_open = (int)o_metrics_open, .rl = rl,
         .listen_fd = lfd, .store = store, .loading = 1,
         .check_request = check_request, .check_ctx = &gc.engine,
+        .list_loras = list_loras,
     };
     lfd = -1;   /* the server's now, started or not */
     srv = http_server_start_jobs(&sc, q, &err);

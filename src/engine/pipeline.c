@@ -26,6 +26,7 @@
 #include "../base/sha256.h"
 #include "loader/family.h"
 #include "loader/weights.h"
+#include "lora/apply.h"
 #include "models/clip.h"
 #include "models/unet.h"
 #include "models/vae.h"
@@ -56,6 +57,7 @@ struct sd_engine {
     sd_embeddings emb;    /* textual-inversion embeddings (--embeddings-dir), maybe none */
     sd_weights *vae_w;    /* the VAE override's tensors (--vae), or NULL: the checkpoint's */
     char vae_name[256], vae_hash[16];   /* sd_model_info.vae_name / vae_hash */
+    lora_engine *lora;    /* LoRA per request: cache and applied set (lora/apply.h) */
 };
 
 struct sd_unet *sd_engine_unet(sd_engine *e) { return e->unet; }
@@ -242,6 +244,49 @@ static int check_family(sd_family f, const char *path, sd_err *err)
                    d->inpaint ? "its UNet takes mask and masked-image channels" : "");
 }
 
+/* ---- LoRA: the model's weights by canonical name, and one request's set -- */
+
+static ops_weight *engine_weight(void *ud, const char *name)
+{
+    sd_engine *e = ud;
+    if (!strncmp(name, "unet.", 5)) return unet_weight(e->unet, name + 5);
+    if (!strncmp(name, "text_encoder.", 13)) return clip_weight(e->text[0], name);
+    return NULL;
+}
+
+/* The model's weights made base + p's LoRAs (fields, then prompt tags);
+ * lr->prompt is the prompt without its tags. */
+static int apply_loras(sd_engine *e, const sd_gen_params *p, lora_request *lr, sd_err *err)
+{
+    if (lora_request_parse(p, lr, err)) return -1;
+    return lora_engine_apply(e->lora, lr, err);
+}
+
+int sd_engine_apply_loras(sd_engine *e, const sd_gen_params *p, sd_err *err)
+{
+    lora_request lr;
+    ops_ctx_attach(e->ops);
+    int rc = apply_loras(e, p, &lr, err);
+    lora_request_clear(&lr);
+    return rc;
+}
+
+int sd_list_loras(sd_engine *e, sd_lora_info *out, int max, sd_err *err)
+{
+    return lora_engine_list(e->lora, out, max, err);
+}
+
+void sd_engine_lora_stats(sd_engine *e, struct lora_stats *st) { lora_engine_stats(e->lora, st); }
+
+void sd_lora_hashes(sd_engine *e, const sd_gen_params *p, char *out, size_t size)
+{
+    lora_request lr;
+    if (!size) return;
+    out[0] = 0;
+    if (!lora_request_parse(p, &lr, NULL)) lora_engine_hashes(e->lora, &lr, out, size);
+    lora_request_clear(&lr);
+}
+
 sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
 {
     if (!o || !o->model_path || !*o->model_path) {
@@ -337,6 +382,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
     size_t bl = strlen(e->name);
     while (bl > 1 && e->name[bl - 1] == '/') e->name[--bl] = 0;
     if (bl > 12 && !strcmp(e->name + bl - 12, ".safetensors")) e->name[bl - 12] = 0;
+    if (!(e->lora = lora_engine_new(e->w, o->lora_dir, engine_weight, e, err))) goto fail;
     free(cfg);
     return e;
 fail:
@@ -349,6 +395,7 @@ fail:
 void sd_engine_free(sd_engine *e)
 {
     if (!e) return;
+    lora_engine_free(e->lora);
     tok_free(e->tok);
     emb_set_free(&e->emb);
     for (int i = 0; i < e->n_text; i++) clip_free(e->text[i]);
@@ -456,12 +503,16 @@ static int text_skip(const sd_engine *e, int clip_skip)
 
 int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err)
 {
-    if (sd_check_prompts(e, p->prompt, p->negative, p->steps, err)) return -1;
+    lora_request lr;   /* the prompt's LoRA tags are not text: counted without them */
+    if (lora_request_parse(p, &lr, err)) { lora_request_clear(&lr); return -1; }
+    int rc = sd_check_prompts(e, lr.prompt, p->negative, p->steps, err);
     int skip = text_skip(e, p->clip_skip), layers = clip_layers(e->text[0]);
-    if (skip > layers)
-        return sd_errf(err, SD_EINVAL, "clip_skip", "clip_skip %d is larger than the %d layers of this model's text "
-                       "encoder", skip, layers);
-    return 0;
+    if (!rc && skip > layers)
+        rc = sd_errf(err, SD_EINVAL, "clip_skip", "clip_skip %d is larger than the %d layers of this model's text "
+                     "encoder", skip, layers);
+    if (!rc) rc = lora_engine_check(e->lora, &lr, err);
+    lora_request_clear(&lr);
+    return rc;
 }
 
 /* SD_ENOMEM if an op ran out of memory since the last look (ops.h): the
@@ -698,6 +749,10 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     if (check_params(p, err) || sd_check_sampler(p, err)) return -1;
     ops_ctx_attach(e->ops);   /* the team size set at load, in this (worker) thread too */
     ops_take_fault(e->ops);   /* a fault left from before is not this request's */
+    lora_request lr;
+    if (apply_loras(e, p, &lr, err)) { lora_request_clear(&lr); return -1; }
+    sd_gen_params tp = *p;    /* the text encoded: the prompt without its LoRA tags */
+    tp.prompt = lr.prompt;
     const int img2img = p->init_rgb != NULL;
     const int B = p->n, s = vae_scale(e->vae), C = vae_latent_channels(e->vae);
     const int out_w = img2img ? p->init_width : p->width, out_h = img2img ? p->init_height : p->height;
@@ -717,7 +772,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     if (!sch) { sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto done; }
     if (!kd && sd_sched_init(sch, p->sampler, spacing_of(e, p->spacing), p->steps, err)) goto done;
 
-    if (text_run_open(e, p, &text, err)) goto done;
+    if (text_run_open(e, &tp, &text, err)) goto done;
     g.e = e; g.B = B; g.C = C; g.h = lh; g.w = lw; g.cfg = p->cfg;
     g.uncond = p->cfg > 1.0f;   /* guidance <= 1: the prompt rows only (half the UNet work) */
     /* rows: [negative x B][prompt x B] (k-diffusion: [prompt x B][negative x
@@ -817,6 +872,7 @@ done:
     text_run_close(&text);
     free(sch); free(g.ctx); free(x); free(noise); free(img); free(mean); free(stdv);
     free(g.x2); free(g.o2); free(g.t2);
+    lora_request_clear(&lr);
     return rc;
 }
 

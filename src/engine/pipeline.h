@@ -29,6 +29,12 @@ struct sd_unet *sd_engine_unet(sd_engine *e);
 struct sd_clip *sd_engine_clip(sd_engine *e);
 struct sd_vae *sd_engine_vae(sd_engine *e);
 struct sd_tokenizer *sd_engine_tokenizer(sd_engine *e);   /* the loaded vocabulary (prompt plans in tests) */
+/* LoRA counters (lora/apply.h): merges, applies, time of the last apply. */
+struct lora_stats;
+void sd_engine_lora_stats(sd_engine *e, struct lora_stats *st);
+/* What sd_generate does first: the model's weights made base + p's LoRAs
+ * (the bench times it alone). */
+int sd_engine_apply_loras(sd_engine *e, const sd_gen_params *p, sd_err *err);
 
 /* Text conditioning for p's prompt and negative (A1111 syntax, clip_skip):
  * ctx[2, T, W] with row 0 the negative and row 1 the prompt, T = 77 *

@@ -37,6 +37,7 @@ typedef struct sd_load_opts {
                                   used by name in prompts (docs/PROMPTS.md "Embeddings") */
     const char *vae_path;      /* optional VAE override (--vae): its tensors replace the checkpoint's;
                                   an A1111-style .safetensors or a diffusers VAE folder (docs/LOADING.md) */
+    const char *lora_dir;      /* optional: where LoRA names resolve (<dir>/<name>.safetensors); NULL = no LoRA */
 } sd_load_opts;
 
 /* 0 if name is a precision sd_load_opts accepts ("auto", "fp32", "bf16x2", "bf16"), else -1. */
@@ -167,6 +168,21 @@ int sd_prompt_windows(const sd_engine *e, const char *text, int *windows, size_t
  * queueing. */
 int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negative, int steps, sd_err *err);
 
+/* LoRA per request (docs/LORA.md): a name in the load option lora_dir
+ * (<lora_dir>/<name>.safetensors; letters, digits, ' ', '_', '-', '.', '+',
+ * not starting with '.') and its multiplier.  The request's list comes
+ * first, then the prompt's <lora:name:weight> tags (removed from the text
+ * before encoding), at most SD_MAX_LORAS in all, weights in
+ * [-SD_MAX_LORA_WEIGHT, SD_MAX_LORA_WEIGHT].  Every error names "loras"
+ * (a malformed tag: "prompt"). */
+typedef struct sd_lora_spec {
+    const char *name;
+    float weight;
+} sd_lora_spec;
+#define SD_MAX_LORAS 16
+#define SD_MAX_LORA_WEIGHT 4.0f
+#define SD_MAX_LORA_NAME 128
+
 typedef struct sd_gen_params sd_gen_params;
 /* The checks that need the loaded model, for a server to run before it
  * queues a request: the prompt windows (sd_check_prompts) and clip_skip
@@ -174,6 +190,22 @@ typedef struct sd_gen_params sd_gen_params;
  * refuses the same requests.  Any thread may call it while another
  * generates. */
 int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err);
+
+/* The LoRAs of lora_dir, for GET /loras and --help: fills out[0..max) and
+ * returns how many there are (may exceed max), or -1 + err. */
+typedef struct sd_lora_info {
+    char name[SD_MAX_LORA_NAME];
+    int64_t size;                /* file bytes */
+    int rank;                    /* largest module rank; 0 when it does not load */
+    int modules;                 /* modules that patch this model; 0 when it does not fit */
+    char fits[160];              /* "" when it fits this model, else why not */
+    char hash[16];               /* A1111's short hash: first 12 hex of the file's sha256 */
+} sd_lora_info;
+int sd_list_loras(sd_engine *e, sd_lora_info *out, int max, sd_err *err);
+/* A1111's "Lora hashes" of p's LoRAs (fields and tags, each name once):
+ * "name: <first 12 hex of the file's sha256>, ..." into out ("" for none;
+ * a LoRA not loaded yet is left out).  Any thread. */
+void sd_lora_hashes(sd_engine *e, const sd_gen_params *p, char *out, size_t size);
 
 struct sd_gen_params {
     const char *prompt;
@@ -192,6 +224,8 @@ struct sd_gen_params {
                                     the hidden state of layer -n, then the final layer norm; 0 = the
                                     load option's.  SD1 only: SD2 always takes its penultimate layer
                                     and ignores it (as A1111 does).  More than the layers: refused */
+    const sd_lora_spec *loras;   /* LoRAs to apply (see sd_lora_spec), n_loras of them; NULL = none */
+    int n_loras;
     sd_progress_fn progress; void *progress_ud;
     sd_noise_fn noise; void *noise_ud;   /* NULL = Philox */
     /* k-diffusion (A1111) sampling: ksampler != NONE runs it instead of

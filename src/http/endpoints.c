@@ -98,3 +98,31 @@ enum MHD_Result get_openapi(http_server *s, req *r, struct MHD_Connection *c)
     size_t len = strlen(doc);
     return reply_raw(c, &r->ri, 200, "application/json", doc, len, NULL);
 }
+
+/* GET /loras: what --lora-dir holds, each with whether it fits the model. */
+#define LIST_LORAS_MAX 256
+static json_t *lora_json(const sd_lora_info *l)
+{
+    char file[sizeof l->name + 16];
+    snprintf(file, sizeof file, "%s.safetensors", l->name);
+    return json_pack("{s:s, s:s, s:I, s:i, s:i, s:b, s:s?, s:s}", "name", l->name, "file", file, "size", (json_int_t)l->size, "rank", l->rank, "modules", l->modules, "fits", !l->fits[0], "reason",
+                     l->fits[0] ? l->fits : NULL, "hash", l->hash);
+}
+
+enum MHD_Result get_loras(http_server *s, req *r, struct MHD_Connection *c)
+{
+    if (atomic_load(&s->loading)) return reply_loading(r, c);
+    sd_err e;
+    sd_err_clear(&e);
+    sd_lora_info *li = calloc(LIST_LORAS_MAX, sizeof *li);
+    if (!li) return reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
+    int n = s->cfg.list_loras ? s->cfg.list_loras(s->cfg.check_ctx, li, LIST_LORAS_MAX, &e) : 0;
+    if (n < 0) { free(li); return reply_error(c, &r->ri, &e, 0, NULL); }
+    json_t *arr = json_array();
+    for (int i = 0; arr && i < n && i < LIST_LORAS_MAX; i++)
+        if (json_array_append_new(arr, lora_json(&li[i]))) { json_decref(arr); arr = NULL; }
+    free(li);
+    json_t *b = arr ? json_pack("{s:o, s:i}", "loras", arr, "count", n) : NULL;
+    if (!b) return reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
+    return reply_json(c, &r->ri, 200, b);
+}

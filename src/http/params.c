@@ -258,7 +258,11 @@ int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err
         case JSON_ARRAY: kind = PV_ARRAY; break;
         default: kind = PV_OBJECT; break;
         }
-        if ((rc = params_bag_add(b, key, kind, text, tlen, 1, err))) break;
+        char *dump = kind == PV_ARRAY ? json_dumps(v, JSON_COMPACT) : NULL;   /* kept as JSON text (loras) */
+        if (dump) { text = dump; tlen = strlen(dump); }
+        rc = params_bag_add(b, key, kind, text, tlen, 1, err);
+        free(dump);
+        if (rc) break;
     }
     json_decref(root);
     return rc;
@@ -520,6 +524,41 @@ static int set_image(const req_field *f, const param *p, int spaces_are_plus, sd
     return keep_base64(p, spaces_are_plus, r, err);
 }
 
+/* One element of a JSON loras array: {"name": "x", "weight": 0.7} or "x". */
+static int add_lora_json(const json_t *it, sd_request *r, sd_err *err)
+{
+    if (json_is_string(it)) return req_add_lora(r, json_string_value(it), json_string_length(it), 1.0, err);
+    if (!json_is_object(it))
+        return sd_errf(err, SD_EINVAL, "loras", "loras must be an array of {\"name\": ..., \"weight\": ...} objects");
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)it, k, v)
+        if (strcmp(k, "name") && strcmp(k, "weight"))
+            return sd_errf(err, SD_EINVAL, "loras", "loras: unknown key '%.40s' (keys: name, weight)", k);
+    const json_t *nm = json_object_get(it, "name"), *w = json_object_get(it, "weight");
+    if (!json_is_string(nm)) return sd_errf(err, SD_EINVAL, "loras", "loras: every LoRA needs a \"name\" string");
+    if (w && !json_is_number(w)) return sd_errf(err, SD_EINVAL, "loras", "loras: \"weight\" must be a number");
+    return req_add_lora(r, json_string_value(nm), json_string_length(nm), w ? json_number_value(w) : 1.0, err);
+}
+
+/* loras: a JSON array, or the text "name:weight,name:weight" (form, multipart). */
+static int set_loras(const req_field *f, const param *p, sd_request *r, sd_err *err)
+{
+    if (p->kind == PV_TEXT) return req_set_loras_text(r, p->val, p->len, err);
+    if (p->kind == PV_NULL) return 0;
+    if (p->kind != PV_ARRAY)
+        return sd_errf(err, SD_EINVAL, f->name, "%s must be an array of {\"name\", \"weight\"} or a string "
+                       "\"name:weight,...\", got %s", f->name, kind_name(p->kind));
+    json_t *a = json_loadb(p->val, p->len, 0, NULL);
+    int rc = a ? 0 : sd_errf(err, SD_EINVAL, f->name, "loras: not a JSON array");
+    if (a && json_array_size(a) > SD_MAX_LORAS)
+        rc = sd_errf(err, SD_EINVAL, f->name, "loras: at most %d LoRAs in one request, got %zu", SD_MAX_LORAS,
+                     json_array_size(a));
+    for (size_t i = 0; a && !rc && i < json_array_size(a); i++) rc = add_lora_json(json_array_get(a, i), r, err);
+    json_decref(a);
+    return rc;
+}
+
 /* One field of the bag into the request. */
 static int set_field(const req_field *f, const param *p, int spaces_are_plus, sd_request *r, sd_err *err)
 {
@@ -528,6 +567,7 @@ static int set_field(const req_field *f, const param *p, int spaces_are_plus, sd
     case RF_TEXT: return set_text(f, p, r, err);
     case RF_SAMPLER: case RF_FORMAT: case RF_SCHEDULER: case RF_SPACING: return set_name(f, p, r, err);
     case RF_IMAGE: return set_image(f, p, spaces_are_plus, r, err);
+    case RF_LORAS: return set_loras(f, p, r, err);
     case RF_SEED:
         if (p->kind == PV_TEXT) {
             size_t k = 0;

@@ -57,6 +57,9 @@ typedef struct server_config {
      * threads; NULL = none. */
     int (*check_request)(void *ctx, const struct sd_request *g, sd_err *err);
     void *check_ctx;
+    /* GET /loras: the LoRAs of the loaded model's directory (sd_list_loras),
+     * with check_ctx; NULL = an empty list. */
+    int (*list_loras)(void *ctx, sd_lora_info *out, int max, sd_err *err);
 } server_config;
 
 /* Serves over job backend `jobs`, which stays the caller's (shut down by

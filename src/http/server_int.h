@@ -154,6 +154,7 @@ void body_free(http_server *s, req *r);
 enum MHD_Result get_health(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result get_metrics(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result get_openapi(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result get_loras(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result get_image(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result reply_loading(req *r, struct MHD_Connection *c);
 

@@ -104,6 +104,10 @@ char *img_a1111_parameters(const img_gen_info *g)
         sb_str(&b, ", Timestep spacing: ");
         sb_value(&b, g->spacing);
     }
+    if (g->lora_hashes && *g->lora_hashes) {
+        sb_str(&b, ", Lora hashes: ");
+        sb_value(&b, g->lora_hashes);
+    }
     if (b.oom || !b.s) {
         free(b.s);
         return NULL;

@@ -143,12 +143,13 @@ typedef struct img_gen_info {
     const char *vae_name;       /* its file name (A1111 "VAE"); NULL/"" -> omitted */
     float denoise;              /* img2img strength; < 0 -> omitted (txt2img) */
     int clip_skip;              /* "Clip skip: N" when N > 1 (as A1111 writes it) */
+    const char *lora_hashes;    /* "name: hash, ..." -> Lora hashes: "..." (A1111); NULL/"" -> omitted */
 } img_gen_info;
 
 /* "<prompt>\nNegative prompt: <neg>\nSteps: N, Sampler: S, CFG scale: X,
  * Seed: S, Size: WxH, Model hash: H, Model: M[, VAE hash: V, VAE: N][, Denoising strength: D]
- * [, Clip skip: N][, Timestep spacing: T]", with ", Schedule type: K" after
- * the sampler when given (A1111 v1.10.1's order).
+ * [, Clip skip: N][, Timestep spacing: T][, Lora hashes: "name: hash, ..."]", with ", Schedule type: K"
+ * after the sampler when given (A1111 v1.10.1's order).
  * Values holding ',' ':' '"' or a newline are quoted as A1111 does.
  * Returns a malloc'd string or NULL on OOM. */
 char *img_a1111_parameters(const img_gen_info *g);

@@ -41,6 +41,9 @@ static int store_image(const gen_ctx *g, const sd_request *in, job_result *r, co
     img_gen_info info = req_gen_info(in, i, im->width, im->height, g->model_hash, g->model_name);
     info.vae_hash = g->vae_hash;
     info.vae_name = g->vae_name;
+    char lora_hashes[SD_MAX_LORAS * (SD_MAX_LORA_NAME + 16)] = "";
+    if (g->engine) sd_lora_hashes(g->engine, &in->gen, lora_hashes, sizeof lora_hashes);
+    info.lora_hashes = lora_hashes;
     char *params = img_a1111_parameters(&info);
     img_format fmt = in->out_format ? (img_format)in->out_format : IMG_PNG;
     const char *ext = img_format_ext(fmt);

@@ -50,6 +50,9 @@ const req_field req_fields[] = {
      "--scheduler", NULL, "NAME", "scheduler", "A1111 schedule of a k-diffusion sampler"},
     {"timestep_spacing", "timestep_spacing", RF_SPACING, AT(gen.spacing), 0, 0, 0, 0, SD_TSPACING_MODEL, RF_BOTH,
      "--timestep-spacing", NULL, "S", NULL, "diffusers samplers' spacing (default: the model's)"},
+    /* LoRA per request (docs/LORA.md): weights in [-4, 4], default 1 */
+    {"loras", "loras", RF_LORAS, AT(gen.loras), -SD_MAX_LORA_WEIGHT, SD_MAX_LORA_WEIGHT, 0, 0, 1, RF_BOTH,
+     "--lora", NULL, "NAME[:W],...", NULL, "LoRAs from --lora-dir (repeatable; or <lora:NAME:W> in the prompt)"},
 };
 const int req_nfields = (int)(sizeof req_fields / sizeof req_fields[0]);
 
@@ -113,13 +116,23 @@ void sd_request_defaults(sd_request *r, int img2img)
     r->img2img = img2img;
     for (int i = 0; i < req_nfields; i++) {
         const req_field *f = &req_fields[i];
-        if (f->type != RF_TEXT && f->type != RF_IMAGE && f->type != RF_SEED) req_field_set_number(f, r, f->def);
+        if (f->type != RF_TEXT && f->type != RF_IMAGE && f->type != RF_SEED && f->type != RF_LORAS)
+            req_field_set_number(f, r, f->def);
     }
     r->seed_was_random = 1;
 }
 
+void req_free_loras(sd_request *r)
+{
+    for (int i = 0; i < r->gen.n_loras; i++) free((char *)r->gen.loras[i].name);
+    free((sd_lora_spec *)r->gen.loras);
+    r->gen.loras = NULL;
+    r->gen.n_loras = 0;
+}
+
 void sd_request_free(sd_request *r)
 {
+    req_free_loras(r);
     free((char *)r->gen.prompt);
     free((char *)r->gen.negative);
     free((uint8_t *)r->gen.init_rgb);
@@ -238,6 +251,74 @@ img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, con
         .cfg = p->cfg, .seed = p->seed + (uint64_t)i, .width = width, .height = height, .model_hash = model_hash,
         .model_name = model_name, .denoise = r->img2img ? p->strength : -1.0f, .clip_skip = p->clip_skip,
     };
+}
+
+int req_add_lora(sd_request *r, const char *name, size_t len, double weight, sd_err *err)
+{
+    const req_field *f = req_field_find("loras");
+    if (r->gen.n_loras >= SD_MAX_LORAS)
+        return sd_errf(err, SD_EINVAL, "loras", "loras: at most %d LoRAs in one request", SD_MAX_LORAS);
+    if (!len || len >= SD_MAX_LORA_NAME || memchr(name, 0, len))
+        return sd_errf(err, SD_EINVAL, "loras", "loras: a LoRA name must be 1..%d bytes", SD_MAX_LORA_NAME - 1);
+    if (!(weight >= f->lo && weight <= f->hi))
+        return sd_errf(err, SD_EINVAL, "loras", "loras: the weight of '%.*s' must be in [%g, %g], got %g", (int)len,
+                       name, f->lo, f->hi, weight);
+    sd_lora_spec *l = (sd_lora_spec *)r->gen.loras;
+    if (!l && !(l = calloc(SD_MAX_LORAS, sizeof *l))) return sd_errf(err, SD_ENOMEM, "loras", "out of memory");
+    r->gen.loras = l;
+    char *nm = strndup(name, len);
+    if (!nm) return sd_errf(err, SD_ENOMEM, "loras", "out of memory");
+    l[r->gen.n_loras].name = nm;
+    l[r->gen.n_loras++].weight = (float)weight;
+    return 0;
+}
+
+/* s[0..n) without surrounding spaces and tabs. */
+static void trim(const char **s, size_t *n)
+{
+    while (*n && (**s == ' ' || **s == '\t')) { (*s)++; (*n)--; }
+    while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t')) (*n)--;
+}
+
+/* One "name" or "name:weight" of the text spelling. */
+static int add_lora_item(sd_request *r, const char *s, size_t n, sd_err *err)
+{
+    const char *colon = memchr(s, ':', n);
+    size_t nl = colon ? (size_t)(colon - s) : n;
+    double w = req_field_find("loras")->def;
+    if (colon) {
+        char num[48], *end;
+        const char *ws = colon + 1;
+        size_t wl = n - nl - 1;
+        trim(&ws, &wl);
+        if (!wl || wl >= sizeof num)
+            return sd_errf(err, SD_EINVAL, "loras", "loras: '%.*s' has no weight after ':'", (int)(n > 80 ? 80 : n), s);
+        memcpy(num, ws, wl);
+        num[wl] = 0;
+        w = strtod(num, &end);
+        if (*end || strpbrk(num, "xXnNiI"))
+            return sd_errf(err, SD_EINVAL, "loras", "loras: the weight of '%.*s' is not a number: '%s'",
+                           (int)(nl > 80 ? 80 : nl), s, num);
+    }
+    trim(&s, &nl);
+    return req_add_lora(r, s, nl, w, err);
+}
+
+int req_set_loras_text(sd_request *r, const char *text, size_t len, sd_err *err)
+{
+    const char *s = text, *end = text + len;
+    while (s < end) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        const char *e = comma ? comma : end;
+        const char *item = s;
+        size_t n = (size_t)(e - s);
+        trim(&item, &n);
+        if (!n && (comma || s != text))
+            return sd_errf(err, SD_EINVAL, "loras", "loras: an empty item; write name:weight,name:weight");
+        if (n && add_lora_item(r, item, n, err)) return -1;
+        s = comma ? comma + 1 : end;
+    }
+    return 0;
 }
 
 uint64_t req_random_seed(void)

@@ -27,7 +27,8 @@
 
 /* Ownership: gen.prompt, gen.negative, gen.init_rgb and init_data belong to
  * the request when it came from HTTP (sd_request_free frees them); the CLI
- * points gen.prompt/negative at argv and frees only the pixels it decoded. */
+ * points gen.prompt/negative at argv and frees only the pixels it decoded.
+ * gen.loras and its names always belong to the request (req_add_lora). */
 typedef struct sd_request {
     sd_gen_params gen;       /* the engine's input; gen.init_rgb set once the init image is decoded */
     int img2img;             /* the route: 1 = /img2img (init image required) */
@@ -62,6 +63,7 @@ typedef enum {
     RF_IMAGE,     /* the init image (init_data / a file) */
     RF_SCHEDULER, /* sd_scheduler, by name (0 = not given) */
     RF_SPACING,   /* sd_timestep_spacing, by name (0 = the model's) */
+    RF_LORAS,     /* gen.loras / gen.n_loras: a list of name + weight (lo..hi, default def) */
 } req_type;
 
 enum { RF_TXT2IMG = 1, RF_IMG2IMG = 2, RF_BOTH = 3 };
@@ -135,6 +137,15 @@ const char *req_sampler_name_at(int i, char *buf, size_t size);
  * "euler_a", not A1111's "Euler a", which is another picture). */
 void req_sampler_label(const sd_gen_params *p, const char **sampler, const char **schedule);
 
+/* LoRAs (RF_LORAS, field "loras"): one more name + weight, at most
+ * SD_MAX_LORAS, weight in the row's range; the engine checks the name
+ * itself (sd_check_request).  req_set_loras_text reads the form/CLI
+ * spelling "name:weight,name:weight" (weight optional, default 1).  0, or
+ * -1 + err naming "loras". */
+int req_add_lora(sd_request *r, const char *name, size_t len, double weight, sd_err *err);
+int req_set_loras_text(sd_request *r, const char *text, size_t len, sd_err *err);
+/* Frees gen.loras (sd_request_free does it too). */
+void req_free_loras(sd_request *r);
 /* Where a text field lives (RF_TEXT). */
 const char **req_field_text(const req_field *f, sd_request *r);
 

@@ -7,6 +7,7 @@
  * flags + 1 byte length + data.
  * fuzz-sources: src/http/params.c src/jobs/request.c src/base/err.c src/base/alloc.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/engine/samplers/choice.c src/engine/samplers/kdiff_sched.c
  * fuzz-libs: -lmicrohttpd -ljansson -lm */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,12 @@ static void validate(const param_bag *b)
             if (!(r.gen.cfg > 0 && r.gen.cfg <= 20) || !(r.gen.strength > 0 && r.gen.strength < 1) || !r.gen.prompt[0] ||
                 ascii_blank(r.gen.prompt[0]) || ascii_blank(r.gen.prompt[strlen(r.gen.prompt) - 1]))
                 abort();
+            /* loras: at most SD_MAX_LORAS, named, weights in range */
+            if (r.gen.n_loras < 0 || r.gen.n_loras > SD_MAX_LORAS || (r.gen.n_loras && !r.gen.loras)) abort();
+            for (int i = 0; i < r.gen.n_loras; i++)
+                if (!r.gen.loras[i].name || !r.gen.loras[i].name[0] ||
+                    !(fabsf(r.gen.loras[i].weight) <= SD_MAX_LORA_WEIGHT))
+                    abort();
         } else if (!err.code || !err.msg[0]) {
             abort();   /* a refusal must say why */
         }

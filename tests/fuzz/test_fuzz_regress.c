@@ -10,6 +10,7 @@
 
 #include "fuzz_memfd.h"
 #include "lora_targets.h"
+#include "lora_tags_check.h"
 #include "t.h"
 
 #include "../../src/image/image.h"
@@ -128,6 +129,14 @@ static void vae_case(const char *name, const unsigned char *d, size_t n)
     if (fd >= 0) close(fd);
 }
 
+/* lora_tags: the prompt's LoRA tags and the loras list (lora_tags_check.h). */
+static void lora_tags_case(const char *name, const unsigned char *d, size_t n)
+{
+    char label[300];
+    snprintf(label, sizeof label, "lora_tags regression %s: accepted within the limits or refused naming the field", name);
+    CHECK(!lora_tags_check(d, n), label);
+}
+
 int main(void)
 {
     static const struct { const char *target; void (*fn)(const char *, const unsigned char *, size_t); } T[] = {
@@ -136,6 +145,7 @@ int main(void)
         {"lora", lora_case},
         {"embeddings", embeddings_case},
         {"vae", vae_case},
+        {"lora_tags", lora_tags_case},
     };
     int seen = 0;
     for (size_t t = 0; t < sizeof T / sizeof T[0]; t++) {

@@ -140,3 +140,23 @@ refused_field() {
     $([ "$st" = 400 ] && [ "$(json "$TMP/bad.json" 'j["field"]')" = "$4" ] &&
       grep -q "$5" "$TMP/bad.json"; echo $?) "status $st $(cat "$TMP/bad.json")"
 }
+
+# post_image NAME PATH CONTENT-TYPE-HEADER BODY: POST $BASE$PATH, the answer
+# in $TMP/NAME.json and its first image in $TMP/NAME.png; prints the status
+post_image() {
+  local st url
+  st=$(curl -s -o "$TMP/$1.json" -w '%{http_code}' -H "$3" --data "$4" "$BASE$2")
+  url=$(json "$TMP/$1.json" 'j["images"][0]["image_url"]')
+  [ "$st" = 200 ] && curl -s -o "$TMP/$1.png" "$url"
+  echo "$st"
+}
+
+# refused_field_ct NAME PATH CONTENT-TYPE-HEADER BODY FIELD FRAGMENT: a 400
+# naming FIELD whose body holds FRAGMENT (grep pattern)
+refused_field_ct() {
+  local st
+  st=$(curl -s -o "$TMP/bad.json" -w '%{http_code}' -H "$3" --data "$4" "$BASE$2")
+  check "$1: 400 naming $5" \
+    $([ "$st" = 400 ] && [ "$(json "$TMP/bad.json" 'j["field"]')" = "$5" ] && grep -q -- "$6" "$TMP/bad.json"; echo $?) \
+    "status $st $(cat "$TMP/bad.json")"
+}

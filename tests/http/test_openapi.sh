@@ -44,6 +44,7 @@ conform "job 404" GET '/jobs/{id}' "$BASE/jobs/0123456789abcdef0123456789abcdef"
 conform "health" GET /health "$BASE/health"
 conform "samplers" GET /samplers "$BASE/samplers"
 conform "embeddings" GET /embeddings "$BASE/embeddings"
+conform "loras (no --lora-dir: empty)" GET /loras "$BASE/loras"
 conform "async created" POST /jobs/txt2img -H "$F" --data 'prompt=long&width=256&height=256&num_inference_steps=150' "$BASE/jobs/txt2img"
 long=$(json "$TMP/r.json" 'j["status_url"]')
 conform "async second job (queued)" POST /jobs/txt2img -H "$F" --data 'prompt=q&width=32&height=32&num_inference_steps=2' "$BASE/jobs/txt2img"

@@ -59,6 +59,12 @@ static void check_property(const char *schema, const req_field *f, json_t *prop)
         for (; ok && *req_field_value_name(f, i); i++)
             ok = !strcmp(json_string_value(json_array_get(e, (size_t)i - 1)) ?: "", req_field_value_name(f, i));
         CHECKF(ok && json_array_size(e) == (size_t)i - 1 && !json_object_get(prop, "default"), name, "entry %d", i);
+    } else if (f->type == RF_LORAS) {
+        json_t *wp = json_object_get(json_object_get(json_array_get(json_object_get(json_object_get(prop, "items"),
+                                                                                     "oneOf"), 0), "properties"), "weight");
+        CHECKF(num(prop, "maxItems") == SD_MAX_LORAS && num(wp, "minimum") == f->lo && num(wp, "maximum") == f->hi &&
+                   num(wp, "default") == f->def, name, "maxItems %g weight [%g, %g] default %g", num(prop, "maxItems"),
+               num(wp, "minimum"), num(wp, "maximum"), num(wp, "default"));
     } else {
         CHECK(json_is_object(prop), name);
     }

@@ -247,6 +247,24 @@ int clip_width(const sd_clip *c) { return c->cfg.width; }
 int clip_layers(const sd_clip *c) { return c->cfg.layers; }
 int clip_tokens(const sd_clip *c) { return c->cfg.tokens; }
 int clip_heads(const sd_clip *c) { return c->cfg.heads; }
+
+ops_weight *clip_weight(sd_clip *c, const char *name)
+{
+    static const char *const part[] = {"self_attn.q_proj.weight", "self_attn.k_proj.weight",
+                                       "self_attn.v_proj.weight", "self_attn.out_proj.weight",
+                                       "mlp.fc1.weight", "mlp.fc2.weight"};
+    int i, used = 0;
+    if (strncmp(name, TE "encoder.layers.", strlen(TE "encoder.layers.")) ||
+        sscanf(name + strlen(TE "encoder.layers."), "%d.%n", &i, &used) != 1 || !used || i < 0 ||
+        i >= c->cfg.layers)
+        return NULL;
+    const char *rest = name + strlen(TE "encoder.layers.") + used;
+    clip_layer *L = &c->layer[i];
+    ops_weight *h[] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
+    for (int k = 0; k < 6; k++)
+        if (!strcmp(rest, part[k])) return h[k];
+    return NULL;
+}
 clip_act clip_activation(const sd_clip *c) { return c->cfg.act; }
 
 int clip_default_skip(const sd_clip *c)

@@ -46,6 +46,10 @@ int clip_width(const sd_clip *c);     /* W: size of one output vector */
 int clip_layers(const sd_clip *c);    /* transformer layers stored */
 int clip_tokens(const sd_clip *c);    /* tokens per window (positions, 77) */
 int clip_heads(const sd_clip *c);
+/* The handle of linear weight `name` (canonical: "text_encoder.text_model.
+ * encoder.layers.<i>.self_attn.q_proj.weight", ... mlp.fc2.weight), or NULL
+ * (LoRA's seam, like unet_weight). */
+struct ops_weight *clip_weight(sd_clip *c, const char *name);
 clip_act clip_activation(const sd_clip *c);
 /* Family default for `skip`: 1 (last layer) for CLIP-L / SD1; 2 (penultimate)
  * for OpenCLIP / SD2, except a diffusers folder of the published SD2 layout

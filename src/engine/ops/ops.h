@@ -104,6 +104,15 @@ size_t ops_weight_numel(const ops_weight *w);
  * weight unchanged). */
 int ops_weight_replace(ops_weight *w, const float *data);
 int ops_weight_restore(ops_weight *w);
+/* The same replacement made lazily and not kept: the weight's values become
+ * patch(ud, x, n) applied to a copy x of the original, computed whenever a
+ * derived copy is made from them (normally once: the first layout copy;
+ * others come from it) and then freed, so a patched weight costs no more
+ * memory than an unpatched one.  patch runs on the op's thread, under the
+ * context's lock; 0, or -1 (the op then faults: SD_ENOMEM).  ud must stay
+ * valid until the weight is replaced or restored. */
+typedef int (*ops_patch_fn)(void *ud, float *x, size_t n);
+int ops_weight_replace_lazy(ops_weight *w, ops_patch_fn patch, void *ud);
 /* The weight's current fp32 values (its original, or its replacement)
  * into dst (n floats).  0, or -1 when out of memory. */
 int ops_weight_read(const ops_weight *w, float *dst);

@@ -36,6 +36,8 @@ struct ops_weight {
     struct ops_weight *prev, *next;   /* the context's registry */
     const float *orig;                /* the owner's original */
     float *patched;                   /* a replacement (ours), or NULL */
+    ops_patch_fn patch;               /* a lazy replacement: patch(original), made when a copy needs it */
+    void *patch_ud;
     size_t n;
     const ops_weight_src *src;
     void *ud;
@@ -464,8 +466,31 @@ static float *reload_original(const ops_weight *w)
     return p;
 }
 
+/* The original's values into dst. */
+static int read_original(const ops_weight *w, float *dst)
+{
+    if (!w->orig_gone) {
+        memcpy(dst, w->orig, w->n * sizeof(float));
+        return 0;
+    }
+    return w->src->reload(w->ud, dst, w->n);
+}
+
+/* A lazy replacement's values in a new buffer: the original through
+ * w->patch.  NULL when out of memory or the patch failed. */
+static float *materialize(const ops_weight *w)
+{
+    float *p = sd_malloc(w->n * sizeof(float));
+    if (p && (read_original(w, p) || w->patch(w->patch_ud, p, w->n))) {
+        free(p);
+        p = NULL;
+    }
+    return p;
+}
+
 int ops_weight_read(const ops_weight *w, float *dst)
 {
+    if (w->patch && !w->patched) return read_original(w, dst) || w->patch(w->patch_ud, dst, w->n) ? -1 : 0;
     if (w->patched || !w->orig_gone) {
         memcpy(dst, current(w), w->n * sizeof(float));
         return 0;
@@ -482,6 +507,19 @@ int ops_weight_replace(ops_weight *w, const float *data)
     drop_copies(w);
     free(w->patched);
     w->patched = p;
+    w->patch = NULL;
+    pthread_mutex_unlock(&w->ctx->lock);
+    return 0;
+}
+
+int ops_weight_replace_lazy(ops_weight *w, ops_patch_fn patch, void *ud)
+{
+    pthread_mutex_lock(&w->ctx->lock);
+    drop_copies(w);
+    free(w->patched);
+    w->patched = NULL;
+    w->patch = patch;
+    w->patch_ud = ud;
     pthread_mutex_unlock(&w->ctx->lock);
     return 0;
 }
@@ -489,9 +527,10 @@ int ops_weight_replace(ops_weight *w, const float *data)
 int ops_weight_restore(ops_weight *w)
 {
     pthread_mutex_lock(&w->ctx->lock);
-    if (w->patched) drop_copies(w);   /* made from the replacement; the original's are re-derived on use */
+    if (w->patched || w->patch) drop_copies(w);   /* made from the replacement; the original's are re-derived on use */
     free(w->patched);
     w->patched = NULL;
+    w->patch = NULL;
     pthread_mutex_unlock(&w->ctx->lock);
     return 0;
 }
@@ -581,7 +620,7 @@ void *ops_weights_get(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_des
 {
     SD_ASSERT(w && w->ctx == c && n == w->n);
     int plain_ok = !stack_rows && dnnl_memory_desc_equal(wei, pwei);
-    if (plain_ok && (w->patched || !w->orig_gone)) return (void *)current(w);
+    if (plain_ok && (w->patched || (!w->patch && !w->orig_gone))) return (void *)current(w);
     pthread_mutex_lock(&c->lock);
     wcopy *other, *hit = find_copy(w, wei, &other);
     void *out = hit ? hit->buf : NULL;
@@ -599,7 +638,9 @@ void *ops_weights_get(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_des
     if (!buf) goto oom;
     float *reloaded = NULL;
     const float *base = current(w);
-    if (!other && !w->patched && w->orig_gone && !(base = reloaded = reload_original(w))) {
+    int lazy = !other && w->patch && !w->patched;   /* a lazy replacement, made for this copy only */
+    if ((lazy || (!other && !w->patched && w->orig_gone)) &&
+        !(base = reloaded = lazy ? materialize(w) : reload_original(w))) {
         free(buf);
         goto oom;
     }
@@ -611,7 +652,7 @@ void *ops_weights_get(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_des
     free(reloaded);
     w->copies[w->ncopies++] = (wcopy){*wei, buf};
     out = buf;
-    if (!other && !w->patched && !w->orig_gone && w->src && wei->format_kind == dnnl_blocked) {
+    if (!other && !w->patched && !w->patch && !w->orig_gone && w->src && wei->format_kind == dnnl_blocked) {
         /* the first copy other layouts can come from: the owner's original is
          * not needed again (re-derived through reload if it is) */
         w->orig_gone = 1;

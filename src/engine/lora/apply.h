@@ -1,0 +1,52 @@
+/* apply.h — LoRA per request on a loaded model, through the weight seam
+ * (ops.h: ops_weight_replace / ops_weight_restore): names resolved in a
+ * LoRA directory, parsed files cached (bounded), the applied set
+ * remembered so the same set again costs nothing, and weights no longer
+ * targeted restored exactly.  Used by pipeline.c only. */
+#ifndef SD_LORA_APPLY_H
+#define SD_LORA_APPLY_H
+
+#include "../sd.h"
+#include "lora.h"
+#include "tags.h"
+
+typedef struct lora_engine lora_engine;
+
+/* The handle of canonical weight `name` in the loaded model, or NULL. */
+typedef ops_weight *(*lora_handle_fn)(void *ud, const char *name);
+
+/* Parsed files kept: at most this many, and at most this many bytes of
+ * fp32 up/down copies (the least recently used, not applied, goes first). */
+#define LORA_CACHE_FILES 8
+#define LORA_CACHE_BYTES ((size_t)1 << 30)
+
+/* dir may be NULL (every LoRA then refused naming "loras").  w must
+ * outlive it.  NULL + err (SD_ENOMEM) on failure. */
+lora_engine *lora_engine_new(const sd_weights *w, const char *dir, lora_handle_fn fn, void *ud, sd_err *err);
+/* Frees the cache; the model's weights are left as they are. */
+void lora_engine_free(lora_engine *le);
+
+/* Each LoRA of r resolves, loads (cached) and fits the model.  Any thread. */
+int lora_engine_check(lora_engine *le, const lora_request *r, sd_err *err);
+/* Makes the model's weights base + r's LoRAs (r->n == 0: base), lazily:
+ * each patched weight is merged when the ops first need it, and only its
+ * layout copies are kept (ops_weight_replace_lazy).  Not while the model
+ * runs.  -1 + err: "loras" refusals (weights unchanged) or
+ * SD_ENOMEM (weights back to the base model). */
+int lora_engine_apply(lora_engine *le, const lora_request *r, sd_err *err);
+
+typedef struct lora_stats {
+    size_t merges;      /* tensors merged since load (when the ops first need each patched weight) */
+    size_t applies;     /* applies that changed the weights */
+    size_t loads;       /* files parsed */
+    size_t patched;     /* weights replaced now */
+    double last_ms;     /* wall time of the last apply call */
+} lora_stats;
+void lora_engine_stats(lora_engine *le, lora_stats *st);
+
+/* sd_lora_hashes: "name: hash, ..." of r's LoRAs (each name once). */
+void lora_engine_hashes(lora_engine *le, const lora_request *r, char *out, size_t size);
+/* sd_list_loras. */
+int lora_engine_list(lora_engine *le, sd_lora_info *out, int max, sd_err *err);
+
+#endif

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# test_loras.sh — LoRA per request end to end on the real server and CLI
+# with tiny-sd1 and the reference LoRAs (goldens/lora-tiny-sd1/lora) as
+# --lora-dir: the `loras` field (JSON and form) and a <lora:name:w> prompt
+# tag give the same pixels, which differ from no LoRA; a request without
+# LoRA afterwards gives the first no-LoRA pixels again; the PNG parameters
+# keep the prompt as typed and name the LoRA's hash; GET /loras lists the
+# four files; `sdserve generate --lora-dir` with a tag or --lora gives the
+# server's pixels; unknown, malformed, too many, out-of-range and the same
+# LoRAs on tiny-sd2 are 400s naming the field, before a job is made.
+cd "$(dirname "$0")/../.."
+. tests/http/lib.sh
+
+REF=${SD_REF:-../shared/reference}
+LD="$REF/goldens/lora-tiny-sd1/lora"
+F='Content-Type: application/x-www-form-urlencoded'
+J='Content-Type: application/json'
+P='a photograph of an astronaut riding a horse'
+ARGS="prompt=$P&negative_prompt=blurry&seed=7&width=48&height=64&num_inference_steps=3&sampler=euler"
+
+gen() { post_image "$1" /txt2img "$2" "$3"; }
+refused() { refused_field_ct "$@"; }
+
+start_server --model "$REF/models/tiny-sd1" --lora-dir "$LD" || exit 1
+JSON_ARGS='"prompt": "'"$P"'", "negative_prompt": "blurry", "seed": 7, "width": 48, "height": 64, "num_inference_steps": 3, "sampler": "euler"'
+check "no LoRA answers 200" $([ "$(gen base "$F" "$ARGS")" = 200 ]; echo $?) "$(cat "$TMP/base.json")"
+check "loras field (JSON) answers 200" \
+  $([ "$(gen field "$J" "{$JSON_ARGS, \"loras\": [{\"name\": \"lora_a_kohya\", \"weight\": 0.7}]}")" = 200 ]; echo $?) \
+  "$(cat "$TMP/field.json")"
+check "loras field (form, name:weight) answers 200" \
+  $([ "$(gen form "$F" "$ARGS&loras=lora_a_kohya:0.7")" = 200 ]; echo $?) "$(cat "$TMP/form.json")"
+check "prompt tag answers 200" \
+  $([ "$(gen tag "$F" "prompt=$P <lora:lora_a_kohya:0.7>&negative_prompt=blurry&seed=7&width=48&height=64&num_inference_steps=3&sampler=euler")" = 200 ]; echo $?) \
+  "$(cat "$TMP/tag.json")"
+check "the LoRA changes the picture" $(! pixels_equal "$TMP/base.png" "$TMP/field.png"; echo $?) "same pixels"
+check "loras field (JSON) = loras field (form), pixel for pixel" $(pixels_equal "$TMP/field.png" "$TMP/form.png"; echo $?) \
+  "$(python3 tests/http/pngdiff.py "$TMP/field.png" "$TMP/form.png")"
+check "loras field = <lora:lora_a_kohya:0.7> tag, pixel for pixel" $(pixels_equal "$TMP/field.png" "$TMP/tag.png"; echo $?) \
+  "$(python3 tests/http/pngdiff.py "$TMP/field.png" "$TMP/tag.png")"
+check "no LoRA after a LoRA gives the first no-LoRA pixels" \
+  $([ "$(gen again "$F" "$ARGS")" = 200 ] && pixels_equal "$TMP/base.png" "$TMP/again.png"; echo $?) \
+  "$(python3 tests/http/pngdiff.py "$TMP/base.png" "$TMP/again.png")"
+hash=$(sha256sum "$LD/lora_a_kohya.safetensors" | cut -c1-12)
+check "PNG parameters keep the tag as typed and say Lora hashes" \
+  $(grep -aq "<lora:lora_a_kohya:0.7>" "$TMP/tag.png" && grep -aq "Lora hashes: \"lora_a_kohya: $hash\"" "$TMP/tag.png" &&
+    ! grep -aq "Lora hashes" "$TMP/base.png"; echo $?) "$(grep -ao 'Steps: [^\x00]*' "$TMP/tag.png" | head -1)"
+
+st=$(curl -s -o "$TMP/list.json" -w '%{http_code}' "$BASE/loras")
+check "GET /loras lists the four LoRAs, rank 4, fitting, hashed" \
+  $([ "$st" = 200 ] && [ "$(json "$TMP/list.json" 'sorted(l["name"] for l in j["loras"] if l["fits"] and l["rank"]==4 and l["modules"]==129 and len(l["hash"])==12 and l["size"]>0) == ["lora_a_kohya","lora_a_peft","lora_b_kohya","lora_b_peft"] and j["count"]==4')" = True ]; echo $?) \
+  "status $st $(head -c 600 "$TMP/list.json")"
+
+refused "unknown LoRA" /txt2img "$J" "{$JSON_ARGS, \"loras\": [{\"name\": \"nosuch\"}]}" loras "unknown LoRA 'nosuch'"
+refused "unknown LoRA in a tag" /txt2img "$F" "prompt=x <lora:nosuch:1>" loras "unknown LoRA 'nosuch'"
+refused "async: unknown LoRA refused before a job is made" /jobs/txt2img "$F" "prompt=x&loras=nosuch" loras "unknown LoRA"
+refused "malformed tag <lora:x" /txt2img "$F" "prompt=x <lora:lora_a_kohya" prompt "no closing"
+refused "malformed tag <lora:x:abc>" /txt2img "$F" "prompt=x <lora:lora_a_kohya:abc>" prompt "malformed LoRA tag"
+tags=$(python3 -c 'print("".join("<lora:lora_a_kohya:0.01>" for _ in range(100)))')
+refused "100 stacked tags" /txt2img "$F" "prompt=x $tags" loras "too many LoRAs"
+many=$(python3 -c 'print(",".join("lora_a_kohya:0.01" for _ in range(100)))')
+refused "100 stacked in the field" /txt2img "$F" "prompt=x&loras=$many" loras "at most 16"
+refused "weight 5" /txt2img "$J" '{"prompt": "x", "loras": [{"name": "lora_a_kohya", "weight": 5}]}' loras "must be in \[-4, 4\]"
+refused "a path for a name" /txt2img "$J" '{"prompt": "x", "loras": [{"name": "../lora/lora_a_kohya"}]}' loras "is not a name"
+refused "img2img: unknown LoRA" /img2img "$F" "prompt=x&loras=nosuch&init_image=iVBORw0KGgo=" loras "unknown LoRA"
+
+"$SDSERVE" generate --model "$REF/models/tiny-sd1" --lora-dir "$LD" --prompt "$P <lora:lora_a_kohya:0.7>" \
+  --negative blurry --seed 7 -W 48 -H 64 --steps 3 --sampler euler -o "$TMP/cli.png" >"$TMP/cli.out" 2>"$TMP/cli.err"
+check "CLI: a tag in --prompt runs" $? "$(tail -3 "$TMP/cli.err")"
+check "CLI tag = HTTP loras field, pixel for pixel" $(pixels_equal "$TMP/field.png" "$TMP/cli.png"; echo $?) \
+  "$(python3 tests/http/pngdiff.py "$TMP/field.png" "$TMP/cli.png")"
+"$SDSERVE" generate --model "$REF/models/tiny-sd1" --lora-dir "$LD" --prompt "$P" --lora lora_a_kohya:0.35 \
+  --lora lora_a_kohya:0.35 --negative blurry --seed 7 -W 48 -H 64 --steps 3 --sampler euler -o "$TMP/cli2.png" \
+  >"$TMP/cli.out" 2>"$TMP/cli.err"
+check "CLI: --lora twice runs (stacked)" $? "$(tail -3 "$TMP/cli.err")"
+check "CLI: 0.35 + 0.35 stacked differs from no LoRA" $(! pixels_equal "$TMP/base.png" "$TMP/cli2.png"; echo $?) "same pixels"
+"$SDSERVE" generate --model "$REF/models/tiny-sd1" --lora-dir "$LD" --prompt "x" --lora nosuch -o "$TMP/cli3.png" \
+  >"$TMP/cli.out" 2>"$TMP/cli.err"
+check "CLI: an unknown --lora fails, naming it" $([ $? != 0 ] && grep -q "unknown LoRA 'nosuch'" "$TMP/cli.err"; echo $?) \
+  "$(tail -3 "$TMP/cli.err")"
+stop_server
+
+start_server --model "$REF/models/tiny-sd2" --lora-dir "$LD" || exit 1
+refused "tiny-sd2: a tiny-sd1 LoRA" /txt2img "$F" "prompt=x&loras=lora_a_kohya" loras "LoRA 'lora_a_kohya'"
+refused "tiny-sd2: a tiny-sd1 LoRA as a tag" /txt2img "$F" "prompt=x <lora:lora_b_peft:0.5>" loras "LoRA 'lora_b_peft'"
+curl -s -o "$TMP/list2.json" "$BASE/loras"
+check "tiny-sd2: GET /loras says the tiny-sd1 LoRAs do not fit" \
+  $([ "$(json "$TMP/list2.json" 'j["count"]==4 and all(not l["fits"] and l["reason"] for l in j["loras"])')" = True ]; echo $?) \
+  "$(head -c 600 "$TMP/list2.json")"
+stop_server
