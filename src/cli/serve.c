@@ -52,6 +52,13 @@ static int list_loras(void *ctx, sd_lora_info *out, int max, sd_err *err)
     return engine ? sd_list_loras(engine, out, max, err) : 0;
 }
 
+/* server_config.list_embeddings: GET /embeddings, with the same context. */
+static int list_embeddings(void *ctx, int i, sd_embedding_info *out)
+{
+    sd_engine *engine = *(sd_engine *const *)ctx;
+    return engine ? sd_engine_embedding(engine, i, out) : -1;
+}
+
 static char *o_api_keys, *o_api_keys_file;
 static int64_t o_metrics_open;
 static double o_rate_limit, o_rate_burst;
@@ -328,7 +335,6 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
     gc->engine = L->engine;
     gc->model_name = mi->name;
     gc->model_hash = mi->hash;
-    http_server_set_engine(srv, L->engine);
     gc->vae_name = mi->vae_name;
     gc->vae_hash = mi->vae_hash;
     if (mi->vae_name) printf("VAE: %s (hash %s)\n", mi->vae_name, mi->vae_hash);
@@ -488,6 +494,7 @@ int cli_serve(int argc, char **argv)
         .listen_fd = lfd, .store = store, .loading = 1,
         .check_request = check_request, .check_ctx = &gc.engine,
         .list_loras = list_loras,
+        .list_embeddings = list_embeddings,
     };
     lfd = -1;   /* the server's now, started or not */
     srv = http_server_start_jobs(&sc, q, &err);

@@ -1,5 +1,5 @@
 /* api_embeddings.c — GET /embeddings: the textual-inversion embeddings the
- * server found in --embeddings-dir at load (sd_engine_embedding), each with
+ * server found in --embeddings-dir at load (server_config.list_embeddings), each with
  * its vector count and width and whether prompts can use it (fits), with
  * the reason when not (another family's width, a pickle, ...).  503 while
  * the model loads, like the generation routes (docs/PROMPTS.md
@@ -17,7 +17,7 @@ enum MHD_Result get_embeddings(http_server *s, req *r, struct MHD_Connection *c)
     if (atomic_load(&s->loading)) return reply_loading(r, c);
     json_t *list = json_array();
     sd_embedding_info in;
-    for (int i = 0; list && s->engine && !sd_engine_embedding(s->engine, i, &in); i++)
+    for (int i = 0; list && s->cfg.list_embeddings && !s->cfg.list_embeddings(s->cfg.check_ctx, i, &in); i++)
         json_array_append_new(list, embedding_entry(&in));
     return reply_json(c, &r->ri, 200, list ? json_pack("{s:o}", "embeddings", list) : NULL);
 }

@@ -456,7 +456,6 @@ void http_server_model_ready(http_server *s, const char *name, const char *famil
     atomic_store(&s->loading, 0);   /* publishes the fields above to the HTTP threads */
 }
 const char *http_server_public_url(const http_server *s) { return s->public_url; }
-void http_server_set_engine(http_server *s, const struct sd_engine *e) { s->engine = e; }
 void http_server_model_vae(http_server *s, const char *vae) { s->cfg.model_vae = vae; }
 
 void http_server_stop(http_server *s)

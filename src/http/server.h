@@ -60,6 +60,10 @@ typedef struct server_config {
     /* GET /loras: the LoRAs of the loaded model's directory (sd_list_loras),
      * with check_ctx; NULL = an empty list. */
     int (*list_loras)(void *ctx, sd_lora_info *out, int max, sd_err *err);
+    /* GET /embeddings: entry i of the loaded model's embeddings
+     * (sd_engine_embedding), with check_ctx; 0, or -1 past the end.  NULL =
+     * an empty list. */
+    int (*list_embeddings)(void *ctx, int i, sd_embedding_info *out);
 } server_config;
 
 /* Serves over job backend `jobs`, which stays the caller's (shut down by
@@ -77,10 +81,6 @@ const char *http_server_public_url(const http_server *s);
  * /health, and generation routes open.  Call once, after everything a job
  * needs is set (the store, the job runner's context). */
 void http_server_model_ready(http_server *s, const char *name, const char *family, const char *hash);
-/* The loaded engine whose embeddings GET /embeddings lists (kept, not
- * copied; it must outlive the server).  Call before http_server_model_ready. */
-struct sd_engine;
-void http_server_set_engine(http_server *s, const struct sd_engine *e);
 /* The VAE override's name for GET /health (NULL: the model's own); call before _model_ready. */
 void http_server_model_vae(http_server *s, const char *vae);
 /* Graceful stop: refuse new connections, cancel queued and running jobs with

@@ -115,7 +115,6 @@ struct http_server {
     atomic_int loading;      /* the model is still loading (server_config.loading) */
     const char *labels[METRICS_MAX_ENDPOINTS];   /* metrics endpoint labels (route_labels) */
     int nlabels;
-    const struct sd_engine *engine;   /* GET /embeddings' source (http_server_set_engine), NULL = none */
 };
 
 /* server.c */

@@ -38,15 +38,6 @@
 
 static int port;
 
-/* GET /embeddings reads the engine's list; this server has no engine
- * (s->engine stays NULL, so it is never called), but the handler links
- * against it: an engine with no embeddings. */
-int sd_engine_embedding(const sd_engine *e, int i, sd_embedding_info *out)
-{
-    (void)e; (void)i; (void)out;
-    return -1;
-}
-
 /* The fake runner: no engine, answers at once (honouring cancel). */
 static int fake_run(void *ud, const sd_request *in, sd_progress_fn progress, void *pud, job_result **result,
                     sd_err *err)
