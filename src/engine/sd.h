@@ -236,6 +236,13 @@ struct sd_gen_params {
     sd_scheduler name_schedule;  /* the schedule the display name carried ("DPM++ 2M Karras"), or UNSET */
     sd_scheduler scheduler;      /* asked separately; k-diffusion only (else refused, field "scheduler") */
     sd_timestep_spacing spacing; /* diffusers-semantics samplers only (else refused, "timestep_spacing") */
+    /* SDXL's size conditioning (the UNet's add_time_ids: original size, crop
+     * top-left, target size), in pixels.  0 = diffusers' default: original
+     * and target = the output size, crops 0.  Models without added
+     * conditioning (SD 1.x/2.x) ignore them. */
+    int orig_width, orig_height;
+    int crop_top, crop_left;
+    int target_width, target_height;
 };
 
 /* The sampler choice's own consistency, no model needed: `scheduler` with a
