@@ -224,7 +224,8 @@ static int load_vae(sd_engine *e, const sd_load_opts *o, sd_err *err)
                        o->vae_path, vae_latent_channels(e->vae), want);
     float s = vae_config_scaling(e->vae_w);
     if (!s) s = vae_config_scaling(e->w);
-    if (s) vae_set_scaling_factor(e->vae, s);
+    if (!s) s = sd_family_info(e->family)->vae_scaling;   /* the model's family default (SDXL 0.13025) */
+    vae_set_scaling_factor(e->vae, s);
     const char *base = strrchr(o->vae_path, '/');
     snprintf(e->vae_name, sizeof e->vae_name, "%s", base && base[1] ? base + 1 : o->vae_path);
     size_t bl = strlen(e->vae_name);

@@ -7,7 +7,9 @@
  * resize to the skip's size) with a 154-token context.  Checks: the derived
  * architecture, output shape and finiteness, intermediate shapes, and that
  * each batch row equals the same row run alone.  Also: a missing tensor and a
- * wrong shape give errors naming the tensor. */
+ * wrong shape give errors naming the tensor.  And an SDXL-style UNet
+ * (add_embedding: pooled 8 + 6 time ids of 16) runs, needs its added vector,
+ * and a missing linear_2 or a reshaped or too narrow linear_1 is named. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -32,7 +34,8 @@ typedef struct gen {
     int n;
     const char *skip;      /* tensor name to leave out (missing-tensor test) */
     const char *bad;       /* tensor name to write with a wrong first dim */
-    int sdxl;              /* add an SDXL-style add_embedding */
+    int sdxl;              /* add an SDXL-style add_embedding (pooled 8 + 6 time ids of 16) */
+    int cfg_add_a;         /* addition_time_embed_dim written to config.json (0: the true 16) */
 } gen;
 
 static void add(gen *g, int ndim, int64_t a, int64_t b, int64_t c, int64_t d, const char *fmt, ...)
@@ -93,7 +96,7 @@ static void g_transformer(gen *g, int c, int ctx, int depth, const char *p)
 
 /* The UNet described at the top of the file. */
 static const int CH[3] = {32, 64, 96}, ATTN[3] = {1, 1, 0}, DEPTH[3] = {1, 2, 1};
-enum { CTX = 48, TE = 128, TP = 32 };
+enum { CTX = 48, TE = 128, TP = 32, ADD_P = 8, ADD_A = 16 };
 
 static void g_unet(gen *g)
 {
@@ -131,7 +134,10 @@ static void g_unet(gen *g)
     }
     g_norm(g, CH[0], "conv_norm_out");
     K(g, 4, CH[0], 3, "conv_out.weight"); V(g, 4, "conv_out.bias");
-    if (g->sdxl) { M(g, TE, 256, "add_embedding.linear_1.weight"); V(g, TE, "add_embedding.linear_1.bias"); }
+    if (g->sdxl) {
+        M(g, TE, ADD_P + 6 * ADD_A, "add_embedding.linear_1.weight"); V(g, TE, "add_embedding.linear_1.bias");
+        M(g, TE, TE, "add_embedding.linear_2.weight"); V(g, TE, "add_embedding.linear_2.bias");
+    }
 }
 
 static unsigned long long rng = 0x9E3779B97F4A7C15ULL;
@@ -155,7 +161,9 @@ static int g_write(const gen *g, const char *dir)
     snprintf(path, sizeof path, "%s/unet/config.json", dir);
     FILE *f = fopen(path, "w");
     if (!f) return -1;
-    fprintf(f, "{\"attention_head_dim\": [2, 4, 6]}\n");
+    if (g->sdxl) fprintf(f, "{\"attention_head_dim\": [2, 4, 6], \"addition_time_embed_dim\": %d}\n",
+                         g->cfg_add_a ? g->cfg_add_a : ADD_A);
+    else fprintf(f, "{\"attention_head_dim\": [2, 4, 6]}\n");
     fclose(f);
     snprintf(path, sizeof path, "%s/unet/diffusion_pytorch_model.safetensors", dir);
     sd_err e;
@@ -205,6 +213,91 @@ static void rm_model(const char *dir)
     snprintf(p, sizeof p, "%s/unet/config.json", dir); unlink(p);
     snprintf(p, sizeof p, "%s/unet/diffusion_pytorch_model.safetensors", dir); unlink(p);
     snprintf(p, sizeof p, "%s/unet", dir); rmdir(p);
+}
+
+/* One SDXL-style variant written, loaded and expected to fail naming `frag`. */
+static void expect_sdxl_refused(const char *dir, const char *skip, const char *bad, int cfg_add_a,
+                                const char *frag, const char *what)
+{
+    static gen g;
+    memset(&g, 0, sizeof g);
+    g.sdxl = 1;
+    g.skip = skip;
+    g.bad = bad;
+    g.cfg_add_a = cfg_add_a;
+    g_unet(&g);
+    g_write(&g, dir);
+    sd_err err;
+    sd_weights *w;
+    sd_unet *u = load_dir(dir, &w, &err);
+    CHECKF(!u && err.code == SD_EFORMAT && strstr(err.msg, frag), what, "%s", err.msg);
+    unet_free(u);
+    sdw_close(w);
+    rm_model(dir);
+}
+
+/* SDXL-style added conditioning at sizes unlike the reference's: pooled 8 +
+ * 6 time ids of 16 -> 128; the vector is required and shapes its output;
+ * each row equals the row alone; bad add-embeddings name the tensor. */
+static void check_sdxl(const char *dir)
+{
+    static gen g;
+    memset(&g, 0, sizeof g);
+    g.sdxl = 1;
+    g_unet(&g);
+    CHECK(g_write(&g, dir) == 0, "write an SDXL-style random UNet");
+    sd_err err;
+    sd_weights *w;
+    sd_unet *u = load_dir(dir, &w, &err);
+    const unet_info *in = u ? unet_get_info(u) : NULL;
+    CHECKF(in && in->add_dim == ADD_P + 6 && in->add_text_dim == ADD_P && in->add_time_dim == ADD_A,
+           "SDXL-style: add-embedding read (8 pooled + 6 ids of 16)", "%s", err.msg);
+    if (u) {
+        enum { B = 2, H = 6, W = 5, T = 77 };
+        size_t nx = (size_t)B * 4 * H * W, per = nx / B;
+        static float x[B * 4 * H * W], ctx[B * T * CTX], vec[B * (ADD_P + 6)], o1[B * 4 * H * W], o2[B * 4 * H * W];
+        static float one[4 * H * W];
+        for (size_t i = 0; i < nx; i++) x[i] = frand();
+        for (size_t i = 0; i < sizeof ctx / sizeof *ctx; i++) ctx[i] = frand();
+        for (int b = 0; b < B; b++) {
+            for (int i = 0; i < ADD_P; i++) vec[b * (ADD_P + 6) + i] = frand();
+            float ids[6] = {48, 40, 0, 0, 48, 40};
+            memcpy(vec + b * (ADD_P + 6) + ADD_P, ids, sizeof ids);
+        }
+        float t[B] = {700, 20};
+        unet_cond c = unet_cond_text(ctx, T);
+        c.vec = vec; c.vec_dim = ADD_P + 6;
+        int rc = unet_forward(u, x, t, &c, B, H, W, o1, &err);
+        CHECKF(rc == 0, "SDXL-style: forward with the added vector", "%s", err.msg);
+        double worst = 0;
+        for (int b = 0; b < B && !rc; b++) {
+            unet_cond cb = unet_cond_text(ctx + (size_t)b * T * CTX, T);
+            cb.vec = vec + b * (ADD_P + 6); cb.vec_dim = ADD_P + 6;
+            if (unet_forward(u, x + b * per, t + b, &cb, 1, H, W, one, &err)) { worst = 1e9; break; }
+            for (size_t i = 0; i < per; i++) worst = fmax(worst, fabs(one[i] - o1[b * per + i]));
+        }
+        CHECKF(worst <= 1e-4, "SDXL-style: each row equals the row run alone", "maxabs %g", worst);
+        vec[ADD_P + 2] = 16;   /* row 0's crop_top */
+        rc = unet_forward(u, x, t, &c, B, H, W, o2, &err);
+        double d0 = 0, d1 = 0;
+        for (size_t i = 0; i < per; i++) { d0 = fmax(d0, fabs(o1[i] - o2[i])); d1 = fmax(d1, fabs(o1[per + i] - o2[per + i])); }
+        CHECKF(rc == 0 && d0 > 1e-6 && d1 == 0, "SDXL-style: a time id changes its own row only", "rc %d d0 %g d1 %g",
+               rc, d0, d1);
+        c.vec = NULL; c.vec_dim = 0;
+        rc = unet_forward(u, x, t, &c, B, H, W, o2, &err);
+        CHECKF(rc == -1 && !strcmp(err.field, "added_cond"), "SDXL-style: no added vector refused", "rc %d %s", rc, err.msg);
+        unet_free(u);
+    }
+    sdw_close(w);
+    rm_model(dir);
+    expect_sdxl_refused(dir, "add_embedding.linear_2.weight", NULL, 0, "unet.add_embedding.linear_2.weight",
+                        "SDXL-style: missing add_embedding.linear_2.weight named");
+    expect_sdxl_refused(dir, NULL, "add_embedding.linear_1.weight", 0, "unet.add_embedding.linear_1.weight",
+                        "SDXL-style: reshaped add_embedding.linear_1.weight named");
+    expect_sdxl_refused(dir, "add_embedding.linear_1.weight", NULL, 0, "unet.add_embedding.linear_1.weight",
+                        "SDXL-style: linear_2 without linear_1 names linear_1");
+    expect_sdxl_refused(dir, NULL, NULL, 64, "unet.add_embedding.linear_1.weight takes 104 inputs",
+                        "SDXL-style: time ids wider than linear_1's input (config 64) named");
 }
 
 int main(void)
@@ -294,15 +387,7 @@ int main(void)
     unet_free(u);
     sdw_close(w);
     rm_model(dir);
-    memset(&g, 0, sizeof g);
-    g.sdxl = 1;
-    g_unet(&g);
-    g_write(&g, dir);
-    u = load_dir(dir, &w, &err);
-    CHECKF(!u && strstr(err.msg, "not supported"), "SDXL-style added conditioning refused", "%s", err.msg);
-    unet_free(u);
-    sdw_close(w);
-    rm_model(dir);
+    check_sdxl(dir);
     rmdir(dir);
     return t_done();
 }

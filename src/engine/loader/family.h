@@ -35,6 +35,9 @@ typedef struct sd_family_desc {
     int added_cond;          /* 1: the UNet takes an added vector (SDXL's pooled text + size ids) */
     int inpaint;             /* 1: the UNet takes mask + masked-image latent as extra input channels */
     int supported;           /* 1: the engine can run it today */
+    int add_time_dim;        /* UNet added conditioning: sinusoid width per size/crop id when no config
+                                says (diffusers addition_time_embed_dim; SDXL 1.0: 256), 0 = none */
+    float vae_scaling;       /* latent scaling factor when no config names one (SD: 0.18215, SDXL: 0.13025) */
 } sd_family_desc;
 
 /* The descriptor of f (of SD1 for an out-of-range value). */

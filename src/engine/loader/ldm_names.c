@@ -142,6 +142,8 @@ static const ren vae_attn[] = {
 static const ren unet_top[] = {
     {"time_embed.0", "time_embedding.linear_1"}, {"time_embed.2", "time_embedding.linear_2"},
     {"input_blocks.0.0", "conv_in"}, {"out.0", "conv_norm_out"}, {"out.2", "conv_out"},
+    /* SDXL's added conditioning (sgm label_emb = Sequential(Linear, SiLU, Linear)) */
+    {"label_emb.0.0", "add_embedding.linear_1"}, {"label_emb.0.2", "add_embedding.linear_2"},
 };
 static const ren clip_layer[] = {
     {"ln_1", "layer_norm1"}, {"ln_2", "layer_norm2"}, {"attn.out_proj", "self_attn.out_proj"},

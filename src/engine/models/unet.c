@@ -1,4 +1,4 @@
-/* unet.c — the SD 1.x/2.x UNet, in the order data flows: hints (head split),
+/* unet.c — the SD 1.x/2.x/XL UNet, in the order data flows: hints (head split),
  * config read from tensor shapes, weights (borrowed views, each checked with
  * sdw_need), activation buffers (one allocation per forward), the blocks
  * (timestep embedding, ResBlock, attention, SpatialTransformer, down/up
@@ -35,6 +35,7 @@ unet_hints unet_hints_for_family(sd_family f)
     unet_hints h = {0};
     h.num_heads = sd_family_info(f)->num_heads;
     h.head_dim = sd_family_info(f)->head_dim;
+    h.add_time_dim = sd_family_info(f)->add_time_dim;
     return h;
 }
 
@@ -85,18 +86,54 @@ int unet_hints_from_diffusers_config(const char *text, size_t len, unet_hints *h
     int rc;
     if (!v || json_is_null(v)) { memset(h, 0, sizeof *h); h->num_heads = 8; rc = 0; } /* diffusers default */
     else rc = hints_from_json_heads(v, h, key, err);
+    /* SDXL: width of each added time id's sinusoid */
+    json_t *a = json_object_get(root, "addition_time_embed_dim");
+    if (!rc && a && !json_is_null(a)) {
+        if (json_is_integer(a) && json_integer_value(a) > 0 && json_integer_value(a) <= 1 << 16)
+            h->add_time_dim = (int)json_integer_value(a);
+        else rc = sd_errf(err, SD_EFORMAT, "addition_time_embed_dim",
+                          "unet config: addition_time_embed_dim is not a positive integer");
+    }
     json_decref(root);
     return rc;
+}
+
+/* sgm (SDXL) configs: the outdim of the first ConcatTimestepEmbedderND in a
+ * list of conditioner entries ({"target", "outdim"} or {"target",
+ * "params": {"outdim"}}); 0 when none names one. */
+static int ldm_add_time_dim(json_t *list)
+{
+    size_t i;
+    json_t *e;
+    json_array_foreach(list, i, e) {
+        const char *t = json_string_value(json_object_get(e, "target"));
+        if (!t || !strstr(t, "ConcatTimestepEmbedderND")) continue;
+        json_t *d = json_object_get(e, "outdim");
+        if (!d) d = json_object_get(json_object_get(e, "params"), "outdim");
+        if (json_is_integer(d) && json_integer_value(d) > 0 && json_integer_value(d) <= 1 << 16)
+            return (int)json_integer_value(d);
+    }
+    return 0;
+}
+
+/* The UNet's params object of an LDM / sgm config (the root itself when none is nested). */
+static json_t *ldm_unet_params(json_t *root)
+{
+    static const char *const keys[] = {"unet_config", "network_config"};
+    json_t *q;
+    if ((q = json_object_get(root, "unet")) && json_is_object(q)) return q;
+    if ((q = json_object_get(root, "network_config")) && json_is_object(q)) return q;
+    json_t *mp = json_object_get(json_object_get(root, "model"), "params");
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if ((q = json_object_get(json_object_get(mp, keys[i]), "params")) && json_is_object(q)) return q;
+    return root;
 }
 
 int unet_hints_from_ldm_config(const char *text, size_t len, unet_hints *h, sd_err *err)
 {
     json_t *root = parse_json(text, len, "LDM config", err);
     if (!root) return -1;
-    json_t *p = root, *q;
-    if ((q = json_object_get(root, "unet")) && json_is_object(q)) p = q;
-    else if ((q = json_object_get(root, "model")) && (q = json_object_get(q, "params")) &&
-             (q = json_object_get(q, "unet_config")) && (q = json_object_get(q, "params")) && json_is_object(q)) p = q;
+    json_t *p = ldm_unet_params(root);
     json_t *nhc = json_object_get(p, "num_head_channels"), *nh = json_object_get(p, "num_heads");
     int rc = 0;
     memset(h, 0, sizeof *h);
@@ -104,6 +141,11 @@ int unet_hints_from_ldm_config(const char *text, size_t len, unet_hints *h, sd_e
     if (json_is_integer(nhc) && json_integer_value(nhc) > 0) h->head_dim = (int)json_integer_value(nhc);
     else if (json_is_integer(nh) && json_integer_value(nh) > 0) h->num_heads = (int)json_integer_value(nh);
     else rc = sd_errf(err, SD_EFORMAT, "num_heads", "LDM config: neither num_heads nor num_head_channels is a positive integer");
+    json_t *cond = json_object_get(root, "conditioner");
+    if (!json_is_array(cond))
+        cond = json_object_get(json_object_get(json_object_get(json_object_get(json_object_get(root, "model"), "params"),
+                                                               "conditioner_config"), "params"), "emb_models");
+    if (json_is_array(cond)) h->add_time_dim = ldm_add_time_dim(cond);
     json_decref(root);
     return rc;
 }
@@ -168,6 +210,8 @@ struct sd_unet {
     int conv_in_k, conv_out_k, time_proj_dim, ff_max;
     const float *conv_in_b, *conv_out_b, *norm_out_g, *norm_out_b, *time1_b, *time2_b;
     ops_weight *conv_in_w, *conv_out_w, *time1_w, *time2_w;
+    ops_weight *add1_w, *add2_w;      /* add_embedding.linear_1/2 (SDXL), NULL without */
+    const float *add1_b, *add2_b;
     level lv[UNET_MAX_LEVELS];
     resblock mid_res[2];
     transformer mid_attn;
@@ -378,6 +422,40 @@ static void load_transformer(ld *l, sd_unet *u, transformer *t, int c, int heads
     }
 }
 
+/* SDXL's added conditioning (diffusers addition_embed_type "text_time"):
+ * add_embedding.linear_1 [TE, P + 6·A] and linear_2 [TE, TE], P the pooled
+ * text width and A the sinusoid width per time id, which the shapes cannot
+ * separate: A comes from the hints (else the family's default).  Nothing to
+ * load when there is no add-embedding. */
+static void load_add_embedding(ld *l, sd_unet *u, const unet_hints *h, int te)
+{
+    const sdw_tensor *a1 = ld_find(l, "add_embedding.linear_1.weight");
+    if (!a1 && !ld_find(l, "add_embedding.linear_2.weight")) return;
+    if (!a1 || a1->ndim != 2 || a1->shape[0] != te) {
+        ld_need(l, 2, te, -1, 0, 0, "add_embedding.linear_1.weight");
+        return;
+    }
+    int A = h->add_time_dim > 0 ? h->add_time_dim : sd_family_info(sd_family_decide(l->w))->add_time_dim;
+    if (A <= 0 || A % 2) {
+        ld_fail(l, "addition_time_embed_dim", "addition_time_embed_dim %d is not a positive even width", A);
+        return;
+    }
+    if (a1->shape[1] <= 6 * (int64_t)A) {
+        ld_fail(l, "add_embedding.linear_1.weight", "unet.add_embedding.linear_1.weight takes %lld inputs: "
+                "not a pooled text vector plus 6 time ids of %d (addition_time_embed_dim)",
+                (long long)a1->shape[1], A);
+        return;
+    }
+    unet_info *in = &u->info;
+    in->add_time_dim = A;
+    in->add_text_dim = (int)(a1->shape[1] - 6 * (int64_t)A);
+    in->add_dim = in->add_text_dim + 6;
+    u->add1_w = ld_handle(l, a1);
+    u->add1_b = NEED1(l, te, "add_embedding.linear_1.bias");
+    u->add2_w = NEEDW2(l, te, te, "add_embedding.linear_2.weight");
+    u->add2_b = NEED1(l, te, "add_embedding.linear_2.bias");
+}
+
 static int level_heads(ld *l, const unet_hints *h, int lvl, int c, int levels)
 {
     int heads;
@@ -415,9 +493,9 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, ops_ctx *ctx, sd_er
     }
     char p[128];
 
-    /* SDXL-style extra conditioning would be silently ignored: refuse it */
-    if (ld_find(l, "add_embedding.linear_1.weight") || ld_find(l, "class_embedding.linear_1.weight")) {
-        ld_fail(l, "add_embedding", "added class/size conditioning (SDXL-style UNet) is not supported");
+    /* class-label conditioning would be silently ignored: refuse it */
+    if (ld_find(l, "class_embedding.linear_1.weight")) {
+        ld_fail(l, "class_embedding", "class-label conditioning (class_embedding) is not supported");
         goto fail;
     }
 
@@ -449,6 +527,7 @@ sd_unet *unet_load(const sd_weights *w, const unet_hints *h, ops_ctx *ctx, sd_er
     u->time1_b = NEED1(l, te, "time_embedding.linear_1.bias");
     u->time2_w = NEEDW2(l, te, te, "time_embedding.linear_2.weight");
     u->time2_b = NEED1(l, te, "time_embedding.linear_2.bias");
+    load_add_embedding(l, u, h, te);
 
     /* levels: one per down block */
     int nl = 0;
@@ -599,6 +678,7 @@ typedef struct state {
     int h[UNET_MAX_LEVELS], w[UNET_MAX_LEVELS];
     float *x, *y, *t1, *t2, *t3, *att, *ffh;
     float *temb, *temb_act, *tproj, *chan_bias;
+    float *add_in, *aug;              /* SDXL: add_embedding input [B, P + 6A] and output [B, TE] */
     float *skip[1 + UNET_MAX_LEVELS * (UNET_MAX_RES + 1)];
     int skip_lvl[1 + UNET_MAX_LEVELS * (UNET_MAX_RES + 1)], nskip;
     size_t gen, att_n, ffh_n, small_c, total;   /* plan: sizes in floats */
@@ -641,6 +721,7 @@ static void state_plan(const sd_unet *u, state *s, int B, int H, int W, int T)
         if (i + 1 < nl) skips += (size_t)B * s->h[i + 1] * s->w[i + 1] * u->lv[i].c;
     }
     size_t small = (size_t)B * (2 * in->time_dim + u->time_proj_dim + cmax_all);
+    if (in->add_dim) small += (size_t)B * (in->add_text_dim + 6 * in->add_time_dim + in->time_dim);
     s->gen = gen; s->att_n = att; s->ffh_n = ffh; s->small_c = cmax_all;
     s->total = 5 * gen + att + ffh + skips + small;
 }
@@ -695,6 +776,10 @@ static void state_carve(const sd_unet *u, state *s)
     s->temb_act = p; p += (size_t)B * in->time_dim;
     s->tproj = p; p += (size_t)B * u->time_proj_dim;
     s->chan_bias = p; p += (size_t)B * s->small_c;
+    if (in->add_dim) {
+        s->add_in = p; p += (size_t)B * (in->add_text_dim + 6 * in->add_time_dim);
+        s->aug = p; p += (size_t)B * in->time_dim;
+    }
     s->skip[0] = p;   /* skips are laid out in push order from here */
 }
 
@@ -742,6 +827,34 @@ static void timestep_embedding(const float *t, int B, int dim, float *out)
             out[(size_t)b * dim + i] = cosf(arg);
             out[(size_t)b * dim + half + i] = sinf(arg);
         }
+}
+
+/* SDXL: s->temb += linear_2(SiLU(linear_1([text | sinusoids of the 6 time
+ * ids]))) for vec[B, P + 6] (unet_cond); s->temb_act is its scratch. */
+static void add_embedding_forward(const sd_unet *u, const float *vec, state *s)
+{
+    const unet_info *in = &u->info;
+    int B = s->B, P = in->add_text_dim, A = in->add_time_dim, K = P + 6 * A, te = in->time_dim;
+    for (int b = 0; b < B; b++) {
+        const float *v = vec + (size_t)b * in->add_dim;
+        float *row = s->add_in + (size_t)b * K;
+        memcpy(row, v, sizeof(float) * P);
+        timestep_embedding(v + P, 6, A, row + P);   /* the 6 ids, each A wide, one after another */
+    }
+    if (u->tap) {   /* [B*6, A] like diffusers' add_time_proj */
+        float *t = sd_malloc(sizeof(float) * (size_t)B * 6 * A);
+        if (t) {
+            for (int b = 0; b < B; b++) memcpy(t + (size_t)b * 6 * A, s->add_in + (size_t)b * K + P, sizeof(float) * 6 * A);
+            tap(u, "add_time_proj", t, B * 6, A, 1, 1);
+            free(t);
+        }
+    }
+    const ops_m *om = s->om;
+    op_linear(om, s->add_in, B, K, u->add1_w, u->add1_b, te, s->temb_act);
+    op_silu(s->temb_act, (size_t)B * te);
+    op_linear(om, s->temb_act, B, te, u->add2_w, u->add2_b, te, s->aug);
+    tap(u, "add_embedding", s->aug, B, te, 1, 1);
+    for (size_t i = 0; i < (size_t)B * te; i++) s->temb[i] += s->aug[i];
 }
 
 /* ResBlock: x[B,hw,cin] in s->x -> s->x[B,hw,cout].  The time embedding's
@@ -826,6 +939,9 @@ static int check_cond(const unet_info *in, const unet_cond *c, sd_err *err)
     if (c->vec && !in->add_dim)
         return sd_errf(err, SD_EINVAL, "added_cond", "unet: a %d-wide added vector was given but this UNet has "
                        "no add-embedding", c->vec_dim);
+    if (!c->vec && in->add_dim)
+        return sd_errf(err, SD_EINVAL, "added_cond", "unet: this UNet has an add-embedding (SDXL) and needs the "
+                       "added vector: %d pooled text features + 6 time ids", in->add_text_dim);
     if (c->vec && c->vec_dim != in->add_dim)
         return sd_errf(err, SD_EINVAL, "added_cond", "unet: the added vector is %d wide; this UNet's "
                        "add-embedding takes %d", c->vec_dim, in->add_dim);
@@ -877,6 +993,7 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
     op_silu(s.temb_act, (size_t)B * te);
     op_linear(om, s.temb_act, B, te, u->time2_w, u->time2_b, te, s.temb);
     tap(u, "time_embedding", s.temb, B, te, 1, 1);
+    if (in->add_dim) add_embedding_forward(u, c->vec, &s);
     memcpy(s.temb_act, s.temb, sizeof(float) * B * te);
     op_silu(s.temb_act, (size_t)B * te);
 

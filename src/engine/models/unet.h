@@ -1,4 +1,4 @@
-/* unet.h — the Stable Diffusion 1.x/2.x denoising UNet (diffusers
+/* unet.h — the Stable Diffusion 1.x/2.x/XL denoising UNet (diffusers
  * UNet2DConditionModel with CrossAttn down/up blocks): load from canonical
  * weights ("unet.*"), run one forward pass.
  *
@@ -27,6 +27,10 @@ typedef struct unet_hints {
     int n_level_heads;
     int num_heads;
     int head_dim;
+    /* SDXL added conditioning: width of each size/crop id's sinusoid
+     * (diffusers addition_time_embed_dim, sgm ConcatTimestepEmbedderND
+     * outdim), which shapes cannot tell; 0 = the family default (family.h) */
+    int add_time_dim;
 } unet_hints;
 
 /* SD1 family: 8 heads everywhere.  SD2 family: head_dim 64. */
@@ -37,12 +41,16 @@ unet_hints unet_hints_sd2(void);
 unet_hints unet_hints_for_family(sd_family f);
 
 /* From a diffusers unet/config.json text: num_attention_heads if set, else
- * attention_head_dim (int or list), which diffusers (SD1/2) uses as the
- * number of heads.  0 on success, -1 + err. */
+ * attention_head_dim (int or list), which diffusers (SD1/2, and SDXL's list
+ * per level) uses as the number of heads; addition_time_embed_dim.
+ * 0 on success, -1 + err. */
 int unet_hints_from_diffusers_config(const char *json, size_t len, unet_hints *h, sd_err *err);
 /* From an LDM config as JSON: the unet params object itself, or one nested as
- * {"unet": {...}} or {"model":{"params":{"unet_config":{"params":{...}}}}};
- * num_heads (> 0) or num_head_channels (> 0).  0 on success, -1 + err. */
+ * {"unet": {...}}, {"network_config": {...}} (sgm, SDXL) or
+ * {"model":{"params":{"unet_config" or "network_config":{"params":{...}}}}};
+ * num_heads (> 0) or num_head_channels (> 0); add_time_dim from the outdim of
+ * a ConcatTimestepEmbedderND conditioner (a top-level "conditioner" list, or
+ * model.params.conditioner_config.params.emb_models).  0, or -1 + err. */
 int unet_hints_from_ldm_config(const char *json, size_t len, unet_hints *h, sd_err *err);
 
 /* What a checkpoint says: a diffusers folder's unet/config.json, else the LDM
@@ -66,8 +74,10 @@ typedef struct unet_info {
     int time_dim;                      /* width of the time embedding MLP output */
     int linear_proj;                   /* 1 if proj_in/out are Linear (SD2), 0 if 1x1 conv */
     int down_factor;                   /* 2^(number of downsamplers) */
-    int add_dim;                       /* width of the added-conditioning vector the UNet takes
-                                          (SDXL's add_embedding input); 0 = none (every UNet today) */
+    int add_dim;                       /* width of the added vector unet_cond.vec must have:
+                                          add_text_dim + 6; 0 = no add-embedding (SD1/SD2) */
+    int add_text_dim;                  /* pooled text features at the start of each vec row */
+    int add_time_dim;                  /* sinusoid width per time id (addition_time_embed_dim) */
 } unet_info;
 
 /* Build the model from canonical "unet.*" tensors (h NULL = unet_hints_from_weights).  Every tensor is checked
@@ -98,8 +108,15 @@ void unet_release_activations(sd_unet *u);
  *   ctx[B, T, ctx_dim]   cross-attention context (text), T any positive
  *                        length (normally a multiple of 77); ctx_dim 0 = the
  *                        UNet's context_dim (the caller vouches for it);
- *   vec[B, vec_dim]      added conditioning (SDXL: pooled text + size ids),
- *                        NULL/0 for none; only for a UNet with add_dim;
+ *   vec[B, vec_dim]      added conditioning, required by (and only for) a UNet
+ *                        with an add-embedding (info.add_dim, SDXL), NULL/0
+ *                        otherwise.  Each row: the pooled text embeds
+ *                        (info.add_text_dim floats), then the 6 raw time ids
+ *                        [orig_h, orig_w, crop_top, crop_left, target_h,
+ *                        target_w]; vec_dim = info.add_dim.  The UNet embeds
+ *                        each id like the timestep (info.add_time_dim wide,
+ *                        [cos | sin]) and adds linear_2(SiLU(linear_1(
+ *                        [text | 6 sinusoids]))) to the time embedding;
  *   concat[B, concat_channels, H, W]  extra input channels joined after the
  *                        latent before conv_in (inpainting: mask, masked-image
  *                        latent), NULL/0 for none.  The latent then carries
@@ -130,7 +147,8 @@ static inline unet_cond unet_cond_text(const float *ctx, int T)
 int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
                  int B, int H, int W, float *out, sd_err *err);
 
-/* Debug/test hook: called after conv_in, time_proj, time_embedding, each
+/* Debug/test hook: called after conv_in, time_proj, time_embedding,
+ * add_time_proj [B*6, add_time_dim] and add_embedding [B, time_dim] (SDXL), each
  * down/up block, mid_block and conv_norm_out (before its SiLU) with the
  * diffusers module name and the activation [n, c, h, w] (h = w = 1 for the
  * time vectors).  NULL to disable. */

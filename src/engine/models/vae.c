@@ -26,11 +26,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../loader/family.h"
 #include "../ops/ops.h"
 #include "../../base/alloc.h"
 
 #define VAE_GN_EPS 1e-6f
-#define VAE_DEFAULT_SCALING 0.18215f
 #define VAE_MAX_LEVELS 8
 
 typedef struct vae_resnet {
@@ -321,7 +321,7 @@ static void load_encoder(vae_loader *L, sd_vae *v)
 
 /* vae/config.json of a diffusers folder (scaling_factor, norm_num_groups;
  * config.json beside a lone VAE's file), else the LDM config beside a single
- * file (vae.scale_factor).  *scaling stays 0 when no config names it. */
+ * file (vae.scale_factor, or sgm's top-level scale_factor).  *scaling stays 0 when no config names it. */
 static void read_config(const sd_weights *w, float *scaling, int *groups)
 {
     *scaling = 0;
@@ -335,6 +335,7 @@ static void read_config(const sd_weights *w, float *scaling, int *groups)
     free(txt);
     if (!j) return;
     json_t *s = ldm ? json_object_get(json_object_get(j, "vae"), "scale_factor") : json_object_get(j, "scaling_factor");
+    if (ldm && !s) s = json_object_get(j, "scale_factor");   /* sgm (SDXL) configs: at the top level */
     if (json_is_number(s) && json_number_value(s) > 0) *scaling = (float)json_number_value(s);
     json_t *g = ldm ? NULL : json_object_get(j, "norm_num_groups");
     if (json_is_integer(g) && json_integer_value(g) > 0 && json_integer_value(g) <= 1024)
@@ -394,7 +395,7 @@ sd_vae *vae_load(const sd_weights *w, ops_ctx *ctx, sd_err *err)
     }
     v->om = (ops_m){ctx, ops_default_precision()};
     read_config(w, &v->scaling, &v->groups);
-    if (!v->scaling) v->scaling = VAE_DEFAULT_SCALING;
+    if (!v->scaling) v->scaling = sd_family_info(sd_family_decide(w))->vae_scaling;   /* SD 0.18215, SDXL 0.13025 */
     vae_loader L = {.w = w, .ctx = ctx, .err = err, .groups = v->groups};
     load_decoder(&L, v);
     if (err->code == SD_OK) load_encoder(&L, v);

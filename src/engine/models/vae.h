@@ -30,7 +30,8 @@ int vae_scale(const sd_vae *v);              /* pixels per latent cell: 2^(level
 int vae_latent_channels(const sd_vae *v);    /* 4 for SD */
 int vae_image_channels(const sd_vae *v);     /* 3 */
 float vae_scaling_factor(const sd_vae *v);   /* vae/config.json scaling_factor, else the LDM
-                                                config's vae.scale_factor, else 0.18215 */
+                                                config's vae.scale_factor (sgm: scale_factor), else
+                                                the family's (family.h: 0.18215, SDXL 0.13025) */
 int vae_has_encoder(const sd_vae *v);
 /* The scaling factor the weights' config names (as vae_scaling_factor
  * reads it), 0 when none does; and setting it (a VAE override without a
