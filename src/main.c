@@ -19,7 +19,7 @@ static const struct {
     {"serve", cli_serve, "run the HTTP API server"},
     {"generate", cli_generate, "generate images from the command line"},
     {"bench", cli_bench, "measure each engine stage on this machine"},
-    {"make-model", cli_make_model, "write a random-weight checkpoint (demo or SD 1.5-shaped)"},
+    {"make-model", cli_make_model, "write a random-weight checkpoint (demo, SD 1.5- or SDXL-shaped)"},
 };
 
 static void usage(FILE *f)

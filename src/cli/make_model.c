@@ -7,7 +7,11 @@
  *   --preset demo   a model small enough to run in seconds on a CPU, written as
  *                   a folder: model.safetensors, model.ldm_config.json and a
  *                   byte-level tokenizer/ (vocab.json with 514 ids, no merges).
- * Size flags change either preset (see usage()).  Weights are
+ *   --preset sdxl   SDXL 1.0 base shapes (2515 tensors, 3.47 B parameters) in
+ *                   the released file's naming (conditioner.embedders.0/1),
+ *                   one file plus an sgm-style <stem>.ldm_config.json.
+ * Size flags change any preset (see usage()); --list prints the tensor list
+ * the writer would write (name, dtype, shape) without writing anything.  Weights are
  * normal(0, 1/sqrt(fan_in)) for matrices and convolutions, norms have gamma 1
  * and beta 0, biases 0, embeddings normal(0, 0.02); generation is chunked with
  * one seeded stream per 64K-element chunk, so the output depends only on the
@@ -34,7 +38,9 @@
 
 typedef struct arch {
     /* UNet */
-    int unet_ch[MM_MAXLEV], unet_levels, unet_res, unet_attn[MM_MAXLEV], unet_depth;
+    int unet_ch[MM_MAXLEV], unet_levels, unet_res, unet_attn[MM_MAXLEV];
+    int unet_depth[MM_MAXLEV];    /* transformer blocks per level; 0 = no attention there */
+    int unet_depth_mid;           /* 0 = the last level's depth (at least 1) */
     int unet_heads, unet_head_ch; /* one of them > 0 */
     int context;                  /* 0 = text width */
     int linear_proj;              /* SD2: Linear proj_in/out instead of 1x1 conv */
@@ -46,11 +52,18 @@ typedef struct arch {
     int openclip; /* SD2 OpenCLIP naming (cond_stage_model.model.*) */
     int pad_id;
     const char *prediction; /* "eps" or "v" */
+    /* SDXL: second text tower (OpenCLIP naming), added conditioning, VAE scale */
+    int sdxl;
+    int text2_width, text2_layers, text2_heads, text2_mlp, text2_proj;
+    int add_time_dim; /* width of each of the 6 size/crop embeddings */
+    double scale_factor;
 } arch;
 
 /* ---- tensor list ---- */
 
-enum { INIT_W, INIT_ONE, INIT_ZERO, INIT_EMB, INIT_POS_IDS };
+/* INIT_W_T: a matrix used as x @ W (fan-in = rows); INIT_LOGIT: ln(100),
+ * OpenCLIP's trained logit_scale. */
+enum { INIT_W, INIT_ONE, INIT_ZERO, INIT_EMB, INIT_POS_IDS, INIT_W_T, INIT_LOGIT };
 
 typedef struct mm_tensor {
     char name[160];
@@ -125,16 +138,30 @@ static void unet_resblock(tlist *l, const char *p, int cin, int cout, int temb)
     if (cin != cout) conv(l, P("%s.skip_connection", p), cout, cin, 1);
 }
 
-static void unet_transformer(tlist *l, const arch *a, const char *p, int c)
+static int context_dim(const arch *a)
+{
+    if (a->context) return a->context;
+    return a->sdxl ? a->text_width + a->text2_width : a->text_width;
+}
+
+static int mid_depth(const arch *a)
+{
+    int d = a->unet_depth[a->unet_levels - 1];
+    return a->unet_depth_mid ? a->unet_depth_mid : d > 0 ? d : 1;
+}
+
+static int has_attn(const arch *a, int L) { return a->unet_attn[L] && a->unet_depth[L] > 0; }
+
+static void unet_transformer(tlist *l, const arch *a, const char *p, int c, int depth)
 {
     char pb[160];
-    int ctx = a->context ? a->context : a->text_width;
+    int ctx = context_dim(a);
     norm(l, P("%s.norm", p), c);
     if (a->linear_proj)
         linear(l, P("%s.proj_in", p), c, c, 1);
     else
         conv(l, P("%s.proj_in", p), c, c, 1);
-    for (int d = 0; d < a->unet_depth; d++) {
+    for (int d = 0; d < depth; d++) {
         for (int k = 1; k <= 2; k++) {
             linear(l, P("%s.transformer_blocks.%d.attn%d.to_q", p, d, k), c, c, 0);
             linear(l, P("%s.transformer_blocks.%d.attn%d.to_k", p, d, k), c, k == 1 ? c : ctx, 0);
@@ -159,6 +186,10 @@ static void build_unet(tlist *l, const arch *a)
     int skips[4 * MM_MAXLEV * 8], ns = 0;
     linear(l, P("%s.time_embed.0", u), temb, c0, 1);
     linear(l, P("%s.time_embed.2", u), temb, temb, 1);
+    if (a->sdxl) { /* added conditioning: pooled text + 6 size/crop embeddings */
+        linear(l, P("%s.label_emb.0.0", u), temb, a->text2_proj + 6 * a->add_time_dim, 1);
+        linear(l, P("%s.label_emb.0.2", u), temb, temb, 1);
+    }
     conv(l, P("%s.input_blocks.0.0", u), c0, a->latent_ch, 3);
     skips[ns++] = c0;
     int ch = c0, idx = 1;
@@ -167,7 +198,7 @@ static void build_unet(tlist *l, const arch *a)
             snprintf(q, sizeof q, "%s.input_blocks.%d.0", u, idx);
             unet_resblock(l, q, ch, a->unet_ch[L], temb);
             ch = a->unet_ch[L];
-            if (a->unet_attn[L]) unet_transformer(l, a, P("%s.input_blocks.%d.1", u, idx), ch);
+            if (has_attn(a, L)) unet_transformer(l, a, P("%s.input_blocks.%d.1", u, idx), ch, a->unet_depth[L]);
             skips[ns++] = ch;
         }
         if (L != n - 1) {
@@ -176,7 +207,7 @@ static void build_unet(tlist *l, const arch *a)
         }
     }
     unet_resblock(l, "model.diffusion_model.middle_block.0", ch, ch, temb);
-    unet_transformer(l, a, "model.diffusion_model.middle_block.1", ch);
+    unet_transformer(l, a, "model.diffusion_model.middle_block.1", ch, mid_depth(a));
     unet_resblock(l, "model.diffusion_model.middle_block.2", ch, ch, temb);
     idx = 0;
     for (int L = n - 1; L >= 0; L--) {
@@ -185,7 +216,7 @@ static void build_unet(tlist *l, const arch *a)
             snprintf(q, sizeof q, "%s.output_blocks.%d.0", u, idx);
             unet_resblock(l, q, ch + skip, a->unet_ch[L], temb);
             ch = a->unet_ch[L];
-            if (a->unet_attn[L]) unet_transformer(l, a, P("%s.output_blocks.%d.%d", u, idx, sub++), ch);
+            if (has_attn(a, L)) unet_transformer(l, a, P("%s.output_blocks.%d.%d", u, idx, sub++), ch, a->unet_depth[L]);
             if (L != 0 && j == a->unet_res) conv(l, P("%s.output_blocks.%d.%d.conv", u, idx, sub), ch, ch, 3);
         }
     }
@@ -247,41 +278,75 @@ static void build_vae(tlist *l, const arch *a)
     conv(l, P("%s.conv_out", d), 3, ch, 3);
 }
 
-static void build_text(tlist *l, const arch *a)
+/* One text tower's sizes and where its tensors go. */
+typedef struct tower {
+    const char *prefix;
+    int width, layers, mlp, vocab, ctx;
+    int proj;       /* OpenCLIP text_projection columns */
+    int proj_init;  /* INIT_W (SD2: [W,W]) or INIT_W_T (SDXL: used as x @ W) */
+    int logit_init; /* INIT_ONE (SD2) or INIT_LOGIT (SDXL: ln 100) */
+} tower;
+
+/* OpenCLIP text tower: q;k;v stacked in in_proj_weight, positional_embedding
+ * and text_projection without ".weight", logit_scale a 0-d scalar. */
+static void build_openclip(tlist *l, const tower *t)
 {
     char pb[160];
-    int w = a->text_width, m = a->text_mlp;
-    if (a->openclip) {
-        const char *t = "cond_stage_model.model";
-        add(l, INIT_EMB, 2, a->text_vocab, w, 0, 0, "%s.token_embedding.weight", t);
-        add(l, INIT_EMB, 2, a->text_ctx, w, 0, 0, "%s.positional_embedding", t);
-        for (int i = 0; i < a->text_layers; i++) {
-            norm(l, P("%s.transformer.resblocks.%d.ln_1", t, i), w);
-            add(l, INIT_W, 2, 3 * w, w, 0, 0, "%s.transformer.resblocks.%d.attn.in_proj_weight", t, i);
-            add(l, INIT_ZERO, 1, 3 * w, 0, 0, 0, "%s.transformer.resblocks.%d.attn.in_proj_bias", t, i);
-            linear(l, P("%s.transformer.resblocks.%d.attn.out_proj", t, i), w, w, 1);
-            norm(l, P("%s.transformer.resblocks.%d.ln_2", t, i), w);
-            linear(l, P("%s.transformer.resblocks.%d.mlp.c_fc", t, i), m, w, 1);
-            linear(l, P("%s.transformer.resblocks.%d.mlp.c_proj", t, i), w, m, 1);
-        }
-        norm(l, P("%s.ln_final", t), w);
-        add(l, INIT_W, 2, w, w, 0, 0, "%s.text_projection", t);
-        add(l, INIT_ONE, 0, 0, 0, 0, 0, "%s.logit_scale", t);
+    const char *p = t->prefix;
+    int w = t->width, m = t->mlp;
+    add(l, INIT_EMB, 2, t->vocab, w, 0, 0, "%s.token_embedding.weight", p);
+    add(l, INIT_EMB, 2, t->ctx, w, 0, 0, "%s.positional_embedding", p);
+    for (int i = 0; i < t->layers; i++) {
+        norm(l, P("%s.transformer.resblocks.%d.ln_1", p, i), w);
+        add(l, INIT_W, 2, 3 * w, w, 0, 0, "%s.transformer.resblocks.%d.attn.in_proj_weight", p, i);
+        add(l, INIT_ZERO, 1, 3 * w, 0, 0, 0, "%s.transformer.resblocks.%d.attn.in_proj_bias", p, i);
+        linear(l, P("%s.transformer.resblocks.%d.attn.out_proj", p, i), w, w, 1);
+        norm(l, P("%s.transformer.resblocks.%d.ln_2", p, i), w);
+        linear(l, P("%s.transformer.resblocks.%d.mlp.c_fc", p, i), m, w, 1);
+        linear(l, P("%s.transformer.resblocks.%d.mlp.c_proj", p, i), w, m, 1);
+    }
+    norm(l, P("%s.ln_final", p), w);
+    add(l, t->proj_init, 2, w, t->proj, 0, 0, "%s.text_projection", p);
+    add(l, t->logit_init, 0, 0, 0, 0, 0, "%s.logit_scale", p);
+}
+
+/* CLIP text model in Hugging Face names under prefix (…text_model). */
+static void build_clip(tlist *l, const tower *t)
+{
+    char pb[160];
+    const char *p = t->prefix;
+    int w = t->width, m = t->mlp;
+    add(l, INIT_EMB, 2, t->ctx, w, 0, 0, "%s.embeddings.position_embedding.weight", p);
+    add(l, INIT_POS_IDS, 2, 1, t->ctx, 0, 0, "%s.embeddings.position_ids", p);
+    add(l, INIT_EMB, 2, t->vocab, w, 0, 0, "%s.embeddings.token_embedding.weight", p);
+    for (int i = 0; i < t->layers; i++) {
+        norm(l, P("%s.encoder.layers.%d.layer_norm1", p, i), w);
+        norm(l, P("%s.encoder.layers.%d.layer_norm2", p, i), w);
+        linear(l, P("%s.encoder.layers.%d.mlp.fc1", p, i), m, w, 1);
+        linear(l, P("%s.encoder.layers.%d.mlp.fc2", p, i), w, m, 1);
+        const char *pr[] = {"k_proj", "out_proj", "q_proj", "v_proj"};
+        for (int k = 0; k < 4; k++) linear(l, P("%s.encoder.layers.%d.self_attn.%s", p, i, pr[k]), w, w, 1);
+    }
+    norm(l, P("%s.final_layer_norm", p), w);
+}
+
+static void build_text(tlist *l, const arch *a)
+{
+    tower t1 = {.width = a->text_width, .layers = a->text_layers, .mlp = a->text_mlp, .vocab = a->text_vocab,
+                .ctx = a->text_ctx, .proj = a->text_width, .proj_init = INIT_W, .logit_init = INIT_ONE};
+    if (a->sdxl) {
+        t1.prefix = "conditioner.embedders.0.transformer.text_model";
+        build_clip(l, &t1);
+        tower t2 = {"conditioner.embedders.1.model", a->text2_width, a->text2_layers, a->text2_mlp, a->text_vocab,
+                    a->text_ctx, a->text2_proj, INIT_W_T, INIT_LOGIT};
+        build_openclip(l, &t2);
         return;
     }
-    const char *t = "cond_stage_model.transformer.text_model";
-    add(l, INIT_EMB, 2, a->text_ctx, w, 0, 0, "%s.embeddings.position_embedding.weight", t);
-    add(l, INIT_POS_IDS, 2, 1, a->text_ctx, 0, 0, "%s.embeddings.position_ids", t);
-    add(l, INIT_EMB, 2, a->text_vocab, w, 0, 0, "%s.embeddings.token_embedding.weight", t);
-    for (int i = 0; i < a->text_layers; i++) {
-        norm(l, P("%s.encoder.layers.%d.layer_norm1", t, i), w);
-        norm(l, P("%s.encoder.layers.%d.layer_norm2", t, i), w);
-        linear(l, P("%s.encoder.layers.%d.mlp.fc1", t, i), m, w, 1);
-        linear(l, P("%s.encoder.layers.%d.mlp.fc2", t, i), w, m, 1);
-        const char *pr[] = {"k_proj", "out_proj", "q_proj", "v_proj"};
-        for (int k = 0; k < 4; k++) linear(l, P("%s.encoder.layers.%d.self_attn.%s", t, i, pr[k]), w, w, 1);
-    }
-    norm(l, P("%s.final_layer_norm", t), w);
+    t1.prefix = a->openclip ? "cond_stage_model.model" : "cond_stage_model.transformer.text_model";
+    if (a->openclip)
+        build_openclip(l, &t1);
+    else
+        build_clip(l, &t1);
 }
 
 /* ---- random numbers: splitmix64 streams + Box-Muller ---- */
@@ -299,13 +364,17 @@ static uint64_t splitmix(uint64_t *s)
 /* Fill out[0..n) with element values [off, off+n) of tensor ti (off, n multiples of MM_CHUNK except the tail). */
 static void fill(float *out, int64_t off, int64_t n, const mm_tensor *t, size_t ti, uint64_t seed)
 {
+    if (t->init == INIT_LOGIT) {
+        for (int64_t i = 0; i < n; i++) out[i] = 4.6051702f; /* ln 100 */
+        return;
+    }
     if (t->init == INIT_ONE || t->init == INIT_ZERO || t->init == INIT_POS_IDS) {
         for (int64_t i = 0; i < n; i++) out[i] = t->init == INIT_ONE ? 1.0f : t->init == INIT_ZERO ? 0.0f : (float)(off + i);
         return;
     }
     double std = 0.02;
-    if (t->init == INIT_W) {
-        int64_t fan_in = t->ndim >= 2 ? t->numel / t->shape[0] : 1;
+    if (t->init == INIT_W || t->init == INIT_W_T) {
+        int64_t fan_in = t->init == INIT_W_T ? t->shape[0] : t->ndim >= 2 ? t->numel / t->shape[0] : 1;
         std = 1.0 / sqrt((double)(fan_in > 0 ? fan_in : 1));
     }
 #pragma omp parallel for schedule(static)
@@ -354,13 +423,43 @@ static void to_half(uint16_t *dst, const float *src, int64_t n)
     for (; i < n; i++) dst[i] = float_to_half(src[i]);
 }
 
+/* Round to nearest even bfloat16 (NaN stays NaN). */
+static void to_bf16(uint16_t *dst, const float *src, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t x;
+        memcpy(&x, &src[i], 4);
+        if ((x & 0x7fffffff) > 0x7f800000)
+            dst[i] = (uint16_t)((x >> 16) | 0x40);
+        else
+            dst[i] = (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
+    }
+}
+
 /* ---- writing ---- */
 
-static const char *dtype_of(const mm_tensor *t, int f16) { return t->init == INIT_POS_IDS ? "I64" : f16 ? "F16" : "F32"; }
+/* The float tensors' dtype: "F16", "BF16" or "F32". */
+static const char *dtype_of(const mm_tensor *t, const char *fdt) { return t->init == INIT_POS_IDS ? "I64" : fdt; }
+
+/* Print the list the writer writes: one "name dtype [shape]" line per
+ * tensor, then "# N tensors, P parameters, D data bytes". */
+static void print_list(FILE *o, const tlist *l, const char *fdt)
+{
+    int64_t params = 0, bytes = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        const mm_tensor *t = &l->t[i];
+        fprintf(o, "%s %s [", t->name, dtype_of(t, fdt));
+        for (int d = 0; d < t->ndim; d++) fprintf(o, d ? ",%lld" : "%lld", (long long)t->shape[d]);
+        fprintf(o, "]\n");
+        if (t->init != INIT_POS_IDS) params += t->numel;
+        bytes += t->numel * (int64_t)stw_elem_size(dtype_of(t, fdt));
+    }
+    fprintf(o, "# %zu tensors, %lld parameters, %lld data bytes\n", l->n, (long long)params, (long long)bytes);
+}
 
 /* The file's header through the shared writer; *params counts the float
  * tensors' elements. */
-static FILE *begin_file(const char *path, const tlist *l, int f16, int64_t *params, sd_err *err)
+static FILE *begin_file(const char *path, const tlist *l, const char *fdt, int64_t *params, sd_err *err)
 {
     stw_tensor *d = malloc((l->n ? l->n : 1) * sizeof *d);
     if (!d) {
@@ -370,7 +469,7 @@ static FILE *begin_file(const char *path, const tlist *l, int f16, int64_t *para
     *params = 0;
     for (size_t i = 0; i < l->n; i++) {
         const mm_tensor *t = &l->t[i];
-        d[i] = (stw_tensor){.name = t->name, .dtype = dtype_of(t, f16), .ndim = t->ndim};
+        d[i] = (stw_tensor){.name = t->name, .dtype = dtype_of(t, fdt), .ndim = t->ndim};
         memcpy(d[i].shape, t->shape, sizeof d[i].shape);
         if (t->init != INIT_POS_IDS) *params += t->numel;
     }
@@ -379,11 +478,11 @@ static FILE *begin_file(const char *path, const tlist *l, int f16, int64_t *para
     return f;
 }
 
-static int write_safetensors(const char *path, const tlist *l, int f16, uint64_t seed, int64_t *params)
+static int write_safetensors(const char *path, const tlist *l, const char *fdt, uint64_t seed, int64_t *params)
 {
     sd_err err;
     sd_err_clear(&err);
-    FILE *f = begin_file(path, l, f16, params, &err);
+    FILE *f = begin_file(path, l, fdt, params, &err);
     const int64_t BUF = 64 * MM_CHUNK;
     float *buf = malloc(BUF * sizeof(float));
     void *obuf = malloc(BUF * 8);
@@ -393,11 +492,13 @@ static int write_safetensors(const char *path, const tlist *l, int f16, uint64_t
         for (int64_t o = 0; ok && o < t->numel; o += BUF) {
             int64_t n = t->numel - o < BUF ? t->numel - o : BUF;
             fill(buf, o, n, t, i, seed);
-            size_t es = stw_elem_size(dtype_of(t, f16));
+            size_t es = stw_elem_size(dtype_of(t, fdt));
             if (t->init == INIT_POS_IDS)
                 for (int64_t k = 0; k < n; k++) ((int64_t *)obuf)[k] = (int64_t)buf[k];
-            else if (f16)
+            else if (!strcmp(fdt, "F16"))
                 to_half(obuf, buf, n);
+            else if (!strcmp(fdt, "BF16"))
+                to_bf16(obuf, buf, n);
             else
                 memcpy(obuf, buf, (size_t)n * 4);
             ok = fwrite(obuf, es, (size_t)n, f) == (size_t)n;
@@ -474,25 +575,104 @@ static json_t *int_list(const int *v, int n, int div)
     return a;
 }
 
-static int write_config(const char *path, const arch *a)
+/* transformer_depth: one integer when every attention level has the same
+ * depth (SD1/SD2 configs), else the per-level list with 0 where a level has
+ * no attention (sgm's SDXL configs). */
+static json_t *depth_json(const arch *a, int as_list)
 {
-    int attn_res[MM_MAXLEV], na = 0;
+    int d[MM_MAXLEV], same = 1, first = 0;
+    for (int L = 0; L < a->unet_levels; L++) {
+        d[L] = has_attn(a, L) ? a->unet_depth[L] : 0;
+        if (d[L] && !first) first = d[L];
+        if (d[L] && d[L] != first) same = 0;
+    }
+    return as_list || !same ? int_list(d, a->unet_levels, 1) : json_integer(first ? first : 1);
+}
+
+/* channel_mult: block channels / model channels (NULL when they do not divide). */
+static json_t *channel_mult(const arch *a)
+{
     for (int L = 0; L < a->unet_levels; L++)
-        if (a->unet_attn[L]) attn_res[na++] = 1 << L;
-    json_t *unet = json_pack("{s:i, s:i, s:i, s:o, s:i, s:o, s:o, s:b, s:i, s:i, s:b, s:b}", "in_channels", a->latent_ch,
-                             "out_channels", a->latent_ch, "model_channels", a->unet_ch[0], "attention_resolutions",
-                             int_list(attn_res, na, 1), "num_res_blocks", a->unet_res, "channel_mult",
-                             int_list(a->unet_ch, a->unet_levels, a->unet_ch[0]), "block_out_channels",
-                             int_list(a->unet_ch, a->unet_levels, 1), "use_spatial_transformer", 1,
-                             "transformer_depth", a->unet_depth, "context_dim",
-                             a->context ? a->context : a->text_width, "use_linear_in_transformer", a->linear_proj,
-                             "legacy", 0);
+        if (a->unet_ch[L] % a->unet_ch[0]) return NULL;
+    return int_list(a->unet_ch, a->unet_levels, a->unet_ch[0]);
+}
+
+static json_t *attn_resolutions(const arch *a)
+{
+    int r[MM_MAXLEV], n = 0;
+    for (int L = 0; L < a->unet_levels; L++)
+        if (has_attn(a, L)) r[n++] = 1 << L;
+    return int_list(r, n, 1);
+}
+
+static void set_heads(json_t *unet, const arch *a)
+{
     json_object_set_new(unet, a->unet_heads > 0 ? "num_heads" : "num_head_channels",
                         json_integer(a->unet_heads > 0 ? a->unet_heads : a->unet_head_ch));
-    json_t *vae = json_pack("{s:i, s:b, s:i, s:i, s:i, s:i, s:o, s:i, s:[], s:f}", "embed_dim", a->latent_ch, "double_z", 1,
-                            "z_channels", a->latent_ch, "in_channels", 3, "out_ch", 3, "ch", a->vae_ch[0], "ch_mult",
-                            int_list(a->vae_ch, a->vae_levels, a->vae_ch[0]), "num_res_blocks", a->vae_res,
-                            "attn_resolutions", "scale_factor", 0.18215);
+}
+
+static json_t *vae_json(const arch *a)
+{
+    return json_pack("{s:i, s:b, s:i, s:i, s:i, s:i, s:o, s:i, s:[]}", "embed_dim", a->latent_ch, "double_z", 1,
+                     "z_channels", a->latent_ch, "in_channels", 3, "out_ch", 3, "ch", a->vae_ch[0], "ch_mult",
+                     int_list(a->vae_ch, a->vae_levels, a->vae_ch[0]), "num_res_blocks", a->vae_res, "attn_resolutions");
+}
+
+static int dump_config(const char *path, json_t *root)
+{
+    int rc = root ? json_dump_file(root, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : -1;
+    json_decref(root);
+    return rc;
+}
+
+/* SDXL: the format of reference/models/tiny-sdxl-s.ldm_config.json (sgm's
+ * network_config, the conditioner list, first_stage_config, scale_factor):
+ * heads, the towers' heads and the added-time width are what the tensors
+ * cannot show. */
+static int write_config_sdxl(const char *path, const arch *a)
+{
+    json_t *mult = channel_mult(a);
+    json_t *net = json_pack("{s:i, s:s, s:b, s:i, s:i, s:i, s:o, s:i}", "adm_in_channels",
+                            a->text2_proj + 6 * a->add_time_dim, "num_classes", "sequential", "use_checkpoint", 0,
+                            "in_channels", a->latent_ch, "out_channels", a->latent_ch, "model_channels", a->unet_ch[0],
+                            "attention_resolutions", attn_resolutions(a), "num_res_blocks", a->unet_res);
+    if (mult) json_object_set_new(net, "channel_mult", mult);
+    json_object_set_new(net, "block_out_channels", int_list(a->unet_ch, a->unet_levels, 1));
+    set_heads(net, a);
+    json_object_set_new(net, "use_linear_in_transformer", json_boolean(a->linear_proj));
+    json_object_set_new(net, "transformer_depth", depth_json(a, 1));
+    json_object_set_new(net, "transformer_depth_middle", json_integer(mid_depth(a)));
+    json_object_set_new(net, "context_dim", json_integer(context_dim(a)));
+    json_object_set_new(net, "spatial_transformer_attn_type", json_string("softmax"));
+    json_t *cond = json_pack(
+        "[{s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:s, s:i}, {s:s, s:s, s:b, s:b, s:i, s:i, s:i, s:i, s:s, s:i, s:i}]",
+        "target", "FrozenCLIPEmbedder (HF CLIPTextModel)", "layer", "hidden", "layer_idx", a->text_layers - 1,
+        "width", a->text_width, "layers", a->text_layers, "heads", a->text_heads, "mlp", a->text_mlp, "act",
+        "quick_gelu", "pad_id", a->pad_id, "target", "FrozenOpenCLIPEmbedder2 (open_clip text tower)", "layer",
+        "penultimate", "always_return_pooled", 1, "legacy", 0, "width", a->text2_width, "layers", a->text2_layers,
+        "heads", a->text2_heads, "mlp", a->text2_mlp, "act", "gelu (erf)", "proj_dim", a->text2_proj, "pad_id", 0);
+    const char *keys[] = {"original_size_as_tuple", "crop_coords_top_left", "target_size_as_tuple"};
+    for (int i = 0; cond && i < 3; i++)
+        json_array_append_new(cond, json_pack("{s:s, s:i, s:s}", "target", "ConcatTimestepEmbedderND", "outdim",
+                                              a->add_time_dim, "input_key", keys[i]));
+    return dump_config(path, json_pack("{s:o, s:o, s:o, s:f, s:s}", "network_config", net, "conditioner", cond,
+                                       "first_stage_config", vae_json(a), "scale_factor", a->scale_factor,
+                                       "parameterization", a->prediction));
+}
+
+static int write_config(const char *path, const arch *a)
+{
+    if (a->sdxl) return write_config_sdxl(path, a);
+    json_t *unet = json_pack("{s:i, s:i, s:i, s:o, s:i, s:o, s:o, s:b, s:o, s:i, s:b, s:b}", "in_channels", a->latent_ch,
+                             "out_channels", a->latent_ch, "model_channels", a->unet_ch[0], "attention_resolutions",
+                             attn_resolutions(a), "num_res_blocks", a->unet_res, "channel_mult",
+                             int_list(a->unet_ch, a->unet_levels, a->unet_ch[0]), "block_out_channels",
+                             int_list(a->unet_ch, a->unet_levels, 1), "use_spatial_transformer", 1,
+                             "transformer_depth", depth_json(a, 0), "context_dim", context_dim(a),
+                             "use_linear_in_transformer", a->linear_proj, "legacy", 0);
+    set_heads(unet, a);
+    json_t *vae = vae_json(a);
+    json_object_set_new(vae, "scale_factor", json_real(0.18215));
     json_t *text = json_pack(
         "{s:s, s:i, s:i, s:i, s:s, s:i, s:s, s:i, s:i}", "kind",
         a->openclip ? "FrozenOpenCLIPEmbedder-like (open_clip text tower), layer='penultimate'"
@@ -501,11 +681,8 @@ static int write_config(const char *path, const arch *a)
         a->openclip ? "gelu (erf)" : "quick_gelu", "mlp", a->text_mlp, "output",
         a->openclip ? "output of the penultimate resblock then ln_final" : "last_hidden_state (after final_layer_norm)",
         "pad_id", a->pad_id, "vocab_size", a->text_vocab);
-    json_t *root = json_pack("{s:o, s:o, s:o, s:s}", "unet", unet, "vae", vae, "text", text, "parameterization",
-                             a->prediction);
-    int rc = root ? json_dump_file(root, path, JSON_INDENT(1) | JSON_PRESERVE_ORDER) : -1;
-    json_decref(root);
-    return rc;
+    return dump_config(path, json_pack("{s:o, s:o, s:o, s:s}", "unet", unet, "vae", vae, "text", text,
+                                       "parameterization", a->prediction));
 }
 
 /* ---- presets and flags ---- */
@@ -517,7 +694,7 @@ static void preset_demo(arch *a)
     a->unet_ch[0] = 32, a->unet_ch[1] = 64;
     a->unet_res = 2;
     a->unet_attn[0] = 1;
-    a->unet_depth = 1;
+    for (int L = 0; L < MM_MAXLEV; L++) a->unet_depth[L] = 1;
     a->unet_heads = 4;
     a->latent_ch = 4;
     a->vae_levels = 4;
@@ -537,7 +714,7 @@ static void preset_sd15(arch *a)
     memcpy(a->vae_ch, v, sizeof v);
     a->unet_res = 2;
     a->unet_attn[0] = a->unet_attn[1] = a->unet_attn[2] = 1;
-    a->unet_depth = 1;
+    for (int L = 0; L < MM_MAXLEV; L++) a->unet_depth[L] = 1;
     a->unet_heads = 8;
     a->latent_ch = 4;
     a->vae_levels = 4;
@@ -545,6 +722,25 @@ static void preset_sd15(arch *a)
     a->text_width = 768, a->text_layers = 12, a->text_heads = 12, a->text_mlp = 3072;
     a->text_vocab = 49408, a->text_ctx = 77, a->pad_id = 49407;
     a->prediction = "eps";
+}
+
+/* SDXL 1.0 base: UNet 320/640/1280, no attention at level 0, depth 2 and 10,
+ * 64-channel heads, Linear proj, added conditioning 1280 + 6 x 256; CLIP-L
+ * and OpenCLIP-bigG (1280 wide, 32 layers, projection 1280); SD1's VAE. */
+static void preset_sdxl(arch *a)
+{
+    preset_sd15(a);
+    a->unet_levels = 3;
+    int u[] = {320, 640, 1280}, d[] = {0, 2, 10};
+    memcpy(a->unet_ch, u, sizeof u);
+    memcpy(a->unet_depth, d, sizeof d);
+    a->unet_attn[0] = a->unet_attn[1] = a->unet_attn[2] = 1;
+    a->unet_heads = 0, a->unet_head_ch = 64;
+    a->linear_proj = 1;
+    a->sdxl = 1;
+    a->text2_width = 1280, a->text2_layers = 32, a->text2_heads = 20, a->text2_mlp = 5120, a->text2_proj = 1280;
+    a->add_time_dim = 256;
+    a->scale_factor = 0.13025;
 }
 
 static int parse_list(const char *s, int *out, int max)
@@ -571,7 +767,7 @@ static const struct int_flag_t {
     {"--unet-res-blocks", offsetof(arch, unet_res), 1, 8},
     {"--unet-heads", offsetof(arch, unet_heads), 1, 1024},
     {"--unet-head-channels", offsetof(arch, unet_head_ch), 1, 4096},
-    {"--unet-depth", offsetof(arch, unet_depth), 1, 16},
+    {"--unet-depth-mid", offsetof(arch, unet_depth_mid), 1, 64},
     {"--context-dim", offsetof(arch, context), 1, 16384},
     {"--vae-res-blocks", offsetof(arch, vae_res), 1, 8},
     {"--text-width", offsetof(arch, text_width), 1, 16384},
@@ -579,6 +775,12 @@ static const struct int_flag_t {
     {"--text-heads", offsetof(arch, text_heads), 1, 1024},
     {"--text-mlp", offsetof(arch, text_mlp), 1, 65536},
     {"--text-vocab", offsetof(arch, text_vocab), 1, 1000000},
+    {"--text2-width", offsetof(arch, text2_width), 1, 16384},
+    {"--text2-layers", offsetof(arch, text2_layers), 1, 128},
+    {"--text2-heads", offsetof(arch, text2_heads), 1, 1024},
+    {"--text2-mlp", offsetof(arch, text2_mlp), 1, 65536},
+    {"--text2-proj", offsetof(arch, text2_proj), 1, 16384},
+    {"--add-time-dim", offsetof(arch, add_time_dim), 2, 4096},
 };
 
 static const struct int_flag_t *int_flag(const char *o)
@@ -591,25 +793,31 @@ static const struct int_flag_t *int_flag(const char *o)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: sdserve make-model --preset demo|sd15 -o PATH [options]\n"
+            "usage: sdserve make-model --preset demo|sd15|sdxl -o PATH [options]\n"
             "Writes a random-weight checkpoint in the original single-file (LDM) naming.\n"
             "  --preset demo          small model (seconds on a CPU), PATH is a folder: model.safetensors,\n"
             "                         model.ldm_config.json, tokenizer/ (byte-level, 514 ids)\n"
             "  --preset sd15          Stable Diffusion 1.5 shapes (1131 tensors, ~2 GB as f16), PATH is a file\n"
+            "  --preset sdxl          SDXL 1.0 base shapes and naming (2515 tensors, 6.9 GB as f16), PATH is a file\n"
             "  -o, --output PATH      where to write\n"
-            "  --dtype f16|f32        tensor dtype (default f16)\n"
+            "  --list                 print the tensor list (name dtype [shape]) instead of writing\n"
+            "  --dtype f16|bf16|f32   tensor dtype (default f16)\n"
             "  --seed N               random seed (default 1)\n"
             "  --unet-channels LIST   e.g. 32,64,64 (one per level; multiples of 32)\n"
             "  --unet-res-blocks N    ResBlocks per level on the way down (up: N+1)\n"
             "  --unet-attn LIST       levels with attention, e.g. 0,1 (\"\" = none; mid block always has one)\n"
             "  --unet-heads N | --unet-head-channels N   attention heads (written to the config only)\n"
-            "  --unet-depth N         transformer blocks per attention\n"
+            "  --unet-depth N|LIST    transformer blocks per attention, or one per level (0 = no attention)\n"
+            "  --unet-depth-mid N     the middle block's (default: the last level's)\n"
             "  --context-dim N        cross-attention width (default: text width)\n"
             "  --linear-proj          SD2-style Linear proj_in/proj_out\n"
             "  --vae-channels LIST    e.g. 32,64,64,64 (levels - 1 = log2 of the VAE down-scaling)\n"
             "  --vae-res-blocks N\n"
             "  --text-width N  --text-layers N  --text-heads N  --text-mlp N  --text-vocab N\n"
             "  --openclip             SD2 text tower naming (cond_stage_model.model.*, gelu, pad 0)\n"
+            "  --text2-width N  --text2-layers N  --text2-heads N  --text2-mlp N  --text2-proj N\n"
+            "                         sdxl: the second (OpenCLIP) tower; context = text width + text2 width\n"
+            "  --add-time-dim N       sdxl: width of each size/crop embedding (label_emb input: proj + 6 N)\n"
             "  --prediction eps|v     parameterization written to the config\n"
             "  --file | --folder      force a bare file / a folder (default: folder for demo)\n"
             "  -q, --quiet\n");
@@ -620,15 +828,18 @@ int cli_make_model(int argc, char **argv)
     arch a;
     preset_demo(&a);
     const char *out = NULL, *preset = NULL;
-    int f16 = 1, quiet = 0, folder = -1, text_vocab_set = 0;
+    const char *fdt = "F16";
+    int quiet = 0, folder = -1, text_vocab_set = 0, list = 0, ndepth = 0;
     uint64_t seed = 1;
     /* The preset first, so that size flags override it wherever they appear. */
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "--preset")) preset = argv[i + 1];
     if (preset && !strcmp(preset, "sd15")) {
         preset_sd15(&a);
+    } else if (preset && !strcmp(preset, "sdxl")) {
+        preset_sdxl(&a);
     } else if (preset && strcmp(preset, "demo")) {
-        fprintf(stderr, "make-model: unknown preset '%s' (demo, sd15)\n", preset);
+        fprintf(stderr, "make-model: unknown preset '%s' (demo, sd15, sdxl)\n", preset);
         return 2;
     }
     if (!preset) preset = "demo";
@@ -665,11 +876,20 @@ int cli_make_model(int argc, char **argv)
             out = v;
         } else if (!strcmp(o, "--dtype")) {
             NEEDV;
-            if (strcmp(v, "f16") && strcmp(v, "f32")) {
-                fprintf(stderr, "make-model: --dtype must be f16 or f32\n");
+            if (strcmp(v, "f16") && strcmp(v, "bf16") && strcmp(v, "f32")) {
+                fprintf(stderr, "make-model: --dtype must be f16, bf16 or f32\n");
                 return 2;
             }
-            f16 = !strcmp(v, "f16");
+            fdt = !strcmp(v, "f16") ? "F16" : !strcmp(v, "bf16") ? "BF16" : "F32";
+        } else if (!strcmp(o, "--list")) {
+            list = 1;
+        } else if (!strcmp(o, "--unet-depth")) {
+            NEEDV;
+            if ((ndepth = parse_list(v, a.unet_depth, MM_MAXLEV)) < 1 || (ndepth == 1 && a.unet_depth[0] < 1)) {
+                fprintf(stderr, "make-model: --unet-depth wants N >= 1 or one depth per level, e.g. 0,2,10\n");
+                return 2;
+            }
+            for (int L = ndepth; ndepth == 1 && L < MM_MAXLEV; L++) a.unet_depth[L] = a.unet_depth[0];
         } else if (!strcmp(o, "--seed")) {
             NEEDV;
             seed = strtoull(v, NULL, 10);
@@ -723,15 +943,16 @@ int cli_make_model(int argc, char **argv)
             return 2;
         }
     }
-    if (!out) {
+    if (!out && !list) {
         fprintf(stderr, "make-model: -o PATH is required\n");
         usage(stderr);
         return 2;
     }
     if (folder < 0) folder = !strcmp(preset, "demo");
     if (a.openclip && !strcmp(preset, "demo")) a.pad_id = 0;
+    /* sdxl's config carries block_out_channels, so its levels need not be multiples of the first */
     for (int L = 0; L < a.unet_levels; L++)
-        if (a.unet_ch[L] % 32 || a.unet_ch[L] % a.unet_ch[0]) {
+        if (a.unet_ch[L] % 32 || (!a.sdxl && a.unet_ch[L] % a.unet_ch[0])) {
             fprintf(stderr, "make-model: UNet channels must be multiples of 32 and of the first level's (%d)\n", a.unet_ch[L]);
             return 2;
         }
@@ -754,6 +975,19 @@ int cli_make_model(int argc, char **argv)
         fprintf(stderr, "make-model: --text-width %d must be divisible by --text-heads %d\n", a.text_width, a.text_heads);
         return 2;
     }
+    if (ndepth > 1 && ndepth != a.unet_levels) {
+        fprintf(stderr, "make-model: --unet-depth lists %d depths for %d UNet levels\n", ndepth, a.unet_levels);
+        return 2;
+    }
+    if (a.sdxl && a.text2_width % a.text2_heads) {
+        fprintf(stderr, "make-model: --text2-width %d must be divisible by --text2-heads %d\n", a.text2_width,
+                a.text2_heads);
+        return 2;
+    }
+    if (a.sdxl && a.add_time_dim % 2) {
+        fprintf(stderr, "make-model: --add-time-dim %d must be even (cos and sin halves)\n", a.add_time_dim);
+        return 2;
+    }
     if (folder && a.text_vocab != 514 && !text_vocab_set) a.text_vocab = 514;
     if (folder && a.text_vocab != 514)
         fprintf(stderr, "make-model: note: the folder's byte-level tokenizer has 514 ids but the text vocabulary has %d rows\n",
@@ -767,6 +1001,11 @@ int cli_make_model(int argc, char **argv)
         fprintf(stderr, "make-model: out of memory\n");
         free(l.t);
         return 1;
+    }
+    if (list) {
+        print_list(stdout, &l, fdt);
+        free(l.t);
+        return 0;
     }
 
     char file[4096], cfg[4096];
@@ -785,7 +1024,7 @@ int cli_make_model(int argc, char **argv)
         snprintf(cfg, sizeof cfg, "%.*s.ldm_config.json", (int)n, out);
     }
     int64_t params = 0;
-    int rc = write_safetensors(file, &l, f16, seed, &params);
+    int rc = write_safetensors(file, &l, fdt, seed, &params);
     if (!rc && write_config(cfg, &a)) {
         fprintf(stderr, "make-model: cannot write %s\n", cfg);
         rc = -1;
@@ -795,7 +1034,7 @@ int cli_make_model(int argc, char **argv)
         rc = -1;
     }
     if (!rc && !quiet) {
-        printf("wrote %s: %zu tensors, %.1f M parameters (%s, seed %llu)\n", file, l.n, params / 1e6, f16 ? "f16" : "f32",
+        printf("wrote %s: %zu tensors, %.1f M parameters (%s, seed %llu)\n", file, l.n, params / 1e6, fdt,
                (unsigned long long)seed);
         printf("wrote %s (heads, parameterization: what the tensors cannot tell)\n", cfg);
         if (folder) printf("wrote %s/tokenizer/vocab.json and merges.txt (byte-level, 514 ids, no merges)\n", out);

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "mm_cli.h"
 #include "t.h"
 #include "../../src/engine/loader/safetensors.h"
 #include "../../src/engine/loader/weights.h"
@@ -26,16 +27,9 @@
 #include "../../src/engine/models/vae.h"
 
 static char tmp[256];
-static char sdserve[512];
 
 /* Run sdserve make-model with args; returns its exit status. */
-static int make_model(const char *args)
-{
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "'%s' make-model %s >/dev/null 2>&1", sdserve, args);
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
+#define make_model mm_run
 
 static int files_equal(const char *a, const char *b)
 {
@@ -342,10 +336,7 @@ int main(void)
         CHECK(0, "reference data present (set SD_REF)");
         return t_done();
     }
-    const char *b = getenv("SD_BUILD");
-    snprintf(sdserve, sizeof sdserve, "%s/sdserve", b && *b ? b : "build");
-    snprintf(tmp, sizeof tmp, "/tmp/sdserve-test-make-model-XXXXXX");
-    if (!mkdtemp(tmp)) {
+    if (mm_tmpdir(tmp, sizeof tmp, "make-model")) {
         CHECK(0, "mkdtemp");
         return t_done();
     }
