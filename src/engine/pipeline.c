@@ -583,10 +583,11 @@ typedef struct guided {
     int order;                 /* A1111_ROWS_*: which rows ctx holds, in which order */
 } guided;
 
-/* The one choice of the UNet's text context for model call `call`: the
- * texts of the prompt's and the negative's schedules in effect then
- * (prompt editing, alternation), padded to one length; rows rewritten only
- * when they change.  Any sampling path's model callback calls this. */
+/* The diffusers-semantics samplers' UNet text context for model call
+ * `call`: the texts of the prompt's and the negative's schedules in effect
+ * then (prompt editing, alternation), padded to one length; rows rewritten
+ * only when they change.  (The k-diffusion runs keep each side's own
+ * length instead, as A1111 does: kd_guided_unet.) */
 static void guided_context(guided *g, int call)
 {
     g->cond = unet_cond_text(g->ctx, a1111_conds_rows(g->text, call, g->B, g->order, g->ctx, &g->ctx_key));
@@ -616,7 +617,7 @@ static int guided_model(void *ud, const float *x_in, float t, int call, float *o
 /* ---- A1111's k-diffusion runs (sd_gen_params.ksampler) ------------------ */
 
 /* kd_unet_fn over the same rows, in A1111's order [prompt x B][negative x B]
- * (guided_context builds g->cond that way for these runs: g->order).  A v-prediction UNet's
+ * (g->order), each side at its own length (kd_guided_unet).  A v-prediction UNet's
  * output is turned into the eps CompVisDenoiser expects: with x_in = x*c_in,
  * eps = c_in*v + sigma*c_in*x_in, which gives CompVisVDenoiser's
  * denoised = x/(sigma^2+1) - v*sigma*c_in. */
@@ -626,16 +627,36 @@ typedef struct kd_guided {
     float sigma;         /* of the call in progress (kd_guided_denoise) */
 } kd_guided;
 
+/* unet_forward on `rows` rows of x_in with their own context ctx[rows][T][W]. */
+static int kd_unet_rows(guided *g, const float *x_in, int rows, const float *ctx, int T, float *eps, sd_err *err)
+{
+    unet_cond c = unet_cond_text(ctx, T);
+    c.ctx_dim = g->text->W;
+    return unet_forward(g->e->unet, x_in, g->t2, &c, rows, g->h, g->w, eps, err) || ops_fault_err(g->e, err) ? -1 : 0;
+}
+
+/* A1111's default, pad_cond_uncond off (CFGDenoiser.forward): prompt and
+ * negative of the same length are one batched call; of different lengths
+ * (75-token chunk counts) two calls, the prompt rows then the negative
+ * rows, each with its own context length; without guidance the prompt
+ * rows alone at their own length.  Never more rows or tokens per call than
+ * the padded batch: the UNet's workspace does not grow. */
 static int kd_guided_unet(void *ud, const float *x_in, int rows, float t, int call, float *eps, sd_err *err)
 {
     kd_guided *k = ud;
     guided *g = k->g;
+    const size_t per = (size_t)g->C * g->h * g->w;
     for (int r = 0; r < rows; r++) g->t2[r] = t;
-    guided_context(g, call);
-    if (unet_forward(g->e->unet, x_in, g->t2, &g->cond, rows, g->h, g->w, eps, err) || ops_fault_err(g->e, err)) return -1;
+    int T[2];
+    const int split = a1111_conds_rows_own(g->text, call, g->B, g->order, g->ctx, &g->ctx_key, T);
+    const int first = split ? g->B : rows;
+    if (kd_unet_rows(g, x_in, first, g->ctx, T[0], eps, err)) return -1;
+    if (split && kd_unet_rows(g, x_in + first * per, rows - first, g->ctx + (size_t)first * T[0] * g->text->W, T[1],
+                              eps + first * per, err))
+        return -1;
     if (g->e->pred == SD_PRED_V) {
         const float c_in = 1.0f / sqrtf(k->sigma * k->sigma + 1.0f), s_in = k->sigma * c_in;
-        for (size_t i = 0; i < (size_t)rows * g->C * g->h * g->w; i++) eps[i] = c_in * eps[i] + s_in * x_in[i];
+        for (size_t i = 0; i < (size_t)rows * per; i++) eps[i] = c_in * eps[i] + s_in * x_in[i];
     }
     return 0;
 }
