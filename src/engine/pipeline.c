@@ -581,16 +581,30 @@ typedef struct guided {
     float *ctx;                /* [rows][77 * text->max_chunks][W] */
     int ctx_key;               /* a1111_conds_rows' memory of the texts in ctx; -1 = none yet */
     int order;                 /* A1111_ROWS_*: which rows ctx holds, in which order */
+    /* k-diffusion runs: A1111's default pad_cond_uncond off (guided_rows) */
+    int own;                   /* 1: each side at its own length, not padded */
+    int own_T[2];              /* the sides' lengths in row order (own_T[1] 0: one side) */
+    int split;                 /* 1: the sides differ in length: two UNet calls */
 } guided;
 
-/* The diffusers-semantics samplers' UNet text context for model call
- * `call`: the texts of the prompt's and the negative's schedules in effect
- * then (prompt editing, alternation), padded to one length; rows rewritten
- * only when they change.  (The k-diffusion runs keep each side's own
- * length instead, as A1111 does: kd_guided_unet.) */
+/* The context rows for model call `call` and their length: padded to one
+ * length (diffusers-semantics samplers), or each side at its own (g->own,
+ * the k-diffusion runs: sets own_T and split).  Returns g->cond's T. */
+static int guided_rows(guided *g, int call)
+{
+    if (!g->own) return a1111_conds_rows(g->text, call, g->B, g->order, g->ctx, &g->ctx_key);
+    g->split = a1111_conds_rows_own(g->text, call, g->B, g->order, g->ctx, &g->ctx_key, g->own_T);
+    return g->own_T[0];
+}
+
+/* The one choice of the UNet's text context for model call `call`: the
+ * texts of the prompt's and the negative's schedules in effect then
+ * (prompt editing, alternation), padded to one length or each at its own
+ * (guided_rows); rows rewritten only when they change.  Any sampling
+ * path's model callback calls this. */
 static void guided_context(guided *g, int call)
 {
-    g->cond = unet_cond_text(g->ctx, a1111_conds_rows(g->text, call, g->B, g->order, g->ctx, &g->ctx_key));
+    g->cond = unet_cond_text(g->ctx, guided_rows(g, call));
     g->cond.ctx_dim = g->text->W;
 }
 
@@ -627,36 +641,43 @@ typedef struct kd_guided {
     float sigma;         /* of the call in progress (kd_guided_denoise) */
 } kd_guided;
 
-/* unet_forward on `rows` rows of x_in with their own context ctx[rows][T][W]. */
-static int kd_unet_rows(guided *g, const float *x_in, int rows, const float *ctx, int T, float *eps, sd_err *err)
+/* A1111's default, pad_cond_uncond off (CFGDenoiser.forward): prompt and
+ * negative of the same length are one batched call on g->cond; of
+ * different lengths (75-token chunk counts; g->split) two calls, the
+ * prompt rows then the negative rows, each with its own context length
+ * (and its rows of any other per-row conditioning g->cond carries);
+ * without guidance the prompt rows alone at their own length.  Never more
+ * rows or tokens per call than the padded batch: the UNet's workspace does
+ * not grow. */
+static int kd_unet_calls(guided *g, const float *x_in, int rows, float *eps, sd_err *err)
 {
-    unet_cond c = unet_cond_text(ctx, T);
-    c.ctx_dim = g->text->W;
-    return unet_forward(g->e->unet, x_in, g->t2, &c, rows, g->h, g->w, eps, err) || ops_fault_err(g->e, err) ? -1 : 0;
+    const size_t per = (size_t)g->C * g->h * g->w;
+    const int first = g->split ? g->B : rows;
+    unet_cond c = g->cond;
+    for (int r = 0, n = first; r < rows; r += n, n = rows - first) {
+        if (r) {   /* the second side's rows */
+            c.ctx += (size_t)first * c.T * c.ctx_dim;
+            c.T = g->own_T[1];
+            if (c.vec) c.vec += (size_t)first * c.vec_dim;
+            if (c.concat) c.concat += (size_t)first * c.concat_channels * g->h * g->w;
+        }
+        if (unet_forward(g->e->unet, x_in + r * per, g->t2 + r, &c, n, g->h, g->w, eps + r * per, err) ||
+            ops_fault_err(g->e, err))
+            return -1;
+    }
+    return 0;
 }
 
-/* A1111's default, pad_cond_uncond off (CFGDenoiser.forward): prompt and
- * negative of the same length are one batched call; of different lengths
- * (75-token chunk counts) two calls, the prompt rows then the negative
- * rows, each with its own context length; without guidance the prompt
- * rows alone at their own length.  Never more rows or tokens per call than
- * the padded batch: the UNet's workspace does not grow. */
 static int kd_guided_unet(void *ud, const float *x_in, int rows, float t, int call, float *eps, sd_err *err)
 {
     kd_guided *k = ud;
     guided *g = k->g;
-    const size_t per = (size_t)g->C * g->h * g->w;
     for (int r = 0; r < rows; r++) g->t2[r] = t;
-    int T[2];
-    const int split = a1111_conds_rows_own(g->text, call, g->B, g->order, g->ctx, &g->ctx_key, T);
-    const int first = split ? g->B : rows;
-    if (kd_unet_rows(g, x_in, first, g->ctx, T[0], eps, err)) return -1;
-    if (split && kd_unet_rows(g, x_in + first * per, rows - first, g->ctx + (size_t)first * T[0] * g->text->W, T[1],
-                              eps + first * per, err))
-        return -1;
+    guided_context(g, call);
+    if (kd_unet_calls(g, x_in, rows, eps, err)) return -1;
     if (g->e->pred == SD_PRED_V) {
         const float c_in = 1.0f / sqrtf(k->sigma * k->sigma + 1.0f), s_in = k->sigma * c_in;
-        for (size_t i = 0; i < (size_t)rows * per; i++) eps[i] = c_in * eps[i] + s_in * x_in[i];
+        for (size_t i = 0; i < (size_t)rows * g->C * g->h * g->w; i++) eps[i] = c_in * eps[i] + s_in * x_in[i];
     }
     return 0;
 }
@@ -799,6 +820,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     /* rows: [negative x B][prompt x B] (k-diffusion: [prompt x B][negative x
      * B], A1111's order), or [prompt x B] without guidance */
     g.order = !g.uncond ? A1111_ROWS_PROMPT : kd ? A1111_ROWS_PROMPT_FIRST : A1111_ROWS_NEGATIVE_FIRST;
+    g.own = kd;   /* k-diffusion: A1111's default, prompt and negative not padded */
     int rows = g.uncond ? 2 * B : B;
     g.text = &text.conds;
     g.T = text.conds.max_chunks * TOK_WINDOW;
