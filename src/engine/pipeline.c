@@ -582,15 +582,30 @@ typedef struct guided {
     float *ctx;                /* [rows][77 * text->max_chunks][W] */
     int ctx_key;               /* a1111_conds_rows' memory of the texts in ctx; -1 = none yet */
     int order;                 /* A1111_ROWS_*: which rows ctx holds, in which order */
+    /* k-diffusion runs: A1111's default pad_cond_uncond off (guided_rows) */
+    int own;                   /* 1: each side at its own length, not padded */
+    int own_T[2];              /* the sides' lengths in row order (own_T[1] 0: one side) */
+    int split;                 /* 1: the sides differ in length: two UNet calls */
 } guided;
+
+/* The context rows for model call `call` and their length: padded to one
+ * length (diffusers-semantics samplers), or each side at its own (g->own,
+ * the k-diffusion runs: sets own_T and split).  Returns g->cond's T. */
+static int guided_rows(guided *g, int call)
+{
+    if (!g->own) return a1111_conds_rows(g->text, call, g->B, g->order, g->ctx, &g->ctx_key);
+    g->split = a1111_conds_rows_own(g->text, call, g->B, g->order, g->ctx, &g->ctx_key, g->own_T);
+    return g->own_T[0];
+}
 
 /* The one choice of the UNet's text context for model call `call`: the
  * texts of the prompt's and the negative's schedules in effect then
- * (prompt editing, alternation), padded to one length; rows rewritten only
- * when they change.  Any sampling path's model callback calls this. */
+ * (prompt editing, alternation), padded to one length or each at its own
+ * (guided_rows); rows rewritten only when they change.  Any sampling
+ * path's model callback calls this. */
 static void guided_context(guided *g, int call)
 {
-    g->cond = unet_cond_text(g->ctx, a1111_conds_rows(g->text, call, g->B, g->order, g->ctx, &g->ctx_key));
+    g->cond = unet_cond_text(g->ctx, guided_rows(g, call));
     g->cond.ctx_dim = g->text->W;
 }
 
@@ -617,7 +632,7 @@ static int guided_model(void *ud, const float *x_in, float t, int call, float *o
 /* ---- A1111's k-diffusion runs (sd_gen_params.ksampler) ------------------ */
 
 /* kd_unet_fn over the same rows, in A1111's order [prompt x B][negative x B]
- * (guided_context builds g->cond that way for these runs: g->order).  A v-prediction UNet's
+ * (g->order), each side at its own length (kd_guided_unet).  A v-prediction UNet's
  * output is turned into the eps CompVisDenoiser expects: with x_in = x*c_in,
  * eps = c_in*v + sigma*c_in*x_in, which gives CompVisVDenoiser's
  * denoised = x/(sigma^2+1) - v*sigma*c_in. */
@@ -627,13 +642,40 @@ typedef struct kd_guided {
     float sigma;         /* of the call in progress (kd_guided_denoise) */
 } kd_guided;
 
+/* A1111's default, pad_cond_uncond off (CFGDenoiser.forward): prompt and
+ * negative of the same length are one batched call on g->cond; of
+ * different lengths (75-token chunk counts; g->split) two calls, the
+ * prompt rows then the negative rows, each with its own context length
+ * (and its rows of any other per-row conditioning g->cond carries);
+ * without guidance the prompt rows alone at their own length.  Never more
+ * rows or tokens per call than the padded batch: the UNet's workspace does
+ * not grow. */
+static int kd_unet_calls(guided *g, const float *x_in, int rows, float *eps, sd_err *err)
+{
+    const size_t per = (size_t)g->C * g->h * g->w;
+    const int first = g->split ? g->B : rows;
+    unet_cond c = g->cond;
+    for (int r = 0, n = first; r < rows; r += n, n = rows - first) {
+        if (r) {   /* the second side's rows */
+            c.ctx += (size_t)first * c.T * c.ctx_dim;
+            c.T = g->own_T[1];
+            if (c.vec) c.vec += (size_t)first * c.vec_dim;
+            if (c.concat) c.concat += (size_t)first * c.concat_channels * g->h * g->w;
+        }
+        if (unet_forward(g->e->unet, x_in + r * per, g->t2 + r, &c, n, g->h, g->w, eps + r * per, err) ||
+            ops_fault_err(g->e, err))
+            return -1;
+    }
+    return 0;
+}
+
 static int kd_guided_unet(void *ud, const float *x_in, int rows, float t, int call, float *eps, sd_err *err)
 {
     kd_guided *k = ud;
     guided *g = k->g;
     for (int r = 0; r < rows; r++) g->t2[r] = t;
     guided_context(g, call);
-    if (unet_forward(g->e->unet, x_in, g->t2, &g->cond, rows, g->h, g->w, eps, err) || ops_fault_err(g->e, err)) return -1;
+    if (kd_unet_calls(g, x_in, rows, eps, err)) return -1;
     if (g->e->pred == SD_PRED_V) {
         const float c_in = 1.0f / sqrtf(k->sigma * k->sigma + 1.0f), s_in = k->sigma * c_in;
         for (size_t i = 0; i < (size_t)rows * g->C * g->h * g->w; i++) eps[i] = c_in * eps[i] + s_in * x_in[i];
@@ -779,6 +821,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     /* rows: [negative x B][prompt x B] (k-diffusion: [prompt x B][negative x
      * B], A1111's order), or [prompt x B] without guidance */
     g.order = !g.uncond ? A1111_ROWS_PROMPT : kd ? A1111_ROWS_PROMPT_FIRST : A1111_ROWS_NEGATIVE_FIRST;
+    g.own = kd;   /* k-diffusion: A1111's default, prompt and negative not padded */
     int rows = g.uncond ? 2 * B : B;
     g.text = &text.conds;
     g.T = text.conds.max_chunks * TOK_WINDOW;

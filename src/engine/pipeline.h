@@ -39,7 +39,8 @@ int sd_engine_apply_loras(sd_engine *e, const sd_gen_params *p, sd_err *err);
 /* Text conditioning for p's prompt and negative (A1111 syntax, clip_skip):
  * ctx[2, T, W] with row 0 the negative and row 1 the prompt, T = 77 *
  * chunks (the shorter padded with the empty prompt's chunk, as A1111's
- * "Pad prompt/negative prompt"), the texts in effect at the first model
+ * "Pad prompt/negative prompt": the diffusers-semantics samplers' context;
+ * the k-diffusion runs keep each side's own length), the texts in effect at the first model
  * call of a run of p->steps (prompt editing switches later; steps < 1 reads
  * as 1).  *ctx malloc'd. */
 int sd_encode_text(sd_engine *e, const sd_gen_params *p, float **ctx, int *T, int *W, sd_err *err);

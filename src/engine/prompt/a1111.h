@@ -187,6 +187,14 @@ enum { A1111_ROWS_PROMPT = 0, A1111_ROWS_NEGATIVE_FIRST = 1, A1111_ROWS_PROMPT_F
  * texts in effect differ from the last call's (*key, -1 before the first).
  * Returns the context length T (77 x chunks). */
 int a1111_conds_rows(const a1111_conds *c, int call, int B, int order, float *ctx, int *key);
+/* A1111's default instead (pad_cond_uncond off, CFGDenoiser.forward):
+ * each side keeps its own length.  The same rows in `order`, packed:
+ * [first side x B] of T[0] tokens, then [second side x B] of T[1] (0 when
+ * `order` has one side), at most the ctx of a1111_conds_rows.  Returns 1
+ * when both sides are there with different lengths (then they are two UNet
+ * calls, one per side), else 0: ctx and T[0] are then a1111_conds_rows'
+ * (equal lengths) or the prompt's own rows (A1111_ROWS_PROMPT). */
+int a1111_conds_rows_own(const a1111_conds *c, int call, int B, int order, float *ctx, int *key, int T[2]);
 
 uint32_t a1111_cp_at(const char *s, size_t n, size_t i, int *len);
 int a1111_is_space(uint32_t cp);

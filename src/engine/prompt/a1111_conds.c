@@ -2,9 +2,11 @@
  * per model call (a1111.h): every distinct text of the negative prompt's
  * and the prompt's plans encoded once (A1111's
  * get_learned_conditioning), and a1111_conds_rows, the one place that
- * picks the texts in effect at a call (reconstruct_cond_batch) and pads the
- * shorter with the empty prompt's chunk (A1111's pad_cond with its
- * "Pad prompt/negative prompt" option; see docs/PROMPTS.md). */
+ * picks the texts in effect at a call (reconstruct_cond_batch) and either
+ * pads the shorter with the empty prompt's chunk (A1111's pad_cond with its
+ * "Pad prompt/negative prompt" option on: a1111_conds_rows) or keeps each
+ * side at its own length (the option's default, off: a1111_conds_rows_own;
+ * see docs/PROMPTS.md). */
 #include "a1111.h"
 
 #include <stdlib.h>
@@ -117,24 +119,45 @@ static void side_at(const a1111_conds *c, int s, int call, int *first, int *n)
     *n = p->chunks[t].n_chunks;
 }
 
-int a1111_conds_rows(const a1111_conds *c, int call, int B, int order, float *ctx, int *key)
+/* The rows of a1111_conds_rows (pad = 1) or a1111_conds_rows_own (pad =
+ * 0): each side's rows in `order`, padded to the longer side's chunks or
+ * kept at their own, packed one after the other; T[q] = the q-th side's
+ * context length in row order (0 = no such side). */
+static void write_rows(const a1111_conds *c, int call, int B, int order, int pad, float *ctx, int *key, int T[2])
 {
     int f[2], n[2];
     side_at(c, 0, call, &f[0], &n[0]);
     side_at(c, 1, call, &f[1], &n[1]);
     int chunks = n[0] > n[1] ? n[0] : n[1];
-    int k = f[0] * 4096 + f[1];   /* chunk indices < 2 * A1111_MAX_PLAN_CHUNKS + 1 */
-    if (*key == k) return chunks * TOK_WINDOW;
-    *key = k;
-    size_t cw = (size_t)TOK_WINDOW * c->W, rw = cw * (size_t)chunks;
     /* sides in row order: 0 = negative, 1 = prompt */
     static const int sides[3][2] = {{1, -1}, {0, 1}, {1, 0}};
     const int *sd = sides[order == A1111_ROWS_NEGATIVE_FIRST ? 1 : order == A1111_ROWS_PROMPT_FIRST ? 2 : 0];
-    for (int q = 0, r = 0; q < 2 && sd[q] >= 0; q++)
-        for (int b = 0, s = sd[q]; b < B; b++, r++) {
-            float *row = ctx + (size_t)r * rw;
+    for (int q = 0; q < 2; q++) T[q] = sd[q] < 0 ? 0 : (pad ? chunks : n[sd[q]]) * TOK_WINDOW;
+    int k = f[0] * 4096 + f[1];   /* chunk indices < 2 * A1111_MAX_PLAN_CHUNKS + 1 */
+    if (*key == k) return;
+    *key = k;
+    size_t cw = (size_t)TOK_WINDOW * c->W;
+    float *row = ctx;
+    for (int q = 0; q < 2 && sd[q] >= 0; q++)
+        for (int b = 0, s = sd[q]; b < B; b++) {
             memcpy(row, c->z + (size_t)f[s] * cw, sizeof(float) * cw * (size_t)n[s]);
-            for (int i = n[s]; i < chunks; i++) memcpy(row + (size_t)i * cw, c->z + (size_t)c->empty * cw, sizeof(float) * cw);
+            for (int i = n[s]; i < T[q] / TOK_WINDOW; i++)
+                memcpy(row + (size_t)i * cw, c->z + (size_t)c->empty * cw, sizeof(float) * cw);
+            row += (size_t)T[q] * c->W;
         }
-    return chunks * TOK_WINDOW;
+}
+
+int a1111_conds_rows(const a1111_conds *c, int call, int B, int order, float *ctx, int *key)
+{
+    int T[2];
+    write_rows(c, call, B, order, 1, ctx, key, T);
+    return T[0];
+}
+
+/* ---- A1111's default: pad_cond_uncond off --------------------------------- */
+
+int a1111_conds_rows_own(const a1111_conds *c, int call, int B, int order, float *ctx, int *key, int T[2])
+{
+    write_rows(c, call, B, order, 0, ctx, key, T);
+    return T[1] > 0 && T[1] != T[0];
 }
