@@ -7,8 +7,8 @@
  * concatenated penultimate context, both tokenizers' ids, and the A1111
  * prompt path (a1111_conds_encode_multi): context and pooled rows
  * [negative, prompt] of the pipeline runs, zeros for an empty negative,
- * emphasis applied per encoder.  Prints "metric sdxl_text/<src>/<output>
- * maxabs X tol 1e-4" lines for docs/ACCURACY.md. */
+ * emphasis applied per encoder.  Prints "metric text_encoder/tiny-sdxl-s/
+ * <src>/<output> maxabs X tol 1e-4" lines for docs/ACCURACY.md. */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,10 +24,16 @@
 #define TOL 1e-4
 #define MODEL "tiny-sdxl-s"
 
+/* "metric text_encoder/tiny-sdxl-s/<src>/<key> maxabs X tol T": key = out up
+ * to " (", spaces as '_' (scripts/accuracy.sh reads space-separated fields). */
 static double metric(const char *src, const char *out, const float *got, const float *want, size_t n)
 {
+    char key[96];
+    size_t k = 0;
+    for (const char *c = out; *c && k + 1 < sizeof key && strncmp(c, " (", 2); c++) key[k++] = *c == ' ' ? '_' : *c;
+    key[k] = 0;
     double d = npy_maxdiff(got, want, n);
-    printf("metric sdxl_text/%s/%s maxabs %.3g tol %g\n", src, out, d, TOL);
+    printf("metric text_encoder/" MODEL "/%s/%s maxabs %.3g tol %g\n", src, key, d, TOL);
     return d;
 }
 
@@ -147,8 +153,8 @@ static void check_a1111(const char *src, sd_clip *c1, sd_clip *c2, const sd_toke
     sd_err_clear(&err);
     int rc = a1111_rows(clips, tok, "blurry, low quality", "a photograph of an astronaut riding a horse", 0, ctx,
                         pooled, &T, &err);
-    check_close(src, "a1111 pipe context [negative, prompt]", rc || T != 77, ctx, pe.f, 2 * row, &err);
-    check_close(src, "a1111 pipe pooled [negative, prompt]", rc, pooled, pp.f, 2 * (size_t)P, &err);
+    check_close(src, "a1111 pipe context (rows negative, prompt)", rc || T != 77, ctx, pe.f, 2 * row, &err);
+    check_close(src, "a1111 pipe pooled (rows negative, prompt)", rc, pooled, pp.f, 2 * (size_t)P, &err);
 
     /* empty negative: zeros, context and pooled; the prompt row unchanged */
     sd_err_clear(&err);
