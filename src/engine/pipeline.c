@@ -392,7 +392,8 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
         goto fail;
     }
     if (o->embeddings_dir && *o->embeddings_dir &&
-        emb_dir_load(o->embeddings_dir, e->tok, clip_width(e->text[0]), &e->emb, err))
+        emb_dir_load2(o->embeddings_dir, e->tok, clip_width(e->text[0]), e->n_text > 1 ? clip_width(e->text[1]) : 0,
+                      &e->emb, err))
         goto fail;
 
     for (size_t i = 0; i < sdw_count(e->w); i++) e->params += sdw_numel(sdw_at(e->w, i));

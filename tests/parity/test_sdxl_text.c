@@ -10,6 +10,7 @@
  * emphasis applied per encoder.  Prints "metric text_encoder/tiny-sdxl-s/
  * <src>/<output> maxabs X tol 1e-4" lines for docs/ACCURACY.md. */
 #include <jansson.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,6 +18,7 @@
 #include "parity.h"
 #include "t.h"
 #include "../../src/engine/loader/family.h"
+#include "../../src/engine/loader/st_write.h"
 #include "../../src/engine/models/clip.h"
 #include "../../src/engine/prompt/a1111.h"
 #include "../../src/engine/tokenizer/clip_bpe.h"
@@ -231,6 +233,108 @@ static void check_emphasis(const char *src, sd_clip *c1, sd_clip *c2, const sd_t
     free(ctx); free(pooled); free(h1); free(h2); free(want); free(plain); free(plain_pooled);
 }
 
+/* One embedding file of `n` tensors in dir. */
+static void write_file(const char *dir, const char *file, const stw_tensor *t, const float *const *d, size_t n)
+{
+    char p[700], name[200];
+    sd_err err;
+    sd_err_clear(&err);
+    snprintf(p, sizeof p, "%s/%s", dir, file);
+    snprintf(name, sizeof name, "embedding file %s written", file);
+    CHECKF(!stw_write_f32(p, t, d, n, &err), name, "%s", err.msg);
+}
+
+/* SDXL textual inversion: a clip_l + clip_g pair's vectors go to their own
+ * encoder; a one-tensor embedding is listed as unusable on SDXL. */
+static void check_embeddings(const char *src, sd_clip *c1, sd_clip *c2, const sd_tokenizer *tok)
+{
+    char dir[] = "/tmp/sdxl_emb_XXXXXX";
+    if (!mkdtemp(dir)) { CHECK(0, "temp folder"); return; }
+    int W1 = clip_width(c1), W2 = clip_width(c2), W = W1 + W2, P = clip_proj_dim(c2);
+    float l[2 * 64], g[2 * 64];
+    for (int i = 0; i < 2 * W2; i++) g[i] = 0.05f * (float)((i * 7) % 11) - 0.25f;
+    for (int i = 0; i < 2 * W1; i++) l[i] = 0.04f * (float)((i * 5) % 13) - 0.2f;
+    stw_tensor pair[2] = {{"clip_g", "F32", 2, {2, W2}}, {"clip_l", "F32", 2, {2, W1}}};
+    const float *pd[2] = {g, l};
+    write_file(dir, "xlpair.safetensors", pair, pd, 2);
+    stw_tensor one = {"emb_params", "F32", 2, {1, W1}};
+    const float *od = l;
+    write_file(dir, "plain.safetensors", &one, &od, 1);
+
+    sd_embeddings emb;
+    sd_err err;
+    sd_err_clear(&err);
+    int rc = emb_dir_load2(dir, tok, W1, W2, &emb, &err);
+    const sd_embedding *xe = NULL, *pe = NULL;
+    for (int i = 0; !rc && i < emb.n; i++) {
+        if (!strcmp(emb.v[i].name, "xlpair")) xe = &emb.v[i];
+        if (!strcmp(emb.v[i].name, "plain")) pe = &emb.v[i];
+    }
+    char name[200];
+    snprintf(name, sizeof name, "%s: clip_l + clip_g pair usable, one-tensor file refused on SDXL", src);
+    CHECKF(xe && pe && !xe->error && xe->n == 2 && xe->width == W1 && xe->width2 == W2 && pe->error &&
+           strstr(pe->error, "clip_l + clip_g"), name, "%s %s", err.msg, pe && pe->error ? pe->error : "");
+    sd_embeddings emb1;
+    sd_err_clear(&err);
+    int rc1 = emb_dir_load(dir, tok, W1, &emb1, &err);
+    int refused = 0;
+    for (int i = 0; !rc1 && i < emb1.n; i++)
+        if (!strcmp(emb1.v[i].name, "xlpair")) refused = emb1.v[i].error && strstr(emb1.v[i].error, "SDXL");
+    CHECKF(refused, "an SDXL pair is refused by a one-encoder model", "%s", err.msg);
+    if (!rc1) emb_set_free(&emb1);
+
+    if (xe && !xe->error) {
+        const char *text = "a photograph of xlpair riding a horse";
+        a1111_plan plan[2];
+        a1111_conds conds = {0};
+        memset(plan, 0, sizeof plan);
+        sd_clip *clips[2] = {c1, c2};
+        sd_err_clear(&err);
+        rc = a1111_plan_build_emb(tok, &emb, "", 1, "negative", 8, &plan[0], &err) ||
+             a1111_plan_build_emb(tok, &emb, text, 1, "prompt", 8, &plan[1], &err) ||
+             a1111_conds_encode_multi(clips, 2, tok, SD_FAMILY_SDXL, 0, 16, 1, &plan[0], &plan[1], &conds, &err);
+        float *h1 = malloc(sizeof(float) * 77 * W1), *h2 = malloc(sizeof(float) * 77 * W2);
+        float *want = malloc(sizeof(float) * 77 * W), *pool = malloc(sizeof(float) * P);
+        int slots = 0, values = 1;
+        if (!rc) {
+            const a1111_chunks *ch = &plan[1].chunks[0];
+            const float *v1[77], *v2[77];
+            int32_t id2[77];
+            memcpy(id2, ch->ids, sizeof id2);
+            a1111_openclip_pad(id2, 1, tok_eos(tok));
+            for (int t = 0; t < 77; t++) {
+                v1[t] = ch->vec ? ch->vec[t] : NULL;
+                v2[t] = v1[t] ? v1[t] + W1 : NULL;
+                if (v1[t]) {   /* slot j of the pair: clip_l row j, clip_g row j */
+                    values &= !memcmp(v1[t], l + slots * W1, sizeof(float) * W1) &&
+                              !memcmp(v2[t], g + slots * W2, sizeof(float) * W2);
+                    slots++;
+                }
+            }
+            rc = clip_hidden_pooled(c1, ch->ids, v1, 1, clip_layers(c1) - 1, 0, h1, NULL, &err) ||
+                 clip_hidden_pooled(c2, id2, v2, 1, clip_layers(c2) - 1, 0, h2, pool, &err);
+            for (int t = 0; t < 77; t++) {
+                memcpy(want + (size_t)t * W, h1 + (size_t)t * W1, sizeof(float) * W1);
+                memcpy(want + (size_t)t * W + W1, h2 + (size_t)t * W2, sizeof(float) * W2);
+            }
+        }
+        snprintf(name, sizeof name, "%s: the pair's 2 vectors take 2 slots, clip_l / clip_g values", src);
+        CHECKF(rc == 0 && slots == 2 && values, name, "rc %d slots %d %s", rc, slots, err.msg);
+        /* the same code path with the vectors given by hand: equal to the bit */
+        int at = rc ? 0 : conds.first[1][0];
+        double dc = rc ? 1e9 : npy_maxdiff(conds.z + (size_t)at * 77 * W, want, (size_t)77 * W);
+        double dp = rc ? 1e9 : npy_maxdiff(conds.pooled + (size_t)at * P, pool, (size_t)P);
+        snprintf(name, sizeof name, "%s: embedding pair: context and pooled from each encoder's vectors", src);
+        CHECKF(dc == 0 && dp == 0, name, "rc %d context %g pooled %g", rc, dc, dp);
+        free(h1); free(h2); free(want); free(pool);
+        a1111_conds_free(&conds);
+        a1111_plan_free(&plan[0]);
+        a1111_plan_free(&plan[1]);
+    }
+    if (!rc) emb_set_free(&emb);
+    t_rmtree(dir);
+}
+
 /* Both tokenizers' ids equal the goldens' (diffusers truncates to one window). */
 static void check_ids(const char *folder)
 {
@@ -344,6 +448,7 @@ static void check_layout(const char *src, const char *path, const char *folder)
             if (tok) {
                 check_a1111(src, c1, c2, tok);
                 check_emphasis(src, c1, c2, tok);
+                check_embeddings(src, c1, c2, tok);
             }
             tok_free(tok);
         } else {

@@ -185,7 +185,9 @@ int a1111_conds_encode(sd_clip *clip, const sd_tokenizer *tok, sd_family family,
  * text_projection (clip_proj_dim).  zero_neg: the negative side's context
  * and pooled rows are zeros (the SDXL rule for an empty negative prompt:
  * diffusers' force_zeros_for_empty_prompt, A1111's force_zero_negative_prompt).
- * Textual-inversion vectors with two encoders are refused (SD_EINVAL). */
+ * Textual-inversion vectors: an SDXL pair's clip_l values go to the first
+ * encoder, its clip_g values to the second (emb_dir_load2 keeps only pairs
+ * usable on a two-encoder model). */
 int a1111_conds_encode_multi(sd_clip *const *clips, int n_clips, const sd_tokenizer *tok, sd_family family,
                              int skip, int max_batch, int zero_neg, const a1111_plan *negative,
                              const a1111_plan *prompt, a1111_conds *out, sd_err *err);

@@ -136,19 +136,17 @@ int a1111_conds_encode_multi(sd_clip *const *clips, int n_clips, const sd_tokeni
     int n = negative->total_chunks + prompt->total_chunks, W = out->W;
     out->empty = lengths_differ(negative, prompt) ? n++ : -1;
     int with_vec = any_vec(negative, prompt);
-    if (with_vec && n_clips > 1)
-        return sd_errf(err, SD_EINVAL, "prompt", "textual-inversion embeddings are not supported for models with "
-                       "two text encoders (SDXL) yet; remove the embedding's name from the prompt");
     int32_t *ids = sd_malloc(sizeof(int32_t) * (size_t)n * TOK_WINDOW);
     int32_t *ids0 = sd_malloc(sizeof(int32_t) * (size_t)n * TOK_WINDOW);
     double *mults = sd_malloc(sizeof(double) * (size_t)n * TOK_WINDOW);
     const float **vec = with_vec ? sd_malloc(sizeof(float *) * (size_t)n * TOK_WINDOW) : NULL;
+    const float **vec_i = with_vec && n_clips > 1 ? sd_malloc(sizeof(float *) * (size_t)n * TOK_WINDOW) : NULL;
     out->z = sd_malloc(sizeof(float) * (size_t)n * TOK_WINDOW * W);
     out->pooled = out->P ? sd_malloc(sizeof(float) * (size_t)n * out->P) : NULL;
     out->first[0] = sd_malloc(sizeof(int) * (size_t)negative->n_texts);
     out->first[1] = sd_malloc(sizeof(int) * (size_t)prompt->n_texts);
     int rc = -1;
-    if (!ids || !ids0 || !mults || (with_vec && !vec) || !out->z || (out->P && !out->pooled) || !out->first[0] ||
+    if (!ids || !ids0 || !mults || (with_vec && !vec) || (with_vec && n_clips > 1 && !vec_i) || !out->z || (out->P && !out->pooled) || !out->first[0] ||
         !out->first[1]) {
         sd_errf(err, SD_ENOMEM, "prompt", "out of memory encoding the prompt");
         goto done;
@@ -158,10 +156,13 @@ int a1111_conds_encode_multi(sd_clip *const *clips, int n_clips, const sd_tokeni
     memcpy(ids0, ids, sizeof(int32_t) * (size_t)n * TOK_WINDOW);
     a1111_openclip_pad(ids0, n, tok_eos(tok));
     int sd2 = sd_family_info(family)->base == SD_FAMILY_SD2;
-    for (int i = 0, col = 0; i < n_clips; col += clip_width(clips[i]), i++)
-        if (encode_one(clips[i], xl, skip, max_batch, sd2 || (xl && i > 0) ? ids0 : ids, vec, mults, n, W, col,
-                       out->z, i == pooled_by ? out->pooled : NULL, err))
+    for (int i = 0, col = 0; i < n_clips; col += clip_width(clips[i]), i++) {
+        /* an SDXL pair's vector holds each encoder's values in turn (emb_stride) */
+        for (size_t k = 0; vec_i && k < (size_t)n * TOK_WINDOW; k++) vec_i[k] = vec[k] ? vec[k] + col : NULL;
+        if (encode_one(clips[i], xl, skip, max_batch, sd2 || (xl && i > 0) ? ids0 : ids, vec_i ? vec_i : vec, mults,
+                       n, W, col, out->z, i == pooled_by ? out->pooled : NULL, err))
             goto done;
+    }
     if (zero_neg) zero_negative(out);
     rc = 0;
 done:
@@ -169,6 +170,7 @@ done:
     free(ids0);
     free(mults);
     free(vec);
+    free(vec_i);
     if (rc) a1111_conds_free(out);
     return rc;
 }
