@@ -245,6 +245,26 @@ static int check_family(sd_family f, const char *path, sd_err *err)
                    d->inpaint ? "its UNet takes mask and masked-image channels" : "");
 }
 
+/* ---- SDXL: the second text encoder ------------------------------------- */
+
+/* SDXL's OpenCLIP-bigG tower (text_encoder_2.*) as e->text[1]: its heads
+ * and activation from text_encoder_2/config.json or the LDM config's
+ * "conditioner"[1] (clip_hints.component), its pooled output through its
+ * text_projection.  Other families have one encoder: nothing to do. */
+static int load_text2(sd_engine *e, sd_err *err)
+{
+    if (sd_family_info(e->family)->base != SD_FAMILY_SDXL) return 0;
+    clip_hints h = {.component = "text_encoder_2"};
+    if (!(e->text[1] = clip_load(e->w, &h, e->ops, err))) return -1;
+    e->n_text = 2;
+    if (clip_proj_dim(e->text[1]) <= 0)
+        return sd_errf(err, SD_EFORMAT, "text_encoder_2.text_projection.weight", "%s: the second text encoder "
+                       "has no text_projection (SDXL's pooled text vector needs it)", sdw_path(e->w));
+    return 0;
+}
+
+struct sd_clip *sd_engine_clip_at(sd_engine *e, int i) { return i >= 0 && i < e->n_text ? e->text[i] : NULL; }
+
 /* ---- LoRA: the model's weights by canonical name, and one request's set -- */
 
 static ops_weight *engine_weight(void *ud, const char *name)
@@ -252,6 +272,7 @@ static ops_weight *engine_weight(void *ud, const char *name)
     sd_engine *e = ud;
     if (!strncmp(name, "unet.", 5)) return unet_weight(e->unet, name + 5);
     if (!strncmp(name, "text_encoder.", 13)) return clip_weight(e->text[0], name);
+    if (!strncmp(name, "text_encoder_2.", 15) && e->n_text > 1) return clip_weight(e->text[1], name);
     return NULL;
 }
 
@@ -324,6 +345,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
     if (!(e->text[0] = clip_load(e->w, &ch, e->ops, err))) goto fail;
     e->n_text = 1;
     e->clip_skip = o->clip_skip;
+    if (load_text2(e, err)) goto fail;
 
     /* UNet */
     unet_hints uh;
@@ -371,7 +393,8 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
         goto fail;
     }
     if (o->embeddings_dir && *o->embeddings_dir &&
-        emb_dir_load(o->embeddings_dir, e->tok, clip_width(e->text[0]), &e->emb, err))
+        emb_dir_load2(o->embeddings_dir, e->tok, clip_width(e->text[0]), e->n_text > 1 ? clip_width(e->text[1]) : 0,
+                      &e->emb, err))
         goto fail;
 
     for (size_t i = 0; i < sdw_count(e->w); i++) e->params += sdw_numel(sdw_at(e->w, i));
@@ -498,6 +521,7 @@ int sd_check_prompts(const sd_engine *e, const char *prompt, const char *negativ
 static int text_skip(const sd_engine *e, int clip_skip)
 {
     int fixed = e->family == SD_FAMILY_SD2 || e->family == SD_FAMILY_SD2_INPAINT ||
+                sd_family_info(e->family)->base == SD_FAMILY_SDXL ||   /* SDXL: hidden_states[-2], always */
                 clip_default_skip(e->text[0]) != 1;
     return fixed || clip_skip <= 0 ? e->clip_skip : clip_skip;
 }
@@ -542,8 +566,11 @@ static int text_run_open(sd_engine *e, const sd_gen_params *p, text_run *r, sd_e
 {
     memset(r, 0, sizeof *r);
     if (plan_texts(e, p->prompt, p->negative, p->steps, r->plan, err)) return -1;
-    if (a1111_conds_encode(e->text[0], e->tok, e->family, text_skip(e, p->clip_skip), 2 * SD_MAX_PROMPT_WINDOWS,
-                           &r->plan[0], &r->plan[1], &r->conds, err) || ops_fault_err(e, err)) {
+    /* SDXL: an empty negative prompt is zeros, context and pooled (a1111.h) */
+    int zero_neg = sd_family_info(e->family)->base == SD_FAMILY_SDXL && (!p->negative || !*p->negative);
+    if (a1111_conds_encode_multi(e->text, e->n_text, e->tok, e->family, text_skip(e, p->clip_skip),
+                                 2 * SD_MAX_PROMPT_WINDOWS, zero_neg, &r->plan[0], &r->plan[1], &r->conds, err) ||
+        ops_fault_err(e, err)) {
         text_run_close(r);
         return -1;
     }
@@ -552,19 +579,31 @@ static int text_run_open(sd_engine *e, const sd_gen_params *p, text_run *r, sd_e
 
 int sd_encode_text(sd_engine *e, const sd_gen_params *p, float **ctx_out, int *T_out, int *W_out, sd_err *err)
 {
+    return sd_encode_text_pooled(e, p, ctx_out, T_out, W_out, NULL, NULL, err);
+}
+
+int sd_encode_text_pooled(sd_engine *e, const sd_gen_params *p, float **ctx_out, int *T_out, int *W_out,
+                          float **pooled_out, int *P_out, sd_err *err)
+{
     ops_ctx_attach(e->ops);
     ops_take_fault(e->ops);   /* a fault left from before is not this request's */
     text_run r;
     if (text_run_open(e, p, &r, err)) return -1;
-    int W = r.conds.W, key = -1;
+    int W = r.conds.W, P = r.conds.P, key = -1;
     float *ctx = sd_malloc(sizeof(float) * 2 * (size_t)r.conds.max_chunks * TOK_WINDOW * W);
-    if (!ctx) {
+    float *pooled = pooled_out && P ? sd_malloc(sizeof(float) * 2 * (size_t)P) : NULL;
+    if (!ctx || (pooled_out && P && !pooled)) {
+        free(ctx);
+        free(pooled);
         text_run_close(&r);
         return sd_errf(err, SD_ENOMEM, "prompt", "out of memory");
     }
     *T_out = a1111_conds_rows(&r.conds, 0, 1, A1111_ROWS_NEGATIVE_FIRST, ctx, &key);   /* the texts of the first call */
+    if (pooled) a1111_conds_pooled(&r.conds, 0, 1, A1111_ROWS_NEGATIVE_FIRST, pooled);
     *ctx_out = ctx;
     *W_out = W;
+    if (pooled_out) *pooled_out = pooled;
+    if (P_out) *P_out = P;
     text_run_close(&r);
     return 0;
 }

@@ -44,5 +44,16 @@ int sd_engine_apply_loras(sd_engine *e, const sd_gen_params *p, sd_err *err);
  * call of a run of p->steps (prompt editing switches later; steps < 1 reads
  * as 1).  *ctx malloc'd. */
 int sd_encode_text(sd_engine *e, const sd_gen_params *p, float **ctx, int *T, int *W, sd_err *err);
+/* The same plus, for SDXL, the pooled rows beside the context rows:
+ * pooled[2, P] (row 0 negative, row 1 prompt; each text's first chunk's
+ * text_encoder_2 pooled output, zeros for an empty negative as the context),
+ * P = the projection width (1280 in SDXL); *pooled NULL and *P 0 for models
+ * without one (SD1/SD2).  The UNet's added vector is built from these rows
+ * (in a run: a1111_conds_pooled beside a1111_conds_rows).  Either out may
+ * be NULL; *pooled malloc'd. */
+int sd_encode_text_pooled(sd_engine *e, const sd_gen_params *p, float **ctx, int *T, int *W, float **pooled,
+                          int *P, sd_err *err);
+/* Text encoder i (0 = the first; SDXL: 1 = OpenCLIP-bigG), NULL past the last. */
+struct sd_clip *sd_engine_clip_at(sd_engine *e, int i);
 
 #endif

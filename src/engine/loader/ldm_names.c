@@ -263,26 +263,34 @@ static int map_vae(const ldm_map *m, const char *src, const char *r, char *out, 
     return unmapped(err, src);
 }
 
-static int map_openclip(const char *src, const char *r, char *out, size_t outsz, sd_err *err)
+/* An OpenCLIP text tower under component `te` ("text_encoder" for SD2's
+ * cond_stage_model.model.*, "text_encoder_2" for SDXL's second embedder).
+ * Its text_projection (pooled = x @ W, stored [width, proj]) is kept only
+ * for SDXL, transposed at load to diffusers' [proj, width] (LDM_TRANSPOSE). */
+static int map_openclip(const char *src, const char *r, const char *te, int keep_proj, char *out, size_t outsz,
+                        sd_err *err)
 {
     const char *b, *tail;
     int i;
+    if (!strcmp(r, "text_projection") && keep_proj)
+        return put(out, outsz, err, src, "%s.text_projection.weight", te) < 0 ? -1 : LDM_TRANSPOSE;
     if (!strcmp(r, "text_projection") || !strcmp(r, "logit_scale") || !strcmp(r, "attn_mask")) return LDM_IGNORE;
     if (!strcmp(r, "token_embedding.weight"))
-        return put(out, outsz, err, src, "text_encoder.text_model.embeddings.token_embedding.weight");
+        return put(out, outsz, err, src, "%s.text_model.embeddings.token_embedding.weight", te);
     if (!strcmp(r, "positional_embedding"))
-        return put(out, outsz, err, src, "text_encoder.text_model.embeddings.position_embedding.weight");
+        return put(out, outsz, err, src, "%s.text_model.embeddings.position_embedding.weight", te);
     if ((b = eat(r, "ln_final.")) && is_param(b))
-        return put(out, outsz, err, src, "text_encoder.text_model.final_layer_norm.%s", b);
+        return put(out, outsz, err, src, "%s.text_model.final_layer_norm.%s", te, b);
     if (!(b = eat(r, "transformer.resblocks.")) || !(b = eat_int(b, &i))) return unmapped(err, src);
     if (!strcmp(b, "attn.in_proj_weight") || !strcmp(b, "attn.in_proj_bias")) {
-        put(out, outsz, err, src, "text_encoder.text_model.encoder.layers.%d.self_attn.q_proj.%s", i,
-            b[13] == 'w' ? "weight" : "bias");
+        if (put(out, outsz, err, src, "%s.text_model.encoder.layers.%d.self_attn.q_proj.%s", te, i,
+                b[13] == 'w' ? "weight" : "bias") < 0)
+            return -1;
         return LDM_SPLIT;
     }
     const char *to = rename_prefix(clip_layer, N(clip_layer), b, &tail);
     if (!to || !is_param(tail)) return unmapped(err, src);
-    return put(out, outsz, err, src, "text_encoder.text_model.encoder.layers.%d.%s.%s", i, to, tail);
+    return put(out, outsz, err, src, "%s.text_model.encoder.layers.%d.%s.%s", te, i, to, tail);
 }
 
 static int ends_with(const char *s, const char *suffix)
@@ -301,7 +309,14 @@ int ldm_map_name(const ldm_map *m, const char *src, char *out, size_t outsz, sd_
         const char *t = eat(r, "text_model.");
         return put(out, outsz, err, src, "text_encoder.text_model.%s", t ? t : r);
     }
-    if ((r = eat(src, "cond_stage_model.model."))) return map_openclip(src, r, out, outsz, err);
+    if ((r = eat(src, "cond_stage_model.model."))) return map_openclip(src, r, "text_encoder", 0, out, outsz, err);
+    /* SDXL: embedder 0 = CLIP-L (HF names), embedder 1 = OpenCLIP-bigG */
+    if ((r = eat(src, "conditioner.embedders.0.transformer."))) {
+        const char *t = eat(r, "text_model.");
+        return put(out, outsz, err, src, "text_encoder.text_model.%s", t ? t : r);
+    }
+    if ((r = eat(src, "conditioner.embedders.1.model.")))
+        return map_openclip(src, r, "text_encoder_2", 1, out, outsz, err);
     /* the LDM noise schedule: A1111's k-diffusion sigmas come from it */
     if (!strcmp(src, "alphas_cumprod")) return put(out, outsz, err, src, "scheduler.alphas_cumprod");
     return LDM_IGNORE;  /* the other LDM buffers (betas, ...), model_ema.*, anything else */

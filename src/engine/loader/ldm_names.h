@@ -15,7 +15,8 @@ typedef struct ldm_map ldm_map;
 enum {
     LDM_IGNORE = 0,  /* not a model weight we use (buffers, EMA, position_ids, text_projection...) */
     LDM_KEEP = 1,    /* out = canonical name */
-    LDM_SPLIT = 2    /* OpenCLIP in_proj: out = the q_proj name; k/v follow by renaming q_proj */
+    LDM_SPLIT = 2,   /* OpenCLIP in_proj: out = the q_proj name; k/v follow by renaming q_proj */
+    LDM_TRANSPOSE = 3 /* a 2-d tensor kept transposed (SDXL's OpenCLIP text_projection [W,P] -> [P,W]) */
 };
 
 /* Scan all names of a file to learn its layout.  NULL + err (SD_EFORMAT) if

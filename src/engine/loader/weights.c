@@ -33,6 +33,7 @@ struct sd_weights {
     char *single;        /* the single .safetensors file (single-file layout) */
     sdw_layout layout;
     sdw_text_kind text_kind;
+    sdw_text_kind text2_kind;  /* SDXL's second tower (text_encoder_2.*), SDW_TEXT_NONE without one */
     st_file files[SDW_MAXFILES];
     size_t nfiles;
     sdw_tensor *t;
@@ -186,6 +187,20 @@ static void drop_pages(const void *p, size_t n)
     if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
+/* a[r, c] -> a[c, r] through a scratch copy (small matrices: a text projection). */
+static int transpose_in_place(float *a, int64_t r, int64_t c, sd_err *err)
+{
+    size_t n = (size_t)(r * c);
+    if (n == 0) return 0;
+    float *t = sd_malloc(n * sizeof *t);
+    if (!t) return sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+    memcpy(t, a, n * sizeof *t);
+    for (int64_t i = 0; i < r; i++)
+        for (int64_t j = 0; j < c; j++) a[j * r + i] = t[i * c + j];
+    free(t);
+    return 0;
+}
+
 static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *err)
 {
     st_file *f = &w->files[fi];
@@ -237,7 +252,12 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
                 goto out;
             }
         }
-        int aligned = e->dtype == ST_F32 && ((uintptr_t)e->data & 3) == 0;
+        if (k == LDM_TRANSPOSE && e->ndim != 2) {
+            sd_errf(err, SD_EFORMAT, e->name, "%s: tensor '%s' has %d dimensions, expected 2 (a [width, proj] matrix)",
+                    f->path, e->name, e->ndim);
+            goto out;
+        }
+        int aligned = e->dtype == ST_F32 && ((uintptr_t)e->data & 3) == 0 && k != LDM_TRANSPOSE;
         if (!aligned) nconv += (size_t)e->numel;
     }
     float *buf = NULL;
@@ -258,7 +278,7 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
     for (size_t i = 0; i < f->n; i++) {
         const st_entry *e = &f->e[i];
         if (plan[i].kind == LDM_IGNORE) continue;
-        if (e->dtype == ST_F32 && ((uintptr_t)e->data & 3) == 0) {
+        if (e->dtype == ST_F32 && ((uintptr_t)e->data & 3) == 0 && plan[i].kind != LDM_TRANSPOSE) {
             dst[i] = (float *)e->data; /* read-only map; never written */
         } else {
             dst[i] = buf + off;
@@ -279,7 +299,11 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
     rc = 0;
     for (size_t i = 0; i < f->n && rc == 0; i++) {
         const st_entry *e = &f->e[i];
-        if (plan[i].kind == LDM_KEEP) {
+        if (plan[i].kind == LDM_TRANSPOSE) {
+            int64_t sh[2] = {e->shape[1], e->shape[0]};
+            rc = transpose_in_place(dst[i], e->shape[0], e->shape[1], err);
+            if (rc == 0) rc = add_tensor(w, plan[i].name, e->name, f->path, 2, sh, dst[i], NULL, e->dtype, err);
+        } else if (plan[i].kind == LDM_KEEP) {
             rc = add_tensor(w, plan[i].name, e->name, f->path, e->ndim, e->shape, dst[i], e->data, e->dtype, err);
         } else if (plan[i].kind == LDM_SPLIT) {
             /* q, k, v views: rows [0,W), [W,2W), [2W,3W) of the packed tensor. */
@@ -334,6 +358,7 @@ static int open_diffusers(sd_weights *w, sd_err *err)
 {
     static const struct { const char *dir, *file; } comps[] = {
         {"unet", "diffusion_pytorch_model"}, {"vae", "diffusion_pytorch_model"}, {"text_encoder", "model"},
+        {"text_encoder_2", "model"},   /* SDXL's second text tower */
     };
     for (size_t c = 0; c < sizeof comps / sizeof comps[0]; c++) {
         char *dir = joinf("%s/%s", w->folder, comps[c].dir);
@@ -363,14 +388,17 @@ static int open_diffusers(sd_weights *w, sd_err *err)
 /* Which text tower: single files tell by naming (OpenCLIP under
  * cond_stage_model.model.*); a diffusers folder holds both in HF naming, and
  * SD2's converted OpenCLIP tower says hidden_act "gelu" in its config.json. */
-static sdw_text_kind text_kind(sd_weights *w)
+static sdw_text_kind text_kind(sd_weights *w, const char *te)
 {
-    const sdw_tensor *t = sdw_get(w, "text_encoder.text_model.embeddings.token_embedding.weight");
+    const sdw_tensor *t = sdw_getf(w, "%s.text_model.embeddings.token_embedding.weight", te);
     if (!t) return SDW_TEXT_NONE;
     if (w->layout == SDW_LAYOUT_SINGLE_FILE)
-        return strncmp(t->src_name, "cond_stage_model.model.", 23) ? SDW_TEXT_CLIP_L : SDW_TEXT_OPENCLIP;
+        return strstr(t->src_name, "_stage_model.model.") || strstr(t->src_name, "embedders.1.model.")
+                   ? SDW_TEXT_OPENCLIP : SDW_TEXT_CLIP_L;
     size_t len = 0;
-    char *cfg = sdw_folder_file(w, "text_encoder/config.json", &len);
+    char path[64];
+    snprintf(path, sizeof path, "%s/config.json", te);
+    char *cfg = sdw_folder_file(w, path, &len);
     json_t *j = cfg ? json_loadb(cfg, len, 0, NULL) : NULL;
     const char *act = json_string_value(json_object_get(j, "hidden_act"));
     sdw_text_kind k = act && !strcmp(act, "gelu") ? SDW_TEXT_OPENCLIP : SDW_TEXT_CLIP_L;
@@ -431,7 +459,8 @@ sd_weights *sdw_open(const char *path, sd_err *err)
         }
     }
     if (rc == 0) rc = sort_table(w, err);
-    if (rc == 0) w->text_kind = text_kind(w);
+    if (rc == 0) w->text_kind = text_kind(w, "text_encoder");
+    if (rc == 0) w->text2_kind = text_kind(w, "text_encoder_2");
     if (rc) {
         sdw_close(w);
         return NULL;
@@ -564,6 +593,7 @@ ops_weight *sdw_weight(const sdw_tensor *t, ops_ctx *ctx)
 
 sdw_layout sdw_get_layout(const sd_weights *w) { return w->layout; }
 sdw_text_kind sdw_text_kind_of(const sd_weights *w) { return w->text_kind; }
+sdw_text_kind sdw_text2_kind_of(const sd_weights *w) { return w->text2_kind; }
 const char *sdw_path(const sd_weights *w) { return w->path; }
 
 const sdw_tensor *sdw_get(const sd_weights *w, const char *name)

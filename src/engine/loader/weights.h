@@ -6,6 +6,8 @@
  *     "unet.<diffusers unet name>"            e.g. unet.down_blocks.0.resnets.1.conv1.weight
  *     "vae.<diffusers vae name>"              e.g. vae.decoder.up_blocks.0.resnets.0.norm1.weight
  *     "text_encoder.<HF CLIPTextModel name>"  e.g. text_encoder.text_model.encoder.layers.0.self_attn.q_proj.weight
+ *     "text_encoder_2.<HF CLIPTextModelWithProjection name>"  SDXL's second tower, incl.
+ *                                              text_encoder_2.text_projection.weight [proj, width]
  *     "scheduler.alphas_cumprod"              the LDM buffer, when a single file stores it
  * Single-file names are mapped to these (LDM -> diffusers, OpenCLIP -> HF
  * CLIP with in_proj split into q/k/v views).  Shapes are kept exactly as
@@ -71,6 +73,10 @@ size_t sdw_drop_prefix(sd_weights *w, const char *prefix);
 sdw_layout sdw_get_layout(const sd_weights *w);
 /* Which text tower the file had (SD1 = CLIP ViT-L style HF naming, SD2 = OpenCLIP). */
 sdw_text_kind sdw_text_kind_of(const sd_weights *w);
+/* The second text tower's kind (SDXL: text_encoder_2.*, OpenCLIP-bigG from
+ * conditioner.embedders.1.model.* or a text_encoder_2/ folder whose config
+ * says hidden_act "gelu"); SDW_TEXT_NONE when there is none. */
+sdw_text_kind sdw_text2_kind_of(const sd_weights *w);
 /* Path given to sdw_open (folder or file). */
 const char *sdw_path(const sd_weights *w);
 

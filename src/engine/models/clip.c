@@ -23,10 +23,11 @@
 #include "../ops/ops.h"
 #include "../../base/alloc.h"
 
-#define TE "text_encoder.text_model."
-
 typedef struct clip_config {
+    char comp[24];            /* component: "text_encoder" or "text_encoder_2" */
+    char pfx[40];             /* "<comp>.text_model." */
     int width, layers, mlp, vocab, tokens, heads;
+    int proj;                 /* text_projection rows (pooled width), 0 without one */
     clip_act act;
     float ln_eps;
     int diffusers;            /* weights came from a diffusers folder */
@@ -46,6 +47,7 @@ typedef struct clip_state {
 struct sd_clip {
     clip_config cfg;
     const float *tok_emb, *pos_emb, *fln_w, *fln_b;
+    const float *proj_w;      /* [proj, width] (diffusers orientation) or NULL */
     clip_layer *layer;
     clip_state st;
     ops_m om;        /* its ops' context and precision (OPS_*) */
@@ -64,21 +66,30 @@ static json_t *clip_parse(char *txt, size_t len)
     return j;
 }
 
-/* text_encoder/config.json of a diffusers folder, or NULL. */
-static json_t *clip_read_config(const sd_weights *w)
+/* <comp>/config.json of a diffusers folder, or NULL. */
+static json_t *clip_read_config(const sd_weights *w, const char *comp)
 {
     size_t len = 0;
-    char *txt = sdw_folder_file(w, "text_encoder/config.json", &len);
+    char path[64];
+    snprintf(path, sizeof path, "%s/config.json", comp);
+    char *txt = sdw_folder_file(w, path, &len);
     return clip_parse(txt, len);
 }
 
-/* The "text" object of the LDM config beside a single file (heads, act), or NULL. */
-static json_t *clip_read_ldm_text(const sd_weights *w)
+/* 1 for SDXL's second tower. */
+static int is_second(const char *comp) { return !strcmp(comp, "text_encoder_2"); }
+
+/* The text encoder's object of the LDM config beside a single file (heads,
+ * act), or NULL: "text" (SD1/SD2), or SDXL's "conditioner" entry 0 / 1. */
+static json_t *clip_read_ldm_text(const sd_weights *w, const char *comp)
 {
     size_t len = 0;
     char *txt = sdw_ldm_config(w, &len);
     json_t *j = clip_parse(txt, len);
-    json_t *t = j ? json_incref(json_object_get(j, "text")) : NULL;
+    json_t *cond = json_object_get(j, "conditioner");
+    json_t *t = json_is_array(cond) ? json_array_get(cond, is_second(comp) ? 1 : 0)
+                                    : is_second(comp) ? NULL : json_object_get(j, "text");
+    t = json_incref(t);
     json_decref(j);
     if (t && !json_is_object(t)) { json_decref(t); t = NULL; }
     return t;
@@ -115,7 +126,7 @@ static int clip_load_layer(const sd_weights *w, ops_ctx *ctx, const clip_config 
 {
     char n[160];
     int W = c->width, F = c->mlp;
-#define P(suffix) (snprintf(n, sizeof n, TE "encoder.layers.%d.%s", i, suffix), n)
+#define P(suffix) (snprintf(n, sizeof n, "%sencoder.layers.%d.%s", c->pfx, i, suffix), n)
     L->ln1_w = need_vec(w, err, P("layer_norm1.weight"), W);
     L->ln1_b = need_vec(w, err, P("layer_norm1.bias"), W);
     L->ln2_w = need_vec(w, err, P("layer_norm2.weight"), W);
@@ -137,31 +148,57 @@ static int clip_load_layer(const sd_weights *w, ops_ctx *ctx, const clip_config 
 }
 
 /* Sizes from shapes; heads, activation and LN eps from hints / config.json / family. */
-static int clip_configure(const sd_weights *w, const clip_hints *hints, clip_config *c,
-                          const sdw_tensor **tok, const sdw_tensor **pos, sd_err *err)
+/* The tensor "<pfx><rest>" with ndim 2 (-1: any size), or NULL + err. */
+static const sdw_tensor *need2p(const sd_weights *w, sd_err *err, const clip_config *c, const char *rest,
+                                int64_t d0, int64_t d1)
 {
-    *tok = sdw_need2(w, err, TE "embeddings.token_embedding.weight", -1, -1);
+    char n[160];
+    snprintf(n, sizeof n, "%s%s", c->pfx, rest);
+    return sdw_need2(w, err, n, d0, d1);
+}
+
+/* Names, sizes from shapes and the optional text projection. */
+static int clip_shapes(const sd_weights *w, const clip_hints *hints, clip_config *c,
+                       const sdw_tensor **tok, const sdw_tensor **pos, sd_err *err)
+{
+    snprintf(c->comp, sizeof c->comp, "%s", hints && hints->component ? hints->component : "text_encoder");
+    snprintf(c->pfx, sizeof c->pfx, "%s.text_model.", c->comp);
+    *tok = need2p(w, err, c, "embeddings.token_embedding.weight", -1, -1);
     if (!*tok) return -1;
     c->vocab = (int)(*tok)->shape[0];
     c->width = (int)(*tok)->shape[1];
-    *pos = sdw_need2(w, err, TE "embeddings.position_embedding.weight", -1, c->width);
+    *pos = need2p(w, err, c, "embeddings.position_embedding.weight", -1, c->width);
     if (!*pos) return -1;
     c->tokens = (int)(*pos)->shape[0];
-    while (sdw_getf(w, TE "encoder.layers.%d.self_attn.q_proj.weight", c->layers)) c->layers++;
+    while (sdw_getf(w, "%sencoder.layers.%d.self_attn.q_proj.weight", c->pfx, c->layers)) c->layers++;
     if (c->layers == 0)
-        return sd_errf(err, SD_EFORMAT, TE "encoder.layers.0",
-                       "text encoder in %s has no transformer layers (no tensor "
-                       TE "encoder.layers.0.self_attn.q_proj.weight)", sdw_path(w));
-    const sdw_tensor *fc1 = sdw_need2(w, err, TE "encoder.layers.0.mlp.fc1.weight", -1, c->width);
+        return sd_errf(err, SD_EFORMAT, c->pfx, "text encoder in %s has no transformer layers (no tensor "
+                       "%sencoder.layers.0.self_attn.q_proj.weight)", sdw_path(w), c->pfx);
+    const sdw_tensor *fc1 = need2p(w, err, c, "encoder.layers.0.mlp.fc1.weight", -1, c->width);
     if (!fc1) return -1;
     c->mlp = (int)fc1->shape[0];
     if (c->vocab < 1 || c->width < 1 || c->tokens < 1 || c->mlp < 1)
-        return sd_errf(err, SD_EFORMAT, TE "embeddings", "text encoder in %s has an empty dimension",
-                       sdw_path(w));
+        return sd_errf(err, SD_EFORMAT, c->pfx, "text encoder in %s has an empty dimension", sdw_path(w));
+    const sdw_tensor *pr = sdw_getf(w, "%s.text_projection.weight", c->comp);
+    if (pr) {
+        char n[64];
+        snprintf(n, sizeof n, "%s.text_projection.weight", c->comp);
+        if (!(pr = sdw_need2(w, err, n, -1, c->width))) return -1;
+        c->proj = (int)pr->shape[0];
+    }
     c->diffusers = sdw_get_layout(w) == SDW_LAYOUT_DIFFUSERS;
+    return 0;
+}
 
-    json_t *cfg = clip_read_config(w), *ldm = cfg ? NULL : clip_read_ldm_text(w);
-    const char *cfg_name = cfg ? "text_encoder/config.json" : "the LDM config";
+/* Sizes from shapes; heads, activation and LN eps from hints / config.json / family. */
+static int clip_configure(const sd_weights *w, const clip_hints *hints, clip_config *c,
+                          const sdw_tensor **tok, const sdw_tensor **pos, sd_err *err)
+{
+    if (clip_shapes(w, hints, c, tok, pos, err)) return -1;
+    json_t *cfg = clip_read_config(w, c->comp), *ldm = cfg ? NULL : clip_read_ldm_text(w, c->comp);
+    char cfg_name[64];
+    snprintf(cfg_name, sizeof cfg_name, "%s", cfg ? c->comp : "the LDM config");
+    if (cfg) strcat(cfg_name, "/config.json");
     c->heads = hints ? hints->heads : 0;
     if (c->heads <= 0 && cfg) c->heads = (int)json_integer_value(json_object_get(cfg, "num_attention_heads"));
     if (c->heads <= 0 && ldm) c->heads = (int)json_integer_value(json_object_get(ldm, "heads"));
@@ -180,7 +217,8 @@ static int clip_configure(const sd_weights *w, const clip_hints *hints, clip_con
         }
     }
     if (c->act == CLIP_ACT_AUTO)
-        c->act = sdw_text_kind_of(w) == SDW_TEXT_OPENCLIP ? CLIP_ACT_GELU : CLIP_ACT_QUICK_GELU;
+        c->act = (is_second(c->comp) ? sdw_text2_kind_of(w) : sdw_text_kind_of(w)) == SDW_TEXT_OPENCLIP
+                     ? CLIP_ACT_GELU : CLIP_ACT_QUICK_GELU;
     c->ln_eps = 1e-5f;
     json_t *eps = cfg ? json_object_get(cfg, "layer_norm_eps") : NULL;
     if (eps && json_is_number(eps) && json_number_value(eps) > 0) c->ln_eps = (float)json_number_value(eps);
@@ -209,8 +247,13 @@ sd_clip *clip_load(const sd_weights *w, const clip_hints *hints, ops_ctx *ctx, s
     if (clip_configure(w, hints, &c->cfg, &tok, &pos, err)) goto fail;
     c->tok_emb = tok->data;
     c->pos_emb = pos->data;
-    c->fln_w = need_vec(w, err, TE "final_layer_norm.weight", c->cfg.width);
-    c->fln_b = need_vec(w, err, TE "final_layer_norm.bias", c->cfg.width);
+    char n[160];
+    snprintf(n, sizeof n, "%sfinal_layer_norm.weight", c->cfg.pfx);
+    c->fln_w = need_vec(w, err, n, c->cfg.width);
+    snprintf(n, sizeof n, "%sfinal_layer_norm.bias", c->cfg.pfx);
+    c->fln_b = need_vec(w, err, n, c->cfg.width);
+    const sdw_tensor *pr = c->cfg.proj ? sdw_getf(w, "%s.text_projection.weight", c->cfg.comp) : NULL;
+    c->proj_w = pr ? pr->data : NULL;
     c->layer = sd_calloc(c->cfg.layers, sizeof *c->layer);
     if (!c->layer) { sd_errf(err, SD_ENOMEM, "", "out of memory loading the text encoder"); goto fail; }
     for (int i = 0; i < c->cfg.layers; i++)
@@ -254,11 +297,11 @@ ops_weight *clip_weight(sd_clip *c, const char *name)
                                        "self_attn.v_proj.weight", "self_attn.out_proj.weight",
                                        "mlp.fc1.weight", "mlp.fc2.weight"};
     int i, used = 0;
-    if (strncmp(name, TE "encoder.layers.", strlen(TE "encoder.layers.")) ||
-        sscanf(name + strlen(TE "encoder.layers."), "%d.%n", &i, &used) != 1 || !used || i < 0 ||
-        i >= c->cfg.layers)
+    size_t pl = strlen(c->cfg.pfx);
+    if (strncmp(name, c->cfg.pfx, pl) || strncmp(name + pl, "encoder.layers.", 15) ||
+        sscanf(name + pl + 15, "%d.%n", &i, &used) != 1 || !used || i < 0 || i >= c->cfg.layers)
         return NULL;
-    const char *rest = name + strlen(TE "encoder.layers.") + used;
+    const char *rest = name + pl + 15 + used;
     clip_layer *L = &c->layer[i];
     ops_weight *h[] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
     for (int k = 0; k < 6; k++)
@@ -344,9 +387,32 @@ static void clip_layer_forward(sd_clip *c, const clip_layer *L, int B)
 void clip_set_precision(sd_clip *c, int prec) { c->om.prec = prec; }
 ops_ctx *clip_ops_ctx(const sd_clip *c) { return c->om.ctx; }
 
-/* clip_hidden with the slot vectors of clip_encode_vec. */
+/* pooled[B, proj]: the final-LN'd last-layer row (in s->x after all layers)
+ * at each window's first largest id (the end token) @ text_projection^T. */
+static void clip_pool(sd_clip *c, const int32_t *ids, int B, float *pooled)
+{
+    const clip_config *g = &c->cfg;
+    int W = g->width, T = g->tokens, P = g->proj;
+    float *row = c->st.h;
+    for (int b = 0; b < B; b++) {
+        const int32_t *id = ids + (size_t)b * T;
+        int eos = 0;
+        for (int t = 1; t < T; t++)
+            if (id[t] > id[eos]) eos = t;
+        op_layer_norm(c->st.x + ((size_t)b * T + eos) * W, 1, W, c->fln_w, c->fln_b, g->ln_eps, row);
+        for (int p = 0; p < P; p++) {
+            const float *wp = c->proj_w + (size_t)p * W;
+            double acc = 0;
+            for (int k = 0; k < W; k++) acc += (double)row[k] * wp[k];
+            pooled[(size_t)b * P + p] = (float)acc;
+        }
+    }
+}
+
+/* clip_hidden with the slot vectors of clip_encode_vec (and, pooled
+ * non-NULL, the pooled output of clip_hidden_pooled). */
 static int hidden_vec(sd_clip *c, const int32_t *ids, const float *const *vec, int B, int layer, int final_ln,
-                      float *out, sd_err *err)
+                      float *out, float *pooled, sd_err *err)
 {
     const clip_config *g = &c->cfg;
     if (B < 1 || B > (1 << 20) / g->tokens)
@@ -361,16 +427,32 @@ static int hidden_vec(sd_clip *c, const int32_t *ids, const float *const *vec, i
                            "vocabulary of %d", (int)ids[r], r, g->vocab);
     if (clip_state_reserve(c, M, err)) return -1;
 
+    if (pooled && !c->proj_w)
+        return sd_errf(err, SD_EINVAL, c->cfg.comp, "text encoder %s has no text_projection: no pooled output",
+                       c->cfg.comp);
+
     clip_embed(c, ids, vec, M, c->st.x);
     for (int i = 0; i < layer; i++) clip_layer_forward(c, &c->layer[i], B);
     if (final_ln) op_layer_norm(c->st.x, M, g->width, c->fln_w, c->fln_b, g->ln_eps, out);
     else memcpy(out, c->st.x, (size_t)M * g->width * sizeof(float));
+    if (pooled) {
+        for (int i = layer; i < g->layers; i++) clip_layer_forward(c, &c->layer[i], B);
+        clip_pool(c, ids, B, pooled);
+    }
     return 0;
+}
+
+int clip_proj_dim(const sd_clip *c) { return c->proj_w ? c->cfg.proj : 0; }
+
+int clip_hidden_pooled(sd_clip *c, const int32_t *ids, const float *const *vec, int B, int layer, int final_ln,
+                       float *out, float *pooled, sd_err *err)
+{
+    return hidden_vec(c, ids, vec, B, layer, final_ln, out, pooled, err);
 }
 
 int clip_hidden(sd_clip *c, const int32_t *ids, int B, int layer, int final_ln, float *out, sd_err *err)
 {
-    return hidden_vec(c, ids, NULL, B, layer, final_ln, out, err);
+    return hidden_vec(c, ids, NULL, B, layer, final_ln, out, NULL, err);
 }
 
 int clip_encode(sd_clip *c, const int32_t *ids, int B, int skip, float *out, sd_err *err)
@@ -385,5 +467,5 @@ int clip_encode_vec(sd_clip *c, const int32_t *ids, const float *const *vec, int
     if (skip > c->cfg.layers)
         return sd_errf(err, SD_EINVAL, "clip_skip", "clip_skip %d is larger than the %d text encoder layers",
                        skip, c->cfg.layers);
-    return hidden_vec(c, ids, vec, B, c->cfg.layers + 1 - skip, 1, out, err);
+    return hidden_vec(c, ids, vec, B, c->cfg.layers + 1 - skip, 1, out, NULL, err);
 }

@@ -31,6 +31,9 @@ typedef struct clip_hints {
                              LDM config's text.heads (sdw_ldm_config), else width/64 */
     clip_act act;         /* AUTO = config.json hidden_act, else LDM text.act, else the
                              file family (sdw_text_kind_of: OpenCLIP -> GELU) */
+    const char *component;/* NULL = "text_encoder"; "text_encoder_2" = SDXL's second tower
+                             (its <component>/config.json, LDM "conditioner"[1],
+                             sdw_text2_kind_of; its text_projection gives clip_proj_dim) */
 } clip_hints;
 
 typedef struct sd_clip sd_clip;
@@ -77,6 +80,18 @@ int clip_encode_vec(sd_clip *c, const int32_t *ids, const float *const *vec, int
  * callers.  0 or -1 + err. */
 int clip_hidden(sd_clip *c, const int32_t *ids, int B, int layer, int final_ln,
                 float *out, sd_err *err);
+
+/* Width of the pooled output: rows of <component>.text_projection.weight
+ * ([proj, width], diffusers' orientation), 0 when the tower has none. */
+int clip_proj_dim(const sd_clip *c);
+/* clip_hidden (with clip_encode_vec's slot vectors, vec may be NULL) and, in
+ * the same pass, the pooled output (SDXL's text_embeds): for each window,
+ * final_layer_norm(last layer) at the first largest id (argmax: the first
+ * end token when padding is 0) @ text_projection^T (no bias) ->
+ * pooled[B, clip_proj_dim].  pooled NULL = clip_hidden.  -1 + err when the
+ * tower has no projection.  0 or -1 + err. */
+int clip_hidden_pooled(sd_clip *c, const int32_t *ids, const float *const *vec, int B, int layer, int final_ln,
+                       float *out, float *pooled, sd_err *err);
 
 /* The precision (OPS_FP32, OPS_BF16X2, OPS_BF16: ops.h) the model's ops run
  * at from its next call on; ops_default_precision() until set.

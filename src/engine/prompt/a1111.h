@@ -168,12 +168,29 @@ typedef struct a1111_conds {
     float *z;               /* [chunks][77][W] */
     int empty;              /* the empty prompt's chunk in z, -1 = none */
     int W, max_chunks;      /* the longest context of any call, in chunks */
+    float *pooled;          /* SDXL: [chunks][P], the pooled vector of each chunk, or NULL */
+    int P;                  /* pooled width (SDXL's text_encoder_2 projection), 0 = none */
 } a1111_conds;
 
 /* family decides the padding (SD2: 0 after the first end id); skip is
  * clip_encode's.  The plans must outlive the conds. */
 int a1111_conds_encode(sd_clip *clip, const sd_tokenizer *tok, sd_family family, int skip, int max_batch,
                        const a1111_plan *negative, const a1111_plan *prompt, a1111_conds *out, sd_err *err);
+/* The same for several text encoders (clips in the order their outputs join
+ * the context: SDXL's CLIP-L, then OpenCLIP-bigG).  For an SDXL family each
+ * encoder gives hidden_states[-2] without the final layer norm (skip is
+ * ignored, as A1111 does), its own padding (0 after the first end id for the
+ * second), the emphasis applied to its output alone; W = the widths summed,
+ * te1's columns first; pooled[chunk] from the last encoder with a
+ * text_projection (clip_proj_dim).  zero_neg: the negative side's context
+ * and pooled rows are zeros (the SDXL rule for an empty negative prompt:
+ * diffusers' force_zeros_for_empty_prompt, A1111's force_zero_negative_prompt).
+ * Textual-inversion vectors: an SDXL pair's clip_l values go to the first
+ * encoder, its clip_g values to the second (emb_dir_load2 keeps only pairs
+ * usable on a two-encoder model). */
+int a1111_conds_encode_multi(sd_clip *const *clips, int n_clips, const sd_tokenizer *tok, sd_family family,
+                             int skip, int max_batch, int zero_neg, const a1111_plan *negative,
+                             const a1111_plan *prompt, a1111_conds *out, sd_err *err);
 void a1111_conds_free(a1111_conds *c);
 /* Which rows a1111_conds_rows writes: the prompt's only, [negative x
  * B][prompt x B] (diffusers' batch), or [prompt x B][negative x B]
@@ -195,6 +212,10 @@ int a1111_conds_rows(const a1111_conds *c, int call, int B, int order, float *ct
  * calls, one per side), else 0: ctx and T[0] are then a1111_conds_rows'
  * (equal lengths) or the prompt's own rows (A1111_ROWS_PROMPT). */
 int a1111_conds_rows_own(const a1111_conds *c, int call, int B, int order, float *ctx, int *key, int T[2]);
+/* The pooled rows beside a1111_conds_rows' context rows (same call, B and
+ * order): each side's text in effect, the pooled vector of its FIRST chunk
+ * (A1111: zs[0].pooled).  pooled holds rows x c->P floats; c->P must be > 0. */
+void a1111_conds_pooled(const a1111_conds *c, int call, int B, int order, float *pooled);
 
 uint32_t a1111_cp_at(const char *s, size_t n, size_t i, int *len);
 int a1111_is_space(uint32_t cp);

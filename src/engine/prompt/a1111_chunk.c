@@ -46,7 +46,7 @@ static void write_fixes(chunker *c)
     for (int f = 0; f < c->n_fix; f++) {
         const sd_embedding *e = c->fix_e[f];
         for (int j = 0; j < e->n && c->fix_off[f] + 1 + j < TOK_WINDOW; j++)
-            v[c->fix_off[f] + 1 + j] = e->vec + (size_t)j * e->width;
+            v[c->fix_off[f] + 1 + j] = e->vec + (size_t)j * emb_stride(e);
     }
 }
 

@@ -20,6 +20,7 @@ void a1111_conds_free(a1111_conds *c)
     free(c->first[0]);
     free(c->first[1]);
     free(c->z);
+    free(c->pooled);
     memset(c, 0, sizeof *c);
 }
 
@@ -69,43 +70,109 @@ static void gather(a1111_conds *c, const sd_tokenizer *tok, int32_t *ids, double
     }
 }
 
+/* Encode n chunks with one encoder into z[n][77][Wsum] at column `col`:
+ * SDXL takes hidden_states[-2] without the final layer norm (clip_skip
+ * does not apply, as in A1111), other families clip_encode's `skip`; the
+ * emphasis is applied to this encoder's output alone (A1111 wraps each of
+ * SDXL's embedders).  pooled non-NULL: the tower's pooled output per chunk. */
+static int encode_one(sd_clip *clip, int xl, int skip, int max_batch, const int32_t *ids, const float **vec,
+                      const double *mults, int n, int Wsum, int col, float *z, float *pooled, sd_err *err)
+{
+    int W = clip_width(clip), P = clip_proj_dim(clip);
+    size_t cw = (size_t)TOK_WINDOW * W;
+    float *t = Wsum == W ? z : sd_malloc(sizeof(float) * (size_t)n * cw);
+    if (!t) return sd_errf(err, SD_ENOMEM, "prompt", "out of memory encoding the prompt");
+    int rc = 0;
+    for (int at = 0; at < n && !rc; at += max_batch) {
+        int b = n - at < max_batch ? n - at : max_batch;
+        const int32_t *id = ids + (size_t)at * TOK_WINDOW;
+        const float *const *v = vec ? vec + (size_t)at * TOK_WINDOW : NULL;
+        if (xl)
+            rc = clip_hidden_pooled(clip, id, v, b, clip_layers(clip) - 1, 0, t + (size_t)at * cw,
+                                    pooled ? pooled + (size_t)at * P : NULL, err);
+        else
+            rc = clip_encode_vec(clip, id, v, b, skip, t + (size_t)at * cw, err);
+    }
+    for (int k = 0; k < n && !rc; k++) a1111_emphasis(t + (size_t)k * cw, mults + (size_t)k * TOK_WINDOW, W);
+    if (t != z) {
+        for (size_t r = 0; r < (size_t)n * TOK_WINDOW && !rc; r++)
+            memcpy(z + r * Wsum + col, t + r * W, sizeof(float) * W);
+        free(t);
+    }
+    return rc;
+}
+
+/* force_zeros_for_empty_prompt: the negative side's chunks and pooled rows zeroed. */
+static void zero_negative(a1111_conds *c)
+{
+    const a1111_plan *neg = c->plan[0];
+    size_t cw = (size_t)TOK_WINDOW * c->W;
+    for (int i = 0; i < neg->n_texts; i++)
+        for (int k = 0; k < neg->chunks[i].n_chunks; k++) {
+            int at = c->first[0][i] + k;
+            memset(c->z + (size_t)at * cw, 0, sizeof(float) * cw);
+            if (c->pooled) memset(c->pooled + (size_t)at * c->P, 0, sizeof(float) * (size_t)c->P);
+        }
+}
+
 int a1111_conds_encode(sd_clip *clip, const sd_tokenizer *tok, sd_family family, int skip, int max_batch,
                        const a1111_plan *negative, const a1111_plan *prompt, a1111_conds *out, sd_err *err)
+{
+    return a1111_conds_encode_multi(&clip, 1, tok, family, skip, max_batch, 0, negative, prompt, out, err);
+}
+
+int a1111_conds_encode_multi(sd_clip *const *clips, int n_clips, const sd_tokenizer *tok, sd_family family,
+                             int skip, int max_batch, int zero_neg, const a1111_plan *negative,
+                             const a1111_plan *prompt, a1111_conds *out, sd_err *err)
 {
     memset(out, 0, sizeof *out);
     out->plan[0] = negative;
     out->plan[1] = prompt;
-    out->W = clip_width(clip);
+    int xl = sd_family_info(family)->base == SD_FAMILY_SDXL, pooled_by = -1;
+    for (int i = 0; i < n_clips; i++) {
+        out->W += clip_width(clips[i]);
+        if (xl && clip_proj_dim(clips[i]) > 0) pooled_by = i;   /* SDXL: the last tower with a projection */
+    }
+    out->P = pooled_by >= 0 ? clip_proj_dim(clips[pooled_by]) : 0;
     out->max_chunks = negative->max_chunks > prompt->max_chunks ? negative->max_chunks : prompt->max_chunks;
     int n = negative->total_chunks + prompt->total_chunks, W = out->W;
     out->empty = lengths_differ(negative, prompt) ? n++ : -1;
-    int32_t *ids = sd_malloc(sizeof(int32_t) * (size_t)n * TOK_WINDOW);
-    double *mults = sd_malloc(sizeof(double) * (size_t)n * TOK_WINDOW);
     int with_vec = any_vec(negative, prompt);
+    int32_t *ids = sd_malloc(sizeof(int32_t) * (size_t)n * TOK_WINDOW);
+    int32_t *ids0 = sd_malloc(sizeof(int32_t) * (size_t)n * TOK_WINDOW);
+    double *mults = sd_malloc(sizeof(double) * (size_t)n * TOK_WINDOW);
     const float **vec = with_vec ? sd_malloc(sizeof(float *) * (size_t)n * TOK_WINDOW) : NULL;
+    const float **vec_i = with_vec && n_clips > 1 ? sd_malloc(sizeof(float *) * (size_t)n * TOK_WINDOW) : NULL;
     out->z = sd_malloc(sizeof(float) * (size_t)n * TOK_WINDOW * W);
+    out->pooled = out->P ? sd_malloc(sizeof(float) * (size_t)n * out->P) : NULL;
     out->first[0] = sd_malloc(sizeof(int) * (size_t)negative->n_texts);
     out->first[1] = sd_malloc(sizeof(int) * (size_t)prompt->n_texts);
     int rc = -1;
-    if (!ids || !mults || (with_vec && !vec) || !out->z || !out->first[0] || !out->first[1]) {
+    if (!ids || !ids0 || !mults || (with_vec && !vec) || (with_vec && n_clips > 1 && !vec_i) || !out->z || (out->P && !out->pooled) || !out->first[0] ||
+        !out->first[1]) {
         sd_errf(err, SD_ENOMEM, "prompt", "out of memory encoding the prompt");
         goto done;
     }
     gather(out, tok, ids, mults, vec);
-    if (sd_family_info(family)->base == SD_FAMILY_SD2) a1111_openclip_pad(ids, n, tok_eos(tok));
-    for (int at = 0; at < n; at += max_batch) {
-        int b = n - at < max_batch ? n - at : max_batch;
-        if (clip_encode_vec(clip, ids + (size_t)at * TOK_WINDOW, vec ? vec + (size_t)at * TOK_WINDOW : NULL, b, skip,
-                            out->z + (size_t)at * TOK_WINDOW * W, err))
+    /* OpenCLIP towers (SD2's, SDXL's second) read 0 after the first end id */
+    memcpy(ids0, ids, sizeof(int32_t) * (size_t)n * TOK_WINDOW);
+    a1111_openclip_pad(ids0, n, tok_eos(tok));
+    int sd2 = sd_family_info(family)->base == SD_FAMILY_SD2;
+    for (int i = 0, col = 0; i < n_clips; col += clip_width(clips[i]), i++) {
+        /* an SDXL pair's vector holds each encoder's values in turn (emb_stride) */
+        for (size_t k = 0; vec_i && k < (size_t)n * TOK_WINDOW; k++) vec_i[k] = vec[k] ? vec[k] + col : NULL;
+        if (encode_one(clips[i], xl, skip, max_batch, sd2 || (xl && i > 0) ? ids0 : ids, vec_i ? vec_i : vec, mults,
+                       n, W, col, out->z, i == pooled_by ? out->pooled : NULL, err))
             goto done;
     }
-    for (int k = 0; k < n; k++)
-        a1111_emphasis(out->z + (size_t)k * TOK_WINDOW * W, mults + (size_t)k * TOK_WINDOW, W);
+    if (zero_neg) zero_negative(out);
     rc = 0;
 done:
     free(ids);
+    free(ids0);
     free(mults);
     free(vec);
+    free(vec_i);
     if (rc) a1111_conds_free(out);
     return rc;
 }
@@ -160,4 +227,16 @@ int a1111_conds_rows_own(const a1111_conds *c, int call, int B, int order, float
 {
     write_rows(c, call, B, order, 0, ctx, key, T);
     return T[1] > 0 && T[1] != T[0];
+}
+
+void a1111_conds_pooled(const a1111_conds *c, int call, int B, int order, float *pooled)
+{
+    int f[2], n[2];
+    side_at(c, 0, call, &f[0], &n[0]);
+    side_at(c, 1, call, &f[1], &n[1]);
+    static const int sides[3][2] = {{1, -1}, {0, 1}, {1, 0}};
+    const int *sd = sides[order == A1111_ROWS_NEGATIVE_FIRST ? 1 : order == A1111_ROWS_PROMPT_FIRST ? 2 : 0];
+    for (int q = 0, r = 0; q < 2 && sd[q] >= 0; q++)
+        for (int b = 0; b < B; b++, r++)
+            memcpy(pooled + (size_t)r * c->P, c->pooled + (size_t)f[sd[q]] * c->P, sizeof(float) * (size_t)c->P);
 }

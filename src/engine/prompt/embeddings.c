@@ -42,19 +42,23 @@ static int ends_with(const char *s, const char *suffix)
 /* The entry that holds the vectors: the file's only tensor, whatever its
  * name (emb_params, string_to_param.*, <token>), as A1111 reads a
  * .safetensors; else NULL + err (SDXL's clip_l + clip_g, several terms). */
-static const st_entry *pick_tensor(const st_file *f, const char *name, sd_err *err)
+static const st_entry *pick_tensor(const st_file *f, const char *name, const st_entry **second, sd_err *err)
 {
+    *second = NULL;
     if (f->n == 1) return &f->e[0];
-    int xl = 0;
-    for (size_t i = 0; i < f->n; i++) xl += !strcmp(f->e[i].name, "clip_l") || !strcmp(f->e[i].name, "clip_g");
-    if (xl == 2)
-        sd_errf(err, SD_EINVAL, FIELD, "embedding '%s' is an SDXL embedding (clip_l / clip_g), which SD1 and SD2 "
-                "models cannot use", name);
-    else
-        sd_errf(err, SD_EINVAL, FIELD, "embedding '%s': %zu tensors; an embedding file holds exactly one "
-                "(emb_params, string_to_param.* or its token's name)", name, f->n);
+    if (f->n == 2) {   /* SDXL: clip_l (first encoder) + clip_g (second), in either order */
+        int l = !strcmp(f->e[0].name, "clip_l") ? 0 : !strcmp(f->e[1].name, "clip_l") ? 1 : -1;
+        if (l >= 0 && !strcmp(f->e[1 - l].name, "clip_g")) {
+            *second = &f->e[1 - l];
+            return &f->e[l];
+        }
+    }
+    sd_errf(err, SD_EINVAL, FIELD, "embedding '%s': %zu tensors; an embedding file holds exactly one "
+            "(emb_params, string_to_param.* or its token's name), or SDXL's clip_l + clip_g", name, f->n);
     return NULL;
 }
+
+int emb_stride(const sd_embedding *e) { return e->width + e->width2; }
 
 /* Shape [W] or [n, W] with 1 <= n <= EMB_MAX_VECTORS and a float dtype. */
 static int check_shape(const st_entry *t, const char *name, int *n, int *w, sd_err *err)
@@ -74,6 +78,17 @@ static int check_shape(const st_entry *t, const char *name, int *n, int *w, sd_e
     return 0;
 }
 
+/* t's n rows of w values into dst's rows of `stride` floats, at column col. */
+static int read_rows(float *dst, const st_entry *t, int n, int w, size_t stride, size_t col)
+{
+    float *tmp = sd_malloc(sizeof(float) * (size_t)n * (size_t)w);
+    if (!tmp) return -1;
+    st_to_f32(tmp, t->data, t->dtype, (size_t)n * (size_t)w);
+    for (int r = 0; r < n; r++) memcpy(dst + (size_t)r * stride + col, tmp + (size_t)r * w, sizeof(float) * (size_t)w);
+    free(tmp);
+    return 0;
+}
+
 int emb_read(const char *path, const char *name, sd_embedding *out, sd_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -87,14 +102,24 @@ int emb_read(const char *path, const char *name, sd_embedding *out, sd_err *err)
         snprintf(err->field, sizeof err->field, "%s", FIELD);
         return -1;
     }
-    int rc = -1, n = 0, w = 0;
-    const st_entry *t = pick_tensor(&f, name, err);
-    if (!t || check_shape(t, name, &n, &w, err)) goto done;
-    out->vec = sd_malloc(sizeof(float) * (size_t)n * (size_t)w);
+    int rc = -1, n = 0, w = 0, n2 = 0, w2 = 0;
+    const st_entry *t2, *t = pick_tensor(&f, name, &t2, err);
+    if (!t || check_shape(t, name, &n, &w, err) || (t2 && check_shape(t2, name, &n2, &w2, err))) goto done;
+    if (t2 && n2 != n) {
+        sd_errf(err, SD_EINVAL, FIELD, "embedding '%s': clip_l has %d vectors, clip_g %d; a pair has as many",
+                name, n, n2);
+        goto done;
+    }
+    size_t sw = (size_t)w + (size_t)w2;
+    out->vec = sd_malloc(sizeof(float) * (size_t)n * sw);
     out->name = sd_strdup(name);
     if (!out->vec || !out->name) { sd_errf(err, SD_ENOMEM, FIELD, "out of memory reading embedding '%s'", name); goto done; }
-    st_to_f32(out->vec, t->data, t->dtype, (size_t)n * (size_t)w);
-    for (size_t i = 0; i < (size_t)n * (size_t)w; i++)
+    if (read_rows(out->vec, t, n, w, sw, 0) || (t2 && read_rows(out->vec, t2, n, w2, sw, (size_t)w))) {
+        sd_errf(err, SD_ENOMEM, FIELD, "out of memory reading embedding '%s'", name);
+        goto done;
+    }
+    out->width2 = w2;
+    for (size_t i = 0; i < (size_t)n * sw; i++)
         if (!isfinite(out->vec[i])) {
             sd_errf(err, SD_EINVAL, FIELD, "embedding '%s': value %zu is not a finite number", name, i);
             goto done;
@@ -142,12 +167,21 @@ static int list_dir(const char *dir, char ***names, int *n, sd_err *err)
 }
 
 /* Why a read embedding cannot be used with this encoder (malloc'd), or NULL. */
-static void check_usable(sd_embedding *e, const sd_tokenizer *tok, int width)
+static void check_usable(sd_embedding *e, const sd_tokenizer *tok, int width, int width2)
 {
     sd_err err;
     sd_err_clear(&err);
     char msg[256] = "";
-    if (e->width != width)
+    if (e->width2 && !width2)
+        snprintf(msg, sizeof msg, "embedding '%s' is an SDXL embedding (clip_l / clip_g), which SD1 and SD2 "
+                 "models cannot use", e->name);
+    else if (width2 && !e->width2)
+        snprintf(msg, sizeof msg, "embedding '%s' has one tensor; an SDXL model needs a clip_l + clip_g pair "
+                 "(an embedding of another model family)", e->name);
+    else if (width2 && (e->width != width || e->width2 != width2))
+        snprintf(msg, sizeof msg, "embedding '%s' has clip_l / clip_g vectors of width %d / %d; this model's "
+                 "text encoders take %d / %d", e->name, e->width, e->width2, width, width2);
+    else if (e->width != width)
         snprintf(msg, sizeof msg, "embedding '%s' has vectors of width %d; this model's text encoder takes %d "
                  "(an embedding of another model family)", e->name, e->width, width);
     else if (tok_encode(tok, e->name, &e->ids, &e->n_ids, &err) || !e->n_ids)
@@ -161,6 +195,11 @@ static void check_usable(sd_embedding *e, const sd_tokenizer *tok, int width)
 }
 
 int emb_dir_load(const char *dir, const sd_tokenizer *tok, int width, sd_embeddings *out, sd_err *err)
+{
+    return emb_dir_load2(dir, tok, width, 0, out, err);
+}
+
+int emb_dir_load2(const char *dir, const sd_tokenizer *tok, int width, int width2, sd_embeddings *out, sd_err *err)
 {
     memset(out, 0, sizeof *out);
     char **names;
@@ -179,7 +218,7 @@ int emb_dir_load(const char *dir, const sd_tokenizer *tok, int width, sd_embeddi
             e->name = sd_strdup(name);
             e->error = sd_strdup(fe.msg);
         } else {
-            check_usable(e, tok, width);
+            check_usable(e, tok, width, width2);
         }
         if (!e->name) rc = sd_errf(err, SD_ENOMEM, "embeddings_dir", "out of memory reading %s", dir);
     }

@@ -6,8 +6,10 @@
  * a file of exactly one tensor, whatever its name (A1111's rule):
  *   A1111       "emb_params" [n, W] (or [W]); "string_to_param.*" / "*"
  *   diffusers   one tensor named by its token, e.g. "<cat-toy>", [W] or [1, W]
- * Two or more tensors are refused (A1111: "multiple terms"), SDXL's
- * clip_l + clip_g pair with its own message.
+ *   SDXL        "clip_l" [n, W1] + "clip_g" [n, W2]: one vector per encoder
+ * Other files of two or more tensors are refused (A1111: "multiple terms");
+ * an SDXL pair is refused by SD1/SD2 models and a one-tensor file by SDXL
+ * models (emb_dir_load2), each with its own message.
  * The name is the file's base name (A1111's rule).  A directory is scanned
  * once, without its sub-folders (emb_dir_load, sorted by name as A1111,
  * case-insensitively); an embedding whose width is not the
@@ -27,7 +29,9 @@
 typedef struct sd_embedding {
     char *name;
     int n, width;        /* vectors and their width (0 when unreadable) */
-    float *vec;          /* [n][width], NULL when refused */
+    int width2;          /* SDXL pair: clip_g's width (0: a one-encoder embedding) */
+    float *vec;          /* [n][width + width2] (clip_l's then clip_g's values per
+                            vector), NULL when refused; emb_stride() apart */
     int32_t *ids;        /* the name tokenized, NULL when not matchable */
     size_t n_ids;
     char *error;         /* why it is not used, or NULL */
@@ -49,6 +53,12 @@ void emb_free(sd_embedding *e);
  * cannot be opened is -1 + err naming "embeddings_dir"; a bad file is not
  * an error (its entry says why). */
 int emb_dir_load(const char *dir, const sd_tokenizer *tok, int width, sd_embeddings *out, sd_err *err);
+/* The same for a model with a second text encoder of width2 (SDXL: the
+ * clip_l + clip_g pairs are the usable ones); width2 0 = emb_dir_load. */
+int emb_dir_load2(const char *dir, const sd_tokenizer *tok, int width, int width2, sd_embeddings *out, sd_err *err);
+/* Floats from one of e's vectors to the next (width + width2); a vector's
+ * second-encoder values start `width` floats into it. */
+int emb_stride(const sd_embedding *e);
 void emb_set_free(sd_embeddings *s);
 
 /* The usable embedding whose name's ids start at ids[at] (of n), the
