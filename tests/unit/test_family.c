@@ -177,10 +177,10 @@ static void check_descriptors(void)
     for (int f = 0; f < SD_FAMILY_COUNT; f++) {
         const sd_family_desc *d = sd_family_info((sd_family)f);
         names_ok &= d->name != NULL && d->base == sd_family_info(d->base)->base &&
-                    d->supported == (f == SD_FAMILY_SD1 || f == SD_FAMILY_SD2) &&
+                    d->supported == (f == SD_FAMILY_SD1 || f == SD_FAMILY_SD2 || f == SD_FAMILY_SDXL) &&
                     d->inpaint == (f >= SD_FAMILY_SD1_INPAINT) && d->added_cond == (d->base == SD_FAMILY_SDXL);
     }
-    CHECK(names_ok, "every family: a name, a base, variant flags; only sd1 and sd2 run");
+    CHECK(names_ok, "every family: a name, a base, variant flags; sd1, sd2 and sdxl run");
     CHECK(sd_family_info((sd_family)99) == d1, "an out-of-range family reads as sd1");
 }
 
@@ -200,7 +200,6 @@ static void expect_refused_load(const char *what, const char *path, const char *
 static void check_engine_refusals(void)
 {
     if (!t_have_ref()) return;
-    expect_refused_load("engine refuses sdxl by family", t_ref("models/tiny-sdxl-s"), "sdxl");
     expect_refused_load("engine refuses sd1-inpaint by family", t_ref("models/tiny-sd1-inpaint"), "sd1-inpaint");
     sd_load_opts o = {.model_path = t_ref("models/tiny-sd2"), .precision = "fp32", .threads = 1};
     sd_err err;
@@ -209,6 +208,12 @@ static void check_engine_refusals(void)
     sd_model_info mi;
     if (e) sd_engine_info(e, &mi);
     CHECKF(e && !strcmp(mi.family, "sd2"), "engine: tiny-sd2 reports family sd2", "%s", e ? mi.family : err.msg);
+    sd_engine_free(e);
+    o.model_path = t_ref("models/tiny-sdxl-s");
+    sd_err_clear(&err);
+    e = sd_engine_load(&o, &err);
+    if (e) sd_engine_info(e, &mi);
+    CHECKF(e && !strcmp(mi.family, "sdxl"), "engine: tiny-sdxl-s loads, family sdxl", "%s", e ? mi.family : err.msg);
     sd_engine_free(e);
 }
 
