@@ -239,6 +239,10 @@ static int check_family(sd_family f, const char *path, sd_err *err)
 {
     const sd_family_desc *d = sd_family_info(f);
     if (d->supported) return 0;
+    if (d->refiner)
+        return sd_errf(err, SD_EFORMAT, "model", "%s is an SDXL refiner checkpoint (an sdxl-refiner: one text "
+                       "tower, OpenCLIP-bigG, and a UNet whose added conditioning takes an aesthetic score); "
+                       "this version runs SDXL base checkpoints, not the refiner", path);
     return sd_errf(err, SD_EFORMAT, "model", "%s is an %s checkpoint (%s%s%s); this version runs sd1 and sd2 "
                    "checkpoints only", path, d->name, d->added_cond ? "its UNet takes added conditioning" : "",
                    d->added_cond && d->inpaint ? " and " : "",
@@ -246,6 +250,19 @@ static int check_family(sd_family f, const char *path, sd_err *err)
 }
 
 /* ---- SDXL: the second text encoder ------------------------------------- */
+
+/* SDXL: the UNet's added vector begins with the pooled text, so its width
+ * must be the second tower's projection width (a reshaped label_emb.0.0 /
+ * add_embedding.linear_1 loads as a UNet of another pooled width). */
+static int check_pooled_fit(sd_engine *e, const char *path, sd_err *err)
+{
+    const unet_info *ui = unet_get_info(e->unet);
+    if (e->n_text < 2 || !ui->add_dim || ui->add_text_dim == clip_proj_dim(e->text[1])) return 0;
+    return sd_errf(err, SD_EFORMAT, "unet.add_embedding.linear_1.weight",
+                   "%s: parts do not fit together: the UNet's added conditioning (label_emb.0.0 / "
+                   "add_embedding.linear_1, %d inputs) expects a %d-wide pooled text vector, the second text "
+                   "encoder's projection gives %d", path, ui->add_dim, ui->add_text_dim, clip_proj_dim(e->text[1]));
+}
 
 /* SDXL's OpenCLIP-bigG tower (text_encoder_2.*) as e->text[1]: its heads
  * and activation from text_encoder_2/config.json or the LDM config's
@@ -370,6 +387,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
                 vae_latent_channels(e->vae), context_width(e));
         goto fail;
     }
+    if (check_pooled_fit(e, o->model_path, err)) goto fail;
 
     /* prediction type: flag, diffusers scheduler config, LDM config, epsilon */
     e->pred = o->prediction;

@@ -118,6 +118,10 @@ static void check_rule(void)
         {{SDW_TEXT_CLIP_L, 9, 4, 1}, SD_FAMILY_SDXL_INPAINT, "rule: add-embedding, 9 -> 4 = sdxl-inpaint"},
         {{SDW_TEXT_CLIP_L, 8, 4, 0}, SD_FAMILY_SD1, "rule: 8 -> 4 is not 2*out+1: sd1"},
         {{SDW_TEXT_CLIP_L, 17, 8, 0}, SD_FAMILY_SD1_INPAINT, "rule: 17 -> 8 = inpaint of an 8-channel latent"},
+        {{SDW_TEXT_NONE, 4, 4, 1, SDW_TEXT_OPENCLIP}, SD_FAMILY_SDXL_REFINER,
+         "rule: add-embedding, second tower only = sdxl-refiner"},
+        {{SDW_TEXT_CLIP_L, 4, 4, 1, SDW_TEXT_OPENCLIP}, SD_FAMILY_SDXL, "rule: add-embedding, both towers = sdxl"},
+        {{SDW_TEXT_NONE, 4, 4, 0, SDW_TEXT_OPENCLIP}, SD_FAMILY_SD1, "rule: second tower, no add-embedding: no refiner"},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         sd_family got = sd_family_from_facts(&c[i].f);
@@ -178,7 +182,8 @@ static void check_descriptors(void)
         const sd_family_desc *d = sd_family_info((sd_family)f);
         names_ok &= d->name != NULL && d->base == sd_family_info(d->base)->base &&
                     d->supported == (f == SD_FAMILY_SD1 || f == SD_FAMILY_SD2 || f == SD_FAMILY_SDXL) &&
-                    d->inpaint == (f >= SD_FAMILY_SD1_INPAINT) && d->added_cond == (d->base == SD_FAMILY_SDXL);
+                    d->inpaint == (f >= SD_FAMILY_SD1_INPAINT && f != SD_FAMILY_SDXL_REFINER) &&
+                    d->added_cond == (d->base == SD_FAMILY_SDXL) && d->refiner == (f == SD_FAMILY_SDXL_REFINER);
     }
     CHECK(names_ok, "every family: a name, a base, variant flags; sd1, sd2 and sdxl run");
     CHECK(sd_family_info((sd_family)99) == d1, "an out-of-range family reads as sd1");
