@@ -54,6 +54,15 @@ if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && printf '%s' "$out" | grep -q -- "--pr
    ! printf '%s' "$out" | grep -qi "listening"; then echo "ok - unknown --precision: exit $rc naming it, never listened"
 else echo "FAIL - unknown --precision: exit $rc: $(printf '%s' "$out" | tail -3 | tr '\n' ' ')"; fi
 
+# --prediction / --zero-terminal-snr values it does not know: refused at start
+for flag in "--prediction x0" "--zero-terminal-snr yes"; do
+  port=$(free_port)
+  out=$(timeout 60 "$SDSERVE" serve --bind 127.0.0.1 --port "$port" --data-dir "$TMP/data" --model "$GOOD" $flag 2>&1); rc=$?
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && printf '%s' "$out" | grep -q -- "${flag% *} must be auto, " &&
+     ! printf '%s' "$out" | grep -qi "listening"; then echo "ok - unknown ${flag% *}: exit $rc naming it, never listened"
+  else echo "FAIL - unknown ${flag% *}: exit $rc: $(printf '%s' "$out" | tail -3 | tr '\n' ' ')"; fi
+done
+
 # ---- SDXL (issue 15): broken copies of the tiny SDXL single file ---------
 XL=$REF/models/tiny-sdxl-s-fp16.safetensors
 # xlcopy OUT OP...: OUT = XL edited by ops "drop:NAME", "dropprefix:P",
