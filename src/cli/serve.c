@@ -335,8 +335,9 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
 {
     sd_model_info *mi = &L->info;
     sd_engine_info(L->engine, mi);
-    printf("model: %s (%s, %s, %lld parameters, hash %s)\n", mi->name ? mi->name : "?", mi->family ? mi->family : "?",
-           mi->prediction ? mi->prediction : "?", (long long)mi->params, mi->hash);
+    printf("model: %s (%s, %s%s, %lld parameters, hash %s)\n", mi->name ? mi->name : "?", mi->family ? mi->family : "?",
+           mi->prediction ? mi->prediction : "?", mi->zero_snr ? ", zero terminal SNR" : "", (long long)mi->params,
+           mi->hash);
     printf("precision: %s\n", mi->precision);
     print_embeddings(L->engine);
     if (L->demo)

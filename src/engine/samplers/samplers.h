@@ -65,8 +65,9 @@ void sd_train_sched_init(sd_train_sched *t);
  * to 2^-24 (diffusers' Euler: a finite sigma_max of ~4096; used by every
  * sampler here, also DDIM, whose diffusers version keeps 0). */
 void sd_train_sched_zsnr(sd_train_sched *t);
-/* sqrt(acp) of a table rescaled as above in place (n >= 2), in double;
- * acp[n-1] is left 0 for the caller to set. */
+/* An alphas_cumprod table (n >= 2) rescaled in place as above (sqrt shifted
+ * and scaled, in double); acp[n-1] comes out 0, for the caller to set
+ * (diffusers 2^-24, A1111 KD_ZSNR_LAST). */
 void sd_zsnr_rescale(float *acp, int n);
 
 /* ---- inference schedules -------------------------------------------------- */
