@@ -2,7 +2,7 @@
  * (src/engine/loader/family.h): the rule on facts for
  * every branch; made-up tensor sets written as diffusers folders and single
  * files, one per branch (SD1 with and without a text tower, SD2, SDXL,
- * SD1/SD2/SDXL inpainting, a conv_in that is wider but not an inpainting
+ * SD1/SD2/SDXL inpainting, the SDXL refiner, a conv_in that is wider but not an inpainting
  * one); every tiny reference model in both layouts; the descriptors the
  * engine reads (pad id, head split); and sd_engine_load refusing the
  * families it cannot run yet with a message naming the family. */
@@ -144,6 +144,21 @@ static void check_made_up(void)
                   SD_FAMILY_SDXL_INPAINT);
     expect_family("made-up folder: 8 -> 4 = sd1 (not inpainting)", make_folder("wide", "quick_gelu", 8, 4, 0),
                   SD_FAMILY_SD1);
+    /* the SDXL refiner's folder: text_encoder_2/ (OpenCLIP-bigG) and no text_encoder/ */
+    const char *rf = make_folder("refiner", NULL, 4, 4, 1);
+    char q[256];
+    tdef te2[1] = {{"text_model.embeddings.token_embedding.weight", 2, {10, 4}}};
+    int bad = !rf;
+    if (!bad) {
+        snprintf(q, sizeof q, "%s/text_encoder_2", rf);
+        mkdir(q, 0755);
+        snprintf(q, sizeof q, "%s/text_encoder_2/model.safetensors", rf);
+        bad = write_st(q, te2, 1);
+        snprintf(q, sizeof q, "%s/text_encoder_2/config.json", rf);
+        bad = bad || write_text(q, "{\"hidden_act\": \"gelu\"}\n");
+    }
+    expect_family("made-up folder: add-embedding, text_encoder_2 only = sdxl-refiner", bad ? NULL : rf,
+                  SD_FAMILY_SDXL_REFINER);
 
     /* single files: the text tower's naming decides the base */
     char p[256];
