@@ -115,6 +115,14 @@ if [ -f "$XL" ]; then
   xlcopy "$TMP/xl-refiner.safetensors" dropprefix:conditioner.embedders.0. \
     rename:conditioner.embedders.1.:conditioner.embedders.0. shape:model.diffusion_model.label_emb.0.0.weight:128,96
   try "SDXL refiner" "$TMP/xl-refiner.safetensors" "is an SDXL refiner checkpoint"
+  # sdserve generate says the same and exits non-zero
+  for c in "xl-nolabel:label_emb\\.0\\.2|add_embedding\\.linear_2" "xl-refiner:is an SDXL refiner checkpoint" \
+           "xl-reshaped:label_emb\\.0\\.0|add_embedding\\.linear_1"; do
+    out=$(timeout 60 "$SDSERVE" generate --model "$TMP/${c%%:*}.safetensors" --prompt p -o "$TMP/g.png" 2>&1); rc=$?
+    if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && printf '%s' "$out" | grep -qE -- "${c#*:}" && [ ! -e "$TMP/g.png" ]; then
+      echo "ok - generate, ${c%%:*}: exit $rc with the message"
+    else echo "FAIL - generate, ${c%%:*}: exit $rc: $(printf '%s' "$out" | tail -2 | tr '\n' ' ')"; fi
+  done
   size=$(stat -c %s "$XL")
   head -c $((size * 3 / 4)) "$XL" > "$TMP/xl-cut.safetensors"
   try "SDXL truncated" "$TMP/xl-cut.safetensors" "truncated|data section|offsets"
