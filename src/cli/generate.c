@@ -72,6 +72,8 @@ void gen_usage(FILE *f)
             "  --vocab F            CLIP vocabulary (bpe .txt.gz, merges.txt or tokenizer/)\n"
             "  --threads N          0 = all cores                         [0]\n"
             "  --precision P        auto|fp32|bf16x2|bf16 (docs/SERVER.md)  [auto]\n"
+            "  --prediction P       auto|eps|v: what the UNet predicts (docs/LOADING.md)  [auto]\n"
+            "  --zero-terminal-snr Z auto|on|off: zero-terminal-SNR noise schedule  [auto]\n"
             "  --embeddings-dir D   textual-inversion embeddings, used by name (docs/PROMPTS.md)\n"
             "  --vae F              VAE override: .safetensors or diffusers VAE folder\n"
             "  --lora-dir DIR       where --lora and <lora:NAME:W> names resolve (docs/LORA.md)\n"
@@ -162,7 +164,8 @@ static int given(const gen_args *a, const char *name)
 }
 
 /* The flags that are not request fields. */
-typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP, O_EMBEDDINGS_DIR, O_VAE, O_LORA_DIR } opt_id;
+typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP, O_EMBEDDINGS_DIR, O_VAE, O_LORA_DIR,
+               O_PREDICTION, O_ZERO_SNR } opt_id;
 
 static const struct {
     const char *lng, *shrt;
@@ -175,6 +178,8 @@ static const struct {
     {"--embeddings-dir", NULL, O_EMBEDDINGS_DIR, 1},
     {"--vae", NULL, O_VAE, 1},
     {"--lora-dir", NULL, O_LORA_DIR, 1},
+    {"--prediction", NULL, O_PREDICTION, 1},
+    {"--zero-terminal-snr", NULL, O_ZERO_SNR, 1},
 };
 
 static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err *err)
@@ -192,6 +197,14 @@ static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err
     case O_THREADS:
         if (parse_int(flag, v, 0, 1024, &x, err)) return -1;
         a->threads = (int)x;
+        break;
+    case O_PREDICTION:
+        if (sd_prediction_parse(v, &a->prediction))
+            return sd_errf(err, SD_EINVAL, flag, "%s must be auto, eps or v; got '%s'", flag, v);
+        break;
+    case O_ZERO_SNR:
+        if (sd_zero_snr_parse(v, &a->zero_snr))
+            return sd_errf(err, SD_EINVAL, flag, "%s must be auto, on or off; got '%s'", flag, v);
         break;
     case O_PRECISION:
         if (sd_precision_known(v))
@@ -400,7 +413,8 @@ static int run(const gen_args *a, sd_err *err)
 
     sd_load_opts lo = {.model_path = a->model, .config_path = a->config, .vocab_path = a->vocab, .threads = a->threads,
                        .precision = a->precision, .embeddings_dir = a->embeddings_dir,
-                       .vae_path = a->vae, .lora_dir = a->lora_dir};
+                       .vae_path = a->vae, .lora_dir = a->lora_dir,
+                       .prediction = a->prediction, .zero_snr = a->zero_snr};
     sd_engine *eng = sd_engine_load(&lo, err);
     if (!eng) {
         img_rgb_free(&init);
@@ -408,8 +422,8 @@ static int run(const gen_args *a, sd_err *err)
     }
     sd_model_info info;
     sd_engine_info(eng, &info);
-    fprintf(stderr, "model %s (%s, %s, hash %s), precision %s\n", info.name ? info.name : "?", info.family, info.prediction,
-            info.hash, info.precision);
+    fprintf(stderr, "model %s (%s, %s%s, hash %s), precision %s\n", info.name ? info.name : "?", info.family,
+            info.prediction, info.zero_snr ? ", zero terminal SNR" : "", info.hash, info.precision);
     if (info.vae_name) fprintf(stderr, "VAE %s (hash %s)\n", info.vae_name, info.vae_hash);
 
     sd_request req = a->req;   /* argv's strings, borrowed: not sd_request_free'd */

@@ -30,6 +30,8 @@ typedef struct gen_args {
     const char *output_flag;    /* "-o" or "--output", as given (named in errors) */
     int threads;                /* [0, 1024], 0 = all cores */
     const char *precision;      /* NULL = auto (sd_load_opts) */
+    sd_prediction prediction;   /* --prediction (sd_load_opts; AUTO by default) */
+    int zero_snr;               /* --zero-terminal-snr: 0 auto, 1 on, -1 off */
     const char *vae;            /* --vae: VAE override file or folder, NULL = the model's */
     const char *lora_dir;       /* --lora-dir: where --lora / <lora:...> names resolve */
     int help;                   /* --help / -h given */

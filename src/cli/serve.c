@@ -83,6 +83,8 @@ static char *o_embeddings_dir;
 static char *o_vae;
 /* LoRA per request (docs/LORA.md) */
 static char *o_lora_dir;
+/* v-prediction and zero-terminal-SNR overrides (issue 15, docs/LOADING.md "Prediction markers") */
+static char *o_prediction, *o_zero_snr;
 
 static const sd_setting serve_settings[] = {
     {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
@@ -96,6 +98,12 @@ static const sd_setting serve_settings[] = {
      "base of returned image URLs (default http://127.0.0.1:PORT; never taken from the Host header)"},
     {"queue-size", SD_SET_INT, &o_queue, "16", 1, 100000, "jobs that may wait; more get 503 + Retry-After"},
     {"threads", SD_SET_INT, &o_threads, "0", 0, 1024, "engine compute threads (0 = all cores)"},
+    {"prediction", SD_SET_STR, &o_prediction, "auto", 0, 0,
+     "what the UNet predicts: eps, v, or auto (the diffusers scheduler config, the LDM config, the file's v_pred "
+     "marker tensor, else eps)"},
+    {"zero-terminal-snr", SD_SET_STR, &o_zero_snr, "auto", 0, 0,
+     "noise schedule rescaled to zero terminal SNR: on, off, or auto (the file's ztsnr marker tensor or the "
+     "scheduler config's rescale_betas_zero_snr)"},
     {"precision", SD_SET_STR, &o_precision, "auto", 0, 0,
      "convs, matmuls and attention: fp32 (the reference's pictures), bf16x2 (only weights rounded to bf16), bf16 "
      "(fastest); auto = $SD_PRECISION, else on CPUs with AMX bf16x2 with the VAE at bf16, fp32 elsewhere"},
@@ -305,6 +313,8 @@ static void loader_init(model_loader *L)
     L->lo.data_dir = o_data;
     L->lo.threads = (int)o_threads;
     L->lo.precision = o_precision;
+    sd_prediction_parse(o_prediction, &L->lo.prediction);   /* checked at start-up */
+    sd_zero_snr_parse(o_zero_snr, &L->lo.zero_snr);
     L->lo.embeddings_dir = o_embeddings_dir;
     L->lo.vae_path = o_vae;
     L->main_thread = pthread_self();
@@ -325,8 +335,9 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
 {
     sd_model_info *mi = &L->info;
     sd_engine_info(L->engine, mi);
-    printf("model: %s (%s, %s, %lld parameters, hash %s)\n", mi->name ? mi->name : "?", mi->family ? mi->family : "?",
-           mi->prediction ? mi->prediction : "?", (long long)mi->params, mi->hash);
+    printf("model: %s (%s, %s%s, %lld parameters, hash %s)\n", mi->name ? mi->name : "?", mi->family ? mi->family : "?",
+           mi->prediction ? mi->prediction : "?", mi->zero_snr ? ", zero terminal SNR" : "", (long long)mi->params,
+           mi->hash);
     printf("precision: %s\n", mi->precision);
     print_embeddings(L->engine);
     if (L->demo)
@@ -458,6 +469,17 @@ int cli_serve(int argc, char **argv)
     if (sd_precision_known(o_precision)) {   /* before anything slow */
         sd_errf(&err, SD_EINVAL, "precision", "--precision must be auto, fp32, bf16x2 or bf16; got '%.40s'",
                 o_precision);
+        goto out;
+    }
+    sd_prediction pred_chk;
+    int zsnr_chk;
+    if (sd_prediction_parse(o_prediction, &pred_chk)) {
+        sd_errf(&err, SD_EINVAL, "prediction", "--prediction must be auto, eps or v; got '%.40s'", o_prediction);
+        goto out;
+    }
+    if (sd_zero_snr_parse(o_zero_snr, &zsnr_chk)) {
+        sd_errf(&err, SD_EINVAL, "zero-terminal-snr", "--zero-terminal-snr must be auto, on or off; got '%.40s'",
+                o_zero_snr);
         goto out;
     }
     snprintf(images_dir, sizeof images_dir, "%s/images", o_data);

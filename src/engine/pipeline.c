@@ -48,6 +48,7 @@ struct sd_engine {
     sd_vae *vae;
     ops_ctx *ops;       /* the ops state its models share (ops.h): made at load, freed last */
     sd_prediction pred;
+    int zsnr;           /* 1: zero-terminal-SNR noise schedule ("ztsnr" marker, config or --zero-terminal-snr) */
     sd_family family;   /* decided once from the tensors at load (loader/family.h) */
     int clip_skip;      /* 0 = family default */
     int64_t params;
@@ -107,6 +108,32 @@ static sd_prediction prediction_from_json(const char *json, size_t len, const ch
     }
     json_decref(root);
     return p;
+}
+
+/* ---- v-prediction markers (NoobAI-style SDXL; docs/LOADING.md) ---------- */
+
+/* 1 when a diffusers scheduler config sets rescale_betas_zero_snr. */
+static int zsnr_from_scheduler(const sd_weights *w)
+{
+    size_t n;
+    char *sc = sdw_folder_file(w, "scheduler/scheduler_config.json", &n);
+    if (!sc) return 0;
+    json_error_t je;
+    json_t *root = json_loadb(sc, n, 0, &je);
+    int z = root && json_is_true(json_object_get(root, "rescale_betas_zero_snr"));
+    json_decref(root);
+    free(sc);
+    return z;
+}
+
+/* The marker tensors a single file may carry (ComfyUI / Forge read them the
+ * same way): "v_pred" selects v-prediction when neither the flag nor a
+ * config named one; "ztsnr" the zero-terminal-SNR schedule, as does a
+ * scheduler config's rescale_betas_zero_snr or --zero-terminal-snr. */
+static void prediction_markers(sd_engine *e, const sd_load_opts *o)
+{
+    if (e->pred == SD_PRED_AUTO && sdw_has_file_tensor(e->w, "v_pred")) e->pred = SD_PRED_V;
+    e->zsnr = o->zero_snr > 0 || (o->zero_snr == 0 && (sdw_has_file_tensor(e->w, "ztsnr") || zsnr_from_scheduler(e->w)));
 }
 
 /* text.heads of an LDM config JSON (0 when absent). */
@@ -239,6 +266,10 @@ static int check_family(sd_family f, const char *path, sd_err *err)
 {
     const sd_family_desc *d = sd_family_info(f);
     if (d->supported) return 0;
+    if (d->refiner)
+        return sd_errf(err, SD_EFORMAT, "model", "%s is an SDXL refiner checkpoint (an sdxl-refiner: one text "
+                       "tower, OpenCLIP-bigG, and a UNet whose added conditioning takes an aesthetic score); "
+                       "this version runs SDXL base checkpoints, not the refiner", path);
     return sd_errf(err, SD_EFORMAT, "model", "%s is an %s checkpoint (%s%s%s); this version runs sd1 and sd2 "
                    "checkpoints only", path, d->name, d->added_cond ? "its UNet takes added conditioning" : "",
                    d->added_cond && d->inpaint ? " and " : "",
@@ -246,6 +277,19 @@ static int check_family(sd_family f, const char *path, sd_err *err)
 }
 
 /* ---- SDXL: the second text encoder ------------------------------------- */
+
+/* SDXL: the UNet's added vector begins with the pooled text, so its width
+ * must be the second tower's projection width (a reshaped label_emb.0.0 /
+ * add_embedding.linear_1 loads as a UNet of another pooled width). */
+static int check_pooled_fit(sd_engine *e, const char *path, sd_err *err)
+{
+    const unet_info *ui = unet_get_info(e->unet);
+    if (e->n_text < 2 || !ui->add_dim || ui->add_text_dim == clip_proj_dim(e->text[1])) return 0;
+    return sd_errf(err, SD_EFORMAT, "unet.add_embedding.linear_1.weight",
+                   "%s: parts do not fit together: the UNet's added conditioning (label_emb.0.0 / "
+                   "add_embedding.linear_1, %d inputs) expects a %d-wide pooled text vector, the second text "
+                   "encoder's projection gives %d", path, ui->add_dim, ui->add_text_dim, clip_proj_dim(e->text[1]));
+}
 
 /* SDXL's OpenCLIP-bigG tower (text_encoder_2.*) as e->text[1]: its heads
  * and activation from text_encoder_2/config.json or the LDM config's
@@ -370,6 +414,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
                 vae_latent_channels(e->vae), context_width(e));
         goto fail;
     }
+    if (check_pooled_fit(e, o->model_path, err)) goto fail;
 
     /* prediction type: flag, diffusers scheduler config, LDM config, epsilon */
     e->pred = o->prediction;
@@ -380,6 +425,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
         free(sc);
     }
     if (e->pred == SD_PRED_AUTO && cfg) e->pred = prediction_from_json(cfg, cfg_len, "parameterization");
+    prediction_markers(e, o);
     if (e->pred == SD_PRED_AUTO) e->pred = SD_PRED_EPS;
 
     /* tokenizer */
@@ -444,6 +490,7 @@ void sd_engine_info(const sd_engine *e, sd_model_info *out)
     memset(out, 0, sizeof *out);
     out->family = sd_family_info(e->family)->name;
     out->prediction = e->pred == SD_PRED_V ? "v_prediction" : "epsilon";
+    out->zero_snr = e->zsnr;
     out->latent_channels = vae_latent_channels(e->vae);
     out->vae_scale = vae_scale(e->vae);
     out->params = e->params;
@@ -734,9 +781,15 @@ static int kd_guided_denoise(void *ud, const float *x, float sigma, int call, fl
 static int kd_model_of(const sd_engine *e, kd_model *m, sd_err *err)
 {
     const sdw_tensor *t = sdw_get(e->w, "scheduler.alphas_cumprod");
+    if (!t && e->zsnr) {
+        float ldm[SD_TRAIN_STEPS];
+        kd_model_init_ldm(m, ldm);
+        return kd_model_init_zsnr(m, ldm, SD_TRAIN_STEPS, err);
+    }
     if (!t) { kd_model_init_ldm(m, NULL); return 0; }
     int64_t n = sdw_numel(t);
-    if (kd_model_init_table(m, t->data, n > KD_TABLE_MAX ? KD_TABLE_MAX + 1 : (int)n, err))
+    int nn = n > KD_TABLE_MAX ? KD_TABLE_MAX + 1 : (int)n;
+    if (e->zsnr ? kd_model_init_zsnr(m, t->data, nn, err) : kd_model_init_table(m, t->data, nn, err))
         return sd_errf(err, SD_EFORMAT, "model", "the checkpoint's alphas_cumprod (%lld values) is not a noise "
                        "schedule (2..%d values in (0, 1), decreasing)", (long long)n, KD_TABLE_MAX);
     return 0;
@@ -852,7 +905,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     sd_sched *sch = sd_calloc(1, sizeof *sch);
     for (int i = 0; i < B; i++) out[i].rgb = NULL;
     if (!sch) { sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto done; }
-    if (!kd && sd_sched_init(sch, p->sampler, spacing_of(e, p->spacing), p->steps, err)) goto done;
+    if (!kd && sd_sched_init_zsnr(sch, p->sampler, spacing_of(e, p->spacing), p->steps, e->zsnr, err)) goto done;
 
     if (text_run_open(e, &tp, &text, err)) goto done;
     g.e = e; g.B = B; g.C = C; g.h = lh; g.w = lw; g.cfg = p->cfg;

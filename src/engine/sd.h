@@ -25,7 +25,10 @@ typedef struct sd_load_opts {
                                   heads / head size / parameterization the tensors cannot tell */
     const char *vocab_path;    /* optional: bpe_simple_vocab_16e6.txt.gz, merges.txt, or a tokenizer/ folder */
     const char *data_dir;      /* optional: where to look for the vocabulary (data_dir/tokenizer/...) */
-    sd_prediction prediction;  /* AUTO: diffusers scheduler config, then config_path, then eps */
+    sd_prediction prediction;  /* AUTO: diffusers scheduler config, then config_path, then the file's
+                                  "v_pred" marker tensor, then eps */
+    int zero_snr;              /* zero-terminal-SNR schedule: 0 = auto (the file's "ztsnr" marker or the
+                                  scheduler config's rescale_betas_zero_snr), 1 = on, -1 = off */
     int clip_skip;             /* 0 = family default (SD1: last layer, SD2: penultimate); n>=1 = use layer -n */
     int threads;               /* 0 = all cores */
     const char *precision;     /* of convs, matmuls, attention: "fp32" (the reference's results), "bf16x2"
@@ -42,6 +45,11 @@ typedef struct sd_load_opts {
 
 /* 0 if name is a precision sd_load_opts accepts ("auto", "fp32", "bf16x2", "bf16"), else -1. */
 int sd_precision_known(const char *name);
+/* --prediction: "auto", "eps" (or "epsilon"), "v" (or "v_prediction") into *out;
+ * --zero-terminal-snr: "auto" 0, "on" 1, "off" -1 into *out (sd_load_opts).
+ * 0, or -1 (unknown name; *out unchanged). */
+int sd_prediction_parse(const char *name, sd_prediction *out);
+int sd_zero_snr_parse(const char *name, int *out);
 
 sd_engine *sd_engine_load(const sd_load_opts *opts, sd_err *err);
 void sd_engine_free(sd_engine *e);
@@ -50,6 +58,7 @@ typedef struct sd_model_info {
     const char *family;          /* "sd1" or "sd2" (loader/family.h names the others, which
                                     sd_engine_load refuses for now: "sdxl", "sd1-inpaint", ...) */
     const char *prediction;      /* "epsilon" or "v_prediction" */
+    int zero_snr;                /* 1: the zero-terminal-SNR noise schedule is in effect */
     int latent_channels;
     int vae_scale;               /* pixels per latent cell (8) */
     int64_t params;              /* number of parameters loaded */

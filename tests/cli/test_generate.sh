@@ -94,6 +94,12 @@ bad "count out of range" "-n must be in \[1, 4\]" --model "$M" --prompt p -n 9
 bad "missing --model" "--model is required" --prompt p
 bad "missing --prompt" "--prompt is required" --model "$M"
 bad "unknown precision" "--precision must be auto, fp32, bf16x2 or bf16" --model "$M" --prompt p --precision fast
+# the prediction overrides (issue 15, docs/LOADING.md "Prediction markers")
+bad "unknown prediction" "--prediction must be auto, eps or v; got 'x0'" --model "$M" --prompt p --prediction x0
+bad "unknown zero-terminal-snr" "--zero-terminal-snr must be auto, on or off" --model "$M" --prompt p --zero-terminal-snr yes
+gen -W 64 -H 48 --seed 5 --steps 1 --prediction v --zero-terminal-snr on -o "$T/pv.png" >/dev/null 2>"$T/pverr"; rc=$?
+check "--prediction v --zero-terminal-snr on: runs and reports both" \
+  '[ $rc -eq 0 ] && grep -q "v_prediction, zero terminal SNR" "$T/pverr"' "rc=$rc $(cat "$T/pverr")"
 
 # the precisions: each writes its image and says so; bf16 rounds, so its bytes differ from fp32's
 gen -W 64 -H 48 --seed 5 --precision fp32 -o "$T/p32.png" >/dev/null 2>"$T/perr1"; rc=$?

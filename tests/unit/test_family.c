@@ -2,7 +2,7 @@
  * (src/engine/loader/family.h): the rule on facts for
  * every branch; made-up tensor sets written as diffusers folders and single
  * files, one per branch (SD1 with and without a text tower, SD2, SDXL,
- * SD1/SD2/SDXL inpainting, a conv_in that is wider but not an inpainting
+ * SD1/SD2/SDXL inpainting, the SDXL refiner, a conv_in that is wider but not an inpainting
  * one); every tiny reference model in both layouts; the descriptors the
  * engine reads (pad id, head split); and sd_engine_load refusing the
  * families it cannot run yet with a message naming the family. */
@@ -107,17 +107,21 @@ static void expect_family(const char *what, const char *path, sd_family want)
 static void check_rule(void)
 {
     static const struct { sd_family_facts f; sd_family want; const char *what; } c[] = {
-        {{SDW_TEXT_CLIP_L, 4, 4, 0}, SD_FAMILY_SD1, "rule: CLIP-L text, 4 -> 4 = sd1"},
-        {{SDW_TEXT_NONE, 4, 4, 0}, SD_FAMILY_SD1, "rule: no text tower = sd1"},
-        {{SDW_TEXT_NONE, 0, 0, 0}, SD_FAMILY_SD1, "rule: nothing = sd1"},
-        {{SDW_TEXT_OPENCLIP, 4, 4, 0}, SD_FAMILY_SD2, "rule: OpenCLIP text = sd2"},
-        {{SDW_TEXT_CLIP_L, 4, 4, 1}, SD_FAMILY_SDXL, "rule: add-embedding = sdxl"},
-        {{SDW_TEXT_OPENCLIP, 4, 4, 1}, SD_FAMILY_SDXL, "rule: add-embedding wins over OpenCLIP"},
-        {{SDW_TEXT_CLIP_L, 9, 4, 0}, SD_FAMILY_SD1_INPAINT, "rule: 9 -> 4 = sd1-inpaint"},
-        {{SDW_TEXT_OPENCLIP, 9, 4, 0}, SD_FAMILY_SD2_INPAINT, "rule: OpenCLIP, 9 -> 4 = sd2-inpaint"},
-        {{SDW_TEXT_CLIP_L, 9, 4, 1}, SD_FAMILY_SDXL_INPAINT, "rule: add-embedding, 9 -> 4 = sdxl-inpaint"},
-        {{SDW_TEXT_CLIP_L, 8, 4, 0}, SD_FAMILY_SD1, "rule: 8 -> 4 is not 2*out+1: sd1"},
-        {{SDW_TEXT_CLIP_L, 17, 8, 0}, SD_FAMILY_SD1_INPAINT, "rule: 17 -> 8 = inpaint of an 8-channel latent"},
+        {{SDW_TEXT_CLIP_L, 4, 4, 0, SDW_TEXT_NONE}, SD_FAMILY_SD1, "rule: CLIP-L text, 4 -> 4 = sd1"},
+        {{SDW_TEXT_NONE, 4, 4, 0, SDW_TEXT_NONE}, SD_FAMILY_SD1, "rule: no text tower = sd1"},
+        {{SDW_TEXT_NONE, 0, 0, 0, SDW_TEXT_NONE}, SD_FAMILY_SD1, "rule: nothing = sd1"},
+        {{SDW_TEXT_OPENCLIP, 4, 4, 0, SDW_TEXT_NONE}, SD_FAMILY_SD2, "rule: OpenCLIP text = sd2"},
+        {{SDW_TEXT_CLIP_L, 4, 4, 1, SDW_TEXT_NONE}, SD_FAMILY_SDXL, "rule: add-embedding = sdxl"},
+        {{SDW_TEXT_OPENCLIP, 4, 4, 1, SDW_TEXT_NONE}, SD_FAMILY_SDXL, "rule: add-embedding wins over OpenCLIP"},
+        {{SDW_TEXT_CLIP_L, 9, 4, 0, SDW_TEXT_NONE}, SD_FAMILY_SD1_INPAINT, "rule: 9 -> 4 = sd1-inpaint"},
+        {{SDW_TEXT_OPENCLIP, 9, 4, 0, SDW_TEXT_NONE}, SD_FAMILY_SD2_INPAINT, "rule: OpenCLIP, 9 -> 4 = sd2-inpaint"},
+        {{SDW_TEXT_CLIP_L, 9, 4, 1, SDW_TEXT_NONE}, SD_FAMILY_SDXL_INPAINT, "rule: add-embedding, 9 -> 4 = sdxl-inpaint"},
+        {{SDW_TEXT_CLIP_L, 8, 4, 0, SDW_TEXT_NONE}, SD_FAMILY_SD1, "rule: 8 -> 4 is not 2*out+1: sd1"},
+        {{SDW_TEXT_CLIP_L, 17, 8, 0, SDW_TEXT_NONE}, SD_FAMILY_SD1_INPAINT, "rule: 17 -> 8 = inpaint of an 8-channel latent"},
+        {{SDW_TEXT_NONE, 4, 4, 1, SDW_TEXT_OPENCLIP}, SD_FAMILY_SDXL_REFINER,
+         "rule: add-embedding, second tower only = sdxl-refiner"},
+        {{SDW_TEXT_CLIP_L, 4, 4, 1, SDW_TEXT_OPENCLIP}, SD_FAMILY_SDXL, "rule: add-embedding, both towers = sdxl"},
+        {{SDW_TEXT_NONE, 4, 4, 0, SDW_TEXT_OPENCLIP}, SD_FAMILY_SD1, "rule: second tower, no add-embedding: no refiner"},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         sd_family got = sd_family_from_facts(&c[i].f);
@@ -140,6 +144,21 @@ static void check_made_up(void)
                   SD_FAMILY_SDXL_INPAINT);
     expect_family("made-up folder: 8 -> 4 = sd1 (not inpainting)", make_folder("wide", "quick_gelu", 8, 4, 0),
                   SD_FAMILY_SD1);
+    /* the SDXL refiner's folder: text_encoder_2/ (OpenCLIP-bigG) and no text_encoder/ */
+    const char *rf = make_folder("refiner", NULL, 4, 4, 1);
+    char q[256];
+    tdef te2[1] = {{"text_model.embeddings.token_embedding.weight", 2, {10, 4}}};
+    int bad = !rf;
+    if (!bad) {
+        snprintf(q, sizeof q, "%s/text_encoder_2", rf);
+        mkdir(q, 0755);
+        snprintf(q, sizeof q, "%s/text_encoder_2/model.safetensors", rf);
+        bad = write_st(q, te2, 1);
+        snprintf(q, sizeof q, "%s/text_encoder_2/config.json", rf);
+        bad = bad || write_text(q, "{\"hidden_act\": \"gelu\"}\n");
+    }
+    expect_family("made-up folder: add-embedding, text_encoder_2 only = sdxl-refiner", bad ? NULL : rf,
+                  SD_FAMILY_SDXL_REFINER);
 
     /* single files: the text tower's naming decides the base */
     char p[256];
@@ -178,7 +197,8 @@ static void check_descriptors(void)
         const sd_family_desc *d = sd_family_info((sd_family)f);
         names_ok &= d->name != NULL && d->base == sd_family_info(d->base)->base &&
                     d->supported == (f == SD_FAMILY_SD1 || f == SD_FAMILY_SD2 || f == SD_FAMILY_SDXL) &&
-                    d->inpaint == (f >= SD_FAMILY_SD1_INPAINT) && d->added_cond == (d->base == SD_FAMILY_SDXL);
+                    d->inpaint == (f >= SD_FAMILY_SD1_INPAINT && f != SD_FAMILY_SDXL_REFINER) &&
+                    d->added_cond == (d->base == SD_FAMILY_SDXL) && d->refiner == (f == SD_FAMILY_SDXL_REFINER);
     }
     CHECK(names_ok, "every family: a name, a base, variant flags; sd1, sd2 and sdxl run");
     CHECK(sd_family_info((sd_family)99) == d1, "an out-of-range family reads as sd1");

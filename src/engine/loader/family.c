@@ -3,7 +3,7 @@
 #include "family.h"
 
 /* name, base, pad_eos, num_heads, head_dim, added_cond, inpaint, supported,
- * add_time_dim, vae_scaling */
+ * add_time_dim, vae_scaling, refiner */
 static const sd_family_desc families[SD_FAMILY_COUNT] = {
     [SD_FAMILY_SD1] = {"sd1", SD_FAMILY_SD1, 1, 8, 0, 0, 0, 1, 0, 0.18215f},
     [SD_FAMILY_SD2] = {"sd2", SD_FAMILY_SD2, 0, 0, 64, 0, 0, 1, 0, 0.18215f},
@@ -11,6 +11,7 @@ static const sd_family_desc families[SD_FAMILY_COUNT] = {
     [SD_FAMILY_SD1_INPAINT] = {"sd1-inpaint", SD_FAMILY_SD1, 1, 8, 0, 0, 1, 0, 0, 0.18215f},
     [SD_FAMILY_SD2_INPAINT] = {"sd2-inpaint", SD_FAMILY_SD2, 0, 0, 64, 0, 1, 0, 0, 0.18215f},
     [SD_FAMILY_SDXL_INPAINT] = {"sdxl-inpaint", SD_FAMILY_SDXL, 1, 0, 64, 1, 1, 0, 256, 0.13025f},
+    [SD_FAMILY_SDXL_REFINER] = {"sdxl-refiner", SD_FAMILY_SDXL, 0, 0, 64, 1, 0, 0, 256, 0.13025f, 1},
 };
 
 const sd_family_desc *sd_family_info(sd_family f)
@@ -21,6 +22,8 @@ const sd_family_desc *sd_family_info(sd_family f)
 sd_family sd_family_from_facts(const sd_family_facts *f)
 {
     int inpaint = f->unet_out > 0 && f->unet_in == 2 * f->unet_out + 1;
+    if (f->add_embedding && f->text_kind == SDW_TEXT_NONE && f->text2_kind != SDW_TEXT_NONE)
+        return SD_FAMILY_SDXL_REFINER;
     if (f->add_embedding) return inpaint ? SD_FAMILY_SDXL_INPAINT : SD_FAMILY_SDXL;
     if (f->text_kind == SDW_TEXT_OPENCLIP) return inpaint ? SD_FAMILY_SD2_INPAINT : SD_FAMILY_SD2;
     return inpaint ? SD_FAMILY_SD1_INPAINT : SD_FAMILY_SD1;
@@ -36,6 +39,7 @@ sd_family sd_family_decide(const sd_weights *w)
         .unet_in = dim4(sdw_get(w, "unet.conv_in.weight"), 1),
         .unet_out = dim4(sdw_get(w, "unet.conv_out.weight"), 0),
         .add_embedding = sdw_get(w, "unet.add_embedding.linear_1.weight") != NULL,
+        .text2_kind = sdw_text2_kind_of(w),
     };
     return sd_family_from_facts(&f);
 }

@@ -8,7 +8,10 @@
  * conv_in taking 2·out + 1 channels (latent, mask, masked-image latent) makes
  * the inpainting variant of its base; the base is SD2 when the text tower is
  * OpenCLIP (sdw_text_kind_of), else SD1 — also when there is no text tower,
- * as for a UNet-only file.  Everything that differs by family (pad id, head
+ * as for a UNet-only file.  The SDXL refiner is an add-embedding UNet with
+ * only the second (OpenCLIP-bigG) tower — its single file names it
+ * conditioner.embedders.0.model.*, mapped to text_encoder_2.* — and no
+ * first one: SD_FAMILY_SDXL_REFINER, refused.  Everything that differs by family (pad id, head
  * split default, added conditioning, extra input channels, whether this
  * build can run it) is read from the descriptor, not re-inferred. */
 #ifndef SD_FAMILY_H
@@ -23,6 +26,7 @@ typedef enum {
     SD_FAMILY_SD1_INPAINT,
     SD_FAMILY_SD2_INPAINT,
     SD_FAMILY_SDXL_INPAINT,
+    SD_FAMILY_SDXL_REFINER,   /* never run: refused at load with its own message */
     SD_FAMILY_COUNT
 } sd_family;
 
@@ -38,6 +42,7 @@ typedef struct sd_family_desc {
     int add_time_dim;        /* UNet added conditioning: sinusoid width per size/crop id when no config
                                 says (diffusers addition_time_embed_dim; SDXL 1.0: 256), 0 = none */
     float vae_scaling;       /* latent scaling factor when no config names one (SD: 0.18215, SDXL: 0.13025) */
+    int refiner;             /* 1: the SDXL refiner (one OpenCLIP-bigG tower, aesthetic-score time ids) */
 } sd_family_desc;
 
 /* The descriptor of f (of SD1 for an out-of-range value). */
@@ -49,6 +54,7 @@ typedef struct sd_family_facts {
     int unet_in;              /* conv_in input channels, 0 when there is no UNet */
     int unet_out;             /* conv_out output channels, 0 when there is no UNet */
     int add_embedding;        /* 1 when the UNet has an added-conditioning embedding */
+    sdw_text_kind text2_kind; /* the second tower (text_encoder_2.*; SDXL's OpenCLIP-bigG) */
 } sd_family_facts;
 
 /* The rule above, on facts (pure; for the loader and tests). */

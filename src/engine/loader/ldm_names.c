@@ -317,6 +317,10 @@ int ldm_map_name(const ldm_map *m, const char *src, char *out, size_t outsz, sd_
     }
     if ((r = eat(src, "conditioner.embedders.1.model.")))
         return map_openclip(src, r, "text_encoder_2", 1, out, outsz, err);
+    /* the SDXL refiner's only tower, OpenCLIP-bigG, is embedder 0: kept as the
+     * second tower so that the family rule sees (and refuses) a refiner */
+    if ((r = eat(src, "conditioner.embedders.0.model.")))
+        return map_openclip(src, r, "text_encoder_2", 1, out, outsz, err);
     /* the LDM noise schedule: A1111's k-diffusion sigmas come from it */
     if (!strcmp(src, "alphas_cumprod")) return put(out, outsz, err, src, "scheduler.alphas_cumprod");
     return LDM_IGNORE;  /* the other LDM buffers (betas, ...), model_ema.*, anything else */

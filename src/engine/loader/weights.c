@@ -726,3 +726,11 @@ size_t sdw_drop_prefix(sd_weights *w, const char *prefix)
     w->n -= hi - lo;
     return hi - lo;
 }
+
+int sdw_has_file_tensor(const sd_weights *w, const char *name)
+{
+    for (size_t f = 0; w && f < w->nfiles; f++)
+        for (size_t i = 0; i < w->files[f].n; i++)
+            if (!strcmp(w->files[f].e[i].name, name)) return 1;
+    return 0;
+}

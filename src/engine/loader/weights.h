@@ -133,4 +133,10 @@ char *sdw_folder_file(const sd_weights *w, const char *relpath, size_t *len);
  * when absent or for a diffusers folder. */
 char *sdw_ldm_config(const sd_weights *w, size_t *len);
 
+/* 1 when one of the opened files holds a tensor named exactly `name` as
+ * written in the file, whatever its dtype or shape, also one the loader
+ * left out: the marker tensors of v-prediction SDXL checkpoints ("v_pred",
+ * "ztsnr"; docs/LOADING.md "Prediction markers"), which are not weights. */
+int sdw_has_file_tensor(const sd_weights *w, const char *name);
+
 #endif

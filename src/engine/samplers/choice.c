@@ -87,3 +87,21 @@ sd_scheduler sd_requested_schedule(const sd_gen_params *p)
 {
     return p->scheduler ? p->scheduler : p->name_schedule ? p->name_schedule : SD_SCHEDULER_AUTOMATIC;
 }
+
+int sd_prediction_parse(const char *name, sd_prediction *out)
+{
+    static const struct { const char *name; sd_prediction p; } names[] = {
+        {"auto", SD_PRED_AUTO}, {"eps", SD_PRED_EPS}, {"epsilon", SD_PRED_EPS}, {"v", SD_PRED_V}, {"v_prediction", SD_PRED_V},
+    };
+    for (size_t i = 0; name && i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(name, names[i].name)) { *out = names[i].p; return 0; }
+    return -1;
+}
+
+int sd_zero_snr_parse(const char *name, int *out)
+{
+    int v = !name ? 2 : !strcmp(name, "auto") ? 0 : !strcmp(name, "on") ? 1 : !strcmp(name, "off") ? -1 : 2;
+    if (v == 2) return -1;
+    *out = v;
+    return 0;
+}

@@ -160,6 +160,16 @@ int kd_model_init_table(kd_model *m, const float *acp, int n, sd_err *err)
     return 0;
 }
 
+int kd_model_init_zsnr(kd_model *m, const float *acp, int n, sd_err *err)
+{
+    float t[KD_TABLE_MAX];
+    if (!acp || n < 2 || n > KD_TABLE_MAX) return kd_model_init_table(m, acp, n, err);
+    memcpy(t, acp, sizeof(float) * (size_t)n);
+    sd_zsnr_rescale(t, n);
+    t[n - 1] = (float)KD_ZSNR_LAST;
+    return kd_model_init_table(m, t, n, err);
+}
+
 float kd_sigma_min(const kd_model *m) { return m->sigmas[0]; }
 float kd_sigma_max(const kd_model *m) { return m->sigmas[m->n - 1]; }
 

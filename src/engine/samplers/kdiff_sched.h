@@ -72,6 +72,12 @@ void kd_model_init_ldm(kd_model *m, float *acp);
 /* From a checkpoint's alphas_cumprod (n in 2..KD_TABLE_MAX, every value in
  * (0, 1), strictly decreasing).  0, or -1 with SD_EINVAL naming "alphas_cumprod". */
 int kd_model_init_table(kd_model *m, const float *acp, int n, sd_err *err);
+/* A1111's "Zero Terminal SNR" noise schedule (sd_models.py
+ * rescale_zero_terminal_snr_abar; ComfyUI's zsnr the same): acp rescaled as
+ * sd_zsnr_rescale (samplers.h), its last value set to KD_ZSNR_LAST, then
+ * kd_model_init_table.  acp itself is not changed. */
+#define KD_ZSNR_LAST 4.8973451890853435e-08
+int kd_model_init_zsnr(kd_model *m, const float *acp, int n, sd_err *err);
 float kd_sigma_min(const kd_model *m);
 float kd_sigma_max(const kd_model *m);
 /* CompVisDenoiser.sigma_to_t: fractional index by log-sigma interpolation

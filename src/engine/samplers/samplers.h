@@ -59,6 +59,16 @@ typedef struct sd_train_sched {
     float log_sigmas[SD_TRAIN_STEPS];
 } sd_train_sched;
 void sd_train_sched_init(sd_train_sched *t);
+/* Zero terminal SNR (Lin et al. 2023; diffusers rescale_betas_zero_snr):
+ * sqrt(acp) shifted so its last value is 0 and scaled so its first is kept,
+ * betas re-derived from it, acp = cumprod(1 - betas), then the last acp set
+ * to 2^-24 (diffusers' Euler: a finite sigma_max of ~4096; used by every
+ * sampler here, also DDIM, whose diffusers version keeps 0). */
+void sd_train_sched_zsnr(sd_train_sched *t);
+/* An alphas_cumprod table (n >= 2) rescaled in place as above (sqrt shifted
+ * and scaled, in double); acp[n-1] comes out 0, for the caller to set
+ * (diffusers 2^-24, A1111 KD_ZSNR_LAST). */
+void sd_zsnr_rescale(float *acp, int n);
 
 /* ---- inference schedules -------------------------------------------------- */
 
@@ -95,6 +105,9 @@ typedef struct sd_sched {
 int sd_sched_init(sd_sched *s, sd_sampler sampler, sd_spacing spacing, int steps, sd_err *err);
 /* Same for a schedule family (the sampler field is set when one matches). */
 int sd_sched_init_kind(sd_sched *s, sd_sched_kind kind, sd_spacing spacing, int steps, sd_err *err);
+/* sd_sched_init on the zero-terminal-SNR training schedule when zsnr is set
+ * (sd_train_sched_zsnr): v-prediction checkpoints marked "ztsnr". */
+int sd_sched_init_zsnr(sd_sched *s, sd_sampler sampler, sd_spacing spacing, int steps, int zsnr, sd_err *err);
 
 /* ---- img2img -------------------------------------------------------------- */
 

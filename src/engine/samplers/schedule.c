@@ -49,6 +49,33 @@ void sd_train_sched_init(sd_train_sched *t)
     }
 }
 
+void sd_zsnr_rescale(float *acp, int n)
+{
+    double s0 = sqrt((double)acp[0]), sT = sqrt((double)acp[n - 1]);
+    for (int i = 0; i < n; i++) {
+        double r = (sqrt((double)acp[i]) - sT) * (s0 / (s0 - sT));
+        acp[i] = (float)(r * r);
+    }
+    acp[n - 1] = 0.0f;
+}
+
+void sd_train_sched_zsnr(sd_train_sched *t)
+{
+    float abar[SD_TRAIN_STEPS];
+    memcpy(abar, t->alphas_cumprod, sizeof abar);
+    sd_zsnr_rescale(abar, SD_TRAIN_STEPS);
+    double acc = 1.0;
+    for (int i = 0; i < SD_TRAIN_STEPS; i++) {
+        double alpha = i ? (double)abar[i] / (double)abar[i - 1] : (double)abar[0];
+        t->betas[i] = (float)(1.0 - alpha);
+        acc *= (double)(1.0f - t->betas[i]);
+        float a = i == SD_TRAIN_STEPS - 1 ? 0x1p-24f : (float)acc;
+        t->alphas_cumprod[i] = a;
+        t->sigmas[i] = sqrtf((1.0f - a) / a);
+        t->log_sigmas[i] = logf(t->sigmas[i]);
+    }
+}
+
 /* numpy.linspace(start, stop, num)[i] */
 static double np_linspace(double start, double stop, int num, int i)
 {
@@ -117,7 +144,14 @@ static const char *kind_name(sd_sched_kind k)
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
 
+static int init_kind(sd_sched *s, sd_sched_kind kind, sd_spacing spacing, int steps, int zsnr, sd_err *err);
+
 int sd_sched_init_kind(sd_sched *s, sd_sched_kind kind, sd_spacing spacing, int steps, sd_err *err)
+{
+    return init_kind(s, kind, spacing, steps, 0, err);
+}
+
+static int init_kind(sd_sched *s, sd_sched_kind kind, sd_spacing spacing, int steps, int zsnr, sd_err *err)
 {
     if ((unsigned)kind > SD_SCHED_PNDM || (unsigned)spacing > SD_SPACING_TRAILING)
         return sd_errf(err, SD_EINVAL, "sampler", "unknown schedule kind %d / spacing %d", (int)kind, (int)spacing);
@@ -128,6 +162,7 @@ int sd_sched_init_kind(sd_sched *s, sd_sched_kind kind, sd_spacing spacing, int 
                        SD_LCM_ORIGINAL_STEPS, steps);
     memset(s, 0, offsetof(sd_sched, train));
     sd_train_sched_init(&s->train);
+    if (zsnr) sd_train_sched_zsnr(&s->train);
     const sd_train_sched *tr = &s->train;
     s->kind = kind;
     s->spacing = spacing;
@@ -222,6 +257,11 @@ int sd_sched_init_kind(sd_sched *s, sd_sched_kind kind, sd_spacing spacing, int 
 
 int sd_sched_init(sd_sched *s, sd_sampler sampler, sd_spacing spacing, int steps, sd_err *err)
 {
+    return sd_sched_init_zsnr(s, sampler, spacing, steps, 0, err);
+}
+
+int sd_sched_init_zsnr(sd_sched *s, sd_sampler sampler, sd_spacing spacing, int steps, int zsnr, sd_err *err)
+{
     static const sd_sched_kind kinds[SD_SAMPLER_COUNT] = {
         [SD_SAMPLER_EULER] = SD_SCHED_EULER, [SD_SAMPLER_EULER_A] = SD_SCHED_EULER,
         [SD_SAMPLER_DDIM] = SD_SCHED_DDIM, [SD_SAMPLER_DPMPP_2M] = SD_SCHED_DPM,
@@ -229,7 +269,7 @@ int sd_sched_init(sd_sched *s, sd_sampler sampler, sd_spacing spacing, int steps
     };
     if ((unsigned)sampler >= SD_SAMPLER_COUNT)
         return sd_errf(err, SD_EINVAL, "sampler", "unknown sampler %d", (int)sampler);
-    if (sd_sched_init_kind(s, kinds[sampler], spacing, steps, err)) return -1;
+    if (init_kind(s, kinds[sampler], spacing, steps, zsnr, err)) return -1;
     s->sampler = sampler;
     return 0;
 }
