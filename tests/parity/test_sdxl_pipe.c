@@ -9,7 +9,7 @@
  * has no golden: the added vector reaches it too (another crop gives
  * another picture), with and without guidance, txt2img and img2img, and
  * with a negative longer than the prompt (two UNet calls per step).
- * Prints "metric sdxl_pipeline/..." lines for docs/ACCURACY.md.
+ * Prints "metric pipeline/tiny-sdxl-s/..." lines for docs/ACCURACY.md.
  * SD_SANITIZED=1 or SD_QUICK=1 (t_subset()): each run on one of the two
  * sources in turn. */
 #include <math.h>
@@ -23,7 +23,7 @@
 static void run_case(sd_engine *e, const char *source, const char *run)
 {
     char name[256];
-    snprintf(name, sizeof name, "sdxl_pipeline/%s/%s", source, run);
+    snprintf(name, sizeof name, "pipeline/tiny-sdxl-s/%s/%s", source, run);
     pipe_result r;
     pipe_case(e, "tiny-sdxl-s", run, &r);
     pipe_check_fp32(&r, name, 96, 64);
