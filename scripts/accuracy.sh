@@ -12,7 +12,7 @@ tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
 for t in unit/test_philox parity/test_schedules parity/test_samplers unit/test_tokenizer \
          parity/test_clip parity/test_unet parity/test_sdxl_unet parity/test_vae parity/test_sdxl_vae \
-         parity/test_pipeline parity/test_precision \
+         parity/test_pipeline parity/test_sdxl_pipe parity/test_precision \
          parity/test_lora \
          parity/test_sdxl_text; do
   "$BUILD/tests/$t" 2>/dev/null | grep '^metric ' >>"$tmp" || true
@@ -59,7 +59,7 @@ out=docs/ACCURACY.md
   echo
   echo "The same runs at \`bf16x2\`, at \`bf16x2\` with the VAE at \`bf16\` (\`bf16x2-vae-bf16\`: the default on CPUs"
   echo "with AMX) and at \`bf16\`, RGB8 output against diffusers' fp32 image.png: largest difference in 8-bit"
-  echo "levels, mean difference, PSNR (tiny-sd1 from its folder, tiny-sd2 from its fp16 single file)."
+  echo "levels, mean difference, PSNR (tiny-sd1 from its folder, tiny-sd2 from its fp16 single file; tiny-sdxl-s at bf16x2 from its folder, with the VAE at bf16 from its single file)."
   echo "Notes: \"Precision\" below."
   echo
   echo "| run | model | precision | max levels | tol | mean levels | PSNR dB | tol |"

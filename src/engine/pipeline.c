@@ -270,8 +270,8 @@ static int check_family(sd_family f, const char *path, sd_err *err)
         return sd_errf(err, SD_EFORMAT, "model", "%s is an SDXL refiner checkpoint (an sdxl-refiner: one text "
                        "tower, OpenCLIP-bigG, and a UNet whose added conditioning takes an aesthetic score); "
                        "this version runs SDXL base checkpoints, not the refiner", path);
-    return sd_errf(err, SD_EFORMAT, "model", "%s is an %s checkpoint (%s%s%s); this version runs sd1 and sd2 "
-                   "checkpoints only", path, d->name, d->added_cond ? "its UNet takes added conditioning" : "",
+    return sd_errf(err, SD_EFORMAT, "model", "%s is an %s checkpoint (%s%s%s); this version runs sd1, sd2 "
+                   "and sdxl checkpoints (no inpainting ones)", path, d->name, d->added_cond ? "its UNet takes added conditioning" : "",
                    d->added_cond && d->inpaint ? " and " : "",
                    d->inpaint ? "its UNet takes mask and masked-image channels" : "");
 }
@@ -672,6 +672,11 @@ typedef struct guided {
     int own;                   /* 1: each side at its own length, not padded */
     int own_T[2];              /* the sides' lengths in row order (own_T[1] 0: one side) */
     int split;                 /* 1: the sides differ in length: two UNet calls */
+    /* SDXL: the UNet's added vector (guided_vec), one row beside each context row */
+    float *vec;                /* [rows][vec_dim], NULL = a UNet without add-embedding */
+    float *pooled;             /* [rows][text->P]: a1111_conds_pooled's rows */
+    int vec_dim;               /* unet_info.add_dim = text->P + 6 */
+    float time_ids[6];         /* [orig_h, orig_w, crop_top, crop_left, target_h, target_w] */
 } guided;
 
 /* The context rows for model call `call` and their length: padded to one
@@ -689,10 +694,52 @@ static int guided_rows(guided *g, int call)
  * (prompt editing, alternation), padded to one length or each at its own
  * (guided_rows); rows rewritten only when they change.  Any sampling
  * path's model callback calls this. */
+/* SDXL's added vector for model call `call`, in the rows and order of the
+ * context rows: each side's pooled text in effect then (prompt editing
+ * changes it too), then the same 6 time ids on every row (diffusers: the
+ * negative rows take the prompt's). */
+static void guided_vec(guided *g, int call)
+{
+    const int rows = g->uncond ? 2 * g->B : g->B, P = g->text->P;
+    a1111_conds_pooled(g->text, call, g->B, g->order, g->pooled);
+    for (int r = 0; r < rows; r++) {
+        float *v = g->vec + (size_t)r * g->vec_dim;
+        memcpy(v, g->pooled + (size_t)r * P, sizeof(float) * P);
+        memcpy(v + P, g->time_ids, sizeof g->time_ids);
+    }
+    g->cond.vec = g->vec;
+    g->cond.vec_dim = g->vec_dim;
+}
+
 static void guided_context(guided *g, int call)
 {
     g->cond = unet_cond_text(g->ctx, guided_rows(g, call));
     g->cond.ctx_dim = g->text->W;
+    if (g->vec) guided_vec(g, call);
+}
+
+/* The added vector's buffers and time ids when the UNet has an
+ * add-embedding (SDXL): the request's size conditioning, 0 = diffusers'
+ * defaults (original = target = the size generated, PW x PH; crops 0). */
+static int guided_vec_open(guided *g, const sd_gen_params *p, int PW, int PH, sd_err *err)
+{
+    const unet_info *in = unet_get_info(g->e->unet);
+    if (!in->add_dim) return 0;
+    if (in->add_text_dim != g->text->P)
+        return sd_errf(err, SD_EFORMAT, "added_cond", "the UNet's add-embedding takes %d pooled text features; "
+                       "the text encoders give %d", in->add_text_dim, g->text->P);
+    const int rows = g->uncond ? 2 * g->B : g->B;
+    g->vec_dim = in->add_dim;
+    g->vec = sd_malloc(sizeof(float) * rows * g->vec_dim);
+    g->pooled = sd_malloc(sizeof(float) * rows * (g->text->P ? g->text->P : 1));
+    if (!g->vec || !g->pooled) return sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+    const float ids[6] = {
+        (float)(p->orig_height ? p->orig_height : PH), (float)(p->orig_width ? p->orig_width : PW),
+        (float)p->crop_top, (float)p->crop_left,
+        (float)(p->target_height ? p->target_height : PH), (float)(p->target_width ? p->target_width : PW),
+    };
+    memcpy(g->time_ids, ids, sizeof ids);
+    return 0;
 }
 
 static int guided_model(void *ud, const float *x_in, float t, int call, float *out, sd_err *err)
@@ -926,6 +973,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     g.t2 = sd_malloc(sizeof(float) * rows);
     img = sd_malloc(sizeof(float) * npix);   /* the init image, then one decoded image at a time */
     if (!g.ctx || !x || !noise || !g.x2 || !g.o2 || !g.t2 || !img) { sd_errf(err, SD_ENOMEM, NULL, "out of memory for a %dx%d batch of %d", out_w, out_h, B); goto done; }
+    if (guided_vec_open(&g, p, PW, PH, err)) goto done;
 
     sd_noise_src ns = {p->noise, p->noise_ud, p->seed, 0};
     if (kd && !img2img) {
@@ -1008,6 +1056,7 @@ done:
     text_run_close(&text);
     free(sch); free(g.ctx); free(x); free(noise); free(img); free(mean); free(stdv);
     free(g.x2); free(g.o2); free(g.t2);
+    free(g.vec); free(g.pooled);
     lora_request_clear(&lr);
     return rc;
 }

@@ -104,6 +104,14 @@ char *img_a1111_parameters(const img_gen_info *g)
         sb_str(&b, ", Timestep spacing: ");
         sb_value(&b, g->spacing);
     }
+    /* SDXL's size conditioning, the entries the request set (so the
+     * picture can be made again) */
+    const struct { const char *label; int v; } size_cond[] = {
+        {"Original width", g->orig_width}, {"Original height", g->orig_height}, {"Crop top", g->crop_top},
+        {"Crop left", g->crop_left}, {"Target width", g->target_width}, {"Target height", g->target_height},
+    };
+    for (size_t i = 0; i < sizeof size_cond / sizeof size_cond[0]; i++)
+        if (size_cond[i].v) sb_fmt(&b, ", %s: %d", size_cond[i].label, size_cond[i].v);
     if (g->lora_hashes && *g->lora_hashes) {
         sb_str(&b, ", Lora hashes: ");
         sb_value(&b, g->lora_hashes);

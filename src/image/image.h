@@ -144,11 +144,15 @@ typedef struct img_gen_info {
     float denoise;              /* img2img strength; < 0 -> omitted (txt2img) */
     int clip_skip;              /* "Clip skip: N" when N > 1 (as A1111 writes it) */
     const char *lora_hashes;    /* "name: hash, ..." -> Lora hashes: "..." (A1111); NULL/"" -> omitted */
+    /* SDXL's size conditioning as the request gave it (sd_gen_params); 0 ->
+     * omitted (the default; A1111 writes none of these, its crop is a setting) */
+    int orig_width, orig_height, crop_top, crop_left, target_width, target_height;
 } img_gen_info;
 
 /* "<prompt>\nNegative prompt: <neg>\nSteps: N, Sampler: S, CFG scale: X,
  * Seed: S, Size: WxH, Model hash: H, Model: M[, VAE hash: V, VAE: N][, Denoising strength: D]
- * [, Clip skip: N][, Timestep spacing: T][, Lora hashes: "name: hash, ..."]", with ", Schedule type: K"
+ * [, Clip skip: N][, Timestep spacing: T][, Original width: N, ..., Target height: N]
+ * [, Lora hashes: "name: hash, ..."]", with ", Schedule type: K"
  * after the sampler when given (A1111 v1.10.1's order).
  * Values holding ',' ':' '"' or a newline are quoted as A1111 does.
  * Returns a malloc'd string or NULL on OOM. */

@@ -250,6 +250,8 @@ img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, con
         .spacing = p->ksampler ? NULL : sd_spacing_name(p->spacing),
         .cfg = p->cfg, .seed = p->seed + (uint64_t)i, .width = width, .height = height, .model_hash = model_hash,
         .model_name = model_name, .denoise = r->img2img ? p->strength : -1.0f, .clip_skip = p->clip_skip,
+        .orig_width = p->orig_width, .orig_height = p->orig_height, .crop_top = p->crop_top,
+        .crop_left = p->crop_left, .target_width = p->target_width, .target_height = p->target_height,
     };
 }
 

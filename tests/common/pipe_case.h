@@ -27,10 +27,22 @@ typedef struct pipe_result {
 extern const char *const PIPE_RUNS[];
 extern const int PIPE_NRUNS;
 
-/* Runs `run` of `model` ("tiny-sd1", "tiny-sd2") on e. */
+/* The SDXL pipeline runs (tiny-sdxl-s: reference README, "SDXL"): Euler,
+ * Euler a, DPM++ 2M Karras, a negative prompt, non-default time ids, Turbo
+ * (trailing spacing, no CFG) at 1 and 4 steps, img2img. */
+extern const char *const PIPE_SDXL_RUNS[];
+extern const int PIPE_SDXL_NRUNS;
+
+/* Runs `run` of `model` ("tiny-sd1", "tiny-sd2", "tiny-sdxl-s") on e. */
 void pipe_case(sd_engine *e, const char *model, const char *run, pipe_result *r);
 
-/* Loads reference model m (0 tiny-sd1, 1 tiny-sd2) from its diffusers
+/* The fp32 parity judgement of one run named `name` (test_pipeline,
+ * test_sdxl_pipe): its "metric" lines, then final latent within
+ * 1e-4·max|latent|, decoded image within 1/255, a W x H RGB8 output within
+ * 1 level of image.png, and no noise draw the run did not make. */
+void pipe_check_fp32(const pipe_result *r, const char *name, int width, int height);
+
+/* Loads reference model m (0 tiny-sd1, 1 tiny-sd2, 2 tiny-sdxl-s) from its diffusers
  * folder (single = 0) or its fp16 single file (single = 1) at `precision`
  * (sd_load_opts; NULL = auto); NULL with the loader's message in msg. */
 sd_engine *pipe_load(int m, int single, const char *precision, char *msg, size_t msgsz);

@@ -22,19 +22,7 @@ static void run_case(sd_engine *e, const char *model, const char *source, const 
     snprintf(name, sizeof name, "pipeline/%s/%s/%s", model, source, run);
     pipe_result r;
     pipe_case(e, model, run, &r);
-    if (!r.ran) {
-        CHECKF(0, name, "%s", r.msg);
-        return;
-    }
-    double ltol = 1e-4 * r.latent_max;
-    printf("metric %s final_latent_maxabs %.3g tol %.3g\n", name, r.latent_err, ltol);
-    printf("metric %s image_maxabs_01 %.3g tol %.3g\n", name, r.image_err01, 1.0 / 255);
-    CHECKF(!r.bad_draw, name, "the engine asked for a noise draw the reference run did not make");
-    CHECKF(r.latent_err <= ltol, name, "final latent max error %.3g > %.3g", r.latent_err, ltol);
-    CHECKF(r.image_err01 <= 1.0 / 255, name, "decoded image max error %.3g > 1/255", r.image_err01);
-    printf("metric %s png_max_level_diff %d tol 1\n", name, r.png_max);
-    CHECKF(r.width == 48 && r.height == 64 && r.png_max <= 1, name,
-           "RGB8 output %dx%d differs from image.png by up to %d levels", r.width, r.height, r.png_max);
+    pipe_check_fp32(&r, name, 48, 64);
 }
 
 int main(void)

@@ -39,6 +39,15 @@ static void test_a1111(void)
     s = img_a1111_parameters(&g);
     CHECKF(s && !strstr(s, "Clip skip"), "a1111 text: no Clip skip entry for 1 (the default)", "%s", s);
     free(s);
+    /* SDXL's size conditioning: the entries the request set, after the spacing */
+    g.crop_top = 16;
+    g.orig_width = 2048;
+    s = img_a1111_parameters(&g);
+    CHECKF(s && strstr(s, ", Original width: 2048, Crop top: 16") && !strstr(s, "Crop left") &&
+               !strstr(s, "Original height") && !strstr(s, "Target"),
+           "a1111 text: SDXL size conditioning, only the entries set", "%s", s);
+    free(s);
+    g.crop_top = g.orig_width = 0;
     /* the VAE override: A1111's order, after the model, before the denoising strength */
     g.vae_hash = "63aeecb90f";
     g.vae_name = "vae-ft-mse-840000-ema-pruned.safetensors";
