@@ -3,7 +3,7 @@
  * through a memfd against the target list of tests/common/lora_targets.h.
  * A refusal must carry an error naming "loras"; every module it accepts
  * must fit its target and is merged once into a zero weight.
- * fuzz-sources: src/engine/lora/lora.c src/engine/lora/lora_check.c src/engine/lora/lora_names.c src/engine/lora/lora_merge.c src/engine/loader/safetensors.c src/base/err.c src/base/alloc.c
+ * fuzz-sources: src/engine/lora/lora.c src/engine/lora/lora_check.c src/engine/lora/lora_names.c src/engine/lora/lora_ldm.c src/engine/lora/lora_merge.c src/engine/loader/safetensors.c src/base/err.c src/base/alloc.c
  * fuzz-libs: -ljansson -lm */
 #include <stdlib.h>
 #include <string.h>
