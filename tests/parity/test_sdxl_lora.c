@@ -188,20 +188,19 @@ static int part_of(const char *name)
     return !strncmp(name, "unet.", 5) ? 0 : !strncmp(name, "text_encoder_2.", 15) ? 2 : 1;
 }
 
+static sd_engine *load(const char *model);
+
 static const char *LABEL[] = {"UNet", "text encoder 1 (CLIP-L)", "text encoder 2 (OpenCLIP-bigG)"};
 
 /* Apply FILES as one stack on model `model`; check every patched weight,
  * then no LoRA and every weight back bit for bit. */
 static void merge_and_restore(const char *model)
 {
-    char mp[1024];
-    snprintf(mp, sizeof mp, "%s", t_ref(model));
-    sd_load_opts o = {.model_path = mp, .precision = "fp32", .lora_dir = DIR_};
     sd_err err;
     sd_err_clear(&err);
-    sd_engine *e = sd_engine_load(&o, &err);
+    sd_engine *e = load(model);
     sd_weights *w = sdw_open(t_ref("models/tiny-sdxl-s"), &err);
-    CHECKF(e && w, "sdxl lora: load", "%s: %s", model, err.msg);
+    CHECKF(w != NULL, "sdxl lora: open the folder's weights", "%s", err.msg);
     if (!e || !w) { sd_engine_free(e); sdw_close(w); return; }
     float *base[NFILES][MAXMOD] = {{0}};
     size_t nel[NFILES][MAXMOD] = {{0}};
@@ -263,6 +262,138 @@ static void merge_and_restore(const char *model)
     sdw_close(w);
 }
 
+/* Every 2-D/4-D UNet weight of single file `file`, as a rank-1 LoRA module
+ * named by its LDM spelling (kohya: "lora_unet_" + the name past
+ * "model.diffusion_model." with '.' -> '_'), resolves against the names of
+ * diffusers folder `folder` to that same weight. */
+static void ldm_names(const char *file, const char *folder)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    sd_weights *w = sdw_open(t_ref(file), &err), *fw = sdw_open(t_ref(folder), &err);
+    lora_names *nm = fw ? lora_names_from_weights(fw, &err) : NULL;
+    size_t n = w ? sdw_count(w) : 0, k = 0, mods = 0;
+    stw_tensor *t = calloc(2 * n + 1, sizeof *t);
+    const float **data = calloc(2 * n + 1, sizeof *data);
+    char (*names)[200] = calloc(2 * n + 1, sizeof *names);
+    static const float zero[4096];
+    for (size_t i = 0; i < n && t && data && names; i++) {
+        const sdw_tensor *x = sdw_at(w, i);
+        const char *s = x->src_name;
+        size_t len = strlen(s);
+        if ((x->ndim != 2 && x->ndim != 4) || strncmp(s, "model.diffusion_model.", 22) || len < 30 ||
+            strcmp(s + len - 7, ".weight") || x->shape[0] > 4096 || flat_in(x) > 4096)
+            continue;
+        char mod[160];
+        snprintf(mod, sizeof mod, "lora_unet_%.*s", (int)(len - 29), s + 22);
+        for (char *c = mod; *c; c++) *c = *c == '.' ? '_' : *c;
+        snprintf(names[k], 200, "%s.lora_down.weight", mod);
+        t[k] = (stw_tensor){names[k], "F32", x->ndim, {1, x->shape[1], x->ndim == 4 ? x->shape[2] : 0,
+                                                       x->ndim == 4 ? x->shape[3] : 0}};
+        snprintf(names[k + 1], 200, "%s.lora_up.weight", mod);
+        t[k + 1] = (stw_tensor){names[k + 1], "F32", x->ndim, {x->shape[0], 1, 1, 1}};
+        data[k] = data[k + 1] = zero;
+        k += 2;
+        mods++;
+    }
+    char path[300];
+    snprintf(path, sizeof path, "%s/ldm_names.safetensors", DIR_);
+    int rc = nm && k ? stw_write_f32(path, t, data, k, &err) : -1;
+    sd_lora *l = rc ? NULL : lora_load(path, "ldm_names", nm, &err);
+    size_t right = 0;
+    for (size_t i = 0; l && i < n; i++) {
+        const sdw_tensor *x = sdw_at(w, i);
+        const lora_module *m = lora_find(l, x->name);
+        if (m && !strncmp(m->src, "lora_unet_", 10) && !strncmp(x->src_name, "model.diffusion_model.", 22)) {
+            char want[200];
+            snprintf(want, sizeof want, "lora_unet_%.*s", (int)(strlen(x->src_name) - 29), x->src_name + 22);
+            for (char *c = want; *c; c++) *c = *c == '.' ? '_' : *c;
+            right += !strcmp(want, m->src);
+        }
+    }
+    printf("# %s: %zu UNet weights named by their LDM spelling\n", file, mods);
+    CHECKF(l && mods > 20 && lora_module_count(l) == mods && right == mods,
+           "sdxl lora: every UNet weight resolves by its kohya LDM name", "%s against %s: %zu of %zu modules, %zu "
+           "right: %s", file, folder, l ? lora_module_count(l) : 0, mods, right, err.msg);
+    lora_free(l);
+    unlink(path);
+    free(t), free(data), free(names);
+    lora_names_free(nm);
+    sdw_close(w), sdw_close(fw);
+}
+
+static sd_engine *load(const char *model)
+{
+    char mp[1024];
+    snprintf(mp, sizeof mp, "%s", t_ref(model));
+    sd_load_opts o = {.model_path = mp, .precision = "fp32", .lora_dir = DIR_};
+    sd_err err;
+    sd_err_clear(&err);
+    sd_engine *e = sd_engine_load(&o, &err);
+    CHECKF(e != NULL, "sdxl lora: load", "%s: %s", model, err.msg);
+    return e;
+}
+
+static void refused(sd_engine *e, const char *model, const char *lora, const char *why)
+{
+    sd_lora_spec l[] = {{lora, 1}};
+    sd_err err;
+    int rc = apply(e, l, 1, &err);
+    CHECKF(rc && err.code == SD_EINVAL && !strcmp(err.field, "loras") && strstr(err.msg, lora) && strstr(err.msg, why),
+           "sdxl lora: another family's LoRA refused naming loras, with the reason", "%s on %s: rc %d field '%s' %s",
+           lora, model, rc, err.field, err.msg);
+}
+
+/* sd_list_loras: `lora` fits (with want_mods modules) or not, saying why. */
+static void listed(sd_engine *e, const char *model, const char *lora, int want_mods, const char *why)
+{
+    sd_lora_info li[16];
+    sd_err err;
+    sd_err_clear(&err);
+    int n = sd_list_loras(e, li, 16, &err), ok = 0;
+    for (int i = 0; i < n && i < 16; i++)
+        if (!strcmp(li[i].name, lora))
+            ok = why ? li[i].fits[0] && strstr(li[i].fits, why) && li[i].modules == 0
+                     : !li[i].fits[0] && li[i].modules == want_mods;
+    CHECKF(ok, why ? "sdxl lora: the LoRA list says another family's LoRA does not fit, and why"
+                   : "sdxl lora: the LoRA list says an SDXL LoRA fits", "%s on %s (%d listed): %s", lora, model, n,
+           err.msg);
+}
+
+/* SD1 LoRAs (the reference's) on SDXL, SDXL LoRAs on SD1. */
+static void families(void)
+{
+    char src[1024], dst[400];
+    static const char *const sd1[] = {"lora_a_kohya", "lora_a_peft"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(src, sizeof src, "%s", t_ref("goldens/lora-tiny-sd1/lora/"));
+        strncat(src, sd1[i], sizeof src - strlen(src) - 20);
+        strcat(src, ".safetensors");
+        snprintf(dst, sizeof dst, "%s/%s.safetensors", DIR_, sd1[i]);
+        if (symlink(src, dst)) CHECKF(0, "sdxl lora: link the SD1 LoRAs", "%s", dst);
+    }
+    sd_engine *e = load("models/tiny-sdxl-s");
+    if (e) {
+        refused(e, "tiny-sdxl-s", "lora_a_kohya", "is for SD 1.x/2.x, not this SDXL model");
+        refused(e, "tiny-sdxl-s", "lora_a_peft", "this SDXL model");
+        for (size_t f = 0; f < NFILES; f++) listed(e, "tiny-sdxl-s", FILES[f].name, n_mods(&FILES[f]), NULL);
+        listed(e, "tiny-sdxl-s", "lora_a_kohya", 0, "is for SD 1.x/2.x, not this SDXL model");
+        listed(e, "tiny-sdxl-s", "lora_a_peft", 0, "this SDXL model");
+        sd_engine_free(e);
+    }
+    if ((e = load("models/tiny-sd1"))) {
+        for (size_t f = 0; f < NFILES; f++) {
+            refused(e, "tiny-sd1", FILES[f].name, "is for SDXL, not this SD 1.x/2.x model");
+            listed(e, "tiny-sd1", FILES[f].name, 0, "is for SDXL, not this SD 1.x/2.x model");
+        }
+        sd_engine_free(e);
+    }
+    for (int i = 0; i < 2; i++) {
+        snprintf(dst, sizeof dst, "%s/%s.safetensors", DIR_, sd1[i]);
+        unlink(dst);
+    }
+}
+
 int main(void)
 {
     if (!t_have_ref()) { CHECKF(0, "reference data", "../shared/reference not found (set SD_REF)"); return t_done(); }
@@ -277,7 +408,11 @@ int main(void)
     if (!bad) {
         merge_and_restore("models/tiny-sdxl-s");
         merge_and_restore("models/tiny-sdxl-s-fp16.safetensors");
+        families();
     }
+    ldm_names("models/tiny-sdxl-s-fp16.safetensors", "models/tiny-sdxl-s");
+    ldm_names("models/tiny-sd1-fp16.safetensors", "models/tiny-sd1");
+    ldm_names("models/tiny-sd2-fp16.safetensors", "models/tiny-sd2");
     for (size_t f = 0; f < NFILES; f++) {
         char path[300];
         snprintf(path, sizeof path, "%s/%s.safetensors", DIR_, FILES[f].name);

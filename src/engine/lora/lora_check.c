@@ -50,6 +50,11 @@ static int is_peft(const char *module)
     return strncmp(module, "lora_", 5) != 0;
 }
 
+static const char *family_name(const lora_names *nm)
+{
+    return lora_names_two_te(nm) ? "SDXL" : "SD 1.x/2.x";
+}
+
 static int starts_with_any(const char *s, const char *const *prefixes, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -60,7 +65,7 @@ static int starts_with_any(const char *s, const char *const *prefixes, size_t n)
 /* A module of the other family's text encoders: refused with the reason
  * (SDXL's lora_te1_/lora_te2_/text_encoder_2. on a one-encoder model;
  * SD1/SD2's lora_te_ on SDXL, which A1111 does not apply either). */
-static int other_family(const char *lora, const char *module, const lora_names *nm, sd_err *err)
+int lora_check_family(const char *lora, const char *module, const lora_names *nm, sd_err *err)
 {
     static const char *const sdxl[] = {"lora_te1_", "lora_te2_", "text_encoder_2."};
     static const char *const sd12[] = {"lora_te_"};
@@ -79,7 +84,7 @@ static const lora_target *resolve(const char *lora, const char *module, const lo
 {
     static const char *const known[] = {"lora_unet_", "lora_te_", "lora_te1_", "lora_te2_",
                                         "unet.",      "text_encoder.", "text_encoder_2."};
-    if (other_family(lora, module, nm, err)) return NULL;
+    if (lora_check_family(lora, module, nm, err)) return NULL;
     int ambiguous = 0;
     const lora_target *t = lora_names_find(nm, module, &ambiguous);
     if (t && ambiguous) {
@@ -88,8 +93,8 @@ static const lora_target *resolve(const char *lora, const char *module, const lo
     }
     if (t) return t;
     if (starts_with_any(module, known, sizeof known / sizeof known[0]))
-        lora_fail(err, lora, module, "matches no weight of this model (a LoRA for another model family? this model "
-                  "is %s)", lora_names_two_te(nm) ? "SDXL" : "SD 1.x/2.x");
+        lora_fail(err, lora, NULL, "matches no weight of this %s model (another family's LoRA?): module '%s'",
+                  family_name(nm), module);
     else
         lora_fail(err, lora, module, "unrecognised naming (kohya lora_unet_/lora_te_/lora_te1_/lora_te2_ or "
                   "diffusers/PEFT unet./text_encoder./text_encoder_2. expected)");
@@ -122,8 +127,8 @@ static int check_shapes(const char *lora, const char *module, const st_entry *d,
     int kernel_differs = d->ndim == 4 && t->ndim == 4 &&
                          (d->shape[1] != t->shape[1] || d->shape[2] != t->shape[2] || d->shape[3] != t->shape[3]);
     if (u->shape[0] != t->shape[0] || flat_in(d->ndim, d->shape) != flat_in(t->ndim, t->shape) || kernel_differs)
-        return lora_fail(err, lora, module, "down %s / up %s do not fit the weight %s %s (a LoRA for another model? "
-                         "this model is %s)", sd, su, t->name, st, lora_names_two_te(nm) ? "SDXL" : "SD 1.x/2.x");
+        return lora_fail(err, lora, NULL, "does not fit this %s model (another family's LoRA?): module '%s': down %s "
+                         "/ up %s do not fit the weight %s %s", family_name(nm), module, sd, su, t->name, st);
     return (int)r;
 }
 
