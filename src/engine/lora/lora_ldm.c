@@ -17,13 +17,22 @@
 #include <stdio.h>
 #include <string.h>
 
-/* "<prefix><int>." at s: the rest after the dot, or NULL. */
+/* "<prefix><digits>." at s (the number below 100000): the rest after the
+ * dot, or NULL. */
 static const char *index_after(const char *s, const char *prefix, int *v)
 {
     size_t pl = strlen(prefix);
-    int used = 0;
-    if (strncmp(s, prefix, pl) || sscanf(s + pl, "%d.%n", v, &used) != 1 || !used || *v < 0) return NULL;
-    return s + pl + used;
+    if (strncmp(s, prefix, pl)) return NULL;
+    s += pl;
+    if (*s < '0' || *s > '9') return NULL;
+    int x = 0;
+    while (*s >= '0' && *s <= '9') {
+        x = x * 10 + (*s++ - '0');
+        if (x >= 100000) return NULL;
+    }
+    if (*s != '.') return NULL;
+    *v = x;
+    return s + 1;
 }
 
 static void grow(short *count, int j)
