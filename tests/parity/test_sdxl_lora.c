@@ -10,8 +10,10 @@
  *    UNet and of both text encoders at W + m·(alpha/rank)·up@down computed
  *    here in double (the folder, and the single file whose te2 q/k/v are
  *    views into one packed in_proj);
- *  - restore: no LoRA afterwards gives every patched weight back bit for
- *    bit, per model part;
+ *  - the stack changes both encoders' context, the pooled vector and a UNet
+ *    pass (added vector included); no LoRA afterwards gives every patched
+ *    weight back bit for bit, per model part, and the same context, pooled
+ *    vector and UNet output as before, bit for bit (the kernels' copies);
  *  - family: an SD1 LoRA on SDXL and an SDXL LoRA on SD1 are refused naming
  *    "loras" with the reason; sd_list_loras says which fit and why not. */
 #include <math.h>
@@ -190,6 +192,51 @@ static int part_of(const char *name)
 
 static sd_engine *load(const char *model);
 
+/* What the model computes: both encoders' context and pooled rows for a
+ * prompt and a negative, and one UNet pass over them (B = 2, latent 8×12,
+ * t 500, default time ids 64×96), through the kernels' weight copies. */
+typedef struct probe {
+    float *ctx, *pooled, *eps;
+    size_t n_ctx, n_pooled, n_eps;
+    int rc;
+} probe;
+
+static void probe_free(probe *p)
+{
+    free(p->ctx), free(p->pooled), free(p->eps);
+    memset(p, 0, sizeof *p);
+}
+
+static probe run_probe(sd_engine *e)
+{
+    enum { B = 2, H = 8, W = 12 };
+    probe r = {0};
+    sd_gen_params p = {.prompt = "a photograph of an astronaut riding a horse", .negative = "blurry",
+                       .width = 96, .height = 64, .steps = 1, .cfg = 5, .n = 1};
+    int T = 0, Wc = 0, P = 0;
+    sd_err err;
+    sd_err_clear(&err);
+    r.rc = sd_encode_text_pooled(e, &p, &r.ctx, &T, &Wc, &r.pooled, &P, &err);
+    const unet_info *in = unet_get_info(sd_engine_unet(e));
+    if (r.rc || P != in->add_text_dim) return r.rc = -1, r;
+    r.n_ctx = (size_t)B * T * Wc, r.n_pooled = (size_t)B * P, r.n_eps = (size_t)B * 4 * H * W;
+    float *vec = calloc((size_t)B * in->add_dim, sizeof *vec), *x = malloc(r.n_eps * sizeof *x);
+    r.eps = malloc(r.n_eps * sizeof *r.eps);
+    for (size_t i = 0; x && i < r.n_eps; i++) x[i] = (float)((i * 37) % 101) / 50.f - 1.f;
+    static const float ids[6] = {64, 96, 0, 0, 64, 96};
+    for (int b = 0; vec && b < B; b++) {
+        memcpy(vec + (size_t)b * in->add_dim, r.pooled + (size_t)b * P, (size_t)P * sizeof *vec);
+        memcpy(vec + (size_t)b * in->add_dim + P, ids, sizeof ids);
+    }
+    float t[B] = {500, 500};
+    unet_cond c = {r.ctx, T, Wc, vec, in->add_dim, NULL, 0};
+    r.rc = !vec || !x || !r.eps || unet_forward(sd_engine_unet(e), x, t, &c, B, H, W, r.eps, &err);
+    free(vec), free(x);
+    return r;
+}
+
+static int same(const float *a, const float *b, size_t n) { return a && b && !memcmp(a, b, n * sizeof *a); }
+
 static const char *LABEL[] = {"UNet", "text encoder 1 (CLIP-L)", "text encoder 2 (OpenCLIP-bigG)"};
 
 /* Apply FILES as one stack on model `model`; check every patched weight,
@@ -206,9 +253,14 @@ static void merge_and_restore(const char *model)
     size_t nel[NFILES][MAXMOD] = {{0}};
     for (size_t f = 0; f < NFILES; f++)
         for (int i = 0; i < n_mods(&FILES[f]); i++) base[f][i] = read_weight(e, FILES[f].m[i].target, &nel[f][i]);
+    probe before = run_probe(e);
     sd_lora_spec stack[NFILES];
     for (size_t f = 0; f < NFILES; f++) stack[f] = (sd_lora_spec){FILES[f].name, FILES[f].weight};
     int rc = apply(e, stack, NFILES, &err);
+    probe with = run_probe(e);
+    CHECKF(!before.rc && !with.rc && !same(before.ctx, with.ctx, before.n_ctx) &&
+           !same(before.pooled, with.pooled, before.n_pooled) && !same(before.eps, with.eps, before.n_eps),
+           "sdxl lora: the stack changes the context, the pooled vector and the UNet's output", "%s", model);
     CHECKF(!rc, "sdxl lora: a stack of kohya LDM, kohya diffusers and PEFT LoRAs applies", "%s: %s", model, err.msg);
     double worst[3] = {0, 0, 0};
     int count[3] = {0, 0, 0};
@@ -245,19 +297,25 @@ static void merge_and_restore(const char *model)
                model, LABEL[p], worst[p]);
     }
     rc = apply(e, NULL, 0, &err);
-    int same[3] = {1, 1, 1};
+    int kept[3] = {1, 1, 1};
     for (size_t f = 0; f < NFILES; f++)
         for (int i = 0; i < n_mods(&FILES[f]); i++) {
             size_t n = 0;
             float *got = read_weight(e, FILES[f].m[i].target, &n);
             int p = part_of(FILES[f].m[i].target);
-            if (rc || !got || !base[f][i] || n != nel[f][i] || memcmp(got, base[f][i], n * sizeof *got)) same[p] = 0;
+            if (rc || !got || !base[f][i] || n != nel[f][i] || memcmp(got, base[f][i], n * sizeof *got)) kept[p] = 0;
             free(got);
             free(base[f][i]);
         }
     for (int p = 0; p < 3; p++)
-        CHECKF(same[p], "sdxl lora: no LoRA after the stack restores every patched weight bit for bit", "%s %s: %s",
+        CHECKF(kept[p], "sdxl lora: no LoRA after the stack restores every patched weight bit for bit", "%s %s: %s",
                model, LABEL[p], err.msg);
+    probe after = run_probe(e);
+    CHECKF(!after.rc && same(before.ctx, after.ctx, before.n_ctx) && same(before.pooled, after.pooled, before.n_pooled) &&
+           same(before.eps, after.eps, before.n_eps) && after.n_eps == before.n_eps && after.n_ctx == before.n_ctx,
+           "sdxl lora: after the stack, context, pooled vector and UNet output are bit-identical to before", "%s",
+           model);
+    probe_free(&before), probe_free(&with), probe_free(&after);
     sd_engine_free(e);
     sdw_close(w);
 }
