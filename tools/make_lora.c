@@ -27,10 +27,15 @@ static int wanted(const sdw_tensor *t, int xl, char *out, size_t size)
 {
     const char *n = t->name, *comp;
     if (t->ndim != 2 && t->ndim != 4) return 0;
-    if (!strncmp(n, "unet.", 5)) { comp = "lora_unet_"; n += 5; }
-    else if (!strncmp(n, "text_encoder.", 13) && strstr(n, ".encoder.layers.")) { comp = xl ? "lora_te1_" : "lora_te_"; n += 13; }
-    else if (!strncmp(n, "text_encoder_2.", 15) && strstr(n, ".encoder.layers.")) { comp = "lora_te2_"; n += 15; }
-    else return 0;
+    if (!strncmp(n, "unet.", 5)) {
+        comp = "lora_unet_", n += 5;
+    } else if (!strncmp(n, "text_encoder.", 13) && strstr(n, ".encoder.layers.")) {
+        comp = xl ? "lora_te1_" : "lora_te_", n += 13;
+    } else if (!strncmp(n, "text_encoder_2.", 15) && strstr(n, ".encoder.layers.")) {
+        comp = "lora_te2_", n += 15;
+    } else {
+        return 0;
+    }
     int hit = 0;
     for (size_t k = 0; k < sizeof KINDS / sizeof KINDS[0]; k++) hit |= strstr(n, KINDS[k]) != NULL;
     if (!hit) return 0;

@@ -55,14 +55,16 @@ static const lora_file FILES[] = {
         {"lora_unet_label_emb_0_0", "unet.add_embedding.linear_1.weight", 2, 2},
         {"lora_te1_text_model_encoder_layers_0_self_attn_q_proj",
          "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.weight", 4, 2},
-        {"lora_te2_text_model_encoder_layers_1_mlp_fc1", "text_encoder_2.text_model.encoder.layers.1.mlp.fc1.weight", 4, 8},
+        {"lora_te2_text_model_encoder_layers_1_mlp_fc1",
+         "text_encoder_2.text_model.encoder.layers.1.mlp.fc1.weight", 4, 8},
         {"lora_te2_text_model_encoder_layers_0_self_attn_k_proj",
          "text_encoder_2.text_model.encoder.layers.0.self_attn.k_proj.weight", 2, 1}}},
     {"xl_kohya", 0.5f, {
         {"lora_unet_down_blocks_1_attentions_0_transformer_blocks_0_attn1_to_v",
          "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn1.to_v.weight", 4, 2},
         {"lora_unet_mid_block_resnets_0_conv2", "unet.mid_block.resnets.0.conv2.weight", 2, 0},
-        {"lora_te1_text_model_encoder_layers_2_mlp_fc2", "text_encoder.text_model.encoder.layers.2.mlp.fc2.weight", 2, 1},
+        {"lora_te1_text_model_encoder_layers_2_mlp_fc2",
+         "text_encoder.text_model.encoder.layers.2.mlp.fc2.weight", 2, 1},
         {"lora_te2_text_model_encoder_layers_2_self_attn_out_proj",
          "text_encoder_2.text_model.encoder.layers.2.self_attn.out_proj.weight", 3, 3}}},
     {"xl_peft", 1.2f, {
@@ -278,7 +280,8 @@ static void merge_and_restore(const char *model)
                 continue;
             }
             int64_t in = flat_in(t), out = t->shape[0];
-            float *down = malloc((size_t)(m->rank * in) * sizeof *down), *up = malloc((size_t)(out * m->rank) * sizeof *up);
+            float *down = malloc((size_t)(m->rank * in) * sizeof *down);
+            float *up = malloc((size_t)(out * m->rank) * sizeof *up);
             values(&FILES[f], i, in, out, down, up);
             double scale = (double)FILES[f].weight * (m->alpha > 0 ? m->alpha : m->rank) / m->rank;
             for (int64_t r = 0; r < out; r++)
@@ -292,7 +295,8 @@ static void merge_and_restore(const char *model)
             free(down), free(up), free(got);
         }
     for (int p = 0; p < 3 && !rc; p++) {
-        printf("metric sdxl_lora/%s/%s merged_vs_hand %.3g tol 1e-6 (%d weights)\n", model, LABEL[p], worst[p], count[p]);
+        printf("metric sdxl_lora/%s/%s merged_vs_hand %.3g tol 1e-6 (%d weights)\n", model, LABEL[p], worst[p],
+               count[p]);
         CHECKF(count[p] > 0 && worst[p] <= 1e-6, "sdxl lora: merged weights = W + m·(alpha/rank)·up@down", "%s %s: %.3g",
                model, LABEL[p], worst[p]);
     }
@@ -311,7 +315,8 @@ static void merge_and_restore(const char *model)
         CHECKF(kept[p], "sdxl lora: no LoRA after the stack restores every patched weight bit for bit", "%s %s: %s",
                model, LABEL[p], err.msg);
     probe after = run_probe(e);
-    CHECKF(!after.rc && same(before.ctx, after.ctx, before.n_ctx) && same(before.pooled, after.pooled, before.n_pooled) &&
+    CHECKF(!after.rc && same(before.ctx, after.ctx, before.n_ctx) &&
+           same(before.pooled, after.pooled, before.n_pooled) &&
            same(before.eps, after.eps, before.n_eps) && after.n_eps == before.n_eps && after.n_ctx == before.n_ctx,
            "sdxl lora: after the stack, context, pooled vector and UNet output are bit-identical to before", "%s",
            model);
