@@ -2,7 +2,8 @@
  * `sdserve bench --lora` (docs/LORA.md "Cost"): one module per UNet
  * attention projection (to_q/k/v/out.0), proj_in/out, feed-forward, every
  * ResBlock conv1/conv2/conv_shortcut/time_emb_proj, down/upsampler conv,
- * and per text-encoder self_attn q/k/v/out_proj and mlp fc1/fc2: down
+ * and per text-encoder self_attn q/k/v/out_proj and mlp fc1/fc2 (lora_te_;
+ * on SDXL, whose second encoder is text_encoder_2.*, lora_te1_/lora_te2_): down
  * [r, in(,kh,kw)], up [out, r(,1,1)], alpha = r, F32, values
  * normal(0, 0.01) (uniform-sum approximation, fixed seed).
  *
@@ -20,14 +21,21 @@ static const char *const KINDS[] = {
     ".time_emb_proj.weight", "samplers.0.conv.weight", "_proj.weight", ".fc1.weight", ".fc2.weight",
 };
 
-/* A weight a LoRA of the usual kind patches: its kohya module name into out. */
-static int wanted(const sdw_tensor *t, char *out, size_t size)
+/* A weight a LoRA of the usual kind patches: its kohya module name into out
+ * (xl: the model has SDXL's two text encoders). */
+static int wanted(const sdw_tensor *t, int xl, char *out, size_t size)
 {
     const char *n = t->name, *comp;
     if (t->ndim != 2 && t->ndim != 4) return 0;
-    if (!strncmp(n, "unet.", 5)) { comp = "lora_unet_"; n += 5; }
-    else if (!strncmp(n, "text_encoder.", 13) && strstr(n, ".encoder.layers.")) { comp = "lora_te_"; n += 13; }
-    else return 0;
+    if (!strncmp(n, "unet.", 5)) {
+        comp = "lora_unet_", n += 5;
+    } else if (!strncmp(n, "text_encoder.", 13) && strstr(n, ".encoder.layers.")) {
+        comp = xl ? "lora_te1_" : "lora_te_", n += 13;
+    } else if (!strncmp(n, "text_encoder_2.", 15) && strstr(n, ".encoder.layers.")) {
+        comp = "lora_te2_", n += 15;
+    } else {
+        return 0;
+    }
     int hit = 0;
     for (size_t k = 0; k < sizeof KINDS / sizeof KINDS[0]; k++) hit |= strstr(n, KINDS[k]) != NULL;
     if (!hit) return 0;
@@ -69,10 +77,12 @@ int main(int argc, char **argv)
     stw_tensor *t = calloc(3 * n, sizeof *t);
     char (*names)[3][300] = calloc(n, sizeof *names);
     const sdw_tensor **src = calloc(n, sizeof *src);
+    int xl = 0;
+    for (size_t i = 0; i < n; i++) xl |= !strncmp(sdw_at(w, i)->name, "text_encoder_2.", 15);
     for (size_t i = 0; t && names && src && i < n; i++) {
         const sdw_tensor *x = sdw_at(w, i);
         char mod[256];
-        if (!wanted(x, mod, sizeof mod)) continue;
+        if (!wanted(x, xl, mod, sizeof mod)) continue;
         src[k / 3] = x;
         snprintf(names[k / 3][0], 300, "%s.lora_down.weight", mod);
         snprintf(names[k / 3][1], 300, "%s.lora_up.weight", mod);

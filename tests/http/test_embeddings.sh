@@ -7,7 +7,8 @@
 # using the names give the pixels of the typed tokens (the server's log
 # names each embedding), over HTTP and with
 # `sdserve generate --embeddings-dir`; a negative too long because of the
-# embedding's vectors is a 400 naming negative_prompt.
+# embedding's vectors is a 400 naming negative_prompt; on tiny-sdxl-s, GET
+# /embeddings says the one-tensor SD1 embeddings do not fit, and why.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -71,3 +72,11 @@ stop_server
 check "CLI --embeddings-dir runs" $? "$(tail -3 "$TMP/cli.err")"
 check "CLI with the embeddings = HTTP typed tokens, pixel for pixel" $(pixels_equal "$TMP/typed.png" "$TMP/cli.png"; echo $?) \
   "$(pixel_diff "$TMP/typed.png" "$TMP/cli.png")"
+
+# the same folder on an SDXL model: its one-tensor SD1 embeddings do not fit, saying why
+start_server --model "$REF/models/tiny-sdxl-s" --embeddings-dir "$EMB" || exit 1
+st=$(curl -s -o "$TMP/xl.json" -w '%{http_code}' "$BASE/embeddings")
+check "SDXL: GET /embeddings says an SD1 embedding does not fit (needs a clip_l + clip_g pair)" \
+  $([ "$st" = 200 ] && [ "$(json "$TMP/xl.json" '[(e["fits"], "clip_l + clip_g" in e["error"]) for e in j["embeddings"] if e["name"] == "redapple"][0]')" = "(False, True)" ]; echo $?) \
+  "status $st $(head -c 600 "$TMP/xl.json")"
+stop_server

@@ -7,7 +7,9 @@
 # keep the prompt as typed and name the LoRA's hash; GET /loras lists the
 # four files; `sdserve generate --lora-dir` with a tag or --lora gives the
 # server's pixels; unknown, malformed, too many, out-of-range and the same
-# LoRAs on tiny-sd2 are 400s naming the field, before a job is made.
+# LoRAs on tiny-sd2 are 400s naming the field, before a job is made; on
+# tiny-sdxl-s an SDXL LoRA written by make_lora fits and tiny-sd1's does not
+# (GET /loras, and a 400 naming loras), and the SDXL one on tiny-sd1 likewise.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -86,4 +88,25 @@ curl -s -o "$TMP/list2.json" "$BASE/loras"
 check "tiny-sd2: GET /loras says the tiny-sd1 LoRAs do not fit" \
   $([ "$(json "$TMP/list2.json" 'j["count"]==4 and all(not l["fits"] and l["reason"] for l in j["loras"])')" = True ]; echo $?) \
   "$(head -c 600 "$TMP/list2.json")"
+stop_server
+
+# SDXL: a LoRA made for tiny-sdxl-s by make_lora (lora_te1_/lora_te2_, lora_unet_) fits;
+# tiny-sd1's does not, and the SDXL one does not fit tiny-sd1 — each saying why
+XD=$TMP/xl-loras
+mkdir -p "$XD"
+"$BUILD/tools/make_lora" "$REF/models/tiny-sdxl-s" --rank 4 -o "$XD/xl_r4.safetensors" >/dev/null
+ln -s "$(cd "$LD" && pwd)/lora_a_kohya.safetensors" "$XD/lora_a_kohya.safetensors"
+start_server --model "$REF/models/tiny-sdxl-s" --lora-dir "$XD" || exit 1
+curl -s -o "$TMP/xl.json" "$BASE/loras"
+check "tiny-sdxl-s: GET /loras: the SDXL LoRA fits (283 modules), tiny-sd1's does not, as an SD 1.x/2.x LoRA" \
+  $([ "$(json "$TMP/xl.json" 'sorted((l["name"], l["fits"], l["modules"], "is for SD 1.x/2.x" in (l["reason"] or "")) for l in j["loras"])')" = \
+      "[('lora_a_kohya', False, 0, True), ('xl_r4', True, 283, False)]" ]; echo $?) "$(head -c 600 "$TMP/xl.json")"
+refused "tiny-sdxl-s: a tiny-sd1 LoRA" /txt2img "$F" "prompt=x&loras=lora_a_kohya" loras "is for SD 1.x/2.x, not this SDXL model"
+stop_server
+start_server --model "$REF/models/tiny-sd1" --lora-dir "$XD" || exit 1
+refused "tiny-sd1: an SDXL LoRA as a tag" /txt2img "$F" "prompt=x <lora:xl_r4:0.5>" loras "is for SDXL, not this SD 1.x/2.x model"
+curl -s -o "$TMP/xl1.json" "$BASE/loras"
+check "tiny-sd1: GET /loras says the SDXL LoRA does not fit, as an SDXL LoRA" \
+  $([ "$(json "$TMP/xl1.json" '[(l["fits"], "is for SDXL" in l["reason"]) for l in j["loras"] if l["name"] == "xl_r4"]')" = "[(False, True)]" ]; echo $?) \
+  "$(head -c 600 "$TMP/xl1.json")"
 stop_server

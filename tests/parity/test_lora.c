@@ -252,11 +252,12 @@ static void check_other_family(const char *model, const char *path)
     for (int i = 0; nm && i < 2; i++) {
         char rel[256], name[300], who[64];
         snprintf(rel, sizeof rel, LDIR "lora/%s.safetensors", files[i]);
-        snprintf(who, sizeof who, "LoRA '%s': module '", files[i]);
+        snprintf(who, sizeof who, "LoRA '%s': ", files[i]);
         sd_err_clear(&err);
         sd_lora *l = lora_load(t_ref(rel), files[i], nm, &err);
         snprintf(name, sizeof name, "%s: tiny-sd1's %s refused naming loras and a module", model, files[i]);
-        CHECKF(!l && err.code == SD_EINVAL && !strcmp(err.field, "loras") && strstr(err.msg, who), name, "%s", err.msg);
+        CHECKF(!l && err.code == SD_EINVAL && !strcmp(err.field, "loras") && strstr(err.msg, who) &&
+               strstr(err.msg, "module '"), name, "%s", err.msg);
         lora_free(l);
     }
     lora_names_free(nm);

@@ -3,7 +3,9 @@
  * tests/common/lora_targets.h: every bad file is refused with an sd_err
  * naming the field "loras", the LoRA and the module; PEFT metadata (alpha,
  * r, rank/alpha patterns); ambiguous kohya names; every allocation of a
- * load failing in turn gives SD_ENOMEM; a merge with m = 0 is the
+ * load failing in turn gives SD_ENOMEM; SDXL-shaped targets: kohya LDM
+ * UNet names, lora_te1_/lora_te2_, each family refused by the other; a
+ * merge with m = 0 is the
  * original bit for bit; the merge gives the same bits on one thread and on
  * all; the double-precision formula agrees.  Prints "#" lines with the time
  * to merge a rank-32 delta into a 320×320×3×3 conv and a 1280×1280 linear
@@ -263,6 +265,63 @@ static void alloc_failures(const lora_names *nm)
            calls, bad);
 }
 
+/* SDXL-shaped targets (lora_targets.h): kohya LDM UNet names and
+ * lora_te1_/lora_te2_ resolve; each family's text-encoder prefixes are
+ * refused by the other as that family's; building the name list with each
+ * allocation failing in turn gives SD_ENOMEM. */
+static void sdxl_names(const lora_names *sd1)
+{
+#define XA "lora_unet_input_blocks_3_1_transformer_blocks_0_attn2_to_k"
+#define XT1 "lora_te1_text_model_encoder_layers_0_self_attn_q_proj"
+#define XT2 "lora_te2_text_model_encoder_layers_0_mlp_fc1"
+    sd_err err;
+    sd_err_clear(&err);
+    lora_names *nm = lora_names_new(lora_test_targets_xl, LORA_TEST_NTARGETS_XL, &err);
+    CHECKF(nm && lora_names_count(nm) == LORA_TEST_NTARGETS_XL, "sdxl names: every target listed", "%s", err.msg);
+    if (!nm) return;
+    const spec s[] = {DOWN(XA, 2, 40), UP(XA, 64, 2),
+                      {"lora_unet_input_blocks_2_0_op.lora_down.weight", "F32", 4, {2, 32, 3, 3}, 0, 0},
+                      {"lora_unet_input_blocks_2_0_op.lora_up.weight", "F32", 4, {32, 2, 1, 1}, 0, 0},
+                      {"lora_unet_output_blocks_0_2_conv.lora_down.weight", "F32", 4, {2, 64, 3, 3}, 0, 0},
+                      {"lora_unet_output_blocks_0_2_conv.lora_up.weight", "F32", 4, {64, 2, 1, 1}, 0, 0},
+                      DOWN(XT1, 2, 16), UP(XT1, 16, 2), DOWN(XT2, 2, 24), UP(XT2, 96, 2)};
+    sd_lora *l = loads(nm, "sdxl: kohya LDM UNet names and lora_te1_/lora_te2_ load", s, 10, "");
+    static const char *const want[] = {
+        "unet.down_blocks.1.attentions.0.transformer_blocks.0.attn2.to_k.weight",
+        "unet.down_blocks.0.downsamplers.0.conv.weight", "unet.up_blocks.0.upsamplers.0.conv.weight",
+        "text_encoder.text_model.encoder.layers.0.self_attn.q_proj.weight",
+        "text_encoder_2.text_model.encoder.layers.0.mlp.fc1.weight"};
+    int found = 0;
+    for (int i = 0; l && i < 5; i++) found += lora_find(l, want[i]) != NULL;
+    CHECKF(l && lora_module_count(l) == 5 && found == 5, "sdxl: each module patches the weight its name says",
+           "%d of 5", found);
+    lora_free(l);
+    const spec te[] = {DOWN("lora_te_text_model_encoder_layers_0_self_attn_q_proj", 2, 16),
+                       UP("lora_te_text_model_encoder_layers_0_self_attn_q_proj", 16, 2)};
+    refused(nm, "an SD1 LoRA on SDXL", te, 2, "", NULL, "is for SD 1.x/2.x, not this SDXL model");
+    const spec te2[] = {DOWN(XT2, 2, 24), UP(XT2, 96, 2)};
+    refused(sd1, "an SDXL LoRA on SD1", te2, 2, "", NULL, "is for SDXL, not this SD 1.x/2.x model");
+    lora_names_free(nm);
+    unsigned long before = sd_alloc_count();
+    lora_names_free(lora_names_new(lora_test_targets_xl, LORA_TEST_NTARGETS_XL, &err));
+    unsigned long calls = sd_alloc_count() - before;
+    int bad = 0;
+    for (unsigned long n = 1; n <= calls; n++) {
+        sd_err_clear(&err);
+        sd_alloc_fail_at(n);
+        lora_names *x = lora_names_new(lora_test_targets_xl, LORA_TEST_NTARGETS_XL, &err);
+        int failed = sd_alloc_failed();
+        sd_alloc_fail_at(0);
+        bad += failed && (x || err.code != SD_ENOMEM || strcmp(err.field, "loras"));
+        lora_names_free(x);
+    }
+    CHECKF(calls > 2 * LORA_TEST_NTARGETS_XL && !bad, "sdxl names: each allocation failing gives SD_ENOMEM naming loras",
+           "%lu calls, %d bad", calls, bad);
+#undef XA
+#undef XT1
+#undef XT2
+}
+
 /* Two weights whose kohya names are the same string: refused, not guessed. */
 static void ambiguous_names(void)
 {
@@ -363,6 +422,7 @@ int main(void)
         good_files(nm);
         bad_files(nm);
         alloc_failures(nm);
+        sdxl_names(nm);
     }
     lora_names_free(nm);
     ambiguous_names();

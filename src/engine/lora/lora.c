@@ -201,6 +201,8 @@ static int build_modules(sd_lora *l, const lora_key *k, size_t nk, const lora_na
                          sd_err *err)
 {
     if (!(l->m = sd_calloc(nk ? nk : 1, sizeof *l->m))) return oom(err, l->name);
+    for (size_t i = 0; i < nk; i++)   /* another family's file: said before any module's own misfit */
+        if (lora_check_family(l->name, k[i].module, nm, err)) return -1;
     for (size_t i = 0, j; i < nk; i = j) {
         for (j = i + 1; j < nk && !strcmp(k[j].module, k[i].module); j++) {}
         if (add_module(l, k, i, j, nm, meta, err)) return -1;

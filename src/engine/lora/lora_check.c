@@ -50,17 +50,41 @@ static int is_peft(const char *module)
     return strncmp(module, "lora_", 5) != 0;
 }
 
-static const lora_target *resolve(const char *lora, const char *module, const lora_names *nm, sd_err *err)
+static const char *family_name(const lora_names *nm)
+{
+    return lora_names_two_te(nm) ? "SDXL" : "SD 1.x/2.x";
+}
+
+static int starts_with_any(const char *s, const char *const *prefixes, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!strncmp(s, prefixes[i], strlen(prefixes[i]))) return 1;
+    return 0;
+}
+
+/* A module of the other family's text encoders: refused with the reason
+ * (SDXL's lora_te1_/lora_te2_/text_encoder_2. on a one-encoder model;
+ * SD1/SD2's lora_te_ on SDXL, which A1111 does not apply either). */
+int lora_check_family(const char *lora, const char *module, const lora_names *nm, sd_err *err)
 {
     static const char *const sdxl[] = {"lora_te1_", "lora_te2_", "text_encoder_2."};
-    static const char *const known[] = {"lora_unet_", "lora_te_", "unet.", "text_encoder."};
-    for (size_t i = 0; i < sizeof sdxl / sizeof sdxl[0]; i++)
-        if (!strncmp(module, sdxl[i], strlen(sdxl[i]))) {
-            lora_fail(err, lora, module,
-                      "is for SDXL (two text encoders: lora_te1_/lora_te2_, text_encoder_2.), a family this model "
-                      "is not");
-            return NULL;
-        }
+    static const char *const sd12[] = {"lora_te_"};
+    if (!lora_names_two_te(nm) && starts_with_any(module, sdxl, sizeof sdxl / sizeof sdxl[0]))
+        return lora_fail(err, lora, NULL,
+                         "is for SDXL, not this SD 1.x/2.x model (module '%s' names SDXL's two text encoders: "
+                         "lora_te1_/lora_te2_, text_encoder_2.)", module);
+    if (lora_names_two_te(nm) && starts_with_any(module, sd12, 1))
+        return lora_fail(err, lora, NULL,
+                         "is for SD 1.x/2.x, not this SDXL model (module '%s' names one text encoder: lora_te_; "
+                         "SDXL's are lora_te1_/lora_te2_)", module);
+    return 0;
+}
+
+static const lora_target *resolve(const char *lora, const char *module, const lora_names *nm, sd_err *err)
+{
+    static const char *const known[] = {"lora_unet_", "lora_te_", "lora_te1_", "lora_te2_",
+                                        "unet.",      "text_encoder.", "text_encoder_2."};
+    if (lora_check_family(lora, module, nm, err)) return NULL;
     int ambiguous = 0;
     const lora_target *t = lora_names_find(nm, module, &ambiguous);
     if (t && ambiguous) {
@@ -68,13 +92,12 @@ static const lora_target *resolve(const char *lora, const char *module, const lo
         return NULL;
     }
     if (t) return t;
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-        if (!strncmp(module, known[i], strlen(known[i]))) {
-            lora_fail(err, lora, module, "matches no weight of this model (a LoRA for another model family?)");
-            return NULL;
-        }
-    lora_fail(err, lora, module,
-              "unrecognised naming (kohya lora_unet_/lora_te_ or diffusers/PEFT unet./text_encoder. expected)");
+    if (starts_with_any(module, known, sizeof known / sizeof known[0]))
+        lora_fail(err, lora, NULL, "matches no weight of this %s model (another family's LoRA?): module '%s'",
+                  family_name(nm), module);
+    else
+        lora_fail(err, lora, module, "unrecognised naming (kohya lora_unet_/lora_te_/lora_te1_/lora_te2_ or "
+                  "diffusers/PEFT unet./text_encoder./text_encoder_2. expected)");
     return NULL;
 }
 
@@ -87,7 +110,7 @@ static int64_t flat_in(int ndim, const int64_t *shape)
 
 /* The rank, or -1 + err: down/up agree with each other and with t. */
 static int check_shapes(const char *lora, const char *module, const st_entry *d, const st_entry *u,
-                        const lora_target *t, sd_err *err)
+                        const lora_target *t, const lora_names *nm, sd_err *err)
 {
     char sd[80], su[80], st[80];
     shape_str(sd, sizeof sd, d->ndim, d->shape);
@@ -104,8 +127,8 @@ static int check_shapes(const char *lora, const char *module, const st_entry *d,
     int kernel_differs = d->ndim == 4 && t->ndim == 4 &&
                          (d->shape[1] != t->shape[1] || d->shape[2] != t->shape[2] || d->shape[3] != t->shape[3]);
     if (u->shape[0] != t->shape[0] || flat_in(d->ndim, d->shape) != flat_in(t->ndim, t->shape) || kernel_differs)
-        return lora_fail(err, lora, module, "down %s / up %s do not fit the weight %s %s (a LoRA for another model?)",
-                         sd, su, t->name, st);
+        return lora_fail(err, lora, NULL, "does not fit this %s model (another family's LoRA?): module '%s': down %s "
+                         "/ up %s do not fit the weight %s %s", family_name(nm), module, sd, su, t->name, st);
     return (int)r;
 }
 
@@ -157,7 +180,7 @@ int lora_check_module(const char *lora, const char *module, const st_entry *cons
                              lora_part_name((lora_part)p));
     const lora_target *t = resolve(lora, module, nm, err);
     if (!t) return -1;
-    int rank = check_shapes(lora, module, part[LORA_DOWN], part[LORA_UP], t, err);
+    int rank = check_shapes(lora, module, part[LORA_DOWN], part[LORA_UP], t, nm, err);
     if (rank < 0 || read_alpha(lora, module, part[LORA_ALPHA], meta, rank, &m->alpha, err)) return -1;
     m->rank = rank;
     m->scale = (float)((double)m->alpha / rank);

@@ -23,6 +23,11 @@ int lora_fail(sd_err *err, const char *lora, const char *module, const char *fmt
 
 const char *lora_part_name(lora_part p);
 
+/* -1 + err when `module` names the text encoders of another family than
+ * nm's (SDXL's lora_te1_/lora_te2_/text_encoder_2. on a one-encoder model,
+ * SD1/SD2's lora_te_ on SDXL): the file is for that family. */
+int lora_check_family(const char *lora, const char *module, const lora_names *nm, sd_err *err);
+
 /* Resolve `module` through nm, check part[] (down and up required, alpha
  * optional) and fill *m (fp32 copies, owned strings).  -1 + err with *m
  * left empty on failure. */
