@@ -33,11 +33,12 @@ static void usage_range(const req_field *f, char *buf, size_t size)
         snprintf(buf, size, "euler_a, ddim, ..., \"DPM++ 2M\", k_euler (docs/KDIFFUSION.md)");
 }
 
-/* A request field's default as the usage shows it ("" for none). */
+/* A request field's default as the usage shows it ("" for none, and for a
+ * default outside the range: width/height's 0 = the model's native size). */
 static void usage_default(const req_field *f, char *buf, size_t size)
 {
     buf[0] = 0;
-    if (f->type == RF_INT || f->type == RF_FLOAT) snprintf(buf, size, "[%g]", f->def);
+    if ((f->type == RF_INT || f->type == RF_FLOAT) && req_field_in_range(f, f->def)) snprintf(buf, size, "[%g]", f->def);
     else if (f->type == RF_SEED) snprintf(buf, size, "[random]");
     else if (f->type == RF_SAMPLER) snprintf(buf, size, "[%s]", req_field_value_name(f, f->def));
 }
@@ -413,6 +414,7 @@ static int run(const gen_args *a, sd_err *err)
     if (info.vae_name) fprintf(stderr, "VAE %s (hash %s)\n", info.vae_name, info.vae_hash);
 
     sd_request req = a->req;   /* argv's strings, borrowed: not sd_request_free'd */
+    req_resolve_size(&req, info.native_size);   /* no -W/-H: the model's native size */
     if (req.seed_was_random) req.gen.seed = req_random_seed();
     sd_gen_params p = req.gen;
     p.init_rgb = init.px;
