@@ -347,6 +347,7 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
     gc->engine = L->engine;
     gc->model_name = mi->name;
     gc->model_hash = mi->hash;
+    gc->model_family = mi->family;
     gc->vae_name = mi->vae_name;
     gc->vae_hash = mi->vae_hash;
     if (mi->vae_name) printf("VAE: %s (hash %s)\n", mi->vae_name, mi->vae_hash);

@@ -162,6 +162,11 @@ int req_check_size(const sd_request *r, int max_side, int64_t max_pixels, sd_err
     return 0;
 }
 
+const char *req_gen_family(const char *family)
+{
+    return family && *family && strcmp(family, "sd1") ? family : NULL;
+}
+
 void req_free_loras(sd_request *r)
 {
     for (int i = 0; i < r->gen.n_loras; i++) free((char *)r->gen.loras[i].name);

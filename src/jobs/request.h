@@ -121,6 +121,11 @@ void sd_request_free(sd_request *r);
 img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, const char *model_hash,
                           const char *model_name);
 
+/* The "Model family" of an image's parameters for a model of family
+ * `family` (sd_model_info.family): NULL for "sd1" (SD 1.x texts stay
+ * exactly A1111's), else the name ("sd2", "sdxl"). */
+const char *req_gen_family(const char *family);
+
 /* "[1, 4]", "(0, 20]": the field's range as messages show it. */
 void req_field_range(const req_field *f, char *buf, size_t size);
 /* The value the engine will see for v: rounded to float for RF_FLOAT (1e-46

@@ -46,7 +46,8 @@ ARGS_SMALL='prompt=a photograph of an astronaut riding a horse&seed=7&width=64&h
 check "no width/height answers 200" $([ "$(gen native)" = 200 ]; echo $?) "$(cat "$TMP/native.json")"
 check "no width/height: the model's native 512x512" $([ "$(png_size "$TMP/native.png")" = 512x512 ]; echo $?) \
   "$(png_size "$TMP/native.png")"
-check "its parameters say Size: 512x512" $(grep -aq 'Size: 512x512' "$TMP/native.png"; echo $?) \
+check "its parameters say Size: 512x512, and no Model family for SD1" \
+  $(grep -aq 'Size: 512x512' "$TMP/native.png" && ! grep -aq 'Model family' "$TMP/native.png"; echo $?) \
   "$(grep -ao 'Steps: [^\x00]*' "$TMP/native.png" | head -1)"
 accepted_size "async, no size: the job status shows 512x512" nojob "$ARGS" 512x512
 accepted_size "async, width only: 320x512 (height native)" onlyw "$ARGS&width=320" 320x512

@@ -149,6 +149,8 @@ int main(void)
         se = (sd_err){0};
         CHECKF(req_check_size(&q, 0, 0, &se) == -1 && !strcmp(se.field, "height"), "a tall side names height", "%s",
                se.msg);
+        CHECK(!req_gen_family("sd1") && !req_gen_family(NULL) && !strcmp(req_gen_family("sdxl"), "sdxl") &&
+                  !strcmp(req_gen_family("sd2"), "sd2"), "parameters name the family but for SD1 (A1111's text)");
         const req_field *ot = req_field_find("original_width"), *ct = req_field_find("crop_top");
         CHECK(ot && ct && ot->def == 0 && req_field_in_range(ot, 0) && req_field_in_range(ot, 8192) &&
                   !req_field_in_range(ot, 8193) && !req_field_in_range(ct, -1) && ot->where == RF_BOTH,
