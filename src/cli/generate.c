@@ -33,11 +33,12 @@ static void usage_range(const req_field *f, char *buf, size_t size)
         snprintf(buf, size, "euler_a, ddim, ..., \"DPM++ 2M\", k_euler (docs/KDIFFUSION.md)");
 }
 
-/* A request field's default as the usage shows it ("" for none). */
+/* A request field's default as the usage shows it ("" for none, and for a
+ * default outside the range: width/height's 0 = the model's native size). */
 static void usage_default(const req_field *f, char *buf, size_t size)
 {
     buf[0] = 0;
-    if (f->type == RF_INT || f->type == RF_FLOAT) snprintf(buf, size, "[%g]", f->def);
+    if ((f->type == RF_INT || f->type == RF_FLOAT) && req_field_in_range(f, f->def)) snprintf(buf, size, "[%g]", f->def);
     else if (f->type == RF_SEED) snprintf(buf, size, "[random]");
     else if (f->type == RF_SAMPLER) snprintf(buf, size, "[%s]", req_field_value_name(f, f->def));
 }
@@ -427,6 +428,7 @@ static int run(const gen_args *a, sd_err *err)
     if (info.vae_name) fprintf(stderr, "VAE %s (hash %s)\n", info.vae_name, info.vae_hash);
 
     sd_request req = a->req;   /* argv's strings, borrowed: not sd_request_free'd */
+    req_resolve_size(&req, info.native_size);   /* no -W/-H: the model's native size */
     if (req.seed_was_random) req.gen.seed = req_random_seed();
     sd_gen_params p = req.gen;
     p.init_rgb = init.px;
@@ -444,6 +446,7 @@ static int run(const gen_args *a, sd_err *err)
     for (int i = 0; rc == 0 && i < p.n; i++) {
         img_gen_info g = req_gen_info(&req, i, imgs[i].width, imgs[i].height, info.hash, info.name);
         g.vae_hash = info.vae_hash;
+        g.family = req_gen_family(info.family);
         g.vae_name = info.vae_name;
         char lora_hashes[SD_MAX_LORAS * (SD_MAX_LORA_NAME + 16)];
         sd_lora_hashes(eng, &req.gen, lora_hashes, sizeof lora_hashes);

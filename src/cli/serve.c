@@ -38,11 +38,16 @@
  * routes, so every request that gets this far sees the model; were it NULL
  * nothing is checked here (the engine refuses the same requests when it
  * runs the job).  The prompts are read with A1111's syntax there
- * (sd_check_prompts: AND, weights, chunks of every prompt-editing text). */
-static int check_request(void *ctx, const struct sd_request *g, sd_err *err)
+ * (sd_check_prompts: AND, weights, chunks of every prompt-editing text).
+ * A request without width/height gets the model's native size here. */
+static int check_request(void *ctx, struct sd_request *g, sd_err *err)
 {
     sd_engine *engine = *(sd_engine *const *)ctx;
-    return engine ? sd_check_request(engine, &g->gen, err) : 0;
+    if (!engine) return 0;
+    sd_model_info mi;
+    sd_engine_info(engine, &mi);
+    req_resolve_size(g, mi.native_size);   /* no width/height: the model's native size */
+    return sd_check_request(engine, &g->gen, err);
 }
 
 /* server_config.list_loras: GET /loras, with the same context. */
@@ -85,6 +90,8 @@ static char *o_vae;
 static char *o_lora_dir;
 /* v-prediction and zero-terminal-SNR overrides (issue 15, docs/LOADING.md "Prediction markers") */
 static char *o_prediction, *o_zero_snr;
+/* output size limits (docs/SERVER.md "Sizes") */
+static int64_t o_max_side, o_max_pixels;
 
 static const sd_setting serve_settings[] = {
     {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
@@ -178,6 +185,11 @@ static const sd_setting serve_settings[] = {
     /* LoRA per request */
     {"lora-dir", SD_SET_STR, &o_lora_dir, NULL, 0, 0,
      "folder of LoRA .safetensors files that requests name (loras field, <lora:NAME:W> tags; GET /loras lists it)"},
+    /* output size limits (issue 15 item 4) */
+    {"max-side", SD_SET_INT, &o_max_side, "1024", 64, REQ_MAX_SIDE_CAP,
+     "largest width or height a request may ask (400 naming it above); init images are scaled down to fit"},
+    {"max-pixels", SD_SET_INT, &o_max_pixels, "1048576", 4096, (double)REQ_MAX_SIDE_CAP * REQ_MAX_SIDE_CAP,
+     "largest width x height (default 1024x1024: SDXL's 1216x832 and 1344x768 fit once --max-side allows them)"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
 
@@ -346,6 +358,7 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
     gc->engine = L->engine;
     gc->model_name = mi->name;
     gc->model_hash = mi->hash;
+    gc->model_family = mi->family;
     gc->vae_name = mi->vae_name;
     gc->vae_hash = mi->vae_hash;
     if (mi->vae_name) printf("VAE: %s (hash %s)\n", mi->vae_name, mi->vae_hash);
@@ -515,6 +528,7 @@ int cli_serve(int argc, char **argv)
         .keys = keys, .metrics_open = (int)o_metrics_open, .rl = rl,
         .listen_fd = lfd, .store = store, .loading = 1,
         .check_request = check_request, .check_ctx = &gc.engine,
+        .max_side = (int)o_max_side, .max_pixels = o_max_pixels,
         .list_loras = list_loras,
         .list_embeddings = list_embeddings,
     };

@@ -55,8 +55,8 @@ sd_engine *sd_engine_load(const sd_load_opts *opts, sd_err *err);
 void sd_engine_free(sd_engine *e);
 
 typedef struct sd_model_info {
-    const char *family;          /* "sd1" or "sd2" (loader/family.h names the others, which
-                                    sd_engine_load refuses for now: "sdxl", "sd1-inpaint", ...) */
+    const char *family;          /* "sd1", "sd2" or "sdxl" (loader/family.h names the others, which
+                                    sd_engine_load refuses for now: "sd1-inpaint", ...) */
     const char *prediction;      /* "epsilon" or "v_prediction" */
     int zero_snr;                /* 1: the zero-terminal-SNR noise schedule is in effect */
     int latent_channels;
@@ -67,6 +67,8 @@ typedef struct sd_model_info {
     const char *precision;       /* in effect: "fp32", "bf16x2", "bf16" or "bf16x2, VAE bf16" */
     const char *vae_name;        /* the VAE override's file or folder name (A1111 "VAE"), NULL: built-in */
     const char *vae_hash;        /* its A1111 "VAE hash" (sha256 of the file, 10 hex), NULL: built-in */
+    int native_size;             /* the family's trained side (512 SD 1.x/2.x, 1024 SDXL): the size of a
+                                    request that gives none */
 } sd_model_info;
 void sd_engine_info(const sd_engine *e, sd_model_info *out);
 

@@ -58,6 +58,10 @@ static json_t *job_status_body(const char *id, const job_status *st, const char 
     json_object_set_new(o, "step", json_integer(st->step));
     json_object_set_new(o, "total_steps", json_integer(st->total));
     json_object_set_new(o, "num_outputs", json_integer(st->n));
+    if (st->width > 0 && st->height > 0) {   /* the size generated (no width/height asked: the model's) */
+        json_object_set_new(o, "width", json_integer(st->width));
+        json_object_set_new(o, "height", json_integer(st->height));
+    }
     json_object_set_new(o, "elapsed_seconds", json_seconds(st->elapsed, JOBS_ELAPSED_UNIT));
     json_object_set_new(o, "eta_seconds", st->eta >= 0 ? json_seconds(st->eta, JOBS_ETA_UNIT) : json_null());
     if (cancel_requested) json_object_set_new(o, "cancel_requested", json_true());

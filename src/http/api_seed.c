@@ -7,6 +7,7 @@
  * takes the same bodies. */
 #include "server_int.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +20,23 @@
 
 /* The init image of a validated img2img request decoded into its pixels
  * (gen.init_rgb), the bytes as sent freed. */
-static int decode_init(sd_request *g, size_t max_body, sd_err *err)
+/* The side an init image of w x h is scaled down to fit so that it keeps
+ * within the server's --max-side and --max-pixels (0: the defaults). */
+static int init_fit_side(const server_config *c, int w, int h)
 {
+    int side = c->max_side > 0 ? c->max_side : REQ_MAX_SIDE;
+    int64_t px = c->max_pixels > 0 ? c->max_pixels : REQ_MAX_PIXELS;
+    int big = w > h ? w : h;
+    if ((int64_t)w * h > px) {
+        int s = (int)floor(big * sqrt((double)px / ((double)w * h)));
+        if (s < side) side = s < 1 ? 1 : s;
+    }
+    return side;
+}
+
+static int decode_init(sd_request *g, const server_config *c, sd_err *err)
+{
+    size_t max_body = c->max_body;
     if (!g->img2img) return 0;
     uint8_t *bytes = NULL;
     size_t blen = 0;
@@ -38,7 +54,7 @@ static int decode_init(sd_request *g, size_t max_body, sd_err *err)
     g->init_data = NULL;
     g->init_len = 0;
     if (rc) return -1;
-    if (img_fit_within(&im, REQ_MAX_SIDE, err) < 0) {
+    if (img_fit_within(&im, init_fit_side(c, im.width, im.height), err) < 0) {
         img_rgb_free(&im);
         return -1;
     }
@@ -51,7 +67,7 @@ static int decode_init(sd_request *g, size_t max_body, sd_err *err)
 int seed_submit(http_server *s, req *r, int listed, int *retry_after)
 {
     *retry_after = 0;
-    if (!r->err.code) decode_init(&r->request, s->cfg.max_body, &r->err);
+    if (!r->err.code) decode_init(&r->request, &s->cfg, &r->err);
     if (r->err.code) {
         sd_request_free(&r->request);
         return -1;

@@ -204,6 +204,9 @@ void body_finish(http_server *s, req *r)
     /* the model's own limits (prompt token windows), before queueing */
     if (!r->err.code && s->cfg.check_request && s->cfg.check_request(s->cfg.check_ctx, &r->request, &r->err))
         params_name_field(&r->err);   /* the engine's names -> the API's */
+    /* the size: the model's native one when unset, then the server's limits */
+    if (!r->err.code) req_resolve_size(&r->request, 0);
+    if (!r->err.code) req_check_size(&r->request, s->cfg.max_side, s->cfg.max_pixels, &r->err);
     params_bag_free(&r->bag);
 }
 

@@ -11,6 +11,7 @@
 #define SD_HTTP_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../base/err.h"
 #include "../jobs/backend.h"
@@ -53,10 +54,17 @@ typedef struct server_config {
                                   http_server_model_ready(); model_* are then unknown */
     /* Checks a validated request against the loaded model before it is
      * queued (the prompt's token windows, sd_check_prompts), so that the
-     * client gets a 400 rather than a 202 and a failed job.  Called on HTTP
-     * threads; NULL = none. */
-    int (*check_request)(void *ctx, const struct sd_request *g, sd_err *err);
+     * client gets a 400 rather than a 202 and a failed job.  It also fills
+     * what only the model knows (an unset width/height: req_resolve_size
+     * with sd_model_info.native_size).  Called on HTTP threads; NULL = none. */
+    int (*check_request)(void *ctx, struct sd_request *g, sd_err *err);
     void *check_ctx;
+    /* Size limits of txt2img requests (--max-side, --max-pixels; 0 =
+     * REQ_MAX_SIDE, REQ_MAX_PIXELS), checked after check_request has
+     * resolved an unset width/height to the model's native size (without
+     * check_request: 512); init images are scaled down to fit them. */
+    int max_side;
+    int64_t max_pixels;
     /* GET /loras: the LoRAs of the loaded model's directory (sd_list_loras),
      * with check_ctx; NULL = an empty list. */
     int (*list_loras)(void *ctx, sd_lora_info *out, int max, sd_err *err);

@@ -96,6 +96,7 @@ char *img_a1111_parameters(const img_gen_info *g)
            g->width, g->height);
     sb_entry(&b, "Model hash", g->model_hash);
     sb_entry(&b, "Model", g->model_name);
+    sb_entry(&b, "Model family", g->family);
     sb_entry(&b, "VAE hash", g->vae_hash);
     sb_entry(&b, "VAE", g->vae_name);
     if (g->denoise >= 0) sb_fmt(&b, ", Denoising strength: %g", (double)g->denoise);

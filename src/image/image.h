@@ -139,6 +139,7 @@ typedef struct img_gen_info {
     int width, height;
     const char *model_hash;     /* NULL/"" -> omitted */
     const char *model_name;     /* NULL/"" -> omitted */
+    const char *family;         /* "Model family: sdxl" after Model (req_gen_family); NULL/"" -> omitted */
     const char *vae_hash;       /* the VAE override's (A1111 "VAE hash"); NULL/"" -> omitted */
     const char *vae_name;       /* its file name (A1111 "VAE"); NULL/"" -> omitted */
     float denoise;              /* img2img strength; < 0 -> omitted (txt2img) */
@@ -150,7 +151,7 @@ typedef struct img_gen_info {
 } img_gen_info;
 
 /* "<prompt>\nNegative prompt: <neg>\nSteps: N, Sampler: S, CFG scale: X,
- * Seed: S, Size: WxH, Model hash: H, Model: M[, VAE hash: V, VAE: N][, Denoising strength: D]
+ * Seed: S, Size: WxH, Model hash: H, Model: M[, Model family: F][, VAE hash: V, VAE: N][, Denoising strength: D]
  * [, Clip skip: N][, Timestep spacing: T][, Original width: N, ..., Target height: N]
  * [, Lora hashes: "name: hash, ..."]", with ", Schedule type: K"
  * after the sampler when given (A1111 v1.10.1's order).

@@ -16,6 +16,7 @@ typedef struct gen_ctx {
     sd_engine *engine;
     storage *store;          /* where images go (content-derived hex names) */
     const char *model_name, *model_hash;
+    const char *model_family;          /* sd_model_info.family: the parameters' "Model family" */
     const char *vae_name, *vae_hash;   /* the VAE override's (sd_model_info), NULL = built-in */
 } gen_ctx;
 

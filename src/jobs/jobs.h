@@ -98,6 +98,8 @@ typedef struct job_status {
     int position;            /* queued: jobs ahead of it; else -1 */
     int step, total;         /* sampler steps done / to do (0/0 before start) */
     int n;                   /* images */
+    int width, height;       /* output size (txt2img: resolved, the model's native size when not
+                                asked; img2img: the init image's); 0 = unknown */
     double elapsed;          /* seconds since submission */
     double run_seconds;      /* seconds running (0 while queued) */
     double eta;              /* seconds until done, estimated; < 0 unknown */

@@ -23,10 +23,12 @@ const req_field req_fields[] = {
      "--seed", NULL, "S", NULL, "0..2^53-1, -1 = random"},
     {"num_outputs", "n", RF_INT, AT(gen.n), 1, REQ_MAX_OUTPUTS, 0, 0, 1, RF_BOTH,
      "--count", "-n", "N", "batch_size", "images; image i uses seed+i"},
-    {"width", "width", RF_INT, AT(gen.width), 0, REQ_MAX_SIDE, 1, 0, 512, RF_TXT2IMG,
-     "--width", "-W", "W", NULL, "output width"},
-    {"height", "height", RF_INT, AT(gen.height), 0, REQ_MAX_SIDE, 1, 0, 512, RF_TXT2IMG,
-     "--height", "-H", "H", NULL, "output height"},
+    /* default 0 = the model's native size (req_resolve_size); the server's
+     * --max-side / --max-pixels narrow the range (req_check_size) */
+    {"width", "width", RF_INT, AT(gen.width), 0, REQ_MAX_SIDE_CAP, 1, 0, 0, RF_TXT2IMG,
+     "--width", "-W", "W", NULL, "output width (default: the model's native size)"},
+    {"height", "height", RF_INT, AT(gen.height), 0, REQ_MAX_SIDE_CAP, 1, 0, 0, RF_TXT2IMG,
+     "--height", "-H", "H", NULL, "output height (default: the model's native size)"},
     {"num_inference_steps", "steps", RF_INT, AT(gen.steps), 0, REQ_MAX_STEPS, 1, 0, 30, RF_BOTH,
      "--steps", NULL, "N", "steps", "sampler steps"},
     {"guidance_scale", "cfg", RF_FLOAT, AT(gen.cfg), 0, 20, 1, 0, 7, RF_BOTH,
@@ -53,6 +55,19 @@ const req_field req_fields[] = {
     /* LoRA per request (docs/LORA.md): weights in [-4, 4], default 1 */
     {"loras", "loras", RF_LORAS, AT(gen.loras), -SD_MAX_LORA_WEIGHT, SD_MAX_LORA_WEIGHT, 0, 0, 1, RF_BOTH,
      "--lora", NULL, "NAME[:W],...", NULL, "LoRAs from --lora-dir (repeatable; or <lora:NAME:W> in the prompt)"},
+    /* issue 15: SDXL's size conditioning (add_time_ids), 0 = diffusers'
+     * default (the output size; crops 0); SD 1.x/2.x models ignore them.
+     * AUTOMATIC1111 has no per-request names for them (it sends the output
+     * size and its sdxl_crop_top/left settings). */
+#define SIZE_ID(name, member, flag, meta, help) \
+    {name, #member, RF_INT, AT(gen.member), 0, REQ_MAX_SIZE_ID, 0, 0, 0, RF_BOTH, flag, NULL, meta, NULL, "SDXL only: " help}
+    SIZE_ID("original_width", orig_width, "--original-width", "W", "original_size width id (0 = output width)"),
+    SIZE_ID("original_height", orig_height, "--original-height", "H", "original_size height id (0 = output height)"),
+    SIZE_ID("crop_top", crop_top, "--crop-top", "N", "crop_coords_top_left top id"),
+    SIZE_ID("crop_left", crop_left, "--crop-left", "N", "crop_coords_top_left left id"),
+    SIZE_ID("target_width", target_width, "--target-width", "W", "target_size width id (0 = output width)"),
+    SIZE_ID("target_height", target_height, "--target-height", "H", "target_size height id (0 = output height)"),
+#undef SIZE_ID
 };
 const int req_nfields = (int)(sizeof req_fields / sizeof req_fields[0]);
 
@@ -120,6 +135,36 @@ void sd_request_defaults(sd_request *r, int img2img)
             req_field_set_number(f, r, f->def);
     }
     r->seed_was_random = 1;
+}
+
+void req_resolve_size(sd_request *r, int native)
+{
+    if (r->img2img) return;
+    if (native <= 0) native = REQ_NATIVE_SIDE;
+    if (r->gen.width <= 0) r->gen.width = native;
+    if (r->gen.height <= 0) r->gen.height = native;
+}
+
+int req_check_size(const sd_request *r, int max_side, int64_t max_pixels, sd_err *err)
+{
+    if (r->img2img) return 0;
+    if (max_side <= 0) max_side = REQ_MAX_SIDE;
+    if (max_pixels <= 0) max_pixels = REQ_MAX_PIXELS;
+    int w = r->gen.width, h = r->gen.height;
+    if (w > max_side || h > max_side)
+        return sd_errf(err, SD_EINVAL, w > max_side ? "width" : "height",
+                       "%s must be at most %d on this server (--max-side), got %dx%d", w > max_side ? "width" : "height",
+                       max_side, w, h);
+    if ((int64_t)w * h > max_pixels)
+        return sd_errf(err, SD_EINVAL, "width",
+                       "width x height must be at most %lld pixels on this server (--max-pixels), got %dx%d = %lld",
+                       (long long)max_pixels, w, h, (long long)w * h);
+    return 0;
+}
+
+const char *req_gen_family(const char *family)
+{
+    return family && *family && strcmp(family, "sd1") ? family : NULL;
 }
 
 void req_free_loras(sd_request *r)

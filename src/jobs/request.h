@@ -48,7 +48,11 @@ typedef struct sd_request {
 enum {
     REQ_MAX_PROMPT = 8192,   /* bytes of prompt / negative_prompt */
     REQ_MAX_OUTPUTS = 4,     /* num_outputs (the worker's batch array) */
-    REQ_MAX_SIDE = 1024,     /* width, height; init images are scaled down to fit */
+    REQ_MAX_SIDE = 1024,     /* width, height: the default of the server's --max-side; init images are scaled down to fit */
+    REQ_MAX_SIDE_CAP = 2048, /* the most --max-side may raise it to (the width/height rows' range) */
+    REQ_MAX_PIXELS = 1024 * 1024,  /* width x height: the default of --max-pixels */
+    REQ_NATIVE_SIDE = 512,   /* width/height of a request no model resolved (req_resolve_size with 0) */
+    REQ_MAX_SIZE_ID = 8192,  /* SDXL's original_/target_ sizes and crops (0 = the default) */
     REQ_MAX_STEPS = 150,     /* num_inference_steps */
 };
 #define REQ_MAX_SEED 9007199254740991.0   /* 2^53 - 1 */
@@ -98,6 +102,16 @@ const req_field *req_field_by_flag(const char *flag);
 void sd_request_defaults(sd_request *r, int img2img);
 /* Uniform random seed in [0, 2^53 - 4] (room for seed + 3). */
 uint64_t req_random_seed(void);
+/* Width and height the request left unset (0: the rows' default) become
+ * `native` (the loaded model's sd_model_info.native_size; <= 0: 512), so
+ * the queue, the job status and the image's parameters all show the size
+ * generated.  Only txt2img has a size; img2img keeps its init image's. */
+void req_resolve_size(sd_request *r, int native);
+/* The server's size limits (--max-side, --max-pixels; <= 0: REQ_MAX_SIDE,
+ * REQ_MAX_PIXELS) on a resolved txt2img request: 0, or -1 + SD_EINVAL
+ * naming "width" or "height" with the limit in the message. */
+int req_check_size(const sd_request *r, int max_side, int64_t max_pixels, sd_err *err);
+
 /* Frees what the request owns (see above) and zeroes it. */
 void sd_request_free(sd_request *r);
 
@@ -106,6 +120,11 @@ void sd_request_free(sd_request *r);
  * what the server and the CLI embed in their files. */
 img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, const char *model_hash,
                           const char *model_name);
+
+/* The "Model family" of an image's parameters for a model of family
+ * `family` (sd_model_info.family): NULL for "sd1" (SD 1.x texts stay
+ * exactly A1111's), else the name ("sd2", "sdxl"). */
+const char *req_gen_family(const char *family);
 
 /* "[1, 4]", "(0, 20]": the field's range as messages show it. */
 void req_field_range(const req_field *f, char *buf, size_t size);

@@ -2,7 +2,8 @@
 # test_generate.sh — `sdserve generate` end to end with the random-weight demo
 # model: exact output sizes (odd ones too), the same seed gives identical
 # bytes, -n N naming and seeds (image i of a batch = a single run with seed+i),
-# img2img keeps the init size (upright per its EXIF orientation), JPEG/WebP outputs (-o's extension decides, an
+# no -H gives the model's native height, SDXL's size flags are ignored by
+# SD1, img2img keeps the init size (upright per its EXIF orientation), JPEG/WebP outputs (-o's extension decides, an
 # unknown one is refused before any work), the A1111 parameters in the
 # file, progress on stderr, exit status 2 for every kind of bad argument and 1
 # for a missing model.
@@ -45,6 +46,13 @@ check "-n 3 prints each file with seed, seed+1, seed+2" \
 check "batch image 0 = single run with its seed" 'cmp -s "$T/batch.png" "$T/a.png"'
 check "batch image 1 = single run with its seed" 'cmp -s "$T/batch-1.png" "$T/c.png"'
 
+# issue 15: no -H = the model's native height (the demo model is SD1: 512);
+# SDXL's size flags are accepted and ignored by an SD1 model
+gen -W 64 --steps 1 --seed 1 -o "$T/native.png" >/dev/null 2>&1
+check "no -H: the model's native 512 (64x512)" '[ "$(png_size "$T/native.png")" = 64x512 ]' "got $(png_size "$T/native.png")"
+gen -W 64 -H 48 --seed 5 --original-width 4096 --crop-top 16 --target-height 2048 -o "$T/ids.png" >/dev/null 2>&1
+check "SDXL size flags ignored by an SD1 model (same bytes)" 'cmp -s "$T/ids.png" "$T/a.png"'
+
 gen -W 37 -H 29 --seed 1 -o "$T/odd.png" >/dev/null 2>&1
 check "odd size 37x29 is exact" '[ "$(png_size "$T/odd.png")" = 37x29 ]' "got $(png_size "$T/odd.png")"
 
@@ -86,7 +94,7 @@ bad() {
 bad "unknown flag" "--frobnicate" --model "$M" --prompt p --frobnicate
 bad "missing value" "--seed needs a value" --model "$M" --prompt p --seed
 bad "non-numeric" "--steps expects an integer" --model "$M" --prompt p --steps many
-bad "width out of range" "-W must be in \[1, 1024\]" --model "$M" --prompt p -W 1025
+bad "width out of range" "-W must be in \[1, 2048\]" --model "$M" --prompt p -W 2049
 bad "cfg out of range" "--cfg must be in" --model "$M" --prompt p --cfg 0
 bad "strength out of range" "--strength must be in" --model "$M" --prompt p --init-image "$T/a.png" --strength 1.5
 bad "bad sampler" "--sampler must be one of" --model "$M" --prompt p --sampler heun

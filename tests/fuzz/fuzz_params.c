@@ -25,7 +25,21 @@ static void validate(const param_bag *b)
         if (params_to_request(b, img2img, &r, &err) == 0) {
             /* a validated request keeps its promises */
             if (!r.gen.prompt || r.gen.n < 1 || r.gen.n > REQ_MAX_OUTPUTS || r.gen.steps < 1 || r.gen.steps > REQ_MAX_STEPS ||
-                r.gen.width < 1 || r.gen.width > REQ_MAX_SIDE || r.gen.height < 1 || r.gen.height > REQ_MAX_SIDE)
+                r.gen.width < 0 || r.gen.width > REQ_MAX_SIDE_CAP || r.gen.height < 0 || r.gen.height > REQ_MAX_SIDE_CAP)
+                abort();
+            /* issue 15: SDXL's size ids in [0, 8192]; the size, resolved
+             * (0 = native) and passing the server's default limits, fits them */
+            const int ids[] = {r.gen.orig_width, r.gen.orig_height, r.gen.crop_top, r.gen.crop_left,
+                               r.gen.target_width, r.gen.target_height};
+            for (int i = 0; i < 6; i++)
+                if (ids[i] < 0 || ids[i] > REQ_MAX_SIZE_ID) abort();
+            req_resolve_size(&r, 1024);
+            if (!img2img && (r.gen.width < 1 || r.gen.height < 1)) abort();
+            sd_err se;
+            sd_err_clear(&se);
+            if (req_check_size(&r, 0, 0, &se) == 0 && !img2img &&
+                (r.gen.width > REQ_MAX_SIDE || r.gen.height > REQ_MAX_SIDE ||
+                 (int64_t)r.gen.width * r.gen.height > REQ_MAX_PIXELS))
                 abort();
             /* the engine's float ranges hold, and the prompt is not blank */
             if (!(r.gen.cfg > 0 && r.gen.cfg <= 20) || !(r.gen.strength > 0 && r.gen.strength < 1) || !r.gen.prompt[0] ||

@@ -52,5 +52,8 @@ check "tiny-sd2: clip_skip=2 answers 200" $([ "$(gen sd2two clip_skip=2)" = 200 
 check "tiny-sd2: clip_skip is ignored (1 and 2 give the same pixels)" \
   $(pixels_equal "$TMP/sd2one.png" "$TMP/sd2two.png"; echo $?) \
   "$(python3 tests/http/pngdiff.py "$TMP/sd2one.png" "$TMP/sd2two.png")"
+check "tiny-sd2: parameters name the family (Model family: sd2)" \
+  $(grep -aq 'Model: tiny-sd2, Model family: sd2' "$TMP/sd2one.png"; echo $?) \
+  "$(grep -ao 'Steps: [^\x00]*' "$TMP/sd2one.png" | head -1)"
 refused "tiny-sd2: clip_skip=13 still out of range" /txt2img "$ARGS&clip_skip=13" 'clip_skip must be in'
 stop_server

@@ -55,9 +55,9 @@ int main(void)
     sd_request r;
     sd_err e;
     int rc = try_json("{\"prompt\":\"  a cat  \"}", 0, &r, &e);
-    CHECKF(rc == 0 && !strcmp(r.gen.prompt, "a cat") && r.gen.width == 512 && r.gen.height == 512 && r.gen.n == 1 &&
+    CHECKF(rc == 0 && !strcmp(r.gen.prompt, "a cat") && r.gen.width == 0 && r.gen.height == 0 && r.gen.n == 1 &&
                r.gen.steps == 30 && r.gen.cfg == 7.0f && r.seed_was_random && r.gen.seed < (1ull << 53),
-           "defaults", "rc=%d msg=%s", rc, e.msg);
+           "defaults (no size: 0, the model's native size later)", "rc=%d msg=%s", rc, e.msg);
     sd_request_free(&r);
     rc = try_json("{\"prompt\":\"x\",\"seed\":\"10086\",\"num_outputs\":4,\"width\":\"512.0\",\"height\":64,"
                   "\"num_inference_steps\":150,\"guidance_scale\":\"7.5\"}", 0, &r, &e);
@@ -68,7 +68,7 @@ int main(void)
     CHECK(rc == 0 && r.seed_was_random, "empty seed = random");
     sd_request_free(&r);
     rc = try_json("{\"prompt\":\"x\",\"seed\":-1,\"width\":null}", 0, &r, &e);
-    CHECK(rc == 0 && r.seed_was_random && r.gen.width == 512, "seed -1 = random, null = default");
+    CHECK(rc == 0 && r.seed_was_random && r.gen.width == 0, "seed -1 = random, null = default");
     sd_request_free(&r);
     rc = try_json("{\"prompt\":\"x\",\"seed\":9007199254740991}", 0, &r, &e);
     CHECK(rc == 0 && r.gen.seed == 9007199254740991ull, "largest seed");
@@ -92,8 +92,8 @@ int main(void)
     bad("missing prompt", "{\"width\":64}", 0, "prompt", "prompt is required");
     bad("blank prompt", "{\"prompt\":\"  \\n \"}", 0, "prompt", "empty");
     bad("prompt number", "{\"prompt\":5}", 0, "prompt", "must be a string");
-    bad("width 0", "{\"prompt\":\"x\",\"width\":0}", 0, "width", "(0, 1024]");
-    bad("width 1025", "{\"prompt\":\"x\",\"width\":1025}", 0, "width", "1025");
+    bad("width 0", "{\"prompt\":\"x\",\"width\":0}", 0, "width", "(0, 2048]");
+    bad("width 2049", "{\"prompt\":\"x\",\"width\":2049}", 0, "width", "(0, 2048]");
     bad("width 512.5", "{\"prompt\":\"x\",\"width\":\"512.5\"}", 0, "width", "whole number");
     bad("width abc", "{\"prompt\":\"x\",\"width\":\"abc\"}", 0, "width", "'abc'");
     bad("width 1e400 text", "{\"prompt\":\"x\",\"width\":\"1e400\"}", 0, "width", "1e400");
@@ -186,7 +186,7 @@ int main(void)
     rc = try_json("{\"prompt\":\"x\",\"guidance_scale\":1e-30}", 0, &r, &e);
     CHECKF(rc == 0 && r.gen.cfg > 0, "guidance 1e-30 (a positive float) accepted", "rc=%d msg=%s", rc, e.msg);
     sd_request_free(&r);
-    bad("width 1e20 (integer overflow)", "{\"prompt\":\"x\",\"width\":1e20}", 0, "width", "(0, 1024]");
+    bad("width 1e20 (integer overflow)", "{\"prompt\":\"x\",\"width\":1e20}", 0, "width", "(0, 2048]");
     bad("steps 2^64 as text", "{\"prompt\":\"x\",\"num_inference_steps\":\"18446744073709551617\"}", 0,
         "num_inference_steps", "(0, 150]");
     bad("seed 2^63 (overflow)", "{\"prompt\":\"x\",\"seed\":9223372036854775808}", 0, "seed", "too big integer");

@@ -228,13 +228,31 @@ static void check_engine_refusals(void)
     sd_model_info mi;
     if (e) sd_engine_info(e, &mi);
     CHECKF(e && !strcmp(mi.family, "sd2"), "engine: tiny-sd2 reports family sd2", "%s", e ? mi.family : err.msg);
+    CHECKF(e && mi.native_size == 512, "engine: tiny-sd2's native size 512", "%d", e ? mi.native_size : -1);
     sd_engine_free(e);
     o.model_path = t_ref("models/tiny-sdxl-s");
     sd_err_clear(&err);
     e = sd_engine_load(&o, &err);
     if (e) sd_engine_info(e, &mi);
     CHECKF(e && !strcmp(mi.family, "sdxl"), "engine: tiny-sdxl-s loads, family sdxl", "%s", e ? mi.family : err.msg);
+    CHECKF(e && mi.native_size == 1024, "engine: tiny-sdxl-s's native size 1024 (a request without a size)", "%d",
+           e ? mi.native_size : -1);
     sd_engine_free(e);
+}
+
+/* issue 15 item 4: the size a request without width/height gets, per
+ * family (API.md: 512 for SD 1.x/2.x, 1024 for SDXL), variants as their
+ * base; an out-of-range family reads SD1's. */
+static void check_native_sizes(void)
+{
+    int ok = 1;
+    for (int f = 0; f < SD_FAMILY_COUNT; f++) {
+        const sd_family_desc *d = sd_family_info((sd_family)f);
+        int want = d->base == SD_FAMILY_SDXL ? 1024 : 512;
+        ok &= d->native_size == want && d->native_size == sd_family_info(d->base)->native_size;
+    }
+    CHECK(ok, "native size: 512 for sd1/sd2 and their variants, 1024 for sdxl and its");
+    CHECK(sd_family_info(SD_FAMILY_COUNT)->native_size == 512, "native size of an unknown family: SD1's 512");
 }
 
 int main(void)
@@ -245,6 +263,7 @@ int main(void)
     check_made_up();
     check_tiny_models();
     check_descriptors();
+    check_native_sizes();
     check_engine_refusals();
     t_rmtree(tmpdir);
     return t_done();

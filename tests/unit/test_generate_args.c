@@ -35,8 +35,8 @@ int main(void)
     gen_args a;
     sd_err e;
     CHECKF(parse(&a, &e, "--model", "m.safetensors", "--prompt", "a cat", NULL) == 0 && !strcmp(a.model, "m.safetensors") &&
-               a.req.gen.steps == 30 && a.req.gen.cfg == 7 && a.req.gen.sampler == SD_SAMPLER_EULER_A && a.req.seed_was_random && a.req.gen.width == 512 &&
-               a.req.gen.height == 512 && a.req.gen.n == 1 && !strcmp(a.output, "out.png") && a.req.out_format == IMG_PNG && a.req.out_quality == 90 &&
+               a.req.gen.steps == 30 && a.req.gen.cfg == 7 && a.req.gen.sampler == SD_SAMPLER_EULER_A && a.req.seed_was_random && a.req.gen.width == 0 &&
+               a.req.gen.height == 0 && a.req.gen.n == 1 && !strcmp(a.output, "out.png") && a.req.out_format == IMG_PNG && a.req.out_quality == 90 &&
                !a.init_image && a.threads == 0 && !a.precision, "defaults", "%s", e.msg);
     CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", "--negative", "blur", "--steps", "20", "--cfg", "7.5",
                  "--sampler", "dpmpp_2m_karras", "--seed", "9007199254740991", "-W", "1", "-H", "1024", "-n", "4",
@@ -50,6 +50,11 @@ int main(void)
     CHECKF(parse(&a, &e, "--model=m", "--prompt=p=q", "--width=300", "--count=2", "--seed=-1", "--format=JPEG",
                  "-o", "out.jpeg", NULL) == 0 && a.req.gen.width == 300 && a.req.gen.n == 2 && a.req.seed_was_random && a.req.out_format == IMG_JPEG &&
                !strcmp(a.req.gen.prompt, "p=q"), "--flag=value forms; --format agreeing with the extension", "%s", e.msg);
+    CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", "--original-width", "4096", "--original-height", "3072",
+                 "--crop-top", "16", "--crop-left", "8", "--target-width", "1216", "--target-height", "832", NULL) == 0 &&
+               a.req.gen.orig_width == 4096 && a.req.gen.orig_height == 3072 && a.req.gen.crop_top == 16 &&
+               a.req.gen.crop_left == 8 && a.req.gen.target_width == 1216 && a.req.gen.target_height == 832,
+           "SDXL size-conditioning flags", "%s", e.msg);
     CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", "--init-image", "in.png", "--strength", "0.35", NULL) == 0 &&
                !strcmp(a.init_image, "in.png") && a.req.gen.strength == 0.35f, "img2img flags", "%s", e.msg);
     CHECK(parse(&a, &e, "--help", NULL) == 0 && a.help, "--help needs nothing else");
@@ -95,8 +100,10 @@ int main(void)
     BAD("steps 151", "--steps", "got 151", "--steps", "151");
     BAD("cfg 0", "--cfg", "(0, 20]", "--cfg", "0");
     BAD("cfg 20.5", "--cfg", "(0, 20]", "--cfg", "20.5");
-    BAD("width 0", "-W", "[1, 1024]", "-W", "0");
-    BAD("height 1025", "--height", "[1, 1024]", "--height", "1025");
+    BAD("width 0", "-W", "[1, 2048]", "-W", "0");
+    BAD("height 2049", "--height", "[1, 2048]", "--height", "2049");
+    BAD("original width -1", "--original-width", "[0, 8192]", "--original-width", "-1");
+    BAD("crop top 8193", "--crop-top", "[0, 8192]", "--crop-top", "8193");
     BAD("n 5", "-n", "[1, 4]", "-n", "5");
     BAD("n 0", "--count", "[1, 4]", "--count", "0");
     BAD("seed -2", "--seed", "[0, 9007199254740991]", "--seed", "-2");

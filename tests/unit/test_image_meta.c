@@ -55,6 +55,13 @@ static void test_a1111(void)
     CHECKF(s && strstr(s, "Model: \"my, model\", VAE hash: 63aeecb90f, VAE: vae-ft-mse-840000-ema-pruned.safetensors, "
                           "Denoising strength: 0.7"), "a1111 text: VAE hash and VAE after the model", "%s", s);
     free(s);
+    /* issue 15: the family after the model (SD2/SDXL; SD1's text unchanged) */
+    g.family = "sdxl";
+    s = img_a1111_parameters(&g);
+    CHECKF(s && strstr(s, "Model: \"my, model\", Model family: sdxl, VAE hash: 63aeecb90f"),
+           "a1111 text: Model family after the model", "%s", s);
+    free(s);
+    g.family = NULL;
     g.vae_hash = g.vae_name = NULL;
     s = img_a1111_parameters(&g);
     CHECKF(s && !strstr(s, "VAE"), "a1111 text: no VAE entries without an override", "%s", s);

@@ -37,6 +37,9 @@ static void check_property(const char *schema, const req_field *f, json_t *prop)
         double lo = num(prop, f->lo_open ? "exclusiveMinimum" : "minimum");
         double hi = num(prop, f->hi_open ? "exclusiveMaximum" : "maximum");
         double def = num(prop, "default");
+        /* a default outside the range is resolved elsewhere (width/height:
+         * the model's native size): the document states none */
+        if (isnan(def) && !req_field_in_range(f, f->def)) def = f->def;
         CHECKF(lo == f->lo && hi == f->hi && def == f->def, name, "doc [%g, %g] default %g, table [%g, %g] default %g",
                lo, hi, def, f->lo, f->hi, f->def);
     } else if (f->type == RF_TEXT) {
@@ -116,11 +119,43 @@ int main(void)
 
     sd_request r;
     sd_request_defaults(&r, 0);
-    CHECKF(r.gen.n == 1 && r.gen.width == 512 && r.gen.height == 512 && r.gen.steps == 30 && r.gen.cfg == 7.0f &&
+    CHECKF(r.gen.n == 1 && r.gen.width == 0 && r.gen.height == 0 && r.gen.steps == 30 && r.gen.cfg == 7.0f &&
                r.gen.strength == 0.7f && r.gen.sampler == SD_SAMPLER_EULER_A && r.out_quality == 90 && r.seed_was_random &&
                !r.gen.prompt && !r.img2img,
            "defaults from the table", "n=%d %dx%d steps=%d cfg=%g", r.gen.n, r.gen.width, r.gen.height, r.gen.steps,
            (double)r.gen.cfg);
+    /* issue 15: no size = the model's native size, then the server's limits */
+    {
+        sd_request q;
+        sd_request_defaults(&q, 0);
+        req_resolve_size(&q, 1024);
+        CHECKF(q.gen.width == 1024 && q.gen.height == 1024, "no size: the native size given (SDXL's 1024)", "%dx%d",
+               q.gen.width, q.gen.height);
+        sd_request_defaults(&q, 0);
+        q.gen.width = 768;
+        req_resolve_size(&q, 0);
+        CHECKF(q.gen.width == 768 && q.gen.height == 512, "a given side is kept; no model: 512", "%dx%d", q.gen.width,
+               q.gen.height);
+        sd_err se = {0};
+        q.gen.width = 1216, q.gen.height = 832;
+        int refused = req_check_size(&q, 0, 0, &se) == -1 && !strcmp(se.field, "width") && strstr(se.msg, "1024");
+        CHECKF(refused, "1216x832 refused at the default --max-side, naming width and the limit", "%s", se.msg);
+        CHECK(req_check_size(&q, 1344, 1048576, &se) == 0, "1216x832 fits --max-side 1344 --max-pixels 1048576");
+        q.gen.width = 1344, q.gen.height = 1024;
+        se = (sd_err){0};
+        refused = req_check_size(&q, 1344, 1048576, &se) == -1 && !strcmp(se.field, "width") && strstr(se.msg, "1048576");
+        CHECKF(refused, "1344x1024 refused by --max-pixels 1048576, with the limit", "%s", se.msg);
+        q.gen.width = 512, q.gen.height = 1100;
+        se = (sd_err){0};
+        CHECKF(req_check_size(&q, 0, 0, &se) == -1 && !strcmp(se.field, "height"), "a tall side names height", "%s",
+               se.msg);
+        CHECK(!req_gen_family("sd1") && !req_gen_family(NULL) && !strcmp(req_gen_family("sdxl"), "sdxl") &&
+                  !strcmp(req_gen_family("sd2"), "sd2"), "parameters name the family but for SD1 (A1111's text)");
+        const req_field *ot = req_field_find("original_width"), *ct = req_field_find("crop_top");
+        CHECK(ot && ct && ot->def == 0 && req_field_in_range(ot, 0) && req_field_in_range(ot, 8192) &&
+                  !req_field_in_range(ot, 8193) && !req_field_in_range(ct, -1) && ot->where == RF_BOTH,
+              "SDXL size ids: [0, 8192], default 0, on both endpoints");
+    }
     const req_field *cfg = req_field_find("guidance_scale"), *steps = req_field_find("num_inference_steps");
     CHECK(cfg && req_field_in_range(cfg, 20) && !req_field_in_range(cfg, 0) && !req_field_in_range(cfg, 1e-46) &&
               req_field_in_range(cfg, 20.0000001), "float ranges checked on the float the engine sees");

@@ -43,6 +43,8 @@ typedef struct sd_family_desc {
                                 says (diffusers addition_time_embed_dim; SDXL 1.0: 256), 0 = none */
     float vae_scaling;       /* latent scaling factor when no config names one (SD: 0.18215, SDXL: 0.13025) */
     int refiner;             /* 1: the SDXL refiner (one OpenCLIP-bigG tower, aesthetic-score time ids) */
+    int native_size;         /* the side it was trained at: a request without width/height gets it
+                                (sd_model_info.native_size; SD 1.x/2.x: 512, SDXL: 1024) */
 } sd_family_desc;
 
 /* The descriptor of f (of SD1 for an out-of-range value). */
