@@ -57,7 +57,8 @@ int main(int argc, char **argv)
     if (reps < 1 || reps > 16) reps = 1;
     sd_err err;
     sd_err_clear(&err);
-    sd_weights *wt = sdw_open(argv[1], &err);
+    /* only the VAE's tensors: the UNet's would add to the peak RSS */
+    sd_weights *wt = sdw_open_vae(argv[1], &err);
     sd_vae *v = wt ? vae_load(wt, NULL, &err) : NULL;
     if (!v) { fprintf(stderr, "vaetile: %s\n", err.msg); sdw_close(wt); return 1; }
     vae_set_precision(v, OPS_FP32);

@@ -75,6 +75,7 @@ void gen_usage(FILE *f)
             "  --embeddings-dir D   textual-inversion embeddings, used by name (docs/PROMPTS.md)\n"
             "  --vae F              VAE override: .safetensors or diffusers VAE folder\n"
             "  --lora-dir DIR       where --lora and <lora:NAME:W> names resolve (docs/LORA.md)\n"
+            "  --vae-tiling M       auto|on|off: decode in row stripes (auto: above 1024x1024)  [auto]\n"
             "  -h, --help           this text\n"
             "\n"
             "--init-image F: the file is turned upright by its EXIF orientation and\n"
@@ -162,7 +163,8 @@ static int given(const gen_args *a, const char *name)
 }
 
 /* The flags that are not request fields. */
-typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP, O_EMBEDDINGS_DIR, O_VAE, O_LORA_DIR } opt_id;
+typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP, O_EMBEDDINGS_DIR, O_VAE, O_LORA_DIR,
+               O_VAE_TILING } opt_id;
 
 static const struct {
     const char *lng, *shrt;
@@ -175,6 +177,7 @@ static const struct {
     {"--embeddings-dir", NULL, O_EMBEDDINGS_DIR, 1},
     {"--vae", NULL, O_VAE, 1},
     {"--lora-dir", NULL, O_LORA_DIR, 1},
+    {"--vae-tiling", NULL, O_VAE_TILING, 1},
 };
 
 static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err *err)
@@ -205,6 +208,10 @@ static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err
         a->vae = v;
         break;
     case O_LORA_DIR: a->lora_dir = v; break;
+    case O_VAE_TILING:
+        if (sd_vae_tiling_known(v)) return sd_errf(err, SD_EINVAL, flag, "%s must be auto, on or off; got '%s'", flag, v);
+        a->vae_tiling = v;
+        break;
     }
     return 0;
 }
@@ -400,7 +407,8 @@ static int run(const gen_args *a, sd_err *err)
 
     sd_load_opts lo = {.model_path = a->model, .config_path = a->config, .vocab_path = a->vocab, .threads = a->threads,
                        .precision = a->precision, .embeddings_dir = a->embeddings_dir,
-                       .vae_path = a->vae, .lora_dir = a->lora_dir};
+                       .vae_path = a->vae, .lora_dir = a->lora_dir,
+                       .vae_tiling = a->vae_tiling};
     sd_engine *eng = sd_engine_load(&lo, err);
     if (!eng) {
         img_rgb_free(&init);

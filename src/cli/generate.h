@@ -32,6 +32,7 @@ typedef struct gen_args {
     const char *precision;      /* NULL = auto (sd_load_opts) */
     const char *vae;            /* --vae: VAE override file or folder, NULL = the model's */
     const char *lora_dir;       /* --lora-dir: where --lora / <lora:...> names resolve */
+    const char *vae_tiling;     /* --vae-tiling auto|on|off, NULL = auto */
     int help;                   /* --help / -h given */
 } gen_args;
 

@@ -83,6 +83,8 @@ static char *o_embeddings_dir;
 static char *o_vae;
 /* LoRA per request (docs/LORA.md) */
 static char *o_lora_dir;
+/* tiled VAE decode (docs/SERVER.md "VAE tiling") */
+static char *o_vae_tiling;
 
 static const sd_setting serve_settings[] = {
     {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
@@ -170,6 +172,10 @@ static const sd_setting serve_settings[] = {
     /* LoRA per request */
     {"lora-dir", SD_SET_STR, &o_lora_dir, NULL, 0, 0,
      "folder of LoRA .safetensors files that requests name (loras field, <lora:NAME:W> tags; GET /loras lists it)"},
+    /* tiled VAE decode */
+    {"vae-tiling", SD_SET_STR, &o_vae_tiling, "auto", 0, 0,
+     "decode images in row stripes, with the same pictures (>= 40 dB) in a fraction of the memory: auto (images "
+     "above 1024x1024 pixels), on or off"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
 
@@ -307,6 +313,7 @@ static void loader_init(model_loader *L)
     L->lo.precision = o_precision;
     L->lo.embeddings_dir = o_embeddings_dir;
     L->lo.vae_path = o_vae;
+    L->lo.vae_tiling = o_vae_tiling;
     L->main_thread = pthread_self();
 }
 
@@ -458,6 +465,10 @@ int cli_serve(int argc, char **argv)
     if (sd_precision_known(o_precision)) {   /* before anything slow */
         sd_errf(&err, SD_EINVAL, "precision", "--precision must be auto, fp32, bf16x2 or bf16; got '%.40s'",
                 o_precision);
+        goto out;
+    }
+    if (sd_vae_tiling_known(o_vae_tiling)) {
+        sd_errf(&err, SD_EINVAL, "vae-tiling", "--vae-tiling must be auto, on or off; got '%.40s'", o_vae_tiling);
         goto out;
     }
     snprintf(images_dir, sizeof images_dir, "%s/images", o_data);
