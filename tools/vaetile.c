@@ -76,6 +76,9 @@ int main(int argc, char **argv)
     if (z && strcmp(mode, "off")) b = decode(v, z, h, w, VAE_TILING_ON, rows, reps, &t_on);
     if (a) printf("vaetile %dx%d untiled %.2f s\n", size, size, t_off);
     if (b) printf("vaetile %dx%d tiled %.2f s (stripe rows %d)\n", size, size, t_on, rows);
+    size_t nc, cb, wb;
+    ops_weights_stats(vae_ops_ctx(v), &nc, &cb, &wb);
+    printf("vaetile weight copies %zu, %zu MB (Winograd %zu MB)\n", nc, cb >> 20, wb >> 20);
     if (a && b) {
         size_t n = (size_t)3 * size * size;
         double se = 0, mx = 0;

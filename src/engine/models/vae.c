@@ -694,7 +694,9 @@ int vae_reserve(sd_vae *v, int h, int w, size_t *bytes, sd_err *err)
  * every GroupNorm's scale and shift are computed over its whole input
  * before any stripe is normalised, so they are the untiled decode's.  Each
  * 3x3 conv reads its stripe plus one halo row above and below, normalised
- * into the scratch s, and writes t; only the stripe's own rows are kept.
+ * into the scratch s, and writes t; only the stripe's own rows are kept
+ * (the edge stripes' windows are moved inside the image, so all have one
+ * height).
  * A ResNet's output replaces its input in a (in place: its rows are read
  * before they are written, and it is no wider), the upsampler fills a from
  * the bottom stripe up (its output rows lie past the input rows still to
@@ -734,6 +736,17 @@ int vae_tiled(const sd_vae *v, int h, int w)
     if (v->tiling == VAE_TILING_OFF || !tiles_fit(&v->dec)) return 0;
     size_t px = (size_t)h * v->scale * w * v->scale;
     return v->tiling == VAE_TILING_ON || px > VAE_TILE_AUTO_PIXELS;
+}
+
+/* The input rows [*a, *a + n) of the stripe of output rows [r0, r0 + R) of
+ * an H-row 3x3 conv: the stripe and a halo row each side, moved inside the
+ * image at its edges (there the conv's zero padding is the truth), so that
+ * every stripe but a lone one has R + 2 rows: one primitive, one Winograd
+ * weight layout per layer, not one per stripe height. */
+static void stripe_window(int r0, int R, int H, int *a, int *n)
+{
+    *n = imin(R + 2, H);
+    *a = r0 - 1 < 0 ? 0 : r0 - 1 > H - *n ? H - *n : r0 - 1;
 }
 
 /* Stripe height for a layer whose stripe takes `row` scratch floats per row. */
@@ -802,7 +815,9 @@ static void gn_conv_tiled(sd_vae *v, const float *x, int C, int H, int W, const 
     size_t rin = (size_t)W * C, rout = (size_t)W * OC;
     int R = stripe_rows(v, zmax(rin, rout));
     for (int r0 = 0; r0 < H; r0 += R) {
-        int r1 = imin(H, r0 + R), a = r0 > 0 ? r0 - 1 : 0, b = r1 < H ? r1 + 1 : H;
+        int r1 = imin(H, r0 + R), a, n;
+        stripe_window(r0, R, H, &a, &n);
+        int b = a + n;
         float *mid = tl->t + (r0 - a) * rout;   /* the stripe's own rows of t */
         op_channel_affine_nhwc(x + a * rin, (size_t)(b - a) * W, C, tl->coef, tl->coef + C, 1, tl->s);
         if (res) {
@@ -834,7 +849,9 @@ static void upsample_tiled(sd_vae *v, const vae_level *lv, int H, int W)
     size_t row = (size_t)W * C;
     int R = stripe_rows(v, 4 * row);
     for (int k = (H - 1) / R; k >= 0; k--) {
-        int r0 = k * R, r1 = imin(H, r0 + R), a = r0 > 0 ? r0 - 1 : 0, b = r1 < H ? r1 + 1 : H;
+        int r0 = k * R, r1 = imin(H, r0 + R), a, n;
+        stripe_window(r0, R, H, &a, &n);
+        int b = a + n;
         memcpy(tl->s, tl->a + a * row, (b - a) * row * sizeof(float));
         op_conv2d_nhwc_up2(&v->om, tl->s, 1, C, b - a, W, lv->samp_w, lv->samp_b, C, tl->t);
         memcpy(tl->a + 4 * r0 * row, tl->t + 4 * (r0 - a) * row, 4 * (r1 - r0) * row * sizeof(float));
