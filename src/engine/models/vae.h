@@ -51,7 +51,8 @@ void vae_release_activations(sd_vae *v);
 /* The tiled decode (docs/ACCURACY.md "Tiled VAE decode"): the up blocks
  * in row stripes with every GroupNorm's statistics over the whole image,
  * so a decode holds two full activations and two stripes instead of three
- * full ones (2048x2048 at SD's widths: ~6 GiB, not 12).  VAE_TILING_AUTO
+ * full ones (2048x2048 at SD's widths: buffers of ~6 GiB, not 12; peak RSS
+ * measured 8.8 GiB, not 10.2: bench/README.md).  VAE_TILING_AUTO
  * (the default) tiles images of more than VAE_TILE_AUTO_PIXELS pixels, ON
  * always, OFF never; a decoder whose ResNets widen their input (none of
  * SD's) is never tiled.  stripe_rows > 0 forces the stripe height (tests),
