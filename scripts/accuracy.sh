@@ -13,7 +13,7 @@ trap 'rm -f "$tmp"' EXIT
 for t in unit/test_philox parity/test_schedules parity/test_samplers unit/test_tokenizer \
          parity/test_clip parity/test_unet parity/test_sdxl_unet parity/test_vae parity/test_sdxl_vae \
          parity/test_pipeline parity/test_sdxl_pipe parity/test_precision \
-         parity/test_lora \
+         parity/test_lora parity/test_vae_tiled \
          parity/test_sdxl_text; do
   "$BUILD/tests/$t" 2>/dev/null | grep '^metric ' >>"$tmp" || true
 done

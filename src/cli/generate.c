@@ -78,6 +78,7 @@ void gen_usage(FILE *f)
             "  --embeddings-dir D   textual-inversion embeddings, used by name (docs/PROMPTS.md)\n"
             "  --vae F              VAE override: .safetensors or diffusers VAE folder\n"
             "  --lora-dir DIR       where --lora and <lora:NAME:W> names resolve (docs/LORA.md)\n"
+            "  --vae-tiling M       auto|on|off: decode in row stripes (auto: above 1024x1024)  [auto]\n"
             "  -h, --help           this text\n"
             "\n"
             "--init-image F: the file is turned upright by its EXIF orientation and\n"
@@ -166,7 +167,7 @@ static int given(const gen_args *a, const char *name)
 
 /* The flags that are not request fields. */
 typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP, O_EMBEDDINGS_DIR, O_VAE, O_LORA_DIR,
-               O_PREDICTION, O_ZERO_SNR } opt_id;
+               O_PREDICTION, O_ZERO_SNR, O_VAE_TILING } opt_id;
 
 static const struct {
     const char *lng, *shrt;
@@ -181,6 +182,7 @@ static const struct {
     {"--lora-dir", NULL, O_LORA_DIR, 1},
     {"--prediction", NULL, O_PREDICTION, 1},
     {"--zero-terminal-snr", NULL, O_ZERO_SNR, 1},
+    {"--vae-tiling", NULL, O_VAE_TILING, 1},
 };
 
 static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err *err)
@@ -219,6 +221,10 @@ static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err
         a->vae = v;
         break;
     case O_LORA_DIR: a->lora_dir = v; break;
+    case O_VAE_TILING:
+        if (sd_vae_tiling_known(v)) return sd_errf(err, SD_EINVAL, flag, "%s must be auto, on or off; got '%s'", flag, v);
+        a->vae_tiling = v;
+        break;
     }
     return 0;
 }
@@ -415,7 +421,7 @@ static int run(const gen_args *a, sd_err *err)
     sd_load_opts lo = {.model_path = a->model, .config_path = a->config, .vocab_path = a->vocab, .threads = a->threads,
                        .precision = a->precision, .embeddings_dir = a->embeddings_dir,
                        .vae_path = a->vae, .lora_dir = a->lora_dir,
-                       .prediction = a->prediction, .zero_snr = a->zero_snr};
+                       .prediction = a->prediction, .zero_snr = a->zero_snr, .vae_tiling = a->vae_tiling};
     sd_engine *eng = sd_engine_load(&lo, err);
     if (!eng) {
         img_rgb_free(&init);

@@ -34,6 +34,7 @@ typedef struct gen_args {
     int zero_snr;               /* --zero-terminal-snr: 0 auto, 1 on, -1 off */
     const char *vae;            /* --vae: VAE override file or folder, NULL = the model's */
     const char *lora_dir;       /* --lora-dir: where --lora / <lora:...> names resolve */
+    const char *vae_tiling;     /* --vae-tiling auto|on|off, NULL = auto */
     int help;                   /* --help / -h given */
 } gen_args;
 

@@ -177,6 +177,15 @@ int sd_precision_known(const char *name)
     return name && (!strcmp(name, "auto") || ops_precision_from_name(name) >= 0) ? 0 : -1;
 }
 
+/* sd_load_opts.vae_tiling: the VAE_TILING_* it names, -1 for none. */
+static int vae_tiling_mode(const char *name)
+{
+    if (!name || !strcmp(name, "auto")) return VAE_TILING_AUTO;
+    return !strcmp(name, "on") ? VAE_TILING_ON : !strcmp(name, "off") ? VAE_TILING_OFF : -1;
+}
+
+int sd_vae_tiling_known(const char *name) { return vae_tiling_mode(name) < 0 ? -1 : 0; }
+
 /* Each model's precision (sd.h): a named one applies to all three; auto is
  * $SD_PRECISION when that names one, else, on a CPU with AMX, bf16x2 for the
  * text encoder and the UNet and bf16 for the VAE — it runs once per image,
@@ -363,6 +372,10 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
         sd_errf(err, SD_EINVAL, "precision", "precision must be auto, fp32, bf16x2 or bf16; got '%.40s'", o->precision);
         return NULL;
     }
+    if (o->vae_tiling && sd_vae_tiling_known(o->vae_tiling)) {
+        sd_errf(err, SD_EINVAL, "vae_tiling", "vae tiling must be auto, on or off; got '%.40s'", o->vae_tiling);
+        return NULL;
+    }
     sd_engine *e = sd_calloc(1, sizeof *e);
     if (!e || !(e->ops = ops_ctx_new(o->threads))) {
         free(e);
@@ -404,6 +417,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
 
     /* VAE */
     if (load_vae(e, o, err)) goto fail;
+    vae_set_tiling(e->vae, vae_tiling_mode(o->vae_tiling), 0);
     if (set_precision(e, o->precision, err)) goto fail;
     if (unet_get_info(e->unet)->in_channels != vae_latent_channels(e->vae) ||
         unet_get_info(e->unet)->context_dim != context_width(e)) {

@@ -41,6 +41,8 @@ typedef struct sd_load_opts {
     const char *vae_path;      /* optional VAE override (--vae): its tensors replace the checkpoint's;
                                   an A1111-style .safetensors or a diffusers VAE folder (docs/LOADING.md) */
     const char *lora_dir;      /* optional: where LoRA names resolve (<dir>/<name>.safetensors); NULL = no LoRA */
+    /* tiled VAE decode (issue 15 item 6; docs/SERVER.md "VAE tiling") */
+    const char *vae_tiling;    /* "auto" (NULL: images above 1024x1024 pixels), "on" or "off" */
 } sd_load_opts;
 
 /* 0 if name is a precision sd_load_opts accepts ("auto", "fp32", "bf16x2", "bf16"), else -1. */
@@ -50,6 +52,8 @@ int sd_precision_known(const char *name);
  * 0, or -1 (unknown name; *out unchanged). */
 int sd_prediction_parse(const char *name, sd_prediction *out);
 int sd_zero_snr_parse(const char *name, int *out);
+/* 0 if name is a vae_tiling sd_load_opts accepts ("auto", "on", "off"), else -1. */
+int sd_vae_tiling_known(const char *name);
 
 sd_engine *sd_engine_load(const sd_load_opts *opts, sd_err *err);
 void sd_engine_free(sd_engine *e);

@@ -57,6 +57,8 @@ int main(void)
            "SDXL size-conditioning flags", "%s", e.msg);
     CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", "--init-image", "in.png", "--strength", "0.35", NULL) == 0 &&
                !strcmp(a.init_image, "in.png") && a.req.gen.strength == 0.35f, "img2img flags", "%s", e.msg);
+    CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", "--vae-tiling", "on", NULL) == 0 && a.vae_tiling &&
+               !strcmp(a.vae_tiling, "on"), "--vae-tiling on", "%s", e.msg);
     CHECK(parse(&a, &e, "--help", NULL) == 0 && a.help, "--help needs nothing else");
     CHECK(parse(&a, &e, "-h", "--bogus-after", NULL) == -1, "unknown flag still refused with -h");
     CHECK(parse(&a, &e, "--model", "m", "--prompt", "p", "-o", "noext", NULL) == 0 && a.req.out_format == IMG_PNG,
@@ -114,6 +116,8 @@ int main(void)
     BAD("quality 101", "--quality", "[1, 100]", "--quality", "101");
     BAD("threads -1", "--threads", "[0, 1024]", "--threads", "-1");
     BAD("precision unknown", "--precision", "got 'fast'", "--precision", "fast");
+    /* tiled VAE decode */
+    BAD("vae-tiling unknown", "--vae-tiling", "got 'maybe'", "--vae-tiling", "maybe");
     BAD("strength 1", "--strength", "(0, 1)", "--init-image", "x.png", "--strength", "1");
     BAD("strength 0", "--strength", "(0, 1)", "--init-image", "x.png", "--strength", "0");
     BAD("strength without init image", "--strength", "--init-image", "--strength", "0.5");

@@ -231,6 +231,17 @@ static void test_norms(void)
     naive_group_norm_nhwc(x3, 1, C, HW2, G, NULL, g, b, 1e-6, 0, r2);
     op_group_norm_nhwc(t_ops(), x3, 1, C, HW2, G, NULL, g, b, 1e-6f, 0, y3);
     CMP(y3, r2, n2, "group_norm_nhwc, mean 1000x the spread");
+    /* the two halves (the tiled VAE decode): coefficients over the whole
+     * sample, applied to two row blocks, give group_norm_nhwc's bits */
+    float *sc = malloc(sizeof(float) * 2 * C), *yh = nanbuf(n2);
+    op_group_norm_coefs_nhwc(t_ops(), x3, C, HW2, G, g, b, 1e-6f, sc, sc + C);
+    op_channel_affine_nhwc(x3, 1000, C, sc, sc + C, 0, yh);
+    op_channel_affine_nhwc(x3 + (size_t)1000 * C, HW2 - 1000, C, sc, sc + C, 0, yh + (size_t)1000 * C);
+    CHECK(!memcmp(yh, y3, sizeof(float) * n2), "group_norm_coefs + channel_affine = group_norm_nhwc, bit for bit");
+    op_group_norm_nhwc(t_ops(), x3, 1, C, HW2, G, NULL, g, b, 1e-6f, 1, y3);
+    op_channel_affine_nhwc(x3, HW2, C, sc, sc + C, 1, yh);
+    CHECK(!memcmp(yh, y3, sizeof(float) * n2), "channel_affine with SiLU = group_norm_nhwc+silu, bit for bit");
+    free(sc); free(yh);
     free(x3); free(y3);
     free(x); free(g); free(b); free(pb); free(y); free(r); free(x2); free(r2);
 

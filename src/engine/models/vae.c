@@ -91,6 +91,12 @@ struct sd_vae {
     vae_ws ws;
     ops_m om;        /* its ops' context and precision (OPS_*) */
     ops_ctx *own;    /* the context it made itself (vae_load without one), or NULL */
+    /* the tiled decode (vae_set_tiling; "tiled decode" below) */
+    int tiling, tile_rows;
+    struct vae_tiles {
+        float *a, *b, *s, *t, *coef;   /* full tensors a, b; stripe scratch s, t; GroupNorm coefficients */
+        size_t acap, bcap, scap, ccap; /* their floats (s and t scap each) */
+    } tl;
 };
 
 /* ---- loading ---------------------------------------------------------- */
@@ -350,6 +356,12 @@ static void ws_free(vae_ws *ws)
     memset(ws, 0, sizeof *ws);
 }
 
+static void tiles_free(struct vae_tiles *tl)
+{
+    free(tl->a); free(tl->b); free(tl->s); free(tl->t); free(tl->coef);
+    memset(tl, 0, sizeof *tl);
+}
+
 static void resnet_free(vae_resnet *r)
 {
     ops_weight_free(r->c1_w);
@@ -379,6 +391,7 @@ void vae_free(sd_vae *v)
     coder_free(&v->dec, !v->own);   /* a shared context: its handles go now */
     coder_free(&v->enc, !v->own);
     ws_free(&v->ws);
+    tiles_free(&v->tl);
     ops_ctx_free(v->own);
     free(v);
 }
@@ -541,8 +554,8 @@ static void downsample_forward(const ops_m *om, vae_ws *ws, const vae_level *lv,
     swap(&ws->cur, &ws->tmp);
 }
 
-/* One latent z[Z, h, w] -> img[3, h*s, w*s]. */
-static void decode_one(sd_vae *v, const float *z, int h, int w, float *img)
+/* One latent z[Z, h, w] -> ws->cur[h, w, C]: post_quant_conv, conv_in, mid. */
+static void decode_head(sd_vae *v, const float *z, int h, int w)
 {
     const vae_coder *d = &v->dec;
     vae_ws *ws = &v->ws;
@@ -555,6 +568,15 @@ static void decode_one(sd_vae *v, const float *z, int h, int w, float *img)
     }
     op_conv2d_nhwc(om, ws->nxt, 1, v->zch, h, w, d->conv_in_w, d->conv_in_b, d->conv_in_oc, 3, 3, 1, 1, ws->cur, 0);
     mid_forward(v, ws, &d->mid, h, w);
+}
+
+/* One latent z[Z, h, w] -> img[3, h*s, w*s]. */
+static void decode_one(sd_vae *v, const float *z, int h, int w, float *img)
+{
+    const vae_coder *d = &v->dec;
+    vae_ws *ws = &v->ws;
+    const ops_m *om = &v->om;
+    decode_head(v, z, h, w);
     for (int i = 0; i < d->nlev; i++) {
         const vae_level *lv = &d->lev[i];
         for (int j = 0; j < lv->nres; j++) resnet_forward(v, ws, &lv->res[j], h, w);
@@ -593,17 +615,26 @@ static void encode_one(sd_vae *v, const float *img, int H, int W, float *moments
 /* Largest latent/image side accepted (pixels): bounds the buffer arithmetic. */
 #define VAE_MAX_SIDE 16384
 
-/* Workspace floats (per ping-pong buffer, and per attention buffer) to decode
- * one h x w latent; *oh, *ow get the image size. */
-static size_t dec_need(const sd_vae *v, size_t h, size_t w, size_t *attn, size_t *oh, size_t *ow)
+/* Workspace floats (per ping-pong buffer, and per attention buffer) of
+ * decode_head on one h x w latent. */
+static size_t dec_head_need(const sd_vae *v, size_t h, size_t w, size_t *attn)
 {
     const vae_coder *d = &v->dec;
     size_t hw = h * w;
     size_t need = zmax((size_t)zmax(v->zch, d->conv_in_oc) * hw, (size_t)d->mid.r0.cin * hw);
     need = zmax(need, (size_t)zmax(d->mid.r0.cout, d->mid.r1.cout) * hw);
+    *attn = d->mid.has_attn ? (size_t)d->mid.attn.c * hw : 0;
+    return need;
+}
+
+/* Workspace floats (per ping-pong buffer, and per attention buffer) to decode
+ * one h x w latent; *oh, *ow get the image size. */
+static size_t dec_need(const sd_vae *v, size_t h, size_t w, size_t *attn, size_t *oh, size_t *ow)
+{
+    const vae_coder *d = &v->dec;
+    size_t need = dec_head_need(v, h, w, attn);
     need = zmax(need, levels_need(d, 1, h, w, oh, ow));
     need = zmax(need, (size_t)zmax(d->cnorm, d->conv_out_oc) * *oh * *ow);
-    *attn = d->mid.has_attn ? (size_t)d->mid.attn.c * hw : 0;
     return need;
 }
 
@@ -634,6 +665,11 @@ void vae_release_activations(sd_vae *v)
     for (int i = 0; i < 3; i++) ops_release_pages(bufs[i], ws->cap * sizeof(float));
     float *abufs[3] = {ws->q, ws->k, ws->v};
     for (int i = 0; i < 3; i++) ops_release_pages(abufs[i], ws->attn_cap * sizeof(float));
+    struct vae_tiles *tl = &v->tl;
+    ops_release_pages(tl->a, tl->acap * sizeof(float));
+    ops_release_pages(tl->b, tl->bcap * sizeof(float));
+    ops_release_pages(tl->s, tl->scap * sizeof(float));
+    ops_release_pages(tl->t, tl->scap * sizeof(float));
 }
 
 int vae_reserve(sd_vae *v, int h, int w, size_t *bytes, sd_err *err)
@@ -649,6 +685,203 @@ int vae_reserve(sd_vae *v, int h, int w, size_t *bytes, sd_err *err)
     return 0;
 }
 
+/* ---- tiled decode ------------------------------------------------------
+ *
+ * Exact by construction but for the convs' blocking (docs/ACCURACY.md
+ * "Tiled VAE decode"): post_quant_conv, conv_in and the mid block (whose
+ * attention is global) run as above at the latent's size; then the up
+ * blocks run layer by layer over row stripes.  Full tensors live in two
+ * buffers — a, the running activation, and b, a ResNet's hidden one — and
+ * every GroupNorm's scale and shift are computed over its whole input
+ * before any stripe is normalised, so they are the untiled decode's.  Each
+ * 3x3 conv reads its stripe plus one halo row above and below, normalised
+ * into the scratch s, and writes t; only the stripe's own rows are kept
+ * (the edge stripes' windows are moved inside the image, so all have one
+ * height).
+ * A ResNet's output replaces its input in a (in place: its rows are read
+ * before they are written, and it is no wider), the upsampler fills a from
+ * the bottom stripe up (its output rows lie past the input rows still to
+ * be read).  Live at once: a, b and two stripes, not three whole tensors. */
+
+/* Floats of each stripe scratch when no stripe height is forced. */
+#define VAE_TILE_SCRATCH ((size_t)32 << 20)
+
+/* The residual a stripe's conv adds to: rows of x (c channels), through
+ * the 1x1 conv w when it has one. */
+typedef struct vae_resid {
+    const float *x;
+    int c;
+    ops_weight *w;
+    const float *b;
+} vae_resid;
+
+static int imin(int a, int b) { return a < b ? a : b; }
+
+/* The tiled decoder works in place: no ResNet may widen its input. */
+static int tiles_fit(const vae_coder *d)
+{
+    for (int i = 0; i < d->nlev; i++)
+        for (int j = 0; j < d->lev[i].nres; j++)
+            if (d->lev[i].res[j].cout > d->lev[i].res[j].cin) return 0;
+    return 1;
+}
+
+void vae_set_tiling(sd_vae *v, int mode, int stripe_rows)
+{
+    v->tiling = mode;
+    v->tile_rows = stripe_rows > 0 ? stripe_rows : 0;
+}
+
+int vae_tiled(const sd_vae *v, int h, int w)
+{
+    if (v->tiling == VAE_TILING_OFF || !tiles_fit(&v->dec)) return 0;
+    size_t px = (size_t)h * v->scale * w * v->scale;
+    return v->tiling == VAE_TILING_ON || px > VAE_TILE_AUTO_PIXELS;
+}
+
+/* The input rows [*a, *a + n) of the stripe of output rows [r0, r0 + R) of
+ * an H-row 3x3 conv: the stripe and a halo row each side, moved inside the
+ * image at its edges (there the conv's zero padding is the truth), so that
+ * every stripe but a lone one has R + 2 rows: one primitive, one Winograd
+ * weight layout per layer, not one per stripe height. */
+static void stripe_window(int r0, int R, int H, int *a, int *n)
+{
+    *n = imin(R + 2, H);
+    *a = r0 - 1 < 0 ? 0 : r0 - 1 > H - *n ? H - *n : r0 - 1;
+}
+
+/* Stripe height for a layer whose stripe takes `row` scratch floats per row. */
+static int stripe_rows(const sd_vae *v, size_t row)
+{
+    if (v->tile_rows) return v->tile_rows;
+    size_t r = v->tl.scap / row - 2;
+    return r > 1 << 20 ? 1 << 20 : (int)r;
+}
+
+/* The two full buffers, the stripe scratch and the coefficients for one
+ * h x w latent (grown once, like the workspace).  0 or -1 + err. */
+static int tiles_reserve(sd_vae *v, size_t h, size_t w, sd_err *err)
+{
+    const vae_coder *d = &v->dec;
+    size_t a = (size_t)d->mid.r1.cout * h * w, b = 0, row = 0, cmax = d->cnorm;
+    for (int i = 0; i < d->nlev; i++) {
+        const vae_level *lv = &d->lev[i];
+        for (int j = 0; j < lv->nres; j++) {
+            const vae_resnet *r = &lv->res[j];
+            a = zmax(a, (size_t)r->cin * h * w);
+            b = zmax(b, (size_t)r->cout * h * w);
+            row = zmax(row, w * r->cin);
+            cmax = zmax(cmax, r->cin);
+        }
+        if (!lv->samp_w) continue;
+        row = zmax(row, 4 * w * lv->cout);
+        h *= 2; w *= 2;
+        a = zmax(a, (size_t)lv->cout * h * w);
+    }
+    row = zmax(row, w * zmax(d->cnorm, d->conv_out_oc));
+    size_t s = v->tile_rows ? (v->tile_rows + 2) * row : zmax(VAE_TILE_SCRATCH, 3 * row);
+    struct vae_tiles *tl = &v->tl;
+    if (a <= tl->acap && b <= tl->bcap && s <= tl->scap && 2 * cmax <= tl->ccap) return 0;
+    a = zmax(a, tl->acap); b = zmax(b, tl->bcap); s = zmax(s, tl->scap); cmax = zmax(2 * cmax, tl->ccap);
+    tiles_free(tl);
+    tl->a = sd_malloc(a * sizeof(float));
+    tl->b = sd_malloc(b * sizeof(float));
+    tl->s = sd_malloc(s * sizeof(float));
+    tl->t = sd_malloc(s * sizeof(float));
+    tl->coef = sd_malloc(cmax * sizeof(float));
+    if (!tl->a || !tl->b || !tl->s || !tl->t || !tl->coef) {
+        tiles_free(tl);
+        return sd_errf(err, SD_ENOMEM, "", "out of memory for the tiled VAE decode (%zu MB)",
+                       (a + b + 2 * s) * sizeof(float) >> 20);
+    }
+    tl->acap = a; tl->bcap = b; tl->scap = s; tl->ccap = cmax;
+    return 0;
+}
+
+/* Rows [r0, r1) of an H x W x OC stripe (rows p of t) into the image's NCHW planes. */
+static void stripe_to_nchw(const float *t, int rows, int W, int OC, size_t plane, float *img)
+{
+    for (int c = 0; c < OC; c++)
+        for (size_t p = 0; p < (size_t)rows * W; p++) img[c * plane + p] = t[p * OC + c];
+}
+
+/* y[H, W, OC] = conv3x3(silu(gn(x[H, W, C]))) (+ res), stripe by stripe;
+ * with img, the result goes to img[OC, H, W] instead of y. */
+static void gn_conv_tiled(sd_vae *v, const float *x, int C, int H, int W, const float *gw, const float *gb,
+                          ops_weight *cw, const float *cb, int OC, const vae_resid *res, float *y, float *img)
+{
+    struct vae_tiles *tl = &v->tl;
+    const ops_m *om = &v->om;
+    op_group_norm_coefs_nhwc(om, x, C, H * W, v->groups, gw, gb, VAE_GN_EPS, tl->coef, tl->coef + C);
+    size_t rin = (size_t)W * C, rout = (size_t)W * OC;
+    int R = stripe_rows(v, zmax(rin, rout));
+    for (int r0 = 0; r0 < H; r0 += R) {
+        int r1 = imin(H, r0 + R), a, n;
+        stripe_window(r0, R, H, &a, &n);
+        int b = a + n;
+        float *mid = tl->t + (r0 - a) * rout;   /* the stripe's own rows of t */
+        op_channel_affine_nhwc(x + a * rin, (size_t)(b - a) * W, C, tl->coef, tl->coef + C, 1, tl->s);
+        if (res) {
+            memset(tl->t, 0, (size_t)(b - a) * rout * sizeof(float));
+            if (res->w) op_conv2d_nhwc(om, res->x + (size_t)r0 * W * res->c, 1, res->c, r1 - r0, W, res->w, res->b,
+                                       OC, 1, 1, 1, 0, mid, 0);
+            else memcpy(mid, res->x + r0 * rout, (r1 - r0) * rout * sizeof(float));
+        }
+        op_conv2d_nhwc(om, tl->s, 1, C, b - a, W, cw, cb, OC, 3, 3, 1, 1, tl->t, res != NULL);
+        if (img) stripe_to_nchw(mid, r1 - r0, W, OC, (size_t)H * W, img + (size_t)r0 * W);
+        else memcpy(y + r0 * rout, mid, (r1 - r0) * rout * sizeof(float));
+    }
+}
+
+/* a[H, W, cin] -> a[H, W, cout], the hidden activation in b. */
+static void resnet_tiled(sd_vae *v, const vae_resnet *r, int H, int W)
+{
+    struct vae_tiles *tl = &v->tl;
+    gn_conv_tiled(v, tl->a, r->cin, H, W, r->n1_w, r->n1_b, r->c1_w, r->c1_b, r->cout, NULL, tl->b, NULL);
+    vae_resid res = {tl->a, r->cin, r->sc_w, r->sc_b};
+    gn_conv_tiled(v, tl->b, r->cout, H, W, r->n2_w, r->n2_b, r->c2_w, r->c2_b, r->cout, &res, tl->a, NULL);
+}
+
+/* a[H, W, C] -> a[2H, 2W, C], bottom stripe first. */
+static void upsample_tiled(sd_vae *v, const vae_level *lv, int H, int W)
+{
+    struct vae_tiles *tl = &v->tl;
+    int C = lv->cout;
+    size_t row = (size_t)W * C;
+    int R = stripe_rows(v, 4 * row);
+    for (int k = (H - 1) / R; k >= 0; k--) {
+        int r0 = k * R, r1 = imin(H, r0 + R), a, n;
+        stripe_window(r0, R, H, &a, &n);
+        int b = a + n;
+        memcpy(tl->s, tl->a + a * row, (b - a) * row * sizeof(float));
+        op_conv2d_nhwc_up2(&v->om, tl->s, 1, C, b - a, W, lv->samp_w, lv->samp_b, C, tl->t);
+        memcpy(tl->a + 4 * r0 * row, tl->t + 4 * (r0 - a) * row, 4 * (r1 - r0) * row * sizeof(float));
+    }
+}
+
+static void decode_one_tiled(sd_vae *v, const float *z, int h, int w, float *img)
+{
+    const vae_coder *d = &v->dec;
+    decode_head(v, z, h, w);
+    memcpy(v->tl.a, v->ws.cur, (size_t)d->mid.r1.cout * h * w * sizeof(float));
+    for (int i = 0; i < d->nlev; i++) {
+        const vae_level *lv = &d->lev[i];
+        for (int j = 0; j < lv->nres; j++) resnet_tiled(v, &lv->res[j], h, w);
+        if (lv->samp_w) { upsample_tiled(v, lv, h, w); h *= 2; w *= 2; }
+    }
+    gn_conv_tiled(v, v->tl.a, d->cnorm, h, w, d->norm_w, d->norm_b, d->conv_out_w, d->conv_out_b, d->conv_out_oc,
+                  NULL, NULL, img);
+}
+
+static int decode_tiled(sd_vae *v, const float *z, int B, int h, int w, float *img, sd_err *err)
+{
+    size_t attn, need = dec_head_need(v, h, w, &attn);
+    if (ws_reserve(v, need, attn, err) || tiles_reserve(v, h, w, err)) return -1;
+    size_t zs = (size_t)v->zch * h * w, is = (size_t)v->img_ch * h * w * v->scale * v->scale;
+    for (int b = 0; b < B; b++) decode_one_tiled(v, z + b * zs, h, w, img + b * is);
+    return 0;
+}
+
 void vae_set_precision(sd_vae *v, int prec) { v->om.prec = prec; }
 ops_ctx *vae_ops_ctx(const sd_vae *v) { return v->om.ctx; }
 
@@ -658,6 +891,7 @@ int vae_decode(sd_vae *v, const float *z, int B, int h, int w, float *img, sd_er
         return sd_errf(err, SD_EINVAL, "", "VAE decode: bad size %d x [%d, %d, %d]", B, v->zch, h, w);
     size_t oh, ow, attn, hw = (size_t)h * w;
     size_t need = dec_need(v, h, w, &attn, &oh, &ow);
+    if (vae_tiled(v, h, w)) return decode_tiled(v, z, B, h, w, img, err);
     if (ws_reserve(v, need, attn, err)) return -1;
     size_t zs = (size_t)v->zch * hw, is = (size_t)v->img_ch * oh * ow;
     for (int b = 0; b < B; b++) decode_one(v, z + b * zs, h, w, img + b * is);

@@ -49,6 +49,21 @@ int vae_reserve(sd_vae *v, int h, int w, size_t *bytes, sd_err *err);
  * unet_release_activations). */
 void vae_release_activations(sd_vae *v);
 
+/* The tiled decode (docs/ACCURACY.md "Tiled VAE decode"): the up blocks
+ * in row stripes with every GroupNorm's statistics over the whole image,
+ * so a decode holds two full activations and two stripes instead of three
+ * full ones (2048x2048 at SD's widths: buffers of ~6 GiB, not 12; peak RSS
+ * measured 8.8 GiB, not 10.2: bench/README.md).  VAE_TILING_AUTO
+ * (the default) tiles images of more than VAE_TILE_AUTO_PIXELS pixels, ON
+ * always, OFF never; a decoder whose ResNets widen their input (none of
+ * SD's) is never tiled.  stripe_rows > 0 forces the stripe height (tests),
+ * 0 picks it from a ~128 MB scratch per stripe buffer.  vae_tiled: whether
+ * decoding an h x w latent tiles. */
+enum { VAE_TILING_AUTO = 0, VAE_TILING_ON = 1, VAE_TILING_OFF = 2 };
+#define VAE_TILE_AUTO_PIXELS ((size_t)1024 * 1024)
+void vae_set_tiling(sd_vae *v, int mode, int stripe_rows);
+int vae_tiled(const sd_vae *v, int h, int w);
+
 /* z[B, Z, h, w] (already divided by the scaling factor) ->
  * img[B, 3, h*s, w*s] with s = vae_scale().  0 or -1 + err. */
 int vae_decode(sd_vae *v, const float *z, int B, int h, int w, float *img, sd_err *err);

@@ -112,6 +112,60 @@ static void gn_chunk_sums(const float *xn, int C, int p0, int p1, double *sum, d
     }
 }
 
+/* Sample xn's group norm as one scale and shift per channel (y = x·sc + sh):
+ * pass 1 of the comment above, into sc[C], sh[C].  0, or -1 when out of
+ * memory (the ops fault is set). */
+static int gn_coefs(ops_ctx *ctx, const float *xn, int C, int HW, int G, const float *pb, const float *gamma,
+                    const float *beta, float eps, float *sc, float *sh)
+{
+    int cg = C / G, nch = HW < GN_CHUNKS ? 1 : GN_CHUNKS;
+    /* scratch: a few KB, grown once per thread (no allocation per call) */
+    static _Thread_local void *scr;
+    static _Thread_local size_t nscr;
+    double *part = ops_grow(ctx, &scr, &nscr, sizeof(double) * (2 * (size_t)nch * C + 2 * (size_t)C));
+    if (!part) return -1;
+    double *tsum = part + 2 * (size_t)nch * C, *tsq = tsum + C;
+    #pragma omp parallel for schedule(static) if ((size_t)HW * C >= PAR_MIN)
+    for (int k = 0; k < nch; k++) {
+        int p0 = (int)((long)HW * k / nch), p1 = (int)((long)HW * (k + 1) / nch);
+        gn_chunk_sums(xn, C, p0, p1, part + (size_t)k * 2 * C, part + (size_t)k * 2 * C + C);
+    }
+    for (int c = 0; c < C; c++) {
+        double s = 0, q = 0;
+        for (int k = 0; k < nch; k++) { s += part[(size_t)k * 2 * C + c]; q += part[(size_t)k * 2 * C + C + c]; }
+        tsum[c] = s; tsq[c] = q;
+    }
+    for (int g = 0; g < G; g++) {
+        double t = 0;
+        for (int c = g * cg; c < (g + 1) * cg; c++)
+            t += (double)HW * ((double)xn[c] + (pb ? pb[c] : 0.f)) + tsum[c];
+        double mean = t / ((double)cg * HW), m2 = 0;
+        for (int c = g * cg; c < (g + 1) * cg; c++) {
+            double e = (double)xn[c] + (pb ? pb[c] : 0.f) - mean;
+            m2 += tsq[c] + 2 * e * tsum[c] + (double)HW * e * e;
+        }
+        double inv = 1.0 / sqrt(m2 / ((double)cg * HW) + eps);
+        /* y = (x + pb - mean)·inv·gamma + beta = x·sc + sh */
+        for (int c = g * cg; c < (g + 1) * cg; c++) {
+            float a = (float)inv * (gamma ? gamma[c] : 1.f);
+            sc[c] = a;
+            sh[c] = (float)(((pb ? pb[c] : 0.f) - mean) * a) + (beta ? beta[c] : 0.f);
+        }
+    }
+    return 0;
+}
+
+/* yr[c] = xr[c]·sc[c] + sh[c] (then SiLU) over one pixel's C channels. */
+static void affine_row(const float *xr, int C, const float *sc, const float *sh, int silu, float *yr)
+{
+    int c = 0;
+    for (; c + 16 <= C; c += 16) {
+        v16f v = v16_load(xr + c) * v16_load(sc + c) + v16_load(sh + c);
+        v16_store(yr + c, silu ? v16_silu(v) : v);
+    }
+    for (; c < C; c++) { float v = xr[c] * sc[c] + sh[c]; yr[c] = silu ? v / (1.f + expf(-v)) : v; }
+}
+
 /* The group norm of x into y (fp32), or, with yb, into the bf16 input of
  * a conv: rows of C (split OPS_SPLIT_NONE), [hi | lo] rows of 2C
  * (OPS_SPLIT_COLS) or all hi rows then all lo rows (OPS_SPLIT_ROWS), as
@@ -120,46 +174,15 @@ static void group_norm(ops_ctx *ctx, const float *x, int N, int C, int HW, int G
                        const float *beta, float eps, int silu, float *y, uint16_t *yb, int split)
 {
     SD_ASSERT(x && (y || yb) && N >= 1 && C >= 1 && HW >= 1 && G >= 1 && C % G == 0);
-    int cg = C / G, nch = HW < GN_CHUNKS ? 1 : GN_CHUNKS;
-    /* scratch: a few KB, grown once per thread (no allocation per call) */
     static _Thread_local void *scr;
     static _Thread_local size_t nscr;
-    double *part = ops_grow(ctx, &scr, &nscr, sizeof(double) * (2 * (size_t)nch * C + 2 * (size_t)C) +
-                                         sizeof(float) * 2 * (size_t)C);
-    if (!part) return;   /* out of memory: the ops fault is set */
-    double *tsum = part + 2 * (size_t)nch * C, *tsq = tsum + C;
-    float *sh = (float *)(tsq + C), *sc = sh + C;
+    float *sh = ops_grow(ctx, &scr, &nscr, sizeof(float) * 2 * (size_t)C), *sc = sh ? sh + C : NULL;
+    if (!sh) return;   /* out of memory: the ops fault is set */
     size_t rows = (size_t)N * HW;
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * HW * C;
         const float *pb = pre_bias ? pre_bias + (size_t)n * C : NULL;
-        #pragma omp parallel for schedule(static) if ((size_t)HW * C >= PAR_MIN)
-        for (int k = 0; k < nch; k++) {
-            int p0 = (int)((long)HW * k / nch), p1 = (int)((long)HW * (k + 1) / nch);
-            gn_chunk_sums(xn, C, p0, p1, part + (size_t)k * 2 * C, part + (size_t)k * 2 * C + C);
-        }
-        for (int c = 0; c < C; c++) {
-            double s = 0, q = 0;
-            for (int k = 0; k < nch; k++) { s += part[(size_t)k * 2 * C + c]; q += part[(size_t)k * 2 * C + C + c]; }
-            tsum[c] = s; tsq[c] = q;
-        }
-        for (int g = 0; g < G; g++) {
-            double t = 0;
-            for (int c = g * cg; c < (g + 1) * cg; c++)
-                t += (double)HW * ((double)xn[c] + (pb ? pb[c] : 0.f)) + tsum[c];
-            double mean = t / ((double)cg * HW), m2 = 0;
-            for (int c = g * cg; c < (g + 1) * cg; c++) {
-                double e = (double)xn[c] + (pb ? pb[c] : 0.f) - mean;
-                m2 += tsq[c] + 2 * e * tsum[c] + (double)HW * e * e;
-            }
-            double inv = 1.0 / sqrt(m2 / ((double)cg * HW) + eps);
-            /* y = (x + pb - mean)·inv·gamma + beta = x·sc + sh */
-            for (int c = g * cg; c < (g + 1) * cg; c++) {
-                float a = (float)inv * (gamma ? gamma[c] : 1.f);
-                sc[c] = a;
-                sh[c] = (float)(((pb ? pb[c] : 0.f) - mean) * a) + (beta ? beta[c] : 0.f);
-            }
-        }
+        if (gn_coefs(ctx, xn, C, HW, G, pb, gamma, beta, eps, sc, sh)) return;
         #pragma omp parallel if ((size_t)HW * C >= PAR_MIN)
         {
             /* bf16 output: each row normalised into an L1 row first */
@@ -172,12 +195,7 @@ static void group_norm(ops_ctx *ctx, const float *x, int N, int C, int HW, int G
                 const float *xr = xn + (size_t)p * C;
                 size_t r = (size_t)n * HW + p;
                 float *yr = yb ? row : y + r * C;
-                int c = 0;
-                for (; c + 16 <= C; c += 16) {
-                    v16f v = v16_load(xr + c) * v16_load(sc + c) + v16_load(sh + c);
-                    v16_store(yr + c, silu ? v16_silu(v) : v);
-                }
-                for (; c < C; c++) { float v = xr[c] * sc[c] + sh[c]; yr[c] = silu ? v / (1.f + expf(-v)) : v; }
+                affine_row(xr, C, sc, sh, silu, yr);
                 if (!yb) continue;
                 if (split == OPS_SPLIT_COLS) ops_bf16_row(row, C, yb + 2 * r * C, yb + 2 * r * C + C);
                 else if (split == OPS_SPLIT_ROWS) ops_bf16_row(row, C, yb + r * C, yb + (rows + r) * C);
@@ -192,6 +210,27 @@ void op_group_norm_nhwc(const ops_m *m, const float *x, int N, int C, int HW, in
 {
     PROF_BEGIN;
     group_norm(m->ctx, x, N, C, HW, G, pre_bias, gamma, beta, eps, silu, y, NULL, 0);
+    PROF_END(PROF_NORM);
+}
+
+/* ---- group norm in two halves (the tiled VAE decode: statistics over a
+ * whole tensor, applied to row stripes of it) ---- */
+void op_group_norm_coefs_nhwc(const ops_m *m, const float *x, int C, int HW, int G, const float *gamma,
+                              const float *beta, float eps, float *scale, float *shift)
+{
+    SD_ASSERT(x && scale && shift && C >= 1 && HW >= 1 && G >= 1 && C % G == 0);
+    PROF_BEGIN;
+    gn_coefs(m->ctx, x, C, HW, G, NULL, gamma, beta, eps, scale, shift);
+    PROF_END(PROF_NORM);
+}
+
+void op_channel_affine_nhwc(const float *x, size_t P, int C, const float *scale, const float *shift, int silu,
+                            float *y)
+{
+    SD_ASSERT((P == 0 || (x && y)) && C >= 1 && scale && shift);
+    PROF_BEGIN;
+    #pragma omp parallel for schedule(static) if (P * C >= PAR_MIN)
+    for (size_t p = 0; p < P; p++) affine_row(x + p * C, C, scale, shift, silu, y + p * C);
     PROF_END(PROF_NORM);
 }
 

@@ -187,6 +187,17 @@ void op_gemm(int transB, int M, int N, int K, float alpha,
 void op_group_norm_nhwc(const ops_m *m, const float *x, int N, int C, int HW, int G, const float *pre_bias,
                         const float *gamma, const float *beta, float eps, int silu, float *y);
 
+/* The same group norm in two halves, for a tensor normalised in row stripes
+ * (the tiled VAE decode): op_group_norm_coefs_nhwc reads one sample x[HW,C]
+ * whole and gives per channel y = x·scale + shift (scale[C], shift[C]: the
+ * numbers op_group_norm_nhwc applies); op_channel_affine_nhwc applies them
+ * (then SiLU if silu) to P pixels of C channels; y may alias x.  Out of
+ * memory sets the context's fault. */
+void op_group_norm_coefs_nhwc(const ops_m *m, const float *x, int C, int HW, int G, const float *gamma,
+                              const float *beta, float eps, float *scale, float *shift);
+void op_channel_affine_nhwc(const float *x, size_t P, int C, const float *scale, const float *shift, int silu,
+                            float *y);
+
 /* y = conv2d(gn(x)) (+ y with accum): op_group_norm_nhwc of x (pre_bias,
  * gamma, beta, eps, silu as there) feeding op_conv2d_nhwc (w, b, OC, KH,
  * KW, stride, pad, y, accum as there).  At the bf16 precisions the norm's
