@@ -450,9 +450,8 @@ static int run(const gen_args *a, sd_err *err)
     img_rgb_free(&init);
 
     for (int i = 0; rc == 0 && i < p.n; i++) {
-        img_gen_info g = req_gen_info(&req, i, imgs[i].width, imgs[i].height, info.hash, info.name);
+        img_gen_info g = req_gen_info(&req, i, imgs[i].width, imgs[i].height, info.hash, info.name, info.family);
         g.vae_hash = info.vae_hash;
-        g.family = req_gen_family(info.family);
         g.vae_name = info.vae_name;
         char lora_hashes[SD_MAX_LORAS * (SD_MAX_LORA_NAME + 16)];
         sd_lora_hashes(eng, &req.gen, lora_hashes, sizeof lora_hashes);

@@ -38,9 +38,8 @@ static job_result *new_result(const gen_ctx *g, const sd_request *in)
 static int store_image(const gen_ctx *g, const sd_request *in, job_result *r, const sd_image *im, int i, sd_err *err)
 {
     uint64_t seed = in->gen.seed + (uint64_t)i;
-    img_gen_info info = req_gen_info(in, i, im->width, im->height, g->model_hash, g->model_name);
+    img_gen_info info = req_gen_info(in, i, im->width, im->height, g->model_hash, g->model_name, g->model_family);
     info.vae_hash = g->vae_hash;
-    info.family = req_gen_family(g->model_family);
     info.vae_name = g->vae_name;
     char lora_hashes[SD_MAX_LORAS * (SD_MAX_LORA_NAME + 16)] = "";
     if (g->engine) sd_lora_hashes(g->engine, &in->gen, lora_hashes, sizeof lora_hashes);

@@ -285,9 +285,11 @@ void req_sampler_label(const sd_gen_params *p, const char **sampler, const char 
 }
 
 img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, const char *model_hash,
-                          const char *model_name)
+                          const char *model_name, const char *family)
 {
     const sd_gen_params *p = &r->gen;
+    /* the size ids condition only SDXL's UNet: elsewhere they are ignored, so not written */
+    const int ids = family && !strncmp(family, "sdxl", 4);
     const char *sampler, *schedule;
     req_sampler_label(p, &sampler, &schedule);
     return (img_gen_info){
@@ -295,8 +297,10 @@ img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, con
         .spacing = p->ksampler ? NULL : sd_spacing_name(p->spacing),
         .cfg = p->cfg, .seed = p->seed + (uint64_t)i, .width = width, .height = height, .model_hash = model_hash,
         .model_name = model_name, .denoise = r->img2img ? p->strength : -1.0f, .clip_skip = p->clip_skip,
-        .orig_width = p->orig_width, .orig_height = p->orig_height, .crop_top = p->crop_top,
-        .crop_left = p->crop_left, .target_width = p->target_width, .target_height = p->target_height,
+        .family = req_gen_family(family),
+        .orig_width = ids ? p->orig_width : 0, .orig_height = ids ? p->orig_height : 0,
+        .crop_top = ids ? p->crop_top : 0, .crop_left = ids ? p->crop_left : 0,
+        .target_width = ids ? p->target_width : 0, .target_height = ids ? p->target_height : 0,
     };
 }
 

@@ -95,7 +95,7 @@ static void test_sampler_round_trip(void)
         sd_request_defaults(&b, 0);
         a.gen.prompt = "x";
         req_field_set_name(req_field_find("sampler"), &a, name);
-        img_gen_info g = req_gen_info(&a, 0, 64, 64, NULL, NULL);
+        img_gen_info g = req_gen_info(&a, 0, 64, 64, NULL, NULL, "sd1");
         char *text = img_a1111_parameters(&g);
         param_value(text ? text : "", "Sampler: ", smp, sizeof smp);
         param_value(text ? text : "", "Schedule type: ", sch, sizeof sch);
@@ -113,6 +113,21 @@ static void test_sampler_round_trip(void)
     CHECKF(ok && n == 48, "parameters text: Sampler / Schedule type read back give the same choice (48 names)", "%s",
            bad);
     CHECK(distinct, "parameters text: diffusers-semantics runs are not written with A1111's label");
+    {
+        /* SDXL's size ids are written for an SDXL model only (others ignore them) */
+        sd_request a;
+        sd_request_defaults(&a, 0);
+        a.gen.prompt = "x";
+        a.gen.orig_width = 4096;
+        a.gen.crop_top = 16;
+        img_gen_info x = req_gen_info(&a, 0, 64, 64, NULL, NULL, "sdxl"), o = req_gen_info(&a, 0, 64, 64, NULL, NULL, "sd1");
+        char *tx = img_a1111_parameters(&x), *to = img_a1111_parameters(&o);
+        CHECKF(tx && to && strstr(tx, "Original width: 4096") && strstr(tx, "Crop top: 16") && strstr(tx, "Model family: sdxl") &&
+                   !strstr(to, "Original width") && !strstr(to, "Crop top") && !strstr(to, "Model family"),
+               "parameters: size ids and family written for SDXL, not for SD1", "%s | %s", tx, to);
+        free(tx);
+        free(to);
+    }
     img_gen_info g = {.prompt = "p", .steps = 20, .sampler = "DPM++ 2M", .schedule = "Karras", .cfg = 7, .seed = 1,
                       .width = 512, .height = 512, .denoise = -1};
     char *s = img_a1111_parameters(&g);
