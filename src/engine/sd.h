@@ -1,7 +1,7 @@
 /* sd.h — the engine's only public header.
  *
  * Turns a prompt (and optionally an init image) into pixels with a Stable
- * Diffusion 1.x / 2.x checkpoint.  Used by the CLI and the server; it knows
+ * Diffusion 1.x / 2.x or SDXL (base) checkpoint.  Used by the CLI and the server; it knows
  * nothing of HTTP, jobs or storage.  All functions report failure through
  * sd_err (base/err.h) and never exit or abort on bad input.
  *
@@ -60,7 +60,7 @@ void sd_engine_free(sd_engine *e);
 
 typedef struct sd_model_info {
     const char *family;          /* "sd1", "sd2" or "sdxl" (loader/family.h names the others, which
-                                    sd_engine_load refuses for now: "sd1-inpaint", ...) */
+                                    sd_engine_load refuses: "sdxl-refiner", "sd1-inpaint", ...) */
     const char *prediction;      /* "epsilon" or "v_prediction" */
     int zero_snr;                /* 1: the zero-terminal-SNR noise schedule is in effect */
     int latent_channels;
@@ -237,8 +237,9 @@ struct sd_gen_params {
     float strength;              /* (0,1) */
     int clip_skip;               /* AUTOMATIC1111's "Clip skip": 1 = the text encoder's last layer, n >= 2 =
                                     the hidden state of layer -n, then the final layer norm; 0 = the
-                                    load option's.  SD1 only: SD2 always takes its penultimate layer
-                                    and ignores it (as A1111 does).  More than the layers: refused */
+                                    load option's.  SD1 only: SD2 always takes its penultimate layer,
+                                    SDXL hidden_states[-2] of both towers; both ignore it (as A1111
+                                    does).  More than the layers: refused */
     const sd_lora_spec *loras;   /* LoRAs to apply (see sd_lora_spec), n_loras of them; NULL = none */
     int n_loras;
     sd_progress_fn progress; void *progress_ud;

@@ -9,7 +9,10 @@
 # server's pixels; unknown, malformed, too many, out-of-range and the same
 # LoRAs on tiny-sd2 are 400s naming the field, before a job is made; on
 # tiny-sdxl-s an SDXL LoRA written by make_lora fits and tiny-sd1's does not
-# (GET /loras, and a 400 naming loras), and the SDXL one on tiny-sd1 likewise.
+# (GET /loras, and a 400 naming loras), and the SDXL one on tiny-sd1 likewise;
+# on tiny-sdxl-s the SDXL LoRA changes the picture, no LoRA afterwards gives
+# the first pixels again, and POST /img2img (multipart init image, DPM++ 2M
+# Karras, with the LoRA) answers 200 with an image of the init image's size.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -102,6 +105,21 @@ check "tiny-sdxl-s: GET /loras: the SDXL LoRA fits (283 modules), tiny-sd1's doe
   $([ "$(json "$TMP/xl.json" 'sorted((l["name"], l["fits"], l["modules"], "is for SD 1.x/2.x" in (l["reason"] or "")) for l in j["loras"])')" = \
       "[('lora_a_kohya', False, 0, True), ('xl_r4', True, 283, False)]" ]; echo $?) "$(head -c 600 "$TMP/xl.json")"
 refused "tiny-sdxl-s: a tiny-sd1 LoRA" /txt2img "$F" "prompt=x&loras=lora_a_kohya" loras "is for SD 1.x/2.x, not this SDXL model"
+XARGS="prompt=$P&negative_prompt=blurry&seed=7&width=64&height=64&num_inference_steps=2&sampler=euler_a"
+check "tiny-sdxl-s: no LoRA answers 200" $([ "$(gen xbase "$F" "$XARGS")" = 200 ]; echo $?) "$(cat "$TMP/xbase.json")"
+check "tiny-sdxl-s: the SDXL LoRA answers 200" $([ "$(gen xlora "$F" "$XARGS&loras=xl_r4:0.8")" = 200 ]; echo $?) \
+  "$(cat "$TMP/xlora.json")"
+check "tiny-sdxl-s: the SDXL LoRA changes the picture" $(! pixels_equal "$TMP/xbase.png" "$TMP/xlora.png"; echo $?) \
+  "same pixels"
+check "tiny-sdxl-s: no LoRA after the LoRA gives the first no-LoRA pixels" \
+  $([ "$(gen xagain "$F" "$XARGS")" = 200 ] && pixels_equal "$TMP/xbase.png" "$TMP/xagain.png"; echo $?) \
+  "$(python3 tests/http/pngdiff.py "$TMP/xbase.png" "$TMP/xagain.png")"
+st=$(curl -s -o "$TMP/xi.json" -w '%{http_code}' -F "prompt=$P" -F seed=3 -F num_inference_steps=3 -F strength=0.6 \
+  -F "sampler=DPM++ 2M Karras" -F "loras=xl_r4:0.8" -F "init_image=@$TMP/xbase.png;type=image/png" "$BASE/img2img")
+[ "$st" = 200 ] && curl -s -o "$TMP/xi.png" "$(json "$TMP/xi.json" 'j["images"][0]["image_url"]')"
+check "tiny-sdxl-s: POST /img2img (DPM++ 2M Karras, LoRA) answers 200 with a 64x64 PNG" \
+  $([ "$st" = 200 ] && [ "$(png_size "$TMP/xi.png")" = 64x64 ] && ! pixels_equal "$TMP/xbase.png" "$TMP/xi.png"; echo $?) \
+  "status $st $(head -c 300 "$TMP/xi.json") size $(png_size "$TMP/xi.png")"
 stop_server
 start_server --model "$REF/models/tiny-sd1" --lora-dir "$XD" || exit 1
 refused "tiny-sd1: an SDXL LoRA as a tag" /txt2img "$F" "prompt=x <lora:xl_r4:0.5>" loras "is for SDXL, not this SD 1.x/2.x model"

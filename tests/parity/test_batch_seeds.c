@@ -11,7 +11,8 @@
  * 64x64 only); at the machine's default precision (auto:
  * SD_PRECISION unset, whatever tests/run.sh exports — bf16x2 with a bf16
  * VAE on a CPU with AMX, fp32 elsewhere), at fp32, and at bf16x2 and bf16
- * forced (oneDNN runs bf16 on any AVX-512 CPU).  tests/unit/test_batch_rows.c
+ * forced (oneDNN runs bf16 on any AVX-512 CPU).  tiny-sdxl-s (folder and
+ * fp16 single file) at fp32, batches of 2: the 64x64 cases.  tests/unit/test_batch_rows.c
  * checks the same per op, and scripts/seeds_midsize.sh on a larger
  * make-model checkpoint under every SD_CONV_WINOGRAD / SD_SPLIT rule and
  * oneDNN ISA cap. */
@@ -76,19 +77,19 @@ static int gen(sd_engine *e, const gen_case *c, const uint8_t *init, uint64_t se
 }
 
 /* one case: the batch of NB against each seed alone */
-static void batch_vs_single(sd_engine *e, const char *cfg, const gen_case *c, const uint8_t *init)
+static void batch_vs_single(sd_engine *e, const char *cfg, const gen_case *c, const uint8_t *init, int nb)
 {
     sd_image batch[NB], one;
     memset(batch, 0, sizeof batch);
     time_t t0 = time(NULL);
     char name[300];
-    snprintf(name, sizeof name, "%s %s: num_outputs=%d, each image = its seed alone, byte for byte", cfg, c->name, NB);
-    if (gen(e, c, init, 10086, NB, batch)) {
+    snprintf(name, sizeof name, "%s %s: num_outputs=%d, each image = its seed alone, byte for byte", cfg, c->name, nb);
+    if (gen(e, c, init, 10086, nb, batch)) {
         CHECKF(0, name, "the batch failed");
         return;
     }
     int bad = 0, maxd = 0, ok_seeds = 1;
-    for (int i = 0; i < NB; i++) {
+    for (int i = 0; i < nb; i++) {
         memset(&one, 0, sizeof one);
         ok_seeds &= batch[i].seed == 10086u + (uint64_t)i;
         if (gen(e, c, init, 10086 + (uint64_t)i, 1, &one)) { bad++; continue; }
@@ -100,9 +101,9 @@ static void batch_vs_single(sd_engine *e, const char *cfg, const gen_case *c, co
         }
         sd_image_free(&one);
     }
-    CHECKF(!bad && ok_seeds, name, "%d of %d images differ (max %d levels)%s", bad, NB, maxd,
+    CHECKF(!bad && ok_seeds, name, "%d of %d images differ (max %d levels)%s", bad, nb, maxd,
            ok_seeds ? "" : "; seeds are not seed+i");
-    for (int i = 0; i < NB; i++) sd_image_free(&batch[i]);
+    for (int i = 0; i < nb; i++) sd_image_free(&batch[i]);
     printf("# %s %s: %ld s\n", cfg, c->name, (long)(time(NULL) - t0));
 }
 
@@ -134,9 +135,22 @@ int main(void)
                 snprintf(cfg, sizeof cfg, "[%s %s, precision %s = %s]", models[m], single ? "single file" : "folder",
                          precisions[pr], info.precision);
                 for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++)
-                    if (!CASES[c].big || (!single && !m && !sanitized)) batch_vs_single(e, cfg, &CASES[c], init);
+                    if (!CASES[c].big || (!single && !m && !sanitized)) batch_vs_single(e, cfg, &CASES[c], init, NB);
                 sd_engine_free(e);
             }
+    /* SDXL: the same contract through its pipeline (added vector per row) */
+    for (int single = 0; single < 2; single++) {
+        char msg[512], cfg[160];
+        sd_engine *e = pipe_load(2, single, "fp32", msg, sizeof msg);
+        if (!e) {
+            CHECKF(0, "load a tiny model", "tiny-sdxl-s fp32: %s", msg);
+            continue;
+        }
+        snprintf(cfg, sizeof cfg, "[tiny-sdxl-s %s, precision fp32]", single ? "single file" : "folder");
+        for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++)
+            if (!CASES[c].big) batch_vs_single(e, cfg, &CASES[c], init, 2);
+        sd_engine_free(e);
+    }
     free(init);
     return t_done();
 }

@@ -14,6 +14,9 @@
  *    pass (added vector included); no LoRA afterwards gives every patched
  *    weight back bit for bit, per model part, and the same context, pooled
  *    vector and UNet output as before, bit for bit (the kernels' copies);
+ *  - the whole picture through sd_generate: the stack's image differs from
+ *    the plain one, and the request without LoRA right after gives the
+ *    plain image again, byte for byte (issue 14's rule, on SDXL);
  *  - family: an SD1 LoRA on SDXL and an SDXL LoRA on SD1 are refused naming
  *    "loras" with the reason; sd_list_loras says which fit and why not. */
 #include <math.h>
@@ -325,6 +328,38 @@ static void merge_and_restore(const char *model)
     sdw_close(w);
 }
 
+/* One 64x64 txt2img (2 steps, Euler a, CFG 5) with the LoRAs l[0..nl). */
+static int picture(sd_engine *e, const sd_lora_spec *l, int nl, sd_image *img)
+{
+    sd_gen_params p = {.prompt = "a red fox in the snow", .negative = "blurry", .width = 64, .height = 64,
+                       .steps = 2, .cfg = 5.0f, .sampler = SD_SAMPLER_EULER_A, .seed = 11, .n = 1,
+                       .loras = l, .n_loras = nl};
+    sd_err err;
+    sd_err_clear(&err);
+    int rc = sd_generate(e, &p, img, &err);
+    if (rc) printf("# sd_generate: %s\n", err.msg);
+    return rc;
+}
+
+/* Plain, with the stack, plain again: the stack's picture differs, the
+ * second plain one is the first byte for byte. */
+static void pictures(const char *model)
+{
+    sd_engine *e = load(model);
+    if (!e) return;
+    sd_lora_spec stack[NFILES];
+    for (size_t f = 0; f < NFILES; f++) stack[f] = (sd_lora_spec){FILES[f].name, FILES[f].weight};
+    sd_image a = {0}, b = {0}, c = {0};
+    int rc = picture(e, NULL, 0, &a) || picture(e, stack, NFILES, &b) || picture(e, NULL, 0, &c);
+    const size_t n = (size_t)64 * 64 * 3;
+    CHECKF(!rc && memcmp(a.rgb, b.rgb, n), "sdxl lora: sd_generate with the stack gives another picture", "%s",
+           model);
+    CHECKF(!rc && !memcmp(a.rgb, c.rgb, n),
+           "sdxl lora: sd_generate without LoRA after the stack = the picture before, byte for byte", "%s", model);
+    sd_image_free(&a), sd_image_free(&b), sd_image_free(&c);
+    sd_engine_free(e);
+}
+
 /* Every 2-D/4-D UNet weight of single file `file`, as a rank-1 LoRA module
  * named by its LDM spelling (kohya: "lora_unet_" + the name past
  * "model.diffusion_model." with '.' -> '_'), resolves against the names of
@@ -471,6 +506,8 @@ int main(void)
     if (!bad) {
         merge_and_restore("models/tiny-sdxl-s");
         merge_and_restore("models/tiny-sdxl-s-fp16.safetensors");
+        pictures("models/tiny-sdxl-s");
+        pictures("models/tiny-sdxl-s-fp16.safetensors");
         families();
     }
     ldm_names("models/tiny-sdxl-s-fp16.safetensors", "models/tiny-sdxl-s");

@@ -4,8 +4,10 @@
  * every size read from its tensors and config, and runs at that size: both
  * text towers (context = the two widths side by side, pooled through the
  * second's projection), one UNet forward with the added vector (pooled +
- * 6 time ids) and one VAE decode, all finite and of the right shapes.
- * Whole txt2img runs join when the SDXL pipeline lands (left to it). */
+ * 6 time ids) and one VAE decode, all finite and of the right shapes;
+ * then whole txt2img runs (2 steps; Euler and k-diffusion DPM++ 2M; CFG 5
+ * and 1, the latter without the unconditional pass): final latent finite,
+ * the same seed twice the same bytes, seed + 1 another picture. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,6 +87,41 @@ static void run(sd_engine *e)
     free(x); free(out); free(img); free(ctx); free(pooled);
 }
 
+/* One 2-step txt2img of 48x32 px; its final latent into lat (n floats). */
+static int gen(sd_engine *e, const char *sampler, float cfg, uint64_t seed, sd_image *img, float *lat)
+{
+    sd_gen_params p = {.prompt = "a red fox in the snow", .negative = "blurry", .width = 48, .height = 32,
+                       .steps = 2, .cfg = cfg, .seed = seed, .n = 1};
+    sd_err err;
+    sd_err_clear(&err);
+    if (sd_sampler_parse(sampler, &p.sampler, &p.ksampler, &p.name_schedule)) return -1;
+    sd_gen_debug dbg = {.final_latent = lat};
+    int rc = sd_generate_debug(e, &p, img, &dbg, &err);
+    if (rc) printf("# %s: %s\n", sampler, err.msg);
+    return rc;
+}
+
+/* txt2img with `sampler` at cfg: finite, deterministic, seed-dependent. */
+static void txt2img(sd_engine *e, const char *sampler, float cfg)
+{
+    int lw, lh;
+    sd_latent_size(e, 48, 32, &lw, &lh);
+    const size_t n = (size_t)4 * lw * lh, px = (size_t)48 * 32 * 3;
+    float *lat = calloc(n, sizeof *lat);
+    sd_image a = {0}, b = {0}, c = {0};
+    char what[3][160];
+    snprintf(what[0], sizeof what[0], "other sizes: txt2img 48x32, 2 steps, %s, CFG %g: finite", sampler, cfg);
+    snprintf(what[1], sizeof what[1], "other sizes: %s, CFG %g: the same seed twice = the same bytes", sampler, cfg);
+    snprintf(what[2], sizeof what[2], "other sizes: %s, CFG %g: seed + 1 another picture", sampler, cfg);
+    int rc = !lat || gen(e, sampler, cfg, 42, &a, lat);
+    CHECKF(!rc && a.width == 48 && a.height == 32 && alive(lat, n), what[0], "rc %d, %dx%d", rc, a.width, a.height);
+    rc = rc || gen(e, sampler, cfg, 42, &b, lat) || gen(e, sampler, cfg, 43, &c, lat);
+    CHECK(!rc && !memcmp(a.rgb, b.rgb, px), what[1]);
+    CHECK(!rc && memcmp(a.rgb, c.rgb, px), what[2]);
+    sd_image_free(&a); sd_image_free(&b); sd_image_free(&c);
+    free(lat);
+}
+
 int main(void)
 {
     if (!t_have_ref()) { CHECK(0, "reference data present (set SD_REF)"); return t_done(); }
@@ -100,6 +137,10 @@ int main(void)
     sd_engine *e = sd_engine_load(&o, &err);
     CHECKF(e != NULL, "other sizes: loads (config found beside the file)", "%s", err.msg);
     if (e) run(e);
+    if (e) txt2img(e, "euler", 5.0f);
+    if (e) txt2img(e, "DPM++ 2M Karras", 1.0f);
+    if (e) txt2img(e, "euler_a", 1.0f);
+    if (e) txt2img(e, "Euler a", 5.0f);
     sd_engine_free(e);
     t_rmtree(dir);
     return t_done();

@@ -8,8 +8,9 @@
  * SNR schedules; the rescaled schedules against the formula (first and
  * last alphas_cumprod, the sigma table's ends) for the diffusers-semantics
  * samplers (2^-24) and the k-diffusion ones (A1111's 4.8973451890853435e-08).
- * SDXL: the marked tiny-sdxl-s file reports v / zero SNR; its generation
- * waits for the SDXL pipeline, so the hand-computed step runs on tiny-sd1. */
+ * SDXL: the marked tiny-sdxl-s copies report v / zero SNR and take the
+ * same hand-computed step through the SDXL pipeline (the UNet call here
+ * given the added vector as the pipeline builds it: pooled + 6 time ids). */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
@@ -111,16 +112,25 @@ static void check_step(const char *what, const char *path, sd_prediction flag, s
     const int C = 4;
     const size_t n = (size_t)C * lw * lh;
     float *got = calloc(n, sizeof *got), *x = calloc(n, sizeof *x), *xin = calloc(n, sizeof *xin),
-          *out = calloc(n, sizeof *out), *ctx = NULL;
+          *out = calloc(n, sizeof *out), *ctx = NULL, *pooled = NULL, *vec = NULL;
     sd_sched *s = calloc(1, sizeof *s);
     sd_gen_debug dbg = {.final_latent = got};
     sd_image img = {0};
     sd_err err;
     sd_err_clear(&err);
-    int T = 0, W = 0;
+    int T = 0, W = 0, P = 0;
     int ok = got && x && xin && out && s && !sd_generate_debug(e, &p, &img, &dbg, &err) &&
-             !sd_encode_text(e, &p, &ctx, &T, &W, &err) &&
+             !sd_encode_text_pooled(e, &p, &ctx, &T, &W, &pooled, &P, &err) &&
              !sd_sched_init_zsnr(s, SD_SAMPLER_EULER, SD_SPACING_TRAILING, 1, zsnr, &err);
+    /* SDXL: the added vector as the pipeline builds it (the prompt's pooled
+     * row, then the 6 time ids: original, crop, target = the output size) */
+    const int add = unet_get_info(sd_engine_unet(e))->add_dim;
+    if (ok && add && (add != P + 6 || !(vec = calloc((size_t)add, sizeof *vec)))) ok = 0;
+    if (vec) {
+        const float ids[6] = {(float)p.height, (float)p.width, 0, 0, (float)p.height, (float)p.width};
+        memcpy(vec, pooled + P, sizeof(float) * P);
+        memcpy(vec + P, ids, sizeof ids);
+    }
     double worst = 0, amax = 0, apart = 0, xmax = 0;
     if (ok) {
         noise_fn(NULL, p.seed, 0, x, n);
@@ -128,6 +138,9 @@ static void check_step(const char *what, const char *path, sd_prediction flag, s
         for (size_t i = 0; i < n; i++) x[i] *= s->init_noise_sigma;
         for (size_t i = 0; i < n; i++) xin[i] = x[i] / sqrtf(sg * sg + 1.0f);
         unet_cond c = unet_cond_text(ctx + (size_t)T * W, T);   /* row 1: the prompt */
+        c.ctx_dim = W;
+        c.vec = vec;
+        c.vec_dim = vec ? add : 0;
         ok = !unet_forward(sd_engine_unet(e), xin, &t, &c, 1, lh, lw, out, &err);
         for (size_t i = 0; ok && i < n; i++) {
             double v = (double)x[i] / ((double)sg * sg + 1) - (double)out[i] * sg / sqrt((double)sg * sg + 1);
@@ -147,7 +160,7 @@ static void check_step(const char *what, const char *path, sd_prediction flag, s
            "%s; |pipeline - hand step| %.3g of max %.3g, %.3g from the other formula", ok ? "ran" : err.msg, worst,
            amax, apart);
     sd_image_free(&img);
-    free(got); free(x); free(xin); free(out); free(ctx); free(s);
+    free(got); free(x); free(xin); free(out); free(ctx); free(pooled); free(vec); free(s);
     sd_engine_free(e);
 }
 
@@ -236,6 +249,11 @@ int main(void)
         check_step("v_pred + ztsnr markers: the pipeline's step = the hand v step from sigma 4096", sd1_vz,
                    SD_PRED_AUTO, SD_PRED_V, 1);
         check_step("--prediction eps on the marked file: the hand eps step", sd1_v, SD_PRED_EPS, SD_PRED_EPS, 0);
+        check_step("SDXL v_pred marker: the pipeline's Euler step = the hand-computed v step", xl_v, SD_PRED_AUTO,
+                   SD_PRED_V, 0);
+        check_step("SDXL v_pred + ztsnr markers: the pipeline's step = the hand v step from sigma 4096", xl_vz,
+                   SD_PRED_AUTO, SD_PRED_V, 1);
+        check_step("SDXL --prediction eps on the marked file: the hand eps step", xl_v, SD_PRED_EPS, SD_PRED_EPS, 0);
     }
     t_rmtree(tmpdir);
     return t_done();

@@ -84,7 +84,8 @@ int a1111_chunk_emb(const sd_tokenizer *tok, const sd_embeddings *emb, const a11
  * id of a chunk are 0 and the encoder's default (penultimate) layer is used,
  * clip_skip ignored as in A1111.  Emphasis "Original" per chunk.  *out =
  * malloc'd [*T = 77 * chunks][clip_width] floats.  At most
- * SD_MAX_PROMPT_WINDOWS chunks.  SDXL is refused (two encoders). */
+ * SD_MAX_PROMPT_WINDOWS chunks.  SDXL is refused here (two encoders: its
+ * texts are encoded by a1111_conds_encode_multi, which joins them). */
 int a1111_condition(sd_clip *clip, const sd_tokenizer *tok, sd_family family, const char *text, int clip_skip,
                     const char *field, float **out, int *T, sd_err *err);
 /* The same with embeddings (emb NULL = none). */

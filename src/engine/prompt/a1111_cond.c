@@ -49,8 +49,8 @@ static int skip_for(sd_family family, int clip_skip, const char *field, sd_err *
     sd_family base = sd_family_info(family)->base;
     if (base == SD_FAMILY_SD1) return clip_skip < 1 ? 1 : clip_skip;
     if (base == SD_FAMILY_SD2) return 0;   /* the encoder's default: penultimate */
-    return sd_errf(err, SD_EINVAL, field, "%s: A1111 prompt syntax is not available for the %s family yet", field,
-                   sd_family_info(family)->name);
+    return sd_errf(err, SD_EINVAL, field, "%s: one text encoder cannot condition the %s family (its "
+                   "encoders together: a1111_conds_encode_multi)", field, sd_family_info(family)->name);
 }
 
 int a1111_condition(sd_clip *clip, const sd_tokenizer *tok, sd_family family, const char *text, int clip_skip,

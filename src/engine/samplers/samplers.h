@@ -1,7 +1,7 @@
 /* samplers.h — engine-internal: noise schedules, the six samplers, img2img
  * start latents and the noise-source plumbing.
  *
- * Semantics follow diffusers v0.25.1 as used by the SD 1.x/2.x pipelines
+ * Semantics follow diffusers v0.25.1 as used by the SD 1.x/2.x and SDXL pipelines
  * (scaled_linear betas 0.00085..0.012, 1000 train steps, steps_offset 1,
  * "leading" spacing); docs/ACCURACY.md "## Samplers" gives the measured
  * agreement with the reference runs.
