@@ -362,6 +362,10 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
     if (L->demo)
         printf("NOTE: this is the random-weight DEMO model: its pictures are noise. Start with --model PATH for "
                "real images.\n");
+    if (mi->native_size > o_max_side || (int64_t)mi->native_size * mi->native_size > o_max_pixels)
+        printf("NOTE: the model's native size %dx%d is over --max-side %lld / --max-pixels %lld: requests without "
+               "width and height will be refused; raise the limits or send a size.\n", mi->native_size,
+               mi->native_size, (long long)o_max_side, (long long)o_max_pixels);
     gc->engine = L->engine;
     gc->model_name = mi->name;
     gc->model_hash = mi->hash;

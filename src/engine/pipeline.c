@@ -312,7 +312,9 @@ static int load_text2(sd_engine *e, sd_err *err)
     e->n_text = 2;
     if (clip_proj_dim(e->text[1]) <= 0)
         return sd_errf(err, SD_EFORMAT, "text_encoder_2.text_projection.weight", "%s: the second text encoder "
-                       "has no text_projection (SDXL's pooled text vector needs it)", sdw_path(e->w));
+                       "has no text_projection (%s; SDXL's pooled text vector needs it)", sdw_path(e->w),
+                       sdw_get_layout(e->w) == SDW_LAYOUT_SINGLE_FILE ? "conditioner.embedders.1.model.text_projection"
+                                                                       : "text_encoder_2/: text_projection.weight");
     return 0;
 }
 
@@ -735,13 +737,14 @@ static void guided_context(guided *g, int call)
 
 /* The added vector's buffers and time ids when the UNet has an
  * add-embedding (SDXL): the request's size conditioning, 0 = diffusers'
- * defaults (original = target = the size generated, PW x PH; crops 0). */
-static int guided_vec_open(guided *g, const sd_gen_params *p, int PW, int PH, sd_err *err)
+ * defaults (original = target = the size asked, W x H, as A1111 sends
+ * p.width/p.height; crops 0). */
+static int guided_vec_open(guided *g, const sd_gen_params *p, int W, int H, sd_err *err)
 {
     const unet_info *in = unet_get_info(g->e->unet);
     if (!in->add_dim) return 0;
     if (in->add_text_dim != g->text->P)
-        return sd_errf(err, SD_EFORMAT, "added_cond", "the UNet's add-embedding takes %d pooled text features; "
+        return sd_errf(err, SD_EFORMAT, "model", "the UNet's add-embedding takes %d pooled text features; "
                        "the text encoders give %d", in->add_text_dim, g->text->P);
     const int rows = g->uncond ? 2 * g->B : g->B;
     g->vec_dim = in->add_dim;
@@ -749,9 +752,9 @@ static int guided_vec_open(guided *g, const sd_gen_params *p, int PW, int PH, sd
     g->pooled = sd_malloc(sizeof(float) * rows * (g->text->P ? g->text->P : 1));
     if (!g->vec || !g->pooled) return sd_errf(err, SD_ENOMEM, NULL, "out of memory");
     const float ids[6] = {
-        (float)(p->orig_height ? p->orig_height : PH), (float)(p->orig_width ? p->orig_width : PW),
+        (float)(p->orig_height ? p->orig_height : H), (float)(p->orig_width ? p->orig_width : W),
         (float)p->crop_top, (float)p->crop_left,
-        (float)(p->target_height ? p->target_height : PH), (float)(p->target_width ? p->target_width : PW),
+        (float)(p->target_height ? p->target_height : H), (float)(p->target_width ? p->target_width : W),
     };
     memcpy(g->time_ids, ids, sizeof ids);
     return 0;
@@ -988,7 +991,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     g.t2 = sd_malloc(sizeof(float) * rows);
     img = sd_malloc(sizeof(float) * npix);   /* the init image, then one decoded image at a time */
     if (!g.ctx || !x || !noise || !g.x2 || !g.o2 || !g.t2 || !img) { sd_errf(err, SD_ENOMEM, NULL, "out of memory for a %dx%d batch of %d", out_w, out_h, B); goto done; }
-    if (guided_vec_open(&g, p, PW, PH, err)) goto done;
+    if (guided_vec_open(&g, p, out_w, out_h, err)) goto done;   /* default ids: the size asked (A1111's p.width) */
 
     sd_noise_src ns = {p->noise, p->noise_ud, p->seed, 0};
     if (kd && !img2img) {

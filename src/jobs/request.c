@@ -153,12 +153,13 @@ int req_check_size(const sd_request *r, int max_side, int64_t max_pixels, sd_err
     int w = r->gen.width, h = r->gen.height;
     if (w > max_side || h > max_side)
         return sd_errf(err, SD_EINVAL, w > max_side ? "width" : "height",
-                       "%s must be at most %d on this server (--max-side), got %dx%d", w > max_side ? "width" : "height",
-                       max_side, w, h);
+                       "%s must be at most %d on this server (--max-side), got %dx%d (a request without a size "
+                       "gets the model's native size)", w > max_side ? "width" : "height", max_side, w, h);
     if ((int64_t)w * h > max_pixels)
         return sd_errf(err, SD_EINVAL, "width",
-                       "width x height must be at most %lld pixels on this server (--max-pixels), got %dx%d = %lld",
-                       (long long)max_pixels, w, h, (long long)w * h);
+                       "width x height must be at most %lld pixels on this server (--max-pixels), got %dx%d = %lld "
+                       "(a request without a size gets the model's native size)", (long long)max_pixels, w, h,
+                       (long long)w * h);
     return 0;
 }
 

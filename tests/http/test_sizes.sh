@@ -87,3 +87,12 @@ refused_field "SDXL: original_height -1 refused" /jobs/txt2img "$ARGS&original_h
 refused_field "SDXL: 1216x832 over the default --max-side" /jobs/txt2img "$ARGS&width=1216&height=832" width \
   'at most 1024'
 stop_server
+
+# --- tiny-sdxl-s under a lower --max-side: the start-up note, and a request
+# without a size is refused with a message saying where its size came from
+start_server --model "$REF/models/tiny-sdxl-s" --max-side 768 || exit 1
+check "SDXL under --max-side 768: the log notes the native 1024x1024 is over the limit" \
+  $(grep -q 'native size 1024x1024 is over --max-side 768' "$TMP/server.log"; echo $?) "$(grep -i note "$TMP/server.log")"
+refused_field "SDXL under --max-side 768: no size refused, naming the native size" /jobs/txt2img "$ARGS" width \
+  "at most 768 on this server (--max-side), got 1024x1024 (a request without a size gets the model's native size)"
+stop_server
