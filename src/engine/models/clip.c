@@ -470,6 +470,17 @@ int clip_encode_vec(sd_clip *c, const int32_t *ids, const float *const *vec, int
     return hidden_vec(c, ids, vec, B, c->cfg.layers + 1 - skip, 1, out, NULL, err);
 }
 
+/* ---- giving the weights back between requests ------------------------------ */
+
+void clip_release_weights(sd_clip *c)
+{
+    for (int i = 0; i < c->cfg.layers; i++) {
+        clip_layer *L = &c->layer[i];
+        ops_weight *h[6] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
+        for (int j = 0; j < 6; j++) ops_weight_release(h[j]);
+    }
+}
+
 /* ---- FLOP count ----------------------------------------------------------- */
 
 double clip_flops(const sd_clip *c, int B, int layers)

@@ -99,6 +99,12 @@ int clip_hidden_pooled(sd_clip *c, const int32_t *ids, const float *const *vec, 
 void clip_set_precision(sd_clip *c, int prec);
 ops_ctx *clip_ops_ctx(const sd_clip *c);
 
+/* Give the memory of the layers' weight copies back (ops_weight_release):
+ * the next encode makes them again from the checkpoint's file mapping.  The
+ * pipeline does it after each request's encoding for SDXL, whose two towers
+ * (3.3 GB at fp32) are idle while the UNet and the VAE run. */
+void clip_release_weights(sd_clip *c);
+
 /* FLOPs of encoding B windows through `layers` transformer layers (<= 0 or
  * past the last: all), from the loaded shapes (multiply-add = 2): the
  * q/k/v/out and MLP linears and attention's two products with the full T²
