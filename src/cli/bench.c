@@ -6,9 +6,14 @@
  * is run --repeats times; the median is reported with the FLOPs of the stage,
  * the GFLOP/s achieved and its share of the machine's fp32 peak, which the
  * command measures itself with an FMA loop on the engine's thread count.
- * FLOP counts are the SD 1.5 reference figures (multiply-add = 2) scaled
- * linearly by the latent area; they are exact for SD 1.5 at 512x512 and only
- * indicative for other models or sizes (attention grows faster than area). */
+ * FLOPs are counted from the loaded model's shapes at the run's size
+ * (unet_flops, vae_decode_flops, clip_flops: multiply-add = 2, attention's
+ * T² terms included; SD 1.5 gives shared/reference's figures).  SDXL: both
+ * text towers (CLIP-L to its penultimate layer, OpenCLIP-bigG through the
+ * pooled projection), the UNet step with the added vector (the pooled rows
+ * and the 6 time ids of a WxH picture), and the default size is the model's
+ * native one (1024; SD 1.x/2.x 512).  Every UNet and decoder output is
+ * checked for NaN/Inf: a non-finite value fails the command. */
 #include "cli.h"
 
 #include <immintrin.h>
@@ -27,12 +32,6 @@
 #include "../engine/ops/ops.h"
 #include "../engine/pipeline.h"
 #include "../engine/sd.h"
-
-/* SD 1.5 reference costs in GFLOP (shared/reference/README.md, sd15/). */
-#define GF_TEXT 13.3      /* one 77-token sequence */
-#define GF_UNET 803.3     /* one image at a 64x64 latent */
-#define GF_DEC 2514.5     /* one 64x64 latent to 512x512 */
-#define GF_ENC 1116.7     /* one 512x512 image */
 
 static double now(void)
 {
@@ -119,8 +118,8 @@ static void usage(FILE *f)
             "usage: sdserve bench --model M [options]\n"
             "  --model PATH       checkpoint (.safetensors) or diffusers folder\n"
             "  --vocab PATH       tokenizer vocabulary (bpe_simple_vocab_16e6.txt.gz)\n"
-            "  -W, --width N      image width (512)\n"
-            "  -H, --height N     image height (512)\n"
+            "  -W, --width N      image width (the model's native size: 512, SDXL 1024)\n"
+            "  -H, --height N     image height (the same)\n"
             "  --batch B          images per run (1): UNet rows 2B, VAE B\n"
             "  --repeats R        runs per stage, median reported (3)\n"
             "  --steps N          accepted for symmetry with generate; bench times one step\n"
@@ -182,7 +181,7 @@ static int bench_lora_parse(const char *arg, bench_lora *b)
 
 /* The LoRA's costs, against one UNet step (step_s, median without it). */
 static int bench_lora_run(sd_engine *e, const bench_lora *b, double step_s, const float *x, const float *ts,
-                          const float *ctxb, int T, int rows, int lh, int lw, float *o, sd_err *err)
+                          const unet_cond *cond, int rows, int lh, int lw, float *o, sd_err *err)
 {
     struct sd_unet *un = sd_engine_unet(e);
     sd_gen_params with = {.loras = &b->spec, .n_loras = 1}, none = {0};
@@ -190,10 +189,10 @@ static int bench_lora_run(sd_engine *e, const bench_lora *b, double step_s, cons
     if (sd_engine_apply_loras(e, &with, err)) return -1;
     double first = now() - t0;
     t0 = now();
-    if (unet_forward(un, x, ts, &(unet_cond){.ctx = ctxb, .T = T}, rows, lh, lw, o, err)) return -1;
+    if (unet_forward(un, x, ts, cond, rows, lh, lw, o, err)) return -1;
     double step1 = now() - t0;
     t0 = now();
-    if (unet_forward(un, x, ts, &(unet_cond){.ctx = ctxb, .T = T}, rows, lh, lw, o, err)) return -1;
+    if (unet_forward(un, x, ts, cond, rows, lh, lw, o, err)) return -1;
     double step2 = now() - t0;
     t0 = now();
     if (sd_engine_apply_loras(e, &with, err)) return -1;
@@ -224,10 +223,10 @@ static double rss_now_gb(void)
     return resident * (double)sysconf(_SC_PAGESIZE) / (1024.0 * 1024.0 * 1024.0);
 }
 
-/* One stage's line: median, work, rate, share of the FMA peak, RSS now and peak so far. */
-static void report(const char *name, double *t, int n, double gflop, double peak)
+/* One stage's line (flops: its work): median, work, rate, share of the FMA peak, RSS now and peak so far. */
+static void report(const char *name, double *t, int n, double flops, double peak)
 {
-    double m = median(t, n);
+    double m = median(t, n), gflop = flops * 1e-9;
     if (gflop > 0)
         printf("%-14s %9.3f s  %9.1f GFLOP  %7.1f GFLOP/s  %5.1f %% of peak   RSS %.2f GiB (peak %.2f)\n", name,
                m, gflop, gflop / m, 100.0 * gflop / m / peak, rss_now_gb(), peak_rss_gb());
@@ -290,8 +289,8 @@ static double psnr_px(const float *a, const float *r, size_t n)
  * checkpoint's weights serve one precision), one UNet CFG step on the same
  * latent and text and one decode of the same latent each (the second of two
  * runs timed), errors against fp32.  *e is replaced by the last load. */
-static int precision_check(sd_engine **e, sd_load_opts *lo, const float *x, const float *ts, const float *ctxb,
-                           int rows, int lh, int lw, int T, float *img, size_t ni, int batch, sd_err *err)
+static int precision_check(sd_engine **e, sd_load_opts *lo, const float *x, const float *ts, const unet_cond *cond,
+                           int rows, int lh, int lw, float *img, size_t ni, int batch, sd_err *err)
 {
     static const char *names[3] = {"fp32", "bf16x2", "bf16"};
     size_t nu = (size_t)unet_get_info(sd_engine_unet(*e))->in_channels * lh * lw * rows;
@@ -309,7 +308,7 @@ static int precision_check(sd_engine **e, sd_load_opts *lo, const float *x, cons
         double tu = 0, td = 0, t0;
         for (int r = 0; r < 2; r++) {   /* run 0 builds primitives and weight copies */
             t0 = now();
-            if (unet_forward(un, x, ts, &(unet_cond){.ctx = ctxb, .T = T}, rows, lh, lw, o, err)) goto out;
+            if (unet_forward(un, x, ts, cond, rows, lh, lw, o, err)) goto out;
             tu = now() - t0;
         }
         unet_release_activations(un);
@@ -352,12 +351,59 @@ static char *bench_prompt(const sd_engine *e, int windows, sd_err *err)
     return p;
 }
 
+/* -W/-H not given (0): the family's native size, 1024 for SDXL, else 512. */
+static void bench_native_size(const sd_model_info *info, int *W, int *H)
+{
+    int n = info->family && !strncmp(info->family, "sdxl", 4) ? 1024 : 512;
+    if (!*W) *W = n;
+    if (!*H) *H = n;
+}
+
+/* FLOPs of the text stage as sd_encode_text_pooled runs it on `windows`
+ * 77-token windows a side, both sides: one tower to its default clip skip;
+ * SDXL's CLIP-L to its penultimate layer and OpenCLIP-bigG through all its
+ * layers and the pooled projection. */
+static double text_flops(sd_engine *e, int windows)
+{
+    struct sd_clip *c1 = sd_engine_clip_at(e, 0), *c2 = sd_engine_clip_at(e, 1);
+    int B = 2 * windows;
+    if (!c2) return clip_flops(c1, B, clip_layers(c1) + 1 - clip_default_skip(c1));
+    return clip_flops(c1, B, clip_layers(c1) - 1) + clip_flops(c2, B, 0) + clip_pooled_flops(c2, B);
+}
+
+/* The added vector of each UNet row (SDXL, unet_cond.vec): its side's pooled
+ * text (rows < batch take row 0's, as the context), zeros when the pooled
+ * width is not the UNet's, then the time ids of an uncropped W x H picture
+ * (diffusers' defaults).  malloc'd, NULL when out of memory. */
+static float *bench_vec(const unet_info *ui, const float *pooled, int P, int rows, int batch, int W, int H)
+{
+    int D = ui->add_dim, Pt = ui->add_text_dim;
+    float *v = calloc((size_t)rows * D, sizeof *v);
+    for (int r = 0; v && r < rows; r++) {
+        float *row = v + (size_t)r * D;
+        if (pooled && P == Pt) memcpy(row, pooled + (size_t)(r < batch ? 0 : 1) * P, sizeof(float) * P);
+        const float ids[6] = {(float)H, (float)W, 0, 0, (float)H, (float)W};
+        memcpy(row + Pt, ids, sizeof ids);
+    }
+    return v;
+}
+
+/* 0 when all n values are finite, else -1 + err naming what held how many. */
+static int check_finite(const char *what, const float *v, size_t n, sd_err *err)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += !isfinite(v[i]);
+    if (bad) return sd_errf(err, SD_EINTERNAL, what, "%zu of the %zu values of the %s are NaN or infinite", bad, n, what);
+    printf("%-14s all %zu values finite\n", "", n);
+    return 0;
+}
+
 int cli_bench(int argc, char **argv)
 {
     const char *model = NULL, *vocab = NULL, *skip = "", *precision = NULL, *lora = NULL;
     int wcheck = 0, pcheck = 0, windows = 1;
     bench_lora bl;
-    int W = 512, H = 512, batch = 1, repeats = 3, steps = 1, threads = 0;
+    int W = 0, H = 0, batch = 1, repeats = 3, steps = 1, threads = 0;
     float cfg = 7.5f;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -411,6 +457,7 @@ int cli_bench(int argc, char **argv)
     double peak = measure_peak(nth, &isa);
     sd_model_info info;
     sd_engine_info(e, &info);
+    bench_native_size(&info, &W, &H);
     printf("model %s (%s, %.3f B params), %dx%d, batch %d, %d repeats, %d threads, precision %s\n", info.name,
            info.family, info.params * 1e-9, W, H, batch, repeats, nth, info.precision);
     printf("peak (%s FMA loop, %d threads): %.1f GFLOP/s\n", isa, nth, peak);
@@ -430,9 +477,8 @@ int cli_bench(int argc, char **argv)
 
     int lw, lh;
     sd_latent_size(e, W, H, &lw, &lh);
-    double area = (double)lw * lh / 4096.0;
-    float *ctx = NULL;
-    int T = 0, Wc = 0;
+    float *ctx = NULL, *pooled = NULL;
+    int T = 0, Wc = 0, P = 0;
     char *prompt = bench_prompt(e, windows, &err);
     if (!prompt) {
         fprintf(stderr, "bench: %s\n", err.msg);
@@ -443,9 +489,10 @@ int cli_bench(int argc, char **argv)
     sd_gen_params text = {.prompt = prompt, .negative = windows > 1 ? prompt : "blurry, low quality"};
     for (int r = 0; r < (do_text ? repeats : 1); r++) {
         free(ctx);
-        ctx = NULL;
+        free(pooled);
+        ctx = pooled = NULL;
         t0 = now();
-        if (sd_encode_text(e, &text, &ctx, &T, &Wc, &err)) {
+        if (sd_encode_text_pooled(e, &text, &ctx, &T, &Wc, &pooled, &P, &err)) {
             free(prompt);
             fprintf(stderr, "bench: %s\n", err.msg);
             free(t);
@@ -455,7 +502,8 @@ int cli_bench(int argc, char **argv)
         t[r] = now() - t0;
     }
     free(prompt);
-    if (do_text) report("text encoder", t, repeats, 2 * GF_TEXT * (T / 77), peak);
+    if (do_text) report(sd_engine_clip_at(e, 1) ? "text encoders" : "text encoder", t, repeats,
+                        text_flops(e, T / 77), peak);
 
     struct sd_unet *un = sd_engine_unet(e);
     struct sd_vae *va = sd_engine_vae(e);
@@ -465,8 +513,13 @@ int cli_bench(int argc, char **argv)
     float *x = malloc(sizeof(float) * per * rows), *o = malloc(sizeof(float) * per * rows);
     float *ts = malloc(sizeof(float) * rows), *ctxb = malloc(sizeof(float) * (size_t)rows * T * Wc);
     float *img = malloc(sizeof(float) * npix * batch), *mom = malloc(sizeof(float) * 2 * per * batch);
+    float *vec = ui->add_dim ? bench_vec(ui, pooled, P, rows, batch, W, H) : NULL;
+    unet_cond cond = {.ctx = ctxb, .T = T, .vec = vec, .vec_dim = vec ? ui->add_dim : 0};
     int rc = 1;
-    if (!x || !o || !ts || !ctxb || !img || !mom) { fprintf(stderr, "bench: out of memory\n"); goto done; }
+    if (!x || !o || !ts || !ctxb || !img || !mom || (ui->add_dim && !vec)) {
+        fprintf(stderr, "bench: out of memory\n");
+        goto done;
+    }
     srand(1);
     for (size_t i = 0; i < per * rows; i++) x[i] = (float)rand() / RAND_MAX * 2.f - 1.f;
     for (int r = 0; r < rows; r++) {
@@ -477,11 +530,12 @@ int cli_bench(int argc, char **argv)
         for (int r = 0; r < repeats; r++) {
             if (r == repeats - 1) ops_prof_reset();   /* SD_PROFILE=1: the last run's ops */
             t0 = now();
-            if (unet_forward(un, x, ts, &(unet_cond){.ctx = ctxb, .T = T}, rows, lh, lw, o, &err)) goto fail;
+            if (unet_forward(un, x, ts, &cond, rows, lh, lw, o, &err)) goto fail;
             t[r] = now() - t0;
         }
-        report(rows > batch ? "unet cfg step" : "unet step", t, repeats, GF_UNET * area * rows, peak);
-        if (lora && bench_lora_run(e, &bl, median(t, repeats), x, ts, ctxb, T, rows, lh, lw, o, &err)) goto fail;
+        report(rows > batch ? "unet cfg step" : "unet step", t, repeats, unet_flops(un, rows, lh, lw, T), peak);
+        if (check_finite("unet output", o, per * rows, &err)) goto fail;
+        if (lora && bench_lora_run(e, &bl, median(t, repeats), x, ts, &cond, rows, lh, lw, o, &err)) goto fail;
         size_t ws = 0;
         if (!unet_reserve(un, rows, lh, lw, T, &ws, &err))
             printf("%-14s %9.1f MiB (context of %d tokens)\n", "unet workspace", ws / 1048576.0, T);
@@ -495,7 +549,8 @@ int cli_bench(int argc, char **argv)
             if (vae_decode(va, x, batch, lh, lw, img, &err)) goto fail;
             t[r] = now() - t0;
         }
-        report("vae decode", t, repeats, GF_DEC * area * batch, peak);
+        report("vae decode", t, repeats, vae_decode_flops(va, lh, lw) * batch, peak);
+        if (check_finite("decoded image", img, npix * batch, &err)) goto fail;
         vae_release_activations(va);
         if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)", unet_ops_ctx(un));
     }
@@ -507,7 +562,7 @@ int cli_bench(int argc, char **argv)
             if (vae_encode_moments(va, img, batch, lh * S, lw * S, mom, &err)) goto fail;
             t[r] = now() - t0;
         }
-        report("vae encode", t, repeats, GF_ENC * area * batch, peak);
+        report("vae encode", t, repeats, vae_encode_flops(va, lh * S, lw * S) * batch, peak);
         if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)", unet_ops_ctx(un));
     }
     sd_engine_info(e, &info);   /* e may have been loaded again since */
@@ -531,7 +586,7 @@ int cli_bench(int argc, char **argv)
             double tu = 0, td = 0;
             for (int r = 0; r < 2; r++) {   /* run 0 builds primitives and weight layouts */
                 t0 = now();
-                if (unet_forward(un, x, ts, &(unet_cond){.ctx = ctxb, .T = T}, rows, lh, lw, o, &err)) goto fail;
+                if (unet_forward(un, x, ts, &cond, rows, lh, lw, o, &err)) goto fail;
                 tu = now() - t0;
                 t0 = now();
                 if (vae_decode(va, x, batch, lh, lw, img, &err)) goto fail;
@@ -547,7 +602,7 @@ int cli_bench(int argc, char **argv)
         ops_conv_set_winograd(oc, saved);
         free(ru); free(ri);
     }
-    if (pcheck && precision_check(&e, &lo, x, ts, ctxb, rows, lh, lw, T, img, npix * batch, batch, &err)) goto fail;
+    if (pcheck && precision_check(&e, &lo, x, ts, &cond, rows, lh, lw, img, npix * batch, batch, &err)) goto fail;
     printf("peak RSS %.2f GiB (%.2f GB)\n", peak_rss_gb(), peak_rss_gb() * 1.073741824);
     rc = 0;
     goto done;
@@ -555,6 +610,7 @@ fail:
     fprintf(stderr, "bench: %s\n", err.msg);
 done:
     free(x); free(o); free(ts); free(ctxb); free(img); free(mom); free(ctx); free(t);
+    free(pooled); free(vec);
     sd_engine_free(e);
     return rc;
 }

@@ -638,6 +638,11 @@ static int text_run_open(sd_engine *e, const sd_gen_params *p, text_run *r, sd_e
         text_run_close(r);
         return -1;
     }
+    /* SDXL: the towers' weight copies (3.3 GB at fp32) go back while the UNet
+     * and the VAE run; the next encode re-derives them from the file mapping
+     * (docs/ARCHITECTURE.md "Weights") */
+    if (sd_family_info(e->family)->base == SD_FAMILY_SDXL)
+        for (int i = 0; i < e->n_text; i++) clip_release_weights(e->text[i]);
     return 0;
 }
 

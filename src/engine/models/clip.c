@@ -469,3 +469,27 @@ int clip_encode_vec(sd_clip *c, const int32_t *ids, const float *const *vec, int
                        skip, c->cfg.layers);
     return hidden_vec(c, ids, vec, B, c->cfg.layers + 1 - skip, 1, out, NULL, err);
 }
+
+/* ---- giving the weights back between requests ------------------------------ */
+
+void clip_release_weights(sd_clip *c)
+{
+    for (int i = 0; i < c->cfg.layers; i++) {
+        clip_layer *L = &c->layer[i];
+        ops_weight *h[6] = {L->q_w, L->k_w, L->v_w, L->o_w, L->fc1_w, L->fc2_w};
+        for (int j = 0; j < 6; j++) ops_weight_release(h[j]);
+    }
+}
+
+/* ---- FLOP count ----------------------------------------------------------- */
+
+double clip_flops(const sd_clip *c, int B, int layers)
+{
+    const clip_config *g = &c->cfg;
+    if (layers <= 0 || layers > g->layers) layers = g->layers;
+    double M = (double)B * g->tokens, W = g->width;
+    double per_layer = 2.0 * M * (4 * W * W + 2 * W * g->mlp) + 4.0 * B * (double)g->tokens * g->tokens * W;
+    return per_layer * layers;
+}
+
+double clip_pooled_flops(const sd_clip *c, int B) { return c->proj_w ? 2.0 * B * c->cfg.width * c->cfg.proj : 0; }

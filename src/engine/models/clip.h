@@ -99,4 +99,19 @@ int clip_hidden_pooled(sd_clip *c, const int32_t *ids, const float *const *vec, 
 void clip_set_precision(sd_clip *c, int prec);
 ops_ctx *clip_ops_ctx(const sd_clip *c);
 
+/* Give the memory of the layers' weight copies back (ops_weight_release):
+ * the next encode makes them again from the checkpoint's file mapping.  The
+ * pipeline does it after each request's encoding for SDXL, whose two towers
+ * (3.3 GB at fp32) are idle while the UNet and the VAE run. */
+void clip_release_weights(sd_clip *c);
+
+/* FLOPs of encoding B windows through `layers` transformer layers (<= 0 or
+ * past the last: all), from the loaded shapes (multiply-add = 2): the
+ * q/k/v/out and MLP linears and attention's two products with the full T²
+ * (the causal mask is not discounted); embeddings and norms not counted.
+ * SD 1.5's CLIP-L, one window: 13.3 GFLOP.  clip_pooled_flops: the
+ * text_projection of B pooled rows (0 without one). */
+double clip_flops(const sd_clip *c, int B, int layers);
+double clip_pooled_flops(const sd_clip *c, int B);
+
 #endif

@@ -1063,3 +1063,63 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
     op_nlc_to_nchw(s.t2, B, in->out_channels, H * W, out);
     return 0;
 }
+
+/* ---------------------------------------------------------------- FLOP count */
+
+/* Multiply-adds count 2.  Convs, linears and attention's two products (the
+ * T² terms); norms, activations and element-wise adds are not counted. */
+static double conv_flops(double m, int cin, int cout, int k) { return 2.0 * m * cin * cout * k * k; }
+
+static double resblock_flops(const resblock *r, int B, double hw, int te)
+{
+    double m = B * hw, f = conv_flops(m, r->cin, r->cout, 3) + conv_flops(m, r->cout, r->cout, 3);
+    f += 2.0 * B * te * r->cout;                          /* time-embedding projection */
+    if (r->short_w) f += conv_flops(m, r->cin, r->cout, 1);
+    return f;
+}
+
+/* One attention block: q and out on the Tq rows, k and v on the Tk rows of
+ * kv_dim features, then Q·Kᵀ and P·V over all heads. */
+static double attention_flops(const attention *a, int B, double Tq, double Tk, int C)
+{
+    return 2.0 * B * (2 * Tq * C * C + 2 * Tk * a->kv_dim * C) + 4.0 * B * Tq * Tk * C;
+}
+
+static double transformer_flops(const transformer *t, int B, double hw, int T)
+{
+    int C = t->c;
+    double m = B * hw, f = 2 * 2.0 * m * C * C;           /* proj_in, proj_out */
+    for (int i = 0; i < t->depth; i++) {
+        const tblock *b = &t->blocks[i];
+        f += attention_flops(&b->attn1, B, hw, hw, C) + attention_flops(&b->attn2, B, hw, T, C);
+        f += 2.0 * m * C * 2 * b->ff + 2.0 * m * b->ff * C;   /* GEGLU in, out */
+    }
+    return f;
+}
+
+double unet_flops(const sd_unet *u, int B, int H, int W, int T)
+{
+    const unet_info *in = &u->info;
+    state s;
+    memset(&s, 0, sizeof s);
+    state_plan(u, &s, B, H, W, T);
+    int nl = in->levels, te = in->time_dim, c0 = u->lv[0].c;
+    double f = 2.0 * B * ((double)u->time_proj_dim * te + (double)te * te);
+    if (in->add_dim) f += 2.0 * B * ((double)(in->add_text_dim + 6 * in->add_time_dim) * te + (double)te * te);
+    f += conv_flops((double)B * H * W, in->in_channels, c0, u->conv_in_k);
+    f += conv_flops((double)B * H * W, c0, in->out_channels, u->conv_out_k);
+    for (int i = 0; i < nl; i++) {
+        const level *v = &u->lv[i];
+        double hw = (double)s.h[i] * s.w[i];
+        for (int j = 0; j < v->n_down; j++)
+            f += resblock_flops(&v->down[j], B, hw, te) + (v->attn ? transformer_flops(&v->down_attn[j], B, hw, T) : 0);
+        for (int j = 0; j < v->n_up; j++)
+            f += resblock_flops(&v->up[j], B, hw, te) + (v->attn ? transformer_flops(&v->up_attn[j], B, hw, T) : 0);
+        if (v->downsample_w) f += conv_flops((double)B * s.h[i + 1] * s.w[i + 1], v->c, v->c, 3);
+        if (v->upsample_w) f += conv_flops((double)B * s.h[i - 1] * s.w[i - 1], v->c, v->c, 3);
+    }
+    double hw = (double)s.h[nl - 1] * s.w[nl - 1];
+    f += resblock_flops(&u->mid_res[0], B, hw, te) + resblock_flops(&u->mid_res[1], B, hw, te);
+    f += transformer_flops(&u->mid_attn, B, hw, T);
+    return f;
+}

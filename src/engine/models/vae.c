@@ -934,3 +934,56 @@ int vae_encode(sd_vae *v, const float *img, int B, int H, int W, float *mean, fl
     free(mom);
     return 0;
 }
+
+/* ---- FLOP count ----------------------------------------------------------- */
+
+/* Multiply-adds count 2: convs, the mid attention's linears and its two
+ * products (the HW² terms); norms and element-wise ops are not counted. */
+static double vconv_flops(double hw, int cin, int cout, int k) { return 2.0 * hw * cin * cout * k * k; }
+
+static double vresnet_flops(const vae_resnet *r, double hw)
+{
+    double f = vconv_flops(hw, r->cin, r->cout, 3) + vconv_flops(hw, r->cout, r->cout, 3);
+    return f + (r->sc_w ? vconv_flops(hw, r->cin, r->cout, 1) : 0);
+}
+
+static double vmid_flops(const vae_mid *m, double hw)
+{
+    double f = vresnet_flops(&m->r0, hw) + vresnet_flops(&m->r1, hw);
+    if (m->has_attn) f += 4 * 2.0 * hw * m->attn.c * m->attn.c + 4.0 * hw * hw * m->attn.c;
+    return f;
+}
+
+/* The levels of coder c from an h x w input (up: upsamplers, else
+ * downsamplers); *h, *w become the output size. */
+static double vlevels_flops(const vae_coder *c, int up, int *h, int *w)
+{
+    double f = 0;
+    for (int i = 0; i < c->nlev; i++) {
+        const vae_level *lv = &c->lev[i];
+        for (int j = 0; j < lv->nres; j++) f += vresnet_flops(&lv->res[j], (double)*h * *w);
+        if (!lv->samp_w) continue;
+        if (up) { *h *= 2; *w *= 2; } else { *h /= 2; *w /= 2; }
+        f += vconv_flops((double)*h * *w, lv->cout, lv->cout, 3);
+    }
+    return f;
+}
+
+double vae_decode_flops(const sd_vae *v, int h, int w)
+{
+    const vae_coder *d = &v->dec;
+    double f = (d->quant_w ? vconv_flops((double)h * w, v->zch, v->zch, 1) : 0);
+    f += vconv_flops((double)h * w, v->zch, d->conv_in_oc, 3) + vmid_flops(&d->mid, (double)h * w);
+    f += vlevels_flops(d, 1, &h, &w);
+    return f + vconv_flops((double)h * w, d->cnorm, d->conv_out_oc, 3);
+}
+
+double vae_encode_flops(const sd_vae *v, int H, int W)
+{
+    const vae_coder *e = &v->enc;
+    if (!e->present) return 0;
+    double f = vconv_flops((double)H * W, e->conv_in_ic, e->conv_in_oc, 3);
+    f += vlevels_flops(e, 0, &H, &W);
+    f += vmid_flops(&e->mid, (double)H * W) + vconv_flops((double)H * W, e->cnorm, e->conv_out_oc, 3);
+    return f + (e->quant_w ? vconv_flops((double)H * W, 2 * v->zch, 2 * v->zch, 1) : 0);
+}

@@ -119,6 +119,10 @@ int ops_weight_read(const ops_weight *w, float *dst);
 /* Drop every derived copy of every weight of the context (they are made
  * again on next use).  Not while an op of the context runs. */
 void ops_release_weights(ops_ctx *c);
+/* The same for one weight: its copies' memory goes back now, and the next
+ * op that uses it makes them again (from the original, re-derived through
+ * the source when its pages were given back).  Not while an op uses it. */
+void ops_weight_release(ops_weight *w);
 /* The derived copies held: how many, their bytes, of which Winograd layouts. */
 void ops_weights_stats(ops_ctx *c, size_t *copies, size_t *bytes, size_t *wino_bytes);
 

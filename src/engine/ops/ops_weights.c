@@ -542,6 +542,14 @@ void ops_release_weights(ops_ctx *c)
     pthread_mutex_unlock(&c->lock);
 }
 
+void ops_weight_release(ops_weight *w)
+{
+    if (!w) return;
+    pthread_mutex_lock(&w->ctx->lock);
+    drop_copies(w);
+    pthread_mutex_unlock(&w->ctx->lock);
+}
+
 void ops_weights_stats(ops_ctx *c, size_t *copies, size_t *bytes, size_t *wino_bytes)
 {
     *copies = *bytes = *wino_bytes = 0;

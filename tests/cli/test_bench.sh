@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# test_bench.sh — `sdserve bench` on the reference tiny models: with no
+# -W/-H it runs at the family's native size (SDXL 1024, SD1 512); on SDXL
+# it encodes with both text towers and runs the UNet with the added vector
+# (the step would fail without it), and every stage reports its FLOPs
+# counted from the model (tests/unit/test_flops.c checks the counts) and
+# the outputs' finiteness check.  Small sizes: seconds.
+set -u
+BUILD=${SD_BUILD:-build}
+BIN="$BUILD/sdserve"
+REF=${SD_REF:-$(cd "$(dirname "$0")/../.." && pwd)/../shared/reference}
+V="$REF/tokenizer/bpe_simple_vocab_16e6.txt.gz"
+XL="$REF/models/tiny-sdxl-s-fp16.safetensors"
+SD1="$REF/models/tiny-sd1-fp16.safetensors"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+
+ok() { echo "ok - $1"; }
+fail() { echo "FAIL - $1: $2"; }
+check() { if eval "$2"; then ok "$1"; else fail "$1" "${3:-$2}"; fi; }
+if [ ! -f "$XL" ] || [ ! -f "$SD1" ]; then ok "skipped: no reference models"; exit 0; fi
+# the GFLOP figure of a stage line
+gflop() { awk -v s="$1" 'index($0, s) == 1 { for (i = 1; i <= NF; i++) if ($i == "GFLOP") print $(i - 1) }' "$2"; }
+
+"$BIN" bench --model "$XL" --vocab "$V" --repeats 1 --skip load,text,unet,decode,encode >"$T/xl0" 2>&1; rc=$?
+check "sdxl, no size given: exits 0" '[ $rc -eq 0 ]' "rc=$rc $(tail -2 "$T/xl0")"
+check "sdxl, no size given: 1024x1024" 'grep -q "(sdxl, .*), 1024x1024," "$T/xl0"' "$(head -1 "$T/xl0")"
+"$BIN" bench --model "$SD1" --vocab "$V" --repeats 1 --skip load,text,unet,decode,encode >"$T/sd0" 2>&1; rc=$?
+check "sd1, no size given: 512x512" '[ $rc -eq 0 ] && grep -q "(sd1, .*), 512x512," "$T/sd0"' "$(head -1 "$T/sd0")"
+
+for m in xl sd1; do
+  f=$XL; [ $m = sd1 ] && f=$SD1
+  "$BIN" bench --model "$f" --vocab "$V" --repeats 2 -W 64 -H 64 --skip load >"$T/$m" 2>&1; rc=$?
+  check "$m 64x64: exits 0" '[ $rc -eq 0 ]' "rc=$rc $(tail -3 "$T/$m")"
+  check "$m 64x64: UNet output and decoded image finite" \
+    '[ "$(grep -c "values finite" "$T/$m")" = 2 ]' "$(grep -i finite "$T/$m")"
+  for s in "unet cfg step" "vae decode" "vae encode"; do
+    g=$(gflop "$s" "$T/$m")
+    check "$m 64x64: $s reports positive FLOPs" 'awk -v g="${g:-0}" "BEGIN { exit !(g > 0) }"' "got '$g'"
+  done
+done
+check "sdxl: both text towers timed as one stage" 'grep -q "^text encoders " "$T/xl"' "$(grep text "$T/xl")"
+check "sd1: one text tower" 'grep -q "^text encoder " "$T/sd1"' "$(grep text "$T/sd1")"

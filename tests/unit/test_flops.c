@@ -1,0 +1,184 @@
+/* test_flops.c — the FLOP counters `sdserve bench` reports (unet_flops,
+ * vae_decode_flops / vae_encode_flops, clip_flops) against the SD 1.5
+ * reference figures of shared/reference/README.md "sd15/" (UNet 803.3 GFLOP
+ * per image at a 64x64 latent, decode to 512² 2514.5, encode of 512² 1116.7,
+ * text 13.3 per window), and their SDXL terms against hand counts from the
+ * shapes the README gives for SDXL 1.0 (cross-attention keys: 70 blocks,
+ * 2048-wide context; the added-embedding MLP; both text towers).
+ *
+ * The models are built from the reference tensor lists (sd15/tensors.json,
+ * sdxl/tensors.json) as F32 files whose data section is a hole (ftruncate):
+ * loading maps them without reading the weights, so the full-size shapes
+ * cost seconds and no disk, and only the counters' arithmetic is exercised. */
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mm_cli.h"
+#include "t.h"
+#include "../../src/engine/loader/st_write.h"
+#include "../../src/engine/loader/weights.h"
+#include "../../src/engine/models/clip.h"
+#include "../../src/engine/models/unet.h"
+#include "../../src/engine/models/vae.h"
+
+static char tmp[256];
+
+/* The checkpoint of ref list `rel` (name -> shape) as F32 (I64 position_ids)
+ * with a sparse data section, at path.  0 on success. */
+static int write_sparse(const char *rel, const char *path)
+{
+    json_error_t je;
+    json_t *ref = json_load_file(t_ref(rel), 0, &je);
+    json_t *ts = json_object_get(ref, "tensors");
+    size_t n = json_object_size(ts), i = 0;
+    stw_tensor *t = calloc(n ? n : 1, sizeof *t);
+    const char *name;
+    json_t *sh;
+    uint64_t bytes = 0;
+    json_object_foreach(ts, name, sh) {
+        t[i].name = name;
+        t[i].dtype = strstr(name, "position_ids") ? "I64" : "F32";
+        t[i].ndim = (int)json_array_size(sh);
+        uint64_t e = 1;
+        for (int d = 0; d < t[i].ndim && d < 4; d++) e *= (uint64_t)(t[i].shape[d] = json_integer_value(json_array_get(sh, d)));
+        bytes += e * stw_elem_size(t[i].dtype);
+        i++;
+    }
+    sd_err err = {0};
+    FILE *f = n ? stw_begin(path, t, n, &err) : NULL;
+    int rc = -1;
+    if (f) {
+        long start = ftell(f);
+        rc = fflush(f) || ftruncate(fileno(f), start + (off_t)bytes) ? -1 : 0;
+        if (stw_end(f, path, &err)) rc = -1;
+    }
+    free(t);
+    json_decref(ref);
+    return rc;
+}
+
+static int near(double got, double want_gf, double rel) { return fabs(got * 1e-9 - want_gf) <= rel * want_gf; }
+
+/* The models of one sparse checkpoint: its UNet, VAE and text tower(s). */
+typedef struct models {
+    char path[512];
+    sd_weights *w;
+    sd_unet *u;
+    sd_vae *v;
+    sd_clip *c1, *c2;
+} models;
+
+/* Write ref list `rel` sparse as <tmp>/<stem>.safetensors and load it (the
+ * second tower too when two = 1); 0, or -1 with a FAIL line. */
+static int models_open(models *m, const char *rel, const char *stem, int two)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->path, sizeof m->path, "%s/%s.safetensors", tmp, stem);
+    char name[128];
+    snprintf(name, sizeof name, "%s: sparse F32 file from %s", stem, rel);
+    CHECK(!write_sparse(rel, m->path), name);
+    sd_err err = {0};
+    m->w = sdw_open(m->path, &err);
+    m->u = m->w ? unet_load(m->w, NULL, NULL, &err) : NULL;
+    m->v = m->u ? vae_load(m->w, NULL, &err) : NULL;
+    m->c1 = m->v ? clip_load(m->w, NULL, NULL, &err) : NULL;
+    if (two) m->c2 = m->c1 ? clip_load(m->w, &(clip_hints){.component = "text_encoder_2"}, NULL, &err) : NULL;
+    snprintf(name, sizeof name, "%s: UNet, VAE and text tower%s load", stem, two ? "s" : "");
+    CHECKF(two ? m->c2 != NULL : m->c1 != NULL, name, "%s", err.msg);
+    return err.code ? -1 : 0;
+}
+
+static void models_close(models *m)
+{
+    clip_free(m->c2);
+    clip_free(m->c1);
+    vae_free(m->v);
+    unet_free(m->u);
+    sdw_close(m->w);
+    unlink(m->path);
+}
+
+static void test_sd15(void)
+{
+    models m;
+    if (models_open(&m, "sd15/tensors.json", "sd15", 0)) goto out;
+    sd_unet *u = m.u;
+    sd_vae *v = m.v;
+    sd_clip *c = m.c1;
+    double fu = unet_flops(u, 1, 64, 64, 77), fd = vae_decode_flops(v, 64, 64), fe = vae_encode_flops(v, 512, 512);
+    double ft = clip_flops(c, 1, 0);
+    /* the README's figures have one decimal: within 0.05 GFLOP, or 0.01 % */
+    CHECKF(near(fu, 803.3, 1e-4), "sd15: UNet at 64x64, one image = 803.3 GFLOP", "%.2f", fu * 1e-9);
+    CHECKF(near(fd, 2514.5, 1e-4), "sd15: VAE decode to 512² = 2514.5 GFLOP", "%.2f", fd * 1e-9);
+    CHECKF(near(fe, 1116.7, 1e-4), "sd15: VAE encode of 512² = 1116.7 GFLOP", "%.2f", fe * 1e-9);
+    CHECKF(fabs(ft * 1e-9 - 13.3) < 0.05, "sd15: text encoder, one window = 13.3 GFLOP", "%.3f", ft * 1e-9);
+    CHECKF(fabs(unet_flops(u, 2, 64, 64, 77) - 2 * fu) < 1e-6 * fu, "sd15: a CFG pair costs two images", "%g",
+           unet_flops(u, 2, 64, 64, 77) / fu);
+    /* attention grows faster than area: 128x128 is more than 4x 64x64 */
+    double f128 = unet_flops(u, 1, 128, 128, 77);
+    CHECKF(f128 > 4.2 * fu, "sd15: UNet at 128x128 > 4.2x 64x64 (self-attention's T²)", "%.3f", f128 / fu);
+    /* the penultimate layer only: 11/12 of the layers */
+    CHECKF(fabs(clip_flops(c, 1, 11) - ft * 11 / 12) < 1e-6 * ft, "sd15: text encoder to layer 11 = 11/12", "%g",
+           clip_flops(c, 1, 11) / ft);
+    CHECK(clip_pooled_flops(c, 1) == 0, "sd15: CLIP-L has no projection, no pooled FLOPs");
+    printf("# sd15: unet %.2f, decode %.2f, encode %.2f, text %.3f GFLOP\n", fu * 1e-9, fd * 1e-9, fe * 1e-9,
+           ft * 1e-9);
+out:
+    models_close(&m);
+}
+
+static void test_sdxl(void)
+{
+    models m;
+    if (models_open(&m, "sdxl/tensors.json", "sdxl", 1)) goto out;
+    sd_unet *u = m.u;
+    sd_vae *v = m.v;
+    sd_clip *c1 = m.c1, *c2 = m.c2;
+    const unet_info *in = unet_get_info(u);
+    /* a second window adds, in each of the 70 transformer blocks (2 at 640
+     * channels in 5 transformers at 64x64, 10 at 1280 in 6 at 32x32), k and
+     * v of 77 more 2048-wide rows and 77 more keys for every query */
+    double d = unet_flops(u, 1, 128, 128, 154) - unet_flops(u, 1, 128, 128, 77), want = 0;
+    static const struct { int blocks, c, hw; } lv[2] = {{10, 640, 64 * 64}, {60, 1280, 32 * 32}};
+    for (int i = 0; i < 2; i++)
+        want += lv[i].blocks * (2.0 * 2 * 77 * 2048 * lv[i].c + 4.0 * lv[i].hw * 77 * lv[i].c);
+    CHECKF(in->context_dim == 2048 && fabs(d - want) < 1e-9 * want, "sdxl: 77 more tokens = the hand count of 70 "
+           "cross-attention blocks", "%.4f vs %.4f GFLOP", d * 1e-9, want * 1e-9);
+    /* the added vector's MLP: 2816 -> 1280 -> 1280, once per row */
+    double one = unet_flops(u, 1, 1, 1, 1), two = unet_flops(u, 2, 1, 1, 1);
+    CHECKF(in->add_dim == 1286 && fabs(two - 2 * one) < 1e-9 * one, "sdxl: add_dim 1280 + 6, cost linear in rows",
+           "add_dim %d", in->add_dim);
+    /* towers: CLIP-L 12 x 768 (MLP 3072), bigG 32 x 1280 (MLP 5120); projection 1280 x 1280 */
+    double t1 = 11 * (2.0 * 77 * (4.0 * 768 * 768 + 2.0 * 768 * 3072) + 4.0 * 77 * 77 * 768);
+    double t2 = 32 * (2.0 * 77 * (4.0 * 1280 * 1280 + 2.0 * 1280 * 5120) + 4.0 * 77 * 77 * 1280);
+    CHECKF(fabs(clip_flops(c1, 1, 11) - t1) < 1e-9 * t1, "sdxl: CLIP-L to its penultimate layer", "%.3f GFLOP",
+           clip_flops(c1, 1, 11) * 1e-9);
+    CHECKF(fabs(clip_flops(c2, 1, 0) - t2) < 1e-9 * t2, "sdxl: OpenCLIP-bigG, all 32 layers (pooled)", "%.3f GFLOP",
+           clip_flops(c2, 1, 0) * 1e-9);
+    CHECK(clip_pooled_flops(c2, 2) == 2.0 * 2 * 1280 * 1280, "sdxl: pooled projection 1280 x 1280 per row");
+    /* the VAE is SD's: from 64² to 128² latents the convs and linears grow
+     * with the area (4x), the mid attention's 4·HW²·512 products 16x */
+    double fd = vae_decode_flops(v, 128, 128), f64 = vae_decode_flops(v, 64, 64), hw = 64.0 * 64;
+    double extra = 12 * 4.0 * hw * hw * 512;
+    CHECKF(near(f64, 2514.5, 1e-4) && fabs(fd - 4 * f64 - extra) < 1e-9 * fd,
+           "sdxl: decode at 1024² = 4x SD 1.5's 512² + 12x its mid attention's HW² products", "%.1f GFLOP",
+           fd * 1e-9);
+    printf("# sdxl at 1024²: unet %.1f GFLOP per image, decode %.1f, text %.2f + %.2f GFLOP per window\n",
+           unet_flops(u, 1, 128, 128, 77) * 1e-9, fd * 1e-9, t1 * 1e-9, t2 * 1e-9);
+out:
+    models_close(&m);
+}
+
+int main(void)
+{
+    if (!t_have_ref()) { printf("ok - skipped: no reference data\n"); return t_done(); }
+    if (mm_tmpdir(tmp, sizeof tmp, "flops")) { CHECK(0, "temp folder"); return t_done(); }
+    test_sd15();
+    test_sdxl();
+    t_rmtree(tmp);
+    return t_done();
+}
