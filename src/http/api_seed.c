@@ -14,6 +14,16 @@
 
 #include "../image/image.h"
 
+/* The seed API's dialect: its fields are the field table's names
+ * (params_to_request), its errors {"status":"error","code","field","message"}. */
+const dialect dialect_seed = {"seed", 0, NULL, NULL, NULL, NULL};
+
+void dialect_name_field(const dialect *d, sd_err *err)
+{
+    const char *name = d && d->field_name ? d->field_name(err->field) : params_field_name(err->field);
+    if (name != err->field) snprintf(err->field, sizeof err->field, "%s", name);
+}
+
 /* Decoded init images: sides and pixels refused before allocation above these. */
 #define INIT_MAX_SIDE 4096
 #define INIT_MAX_PIXELS (4096LL * 4096LL)
@@ -133,7 +143,7 @@ enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c)
         /* only shutdown cancels a synchronous job that still has its client */
         rc = reply_errorf(c, &r->ri, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
     } else {
-        params_name_field(&st.err);   /* the engine's names -> the API's */
+        dialect_name_field(route_dialect(r->rt), &st.err);   /* the engine's names -> the API's */
         rc = reply_error(c, &r->ri, &st.err, 0, NULL);
     }
     job_result_free(st.result);

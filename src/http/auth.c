@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "../base/sha256.h"
+#include "../image/image.h"
 
 struct auth_keys {
     unsigned char (*dig)[32];
@@ -99,19 +100,56 @@ void auth_keys_free(auth_keys *k)
 
 int auth_keys_count(const auth_keys *k) { return k ? k->n : 0; }
 
+/* The scheme's credentials: header after "Bearer " / "Basic " (case-insensitive
+ * scheme, blanks trimmed), with its length; NULL when it is neither or empty. */
+static const char *credentials(const char *header, const char *scheme, size_t *len)
+{
+    size_t n = strlen(scheme);
+    if (strncasecmp(header, scheme, n) || (header[n] != ' ' && header[n] != '\t')) return NULL;
+    const char *t = header + n;
+    while (*t == ' ' || *t == '\t') t++;
+    *len = strlen(t);
+    while (*len && (t[*len - 1] == ' ' || t[*len - 1] == '\t')) (*len)--;
+    return *len ? t : NULL;
+}
+
+/* HTTP Basic (AUTOMATIC1111 clients send their --api-auth "user:password"
+ * so): base64 of "user:password", the password being the key, the user
+ * ignored.  The key's digest into d; -1 when it is not such a value. */
+static int basic_key_digest(const char *t, size_t len, unsigned char d[32])
+{
+    if (len > 4 * AUTH_MAX_KEY) return -1;
+    uint8_t *raw = NULL;
+    size_t n = 0;
+    sd_err e;
+    sd_err_clear(&e);
+    if (img_base64_decode(t, len, 2 * AUTH_MAX_KEY, "Authorization", &raw, &n, &e)) return -1;
+    uint8_t *colon = memchr(raw, ':', n);
+    int rc = -1;
+    if (colon && colon + 1 < raw + n) {
+        sd_sha256(colon + 1, (size_t)(raw + n - colon - 1), d);
+        rc = 0;
+    }
+    memset(raw, 0, n);
+    free(raw);
+    return rc;
+}
+
 int auth_check(const auth_keys *k, const char *header, int *key_index)
 {
     *key_index = -1;
     if (!header) return AUTH_MISSING;
     while (*header == ' ' || *header == '\t') header++;
-    if (strncasecmp(header, "Bearer", 6) || (header[6] != ' ' && header[6] != '\t')) return AUTH_MALFORMED;
-    const char *t = header + 6;
-    while (*t == ' ' || *t == '\t') t++;
-    size_t len = strlen(t);
-    while (len && (t[len - 1] == ' ' || t[len - 1] == '\t')) len--;
-    if (!len) return AUTH_MALFORMED;
+    size_t len;
+    const char *t;
     unsigned char d[32];
-    sd_sha256(t, len, d);
+    if ((t = credentials(header, "Bearer", &len))) {
+        sd_sha256(t, len, d);
+    } else if ((t = credentials(header, "Basic", &len))) {
+        if (basic_key_digest(t, len, d)) return AUTH_MALFORMED;
+    } else {
+        return AUTH_MALFORMED;
+    }
     /* Every key is compared in full; the match is selected without branching on secret data. */
     int found = -1;
     for (int i = 0; i < k->n; i++) {

@@ -1,4 +1,5 @@
-/* auth.h — optional API keys: "Authorization: Bearer KEY" checked against a
+/* auth.h — optional API keys: "Authorization: Bearer KEY" (or HTTP Basic with
+ * the key as the password) checked against a
  * set of keys read from a list (SDSERVE_API_KEYS / --api-keys) and/or a file
  * (--api-keys-file: one key per line, blank lines and '#' comments ignored).
  *
@@ -24,7 +25,9 @@ void auth_keys_free(auth_keys *k);
 int auth_keys_count(const auth_keys *k);
 
 enum { AUTH_OK = 0, AUTH_MISSING = -1, AUTH_MALFORMED = -2, AUTH_WRONG = -3 };
-/* Checks an Authorization header value (NULL when absent).  Returns AUTH_OK
+/* Checks an Authorization header value (NULL when absent): "Bearer KEY", or
+ * "Basic base64(user:KEY)" (HTTP Basic, as AUTOMATIC1111 clients send it;
+ * the user name is ignored).  Returns AUTH_OK
  * with *key_index set (which key matched, for per-key rate limits), or a
  * negative AUTH_* reason. */
 int auth_check(const auth_keys *k, const char *header, int *key_index);

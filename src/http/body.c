@@ -56,8 +56,10 @@ static void body_drop(http_server *s, req *r)
     free(r->text);
     r->text = NULL;
     r->text_len = r->text_cap = 0;
+    int max = r->bag.max_fields;
     params_bag_free(&r->bag);
     params_bag_init(&r->bag);
+    r->bag.max_fields = max;
     body_release(s, r);
     malloc_trim(0);   /* freed heap pages back to the system: the cap is about resident memory */
 }
@@ -200,13 +202,18 @@ void body_finish(http_server *s, req *r)
         params_bag_from_urlencoded(&r->bag, r->text, r->text_len, &r->err);
     free(r->text);
     r->text = NULL;
-    if (!r->err.code) params_to_request(&r->bag, r->rt->img2img, &r->request, &r->err);
+    const dialect *d = route_dialect(r->rt);
+    if (!r->err.code) {
+        if (d->to_request) d->to_request(s, r, &r->err);
+        else params_to_request(&r->bag, r->rt->img2img, &r->request, &r->err);
+    }
     /* the model's own limits (prompt token windows), before queueing */
     if (!r->err.code && s->cfg.check_request && s->cfg.check_request(s->cfg.check_ctx, &r->request, &r->err))
-        params_name_field(&r->err);   /* the engine's names -> the API's */
+        dialect_name_field(d, &r->err);   /* the engine's names -> the dialect's */
     /* the size: the model's native one when unset, then the server's limits */
     if (!r->err.code) req_resolve_size(&r->request, 0);
-    if (!r->err.code) req_check_size(&r->request, s->cfg.max_side, s->cfg.max_pixels, &r->err);
+    if (!r->err.code && req_check_size(&r->request, s->cfg.max_side, s->cfg.max_pixels, &r->err))
+        dialect_name_field(d, &r->err);
     params_bag_free(&r->bag);
 }
 

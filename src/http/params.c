@@ -77,8 +77,8 @@ int params_bag_add(param_bag *b, const char *name, pv_kind kind, const char *dat
         return sd_errf(err, SD_EINVAL, label, "field '%s' appears more than once; send each field once", label);
     }
     if (!p) {
-        if (b->n >= PARAMS_MAX_FIELDS)
-            return sd_errf(err, SD_EINVAL, "", "too many fields in the request (at most %d)", PARAMS_MAX_FIELDS);
+        int max = b->max_fields > 0 ? b->max_fields : PARAMS_MAX_FIELDS;
+        if (b->n >= max) return sd_errf(err, SD_EINVAL, "", "too many fields in the request (at most %d)", max);
         if (b->n == b->cap) {
             int nc = b->cap ? b->cap * 2 : 8;
             param *nv = realloc(b->v, (size_t)nc * sizeof *nv);
@@ -258,7 +258,8 @@ int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err
         case JSON_ARRAY: kind = PV_ARRAY; break;
         default: kind = PV_OBJECT; break;
         }
-        char *dump = kind == PV_ARRAY ? json_dumps(v, JSON_COMPACT) : NULL;   /* kept as JSON text (loras) */
+        /* kept as JSON text (loras; other dialects' nested settings) */
+        char *dump = kind == PV_ARRAY || kind == PV_OBJECT ? json_dumps(v, JSON_COMPACT) : NULL;
         if (dump) { text = dump; tlen = strlen(dump); }
         rc = params_bag_add(b, key, kind, text, tlen, 1, err);
         free(dump);

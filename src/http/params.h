@@ -33,6 +33,7 @@ typedef struct param_bag {
     int n, cap;
     size_t total;       /* bytes held */
     int spaces_are_plus;   /* form-urlencoded: a space in base64 was an unencoded '+' */
+    int max_fields;        /* fields it may hold; 0 = PARAMS_MAX_FIELDS (dialect.h max_fields) */
 } param_bag;
 
 /* The body's shape; field ranges are in the field table (jobs/request.h). */
@@ -53,7 +54,8 @@ const param *params_bag_get(const param_bag *b, const char *name);
  * padding; libmicrohttpd's post processor refuses those), '+' as space, then
  * %XX decoding by MHD_http_unescape. */
 int params_bag_from_urlencoded(param_bag *b, char *body, size_t len, sd_err *err);
-/* Parses a JSON object body (depth-limited, duplicates refused) into the bag. */
+/* Parses a JSON object body (depth-limited, duplicates refused) into the bag;
+ * array and object values are kept as compact JSON text (PV_ARRAY, PV_OBJECT). */
 int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err);
 
 /* Number parsing shared with the tests: decimal text only (no hex, inf, nan),

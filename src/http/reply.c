@@ -1,6 +1,8 @@
 /* reply.c — JSON answers and the error shape (reply.h). */
 #include "reply.h"
 
+#include "dialect.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,20 +93,27 @@ enum MHD_Result reply_error(struct MHD_Connection *c, reply_info *ri, const sd_e
                             const char *allow)
 {
     int status = sd_err_http_status(err->code == SD_OK ? SD_EINTERNAL : err->code);
-    json_t *b = error_body(err);
+    const dialect *d = ri ? ri->dl : NULL;
+    json_t *(*shape)(const sd_err *, int *) = d && d->error_body ? d->error_body : NULL;
+    int st2 = status;
+    json_t *b = shape ? shape(err, &st2) : error_body(err);
     /* field may not be UTF-8 when it echoes a client's name: json_string then fails. */
     if (!b) {
         sd_err e2 = *err;
         e2.field[0] = 0;
-        b = error_body(&e2);
+        st2 = status;
+        b = shape ? shape(&e2, &st2) : error_body(&e2);
     }
+    status = st2;
     if (status == 503 || status == 429) {
         char ra[16];
         snprintf(ra, sizeof ra, "%d", retry_after > 0 ? retry_after : 5);
         return reply_json_h(c, ri, status, b, MHD_HTTP_HEADER_RETRY_AFTER, ra);
     }
     if (status == 405) return reply_json_h(c, ri, status, b, MHD_HTTP_HEADER_ALLOW, allow);
-    if (status == 401) return reply_json_h(c, ri, status, b, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+    if (status == 401)
+        return reply_json_h(c, ri, status, b, MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                            d && d->auth_scheme ? d->auth_scheme : "Bearer");
     return reply_json_h(c, ri, status, b, NULL, NULL);
 }
 

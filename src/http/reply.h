@@ -15,6 +15,8 @@
 typedef struct reply_info {
     int status;
     uint64_t bytes;
+    const struct dialect *dl;   /* the request's API dialect (dialect.h): the shape of its
+                                   errors; NULL = the seed API's */
 } reply_info;
 
 /* Queues `body` (taken; malloc'd) with a content type and optional extra
@@ -28,8 +30,8 @@ enum MHD_Result reply_json(struct MHD_Connection *c, reply_info *ri, int status,
  * and an optional header (h1 = NULL: none). */
 enum MHD_Result reply_json_utf8(struct MHD_Connection *c, reply_info *ri, int status, json_t *v, const char *h1,
                                 const char *v1);
-/* Queues the error shape for err; 503 adds Retry-After (retry_after > 0),
- * 405 adds Allow (allow != NULL). */
+/* Queues the error shape for err — the seed API's, or ri->dl's own; 503
+ * adds Retry-After (retry_after > 0), 405 adds Allow (allow != NULL). */
 enum MHD_Result reply_error(struct MHD_Connection *c, reply_info *ri, const sd_err *err, int retry_after,
                             const char *allow);
 enum MHD_Result reply_errorf(struct MHD_Connection *c, reply_info *ri, sd_errcode code, const char *field,

@@ -13,21 +13,21 @@
 /* Exact paths before the prefixes they start with (first match wins); the
  * order is the order of GET /'s list and of the metrics labels. */
 static const route routes[] = {
-    /* path, prefix, methods, label, listed, auth, body, img2img, answer, resume */
-    {"/", 0, "GET, HEAD", "/", 0, ROUTE_KEY, ROUTE_NOBODY, 0, get_root, NULL},
-    {"/txt2img", 0, "POST", "/txt2img", 1, ROUTE_KEY, ROUTE_GEN, 0, seed_generate, seed_answer},
-    {"/img2img", 0, "POST", "/img2img", 1, ROUTE_KEY, ROUTE_GEN, 1, seed_generate, seed_answer},
-    {"/jobs/txt2img", 0, "POST", "/jobs/txt2img", 1, ROUTE_KEY, ROUTE_GEN, 0, jobs_create, NULL},
-    {"/jobs/img2img", 0, "POST", "/jobs/img2img", 1, ROUTE_KEY, ROUTE_GEN, 1, jobs_create, NULL},
-    {"/jobs/", 1, "GET, HEAD, DELETE", "/jobs/{id}", 1, ROUTE_KEY, ROUTE_NOBODY, 0, jobs_get, NULL},
-    {"/images/", 1, "GET, HEAD", "/images/{name}", 1, ROUTE_NOKEY, ROUTE_NOBODY, 0, get_image, NULL},
-    {"/health", 0, "GET, HEAD", "/health", 1, ROUTE_FREE, ROUTE_NOBODY, 0, get_health, NULL},
-    {"/metrics", 0, "GET, HEAD", "/metrics", 1, ROUTE_METRICS, ROUTE_NOBODY, 0, get_metrics, NULL},
-    {"/openapi.json", 0, "GET, HEAD", "/openapi.json", 0, ROUTE_KEY, ROUTE_NOBODY, 0, get_openapi, NULL},
-    {"/samplers", 0, "GET, HEAD", "/samplers", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_samplers, NULL},
+    /* path, prefix, methods, label, listed, auth, body, img2img, answer, resume[, dialect: NULL = seed] */
+    {"/", 0, "GET, HEAD", "/", 0, ROUTE_KEY, ROUTE_NOBODY, 0, get_root, NULL, NULL},
+    {"/txt2img", 0, "POST", "/txt2img", 1, ROUTE_KEY, ROUTE_GEN, 0, seed_generate, seed_answer, NULL},
+    {"/img2img", 0, "POST", "/img2img", 1, ROUTE_KEY, ROUTE_GEN, 1, seed_generate, seed_answer, NULL},
+    {"/jobs/txt2img", 0, "POST", "/jobs/txt2img", 1, ROUTE_KEY, ROUTE_GEN, 0, jobs_create, NULL, NULL},
+    {"/jobs/img2img", 0, "POST", "/jobs/img2img", 1, ROUTE_KEY, ROUTE_GEN, 1, jobs_create, NULL, NULL},
+    {"/jobs/", 1, "GET, HEAD, DELETE", "/jobs/{id}", 1, ROUTE_KEY, ROUTE_NOBODY, 0, jobs_get, NULL, NULL},
+    {"/images/", 1, "GET, HEAD", "/images/{name}", 1, ROUTE_NOKEY, ROUTE_NOBODY, 0, get_image, NULL, NULL},
+    {"/health", 0, "GET, HEAD", "/health", 1, ROUTE_FREE, ROUTE_NOBODY, 0, get_health, NULL, NULL},
+    {"/metrics", 0, "GET, HEAD", "/metrics", 1, ROUTE_METRICS, ROUTE_NOBODY, 0, get_metrics, NULL, NULL},
+    {"/openapi.json", 0, "GET, HEAD", "/openapi.json", 0, ROUTE_KEY, ROUTE_NOBODY, 0, get_openapi, NULL, NULL},
+    {"/samplers", 0, "GET, HEAD", "/samplers", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_samplers, NULL, NULL},
     /* textual-inversion embeddings (issue 14 item 4) */
-    {"/embeddings", 0, "GET, HEAD", "/embeddings", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_embeddings, NULL},
-    {"/loras", 0, "GET, HEAD", "/loras", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_loras, NULL},
+    {"/embeddings", 0, "GET, HEAD", "/embeddings", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_embeddings, NULL, NULL},
+    {"/loras", 0, "GET, HEAD", "/loras", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_loras, NULL, NULL},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES + 1 <= METRICS_MAX_ENDPOINTS, "more routes than metrics endpoints");
@@ -40,6 +40,8 @@ const route *route_find(const char *path)
     }
     return NULL;
 }
+
+const dialect *route_dialect(const route *rt) { return rt && rt->dl ? rt->dl : &dialect_seed; }
 
 int route_endpoint(const route *rt) { return rt ? (int)(rt - routes) + 1 : 0; }
 int route_labels(const char *labels[METRICS_MAX_ENDPOINTS])
@@ -129,7 +131,7 @@ int route_gate(http_server *s, req *r, struct MHD_Connection *c, enum MHD_Result
         if (rc != AUTH_OK) {
             *res = reply_errorf(c, &r->ri, SD_EAUTH, "Authorization", "%s",
                                 rc == AUTH_MISSING ? "an API key is required: send 'Authorization: Bearer KEY'"
-                                : rc == AUTH_MALFORMED ? "the Authorization header must be 'Bearer KEY'"
+                                : rc == AUTH_MALFORMED ? "the Authorization header must be 'Bearer KEY' (or Basic with the key as the password)"
                                                        : "the API key is not valid");
             return 1;
         }

@@ -222,6 +222,8 @@ static enum MHD_Result route_request(http_server *s, req *r, struct MHD_Connecti
 {
     enum MHD_Result res;
     r->rt = route_find(r->url);
+    r->ri.dl = route_dialect(r->rt);   /* errors from here on in the route's dialect */
+    r->bag.max_fields = r->ri.dl->max_fields;
     if (route_gate(s, r, c, &res)) return res;
     return route_dispatch(s, r, c);
 }

@@ -15,6 +15,8 @@
  *   api_jobs.c   the async jobs API: POST /jobs/txt2img, /jobs/img2img
  *                (202), GET and DELETE /jobs/{id}
  *   api_samplers.c  GET /samplers: the sampler and scheduler names
+ *   dialect.h    what differs between API dialects (fields, error shape):
+ *                a route row names its dialect, r->ri.dl carries it
  * Adding an endpoint = one row in routes.c + one handler. */
 #ifndef SD_HTTP_SERVER_INT_H
 #define SD_HTTP_SERVER_INT_H
@@ -25,6 +27,7 @@
 #include <jansson.h>
 #include <microhttpd.h>
 
+#include "dialect.h"
 #include "metrics.h"
 #include "params.h"
 #include "reply.h"
@@ -56,6 +59,7 @@ typedef struct route {
     int img2img;             /* ROUTE_GEN: /img2img's fields */
     route_fn answer;         /* answers (ROUTE_GEN: with the body read into r->request, or r->err) */
     route_fn resume;         /* answers a request that waited suspended (server_wait) */
+    const dialect *dl;       /* the API dialect (dialect.h): body fields, error shape; NULL = seed */
 } route;
 
 enum { PH_BODY = 1, PH_WAIT, PH_DONE, PH_NOBODY };
@@ -164,6 +168,8 @@ enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c);
  * -1 with r->err (and *retry_after for a full queue). */
 int seed_submit(http_server *s, req *r, int listed, int *retry_after);
 /* A result's images, [{"image_url","mime_type","seed"}]. */
+/* The dialect of a routed request (never NULL: the seed API's by default). */
+const dialect *route_dialect(const route *rt);
 json_t *seed_images(const job_result *res);
 
 /* api_samplers.c */

@@ -34,7 +34,15 @@ static void test_keys(void)
     CHECKF(k && auth_keys_count(k) == 3, "keys from a list and a file", "%s", err.msg);
     int idx = -9;
     CHECK(auth_check(k, NULL, &idx) == AUTH_MISSING && idx == -1, "no header: missing");
-    CHECK(auth_check(k, "Basic dXNlcjpwYXNz", &idx) == AUTH_MALFORMED, "Basic scheme: malformed");
+    /* HTTP Basic (A1111 clients): the password is the key, the user ignored */
+    CHECK(auth_check(k, "Basic dXNlcjpwYXNz", &idx) == AUTH_WRONG && idx == -1, "Basic user:pass, not a key: wrong");
+    CHECK(auth_check(k, "Basic dXNlcjprMS0wMTIzNDU2Nzg5YWJjZGVm", &idx) == AUTH_OK && idx == 0, "Basic user:KEY1 accepted, index 0");
+    CHECK(auth_check(k, "basic  OmsyLWZlZGNiYTk4NzY1NDMyMTB4eXo= ", &idx) == AUTH_OK && idx == 1, "Basic :KEY2 (no user), scheme case-insensitive");
+    CHECK(auth_check(k, "Basic azEtMDEyMzQ1Njc4OWFiY2RlZg==", &idx) == AUTH_MALFORMED, "Basic without a colon: malformed");
+    CHECK(auth_check(k, "Basic dXNlcjo=", &idx) == AUTH_MALFORMED, "Basic with an empty password: malformed");
+    CHECK(auth_check(k, "Basic %%%%not-base64", &idx) == AUTH_MALFORMED, "Basic with bad base64: malformed");
+    CHECK(auth_check(k, "Basic", &idx) == AUTH_MALFORMED, "Basic without credentials: malformed");
+    CHECK(auth_check(k, "Digest abc", &idx) == AUTH_MALFORMED, "another scheme: malformed");
     CHECK(auth_check(k, "Bearer", &idx) == AUTH_MALFORMED, "Bearer without a token: malformed");
     CHECK(auth_check(k, "Bearer    ", &idx) == AUTH_MALFORMED, "Bearer with blanks only: malformed");
     CHECK(auth_check(k, "Bearer" K1, &idx) == AUTH_MALFORMED, "no blank after Bearer: malformed");

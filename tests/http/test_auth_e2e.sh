@@ -55,7 +55,11 @@ st=$(code "$BASE/txt2img" -H "Authorization: Bearer ${KEY_ENV}x" -d 'prompt=a fo
 m=$(json "$TMP/body" 'j["message"]')
 check "wrong key -> 401 'not valid'" $([ "$st" = 401 ] && [[ "$m" == *"not valid"* ]]; echo $?) "status $st body $(head -c 200 "$TMP/body")"
 st=$(code "$BASE/txt2img" -H "Authorization: Basic $KEY_ENV" -d 'prompt=a fox')
-check "Basic scheme -> 401" $([ "$st" = 401 ]; echo $?) "status $st"
+check "Basic with the bare key (not user:password in base64) -> 401" $([ "$st" = 401 ]; echo $?) "status $st"
+st=$(code "$BASE/txt2img" -H "Authorization: Basic $(printf 'webui:%sx' "$KEY_ENV" | base64 -w0)" -d 'prompt=a fox')
+check "Basic with a wrong password -> 401" $([ "$st" = 401 ]; echo $?) "status $st"
+st=$(code "$BASE/txt2img" -H "Authorization: Basic $(printf 'webui:%s' "$KEY_ENV" | base64 -w0)" -d 'prompt=a fox&width=64&height=64&num_inference_steps=1&seed=5')
+check "Basic user:KEY (A1111 clients' --api-auth) -> 200" $([ "$st" = 200 ]; echo $?) "status $st body $(head -c 200 "$TMP/body")"
 st=$(code "$BASE/txt2img" -H "Authorization: Bearer $KEY_ENV" -d 'prompt=a fox&width=64&height=64&num_inference_steps=1&seed=5')
 n=$(json "$TMP/body" 'len(j["images"]) if j.get("status")=="success" else -1')
 check "key from SDSERVE_API_KEYS: txt2img -> 200 with an image" $([ "$st" = 200 ] && [ "$n" = 1 ]; echo $?) "status $st body $(head -c 300 "$TMP/body")"

@@ -1,0 +1,50 @@
+/* dialect.h — what differs between the HTTP API dialects (the seed API,
+ * AUTOMATIC1111's /sdapi/v1, OpenAI's /v1/images): how a body's fields
+ * become the one sd_request (jobs/request.h), how the engine's field names
+ * are said, and the shape of an error.  Everything else (the queue, limits,
+ * auth, storage, metrics, the body reader) is shared.
+ *
+ * A route row (routes.c) names its dialect (NULL = the seed API).  The
+ * server sets r->ri.dl from it as soon as the path is routed, so every
+ * error of that request — 401, 404, 405, 413, 415, a bad body, a failed
+ * job — goes out through reply_error in the dialect's own shape without
+ * its call sites knowing which dialect it is.  Adding a dialect = one
+ * `dialect` value + its route rows + their handlers (one file per dialect:
+ * api_seed.c, api_a1111.c, api_openai.c).  Private to src/http. */
+#ifndef SD_HTTP_DIALECT_H
+#define SD_HTTP_DIALECT_H
+
+#include <jansson.h>
+
+#include "../base/err.h"
+
+struct http_server;
+struct req;
+
+typedef struct dialect {
+    const char *name;        /* "seed", "a1111", "openai": logs and tests */
+    int max_fields;          /* fields a body may hold (0 = PARAMS_MAX_FIELDS): other
+                                dialects' clients send many they do not need us to read */
+    /* The read body (r->bag) validated into r->request for route r->rt
+     * (r->rt->img2img says which fields): 0, or -1 with err naming the
+     * field as this dialect's clients call it.  NULL = the seed API's
+     * params_to_request. */
+    int (*to_request)(struct http_server *s, struct req *r, sd_err *err);
+    /* This dialect's name for a field the engine or the seed API names
+     * `field` ("steps", "num_inference_steps" -> A1111's "steps"); `field`
+     * itself when it has none.  NULL = params_field_name. */
+    const char *(*field_name)(const char *field);
+    /* The error body for err; *status holds the HTTP status the code maps
+     * to (sd_err_http_status) and may be changed (A1111 answers
+     * validation errors with 422).  NULL = the seed API's error_body. */
+    json_t *(*error_body)(const sd_err *err, int *status);
+    /* The scheme a 401 names in WWW-Authenticate (NULL = "Bearer"). */
+    const char *auth_scheme;
+} dialect;
+
+extern const dialect dialect_seed;
+
+/* err->field turned into d's name for it (NULL d = the seed API). */
+void dialect_name_field(const dialect *d, sd_err *err);
+
+#endif
