@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# test_bad_requests.sh — table-driven: every case of bad_requests.cases is sent
+# test_bad_requests.sh — table-driven: every case of bad_requests*.cases
+# (bad_requests.cases: the seed API; one more file per API dialect) is sent
 # with curl to the real server (demo model) and must get the documented status
-# and the error shape {"status":"error","code","field","message"} with the
-# field named and the message fragment present; afterwards the server must
-# still serve (/health, and a real generation).
+# and the error shape of the path's dialect with the field named and the
+# message fragment present; afterwards the server must still serve (/health,
+# and a real generation).  Shapes, by path:
+#   seed API      {"status":"error","code","field","message"}
+#   /sdapi/...    A1111 (FastAPI): {"detail":[{"loc":["body",FIELD],"msg",...}]}
+#                 for validation (422), {"detail": MESSAGE} otherwise
+#   /v1/...       OpenAI: {"error":{"message","type","param","code"}}
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -11,9 +16,9 @@ model=$(demo_model)
 start_server --model "$model" || exit 1
 
 # Bodies and a manifest from the case file (python3 only builds the bytes).
-python3 - tests/http/bad_requests.cases "$TMP" <<'PY'
+python3 - "$TMP" tests/http/bad_requests*.cases <<'PY'
 import base64, json, struct, sys, zlib
-cases, tmp = sys.argv[1], sys.argv[2]
+tmp, case_files = sys.argv[1], sys.argv[2:]
 def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
 def png(w, h, rows):
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
@@ -30,7 +35,7 @@ subs = {
 }
 out = open(tmp + "/manifest", "w")
 k = 0
-for line in open(cases, encoding="utf-8"):
+for line in (l for cases in case_files for l in open(cases, encoding="utf-8")):
     line = line.rstrip("\n")
     if not line.strip() or line.startswith("#"): continue
     f = [x.strip() for x in line.split(" | ")]
@@ -60,19 +65,36 @@ while IFS=$'\t' read -r name method path ctype bodyfile status field frag; do
   [ "$bodyfile" != "-" ] && args+=(--data-binary @"$bodyfile")
   : >"$TMP/resp"
   got=$(curl "${args[@]}" "$BASE$path" 2>/dev/null)
-  verdict=$(python3 - "$TMP/resp" "$field" "$frag" <<'PY'
+  verdict=$(python3 - "$TMP/resp" "$field" "$frag" "$path" <<'PY'
 import json, sys
 try:
     j = json.load(open(sys.argv[1], "rb"))
 except Exception as e:
     print("body is not JSON: %r" % open(sys.argv[1], "rb").read()[:200]); sys.exit()
-field, frag = sys.argv[2], sys.argv[3]
-if j.get("status") != "error": print("status is not 'error'"); sys.exit()
-for k in ("code", "field", "message"):
-    if k not in j: print("no '%s' key" % k); sys.exit()
-if field == "null" and j["field"] is not None: print("field %r, expected null" % j["field"]); sys.exit()
-if field not in ("-", "null") and j["field"] != field: print("field %r, expected %r" % (j["field"], field)); sys.exit()
-if frag.lower() not in j["message"].lower(): print("message %r lacks %r" % (j["message"], frag)); sys.exit()
+field, frag, path = sys.argv[2], sys.argv[3], sys.argv[4]
+if not isinstance(j, dict): print("body is not an object"); sys.exit()
+if path.startswith("/sdapi/"):
+    d = j.get("detail")
+    if isinstance(d, list) and d and isinstance(d[0], dict) and isinstance(d[0].get("loc"), list) and "msg" in d[0]:
+        got_field, msg = (d[0]["loc"][-1] if len(d[0]["loc"]) > 1 else None), d[0]["msg"]
+    elif isinstance(d, str):
+        got_field, msg = None, d
+    else:
+        print("no A1111 'detail' (a string, or a list of {loc, msg})"); sys.exit()
+elif path.startswith("/v1/"):
+    e = j.get("error")
+    if not isinstance(e, dict): print("no OpenAI 'error' object"); sys.exit()
+    for k in ("message", "type", "param", "code"):
+        if k not in e: print("no 'error.%s' key" % k); sys.exit()
+    got_field, msg = e["param"], e["message"]
+else:
+    if j.get("status") != "error": print("status is not 'error'"); sys.exit()
+    for k in ("code", "field", "message"):
+        if k not in j: print("no '%s' key" % k); sys.exit()
+    got_field, msg = j["field"], j["message"]
+if field == "null" and got_field is not None: print("field %r, expected null" % got_field); sys.exit()
+if field not in ("-", "null") and got_field != field: print("field %r, expected %r" % (got_field, field)); sys.exit()
+if not isinstance(msg, str) or frag.lower() not in msg.lower(): print("message %r lacks %r" % (msg, frag)); sys.exit()
 print("ok")
 PY
 )
