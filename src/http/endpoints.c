@@ -126,3 +126,15 @@ enum MHD_Result get_loras(http_server *s, req *r, struct MHD_Connection *c)
     if (!b) return reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
     return reply_json(c, &r->ri, 200, b);
 }
+
+int server_models(http_server *s, server_model *out, int max, sd_err *err)
+{
+    if (s->cfg.list_models) return s->cfg.list_models(s->cfg.check_ctx, out, max, err);
+    if (max < 1 || atomic_load(&s->loading) || !s->cfg.model_name) return 0;
+    memset(out, 0, sizeof *out);
+    snprintf(out->name, sizeof out->name, "%s", s->cfg.model_name);
+    snprintf(out->family, sizeof out->family, "%s", s->cfg.model_family ? s->cfg.model_family : "");
+    snprintf(out->hash, sizeof out->hash, "%s", s->cfg.model_hash ? s->cfg.model_hash : "");
+    out->loaded = out->is_default = 1;
+    return 1;
+}

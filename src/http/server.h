@@ -22,6 +22,19 @@ struct auth_keys;
 struct ratelimit;
 struct sd_request;
 
+/* One model the server can generate with (GET /models and the dialects'
+ * model lists: A1111's /sd-models, OpenAI's /v1/models). */
+typedef struct server_model {
+    char name[128];            /* what a request's `model` names */
+    char family[16];           /* "sd1", "sd2", "sdxl" */
+    char hash[16];             /* the short hash images' parameters show; "" = not known yet */
+    char sha256[65];           /* the file's full SHA-256; "" = not known yet */
+    char file[256];            /* the file or folder it is loaded from */
+    int64_t size;              /* bytes; 0 = unknown */
+    int loaded;                /* resident now */
+    int is_default;            /* what a request without `model` gets */
+} server_model;
+
 typedef struct server_config {
     const char *bind_addr;     /* IPv4/IPv6 literal, "0.0.0.0" = all */
     int port;                  /* 0 = any free port (see http_server_port) */
@@ -72,6 +85,10 @@ typedef struct server_config {
      * (sd_engine_embedding), with check_ctx; 0, or -1 past the end.  NULL =
      * an empty list. */
     int (*list_embeddings)(void *ctx, int i, sd_embedding_info *out);
+    /* The models a request may name (--model-dir), with check_ctx: how
+     * many were written to out (at most max), or -1 with err.  NULL = the
+     * one model of model_name / model_family / model_hash. */
+    int (*list_models)(void *ctx, server_model *out, int max, sd_err *err);
 } server_config;
 
 /* Serves over job backend `jobs`, which stays the caller's (shut down by

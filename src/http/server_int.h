@@ -160,6 +160,9 @@ enum MHD_Result get_openapi(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result get_loras(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result get_image(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result reply_loading(req *r, struct MHD_Connection *c);
+/* The models requests may name (cfg.list_models, or the one loaded model):
+ * the count written to out (<= max), or -1 with err. */
+int server_models(http_server *s, server_model *out, int max, sd_err *err);
 
 /* api_seed.c */
 enum MHD_Result seed_generate(http_server *s, req *r, struct MHD_Connection *c);
