@@ -175,6 +175,12 @@ int seed_submit(http_server *s, req *r, int listed, int *retry_after);
 const dialect *route_dialect(const route *rt);
 json_t *seed_images(const job_result *res);
 
+/* The stored bytes of a result's image, base64 (no data: prefix), for
+ * the dialects that answer with the picture itself (A1111's images,
+ * OpenAI's b64_json).  malloc'd, NUL-terminated, *len its length; NULL
+ * with err when the store cannot give it back. */
+char *seed_image_base64(http_server *s, const job_image *im, size_t *len, sd_err *err);
+
 /* api_samplers.c */
 enum MHD_Result get_samplers(http_server *s, req *r, struct MHD_Connection *c);
 
