@@ -244,6 +244,10 @@ function init() {
     loadLists();
   });
   $('form').addEventListener('submit', generate);
+  for (const id of ['prompt', 'negative'])   // Ctrl+Enter in a text area generates
+    $(id).addEventListener('keydown', (ev) => {
+      if (ev.key === 'Enter' && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); $('form').requestSubmit(); }
+    });
   $('cancel').addEventListener('click', cancel);
   $('copy-curl').addEventListener('click', copyCurl);
   $('lora-add').addEventListener('click', addLora);
