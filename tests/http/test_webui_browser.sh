@@ -7,7 +7,9 @@
 # origin, a 64x64 txt2img through the form whose progress bar shows an
 # intermediate value, the gallery's <img> is the job's 64x64 image with its
 # seed, "copy as curl" makes the same image, img2img by upload, cancel, an
-# API error shown with its field; screenshot in $SD_BUILD/tests/artifacts/.
+# API error shown with its field; the model picker (GET / and GET /models
+# intercepted: the endpoint may not be on this server) sends `model`;
+# screenshot in $SD_BUILD/tests/artifacts/.
 # With a key: the 401 message, then the key entered works and survives a
 # reload.  With --lora-dir (tiny-sd1): the LoRA picker adds a <lora:...> tag
 # that the image's parameters show applied.  Missing chromium or npm is a FAIL (scripts/setup.sh installs them).

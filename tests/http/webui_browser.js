@@ -164,6 +164,7 @@ async function openCase(browser) {
   check('every request went to the server\'s own origin (' + w.urls.length + ' requests)', foreign(w).length === 0,
     foreign(w).join(' '));
   await page.close();
+  await modelCase(browser);
 }
 
 async function keyCase(browser) {
@@ -204,6 +205,46 @@ async function keyCase(browser) {
     foreign(w).join(' '));
   await page.screenshot({path: path.join(artifacts, 'webui-key.png'), fullPage: true});
   await ctx.close();
+}
+
+// The model picker, whose endpoint (GET /models, issue 16 item 3) may not be
+// on this server: the page's requests are intercepted so that GET / lists it
+// and GET /models names two models; the picker shows them with the default
+// chosen, and the request carries the chosen one as `model`.
+async function modelCase(browser) {
+  const page = await browser.newPage();
+  const w = watch(page);
+  const models = {models: [{name: 'one', family: 'sd1', loaded: true, default: false},
+                           {name: 'two', family: 'sdxl', loaded: false, default: true}]};
+  let posted = null;
+  await page.setRequestInterception(true);
+  page.on('request', async (r) => {
+    const u = new URL(r.url());
+    const json = (status, body) => r.respond({status, contentType: 'application/json', body: JSON.stringify(body)});
+    if (u.pathname === '/' && r.method() === 'GET')
+      return json(200, {name: 'sdserve', endpoints: ['GET /samplers', 'GET /models', 'GET /loras']});
+    if (u.pathname === '/models') return json(200, models);
+    if (u.pathname === '/jobs/txt2img') {
+      posted = JSON.parse(r.postData());
+      return json(400, {status: 'error', code: 'invalid_argument', field: 'model', message: 'a test refusal'});
+    }
+    return r.continue();
+  });
+  await page.goto(base + '/ui/', {waitUntil: 'networkidle0'});
+  await page.waitForSelector('#model-row:not([hidden])', {timeout: 20000});
+  const opts = await page.$$eval('#model option', (os) => os.map((o) => o.value + '=' + o.textContent));
+  check('GET / lists GET /models: the model picker shows each model, the default chosen',
+    opts.join(',') === 'one=one (sd1),two=two (sdxl)' && await page.$eval('#model', (e) => e.value) === 'two',
+    opts.join(','));
+  await page.select('#model', 'one');
+  await fillForm(page, {prompt: 'a model test', width: 64, height: 64, steps: 2});
+  await page.click('#generate');
+  await page.waitForSelector('#error:not([hidden])', {timeout: 20000});
+  check('the chosen model is sent as the request\'s `model` field', posted && posted.model === 'one',
+    JSON.stringify(posted));
+  check('no seed typed: no seed sent (the server picks one)', posted && !('seed' in posted), JSON.stringify(posted));
+  check('no console errors but the 400', w.errors.every((e) => /status of 400/.test(e)), w.errors.join(' | '));
+  await page.close();
 }
 
 // A server with --lora-dir (tiny-sd1 and its reference LoRAs): the picker
