@@ -8,7 +8,7 @@
 # clients (curl's default, Accept: application/json, both, text/html;q=0);
 # with API keys the page and the browser's redirect need none while the API
 # still does; the CSP names the --public-url and S3 --s3-public-url origins
-# the images come from.
+# the images come from; the start-up log names the page (web page: URL/ui/).
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -21,6 +21,9 @@ get() { # get NAME URL curl-args... -> status; body in $TMP/NAME.body, headers i
 hdr() { grep -i "^$2:" "$TMP/$1.hdr" | head -1 | cut -d' ' -f2- | tr -d '\r'; }
 
 start_server --model "$MODEL" || exit 1
+for _ in $(seq 20); do grep -q '^web page' "$TMP/server.log" && break; sleep 0.1; done
+check "the start-up log names the page: 'web page: $BASE/ui/'" $(grep -qx "web page: $BASE/ui/" "$TMP/server.log"; echo $?) \
+  "$(grep -e '^ready' -e '^web' "$TMP/server.log")"
 
 st=$(get page "$BASE/ui/")
 check "GET /ui/ -> 200 text/html; charset=utf-8" \
