@@ -107,9 +107,9 @@ async function loadServer() {
 function fields() {
   const f = {prompt: $('prompt').value};
   if ($('negative').value.trim()) f.negative_prompt = $('negative').value;
-  if (!$('init').files.length) {
-    f.width = Number($('width').value);
-    f.height = Number($('height').value);
+  if (!$('init').files.length) {   // blank: the model's native size (512 SD1/2, 1024 SDXL)
+    if ($('width').value.trim() !== '') f.width = Number($('width').value);
+    if ($('height').value.trim() !== '') f.height = Number($('height').value);
   } else {
     f.strength = Number($('strength').value);
   }
