@@ -94,6 +94,9 @@ async function openCase(browser) {
   check('no /models endpoint listed: the model picker is hidden, nothing asked',
     await page.$eval('#model-row', (e) => e.hidden) && !w.urls.some((u) => u.endsWith('/models')), w.urls.join(' '));
 
+  const unlabelled = await page.$$eval('input, select, textarea, progress', (es) =>
+    es.filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map((e) => e.id));
+  check('every control has a label (or aria-label)', unlabelled.length === 0, unlabelled.join(','));
   await recordProgress(page);
   // enough steps that 100 ms polls see the middle: ~3 ms each here, ~60 under ASan
   const steps = process.env.SD_SANITIZED ? 40 : 150;

@@ -9,7 +9,7 @@
 const KEY_STORE = 'sdserve.apiKey';
 const POLL_MS = 100;
 const $ = (id) => document.getElementById(id);
-let job = null;        // the running job: {id, stop}
+let job = null;        // the running job: {id}
 
 function apiKey() { return localStorage.getItem(KEY_STORE) || ''; }
 
