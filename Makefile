@@ -53,6 +53,8 @@ $(BUILD)/%.o: %.c
 # The CLIP vocabulary built into the binary (.incbin in vocab_blob.c, paths
 # from the repository root): rebuilt when the file changes.
 $(BUILD)/src/engine/tokenizer/vocab_blob.o: third_party/clip/bpe_simple_vocab_16e6.txt.gz
+# The web page's files (.incbin in src/http/webui_blob.c), likewise.
+$(BUILD)/src/http/webui_blob.o: $(wildcard src/http/webui/*)
 
 # (-MMD makes the headers prerequisites too: link only the .c, .o and .a)
 $(BUILD)/tests/%: tests/%.c $(TESTLIB_OBJ) $(BUILD)/libsdapp.a $(BUILD)/libsdengine.a

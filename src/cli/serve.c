@@ -379,6 +379,8 @@ static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const ch
     int keyed = (o_api_keys && *o_api_keys) || (o_api_keys_file && *o_api_keys_file);
     printf("ready: try: curl -s%s -d 'prompt=a red fox' -d num_inference_steps=4 %s/txt2img\n",
            keyed ? " -H 'Authorization: Bearer KEY'" : "", public_url);
+    /* the web page (issue 16, docs/SERVER.md "Web page") */
+    printf("web page: %s/ui/\n", public_url);
 }
 
 /* The base of returned URLs: --public-url without trailing '/', else the

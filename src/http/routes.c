@@ -28,6 +28,9 @@ static const route routes[] = {
     /* textual-inversion embeddings (issue 14 item 4) */
     {"/embeddings", 0, "GET, HEAD", "/embeddings", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_embeddings, NULL, NULL},
     {"/loras", 0, "GET, HEAD", "/loras", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_loras, NULL, NULL},
+    /* the web page (issue 16 item 4, webui.c): no key for the page, its API calls carry one */
+    {"/ui", 0, "GET, HEAD", "/ui", 0, ROUTE_NOKEY, ROUTE_NOBODY, 0, get_webui_dir, NULL, NULL},
+    {"/ui/", 1, "GET, HEAD", "/ui/", 0, ROUTE_NOKEY, ROUTE_NOBODY, 0, get_webui, NULL, NULL},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES + 1 <= METRICS_MAX_ENDPOINTS, "more routes than metrics endpoints");
@@ -104,6 +107,7 @@ static json_t *route_list(void)
 
 enum MHD_Result get_root(http_server *s, req *r, struct MHD_Connection *c)
 {
+    if (webui_wants_page(c)) return webui_root_redirect(r, c);   /* a browser: the web page */
     json_t *list = route_list();
     json_t *b = list ? json_pack("{s:s, s:s?, s:s, s:o}", "name", "sdserve", "version", s->cfg.version, "openapi",
                                  "/openapi.json", "endpoints", list)
@@ -124,6 +128,8 @@ static int needs_key(const http_server *s, const route *rt)
 int route_gate(http_server *s, req *r, struct MHD_Connection *c, enum MHD_Result *res)
 {
     if (r->rt && r->rt->auth == ROUTE_FREE) return 0;
+    /* a browser's GET / is only sent on to the web page (webui.c): no key for that */
+    if (r->rt && r->rt->answer == get_root && webui_wants_page(c)) return 0;
     int key = -1;
     if (needs_key(s, r->rt)) {
         const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);

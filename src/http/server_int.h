@@ -17,6 +17,8 @@
  *   api_samplers.c  GET /samplers: the sampler and scheduler names
  *   dialect.h    what differs between API dialects (fields, error shape):
  *                a route row names its dialect, r->ri.dl carries it
+ *   webui.c      the web page: GET /ui/ (the files in webui/, built in by webui_blob.c),
+ *                /ui -> /ui/, a browser's GET / -> /ui/
  * Adding an endpoint = one row in routes.c + one handler. */
 #ifndef SD_HTTP_SERVER_INT_H
 #define SD_HTTP_SERVER_INT_H
@@ -190,5 +192,21 @@ enum MHD_Result get_embeddings(http_server *s, req *r, struct MHD_Connection *c)
 /* api_jobs.c */
 enum MHD_Result jobs_create(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result jobs_get(http_server *s, req *r, struct MHD_Connection *c);
+
+/* webui.c */
+/* 1 when the request's Accept asks for HTML and not JSON (a browser):
+ * text/html is named with q > 0 and application/json is not. */
+int webui_wants_page(struct MHD_Connection *c);
+int webui_accept_html(const char *accept);   /* the same for an Accept value (NULL: 0) */
+/* Appends " scheme://host[:port]" of an http(s) URL to the policy csp (cap
+ * bytes) unless it is there already; a URL whose host part holds anything
+ * but a host name's, an IP literal's and a port's characters is left out
+ * (a CSP source must not carry ';' or ','). */
+void webui_csp_add_origin(char *csp, size_t cap, const char *url);
+/* 302 to /ui/ (GET / from a browser). */
+enum MHD_Result webui_root_redirect(req *r, struct MHD_Connection *c);
+/* GET /ui: 301 to /ui/.  GET /ui/{file}: the page's files, 404 for others. */
+enum MHD_Result get_webui_dir(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result get_webui(http_server *s, req *r, struct MHD_Connection *c);
 
 #endif
