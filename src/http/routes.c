@@ -28,6 +28,8 @@ static const route routes[] = {
     /* textual-inversion embeddings (issue 14 item 4) */
     {"/embeddings", 0, "GET, HEAD", "/embeddings", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_embeddings, NULL},
     {"/loras", 0, "GET, HEAD", "/loras", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_loras, NULL},
+    /* several models (issue 16 item 3) */
+    {"/models", 0, "GET, HEAD", "/models", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_models, NULL},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES + 1 <= METRICS_MAX_ENDPOINTS, "more routes than metrics endpoints");

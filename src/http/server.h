@@ -22,6 +22,20 @@ struct auth_keys;
 struct ratelimit;
 struct sd_request;
 
+/* One checkpoint the server can run (several models: --model-dir), as
+ * GET /models and the dialects' model lists show it.  sha256 "" = not
+ * computed (null in JSON). */
+typedef struct server_model {
+    char name[128];
+    char family[16];
+    char hash[16];
+    char sha256[65];
+    char file[256];
+    int64_t size;
+    int loaded;
+    int is_default;
+} server_model;
+
 typedef struct server_config {
     const char *bind_addr;     /* IPv4/IPv6 literal, "0.0.0.0" = all */
     int port;                  /* 0 = any free port (see http_server_port) */
@@ -72,6 +86,14 @@ typedef struct server_config {
      * (sd_engine_embedding), with check_ctx; 0, or -1 past the end.  NULL =
      * an empty list. */
     int (*list_embeddings)(void *ctx, int i, sd_embedding_info *out);
+    /* Several models (docs/SERVER.md "Several models"): the checkpoints a
+     * request's model field may name, with check_ctx: fills out[0..max)
+     * and returns how many there are (may exceed max), or -1 + err.  NULL
+     * = the one model of model_name / model_family / model_hash.  A
+     * request's model is resolved (unknown names refused) by
+     * check_request, never loaded on an HTTP thread. */
+    int (*list_models)(void *ctx, server_model *out, int max, sd_err *err);
+    int max_loaded;            /* --max-loaded, GET /health max_loaded (0 = 1) */
 } server_config;
 
 /* Serves over job backend `jobs`, which stays the caller's (shut down by

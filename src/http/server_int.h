@@ -15,6 +15,8 @@
  *   api_jobs.c   the async jobs API: POST /jobs/txt2img, /jobs/img2img
  *                (202), GET and DELETE /jobs/{id}
  *   api_samplers.c  GET /samplers: the sampler and scheduler names
+ *   api_models.c GET /models: the checkpoints requests may name (several
+ *                models); server_models, the list /health and dialects read
  * Adding an endpoint = one row in routes.c + one handler. */
 #ifndef SD_HTTP_SERVER_INT_H
 #define SD_HTTP_SERVER_INT_H
@@ -171,6 +173,13 @@ enum MHD_Result get_samplers(http_server *s, req *r, struct MHD_Connection *c);
 
 /* api_embeddings.c */
 enum MHD_Result get_embeddings(http_server *s, req *r, struct MHD_Connection *c);
+
+/* api_models.c */
+#define SERVER_MODELS_MAX 256   /* models listed at most */
+/* cfg.list_models, or the one model of cfg.model_*: the count (may exceed
+ * max) or -1 + err. */
+int server_models(http_server *s, server_model *out, int max, sd_err *err);
+enum MHD_Result get_models(http_server *s, req *r, struct MHD_Connection *c);
 
 /* api_jobs.c */
 enum MHD_Result jobs_create(http_server *s, req *r, struct MHD_Connection *c);
