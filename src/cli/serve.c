@@ -6,7 +6,12 @@
  *
  * With no --model, a small random-weight demo model is created once in
  * DATA_DIR/demo-model (through `make-model --preset demo`) so that the whole
- * path runs on a fresh machine; its pictures are noise. */
+ * path runs on a fresh machine; its pictures are noise.
+ *
+ * Several models (--model-dir, --max-loaded): the model registry
+ * (jobs/models.h) lists the folder's checkpoints from their headers; the
+ * default one loads at start as above, the others in the job that first
+ * names them (docs/SERVER.md "Several models"). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>

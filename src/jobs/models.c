@@ -9,6 +9,7 @@
 #include "models.h"
 
 #include <dirent.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,17 @@ static sd_engine *default_load(void *ud, const char *path, sd_err *err)
     return sd_engine_load(&o, err);
 }
 
-static void default_unload(void *ud, sd_engine *e) { sd_engine_free(e); }
+/* The engine's memory back to the OS at once: its many mid-sized
+ * buffers (weight copies) live in malloc arenas, partly another thread's
+ * (the default model loads on the start-up thread), which the next
+ * model's allocations on the worker would not reuse; without the trim an
+ * unloaded model's pages stay resident beside the next one's
+ * (bench/README.md "Model switching"). */
+static void default_unload(void *ud, sd_engine *e)
+{
+    sd_engine_free(e);
+    malloc_trim(0);
+}
 
 models *models_new(const models_config *cfg, sd_err *err)
 {
