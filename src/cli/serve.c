@@ -6,7 +6,12 @@
  *
  * With no --model, a small random-weight demo model is created once in
  * DATA_DIR/demo-model (through `make-model --preset demo`) so that the whole
- * path runs on a fresh machine; its pictures are noise. */
+ * path runs on a fresh machine; its pictures are noise.
+ *
+ * Several models (--model-dir, --max-loaded): the model registry
+ * (jobs/models.h) lists the folder's checkpoints from their headers; the
+ * default one loads at start as above, the others in the job that first
+ * names them (docs/SERVER.md "Several models"). */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,6 +29,7 @@
 #include "../engine/sd.h"
 #include "../jobs/backend.h"
 #include "../jobs/generate.h"
+#include "../jobs/models.h"
 #include "../storage/storage.h"
 #include "../http/auth.h"
 #include "../http/listen.h"
@@ -31,37 +37,88 @@
 #include "../http/ratelimit.h"
 #include "../http/server.h"
 
-/* server_config.check_request: what the loaded model decides
- * (sd_check_request: the prompt's token windows, clip_skip against the
- * text encoder's layers).  ctx = &gc.engine (the job runner's context), set
- * by model_ready before the server stops answering 503 to generation
- * routes, so every request that gets this far sees the model; were it NULL
- * nothing is checked here (the engine refuses the same requests when it
- * runs the job).  The prompts are read with A1111's syntax there
- * (sd_check_prompts: AND, weights, chunks of every prompt-editing text).
- * A request without width/height gets the model's native size here. */
+/* server_config.check_request, on HTTP threads; ctx = the model registry.
+ * The request's model (none = the default) must be one the registry has
+ * and can use (else 400 naming model, with the names); a request without
+ * width/height gets its family's native size, known from the header
+ * without loading it.  When that model is resident, what only it decides
+ * is checked here too (sd_check_request: the prompt's token windows and
+ * prompt syntax, clip_skip against the text encoder's layers); when it is
+ * not, those checks are left to the job, whose sd_generate refuses the
+ * same requests (nothing is loaded on an HTTP thread). */
 static int check_request(void *ctx, struct sd_request *g, sd_err *err)
 {
-    sd_engine *engine = *(sd_engine *const *)ctx;
+    models *m = ctx;
+    int native = 0;
+    int i = models_resolve(m, g->model, &native, err);
+    if (i < 0) return -1;
+    req_resolve_size(g, native);   /* no width/height: the model's native size */
+    sd_engine *engine = models_pin(m, i);
     if (!engine) return 0;
-    sd_model_info mi;
-    sd_engine_info(engine, &mi);
-    req_resolve_size(g, mi.native_size);   /* no width/height: the model's native size */
-    return sd_check_request(engine, &g->gen, err);
+    int rc = sd_check_request(engine, &g->gen, err);
+    models_unpin(m, i);
+    return rc;
+}
+
+/* A resident engine for the listings of the model's own things (LoRAs,
+ * embeddings): the default model's, else any resident one; *i its entry. */
+static sd_engine *pin_listing_engine(models *m, int *i)
+{
+    *i = models_default(m);
+    sd_engine *e = models_pin(m, *i);
+    for (int k = 0, n = models_count(m); !e && k < n; k++)
+        if ((e = models_pin(m, k))) *i = k;
+    return e;
 }
 
 /* server_config.list_loras: GET /loras, with the same context. */
 static int list_loras(void *ctx, sd_lora_info *out, int max, sd_err *err)
 {
-    sd_engine *engine = *(sd_engine *const *)ctx;
-    return engine ? sd_list_loras(engine, out, max, err) : 0;
+    int i;
+    sd_engine *engine = pin_listing_engine(ctx, &i);
+    int n = engine ? sd_list_loras(engine, out, max, err) : 0;
+    if (engine) models_unpin(ctx, i);
+    return n;
 }
 
-/* server_config.list_embeddings: GET /embeddings, with the same context. */
+/* server_config.list_embeddings: GET /embeddings, with the same context.
+ * The strings are copied (per HTTP thread): the engine may be unloaded
+ * once it is given back. */
 static int list_embeddings(void *ctx, int i, sd_embedding_info *out)
 {
-    sd_engine *engine = *(sd_engine *const *)ctx;
-    return engine ? sd_engine_embedding(engine, i, out) : -1;
+    static _Thread_local char name[256], error[256];
+    int k;
+    sd_engine *engine = pin_listing_engine(ctx, &k);
+    int rc = engine ? sd_engine_embedding(engine, i, out) : -1;
+    if (!rc) {
+        snprintf(name, sizeof name, "%s", out->name ? out->name : "");
+        snprintf(error, sizeof error, "%s", out->error ? out->error : "");
+        out->name = name;
+        out->error = out->error ? error : NULL;
+    }
+    if (engine) models_unpin(ctx, k);
+    return rc;
+}
+
+/* server_config.list_models: GET /models and the dialects' model lists. */
+static int list_models(void *ctx, server_model *out, int max, sd_err *err)
+{
+    models *m = ctx;
+    int n = models_count(m);
+    models_entry me;
+    for (int i = 0; i < n && i < max; i++) {
+        if (models_get(m, i, &me)) return sd_errf(err, SD_EINTERNAL, "model", "model %d vanished", i);
+        server_model *o = &out[i];
+        memset(o, 0, sizeof *o);
+        snprintf(o->name, sizeof o->name, "%s", me.name);
+        snprintf(o->family, sizeof o->family, "%.15s", me.family);
+        snprintf(o->hash, sizeof o->hash, "%s", me.hash);
+        snprintf(o->file, sizeof o->file, "%.255s", me.path);
+        o->size = me.size;
+        o->loaded = me.loaded;
+        o->is_default = me.is_default;
+    }
+    return n;
 }
 
 static char *o_api_keys, *o_api_keys_file;
@@ -94,6 +151,9 @@ static char *o_prediction, *o_zero_snr;
 static int64_t o_max_side, o_max_pixels;
 /* tiled VAE decode (docs/SERVER.md "VAE tiling") */
 static char *o_vae_tiling;
+/* several models (issue 16 item 3; docs/SERVER.md "Several models") */
+static char *o_model_dir;
+static int64_t o_max_loaded;
 
 static const sd_setting serve_settings[] = {
     {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
@@ -196,6 +256,13 @@ static const sd_setting serve_settings[] = {
     {"vae-tiling", SD_SET_STR, &o_vae_tiling, "auto", 0, 0,
      "decode images in row stripes, with the same pictures (>= 40 dB) in a fraction of the memory: auto (images "
      "above 1024x1024 pixels), on or off"},
+    /* several models */
+    {"model-dir", SD_SET_STR, &o_model_dir, NULL, 0, 0,
+     "folder of checkpoints requests name in their model field (*.safetensors files, diffusers folders, folders "
+     "holding model.safetensors; GET /models lists them); the default model is --model (a path or a name here), "
+     "else the first by name"},
+    {"max-loaded", SD_SET_INT, &o_max_loaded, "1", 1, 64,
+     "models resident at once; a request for another loads it on the worker, unloading the least recently used"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
 
@@ -296,13 +363,15 @@ static storage *open_s3_storage(sd_err *err)
     return s;
 }
 
-/* The model load, on a thread of its own while the server answers. */
+/* The default model's load, on a thread of its own while the server answers. */
 typedef struct model_loader {
-    sd_load_opts lo;
-    int demo;                /* no --model: make the demo model first */
+    sd_load_opts lo;         /* every model's (model_path set per load by the registry) */
+    int demo;                /* no --model, no --model-dir: make the demo model first */
     char demo_path[4200];
-    sd_engine *engine;       /* result */
-    sd_model_info info;      /* of engine: its strings live as long as L */
+    models *reg;             /* the model registry (jobs/models.h) */
+    int def;                 /* its default entry */
+    models_entry info;       /* the default's, for /health (stable copies) */
+    char vae_name[256];      /* the VAE override's name, for /health */
     sd_err err;
     atomic_int done;         /* 0 loading, 1 loaded, -1 failed */
     pthread_t main_thread;   /* woken with SIGUSR1 when done */
@@ -311,11 +380,16 @@ typedef struct model_loader {
 static void *load_main(void *arg)
 {
     model_loader *L = arg;
+    int ok = 0;
     if (!L->demo || !ensure_demo_model(o_data, L->demo_path, sizeof L->demo_path, &L->err)) {
-        printf("loading model %s ...\n", L->lo.model_path);
-        L->engine = sd_engine_load(&L->lo, &L->err);
+        if (L->demo) models_probe(L->reg, L->def);
+        models_get(L->reg, L->def, &L->info);
+        printf("loading model %s ...\n", L->info.path);
+        int idx;
+        ok = models_acquire(L->reg, NULL, &idx, &L->err) != NULL;
+        if (ok) models_release(L->reg, idx);
     }
-    atomic_store(&L->done, L->engine ? 1 : -1);
+    atomic_store(&L->done, ok ? 1 : -1);
     pthread_kill(L->main_thread, SIGUSR1);
     return NULL;
 }
@@ -323,8 +397,8 @@ static void *load_main(void *arg)
 static void loader_init(model_loader *L)
 {
     memset(L, 0, sizeof *L);
-    L->demo = !o_model || !*o_model;
-    L->lo.model_path = L->demo ? L->demo_path : o_model;
+    L->demo = (!o_model || !*o_model) && (!o_model_dir || !*o_model_dir);
+    L->def = -1;
     L->lo.lora_dir = o_lora_dir && *o_lora_dir ? o_lora_dir : NULL;
     L->lo.config_path = o_model_config;
     L->lo.vocab_path = o_vocab;
@@ -339,6 +413,50 @@ static void loader_init(model_loader *L)
     L->main_thread = pthread_self();
 }
 
+/* The first usable entry by name (the scan sorted them), else the first. */
+static int first_usable(models *m)
+{
+    models_entry me;
+    for (int i = 0; !models_get(m, i, &me); i++)
+        if (!me.error[0]) return i;
+    return 0;
+}
+
+/* The registry from --model-dir and --model (or the demo model), with its
+ * default: --model (a name in the folder, or a path), else the folder's
+ * first by name.  Headers only: nothing is loaded here. */
+static int open_models(model_loader *L, sd_err *err)
+{
+    models_config mc = {.max_loaded = (int)o_max_loaded, .load_opts = &L->lo};
+    if (!(L->reg = models_new(&mc, err))) return -1;
+    if (L->demo) {
+        snprintf(L->demo_path, sizeof L->demo_path, "%s/demo-model", o_data);
+        L->def = models_add(L->reg, "demo-model", L->demo_path, 0, err);   /* probed once made */
+    } else if (o_model_dir && *o_model_dir) {
+        int n = models_scan_dir(L->reg, o_model_dir, err);
+        if (n < 0) return -1;
+        if (!n && !(o_model && *o_model))
+            return sd_errf(err, SD_ENOTFOUND, "model-dir", "no checkpoints in %s (*.safetensors files or model "
+                           "folders)", o_model_dir);
+        printf("model dir %s: %d checkpoint%s\n", o_model_dir, n, n == 1 ? "" : "s");
+        L->def = n ? first_usable(L->reg) : -1;
+    }
+    if (o_model && *o_model) {
+        L->def = models_find(L->reg, o_model);
+        if (L->def < 0) L->def = models_find_path(L->reg, o_model);
+        if (L->def < 0) L->def = models_add_path(L->reg, o_model, err);
+    }
+    if (L->def < 0) return -1;
+    models_set_default(L->reg, L->def);
+    models_entry me;
+    for (int i = 0; !models_get(L->reg, i, &me); i++)
+        if (!L->demo || i != L->def)
+            printf("model %s: %s%s, hash %s, %lld bytes%s%s\n", me.name, me.family[0] ? me.family : "?",
+                   me.is_default ? ", default" : "", me.hash[0] ? me.hash : "?", (long long)me.size,
+                   me.error[0] ? "; cannot be used: " : "", me.error);
+    return 0;
+}
+
 /* One line per embedding of --embeddings-dir: used, or skipped and why. */
 static void print_embeddings(const sd_engine *e)
 {
@@ -348,33 +466,38 @@ static void print_embeddings(const sd_engine *e)
         else printf("embedding skipped: %s\n", in.error);
 }
 
-/* The loaded model opens the generation routes: the job runner's context
- * first, then the server (which publishes it to the HTTP threads). */
-static void model_ready(model_loader *L, gen_ctx *gc, http_server *srv, const char *public_url)
+/* The loaded default model opens the generation routes: the job runner's
+ * registry is set from the start, then the server (which publishes the
+ * default's name, family and hash to the HTTP threads). */
+static void model_ready(model_loader *L, http_server *srv, const char *public_url)
 {
-    sd_model_info *mi = &L->info;
-    sd_engine_info(L->engine, mi);
-    printf("model: %s (%s, %s%s, %lld parameters, hash %s)\n", mi->name ? mi->name : "?", mi->family ? mi->family : "?",
-           mi->prediction ? mi->prediction : "?", mi->zero_snr ? ", zero terminal SNR" : "", (long long)mi->params,
-           mi->hash);
-    printf("precision: %s\n", mi->precision);
-    print_embeddings(L->engine);
+    int def = L->def;
+    sd_engine *e = models_pin(L->reg, def);   /* just loaded; --max-loaded >= 1 keeps it until a job asks another */
+    if (e) {
+        sd_model_info mi;
+        sd_engine_info(e, &mi);
+        printf("model: %s (%s, %s%s, %lld parameters, hash %s)\n", mi.name ? mi.name : "?",
+               mi.family ? mi.family : "?", mi.prediction ? mi.prediction : "?",
+               mi.zero_snr ? ", zero terminal SNR" : "", (long long)mi.params, mi.hash);
+        printf("precision: %s\n", mi.precision);
+        print_embeddings(e);
+        if (mi.vae_name) {
+            snprintf(L->vae_name, sizeof L->vae_name, "%s", mi.vae_name);
+            printf("VAE: %s (hash %s)\n", mi.vae_name, mi.vae_hash);
+        }
+        models_unpin(L->reg, def);
+    }
+    models_get(L->reg, def, &L->info);
     if (L->demo)
         printf("NOTE: this is the random-weight DEMO model: its pictures are noise. Start with --model PATH for "
                "real images.\n");
-    if (mi->native_size > o_max_side || (int64_t)mi->native_size * mi->native_size > o_max_pixels)
+    int native = L->info.native_size;
+    if (native > o_max_side || (int64_t)native * native > o_max_pixels)
         printf("NOTE: the model's native size %dx%d is over --max-side %lld / --max-pixels %lld: requests without "
-               "width and height will be refused; raise the limits or send a size.\n", mi->native_size,
-               mi->native_size, (long long)o_max_side, (long long)o_max_pixels);
-    gc->engine = L->engine;
-    gc->model_name = mi->name;
-    gc->model_hash = mi->hash;
-    gc->model_family = mi->family;
-    gc->vae_name = mi->vae_name;
-    gc->vae_hash = mi->vae_hash;
-    if (mi->vae_name) printf("VAE: %s (hash %s)\n", mi->vae_name, mi->vae_hash);
-    http_server_model_vae(srv, mi->vae_name);
-    http_server_model_ready(srv, mi->name, mi->family, mi->hash);
+               "width and height will be refused; raise the limits or send a size.\n", native, native,
+               (long long)o_max_side, (long long)o_max_pixels);
+    http_server_model_vae(srv, L->vae_name[0] ? L->vae_name : NULL);
+    http_server_model_ready(srv, L->info.name, L->info.family, L->info.hash);
     /* with API keys the line as printed would get 401: it says where the key goes */
     int keyed = (o_api_keys && *o_api_keys) || (o_api_keys_file && *o_api_keys_file);
     printf("ready: try: curl -s%s -d 'prompt=a red fox' -d num_inference_steps=4 %s/txt2img\n",
@@ -416,8 +539,7 @@ static storage *open_storage(const char *images_dir, const char *public_url, sd_
 
 /* Waits for SIGTERM/SIGINT; on the way, the loader's SIGUSR1 opens the
  * server (model loaded) or ends it (load failed: -1 with err set). */
-static int wait_signals(const sigset_t *sigs, model_loader *L, gen_ctx *gc, http_server *srv, const char *public_url,
-                        sd_err *err)
+static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv, const char *public_url, sd_err *err)
 {
     int ready = 0;
     for (;;) {
@@ -434,7 +556,7 @@ static int wait_signals(const sigset_t *sigs, model_loader *L, gen_ctx *gc, http
             return -1;
         }
         if (done > 0 && !ready) {
-            model_ready(L, gc, srv, public_url);
+            model_ready(L, srv, public_url);
             ready = 1;
         }
     }
@@ -531,7 +653,8 @@ int cli_serve(int argc, char **argv)
     make_public_url(public_url, sizeof public_url, port);
     if (!(store = open_storage(images_dir, public_url, &err))) goto out;
     if (start_image_retention(store, &err)) goto out;
-    gen_ctx gc = {.engine = NULL, .store = store};
+    if (open_models(&L, &err)) goto out;
+    gen_ctx gc = {.engine = NULL, .store = store, .models = L.reg};
     jobq_config qc = {.queue_size = (int)o_queue, .job_timeout = o_job_timeout, .retention = o_retention,
                       .max_retained = (int)o_max_retained, .worker_nice = (int)o_engine_nice};
     q = jobs_inproc_open(&qc, gen_run, &gc, &err);
@@ -544,10 +667,11 @@ int cli_serve(int argc, char **argv)
         .retention = o_retention, .public_url = public_url, .version = sd_version(), .access_log = (int)o_access_log,
         .keys = keys, .metrics_open = (int)o_metrics_open, .rl = rl,
         .listen_fd = lfd, .store = store, .loading = 1,
-        .check_request = check_request, .check_ctx = &gc.engine,
+        .check_request = check_request, .check_ctx = L.reg,
         .max_side = (int)o_max_side, .max_pixels = o_max_pixels,
         .list_loras = list_loras,
         .list_embeddings = list_embeddings,
+        .list_models = list_models, .max_loaded = (int)o_max_loaded,
     };
     lfd = -1;   /* the server's now, started or not */
     srv = http_server_start_jobs(&sc, q, &err);
@@ -560,7 +684,7 @@ int cli_serve(int argc, char **argv)
         goto out;
     }
     loader_started = 1;
-    if (wait_signals(&sigs, &L, &gc, srv, public_url, &err)) goto out;
+    if (wait_signals(&sigs, &L, srv, public_url, &err)) goto out;
     if (!atomic_load(&L.done)) printf("waiting for the model load to finish before stopping\n");
     http_server_stop(srv);
     srv = NULL;
@@ -577,7 +701,7 @@ out:
     jobs_close(q);
     if (loader_started) pthread_join(loader, NULL);
     storage_close(store);
-    if (L.engine) sd_engine_free(L.engine);
+    models_free(L.reg);
     rl_free(rl);
     auth_keys_free(keys);
     sd_settings_free(serve_settings, NSETTINGS);

@@ -172,6 +172,39 @@ static void model_hash(const sd_weights *w, char out[16])
     for (int i = 0; i < 4; i++) sprintf(out + 2 * i, "%02x", d[i]);
 }
 
+/* sd_model_info.name: the file or folder's base name, without the
+ * .safetensors extension. */
+static void model_name(const char *path, char *out, size_t size)
+{
+    const char *base = strrchr(path, '/');
+    base = base && base[1] ? base + 1 : path;
+    snprintf(out, size, "%s", base);
+    size_t bl = strlen(out);
+    while (bl > 1 && out[bl - 1] == '/') out[--bl] = 0;
+    if (bl > 12 && !strcmp(out + bl - 12, ".safetensors")) out[bl - 12] = 0;
+}
+
+int sd_probe_model(const char *path, sd_model_probe *out, sd_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!path || !*path) return sd_errf(err, SD_EINVAL, "model", "no model path given");
+    model_name(path, out->name, sizeof out->name);
+    sd_weights *w = sdw_open_header(path, err);
+    if (!w) {
+        sd_err_prefix(err, "reading model %s", path);
+        return -1;
+    }
+    sd_family f = sd_family_decide(w);
+    const sd_family_desc *d = sd_family_info(f);
+    snprintf(out->family, sizeof out->family, "%s", d->name);
+    out->supported = d->supported;
+    out->native_size = d->native_size;
+    out->size = sdw_file_bytes(w);
+    model_hash(w, out->hash);
+    sdw_close(w);
+    return 0;
+}
+
 int sd_precision_known(const char *name)
 {
     return name && (!strcmp(name, "auto") || ops_precision_from_name(name) >= 0) ? 0 : -1;
@@ -462,12 +495,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
     for (size_t i = 0; i < sdw_count(e->w); i++) e->params += sdw_numel(sdw_at(e->w, i));
     for (size_t i = 0; e->vae_w && i < sdw_count(e->vae_w); i++) e->params += sdw_numel(sdw_at(e->vae_w, i));
     model_hash(e->w, e->hash);
-    const char *base = strrchr(o->model_path, '/');
-    base = base && base[1] ? base + 1 : o->model_path;
-    snprintf(e->name, sizeof e->name, "%s", base);
-    size_t bl = strlen(e->name);
-    while (bl > 1 && e->name[bl - 1] == '/') e->name[--bl] = 0;
-    if (bl > 12 && !strcmp(e->name + bl - 12, ".safetensors")) e->name[bl - 12] = 0;
+    model_name(o->model_path, e->name, sizeof e->name);
     if (!(e->lora = lora_engine_new(e->w, o->lora_dir, engine_weight, e, err))) goto fail;
     free(cfg);
     return e;

@@ -76,6 +76,22 @@ typedef struct sd_model_info {
 } sd_model_info;
 void sd_engine_info(const sd_engine *e, sd_model_info *out);
 
+/* What a checkpoint is, from its header(s) alone, without loading it (a
+ * model directory's listing, several models in one server): the tensors'
+ * names and shapes give the family by the same rule sd_engine_load applies
+ * (loader/family.h); nothing past the headers is read but the 64 KiB of
+ * the short hash.  0, or -1 + err (SD_ENOTFOUND / SD_EIO / SD_EFORMAT)
+ * when the file or folder cannot be read as a checkpoint. */
+typedef struct sd_model_probe {
+    char name[256];              /* as sd_model_info.name: base name without .safetensors */
+    char family[32];             /* as sd_model_info.family ("sd1", "sdxl", "sd1-inpaint", ...) */
+    int supported;               /* 1: sd_engine_load runs this family; 0: it refuses it */
+    int native_size;             /* the family's trained side (sd_model_info.native_size) */
+    char hash[16];               /* as sd_model_info.hash (A1111's short model hash) */
+    int64_t size;                /* bytes of the weight files */
+} sd_model_probe;
+int sd_probe_model(const char *path, sd_model_probe *out, sd_err *err);
+
 /* The embeddings found in embeddings_dir at load, sorted by name: fits = 1
  * when prompts can use it, else `error` says why (another family's width, a
  * pickle, not exactly one tensor...).  0, or -1 when i is past the end. */

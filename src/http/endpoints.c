@@ -47,6 +47,26 @@ enum MHD_Result get_image(http_server *s, req *r, struct MHD_Connection *c)
     return rc;
 }
 
+/* Several models: the names resident now (server_models), and the most
+ * that may be; added to /health's body b (taken). */
+static json_t *health_models(http_server *s, json_t *b)
+{
+    sd_err e;
+    sd_err_clear(&e);
+    server_model *v = b ? calloc(SERVER_MODELS_MAX, sizeof *v) : NULL;
+    int n = v ? server_models(s, v, SERVER_MODELS_MAX, &e) : -1;
+    json_t *names = json_array();
+    for (int i = 0; names && i < n && i < SERVER_MODELS_MAX; i++)
+        if (v[i].loaded) json_array_append_new(names, json_string(v[i].name));
+    free(v);
+    if (!b || !names || json_object_set_new(b, "models_loaded", names) ||
+        json_object_set_new(b, "max_loaded", json_integer(s->cfg.max_loaded > 0 ? s->cfg.max_loaded : 1))) {
+        json_decref(b);
+        return NULL;
+    }
+    return b;
+}
+
 /* While the model loads: not ready for generation, so 503 (load balancers
  * and readiness probes wait; docs/SERVER.md "Start-up"). */
 static enum MHD_Result health_loading(http_server *s, req *r, struct MHD_Connection *c)
@@ -54,7 +74,7 @@ static enum MHD_Result health_loading(http_server *s, req *r, struct MHD_Connect
     json_t *b = json_pack("{s:s, s:b, s:{s:n, s:n, s:n, s:n}, s:i, s:i, s:s?}", "status", "loading", "model_loaded", 0,
                           "model", "name", "family", "hash", "vae", "queue_depth", 0, "running", 0, "version",
                           s->cfg.version);
-    return reply_json(c, &r->ri, 503, b);
+    return reply_json(c, &r->ri, 503, health_models(s, b));
 }
 
 /* A generation route while the model loads. */
@@ -78,7 +98,7 @@ enum MHD_Result get_health(http_server *s, req *r, struct MHD_Connection *c)
                           "family", s->cfg.model_family, "hash", s->cfg.model_hash, "vae", s->cfg.model_vae,
                           "queue_depth", js.depth, "running", js.running, "version",
                           s->cfg.version);
-    return reply_json(c, &r->ri, down ? 503 : 200, b);
+    return reply_json(c, &r->ri, down ? 503 : 200, health_models(s, b));
 }
 
 enum MHD_Result get_metrics(http_server *s, req *r, struct MHD_Connection *c)
@@ -125,16 +145,4 @@ enum MHD_Result get_loras(http_server *s, req *r, struct MHD_Connection *c)
     json_t *b = arr ? json_pack("{s:o, s:i}", "loras", arr, "count", n) : NULL;
     if (!b) return reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
     return reply_json(c, &r->ri, 200, b);
-}
-
-int server_models(http_server *s, server_model *out, int max, sd_err *err)
-{
-    if (s->cfg.list_models) return s->cfg.list_models(s->cfg.check_ctx, out, max, err);
-    if (max < 1 || atomic_load(&s->loading) || !s->cfg.model_name) return 0;
-    memset(out, 0, sizeof *out);
-    snprintf(out->name, sizeof out->name, "%s", s->cfg.model_name);
-    snprintf(out->family, sizeof out->family, "%s", s->cfg.model_family ? s->cfg.model_family : "");
-    snprintf(out->hash, sizeof out->hash, "%s", s->cfg.model_hash ? s->cfg.model_hash : "");
-    out->loaded = out->is_default = 1;
-    return 1;
 }

@@ -31,6 +31,8 @@ static const route routes[] = {
     /* the web page (issue 16 item 4, webui.c): no key for the page, its API calls carry one */
     {"/ui", 0, "GET, HEAD", "/ui", 0, ROUTE_NOKEY, ROUTE_NOBODY, 0, get_webui_dir, NULL, NULL},
     {"/ui/", 1, "GET, HEAD", "/ui/", 0, ROUTE_NOKEY, ROUTE_NOBODY, 0, get_webui, NULL, NULL},
+    /* several models (issue 16 item 3) */
+    {"/models", 0, "GET, HEAD", "/models", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_models, NULL, NULL},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES + 1 <= METRICS_MAX_ENDPOINTS, "more routes than metrics endpoints");

@@ -85,10 +85,14 @@ typedef struct server_config {
      * (sd_engine_embedding), with check_ctx; 0, or -1 past the end.  NULL =
      * an empty list. */
     int (*list_embeddings)(void *ctx, int i, sd_embedding_info *out);
-    /* The models a request may name (--model-dir), with check_ctx: how
-     * many were written to out (at most max), or -1 with err.  NULL = the
-     * one model of model_name / model_family / model_hash. */
+    /* Several models (docs/SERVER.md "Several models"): the checkpoints a
+     * request's model field may name, with check_ctx: fills out[0..max)
+     * and returns how many there are (may exceed max), or -1 + err.  NULL
+     * = the one model of model_name / model_family / model_hash.  A
+     * request's model is resolved (unknown names refused) by
+     * check_request, never loaded on an HTTP thread. */
     int (*list_models)(void *ctx, server_model *out, int max, sd_err *err);
+    int max_loaded;            /* --max-loaded, GET /health max_loaded (0 = 1) */
 } server_config;
 
 /* Serves over job backend `jobs`, which stays the caller's (shut down by

@@ -19,6 +19,8 @@
  *                a route row names its dialect, r->ri.dl carries it
  *   webui.c      the web page: GET /ui/ (the files in webui/, built in by webui_blob.c),
  *                /ui -> /ui/, a browser's GET / -> /ui/
+ *   api_models.c GET /models: the checkpoints requests may name (several
+ *                models); server_models, the list /health and dialects read
  * Adding an endpoint = one row in routes.c + one handler. */
 #ifndef SD_HTTP_SERVER_INT_H
 #define SD_HTTP_SERVER_INT_H
@@ -162,9 +164,6 @@ enum MHD_Result get_openapi(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result get_loras(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result get_image(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result reply_loading(req *r, struct MHD_Connection *c);
-/* The models requests may name (cfg.list_models, or the one loaded model):
- * the count written to out (<= max), or -1 with err. */
-int server_models(http_server *s, server_model *out, int max, sd_err *err);
 
 /* api_seed.c */
 enum MHD_Result seed_generate(http_server *s, req *r, struct MHD_Connection *c);
@@ -173,9 +172,9 @@ enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c);
  * -1 with r->err (and *retry_after for a full queue). */
 int seed_submit(http_server *s, req *r, int listed, int *retry_after);
 /* A result's images, [{"image_url","mime_type","seed"}]. */
+json_t *seed_images(const job_result *res);
 /* The dialect of a routed request (never NULL: the seed API's by default). */
 const dialect *route_dialect(const route *rt);
-json_t *seed_images(const job_result *res);
 
 /* The stored bytes of a result's image, base64 (no data: prefix), for
  * the dialects that answer with the picture itself (A1111's images,
@@ -188,6 +187,13 @@ enum MHD_Result get_samplers(http_server *s, req *r, struct MHD_Connection *c);
 
 /* api_embeddings.c */
 enum MHD_Result get_embeddings(http_server *s, req *r, struct MHD_Connection *c);
+
+/* api_models.c */
+#define SERVER_MODELS_MAX 256   /* models listed at most */
+/* cfg.list_models, or the one model of cfg.model_*: the count (may exceed
+ * max) or -1 + err. */
+int server_models(http_server *s, server_model *out, int max, sd_err *err);
+enum MHD_Result get_models(http_server *s, req *r, struct MHD_Connection *c);
 
 /* api_jobs.c */
 enum MHD_Result jobs_create(http_server *s, req *r, struct MHD_Connection *c);

@@ -70,9 +70,9 @@ static int store_image(const gen_ctx *g, const sd_request *in, job_result *r, co
     return 0;
 }
 
-int gen_run(void *ud, const sd_request *in, sd_progress_fn progress, void *progress_ud, job_result **result, sd_err *err)
+static int run_on(const gen_ctx *g, const sd_request *in, sd_progress_fn progress, void *progress_ud,
+                  job_result **result, sd_err *err)
 {
-    gen_ctx *g = ud;
     *result = NULL;
     sd_gen_params p = in->gen;   /* the request's, with this run's progress callback */
     p.init_rgb = in->img2img ? p.init_rgb : NULL;
@@ -95,4 +95,28 @@ int gen_run(void *ud, const sd_request *in, sd_progress_fn progress, void *progr
     }
     *result = res;
     return 0;
+}
+
+/* Several models: the request's model (loaded here, on the worker, when it
+ * is not resident), named in the result and the images' parameters. */
+int gen_run(void *ud, const sd_request *in, sd_progress_fn progress, void *progress_ud, job_result **result, sd_err *err)
+{
+    const gen_ctx *g = ud;
+    *result = NULL;
+    if (!g->models) return run_on(g, in, progress, progress_ud, result, err);
+    int idx = -1;
+    sd_engine *e = models_acquire(g->models, in->model, &idx, err);
+    if (!e) return -1;
+    sd_model_info mi;
+    sd_engine_info(e, &mi);
+    gen_ctx run = *g;
+    run.engine = e;
+    run.model_name = mi.name;
+    run.model_hash = mi.hash;
+    run.model_family = mi.family;
+    run.vae_name = mi.vae_name;
+    run.vae_hash = mi.vae_hash;
+    int rc = run_on(&run, in, progress, progress_ud, result, err);
+    models_release(g->models, idx);
+    return rc;
 }

@@ -11,6 +11,7 @@
 
 #include "../storage/storage.h"
 #include "jobs.h"
+#include "models.h"
 
 typedef struct gen_ctx {
     sd_engine *engine;
@@ -18,6 +19,10 @@ typedef struct gen_ctx {
     const char *model_name, *model_hash;
     const char *model_family;          /* sd_model_info.family: the parameters' "Model family" */
     const char *vae_name, *vae_hash;   /* the VAE override's (sd_model_info), NULL = built-in */
+    /* several models: when set, each job runs on its request's model
+     * (sd_request.model, acquired from the registry) and the five fields
+     * above come from that engine; engine is then unused */
+    models *models;
 } gen_ctx;
 
 /* A job_run_fn (jobs.h); ud is a gen_ctx. */

@@ -68,6 +68,9 @@ const req_field req_fields[] = {
     SIZE_ID("target_width", target_width, "--target-width", "W", "target_size width id (0 = output width)"),
     SIZE_ID("target_height", target_height, "--target-height", "H", "target_size height id (0 = output height)"),
 #undef SIZE_ID
+    /* issue 16: several models (--model-dir; GET /models lists the names) */
+    {"model", NULL, RF_TEXT, AT(model), 0, REQ_MAX_MODEL_NAME, 0, 0, 0, RF_BOTH,
+     NULL, NULL, "NAME", NULL, "checkpoint by name (GET /models; default: the server's default model)"},
 };
 const int req_nfields = (int)(sizeof req_fields / sizeof req_fields[0]);
 
@@ -181,6 +184,7 @@ void sd_request_free(sd_request *r)
     req_free_loras(r);
     free((char *)r->gen.prompt);
     free((char *)r->gen.negative);
+    free(r->model);
     free((uint8_t *)r->gen.init_rgb);
     free(r->init_data);
     memset(r, 0, sizeof *r);

@@ -25,7 +25,7 @@
 #include "../engine/sd.h"
 #include "../image/image.h"
 
-/* Ownership: gen.prompt, gen.negative, gen.init_rgb and init_data belong to
+/* Ownership: gen.prompt, gen.negative, model, gen.init_rgb and init_data belong to
  * the request when it came from HTTP (sd_request_free frees them); the CLI
  * points gen.prompt/negative at argv and frees only the pixels it decoded.
  * gen.loras and its names always belong to the request (req_add_lora). */
@@ -41,6 +41,9 @@ typedef struct sd_request {
     size_t init_len;
     int init_is_raw;
     int owner;               /* who submitted it: API key index + 1; 0 = no keys configured */
+    /* several models (--model-dir): the checkpoint's name, NULL or "" = the
+     * server's default; owned like gen.prompt */
+    char *model;
 } sd_request;
 
 /* Limits of the product contract (/work/shared/spec/API.md) that are not
@@ -54,6 +57,7 @@ enum {
     REQ_NATIVE_SIDE = 512,   /* width/height of a request no model resolved (req_resolve_size with 0) */
     REQ_MAX_SIZE_ID = 8192,  /* SDXL's original_/target_ sizes and crops (0 = the default) */
     REQ_MAX_STEPS = 150,     /* num_inference_steps */
+    REQ_MAX_MODEL_NAME = 127,  /* bytes of a model name (the registry's and server_model's name[128]) */
 };
 #define REQ_MAX_SEED 9007199254740991.0   /* 2^53 - 1 */
 

@@ -178,7 +178,9 @@ static void route_table_checks(void)
                                    "GET /jobs/{id}", "DELETE /jobs/{id}", "GET /images/{name}", "GET /health",
                                    "GET /metrics", "GET /samplers",
                                    /* issue 14 item 4 */
-                                   "GET /embeddings", "GET /loras"};
+                                   "GET /embeddings", "GET /loras",
+                                   /* issue 16 item 3 */
+                                   "GET /models"};
     resp r = req("GET", "/", NULL, NULL, 0);
     json_t *j = jbody(&r);
     json_t *eps = json_object_get(j, "endpoints");
@@ -516,6 +518,20 @@ int main(int argc, char **argv)
     j = jbody(&r);
     CHECKF(r.status == 200 && !strcmp(jstr(j, "status"), "ok") && json_is_integer(json_object_get(j, "queue_depth")),
            "health", "%s", r.body);
+    /* several models: without list_models the one model of model_name */
+    json_t *ml = json_object_get(j, "models_loaded");
+    CHECKF(json_array_size(ml) == 1 && !strcmp(json_string_value(json_array_get(ml, 0)) ?: "", "fake") &&
+               json_integer_value(json_object_get(j, "max_loaded")) == 1,
+           "health: models_loaded [model_name], max_loaded 1 without list_models", "%s", r.body);
+    json_decref(j);
+    free(r.body);
+    r = req("GET", "/models", NULL, NULL, 0);
+    j = jbody(&r);
+    json_t *m0 = json_array_get(json_object_get(j, "models"), 0);
+    CHECKF(r.status == 200 && json_array_size(json_object_get(j, "models")) == 1 && !strcmp(jstr(m0, "name"), "fake") &&
+               !strcmp(jstr(m0, "family"), "sd1") && json_is_null(json_object_get(m0, "sha256")) &&
+               json_is_true(json_object_get(m0, "loaded")) && json_is_true(json_object_get(m0, "default")),
+           "GET /models without list_models: the one model", "%s", r.body);
     json_decref(j);
     free(r.body);
     r = req("GET", "/metrics", NULL, NULL, 0);

@@ -41,6 +41,7 @@ struct sd_weights {
     float *bufs[SDW_MAXFILES];
     size_t buflen[SDW_MAXFILES];   /* bytes of bufs[i] */
     int vae_only;        /* sdw_open_vae: keep vae.* only, LDM names may lack first_stage_model. */
+    int header_only;     /* sdw_open_header: names and shapes only, data NULL (nothing widened) */
 };
 
 /* ---- small helpers ---- */
@@ -258,7 +259,7 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
             goto out;
         }
         int aligned = e->dtype == ST_F32 && ((uintptr_t)e->data & 3) == 0 && k != LDM_TRANSPOSE;
-        if (!aligned) nconv += (size_t)e->numel;
+        if (!aligned && !w->header_only) nconv += (size_t)e->numel;
     }
     float *buf = NULL;
     if (nconv) {
@@ -277,7 +278,7 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
     size_t off = 0;
     for (size_t i = 0; i < f->n; i++) {
         const st_entry *e = &f->e[i];
-        if (plan[i].kind == LDM_IGNORE) continue;
+        if (plan[i].kind == LDM_IGNORE || w->header_only) continue;   /* header only: data stays NULL */
         if (e->dtype == ST_F32 && ((uintptr_t)e->data & 3) == 0 && plan[i].kind != LDM_TRANSPOSE) {
             dst[i] = (float *)e->data; /* read-only map; never written */
         } else {
@@ -291,7 +292,7 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < f->n; i++) {
         const st_entry *e = &f->e[i];
-        if (plan[i].kind != LDM_IGNORE && (float *)e->data != dst[i]) {
+        if (plan[i].kind != LDM_IGNORE && dst[i] && (float *)e->data != dst[i]) {
             st_to_f32(dst[i], e->data, e->dtype, (size_t)e->numel);
             drop_pages(e->data, e->nbytes);
         }
@@ -301,7 +302,7 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
         const st_entry *e = &f->e[i];
         if (plan[i].kind == LDM_TRANSPOSE) {
             int64_t sh[2] = {e->shape[1], e->shape[0]};
-            rc = transpose_in_place(dst[i], e->shape[0], e->shape[1], err);
+            rc = dst[i] ? transpose_in_place(dst[i], e->shape[0], e->shape[1], err) : 0;
             if (rc == 0) rc = add_tensor(w, plan[i].name, e->name, f->path, 2, sh, dst[i], NULL, e->dtype, err);
         } else if (plan[i].kind == LDM_KEEP) {
             rc = add_tensor(w, plan[i].name, e->name, f->path, e->ndim, e->shape, dst[i], e->data, e->dtype, err);
@@ -312,7 +313,7 @@ static int load_file(sd_weights *w, size_t fi, const char *component, sd_err *er
             char *qp = strstr(plan[i].name, "q_proj.");
             for (int j = 0; j < 3 && rc == 0; j++) {
                 qp[0] = "qkv"[j];
-                rc = add_tensor(w, plan[i].name, e->name, f->path, e->ndim, sh, dst[i] + j * step,
+                rc = add_tensor(w, plan[i].name, e->name, f->path, e->ndim, sh, dst[i] ? dst[i] + j * step : NULL,
                                 (const unsigned char *)e->data + j * rawstep, e->dtype, err);
             }
         }
@@ -407,7 +408,7 @@ static sdw_text_kind text_kind(sd_weights *w, const char *te)
     return k;
 }
 
-sd_weights *sdw_open(const char *path, sd_err *err)
+static sd_weights *open_weights(const char *path, int header_only, sd_err *err)
 {
     if (!path || !*path) {
         sd_errf(err, SD_EINVAL, "model", "no model path given");
@@ -419,6 +420,7 @@ sd_weights *sdw_open(const char *path, sd_err *err)
         sd_errf(err, SD_ENOMEM, NULL, "out of memory");
         return NULL;
     }
+    w->header_only = header_only;
     int rc;
     if (is_dir(path)) {
         w->folder = sd_strdup(path);
@@ -466,6 +468,17 @@ sd_weights *sdw_open(const char *path, sd_err *err)
         return NULL;
     }
     return w;
+}
+
+sd_weights *sdw_open(const char *path, sd_err *err) { return open_weights(path, 0, err); }
+
+sd_weights *sdw_open_header(const char *path, sd_err *err) { return open_weights(path, 1, err); }
+
+int64_t sdw_file_bytes(const sd_weights *w)
+{
+    int64_t n = 0;
+    for (size_t i = 0; i < w->nfiles; i++) n += (int64_t)w->files[i].size;
+    return n;
 }
 
 /* The file of a diffusers VAE folder (its diffusion_pytorch_model file):

@@ -51,6 +51,14 @@ typedef enum { SDW_TEXT_NONE, SDW_TEXT_CLIP_L, SDW_TEXT_OPENCLIP } sdw_text_kind
 /* Open a .safetensors single file or a diffusers folder.  NULL + err on failure. */
 sd_weights *sdw_open(const char *path, sd_err *err);
 void sdw_close(sd_weights *w);
+/* The same table from the files' headers only, for deciding what a
+ * checkpoint is without loading it (sd_probe_model): names, shapes, dtypes
+ * and files as sdw_open gives them, every `data` NULL, nothing widened or
+ * read past the headers (the mappings stay untouched).  Only sdw_get,
+ * sdw_at, the kinds and sdw_folder_file may be used on it. */
+sd_weights *sdw_open_header(const char *path, sd_err *err);
+/* Bytes of the weight files opened (a folder's: all of its components'). */
+int64_t sdw_file_bytes(const sd_weights *w);
 
 /* A VAE on its own (--vae, docs/LOADING.md "VAE override"): an A1111-style
  * .safetensors file (LDM names encoder.* / decoder.* / quant_conv /

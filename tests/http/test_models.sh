@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# test_models.sh — several models (--model-dir, --max-loaded, the model
+# field; docs/SERVER.md "Several models") end to end: two demo models made
+# with different seeds and a broken file in one folder.  Requests
+# alternating between them by `model` give each model's own images, byte
+# for byte (so also by name) the images a single-model server of that
+# checkpoint gives, and different between the two; the PNG parameters name
+# the model used; with --max-loaded 1 GET /health lists one loaded model at
+# a time, the one the last request used (asserted after each request), and
+# with --max-loaded 2 both; GET /models lists every checkpoint with its
+# fields (family and hash read from the header, size, loaded, default);
+# an unknown model is a 400 naming model with the names (seed API, async
+# API, JSON), before any job; the broken file is listed and refused with a
+# 400, and the server keeps serving; --model NAME picks the default in the
+# folder, SDSERVE_MODEL_DIR works as the flag.
+cd "$(dirname "$0")/../.."
+. tests/http/lib.sh
+
+F='Content-Type: application/x-www-form-urlencoded'
+J='Content-Type: application/json'
+ARGS='prompt=a red fox&seed=5&width=64&height=64&num_inference_steps=2'
+M=$TMP/models
+mkdir -p "$M"
+for s in alpha:1 beta:2; do
+  "$SDSERVE" make-model --preset demo --seed "${s#*:}" -o "$M/${s%%:*}" --quiet >/dev/null 2>&1 ||
+    echo "FAIL - make-model ${s%%:*}: exit $?"
+done
+printf 'not a checkpoint' >"$M/broken.safetensors"
+: >"$M/notes.txt"
+
+gen() { post_image "$1" /txt2img "$F" "$ARGS${2:-}"; }
+# loaded_is NAME EXPECTED: /health's models_loaded is EXPECTED (a Python list literal)
+loaded_is() {
+  curl -s -o "$TMP/h.json" "$BASE/health"
+  check "$1: /health models_loaded = $2" \
+    $([ "$(json "$TMP/h.json" 'j["models_loaded"] == '"$2"' and j["model"]["name"] == "alpha"')" = True ]; echo $?) \
+    "$(cat "$TMP/h.json")"
+}
+
+# ---- reference images: one single-model server per checkpoint ----------
+for n in alpha beta; do
+  start_server --model "$M/$n" || exit 1
+  check "single $n: 200" $([ "$(gen single_$n)" = 200 ]; echo $?) "$(cat "$TMP/single_$n.json")"
+  stop_server
+done
+
+# ---- one server, the folder, one model at a time -----------------------
+start_server --model-dir "$M" --max-loaded 1 || exit 1
+curl -s -o "$TMP/h0.json" "$BASE/health"
+check "/health: max_loaded 1, the default (first by name) loaded" \
+  $([ "$(json "$TMP/h0.json" '(j["max_loaded"], j["models_loaded"], j["model"]["name"], j["model"]["family"])')" = \
+      "(1, ['alpha'], 'alpha', 'sd1')" ]; echo $?) "$(cat "$TMP/h0.json")"
+st=$(curl -s -o "$TMP/models.json" -w '%{http_code}' "$BASE/models")
+check "GET /models: alpha, beta, broken (notes.txt left out)" \
+  $([ "$st" = 200 ] && [ "$(json "$TMP/models.json" '[m["name"] for m in j["models"]]')" = "['alpha', 'beta', 'broken']" ]; echo $?) \
+  "status $st $(cat "$TMP/models.json")"
+size=$(stat -c %s "$M/alpha/model.safetensors")
+check "GET /models: every field; alpha default and loaded, beta not; sizes from the files" \
+  $([ "$(json "$TMP/models.json" 'all(set(m) == {"name","family","hash","sha256","file","size","loaded","default"} for m in j["models"]) and [(m["family"], m["loaded"], m["default"], m["size"]) for m in j["models"][:2]] == [("sd1", True, True, '"$size"'), ("sd1", False, False, '"$size"')] and j["models"][0]["file"].endswith("/alpha")')" = True ]; echo $?) \
+  "$(cat "$TMP/models.json")"
+check "GET /models: the two hashes differ and match /health's" \
+  $([ "$(json "$TMP/models.json" 'len(j["models"][0]["hash"]) == 8 and j["models"][0]["hash"] != j["models"][1]["hash"] and j["models"][0]["hash"] == '"$(json "$TMP/h0.json" 'repr(j["model"]["hash"])')")" = True ]; echo $?) \
+  "$(cat "$TMP/models.json")"
+check "GET /models: the broken file listed without family or hash" \
+  $([ "$(json "$TMP/models.json" '(j["models"][2]["family"], j["models"][2]["hash"], j["models"][2]["loaded"])')" = "(None, None, False)" ]; echo $?) ""
+
+i=0
+for n in beta alpha beta alpha; do
+  i=$((i + 1))
+  check "request $i (model=$n): 200" $([ "$(gen multi_${n}_$i "&model=$n")" = 200 ]; echo $?) "$(cat "$TMP/multi_${n}_$i.json")"
+  check "request $i: the same bytes (and name) as a single-model server of $n" \
+    $(cmp -s "$TMP/multi_${n}_$i.png" "$TMP/single_$n.png" && [ "$(json "$TMP/multi_${n}_$i.json" 'j["images"][0]["image_url"].rsplit("/",1)[1]')" = \
+      "$(json "$TMP/single_$n.json" 'j["images"][0]["image_url"].rsplit("/",1)[1]')" ]; echo $?) ""
+  check "request $i: the parameters name $n" $(grep -aq "Model: $n" "$TMP/multi_${n}_$i.png"; echo $?) ""
+  curl -s -o "$TMP/h.json" "$BASE/health"
+  check "request $i: /health lists only $n as loaded (--max-loaded 1)" \
+    $([ "$(json "$TMP/h.json" 'j["models_loaded"]')" = "['$n']" ]; echo $?) "$(cat "$TMP/h.json")"
+done
+check "the two models give different images" $(! cmp -s "$TMP/single_alpha.png" "$TMP/single_beta.png"; echo $?) ""
+check "no model field: the default (alpha)" $([ "$(gen multi_default)" = 200 ] && cmp -s "$TMP/multi_default.png" "$TMP/single_alpha.png"; echo $?) ""
+check "an empty model field: the default" $([ "$(gen multi_empty "&model=")" = 200 ] && cmp -s "$TMP/multi_empty.png" "$TMP/single_alpha.png"; echo $?) ""
+loaded_is "after the default" "['alpha']"
+
+refused_field_ct "unknown model (form)" /txt2img "$F" "$ARGS&model=gamma" model "alpha, beta, broken"
+refused_field_ct "unknown model (JSON)" /txt2img "$J" '{"prompt": "a fox", "model": "gamma"}' model "unknown model 'gamma'"
+refused_field_ct "unknown model (async)" /jobs/txt2img "$F" "$ARGS&model=gamma" model "gamma"
+refused_field_ct "model not a string" /txt2img "$J" '{"prompt": "a fox", "model": 3}' model "string"
+refused_field_ct "broken checkpoint" /txt2img "$F" "$ARGS&model=broken" model "cannot be used"
+curl -s -o "$TMP/m2.json" "$BASE/models"
+check "refusals load nothing" $([ "$(json "$TMP/m2.json" '[m["name"] for m in j["models"] if m["loaded"]]')" = "['alpha']" ]; echo $?) \
+  "$(cat "$TMP/m2.json")"
+
+# the async API picks the model too
+st=$(curl -s -o "$TMP/job.json" -w '%{http_code}' -H "$F" --data "$ARGS&model=beta" "$BASE/jobs/txt2img")
+id=$(json "$TMP/job.json" 'j["id"]')
+for _ in $(seq 300); do
+  curl -s -o "$TMP/js.json" "$BASE/jobs/$id"
+  case $(json "$TMP/js.json" 'j["status"]') in success|error|cancelled) break;; esac
+  sleep 0.1
+done
+url=$(json "$TMP/js.json" 'j["images"][0]["image_url"]')
+curl -s -o "$TMP/job.png" "$url"
+check "POST /jobs/txt2img model=beta: beta's image" $([ "$st" = 202 ] && cmp -s "$TMP/job.png" "$TMP/single_beta.png"; echo $?) \
+  "status $st $(cat "$TMP/js.json")"
+check "the server still serves" $([ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/health")" = 200 ]; echo $?) ""
+stop_server
+check "--max-loaded 1 server: clean exit" $STOP_STATUS
+
+# ---- two resident -------------------------------------------------------
+start_server --model-dir "$M" --max-loaded 2 || exit 1
+gen two_b "&model=beta" >/dev/null
+curl -s -o "$TMP/h2.json" "$BASE/health"
+check "--max-loaded 2: both stay loaded" \
+  $([ "$(json "$TMP/h2.json" '(j["max_loaded"], j["models_loaded"])')" = "(2, ['alpha', 'beta'])" ]; echo $?) "$(cat "$TMP/h2.json")"
+gen two_a "&model=alpha" >/dev/null
+check "--max-loaded 2: each model's own image with both resident" \
+  $(cmp -s "$TMP/two_a.png" "$TMP/single_alpha.png" && cmp -s "$TMP/two_b.png" "$TMP/single_beta.png"; echo $?) ""
+stop_server
+
+# ---- --model NAME in the folder; the environment variable --------------
+SDSERVE_MODEL_DIR=$M start_server --model beta || exit 1
+curl -s -o "$TMP/h3.json" "$BASE/health"
+check "SDSERVE_MODEL_DIR + --model beta: beta is the default" \
+  $([ "$(json "$TMP/h3.json" '(j["model"]["name"], j["models_loaded"])')" = "('beta', ['beta'])" ]; echo $?) "$(cat "$TMP/h3.json")"
+check "default beta: a request without model gets beta's image" \
+  $([ "$(gen env_default)" = 200 ] && cmp -s "$TMP/env_default.png" "$TMP/single_beta.png"; echo $?) ""
+stop_server
+
+# ---- a default that cannot load ends the start, naming the file ---------
+port=$(free_port)
+out=$(timeout 120 "$SDSERVE" serve --bind 127.0.0.1 --port "$port" --data-dir "$TMP/data" --model-dir "$M" \
+  --model broken 2>&1)
+rc=$?
+check "--model broken: exits 1 naming the file" $([ $rc = 1 ] && printf '%s' "$out" | grep -q "broken.safetensors"; echo $?) \
+  "rc=$rc $(printf '%s' "$out" | tail -2)"
+out=$(timeout 60 "$SDSERVE" serve --bind 127.0.0.1 --port "$port" --data-dir "$TMP/data" --model-dir "$TMP/absent" 2>&1)
+rc=$?
+check "--model-dir missing: exits non-zero naming model-dir" \
+  $([ $rc -ne 0 ] && [ $rc -ne 124 ] && printf '%s' "$out" | grep -q "model folder"; echo $?) "rc=$rc $(printf '%s' "$out" | tail -2)"

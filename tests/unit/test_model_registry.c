@@ -1,0 +1,255 @@
+/* test_model_registry.c — several models (src/jobs/models.c, sd.h
+ * sd_probe_model): the registry's least-recently-used unloading over
+ * max_loaded, never the model a job runs on nor one an HTTP thread has
+ * pinned, unknown names and failed loads naming "model", the folder scan;
+ * run on a fake loader.  Then the probe on the reference's tiny models
+ * (header only) agrees with what a real load says: family, hash, name,
+ * native size; the inpainting UNet is probed as a family the engine does
+ * not run. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "t.h"
+#include "../../src/jobs/models.h"
+
+/* ---- the fake loader: an engine is a malloc'd byte holding the entry's letter ---- */
+static int loads, unloads, pinned_at_unload;
+static char resident[16];            /* letters of the resident fakes */
+static volatile int b_pinned;        /* the test holds a pin on "b" */
+
+static sd_engine *fake_load(void *ud, const char *path, sd_err *err)
+{
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    if (!strcmp(base, "bad")) return sd_errf(err, SD_EFORMAT, "unet.conv_in.weight", "loading model %s: broken", path), NULL;
+    char *e = malloc(1);
+    *e = base[0];
+    loads++;
+    size_t l = strlen(resident);
+    resident[l] = base[0];
+    resident[l + 1] = 0;
+    return (sd_engine *)e;
+}
+
+static void fake_unload(void *ud, sd_engine *e)
+{
+    char c = *(char *)e;
+    if (c == 'b' && b_pinned) pinned_at_unload = 1;
+    char *p = strchr(resident, c);
+    if (p) memmove(p, p + 1, strlen(p));
+    unloads++;
+    free(e);
+}
+
+static int has(char c) { return strchr(resident, c) != NULL; }
+
+/* acquire + release; 1 when the engine was returned */
+static int use(models *m, const char *name)
+{
+    sd_err e;
+    sd_err_clear(&e);
+    int i;
+    sd_engine *en = models_acquire(m, name, &i, &e);
+    if (en) models_release(m, i);
+    return en != NULL;
+}
+
+static models *fake_registry(int max_loaded)
+{
+    sd_err e;
+    sd_err_clear(&e);
+    models_config mc = {.max_loaded = max_loaded, .load = fake_load, .unload = fake_unload};
+    models *m = models_new(&mc, &e);
+    const char *names[] = {"a", "b", "c", "bad"};
+    for (int i = 0; i < 4; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "/fake/%s", names[i]);
+        models_add(m, names[i], path, 0, &e);
+    }
+    models_set_default(m, 0);
+    loads = unloads = 0;
+    resident[0] = 0;
+    return m;
+}
+
+static void test_lru(void)
+{
+    models *m = fake_registry(2);
+    CHECKF(use(m, NULL) && has('a') && loads == 1, "no name: the default is loaded", "loads %d resident %s", loads,
+           resident);
+    CHECKF(use(m, "a") && loads == 1, "a resident model is not loaded again", "loads %d", loads);
+    CHECKF(use(m, "b") && !strcmp(resident, "ab") && loads == 2, "two fit under --max-loaded 2", "resident %s", resident);
+    CHECKF(use(m, "c") && !has('a') && has('b') && has('c') && unloads == 1, "a third unloads the least recently used (a)",
+           "resident %s unloads %d", resident, unloads);
+    use(m, "b");
+    CHECKF(use(m, "a") && !has('c') && has('b') && has('a'), "the LRU order follows use: c (older than b) goes",
+           "resident %s", resident);
+    models_entry me;
+    models_get(m, 0, &me);
+    CHECKF(me.loaded && me.is_default && !strcmp(me.name, "a"), "models_get: loaded, default", "%s %d %d", me.name,
+           me.loaded, me.is_default);
+    models_free(m);
+    CHECKF(resident[0] == 0, "models_free unloads every engine", "resident %s", resident);
+}
+
+static void test_running_kept(void)
+{
+    models *m = fake_registry(1);
+    sd_err e;
+    sd_err_clear(&e);
+    int ia, ib;
+    sd_engine *ea = models_acquire(m, "a", &ia, &e);
+    sd_engine *eb = models_acquire(m, "b", &ib, &e);   /* a is still running */
+    CHECKF(ea && eb && has('a') && has('b') && unloads == 0, "a model a job runs on is never unloaded (over the limit instead)",
+           "resident %s unloads %d", resident, unloads);
+    models_release(m, ia);
+    models_release(m, ib);
+    CHECKF(use(m, "c") && !strcmp(resident, "c") && unloads == 2, "--max-loaded 1: back to one once idle",
+           "resident %s unloads %d", resident, unloads);
+    models_free(m);
+}
+
+static void *acquire_a(void *arg)
+{
+    use(arg, "a");
+    return NULL;
+}
+
+static void test_pins(void)
+{
+    models *m = fake_registry(1);
+    use(m, "b");
+    b_pinned = 1;
+    sd_engine *pb = models_pin(m, 1);
+    CHECK(pb != NULL && models_pin(m, 0) == NULL, "pin: the resident engine, none for one not resident");
+    pthread_t th;
+    pthread_create(&th, NULL, acquire_a, m);   /* must unload b, which is pinned */
+    usleep(100 * 1000);
+    b_pinned = 0;
+    models_unpin(m, 1);
+    pthread_join(th, NULL);
+    CHECKF(!pinned_at_unload && !strcmp(resident, "a"), "a pinned engine is unloaded only after it is given back",
+           "pinned_at_unload %d resident %s", pinned_at_unload, resident);
+    models_free(m);
+}
+
+static void test_errors(void)
+{
+    models *m = fake_registry(1);
+    sd_err e;
+    sd_err_clear(&e);
+    int i;
+    CHECKF(!models_acquire(m, "zzz", &i, &e) && !strcmp(e.field, "model") && strstr(e.msg, "a, b, c, bad"),
+           "unknown name: error naming model, listing the names", "%s: %s", e.field, e.msg);
+    sd_err_clear(&e);
+    int native = -1;
+    CHECKF(models_resolve(m, "zzz", &native, &e) < 0 && !strcmp(e.field, "model") && native == -1,
+           "models_resolve: unknown name refused", "%s", e.msg);
+    sd_err_clear(&e);
+    CHECKF(models_resolve(m, "", NULL, &e) == 0, "models_resolve: \"\" is the default", "%s", e.msg);
+    sd_err_clear(&e);
+    CHECKF(!models_acquire(m, "bad", &i, &e) && !strcmp(e.field, "model") && strstr(e.msg, "broken"),
+           "a failed load: error naming model, with the loader's message", "%s: %s", e.field, e.msg);
+    models_entry me;
+    models_get(m, 3, &me);
+    CHECKF(!me.loaded && strstr(me.error, "broken"), "the entry keeps the load error", "%s", me.error);
+    CHECK(use(m, "a") && has('a'), "the registry serves after a failed load");
+    sd_err_clear(&e);
+    CHECKF(models_add(m, "a", "/fake/other", 0, &e) < 0 && !strcmp(e.field, "model"), "names are unique", "%s", e.msg);
+    models_free(m);
+}
+
+static void touch(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f) fputs(text, f), fclose(f);
+}
+
+static void test_scan(void)
+{
+    char dir[] = "/tmp/sdserve-models.XXXXXX", p[256];
+    if (!mkdtemp(dir)) return;
+    snprintf(p, sizeof p, "%s/zeta.safetensors", dir), touch(p, "garbage");
+    snprintf(p, sizeof p, "%s/.hidden.safetensors", dir), touch(p, "x");
+    snprintf(p, sizeof p, "%s/notes.txt", dir), touch(p, "x");
+    snprintf(p, sizeof p, "%s/folder", dir), mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/folder/model.safetensors", dir), touch(p, "x");
+    snprintf(p, sizeof p, "%s/diffusers", dir), mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/diffusers/model_index.json", dir), touch(p, "{}");
+    snprintf(p, sizeof p, "%s/empty", dir), mkdir(p, 0755);
+    sd_err e;
+    sd_err_clear(&e);
+    models_config mc = {.max_loaded = 1, .load = fake_load, .unload = fake_unload};
+    models *m = models_new(&mc, &e);
+    int n = models_scan_dir(m, dir, &e);
+    models_entry a, b, c;
+    int ok = n == 3 && !models_get(m, 0, &a) && !models_get(m, 1, &b) && !models_get(m, 2, &c);
+    CHECKF(ok && !strcmp(a.name, "diffusers") && !strcmp(b.name, "folder") && !strcmp(c.name, "zeta"),
+           "scan: .safetensors files and model folders, sorted by name", "n=%d %s %s %s", n, a.name, b.name, c.name);
+    CHECKF(ok && c.error[0] && !c.family[0], "scan: an unreadable file is listed with its error", "%s", c.error);
+    sd_err_clear(&e);
+    CHECKF(models_resolve(m, "zeta", NULL, &e) < 0 && !strcmp(e.field, "model") && strstr(e.msg, "cannot be used"),
+           "an unreadable checkpoint is refused before queueing", "%s", e.msg);
+    models_free(m);
+    sd_err_clear(&e);
+    m = models_new(&mc, &e);
+    CHECKF(models_scan_dir(m, "/nonexistent/models", &e) < 0 && !strcmp(e.field, "model-dir"),
+           "scan: a missing folder names model-dir", "%s", e.field);
+    models_free(m);
+    t_rmtree(dir);
+}
+
+/* The probe reads the header only and says what a load says. */
+static void probe_agrees(const char *rel, const char *config_rel)
+{
+    char name[200];
+    snprintf(name, sizeof name, "probe of %s = its load (family, hash, name, native size)", rel);
+    if (!t_have_ref()) {
+        CHECK(1, name);
+        return;
+    }
+    sd_model_probe p;
+    sd_err e;
+    sd_err_clear(&e);
+    int rc = sd_probe_model(t_ref(rel), &p, &e);
+    sd_load_opts o = {.model_path = t_ref(rel), .config_path = config_rel ? t_ref(config_rel) : NULL,
+                      .precision = "fp32", .threads = 1};
+    sd_engine *en = rc ? NULL : sd_engine_load(&o, &e);
+    sd_model_info mi = {0};
+    if (en) sd_engine_info(en, &mi);
+    CHECKF(en && p.supported && !strcmp(p.family, mi.family) && !strcmp(p.hash, mi.hash) && !strcmp(p.name, mi.name) &&
+               p.native_size == mi.native_size && p.size > 0,
+           name, "rc %d %s | probe %s %s %s %d | load %s %s %s %d", rc, e.msg, p.family, p.hash, p.name, p.native_size,
+           mi.family ? mi.family : "-", mi.hash, mi.name ? mi.name : "-", mi.native_size);
+    sd_engine_free(en);
+}
+
+int main(void)
+{
+    test_lru();
+    test_running_kept();
+    test_pins();
+    test_errors();
+    test_scan();
+    probe_agrees("models/tiny-sd1", NULL);
+    probe_agrees("models/tiny-sd2-fp16.safetensors", NULL);
+    probe_agrees("models/tiny-sdxl-s-fp16.safetensors", NULL);
+    if (t_have_ref()) {
+        sd_model_probe p;
+        sd_err e;
+        sd_err_clear(&e);
+        int rc = sd_probe_model(t_ref("models/tiny-sd1-inpaint"), &p, &e);
+        CHECKF(!rc && !p.supported && !strcmp(p.family, "sd1-inpaint"), "probe: an inpainting model is named, unsupported",
+               "rc %d family %s: %s", rc, p.family, e.msg);
+    }
+    sd_err e;
+    sd_err_clear(&e);
+    sd_model_probe p;
+    CHECKF(sd_probe_model("/nonexistent/x.safetensors", &p, &e) < 0 && e.code == SD_ENOTFOUND && !strcmp(p.name, "x"),
+           "probe: a missing file fails (named x)", "%d %s", e.code, p.name);
+    return t_done();
+}
