@@ -91,8 +91,10 @@ async function openCase(browser) {
   check('the sampler picker is filled from GET /samplers (default euler_a)',
     samplers.includes('euler_a') && samplers.includes('DPM++ 2M') &&
     await page.$eval('#sampler', (s) => s.value) === 'euler_a', samplers.join(','));
-  check('no /models endpoint listed: the model picker is hidden, nothing asked',
-    await page.$eval('#model-row', (e) => e.hidden) && !w.urls.some((u) => u.endsWith('/models')), w.urls.join(' '));
+  const opts = await page.$$eval('#model option', (os) => os.map((o) => o.value));
+  check('the model picker is filled from the real GET /models (the one model, chosen)',
+    w.urls.some((u) => u.endsWith('/models')) && !(await page.$eval('#model-row', (e) => e.hidden)) &&
+    opts.length === 1 && await page.$eval('#model', (s) => s.value) === opts[0], opts.join(',') + ' ' + w.urls.join(' '));
 
   const unlabelled = await page.$$eval('input, select, textarea, progress', (es) =>
     es.filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map((e) => e.id));
