@@ -124,6 +124,7 @@ typedef struct rconn {
     double timeout;
     double retry_at;         /* no new connect before this time */
     int down;                /* the last call failed to reach Redis */
+    char why[160];           /* why, repeated during the pause */
 } rconn;
 
 static void rc_init(rconn *k, const redis_url *u, double timeout)
@@ -148,10 +149,13 @@ static void rc_fini(rconn *k)
 
 static int unreachable(rconn *k, const char *why, sd_err *err)
 {
+    if (!k->down || now_s() >= k->retry_at) {   /* a new failure (not the pause after one) */
+        k->retry_at = now_s() + (k->timeout < 0.5 ? k->timeout : 0.5);
+        snprintf(k->why, sizeof k->why, "%s", why);
+    }
     k->down = 1;
-    k->retry_at = now_s() + (k->timeout < 0.5 ? k->timeout : 0.5);
     return sd_errf(err, SD_EBUSY, "queue", "the job queue (Redis at %s:%d) is unreachable: %s", k->u->host,
-                   k->u->port, why);
+                   k->u->port, k->why);
 }
 
 /* A command on the context during connect; -1 with err on an error reply. */
@@ -167,7 +171,7 @@ static int setup_cmd(rconn *k, sd_err *err, redisReply *r, const char *what)
 static int rc_connect(rconn *k, sd_err *err)
 {
     if (k->c) return 0;
-    if (now_s() < k->retry_at) return unreachable(k, "the last attempt failed moments ago", err);
+    if (now_s() < k->retry_at) return unreachable(k, k->why, err);
     k->c = redisConnectWithTimeout(k->u->host, k->u->port, tv_of(k->timeout));
     if (!k->c || k->c->err) {
         char why[160];
