@@ -166,9 +166,11 @@ static int check_object(const json_t *o, const char *where, const char *const *k
     if (!json_is_object(o))
         return sd_errf(err, SD_EINVAL, where, "%s must be a JSON object", *where ? where : "a wire record");
     const char *key;
+    size_t len;
     json_t *v;
-    json_object_foreach((json_t *)o, key, v) {
-        if (in_list(key, keys) || (table && req_field_find(key))) continue;
+    json_object_keylen_foreach((json_t *)o, key, len, v) {
+        /* a key with a NUL inside ("prompt\u0000x") is none of ours */
+        if (len == strlen(key) && (in_list(key, keys) || (table && req_field_find(key)))) continue;
         char field[64];
         snprintf(field, sizeof field, "%s%s%.40s", where, *where ? "." : "", key);
         return sd_errf(err, SD_EINVAL, field, "unknown key '%.80s'%s%s", key, *where ? " in " : "", where);

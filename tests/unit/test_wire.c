@@ -315,6 +315,14 @@ static void test_refusals(void)
     sd_request r;
     sd_err err;
     sd_err_clear(&err);
+    /* a key with a NUL inside is not "prompt" (json_loads makes none; a
+     * program can) */
+    json_t *nk = patched("{}", 1);
+    json_object_setn_new(nk, "prompt\0x", 8, json_string("a"));
+    CHECKF(wire_request_from_json(nk, &r, &err) == -1 && !strcmp(err.field, "prompt"),
+           "a key with a NUL inside is refused", "%s", err.msg);
+    json_decref(nk);
+    sd_err_clear(&err);
     json_t *a = json_array();
     CHECK(wire_request_from_json(a, &r, &err) == -1 && err.code == SD_EINVAL, "a JSON array is not a request");
     json_decref(a);
