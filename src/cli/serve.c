@@ -569,7 +569,7 @@ static jobs_redis_config redis_config(void)
 {
     jobs_redis_config c = {.url = o_queue_url, .queue_timeout = o_queue_timeout, .claim_timeout = o_claim_timeout,
                            .max_attempts = (int)o_max_attempts, .queue_size = (int)o_queue,
-                           .retention = o_retention};
+                           .retention = o_retention, .job_timeout = o_job_timeout};
     return c;
 }
 

@@ -25,6 +25,7 @@
 #define K_GROUP "sdserve-workers"
 #define K_STATS "sdserve:stats"
 #define K_WORKERS "sdserve:workers"
+#define K_NODES "sdserve:nodes"
 #define K_CHANNEL "sdserve:events"
 #define K_JOB "sdserve:job:"
 #define UNFINISHED_TTL 604800   /* seconds a job record lives before it finishes (a week) */
@@ -229,6 +230,18 @@ static redisReply *rc_cmd(rconn *k, sd_err *err, const char *fmt, ...)
     return r;
 }
 
+/* Now as member's score in the sorted set (a node's or worker's heartbeat);
+ * best effort. */
+static void beat(rconn *k, const char *set, const char *member)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    char now[32];
+    snprintf(now, sizeof now, "%.3f", now_s());
+    redisReply *r = rc_cmd(k, &err, "ZADD %s %s %s", set, now, member);
+    if (r) freeReplyObject(r);
+}
+
 /* ---- reply helpers ----------------------------------------------------------- */
 
 static const redisReply *elem(const redisReply *r, size_t i)
@@ -299,13 +312,15 @@ static void job_key(char *out, size_t n, const char *id) { snprintf(out, n, K_JO
     "if ttl < 1 then ttl = 1 end "
 
 /* KEYS: stream, job, stats.  ARGV: limit, id, created, request, owner,
- * listed, n, width, height, ttl.  0 = full. */
+ * listed, n, width, height, ttl, node (a synchronous job's waiting API
+ * node, "" for an async one).  0 = full. */
 static const char lua_submit[] =
     "local len = redis.call('XLEN', KEYS[1]) "
     "local pend = redis.call('XPENDING', KEYS[1], '" K_GROUP "')[1] "
     "if len - pend >= tonumber(ARGV[1]) then redis.call('HINCRBY', KEYS[3], 'rejected', 1) return 0 end "
     "redis.call('HSET', KEYS[2], 'state', 'queued', 'owner', ARGV[5], 'listed', ARGV[6], 'created', ARGV[3], "
     "  'attempts', 0, 'n', ARGV[7], 'width', ARGV[8], 'height', ARGV[9], 'request', ARGV[4]) "
+    "if ARGV[11] ~= '' then redis.call('HSET', KEYS[2], 'node', ARGV[11]) end "
     "redis.call('EXPIRE', KEYS[2], ARGV[10]) "
     "redis.call('XADD', KEYS[1], '*', 'id', ARGV[2]) "
     "redis.call('HINCRBY', KEYS[3], 'submitted', 1) "
@@ -345,10 +360,16 @@ static const char lua_claim[] =
     "redis.call('PUBLISH', '" K_CHANNEL "', ARGV[6]) "
     "return {'run', tostring(a), redis.call('HGET', KEYS[1], 'request')}";
 
-/* KEYS: job.  ARGV: attempt, step, total, id.  {'ok'} | {'lost'} | {'cancel', error}. */
+/* KEYS: job, nodes.  ARGV: attempt, step, total, id, now, node timeout.
+ * {'ok'} | {'lost'} | {'cancel', error} | {'orphan'}: the API node
+ * waiting for this synchronous job stopped heartbeating (killed). */
 static const char lua_progress[] =
     "if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[1] "
     "then return {'lost'} end "
+    "local node = redis.call('HGET', KEYS[1], 'node') "
+    "if node then "
+    "  local t = redis.call('ZSCORE', KEYS[2], node) "
+    "  if not t or tonumber(ARGV[5]) - tonumber(t) > tonumber(ARGV[6]) then return {'orphan'} end end "
     "redis.call('HSET', KEYS[1], 'step', ARGV[2], 'total', ARGV[3]) "
     "redis.call('PUBLISH', '" K_CHANNEL "', ARGV[4]) "
     "local c = redis.call('HGET', KEYS[1], 'cancel') "
@@ -384,6 +405,18 @@ static const char lua_stats[] =
     "local w = redis.call('ZCOUNT', KEYS[3], ARGV[1], '+inf') "
     "return {len, p, w, redis.call('HGETALL', KEYS[2])}";
 
+/* A node's or worker's name: host:pid:random. */
+static void worker_name(char *out, size_t n)
+{
+    char host[64] = "host";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = 0;
+    char rnd[JOBS_ID_MAX];
+    make_id(rnd);
+    rnd[8] = 0;
+    snprintf(out, n, "%s:%d:%s", host, (int)getpid(), rnd);
+}
+
 /* ---- the API-node side -------------------------------------------------------------- */
 
 typedef struct rjob {        /* a job_handle */
@@ -406,6 +439,12 @@ typedef struct rback {
     int stop;
     redisContext *sub;       /* under mu: close() shuts its socket to end the thread */
     int shut;                /* shutdown: submissions refused */
+    /* this node's heartbeat (sdserve:nodes): workers cancel the synchronous
+     * jobs of a node that stopped heartbeating */
+    char node[160];
+    rconn hb;
+    pthread_t hb_thread;
+    int hb_started;
     jobs_stats last_stats;   /* answered while Redis is away */
 } rback;
 
@@ -457,8 +496,9 @@ static int rb_submit(jobs_backend *b, sd_request *in, int listed, job_handle **o
     char key[64], now[32];
     job_key(key, sizeof key, j->id);
     snprintf(now, sizeof now, "%.3f", now_s());
-    redisReply *r = rc_cmd(&p->cmd, err, "EVAL %s 3 %s %s %s %d %s %s %s %d %d %d %d %d %d", lua_submit, K_STREAM,
-                           key, K_STATS, p->cfg.queue_size, j->id, now, text, owner, listed, n, w, h, UNFINISHED_TTL);
+    redisReply *r = rc_cmd(&p->cmd, err, "EVAL %s 3 %s %s %s %d %s %s %s %d %d %d %d %d %d %s", lua_submit,
+                           K_STREAM, key, K_STATS, p->cfg.queue_size, j->id, now, text, owner, listed, n, w, h,
+                           UNFINISHED_TTL, listed ? "" : p->node);
     free(text);
     int ok = r && rint_of(r) == 1;
     if (r && !ok) sd_errf(err, SD_EBUSY, "queue-size", "the shared queue is full (%d jobs waiting)", p->cfg.queue_size);
@@ -700,6 +740,26 @@ static void *sub_main(void *arg)
     }
 }
 
+/* A live node's score is refreshed this often; workers give up on its
+ * synchronous jobs after node_timeout without it. */
+#define NODE_BEAT 1.0
+static double node_timeout(double claim_timeout) { return claim_timeout > 3 ? claim_timeout : 3; }
+
+static void *node_hb_main(void *arg)
+{
+    rback *p = arg;
+    for (;;) {
+        beat(&p->hb, K_NODES, p->node);
+        pthread_mutex_lock(&p->mu);
+        struct timespec dl = deadline_in(NODE_BEAT);
+        while (!p->stop)   /* events wake the condvar too: wait the whole beat */
+            if (pthread_cond_timedwait(&p->cv, &p->mu, &dl) == ETIMEDOUT) break;
+        int stop = p->stop;
+        pthread_mutex_unlock(&p->mu);
+        if (stop) return NULL;
+    }
+}
+
 static void rb_close(jobs_backend *b)
 {
     rback *p = RB(b);
@@ -710,6 +770,14 @@ static void rb_close(jobs_backend *b)
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
     if (p->sub_started) pthread_join(p->sub_thread, NULL);
+    if (p->hb_started) {
+        pthread_join(p->hb_thread, NULL);
+        sd_err err;
+        sd_err_clear(&err);
+        redisReply *r = rc_cmd(&p->hb, &err, "ZREM " K_NODES " %s", p->node);
+        if (r) freeReplyObject(r);
+    }
+    rc_fini(&p->hb);
     rc_fini(&p->cmd);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
@@ -757,6 +825,8 @@ jobs_backend *jobs_redis_open(const jobs_redis_config *cfg, sd_err *err)
     pthread_cond_init(&p->cv, NULL);
     if (config_take(&p->cfg, &p->url_copy, &p->u, cfg, err)) goto fail;
     rc_init(&p->cmd, &p->u, p->cfg.queue_timeout);
+    rc_init(&p->hb, &p->u, p->cfg.queue_timeout);
+    worker_name(p->node, sizeof p->node);
     pthread_mutex_lock(&p->cmd.mu);
     int bad = rc_connect(&p->cmd, err);
     pthread_mutex_unlock(&p->cmd.mu);
@@ -766,8 +836,10 @@ jobs_backend *jobs_redis_open(const jobs_redis_config *cfg, sd_err *err)
         goto fail_conn;
     }
     p->sub_started = 1;
+    if (!pthread_create(&p->hb_thread, NULL, node_hb_main, p)) p->hb_started = 1;
     return &p->base;
 fail_conn:
+    rc_fini(&p->hb);
     rc_fini(&p->cmd);
 fail:
     pthread_mutex_destroy(&p->mu);
@@ -799,7 +871,9 @@ typedef struct worker {
     pthread_cond_t cv;
     int hb_stop;
     wjob cur;
-    char *cancel_error;      /* the cancel record read by progress, or NULL */
+    char *cancel_error;      /* why the job stopped early (progress), or NULL */
+    const char *stop_state;  /* with it: "cancelled", or "failed" (time limit) */
+    double t_start;          /* when this attempt started */
     int lost;                /* the attempt was taken over */
 } worker;
 
@@ -836,23 +910,51 @@ static void *hb_main(void *arg)
     return NULL;
 }
 
-/* The progress callback: step/total into the hash; stops on a cancel, a
- * lost attempt or the worker's stop. */
+/* Records why the job stops at this step (text: its error record, taken);
+ * returns 1 (stop). */
+static int stop_early(worker *w, const char *state, char *text)
+{
+    if (!w->cancel_error) {
+        w->cancel_error = text;
+        w->stop_state = state;
+    } else {
+        free(text);
+    }
+    return 1;
+}
+
+/* The progress callback: step/total into the hash; stops on a cancel, the
+ * time limit, a gone API node (synchronous jobs), a lost attempt or the
+ * worker's stop. */
 static int w_progress(void *ud, int step, int total)
 {
     worker *w = ud;
     if (*w->stop) return 1;
+    if (w->cfg.job_timeout > 0 && now_s() - w->t_start > w->cfg.job_timeout) {
+        sd_err te;
+        sd_err_clear(&te);
+        sd_errf(&te, SD_ETIMEOUT, "", "the job ran longer than the %g s job time limit and was stopped",
+                w->cfg.job_timeout);
+        return stop_early(w, "failed", error_text(&te));
+    }
     sd_err err;
     sd_err_clear(&err);
-    redisReply *r = rc_cmd(&w->cmd, &err, "EVAL %s 1 %s %s %d %d %s", lua_progress, w->cur.key, w->cur.attempt, step,
-                           total, w->cur.id);
+    char now[32], nt[32];
+    snprintf(now, sizeof now, "%.3f", now_s());
+    snprintf(nt, sizeof nt, "%.3f", node_timeout(w->cfg.claim_timeout));
+    redisReply *r = rc_cmd(&w->cmd, &err, "EVAL %s 2 %s %s %s %d %d %s %s %s", lua_progress, w->cur.key, K_NODES,
+                           w->cur.attempt, step, total, w->cur.id, now, nt);
     if (!r) return 0;   /* Redis away: go on; the finish decides */
     const char *what = rstr(elem(r, 0));
     int stop = 0;
     if (what && !strcmp(what, "lost")) stop = w->lost = 1;
-    if (what && !strcmp(what, "cancel") && !w->cancel_error) {
-        w->cancel_error = sd_strdup(rstr(elem(r, 1)) ? rstr(elem(r, 1)) : "");
-        stop = 1;
+    if (what && !strcmp(what, "cancel"))
+        stop = stop_early(w, "cancelled", sd_strdup(rstr(elem(r, 1)) ? rstr(elem(r, 1)) : ""));
+    if (what && !strcmp(what, "orphan")) {
+        sd_err oe;
+        sd_err_clear(&oe);
+        sd_errf(&oe, SD_ECANCELLED, "", "the client disconnected (the API node it waited on is gone)");
+        stop = stop_early(w, "cancelled", error_text(&oe));
     }
     freeReplyObject(r);
     return stop;
@@ -909,6 +1011,7 @@ static int run_claimed(worker *w, const char *request_text, job_run_fn run, void
     pthread_t hb;
     w->hb_stop = 0;
     w->lost = 0;
+    w->t_start = now_s();
     int hb_ok = !pthread_create(&hb, NULL, hb_main, w);
     int rc = bad ? -1 : run(run_ud, &req, w_progress, w, &res, &err);
     if (hb_ok) {
@@ -923,7 +1026,7 @@ static int run_claimed(worker *w, const char *request_text, job_run_fn run, void
     if (w->lost) {
         out = -1;  /* another worker has the job now: nothing to write, its entry is theirs */
     } else if (w->cancel_error) {
-        out = finish(w, "cancelled", "error", w->cancel_error, 0) > 0 ? 0 : -1;
+        out = finish(w, w->stop_state, "error", w->cancel_error, 0) > 0 ? 0 : -1;
     } else if (*w->stop && rc) {
         out = -1;  /* stopped by our own shutdown: another worker runs it again */
     } else {
@@ -1005,26 +1108,7 @@ static int next_entry(worker *w, job_run_fn run, void *run_ud)
     return e ? 1 : 0;
 }
 
-static void presence(worker *w)
-{
-    sd_err err;
-    sd_err_clear(&err);
-    char now[32];
-    snprintf(now, sizeof now, "%.3f", now_s());
-    redisReply *r = rc_cmd(&w->cmd, &err, "ZADD " K_WORKERS " %s %s", now, w->id);
-    if (r) freeReplyObject(r);
-}
-
-static void worker_name(char *out, size_t n)
-{
-    char host[64] = "host";
-    gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = 0;
-    char rnd[JOBS_ID_MAX];
-    make_id(rnd);
-    rnd[8] = 0;
-    snprintf(out, n, "%s:%d:%s", host, (int)getpid(), rnd);
-}
+static void presence(worker *w) { beat(&w->cmd, K_WORKERS, w->id); }
 
 static void worker_free(worker *w)
 {

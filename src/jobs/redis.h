@@ -29,6 +29,7 @@ typedef struct jobs_redis_config {
     int max_attempts;        /* runs of one job at most; then it fails (dead letter) */
     int queue_size;          /* jobs waiting in the shared queue at most */
     double retention;        /* seconds a finished job's record stays */
+    double job_timeout;      /* worker: seconds a job may run, then it fails; 0 = no limit */
     const char *worker_id;   /* worker: consumer name; NULL = host:pid:random */
 } jobs_redis_config;
 

@@ -157,12 +157,27 @@ check "cancel: it stopped within a step (step $at at DELETE, $final at the end)"
   $([ "$final" -le $((at + 2)) ] && [ "$final" -lt 150 ]; echo $?) "$(cat "$TMP/job.json")"
 
 # ---- kill -9 of an API node with async jobs in flight ------------------------------------
+# (and a synchronous one running: cancelled as when its client hangs up)
+curl -s -o /dev/null -d prompt=slow -d width=192 -d height=192 -d num_inference_steps=150 "$(url a)/txt2img" &
+CURL_PID=$!
+sync_id=
+for _ in $(seq 600); do
+  for k in $(R --scan --pattern 'sdserve:job:*'); do
+    [ "$(R hmget "$k" listed state | tr '\n' ' ')" = "0 running " ] && sync_id=${k#sdserve:job:}
+  done
+  [ -n "$sync_id" ] && wait_step "$sync_id" 2 600 && break; sleep 0.1
+done
 ids=()
 for s in 1 2 3; do ids+=("$(async a "${FAST[@]}" seed=$s)"); done
-kill -9 "${NODE_PID[a]}"; wait "${NODE_PID[a]}" 2>/dev/null
+kill -9 "${NODE_PID[a]}"; wait "${NODE_PID[a]}" 2>/dev/null; wait "$CURL_PID" 2>/dev/null
 ok_n=0
 for id in "${ids[@]}"; do wait_state b "$id" succeeded 1200 && ok_n=$((ok_n + 1)); done
 check "kill -9 of node A: its 3 async jobs finish, readable through node B" $([ "$ok_n" = 3 ]; echo $?) "$ok_n of 3"
+for _ in $(seq 600); do [ "$(R hget "sdserve:job:$sync_id" state)" = cancelled ] && break; sleep 0.1; done
+got=$(R hmget "sdserve:job:$sync_id" state step | tr '\n' ' ')
+check "... its running synchronous job is cancelled (client gone) before the end" \
+  $([ -n "$sync_id" ] && [ "${got%% *}" = cancelled ] && [ "$(R hget "sdserve:job:$sync_id" step)" -lt 150 ]
+    echo $?) "job '$sync_id': $got $(R hget "sdserve:job:$sync_id" error)"
 start_node a || exit 0
 
 # ---- Redis stopped, then restarted from its append-only file -------------------------------
