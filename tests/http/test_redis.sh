@@ -6,9 +6,12 @@
 #   sync and async jobs through either node; a job readable through both;
 #   kill -9 of a worker mid-job: reclaimed after --claim-timeout, finished
 #   by the other, its record shows attempts 2 and one finish
-#   (SD_REDIS_KILLS rounds, default 10); cancel through node A of a job
+#   (SD_REDIS_KILLS rounds, default 10); killed on each of its
+#   --max-attempts runs: failed (dead letter); cancel through node A of a job
 #   submitted through node B stops within a step; kill -9 of an API node
-#   with async jobs in flight: they finish, readable through the other;
+#   with async jobs in flight: they finish, readable through the other,
+#   and its running synchronous job is cancelled; --queue-size counts the
+#   shared queue;
 #   Redis stopped: 503 + Retry-After within --queue-timeout, /health
 #   degraded, recovery after restart; Redis restarted from its AOF: queued
 #   jobs survive.
@@ -38,12 +41,13 @@ stop_redis() {   # SHUTDOWN writes the append-only file out
 }
 R() { redis-cli -p "$RPORT" "$@"; }
 
-QUEUE=(--queue "redis://127.0.0.1:$RPORT/0" --queue-timeout $QT --claim-timeout $CLAIM --shared-data-dir 1
+QUEUE=(--queue "redis://127.0.0.1:$RPORT/0" --queue-timeout $QT --claim-timeout $CLAIM --max-attempts 2 --shared-data-dir 1
        --data-dir "$TMP/data" --model "$MODEL" --threads 1)
 
-start_node() {   # start_node NAME
-  local port; port=$(free_port)
-  "$SDSERVE" serve --bind 127.0.0.1 --port "$port" --workers 0 "${QUEUE[@]}" >"$TMP/node-$1.log" 2>&1 &
+start_node() {   # start_node NAME [serve options...]
+  local port name=$1; port=$(free_port); shift
+  "$SDSERVE" serve --bind 127.0.0.1 --port "$port" --workers 0 "${QUEUE[@]}" "$@" >"$TMP/node-$name.log" 2>&1 &
+  set -- "$name"
   NODE_PID[$1]=$!; NODE_PORT[$1]=$port
   wait_ready "http://127.0.0.1:$port/health" "${NODE_PID[$1]}" 600 ||
     { echo "FAIL - node $1 starts: $(tail -5 "$TMP/node-$1.log" | tr '\n' ' ')"; return 1; }
@@ -124,17 +128,21 @@ st=$(curl -s -o "$TMP/bad.json" -w '%{http_code}' -d prompt=x -d num_inference_s
 check "a bad request is refused at submit time on the API node (400)" $([ "$st" = 400 ]; echo $?) "$st"
 
 # ---- kill -9 of a worker mid-job ---------------------------------------------------
+# kill_running ID: kill -9 of the worker running job ID, then restart it
+kill_running() {
+  local wid pid victim= w
+  wid=$(R hget "sdserve:job:$1" worker); pid=${wid#*:}; pid=${pid%%:*}
+  for w in "${!WORKER_PID[@]}"; do [ "${WORKER_PID[$w]}" = "$pid" ] && victim=$w; done
+  [ -n "$victim" ] || return 1
+  kill -9 "$pid"; wait "$pid" 2>/dev/null
+  start_worker "$victim" "$(( $(grep -c '^ready' "$TMP/worker-$victim.log") + 1 ))"
+}
 pass=0; detail=
 for round in $(seq "$KILLS"); do
   id=$(async a "${SLOW[@]}" seed=$round)
   wait_step "$id" 2 600 || { detail="round $round: the job did not start"; break; }
   wid=$(R hget "sdserve:job:$id" worker)
-  pid=${wid#*:}; pid=${pid%%:*}
-  victim=
-  for w in "${!WORKER_PID[@]}"; do [ "${WORKER_PID[$w]}" = "$pid" ] && victim=$w; done
-  [ -n "$victim" ] || { detail="round $round: worker $wid is not one of ours"; break; }
-  kill -9 "$pid"; wait "$pid" 2>/dev/null
-  start_worker "$victim" "$(( $(grep -c '^ready' "$TMP/worker-$victim.log") + 1 ))" || break
+  kill_running "$id" || { detail="round $round: worker $wid is not one of ours, or did not restart"; break; }
   wait_state b "$id" succeeded 1200 || { detail="round $round: $(cat "$TMP/job.json")"; break; }
   got=$(R hmget "sdserve:job:$id" attempts finishes | tr '\n' ' ')
   n=$(job_field b "$id" 'len(j["images"])')
@@ -145,6 +153,15 @@ for round in $(seq "$KILLS"); do
 done
 check "kill -9 of a worker mid-job: reclaimed and finished by another, attempts 2, one result ($pass/$KILLS)" \
   $([ "$pass" = "$KILLS" ]; echo $?) "$detail"
+
+# ---- dead letter: killed on each of its --max-attempts 2 runs ---------------------------------
+id=$(async a "${SLOW[@]}" seed=99)
+wait_step "$id" 2 600 && kill_running "$id"
+for _ in $(seq 600); do [ "$(R hget "sdserve:job:$id" attempts)" = 2 ] && break; sleep 0.1; done
+wait_step "$id" 2 600 && kill_running "$id"
+wait_state b "$id" failed 600
+check "dead letter: killed on both of its 2 attempts, the job fails saying so" \
+  $(grep -q 'abandoned 2 times' "$TMP/job.json"; echo $?) "$(cat "$TMP/job.json")"
 
 # ---- cancel through node A of a job submitted through node B --------------------------
 id=$(async b "${SLOW[@]}" seed=77)
@@ -198,6 +215,11 @@ check "Redis back: /health ok again" $? "$(curl -s "$(url b)/health")"
 check "restarted from its AOF: the queued jobs are still queued" \
   $([ "$(job_field a "$q1" 'j["state"]')" = queued ] && [ "$(job_field b "$q2" 'j["state"]')" = queued ]; echo $?) \
   "$(cat "$TMP/job.json")"
+start_node c --queue-size 2 || exit 0
+st=$(curl -s -D "$TMP/full.hdr" -o "$TMP/full.json" -w '%{http_code}' -d prompt=x "$(url c)/jobs/txt2img")
+check "--queue-size 2 on node C, 2 jobs queued by A and B: 503 + Retry-After naming queue-size" \
+  $([ "$st" = 503 ] && grep -qi '^Retry-After: [0-9]' "$TMP/full.hdr" &&
+    [ "$(json "$TMP/full.json" 'j.get("field")')" = queue-size ]; echo $?) "$st $(cat "$TMP/full.json")"
 start_worker 1 "$(( $(grep -c '^ready' "$TMP/worker-1.log") + 1 ))" || exit 0
 wait_state a "$q1" succeeded 1200 && wait_state b "$q2" succeeded 1200
 check "... and they run once a worker is back" $? "$(cat "$TMP/job.json")"
@@ -207,7 +229,7 @@ check "full recovery: a sync job succeeds" $([ "$st" = 200 ]; echo $?) "$st $(ca
 
 # every process we stop must stop cleanly
 stop_pid "${WORKER_PID[1]}" 100; wait "${WORKER_PID[1]}"; w=$?
-for n in a b; do kill -TERM "${NODE_PID[$n]}"; wait "${NODE_PID[$n]}"; w=$((w + $?)); done
+for n in a b c; do kill -TERM "${NODE_PID[$n]}"; wait "${NODE_PID[$n]}"; w=$((w + $?)); done
 check "the worker and the API nodes stop cleanly (exit 0)" $([ "$w" = 0 ]; echo $?) "sum of statuses $w"
 bad=$(grep -lE 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$TMP"/*.log 2>/dev/null)
 check "no sanitizer report in any log" $([ -z "$bad" ]; echo $?) "$bad"
