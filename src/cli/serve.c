@@ -157,7 +157,7 @@ static char *o_model_dir;
 static int64_t o_max_loaded;
 /* the shared Redis queue (issue 17; docs/SCALE.md) */
 static char *o_queue_url;
-static int64_t o_workers, o_max_attempts, o_shared_data_dir;
+static int64_t o_workers, o_max_attempts, o_shared_data_dir, o_health_port;
 static double o_claim_timeout, o_queue_timeout;
 
 static const sd_setting serve_settings[] = {
@@ -283,6 +283,8 @@ static const sd_setting serve_settings[] = {
      "with --queue: seconds one Redis call may take; unreachable = 503 + Retry-After naming the queue"},
     {"shared-data-dir", SD_SET_INT, &o_shared_data_dir, "0", 0, 1,
      "1 = --data-dir is a mount every node sees (NFS, ...): needed for --queue with --storage local"},
+    {"health-port", SD_SET_INT, &o_health_port, "0", 0, 65535,
+     "sdserve worker: TCP port (on --bind) of its GET /health and GET /metrics (0 = none)"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
 
@@ -563,6 +565,7 @@ static storage *open_storage(const char *images_dir, const char *public_url, sd_
 
 /* ---- the shared Redis queue (docs/SCALE.md) ---- */
 static queue_worker g_worker;   /* this node's worker on the shared queue */
+static worker_health *g_health; /* sdserve worker --health-port */
 static gen_ctx *g_worker_gc;
 
 static jobs_redis_config redis_config(void)
@@ -600,6 +603,8 @@ static void start_local_worker(int worker_only)
     sd_err e;
     sd_err_clear(&e);
     if (queue_worker_start(&g_worker, &c, g_worker_gc, &e)) fprintf(stderr, "sdserve: %s\n", e.msg);
+    if (worker_only && o_health_port && !(g_health = worker_health_start(o_bind, (int)o_health_port, &g_worker.stats, &e)))
+        fprintf(stderr, "sdserve worker: %s\n", e.msg);
 }
 /* ---- end of the shared queue's part ---- */
 
@@ -744,6 +749,8 @@ int cli_serve_mode(int argc, char **argv, int worker_only)
         }
         loader_started = 1;
         if (wait_signals(&sigs, &L, NULL, public_url, &err)) goto out;
+        worker_health_stop(g_health);
+        g_health = NULL;
         queue_worker_stop(&g_worker);
         pthread_join(loader, NULL);
         loader_started = 0;
@@ -791,6 +798,7 @@ out:
     if (status && err.code) fprintf(stderr, "sdserve serve: %s\n", err.msg);
     if (lfd >= 0) close(lfd);
     if (srv) http_server_stop(srv);
+    worker_health_stop(g_health);
     queue_worker_stop(&g_worker);
     jobs_close(q);
     if (loader_started) pthread_join(loader, NULL);

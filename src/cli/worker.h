@@ -12,6 +12,7 @@
 
 typedef struct queue_worker {
     jobs_redis_config cfg;
+    jobs_worker_stats stats; /* what it does (cfg.stats points here) */
     gen_ctx *gc;
     pthread_t thread;
     int started;
@@ -25,5 +26,11 @@ int queue_worker_start(queue_worker *w, const jobs_redis_config *cfg, gen_ctx *g
 /* Asks it to stop (a running job stops at its next step and is left for
  * another worker) and joins it.  Safe on a worker never started. */
 void queue_worker_stop(queue_worker *w);
+
+/* sdserve worker --health-port: a tiny HTTP server (GET /health, GET
+ * /metrics) on bind:port over the worker's counters. */
+typedef struct worker_health worker_health;
+worker_health *worker_health_start(const char *bind, int port, const jobs_worker_stats *st, sd_err *err);
+void worker_health_stop(worker_health *h);   /* NULL-safe */
 
 #endif

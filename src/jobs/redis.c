@@ -812,7 +812,7 @@ static int config_take(jobs_redis_config *dst, char **url_copy, redis_url *u, co
     if (dst->queue_size < 1) dst->queue_size = 16;
     if (!(*url_copy = sd_strdup(src->url))) return sd_errf(err, SD_ENOMEM, "", "out of memory");
     dst->url = *url_copy;
-    dst->worker_id = NULL;
+    dst->worker_id = NULL;   /* the worker copies it */
     return 0;
 }
 
@@ -960,6 +960,18 @@ static int w_progress(void *ud, int step, int total)
     return stop;
 }
 
+/* The worker's own counters (--health-port): state written, or NULL for a
+ * run that ended without writing one. */
+static void count_outcome(worker *w, const char *state)
+{
+    jobs_worker_stats *st = w->cfg.stats;
+    if (!st) return;
+    if (!state) atomic_fetch_add(&st->abandoned, 1);
+    else if (!strcmp(state, "succeeded")) atomic_fetch_add(&st->succeeded, 1);
+    else if (!strcmp(state, "failed")) atomic_fetch_add(&st->failed, 1);
+    else atomic_fetch_add(&st->cancelled, 1);
+}
+
 /* Writes the outcome if the attempt is still ours, retrying while Redis is
  * away (up to the claim timeout: then another worker has it anyway).
  * 1 written, 0 not ours, -1 could not reach Redis. */
@@ -977,9 +989,13 @@ static int finish(worker *w, const char *state, const char *field, const char *v
         if (r) {
             int wrote = rint_of(r) == 1;
             freeReplyObject(r);
+            count_outcome(w, wrote ? state : NULL);
             return wrote;
         }
-        if (err.code != SD_EBUSY || now_s() + pause > give_up || *w->stop) return -1;
+        if (err.code != SD_EBUSY || now_s() + pause > give_up || *w->stop) {
+            count_outcome(w, NULL);
+            return -1;
+        }
         usleep((useconds_t)(pause * 1e6));
     }
 }
@@ -1023,6 +1039,7 @@ static int run_claimed(worker *w, const char *request_text, job_run_fn run, void
     }
     sd_request_free(&req);
     int out = 0;
+    if (w->lost || (*w->stop && rc && !w->cancel_error)) count_outcome(w, NULL);
     if (w->lost) {
         out = -1;  /* another worker has the job now: nothing to write, its entry is theirs */
     } else if (w->cancel_error) {
@@ -1074,7 +1091,9 @@ static void take_entry(worker *w, const redisReply *entry, job_run_fn run, void 
     if (what && !strcmp(what, "run")) {
         snprintf(w->cur.attempt, sizeof w->cur.attempt, "%s", rstr(elem(r, 1)) ? rstr(elem(r, 1)) : "0");
         printf("worker %s: job %s attempt %s\n", w->id, jid, w->cur.attempt);
+        if (w->cfg.stats) atomic_store(&w->cfg.stats->busy, 1);
         done = !run_claimed(w, rstr(elem(r, 2)), run, run_ud);
+        if (w->cfg.stats) atomic_store(&w->cfg.stats->busy, 0);
     }
     freeReplyObject(r);
     if (done) ack(w);
@@ -1134,7 +1153,7 @@ int jobs_redis_worker(const jobs_redis_config *cfg, job_run_fn run, void *run_ud
     if (!w) return sd_errf(err, SD_ENOMEM, "", "out of memory starting the worker");
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
-    if (config_take(&w->cfg, &w->url_copy, &w->u, cfg, err)) {
+    if (config_take(&w->cfg, &w->url_copy, &w->u, cfg, err)) {   /* keeps cfg->stats */
         rc_init(&w->cmd, &w->u, 1);
         rc_init(&w->hb, &w->u, 1);
         worker_free(w);
@@ -1154,12 +1173,14 @@ int jobs_redis_worker(const jobs_redis_config *cfg, job_run_fn run, void *run_ud
         worker_free(w);
         return sd_errf(err, SD_ENOMEM, "", "out of memory starting the worker");
     }
+    if (w->cfg.stats) snprintf(w->cfg.stats->id, sizeof w->cfg.stats->id, "%s", w->id);
     printf("worker %s: on the queue at %s:%d/%d\n", w->id, w->u.host, w->u.port, w->u.db);
     double pause = 0.2;
     int was_down = 0;
     while (!*stop) {
         presence(w);
         int got = next_entry(w, run, run_ud);
+        if (w->cfg.stats) atomic_store(&w->cfg.stats->queue_down, got < 0);
         if (got < 0) {
             if (!was_down) printf("worker %s: the queue is unreachable; retrying with backoff\n", w->id);
             was_down = 1;

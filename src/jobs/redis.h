@@ -7,6 +7,7 @@
 #define SD_JOBS_REDIS_H
 
 #include <signal.h>
+#include <stdatomic.h>
 
 #include "backend.h"
 
@@ -22,6 +23,16 @@ typedef struct redis_url {
 /* 0, or -1 with err (SD_EINVAL, field "queue") saying what is wrong. */
 int redis_url_parse(const char *url, redis_url *out, sd_err *err);
 
+/* What a worker is doing, for its own /health and /metrics (sdserve worker
+ * --health-port): written by jobs_redis_worker, read from any thread. */
+typedef struct jobs_worker_stats {
+    char id[160];            /* the consumer name; set before the first job */
+    atomic_int busy;         /* 1 while a job runs */
+    atomic_int queue_down;   /* 1 while Redis cannot be reached */
+    atomic_ullong succeeded, failed, cancelled;   /* outcomes this worker wrote */
+    atomic_ullong abandoned; /* runs stopped without an outcome (taken over, or stopping) */
+} jobs_worker_stats;
+
 typedef struct jobs_redis_config {
     const char *url;         /* redis://... (--queue) */
     double queue_timeout;    /* seconds one Redis call may take (connect included) */
@@ -31,6 +42,7 @@ typedef struct jobs_redis_config {
     double retention;        /* seconds a finished job's record stays */
     double job_timeout;      /* worker: seconds a job may run, then it fails; 0 = no limit */
     const char *worker_id;   /* worker: consumer name; NULL = host:pid:random */
+    jobs_worker_stats *stats;  /* worker: filled as it works; NULL = none */
 } jobs_redis_config;
 
 /* The API-node side: a jobs_backend on the shared queue.  Connects and

@@ -52,8 +52,12 @@ start_node() {   # start_node NAME [serve options...]
   wait_ready "http://127.0.0.1:$port/health" "${NODE_PID[$1]}" 600 ||
     { echo "FAIL - node $1 starts: $(tail -5 "$TMP/node-$1.log" | tr '\n' ' ')"; return 1; }
 }
-start_worker() {  # start_worker NAME: ready once it says so
-  "$SDSERVE" worker "${QUEUE[@]}" --public-url "http://127.0.0.1:${NODE_PORT[b]}" >>"$TMP/worker-$1.log" 2>&1 &
+HPORT=$(free_port)   # worker 2's --health-port
+start_worker() {  # start_worker NAME [READY-COUNT]: ready once it says so
+  local extra=()
+  [ "$1" = 2 ] && extra=(--bind 127.0.0.1 --health-port "$HPORT")
+  "$SDSERVE" worker "${QUEUE[@]}" "${extra[@]}" --public-url "http://127.0.0.1:${NODE_PORT[b]}" \
+    >>"$TMP/worker-$1.log" 2>&1 &
   WORKER_PID[$1]=$!
   for _ in $(seq 600); do
     [ "$(grep -c '^ready' "$TMP/worker-$1.log" 2>/dev/null)" -ge "${2:-1}" ] 2>/dev/null && return 0; sleep 0.1
@@ -124,6 +128,13 @@ curl -s "$(url b)/metrics" >"$TMP/metrics.txt"
 check "/metrics: sdserve_workers_alive 2, sdserve_queue_up 1" \
   $(grep -q '^sdserve_workers_alive 2$' "$TMP/metrics.txt" && grep -q '^sdserve_queue_up 1$' "$TMP/metrics.txt"; echo $?) \
   "$(grep -E 'workers|queue_up' "$TMP/metrics.txt")"
+curl -s -o "$TMP/wh.json" "http://127.0.0.1:$HPORT/health"
+check "worker --health-port: GET /health (role worker, its id, queue reachable)" \
+  $([ "$(json "$TMP/wh.json" 'j["status"], j["role"], j["queue_reachable"], j["worker"].count(":")')" = \
+      "('ok', 'worker', True, 2)" ]; echo $?) "$(cat "$TMP/wh.json")"
+check "worker --health-port: GET /metrics counts its jobs" \
+  $(curl -s "http://127.0.0.1:$HPORT/metrics" | grep -qE '^sdserve_worker_jobs_total\{outcome="succeeded"\} [0-9]+$'
+    echo $?) "$(curl -s "http://127.0.0.1:$HPORT/metrics")"
 st=$(curl -s -o "$TMP/bad.json" -w '%{http_code}' -d prompt=x -d num_inference_steps=0 "$(url a)/jobs/txt2img")
 check "a bad request is refused at submit time on the API node (400)" $([ "$st" = 400 ]; echo $?) "$st"
 
