@@ -208,11 +208,25 @@ static redisReply *rc_cmd(rconn *k, sd_err *err, const char *fmt, ...)
 {
     pthread_mutex_lock(&k->mu);
     redisReply *r = NULL;
+    int reused = k->c != NULL;
     if (!rc_connect(k, err)) {
         va_list ap;
         va_start(ap, fmt);
         r = redisvCommand(k->c, fmt, ap);
         va_end(ap);
+        if (!r && reused && k->c->err == REDIS_ERR_EOF) {
+            /* Redis restarted since this connection's last call: it closed
+             * the connection before reading the command; once more on a
+             * new one */
+            rc_drop(k);
+            if (rc_connect(k, err)) {
+                pthread_mutex_unlock(&k->mu);
+                return NULL;
+            }
+            va_start(ap, fmt);
+            r = redisvCommand(k->c, fmt, ap);
+            va_end(ap);
+        }
         if (!r) {
             char why[160];
             snprintf(why, sizeof why, "%s", k->c->errstr);

@@ -231,15 +231,27 @@ st=$(curl -s -D "$TMP/full.hdr" -o "$TMP/full.json" -w '%{http_code}' -d prompt=
 check "--queue-size 2 on node C, 2 jobs queued by A and B: 503 + Retry-After naming queue-size" \
   $([ "$st" = 503 ] && grep -qi '^Retry-After: [0-9]' "$TMP/full.hdr" &&
     [ "$(json "$TMP/full.json" 'j.get("field")')" = queue-size ]; echo $?) "$st $(cat "$TMP/full.json")"
-start_worker 1 "$(( $(grep -c '^ready' "$TMP/worker-1.log") + 1 ))" || exit 0
+start_worker 2 "$(( $(grep -c '^ready' "$TMP/worker-2.log") + 1 ))" || exit 0
 wait_state a "$q1" succeeded 1200 && wait_state b "$q2" succeeded 1200
 check "... and they run once a worker is back" $? "$(cat "$TMP/job.json")"
 st=$(curl -s -o "$TMP/sync2.json" -w '%{http_code}' -d prompt=fox -d width=64 -d height=64 -d num_inference_steps=4 \
   "$(url a)/txt2img")
 check "full recovery: a sync job succeeds" $([ "$st" = 200 ]; echo $?) "$st $(cat "$TMP/sync2.json")"
+# a running worker rides out an outage: degraded meanwhile, reconnects after
+stop_redis
+for _ in $(seq 50); do
+  [ "$(curl -s -o "$TMP/wh.json" -w '%{http_code}' "http://127.0.0.1:$HPORT/health")" = 503 ] && break; sleep 0.1
+done
+check "Redis stopped: the worker's /health 503 degraded" $([ "$(json "$TMP/wh.json" 'j["status"]')" = degraded ]
+  echo $?) "$(cat "$TMP/wh.json")"
+start_redis || exit 0
+st=$(curl -s -o "$TMP/sync3.json" -w '%{http_code}' -d prompt=back -d width=64 -d height=64 -d num_inference_steps=4 \
+  "$(url b)/txt2img")
+check "Redis back: the same worker reconnected and runs a sync job" $([ "$st" = 200 ] &&
+  [ "$(grep -c 'the queue is back' "$TMP/worker-2.log")" -ge 1 ]; echo $?) "$st $(cat "$TMP/sync3.json")"
 
 # every process we stop must stop cleanly
-stop_pid "${WORKER_PID[1]}" 100; wait "${WORKER_PID[1]}"; w=$?
+stop_pid "${WORKER_PID[2]}" 100; wait "${WORKER_PID[2]}"; w=$?
 for n in a b c; do kill -TERM "${NODE_PID[$n]}"; wait "${NODE_PID[$n]}"; w=$((w + $?)); done
 check "the worker and the API nodes stop cleanly (exit 0)" $([ "$w" = 0 ]; echo $?) "sum of statuses $w"
 bad=$(grep -lE 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$TMP"/*.log 2>/dev/null)
