@@ -13,8 +13,9 @@
 #   and its running synchronous job is cancelled; --queue-size counts the
 #   shared queue;
 #   Redis stopped: 503 + Retry-After within --queue-timeout, /health
-#   degraded, recovery after restart; Redis restarted from its AOF: queued
-#   jobs survive.
+#   degraded, recovery after restart (also of a worker that stayed up);
+#   Redis restarted from its AOF: queued jobs survive; an API node with its
+#   own worker (--workers 1); the owner (API key) travels with the job.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -266,7 +267,22 @@ check "Redis back: the same worker reconnected and runs a sync job" $([ "$st" = 
 
 # every process we stop must stop cleanly
 stop_pid "${WORKER_PID[2]}" 100; wait "${WORKER_PID[2]}"; w=$?
-for n in a b c; do kill -TERM "${NODE_PID[$n]}"; wait "${NODE_PID[$n]}"; w=$((w + $?)); done
+
+# ---- an API node with its own worker (--workers 1), API keys ------------------------------
+start_node d --workers 1 --api-keys key-one-0123456789,key-two-0123456789 || exit 0
+id=$(curl -s -H 'Authorization: Bearer key-one-0123456789' -d prompt=own -d width=64 -d height=64 -d num_inference_steps=4 \
+  "$(url d)/jobs/txt2img" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("id",""))')
+for _ in $(seq 600); do [ "$(R hget "sdserve:job:$id" state)" = succeeded ] && break; sleep 0.1; done
+by=$(R hget "sdserve:job:$id" worker)
+check "--workers 1: the API node's own worker ran the job (no worker processes left)" \
+  $([ "$(R hget "sdserve:job:$id" state)" = succeeded ] && [ "$(echo "$by" | cut -d: -f2)" = "${NODE_PID[d]}" ]
+    echo $?) "job $id by '$by', node pid ${NODE_PID[d]}"
+k2=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer key-two-0123456789' "$(url d)/jobs/$id")
+k1=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer key-one-0123456789' "$(url d)/jobs/$id")
+check "the owner travels with the job: another key gets 404, its own 200" $([ "$k2$k1" = 404200 ]; echo $?) \
+  "k2 $k2, k1 $k1"
+
+for n in a b c d; do kill -TERM "${NODE_PID[$n]}"; wait "${NODE_PID[$n]}"; w=$((w + $?)); done
 check "the worker and the API nodes stop cleanly (exit 0)" $([ "$w" = 0 ]; echo $?) "sum of statuses $w"
 bad=$(grep -lE 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$TMP"/*.log 2>/dev/null)
 check "no sanitizer report in any log" $([ -z "$bad" ]; echo $?) "$bad"
