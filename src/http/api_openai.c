@@ -414,14 +414,17 @@ enum MHD_Result oai_models(http_server *s, req *r, struct MHD_Connection *c)
             return reply_json(c, &r->ri, 503, NULL);
         }
     }
-    if (id) return reply_errorf(c, &r->ri, SD_ENOTFOUND, "model", "no model '%.80s' on this server; GET /v1/models "
-                                "lists them", id);
+    char buf[84];
+    if (id) return reply_errorf(c, &r->ri, SD_ENOTFOUND, "model", "no model '%s' on this server; GET /v1/models "
+                                "lists them", shown(id, strlen(id), buf, 81));
     return reply_json(c, &r->ri, 200, data ? json_pack("{s:s, s:o}", "object", "list", "data", data) : NULL);
 }
 
 /* Any other /v1/ path: 404 in OpenAI's shape. */
 enum MHD_Result oai_not_found(http_server *s, req *r, struct MHD_Connection *c)
 {
-    return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "Invalid URL (%.16s %.80s): the OpenAI dialect serves POST "
-                        "/v1/images/generations, POST /v1/images/edits and GET /v1/models", r->verb, r->url);
+    char verb[20], path[84];   /* (a path may hold any bytes: shown as printable ASCII) */
+    return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "Invalid URL (%s %s): the OpenAI dialect serves POST "
+                        "/v1/images/generations, POST /v1/images/edits and GET /v1/models",
+                        shown(r->verb, strlen(r->verb), verb, 17), shown(r->url, strlen(r->url), path, 81));
 }
