@@ -101,6 +101,10 @@ conform "job with the key (1 of 2)" GET '/jobs/{id}' -H "Authorization: Bearer $
 conform "job with the key (2 of 2)" GET '/jobs/{id}' -H "Authorization: Bearer $KEY" "$J0"
 conform "txt2img over the rate limit" POST /txt2img -H "Authorization: Bearer $KEY" -H "$F" --data 'prompt=x' "$BASE/txt2img"
 check "third request of the key answered 429" $([ "$LAST_STATUS" = 429 ]; echo $?) "status $LAST_STATUS"
+conform "openai generations over the rate limit" POST /v1/images/generations -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' --data '{"prompt":"x"}' "$BASE/v1/images/generations"
+check "openai: 429 with code rate_limit_exceeded and Retry-After" $([ "$LAST_STATUS" = 429 ] &&
+  [ "$(json "$TMP/r.json" 'j["error"]["code"]')" = rate_limit_exceeded ] && grep -qi '^Retry-After:' "$TMP/r.hdr"; echo $?) \
+  "status $LAST_STATUS $(cat "$TMP/r.json")"
 conform "health open with keys and rate limit" GET /health "$BASE/health"
 check "health answered 200" $([ "$LAST_STATUS" = 200 ]; echo $?) "status $LAST_STATUS"
 stop_server
