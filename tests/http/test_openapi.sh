@@ -74,6 +74,11 @@ c=lambda t,d: struct.pack(">I",len(d))+t+d+struct.pack(">I",zlib.crc32(t+d)&0xff
 sys.stdout.buffer.write(b"\x89PNG\r\n\x1a\n"+c(b"IHDR",struct.pack(">IIBBBBB",16,16,8,2,0,0,0))+c(b"IDAT",zlib.compress((b"\0"+b"\x80"*48)*16))+c(b"IEND",b""))' >"$TMP/edit.png"
 conform "openai edits" POST /v1/images/edits -F image=@"$TMP/edit.png" -F prompt=x -F steps=2 "$BASE/v1/images/edits"
 check "openai edit answered 16x16" $([ "$(json "$TMP/r.json" 'j["size"]')" = 16x16 ]; echo $?) "$(head -c 200 "$TMP/r.json")"
+conform "openai edits, one image[] file (LibreChat's form)" POST /v1/images/edits -F "image[]=@$TMP/edit.png" -F prompt=x -F steps=2 -F size=24x16 "$BASE/v1/images/edits"
+check "openai image[] edit answered 24x16" $([ "$(json "$TMP/r.json" 'j["size"]')" = 24x16 ]; echo $?) "$(head -c 200 "$TMP/r.json")"
+printf '{"prompt":"x","steps":2,"images":[{"image_url":"data:image/png;base64,%s"}]}' "$(base64 -w0 "$TMP/edit.png")" >"$TMP/edit.json"
+conform "openai edits, JSON images data: URL" POST /v1/images/edits -H "$J" --data @"$TMP/edit.json" "$BASE/v1/images/edits"
+check "openai JSON edit answered a 16x16 b64_json" $([ "$(json "$TMP/r.json" 'j["size"]+str(len(j["data"][0]["b64_json"])>100)')" = 16x16True ]; echo $?) "$(head -c 200 "$TMP/r.json")"
 conform "openai edits 400 (mask)" POST /v1/images/edits -F image=@"$TMP/edit.png" -F mask=@"$TMP/edit.png" -F prompt=x "$BASE/v1/images/edits"
 conform "openai models" GET /v1/models "$BASE/v1/models"
 mid=$(json "$TMP/r.json" 'j["data"][0]["id"]')
