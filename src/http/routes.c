@@ -33,6 +33,16 @@ static const route routes[] = {
     {"/ui/", 1, "GET, HEAD", "/ui/", 0, ROUTE_NOKEY, ROUTE_NOBODY, 0, get_webui, NULL, NULL},
     /* several models (issue 16 item 3) */
     {"/models", 0, "GET, HEAD", "/models", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_models, NULL, NULL},
+    /* the OpenAI Images dialect (api_openai.c); /v1/ last: any other /v1/ path is its 404 */
+    {"/v1/images/generations", 0, "POST", "/v1/images/generations", 1, ROUTE_KEY, ROUTE_GEN, 0, seed_generate,
+     oai_answer, &dialect_openai},
+    {"/v1/images/edits", 0, "POST", "/v1/images/edits", 1, ROUTE_KEY, ROUTE_GEN, 1, seed_generate, oai_answer,
+     &dialect_openai},
+    {"/v1/models", 0, "GET, HEAD", "/v1/models", 1, ROUTE_KEY, ROUTE_NOBODY, 0, oai_models, NULL, &dialect_openai},
+    {"/v1/models/", 1, "GET, HEAD", "/v1/models/{id}", 1, ROUTE_KEY, ROUTE_NOBODY, 0, oai_models, NULL,
+     &dialect_openai},
+    {"/v1/", 1, "GET, HEAD, POST, PUT, PATCH, DELETE", "/v1/other", 0, ROUTE_KEY, ROUTE_NOBODY, 0, oai_not_found,
+     NULL, &dialect_openai},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES + 1 <= METRICS_MAX_ENDPOINTS, "more routes than metrics endpoints");

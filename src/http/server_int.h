@@ -15,6 +15,8 @@
  *   api_jobs.c   the async jobs API: POST /jobs/txt2img, /jobs/img2img
  *                (202), GET and DELETE /jobs/{id}
  *   api_samplers.c  GET /samplers: the sampler and scheduler names
+ *   api_openai.c the OpenAI Images dialect: POST /v1/images/generations,
+ *                /v1/images/edits, GET /v1/models[/{id}], 404 for other /v1/
  *   dialect.h    what differs between API dialects (fields, error shape):
  *                a route row names its dialect, r->ri.dl carries it
  *   webui.c      the web page: GET /ui/ (the files in webui/, built in by webui_blob.c),
@@ -99,6 +101,10 @@ struct req {
     double deadline;
     int gone, wait_timeout, shutdown;
     struct req *wnext;
+    /* the OpenAI dialect's answer (api_openai.c): response_format "url"
+     * (else b64_json), and the quality / background it echoes (static) */
+    int oai_url;
+    const char *oai_quality, *oai_background;
 };
 
 struct http_server {
@@ -168,6 +174,12 @@ enum MHD_Result reply_loading(req *r, struct MHD_Connection *c);
 /* api_seed.c */
 enum MHD_Result seed_generate(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c);
+/* A dialect's 200 answer for a succeeded job's result. */
+typedef enum MHD_Result (*result_render)(http_server *s, req *r, struct MHD_Connection *c, const job_result *res);
+/* The synchronous answer once the wait is over (server_wait): the client
+ * gone, the wait limit, shutdown and failed jobs as errors in the request's
+ * dialect; a succeeded job through `ok`.  seed_answer = with the seed API's. */
+enum MHD_Result seed_answer_with(http_server *s, req *r, struct MHD_Connection *c, result_render ok);
 /* The validated request (r->request) as a job: listed = findable by id.  0, or
  * -1 with r->err (and *retry_after for a full queue). */
 int seed_submit(http_server *s, req *r, int listed, int *retry_after);
@@ -181,6 +193,13 @@ const dialect *route_dialect(const route *rt);
  * OpenAI's b64_json).  malloc'd, NUL-terminated, *len its length; NULL
  * with err when the store cannot give it back. */
 char *seed_image_base64(http_server *s, const job_image *im, size_t *len, sd_err *err);
+
+/* api_openai.c: the OpenAI dialect's value (dialect.h) and its handlers
+ * (POST /v1/images/generations and /edits: seed_generate, then oai_answer) */
+extern const dialect dialect_openai;
+enum MHD_Result oai_answer(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result oai_models(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result oai_not_found(http_server *s, req *r, struct MHD_Connection *c);
 
 /* api_samplers.c */
 enum MHD_Result get_samplers(http_server *s, req *r, struct MHD_Connection *c);
