@@ -17,6 +17,8 @@
  *   api_samplers.c  GET /samplers: the sampler and scheduler names
  *   dialect.h    what differs between API dialects (fields, error shape):
  *                a route row names its dialect, r->ri.dl carries it
+ *   api_a1111.c  the AUTOMATIC1111 dialect /sdapi/v1/...: txt2img, img2img,
+ *                options (per API key), progress, interrupt, skip, lists
  * Adding an endpoint = one row in routes.c + one handler. */
 #ifndef SD_HTTP_SERVER_INT_H
 #define SD_HTTP_SERVER_INT_H
@@ -95,6 +97,7 @@ struct req {
     double deadline;
     int gone, wait_timeout, shutdown;
     struct req *wnext;
+    void *dl_ctx;            /* the dialect's own per-request state (dialect.req_done frees it) */
 };
 
 struct http_server {
@@ -119,6 +122,7 @@ struct http_server {
     atomic_int loading;      /* the model is still loading (server_config.loading) */
     const char *labels[METRICS_MAX_ENDPOINTS];   /* metrics endpoint labels (route_labels) */
     int nlabels;
+    struct a1111_state *a1111;   /* the A1111 dialect's options and in-flight jobs (api_a1111.c) */
 };
 
 /* server.c */
@@ -186,6 +190,21 @@ enum MHD_Result get_samplers(http_server *s, req *r, struct MHD_Connection *c);
 
 /* api_embeddings.c */
 enum MHD_Result get_embeddings(http_server *s, req *r, struct MHD_Connection *c);
+
+/* api_seed.c: the synchronous wait ended without the job's end (the client
+ * left, the wait limit, shutdown): 1 with the answer queued in *rc, else 0. */
+int seed_wait_failed(http_server *s, req *r, struct MHD_Connection *c, enum MHD_Result *rc);
+
+/* api_a1111.c: the AUTOMATIC1111 dialect (its state: a1111_init at start,
+ * a1111_free at stop) */
+extern const dialect dialect_a1111;
+int a1111_init(http_server *s, sd_err *err);
+void a1111_free(http_server *s);
+enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result a1111_answer(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result a1111_options(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result a1111_progress(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result a1111_other(http_server *s, req *r, struct MHD_Connection *c);
 
 /* api_jobs.c */
 enum MHD_Result jobs_create(http_server *s, req *r, struct MHD_Connection *c);
