@@ -116,12 +116,17 @@ static void a1111_name_err(sd_err *err)
     }
 }
 
-/* FastAPI's shapes: validation errors (400 here) are 422 with a list of
- * {loc, msg, type}; the others A1111's exception handler's object. */
+/* FastAPI's shapes: validation errors (400 here, but for a header) are 422
+ * with a list of {loc, msg, type}; the others A1111's exception handler's object. */
 static json_t *a1111_error_body(const sd_err *err, int *status)
 {
-    const char *msg = err->msg[0] ? err->msg : "unknown error";
-    if (*status == 400) *status = 422;
+    char safe[sizeof err->msg];   /* a message echoing a client's bytes (a method) may not be UTF-8 */
+    snprintf(safe, sizeof safe, "%s", err->msg[0] ? err->msg : "unknown error");
+    if (!params_utf8_valid(safe, strlen(safe)))
+        for (char *p = safe; *p; p++)
+            if ((unsigned char)*p >= 0x80) *p = '?';
+    const char *msg = safe;
+    if (*status == 400 && !strchr(err->field, '-')) *status = 422;   /* a header's (Content-Length) stays 400 */
     if (*status == 422) {
         json_t *loc = err->field[0] ? json_pack("[s, s]", "body", err->field) : json_pack("[s]", "body");
         return loc ? json_pack("{s:[{s:o, s:s, s:s}]}", "detail", "loc", loc, "msg", msg, "type", "value_error") : NULL;
@@ -873,6 +878,7 @@ static const sub_route subs[] = {
 
 enum MHD_Result a1111_other(http_server *s, req *r, struct MHD_Connection *c)
 {
+    if (strncmp(r->url, "/sdapi/v1/", strlen("/sdapi/v1/"))) return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "Not Found");
     const char *name = r->url + strlen("/sdapi/v1/");
     const char *method = strcmp(r->verb, "HEAD") ? r->verb : "GET";
     for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {

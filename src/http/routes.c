@@ -29,12 +29,12 @@ static const route routes[] = {
     {"/embeddings", 0, "GET, HEAD", "/embeddings", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_embeddings, NULL, NULL},
     {"/loras", 0, "GET, HEAD", "/loras", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_loras, NULL, NULL},
     /* the AUTOMATIC1111 dialect (issue 16 item 1, api_a1111.c); its other
-     * endpoints (lists, interrupt, skip, unknown paths) share the prefix row */
+     * endpoints (lists, interrupt, skip, any other /sdapi/ path) share the prefix row */
     {"/sdapi/v1/txt2img", 0, "POST", "/sdapi/v1/txt2img", 1, ROUTE_KEY, ROUTE_GEN, 0, a1111_generate, a1111_answer, &dialect_a1111},
     {"/sdapi/v1/img2img", 0, "POST", "/sdapi/v1/img2img", 1, ROUTE_KEY, ROUTE_GEN, 1, a1111_generate, a1111_answer, &dialect_a1111},
     {"/sdapi/v1/options", 0, "GET, HEAD, POST", "/sdapi/v1/options", 1, ROUTE_KEY, ROUTE_GEN, 0, a1111_options, NULL, &dialect_a1111},
     {"/sdapi/v1/progress", 0, "GET, HEAD", "/sdapi/v1/progress", 1, ROUTE_KEY, ROUTE_NOBODY, 0, a1111_progress, NULL, &dialect_a1111},
-    {"/sdapi/v1/", 1, "GET, HEAD, POST", "/sdapi/v1/{other}", 1, ROUTE_KEY, ROUTE_NOBODY, 0, a1111_other, NULL, &dialect_a1111},
+    {"/sdapi/", 1, "GET, HEAD, POST", "/sdapi/v1/{other}", 1, ROUTE_KEY, ROUTE_NOBODY, 0, a1111_other, NULL, &dialect_a1111},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES + 1 <= METRICS_MAX_ENDPOINTS, "more routes than metrics endpoints");

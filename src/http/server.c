@@ -252,6 +252,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         params_bag_init(&r->bag);
         conn_mark(s, c, 1);
         enum MHD_Result res;
+        r->ri.dl = route_dialect(route_find(url));   /* even this refusal in the path's dialect */
         if (ambiguous_length(r, c, &res)) return res;
         /* A request that sends no body is answered on the next call:
          * libmicrohttpd closes the connection after a response queued on

@@ -11,11 +11,14 @@
  * server's timeouts, and the /health check below sees any wedge).  The server
  * runs with a 0.1 s header timeout and a 1 s idle timeout.
  * Checked: an answer starts "HTTP/1.x NNN"; a JSON answer of ours is a JSON
- * object, for 4xx/5xx the error shape {"status":"error","code","message"}
+ * object (or, from /sdapi/, an array), for 4xx/5xx the error shape {"status":"error","code","message"}
+ * (a request line holding /sdapi/: that or A1111's {"detail": MESSAGE} or
+ * {"detail": [{"loc": [...], "msg": MESSAGE}]}; test_bad_requests.sh
+ * checks which one each /sdapi/ path gets)
  * (libmicrohttpd's own HTML refusals are only status-checked); and every
  * 16 inputs a fresh GET /health still answers 200 (the server neither died
  * nor wedged).  Any violation aborts.
- * fuzz-sources: src/http/server.c src/http/routes.c src/http/body.c src/http/endpoints.c src/http/api_seed.c src/http/api_jobs.c src/http/api_samplers.c src/http/api_embeddings.c src/http/listen.c src/http/reply.c src/http/metrics.c src/http/openapi.c src/http/openapi_doc.c src/http/params.c src/http/auth.c src/http/ratelimit.c src/jobs/request.c src/jobs/queue.c src/jobs/result.c src/jobs/backend.c src/jobs/inproc.c src/storage/storage.c src/base/err.c src/base/alloc.c src/base/sha256.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/engine/samplers/choice.c src/engine/samplers/kdiff_sched.c src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/image/a1111.c src/image/base64.c
+ * fuzz-sources: src/http/server.c src/http/routes.c src/http/body.c src/http/endpoints.c src/http/api_seed.c src/http/api_jobs.c src/http/api_samplers.c src/http/api_embeddings.c src/http/api_a1111.c src/http/listen.c src/http/reply.c src/http/metrics.c src/http/openapi.c src/http/openapi_doc.c src/http/params.c src/http/auth.c src/http/ratelimit.c src/jobs/request.c src/jobs/queue.c src/jobs/result.c src/jobs/backend.c src/jobs/inproc.c src/storage/storage.c src/base/err.c src/base/alloc.c src/base/sha256.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/engine/samplers/choice.c src/engine/samplers/kdiff_sched.c src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/image/a1111.c src/image/base64.c
  * fuzz-libs: -lmicrohttpd -ljansson -lpng16 -ljpeg -lwebp -lz -lm -lpthread */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -180,8 +183,30 @@ static const char *header(const char *head, const char *end, const char *name, s
     return NULL;
 }
 
-/* Checks the first final (non-1xx) response in ans. */
-static void check_answer(const char *ans, size_t len, int head_req)
+/* 1 when the first request line holds /sdapi/ (its target may be the A1111
+ * dialect's: libmicrohttpd's reading of a mangled line is not redone here). */
+static int a1111_target(const uint8_t *d, size_t n)
+{
+    while (n && (*d == '\r' || *d == '\n')) {   /* blank lines before a request are skipped */
+        d++;
+        n--;
+    }
+    const uint8_t *eol = memchr(d, '\n', n);
+    size_t len = eol ? (size_t)(eol - d) : n;
+    return memmem(d, len, "/sdapi/", 7) != NULL;
+}
+
+/* A1111's error shape: {"detail": MESSAGE} or {"detail": [{"loc": [...], "msg": MESSAGE}, ...]}. */
+static int a1111_error_shape(const json_t *j)
+{
+    const json_t *d = json_object_get(j, "detail");
+    if (json_is_string(d)) return json_string_length(d) > 0;
+    const json_t *e = json_array_get(d, 0);
+    return json_is_array(json_object_get(e, "loc")) && json_string_length(json_object_get(e, "msg")) > 0;
+}
+
+/* Checks the first final (non-1xx) response in ans (a1111: to a /sdapi/ target). */
+static void check_answer(const char *ans, size_t len, int head_req, int a1111)
 {
     const char *r = ans;
     for (;;) {
@@ -207,13 +232,20 @@ static void check_answer(const char *ans, size_t len, int head_req)
     if ((size_t)(body - ans) + blen > len) return;   /* truncated by the time limit */
     json_error_t je;
     json_t *j = json_loadb(body, blen, 0, &je);
-    if (!j || !json_is_object(j)) {
+    /* (A1111's lists answer arrays: /sdapi/v1/sd-models) */
+    if (!j || !(json_is_object(j) || (a1111 && status < 400 && json_is_array(j)))) {
         fprintf(stderr, "JSON answer %d does not parse: %s: %.200s\n", status, je.text, body);
         abort();
     }
     const char *st = json_string_value(json_object_get(j, "status"));
     const char *msg = json_string_value(json_object_get(j, "message"));
-    if (status >= 400 && (!st || strcmp(st, "error") || !json_is_string(json_object_get(j, "code")) || !msg || !*msg)) {
+    int seed_shape = st && !strcmp(st, "error") && json_is_string(json_object_get(j, "code")) && msg && *msg;
+    if (status >= 400 && a1111) {
+        if (!a1111_error_shape(j) && !seed_shape) {
+            fprintf(stderr, "A1111 error answer %d is not {detail: ...}: %.200s\n", status, body);
+            abort();
+        }
+    } else if (status >= 400 && (!st || strcmp(st, "error") || !json_is_string(json_object_get(j, "code")) || !msg || !*msg)) {
         fprintf(stderr, "error answer %d is not {status:error, code, message}: %.200s\n", status, body);
         abort();
     }
@@ -262,7 +294,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
     static unsigned count;
     size_t len = 0;
     char *a = exchange(d, n, &len);
-    if (a) check_answer(a, len, n >= 5 && !memcmp(d, "HEAD ", 5));
+    if (a) check_answer(a, len, n >= 5 && !memcmp(d, "HEAD ", 5), a1111_target(d, n));
     free(a);
     if (++count % 16 == 0) check_health();
     return 0;

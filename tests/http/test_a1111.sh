@@ -94,11 +94,13 @@ check "seed -1: a random seed, told in info" $([ "$st" = 200 ] && [ "$(info "$TM
 post /sdapi/v1/txt2img "{$G, \"seed\": 9, \"sampler_name\": \"DPM++ 2M\", \"scheduler\": \"Karras\"}" "$TMP/k1.json" >/dev/null
 post /sdapi/v1/txt2img "{$G, \"seed\": 9, \"sampler_name\": \"DPM++ 2M Karras\"}" "$TMP/k2.json" >/dev/null
 post /sdapi/v1/txt2img "{$G, \"seed\": 9, \"sampler_index\": \"DPM++ 2M\", \"scheduler\": \"karras\"}" "$TMP/k3.json" >/dev/null
-post /sdapi/v1/txt2img "{$G, \"seed\": 9, \"sampler_name\": \"DPM++ 2M\", \"scheduler\": \"Uniform\"}" "$TMP/k4.json" >/dev/null
-for k in 1 2 3 4; do images "$TMP/k$k.json" "$TMP/k$k-" >/dev/null; done
+G4='"prompt": "a red fox", "width": 64, "height": 64, "steps": 4, "seed": 9'
+post /sdapi/v1/txt2img "{$G4, \"sampler_name\": \"DPM++ 2M\", \"scheduler\": \"Uniform\"}" "$TMP/k4.json" >/dev/null
+post /sdapi/v1/txt2img "{$G4, \"sampler_name\": \"DPM++ 2M Karras\"}" "$TMP/k5.json" >/dev/null
+for k in 1 2 3 4 5; do images "$TMP/k$k.json" "$TMP/k$k-" >/dev/null; done
 check "\"DPM++ 2M\" + scheduler \"Karras\" = \"DPM++ 2M Karras\"" $(pixels_equal "$TMP/k1-0.png" "$TMP/k2-0.png"; echo $?) "$(pixel_diff "$TMP/k1-0.png" "$TMP/k2-0.png")"
 check "sampler_index + scheduler \"karras\" = the same" $(pixels_equal "$TMP/k3-0.png" "$TMP/k2-0.png"; echo $?) "$(pixel_diff "$TMP/k3-0.png" "$TMP/k2-0.png")"
-check "the schedule is used: DPM++ 2M Uniform differs from Karras" $(! pixels_equal "$TMP/k4-0.png" "$TMP/k2-0.png"; echo $?) "same pixels"
+check "the schedule is used: DPM++ 2M Uniform differs from Karras (4 steps)" $(! pixels_equal "$TMP/k4-0.png" "$TMP/k5-0.png"; echo $?) "same pixels"
 check "infotext: Sampler: DPM++ 2M, Schedule type: Karras" \
   $([ "$(info "$TMP/k1.json" '"Sampler: DPM++ 2M, Schedule type: Karras" in i["infotexts"][0]')" = True ]; echo $?) "$(info "$TMP/k1.json" 'i["infotexts"][0]')"
 
