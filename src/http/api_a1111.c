@@ -665,8 +665,9 @@ enum MHD_Result a1111_answer(http_server *s, req *r, struct MHD_Connection *c)
         job_result_free(none);
     } else {
         a1111_name_err(&st.err);
-        if (st.state == JOB_CANCELLED) sd_errf(&st.err, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
-        rc = reply_error(c, &r->ri, &st.err, 0, NULL);
+        sd_err e = st.err;   /* (only shutdown cancels a job that still has its client) */
+        if (st.state == JOB_CANCELLED) sd_errf(&e, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
+        rc = reply_error(c, &r->ri, &e, 0, NULL);
     }
     job_result_free(st.result);
     return rc;
