@@ -342,7 +342,7 @@ static int oai_to_request(http_server *s, req *r, sd_err *err)
     return rc;
 }
 
-const dialect dialect_openai = {"openai", 0, oai_to_request, oai_field_name, oai_error_body, NULL};
+const dialect dialect_openai = {"openai", 0, oai_to_request, oai_field_name, oai_error_body, NULL, NULL};
 
 /* ---- answers -------------------------------------------------------------- */
 

@@ -17,7 +17,7 @@
 
 /* The seed API's dialect: its fields are the field table's names
  * (params_to_request), its errors {"status":"error","code","field","message"}. */
-const dialect dialect_seed = {"seed", 0, NULL, NULL, NULL, NULL};
+const dialect dialect_seed = {"seed", 0, NULL, NULL, NULL, NULL, NULL};
 
 void dialect_name_field(const dialect *d, sd_err *err)
 {
@@ -155,6 +155,25 @@ static enum MHD_Result seed_success(http_server *s, req *r, struct MHD_Connectio
     return reply_json_utf8(c, &r->ri, b ? 200 : 503, b, NULL, NULL);
 }
 
+int seed_wait_failed(http_server *s, req *r, struct MHD_Connection *c, enum MHD_Result *rc)
+{
+    r->phase = PH_DONE;
+    if (r->gone) {
+        /* Nobody reads this; answering (rather than failing) lets the connection close quietly. */
+        *rc = reply_errorf(c, &r->ri, SD_ECANCELLED, "", "the client disconnected; the job was cancelled");
+        r->ri.status = 499;
+        return 1;
+    }
+    if (r->wait_timeout)
+        *rc = reply_errorf(c, &r->ri, SD_ETIMEOUT, "",
+                           "the job did not finish within the %g s synchronous wait limit and was cancelled; use "
+                           "POST /jobs/%s to run long jobs asynchronously",
+                           s->cfg.sync_wait, r->rt->img2img ? "img2img" : "txt2img");
+    else if (r->shutdown)
+        *rc = reply_errorf(c, &r->ri, SD_EBUSY, "", "the server is shutting down; the job was cancelled");
+    return r->wait_timeout || r->shutdown;
+}
+
 /* The synchronous answer, once the wait is over (server_wait). */
 enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c)
 {
@@ -163,23 +182,10 @@ enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c)
 
 enum MHD_Result seed_answer_with(http_server *s, req *r, struct MHD_Connection *c, result_render ok)
 {
-    r->phase = PH_DONE;
-    if (r->gone) {
-        /* Nobody reads this; answering (rather than failing) lets the connection close quietly. */
-        enum MHD_Result rc = reply_errorf(c, &r->ri, SD_ECANCELLED, "", "the client disconnected; the job was cancelled");
-        r->ri.status = 499;
-        return rc;
-    }
-    if (r->wait_timeout)
-        return reply_errorf(c, &r->ri, SD_ETIMEOUT, "",
-                            "the job did not finish within the %g s synchronous wait limit and was cancelled; use "
-                            "POST /jobs/%s to run long jobs asynchronously",
-                            s->cfg.sync_wait, r->rt->img2img ? "img2img" : "txt2img");
-    if (r->shutdown)
-        return reply_errorf(c, &r->ri, SD_EBUSY, "", "the server is shutting down; the job was cancelled");
+    enum MHD_Result rc;
+    if (seed_wait_failed(s, r, c, &rc)) return rc;
     job_status st;
     jobs_status(s->q, r->job, &st);
-    enum MHD_Result rc;
     if (st.state == JOB_SUCCEEDED && st.result) {
         rc = ok(s, r, c, st.result);
     } else if (st.state == JOB_CANCELLED) {

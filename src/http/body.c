@@ -211,8 +211,11 @@ void body_finish(http_server *s, req *r)
     r->text = NULL;
     const dialect *d = route_dialect(r->rt);
     if (!r->err.code) {
-        if (d->to_request) d->to_request(s, r, &r->err);
-        else params_to_request(&r->bag, r->rt->img2img, &r->request, &r->err);
+        if (d->to_request && d->to_request(s, r, &r->err) > 0) {   /* no generation's body */
+            params_bag_free(&r->bag);
+            return;
+        }
+        if (!d->to_request) params_to_request(&r->bag, r->rt->img2img, &r->request, &r->err);
     }
     /* the model's own limits (prompt token windows), before queueing */
     if (!r->err.code && s->cfg.check_request && s->cfg.check_request(s->cfg.check_ctx, &r->request, &r->err))

@@ -319,6 +319,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
                 r->gone ? " client-gone" : toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? " aborted" : "");
         fflush(stdout);
     }
+    if (r->ri.dl && r->ri.dl->req_done) r->ri.dl->req_done(s, r);
     body_free(s, r);
     if (r->job) {
         /* A synchronous job nobody will read: stop it. */
@@ -386,6 +387,10 @@ http_server *http_server_start_jobs(const server_config *cfg, jobs_backend *q, s
     s->cfg = *cfg;
     s->q = q;
     s->nlabels = route_labels(s->labels);
+    if (a1111_init(s, err)) {
+        free(s);
+        return NULL;
+    }
     atomic_store(&s->store, cfg->store);
     atomic_store(&s->loading, cfg->loading);
     pthread_mutex_init(&s->wmu, NULL);
@@ -435,6 +440,7 @@ fail:
     free(s->openapi);
     pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->cmu);
+    a1111_free(s);
     free(s);
     return NULL;
 }
@@ -489,6 +495,7 @@ void http_server_stop(http_server *s)
     pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->cmu);
     jobs_close(s->own_jobs);
+    a1111_free(s);
     free(s->public_url);
     free(s->openapi);
     free(s);

@@ -23,6 +23,8 @@
  *                /ui -> /ui/, a browser's GET / -> /ui/
  *   api_models.c GET /models: the checkpoints requests may name (several
  *                models); server_models, the list /health and dialects read
+ *   api_a1111.c  the AUTOMATIC1111 dialect /sdapi/v1/...: txt2img, img2img,
+ *                options (per API key), progress, interrupt, skip, lists
  * Adding an endpoint = one row in routes.c + one handler. */
 #ifndef SD_HTTP_SERVER_INT_H
 #define SD_HTTP_SERVER_INT_H
@@ -105,6 +107,7 @@ struct req {
      * (else b64_json), and the quality / background it echoes (static) */
     int oai_url;
     const char *oai_quality, *oai_background;
+    void *dl_ctx;            /* the dialect's own per-request state (dialect.req_done frees it) */
 };
 
 struct http_server {
@@ -129,6 +132,7 @@ struct http_server {
     atomic_int loading;      /* the model is still loading (server_config.loading) */
     const char *labels[METRICS_MAX_ENDPOINTS];   /* metrics endpoint labels (route_labels) */
     int nlabels;
+    struct a1111_state *a1111;   /* the A1111 dialect's options and in-flight jobs (api_a1111.c) */
 };
 
 /* server.c */
@@ -209,10 +213,24 @@ enum MHD_Result get_embeddings(http_server *s, req *r, struct MHD_Connection *c)
 
 /* api_models.c */
 #define SERVER_MODELS_MAX 256   /* models listed at most */
-/* cfg.list_models, or the one model of cfg.model_*: the count (may exceed
- * max) or -1 + err. */
+/* cfg.list_models, or the one model of cfg.model_*: how many were written
+ * to out (at most max; a longer list is cut) or -1 + err. */
 int server_models(http_server *s, server_model *out, int max, sd_err *err);
 enum MHD_Result get_models(http_server *s, req *r, struct MHD_Connection *c);
+/* api_seed.c: the synchronous wait ended without the job's end (the client
+ * left, the wait limit, shutdown): 1 with the answer queued in *rc, else 0. */
+int seed_wait_failed(http_server *s, req *r, struct MHD_Connection *c, enum MHD_Result *rc);
+
+/* api_a1111.c: the AUTOMATIC1111 dialect (its state: a1111_init at start,
+ * a1111_free at stop) */
+extern const dialect dialect_a1111;
+int a1111_init(http_server *s, sd_err *err);
+void a1111_free(http_server *s);
+enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result a1111_answer(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result a1111_options(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result a1111_progress(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result a1111_other(http_server *s, req *r, struct MHD_Connection *c);
 
 /* api_jobs.c */
 enum MHD_Result jobs_create(http_server *s, req *r, struct MHD_Connection *c);

@@ -84,6 +84,17 @@ conform "openai models" GET /v1/models "$BASE/v1/models"
 mid=$(json "$TMP/r.json" 'j["data"][0]["id"]')
 conform "openai model" GET '/v1/models/{id}' "$BASE/v1/models/$mid"
 conform "openai model 404" GET '/v1/models/{id}' "$BASE/v1/models/no-such-model"
+# the AUTOMATIC1111 dialect (issue 16): its answers and errors against the document
+AJ='Content-Type: application/json'
+conform "A1111 txt2img success" POST /sdapi/v1/txt2img -H "$AJ" --data '{"prompt":"x","width":40,"height":24,"steps":2,"batch_size":2}' "$BASE/sdapi/v1/txt2img"
+conform "A1111 txt2img 422" POST /sdapi/v1/txt2img -H "$AJ" --data '{"prompt":"x","sampler_name":"UniPC"}' "$BASE/sdapi/v1/txt2img"
+conform "A1111 txt2img 415" POST /sdapi/v1/txt2img -H 'Content-Type: text/plain' --data 'x' "$BASE/sdapi/v1/txt2img"
+for p in options progress sd-models samplers schedulers sd-vae loras embeddings upscalers scripts cmd-flags memory; do
+  conform "A1111 GET $p" GET "/sdapi/v1/$p" "$BASE/sdapi/v1/$p"
+done
+conform "A1111 POST options" POST /sdapi/v1/options -H "$AJ" --data '{"send_seed":false}' "$BASE/sdapi/v1/options"
+conform "A1111 POST options 422" POST /sdapi/v1/options -H "$AJ" --data '{"sd_model_checkpoint":"nope"}' "$BASE/sdapi/v1/options"
+conform "A1111 POST interrupt" POST /sdapi/v1/interrupt "$BASE/sdapi/v1/interrupt"
 stop_server
 check "clean exit on SIGTERM" $STOP_STATUS "status $STOP_STATUS"
 
@@ -100,6 +111,7 @@ check "no key answered 401" $([ "$LAST_STATUS" = 401 ]; echo $?) "status $LAST_S
 conform "job 401 with a wrong key" GET '/jobs/{id}' -H "Authorization: Bearer wrong-key-0123456789" "$J0"
 conform "metrics 401 without a key" GET /metrics "$BASE/metrics"
 conform "openai generations 401 with a wrong key" POST /v1/images/generations -H "Authorization: Bearer wrong-key-0123456789" -H 'Content-Type: application/json' --data '{"prompt":"x"}' "$BASE/v1/images/generations"
+conform "A1111 options 401 without a key" GET /sdapi/v1/options "$BASE/sdapi/v1/options"
 conform "image without a key (no key needed: unknown name)" GET '/images/{name}' "$BASE/images/0123456789abcdef0123456789abcdef"
 check "image without a key answered 404, not 401" $([ "$LAST_STATUS" = 404 ]; echo $?) "status $LAST_STATUS"
 conform "job with the key (1 of 2)" GET '/jobs/{id}' -H "Authorization: Bearer $KEY" "$J0"
