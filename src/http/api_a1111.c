@@ -109,7 +109,8 @@ static void replace_word(char *msg, size_t size, const char *from, const char *t
 /* An error of the seed API's names said in A1111's: the field and the message. */
 static void a1111_name_err(sd_err *err)
 {
-    snprintf(err->field, sizeof err->field, "%s", a1111_field_name(err->field) ? a1111_field_name(err->field) : "");
+    const char *name = a1111_field_name(err->field);
+    if (name != err->field) snprintf(err->field, sizeof err->field, "%s", name ? name : "");   /* never onto itself */
     for (int i = 0; i < req_nfields; i++) {
         const req_field *f = &req_fields[i];
         if (f->a1111 && strcmp(f->a1111, f->name)) replace_word(err->msg, sizeof err->msg, f->name, f->a1111);
@@ -556,8 +557,8 @@ enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c)
         localtime_r(&t, &tm);
         strftime(call->stamp, sizeof call->stamp, "%Y%m%d%H%M%S", &tm);
     }
-    if (seed_submit(s, r, 0, &retry)) {
-        if (!body_err) a1111_name_err(&r->err);   /* the init image's decoding names init_image */
+    if (seed_submit(s, r, 0, &retry)) {   /* (it names the init image's errors the dialect's way) */
+        if (!body_err) a1111_name_err(&r->err);   /* and the messages */
         return reply_error(c, &r->ri, &r->err, retry, NULL);
     }
     call_link(s, call);

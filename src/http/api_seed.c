@@ -22,7 +22,7 @@ const dialect dialect_seed = {"seed", 0, NULL, NULL, NULL, NULL, NULL};
 void dialect_name_field(const dialect *d, sd_err *err)
 {
     const char *name = d && d->field_name ? d->field_name(err->field) : params_field_name(err->field);
-    if (name != err->field) snprintf(err->field, sizeof err->field, "%s", name);
+    if (name != err->field) snprintf(err->field, sizeof err->field, "%s", name ? name : "");
 }
 
 /* Decoded init images: sides and pixels refused before allocation above these. */
