@@ -38,6 +38,10 @@
 #include "../base/alloc.h"
 
 #define SD_MAX_TEXT_ENCODERS 2   /* SDXL has two; SD1 and SD2 one */
+/* A checker's LoRA cache (parsed files kept for the next check): small, an
+ * API node holds one checker per model. */
+#define CHECKER_LORA_FILES 2
+#define CHECKER_LORA_BYTES ((size_t)256 << 20)
 
 struct sd_engine {
     sd_weights *w;
@@ -514,6 +518,7 @@ static sd_engine *engine_open(const sd_load_opts *o, int checker, sd_err *err)
     model_hash(e->w, e->hash);
     model_name(o->model_path, e->name, sizeof e->name);
     if (!(e->lora = lora_engine_new(e->w, o->lora_dir, engine_weight, e, err))) goto fail;
+    if (checker) lora_engine_limit_cache(e->lora, CHECKER_LORA_FILES, CHECKER_LORA_BYTES);
     free(cfg);
     return e;
 fail:

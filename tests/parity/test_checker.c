@@ -9,10 +9,12 @@
  *    that does not fit, weight out of range, a malformed tag);
  *  - the same sd_engine_info, sd_engine_embedding list (one that fits,
  *    one too wide), sd_list_loras and sd_lora_hashes;
+ *  - with a VAE override (--vae) the same info (VAE name, hash, parameters);
  *  - sd_generate and sd_encode_text on a checker refuse ("validation only"),
  *    naming "model";
  *  - with SD_CHECKER_MODEL=<a big .safetensors> it prints "#" lines with
  *    the RSS and time of opening a checker vs a full load (bench/README.md). */
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +244,31 @@ static void one_model(const char *rel)
     sd_engine_free(full);
 }
 
+/* --vae: the checker reads the override's header too (its name, hash,
+ * parameters in sd_engine_info). */
+static void vae_override(void)
+{
+    char mp[800], vp[800];
+    snprintf(mp, sizeof mp, "%s", t_ref("models/tiny-sd1-fp16.safetensors"));
+    snprintf(vp, sizeof vp, "%s", t_ref("models/tiny-sd1/vae"));
+    sd_load_opts o = {.model_path = mp, .vae_path = vp, .precision = "fp32", .threads = 1};
+    sd_err err;
+    sd_err_clear(&err);
+    sd_engine *full = sd_engine_load(&o, &err), *chk = full ? sd_engine_open_checker(&o, &err) : NULL;
+    CHECKF(full && chk, "engine and checker open with a VAE override", "%s", err.msg);
+    if (full && chk) {
+        sd_model_info a, b;
+        sd_engine_info(full, &a);
+        sd_engine_info(chk, &b);
+        CHECKF(a.vae_name && same_str(a.vae_name, b.vae_name) && same_str(a.vae_hash, b.vae_hash) &&
+               a.params == b.params && a.latent_channels == b.latent_channels,
+               "--vae: the checker's info is the loaded engine's", "vae %s/%s hash %s/%s params %lld/%lld", a.vae_name,
+               b.vae_name, a.vae_hash, b.vae_hash, (long long)a.params, (long long)b.params);
+    }
+    sd_engine_free(chk);
+    sd_engine_free(full);
+}
+
 /* VmRSS of this process in KiB. */
 static long rss_kib(void)
 {
@@ -269,13 +296,15 @@ static void measure(const char *path)
     sd_err_clear(&err);
     for (int checker = 1; checker >= 0; checker--) {
         long r0 = rss_kib();
+        size_t h0 = mallinfo2().uordblks;
         double t0 = now_s();
         sd_engine *e = checker ? sd_engine_open_checker(&o, &err) : sd_engine_load(&o, &err);
         double dt = now_s() - t0;
         long r1 = rss_kib();
+        size_t h1 = mallinfo2().uordblks;
         CHECKF(e != NULL, "the measured model opens", "%s", err.msg);
-        printf("# %s %s: %.3f s, RSS +%ld KiB (%ld MiB in all)\n", checker ? "checker" : "full load", path, dt,
-               r1 - r0, r1 / 1024);
+        printf("# %s %s: %.3f s, RSS +%ld KiB (%ld MiB in all), heap in use +%zu KiB\n",
+               checker ? "checker" : "full load", path, dt, r1 - r0, r1 / 1024, (h1 - h0) / 1024);
         sd_engine_free(e);
     }
 }
@@ -291,9 +320,10 @@ int main(void)
     static const char *const models[] = {"models/tiny-sd1-fp16.safetensors", "models/tiny-sd1",
                                          "models/tiny-sd2-fp16.safetensors", "models/tiny-sd2",
                                          "models/tiny-sdxl-s-fp16.safetensors", "models/tiny-sdxl-s"};
-    for (size_t i = 0; i < sizeof models / sizeof *models; i++) one_model(models[i]);
     const char *big = getenv("SD_CHECKER_MODEL");
-    if (big && *big) measure(big);
+    if (big && *big) measure(big);   /* first: a fresh heap */
+    for (size_t i = 0; i < sizeof models / sizeof *models; i++) one_model(models[i]);
+    vae_override();
     t_rmtree(dir);
     return t_done();
 }
