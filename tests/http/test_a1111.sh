@@ -163,8 +163,8 @@ curl -s -o "$TMP/ob.json" "${Bk[@]}" "$BASE/sdapi/v1/options"
 check "key A's options are A's" $([ "$(json "$TMP/oa.json" '(j["send_seed"], j["CLIP_stop_at_last_layers"])')" = "(False, 2)" ]; echo $?) "$(head -c 200 "$TMP/oa.json")"
 check "key B does not see them" $([ "$(json "$TMP/ob.json" '(j["send_seed"], j["CLIP_stop_at_last_layers"])')" = "(True, 1)" ]; echo $?) "$(head -c 200 "$TMP/ob.json")"
 
-# a longer job of key A (64x64, 150 steps): progress moves, B sees none of it, A's interrupt stops it
-post /sdapi/v1/txt2img '{"prompt": "a long job", "width": 64, "height": 64, "steps": 150, "seed": 1}' "$TMP/long.json" "${A[@]}" >"$TMP/long.st" &
+# a longer job of key A (256x256, 150 steps: seconds, so the interrupts land while it runs): progress moves, B sees none of it, A's interrupt stops it
+post /sdapi/v1/txt2img '{"prompt": "a long job", "width": 256, "height": 256, "steps": 150, "seed": 1}' "$TMP/long.json" "${A[@]}" >"$TMP/long.st" &
 LONG=$!
 seen=no
 for _ in $(seq 300); do
