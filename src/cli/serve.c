@@ -42,43 +42,49 @@
  * The request's model (none = the default) must be one the registry has
  * and can use (else 400 naming model, with the names); a request without
  * width/height gets its family's native size, known from the header
- * without loading it.  When that model is resident, what only it decides
- * is checked here too (sd_check_request: the prompt's token windows and
- * prompt syntax, clip_skip against the text encoder's layers); when it is
- * not, those checks are left to the job, whose sd_generate refuses the
- * same requests (nothing is loaded on an HTTP thread). */
+ * without loading it.  What only the model decides is checked here too
+ * (sd_check_request: the prompt's token windows and prompt syntax,
+ * clip_skip against the text encoder's layers, the LoRAs), on the resident
+ * engine or, when the model is not loaded, on its checker
+ * (models_check_engine: no weights read on an HTTP thread), so every
+ * model's requests are refused before queueing. */
 static int check_request(void *ctx, struct sd_request *g, sd_err *err)
 {
     models *m = ctx;
-    int native = 0;
+    int native = 0, pinned;
     int i = models_resolve(m, g->model, &native, err);
     if (i < 0) return -1;
     req_resolve_size(g, native);   /* no width/height: the model's native size */
-    sd_engine *engine = models_pin(m, i);
-    if (!engine) return 0;
+    sd_engine *engine = models_check_engine(m, i, &pinned, err);
+    if (!engine) return err->code ? -1 : 0;
     int rc = sd_check_request(engine, &g->gen, err);
-    models_unpin(m, i);
+    if (pinned) models_unpin(m, i);
     return rc;
 }
 
-/* A resident engine for the listings of the model's own things (LoRAs,
- * embeddings): the default model's, else any resident one; *i its entry. */
-static sd_engine *pin_listing_engine(models *m, int *i)
+/* The engine for the listings of the model's own things (LoRAs,
+ * embeddings): the default model's, resident or its checker (any resident
+ * one while there is no default); *i its entry, *pinned as
+ * models_check_engine.  NULL when there is none. */
+static sd_engine *pin_listing_engine(models *m, int *i, int *pinned)
 {
+    sd_err err;
+    sd_err_clear(&err);
     *i = models_default(m);
-    sd_engine *e = models_pin(m, *i);
+    *pinned = 0;
+    sd_engine *e = *i >= 0 ? models_check_engine(m, *i, pinned, &err) : NULL;
     for (int k = 0, n = models_count(m); !e && k < n; k++)
-        if ((e = models_pin(m, k))) *i = k;
+        if ((e = models_pin(m, k))) *i = k, *pinned = 1;
     return e;
 }
 
 /* server_config.list_loras: GET /loras, with the same context. */
 static int list_loras(void *ctx, sd_lora_info *out, int max, sd_err *err)
 {
-    int i;
-    sd_engine *engine = pin_listing_engine(ctx, &i);
+    int i, pinned;
+    sd_engine *engine = pin_listing_engine(ctx, &i, &pinned);
     int n = engine ? sd_list_loras(engine, out, max, err) : 0;
-    if (engine) models_unpin(ctx, i);
+    if (pinned) models_unpin(ctx, i);
     return n;
 }
 
@@ -88,8 +94,8 @@ static int list_loras(void *ctx, sd_lora_info *out, int max, sd_err *err)
 static int list_embeddings(void *ctx, int i, sd_embedding_info *out)
 {
     static _Thread_local char name[256], error[256];
-    int k;
-    sd_engine *engine = pin_listing_engine(ctx, &k);
+    int k, pinned;
+    sd_engine *engine = pin_listing_engine(ctx, &k, &pinned);
     int rc = engine ? sd_engine_embedding(engine, i, out) : -1;
     if (!rc) {
         snprintf(name, sizeof name, "%s", out->name ? out->name : "");
@@ -97,7 +103,7 @@ static int list_embeddings(void *ctx, int i, sd_embedding_info *out)
         out->name = name;
         out->error = out->error ? error : NULL;
     }
-    if (engine) models_unpin(ctx, k);
+    if (pinned) models_unpin(ctx, k);
     return rc;
 }
 

@@ -38,6 +38,10 @@
 #include "../base/alloc.h"
 
 #define SD_MAX_TEXT_ENCODERS 2   /* SDXL has two; SD1 and SD2 one */
+/* A checker's LoRA cache (parsed files kept for the next check): small, an
+ * API node holds one checker per model. */
+#define CHECKER_LORA_FILES 2
+#define CHECKER_LORA_BYTES ((size_t)256 << 20)
 
 struct sd_engine {
     sd_weights *w;
@@ -59,6 +63,7 @@ struct sd_engine {
     sd_weights *vae_w;    /* the VAE override's tensors (--vae), or NULL: the checkpoint's */
     char vae_name[256], vae_hash[16];   /* sd_model_info.vae_name / vae_hash */
     lora_engine *lora;    /* LoRA per request: cache and applied set (lora/apply.h) */
+    int checker;          /* sd_engine_open_checker: headers only, shape-only handles; never runs */
 };
 
 struct sd_unet *sd_engine_unet(sd_engine *e) { return e->unet; }
@@ -282,7 +287,8 @@ static int load_vae(sd_engine *e, const sd_load_opts *o, sd_err *err)
 {
     if (!o->vae_path || !*o->vae_path) return (e->vae = vae_load(e->w, e->ops, err)) ? 0 : -1;
     sdw_drop_prefix(e->w, "vae.");   /* the checkpoint's own VAE is not used: its widened pages go back */
-    if (!(e->vae_w = sdw_open_vae(o->vae_path, err)) || !(e->vae = vae_load(e->vae_w, e->ops, err))) {
+    e->vae_w = e->checker ? sdw_open_vae_header(o->vae_path, err) : sdw_open_vae(o->vae_path, err);
+    if (!e->vae_w || !(e->vae = vae_load(e->vae_w, e->ops, err))) {
         if (strcmp(err->field, "vae")) snprintf(err->field, sizeof err->field, "vae");
         sd_err_prefix(err, "VAE override %s", o->vae_path);
         return -1;
@@ -353,6 +359,14 @@ static int load_text2(sd_engine *e, sd_err *err)
 
 struct sd_clip *sd_engine_clip_at(sd_engine *e, int i) { return i >= 0 && i < e->n_text ? e->text[i] : NULL; }
 
+/* SD_EINVAL when e is a checker (sd_engine_open_checker), which runs nothing. */
+static int refuse_checker(const sd_engine *e, sd_err *err)
+{
+    if (!e->checker) return 0;
+    return sd_errf(err, SD_EINVAL, "model", "model %s was opened for validation only (no weights loaded): "
+                   "it checks requests but cannot generate", e->name);
+}
+
 /* ---- LoRA: the model's weights by canonical name, and one request's set -- */
 
 static ops_weight *engine_weight(void *ud, const char *name)
@@ -374,6 +388,7 @@ static int apply_loras(sd_engine *e, const sd_gen_params *p, lora_request *lr, s
 
 int sd_engine_apply_loras(sd_engine *e, const sd_gen_params *p, sd_err *err)
 {
+    if (refuse_checker(e, err)) return -1;
     lora_request lr;
     ops_ctx_attach(e->ops);
     int rc = apply_loras(e, p, &lr, err);
@@ -397,7 +412,12 @@ void sd_lora_hashes(sd_engine *e, const sd_gen_params *p, char *out, size_t size
     lora_request_clear(&lr);
 }
 
-sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
+/* sd_engine_load, or with checker = 1 sd_engine_open_checker: the same
+ * steps on the checkpoint's headers (sdw_open_header), so every fact the
+ * checks read (family, text encoder layers and widths, the UNet's and the
+ * towers' weight names for LoRA, the tokenizer, embeddings) comes from the
+ * same code; the models' handles are shape-only and nothing is reserved. */
+static sd_engine *engine_open(const sd_load_opts *o, int checker, sd_err *err)
 {
     if (!o || !o->model_path || !*o->model_path) {
         sd_errf(err, SD_EINVAL, "model", "no model given (--model)");
@@ -420,7 +440,8 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
     char *cfg = NULL;
     size_t cfg_len = 0;
 
-    e->w = sdw_open(o->model_path, err);
+    e->checker = checker;
+    e->w = checker ? sdw_open_header(o->model_path, err) : sdw_open(o->model_path, err);
     if (!e->w) goto fail;
     e->family = sd_family_decide(e->w);
     if (check_family(e->family, o->model_path, err)) goto fail;
@@ -447,7 +468,7 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
     if (!(e->unet = unet_load(e->w, &uh, e->ops, err))) goto fail;
     /* sized once for the longest prompt and negative allowed, not grown by one */
     unet_plan_context(e->unet, SD_MAX_PROMPT_WINDOWS * TOK_WINDOW);
-    for (int i = 0; i < e->n_text; i++)
+    for (int i = 0; i < e->n_text && !checker; i++)
         if (clip_reserve(e->text[i], 2 * SD_MAX_PROMPT_WINDOWS, err)) goto fail;
 
     /* VAE */
@@ -497,14 +518,21 @@ sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err)
     model_hash(e->w, e->hash);
     model_name(o->model_path, e->name, sizeof e->name);
     if (!(e->lora = lora_engine_new(e->w, o->lora_dir, engine_weight, e, err))) goto fail;
+    if (checker) lora_engine_limit_cache(e->lora, CHECKER_LORA_FILES, CHECKER_LORA_BYTES);
     free(cfg);
     return e;
 fail:
-    sd_err_prefix(err, "loading model %s", o->model_path);
+    sd_err_prefix(err, "%s model %s", checker ? "opening (for validation)" : "loading", o->model_path);
     free(cfg);
     sd_engine_free(e);
     return NULL;
 }
+
+sd_engine *sd_engine_load(const sd_load_opts *o, sd_err *err) { return engine_open(o, 0, err); }
+
+sd_engine *sd_engine_open_checker(const sd_load_opts *o, sd_err *err) { return engine_open(o, 1, err); }
+
+int sd_engine_is_checker(const sd_engine *e) { return e && e->checker; }
 
 void sd_engine_free(sd_engine *e)
 {
@@ -657,6 +685,7 @@ static void text_run_close(text_run *r)
 static int text_run_open(sd_engine *e, const sd_gen_params *p, text_run *r, sd_err *err)
 {
     memset(r, 0, sizeof *r);
+    if (refuse_checker(e, err)) return -1;
     if (plan_texts(e, p->prompt, p->negative, p->steps, r->plan, err)) return -1;
     /* SDXL: an empty negative prompt is zeros, context and pooled (a1111.h) */
     int zero_neg = sd_family_info(e->family)->base == SD_FAMILY_SDXL && (!p->negative || !*p->negative);
@@ -979,7 +1008,7 @@ static uint8_t to_u8(float v, int a1111)
 
 int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_gen_debug *dbg, sd_err *err)
 {
-    if (check_params(p, err) || sd_check_sampler(p, err)) return -1;
+    if (refuse_checker(e, err) || check_params(p, err) || sd_check_sampler(p, err)) return -1;
     ops_ctx_attach(e->ops);   /* the team size set at load, in this (worker) thread too */
     ops_take_fault(e->ops);   /* a fault left from before is not this request's */
     lora_request lr;

@@ -57,6 +57,17 @@ int sd_vae_tiling_known(const char *name);
 
 sd_engine *sd_engine_load(const sd_load_opts *opts, sd_err *err);
 void sd_engine_free(sd_engine *e);
+/* An engine opened for validation only (an API node that loads no weights;
+ * several models' pre-queue checks): the same load steps on the
+ * checkpoint's headers (no tensor data read), the tokenizer, the
+ * embeddings and the LoRA directory, so sd_check_request, sd_check_prompts,
+ * sd_prompt_windows, sd_list_loras, sd_lora_hashes, sd_engine_embedding and
+ * sd_engine_info answer exactly as on sd_engine_load's engine.  sd_generate
+ * on it refuses (SD_EINVAL naming "model": "opened for validation only").
+ * Free with sd_engine_free.  NULL + err as sd_engine_load. */
+sd_engine *sd_engine_open_checker(const sd_load_opts *opts, sd_err *err);
+/* 1 for an engine from sd_engine_open_checker. */
+int sd_engine_is_checker(const sd_engine *e);
 
 typedef struct sd_model_info {
     const char *family;          /* "sd1", "sd2" or "sdxl" (loader/family.h names the others, which

@@ -11,7 +11,10 @@
 
 int server_models(http_server *s, server_model *out, int max, sd_err *err)
 {
-    if (s->cfg.list_models) return s->cfg.list_models(s->cfg.check_ctx, out, max, err);
+    if (s->cfg.list_models) {
+        int n = s->cfg.list_models(s->cfg.check_ctx, out, max, err);
+        return n > max ? max : n;   /* the ones written */
+    }
     if (max < 1) return 1;
     memset(out, 0, sizeof *out);
     snprintf(out->name, sizeof out->name, "%s", s->cfg.model_name ? s->cfg.model_name : "");

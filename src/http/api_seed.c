@@ -17,12 +17,12 @@
 
 /* The seed API's dialect: its fields are the field table's names
  * (params_to_request), its errors {"status":"error","code","field","message"}. */
-const dialect dialect_seed = {"seed", 0, NULL, NULL, NULL, NULL};
+const dialect dialect_seed = {"seed", 0, NULL, NULL, NULL, NULL, NULL};
 
 void dialect_name_field(const dialect *d, sd_err *err)
 {
     const char *name = d && d->field_name ? d->field_name(err->field) : params_field_name(err->field);
-    if (name != err->field) snprintf(err->field, sizeof err->field, "%s", name);
+    if (name != err->field) snprintf(err->field, sizeof err->field, "%s", name ? name : "");
 }
 
 /* Decoded init images: sides and pixels refused before allocation above these. */
@@ -69,6 +69,19 @@ static int decode_init(sd_request *g, const server_config *c, sd_err *err)
         img_rgb_free(&im);
         return -1;
     }
+    /* a size asked for img2img (OpenAI edits' `size`, checked against the
+     * server's limits by the dialect): the init image resized to it */
+    if (g->gen.width > 0 && g->gen.height > 0 && (g->gen.width != im.width || g->gen.height != im.height)) {
+        uint8_t *px = NULL;
+        if (img_resize(im.px, im.width, im.height, g->gen.width, g->gen.height, &px, err)) {
+            img_rgb_free(&im);
+            return -1;
+        }
+        img_rgb_free(&im);
+        im.px = px;
+        im.width = g->gen.width;
+        im.height = g->gen.height;
+    }
     g->gen.init_rgb = im.px;
     g->gen.init_width = im.width;
     g->gen.init_height = im.height;
@@ -78,7 +91,8 @@ static int decode_init(sd_request *g, const server_config *c, sd_err *err)
 int seed_submit(http_server *s, req *r, int listed, int *retry_after)
 {
     *retry_after = 0;
-    if (!r->err.code) decode_init(&r->request, &s->cfg, &r->err);
+    if (!r->err.code && decode_init(&r->request, &s->cfg, &r->err))
+        dialect_name_field(route_dialect(r->rt), &r->err);   /* init_image -> the dialect's name */
     if (r->err.code) {
         sd_request_free(&r->request);
         return -1;
@@ -134,35 +148,46 @@ char *seed_image_base64(http_server *s, const job_image *im, size_t *len, sd_err
 }
 
 /* 200 with the result's images. */
-static enum MHD_Result seed_success(req *r, struct MHD_Connection *c, const job_result *res)
+static enum MHD_Result seed_success(http_server *s, req *r, struct MHD_Connection *c, const job_result *res)
 {
     json_t *imgs = seed_images(res);
     json_t *b = imgs ? json_pack("{s:o, s:s}", "images", imgs, "status", job_status_word(JOB_SUCCEEDED)) : NULL;
     return reply_json_utf8(c, &r->ri, b ? 200 : 503, b, NULL, NULL);
 }
 
-/* The synchronous answer, once the wait is over (server_wait). */
-enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c)
+int seed_wait_failed(http_server *s, req *r, struct MHD_Connection *c, enum MHD_Result *rc)
 {
     r->phase = PH_DONE;
     if (r->gone) {
         /* Nobody reads this; answering (rather than failing) lets the connection close quietly. */
-        enum MHD_Result rc = reply_errorf(c, &r->ri, SD_ECANCELLED, "", "the client disconnected; the job was cancelled");
+        *rc = reply_errorf(c, &r->ri, SD_ECANCELLED, "", "the client disconnected; the job was cancelled");
         r->ri.status = 499;
-        return rc;
+        return 1;
     }
     if (r->wait_timeout)
-        return reply_errorf(c, &r->ri, SD_ETIMEOUT, "",
-                            "the job did not finish within the %g s synchronous wait limit and was cancelled; use "
-                            "POST /jobs/%s to run long jobs asynchronously",
-                            s->cfg.sync_wait, r->rt->img2img ? "img2img" : "txt2img");
-    if (r->shutdown)
-        return reply_errorf(c, &r->ri, SD_EBUSY, "", "the server is shutting down; the job was cancelled");
+        *rc = reply_errorf(c, &r->ri, SD_ETIMEOUT, "",
+                           "the job did not finish within the %g s synchronous wait limit and was cancelled; use "
+                           "POST /jobs/%s to run long jobs asynchronously",
+                           s->cfg.sync_wait, r->rt->img2img ? "img2img" : "txt2img");
+    else if (r->shutdown)
+        *rc = reply_errorf(c, &r->ri, SD_EBUSY, "", "the server is shutting down; the job was cancelled");
+    return r->wait_timeout || r->shutdown;
+}
+
+/* The synchronous answer, once the wait is over (server_wait). */
+enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c)
+{
+    return seed_answer_with(s, r, c, seed_success);
+}
+
+enum MHD_Result seed_answer_with(http_server *s, req *r, struct MHD_Connection *c, result_render ok)
+{
+    enum MHD_Result rc;
+    if (seed_wait_failed(s, r, c, &rc)) return rc;
     job_status st;
     jobs_status(s->q, r->job, &st);
-    enum MHD_Result rc;
     if (st.state == JOB_SUCCEEDED && st.result) {
-        rc = seed_success(r, c, st.result);
+        rc = ok(s, r, c, st.result);
     } else if (st.state == JOB_CANCELLED) {
         /* only shutdown cancels a synchronous job that still has its client */
         rc = reply_errorf(c, &r->ri, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);

@@ -70,7 +70,14 @@ static enum MHD_Result post_iter(void *cls, enum MHD_ValueKind kind, const char 
     req *r = cls;
     if (r->err.code) return MHD_NO;
     if (body_charge(r->s, r, size)) return MHD_NO;
-    if (params_bag_add(&r->bag, key, filename ? PV_FILE : PV_TEXT, data, size, off == 0, &r->err)) return MHD_NO;
+    /* libmicrohttpd may announce a value with an empty call (offset 0, no
+     * bytes) and then give its bytes at offset 0 again (seen with undici's
+     * FormData uploads: the openai SDK): that is the same value, not a
+     * repeated field */
+    const param *last = r->bag.n ? &r->bag.v[r->bag.n - 1] : NULL;
+    int again = off == 0 && last && key && last->len == 0 && !strcmp(last->name, key);
+    if (params_bag_add(&r->bag, key, filename ? PV_FILE : PV_TEXT, data, size, off == 0 && !again, &r->err))
+        return MHD_NO;
     return MHD_YES;
 }
 
@@ -204,8 +211,11 @@ void body_finish(http_server *s, req *r)
     r->text = NULL;
     const dialect *d = route_dialect(r->rt);
     if (!r->err.code) {
-        if (d->to_request) d->to_request(s, r, &r->err);
-        else params_to_request(&r->bag, r->rt->img2img, &r->request, &r->err);
+        if (d->to_request && d->to_request(s, r, &r->err) > 0) {   /* no generation's body */
+            params_bag_free(&r->bag);
+            return;
+        }
+        if (!d->to_request) params_to_request(&r->bag, r->rt->img2img, &r->request, &r->err);
     }
     /* the model's own limits (prompt token windows), before queueing */
     if (!r->err.code && s->cfg.check_request && s->cfg.check_request(s->cfg.check_ctx, &r->request, &r->err))

@@ -27,7 +27,8 @@ typedef struct dialect {
                                 dialects' clients send many they do not need us to read */
     /* The read body (r->bag) validated into r->request for route r->rt
      * (r->rt->img2img says which fields): 0, or -1 with err naming the
-     * field as this dialect's clients call it.  NULL = the seed API's
+     * field as this dialect's clients call it; 1 = the body was no
+     * generation's (A1111's POST /options) and is done with: no model checks.  NULL = the seed API's
      * params_to_request. */
     int (*to_request)(struct http_server *s, struct req *r, sd_err *err);
     /* This dialect's name for a field the engine or the seed API names
@@ -40,6 +41,9 @@ typedef struct dialect {
     json_t *(*error_body)(const sd_err *err, int *status);
     /* The scheme a 401 names in WWW-Authenticate (NULL = "Bearer"). */
     const char *auth_scheme;
+    /* Called when a request of this dialect ends (completed), before its
+     * job is released: frees what the dialect hung on r->dl_ctx.  NULL = none. */
+    void (*req_done)(struct http_server *s, struct req *r);
 } dialect;
 
 extern const dialect dialect_seed;

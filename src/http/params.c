@@ -253,7 +253,11 @@ int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err
             tlen = (size_t)snprintf(num, sizeof num, "%.17g", json_real_value(v));
             text = num;
             break;
-        case JSON_TRUE: case JSON_FALSE: kind = PV_BOOL; break;
+        case JSON_TRUE: case JSON_FALSE:   /* kept as "true" / "false" (dialects read booleans) */
+            kind = PV_BOOL;
+            text = json_is_true(v) ? "true" : "false";
+            tlen = strlen(text);
+            break;
         case JSON_NULL: kind = PV_NULL; break;
         case JSON_ARRAY: kind = PV_ARRAY; break;
         default: kind = PV_OBJECT; break;

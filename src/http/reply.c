@@ -97,10 +97,13 @@ enum MHD_Result reply_error(struct MHD_Connection *c, reply_info *ri, const sd_e
     json_t *(*shape)(const sd_err *, int *) = d && d->error_body ? d->error_body : NULL;
     int st2 = status;
     json_t *b = shape ? shape(err, &st2) : error_body(err);
-    /* field may not be UTF-8 when it echoes a client's name: json_string then fails. */
+    /* field and message may not be UTF-8 when they echo a client's bytes (a
+     * name, a Content-Type): json_string then fails; said in ASCII instead. */
     if (!b) {
         sd_err e2 = *err;
         e2.field[0] = 0;
+        for (char *p = e2.msg; *p; p++)
+            if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20) *p = '?';
         st2 = status;
         b = shape ? shape(&e2, &st2) : error_body(&e2);
     }

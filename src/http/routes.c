@@ -33,6 +33,23 @@ static const route routes[] = {
     {"/ui/", 1, "GET, HEAD", "/ui/", 0, ROUTE_NOKEY, ROUTE_NOBODY, 0, get_webui, NULL, NULL},
     /* several models (issue 16 item 3) */
     {"/models", 0, "GET, HEAD", "/models", 1, ROUTE_KEY, ROUTE_NOBODY, 0, get_models, NULL, NULL},
+    /* the OpenAI Images dialect (api_openai.c); /v1/ last: any other /v1/ path is its 404 */
+    {"/v1/images/generations", 0, "POST", "/v1/images/generations", 1, ROUTE_KEY, ROUTE_GEN, 0, seed_generate,
+     oai_answer, &dialect_openai},
+    {"/v1/images/edits", 0, "POST", "/v1/images/edits", 1, ROUTE_KEY, ROUTE_GEN, 1, seed_generate, oai_answer,
+     &dialect_openai},
+    {"/v1/models", 0, "GET, HEAD", "/v1/models", 1, ROUTE_KEY, ROUTE_NOBODY, 0, oai_models, NULL, &dialect_openai},
+    {"/v1/models/", 1, "GET, HEAD", "/v1/models/{id}", 1, ROUTE_KEY, ROUTE_NOBODY, 0, oai_models, NULL,
+     &dialect_openai},
+    {"/v1/", 1, "GET, HEAD, POST, PUT, PATCH, DELETE", "/v1/other", 0, ROUTE_KEY, ROUTE_NOBODY, 0, oai_not_found,
+     NULL, &dialect_openai},
+    /* the AUTOMATIC1111 dialect (issue 16 item 1, api_a1111.c); its other
+     * endpoints (lists, interrupt, skip, any other /sdapi/ path) share the prefix row */
+    {"/sdapi/v1/txt2img", 0, "POST", "/sdapi/v1/txt2img", 1, ROUTE_KEY, ROUTE_GEN, 0, a1111_generate, a1111_answer, &dialect_a1111},
+    {"/sdapi/v1/img2img", 0, "POST", "/sdapi/v1/img2img", 1, ROUTE_KEY, ROUTE_GEN, 1, a1111_generate, a1111_answer, &dialect_a1111},
+    {"/sdapi/v1/options", 0, "GET, HEAD, POST", "/sdapi/v1/options", 1, ROUTE_KEY, ROUTE_GEN, 0, a1111_options, NULL, &dialect_a1111},
+    {"/sdapi/v1/progress", 0, "GET, HEAD", "/sdapi/v1/progress", 1, ROUTE_KEY, ROUTE_NOBODY, 0, a1111_progress, NULL, &dialect_a1111},
+    {"/sdapi/", 1, "GET, HEAD, POST", "/sdapi/v1/{other}", 1, ROUTE_KEY, ROUTE_NOBODY, 0, a1111_other, NULL, &dialect_a1111},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES + 1 <= METRICS_MAX_ENDPOINTS, "more routes than metrics endpoints");
@@ -172,7 +189,8 @@ enum MHD_Result route_dispatch(http_server *s, req *r, struct MHD_Connection *c)
         sd_errf(&e, SD_EMETHOD, "", "method %.16s is not allowed on %.80s; use %s", r->verb, r->url, rt->methods);
         return reply_error(c, &r->ri, &e, 0, rt->methods);
     }
-    if (rt->body == ROUTE_NOBODY) return rt->answer(s, r, c);
+    /* a row that reads a body on POST answers its GET from the request line (A1111's /options) */
+    if (rt->body == ROUTE_NOBODY || strcmp(r->verb, "POST")) return rt->answer(s, r, c);
     if (atomic_load(&s->loading)) return reply_loading(r, c);
     return body_start(s, r, c);
 }

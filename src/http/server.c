@@ -252,6 +252,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         params_bag_init(&r->bag);
         conn_mark(s, c, 1);
         enum MHD_Result res;
+        r->ri.dl = route_dialect(route_find(url));   /* (this refusal too, in the path's dialect) */
         if (ambiguous_length(r, c, &res)) return res;
         /* A request that sends no body is answered on the next call:
          * libmicrohttpd closes the connection after a response queued on
@@ -318,6 +319,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
                 r->gone ? " client-gone" : toe != MHD_REQUEST_TERMINATED_COMPLETED_OK ? " aborted" : "");
         fflush(stdout);
     }
+    if (r->ri.dl && r->ri.dl->req_done) r->ri.dl->req_done(s, r);
     body_free(s, r);
     if (r->job) {
         /* A synchronous job nobody will read: stop it. */
@@ -385,6 +387,10 @@ http_server *http_server_start_jobs(const server_config *cfg, jobs_backend *q, s
     s->cfg = *cfg;
     s->q = q;
     s->nlabels = route_labels(s->labels);
+    if (a1111_init(s, err)) {
+        free(s);
+        return NULL;
+    }
     atomic_store(&s->store, cfg->store);
     atomic_store(&s->loading, cfg->loading);
     pthread_mutex_init(&s->wmu, NULL);
@@ -434,6 +440,7 @@ fail:
     free(s->openapi);
     pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->cmu);
+    a1111_free(s);
     free(s);
     return NULL;
 }
@@ -488,6 +495,7 @@ void http_server_stop(http_server *s)
     pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->cmu);
     jobs_close(s->own_jobs);
+    a1111_free(s);
     free(s->public_url);
     free(s->openapi);
     free(s);

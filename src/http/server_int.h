@@ -15,12 +15,16 @@
  *   api_jobs.c   the async jobs API: POST /jobs/txt2img, /jobs/img2img
  *                (202), GET and DELETE /jobs/{id}
  *   api_samplers.c  GET /samplers: the sampler and scheduler names
+ *   api_openai.c the OpenAI Images dialect: POST /v1/images/generations,
+ *                /v1/images/edits, GET /v1/models[/{id}], 404 for other /v1/
  *   dialect.h    what differs between API dialects (fields, error shape):
  *                a route row names its dialect, r->ri.dl carries it
  *   webui.c      the web page: GET /ui/ (the files in webui/, built in by webui_blob.c),
  *                /ui -> /ui/, a browser's GET / -> /ui/
  *   api_models.c GET /models: the checkpoints requests may name (several
  *                models); server_models, the list /health and dialects read
+ *   api_a1111.c  the AUTOMATIC1111 dialect /sdapi/v1/...: txt2img, img2img,
+ *                options (per API key), progress, interrupt, skip, lists
  * Adding an endpoint = one row in routes.c + one handler. */
 #ifndef SD_HTTP_SERVER_INT_H
 #define SD_HTTP_SERVER_INT_H
@@ -99,6 +103,11 @@ struct req {
     double deadline;
     int gone, wait_timeout, shutdown;
     struct req *wnext;
+    /* the OpenAI dialect's answer (api_openai.c): response_format "url"
+     * (else b64_json), and the quality / background it echoes (static) */
+    int oai_url;
+    const char *oai_quality, *oai_background;
+    void *dl_ctx;            /* the dialect's own per-request state (dialect.req_done frees it) */
 };
 
 struct http_server {
@@ -123,6 +132,7 @@ struct http_server {
     atomic_int loading;      /* the model is still loading (server_config.loading) */
     const char *labels[METRICS_MAX_ENDPOINTS];   /* metrics endpoint labels (route_labels) */
     int nlabels;
+    struct a1111_state *a1111;   /* the A1111 dialect's options and in-flight jobs (api_a1111.c) */
 };
 
 /* server.c */
@@ -168,6 +178,12 @@ enum MHD_Result reply_loading(req *r, struct MHD_Connection *c);
 /* api_seed.c */
 enum MHD_Result seed_generate(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result seed_answer(http_server *s, req *r, struct MHD_Connection *c);
+/* A dialect's 200 answer for a succeeded job's result. */
+typedef enum MHD_Result (*result_render)(http_server *s, req *r, struct MHD_Connection *c, const job_result *res);
+/* The synchronous answer once the wait is over (server_wait): the client
+ * gone, the wait limit, shutdown and failed jobs as errors in the request's
+ * dialect; a succeeded job through `ok`.  seed_answer = with the seed API's. */
+enum MHD_Result seed_answer_with(http_server *s, req *r, struct MHD_Connection *c, result_render ok);
 /* The validated request (r->request) as a job: listed = findable by id.  0, or
  * -1 with r->err (and *retry_after for a full queue). */
 int seed_submit(http_server *s, req *r, int listed, int *retry_after);
@@ -182,6 +198,13 @@ const dialect *route_dialect(const route *rt);
  * with err when the store cannot give it back. */
 char *seed_image_base64(http_server *s, const job_image *im, size_t *len, sd_err *err);
 
+/* api_openai.c: the OpenAI dialect's value (dialect.h) and its handlers
+ * (POST /v1/images/generations and /edits: seed_generate, then oai_answer) */
+extern const dialect dialect_openai;
+enum MHD_Result oai_answer(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result oai_models(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result oai_not_found(http_server *s, req *r, struct MHD_Connection *c);
+
 /* api_samplers.c */
 enum MHD_Result get_samplers(http_server *s, req *r, struct MHD_Connection *c);
 
@@ -190,10 +213,24 @@ enum MHD_Result get_embeddings(http_server *s, req *r, struct MHD_Connection *c)
 
 /* api_models.c */
 #define SERVER_MODELS_MAX 256   /* models listed at most */
-/* cfg.list_models, or the one model of cfg.model_*: the count (may exceed
- * max) or -1 + err. */
+/* cfg.list_models, or the one model of cfg.model_*: how many were written
+ * to out (at most max; a longer list is cut) or -1 + err. */
 int server_models(http_server *s, server_model *out, int max, sd_err *err);
 enum MHD_Result get_models(http_server *s, req *r, struct MHD_Connection *c);
+/* api_seed.c: the synchronous wait ended without the job's end (the client
+ * left, the wait limit, shutdown): 1 with the answer queued in *rc, else 0. */
+int seed_wait_failed(http_server *s, req *r, struct MHD_Connection *c, enum MHD_Result *rc);
+
+/* api_a1111.c: the AUTOMATIC1111 dialect (its state: a1111_init at start,
+ * a1111_free at stop) */
+extern const dialect dialect_a1111;
+int a1111_init(http_server *s, sd_err *err);
+void a1111_free(http_server *s);
+enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result a1111_answer(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result a1111_options(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result a1111_progress(http_server *s, req *r, struct MHD_Connection *c);
+enum MHD_Result a1111_other(http_server *s, req *r, struct MHD_Connection *c);
 
 /* api_jobs.c */
 enum MHD_Result jobs_create(http_server *s, req *r, struct MHD_Connection *c);

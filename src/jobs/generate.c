@@ -20,8 +20,8 @@ static job_result *new_result(const gen_ctx *g, const sd_request *in)
     r->negative = strdup(p->negative ? p->negative : "");
     r->model_name = g->model_name ? strdup(g->model_name) : NULL;
     r->model_hash = g->model_hash ? strdup(g->model_hash) : NULL;
-    r->width = p->width;
-    r->height = p->height;
+    r->width = in->img2img ? p->init_width : p->width;   /* the size generated (img2img: the init image's) */
+    r->height = in->img2img ? p->init_height : p->height;
     r->steps = p->steps;
     r->cfg = p->cfg;
     r->denoise = in->img2img ? p->strength : -1.0f;

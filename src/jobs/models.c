@@ -26,6 +26,7 @@ typedef struct model_slot {
     char probe_err[256];         /* the header could not be read / the family is not run: refused */
     char load_err[256];          /* the last load failed (tried again at the next request) */
     sd_engine *engine;
+    sd_engine *checker;          /* opened for validation only (models_check_engine), or NULL */
     int loading;                 /* a thread is loading it */
     int running;                 /* acquired by a job */
     int pins;                    /* borrowed by HTTP threads (models_pin) */
@@ -61,6 +62,24 @@ static void default_unload(void *ud, sd_engine *e)
     malloc_trim(0);
 }
 
+/* The checker of the checkpoint at path: sd_engine_open_checker with the
+ * registry's load options (ud). */
+static sd_engine *default_open_check(void *ud, const char *path, sd_err *err)
+{
+    sd_load_opts o = *(const sd_load_opts *)ud;
+    o.model_path = path;
+    return sd_engine_open_checker(&o, err);
+}
+
+static void default_close_check(void *ud, sd_engine *e) { sd_engine_free(e); }
+
+/* The ud the checker functions take: the load options for the default
+ * ones, else the registry's ud. */
+static void *check_ud(const models *m)
+{
+    return m->cfg.open_check == default_open_check ? (void *)m->cfg.load_opts : m->cfg.ud;
+}
+
 models *models_new(const models_config *cfg, sd_err *err)
 {
     models *m = sd_calloc(1, sizeof *m);
@@ -72,6 +91,8 @@ models *models_new(const models_config *cfg, sd_err *err)
         m->cfg.ud = (void *)cfg->load_opts;
     }
     if (!m->cfg.unload) m->cfg.unload = default_unload;
+    if (!m->cfg.open_check && cfg->load_opts) m->cfg.open_check = default_open_check;
+    if (!m->cfg.close_check) m->cfg.close_check = default_close_check;
     m->def = -1;
     pthread_mutex_init(&m->mu, NULL);
     pthread_cond_init(&m->cv, NULL);
@@ -83,6 +104,7 @@ void models_free(models *m)
     if (!m) return;
     for (int i = 0; i < m->n; i++) {
         if (m->v[i]->engine) m->cfg.unload(m->cfg.ud, m->v[i]->engine);
+        if (m->v[i]->checker) m->cfg.close_check(check_ud(m), m->v[i]->checker);
         free(m->v[i]);
     }
     free(m->v);
@@ -347,6 +369,25 @@ void models_unpin(models *m, int i)
     pthread_mutex_lock(&m->mu);
     if (i >= 0 && i < m->n && m->v[i]->pins > 0 && !--m->v[i]->pins) pthread_cond_broadcast(&m->cv);
     pthread_mutex_unlock(&m->mu);
+}
+
+sd_engine *models_check_engine(models *m, int i, int *pinned, sd_err *err)
+{
+    *pinned = 0;
+    pthread_mutex_lock(&m->mu);
+    model_slot *s = i >= 0 && i < m->n ? m->v[i] : NULL;
+    sd_engine *e = s ? s->engine : NULL;
+    if (e) {
+        s->pins++;
+        *pinned = 1;
+    } else if (s && !s->checker && m->cfg.open_check) {
+        /* headers only: bounded (no tensor data), so under the lock */
+        s->checker = m->cfg.open_check(check_ud(m), s->path, err);
+        if (!s->checker) snprintf(err->field, sizeof err->field, "model");
+    }
+    if (!e && s) e = s->checker;
+    pthread_mutex_unlock(&m->mu);
+    return e;
 }
 
 /* The least recently used resident entry no job runs on, other than keep; -1 if none. */

@@ -18,17 +18,17 @@ const req_field req_fields[] = {
     /* name, engine name, type, where, lo, hi, lo_open, hi_open, default, endpoints,
      * CLI flag, alias, metavar, A1111 name, help */
     {"prompt", "prompt", RF_TEXT, AT(gen.prompt), 0, REQ_MAX_PROMPT, 0, 0, 0, RF_BOTH,
-     "--prompt", NULL, "TEXT", NULL, "what to draw (required)"},
+     "--prompt", NULL, "TEXT", "prompt", "what to draw (required)"},
     {"seed", "seed", RF_SEED, AT(gen.seed), 0, REQ_MAX_SEED, 0, 0, -1, RF_BOTH,
-     "--seed", NULL, "S", NULL, "0..2^53-1, -1 = random"},
+     "--seed", NULL, "S", "seed", "0..2^53-1, -1 = random"},
     {"num_outputs", "n", RF_INT, AT(gen.n), 1, REQ_MAX_OUTPUTS, 0, 0, 1, RF_BOTH,
      "--count", "-n", "N", "batch_size", "images; image i uses seed+i"},
     /* default 0 = the model's native size (req_resolve_size); the server's
      * --max-side / --max-pixels narrow the range (req_check_size) */
     {"width", "width", RF_INT, AT(gen.width), 0, REQ_MAX_SIDE_CAP, 1, 0, 0, RF_TXT2IMG,
-     "--width", "-W", "W", NULL, "output width (default: the model's native size)"},
+     "--width", "-W", "W", "width", "output width (default: the model's native size)"},
     {"height", "height", RF_INT, AT(gen.height), 0, REQ_MAX_SIDE_CAP, 1, 0, 0, RF_TXT2IMG,
-     "--height", "-H", "H", NULL, "output height (default: the model's native size)"},
+     "--height", "-H", "H", "height", "output height (default: the model's native size)"},
     {"num_inference_steps", "steps", RF_INT, AT(gen.steps), 0, REQ_MAX_STEPS, 1, 0, 30, RF_BOTH,
      "--steps", NULL, "N", "steps", "sampler steps"},
     {"guidance_scale", "cfg", RF_FLOAT, AT(gen.cfg), 0, 20, 1, 0, 7, RF_BOTH,

@@ -86,7 +86,7 @@ typedef struct req_field {
     double def;              /* default (numbers; sampler/format: the enum value) */
     unsigned where;          /* RF_TXT2IMG | RF_IMG2IMG */
     const char *cli, *cli_alias, *cli_meta;   /* "--steps", NULL, "N"; cli NULL = not a CLI flag */
-    const char *a1111;       /* AUTOMATIC1111 /sdapi/v1 name ("cfg_scale"), NULL = none; no such dialect yet */
+    const char *a1111;       /* AUTOMATIC1111 /sdapi/v1 name ("cfg_scale"), NULL = none (api_a1111.c) */
     const char *help;        /* one line, for --help and docs */
 } req_field;
 

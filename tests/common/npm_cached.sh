@@ -2,12 +2,14 @@
 # tests/common/npm_cached.sh — installs one pinned npm package, once, from
 # the npm registry into a cache folder outside the repo, and prints its
 # module folder; what the tests that drive node tools share
-# (tests/storage/setup_s3rver.sh, tests/http/setup_puppeteer.sh).
-#   bash tests/common/npm_cached.sh PACKAGE VERSION DIR WHAT
-# WHAT names the tests in the messages ("the S3 tests").  Exit 1 (with a
+# (tests/storage/setup_s3rver.sh, tests/http/setup_puppeteer.sh,
+# tests/http/setup_openai_sdk.sh).
+#   bash tests/common/npm_cached.sh PACKAGE VERSION DIR [WHAT]
+# WHAT names the tests in the messages ("the S3 tests"; default: the tests
+# that use PACKAGE).  Exit 1 (with a
 # message on stderr) when node/npm are missing or the install fails.
 set -u
-PKG=$1 VER=$2 DIR=$3 WHAT=$4
+PKG=$1 VER=$2 DIR=$3 WHAT=${4:-the tests that use $1}
 MOD=$DIR/node_modules/$PKG
 if [ -f "$MOD/package.json" ] && grep -q "\"version\": \"$VER\"" "$MOD/package.json"; then
   echo "$MOD"; exit 0

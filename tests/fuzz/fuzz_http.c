@@ -12,10 +12,13 @@
  * runs with a 0.1 s header timeout and a 1 s idle timeout.
  * Checked: an answer starts "HTTP/1.x NNN"; a JSON answer of ours is a JSON
  * object, for 4xx/5xx the error shape {"status":"error","code","message"}
- * (libmicrohttpd's own HTML refusals are only status-checked); and every
+ * — on /v1/ paths OpenAI's {"error":{"message","type","param","code"}},
+ * on /sdapi/ paths A1111's {"detail": MESSAGE} or {"detail": [{"loc",
+ * "msg"}]} (error_shape_ok) — (libmicrohttpd's own HTML refusals are only
+ * status-checked); and every
  * 16 inputs a fresh GET /health still answers 200 (the server neither died
  * nor wedged).  Any violation aborts.
- * fuzz-sources: src/http/server.c src/http/routes.c src/http/body.c src/http/endpoints.c src/http/api_seed.c src/http/api_jobs.c src/http/api_samplers.c src/http/api_embeddings.c src/http/api_models.c src/http/webui.c src/http/webui_blob.c src/http/listen.c src/http/reply.c src/http/metrics.c src/http/openapi.c src/http/openapi_doc.c src/http/params.c src/http/auth.c src/http/ratelimit.c src/jobs/request.c src/jobs/queue.c src/jobs/result.c src/jobs/backend.c src/jobs/inproc.c src/storage/storage.c src/base/err.c src/base/alloc.c src/base/sha256.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/engine/samplers/choice.c src/engine/samplers/kdiff_sched.c src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/image/a1111.c src/image/base64.c
+ * fuzz-sources: src/http/server.c src/http/routes.c src/http/body.c src/http/endpoints.c src/http/api_seed.c src/http/api_jobs.c src/http/api_samplers.c src/http/api_embeddings.c src/http/api_models.c src/http/api_openai.c src/http/api_a1111.c src/http/webui.c src/http/webui_blob.c src/http/listen.c src/http/reply.c src/http/metrics.c src/http/openapi.c src/http/openapi_doc.c src/http/params.c src/http/auth.c src/http/ratelimit.c src/jobs/request.c src/jobs/queue.c src/jobs/result.c src/jobs/backend.c src/jobs/inproc.c src/storage/storage.c src/base/err.c src/base/alloc.c src/base/sha256.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/engine/samplers/choice.c src/engine/samplers/kdiff_sched.c src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/image/a1111.c src/image/base64.c
  * fuzz-libs: -lmicrohttpd -ljansson -lpng16 -ljpeg -lwebp -lz -lm -lpthread */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -180,6 +183,57 @@ static const char *header(const char *head, const char *end, const char *name, s
     return NULL;
 }
 
+/* ---- the error shape of the request's dialect (by its path) ----------------
+ * The first request line's target, as sent: a /v1/ path is OpenAI's, a
+ * /sdapi/ one A1111's, any other the seed API's; a target the server may read otherwise (percent
+ * escapes, absolute form, no readable request line) may have either shape. */
+static char req_path[256];
+static int req_path_sure;
+
+static void note_path(const uint8_t *d, size_t n)
+{
+    size_t i = 0, k = 0;
+    while (i < n && (d[i] == '\r' || d[i] == '\n')) i++;
+    while (i < n && d[i] != ' ' && d[i] != '\r' && d[i] != '\n') i++;   /* the method */
+    if (i < n && d[i] == ' ') i++;
+    while (i < n && k + 1 < sizeof req_path && d[i] != ' ' && d[i] != '\r' && d[i] != '\n') req_path[k++] = (char)d[i++];
+    req_path[k] = 0;
+    req_path_sure = req_path[0] == '/' && !strchr(req_path, '%') && k + 1 < sizeof req_path;
+}
+
+static int seed_error_ok(json_t *j)
+{
+    const char *st = json_string_value(json_object_get(j, "status"));
+    const char *msg = json_string_value(json_object_get(j, "message"));
+    return st && !strcmp(st, "error") && json_is_string(json_object_get(j, "code")) && msg && *msg;
+}
+
+static int openai_error_ok(json_t *j)
+{
+    json_t *e = json_object_get(j, "error");
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    json_t *param = json_object_get(e, "param"), *code = json_object_get(e, "code");
+    return json_is_object(e) && msg && *msg && json_is_string(json_object_get(e, "type")) &&
+           (json_is_string(param) || json_is_null(param)) && (json_is_string(code) || json_is_null(code));
+}
+
+/* A1111's (FastAPI's) shape: {"detail": MESSAGE} or {"detail": [{"loc": [...], "msg": MESSAGE}, ...]}. */
+static int a1111_error_ok(json_t *j)
+{
+    const json_t *d = json_object_get(j, "detail");
+    if (json_is_string(d)) return json_string_length(d) > 0;
+    const json_t *e = json_array_get(d, 0);
+    return json_is_array(json_object_get(e, "loc")) && json_string_length(json_object_get(e, "msg")) > 0;
+}
+
+static int error_shape_ok(json_t *j)
+{
+    if (!req_path_sure) return seed_error_ok(j) || openai_error_ok(j) || a1111_error_ok(j);
+    if (!strncmp(req_path, "/v1/", 4)) return openai_error_ok(j);
+    if (!strncmp(req_path, "/sdapi/", 7)) return a1111_error_ok(j) || seed_error_ok(j);
+    return seed_error_ok(j);
+}
+
 /* Checks the first final (non-1xx) response in ans. */
 static void check_answer(const char *ans, size_t len, int head_req)
 {
@@ -207,14 +261,14 @@ static void check_answer(const char *ans, size_t len, int head_req)
     if ((size_t)(body - ans) + blen > len) return;   /* truncated by the time limit */
     json_error_t je;
     json_t *j = json_loadb(body, blen, 0, &je);
-    if (!j || !json_is_object(j)) {
+    /* (A1111's lists answer arrays: /sdapi/v1/sd-models) */
+    int a1111 = !req_path_sure || strstr(req_path, "/sdapi/") != NULL;
+    if (!j || !(json_is_object(j) || (a1111 && status < 400 && json_is_array(j)))) {
         fprintf(stderr, "JSON answer %d does not parse: %s: %.200s\n", status, je.text, body);
         abort();
     }
-    const char *st = json_string_value(json_object_get(j, "status"));
-    const char *msg = json_string_value(json_object_get(j, "message"));
-    if (status >= 400 && (!st || strcmp(st, "error") || !json_is_string(json_object_get(j, "code")) || !msg || !*msg)) {
-        fprintf(stderr, "error answer %d is not {status:error, code, message}: %.200s\n", status, body);
+    if (status >= 400 && !error_shape_ok(j)) {
+        fprintf(stderr, "error answer %d to %.80s is not its dialect's error shape: %.200s\n", status, req_path, body);
         abort();
     }
     json_decref(j);
@@ -261,6 +315,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n)
 {
     static unsigned count;
     size_t len = 0;
+    note_path(d, n);
     char *a = exchange(d, n, &len);
     if (a) check_answer(a, len, n >= 5 && !memcmp(d, "HEAD ", 5));
     free(a);

@@ -12,7 +12,11 @@
 # an unknown model is a 400 naming model with the names (seed API, async
 # API, JSON), before any job; the broken file is listed and refused with a
 # 400, and the server keeps serving; --model NAME picks the default in the
-# folder, SDSERVE_MODEL_DIR works as the flag.
+# folder, SDSERVE_MODEL_DIR works as the flag.  A model that is not loaded
+# is still checked before queueing, on its checker (no weights read): a
+# too-long prompt or negative, a clip_skip past its text encoder's layers,
+# an unknown LoRA, on the seed and the async API, are 400s naming the field,
+# and they load nothing.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -45,7 +49,8 @@ for n in alpha beta; do
 done
 
 # ---- one server, the folder, one model at a time -----------------------
-start_server --model-dir "$M" --max-loaded 1 || exit 1
+mkdir -p "$TMP/loras"
+start_server --model-dir "$M" --max-loaded 1 --lora-dir "$TMP/loras" || exit 1
 curl -s -o "$TMP/h0.json" "$BASE/health"
 check "/health: max_loaded 1, the default (first by name) loaded" \
   $([ "$(json "$TMP/h0.json" '(j["max_loaded"], j["models_loaded"], j["model"]["name"], j["model"]["family"])')" = \
@@ -86,6 +91,27 @@ refused_field_ct "unknown model (JSON)" /txt2img "$J" '{"prompt": "a fox", "mode
 refused_field_ct "unknown model (async)" /jobs/txt2img "$F" "$ARGS&model=gamma" model "gamma"
 refused_field_ct "model not a string" /txt2img "$J" '{"prompt": "a fox", "model": 3}' model "string"
 refused_field_ct "broken checkpoint" /txt2img "$F" "$ARGS&model=broken" model "cannot be used"
+# ---- checks of a model that is not loaded (beta): its checker ----------
+LONG=$(python3 -c 'print("word " * 700)')
+NOPROMPT='seed=5&width=64&height=64&num_inference_steps=2'
+refused_field_ct "beta not loaded: a too-long prompt" /txt2img "$F" "$NOPROMPT&model=beta&prompt=$LONG" prompt "windows"
+refused_field_ct "beta not loaded: a too-long negative" /txt2img "$F" "$ARGS&model=beta&negative_prompt=$LONG" \
+  negative_prompt "windows"
+refused_field_ct "beta not loaded: clip_skip past its layers" /txt2img "$F" "$ARGS&model=beta&clip_skip=12" clip_skip \
+  "layers of this model"
+refused_field_ct "beta not loaded: an unknown LoRA" /txt2img "$F" "$NOPROMPT&model=beta&prompt=a fox <lora:nope:1>" loras \
+  "unknown LoRA 'nope'"
+refused_field_ct "beta not loaded: clip_skip (async)" /jobs/txt2img "$F" "$ARGS&model=beta&clip_skip=12" clip_skip \
+  "clip_skip"
+refused_field_ct "beta not loaded: too long (JSON, async)" /jobs/txt2img "$J" "{\"prompt\": \"$LONG\", \"model\": \"beta\"}" \
+  prompt "windows"
+curl -s -o "$TMP/m1.json" "$BASE/models"
+check "the checker's refusals load nothing (beta not loaded)" \
+  $([ "$(json "$TMP/m1.json" '[m["name"] for m in j["models"] if m["loaded"]]')" = "['alpha']" ]; echo $?) \
+  "$(cat "$TMP/m1.json")"
+check "beta's good request still runs after its refusals" $([ "$(gen beta_ok "&model=beta&clip_skip=2")" = 200 ]; echo $?) \
+  "$(cat "$TMP/beta_ok.json")"
+gen alpha_back >/dev/null
 curl -s -o "$TMP/m2.json" "$BASE/models"
 check "refusals load nothing" $([ "$(json "$TMP/m2.json" '[m["name"] for m in j["models"] if m["loaded"]]')" = "['alpha']" ]; echo $?) \
   "$(cat "$TMP/m2.json")"

@@ -62,6 +62,39 @@ check "succeeded job carries the synchronous body (status success, images)" $([ 
 conform "job status cancelled" GET '/jobs/{id}' "$long"
 check "cancelled job state" $([ "$(json "$TMP/r.json" 'j["state"]')" = cancelled ]; echo $?) "$(cat "$TMP/r.json")"
 DOC_METHOD=POST conform "GET /txt2img -> 405" GET /txt2img "$BASE/txt2img"
+# the OpenAI dialect (/v1): answers and errors in its own shapes
+J='Content-Type: application/json'
+conform "openai generations b64_json" POST /v1/images/generations -H "$J" --data '{"prompt":"x","size":"40x24","steps":2,"n":2}' "$BASE/v1/images/generations"
+conform "openai generations url" POST /v1/images/generations -H "$J" --data '{"prompt":"x","size":"40x24","steps":2,"response_format":"url"}' "$BASE/v1/images/generations"
+conform "openai generations 400" POST /v1/images/generations -H "$J" --data '{"prompt":"x","n":9}' "$BASE/v1/images/generations"
+conform "openai generations 415" POST /v1/images/generations -H 'Content-Type: text/plain' --data 'x' "$BASE/v1/images/generations"
+DOC_METHOD=POST conform "openai GET generations -> 405" GET /v1/images/generations "$BASE/v1/images/generations"
+python3 -c 'import struct,zlib,sys
+c=lambda t,d: struct.pack(">I",len(d))+t+d+struct.pack(">I",zlib.crc32(t+d)&0xffffffff)
+sys.stdout.buffer.write(b"\x89PNG\r\n\x1a\n"+c(b"IHDR",struct.pack(">IIBBBBB",16,16,8,2,0,0,0))+c(b"IDAT",zlib.compress((b"\0"+b"\x80"*48)*16))+c(b"IEND",b""))' >"$TMP/edit.png"
+conform "openai edits" POST /v1/images/edits -F image=@"$TMP/edit.png" -F prompt=x -F steps=2 "$BASE/v1/images/edits"
+check "openai edit answered 16x16" $([ "$(json "$TMP/r.json" 'j["size"]')" = 16x16 ]; echo $?) "$(head -c 200 "$TMP/r.json")"
+conform "openai edits, one image[] file (LibreChat's form)" POST /v1/images/edits -F "image[]=@$TMP/edit.png" -F prompt=x -F steps=2 -F size=24x16 "$BASE/v1/images/edits"
+check "openai image[] edit answered 24x16" $([ "$(json "$TMP/r.json" 'j["size"]')" = 24x16 ]; echo $?) "$(head -c 200 "$TMP/r.json")"
+printf '{"prompt":"x","steps":2,"images":[{"image_url":"data:image/png;base64,%s"}]}' "$(base64 -w0 "$TMP/edit.png")" >"$TMP/edit.json"
+conform "openai edits, JSON images data: URL" POST /v1/images/edits -H "$J" --data @"$TMP/edit.json" "$BASE/v1/images/edits"
+check "openai JSON edit answered a 16x16 b64_json" $([ "$(json "$TMP/r.json" 'j["size"]+str(len(j["data"][0]["b64_json"])>100)')" = 16x16True ]; echo $?) "$(head -c 200 "$TMP/r.json")"
+conform "openai edits 400 (mask)" POST /v1/images/edits -F image=@"$TMP/edit.png" -F mask=@"$TMP/edit.png" -F prompt=x "$BASE/v1/images/edits"
+conform "openai models" GET /v1/models "$BASE/v1/models"
+mid=$(json "$TMP/r.json" 'j["data"][0]["id"]')
+conform "openai model" GET '/v1/models/{id}' "$BASE/v1/models/$mid"
+conform "openai model 404" GET '/v1/models/{id}' "$BASE/v1/models/no-such-model"
+# the AUTOMATIC1111 dialect (issue 16): its answers and errors against the document
+AJ='Content-Type: application/json'
+conform "A1111 txt2img success" POST /sdapi/v1/txt2img -H "$AJ" --data '{"prompt":"x","width":40,"height":24,"steps":2,"batch_size":2}' "$BASE/sdapi/v1/txt2img"
+conform "A1111 txt2img 422" POST /sdapi/v1/txt2img -H "$AJ" --data '{"prompt":"x","sampler_name":"UniPC"}' "$BASE/sdapi/v1/txt2img"
+conform "A1111 txt2img 415" POST /sdapi/v1/txt2img -H 'Content-Type: text/plain' --data 'x' "$BASE/sdapi/v1/txt2img"
+for p in options progress sd-models samplers schedulers sd-vae loras embeddings upscalers scripts cmd-flags memory; do
+  conform "A1111 GET $p" GET "/sdapi/v1/$p" "$BASE/sdapi/v1/$p"
+done
+conform "A1111 POST options" POST /sdapi/v1/options -H "$AJ" --data '{"send_seed":false}' "$BASE/sdapi/v1/options"
+conform "A1111 POST options 422" POST /sdapi/v1/options -H "$AJ" --data '{"sd_model_checkpoint":"nope"}' "$BASE/sdapi/v1/options"
+conform "A1111 POST interrupt" POST /sdapi/v1/interrupt "$BASE/sdapi/v1/interrupt"
 stop_server
 check "clean exit on SIGTERM" $STOP_STATUS "status $STOP_STATUS"
 
@@ -77,12 +110,18 @@ conform "txt2img 401 without a key" POST /txt2img -H "$F" --data 'prompt=x' "$BA
 check "no key answered 401" $([ "$LAST_STATUS" = 401 ]; echo $?) "status $LAST_STATUS"
 conform "job 401 with a wrong key" GET '/jobs/{id}' -H "Authorization: Bearer wrong-key-0123456789" "$J0"
 conform "metrics 401 without a key" GET /metrics "$BASE/metrics"
+conform "openai generations 401 with a wrong key" POST /v1/images/generations -H "Authorization: Bearer wrong-key-0123456789" -H 'Content-Type: application/json' --data '{"prompt":"x"}' "$BASE/v1/images/generations"
+conform "A1111 options 401 without a key" GET /sdapi/v1/options "$BASE/sdapi/v1/options"
 conform "image without a key (no key needed: unknown name)" GET '/images/{name}' "$BASE/images/0123456789abcdef0123456789abcdef"
 check "image without a key answered 404, not 401" $([ "$LAST_STATUS" = 404 ]; echo $?) "status $LAST_STATUS"
 conform "job with the key (1 of 2)" GET '/jobs/{id}' -H "Authorization: Bearer $KEY" "$J0"
 conform "job with the key (2 of 2)" GET '/jobs/{id}' -H "Authorization: Bearer $KEY" "$J0"
 conform "txt2img over the rate limit" POST /txt2img -H "Authorization: Bearer $KEY" -H "$F" --data 'prompt=x' "$BASE/txt2img"
 check "third request of the key answered 429" $([ "$LAST_STATUS" = 429 ]; echo $?) "status $LAST_STATUS"
+conform "openai generations over the rate limit" POST /v1/images/generations -H "Authorization: Bearer $KEY" -H 'Content-Type: application/json' --data '{"prompt":"x"}' "$BASE/v1/images/generations"
+check "openai: 429 with code rate_limit_exceeded and Retry-After" $([ "$LAST_STATUS" = 429 ] &&
+  [ "$(json "$TMP/r.json" 'j["error"]["code"]')" = rate_limit_exceeded ] && grep -qi '^Retry-After:' "$TMP/r.hdr"; echo $?) \
+  "status $LAST_STATUS $(cat "$TMP/r.json")"
 conform "health open with keys and rate limit" GET /health "$BASE/health"
 check "health answered 200" $([ "$LAST_STATUS" = 200 ]; echo $?) "status $LAST_STATUS"
 stop_server

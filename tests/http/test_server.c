@@ -180,7 +180,15 @@ static void route_table_checks(void)
                                    /* issue 14 item 4 */
                                    "GET /embeddings", "GET /loras",
                                    /* issue 16 item 3 */
-                                   "GET /models"};
+                                   "GET /models",
+                                   /* issue 16: the OpenAI dialect */
+                                   "POST /v1/images/generations", "POST /v1/images/edits", "GET /v1/models",
+                                   "GET /v1/models/{id}",
+
+                                   /* issue 16: the A1111 dialect */
+                                   "POST /sdapi/v1/txt2img", "POST /sdapi/v1/img2img", "GET /sdapi/v1/options",
+                                   "POST /sdapi/v1/options", "GET /sdapi/v1/progress", "GET /sdapi/v1/{other}",
+                                   "POST /sdapi/v1/{other}"};
     resp r = req("GET", "/", NULL, NULL, 0);
     json_t *j = jbody(&r);
     json_t *eps = json_object_get(j, "endpoints");

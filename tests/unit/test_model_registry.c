@@ -5,7 +5,8 @@
  * run on a fake loader.  Then the probe on the reference's tiny models
  * (header only) agrees with what a real load says: family, hash, name,
  * native size; the inpainting UNet is probed as a family the engine does
- * not run. */
+ * not run.  The pre-queue check's engine (models_check_engine): the
+ * resident one, else the entry's checker, opened once, on a fake opener. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -228,12 +229,79 @@ static void probe_agrees(const char *rel, const char *config_rel)
     sd_engine_free(en);
 }
 
+/* ---- checkers (models_check_engine), on a fake opener ------------------ */
+static int check_opens, check_closes;
+
+static sd_engine *fake_open_check(void *ud, const char *path, sd_err *err)
+{
+    if (strstr(path, "bad")) return sd_errf(err, SD_EFORMAT, "vocab", "opening %s: no vocabulary", path), NULL;
+    check_opens++;
+    char *e = malloc(1);
+    *e = 'k';
+    return (sd_engine *)e;
+}
+
+static void fake_close_check(void *ud, sd_engine *e)
+{
+    check_closes++;
+    free(e);
+}
+
+/* The check engine of a resident model is the model, pinned; of another
+ * its checker, opened once; a failed open names "model" and is tried
+ * again; a registry without an opener gives none and no error. */
+static void test_checkers(void)
+{
+    sd_err e;
+    sd_err_clear(&e);
+    models_config mc = {.max_loaded = 1, .load = fake_load, .unload = fake_unload, .open_check = fake_open_check,
+                        .close_check = fake_close_check};
+    models *m = models_new(&mc, &e);
+    models_add(m, "a", "/fake/a", 0, &e);
+    models_add(m, "b", "/fake/b", 0, &e);
+    models_add(m, "bad", "/fake/bad", 0, &e);
+    loads = unloads = check_opens = check_closes = 0;
+    resident[0] = 0;
+    CHECK(use(m, "a"), "a loads");
+    int pinned = -1;
+    sd_engine *x = models_check_engine(m, 0, &pinned, &e);
+    CHECKF(x && *(char *)x == 'a' && pinned == 1 && check_opens == 0, "a resident model is checked on itself, pinned",
+           "pinned %d opens %d", pinned, check_opens);
+    if (pinned) models_unpin(m, 0);
+    sd_engine *k1 = models_check_engine(m, 1, &pinned, &e), *k2 = models_check_engine(m, 1, &pinned, &e);
+    CHECKF(k1 && k1 == k2 && *(char *)k1 == 'k' && !pinned && check_opens == 1 && loads == 1,
+           "a model not resident is checked on its checker, opened once, nothing loaded",
+           "opens %d loads %d pinned %d", check_opens, loads, pinned);
+    sd_err_clear(&e);
+    x = models_check_engine(m, 2, &pinned, &e);
+    CHECKF(!x && e.code == SD_EFORMAT && !strcmp(e.field, "model") && strstr(e.msg, "no vocabulary"),
+           "a checker that cannot open: NULL, the error naming model", "code %d field %s", e.code, e.field);
+    sd_err_clear(&e);
+    x = models_check_engine(m, 2, &pinned, &e);
+    CHECK(!x && e.code == SD_EFORMAT, "... and it is tried again at the next check");
+    CHECK(use(m, "b"), "b loads (a unloaded)");
+    x = models_check_engine(m, 1, &pinned, &e);
+    CHECKF(x && *(char *)x == 'b' && pinned, "once loaded, b is checked on itself", "pinned %d", pinned);
+    if (pinned) models_unpin(m, 1);
+    x = models_check_engine(m, 0, &pinned, &e);
+    CHECKF(x && *(char *)x == 'k' && !pinned && check_opens == 2, "a, unloaded, gets its own checker",
+           "opens %d", check_opens);
+    models_free(m);
+    CHECKF(check_closes == 2, "models_free closes every checker", "%d closed", check_closes);
+    m = fake_registry(1);
+    sd_err_clear(&e);
+    x = models_check_engine(m, 1, &pinned, &e);
+    CHECK(!x && !e.code && !pinned, "no opener and no load options: no checker, no error");
+    models_free(m);
+}
+
 int main(void)
 {
     test_lru();
     test_running_kept();
     test_pins();
     test_errors();
+    test_checkers();
     test_scan();
     probe_agrees("models/tiny-sd1", NULL);
     probe_agrees("models/tiny-sd2-fp16.safetensors", NULL);

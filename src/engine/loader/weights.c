@@ -532,13 +532,14 @@ static int open_vae_path(sd_weights *w, const char *path, sd_err *err)
     return open_file(w, path, NULL, err);
 }
 
-sd_weights *sdw_open_vae(const char *path, sd_err *err)
+static sd_weights *open_vae(const char *path, int header_only, sd_err *err)
 {
     sd_weights *w = path && *path ? sd_calloc(1, sizeof *w) : NULL;
     if (!path || !*path) sd_errf(err, SD_EINVAL, "vae", "no VAE path given");
     else if (!w || !(w->path = sd_strdup(path))) sd_errf(err, SD_ENOMEM, NULL, "out of memory");
     else {
         w->vae_only = 1;
+        w->header_only = header_only;
         int rc = open_vae_path(w, path, err);
         if (rc == 0) rc = sort_table(w, err);
         if (rc == 0 && !sdw_get(w, "vae.decoder.conv_in.weight"))
@@ -550,6 +551,10 @@ sd_weights *sdw_open_vae(const char *path, sd_err *err)
     sdw_close(w);
     return NULL;
 }
+
+sd_weights *sdw_open_vae(const char *path, sd_err *err) { return open_vae(path, 0, err); }
+
+sd_weights *sdw_open_vae_header(const char *path, sd_err *err) { return open_vae(path, 1, err); }
 
 void sdw_close(sd_weights *w)
 {

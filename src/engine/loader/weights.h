@@ -55,7 +55,9 @@ void sdw_close(sd_weights *w);
  * checkpoint is without loading it (sd_probe_model): names, shapes, dtypes
  * and files as sdw_open gives them, every `data` NULL, nothing widened or
  * read past the headers (the mappings stay untouched).  Only sdw_get,
- * sdw_at, the kinds and sdw_folder_file may be used on it. */
+ * sdw_at, the kinds and sdw_folder_file may be used on it, and sdw_weight
+ * for a shape-only handle that is never run (a checker engine's models:
+ * sd_engine_open_checker). */
 sd_weights *sdw_open_header(const char *path, sd_err *err);
 /* Bytes of the weight files opened (a folder's: all of its components'). */
 int64_t sdw_file_bytes(const sd_weights *w);
@@ -69,6 +71,9 @@ int64_t sdw_file_bytes(const sd_weights *w);
  * reads the folder that holds the file.  Pickles (.pt/.ckpt) are refused.
  * NULL + err naming field "vae" on failure. */
 sd_weights *sdw_open_vae(const char *path, sd_err *err);
+/* The same from the file's header only (as sdw_open_header): a checker
+ * engine's VAE override (sd_engine_open_checker). */
+sd_weights *sdw_open_vae_header(const char *path, sd_err *err);
 /* 1 for weights from sdw_open_vae. */
 int sdw_is_vae_only(const sd_weights *w);
 /* Take the tensors whose canonical names start with `prefix` out of the

@@ -39,6 +39,8 @@ struct lora_engine {
     cache_entry cache[CACHE_SLOTS];
     int ncache;
     uint64_t clock;
+    int max_files;          /* the cache's bounds: LORA_CACHE_FILES / _BYTES, or lora_engine_limit_cache's */
+    size_t max_bytes;
     char set_name[SD_MAX_LORAS][SD_MAX_LORA_NAME];   /* the applied set, in order */
     float set_w[SD_MAX_LORAS];
     int nset;
@@ -78,7 +80,17 @@ lora_engine *lora_engine_new(const sd_weights *w, const char *dir, lora_handle_f
     le->w = w;
     le->fn = fn;
     le->ud = ud;
+    le->max_files = LORA_CACHE_FILES;
+    le->max_bytes = LORA_CACHE_BYTES;
     return le;
+}
+
+void lora_engine_limit_cache(lora_engine *le, int files, size_t bytes)
+{
+    pthread_mutex_lock(&le->lock);
+    le->max_files = files < 1 ? 1 : files > LORA_CACHE_FILES ? LORA_CACHE_FILES : files;
+    le->max_bytes = bytes;
+    pthread_mutex_unlock(&le->lock);
 }
 
 void lora_engine_free(lora_engine *le)
@@ -122,7 +134,7 @@ static size_t cache_bytes(const lora_engine *le)
 /* Drop least recently used, unpinned entries until one more of `bytes` fits. */
 static void cache_make_room(lora_engine *le, size_t bytes)
 {
-    while (le->ncache > 0 && (le->ncache >= LORA_CACHE_FILES || cache_bytes(le) + bytes > LORA_CACHE_BYTES)) {
+    while (le->ncache > 0 && (le->ncache >= le->max_files || cache_bytes(le) + bytes > le->max_bytes)) {
         int v = -1;
         for (int i = 0; i < le->ncache; i++)
             if (!le->cache[i].pinned && (v < 0 || le->cache[i].used < le->cache[v].used)) v = i;

@@ -23,6 +23,9 @@ typedef ops_weight *(*lora_handle_fn)(void *ud, const char *name);
 /* dir may be NULL (every LoRA then refused naming "loras").  w must
  * outlive it.  NULL + err (SD_ENOMEM) on failure. */
 lora_engine *lora_engine_new(const sd_weights *w, const char *dir, lora_handle_fn fn, void *ud, sd_err *err);
+/* Lower bounds for the cache (files at most LORA_CACHE_FILES): a checker
+ * engine keeps few parsed files, as one API node has one per model. */
+void lora_engine_limit_cache(lora_engine *le, int files, size_t bytes);
 /* Frees the cache; the model's weights are left as they are. */
 void lora_engine_free(lora_engine *le);
 

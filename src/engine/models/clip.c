@@ -442,7 +442,7 @@ static int hidden_vec(sd_clip *c, const int32_t *ids, const float *const *vec, i
     return 0;
 }
 
-int clip_proj_dim(const sd_clip *c) { return c->proj_w ? c->cfg.proj : 0; }
+int clip_proj_dim(const sd_clip *c) { return c->cfg.proj; }   /* from the shape: also a checker's */
 
 int clip_hidden_pooled(sd_clip *c, const int32_t *ids, const float *const *vec, int B, int layer, int final_ln,
                        float *out, float *pooled, sd_err *err)

@@ -1,0 +1,169 @@
+// tests/http/openai_sdk.mjs — drives sdserve with the official `openai` npm
+// package (test_openai_sdk.sh installs it and starts the server):
+//   node openai_sdk.mjs SDK_DIR BASE_URL KEY   (SDK_DIR: .../node_modules/openai)
+// Prints one "ok - ..." or "FAIL - ...: why" line per check, like lib.sh.
+import { createRequire } from "node:module";
+import { deflateSync } from "node:zlib";
+
+const [sdkDir, base, key] = process.argv.slice(2);
+const require = createRequire(import.meta.url);
+const OpenAI = require(sdkDir);
+const { toFile } = OpenAI;
+
+let failed = 0;
+const ok = (name) => console.log(`ok - ${name}`);
+const fail = (name, why) => { failed++; console.log(`FAIL - ${name}: ${why}`); };
+const check = (name, cond, why) => (cond ? ok(name) : fail(name, why));
+
+// "WxH" of a PNG from its IHDR, or "not-png"
+function pngSize(buf) {
+  const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  if (buf.length < 24 || !buf.subarray(0, 8).equals(sig) || buf.toString("latin1", 12, 16) !== "IHDR") return "not-png";
+  return `${buf.readUInt32BE(16)}x${buf.readUInt32BE(20)}`;
+}
+
+// A w x h RGB PNG (a gradient), for images.edit.
+function makePng(w, h) {
+  const crcTable = Array.from({ length: 256 }, (_, n) => {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    return c >>> 0;
+  });
+  const crc = (b) => { let c = 0xffffffff; for (const x of b) c = crcTable[(c ^ x) & 0xff] ^ (c >>> 8); return (c ^ 0xffffffff) >>> 0; };
+  const chunk = (type, data) => {
+    const len = Buffer.alloc(4); len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type, "latin1"), data]);
+    const c = Buffer.alloc(4); c.writeUInt32BE(crc(td));
+    return Buffer.concat([len, td, c]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 2;
+  const rows = [];
+  for (let y = 0; y < h; y++) {
+    rows.push(0);
+    for (let x = 0; x < w; x++) rows.push((x * 255 / w) | 0, (y * 255 / h) | 0, 128);
+  }
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr),
+    chunk("IDAT", deflateSync(Buffer.from(rows))), chunk("IEND", Buffer.alloc(0))]);
+}
+
+const client = new OpenAI({ baseURL: base + "/v1", apiKey: key, maxRetries: 0 });
+const b64 = (item) => Buffer.from(item.b64_json, "base64");
+const prompt = "a lighthouse at dusk";
+
+async function step(name, fn) {
+  try { await fn(); } catch (e) { fail(name, `threw ${e && e.constructor && e.constructor.name}: ${e && e.message}`); }
+}
+
+await step("models.list", async () => {
+  const list = await client.models.list();
+  const ids = list.data.map((m) => m.id);
+  check("models.list gives this server's model (object model, owned_by sdserve)",
+    ids.length >= 1 && list.data.every((m) => m.object === "model" && m.owned_by === "sdserve"), JSON.stringify(list.data));
+  const m = await client.models.retrieve(ids[0]);
+  check("models.retrieve(id) gives it back", m.id === ids[0], JSON.stringify(m));
+});
+
+let a;
+await step("generate b64_json (default)", async () => {
+  const r = await client.images.generate({ prompt, size: "64x64", seed: 42, steps: 2 });
+  a = b64(r.data[0]);
+  check("images.generate: b64_json by default, a 64x64 PNG", r.data.length === 1 && pngSize(a) === "64x64",
+    `${r.data.length} items, ${pngSize(a)}`);
+  check("images.generate: created is unix seconds", Math.abs(r.created - Date.now() / 1000) < 600, `created ${r.created}`);
+  check("images.generate: output_format and size echoed", r.output_format === "png" && r.size === "64x64",
+    `${r.output_format} ${r.size}`);
+});
+
+await step("generate dall-e-2 with the same seed", async () => {
+  const r = await client.images.generate({ model: "dall-e-2", prompt, size: "64x64", seed: 42, steps: 2,
+    response_format: "b64_json" });
+  check("same seed (model dall-e-2: the default model) -> the same bytes", a && b64(r.data[0]).equals(a),
+    "bytes differ");
+});
+
+await step("generate n=2", async () => {
+  const r = await client.images.generate({ model: "gpt-image-1", prompt, size: "96x64", n: 2, seed: 42, steps: 2 });
+  const sizes = r.data.map((d) => pngSize(b64(d)));
+  check("n: 2 -> two 96x64 PNGs", sizes.length === 2 && sizes.every((s) => s === "96x64"), JSON.stringify(sizes));
+  const alone = await client.images.generate({ prompt, size: "96x64", seed: 43, steps: 2 });
+  check("image 2 of seed 42 equals seed 43 alone", b64(r.data[1]).equals(b64(alone.data[0])), "bytes differ");
+});
+
+await step("generate url", async () => {
+  const r = await client.images.generate({ prompt, size: "96x64", response_format: "url", seed: 7, steps: 2 });
+  const url = r.data[0].url;
+  const got = url ? Buffer.from(await (await fetch(url)).arrayBuffer()) : Buffer.alloc(0);
+  check("response_format url: the URL serves a 96x64 PNG", !r.data[0].b64_json && pngSize(got) === "96x64",
+    `url ${url}, ${pngSize(got)}`);
+});
+
+await step("edit", async () => {
+  const file = await toFile(makePng(40, 24), "in.png", { type: "image/png" });
+  const r = await client.images.edit({ image: file, prompt: "the same in winter", size: "64x48", steps: 2, seed: 1 });
+  check("images.edit (toFile PNG, size 64x48) -> a 64x48 PNG", pngSize(b64(r.data[0])) === "64x48",
+    pngSize(b64(r.data[0])));
+  const r2 = await client.images.edit({ image: await toFile(makePng(40, 24), "in.png", { type: "image/png" }),
+    prompt: "the same in winter", steps: 2, strength: 0.5 });
+  check("images.edit without size -> the image's own 40x24", pngSize(b64(r2.data[0])) === "40x24" &&
+    r2.size === "40x24", `${pngSize(b64(r2.data[0]))} size ${r2.size}`);
+});
+
+await step("wrong key", async () => {
+  const bad = new OpenAI({ baseURL: base + "/v1", apiKey: "wrong-key-000000000000", maxRetries: 0 });
+  try {
+    await bad.images.generate({ prompt, size: "64x64" });
+    fail("a wrong key raises AuthenticationError", "no error");
+  } catch (e) {
+    check("a wrong key raises AuthenticationError (401, code invalid_api_key)",
+      e instanceof OpenAI.AuthenticationError && e.status === 401 && e.code === "invalid_api_key",
+      `${e.constructor.name} ${e.status} ${e.code}`);
+  }
+});
+
+await step("bad n", async () => {
+  try {
+    await client.images.generate({ prompt, n: 0 });
+    fail("n: 0 raises BadRequestError", "no error");
+  } catch (e) {
+    check("n: 0 raises BadRequestError with param 'n'",
+      e instanceof OpenAI.BadRequestError && e.status === 400 && e.param === "n" && e.type === "invalid_request_error",
+      `${e.constructor.name} ${e.status} param ${e.param} type ${e.type}`);
+  }
+});
+
+await step("mask", async () => {
+  const png = makePng(16, 16);
+  try {
+    await client.images.edit({ image: await toFile(png, "a.png", { type: "image/png" }),
+      mask: await toFile(png, "m.png", { type: "image/png" }), prompt });
+    fail("a mask raises BadRequestError", "no error");
+  } catch (e) {
+    check("images.edit with a mask raises BadRequestError with param 'mask'",
+      e instanceof OpenAI.BadRequestError && e.param === "mask", `${e.constructor.name} param ${e.param}`);
+  }
+});
+
+await step("unknown model id", async () => {
+  try {
+    await client.models.retrieve("no-such-model");
+    fail("models.retrieve of an unknown id raises NotFoundError", "no error");
+  } catch (e) {
+    check("models.retrieve of an unknown id raises NotFoundError", e instanceof OpenAI.NotFoundError,
+      `${e.constructor.name} ${e.status}`);
+  }
+});
+
+// docs/CLIENTS.md's Node example (model: a name from GET /v1/models), at 64x64
+// and 2 steps instead of 512x512 and the default 30 (80 s on the demo model)
+await step("CLIENTS.md example", async () => {
+  const model = (await client.models.list()).data[0].id;
+  const r = await client.images.generate({
+    model, prompt: "a lighthouse at dusk, oil painting", size: "64x64", n: 1,
+    seed: 42, steps: 2,
+  });
+  check("docs/CLIENTS.md Node example (64x64, 2 steps): data[0].b64_json is a PNG", pngSize(b64(r.data[0])) === "64x64",
+    pngSize(b64(r.data[0])));
+});
+
+process.exit(failed ? 1 : 0);
