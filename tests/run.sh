@@ -14,7 +14,7 @@
 # The quick tier is the normal suite without the tests named in FULL_ONLY
 # below (load and latency under wrk, RSS and stalled uploads, slow clients,
 # storage faults and kill rounds, valgrind, S3 against s3rver, the fuzz run,
-# the Winograd parity rerun),
+# the Winograd parity rerun, the Redis cluster and the headless browser),
 # with SD_SKIP_FULLSIZE=1 (test_sd15 skips its full-size run) and SD_QUICK=1
 # (test_pipeline and test_precision run the sanitizer tier's subset,
 # t_subset() in tests/common/t.h; test_make_model skips the 2.1 GB sd15
@@ -43,7 +43,8 @@ export SD_PRECISION=${SD_PRECISION:-fp32}
 
 # the tests the quick tier leaves to the full suite (names without .sh)
 FULL_ONLY="test_load test_load_health test_load_rss test_slow_clients test_stalled_upload
-  test_faults test_valgrind test_s3 test_s3_serve test_fuzz test_winograd"
+  test_faults test_valgrind test_s3 test_s3_serve test_fuzz test_winograd
+  test_redis test_webui_browser"
 
 NORMAL=; SAN=; QUICK=0
 while [ $# -gt 0 ]; do
