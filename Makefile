@@ -21,6 +21,9 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  += $(PKG_CFLAGS)
 LDLIBS  := $(PKG_LIBS) -ldnnl -lm -lpthread -fopenmp
+# the Redis job backend (src/jobs/redis.c, <hiredis/hiredis.h>): linked on the app side only
+APP_PKGS := hiredis
+LDLIBS  += $(shell pkg-config --libs $(APP_PKGS) 2>/dev/null)
 
 ENGINE_SRC := $(wildcard src/base/*.c) $(wildcard src/engine/*.c) $(wildcard src/engine/*/*.c)
 APP_SRC    := $(filter-out src/main.c,$(wildcard src/jobs/*.c src/http/*.c src/storage/*.c src/image/*.c src/cli/*.c))

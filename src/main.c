@@ -19,6 +19,7 @@ static const struct {
     {"serve", cli_serve, "run the HTTP API server"},
     {"generate", cli_generate, "generate images from the command line"},
     {"bench", cli_bench, "measure each engine stage on this machine"},
+    {"worker", cli_worker, "run jobs from a shared Redis queue (no HTTP; docs/SCALE.md)"},
     {"make-model", cli_make_model, "write a random-weight checkpoint (demo, SD 1.5- or SDXL-shaped)"},
 };
 

@@ -36,6 +36,7 @@
 #include "../http/params.h"
 #include "../http/ratelimit.h"
 #include "../http/server.h"
+#include "worker.h"
 
 /* server_config.check_request, on HTTP threads; ctx = the model registry.
  * The request's model (none = the default) must be one the registry has
@@ -160,6 +161,10 @@ static char *o_vae_tiling;
 /* several models (issue 16 item 3; docs/SERVER.md "Several models") */
 static char *o_model_dir;
 static int64_t o_max_loaded;
+/* the shared Redis queue (issue 17; docs/SCALE.md) */
+static char *o_queue_url;
+static int64_t o_workers, o_max_attempts, o_shared_data_dir, o_health_port;
+static double o_claim_timeout, o_queue_timeout;
 
 static const sd_setting serve_settings[] = {
     {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
@@ -269,6 +274,23 @@ static const sd_setting serve_settings[] = {
      "else the first by name"},
     {"max-loaded", SD_SET_INT, &o_max_loaded, "1", 1, 64,
      "models resident at once; a request for another loads it on the worker, unloading the least recently used"},
+    /* the shared Redis queue (docs/SCALE.md) */
+    {"queue", SD_SET_SECRET, &o_queue_url, NULL, 0, 0,
+     "redis://[user:password@]host:port/db: jobs go to this shared Redis queue, run by `sdserve worker` processes "
+     "and this node's own worker (none = the in-process queue)"},
+    {"workers", SD_SET_INT, &o_workers, "1", 0, 1,
+     "with --queue: 1 = this node also runs jobs from the shared queue, 0 = API only (the model is still loaded "
+     "for validation)"},
+    {"claim-timeout", SD_SET_DOUBLE, &o_claim_timeout, "30", 1, 86400,
+     "with --queue: seconds without a heartbeat after which another worker takes a running job over"},
+    {"max-attempts", SD_SET_INT, &o_max_attempts, "3", 1, 100,
+     "with --queue: runs of one job at most (a worker killed each time); then it fails"},
+    {"queue-timeout", SD_SET_DOUBLE, &o_queue_timeout, "2", 0.1, 60,
+     "with --queue: seconds one Redis call may take; unreachable = 503 + Retry-After naming the queue"},
+    {"shared-data-dir", SD_SET_INT, &o_shared_data_dir, "0", 0, 1,
+     "1 = --data-dir is a mount every node sees (NFS, ...): needed for --queue with --storage local"},
+    {"health-port", SD_SET_INT, &o_health_port, "0", 0, 65535,
+     "sdserve worker: TCP port (on --bind) of its GET /health and GET /metrics (0 = none)"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
 
@@ -502,6 +524,10 @@ static void model_ready(model_loader *L, http_server *srv, const char *public_ur
         printf("NOTE: the model's native size %dx%d is over --max-side %lld / --max-pixels %lld: requests without "
                "width and height will be refused; raise the limits or send a size.\n", native, native,
                (long long)o_max_side, (long long)o_max_pixels);
+    if (!srv) {   /* sdserve worker: no HTTP */
+        printf("ready: running jobs from the shared queue\n");
+        return;
+    }
     http_server_model_vae(srv, L->vae_name[0] ? L->vae_name : NULL);
     http_server_model_ready(srv, L->info.name, L->info.family, L->info.hash);
     /* with API keys the line as printed would get 401: it says where the key goes */
@@ -543,6 +569,51 @@ static storage *open_storage(const char *images_dir, const char *public_url, sd_
     return sd_errf(err, SD_EINVAL, "storage", "--storage must be local or s3, got '%.100s'", o_storage), NULL;
 }
 
+/* ---- the shared Redis queue (docs/SCALE.md) ---- */
+static queue_worker g_worker;   /* this node's worker on the shared queue */
+static worker_health *g_health; /* sdserve worker --health-port */
+static gen_ctx *g_worker_gc;
+
+static jobs_redis_config redis_config(void)
+{
+    jobs_redis_config c = {.url = o_queue_url, .queue_timeout = o_queue_timeout, .claim_timeout = o_claim_timeout,
+                           .max_attempts = (int)o_max_attempts, .queue_size = (int)o_queue,
+                           .retention = o_retention, .job_timeout = o_job_timeout};
+    return c;
+}
+
+/* The checks of a node on the shared queue, before anything starts. */
+static int check_queue_settings(int worker_only, sd_err *err)
+{
+    int shared = o_queue_url && *o_queue_url;
+    if (worker_only && !shared)
+        return sd_errf(err, SD_EINVAL, "queue", "sdserve worker needs --queue redis://host:port/db");
+    if (!shared) return 0;
+    redis_url u;
+    if (redis_url_parse(o_queue_url, &u, err)) return -1;
+    if (!strcmp(o_storage, "local") && !o_shared_data_dir)
+        return sd_errf(err, SD_EINVAL, "shared-data-dir", "--queue with --storage local needs --shared-data-dir 1 "
+                       "(--data-dir a mount every node sees) and --public-url; or use --storage s3");
+    if (worker_only && !strcmp(o_storage, "local") && !(o_public && *o_public))
+        return sd_errf(err, SD_EINVAL, "public-url", "sdserve worker with --storage local needs --public-url (an "
+                       "API node's address: it serves the shared data dir's images)");
+    return 0;
+}
+
+/* Model loaded: this node's worker starts taking jobs (not before: the
+ * demo model may not exist yet). */
+static void start_local_worker(int worker_only)
+{
+    if (!(o_queue_url && *o_queue_url) || (!worker_only && !o_workers) || !g_worker_gc) return;
+    jobs_redis_config c = redis_config();
+    sd_err e;
+    sd_err_clear(&e);
+    if (queue_worker_start(&g_worker, &c, g_worker_gc, &e)) fprintf(stderr, "sdserve: %s\n", e.msg);
+    if (worker_only && o_health_port && !(g_health = worker_health_start(o_bind, (int)o_health_port, &g_worker.stats, &e)))
+        fprintf(stderr, "sdserve worker: %s\n", e.msg);
+}
+/* ---- end of the shared queue's part ---- */
+
 /* Waits for SIGTERM/SIGINT; on the way, the loader's SIGUSR1 opens the
  * server (model loaded) or ends it (load failed: -1 with err set). */
 static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv, const char *public_url, sd_err *err)
@@ -563,18 +634,23 @@ static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv,
         }
         if (done > 0 && !ready) {
             model_ready(L, srv, public_url);
+            start_local_worker(!srv);
             ready = 1;
         }
     }
 }
 
-int cli_serve(int argc, char **argv)
+int cli_serve(int argc, char **argv) { return cli_serve_mode(argc, argv, 0); }
+
+int cli_serve_mode(int argc, char **argv, int worker_only)
 {
     sd_err err;
     sd_err_clear(&err);
     int rc = sd_settings_load(serve_settings, NSETTINGS, argc, argv, &err);
     if (rc == 1) {
-        sd_settings_usage(stdout, "usage: sdserve serve [options]\nRuns the HTTP API (see docs/SERVER.md).",
+        sd_settings_usage(stdout, worker_only ? "usage: sdserve worker --queue redis://... [options]\nRuns jobs "
+                          "from the shared queue, no HTTP (see docs/SCALE.md); the settings are serve's."
+                          : "usage: sdserve serve [options]\nRuns the HTTP API (see docs/SERVER.md).",
                           serve_settings, NSETTINGS);
         return 0;
     }
@@ -615,7 +691,7 @@ int cli_serve(int argc, char **argv)
     loader_init(&L);
     pthread_t loader;
 
-    printf("sdserve %s serve, settings:\n", sd_version());
+    printf("sdserve %s %s, settings:\n", sd_version(), worker_only ? "worker" : "serve");
     sd_settings_print(stdout, serve_settings, NSETTINGS);
     printf("request bodies: at most %zu MiB buffered at once, %lld MiB each, %lld connections per address%s\n",
            max_buffered_bytes() >> 20, (long long)o_max_body_mb, (long long)o_max_conn_ip,
@@ -640,6 +716,7 @@ int cli_serve(int argc, char **argv)
         sd_errf(&err, SD_EINVAL, "vae-tiling", "--vae-tiling must be auto, on or off; got '%.40s'", o_vae_tiling);
         goto out;
     }
+    if (check_queue_settings(worker_only, &err)) goto out;
     snprintf(images_dir, sizeof images_dir, "%s/images", o_data);
     if (mkdir_p(images_dir, &err)) goto out;
 
@@ -655,7 +732,7 @@ int cli_serve(int argc, char **argv)
 
     /* Start order: the port (fails fast; --port 0 learns it), the storage
      * (needs the URL), the server, then the model in the background. */
-    if ((lfd = http_listen(o_bind, (int)o_port, &port, &err)) < 0) goto out;
+    if (!worker_only && (lfd = http_listen(o_bind, (int)o_port, &port, &err)) < 0) goto out;
     make_public_url(public_url, sizeof public_url, port);
     if (!(store = open_storage(images_dir, public_url, &err))) goto out;
     if (start_image_retention(store, &err)) goto out;
@@ -663,8 +740,30 @@ int cli_serve(int argc, char **argv)
     gen_ctx gc = {.engine = NULL, .store = store, .models = L.reg};
     jobq_config qc = {.queue_size = (int)o_queue, .job_timeout = o_job_timeout, .retention = o_retention,
                       .max_retained = (int)o_max_retained, .worker_nice = (int)o_engine_nice};
-    q = jobs_inproc_open(&qc, gen_run, &gc, &err);
-    if (!q) goto out;
+    if (o_queue_url && *o_queue_url) {   /* the shared queue: jobs run by workers (docs/SCALE.md) */
+        g_worker_gc = &gc;
+        jobs_redis_config rc = redis_config();
+        if (!worker_only) q = jobs_redis_open(&rc, &err);
+    } else {
+        q = jobs_inproc_open(&qc, gen_run, &gc, &err);
+    }
+    if (!q && !worker_only) goto out;
+    if (worker_only) {
+        if (pthread_create(&loader, NULL, load_main, &L)) {
+            sd_errf(&err, SD_EINTERNAL, "", "cannot start the model loader thread");
+            goto out;
+        }
+        loader_started = 1;
+        if (wait_signals(&sigs, &L, NULL, public_url, &err)) goto out;
+        worker_health_stop(g_health);
+        g_health = NULL;
+        queue_worker_stop(&g_worker);
+        pthread_join(loader, NULL);
+        loader_started = 0;
+        printf("stopped cleanly\n");
+        status = 0;
+        goto out;
+    }
     server_config sc = {
         .bind_addr = o_bind, .port = port, .http_threads = (int)o_http_threads,
         .max_connections = (int)o_max_conn, .conn_timeout = (int)o_conn_timeout,
@@ -694,6 +793,7 @@ int cli_serve(int argc, char **argv)
     if (!atomic_load(&L.done)) printf("waiting for the model load to finish before stopping\n");
     http_server_stop(srv);
     srv = NULL;
+    queue_worker_stop(&g_worker);
     jobs_close(q);
     q = NULL;
     pthread_join(loader, NULL);
@@ -704,6 +804,8 @@ out:
     if (status && err.code) fprintf(stderr, "sdserve serve: %s\n", err.msg);
     if (lfd >= 0) close(lfd);
     if (srv) http_server_stop(srv);
+    worker_health_stop(g_health);
+    queue_worker_stop(&g_worker);
     jobs_close(q);
     if (loader_started) pthread_join(loader, NULL);
     storage_close(store);

@@ -98,6 +98,13 @@ enum MHD_Result get_health(http_server *s, req *r, struct MHD_Connection *c)
                           "family", s->cfg.model_family, "hash", s->cfg.model_hash, "vae", s->cfg.model_vae,
                           "queue_depth", js.depth, "running", js.running, "version",
                           s->cfg.version);
+    /* a shared queue (jobs/redis.c): its workers; unreachable = degraded (503: take this node out) */
+    if (b && js.shared_queue) {
+        json_object_set_new(b, "queue", json_pack("{s:s, s:b, s:i}", "backend", jobs_backend_name(s->q), "reachable",
+                                                  !js.queue_down, "workers", js.workers));
+        if (js.queue_down && !down) json_object_set_new(b, "status", json_string("degraded"));
+        down |= js.queue_down;
+    }
     return reply_json(c, &r->ri, down ? 503 : 200, health_models(s, b));
 }
 

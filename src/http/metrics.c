@@ -85,6 +85,12 @@ char *metrics_render(const jobs_stats *js, const char *const *labels, int n)
     put(&b, "# HELP sdserve_seconds_per_step Mean seconds per sampler step so far.\n"
             "# TYPE sdserve_seconds_per_step gauge\nsdserve_seconds_per_step %.6f\n",
         js->steps ? js->step_seconds_sum / (double)js->steps : 0.0);
+    /* a shared queue (jobs/redis.c): the cluster's workers and the queue's reachability */
+    if (js->shared_queue)
+        put(&b, "# HELP sdserve_workers_alive Worker processes that heartbeated recently.\n"
+                "# TYPE sdserve_workers_alive gauge\nsdserve_workers_alive %d\n"
+                "# HELP sdserve_queue_up 1 when the shared queue answered.\n# TYPE sdserve_queue_up gauge\n"
+                "sdserve_queue_up %d\n", js->workers, !js->queue_down);
     if (b.oom) {
         free(b.p);
         return NULL;

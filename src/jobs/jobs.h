@@ -127,6 +127,10 @@ typedef struct jobq_stats {
     const double *bucket_le;
     uint64_t bucket_count[16];
     double latency_sum; uint64_t latency_count;
+    /* a shared queue's (jobs/redis.c); 0 for the in-process one */
+    int shared_queue;        /* 1: the counters are the whole cluster's (a shared queue) */
+    int workers;             /* worker processes seen alive */
+    int queue_down;          /* 1: the queue could not be reached just now */
 } jobq_stats;
 void jobq_get_stats(jobq *q, jobq_stats *out);
 
