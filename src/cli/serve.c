@@ -609,7 +609,8 @@ static void start_local_worker(int worker_only)
     sd_err e;
     sd_err_clear(&e);
     if (queue_worker_start(&g_worker, &c, g_worker_gc, &e)) fprintf(stderr, "sdserve: %s\n", e.msg);
-    if (worker_only && o_health_port && !(g_health = worker_health_start(o_bind, (int)o_health_port, &g_worker.stats, &e)))
+    if (worker_only && o_health_port &&
+        !(g_health = worker_health_start(o_bind, (int)o_health_port, &g_worker.stats, &e)))
         fprintf(stderr, "sdserve worker: %s\n", e.msg);
 }
 /* ---- end of the shared queue's part ---- */

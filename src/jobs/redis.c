@@ -13,6 +13,7 @@
 #include <hiredis/hiredis.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,12 @@
 #define K_JOB "sdserve:job:"
 #define UNFINISHED_TTL 604800   /* seconds a job record lives before it finishes (a week) */
 #define UNLISTED_MIN_TTL 60     /* a synchronous job's record outlives its finish this long at least */
+
+/* A live node's score is refreshed this often; workers give up on its
+ * synchronous jobs after node_timeout without it, and /health counts a
+ * worker alive for as long. */
+#define NODE_BEAT 1.0
+static double node_timeout(double claim_timeout) { return claim_timeout > 3 ? claim_timeout : 3; }
 
 /* ---- the URL --------------------------------------------------------------- */
 
@@ -452,7 +459,7 @@ typedef struct rback {
     unsigned gen;
     int stop;
     redisContext *sub;       /* under mu: close() shuts its socket to end the thread */
-    int shut;                /* shutdown: submissions refused */
+    atomic_int shut;         /* shutdown: submissions refused */
     /* this node's heartbeat (sdserve:nodes): workers cancel the synchronous
      * jobs of a node that stopped heartbeating */
     char node[160];
@@ -492,7 +499,7 @@ static int rb_submit(jobs_backend *b, sd_request *in, int listed, job_handle **o
     if (retry_after) *retry_after = 0;
     sd_request req = *in;
     memset(in, 0, sizeof *in);
-    if (p->shut) {
+    if (atomic_load(&p->shut)) {
         sd_request_free(&req);
         if (retry_after) *retry_after = 5;
         return sd_errf(err, SD_EBUSY, "", "the server is shutting down");
@@ -672,8 +679,7 @@ static void rb_stats(jobs_backend *b, jobs_stats *out)
     sd_err err;
     sd_err_clear(&err);
     char since[32];
-    double window = p->cfg.claim_timeout > 3 ? p->cfg.claim_timeout : 3;
-    snprintf(since, sizeof since, "%.3f", now_s() - window);
+    snprintf(since, sizeof since, "%.3f", now_s() - node_timeout(p->cfg.claim_timeout));
     redisReply *r = rc_cmd(&p->cmd, &err, "EVAL %s 3 %s %s %s %s", lua_stats, K_STREAM, K_STATS, K_WORKERS, since);
     pthread_mutex_lock(&p->mu);
     if (r) {
@@ -693,7 +699,7 @@ static void rb_shutdown(jobs_backend *b, const char *reason)
 {
     /* Jobs on a shared queue are the cluster's: the HTTP layer cancels the
      * synchronous ones it waits for; async jobs go on elsewhere. */
-    RB(b)->shut = 1;
+    atomic_store(&RB(b)->shut, 1);
     bump(RB(b));
 }
 
@@ -753,11 +759,6 @@ static void *sub_main(void *arg)
         if (stop) return NULL;
     }
 }
-
-/* A live node's score is refreshed this often; workers give up on its
- * synchronous jobs after node_timeout without it. */
-#define NODE_BEAT 1.0
-static double node_timeout(double claim_timeout) { return claim_timeout > 3 ? claim_timeout : 3; }
 
 static void *node_hb_main(void *arg)
 {
@@ -998,8 +999,8 @@ static int finish(worker *w, const char *state, const char *field, const char *v
         sd_err err;
         sd_err_clear(&err);
         snprintf(now, sizeof now, "%.3f", now_s());
-        redisReply *r = rc_cmd(&w->cmd, &err, "EVAL %s 2 %s %s %s %s %s %s %s %s %d %s", lua_finish, w->cur.key, K_STATS,
-                               ret, w->cur.attempt, state, now, field, value, images, w->cur.id);
+        redisReply *r = rc_cmd(&w->cmd, &err, "EVAL %s 2 %s %s %s %s %s %s %s %s %d %s", lua_finish, w->cur.key,
+                               K_STATS, ret, w->cur.attempt, state, now, field, value, images, w->cur.id);
         if (r) {
             int wrote = rint_of(r) == 1;
             freeReplyObject(r);
@@ -1067,7 +1068,8 @@ static int run_claimed(worker *w, const char *request_text, job_run_fn run, void
             text = error_text(&err);
             rc = -1;
         }
-        out = text && finish(w, rc ? "failed" : "succeeded", rc ? "error" : "result", text, rc ? 0 : res->n) > 0 ? 0 : -1;
+        int wrote = text ? finish(w, rc ? "failed" : "succeeded", rc ? "error" : "result", text, rc ? 0 : res->n) : -1;
+        out = wrote > 0 ? 0 : -1;
         free(text);
     }
     job_result_free(res);

@@ -6,20 +6,23 @@
 #   sync and async jobs through either node; a job readable through both;
 #   kill -9 of a worker mid-job: reclaimed after --claim-timeout, finished
 #   by the other, its record shows attempts 2 and one finish
-#   (SD_REDIS_KILLS rounds, default 10); killed on each of its
+#   (SD_REDIS_KILLS rounds, default 3; 10 pass in ~95 s); killed on each of its
 #   --max-attempts runs: failed (dead letter); cancel through node A of a job
 #   submitted through node B stops within a step; kill -9 of an API node
 #   with async jobs in flight: they finish, readable through the other,
 #   and its running synchronous job is cancelled; --queue-size counts the
 #   shared queue;
 #   Redis stopped: 503 + Retry-After within --queue-timeout, /health
-#   degraded, recovery after restart; Redis restarted from its AOF: queued
-#   jobs survive.
+#   degraded, recovery after restart (also of a worker that stayed up);
+#   Redis restarted from its AOF: queued jobs survive; an API node with its
+#   own worker (--workers 1); the owner (API key) travels with the job.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
-# 10 rounds take about 25 s here; the quick and sanitizer tiers run 3
-KILLS=${SD_REDIS_KILLS:-$([ "${SD_QUICK:-}${SD_SANITIZED:-}" ] && echo 3 || echo 10)}
+# 3 rounds by default: each takes ~7 s here (a 128x128 job of 150 steps,
+# seconds long even on an idle machine, the claim timeout, a restart), so
+# the 10 of issue 17 take the whole test to ~95 s: SD_REDIS_KILLS=10
+KILLS=${SD_REDIS_KILLS:-3}
 CLAIM=2          # --claim-timeout in the test (seconds)
 QT=1             # --queue-timeout
 MODEL=$(demo_model)
@@ -99,7 +102,7 @@ wait_step() {
   return 1
 }
 fetch_ok() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ]; }
-SLOW=(prompt=slow width=64 height=64 num_inference_steps=150)
+SLOW=(prompt=slow width=128 height=128 num_inference_steps=150)   # seconds long even when the machine is idle
 FAST=(prompt=fast width=64 height=64 num_inference_steps=4)
 
 command -v redis-server >/dev/null || { echo "FAIL - redis-server is installed (scripts/setup.sh)"; exit 0; }
@@ -266,7 +269,22 @@ check "Redis back: the same worker reconnected and runs a sync job" $([ "$st" = 
 
 # every process we stop must stop cleanly
 stop_pid "${WORKER_PID[2]}" 100; wait "${WORKER_PID[2]}"; w=$?
-for n in a b c; do kill -TERM "${NODE_PID[$n]}"; wait "${NODE_PID[$n]}"; w=$((w + $?)); done
+
+# ---- an API node with its own worker (--workers 1), API keys ------------------------------
+start_node d --workers 1 --api-keys key-one-0123456789,key-two-0123456789 || exit 0
+id=$(curl -s -H 'Authorization: Bearer key-one-0123456789' -d prompt=own -d width=64 -d height=64 -d num_inference_steps=4 \
+  "$(url d)/jobs/txt2img" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("id",""))')
+for _ in $(seq 600); do [ "$(R hget "sdserve:job:$id" state)" = succeeded ] && break; sleep 0.1; done
+by=$(R hget "sdserve:job:$id" worker)
+check "--workers 1: the API node's own worker ran the job (no worker processes left)" \
+  $([ "$(R hget "sdserve:job:$id" state)" = succeeded ] && [ "$(echo "$by" | cut -d: -f2)" = "${NODE_PID[d]}" ]
+    echo $?) "job $id by '$by', node pid ${NODE_PID[d]}"
+k2=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer key-two-0123456789' "$(url d)/jobs/$id")
+k1=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Bearer key-one-0123456789' "$(url d)/jobs/$id")
+check "the owner travels with the job: another key gets 404, its own 200" $([ "$k2$k1" = 404200 ]; echo $?) \
+  "k2 $k2, k1 $k1"
+
+for n in a b c d; do kill -TERM "${NODE_PID[$n]}"; wait "${NODE_PID[$n]}"; w=$((w + $?)); done
 check "the worker and the API nodes stop cleanly (exit 0)" $([ "$w" = 0 ]; echo $?) "sum of statuses $w"
 bad=$(grep -lE 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$TMP"/*.log 2>/dev/null)
 check "no sanitizer report in any log" $([ -z "$bad" ]; echo $?) "$bad"
