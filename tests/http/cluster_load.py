@@ -12,6 +12,9 @@
       N async jobs submitted at once (one thread each), then each polled in
       turn until it ends; prints "SECONDS SUCCEEDED" (from the first submit
       to the last job seen ended, within 50 ms).
+  cluster_load.py latency BASE N WIDTH HEIGHT STEPS
+      N synchronous jobs one after the other; prints the median and the
+      mean milliseconds of one request.
 """
 import concurrent.futures as cf
 import json
@@ -90,5 +93,16 @@ def batch(base, n, w, h, steps):
     print("%.3f %d" % (time.time() - t0, ok))
 
 
+def latency(base, n, w, h, steps):
+    ms = []
+    for i in range(int(n)):
+        form = {"prompt": "latency %d" % i, "seed": i, "width": w, "height": h, "num_inference_steps": steps}
+        t0 = time.time()
+        status, _ = call("POST", base + "/txt2img", form)
+        ms.append((time.time() - t0) * 1000 if status == 200 else float("inf"))
+    ms.sort()
+    print("%.1f %.1f" % (ms[len(ms) // 2], sum(ms) / len(ms)))
+
+
 if __name__ == "__main__":
-    {"mixed": mixed, "batch": batch}[sys.argv[1]](*sys.argv[2:])
+    {"mixed": mixed, "batch": batch, "latency": latency}[sys.argv[1]](*sys.argv[2:])
