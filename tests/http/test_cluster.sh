@@ -6,6 +6,7 @@
 # prefix in $TMP) running deploy/nginx/sdserve.conf with its addresses
 # replaced by these ports:
 #   the config is docs/SCALE.md's, byte for byte, and `nginx -t` accepts it;
+#   deploy/systemd's examples name only variables sdserve reads;
 #   100 mixed sync/async jobs through nginx all succeed, each exactly once
 #   (its Redis record: attempts 1, one finish, one image), spread over both
 #   API nodes and all 3 workers; every image URL (the bucket behind the same
@@ -47,6 +48,13 @@ blocks = re.findall(r"```nginx\n(.*?)```", doc, re.S)
 sys.exit(0 if open(sys.argv[1]).read() in blocks else 1)
 EOF
   echo $?) "the \`\`\`nginx block of docs/SCALE.md differs from $CONF"
+
+# the systemd examples: every variable one sdserve knows, every unit restarts on failure
+"$SDSERVE" serve --help 2>&1 | grep -oE 'SDSERVE_[A-Z0-9_]+' | sort -u >"$TMP/known-vars"
+unknown=$(cat deploy/systemd/*.env | grep -oE '^SDSERVE_[A-Z0-9_]+' | sort -u | comm -23 - "$TMP/known-vars")
+check "deploy/systemd: the .env files use only variables sdserve reads, units Restart=on-failure" \
+  $([ -z "$unknown" ] && [ "$(grep -L '^Restart=on-failure$' deploy/systemd/*.service)" = "" ]; echo $?) \
+  "unknown: $unknown; without Restart=on-failure: $(grep -L '^Restart=on-failure$' deploy/systemd/*.service)"
 
 s3_setup || exit 0
 PA=$(free_port); PB=$(free_port)
