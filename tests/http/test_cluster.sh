@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test_cluster.sh — the cluster of docs/SCALE.md behind a real nginx (issue
-# 17): a redis-server (append-only file in $TMP) on a free loopback port,
+# 17): a redis-server running deploy/redis/sdserve.conf (append-only file,
+# noeviction, sdserve's ACL user: all its commands pass) on a free loopback port,
 # s3rver for the images, 2 API nodes (--workers 0) and 3 `sdserve worker`
 # processes (--threads 1) on the demo model, and nginx (non-daemon, its own
 # prefix in $TMP) running deploy/nginx/sdserve.conf with its addresses
@@ -93,11 +94,22 @@ out=$(nginx -t "${NGX_ARGS[@]}" 2>&1)
 check "nginx -t accepts the config" $(echo "$out" | grep -q 'syntax is ok'; echo $?) "$out"
 
 # ---- Redis, the API nodes, the workers, nginx --------------------------------------
-redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly yes --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+# deploy/redis/sdserve.conf on loopback; the default user (this test's
+# redis-cli) left on to read the records, sdserve logs in as its ACL user
+RCONF=deploy/redis/sdserve.conf; RPASS=test$RANDOM$RANDOM
+for l in "bind 10.0.0.30" "port 6379" "dir /var/lib/redis" "user default off" ">CHANGE-ME"; do
+  [ "$(grep -c -- "$l" "$RCONF")" = 1 ] || { echo "FAIL - $RCONF has '$l' once (the test templates it)"; exit 0; }
+done
+sed -e "s|^bind 10.0.0.30|bind 127.0.0.1|" -e "s|^port 6379|port $RPORT|" -e "s|^dir /var/lib/redis|dir $TMP|" \
+  -e "s|^user default off|user default on nopass ~* \&* +@all|" -e "s|>CHANGE-ME|>$RPASS|" "$RCONF" >"$TMP/redis.conf"
+redis-server "$TMP/redis.conf" >"$TMP/redis.log" 2>&1 &
 REDIS_PID=$!
 for _ in $(seq 50); do R ping >/dev/null 2>&1 && break; sleep 0.1; done
+check "redis-server runs deploy/redis/sdserve.conf (AOF on, noeviction, the sdserve ACL user)" \
+  $([ "$(R config get appendonly | tail -1) $(R config get maxmemory-policy | tail -1) $(R acl users | tr '\n' ' ')" = \
+      "yes noeviction default sdserve " ]; echo $?) "$(tail -3 "$TMP/redis.log")"
 export SDSERVE_S3_ACCESS_KEY=$S3_AK SDSERVE_S3_SECRET_KEY=$S3_SK
-COMMON=(--queue "redis://127.0.0.1:$RPORT/0" --claim-timeout 5 --model "$MODEL" --data-dir "$TMP/data"
+COMMON=(--queue "redis://sdserve:$RPASS@127.0.0.1:$RPORT/0" --claim-timeout 5 --model "$MODEL" --data-dir "$TMP/data"
         --storage s3 --s3-endpoint "$EP" --s3-addressing path --s3-bucket "$S3_BUCKET"
         --s3-public-url "$NG/bucket" --public-url "$NG")
 start_node() {   # start_node NAME PORT
