@@ -8,7 +8,7 @@
 # replaced by these ports:
 #   the config is docs/SCALE.md's, byte for byte, and `nginx -t` accepts it;
 #   deploy/systemd's examples name only variables sdserve reads;
-#   100 mixed sync/async jobs through nginx all succeed, each exactly once
+#   100 mixed sync/async jobs (30 in the sanitizer tier) through nginx all succeed, each exactly once
 #   (its Redis record: attempts 1, one finish, one image), spread over both
 #   API nodes and all 3 workers; every image URL (the bucket behind the same
 #   nginx) fetchable; a body over --max-body-mb: 413 in the dialect's shape;
@@ -21,6 +21,8 @@ cd "$(dirname "$0")/../.."
 . tests/storage/lib_s3.sh
 
 CONF=deploy/nginx/sdserve.conf
+# 100 jobs (an even number: half sync, half async); the sanitizer tier runs 30
+N=${SD_CLUSTER_JOBS:-$([ "${SD_SANITIZED:-}" ] && echo 30 || echo 100)}; H=$((N / 2)); MIN=$((N / 5))
 for c in nginx redis-server redis-cli; do
   command -v "$c" >/dev/null || { echo "FAIL - $c is installed (scripts/setup.sh)"; exit 0; }
 done
@@ -136,11 +138,11 @@ curl -s -o "$TMP/health.json" "$NG/health"
 check "GET /health through nginx: ok, 3 workers alive" \
   $([ "$(json "$TMP/health.json" 'j["status"], j["queue"]["workers"]')" = "('ok', 3)" ]; echo $?) "$(cat "$TMP/health.json")"
 
-# ---- 100 mixed sync/async jobs through nginx ---------------------------------------------
-python3 tests/http/cluster_load.py mixed "$NG" 100 8 "$TMP/jobs.json"
+# ---- N mixed sync/async jobs through nginx ---------------------------------------------
+python3 tests/http/cluster_load.py mixed "$NG" "$N" 8 "$TMP/jobs.json"
 res=$(json "$TMP/jobs.json" '[sum(r["state"] in ("success", "succeeded") and len(r["images"]) == 1 for r in j if r["kind"] == k) for k in ("sync", "async")]')
-check "100 mixed jobs through nginx (50 sync, 50 async): all succeed with one image" \
-  $([ "$res" = "[50, 50]" ]; echo $?) "succeeded [sync, async] $res; first failure: $(json "$TMP/jobs.json" '[r for r in j if r["error"]][:1]')"
+check "$N mixed jobs through nginx ($H sync, $H async): all succeed with one image" \
+  $([ "$res" = "[$H, $H]" ]; echo $?) "succeeded [sync, async] $res; first failure: $(json "$TMP/jobs.json" '[r for r in j if r["error"]][:1]')"
 # each exactly once: one record per job, run once, finished once, one image
 R --scan --pattern 'sdserve:job:*' >"$TMP/keys"
 : >"$TMP/records"
@@ -150,16 +152,16 @@ while read -r k; do
 done <"$TMP/keys"
 once=$(awk '$1 == "succeeded" && $2 == 1 && $3 == 1 && $6 == 1' "$TMP/records" | wc -l)
 listed=$(awk '{n[$4]++} END {print n[0] + 0, n[1] + 0}' "$TMP/records")
-check "each job exactly once: 100 records (50 sync, 50 async), each succeeded, attempts 1, 1 finish, 1 image" \
-  $([ "$(wc -l <"$TMP/keys")" = 100 ] && [ "$once" = 100 ] && [ "$listed" = "50 50" ]; echo $?) \
+check "each job exactly once: $N records ($H sync, $H async), each succeeded, attempts 1, 1 finish, 1 image" \
+  $([ "$(wc -l <"$TMP/keys")" = "$N" ] && [ "$once" = "$N" ] && [ "$listed" = "$H $H" ]; echo $?) \
   "$(wc -l <"$TMP/keys") records, $once as expected, sync/async $listed; $(sort "$TMP/records" | uniq -c | head -5)"
 got=$(R hmget sdserve:stats submitted succeeded images | tr '\n' ' ')
-check "the cluster's counters: 100 submitted, 100 succeeded, 100 images" $([ "$got" = "100 100 100 " ]; echo $?) "$got"
+check "the cluster's counters: $N submitted, $N succeeded, $N images" $([ "$got" = "$N $N $N " ]; echo $?) "$got"
 workers=$(awk '{print $5}' "$TMP/records" | sort -u | wc -l)
 check "all 3 workers ran jobs" $([ "$workers" = 3 ]; echo $?) "$(awk '{print $5}' "$TMP/records" | sort | uniq -c)"
 na=$(grep -c "^POST .* 127.0.0.1:$PA\$" "$TMP/nginx/logs/access.log"); nb=$(grep -c "^POST .* 127.0.0.1:$PB\$" "$TMP/nginx/logs/access.log")
-check "nginx spread the 100 submissions over both API nodes ($na + $nb, each at least 20)" \
-  $([ $((na + nb)) = 100 ] && [ "$na" -ge 20 ] && [ "$nb" -ge 20 ]; echo $?) "$(grep '^POST' "$TMP/nginx/logs/access.log" | head -3)"
+check "nginx spread the $N submissions over both API nodes ($na + $nb, each at least $MIN)" \
+  $([ $((na + nb)) = "$N" ] && [ "$na" -ge "$MIN" ] && [ "$nb" -ge "$MIN" ]; echo $?) "$(grep '^POST' "$TMP/nginx/logs/access.log" | head -3)"
 # every image URL: through nginx (its /bucket/ location), a PNG, all different
 fetched=$(python3 - "$TMP/jobs.json" "$NG/bucket/" <<'EOF'
 import json, sys, urllib.request
@@ -174,8 +176,8 @@ for u in urls:
 print(len(urls), len(set(urls)), ok)
 EOF
 )
-check "every image URL is fetchable through nginx (100 URLs, 100 different, 100 PNGs)" \
-  $([ "$fetched" = "100 100 100" ]; echo $?) "urls, distinct, fetched: $fetched"
+check "every image URL is fetchable through nginx ($N URLs, $N different, $N PNGs)" \
+  $([ "$fetched" = "$N $N $N" ]; echo $?) "urls, distinct, fetched: $fetched"
 
 # ---- limits through nginx -----------------------------------------------------------------
 head -c $(( (20 << 20) + 65536 )) /dev/zero | tr '\0' a >"$TMP/big.txt"
@@ -224,7 +226,7 @@ for r in json.load(open(sys.argv[1])):
 print(n)
 EOF
 )
-check "the 50 async jobs are still readable through nginx" $([ "$readable" = 50 ]; echo $?) "$readable of 50"
+check "the $H async jobs are still readable through nginx" $([ "$readable" = "$H" ]; echo $?) "$readable of $H"
 
 # every process we stop must stop cleanly
 w=0
