@@ -138,6 +138,12 @@ curl -s -o "$TMP/health.json" "$NG/health"
 check "GET /health through nginx: ok, 3 workers alive" \
   $([ "$(json "$TMP/health.json" 'j["status"], j["queue"]["workers"]')" = "('ok', 3)" ]; echo $?) "$(cat "$TMP/health.json")"
 
+# every connection but this test's redis-cli is sdserve's ACL user
+users=$(R client list | grep -o ' user=[^ ]*' | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+check "the nodes and workers are logged in as the ACL user sdserve (CLIENT LIST)" \
+  $(! R client list | grep -v ' cmd=client' | grep -q ' user=default' && R client list | grep -q ' user=sdserve'
+    echo $?) "$users"
+
 # ---- N mixed sync/async jobs through nginx ---------------------------------------------
 python3 tests/http/cluster_load.py mixed "$NG" "$N" 8 "$TMP/jobs.json"
 res=$(json "$TMP/jobs.json" '[sum(r["state"] in ("success", "succeeded") and len(r["images"]) == 1 for r in j if r["kind"] == k) for k in ("sync", "async")]')
