@@ -48,7 +48,7 @@ serve() {
 worker() {
   "$SDSERVE" worker "${Q[@]}" --threads 1 --public-url "$BASE" >"$TMP/$1.log" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 600); do grep -q '^ready' "$TMP/$1.log" && return 0; sleep 0.1; done
+  for _ in $(seq 600); do grep -q '^ready' "$TMP/$1.log" 2>/dev/null && return 0; sleep 0.1; done
   echo "$1 did not start"; exit 1
 }
 stop_all() { for p in "${PIDS[@]}"; do stop_pid "$p" 100; wait "$p" 2>/dev/null; done; PIDS=(); }
