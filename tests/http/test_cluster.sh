@@ -127,7 +127,7 @@ for w in 1 2 3; do
   WORKER_PID[$w]=$!
 done
 for w in 1 2 3; do
-  for _ in $(seq 600); do grep -q '^ready' "$TMP/worker-$w.log" && break; sleep 0.1; done
+  for _ in $(seq 600); do grep -q '^ready' "$TMP/worker-$w.log" 2>/dev/null && break; sleep 0.1; done
   grep -q '^ready' "$TMP/worker-$w.log" || { echo "FAIL - worker $w starts: $(tail -5 "$TMP/worker-$w.log")"; exit 0; }
 done
 unset SDSERVE_S3_ACCESS_KEY SDSERVE_S3_SECRET_KEY
