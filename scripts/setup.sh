@@ -6,6 +6,7 @@ PKGS="build-essential pkg-config libdnnl-dev libmicrohttpd-dev libpng-dev libjpe
       libwebp-dev libcurl4-openssl-dev libjansson-dev zlib1g-dev curl python3
       clang libclang-rt-14-dev wrk valgrind
       redis-server libhiredis-dev
+      nginx-light
       chromium"
 missing=""
 for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done

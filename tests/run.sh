@@ -44,7 +44,7 @@ export SD_PRECISION=${SD_PRECISION:-fp32}
 # the tests the quick tier leaves to the full suite (names without .sh)
 FULL_ONLY="test_load test_load_health test_load_rss test_slow_clients test_stalled_upload
   test_faults test_valgrind test_s3 test_s3_serve test_fuzz test_winograd
-  test_redis test_webui_browser"
+  test_redis test_webui_browser test_cluster"
 
 NORMAL=; SAN=; QUICK=0
 while [ $# -gt 0 ]; do
