@@ -87,6 +87,29 @@ enum MHD_Result reply_loading(req *r, struct MHD_Connection *c)
     return reply_error(c, &r->ri, &e, LOADING_RETRY_AFTER, NULL);
 }
 
+/* A shared queue's /health: the live workers (id, models, precision,
+ * state), how many serve each model, and whether this node has a worker
+ * and weights of its own (docs/SCALE.md "Worker announcements"). */
+static void health_workers(http_server *s, json_t *q)
+{
+    char *text = jobs_workers_json(s->q);
+    json_t *list = text ? json_loads(text, 0, NULL) : NULL, *w, *m;
+    free(text);
+    json_t *serving = json_object();
+    size_t i, k;
+    json_array_foreach(list, i, w) {
+        json_array_foreach(json_object_get(w, "models"), k, m) {
+            const char *name = json_string_value(json_object_get(m, "name"));
+            if (name) json_object_set_new(serving, name, json_integer(json_integer_value(json_object_get(serving,
+                                                                                                         name)) + 1));
+        }
+    }
+    json_object_set_new(q, "live_workers", list ? list : json_array());
+    json_object_set_new(q, "workers_per_model", serving);
+    json_object_set_new(q, "local_worker", json_boolean(!s->cfg.no_local_worker));
+    json_object_set_new(q, "weights_loaded", json_boolean(!s->cfg.no_local_worker));
+}
+
 enum MHD_Result get_health(http_server *s, req *r, struct MHD_Connection *c)
 {
     if (atomic_load(&s->loading)) return health_loading(s, r, c);
@@ -102,6 +125,7 @@ enum MHD_Result get_health(http_server *s, req *r, struct MHD_Connection *c)
     if (b && js.shared_queue) {
         json_object_set_new(b, "queue", json_pack("{s:s, s:b, s:i}", "backend", jobs_backend_name(s->q), "reachable",
                                                   !js.queue_down, "workers", js.workers));
+        health_workers(s, json_object_get(b, "queue"));
         if (js.queue_down && !down) json_object_set_new(b, "status", json_string("degraded"));
         down |= js.queue_down;
     }
