@@ -8,7 +8,7 @@
 #   is under a full node's); a job for alpha (served) succeeds, for beta
 #   (no worker) 503 + Retry-After naming model; a too-long prompt for beta
 #   is 400 at submit all the same; a worker for beta comes: /health lists
-#   it and beta succeeds; it is killed: 503 again once its announcement
+#   it and beta succeeds (/metrics: a busy gauge per worker); it is killed: 503 again once its announcement
 #   expires; the precision is pinned: a bf16x2 worker alone gets 503
 #   naming the precision, and a queued fp32 job is put back by it, never
 #   run, then run by an fp32 worker; a worker whose file for a name has
@@ -93,9 +93,14 @@ start_worker b "$MD/beta" || exit 0
 st=$(post beta)
 check "worker B (beta) started: a job for beta -> 200" $([ "$st" = 200 ]; echo $?) "$st $(cat "$TMP/r.json")"
 check "/health: 2 live workers, one per model" \
-  $([ "$(health 'j["queue"]["workers"], j["queue"]["workers_per_model"]')" = "(2, {'alpha': 1, 'beta': 1})" ]
+  $([ "$(health 'j["queue"]["workers"], sorted(j["queue"]["workers_per_model"].items())')" = \
+      "(2, [('alpha', 1), ('beta', 1)])" ]
     echo $?) "$(cat "$TMP/health.json")"
 
+curl -s "$BASE/metrics" >"$TMP/metrics.txt"
+check "/metrics: one sdserve_worker_busy gauge per live worker, with its precision" \
+  $([ "$(grep -cE '^sdserve_worker_busy\{worker="[^"]+:('"${WPID[a]}|${WPID[b]}"'):[0-9a-f]+",precision="fp32"\} [01]$' \
+        "$TMP/metrics.txt")" = 2 ]; echo $?) "$(grep worker_busy "$TMP/metrics.txt")"
 # RSS: the API node (no weights) vs an API node with its own worker and the same models loaded
 node_kb=$(vmrss "$NODE_PID")
 P2=$(free_port)
