@@ -622,7 +622,8 @@ static int route_find(rback *p, const char *name, const char *hash, double max_a
 static int route_check(rback *p, const char *name, const char *hash, int *retry_after, sd_err *err)
 {
     int serve = route_find(p, name, hash, 1.0, err);
-    if (serve == 0 && !err->code) serve = route_find(p, name, hash, 0.1, err);   /* a worker that just came: read again */
+    if (serve == 0 && !err->code)   /* a worker that just came: read again */
+        serve = route_find(p, name, hash, 0.1, err);
     if (serve > 0) return 0;
     if (err->code) return -1;
     if (retry_after) *retry_after = 10;
