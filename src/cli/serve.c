@@ -13,6 +13,7 @@
  * default one loads at start as above, the others in the job that first
  * names them (docs/SERVER.md "Several models"). */
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -279,8 +280,8 @@ static const sd_setting serve_settings[] = {
      "redis://[user:password@]host:port/db: jobs go to this shared Redis queue, run by `sdserve worker` processes "
      "and this node's own worker (none = the in-process queue)"},
     {"workers", SD_SET_INT, &o_workers, "1", 0, 1,
-     "with --queue: 1 = this node also runs jobs from the shared queue, 0 = API only (the model is still loaded "
-     "for validation)"},
+     "with --queue: 1 = this node also runs jobs from the shared queue, 0 = API only: no weights loaded (the "
+     "models' headers, tokenizers, embedding and LoRA lists validate requests; docs/SCALE.md)"},
     {"claim-timeout", SD_SET_DOUBLE, &o_claim_timeout, "30", 1, 86400,
      "with --queue: seconds without a heartbeat after which another worker takes a running job over"},
     {"max-attempts", SD_SET_INT, &o_max_attempts, "3", 1, 100,
@@ -402,8 +403,21 @@ typedef struct model_loader {
     char vae_name[256];      /* the VAE override's name, for /health */
     sd_err err;
     atomic_int done;         /* 0 loading, 1 loaded, -1 failed */
+    int no_weights;          /* an API node without a worker: checkers only, no engine loaded */
     pthread_t main_thread;   /* woken with SIGUSR1 when done */
 } model_loader;
+
+/* --workers 0 on the shared queue: the default model's checker (headers,
+ * tokenizer, embeddings and LoRA names, no weights) instead of its load. */
+static int no_weights_check(model_loader *L)
+{
+    int pinned = 0;
+    printf("API node without weights (--workers 0): model %s opened for validation only (no engine loaded, no "
+           "local worker)\n", L->info.path);
+    sd_engine *e = models_check_engine(L->reg, L->def, &pinned, &L->err);
+    if (pinned) models_unpin(L->reg, L->def);
+    return e != NULL;
+}
 
 static void *load_main(void *arg)
 {
@@ -412,10 +426,14 @@ static void *load_main(void *arg)
     if (!L->demo || !ensure_demo_model(o_data, L->demo_path, sizeof L->demo_path, &L->err)) {
         if (L->demo) models_probe(L->reg, L->def);
         models_get(L->reg, L->def, &L->info);
-        printf("loading model %s ...\n", L->info.path);
-        int idx;
-        ok = models_acquire(L->reg, NULL, &idx, &L->err) != NULL;
-        if (ok) models_release(L->reg, idx);
+        if (L->no_weights) {
+            ok = no_weights_check(L);
+        } else {
+            printf("loading model %s ...\n", L->info.path);
+            int idx;
+            ok = models_acquire(L->reg, NULL, &idx, &L->err) != NULL;
+            if (ok) models_release(L->reg, idx);
+        }
     }
     atomic_store(&L->done, ok ? 1 : -1);
     pthread_kill(L->main_thread, SIGUSR1);
@@ -574,12 +592,48 @@ static queue_worker g_worker;   /* this node's worker on the shared queue */
 static worker_health *g_health; /* sdserve worker --health-port */
 static gen_ctx *g_worker_gc;
 
+/* jobs_redis_config.model_lookup over the registry (ud): the usable entry
+ * `name` names (NULL/"" = the default), its name and short hash. */
+static int registry_lookup(void *ud, const char *name, char *name_out, char *hash)
+{
+    models_entry me;
+    int i = name && *name ? models_find(ud, name) : models_default(ud);
+    if (i < 0 || models_get(ud, i, &me) || me.error[0]) return -1;
+    snprintf(name_out, 128, "%s", me.name);
+    snprintf(hash, 16, "%s", me.hash);
+    return 0;
+}
+
+/* jobs_redis_config.models_json: the registry's usable models, announced
+ * by this node's worker. */
+static char *registry_json(void *ud)
+{
+    json_t *a = json_array();
+    models_entry me;
+    for (int i = 0; a && !models_get(ud, i, &me); i++)
+        if (!me.error[0]) json_array_append_new(a, json_pack("{s:s, s:s}", "name", me.name, "hash", me.hash));
+    char *text = a ? json_dumps(a, JSON_COMPACT) : NULL;
+    json_decref(a);
+    return text;
+}
+
+static models *g_registry;   /* the routing callbacks' registry */
+
 static jobs_redis_config redis_config(void)
 {
     jobs_redis_config c = {.url = o_queue_url, .queue_timeout = o_queue_timeout, .claim_timeout = o_claim_timeout,
                            .max_attempts = (int)o_max_attempts, .queue_size = (int)o_queue,
-                           .retention = o_retention, .job_timeout = o_job_timeout};
+                           .retention = o_retention, .job_timeout = o_job_timeout,
+                           .precision = sd_precision_resolved(o_precision), .threads = (int)o_threads,
+                           .model_lookup = registry_lookup, .models_json = registry_json, .models_ud = g_registry};
     return c;
+}
+
+/* An API node with --queue and --workers 0 loads no weights: its registry
+ * only opens checkers (validation before queueing). */
+static int api_only(int worker_only)
+{
+    return !worker_only && o_queue_url && *o_queue_url && !o_workers;
 }
 
 /* The checks of a node on the shared queue, before anything starts. */
@@ -634,8 +688,8 @@ static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv,
             return -1;
         }
         if (done > 0 && !ready) {
+            start_local_worker(!srv);   /* first: it announces itself as the node says "ready" */
             model_ready(L, srv, public_url);
-            start_local_worker(!srv);
             ready = 1;
         }
     }
@@ -743,6 +797,8 @@ int cli_serve_mode(int argc, char **argv, int worker_only)
                       .max_retained = (int)o_max_retained, .worker_nice = (int)o_engine_nice};
     if (o_queue_url && *o_queue_url) {   /* the shared queue: jobs run by workers (docs/SCALE.md) */
         g_worker_gc = &gc;
+        g_registry = L.reg;
+        L.no_weights = api_only(worker_only);
         jobs_redis_config rc = redis_config();
         if (!worker_only) q = jobs_redis_open(&rc, &err);
     } else {
@@ -778,6 +834,7 @@ int cli_serve_mode(int argc, char **argv, int worker_only)
         .list_loras = list_loras,
         .list_embeddings = list_embeddings,
         .list_models = list_models, .max_loaded = (int)o_max_loaded,
+        .no_local_worker = api_only(worker_only),
     };
     lfd = -1;   /* the server's now, started or not */
     srv = http_server_start_jobs(&sc, q, &err);

@@ -215,6 +215,15 @@ int sd_precision_known(const char *name)
     return name && (!strcmp(name, "auto") || ops_precision_from_name(name) >= 0) ? 0 : -1;
 }
 
+const char *sd_precision_resolved(const char *name)
+{
+    int all = ops_precision_from_name(name);
+    if (all < 0 && sd_precision_known(name)) return NULL;
+    if (all < 0) all = ops_precision_from_name(getenv("SD_PRECISION"));
+    if (all >= 0) return ops_precision_name(all);
+    return ops_cpu_amx() ? "bf16x2, VAE bf16" : "fp32";
+}
+
 /* sd_load_opts.vae_tiling: the VAE_TILING_* it names, -1 for none. */
 static int vae_tiling_mode(const char *name)
 {

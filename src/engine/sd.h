@@ -47,6 +47,11 @@ typedef struct sd_load_opts {
 
 /* 0 if name is a precision sd_load_opts accepts ("auto", "fp32", "bf16x2", "bf16"), else -1. */
 int sd_precision_known(const char *name);
+/* The precision a load with this setting runs at, without loading (issue 17
+ * item 3: pinned cluster-wide): "fp32", "bf16x2", "bf16", or "bf16x2, VAE
+ * bf16" (auto on a CPU with AMX); auto = $SD_PRECISION when that names one.
+ * A static string; NULL for an unknown name. */
+const char *sd_precision_resolved(const char *name);
 /* --prediction: "auto", "eps" (or "epsilon"), "v" (or "v_prediction") into *out;
  * --zero-terminal-snr: "auto" 0, "on" 1, "off" -1 into *out (sd_load_opts).
  * 0, or -1 (unknown name; *out unchanged). */

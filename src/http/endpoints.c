@@ -87,6 +87,29 @@ enum MHD_Result reply_loading(req *r, struct MHD_Connection *c)
     return reply_error(c, &r->ri, &e, LOADING_RETRY_AFTER, NULL);
 }
 
+/* A shared queue's /health: the live workers (id, models, precision,
+ * state), how many serve each model, and whether this node has a worker
+ * and weights of its own (docs/SCALE.md "Worker announcements"). */
+static void health_workers(http_server *s, json_t *q)
+{
+    char *text = jobs_workers_json(s->q);
+    json_t *list = text ? json_loads(text, 0, NULL) : NULL, *w, *m;
+    free(text);
+    json_t *serving = json_object();
+    size_t i, k;
+    json_array_foreach(list, i, w) {
+        json_array_foreach(json_object_get(w, "models"), k, m) {
+            const char *name = json_string_value(json_object_get(m, "name"));
+            if (name) json_object_set_new(serving, name, json_integer(json_integer_value(json_object_get(serving,
+                                                                                                         name)) + 1));
+        }
+    }
+    json_object_set_new(q, "live_workers", list ? list : json_array());
+    json_object_set_new(q, "workers_per_model", serving);
+    json_object_set_new(q, "local_worker", json_boolean(!s->cfg.no_local_worker));
+    json_object_set_new(q, "weights_loaded", json_boolean(!s->cfg.no_local_worker));
+}
+
 enum MHD_Result get_health(http_server *s, req *r, struct MHD_Connection *c)
 {
     if (atomic_load(&s->loading)) return health_loading(s, r, c);
@@ -102,10 +125,42 @@ enum MHD_Result get_health(http_server *s, req *r, struct MHD_Connection *c)
     if (b && js.shared_queue) {
         json_object_set_new(b, "queue", json_pack("{s:s, s:b, s:i}", "backend", jobs_backend_name(s->q), "reachable",
                                                   !js.queue_down, "workers", js.workers));
+        health_workers(s, json_object_get(b, "queue"));
         if (js.queue_down && !down) json_object_set_new(b, "status", json_string("degraded"));
         down |= js.queue_down;
     }
     return reply_json(c, &r->ri, down ? 503 : 200, health_models(s, b));
+}
+
+/* A shared queue's per-worker gauges (its live workers' announcements,
+ * docs/SCALE.md): sdserve_worker_busy{worker, precision} 0/1, appended to
+ * text (taken; NULL when out of memory). */
+static char *metrics_workers(http_server *s, char *text)
+{
+    char *list = text ? jobs_workers_json(s->q) : NULL;
+    json_t *a = list ? json_loads(list, 0, NULL) : NULL, *w;
+    free(list);
+    size_t i;
+    if (json_array_size(a) && text) {
+        char *t = NULL;
+        if (asprintf(&t, "%s# HELP sdserve_worker_busy 1 while a live worker of the shared queue runs a job.\n"
+                     "# TYPE sdserve_worker_busy gauge\n", text) < 0) t = NULL;
+        free(text);
+        text = t;
+    }
+    json_array_foreach(a, i, w) {
+        const char *id = json_string_value(json_object_get(w, "id"));
+        const char *prec = json_string_value(json_object_get(w, "precision"));
+        const char *st = json_string_value(json_object_get(w, "state"));
+        if (!text || !id || strpbrk(id, "\"\\\n") || (prec && strpbrk(prec, "\"\\\n"))) continue;
+        char *t = NULL;
+        if (asprintf(&t, "%ssdserve_worker_busy{worker=\"%s\",precision=\"%s\"} %d\n", text, id, prec ? prec : "",
+                     st && !strcmp(st, "busy")) < 0) t = NULL;
+        free(text);
+        text = t;
+    }
+    json_decref(a);
+    return text;
 }
 
 enum MHD_Result get_metrics(http_server *s, req *r, struct MHD_Connection *c)
@@ -113,6 +168,7 @@ enum MHD_Result get_metrics(http_server *s, req *r, struct MHD_Connection *c)
     jobs_stats js;
     jobs_get_stats(s->q, &js);
     char *text = metrics_render(&js, s->labels, s->nlabels);
+    if (js.shared_queue) text = metrics_workers(s, text);
     if (!text) return reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
     size_t len = strlen(text);
     return reply_raw(c, &r->ri, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);

@@ -93,6 +93,9 @@ typedef struct server_config {
      * check_request, never loaded on an HTTP thread. */
     int (*list_models)(void *ctx, server_model *out, int max, sd_err *err);
     int max_loaded;            /* --max-loaded, GET /health max_loaded (0 = 1) */
+    /* a shared queue (docs/SCALE.md): this node runs no worker and loaded
+     * no weights (--workers 0): /health says so */
+    int no_local_worker;
 } server_config;
 
 /* Serves over job backend `jobs`, which stays the caller's (shut down by

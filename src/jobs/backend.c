@@ -46,3 +46,5 @@ void jobs_close(jobs_backend *b)
 }
 
 const char *jobs_backend_name(const jobs_backend *b) { return b ? b->ops->name : "none"; }
+
+char *jobs_workers_json(jobs_backend *b) { return b && b->ops->workers_json ? b->ops->workers_json(b) : NULL; }

@@ -51,6 +51,9 @@ typedef struct jobs_ops {
     void (*release)(jobs_backend *b, job_handle *h);
     void (*shutdown)(jobs_backend *b, const char *reason);
     void (*close)(jobs_backend *b);
+    /* optional (a shared queue): the live workers as a JSON array text
+     * (malloc'd), for /health; NULL when there are none to tell */
+    char *(*workers_json)(jobs_backend *b);
 } jobs_ops;
 
 /* Every backend's struct starts with this. */
@@ -93,6 +96,10 @@ void jobs_shutdown(jobs_backend *b, const char *reason);
 /* Shuts down (if not yet), waits for its own workers and frees.  NULL-safe. */
 void jobs_close(jobs_backend *b);
 const char *jobs_backend_name(const jobs_backend *b);
+/* The live workers of a shared queue as a JSON array text [{id, models:
+ * [{name, hash}], precision, threads, state, job, serves}] (malloc'd; the
+ * caller frees), cached about a second; NULL for the in-process queue. */
+char *jobs_workers_json(jobs_backend *b);
 
 /* ---- the in-process backend (inproc.c) ----------------------------------- */
 

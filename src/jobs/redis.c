@@ -29,6 +29,7 @@
 #define K_NODES "sdserve:nodes"
 #define K_CHANNEL "sdserve:events"
 #define K_JOB "sdserve:job:"
+#define K_WORKER "sdserve:worker:"   /* + id: a worker's announcement (routing) */
 #define UNFINISHED_TTL 604800   /* seconds a job record lives before it finishes (a week) */
 #define UNLISTED_MIN_TTL 60     /* a synchronous job's record outlives its finish this long at least */
 
@@ -334,7 +335,8 @@ static void job_key(char *out, size_t n, const char *id) { snprintf(out, n, K_JO
 
 /* KEYS: stream, job, stats.  ARGV: limit, id, created, request, owner,
  * listed, n, width, height, ttl, node (a synchronous job's waiting API
- * node, "" for an async one).  0 = full. */
+ * node, "" for an async one), then the routing fields model, model_hash,
+ * precision ("" = none).  0 = full. */
 static const char lua_submit[] =
     "local len = redis.call('XLEN', KEYS[1]) "
     "local pend = redis.call('XPENDING', KEYS[1], '" K_GROUP "')[1] "
@@ -342,6 +344,8 @@ static const char lua_submit[] =
     "redis.call('HSET', KEYS[2], 'state', 'queued', 'owner', ARGV[5], 'listed', ARGV[6], 'created', ARGV[3], "
     "  'attempts', 0, 'n', ARGV[7], 'width', ARGV[8], 'height', ARGV[9], 'request', ARGV[4]) "
     "if ARGV[11] ~= '' then redis.call('HSET', KEYS[2], 'node', ARGV[11]) end "
+    "if ARGV[14] ~= '' then redis.call('HSET', KEYS[2], 'model', ARGV[12], 'model_hash', ARGV[13], "
+    "  'precision', ARGV[14]) end "
     "redis.call('EXPIRE', KEYS[2], ARGV[10]) "
     "redis.call('XADD', KEYS[1], '*', 'id', ARGV[2]) "
     "redis.call('HINCRBY', KEYS[3], 'submitted', 1) "
@@ -426,6 +430,54 @@ static const char lua_stats[] =
     "local w = redis.call('ZCOUNT', KEYS[3], ARGV[1], '+inf') "
     "return {len, p, w, redis.call('HGETALL', KEYS[2])}";
 
+/* ---- routing: workers announce their models and precision ---- */
+
+/* KEYS: workers, the worker's announcement.  ARGV: now, id, models (JSON),
+ * precision, threads, started, state, job, ttl. */
+static const char lua_announce[] =
+    "redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) "
+    "redis.call('HSET', KEYS[2], 'models', ARGV[3], 'precision', ARGV[4], 'threads', ARGV[5], 'started', ARGV[6], "
+    "  'state', ARGV[7], 'job', ARGV[8]) "
+    "redis.call('EXPIRE', KEYS[2], ARGV[9]) "
+    "return 1";
+
+/* KEYS: workers.  ARGV: alive since.  {id, {field, value, ...}, ...}: the
+ * announcements still there (each expires 3 heartbeats after its last). */
+static const char lua_workers[] =
+    "local out = {} "
+    "for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], '+inf')) do "
+    "  local h = redis.call('HGETALL', '" K_WORKER "' .. id) "
+    "  if #h > 0 then out[#out + 1] = id out[#out + 1] = h end end "
+    "return out";
+
+/* KEYS: stream.  ARGV: entry, id.  A job this worker does not run goes
+ * back to the stream's end in one step (never lost): a new entry. */
+static const char lua_requeue[] =
+    "redis.call('XACK', KEYS[1], '" K_GROUP "', ARGV[1]) "
+    "redis.call('XDEL', KEYS[1], ARGV[1]) "
+    "redis.call('XADD', KEYS[1], '*', 'id', ARGV[2]) "
+    "return 1";
+
+/* 1 when the announced models (JSON text) hold name with hash; 0 when not
+ * at all; -1 when name is there with another hash (*other = that hash). */
+static int announced(const char *models, const char *name, const char *hash, char *other, size_t n)
+{
+    json_t *a = models ? json_loads(models, 0, NULL) : NULL;
+    int found = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(a, i, m) {
+        const char *nm = json_string_value(json_object_get(m, "name"));
+        const char *h = json_string_value(json_object_get(m, "hash"));
+        if (!nm || strcmp(nm, name)) continue;
+        found = h && !strcmp(h, hash) ? 1 : -1;
+        if (found < 0) snprintf(other, n, "%s", h ? h : "?");
+        break;
+    }
+    json_decref(a);
+    return found;
+}
+
 /* A node's or worker's name: host:pid:random. */
 static void worker_name(char *out, size_t n)
 {
@@ -467,6 +519,12 @@ typedef struct rback {
     pthread_t hb_thread;
     int hb_started;
     jobs_stats last_stats;   /* answered while Redis is away */
+    /* the live workers' announcements, read at most once a second (wmu) */
+    pthread_mutex_t wmu;
+    double w_at;             /* when w_list was read; 0 = never */
+    json_t *w_list;          /* [{id, models, precision, threads, state, job}] */
+    char warned[8][160];     /* workers already logged for a hash mismatch */
+    int nwarned;
 } rback;
 
 static rback *RB(jobs_backend *b) { return (rback *)b; }
@@ -492,6 +550,134 @@ static job_state state_parse(const char *s, job_state dflt)
     return dflt;
 }
 
+static double field_num(const redisReply *r, const char *name, double dflt)
+{
+    for (size_t i = 0; i + 1 < (r ? r->elements : 0); i += 2)
+        if (rstr(r->element[i]) && !strcmp(r->element[i]->str, name)) return strtod(r->element[i + 1]->str, NULL);
+    return dflt;
+}
+
+static const char *field_str(const redisReply *r, const char *name)
+{
+    for (size_t i = 0; i + 1 < (r ? r->elements : 0); i += 2)
+        if (rstr(r->element[i]) && !strcmp(r->element[i]->str, name)) return rstr(r->element[i + 1]);
+    return NULL;
+}
+
+/* The reply of lua_workers as a JSON array (new reference). */
+static json_t *workers_from(const redisReply *r)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i + 1 < (r ? r->elements : 0); i += 2) {
+        const redisReply *h = r->element[i + 1];
+        json_t *models = json_loads(field_str(h, "models") ? field_str(h, "models") : "[]", 0, NULL);
+        json_array_append_new(a, json_pack("{s:s?, s:o, s:s?, s:I, s:s?, s:s?, s:f}", "id", rstr(r->element[i]),
+                                           "models", models ? models : json_array(), "precision",
+                                           field_str(h, "precision"), "threads",
+                                           (json_int_t)field_num(h, "threads", 0), "state", field_str(h, "state"),
+                                           "job", field_str(h, "job"), "started", field_num(h, "started", 0)));
+    }
+    return a;
+}
+
+/* The live workers (new reference; an empty array when Redis is away),
+ * read again when the copy is older than a second: no scan per request. */
+static json_t *live_workers(rback *p, double max_age, sd_err *err)
+{
+    pthread_mutex_lock(&p->wmu);
+    if (!p->w_list || now_s() - p->w_at >= max_age) {
+        char since[32];
+        snprintf(since, sizeof since, "%.3f", now_s() - node_timeout(p->cfg.claim_timeout));
+        redisReply *r = rc_cmd(&p->cmd, err, "EVAL %s 1 %s %s", lua_workers, K_WORKERS, since);
+        if (r) {
+            json_decref(p->w_list);
+            p->w_list = workers_from(r);
+            p->w_at = now_s();
+            freeReplyObject(r);
+        }
+    }
+    json_t *a = p->w_list ? json_incref(p->w_list) : json_array();
+    pthread_mutex_unlock(&p->wmu);
+    return a;
+}
+
+/* Logs once per worker that it announces `name` with another file's hash. */
+static void warn_mismatch(rback *p, const char *id, const char *name, const char *theirs, const char *ours)
+{
+    pthread_mutex_lock(&p->wmu);
+    int seen = 0;
+    for (int i = 0; i < p->nwarned && i < 8; i++) seen |= !strcmp(p->warned[i], id);
+    if (!seen) {
+        snprintf(p->warned[p->nwarned++ % 8], sizeof p->warned[0], "%s", id);
+        fprintf(stderr, "sdserve: worker %s serves a different file as model '%s' (hash %s, this node's is %s): "
+                "it gets no jobs for it\n", id, name, theirs, ours);
+    }
+    pthread_mutex_unlock(&p->wmu);
+}
+
+static int route_find(rback *p, const char *name, const char *hash, double max_age, sd_err *err);
+
+/* 0 when a live worker serves model name (with hash) at this node's
+ * precision; else -1 + SD_EBUSY naming "model" (503, retry_after). */
+static int route_check(rback *p, const char *name, const char *hash, int *retry_after, sd_err *err)
+{
+    int serve = route_find(p, name, hash, 1.0, err);
+    if (serve == 0 && !err->code)   /* a worker that just came: read again */
+        serve = route_find(p, name, hash, 0.1, err);
+    if (serve > 0) return 0;
+    if (err->code) return -1;
+    if (retry_after) *retry_after = 10;
+    if (serve < 0)
+        return sd_errf(err, SD_EBUSY, "model", "no worker serves '%s' at precision %s now (the live ones run "
+                       "another precision; the cluster's is pinned by the API node)", name, p->cfg.precision);
+    return sd_errf(err, SD_EBUSY, "model", "no worker serves '%s' now; retry later", name);
+}
+
+/* 1 when a live worker (announcements at most max_age old) serves name
+ * with hash at this node's precision, -1 when only other precisions do,
+ * 0 when none (err set when Redis could not be read). */
+static int route_find(rback *p, const char *name, const char *hash, double max_age, sd_err *err)
+{
+    json_t *a = live_workers(p, max_age, err), *w;
+    size_t i;
+    int serve = 0, other_precision = 0;
+    json_array_foreach(a, i, w) {
+        char other[32] = "";
+        char *models = json_dumps(json_object_get(w, "models"), JSON_COMPACT);
+        int has = announced(models, name, hash, other, sizeof other);
+        free(models);
+        const char *id = json_string_value(json_object_get(w, "id"));
+        if (has < 0) warn_mismatch(p, id ? id : "?", name, other, hash);
+        if (has <= 0) continue;
+        const char *prec = json_string_value(json_object_get(w, "precision"));
+        if (prec && p->cfg.precision && strcmp(prec, p->cfg.precision)) other_precision = 1;
+        else serve = 1;
+    }
+    json_decref(a);
+    return serve ? 1 : other_precision ? -1 : 0;
+}
+
+static char *rb_workers_json(jobs_backend *b)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    json_t *a = live_workers(RB(b), 1.0, &err);
+    char *text = json_dumps(a, JSON_COMPACT);
+    json_decref(a);
+    return text;
+}
+
+/* The routing fields of a job (model, its hash, the node's precision):
+ * "" each without routing; -1 + err when the model is not this node's. */
+static int route_fields(rback *p, const char *model, char name[128], char hash[16], int *retry_after, sd_err *err)
+{
+    name[0] = hash[0] = 0;
+    if (!p->cfg.model_lookup) return 0;
+    if (p->cfg.model_lookup(p->cfg.models_ud, model, name, hash))
+        return sd_errf(err, SD_EINVAL, "model", "unknown model '%.100s' (GET /models)", model ? model : "");
+    return route_check(p, name, hash, retry_after, err);
+}
+
 static int rb_submit(jobs_backend *b, sd_request *in, int listed, job_handle **out, int *retry_after, sd_err *err)
 {
     rback *p = RB(b);
@@ -503,6 +689,11 @@ static int rb_submit(jobs_backend *b, sd_request *in, int listed, job_handle **o
         sd_request_free(&req);
         if (retry_after) *retry_after = 5;
         return sd_errf(err, SD_EBUSY, "", "the server is shutting down");
+    }
+    char mname[128], mhash[16];
+    if (route_fields(p, req.model, mname, mhash, retry_after, err)) {
+        sd_request_free(&req);
+        return -1;
     }
     char *text = dump(wire_request_to_json(&req, err));
     int n = req.gen.n, w = req.gen.width, h = req.gen.height, owner = req.owner;
@@ -517,9 +708,10 @@ static int rb_submit(jobs_backend *b, sd_request *in, int listed, job_handle **o
     char key[64], now[32];
     job_key(key, sizeof key, j->id);
     snprintf(now, sizeof now, "%.3f", now_s());
-    redisReply *r = rc_cmd(&p->cmd, err, "EVAL %s 3 %s %s %s %d %s %s %s %d %d %d %d %d %d %s", lua_submit,
+    const char *prec = mname[0] && p->cfg.precision ? p->cfg.precision : "";
+    redisReply *r = rc_cmd(&p->cmd, err, "EVAL %s 3 %s %s %s %d %s %s %s %d %d %d %d %d %d %s %s %s %s", lua_submit,
                            K_STREAM, key, K_STATS, p->cfg.queue_size, j->id, now, text, owner, listed, n, w, h,
-                           UNFINISHED_TTL, listed ? "" : p->node);
+                           UNFINISHED_TTL, listed ? "" : p->node, mname, mhash, prec);
     free(text);
     int ok = r && rint_of(r) == 1;
     if (r && !ok) sd_errf(err, SD_EBUSY, "queue-size", "the shared queue is full (%d jobs waiting)", p->cfg.queue_size);
@@ -572,20 +764,6 @@ static job_state rb_cancel(jobs_backend *b, job_handle *h, const char *reason)
     if (r) j->last = state_parse(rstr(r), j->last);
     if (r) freeReplyObject(r);
     return j->last;
-}
-
-static double field_num(const redisReply *r, const char *name, double dflt)
-{
-    for (size_t i = 0; i + 1 < (r ? r->elements : 0); i += 2)
-        if (rstr(r->element[i]) && !strcmp(r->element[i]->str, name)) return strtod(r->element[i + 1]->str, NULL);
-    return dflt;
-}
-
-static const char *field_str(const redisReply *r, const char *name)
-{
-    for (size_t i = 0; i + 1 < (r ? r->elements : 0); i += 2)
-        if (rstr(r->element[i]) && !strcmp(r->element[i]->str, name)) return rstr(r->element[i + 1]);
-    return NULL;
 }
 
 /* The snapshot from the hash's fields (HGETALL). */
@@ -796,6 +974,8 @@ static void rb_close(jobs_backend *b)
     rc_fini(&p->cmd);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
+    pthread_mutex_destroy(&p->wmu);
+    json_decref(p->w_list);
     free(p->url_copy);
     free(p);
 }
@@ -813,6 +993,7 @@ static const jobs_ops redis_ops = {
     .release = rb_release,
     .shutdown = rb_shutdown,
     .close = rb_close,
+    .workers_json = rb_workers_json,
 };
 
 /* The parts both sides share: the config copied, the URL parsed. */
@@ -836,6 +1017,7 @@ jobs_backend *jobs_redis_open(const jobs_redis_config *cfg, sd_err *err)
     rback *p = sd_calloc(1, sizeof *p);
     if (!p) return sd_errf(err, SD_ENOMEM, "", "out of memory creating the job backend"), NULL;
     p->base.ops = &redis_ops;
+    pthread_mutex_init(&p->wmu, NULL);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv, NULL);
     if (config_take(&p->cfg, &p->url_copy, &p->u, cfg, err)) goto fail;
@@ -857,6 +1039,7 @@ fail_conn:
     rc_fini(&p->hb);
     rc_fini(&p->cmd);
 fail:
+    pthread_mutex_destroy(&p->wmu);
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->cv);
     free(p->url_copy);
@@ -871,6 +1054,7 @@ typedef struct wjob {        /* the job a worker runs */
     char key[64];
     char entry[64];          /* its stream entry id */
     char attempt[24];
+    char model[128];         /* the API node's name for its model ("" = none recorded) */
 } wjob;
 
 typedef struct worker {
@@ -890,7 +1074,31 @@ typedef struct worker {
     const char *stop_state;  /* with it: "cancelled", or "failed" (time limit) */
     double t_start;          /* when this attempt started */
     int lost;                /* the attempt was taken over */
+    /* its announcement (routing): models_json's text, when it started */
+    char *models_text;
+    double started;
+    char skipped[JOBS_ID_MAX]; /* the last job put back (logged once) */
 } worker;
+
+/* The announcement's lifetime: 3 heartbeats (the loop's ~1 s when idle,
+ * hb_interval while a job runs). */
+static int announce_ttl(const worker *w);
+
+/* Writes this worker's announcement (sdserve:worker:<id>, with a TTL) and
+ * its heartbeat score; job = the running job's id, or "" when idle. */
+static void announce(worker *w, rconn *k, const char *job)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    char key[224], now[32], started[32];
+    snprintf(key, sizeof key, K_WORKER "%s", w->id);
+    snprintf(now, sizeof now, "%.3f", now_s());
+    snprintf(started, sizeof started, "%.0f", w->started);
+    redisReply *r = rc_cmd(k, &err, "EVAL %s 2 %s %s %s %s %s %s %d %s %s %s %d", lua_announce, K_WORKERS, key, now,
+                           w->id, w->models_text ? w->models_text : "[]", w->cfg.precision ? w->cfg.precision : "",
+                           w->cfg.threads, started, *job ? "busy" : "idle", job, announce_ttl(w));
+    if (r) freeReplyObject(r);
+}
 
 static void heartbeat_once(worker *w, const wjob *j)
 {
@@ -909,6 +1117,12 @@ static double hb_interval(const worker *w)
     return t < 0.2 ? 0.2 : t > 5 ? 5 : t;
 }
 
+static int announce_ttl(const worker *w)
+{
+    double beat = hb_interval(w) > 1.5 ? hb_interval(w) : 1.5;   /* idle: the loop's block (1 s) + a call */
+    return (int)(3 * beat + 0.999);
+}
+
 static void *hb_main(void *arg)
 {
     worker *w = arg;
@@ -917,6 +1131,7 @@ static void *hb_main(void *arg)
         wjob j = w->cur;
         pthread_mutex_unlock(&w->mu);
         heartbeat_once(w, &j);
+        announce(w, &w->hb, j.id);
         pthread_mutex_lock(&w->mu);
         struct timespec dl = deadline_in(hb_interval(w));
         if (!w->hb_stop) pthread_cond_timedwait(&w->cv, &w->mu, &dl);
@@ -1038,6 +1253,10 @@ static int run_claimed(worker *w, const char *request_text, job_run_fn run, void
     int bad = !j ? sd_errf(&err, SD_EINTERNAL, "request", "the job's request record is not JSON")
                  : wire_request_from_json(j, &req, &err);
     json_decref(j);
+    if (!bad && !(req.model && *req.model) && w->cur.model[0]) {   /* the API node's default, by name */
+        free(req.model);
+        req.model = sd_strdup(w->cur.model);
+    }
     job_result *res = NULL;
     pthread_t hb;
     w->hb_stop = 0;
@@ -1078,6 +1297,44 @@ static int run_claimed(worker *w, const char *request_text, job_run_fn run, void
     return out;
 }
 
+/* 1 when this worker runs the job (its routing fields match: the model's
+ * name and hash, the precision); 0 when it puts it back for another.
+ * Reads the job's model name into w->cur.model. */
+static int accepts(worker *w)
+{
+    if (!w->cfg.model_lookup) return 1;
+    sd_err err;
+    sd_err_clear(&err);
+    redisReply *r = rc_cmd(&w->cmd, &err, "HMGET %s model model_hash precision", w->cur.key);
+    if (!r) return 1;   /* Redis away: the claim fails too */
+    const char *model = rstr(elem(r, 0)), *hash = rstr(elem(r, 1)), *prec = rstr(elem(r, 2));
+    char name[128] = "", mine[16] = "", why[300] = "";
+    if (model) snprintf(w->cur.model, sizeof w->cur.model, "%s", model);
+    if (prec && w->cfg.precision && strcmp(prec, w->cfg.precision))
+        snprintf(why, sizeof why, "it is pinned to precision %s, this worker runs %s", prec, w->cfg.precision);
+    else if (model && w->cfg.model_lookup(w->cfg.models_ud, model, name, mine))
+        snprintf(why, sizeof why, "this worker does not serve model '%.100s'", model);
+    else if (model && hash && strcmp(hash, mine))
+        snprintf(why, sizeof why, "its model '%.100s' is the file with hash %s on the API node, %s here: not the "
+                 "same checkpoint", model, hash, mine);
+    freeReplyObject(r);
+    if (!why[0]) return 1;
+    if (strcmp(w->skipped, w->cur.id)) printf("worker %s: job %s put back: %s\n", w->id, w->cur.id, why);
+    snprintf(w->skipped, sizeof w->skipped, "%s", w->cur.id);
+    return 0;
+}
+
+/* Puts the current entry back at the stream's end (lua_requeue), then
+ * waits a little so that another worker reads it first. */
+static void put_back(worker *w)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    redisReply *r = rc_cmd(&w->cmd, &err, "EVAL %s 1 %s %s %s", lua_requeue, K_STREAM, w->cur.entry, w->cur.id);
+    if (r) freeReplyObject(r);
+    for (int i = 0; i < 5 && !*w->stop; i++) usleep(100000);
+}
+
 /* Claims the job of one stream entry and runs it. */
 static void take_entry(worker *w, const redisReply *entry, job_run_fn run, void *run_ud)
 {
@@ -1094,6 +1351,10 @@ static void take_entry(worker *w, const redisReply *entry, job_run_fn run, void 
     }
     snprintf(w->cur.id, sizeof w->cur.id, "%s", jid);
     job_key(w->cur.key, sizeof w->cur.key, jid);
+    if (!accepts(w)) {
+        put_back(w);
+        return;
+    }
     sd_err err;
     sd_err_clear(&err);
     char now[32], ret[32];
@@ -1143,7 +1404,16 @@ static int next_entry(worker *w, job_run_fn run, void *run_ud)
     return e ? 1 : 0;
 }
 
-static void presence(worker *w) { beat(&w->cmd, K_WORKERS, w->id); }
+static void presence(worker *w) { announce(w, &w->cmd, ""); }
+
+/* A stopping worker takes its announcement down: no job is routed to it. */
+static void withdraw(worker *w)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    redisReply *r = rc_cmd(&w->cmd, &err, "DEL " K_WORKER "%s", w->id);
+    if (r) freeReplyObject(r);
+}
 
 static void worker_free(worker *w)
 {
@@ -1152,6 +1422,7 @@ static void worker_free(worker *w)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w->dead_error);
+    free(w->models_text);
     free(w->url_copy);
     free(w);
 }
@@ -1190,6 +1461,13 @@ int jobs_redis_worker(const jobs_redis_config *cfg, job_run_fn run, void *run_ud
         return sd_errf(err, SD_ENOMEM, "", "out of memory starting the worker");
     }
     if (w->cfg.stats) snprintf(w->cfg.stats->id, sizeof w->cfg.stats->id, "%s", w->id);
+    w->started = now_s();
+    if (w->cfg.models_json && !(w->models_text = w->cfg.models_json(w->cfg.models_ud))) {
+        worker_free(w);
+        return sd_errf(err, SD_ENOMEM, "", "out of memory starting the worker");
+    }
+    if (w->models_text) printf("worker %s: announces models %s, precision %s\n", w->id, w->models_text,
+                               w->cfg.precision ? w->cfg.precision : "?");
     printf("worker %s: on the queue at %s:%d/%d\n", w->id, w->u.host, w->u.port, w->u.db);
     double pause = 0.2;
     int was_down = 0;
@@ -1207,6 +1485,7 @@ int jobs_redis_worker(const jobs_redis_config *cfg, job_run_fn run, void *run_ud
             pause = 0.2;
         }
     }
+    withdraw(w);
     worker_free(w);
     return 0;
 }

@@ -43,6 +43,21 @@ typedef struct jobs_redis_config {
     double job_timeout;      /* worker: seconds a job may run, then it fails; 0 = no limit */
     const char *worker_id;   /* worker: consumer name; NULL = host:pid:random */
     jobs_worker_stats *stats;  /* worker: filled as it works; NULL = none */
+    /* routing (issue 17 item 3; docs/SCALE.md "Worker announcements"):
+     * this node's models and precision.  A worker announces them in
+     * sdserve:worker:<id> (TTL 3 heartbeats) and runs only jobs that match;
+     * an API node pins them on its jobs and refuses (503 naming model) a job
+     * no live worker matches.  NULL model_lookup = no routing (any job). */
+    const char *precision;   /* resolved (sd_precision_resolved): "fp32", "bf16x2", ... */
+    int threads;             /* worker: announced (0 = all cores) */
+    /* the checkpoint `name` names (NULL/"" = the default): its registry
+     * name into name_out[128], its short hash into hash[16]; 0, or -1 when
+     * this node has no usable model of that name */
+    int (*model_lookup)(void *ud, const char *name, char *name_out, char *hash);
+    /* worker: its usable models as a JSON array text [{"name", "hash"}]
+     * (malloc'd; NULL = out of memory) */
+    char *(*models_json)(void *ud);
+    void *models_ud;
 } jobs_redis_config;
 
 /* The API-node side: a jobs_backend on the shared queue.  Connects and

@@ -226,7 +226,14 @@ check "... its running synchronous job is cancelled (client gone) before the end
 start_node a || exit 0
 
 # ---- Redis stopped, then restarted from its append-only file -------------------------------
+# (a job for a model no live worker serves is refused: a worker announced
+# by hand, serving the model but taking nothing, keeps the jobs queued)
+HELD=$(R hget "$(R --scan --pattern 'sdserve:worker:*' | head -1)" models)
+HELD_PREC=$(R hget "$(R --scan --pattern 'sdserve:worker:*' | head -1)" precision)
+hold() { R hset sdserve:worker:held models "$HELD" precision "$HELD_PREC" >/dev/null
+  R zadd sdserve:workers "$(date +%s.%N)" held >/dev/null; sleep 1.1; }
 stop_pid "${WORKER_PID[1]}" 100; stop_pid "${WORKER_PID[2]}" 100
+hold
 q1=$(async a "${FAST[@]}" seed=11); q2=$(async b "${FAST[@]}" seed=12)
 stop_redis
 hdr=$(curl -s -m $((QT + 4)) -D - -o "$TMP/down.json" -d prompt=x -d width=64 -d height=64 "$(url a)/txt2img")
@@ -244,10 +251,12 @@ check "restarted from its AOF: the queued jobs are still queued" \
   $([ "$(job_field a "$q1" 'j["state"]')" = queued ] && [ "$(job_field b "$q2" 'j["state"]')" = queued ]; echo $?) \
   "$(cat "$TMP/job.json")"
 start_node c --queue-size 2 || exit 0
+hold
 st=$(curl -s -D "$TMP/full.hdr" -o "$TMP/full.json" -w '%{http_code}' -d prompt=x "$(url c)/jobs/txt2img")
 check "--queue-size 2 on node C, 2 jobs queued by A and B: 503 + Retry-After naming queue-size" \
   $([ "$st" = 503 ] && grep -qi '^Retry-After: [0-9]' "$TMP/full.hdr" &&
     [ "$(json "$TMP/full.json" 'j.get("field")')" = queue-size ]; echo $?) "$st $(cat "$TMP/full.json")"
+R del sdserve:worker:held >/dev/null
 start_worker 2 "$(( $(grep -c '^ready' "$TMP/worker-2.log") + 1 ))" || exit 0
 wait_state a "$q1" succeeded 1200 && wait_state b "$q2" succeeded 1200
 check "... and they run once a worker is back" $? "$(cat "$TMP/job.json")"
