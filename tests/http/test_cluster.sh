@@ -59,6 +59,24 @@ check "deploy/systemd: the .env files use only variables sdserve reads, units Re
   $([ -z "$unknown" ] && [ "$(grep -L '^Restart=on-failure$' deploy/systemd/*.service)" = "" ]; echo $?) \
   "unknown: $unknown; without Restart=on-failure: $(grep -L '^Restart=on-failure$' deploy/systemd/*.service)"
 
+# every Redis command src/jobs/redis.c sends (its Lua scripts' included) is
+# one the ACL user of deploy/redis/sdserve.conf may run, and docs/SCALE.md lists them
+acl=$(python3 - <<'PY'
+import re
+src = open("src/jobs/redis.c").read()
+used = set(c.upper() for c in re.findall(r"redis\.call\('([A-Za-z]+)'", src))
+used |= set(re.findall(r'(?:rc_cmd|redisCommand)\([^"]*"([A-Z]+)[ "]', src))
+line = [l for l in open("deploy/redis/sdserve.conf") if l.startswith("user sdserve ")][0]
+allowed = set(w[1:].split("|")[0].upper() for w in line.split() if w.startswith("+"))
+doc = open("docs/SCALE.md").read()
+missing = sorted(used - allowed)
+undoc = sorted(c for c in used if "`%s" % c not in doc)
+print("ok" if used and not missing and not undoc else "not allowed: %s; not in SCALE.md: %s" % (missing, undoc))
+PY
+)
+check "the ACL user may run every command src/jobs/redis.c sends (and SCALE.md lists them)" \
+  $([ "$acl" = ok ]; echo $?) "$acl"
+
 s3_setup || exit 0
 PA=$(free_port); PB=$(free_port)
 mkdir -p "$TMP/nginx/logs"
