@@ -30,11 +30,13 @@ PKG_CFLAGS=$(pkg-config --cflags libmicrohttpd libpng libjpeg libwebp jansson zl
 CFLAGS="-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
         -fno-sanitize-recover=undefined -w $PKG_CFLAGS"
 
-status=0
-for t in $TARGETS; do
+# fuzz_one TARGET — builds (when stale) and runs one target; prints its
+# ok/FAIL line; status 1 when it failed.
+fuzz_one() {
+  local t=$1 src bin deps libs rebuild f log dict rc runs took cov corp art why
   src=tests/fuzz/fuzz_$t.c
   bin=$FUZZ_DIR/fuzz_$t
-  if [ ! -f "$src" ]; then echo "FAIL - fuzz $t: no $src"; status=1; continue; fi
+  if [ ! -f "$src" ]; then echo "FAIL - fuzz $t: no $src"; return 1; fi
   deps=$(sed -n 's/^ \* fuzz-sources://p' "$src")
   libs=$(sed -n 's/^ \* fuzz-libs://p' "$src" | sed 's|\*/||')
   # rebuild when the target or one of its sources is newer than the binary
@@ -44,7 +46,7 @@ for t in $TARGETS; do
   if [ $rebuild = 1 ]; then
     # shellcheck disable=SC2086
     if ! $CLANG $CFLAGS -o "$bin" "$src" $deps $libs >"$FUZZ_DIR/log/$t.build" 2>&1; then
-      echo "FAIL - fuzz $t: build failed: $(tail -3 "$FUZZ_DIR/log/$t.build" | tr '\n' ' ')"; status=1; continue
+      echo "FAIL - fuzz $t: build failed: $(tail -3 "$FUZZ_DIR/log/$t.build" | tr '\n' ' ')"; return 1
     fi
   fi
   mkdir -p "$FUZZ_DIR/work/$t" "tests/fuzz/corpus/$t"
@@ -63,7 +65,23 @@ for t in $TARGETS; do
     art=$(grep -o "Test unit written to [^ ]*" "$log" | tail -1)
     why=$(grep -m1 -E 'ERROR: |runtime error|deadly signal|out-of-memory|timeout' "$log")
     echo "FAIL - fuzz $t: exit $rc: ${why:-see $log} ${art}"
-    status=1
+    return 1
   fi
+}
+
+# Targets run JOBS at a time (default: the cores, at most 2 — the CI
+# machine's), each single-threaded, so the wall time halves on 2 cores while
+# every target still gets SECONDS of fuzzing.  Each prints its line when done.
+JOBS=${FUZZ_JOBS:-$(n=$(nproc 2>/dev/null || echo 1); [ "$n" -gt 2 ] && n=2; echo "$n")}
+STATUS_DIR=$(mktemp -d)
+running=0
+for t in $TARGETS; do
+  if [ "$running" -ge "$JOBS" ]; then wait -n; running=$((running - 1)); fi
+  ( fuzz_one "$t" || touch "$STATUS_DIR/$t.failed" ) &
+  running=$((running + 1))
 done
+wait
+status=0
+[ -z "$(ls -A "$STATUS_DIR")" ] || status=1
+rm -rf "$STATUS_DIR"
 exit $status

@@ -43,12 +43,18 @@ health_family() { curl -s -o "$TMP/health.json" "$BASE/health"; json "$TMP/healt
 start_server --model "$REF/models/tiny-sd1" || exit 1
 check "tiny-sd1: /health names the family sd1" $([ "$(health_family)" = sd1 ]; echo $?) "$(cat "$TMP/health.json")"
 ARGS_SMALL='prompt=a photograph of an astronaut riding a horse&seed=7&width=64&height=48&num_inference_steps=2'
-check "no width/height answers 200" $([ "$(gen native)" = 200 ]; echo $?) "$(cat "$TMP/native.json")"
-check "no width/height: the model's native 512x512" $([ "$(png_size "$TMP/native.png")" = 512x512 ]; echo $?) \
-  "$(png_size "$TMP/native.png")"
-check "its parameters say Size: 512x512, and no Model family for SD1" \
-  $(grep -aq 'Size: 512x512' "$TMP/native.png" && ! grep -aq 'Model family' "$TMP/native.png"; echo $?) \
-  "$(grep -ao 'Steps: [^\x00]*' "$TMP/native.png" | head -1)"
+# The 512x512 generation takes ~2 min under ASan and checks nothing the
+# sanitizers add to: the sanitized tier keeps the async size checks below.
+if [ "${SD_SANITIZED:-0}" = 1 ]; then
+  echo "# sanitized tier: the 512x512 generation is the normal tier's"
+else
+  check "no width/height answers 200" $([ "$(gen native)" = 200 ]; echo $?) "$(cat "$TMP/native.json")"
+  check "no width/height: the model's native 512x512" $([ "$(png_size "$TMP/native.png")" = 512x512 ]; echo $?) \
+    "$(png_size "$TMP/native.png")"
+  check "its parameters say Size: 512x512, and no Model family for SD1" \
+    $(grep -aq 'Size: 512x512' "$TMP/native.png" && ! grep -aq 'Model family' "$TMP/native.png"; echo $?) \
+    "$(grep -ao 'Steps: [^\x00]*' "$TMP/native.png" | head -1)"
+fi
 accepted_size "async, no size: the job status shows 512x512" nojob "$ARGS" 512x512
 accepted_size "async, width only: 320x512 (height native)" onlyw "$ARGS&width=320" 320x512
 refused_field "1216x832 over the default --max-side" /txt2img "$ARGS&width=1216&height=832" width \
