@@ -80,7 +80,7 @@ static void pil_axis(const uint8_t *in, int n, int step, uint8_t *out, int on, i
         if (hi > n) hi = n;
         double w[64], sum = 0;
         int taps = hi - lo < 64 ? hi - lo : 64;
-        for (int k = 0; k < taps; k++) sum += (w[k] = bicubic((k + lo - center + 0.5) / fs));
+        for (int k = 0; k < taps; k++) sum += (w[k] = bicubic((k + lo - center + 0.5) * (1.0 / fs)));
         int64_t acc = (int64_t)1 << (PIL_BITS - 1);
         for (int k = 0; k < taps; k++) {
             double c = sum != 0 ? w[k] / sum : w[k];
