@@ -340,7 +340,7 @@ static int check_family(sd_family f, const char *path, sd_err *err)
                        "tower, OpenCLIP-bigG, and a UNet whose added conditioning takes an aesthetic score); "
                        "this version runs SDXL base checkpoints, not the refiner", path);
     return sd_errf(err, SD_EFORMAT, "model", "%s is an %s checkpoint (%s%s%s); this version runs sd1, sd2 "
-                   "and sdxl checkpoints and sd1/sd2 inpainting ones", path, d->name, d->added_cond ? "its UNet takes added conditioning" : "",
+                   "and sdxl checkpoints and their inpainting ones", path, d->name, d->added_cond ? "its UNet takes added conditioning" : "",
                    d->added_cond && d->inpaint ? " and " : "",
                    d->inpaint ? "its UNet takes mask and masked-image channels" : "");
 }

@@ -91,7 +91,43 @@ static int make_single(char *path, size_t n)
     return rc;
 }
 
-static sd_engine *load(const char *path, int single, const char *what)
+/* tmp/sdxl-inpaint.safetensors: tiny-sdxl-s-fp16 with conv_in widened to
+ * 2·4 + 1 input channels, zero weights on the 5 new ones (its LDM config
+ * beside it): an sdxl-inpaint checkpoint whose UNet ignores the mask and
+ * the masked image, so its txt2img is tiny-sdxl-s's. */
+static int make_sdxl_inpaint(char *path, size_t n)
+{
+    static const char *conv_in = "model.diffusion_model.input_blocks.0.0.weight";
+    st_file a;
+    sd_err err;
+    snprintf(path, n, "%s/sdxl-inpaint.safetensors", tmp);
+    if (st_open(&a, t_ref("models/tiny-sdxl-s-fp16.safetensors"), &err)) return -1;
+    stw_tensor *t = calloc(a.n, sizeof *t);
+    for (size_t i = 0; t && i < a.n; i++) {
+        t[i] = (stw_tensor){.name = a.e[i].name, .dtype = a.e[i].dtype_name, .ndim = a.e[i].ndim};
+        memcpy(t[i].shape, a.e[i].shape, sizeof(int64_t) * a.e[i].ndim);
+        if (!strcmp(a.e[i].name, conv_in)) t[i].shape[1] = 9;
+    }
+    FILE *f = t ? stw_begin(path, t, a.n, &err) : NULL;
+    for (size_t i = 0; f && i < a.n; i++) {
+        if (strcmp(a.e[i].name, conv_in)) { fwrite(a.e[i].data, 1, a.e[i].nbytes, f); continue; }
+        const size_t k = (size_t)a.e[i].shape[2] * a.e[i].shape[3], es = a.e[i].nbytes / a.e[i].numel;
+        static const unsigned char zero[64];
+        for (int64_t o = 0; o < a.e[i].shape[0]; o++) {
+            fwrite(a.e[i].data + (size_t)o * 4 * k * es, es, 4 * k, f);
+            for (size_t z = 0; z < 5 * k * es; z += sizeof zero) fwrite(zero, 1, 5 * k * es - z < sizeof zero ? 5 * k * es - z : sizeof zero, f);
+        }
+    }
+    int rc = f ? stw_end(f, path, &err) : -1;
+    char cfg[4096], link[128];
+    snprintf(link, sizeof link, "%s/sdxl-inpaint.ldm_config.json", tmp);
+    if (!rc && (!realpath(t_ref("models/tiny-sdxl-s.ldm_config.json"), cfg) || symlink(cfg, link))) rc = -1;
+    free(t);
+    st_close(&a);
+    return rc;
+}
+
+static sd_engine *load(const char *path, int single, const char *family, const char *what)
 {
     sd_load_opts o = {0};
     o.model_path = path;
@@ -104,8 +140,8 @@ static sd_engine *load(const char *path, int single, const char *what)
     sd_model_info info;
     sd_engine_info(e, &info);
     sd_model_probe pr;
-    CHECKF(!sd_probe_model(path, &pr, &err) && pr.supported && !strcmp(pr.family, "sd1-inpaint") &&
-           !strcmp(info.family, "sd1-inpaint"), what, "family %s / probe %s supported %d", info.family, pr.family,
+    CHECKF(!sd_probe_model(path, &pr, &err) && pr.supported && !strcmp(pr.family, family) &&
+           !strcmp(info.family, family), what, "family %s / probe %s supported %d", info.family, pr.family,
            pr.supported);
     return e;
 }
@@ -345,6 +381,41 @@ static void diffusers_invariants(sd_engine *e4, sd_engine *e9)
     white_is_plain(e9, p, "a1111/9ch: an all-white mask equals img2img without one");
 }
 
+/* ---- SDXL inpainting ----------------------------------------------------------- */
+
+static void sdxl_inpaint(void)
+{
+    char path[128], msg[600];
+    CHECKF(!make_sdxl_inpaint(path, sizeof path), "sdxl-inpaint file (tiny-sdxl-s, conv_in widened)", "%s", path);
+    sd_engine *e9 = load(path, 1, "sdxl-inpaint", "load sdxl-inpaint single file");
+    sd_engine *e4 = pipe_load(2, 1, NULL, msg, sizeof msg);
+    CHECKF(e4 != NULL, "load tiny-sdxl-s", "%s", msg);
+    if (e9 && e4) {
+        float a[PER], b[PER];
+        sd_gen_params p = inv("euler", 1.0f);
+        p.init_rgb = NULL;
+        p.mask = NULL;
+        p.width = W;
+        p.height = H;
+        p.cfg = 5.0f;
+        int ok = !run(e9, &p, a, "sdxl-inpaint txt2img") && !run(e4, &p, b, "tiny-sdxl-s txt2img");
+        double d = ok ? npy_maxdiff(a, b, PER) : 1, m = ok ? npy_maxabs(b, PER) : 0;
+        printf("metric inpaint/sdxl-inpaint-zero-extra txt2img_maxabs %.3g tol %.3g\n", d, 1e-5 * m);
+        CHECKF(ok && d <= 1e-5 * m, "sdxl-inpaint (zero extra weights): txt2img equals tiny-sdxl-s's",
+               "max diff %.3g", d);
+        p = inv("ddim", 0.75f);
+        p.cfg = 5.0f;
+        ok = !run(e9, &p, a, "sdxl-inpaint: a masked img2img runs (diffusers rules)");
+        p.ksampler = SD_KSAMPLER_EULER;
+        ok = ok && !run(e9, &p, a, "sdxl-inpaint: a masked img2img runs (A1111 rules)");
+        int finite = ok;
+        for (int i = 0; i < PER; i++) finite &= isfinite(a[i]);
+        CHECKF(finite, "sdxl-inpaint: masked runs give finite latents", "ran %d", ok);
+    }
+    sd_engine_free(e9);
+    sd_engine_free(e4);
+}
+
 /* ---- errors ----------------------------------------------------------------- */
 
 static void expect_einval(sd_engine *e, const sd_gen_params *p, const char *field, const char *name)
@@ -391,8 +462,8 @@ int main(void)
     char folder[128], single[128], msg[600];
     CHECKF(!make_folder(folder, sizeof folder), "diffusers folder with the inpaint UNet", "%s", folder);
     CHECKF(!make_single(single, sizeof single), "single file with the inpaint UNet", "%s", single);
-    sd_engine *e9 = load(folder, 0, "load sd1-inpaint diffusers folder");
-    sd_engine *e9s = load(single, 1, "load sd1-inpaint single file");
+    sd_engine *e9 = load(folder, 0, "sd1-inpaint", "load sd1-inpaint diffusers folder");
+    sd_engine *e9s = load(single, 1, "sd1-inpaint", "load sd1-inpaint single file");
     sd_engine *e4 = pipe_load(0, 0, NULL, msg, sizeof msg);
     CHECKF(e4 != NULL, "load tiny-sd1", "%s", msg);
     if (e9) {
@@ -409,6 +480,7 @@ int main(void)
         errors(e4);
     }
     if (e4 && e9) diffusers_invariants(e4, e9);
+    sdxl_inpaint();
     sd_engine_free(e9);
     sd_engine_free(e9s);
     sd_engine_free(e4);
