@@ -9,7 +9,11 @@
  *    recorded noise: inpaint9_euler_10_strength1, inpaint9_ddim_10_strength0.75
  *    (both layouts) and inpaint4_euler_10_strength0.75 (tiny-sd1's own UNet):
  *    latents after every step within 1e-4·max|latent|, final latent too,
- *    decoded image within 1/255;
+ *    decoded image within 1/255 (SD_SANITIZED / SD_QUICK: the single file
+ *    runs one of them); the DDIM run's UNet input built by inpaint.c
+ *    (latent mask, start latent, the 5 extra channels of every call);
+ *  - sdxl-inpaint: tiny-sdxl-s with conv_in widened by 5 zero channels loads
+ *    and its txt2img equals tiny-sdxl-s's; masked runs of both rules run;
  *  - invariants of both rules: an all-white mask equals plain img2img (4-channel,
  *    diffusers Euler and A1111) / no mask (9-channel A1111), a 9-channel
  *    txt2img equals an all-white strength-1 inpaint; A1111: unmasked latent
@@ -29,6 +33,7 @@
 #include "t.h"
 #include "../../src/engine/loader/safetensors.h"
 #include "../../src/engine/loader/st_write.h"
+#include "../../src/engine/inpaint.h"
 #include "../../src/engine/models/vae.h"
 
 #define G "goldens/inpaint-tiny-sd1/"
@@ -238,6 +243,51 @@ static void golden_run(sd_engine *e, const char *src, const char *run, const cha
     sd_image_free(&out);
     free(img); free(per_step);
     npy_free(&first); npy_free(&draws); npy_free(&fin); npy_free(&gimg); npy_free(&steps);
+}
+
+/* The UNet's input of the 9-channel DDIM run, built by inpaint.c alone
+ * (its draws replayed): the latent mask equals mask_latent.npy, the start
+ * latent unet_in[0]'s latent channels (DDIM does not scale them), the 5
+ * extra channels those of every call and both CFG rows. */
+static void check_unet_in(sd_engine *e9)
+{
+    const char *name = "inpaint/unet_in of inpaint9_ddim_10_strength0.75 from inpaint.c";
+    npy uin = {0}, draws = {0}, mlat = {0};
+    int ok = !npy_load(t_ref(G "inpaint9_ddim_10_strength0.75/unet_in.npy"), &uin) &&
+             !npy_load(t_ref(G "inpaint9_ddim_10_strength0.75/noise_draws.npy"), &draws) &&
+             !npy_load(t_ref(G "mask_latent.npy"), &mlat) && uin.n == (size_t)uin.shape[0] * 2 * 9 * LH * LW;
+    static float img[3 * W * H];
+    for (int c = 0; c < 3; c++)
+        for (int i = 0; i < W * H; i++) img[c * W * H + i] = init_rgb[i * 3 + c] / 127.5f - 1.0f;
+    sd_gen_params p = params("ddim", 0.75f);
+    inpaint_in in = {&p, sd_engine_vae(e9), img, H, W, 1, 4, LH, LW, 5, 0};
+    inpaint_run r = {0};
+    sd_sched *s = calloc(1, sizeof *s);
+    replay rp = {NULL, &draws, 0};
+    sd_noise_src ns = {replay_noise, &rp, 1234, 0};
+    float x[PER];
+    sd_err err;
+    sd_err_clear(&err);
+    ok = ok && s && !inpaint_open(&r, &in, &err) && !sd_sched_init(s, SD_SAMPLER_DDIM, SD_SPACING_LEADING, 10, &err);
+    if (ok) sd_sched_set_strength(s, 0.75);
+    ok = ok && !inpaint_start(&r, s, &ns, 0, x, &err) && !rp.bad;
+    CHECKF(ok, name, "setup: %s", err.msg);
+    if (ok) {
+        const size_t cells = LH * LW, row = 9 * cells;
+        double xerr = npy_maxdiff(x, uin.f + row, 4 * cells), xmax = npy_maxabs(uin.f + row, 4 * cells);
+        double cerr = 0, cmax = npy_maxabs(uin.f + row + 4 * cells, 5 * cells);
+        for (int64_t c = 0; c < uin.shape[0] * 2; c++) {
+            double d = npy_maxdiff(r.cond, uin.f + c * row + 4 * cells, 5 * cells);
+            cerr = d > cerr ? d : cerr;
+        }
+        printf("metric %s start_maxabs %.3g extra_maxabs %.3g\n", name, xerr, cerr);
+        CHECKF(!memcmp(r.repaint, mlat.f, sizeof(float) * cells), name, "latent mask differs from mask_latent.npy");
+        CHECKF(xerr <= 1e-4 * xmax, name, "start latent max error %.3g", xerr);
+        CHECKF(cerr <= 1e-4 * cmax, name, "mask + masked-image latents: max error %.3g over every call and row", cerr);
+    }
+    inpaint_close(&r);
+    free(s);
+    npy_free(&uin); npy_free(&draws); npy_free(&mlat);
 }
 
 /* ---- invariants ------------------------------------------------------------- */
@@ -470,10 +520,11 @@ int main(void)
         golden_run(e9, "diffusers", "inpaint9_euler_10_strength1", "euler", 1.0f);
         golden_run(e9, "diffusers", "inpaint9_ddim_10_strength0.75", "ddim", 0.75f);
     }
-    if (e9s) {
+    if (e9s) {   /* the sanitizer and quick tiers (t_subset): one run of the other layout */
         golden_run(e9s, "single", "inpaint9_euler_10_strength1", "euler", 1.0f);
-        golden_run(e9s, "single", "inpaint9_ddim_10_strength0.75", "ddim", 0.75f);
+        if (!t_subset()) golden_run(e9s, "single", "inpaint9_ddim_10_strength0.75", "ddim", 0.75f);
     }
+    if (e9) check_unet_in(e9);
     if (e4) {
         golden_run(e4, "tiny-sd1", "inpaint4_euler_10_strength0.75", "euler", 0.75f);
         a1111_invariants(e4);
