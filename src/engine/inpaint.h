@@ -42,8 +42,10 @@ typedef struct inpaint_run {
 } inpaint_run;
 
 /* The request's mask on its own, no model needed: a mask without an init
- * image, of no pixels, or with nothing to repaint (no value >= 128, which
- * both rules binarize to 0) -> SD_EINVAL naming "mask". */
+ * image or with nothing to repaint (no value >= 128, which both rules
+ * binarize to keep) -> SD_EINVAL naming "mask"; an unknown fill ->
+ * "inpaint_fill".  sd_generate runs it; sd_check_request too once the
+ * init image's pixels are there. */
 int inpaint_check(const sd_gen_params *p, sd_err *err);
 
 /* Sets r up for p on a run of B images with C x lh x lw latents: img is

@@ -670,7 +670,9 @@ int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err)
 {
     lora_request lr;   /* the prompt's LoRA tags are not text: counted without them */
     if (lora_request_parse(p, &lr, err)) { lora_request_clear(&lr); return -1; }
-    int rc = inpaint_check(p, err);
+    /* the mask once the init image's pixels are there (the server runs this
+     * check before it decodes the images; sd_generate checks again) */
+    int rc = p->init_rgb ? inpaint_check(p, err) : 0;
     if (!rc) rc = sd_check_prompts(e, lr.prompt, p->negative, p->steps, err);
     int skip = text_skip(e, p->clip_skip), layers = clip_layers(e->text[0]);
     if (!rc && skip > layers)
