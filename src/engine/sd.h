@@ -75,8 +75,8 @@ sd_engine *sd_engine_open_checker(const sd_load_opts *opts, sd_err *err);
 int sd_engine_is_checker(const sd_engine *e);
 
 typedef struct sd_model_info {
-    const char *family;          /* "sd1", "sd2" or "sdxl" (loader/family.h names the others, which
-                                    sd_engine_load refuses: "sdxl-refiner", "sd1-inpaint", ...) */
+    const char *family;          /* "sd1", "sd2", "sdxl", "sd1-inpaint", "sd2-inpaint" or "sdxl-inpaint"
+                                    (loader/family.h; sd_engine_load refuses "sdxl-refiner") */
     const char *prediction;      /* "epsilon" or "v_prediction" */
     int zero_snr;                /* 1: the zero-terminal-SNR noise schedule is in effect */
     int latent_channels;
@@ -254,6 +254,11 @@ int sd_list_loras(sd_engine *e, sd_lora_info *out, int max, sd_err *err);
  * a LoRA not loaded yet is left out).  Any thread. */
 void sd_lora_hashes(sd_engine *e, const sd_gen_params *p, char *out, size_t size);
 
+/* What the masked area of an inpainting run starts from on 4-channel models
+ * (A1111's inpainting_fill 0 "original", 2 "latent noise", 3 "latent
+ * nothing"; its 1 "fill" is pixel-side and reaches the engine as ORIGINAL). */
+typedef enum { SD_FILL_ORIGINAL = 0, SD_FILL_LATENT_NOISE, SD_FILL_LATENT_NOTHING } sd_inpaint_fill;
+
 struct sd_gen_params {
     const char *prompt;
     const char *negative;        /* NULL = "" */
@@ -291,6 +296,13 @@ struct sd_gen_params {
     int orig_width, orig_height;
     int crop_top, crop_left;
     int target_width, target_height;
+    /* ---- issue 18, inpeng: inpainting ---- */
+    /* inpainting (docs/INPAINTING.md): with init_rgb, a mask of init_width x init_height 8-bit
+     * values, 255 = repaint, 0 = keep; NULL = plain img2img.  The engine reads it as given (blur,
+     * invert, "only masked" crops and A1111's pixel "fill" are done before it, in jobs/). */
+    const uint8_t *mask;
+    sd_inpaint_fill inpaint_fill;  /* what the masked area starts from (4-channel models) */
+    /* ---- end inpeng ---- */
 };
 
 /* The sampler choice's own consistency, no model needed: `scheduler` with a
