@@ -32,6 +32,7 @@
 #include "models/vae.h"
 #include "prompt/a1111.h"
 #include "ops/ops.h"
+#include "preview.h"
 #include "samplers/kdiff.h"
 #include "samplers/samplers.h"
 #include "tokenizer/clip_bpe.h"
@@ -765,6 +766,7 @@ typedef struct guided {
     float *pooled;             /* [rows][text->P]: a1111_conds_pooled's rows */
     int vec_dim;               /* unet_info.add_dim = text->P + 6 */
     float time_ids[6];         /* [orig_h, orig_w, crop_top, crop_left, target_h, target_w] */
+    preview_run *pv;           /* live previews (preview.h) */
 } guided;
 
 /* The context rows for model call `call` and their length: padded to one
@@ -961,6 +963,7 @@ static int kd_generate(guided *g, const sd_gen_params *p, const float *init, sd_
         .sampler = s, .sigmas = sig + first, .steps = p->steps - first, .batch = g->B, .per_image = n / g->B,
         .denoise = kd_guided_denoise, .denoise_ud = &k, .noise = ns,
         .progress = p->progress, .progress_ud = p->progress_ud,
+        .on_denoised = preview_hook(g->pv), .on_denoised_ud = g->pv,
     };
     rc = kd_sample(&r, x, err);
 out:
@@ -1038,6 +1041,10 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     text_run text = {0};
     float *x = NULL, *noise = NULL, *img = NULL, *mean = NULL, *stdv = NULL;
     guided g = {0};
+    preview_run pv;   /* image 0's live previews (sd_gen_params.preview) */
+    preview_run_init(&pv, p, preview_factors_of(sd_family_info(e->family)->base == SD_FAMILY_SDXL), NULL, C, lh, lw,
+                     out_w, out_h, img2img ? 0 : (PW - out_w) / 2, img2img ? 0 : (PH - out_h) / 2);
+    g.pv = &pv;
     sd_sched *sch = sd_calloc(1, sizeof *sch);
     for (int i = 0; i < B; i++) out[i].rgb = NULL;
     if (!sch) { sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto done; }
@@ -1110,6 +1117,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
             .sched = sch, .pred = e->pred, .batch = B, .per_image = per,
             .model = guided_model, .model_ud = &g, .noise = &ns,
             .progress = p->progress, .progress_ud = p->progress_ud,
+            .on_denoised = preview_hook(&pv), .on_denoised_ud = &pv,
         };
         if (sd_sample(&req, x, err)) goto done;
     }
@@ -1143,6 +1151,7 @@ done:
     if (rc)
         for (int i = 0; i < B; i++) sd_image_free(&out[i]);
     text_run_close(&text);
+    preview_run_close(&pv);
     free(sch); free(g.ctx); free(x); free(noise); free(img); free(mean); free(stdv);
     free(g.x2); free(g.o2); free(g.t2);
     free(g.vec); free(g.pooled);
