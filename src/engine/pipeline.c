@@ -76,6 +76,8 @@ struct sd_unet *sd_engine_unet(sd_engine *e) { return e->unet; }
 struct sd_clip *sd_engine_clip(sd_engine *e) { return e->text[0]; }
 struct sd_vae *sd_engine_vae(sd_engine *e) { return e->vae; }
 struct sd_tokenizer *sd_engine_tokenizer(sd_engine *e) { return e->tok; }
+struct taesd *sd_engine_taesd(sd_engine *e) { return e->taesd; }
+int sd_engine_is_sdxl(const sd_engine *e) { return sd_family_info(e->family)->base == SD_FAMILY_SDXL; }
 
 static char *read_text_file(const char *path, size_t *len, sd_err *err)
 {
@@ -1088,7 +1090,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     float *x = NULL, *noise = NULL, *img = NULL, *mean = NULL, *stdv = NULL;
     guided g = {0};
     preview_run pv;   /* image 0's live previews (sd_gen_params.preview) */
-    preview_run_init(&pv, p, preview_factors_of(sd_family_info(e->family)->base == SD_FAMILY_SDXL), e->taesd, C, lh, lw,
+    preview_run_init(&pv, p, preview_factors_of(sd_engine_is_sdxl(e)), e->taesd, C, lh, lw,
                      out_w, out_h, img2img ? 0 : (PW - out_w) / 2, img2img ? 0 : (PH - out_h) / 2);
     g.pv = &pv;
     sd_sched *sch = sd_calloc(1, sizeof *sch);

@@ -74,6 +74,13 @@ static void check_model(ops_ctx *ctx, const char *label, const char *path)
     snprintf(name, sizeof name, "taesd %s loads both halves", label);
     CHECKF(m && taesd_has_decoder(m) && taesd_has_encoder(m), name, "%s", err.msg);
     if (!m) return;
+    /* decode FLOPs of 8x6 by hand: conv 4->24 and 2 blocks at 8x6; per upsampled level a conv + blocks
+     * (2, 2, then 1 and the conv to RGB) at 16x12, 32x24, 64x48 */
+    const double k = 2.0 * 24 * 24 * 9;
+    const double want_fl = 2.0 * 4 * 24 * 9 * 48 + 6 * k * 48 + 7 * k * 192 + 7 * k * 768 + 4 * k * 3072 +
+                           2.0 * 24 * 3 * 9 * 3072;
+    snprintf(name, sizeof name, "taesd %s decode FLOPs counted from the shapes", label);
+    CHECKF(fabs(taesd_decode_flops(m, 8, 6) - want_fl) < 1, name, "%.0f, want %.0f", taesd_decode_flops(m, 8, 6), want_fl);
     snprintf(name, sizeof name, "taesd %s shapes read", label);
     CHECKF(taesd_latent_channels(m) == 4 && taesd_scale(m) == 8 && taesd_width(m) == 24, name,
            "latent %d scale %d width %d", taesd_latent_channels(m), taesd_scale(m), taesd_width(m));

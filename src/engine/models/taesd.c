@@ -341,6 +341,19 @@ int taesd_scale(const taesd *t) { return t->dec.l ? t->dec.scale : t->enc.scale;
 int taesd_width(const taesd *t) { return t->dec.width > t->enc.width ? t->dec.width : t->enc.width; }
 void taesd_set_tap(taesd *t, taesd_tap_fn tap, void *ud) { t->tap = tap; t->tap_ud = ud; }
 
+double taesd_decode_flops(const taesd *t, int h, int w)
+{
+    double f = 0, hw = (double)h * w;
+    for (int i = 0; t->dec.l && i < t->dec.n; i++) {
+        const tlayer *l = &t->dec.l[i];
+        if (l->kind == TL_CONV && l->up) hw *= 4;
+        const tconv *c[4] = {&l->c, &l->c2, &l->c4, &l->skip};
+        for (int k = 0; k < 4 && l->kind != TL_RELU && l->kind != TL_UP; k++)
+            if (c[k]->w) f += 2.0 * c[k]->ic * c[k]->oc * c[k]->k * c[k]->k * hw;
+    }
+    return f;
+}
+
 /* ---- forward ------------------------------------------------------------- */
 
 static int reserve(taesd *t, size_t n, sd_err *err)

@@ -42,6 +42,10 @@ int taesd_decode(taesd *t, const float *z, int h, int w, float *img, sd_err *err
 /* img[3, H, W] in [-1, 1], H and W multiples of the scale -> z[C, H/s, W/s]. */
 int taesd_encode(taesd *t, const float *img, int H, int W, float *z, sd_err *err);
 
+/* FLOPs of decoding one h x w latent (multiply-add = 2; convs only, as
+ * vae_decode_flops counts).  0 without a decoder. */
+double taesd_decode_flops(const taesd *t, int h, int w);
+
 /* Tests: after each layer of the next decode / encode, tap(ud, decoder,
  * layer, x, C, H, W) with the layer's output x[H][W][C] (NHWC) and its
  * diffusers index (decoder.layers.N / encoder.layers.N; the ReLUs inside
