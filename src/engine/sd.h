@@ -43,6 +43,13 @@ typedef struct sd_load_opts {
     const char *lora_dir;      /* optional: where LoRA names resolve (<dir>/<name>.safetensors); NULL = no LoRA */
     /* tiled VAE decode (issue 15 item 6; docs/SERVER.md "VAE tiling") */
     const char *vae_tiling;    /* "auto" (NULL: images above 1024x1024 pixels), "on" or "off" */
+    /* live previews and the fast decoder (issue 18 item 2; docs/SERVER.md "Previews") */
+    const char *preview_decoder; /* a TAESD .safetensors file (madebyollin's taesd_decoder.safetensors or a
+                                  diffusers AutoencoderTiny file) or AutoencoderTiny folder; NULL = the
+                                  per-family latent-to-RGB approximation.  Its latent channels must be the
+                                  model's (error naming "preview_decoder") */
+    const char *vae_decoder;   /* "vae" (NULL) = final images decoded by the checkpoint's VAE; "taesd" = by
+                                  the preview decoder too: fast, lower quality; needs preview_decoder */
 } sd_load_opts;
 
 /* 0 if name is a precision sd_load_opts accepts ("auto", "fp32", "bf16x2", "bf16"), else -1. */
@@ -59,6 +66,8 @@ int sd_prediction_parse(const char *name, sd_prediction *out);
 int sd_zero_snr_parse(const char *name, int *out);
 /* 0 if name is a vae_tiling sd_load_opts accepts ("auto", "on", "off"), else -1. */
 int sd_vae_tiling_known(const char *name);
+/* 0 if name is a vae_decoder sd_load_opts accepts ("vae", "taesd"), else -1. */
+int sd_vae_decoder_known(const char *name);
 
 sd_engine *sd_engine_load(const sd_load_opts *opts, sd_err *err);
 void sd_engine_free(sd_engine *e);
@@ -188,6 +197,10 @@ typedef struct sd_image {
 } sd_image;
 void sd_image_free(sd_image *img);
 
+/* Live preview (sd_gen_params.preview): step of total done (1-based, as
+ * sd_progress_fn), img = image 0's current estimate, valid during the call. */
+typedef void (*sd_preview_fn)(void *ud, int step, int total, const sd_image *img);
+
 /* Prompt length.  Prompts are read with AUTOMATIC1111's syntax
  * (engine/prompt/a1111.h, docs/PROMPTS.md) and encoded in A1111's chunks of
  * 77 ids (75 tokens of text between start and end; a full chunk moves the
@@ -303,6 +316,14 @@ struct sd_gen_params {
     const uint8_t *mask;
     sd_inpaint_fill inpaint_fill;  /* what the masked area starts from (4-channel models) */
     /* ---- end inpeng ---- */
+    /* ---- previews (issue 18, preveng) ---- */
+    /* live previews (docs/SERVER.md "Previews"): every preview_every steps (0 = none; also after
+     * the last step is not needed) preview(ud, step, total, img) with image 0's current estimate
+     * of the picture, decoded by the load option preview_decoder (TAESD) or, without one, the
+     * per-family latent-to-RGB approximation; img (any size, RGB8) is valid during the call only. */
+    sd_preview_fn preview; void *preview_ud;
+    int preview_every;
+    /* ---- end previews ---- */
 };
 
 /* The sampler choice's own consistency, no model needed: `scheduler` with a

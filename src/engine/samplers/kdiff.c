@@ -220,6 +220,7 @@ int kd_sample(const kd_sample_req *r, float *x, sd_err *err)
     for (int i = 0; i < r->steps && rc == 0; i++) {
         if (r->on_step) r->on_step(r->on_step_ud, i, x);
         rc = STEPS[r->sampler](&k, i, x, err);
+        if (rc == 0 && r->on_denoised) r->on_denoised(r->on_denoised_ud, i + 1, r->steps, k.den);
         if (rc == 0 && r->progress && r->progress(r->progress_ud, i + 1, r->steps))
             rc = sd_errf(err, SD_ECANCELLED, "", "cancelled after step %d of %d", i + 1, r->steps);
     }

@@ -64,6 +64,9 @@ typedef struct kd_sample_req {
     sd_progress_fn progress; void *progress_ud;
     /* optional: the state x at the start of each step (k-diffusion's callback) */
     void (*on_step)(void *ud, int step, const float *x); void *on_step_ud;
+    /* optional: the last denoised estimate [batch][per_image] after each step
+     * (step 1..steps, as progress; live previews); read only */
+    void (*on_denoised)(void *ud, int step, int total, const float *x0); void *on_denoised_ud;
 } kd_sample_req;
 
 /* txt2img start latent: x = noise * sigmas[0] (in place allowed). */

@@ -119,6 +119,7 @@ static void step_ddim(run *u, int k, float *x, float *m)
         if (u->v) { x0 = sa * x[i] - sb * m[i]; eps = sa * m[i] + sb * x[i]; }
         else { x0 = (x[i] - sb * m[i]) / sa; eps = m[i]; }
         x[i] = a_prev * x0 + dir * eps;
+        m[i] = x0;   /* as the other steps leave it: the data prediction (on_denoised) */
     }
 }
 
@@ -219,6 +220,7 @@ int sd_sample(const sd_sample_req *r, float *x, sd_err *err)
         }
         if (r->after_step) r->after_step(r->after_step_ud, k, x);
         if (r->on_step) r->on_step(r->on_step_ud, call, x);
+        if (r->on_denoised) r->on_denoised(r->on_denoised_ud, call + 1, total, m);   /* every step leaves x0 in m */
         if (r->progress && r->progress(r->progress_ud, call + 1, total)) {
             rc = sd_errf(err, SD_ECANCELLED, "", "cancelled after step %d of %d", call + 1, total);
             break;

@@ -166,6 +166,9 @@ typedef struct sd_sample_req {
     void (*after_step)(void *ud, int k, float *x); void *after_step_ud;
     /* optional: sees the latent after each step (tests, previews) */
     void (*on_step)(void *ud, int call, const float *x); void *on_step_ud;
+    /* optional: the step's data prediction x0 [batch][per_image] after each
+     * step (step 1..total, as progress; live previews); read only */
+    void (*on_denoised)(void *ud, int step, int total, const float *x0); void *on_denoised_ud;
 } sd_sample_req;
 
 /* Runs steps sched->start .. steps-1 on x (in: start latent from
