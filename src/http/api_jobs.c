@@ -119,19 +119,11 @@ enum MHD_Result jobs_get(http_server *s, req *r, struct MHD_Connection *c)
     return reply_json(c, &r->ri, 200, b);
 }
 
-/* Why a job has no preview now, for the 404 naming `preview`. */
-static const char *no_preview_why(job_state st)
-{
-    switch (st) {
-    case JOB_QUEUED: return "it is still queued";
-    case JOB_RUNNING: return "none made yet (one comes every --preview-every steps; 0 = previews off)";
-    default: return "it has finished (its images are in GET /jobs/{id})";
-    }
-}
-
 /* GET /jobs/{id}/preview: 200 image/png with X-Preview-Step "step/total"
- * while the job runs and has one, else 404 naming preview; an unknown job
- * (or another key's) is 404 naming id as GET /jobs/{id}. */
+ * while the job runs and has one, else 204 (queued, none made yet, previews
+ * off, or finished: GET /jobs/{id} tells which; a browser's console shows no
+ * error for it); an unknown job (or another key's) is 404 naming id as
+ * GET /jobs/{id}. */
 enum MHD_Result jobs_preview_get(http_server *s, req *r, struct MHD_Connection *c)
 {
     const char *start = r->url + strlen("/jobs/");
@@ -142,11 +134,9 @@ enum MHD_Result jobs_preview_get(http_server *s, req *r, struct MHD_Connection *
     if (!j) return res;
     job_preview pv;
     int rc = jobs_preview(s->q, j, &pv, &r->err);
-    job_state st = !rc && !pv.png ? jobs_state(s->q, j) : JOB_RUNNING;   /* for the message */
     jobs_release(s->q, j);
     if (rc) return reply_error(c, &r->ri, &r->err, 0, NULL);
-    if (!pv.png)
-        return reply_errorf(c, &r->ri, SD_ENOTFOUND, "preview", "job %s has no preview: %s", id, no_preview_why(st));
+    if (!pv.png) return reply_raw(c, &r->ri, 204, "image/png", NULL, 0, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store", NULL);
     char step[48];
     snprintf(step, sizeof step, "%d/%d", pv.step, pv.total);
     return reply_raw(c, &r->ri, 200, "image/png", (char *)pv.png, pv.len, "X-Preview-Step", step,
