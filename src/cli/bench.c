@@ -27,6 +27,8 @@
 #include <unistd.h>
 
 #include "../engine/models/clip.h"
+#include "../engine/models/taesd.h"
+#include "../engine/preview.h"
 #include "../engine/models/unet.h"
 #include "../engine/models/vae.h"
 #include "../engine/ops/ops.h"
@@ -129,6 +131,9 @@ static void usage(FILE *f)
             "  --prompt-windows N prompt and negative of N 77-token windows each (1): the\n"
             "                     text encoder's and the UNet's cross-attention cost of long prompts\n"
             "  --skip LIST        stages to skip, comma-separated: load,text,unet,decode,encode\n"
+            "  --preview-decoder F  after the UNet stage, time a TAESD decode of the latent (median of 5)\n"
+            "                     and the previews' linear approximation (median of 20), and their share\n"
+            "                     of the UNet step (bench/README.md \"Previews\")\n"
             "  --winograd-check   also run one UNet step and one decode with Winograd off, on\n"
             "                     everywhere, auto and wide; print time and error against off\n"
             "                     (fp32 only: the bf16 precisions have no Winograd)\n"
@@ -233,6 +238,46 @@ static void report(const char *name, double *t, int n, double flops, double peak
     else
         printf("%-14s %9.3f s  %48s RSS %.2f GiB (peak %.2f)\n", name, m, "", rss_now_gb(), peak_rss_gb());
     fflush(stdout);
+}
+
+/* --preview-decoder: the previews' two decoders on the UNet stage's latent
+ * x[C, lh, lw] (image 0): a TAESD decode (median of 5) and the linear
+ * approximation (median of 20), and their share of a UNet step. */
+#define BENCH_TAESD_REPEATS 5
+#define BENCH_APPROX_REPEATS 20
+static int bench_previews(sd_engine *e, const float *x, int lh, int lw, double unet_s, int unet_n, double peak,
+                          sd_err *err)
+{
+    struct taesd *td = sd_engine_taesd(e);
+    const int S = taesd_scale(td);
+    double t[BENCH_APPROX_REPEATS];
+    float *img = malloc(sizeof(float) * 3 * lh * S * lw * S);
+    uint8_t *rgb = malloc((size_t)3 * lh * lw);
+    if (!img || !rgb) { free(img); free(rgb); return sd_errf(err, SD_ENOMEM, NULL, "out of memory"); }
+    int rc = 0;
+    for (int r = 0; r < BENCH_TAESD_REPEATS && rc == 0; r++) {
+        double t0 = now();
+        rc = taesd_decode(td, x, lh, lw, img, err);
+        t[r] = now() - t0;
+    }
+    if (rc == 0) {
+        report("taesd decode", t, BENCH_TAESD_REPEATS, taesd_decode_flops(td, lh, lw), peak);
+        double mt = median(t, BENCH_TAESD_REPEATS);
+        for (int r = 0; r < BENCH_APPROX_REPEATS; r++) {
+            double t0 = now();
+            preview_approx(preview_factors_of(sd_engine_is_sdxl(e)), x, lh, lw, rgb);
+            t[r] = now() - t0;
+        }
+        double ma = median(t, BENCH_APPROX_REPEATS);
+        printf("%-14s %9.3f ms (%dx%d RGB at latent size, median of %d)\n", "preview approx", ma * 1e3, lw, lh,
+               BENCH_APPROX_REPEATS);
+        if (unet_s > 0)
+            printf("previews: taesd decode %dx%d = %.1f %% of a unet step (median of %d vs %d), approximation %.3f ms\n",
+                   lw * S, lh * S, 100.0 * mt / unet_s, BENCH_TAESD_REPEATS, unet_n, ma * 1e3);
+    }
+    free(img);
+    free(rgb);
+    return rc;
 }
 
 static int parse_int(const char *o, const char *v, int lo, int hi, int *dst)
@@ -401,6 +446,8 @@ static int check_finite(const char *what, const float *v, size_t n, sd_err *err)
 int cli_bench(int argc, char **argv)
 {
     const char *model = NULL, *vocab = NULL, *skip = "", *precision = NULL, *lora = NULL;
+    const char *preview_decoder = NULL;   /* --preview-decoder: time the previews' decoders */
+    double unet_med = 0;
     int wcheck = 0, pcheck = 0, windows = 1;
     bench_lora bl;
     int W = 0, H = 0, batch = 1, repeats = 3, steps = 1, threads = 0;
@@ -417,6 +464,7 @@ int cli_bench(int argc, char **argv)
             if (v && sd_precision_known(v)) { fprintf(stderr, "bench: --precision must be auto, fp32, bf16x2 or bf16\n"); return 2; }
         }
         else if (!strcmp(o, "--winograd-check")) wcheck = 1;
+        else if (!strcmp(o, "--preview-decoder")) { preview_decoder = v; i++; bad = !v; }
         else if (!strcmp(o, "--lora")) {
             lora = v; i++; bad = !v;
             if (v && bench_lora_parse(v, &bl)) { fprintf(stderr, "bench: --lora FILE[:W]\n"); return 2; }
@@ -443,6 +491,7 @@ int cli_bench(int argc, char **argv)
     lo.threads = threads;
     lo.precision = precision;
     lo.lora_dir = lora ? bl.dir : NULL;
+    lo.preview_decoder = preview_decoder;
     sd_err err = {0};
     double *t = calloc(repeats, sizeof *t);
     if (!t) return 1;
@@ -534,6 +583,7 @@ int cli_bench(int argc, char **argv)
             t[r] = now() - t0;
         }
         report(rows > batch ? "unet cfg step" : "unet step", t, repeats, unet_flops(un, rows, lh, lw, T), peak);
+        unet_med = median(t, repeats);
         if (check_finite("unet output", o, per * rows, &err)) goto fail;
         if (lora && bench_lora_run(e, &bl, median(t, repeats), x, ts, &cond, rows, lh, lw, o, &err)) goto fail;
         size_t ws = 0;
@@ -542,6 +592,7 @@ int cli_bench(int argc, char **argv)
         unet_release_activations(un);   /* as the pipeline does before decoding */
         if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)", unet_ops_ctx(un));
     }
+    if (preview_decoder && bench_previews(e, x, lh, lw, unet_med, repeats, peak, &err)) goto fail;
     if (do_dec) {
         for (int r = 0; r < repeats; r++) {
             if (r == repeats - 1) ops_prof_reset();   /* SD_PROFILE=1: the last run's ops */

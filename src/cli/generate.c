@@ -79,6 +79,8 @@ void gen_usage(FILE *f)
             "  --vae F              VAE override: .safetensors or diffusers VAE folder\n"
             "  --lora-dir DIR       where --lora and <lora:NAME:W> names resolve (docs/LORA.md)\n"
             "  --vae-tiling M       auto|on|off: decode in row stripes (auto: above 1024x1024)  [auto]\n"
+            "  --preview-decoder F  TAESD file or folder for previews (docs/SERVER.md \"Previews\")\n"
+            "  --vae-decoder D      vae|taesd: final decode by the TAESD (fast, lower quality)  [vae]\n"
             "  -h, --help           this text\n"
             "\n"
             "--init-image F: the file is turned upright by its EXIF orientation and\n"
@@ -167,7 +169,8 @@ static int given(const gen_args *a, const char *name)
 
 /* The flags that are not request fields. */
 typedef enum { O_MODEL, O_CONFIG, O_VOCAB, O_OUTPUT, O_THREADS, O_PRECISION, O_HELP, O_EMBEDDINGS_DIR, O_VAE, O_LORA_DIR,
-               O_PREDICTION, O_ZERO_SNR, O_VAE_TILING } opt_id;
+               O_PREDICTION, O_ZERO_SNR, O_VAE_TILING,
+               O_PREVIEW_DECODER, O_VAE_DECODER } opt_id;
 
 static const struct {
     const char *lng, *shrt;
@@ -183,6 +186,8 @@ static const struct {
     {"--prediction", NULL, O_PREDICTION, 1},
     {"--zero-terminal-snr", NULL, O_ZERO_SNR, 1},
     {"--vae-tiling", NULL, O_VAE_TILING, 1},
+    {"--preview-decoder", NULL, O_PREVIEW_DECODER, 1},
+    {"--vae-decoder", NULL, O_VAE_DECODER, 1},
 };
 
 static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err *err)
@@ -224,6 +229,14 @@ static int apply(gen_args *a, opt_id id, const char *flag, const char *v, sd_err
     case O_VAE_TILING:
         if (sd_vae_tiling_known(v)) return sd_errf(err, SD_EINVAL, flag, "%s must be auto, on or off; got '%s'", flag, v);
         a->vae_tiling = v;
+        break;
+    case O_PREVIEW_DECODER:
+        if (!*v) return sd_errf(err, SD_EINVAL, flag, "%s needs a TAESD file or folder", flag);
+        a->preview_decoder = v;
+        break;
+    case O_VAE_DECODER:
+        if (sd_vae_decoder_known(v)) return sd_errf(err, SD_EINVAL, flag, "%s must be vae or taesd; got '%s'", flag, v);
+        a->vae_decoder = v;
         break;
     }
     return 0;
@@ -422,6 +435,8 @@ static int run(const gen_args *a, sd_err *err)
                        .precision = a->precision, .embeddings_dir = a->embeddings_dir,
                        .vae_path = a->vae, .lora_dir = a->lora_dir,
                        .prediction = a->prediction, .zero_snr = a->zero_snr, .vae_tiling = a->vae_tiling};
+    lo.preview_decoder = a->preview_decoder;   /* previews (issue 18) */
+    lo.vae_decoder = a->vae_decoder;
     sd_engine *eng = sd_engine_load(&lo, err);
     if (!eng) {
         img_rgb_free(&init);

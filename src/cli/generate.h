@@ -35,6 +35,8 @@ typedef struct gen_args {
     const char *vae;            /* --vae: VAE override file or folder, NULL = the model's */
     const char *lora_dir;       /* --lora-dir: where --lora / <lora:...> names resolve */
     const char *vae_tiling;     /* --vae-tiling auto|on|off, NULL = auto */
+    const char *preview_decoder; /* --preview-decoder: TAESD file or folder, NULL = none */
+    const char *vae_decoder;    /* --vae-decoder vae|taesd, NULL = vae */
     int help;                   /* --help / -h given */
 } gen_args;
 

@@ -10,6 +10,9 @@
  *   --preset sdxl   SDXL 1.0 base shapes (2515 tensors, 3.47 B parameters) in
  *                   the released file's naming (conditioner.embedders.0/1),
  *                   one file plus an sgm-style <stem>.ldm_config.json.
+ *   --preset taesd  madebyollin's TAESD shapes (64 channels, encoder blocks
+ *                   1,3,3,3, decoder 3,3,3,1) in diffusers AutoencoderTiny
+ *                   naming, one file: a --preview-decoder for benches.
  * Size flags change any preset (see usage()); --list prints the tensor list
  * the writer would write (name, dtype, shape) without writing anything.  Weights are
  * normal(0, 1/sqrt(fan_in)) for matrices and convolutions, norms have gamma 1
@@ -685,6 +688,57 @@ static int write_config(const char *path, const arch *a)
                                        "parameterization", a->prediction));
 }
 
+/* ---- TAESD (--preset taesd) ---- */
+
+/* diffusers AutoencoderTiny single-file names (encoder.layers.N /
+ * decoder.layers.N), taesd's shapes: 64 channels, encoder blocks 1,3,3,3
+ * with stride-2 convs without bias between, decoder conv + ReLU, blocks
+ * 3,3,3,1 with upsampling + conv without bias between, conv to RGB. */
+static void taesd_block(tlist *l, const char *half, int n, int c)
+{
+    for (int k = 0; k <= 4; k += 2) {
+        add(l, INIT_W, 4, c, c, 3, 3, "%s.layers.%d.conv.%d.weight", half, n, k);
+        add(l, INIT_ZERO, 1, c, 0, 0, 0, "%s.layers.%d.conv.%d.bias", half, n, k);
+    }
+}
+
+static void build_taesd(tlist *l, const arch *a)
+{
+    char pb[160];
+    const int c = 64, enc[4] = {1, 3, 3, 3}, dec[4] = {3, 3, 3, 1};
+    int n = 0;
+    conv(l, P("encoder.layers.%d", n++), c, 3, 3);
+    for (int i = 0; i < 4; i++) {
+        if (i) add(l, INIT_W, 4, c, c, 3, 3, "encoder.layers.%d.weight", n++);
+        for (int j = 0; j < enc[i]; j++) taesd_block(l, "encoder", n++, c);
+    }
+    conv(l, P("encoder.layers.%d", n++), a->latent_ch, c, 3);
+    n = 0;
+    conv(l, P("decoder.layers.%d", n++), c, a->latent_ch, 3);
+    n++;   /* ReLU */
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < dec[i]; j++) taesd_block(l, "decoder", n++, c);
+        if (i < 3) add(l, INIT_W, 4, c, c, 3, 3, "decoder.layers.%d.weight", ++n), n++;   /* after the upsampling */
+    }
+    conv(l, P("decoder.layers.%d", n), 3, c, 3);
+}
+
+static int make_taesd(const char *out, int list, const char *fdt, uint64_t seed, const arch *a, int quiet)
+{
+    tlist l = {0};
+    build_taesd(&l, a);
+    int64_t params = 0;
+    int rc = l.oom ? -1 : 0;
+    if (l.oom) fprintf(stderr, "make-model: out of memory\n");
+    else if (list) print_list(stdout, &l, fdt);
+    else rc = write_safetensors(out, &l, fdt, seed, &params);
+    if (!rc && !list && !quiet)
+        printf("wrote %s: a random TAESD (%zu tensors, %.2f M parameters, %s, seed %llu)\n", out, l.n, params / 1e6,
+               fdt, (unsigned long long)seed);
+    free(l.t);
+    return rc ? 1 : 0;
+}
+
 /* ---- presets and flags ---- */
 
 static void preset_demo(arch *a)
@@ -781,6 +835,7 @@ static const struct int_flag_t {
     {"--text2-mlp", offsetof(arch, text2_mlp), 1, 65536},
     {"--text2-proj", offsetof(arch, text2_proj), 1, 16384},
     {"--add-time-dim", offsetof(arch, add_time_dim), 2, 4096},
+    {"--latent-channels", offsetof(arch, latent_ch), 1, 64},
 };
 
 static const struct int_flag_t *int_flag(const char *o)
@@ -793,12 +848,14 @@ static const struct int_flag_t *int_flag(const char *o)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: sdserve make-model --preset demo|sd15|sdxl -o PATH [options]\n"
+            "usage: sdserve make-model --preset demo|sd15|sdxl|taesd -o PATH [options]\n"
             "Writes a random-weight checkpoint in the original single-file (LDM) naming.\n"
             "  --preset demo          small model (seconds on a CPU), PATH is a folder: model.safetensors,\n"
             "                         model.ldm_config.json, tokenizer/ (byte-level, 514 ids)\n"
             "  --preset sd15          Stable Diffusion 1.5 shapes (1131 tensors, ~2 GB as f16), PATH is a file\n"
             "  --preset sdxl          SDXL 1.0 base shapes and naming (2515 tensors, 6.9 GB as f16), PATH is a file\n"
+            "  --preset taesd         a TAESD (taesd's shapes, diffusers AutoencoderTiny names), PATH is a file:\n"
+            "                         a --preview-decoder for benches\n"
             "  -o, --output PATH      where to write\n"
             "  --list                 print the tensor list (name dtype [shape]) instead of writing\n"
             "  --dtype f16|bf16|f32   tensor dtype (default f16)\n"
@@ -819,6 +876,7 @@ static void usage(FILE *f)
             "                         sdxl: the second (OpenCLIP) tower; context = text width + text2 width\n"
             "  --add-time-dim N       sdxl: width of each size/crop embedding (label_emb input: proj + 6 N)\n"
             "  --prediction eps|v     parameterization written to the config\n"
+            "  --latent-channels N    latent channels (default 4)\n"
             "  --file | --folder      force a bare file / a folder (default: folder for demo)\n"
             "  -q, --quiet\n");
 }
@@ -838,8 +896,8 @@ int cli_make_model(int argc, char **argv)
         preset_sd15(&a);
     } else if (preset && !strcmp(preset, "sdxl")) {
         preset_sdxl(&a);
-    } else if (preset && strcmp(preset, "demo")) {
-        fprintf(stderr, "make-model: unknown preset '%s' (demo, sd15, sdxl)\n", preset);
+    } else if (preset && strcmp(preset, "demo") && strcmp(preset, "taesd")) {
+        fprintf(stderr, "make-model: unknown preset '%s' (demo, sd15, sdxl, taesd)\n", preset);
         return 2;
     }
     if (!preset) preset = "demo";
@@ -948,6 +1006,7 @@ int cli_make_model(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (!strcmp(preset, "taesd")) return make_taesd(out, list, fdt, seed, &a, quiet);
     if (folder < 0) folder = !strcmp(preset, "demo");
     if (a.openclip && !strcmp(preset, "demo")) a.pad_id = 0;
     /* sdxl's config carries block_out_channels, so its levels need not be multiples of the first */

@@ -159,6 +159,8 @@ static char *o_prediction, *o_zero_snr;
 static int64_t o_max_side, o_max_pixels;
 /* tiled VAE decode (docs/SERVER.md "VAE tiling") */
 static char *o_vae_tiling;
+/* live previews' decoder and the fast final decode (issue 18; docs/SERVER.md "Previews") */
+static char *o_preview_decoder, *o_vae_decoder;
 /* several models (issue 16 item 3; docs/SERVER.md "Several models") */
 static char *o_model_dir;
 static int64_t o_max_loaded;
@@ -270,6 +272,13 @@ static const sd_setting serve_settings[] = {
     {"vae-tiling", SD_SET_STR, &o_vae_tiling, "auto", 0, 0,
      "decode images in row stripes, with the same pictures (>= 40 dB) in a fraction of the memory: auto (images "
      "above 1024x1024 pixels), on or off"},
+    /* live previews' decoder (issue 18) */
+    {"preview-decoder", SD_SET_STR, &o_preview_decoder, NULL, 0, 0,
+     "TAESD that draws the live previews: madebyollin's taesd_decoder.safetensors (taesdxl_ for SDXL) or a "
+     "diffusers AutoencoderTiny folder (none = the cheap latent-to-RGB approximation; docs/SERVER.md \"Previews\")"},
+    {"vae-decoder", SD_SET_STR, &o_vae_decoder, "vae", 0, 0,
+     "final images decoded by: vae (the checkpoint's VAE) or taesd (the --preview-decoder: much faster, lower "
+     "quality)"},
     /* several models */
     {"model-dir", SD_SET_STR, &o_model_dir, NULL, 0, 0,
      "folder of checkpoints requests name in their model field (*.safetensors files, diffusers folders, folders "
@@ -446,6 +455,22 @@ static void *load_main(void *arg)
     return NULL;
 }
 
+/* --vae-decoder's value, taesd only with a --preview-decoder, and that
+ * file or folder there: at start-up, whichever model loads later. */
+static int check_preview_settings(sd_err *err)
+{
+    if (sd_vae_decoder_known(o_vae_decoder))
+        return sd_errf(err, SD_EINVAL, "vae-decoder", "--vae-decoder must be vae or taesd; got '%.40s'", o_vae_decoder);
+    const int have = o_preview_decoder && *o_preview_decoder;
+    if (!strcmp(o_vae_decoder, "taesd") && !have)
+        return sd_errf(err, SD_EINVAL, "vae-decoder", "--vae-decoder taesd needs a TAESD file (--preview-decoder)");
+    struct stat st;
+    if (have && stat(o_preview_decoder, &st) != 0)
+        return sd_errf(err, SD_ENOTFOUND, "preview-decoder", "--preview-decoder %s: %s", o_preview_decoder,
+                       strerror(errno));
+    return 0;
+}
+
 static void loader_init(model_loader *L)
 {
     memset(L, 0, sizeof *L);
@@ -462,6 +487,8 @@ static void loader_init(model_loader *L)
     L->lo.embeddings_dir = o_embeddings_dir;
     L->lo.vae_path = o_vae;
     L->lo.vae_tiling = o_vae_tiling;
+    L->lo.preview_decoder = o_preview_decoder && *o_preview_decoder ? o_preview_decoder : NULL;
+    L->lo.vae_decoder = o_vae_decoder;
     L->main_thread = pthread_self();
 }
 
@@ -777,6 +804,7 @@ int cli_serve_mode(int argc, char **argv, int worker_only)
         sd_errf(&err, SD_EINVAL, "vae-tiling", "--vae-tiling must be auto, on or off; got '%.40s'", o_vae_tiling);
         goto out;
     }
+    if (check_preview_settings(&err)) goto out;
     if (check_queue_settings(worker_only, &err)) goto out;
     snprintf(images_dir, sizeof images_dir, "%s/images", o_data);
     if (mkdir_p(images_dir, &err)) goto out;

@@ -28,6 +28,7 @@
 #include "loader/weights.h"
 #include "lora/apply.h"
 #include "models/clip.h"
+#include "models/taesd.h"
 #include "models/unet.h"
 #include "models/vae.h"
 #include "prompt/a1111.h"
@@ -65,12 +66,18 @@ struct sd_engine {
     char vae_name[256], vae_hash[16];   /* sd_model_info.vae_name / vae_hash */
     lora_engine *lora;    /* LoRA per request: cache and applied set (lora/apply.h) */
     int checker;          /* sd_engine_open_checker: headers only, shape-only handles; never runs */
+    /* previews (issue 18, preveng): the preview decoder and the fast final decode */
+    taesd *taesd;         /* --preview-decoder (sd_load_opts.preview_decoder), or NULL: the approximation */
+    int taesd_final;      /* --vae-decoder taesd: final images decoded by it too */
+    int vae_prec;         /* the VAE's precision (OPS_*): the TAESD runs at it */
 };
 
 struct sd_unet *sd_engine_unet(sd_engine *e) { return e->unet; }
 struct sd_clip *sd_engine_clip(sd_engine *e) { return e->text[0]; }
 struct sd_vae *sd_engine_vae(sd_engine *e) { return e->vae; }
 struct sd_tokenizer *sd_engine_tokenizer(sd_engine *e) { return e->tok; }
+struct taesd *sd_engine_taesd(sd_engine *e) { return e->taesd; }
+int sd_engine_is_sdxl(const sd_engine *e) { return sd_family_info(e->family)->base == SD_FAMILY_SDXL; }
 
 static char *read_text_file(const char *path, size_t *len, sd_err *err)
 {
@@ -256,6 +263,8 @@ static int set_precision(sd_engine *e, const char *name, sd_err *err)
     for (int i = 0; i < e->n_text; i++) clip_set_precision(e->text[i], pt);
     unet_set_precision(e->unet, pu);
     vae_set_precision(e->vae, pv);
+    e->vae_prec = pv;
+    if (e->taesd) taesd_set_precision(e->taesd, pv);
     if (pu == pv) snprintf(e->precision, sizeof e->precision, "%s", ops_precision_name(pu));
     else snprintf(e->precision, sizeof e->precision, "%s, VAE %s", ops_precision_name(pu), ops_precision_name(pv));
     return 0;
@@ -422,6 +431,24 @@ void sd_lora_hashes(sd_engine *e, const sd_gen_params *p, char *out, size_t size
     lora_request_clear(&lr);
 }
 
+/* --preview-decoder: the TAESD (not for a checker, which never decodes);
+ * its latent channels must be the VAE's.  --vae-decoder taesd needs its decoder. */
+static int load_preview_decoder(sd_engine *e, const sd_load_opts *o, sd_err *err)
+{
+    if (e->checker || !o->preview_decoder || !*o->preview_decoder) return 0;
+    if (!(e->taesd = taesd_load(o->preview_decoder, e->ops, e->vae_prec, err))) return -1;
+    if (!taesd_has_decoder(e->taesd))
+        return sd_errf(err, SD_EFORMAT, "preview_decoder", "--preview-decoder %s holds only a TAESD encoder; give "
+                       "the decoder file (taesd_decoder.safetensors)", o->preview_decoder);
+    if (taesd_latent_channels(e->taesd) != vae_latent_channels(e->vae) || taesd_scale(e->taesd) != vae_scale(e->vae))
+        return sd_errf(err, SD_EFORMAT, "preview_decoder", "--preview-decoder %s takes %d latent channels at 1/%d scale, "
+                       "the model's latents have %d at 1/%d: a TAESD for another model family", o->preview_decoder,
+                       taesd_latent_channels(e->taesd), taesd_scale(e->taesd), vae_latent_channels(e->vae),
+                       vae_scale(e->vae));
+    e->taesd_final = o->vae_decoder && !strcmp(o->vae_decoder, "taesd");
+    return 0;
+}
+
 /* sd_engine_load, or with checker = 1 sd_engine_open_checker: the same
  * steps on the checkpoint's headers (sdw_open_header), so every fact the
  * checks read (family, text encoder layers and widths, the UNet's and the
@@ -435,6 +462,14 @@ static sd_engine *engine_open(const sd_load_opts *o, int checker, sd_err *err)
     }
     if (o->precision && sd_precision_known(o->precision)) {
         sd_errf(err, SD_EINVAL, "precision", "precision must be auto, fp32, bf16x2 or bf16; got '%.40s'", o->precision);
+        return NULL;
+    }
+    if (o->vae_decoder && sd_vae_decoder_known(o->vae_decoder)) {
+        sd_errf(err, SD_EINVAL, "vae_decoder", "vae decoder must be vae or taesd; got '%.40s'", o->vae_decoder);
+        return NULL;
+    }
+    if (o->vae_decoder && !strcmp(o->vae_decoder, "taesd") && !(o->preview_decoder && *o->preview_decoder)) {
+        sd_errf(err, SD_EINVAL, "vae_decoder", "--vae-decoder taesd needs a TAESD file (--preview-decoder)");
         return NULL;
     }
     if (o->vae_tiling && sd_vae_tiling_known(o->vae_tiling)) {
@@ -495,6 +530,7 @@ static sd_engine *engine_open(const sd_load_opts *o, int checker, sd_err *err)
         goto fail;
     }
     if (check_pooled_fit(e, o->model_path, err)) goto fail;
+    if (load_preview_decoder(e, o, err)) goto fail;
 
     /* prediction type: flag, diffusers scheduler config, LDM config, epsilon */
     e->pred = o->prediction;
@@ -553,6 +589,7 @@ void sd_engine_free(sd_engine *e)
     for (int i = 0; i < e->n_text; i++) clip_free(e->text[i]);
     unet_free(e->unet);
     vae_free(e->vae);
+    taesd_free(e->taesd);
     ops_ctx_free(e->ops);
     sdw_close(e->w);
     sdw_close(e->vae_w);
@@ -1018,6 +1055,17 @@ static uint8_t to_u8(float v, int a1111)
     return (uint8_t)lrintf(f * 255.0f);
 }
 
+/* One image's final decode: SD-space latent z[C, h, w] -> img[3, h*s, w*s]
+ * by the VAE (z divided by its scaling factor) or, with --vae-decoder taesd,
+ * by the TAESD (SD-space directly).  z is scratch. */
+static int decode_final(sd_engine *e, float *z, int h, int w, float *img, sd_err *err)
+{
+    if (e->taesd_final) return taesd_decode(e->taesd, z, h, w, img, err) || ops_fault_err(e, err) ? -1 : 0;
+    const float scaling = vae_scaling_factor(e->vae);
+    for (size_t i = 0; i < (size_t)vae_latent_channels(e->vae) * h * w; i++) z[i] /= scaling;
+    return vae_decode(e->vae, z, 1, h, w, img, err) || ops_fault_err(e, err) ? -1 : 0;
+}
+
 int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_gen_debug *dbg, sd_err *err)
 {
     if (refuse_checker(e, err) || check_params(p, err) || sd_check_sampler(p, err)) return -1;
@@ -1042,7 +1090,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     float *x = NULL, *noise = NULL, *img = NULL, *mean = NULL, *stdv = NULL;
     guided g = {0};
     preview_run pv;   /* image 0's live previews (sd_gen_params.preview) */
-    preview_run_init(&pv, p, preview_factors_of(sd_family_info(e->family)->base == SD_FAMILY_SDXL), NULL, C, lh, lw,
+    preview_run_init(&pv, p, preview_factors_of(sd_engine_is_sdxl(e)), e->taesd, C, lh, lw,
                      out_w, out_h, img2img ? 0 : (PW - out_w) / 2, img2img ? 0 : (PH - out_h) / 2);
     g.pv = &pv;
     sd_sched *sch = sd_calloc(1, sizeof *sch);
@@ -1130,9 +1178,8 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
      * activations are not needed meanwhile */
     unet_release_activations(e->unet);
     const int x0 = img2img ? 0 : (PW - out_w) / 2, y0 = img2img ? 0 : (PH - out_h) / 2;
-    for (size_t i = 0; i < B * per; i++) x[i] /= scaling;
     for (int i = 0; i < B; i++) {
-        if (vae_decode(e->vae, x + i * per, 1, lh, lw, img, err) || ops_fault_err(e, err)) goto done;
+        if (decode_final(e, x + i * per, lh, lw, img, err)) goto done;
         if (dbg && dbg->image) memcpy(dbg->image + i * npix, img, sizeof(float) * npix);
         out[i].width = out_w;
         out[i].height = out_h;

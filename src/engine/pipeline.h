@@ -55,5 +55,10 @@ int sd_encode_text_pooled(sd_engine *e, const sd_gen_params *p, float **ctx, int
                           int *P, sd_err *err);
 /* Text encoder i (0 = the first; SDXL: 1 = OpenCLIP-bigG), NULL past the last. */
 struct sd_clip *sd_engine_clip_at(sd_engine *e, int i);
+/* The preview decoder (--preview-decoder, models/taesd.h), NULL without one;
+ * 1 when the model is of the SDXL family (the preview approximation's factors). */
+struct taesd;
+struct taesd *sd_engine_taesd(sd_engine *e);
+int sd_engine_is_sdxl(const sd_engine *e);
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../base/alloc.h"
+#include "models/taesd.h"
 
 static const preview_factors FACTORS_SD1 = {
     .rgb = {{0.3512f, 0.2297f, 0.3227f},
@@ -70,6 +71,25 @@ void preview_run_close(preview_run *r)
     r->pix = NULL;
 }
 
+/* TAESD's picture of x0, cropped to the output size as the final image. */
+static int preview_taesd(preview_run *r, const float *x0, sd_image *img)
+{
+    const int s = taesd_scale(r->taesd), PH = r->h * s, PW = r->w * s;
+    if (!r->pix) r->pix = sd_malloc(sizeof(float) * 3 * PH * PW);
+    if (!r->rgb) r->rgb = sd_malloc((size_t)r->out_w * r->out_h * 3);
+    if (!r->pix || !r->rgb) return -1;
+    sd_err err = {0};
+    if (taesd_decode(r->taesd, x0, r->h, r->w, r->pix, &err)) return -1;
+    const size_t plane = (size_t)PH * PW;
+    for (int y = 0; y < r->out_h; y++)
+        for (int x = 0; x < r->out_w; x++)
+            for (int c = 0; c < 3; c++)
+                r->rgb[((size_t)y * r->out_w + x) * 3 + c] =
+                    unit_u8(r->pix[c * plane + (size_t)(y + r->crop_y) * PW + x + r->crop_x]);
+    *img = (sd_image){.width = r->out_w, .height = r->out_h, .rgb = r->rgb, .seed = r->p->seed};
+    return 0;
+}
+
 static int preview_cheap(preview_run *r, const float *x0, sd_image *img)
 {
     if (!r->rgb) r->rgb = sd_malloc((size_t)r->h * r->w * 3);
@@ -85,7 +105,7 @@ static void preview_step(void *ud, int step, int total, const float *x0)
     preview_run *r = ud;
     if (step % r->p->preview_every != 0 || step >= total) return;
     sd_image img;
-    int rc = preview_cheap(r, x0, &img);
+    int rc = r->taesd ? preview_taesd(r, x0, &img) : preview_cheap(r, x0, &img);
     if (rc) return;   /* no memory for a preview: the run goes on without it */
     r->shown++;
     r->p->preview(r->p->preview_ud, step, total, &img);
@@ -94,7 +114,7 @@ static void preview_step(void *ud, int step, int total, const float *x0)
 preview_hook_fn preview_hook(const preview_run *r)
 {
     if (!r->p || !r->p->preview || r->p->preview_every < 1) return NULL;
-    if (!r->f) return NULL;
+    if (!r->taesd && !r->f) return NULL;
     return preview_step;
 }
 

@@ -41,3 +41,13 @@ for m in xl sd1; do
 done
 check "sdxl: both text towers timed as one stage" 'grep -q "^text encoders " "$T/xl"' "$(grep text "$T/xl")"
 check "sd1: one text tower" 'grep -q "^text encoder " "$T/sd1"' "$(grep text "$T/sd1")"
+
+# issue 18: --preview-decoder times a TAESD decode and the previews' approximation after the UNet step
+"$BIN" bench --model "$SD1" --vocab "$V" --repeats 1 -W 64 -H 64 --skip load,decode,encode \
+  --preview-decoder "$REF/models/tiny-taesd" >"$T/pv" 2>&1; rc=$?
+g=$(gflop "taesd decode" "$T/pv")
+check "--preview-decoder: taesd decode with positive FLOPs" '[ $rc -eq 0 ] && awk -v g="${g:-0}" "BEGIN { exit !(g > 0) }"' \
+  "rc=$rc $(tail -3 "$T/pv")"
+check "--preview-decoder: the approximation and the share of a UNet step" \
+  'grep -q "^preview approx .* ms" "$T/pv" && grep -q "^previews: taesd decode 64x64 = .* % of a unet step" "$T/pv"' \
+  "$(tail -3 "$T/pv")"

@@ -184,10 +184,11 @@ static void collect(void *ud, int step, int total, const sd_image *img)
     s->sum_prev = sum;
 }
 
-static void check_run(sd_engine *e, const char *label, const char *sampler, int steps, int every, int img2img)
+/* n = 2: image 1 is untouched by image 0's previews too */
+static void check_run(sd_engine *e, const char *label, const char *sampler, int steps, int every, int img2img, int n)
 {
     sd_gen_params p = {.prompt = "a red house by the sea", .negative = "blurry", .width = 48, .height = 64,
-                       .steps = steps, .cfg = 7.0f, .seed = 42, .n = 2};
+                       .steps = steps, .cfg = 7.0f, .seed = 42, .n = n};
     sd_ksampler ks;
     sd_scheduler sch;
     sd_sampler_parse(sampler, &p.sampler, &ks, &sch);
@@ -208,7 +209,7 @@ static void check_run(sd_engine *e, const char *label, const char *sampler, int 
     rc = rc || sd_generate(e, &p, b, &err);
     char name[160];
     snprintf(name, sizeof name, "preview %s: same bytes with and without previews", label);
-    CHECKF(rc == 0 && !memcmp(a[0].rgb, b[0].rgb, 48 * 64 * 3) && !memcmp(a[1].rgb, b[1].rgb, 48 * 64 * 3), name,
+    CHECKF(rc == 0 && !memcmp(a[0].rgb, b[0].rgb, 48 * 64 * 3) && (n < 2 || !memcmp(a[1].rgb, b[1].rgb, 48 * 64 * 3)), name,
            "rc %d: %s", rc, err.msg);
     int want = 0, bad = 0;
     for (int k = every; k < s.total; k += every) {
@@ -236,10 +237,10 @@ int main(void)
     sd_engine *e = pipe_load(0, 0, NULL, msg, sizeof msg);
     CHECKF(e != NULL, "load tiny-sd1", "%s", msg);
     if (!e) return t_done();
-    check_run(e, "euler", "euler", 4, 1, 0);
-    check_run(e, "ddim img2img", "ddim", 10, 2, 1);
-    check_run(e, "Euler a (k-diffusion)", "Euler a", 5, 2, 0);
-    check_run(e, "DPM++ 2M Karras (k-diffusion)", "DPM++ 2M Karras", 4, 1, 0);
+    check_run(e, "euler, 2 images", "euler", 4, 1, 0, 2);
+    check_run(e, "ddim img2img", "ddim", 10, 2, 1, 1);
+    check_run(e, "Euler a (k-diffusion), 2 images", "Euler a", 5, 2, 0, 2);
+    check_run(e, "DPM++ 2M Karras (k-diffusion)", "DPM++ 2M Karras", 4, 1, 0, 1);
     sd_engine_free(e);
     return t_done();
 }

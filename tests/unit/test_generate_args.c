@@ -59,6 +59,10 @@ int main(void)
                !strcmp(a.init_image, "in.png") && a.req.gen.strength == 0.35f, "img2img flags", "%s", e.msg);
     CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", "--vae-tiling", "on", NULL) == 0 && a.vae_tiling &&
                !strcmp(a.vae_tiling, "on"), "--vae-tiling on", "%s", e.msg);
+    /* previews' decoder (issue 18) */
+    CHECKF(parse(&a, &e, "--model", "m", "--prompt", "p", "--preview-decoder", "t.safetensors", "--vae-decoder", "taesd",
+                 NULL) == 0 && a.preview_decoder && !strcmp(a.preview_decoder, "t.safetensors") && a.vae_decoder &&
+               !strcmp(a.vae_decoder, "taesd"), "--preview-decoder F --vae-decoder taesd", "%s", e.msg);
     CHECK(parse(&a, &e, "--help", NULL) == 0 && a.help, "--help needs nothing else");
     CHECK(parse(&a, &e, "-h", "--bogus-after", NULL) == -1, "unknown flag still refused with -h");
     CHECK(parse(&a, &e, "--model", "m", "--prompt", "p", "-o", "noext", NULL) == 0 && a.req.out_format == IMG_PNG,
@@ -118,6 +122,8 @@ int main(void)
     BAD("precision unknown", "--precision", "got 'fast'", "--precision", "fast");
     /* tiled VAE decode */
     BAD("vae-tiling unknown", "--vae-tiling", "got 'maybe'", "--vae-tiling", "maybe");
+    BAD("vae-decoder unknown", "--vae-decoder", "got 'fast'", "--vae-decoder", "fast");
+    BAD("preview-decoder empty", "--preview-decoder", "TAESD", "--preview-decoder", "");
     BAD("strength 1", "--strength", "(0, 1)", "--init-image", "x.png", "--strength", "1");
     BAD("strength 0", "--strength", "(0, 1)", "--init-image", "x.png", "--strength", "0");
     BAD("strength without init image", "--strength", "--init-image", "--strength", "0.5");

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# previews.sh — the previews' decoders against a UNet step (issue 18 item 2;
+# bench/README.md "Previews"): on an SD 1.5-shaped random checkpoint at
+# 512x512 and the default precision, one UNet CFG step (median of 3), a
+# TAESD decode of the 64x64 latent to 512x512 with random weights of the
+# real taesd's shapes (`make-model --preset taesd`: 64 channels, blocks
+# 1,3,3,3 / 3,3,3,1; median of 5) and the linear approximation (median of
+# 20), in one `sdserve bench` run.  Goals: TAESD <= 10 % of the step, the
+# approximation <= 2 ms.  The 2 GB checkpoint is written to a temporary
+# folder and deleted afterwards.
+#   bench/previews.sh            (SD_BUILD=build, SD_REF=../shared/reference)
+set -eu
+cd "$(dirname "$0")/.."
+BUILD=${SD_BUILD:-build}
+BIN=$BUILD/sdserve
+REF=${SD_REF:-../shared/reference}
+T=$(mktemp -d /tmp/sdserve-previews-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+
+lscpu | sed -n 's/^Model name: *//p'
+if grep -qw amx_bf16 /proc/cpuinfo; then echo "AMX: yes"; else echo "AMX: no"; fi
+"$BIN" make-model --preset sd15 -o "$T/sd15.safetensors" -q
+"$BIN" make-model --preset taesd -o "$T/taesd.safetensors" -q
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
+"$BIN" bench --model "$T/sd15.safetensors" --vocab "$REF/tokenizer/bpe_simple_vocab_16e6.txt.gz" -W 512 -H 512 \
+  --repeats 3 --skip load,decode,encode --preview-decoder "$T/taesd.safetensors"
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
