@@ -157,7 +157,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // Live previews (docs/SERVER.md "Previews"): the running job's picture so
 // far, fetched with the key (an <img> cannot send it) and shown as a data:
-// URL (the page's CSP allows img-src data:); 404 = none yet.
+// URL (the page's CSP allows img-src data:); 204 = none now.
 async function showPreview(id, step) {
   const resp = await fetch('/jobs/' + id + '/preview', {headers: headers({Accept: 'image/png'})});
   if (resp.status !== 200) return;
