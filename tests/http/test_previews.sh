@@ -10,7 +10,8 @@
 # a PNG) during a synchronous /sdapi/v1/txt2img running in the background,
 # null with skip_current_image=true.  --preview-every 0: no preview, and
 # current_image stays null (204 only).  With Redis (skipped without redis-server): an
-# API node without weights shows a worker process's previews, the key
+# API node without weights shows a worker process's previews (also as
+# A1111's current_image), the key
 # sdserve:preview:<id> has a TTL of at most 60 s while the job runs and is
 # gone (204) once it ended.
 cd "$(dirname "$0")/../.."
@@ -104,16 +105,21 @@ elif isinstance(c, str): print("png" if base64.b64decode(c, validate=True)[:8] =
 else: print("other")
 PY
 }
-a1111_run
-seen=; skipped=
-for _ in $(seq 3000); do
-  kind=$(progress pr)
-  if [ "$kind" != "${kind#png}" ] || [ "$kind" = not-png ]; then
-    seen=$kind; skipped=$(progress sk '?skip_current_image=true'); break
-  fi
-  kill -0 "$A_PID" 2>/dev/null || break
-done
-wait "$A_PID"
+# a1111_watch: runs a1111_run and polls /progress until current_image
+# comes; $seen = its kind, $skipped = the same poll with skip_current_image
+a1111_watch() {
+  a1111_run
+  seen=; skipped=
+  for _ in $(seq 3000); do
+    kind=$(progress pr)
+    if [ "$kind" != "${kind#png}" ] || [ "$kind" = not-png ]; then
+      seen=$kind; skipped=$(progress sk '?skip_current_image=true'); break
+    fi
+    kill -0 "$A_PID" 2>/dev/null || break
+  done
+  wait "$A_PID"
+}
+a1111_watch
 check "A1111 /progress: current_image is a base64 PNG while the job runs" $([ "$seen" = png ]; echo $?) "'$seen'"
 check "A1111 /progress?skip_current_image=true: null while it runs" \
   $([ "$skipped" = null:30 ]; echo $?) "'$skipped' $(head -c 200 "$TMP/sk.json")"
@@ -165,6 +171,7 @@ for _ in $(seq 600); do   # the API node routes a job once the worker has announ
   kill -0 "$WORKER_PID" 2>/dev/null || break
   sleep 0.1
 done
+JOB=${JOB/\"num_inference_steps\":15/\"num_inference_steps\":60}   # polls go through Redis: more steps
 ID=$(submit "${A1[@]}")
 [ -n "$ID" ] || { fail "Redis: the job is accepted" "$(cat "$TMP/created.json") $(tail -3 "$TMP/worker.log")"; exit 0; }
 distinct=0; last=; ttl=; other=
@@ -189,6 +196,9 @@ code=$(preview "$ID" p "${A1[@]}")
 check "Redis: after the job ended, 204 and the key is gone" \
   $([ "$code" = 204 ] && [ "$(redis-cli -p "$RPORT" exists "sdserve:preview:$ID")" = 0 ]; echo $?) \
   "$code $(cat "$TMP/p.bin")"
+a1111_watch
+check "Redis: A1111 /progress on the API node shows the worker's preview as current_image" \
+  $([ "$seen" = png ] && [ "$(json "$TMP/a1111.json" 'len(j["images"])')" = 1 ]; echo $?) "'$seen' $(head -c 200 "$TMP/a1111.json")"
 kill -TERM "$WORKER_PID"; wait "$WORKER_PID"; WORKER_PID=
 stop_server
 check "Redis: API node exits cleanly" $([ "$STOP_STATUS" = 0 ]; echo $?) "exit $STOP_STATUS"
