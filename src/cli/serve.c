@@ -168,6 +168,8 @@ static int64_t o_max_loaded;
 static char *o_queue_url;
 static int64_t o_workers, o_max_attempts, o_shared_data_dir, o_health_port;
 static double o_claim_timeout, o_queue_timeout;
+/* live previews (issue 18 item 2; docs/SERVER.md "Previews") */
+static int64_t o_preview_every;
 
 static const sd_setting serve_settings[] = {
     {"bind", SD_SET_STR, &o_bind, "0.0.0.0", 0, 0, "address to listen on (IPv4 or IPv6 literal)"},
@@ -301,6 +303,10 @@ static const sd_setting serve_settings[] = {
      "1 = --data-dir is a mount every node sees (NFS, ...): needed for --queue with --storage local"},
     {"health-port", SD_SET_INT, &o_health_port, "0", 0, 65535,
      "sdserve worker: TCP port (on --bind) of its GET /health and GET /metrics (0 = none)"},
+    /* live previews (docs/SERVER.md "Previews") */
+    {"preview-every", SD_SET_INT, &o_preview_every, "5", 0, REQ_MAX_STEPS,
+     "every this many sampler steps the running job's picture so far is kept as a PNG: GET /jobs/{id}/preview, "
+     "A1111's current_image (0 = no previews; with --queue the worker's setting counts)"},
 };
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
 
@@ -821,6 +827,7 @@ int cli_serve_mode(int argc, char **argv, int worker_only)
     if (start_image_retention(store, &err)) goto out;
     if (open_models(&L, &err)) goto out;
     gen_ctx gc = {.engine = NULL, .store = store, .models = L.reg};
+    gc.preview_every = (int)o_preview_every;   /* live previews */
     jobq_config qc = {.queue_size = (int)o_queue, .job_timeout = o_job_timeout, .retention = o_retention,
                       .max_retained = (int)o_max_retained, .worker_nice = (int)o_engine_nice};
     if (o_queue_url && *o_queue_url) {   /* the shared queue: jobs run by workers (docs/SCALE.md) */

@@ -713,11 +713,33 @@ enum MHD_Result a1111_options(http_server *s, req *r, struct MHD_Connection *c)
 
 static int mine(http_server *s, const a1111_call *call, int owner) { return !keyed(s) || call->owner == owner; }
 
+/* skip_current_image=true (FastAPI's bool: true, 1, yes, on in any case) */
+static int query_true(struct MHD_Connection *c, const char *name)
+{
+    const char *v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, name);
+    return v && (!strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"));
+}
+
+/* current_image: the running job's latest preview as plain base64 PNG
+ * (live previews, issue 18 item 2), or JSON null when it has none. */
+static json_t *current_image(const job_preview *pv)
+{
+    size_t n = 0;
+    char *b64 = pv->png ? img_base64_encode(pv->png, pv->len, &n) : NULL;
+    json_t *v = b64 ? json_stringn(b64, n) : json_null();
+    free(b64);
+    return v ? v : json_null();
+}
+
 enum MHD_Result a1111_progress(http_server *s, req *r, struct MHD_Connection *c)
 {
     int count = 0, step = 0, total = 0, interrupted = 0;
     double eta = 0;
     char stamp[16] = "0", job[16] = "";
+    int want_image = !query_true(c, "skip_current_image");
+    job_preview pv = {0};
+    sd_err perr;
+    sd_err_clear(&perr);
     pthread_mutex_lock(&s->a1111->mu);
     for (a1111_call *k = s->a1111->calls; k; k = k->next) {
         if (!mine(s, k, r->owner) || !k->r->job) continue;
@@ -733,6 +755,8 @@ enum MHD_Result a1111_progress(http_server *s, req *r, struct MHD_Connection *c)
         interrupted = k->interrupted;
         snprintf(stamp, sizeof stamp, "%s", k->stamp);
         snprintf(job, sizeof job, "%s", k->img2img ? "img2img" : "txt2img");
+        job_preview_free(&pv);   /* the last running one's, as for step and total */
+        if (want_image) jobs_preview(s->q, k->r->job, &pv, &perr);
     }
     pthread_mutex_unlock(&s->a1111->mu);
     double progress = total > 0 ? (double)step / total : 0;
@@ -740,6 +764,8 @@ enum MHD_Result a1111_progress(http_server *s, req *r, struct MHD_Connection *c)
                           "eta_relative", eta, "state", "skipped", 0, "interrupted", interrupted, "job", job,
                           "job_count", count, "job_timestamp", stamp, "job_no", 0, "sampling_step", step,
                           "sampling_steps", total, "current_image", "textinfo", "current_task");
+    if (b && pv.png) json_object_set_new(b, "current_image", current_image(&pv));
+    job_preview_free(&pv);
     return reply_json(c, &r->ri, 200, b);
 }
 

@@ -3,7 +3,9 @@
  * ({"status":"pending","id","state":"queued","status_url"} + Location);
  * GET /jobs/{id} answers the job's status, with its images once it
  * succeeded, rendered from the structured result; DELETE /jobs/{id}
- * cancels.  Another key's job is answered as an unknown id. */
+ * cancels; GET /jobs/{id}/preview answers the running job's latest
+ * preview (a PNG; docs/SERVER.md "Previews").  Another key's job is
+ * answered as an unknown id. */
 #include "server_int.h"
 
 #include <ctype.h>
@@ -64,6 +66,11 @@ static json_t *job_status_body(const char *id, const job_status *st, const char 
     }
     json_object_set_new(o, "elapsed_seconds", json_seconds(st->elapsed, JOBS_ELAPSED_UNIT));
     json_object_set_new(o, "eta_seconds", st->eta >= 0 ? json_seconds(st->eta, JOBS_ETA_UNIT) : json_null());
+    if (st->state == JOB_RUNNING) {   /* live previews: where its picture so far is (404 until one is made) */
+        char purl[1100];
+        snprintf(purl, sizeof purl, "%s/preview", url);
+        json_object_set_new(o, "preview_url", json_string(purl));
+    }
     if (cancel_requested) json_object_set_new(o, "cancel_requested", json_true());
     if (st->state == JOB_FAILED || st->state == JOB_CANCELLED) {
         sd_errcode code = st->err.code == SD_OK ? SD_EINTERNAL : st->err.code;
@@ -82,16 +89,26 @@ static int is_job_id(const char *s)
     return n == 32 && s[n] == 0;
 }
 
+/* The caller's job by id, or NULL with the answer queued in *res: 404
+ * naming id (another key's job is answered exactly as an unknown id: its
+ * existence does not leak), or the backend's error. */
+static job_handle *find_job(http_server *s, req *r, struct MHD_Connection *c, const char *id, enum MHD_Result *res)
+{
+    job_handle *j = is_job_id(id) ? jobs_find(s->q, id, r->owner, &r->err) : NULL;
+    if (!j && r->err.code) *res = reply_error(c, &r->ri, &r->err, 0, NULL);   /* the backend could not look */
+    else if (!j)
+        *res = reply_errorf(c, &r->ri, SD_ENOTFOUND, "id",
+                            "no job with id '%.64s' (finished jobs are forgotten after %g s)", id, s->cfg.retention);
+    return j;
+}
+
 /* GET (status) and DELETE (cancel, then status) /jobs/{id}. */
 enum MHD_Result jobs_get(http_server *s, req *r, struct MHD_Connection *c)
 {
     const char *id = r->url + strlen("/jobs/");
-    /* another key's job is answered exactly as an unknown id: its existence does not leak */
-    job_handle *j = is_job_id(id) ? jobs_find(s->q, id, r->owner, &r->err) : NULL;
-    if (!j && r->err.code) return reply_error(c, &r->ri, &r->err, 0, NULL);   /* the backend could not look */
-    if (!j)
-        return reply_errorf(c, &r->ri, SD_ENOTFOUND, "id",
-                            "no job with id '%.64s' (finished jobs are forgotten after %g s)", id, s->cfg.retention);
+    enum MHD_Result res;
+    job_handle *j = find_job(s, r, c, id, &res);
+    if (!j) return res;
     int cancel = !strcmp(r->verb, "DELETE");
     if (cancel) jobs_cancel(s->q, j, "cancelled by DELETE /jobs/{id}");
     job_status st;
@@ -100,4 +117,29 @@ enum MHD_Result jobs_get(http_server *s, req *r, struct MHD_Connection *c)
     job_result_free(st.result);
     jobs_release(s->q, j);
     return reply_json(c, &r->ri, 200, b);
+}
+
+/* GET /jobs/{id}/preview: 200 image/png with X-Preview-Step "step/total"
+ * while the job runs and has one, else 204 (queued, none made yet, previews
+ * off, or finished: GET /jobs/{id} tells which; a browser's console shows no
+ * error for it); an unknown job (or another key's) is 404 naming id as
+ * GET /jobs/{id}. */
+enum MHD_Result jobs_preview_get(http_server *s, req *r, struct MHD_Connection *c)
+{
+    const char *start = r->url + strlen("/jobs/");
+    char id[JOBS_ID_MAX + 1];
+    snprintf(id, sizeof id, "%.*s", (int)strcspn(start, "/"), start);
+    enum MHD_Result res;
+    job_handle *j = find_job(s, r, c, id, &res);
+    if (!j) return res;
+    job_preview pv;
+    int rc = jobs_preview(s->q, j, &pv, &r->err);
+    jobs_release(s->q, j);
+    if (rc) return reply_error(c, &r->ri, &r->err, 0, NULL);
+    if (!pv.png)   /* none now: 204, no body */
+        return reply_raw(c, &r->ri, 204, "image/png", NULL, 0, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store", NULL);
+    char step[48];
+    snprintf(step, sizeof step, "%d/%d", pv.step, pv.total);
+    return reply_raw(c, &r->ri, 200, "image/png", (char *)pv.png, pv.len, "X-Preview-Step", step,
+                     MHD_HTTP_HEADER_CACHE_CONTROL, "no-store", NULL);
 }

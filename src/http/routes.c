@@ -19,6 +19,9 @@ static const route routes[] = {
     {"/img2img", 0, "POST", "/img2img", 1, ROUTE_KEY, ROUTE_GEN, 1, seed_generate, seed_answer, NULL},
     {"/jobs/txt2img", 0, "POST", "/jobs/txt2img", 1, ROUTE_KEY, ROUTE_GEN, 0, jobs_create, NULL, NULL},
     {"/jobs/img2img", 0, "POST", "/jobs/img2img", 1, ROUTE_KEY, ROUTE_GEN, 1, jobs_create, NULL, NULL},
+    /* live previews (issue 18 item 2): before /jobs/, whose prefix it shares */
+    {"/jobs/*/preview", ROUTE_SEGMENT, "GET, HEAD", "/jobs/{id}/preview", 1, ROUTE_KEY, ROUTE_NOBODY, 0,
+     jobs_preview_get, NULL, NULL},
     {"/jobs/", 1, "GET, HEAD, DELETE", "/jobs/{id}", 1, ROUTE_KEY, ROUTE_NOBODY, 0, jobs_get, NULL, NULL},
     {"/images/", 1, "GET, HEAD", "/images/{name}", 1, ROUTE_NOKEY, ROUTE_NOBODY, 0, get_image, NULL, NULL},
     {"/health", 0, "GET, HEAD", "/health", 1, ROUTE_FREE, ROUTE_NOBODY, 0, get_health, NULL, NULL},
@@ -54,11 +57,25 @@ static const route routes[] = {
 #define NROUTES (sizeof routes / sizeof routes[0])
 _Static_assert(NROUTES + 1 <= METRICS_MAX_ENDPOINTS, "more routes than metrics endpoints");
 
+/* A ROUTE_SEGMENT row's path: its '*' stands for one non-empty segment. */
+static int segment_match(const char *pattern, const char *path)
+{
+    const char *star = strchr(pattern, '*');
+    size_t head = (size_t)(star - pattern);
+    if (strncmp(path, pattern, head)) return 0;
+    const char *seg = path + head, *rest = seg + strcspn(seg, "/");
+    return rest > seg && !strcmp(rest, star + 1);
+}
+
 const route *route_find(const char *path)
 {
     for (size_t i = 0; i < NROUTES; i++) {
         const route *rt = &routes[i];
-        if (rt->prefix ? !strncmp(path, rt->path, strlen(rt->path)) : !strcmp(path, rt->path)) return rt;
+        if (rt->prefix == ROUTE_SEGMENT) {
+            if (segment_match(rt->path, path)) return rt;
+        } else if (rt->prefix ? !strncmp(path, rt->path, strlen(rt->path)) : !strcmp(path, rt->path)) {
+            return rt;
+        }
     }
     return NULL;
 }

@@ -57,7 +57,8 @@ enum route_body {
 };
 
 typedef struct route {
-    const char *path;        /* exact, or the start of the path (prefix = 1) */
+    const char *path;        /* exact, or the start of the path (prefix = 1), or a pattern
+                                whose '*' is one non-empty segment (prefix = ROUTE_SEGMENT) */
     int prefix;
     const char *methods;     /* served, as a 405's Allow header says them: "GET, HEAD" */
     const char *label;       /* metrics label and, when listed, GET /'s name for it */
@@ -69,6 +70,8 @@ typedef struct route {
     route_fn resume;         /* answers a request that waited suspended (server_wait) */
     const dialect *dl;       /* the API dialect (dialect.h): body fields, error shape; NULL = seed */
 } route;
+
+enum { ROUTE_SEGMENT = 2 };   /* route.prefix: a pattern row (GET /jobs/{id}/preview) */
 
 enum { PH_BODY = 1, PH_WAIT, PH_DONE, PH_NOBODY };
 
@@ -235,6 +238,8 @@ enum MHD_Result a1111_other(http_server *s, req *r, struct MHD_Connection *c);
 /* api_jobs.c */
 enum MHD_Result jobs_create(http_server *s, req *r, struct MHD_Connection *c);
 enum MHD_Result jobs_get(http_server *s, req *r, struct MHD_Connection *c);
+/* GET /jobs/{id}/preview (live previews, issue 18 item 2) */
+enum MHD_Result jobs_preview_get(http_server *s, req *r, struct MHD_Connection *c);
 
 /* webui.c */
 /* 1 when the request's Accept asks for HTML and not JSON (a browser):

@@ -3,6 +3,7 @@
 #include "backend.h"
 
 #include <stddef.h>
+#include <string.h>
 
 int jobs_submit(jobs_backend *b, sd_request *in, int listed, job_handle **out, int *retry_after, sd_err *err)
 {
@@ -48,3 +49,9 @@ void jobs_close(jobs_backend *b)
 const char *jobs_backend_name(const jobs_backend *b) { return b ? b->ops->name : "none"; }
 
 char *jobs_workers_json(jobs_backend *b) { return b && b->ops->workers_json ? b->ops->workers_json(b) : NULL; }
+
+int jobs_preview(jobs_backend *b, job_handle *h, job_preview *out, sd_err *err)
+{
+    memset(out, 0, sizeof *out);
+    return b->ops->preview ? b->ops->preview(b, h, out, err) : 0;
+}

@@ -54,6 +54,9 @@ typedef struct jobs_ops {
     /* optional (a shared queue): the live workers as a JSON array text
      * (malloc'd), for /health; NULL when there are none to tell */
     char *(*workers_json)(jobs_backend *b);
+    /* optional (live previews, issue 18 item 2): jobs_preview; NULL = a
+     * backend whose jobs never have one */
+    int (*preview)(jobs_backend *b, job_handle *h, job_preview *out, sd_err *err);
 } jobs_ops;
 
 /* Every backend's struct starts with this. */
@@ -100,6 +103,14 @@ const char *jobs_backend_name(const jobs_backend *b);
  * [{name, hash}], precision, threads, state, job, serves}] (malloc'd; the
  * caller frees), cached about a second; NULL for the in-process queue. */
 char *jobs_workers_json(jobs_backend *b);
+/* Live previews (docs/SERVER.md "Previews"): the held job's latest preview
+ * (a PNG, its step and total) into *out, out->png NULL when it has none (not
+ * running, none made yet, previews off, or the backend keeps none).  The
+ * owner was checked by jobs_find.  0, or -1 with err when the backend could
+ * not look (a remote queue unreachable: SD_EBUSY) or on SD_ENOMEM; the
+ * caller frees with job_preview_free.  Written by whatever runs the job,
+ * through its request's sink (request.h req_preview_sink). */
+int jobs_preview(jobs_backend *b, job_handle *h, job_preview *out, sd_err *err);
 
 /* ---- the in-process backend (inproc.c) ----------------------------------- */
 

@@ -70,6 +70,21 @@ static int store_image(const gen_ctx *g, const sd_request *in, job_result *r, co
     return 0;
 }
 
+/* The engine's preview callback (sd_gen_params.preview): the RGB8 estimate
+ * as a PNG to the job's sink.  A failed encode only loses this preview. */
+static void on_preview(void *ud, int step, int total, const sd_image *img)
+{
+    const req_preview_sink *sink = ud;
+    img_encode_opts eo = {.format = IMG_PNG};
+    uint8_t *png = NULL;
+    size_t len = 0;
+    sd_err e;
+    sd_err_clear(&e);
+    if (img && img->rgb && !img_encode(img->rgb, img->width, img->height, &eo, &png, &len, &e))
+        sink->put(sink->ud, step, total, png, len);
+    free(png);
+}
+
 static int run_on(const gen_ctx *g, const sd_request *in, sd_progress_fn progress, void *progress_ud,
                   job_result **result, sd_err *err)
 {
@@ -78,6 +93,11 @@ static int run_on(const gen_ctx *g, const sd_request *in, sd_progress_fn progres
     p.init_rgb = in->img2img ? p.init_rgb : NULL;
     p.progress = progress;
     p.progress_ud = progress_ud;
+    if (g->preview_every > 0 && in->preview.put) {   /* live previews: the job has a sink */
+        p.preview = on_preview;
+        p.preview_ud = (void *)&in->preview;
+        p.preview_every = g->preview_every;
+    }
 
     sd_image out[REQ_MAX_OUTPUTS];
     memset(out, 0, sizeof out);

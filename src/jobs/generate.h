@@ -23,6 +23,10 @@ typedef struct gen_ctx {
      * (sd_request.model, acquired from the registry) and the five fields
      * above come from that engine; engine is then unused */
     models *models;
+    /* live previews (issue 18 item 2; --preview-every): every this many
+     * sampler steps the engine's preview of image 0 goes, as a PNG, to the
+     * job's sink (sd_request.preview); 0 = none */
+    int preview_every;
 } gen_ctx;
 
 /* A job_run_fn (jobs.h); ud is a gen_ctx. */

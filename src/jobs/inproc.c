@@ -44,6 +44,11 @@ static job_state ip_state(jobs_backend *b, job_handle *h) { return jobq_state(Q(
 static void ip_wait(jobs_backend *b, unsigned *gen, int timeout_ms) { jobq_wait_change(Q(b), gen, timeout_ms); }
 static void ip_stats(jobs_backend *b, jobs_stats *out) { jobq_get_stats(Q(b), out); }
 
+static int ip_preview(jobs_backend *b, job_handle *h, job_preview *out, sd_err *err)
+{
+    return jobq_preview(Q(b), J(h), out, err);
+}
+
 static void ip_release(jobs_backend *b, job_handle *h)
 {
     (void)b;
@@ -72,6 +77,7 @@ static const jobs_ops inproc_ops = {
     .release = ip_release,
     .shutdown = ip_shutdown,
     .close = ip_close,
+    .preview = ip_preview,
 };
 
 static jobs_backend *wrap(jobq *q, int owns, sd_err *err)

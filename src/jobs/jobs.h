@@ -111,6 +111,20 @@ void jobq_status(jobq *q, job *j, job_status *out);   /* job_result_free(out->re
 job_state jobq_state(jobq *q, job *j);
 int job_finished(job_state s);
 
+/* Live previews (issue 18 item 2): the running job's latest preview, an
+ * encoded PNG of `len` bytes after sampler step `step` of `total`. */
+typedef struct job_preview {
+    uint8_t *png;            /* malloc'd; NULL = none */
+    size_t len;
+    int step, total;
+} job_preview;
+void job_preview_free(job_preview *p);   /* frees png and zeroes; NULL-safe */
+/* A copy of the job's latest preview into *out (out->png NULL when there is
+ * none: not running, none made yet, previews off).  Only a running job has
+ * one: the queue keeps one per job and drops it when the job ends.  0, or
+ * -1 (SD_ENOMEM) with err. */
+int jobq_preview(jobq *q, job *j, job_preview *out, sd_err *err);
+
 /* Blocks until some job changes state or timeout_ms passes; *gen is the
  * change counter last seen (updated). */
 void jobq_wait_change(jobq *q, unsigned *gen, int timeout_ms);

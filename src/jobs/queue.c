@@ -34,6 +34,7 @@ struct job {
     job *next;               /* FIFO link */
     job *tnext;              /* table link */
     struct jobq *q;          /* for the progress callback; valid while running */
+    job_preview preview;     /* the latest preview while running (q->mu); none once it ended */
 };
 
 static const double latency_le[] = {1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600};
@@ -83,6 +84,7 @@ void job_release(job *j)
     if (!j || atomic_fetch_sub(&j->refs, 1) != 1) return;
     sd_request_free(&j->in);
     job_result_free(j->result);
+    job_preview_free(&j->preview);
     free(j);
 }
 
@@ -144,6 +146,49 @@ static int on_progress(void *ud, int step, int total)
     return stop;
 }
 
+void job_preview_free(job_preview *p)
+{
+    if (!p) return;
+    free(p->png);
+    memset(p, 0, sizeof *p);
+}
+
+/* The running job's preview sink (sd_request.preview): a copy of the PNG
+ * replaces the one kept; on OOM the previous one stays. */
+static void on_preview(void *ud, int step, int total, const uint8_t *png, size_t len)
+{
+    job *j = ud;
+    uint8_t *copy = len ? malloc(len) : NULL;
+    if (!copy) return;
+    memcpy(copy, png, len);
+    job_preview old = {0};
+    pthread_mutex_lock(&j->q->mu);
+    old = j->preview;
+    j->preview = (job_preview){.png = copy, .len = len, .step = step, .total = total};
+    pthread_mutex_unlock(&j->q->mu);
+    job_preview_free(&old);
+}
+
+int jobq_preview(jobq *q, job *j, job_preview *out, sd_err *err)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&q->mu);
+    int rc = 0;
+    if (j->state == JOB_RUNNING && j->preview.png) {
+        out->png = malloc(j->preview.len);
+        if (out->png) {
+            memcpy(out->png, j->preview.png, j->preview.len);
+            out->len = j->preview.len;
+            out->step = j->preview.step;
+            out->total = j->preview.total;
+        } else {
+            rc = sd_errf(err, SD_ENOMEM, "preview", "out of memory copying the job's preview");
+        }
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 /* Lowers this thread's priority by `delta` nice levels (Linux: nice is per
  * thread and inherited by the threads it creates, here the engine's OpenMP
  * team).  Raising a nice value needs no privilege; failure only costs latency. */
@@ -175,6 +220,7 @@ static void *worker_main(void *arg)
         j->state = JOB_RUNNING;
         j->t_start = now_s();
         j->total = j->in.img2img ? (int)(j->in.gen.steps * j->in.gen.strength) : j->in.gen.steps;
+        j->in.preview = (req_preview_sink){.put = on_preview, .ud = j};
         changed(q);
         pthread_mutex_unlock(&q->mu);
 
@@ -225,6 +271,9 @@ static void *worker_main(void *arg)
         /* The pixels of the init image are no longer needed. */
         free((uint8_t *)j->in.gen.init_rgb);
         j->in.gen.init_rgb = NULL;
+        /* A preview is the running job's only: the finished one has its images. */
+        job_preview_free(&j->preview);
+        j->in.preview = (req_preview_sink){0};
         q->running = NULL;
         changed(q);
         purge(q);

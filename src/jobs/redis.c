@@ -30,6 +30,8 @@
 #define K_CHANNEL "sdserve:events"
 #define K_JOB "sdserve:job:"
 #define K_WORKER "sdserve:worker:"   /* + id: a worker's announcement (routing) */
+#define K_PREVIEW "sdserve:preview:" /* + id: the running job's latest preview (issue 18) */
+#define PREVIEW_TTL 60          /* seconds a preview outlives its worker at most (docs/SCALE.md) */
 #define UNFINISHED_TTL 604800   /* seconds a job record lives before it finishes (a week) */
 #define UNLISTED_MIN_TTL 60     /* a synchronous job's record outlives its finish this long at least */
 
@@ -323,6 +325,7 @@ static void make_id(char out[JOBS_ID_MAX])
 }
 
 static void job_key(char *out, size_t n, const char *id) { snprintf(out, n, K_JOB "%s", id); }
+static void preview_key(char *out, size_t n, const char *id) { snprintf(out, n, K_PREVIEW "%s", id); }
 
 /* ---- Lua scripts ------------------------------------------------------------------ */
 
@@ -400,6 +403,12 @@ static const char lua_progress[] =
     "local c = redis.call('HGET', KEYS[1], 'cancel') "
     "if c then return {'cancel', c} end "
     "return {'ok'}";
+
+/* KEYS: job, preview.  The preview's value ("step/total\n" + PNG) while
+ * the job runs, else nil. */
+static const char lua_preview[] =
+    "if redis.call('HGET', KEYS[1], 'state') ~= 'running' then return false end "
+    "return redis.call('GET', KEYS[2])";
 
 /* KEYS: job, stats.  ARGV: retention, attempt, state, now, field (result |
  * error), value, images, id.  1 written, 0 not ours any more. */
@@ -980,6 +989,39 @@ static void rb_close(jobs_backend *b)
     free(p);
 }
 
+/* "step/total\n" + PNG (the worker's SET) into *out; 0, or -1 when it is
+ * not one (then there is no preview). */
+static int preview_parse(const char *v, size_t n, job_preview *out)
+{
+    const char *nl = memchr(v, '\n', n < 32 ? n : 32);
+    char head[32];
+    if (!nl || nl == v) return -1;
+    snprintf(head, sizeof head, "%.*s", (int)(nl - v), v);
+    int step, total;
+    char end;
+    size_t len = n - (size_t)(nl + 1 - v);
+    if (sscanf(head, "%d/%d%c", &step, &total, &end) != 2 || step < 0 || total < step || !len) return -1;
+    if (!(out->png = malloc(len))) return -1;
+    memcpy(out->png, nl + 1, len);
+    out->len = len;
+    out->step = step;
+    out->total = total;
+    return 0;
+}
+
+static int rb_preview(jobs_backend *b, job_handle *h, job_preview *out, sd_err *err)
+{
+    const rjob *j = (const rjob *)h;
+    char key[64], pkey[64];
+    job_key(key, sizeof key, j->id);
+    preview_key(pkey, sizeof pkey, j->id);
+    redisReply *r = rc_cmd(&RB(b)->cmd, err, "EVAL %s 2 %s %s", lua_preview, key, pkey);
+    if (!r) return -1;
+    if (r->type == REDIS_REPLY_STRING) preview_parse(r->str, r->len, out);
+    freeReplyObject(r);
+    return 0;
+}
+
 static const jobs_ops redis_ops = {
     .name = "redis",
     .submit = rb_submit,
@@ -994,6 +1036,7 @@ static const jobs_ops redis_ops = {
     .shutdown = rb_shutdown,
     .close = rb_close,
     .workers_json = rb_workers_json,
+    .preview = rb_preview,
 };
 
 /* The parts both sides share: the config copied, the URL parsed. */
@@ -1190,6 +1233,36 @@ static int w_progress(void *ud, int step, int total)
     return stop;
 }
 
+/* The running job's preview sink (sd_request.preview): SET with a TTL, so
+ * a killed worker's preview goes away on its own; best effort. */
+static void w_preview(void *ud, int step, int total, const uint8_t *png, size_t len)
+{
+    worker *w = ud;
+    char head[32], key[64];
+    int hn = snprintf(head, sizeof head, "%d/%d\n", step, total);
+    char *v = malloc((size_t)hn + len);
+    if (!v) return;
+    memcpy(v, head, (size_t)hn);
+    memcpy(v + hn, png, len);
+    preview_key(key, sizeof key, w->cur.id);
+    sd_err err;
+    sd_err_clear(&err);
+    redisReply *r = rc_cmd(&w->cmd, &err, "SET %s %b EX %d", key, v, (size_t)hn + len, PREVIEW_TTL);
+    if (r) freeReplyObject(r);
+    free(v);
+}
+
+/* The run's preview is gone once it ends (the job's images replace it). */
+static void preview_drop(worker *w)
+{
+    char key[64];
+    preview_key(key, sizeof key, w->cur.id);
+    sd_err err;
+    sd_err_clear(&err);
+    redisReply *r = rc_cmd(&w->cmd, &err, "DEL %s", key);
+    if (r) freeReplyObject(r);
+}
+
 /* The worker's own counters (--health-port): state written, or NULL for a
  * run that ended without writing one. */
 static void count_outcome(worker *w, const char *state)
@@ -1257,6 +1330,7 @@ static int run_claimed(worker *w, const char *request_text, job_run_fn run, void
         free(req.model);
         req.model = sd_strdup(w->cur.model);
     }
+    req.preview = (req_preview_sink){.put = w_preview, .ud = w};
     job_result *res = NULL;
     pthread_t hb;
     w->hb_stop = 0;
@@ -1272,6 +1346,7 @@ static int run_claimed(worker *w, const char *request_text, job_run_fn run, void
         pthread_join(hb, NULL);
     }
     sd_request_free(&req);
+    if (!w->lost) preview_drop(w);   /* a lost attempt's key is the new runner's now */
     int out = 0;
     if (w->lost || (*w->stop && rc && !w->cancel_error)) count_outcome(w, NULL);
     if (w->lost) {

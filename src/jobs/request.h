@@ -25,6 +25,14 @@
 #include "../engine/sd.h"
 #include "../image/image.h"
 
+/* A job's preview sink: put(ud, step, total, png, len) takes the latest
+ * preview (an encoded PNG, valid during the call only) after sampler step
+ * `step` of `total`. */
+typedef struct req_preview_sink {
+    void (*put)(void *ud, int step, int total, const uint8_t *png, size_t len);
+    void *ud;
+} req_preview_sink;
+
 /* Ownership: gen.prompt, gen.negative, model, gen.init_rgb and init_data belong to
  * the request when it came from HTTP (sd_request_free frees them); the CLI
  * points gen.prompt/negative at argv and frees only the pixels it decoded.
@@ -44,6 +52,11 @@ typedef struct sd_request {
     /* several models (--model-dir): the checkpoint's name, NULL or "" = the
      * server's default; owned like gen.prompt */
     char *model;
+    /* live previews (issue 18 item 2; docs/SERVER.md "Previews"): where the
+     * running job's previews go, set by whatever runs the job (queue.c, the
+     * Redis worker) just before it runs; never a client's, never on the
+     * wire.  put = NULL: nowhere (jobs/generate.c then asks for none). */
+    req_preview_sink preview;
 } sd_request;
 
 /* Limits of the product contract (/work/shared/spec/API.md) that are not

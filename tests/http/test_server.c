@@ -175,6 +175,8 @@ static void expect_shape(const char *name, const char *method, const char *path)
 static void route_table_checks(void)
 {
     static const char *listed[] = {"POST /txt2img", "POST /img2img", "POST /jobs/txt2img", "POST /jobs/img2img",
+                                   /* issue 18: live previews */
+                                   "GET /jobs/{id}/preview",
                                    "GET /jobs/{id}", "DELETE /jobs/{id}", "GET /images/{name}", "GET /health",
                                    "GET /metrics", "GET /samplers",
                                    /* issue 14 item 4 */

@@ -5,7 +5,8 @@
 # tests/http/webui_browser.js, against `sdserve serve` with the demo model.
 # Without keys: / lands on /ui/, no console errors, no request to another
 # origin, a 64x64 txt2img through the form whose progress bar shows an
-# intermediate value, the gallery's <img> is the job's 64x64 image with its
+# intermediate value and the live preview <img> appears (then goes), the
+# gallery's <img> is the job's 64x64 image with its
 # seed, "copy as curl" makes the same image, img2img by upload, cancel, an
 # API error shown with its field; the model picker (GET / and GET /models
 # intercepted: the endpoint may not be on this server) sends `model`;
@@ -28,7 +29,8 @@ ART=$(cd "$ART" && pwd)
 MODEL=$(demo_model)
 export PUPPETEER CHROMIUM
 
-start_server --model "$MODEL" || exit 1
+# --preview-every 1: the page's live preview shows during the job
+start_server --model "$MODEL" --preview-every 1 || exit 1
 (cd "$TMP" && node "$OLDPWD/tests/http/webui_browser.js" open "$BASE" "$ART")
 stop_server
 check "server exits cleanly" $([ "$STOP_STATUS" = 0 ]; echo $?) "exit $STOP_STATUS"

@@ -41,6 +41,17 @@ async function recordProgress(page) {
   });
 }
 
+// Records every preview the page shows (live previews: #preview's src
+// while #preview-fig is visible).
+async function recordPreviews(page) {
+  await page.evaluate(() => {
+    const im = document.getElementById('preview'), fig = document.getElementById('preview-fig');
+    window.previewsSeen = [];
+    new MutationObserver(() => { if (!fig.hidden && im.src) window.previewsSeen.push(im.src); })
+      .observe(im, {attributes: true, attributeFilter: ['src']});
+  });
+}
+
 async function setField(page, id, value) {
   await page.$eval('#' + id, (e, v) => { e.value = v; e.dispatchEvent(new Event('input', {bubbles: true})); }, value);
 }
@@ -100,6 +111,7 @@ async function openCase(browser) {
     es.filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')).map((e) => e.id));
   check('every control has a label (or aria-label)', unlabelled.length === 0, unlabelled.join(','));
   await recordProgress(page);
+  await recordPreviews(page);
   // enough steps that 100 ms polls see the middle: ~3 ms each here, ~60 under ASan
   const steps = process.env.SD_SANITIZED ? 40 : 150;
   await fillForm(page, {prompt: 'a lighthouse at dawn', width: 64, height: 64, steps, seed: 1234});
@@ -117,6 +129,12 @@ async function openCase(browser) {
   check('the progress bar moved: an intermediate value 0 < v < ' + steps + ' was shown, then the end',
     mid.length > 0 && seen.some(([v, m]) => m === steps && v === m), JSON.stringify(seen));
   console.log('# progress values shown: ' + seen.filter(([, m]) => m === steps).map(([v]) => v).join(' '));
+  const previews = await page.evaluate(() => window.previewsSeen);
+  check('the live preview <img> appeared during the job (a PNG from GET /jobs/{id}/preview)',
+    previews.length > 0 && previews.every((u) => u.startsWith('data:image/png;base64,')) &&
+    w.urls.some((u) => /\/jobs\/[0-9a-f]{32}\/preview$/.test(u)), previews.length + ' shown');
+  check('the preview is replaced by the final image once the job ends',
+    await page.$eval('#preview-fig', (e) => e.hidden), 'still shown');
   check('no console errors while loading and generating', w.errors.length === 0, w.errors.join(' | '));
   const shot = path.join(artifacts, 'webui.png');
   await page.screenshot({path: shot, fullPage: true});

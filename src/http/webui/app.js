@@ -1,6 +1,7 @@
 // app.js — the web page's logic: fills the pickers from the API, generates
 // through the async jobs API (POST /jobs/txt2img or /jobs/img2img, then
 // GET /jobs/{id} until it ends) with a progress bar and a cancel button,
+// the job's live preview while it runs (GET /jobs/{id}/preview),
 // shows the results newest first, and turns the form into the equivalent
 // synchronous curl command.  Every call goes to this server's origin and
 // carries the API key kept in localStorage.
@@ -154,7 +155,32 @@ function busy(on) {
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// Live previews (docs/SERVER.md "Previews"): the running job's picture so
+// far, fetched with the key (an <img> cannot send it) and shown as a data:
+// URL (the page's CSP allows img-src data:); 204 = none now.
+async function showPreview(id, step) {
+  const resp = await fetch('/jobs/' + id + '/preview', {headers: headers({Accept: 'image/png'})});
+  if (resp.status !== 200) return;
+  const blob = await resp.blob();
+  const url = await new Promise((ok, bad) => {
+    const rd = new FileReader();
+    rd.onload = () => ok(rd.result);
+    rd.onerror = bad;
+    rd.readAsDataURL(blob);
+  });
+  if (!job || job.id !== id) return;   // the job ended meanwhile
+  $('preview').src = url;
+  $('preview-cap').textContent = 'preview after step ' + (resp.headers.get('X-Preview-Step') || step);
+  $('preview-fig').hidden = false;
+}
+
+function hidePreview() {
+  $('preview-fig').hidden = true;
+  $('preview').removeAttribute('src');
+}
+
 async function follow(id, f) {
+  let shown = -1;   // the step of the last preview asked for
   for (;;) {
     const st = await api('GET', '/jobs/' + id);
     if (st.state === 'queued') {
@@ -162,6 +188,10 @@ async function follow(id, f) {
     } else if (st.state === 'running') {
       setProgress(st.step, st.total_steps, 'step ' + st.step + ' / ' + st.total_steps +
         (st.eta_seconds != null ? ' · about ' + st.eta_seconds + ' s left' : ''));
+      if (st.preview_url && st.step !== shown) {
+        shown = st.step;
+        try { await showPreview(id, st.step); } catch (e) { /* a preview is a courtesy */ }
+      }
     } else if (st.state === 'succeeded') {
       setProgress(st.total_steps, st.total_steps, 'done in ' + st.elapsed_seconds + ' s');
       for (const img of (st.images || []).slice().reverse()) addResult(img, f);
@@ -192,6 +222,7 @@ async function generate(ev) {
     showError(err);
   } finally {
     job = null;
+    hidePreview();   // replaced by the final image (or gone with the job)
     busy(false);
   }
 }
