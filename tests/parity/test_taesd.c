@@ -182,7 +182,7 @@ static void check_engine(void)
                        .width = 48, .height = 64, .steps = 4, .cfg = 7.5f, .seed = 1234, .n = 1,
                        .sampler = SD_SAMPLER_EULER, .noise = zero_noise_start, .noise_ud = &init};
     float *lat = calloc(fin.n, sizeof(float)), *img = calloc(pv.n, sizeof(float));
-    sd_gen_debug dbg = {lat, img, 0, 0, 0};
+    sd_gen_debug dbg = {.final_latent = lat, .image = img};
     sd_image out = {0}, again = {0};
     int rc = sd_generate_debug(e, &p, &out, &dbg, &err);
     double lat_err = rc ? INFINITY : npy_maxdiff(lat, fin.f, fin.n), lat_max = npy_maxabs(fin.f, fin.n);
