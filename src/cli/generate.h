@@ -36,6 +36,7 @@ typedef struct gen_args {
     const char *lora_dir;       /* --lora-dir: where --lora / <lora:...> names resolve */
     const char *vae_tiling;     /* --vae-tiling auto|on|off, NULL = auto */
     int help;                   /* --help / -h given */
+    const char *mask_image;     /* inpapi: --mask FILE (with --init-image), white = repaint; NULL = none */
 } gen_args;
 
 /* argv[0] is the command name ("generate").  Returns 0, or -1 with err set

@@ -225,6 +225,8 @@ static void *worker_main(void *arg)
         /* The pixels of the init image are no longer needed. */
         free((uint8_t *)j->in.gen.init_rgb);
         j->in.gen.init_rgb = NULL;
+        free((uint8_t *)j->in.gen.mask);   /* inpapi: and of the mask */
+        j->in.gen.mask = NULL;
         q->running = NULL;
         changed(q);
         purge(q);
