@@ -65,7 +65,7 @@ static int image_bytes(const sd_request *g, int mask, size_t max_body, const cha
 /* inpapi: the mask (mask_image, or an OpenAI edit's own alpha) as a plane of
  * the init image's size as sent (w x h); *plane NULL = no mask. */
 static int decode_mask(sd_request *g, const server_config *c, int w, int h, const uint8_t *init_alpha,
-                       uint8_t **plane, sd_err *err)
+                       const char *field, uint8_t **plane, sd_err *err)
 {
     *plane = NULL;
     if (!g->mask_data)
@@ -73,8 +73,8 @@ static int decode_mask(sd_request *g, const server_config *c, int w, int h, cons
     uint8_t *bytes = NULL;
     size_t blen = 0;
     int owned = 0;
-    if (image_bytes(g, 1, c->max_body, "mask_image", &bytes, &blen, &owned, err)) return -1;
-    int rc = inpaint_decode_mask(bytes, blen, (inpaint_mask_mode)g->mask_mode, "mask_image", w, h, plane, err);
+    if (image_bytes(g, 1, c->max_body, field, &bytes, &blen, &owned, err)) return -1;
+    int rc = inpaint_decode_mask(bytes, blen, (inpaint_mask_mode)g->mask_mode, field, w, h, plane, err);
     if (owned) free(bytes);
     free(g->mask_data);
     g->mask_data = NULL;
@@ -82,7 +82,8 @@ static int decode_mask(sd_request *g, const server_config *c, int w, int h, cons
     return rc;
 }
 
-static int decode_init(sd_request *g, const server_config *c, sd_err *err)
+/* mask_field: the dialect's name of mask_image, for its messages. */
+static int decode_init(sd_request *g, const server_config *c, const char *mask_field, sd_err *err)
 {
     size_t max_body = c->max_body;
     if (!g->img2img) return 0;
@@ -98,7 +99,7 @@ static int decode_init(sd_request *g, const server_config *c, sd_err *err)
     free(g->init_data);
     g->init_data = NULL;
     g->init_len = 0;
-    if (!rc) rc = decode_mask(g, c, im.width, im.height, alpha, &mask, err);
+    if (!rc) rc = decode_mask(g, c, im.width, im.height, alpha, mask_field, &mask, err);
     free(alpha);
     int mw = im.width, mh = im.height;
     if (rc || img_fit_within(&im, init_fit_side(c, im.width, im.height), err) < 0) {
@@ -123,13 +124,15 @@ static int decode_init(sd_request *g, const server_config *c, sd_err *err)
     g->gen.init_rgb = im.px;
     g->gen.init_width = im.width;
     g->gen.init_height = im.height;
-    return mask ? inpaint_set_mask(g, mask, mw, mh, "mask_image", err) : 0;   /* fitted to it, inverted, checked */
+    return mask ? inpaint_set_mask(g, mask, mw, mh, mask_field, err) : 0;   /* fitted to it, inverted, checked */
 }
 
 int seed_submit(http_server *s, req *r, int listed, int *retry_after)
 {
     *retry_after = 0;
-    if (!r->err.code && decode_init(&r->request, &s->cfg, &r->err))
+    const dialect *d = route_dialect(r->rt);
+    const char *mask_field = d && d->field_name ? d->field_name("mask_image") : "mask_image";
+    if (!r->err.code && decode_init(&r->request, &s->cfg, mask_field ? mask_field : "mask_image", &r->err))
         dialect_name_field(route_dialect(r->rt), &r->err);   /* init_image -> the dialect's name */
     if (r->err.code) {
         sd_request_free(&r->request);
