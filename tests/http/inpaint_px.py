@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tests/http/inpaint_px.py — pictures and pixel checks for test_inpaint.sh
+"""tests/http/inpaint_px.py — pictures and pixel checks for test_inpaint_api.sh
 (no PIL on this machine: PNGs are written with zlib, read with pngdiff.py's
 decoder).
   make-init OUT W H               an RGB gradient

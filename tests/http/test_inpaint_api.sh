@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test_inpaint.sh — inpainting through every dialect on the real server with
+# test_inpaint_api.sh — inpainting through every dialect on the real server with
 # tiny-sd1 (docs/INPAINTING.md): the seed API's /img2img (JSON and multipart
 # mask), /jobs/img2img, A1111's /sdapi/v1/img2img and OpenAI's
 # /v1/images/edits (an RGBA mask; an image with its own transparency), and
@@ -8,7 +8,7 @@
 # original exactly and the masked pixels change; mask_overlay=0 differs;
 # the CLI equals the seed API pixel for pixel; a mask of another size is
 # resized; an all-white mask repaints everything.  Bad masks are refused in
-# bad_requests*.cases (test_bad_requests.sh).
+# bad_requests*.cases (test_bad_requests.sh); the engine side is tests/parity/test_inpaint.c.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
