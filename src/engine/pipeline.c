@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "../base/sha256.h"
+#include "inpaint.h"
 #include "loader/family.h"
 #include "loader/weights.h"
 #include "lora/apply.h"
@@ -302,7 +303,7 @@ static int load_vae(sd_engine *e, const sd_load_opts *o, sd_err *err)
         sd_err_prefix(err, "VAE override %s", o->vae_path);
         return -1;
     }
-    int want = unet_get_info(e->unet)->in_channels;
+    int want = unet_get_info(e->unet)->out_channels;   /* an inpainting UNet takes more: mask, masked image */
     if (vae_latent_channels(e->vae) != want)
         return sd_errf(err, SD_EFORMAT, "vae", "VAE override %s has %d latent channels; the model's UNet takes %d",
                        o->vae_path, vae_latent_channels(e->vae), want);
@@ -318,6 +319,17 @@ static int load_vae(sd_engine *e, const sd_load_opts *o, sd_err *err)
     return 0;
 }
 
+/* The UNet's input channels beyond the latent: 0, 1 + C for an inpainting
+ * family's UNet (mask, masked-image latents: inpaint.h), -1 when the UNet
+ * and the VAE do not fit together. */
+static int unet_extra_channels(const sd_engine *e)
+{
+    const unet_info *u = unet_get_info(e->unet);
+    const int C = vae_latent_channels(e->vae), extra = u->in_channels - C;
+    if (u->out_channels != C) return -1;
+    return extra == 0 ? 0 : sd_family_info(e->family)->inpaint && extra == 1 + C ? extra : -1;
+}
+
 /* Refuse, before loading any part, a family this engine cannot run yet. */
 static int check_family(sd_family f, const char *path, sd_err *err)
 {
@@ -328,7 +340,7 @@ static int check_family(sd_family f, const char *path, sd_err *err)
                        "tower, OpenCLIP-bigG, and a UNet whose added conditioning takes an aesthetic score); "
                        "this version runs SDXL base checkpoints, not the refiner", path);
     return sd_errf(err, SD_EFORMAT, "model", "%s is an %s checkpoint (%s%s%s); this version runs sd1, sd2 "
-                   "and sdxl checkpoints (no inpainting ones)", path, d->name, d->added_cond ? "its UNet takes added conditioning" : "",
+                   "and sdxl checkpoints and their inpainting ones", path, d->name, d->added_cond ? "its UNet takes added conditioning" : "",
                    d->added_cond && d->inpaint ? " and " : "",
                    d->inpaint ? "its UNet takes mask and masked-image channels" : "");
 }
@@ -484,8 +496,7 @@ static sd_engine *engine_open(const sd_load_opts *o, int checker, sd_err *err)
     if (load_vae(e, o, err)) goto fail;
     vae_set_tiling(e->vae, vae_tiling_mode(o->vae_tiling), 0);
     if (set_precision(e, o->precision, err)) goto fail;
-    if (unet_get_info(e->unet)->in_channels != vae_latent_channels(e->vae) ||
-        unet_get_info(e->unet)->context_dim != context_width(e)) {
+    if (unet_extra_channels(e) < 0 || unet_get_info(e->unet)->context_dim != context_width(e)) {
         sd_errf(err, SD_EFORMAT, "model",
                 "%s: parts do not fit together: UNet takes %d latent channels and %d-wide text, "
                 "VAE gives %d channels, text encoder %d wide", o->model_path,
@@ -659,7 +670,10 @@ int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err)
 {
     lora_request lr;   /* the prompt's LoRA tags are not text: counted without them */
     if (lora_request_parse(p, &lr, err)) { lora_request_clear(&lr); return -1; }
-    int rc = sd_check_prompts(e, lr.prompt, p->negative, p->steps, err);
+    /* the mask once the init image's pixels are there (the server runs this
+     * check before it decodes the images; sd_generate checks again) */
+    int rc = p->init_rgb ? inpaint_check(p, err) : 0;
+    if (!rc) rc = sd_check_prompts(e, lr.prompt, p->negative, p->steps, err);
     int skip = text_skip(e, p->clip_skip), layers = clip_layers(e->text[0]);
     if (!rc && skip > layers)
         rc = sd_errf(err, SD_EINVAL, "clip_skip", "clip_skip %d is larger than the %d layers of this model's text "
@@ -765,6 +779,10 @@ typedef struct guided {
     float *pooled;             /* [rows][text->P]: a1111_conds_pooled's rows */
     int vec_dim;               /* unet_info.add_dim = text->P + 6 */
     float time_ids[6];         /* [orig_h, orig_w, crop_top, crop_left, target_h, target_w] */
+    /* inpainting (inpaint.h): the UNet's extra input rows, A1111's blend */
+    const float *concat;       /* [rows][concat_ch][h][w] in row order, NULL = none */
+    int concat_ch;
+    const inpaint_run *inp;    /* k-diffusion runs with a mask: denoised blended with init_latent */
 } guided;
 
 /* The context rows for model call `call` and their length: padded to one
@@ -804,6 +822,8 @@ static void guided_context(guided *g, int call)
     g->cond = unet_cond_text(g->ctx, guided_rows(g, call));
     g->cond.ctx_dim = g->text->W;
     if (g->vec) guided_vec(g, call);
+    g->cond.concat = g->concat;
+    g->cond.concat_channels = g->concat ? g->concat_ch : 0;
 }
 
 /* The added vector's buffers and time ids when the UNet has an
@@ -909,7 +929,9 @@ static int kd_guided_denoise(void *ud, const float *x, float sigma, int call, fl
 {
     kd_guided *k = ud;
     k->sigma = sigma;
-    return kd_cfg_denoise(&k->cfg, x, sigma, call, denoised, err);
+    if (kd_cfg_denoise(&k->cfg, x, sigma, call, denoised, err)) return -1;
+    inpaint_kd_blend(k->g->inp, denoised);   /* A1111: after CFG, before the sampler's update */
+    return 0;
 }
 
 /* The model's sigma table: the checkpoint's own alphas_cumprod when it
@@ -963,6 +985,7 @@ static int kd_generate(guided *g, const sd_gen_params *p, const float *init, sd_
         .progress = p->progress, .progress_ud = p->progress_ud,
     };
     rc = kd_sample(&r, x, err);
+    if (!rc) inpaint_kd_blend(g->inp, x);    /* A1111 blends the samples once more */
 out:
     free(m); free(sig); free(work);
     return rc;
@@ -999,11 +1022,12 @@ static int check_params(const sd_gen_params *p, sd_err *err)
         if (p->init_width < 1 || p->init_height < 1 || p->init_width > 4096 || p->init_height > 4096)
             return sd_errf(err, SD_EINVAL, "init_image", "init image must be 1..4096 pixels on a side, got %dx%d", p->init_width, p->init_height);
         if (!(p->strength > 0 && p->strength <= 1)) return sd_errf(err, SD_EINVAL, "strength", "strength must be in (0, 1], got %g", p->strength);
+        return inpaint_check(p, err);
     } else if (p->width < 1 || p->height < 1 || p->width > 4096 || p->height > 4096) {
         return sd_errf(err, SD_EINVAL, p->width < 1 || p->width > 4096 ? "width" : "height",
                        "width and height must be 1..4096, got %dx%d", p->width, p->height);
     }
-    return 0;
+    return inpaint_check(p, err);
 }
 
 /* [-1, 1] -> 8 bits, rounded; A1111's k-diffusion runs truncate as A1111 does. */
@@ -1013,6 +1037,67 @@ static uint8_t to_u8(float v, int a1111)
     float f = v / 2.0f + 0.5f;
     f = f < 0 ? 0 : f > 1 ? 1 : f;
     return (uint8_t)lrintf(f * 255.0f);
+}
+
+/* The init image -> [-1,1] NCHW img[3][PH][PW], padded right/bottom to a
+ * multiple of the VAE factor by edge repeat. */
+static void init_pixels(const sd_gen_params *p, int PH, int PW, float *img)
+{
+    const int w = p->init_width, h = p->init_height;
+    for (int c = 0; c < 3; c++)
+        for (int yy = 0; yy < PH; yy++)
+            for (int xx = 0; xx < PW; xx++) {
+                int sy = yy < h ? yy : h - 1, sx = xx < w ? xx : w - 1;
+                img[((size_t)c * PH + yy) * PW + xx] = p->init_rgb[((size_t)sy * w + sx) * 3 + c] / 127.5f - 1.0f;
+            }
+}
+
+/* ---- inpainting (inpaint.h; docs/INPAINTING.md "Engine") ---------------- */
+
+/* The start of an inpainting run: a mask, or a 9-channel UNet (all-ones
+ * mask; a zero image for txt2img).  diffusers: the draws and the start
+ * latent into x (the sampler runs next, with inpaint_after_step for a
+ * 4-channel UNet); k-diffusion: the whole A1111 run into x. */
+static int start_inpaint(sd_engine *e, guided *g, const sd_gen_params *p, sd_sched *sch, sd_noise_src *ns,
+                         inpaint_run *ip, float *img, int PH, int PW, float *noise, float *x, sd_err *err)
+{
+    const int kd = p->ksampler != SD_KSAMPLER_NONE;
+    if (p->init_rgb) init_pixels(p, PH, PW, img);
+    else memset(img, 0, sizeof(float) * 3 * PH * PW);
+    inpaint_in in = {p, e->vae, img, PH, PW, g->B, g->C, g->h, g->w, unet_extra_channels(e), kd};
+    int rc = inpaint_open(ip, &in, err);
+    vae_release_activations(e->vae);
+    if (rc || ops_fault_err(e, err)) return -1;
+    if (kd) {
+        inpaint_kd_init(ip, ns);
+    } else {
+        if (p->init_rgb) sd_sched_set_strength(sch, p->strength);
+        if (inpaint_start(ip, sch, ns, !p->init_rgb || p->strength >= 1.0f, x, err)) return -1;
+    }
+    if (inpaint_rows(ip, g->uncond ? 2 * g->B : g->B, err)) return -1;
+    g->concat = ip->rows;
+    g->concat_ch = ip->extra;
+    if (!kd) return 0;
+    g->inp = ip;
+    return kd_generate(g, p, p->init_rgb ? ip->image_lat : NULL, ns, noise, x, err);
+}
+
+/* sd_sample_req.after_step of a diffusers-semantics run: inpainting's
+ * blend (4-channel UNet), then sd_gen_debug's record of the step. */
+typedef struct step_hook {
+    inpaint_run *blend;   /* NULL: no blend */
+    sd_gen_debug *dbg;
+    size_t n;             /* latent floats of the batch */
+} step_hook;
+
+static void after_step(void *ud, int k, float *x)
+{
+    step_hook *h = ud;
+    if (h->blend) inpaint_after_step(h->blend, k, x);
+    if (!h->dbg || !h->dbg->step_latents) return;
+    if (h->dbg->steps_seen < h->dbg->max_steps)
+        memcpy(h->dbg->step_latents + (size_t)h->dbg->steps_seen * h->n, x, sizeof(float) * h->n);
+    h->dbg->steps_seen++;
 }
 
 int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_gen_debug *dbg, sd_err *err)
@@ -1033,6 +1118,8 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     const size_t per = (size_t)C * lh * lw, npix = (size_t)3 * PH * PW;
     const float scaling = vae_scaling_factor(e->vae);
     const int kd = p->ksampler != SD_KSAMPLER_NONE;   /* A1111's k-diffusion run */
+    const int inpaint = p->mask || unet_extra_channels(e) > 0;   /* inpaint.h */
+    inpaint_run ip = {0};
 
     int rc = -1;
     text_run text = {0};
@@ -1065,19 +1152,15 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     if (guided_vec_open(&g, p, out_w, out_h, err)) goto done;   /* default ids: the size asked (A1111's p.width) */
 
     sd_noise_src ns = {p->noise, p->noise_ud, p->seed, 0};
-    if (kd && !img2img) {
+    if (inpaint) {
+        if (start_inpaint(e, &g, p, sch, &ns, &ip, img, PH, PW, noise, x, err)) goto done;
+    } else if (kd && !img2img) {
         if (kd_generate(&g, p, NULL, &ns, noise, x, err)) goto done;
     } else if (!img2img) {
         sd_noise_next(&ns, B, per, noise);
         sd_sched_start_txt2img(sch, noise, x, B * per);
     } else {
-        /* init image -> [-1,1] NCHW, padded right/bottom to a multiple of s by edge repeat */
-        for (int c = 0; c < 3; c++)
-            for (int yy = 0; yy < PH; yy++)
-                for (int xx = 0; xx < PW; xx++) {
-                    int sy = yy < out_h ? yy : out_h - 1, sx = xx < out_w ? xx : out_w - 1;
-                    img[((size_t)c * PH + yy) * PW + xx] = p->init_rgb[((size_t)sy * out_w + sx) * 3 + c] / 127.5f - 1.0f;
-                }
+        init_pixels(p, PH, PW, img);
         mean = sd_malloc(sizeof(float) * per);
         stdv = sd_malloc(sizeof(float) * per);
         float *init = sd_malloc(sizeof(float) * B * per), *m2 = sd_malloc(sizeof(float) * B * per), *s2 = sd_malloc(sizeof(float) * B * per);
@@ -1111,6 +1194,9 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
             .model = guided_model, .model_ud = &g, .noise = &ns,
             .progress = p->progress, .progress_ud = p->progress_ud,
         };
+        step_hook hook = {inpaint && !ip.extra ? &ip : NULL, dbg, (size_t)B * per};
+        req.after_step = after_step;   /* diffusers' blend for a 4-channel UNet; the debug record */
+        req.after_step_ud = &hook;
         if (sd_sample(&req, x, err)) goto done;
     }
     if (dbg) {
@@ -1143,6 +1229,7 @@ done:
     if (rc)
         for (int i = 0; i < B; i++) sd_image_free(&out[i]);
     text_run_close(&text);
+    inpaint_close(&ip);
     free(sch); free(g.ctx); free(x); free(noise); free(img); free(mean); free(stdv);
     free(g.x2); free(g.o2); free(g.t2);
     free(g.vec); free(g.pooled);

@@ -13,6 +13,11 @@ typedef struct sd_gen_debug {
     float *final_latent;   /* out: [n, C, h, w] SD-space latent (caller-allocated) or NULL */
     float *image;          /* out: [n, 3, h*8, w*8] decoded, unclamped, before crop, or NULL */
     int lat_h, lat_w, lat_c; /* set by the run */
+    /* diffusers-semantics samplers: the latent after each step (after
+     * inpainting's blend), [max_steps][n, C, h, w], or NULL */
+    float *step_latents;
+    int max_steps;
+    int steps_seen;        /* set by the run: steps recorded or not */
 } sd_gen_debug;
 
 /* Latent size for an output of width x height pixels: ceil(size / scale). */

@@ -75,8 +75,8 @@ sd_engine *sd_engine_open_checker(const sd_load_opts *opts, sd_err *err);
 int sd_engine_is_checker(const sd_engine *e);
 
 typedef struct sd_model_info {
-    const char *family;          /* "sd1", "sd2" or "sdxl" (loader/family.h names the others, which
-                                    sd_engine_load refuses: "sdxl-refiner", "sd1-inpaint", ...) */
+    const char *family;          /* "sd1", "sd2", "sdxl", "sd1-inpaint", "sd2-inpaint" or "sdxl-inpaint"
+                                    (loader/family.h; sd_engine_load refuses "sdxl-refiner") */
     const char *prediction;      /* "epsilon" or "v_prediction" */
     int zero_snr;                /* 1: the zero-terminal-SNR noise schedule is in effect */
     int latent_channels;

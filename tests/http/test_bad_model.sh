@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/http/test_bad_model.sh — `sdserve serve` with a model it cannot use:
 # missing, not a checkpoint, truncated, a tensor's bytes cut, an empty
-# diffusers folder, a family it cannot run yet (inpainting, the SDXL
+# diffusers folder, a UNet-only folder, a family it cannot run yet (the SDXL
 # refiner), SDXL files with a tensor missing, reshaped or cut.  Each
 # must exit non-zero within seconds with a message
 # naming the file and what is wrong, and never become ready (the server
@@ -43,8 +43,8 @@ try "6 bytes" "$TMP/six.safetensors" "header|short|truncated|safetensors"
 mkdir -p "$TMP/emptydir"
 try "empty folder" "$TMP/emptydir" "model_index|unet|no .*safetensors|not a|folder|director"
 
-# families this version cannot run yet: refused by family, before any part loads
-try "inpainting UNet" "$REF/models/tiny-sd1-inpaint" "is an sd1-inpaint checkpoint \(its UNet takes mask"
+# a UNet-only folder (the inpainting UNet: a family it runs, without its text encoder)
+try "inpainting UNet only" "$REF/models/tiny-sd1-inpaint" "missing tensor 'text_encoder"
 
 # a precision it does not know: refused at start, naming the setting
 port=$(free_port)

@@ -311,7 +311,7 @@ int main(void)
         sd_err e;
         sd_err_clear(&e);
         int rc = sd_probe_model(t_ref("models/tiny-sd1-inpaint"), &p, &e);
-        CHECKF(!rc && !p.supported && !strcmp(p.family, "sd1-inpaint"), "probe: an inpainting model is named, unsupported",
+        CHECKF(!rc && p.supported && !strcmp(p.family, "sd1-inpaint"), "probe: an sd1 inpainting model is named, supported",
                "rc %d family %s: %s", rc, p.family, e.msg);
     }
     sd_err e;

@@ -8,9 +8,9 @@ static const sd_family_desc families[SD_FAMILY_COUNT] = {
     [SD_FAMILY_SD1] = {"sd1", SD_FAMILY_SD1, 1, 8, 0, 0, 0, 1, 0, 0.18215f, 0, 512},
     [SD_FAMILY_SD2] = {"sd2", SD_FAMILY_SD2, 0, 0, 64, 0, 0, 1, 0, 0.18215f, 0, 512},
     [SD_FAMILY_SDXL] = {"sdxl", SD_FAMILY_SDXL, 1, 0, 64, 1, 0, 1, 256, 0.13025f, 0, 1024},
-    [SD_FAMILY_SD1_INPAINT] = {"sd1-inpaint", SD_FAMILY_SD1, 1, 8, 0, 0, 1, 0, 0, 0.18215f, 0, 512},
-    [SD_FAMILY_SD2_INPAINT] = {"sd2-inpaint", SD_FAMILY_SD2, 0, 0, 64, 0, 1, 0, 0, 0.18215f, 0, 512},
-    [SD_FAMILY_SDXL_INPAINT] = {"sdxl-inpaint", SD_FAMILY_SDXL, 1, 0, 64, 1, 1, 0, 256, 0.13025f, 0, 1024},
+    [SD_FAMILY_SD1_INPAINT] = {"sd1-inpaint", SD_FAMILY_SD1, 1, 8, 0, 0, 1, 1, 0, 0.18215f, 0, 512},
+    [SD_FAMILY_SD2_INPAINT] = {"sd2-inpaint", SD_FAMILY_SD2, 0, 0, 64, 0, 1, 1, 0, 0.18215f, 0, 512},
+    [SD_FAMILY_SDXL_INPAINT] = {"sdxl-inpaint", SD_FAMILY_SDXL, 1, 0, 64, 1, 1, 1, 256, 0.13025f, 0, 1024},
     [SD_FAMILY_SDXL_REFINER] = {"sdxl-refiner", SD_FAMILY_SDXL, 0, 0, 64, 1, 0, 0, 256, 0.13025f, 1, 1024},
 };
 

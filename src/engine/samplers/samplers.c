@@ -217,6 +217,7 @@ int sd_sample(const sd_sample_req *r, float *x, sd_err *err)
         case SD_SAMPLER_LCM: step_lcm(&u, k, x, m); break;
         default: break;
         }
+        if (r->after_step) r->after_step(r->after_step_ud, k, x);
         if (r->on_step) r->on_step(r->on_step_ud, call, x);
         if (r->progress && r->progress(r->progress_ud, call + 1, total)) {
             rc = sd_errf(err, SD_ECANCELLED, "", "cancelled after step %d of %d", call + 1, total);

@@ -132,6 +132,9 @@ void sd_posterior_sample(const float *mean, const float *std, const float *eps, 
  * x = alpha*init + alpha*sigma*noise with alpha = 1/sqrt(sigma^2+1). */
 void sd_sched_start_txt2img(const sd_sched *s, const float *noise, float *x, size_t n);
 void sd_sched_start_img2img(const sd_sched *s, const float *init, const float *noise, float *x, size_t n);
+/* The scheduler's add_noise at step k's timestep (the same formulas; the
+ * inpainting blend of 4-channel models takes it at every step). */
+void sd_sched_add_noise(const sd_sched *s, int k, const float *init, const float *noise, float *x, size_t n);
 
 /* ---- noise ---------------------------------------------------------------- */
 
@@ -158,6 +161,9 @@ typedef struct sd_sample_req {
     sd_noise_src *noise;       /* advanced by euler_a and lcm; may be NULL for the others */
     /* optional: after each step (1..total); non-zero return = cancel (SD_ECANCELLED) */
     sd_progress_fn progress; void *progress_ud;
+    /* optional: may rewrite the latent after step k (0-based schedule index)
+     * before on_step sees it (inpainting's blend with the image latents) */
+    void (*after_step)(void *ud, int k, float *x); void *after_step_ud;
     /* optional: sees the latent after each step (tests, previews) */
     void (*on_step)(void *ud, int call, const float *x); void *on_step_ud;
 } sd_sample_req;

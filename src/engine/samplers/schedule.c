@@ -317,7 +317,11 @@ void sd_sched_start_txt2img(const sd_sched *s, const float *noise, float *x, siz
 
 void sd_sched_start_img2img(const sd_sched *s, const float *init, const float *noise, float *x, size_t n)
 {
-    const int k = s->start;
+    sd_sched_add_noise(s, s->start, init, noise, x, n);
+}
+
+void sd_sched_add_noise(const sd_sched *s, int k, const float *init, const float *noise, float *x, size_t n)
+{
     switch (s->kind) {
     case SD_SCHED_EULER:
     case SD_SCHED_EULER_KARRAS: {
