@@ -2,8 +2,8 @@
 # test_inpaint_api.sh — inpainting through every dialect on the real server with
 # tiny-sd1 (docs/INPAINTING.md): the seed API's /img2img (JSON and multipart
 # mask), /jobs/img2img, A1111's /sdapi/v1/img2img and OpenAI's
-# /v1/images/edits (an RGBA mask; an image with its own transparency), and
-# `sdserve generate --mask`.  With the overlay (always in A1111, default
+# /v1/images/edits (an RGBA mask; an image with its own transparency),
+# `sdserve generate --mask`, and tiny-sd1-inpaint (a 9-channel UNet).  With the overlay (always in A1111, default
 # elsewhere) every pixel further than the blur from the mask equals the
 # original exactly and the masked pixels change; mask_overlay=0 differs;
 # the CLI equals the seed API pixel for pixel; a mask of another size is
@@ -121,6 +121,20 @@ outside_equal "OpenAI without a mask: the image's own transparent pixels are rep
 
 stop_server
 check "clean exit on SIGTERM" $STOP_STATUS "status $STOP_STATUS"
+
+# a 9-channel inpainting UNet (the mask and masked image as UNet input):
+# tiny-sd1's folder with tiny-sd1-inpaint's unet/ (as tests/parity/test_inpaint.c)
+M9=$TMP/tiny-sd1-inpaint9
+mkdir -p "$M9"
+for part in model_index.json scheduler text_encoder tokenizer vae; do ln -s "$(realpath "$REF/models/tiny-sd1/$part")" "$M9/$part"; done
+ln -s "$(realpath "$REF/models/tiny-sd1-inpaint/unet")" "$M9/unet"
+start_server --model "$M9" || exit 1
+st=$(seed nine "\"mask_image\": \"$MASK\", \"inpaint_full_res\": false, \"inpainting_fill\": 1")
+check "9-channel model: /img2img with a mask answers 200" $([ "$st" = 200 ]; echo $?) "$(head -c 300 "$TMP/nine.json")"
+outside_equal "9-channel model: unmasked pixels equal the original exactly, masked ones change" \
+  "$TMP/init.png" "$TMP/nine.png" 11
+check "9-channel model: another picture than the 4-channel one" $(! pixels_equal "$TMP/whole.png" "$TMP/nine.png"; echo $?) ""
+stop_server
 
 "$SDSERVE" generate --model "$REF/models/tiny-sd1" --prompt "a red door" --seed 11 --steps 2 --strength 0.9 \
   --init-image "$TMP/init.png" --mask "$TMP/mask.png" --inpaint-full-res 0 --inpainting-fill 1 \
