@@ -128,7 +128,7 @@ static int apply_field(gen_args *a, const req_field *f, const char *flag, const 
 {
     long long x;
     double d = 0;
-    a->given |= 1u << (f - req_fields);
+    a->given |= 1ull << (f - req_fields);
     switch (f->type) {
     case RF_TEXT: *req_field_text(f, &a->req) = v; return 0;
     case RF_IMAGE: *(req_field_is_mask(f) ? &a->mask_image : &a->init_image) = v; return 0;

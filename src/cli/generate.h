@@ -24,7 +24,7 @@ typedef struct gen_args {
      * else PNG; an unknown extension without --format, or one disagreeing
      * with --format, is refused */
     sd_request req;
-    unsigned given;             /* bit i: req_fields[i]'s flag was given */
+    uint64_t given;             /* bit i: req_fields[i]'s flag was given (64 rows at most) */
     const char *init_image;     /* --init-image: file path, or NULL for txt2img */
     const char *output;         /* default "out.png" */
     const char *output_flag;    /* "-o" or "--output", as given (named in errors) */

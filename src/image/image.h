@@ -133,6 +133,15 @@ int img_fit_within(img_rgb *im, int max_side, sd_err *err);
  * One byte per pixel, 255 = repaint, 0 = keep, rows top to bottom.  These
  * are AUTOMATIC1111's pixel steps (modules/processing.py, masking.py). */
 
+/* A mask file (PNG/JPEG/WebP) as a w x h plane (the image's size as sent),
+ * 255 = repaint.  openai 0: A1111's create_binary_mask (an RGBA file whose
+ * alpha is not all opaque gives its alpha, else PIL's luminance; > 128 is
+ * 255), resized to w x h when its size differs.  openai 1: the alpha
+ * channel, 0 = repaint; a file without alpha, or of another size, is
+ * refused.  0, or -1 + SD_EINVAL / SD_ETOOLARGE / SD_ENOMEM naming field
+ * (jobs/inpaint.h inpaint_decode_mask is the request-side name). */
+int img_mask_decode(const uint8_t *data, size_t len, int openai, const char *field, int w, int h, uint8_t **out,
+                    sd_err *err);
 /* PIL's convert('L') of RGB8: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16. */
 void img_luminance(const uint8_t *rgb, size_t n, uint8_t *out);
 /* A one-channel plane resampled as img_resize does.  Returns 0 or -1. */

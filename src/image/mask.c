@@ -42,6 +42,69 @@ int img_plane_resize(const uint8_t *src, int sw, int sh, int dw, int dh, uint8_t
     return 0;
 }
 
+/* ---- masks from files ---------------------------------------------------- */
+
+/* Decoded masks: the init image's limits (http/api_seed.c). */
+#define MASK_MAX_SIDE 4096
+#define MASK_MAX_PIXELS (4096LL * 4096LL)
+
+/* 1 when some byte of a[0..n) is not v. */
+static int any_not(const uint8_t *a, size_t n, uint8_t v)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != v) return 1;
+    return 0;
+}
+
+/* A1111's create_binary_mask (mask_round): alpha when the file has
+ * transparency, else luminance; > 128 -> 255, else 0. */
+static void binary_mask(const img_rgb *im, const uint8_t *alpha, uint8_t *m)
+{
+    size_t n = (size_t)im->width * im->height;
+    if (alpha && any_not(alpha, n, 255))
+        memcpy(m, alpha, n);
+    else
+        img_luminance(im->px, n, m);
+    for (size_t i = 0; i < n; i++) m[i] = m[i] > 128 ? 255 : 0;
+}
+
+int img_mask_decode(const uint8_t *data, size_t len, int openai, const char *field, int w, int h, uint8_t **out,
+                    sd_err *err)
+{
+    *out = NULL;
+    uint8_t *alpha = NULL, *m = NULL;
+    img_decode_opts o = {.max_side = MASK_MAX_SIDE, .max_pixels = MASK_MAX_PIXELS, .field = field, .alpha = &alpha};
+    img_rgb im = {0};
+    if (img_decode(data, len, &o, &im, err)) return -1;
+    int rc = 0;
+    if (openai && !alpha)
+        rc = sd_errf(err, SD_EINVAL, field, "%s must be a PNG with an alpha channel: its fully transparent pixels "
+                     "are repainted (this one has no transparency channel)", field);
+    else if (openai && (im.width != w || im.height != h))
+        rc = sd_errf(err, SD_EINVAL, field, "%s must have the same size as the image: the mask is %dx%d, the image "
+                     "%dx%d", field, im.width, im.height, w, h);
+    else if (!(m = sd_malloc((size_t)im.width * im.height)))
+        rc = sd_errf(err, SD_ENOMEM, field, "out of memory decoding %s", field);
+    if (!rc && openai)
+        for (size_t i = 0; i < (size_t)w * h; i++) m[i] = alpha[i] == 0 ? 255 : 0;
+    else if (!rc)
+        binary_mask(&im, alpha, m);
+    if (!rc && (im.width != w || im.height != h)) {   /* A1111 resizes a mask of another size */
+        uint8_t *r = NULL;
+        rc = img_plane_resize(m, im.width, im.height, w, h, &r, err);
+        free(m);
+        m = r;
+    }
+    free(alpha);
+    img_rgb_free(&im);
+    if (rc) {
+        free(m);
+        return -1;
+    }
+    *out = m;
+    return 0;
+}
+
 /* ---- A1111's mask blur: cv2.GaussianBlur per axis ----------------------- */
 
 /* cv2's BORDER_REFLECT_101 index into [0, n). */

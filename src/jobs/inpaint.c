@@ -9,65 +9,10 @@
 #include "../base/alloc.h"
 #include "../image/image.h"
 
-/* Decoded masks: the init image's limits (http/api_seed.c). */
-#define MASK_MAX_SIDE 4096
-#define MASK_MAX_PIXELS (4096LL * 4096LL)
-
-/* 1 when some byte of a[0..n) is not v. */
-static int any_not(const uint8_t *a, size_t n, uint8_t v)
-{
-    for (size_t i = 0; i < n; i++)
-        if (a[i] != v) return 1;
-    return 0;
-}
-
-/* A1111's create_binary_mask (mask_round): alpha when the file has
- * transparency, else luminance; > 128 -> 255, else 0. */
-static void binary_mask(const img_rgb *im, const uint8_t *alpha, uint8_t *m)
-{
-    size_t n = (size_t)im->width * im->height;
-    if (alpha && any_not(alpha, n, 255))
-        memcpy(m, alpha, n);
-    else
-        img_luminance(im->px, n, m);
-    for (size_t i = 0; i < n; i++) m[i] = m[i] > 128 ? 255 : 0;
-}
-
 int inpaint_decode_mask(const uint8_t *data, size_t len, inpaint_mask_mode mode, const char *field, int w, int h,
                         uint8_t **out, sd_err *err)
 {
-    *out = NULL;
-    uint8_t *alpha = NULL, *m = NULL;
-    img_decode_opts o = {.max_side = MASK_MAX_SIDE, .max_pixels = MASK_MAX_PIXELS, .field = field, .alpha = &alpha};
-    img_rgb im = {0};
-    if (img_decode(data, len, &o, &im, err)) return -1;
-    int rc = 0;
-    if (mode == INPAINT_MASK_ALPHA && !alpha)
-        rc = sd_errf(err, SD_EINVAL, field, "%s must be a PNG with an alpha channel: its fully transparent pixels "
-                     "are repainted (this one has no transparency channel)", field);
-    else if (mode == INPAINT_MASK_ALPHA && (im.width != w || im.height != h))
-        rc = sd_errf(err, SD_EINVAL, field, "%s must have the same size as the image: the mask is %dx%d, the image "
-                     "%dx%d", field, im.width, im.height, w, h);
-    else if (!(m = sd_malloc((size_t)im.width * im.height)))
-        rc = sd_errf(err, SD_ENOMEM, field, "out of memory decoding %s", field);
-    if (!rc && mode == INPAINT_MASK_ALPHA)
-        for (size_t i = 0; i < (size_t)w * h; i++) m[i] = alpha[i] == 0 ? 255 : 0;
-    else if (!rc)
-        binary_mask(&im, alpha, m);
-    if (!rc && (im.width != w || im.height != h)) {   /* A1111 resizes a mask of another size */
-        uint8_t *r = NULL;
-        rc = img_plane_resize(m, im.width, im.height, w, h, &r, err);
-        free(m);
-        m = r;
-    }
-    free(alpha);
-    img_rgb_free(&im);
-    if (rc) {
-        free(m);
-        return -1;
-    }
-    *out = m;
-    return 0;
+    return img_mask_decode(data, len, mode == INPAINT_MASK_ALPHA, field, w, h, out, err);
 }
 
 int inpaint_mask_from_alpha(const uint8_t *alpha, int w, int h, uint8_t **out, sd_err *err)
@@ -97,7 +42,8 @@ int inpaint_set_mask(sd_request *r, uint8_t *plane, int pw, int ph, const char *
     size_t n = (size_t)w * h;
     if (r->inpainting_mask_invert)
         for (size_t i = 0; i < n; i++) plane[i] = (uint8_t)(255 - plane[i]);
-    if (!any_not(plane, n, 0)) {
+    int box[4];
+    if (!img_mask_box(plane, w, h, 0, box)) {   /* all zero */
         free(plane);
         return sd_errf(err, SD_EINVAL, field, "%s has nothing to repaint: it is black everywhere%s (white = repaint)",
                        field, r->inpainting_mask_invert ? " once inverted (inpainting_mask_invert)" : "");
