@@ -84,6 +84,17 @@ static int crop_to_size(const uint8_t *src, int w, int h, int ch, const int box[
     return rc;
 }
 
+/* A w x h plane of ch channels as the engine gets it: the crop resized to
+ * w x h ("only masked"), else a copy. */
+static int work_plane(const inpaint_run *u, const uint8_t *src, int ch, uint8_t **out, sd_err *err)
+{
+    if (u->cropped) return crop_to_size(src, u->w, u->h, ch, u->box, out, err);
+    size_t n = (size_t)u->w * u->h * ch;
+    if (!(*out = sd_malloc(n))) return sd_errf(err, SD_ENOMEM, "mask_image", "out of memory");
+    memcpy(*out, src, n);
+    return 0;
+}
+
 /* A1111's init: blur; the overlay mask; the crop of "only masked"; fill. */
 static int prepare(const sd_request *r, const sd_gen_params *p, inpaint_run *u, sd_err *err)
 {
@@ -96,17 +107,17 @@ static int prepare(const sd_request *r, const sd_gen_params *p, inpaint_run *u, 
     for (size_t i = 0; i < n; i++)   /* whole picture: the blurred mask doubled; only masked: as blurred */
         u->overlay[i] = r->inpaint_full_res ? u->blurred[i] : (uint8_t)(u->blurred[i] > 127 ? 255 : 2 * u->blurred[i]);
     u->cropped = r->inpaint_full_res && img_mask_box(u->blurred, u->w, u->h, r->inpaint_full_res_padding, u->box);
-    if (u->cropped) {
-        img_box_expand(u->box, u->w, u->h, u->w, u->h);
-        if (crop_to_size(p->init_rgb, u->w, u->h, 3, u->box, &u->work_rgb, err) ||
-            crop_to_size(u->blurred, u->w, u->h, 1, u->box, &u->work_mask, err))
-            return -1;
-    } else {
-        u->work_rgb = sd_malloc(n * 3);
-        u->work_mask = sd_malloc(n);
-        if (!u->work_rgb || !u->work_mask) return sd_errf(err, SD_ENOMEM, "mask_image", "out of memory");
-        memcpy(u->work_rgb, p->init_rgb, n * 3);
-        memcpy(u->work_mask, u->blurred, n);
+    if (u->cropped) img_box_expand(u->box, u->w, u->h, u->w, u->h);
+    if (work_plane(u, p->init_rgb, 3, &u->work_rgb, err) || work_plane(u, u->blurred, 1, &u->work_mask, err)) return -1;
+    /* a thin mask blurred below 128 everywhere would leave the engine nothing
+     * to repaint (it binarizes at 128; A1111 then silently repaints
+     * nothing): the engine gets the sharp mask instead */
+    int keep = 1;
+    for (size_t i = 0; i < n && keep; i++) keep = u->work_mask[i] < 128;
+    if (keep) {
+        free(u->work_mask);
+        u->work_mask = NULL;
+        if (work_plane(u, p->mask, 1, &u->work_mask, err)) return -1;
     }
     /* A1111 fills for every choice but 1 "original" (2 and 3 then replace the latents) */
     return r->inpainting_fill != 1 ? img_mask_fill(u->work_rgb, u->work_mask, u->w, u->h, err) : 0;

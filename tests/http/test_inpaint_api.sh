@@ -75,6 +75,12 @@ outside_equal "a mask of another size is resized to the image (A1111)" "$TMP/ini
 WHITE=$($PX b64 "$TMP/white.png")
 st=$(seed white "\"mask_image\": \"$WHITE\"")
 check "an all-white mask is allowed (repaints everything)" $([ "$st" = 200 ]; echo $?) "$(head -c 300 "$TMP/white.json")"
+$PX make-mask "$TMP/thin.png" $W $H 31 8 32 40     # 1 pixel wide: blurred below 128 everywhere
+for fr in true false; do
+  st=$(seed thin$fr "\"mask_image\": \"$($PX b64 "$TMP/thin.png")\", \"inpaint_full_res\": $fr")
+  check "a 1-pixel line blurred below the engine's 128 still runs (only masked: $fr)" $([ "$st" = 200 ]; echo $?) \
+    "$(head -c 300 "$TMP/thin$fr.json")"
+done
 for fill in 2; do   # (0 is the default: the only-masked run above)
   st=$(seed fill$fill "\"mask_image\": \"$MASK\", \"inpainting_fill\": $fill")
   outside_equal "inpainting_fill=$fill: 200, unmasked pixels the original's" "$TMP/init.png" "$TMP/fill$fill.png" 11
