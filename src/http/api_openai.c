@@ -199,18 +199,35 @@ static int take_model(http_server *s, param *p, param_bag *sb, sd_err *err)
                    n ? names : "none loaded yet");
 }
 
+/* {"image_url": "data:image/...;base64,..."} (o) as the seed API's field
+ * `to`; anything else is a 400 naming `field`. */
+static int take_image_url(const json_t *o, const char *field, const char *to, param_bag *sb, sd_err *err)
+{
+    const json_t *u = json_object_get(o, "image_url");
+    if (!json_is_string(u) || strncmp(json_string_value(u), "data:", 5))
+        return sd_errf(err, SD_EINVAL, field, "%s must hold one {\"image_url\": \"data:image/png;base64,...\"} (one "
+                       "image; no http URLs)", field);
+    return params_bag_add(sb, to, PV_TEXT, json_string_value(u), json_string_length(u), 1, err);
+}
+
 /* The JSON form of an edit: images [{"image_url": "data:image/png;base64,..."}] (one). */
 static int take_images_json(param *p, param_bag *sb, sd_err *err)
 {
     json_t *a = p->kind == PV_ARRAY ? json_loadb(p->val, p->len, 0, NULL) : NULL;
-    json_t *u = json_object_get(json_array_get(a, 0), "image_url");
-    int rc;
-    if (!json_is_string(u) || json_array_size(a) != 1 || strncmp(json_string_value(u), "data:", 5))
-        rc = sd_errf(err, SD_EINVAL, "images",
-                     "images must hold one {\"image_url\": \"data:image/png;base64,...\"} (one image; no http URLs)");
-    else
-        rc = params_bag_add(sb, "init_image", PV_TEXT, json_string_value(u), json_string_length(u), 1, err);
+    int rc = json_array_size(a) == 1 ? take_image_url(json_array_get(a, 0), "images", "init_image", sb, err)
+                                     : take_image_url(NULL, "images", "init_image", sb, err);
     json_decref(a);
+    return rc;
+}
+
+/* inpapi: an edit's mask: a file part, base64 text, or in a JSON body
+ * {"image_url": "data:image/png;base64,..."} as the images are. */
+static int take_mask(param *p, param_bag *sb, sd_err *err)
+{
+    if (p->kind != PV_OBJECT) return bag_move(sb, p, "mask_image", err);
+    json_t *o = json_loadb(p->val, p->len, 0, NULL);
+    int rc = take_image_url(o, "mask", "mask_image", sb, err);
+    json_decref(o);
     return rc;
 }
 
@@ -267,7 +284,7 @@ static int take_oai_field(http_server *s, req *r, param *p, oai_body *o, sd_err 
     if (!strcmp(n, "image") || !strcmp(n, "image[]")) return o->has_image = 1, bag_move(&o->sb, p, "init_image", err);
     if (!strcmp(n, "images")) return o->has_image = 1, take_images_json(p, &o->sb, err);
     if (!strcmp(n, "input_fidelity")) return choice(p, fidelities, err) < 0 ? -1 : 0;
-    if (!strcmp(n, "mask")) return bag_move(&o->sb, p, "mask_image", err);   /* transparent = repaint */
+    if (!strcmp(n, "mask")) return take_mask(p, &o->sb, err);   /* transparent = repaint */
     return 1;
 }
 

@@ -119,6 +119,12 @@ $PX b64-json "$TMP/oai.json" data 0 "$TMP/oai.png" 2>/dev/null
 check "OpenAI edits with an RGBA mask answers 200" $([ "$st" = 200 ]; echo $?) "$(head -c 300 "$TMP/oai.json")"
 outside_equal "OpenAI: every opaque-mask pixel equals the input exactly (no blur), the transparent ones change" \
   "$TMP/init.png" "$TMP/oai.png" 0
+printf '{"prompt": "a red door", "seed": 11, "steps": 2, "images": [{"image_url": "data:image/png;base64,%s"}], "mask": {"image_url": "data:image/png;base64,%s"}}' \
+  "$INIT" "$($PX b64 "$TMP/rgba_mask.png")" >"$TMP/oaij.body"
+st=$(curl -s -o "$TMP/oaij.json" -w '%{http_code}' -H "$J" --data "@$TMP/oaij.body" "$BASE/v1/images/edits")
+$PX b64-json "$TMP/oaij.json" data 0 "$TMP/oaij.png" 2>/dev/null
+check "OpenAI JSON edit: mask {image_url: data URL} gives the multipart pixels" \
+  $([ "$st" = 200 ] && pixels_equal "$TMP/oai.png" "$TMP/oaij.png"; echo $?) "status $st $(head -c 300 "$TMP/oaij.json")"
 st=$(curl -s -o "$TMP/oai2.json" -w '%{http_code}' -F prompt="a red door" -F seed=11 -F steps=2 \
   -F "image=@$TMP/rgba_init.png" "$BASE/v1/images/edits")
 $PX b64-json "$TMP/oai2.json" data 0 "$TMP/oai2.png" 2>/dev/null
