@@ -3,7 +3,8 @@
 # tiny-sd1 (docs/INPAINTING.md): the seed API's /img2img (JSON and multipart
 # mask), /jobs/img2img, A1111's /sdapi/v1/img2img and OpenAI's
 # /v1/images/edits (an RGBA mask; an image with its own transparency),
-# `sdserve generate --mask`, and tiny-sd1-inpaint (a 9-channel UNet).  With the overlay (always in A1111, default
+# `sdserve generate --mask`, tiny-sd1-inpaint (a 9-channel UNet), and a job
+# through the Redis queue.  With the overlay (always in A1111, default
 # elsewhere) every pixel further than the blur from the mask equals the
 # original exactly and the masked pixels change; mask_overlay=0 differs;
 # the CLI equals the seed API pixel for pixel; a mask of another size is
@@ -147,6 +148,19 @@ outside_equal "9-channel model: unmasked pixels equal the original exactly, mask
   "$TMP/init.png" "$TMP/nine.png" 11
 check "9-channel model: another picture than the 4-channel one" $(! pixels_equal "$TMP/whole.png" "$TMP/nine.png"; echo $?) ""
 stop_server
+
+# the shared Redis queue: the decoded mask travels to the worker (docs/WIRE.md mask_image)
+RPORT=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/redis.log" 2>&1 &
+REDIS_PID=$!
+for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_server --model "$REF/models/tiny-sd1" --queue "redis://127.0.0.1:$RPORT/0" --shared-data-dir 1 --workers 1 || exit 1
+st=$(seed redis "\"mask_image\": \"$MASK\", \"inpaint_full_res\": false, \"inpainting_fill\": 1")
+check "through the Redis queue: the same pixels as in process" \
+  $([ "$st" = 200 ] && pixels_equal "$TMP/whole.png" "$TMP/redis.png"; echo $?) "status $st $(head -c 300 "$TMP/redis.json")"
+stop_server
+redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1
+wait "$REDIS_PID" 2>/dev/null
 
 "$SDSERVE" generate --model "$REF/models/tiny-sd1" --prompt "a red door" --seed 11 --steps 2 --strength 0.9 \
   --init-image "$TMP/init.png" --mask "$TMP/mask.png" --inpaint-full-res 0 --inpainting-fill 1 \
