@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "generate.h"
 #include "progress.h"
+#include "../jobs/inpaint.h"
 
 /* A request field's range as the usage shows it: "1..150", "(0, 20]". */
 static void usage_range(const req_field *f, char *buf, size_t size)
@@ -129,10 +130,10 @@ static int apply_field(gen_args *a, const req_field *f, const char *flag, const 
 {
     long long x;
     double d = 0;
-    a->given |= 1u << (f - req_fields);
+    a->given |= 1ull << (f - req_fields);
     switch (f->type) {
     case RF_TEXT: *req_field_text(f, &a->req) = v; return 0;
-    case RF_IMAGE: a->init_image = v; return 0;
+    case RF_IMAGE: *(req_field_is_mask(f) ? &a->mask_image : &a->init_image) = v; return 0;
     case RF_LORAS: return req_set_loras_text(&a->req, v, strlen(v), err);
     case RF_FLOAT:
         if (parse_float(flag, v, f, &d, err)) return -1;
@@ -320,6 +321,8 @@ int gen_args_parse(int argc, char **argv, gen_args *a, sd_err *err)
     if (!*p) return sd_errf(err, SD_EINVAL, "--prompt", "--prompt is empty");
     if (given(a, "strength") && !a->init_image)
         return sd_errf(err, SD_EINVAL, "--strength", "--strength only applies with --init-image");
+    if (a->mask_image && !a->init_image)   /* inpapi */
+        return sd_errf(err, SD_EINVAL, "--mask", "--mask only applies with --init-image (it marks what to repaint)");
     if (sd_check_sampler(&a->req.gen, err)) {   /* --scheduler / --timestep-spacing vs --sampler */
         const req_field *f = req_field_by_engine(err->field);
         if (f && f->cli) snprintf(err->field, sizeof err->field, "%s", f->cli);
@@ -410,11 +413,23 @@ static int on_progress(void *ud, int step, int total)
     return 0;
 }
 
-static int run(const gen_args *a, sd_err *err)
+/* inpapi: --mask FILE as a plane of the init image's size (w x h). */
+static int read_mask(const char *path, int w, int h, uint8_t **mask, sd_err *err)
 {
     uint8_t *file = NULL;
     size_t flen = 0;
+    if (read_file(path, &file, &flen, (size_t)64 << 20, err)) return -1;
+    int rc = inpaint_decode_mask(file, flen, INPAINT_MASK_LUMA, "--mask", w, h, mask, err);
+    free(file);
+    return rc;
+}
+
+static int run(const gen_args *a, sd_err *err)
+{
+    uint8_t *file = NULL, *mask = NULL;
+    size_t flen = 0;
     img_rgb init = {0};
+    int mw = 0, mh = 0;
     if (a->init_image) {
         if (read_file(a->init_image, &file, &flen, (size_t)64 << 20, err)) return -1;
         img_decode_opts o = {.field = "--init-image"};
@@ -422,12 +437,19 @@ static int run(const gen_args *a, sd_err *err)
         free(file);
         if (rc) return -1;
         int w0 = init.width, h0 = init.height;
-        rc = img_fit_within(&init, REQ_MAX_SIDE, err);
-        if (rc < 0) {
+        if (a->mask_image && read_mask(a->mask_image, w0, h0, &mask, err)) {
             img_rgb_free(&init);
             return -1;
         }
+        rc = img_fit_within(&init, REQ_MAX_SIDE, err);
+        if (rc < 0) {
+            img_rgb_free(&init);
+            free(mask);
+            return -1;
+        }
         if (rc > 0) fprintf(stderr, "init image %dx%d scaled to %dx%d\n", w0, h0, init.width, init.height);
+        mw = w0;
+        mh = h0;
         if (given(a, "width") || given(a, "height")) fprintf(stderr, "note: -W/-H are ignored with --init-image (output is %dx%d)\n", init.width, init.height);
     }
 
@@ -440,6 +462,7 @@ static int run(const gen_args *a, sd_err *err)
     sd_engine *eng = sd_engine_load(&lo, err);
     if (!eng) {
         img_rgb_free(&init);
+        free(mask);
         return -1;
     }
     sd_model_info info;
@@ -451,6 +474,14 @@ static int run(const gen_args *a, sd_err *err)
     sd_request req = a->req;   /* argv's strings, borrowed: not sd_request_free'd */
     req_resolve_size(&req, info.native_size);   /* no -W/-H: the model's native size */
     if (req.seed_was_random) req.gen.seed = req_random_seed();
+    req.gen.init_width = init.width;
+    req.gen.init_height = init.height;
+    req.gen.mask = NULL;
+    if (mask && inpaint_set_mask(&req, mask, mw, mh, "--mask", err)) {   /* fitted, inverted, checked */
+        img_rgb_free(&init);
+        sd_engine_free(eng);
+        return -1;
+    }
     sd_gen_params p = req.gen;
     p.init_rgb = init.px;
     p.init_width = init.width;
@@ -460,9 +491,10 @@ static int run(const gen_args *a, sd_err *err)
     p.progress = on_progress;
     p.progress_ud = &st;
     sd_image *imgs = calloc((size_t)p.n, sizeof *imgs);
-    int rc = imgs ? sd_generate(eng, &p, imgs, err) : sd_errf(err, SD_ENOMEM, NULL, "out of memory");
+    int rc = imgs ? inpaint_generate(eng, &req, &p, imgs, err) : sd_errf(err, SD_ENOMEM, NULL, "out of memory");
     progress_end(&st.bar);
     img_rgb_free(&init);
+    free((uint8_t *)req.gen.mask);
 
     for (int i = 0; rc == 0 && i < p.n; i++) {
         img_gen_info g = req_gen_info(&req, i, imgs[i].width, imgs[i].height, info.hash, info.name, info.family);

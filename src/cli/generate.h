@@ -24,7 +24,7 @@ typedef struct gen_args {
      * else PNG; an unknown extension without --format, or one disagreeing
      * with --format, is refused */
     sd_request req;
-    unsigned given;             /* bit i: req_fields[i]'s flag was given */
+    uint64_t given;             /* bit i: req_fields[i]'s flag was given (64 rows at most) */
     const char *init_image;     /* --init-image: file path, or NULL for txt2img */
     const char *output;         /* default "out.png" */
     const char *output_flag;    /* "-o" or "--output", as given (named in errors) */
@@ -38,6 +38,7 @@ typedef struct gen_args {
     const char *preview_decoder; /* --preview-decoder: TAESD file or folder, NULL = none */
     const char *vae_decoder;    /* --vae-decoder vae|taesd, NULL = vae */
     int help;                   /* --help / -h given */
+    const char *mask_image;     /* inpapi: --mask FILE (with --init-image), white = repaint; NULL = none */
 } gen_args;
 
 /* argv[0] is the command name ("generate").  Returns 0, or -1 with err set

@@ -351,6 +351,15 @@ static int put_init(const param_bag *b, param_bag *sb, a1111_call *c, sd_err *er
     return rc;
 }
 
+/* inpapi: img2img's mask, a base64 image (white = repaint), as mask_image. */
+static int put_mask(const param_bag *b, param_bag *sb, sd_err *err)
+{
+    const param *p = field_get(b, "mask");
+    if (!p || p->kind == PV_NULL) return 0;
+    if (p->kind != PV_TEXT) return sd_errf(err, SD_EINVAL, "mask", "mask must be a base64 image (PNG, JPEG or WebP)");
+    return bag_put(sb, "mask_image", PV_TEXT, p->val, p->len, err);
+}
+
 /* batch_size x n_iter images (image i uses seed + i). */
 static int put_count(const param_bag *b, param_bag *sb, a1111_call *c, json_t *params, sd_err *err)
 {
@@ -425,8 +434,9 @@ static int put_plain(const param_bag *b, param_bag *sb, int img2img, json_t *par
 static int note_ignored(const param_bag *b, a1111_call *c, int img2img, sd_err *err)
 {
     static const char *const flags[] = {"restore_faces", "tiling", "enable_hr"};
-    const param *m = field_get(b, "mask");
-    if (m) return sd_errf(err, SD_EINVAL, "mask", "mask: inpainting is not available yet on this server");
+    const param *m = field_get(b, "mask");   /* inpapi: img2img's (put_mask) */
+    if (m && !img2img && m->kind != PV_NULL)
+        return sd_errf(err, SD_EINVAL, "mask", "mask is a field of /sdapi/v1/img2img (inpainting), not of txt2img");
     const param *sn = field_get(b, "script_name");
     if (sn && sn->len) return sd_errf(err, SD_EINVAL, "script_name", "script_name: this server has no scripts");
     char note[96];
@@ -469,6 +479,7 @@ static int a1111_gen_request(http_server *s, req *r, sd_err *err)
     if (!rc) rc = put_scheduler(b, &sb, c->params, err);
     if (!rc) rc = put_count(b, &sb, c, c->params, err);
     if (!rc && img2img) rc = put_init(b, &sb, c, err);
+    if (!rc && img2img) rc = put_mask(b, &sb, err);   /* inpapi */
     if (!rc) rc = put_settings(s, r, &sb, c->params, err);
     if (!rc && (rc = params_to_request(&sb, img2img, &r->request, err))) a1111_name_err(err);   /* seed names -> A1111's */
     params_bag_free(&sb);
@@ -485,6 +496,7 @@ static int a1111_gen_request(http_server *s, req *r, sd_err *err)
     c->gen = r->request.gen;   /* scalars for the infotexts; the job owns the rest */
     c->gen.prompt = c->gen.negative = NULL;
     c->gen.init_rgb = NULL;
+    c->gen.mask = NULL;   /* inpapi: the job's */
     c->gen.loras = NULL;
     c->gen.n_loras = 0;
     return 0;

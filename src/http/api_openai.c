@@ -15,6 +15,7 @@
  * or {"url"}], "output_format", "size", "quality", "background"}.
  * docs/SERVER.md "OpenAI dialect" lists what is accepted and what it does. */
 #include "server_int.h"
+#include "../jobs/inpaint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +34,7 @@ static const struct { const char *seed, *oai; } renamed[] = {
     {"init_image", "image"},
     {"output_quality", "output_compression"},
     {"num_inference_steps", "steps"},
+    {"mask_image", "mask"},   /* inpapi */
 };
 #define NRENAMED (sizeof renamed / sizeof renamed[0])
 
@@ -197,18 +199,35 @@ static int take_model(http_server *s, param *p, param_bag *sb, sd_err *err)
                    n ? names : "none loaded yet");
 }
 
+/* {"image_url": "data:image/...;base64,..."} (o) as the seed API's field
+ * `to`; anything else is a 400 naming `field`. */
+static int take_image_url(const json_t *o, const char *field, const char *to, param_bag *sb, sd_err *err)
+{
+    const json_t *u = json_object_get(o, "image_url");
+    if (!json_is_string(u) || strncmp(json_string_value(u), "data:", 5))
+        return sd_errf(err, SD_EINVAL, field, "%s must hold one {\"image_url\": \"data:image/png;base64,...\"} (one "
+                       "image; no http URLs)", field);
+    return params_bag_add(sb, to, PV_TEXT, json_string_value(u), json_string_length(u), 1, err);
+}
+
 /* The JSON form of an edit: images [{"image_url": "data:image/png;base64,..."}] (one). */
 static int take_images_json(param *p, param_bag *sb, sd_err *err)
 {
     json_t *a = p->kind == PV_ARRAY ? json_loadb(p->val, p->len, 0, NULL) : NULL;
-    json_t *u = json_object_get(json_array_get(a, 0), "image_url");
-    int rc;
-    if (!json_is_string(u) || json_array_size(a) != 1 || strncmp(json_string_value(u), "data:", 5))
-        rc = sd_errf(err, SD_EINVAL, "images",
-                     "images must hold one {\"image_url\": \"data:image/png;base64,...\"} (one image; no http URLs)");
-    else
-        rc = params_bag_add(sb, "init_image", PV_TEXT, json_string_value(u), json_string_length(u), 1, err);
+    int rc = json_array_size(a) == 1 ? take_image_url(json_array_get(a, 0), "images", "init_image", sb, err)
+                                     : take_image_url(NULL, "images", "init_image", sb, err);
     json_decref(a);
+    return rc;
+}
+
+/* inpapi: an edit's mask: a file part, base64 text, or in a JSON body
+ * {"image_url": "data:image/png;base64,..."} as the images are. */
+static int take_mask(param *p, param_bag *sb, sd_err *err)
+{
+    if (p->kind != PV_OBJECT) return bag_move(sb, p, "mask_image", err);
+    json_t *o = json_loadb(p->val, p->len, 0, NULL);
+    int rc = take_image_url(o, "mask", "mask_image", sb, err);
+    json_decref(o);
     return rc;
 }
 
@@ -265,9 +284,7 @@ static int take_oai_field(http_server *s, req *r, param *p, oai_body *o, sd_err 
     if (!strcmp(n, "image") || !strcmp(n, "image[]")) return o->has_image = 1, bag_move(&o->sb, p, "init_image", err);
     if (!strcmp(n, "images")) return o->has_image = 1, take_images_json(p, &o->sb, err);
     if (!strcmp(n, "input_fidelity")) return choice(p, fidelities, err) < 0 ? -1 : 0;
-    if (!strcmp(n, "mask"))
-        return sd_errf(err, SD_EINVAL, "mask", "mask is not supported yet: inpainting is not available; send image "
-                       "and prompt only (the whole image is redrawn, guided by strength)");
+    if (!strcmp(n, "mask")) return take_mask(p, &o->sb, err);   /* transparent = repaint */
     return 1;
 }
 
@@ -305,6 +322,19 @@ static int edit_size(http_server *s, sd_request *rq, int w, int h, sd_err *err)
     return req_check_size(&as_txt2img, s->cfg.max_side, s->cfg.max_pixels, err);
 }
 
+/* inpapi: OpenAI's mask is exact: no blur, the whole picture (the extra
+ * fields mask_blur / inpaint_full_res may still ask otherwise). */
+static int edit_mask_defaults(param_bag *sb, sd_err *err)
+{
+    static const char *const names[] = {"mask_blur", "inpaint_full_res"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        int given = 0;
+        for (int i = 0; i < sb->n && !given; i++) given = !strcmp(sb->v[i].name, names[k]);
+        if (!given && params_bag_add(sb, names[k], PV_NUMBER, "0", 1, 1, err)) return -1;
+    }
+    return 0;
+}
+
 static int oai_translate(http_server *s, req *r, oai_body *o, sd_err *err)
 {
     for (int i = 0; i < r->bag.n; i++) {
@@ -316,6 +346,7 @@ static int oai_translate(http_server *s, req *r, oai_body *o, sd_err *err)
     if (r->rt->img2img && !o->has_image)
         return sd_errf(err, SD_EINVAL, "image", "image is required: send the picture to edit as a multipart file "
                        "part 'image' (PNG, JPEG or WebP)");
+    if (r->rt->img2img && edit_mask_defaults(&o->sb, err)) return -1;
     const char *steps = o->quality && !o->has_steps ? quality_steps(o->quality) : NULL;
     if (steps && params_bag_add(&o->sb, "num_inference_steps", PV_NUMBER, steps, strlen(steps), 1, err)) return -1;
     char side[8];
@@ -336,6 +367,7 @@ static int oai_to_request(http_server *s, req *r, sd_err *err)
     if (!rc) {   /* (oai_translate's errors already say OpenAI's names) */
         rc = params_to_request(&o.sb, r->rt->img2img, &r->request, err);
         if (!rc && r->rt->img2img) rc = edit_size(s, &r->request, o.w, o.h, err);
+        r->request.mask_mode = INPAINT_MASK_ALPHA;   /* inpapi: transparent = repaint; else the image's alpha */
         if (rc) oai_name_error(err);
     }
     params_bag_free(&o.sb);

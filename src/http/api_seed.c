@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "../image/image.h"
+#include "../jobs/inpaint.h"
 
 /* The seed API's dialect: its fields are the field table's names
  * (params_to_request), its errors {"status":"error","code","field","message"}. */
@@ -45,28 +46,65 @@ static int init_fit_side(const server_config *c, int w, int h)
     return side;
 }
 
-static int decode_init(sd_request *g, const server_config *c, sd_err *err)
+/* An undecoded image (init_image, mask_image) as bytes: *bytes points at
+ * the raw part or a new decoded buffer (*owned = 1). */
+static int image_bytes(const sd_request *g, int mask, size_t max_body, const char *field, uint8_t **bytes,
+                       size_t *blen, int *owned, sd_err *err)
+{
+    const char *data = mask ? g->mask_data : g->init_data;
+    size_t len = mask ? g->mask_len : g->init_len;
+    *owned = !(mask ? g->mask_is_raw : g->init_is_raw);
+    if (!*owned) {
+        *bytes = (uint8_t *)data;
+        *blen = len;
+        return 0;
+    }
+    return img_base64_decode(data, len, max_body, field, bytes, blen, err);
+}
+
+/* inpapi: the mask (mask_image, or an OpenAI edit's own alpha) as a plane of
+ * the init image's size as sent (w x h); *plane NULL = no mask. */
+static int decode_mask(sd_request *g, const server_config *c, int w, int h, const uint8_t *init_alpha,
+                       const char *field, uint8_t **plane, sd_err *err)
+{
+    *plane = NULL;
+    if (!g->mask_data)
+        return g->mask_mode == INPAINT_MASK_ALPHA ? inpaint_mask_from_alpha(init_alpha, w, h, plane, err) : 0;
+    uint8_t *bytes = NULL;
+    size_t blen = 0;
+    int owned = 0;
+    if (image_bytes(g, 1, c->max_body, field, &bytes, &blen, &owned, err)) return -1;
+    int rc = inpaint_decode_mask(bytes, blen, (inpaint_mask_mode)g->mask_mode, field, w, h, plane, err);
+    if (owned) free(bytes);
+    free(g->mask_data);
+    g->mask_data = NULL;
+    g->mask_len = 0;
+    return rc;
+}
+
+/* mask_field: the dialect's name of mask_image, for its messages. */
+static int decode_init(sd_request *g, const server_config *c, const char *mask_field, sd_err *err)
 {
     size_t max_body = c->max_body;
     if (!g->img2img) return 0;
-    uint8_t *bytes = NULL;
+    uint8_t *bytes = NULL, *alpha = NULL, *mask = NULL;
     size_t blen = 0;
-    if (g->init_is_raw) {
-        bytes = (uint8_t *)g->init_data;
-        blen = g->init_len;
-    } else if (img_base64_decode(g->init_data, g->init_len, max_body, "init_image", &bytes, &blen, err)) {
-        return -1;
-    }
-    img_decode_opts o = {.max_side = INIT_MAX_SIDE, .max_pixels = INIT_MAX_PIXELS, .field = "init_image"};
+    int owned = 0;
+    if (image_bytes(g, 0, max_body, "init_image", &bytes, &blen, &owned, err)) return -1;
+    img_decode_opts o = {.max_side = INIT_MAX_SIDE, .max_pixels = INIT_MAX_PIXELS, .field = "init_image",
+                         .alpha = g->mask_mode == INPAINT_MASK_ALPHA && !g->mask_data ? &alpha : NULL};
     img_rgb im = {0};
     int rc = img_decode(bytes, blen, &o, &im, err);
-    if (!g->init_is_raw) free(bytes);
+    if (owned) free(bytes);
     free(g->init_data);
     g->init_data = NULL;
     g->init_len = 0;
-    if (rc) return -1;
-    if (img_fit_within(&im, init_fit_side(c, im.width, im.height), err) < 0) {
+    if (!rc) rc = decode_mask(g, c, im.width, im.height, alpha, mask_field, &mask, err);
+    free(alpha);
+    int mw = im.width, mh = im.height;
+    if (rc || img_fit_within(&im, init_fit_side(c, im.width, im.height), err) < 0) {
         img_rgb_free(&im);
+        free(mask);
         return -1;
     }
     /* a size asked for img2img (OpenAI edits' `size`, checked against the
@@ -75,6 +113,7 @@ static int decode_init(sd_request *g, const server_config *c, sd_err *err)
         uint8_t *px = NULL;
         if (img_resize(im.px, im.width, im.height, g->gen.width, g->gen.height, &px, err)) {
             img_rgb_free(&im);
+            free(mask);
             return -1;
         }
         img_rgb_free(&im);
@@ -85,13 +124,15 @@ static int decode_init(sd_request *g, const server_config *c, sd_err *err)
     g->gen.init_rgb = im.px;
     g->gen.init_width = im.width;
     g->gen.init_height = im.height;
-    return 0;
+    return mask ? inpaint_set_mask(g, mask, mw, mh, mask_field, err) : 0;   /* fitted to it, inverted, checked */
 }
 
 int seed_submit(http_server *s, req *r, int listed, int *retry_after)
 {
     *retry_after = 0;
-    if (!r->err.code && decode_init(&r->request, &s->cfg, &r->err))
+    const dialect *d = route_dialect(r->rt);
+    const char *mask_field = d && d->field_name ? d->field_name("mask_image") : "mask_image";
+    if (!r->err.code && decode_init(&r->request, &s->cfg, mask_field ? mask_field : "mask_image", &r->err))
         dialect_name_field(route_dialect(r->rt), &r->err);   /* init_image -> the dialect's name */
     if (r->err.code) {
         sd_request_free(&r->request);

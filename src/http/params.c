@@ -357,12 +357,24 @@ static void value_label(const param *p, char *buf, size_t size)
     buf[k < size ? k : size - 1] = 0;
 }
 
+/* inpapi: an RF_INT row of range [0, 1] is a flag (A1111's inpaint_full_res
+ * is a JSON boolean): true/false are 1/0 there. */
+static int flag_row(const req_field *f) { return f->type == RF_INT && f->lo == 0 && f->hi == 1; }
+
+static int bool_word(const char *s, double *out)
+{
+    if (!strcasecmp(s, "true")) return *out = 1, 1;
+    if (!strcasecmp(s, "false")) return *out = 0, 1;
+    return 0;
+}
+
 /* A numeric field: text or JSON number, finite, in range, whole when RF_INT/RF_SEED. */
 static int get_number(const req_field *f, const param *p, double *out, sd_err *err)
 {
     char range[64], shown[64];
     req_field_range(f, range, sizeof range);
     const char *what = f->type == RF_FLOAT ? "a number" : "an integer";
+    if (flag_row(f) && (p->kind == PV_BOOL || p->kind == PV_TEXT) && bool_word(p->val, out)) return 0;
     if (p->kind != PV_TEXT && p->kind != PV_NUMBER)
         return sd_errf(err, SD_EINVAL, f->name, "%s must be %s in %s, got %s", f->name, what, range,
                        kind_name(p->kind));
@@ -448,19 +460,20 @@ static char *trimmed_copy(const char *str, size_t len)
  * the client did not percent-encode, and base64 may begin or end with '+':
  * there only line breaks and tabs are blanks.  (JSON and multipart text
  * never turn '+' into a space, so every blank around it is padding.) */
-static int keep_base64(const param *p, int spaces_are_plus, sd_request *r, sd_err *err)
+static int keep_base64(const req_field *f, const param *p, int spaces_are_plus, sd_request *r, sd_err *err)
 {
     size_t i = 0, j = p->len;
+    req_image_ref d = req_image_slot(f, r);
 #define BLANK(c) (isspace((unsigned char)(c)) && !(spaces_are_plus && (c) == ' '))
     while (i < j && BLANK(p->val[i])) i++;
     while (j > i && BLANK(p->val[j - 1])) j--;
 #undef BLANK
-    if (i == j) return sd_errf(err, SD_EINVAL, "init_image", "init_image is empty; send a base64 PNG, JPEG or WebP image");
-    if (!(r->init_data = malloc(j - i + 1))) return sd_errf(err, SD_ENOMEM, "init_image", "out of memory");
-    memcpy(r->init_data, p->val + i, j - i);
-    r->init_data[j - i] = 0;
-    r->init_len = j - i;
-    r->init_is_raw = 0;
+    if (i == j) return sd_errf(err, SD_EINVAL, f->name, "%s is empty; send a base64 PNG, JPEG or WebP image", f->name);
+    if (!(*d.data = malloc(j - i + 1))) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
+    memcpy(*d.data, p->val + i, j - i);
+    (*d.data)[j - i] = 0;
+    *d.len = j - i;
+    *d.is_raw = 0;
     return 0;
 }
 
@@ -510,23 +523,24 @@ static int set_name(const req_field *f, const param *p, sd_request *r, sd_err *e
     return sd_errf(err, SD_EINVAL, f->name, "%s must be %s, got '%s'", f->name, req_field_names(f), shown);
 }
 
-/* The init image: a file part (raw bytes) or base64 text, kept as sent. */
+/* The init image or the mask: a file part (raw bytes) or base64 text, kept as sent. */
 static int set_image(const req_field *f, const param *p, int spaces_are_plus, sd_request *r, sd_err *err)
 {
-    free(r->init_data);
-    r->init_data = NULL;
+    req_image_ref d = req_image_slot(f, r);
+    free(*d.data);
+    *d.data = NULL;
     if (p->kind == PV_FILE) {
-        if (!p->len) return sd_errf(err, SD_EINVAL, f->name, "init_image file part is empty");
-        r->init_data = malloc(p->len);
-        if (!r->init_data) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
-        memcpy(r->init_data, p->val, p->len);
-        r->init_len = p->len;
-        r->init_is_raw = 1;
+        if (!p->len) return sd_errf(err, SD_EINVAL, f->name, "%s file part is empty", f->name);
+        *d.data = malloc(p->len);
+        if (!*d.data) return sd_errf(err, SD_ENOMEM, f->name, "out of memory");
+        memcpy(*d.data, p->val, p->len);
+        *d.len = p->len;
+        *d.is_raw = 1;
         return 0;
     }
     if (p->kind != PV_TEXT)
-        return sd_errf(err, SD_EINVAL, f->name, "init_image must be a base64 string, got %s", kind_name(p->kind));
-    return keep_base64(p, spaces_are_plus, r, err);
+        return sd_errf(err, SD_EINVAL, f->name, "%s must be a base64 string, got %s", f->name, kind_name(p->kind));
+    return keep_base64(f, p, spaces_are_plus, r, err);
 }
 
 /* One element of a JSON loras array: {"name": "x", "weight": 0.7} or "x". */

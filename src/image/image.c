@@ -1,6 +1,7 @@
 /* image.c — format sniffing and the img_decode / img_encode /
  * img_read_parameters entry points that dispatch to png.c, jpeg.c, webp.c. */
 #include "codec.h"
+#include "../base/alloc.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -101,14 +102,43 @@ void img_rgba_on_white(uint8_t *px, size_t npix)
     }
 }
 
+int img_keep_alpha(const img_limits *lim, const uint8_t *rgba, size_t npix, sd_err *err)
+{
+    if (!lim->alpha) return 0;
+    uint8_t *a = sd_malloc(npix ? npix : 1);
+    if (!a) return sd_errf(err, SD_ENOMEM, lim->field, "out of memory keeping the alpha channel");
+    for (size_t i = 0; i < npix; i++) a[i] = rgba[4 * i + 3];
+    *lim->alpha = a;
+    return 0;
+}
+
+/* The alpha plane turned upright like the pixels (w x h: the upright size). */
+static int orient_plane(uint8_t **plane, int w, int h, int orientation, const img_limits *lim, sd_err *err)
+{
+    if (orientation < 2 || orientation > 8) return 0;
+    int swap = orientation >= 5;
+    img_rgb t = {swap ? h : w, swap ? w : h, sd_malloc((size_t)w * h * 3)};
+    if (!t.px) return sd_errf(err, SD_ENOMEM, lim->field, "out of memory");
+    for (size_t i = 0; i < (size_t)w * h; i++) t.px[3 * i] = t.px[3 * i + 1] = t.px[3 * i + 2] = (*plane)[i];
+    if (img_orient(&t, orientation, lim->field, err) < 0) {
+        img_rgb_free(&t);
+        return -1;
+    }
+    for (size_t i = 0; i < (size_t)w * h; i++) (*plane)[i] = t.px[3 * i];
+    img_rgb_free(&t);
+    return 0;
+}
+
 int img_decode(const uint8_t *data, size_t len, const img_decode_opts *opts, img_rgb *out, sd_err *err)
 {
-    img_limits lim = {IMG_DEFAULT_MAX_SIDE, IMG_DEFAULT_MAX_PIXELS, "init_image"};
+    img_limits lim = {IMG_DEFAULT_MAX_SIDE, IMG_DEFAULT_MAX_PIXELS, "init_image", NULL};
     if (opts) {
         if (opts->max_side > 0) lim.max_side = opts->max_side;
         if (opts->max_pixels > 0) lim.max_pixels = opts->max_pixels;
         if (opts->field) lim.field = opts->field;
+        lim.alpha = opts->alpha;
     }
+    if (lim.alpha) *lim.alpha = NULL;
     memset(out, 0, sizeof *out);
     if (!data || len == 0)
         return sd_errf(err, SD_EINVAL, lim.field, "%s is empty", lim.field);
@@ -126,8 +156,17 @@ int img_decode(const uint8_t *data, size_t len, const img_decode_opts *opts, img
                        "%s is not a PNG, JPEG or WebP image (unrecognised first bytes)", lim.field);
     }
     }
-    if (rc == 0 && img_orient(out, img_orientation(data, len), lim.field, err) < 0) rc = -1;
-    if (rc != 0) img_rgb_free(out);
+    int orientation = rc == 0 ? img_orientation(data, len) : 1;
+    if (rc == 0 && img_orient(out, orientation, lim.field, err) < 0) rc = -1;
+    if (rc == 0 && lim.alpha && *lim.alpha && orient_plane(lim.alpha, out->width, out->height, orientation, &lim, err))
+        rc = -1;
+    if (rc != 0) {
+        img_rgb_free(out);
+        if (lim.alpha) {
+            free(*lim.alpha);
+            *lim.alpha = NULL;
+        }
+    }
     return rc;
 }
 

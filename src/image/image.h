@@ -59,6 +59,10 @@ typedef struct img_decode_opts {
     int max_side;          /* 0 = IMG_DEFAULT_MAX_SIDE */
     int64_t max_pixels;    /* 0 = IMG_DEFAULT_MAX_PIXELS */
     const char *field;     /* field named in errors; NULL = "init_image" */
+    /* inpapi: non-NULL = *alpha receives the file's alpha plane (w*h bytes,
+     * malloc'd, upright like the pixels), or NULL when it has no alpha
+     * channel (JPEG, RGB PNG/WebP without tRNS) */
+    uint8_t **alpha;
 } img_decode_opts;
 
 /* PNG / JPEG / WebP (sniffed) -> RGB8.  Alpha is composited on white;
@@ -124,6 +128,46 @@ int img_resize(const uint8_t *src, int sw, int sh, int dw, int dh, uint8_t **out
  * aspect ratio (sides rounded, at least 1).  Returns 1 if resized, 0 if
  * unchanged, -1 on error. */
 int img_fit_within(img_rgb *im, int max_side, sd_err *err);
+
+/* ---- inpainting masks (mask.c; issue 18, inpapi) -------------------------
+ * One byte per pixel, 255 = repaint, 0 = keep, rows top to bottom.  These
+ * are AUTOMATIC1111's pixel steps (modules/processing.py, masking.py). */
+
+/* A mask file (PNG/JPEG/WebP) as a w x h plane (the image's size as sent),
+ * 255 = repaint.  openai 0: A1111's create_binary_mask (an RGBA file whose
+ * alpha is not all opaque gives its alpha, else PIL's luminance; > 128 is
+ * 255), resized to w x h when its size differs.  openai 1: the alpha
+ * channel, 0 = repaint; a file without alpha, or of another size, is
+ * refused.  0, or -1 + SD_EINVAL / SD_ETOOLARGE / SD_ENOMEM naming field
+ * (jobs/inpaint.h inpaint_decode_mask is the request-side name). */
+int img_mask_decode(const uint8_t *data, size_t len, int openai, const char *field, int w, int h, uint8_t **out,
+                    sd_err *err);
+/* PIL's convert('L') of RGB8: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16. */
+void img_luminance(const uint8_t *rgb, size_t n, uint8_t *out);
+/* A one-channel plane resampled as img_resize does.  Returns 0 or -1. */
+int img_plane_resize(const uint8_t *src, int sw, int sh, int dw, int dh, uint8_t **out, sd_err *err);
+/* A1111's mask blur, in place: cv2.GaussianBlur along x with sigma sx
+ * (kernel 2*int(2.5*sx + 0.5) + 1, border reflect-101), then along y with
+ * sy; a sigma of 0 skips its axis.  Returns 0 or -1 (out of memory). */
+int img_mask_blur(uint8_t *m, int w, int h, int sx, int sy, sd_err *err);
+/* A1111's get_crop_region_v2: the box [x1, y1, x2, y2) of the non-zero
+ * pixels grown by pad on each side and clipped to the picture; 0 when the
+ * mask is all zero (box untouched), else 1. */
+int img_mask_box(const uint8_t *m, int w, int h, int pad, int box[4]);
+/* A1111's expand_crop_region: the box grown along one axis to the aspect
+ * pw:ph of the processing size, kept inside iw x ih. */
+void img_box_expand(int box[4], int pw, int ph, int iw, int ih);
+/* The box's pixels of a w-wide picture of ch channels, into a new buffer. */
+int img_crop(const uint8_t *src, int w, int ch, const int box[4], uint8_t **out, sd_err *err);
+/* Pastes a (box's size) picture of ch channels into dst (w wide) at the box. */
+void img_paste(uint8_t *dst, int w, int ch, const int box[4], const uint8_t *src);
+/* A1111's masking.fill, in place: the masked area filled from the colours
+ * around it, blurred at radii 256, 64, 16, 4, 2, 0 (PIL GaussianBlur: three
+ * box passes) and alpha-composited.  Returns 0 or -1. */
+int img_mask_fill(uint8_t *rgb, const uint8_t *m, int w, int h, sd_err *err);
+/* A1111's apply_overlay: orig composited over rgb with alpha 255 - m (PIL's
+ * alpha_composite), n pixels: where m is 0 rgb becomes orig exactly. */
+void img_mask_overlay(uint8_t *rgb, const uint8_t *orig, const uint8_t *m, size_t n);
 
 /* ---- AUTOMATIC1111 "parameters" text ------------------------------------ */
 

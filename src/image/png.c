@@ -28,6 +28,7 @@ typedef struct png_io {
     uint8_t *obuf;
     size_t olen, ocap;
     int oom;
+    int has_alpha;         /* the file has an alpha channel or tRNS (inpapi) */
 } png_io;
 
 static void on_error(png_structp png, png_const_charp msg)
@@ -66,6 +67,7 @@ static int png_decode_inner(png_io *io, const img_limits *lim, img_rgb *out, sd_
     if (img_check_size(lim, "PNG", w, h, err)) return -1;
 
     int type = png_get_color_type(io->png, io->info);
+    io->has_alpha = (type & PNG_COLOR_MASK_ALPHA) || png_get_valid(io->png, io->info, PNG_INFO_tRNS);
     png_set_expand(io->png);                 /* palette -> RGB, gray<8 -> 8, tRNS -> alpha */
     png_set_strip_16(io->png);
     if (!(type & PNG_COLOR_MASK_COLOR)) png_set_gray_to_rgb(io->png);
@@ -121,6 +123,7 @@ int img_png_decode(const uint8_t *data, size_t len, const img_limits *lim, img_r
     int rc = png_decode_inner(&io, lim, out, err);
     png_destroy_read_struct(&io.png, &io.info, NULL);
     free(io.rows);
+    if (rc == 0 && io.has_alpha && img_keep_alpha(lim, io.px, (size_t)out->width * out->height, err)) rc = -1;
     if (rc == 0) {
         img_rgba_on_white(io.px, (size_t)out->width * out->height);
         uint8_t *shrunk = sd_realloc(io.px, (size_t)out->width * out->height * 3);

@@ -44,6 +44,10 @@ int img_webp_decode(const uint8_t *data, size_t len, const img_limits *lim, img_
         free(px);
         return sd_errf(err, SD_EINVAL, lim->field, "%s: the WebP image is corrupt or truncated", lim->field);
     }
+    if (f.has_alpha && img_keep_alpha(lim, px, npix, err)) {
+        free(px);
+        return -1;
+    }
     if (f.has_alpha) {
         img_rgba_on_white(px, npix);
         uint8_t *s = sd_realloc(px, npix * 3);

@@ -9,6 +9,7 @@
 
 #include "../base/alloc.h"
 #include "../image/image.h"
+#include "inpaint.h"
 
 /* The result with its generation info; images still empty. */
 static job_result *new_result(const gen_ctx *g, const sd_request *in)
@@ -91,6 +92,7 @@ static int run_on(const gen_ctx *g, const sd_request *in, sd_progress_fn progres
     *result = NULL;
     sd_gen_params p = in->gen;   /* the request's, with this run's progress callback */
     p.init_rgb = in->img2img ? p.init_rgb : NULL;
+    p.mask = in->img2img ? p.mask : NULL;   /* inpapi */
     p.progress = progress;
     p.progress_ud = progress_ud;
     if (g->preview_every > 0 && in->preview.put) {   /* live previews: the job has a sink */
@@ -103,7 +105,7 @@ static int run_on(const gen_ctx *g, const sd_request *in, sd_progress_fn progres
     memset(out, 0, sizeof out);
     if (p.n < 1 || p.n > REQ_MAX_OUTPUTS)
         return sd_errf(err, SD_EINVAL, "n", "the number of images must be in [1, %d]", REQ_MAX_OUTPUTS);
-    if (sd_generate(g->engine, &p, out, err)) return -1;
+    if (inpaint_generate(g->engine, in, &p, out, err)) return -1;   /* sd_generate, with a mask's pixel steps */
 
     job_result *res = new_result(g, in);
     int rc = res ? 0 : sd_errf(err, SD_ENOMEM, "", "out of memory");

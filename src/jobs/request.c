@@ -71,6 +71,23 @@ const req_field req_fields[] = {
     /* issue 16: several models (--model-dir; GET /models lists the names) */
     {"model", NULL, RF_TEXT, AT(model), 0, REQ_MAX_MODEL_NAME, 0, 0, 0, RF_BOTH,
      NULL, NULL, "NAME", NULL, "checkpoint by name (GET /models; default: the server's default model)"},
+    /* ---- issue 18, inpapi: inpainting (docs/INPAINTING.md); defaults are A1111's API's ---- */
+    {"mask_image", "mask", RF_IMAGE, AT(mask_data), 0, 0, 0, 0, 0, RF_IMG2IMG,
+     "--mask", NULL, "F", "mask", "inpainting mask (PNG/JPEG/WebP): white = repaint, black = keep"},
+    {"mask_blur", "mask_blur", RF_INT, AT(mask_blur), 0, 64, 0, 0, 4, RF_IMG2IMG,
+     "--mask-blur", NULL, "PX", "mask_blur", "Gaussian blur of the mask's edge, in pixels (A1111's)"},
+    {"inpainting_fill", "inpainting_fill", RF_INT, AT(inpainting_fill), 0, 3, 0, 0, 0, RF_IMG2IMG,
+     "--inpainting-fill", NULL, "N", "inpainting_fill",
+     "masked area starts from: 0 fill, 1 original, 2 latent noise, 3 latent nothing"},
+    {"inpaint_full_res", "inpaint_full_res", RF_INT, AT(inpaint_full_res), 0, 1, 0, 0, 1, RF_IMG2IMG,
+     "--inpaint-full-res", NULL, "0|1", "inpaint_full_res", "1 = only masked: inpaint a crop around the mask at full size"},
+    {"inpaint_full_res_padding", "inpaint_full_res_padding", RF_INT, AT(inpaint_full_res_padding), 0, 256, 0, 0, 0,
+     RF_IMG2IMG, "--inpaint-padding", NULL, "PX", "inpaint_full_res_padding", "pixels around the mask in that crop"},
+    {"inpainting_mask_invert", "inpainting_mask_invert", RF_INT, AT(inpainting_mask_invert), 0, 1, 0, 0, 0, RF_IMG2IMG,
+     "--mask-invert", NULL, "0|1", "inpainting_mask_invert", "1 = repaint where the mask is black"},
+    {"mask_overlay", "mask_overlay", RF_INT, AT(mask_overlay), 0, 1, 0, 0, 1, RF_IMG2IMG,
+     "--mask-overlay", NULL, "0|1", NULL, "1 = the original's unmasked pixels pasted over the result"},
+    /* ---- end inpapi ---- */
 };
 const int req_nfields = (int)(sizeof req_fields / sizeof req_fields[0]);
 
@@ -140,6 +157,16 @@ void sd_request_defaults(sd_request *r, int img2img)
     r->seed_was_random = 1;
 }
 
+/* ---- issue 18, inpapi ---- */
+int req_field_is_mask(const req_field *f) { return f->type == RF_IMAGE && f->offset == AT(mask_data); }
+
+req_image_ref req_image_slot(const req_field *f, sd_request *r)
+{
+    if (req_field_is_mask(f)) return (req_image_ref){&r->mask_data, &r->mask_len, &r->mask_is_raw};
+    return (req_image_ref){&r->init_data, &r->init_len, &r->init_is_raw};
+}
+/* ---- end inpapi ---- */
+
 void req_resolve_size(sd_request *r, int native)
 {
     if (r->img2img) return;
@@ -187,6 +214,8 @@ void sd_request_free(sd_request *r)
     free(r->model);
     free((uint8_t *)r->gen.init_rgb);
     free(r->init_data);
+    free((uint8_t *)r->gen.mask);   /* inpapi */
+    free(r->mask_data);
     memset(r, 0, sizeof *r);
 }
 

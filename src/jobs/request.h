@@ -57,6 +57,20 @@ typedef struct sd_request {
      * Redis worker) just before it runs; never a client's, never on the
      * wire.  put = NULL: nowhere (jobs/generate.c then asks for none). */
     req_preview_sink preview;
+    /* ---- issue 18, inpapi: inpainting (jobs/inpaint.h, docs/INPAINTING.md) ---- */
+    /* the mask as sent (like init_data) until decoded into gen.mask: init-sized,
+     * 255 = repaint, already inverted when asked; gen.mask is then owned here */
+    char *mask_data;
+    size_t mask_len;
+    int mask_is_raw;
+    int mask_blur;                 /* A1111 mask_blur: Gaussian sigma in pixels, x and y (0 = sharp) */
+    int inpainting_fill;           /* A1111: 0 fill, 1 original, 2 latent noise, 3 latent nothing */
+    int inpaint_full_res;          /* A1111 "only masked": inpaint a crop around the mask at full size */
+    int inpaint_full_res_padding;  /* pixels around the mask's box in that crop */
+    int inpainting_mask_invert;    /* 1 = repaint where the mask is black */
+    int mask_overlay;              /* 1 = paste the original's unmasked pixels over the result */
+    int mask_mode;                 /* inpaint_mask_mode (jobs/inpaint.h): how the dialect reads a mask; not sent */
+    /* ---- end inpapi ---- */
 } sd_request;
 
 /* Limits of the product contract (/work/shared/spec/API.md) that are not
@@ -85,6 +99,7 @@ typedef enum {
     RF_SCHEDULER, /* sd_scheduler, by name (0 = not given) */
     RF_SPACING,   /* sd_timestep_spacing, by name (0 = the model's) */
     RF_LORAS,     /* gen.loras / gen.n_loras: a list of name + weight (lo..hi, default def) */
+    /* RF_IMAGE also holds the inpainting mask (mask_data): req_image_slot */
 } req_type;
 
 enum { RF_TXT2IMG = 1, RF_IMG2IMG = 2, RF_BOTH = 3 };
@@ -128,6 +143,17 @@ void req_resolve_size(sd_request *r, int native);
  * REQ_MAX_PIXELS) on a resolved txt2img request: 0, or -1 + SD_EINVAL
  * naming "width" or "height" with the limit in the message. */
 int req_check_size(const sd_request *r, int max_side, int64_t max_pixels, sd_err *err);
+
+/* The undecoded bytes of an RF_IMAGE row (init_image or mask_image): where
+ * its data, length and raw flag live in r. */
+typedef struct req_image_ref {
+    char **data;
+    size_t *len;
+    int *is_raw;
+} req_image_ref;
+req_image_ref req_image_slot(const req_field *f, sd_request *r);
+/* 1 for the mask_image row. */
+int req_field_is_mask(const req_field *f);
 
 /* Frees what the request owns (see above) and zeroes it. */
 void sd_request_free(sd_request *r);

@@ -22,7 +22,9 @@
 
 /* The request's keys that are not rows of the field table. */
 static const char *const request_extra_keys[] = {
-    "v", "img2img", "seed_was_random", "owner", "ksampler", "name_schedule", "init_data", NULL,
+    "v", "img2img", "seed_was_random", "owner", "ksampler", "name_schedule", "init_data",
+    "mask_data",   /* inpapi: the undecoded mask */
+    NULL,
 };
 static const char *const result_keys[] = {
     "v", "images", "prompt", "negative", "width", "height", "steps", "cfg", "denoise", "sampler",
@@ -63,8 +65,27 @@ static int put_base64(json_t *o, const char *key, const uint8_t *data, size_t le
     return put(o, key, v, err);
 }
 
-static int put_init_image(json_t *o, const sd_request *r, sd_err *err)
+/* d (an undecoded image as sent) as o[key] = {"raw", "bytes"}. */
+static int put_image_data(json_t *o, const char *key, req_image_ref d, sd_err *err)
 {
+    json_t *j = json_object();
+    if (put(o, key, j, err) || put(j, "raw", json_boolean(*d.is_raw), err)) return -1;
+    return put_base64(j, "bytes", (const uint8_t *)*d.data, *d.len, err);
+}
+
+/* inpapi: the mask, decoded (gen.mask: init-sized bytes) or as sent. */
+static int put_mask(json_t *o, const req_field *f, const sd_request *r, sd_err *err)
+{
+    const sd_gen_params *g = &r->gen;
+    if (g->mask && (g->init_width <= 0 || g->init_height <= 0))
+        return sd_errf(err, SD_EINVAL, f->name, "%s has no init image to match", f->name);
+    if (g->mask && put_base64(o, f->name, g->mask, (size_t)g->init_width * (size_t)g->init_height, err)) return -1;
+    return r->mask_data ? put_image_data(o, "mask_data", req_image_slot(f, (sd_request *)r), err) : 0;
+}
+
+static int put_init_image(json_t *o, const req_field *f, const sd_request *r, sd_err *err)
+{
+    if (req_field_is_mask(f)) return put_mask(o, f, r, err);
     const sd_gen_params *g = &r->gen;
     if (g->init_rgb) {
         json_t *im = json_object();
@@ -76,11 +97,7 @@ static int put_init_image(json_t *o, const sd_request *r, sd_err *err)
                            g->init_height);
         if (put_base64(im, "rgb", g->init_rgb, (size_t)g->init_width * (size_t)g->init_height * 3, err)) return -1;
     }
-    if (r->init_data) {
-        json_t *d = json_object();
-        if (put(o, "init_data", d, err) || put(d, "raw", json_boolean(r->init_is_raw), err)) return -1;
-        if (put_base64(d, "bytes", (const uint8_t *)r->init_data, r->init_len, err)) return -1;
-    }
+    if (r->init_data && put_image_data(o, "init_data", req_image_slot(f, (sd_request *)r), err)) return -1;
     return 0;
 }
 
@@ -113,7 +130,7 @@ static int put_field(json_t *o, const req_field *f, const sd_request *r, sd_err 
         const char *n = req_field_value_name(f, v);
         return *n ? put_text(o, f->name, n, err) : 0;
     }
-    case RF_IMAGE: return put_init_image(o, r, err);
+    case RF_IMAGE: return put_init_image(o, f, r, err);
     case RF_LORAS: return put_loras(o, f->name, &r->gen, err);
     }
     return 0;
@@ -340,34 +357,51 @@ static int get_init_image(const json_t *v, sd_request *r, sd_err *err)
     return 0;
 }
 
-static int get_init_data(const json_t *v, sd_request *r, sd_err *err)
+/* o[key] = {"raw", "bytes"}: an undecoded image (init_data, mask_data) into d. */
+static int get_init_data(const json_t *v, const char *key, req_image_ref d, sd_err *err)
 {
     json_int_t raw = 0;
     const json_t *b = json_object_get(v, "bytes");
     uint8_t *bytes = NULL;
-    if (check_object(v, "init_data", init_data_keys, 0, err)) return -1;
+    char fraw[48], fbytes[48];
+    snprintf(fraw, sizeof fraw, "%s.raw", key);
+    snprintf(fbytes, sizeof fbytes, "%s.bytes", key);
+    if (check_object(v, key, init_data_keys, 0, err)) return -1;
     if (!json_is_boolean(json_object_get(v, "raw")))
-        return sd_errf(err, SD_EINVAL, "init_data.raw", "init_data.raw must be true or false");
+        return sd_errf(err, SD_EINVAL, fraw, "%s must be true or false", fraw);
     raw = json_is_true(json_object_get(v, "raw"));
     /* the length the base64 text declares, bounded before decoding */
     size_t n = json_string_length(b), len = n / 4 * 3;
     if (n % 4)
-        return sd_errf(err, SD_EINVAL, "init_data.bytes", "init_data.bytes is not base64 (%zu characters, not a "
-                       "multiple of 4)", n);
+        return sd_errf(err, SD_EINVAL, fbytes, "%s is not base64 (%zu characters, not a multiple of 4)", fbytes, n);
     if (json_is_string(b) && n % 4 == 0 && n) len -= (json_string_value(b)[n - 1] == '=') + (json_string_value(b)[n - 2] == '=');
     if (len > WIRE_MAX_INIT_DATA)
-        return sd_errf(err, SD_EINVAL, "init_data.bytes", "init_data.bytes must be at most %d bytes", WIRE_MAX_INIT_DATA);
-    if (get_base64(b, "init_data.bytes", len, &bytes, err)) return -1;
+        return sd_errf(err, SD_EINVAL, fbytes, "%s must be at most %d bytes", fbytes, WIRE_MAX_INIT_DATA);
+    if (get_base64(b, fbytes, len, &bytes, err)) return -1;
     /* the text form is NUL-terminated as http/params.c leaves it */
-    if (!(r->init_data = sd_malloc(len + 1))) {
+    free(*d.data);
+    if (!(*d.data = sd_malloc(len + 1))) {
         free(bytes);
-        return sd_errf(err, SD_ENOMEM, "init_data", "out of memory");
+        return sd_errf(err, SD_ENOMEM, key, "out of memory");
     }
-    if (len) memcpy(r->init_data, bytes, len);
-    r->init_data[len] = 0;
-    r->init_len = len;
-    r->init_is_raw = (int)raw;
+    if (len) memcpy(*d.data, bytes, len);
+    (*d.data)[len] = 0;
+    *d.len = len;
+    *d.is_raw = (int)raw;
     free(bytes);
+    return 0;
+}
+
+/* inpapi: the decoded mask, one byte per init image pixel (the init_image
+ * row comes first in the table, so its size is known). */
+static int get_mask(const json_t *v, const req_field *f, sd_request *r, sd_err *err)
+{
+    uint8_t *px = NULL;
+    if (r->gen.init_width <= 0 || r->gen.init_height <= 0)
+        return sd_errf(err, SD_EINVAL, f->name, "%s needs a decoded init_image", f->name);
+    if (get_base64(v, f->name, (size_t)r->gen.init_width * (size_t)r->gen.init_height, &px, err)) return -1;
+    free((uint8_t *)r->gen.mask);
+    r->gen.mask = px;
     return 0;
 }
 
@@ -397,7 +431,7 @@ static int get_field(const json_t *o, const req_field *f, sd_request *r, sd_err 
     case RF_TEXT: return get_text(o, f->name, f->name, (size_t)f->hi, (char **)req_field_text(f, r), err);
     case RF_INT: case RF_FLOAT: case RF_SEED: return get_number_field(v, f, r, err);
     case RF_SAMPLER: case RF_FORMAT: case RF_SCHEDULER: case RF_SPACING: return get_name_field(v, f, r, err);
-    case RF_IMAGE: return get_init_image(v, r, err);
+    case RF_IMAGE: return req_field_is_mask(f) ? get_mask(v, f, r, err) : get_init_image(v, r, err);
     case RF_LORAS: return get_loras(v, f, r, err);
     }
     return 0;
@@ -430,8 +464,9 @@ static int get_request(const json_t *j, sd_request *out, sd_err *err)
         return -1;
     for (int i = 0; i < req_nfields; i++)
         if (get_field(j, &req_fields[i], out, err)) return -1;
-    const json_t *d = json_object_get(j, "init_data");
-    return d ? get_init_data(d, out, err) : 0;
+    const json_t *d = json_object_get(j, "init_data"), *m = json_object_get(j, "mask_data");
+    if (d && get_init_data(d, "init_data", req_image_slot(req_field_find("init_image"), out), err)) return -1;
+    return m ? get_init_data(m, "mask_data", req_image_slot(req_field_find("mask_image"), out), err) : 0;
 }
 
 int wire_request_from_json(const json_t *j, sd_request *out, sd_err *err)

@@ -3,7 +3,7 @@
 //   node openai_sdk.mjs SDK_DIR BASE_URL KEY   (SDK_DIR: .../node_modules/openai)
 // Prints one "ok - ..." or "FAIL - ...: why" line per check, like lib.sh.
 import { createRequire } from "node:module";
-import { deflateSync } from "node:zlib";
+import { deflateSync, inflateSync } from "node:zlib";
 
 const [sdkDir, base, key] = process.argv.slice(2);
 const require = createRequire(import.meta.url);
@@ -22,8 +22,9 @@ function pngSize(buf) {
   return `${buf.readUInt32BE(16)}x${buf.readUInt32BE(20)}`;
 }
 
-// A w x h RGB PNG (a gradient), for images.edit.
-function makePng(w, h) {
+// A w x h RGB PNG (a gradient), for images.edit; with hole [x0, y0, x1, y1]:
+// RGBA, the hole fully transparent, opaque elsewhere (an OpenAI mask).
+function makePng(w, h, hole) {
   const crcTable = Array.from({ length: 256 }, (_, n) => {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
@@ -37,14 +38,40 @@ function makePng(w, h) {
     return Buffer.concat([len, td, c]);
   };
   const ihdr = Buffer.alloc(13);
-  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = 2;
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4); ihdr[8] = 8; ihdr[9] = hole ? 6 : 2;
   const rows = [];
   for (let y = 0; y < h; y++) {
     rows.push(0);
-    for (let x = 0; x < w; x++) rows.push((x * 255 / w) | 0, (y * 255 / h) | 0, 128);
+    for (let x = 0; x < w; x++) {
+      rows.push((x * 255 / w) | 0, (y * 255 / h) | 0, 128);
+      if (hole) rows.push(x >= hole[0] && y >= hole[1] && x < hole[2] && y < hole[3] ? 0 : 255);
+    }
   }
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk("IHDR", ihdr),
     chunk("IDAT", deflateSync(Buffer.from(rows))), chunk("IEND", Buffer.alloc(0))]);
+}
+
+// The RGB samples of an 8-bit RGB PNG (the server's output), unfiltered.
+function pngPixels(buf) {
+  const w = buf.readUInt32BE(16), h = buf.readUInt32BE(20), bpp = 3, stride = w * 3;
+  const idat = [];
+  for (let p = 8; p < buf.length;) {
+    const n = buf.readUInt32BE(p), t = buf.toString("latin1", p + 4, p + 8);
+    if (t === "IDAT") idat.push(buf.subarray(p + 8, p + 8 + n));
+    p += 12 + n;
+  }
+  const raw = inflateSync(Buffer.concat(idat)), out = Buffer.alloc(h * stride);
+  for (let y = 0, i = 0; y < h; y++, i += stride + 1) {
+    const f = raw[i], row = out.subarray(y * stride, (y + 1) * stride), prev = y ? out.subarray((y - 1) * stride, y * stride) : null;
+    for (let x = 0; x < stride; x++) {
+      const a = x >= bpp ? row[x - bpp] : 0, b = prev ? prev[x] : 0, c = prev && x >= bpp ? prev[x - bpp] : 0;
+      let v = raw[i + 1 + x];
+      if (f === 1) v += a; else if (f === 2) v += b; else if (f === 3) v += (a + b) >> 1;
+      else if (f === 4) { const q = a + b - c, pa = Math.abs(q - a), pb = Math.abs(q - b), pc = Math.abs(q - c); v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c; }
+      row[x] = v & 255;
+    }
+  }
+  return { w, h, px: out };
 }
 
 const client = new OpenAI({ baseURL: base + "/v1", apiKey: key, maxRetries: 0 });
@@ -137,11 +164,29 @@ await step("mask", async () => {
   try {
     await client.images.edit({ image: await toFile(png, "a.png", { type: "image/png" }),
       mask: await toFile(png, "m.png", { type: "image/png" }), prompt });
-    fail("a mask raises BadRequestError", "no error");
+    fail("a mask without alpha raises BadRequestError", "no error");
   } catch (e) {
-    check("images.edit with a mask raises BadRequestError with param 'mask'",
+    check("images.edit with a mask without alpha raises BadRequestError with param 'mask'",
       e instanceof OpenAI.BadRequestError && e.param === "mask", `${e.constructor.name} param ${e.param}`);
   }
+});
+
+await step("edit with an RGBA mask", async () => {
+  const hole = [16, 12, 40, 30], img = makePng(56, 40), mask = makePng(56, 40, hole);
+  const r = await client.images.edit({ image: await toFile(img, "in.png", { type: "image/png" }),
+    mask: await toFile(mask, "mask.png", { type: "image/png" }), prompt: "a round window", size: "56x40", steps: 2, seed: 3 });
+  const out = b64(r.data[0]), got = pngPixels(out), want = pngPixels(img);
+  let same = 0, opaque = 0, changed = 0;
+  for (let y = 0; y < 40; y++)
+    for (let x = 0; x < 56; x++) {
+      const i = 3 * (y * 56 + x), inHole = x >= hole[0] && y >= hole[1] && x < hole[2] && y < hole[3];
+      const eq = got.px[i] === want.px[i] && got.px[i + 1] === want.px[i + 1] && got.px[i + 2] === want.px[i + 2];
+      if (inHole) changed += !eq; else { opaque++; same += eq; }
+    }
+  check("images.edit with an RGBA mask (toFile) -> a 56x40 PNG", pngSize(out) === "56x40" && r.size === "56x40",
+    `${pngSize(out)} size ${r.size}`);
+  check("images.edit with an RGBA mask: every opaque-mask pixel equals the input, the transparent ones are repainted",
+    same === opaque && changed > 0, `${same}/${opaque} opaque pixels equal, ${changed} transparent ones changed`);
 });
 
 await step("unknown model id", async () => {

@@ -22,6 +22,8 @@ tmp, case_files = sys.argv[1], sys.argv[2:]
 def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
 def png(w, h, rows):
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+def rgba(w, h, a):
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)) + chunk(b"IDAT", zlib.compress((b"\0" + bytes([9, 9, 9, a]) * w) * h)) + chunk(b"IEND", b"")
 small = png(8, 8, b"".join(b"\0" + bytes(range(24)) for _ in range(8)))
 b64 = lambda b: base64.b64encode(b).decode()
 subs = {
@@ -32,6 +34,9 @@ subs = {
     # A1111 prompt syntax (issue 14)
     "{COMMAS3000}": "x," * 3000, "{BREAK1000}": "BREAK " * 1000, "{WEIGHT1E400}": "(a:1" + "0" * 400 + ")",
     "{ALT150}": "a long scene, " * 40 + "[" + "|".join("w%d" % i for i in range(150)) + "]",
+    # inpainting masks (issue 18): 8x8 like {PNG}; RGBA ones for OpenAI
+    "{BLACK}": b64(png(8, 8, b"\0" * (8 * 25))), "{WHITE}": b64(png(8, 8, (b"\0" + b"\xff" * 24) * 8)),
+    "{RGBA_OPAQUE}": b64(rgba(8, 8, 255)), "{RGBA16}": b64(rgba(16, 16, 0)),
 }
 out = open(tmp + "/manifest", "w")
 k = 0

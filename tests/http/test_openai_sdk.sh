@@ -3,9 +3,11 @@
 # setup_openai_sdk.sh) against the real `sdserve serve` with the demo model
 # and an API key: images.generate (b64_json by default, url, n=2, sizes
 # 64x64 and 96x64, the seed extra field: same seed = same bytes, image 2 of
-# seed S = seed S+1 alone), images.edit with a PNG (toFile) and a size, the
-# model list, and the SDK's own error classes (AuthenticationError for a
-# wrong key, BadRequestError naming param 'n' or 'mask', NotFoundError).
+# seed S = seed S+1 alone), images.edit with a PNG (toFile) and a size,
+# images.edit with an RGBA mask (every opaque-mask pixel equals the input,
+# the transparent ones change), the model list, and the SDK's own error
+# classes (AuthenticationError for a wrong key, BadRequestError naming
+# param 'n' or 'mask' (a mask without alpha), NotFoundError).
 # Every PNG's IHDR is decoded and its size asserted (openai_sdk.mjs).
 # Missing node/npm, or a failed install, is a FAIL, never a skip.
 cd "$(dirname "$0")/../.."

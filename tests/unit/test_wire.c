@@ -31,17 +31,19 @@ static void set_non_default(const req_field *f, sd_request *r, int i)
         snprintf(name, sizeof name, "%s caf\xc3\xa9 \xf0\x9f\x8e\xa8 %d", f->name, i);
         *req_field_text(f, r) = sd_strdup(name);
         break;
-    case RF_INT: req_field_set_number(f, r, f->hi); break;
+    case RF_INT: req_field_set_number(f, r, f->def == f->hi ? f->lo : f->hi); break;   /* (flags default to 1) */
     case RF_FLOAT: req_field_set_number(f, r, f->lo + (f->hi - f->lo) * 0.37); break;
     case RF_SEED: req_field_set_number(f, r, REQ_MAX_SEED); r->seed_was_random = 0; break;
     case RF_SAMPLER: req_field_set_name(f, r, "DPM++ 2M Karras"); break;   /* sampler, ksampler, name_schedule */
     case RF_FORMAT: req_field_set_name(f, r, "webp"); break;
     case RF_SCHEDULER: req_field_set_name(f, r, "sgm_uniform"); break;
     case RF_SPACING: req_field_set_name(f, r, "trailing"); break;
-    case RF_IMAGE:   /* the table's row is the image as sent; the decoded one is set by the caller */
-        r->init_data = sd_strdup("iVBORw0KGgo=");
-        r->init_len = strlen(r->init_data);
+    case RF_IMAGE: {   /* the table's rows are the images as sent (init, mask); the decoded ones are set by the caller */
+        req_image_ref d = req_image_slot(f, r);
+        *d.data = sd_strdup(req_field_is_mask(f) ? "iVBORw0KGgoAAAA=" : "iVBORw0KGgo=");
+        *d.len = strlen(*d.data);
         break;
+    }
     case RF_LORAS:
         req_add_lora(r, "detail", 6, 0.5, NULL);
         req_add_lora(r, "style-x", 7, -1.25, NULL);
@@ -67,6 +69,9 @@ static void set_init_image(sd_request *r)
     r->gen.init_rgb = im.px;
     r->gen.init_width = im.width;
     r->gen.init_height = im.height;
+    uint8_t *mask = malloc((size_t)im.width * im.height);   /* inpapi: the decoded mask travels too */
+    for (size_t i = 0; i < (size_t)im.width * im.height; i++) mask[i] = (uint8_t)(i * 37);
+    r->gen.mask = mask;
 }
 
 /* Every field of the table at a non-default value, img2img with pixels. */
@@ -148,6 +153,9 @@ static void test_table_round_trip(void)
                back.gen.init_height == r.gen.init_height &&
                !memcmp(back.gen.init_rgb, r.gen.init_rgb, (size_t)r.gen.init_width * r.gen.init_height * 3),
            "the init image's pixels are bit-identical", "%dx%d", back.gen.init_width, back.gen.init_height);
+    CHECK(!rc && back.gen.mask && !memcmp(back.gen.mask, r.gen.mask, (size_t)r.gen.init_width * r.gen.init_height) &&
+              back.mask_data && back.mask_len == r.mask_len && !memcmp(back.mask_data, r.mask_data, r.mask_len),
+          "the mask (decoded and as sent) is bit-identical");
     /* deterministic: the same request, the same text, also after the trip */
     json_t *j1 = wire_request_to_json(&r, &err), *j2 = rc ? NULL : wire_request_to_json(&back, &err);
     char *t1 = j1 ? json_dumps(j1, DUMP_FLAGS) : NULL, *t2 = j2 ? json_dumps(j2, DUMP_FLAGS) : NULL;
