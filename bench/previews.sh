@@ -7,7 +7,7 @@
 # 1,3,3,3 / 3,3,3,1; median of 5) and the linear approximation (median of
 # 20), in one `sdserve bench` run.  Goals: TAESD <= 10 % of the step, the
 # approximation <= 2 ms.  The 2 GB checkpoint is written to a temporary
-# folder and deleted afterwards.
+# folder and deleted afterwards (SD15=FILE: use that one, made earlier).
 #   bench/previews.sh            (SD_BUILD=build, SD_REF=../shared/reference)
 set -eu
 cd "$(dirname "$0")/.."
@@ -19,9 +19,11 @@ trap 'rm -rf "$T"' EXIT
 
 lscpu | sed -n 's/^Model name: *//p'
 if grep -qw amx_bf16 /proc/cpuinfo; then echo "AMX: yes"; else echo "AMX: no"; fi
-"$BIN" make-model --preset sd15 -o "$T/sd15.safetensors" -q
+# SD15=FILE: an SD 1.5-shaped file made earlier (not deleted), else one is made here
+SD15=${SD15:-$T/sd15.safetensors}
+[ -f "$SD15" ] || "$BIN" make-model --preset sd15 -o "$SD15" -q
 "$BIN" make-model --preset taesd -o "$T/taesd.safetensors" -q
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$BIN" bench --model "$T/sd15.safetensors" --vocab "$REF/tokenizer/bpe_simple_vocab_16e6.txt.gz" -W 512 -H 512 \
+"$BIN" bench --model "$SD15" --vocab "$REF/tokenizer/bpe_simple_vocab_16e6.txt.gz" -W 512 -H 512 \
   --repeats 3 --skip load,decode,encode --preview-decoder "$T/taesd.safetensors"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -256,6 +256,7 @@ static int bench_previews(sd_engine *e, const float *x, int lh, int lw, double u
     if (!img || !rgb) { free(img); free(rgb); return sd_errf(err, SD_ENOMEM, NULL, "out of memory"); }
     int rc = 0;
     for (int r = 0; r < BENCH_TAESD_REPEATS && rc == 0; r++) {
+        if (r == BENCH_TAESD_REPEATS - 1) ops_prof_reset();   /* SD_PROFILE=1: the last run's ops */
         double t0 = now();
         rc = taesd_decode(td, x, lh, lw, img, err);
         t[r] = now() - t0;
@@ -263,6 +264,7 @@ static int bench_previews(sd_engine *e, const float *x, int lh, int lw, double u
     if (rc == 0) {
         report("taesd decode", t, BENCH_TAESD_REPEATS, taesd_decode_flops(td, lh, lw), peak);
         double mt = median(t, BENCH_TAESD_REPEATS);
+        if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)", NULL);
         for (int r = 0; r < BENCH_APPROX_REPEATS; r++) {
             double t0 = now();
             preview_approx(preview_factors_of(sd_engine_is_sdxl(e)), x, lh, lw, rgb);

@@ -378,7 +378,9 @@ static void conv(const taesd *t, const tconv *c, const float *x, int H, int W, i
     op_conv2d_nhwc(&t->om, x, 1, c->ic, H, W, c->w, c->b, c->oc, c->k, c->k, stride, c->k / 2, y, accum);
 }
 
-/* The three buffers: *cur holds the activation; returns the new one's slot. */
+/* The three buffers: buf[cur] holds the activation; returns the output's
+ * slot.  With an identity skip the last conv accumulates into the input
+ * itself (no longer needed), so no copy is made. */
 static int block_forward(const taesd *t, const tlayer *l, int cur, int H, int W)
 {
     float *x = t->buf[cur], *a = t->buf[(cur + 1) % 3], *b = t->buf[(cur + 2) % 3];
@@ -387,8 +389,12 @@ static int block_forward(const taesd *t, const tlayer *l, int cur, int H, int W)
     relu(a, mid);
     conv(t, &l->c2, a, H, W, 1, b, 0);
     relu(b, mid);
-    if (l->skip.w) conv(t, &l->skip, x, H, W, 1, a, 0);
-    else memcpy(a, x, out * sizeof *a);
+    if (!l->skip.w) {
+        conv(t, &l->c4, b, H, W, 1, x, 1);
+        relu(x, out);
+        return cur;
+    }
+    conv(t, &l->skip, x, H, W, 1, a, 0);
     conv(t, &l->c4, b, H, W, 1, a, 1);
     relu(a, out);
     return (cur + 1) % 3;
