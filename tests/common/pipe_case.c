@@ -201,7 +201,7 @@ static void pipe_replay(sd_engine *e, const char *model, const char *run, const 
     }
     lat = calloc(fin.n, sizeof(float));
     img = calloc(gimg.n, sizeof(float));
-    sd_gen_debug dbg = {lat, img, 0, 0, 0};
+    sd_gen_debug dbg = {.final_latent = lat, .image = img};
     sd_err err;
     sd_err_clear(&err);
     if (sd_generate_debug(e, &gp, &out, &dbg, &err)) {

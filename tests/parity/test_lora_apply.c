@@ -64,7 +64,7 @@ static int gen(sd_engine *e, const char *prompt, const sd_lora_spec *l, int n)
     p.noise = start_noise; p.noise_ud = &bad;
     p.loras = l; p.n_loras = n;
     sd_image out = {0};
-    sd_gen_debug dbg = {R.lat, R.img, 0, 0, 0};
+    sd_gen_debug dbg = {.final_latent = R.lat, .image = R.img};
     sd_err_clear(&R.err);
     R.rc = sd_generate_debug(e, &p, &out, &dbg, &R.err);
     if (!R.rc) memcpy(R.rgb, out.rgb, sizeof R.rgb);

@@ -107,7 +107,7 @@ int main(void)
         p.width = 512; p.height = 512; p.steps = 1; p.cfg = 7.5f; p.n = 1; p.seed = 42;
         p.sampler = SD_SAMPLER_EULER;
         float *lat = malloc(sizeof(float) * 4 * 64 * 64), *img = malloc(sizeof(float) * 3 * 512 * 512);
-        sd_gen_debug dbg = {lat, img, 0, 0, 0};
+        sd_gen_debug dbg = {.final_latent = lat, .image = img};
         sd_image out = {0};
         sd_err_clear(&err);
         int rc = sd_generate_debug(e, &p, &out, &dbg, &err);

@@ -43,7 +43,7 @@ static int kd_run(sd_engine *e, const char *negative, float cfg, int crop_top, c
         gp.strength = 0.6f;
     }
     sd_image out = {0};
-    sd_gen_debug dbg = {lat, NULL, 0, 0, 0};
+    sd_gen_debug dbg = {.final_latent = lat};
     int rc = sd_generate_debug(e, &gp, &out, &dbg, err);
     sd_image_free(&out);
     return rc;
