@@ -38,6 +38,7 @@ static void set_non_default(const req_field *f, sd_request *r, int i)
     case RF_FORMAT: req_field_set_name(f, r, "webp"); break;
     case RF_SCHEDULER: req_field_set_name(f, r, "sgm_uniform"); break;
     case RF_SPACING: req_field_set_name(f, r, "trailing"); break;
+    case RF_UPSCALER: req_field_set_name(f, r, "Latent (nearest-exact)"); break;
     case RF_IMAGE:   /* the table's row is the image as sent; the decoded one is set by the caller */
         r->init_data = sd_strdup("iVBORw0KGgo=");
         r->init_len = strlen(r->init_data);
