@@ -856,10 +856,12 @@ static enum MHD_Result get_a_embeddings(http_server *s, req *r, struct MHD_Conne
     return reply_json_utf8(c, &r->ri, 200, json_pack("{s:o, s:o}", "loaded", loaded, "skipped", skipped), NULL, NULL);
 }
 
-/* What A1111 lists and this server has none of: a fixed answer. */
+/* What A1111 lists and this server has none of, or a fixed set of (the
+ * hires fix upscalers, docs/SERVER.md "Hires fix"): a fixed answer. */
 typedef struct fixed_answer { const char *name, *json; } fixed_answer;
 static const fixed_answer fixed[] = {
-    {"upscalers", "[]"}, {"latent-upscale-modes", "[]"}, {"hypernetworks", "[]"}, {"face-restorers", "[]"},
+    {"upscalers", "[{\"name\":\"Lanczos\",\"model_name\":null,\"model_path\":null,\"model_url\":null,\"scale\":4}]"},
+    {"latent-upscale-modes", "[{\"name\":\"Latent\"},{\"name\":\"Latent (nearest-exact)\"}]"}, {"hypernetworks", "[]"}, {"face-restorers", "[]"},
     {"realesrgan-models", "[]"}, {"prompt-styles", "[]"}, {"sd-modules", "[]"}, {"script-info", "[]"},
     {"extensions", "[]"}, {"cmd-flags", "{}"}, {"scripts", "{\"txt2img\":[],\"img2img\":[]}"},
     {"memory", "{\"ram\":{},\"cuda\":{\"error\":\"no CUDA: this server runs on the CPU\"}}"},
