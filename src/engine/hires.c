@@ -83,6 +83,9 @@ static int hr_check(const sd_gen_params *p, sd_err *err)
         return sd_errf(err, SD_EINVAL, "hr_upscaler", "unknown hires upscaler %d", (int)p->hr_upscaler);
     if (p->init_rgb)
         return sd_errf(err, SD_EINVAL, "hr_upscaler", "hires fix is for txt2img only, not with an init image");
+    if (p->width < 1 || p->height < 1 || p->width > 4096 || p->height > 4096)
+        return sd_errf(err, SD_EINVAL, p->width < 1 || p->width > 4096 ? "width" : "height",
+                       "width and height must be 1..4096, got %dx%d", p->width, p->height);
     if (p->hr_width < 1 || p->hr_height < 1 || p->hr_width > 4096 || p->hr_height > 4096)
         return sd_errf(err, SD_EINVAL, p->hr_width < 1 || p->hr_width > 4096 ? "hr_width" : "hr_height",
                        "the hires size must be 1..4096 on a side, got %dx%d", p->hr_width, p->hr_height);
@@ -189,8 +192,7 @@ int sd_hires_generate(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_er
     p1.progress_ud = &h;
     sd_gen_debug d = {.latent_only = latent};
     sd_image *first = sd_calloc((size_t)p->n, sizeof *first);
-    if (latent && p->width > 0 && p->height > 0 && p->width <= 4096 && p->height <= 4096)
-        d.final_latent = sd_malloc(sizeof(float) * p->n * C * lh * lw);
+    if (latent) d.final_latent = sd_malloc(sizeof(float) * p->n * C * lh * lw);
     for (int i = 0; i < p->n; i++) out[i].rgb = NULL;
     int rc = -1;
     if (!first || (latent && !d.final_latent)) {
