@@ -28,7 +28,7 @@ static void usage_range(const req_field *f, char *buf, size_t size)
         snprintf(buf, size, "%.0f..%.0f", f->lo + f->lo_open, f->hi - f->hi_open);
     else if (f->type == RF_FLOAT)
         req_field_range(f, buf, size);
-    else if (f->type == RF_FORMAT || f->type == RF_SCHEDULER || f->type == RF_SPACING)
+    else if (f->type == RF_FORMAT || f->type == RF_SCHEDULER || f->type == RF_SPACING || f->type == RF_UPSCALER)
         snprintf(buf, size, "%s", req_field_names(f));
     else if (f->type == RF_SAMPLER)
         snprintf(buf, size, "euler_a, ddim, ..., \"DPM++ 2M\", k_euler (docs/KDIFFUSION.md)");
@@ -153,6 +153,7 @@ static int apply_field(gen_args *a, const req_field *f, const char *flag, const 
     case RF_FORMAT:
     case RF_SCHEDULER:
     case RF_SPACING:
+    case RF_UPSCALER:
         if (req_field_set_name(f, &a->req, v))
             return sd_errf(err, SD_EINVAL, flag, "%s must be %s%s; got '%s'", flag,
                            f->type == RF_SAMPLER ? "one of " : "", req_field_names(f), v);

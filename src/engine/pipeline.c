@@ -1160,7 +1160,8 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     if (apply_loras(e, p, &lr, err)) { lora_request_clear(&lr); return -1; }
     sd_gen_params tp = *p;    /* the text encoded: the prompt without its LoRA tags */
     tp.prompt = lr.prompt;
-    const int img2img = p->init_rgb != NULL;
+    const float *init_lat = dbg ? dbg->init_latent : NULL;   /* hires fix's second pass */
+    const int img2img = p->init_rgb != NULL || init_lat;
     const int B = p->n, s = vae_scale(e->vae), C = vae_latent_channels(e->vae);
     const int out_w = img2img ? p->init_width : p->width, out_h = img2img ? p->init_height : p->height;
     int lw, lh;
@@ -1214,6 +1215,15 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     } else if (!img2img) {
         sd_noise_next(&ns, B, per, noise);
         sd_sched_start_txt2img(sch, noise, x, B * per);
+    } else if (init_lat) {
+        /* hires fix (hires.c): img2img from the upscaled latent, no encode */
+        if (kd) {
+            if (kd_generate(&g, p, init_lat, &ns, noise, x, err)) goto done;
+        } else {
+            sd_sched_set_strength(sch, p->strength);
+            sd_noise_next(&ns, B, per, noise);
+            sd_sched_start_img2img(sch, init_lat, noise, x, B * per);
+        }
     } else {
         init_pixels(p, PH, PW, img);
         mean = sd_malloc(sizeof(float) * per);
@@ -1258,6 +1268,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     if (dbg) {
         dbg->lat_c = C; dbg->lat_h = lh; dbg->lat_w = lw;
         if (dbg->final_latent) memcpy(dbg->final_latent, x, sizeof(float) * B * per);
+        if (dbg->latent_only) { rc = 0; goto done; }
     }
 
     /* decode one image at a time (the VAE is the memory peak); the UNet's
@@ -1295,5 +1306,6 @@ done:
 
 int sd_generate(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_err *err)
 {
+    if (p->hr_upscaler != SD_HR_NONE) return sd_hires_generate(e, p, out, err);
     return sd_generate_debug(e, p, out, NULL, err);
 }

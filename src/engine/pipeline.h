@@ -18,6 +18,11 @@ typedef struct sd_gen_debug {
     float *step_latents;
     int max_steps;
     int steps_seen;        /* set by the run: steps recorded or not */
+    /* hires fix's second pass (hires.c): */
+    const float *init_latent; /* in: img2img from this SD-space latent [n, C, h, w] (the latent of
+                                 p->init_width x p->init_height; p->init_rgb NULL) instead of an
+                                 encoded init image; draw 0 is the add-noise, as A1111 */
+    int latent_only;          /* in: 1 = stop after sampling (final_latent set, out untouched) */
 } sd_gen_debug;
 
 /* Latent size for an output of width x height pixels: ceil(size / scale). */
@@ -25,6 +30,15 @@ void sd_latent_size(const sd_engine *e, int width, int height, int *lat_w, int *
 
 int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out,
                       sd_gen_debug *dbg, sd_err *err);
+
+/* Hires fix (hires.c; sd_generate calls it when p->hr_upscaler != NONE):
+ * pass 1 at p->width x p->height, the upscale, then pass 2 per image. */
+int sd_hires_generate(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_err *err);
+/* The latent upscale of one [C, h, w] latent to [C, oh, ow], as torch's
+ * F.interpolate(size=(oh, ow), antialias=False): SD_HR_LATENT "bilinear"
+ * (align_corners=False), SD_HR_LATENT_NEAREST_EXACT "nearest-exact". */
+void sd_hr_upscale_latent(sd_hr_upscaler mode, const float *in, int C, int h, int w, float *out, int oh,
+                          int ow);
 
 struct sd_unet;
 struct sd_clip;

@@ -244,6 +244,11 @@ typedef struct sd_lora_spec {
 #define SD_MAX_LORA_NAME 128
 
 typedef struct sd_gen_params sd_gen_params;
+/* Hires fix's upscaler between its two passes (docs/SERVER.md "Hires fix"):
+ * the pass-1 latent resized as torch's F.interpolate "bilinear" (A1111's
+ * "Latent") or "nearest-exact", or the decoded RGB8 picture resized with
+ * PIL's Lanczos (base/resample.h) and encoded again. */
+typedef enum { SD_HR_NONE = 0, SD_HR_LATENT, SD_HR_LATENT_NEAREST_EXACT, SD_HR_LANCZOS } sd_hr_upscaler;
 /* The checks that need the loaded model, for a server to run before it
  * queues a request: the prompt windows (sd_check_prompts) and clip_skip
  * against the text encoder's layers (field "clip_skip").  sd_generate
@@ -324,6 +329,13 @@ struct sd_gen_params {
     sd_preview_fn preview; void *preview_ud;
     int preview_every;
     /* ---- end previews ---- */
+    /* hires fix (docs/SERVER.md "Hires fix"): hr_upscaler != NONE runs a second img2img pass
+     * at hr_width x hr_height on the first pass's upscaled result, hr_steps (0 = steps) at
+     * hr_strength, with the same seed; txt2img only. */
+    sd_hr_upscaler hr_upscaler;
+    int hr_width, hr_height;
+    int hr_steps;
+    float hr_strength;
 };
 
 /* The sampler choice's own consistency, no model needed: `scheduler` with a
@@ -336,7 +348,9 @@ int sd_check_sampler(const sd_gen_params *p, sd_err *err);
 sd_scheduler sd_requested_schedule(const sd_gen_params *p);
 
 /* Generate p->n images into out[0..n-1].  Returns 0 or -1 with err set
- * (SD_ECANCELLED when the progress callback asked to stop). */
+ * (SD_ECANCELLED when the progress callback asked to stop).  With
+ * p->hr_upscaler != SD_HR_NONE: hires fix, out is hr_width x hr_height and
+ * the progress total counts both passes. */
 int sd_generate(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_err *err);
 
 /* The default noise source: torch.randn(shape, device="cuda") after

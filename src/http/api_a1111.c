@@ -30,6 +30,7 @@
 #define A1111_OPTIONS_MAX (64 * 1024)  /* bytes of options stored per owner (as JSON) */
 #define A1111_MAX_MODELS 64
 #define A1111_DEFAULT_SAMPLER "Euler"  /* A1111's API default (sampler_index) */
+#define A1111_DEFAULT_HR_SCALE 2.0    /* A1111's hr_scale when enable_hr is on without one */
 
 /* One synchronous txt2img/img2img of this dialect, from its body to its end. */
 typedef struct a1111_call {
@@ -414,12 +415,26 @@ static int put_settings(http_server *s, req *r, param_bag *sb, json_t *params, s
     return rc;
 }
 
+/* Hires fix (docs/CLIENTS.md): the hr_ rows count only with enable_hr on
+ * txt2img, as A1111 (denoising_strength is then the second pass's), and
+ * hr_scale defaults to A1111's 2. */
+static int put_hires(const param_bag *b, param_bag *sb, int img2img, json_t *params, sd_err *err)
+{
+    if (img2img || !flag(b, "enable_hr", 0) || field_get(b, "hr_scale")) return 0;
+    json_object_set_new(params, "hr_scale", json_real(A1111_DEFAULT_HR_SCALE));
+    char num[32];
+    int n = snprintf(num, sizeof num, "%g", A1111_DEFAULT_HR_SCALE);
+    return bag_put(sb, "hr_scale", PV_NUMBER, num, (size_t)n, err);
+}
+
 /* The fields the table names for A1111 that are copied as they are. */
 static int put_plain(const param_bag *b, param_bag *sb, int img2img, json_t *params, sd_err *err)
 {
+    const int hires = !img2img && flag(b, "enable_hr", 0);
     for (int i = 0; i < req_nfields; i++) {
         const req_field *f = &req_fields[i];
         if (!f->a1111 || f->type == RF_SAMPLER || f->type == RF_SCHEDULER || f->type == RF_IMAGE) continue;
+        if (!hires && !strncmp(f->name, "hr_", 3)) continue;   /* enable_hr false: ignored, as A1111 */
         if (!strcmp(f->name, "num_outputs") || !strcmp(f->name, "clip_skip")) continue;   /* composed */
         if (!(f->where & (img2img ? RF_IMG2IMG : RF_TXT2IMG))) continue;   /* denoising_strength of txt2img: hires fix */
         const param *p = field_get(b, f->a1111);
@@ -433,7 +448,7 @@ static int put_plain(const param_bag *b, param_bag *sb, int img2img, json_t *par
 /* A1111 features this server has not: accepted, noted in info. */
 static int note_ignored(const param_bag *b, a1111_call *c, int img2img, sd_err *err)
 {
-    static const char *const flags[] = {"restore_faces", "tiling", "enable_hr"};
+    static const char *const flags[] = {"restore_faces", "tiling"};
     const param *m = field_get(b, "mask");   /* inpapi: img2img's (put_mask) */
     if (m && !img2img && m->kind != PV_NULL)
         return sd_errf(err, SD_EINVAL, "mask", "mask is a field of /sdapi/v1/img2img (inpainting), not of txt2img");
@@ -447,6 +462,8 @@ static int note_ignored(const param_bag *b, a1111_call *c, int img2img, sd_err *
         }
     const param *sub = field_get(b, "subseed");
     if (sub && strcmp(sub->val, "-1")) json_array_append_new(c->notes, json_string("subseed: variation seeds are not available, ignored"));
+    if (img2img && flag(b, "enable_hr", 0))
+        json_array_append_new(c->notes, json_string("enable_hr: hires fix is for txt2img, ignored"));
     if (img2img && (field_get(b, "width") || field_get(b, "height")))
         json_array_append_new(c->notes, json_string("width, height: img2img keeps the init image's size"));
     const param *st = field_get(b, "styles");
@@ -475,6 +492,7 @@ static int a1111_gen_request(http_server *s, req *r, sd_err *err)
     sb.max_fields = A1111_MAX_FIELDS;
     int rc = note_ignored(b, c, img2img, err);
     if (!rc) rc = put_plain(b, &sb, img2img, c->params, err);
+    if (!rc) rc = put_hires(b, &sb, img2img, c->params, err);
     if (!rc) rc = put_sampler(b, &sb, c->params, err);
     if (!rc) rc = put_scheduler(b, &sb, c->params, err);
     if (!rc) rc = put_count(b, &sb, c, c->params, err);
@@ -876,10 +894,12 @@ static enum MHD_Result get_a_embeddings(http_server *s, req *r, struct MHD_Conne
     return reply_json_utf8(c, &r->ri, 200, json_pack("{s:o, s:o}", "loaded", loaded, "skipped", skipped), NULL, NULL);
 }
 
-/* What A1111 lists and this server has none of: a fixed answer. */
+/* What A1111 lists and this server has none of, or a fixed set of (the
+ * hires fix upscalers, docs/SERVER.md "Hires fix"): a fixed answer. */
 typedef struct fixed_answer { const char *name, *json; } fixed_answer;
 static const fixed_answer fixed[] = {
-    {"upscalers", "[]"}, {"latent-upscale-modes", "[]"}, {"hypernetworks", "[]"}, {"face-restorers", "[]"},
+    {"upscalers", "[{\"name\":\"Lanczos\",\"model_name\":null,\"model_path\":null,\"model_url\":null,\"scale\":4}]"},
+    {"latent-upscale-modes", "[{\"name\":\"Latent\"},{\"name\":\"Latent (nearest-exact)\"}]"}, {"hypernetworks", "[]"}, {"face-restorers", "[]"},
     {"realesrgan-models", "[]"}, {"prompt-styles", "[]"}, {"sd-modules", "[]"}, {"script-info", "[]"},
     {"extensions", "[]"}, {"cmd-flags", "{}"}, {"scripts", "{\"txt2img\":[],\"img2img\":[]}"},
     {"memory", "{\"ram\":{},\"cuda\":{\"error\":\"no CUDA: this server runs on the CPU\"}}"},

@@ -584,7 +584,7 @@ static int set_field(const req_field *f, const param *p, int spaces_are_plus, sd
     double v = 0;
     switch (f->type) {
     case RF_TEXT: return set_text(f, p, r, err);
-    case RF_SAMPLER: case RF_FORMAT: case RF_SCHEDULER: case RF_SPACING: return set_name(f, p, r, err);
+    case RF_SAMPLER: case RF_FORMAT: case RF_SCHEDULER: case RF_SPACING: case RF_UPSCALER: return set_name(f, p, r, err);
     case RF_IMAGE: return set_image(f, p, spaces_are_plus, r, err);
     case RF_LORAS: return set_loras(f, p, r, err);
     case RF_SEED:

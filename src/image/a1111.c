@@ -113,6 +113,12 @@ char *img_a1111_parameters(const img_gen_info *g)
     };
     for (size_t i = 0; i < sizeof size_cond / sizeof size_cond[0]; i++)
         if (size_cond[i].v) sb_fmt(&b, ", %s: %d", size_cond[i].label, size_cond[i].v);
+    if (g->hr_upscaler) {   /* hires fix */
+        if (g->hr_resize_x || g->hr_resize_y) sb_fmt(&b, ", Hires resize: %dx%d", g->hr_resize_x, g->hr_resize_y);
+        else sb_fmt(&b, ", Hires upscale: %g", (double)g->hr_scale);
+        if (g->hr_steps > 0) sb_fmt(&b, ", Hires steps: %d", g->hr_steps);
+        sb_entry(&b, "Hires upscaler", g->hr_upscaler);
+    }
     if (g->lora_hashes && *g->lora_hashes) {
         sb_str(&b, ", Lora hashes: ");
         sb_value(&b, g->lora_hashes);

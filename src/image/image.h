@@ -192,11 +192,18 @@ typedef struct img_gen_info {
     /* SDXL's size conditioning as the request gave it (sd_gen_params); 0 ->
      * omitted (the default; A1111 writes none of these, its crop is a setting) */
     int orig_width, orig_height, crop_top, crop_left, target_width, target_height;
+    /* hires fix (A1111's entries, before Lora hashes): "Hires upscale: X" when
+     * hr_scale > 0 and no resize, else "Hires resize: WxH" when hr_resize is
+     * set; "Hires steps: N" when N > 0; "Hires upscaler: U" when U set */
+    float hr_scale;
+    int hr_resize_x, hr_resize_y, hr_steps;
+    const char *hr_upscaler;    /* A1111's name ("Latent"); NULL -> no hires entries */
 } img_gen_info;
 
 /* "<prompt>\nNegative prompt: <neg>\nSteps: N, Sampler: S, CFG scale: X,
  * Seed: S, Size: WxH, Model hash: H, Model: M[, Model family: F][, VAE hash: V, VAE: N][, Denoising strength: D]
  * [, Clip skip: N][, Timestep spacing: T][, Original width: N, ..., Target height: N]
+ * [, Hires upscale: X | Hires resize: WxH][, Hires steps: N][, Hires upscaler: U]
  * [, Lora hashes: "name: hash, ..."]", with ", Schedule type: K"
  * after the sampler when given (A1111 v1.10.1's order).
  * Values holding ',' ':' '"' or a newline are quoted as A1111 does.

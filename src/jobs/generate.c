@@ -21,11 +21,10 @@ static job_result *new_result(const gen_ctx *g, const sd_request *in)
     r->negative = strdup(p->negative ? p->negative : "");
     r->model_name = g->model_name ? strdup(g->model_name) : NULL;
     r->model_hash = g->model_hash ? strdup(g->model_hash) : NULL;
-    r->width = in->img2img ? p->init_width : p->width;   /* the size generated (img2img: the init image's) */
-    r->height = in->img2img ? p->init_height : p->height;
+    req_output_size(in, &r->width, &r->height);   /* the size generated (img2img: the init image's; hires: final) */
     r->steps = p->steps;
     r->cfg = p->cfg;
-    r->denoise = in->img2img ? p->strength : -1.0f;
+    r->denoise = in->img2img ? p->strength : p->hr_upscaler != SD_HR_NONE ? p->hr_strength : -1.0f;
     const char *schedule;
     req_sampler_label(p, &r->sampler, &schedule);
     if (!r->prompt || !r->negative || (g->model_name && !r->model_name) || (g->model_hash && !r->model_hash)) {
@@ -90,6 +89,9 @@ static int run_on(const gen_ctx *g, const sd_request *in, sd_progress_fn progres
                   job_result **result, sd_err *err)
 {
     *result = NULL;
+    sd_request hr = *in;   /* hires fix's size from the hr_ rows (a queued request carries only those) */
+    req_resolve_hires(&hr);
+    in = &hr;
     sd_gen_params p = in->gen;   /* the request's, with this run's progress callback */
     p.init_rgb = in->img2img ? p.init_rgb : NULL;
     p.mask = in->img2img ? p.mask : NULL;   /* inpapi */

@@ -477,8 +477,7 @@ void jobq_status(jobq *q, job *j, job_status *out)
     out->step = j->step;
     out->total = j->total;
     out->n = j->in.gen.n;
-    out->width = j->in.img2img ? j->in.gen.init_width : j->in.gen.width;
-    out->height = j->in.img2img ? j->in.gen.init_height : j->in.gen.height;
+    req_output_size(&j->in, &out->width, &out->height);
     out->eta = -1;
     out->elapsed = (job_finished(j->state) ? j->t_end : now) - j->t_submit;
     if (j->state == JOB_QUEUED) {

@@ -706,6 +706,7 @@ static int rb_submit(jobs_backend *b, sd_request *in, int listed, job_handle **o
     }
     char *text = dump(wire_request_to_json(&req, err));
     int n = req.gen.n, w = req.gen.width, h = req.gen.height, owner = req.owner;
+    if (!req.img2img) req_output_size(&req, &w, &h);   /* hires fix: the final size */
     sd_request_free(&req);
     if (!text) return sd_errf(err, SD_ENOMEM, "", "out of memory serializing the job");
     rjob *j = sd_calloc(1, sizeof *j);

@@ -88,8 +88,36 @@ const req_field req_fields[] = {
     {"mask_overlay", "mask_overlay", RF_INT, AT(mask_overlay), 0, 1, 0, 0, 1, RF_IMG2IMG,
      "--mask-overlay", NULL, "0|1", NULL, "1 = the original's unmasked pixels pasted over the result"},
     /* ---- end inpapi ---- */
+    /* issue 18: hires fix (docs/SERVER.md "Hires fix"), txt2img only; on when
+     * hr_scale or hr_resize_x/y is given (A1111: enable_hr, api_a1111.c) */
+    {"hr_scale", NULL, RF_FLOAT, AT(hr_scale), 1, REQ_MAX_HR_SCALE, 0, 0, 0, RF_TXT2IMG,
+     "--hr-scale", NULL, "X", "hr_scale", "hires fix: second pass at width/height x X (default: off)"},
+    {"hr_resize_x", NULL, RF_INT, AT(hr_resize_x), 0, REQ_MAX_SIDE_CAP, 0, 0, 0, RF_TXT2IMG,
+     "--hr-resize-x", NULL, "W", "hr_resize_x", "hires fix: second pass width (wins over hr_scale; 0 = keep aspect)"},
+    {"hr_resize_y", NULL, RF_INT, AT(hr_resize_y), 0, REQ_MAX_SIDE_CAP, 0, 0, 0, RF_TXT2IMG,
+     "--hr-resize-y", NULL, "H", "hr_resize_y", "hires fix: second pass height (wins over hr_scale; 0 = keep aspect)"},
+    {"hr_upscaler", "hr_upscaler", RF_UPSCALER, AT(gen.hr_upscaler), 0, 0, 0, 0, SD_HR_NONE, RF_TXT2IMG,
+     "--hr-upscaler", NULL, "NAME", "hr_upscaler", "hires fix: latent, latent-nearest-exact or lanczos [latent]"},
+    {"hr_steps", "hr_steps", RF_INT, AT(gen.hr_steps), 0, REQ_MAX_STEPS, 0, 0, 0, RF_TXT2IMG,
+     "--hr-steps", NULL, "N", "hr_second_pass_steps", "hires fix: second pass steps (0 = num_inference_steps)"},
+    {"hr_strength", "hr_strength", RF_FLOAT, AT(gen.hr_strength), 0, 1, 1, 0, 0.75, RF_TXT2IMG,
+     "--hr-strength", NULL, "S", "denoising_strength", "hires fix: second pass denoising strength"},
 };
 const int req_nfields = (int)(sizeof req_fields / sizeof req_fields[0]);
+
+/* hr_upscaler names: the seed API's and A1111's (any case). */
+static const char *const upscaler_names[][2] = {
+    [SD_HR_LATENT] = {"latent", "Latent"},
+    [SD_HR_LATENT_NEAREST_EXACT] = {"latent-nearest-exact", "Latent (nearest-exact)"},
+    [SD_HR_LANCZOS] = {"lanczos", "Lanczos"},
+};
+
+static sd_hr_upscaler upscaler_from_name(const char *t)
+{
+    for (int u = SD_HR_LATENT; u <= SD_HR_LANCZOS; u++)
+        if (!strcasecmp(t, upscaler_names[u][0]) || !strcasecmp(t, upscaler_names[u][1])) return (sd_hr_upscaler)u;
+    return SD_HR_NONE;
+}
 
 const req_field *req_field_find(const char *name)
 {
@@ -128,6 +156,7 @@ void req_field_set_number(const req_field *f, sd_request *r, double v)
     case RF_FORMAT: *(int *)slot(f, r) = (int)v; break;
     case RF_SCHEDULER: *(sd_scheduler *)slot(f, r) = (sd_scheduler)(int)v; break;
     case RF_SPACING: *(sd_timestep_spacing *)slot(f, r) = (sd_timestep_spacing)(int)v; break;
+    case RF_UPSCALER: *(sd_hr_upscaler *)slot(f, r) = (sd_hr_upscaler)(int)v; break;
     default: break;
     }
 }
@@ -141,6 +170,7 @@ double req_field_get_number(const req_field *f, const sd_request *r)
     case RF_SAMPLER: return (double)*(const sd_sampler *)slot(f, r);
     case RF_SCHEDULER: return (double)*(const sd_scheduler *)slot(f, r);
     case RF_SPACING: return (double)*(const sd_timestep_spacing *)slot(f, r);
+    case RF_UPSCALER: return (double)*(const sd_hr_upscaler *)slot(f, r);
     default: return 0;
     }
 }
@@ -173,6 +203,7 @@ void req_resolve_size(sd_request *r, int native)
     if (native <= 0) native = REQ_NATIVE_SIDE;
     if (r->gen.width <= 0) r->gen.width = native;
     if (r->gen.height <= 0) r->gen.height = native;
+    req_resolve_hires(r);
 }
 
 int req_check_size(const sd_request *r, int max_side, int64_t max_pixels, sd_err *err)
@@ -190,6 +221,61 @@ int req_check_size(const sd_request *r, int max_side, int64_t max_pixels, sd_err
                        "width x height must be at most %lld pixels on this server (--max-pixels), got %dx%d = %lld "
                        "(a request without a size gets the model's native size)", (long long)max_pixels, w, h,
                        (long long)w * h);
+    return req_check_hires(r, max_side, max_pixels, err);
+}
+
+/* ---- hires fix (issue 18 item 3) ---- */
+
+const char *req_upscaler_name(sd_hr_upscaler u, int a1111)
+{
+    return u >= SD_HR_LATENT && u <= SD_HR_LANCZOS ? upscaler_names[u][a1111 ? 1 : 0] : NULL;
+}
+
+void req_output_size(const sd_request *r, int *width, int *height)
+{
+    const sd_gen_params *g = &r->gen;
+    const int hr = !r->img2img && g->hr_upscaler != SD_HR_NONE;
+    *width = r->img2img ? g->init_width : hr ? g->hr_width : g->width;
+    *height = r->img2img ? g->init_height : hr ? g->hr_height : g->height;
+}
+
+void req_resolve_hires(sd_request *r)
+{
+    sd_gen_params *g = &r->gen;
+    const int w = g->width, h = g->height, x = r->hr_resize_x, y = r->hr_resize_y;
+    if (r->img2img || w <= 0 || h <= 0 || (r->hr_scale <= 0 && !x && !y)) {
+        g->hr_upscaler = SD_HR_NONE;
+        g->hr_width = g->hr_height = 0;
+        return;
+    }
+    if (g->hr_upscaler == SD_HR_NONE) g->hr_upscaler = SD_HR_LATENT;
+    if (!x && !y) {
+        g->hr_width = (int)(w * r->hr_scale);
+        g->hr_height = (int)(h * r->hr_scale);
+    } else {
+        g->hr_width = x ? x : (int)((int64_t)y * w / h);
+        g->hr_height = y ? y : (int)((int64_t)x * h / w);
+    }
+}
+
+int req_check_hires(const sd_request *r, int max_side, int64_t max_pixels, sd_err *err)
+{
+    const sd_gen_params *g = &r->gen;
+    if (g->hr_upscaler == SD_HR_NONE) return 0;
+    if (max_side <= 0) max_side = REQ_MAX_SIDE;
+    if (max_pixels <= 0) max_pixels = REQ_MAX_PIXELS;
+    const char *field = r->hr_resize_x || r->hr_resize_y ? (r->hr_resize_x ? "hr_resize_x" : "hr_resize_y") : "hr_scale";
+    int w = g->hr_width, h = g->hr_height;
+    if (w < 1 || h < 1)
+        return sd_errf(err, SD_EINVAL, field, "%s: the hires size %dx%d is empty", field, w, h);
+    if (w > max_side || h > max_side)
+        return sd_errf(err, SD_EINVAL, field,
+                       "%s: the hires size %dx%d is more than %d on a side on this server (--max-side)", field, w,
+                       h, max_side);
+    if ((int64_t)w * h > max_pixels)
+        return sd_errf(err, SD_EINVAL, field,
+                       "%s: the hires size %dx%d = %lld pixels is more than %lld on this server (--max-pixels)",
+                       field, w, h, (long long)w * h, (long long)max_pixels);
     return 0;
 }
 
@@ -265,6 +351,11 @@ int req_field_set_name(const req_field *f, sd_request *r, const char *name)
         if (!bad) req_field_set_number(f, r, f->type == RF_SCHEDULER ? (double)sch : (double)sp);
         return bad ? -1 : 0;
     }
+    if (f->type == RF_UPSCALER) {
+        sd_hr_upscaler u = upscaler_from_name(name);
+        if (u != SD_HR_NONE) req_field_set_number(f, r, u);
+        return u == SD_HR_NONE ? -1 : 0;
+    }
     int fmt = f->type == RF_FORMAT ? format_from_name(name) : IMG_UNKNOWN;
     if (fmt == IMG_UNKNOWN) return -1;
     req_field_set_number(f, r, fmt);
@@ -281,6 +372,9 @@ const char *req_field_names(const req_field *f)
     if (f->type == RF_FORMAT) return "png, jpeg or webp";
     if (f->type == RF_SCHEDULER) return "automatic, uniform, karras, exponential or sgm_uniform";
     if (f->type == RF_SPACING) return "leading, linspace or trailing";
+    if (f->type == RF_UPSCALER)
+        return "latent, latent-nearest-exact or lanczos (A1111: \"Latent\", \"Latent (nearest-exact)\", \"Lanczos\"; "
+               "A1111's other upscalers, ESRGAN and the like, are not available on this server)";
     return "";
 }
 
@@ -288,7 +382,8 @@ const char *req_field_value_name(const req_field *f, double v)
 {
     const char *n = f->type == RF_SAMPLER ? sd_sampler_name((sd_sampler)(int)v)
                     : f->type == RF_SCHEDULER ? sd_scheduler_name((sd_scheduler)(int)v)
-                    : f->type == RF_SPACING ? sd_spacing_name((sd_timestep_spacing)(int)v) : NULL;
+                    : f->type == RF_SPACING ? sd_spacing_name((sd_timestep_spacing)(int)v)
+                    : f->type == RF_UPSCALER ? req_upscaler_name((sd_hr_upscaler)(int)v, 0) : NULL;
     return n ? n : "";
 }
 
@@ -326,15 +421,23 @@ img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, con
     const int ids = family && !strncmp(family, "sdxl", 4);
     const char *sampler, *schedule;
     req_sampler_label(p, &sampler, &schedule);
+    if (!r->img2img && p->hr_upscaler != SD_HR_NONE) {   /* hires fix: A1111's Size is the first pass's */
+        width = p->width;
+        height = p->height;
+    }
     return (img_gen_info){
         .prompt = p->prompt, .negative = p->negative, .steps = p->steps, .sampler = sampler, .schedule = schedule,
         .spacing = p->ksampler ? NULL : sd_spacing_name(p->spacing),
         .cfg = p->cfg, .seed = p->seed + (uint64_t)i, .width = width, .height = height, .model_hash = model_hash,
-        .model_name = model_name, .denoise = r->img2img ? p->strength : -1.0f, .clip_skip = p->clip_skip,
+        .model_name = model_name, .denoise = r->img2img ? p->strength : p->hr_upscaler ? p->hr_strength : -1.0f,
+        .clip_skip = p->clip_skip,
         .family = req_gen_family(family),
         .orig_width = ids ? p->orig_width : 0, .orig_height = ids ? p->orig_height : 0,
         .crop_top = ids ? p->crop_top : 0, .crop_left = ids ? p->crop_left : 0,
         .target_width = ids ? p->target_width : 0, .target_height = ids ? p->target_height : 0,
+        /* hires fix: A1111's Denoising strength is the second pass's */
+        .hr_upscaler = req_upscaler_name(p->hr_upscaler, 1), .hr_scale = r->hr_scale,
+        .hr_resize_x = r->hr_resize_x, .hr_resize_y = r->hr_resize_y, .hr_steps = p->hr_steps,
     };
 }
 

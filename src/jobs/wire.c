@@ -126,7 +126,7 @@ static int put_field(json_t *o, const req_field *f, const sd_request *r, sd_err 
     case RF_FLOAT: return put(o, f->name, json_real(v), err);
     case RF_SAMPLER: return put_text(o, f->name, sd_sampler_name((sd_sampler)(int)v), err);
     case RF_FORMAT: return put_text(o, f->name, img_format_name((img_format)(int)v), err);
-    case RF_SCHEDULER: case RF_SPACING: {
+    case RF_SCHEDULER: case RF_SPACING: case RF_UPSCALER: {
         const char *n = req_field_value_name(f, v);
         return *n ? put_text(o, f->name, n, err) : 0;
     }
@@ -310,14 +310,15 @@ static int get_base64(const json_t *v, const char *field, size_t len, uint8_t **
 /* ---- reading: the request ------------------------------------------------- */
 
 /* A number row: the right JSON type, inside the table's range (or the
- * row's default, as width/height 0 = the model's native size). */
+ * row's default, as width/height 0 = the model's native size, hr_scale 0 =
+ * no hires fix). */
 static int get_number_field(const json_t *v, const req_field *f, sd_request *r, sd_err *err)
 {
     char range[64];
     if (f->type == RF_FLOAT ? !json_is_number(v) : !json_is_integer(v))
         return sd_errf(err, SD_EINVAL, f->name, "%s must be %s", f->name, f->type == RF_FLOAT ? "a number" : "an integer");
     double d = json_number_value(v);
-    if (!req_field_in_range(f, d) && !(f->type == RF_INT && d == f->def)) {
+    if (!req_field_in_range(f, d) && !((f->type == RF_INT || f->type == RF_FLOAT) && d == f->def)) {
         req_field_range(f, range, sizeof range);
         return sd_errf(err, SD_EINVAL, f->name, "%s must be in %s, got %.17g", f->name, range, d);
     }
@@ -430,7 +431,7 @@ static int get_field(const json_t *o, const req_field *f, sd_request *r, sd_err 
     switch (f->type) {
     case RF_TEXT: return get_text(o, f->name, f->name, (size_t)f->hi, (char **)req_field_text(f, r), err);
     case RF_INT: case RF_FLOAT: case RF_SEED: return get_number_field(v, f, r, err);
-    case RF_SAMPLER: case RF_FORMAT: case RF_SCHEDULER: case RF_SPACING: return get_name_field(v, f, r, err);
+    case RF_SAMPLER: case RF_FORMAT: case RF_SCHEDULER: case RF_SPACING: case RF_UPSCALER: return get_name_field(v, f, r, err);
     case RF_IMAGE: return req_field_is_mask(f) ? get_mask(v, f, r, err) : get_init_image(v, r, err);
     case RF_LORAS: return get_loras(v, f, r, err);
     }

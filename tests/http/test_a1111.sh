@@ -47,7 +47,10 @@ shape "GET progress idle: progress 0, state.job_count 0, current_image null" GET
 shape "GET loras: a list" GET /sdapi/v1/loras 'j == []'
 shape "GET embeddings: loaded and skipped" GET /sdapi/v1/embeddings 'j == {"loaded": {}, "skipped": {}}'
 shape "GET sd-vae: none without --vae" GET /sdapi/v1/sd-vae 'j == []'
-for p in upscalers latent-upscale-modes hypernetworks face-restorers realesrgan-models prompt-styles sd-modules; do
+shape "GET upscalers: Lanczos (hires fix)" GET /sdapi/v1/upscalers '[u["name"] for u in j] == ["Lanczos"]'
+shape "GET latent-upscale-modes: Latent, Latent (nearest-exact)" GET /sdapi/v1/latent-upscale-modes \
+  '[u["name"] for u in j] == ["Latent", "Latent (nearest-exact)"]'
+for p in hypernetworks face-restorers realesrgan-models prompt-styles sd-modules; do
   shape "GET $p: an empty list (none here)" GET "/sdapi/v1/$p" 'j == []'
 done
 shape "GET cmd-flags: {}" GET /sdapi/v1/cmd-flags 'j == {}'

@@ -56,7 +56,7 @@ static void check_property(const char *schema, const req_field *f, json_t *prop)
         const char *def = json_string_value(json_object_get(prop, "default"));
         CHECKF(ok && json_array_size(e) == (size_t)i && def && !strcmp(def, req_field_value_name(f, f->def)), name,
                "enum entry %d / %zu", i, json_array_size(e));
-    } else if (f->type == RF_SCHEDULER || f->type == RF_SPACING) {
+    } else if (f->type == RF_SCHEDULER || f->type == RF_SPACING || f->type == RF_UPSCALER) {
         json_t *e = json_object_get(prop, "enum");
         int ok = 1, i = 1;
         for (; ok && *req_field_value_name(f, i); i++)

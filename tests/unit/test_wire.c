@@ -38,6 +38,7 @@ static void set_non_default(const req_field *f, sd_request *r, int i)
     case RF_FORMAT: req_field_set_name(f, r, "webp"); break;
     case RF_SCHEDULER: req_field_set_name(f, r, "sgm_uniform"); break;
     case RF_SPACING: req_field_set_name(f, r, "trailing"); break;
+    case RF_UPSCALER: req_field_set_name(f, r, "Latent (nearest-exact)"); break;
     case RF_IMAGE: {   /* the table's rows are the images as sent (init, mask); the decoded ones are set by the caller */
         req_image_ref d = req_image_slot(f, r);
         *d.data = sd_strdup(req_field_is_mask(f) ? "iVBORw0KGgoAAAA=" : "iVBORw0KGgo=");
