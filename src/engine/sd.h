@@ -352,6 +352,10 @@ sd_scheduler sd_requested_schedule(const sd_gen_params *p);
  * p->hr_upscaler != SD_HR_NONE: hires fix, out is hr_width x hr_height and
  * the progress total counts both passes. */
 int sd_generate(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_err *err);
+/* The progress total (and the previews' total) a txt2img run reports, no
+ * model needed: with hires fix pass 1's steps + n x pass 2's, else p->steps
+ * (r2follow: a job's total before its first step). */
+int sd_hires_total_steps(const sd_gen_params *p);
 
 /* The default noise source: torch.randn(shape, device="cuda") after
  * torch.manual_seed(seed), draw `draw` = Philox offset. */
