@@ -105,7 +105,9 @@ static int prepare(const sd_request *r, const sd_gen_params *p, inpaint_run *u, 
     u->overlay = sd_malloc(n);
     if (!u->blurred || !u->overlay) return sd_errf(err, SD_ENOMEM, "mask_image", "out of memory");
     memcpy(u->blurred, p->mask, n);
-    if (img_mask_blur(u->blurred, u->w, u->h, r->mask_blur, r->mask_blur, err)) return -1;
+    int sx, sy;
+    req_mask_blur(r, &sx, &sy);
+    if (img_mask_blur(u->blurred, u->w, u->h, sx, sy, err)) return -1;
     for (size_t i = 0; i < n; i++)   /* whole picture: the blurred mask doubled; only masked: as blurred */
         u->overlay[i] = r->inpaint_full_res ? u->blurred[i] : (uint8_t)(u->blurred[i] > 127 ? 255 : 2 * u->blurred[i]);
     u->cropped = r->inpaint_full_res && img_mask_box(u->blurred, u->w, u->h, r->inpaint_full_res_padding, u->box);
