@@ -140,20 +140,6 @@ static void hr_hook(sd_gen_params *q, hr_progress *h)
     }
 }
 
-/* The steps pass 2 runs per image, for pass 1's progress total. */
-static int hr_pass2_steps(const sd_gen_params *p)
-{
-    int steps = p->hr_steps ? p->hr_steps : p->steps;
-    if (p->ksampler != SD_KSAMPLER_NONE) return steps - kd_img2img_first(steps, p->hr_strength);
-    return steps - sd_img2img_start(steps, p->hr_strength);
-}
-
-int sd_hires_total_steps(const sd_gen_params *p)
-{
-    if (p->hr_upscaler == SD_HR_NONE || p->init_rgb) return p->steps;
-    return p->steps + p->n * hr_pass2_steps(p);
-}
-
 /* Pass 2 of image i from `init_rgb` (Lanczos) or the upscaled latent `lat`. */
 static int hr_pass2(sd_engine *e, const sd_gen_params *p, hr_progress *h, int i, const uint8_t *init_rgb,
                     const float *lat, sd_image *out, sd_err *err)
@@ -217,7 +203,7 @@ int sd_hires_generate(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_er
     int lw, lh, C = mi.latent_channels;
     sd_latent_size(e, p->width, p->height, &lw, &lh);
     const int latent = p->hr_upscaler != SD_HR_LANCZOS;
-    hr_progress h = {.p = p, .pass = 1, .t2 = hr_pass2_steps(p)};
+    hr_progress h = {.p = p, .pass = 1, .t2 = sd_hires_pass2_steps(p)};
     sd_gen_params p1 = *p;
     p1.hr_upscaler = SD_HR_NONE;
     hr_hook(&p1, &h);
