@@ -325,7 +325,9 @@ struct sd_gen_params {
     /* live previews (docs/SERVER.md "Previews"): every preview_every steps (0 = none; also after
      * the last step is not needed) preview(ud, step, total, img) with image 0's current estimate
      * of the picture, decoded by the load option preview_decoder (TAESD) or, without one, the
-     * per-family latent-to-RGB approximation; img (any size, RGB8) is valid during the call only. */
+     * per-family latent-to-RGB approximation; img (any size, RGB8) is valid during the call only.
+     * Hires fix: step/total count both passes as the progress callback does (pass 2's image i
+     * at the second pass's size; r2follow). */
     sd_preview_fn preview; void *preview_ud;
     int preview_every;
     /* ---- end previews ---- */
