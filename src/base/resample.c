@@ -1,8 +1,9 @@
-/* resample.c — PIL-exact Lanczos resampling of 8-bit pictures (resample.h).
- * Per output axis: the first source index and the fixed-point weights of each
- * output index (PIL's precompute_coeffs + normalize_coeffs_8bpc), then a
- * separable pass per axis that changes size.  Facts from Pillow's
- * src/libImaging/Resample.c; the code is ours. */
+/* resample.c — PIL-exact resampling of 8-bit pictures (resample.h) with
+ * PIL's bilinear, bicubic and Lanczos filters.  Per output axis: the first
+ * source index and the fixed-point weights of each output index (PIL's
+ * precompute_coeffs + normalize_coeffs_8bpc), then a separable pass per
+ * axis that changes size.  Facts from Pillow's src/libImaging/Resample.c;
+ * the code is ours. */
 #include "resample.h"
 #include "alloc.h"
 
@@ -21,6 +22,33 @@ double sd_lanczos3(double x)
     return (sin(px) / px) * (sin(px3) / px3);
 }
 
+double sd_bicubic(double x)
+{
+    const double a = -0.5;
+    if (x < 0) x = -x;
+    if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
+    if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
+    return 0;
+}
+
+static double bilinear(double x)
+{
+    if (x < 0) x = -x;
+    return x < 1 ? 1 - x : 0;
+}
+
+/* A PIL filter: its kernel and support (PIL's struct filter). */
+typedef struct lz_filter {
+    double (*fn)(double);
+    double support;
+} lz_filter;
+
+static const lz_filter FILTERS[] = {
+    [SD_FILTER_BILINEAR] = {bilinear, 1.0},
+    [SD_FILTER_BICUBIC] = {sd_bicubic, 2.0},
+    [SD_FILTER_LANCZOS] = {sd_lanczos3, LZ_SUPPORT},
+};
+
 /* The weights of one axis: output i reads src[first[i] .. first[i]+count[i]) with
  * k[i*ksize ..]. */
 typedef struct lz_axis {
@@ -37,8 +65,8 @@ static void lz_axis_free(lz_axis *a)
 }
 
 /* Fills one output index's double weights in `w` (ksize slots), returns its count. */
-static int lz_weights(int in, double scale, double fscale, double support, int i, int *first,
-                      double *w, int ksize)
+static int lz_weights(const lz_filter *f, int in, double scale, double fscale, double support, int i,
+                      int *first, double *w, int ksize)
 {
     double center = (i + 0.5) * scale, ss = 1.0 / fscale, sum = 0;
     int lo = (int)(center - support + 0.5), hi = (int)(center + support + 0.5);
@@ -47,7 +75,7 @@ static int lz_weights(int in, double scale, double fscale, double support, int i
     int n = hi - lo;
     if (n > ksize) n = ksize;
     for (int x = 0; x < n; x++) {
-        w[x] = sd_lanczos3((x + lo - center + 0.5) * ss);
+        w[x] = f->fn((x + lo - center + 0.5) * ss);
         sum += w[x];
     }
     for (int x = 0; x < n && sum != 0.0; x++) w[x] /= sum;
@@ -55,10 +83,10 @@ static int lz_weights(int in, double scale, double fscale, double support, int i
     return n;
 }
 
-static int lz_axis_make(lz_axis *a, int in, int out)
+static int lz_axis_make(lz_axis *a, const lz_filter *f, int in, int out)
 {
     double scale = (double)in / out, fscale = scale < 1.0 ? 1.0 : scale;
-    double support = LZ_SUPPORT * fscale;
+    double support = f->support * fscale;
     a->ksize = (int)ceil(support) * 2 + 1;
     a->first = sd_malloc(sizeof(int) * out);
     a->count = sd_malloc(sizeof(int) * out);
@@ -69,7 +97,7 @@ static int lz_axis_make(lz_axis *a, int in, int out)
         return -1;
     }
     for (int i = 0; i < out; i++) {
-        int n = lz_weights(in, scale, fscale, support, i, &a->first[i], w, a->ksize);
+        int n = lz_weights(f, in, scale, fscale, support, i, &a->first[i], w, a->ksize);
         a->count[i] = n;
         for (int x = 0; x < n; x++)
             a->k[(size_t)i * a->ksize + x] =
@@ -104,16 +132,19 @@ static void lz_pass(const uint8_t *src, uint8_t *dst, const lz_axis *a, int line
         }
 }
 
-int sd_lanczos_resize(const uint8_t *src, int sw, int sh, int ch, int dw, int dh, uint8_t **out,
-                      sd_err *err)
+int sd_resample(const uint8_t *src, int sw, int sh, int ch, int dw, int dh, sd_filter f, uint8_t **out,
+                sd_err *err)
 {
     *out = NULL;
     if (!src || sw <= 0 || sh <= 0 || dw <= 0 || dh <= 0 || ch < 1 || ch > 4)
         return sd_errf(err, SD_EINVAL, "image", "cannot resize %dx%d (%d channels) to %dx%d", sw,
                        sh, ch, dw, dh);
+    if ((unsigned)f > SD_FILTER_LANCZOS)
+        return sd_errf(err, SD_EINVAL, "image", "unknown resampling filter %d", (int)f);
+    const lz_filter *flt = &FILTERS[f];
     lz_axis ax = {0}, ay = {0};
     uint8_t *mid = sd_malloc((size_t)dw * sh * ch), *dst = sd_malloc((size_t)dw * dh * ch);
-    int bad = !mid || !dst || lz_axis_make(&ax, sw, dw) || lz_axis_make(&ay, sh, dh);
+    int bad = !mid || !dst || lz_axis_make(&ax, flt, sw, dw) || lz_axis_make(&ay, flt, sh, dh);
     if (!bad) {
         if (dw != sw)
             lz_pass(src, mid, &ax, sh, dw, ch, (size_t)sw * ch, ch, (size_t)dw * ch, ch);
@@ -134,4 +165,10 @@ int sd_lanczos_resize(const uint8_t *src, int sw, int sh, int ch, int dw, int dh
     }
     *out = dst;
     return 0;
+}
+
+int sd_lanczos_resize(const uint8_t *src, int sw, int sh, int ch, int dw, int dh, uint8_t **out,
+                      sd_err *err)
+{
+    return sd_resample(src, sw, sh, ch, dw, dh, SD_FILTER_LANCZOS, out, err);
 }

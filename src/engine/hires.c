@@ -96,7 +96,8 @@ static int hr_check(const sd_gen_params *p, sd_err *err)
     return 0;
 }
 
-/* Progress over both passes: pass 1's steps, then each image's pass 2. */
+/* Progress and previews over both passes: pass 1's steps, then each
+ * image's pass 2, one count from 1 to t1 + n·t2. */
 typedef struct hr_progress {
     const sd_gen_params *p;
     int pass;        /* 1 or 2 */
@@ -104,21 +105,39 @@ typedef struct hr_progress {
     int t1, t2;      /* pass 1's total; pass 2's per image */
 } hr_progress;
 
+/* The count over both passes of this pass's step of total; *all = the run's total. */
+static int hr_count(hr_progress *h, int step, int total, int *all)
+{
+    if (h->pass == 1) h->t1 = total;
+    else h->t2 = total;
+    *all = h->t1 + h->p->n * h->t2;
+    return h->done + step;
+}
+
 static int hr_on_step(void *ud, int step, int total)
 {
     hr_progress *h = ud;
-    if (h->pass == 1) h->t1 = total;
-    else h->t2 = total;
-    int all = h->t1 + h->p->n * h->t2;
-    return h->p->progress ? h->p->progress(h->p->progress_ud, h->done + step, all) : 0;
+    int all, at = hr_count(h, step, total, &all);
+    return h->p->progress ? h->p->progress(h->p->progress_ud, at, all) : 0;
 }
 
-/* The steps pass 2 runs per image, for pass 1's progress total. */
-static int hr_pass2_steps(const sd_gen_params *p)
+/* A pass's preview, counted as its progress. */
+static void hr_on_preview(void *ud, int step, int total, const sd_image *img)
 {
-    int steps = p->hr_steps ? p->hr_steps : p->steps;
-    if (p->ksampler != SD_KSAMPLER_NONE) return steps - kd_img2img_first(steps, p->hr_strength);
-    return steps - sd_img2img_start(steps, p->hr_strength);
+    hr_progress *h = ud;
+    int all, at = hr_count(h, step, total, &all);
+    h->p->preview(h->p->preview_ud, at, all, img);
+}
+
+/* A pass's parameters report progress and previews through h. */
+static void hr_hook(sd_gen_params *q, hr_progress *h)
+{
+    q->progress = hr_on_step;
+    q->progress_ud = h;
+    if (h->p->preview) {
+        q->preview = hr_on_preview;
+        q->preview_ud = h;
+    }
 }
 
 /* Pass 2 of image i from `init_rgb` (Lanczos) or the upscaled latent `lat`. */
@@ -134,8 +153,7 @@ static int hr_pass2(sd_engine *e, const sd_gen_params *p, hr_progress *h, int i,
     p2.width = p2.init_width = p->hr_width;
     p2.height = p2.init_height = p->hr_height;
     p2.init_rgb = init_rgb;
-    p2.progress = hr_on_step;
-    p2.progress_ud = h;
+    hr_hook(&p2, h);
     sd_gen_debug d = {.init_latent = lat};
     int rc = sd_generate_debug(e, &p2, out, lat ? &d : NULL, err);
     h->done += h->t2;
@@ -185,11 +203,10 @@ int sd_hires_generate(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_er
     int lw, lh, C = mi.latent_channels;
     sd_latent_size(e, p->width, p->height, &lw, &lh);
     const int latent = p->hr_upscaler != SD_HR_LANCZOS;
-    hr_progress h = {.p = p, .pass = 1, .t2 = hr_pass2_steps(p)};
+    hr_progress h = {.p = p, .pass = 1, .t2 = sd_hires_pass2_steps(p)};
     sd_gen_params p1 = *p;
     p1.hr_upscaler = SD_HR_NONE;
-    p1.progress = hr_on_step;
-    p1.progress_ud = &h;
+    hr_hook(&p1, &h);
     sd_gen_debug d = {.latent_only = latent};
     sd_image *first = sd_calloc((size_t)p->n, sizeof *first);
     if (latent) d.final_latent = sd_malloc(sizeof(float) * p->n * C * lh * lw);

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../base/alloc.h"
+#include "../base/resample.h"
 
 #define MASK_HALF 128   /* value/255 >= 0.5 (diffusers' binarize, A1111's round): repaint */
 
@@ -55,53 +56,13 @@ static void mask_nearest(const uint8_t *m, int PW, int PH, int lw, int lh, float
             out[(size_t)i * lw + j] = m[(size_t)(i * PH / lh) * PW + j * PW / lw] >= MASK_HALF ? 1.0f : 0.0f;
 }
 
-/* PIL's bicubic filter (a = -0.5). */
-static double bicubic(double x)
-{
-    const double a = -0.5;
-    if (x < 0) x = -x;
-    if (x < 1) return ((a + 2) * x - (a + 3)) * x * x + 1;
-    if (x < 2) return (((x - 5) * x + 8) * x - 4) * a;
-    return 0;
-}
-
-#define PIL_BITS 22   /* PIL's PRECISION_BITS for 8-bit images: 32 - 8 - 2 */
-
-/* One axis of PIL's 8-bit resample (Resample.c, precompute_coeffs and
- * normalize_coeffs_8bpc): out[o] of in[0..n) read with stride `step`, the
- * taps normalised then rounded to fixed point. */
-static void pil_axis(const uint8_t *in, int n, int step, uint8_t *out, int on, int ostep)
-{
-    const double scale = (double)n / on, fs = scale < 1 ? 1 : scale, support = 2.0 * fs;
-    for (int o = 0; o < on; o++) {
-        const double center = (o + 0.5) * scale;
-        int lo = (int)(center - support + 0.5), hi = (int)(center + support + 0.5);
-        if (lo < 0) lo = 0;
-        if (hi > n) hi = n;
-        double w[64], sum = 0;
-        int taps = hi - lo < 64 ? hi - lo : 64;
-        for (int k = 0; k < taps; k++) sum += (w[k] = bicubic((k + lo - center + 0.5) * (1.0 / fs)));
-        int64_t acc = (int64_t)1 << (PIL_BITS - 1);
-        for (int k = 0; k < taps; k++) {
-            double c = sum != 0 ? w[k] / sum : w[k];
-            int fixed = (int)(c < 0 ? -0.5 + c * (1 << PIL_BITS) : 0.5 + c * (1 << PIL_BITS));
-            acc += (int64_t)in[(size_t)(lo + k) * step] * fixed;
-        }
-        acc >>= PIL_BITS;
-        out[(size_t)o * ostep] = (uint8_t)(acc < 0 ? 0 : acc > 255 ? 255 : acc);
-    }
-}
-
 /* A1111's latmask: the mask resized to the latent with PIL's default
- * (bicubic; horizontal pass, then vertical), /255 and rounded. */
-static int mask_a1111(const uint8_t *m, int PW, int PH, int lw, int lh, float *out)
+ * (bicubic, base/resample.h), /255 and rounded. */
+static int mask_a1111(const uint8_t *m, int PW, int PH, int lw, int lh, float *out, sd_err *err)
 {
-    uint8_t *tmp = sd_malloc((size_t)lw * PH), *small = sd_malloc((size_t)lw * lh);
-    if (!tmp || !small) { free(tmp); free(small); return -1; }
-    for (int y = 0; y < PH; y++) pil_axis(m + (size_t)y * PW, PW, 1, tmp + (size_t)y * lw, lw, 1);
-    for (int x = 0; x < lw; x++) pil_axis(tmp + x, PH, lw, small + x, lh, lw);
+    uint8_t *small = NULL;
+    if (sd_resample(m, PW, PH, 1, lw, lh, SD_FILTER_BICUBIC, &small, err)) return -1;
     for (size_t i = 0; i < (size_t)lw * lh; i++) out[i] = small[i] >= MASK_HALF ? 1.0f : 0.0f;
-    free(tmp);
     free(small);
     return 0;
 }
@@ -150,7 +111,7 @@ int inpaint_open(inpaint_run *r, const inpaint_in *in, sd_err *err)
         goto out;
     }
     if (in->kd) {
-        if (mask_a1111(m, in->PW, in->PH, in->lw, in->lh, r->repaint)) { sd_errf(err, SD_ENOMEM, NULL, "out of memory"); goto out; }
+        if (mask_a1111(m, in->PW, in->PH, in->lw, in->lh, r->repaint, err)) goto out;
     } else {
         mask_nearest(m, in->PW, in->PH, in->lw, in->lh, r->repaint);
     }

@@ -325,7 +325,9 @@ struct sd_gen_params {
     /* live previews (docs/SERVER.md "Previews"): every preview_every steps (0 = none; also after
      * the last step is not needed) preview(ud, step, total, img) with image 0's current estimate
      * of the picture, decoded by the load option preview_decoder (TAESD) or, without one, the
-     * per-family latent-to-RGB approximation; img (any size, RGB8) is valid during the call only. */
+     * per-family latent-to-RGB approximation; img (any size, RGB8) is valid during the call only.
+     * Hires fix: step/total count both passes as the progress callback does (pass 2's image i
+     * at the second pass's size; r2follow). */
     sd_preview_fn preview; void *preview_ud;
     int preview_every;
     /* ---- end previews ---- */
@@ -352,6 +354,10 @@ sd_scheduler sd_requested_schedule(const sd_gen_params *p);
  * p->hr_upscaler != SD_HR_NONE: hires fix, out is hr_width x hr_height and
  * the progress total counts both passes. */
 int sd_generate(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_err *err);
+/* The progress total (and the previews' total) a txt2img run reports, no
+ * model needed: with hires fix pass 1's steps + n x pass 2's, else p->steps
+ * (r2follow: a job's total before its first step). */
+int sd_hires_total_steps(const sd_gen_params *p);
 
 /* The default noise source: torch.randn(shape, device="cuda") after
  * torch.manual_seed(seed), draw `draw` = Philox offset. */

@@ -37,6 +37,7 @@ typedef struct a1111_call {
     req *r;                  /* linked while r->job is held (progress, interrupt) */
     int owner, linked, interrupted;
     sd_gen_params gen;       /* the request as validated (pointers cleared: the job owns them) */
+    img_inpaint_info inpaint;   /* r2follow: the infotext's inpainting entries */
     int img2img, send_images, batch_size;
     json_t *params;          /* "parameters": the request as read, defaults filled */
     json_t *notes;           /* what was ignored, for info */
@@ -512,6 +513,7 @@ static int a1111_gen_request(http_server *s, req *r, sd_err *err)
     json_object_set_new(c->params, "clip_skip", json_integer(r->request.gen.clip_skip));
     if (!json_object_get(c->params, "seed")) json_object_set_new(c->params, "seed", json_integer(-1));
     c->gen = r->request.gen;   /* scalars for the infotexts; the job owns the rest */
+    c->inpaint = req_inpaint_info(&r->request);   /* r2follow */
     c->gen.prompt = c->gen.negative = NULL;
     c->gen.init_rgb = NULL;
     c->gen.mask = NULL;   /* inpapi: the job's */
@@ -612,6 +614,7 @@ static json_t *info_json(http_server *s, const a1111_call *call, const job_resul
         img_gen_info g = req_gen_info(&tmp, i, res->width, res->height, res->model_hash, res->model_name,
                                       s->cfg.model_family);
         g.seed = res->images[i].seed;
+        g.inpaint = call->inpaint;   /* r2follow: tmp has no mask */
         char *t = img_a1111_parameters(&g);
         json_array_append_new(texts, json_string(t ? t : ""));
         free(t);

@@ -78,6 +78,16 @@ static void sb_entry(sbuf *b, const char *label, const char *v)
     sb_value(b, v);
 }
 
+/* Inpainting's entries (img_inpaint_info). */
+static void sb_inpaint(sbuf *b, const img_inpaint_info *m)
+{
+    if (!m->on) return;
+    if (m->inverted) sb_str(b, ", Mask mode: Inpaint not masked");
+    if (m->mask_blur > 0) sb_fmt(b, ", Mask blur: %d", m->mask_blur);
+    if (m->only_masked) sb_fmt(b, ", Inpaint area: Only masked, Masked area padding: %d", m->padding);
+    sb_entry(b, "Masked content", m->masked_content);
+}
+
 char *img_a1111_parameters(const img_gen_info *g)
 {
     sbuf b = {0};
@@ -113,6 +123,7 @@ char *img_a1111_parameters(const img_gen_info *g)
     };
     for (size_t i = 0; i < sizeof size_cond / sizeof size_cond[0]; i++)
         if (size_cond[i].v) sb_fmt(&b, ", %s: %d", size_cond[i].label, size_cond[i].v);
+    sb_inpaint(&b, &g->inpaint);
     if (g->hr_upscaler) {   /* hires fix */
         if (g->hr_resize_x || g->hr_resize_y) sb_fmt(&b, ", Hires resize: %dx%d", g->hr_resize_x, g->hr_resize_y);
         else sb_fmt(&b, ", Hires upscale: %g", (double)g->hr_scale);

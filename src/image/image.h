@@ -144,7 +144,8 @@ int img_mask_decode(const uint8_t *data, size_t len, int openai, const char *fie
                     sd_err *err);
 /* PIL's convert('L') of RGB8: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16. */
 void img_luminance(const uint8_t *rgb, size_t n, uint8_t *out);
-/* A one-channel plane resampled as img_resize does.  Returns 0 or -1. */
+/* A one-channel plane resampled with PIL's LANCZOS, as A1111 resizes a mask
+ * (images.resize_image; base/resample.h).  Returns 0 or -1. */
 int img_plane_resize(const uint8_t *src, int sw, int sh, int dw, int dh, uint8_t **out, sd_err *err);
 /* A1111's mask blur, in place: cv2.GaussianBlur along x with sigma sx
  * (kernel 2*int(2.5*sx + 0.5) + 1, border reflect-101), then along y with
@@ -170,6 +171,19 @@ int img_mask_fill(uint8_t *rgb, const uint8_t *m, int w, int h, sd_err *err);
 void img_mask_overlay(uint8_t *rgb, const uint8_t *orig, const uint8_t *m, size_t n);
 
 /* ---- AUTOMATIC1111 "parameters" text ------------------------------------ */
+
+/* Inpainting's entries in the infotext (A1111 v1.10.1 processing.py, img2img
+ * with a mask), in its order: "Mask mode: Inpaint not masked" (inverted),
+ * "Mask blur: N" (N > 0: x and y equal and not both 0), "Inpaint area: Only
+ * masked, Masked area padding: P", "Masked content: fill | latent noise |
+ * latent nothing" (not for "original").  on 0: none of them (r2follow). */
+typedef struct img_inpaint_info {
+    int on;
+    int inverted;
+    int mask_blur;              /* 0 -> omitted */
+    int only_masked, padding;
+    const char *masked_content; /* NULL -> omitted */
+} img_inpaint_info;
 
 typedef struct img_gen_info {
     const char *prompt;
@@ -198,11 +212,13 @@ typedef struct img_gen_info {
     float hr_scale;
     int hr_resize_x, hr_resize_y, hr_steps;
     const char *hr_upscaler;    /* A1111's name ("Latent"); NULL -> no hires entries */
+    img_inpaint_info inpaint;   /* after the SDXL entries, before the hires ones (r2follow) */
 } img_gen_info;
 
 /* "<prompt>\nNegative prompt: <neg>\nSteps: N, Sampler: S, CFG scale: X,
  * Seed: S, Size: WxH, Model hash: H, Model: M[, Model family: F][, VAE hash: V, VAE: N][, Denoising strength: D]
  * [, Clip skip: N][, Timestep spacing: T][, Original width: N, ..., Target height: N]
+ * [, Mask mode: ..][, Mask blur: N][, Inpaint area: Only masked, Masked area padding: P][, Masked content: C]
  * [, Hires upscale: X | Hires resize: WxH][, Hires steps: N][, Hires upscaler: U]
  * [, Lora hashes: "name: hash, ..."]", with ", Schedule type: K"
  * after the sampler when given (A1111 v1.10.1's order).

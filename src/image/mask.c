@@ -7,6 +7,7 @@
  * buffers (image.h); jobs/inpaint.c runs them around sd_generate. */
 #include "image.h"
 #include "../base/alloc.h"
+#include "../base/resample.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -20,26 +21,7 @@ void img_luminance(const uint8_t *rgb, size_t n, uint8_t *out)
 
 int img_plane_resize(const uint8_t *src, int sw, int sh, int dw, int dh, uint8_t **out, sd_err *err)
 {
-    *out = NULL;
-    size_t sn = (size_t)sw * sh, dn = (size_t)dw * dh;
-    uint8_t *s3 = sd_malloc(sn * 3), *d3 = NULL;
-    uint8_t *d = sd_malloc(dn ? dn : 1);
-    if (!s3 || !d) {
-        free(s3);
-        free(d);
-        return sd_errf(err, SD_ENOMEM, "mask", "out of memory resizing the mask");
-    }
-    for (size_t i = 0; i < sn; i++) s3[3 * i] = s3[3 * i + 1] = s3[3 * i + 2] = src[i];
-    int rc = img_resize(s3, sw, sh, dw, dh, &d3, err);
-    free(s3);
-    if (rc) {
-        free(d);
-        return -1;
-    }
-    for (size_t i = 0; i < dn; i++) d[i] = d3[3 * i];
-    free(d3);
-    *out = d;
-    return 0;
+    return sd_lanczos_resize(src, sw, sh, 1, dw, dh, out, err);
 }
 
 /* ---- masks from files ---------------------------------------------------- */

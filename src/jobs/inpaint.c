@@ -1,12 +1,14 @@
 /* inpaint.c — inpainting's pixel side (inpaint.h): masks from files, and
  * AUTOMATIC1111's steps around sd_generate (StableDiffusionProcessingImg2Img
- * .init and apply_overlay, v1.10.1), built from image/mask.c. */
+ * .init and apply_overlay, v1.10.1), built from image/mask.c; masks and
+ * "only masked" crops resized with PIL's LANCZOS as A1111 (base/resample.h). */
 #include "inpaint.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "../base/alloc.h"
+#include "../base/resample.h"
 #include "../image/image.h"
 
 int inpaint_decode_mask(const uint8_t *data, size_t len, inpaint_mask_mode mode, const char *field, int w, int h,
@@ -79,7 +81,7 @@ static int crop_to_size(const uint8_t *src, int w, int h, int ch, const int box[
     uint8_t *c = NULL;
     int bw = box[2] - box[0], bh = box[3] - box[1];
     if (img_crop(src, w, ch, box, &c, err)) return -1;
-    int rc = ch == 3 ? img_resize(c, bw, bh, w, h, out, err) : img_plane_resize(c, bw, bh, w, h, out, err);
+    int rc = sd_lanczos_resize(c, bw, bh, ch, w, h, out, err);   /* A1111's resize_image(2, ...) */
     free(c);
     return rc;
 }
@@ -103,7 +105,9 @@ static int prepare(const sd_request *r, const sd_gen_params *p, inpaint_run *u, 
     u->overlay = sd_malloc(n);
     if (!u->blurred || !u->overlay) return sd_errf(err, SD_ENOMEM, "mask_image", "out of memory");
     memcpy(u->blurred, p->mask, n);
-    if (img_mask_blur(u->blurred, u->w, u->h, r->mask_blur, r->mask_blur, err)) return -1;
+    int sx, sy;
+    req_mask_blur(r, &sx, &sy);
+    if (img_mask_blur(u->blurred, u->w, u->h, sx, sy, err)) return -1;
     for (size_t i = 0; i < n; i++)   /* whole picture: the blurred mask doubled; only masked: as blurred */
         u->overlay[i] = r->inpaint_full_res ? u->blurred[i] : (uint8_t)(u->blurred[i] > 127 ? 255 : 2 * u->blurred[i]);
     u->cropped = r->inpaint_full_res && img_mask_box(u->blurred, u->w, u->h, r->inpaint_full_res_padding, u->box);
@@ -130,7 +134,7 @@ static int finish(const sd_request *r, const sd_gen_params *p, const inpaint_run
         int bw = u->box[2] - u->box[0], bh = u->box[3] - u->box[1];
         uint8_t *small = NULL, *full = sd_malloc((size_t)u->w * u->h * 3);
         if (!full) return sd_errf(err, SD_ENOMEM, "mask_image", "out of memory");
-        if (img_resize(im->rgb, im->width, im->height, bw, bh, &small, err)) {
+        if (sd_lanczos_resize(im->rgb, im->width, im->height, 3, bw, bh, &small, err)) {
             free(full);
             return -1;
         }

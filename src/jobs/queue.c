@@ -219,7 +219,7 @@ static void *worker_main(void *arg)
         q->running = j;
         j->state = JOB_RUNNING;
         j->t_start = now_s();
-        j->total = j->in.img2img ? (int)(j->in.gen.steps * j->in.gen.strength) : j->in.gen.steps;
+        j->total = j->in.img2img ? (int)(j->in.gen.steps * j->in.gen.strength) : sd_hires_total_steps(&j->in.gen);
         j->in.preview = (req_preview_sink){.put = on_preview, .ud = j};
         changed(q);
         pthread_mutex_unlock(&q->mu);

@@ -87,6 +87,11 @@ const req_field req_fields[] = {
      "--mask-invert", NULL, "0|1", "inpainting_mask_invert", "1 = repaint where the mask is black"},
     {"mask_overlay", "mask_overlay", RF_INT, AT(mask_overlay), 0, 1, 0, 0, 1, RF_IMG2IMG,
      "--mask-overlay", NULL, "0|1", NULL, "1 = the original's unmasked pixels pasted over the result"},
+    /* r2follow: A1111's per-axis blur; -1 (the default) = mask_blur's */
+    {"mask_blur_x", "mask_blur_x", RF_INT, AT(mask_blur_x), 0, 64, 0, 0, -1, RF_IMG2IMG,
+     NULL, NULL, "PX", "mask_blur_x", "the mask's blur along x (A1111's; default: mask_blur)"},
+    {"mask_blur_y", "mask_blur_y", RF_INT, AT(mask_blur_y), 0, 64, 0, 0, -1, RF_IMG2IMG,
+     NULL, NULL, "PX", "mask_blur_y", "the mask's blur along y (A1111's; default: mask_blur)"},
     /* ---- end inpapi ---- */
     /* issue 18: hires fix (docs/SERVER.md "Hires fix"), txt2img only; on when
      * hr_scale or hr_resize_x/y is given (A1111: enable_hr, api_a1111.c) */
@@ -194,6 +199,26 @@ req_image_ref req_image_slot(const req_field *f, sd_request *r)
 {
     if (req_field_is_mask(f)) return (req_image_ref){&r->mask_data, &r->mask_len, &r->mask_is_raw};
     return (req_image_ref){&r->init_data, &r->init_len, &r->init_is_raw};
+}
+
+/* r2follow: the blur's sigmas and the infotext's inpainting entries */
+void req_mask_blur(const sd_request *r, int *sx, int *sy)
+{
+    *sx = r->mask_blur_x >= 0 ? r->mask_blur_x : r->mask_blur;
+    *sy = r->mask_blur_y >= 0 ? r->mask_blur_y : r->mask_blur;
+}
+
+img_inpaint_info req_inpaint_info(const sd_request *r)
+{
+    if (!r->img2img || (!r->gen.mask && !r->mask_data)) return (img_inpaint_info){0};   /* decoded or not yet */
+    static const char *const content[] = {"fill", NULL, "latent noise", "latent nothing"};
+    int sx, sy;
+    req_mask_blur(r, &sx, &sy);
+    return (img_inpaint_info){
+        .on = 1, .inverted = r->inpainting_mask_invert, .mask_blur = sx == sy ? sx : 0,
+        .only_masked = r->inpaint_full_res, .padding = r->inpaint_full_res_padding,
+        .masked_content = (unsigned)r->inpainting_fill < 4 ? content[r->inpainting_fill] : NULL,
+    };
 }
 /* ---- end inpapi ---- */
 
@@ -438,6 +463,7 @@ img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, con
         /* hires fix: A1111's Denoising strength is the second pass's */
         .hr_upscaler = req_upscaler_name(p->hr_upscaler, 1), .hr_scale = r->hr_scale,
         .hr_resize_x = r->hr_resize_x, .hr_resize_y = r->hr_resize_y, .hr_steps = p->hr_steps,
+        .inpaint = req_inpaint_info(r),   /* r2follow */
     };
 }
 

@@ -69,6 +69,7 @@ typedef struct sd_request {
     int inpaint_full_res_padding;  /* pixels around the mask's box in that crop */
     int inpainting_mask_invert;    /* 1 = repaint where the mask is black */
     int mask_overlay;              /* 1 = paste the original's unmasked pixels over the result */
+    int mask_blur_x, mask_blur_y;  /* r2follow: A1111's per-axis sigmas; -1 (default) = mask_blur */
     int mask_mode;                 /* inpaint_mask_mode (jobs/inpaint.h): how the dialect reads a mask; not sent */
     /* ---- end inpapi ---- */
     /* hires fix (docs/SERVER.md "Hires fix"): what the client sent; with
@@ -187,6 +188,11 @@ void sd_request_free(sd_request *r);
  * first pass's (as A1111), with the Hires entries. */
 img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, const char *model_hash,
                           const char *model_name, const char *family);
+/* r2follow (inpainting): the mask blur's sigmas along x and y
+ * (mask_blur_x / _y, each defaulting to mask_blur), and the infotext's
+ * inpainting entries (A1111's, when the img2img request has a mask). */
+void req_mask_blur(const sd_request *r, int *sx, int *sy);
+img_inpaint_info req_inpaint_info(const sd_request *r);
 
 /* The "Model family" of an image's parameters for a model of family
  * `family` (sd_model_info.family): NULL for "sd1" (SD 1.x texts stay

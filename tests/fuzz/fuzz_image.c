@@ -4,7 +4,7 @@
  * mask path (image/mask.c: alpha plane, A1111's and OpenAI's rules, resize,
  * blur, crop box, fill, overlay).  Small limits keep each run fast; a
  * decoded picture must respect them.
- * fuzz-sources: src/image/mask.c src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/image/a1111.c src/base/err.c src/base/alloc.c
+ * fuzz-sources: src/image/mask.c src/base/resample.c src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/image/a1111.c src/base/err.c src/base/alloc.c
  * fuzz-libs: -lpng16 -ljpeg -lwebp -lz -lm */
 #include <stdint.h>
 #include <stdlib.h>

@@ -8,7 +8,10 @@
 # elsewhere) every pixel further than the blur from the mask equals the
 # original exactly and the masked pixels change; mask_overlay=0 differs;
 # the CLI equals the seed API pixel for pixel; a mask of another size is
-# resized; an all-white mask repaints everything.  Bad masks are refused in
+# resized; an all-white mask repaints everything; A1111's infotext entries
+# (Mask blur, Mask mode, Inpaint area, Masked area padding, Masked content)
+# in the PNG and A1111's info; mask_blur_x / _y blur one axis each.
+# Bad masks are refused in
 # bad_requests*.cases (test_bad_requests.sh); the engine side is tests/parity/test_inpaint.c.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
@@ -112,6 +115,41 @@ sed -e 's/"inpaint_full_res": false/"inpaint_full_res": true/' "$TMP/a1.body" >"
 st=$(curl -s -o "$TMP/a1b.json" -w '%{http_code}' -H "$J" --data "@$TMP/a1b.body" "$BASE/sdapi/v1/img2img")
 $PX b64-json "$TMP/a1b.json" images 0 "$TMP/a1b.png" 2>/dev/null
 outside_equal "A1111 only masked (padding 32): unmasked pixels the original's" "$TMP/init.png" "$TMP/a1b.png" 11
+
+# ---- r2follow: A1111's inpainting infotext, mask_blur_x / mask_blur_y ----
+# params FILE: the PNG's "parameters" text
+params() { grep -ao 'Steps: [^[:cntrl:]]*' "$1" | head -1; }
+# info FILE: A1111's info.infotexts[0]
+info() { json "$1" 'json.loads(j["info"])["infotexts"][0]' | tr -d '\n'; }
+# has NAME TEXT WANT [UNWANTED]: a check that TEXT holds WANT and not the regex UNWANTED
+has() {
+  check "$1" $(echo "$2" | grep -qF -- "$3" && { [ -z "${4:-}" ] || ! echo "$2" | grep -q -- "$4"; }; echo $?) "$2"
+}
+has "infotext, whole picture, original: Mask blur: 4, no Inpaint area nor Masked content" \
+  "$(params "$TMP/whole.png")" ', Mask blur: 4' 'Inpaint area\|Masked content\|Mask mode'
+has "infotext, only masked, fill: ..., Mask blur: 4, Inpaint area: Only masked, Masked area padding: 4, Masked content: fill" \
+  "$(params "$TMP/onlymasked.png")" ', Mask blur: 4, Inpaint area: Only masked, Masked area padding: 4, Masked content: fill'
+has "A1111 info (whole picture, original): Mask blur: 4, no Inpaint area" \
+  "$(info "$TMP/a1.json")" ', Mask blur: 4' 'Inpaint area\|Masked content'
+has "A1111 info (only masked): Mask blur: 4, Inpaint area: Only masked, Masked area padding: 32" \
+  "$(info "$TMP/a1b.json")" ', Mask blur: 4, Inpaint area: Only masked, Masked area padding: 32'
+sed -e 's/"mask_blur": 4/"mask_blur_x": 2, "mask_blur_y": 6/' -e 's/"inpainting_fill": 1/"inpainting_fill": 2/' \
+  -e 's/"inpaint_full_res": false, "inpaint_full_res_padding": 32, "inpainting_mask_invert": 0/"inpaint_full_res": true, "inpaint_full_res_padding": 8, "inpainting_mask_invert": 1/' \
+  "$TMP/a1.body" >"$TMP/a1c.body"
+st=$(curl -s -o "$TMP/a1c.json" -w '%{http_code}' -H "$J" --data "@$TMP/a1c.body" "$BASE/sdapi/v1/img2img")
+i=$(info "$TMP/a1c.json")
+check "A1111 info (inverted, blur 2 x 6, latent noise): Mask mode: Inpaint not masked, no Mask blur, padding 8, latent noise" \
+  $([ "$st" = 200 ] && echo "$i" | grep -q ', Mask mode: Inpaint not masked, Inpaint area: Only masked, Masked area padding: 8, Masked content: latent noise' &&
+    ! echo "$i" | grep -q 'Mask blur'; echo $?) "$st $i"
+W1='"mask_image": "'$MASK'", "inpaint_full_res": false, "inpainting_fill": 1'
+seed blur3 "$W1, \"mask_blur\": 3" >/dev/null
+st=$(seed blurxy3 "$W1, \"mask_blur_x\": 3, \"mask_blur_y\": 3")
+check "mask_blur_x = mask_blur_y = 3 gives mask_blur 3's pixels" \
+  $([ "$st" = 200 ] && pixels_equal "$TMP/blur3.png" "$TMP/blurxy3.png"; echo $?) "$st $(pixel_diff "$TMP/blur3.png" "$TMP/blurxy3.png")"
+st=$(seed blurx3 "$W1, \"mask_blur\": 3, \"mask_blur_y\": 0")
+p=$(params "$TMP/blurx3.png")
+check "mask_blur 3 with mask_blur_y 0: another overlay (x only), no Mask blur entry" \
+  $([ "$st" = 200 ] && ! pixels_equal "$TMP/blur3.png" "$TMP/blurx3.png" && echo "$p" | grep -q "Steps: 2" && ! echo "$p" | grep -q 'Mask blur'; echo $?) "$st $p"
 
 # OpenAI: the alpha channel, transparent = repaint, no blur
 st=$(curl -s -o "$TMP/oai.json" -w '%{http_code}' -F prompt="a red door" -F seed=11 -F steps=2 \

@@ -13,7 +13,9 @@
 # API node without weights shows a worker process's previews (also as
 # A1111's current_image), the key
 # sdserve:preview:<id> has a TTL of at most 60 s while the job runs and is
-# gone (204) once it ended.
+# gone (204) once it ended.  Hires fix (128 -> 256, 12 + 20 steps): previews
+# say n/32 with n rising, pass 2's at its size; /jobs/{id} step/total_steps
+# and A1111's /progress count both passes as one run.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -125,6 +127,74 @@ check "A1111 /progress?skip_current_image=true: null while it runs" \
   $([ "$skipped" = null:30 ]; echo $?) "'$skipped' $(head -c 200 "$TMP/sk.json")"
 check "the synchronous A1111 job ends with its image" \
   $([ "$(json "$TMP/a1111.json" 'len(j["images"])')" = 1 ]; echo $?) "$(head -c 200 "$TMP/a1111.json")"
+# ---- hires fix (r2follow): previews and progress count both passes ----
+# 128x128 for 12 steps, then 256x256 for 20 (hr_strength 1: all 20 run):
+# previews and /jobs/{id} count 1..32 once; pass 2's previews are its size
+HRJOB='{"prompt":"a lighthouse at dawn","num_inference_steps":12,"width":128,"height":128,"seed":7,"hr_scale":2,"hr_upscaler":"lanczos","hr_steps":20,"hr_strength":1}'
+curl -s "${A1[@]}" -H 'Content-Type: application/json' -d "$HRJOB" "$BASE/jobs/txt2img" -o "$TMP/hr_created.json"
+HID=$(json "$TMP/hr_created.json" 'j["id"]')
+seen=; last=; steps=; jsteps=
+for _ in $(seq 3000); do
+  st=$(state "$HID")
+  [ "$st" = running ] && jsteps="$jsteps $(json "$TMP/st.json" '"%s/%s" % (j.get("step"), j.get("total_steps"))')"
+  if [ "$(preview "$HID" hp "${A1[@]}")" = 200 ]; then
+    step=$(tr -d '\r' <"$TMP/hp.hdr" | sed -n 's/^[Xx]-[Pp]review-[Ss]tep: //p')
+    if [ "$step" != "$last" ]; then
+      last=$step; steps="$steps $step@$(png_size "$TMP/hp.bin")"
+    fi
+  fi
+  case $st in succeeded|failed|cancelled) break;; esac
+done
+check "hires job with previews succeeds" $([ "$st" = succeeded ]; echo $?) "$st $(head -c 300 "$TMP/st.json")"
+# every preview n/32, n increasing; pass 2's (n > 12) at twice pass 1's size
+# (the latent-to-RGB preview is 1 px per latent cell: 16x16 then 32x32)
+hr_ok=$(python3 - "$steps" <<'PY'
+import sys
+seen = [w.split("@") for w in sys.argv[1].split()]
+ns = [int(s.split("/")[0]) for s, _ in seen]
+ok = len(seen) >= 2 and all(s.split("/")[1] == "32" for s, _ in seen) and ns == sorted(set(ns))
+# the preview's size: pass 1's for n <= 12, twice it (pass 2's) after
+size = {n <= 12: sz for n, (_, sz) in zip(ns, seen)}
+ok = ok and len({(n <= 12, sz) for n, (_, sz) in zip(ns, seen)}) == len(size) and False in size
+w = {k: [int(x) for x in v.split("x")] for k, v in size.items()}
+ok = ok and (True not in w or w[False] == [2 * x for x in w[True]])
+print("yes" if ok else "no")
+PY
+)
+check "hires previews: X-Preview-Step n/32 increasing, pass 2's (n > 12) at twice pass 1's size" \
+  $([ "$hr_ok" = yes ]; echo $?) "seen:$steps"
+jobs_ok=$(python3 - "$jsteps" <<'PY'
+import sys
+v = [w.split("/") for w in sys.argv[1].split() if w != "None/None"]
+ns = [int(a) for a, b in v]
+print("yes" if v and all(b == "32" for a, b in v) and ns == sorted(ns) and max(ns) > 12 else "no")
+PY
+)
+check "hires: /jobs/{id} step/total_steps while running: x/32, not decreasing, past pass 1" \
+  $([ "$jobs_ok" = yes ]; echo $?) "running:$jsteps"
+check "hires: the finished job reports step = total_steps = 32" \
+  $([ "$(json "$TMP/st.json" '"%s/%s" % (j["step"], j["total_steps"])')" = 32/32 ]; echo $?) "$(head -c 300 "$TMP/st.json")"
+# A1111 /progress during a synchronous hires txt2img: sampling_steps stays the run's total
+curl -s "${A1[@]}" -H 'Content-Type: application/json' -o "$TMP/a_hr.json" -d \
+  '{"prompt":"a lighthouse","steps":12,"width":128,"height":128,"seed":7,"sampler_name":"Euler","enable_hr":true,"hr_scale":2,"hr_upscaler":"Lanczos","hr_second_pass_steps":20,"denoising_strength":1}' \
+  "$BASE/sdapi/v1/txt2img" &
+A_PID=$!
+asteps=
+while kill -0 "$A_PID" 2>/dev/null; do
+  curl -s "${A1[@]}" -o "$TMP/ap.json" "$BASE/sdapi/v1/progress?skip_current_image=true"
+  asteps="$asteps $(json "$TMP/ap.json" '"%d/%d" % (j["state"]["sampling_step"], j["state"]["sampling_steps"])')"
+done
+wait "$A_PID"
+a_ok=$(python3 - "$asteps" <<'PY'
+import sys
+v = [tuple(map(int, w.split("/"))) for w in sys.argv[1].split() if w != "0/0"]   # 0/0: not started
+tot = {b for a, b in v}
+ns = [a for a, b in v]
+print("yes" if v and len(tot) == 1 and ns == sorted(ns) and max(ns) > 12 else "no")
+PY
+)
+check "A1111 /progress in a hires run: one sampling_steps total, sampling_step rising past pass 1" \
+  $([ "$a_ok" = yes ]; echo $?) "seen:$asteps"
 stop_server
 check "server exits cleanly" $([ "$STOP_STATUS" = 0 ]; echo $?) "exit $STOP_STATUS"
 

@@ -48,6 +48,20 @@ static void test_a1111(void)
            "a1111 text: SDXL size conditioning, only the entries set", "%s", s);
     free(s);
     g.crop_top = g.orig_width = 0;
+    /* r2follow: inpainting's entries, A1111's order, then none without a mask */
+    g.inpaint = (img_inpaint_info){.on = 1, .inverted = 1, .mask_blur = 4, .only_masked = 1, .padding = 0,
+                                   .masked_content = "latent nothing"};
+    s = img_a1111_parameters(&g);
+    CHECKF(s && strstr(s, "Denoising strength: 0.7, Mask mode: Inpaint not masked, Mask blur: 4, Inpaint area: "
+                         "Only masked, Masked area padding: 0, Masked content: latent nothing"),
+           "a1111 text: inpainting entries after the denoising strength, A1111's order", "%s", s);
+    free(s);
+    g.inpaint = (img_inpaint_info){.on = 1, .mask_blur = 0, .masked_content = NULL};
+    s = img_a1111_parameters(&g);
+    CHECKF(s && !strstr(s, "Mask") && !strstr(s, "Inpaint area"),
+           "a1111 text: blur 0 (or x != y), whole picture, original: no inpainting entry", "%s", s);
+    free(s);
+    g.inpaint = (img_inpaint_info){0};
     /* the VAE override: A1111's order, after the model, before the denoising strength */
     g.vae_hash = "63aeecb90f";
     g.vae_name = "vae-ft-mse-840000-ema-pruned.safetensors";

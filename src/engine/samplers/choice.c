@@ -105,3 +105,17 @@ int sd_zero_snr_parse(const char *name, int *out)
     *out = v;
     return 0;
 }
+
+/* ---- r2follow: the steps a hires run counts (sd.h, samplers.h) ---- */
+int sd_hires_pass2_steps(const sd_gen_params *p)
+{
+    int steps = p->hr_steps ? p->hr_steps : p->steps;
+    if (p->ksampler != SD_KSAMPLER_NONE) return steps - kd_img2img_first(steps, p->hr_strength);
+    return steps - sd_img2img_start(steps, p->hr_strength);
+}
+
+int sd_hires_total_steps(const sd_gen_params *p)
+{
+    if (p->hr_upscaler == SD_HR_NONE || p->init_rgb) return p->steps;
+    return p->steps + p->n * sd_hires_pass2_steps(p);
+}

@@ -116,6 +116,10 @@ int sd_sched_init_zsnr(sd_sched *s, sd_sampler sampler, sd_spacing spacing, int 
  * least one step runs (diffusers fails on an empty schedule).  strength is
  * the user's decimal value; float inputs such as 0.7f count as 0.7. */
 int sd_img2img_start(int steps, double strength);
+/* The steps hires fix's pass 2 runs per image: hr_steps (0: steps) at
+ * hr_strength by the sampler's img2img rule (choice.c; sd.h
+ * sd_hires_total_steps adds pass 1's). */
+int sd_hires_pass2_steps(const sd_gen_params *p);
 /* strength as the decimal it was written as when it came through a float
  * (0.7f -> 0.7), else as is. */
 double sd_strength_decimal(double strength);
