@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../image/image.h"
 #include "../jobs/inpaint.h"
@@ -168,23 +167,16 @@ json_t *seed_images(const job_result *res)
 char *seed_image_base64(http_server *s, const job_image *im, size_t *len, sd_err *err)
 {
     storage *st = atomic_load(&s->store);
-    storage_object obj = {.fd = -1};
-    if (!st || storage_get(st, im->key, &obj, err)) {
-        if (obj.fd >= 0) close(obj.fd);
-        if (!err->code) sd_errf(err, SD_EINTERNAL, "", "the image %s is not in the store", im->key);
+    uint8_t *raw = NULL;
+    size_t n = 0;
+    if (!st) {
+        sd_errf(err, SD_EINTERNAL, "", "the image %s is not in the store", im->key);
         return NULL;
     }
-    uint8_t *raw = obj.size ? malloc(obj.size) : NULL;
-    size_t got = 0;
-    while (raw && got < obj.size) {
-        ssize_t n = pread(obj.fd, raw + got, obj.size - got, (off_t)got);
-        if (n <= 0) break;
-        got += (size_t)n;
-    }
-    close(obj.fd);
-    char *b64 = raw && got == obj.size ? img_base64_encode(raw, got, len) : NULL;
+    if (storage_read_all(st, im->key, &raw, &n, err)) return NULL;
+    char *b64 = img_base64_encode(raw, n, len);
     free(raw);
-    if (!b64) sd_errf(err, SD_ENOMEM, "", "could not read the image %s back from the store", im->key);
+    if (!b64) sd_errf(err, SD_ENOMEM, "", "out of memory encoding the image %s", im->key);
     return b64;
 }
 
