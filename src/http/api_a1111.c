@@ -79,44 +79,8 @@ void a1111_free(http_server *s)
 
 /* ---- names and errors ------------------------------------------------------ */
 
-/* The A1111 name of a field the engine or the seed API names `field`. */
-static const char *a1111_field_name(const char *field)
-{
-    if (!field || !*field) return field;
-    const req_field *f = req_field_find(field);
-    if (!f) f = req_field_by_engine(field);
-    return f && f->a1111 ? f->a1111 : field;
-}
-
-static int word_char(char c) { return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
-
-/* Every whole-word `from` in msg replaced by `to` (the buffer's size kept). */
-static void replace_word(char *msg, size_t size, const char *from, const char *to)
-{
-    size_t fl = strlen(from), tl = strlen(to);
-    for (char *p = strstr(msg, from); p; p = strstr(p, from)) {
-        if ((p > msg && word_char(p[-1])) || word_char(p[fl])) {
-            p += fl;
-            continue;
-        }
-        size_t rest = strlen(p + fl);
-        if ((size_t)(p - msg) + tl + rest + 1 > size) return;
-        memmove(p + tl, p + fl, rest + 1);
-        memcpy(p, to, tl);
-        p += tl;
-    }
-}
-
-/* An error of the seed API's names said in A1111's: the field and the message. */
-static void a1111_name_err(sd_err *err)
-{
-    const char *name = a1111_field_name(err->field);
-    if (name != err->field) snprintf(err->field, sizeof err->field, "%s", name ? name : "");   /* never onto itself */
-    for (int i = 0; i < req_nfields; i++) {
-        const req_field *f = &req_fields[i];
-        if (f->a1111 && strcmp(f->a1111, f->name)) replace_word(err->msg, sizeof err->msg, f->name, f->a1111);
-    }
-}
+/* A1111's names: the field table's `a1111` column (dialect_name_field). */
+static const char *a1111_row_name(const req_field *f) { return f->a1111; }
 
 /* FastAPI's shapes: validation errors (400 here, but for a header) are 422
  * with a list of {loc, msg, type}; the others A1111's exception handler's object. */
@@ -499,7 +463,7 @@ static int a1111_gen_request(http_server *s, req *r, sd_err *err)
     if (!rc && img2img) rc = put_init(b, &sb, c, err);
     if (!rc && img2img) rc = put_mask(b, &sb, err);   /* inpapi */
     if (!rc) rc = put_settings(s, r, &sb, c->params, err);
-    if (!rc && (rc = params_to_request(&sb, img2img, &r->request, err))) a1111_name_err(err);   /* seed names -> A1111's */
+    if (!rc && (rc = params_to_request(&sb, img2img, &r->request, err))) dialect_name_field(&dialect_a1111, err);   /* seed names -> A1111's */
     params_bag_free(&sb);
     if (rc) return -1;
     static const char *const echo[] = {"styles", "subseed", "restore_faces", "tiling", "send_images", "save_images"};
@@ -572,14 +536,15 @@ static int a1111_to_request(http_server *s, req *r, sd_err *err)
     return a1111_gen_request(s, r, err);
 }
 
-const dialect dialect_a1111 = {"a1111", A1111_MAX_FIELDS, a1111_to_request, a1111_field_name, a1111_error_body,
-                               "Basic", a1111_req_done};
+const dialect dialect_a1111 = {.name = "a1111", .max_fields = A1111_MAX_FIELDS, .to_request = a1111_to_request,
+                               .row_name = a1111_row_name, .error_body = a1111_error_body, .auth_scheme = "Basic",
+                               .req_done = a1111_req_done};
 
 /* ---- txt2img / img2img ----------------------------------------------------- */
 
 enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c)
 {
-    int retry, body_err = r->err.code != SD_OK;   /* already in A1111's names */
+    int retry;
     a1111_call *call = r->dl_ctx;
     if (!r->err.code && call) {
         time_t t = time(NULL);
@@ -587,10 +552,8 @@ enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c)
         localtime_r(&t, &tm);
         strftime(call->stamp, sizeof call->stamp, "%Y%m%d%H%M%S", &tm);
     }
-    if (seed_submit(s, r, 0, &retry)) {   /* (it names the init image's errors the dialect's way) */
-        if (!body_err) a1111_name_err(&r->err);   /* and the messages */
+    if (seed_submit(s, r, 0, &retry))   /* (it names the init image's errors the dialect's way, messages too) */
         return reply_error(c, &r->ri, &r->err, retry, NULL);
-    }
     call_link(s, call);
     return server_wait(s, r, c);
 }
@@ -695,7 +658,7 @@ enum MHD_Result a1111_answer(http_server *s, req *r, struct MHD_Connection *c)
         rc = none ? a1111_success(s, r, c, none, 1) : reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
         job_result_free(none);
     } else {
-        a1111_name_err(&st.err);
+        dialect_name_field(&dialect_a1111, &st.err);
         sd_err e = st.err;   /* (only shutdown cancels a job that still has its client) */
         if (st.state == JOB_CANCELLED) sd_errf(&e, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
         rc = reply_error(c, &r->ri, &e, 0, NULL);

@@ -10,7 +10,7 @@
  * output_quality, image -> init_image; our extra fields such as seed, steps,
  * negative_prompt and loras pass through) and validated by the one field
  * table (params_to_request), so every dialect has the same ranges and
- * limits; errors are then said with OpenAI's names (oai_field_name).  The
+ * limits; errors are then said with OpenAI's names (oai_names).  The
  * answer is rendered from the job's result: {"created", "data":[{"b64_json"}
  * or {"url"}], "output_format", "size", "quality", "background"}.
  * docs/SERVER.md "OpenAI dialect" lists what is accepted and what it does. */
@@ -26,8 +26,9 @@
 /* ---- field names ----------------------------------------------------------- */
 
 /* The seed API's fields OpenAI clients name otherwise (errors are said with
- * OpenAI's name; the seed name itself is not accepted in a /v1 body). */
-static const struct { const char *seed, *oai; } renamed[] = {
+ * OpenAI's name by dialect_name_field; the seed name itself is not accepted
+ * in a /v1 body).  The field table has no OpenAI column: this is it. */
+static const dialect_name oai_names[] = {
     {"num_outputs", "n"},
     {"width", "size"},
     {"height", "size"},
@@ -35,34 +36,9 @@ static const struct { const char *seed, *oai; } renamed[] = {
     {"output_quality", "output_compression"},
     {"num_inference_steps", "steps"},
     {"mask_image", "mask"},   /* inpapi */
+    {"image[]", "image"},
+    {NULL, NULL},
 };
-#define NRENAMED (sizeof renamed / sizeof renamed[0])
-
-static const char *oai_field_name(const char *field)
-{
-    const char *seed = params_field_name(field);   /* the engine's names ("n", "steps") -> the seed API's */
-    for (size_t i = 0; seed && i < NRENAMED; i++)
-        if (!strcmp(seed, renamed[i].seed)) return renamed[i].oai;
-    if (seed && !strcmp(seed, "image[]")) return "image";
-    return seed;
-}
-
-/* err named with OpenAI's field names, the message too when it starts with the
- * seed name ("num_outputs must be in [1, 4]" -> "n must be in [1, 4]"). */
-static void oai_name_error(sd_err *err)
-{
-    char seed[sizeof err->field];
-    snprintf(seed, sizeof seed, "%s", err->field);
-    const char *name = oai_field_name(seed);
-    if (!strcmp(name, seed)) return;
-    size_t n = strlen(seed);
-    if (!strncmp(err->msg, seed, n) && err->msg[n] == ' ') {
-        char rest[sizeof err->msg];
-        snprintf(rest, sizeof rest, "%s", err->msg + n);
-        snprintf(err->msg, sizeof err->msg, "%s%s", name, rest);
-    }
-    snprintf(err->field, sizeof err->field, "%s", name);
-}
 
 /* ---- errors ---------------------------------------------------------------- */
 
@@ -294,8 +270,8 @@ static int take_oai_field(http_server *s, req *r, param *p, oai_body *o, sd_err 
 static int take_extra_field(req *r, param *p, oai_body *o, sd_err *err)
 {
     const req_field *f = req_field_find(p->name);
-    for (size_t i = 0; f && i < NRENAMED; i++)
-        if (!strcmp(f->name, renamed[i].seed)) f = NULL;
+    for (const dialect_name *k = oai_names; f && k->seed; k++)
+        if (!strcmp(f->name, k->seed)) f = NULL;
     const char *route = r->rt->img2img ? "/v1/images/edits" : "/v1/images/generations";
     char label[48];
     shown(p->name, strlen(p->name), label, 41);
@@ -368,13 +344,14 @@ static int oai_to_request(http_server *s, req *r, sd_err *err)
         rc = params_to_request(&o.sb, r->rt->img2img, &r->request, err);
         if (!rc && r->rt->img2img) rc = edit_size(s, &r->request, o.w, o.h, err);
         r->request.mask_mode = INPAINT_MASK_ALPHA;   /* inpapi: transparent = repaint; else the image's alpha */
-        if (rc) oai_name_error(err);
+        if (rc) dialect_name_field(&dialect_openai, err);
     }
     params_bag_free(&o.sb);
     return rc;
 }
 
-const dialect dialect_openai = {"openai", 0, oai_to_request, oai_field_name, oai_error_body, NULL, NULL};
+const dialect dialect_openai = {.name = "openai", .to_request = oai_to_request, .names = oai_names,
+                                .error_body = oai_error_body};
 
 /* ---- answers -------------------------------------------------------------- */
 
