@@ -236,11 +236,6 @@ static const param *field_get(const param_bag *b, const char *name)
     return p && p->kind != PV_NULL ? p : NULL;
 }
 
-static int bag_put(param_bag *sb, const char *name, pv_kind kind, const char *val, size_t len, sd_err *err)
-{
-    return params_bag_add(sb, name, kind, val, len, 1, err);
-}
-
 /* A whole number field of A1111's own (n_iter, batch_size) in [1, hi]; absent = 1. */
 static int small_int(const param_bag *b, const char *name, int hi, int *out, sd_err *err)
 {
@@ -277,7 +272,7 @@ static int put_sampler(const param_bag *b, param_bag *sb, json_t *params, sd_err
                        "them: Euler, Euler a, Heun, LMS, DPM++ 2M, DPM++ 2M SDE, optionally with a schedule such as "
                        "\"DPM++ 2M Karras\")", field, name);
     json_object_set_new(params, "sampler_name", json_string(name));
-    return bag_put(sb, "sampler", PV_TEXT, name, strlen(name), err);
+    return params_bag_add(sb, "sampler", PV_TEXT, name, strlen(name), 1, err);
 }
 
 /* The scheduler by A1111 name or label ("Karras", "karras", "SGM Uniform");
@@ -292,7 +287,7 @@ static int put_scheduler(const param_bag *b, param_bag *sb, json_t *params, sd_e
         const char *name = sd_scheduler_name((sd_scheduler)k);
         if (strcasecmp(p->val, name) && strcasecmp(p->val, sd_scheduler_label((sd_scheduler)k))) continue;
         if (k == SD_SCHEDULER_AUTOMATIC) return 0;   /* the sampler's own (or its name's) */
-        return bag_put(sb, "scheduler", PV_TEXT, name, strlen(name), err);
+        return params_bag_add(sb, "scheduler", PV_TEXT, name, strlen(name), 1, err);
     }
     return sd_errf(err, SD_EINVAL, "scheduler", "scheduler: this server has no schedule '%.40s' (GET "
                    "/sdapi/v1/schedulers lists them)", p->val);
@@ -309,20 +304,23 @@ static int put_init(const param_bag *b, param_bag *sb, a1111_call *c, sd_err *er
     if (!json_is_string(first))
         rc = sd_errf(err, SD_EINVAL, "init_images", "init_images must be a list of base64 images (PNG, JPEG or WebP)");
     else
-        rc = bag_put(sb, "init_image", PV_TEXT, json_string_value(first), json_string_length(first), err);
+        rc = params_bag_add(sb, "init_image", PV_TEXT, json_string_value(first), json_string_length(first), 1, err);
     if (!rc && json_array_size(a) > 1)
         json_array_append_new(c->notes, json_string("init_images: only the first image is used"));
     json_decref(a);
     return rc;
 }
 
+/* The A1111 field `name` to move into the seed bag (the body is ours: r->bag). */
+static param *field_take(param_bag *b, const char *name) { return (param *)field_get(b, name); }
+
 /* inpapi: img2img's mask, a base64 image (white = repaint), as mask_image. */
-static int put_mask(const param_bag *b, param_bag *sb, sd_err *err)
+static int put_mask(param_bag *b, param_bag *sb, sd_err *err)
 {
-    const param *p = field_get(b, "mask");
+    param *p = field_take(b, "mask");
     if (!p || p->kind == PV_NULL) return 0;
     if (p->kind != PV_TEXT) return sd_errf(err, SD_EINVAL, "mask", "mask must be a base64 image (PNG, JPEG or WebP)");
-    return bag_put(sb, "mask_image", PV_TEXT, p->val, p->len, err);
+    return params_bag_move(sb, p, "mask_image", err);
 }
 
 /* batch_size x n_iter images (image i uses seed + i). */
@@ -339,16 +337,16 @@ static int put_count(const param_bag *b, param_bag *sb, a1111_call *c, json_t *p
     c->batch_size = bs * it;
     json_object_set_new(params, "batch_size", json_integer(bs));
     json_object_set_new(params, "n_iter", json_integer(it));
-    return bag_put(sb, "num_outputs", PV_NUMBER, num, (size_t)n, err);
+    return params_bag_add(sb, "num_outputs", PV_NUMBER, num, (size_t)n, 1, err);
 }
 
 /* A JSON value into the bag under the seed name (model, clip_skip). */
 static int put_json(param_bag *sb, const char *name, const json_t *v, sd_err *err)
 {
-    if (json_is_string(v)) return bag_put(sb, name, PV_TEXT, json_string_value(v), json_string_length(v), err);
+    if (json_is_string(v)) return params_bag_add(sb, name, PV_TEXT, json_string_value(v), json_string_length(v), 1, err);
     char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
     if (!t) return sd_errf(err, SD_ENOMEM, "", "out of memory");
-    int rc = bag_put(sb, name, json_is_number(v) ? PV_NUMBER : json_is_boolean(v) ? PV_BOOL : PV_OBJECT, t, strlen(t), err);
+    int rc = params_bag_add(sb, name, json_is_number(v) ? PV_NUMBER : json_is_boolean(v) ? PV_BOOL : PV_OBJECT, t, strlen(t), 1, err);
     free(t);
     return rc;
 }
@@ -367,10 +365,10 @@ static int put_settings(http_server *s, req *r, param_bag *sb, json_t *params, s
     json_t *myclip = clip ? NULL : owner_option(s, r->owner, "CLIP_stop_at_last_layers");
     char name[128];
     if (!rc && model && !model_check(s, model, "sd_model_checkpoint", name, sizeof name, err) && req_field_find("model"))
-        rc = bag_put(sb, "model", PV_TEXT, name, strlen(name), err);
+        rc = params_bag_add(sb, "model", PV_TEXT, name, strlen(name), 1, err);
     else if (model) rc = err->code ? -1 : 0;
     if (!rc && mine && json_is_string(mine) && req_field_find("model"))
-        rc = bag_put(sb, "model", PV_TEXT, json_string_value(mine), json_string_length(mine), err);
+        rc = params_bag_add(sb, "model", PV_TEXT, json_string_value(mine), json_string_length(mine), 1, err);
     if (!rc && (clip || myclip)) rc = put_json(sb, "clip_skip", clip ? clip : myclip, err);
     if (!rc) json_object_set(params, "override_settings", ov);
     json_decref(ov);
@@ -388,11 +386,11 @@ static int put_hires(const param_bag *b, param_bag *sb, int img2img, json_t *par
     json_object_set_new(params, "hr_scale", json_real(A1111_DEFAULT_HR_SCALE));
     char num[32];
     int n = snprintf(num, sizeof num, "%g", A1111_DEFAULT_HR_SCALE);
-    return bag_put(sb, "hr_scale", PV_NUMBER, num, (size_t)n, err);
+    return params_bag_add(sb, "hr_scale", PV_NUMBER, num, (size_t)n, 1, err);
 }
 
 /* The fields the table names for A1111 that are copied as they are. */
-static int put_plain(const param_bag *b, param_bag *sb, int img2img, json_t *params, sd_err *err)
+static int put_plain(param_bag *b, param_bag *sb, int img2img, json_t *params, sd_err *err)
 {
     const int hires = !img2img && flag(b, "enable_hr", 0);
     for (int i = 0; i < req_nfields; i++) {
@@ -401,10 +399,10 @@ static int put_plain(const param_bag *b, param_bag *sb, int img2img, json_t *par
         if (!hires && !strncmp(f->name, "hr_", 3)) continue;   /* enable_hr false: ignored, as A1111 */
         if (!strcmp(f->name, "num_outputs") || !strcmp(f->name, "clip_skip")) continue;   /* composed */
         if (!(f->where & (img2img ? RF_IMG2IMG : RF_TXT2IMG))) continue;   /* denoising_strength of txt2img: hires fix */
-        const param *p = field_get(b, f->a1111);
+        param *p = field_take(b, f->a1111);
         if (!p) continue;
-        if (bag_put(sb, f->name, p->kind, p->val, p->len, err)) return -1;
-        json_object_set_new(params, f->a1111, param_json(p));
+        json_object_set_new(params, f->a1111, param_json(p));   /* (before the value moves) */
+        if (params_bag_move(sb, p, f->name, err)) return -1;
     }
     return 0;
 }
@@ -439,7 +437,7 @@ static int note_ignored(const param_bag *b, a1111_call *c, int img2img, sd_err *
 /* The A1111 body of a txt2img / img2img into the seed bag, then the request. */
 static int a1111_gen_request(http_server *s, req *r, sd_err *err)
 {
-    const param_bag *b = &r->bag;
+    param_bag *b = &r->bag;
     int img2img = r->rt->img2img;
     a1111_call *c = calloc(1, sizeof *c);
     if (!c || !(c->params = json_object()) || !(c->notes = json_array())) {

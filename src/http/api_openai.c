@@ -109,18 +109,6 @@ static int choice(const param *p, const char *const *list, sd_err *err)
     return sd_errf(err, SD_EINVAL, p->name, "%s must be %s", p->name, names);
 }
 
-/* Moves p's value into dst under `name` (no copy: an init image may be large). */
-static int bag_move(param_bag *dst, param *p, const char *name, sd_err *err)
-{
-    if (params_bag_add(dst, name, p->kind, NULL, 0, 1, err)) return -1;
-    param *q = &dst->v[dst->n - 1];
-    param t = *q;
-    q->val = p->val, q->len = p->len, q->cap = p->cap;
-    p->val = t.val, p->len = t.len, p->cap = t.cap;
-    dst->total += q->len;
-    return 0;
-}
-
 /* size "WxH" (each side 1..REQ_MAX_SIDE_CAP) or "auto" (0 x 0: the model's
  * native size, or the image's for an edit). */
 static int parse_size(const param *p, int *w, int *h, sd_err *err)
@@ -166,7 +154,7 @@ static int take_model(http_server *s, param *p, param_bag *sb, sd_err *err)
     names[0] = 0;
     for (int i = 0; i < n; i++) {
         if (!strcmp(ms[i].name, p->val) && strlen(p->val) == p->len)
-            return req_field_find("model") ? bag_move(sb, p, "model", err) : 0;
+            return req_field_find("model") ? params_bag_move(sb, p, "model", err) : 0;
         if (k < sizeof names) k += (size_t)snprintf(names + k, sizeof names - k, "%s'%s'", i ? ", " : "", ms[i].name);
     }
     return sd_errf(err, SD_EINVAL, "model",
@@ -200,7 +188,7 @@ static int take_images_json(param *p, param_bag *sb, sd_err *err)
  * {"image_url": "data:image/png;base64,..."} as the images are. */
 static int take_mask(param *p, param_bag *sb, sd_err *err)
 {
-    if (p->kind != PV_OBJECT) return bag_move(sb, p, "mask_image", err);
+    if (p->kind != PV_OBJECT) return params_bag_move(sb, p, "mask_image", err);
     json_t *o = json_loadb(p->val, p->len, 0, NULL);
     int rc = take_image_url(o, "mask", "mask_image", sb, err);
     json_decref(o);
@@ -225,8 +213,8 @@ static int take_oai_field(http_server *s, req *r, param *p, oai_body *o, sd_err 
 {
     const char *n = p->name;
     int img2img = r->rt->img2img, v = 0;
-    if (!strcmp(n, "prompt")) return bag_move(&o->sb, p, "prompt", err);
-    if (!strcmp(n, "n")) return bag_move(&o->sb, p, "num_outputs", err);
+    if (!strcmp(n, "prompt")) return params_bag_move(&o->sb, p, "prompt", err);
+    if (!strcmp(n, "n")) return params_bag_move(&o->sb, p, "num_outputs", err);
     if (!strcmp(n, "size")) return parse_size(p, &o->w, &o->h, err);
     if (!strcmp(n, "response_format")) return (r->oai_url = choice(p, formats, err)) < 0 ? -1 : 0;
     if (!strcmp(n, "quality")) return (v = choice(p, qualities, err)) < 0 ? -1 : (o->quality = qualities[v], 0);
@@ -253,11 +241,11 @@ static int take_oai_field(http_server *s, req *r, param *p, oai_body *o, sd_err 
     }
     if (!strcmp(n, "partial_images")) return 0;   /* meaningful with stream only */
     if (!strcmp(n, "model")) return take_model(s, p, &o->sb, err);
-    if (!strcmp(n, "steps")) return o->has_steps = 1, bag_move(&o->sb, p, "num_inference_steps", err);
-    if (!strcmp(n, "cfg_scale")) return bag_move(&o->sb, p, "guidance_scale", err);
+    if (!strcmp(n, "steps")) return o->has_steps = 1, params_bag_move(&o->sb, p, "num_inference_steps", err);
+    if (!strcmp(n, "cfg_scale")) return params_bag_move(&o->sb, p, "guidance_scale", err);
     if (!img2img) return 1;
     /* edits only */
-    if (!strcmp(n, "image") || !strcmp(n, "image[]")) return o->has_image = 1, bag_move(&o->sb, p, "init_image", err);
+    if (!strcmp(n, "image") || !strcmp(n, "image[]")) return o->has_image = 1, params_bag_move(&o->sb, p, "init_image", err);
     if (!strcmp(n, "images")) return o->has_image = 1, take_images_json(p, &o->sb, err);
     if (!strcmp(n, "input_fidelity")) return choice(p, fidelities, err) < 0 ? -1 : 0;
     if (!strcmp(n, "mask")) return take_mask(p, &o->sb, err);   /* transparent = repaint */
@@ -283,7 +271,7 @@ static int take_extra_field(req *r, param *p, oai_body *o, sd_err *err)
                        label, route, r->rt->img2img ? ", image, mask" : "", r->rt->img2img ? ", strength" : "");
     if (!(f->where & (r->rt->img2img ? RF_IMG2IMG : RF_TXT2IMG)))
         return sd_errf(err, SD_EINVAL, f->name, "%s is not a field of %s", f->name, route);
-    return bag_move(&o->sb, p, f->name, err);
+    return params_bag_move(&o->sb, p, f->name, err);
 }
 
 /* An edit's size: the init image is resized to it (api_seed.c decode_init);
