@@ -171,16 +171,8 @@ static void model_title(const server_model *m, char *buf, size_t size)
     else snprintf(buf, size, "%s", m->name);
 }
 
-/* The model a title or name picks: its index in ms[0..n), or -1. */
-static int model_find(const server_model *ms, int n, const char *want)
-{
-    size_t len = strlen(want);
-    const char *br = strstr(want, " [");
-    if (br && len && want[len - 1] == ']') len = (size_t)(br - want);   /* "name [hash]" -> name */
-    for (int i = 0; i < n; i++)
-        if (strlen(ms[i].name) == len && !strncmp(ms[i].name, want, len)) return i;
-    return -1;
-}
+/* A1111 names a checkpoint by its title, "name [hash]", or its name. */
+static const model_naming a1111_naming = {.titles = 1};
 
 /* The models and the index of the one `name` picks (NULL / unknown: the default). */
 static int models_pick(http_server *s, server_model *ms, int *n, const char *name)
@@ -192,10 +184,8 @@ static int models_pick(http_server *s, server_model *ms, int *n, const char *nam
         *n = 0;
         return -1;
     }
-    int i = name ? model_find(ms, *n, name) : -1;
-    for (int k = 0; i < 0 && k < *n; k++)
-        if (ms[k].is_default) i = k;
-    return i < 0 ? 0 : i;
+    int i = name ? server_model_pick(ms, *n, name, strlen(name), &a1111_naming) : -1;
+    return i < 0 ? server_model_pick(ms, *n, NULL, 0, NULL) : i;
 }
 
 /* Checks a model title/name from a client: 0 with the model's name in out, or -1 + 422 naming `field`. */
@@ -207,7 +197,7 @@ static int model_check(http_server *s, const json_t *v, const char *field, char 
     sd_err e;
     sd_err_clear(&e);
     int n = server_models(s, ms, A1111_MAX_MODELS, &e);
-    int i = n > 0 ? model_find(ms, n, json_string_value(v)) : -1;
+    int i = server_model_pick(ms, n, json_string_value(v), json_string_length(v), &a1111_naming);
     if (i >= 0) snprintf(out, size, "%s", ms[i].name);
     else sd_errf(err, SD_EINVAL, field, "%s: no model '%.100s' on this server (GET /sdapi/v1/sd-models lists them)",
                  field, json_string_value(v));

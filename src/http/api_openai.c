@@ -141,22 +141,25 @@ static int percent(const param *p, int *out, sd_err *err)
 
 /* model: one of ours (GET /v1/models) picks it; OpenAI's own names
  * (dall-e-*, gpt-image-*), which clients send by default, get the default
- * model.  Into the seed bag only when the field table has `model`. */
+ * model (nothing in the bag: the server's default).  Into the seed bag only
+ * when the field table has `model`. */
+static const model_naming oai_naming = {.defaults = (const char *const[]){"dall-e-", "gpt-image-", NULL}};
+
 static int take_model(http_server *s, param *p, param_bag *sb, sd_err *err)
 {
     if (p->kind != PV_TEXT) return sd_errf(err, SD_EINVAL, "model", "model must be a string");
-    if (!strncmp(p->val, "dall-e-", 7) || !strncmp(p->val, "gpt-image-", 10)) return 0;
     server_model ms[16];
     int n = server_models(s, ms, 16, err);
     if (n < 0) return -1;
+    int i = server_model_pick(ms, n, p->val, p->len, &oai_naming);
+    if (i >= 0 && !strcmp(ms[i].name, p->val))
+        return req_field_find("model") ? params_bag_move(sb, p, "model", err) : 0;
+    if (i >= 0) return 0;   /* one of OpenAI's names: the default */
     char names[300], buf[64];
     size_t k = 0;
     names[0] = 0;
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(ms[i].name, p->val) && strlen(p->val) == p->len)
-            return req_field_find("model") ? params_bag_move(sb, p, "model", err) : 0;
-        if (k < sizeof names) k += (size_t)snprintf(names + k, sizeof names - k, "%s'%s'", i ? ", " : "", ms[i].name);
-    }
+    for (int j = 0; j < n && k < sizeof names; j++)
+        k += (size_t)snprintf(names + k, sizeof names - k, "%s'%s'", j ? ", " : "", ms[j].name);
     return sd_errf(err, SD_EINVAL, "model",
                    "model '%s' is not one of this server's models (%s; GET /v1/models lists them); OpenAI's "
                    "names (dall-e-*, gpt-image-*) get the default model", shown(p->val, p->len, buf, sizeof buf),
