@@ -80,44 +80,8 @@ void a1111_free(http_server *s)
 
 /* ---- names and errors ------------------------------------------------------ */
 
-/* The A1111 name of a field the engine or the seed API names `field`. */
-static const char *a1111_field_name(const char *field)
-{
-    if (!field || !*field) return field;
-    const req_field *f = req_field_find(field);
-    if (!f) f = req_field_by_engine(field);
-    return f && f->a1111 ? f->a1111 : field;
-}
-
-static int word_char(char c) { return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
-
-/* Every whole-word `from` in msg replaced by `to` (the buffer's size kept). */
-static void replace_word(char *msg, size_t size, const char *from, const char *to)
-{
-    size_t fl = strlen(from), tl = strlen(to);
-    for (char *p = strstr(msg, from); p; p = strstr(p, from)) {
-        if ((p > msg && word_char(p[-1])) || word_char(p[fl])) {
-            p += fl;
-            continue;
-        }
-        size_t rest = strlen(p + fl);
-        if ((size_t)(p - msg) + tl + rest + 1 > size) return;
-        memmove(p + tl, p + fl, rest + 1);
-        memcpy(p, to, tl);
-        p += tl;
-    }
-}
-
-/* An error of the seed API's names said in A1111's: the field and the message. */
-static void a1111_name_err(sd_err *err)
-{
-    const char *name = a1111_field_name(err->field);
-    if (name != err->field) snprintf(err->field, sizeof err->field, "%s", name ? name : "");   /* never onto itself */
-    for (int i = 0; i < req_nfields; i++) {
-        const req_field *f = &req_fields[i];
-        if (f->a1111 && strcmp(f->a1111, f->name)) replace_word(err->msg, sizeof err->msg, f->name, f->a1111);
-    }
-}
+/* A1111's names: the field table's `a1111` column (dialect_name_field). */
+static const char *a1111_row_name(const req_field *f) { return f->a1111; }
 
 /* FastAPI's shapes: validation errors (400 here, but for a header) are 422
  * with a list of {loc, msg, type}; the others A1111's exception handler's object. */
@@ -208,16 +172,8 @@ static void model_title(const server_model *m, char *buf, size_t size)
     else snprintf(buf, size, "%s", m->name);
 }
 
-/* The model a title or name picks: its index in ms[0..n), or -1. */
-static int model_find(const server_model *ms, int n, const char *want)
-{
-    size_t len = strlen(want);
-    const char *br = strstr(want, " [");
-    if (br && len && want[len - 1] == ']') len = (size_t)(br - want);   /* "name [hash]" -> name */
-    for (int i = 0; i < n; i++)
-        if (strlen(ms[i].name) == len && !strncmp(ms[i].name, want, len)) return i;
-    return -1;
-}
+/* A1111 names a checkpoint by its title, "name [hash]", or its name. */
+static const model_naming a1111_naming = {.titles = 1};
 
 /* The models and the index of the one `name` picks (NULL / unknown: the default). */
 static int models_pick(http_server *s, server_model *ms, int *n, const char *name)
@@ -229,10 +185,8 @@ static int models_pick(http_server *s, server_model *ms, int *n, const char *nam
         *n = 0;
         return -1;
     }
-    int i = name ? model_find(ms, *n, name) : -1;
-    for (int k = 0; i < 0 && k < *n; k++)
-        if (ms[k].is_default) i = k;
-    return i < 0 ? 0 : i;
+    int i = name ? server_model_pick(ms, *n, name, strlen(name), &a1111_naming) : -1;
+    return i < 0 ? server_model_pick(ms, *n, NULL, 0, NULL) : i;
 }
 
 /* Checks a model title/name from a client: 0 with the model's name in out, or -1 + 422 naming `field`. */
@@ -244,7 +198,7 @@ static int model_check(http_server *s, const json_t *v, const char *field, char 
     sd_err e;
     sd_err_clear(&e);
     int n = server_models(s, ms, A1111_MAX_MODELS, &e);
-    int i = n > 0 ? model_find(ms, n, json_string_value(v)) : -1;
+    int i = server_model_pick(ms, n, json_string_value(v), json_string_length(v), &a1111_naming);
     if (i >= 0) snprintf(out, size, "%s", ms[i].name);
     else sd_errf(err, SD_EINVAL, field, "%s: no model '%.100s' on this server (GET /sdapi/v1/sd-models lists them)",
                  field, json_string_value(v));
@@ -271,11 +225,6 @@ static const param *field_get(const param_bag *b, const char *name)
 {
     const param *p = params_bag_get(b, name);
     return p && p->kind != PV_NULL ? p : NULL;
-}
-
-static int bag_put(param_bag *sb, const char *name, pv_kind kind, const char *val, size_t len, sd_err *err)
-{
-    return params_bag_add(sb, name, kind, val, len, 1, err);
 }
 
 /* A whole number field of A1111's own (n_iter, batch_size) in [1, hi]; absent = 1. */
@@ -314,7 +263,7 @@ static int put_sampler(const param_bag *b, param_bag *sb, json_t *params, sd_err
                        "them: Euler, Euler a, Heun, LMS, DPM++ 2M, DPM++ 2M SDE, optionally with a schedule such as "
                        "\"DPM++ 2M Karras\")", field, name);
     json_object_set_new(params, "sampler_name", json_string(name));
-    return bag_put(sb, "sampler", PV_TEXT, name, strlen(name), err);
+    return params_bag_add(sb, "sampler", PV_TEXT, name, strlen(name), 1, err);
 }
 
 /* The scheduler by A1111 name or label ("Karras", "karras", "SGM Uniform");
@@ -329,7 +278,7 @@ static int put_scheduler(const param_bag *b, param_bag *sb, json_t *params, sd_e
         const char *name = sd_scheduler_name((sd_scheduler)k);
         if (strcasecmp(p->val, name) && strcasecmp(p->val, sd_scheduler_label((sd_scheduler)k))) continue;
         if (k == SD_SCHEDULER_AUTOMATIC) return 0;   /* the sampler's own (or its name's) */
-        return bag_put(sb, "scheduler", PV_TEXT, name, strlen(name), err);
+        return params_bag_add(sb, "scheduler", PV_TEXT, name, strlen(name), 1, err);
     }
     return sd_errf(err, SD_EINVAL, "scheduler", "scheduler: this server has no schedule '%.40s' (GET "
                    "/sdapi/v1/schedulers lists them)", p->val);
@@ -346,20 +295,23 @@ static int put_init(const param_bag *b, param_bag *sb, a1111_call *c, sd_err *er
     if (!json_is_string(first))
         rc = sd_errf(err, SD_EINVAL, "init_images", "init_images must be a list of base64 images (PNG, JPEG or WebP)");
     else
-        rc = bag_put(sb, "init_image", PV_TEXT, json_string_value(first), json_string_length(first), err);
+        rc = params_bag_add(sb, "init_image", PV_TEXT, json_string_value(first), json_string_length(first), 1, err);
     if (!rc && json_array_size(a) > 1)
         json_array_append_new(c->notes, json_string("init_images: only the first image is used"));
     json_decref(a);
     return rc;
 }
 
+/* The A1111 field `name` to move into the seed bag (the body is ours: r->bag). */
+static param *field_take(param_bag *b, const char *name) { return (param *)field_get(b, name); }
+
 /* inpapi: img2img's mask, a base64 image (white = repaint), as mask_image. */
-static int put_mask(const param_bag *b, param_bag *sb, sd_err *err)
+static int put_mask(param_bag *b, param_bag *sb, sd_err *err)
 {
-    const param *p = field_get(b, "mask");
+    param *p = field_take(b, "mask");
     if (!p || p->kind == PV_NULL) return 0;
     if (p->kind != PV_TEXT) return sd_errf(err, SD_EINVAL, "mask", "mask must be a base64 image (PNG, JPEG or WebP)");
-    return bag_put(sb, "mask_image", PV_TEXT, p->val, p->len, err);
+    return params_bag_move(sb, p, "mask_image", err);
 }
 
 /* batch_size x n_iter images (image i uses seed + i). */
@@ -376,16 +328,16 @@ static int put_count(const param_bag *b, param_bag *sb, a1111_call *c, json_t *p
     c->batch_size = bs * it;
     json_object_set_new(params, "batch_size", json_integer(bs));
     json_object_set_new(params, "n_iter", json_integer(it));
-    return bag_put(sb, "num_outputs", PV_NUMBER, num, (size_t)n, err);
+    return params_bag_add(sb, "num_outputs", PV_NUMBER, num, (size_t)n, 1, err);
 }
 
 /* A JSON value into the bag under the seed name (model, clip_skip). */
 static int put_json(param_bag *sb, const char *name, const json_t *v, sd_err *err)
 {
-    if (json_is_string(v)) return bag_put(sb, name, PV_TEXT, json_string_value(v), json_string_length(v), err);
+    if (json_is_string(v)) return params_bag_add(sb, name, PV_TEXT, json_string_value(v), json_string_length(v), 1, err);
     char *t = json_dumps(v, JSON_ENCODE_ANY | JSON_COMPACT);
     if (!t) return sd_errf(err, SD_ENOMEM, "", "out of memory");
-    int rc = bag_put(sb, name, json_is_number(v) ? PV_NUMBER : json_is_boolean(v) ? PV_BOOL : PV_OBJECT, t, strlen(t), err);
+    int rc = params_bag_add(sb, name, json_is_number(v) ? PV_NUMBER : json_is_boolean(v) ? PV_BOOL : PV_OBJECT, t, strlen(t), 1, err);
     free(t);
     return rc;
 }
@@ -404,10 +356,10 @@ static int put_settings(http_server *s, req *r, param_bag *sb, json_t *params, s
     json_t *myclip = clip ? NULL : owner_option(s, r->owner, "CLIP_stop_at_last_layers");
     char name[128];
     if (!rc && model && !model_check(s, model, "sd_model_checkpoint", name, sizeof name, err) && req_field_find("model"))
-        rc = bag_put(sb, "model", PV_TEXT, name, strlen(name), err);
+        rc = params_bag_add(sb, "model", PV_TEXT, name, strlen(name), 1, err);
     else if (model) rc = err->code ? -1 : 0;
     if (!rc && mine && json_is_string(mine) && req_field_find("model"))
-        rc = bag_put(sb, "model", PV_TEXT, json_string_value(mine), json_string_length(mine), err);
+        rc = params_bag_add(sb, "model", PV_TEXT, json_string_value(mine), json_string_length(mine), 1, err);
     if (!rc && (clip || myclip)) rc = put_json(sb, "clip_skip", clip ? clip : myclip, err);
     if (!rc) json_object_set(params, "override_settings", ov);
     json_decref(ov);
@@ -425,11 +377,11 @@ static int put_hires(const param_bag *b, param_bag *sb, int img2img, json_t *par
     json_object_set_new(params, "hr_scale", json_real(A1111_DEFAULT_HR_SCALE));
     char num[32];
     int n = snprintf(num, sizeof num, "%g", A1111_DEFAULT_HR_SCALE);
-    return bag_put(sb, "hr_scale", PV_NUMBER, num, (size_t)n, err);
+    return params_bag_add(sb, "hr_scale", PV_NUMBER, num, (size_t)n, 1, err);
 }
 
 /* The fields the table names for A1111 that are copied as they are. */
-static int put_plain(const param_bag *b, param_bag *sb, int img2img, json_t *params, sd_err *err)
+static int put_plain(param_bag *b, param_bag *sb, int img2img, json_t *params, sd_err *err)
 {
     const int hires = !img2img && flag(b, "enable_hr", 0);
     for (int i = 0; i < req_nfields; i++) {
@@ -438,10 +390,10 @@ static int put_plain(const param_bag *b, param_bag *sb, int img2img, json_t *par
         if (!hires && !strncmp(f->name, "hr_", 3)) continue;   /* enable_hr false: ignored, as A1111 */
         if (!strcmp(f->name, "num_outputs") || !strcmp(f->name, "clip_skip")) continue;   /* composed */
         if (!(f->where & (img2img ? RF_IMG2IMG : RF_TXT2IMG))) continue;   /* denoising_strength of txt2img: hires fix */
-        const param *p = field_get(b, f->a1111);
+        param *p = field_take(b, f->a1111);
         if (!p) continue;
-        if (bag_put(sb, f->name, p->kind, p->val, p->len, err)) return -1;
-        json_object_set_new(params, f->a1111, param_json(p));
+        json_object_set_new(params, f->a1111, param_json(p));   /* (before the value moves) */
+        if (params_bag_move(sb, p, f->name, err)) return -1;
     }
     return 0;
 }
@@ -476,7 +428,7 @@ static int note_ignored(const param_bag *b, a1111_call *c, int img2img, sd_err *
 /* The A1111 body of a txt2img / img2img into the seed bag, then the request. */
 static int a1111_gen_request(http_server *s, req *r, sd_err *err)
 {
-    const param_bag *b = &r->bag;
+    param_bag *b = &r->bag;
     int img2img = r->rt->img2img;
     a1111_call *c = calloc(1, sizeof *c);
     if (!c || !(c->params = json_object()) || !(c->notes = json_array())) {
@@ -500,7 +452,7 @@ static int a1111_gen_request(http_server *s, req *r, sd_err *err)
     if (!rc && img2img) rc = put_init(b, &sb, c, err);
     if (!rc && img2img) rc = put_mask(b, &sb, err);   /* inpapi */
     if (!rc) rc = put_settings(s, r, &sb, c->params, err);
-    if (!rc && (rc = params_to_request(&sb, img2img, &r->request, err))) a1111_name_err(err);   /* seed names -> A1111's */
+    if (!rc && (rc = params_to_request(&sb, img2img, &r->request, err))) dialect_name_field(&dialect_a1111, err);   /* seed names -> A1111's */
     params_bag_free(&sb);
     if (rc) return -1;
     static const char *const echo[] = {"styles", "subseed", "restore_faces", "tiling", "send_images", "save_images"};
@@ -574,14 +526,15 @@ static int a1111_to_request(http_server *s, req *r, sd_err *err)
     return a1111_gen_request(s, r, err);
 }
 
-const dialect dialect_a1111 = {"a1111", A1111_MAX_FIELDS, a1111_to_request, a1111_field_name, a1111_error_body,
-                               "Basic", a1111_req_done};
+const dialect dialect_a1111 = {.name = "a1111", .max_fields = A1111_MAX_FIELDS, .to_request = a1111_to_request,
+                               .row_name = a1111_row_name, .error_body = a1111_error_body, .auth_scheme = "Basic",
+                               .req_done = a1111_req_done};
 
 /* ---- txt2img / img2img ----------------------------------------------------- */
 
 enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c)
 {
-    int retry, body_err = r->err.code != SD_OK;   /* already in A1111's names */
+    int retry;
     a1111_call *call = r->dl_ctx;
     if (!r->err.code && call) {
         time_t t = time(NULL);
@@ -589,10 +542,8 @@ enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c)
         localtime_r(&t, &tm);
         strftime(call->stamp, sizeof call->stamp, "%Y%m%d%H%M%S", &tm);
     }
-    if (seed_submit(s, r, 0, &retry)) {   /* (it names the init image's errors the dialect's way) */
-        if (!body_err) a1111_name_err(&r->err);   /* and the messages */
+    if (seed_submit(s, r, 0, &retry))   /* (it names the init image's errors the dialect's way, messages too) */
         return reply_error(c, &r->ri, &r->err, retry, NULL);
-    }
     call_link(s, call);
     return server_wait(s, r, c);
 }
@@ -698,7 +649,7 @@ enum MHD_Result a1111_answer(http_server *s, req *r, struct MHD_Connection *c)
         rc = none ? a1111_success(s, r, c, none, 1) : reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
         job_result_free(none);
     } else {
-        a1111_name_err(&st.err);
+        dialect_name_field(&dialect_a1111, &st.err);
         sd_err e = st.err;   /* (only shutdown cancels a job that still has its client) */
         if (st.state == JOB_CANCELLED) sd_errf(&e, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
         rc = reply_error(c, &r->ri, &e, 0, NULL);

@@ -25,6 +25,26 @@ int server_models(http_server *s, server_model *out, int max, sd_err *err)
     return 1;
 }
 
+static int model_default(const server_model *ms, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (ms[i].is_default) return i;
+    return n > 0 ? 0 : -1;
+}
+
+int server_model_pick(const server_model *ms, int n, const char *name, size_t len, const model_naming *how)
+{
+    if (!name) return model_default(ms, n);
+    if (memchr(name, 0, len)) return -1;
+    for (const char *const *d = how ? how->defaults : NULL; d && *d; d++)
+        if (len >= strlen(*d) && !strncmp(name, *d, strlen(*d))) return model_default(ms, n);
+    const char *br = how && how->titles ? strstr(name, " [") : NULL;
+    if (br && len && name[len - 1] == ']') len = (size_t)(br - name);   /* "name [hash]" -> name */
+    for (int i = 0; i < n; i++)
+        if (strlen(ms[i].name) == len && !strncmp(ms[i].name, name, len)) return i;
+    return -1;
+}
+
 /* "" as JSON null */
 static json_t *str_or_null(const char *v) { return *v ? json_string(v) : json_null(); }
 

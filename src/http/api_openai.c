@@ -10,7 +10,7 @@
  * output_quality, image -> init_image; our extra fields such as seed, steps,
  * negative_prompt and loras pass through) and validated by the one field
  * table (params_to_request), so every dialect has the same ranges and
- * limits; errors are then said with OpenAI's names (oai_field_name).  The
+ * limits; errors are then said with OpenAI's names (oai_names).  The
  * answer is rendered from the job's result: {"created", "data":[{"b64_json"}
  * or {"url"}], "output_format", "size", "quality", "background"}.
  * docs/SERVER.md "OpenAI dialect" lists what is accepted and what it does. */
@@ -26,8 +26,9 @@
 /* ---- field names ----------------------------------------------------------- */
 
 /* The seed API's fields OpenAI clients name otherwise (errors are said with
- * OpenAI's name; the seed name itself is not accepted in a /v1 body). */
-static const struct { const char *seed, *oai; } renamed[] = {
+ * OpenAI's name by dialect_name_field; the seed name itself is not accepted
+ * in a /v1 body).  The field table has no OpenAI column: this is it. */
+static const dialect_name oai_names[] = {
     {"num_outputs", "n"},
     {"width", "size"},
     {"height", "size"},
@@ -35,34 +36,9 @@ static const struct { const char *seed, *oai; } renamed[] = {
     {"output_quality", "output_compression"},
     {"num_inference_steps", "steps"},
     {"mask_image", "mask"},   /* inpapi */
+    {"image[]", "image"},
+    {NULL, NULL},
 };
-#define NRENAMED (sizeof renamed / sizeof renamed[0])
-
-static const char *oai_field_name(const char *field)
-{
-    const char *seed = params_field_name(field);   /* the engine's names ("n", "steps") -> the seed API's */
-    for (size_t i = 0; seed && i < NRENAMED; i++)
-        if (!strcmp(seed, renamed[i].seed)) return renamed[i].oai;
-    if (seed && !strcmp(seed, "image[]")) return "image";
-    return seed;
-}
-
-/* err named with OpenAI's field names, the message too when it starts with the
- * seed name ("num_outputs must be in [1, 4]" -> "n must be in [1, 4]"). */
-static void oai_name_error(sd_err *err)
-{
-    char seed[sizeof err->field];
-    snprintf(seed, sizeof seed, "%s", err->field);
-    const char *name = oai_field_name(seed);
-    if (!strcmp(name, seed)) return;
-    size_t n = strlen(seed);
-    if (!strncmp(err->msg, seed, n) && err->msg[n] == ' ') {
-        char rest[sizeof err->msg];
-        snprintf(rest, sizeof rest, "%s", err->msg + n);
-        snprintf(err->msg, sizeof err->msg, "%s%s", name, rest);
-    }
-    snprintf(err->field, sizeof err->field, "%s", name);
-}
 
 /* ---- errors ---------------------------------------------------------------- */
 
@@ -133,18 +109,6 @@ static int choice(const param *p, const char *const *list, sd_err *err)
     return sd_errf(err, SD_EINVAL, p->name, "%s must be %s", p->name, names);
 }
 
-/* Moves p's value into dst under `name` (no copy: an init image may be large). */
-static int bag_move(param_bag *dst, param *p, const char *name, sd_err *err)
-{
-    if (params_bag_add(dst, name, p->kind, NULL, 0, 1, err)) return -1;
-    param *q = &dst->v[dst->n - 1];
-    param t = *q;
-    q->val = p->val, q->len = p->len, q->cap = p->cap;
-    p->val = t.val, p->len = t.len, p->cap = t.cap;
-    dst->total += q->len;
-    return 0;
-}
-
 /* size "WxH" (each side 1..REQ_MAX_SIDE_CAP) or "auto" (0 x 0: the model's
  * native size, or the image's for an edit). */
 static int parse_size(const param *p, int *w, int *h, sd_err *err)
@@ -177,22 +141,25 @@ static int percent(const param *p, int *out, sd_err *err)
 
 /* model: one of ours (GET /v1/models) picks it; OpenAI's own names
  * (dall-e-*, gpt-image-*), which clients send by default, get the default
- * model.  Into the seed bag only when the field table has `model`. */
+ * model (nothing in the bag: the server's default).  Into the seed bag only
+ * when the field table has `model`. */
+static const model_naming oai_naming = {.defaults = (const char *const[]){"dall-e-", "gpt-image-", NULL}};
+
 static int take_model(http_server *s, param *p, param_bag *sb, sd_err *err)
 {
     if (p->kind != PV_TEXT) return sd_errf(err, SD_EINVAL, "model", "model must be a string");
-    if (!strncmp(p->val, "dall-e-", 7) || !strncmp(p->val, "gpt-image-", 10)) return 0;
     server_model ms[16];
     int n = server_models(s, ms, 16, err);
     if (n < 0) return -1;
+    int i = server_model_pick(ms, n, p->val, p->len, &oai_naming);
+    if (i >= 0 && !strcmp(ms[i].name, p->val))
+        return req_field_find("model") ? params_bag_move(sb, p, "model", err) : 0;
+    if (i >= 0) return 0;   /* one of OpenAI's names: the default */
     char names[300], buf[64];
     size_t k = 0;
     names[0] = 0;
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(ms[i].name, p->val) && strlen(p->val) == p->len)
-            return req_field_find("model") ? bag_move(sb, p, "model", err) : 0;
-        if (k < sizeof names) k += (size_t)snprintf(names + k, sizeof names - k, "%s'%s'", i ? ", " : "", ms[i].name);
-    }
+    for (int j = 0; j < n && k < sizeof names; j++)
+        k += (size_t)snprintf(names + k, sizeof names - k, "%s'%s'", j ? ", " : "", ms[j].name);
     return sd_errf(err, SD_EINVAL, "model",
                    "model '%s' is not one of this server's models (%s; GET /v1/models lists them); OpenAI's "
                    "names (dall-e-*, gpt-image-*) get the default model", shown(p->val, p->len, buf, sizeof buf),
@@ -224,7 +191,7 @@ static int take_images_json(param *p, param_bag *sb, sd_err *err)
  * {"image_url": "data:image/png;base64,..."} as the images are. */
 static int take_mask(param *p, param_bag *sb, sd_err *err)
 {
-    if (p->kind != PV_OBJECT) return bag_move(sb, p, "mask_image", err);
+    if (p->kind != PV_OBJECT) return params_bag_move(sb, p, "mask_image", err);
     json_t *o = json_loadb(p->val, p->len, 0, NULL);
     int rc = take_image_url(o, "mask", "mask_image", sb, err);
     json_decref(o);
@@ -249,8 +216,8 @@ static int take_oai_field(http_server *s, req *r, param *p, oai_body *o, sd_err 
 {
     const char *n = p->name;
     int img2img = r->rt->img2img, v = 0;
-    if (!strcmp(n, "prompt")) return bag_move(&o->sb, p, "prompt", err);
-    if (!strcmp(n, "n")) return bag_move(&o->sb, p, "num_outputs", err);
+    if (!strcmp(n, "prompt")) return params_bag_move(&o->sb, p, "prompt", err);
+    if (!strcmp(n, "n")) return params_bag_move(&o->sb, p, "num_outputs", err);
     if (!strcmp(n, "size")) return parse_size(p, &o->w, &o->h, err);
     if (!strcmp(n, "response_format")) return (r->oai_url = choice(p, formats, err)) < 0 ? -1 : 0;
     if (!strcmp(n, "quality")) return (v = choice(p, qualities, err)) < 0 ? -1 : (o->quality = qualities[v], 0);
@@ -277,11 +244,11 @@ static int take_oai_field(http_server *s, req *r, param *p, oai_body *o, sd_err 
     }
     if (!strcmp(n, "partial_images")) return 0;   /* meaningful with stream only */
     if (!strcmp(n, "model")) return take_model(s, p, &o->sb, err);
-    if (!strcmp(n, "steps")) return o->has_steps = 1, bag_move(&o->sb, p, "num_inference_steps", err);
-    if (!strcmp(n, "cfg_scale")) return bag_move(&o->sb, p, "guidance_scale", err);
+    if (!strcmp(n, "steps")) return o->has_steps = 1, params_bag_move(&o->sb, p, "num_inference_steps", err);
+    if (!strcmp(n, "cfg_scale")) return params_bag_move(&o->sb, p, "guidance_scale", err);
     if (!img2img) return 1;
     /* edits only */
-    if (!strcmp(n, "image") || !strcmp(n, "image[]")) return o->has_image = 1, bag_move(&o->sb, p, "init_image", err);
+    if (!strcmp(n, "image") || !strcmp(n, "image[]")) return o->has_image = 1, params_bag_move(&o->sb, p, "init_image", err);
     if (!strcmp(n, "images")) return o->has_image = 1, take_images_json(p, &o->sb, err);
     if (!strcmp(n, "input_fidelity")) return choice(p, fidelities, err) < 0 ? -1 : 0;
     if (!strcmp(n, "mask")) return take_mask(p, &o->sb, err);   /* transparent = repaint */
@@ -294,8 +261,8 @@ static int take_oai_field(http_server *s, req *r, param *p, oai_body *o, sd_err 
 static int take_extra_field(req *r, param *p, oai_body *o, sd_err *err)
 {
     const req_field *f = req_field_find(p->name);
-    for (size_t i = 0; f && i < NRENAMED; i++)
-        if (!strcmp(f->name, renamed[i].seed)) f = NULL;
+    for (const dialect_name *k = oai_names; f && k->seed; k++)
+        if (!strcmp(f->name, k->seed)) f = NULL;
     const char *route = r->rt->img2img ? "/v1/images/edits" : "/v1/images/generations";
     char label[48];
     shown(p->name, strlen(p->name), label, 41);
@@ -307,7 +274,7 @@ static int take_extra_field(req *r, param *p, oai_body *o, sd_err *err)
                        label, route, r->rt->img2img ? ", image, mask" : "", r->rt->img2img ? ", strength" : "");
     if (!(f->where & (r->rt->img2img ? RF_IMG2IMG : RF_TXT2IMG)))
         return sd_errf(err, SD_EINVAL, f->name, "%s is not a field of %s", f->name, route);
-    return bag_move(&o->sb, p, f->name, err);
+    return params_bag_move(&o->sb, p, f->name, err);
 }
 
 /* An edit's size: the init image is resized to it (api_seed.c decode_init);
@@ -368,13 +335,14 @@ static int oai_to_request(http_server *s, req *r, sd_err *err)
         rc = params_to_request(&o.sb, r->rt->img2img, &r->request, err);
         if (!rc && r->rt->img2img) rc = edit_size(s, &r->request, o.w, o.h, err);
         r->request.mask_mode = INPAINT_MASK_ALPHA;   /* inpapi: transparent = repaint; else the image's alpha */
-        if (rc) oai_name_error(err);
+        if (rc) dialect_name_field(&dialect_openai, err);
     }
     params_bag_free(&o.sb);
     return rc;
 }
 
-const dialect dialect_openai = {"openai", 0, oai_to_request, oai_field_name, oai_error_body, NULL, NULL};
+const dialect dialect_openai = {.name = "openai", .to_request = oai_to_request, .names = oai_names,
+                                .error_body = oai_error_body};
 
 /* ---- answers -------------------------------------------------------------- */
 

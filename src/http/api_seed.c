@@ -11,19 +11,62 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../image/image.h"
 #include "../jobs/inpaint.h"
 
 /* The seed API's dialect: its fields are the field table's names
  * (params_to_request), its errors {"status":"error","code","field","message"}. */
-const dialect dialect_seed = {"seed", 0, NULL, NULL, NULL, NULL, NULL};
+const dialect dialect_seed = {.name = "seed"};
+
+/* ---- names: one table per dialect (dialect.h) ------------------------------ */
+
+/* d's name for the seed API's field `seed`, or NULL when it has none. */
+static const char *renamed(const dialect *d, const char *seed)
+{
+    for (const dialect_name *n = d ? d->names : NULL; n && n->seed; n++)
+        if (!strcmp(n->seed, seed)) return n->name;
+    const req_field *f = d && d->row_name ? req_field_find(seed) : NULL;
+    return f ? d->row_name(f) : NULL;
+}
+
+const char *dialect_field_name(const dialect *d, const char *field)
+{
+    if (!field || !*field) return field;
+    const char *seed = req_field_find(field) ? field : params_field_name(field);   /* engine names -> the seed API's */
+    const char *name = renamed(d, seed);
+    return name ? name : seed;
+}
+
+static int word_char(char c) { return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+
+/* Every whole-word `from` in msg replaced by `to` (the buffer's size kept). */
+static void replace_word(char *msg, size_t size, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to);
+    for (char *p = strstr(msg, from); p; p = strstr(p, from)) {
+        if ((p > msg && word_char(p[-1])) || word_char(p[fl])) {
+            p += fl;
+            continue;
+        }
+        size_t rest = strlen(p + fl);
+        if ((size_t)(p - msg) + tl + rest + 1 > size) return;
+        memmove(p + tl, p + fl, rest + 1);
+        memcpy(p, to, tl);
+        p += tl;
+    }
+}
 
 void dialect_name_field(const dialect *d, sd_err *err)
 {
-    const char *name = d && d->field_name ? d->field_name(err->field) : params_field_name(err->field);
-    if (name != err->field) snprintf(err->field, sizeof err->field, "%s", name ? name : "");
+    const char *name = dialect_field_name(d, err->field);
+    if (name != err->field) snprintf(err->field, sizeof err->field, "%s", name ? name : "");   /* never onto itself */
+    for (const dialect_name *n = d ? d->names : NULL; n && n->seed; n++)
+        if (strcmp(n->seed, n->name)) replace_word(err->msg, sizeof err->msg, n->seed, n->name);
+    for (int i = 0; d && d->row_name && i < req_nfields; i++) {
+        const char *to = d->row_name(&req_fields[i]);
+        if (to && strcmp(to, req_fields[i].name)) replace_word(err->msg, sizeof err->msg, req_fields[i].name, to);
+    }
 }
 
 /* Decoded init images: sides and pixels refused before allocation above these. */
@@ -131,8 +174,7 @@ int seed_submit(http_server *s, req *r, int listed, int *retry_after)
 {
     *retry_after = 0;
     const dialect *d = route_dialect(r->rt);
-    const char *mask_field = d && d->field_name ? d->field_name("mask_image") : "mask_image";
-    if (!r->err.code && decode_init(&r->request, &s->cfg, mask_field ? mask_field : "mask_image", &r->err))
+    if (!r->err.code && decode_init(&r->request, &s->cfg, dialect_field_name(d, "mask_image"), &r->err))
         dialect_name_field(route_dialect(r->rt), &r->err);   /* init_image -> the dialect's name */
     if (r->err.code) {
         sd_request_free(&r->request);
@@ -168,23 +210,16 @@ json_t *seed_images(const job_result *res)
 char *seed_image_base64(http_server *s, const job_image *im, size_t *len, sd_err *err)
 {
     storage *st = atomic_load(&s->store);
-    storage_object obj = {.fd = -1};
-    if (!st || storage_get(st, im->key, &obj, err)) {
-        if (obj.fd >= 0) close(obj.fd);
-        if (!err->code) sd_errf(err, SD_EINTERNAL, "", "the image %s is not in the store", im->key);
+    uint8_t *raw = NULL;
+    size_t n = 0;
+    if (!st) {
+        sd_errf(err, SD_EINTERNAL, "", "the image %s is not in the store", im->key);
         return NULL;
     }
-    uint8_t *raw = obj.size ? malloc(obj.size) : NULL;
-    size_t got = 0;
-    while (raw && got < obj.size) {
-        ssize_t n = pread(obj.fd, raw + got, obj.size - got, (off_t)got);
-        if (n <= 0) break;
-        got += (size_t)n;
-    }
-    close(obj.fd);
-    char *b64 = raw && got == obj.size ? img_base64_encode(raw, got, len) : NULL;
+    if (storage_read_all(st, im->key, &raw, &n, err)) return NULL;
+    char *b64 = img_base64_encode(raw, n, len);
     free(raw);
-    if (!b64) sd_errf(err, SD_ENOMEM, "", "could not read the image %s back from the store", im->key);
+    if (!b64) sd_errf(err, SD_ENOMEM, "", "out of memory encoding the image %s", im->key);
     return b64;
 }
 

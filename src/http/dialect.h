@@ -20,6 +20,10 @@
 
 struct http_server;
 struct req;
+struct req_field;
+
+/* A seed API field name and a dialect's name for it. */
+typedef struct dialect_name { const char *seed, *name; } dialect_name;
 
 typedef struct dialect {
     const char *name;        /* "seed", "a1111", "openai": logs and tests */
@@ -31,10 +35,13 @@ typedef struct dialect {
      * generation's (A1111's POST /options) and is done with: no model checks.  NULL = the seed API's
      * params_to_request. */
     int (*to_request)(struct http_server *s, struct req *r, sd_err *err);
-    /* This dialect's name for a field the engine or the seed API names
-     * `field` ("steps", "num_inference_steps" -> A1111's "steps"); `field`
-     * itself when it has none.  NULL = params_field_name. */
-    const char *(*field_name)(const char *field);
+    /* This dialect's names for the seed API's fields, one table read by
+     * dialect_field_name / dialect_name_field: the field table's column
+     * for this dialect (A1111's req_field.a1111; NULL = none), then
+     * `names`, the renames no row has ({NULL} ends; NULL = none).
+     * Without either, the seed API's names. */
+    const char *(*row_name)(const struct req_field *f);
+    const struct dialect_name *names;
     /* The error body for err; *status holds the HTTP status the code maps
      * to (sd_err_http_status) and may be changed (A1111 answers
      * validation errors with 422).  NULL = the seed API's error_body. */
@@ -48,7 +55,12 @@ typedef struct dialect {
 
 extern const dialect dialect_seed;
 
-/* err->field turned into d's name for it (NULL d = the seed API). */
+/* d's name for a field the engine or the seed API names `field`
+ * ("steps", "num_inference_steps" -> A1111's "steps"); the seed API's name
+ * when d has none (NULL d = the seed API). */
+const char *dialect_field_name(const dialect *d, const char *field);
+/* err said in d's names: err->field, and every whole-word seed API name in
+ * err->msg that d names otherwise (NULL d = the seed API: the field only). */
 void dialect_name_field(const dialect *d, sd_err *err);
 
 #endif

@@ -37,6 +37,17 @@ const param *params_bag_get(const param_bag *b, const char *name)
     return NULL;
 }
 
+int params_bag_move(param_bag *dst, param *p, const char *name, sd_err *err)
+{
+    if (params_bag_add(dst, name, p->kind, NULL, 0, 1, err)) return -1;
+    param *q = &dst->v[dst->n - 1];
+    param empty = *q;
+    q->val = p->val, q->len = p->len, q->cap = p->cap;
+    p->val = empty.val, p->len = empty.len, p->cap = empty.cap;
+    dst->total += q->len;
+    return 0;
+}
+
 /* Quotes a client-supplied name of len bytes safely for messages (printable
  * ASCII only, other bytes and NUL as \xNN, cut). */
 static void field_label_n(const char *name, size_t len, char *buf, size_t size)

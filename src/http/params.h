@@ -49,6 +49,11 @@ void params_bag_free(param_bag *b);
 int params_bag_add(param_bag *b, const char *name, pv_kind kind, const char *data, size_t len, int first,
                    sd_err *err);
 const param *params_bag_get(const param_bag *b, const char *name);
+/* A dialect's body into the seed API's bag (api_a1111.c, api_openai.c):
+ * p's value appended to dst as field `name` (a new field: a second one is
+ * refused as params_bag_add does), moved, not copied (an init image may be
+ * large): p is left holding an empty value of its kind. */
+int params_bag_move(param_bag *dst, param *p, const char *name, sd_err *err);
 /* Splits an application/x-www-form-urlencoded body into the bag: fields on
  * '&', name and value on the FIRST '=' (a raw base64 value keeps its '='
  * padding; libmicrohttpd's post processor refuses those), '+' as space, then

@@ -219,6 +219,18 @@ enum MHD_Result get_embeddings(http_server *s, req *r, struct MHD_Connection *c)
 /* cfg.list_models, or the one model of cfg.model_*: how many were written
  * to out (at most max; a longer list is cut) or -1 + err. */
 int server_models(http_server *s, server_model *out, int max, sd_err *err);
+/* How a dialect's clients name a model (server_model_pick). */
+typedef struct model_naming {
+    int titles;                    /* A1111: "name [hash]" names `name` */
+    const char *const *defaults;   /* NULL-ended prefixes meaning the default model (OpenAI's "dall-e-"); NULL = none */
+} model_naming;
+/* The one model-name resolution of the dialects: the index in ms[0..n) of
+ * the model `name` (len bytes; a NUL inside names none) picks: an exact
+ * name, a title when how->titles, the default (is_default, else the first)
+ * for a name with one of how->defaults' prefixes or for NULL; -1 when none
+ * (or n < 1).  how NULL = exact names only.  The registry (models_resolve)
+ * then resolves the name a request carries. */
+int server_model_pick(const server_model *ms, int n, const char *name, size_t len, const model_naming *how);
 enum MHD_Result get_models(http_server *s, req *r, struct MHD_Connection *c);
 /* api_seed.c: the synchronous wait ended without the job's end (the client
  * left, the wait limit, shutdown): 1 with the answer queued in *rc, else 0. */

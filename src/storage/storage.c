@@ -2,8 +2,10 @@
  * vtable, content-derived keys, and strict object-name validation. */
 #include "storage.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "../base/sha256.h"
 
@@ -31,6 +33,31 @@ int storage_get(const storage *s, const char *name, storage_object *out, sd_err 
     out->fd = -1;
     if (!s->ops->get) return sd_errf(err, SD_ENOTFOUND, "image", "images are not served by this server");
     return s->ops->get(s, name, out, err);
+}
+
+int storage_read_all(const storage *s, const char *name, uint8_t **data, size_t *len, sd_err *err)
+{
+    *data = NULL;
+    *len = 0;
+    storage_object o;
+    if (storage_get(s, name, &o, err)) return -1;
+    uint8_t *raw = malloc(o.size ? (size_t)o.size : 1);
+    size_t got = 0;
+    while (raw && got < o.size) {
+        ssize_t n = pread(o.fd, raw + got, (size_t)o.size - got, (off_t)got);
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    close(o.fd);
+    if (!raw) return sd_errf(err, SD_ENOMEM, "image", "out of memory reading %.60s", name);
+    if (got != o.size) {
+        free(raw);
+        return sd_errf(err, SD_EIO, "image", "%.60s could not be read to its end (%zu of %llu bytes)", name, got,
+                       (unsigned long long)o.size);
+    }
+    *data = raw;
+    *len = got;
+    return 0;
 }
 
 void storage_close(storage *s)

@@ -63,6 +63,11 @@ int storage_url(const storage *s, const char *name, char *out, size_t cap, sd_er
  * the file system, as is a missing object.  SD_ENOTFOUND too when the
  * backend does not serve objects itself. */
 int storage_get(const storage *s, const char *name, storage_object *out, sd_err *err);
+/* The whole of object `name` read into a new buffer (*data, free() it;
+ * *len bytes): storage_get's errors, SD_EIO when it cannot be read to its
+ * end, SD_ENOMEM.  For a server that answers with the bytes themselves
+ * (base64 in a JSON body) rather than a URL. */
+int storage_read_all(const storage *s, const char *name, uint8_t **data, size_t *len, sd_err *err);
 void storage_close(storage *s);   /* NULL-safe */
 const char *storage_backend_name(const storage *s);
 

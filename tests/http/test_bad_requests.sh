@@ -111,6 +111,14 @@ PY
 done <"$TMP/manifest"
 check "at least 40 cases ran" $([ "$ncases" -ge 40 ]; echo $?) "$ncases cases"
 
+# r2mends: a dialect's errors say its names in the message too (dialect_name_field), not only in the field
+printf 'hello, not a picture' >"$TMP/not_a_picture.txt"
+st=$(curl -s -o "$TMP/oai_name.json" -w '%{http_code}' -F "image=@$TMP/not_a_picture.txt" -F prompt=winter "$BASE/v1/images/edits")
+check "openai: an undecodable image's message says image, not init_image" \
+  $([ "$st" = 400 ] && [ "$(json "$TMP/oai_name.json" 'j["error"]["param"]')" = image ] &&
+    json "$TMP/oai_name.json" 'j["error"]["message"]' | grep -q '^image ' &&
+    ! grep -q init_image "$TMP/oai_name.json"; echo $?) "status $st $(cat "$TMP/oai_name.json")"
+
 st=$(curl -s -o "$TMP/h.json" -w '%{http_code}' "$BASE/health")
 check "server still serving afterwards (/health 200)" $([ "$st" = 200 ] && [ "$(json "$TMP/h.json" 'j["status"]')" = ok ]; echo $?) "status $st"
 st=$(curl -s -o "$TMP/g.json" -w '%{http_code}' -d 'prompt=still alive' -d width=32 -d height=32 -d num_inference_steps=2 "$BASE/txt2img")

@@ -255,5 +255,23 @@ int main(void)
     CHECK(params_bag_add(&b, NULL, PV_TEXT, "cat", 3, 1, &e) == -1 && strstr(e.msg, "unknown field") &&
               b.n == 0, "multipart part without a readable name refused");
     params_bag_free(&b);
+    /* params_bag_move: a dialect's field into the seed bag under its seed name, the value moved */
+    {
+        param_bag from, to;
+        params_bag_init(&from);
+        params_bag_init(&to);
+        sd_err_clear(&e);
+        int ok = !params_bag_add(&from, "image", PV_TEXT, "aGVsbG8=", 8, 1, &e) &&
+                 !params_bag_move(&to, &from.v[0], "init_image", &e);
+        const param *moved = params_bag_get(&to, "init_image");
+        CHECKF(ok && moved && moved->kind == PV_TEXT && moved->len == 8 && !strcmp(moved->val, "aGVsbG8=") &&
+                   to.total == 8 && from.v[0].len == 0 && !strcmp(from.v[0].val, ""),
+               "bag_move: the value under the seed name, the source left empty", "%s", e.msg);
+        sd_err_clear(&e);
+        CHECK(params_bag_move(&to, &from.v[0], "init_image", &e) == -1 && e.code == SD_EINVAL &&
+                  strstr(e.msg, "more than once"), "bag_move: a second value for a name is refused");
+        params_bag_free(&from);
+        params_bag_free(&to);
+    }
     return t_done();
 }

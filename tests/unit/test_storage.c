@@ -86,6 +86,20 @@ static void test_round_trip(void)
     sd_err_clear(&e);
     rc = storage_get(s, (snprintf(path, sizeof path, "%s.jpg", key), path), &o, &e);
     CHECK(rc == -1 && e.code == SD_ENOTFOUND && o.fd == -1, "get with the wrong extension is 404");
+    /* storage_read_all: the whole object, by key or key.ext; a missing one is 404 with nothing wholeocated */
+    uint8_t *whole = NULL;
+    size_t alen = 0;
+    CHECKF(storage_read_all(s, key, &whole, &alen, &e) == 0 && whole && alen == sizeof data && !memcmp(whole, data, alen),
+           "read_all by key gives the bytes put", "%s", e.msg);
+    free(whole);
+    whole = NULL;
+    CHECK(storage_read_all(s, (snprintf(path, sizeof path, "%s.png", key), path), &whole, &alen, &e) == 0 &&
+              alen == sizeof data, "read_all by key.png");
+    free(whole);
+    whole = (uint8_t *)1;
+    sd_err_clear(&e);
+    CHECK(storage_read_all(s, "00000000000000000000000000000000", &whole, &alen, &e) == -1 && e.code == SD_ENOTFOUND &&
+              !whole && alen == 0, "read_all of a missing object: 404, no buffer");
     /* same bytes again: same key, still one file */
     char key2[STORAGE_KEY_MAX];
     int temps;
