@@ -211,7 +211,8 @@ static void test_conv_counts(void)
     static const int shapes[][5] = {{2, 320, 320, 64, 64}, {1, 3, 5, 5, 5}, {1, 512, 512, 7, 9}, {2, 640, 320, 1, 1}};
     for (int i = 0; i < 4; i++) {
         const int *s = shapes[i];
-        double got = ops_conv_exec_flops(1, s[0], s[1], s[2], s[3], s[4], 3, 3), want = wino_by_hand(s[0], s[1], s[2], s[3], s[4]);
+        double got = ops_conv_exec_flops(1, s[0], s[1], s[2], s[3], s[4], 3, 3);
+        double want = wino_by_hand(s[0], s[1], s[2], s[3], s[4]);
         CHECKF(got == want, "Winograd conv = the count from the F(4,3) matrices (partial tiles whole)",
                "N%d IC%d OC%d %dx%d: %.0f vs %.0f", s[0], s[1], s[2], s[3], s[4], got, want);
     }

@@ -1,5 +1,6 @@
-/* ops.c — profiling (SD_PROFILE timers, executed-FLOP counters) and the memory-bound ops: normalisations,
- * activations, elementwise arithmetic, resampling and layout changes.
+/* ops.c — profiling (SD_PROFILE timers, executed-FLOP counters) and the
+ * memory-bound ops: normalisations, activations, elementwise arithmetic,
+ * resampling and layout changes.
  * Plain OpenMP loops over fp32 NHWC / [M,C] arrays; the compute-bound ops
  * (conv, gemm, attention) live in ops_conv.c, ops_gemm.c and
  * ops_attention.c.  No op allocates more than a small per-call scratch and
