@@ -2,7 +2,9 @@
  * batch 2): the self- and cross-attention of each UNet level, the VAE's
  * mid-block attention, the transformer linears and the 3x3 convs of each
  * level, direct and Winograd.  Median of 7 runs after one warm-up; GFLOP/s
- * counts the nominal multiply-adds (so Winograd shows above the peak).
+ * counts the nominal multiply-adds (so Winograd shows above the peak);
+ * "exec" the FLOPs the kernels executed (ops.h's counters: Winograd's
+ * transforms and GEMMs, bf16x2's two products).
  * At the ops layer's precision (SD_PRECISION: bf16x2 by default on AMX
  * CPUs, where the Winograd column is left out; fp32 elsewhere).
  * For bench/README.md; `build/tools/opbench [attention|linear|conv]`. */
@@ -45,6 +47,17 @@ static float *fill(size_t n, unsigned seed)
     for (int r_ = 0; r_ < RUNS; r_++) { double a_ = now(); stmt; t_[r_] = now() - a_; } \
     qsort(t_, RUNS, sizeof t_[0], cmp); out = t_[RUNS / 2]; } while (0)
 
+/* GFLOP/s in executed FLOPs of the TIME just done (RUNS + 1 calls since
+ * the counters were reset), at median time t. */
+static double exec_rate(double t)
+{
+    ops_flops f;
+    ops_flops_get(&f);
+    double ex = 0;
+    for (int i = 0; i < PROF_NKIND; i++) ex += f.exec[i];
+    return ex / (RUNS + 1) / t * 1e-9;
+}
+
 static void attention(void)
 {
     static const struct { const char *what; int B, Tq, Tk, H, D; } s[] = {
@@ -79,8 +92,10 @@ static void linear(void)
         float *x = fill((size_t)M * K, 4), *w = fill((size_t)K * N, 5 + (unsigned)i), *b = fill(N, 6);
         float *y = malloc(sizeof(float) * M * N);
         double t;
+        ops_flops_reset();
         TIME(op_linear(t_ops(), x, M, K, t_w(w, (size_t)K * N), b, N, y), t);
-        printf("  %5d x %5d -> %5d %8.2f ms %7.1f GFLOP/s\n", M, K, N, t * 1e3, 2.0 * M * K * N / t * 1e-9);
+        printf("  %5d x %5d -> %5d %8.2f ms %7.1f GFLOP/s (exec %7.1f)\n", M, K, N, t * 1e3,
+               2.0 * M * K * N / t * 1e-9, exec_rate(t));
         free(x); free(w); free(b); free(y);
     }
 }
@@ -102,8 +117,10 @@ static void conv(void)
         for (int j = 0; j < (t_ops()->prec == OPS_FP32 ? 2 : 1); j++) {   /* no Winograd in bf16 */
             double t;
             ops_conv_set_winograd(t_ops()->ctx, m[j].mode);
+            ops_flops_reset();
             TIME(op_conv2d_nhwc(t_ops(), x, N, IC, H, H, t_w(w, (size_t)OC * IC * 3 * 3), b, OC, 3, 3, 1, 1, y, 0), t);
-            printf("   %s %8.2f ms %6.1f GFLOP/s", m[j].name, t * 1e3, 2.0 * N * H * H * (double)IC * OC * 9 / t * 1e-9);
+            printf("   %s %8.2f ms %6.1f GFLOP/s (exec %6.1f)", m[j].name, t * 1e3,
+                   2.0 * N * H * H * (double)IC * OC * 9 / t * 1e-9, exec_rate(t));
         }
         printf("\n");
         ops_release_weights(t_ops()->ctx);   /* the Winograd copies of big weights add up */

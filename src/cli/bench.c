@@ -5,7 +5,11 @@
  * run without guidance does), VAE decode and VAE encode (batch B).  Each
  * is run --repeats times; the median is reported with the FLOPs of the stage,
  * the GFLOP/s achieved and its share of the machine's fp32 peak, which the
- * command measures itself with an FMA loop on the engine's thread count.
+ * command measures itself with an FMA loop on the engine's thread count
+ * (and, where the CPU has avx512_bf16, a vdpbf16ps loop: its bf16 peak).
+ * Under the UNet, decode and encode lines, the FLOPs the kernels executed
+ * in the last run (ops.h's counters: Winograd's transforms and GEMMs,
+ * bf16x2's two products) with their rate and share of the FMA peak.
  * FLOPs are counted from the loaded model's shapes at the run's size
  * (unet_flops, vae_decode_flops, clip_flops: multiply-add = 2, attention's
  * T² terms included; SD 1.5 gives shared/reference's figures).  SDXL: both
@@ -60,8 +64,8 @@ static double median(double *v, int n)
 /* Twelve named accumulators (an array would live in memory and chain
  * through store-forwarding).  Intrinsics, because -std=c11 turns off FMA
  * contraction of a*b+c. */
-#define FMA_BODY(V, SET1, FMA, ADD, CVT)                                            \
-    V m = SET1(0.999999f), c = SET1(1e-7f);                                         \
+#define FMA_BODY(V, SET1, OV, OSET, FMA, ADD, CVT)                                  \
+    OV m = OSET(0.999999f), c = OSET(1e-7f);                                        \
     V a0 = SET1(0.f), a1 = SET1(1.f), a2 = SET1(2.f), a3 = SET1(3.f), a4 = SET1(4.f), a5 = SET1(5.f); \
     V a6 = SET1(6.f), a7 = SET1(7.f), a8 = SET1(8.f), a9 = SET1(9.f), a10 = SET1(10.f), a11 = SET1(11.f); \
     for (long i = 0; i < iters; i++) {                                              \
@@ -75,36 +79,63 @@ static double median(double *v, int n)
 
 __attribute__((target("avx512f,fma"))) static float fma_loop16(long iters)
 {
-    FMA_BODY(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_cvtss_f32)
+    FMA_BODY(__m512, _mm512_set1_ps, __m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_cvtss_f32)
 }
 __attribute__((target("avx2,fma"))) static float fma_loop8(long iters)
 {
-    FMA_BODY(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_cvtss_f32)
+    FMA_BODY(__m256, _mm256_set1_ps, __m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_cvtss_f32)
+}
+
+/* The bf16 dot loop (issue 19 item 5): the same 12 chains of vdpbf16ps,
+ * acc += a·b over pairs of bf16 — 16 lanes x 2 products = 64 FLOPs an
+ * instruction, twice an FMA's — so the CPU's bf16 peak is measured, not
+ * assumed (half the FMA rate on some parts, twice on others). */
+__attribute__((target("avx512f,avx512bf16"))) static __m512bh bf16_set1(float v)
+{
+    return _mm512_cvtne2ps_pbh(_mm512_set1_ps(v), _mm512_set1_ps(v));
+}
+#define DPBF16(a, m, c) _mm512_dpbf16_ps((a), (m), (c))
+__attribute__((target("avx512f,avx512bf16"))) static float dot_loop_bf16(long iters)
+{
+    FMA_BODY(__m512, _mm512_set1_ps, __m512bh, bf16_set1, DPBF16, _mm512_add_ps, _mm512_cvtss_f32)
 }
 
 static volatile float g_sink;
 
-/* GFLOP/s of the FMA loop on `threads` threads (best of 3 half-second runs). */
-static double measure_peak(int threads, const char **isa)
+/* GFLOP/s of loop (12 chains of `flops` FLOPs an instruction) on `threads`
+ * threads (best of 3 half-second runs). */
+static double measure_loop(int threads, float (*loop)(long), int flops)
 {
-    int w512 = __builtin_cpu_supports("avx512f");
-    int lanes = w512 ? 16 : 8;
-    *isa = w512 ? "AVX-512" : "AVX2";
     long iters = 20000000;
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
         double t0 = now();
         #pragma omp parallel num_threads(threads)
         {
-            float r = w512 ? fma_loop16(iters) : fma_loop8(iters);
+            float r = loop(iters);
             #pragma omp atomic
             g_sink += r;
         }
         double dt = now() - t0;
-        double gf = (double)threads * iters * 12 * lanes * 2 / dt * 1e-9;
+        double gf = (double)threads * iters * 12 * flops / dt * 1e-9;
         if (gf > best) best = gf;
     }
     return best;
+}
+
+/* GFLOP/s of the FMA loop on `threads` threads. */
+static double measure_peak(int threads, const char **isa)
+{
+    int w512 = __builtin_cpu_supports("avx512f");
+    *isa = w512 ? "AVX-512" : "AVX2";
+    return w512 ? measure_loop(threads, fma_loop16, 16 * 2) : measure_loop(threads, fma_loop8, 8 * 2);
+}
+
+/* GFLOP/s of the bf16 dot loop, 0 without avx512_bf16. */
+static double measure_bf16_peak(int threads)
+{
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bf16")) return 0;
+    return measure_loop(threads, dot_loop_bf16, 16 * 2 * 2);
 }
 
 static double peak_rss_gb(void)
@@ -238,6 +269,22 @@ static void report(const char *name, double *t, int n, double flops, double peak
     else
         printf("%-14s %9.3f s  %48s RSS %.2f GiB (peak %.2f)\n", name, m, "", rss_now_gb(), peak_rss_gb());
     fflush(stdout);
+}
+
+/* The last run's executed FLOPs (ops.h's counters, reset before it) beside
+ * the model's, at the stage's median time m: rate and share of the FMA peak. */
+static void report_exec(double m, double peak)
+{
+    ops_flops fl;
+    ops_flops_get(&fl);
+    double model = 0, ex = 0;
+    for (int i = 0; i < PROF_NKIND; i++) {
+        model += fl.model[i];
+        ex += fl.exec[i];
+    }
+    if (ex <= 0 || m <= 0) return;
+    printf("%-14s %9s    %9.1f GFLOP  %7.1f GFLOP/s  %5.1f %% of peak   (ops' model count %.1f GFLOP)\n",
+           "  executed", "", ex * 1e-9, ex * 1e-9 / m, 100.0 * ex * 1e-9 / m / peak, model * 1e-9);
 }
 
 /* --preview-decoder: the previews' two decoders on the UNet stage's latent
@@ -512,6 +559,11 @@ int cli_bench(int argc, char **argv)
     printf("model %s (%s, %.3f B params), %dx%d, batch %d, %d repeats, %d threads, precision %s\n", info.name,
            info.family, info.params * 1e-9, W, H, batch, repeats, nth, info.precision);
     printf("peak (%s FMA loop, %d threads): %.1f GFLOP/s\n", isa, nth, peak);
+    double bf16_peak = measure_bf16_peak(nth);
+    if (bf16_peak > 0)
+        printf("bf16 dot loop (vdpbf16ps, %d threads): %.1f GFLOP/s, %.2fx the FMA loop\n", nth, bf16_peak,
+               bf16_peak / peak);
+    ops_prof_set_peak(peak);
     printf("%-14s %9s    %9s        %7s\n", "stage", "median", "work", "rate");
 
     if (do_load) {
@@ -585,6 +637,7 @@ int cli_bench(int argc, char **argv)
             t[r] = now() - t0;
         }
         report(rows > batch ? "unet cfg step" : "unet step", t, repeats, unet_flops(un, rows, lh, lw, T), peak);
+        report_exec(median(t, repeats), peak);
         unet_med = median(t, repeats);
         if (check_finite("unet output", o, per * rows, &err)) goto fail;
         if (lora && bench_lora_run(e, &bl, median(t, repeats), x, ts, &cond, rows, lh, lw, o, &err)) goto fail;
@@ -603,6 +656,7 @@ int cli_bench(int argc, char **argv)
             t[r] = now() - t0;
         }
         report("vae decode", t, repeats, vae_decode_flops(va, lh, lw) * batch, peak);
+        report_exec(median(t, repeats), peak);
         if (check_finite("decoded image", img, npix * batch, &err)) goto fail;
         vae_release_activations(va);
         if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)", unet_ops_ctx(un));
@@ -616,6 +670,7 @@ int cli_bench(int argc, char **argv)
             t[r] = now() - t0;
         }
         report("vae encode", t, repeats, vae_encode_flops(va, lh * S, lw * S) * batch, peak);
+        report_exec(median(t, repeats), peak);
         if (ops_prof_enabled()) ops_prof_print(stdout, "(last run)", unet_ops_ctx(un));
     }
     sd_engine_info(e, &info);   /* e may have been loaded again since */

@@ -4,7 +4,10 @@
 # it encodes with both text towers and runs the UNet with the added vector
 # (the step would fail without it), and every stage reports its FLOPs
 # counted from the model (tests/unit/test_flops.c checks the counts) and
-# the outputs' finiteness check.  Small sizes: seconds.
+# the outputs' finiteness check, with the FLOPs the kernels executed
+# (issue 19 item 5: an "executed" line per stage, SD_PROFILE's per-op
+# GFLOP) and, on CPUs with avx512_bf16, the bf16 dot loop's peak.
+# Small sizes: seconds.
 set -u
 BUILD=${SD_BUILD:-build}
 BIN="$BUILD/sdserve"
@@ -39,6 +42,19 @@ for m in xl sd1; do
     check "$m 64x64: $s reports positive FLOPs" 'awk -v g="${g:-0}" "BEGIN { exit !(g > 0) }"' "got '$g'"
   done
 done
+# issue 19 item 5: executed FLOPs beside the model's, the bf16 dot loop where the CPU has one
+for m in xl sd1; do
+  check "$m 64x64: an executed-FLOPs line under the UNet step, the decode and the encode" \
+    '[ "$(grep -c "^  executed .* GFLOP .* % of peak" "$T/$m")" = 3 ]' "$(grep executed "$T/$m")"
+done
+if grep -qw avx512_bf16 /proc/cpuinfo; then
+  check "avx512_bf16: the bf16 dot loop measured beside the FMA loop" \
+    'grep -Eq "^bf16 dot loop \(vdpbf16ps, [0-9]+ threads\): [1-9][0-9.]* GFLOP/s" "$T/sd1"' "$(sed -n 2,3p "$T/sd1")"
+fi
+SD_PROFILE=1 "$BIN" bench --model "$SD1" --vocab "$V" --repeats 1 -W 64 -H 64 --skip load,text,decode,encode >"$T/prof" 2>&1; rc=$?
+check "SD_PROFILE=1: convs' model and executed GFLOP, rate and share of the peak" \
+  '[ $rc -eq 0 ] && grep -Eq "^    conv .* calls +[0-9.]+ GFLOP model +[0-9.]+ executed +[0-9.]+ GFLOP/s +[0-9.]+ % of peak" "$T/prof"' \
+  "rc=$rc $(grep -A3 profile "$T/prof")"
 check "sdxl: both text towers timed as one stage" 'grep -q "^text encoders " "$T/xl"' "$(grep text "$T/xl")"
 check "sd1: one text tower" 'grep -q "^text encoder " "$T/sd1"' "$(grep text "$T/sd1")"
 

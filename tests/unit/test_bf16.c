@@ -14,7 +14,10 @@
  * and accumulating) and the rule that picks one.  Attention (on
  * AMX tiles where the CPU has them, else the fp32 kernel) within bf16's
  * error, and above fp32's where AMX runs it.  oneDNN has bf16 kernels on
- * every AVX-512 CPU, so only the attention's "not fp32" check needs AMX. */
+ * every AVX-512 CPU, so only the attention's "not fp32" check needs AMX.
+ * The rule is fixed by CPU features: avx512_bf16 without AMX (Zen 4) stays
+ * fp32 — bf16x2 and bf16 measured slower there (bench/README.md "Without
+ * AMX") — and sd_precision_resolved names what the engine will pick. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +28,7 @@
 
 #include "../../src/engine/ops/ops.h"
 #include "../../src/engine/ops/ops_dnnl.h"
+#include "../../src/engine/sd.h"
 #include "ref_ops.h"
 #include "t.h"
 #include "tops.h"
@@ -88,6 +92,21 @@ static int child_bf16(const char *v)
         if (v) setenv("SD_PRECISION", v, 1);
         else unsetenv("SD_PRECISION");
         _exit(ops_default_precision());
+    }
+    int st = 0;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) return -1;
+    return WEXITSTATUS(st);
+}
+
+/* sd_precision_resolved("auto") in a child with SD_PRECISION unset: 1 if it
+ * names `want`, 0 if not, -1 if the child failed. */
+static int child_resolved(const char *want)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        unsetenv("SD_PRECISION");
+        const char *r = sd_precision_resolved("auto");
+        _exit(r && !strcmp(r, want));
     }
     int st = 0;
     if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st)) return -1;
@@ -323,6 +342,11 @@ int main(void)
     CHECKF(child_bf16(NULL) == dflt, "precision by default: bf16x2 exactly when the CPU has AMX, else fp32",
            "AMX %d, precision %d", amx, child_bf16(NULL));
     CHECK(child_bf16("auto") == dflt, "SD_PRECISION=auto: the same");
+    CHECK(child_resolved(amx ? "bf16x2, VAE bf16" : "fp32") == 1,
+          "sd_precision_resolved(auto) names the engine's choice (the cluster pins it)");
+    if (!amx && __builtin_cpu_supports("avx512bf16"))
+        CHECK(child_bf16(NULL) == OPS_FP32 && child_resolved("fp32") == 1,
+              "avx512_bf16 without AMX: auto stays fp32 (the fixed rule; bf16 measured slower here)");
     CHECK(child_bf16("fp32") == OPS_FP32, "SD_PRECISION=fp32: fp32");
     CHECK(child_bf16("bf16x2") == OPS_BF16X2, "SD_PRECISION=bf16x2: bf16x2");
     CHECK(child_bf16("fast") == dflt, "SD_PRECISION=fast (unknown): warns, auto");

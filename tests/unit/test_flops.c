@@ -9,7 +9,12 @@
  * The models are built from the reference tensor lists (sd15/tensors.json,
  * sdxl/tensors.json) as F32 files whose data section is a hole (ftruncate):
  * loading maps them without reading the weights, so the full-size shapes
- * cost seconds and no disk, and only the counters' arithmetic is exercised. */
+ * cost seconds and no disk, and only the counters' arithmetic is exercised.
+ *
+ * Executed FLOPs (issue 19 item 5, ops.h's counters): ops_conv_exec_flops
+ * against a count made here from Lavin & Gray's F(4x4, 3x3) transform
+ * matrices, and the counters the ops add as they run (direct and Winograd
+ * convs, linears at fp32 and bf16x2, plain and causal attention). */
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -19,6 +24,7 @@
 
 #include "mm_cli.h"
 #include "t.h"
+#include "tops.h"
 #include "../../src/engine/loader/st_write.h"
 #include "../../src/engine/loader/weights.h"
 #include "../../src/engine/models/clip.h"
@@ -173,8 +179,120 @@ out:
     models_close(&m);
 }
 
+/* ---------------------------------------------------------------- executed FLOPs */
+
+/* Winograd F(4x4, 3x3) (Lavin & Gray): input transform Bᵀ (6x6), output Aᵀ (4x6). */
+static const float WBT[6][6] = {{4, 0, -5, 0, 1, 0}, {0, -4, -4, 1, 1, 0}, {0, 4, -4, -1, 1, 0},
+                                {0, -2, -1, 2, 1, 0}, {0, 2, -1, -2, 1, 0}, {0, 4, 0, -5, 0, 1}};
+static const float WAT[4][6] = {{1, 1, 1, 1, 1, 0}, {0, 1, -1, 2, -2, 0}, {0, 1, 1, 4, 4, 0}, {0, 1, -1, 8, -8, 1}};
+
+static int nonzeros(const float *m, int n)
+{
+    int z = 0;
+    for (int i = 0; i < n; i++) z += m[i] != 0;
+    return z;
+}
+
+/* Winograd's FLOPs counted from the matrices: per 6x6 tile, Bᵀ·d then (·)·B
+ * per input channel (nnz(Bᵀ) multiply-adds per column, 6 columns, twice),
+ * the 36 element-wise products summed over IC per output channel, and
+ * Aᵀ·M (6 columns) then (·)·A (4 rows) per output channel. */
+static double wino_by_hand(int N, int IC, int OC, int OH, int OW)
+{
+    double tiles = (double)N * ((OH + 3) / 4) * ((OW + 3) / 4);
+    double bt = nonzeros(&WBT[0][0], 36), at = nonzeros(&WAT[0][0], 24);
+    return 2 * tiles * (bt * 6 * 2 * IC + 36.0 * IC * OC + (at * 6 + at * 4) * OC);
+}
+
+static void test_conv_counts(void)
+{
+    double d = ops_conv_exec_flops(0, 2, 320, 640, 64, 64, 3, 3);
+    CHECKF(d == 2.0 * 2 * 640 * 64 * 64 * 320 * 9, "direct conv: 2·N·OC·OH·OW·IC·KH·KW", "%.0f", d);
+    static const int shapes[][5] = {{2, 320, 320, 64, 64}, {1, 3, 5, 5, 5}, {1, 512, 512, 7, 9}, {2, 640, 320, 1, 1}};
+    for (int i = 0; i < 4; i++) {
+        const int *s = shapes[i];
+        double got = ops_conv_exec_flops(1, s[0], s[1], s[2], s[3], s[4], 3, 3);
+        double want = wino_by_hand(s[0], s[1], s[2], s[3], s[4]);
+        CHECKF(got == want, "Winograd conv = the count from the F(4,3) matrices (partial tiles whole)",
+               "N%d IC%d OC%d %dx%d: %.0f vs %.0f", s[0], s[1], s[2], s[3], s[4], got, want);
+    }
+    double w = ops_conv_exec_flops(1, 2, 320, 320, 64, 64, 3, 3), dd = ops_conv_exec_flops(0, 2, 320, 320, 64, 64, 3, 3);
+    CHECKF(dd / w > 3.5 && dd / w < 4.0, "Winograd at SD 1.5's first level: 3.5-4x fewer FLOPs than direct",
+           "%.3f", dd / w);
+    CHECK(ops_conv_exec_flops(1, 1, 4, 4, 4, 4, 3, 3) > ops_conv_exec_flops(0, 1, 4, 4, 4, 4, 3, 3),
+          "Winograd on 4 channels executes more than direct (the transforms dominate)");
+}
+
+static float *filled(size_t n)
+{
+    float *p = malloc(n * sizeof(float));
+    for (size_t i = 0; p && i < n; i++) p[i] = (float)((i * 7919) % 113) / 113.f - 0.5f;
+    return p;
+}
+
+/* The counters after one op (reset before): total model and executed FLOPs of `kind`. */
+static void flops_of(int kind, double *model, double *exec)
+{
+    ops_flops f;
+    ops_flops_get(&f);
+    *model = f.model[kind];
+    *exec = f.exec[kind];
+}
+
+static void test_live_counters(void)
+{
+    int N = 2, IC = 16, H = 12, W = 12, OC = 24, M = 32, IN = 48, OUT = 40;
+    float *x = filled((size_t)N * H * W * IC), *w = filled((size_t)OC * IC * 9), *y = filled((size_t)N * H * W * OC);
+    float *lx = filled((size_t)M * IN), *lw = filled((size_t)IN * OUT), *ly = filled((size_t)M * OUT);
+    double mo, ex, direct = ops_conv_exec_flops(0, N, IC, OC, H, W, 3, 3);
+    t_set_prec(OPS_FP32);
+    ops_conv_set_winograd(t_ops()->ctx, OPS_WINO_OFF);
+    ops_flops_reset();
+    op_conv2d_nhwc(t_ops(), x, N, IC, H, W, t_w(w, (size_t)OC * IC * 9), NULL, OC, 3, 3, 1, 1, y, 0);
+    flops_of(PROF_CONV, &mo, &ex);
+    CHECKF(mo == direct && ex == direct, "counters: a direct conv executes its model FLOPs", "%.0f %.0f", mo, ex);
+    ops_conv_set_winograd(t_ops()->ctx, OPS_WINO_ALL);
+    ops_flops_reset();
+    op_conv2d_nhwc(t_ops(), x, N, IC, H, W, t_w(w, (size_t)OC * IC * 9), NULL, OC, 3, 3, 1, 1, y, 0);
+    flops_of(PROF_CONV, &mo, &ex);
+    double wino = ops_conv_exec_flops(1, 1, IC, OC, H, W, 3, 3) * N;   /* one image at a time */
+    CHECKF(mo == direct && ex == wino, "counters: a Winograd conv counts its model FLOPs and executes Winograd's",
+           "model %.0f, executed %.0f, want %.0f", mo, ex, wino);
+    ops_conv_set_winograd(t_ops()->ctx, OPS_WINO_AUTO);
+    ops_flops_reset();
+    op_linear(t_ops(), lx, M, IN, t_w(lw, (size_t)IN * OUT), NULL, OUT, ly);
+    flops_of(PROF_LINEAR, &mo, &ex);
+    CHECKF(mo == 2.0 * M * IN * OUT && ex == mo, "counters: an fp32 linear", "%.0f %.0f", mo, ex);
+    if (ops_cpu_bf16()) {
+        t_set_prec(OPS_BF16X2);
+        ops_flops_reset();
+        op_linear(t_ops(), lx, M, IN, t_w(lw, (size_t)IN * OUT), NULL, OUT, ly);
+        flops_of(PROF_LINEAR, &mo, &ex);
+        CHECKF(mo == 2.0 * M * IN * OUT && ex == 2 * mo, "counters: a bf16x2 linear executes hi and lo products",
+               "%.0f %.0f", mo, ex);
+        t_set_prec(OPS_FP32);
+    }
+    int B = 1, T = 300, Hh = 2, D = 8;
+    float *q = filled((size_t)B * T * Hh * D), *o = filled((size_t)B * T * Hh * D);
+    ops_flops_reset();
+    op_attention(t_ops(), q, Hh * D, q, Hh * D, q, Hh * D, B, T, T, Hh, D, 0.3f, o);
+    flops_of(PROF_ATTN, &mo, &ex);
+    CHECKF(mo == 4.0 * B * Hh * T * T * D && ex == mo, "counters: attention, QKᵀ and PV", "%.0f %.0f", mo, ex);
+    ops_flops_reset();
+    op_attention_causal(t_ops(), q, Hh * D, q, Hh * D, q, Hh * D, B, T, Hh, D, 0.3f, o);
+    flops_of(PROF_ATTN, &mo, &ex);
+    CHECKF(mo == 4.0 * B * Hh * T * T * D && ex < mo && ex > mo / 2,
+           "counters: causal attention executes only the key blocks its rows see", "%.0f %.0f", mo, ex);
+    ops_prof_reset();
+    flops_of(PROF_ATTN, &mo, &ex);
+    CHECK(mo == 0 && ex == 0, "counters: ops_prof_reset clears them");
+    free(x); free(w); free(y); free(lx); free(lw); free(ly); free(q); free(o);
+}
+
 int main(void)
 {
+    test_conv_counts();
+    test_live_counters();
     if (!t_have_ref()) { printf("ok - skipped: no reference data\n"); return t_done(); }
     if (mm_tmpdir(tmp, sizeof tmp, "flops")) { CHECK(0, "temp folder"); return t_done(); }
     test_sd15();

@@ -1,5 +1,6 @@
-/* ops.c — profiling and the memory-bound ops: normalisations,
- * activations, elementwise arithmetic, resampling and layout changes.
+/* ops.c — profiling (SD_PROFILE timers, executed-FLOP counters) and the
+ * memory-bound ops: normalisations, activations, elementwise arithmetic,
+ * resampling and layout changes.
  * Plain OpenMP loops over fp32 NHWC / [M,C] arrays; the compute-bound ops
  * (conv, gemm, attention) live in ops_conv.c, ops_gemm.c and
  * ops_attention.c.  No op allocates more than a small per-call scratch and
@@ -46,6 +47,64 @@ void ops_prof_reset(void)
 {
     memset(g_prof, 0, sizeof g_prof);
     memset(g_prof_n, 0, sizeof g_prof_n);
+    ops_flops_reset();
+}
+
+/* FLOP counters (ops.h): integers, added atomically by whichever thread runs the op. */
+static unsigned long long g_flops_model[PROF_NKIND], g_flops_exec[PROF_NKIND];
+static double g_prof_peak;
+
+void ops_flops_add(int kind, double model, double exec)
+{
+    __atomic_fetch_add(&g_flops_model[kind], (unsigned long long)model, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&g_flops_exec[kind], (unsigned long long)exec, __ATOMIC_RELAXED);
+}
+
+void ops_flops_get(ops_flops *f)
+{
+    for (int i = 0; i < PROF_NKIND; i++) {
+        f->model[i] = (double)__atomic_load_n(&g_flops_model[i], __ATOMIC_RELAXED);
+        f->exec[i] = (double)__atomic_load_n(&g_flops_exec[i], __ATOMIC_RELAXED);
+    }
+}
+
+void ops_flops_reset(void)
+{
+    for (int i = 0; i < PROF_NKIND; i++) {
+        __atomic_store_n(&g_flops_model[i], 0ULL, __ATOMIC_RELAXED);
+        __atomic_store_n(&g_flops_exec[i], 0ULL, __ATOMIC_RELAXED);
+    }
+}
+
+void ops_prof_set_peak(double gflops) { g_prof_peak = gflops; }
+
+/* Winograd F(4x4, 3x3) per 6x6 tile: multiply-adds of the input transform
+ * BᵀdB per input channel (22 non-zeros of Bᵀ x 6 columns, then x 6 rows)
+ * and of the output transform AᵀMA per output channel (18 non-zeros of Aᵀ
+ * x 6 columns, then x 4 rows); Lavin & Gray's matrices. */
+#define WINO_M 4
+#define WINO_ALPHA 6
+#define WINO_IN_MACS (22 * 6 * 2)
+#define WINO_OUT_MACS (18 * 6 + 18 * 4)
+
+double ops_conv_exec_flops(int wino, int N, int IC, int OC, int OH, int OW, int KH, int KW)
+{
+    if (!wino) return 2.0 * N * OC * OH * OW * (double)IC * KH * KW;
+    double tiles = (double)N * ((OH + WINO_M - 1) / WINO_M) * ((OW + WINO_M - 1) / WINO_M);
+    return tiles * (2.0 * WINO_ALPHA * WINO_ALPHA * IC * OC + 2.0 * WINO_IN_MACS * IC + 2.0 * WINO_OUT_MACS * OC);
+}
+
+/* One kind's profile line: time, share, calls, and where it did FLOPs their count and rate. */
+static void prof_line(FILE *f, const char *name, int i, double tot, const ops_flops *fl)
+{
+    fprintf(f, "    %-12s %8.3f s %5.1f %%  %6ld calls", name, g_prof[i], tot > 0 ? 100 * g_prof[i] / tot : 0,
+            g_prof_n[i]);
+    double ex = fl->exec[i] * 1e-9, rate = g_prof[i] > 0 ? ex / g_prof[i] : 0;
+    if (ex > 0) {
+        fprintf(f, "  %8.1f GFLOP model %8.1f executed %7.1f GFLOP/s", fl->model[i] * 1e-9, ex, rate);
+        if (g_prof_peak > 0) fprintf(f, " %5.1f %% of peak", 100 * rate / g_prof_peak);
+    }
+    fputc('\n', f);
 }
 
 void ops_prof_print(FILE *f, const char *title, ops_ctx *c)
@@ -57,12 +116,14 @@ void ops_prof_print(FILE *f, const char *title, ops_ctx *c)
     if (c) ops_weights_stats(c, &nc, &wb, &wwb);
     fprintf(f, "  profile %s: %.3f s in ops; weight copies %zu, %.0f MB (Winograd %.0f MB)\n", title, tot, nc,
             wb / 1048576.0, wwb / 1048576.0);
+    ops_flops fl;
+    ops_flops_get(&fl);
     for (int i = 0; i < PROF_NKIND; i++) {
-        if (g_prof_n[i]) fprintf(f, "    %-12s %8.3f s %5.1f %%  %6ld calls\n", names[i], g_prof[i],
-                                 tot > 0 ? 100 * g_prof[i] / tot : 0, g_prof_n[i]);
+        if (g_prof_n[i]) prof_line(f, names[i], i, tot, &fl);
         g_prof[i] = 0;
         g_prof_n[i] = 0;
     }
+    ops_flops_reset();
 }
 
 void ops_release_pages(void *p, size_t bytes)

@@ -264,4 +264,25 @@ int ops_prof_enabled(void);
 void ops_prof_reset(void);
 void ops_prof_print(FILE *f, const char *title, ops_ctx *c);
 
+/* FLOP counters (issue 19 item 5), process-wide and always on (a few atomic
+ * adds per op call): per op kind, the model's FLOPs (the nominal shapes,
+ * multiply-add = 2, as unet_flops counts them) and the FLOPs the kernels
+ * execute — Winograd convs' transforms and element-wise GEMMs instead of the
+ * direct count, bf16x2's second (lo) product, a band's halo rows recomputed,
+ * the zero rows of a padded chunk.  ops_prof_reset clears them too;
+ * ops_prof_print adds GFLOP, GFLOP/s and the share of the peak set by
+ * ops_prof_set_peak (the FMA loop's GFLOP/s; 0: no share printed). */
+typedef struct ops_flops { double model[PROF_NKIND], exec[PROF_NKIND]; } ops_flops;
+void ops_flops_get(ops_flops *f);
+void ops_flops_reset(void);
+void ops_prof_set_peak(double gflops);
+/* The FLOPs one conv executes: direct 2·N·OC·OH·OW·IC·KH·KW; Winograd
+ * (wino != 0, oneDNN's F(4x4, 3x3): 6x6 tiles) per tile 2·36·IC·OC in the
+ * element-wise GEMMs, 2·264 per input channel for the input transform
+ * BᵀdB (22 non-zeros of Bᵀ, applied to 6 columns and 6 rows) and 2·180 per
+ * output channel for the output transform AᵀMA (18 non-zeros of Aᵀ: 6·18 +
+ * 4·18), tiles = N·ceil(OH/4)·ceil(OW/4); the weight transform is done once
+ * per copy, not per call. */
+double ops_conv_exec_flops(int wino, int N, int IC, int OC, int OH, int OW, int KH, int KW);
+
 #endif

@@ -258,6 +258,19 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
     }
 }
 
+/* QKᵀ and PV as the kernels run them: causal query tiles stop at the last
+ * key their rows can see (tile's kend). */
+static double attention_exec_flops(int B, int Tq, int Tk, int H, int D, int causal)
+{
+    if (!causal) return 4.0 * B * H * Tq * Tk * D;
+    double keys = 0;
+    for (int i0 = 0; i0 < Tq; i0 += TQ) {
+        int m = Tq - i0 < TQ ? Tq - i0 : TQ;
+        keys += (double)m * (i0 + m < Tk ? i0 + m : Tk);
+    }
+    return 4.0 * B * H * keys * D;
+}
+
 static void attention(const ops_m *mo, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                       int B, int Tq, int Tk, int H, int D, float scale, int causal, float *out)
 {
@@ -265,6 +278,7 @@ static void attention(const ops_m *mo, const float *q, int ldq, const float *k, 
     SD_ASSERT(ldq >= H * D && ldk >= H * D && ldv >= H * D && (!causal || Tq == Tk));
     ops_ctx *c = mo->ctx;
     if (ops_faulted(c)) return;   /* out of memory earlier in this forward */
+    ops_flops_add(PROF_ATTN, 4.0 * B * H * Tq * Tk * D, attention_exec_flops(B, Tq, Tk, H, D, causal));
     if (!causal && mo->prec != OPS_FP32 && ops_attention_amx_ready()) {
         ops_attention_amx(c, q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, out);
         return;

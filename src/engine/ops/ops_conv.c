@@ -81,6 +81,7 @@ typedef struct conv_entry {
     dnnl_memory_desc_t src, wei, bia, dst;      /* as the primitive wants them */
     dnnl_memory_desc_t psrc, pwei, pdst;        /* plain: NHWC activations, OIHW weights */
     dnnl_memory_desc_t scratch;                 /* user-managed scratchpad */
+    int wino;                                   /* built as Winograd (its executed FLOPs) */
     int busy;                                   /* convs running on it now: not evicted */
     int temp;                                   /* built outside the table (every entry busy) */
 } conv_entry;
@@ -201,8 +202,12 @@ static int wino_whole(const conv_key *k)
 static void conv_entry_build(ops_ctx *c, conv_entry *e, const conv_key *k)
 {
     int wino = k->band ? k->band == 1 && wino_shape(k) : wino_whole(k);
-    if (wino && try_build(c, e, k, dnnl_convolution_winograd) == 0) return;
+    if (wino && try_build(c, e, k, dnnl_convolution_winograd) == 0) {
+        e->wino = 1;
+        return;
+    }
     e->prim = NULL;
+    e->wino = 0;
     if (try_build(c, e, k, dnnl_convolution_direct) && !ops_faulted(c))
         sd_panic("ops: oneDNN convolution desc failed");
 }
@@ -289,6 +294,22 @@ void ops_conv_set_winograd(ops_ctx *c, int mode)
 
 int ops_conv_winograd(const ops_ctx *c) { return c->wino; }
 
+/* The FLOPs the primitive e executes for k (bf16x2: both halves). */
+static void conv_count_exec(const conv_entry *e, const conv_key *k)
+{
+    int OH, OW;
+    conv_out_hw(k, &OH, &OW);
+    int IC = k->split == OPS_SPLIT_COLS ? 2 * k->IC : k->IC, N = k->split == OPS_SPLIT_ROWS ? 2 * k->N : k->N;
+    ops_flops_add(PROF_CONV, 0, ops_conv_exec_flops(e->wino, N, IC, k->OC, OH, OW, k->KH, k->KW));
+}
+
+/* The model's FLOPs of a conv (its nominal shape, direct count). */
+static void conv_count_model(int N, int IC, int H, int W, int OC, int KH, int KW, int stride, int pad)
+{
+    int OH = (H + 2 * pad - KH) / stride + 1, OW = (W + 2 * pad - KW) / stride + 1;
+    ops_flops_add(PROF_CONV, ops_conv_exec_flops(0, N, IC, OC, OH, OW, KH, KW), 0);
+}
+
 /* ready: the input already in the bf16 layout the key's precision and split
  * want (written by the op before, ops_bf16_buffer), or NULL: x converted. */
 static void conv_exec(ops_ctx *c, const conv_entry *e, const conv_key *k, const float *x, ops_weight *w,
@@ -300,6 +321,7 @@ static void conv_exec(ops_ctx *c, const conv_entry *e, const conv_key *k, const 
                       : k->prec != OPS_FP32 ? ops_bf16_input(c, x, (size_t)k->N * k->H * k->W, IC, k->split)
                                             : (const void *)x;
     if (!wb || !src || !e->prim) return;
+    conv_count_exec(e, k);
     if (k->split == OPS_SPLIT_ROWS) {   /* hi and lo images, added with the bias (and residual) */
         ops_run_forward_split(c, e->prim, "convolution execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y,
                               OC, b, k->accum);
@@ -437,6 +459,7 @@ void op_conv2d_nhwc_up2(const ops_m *m, const float *x, int N, int IC, int H, in
     SD_ASSERT(x && w && y && N >= 1 && IC >= 1 && H >= 1 && W >= 1 && OC >= 1);
     PROF_BEGIN;
     int OH = 2 * H, OW = 2 * W;
+    conv_count_model(N, IC, OH, OW, OC, 3, 3, 1, 1);
     long rowin = (long)OW * IC;
     int R = band_rows(OH, (int)(UP_BAND / rowin) - 2);
     conv_key k = conv_whole_key(m, 1, IC, OH, OW, OC, 3, 3, 1, 1, b != NULL, 0);
@@ -466,6 +489,7 @@ void op_conv2d_nhwc(const ops_m *m, const float *x, int N, int IC, int H, int W,
     SD_ASSERT(x && w && y && N >= 1 && IC >= 1 && H >= 1 && W >= 1 && OC >= 1 && KH >= 1 && KW >= 1);
     SD_ASSERT(stride >= 1 && pad >= 0 && H + 2 * pad >= KH && W + 2 * pad >= KW);
     PROF_BEGIN;
+    conv_count_model(N, IC, H, W, OC, KH, KW, stride, pad);
     conv2d(m, x, N, IC, H, W, w, b, OC, KH, KW, stride, pad, y, accum);
     PROF_END(PROF_CONV);
 }
@@ -486,6 +510,7 @@ void op_gn_conv2d_nhwc(const ops_m *m, const float *x, int N, int C, int H, int 
     if (!in) return;   /* out of memory: the ops fault is set */
     ops_group_norm_bf16(m->ctx, x, N, C, H * W, G, pre_bias, gamma, beta, eps, silu, in, k.split);
     PROF_BEGIN;
+    conv_count_model(N, C, H, W, OC, KH, KW, stride, pad);
     conv_run(m->ctx, &k, NULL, w, b, y, in);
     PROF_END(PROF_CONV);
 }

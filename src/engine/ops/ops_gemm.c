@@ -190,6 +190,7 @@ static void linear_exec(ops_ctx *c, const mm_entry *e, const mm_key *k, const fl
     void *wb = ops_weights_get(c, w, (size_t)IN * OUT, &e->pwei, &e->wei, k->split == OPS_SPLIT_COLS ? OUT : 0);
     const void *src = k->prec != OPS_FP32 ? ops_bf16_input(c, x, (size_t)M, IN, k->split) : (const void *)x;
     if (!wb || !src || !e->prim) return;   /* out of memory: the ops fault is set */
+    ops_flops_add(PROF_LINEAR, 0, 2.0 * M * IN * OUT * (k->split ? 2 : 1));   /* bf16x2: hi and lo */
     if (k->split == OPS_SPLIT_ROWS) {   /* hi and lo rows, added with the bias (and residual) */
         ops_run_forward_split(c, e->prim, "matmul execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y, OUT,
                               b, accum);
@@ -239,6 +240,7 @@ static void linear(const ops_m *m, const float *x, int M, int IN, ops_weight *w,
     SD_ASSERT(M >= 0 && IN >= 1 && OUT >= 0 && (M == 0 || OUT == 0 || (x && w && y)));
     ops_ctx *c = m->ctx;
     if (M <= 0 || OUT <= 0 || ops_faulted(c)) return;
+    ops_flops_add(PROF_LINEAR, 2.0 * M * IN * OUT, 0);
     mm_key k = {MM_CHUNK, IN, OUT, b != NULL, accum, m->prec, 0};
     if (k.prec == OPS_BF16X2) k.split = ops_split_mode(0, (size_t)IN * OUT, IN, OUT);
     if (!mm_brgemm(c, &k)) {   /* decided on the chunk's shape: the same for every M */

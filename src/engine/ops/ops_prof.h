@@ -10,6 +10,9 @@ extern int ops_prof_on;
 double ops_prof_now(void);
 void ops_prof_add(int kind, double t0);
 
+/* Add FLOPs of an op kind: the model's (nominal) and the executed ones. */
+void ops_flops_add(int kind, double model, double exec);
+
 #define PROF_BEGIN double prof_t0_ = ops_prof_on ? ops_prof_now() : 0
 #define PROF_END(kind) do { if (ops_prof_on) ops_prof_add((kind), prof_t0_); } while (0)
 
