@@ -121,12 +121,10 @@ int img_exif_orientation(const uint8_t *tiff, size_t len);
 
 /* ---- resizing ------------------------------------------------------------ */
 
-/* Resamples RGB8 to dw x dh into a new malloc'd buffer: area averaging when
- * shrinking (no aliasing), bilinear when enlarging, per axis.  Returns 0 or -1. */
-int img_resize(const uint8_t *src, int sw, int sh, int dw, int dh, uint8_t **out, sd_err *err);
-/* If a side exceeds max_side, scales `im` down in place to fit, keeping the
- * aspect ratio (sides rounded, at least 1).  Returns 1 if resized, 0 if
- * unchanged, -1 on error. */
+/* If a side exceeds max_side, scales `im` down in place to fit with PIL's
+ * Lanczos (base/resample.h), keeping the aspect ratio (sides rounded, at
+ * least 1).  Returns 1 if resized, 0 if unchanged, -1 on error.  Resizing
+ * to a given size: sd_resample(..., SD_FILTER_LANCZOS, ...) directly. */
 int img_fit_within(img_rgb *im, int max_side, sd_err *err);
 
 /* ---- inpainting masks (mask.c; issue 18, inpapi) -------------------------
