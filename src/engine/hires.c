@@ -166,8 +166,8 @@ static int hr_lanczos(sd_engine *e, const sd_gen_params *p, hr_progress *h, sd_i
 {
     for (int i = 0; i < p->n; i++) {
         uint8_t *big = NULL;
-        if (sd_lanczos_resize(first[i].rgb, first[i].width, first[i].height, 3, p->hr_width, p->hr_height,
-                              &big, err))
+        if (sd_resample(first[i].rgb, first[i].width, first[i].height, 3, p->hr_width, p->hr_height,
+                        SD_FILTER_LANCZOS, &big, err))
             return -1;
         sd_image_free(&first[i]);
         int rc = hr_pass2(e, p, h, i, big, NULL, &out[i], err);

@@ -142,9 +142,6 @@ int img_mask_decode(const uint8_t *data, size_t len, int openai, const char *fie
                     sd_err *err);
 /* PIL's convert('L') of RGB8: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16. */
 void img_luminance(const uint8_t *rgb, size_t n, uint8_t *out);
-/* A one-channel plane resampled with PIL's LANCZOS, as A1111 resizes a mask
- * (images.resize_image; base/resample.h).  Returns 0 or -1. */
-int img_plane_resize(const uint8_t *src, int sw, int sh, int dw, int dh, uint8_t **out, sd_err *err);
 /* A1111's mask blur, in place: cv2.GaussianBlur along x with sigma sx
  * (kernel 2*int(2.5*sx + 0.5) + 1, border reflect-101), then along y with
  * sy; a sigma of 0 skips its axis.  Returns 0 or -1 (out of memory). */

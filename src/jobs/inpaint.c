@@ -36,7 +36,7 @@ int inpaint_set_mask(sd_request *r, uint8_t *plane, int pw, int ph, const char *
     int w = r->gen.init_width, h = r->gen.init_height;
     if (pw != w || ph != h) {
         uint8_t *fit = NULL;
-        int rc = img_plane_resize(plane, pw, ph, w, h, &fit, err);
+        int rc = sd_resample(plane, pw, ph, 1, w, h, SD_FILTER_LANCZOS, &fit, err);
         free(plane);
         if (rc) return -1;
         plane = fit;
@@ -81,7 +81,7 @@ static int crop_to_size(const uint8_t *src, int w, int h, int ch, const int box[
     uint8_t *c = NULL;
     int bw = box[2] - box[0], bh = box[3] - box[1];
     if (img_crop(src, w, ch, box, &c, err)) return -1;
-    int rc = sd_lanczos_resize(c, bw, bh, ch, w, h, out, err);   /* A1111's resize_image(2, ...) */
+    int rc = sd_resample(c, bw, bh, ch, w, h, SD_FILTER_LANCZOS, out, err);   /* A1111's resize_image(2, ...) */
     free(c);
     return rc;
 }
@@ -134,7 +134,7 @@ static int finish(const sd_request *r, const sd_gen_params *p, const inpaint_run
         int bw = u->box[2] - u->box[0], bh = u->box[3] - u->box[1];
         uint8_t *small = NULL, *full = sd_malloc((size_t)u->w * u->h * 3);
         if (!full) return sd_errf(err, SD_ENOMEM, "mask_image", "out of memory");
-        if (sd_lanczos_resize(im->rgb, im->width, im->height, 3, bw, bh, &small, err)) {
+        if (sd_resample(im->rgb, im->width, im->height, 3, bw, bh, SD_FILTER_LANCZOS, &small, err)) {
             free(full);
             return -1;
         }
