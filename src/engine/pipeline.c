@@ -629,6 +629,7 @@ void sd_engine_info(const sd_engine *e, sd_model_info *out)
     out->precision = e->precision;
     out->vae_name = e->vae_w ? e->vae_name : NULL;
     out->vae_hash = e->vae_w ? e->vae_hash : NULL;
+    out->vae_decoder = e->taesd_final ? "TAESD" : NULL;
     out->native_size = sd_family_info(e->family)->native_size;
 }
 

@@ -208,6 +208,8 @@ typedef struct img_gen_info {
     int hr_resize_x, hr_resize_y, hr_steps;
     const char *hr_upscaler;    /* A1111's name ("Latent"); NULL -> no hires entries */
     img_inpaint_info inpaint;   /* after the SDXL entries, before the hires ones (r2follow) */
+    const char *vae_decoder;    /* r3mends: "VAE Decoder: TAESD" last (A1111's extra_generation_params
+                                 * entry, set at the decode); NULL/"" -> omitted */
 } img_gen_info;
 
 /* "<prompt>\nNegative prompt: <neg>\nSteps: N, Sampler: S, CFG scale: X,
@@ -215,7 +217,7 @@ typedef struct img_gen_info {
  * [, Clip skip: N][, Timestep spacing: T][, Original width: N, ..., Target height: N]
  * [, Mask mode: ..][, Mask blur: N][, Inpaint area: Only masked, Masked area padding: P][, Masked content: C]
  * [, Hires upscale: X | Hires resize: WxH][, Hires steps: N][, Hires upscaler: U]
- * [, Lora hashes: "name: hash, ..."]", with ", Schedule type: K"
+ * [, Lora hashes: "name: hash, ..."][, VAE Decoder: TAESD]", with ", Schedule type: K"
  * after the sampler when given (A1111 v1.10.1's order).
  * Values holding ',' ':' '"' or a newline are quoted as A1111 does.
  * Returns a malloc'd string or NULL on OOM. */

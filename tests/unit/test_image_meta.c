@@ -81,6 +81,15 @@ static void test_a1111(void)
     s = img_a1111_parameters(&g);
     CHECKF(s && !strstr(s, "VAE"), "a1111 text: no VAE entries without an override", "%s", s);
     free(s);
+    /* r3mends: --vae-decoder taesd: A1111's "VAE Decoder: TAESD", last (after Lora hashes) */
+    g.vae_decoder = "TAESD";
+    g.lora_hashes = "pix: 0123456789ab";
+    s = img_a1111_parameters(&g);
+    CHECKF(s && strstr(s, ", Lora hashes: \"pix: 0123456789ab\", VAE Decoder: TAESD") &&
+               !strcmp(s + strlen(s) - strlen(", VAE Decoder: TAESD"), ", VAE Decoder: TAESD"),
+           "a1111 text: VAE Decoder: TAESD last, after Lora hashes", "%s", s);
+    free(s);
+    g.lora_hashes = NULL;
 }
 
 /* The value of "key: " in a parameters text (up to ", " or the end), or "". */
