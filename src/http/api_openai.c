@@ -15,7 +15,7 @@
  * or {"url"}], "output_format", "size", "quality", "background"}.
  * docs/SERVER.md "OpenAI dialect" lists what is accepted and what it does. */
 #include "server_int.h"
-#include "../jobs/inpaint.h"
+#include "../jobs/mask_req.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -14,7 +14,7 @@
 
 #include "../base/resample.h"
 #include "../image/image.h"
-#include "../jobs/inpaint.h"
+#include "../jobs/mask_req.h"
 
 /* The seed API's dialect: its fields are the field table's names
  * (params_to_request), its errors {"status":"error","code","field","message"}. */

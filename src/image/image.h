@@ -137,7 +137,7 @@ int img_fit_within(img_rgb *im, int max_side, sd_err *err);
  * 255), resized to w x h when its size differs.  openai 1: the alpha
  * channel, 0 = repaint; a file without alpha, or of another size, is
  * refused.  0, or -1 + SD_EINVAL / SD_ETOOLARGE / SD_ENOMEM naming field
- * (jobs/inpaint.h inpaint_decode_mask is the request-side name). */
+ * (jobs/mask_req.h inpaint_decode_mask is the request-side name). */
 int img_mask_decode(const uint8_t *data, size_t len, int openai, const char *field, int w, int h, uint8_t **out,
                     sd_err *err);
 /* PIL's convert('L') of RGB8: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16. */
