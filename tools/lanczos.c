@@ -34,7 +34,7 @@ int main(int argc, char **argv)
     sd_err_clear(&err);
     int rc = !data ? sd_errf(&err, SD_EIO, "IN", "cannot read %s", argv[1])
                    : img_decode(data, n, NULL, &im, &err);
-    if (!rc) rc = sd_lanczos_resize(im.px, im.width, im.height, 3, dw, dh, &big, &err);
+    if (!rc) rc = sd_resample(im.px, im.width, im.height, 3, dw, dh, SD_FILTER_LANCZOS, &big, &err);
     img_encode_opts eo = {.format = IMG_PNG};
     if (!rc) rc = img_encode(big, dw, dh, &eo, &png, &png_len, &err);
     if (!rc && write_file(argv[4], png, png_len)) rc = sd_errf(&err, SD_EIO, "OUT", "cannot write %s", argv[4]);

@@ -166,9 +166,3 @@ int sd_resample(const uint8_t *src, int sw, int sh, int ch, int dw, int dh, sd_f
     *out = dst;
     return 0;
 }
-
-int sd_lanczos_resize(const uint8_t *src, int sw, int sh, int ch, int dw, int dh, uint8_t **out,
-                      sd_err *err)
-{
-    return sd_resample(src, sw, sh, ch, dw, dh, SD_FILTER_LANCZOS, out, err);
-}

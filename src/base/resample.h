@@ -24,10 +24,6 @@ typedef enum sd_filter { SD_FILTER_BILINEAR, SD_FILTER_BICUBIC, SD_FILTER_LANCZO
 int sd_resample(const uint8_t *src, int sw, int sh, int ch, int dw, int dh, sd_filter f, uint8_t **out,
                 sd_err *err);
 
-/* sd_resample with SD_FILTER_LANCZOS. */
-int sd_lanczos_resize(const uint8_t *src, int sw, int sh, int ch, int dw, int dh, uint8_t **out,
-                      sd_err *err);
-
 /* The Lanczos-3 kernel PIL uses: sinc(x)·sinc(x/3) for -3 <= x < 3, else 0. */
 double sd_lanczos3(double x);
 /* PIL's bicubic kernel, a = -0.5: 0 for |x| >= 2. */

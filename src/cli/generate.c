@@ -500,6 +500,7 @@ static int run(const gen_args *a, sd_err *err)
     for (int i = 0; rc == 0 && i < p.n; i++) {
         img_gen_info g = req_gen_info(&req, i, imgs[i].width, imgs[i].height, info.hash, info.name, info.family);
         g.vae_hash = info.vae_hash;
+        g.vae_decoder = info.vae_decoder;
         g.vae_name = info.vae_name;
         char lora_hashes[SD_MAX_LORAS * (SD_MAX_LORA_NAME + 16)];
         sd_lora_hashes(eng, &req.gen, lora_hashes, sizeof lora_hashes);

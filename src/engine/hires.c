@@ -14,7 +14,13 @@
  * Pass 2 runs hr_steps (0: steps) at hr_strength with the img2img path's
  * strength rules (k-diffusion: t_enc = int(min(strength, 0.999) * steps);
  * A1111's img2img_fix_steps default is off), one image at a time (image i:
- * seed + i).  Progress counts both passes. */
+ * seed + i).  Progress counts both passes.  With an inpainting (9-channel)
+ * UNet pass 2's extra channels are built at the hires size as A1111's
+ * sample_hr_pass does at inpainting_mask_weight 1: an all-ones mask and
+ * the latent of a zero (mid-grey) image (txt2img_image_conditioning for the
+ * latent upscalers; img2img_image_conditioning of the upscaled picture with
+ * no mask for Lanczos, the same tensor); the pipeline's start_inpaint runs
+ * the latent path from the upscaled latent. */
 #include "pipeline.h"
 
 #include <math.h>
@@ -166,8 +172,8 @@ static int hr_lanczos(sd_engine *e, const sd_gen_params *p, hr_progress *h, sd_i
 {
     for (int i = 0; i < p->n; i++) {
         uint8_t *big = NULL;
-        if (sd_lanczos_resize(first[i].rgb, first[i].width, first[i].height, 3, p->hr_width, p->hr_height,
-                              &big, err))
+        if (sd_resample(first[i].rgb, first[i].width, first[i].height, 3, p->hr_width, p->hr_height,
+                        SD_FILTER_LANCZOS, &big, err))
             return -1;
         sd_image_free(&first[i]);
         int rc = hr_pass2(e, p, h, i, big, NULL, &out[i], err);

@@ -629,6 +629,7 @@ void sd_engine_info(const sd_engine *e, sd_model_info *out)
     out->precision = e->precision;
     out->vae_name = e->vae_w ? e->vae_name : NULL;
     out->vae_hash = e->vae_w ? e->vae_hash : NULL;
+    out->vae_decoder = e->taesd_final ? "TAESD" : NULL;
     out->native_size = sd_family_info(e->family)->native_size;
 }
 
@@ -1097,29 +1098,34 @@ static void init_pixels(const sd_gen_params *p, int PH, int PW, float *img)
 /* The start of an inpainting run: a mask, or a 9-channel UNet (all-ones
  * mask; a zero image for txt2img).  diffusers: the draws and the start
  * latent into x (the sampler runs next, with inpaint_after_step for a
- * 4-channel UNet); k-diffusion: the whole A1111 run into x. */
+ * 4-channel UNet); k-diffusion: the whole A1111 run into x.  init_lat
+ * (hires fix's latent pass 2, r3mends): img2img from that latent, with a
+ * txt2img's conditioning (all-ones mask, zero image) at its size, as
+ * A1111's sample_hr_pass (txt2img_image_conditioning(samples)). */
 static int start_inpaint(sd_engine *e, guided *g, const sd_gen_params *p, sd_sched *sch, sd_noise_src *ns,
-                         inpaint_run *ip, float *img, int PH, int PW, float *noise, float *x, sd_err *err)
+                         inpaint_run *ip, float *img, int PH, int PW, const float *init_lat, float *noise,
+                         float *x, sd_err *err)
 {
-    const int kd = p->ksampler != SD_KSAMPLER_NONE;
+    const int kd = p->ksampler != SD_KSAMPLER_NONE, from_image = p->init_rgb || init_lat;
     if (p->init_rgb) init_pixels(p, PH, PW, img);
     else memset(img, 0, sizeof(float) * 3 * PH * PW);
     inpaint_in in = {p, e->vae, img, PH, PW, g->B, g->C, g->h, g->w, unet_extra_channels(e), kd};
     int rc = inpaint_open(ip, &in, err);
     vae_release_activations(e->vae);
     if (rc || ops_fault_err(e, err)) return -1;
+    if (init_lat) memcpy(ip->image_lat, init_lat, sizeof(float) * g->B * g->C * g->h * g->w);
     if (kd) {
         inpaint_kd_init(ip, ns);
     } else {
-        if (p->init_rgb) sd_sched_set_strength(sch, p->strength);
-        if (inpaint_start(ip, sch, ns, !p->init_rgb || p->strength >= 1.0f, x, err)) return -1;
+        if (from_image) sd_sched_set_strength(sch, p->strength);
+        if (inpaint_start(ip, sch, ns, !from_image || p->strength >= 1.0f, x, err)) return -1;
     }
     if (inpaint_rows(ip, g->uncond ? 2 * g->B : g->B, err)) return -1;
     g->concat = ip->rows;
     g->concat_ch = ip->extra;
     if (!kd) return 0;
     g->inp = ip;
-    return kd_generate(g, p, p->init_rgb ? ip->image_lat : NULL, ns, noise, x, err);
+    return kd_generate(g, p, from_image ? ip->image_lat : NULL, ns, noise, x, err);
 }
 
 /* sd_sample_req.after_step of a diffusers-semantics run: inpainting's
@@ -1209,7 +1215,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
 
     sd_noise_src ns = {p->noise, p->noise_ud, p->seed, 0};
     if (inpaint) {
-        if (start_inpaint(e, &g, p, sch, &ns, &ip, img, PH, PW, noise, x, err)) goto done;
+        if (start_inpaint(e, &g, p, sch, &ns, &ip, img, PH, PW, init_lat, noise, x, err)) goto done;
     } else if (kd && !img2img) {
         if (kd_generate(&g, p, NULL, &ns, noise, x, err)) goto done;
     } else if (!img2img) {

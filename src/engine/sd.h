@@ -96,6 +96,8 @@ typedef struct sd_model_info {
     const char *precision;       /* in effect: "fp32", "bf16x2", "bf16" or "bf16x2, VAE bf16" */
     const char *vae_name;        /* the VAE override's file or folder name (A1111 "VAE"), NULL: built-in */
     const char *vae_hash;        /* its A1111 "VAE hash" (sha256 of the file, 10 hex), NULL: built-in */
+    const char *vae_decoder;     /* r3mends: "TAESD" with --vae-decoder taesd (A1111's "VAE Decoder"
+                                    infotext value), NULL: the VAE decodes */
     int native_size;             /* the family's trained side (512 SD 1.x/2.x, 1024 SDXL): the size of a
                                     request that gives none */
 } sd_model_info;

@@ -15,7 +15,7 @@
  * or {"url"}], "output_format", "size", "quality", "background"}.
  * docs/SERVER.md "OpenAI dialect" lists what is accepted and what it does. */
 #include "server_int.h"
-#include "../jobs/inpaint.h"
+#include "../jobs/mask_req.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -293,9 +293,12 @@ static int edit_size(http_server *s, sd_request *rq, int w, int h, sd_err *err)
  * fields mask_blur / inpaint_full_res may still ask otherwise). */
 static int edit_mask_defaults(param_bag *sb, sd_err *err)
 {
-    static const char *const names[] = {"mask_blur", "inpaint_full_res"};
+    /* r3mends: per axis, as a given mask_blur wins over both (params.c) */
+    static const char *const names[] = {"mask_blur_x", "mask_blur_y", "inpaint_full_res"};
+    int blur = 0;
+    for (int i = 0; i < sb->n; i++) blur |= !strcmp(sb->v[i].name, "mask_blur");
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
-        int given = 0;
+        int given = blur && k < 2;
         for (int i = 0; i < sb->n && !given; i++) given = !strcmp(sb->v[i].name, names[k]);
         if (!given && params_bag_add(sb, names[k], PV_NUMBER, "0", 1, 1, err)) return -1;
     }

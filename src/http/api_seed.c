@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../base/resample.h"
 #include "../image/image.h"
-#include "../jobs/inpaint.h"
+#include "../jobs/mask_req.h"
 
 /* The seed API's dialect: its fields are the field table's names
  * (params_to_request), its errors {"status":"error","code","field","message"}. */
@@ -151,10 +152,11 @@ static int decode_init(sd_request *g, const server_config *c, const char *mask_f
         return -1;
     }
     /* a size asked for img2img (OpenAI edits' `size`, checked against the
-     * server's limits by the dialect): the init image resized to it */
+     * server's limits by the dialect): the init image resized to it with
+     * PIL's Lanczos, as A1111's "Just resize" (images.resize_image) */
     if (g->gen.width > 0 && g->gen.height > 0 && (g->gen.width != im.width || g->gen.height != im.height)) {
         uint8_t *px = NULL;
-        if (img_resize(im.px, im.width, im.height, g->gen.width, g->gen.height, &px, err)) {
+        if (sd_resample(im.px, im.width, im.height, 3, g->gen.width, g->gen.height, SD_FILTER_LANCZOS, &px, err)) {
             img_rgb_free(&im);
             free(mask);
             return -1;

@@ -623,6 +623,7 @@ int params_to_request(const param_bag *b, int img2img, sd_request *r, sd_err *er
     sd_request_defaults(r, img2img);
     unsigned where = img2img ? RF_IMG2IMG : RF_TXT2IMG;
     const char *route = img2img ? "/img2img" : "/txt2img";
+    int blur_given = 0;   /* r3mends: mask_blur given */
 
     for (int i = 0; i < b->n; i++) {
         const param *p = &b->v[i];
@@ -642,7 +643,11 @@ int params_to_request(const param_bag *b, int img2img, sd_request *r, sd_err *er
             return sd_errf(err, SD_EINVAL, f->name, "%s contains a NUL character", f->name);
         if (p->kind == PV_NULL) continue; /* JSON null = absent */
         if (set_field(f, p, b->spaces_are_plus, r, err)) return -1;
+        blur_given |= f->offset == req_field_find("mask_blur")->offset;
     }
+    /* r3mends: A1111's mask_blur setter (processing.py, v1.10.1) sets both
+     * axes whenever it is given, whatever mask_blur_x/_y say, in any order */
+    if (blur_given) r->mask_blur_x = r->mask_blur_y = -1;
     if (sd_check_sampler(&r->gen, err)) return -1;   /* scheduler / timestep_spacing vs sampler */
     if (!r->gen.prompt)
         return sd_errf(err, SD_EINVAL, "prompt", "prompt is required: say what to draw");

@@ -134,6 +134,7 @@ char *img_a1111_parameters(const img_gen_info *g)
         sb_str(&b, ", Lora hashes: ");
         sb_value(&b, g->lora_hashes);
     }
+    sb_entry(&b, "VAE Decoder", g->vae_decoder);
     if (b.oom || !b.s) {
         free(b.s);
         return NULL;

@@ -121,12 +121,10 @@ int img_exif_orientation(const uint8_t *tiff, size_t len);
 
 /* ---- resizing ------------------------------------------------------------ */
 
-/* Resamples RGB8 to dw x dh into a new malloc'd buffer: area averaging when
- * shrinking (no aliasing), bilinear when enlarging, per axis.  Returns 0 or -1. */
-int img_resize(const uint8_t *src, int sw, int sh, int dw, int dh, uint8_t **out, sd_err *err);
-/* If a side exceeds max_side, scales `im` down in place to fit, keeping the
- * aspect ratio (sides rounded, at least 1).  Returns 1 if resized, 0 if
- * unchanged, -1 on error. */
+/* If a side exceeds max_side, scales `im` down in place to fit with PIL's
+ * Lanczos (base/resample.h), keeping the aspect ratio (sides rounded, at
+ * least 1).  Returns 1 if resized, 0 if unchanged, -1 on error.  Resizing
+ * to a given size: sd_resample(..., SD_FILTER_LANCZOS, ...) directly. */
 int img_fit_within(img_rgb *im, int max_side, sd_err *err);
 
 /* ---- inpainting masks (mask.c; issue 18, inpapi) -------------------------
@@ -139,14 +137,11 @@ int img_fit_within(img_rgb *im, int max_side, sd_err *err);
  * 255), resized to w x h when its size differs.  openai 1: the alpha
  * channel, 0 = repaint; a file without alpha, or of another size, is
  * refused.  0, or -1 + SD_EINVAL / SD_ETOOLARGE / SD_ENOMEM naming field
- * (jobs/inpaint.h inpaint_decode_mask is the request-side name). */
+ * (jobs/mask_req.h inpaint_decode_mask is the request-side name). */
 int img_mask_decode(const uint8_t *data, size_t len, int openai, const char *field, int w, int h, uint8_t **out,
                     sd_err *err);
 /* PIL's convert('L') of RGB8: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16. */
 void img_luminance(const uint8_t *rgb, size_t n, uint8_t *out);
-/* A one-channel plane resampled with PIL's LANCZOS, as A1111 resizes a mask
- * (images.resize_image; base/resample.h).  Returns 0 or -1. */
-int img_plane_resize(const uint8_t *src, int sw, int sh, int dw, int dh, uint8_t **out, sd_err *err);
 /* A1111's mask blur, in place: cv2.GaussianBlur along x with sigma sx
  * (kernel 2*int(2.5*sx + 0.5) + 1, border reflect-101), then along y with
  * sy; a sigma of 0 skips its axis.  Returns 0 or -1 (out of memory). */
@@ -213,6 +208,8 @@ typedef struct img_gen_info {
     int hr_resize_x, hr_resize_y, hr_steps;
     const char *hr_upscaler;    /* A1111's name ("Latent"); NULL -> no hires entries */
     img_inpaint_info inpaint;   /* after the SDXL entries, before the hires ones (r2follow) */
+    const char *vae_decoder;    /* r3mends: "VAE Decoder: TAESD" last (A1111's extra_generation_params
+                                 * entry, set at the decode); NULL/"" -> omitted */
 } img_gen_info;
 
 /* "<prompt>\nNegative prompt: <neg>\nSteps: N, Sampler: S, CFG scale: X,
@@ -220,7 +217,7 @@ typedef struct img_gen_info {
  * [, Clip skip: N][, Timestep spacing: T][, Original width: N, ..., Target height: N]
  * [, Mask mode: ..][, Mask blur: N][, Inpaint area: Only masked, Masked area padding: P][, Masked content: C]
  * [, Hires upscale: X | Hires resize: WxH][, Hires steps: N][, Hires upscaler: U]
- * [, Lora hashes: "name: hash, ..."]", with ", Schedule type: K"
+ * [, Lora hashes: "name: hash, ..."][, VAE Decoder: TAESD]", with ", Schedule type: K"
  * after the sampler when given (A1111 v1.10.1's order).
  * Values holding ',' ':' '"' or a newline are quoted as A1111 does.
  * Returns a malloc'd string or NULL on OOM. */

@@ -19,11 +19,6 @@ void img_luminance(const uint8_t *rgb, size_t n, uint8_t *out)
         out[i] = (uint8_t)((rgb[0] * 19595u + rgb[1] * 38470u + rgb[2] * 7471u + 0x8000u) >> 16);
 }
 
-int img_plane_resize(const uint8_t *src, int sw, int sh, int dw, int dh, uint8_t **out, sd_err *err)
-{
-    return sd_lanczos_resize(src, sw, sh, 1, dw, dh, out, err);
-}
-
 /* ---- masks from files ---------------------------------------------------- */
 
 /* Decoded masks: the init image's limits (http/api_seed.c). */
@@ -73,7 +68,7 @@ int img_mask_decode(const uint8_t *data, size_t len, int openai, const char *fie
         binary_mask(&im, alpha, m);
     if (!rc && (im.width != w || im.height != h)) {   /* A1111 resizes a mask of another size */
         uint8_t *r = NULL;
-        rc = img_plane_resize(m, im.width, im.height, w, h, &r, err);
+        rc = sd_resample(m, im.width, im.height, 1, w, h, SD_FILTER_LANCZOS, &r, err);
         free(m);
         m = r;
     }

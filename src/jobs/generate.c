@@ -41,6 +41,7 @@ static int store_image(const gen_ctx *g, const sd_request *in, job_result *r, co
     img_gen_info info = req_gen_info(in, i, im->width, im->height, g->model_hash, g->model_name, g->model_family);
     info.vae_hash = g->vae_hash;
     info.vae_name = g->vae_name;
+    info.vae_decoder = g->vae_decoder;
     char lora_hashes[SD_MAX_LORAS * (SD_MAX_LORA_NAME + 16)] = "";
     if (g->engine) sd_lora_hashes(g->engine, &in->gen, lora_hashes, sizeof lora_hashes);
     info.lora_hashes = lora_hashes;
@@ -140,6 +141,7 @@ int gen_run(void *ud, const sd_request *in, sd_progress_fn progress, void *progr
     run.model_family = mi.family;
     run.vae_name = mi.vae_name;
     run.vae_hash = mi.vae_hash;
+    run.vae_decoder = mi.vae_decoder;
     int rc = run_on(&run, in, progress, progress_ud, result, err);
     models_release(g->models, idx);
     return rc;

@@ -1,7 +1,8 @@
-/* inpaint.c — inpainting's pixel side (inpaint.h): masks from files, and
- * AUTOMATIC1111's steps around sd_generate (StableDiffusionProcessingImg2Img
- * .init and apply_overlay, v1.10.1), built from image/mask.c; masks and
- * "only masked" crops resized with PIL's LANCZOS as A1111 (base/resample.h). */
+/* inpaint.c — inpainting's pixel side (inpaint.h): AUTOMATIC1111's steps
+ * around sd_generate (StableDiffusionProcessingImg2Img .init and
+ * apply_overlay, v1.10.1), built from image/mask.c; "only masked" crops
+ * resized with PIL's LANCZOS as A1111 (base/resample.h).  The masks from
+ * files: mask_req.c. */
 #include "inpaint.h"
 
 #include <stdlib.h>
@@ -10,50 +11,6 @@
 #include "../base/alloc.h"
 #include "../base/resample.h"
 #include "../image/image.h"
-
-int inpaint_decode_mask(const uint8_t *data, size_t len, inpaint_mask_mode mode, const char *field, int w, int h,
-                        uint8_t **out, sd_err *err)
-{
-    return img_mask_decode(data, len, mode == INPAINT_MASK_ALPHA, field, w, h, out, err);
-}
-
-int inpaint_mask_from_alpha(const uint8_t *alpha, int w, int h, uint8_t **out, sd_err *err)
-{
-    size_t n = (size_t)w * h;
-    *out = NULL;
-    int transparent = 0;
-    for (size_t i = 0; alpha && i < n && !transparent; i++) transparent = alpha[i] == 0;
-    if (!transparent) return 0;
-    uint8_t *m = sd_malloc(n);
-    if (!m) return sd_errf(err, SD_ENOMEM, "image", "out of memory");
-    for (size_t i = 0; i < n; i++) m[i] = alpha[i] == 0 ? 255 : 0;
-    *out = m;
-    return 0;
-}
-
-int inpaint_set_mask(sd_request *r, uint8_t *plane, int pw, int ph, const char *field, sd_err *err)
-{
-    int w = r->gen.init_width, h = r->gen.init_height;
-    if (pw != w || ph != h) {
-        uint8_t *fit = NULL;
-        int rc = img_plane_resize(plane, pw, ph, w, h, &fit, err);
-        free(plane);
-        if (rc) return -1;
-        plane = fit;
-    }
-    size_t n = (size_t)w * h;
-    if (r->inpainting_mask_invert)
-        for (size_t i = 0; i < n; i++) plane[i] = (uint8_t)(255 - plane[i]);
-    int box[4];
-    if (!img_mask_box(plane, w, h, 0, box)) {   /* all zero */
-        free(plane);
-        return sd_errf(err, SD_EINVAL, field, "%s has nothing to repaint: it is black everywhere%s (white = repaint)",
-                       field, r->inpainting_mask_invert ? " once inverted (inpainting_mask_invert)" : "");
-    }
-    free((uint8_t *)r->gen.mask);
-    r->gen.mask = plane;
-    return 0;
-}
 
 /* ---- the run ------------------------------------------------------------- */
 
@@ -81,7 +38,7 @@ static int crop_to_size(const uint8_t *src, int w, int h, int ch, const int box[
     uint8_t *c = NULL;
     int bw = box[2] - box[0], bh = box[3] - box[1];
     if (img_crop(src, w, ch, box, &c, err)) return -1;
-    int rc = sd_lanczos_resize(c, bw, bh, ch, w, h, out, err);   /* A1111's resize_image(2, ...) */
+    int rc = sd_resample(c, bw, bh, ch, w, h, SD_FILTER_LANCZOS, out, err);   /* A1111's resize_image(2, ...) */
     free(c);
     return rc;
 }
@@ -134,7 +91,7 @@ static int finish(const sd_request *r, const sd_gen_params *p, const inpaint_run
         int bw = u->box[2] - u->box[0], bh = u->box[3] - u->box[1];
         uint8_t *small = NULL, *full = sd_malloc((size_t)u->w * u->h * 3);
         if (!full) return sd_errf(err, SD_ENOMEM, "mask_image", "out of memory");
-        if (sd_lanczos_resize(im->rgb, im->width, im->height, 3, bw, bh, &small, err)) {
+        if (sd_resample(im->rgb, im->width, im->height, 3, bw, bh, SD_FILTER_LANCZOS, &small, err)) {
             free(full);
             return -1;
         }

@@ -89,9 +89,9 @@ const req_field req_fields[] = {
      "--mask-overlay", NULL, "0|1", NULL, "1 = the original's unmasked pixels pasted over the result"},
     /* r2follow: A1111's per-axis blur; -1 (the default) = mask_blur's */
     {"mask_blur_x", "mask_blur_x", RF_INT, AT(mask_blur_x), 0, 64, 0, 0, -1, RF_IMG2IMG,
-     NULL, NULL, "PX", "mask_blur_x", "the mask's blur along x (A1111's; default: mask_blur)"},
+     NULL, NULL, "PX", "mask_blur_x", "the mask's blur along x (A1111's; default 4; a given mask_blur sets both)"},
     {"mask_blur_y", "mask_blur_y", RF_INT, AT(mask_blur_y), 0, 64, 0, 0, -1, RF_IMG2IMG,
-     NULL, NULL, "PX", "mask_blur_y", "the mask's blur along y (A1111's; default: mask_blur)"},
+     NULL, NULL, "PX", "mask_blur_y", "the mask's blur along y (A1111's; default 4; a given mask_blur sets both)"},
     /* ---- end inpapi ---- */
     /* issue 18: hires fix (docs/SERVER.md "Hires fix"), txt2img only; on when
      * hr_scale or hr_resize_x/y is given (A1111: enable_hr, api_a1111.c) */

@@ -18,7 +18,7 @@
  * status-checked); and every
  * 16 inputs a fresh GET /health still answers 200 (the server neither died
  * nor wedged).  Any violation aborts.
- * fuzz-sources: src/http/server.c src/http/routes.c src/http/body.c src/http/endpoints.c src/http/api_seed.c src/http/api_jobs.c src/http/api_samplers.c src/http/api_embeddings.c src/http/api_models.c src/http/api_openai.c src/http/api_a1111.c src/http/webui.c src/http/webui_blob.c src/http/listen.c src/http/reply.c src/http/metrics.c src/http/openapi.c src/http/openapi_doc.c src/http/params.c src/http/auth.c src/http/ratelimit.c src/jobs/request.c src/jobs/queue.c src/jobs/result.c src/jobs/backend.c src/jobs/inproc.c src/storage/storage.c src/base/err.c src/base/alloc.c src/base/sha256.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/engine/samplers/choice.c src/engine/samplers/kdiff_sched.c src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/image/a1111.c src/image/base64.c src/jobs/inpaint.c src/image/mask.c src/base/resample.c
+ * fuzz-sources: src/http/server.c src/http/routes.c src/http/body.c src/http/endpoints.c src/http/api_seed.c src/http/api_jobs.c src/http/api_samplers.c src/http/api_embeddings.c src/http/api_models.c src/http/api_openai.c src/http/api_a1111.c src/http/webui.c src/http/webui_blob.c src/http/listen.c src/http/reply.c src/http/metrics.c src/http/openapi.c src/http/openapi_doc.c src/http/params.c src/http/auth.c src/http/ratelimit.c src/jobs/request.c src/jobs/queue.c src/jobs/result.c src/jobs/backend.c src/jobs/inproc.c src/storage/storage.c src/base/err.c src/base/alloc.c src/base/sha256.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/engine/samplers/choice.c src/engine/samplers/kdiff_sched.c src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/image/a1111.c src/image/base64.c src/jobs/mask_req.c src/image/mask.c src/base/resample.c
  * fuzz-libs: -lmicrohttpd -ljansson -lpng16 -ljpeg -lwebp -lz -lm -lpthread */
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -40,15 +40,6 @@
 #include "../../src/http/server.h"
 
 static int port;
-
-/* jobs/inpaint.c (linked for api_seed.c's mask decoding) names the engine's
- * sd_generate / sd_image_free; the fake runner never reaches them. */
-int sd_generate(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_err *err)
-{
-    (void)e, (void)p, (void)out;
-    return sd_errf(err, SD_EINTERNAL, "", "no engine in the fuzzer");
-}
-void sd_image_free(sd_image *img) { (void)img; }
 
 /* The fake runner: no engine, answers at once (honouring cancel). */
 static int fake_run(void *ud, const sd_request *in, sd_progress_fn progress, void *pud, job_result **result,

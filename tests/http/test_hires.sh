@@ -7,7 +7,9 @@
 # steps = hr_steps; the same through A1111's /sdapi/v1 dialect (k-diffusion
 # "Euler a", enable_hr); the latent upscalers give the hires size and
 # A1111's infotext; enable_hr false ignores the hr_ fields; /jobs/txt2img
-# reports the final size and counts both passes' steps.
+# reports the final size and counts both passes' steps.  An OpenAI edit
+# with a `size` resizes its image with the same Lanczos (A1111's "Just
+# resize"): equal to the edit of the tools/lanczos-resized image.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
@@ -41,6 +43,20 @@ check "seed API: hires (lanczos) = txt2img -> Lanczos -> img2img, pixel for pixe
   $(pixels_equal "$TMP/hr.png" "$TMP/i2i.png"; echo $?) "$(pixel_diff "$TMP/hr.png" "$TMP/i2i.png")"
 check "seed API: and differs from a plain upscale (the second pass ran)" \
   $(! pixels_equal "$TMP/hr.png" "$TMP/up.png"; echo $?)
+
+# ---- r3mends: an edit's image resized to `size` with Lanczos, as A1111 -----
+PX="python3 tests/http/inpaint_px.py"
+"$LANCZOS" "$TMP/up.png" 80 48 "$TMP/up80.png"
+for e in "sized up.png 80x48" "pre up80.png auto"; do
+  set -- $e
+  st=$(curl -s -o "$TMP/ed-$1.json" -w '%{http_code}' -F "prompt=$P" -F seed=11 -F steps=3 -F strength=0.6 \
+    -F "size=$3" -F "image=@$TMP/$2" "$BASE/v1/images/edits")
+  $PX b64-json "$TMP/ed-$1.json" data 0 "$TMP/ed-$1.png" 2>/dev/null
+  check "OpenAI edit ($1, size $3) answers 200 at 80x48" \
+    $([ "$st" = 200 ] && [ "$(png_size "$TMP/ed-$1.png")" = 80x48 ]; echo $?) "$st $(head -c 300 "$TMP/ed-$1.json")"
+done
+check "OpenAI edit: size 80x48 = the edit of the Lanczos-resized image, pixel for pixel" \
+  $(pixels_equal "$TMP/ed-sized.png" "$TMP/ed-pre.png"; echo $?) "$(pixel_diff "$TMP/ed-sized.png" "$TMP/ed-pre.png")"
 
 # ---- the latent upscalers ----------------------------------------------------
 for u in latent latent-nearest-exact; do

@@ -146,10 +146,25 @@ seed blur3 "$W1, \"mask_blur\": 3" >/dev/null
 st=$(seed blurxy3 "$W1, \"mask_blur_x\": 3, \"mask_blur_y\": 3")
 check "mask_blur_x = mask_blur_y = 3 gives mask_blur 3's pixels" \
   $([ "$st" = 200 ] && pixels_equal "$TMP/blur3.png" "$TMP/blurxy3.png"; echo $?) "$st $(pixel_diff "$TMP/blur3.png" "$TMP/blurxy3.png")"
-st=$(seed blurx3 "$W1, \"mask_blur\": 3, \"mask_blur_y\": 0")
-p=$(params "$TMP/blurx3.png")
-check "mask_blur 3 with mask_blur_y 0: another overlay (x only), no Mask blur entry" \
-  $([ "$st" = 200 ] && ! pixels_equal "$TMP/blur3.png" "$TMP/blurx3.png" && echo "$p" | grep -q "Steps: 2" && ! echo "$p" | grep -q 'Mask blur'; echo $?) "$st $p"
+# r3mends: a given mask_blur sets both axes, whatever mask_blur_x/_y say and
+# in either order (A1111 v1.10.1's mask_blur setter)
+for order in "\"mask_blur\": 3, \"mask_blur_y\": 0" "\"mask_blur_y\": 0, \"mask_blur_x\": 9, \"mask_blur\": 3"; do
+  st=$(seed blurw "$W1, $order")
+  p=$(params "$TMP/blurw.png")
+  check "mask_blur 3 wins over the axes ($order): mask_blur 3's pixels, Mask blur: 3" \
+    $([ "$st" = 200 ] && pixels_equal "$TMP/blur3.png" "$TMP/blurw.png" && echo "$p" | grep -q ', Mask blur: 3'; echo $?) \
+    "$st $p $(pixel_diff "$TMP/blur3.png" "$TMP/blurw.png")"
+done
+sed -e 's/"mask_blur": 4/"mask_blur_x": 2, "mask_blur": 4, "mask_blur_y": 6/' "$TMP/a1.body" >"$TMP/a1w.body"
+st=$(curl -s -o "$TMP/a1w.json" -w '%{http_code}' -H "$J" --data "@$TMP/a1w.body" "$BASE/sdapi/v1/img2img")
+$PX b64-json "$TMP/a1w.json" images 0 "$TMP/a1w.png" 2>/dev/null
+check "A1111: mask_blur 4 between mask_blur_x 2 and _y 6 wins: Mask blur: 4, the pixels of mask_blur 4 alone" \
+  $([ "$st" = 200 ] && info "$TMP/a1w.json" | grep -q ', Mask blur: 4' && pixels_equal "$TMP/a1.png" "$TMP/a1w.png"; echo $?) \
+  "$st $(info "$TMP/a1w.json")"
+st=$(seed blurx4 "$W1, \"mask_blur_y\": 0")
+p=$(params "$TMP/blurx4.png")
+check "mask_blur_y 0 alone: x keeps the default 4, another overlay (x only), no Mask blur entry" \
+  $([ "$st" = 200 ] && ! pixels_equal "$TMP/whole.png" "$TMP/blurx4.png" && echo "$p" | grep -q "Steps: 2" && ! echo "$p" | grep -q 'Mask blur'; echo $?) "$st $p"
 
 # OpenAI: the alpha channel, transparent = repaint, no blur
 st=$(curl -s -o "$TMP/oai.json" -w '%{http_code}' -F prompt="a red door" -F seed=11 -F steps=2 \

@@ -2,8 +2,9 @@
 # test_preview_decoder.sh — the preview decoder options (issue 18 item 2;
 # docs/SERVER.md "Previews") end to end with tiny-sd1 and the reference's
 # tiny TAESD: `serve --preview-decoder DIR --vae-decoder taesd` answers with
-# final images decoded by the TAESD (other pixels than the VAE's), and
-# `generate` with the same options gives the same pixels; a missing file,
+# final images decoded by the TAESD (other pixels than the VAE's) whose
+# parameters end with A1111's "VAE Decoder: TAESD" (none with the VAE), and
+# `generate` with the same options gives the same pixels and text; a missing file,
 # --vae-decoder taesd without a decoder, an unknown --vae-decoder and a TAESD
 # of another latent width stop serve / worker / generate at start-up with a
 # message naming the option (serve and worker never become ready).
@@ -18,12 +19,17 @@ ARGS='prompt=a photograph of an astronaut riding a horse&negative_prompt=blurry&
 
 start_server --model "$M" || exit 1
 check "VAE decode: txt2img answers 200" $([ "$(gen vae)" = 200 ]; echo $?) "$(cat "$TMP/vae.json")"
+params() { grep -ao 'Steps: [^[:cntrl:]]*' "$1" | head -1; }
+check "VAE decode: no VAE Decoder entry in the parameters" $(params "$TMP/vae.png" | grep -q 'Steps: 3' && \
+  ! params "$TMP/vae.png" | grep -q 'VAE Decoder'; echo $?) "$(params "$TMP/vae.png")"
 stop_server
 
 start_server --model "$M" --preview-decoder "$TAESD" --vae-decoder taesd || exit 1
 check "--vae-decoder taesd: txt2img answers 200" $([ "$(gen taesd)" = 200 ]; echo $?) "$(cat "$TMP/taesd.json")"
 check "--vae-decoder taesd: 48x64 PNG" $([ "$(png_size "$TMP/taesd.png")" = 48x64 ]; echo $?) "$(png_size "$TMP/taesd.png")"
 check "--vae-decoder taesd: other pixels than the VAE's" $(! pixels_equal "$TMP/vae.png" "$TMP/taesd.png"; echo $?)
+check "--vae-decoder taesd: parameters end with A1111's VAE Decoder: TAESD" \
+  $(params "$TMP/taesd.png" | grep -q ', VAE Decoder: TAESD$'; echo $?) "$(params "$TMP/taesd.png")"
 stop_server
 check "--vae-decoder taesd: server stops cleanly" $([ "$STOP_STATUS" = 0 ]; echo $?) "status $STOP_STATUS"
 
@@ -32,6 +38,8 @@ check "--vae-decoder taesd: server stops cleanly" $([ "$STOP_STATUS" = 0 ]; echo
 check "generate --vae-decoder taesd runs" $? "$(tail -3 "$TMP/cli.err")"
 check "generate --vae-decoder taesd = serve's pixels" $(pixels_equal "$TMP/taesd.png" "$TMP/cli.png"; echo $?) \
   "$(pixel_diff "$TMP/taesd.png" "$TMP/cli.png")"
+check "generate --vae-decoder taesd: VAE Decoder: TAESD in its parameters too" \
+  $(params "$TMP/cli.png" | grep -q ', VAE Decoder: TAESD$'; echo $?) "$(params "$TMP/cli.png")"
 
 "$SDSERVE" make-model --preset taesd --latent-channels 3 -q -o "$TMP/taesd3.safetensors" >/dev/null 2>&1
 

@@ -20,7 +20,14 @@
  *    cells end as the init latent, the fill modes change only masked cells;
  *    image 2 of a batch of 2 equals seed + 1 alone;
  *  - the errors: a mask without init image, an all-black (or all < 128) mask,
- *    an unknown fill, each SD_EINVAL naming the field. */
+ *    an unknown fill, each SD_EINVAL naming the field;
+ *  - hires fix with the 9-channel UNet (r3mends), A1111's Euler a, 32x32 ->
+ *    64x64: pass 2's UNet extra channels (the "concat" tap) are A1111's
+ *    sample_hr_pass conditioning at the hires size (inpainting_mask_weight
+ *    1): an all-ones mask and the VAE mean of a zero (mid-grey) image
+ *    times the scaling factor, for both upscalers; the latent upscaler's
+ *    pass 2 starts from the upscaled latent (it differs from a plain 64x64
+ *    txt2img of hr_steps). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +41,7 @@
 #include "../../src/engine/loader/safetensors.h"
 #include "../../src/engine/loader/st_write.h"
 #include "../../src/engine/inpaint.h"
+#include "../../src/engine/models/unet.h"
 #include "../../src/engine/models/vae.h"
 
 #define G "goldens/inpaint-tiny-sd1/"
@@ -505,6 +513,98 @@ static void errors(sd_engine *e)
     free(m);
 }
 
+/* ---- hires fix's pass 2 with the 9-channel UNet (r3mends) ----------------- */
+
+typedef struct concat_rec { int calls, n, c, h, w; float *last; } concat_rec;
+
+/* unet tap: keeps the last "concat" call's extra channels. */
+static void concat_tap(void *ud, const char *name, const float *d, int n, int c, int h, int w)
+{
+    concat_rec *r = ud;
+    if (strcmp(name, "concat")) return;
+    r->calls++;
+    free(r->last);
+    r->last = malloc(sizeof(float) * n * c * h * w);
+    if (r->last) memcpy(r->last, d, sizeof(float) * n * c * h * w);
+    r->n = n; r->c = c; r->h = h; r->w = w;
+}
+
+static sd_gen_params hires_params(sd_hr_upscaler u)
+{
+    sd_gen_params p = {.prompt = "a red bicycle", .negative = "blurry", .width = 32, .height = 32, .steps = 2,
+                       .cfg = 5, .n = 1, .seed = 21, .sampler = SD_SAMPLER_EULER_A, .ksampler = SD_KSAMPLER_EULER_A,
+                       .hr_upscaler = u, .hr_width = 64, .hr_height = 64, .hr_steps = 3, .hr_strength = 0.7f};
+    return p;
+}
+
+/* p's picture into *out; 0 or -1 (a FAIL line under name). */
+static int picture(sd_engine *e, const sd_gen_params *p, sd_image *out, const char *name)
+{
+    sd_err err;
+    sd_err_clear(&err);
+    int rc = sd_generate(e, p, out, &err);
+    if (rc) CHECKF(0, name, "generate: %s", err.msg);
+    return rc;
+}
+
+static void hires_pass2(sd_engine *e9)
+{
+    enum { HW = 64, L = 8 };
+    static float zero[3 * HW * HW];
+    float mean[4 * L * L], stdv[4 * L * L];
+    sd_err err;
+    sd_err_clear(&err);
+    int ok = !vae_encode(sd_engine_vae(e9), zero, 1, HW, HW, mean, stdv, &err);
+    CHECKF(ok, "hires 9-ch: the hand-built masked-image latent (VAE of a zero image)", "%s", err.msg);
+    if (!ok) return;
+    const float sc = vae_scaling_factor(sd_engine_vae(e9));
+    const sd_hr_upscaler ups[] = {SD_HR_LATENT, SD_HR_LANCZOS};
+    sd_image pic[2] = {{0}};
+    for (int k = 0; k < 2; k++) {
+        char name[128];
+        snprintf(name, sizeof name, "hires 9-ch %s: pass 2's extra channels = ones + scaled VAE mean of a zero "
+                 "image at 64x64", k ? "lanczos" : "latent");
+        concat_rec r = {0};
+        unet_set_tap(sd_engine_unet(e9), concat_tap, &r);
+        sd_gen_params p = hires_params(ups[k]);
+        int rc = picture(e9, &p, &pic[k], name);
+        unet_set_tap(sd_engine_unet(e9), NULL, NULL);
+        double merr = 0, lerr = 0, lmax = 0;
+        ok = !rc && r.last && r.c == 5 && r.h == L && r.w == L && r.n >= 1;
+        for (int b = 0; ok && b < r.n; b++) {
+            const float *row = r.last + (size_t)b * 5 * L * L;
+            for (int i = 0; i < L * L; i++) merr = fmax(merr, fabs(row[i] - 1.0));
+            for (int i = 0; i < 4 * L * L; i++) {
+                lerr = fmax(lerr, fabs(row[L * L + i] - mean[i] * sc));
+                lmax = fmax(lmax, fabs(mean[i] * sc));
+            }
+        }
+        CHECKF(ok && merr == 0 && lerr <= 1e-5 * lmax, name, "calls %d last %dx%dx%dx%d mask err %.3g latent err "
+               "%.3g (max %.3g)", r.calls, r.n, r.c, r.h, r.w, merr, lerr, lmax);
+        free(r.last);
+    }
+    /* the latent upscaler's pass 2 is img2img from the upscaled latent, not a fresh txt2img */
+    sd_gen_params q = hires_params(SD_HR_NONE);
+    q.width = q.height = HW;
+    q.steps = 3;
+    sd_image plain = {0};
+    ok = pic[0].rgb && !picture(e9, &q, &plain, "hires 9-ch: a plain 64x64 txt2img of hr_steps");
+    CHECK(ok && memcmp(pic[0].rgb, plain.rgb, (size_t)HW * HW * 3),
+          "hires 9-ch latent: pass 2 starts from the upscaled latent (differs from a plain 64x64 txt2img)");
+    sd_image_free(&plain);
+    /* and with a diffusers-semantics sampler (euler_a) */
+    sd_gen_params d = hires_params(SD_HR_LATENT);
+    d.ksampler = q.ksampler = SD_KSAMPLER_NONE;
+    sd_image dh = {0};
+    ok = !picture(e9, &d, &dh, "hires 9-ch euler_a") && !picture(e9, &q, &plain, "hires 9-ch: plain euler_a");
+    CHECK(ok && memcmp(dh.rgb, plain.rgb, (size_t)HW * HW * 3),
+          "hires 9-ch latent, euler_a: pass 2 starts from the upscaled latent (differs from a plain txt2img)");
+    sd_image_free(&dh);
+    sd_image_free(&plain);
+    sd_image_free(&pic[0]);
+    sd_image_free(&pic[1]);
+}
+
 int main(void)
 {
     if (!t_have_ref()) { CHECKF(0, "reference data", "../shared/reference not found (set SD_REF)"); return t_done(); }
@@ -528,6 +628,7 @@ int main(void)
         if (!t_subset()) golden_run(e9s, "single", "inpaint9_ddim_10_strength0.75", "ddim", 0.75f);
     }
     if (e9) check_unet_in(e9);
+    if (e9) hires_pass2(e9);
     if (e4) {
         golden_run(e4, "tiny-sd1", "inpaint4_euler_10_strength0.75", "euler", 0.75f);
         a1111_invariants(e4);

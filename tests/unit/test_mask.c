@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "t.h"
+#include "../../src/base/resample.h"
 #include "../../src/image/image.h"
 #include "../../src/jobs/inpaint.h"
 
@@ -152,7 +153,14 @@ static void test_files(void)
           "luminance > 128 is repaint (A1111's create_binary_mask)");
     free(m);
     m = NULL;
-    CHECK(inpaint_decode_mask(png, n, INPAINT_MASK_LUMA, "mask_image", 8, 4, &m, &e) == 0 && m, "another size is resized");
+    /* r3mends: resized by one sd_resample call (PIL's LANCZOS) of the binary plane */
+    const uint8_t bin[8] = {255, 255, 0, 0, 0, 0, 0, 0};
+    uint8_t *want = NULL;
+    int ok = sd_resample(bin, 4, 2, 1, 8, 4, SD_FILTER_LANCZOS, &want, &e) == 0 &&
+             inpaint_decode_mask(png, n, INPAINT_MASK_LUMA, "mask_image", 8, 4, &m, &e) == 0 && m;
+    for (int i = 0; ok && i < 8 * 4; i++) ok &= m[i] == want[i];
+    CHECK(ok && want[0] == 255 && want[31] == 0, "another size is resized: PIL's Lanczos of the binary plane");
+    free(want);
     free(m);
     m = NULL;
     sd_err_clear(&e);

@@ -87,7 +87,7 @@ static void compare(int sw, int sh, int ch, int dw, int dh, unsigned seed)
     uint8_t *src = pattern(sw, sh, ch, seed), *out = NULL;
     sd_err e;
     sd_err_clear(&e);
-    int rc = sd_lanczos_resize(src, sw, sh, ch, dw, dh, &out, &e);
+    int rc = sd_resample(src, sw, sh, ch, dw, dh, SD_FILTER_LANCZOS, &out, &e);
     snprintf(name, sizeof name, "lanczos %dx%dx%d -> %dx%d runs", sw, sh, ch, dw, dh);
     CHECKF(rc == 0 && out, name, "%s", e.msg);
     if (rc) {
@@ -119,7 +119,7 @@ static void constant_stays(void)
     memset(src, 137, sizeof src);
     sd_err e;
     sd_err_clear(&e);
-    int rc = sd_lanczos_resize(src, 20, 10, 3, 47, 9, &out, &e), ok = rc == 0;
+    int rc = sd_resample(src, 20, 10, 3, 47, 9, SD_FILTER_LANCZOS, &out, &e), ok = rc == 0;
     for (int i = 0; ok && i < 47 * 9 * 3; i++) ok = out[i] == 137;
     CHECK(ok, "lanczos keeps a constant picture constant");
     free(out);
@@ -130,7 +130,7 @@ static void same_size_copies(void)
     uint8_t *src = pattern(13, 11, 4, 7), *out = NULL;
     sd_err e;
     sd_err_clear(&e);
-    int rc = sd_lanczos_resize(src, 13, 11, 4, 13, 11, &out, &e);
+    int rc = sd_resample(src, 13, 11, 4, 13, 11, SD_FILTER_LANCZOS, &out, &e);
     CHECK(rc == 0 && !memcmp(out, src, 13 * 11 * 4), "lanczos to the same size is a copy");
     free(out);
     free(src);
@@ -141,11 +141,11 @@ static void bad_sizes(void)
     uint8_t px[3] = {1, 2, 3}, *out = px;
     sd_err e;
     sd_err_clear(&e);
-    int rc = sd_lanczos_resize(px, 1, 1, 3, 0, 4, &out, &e);
+    int rc = sd_resample(px, 1, 1, 3, 0, 4, SD_FILTER_LANCZOS, &out, &e);
     CHECK(rc == -1 && out == NULL && e.code == SD_EINVAL && !strcmp(e.field, "image"),
           "lanczos to 0 wide fails naming image");
     sd_err_clear(&e);
-    rc = sd_lanczos_resize(px, 1, 1, 5, 2, 2, &out, &e);
+    rc = sd_resample(px, 1, 1, 5, 2, 2, SD_FILTER_LANCZOS, &out, &e);
     CHECK(rc == -1 && e.code == SD_EINVAL, "lanczos with 5 channels fails");
 }
 

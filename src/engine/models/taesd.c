@@ -15,7 +15,8 @@
  * nearest 2x upsampling, fused into the conv that follows it).  In the
  * encoder a conv without bias is a stride-2 one.  Activations are NHWC in
  * three ping-pong buffers sized for the largest layer; convs go through
- * the ops layer at the model's precision. */
+ * the ops layer at the model's precision, each ReLU as its conv's
+ * post-op (OPS_CONV_RELU: no pass of its own). */
 #include "taesd.h"
 
 #include <dirent.h>
@@ -367,15 +368,10 @@ static int reserve(taesd *t, size_t n, sd_err *err)
     return t->buf_n ? 0 : sd_errf(err, SD_ENOMEM, FIELD, "out of memory for the preview decoder's activations");
 }
 
-static void relu(float *x, size_t n)
+/* flags: OPS_CONV_ACCUM (y += conv), OPS_CONV_RELU (then ReLU, the ops layer's post-op). */
+static void conv(const taesd *t, const tconv *c, const float *x, int H, int W, int stride, float *y, int flags)
 {
-#pragma omp parallel for simd schedule(static)
-    for (size_t i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
-}
-
-static void conv(const taesd *t, const tconv *c, const float *x, int H, int W, int stride, float *y, int accum)
-{
-    op_conv2d_nhwc(&t->om, x, 1, c->ic, H, W, c->w, c->b, c->oc, c->k, c->k, stride, c->k / 2, y, accum);
+    op_conv2d_nhwc(&t->om, x, 1, c->ic, H, W, c->w, c->b, c->oc, c->k, c->k, stride, c->k / 2, y, flags);
 }
 
 /* The three buffers: buf[cur] holds the activation; returns the output's
@@ -384,19 +380,14 @@ static void conv(const taesd *t, const tconv *c, const float *x, int H, int W, i
 static int block_forward(const taesd *t, const tlayer *l, int cur, int H, int W)
 {
     float *x = t->buf[cur], *a = t->buf[(cur + 1) % 3], *b = t->buf[(cur + 2) % 3];
-    const size_t mid = (size_t)H * W * l->c.oc, out = (size_t)H * W * l->c4.oc;
-    conv(t, &l->c, x, H, W, 1, a, 0);
-    relu(a, mid);
-    conv(t, &l->c2, a, H, W, 1, b, 0);
-    relu(b, mid);
+    conv(t, &l->c, x, H, W, 1, a, OPS_CONV_RELU);
+    conv(t, &l->c2, a, H, W, 1, b, OPS_CONV_RELU);
     if (!l->skip.w) {
-        conv(t, &l->c4, b, H, W, 1, x, 1);
-        relu(x, out);
+        conv(t, &l->c4, b, H, W, 1, x, OPS_CONV_ACCUM | OPS_CONV_RELU);
         return cur;
     }
     conv(t, &l->skip, x, H, W, 1, a, 0);
-    conv(t, &l->c4, b, H, W, 1, a, 1);
-    relu(a, out);
+    conv(t, &l->c4, b, H, W, 1, a, OPS_CONV_ACCUM | OPS_CONV_RELU);
     return (cur + 1) % 3;
 }
 
@@ -407,8 +398,11 @@ static int net_forward(const taesd *t, const tnet *n, int dec, int *C, int *H, i
     for (int i = 0; i < n->n; i++) {
         const tlayer *l = &n->l[i];
         if (l->kind == TL_UP) continue;   /* fused into the conv after it */
+        /* the decoder's ReLU after its first conv is that conv's post-op (the
+         * ops layer's): the ReLU layer only reports, the conv does not */
+        const int relu_next = i + 1 < n->n && n->l[i + 1].kind == TL_RELU;
         if (l->kind == TL_RELU) {
-            relu(t->buf[cur], (size_t)*C * *H * *W);
+            /* done by the conv before it */
         } else if (l->kind == TL_BLOCK) {
             cur = block_forward(t, l, cur, *H, *W);
             *C = l->c4.oc;
@@ -418,13 +412,14 @@ static int net_forward(const taesd *t, const tnet *n, int dec, int *C, int *H, i
                 op_conv2d_nhwc_up2(&t->om, t->buf[cur], 1, l->c.ic, *H, *W, l->c.w, l->c.b, l->c.oc, y);
                 *H *= 2; *W *= 2;
             } else {
-                conv(t, &l->c, t->buf[cur], *H, *W, l->stride, y, 0);
+                conv(t, &l->c, t->buf[cur], *H, *W, l->stride, y, relu_next ? OPS_CONV_RELU : 0);
                 *H = (*H + 2 * (l->c.k / 2) - l->c.k) / l->stride + 1;
                 *W = (*W + 2 * (l->c.k / 2) - l->c.k) / l->stride + 1;
             }
             *C = l->c.oc;
             cur = (cur + 1) % 3;
         }
+        if (relu_next) continue;
         if (t->tap) t->tap(t->tap_ud, dec, l->index, t->buf[cur], *C, *H, *W);
     }
     return cur;

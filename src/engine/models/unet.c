@@ -998,6 +998,7 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
     op_silu(s.temb_act, (size_t)B * te);
 
     /* activations are NHWC inside; the latent comes and goes as NCHW */
+    if (c->concat) tap(u, "concat", c->concat, B, c->concat_channels, H, W);   /* the extra input channels */
     input_nhwc(in, x, c, &s, H * W, s.t1);
     op_conv2d_nhwc(om, s.t1, B, in->in_channels, H, W, u->conv_in_w, u->conv_in_b, c0,
                    u->conv_in_k, u->conv_in_k, 1, u->conv_in_k / 2, s.x, 0);

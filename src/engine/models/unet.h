@@ -149,7 +149,8 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
 
 /* Debug/test hook: called after conv_in, time_proj, time_embedding,
  * add_time_proj [B*6, add_time_dim] and add_embedding [B, time_dim] (SDXL), each
- * down/up block, mid_block and conv_norm_out (before its SiLU) with the
+ * down/up block, mid_block and conv_norm_out (before its SiLU), "concat"
+ * (an inpainting UNet's extra input channels [B, extra, H, W]) with the
  * diffusers module name and the activation [n, c, h, w] (h = w = 1 for the
  * time vectors).  NULL to disable. */
 typedef void (*unet_tap_fn)(void *ud, const char *name, const float *data, int n, int c, int h, int w);

@@ -128,7 +128,10 @@ void ops_weights_stats(ops_ctx *c, size_t *copies, size_t *bytes, size_t *wino_b
 
 /* y[N,OH,OW,OC] = conv2d(x[N,H,W,IC], w[OC,IC,KH,KW]) + b[OC] (b may be NULL).
  * OH = (H + 2*pad - KH)/stride + 1.  Zero padding, dilation 1, groups 1.
- * With accum, y += conv(x) + b (a residual add fused into the conv). */
+ * `accum` holds flags (1 = OPS_CONV_ACCUM, as before): OPS_CONV_ACCUM
+ * y += conv(x) + b (a residual add fused into the conv); OPS_CONV_RELU then
+ * y = max(y, 0) (an eltwise post-op: TAESD's activations, r3mends). */
+enum { OPS_CONV_ACCUM = 1, OPS_CONV_RELU = 2 };
 void op_conv2d_nhwc(const ops_m *m, const float *x, int N, int IC, int H, int W,
                     ops_weight *w, const float *b, int OC, int KH, int KW,
                     int stride, int pad, float *y, int accum);

@@ -9,7 +9,8 @@
  * primitive's layout and back.  Direct convs take NHWC in and out (oneDNN's
  * brgconv kernels use it natively: no reorders); Winograd picks its own.
  * Weights come from their handles (ops_weights.c), reordered once.
- * accumulate = a "sum" post-op: y += conv(x), the residual add fused.
+ * accumulate = a "sum" post-op: y += conv(x), the residual add fused;
+ * relu (OPS_CONV_RELU) an eltwise post-op after it: y = max(y, 0).
  * In the bf16 precisions (ops.h) the input is converted per call — to
  * bf16, or for bf16x2 to 2·IC channels [hi | lo] against the bf16 weights
  * stacked twice along IC (one conv, f32 sums) — and the weight copy is
@@ -66,11 +67,11 @@
  * ~8 % faster decodes for ~1.6 GiB more at 512x512 (bench/README.md). */
 
 /* pad: left/right (and top/bottom unless banded); pt, pb: top/bottom;
- * accum: y += conv(x);
+ * accum: y += conv(x); relu: then y = max(y, 0);
  * wino: the context's Winograd rule it was built under;
  * band: 0 = a whole conv (the Winograd rule looks at this shape), else a band
  * of rows of a larger one whose rule said Winograd (1) or direct (2). */
-typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, pt, pb, bias, accum, band, prec, split, wino; } conv_key;
+typedef struct conv_key { int N, IC, H, W, OC, KH, KW, stride, pad, pt, pb, bias, accum, band, prec, split, wino, relu; } conv_key;
 
 typedef struct conv_entry {
     conv_key key;
@@ -144,10 +145,12 @@ static int try_build(ops_ctx *c, conv_entry *e, const conv_key *k, dnnl_alg_kind
     ops_ck(c, dnnl_primitive_attr_create(&attr), "attr_create");
     /* one scratchpad for all convs (ours, grown once), not one per cached primitive */
     ops_ck(c, dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "attr_set_scratchpad_mode");
-    if (accum) {   /* dst = conv(src) + dst: the residual add as a "sum" post-op */
+    int relu = k->relu && k->split != OPS_SPLIT_ROWS;   /* split rows: after the halves are added */
+    if (accum || relu) {   /* dst = conv(src) + dst: the residual add as a "sum" post-op; then max(dst, 0) */
         dnnl_post_ops_t po;
         ops_ck(c, dnnl_post_ops_create(&po), "post_ops_create");
-        ops_ck(c, dnnl_post_ops_append_sum(po, 1.f), "post_ops_append_sum");
+        if (accum) ops_ck(c, dnnl_post_ops_append_sum(po, 1.f), "post_ops_append_sum");
+        if (relu) ops_ck(c, dnnl_post_ops_append_eltwise(po, 1.f, dnnl_eltwise_relu, 0.f, 0.f), "post_ops_append_eltwise");
         ops_ck(c, dnnl_primitive_attr_set_post_ops(attr, po), "attr_set_post_ops");
         dnnl_post_ops_destroy(po);
     }
@@ -310,6 +313,20 @@ static void conv_count_model(int N, int IC, int H, int W, int OC, int KH, int KW
     ops_flops_add(PROF_CONV, ops_conv_exec_flops(0, N, IC, OC, OH, OW, KH, KW), 0);
 }
 
+/* OPS_CONV_RELU of a bf16x2 split-rows conv, once its halves are added. */
+static void conv_relu(float *y, size_t n)
+{
+    #pragma omp parallel for simd schedule(static)
+    for (size_t i = 0; i < n; i++) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+}
+
+static size_t conv_out_px(const conv_key *k)
+{
+    int OH, OW;
+    conv_out_hw(k, &OH, &OW);
+    return (size_t)OH * OW;
+}
+
 /* ready: the input already in the bf16 layout the key's precision and split
  * want (written by the op before, ops_bf16_buffer), or NULL: x converted. */
 static void conv_exec(ops_ctx *c, const conv_entry *e, const conv_key *k, const float *x, ops_weight *w,
@@ -325,6 +342,7 @@ static void conv_exec(ops_ctx *c, const conv_entry *e, const conv_key *k, const 
     if (k->split == OPS_SPLIT_ROWS) {   /* hi and lo images, added with the bias (and residual) */
         ops_run_forward_split(c, e->prim, "convolution execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y,
                               OC, b, k->accum);
+        if (k->relu) conv_relu(y, (size_t)k->N * conv_out_px(k) * OC);
         return;
     }
     void *dst = y;
@@ -395,7 +413,9 @@ static conv_key conv_whole_key(const ops_m *m, int N, int IC, int H, int W, int 
     conv_key k;
     memset(&k, 0, sizeof k);   /* padding bytes take part in memcmp */
     k.N = N; k.IC = IC; k.H = H; k.W = W; k.OC = OC; k.KH = KH; k.KW = KW;
-    k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = bias; k.accum = accum; k.prec = m->prec;
+    k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = bias; k.prec = m->prec;
+    k.accum = (accum & OPS_CONV_ACCUM) != 0;
+    k.relu = (accum & OPS_CONV_RELU) != 0;   /* r3mends: the eltwise post-op */
     k.wino = m->ctx->wino;
     if (k.prec == OPS_BF16X2) k.split = ops_split_mode(1, (size_t)OC * IC * KH * KW, IC * KH * KW, OC);
     return k;
