@@ -5,7 +5,9 @@
 # "VAE hash" / "VAE" entries the infotexts once left out), then with
 # `--vae-decoder taesd` ("VAE Decoder: TAESD"), for a txt2img batch of two
 # and an inpainting img2img, each infotexts[i] equals the parameters text
-# read from the PNG of images[i], byte for byte.
+# read from the PNG of images[i], byte for byte; the same through the Redis
+# queue (the text travels in the result, docs/WIRE.md) when redis-server is
+# installed.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
@@ -82,3 +84,19 @@ check "--vae-decoder taesd: txt2img batch of 2: each infotext = its PNG's parame
   $([ "$st" = 200 ] && [ "$r" = "same 2" ]; echo $?) "status $st: $r"
 stop_server
 check "--vae-decoder taesd: server stops cleanly" $([ "$STOP_STATUS" = 0 ]; echo $?) "status $STOP_STATUS"
+
+# ---- through the Redis queue: the text travels with the result -------------------
+command -v redis-server >/dev/null || { echo "ok - # SKIP redis-server not installed"; exit 0; }
+RPORT=$(free_port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" >"$TMP/redis.log" 2>&1 &
+REDIS_PID=$!
+trap 'kill "$REDIS_PID" 2>/dev/null; cleanup' EXIT
+for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_server --model "$M" --vae "$TMP/myvae" --queue "redis://127.0.0.1:$RPORT/0" --shared-data-dir 1 --workers 1 || exit 1
+st=$(post /sdapi/v1/txt2img "{$T2I}" "$TMP/r.json")
+r=$(same_texts "$TMP/r.json" "VAE hash: ")
+check "--queue redis --vae: txt2img batch of 2: each infotext = its PNG's parameters (with VAE hash)" \
+  $([ "$st" = 200 ] && [ "$r" = "same 2" ]; echo $?) "status $st: $r"
+check "--queue redis: the same texts as the in-process queue" \
+  $([ "$(json "$TMP/r.json" 'json.loads(j["info"])["infotexts"]')" = "$(json "$TMP/v.json" 'json.loads(j["info"])["infotexts"]')" ]; echo $?)
+stop_server
