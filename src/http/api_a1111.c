@@ -37,7 +37,6 @@ typedef struct a1111_call {
     req *r;                  /* linked while r->job is held (progress, interrupt) */
     int owner, linked, interrupted;
     sd_gen_params gen;       /* the request as validated (pointers cleared: the job owns them) */
-    img_inpaint_info inpaint;   /* r2follow: the infotext's inpainting entries */
     int img2img, send_images, batch_size;
     json_t *params;          /* "parameters": the request as read, defaults filled */
     json_t *notes;           /* what was ignored, for info */
@@ -464,8 +463,7 @@ static int a1111_gen_request(http_server *s, req *r, sd_err *err)
     json_object_set_new(c->params, "cfg_scale", json_real(r->request.gen.cfg));
     json_object_set_new(c->params, "clip_skip", json_integer(r->request.gen.clip_skip));
     if (!json_object_get(c->params, "seed")) json_object_set_new(c->params, "seed", json_integer(-1));
-    c->gen = r->request.gen;   /* scalars for the infotexts; the job owns the rest */
-    c->inpaint = req_inpaint_info(&r->request);   /* r2follow */
+    c->gen = r->request.gen;   /* scalars for info; the job owns the rest */
     c->gen.prompt = c->gen.negative = NULL;
     c->gen.init_rgb = NULL;
     c->gen.mask = NULL;   /* inpapi: the job's */
@@ -548,27 +546,21 @@ enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c)
     return server_wait(s, r, c);
 }
 
-/* info: what A1111's Processed.js() holds, for this result. */
-static json_t *info_json(http_server *s, const a1111_call *call, const job_result *res, int interrupted)
+/* info: what A1111's Processed.js() holds, for this result.  Its infotexts
+ * are the images' own parameters texts (job_image.parameters, written into
+ * the files), as A1111 answers the text it saved with each image. */
+static json_t *info_json(const a1111_call *call, const job_result *res, int interrupted)
 {
     json_t *prompts = json_array(), *negs = json_array(), *seeds = json_array(), *subs = json_array(),
            *texts = json_array();
-    sd_request tmp = {.gen = call->gen, .img2img = call->img2img};
-    tmp.gen.prompt = res->prompt;
-    tmp.gen.negative = res->negative;
     json_int_t sub = json_integer_value(json_object_get(call->params, "subseed"));
     for (int i = 0; i < res->n; i++) {
         json_array_append_new(prompts, json_string(res->prompt ? res->prompt : ""));
         json_array_append_new(negs, json_string(res->negative ? res->negative : ""));
         json_array_append_new(seeds, json_integer((json_int_t)res->images[i].seed));
         json_array_append_new(subs, json_integer(sub ? sub : -1));
-        img_gen_info g = req_gen_info(&tmp, i, res->width, res->height, res->model_hash, res->model_name,
-                                      s->cfg.model_family);
-        g.seed = res->images[i].seed;
-        g.inpaint = call->inpaint;   /* r2follow: tmp has no mask */
-        char *t = img_a1111_parameters(&g);
+        const char *t = res->images[i].parameters;   /* r3more */
         json_array_append_new(texts, json_string(t ? t : ""));
-        free(t);
     }
     json_t *styles = json_object_get(call->params, "styles");
     json_t *notes = json_deep_copy(call->notes);
@@ -612,7 +604,7 @@ static enum MHD_Result a1111_success(http_server *s, req *r, struct MHD_Connecti
     }
     json_object_set_new(call->params, "width", json_integer(res->width));
     json_object_set_new(call->params, "height", json_integer(res->height));
-    json_t *info = info_json(s, call, res, interrupted);
+    json_t *info = info_json(call, res, interrupted);
     char *text = info ? json_dumps(info, JSON_COMPACT) : NULL;
     json_decref(info);
     json_t *b = imgs && text ? json_pack("{s:o, s:O, s:s}", "images", imgs, "parameters", call->params, "info", text)

@@ -34,7 +34,8 @@ static job_result *new_result(const gen_ctx *g, const sd_request *in)
     return r;
 }
 
-/* Encodes image i with its parameters, stores it, and fills r->images[i]. */
+/* Encodes image i with its parameters, stores it, and fills r->images[i]
+ * (its parameters text too, which job_result_free frees). */
 static int store_image(const gen_ctx *g, const sd_request *in, job_result *r, const sd_image *im, int i, sd_err *err)
 {
     uint64_t seed = in->gen.seed + (uint64_t)i;
@@ -54,7 +55,7 @@ static int store_image(const gen_ctx *g, const sd_request *in, job_result *r, co
     char url[4096];
     int rc = params ? img_encode(im->rgb, im->width, im->height, &eo, &file, &file_len, err)
                     : sd_errf(err, SD_ENOMEM, "", "out of memory writing the image's parameters");
-    free(params);
+    r->images[i].parameters = params;   /* r3more: the file's text is the A1111 dialect's infotext */
     char key[STORAGE_KEY_MAX], name[STORAGE_KEY_MAX + 8];
     if (!rc && !g->store) rc = sd_errf(err, SD_EINTERNAL, "", "no image storage configured");
     if (!rc) rc = storage_put(g->store, file, file_len, ext, key, err);

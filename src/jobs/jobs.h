@@ -30,6 +30,9 @@ typedef struct job_image {
     char *url;               /* where a client fetches it (storage_url) */
     const char *mime;        /* "image/png", ... (static) */
     uint64_t seed;           /* the seed that gives exactly this image alone */
+    char *parameters;        /* r3more: the A1111 "parameters" text written into the file
+                                (img_a1111_parameters), which the A1111 dialect answers as
+                                info.infotexts[i]; NULL = unknown */
 } job_image;
 
 /* What a succeeded job produced, in no dialect's shape: each HTTP dialect

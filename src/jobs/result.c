@@ -27,6 +27,7 @@ void job_result_free(job_result *r)
     for (int i = 0; i < r->n; i++) {
         free(r->images[i].key);
         free(r->images[i].url);
+        free(r->images[i].parameters);
     }
     free(r->images);
     free(r->prompt);
@@ -53,6 +54,7 @@ job_result *job_result_dup(const job_result *r)
         c->images[i].mime = r->images[i].mime;
         c->images[i].seed = r->images[i].seed;
         bad |= dup_str(&c->images[i].key, r->images[i].key) | dup_str(&c->images[i].url, r->images[i].url);
+        bad |= dup_str(&c->images[i].parameters, r->images[i].parameters);
     }
     bad |= dup_str(&c->prompt, r->prompt) | dup_str(&c->negative, r->negative);
     bad |= dup_str(&c->model_name, r->model_name) | dup_str(&c->model_hash, r->model_hash);

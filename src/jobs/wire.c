@@ -17,6 +17,8 @@
 #define WIRE_MAX_TEXT 4096
 /* The init image still undecoded (init_data), in bytes. */
 #define WIRE_MAX_INIT_DATA (64 << 20)
+/* An image's A1111 parameters text: two prompts and the entries (r3more). */
+#define WIRE_MAX_PARAMETERS (2 * REQ_MAX_PROMPT + (64 << 10))
 /* An image seed: the request's seed + image index. */
 #define WIRE_MAX_IMAGE_SEED (REQ_MAX_SEED + REQ_MAX_OUTPUTS)
 
@@ -30,7 +32,7 @@ static const char *const result_keys[] = {
     "v", "images", "prompt", "negative", "width", "height", "steps", "cfg", "denoise", "sampler",
     "model_name", "model_hash", NULL,
 };
-static const char *const image_keys[] = {"key", "url", "mime", "seed", NULL};
+static const char *const image_keys[] = {"key", "url", "mime", "seed", "parameters", NULL};
 static const char *const init_image_keys[] = {"width", "height", "rgb", NULL};
 static const char *const init_data_keys[] = {"raw", "bytes", NULL};
 static const char *const lora_keys[] = {"name", "weight", NULL};
@@ -509,7 +511,8 @@ static int put_images(json_t *o, const job_result *r, sd_err *err)
         json_t *m = json_object();
         if (!m || json_array_append_new(a, m)) return sd_errf(err, SD_ENOMEM, "images", "out of memory");
         if (put_text(m, "key", im->key, err) || put_text(m, "url", im->url, err) ||
-            put_text(m, "mime", im->mime, err) || put(m, "seed", json_integer((json_int_t)im->seed), err))
+            put_text(m, "mime", im->mime, err) || put(m, "seed", json_integer((json_int_t)im->seed), err) ||
+            put_text(m, "parameters", im->parameters, err))
             return -1;
     }
     return 0;
@@ -531,17 +534,19 @@ json_t *wire_result_to_json(const job_result *r, sd_err *err) { return build(put
 
 static int get_image(const json_t *m, size_t i, job_image *im, sd_err *err)
 {
-    char where[32], key[48], url[48], mime[48], seed[48];
+    char where[32], key[48], url[48], mime[48], seed[48], params[48];
     snprintf(where, sizeof where, "images[%zu]", i);
     snprintf(key, sizeof key, "%s.key", where);
     snprintf(url, sizeof url, "%s.url", where);
     snprintf(mime, sizeof mime, "%s.mime", where);
     snprintf(seed, sizeof seed, "%s.seed", where);
+    snprintf(params, sizeof params, "%s.parameters", where);
     json_int_t s = 0;
     const char *t;
     size_t n;
     if (check_object(m, where, image_keys, 0, err) || get_text(m, "key", key, WIRE_MAX_TEXT, &im->key, err) ||
         get_text(m, "url", url, WIRE_MAX_TEXT, &im->url, err) ||
+        get_text(m, "parameters", params, WIRE_MAX_PARAMETERS, &im->parameters, err) ||
         get_int(m, "seed", seed, 0, (json_int_t)WIRE_MAX_IMAGE_SEED, 1, &s, err))
         return -1;
     im->seed = (uint64_t)s;

@@ -653,6 +653,37 @@ static void test_threads(void)
           "ops_ctx_new(0): all cores again");
 }
 
+/* ---- r3more: op_tanh_clamp (TAESD's Clamp) against a naive double loop ---- */
+static void test_tanh_clamp(void)
+{
+    static const float ends[] = {-1e30f, -1000, -20, -3, -1e-30f, 0, 1e-30f, 3, 20, 1000, 1e30f, -0.f};
+    const size_t ne = sizeof ends / sizeof ends[0];
+    const size_t sizes[] = {ne + 5, 40000};   /* one thread; the team's (past ops.c's PAR_MIN) */
+    const float cs[] = {3.0f, 1.0f, 0.25f};
+    for (size_t s = 0; s < 2; s++) {
+        const size_t n = sizes[s];
+        float *x = malloc(n * sizeof *x), *y = malloc(n * sizeof *y);
+        for (size_t i = 0; i < n; i++) x[i] = (float)((long)(i * 7919 % 2001) - 1000) / 97.0f;   /* -10.3 .. 10.3 */
+        memcpy(x, ends, sizeof ends);
+        for (size_t k = 0; k < sizeof cs / sizeof cs[0]; k++) {
+            memcpy(y, x, n * sizeof *x);
+            op_tanh_clamp(y, n, cs[k]);
+            int bad = 0, out = 0;
+            for (size_t i = 0; i < n; i++) {
+                double r = tanh((double)x[i] / cs[k]) * cs[k];
+                if (!(fabs(y[i] - r) <= 2e-7 * cs[k] + 1e-6 * fabs(r))) bad++;
+                if (!(fabsf(y[i]) <= cs[k])) out++;
+            }
+            char name[128];
+            snprintf(name, sizeof name, "tanh_clamp c=%g, n=%zu: tanh(x/c)*c of a double loop, within [-c, c]",
+                     (double)cs[k], n);
+            CHECKF(bad == 0 && out == 0, name, "%d off, %d outside", bad, out);
+        }
+        free(x);
+        free(y);
+    }
+}
+
 int main(void)
 {
     t_ops_init(2);
@@ -674,5 +705,6 @@ int main(void)
     test_conv_up2();
     test_weight_handles();
     test_threads();
+    test_tanh_clamp();   /* r3more */
     return t_done();
 }

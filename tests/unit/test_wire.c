@@ -354,6 +354,9 @@ static job_result *make_result(int n)
         r->images[i].url = sd_strdup(k);
         r->images[i].mime = img_format_mime(i % 2 ? IMG_JPEG : i == 2 ? IMG_WEBP : IMG_PNG);
         r->images[i].seed = 9007199254740991ull + (uint64_t)i;
+        /* r3more: the file's parameters text (an image of a batch may have none) */
+        snprintf(k, sizeof k, "a cat\nNegative prompt: blurry\nSteps: 25, Seed: %d, VAE Decoder: TAESD", i);
+        r->images[i].parameters = i == 2 ? NULL : sd_strdup(k);
     }
     r->prompt = sd_strdup("a cat, (masterpiece:1.2) <lora:detail:0.5>");
     r->negative = n > 1 ? sd_strdup("blurry") : NULL;
@@ -373,7 +376,8 @@ static int same_result(const job_result *a, const job_result *b)
         return 0;
     for (int i = 0; i < a->n; i++)
         if (!same_text(a->images[i].key, b->images[i].key) || !same_text(a->images[i].url, b->images[i].url) ||
-            a->images[i].mime != b->images[i].mime || a->images[i].seed != b->images[i].seed)
+            a->images[i].mime != b->images[i].mime || a->images[i].seed != b->images[i].seed ||
+            !same_text(a->images[i].parameters, b->images[i].parameters))
             return 0;
     return 1;
 }
@@ -396,7 +400,7 @@ static void result_refused(const job_result *r, const char *key, const char *val
     json_object_set_new(strncmp(key, "images.", 7) ? j : im, strncmp(key, "images.", 7) ? key : key + 7, v);
     job_result *b = wire_result_from_json(j, &err);
     char name[160];
-    snprintf(name, sizeof name, "a result with %s = %s is refused naming %s", key, value, field);
+    snprintf(name, sizeof name, "a result with %s = %.40s is refused naming %s", key, value, field);
     CHECKF(!b && !strcmp(err.field, field), name, "field '%s': %s", err.field, err.msg);
     job_result_free(b);
     json_decref(j);
@@ -429,6 +433,16 @@ static void test_results(void)
     result_refused(r, "cfg", "\"7\"", "cfg");
     result_refused(r, "images", "[{}, {}, {}, {}, {}]", "images");
     result_refused(r, "extra", "0", "extra");
+    result_refused(r, "images.parameters", "7", "images[0].parameters");   /* r3more */
+    {   /* a parameters text one byte longer than two prompts and 64 KiB */
+        size_t n = 2 * REQ_MAX_PROMPT + (64 << 10) + 1;
+        char *big = malloc(n + 3);
+        memset(big, 'a', n + 2);
+        big[0] = big[n + 1] = '"';
+        big[n + 2] = 0;
+        result_refused(r, "images.parameters", big, "images[0].parameters");
+        free(big);
+    }
     job_result_free(r);
 }
 

@@ -16,12 +16,11 @@
  * encoder a conv without bias is a stride-2 one.  Activations are NHWC in
  * three ping-pong buffers sized for the largest layer; convs go through
  * the ops layer at the model's precision, each ReLU as its conv's
- * post-op (OPS_CONV_RELU: no pass of its own). */
+ * post-op (OPS_CONV_RELU: no pass of its own), the Clamp as op_tanh_clamp. */
 #include "taesd.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -433,7 +432,7 @@ int taesd_decode(taesd *t, const float *z, int h, int w, float *img, sd_err *err
     if (reserve(t, (size_t)n->width * h * s * w * s, err)) return -1;
     int C = n->in_c, H = h, W = w;
     op_nchw_to_nlc(z, 1, C, h * w, t->buf[0]);
-    for (size_t i = 0; i < (size_t)C * h * w; i++) t->buf[0][i] = tanhf(t->buf[0][i] / 3.0f) * 3.0f;
+    op_tanh_clamp(t->buf[0], (size_t)C * h * w, 3.0f);   /* the Clamp layer, in the ops layer */
     int out = net_forward(t, n, 1, &C, &H, &W);
     op_nlc_to_nchw(t->buf[out], 1, C, H * W, img);
     for (size_t i = 0; i < (size_t)C * H * W; i++) img[i] = img[i] * 2.0f - 1.0f;

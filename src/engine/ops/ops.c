@@ -368,6 +368,15 @@ void op_axpby(float *y, float a, const float *x, float b, size_t n)
     PROF_END(PROF_ELEM);
 }
 
+void op_tanh_clamp(float *x, size_t n, float c)
+{
+    SD_ASSERT(c > 0.f);
+    PROF_BEGIN;
+    #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (size_t i = 0; i < n; i++) x[i] = tanhf(x[i] / c) * c;
+    PROF_END(PROF_ELEM);
+}
+
 /* GEGLU with the vectorised erf (absolute error < 1.5e-7 against erff). */
 void op_geglu(const float *in, int M, int F, float *out)
 {

@@ -238,6 +238,9 @@ void op_quick_gelu(float *x, size_t n);  /* x * sigmoid(1.702 x) */
 void op_add(float *y, const float *x, size_t n);
 /* y[i] = a*y[i] + b*x[i] */
 void op_axpby(float *y, float a, const float *x, float b, size_t n);
+/* x[i] = tanh(x[i]/c)·c, c > 0: a soft clamp into (-c, c) (TAESD's
+ * decoder input, c = 3: madebyollin's Clamp layer).  In place. */
+void op_tanh_clamp(float *x, size_t n, float c);
 
 /* GEGLU: in[M, 2F] = [value | gate] -> out[M,F] = value * gelu(gate). */
 void op_geglu(const float *in, int M, int F, float *out);
