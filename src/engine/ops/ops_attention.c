@@ -24,7 +24,7 @@
  * than 8 x KB ever exists and P·V runs on a kernel built for D' = 40..512
  * wide outputs instead of a general sgemm (oneDNN's reached ~73 % of peak
  * on these shapes).  Time at SD 1.5's 4096 x 4096, D = 40, one thread,
- * after this layout: QKᵀ and P·V each ~43 %, softmax ~10 %, packing ~3 %
+ * after this layout: QKᵀ and P·V each ~43 %, softmax ~10 %, packing ~1 %
  * (bench/README.md "Without AMX").  Buffers grow once and are reused: no
  * allocation per call in steady state.  Checked against a naive
  * double-precision loop in tests/unit/test_ops.c.  In the bf16 precisions
@@ -320,12 +320,14 @@ static void attention(const ops_m *mo, const float *q, int ldq, const float *k, 
             const float *vb = v + (size_t)b * Tk * ldv + (size_t)h * D;
             float *ks = Kall + bh * kpn + j0 * D, *Vp = Vall + bh * vpn;
             for (size_t j = j0; j < j0 + 32; j++) {
-                int in = j < (size_t)Tk;
+                int in = j < (size_t)Tk;   /* else a padding key: zeros */
                 const float *kr = kb + (in ? j : 0) * ldk, *vr = vb + (in ? j : 0) * ldv;
                 for (int d = 0; d < D; d++) ks[(size_t)d * 32 + (j - j0)] = in ? kr[d] : 0.f;
                 for (int p = 0; p < Dp / 16; p++) {
                     float *dst = Vp + (size_t)p * Tkp * 16 + j * 16;
-                    for (int u = 0; u < 16; u++) dst[u] = in && p * 16 + u < D ? vr[p * 16 + u] : 0.f;
+                    int n = in ? (D - p * 16 < 16 ? D - p * 16 : 16) : 0;
+                    if (n) memcpy(dst, vr + p * 16, sizeof(float) * n);
+                    if (n < 16) memset(dst + n, 0, sizeof(float) * (16 - n));
                 }
             }
         }
