@@ -20,7 +20,8 @@
  * No work is done on padding columns: D = 40 (SD 1.x's first level) runs
  * 40-wide P·V tiles (16 + 16 + 8), and QKᵀ loops over the real D; only
  * keys are padded, to a whole strip of 32 in QKᵀ (cross-attention's 77 →
- * 96), which the FLOP counters do not count.  So no score matrix larger
+ * 96), and query rows to a multiple of 8: the executed-FLOP counter
+ * counts both (attention_exec_flops).  So no score matrix larger
  * than 8 x KB ever exists and P·V runs on a kernel built for D' = 40..512
  * wide outputs instead of a general sgemm (oneDNN's reached ~73 % of peak
  * on these shapes).  Time at SD 1.5's 4096 x 4096, D = 40, one thread,
@@ -274,17 +275,21 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
     }
 }
 
-/* QKᵀ and PV as the kernels run them: causal query tiles stop at the last
- * key their rows can see (tile's kend). */
+/* QKᵀ and PV as the kernels here run them: every query tile's rows rounded
+ * up to the register tile (MR), QKᵀ over its visible keys rounded up to a
+ * strip of 32 (the padded keys of cross-attention's 77: 96), PV over the
+ * visible keys; causal query tiles stop at the last key their rows can see
+ * (tile's kend). */
 static double attention_exec_flops(int B, int Tq, int Tk, int H, int D, int causal)
 {
-    if (!causal) return 4.0 * B * H * Tq * Tk * D;
-    double keys = 0;
+    double qk = 0, pv = 0;
     for (int i0 = 0; i0 < Tq; i0 += TQ) {
-        int m = Tq - i0 < TQ ? Tq - i0 : TQ;
-        keys += (double)m * (i0 + m < Tk ? i0 + m : Tk);
+        int m = Tq - i0 < TQ ? Tq - i0 : TQ, mp = (m + MR - 1) / MR * MR;
+        int kend = causal && i0 + m < Tk ? i0 + m : Tk;
+        qk += (double)mp * ((kend + 31) / 32 * 32);
+        pv += (double)mp * kend;
     }
-    return 4.0 * B * H * keys * D;
+    return 2.0 * B * H * D * (qk + pv);
 }
 
 static void attention(const ops_m *mo, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
@@ -294,11 +299,13 @@ static void attention(const ops_m *mo, const float *q, int ldq, const float *k, 
     SD_ASSERT(ldq >= H * D && ldk >= H * D && ldv >= H * D && (!causal || Tq == Tk));
     ops_ctx *c = mo->ctx;
     if (ops_faulted(c)) return;   /* out of memory earlier in this forward */
-    ops_flops_add(PROF_ATTN, 4.0 * B * H * Tq * Tk * D, attention_exec_flops(B, Tq, Tk, H, D, causal));
+    double model = 4.0 * B * H * Tq * Tk * D;
     if (!causal && mo->prec != OPS_FP32 && ops_attention_amx_ready()) {
+        ops_flops_add(PROF_ATTN, model, model);
         ops_attention_amx(c, q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, out);
         return;
     }
+    ops_flops_add(PROF_ATTN, model, attention_exec_flops(B, Tq, Tk, H, D, causal));
     int HD = H * D, Dp = (D + 15) / 16 * 16, ntiles = (Tq + TQ - 1) / TQ, BH = B * H;
     size_t Tkp = ((size_t)Tk + KB - 1) / KB * KB, kpn = (size_t)D * Tkp, vpn = Tkp * Dp;
     float *Kall = ops_grow(c, &t_kt, &t_nkt, sizeof(float) * kpn * BH);
