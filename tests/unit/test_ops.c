@@ -12,6 +12,7 @@
 #include "ref_ops.h"
 #include "t.h"
 #include "../../src/engine/ops/ops.h"
+#include "../../src/engine/ops/ops_vec.h"
 #include "tops.h"
 
 static unsigned long long rng = 88172645463325252ULL;
@@ -289,6 +290,51 @@ static void test_linear_reshaped_weights(void)
         CMP(y, r, (size_t)M * OUT, pass ? "linear, same weights read as [64,48]" : "linear, weights [48,64]");
     }
     free(x); free(w); free(y); free(r);
+}
+
+/* v16_exp2_neg, the softmax's 2^t (t = score - row max <= 0), against
+ * exp2 in double: relative error < 3e-7 over [-126, 0] (every float of
+ * [-1, 0] at a stride of 7 ulps-ish, 2^20 points over the rest, the
+ * integers and half-integers where the reduction switches), absolute
+ * error < 1.2e-38 below -126 down to -200, exactly 1 at 0 and 0 far below. */
+static void test_exp2_neg(void)
+{
+    double worst = 0, worst_t = 0, abs_worst = 0;
+    float buf[16];
+    for (int part = 0; part < 3; part++) {
+        int n = part == 2 ? 253 * 16 : 1 << 20;
+        for (int i = 0; i < n; i += 16) {
+            for (int u = 0; u < 16; u++) {
+                int k = i + u;
+                buf[u] = part == 0 ? -(float)k / (1 << 20)                 /* [-1, 0] */
+                       : part == 1 ? -1.f - 125.f * (float)k / (1 << 20)   /* [-126, -1] */
+                       : -(float)(k % 253) / 2.f - (k / 253) * 1e-6f;       /* n/2 and just below */
+                if (buf[u] < -126.f) buf[u] = -126.f;
+            }
+            v16f e = v16_exp2_neg(v16_load(buf));
+            for (int u = 0; u < 16; u++) {
+                double ref = exp2((double)buf[u]), rel = fabs(e[u] - ref) / ref;
+                if (rel > worst) { worst = rel; worst_t = buf[u]; }
+            }
+        }
+    }
+    for (int k = 0; k < 16 * 40; k += 16) {   /* (-200, -126): denormals and 0 */
+        for (int u = 0; u < 16; u++) buf[u] = -126.f - 74.f * (float)(k + u) / 640.f;
+        v16f e = v16_exp2_neg(v16_load(buf));
+        for (int u = 0; u < 16; u++) {
+            double d = fabs(e[u] - exp2((double)buf[u]));
+            abs_worst = d > abs_worst ? d : abs_worst;
+        }
+    }
+    CHECKF(worst < 3e-7, "v16_exp2_neg: relative error < 3e-7 on [-126, 0]", "max %.3g at t = %.9g",
+           worst, worst_t);
+    CHECKF(abs_worst < 1.2e-38, "v16_exp2_neg: absolute error < 1.2e-38 below -126", "max %.3g", abs_worst);
+    for (int u = 0; u < 16; u++) buf[u] = u < 8 ? 0.f : -1e4f;
+    v16f e = v16_exp2_neg(v16_load(buf));
+    CHECKF(e[0] == 1.f && e[7] == 1.f && e[8] == 0.f && e[15] == 0.f, "v16_exp2_neg: 2^0 = 1 exactly, 2^-1e4 = 0",
+           "%.9g %.9g", e[0], e[15]);
+    printf("# v16_exp2_neg: max relative error %.3g (t = %.9g), max absolute below -126 %.3g\n", worst, worst_t,
+           abs_worst);
 }
 
 static void test_attention(void)
@@ -697,6 +743,7 @@ int main(void)
     test_gemm_linear();
     test_linear_reshaped_weights();
     test_norms();
+    test_exp2_neg();
     test_attention();
     test_elementwise();
     test_linear_acc();

@@ -6,23 +6,32 @@
  * V'[D'/16][Tk'][16], zero-padded (Tk' a multiple of KB, D' of 16); then the
  * (batch, head, TQ query rows) tiles are shared out over the thread team in
  * the same parallel region.  A tile walks the keys in blocks of KB with an
- * online softmax
- * (running row max and sum, flash-attention style):
- *     S = (scale·q) · Kt[:, block]            register tiles of 8 rows x 32 keys,
- *                                             key strips outermost (L1 reuse);
- *                                             the row maxima folded in there
- *     per group of 8 rows, while in L1:
- *       m' = max(m, rowmax S); O *= e^(m-m'); l = l·e^(m-m') + Σ e^(S-m')
- *       O += e^(S-m') · V'[block]              register tiles of 8 rows x 48
+ * online softmax (running row max and sum, flash-attention style); per
+ * block, each group of 8 rows in turn, on one 8 x KB score buffer that
+ * stays in L1:
+ *     S = (scale·log2(e)·q) · Kt[:, block]    register tiles of 8 rows x 32
+ *                                             keys; the row maxima folded in
+ *     m' = max(m, rowmax S); O *= 2^(m-m'); l = l·2^(m-m') + Σ 2^(S-m')
+ *     O += 2^(S-m') · V'[block]               register tiles of 8 rows x 48
  *                                             (or 40, 32) columns
- * and ends with O / l.  So no score matrix larger than TQ x KB ever exists,
- * the blocks stay in L1/L2, and P·V runs on a kernel built for D' = 48..512
- * wide outputs instead of a general sgemm (oneDNN's reached ~73 % of peak on
- * these shapes).  Buffers grow once and are reused: no allocation per call
- * in steady state.  Checked against a naive double-precision loop in
- * tests/unit/test_ops.c.  In the bf16 precisions on a CPU with AMX, plain attention
- * runs on AMX tiles instead (ops_attention_amx.c); causal attention (the
- * text encoder's 77 tokens) stays here. */
+ * and ends with O / l.  Scores are kept in log2 units so the softmax's
+ * exponential is a bare 2^t (ops_vec.h v16_exp2_neg: degree-4 fit, one
+ * vscalefps; the row's last partial vector masked, no scalar libm calls).
+ * No work is done on padding columns: D = 40 (SD 1.x's first level) runs
+ * 40-wide P·V tiles (16 + 16 + 8), and QKᵀ loops over the real D; only
+ * keys are padded, to a whole strip of 32 in QKᵀ (cross-attention's 77 →
+ * 96), and query rows to a multiple of 8: the executed-FLOP counter
+ * counts both (attention_exec_flops).  So no score matrix larger
+ * than 8 x KB ever exists and P·V runs on a kernel built for D' = 40..512
+ * wide outputs instead of a general sgemm (oneDNN's reached ~73 % of peak
+ * on these shapes).  Time at SD 1.5's 4096 x 4096, D = 40, one thread,
+ * after this layout: QKᵀ and P·V each ~43 %, softmax ~10 %, packing ~1 %
+ * (bench/README.md "Without AMX").  Buffers grow once and are reused: no
+ * allocation per call in steady state.  Checked against a naive
+ * double-precision loop in tests/unit/test_ops.c.  In the bf16 precisions
+ * on a CPU with AMX, plain attention runs on AMX tiles instead
+ * (ops_attention_amx.c); causal attention (the text encoder's 77 tokens)
+ * stays here. */
 /* -std=c11 turns off FMA contraction; these kernels are a chain of a += b*c */
 #pragma GCC optimize("fp-contract=fast")
 
@@ -178,13 +187,62 @@ static void pv_block(const float *P, int nk, const float *V, size_t ldp, int Dv,
     }
 }
 
-/* One tile of up to TQ query rows (global rows i0..i0+m) against all keys. */
+/* Softmax step of one row of the block's scores s[0..nk) (lim of them
+ * visible, the first nfull of whose maxima qk_tile folded into bm[16]):
+ * m' = max(m, rowmax), s = 2^(s-m') (masked keys 0), l = l·2^(m-m') + Σ s,
+ * O row *= 2^(m-m') when the maximum moved (scores in log2 units: q is
+ * scaled by scale·log2(e)). */
+static void softmax_row(float *s, int nk, int lim, int nfull, const float *bm16, float *mx, float *l,
+                        float *o, int Dp)
+{
+    float bm = -INFINITY;
+    int j = nfull < lim ? nfull : lim;
+    if (j > 0) {
+        v16f vm = v16_load(bm16);
+        for (int u = 0; u < 16; u++) bm = vm[u] > bm ? vm[u] : bm;
+    }
+    if (lim - j >= 16) {
+        v16f vm = v16_load(s + j);
+        for (j += 16; j + 16 <= lim; j += 16) vm = v16_max(vm, v16_load(s + j));
+        for (int u = 0; u < 16; u++) bm = vm[u] > bm ? vm[u] : bm;
+    }
+    for (; j < lim; j++) bm = s[j] > bm ? s[j] : bm;
+    float nm = bm > *mx ? bm : *mx;
+    if (lim == 0 || nm == -INFINITY) {   /* nothing visible yet in this row */
+        memset(s, 0, sizeof(float) * nk);
+        return;
+    }
+    float corr = *mx == -INFINITY ? 0.f : exp2f(*mx - nm);
+    *mx = nm;
+    /* the last vector may reach past lim (not past the strip qk_tile wrote):
+     * those lanes are masked keys, set to 0 */
+    const v16i lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    v16f acc = {0};
+    for (j = 0; j < lim; j += 16) {
+        v16f e = v16_exp2_neg(v16_load(s + j) - nm);
+        if (lim - j < 16) e = v16_sel(lane < lim - j, e, v16_set1(0.f));
+        v16_store(s + j, e);
+        acc += e;
+    }
+    float sum = 0.f;
+    for (; j < nk; j++) s[j] = 0.f;   /* masked keys */
+    for (int u = 0; u < 16; u++) sum += acc[u];
+    *l = *l * corr + sum;
+    if (corr != 1.f)
+        for (int d = 0; d < Dp; d += 16) v16_store(o + d, v16_load(o + d) * corr);
+}
+
+/* One tile of up to TQ query rows (global rows i0..i0+m) against all keys.
+ * Per key block, each group of MR rows runs its QK, softmax and P·V in turn
+ * on one MR x KB score buffer, so the scores never leave L1 (the key strips
+ * and value panels stream in from L2 in order). */
 static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, int D, int Dp,
                  const float *Kp, const float *Vp, size_t Tkp, int causal, float *out, int ldo, float *scr)
 {
     int mp = (m + MR - 1) / MR * MR;
-    float *Q = scr, *S = Q + (size_t)TQ * D, *O = S + (size_t)TQ * KB, *BM = O + (size_t)TQ * Dp;
+    float *Q = scr, *S = Q + (size_t)TQ * D, *O = S + (size_t)MR * KB, *BM = O + (size_t)TQ * Dp;
     float mx[TQ], l[TQ];
+    scale *= 1.44269504088896341f;   /* scores in log2 units: the softmax takes 2^(s - max) */
     for (int i = 0; i < mp; i++) {
         float *qr = Q + (size_t)i * D;
         if (i < m) for (int d = 0; d < D; d++) qr[d] = q[(size_t)i * ldq + d] * scale;
@@ -198,58 +256,17 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
         int nk = kend - k0 < KB ? kend - k0 : KB;
         /* keys whose row maxima the QK tiles fold in: whole strips, not causal */
         int nfull = causal ? 0 : nk / 32 * 32;
-        for (int i = 0; i < mp * 16; i++) BM[i] = -INFINITY;
-        /* S = Q·Kt for the block: key strips outermost, so a strip of Kt
-         * (D x 32) stays in L1 while every row group uses it */
-        for (int j = 0; j < nk; j += 32)
-            for (int r0 = 0; r0 < mp; r0 += MR)
-                qk_tile(Q + (size_t)r0 * D, D, Kp + (size_t)(k0 + j) * D, S + (size_t)r0 * KB + j,
-                        j + 32 <= nfull ? BM + (size_t)r0 * 16 : NULL);
-        /* per group of MR rows: softmax of its block of S, then its P·V while
-         * those rows of P are still in L1 */
         for (int r0 = 0; r0 < mp; r0 += MR) {
-            for (int i = r0; i < r0 + MR; i++) {
-                float *s = S + (size_t)i * KB;
-                int lim = causal ? i0 + i + 1 - k0 : nk;   /* visible keys of this row in the block */
-                if (lim > nk) lim = nk;
-                if (lim < 0) lim = 0;
-                float bm = -INFINITY;
-                int j = nfull < lim ? nfull : lim;
-                if (j > 0) {
-                    v16f vm = v16_load(BM + (size_t)i * 16);
-                    for (int u = 0; u < 16; u++) bm = vm[u] > bm ? vm[u] : bm;
-                }
-                if (lim - j >= 16) {
-                    v16f vm = v16_load(s + j);
-                    for (j += 16; j + 16 <= lim; j += 16) vm = v16_max(vm, v16_load(s + j));
-                    for (int u = 0; u < 16; u++) bm = vm[u] > bm ? vm[u] : bm;
-                }
-                for (; j < lim; j++) bm = s[j] > bm ? s[j] : bm;
-                float nm = bm > mx[i] ? bm : mx[i];
-                if (lim == 0 || nm == -INFINITY) {   /* nothing visible yet in this row */
-                    memset(s, 0, sizeof(float) * nk);
-                    continue;
-                }
-                float corr = mx[i] == -INFINITY ? 0.f : expf(mx[i] - nm);
-                mx[i] = nm;
-                v16f acc = {0};
-                for (j = 0; j + 16 <= lim; j += 16) {
-                    v16f e = v16_exp_fast(v16_load(s + j) - nm);
-                    v16_store(s + j, e);
-                    acc += e;
-                }
-                float sum = 0.f;
-                for (; j < lim; j++) { s[j] = expf(s[j] - nm); sum += s[j]; }
-                for (; j < nk; j++) s[j] = 0.f;   /* masked keys */
-                for (int u = 0; u < 16; u++) sum += acc[u];
-                l[i] = l[i] * corr + sum;
-                if (corr != 1.f) {
-                    float *o = O + (size_t)i * Dp;
-                    for (int d = 0; d < Dp; d += 16) v16_store(o + d, v16_load(o + d) * corr);
-                }
+            for (int i = 0; i < MR * 16; i++) BM[i] = -INFINITY;
+            for (int j = 0; j < nk; j += 32)
+                qk_tile(Q + (size_t)r0 * D, D, Kp + (size_t)(k0 + j) * D, S + j, j + 32 <= nfull ? BM : NULL);
+            for (int i = 0; i < MR; i++) {
+                int lim = causal ? i0 + r0 + i + 1 - k0 : nk;   /* visible keys of this row in the block */
+                lim = lim > nk ? nk : lim < 0 ? 0 : lim;
+                softmax_row(S + (size_t)i * KB, nk, lim, nfull, BM + (size_t)i * 16, &mx[r0 + i], &l[r0 + i],
+                            O + (size_t)(r0 + i) * Dp, Dp);
             }
-            pv_block(S + (size_t)r0 * KB, nk, Vp + (size_t)k0 * 16, Tkp * 16, (D + 7) / 8 * 8, Dp,
-                     O + (size_t)r0 * Dp);
+            pv_block(S, nk, Vp + (size_t)k0 * 16, Tkp * 16, (D + 7) / 8 * 8, Dp, O + (size_t)r0 * Dp);
         }
     }
     for (int i = 0; i < m; i++) {
@@ -258,17 +275,21 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
     }
 }
 
-/* QKᵀ and PV as the kernels run them: causal query tiles stop at the last
- * key their rows can see (tile's kend). */
+/* QKᵀ and PV as the kernels here run them: every query tile's rows rounded
+ * up to the register tile (MR), QKᵀ over its visible keys rounded up to a
+ * strip of 32 (the padded keys of cross-attention's 77: 96), PV over the
+ * visible keys; causal query tiles stop at the last key their rows can see
+ * (tile's kend). */
 static double attention_exec_flops(int B, int Tq, int Tk, int H, int D, int causal)
 {
-    if (!causal) return 4.0 * B * H * Tq * Tk * D;
-    double keys = 0;
+    double qk = 0, pv = 0;
     for (int i0 = 0; i0 < Tq; i0 += TQ) {
-        int m = Tq - i0 < TQ ? Tq - i0 : TQ;
-        keys += (double)m * (i0 + m < Tk ? i0 + m : Tk);
+        int m = Tq - i0 < TQ ? Tq - i0 : TQ, mp = (m + MR - 1) / MR * MR;
+        int kend = causal && i0 + m < Tk ? i0 + m : Tk;
+        qk += (double)mp * ((kend + 31) / 32 * 32);
+        pv += (double)mp * kend;
     }
-    return 4.0 * B * H * keys * D;
+    return 2.0 * B * H * D * (qk + pv);
 }
 
 static void attention(const ops_m *mo, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
@@ -278,17 +299,19 @@ static void attention(const ops_m *mo, const float *q, int ldq, const float *k, 
     SD_ASSERT(ldq >= H * D && ldk >= H * D && ldv >= H * D && (!causal || Tq == Tk));
     ops_ctx *c = mo->ctx;
     if (ops_faulted(c)) return;   /* out of memory earlier in this forward */
-    ops_flops_add(PROF_ATTN, 4.0 * B * H * Tq * Tk * D, attention_exec_flops(B, Tq, Tk, H, D, causal));
+    double model = 4.0 * B * H * Tq * Tk * D;
     if (!causal && mo->prec != OPS_FP32 && ops_attention_amx_ready()) {
+        ops_flops_add(PROF_ATTN, model, model);
         ops_attention_amx(c, q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, out);
         return;
     }
+    ops_flops_add(PROF_ATTN, model, attention_exec_flops(B, Tq, Tk, H, D, causal));
     int HD = H * D, Dp = (D + 15) / 16 * 16, ntiles = (Tq + TQ - 1) / TQ, BH = B * H;
     size_t Tkp = ((size_t)Tk + KB - 1) / KB * KB, kpn = (size_t)D * Tkp, vpn = Tkp * Dp;
     float *Kall = ops_grow(c, &t_kt, &t_nkt, sizeof(float) * kpn * BH);
     float *Vall = ops_grow(c, &t_vp, &t_nvp, sizeof(float) * vpn * BH);
     if (!Kall || !Vall) return;   /* out of memory: the ops fault is set */
-    size_t scr_floats = (size_t)TQ * D + (size_t)TQ * KB + (size_t)TQ * Dp + (size_t)TQ * 16;
+    size_t scr_floats = (size_t)TQ * D + (size_t)MR * KB + (size_t)TQ * Dp + (size_t)MR * 16;
     long nstrips = (long)(Tkp / 32);
     #pragma omp parallel
     {
@@ -304,12 +327,14 @@ static void attention(const ops_m *mo, const float *q, int ldq, const float *k, 
             const float *vb = v + (size_t)b * Tk * ldv + (size_t)h * D;
             float *ks = Kall + bh * kpn + j0 * D, *Vp = Vall + bh * vpn;
             for (size_t j = j0; j < j0 + 32; j++) {
-                int in = j < (size_t)Tk;
+                int in = j < (size_t)Tk;   /* else a padding key: zeros */
                 const float *kr = kb + (in ? j : 0) * ldk, *vr = vb + (in ? j : 0) * ldv;
                 for (int d = 0; d < D; d++) ks[(size_t)d * 32 + (j - j0)] = in ? kr[d] : 0.f;
                 for (int p = 0; p < Dp / 16; p++) {
                     float *dst = Vp + (size_t)p * Tkp * 16 + j * 16;
-                    for (int u = 0; u < 16; u++) dst[u] = in && p * 16 + u < D ? vr[p * 16 + u] : 0.f;
+                    int n = in ? (D - p * 16 < 16 ? D - p * 16 : 16) : 0;
+                    if (n) memcpy(dst, vr + p * 16, sizeof(float) * n);
+                    if (n < 16) memset(dst + n, 0, sizeof(float) * (16 - n));
                 }
             }
         }

@@ -55,6 +55,38 @@ static inline v16f v16_exp_fast(v16f x)
 static inline v16f v16_exp_fast(v16f x) { return v16_exp(x); }
 #endif
 
+/* 2^t for t <= 0 (attention's softmax, whose scores are kept in log2 units
+ * so no multiply by log2(e) is needed): t = n + f, |f| <= 1/2, 2^f =
+ * 1 + f·q(f) with q the degree-4 Chebyshev fit of (2^f - 1)/f on
+ * [-1/2, 1/2] (one FMA fewer than v16_exp_fast; exactly 1 at t = 0, so a
+ * row's maximum keeps weight 1), n applied by vscalefps (t far below -126
+ * gives 0, no clamping; t finite).  Relative error < 3e-7 on [-126, 0] (2.0e-7 in
+ * exact arithmetic, the rest float rounding), absolute error < 1.2e-38
+ * below (the denormals): tests/unit/test_ops.c "v16_exp2_neg". */
+static inline v16f v16_exp2_poly(v16f f)   /* 2^f for |f| <= 1/2 */
+{
+    return 1.f + f * (0.6931471805599453f + f * (0.2402234903802036f + f * (0.05550381013796457f +
+           f * (0.009666368515385448f + f * 0.0013381302537320797f))));
+}
+#if defined(__AVX512F__)
+static inline v16f v16_exp2_neg(v16f t)
+{
+    __m512 n = _mm512_roundscale_ps((__m512)t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v16f f = (v16f)_mm512_sub_ps((__m512)t, n);
+    v16f p = v16_exp2_poly(f);
+    return (v16f)_mm512_scalef_ps((__m512)p, n);
+}
+#else
+static inline v16f v16_exp2_neg(v16f t)
+{
+    t = v16_max(t, v16_set1(-126.f));   /* 2^-126 for less: within the absolute error */
+    v16i ni = __builtin_convertvector(t - 0.5f, v16i);   /* t <= 0: rounds to nearest */
+    v16f f = t - __builtin_convertvector(ni, v16f);
+    v16f p = v16_exp2_poly(f);
+    return p * (v16f)((ni + 127) << 23);
+}
+#endif
+
 /* SiLU, x·sigmoid(x) = x / (1 + e^-x).  With AVX-512: e^-x by the fast exp
  * (its argument clamped to 87 so the sum stays finite; below x = -87, where
  * SiLU is under 1e-36, the result is 0) and the division as vrcp14ps plus
