@@ -49,6 +49,20 @@ static void stats_print(const char *what, const char *base, const char *rule, co
            s->runs, s->worst, s->psnr, s->runs ? s->mean / s->runs : 0);
 }
 
+/* The sum of n stats (over models). */
+static stats stats_sum(const stats *s, int n)
+{
+    stats t = {0};
+    for (int i = 0; i < n; i++) {
+        if (!s[i].runs) continue;
+        if (!t.runs || s[i].worst > t.worst) t.worst = s[i].worst;
+        if (!t.runs || s[i].psnr < t.psnr) t.psnr = s[i].psnr;
+        t.mean += s[i].mean;
+        t.runs += s[i].runs;
+    }
+    return t;
+}
+
 static int set_rule(sd_engine *e, const char *rule)
 {
     sd_err err;
@@ -66,7 +80,7 @@ static int study_tiny(const char *base, int subset, char **rules, int nr)
     static const struct { int m, single; const char *name; int w, h; } MODELS[] = {
         {0, 0, "tiny-sd1", 48, 64}, {1, 1, "tiny-sd2", 48, 64}, {2, 0, "tiny-sdxl-s", 96, 64}};
     int bf = !strcmp(base, "bf16x2");
-    static stats st[MAX_RULES];
+    static stats st[MAX_RULES][3];   /* per rule, per model */
     memset(st, 0, sizeof st);
     for (int m = 0; m < 3; m++) {
         char msg[600];
@@ -81,13 +95,18 @@ static int study_tiny(const char *base, int subset, char **rules, int nr)
                 pipe_result res;
                 pipe_case(e, MODELS[m].name, m == 2 ? PIPE_SDXL_RUNS[k] : PIPE_RUNS[k], &res);
                 if (!res.ran || res.bad_draw) { fprintf(stderr, "prec_study: %s\n", res.msg); sd_engine_free(e); return 1; }
-                stats_add(&st[r], res.png_max, res.psnr, res.png_mean);
+                stats_add(&st[r][m], res.png_max, res.psnr, res.png_mean);
             }
             fprintf(stderr, "# %s %s done\n", MODELS[m].name, rules[r]);
         }
         sd_engine_free(e);
     }
-    for (int r = 0; r < nr; r++) stats_print("tiny", base, rules[r], &st[r]);
+    for (int r = 0; r < nr; r++) {   /* all three, tiny-sd1 + tiny-sd2 (test_precision's mean), each */
+        stats all = stats_sum(st[r], 3), sd12 = stats_sum(st[r], 2);
+        stats_print("tiny", base, rules[r], &all);
+        stats_print("  sd1+sd2", base, rules[r], &sd12);
+        for (int m = 0; m < 3; m++) stats_print(MODELS[m].name, base, rules[r], &st[r][m]);
+    }
     return 0;
 }
 

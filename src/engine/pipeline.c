@@ -61,7 +61,7 @@ struct sd_engine {
     int64_t params;
     char hash[16];
     char name[256];
-    char precision[32];   /* sd_model_info.precision */
+    char precision[48];   /* sd_model_info.precision */
     sd_embeddings emb;    /* textual-inversion embeddings (--embeddings-dir), maybe none */
     sd_weights *vae_w;    /* the VAE override's tensors (--vae), or NULL: the checkpoint's */
     char vae_name[256], vae_hash[16];   /* sd_model_info.vae_name / vae_hash */
@@ -227,13 +227,13 @@ int sd_precision_known(const char *name)
 /* ---- precision per layer (issue 19 item 2; docs/ACCURACY.md "Precision
  * per layer") ----
  * `auto` runs the UNet's layers of UNET_BF16_LAYERS (unet.h: the
- * feed-forward linears) at plain bf16: over bf16x2 on CPUs with AMX, and over
+ * feed-forward linears and attention projections of levels 1 and deeper) at plain bf16: over bf16x2 on CPUs with AMX, and over
  * fp32 on CPUs without AMX whose avx512_bf16 dot products NOAMX_BF16_RULE
  * says are worth it (a fixed per-CPU rule, measured once: bench/README.md
  * "Precision per layer").  Explicit precisions mean every layer. */
 #define NOAMX_BF16_RULE 0
-#define AUTO_AMX_NAME "bf16x2, bf16 " UNET_BF16_LAYERS ", VAE bf16"
-#define AUTO_NOAMX_NAME "fp32, bf16 " UNET_BF16_LAYERS
+#define AUTO_AMX_NAME "bf16x2, bf16 " UNET_BF16_LAYERS_NAME ", VAE bf16"
+#define AUTO_NOAMX_NAME "fp32, bf16 " UNET_BF16_LAYERS_NAME
 
 /* 1 when `auto` runs the per-layer rule over fp32 on this CPU (no AMX). */
 static int auto_rule_noamx(void)

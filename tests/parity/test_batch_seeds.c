@@ -147,7 +147,7 @@ int main(void)
                     CHECK(!unet_set_layer_rule(sd_engine_unet(e), UNET_BF16_LAYERS, &err), "the per-layer rule is taken");
                     vae_set_precision(sd_engine_vae(e), OPS_BF16);
                     snprintf(cfg, sizeof cfg, "[%s %s, bf16x2 + bf16 %s, VAE bf16 (AMX's auto)]", models[m],
-                             single ? "single file" : "folder", UNET_BF16_LAYERS);
+                             single ? "single file" : "folder", UNET_BF16_LAYERS_NAME);
                 }
                 for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++)
                     if (!CASES[c].big || (!single && !m && !sanitized)) batch_vs_single(e, cfg, &CASES[c], init, NB);

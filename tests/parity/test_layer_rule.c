@@ -137,13 +137,13 @@ static void engine_rules(void)
         sd_model_info info;
         sd_engine_info(e, &info);
         const char *rule = unet_layer_rule(sd_engine_unet(e));
-        int want = p == 3 && strchr(sd_precision_resolved("auto"), ',') && strstr(sd_precision_resolved("auto"), " ff");
+        int want = p == 3 && strstr(sd_precision_resolved("auto"), "bf16 " UNET_BF16_LAYERS_NAME);
         snprintf(name, sizeof name, "precision %s (%s): the per-layer rule is %s", prec[p], info.precision,
                  want ? UNET_BF16_LAYERS : "none");
         CHECKF(!strcmp(rule, want ? UNET_BF16_LAYERS : "") && !strcmp(info.precision, sd_precision_resolved(prec[p])),
                name, "rule '%s', resolved '%s'", rule, sd_precision_resolved(prec[p]));
         if (p == 3 && ops_cpu_amx())
-            CHECK(want && !strcmp(info.precision, "bf16x2, bf16 " UNET_BF16_LAYERS ", VAE bf16"),
+            CHECK(want && !strcmp(info.precision, "bf16x2, bf16 " UNET_BF16_LAYERS_NAME ", VAE bf16"),
                   "auto on AMX: bf16x2 with the rule, VAE bf16");
         sd_engine_free(e);
     }

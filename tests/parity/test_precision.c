@@ -5,11 +5,13 @@
  * output against the run's image.png, with the text encoder and UNet / the
  * VAE at
  *   bf16x2 / bf16x2   at most 6 levels anywhere, PSNR >= 45 dB per run;
- *   bf16x2 / bf16     (the default on CPUs with AMX) the same limits;
+ *   bf16x2 / bf16     (the default on CPUs with AMX before the per-layer
+ *                     rule) the same limits;
  *   bf16   / bf16     at most 24 levels, PSNR >= 35 dB;
- *   bf16x2 + rule / bf16  (auto on AMX: the UNet's feed-forward linears at
- *                     plain bf16, unet.h UNET_BF16_LAYERS) bf16x2's limits
- *                     and a mean of at most 0.35 levels;
+ *   bf16x2 + rule / bf16  (auto on AMX: the UNet's feed-forward linears and
+ *                     attention projections of levels >= 1 at plain bf16,
+ *                     unet.h UNET_BF16_LAYERS) bf16x2's limits and a mean
+ *                     of at most 0.35 levels;
  *   fp32 + rule / fp32    (the same rule over fp32) the same;
  * (worst cases on an AMX machine: 4 levels and 50.5 dB, 4 and 49.4, 19 and
  * 40.1; means 0.27, 0.35 and 0.72 levels: docs/ACCURACY.md), and the

@@ -343,7 +343,7 @@ int main(void)
     CHECKF(child_bf16(NULL) == dflt, "precision by default: bf16x2 exactly when the CPU has AMX, else fp32",
            "AMX %d, precision %d", amx, child_bf16(NULL));
     CHECK(child_bf16("auto") == dflt, "SD_PRECISION=auto: the same");
-    CHECK(child_resolved(amx ? "bf16x2, bf16 " UNET_BF16_LAYERS ", VAE bf16" : "fp32") == 1,
+    CHECK(child_resolved(amx ? "bf16x2, bf16 " UNET_BF16_LAYERS_NAME ", VAE bf16" : "fp32") == 1,
           "sd_precision_resolved(auto) names the engine's choice, the per-layer rule on AMX (the cluster pins it)");
     if (!amx && __builtin_cpu_supports("avx512bf16"))
         CHECK(child_bf16(NULL) == OPS_FP32 && child_resolved("fp32") == 1,

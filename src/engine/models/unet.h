@@ -184,11 +184,13 @@ double unet_flops(const sd_unet *u, int B, int H, int W, int T);
  * levels = all.  "" or "none" = no layer (the default after load).
  * Attention's own products keep the model's precision.
  * UNET_BF16_LAYERS is the fixed rule the engine's `auto` precision uses
- * (sd_engine_load): never measured at run time.  unet_set_layer_rule: 0, or
+ * (sd_engine_load): never measured at run time; the feed-forward and
+ * attention projections below the latent's resolution, the study's pick.  unet_set_layer_rule: 0, or
  * -1 + err (SD_EINVAL, field "layer_rule") leaving the rule unchanged;
  * unet_layer_rule: the rule as set ("" = none).  unet_flops_rule: the FLOPs
  * of unet_flops that the rule's layers do (-1 for a malformed rule). */
-#define UNET_BF16_LAYERS "ff"
+#define UNET_BF16_LAYERS "ff@1-,attn@1-"
+#define UNET_BF16_LAYERS_NAME "ff+attn@1-"   /* how precision names show it */
 int unet_set_layer_rule(sd_unet *u, const char *rule, sd_err *err);
 const char *unet_layer_rule(const sd_unet *u);
 double unet_flops_rule(const sd_unet *u, int B, int H, int W, int T, const char *rule);
