@@ -58,7 +58,8 @@ out=docs/ACCURACY.md
   echo "## The bf16 precisions, whole pipeline (tests/parity/test_precision.c)"
   echo
   echo "The same runs at \`bf16x2\`, at \`bf16x2\` with the VAE at \`bf16\` (\`bf16x2-vae-bf16\`: the default on CPUs"
-  echo "with AMX) and at \`bf16\`, RGB8 output against diffusers' fp32 image.png: largest difference in 8-bit"
+  echo "with AMX before the per-layer rule), at \`bf16\`, and with the per-layer rule (\`bf16x2-rule-vae-bf16\`: the"
+  echo "default on CPUs with AMX; \`fp32-rule\`: docs \"Precision per layer\"), RGB8 output against diffusers' fp32 image.png: largest difference in 8-bit"
   echo "levels, mean difference, PSNR (tiny-sd1 from its folder, tiny-sd2 from its fp16 single file; tiny-sdxl-s at bf16x2 from its folder, with the VAE at bf16 from its single file)."
   echo "Notes: \"Precision\" below."
   echo

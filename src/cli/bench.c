@@ -168,6 +168,8 @@ static void usage(FILE *f)
             "  --winograd-check   also run one UNet step and one decode with Winograd off, on\n"
             "                     everywhere, auto and wide; print time and error against off\n"
             "                     (fp32 only: the bf16 precisions have no Winograd)\n"
+            "  --layer-rule R     the UNet's layers at plain bf16 over --precision (study only:\n"
+            "                     unet_set_layer_rule, e.g. \"ff\"; docs/ACCURACY.md \"Precision per layer\")\n"
             "  --precision-check  also load the model at fp32, bf16x2 and bf16 in turn and run\n"
             "                     one UNet step and one decode each; print time and error\n"
             "                     against fp32 (relative, and PSNR of the decoded pixels)\n"
@@ -496,6 +498,7 @@ int cli_bench(int argc, char **argv)
 {
     const char *model = NULL, *vocab = NULL, *skip = "", *precision = NULL, *lora = NULL;
     const char *preview_decoder = NULL;   /* --preview-decoder: time the previews' decoders */
+    const char *layer_rule = NULL;        /* --layer-rule: the per-layer precision study's rule */
     double unet_med = 0;
     int wcheck = 0, pcheck = 0, windows = 1;
     bench_lora bl;
@@ -519,6 +522,7 @@ int cli_bench(int argc, char **argv)
             if (v && bench_lora_parse(v, &bl)) { fprintf(stderr, "bench: --lora FILE[:W]\n"); return 2; }
         }
         else if (!strcmp(o, "--precision-check")) pcheck = 1;
+        else if (!strcmp(o, "--layer-rule")) { layer_rule = v; i++; bad = !v; }
         else if (!strcmp(o, "-W") || !strcmp(o, "--width")) { bad = parse_int(o, v, 8, 4096, &W); i++; }
         else if (!strcmp(o, "-H") || !strcmp(o, "--height")) { bad = parse_int(o, v, 8, 4096, &H); i++; }
         else if (!strcmp(o, "--batch")) { bad = parse_int(o, v, 1, 64, &batch); i++; }
@@ -550,6 +554,13 @@ int cli_bench(int argc, char **argv)
     sd_engine *e = sd_engine_load(&lo, &err);
     double tload0 = now() - t0;
     if (!e) { fprintf(stderr, "bench: %s\n", err.msg); free(t); return 1; }
+    if (layer_rule && unet_set_layer_rule(sd_engine_unet(e), layer_rule, &err)) {
+        fprintf(stderr, "bench: --layer-rule: %s\n", err.msg);
+        sd_engine_free(e);
+        free(t);
+        return 2;
+    }
+    if (layer_rule) printf("layer rule: %s at plain bf16\n", *layer_rule ? layer_rule : "none");
     int nth = omp_get_max_threads();
     const char *isa;
     double peak = measure_peak(nth, &isa);

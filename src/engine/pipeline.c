@@ -61,7 +61,7 @@ struct sd_engine {
     int64_t params;
     char hash[16];
     char name[256];
-    char precision[32];   /* sd_model_info.precision */
+    char precision[48];   /* sd_model_info.precision */
     sd_embeddings emb;    /* textual-inversion embeddings (--embeddings-dir), maybe none */
     sd_weights *vae_w;    /* the VAE override's tensors (--vae), or NULL: the checkpoint's */
     char vae_name[256], vae_hash[16];   /* sd_model_info.vae_name / vae_hash */
@@ -224,13 +224,30 @@ int sd_precision_known(const char *name)
     return name && (!strcmp(name, "auto") || ops_precision_from_name(name) >= 0) ? 0 : -1;
 }
 
+/* ---- precision per layer (issue 19 item 2; docs/ACCURACY.md "Precision
+ * per layer") ----
+ * `auto` runs the UNet's layers of UNET_BF16_LAYERS (unet.h: the
+ * feed-forward linears and attention projections of levels 1 and deeper) at plain bf16: over bf16x2 on CPUs with AMX, and over
+ * fp32 on CPUs without AMX whose avx512_bf16 dot products NOAMX_BF16_RULE
+ * says are worth it (a fixed per-CPU rule, measured once: bench/README.md
+ * "Precision per layer").  Explicit precisions mean every layer. */
+#define NOAMX_BF16_RULE 0   /* 0.63-1.12x fp32's SD 1.5 step in a loaded sitting: not shown faster */
+#define AUTO_AMX_NAME "bf16x2, bf16 " UNET_BF16_LAYERS_NAME ", VAE bf16"
+#define AUTO_NOAMX_NAME "fp32, bf16 " UNET_BF16_LAYERS_NAME
+
+/* 1 when `auto` runs the per-layer rule over fp32 on this CPU (no AMX). */
+static int auto_rule_noamx(void)
+{
+    return NOAMX_BF16_RULE && !ops_cpu_amx() && ops_cpu_bf16() && __builtin_cpu_supports("avx512bf16");
+}
+
 const char *sd_precision_resolved(const char *name)
 {
     int all = ops_precision_from_name(name);
     if (all < 0 && sd_precision_known(name)) return NULL;
     if (all < 0) all = ops_precision_from_name(getenv("SD_PRECISION"));
     if (all >= 0) return ops_precision_name(all);
-    return ops_cpu_amx() ? "bf16x2, VAE bf16" : "fp32";
+    return ops_cpu_amx() ? AUTO_AMX_NAME : auto_rule_noamx() ? AUTO_NOAMX_NAME : "fp32";
 }
 
 /* sd_load_opts.vae_tiling: the VAE_TILING_* it names, -1 for none. */
@@ -246,7 +263,8 @@ int sd_vae_tiling_known(const char *name) { return vae_tiling_mode(name) < 0 ? -
  * $SD_PRECISION when that names one, else, on a CPU with AMX, bf16x2 for the
  * text encoder and the UNet and bf16 for the VAE — it runs once per image,
  * so its rounding does not compound over the steps as the UNet's does
- * (docs/ACCURACY.md, "Precision") — and fp32 elsewhere. */
+ * (docs/ACCURACY.md, "Precision") — and fp32 elsewhere; with the UNet's
+ * per-layer rule where the CPU takes it (above). */
 static int set_precision(sd_engine *e, const char *name, sd_err *err)
 {
     int all = ops_precision_from_name(name);
@@ -263,10 +281,13 @@ static int set_precision(sd_engine *e, const char *name, sd_err *err)
                        ops_precision_name(pu != OPS_FP32 ? pu : pv));
     for (int i = 0; i < e->n_text; i++) clip_set_precision(e->text[i], pt);
     unet_set_precision(e->unet, pu);
+    int rule = all < 0 && (amx || auto_rule_noamx());   /* auto: the per-layer rule (above) */
+    if (unet_set_layer_rule(e->unet, rule ? UNET_BF16_LAYERS : "", err)) return -1;
     vae_set_precision(e->vae, pv);
     e->vae_prec = pv;
     if (e->taesd) taesd_set_precision(e->taesd, pv);
-    if (pu == pv) snprintf(e->precision, sizeof e->precision, "%s", ops_precision_name(pu));
+    if (rule) snprintf(e->precision, sizeof e->precision, "%s", amx ? AUTO_AMX_NAME : AUTO_NOAMX_NAME);
+    else if (pu == pv) snprintf(e->precision, sizeof e->precision, "%s", ops_precision_name(pu));
     else snprintf(e->precision, sizeof e->precision, "%s, VAE %s", ops_precision_name(pu), ops_precision_name(pv));
     return 0;
 }

@@ -93,7 +93,7 @@ typedef struct sd_model_info {
     int64_t params;              /* number of parameters loaded */
     char hash[16];               /* short model hash (A1111 style, 10 hex chars) */
     const char *name;            /* file or folder base name */
-    const char *precision;       /* in effect: "fp32", "bf16x2", "bf16" or "bf16x2, VAE bf16" */
+    const char *precision;       /* in effect: "fp32", "bf16x2", "bf16" or auto's "bf16x2, bf16 ff+attn@1-, VAE bf16" (AMX) */
     const char *vae_name;        /* the VAE override's file or folder name (A1111 "VAE"), NULL: built-in */
     const char *vae_hash;        /* its A1111 "VAE hash" (sha256 of the file, 10 hex), NULL: built-in */
     const char *vae_decoder;     /* r3mends: "TAESD" with --vae-decoder taesd (A1111's "VAE Decoder"

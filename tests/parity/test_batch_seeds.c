@@ -11,7 +11,9 @@
  * 64x64 only); at the machine's default precision (auto:
  * SD_PRECISION unset, whatever tests/run.sh exports — bf16x2 with a bf16
  * VAE on a CPU with AMX, fp32 elsewhere), at fp32, and at bf16x2 and bf16
- * forced (oneDNN runs bf16 on any AVX-512 CPU).  tiny-sdxl-s (folder and
+ * forced (oneDNN runs bf16 on any AVX-512 CPU), and at AMX's `auto` forced
+ * on any CPU: bf16x2 with the UNet's per-layer rule (unet.h
+ * UNET_BF16_LAYERS at plain bf16) and the VAE at bf16.  tiny-sdxl-s (folder and
  * fp16 single file) at fp32, batches of 2: the 64x64 cases.  tests/unit/test_batch_rows.c
  * checks the same per op, and scripts/seeds_midsize.sh on a larger
  * make-model checkpoint under every SD_CONV_WINOGRAD / SD_SPLIT rule and
@@ -23,6 +25,9 @@
 
 #include "pipe_case.h"
 #include "t.h"
+#include "../../src/engine/models/unet.h"
+#include "../../src/engine/models/vae.h"
+#include "../../src/engine/ops/ops.h"
 
 #define NB 4   /* num_outputs */
 
@@ -116,12 +121,14 @@ int main(void)
     /* auto must mean the machine's default, not tests/run.sh's fp32; read
      * before the first op, so unset it first of all */
     unsetenv("SD_PRECISION");
-    static const char *precisions[] = {"auto", "fp32", "bf16x2", "bf16"};
+    /* the last: AMX's auto on any CPU (loaded at bf16x2, then the rule and the VAE's bf16) */
+    static const char *precisions[] = {"auto", "fp32", "bf16x2", "bf16", "bf16x2"};
+    const int npr = sizeof precisions / sizeof precisions[0], amx_auto = npr - 1;
     static const char *models[] = {"tiny-sd1", "tiny-sd2"};
     uint8_t *init = init_image(64, 64);
     const char *san = getenv("SD_SANITIZED");
     int sanitized = san && *san == '1';
-    for (int pr = 0; pr < 4; pr++)
+    for (int pr = 0; pr < npr; pr++)
         for (int m = 0; m < (sanitized ? 1 : 2); m++)
             for (int single = 0; single < 2; single++) {
                 char msg[512], cfg[160];
@@ -134,6 +141,14 @@ int main(void)
                 sd_engine_info(e, &info);
                 snprintf(cfg, sizeof cfg, "[%s %s, precision %s = %s]", models[m], single ? "single file" : "folder",
                          precisions[pr], info.precision);
+                if (pr == amx_auto) {
+                    sd_err err;
+                    sd_err_clear(&err);
+                    CHECK(!unet_set_layer_rule(sd_engine_unet(e), UNET_BF16_LAYERS, &err), "the per-layer rule is taken");
+                    vae_set_precision(sd_engine_vae(e), OPS_BF16);
+                    snprintf(cfg, sizeof cfg, "[%s %s, bf16x2 + bf16 %s, VAE bf16 (AMX's auto)]", models[m],
+                             single ? "single file" : "folder", UNET_BF16_LAYERS_NAME);
+                }
                 for (size_t c = 0; c < sizeof CASES / sizeof CASES[0]; c++)
                     if (!CASES[c].big || (!single && !m && !sanitized)) batch_vs_single(e, cfg, &CASES[c], init, NB);
                 sd_engine_free(e);

@@ -28,6 +28,7 @@
 
 #include "../../src/engine/ops/ops.h"
 #include "../../src/engine/ops/ops_dnnl.h"
+#include "../../src/engine/models/unet.h"
 #include "../../src/engine/sd.h"
 #include "ref_ops.h"
 #include "t.h"
@@ -342,8 +343,8 @@ int main(void)
     CHECKF(child_bf16(NULL) == dflt, "precision by default: bf16x2 exactly when the CPU has AMX, else fp32",
            "AMX %d, precision %d", amx, child_bf16(NULL));
     CHECK(child_bf16("auto") == dflt, "SD_PRECISION=auto: the same");
-    CHECK(child_resolved(amx ? "bf16x2, VAE bf16" : "fp32") == 1,
-          "sd_precision_resolved(auto) names the engine's choice (the cluster pins it)");
+    CHECK(child_resolved(amx ? "bf16x2, bf16 " UNET_BF16_LAYERS_NAME ", VAE bf16" : "fp32") == 1,
+          "sd_precision_resolved(auto) names the engine's choice, the per-layer rule on AMX (the cluster pins it)");
     if (!amx && __builtin_cpu_supports("avx512bf16"))
         CHECK(child_bf16(NULL) == OPS_FP32 && child_resolved("fp32") == 1,
               "avx512_bf16 without AMX: auto stays fp32 (the fixed rule; bf16 measured slower here)");

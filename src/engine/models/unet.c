@@ -205,6 +205,66 @@ typedef struct level {
     const float *downsample_b, *upsample_b;
 } level;
 
+/* ---------------------------------------------------------------- precision per layer
+ *
+ * Which layers run at plain bf16 whatever the model's precision (issue 19
+ * item 2; docs/ACCURACY.md "Precision per layer"): per layer kind, a mask of
+ * levels.  A level is a resolution depth counted from the latent's (0; the
+ * mid block is the deepest level), so one rule reads the same on 3- and
+ * 4-level UNets.  Kinds: res (the ResBlocks' 3x3 convs), attn (to_q, to_k,
+ * to_v, to_out), ff (the GEGLU and output linears), proj (proj_in,
+ * proj_out), emb (the time and added-embedding MLPs, at level 0, and each
+ * ResBlock's time_emb_proj), sample (conv_shortcut, down- and up-sampling
+ * convs: the level of their output), io (conv_in, conv_out, level 0). */
+enum { UL_RES, UL_ATTN, UL_FF, UL_PROJ, UL_EMB, UL_SAMPLE, UL_IO, UL_NKINDS };
+static const char *const UL_NAMES[UL_NKINDS] = {"res", "attn", "ff", "proj", "emb", "sample", "io"};
+typedef struct unet_rule {
+    unsigned lv[UL_NKINDS];          /* bit d: the kind's layers at level d run at plain bf16 */
+    char text[64];                   /* as set ("" = none) */
+} unet_rule;
+
+/* Levels "@d..." (digits, each a level; a trailing '-' adds every deeper
+ * level) into a mask; none given = every level.  -1 when malformed. */
+static long rule_levels(const char *p, size_t n)
+{
+    if (!n) return 0xffff;
+    if (*p != '@' || n < 2) return -1;
+    unsigned m = 0;
+    for (size_t i = 1; i < n; i++) {
+        if (p[i] >= '0' && p[i] < '0' + UNET_MAX_LEVELS) m |= 1u << (p[i] - '0');
+        else if (p[i] == '-' && i == n - 1 && i > 1) m |= 0xffffu << (p[i - 1] - '0');
+        else return -1;
+    }
+    return m;
+}
+
+/* "kind[@levels],..." (kinds UL_NAMES or "all"; "" or "none" = no layer)
+ * into r.  0, or -1 + err naming the bad item. */
+static int rule_parse(const char *text, unet_rule *r, sd_err *err)
+{
+    memset(r, 0, sizeof *r);
+    if (!text || !*text || !strcmp(text, "none")) return 0;
+    if (strlen(text) >= sizeof r->text)
+        return sd_errf(err, SD_EINVAL, "layer_rule", "unet: layer rule longer than %zu characters", sizeof r->text - 1);
+    snprintf(r->text, sizeof r->text, "%s", text);
+    for (const char *p = text; *p;) {
+        size_t n = strcspn(p, ","), k = strcspn(p, "@,");
+        long m = rule_levels(p + k, n - k);
+        int kind = -1;
+        for (int i = 0; i < UL_NKINDS; i++)
+            if (strlen(UL_NAMES[i]) == k && !strncmp(p, UL_NAMES[i], k)) kind = i;
+        int all = k == 3 && !strncmp(p, "all", 3);
+        if (m < 0 || (kind < 0 && !all))
+            return sd_errf(err, SD_EINVAL, "layer_rule", "unet: layer rule item '%.*s' is not kind[@levels] "
+                           "(kinds res, attn, ff, proj, emb, sample, io, all; levels digits, '-' = and deeper)",
+                           (int)n, p);
+        for (int i = 0; i < UL_NKINDS; i++)
+            if (all || i == kind) r->lv[i] |= (unsigned)m;
+        p += n + (p[n] == ',');
+    }
+    return 0;
+}
+
 struct sd_unet {
     unet_info info;
     int conv_in_k, conv_out_k, time_proj_dim, ff_max;
@@ -220,6 +280,7 @@ struct sd_unet {
     float *ws;                        /* activation workspace (unet_reserve / grown by forward) */
     size_t ws_cap;                    /* its size in floats */
     ops_m om;                         /* its ops' context and precision (OPS_*) */
+    unet_rule rule;                   /* layers at plain bf16 (unet_set_layer_rule); none by default */
     ops_ctx *own;                     /* the context it made itself (unet_load without one), or NULL */
     struct { const sdw_tensor *t; ops_weight *w; } *refs;   /* its weight handles, by tensor */
     int nrefs, caprefs;
@@ -674,6 +735,8 @@ void unet_set_tap(sd_unet *u, unet_tap_fn fn, void *ud) { u->tap = fn; u->tap_ud
  * projection, ffh the GEGLU output; skips are the down path's outputs. */
 typedef struct state {
     const ops_m *om;                  /* the model's ops context and precision */
+    ops_m bf;                         /* the same context at plain bf16: the rule's layers */
+    const unet_rule *rule;
     int B, T;
     int h[UNET_MAX_LEVELS], w[UNET_MAX_LEVELS];
     float *x, *y, *t1, *t2, *t3, *att, *ffh;
@@ -685,6 +748,13 @@ typedef struct state {
 } state;
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
+
+/* The precision a layer of `kind` at level lvl runs at: plain bf16 where
+ * the model's rule names it, else the model's. */
+static const ops_m *lom(const state *s, int kind, int lvl)
+{
+    return s->rule && (s->rule->lv[kind] >> lvl & 1) ? &s->bf : s->om;
+}
 
 /* Per-level sizes and the buffer sizes they need; s->total floats in all. */
 static void state_plan(const sd_unet *u, state *s, int B, int H, int W, int T)
@@ -849,7 +919,7 @@ static void add_embedding_forward(const sd_unet *u, const float *vec, state *s)
             free(t);
         }
     }
-    const ops_m *om = s->om;
+    const ops_m *om = lom(s, UL_EMB, 0);
     op_linear(om, s->add_in, B, K, u->add1_w, u->add1_b, te, s->temb_act);
     op_silu(s->temb_act, (size_t)B * te);
     op_linear(om, s->temb_act, B, te, u->add2_w, u->add2_b, te, s->aug);
@@ -862,20 +932,20 @@ static void add_embedding_forward(const sd_unet *u, const float *vec, state *s)
  * into the second conv (accumulating onto x, or onto the 1x1 shortcut). */
 static void resblock_forward(const resblock *r, state *s, int lvl, int time_dim)
 {
-    const ops_m *om = s->om;
+    const ops_m *om = lom(s, UL_RES, lvl), *os = lom(s, UL_SAMPLE, lvl);
     int B = s->B, H = s->h[lvl], W = s->w[lvl];
     op_gn_conv2d_nhwc(om, s->x, B, r->cin, H, W, UNET_GROUPS, NULL, r->norm1_g, r->norm1_b, RES_EPS, 1, s->t1,
                       r->conv1_w, r->conv1_b, r->cout, 3, 3, 1, 1, s->t2, 0);
-    op_linear(om, s->temb_act, B, time_dim, r->temb_w, r->temb_b, r->cout, s->chan_bias);
-    if (r->short_w) op_conv2d_nhwc(om, s->x, B, r->cin, H, W, r->short_w, r->short_b, r->cout, 1, 1, 1, 0, s->y, 0);
+    op_linear(lom(s, UL_EMB, lvl), s->temb_act, B, time_dim, r->temb_w, r->temb_b, r->cout, s->chan_bias);
+    if (r->short_w) op_conv2d_nhwc(os, s->x, B, r->cin, H, W, r->short_w, r->short_b, r->cout, 1, 1, 1, 0, s->y, 0);
     op_gn_conv2d_nhwc(om, s->t2, B, r->cout, H, W, UNET_GROUPS, s->chan_bias, r->norm2_g, r->norm2_b, RES_EPS, 1, s->t2,
                       r->conv2_w, r->conv2_b, r->cout, 3, 3, 1, 1, r->short_w ? s->y : s->x, 1);
     if (r->short_w) swap_xy(s);
 }
 
 /* h[B*Tq, C] += to_out(attention(norm(h) -> q, kv -> k, v)); kv NULL = self. */
-static void attention_forward(const ops_m *om, const attention *a, int heads, int B, int Tq, int C,
-                              const float *hn, const float *kv, int Tk, float *scratch, float *h, float *tmp)
+static void attention_forward(const ops_m *om, const ops_m *core, const attention *a, int heads, int B, int Tq,
+                              int C, const float *hn, const float *kv, int Tk, float *scratch, float *h, float *tmp)
 {
     size_t mq = (size_t)B * Tq, mk = (size_t)B * Tk;
     float *q = scratch, *o = q + mq * C, *k = o + mq * C, *v = k + mk * C;
@@ -884,7 +954,7 @@ static void attention_forward(const ops_m *om, const attention *a, int heads, in
     op_linear(om, src, (int)mk, a->kv_dim, a->k, NULL, C, k);
     op_linear(om, src, (int)mk, a->kv_dim, a->v, NULL, C, v);
     int d = C / heads;
-    op_attention(om, q, C, k, C, v, C, B, Tq, Tk, heads, d, 1.f / sqrtf((float)d), o);
+    op_attention(core, q, C, k, C, v, C, B, Tq, Tk, heads, d, 1.f / sqrtf((float)d), o);
     op_linear_acc(om, o, (int)mq, C, a->out_w, a->out_b, C, h);
 }
 
@@ -892,27 +962,36 @@ static void attention_forward(const ops_m *om, const attention *a, int heads, in
  * updated in place (residual). */
 static void transformer_forward(const transformer *t, state *s, int lvl, const float *ctx)
 {
-    const ops_m *om = s->om;
+    const ops_m *om = s->om, *op = lom(s, UL_PROJ, lvl), *oa = lom(s, UL_ATTN, lvl), *of = lom(s, UL_FF, lvl);
     int B = s->B, C = t->c, hw = s->h[lvl] * s->w[lvl];
     size_t m = (size_t)B * hw;
     op_group_norm_nhwc(om, s->x, B, C, hw, UNET_GROUPS, NULL, t->norm_g, t->norm_b, ST_EPS, 0, s->t1);
     float *h = s->t3;
-    op_linear(om, s->t1, (int)m, C, t->proj_in_w, t->proj_in_b, C, h);
+    op_linear(op, s->t1, (int)m, C, t->proj_in_w, t->proj_in_b, C, h);
     for (int i = 0; i < t->depth; i++) {
         const tblock *b = &t->blocks[i];
         op_layer_norm(h, (int)m, C, b->norm1_g, b->norm1_b, LN_EPS, s->t1);
-        attention_forward(om, &b->attn1, t->heads, B, hw, C, s->t1, NULL, hw, s->att, h, s->t2);
+        attention_forward(oa, om, &b->attn1, t->heads, B, hw, C, s->t1, NULL, hw, s->att, h, s->t2);
         op_layer_norm(h, (int)m, C, b->norm2_g, b->norm2_b, LN_EPS, s->t1);
-        attention_forward(om, &b->attn2, t->heads, B, hw, C, s->t1, ctx, s->T, s->att, h, s->t2);
+        attention_forward(oa, om, &b->attn2, t->heads, B, hw, C, s->t1, ctx, s->T, s->att, h, s->t2);
         op_layer_norm(h, (int)m, C, b->norm3_g, b->norm3_b, LN_EPS, s->t1);
-        op_linear(om, s->t1, (int)m, C, b->ff1_w, b->ff1_b, 2 * b->ff, s->att);
+        op_linear(of, s->t1, (int)m, C, b->ff1_w, b->ff1_b, 2 * b->ff, s->att);
         op_geglu(s->att, (int)m, b->ff, s->ffh);
-        op_linear_acc(om, s->ffh, (int)m, b->ff, b->ff2_w, b->ff2_b, C, h);
+        op_linear_acc(of, s->ffh, (int)m, b->ff, b->ff2_w, b->ff2_b, C, h);
     }
-    op_linear_acc(om, h, (int)m, C, t->proj_out_w, t->proj_out_b, C, s->x);
+    op_linear_acc(op, h, (int)m, C, t->proj_out_w, t->proj_out_b, C, s->x);
 }
 
 void unet_set_precision(sd_unet *u, int prec) { u->om.prec = prec; }
+
+int unet_set_layer_rule(sd_unet *u, const char *rule, sd_err *err)
+{
+    unet_rule r;
+    if (rule_parse(rule, &r, err)) return -1;
+    u->rule = r;
+    return 0;
+}
+const char *unet_layer_rule(const sd_unet *u) { return u->rule.text; }
 ops_ctx *unet_ops_ctx(const sd_unet *u) { return u->om.ctx; }
 
 /* The handle of one conv or linear weight by its diffusers name (without
@@ -980,6 +1059,8 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
     state s;
     memset(&s, 0, sizeof s);
     s.om = om;
+    s.bf = (ops_m){om->ctx, OPS_BF16};
+    s.rule = &u->rule;
     state_plan(u, &s, B, H, W, T);
     if (ws_grow(u, s.total, B, H, W, err)) return -1;
     state_carve(u, &s);
@@ -989,9 +1070,9 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
     /* time embedding: sinusoid -> linear_1 -> SiLU -> linear_2; ResBlocks see SiLU(emb) */
     timestep_embedding(t, B, u->time_proj_dim, s.tproj);
     tap(u, "time_proj", s.tproj, B, u->time_proj_dim, 1, 1);
-    op_linear(om, s.tproj, B, u->time_proj_dim, u->time1_w, u->time1_b, te, s.temb_act);
+    op_linear(lom(&s, UL_EMB, 0), s.tproj, B, u->time_proj_dim, u->time1_w, u->time1_b, te, s.temb_act);
     op_silu(s.temb_act, (size_t)B * te);
-    op_linear(om, s.temb_act, B, te, u->time2_w, u->time2_b, te, s.temb);
+    op_linear(lom(&s, UL_EMB, 0), s.temb_act, B, te, u->time2_w, u->time2_b, te, s.temb);
     tap(u, "time_embedding", s.temb, B, te, 1, 1);
     if (in->add_dim) add_embedding_forward(u, c->vec, &s);
     memcpy(s.temb_act, s.temb, sizeof(float) * B * te);
@@ -1000,7 +1081,7 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
     /* activations are NHWC inside; the latent comes and goes as NCHW */
     if (c->concat) tap(u, "concat", c->concat, B, c->concat_channels, H, W);   /* the extra input channels */
     input_nhwc(in, x, c, &s, H * W, s.t1);
-    op_conv2d_nhwc(om, s.t1, B, in->in_channels, H, W, u->conv_in_w, u->conv_in_b, c0,
+    op_conv2d_nhwc(lom(&s, UL_IO, 0), s.t1, B, in->in_channels, H, W, u->conv_in_w, u->conv_in_b, c0,
                    u->conv_in_k, u->conv_in_k, 1, u->conv_in_k / 2, s.x, 0);
     tap_nhwc(u, "conv_in", s.x, B, c0, H, W);
     skip_push(&s, 0, c0);
@@ -1013,7 +1094,7 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
             skip_push(&s, i, v->c);
         }
         if (v->downsample_w) {
-            op_conv2d_nhwc(om, s.x, B, v->c, s.h[i], s.w[i], v->downsample_w, v->downsample_b, v->c, 3, 3, 2, 1, s.y,
+            op_conv2d_nhwc(lom(&s, UL_SAMPLE, i + 1), s.x, B, v->c, s.h[i], s.w[i], v->downsample_w, v->downsample_b, v->c, 3, 3, 2, 1, s.y,
                            0);
             swap_xy(&s);
             skip_push(&s, i + 1, v->c);
@@ -1047,7 +1128,7 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
             int tl = s.skip_lvl[s.nskip - 1];
             oh = s.h[tl]; ow = s.w[tl];
             op_upsample_nearest_nhwc(s.x, B, v->c, s.h[i], s.w[i], oh, ow, s.t1);
-            op_conv2d_nhwc(om, s.t1, B, v->c, oh, ow, v->upsample_w, v->upsample_b, v->c, 3, 3, 1, 1, s.x, 0);
+            op_conv2d_nhwc(lom(&s, UL_SAMPLE, tl), s.t1, B, v->c, oh, ow, v->upsample_w, v->upsample_b, v->c, 3, 3, 1, 1, s.x, 0);
         }
         snprintf(name, sizeof name, "up_blocks.%d", k);
         tap_nhwc(u, name, s.x, B, v->c, oh, ow);
@@ -1059,7 +1140,7 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
         tap_nhwc(u, "conv_norm_out", s.t1, B, c0, H, W);
         op_silu(s.t1, (size_t)B * c0 * H * W);
     }
-    op_conv2d_nhwc(om, s.t1, B, c0, H, W, u->conv_out_w, u->conv_out_b, in->out_channels,
+    op_conv2d_nhwc(lom(&s, UL_IO, 0), s.t1, B, c0, H, W, u->conv_out_w, u->conv_out_b, in->out_channels,
                    u->conv_out_k, u->conv_out_k, 1, u->conv_out_k / 2, s.t2, 0);
     op_nlc_to_nchw(s.t2, B, in->out_channels, H * W, out);
     return 0;
@@ -1068,59 +1149,108 @@ int unet_forward(sd_unet *u, const float *x, const float *t, const unet_cond *c,
 /* ---------------------------------------------------------------- FLOP count */
 
 /* Multiply-adds count 2.  Convs, linears and attention's two products (the
- * T² terms); norms, activations and element-wise adds are not counted. */
+ * T² terms); norms, activations and element-wise adds are not counted.
+ * Counted per layer kind and level (the per-layer rule's grid); attention's
+ * two products go with no kind (-1): they run at the model's precision. */
+typedef struct flop_grid {
+    double kl[UL_NKINDS][UNET_MAX_LEVELS];
+    double core;
+} flop_grid;
+
+static void fg_add(flop_grid *g, int kind, int lvl, double f)
+{
+    if (kind < 0) g->core += f;
+    else g->kl[kind][lvl] += f;
+}
+
 static double conv_flops(double m, int cin, int cout, int k) { return 2.0 * m * cin * cout * k * k; }
 
-static double resblock_flops(const resblock *r, int B, double hw, int te)
+static void resblock_flops(flop_grid *g, int lvl, const resblock *r, int B, double hw, int te)
 {
-    double m = B * hw, f = conv_flops(m, r->cin, r->cout, 3) + conv_flops(m, r->cout, r->cout, 3);
-    f += 2.0 * B * te * r->cout;                          /* time-embedding projection */
-    if (r->short_w) f += conv_flops(m, r->cin, r->cout, 1);
-    return f;
+    double m = B * hw;
+    fg_add(g, UL_RES, lvl, conv_flops(m, r->cin, r->cout, 3) + conv_flops(m, r->cout, r->cout, 3));
+    fg_add(g, UL_EMB, lvl, 2.0 * B * te * r->cout);      /* time-embedding projection */
+    if (r->short_w) fg_add(g, UL_SAMPLE, lvl, conv_flops(m, r->cin, r->cout, 1));
 }
 
 /* One attention block: q and out on the Tq rows, k and v on the Tk rows of
  * kv_dim features, then Q·Kᵀ and P·V over all heads. */
-static double attention_flops(const attention *a, int B, double Tq, double Tk, int C)
+static void attention_flops(flop_grid *g, int lvl, const attention *a, int B, double Tq, double Tk, int C)
 {
-    return 2.0 * B * (2 * Tq * C * C + 2 * Tk * a->kv_dim * C) + 4.0 * B * Tq * Tk * C;
+    fg_add(g, UL_ATTN, lvl, 2.0 * B * (2 * Tq * C * C + 2 * Tk * a->kv_dim * C));
+    fg_add(g, -1, lvl, 4.0 * B * Tq * Tk * C);
 }
 
-static double transformer_flops(const transformer *t, int B, double hw, int T)
+static void transformer_flops(flop_grid *g, int lvl, const transformer *t, int B, double hw, int T)
 {
     int C = t->c;
-    double m = B * hw, f = 2 * 2.0 * m * C * C;           /* proj_in, proj_out */
+    double m = B * hw;
+    fg_add(g, UL_PROJ, lvl, 2 * 2.0 * m * C * C);         /* proj_in, proj_out */
     for (int i = 0; i < t->depth; i++) {
         const tblock *b = &t->blocks[i];
-        f += attention_flops(&b->attn1, B, hw, hw, C) + attention_flops(&b->attn2, B, hw, T, C);
-        f += 2.0 * m * C * 2 * b->ff + 2.0 * m * b->ff * C;   /* GEGLU in, out */
+        attention_flops(g, lvl, &b->attn1, B, hw, hw, C);
+        attention_flops(g, lvl, &b->attn2, B, hw, T, C);
+        fg_add(g, UL_FF, lvl, 2.0 * m * C * 2 * b->ff + 2.0 * m * b->ff * C);   /* GEGLU in, out */
     }
+}
+
+static void unet_flop_grid(const sd_unet *u, int B, int H, int W, int T, flop_grid *g)
+{
+    const unet_info *in = &u->info;
+    state s;
+    memset(&s, 0, sizeof s);
+    memset(g, 0, sizeof *g);
+    state_plan(u, &s, B, H, W, T);
+    int nl = in->levels, te = in->time_dim, c0 = u->lv[0].c;
+    fg_add(g, UL_EMB, 0, 2.0 * B * ((double)u->time_proj_dim * te + (double)te * te));
+    if (in->add_dim)
+        fg_add(g, UL_EMB, 0, 2.0 * B * ((double)(in->add_text_dim + 6 * in->add_time_dim) * te + (double)te * te));
+    fg_add(g, UL_IO, 0, conv_flops((double)B * H * W, in->in_channels, c0, u->conv_in_k));
+    fg_add(g, UL_IO, 0, conv_flops((double)B * H * W, c0, in->out_channels, u->conv_out_k));
+    for (int i = 0; i < nl; i++) {
+        const level *v = &u->lv[i];
+        double hw = (double)s.h[i] * s.w[i];
+        for (int j = 0; j < v->n_down; j++) {
+            resblock_flops(g, i, &v->down[j], B, hw, te);
+            if (v->attn) transformer_flops(g, i, &v->down_attn[j], B, hw, T);
+        }
+        for (int j = 0; j < v->n_up; j++) {
+            resblock_flops(g, i, &v->up[j], B, hw, te);
+            if (v->attn) transformer_flops(g, i, &v->up_attn[j], B, hw, T);
+        }
+        if (v->downsample_w) fg_add(g, UL_SAMPLE, i + 1, conv_flops((double)B * s.h[i + 1] * s.w[i + 1], v->c, v->c, 3));
+        if (v->upsample_w) fg_add(g, UL_SAMPLE, i - 1, conv_flops((double)B * s.h[i - 1] * s.w[i - 1], v->c, v->c, 3));
+    }
+    double hw = (double)s.h[nl - 1] * s.w[nl - 1];
+    resblock_flops(g, nl - 1, &u->mid_res[0], B, hw, te);
+    resblock_flops(g, nl - 1, &u->mid_res[1], B, hw, te);
+    transformer_flops(g, nl - 1, &u->mid_attn, B, hw, T);
+}
+
+/* The grid's sum over the layers r names (NULL: every layer, attention's
+ * products too). */
+static double fg_sum(const flop_grid *g, const unet_rule *r)
+{
+    double f = r ? 0 : g->core;
+    for (int k = 0; k < UL_NKINDS; k++)
+        for (int l = 0; l < UNET_MAX_LEVELS; l++)
+            if (!r || (r->lv[k] >> l & 1)) f += g->kl[k][l];
     return f;
 }
 
 double unet_flops(const sd_unet *u, int B, int H, int W, int T)
 {
-    const unet_info *in = &u->info;
-    state s;
-    memset(&s, 0, sizeof s);
-    state_plan(u, &s, B, H, W, T);
-    int nl = in->levels, te = in->time_dim, c0 = u->lv[0].c;
-    double f = 2.0 * B * ((double)u->time_proj_dim * te + (double)te * te);
-    if (in->add_dim) f += 2.0 * B * ((double)(in->add_text_dim + 6 * in->add_time_dim) * te + (double)te * te);
-    f += conv_flops((double)B * H * W, in->in_channels, c0, u->conv_in_k);
-    f += conv_flops((double)B * H * W, c0, in->out_channels, u->conv_out_k);
-    for (int i = 0; i < nl; i++) {
-        const level *v = &u->lv[i];
-        double hw = (double)s.h[i] * s.w[i];
-        for (int j = 0; j < v->n_down; j++)
-            f += resblock_flops(&v->down[j], B, hw, te) + (v->attn ? transformer_flops(&v->down_attn[j], B, hw, T) : 0);
-        for (int j = 0; j < v->n_up; j++)
-            f += resblock_flops(&v->up[j], B, hw, te) + (v->attn ? transformer_flops(&v->up_attn[j], B, hw, T) : 0);
-        if (v->downsample_w) f += conv_flops((double)B * s.h[i + 1] * s.w[i + 1], v->c, v->c, 3);
-        if (v->upsample_w) f += conv_flops((double)B * s.h[i - 1] * s.w[i - 1], v->c, v->c, 3);
-    }
-    double hw = (double)s.h[nl - 1] * s.w[nl - 1];
-    f += resblock_flops(&u->mid_res[0], B, hw, te) + resblock_flops(&u->mid_res[1], B, hw, te);
-    f += transformer_flops(&u->mid_attn, B, hw, T);
-    return f;
+    flop_grid g;
+    unet_flop_grid(u, B, H, W, T, &g);
+    return fg_sum(&g, NULL);
+}
+
+double unet_flops_rule(const sd_unet *u, int B, int H, int W, int T, const char *rule)
+{
+    unet_rule r;
+    sd_err err = {0};
+    if (rule_parse(rule, &r, &err)) return -1;
+    flop_grid g;
+    unet_flop_grid(u, B, H, W, T, &g);
+    return fg_sum(&g, &r);
 }

@@ -173,4 +173,27 @@ ops_weight *unet_weight(sd_unet *u, const char *name);
  * `sdserve bench` figures; SD 1.5 at 64x64, T 77: 803.3 GFLOP per image. */
 double unet_flops(const sd_unet *u, int B, int H, int W, int T);
 
+/* ---- precision per layer (issue 19 item 2; docs/ACCURACY.md "Precision
+ * per layer") ----
+ * A rule names layers that run at plain bf16 (inputs and weights rounded,
+ * f32 sums) whatever the model's precision: "kind[@levels],..." with kinds
+ * res (ResBlock 3x3 convs), attn (to_q/k/v/out), ff (feed-forward linears),
+ * proj (proj_in/out), emb (time and added-embedding MLPs, time_emb_proj),
+ * sample (conv_shortcut, down/up-sampling convs), io (conv_in/out) or all;
+ * levels are resolution depths from the latent's (0; the mid block is the
+ * deepest level), as digits, '-' = and every deeper one ("ff@1-"); no
+ * levels = all.  "" or "none" = no layer (the default after load).
+ * Attention's own products keep the model's precision.
+ * UNET_BF16_LAYERS is the fixed rule the engine's `auto` precision uses
+ * (sd_engine_load): never measured at run time; the feed-forward and
+ * attention projections below the latent's resolution, the study's pick.  unet_set_layer_rule: 0, or
+ * -1 + err (SD_EINVAL, field "layer_rule") leaving the rule unchanged;
+ * unet_layer_rule: the rule as set ("" = none).  unet_flops_rule: the FLOPs
+ * of unet_flops that the rule's layers do (-1 for a malformed rule). */
+#define UNET_BF16_LAYERS "ff@1-,attn@1-"
+#define UNET_BF16_LAYERS_NAME "ff+attn@1-"   /* how precision names show it */
+int unet_set_layer_rule(sd_unet *u, const char *rule, sd_err *err);
+const char *unet_layer_rule(const sd_unet *u);
+double unet_flops_rule(const sd_unet *u, int B, int H, int W, int T, const char *rule);
+
 #endif
