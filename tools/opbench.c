@@ -73,10 +73,12 @@ static void attention(void)
         size_t nq = (size_t)s[i].B * s[i].Tq * C, nk = (size_t)s[i].B * s[i].Tk * C;
         float *q = fill(nq, 1), *k = fill(nk, 2), *v = fill(nk, 3), *o = malloc(sizeof(float) * nq);
         double t;
+        ops_prof_reset();
         TIME(op_attention(t_ops(), q, C, k, C, v, C, s[i].B, s[i].Tq, s[i].Tk, s[i].H, s[i].D, 1.f / sqrtf((float)s[i].D), o), t);
         double fl = 4.0 * s[i].B * s[i].H * (double)s[i].Tq * s[i].Tk * s[i].D;
         printf("  %-32s B%d Tq%-5d Tk%-5d H%d D%-4d %8.2f ms %7.1f GFLOP/s\n", s[i].what, s[i].B, s[i].Tq,
                s[i].Tk, s[i].H, s[i].D, t * 1e3, fl / t * 1e-9);
+        if (ops_prof_enabled()) ops_prof_print(stdout, "(all 8 calls)", NULL);   /* SD_PROFILE=1: threads' busy share */
         free(q); free(k); free(v); free(o);
     }
 }

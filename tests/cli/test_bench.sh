@@ -55,6 +55,11 @@ SD_PROFILE=1 "$BIN" bench --model "$SD1" --vocab "$V" --repeats 1 -W 64 -H 64 --
 check "SD_PROFILE=1: convs' model and executed GFLOP, rate and share of the peak" \
   '[ $rc -eq 0 ] && grep -Eq "^    conv .* calls +[0-9.]+ GFLOP model +[0-9.]+ executed +[0-9.]+ GFLOP/s +[0-9.]+ % of peak" "$T/prof"' \
   "rc=$rc $(grep -A3 profile "$T/prof")"
+# issue 19 item 5, round 2: attention's thread account, busy CPU time within its parallel regions
+busy=$(sed -n 's/^      threads .* CPU busy of .* team time (\([0-9.]*\) %).*/\1/p' "$T/prof" | head -1)
+check "SD_PROFILE=1: attention's threads busy for a share of the team time in (0, 100] %" \
+  'grep -A1 "^    attention " "$T/prof" | grep -Eq "^      threads .* in busy time +[0-9.]+ GFLOP/s" &&
+   awk -v b="${busy:-0}" "BEGIN { exit !(b > 0 && b <= 100) }"' "busy '$busy': $(grep -A1 attention "$T/prof")"
 check "sdxl: both text towers timed as one stage" 'grep -q "^text encoders " "$T/xl"' "$(grep text "$T/xl")"
 check "sd1: one text tower" 'grep -q "^text encoder " "$T/sd1"' "$(grep text "$T/sd1")"
 

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---------------------------------------------------------------- profiling */
@@ -41,12 +42,34 @@ void ops_prof_add(int kind, double t0)
     pthread_mutex_unlock(&g_prof_lock);
 }
 
+/* Thread accounts per kind (ops_prof.h), under the same lock. */
+static double g_team_busy[PROF_NKIND], g_team_s[PROF_NKIND], g_team_wall[PROF_NKIND];
+
+double ops_prof_cpu(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    return t.tv_sec + t.tv_nsec * 1e-9;
+}
+
+void ops_prof_team(int kind, double busy_cpu, double wall, int threads)
+{
+    pthread_mutex_lock(&g_prof_lock);
+    g_team_busy[kind] += busy_cpu;
+    g_team_s[kind] += wall * threads;
+    g_team_wall[kind] += wall;
+    pthread_mutex_unlock(&g_prof_lock);
+}
+
 int ops_prof_enabled(void) { return ops_prof_on; }
 
 void ops_prof_reset(void)
 {
     memset(g_prof, 0, sizeof g_prof);
     memset(g_prof_n, 0, sizeof g_prof_n);
+    memset(g_team_busy, 0, sizeof g_team_busy);
+    memset(g_team_s, 0, sizeof g_team_s);
+    memset(g_team_wall, 0, sizeof g_team_wall);
     ops_flops_reset();
 }
 
@@ -105,6 +128,16 @@ static void prof_line(FILE *f, const char *name, int i, double tot, const ops_fl
         if (g_prof_peak > 0) fprintf(f, " %5.1f %% of peak", 100 * rate / g_prof_peak);
     }
     fputc('\n', f);
+    if (g_team_s[i] > 0) {   /* where the kind keeps a thread account: busy share, rate in busy time */
+        double busy = g_team_busy[i], wall_busy = busy / (g_team_s[i] / g_team_wall[i]);   /* busy / threads */
+        fprintf(f, "    %-12s %8.3f s CPU busy of %.3f s team time (%.1f %%)", "  threads", busy, g_team_s[i],
+                100 * busy / g_team_s[i]);
+        if (ex > 0 && wall_busy > 0) {
+            fprintf(f, "; in busy time %7.1f GFLOP/s", ex / wall_busy);
+            if (g_prof_peak > 0) fprintf(f, " %5.1f %% of peak", 100 * ex / wall_busy / g_prof_peak);
+        }
+        fputc('\n', f);
+    }
 }
 
 void ops_prof_print(FILE *f, const char *title, ops_ctx *c)
@@ -122,6 +155,7 @@ void ops_prof_print(FILE *f, const char *title, ops_ctx *c)
         if (g_prof_n[i]) prof_line(f, names[i], i, tot, &fl);
         g_prof[i] = 0;
         g_prof_n[i] = 0;
+        g_team_busy[i] = g_team_s[i] = g_team_wall[i] = 0;
     }
     ops_flops_reset();
 }

@@ -313,13 +313,17 @@ static void attention(const ops_m *mo, const float *q, int ldq, const float *k, 
     if (!Kall || !Vall) return;   /* out of memory: the ops fault is set */
     size_t scr_floats = (size_t)TQ * D + (size_t)MR * KB + (size_t)TQ * Dp + (size_t)MR * 16;
     long nstrips = (long)(Tkp / 32);
-    #pragma omp parallel
+    double w0 = ops_prof_on ? ops_prof_now() : 0, busy = 0;   /* SD_PROFILE's thread account */
+    int team = 1;
+    #pragma omp parallel reduction(+ : busy)
     {
+        double c0 = ops_prof_on ? ops_prof_cpu() : 0;
+        if (omp_get_thread_num() == 0) team = omp_get_num_threads();
         /* pack every (batch, head): K in strips of 32 keys, Kp[j/32][d][j%32],
          * V in panels of 16 columns, Vp[d/16][j][d%16]; zero past Tk and D.
          * Contiguous strips/panels: power-of-two strides between the rows a
          * kernel reads would map them all to one cache set. */
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(static) nowait
         for (long t = 0; t < (long)BH * nstrips; t++) {
             int bh = (int)(t / nstrips), b = bh / H, h = bh % H;
             size_t j0 = (size_t)(t % nstrips) * 32;
@@ -338,8 +342,12 @@ static void attention(const ops_m *mo, const float *q, int ldq, const float *k, 
                 }
             }
         }
+        /* the barriers are timed apart: a waiting thread spins, which counts as CPU time */
+        if (ops_prof_on) busy += ops_prof_cpu() - c0;
+        #pragma omp barrier
+        c0 = ops_prof_on ? ops_prof_cpu() : 0;
         float *scr = ops_grow(c, &t_scr, &t_nscr, sizeof(float) * scr_floats);
-        #pragma omp for schedule(dynamic, 1)
+        #pragma omp for schedule(dynamic, 1) nowait
         for (long t = 0; t < (long)BH * ntiles; t++) {
             if (!scr) continue;   /* this thread is out of memory: the ops fault is set */
             int bh = (int)(t / ntiles), b = bh / H, h = bh % H;
@@ -347,7 +355,9 @@ static void attention(const ops_m *mo, const float *q, int ldq, const float *k, 
             tile(q + ((size_t)b * Tq + i0) * ldq + (size_t)h * D, ldq, scale, i0, m, Tk, D, Dp, Kall + bh * kpn,
                  Vall + bh * vpn, Tkp, causal, out + ((size_t)b * Tq + i0) * HD + (size_t)h * D, HD, scr);
         }
+        if (ops_prof_on) busy += ops_prof_cpu() - c0;
     }
+    if (ops_prof_on) ops_prof_team(PROF_ATTN, busy, ops_prof_now() - w0, team);
 }
 
 void op_attention(const ops_m *m, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,

@@ -10,6 +10,15 @@ extern int ops_prof_on;
 double ops_prof_now(void);
 void ops_prof_add(int kind, double t0);
 
+/* Thread accounts of a parallel region (SD_PROFILE only): ops_prof_cpu is
+ * the calling thread's CPU time in seconds; ops_prof_team adds, for an op
+ * kind, the threads' CPU seconds spent working inside a region of `wall`
+ * seconds run by `threads` threads (busy: not waiting at its barriers),
+ * against the team's seconds, threads x wall.  The difference is waiting: the team's start, barriers, the
+ * last tiles' imbalance, and threads descheduled by other processes. */
+double ops_prof_cpu(void);
+void ops_prof_team(int kind, double busy_cpu, double wall, int threads);
+
 /* Add FLOPs of an op kind: the model's (nominal) and the executed ones. */
 void ops_flops_add(int kind, double model, double exec);
 
