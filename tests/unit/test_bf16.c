@@ -15,9 +15,10 @@
  * AMX tiles where the CPU has them, else the fp32 kernel) within bf16's
  * error, and above fp32's where AMX runs it.  oneDNN has bf16 kernels on
  * every AVX-512 CPU, so only the attention's "not fp32" check needs AMX.
- * The rule is fixed by CPU features: avx512_bf16 without AMX (Zen 4) stays
- * fp32 — bf16x2 and bf16 measured slower there (bench/README.md "Without
- * AMX") — and sd_precision_resolved names what the engine will pick. */
+ * The rule is fixed by CPU features: avx512_bf16 without AMX (Zen 4) is
+ * fp32 with the per-layer rule's layers at bf16 (every layer at bf16x2 or
+ * bf16 measured slower or out of bounds there; bench/README.md "Precision
+ * per layer") — and sd_precision_resolved names what the engine will pick. */
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
