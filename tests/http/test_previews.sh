@@ -15,7 +15,9 @@
 # sdserve:preview:<id> has a TTL of at most 60 s while the job runs and is
 # gone (204) once it ended.  Hires fix (128 -> 256, 12 + 20 steps): previews
 # say n/32 with n rising, pass 2's at its size; /jobs/{id} step/total_steps
-# and A1111's /progress count both passes as one run.
+# and A1111's /progress count both passes as one run.  The sanitizer tier
+# (SD_SANITIZED=1) runs the same steps at smaller sizes, 128x128 and hires
+# 64 -> 128 (a 192x192 step takes ~0.4 s under ASan, a 128x128 one ~0.1 s).
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -25,7 +27,12 @@ K1=previews-key-one-0123456789
 K2=previews-key-two-0123456789
 A1=(-H "Authorization: Bearer $K1")
 A2=(-H "Authorization: Bearer $K2")
-JOB='{"prompt":"a lighthouse at dawn","num_inference_steps":30,"width":192,"height":192,"seed":7}'
+SZ=192; HR=128   # the jobs' size; the hires run's first pass (then twice it)
+if [ "${SD_SANITIZED:-0}" = 1 ]; then
+  SZ=128; HR=64
+  echo "# sanitizer tier: jobs at 128x128 and hires 64 -> 128 (the normal tier: 192x192, 128 -> 256)"
+fi
+JOB='{"prompt":"a lighthouse at dawn","num_inference_steps":30,"width":'$SZ',"height":'$SZ',"seed":7}'
 
 # submit [curl auth...]: an async job of $JOB; prints its id
 submit() {
@@ -92,7 +99,7 @@ check "no key: 401" $([ "$code" = 401 ]; echo $?) "$code"
 # A1111: current_image during a synchronous txt2img in the background
 a1111_run() {
   curl -s "${A1[@]}" -H 'Content-Type: application/json' -o "$TMP/a1111.json" \
-    -d '{"prompt":"a lighthouse","steps":30,"width":192,"height":192,"seed":7}' "$BASE/sdapi/v1/txt2img" &
+    -d '{"prompt":"a lighthouse","steps":30,"width":'$SZ',"height":'$SZ',"seed":7}' "$BASE/sdapi/v1/txt2img" &
   A_PID=$!
 }
 # progress NAME [query]: GET /sdapi/v1/progress into $TMP/NAME.json; prints current_image's kind
@@ -130,7 +137,7 @@ check "the synchronous A1111 job ends with its image" \
 # ---- hires fix (r2follow): previews and progress count both passes ----
 # 128x128 for 12 steps, then 256x256 for 20 (hr_strength 1: all 20 run):
 # previews and /jobs/{id} count 1..32 once; pass 2's previews are its size
-HRJOB='{"prompt":"a lighthouse at dawn","num_inference_steps":12,"width":128,"height":128,"seed":7,"hr_scale":2,"hr_upscaler":"lanczos","hr_steps":20,"hr_strength":1}'
+HRJOB='{"prompt":"a lighthouse at dawn","num_inference_steps":12,"width":'$HR',"height":'$HR',"seed":7,"hr_scale":2,"hr_upscaler":"lanczos","hr_steps":20,"hr_strength":1}'
 curl -s "${A1[@]}" -H 'Content-Type: application/json' -d "$HRJOB" "$BASE/jobs/txt2img" -o "$TMP/hr_created.json"
 HID=$(json "$TMP/hr_created.json" 'j["id"]')
 seen=; last=; steps=; jsteps=
@@ -176,7 +183,7 @@ check "hires: the finished job reports step = total_steps = 32" \
   $([ "$(json "$TMP/st.json" '"%s/%s" % (j["step"], j["total_steps"])')" = 32/32 ]; echo $?) "$(head -c 300 "$TMP/st.json")"
 # A1111 /progress during a synchronous hires txt2img: sampling_steps stays the run's total
 curl -s "${A1[@]}" -H 'Content-Type: application/json' -o "$TMP/a_hr.json" -d \
-  '{"prompt":"a lighthouse","steps":12,"width":128,"height":128,"seed":7,"sampler_name":"Euler","enable_hr":true,"hr_scale":2,"hr_upscaler":"Lanczos","hr_second_pass_steps":20,"denoising_strength":1}' \
+  '{"prompt":"a lighthouse","steps":12,"width":'$HR',"height":'$HR',"seed":7,"sampler_name":"Euler","enable_hr":true,"hr_scale":2,"hr_upscaler":"Lanczos","hr_second_pass_steps":20,"denoising_strength":1}' \
   "$BASE/sdapi/v1/txt2img" &
 A_PID=$!
 asteps=

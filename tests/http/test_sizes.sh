@@ -6,8 +6,9 @@
 # the job status; tiny-sdxl-s: 1024x1024 in the job status, validation
 # only); /health names the family; --max-side / --max-pixels (flag and
 # SDSERVE_* variable) refuse 1216x832 at the defaults and accept SDXL's
-# 1216x832 and 1344x768 once raised (jobs accepted, then cancelled: no
-# generation needed), refusing what passes --max-pixels; SDXL's
+# 1216x832 and 1344x768 once raised (jobs accepted, queued behind a small
+# holding job, then cancelled: no generation at those sizes), refusing what
+# passes --max-pixels; SDXL's
 # size-conditioning fields are accepted and ignored by an SD1 model (same
 # pixels) and range-checked on every model.
 cd "$(dirname "$0")/../.."
@@ -38,6 +39,24 @@ accepted_size() {
   check "$1" $([ "$st" = 202 ] && [ "$(job_size "$2")" = "$4" ]; echo $?) "status $st $(cat "$TMP/$2.json")"
 }
 health_family() { curl -s -o "$TMP/health.json" "$BASE/health"; json "$TMP/health.json" 'j["model"]["family"]'; }
+# hold_worker: an async 128x128 job of 150 steps occupies the server's one
+# job worker, so the size jobs after it stay queued (their status shows the
+# size; DELETE drops them at once) instead of running a first step at up to
+# 1344x768 — minutes under ASan.  release_worker cancels it (it stops
+# within one 128x128 step) and waits until it has.
+hold_worker() {
+  curl -s -o "$TMP/hold.json" -H "$F" --data 'prompt=hold&seed=1&width=128&height=128&num_inference_steps=150' \
+    "$BASE/jobs/txt2img"
+  HOLD_ID=$(json "$TMP/hold.json" 'j["id"]')
+}
+release_worker() {
+  curl -s -o /dev/null -X DELETE "$BASE/jobs/$HOLD_ID"
+  for _ in $(seq 600); do
+    curl -s -o "$TMP/hold.json" "$BASE/jobs/$HOLD_ID"
+    case $(json "$TMP/hold.json" 'j["state"]') in cancelled|succeeded|failed) return 0;; esac
+    sleep 0.1
+  done
+}
 
 # --- tiny-sd1: native size 512 -------------------------------------------
 start_server --model "$REF/models/tiny-sd1" || exit 1
@@ -55,8 +74,10 @@ else
     $(grep -aq 'Size: 512x512' "$TMP/native.png" && ! grep -aq 'Model family' "$TMP/native.png"; echo $?) \
     "$(grep -ao 'Steps: [^\x00]*' "$TMP/native.png" | head -1)"
 fi
+hold_worker
 accepted_size "async, no size: the job status shows 512x512" nojob "$ARGS" 512x512
 accepted_size "async, width only: 320x512 (height native)" onlyw "$ARGS&width=320" 320x512
+release_worker
 refused_field "1216x832 over the default --max-side" /txt2img "$ARGS&width=1216&height=832" width \
   'at most 1024 on this server (--max-side)'
 # SDXL's size conditioning on an SD1 model: accepted and ignored
@@ -75,8 +96,10 @@ ARGS='prompt=a photograph of an astronaut riding a horse&seed=7&num_inference_st
 SDSERVE_MAX_SIDE=1344 start_server --model "$REF/models/tiny-sd1" --max-pixels 1048576 || exit 1
 check "startup summary shows --max-side 1344 from SDSERVE_MAX_SIDE" \
   $(grep -q 'max-side.*1344' "$TMP/server.log"; echo $?) "$(grep max- "$TMP/server.log")"
+hold_worker
 accepted_size "--max-side 1344 --max-pixels 1048576: 1216x832 accepted" land "$ARGS&width=1216&height=832" 1216x832
 accepted_size "--max-side 1344 --max-pixels 1048576: 1344x768 accepted" wide "$ARGS&width=1344&height=768" 1344x768
+release_worker
 refused_field "1344x1024 over --max-pixels names width and the limit" /jobs/txt2img "$ARGS&width=1344&height=1024" \
   width 'at most 1048576 pixels on this server (--max-pixels)'
 refused_field "1400 over --max-side 1344 names height" /txt2img "$ARGS&width=512&height=1400" height \
@@ -86,8 +109,10 @@ stop_server
 # --- tiny-sdxl-s: native size 1024 (validation only) ----------------------
 start_server --model "$REF/models/tiny-sdxl-s" || exit 1
 check "tiny-sdxl-s: /health names the family sdxl" $([ "$(health_family)" = sdxl ]; echo $?) "$(cat "$TMP/health.json")"
+hold_worker
 accepted_size "SDXL, no size: the job status shows 1024x1024" xl \
   "$ARGS&original_width=2048&original_height=2048&crop_top=0&crop_left=0" 1024x1024
+release_worker
 refused_field "SDXL: original_height -1 refused" /jobs/txt2img "$ARGS&original_height=-1" original_height \
   'original_height must be in \[0, 8192\]'
 refused_field "SDXL: 1216x832 over the default --max-side" /jobs/txt2img "$ARGS&width=1216&height=832" width \
