@@ -7,6 +7,8 @@
 # and full-size runs (tests/run.sh --quick; same last line).
 # build-vg/ is sdserve without -march=native (valgrind has no
 # AVX-512) for tests/http/test_valgrind.sh.
+# It also holds test_ops and test_unet for tests/unit/test_ops_avx2.sh
+# (the ops layer's AVX2 fallbacks).
 # Sources are found by wildcard: a new .c under src/ is part of the build.
 
 CC      ?= gcc
@@ -90,8 +92,10 @@ asan: asan-build
 asan-build:
 	$(MAKE) BUILD=$(SAN_BUILD) OPT="-O1 -march=native $(SAN) -fno-omit-frame-pointer" LDLIBS="$(LDLIBS) $(SAN)" tests tools
 
+# (and the ops tests for AVX2-only CPUs that tests/unit/test_ops_avx2.sh runs)
+VG_TESTS := $(VG_BUILD)/tests/unit/test_ops $(VG_BUILD)/tests/parity/test_unet
 vg:
-	$(MAKE) BUILD=$(VG_BUILD) OPT="-O2 -march=x86-64-v3" $(VG_BUILD)/sdserve
+	$(MAKE) BUILD=$(VG_BUILD) OPT="-O2 -march=x86-64-v3" $(VG_BUILD)/sdserve $(VG_TESTS)
 
 # libFuzzer targets tests/fuzz/fuzz_*.c (clang), FUZZ_SECONDS each.
 fuzz:

@@ -29,9 +29,12 @@
 # one FAIL for that test.  halt_on_error stops a process at its first report;
 # LeakSanitizer runs at every sanitized process's exit.
 # The tier sets SD_SANITIZED=1 (test_pipeline runs each of its runs once
-# instead of on every model/source pair), SD_SKIP_FULLSIZE=1 (test_sd15 keeps
-# its small checks, skips the full-size run) and SD_FUZZ_SECONDS=0 (the
-# fuzzers carry their own sanitizers; test_fuzz_regress still runs).
+# instead of on every model/source pair; test_previews, test_redis,
+# test_sizes, test_cluster run smaller or fewer jobs, the first three
+# saying so in a "# " line; docs/RELIABILITY.md), SD_SKIP_FULLSIZE=1
+# (test_sd15 keeps its small checks, skips the full-size run) and
+# SD_FUZZ_SECONDS=0 (the fuzzers carry their own sanitizers;
+# test_fuzz_regress still runs).
 set -u
 cd "$(dirname "$0")/.."
 pass=0; fail=0
@@ -45,6 +48,8 @@ export SD_PRECISION=${SD_PRECISION:-fp32}
 FULL_ONLY="test_load test_load_health test_load_rss test_slow_clients test_stalled_upload
   test_faults test_valgrind test_s3 test_s3_serve test_fuzz test_winograd
   test_redis test_webui_browser test_cluster"
+# test_ops_avx2 runs build-vg's binaries, which only `make vg` (`make test`) builds
+FULL_ONLY="$FULL_ONLY test_ops_avx2"
 
 NORMAL=; SAN=; QUICK=0
 while [ $# -gt 0 ]; do

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <oneapi/dnnl/dnnl.h>
+
 static ops_m g_m;
 static int g_prec_set;
 
@@ -35,4 +37,10 @@ ops_weight *t_w(const float *w, size_t n)
         exit(1);
     }
     return h;
+}
+
+int t_wino_kernels(void)
+{
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(), avx512 = (unsigned)dnnl_cpu_isa_avx512_core;
+    return (isa & avx512) == avx512;
 }

@@ -20,5 +20,10 @@ void t_set_prec(int prec);
  * until the context goes: a handle per call, as tests reuse buffers for new
  * values. */
 ops_weight *t_w(const float *w, size_t n);
+/* 1 when oneDNN has its fp32 Winograd kernels here (they need AVX-512,
+ * avx512_core); below it (an AVX2-only CPU, or ONEDNN_MAX_CPU_ISA=AVX2 as
+ * tests/unit/test_ops_avx2.sh sets) every Winograd mode builds direct
+ * convs, the fallback of ops_conv.c. */
+int t_wino_kernels(void);
 
 #endif

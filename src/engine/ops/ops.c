@@ -181,6 +181,23 @@ void ops_release_pages(void *p, size_t bytes)
 #define GN_CHUNKS 64
 typedef double v8d __attribute__((vector_size(64)));
 
+/* the 16 floats of v as two vectors of 8 doubles */
+static inline void v16_widen(v16f v, v8d *lo, v8d *hi)
+{
+    v8f l, h;
+    memcpy(&l, &v, sizeof l);
+    memcpy(&h, (const char *)&v + sizeof l, sizeof h);
+    *lo = __builtin_convertvector(l, v8d);
+    *hi = __builtin_convertvector(h, v8d);
+}
+
+static inline double v8d_hsum(v8d v)
+{
+    double s = 0;
+    for (int u = 0; u < 8; u++) s += v[u];
+    return s;
+}
+
 static void gn_chunk_sums(const float *xn, int C, int p0, int p1, double *sum, double *sq)
 {
     const float *x0 = xn;   /* the shift: pixel 0 */
@@ -189,11 +206,8 @@ static void gn_chunk_sums(const float *xn, int C, int p0, int p1, double *sum, d
         v8d s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
         v16f sh = v16_load(x0 + c);
         for (int p = p0; p < p1; p++) {
-            v16f d = v16_load(xn + (size_t)p * C + c) - sh;
-            v8f lo, hi;
-            memcpy(&lo, &d, sizeof lo);
-            memcpy(&hi, (const char *)&d + sizeof lo, sizeof hi);
-            v8d dl = __builtin_convertvector(lo, v8d), dh = __builtin_convertvector(hi, v8d);
+            v8d dl, dh;
+            v16_widen(v16_load(xn + (size_t)p * C + c) - sh, &dl, &dh);
             s0 += dl; s1 += dh;
             q0 += dl * dl; q1 += dh * dh;
         }
@@ -337,24 +351,49 @@ void ops_group_norm_bf16(ops_ctx *c, const float *x, int N, int C, int HW, int G
     PROF_END(PROF_NORM);
 }
 
+/* One row of layer norm: mean and variance in double, 16 floats (two
+ * vectors of 8 doubles) at a time (the scalar double sums ran as one long
+ * chain of dependent adds: ~1/3 of the UNet step's norm time), then
+ * y = (x - mean)·inv·gamma + beta in floats, 16 lanes at a time (the same
+ * float operations, in the same order, as one lane at a time). */
+static void ln_row(const float *xr, int C, const float *gamma, const float *beta, float eps, float *yr)
+{
+    v8d a0 = {0}, a1 = {0};
+    int i = 0;
+    for (; i + 16 <= C; i += 16) {
+        v8d lo, hi;
+        v16_widen(v16_load(xr + i), &lo, &hi);
+        a0 += lo; a1 += hi;
+    }
+    double sum = v8d_hsum(a0 + a1);
+    for (int j = i; j < C; j++) sum += xr[j];
+    double mean = sum / C;
+    v8d q0 = {0}, q1 = {0};
+    for (i = 0; i + 16 <= C; i += 16) {
+        v8d lo, hi;
+        v16_widen(v16_load(xr + i), &lo, &hi);
+        lo -= mean; hi -= mean;
+        q0 += lo * lo; q1 += hi * hi;
+    }
+    double var = v8d_hsum(q0 + q1);
+    for (int j = i; j < C; j++) { double d = xr[j] - mean; var += d * d; }
+    var /= C;
+    float inv = (float)(1.0 / sqrt(var + eps)), m = (float)mean;
+    for (i = 0; i + 16 <= C; i += 16) {
+        v16f v = (v16_load(xr + i) - m) * inv;
+        v = gamma ? v * v16_load(gamma + i) : v * 1.f;
+        v16_store(yr + i, beta ? v + v16_load(beta + i) : v + 0.f);
+    }
+    for (; i < C; i++) yr[i] = (xr[i] - m) * inv * (gamma ? gamma[i] : 1.f) + (beta ? beta[i] : 0.f);
+}
+
 void op_layer_norm(const float *x, int M, int C, const float *gamma, const float *beta,
                    float eps, float *y)
 {
     SD_ASSERT(M >= 0 && C >= 1 && (M == 0 || (x && y)));
     PROF_BEGIN;
     #pragma omp parallel for schedule(static) if ((size_t)M * C >= PAR_MIN)
-    for (int r = 0; r < M; r++) {
-        const float *xr = x + (size_t)r * C;
-        float *yr = y + (size_t)r * C;
-        double sum = 0, var = 0;
-        for (int i = 0; i < C; i++) sum += xr[i];
-        double mean = sum / C;
-        for (int i = 0; i < C; i++) { double d = xr[i] - mean; var += d * d; }
-        var /= C;
-        float inv = (float)(1.0 / sqrt(var + eps)), m = (float)mean;
-        for (int i = 0; i < C; i++)
-            yr[i] = (xr[i] - m) * inv * (gamma ? gamma[i] : 1.f) + (beta ? beta[i] : 0.f);
-    }
+    for (int r = 0; r < M; r++) ln_row(x + (size_t)r * C, C, gamma, beta, eps, y + (size_t)r * C);
     PROF_END(PROF_NORM);
 }
 

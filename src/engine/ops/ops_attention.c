@@ -3,7 +3,7 @@
  *
  * For every (batch, head) at once the keys are packed transposed in strips
  * of 32 keys, Kt[Tk'/32][D][32], and the values in panels of 16 columns,
- * V'[D'/16][Tk'][16], zero-padded (Tk' a multiple of KB, D' of 16); then the
+ * V'[D'/16][Tk'][16], zero-padded (Tk' a multiple of 32, D' of 16); then the
  * (batch, head, TQ query rows) tiles are shared out over the thread team in
  * the same parallel region.  A tile walks the keys in blocks of KB with an
  * online softmax (running row max and sum, flash-attention style); per
@@ -19,14 +19,22 @@
  * vscalefps; the row's last partial vector masked, no scalar libm calls).
  * No work is done on padding columns: D = 40 (SD 1.x's first level) runs
  * 40-wide P·V tiles (16 + 16 + 8), and QKᵀ loops over the real D; only
- * keys are padded, to a whole strip of 32 in QKᵀ (cross-attention's 77 →
- * 96), and query rows to a multiple of 8: the executed-FLOP counter
+ * keys are padded, to a whole strip of 32 in QKᵀ, or of 16 when that is
+ * enough (cross-attention's 77 → 80), and query rows to a multiple of 8:
+ * the executed-FLOP counter
  * counts both (attention_exec_flops).  So no score matrix larger
  * than 8 x KB ever exists and P·V runs on a kernel built for D' = 40..512
  * wide outputs instead of a general sgemm (oneDNN's reached ~73 % of peak
  * on these shapes).  Time at SD 1.5's 4096 x 4096, D = 40, one thread,
- * after this layout: QKᵀ and P·V each ~43 %, softmax ~10 %, packing ~1 %
- * (bench/README.md "Without AMX").  Buffers grow once and are reused: no
+ * after this layout: QKᵀ and P·V each ~43 %, softmax ~10 %, packing ~1 %;
+ * after round 3 (P broadcast from memory, vector row reductions): QKᵀ 42 %
+ * (its register tile's stores and maxima ~5 points of it), P·V 41 %,
+ * softmax 8 %, packing ~2 % (bench/README.md "Without AMX"); round 4: a
+ * block's strips in one call with the row maxima in registers, the
+ * exponential's reduction by vreduceps, V packed by vector copies.  Computing
+ * 2^(s - m) in the QK tile's registers against a running maximum that
+ * is not raised (no score pass) measured no faster: the exponentials
+ * cost the same wherever they run.  Buffers grow once and are reused: no
  * allocation per call in steady state.  Checked against a naive
  * double-precision loop in tests/unit/test_ops.c.  In the bf16 precisions
  * on a CPU with AMX, plain attention runs on AMX tiles instead
@@ -55,9 +63,11 @@
  * the FMA as a memory operand, and this CPU (one 512-bit load per cycle)
  * then waits on loads instead of multiplying. */
 #if defined(__x86_64__) && defined(__AVX512F__)   /* 64-byte vectors fit one register */
+#define KEEP1(a) __asm__("" : "+v"(a))
 #define KEEP2(a, b) __asm__("" : "+v"(a), "+v"(b))
 #define KEEP3(a, b, c) __asm__("" : "+v"(a), "+v"(b), "+v"(c))
 #else
+#define KEEP1(a) ((void)0)
 #define KEEP2(a, b) ((void)0)
 #define KEEP3(a, b, c) ((void)0)
 #endif
@@ -70,24 +80,58 @@ static _Thread_local size_t t_nkt, t_nvp, t_nscr;
  * vectors indexed in loops in memory, not in registers. */
 #define R8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
-/* S[MR][32] = Q[MR][D] · K strip [D][32] (contiguous): one register tile of
- * 16 accumulators (8 query broadcasts and 2 key loads per 16 FMAs); S rows
- * KB apart.  With bm != NULL the tile's row maxima are folded into
- * bm[MR][16] (lane-wise), so the softmax needs no separate pass for them. */
-static __attribute__((noinline)) void qk_tile(const float *Q, int D, const float *kp, float *S, float *bm)
+/* S[MR][32·ns] = Q[MR][D] · ns K strips [D][32] (contiguous), S rows KB
+ * apart: per strip one register tile of 16 accumulators (8 query
+ * broadcasts and 2 key loads per 16 FMAs).  With bm != NULL, bm[MR][16] =
+ * the strips' lane-wise row maxima, so the softmax needs no pass for them:
+ * 8 running maxima kept in registers (16 + 2 + 8 of the 32), so a strip's
+ * epilogue is its 16 stores and 16 vmaxps — no maxima loaded and stored,
+ * no call per strip (bench/README.md "round 4").  A last strip of 17..31
+ * keys runs alone, bm NULL. */
+static __attribute__((noinline)) void qk_strips(const float *Q, int D, const float *kp, int ns, float *S, float *bm)
 {
 #define QK_DECL(r) v16f a##r##0 = {0}, a##r##1 = {0};
 #define QK_STEP(r) { float q = Q[r * D + d]; a##r##0 += q * k0; a##r##1 += q * k1; }
 #define QK_STORE(r) v16_store(S + r * KB, a##r##0); v16_store(S + r * KB + 16, a##r##1);
-#define QK_MAX(r) v16_store(bm + 16 * r, v16_max(v16_load(bm + 16 * r), v16_max(a##r##0, a##r##1)));
-    R8(QK_DECL)
-    for (int d = 0; d < D; d++, kp += 32) {
-        v16f k0 = v16_load(kp), k1 = v16_load(kp + 16);
-        KEEP2(k0, k1);
-        R8(QK_STEP)
+#define QKS_MDECL(r) v16f m##r = v16_set1(-INFINITY);
+#define QKS_MAX(r) m##r = v16_max(m##r, v16_max(a##r##0, a##r##1));
+#define QKS_MSTORE(r) v16_store(bm + 16 * r, m##r);
+    R8(QKS_MDECL)
+    for (int s = 0; s < ns; s++, S += 32) {
+        R8(QK_DECL)
+        for (int d = 0; d < D; d++, kp += 32) {
+            v16f k0 = v16_load(kp), k1 = v16_load(kp + 16);
+            KEEP2(k0, k1);
+            R8(QK_STEP)
+        }
+        R8(QK_STORE)
+        R8(QKS_MAX)
     }
-    R8(QK_STORE)
-    if (bm) { R8(QK_MAX) }
+    if (bm) { R8(QKS_MSTORE) }
+}
+
+/* The last strip's keys when 16 or fewer (cross-attention's 77 = 32 + 32 +
+ * 13): S[MR][16] from the strip's first 16 columns (kp rows still 32
+ * apart), 8 accumulators, so 77 keys run as 80, not 96. */
+static __attribute__((noinline)) void qk_tile16(const float *Q, int D, const float *kp, float *S)
+{
+#define QK16_DECL(r) v16f a##r = {0};
+#define QK16_STEP(r) a##r += Q[r * D + d] * k0;
+#define QK16_STORE(r) v16_store(S + r * KB, a##r);
+    R8(QK16_DECL)
+    for (int d = 0; d < D; d++, kp += 32) {
+        v16f k0 = v16_load(kp);
+        KEEP1(k0);
+        R8(QK16_STEP)
+    }
+    R8(QK16_STORE)
+}
+
+/* keys a QKᵀ pass over n keys computes: strips of 32, the last one 16 wide
+ * when 16 or fewer keys are left in it */
+static int qk_cols(int n)
+{
+    return n % 32 >= 1 && n % 32 <= 16 ? (n + 15) / 16 * 16 : (n + 31) / 32 * 32;
 }
 
 /* O[MR][c..c+16·NV) += P[MR][0..nk) · V panels (NV of 16 columns, ldp
@@ -111,20 +155,25 @@ static __attribute__((noinline)) void pv_tile3(const float *P, int nk, const flo
 }
 
 /* 40 columns (16 + 16 + 8: D = 40, SD 1.x's first level, without computing
- * 8 padding columns): 16 full and 8 half-width accumulators. */
+ * 8 padding columns): 16 full and 8 half-width accumulators.  Each P value
+ * is broadcast once from memory (a load, no shuffle) and its low half feeds
+ * the 8-wide FMA: a scalar load with two register broadcasts a row took
+ * FP-pipe shuffles from the FMAs (bench/README.md "round 3"). */
 static __attribute__((noinline)) void pv_tile40(const float *P, int nk, const float *V, size_t ldp, int Dp, float *O)
 {
 #define PV40_DECL(r) v16f c##r##0 = v16_load(O + r * Dp), c##r##1 = v16_load(O + r * Dp + 16); \
                      v8f c##r##2 = v8_load(O + r * Dp + 32);
 #define PV40_STORE(r) v16_store(O + r * Dp, c##r##0); v16_store(O + r * Dp + 16, c##r##1); \
                       v8_store(O + r * Dp + 32, c##r##2);
+#define PV40_STEP(r) { v16f p = v16_bcast(P + r * KB + j); KEEP1(p); \
+                     c##r##0 += p * v0; c##r##1 += p * v1; c##r##2 += v16_lo(p) * v2; }
     R8(PV40_DECL)
     const float *p0 = V, *p1 = p0 + ldp, *p2 = p1 + ldp;
     for (int j = 0; j < nk; j++) {
         v16f v0 = v16_load(p0 + 16 * j), v1 = v16_load(p1 + 16 * j);
         v8f v2 = v8_load(p2 + 16 * j);
         KEEP3(v0, v1, v2);
-        R8(PV3_STEP)
+        R8(PV40_STEP)
     }
     R8(PV40_STORE)
 }
@@ -188,25 +237,21 @@ static void pv_block(const float *P, int nk, const float *V, size_t ldp, int Dv,
 }
 
 /* Softmax step of one row of the block's scores s[0..nk) (lim of them
- * visible, the first nfull of whose maxima qk_tile folded into bm[16]):
+ * visible, the first nfull of whose maxima qk_strips folded into bm[16]):
  * m' = max(m, rowmax), s = 2^(s-m') (masked keys 0), l = l·2^(m-m') + Σ s,
  * O row *= 2^(m-m') when the maximum moved (scores in log2 units: q is
  * scaled by scale·log2(e)). */
 static void softmax_row(float *s, int nk, int lim, int nfull, const float *bm16, float *mx, float *l,
                         float *o, int Dp)
 {
-    float bm = -INFINITY;
+    const v16i lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const v16f ninf = v16_set1(-INFINITY);
     int j = nfull < lim ? nfull : lim;
-    if (j > 0) {
-        v16f vm = v16_load(bm16);
-        for (int u = 0; u < 16; u++) bm = vm[u] > bm ? vm[u] : bm;
-    }
-    if (lim - j >= 16) {
-        v16f vm = v16_load(s + j);
-        for (j += 16; j + 16 <= lim; j += 16) vm = v16_max(vm, v16_load(s + j));
-        for (int u = 0; u < 16; u++) bm = vm[u] > bm ? vm[u] : bm;
-    }
-    for (; j < lim; j++) bm = s[j] > bm ? s[j] : bm;
+    v16f vm = j > 0 ? v16_load(bm16) : ninf;
+    for (; j + 16 <= lim; j += 16) vm = v16_max(vm, v16_load(s + j));
+    /* the last partial vector: written by the QK strip, lanes past lim masked */
+    if (j < lim) vm = v16_max(vm, v16_sel(lane < lim - j, v16_load(s + j), ninf));
+    float bm = v16_hmax(vm);
     float nm = bm > *mx ? bm : *mx;
     if (lim == 0 || nm == -INFINITY) {   /* nothing visible yet in this row */
         memset(s, 0, sizeof(float) * nk);
@@ -214,9 +259,8 @@ static void softmax_row(float *s, int nk, int lim, int nfull, const float *bm16,
     }
     float corr = *mx == -INFINITY ? 0.f : exp2f(*mx - nm);
     *mx = nm;
-    /* the last vector may reach past lim (not past the strip qk_tile wrote):
+    /* the last vector may reach past lim (not past the strip the QK tile wrote):
      * those lanes are masked keys, set to 0 */
-    const v16i lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
     v16f acc = {0};
     for (j = 0; j < lim; j += 16) {
         v16f e = v16_exp2_neg(v16_load(s + j) - nm);
@@ -224,12 +268,21 @@ static void softmax_row(float *s, int nk, int lim, int nfull, const float *bm16,
         v16_store(s + j, e);
         acc += e;
     }
-    float sum = 0.f;
     for (; j < nk; j++) s[j] = 0.f;   /* masked keys */
-    for (int u = 0; u < 16; u++) sum += acc[u];
-    *l = *l * corr + sum;
+    *l = *l * corr + v16_hsum(acc);
     if (corr != 1.f)
         for (int d = 0; d < Dp; d += 16) v16_store(o + d, v16_load(o + d) * corr);
+}
+
+/* dst[0..n) = src[0..n) · f: 16 and 8 lanes at a time (the query rows'
+ * scaling and the output's 1/l, once per row: scalar loops cost cross
+ * attention's 77 keys ~10 % of their time) */
+static void scale_row(float *dst, const float *src, int n, float f)
+{
+    int d = 0;
+    for (; d + 16 <= n; d += 16) v16_store(dst + d, v16_load(src + d) * f);
+    if (n - d >= 8) { v8_store(dst + d, v8_load(src + d) * f); d += 8; }
+    for (; d < n; d++) dst[d] = src[d] * f;
 }
 
 /* One tile of up to TQ query rows (global rows i0..i0+m) against all keys.
@@ -245,7 +298,7 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
     scale *= 1.44269504088896341f;   /* scores in log2 units: the softmax takes 2^(s - max) */
     for (int i = 0; i < mp; i++) {
         float *qr = Q + (size_t)i * D;
-        if (i < m) for (int d = 0; d < D; d++) qr[d] = q[(size_t)i * ldq + d] * scale;
+        if (i < m) scale_row(qr, q + (size_t)i * ldq, D, scale);
         else memset(qr, 0, sizeof(float) * D);
         mx[i] = -INFINITY;
         l[i] = 0.f;
@@ -257,9 +310,13 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
         /* keys whose row maxima the QK tiles fold in: whole strips, not causal */
         int nfull = causal ? 0 : nk / 32 * 32;
         for (int r0 = 0; r0 < mp; r0 += MR) {
-            for (int i = 0; i < MR * 16; i++) BM[i] = -INFINITY;
-            for (int j = 0; j < nk; j += 32)
-                qk_tile(Q + (size_t)r0 * D, D, Kp + (size_t)(k0 + j) * D, S + j, j + 32 <= nfull ? BM : NULL);
+            /* the whole strips with their maxima, then the rest without */
+            if (nfull) qk_strips(Q + (size_t)r0 * D, D, Kp + (size_t)k0 * D, nfull / 32, S, BM);
+            for (int j = nfull; j < nk; j += 32) {
+                const float *kp = Kp + (size_t)(k0 + j) * D;
+                if (nk - j <= 16) qk_tile16(Q + (size_t)r0 * D, D, kp, S + j);
+                else qk_strips(Q + (size_t)r0 * D, D, kp, 1, S + j, NULL);
+            }
             for (int i = 0; i < MR; i++) {
                 int lim = causal ? i0 + r0 + i + 1 - k0 : nk;   /* visible keys of this row in the block */
                 lim = lim > nk ? nk : lim < 0 ? 0 : lim;
@@ -269,15 +326,24 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
             pv_block(S, nk, Vp + (size_t)k0 * 16, Tkp * 16, (D + 7) / 8 * 8, Dp, O + (size_t)r0 * Dp);
         }
     }
-    for (int i = 0; i < m; i++) {
-        float inv = 1.f / l[i];
-        for (int d = 0; d < D; d++) out[(size_t)i * ldo + d] = O[(size_t)i * Dp + d] * inv;
-    }
+    for (int i = 0; i < m; i++) scale_row(out + (size_t)i * ldo, O + (size_t)i * Dp, D, 1.f / l[i]);
+}
+
+/* dst[0..16) = src[0..n), zeros after: one vector copy for a whole panel
+ * row, half of one for D = 40's last 8 columns (a memcpy call per 16 floats
+ * took ~1.7 % of level 0's time: bench/README.md "round 4") */
+static void pack_v16(float *dst, const float *src, int n)
+{
+    if (n == 16) { v16_store(dst, v16_load(src)); return; }
+    v16f z = {0};
+    v16_store(dst, z);
+    if (n == 8) v8_store(dst, v8_load(src));
+    else if (n) memcpy(dst, src, sizeof(float) * n);
 }
 
 /* QKᵀ and PV as the kernels here run them: every query tile's rows rounded
  * up to the register tile (MR), QKᵀ over its visible keys rounded up to a
- * strip of 32 (the padded keys of cross-attention's 77: 96), PV over the
+ * strip of 32 or 16 (qk_cols: cross-attention's 77 keys run as 80), PV over the
  * visible keys; causal query tiles stop at the last key their rows can see
  * (tile's kend). */
 static double attention_exec_flops(int B, int Tq, int Tk, int H, int D, int causal)
@@ -286,7 +352,7 @@ static double attention_exec_flops(int B, int Tq, int Tk, int H, int D, int caus
     for (int i0 = 0; i0 < Tq; i0 += TQ) {
         int m = Tq - i0 < TQ ? Tq - i0 : TQ, mp = (m + MR - 1) / MR * MR;
         int kend = causal && i0 + m < Tk ? i0 + m : Tk;
-        qk += (double)mp * ((kend + 31) / 32 * 32);
+        qk += (double)mp * qk_cols(kend);
         pv += (double)mp * kend;
     }
     return 2.0 * B * H * D * (qk + pv);
@@ -307,7 +373,7 @@ static void attention(const ops_m *mo, const float *q, int ldq, const float *k, 
     }
     ops_flops_add(PROF_ATTN, model, attention_exec_flops(B, Tq, Tk, H, D, causal));
     int HD = H * D, Dp = (D + 15) / 16 * 16, ntiles = (Tq + TQ - 1) / TQ, BH = B * H;
-    size_t Tkp = ((size_t)Tk + KB - 1) / KB * KB, kpn = (size_t)D * Tkp, vpn = Tkp * Dp;
+    size_t Tkp = ((size_t)Tk + 31) / 32 * 32, kpn = (size_t)D * Tkp, vpn = Tkp * Dp;
     float *Kall = ops_grow(c, &t_kt, &t_nkt, sizeof(float) * kpn * BH);
     float *Vall = ops_grow(c, &t_vp, &t_nvp, sizeof(float) * vpn * BH);
     if (!Kall || !Vall) return;   /* out of memory: the ops fault is set */
@@ -322,23 +388,24 @@ static void attention(const ops_m *mo, const float *q, int ldq, const float *k, 
         /* pack every (batch, head): K in strips of 32 keys, Kp[j/32][d][j%32],
          * V in panels of 16 columns, Vp[d/16][j][d%16]; zero past Tk and D.
          * Contiguous strips/panels: power-of-two strides between the rows a
-         * kernel reads would map them all to one cache set. */
+         * kernel reads would map them all to one cache set.  A task is one
+         * strip of one image, all heads: each key row is read whole, in
+         * order (a head's slice of every row in turn missed the caches:
+         * bench/README.md "round 4"). */
         #pragma omp for schedule(static) nowait
-        for (long t = 0; t < (long)BH * nstrips; t++) {
-            int bh = (int)(t / nstrips), b = bh / H, h = bh % H;
+        for (long t = 0; t < (long)B * nstrips; t++) {
+            int b = (int)(t / nstrips);
             size_t j0 = (size_t)(t % nstrips) * 32;
-            const float *kb = k + (size_t)b * Tk * ldk + (size_t)h * D;
-            const float *vb = v + (size_t)b * Tk * ldv + (size_t)h * D;
-            float *ks = Kall + bh * kpn + j0 * D, *Vp = Vall + bh * vpn;
             for (size_t j = j0; j < j0 + 32; j++) {
                 int in = j < (size_t)Tk;   /* else a padding key: zeros */
-                const float *kr = kb + (in ? j : 0) * ldk, *vr = vb + (in ? j : 0) * ldv;
-                for (int d = 0; d < D; d++) ks[(size_t)d * 32 + (j - j0)] = in ? kr[d] : 0.f;
-                for (int p = 0; p < Dp / 16; p++) {
-                    float *dst = Vp + (size_t)p * Tkp * 16 + j * 16;
-                    int n = in ? (D - p * 16 < 16 ? D - p * 16 : 16) : 0;
-                    if (n) memcpy(dst, vr + p * 16, sizeof(float) * n);
-                    if (n < 16) memset(dst + n, 0, sizeof(float) * (16 - n));
+                const float *kr = k + ((size_t)b * Tk + (in ? j : 0)) * ldk;
+                const float *vr = v + ((size_t)b * Tk + (in ? j : 0)) * ldv;
+                for (int h = 0; h < H; h++) {
+                    float *ks = Kall + (size_t)(b * H + h) * kpn + j0 * D, *Vp = Vall + (size_t)(b * H + h) * vpn;
+                    for (int d = 0; d < D; d++) ks[(size_t)d * 32 + (j - j0)] = in ? kr[h * D + d] : 0.f;
+                    for (int p = 0; p < Dp / 16; p++)
+                        pack_v16(Vp + (size_t)p * Tkp * 16 + j * 16, vr + h * D + p * 16,
+                                 in ? (D - p * 16 < 16 ? D - p * 16 : 16) : 0);
                 }
             }
         }

@@ -9,6 +9,9 @@
 
 #include <stdint.h>
 #include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 typedef float v16f __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
@@ -19,9 +22,44 @@ static inline void v16_store(float *p, v16f v) { memcpy(p, &v, sizeof v); }
 static inline v8f v8_load(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
 static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 static inline v16f v16_set1(float a) { return (v16f){0} + a; }
+/* *p in every lane (one broadcast load) and the low 8 lanes of v (no
+ * instruction: the low half of the same register) */
+#if defined(__AVX512F__)
+static inline v16f v16_bcast(const float *p) { return (v16f)_mm512_set1_ps(*p); }
+#else
+static inline v16f v16_bcast(const float *p) { return v16_set1(*p); }
+#endif
+static inline v8f v16_lo(v16f v) { return __builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7); }
 static inline v16f v16_sel(v16i m, v16f a, v16f b) { return (v16f)((m & (v16i)a) | (~m & (v16i)b)); }
+#if defined(__AVX512F__)
+/* vminps/vmaxps: a < b ? a : b and a > b ? a : b exactly (b when either is
+ * NaN), one instruction where the select took a compare and two xors */
+static inline v16f v16_min(v16f a, v16f b) { return (v16f)_mm512_min_ps((__m512)a, (__m512)b); }
+static inline v16f v16_max(v16f a, v16f b) { return (v16f)_mm512_max_ps((__m512)a, (__m512)b); }
+#else
 static inline v16f v16_min(v16f a, v16f b) { return v16_sel(a < b, a, b); }
 static inline v16f v16_max(v16f a, v16f b) { return v16_sel(a > b, a, b); }
+#endif
+
+/* the largest lane and the sum of the lanes (the softmax's row maximum and
+ * row sum: shuffle trees with AVX-512, not 16 lane extractions) */
+#if defined(__AVX512F__)
+static inline float v16_hmax(v16f v) { return _mm512_reduce_max_ps((__m512)v); }
+static inline float v16_hsum(v16f v) { return _mm512_reduce_add_ps((__m512)v); }
+#else
+static inline float v16_hmax(v16f v)
+{
+    float m = v[0];
+    for (int u = 1; u < 16; u++) m = v[u] > m ? v[u] : m;
+    return m;
+}
+static inline float v16_hsum(v16f v)
+{
+    float s = 0.f;
+    for (int u = 0; u < 16; u++) s += v[u];
+    return s;
+}
+#endif
 
 /* e^x: x clamped to [-87, 88]; x = n·ln2 + r, |r| <= ln2/2, degree-6 Taylor. */
 static inline v16f v16_exp(v16f x)
@@ -41,7 +79,6 @@ static inline v16f v16_exp(v16f x)
  * clamping).  Relative error < 3e-7 for |x| < 10 (the rounding of t adds
  * ~6e-8·|x|, irrelevant for the tiny values far below the maximum). */
 #if defined(__AVX512F__)
-#include <immintrin.h>
 static inline v16f v16_exp_fast(v16f x)
 {
     __m512 t = _mm512_mul_ps((__m512)x, _mm512_set1_ps(1.44269504088896341f));
@@ -68,22 +105,42 @@ static inline v16f v16_exp2_poly(v16f f)   /* 2^f for |f| <= 1/2 */
     return 1.f + f * (0.6931471805599453f + f * (0.2402234903802036f + f * (0.05550381013796457f +
            f * (0.009666368515385448f + f * 0.0013381302537320797f))));
 }
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) && defined(__AVX512DQ__)
+/* With AVX-512 DQ one instruction fewer: f = t - floor(t) in [0, 1)
+ * straight from vreduceps (exact), 2^f = 1 + f·q(f) with q the degree-4 fit of
+ * (2^f - 1)/f on [0, 1) minimising the relative error (8.2e-8 in exact
+ * arithmetic; exactly 1 at f = 0), and vscalefps takes t itself, as it
+ * multiplies by 2^floor(t) (bench/README.md "round 4"). */
+static inline v16f v16_exp2_poly01(v16f f)   /* 2^f for 0 <= f < 1 */
+{
+    return 1.f + f * (0.6931513052234013f + f * (0.24016453074501085f + f * (0.05579961830631803f +
+           f * (0.009017443312836371f + f * 0.0018669348676099058f))));
+}
 static inline v16f v16_exp2_neg(v16f t)
+{
+    v16f f = (v16f)_mm512_reduce_ps((__m512)t, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+    return (v16f)_mm512_scalef_ps((__m512)v16_exp2_poly01(f), (__m512)t);
+}
+#elif defined(__AVX512F__)
+static inline v16f v16_exp2_neg(v16f t)   /* AVX-512F alone: round to nearest, f in [-1/2, 1/2] */
 {
     __m512 n = _mm512_roundscale_ps((__m512)t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     v16f f = (v16f)_mm512_sub_ps((__m512)t, n);
-    v16f p = v16_exp2_poly(f);
-    return (v16f)_mm512_scalef_ps((__m512)p, n);
+    return (v16f)_mm512_scalef_ps((__m512)v16_exp2_poly(f), n);
 }
 #else
+/* Without vscalefps: 2^n as two exponent-field factors 2^a·2^b (a = n/2
+ * rounded down, b = n - a, both >= -100, so normal), p·2^a exact and the
+ * second multiply rounding once to the denormals or 0 as vscalefps does;
+ * t clamped at -200, where the result is 0 already. */
 static inline v16f v16_exp2_neg(v16f t)
 {
-    t = v16_max(t, v16_set1(-126.f));   /* 2^-126 for less: within the absolute error */
+    t = v16_max(t, v16_set1(-200.f));
     v16i ni = __builtin_convertvector(t - 0.5f, v16i);   /* t <= 0: rounds to nearest */
     v16f f = t - __builtin_convertvector(ni, v16f);
     v16f p = v16_exp2_poly(f);
-    return p * (v16f)((ni + 127) << 23);
+    v16i a = ni >> 1;
+    return p * (v16f)((a + 127) << 23) * (v16f)((ni - a + 127) << 23);
 }
 #endif
 
@@ -102,7 +159,8 @@ static inline v16f v16_silu(v16f v)
     return v16_sel(v < -87.f, v16_set1(0.f), v * (v16f)r);
 }
 #else
-static inline v16f v16_silu(v16f v) { return v / (1.f + v16_exp(-v)); }
+/* (below x = -87 the clamped exp would leave x/e^88, not 0: 0 as above) */
+static inline v16f v16_silu(v16f v) { return v16_sel(v < -87.f, v16_set1(0.f), v / (1.f + v16_exp(-v))); }
 #endif
 
 /* erf(x) for any x: sign(x)·(1 − poly(t)·e^{−x²}), t = 1/(1 + p|x|). */
