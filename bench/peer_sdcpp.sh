@@ -22,6 +22,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
 sd=""
 model=/tmp/sd15.safetensors
 W=512 H=512 steps=2 threads=2 repeats=3
@@ -51,10 +52,7 @@ while [ $# -gt 0 ]; do
         *) die "unknown option '$1' (see --help)" ;;
     esac
 done
-for v in W H steps threads repeats; do
-    case "${!v}" in ''|*[!0-9]*) die "$v must be a positive integer, got '${!v}'" ;; esac
-    [ "${!v}" -gt 0 ] || die "$v must be > 0"
-done
+need_positive_ints W H steps threads repeats
 
 # parse_log LOG -> "sampling_s steps s_per_step decode_s rss_gb step_list"
 # The peer prints (src/stable-diffusion.cpp of the commit in bench/README.md):

@@ -33,6 +33,7 @@
 set -eu
 
 here=$(cd "$(dirname "$0")/.." && pwd)
+. "$here/bench/lib.sh"
 rounds=1 only="" logs="" threads=2 W=512 H=512
 f16=/tmp/sd15-f16.safetensors q8=/tmp/sd15-q8_0.gguf
 ours="$here/build/sdserve" diffusers=/work/peer/diffusers/src
@@ -62,10 +63,7 @@ while [ $# -gt 0 ]; do
         *) die "unknown option '$1' (see --help)" ;;
     esac
 done
-for v in rounds threads W H sdcpp_repeats; do
-    case "${!v}" in ''|*[!0-9]*) die "$v must be a positive integer, got '${!v}'" ;; esac
-    [ "${!v}" -gt 0 ] || die "$v must be > 0"
-done
+need_positive_ints rounds threads W H sdcpp_repeats
 
 configs=""
 for p in $precisions; do configs="$configs ours-$p"; done

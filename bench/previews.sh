@@ -9,6 +9,7 @@
 # approximation <= 2 ms.  The 2 GB checkpoint is written to a temporary
 # folder and deleted afterwards (SD15=FILE: use that one, made earlier).
 #   bench/previews.sh            (SD_BUILD=build, SD_REF=../shared/reference)
+#   SIZE=512 REPEATS=3           image side and UNet repeats (smaller: to check the script)
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${SD_BUILD:-build}
@@ -24,6 +25,6 @@ SD15=${SD15:-$T/sd15.safetensors}
 [ -f "$SD15" ] || "$BIN" make-model --preset sd15 -o "$SD15" -q
 "$BIN" make-model --preset taesd -o "$T/taesd.safetensors" -q
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$BIN" bench --model "$SD15" --vocab "$REF/tokenizer/bpe_simple_vocab_16e6.txt.gz" -W 512 -H 512 \
-  --repeats 3 --skip load,decode,encode --preview-decoder "$T/taesd.safetensors"
+"$BIN" bench --model "$SD15" --vocab "$REF/tokenizer/bpe_simple_vocab_16e6.txt.gz" -W "${SIZE:-512}" -H "${SIZE:-512}" \
+  --repeats "${REPEATS:-3}" --skip load,decode,encode --preview-decoder "$T/taesd.safetensors"
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -12,6 +12,7 @@
 # shared, so run nothing else of that size at the same time.
 #   bench/sdxl_check.sh [FILE]   default ${SD_BUILD:-build}/bench-sdxl/sdxl.safetensors
 #   SD_REF=...                   reference data (for the tokenizer vocabulary)
+#   MIN_AVAIL_GIB=17             MemAvailable needed to start (less: for a tiny model)
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${SD_BUILD:-build}
@@ -27,7 +28,7 @@ if [ ! -f "$FILE" ]; then
   bench/make_sdxl.sh "$FILE" || { bad "make-model --preset sdxl"; exit 1; }
 fi
 avail=$(awk '/^MemAvailable:/ { printf "%d", $2 / 1048576 }' /proc/meminfo)
-if [ "$avail" -lt 17 ]; then
+if [ "$avail" -lt "${MIN_AVAIL_GIB:-17}" ]; then
   echo "# only $avail GiB available: not starting a ~15 GB process on a shared machine"; exit 2
 fi
 log=$(mktemp); out=$(mktemp); trap 'rm -f "$log" "$out"' EXIT

@@ -9,6 +9,7 @@
 # ok/FAIL per rule.  Benchmark tier (minutes; the SDXL run takes ~15 GB).
 #   bench/sdxl_vs_sd15.sh SD15_FILE SDXL_FILE [R]     (R default 3)
 #   BENCH_ARGS="--precision fp32" ...                 extra bench flags for all runs
+#   SD15_SIZE=512 XL_SIZE=N ...                       sizes (XL default: native 1024²)
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${SD_BUILD:-build}
@@ -34,9 +35,10 @@ run() {   # run NAME FILE [bench args...]
   grep -E "^(model|peak|text|unet cfg|vae decode)" "$T/$name"
 }
 
-run sd15a "$SD15" -W 512 -H 512
-run sdxl "$XL"
-run sd15b "$SD15" -W 512 -H 512
+S15=${SD15_SIZE:-512}
+run sd15a "$SD15" -W "$S15" -H "$S15"
+run sdxl "$XL" ${XL_SIZE:+-W "$XL_SIZE" -H "$XL_SIZE"}
+run sd15b "$SD15" -W "$S15" -H "$S15"
 echo "# done: $(date -u +%H:%M:%S) UTC, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 
 for s in "unet cfg step" "vae decode"; do

@@ -19,37 +19,30 @@
 #   MODEL    default /tmp/sd15.safetensors, made with
 #            `sdserve make-model --preset sd15` when missing
 #   VOCAB    CLIP vocabulary (default ../shared/reference/tokenizer/...)
+#   PRECISIONS  the --precision values to run (default "fp32 auto bf16x2")
+#   SIZE     width = height (default 512; smaller only to check the script)
 set -u
 here=$(cd "$(dirname "$0")/.." && pwd)
 sdserve=${SDSERVE:-$here/build/sdserve}
 model=${MODEL:-/tmp/sd15.safetensors}
 vocab=${VOCAB:-${SD_REF:-$here/../shared/reference}/tokenizer/bpe_simple_vocab_16e6.txt.gz}
+precisions=${PRECISIONS:-fp32 auto bf16x2} size=${SIZE:-512}
 unset SD_PRECISION SD_CONV_WINOGRAD SD_SPLIT
-if [ ! -f "$model" ]; then
-  echo "# making $model (make-model --preset sd15)"
-  "$sdserve" make-model --preset sd15 -o "$model" --quiet || exit 1
-fi
-tmp=$(mktemp -d /tmp/seeds-sd15.XXXXXX)
-pid=
-trap '[ -n "$pid" ] && kill $pid 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+. "$here/bench/lib.sh"
+need_sd15_model "$sdserve" "$model" || exit 1
+server_tmp seeds-sd15
 pass=0 fail=0 done_precisions=" "
-FORM=(-F 'prompt=a lighthouse on a cliff at dusk, oil painting' -F negative_prompt=blurry -F width=512 -F height=512
+FORM=(-F 'prompt=a lighthouse on a cliff at dusk, oil painting' -F negative_prompt=blurry -F width="$size" -F height="$size"
       -F num_inference_steps=1 -F guidance_scale=7.5)
 
 json() { python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null; }
 
 # run PRECISION: one server, the batch, each seed alone
 run() {
-  local prec=$1 port base used i t0
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
-  base=http://127.0.0.1:$port
-  "$sdserve" serve --bind 127.0.0.1 --port "$port" --data-dir "$tmp/data" --model "$model" --vocab "$vocab" \
-    --precision "$prec" --sync-wait 3600 >"$tmp/server-$prec.log" 2>&1 &
-  pid=$!
-  until curl -s -o /dev/null "$base/health"; do
-    kill -0 $pid 2>/dev/null || { echo "FAIL - [$prec] server did not start: $(tail -3 "$tmp/server-$prec.log")"; fail=$((fail + 1)); pid=; return; }
-    sleep 1
-  done
+  local prec=$1 base used i t0
+  if ! start_sd15_server "$sdserve" "$model" "$vocab" "$prec" "$tmp/data" "$tmp/server-$prec.log"; then
+    echo "FAIL - [$prec] server did not start: $(tail -3 "$tmp/server-$prec.log")"; fail=$((fail + 1)); return
+  fi
   used=$(grep -m1 '^precision:' "$tmp/server-$prec.log" | sed 's/^precision: //')
   if [[ "$done_precisions" == *" $used "* ]]; then
     echo "# --precision $prec is $used here: already run"
@@ -65,11 +58,11 @@ run() {
       curl -s -o "$tmp/s$i.png" "$(json "$tmp/s$i.json" 'j["images"][0]["image_url"]')"
       local d
       if [ -s "$tmp/b$i.png" ] && cmp -s "$tmp/b$i.png" "$tmp/s$i.png"; then
-        echo "ok - [$prec = $used] 512x512 image $i (seed $((1234 + i))): identical to its seed alone (max 0 levels; $(( $(date +%s) - t0 )) s alone)"
+        echo "ok - [$prec = $used] ${size}x${size} image $i (seed $((1234 + i))): identical to its seed alone (max 0 levels; $(( $(date +%s) - t0 )) s alone)"
         pass=$((pass + 1))
       else
         d=$(python3 "$here/tests/http/pngdiff.py" "$tmp/b$i.png" "$tmp/s$i.png" 2>&1 | tail -1)
-        echo "FAIL - [$prec = $used] 512x512 image $i (seed $((1234 + i))): different from its seed alone ($d)"
+        echo "FAIL - [$prec = $used] ${size}x${size} image $i (seed $((1234 + i))): different from its seed alone ($d)"
         fail=$((fail + 1))
       fi
     done
@@ -78,8 +71,6 @@ run() {
 }
 
 echo "# $model, $("$sdserve" --version | head -1), CPU:$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2)"
-run fp32
-run auto
-run bf16x2
+for p in $precisions; do run "$p"; done
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]

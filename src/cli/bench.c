@@ -6,7 +6,10 @@
  * is run --repeats times; the median is reported with the FLOPs of the stage,
  * the GFLOP/s achieved and its share of the machine's fp32 peak, which the
  * command measures itself with an FMA loop on the engine's thread count
- * (and, where the CPU has avx512_bf16, a vdpbf16ps loop: its bf16 peak).
+ * (and, where the CPU has avx512_bf16, a vdpbf16ps loop: its bf16 peak;
+ * with AMX, a tile matmul loop on random operands and on zeros: the
+ * practical bf16 peak, which SD_PROFILE=1's lines are also measured
+ * against — the dot loop's where there is no AMX).
  * Under the UNet, decode and encode lines, the FLOPs the kernels executed
  * in the last run (ops.h's counters: Winograd's transforms and GEMMs,
  * bf16x2's two products) with their rate and share of the FMA peak.
@@ -575,6 +578,16 @@ int cli_bench(int argc, char **argv)
         printf("bf16 dot loop (vdpbf16ps, %d threads): %.1f GFLOP/s, %.2fx the FMA loop\n", nth, bf16_peak,
                bf16_peak / peak);
     ops_prof_set_peak(peak);
+    /* The bf16 kernels' peak (issue 19 item 1): AMX's matmul loop on random
+     * operands where there is AMX, else the vdpbf16ps loop. */
+    double amx_peak = ops_amx_peak(nth, 1);
+    if (amx_peak > 0) {
+        printf("AMX bf16 matmul loop (tdpbf16ps from L1, %d threads): random operands %.1f GFLOP/s, zeros %.1f"
+               " GFLOP/s; %.2fx the FMA loop\n", nth, amx_peak, ops_amx_peak(nth, 0), amx_peak / peak);
+        ops_prof_set_bf16_peak(amx_peak, "AMX loop");
+    } else if (bf16_peak > 0) {
+        ops_prof_set_bf16_peak(bf16_peak, "bf16 dot loop");
+    }
     printf("%-14s %9s    %9s        %7s\n", "stage", "median", "work", "rate");
 
     if (do_load) {

@@ -6,7 +6,8 @@
 # counted from the model (tests/unit/test_flops.c checks the counts) and
 # the outputs' finiteness check, with the FLOPs the kernels executed
 # (issue 19 item 5: an "executed" line per stage, SD_PROFILE's per-op
-# GFLOP) and, on CPUs with avx512_bf16, the bf16 dot loop's peak.
+# GFLOP) and, on CPUs with avx512_bf16, the bf16 dot loop's peak; with
+# AMX, its matmul loop on random operands (issue 19 item 1).
 # Small sizes: seconds.
 set -u
 BUILD=${SD_BUILD:-build}
@@ -60,6 +61,21 @@ busy=$(sed -n 's/^      threads .* CPU busy of .* team time (\([0-9.]*\) %).*/\1
 check "SD_PROFILE=1: attention's threads busy for a share of the team time in (0, 100] %" \
   'grep -A1 "^    attention " "$T/prof" | grep -Eq "^      threads .* in busy time +[0-9.]+ GFLOP/s" &&
    awk -v b="${busy:-0}" "BEGIN { exit !(b > 0 && b <= 100) }"' "busy '$busy': $(grep -A1 attention "$T/prof")"
+# issue 19 item 1: the bf16 kernels measured against AMX's matmul loop on random operands where there
+# is AMX (zeros beside it), else against the vdpbf16ps loop
+if grep -qw amx_tile /proc/cpuinfo; then
+  check "AMX: the tile matmul loop on random operands and zeros measured beside the FMA loop" \
+    'grep -Eq "^AMX bf16 matmul loop .*: random operands [1-9][0-9.]* GFLOP/s, zeros [1-9][0-9.]* GFLOP/s" "$T/sd1"' \
+    "$(sed -n 2,4p "$T/sd1")"
+  check "SD_PROFILE=1 on AMX: convs' share of the AMX loop" \
+    'grep -Eq "^    conv .* % of peak +[0-9.]+ % of the AMX loop" "$T/prof"' "$(grep -A2 profile "$T/prof")"
+else
+  check "no AMX: no AMX loop line" '! grep -q "^AMX" "$T/sd1"' "$(grep AMX "$T/sd1")"
+  if grep -qw avx512_bf16 /proc/cpuinfo; then
+    check "SD_PROFILE=1 on avx512_bf16: convs' share of the bf16 dot loop" \
+      'grep -Eq "^    conv .* % of peak +[0-9.]+ % of the bf16 dot loop" "$T/prof"' "$(grep -A2 profile "$T/prof")"
+  fi
+fi
 check "sdxl: both text towers timed as one stage" 'grep -q "^text encoders " "$T/xl"' "$(grep text "$T/xl")"
 check "sd1: one text tower" 'grep -q "^text encoder " "$T/sd1"' "$(grep text "$T/sd1")"
 

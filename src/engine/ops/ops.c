@@ -101,6 +101,14 @@ void ops_flops_reset(void)
 
 void ops_prof_set_peak(double gflops) { g_prof_peak = gflops; }
 
+static double g_prof_bf16_peak;
+static const char *g_prof_bf16_name;
+void ops_prof_set_bf16_peak(double gflops, const char *name)
+{
+    g_prof_bf16_peak = gflops;
+    g_prof_bf16_name = name;
+}
+
 /* Winograd F(4x4, 3x3) per 6x6 tile: multiply-adds of the input transform
  * BᵀdB per input channel (22 non-zeros of Bᵀ x 6 columns, then x 6 rows)
  * and of the output transform AᵀMA per output channel (18 non-zeros of Aᵀ
@@ -126,6 +134,7 @@ static void prof_line(FILE *f, const char *name, int i, double tot, const ops_fl
     if (ex > 0) {
         fprintf(f, "  %8.1f GFLOP model %8.1f executed %7.1f GFLOP/s", fl->model[i] * 1e-9, ex, rate);
         if (g_prof_peak > 0) fprintf(f, " %5.1f %% of peak", 100 * rate / g_prof_peak);
+        if (g_prof_bf16_peak > 0) fprintf(f, " %5.1f %% of the %s", 100 * rate / g_prof_bf16_peak, g_prof_bf16_name);
     }
     fputc('\n', f);
     if (g_team_s[i] > 0) {   /* where the kind keeps a thread account: busy share, rate in busy time */

@@ -282,6 +282,13 @@ typedef struct ops_flops { double model[PROF_NKIND], exec[PROF_NKIND]; } ops_flo
 void ops_flops_get(ops_flops *f);
 void ops_flops_reset(void);
 void ops_prof_set_peak(double gflops);
+/* The bf16 peak the profile also measures against (SD_PROFILE=1 adds each
+ * kind's share of it; 0: none): `name` says which loop it is (static). */
+void ops_prof_set_bf16_peak(double gflops, const char *name);
+/* GFLOP/s of AMX's bf16 matmul inner loop (ops_amx_peak.c) on `threads`
+ * threads, best of 3: on random bf16 operands (random != 0: the practical
+ * peak) or zeros; 0 on CPUs without AMX or without the kernel's permission. */
+double ops_amx_peak(int threads, int random);
 /* The FLOPs one conv executes: direct 2·N·OC·OH·OW·IC·KH·KW; Winograd
  * (wino != 0, oneDNN's F(4x4, 3x3): 6x6 tiles) per tile 2·36·IC·OC in the
  * element-wise GEMMs, 2·264 per input channel for the input transform

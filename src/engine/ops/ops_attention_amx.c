@@ -60,7 +60,8 @@ int ops_attention_amx_ready(void)
     return g_ok;
 }
 
-static void tiles_config(void)
+/* The one tile configuration of both AMX loops (ops_dnnl.h). */
+void ops_amx_tiles_config(void)
 {
     tilecfg c;
     memset(&c, 0, sizeof c);
@@ -259,7 +260,7 @@ void ops_attention_amx(ops_ctx *ctx, const float *q, int ldq, const float *k, in
             }
         }
         char *s = ops_grow(ctx, &t_scr, &t_nscr, scr);
-        tiles_config();
+        ops_amx_tiles_config();
         #pragma omp for schedule(dynamic, 1)
         for (long t = 0; t < (long)BH * nblk; t++) {
             if (!s) continue;   /* this thread is out of memory: the ops fault is set */

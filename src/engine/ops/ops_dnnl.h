@@ -106,6 +106,9 @@ void *ops_weights_get(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_des
 /* The bf16 attention on AMX tiles (ops_attention_amx.c): usable only if
  * ready() says so (AMX, and the kernel's permission to use its tiles). */
 int ops_attention_amx_ready(void);
+/* Loads the tile configuration both AMX loops use (palette 1, tiles 0..7
+ * of 16 rows x 64 bytes) on the calling thread; call after ready(). */
+void ops_amx_tiles_config(void);
 void ops_attention_amx(ops_ctx *c, const float *q, int ldq, const float *k, int ldk, const float *v, int ldv,
                        int B, int Tq, int Tk, int H, int D, float scale, float *out);
 
