@@ -546,6 +546,48 @@ enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c)
     return server_wait(s, r, c);
 }
 
+/* ---- info.sd_vae_name / sd_vae_hash ---- */
+/* The value of the entry `label` in an A1111 parameters text: its last line
+ * holds the entries "Label: value, ..." (a value with , : " or a newline
+ * JSON-quoted, as image/a1111.c writes them); a new JSON string, NULL when
+ * the text has no such entry. */
+static json_t *infotext_entry(const char *text, const char *label)
+{
+    const char *p = text ? strrchr(text, '\n') : NULL;
+    const size_t ll = strlen(label);
+    for (p = p ? p + 1 : NULL; p && *p;) {
+        const char *colon = strstr(p, ": ");
+        if (!colon) return NULL;
+        const char *v = colon + 2, *end = v + strcspn(v, ",");
+        if (*v == '"') {   /* quoted: to the closing quote, over escapes */
+            for (end = v + 1; *end && *end != '"'; end++)
+                if (*end == '\\' && end[1]) end++;
+            end += *end == '"';
+        }
+        if ((size_t)(colon - p) == ll && !memcmp(p, label, ll))
+            return *v == '"' ? json_loadb(v, (size_t)(end - v), JSON_DECODE_ANY, NULL) : json_stringn(v, (size_t)(end - v));
+        p = end + (*end == ',');
+        p += strspn(p, " ");
+    }
+    return NULL;
+}
+
+/* A1111 fills info.sd_vae_name / sd_vae_hash from the VAE file it loaded
+ * (sd_vae.get_loaded_vae_name / _hash: the file's base name, the first 10
+ * hex of its sha256), null with the checkpoint's own VAE: here the VAE
+ * override's, which are the "VAE" / "VAE hash" entries of the images'
+ * parameters (they travel with the result through the Redis queue too). */
+static json_t *vae_entry(const job_result *res, const char *label)
+{
+    json_t *v = res->n ? infotext_entry(res->images[0].parameters, label) : NULL;
+    if (v && !json_is_string(v)) {
+        json_decref(v);
+        v = NULL;
+    }
+    return v;
+}
+/* ---- end sd_vae_name / sd_vae_hash ---- */
+
 /* info: what A1111's Processed.js() holds, for this result.  Its infotexts
  * are the images' own parameters texts (job_image.parameters, written into
  * the files), as A1111 answers the text it saved with each image. */
@@ -567,7 +609,7 @@ static json_t *info_json(const a1111_call *call, const job_result *res, int inte
     if (interrupted) json_array_append_new(notes, json_string("interrupted: POST /sdapi/v1/interrupt or /skip"));
     const char *sampler = json_string_value(json_object_get(call->params, "sampler_name"));
     return json_pack("{s:s, s:o, s:s, s:o, s:I, s:o, s:I, s:o, s:i, s:i, s:i, s:s, s:f, s:i, s:i, s:b, s:n, s:s?, "
-                     "s:s?, s:n, s:n, s:i, s:o, s:o, s:i, s:o, s:o, s:s, s:i, s:b, s:s, s:b, s:o}",
+                     "s:s?, s:o?, s:o?, s:i, s:o, s:o, s:i, s:o, s:o, s:s, s:i, s:b, s:s, s:b, s:o}",
                      "prompt", res->prompt ? res->prompt : "", "all_prompts", prompts,
                      "negative_prompt", res->negative ? res->negative : "", "all_negative_prompts", negs,
                      "seed", (json_int_t)(res->n ? res->images[0].seed : call->gen.seed), "all_seeds", seeds,
@@ -575,7 +617,8 @@ static json_t *info_json(const a1111_call *call, const job_result *res, int inte
                      "width", res->width, "height", res->height, "sampler_name", sampler ? sampler : "",
                      "cfg_scale", (double)res->cfg, "steps", res->steps, "batch_size", res->n,
                      "restore_faces", 0, "face_restoration_model", "sd_model_name", res->model_name,
-                     "sd_model_hash", res->model_hash, "sd_vae_name", "sd_vae_hash",
+                     "sd_model_hash", res->model_hash, "sd_vae_name", vae_entry(res, "VAE"),
+                     "sd_vae_hash", vae_entry(res, "VAE hash"),
                      "seed_resize_from_w", -1, "denoising_strength",
                      call->img2img ? json_real(res->denoise) : json_integer(0), "extra_generation_params",
                      json_object(), "index_of_first_image", 0, "infotexts", texts,

@@ -208,7 +208,9 @@ void req_mask_blur(const sd_request *r, int *sx, int *sy)
     *sy = r->mask_blur_y >= 0 ? r->mask_blur_y : r->mask_blur;
 }
 
-img_inpaint_info req_inpaint_info(const sd_request *r)
+/* the infotext's inpainting entries (A1111's, when the img2img request has
+ * a mask); zero when it has none */
+static img_inpaint_info req_inpaint_info(const sd_request *r)
 {
     if (!r->img2img || (!r->gen.mask && !r->mask_data)) return (img_inpaint_info){0};   /* decoded or not yet */
     static const char *const content[] = {"fill", NULL, "latent noise", "latent nothing"};

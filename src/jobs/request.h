@@ -189,10 +189,9 @@ void sd_request_free(sd_request *r);
 img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, const char *model_hash,
                           const char *model_name, const char *family);
 /* r2follow (inpainting): the mask blur's sigmas along x and y
- * (mask_blur_x / _y, each defaulting to mask_blur), and the infotext's
- * inpainting entries (A1111's, when the img2img request has a mask). */
+ * (mask_blur_x / _y, each defaulting to mask_blur).  The infotext's
+ * inpainting entries come with req_gen_info. */
 void req_mask_blur(const sd_request *r, int *sx, int *sy);
-img_inpaint_info req_inpaint_info(const sd_request *r);
 
 /* The "Model family" of an image's parameters for a model of family
  * `family` (sd_model_info.family): NULL for "sd1" (SD 1.x texts stay

@@ -7,7 +7,10 @@
 # and an inpainting img2img, each infotexts[i] equals the parameters text
 # read from the PNG of images[i], byte for byte; the same through the Redis
 # queue (the text travels in the result, docs/WIRE.md) when redis-server is
-# installed.
+# installed.  Also info.sd_vae_name / sd_vae_hash: the VAE override's file
+# name and the first 10 hex of its sha256 (A1111's), equal to the
+# infotexts' "VAE" / "VAE hash" entries (a name with a comma too); null
+# without an override.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
@@ -60,6 +63,10 @@ for i, (t, png) in enumerate(zip(texts, imgs)):
 print("same %d" % len(imgs))
 EOF
 }
+# vae_info OUT.json: "info.sd_vae_name|info.sd_vae_hash" (None when null)
+vae_info() { json "$1" '"%s|%s" % tuple(json.loads(j["info"]).get(k, "absent") for k in ("sd_vae_name", "sd_vae_hash"))'; }
+# want_vae NAME FILE: "NAME|" + the first 10 hex of FILE's sha256
+want_vae() { echo "$1|$(sha256sum "$2" | cut -c1-10)"; }
 # first_image OUT.json: images[0] (base64)
 first_image() { json "$1" 'j["images"][0]'; }
 
@@ -70,6 +77,10 @@ st=$(post /sdapi/v1/txt2img "{$T2I}" "$TMP/v.json")
 r=$(same_texts "$TMP/v.json" "VAE hash: ")
 check "--vae: txt2img batch of 2: each infotext = its PNG's parameters (with VAE hash)" \
   $([ "$st" = 200 ] && [ "$r" = "same 2" ]; echo $?) "status $st: $r"
+r=$(vae_info "$TMP/v.json") w=$(want_vae myvae "$TMP/myvae/diffusion_pytorch_model.safetensors")
+check "--vae folder: info.sd_vae_name, sd_vae_hash = its name, sha256[:10]" $([ "$r" = "$w" ]; echo $?) "got $r, want $w"
+r=$(same_texts "$TMP/v.json" "VAE hash: ${w#*|}, VAE: myvae")
+check "--vae folder: the infotexts' VAE hash, VAE entries are the same" $([ "$r" = "same 2" ]; echo $?) "$r"
 B64=$(first_image "$TMP/v.json")
 st=$(post /sdapi/v1/img2img "{\"prompt\": \"a lighthouse\", \"init_images\": [\"$B64\"], \"mask\": \"$B64\", \"mask_blur\": 2, \"inpainting_fill\": 1, \"denoising_strength\": 0.6, \"steps\": 2, \"seed\": 3}" "$TMP/vi.json")
 r=$(same_texts "$TMP/vi.json" "Mask blur: 2")
@@ -77,11 +88,23 @@ check "--vae: inpainting img2img: its infotext = its PNG's parameters (with Mask
   $([ "$st" = 200 ] && [ "$r" = "same 1" ]; echo $?) "status $st: $r"
 stop_server
 
+# a single-file VAE whose name the infotext quotes (it holds a comma)
+cp "$M/vae/diffusion_pytorch_model.safetensors" "$TMP/my, vae.safetensors"
+start_server --model "$M" --vae "$TMP/my, vae.safetensors" || exit 1
+st=$(post /sdapi/v1/txt2img "{$T2I}" "$TMP/f.json")
+r=$(same_texts "$TMP/f.json" ', VAE: "my, vae.safetensors"')
+check "--vae file with a comma: the infotexts quote its name" $([ "$st" = 200 ] && [ "$r" = "same 2" ]; echo $?) "status $st: $r"
+r=$(vae_info "$TMP/f.json") w=$(want_vae "my, vae.safetensors" "$TMP/my, vae.safetensors")
+check "--vae file: info.sd_vae_name, sd_vae_hash = its file name, sha256[:10]" $([ "$r" = "$w" ]; echo $?) "got $r, want $w"
+stop_server
+
 start_server --model "$M" --preview-decoder "$TAESD" --vae-decoder taesd || exit 1
 st=$(post /sdapi/v1/txt2img "{$T2I}" "$TMP/t.json")
 r=$(same_texts "$TMP/t.json" ", VAE Decoder: TAESD")
 check "--vae-decoder taesd: txt2img batch of 2: each infotext = its PNG's parameters (VAE Decoder: TAESD)" \
   $([ "$st" = 200 ] && [ "$r" = "same 2" ]; echo $?) "status $st: $r"
+r=$(vae_info "$TMP/t.json")
+check "no VAE override: info.sd_vae_name, sd_vae_hash are null" $([ "$r" = "None|None" ]; echo $?) "got $r"
 stop_server
 check "--vae-decoder taesd: server stops cleanly" $([ "$STOP_STATUS" = 0 ]; echo $?) "status $STOP_STATUS"
 
@@ -99,4 +122,6 @@ check "--queue redis --vae: txt2img batch of 2: each infotext = its PNG's parame
   $([ "$st" = 200 ] && [ "$r" = "same 2" ]; echo $?) "status $st: $r"
 check "--queue redis: the same texts as the in-process queue" \
   $([ "$(json "$TMP/r.json" 'json.loads(j["info"])["infotexts"]')" = "$(json "$TMP/v.json" 'json.loads(j["info"])["infotexts"]')" ]; echo $?)
+r=$(vae_info "$TMP/r.json") w=$(vae_info "$TMP/v.json")
+check "--queue redis --vae: info.sd_vae_name, sd_vae_hash as in process" $([ "$r" = "$w" ] && [ "${r%|*}" = myvae ]; echo $?) "got $r, want $w"
 stop_server

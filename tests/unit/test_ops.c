@@ -756,6 +756,38 @@ static void test_tanh_clamp(void)
     }
 }
 
+/* ---- op_scale_shift (TAESD's image scales) against a naive loop ----
+ * TAESD's two (a power of two, b = ±1 or 0.5) round once either way, so
+ * they must equal the old loops' x*2-1 and (x+1)/2 bit for bit; another a,
+ * b within an ulp (of |x*a| + |b|: one or two roundings) of the double x*a+b. */
+static void test_scale_shift(void)
+{
+    static const struct { float a, b; int exact; } ab[] = {{2.0f, -1.0f, 1}, {0.5f, 0.5f, 1}, {-1.7f, 0.3f, 0}};
+    const size_t sizes[] = {0, 37, 40000};   /* none; one thread; the team's (past ops.c's PAR_MIN) */
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        const size_t n = sizes[s];
+        float *x = malloc((n + 1) * sizeof *x), *y = malloc((n + 1) * sizeof *y);
+        for (size_t i = 0; i < n; i++) x[i] = (float)((long)(i * 7919 % 2001) - 1000) / 977.0f;   /* -1.02 .. 1.02 */
+        for (size_t k = 0; k < sizeof ab / sizeof ab[0]; k++) {
+            memcpy(y, x, n * sizeof *x);
+            y[n] = 42.0f;   /* past the end: untouched */
+            op_scale_shift(y, n, ab[k].a, ab[k].b);
+            int bad = 0;
+            for (size_t i = 0; i < n; i++) {
+                volatile float old = ab[k].a == 2.0f ? x[i] * 2.0f - 1.0f : (x[i] + 1.0f) / 2.0f;
+                double r = (double)x[i] * ab[k].a + ab[k].b;
+                if (ab[k].exact ? y[i] != old : !(fabs(y[i] - r) <= 1.2e-7 * (fabs((double)x[i] * ab[k].a) + fabs(ab[k].b)))) bad++;
+            }
+            char name[128];
+            snprintf(name, sizeof name, "scale_shift a=%g b=%g, n=%zu: %s", (double)ab[k].a, (double)ab[k].b, n,
+                     ab[k].exact ? "TAESD's old loop bit for bit" : "x*a+b of a double loop");
+            CHECKF(bad == 0 && y[n] == 42.0f, name, "%d off, past the end %g", bad, (double)y[n]);
+        }
+        free(x);
+        free(y);
+    }
+}
+
 int main(void)
 {
     t_ops_init(2);
@@ -779,5 +811,6 @@ int main(void)
     test_weight_handles();
     test_threads();
     test_tanh_clamp();   /* r3more */
+    test_scale_shift();
     return t_done();
 }

@@ -16,7 +16,8 @@
  * encoder a conv without bias is a stride-2 one.  Activations are NHWC in
  * three ping-pong buffers sized for the largest layer; convs go through
  * the ops layer at the model's precision, each ReLU as its conv's
- * post-op (OPS_CONV_RELU: no pass of its own), the Clamp as op_tanh_clamp. */
+ * post-op (OPS_CONV_RELU: no pass of its own), the Clamp as op_tanh_clamp,
+ * the image's [-1, 1] <-> [0, 1] scales as op_scale_shift. */
 #include "taesd.h"
 
 #include <dirent.h>
@@ -435,7 +436,7 @@ int taesd_decode(taesd *t, const float *z, int h, int w, float *img, sd_err *err
     op_tanh_clamp(t->buf[0], (size_t)C * h * w, 3.0f);   /* the Clamp layer, in the ops layer */
     int out = net_forward(t, n, 1, &C, &H, &W);
     op_nlc_to_nchw(t->buf[out], 1, C, H * W, img);
-    for (size_t i = 0; i < (size_t)C * H * W; i++) img[i] = img[i] * 2.0f - 1.0f;
+    op_scale_shift(img, (size_t)C * H * W, 2.0f, -1.0f);   /* [0, 1] -> the pipeline's [-1, 1] */
     return 0;
 }
 
@@ -448,7 +449,7 @@ int taesd_encode(taesd *t, const float *img, int H, int W, float *z, sd_err *err
     if (reserve(t, (size_t)n->width * H * W, err)) return -1;
     int C = n->in_c, h = H, w = W;
     op_nchw_to_nlc(img, 1, C, H * W, t->buf[0]);
-    for (size_t i = 0; i < (size_t)C * H * W; i++) t->buf[0][i] = (t->buf[0][i] + 1.0f) / 2.0f;
+    op_scale_shift(t->buf[0], (size_t)C * H * W, 0.5f, 0.5f);   /* [-1, 1] -> TAESD's [0, 1] */
     int out = net_forward(t, n, 0, &C, &h, &w);
     op_nlc_to_nchw(t->buf[out], 1, C, h * w, z);
     return 0;

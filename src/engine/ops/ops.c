@@ -459,6 +459,15 @@ void op_tanh_clamp(float *x, size_t n, float c)
     PROF_END(PROF_ELEM);
 }
 
+/* x·a + b: TAESD's image scales */
+void op_scale_shift(float *x, size_t n, float a, float b)
+{
+    PROF_BEGIN;
+    #pragma omp parallel for schedule(static) if (n >= PAR_MIN)
+    for (size_t i = 0; i < n; i++) x[i] = x[i] * a + b;
+    PROF_END(PROF_ELEM);
+}
+
 /* GEGLU with the vectorised erf (absolute error < 1.5e-7 against erff). */
 void op_geglu(const float *in, int M, int F, float *out)
 {

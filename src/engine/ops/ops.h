@@ -241,6 +241,9 @@ void op_axpby(float *y, float a, const float *x, float b, size_t n);
 /* x[i] = tanh(x[i]/c)·c, c > 0: a soft clamp into (-c, c) (TAESD's
  * decoder input, c = 3: madebyollin's Clamp layer).  In place. */
 void op_tanh_clamp(float *x, size_t n, float c);
+/* x[i] = x[i]·a + b, in place: a value range mapped to another (TAESD's
+ * [-1, 1] <-> [0, 1] image scales). */
+void op_scale_shift(float *x, size_t n, float a, float b);
 
 /* GEGLU: in[M, 2F] = [value | gate] -> out[M,F] = value * gelu(gate). */
 void op_geglu(const float *in, int M, int F, float *out);
