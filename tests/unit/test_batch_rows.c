@@ -129,6 +129,15 @@ static const conv_case CONVS[] = {
     {"conv 1x1 32x32 96->64", 96, 32, 32, 64, 1, 1, 0, 0, 0},
     {"conv 3x3 stride 2 32x32 64->64", 64, 32, 32, 64, 3, 2, 1, 0, 0},
     {"conv 3x3 8x8 4->32 (conv_in)", 4, 8, 8, 32, 3, 1, 1, 0, 0},
+    /* the tiny models' latents at 64x48 (8x6 .. 4x3): few rows per thread */
+    {"conv 3x3 6x8 32->32", 32, 6, 8, 32, 3, 1, 1, 0, 0},
+    {"conv 3x3 3x4 64->64", 64, 3, 4, 64, 3, 1, 1, 0, 0},
+    {"conv 3x3 3x4 128->64", 128, 3, 4, 64, 3, 1, 1, 0, 0},
+    {"group norm + conv 3x3 6x8 32->32", 32, 6, 8, 32, 3, 1, 1, 0, 1},
+    {"group norm + conv 3x3 3x4 64->64 accumulating", 64, 3, 4, 64, 3, 1, 1, 1, 1},
+    {"conv 3x3 stride 2 6x8 32->32", 32, 6, 8, 32, 3, 2, 1, 0, 0},
+    {"conv 1x1 3x4 128->64", 128, 3, 4, 64, 1, 1, 0, 0, 0},
+    {"conv 3x3 6x8 32->4 (conv_out)", 32, 6, 8, 4, 3, 1, 1, 0, 0},
 };
 /* a conv whose one image is over the banding limit (2^23 floats in) */
 static const conv_case HUGE_CONV = {"conv 3x3 528x512 32->16 (huge input: bands)", 32, 528, 512, 16, 3, 1, 1, 0, 0};
@@ -141,12 +150,20 @@ static const lin_case LINS[] = {
     {"linear 77 rows 64->256 (text MLP)", 77, 64, 256, 0},
     {"linear 1 row 320->1280 (time embedding)", 1, 320, 1280, 0},
     {"linear 256 rows 160->640", 256, 160, 640, 0},
+    {"linear 12 rows 64->64", 12, 64, 64, 0},
+    {"linear 48 rows 32->256", 48, 32, 256, 0},
+    {"linear 12 rows 256->64 accumulating", 12, 256, 64, 1},
+    {"linear 12 rows 256->64", 12, 256, 64, 0},
+    {"linear 20 rows 320->320", 20, 320, 320, 0},
+    {"linear 20 rows 1280->320", 20, 1280, 320, 0},
 };
 
 static const attn_case ATTNS[] = {
     {"self-attention 256 tokens 5x64", 256, 256, 5, 64, 0},
     {"cross-attention 1024x77 8x40", 1024, 77, 8, 40, 0},
     {"causal attention 77 tokens 4x16", 77, 77, 4, 16, 1},
+    {"self-attention 12 tokens 2x32", 12, 12, 2, 32, 0},
+    {"cross-attention 48x77 1x32", 48, 77, 1, 32, 0},
 };
 
 static void all_ops(int huge)

@@ -211,27 +211,36 @@ static _Thread_local void *t_cx, *t_cy;   /* a zero-padded last chunk */
 static _Thread_local size_t t_ncx, t_ncy;
 
 /* M rows in chunks of exactly MM_CHUNK rows (kc.M), the last one through
- * zero-padded buffers */
+ * zero-padded buffers (the calling thread's), the chunks shared among the
+ * team and each run on one thread: gemm:jit splitting one chunk among
+ * threads gives a row bits that depend on its position in the chunk (an
+ * image's 12 rows alone and as rows 12..23 of a batch differed by 2e-6 on
+ * a 2-core AVX2 CPU; tests/unit/test_batch_rows.c).  Always inside a
+ * parallel region, one chunk too, so that oneDNN never splits one. */
 static void linear_chunks(ops_ctx *c, const mm_key *kc, int M, const float *x, ops_weight *w, const float *b,
                           float *y)
 {
-    int IN = kc->IN, OUT = kc->OUT;
-    for (int r0 = 0; r0 < M; r0 += MM_CHUNK) {
-        int n = M - r0 < MM_CHUNK ? M - r0 : MM_CHUNK;
+    int IN = kc->IN, OUT = kc->OUT, nch = (M + MM_CHUNK - 1) / MM_CHUNK;
+    mm_entry *e = mm_lookup(c, kc);
+    if (!e) return;   /* out of memory: the ops fault is set */
+    #pragma omp parallel for schedule(static)
+    for (int i = 0; i < nch; i++) {
+        int r0 = i * MM_CHUNK, n = M - r0 < MM_CHUNK ? M - r0 : MM_CHUNK;
         if (n == MM_CHUNK) {
-            linear_run(c, kc, x + (size_t)r0 * IN, w, b, y + (size_t)r0 * OUT);
+            linear_exec(c, e, kc, x + (size_t)r0 * IN, w, b, y + (size_t)r0 * OUT);
             continue;
         }
         float *cx = ops_grow(c, &t_cx, &t_ncx, sizeof(float) * MM_CHUNK * IN);
         float *cy = ops_grow(c, &t_cy, &t_ncy, sizeof(float) * MM_CHUNK * OUT);
-        if (!cx || !cy) return;   /* out of memory: the ops fault is set */
+        if (!cx || !cy) continue;   /* out of memory: the ops fault is set */
         memcpy(cx, x + (size_t)r0 * IN, sizeof(float) * n * IN);
         memset(cx + (size_t)n * IN, 0, sizeof(float) * (MM_CHUNK - n) * IN);
         memset(cy, 0, sizeof(float) * MM_CHUNK * OUT);
         if (kc->accum) memcpy(cy, y + (size_t)r0 * OUT, sizeof(float) * n * OUT);
-        linear_run(c, kc, cx, w, b, cy);
+        linear_exec(c, e, kc, cx, w, b, cy);
         memcpy(y + (size_t)r0 * OUT, cy, sizeof(float) * n * OUT);
     }
+    mm_unpin(c, e);
 }
 
 static void linear(const ops_m *m, const float *x, int M, int IN, ops_weight *w, const float *b, int OUT, float *y,
