@@ -132,6 +132,12 @@ int main(void)
         for (int m = 0; m < (sanitized ? 1 : 2); m++)
             for (int single = 0; single < 2; single++) {
                 char msg[512], cfg[160];
+                if (pr >= 2 && !ops_cpu_bf16()) {   /* the bf16 precisions: refused below AVX-512 */
+                    if (!m && !single)
+                        printf("# no bf16 kernels on this CPU (below AVX-512): %s skipped\n",
+                               pr == amx_auto ? "AMX's auto" : precisions[pr]);
+                    continue;
+                }
                 sd_engine *e = pipe_load(m, single, precisions[pr], msg, sizeof msg);
                 if (!e) {
                     CHECKF(0, "load a tiny model", "%s %s: %s", models[m], precisions[pr], msg);

@@ -11,7 +11,9 @@
  *     levels the model lacks, or applied over bf16 (every layer plain bf16
  *     already), gives exactly the rule-less bits;
  *   - sd_engine_load's precisions: an explicit one runs every layer at it
- *     (no rule), `auto` on a CPU with AMX takes UNET_BF16_LAYERS. */
+ *     (no rule), `auto` on a CPU with AMX takes UNET_BF16_LAYERS.
+ * On a CPU without bf16 kernels (below AVX-512): a rule naming layers and
+ * the bf16 precisions are refused, naming AVX-512; the forwards are skipped. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,13 +31,21 @@ static void refusals(sd_unet *u)
                                 "ff@1-ff@1-ff@1-ff@1-ff@1-ff@1-ff@1-ff@1-ff@1-ff@1-ff@1-ff@1-ff@1-"};
     sd_err err;
     sd_err_clear(&err);
-    CHECK(!unet_set_layer_rule(u, "ff,attn@12", &err) && !strcmp(unet_layer_rule(u), "ff,attn@12"),
-          "layer rule ff,attn@12 is taken");
+    /* without bf16 kernels (below AVX-512) a rule naming layers is refused */
+    const char *want = ops_cpu_bf16() ? "ff,attn@12" : "";
+    if (ops_cpu_bf16())
+        CHECK(!unet_set_layer_rule(u, "ff,attn@12", &err) && !strcmp(unet_layer_rule(u), "ff,attn@12"),
+              "layer rule ff,attn@12 is taken");
+    else
+        CHECKF(unet_set_layer_rule(u, "ff,attn@12", &err) == -1 && err.code == SD_EINVAL &&
+                   !strcmp(err.field, "layer_rule") && strstr(err.msg, "AVX-512") && !*unet_layer_rule(u),
+               "no bf16 kernels on this CPU: layer rule ff,attn@12 refused naming layer_rule and AVX-512",
+               "%s", err.msg);
     int refused = 0, kept = 1;
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sd_err_clear(&err);
         refused += unet_set_layer_rule(u, bad[i], &err) == -1 && err.code == SD_EINVAL && !strcmp(err.field, "layer_rule");
-        kept &= !strcmp(unet_layer_rule(u), "ff,attn@12");
+        kept &= !strcmp(unet_layer_rule(u), want);
     }
     CHECKF(refused == (int)(sizeof bad / sizeof bad[0]) && kept,
            "malformed layer rules refused (SD_EINVAL, field layer_rule), the rule kept", "%d refused", refused);
@@ -105,6 +115,11 @@ static void forwards(sd_unet *u, const char *model)
     sd_err err;
     char name[200];
     sd_err_clear(&err);
+    if (!ops_cpu_bf16()) {   /* no plain bf16 layers here: refusals() checked the refusal */
+        printf("# %s: no bf16 kernels on this CPU (below AVX-512): the rule's forwards skipped\n", model);
+        free(ref); free(o);
+        return;
+    }
     unet_set_precision(u, OPS_FP32);
     int ok = !unet_set_layer_rule(u, "none", &err) && !forward(u, ref);
     ok = ok && !unet_set_layer_rule(u, "ff", &err) && !forward(u, o);
@@ -133,6 +148,13 @@ static void engine_rules(void)
     for (int p = 0; p < 4; p++) {
         char msg[600], name[160];
         sd_engine *e = pipe_load(0, 0, prec[p], msg, sizeof msg);
+        if ((p == 1 || p == 2) && !ops_cpu_bf16()) {
+            snprintf(name, sizeof name, "no bf16 kernels on this CPU: precision %s refused at load, naming AVX-512",
+                     prec[p]);
+            CHECKF(!e && strstr(msg, "AVX-512"), name, "%s", e ? "loaded" : msg);
+            if (e) sd_engine_free(e);
+            continue;
+        }
         if (!e) { CHECKF(0, "load tiny-sd1", "%s: %s", prec[p], msg); continue; }
         sd_model_info info;
         sd_engine_info(e, &info);

@@ -988,6 +988,11 @@ int unet_set_layer_rule(sd_unet *u, const char *rule, sd_err *err)
 {
     unet_rule r;
     if (rule_parse(rule, &r, err)) return -1;
+    int any = 0;
+    for (int k = 0; k < UL_NKINDS; k++) any |= r.lv[k] != 0;
+    if (any && !ops_cpu_bf16())
+        return sd_errf(err, SD_EINVAL, "layer_rule", "layers at plain bf16 need a CPU with AVX-512 (the compute "
+                       "library has no bf16 kernels below it, or ONEDNN_MAX_CPU_ISA caps it lower)");
     u->rule = r;
     return 0;
 }

@@ -182,7 +182,9 @@ double unet_flops(const sd_unet *u, int B, int H, int W, int T);
  * sample (conv_shortcut, down/up-sampling convs), io (conv_in/out) or all;
  * levels are resolution depths from the latent's (0; the mid block is the
  * deepest level), as digits, '-' = and every deeper one ("ff@1-"); no
- * levels = all.  "" or "none" = no layer (the default after load).
+ * levels = all.  "" or "none" = no layer (the default after load).  A
+ * rule naming layers is refused on a CPU without bf16 kernels
+ * (ops_cpu_bf16).
  * Attention's own products keep the model's precision.
  * UNET_BF16_LAYERS is the fixed rule the engine's `auto` precision uses
  * (sd_engine_load): never measured at run time; the feed-forward and
