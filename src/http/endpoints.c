@@ -163,12 +163,29 @@ static char *metrics_workers(http_server *s, char *text)
     return text;
 }
 
+/* The request bodies held against --max-buffered-mb (body.c), and the cap,
+ * appended to text (taken; NULL when out of memory). */
+static char *metrics_bodies(http_server *s, char *text)
+{
+    char *t = NULL;
+    if (text && asprintf(&t, "%s# HELP sdserve_request_body_bytes_buffered Request body bytes held in memory by all "
+                         "connections now.\n# TYPE sdserve_request_body_bytes_buffered gauge\n"
+                         "sdserve_request_body_bytes_buffered %zu\n"
+                         "# HELP sdserve_request_body_bytes_limit Their limit (--max-buffered-mb; 0 = none).\n"
+                         "# TYPE sdserve_request_body_bytes_limit gauge\nsdserve_request_body_bytes_limit %zu\n",
+                         text, atomic_load(&s->buffered), s->cfg.max_buffered) < 0)
+        t = NULL;
+    free(text);
+    return t;
+}
+
 enum MHD_Result get_metrics(http_server *s, req *r, struct MHD_Connection *c)
 {
     jobs_stats js;
     jobs_get_stats(s->q, &js);
     char *text = metrics_render(&js, s->labels, s->nlabels);
     if (js.shared_queue) text = metrics_workers(s, text);
+    text = metrics_bodies(s, text);
     if (!text) return reply_errorf(c, &r->ri, SD_ENOMEM, "", "out of memory");
     size_t len = strlen(text);
     return reply_raw(c, &r->ri, 200, "text/plain; version=0.0.4; charset=utf-8", text, len, NULL);

@@ -8,10 +8,15 @@ stalling.  Prints:
                                    upload is stalled
   health_during STATUS             GET /health while they are held
   answered N, status_S N           connections answered early, by status
-  newcomer STATUS RETRY FIELD      what one more upload of the same size gets
-                                   at once, before sending its body, while they
-                                   are held (status, Retry-After, the error
+  buffered BYTES LIMIT             GET /metrics' request-body gauges once they
+                                   have settled (every byte sent and read)
+  newcomer STATUS RETRY FIELD      what one more upload gets at once, before
+                                   sending its body, while they are held, when
+                                   it declares one byte more than the cap
+                                   leaves (status, Retry-After, the error
                                    body's field; - when absent)
+  released BYTES                   the buffered gauge once the stalled
+                                   connections are closed
   after STATUS                     a whole body of the same size with a
                                    too-long prompt, once the stalled
                                    connections are closed: 400 when their bytes
@@ -36,11 +41,37 @@ def rss():
     return -1
 
 
-def connect():
+def connect(length=size):
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     s.sendall(("POST /txt2img HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nContent-Length: %d\r\n\r\n"
-               % (ctype, size)).encode())
+               % (ctype, length)).encode())
     return s
+
+
+def gauges():
+    """(buffered, limit) from GET /metrics; (-1, -1) when unreadable"""
+    try:
+        h = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        h.request("GET", "/metrics")
+        text = h.getresponse().read().decode()
+        h.close()
+        v = dict(l.split(" ", 1) for l in text.splitlines() if l.startswith("sdserve_request_body_bytes_"))
+        return int(v["sdserve_request_body_bytes_buffered"]), int(v["sdserve_request_body_bytes_limit"])
+    except Exception:
+        return -1, -1
+
+
+def settled():
+    """the gauges once the server has read what was sent: the same twice,
+    0.3 s apart (at most 30 s)"""
+    last = gauges()
+    for _ in range(100):
+        time.sleep(0.3)
+        now = gauges()
+        if now == last:
+            break
+        last = now
+    return last
 
 
 def read_early(socks, answers, wait):
@@ -80,8 +111,8 @@ def stall_all():
     return socks, answers
 
 
-def newcomer():
-    s = connect()
+def newcomer(length):
+    s = connect(length)
     s.settimeout(3)
     data = b""
     try:
@@ -138,7 +169,9 @@ for a in answers.values():
     counts[st] = counts.get(st, 0) + 1
 for st, c in sorted(counts.items()):
     print("status_%s" % st, c)
-print("newcomer", newcomer())
+buffered, limit = settled()
+print("buffered", buffered, limit)
+print("newcomer", newcomer(limit - buffered + 1))
 for s in socks:
     s.close()
 st = None
@@ -148,3 +181,4 @@ for _ in range(30):   # the server notices the closed connections within moments
         break
     time.sleep(0.2)
 print("after", st)
+print("released", gauges()[0])

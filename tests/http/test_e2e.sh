@@ -171,6 +171,7 @@ check "If-None-Match -> 304" $([ "$st" = 304 ]; echo $?) "status $st"
 # 9. metrics count what happened; access log has lines
 curl -s -o "$TMP/metrics.txt" "$BASE/metrics"
 check "metrics: requests by endpoint/status, images, latency histogram" $(grep -q 'sdserve_http_requests_total{endpoint="/txt2img",status="200"}' "$TMP/metrics.txt" && grep -q '^sdserve_images_generated_total [1-9]' "$TMP/metrics.txt" && grep -q '^sdserve_job_latency_seconds_count [1-9]' "$TMP/metrics.txt" && awk '$1 == "sdserve_seconds_per_step" && $2 > 0 {f=1} END {exit !f}' "$TMP/metrics.txt"; echo $?) "$(head -40 "$TMP/metrics.txt")"
+check "metrics: no request body held when idle, and its cap (--max-buffered-mb) > 0" $(grep -q '^sdserve_request_body_bytes_buffered 0$' "$TMP/metrics.txt" && grep -q '^sdserve_request_body_bytes_limit [1-9]' "$TMP/metrics.txt"; echo $?) "$(grep request_body "$TMP/metrics.txt")"
 check "access log line per request" $(grep -qE '^[0-9T:-]+Z 127\.0\.0\.1 "POST /txt2img" 200 [0-9]+ [0-9]+ms' "$TMP/server.log" && grep -qE '"GET /images/[0-9a-f]{32}" 304 ' "$TMP/server.log"; echo $?) "$(tail -3 "$TMP/server.log")"
 
 # 10. a synchronous client that hangs up while its job is queued: the job leaves the queue
