@@ -35,6 +35,13 @@
 # (test_sd15 keeps its small checks, skips the full-size run) and
 # SD_FUZZ_SECONDS=0 (the fuzzers carry their own sanitizers;
 # test_fuzz_regress still runs).
+#
+# Tests run SD_TEST_JOBS at a time (default 2: most of them wait on servers,
+# sockets and sleeps, so on 2 cores a pair takes ~60 % of the time of one
+# after the other), both tiers in one pool, the longest first (LONG
+# below); each test's lines are printed together when it ends.  The tests
+# in ALONE measure RSS, latency or timeouts and run with nothing beside
+# them, at the end.
 set -u
 cd "$(dirname "$0")/.."
 pass=0; fail=0
@@ -71,7 +78,7 @@ quick_skips() {
 }
 
 # run_one TAG LOGDIR NAME CMD... — LOGDIR holds NAME.stderr (and, in the
-# sanitizer tier, the reports in san/NAME.*)
+# sanitizer tier, the reports in san/NAME.*); the counts go to $CNT
 run_one() {
   local tag=$1 dir=$2 name=$3; shift 3
   local out rc t0 t1 p f
@@ -96,28 +103,46 @@ run_one() {
     fi
   fi
   echo "[$tag$name] # $p passed, $f failed, $((t1 - t0)) s"
-  pass=$((pass + p)); fail=$((fail + f))
+  echo "$p $f" >"$CNT"
 }
 
-# run_suite BUILD TAG — every test binary of BUILD, then every shell test
-run_suite() {
-  local build=$1 tag=$2 t
+# the pool: jobs are lines "TIER NAME CMD..." (TIER normal or san)
+JOBS=${SD_TEST_JOBS:-2}
+LONG="test_sd15 test_previews test_valgrind test_fuzz test_redis_models test_redis test_e2e test_generate
+  test_batch_seeds test_alloc_fail test_lora_apply test_make_model test_sizes test_inpaint_api test_a1111"
+ALONE="test_load test_load_health test_load_rss test_slow_clients test_stalled_upload test_faults"
+in_list() { case " $(echo $2) " in *" $1 "*) true;; *) false;; esac; }
+R=$(mktemp -d /tmp/sdserve-run.XXXXXX)
+trap 'rm -rf "$R"' EXIT
+: >"$R/jobs"
+
+# add_suite BUILD TIER — every test binary of BUILD, then every shell test
+add_suite() {
+  local build=$1 tier=$2 t
   mkdir -p "$build/tests"
   for t in $(find "$build/tests" -type f -name 'test_*' -perm -u+x | sort); do
-    quick_skips "$(basename "$t")" && continue
-    SD_BUILD=$build run_one "$tag" "$build/tests" "$(basename "$t")" "$t"
+    [ "$tier" = normal ] && quick_skips "$(basename "$t")" && continue
+    echo "$tier $build $(basename "$t") $t" >>"$R/jobs"
   done
   for t in $(find tests -type f -name 'test_*.sh' | sort); do
-    quick_skips "$(basename "$t" .sh)" && continue
-    SD_BUILD=$build run_one "$tag" "$build/tests" "$(basename "$t" .sh)" bash "$t"
+    [ "$tier" = normal ] && quick_skips "$(basename "$t" .sh)" && continue
+    echo "$tier $build $(basename "$t" .sh) bash $t" >>"$R/jobs"
   done
 }
 
-if [ -n "$NORMAL" ]; then
-  run_suite "$NORMAL" ""
-fi
+# job N TIER BUILD NAME CMD... — one test, its lines printed when it ends
+job() {
+  local i=$1 tier=$2 build=$3 name=$4; shift 4
+  CNT=$R/$i.cnt
+  if [ "$tier" = san ]; then
+    SD_BUILD=$build san_env "$name" run_one "asan " "$build/tests" "$name" "$@" >"$R/$i.out"
+  else
+    SD_BUILD=$build run_one "" "$build/tests" "$name" "$@" >"$R/$i.out"
+  fi
+  flock "$R/print.lock" cat "$R/$i.out"
+}
+
 if [ -n "$SAN" ]; then
-  t0=$(date +%s)
   rm -rf "$SAN/tests/san"; mkdir -p "$SAN/tests/san"
   log=$PWD/$SAN/tests/san
   # Each test gets its own log prefix.  No LSan suppressions: oneDNN's
@@ -130,15 +155,40 @@ if [ -n "$SAN" ]; then
     LSAN_OPTIONS="log_path=$l" \
     SD_SANITIZED=1 SD_SKIP_FULLSIZE=1 SD_FUZZ_SECONDS=0 "$@"
   }
-  for t in $(find "$SAN/tests" -type f -name 'test_*' -perm -u+x | sort); do
-    n=$(basename "$t")
-    SD_BUILD=$SAN san_env "$n" run_one "asan " "$SAN/tests" "$n" "$t"
-  done
-  for t in $(find tests -type f -name 'test_*.sh' | sort); do
-    n=$(basename "$t" .sh)
-    SD_BUILD=$SAN san_env "$n" run_one "asan " "$SAN/tests" "$n" bash "$t"
-  done
-  echo "# sanitizer tier ($SAN): $(( $(date +%s) - t0 )) s"
 fi
+[ -n "$NORMAL" ] && add_suite "$NORMAL" normal
+[ -n "$SAN" ] && add_suite "$SAN" san
+
+t0=$(date +%s)
+# the order: LONG ones first (their list order), then the rest, then ALONE
+{
+  for n in $LONG; do awk -v n="$n" '$3 == n' "$R/jobs"; done
+  awk -v l=" $(echo $LONG $ALONE) " 'index(l, " " $3 " ") == 0' "$R/jobs"
+  for n in $ALONE; do awk -v n="$n" '$3 == n' "$R/jobs"; done
+} >"$R/order"
+i=0
+while read -r tier build name cmd; do
+  i=$((i + 1))
+  if in_list "$name" "$ALONE"; then
+    wait
+    job "$i" "$tier" "$build" "$name" $cmd </dev/null
+    continue
+  fi
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+  job "$i" "$tier" "$build" "$name" $cmd </dev/null &
+done <"$R/order"
+wait
+pass=0; fail=0
+for c in "$R"/*.cnt; do
+  [ -f "$c" ] || continue
+  read -r p f <"$c"
+  pass=$((pass + p)); fail=$((fail + f))
+done
+njobs=$(wc -l <"$R/order")
+ran=$(ls "$R"/*.cnt 2>/dev/null | wc -l)
+if [ "$ran" -ne "$njobs" ]; then
+  echo "FAIL - tests/run.sh: $((njobs - ran)) of $njobs tests left no result"; fail=$((fail + njobs - ran))
+fi
+echo "# $njobs tests, $JOBS at a time: $(( $(date +%s) - t0 )) s"
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

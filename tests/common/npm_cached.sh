@@ -11,6 +11,9 @@
 set -u
 PKG=$1 VER=$2 DIR=$3 WHAT=${4:-the tests that use $1}
 MOD=$DIR/node_modules/$PKG
+# one install at a time per folder (tests/run.sh runs tests side by side)
+mkdir -p "$(dirname "$DIR")" || exit 1
+exec 9>"$DIR.lock" && flock 9
 if [ -f "$MOD/package.json" ] && grep -q "\"version\": \"$VER\"" "$MOD/package.json"; then
   echo "$MOD"; exit 0
 fi

@@ -12,6 +12,9 @@ PORT=
 BASE=
 
 ok() { echo "ok - $1"; }
+# 0 when the CPU has AVX-512 (avx512bw: oneDNN's avx512_core), so that the
+# bf16 precisions load; below it they are refused (docs/SERVER.md)
+cpu_bf16() { grep -qw avx512bw /proc/cpuinfo; }
 fail() { echo "FAIL - $1: $2"; }
 check() { # check NAME CONDITION-EXIT-STATUS DETAIL
   if [ "$2" -eq 0 ]; then ok "$1"; else fail "$1" "$3"; fi
