@@ -10,6 +10,8 @@ BIN=${SD_BUILD:-build}/tests/unit/test_batch_rows
 for isa in AVX512_CORE AVX2; do
   flag=$([ $isa = AVX2 ] && echo avx2 || echo avx512f)
   if ! grep -qw "$flag" /proc/cpuinfo; then echo "# CPU without $flag: $isa skipped"; continue; fi
+  # an AVX2-only CPU already runs test_batch_rows at AVX2 itself
+  if [ $isa = AVX2 ] && ! grep -qw avx512f /proc/cpuinfo; then echo "# CPU without avx512f: test_batch_rows ran at AVX2 already"; continue; fi
   ONEDNN_MAX_CPU_ISA=$isa "$BIN" | sed -e "s/^ok - /ok - [ONEDNN_MAX_CPU_ISA=$isa] /" \
     -e "s/^FAIL - /FAIL - [ONEDNN_MAX_CPU_ISA=$isa] /"
   rc=${PIPESTATUS[0]}
