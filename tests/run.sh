@@ -44,7 +44,6 @@
 # them, at the end.
 set -u
 cd "$(dirname "$0")/.."
-pass=0; fail=0
 # reference data for the parity tests: ../shared/reference beside the repo (CI), or $SD_REF
 export SD_REF=${SD_REF:-$PWD/../shared/reference}
 # the parity tolerances are fp32's: on a CPU with AMX the engine would pick
@@ -72,10 +71,10 @@ if [ "$QUICK" = 1 ]; then
   export SD_SKIP_FULLSIZE=1 SD_QUICK=1
 fi
 
+# in_list NAME LIST — true when NAME is a word of LIST
+in_list() { case " $(echo $2) " in *" $1 "*) true;; *) false;; esac; }
 # quick_skips NAME — true when the quick tier leaves NAME to the full suite
-quick_skips() {
-  [ "$QUICK" = 1 ] && case " $(echo $FULL_ONLY) " in *" $1 "*) true;; *) false;; esac
-}
+quick_skips() { [ "$QUICK" = 1 ] && in_list "$1" "$FULL_ONLY"; }
 
 # run_one TAG LOGDIR NAME CMD... — LOGDIR holds NAME.stderr (and, in the
 # sanitizer tier, the reports in san/NAME.*); the counts go to $CNT
@@ -114,7 +113,6 @@ JOBS=${SD_TEST_JOBS:-2}
 LONG="test_sd15 test_previews test_valgrind test_fuzz test_redis_models test_redis test_e2e test_generate
   test_batch_seeds test_alloc_fail test_lora_apply test_make_model test_sizes test_inpaint_api test_a1111"
 ALONE="test_load test_load_health test_load_rss test_slow_clients test_stalled_upload test_faults"
-in_list() { case " $(echo $2) " in *" $1 "*) true;; *) false;; esac; }
 R=$(mktemp -d /tmp/sdserve-run.XXXXXX)
 trap 'rm -rf "$R"' EXIT
 : >"$R/jobs"
