@@ -191,5 +191,10 @@ if [ "$ran" -ne "$njobs" ]; then
   echo "FAIL - tests/run.sh: $((njobs - ran)) of $njobs tests left no result"; fail=$((fail + njobs - ran))
 fi
 echo "# $njobs tests, $JOBS at a time: $(( $(date +%s) - t0 )) s"
+# the failures once more, so that the last lines of a long log name them
+if [ "$fail" -gt 0 ]; then
+  echo "# failures:"
+  grep -h 'FAIL - ' "$R"/*.out 2>/dev/null | head -12
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
