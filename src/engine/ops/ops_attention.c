@@ -1,5 +1,6 @@
 /* ops_attention.c — multi-head scaled-dot-product attention, plain and
- * causal, on our own AVX-512-shaped kernels (GCC vector extensions).
+ * causal, on our own AVX-512-shaped kernels (GCC vector extensions; below
+ * AVX-512 the same loops on 4-row tiles of 8-wide vectors, further down).
  *
  * For every (batch, head) at once the keys are packed transposed in strips
  * of 32 keys, Kt[Tk'/32][D][32], and the values in panels of 16 columns,
@@ -80,6 +81,14 @@ static _Thread_local size_t t_nkt, t_nvp, t_nscr;
  * vectors indexed in loops in memory, not in registers. */
 #define R8(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
 
+/* keys a QKᵀ pass over n keys computes: strips of 32, the last one 16 wide
+ * when 16 or fewer keys are left in it */
+static int qk_cols(int n)
+{
+    return n % 32 >= 1 && n % 32 <= 16 ? (n + 15) / 16 * 16 : (n + 31) / 32 * 32;
+}
+
+#if defined(__AVX512F__)
 /* S[MR][32·ns] = Q[MR][D] · ns K strips [D][32] (contiguous), S rows KB
  * apart: per strip one register tile of 16 accumulators (8 query
  * broadcasts and 2 key loads per 16 FMAs).  With bm != NULL, bm[MR][16] =
@@ -125,13 +134,6 @@ static __attribute__((noinline)) void qk_tile16(const float *Q, int D, const flo
         R8(QK16_STEP)
     }
     R8(QK16_STORE)
-}
-
-/* keys a QKᵀ pass over n keys computes: strips of 32, the last one 16 wide
- * when 16 or fewer keys are left in it */
-static int qk_cols(int n)
-{
-    return n % 32 >= 1 && n % 32 <= 16 ? (n + 15) / 16 * 16 : (n + 31) / 32 * 32;
 }
 
 /* O[MR][c..c+16·NV) += P[MR][0..nk) · V panels (NV of 16 columns, ldp
@@ -236,22 +238,146 @@ static void pv_block(const float *P, int nk, const float *V, size_t ldp, int Dv,
     }
 }
 
+#else
+/* Below AVX-512 (16 registers of 8 floats): the same kernels on register
+ * tiles of 4 rows x 16 keys or columns, 8 accumulators, 2 loads and 4
+ * broadcasts per 8 FMAs.  The 8 x 32 and 8 x 48 tiles above need 16–24
+ * 64-byte accumulators, i.e. 32–48 of these registers: spilled, they ran
+ * attention at ~2 % of the FMA peak on an AVX2-only CPU (bench/README.md
+ * "AVX2").  Every score and output is the same chain of FMAs in the same
+ * order as above, so the bits do not depend on which kernel ran. */
+#define R4(X) X(0) X(1) X(2) X(3)
+#if defined(__AVX__)
+#define KEEP8_2(a, b) __asm__("" : "+x"(a), "+x"(b))
+#else
+#define KEEP8_2(a, b) ((void)0)
+#endif
+
+/* S[4][16] = Q[4][D] · kp[D][16] (kp rows 32 apart, S rows KB apart);
+ * m[4] (when not NULL) takes the lane-wise maxima */
+static inline void qk_4x16(const float *Q, int D, const float *kp, float *S, v8f *m)
+{
+#define Q4_DECL(r) v8f a##r##0 = {0}, a##r##1 = {0};
+#define Q4_STEP(r) { float q = Q[r * D + d]; a##r##0 += q * k0; a##r##1 += q * k1; }
+#define Q4_STORE(r) v8_store(S + r * KB, a##r##0); v8_store(S + r * KB + 8, a##r##1);
+#define Q4_MAX(r) m[r] = v8_max(m[r], v8_max(a##r##0, a##r##1));
+    R4(Q4_DECL)
+    for (int d = 0; d < D; d++, kp += 32) {
+        v8f k0 = v8_load(kp), k1 = v8_load(kp + 8);
+        KEEP8_2(k0, k1);
+        R4(Q4_STEP)
+    }
+    R4(Q4_STORE)
+    if (m) { R4(Q4_MAX) }
+}
+
+/* S[MR][32·ns] as the AVX-512 qk_strips; bm[MR][16] gets each row's
+ * lane-wise maxima in both halves */
+static __attribute__((noinline)) void qk_strips(const float *Q, int D, const float *kp, int ns, float *S, float *bm)
+{
+    v8f m[MR];
+    for (int r = 0; r < MR; r++) m[r] = v8_set1(-INFINITY);
+    for (int s = 0; s < ns; s++, S += 32, kp += (size_t)32 * D)
+        for (int r0 = 0; r0 < MR; r0 += 4)
+            for (int h = 0; h < 32; h += 16)
+                qk_4x16(Q + (size_t)r0 * D, D, kp + h, S + (size_t)r0 * KB + h, m + r0);
+    if (bm)
+        for (int r = 0; r < MR; r++) { v8_store(bm + 16 * r, m[r]); v8_store(bm + 16 * r + 8, m[r]); }
+}
+
+static __attribute__((noinline)) void qk_tile16(const float *Q, int D, const float *kp, float *S)
+{
+    for (int r0 = 0; r0 < MR; r0 += 4) qk_4x16(Q + (size_t)r0 * D, D, kp, S + (size_t)r0 * KB, NULL);
+}
+
+/* O[4][16] += P[4][0..nk) · V[0..nk)[16] (V a panel, rows 16 apart) */
+static inline void pv_4x16(const float *P, int nk, const float *V, int Dp, float *O)
+{
+#define P4_DECL(r) v8f c##r##0 = v8_load(O + r * Dp), c##r##1 = v8_load(O + r * Dp + 8);
+#define P4_STEP(r) { float p = P[r * KB + j]; c##r##0 += p * v0; c##r##1 += p * v1; }
+#define P4_STORE(r) v8_store(O + r * Dp, c##r##0); v8_store(O + r * Dp + 8, c##r##1);
+    R4(P4_DECL)
+    for (int j = 0; j < nk; j++) {
+        v8f v0 = v8_load(V + 16 * j), v1 = v8_load(V + 16 * j + 8);
+        KEEP8_2(v0, v1);
+        R4(P4_STEP)
+    }
+    R4(P4_STORE)
+}
+
+/* O[MR][8] += P · V[..][8] (the last 8 columns when D = 8 mod 16) */
+static inline void pv_8x8(const float *P, int nk, const float *V, int Dp, float *O)
+{
+#define P8_DECL(r) v8f c##r = v8_load(O + r * Dp);
+#define P8_STEP(r) c##r += P[r * KB + j] * v0;
+#define P8_STORE(r) v8_store(O + r * Dp, c##r);
+    R8(P8_DECL)
+    for (int j = 0; j < nk; j++) {
+        v8f v0 = v8_load(V + 16 * j);
+        R8(P8_STEP)
+    }
+    R8(P8_STORE)
+}
+
+/* O[MR][..Dv) += P[MR][0..nk) · V (panels of 16 columns, ldp apart) */
+static __attribute__((noinline)) void pv_block(const float *P, int nk, const float *V, size_t ldp, int Dv, int Dp,
+                                               float *O)
+{
+    for (int c = 0; c < Dv; c += 16) {
+        const float *Vc = V + (size_t)(c / 16) * ldp;
+        if (Dv - c >= 16)
+            for (int r0 = 0; r0 < MR; r0 += 4) pv_4x16(P + (size_t)r0 * KB, nk, Vc, Dp, O + (size_t)r0 * Dp + c);
+        else
+            pv_8x8(P, nk, Vc, Dp, O + c);
+    }
+}
+#endif
+
 /* Softmax step of one row of the block's scores s[0..nk) (lim of them
  * visible, the first nfull of whose maxima qk_strips folded into bm[16]):
  * m' = max(m, rowmax), s = 2^(s-m') (masked keys 0), l = l·2^(m-m') + Σ s,
  * O row *= 2^(m-m') when the maximum moved (scores in log2 units: q is
  * scaled by scale·log2(e)). */
+/* the softmax's vectors: 16 lanes with AVX-512, else 8 (one register) */
+#if defined(__AVX512F__)
+#define SW 16
+#define SW_LANES {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}
+typedef v16f swf;
+typedef v16i swi;
+#define sw_load v16_load
+#define sw_store v16_store
+#define sw_set1 v16_set1
+#define sw_max v16_max
+#define sw_sel v16_sel
+#define sw_hmax v16_hmax
+#define sw_hsum v16_hsum
+#define sw_exp2_neg v16_exp2_neg
+#else
+#define SW 8
+#define SW_LANES {0, 1, 2, 3, 4, 5, 6, 7}
+typedef v8f swf;
+typedef v8i swi;
+#define sw_load v8_load
+#define sw_store v8_store
+#define sw_set1 v8_set1
+#define sw_max v8_max
+#define sw_sel v8_sel
+#define sw_hmax v8_hmax
+#define sw_hsum v8_hsum
+#define sw_exp2_neg v8_exp2_neg
+#endif
+
 static void softmax_row(float *s, int nk, int lim, int nfull, const float *bm16, float *mx, float *l,
                         float *o, int Dp)
 {
-    const v16i lane = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
-    const v16f ninf = v16_set1(-INFINITY);
+    const swi lane = SW_LANES;
+    const swf ninf = sw_set1(-INFINITY);
     int j = nfull < lim ? nfull : lim;
-    v16f vm = j > 0 ? v16_load(bm16) : ninf;
-    for (; j + 16 <= lim; j += 16) vm = v16_max(vm, v16_load(s + j));
+    swf vm = j > 0 ? sw_load(bm16) : ninf;   /* (below AVX-512 bm16's halves are equal) */
+    for (; j + SW <= lim; j += SW) vm = sw_max(vm, sw_load(s + j));
     /* the last partial vector: written by the QK strip, lanes past lim masked */
-    if (j < lim) vm = v16_max(vm, v16_sel(lane < lim - j, v16_load(s + j), ninf));
-    float bm = v16_hmax(vm);
+    if (j < lim) vm = sw_max(vm, sw_sel(lane < lim - j, sw_load(s + j), ninf));
+    float bm = sw_hmax(vm);
     float nm = bm > *mx ? bm : *mx;
     if (lim == 0 || nm == -INFINITY) {   /* nothing visible yet in this row */
         memset(s, 0, sizeof(float) * nk);
@@ -261,17 +387,17 @@ static void softmax_row(float *s, int nk, int lim, int nfull, const float *bm16,
     *mx = nm;
     /* the last vector may reach past lim (not past the strip the QK tile wrote):
      * those lanes are masked keys, set to 0 */
-    v16f acc = {0};
-    for (j = 0; j < lim; j += 16) {
-        v16f e = v16_exp2_neg(v16_load(s + j) - nm);
-        if (lim - j < 16) e = v16_sel(lane < lim - j, e, v16_set1(0.f));
-        v16_store(s + j, e);
+    swf acc = {0};
+    for (j = 0; j < lim; j += SW) {
+        swf e = sw_exp2_neg(sw_load(s + j) - nm);
+        if (lim - j < SW) e = sw_sel(lane < lim - j, e, sw_set1(0.f));
+        sw_store(s + j, e);
         acc += e;
     }
     for (; j < nk; j++) s[j] = 0.f;   /* masked keys */
-    *l = *l * corr + v16_hsum(acc);
+    *l = *l * corr + sw_hsum(acc);
     if (corr != 1.f)
-        for (int d = 0; d < Dp; d += 16) v16_store(o + d, v16_load(o + d) * corr);
+        for (int d = 0; d < Dp; d += SW) sw_store(o + d, sw_load(o + d) * corr);
 }
 
 /* dst[0..n) = src[0..n) · f: 16 and 8 lanes at a time (the query rows'

@@ -9,19 +9,30 @@
 
 #include <stdint.h>
 #include <string.h>
-#if defined(__AVX512F__)
+#if defined(__AVX__)
 #include <immintrin.h>
 #endif
 
 typedef float v16f __attribute__((vector_size(64)));
 typedef int32_t v16i __attribute__((vector_size(64)));
 typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
 
 static inline v16f v16_load(const float *p) { v16f v; memcpy(&v, p, sizeof v); return v; }
 static inline void v16_store(float *p, v16f v) { memcpy(p, &v, sizeof v); }
 static inline v8f v8_load(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
 static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 static inline v16f v16_set1(float a) { return (v16f){0} + a; }
+static inline v8f v8_set1(float a) { return (v8f){0} + a; }
+#if defined(__AVX__)
+static inline v8f v8_max(v8f a, v8f b) { return (v8f)_mm256_max_ps((__m256)a, (__m256)b); }
+#else
+static inline v8f v8_max(v8f a, v8f b)
+{
+    v8i m = a > b;
+    return (v8f)((m & (v8i)a) | (~m & (v8i)b));
+}
+#endif
 /* *p in every lane (one broadcast load) and the low 8 lanes of v (no
  * instruction: the low half of the same register) */
 #if defined(__AVX512F__)
@@ -100,11 +111,9 @@ static inline v16f v16_exp_fast(v16f x) { return v16_exp(x); }
  * gives 0, no clamping; t finite).  Relative error < 3e-7 on [-126, 0] (2.0e-7 in
  * exact arithmetic, the rest float rounding), absolute error < 1.2e-38
  * below (the denormals): tests/unit/test_ops.c "v16_exp2_neg". */
-static inline v16f v16_exp2_poly(v16f f)   /* 2^f for |f| <= 1/2 */
-{
-    return 1.f + f * (0.6931471805599453f + f * (0.2402234903802036f + f * (0.05550381013796457f +
-           f * (0.009666368515385448f + f * 0.0013381302537320797f))));
-}
+#define EXP2_POLY(f) (1.f + (f) * (0.6931471805599453f + (f) * (0.2402234903802036f + (f) * \
+    (0.05550381013796457f + (f) * (0.009666368515385448f + (f) * 0.0013381302537320797f)))))
+static inline v16f v16_exp2_poly(v16f f) { return EXP2_POLY(f); }   /* 2^f for |f| <= 1/2 */
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
 /* With AVX-512 DQ one instruction fewer: f = t - floor(t) in [0, 1)
  * straight from vreduceps (exact), 2^f = 1 + f·q(f) with q the degree-4 fit of
@@ -143,6 +152,33 @@ static inline v16f v16_exp2_neg(v16f t)
     return p * (v16f)((a + 127) << 23) * (v16f)((ni - a + 127) << 23);
 }
 #endif
+
+/* 8 lanes (one AVX2 register): what attention's softmax needs on a CPU
+ * without AVX-512, where the 16-lane forms above take two registers each
+ * and their selects and reductions go through memory.  v8_exp2_neg is the
+ * generic v16_exp2_neg lane for lane (same bits). */
+static inline v8f v8_sel(v8i m, v8f a, v8f b) { return (v8f)((m & (v8i)a) | (~m & (v8i)b)); }
+static inline float v8_hmax(v8f v)
+{
+    float m = v[0];
+    for (int u = 1; u < 8; u++) m = v[u] > m ? v[u] : m;
+    return m;
+}
+static inline float v8_hsum(v8f v)
+{
+    v8f h = v + __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3);
+    h += __builtin_shufflevector(h, h, 2, 3, 0, 1, 6, 7, 4, 5);
+    return h[0] + h[1];
+}
+static inline v8f v8_exp2_neg(v8f t)
+{
+    t = v8_max(t, v8_set1(-200.f));
+    v8i ni = __builtin_convertvector(t - 0.5f, v8i);
+    v8f f = t - __builtin_convertvector(ni, v8f);
+    v8f p = EXP2_POLY(f);
+    v8i a = ni >> 1;
+    return p * (v8f)((a + 127) << 23) * (v8f)((ni - a + 127) << 23);
+}
 
 /* SiLU, x·sigmoid(x) = x / (1 + e^-x).  With AVX-512: e^-x by the fast exp
  * (its argument clamped to 87 so the sum stays finite; below x = -87, where
