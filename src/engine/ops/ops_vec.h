@@ -23,7 +23,20 @@ static inline void v16_store(float *p, v16f v) { memcpy(p, &v, sizeof v); }
 static inline v8f v8_load(const float *p) { v8f v; memcpy(&v, p, sizeof v); return v; }
 static inline void v8_store(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 static inline v16f v16_set1(float a) { return (v16f){0} + a; }
-static inline v8f v8_set1(float a) { return (v8f){0} + a; }
+/* a in every lane (one vbroadcastss: (v8f){0} + a kept an add, as 0 + -0 is +0) */
+#if defined(__AVX__)
+static inline v8f v8_set1(float a) { return (v8f)_mm256_set1_ps(a); }
+#else
+static inline v8f v8_set1(float a) { return (v8f){a, a, a, a, a, a, a, a}; }
+#endif
+/* a·b + c with one rounding where the CPU has FMA (explicit: contraction of
+ * a += b*c is GCC's choice per call site, and a kernel whose lanes must agree
+ * bit for bit between two loops cannot leave it to that) */
+#if defined(__FMA__)
+static inline v8f v8_fma(v8f a, v8f b, v8f c) { return (v8f)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c); }
+#else
+static inline v8f v8_fma(v8f a, v8f b, v8f c) { return a * b + c; }
+#endif
 #if defined(__AVX__)
 static inline v8f v8_max(v8f a, v8f b) { return (v8f)_mm256_max_ps((__m256)a, (__m256)b); }
 #else
