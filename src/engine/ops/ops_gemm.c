@@ -21,7 +21,8 @@
  * AVX-512 or bf16 without the bf16 instructions) do not — they split small
  * M differently — but do for any row position within one M
  * (tests/unit/test_batch_rows.c under ONEDNN_MAX_CPU_ISA).  So a layer
- * whose MM_CHUNK-row primitive is not brgemm runs in chunks of exactly
+ * whose MM_CHUNK-row primitive is not brgemm runs at fp32 on our own kernel
+ * (linear_dots, below), in the bf16 precisions in chunks of exactly
  * MM_CHUNK rows, the last one zero-padded. */
 #include "ops.h"
 #include "ops_dnnl.h"
