@@ -262,6 +262,7 @@ static inline void qk_4x16(const float *Q, int D, const float *kp, float *S, v8f
 #define Q4_STORE(r) v8_store(S + r * KB, a##r##0); v8_store(S + r * KB + 8, a##r##1);
 #define Q4_MAX(r) m[r] = v8_max(m[r], v8_max(a##r##0, a##r##1));
     R4(Q4_DECL)
+    #pragma GCC unroll 4
     for (int d = 0; d < D; d++, kp += 32) {
         v8f k0 = v8_load(kp), k1 = v8_load(kp + 8);
         KEEP8_2(k0, k1);
@@ -297,6 +298,7 @@ static inline void pv_4x16(const float *P, int nk, const float *V, int Dp, float
 #define P4_STEP(r) { float p = P[r * KB + j]; c##r##0 += p * v0; c##r##1 += p * v1; }
 #define P4_STORE(r) v8_store(O + r * Dp, c##r##0); v8_store(O + r * Dp + 8, c##r##1);
     R4(P4_DECL)
+    #pragma GCC unroll 4
     for (int j = 0; j < nk; j++) {
         v8f v0 = v8_load(V + 16 * j), v1 = v8_load(V + 16 * j + 8);
         KEEP8_2(v0, v1);

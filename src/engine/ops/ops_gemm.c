@@ -275,6 +275,9 @@ static void dk_tile(const float *x, size_t ldx, const float *wp, int kc, float *
                      c##r##1 = v8_fma(xb, w1, c##r##1); }
 #define DK_STORE(r) v8_store(acc + r * lda, c##r##0); v8_store(acc + r * lda + 8, c##r##1);
     DK_DECL(0) DK_DECL(1) DK_DECL(2) DK_DECL(3) DK_DECL(4) DK_DECL(5)
+    /* unrolled: 77 -> 87-90 GFLOP/s a thread in L1 on a Zen 3 (loop overhead
+     * and the next iteration's loads) */
+    #pragma GCC unroll 4
     for (int k = 0; k < kc; k++, wp += DW) {
         v8f w0 = v8_load(wp), w1 = v8_load(wp + 8);
         DK_STEP(0) DK_STEP(1) DK_STEP(2) DK_STEP(3) DK_STEP(4) DK_STEP(5)
