@@ -28,7 +28,7 @@
 #include "ops_dnnl.h"
 #include "ops_prof.h"
 #include "../../base/alloc.h"
-#include "ops_vec.h"
+#include "ops_tile.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -252,38 +252,16 @@ static void linear_chunks(ops_ctx *c, const mm_key *kc, int M, const float *x, o
  * residual), whatever the tile around it, so a row's bits never depend on
  * M: no chunks, no padding rows computed.  The chain is cut into K blocks of
  * KC whose accumulators wait in a buffer between blocks (a store and a load
- * are exact).  Register tile: 6 rows x 16 outputs, 12 accumulators, 2 loads
- * of w and 6 broadcasts of x per 12 FMAs, w packed in panels of 16
- * outputs, wp[IN][16], per block of CB outputs by the thread that uses it
- * (kept while its next items are in the same block).  Work items are (CB
+ * are exact).  Register tile: 6 rows x 16 outputs (ops_tile.h), w packed
+ * in panels of 16 outputs, wp[IN][16], per block of CB outputs by the
+ * thread that uses it (kept while its next items are in the same block).  Work items are (CB
  * outputs, RB rows), shared out over the team (each output on one thread).
  * The 16-row oneDNN gemm:jit chunks this replaces ran the SD 1.5 step's
  * linears at ~50 % of the FMA loop on a Zen 3 CPU, 66-75 GFLOP/s on the
  * feed-forward's wide ones (bench/README.md "AVX2"). */
-#define DR 6      /* rows per register tile */
-#define DW 16     /* outputs per register tile (a panel) */
 #define CB 64     /* outputs per work item (4 panels) */
 #define RB 96     /* rows per work item (16 tiles) */
 #define KC 256    /* k per block */
-
-/* acc[DR][DW] (rows lda apart) = (first ? 0 : acc) + x[DR rows, ldx][0..kc) · wp[0..kc)[DW] */
-static void dk_tile(const float *x, size_t ldx, const float *wp, int kc, float *acc, int lda, int first)
-{
-#define DK_DECL(r) v8f c##r##0 = first ? (v8f){0} : v8_load(acc + r * lda), \
-                       c##r##1 = first ? (v8f){0} : v8_load(acc + r * lda + 8);
-#define DK_STEP(r) { v8f xb = v8_set1(x[r * ldx + k]); c##r##0 = v8_fma(xb, w0, c##r##0); \
-                     c##r##1 = v8_fma(xb, w1, c##r##1); }
-#define DK_STORE(r) v8_store(acc + r * lda, c##r##0); v8_store(acc + r * lda + 8, c##r##1);
-    DK_DECL(0) DK_DECL(1) DK_DECL(2) DK_DECL(3) DK_DECL(4) DK_DECL(5)
-    /* unrolled: 77 -> 87-90 GFLOP/s a thread in L1 on a Zen 3 (loop overhead
-     * and the next iteration's loads) */
-    #pragma GCC unroll 4
-    for (int k = 0; k < kc; k++, wp += DW) {
-        v8f w0 = v8_load(wp), w1 = v8_load(wp + 8);
-        DK_STEP(0) DK_STEP(1) DK_STEP(2) DK_STEP(3) DK_STEP(4) DK_STEP(5)
-    }
-    DK_STORE(0) DK_STORE(1) DK_STORE(2) DK_STORE(3) DK_STORE(4) DK_STORE(5)
-}
 
 static _Thread_local void *t_wp, *t_acc, *t_xpad;   /* packed w block, accumulators, a last partial row tile */
 static _Thread_local size_t t_nwp, t_nacc, t_nxpad;
@@ -335,8 +313,11 @@ static void linear_dots(ops_ctx *c, const float *x, int M, int IN, ops_weight *w
                     xt = xpad;
                 }
                 for (int p = 0; p < np; p++)
-                    dk_tile(xt + k0, IN, wp + ((size_t)p * IN + k0) * DW, kc, acc + (size_t)t * DR * CB + p * DW, CB,
-                            k0 == 0);
+                {
+                    const float *xr[DR];
+                    for (int r = 0; r < DR; r++) xr[r] = xt + (size_t)r * IN + k0;
+                    dk_tile(xr, wp + ((size_t)p * IN + k0) * DW, kc, acc + (size_t)t * DR * CB + p * DW, CB, k0 == 0);
+                }
             }
         }
         for (int i = 0; i < nr; i++) {
