@@ -28,9 +28,11 @@
 #include "ops_dnnl.h"
 #include "ops_prof.h"
 #include "../../base/alloc.h"
+#include "ops_tile.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +85,8 @@ typedef struct conv_entry {
     dnnl_memory_desc_t psrc, pwei, pdst;        /* plain: NHWC activations, OIHW weights */
     dnnl_memory_desc_t scratch;                 /* user-managed scratchpad */
     int wino;                                   /* built as Winograd (its executed FLOPs) */
+    int own;                                    /* run on conv_own (fp32 below AVX-512) */
+    dnnl_memory_desc_t wown;                    /* conv_own's weights: Ohwi16o */
     int busy;                                   /* convs running on it now: not evicted */
     int temp;                                   /* built outside the table (every entry busy) */
 } conv_entry;
@@ -159,6 +163,13 @@ static int try_build(ops_ctx *c, conv_entry *e, const conv_key *k, dnnl_alg_kind
     dnnl_primitive_attr_destroy(attr);
     if (st == dnnl_out_of_memory) ops_set_fault(c);
     if (st != dnnl_success) return -1;
+    /* fp32 direct convs where oneDNN has no AVX-512 kernel run on our own
+     * (conv_own); the primitive stays as the shape's cache entry */
+    const char *impl = NULL;
+    e->own = k->prec == OPS_FP32 && alg == dnnl_convolution_direct &&
+             dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
+             strncmp(impl, "brg", 3) && !strstr(impl, "avx512");
+    if (e->own) ops_ck(c, dnnl_memory_desc_init_by_tag(&e->wown, 4, wd, dnnl_f32, dnnl_Ohwi16o), "md weights own");
     e->src = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     e->scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     e->wei = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
@@ -327,11 +338,97 @@ static size_t conv_out_px(const conv_key *k)
     return (size_t)OH * OW;
 }
 
+/* fp32 direct convs below AVX-512, on the register tile of ops_tile.h (as
+ * the linears: ops_gemm.c linear_dots).  Output pixels (n, oh, ow) in
+ * order, 6 to a tile whatever rows they cross; each output is one FMA chain
+ * over the taps (kh, kw) and, within a tap, the input channels, in order,
+ * then + b, then + y (accumulate), then max(·, 0) (relu): the order of
+ * oneDNN's post-ops, and no dependence on the batch or the tile.  The input
+ * is copied once into a zero-padded buffer, so a tap of a tile is 6 plain
+ * pointers; the weights are oneDNN's Ohwi16o copy, wp[p][tap][ic][16], made
+ * once per weight (ops_weights_get).  oneDNN's jit:avx2 direct convs (NHWC) ran
+ * SD 1.5's at ~56 % of the FMA loop on a Zen 3 CPU (bench/README.md "AVX2"). */
+#define CCB 64    /* outputs per work item (4 panels) */
+#define CRB 96    /* output pixels per work item (16 tiles) */
+#define CKC 256   /* input channels per block */
+static _Thread_local void *t_cacc;
+static _Thread_local size_t t_ncacc;
+static _Thread_local void *t_cxp;
+static _Thread_local size_t t_ncxp;
+
+static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const float *x, ops_weight *w,
+                     const float *b, float *y)
+{
+    int OH, OW;
+    conv_out_hw(k, &OH, &OW);
+    int N = k->N, IC = k->IC, H = k->H, W = k->W, OC = k->OC, KH = k->KH, KW = k->KW, S = k->stride;
+    int T = KH * KW, Hp = H + k->pt + k->pb, Wp = W + 2 * k->pad;
+    /* wt[p][kh][kw][ic][16]: panels of 16 outputs, zeros past OC (a copy kept on the handle) */
+    const float *wt = ops_weights_get(c, w, (size_t)OC * IC * T, &e->pwei, &e->wown, 0);
+    float *xp = ops_grow(c, &t_cxp, &t_ncxp, sizeof(float) * (size_t)N * Hp * Wp * IC);
+    if (!wt || !xp) return;   /* out of memory: the ops fault is set */
+    #pragma omp parallel for schedule(static)
+    for (long r = 0; r < (long)N * Hp; r++) {
+        int n = (int)(r / Hp), i = (int)(r % Hp) - k->pt;
+        float *dst = xp + (size_t)r * Wp * IC;
+        if (i < 0 || i >= H) { memset(dst, 0, sizeof(float) * (size_t)Wp * IC); continue; }
+        memset(dst, 0, sizeof(float) * (size_t)k->pad * IC);
+        memcpy(dst + (size_t)k->pad * IC, x + ((size_t)n * H + i) * W * IC, sizeof(float) * (size_t)W * IC);
+        memset(dst + (size_t)(k->pad + W) * IC, 0, sizeof(float) * (size_t)k->pad * IC);
+    }
+    long npx = (long)N * OH * OW;
+    int ncb = (OC + CCB - 1) / CCB;
+    long nrb = (npx + CRB - 1) / CRB;
+    ops_flops_add(PROF_CONV, 0, 2.0 * ((npx + DR - 1) / DR * DR) * ((OC + DW - 1) / DW * DW) * IC * T);
+    #pragma omp parallel for schedule(static)
+    for (long it = 0; it < ncb * nrb; it++) {
+        int cb = (int)(it / nrb), j0 = cb * CCB;
+        long q0 = (it % nrb) * CRB;
+        int nq = npx - q0 < CRB ? (int)(npx - q0) : CRB, nj = OC - j0 < CCB ? OC - j0 : CCB;
+        int np = (nj + DW - 1) / DW, ntile = (nq + DR - 1) / DR;
+        const float *wp = wt + (size_t)j0 * T * IC;   /* the block's panels */
+        float *acc = ops_grow(c, &t_cacc, &t_ncacc, sizeof(float) * CRB * CCB);
+        if (!acc) continue;   /* out of memory: the ops fault is set */
+        size_t base[CRB];   /* each pixel's first input float (tap 0, channel 0) in xp */
+        for (int i = 0; i < ntile * DR; i++) {
+            long q = q0 + (i < nq ? i : nq - 1);   /* a last partial tile repeats its last pixel */
+            int n = (int)(q / ((long)OH * OW)), rem = (int)(q % ((long)OH * OW)), oh = rem / OW, ow = rem % OW;
+            base[i] = (((size_t)n * Hp + (size_t)oh * S) * Wp + (size_t)ow * S) * IC;
+        }
+        for (int tap = 0; tap < T; tap++) {
+            size_t toff = ((size_t)(tap / KW) * Wp + tap % KW) * IC;
+            for (int ic0 = 0; ic0 < IC; ic0 += CKC) {
+                int kc = IC - ic0 < CKC ? IC - ic0 : CKC;
+                for (int t = 0; t < ntile; t++) {
+                    const float *xr[DR];
+                    for (int r = 0; r < DR; r++) xr[r] = xp + base[t * DR + r] + toff + ic0;
+                    for (int p = 0; p < np; p++)
+                        dk_tile(xr, wp + (((size_t)p * T + tap) * IC + ic0) * DW, kc, acc + (size_t)t * DR * CCB + p * DW,
+                                CCB, tap == 0 && ic0 == 0);
+                }
+            }
+        }
+        for (int i = 0; i < nq; i++) {
+            float *yr = y + (size_t)(q0 + i) * OC + j0;
+            const float *ar = acc + (size_t)i * CCB;
+            for (int u = 0; u < nj; u++) {
+                float v = b ? ar[u] + b[j0 + u] : ar[u];
+                if (k->accum) v = yr[u] + v;
+                yr[u] = k->relu && v < 0.f ? 0.f : v;
+            }
+        }
+    }
+}
+
 /* ready: the input already in the bf16 layout the key's precision and split
  * want (written by the op before, ops_bf16_buffer), or NULL: x converted. */
 static void conv_exec(ops_ctx *c, const conv_entry *e, const conv_key *k, const float *x, ops_weight *w,
                       const float *b, float *y, const void *ready)
 {
+    if (e->own && !ready) {
+        conv_own(c, e, k, x, w, b, y);
+        return;
+    }
     int OC = k->OC, IC = k->IC, KH = k->KH, KW = k->KW;
     void *wb = ops_weights_get(c, w, (size_t)OC * IC * KH * KW, &e->pwei, &e->wei, k->split == OPS_SPLIT_COLS ? OC : 0);
     const void *src = ready ? ready
