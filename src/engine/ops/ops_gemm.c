@@ -32,7 +32,6 @@
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,10 +251,10 @@ static void linear_chunks(ops_ctx *c, const mm_key *kc, int M, const float *x, o
  * residual), whatever the tile around it, so a row's bits never depend on
  * M: no chunks, no padding rows computed.  The chain is cut into K blocks of
  * KC whose accumulators wait in a buffer between blocks (a store and a load
- * are exact).  Register tile: 6 rows x 16 outputs (ops_tile.h), w packed
- * in panels of 16 outputs, wp[IN][16], per block of CB outputs by the
- * thread that uses it (kept while its next items are in the same block).  Work items are (CB
- * outputs, RB rows), shared out over the team (each output on one thread).
+ * are exact).  Register tile: 6 rows x 16 outputs (ops_tile.h), w in
+ * panels of 16 outputs, wp[IN][16] (a copy made once per weight); a last
+ * partial row tile repeats its last row.  Work items are (CB outputs, RB
+ * rows), shared out over the team (each output on one thread).
  * The 16-row oneDNN gemm:jit chunks this replaces ran the SD 1.5 step's
  * linears at ~50 % of the FMA loop on a Zen 3 CPU, 66-75 GFLOP/s on the
  * feed-forward's wide ones (bench/README.md "AVX2"). */
@@ -263,61 +262,41 @@ static void linear_chunks(ops_ctx *c, const mm_key *kc, int M, const float *x, o
 #define RB 96     /* rows per work item (16 tiles) */
 #define KC 256    /* k per block */
 
-static _Thread_local void *t_wp, *t_acc, *t_xpad;   /* packed w block, accumulators, a last partial row tile */
-static _Thread_local size_t t_nwp, t_nacc, t_nxpad;
-static _Thread_local unsigned long t_wp_call;       /* the call and block t_wp holds */
-static _Thread_local int t_wp_cb;
-static _Atomic unsigned long g_dots_calls;
+static _Thread_local void *t_acc;   /* a work item's accumulators */
+static _Thread_local size_t t_nacc;
 
 static void linear_dots(ops_ctx *c, const float *x, int M, int IN, ops_weight *wh, const float *b, int OUT, float *y,
                         int accum)
 {
-    dnnl_memory_desc_t plain;
-    dnnl_dims_t wd = {IN, OUT};
-    if (ops_ck(c, dnnl_memory_desc_init_by_tag(&plain, 2, wd, dnnl_f32, dnnl_ba), "md weights")) return;
-    const float *w = ops_weights_get(c, wh, (size_t)IN * OUT, &plain, &plain, 0);   /* [OUT][IN] */
-    if (!w) return;   /* out of memory: the ops fault is set */
+    /* w as a 1x1 conv's weights, [OUT][IN][1][1], in oneDNN's Ohwi16o: panels
+     * of 16 outputs, wt[p][IN][16], zeros past OUT (a copy kept on the handle) */
+    dnnl_memory_desc_t plain, blk;
+    dnnl_dims_t wd = {OUT, IN, 1, 1};
+    if (ops_ck(c, dnnl_memory_desc_init_by_tag(&plain, 4, wd, dnnl_f32, dnnl_oihw), "md weights") ||
+        ops_ck(c, dnnl_memory_desc_init_by_tag(&blk, 4, wd, dnnl_f32, dnnl_Ohwi16o), "md weights own"))
+        return;
+    const float *wt = ops_weights_get(c, wh, (size_t)IN * OUT, &plain, &blk, 0);
+    if (!wt) return;   /* out of memory: the ops fault is set */
     ops_flops_add(PROF_LINEAR, 0, 2.0 * ((M + DR - 1) / DR * DR) * IN * ((OUT + DW - 1) / DW * DW));
-    unsigned long call = ++g_dots_calls;
     int ncb = (OUT + CB - 1) / CB, nrb = (M + RB - 1) / RB;
     #pragma omp parallel for schedule(static)
     for (long it = 0; it < (long)ncb * nrb; it++) {
         int cb = (int)(it / nrb), r0 = (int)(it % nrb) * RB, j0 = cb * CB;
         int nr = M - r0 < RB ? M - r0 : RB, nj = OUT - j0 < CB ? OUT - j0 : CB, np = (nj + DW - 1) / DW;
         int ntile = (nr + DR - 1) / DR;
-        float *wp = ops_grow(c, &t_wp, &t_nwp, sizeof(float) * (size_t)CB * IN);
+        const float *wp = wt + (size_t)j0 * IN;   /* the block's panels */
         float *acc = ops_grow(c, &t_acc, &t_nacc, sizeof(float) * RB * CB);
-        float *xpad = ops_grow(c, &t_xpad, &t_nxpad, sizeof(float) * DR * (size_t)IN);
-        if (!wp || !acc || !xpad) continue;   /* out of memory: the ops fault is set */
-        if (t_wp_call != call || t_wp_cb != cb) {   /* pack: wp[p][k][u] = w[j0 + 16p + u][k], zeros past OUT */
-            for (int p = 0; p < np; p++)
-                for (int u = 0; u < DW; u++) {
-                    int j = j0 + p * DW + u;
-                    float *dst = wp + (size_t)p * IN * DW + u;
-                    if (j < OUT)
-                        for (int k = 0; k < IN; k++) dst[(size_t)k * DW] = w[(size_t)j * IN + k];
-                    else
-                        for (int k = 0; k < IN; k++) dst[(size_t)k * DW] = 0.f;
-                }
-            t_wp_call = call;
-            t_wp_cb = cb;
-        }
+        if (!acc) continue;   /* out of memory: the ops fault is set */
         for (int k0 = 0; k0 < IN; k0 += KC) {
             int kc = IN - k0 < KC ? IN - k0 : KC;
             for (int t = 0; t < ntile; t++) {
-                int tr = r0 + t * DR;
-                const float *xt = x + (size_t)tr * IN;
-                if (M - tr < DR) {   /* the last rows, zero-padded to a tile */
-                    memset(xpad, 0, sizeof(float) * DR * (size_t)IN);
-                    memcpy(xpad, xt, sizeof(float) * (size_t)(M - tr) * IN);
-                    xt = xpad;
+                const float *xr[DR];
+                for (int r = 0; r < DR; r++) {
+                    int row = r0 + t * DR + r < M ? r0 + t * DR + r : M - 1;
+                    xr[r] = x + (size_t)row * IN + k0;
                 }
                 for (int p = 0; p < np; p++)
-                {
-                    const float *xr[DR];
-                    for (int r = 0; r < DR; r++) xr[r] = xt + (size_t)r * IN + k0;
                     dk_tile(xr, wp + ((size_t)p * IN + k0) * DW, kc, acc + (size_t)t * DR * CB + p * DW, CB, k0 == 0);
-                }
             }
         }
         for (int i = 0; i < nr; i++) {
