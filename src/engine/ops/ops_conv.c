@@ -346,8 +346,9 @@ static size_t conv_out_px(const conv_key *k)
  * oneDNN's post-ops, and no dependence on the batch or the tile.  The input
  * is copied once into a zero-padded buffer, so a tap of a tile is 6 plain
  * pointers; the weights are oneDNN's Ohwi16o copy, wp[p][tap][ic][16], made
- * once per weight (ops_weights_get).  oneDNN's jit:avx2 direct convs (NHWC) ran
- * SD 1.5's at ~56 % of the FMA loop on a Zen 3 CPU (bench/README.md "AVX2"). */
+ * once per weight (ops_weights_get).  oneDNN's jit:avx2 direct convs
+ * (NHWC) ran SD 1.5's at ~56 % of the FMA loop on a Zen 3 CPU
+ * (bench/README.md "AVX2: our own kernels"). */
 #define CCB 64    /* outputs per work item (4 panels) */
 #define CRB 96    /* output pixels per work item (16 tiles) */
 #define CKC 256   /* input channels per block */

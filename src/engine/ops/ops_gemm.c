@@ -257,7 +257,7 @@ static void linear_chunks(ops_ctx *c, const mm_key *kc, int M, const float *x, o
  * rows), shared out over the team (each output on one thread).
  * The 16-row oneDNN gemm:jit chunks this replaces ran the SD 1.5 step's
  * linears at ~50 % of the FMA loop on a Zen 3 CPU, 66-75 GFLOP/s on the
- * feed-forward's wide ones (bench/README.md "AVX2"). */
+ * feed-forward's wide ones (bench/README.md "AVX2: our own kernels"). */
 #define CB 64     /* outputs per work item (4 panels) */
 #define RB 96     /* rows per work item (16 tiles) */
 #define KC 256    /* k per block */
