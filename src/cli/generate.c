@@ -322,7 +322,7 @@ int gen_args_parse(int argc, char **argv, gen_args *a, sd_err *err)
     if (!*p) return sd_errf(err, SD_EINVAL, "--prompt", "--prompt is empty");
     if (given(a, "strength") && !a->init_image)
         return sd_errf(err, SD_EINVAL, "--strength", "--strength only applies with --init-image");
-    if (a->mask_image && !a->init_image)   /* inpapi */
+    if (a->mask_image && !a->init_image)
         return sd_errf(err, SD_EINVAL, "--mask", "--mask only applies with --init-image (it marks what to repaint)");
     if (sd_check_sampler(&a->req.gen, err)) {   /* --scheduler / --timestep-spacing vs --sampler */
         const req_field *f = req_field_by_engine(err->field);
@@ -414,7 +414,7 @@ static int on_progress(void *ud, int step, int total)
     return 0;
 }
 
-/* inpapi: --mask FILE as a plane of the init image's size (w x h). */
+/* --mask FILE as a plane of the init image's size (w x h). */
 static int read_mask(const char *path, int w, int h, uint8_t **mask, sd_err *err)
 {
     uint8_t *file = NULL;

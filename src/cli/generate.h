@@ -38,7 +38,7 @@ typedef struct gen_args {
     const char *preview_decoder; /* --preview-decoder: TAESD file or folder, NULL = none */
     const char *vae_decoder;    /* --vae-decoder vae|taesd, NULL = vae */
     int help;                   /* --help / -h given */
-    const char *mask_image;     /* inpapi: --mask FILE (with --init-image), white = repaint; NULL = none */
+    const char *mask_image;     /* --mask FILE (with --init-image), white = repaint; NULL = none */
 } gen_args;
 
 /* argv[0] is the command name ("generate").  Returns 0, or -1 with err set

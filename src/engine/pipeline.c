@@ -67,7 +67,7 @@ struct sd_engine {
     char vae_name[256], vae_hash[16];   /* sd_model_info.vae_name / vae_hash */
     lora_engine *lora;    /* LoRA per request: cache and applied set (lora/apply.h) */
     int checker;          /* sd_engine_open_checker: headers only, shape-only handles; never runs */
-    /* previews (issue 18, preveng): the preview decoder and the fast final decode */
+    /* previews: the preview decoder and the fast final decode */
     taesd *taesd;         /* --preview-decoder (sd_load_opts.preview_decoder), or NULL: the approximation */
     int taesd_final;      /* --vae-decoder taesd: final images decoded by it too */
     int vae_prec;         /* the VAE's precision (OPS_*): the TAESD runs at it */
@@ -1120,7 +1120,7 @@ static void init_pixels(const sd_gen_params *p, int PH, int PW, float *img)
  * mask; a zero image for txt2img).  diffusers: the draws and the start
  * latent into x (the sampler runs next, with inpaint_after_step for a
  * 4-channel UNet); k-diffusion: the whole A1111 run into x.  init_lat
- * (hires fix's latent pass 2, r3mends): img2img from that latent, with a
+ * (hires fix's latent pass 2): img2img from that latent, with a
  * txt2img's conditioning (all-ones mask, zero image) at its size, as
  * A1111's sample_hr_pass (txt2img_image_conditioning(samples)). */
 static int start_inpaint(sd_engine *e, guided *g, const sd_gen_params *p, sd_sched *sch, sd_noise_src *ns,

@@ -96,7 +96,7 @@ typedef struct sd_model_info {
     const char *precision;       /* in effect: "fp32", "bf16x2", "bf16" or auto's "bf16x2, bf16 ff+attn@1-, VAE bf16" (AMX) */
     const char *vae_name;        /* the VAE override's file or folder name (A1111 "VAE"), NULL: built-in */
     const char *vae_hash;        /* its A1111 "VAE hash" (sha256 of the file, 10 hex), NULL: built-in */
-    const char *vae_decoder;     /* r3mends: "TAESD" with --vae-decoder taesd (A1111's "VAE Decoder"
+    const char *vae_decoder;     /* "TAESD" with --vae-decoder taesd (A1111's "VAE Decoder"
                                     infotext value), NULL: the VAE decodes */
     int native_size;             /* the family's trained side (512 SD 1.x/2.x, 1024 SDXL): the size of a
                                     request that gives none */
@@ -316,20 +316,20 @@ struct sd_gen_params {
     int orig_width, orig_height;
     int crop_top, crop_left;
     int target_width, target_height;
-    /* ---- issue 18, inpeng: inpainting ---- */
+    /* ---- inpainting ---- */
     /* inpainting (docs/INPAINTING.md): with init_rgb, a mask of init_width x init_height 8-bit
      * values, 255 = repaint, 0 = keep; NULL = plain img2img.  The engine reads it as given (blur,
      * invert, "only masked" crops and A1111's pixel "fill" are done before it, in jobs/). */
     const uint8_t *mask;
     sd_inpaint_fill inpaint_fill;  /* what the masked area starts from (4-channel models) */
-    /* ---- end inpeng ---- */
-    /* ---- previews (issue 18, preveng) ---- */
+    /* ---- end inpainting ---- */
+    /* ---- previews ---- */
     /* live previews (docs/SERVER.md "Previews"): every preview_every steps (0 = none; also after
      * the last step is not needed) preview(ud, step, total, img) with image 0's current estimate
      * of the picture, decoded by the load option preview_decoder (TAESD) or, without one, the
      * per-family latent-to-RGB approximation; img (any size, RGB8) is valid during the call only.
      * Hires fix: step/total count both passes as the progress callback does (pass 2's image i
-     * at the second pass's size; r2follow). */
+     * at the second pass's size). */
     sd_preview_fn preview; void *preview_ud;
     int preview_every;
     /* ---- end previews ---- */
@@ -358,7 +358,7 @@ sd_scheduler sd_requested_schedule(const sd_gen_params *p);
 int sd_generate(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_err *err);
 /* The progress total (and the previews' total) a txt2img run reports, no
  * model needed: with hires fix pass 1's steps + n x pass 2's, else p->steps
- * (r2follow: a job's total before its first step). */
+ * (a job's total before its first step). */
 int sd_hires_total_steps(const sd_gen_params *p);
 
 /* The default noise source: torch.randn(shape, device="cuda") after

@@ -304,7 +304,7 @@ static int put_init(const param_bag *b, param_bag *sb, a1111_call *c, sd_err *er
 /* The A1111 field `name` to move into the seed bag (the body is ours: r->bag). */
 static param *field_take(param_bag *b, const char *name) { return (param *)field_get(b, name); }
 
-/* inpapi: img2img's mask, a base64 image (white = repaint), as mask_image. */
+/* img2img's mask, a base64 image (white = repaint), as mask_image. */
 static int put_mask(param_bag *b, param_bag *sb, sd_err *err)
 {
     param *p = field_take(b, "mask");
@@ -401,7 +401,7 @@ static int put_plain(param_bag *b, param_bag *sb, int img2img, json_t *params, s
 static int note_ignored(const param_bag *b, a1111_call *c, int img2img, sd_err *err)
 {
     static const char *const flags[] = {"restore_faces", "tiling"};
-    const param *m = field_get(b, "mask");   /* inpapi: img2img's (put_mask) */
+    const param *m = field_get(b, "mask");   /* img2img's (put_mask) */
     if (m && !img2img && m->kind != PV_NULL)
         return sd_errf(err, SD_EINVAL, "mask", "mask is a field of /sdapi/v1/img2img (inpainting), not of txt2img");
     const param *sn = field_get(b, "script_name");
@@ -449,7 +449,7 @@ static int a1111_gen_request(http_server *s, req *r, sd_err *err)
     if (!rc) rc = put_scheduler(b, &sb, c->params, err);
     if (!rc) rc = put_count(b, &sb, c, c->params, err);
     if (!rc && img2img) rc = put_init(b, &sb, c, err);
-    if (!rc && img2img) rc = put_mask(b, &sb, err);   /* inpapi */
+    if (!rc && img2img) rc = put_mask(b, &sb, err);
     if (!rc) rc = put_settings(s, r, &sb, c->params, err);
     if (!rc && (rc = params_to_request(&sb, img2img, &r->request, err))) dialect_name_field(&dialect_a1111, err);   /* seed names -> A1111's */
     params_bag_free(&sb);
@@ -466,7 +466,7 @@ static int a1111_gen_request(http_server *s, req *r, sd_err *err)
     c->gen = r->request.gen;   /* scalars for info; the job owns the rest */
     c->gen.prompt = c->gen.negative = NULL;
     c->gen.init_rgb = NULL;
-    c->gen.mask = NULL;   /* inpapi: the job's */
+    c->gen.mask = NULL;   /* the job's */
     c->gen.loras = NULL;
     c->gen.n_loras = 0;
     return 0;

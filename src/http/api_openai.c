@@ -35,7 +35,7 @@ static const dialect_name oai_names[] = {
     {"init_image", "image"},
     {"output_quality", "output_compression"},
     {"num_inference_steps", "steps"},
-    {"mask_image", "mask"},   /* inpapi */
+    {"mask_image", "mask"},
     {"image[]", "image"},
     {NULL, NULL},
 };
@@ -187,7 +187,7 @@ static int take_images_json(param *p, param_bag *sb, sd_err *err)
     return rc;
 }
 
-/* inpapi: an edit's mask: a file part, base64 text, or in a JSON body
+/* an edit's mask: a file part, base64 text, or in a JSON body
  * {"image_url": "data:image/png;base64,..."} as the images are. */
 static int take_mask(param *p, param_bag *sb, sd_err *err)
 {
@@ -289,11 +289,11 @@ static int edit_size(http_server *s, sd_request *rq, int w, int h, sd_err *err)
     return req_check_size(&as_txt2img, s->cfg.max_side, s->cfg.max_pixels, err);
 }
 
-/* inpapi: OpenAI's mask is exact: no blur, the whole picture (the extra
+/* OpenAI's mask is exact: no blur, the whole picture (the extra
  * fields mask_blur / inpaint_full_res may still ask otherwise). */
 static int edit_mask_defaults(param_bag *sb, sd_err *err)
 {
-    /* r3mends: per axis, as a given mask_blur wins over both (params.c) */
+    /* per axis, as a given mask_blur wins over both (params.c) */
     static const char *const names[] = {"mask_blur_x", "mask_blur_y", "inpaint_full_res"};
     int blur = 0;
     for (int i = 0; i < sb->n; i++) blur |= !strcmp(sb->v[i].name, "mask_blur");
@@ -337,7 +337,7 @@ static int oai_to_request(http_server *s, req *r, sd_err *err)
     if (!rc) {   /* (oai_translate's errors already say OpenAI's names) */
         rc = params_to_request(&o.sb, r->rt->img2img, &r->request, err);
         if (!rc && r->rt->img2img) rc = edit_size(s, &r->request, o.w, o.h, err);
-        r->request.mask_mode = INPAINT_MASK_ALPHA;   /* inpapi: transparent = repaint; else the image's alpha */
+        r->request.mask_mode = INPAINT_MASK_ALPHA;   /* transparent = repaint; else the image's alpha */
         if (rc) dialect_name_field(&dialect_openai, err);
     }
     params_bag_free(&o.sb);

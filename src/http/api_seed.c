@@ -106,7 +106,7 @@ static int image_bytes(const sd_request *g, int mask, size_t max_body, const cha
     return img_base64_decode(data, len, max_body, field, bytes, blen, err);
 }
 
-/* inpapi: the mask (mask_image, or an OpenAI edit's own alpha) as a plane of
+/* the mask (mask_image, or an OpenAI edit's own alpha) as a plane of
  * the init image's size as sent (w x h); *plane NULL = no mask. */
 static int decode_mask(sd_request *g, const server_config *c, int w, int h, const uint8_t *init_alpha,
                        const char *field, uint8_t **plane, sd_err *err)

@@ -368,7 +368,7 @@ static void value_label(const param *p, char *buf, size_t size)
     buf[k < size ? k : size - 1] = 0;
 }
 
-/* inpapi: an RF_INT row of range [0, 1] is a flag (A1111's inpaint_full_res
+/* an RF_INT row of range [0, 1] is a flag (A1111's inpaint_full_res
  * is a JSON boolean): true/false are 1/0 there. */
 static int flag_row(const req_field *f) { return f->type == RF_INT && f->lo == 0 && f->hi == 1; }
 
@@ -623,7 +623,7 @@ int params_to_request(const param_bag *b, int img2img, sd_request *r, sd_err *er
     sd_request_defaults(r, img2img);
     unsigned where = img2img ? RF_IMG2IMG : RF_TXT2IMG;
     const char *route = img2img ? "/img2img" : "/txt2img";
-    int blur_given = 0;   /* r3mends: mask_blur given */
+    int blur_given = 0;   /* mask_blur given */
 
     for (int i = 0; i < b->n; i++) {
         const param *p = &b->v[i];
@@ -645,7 +645,7 @@ int params_to_request(const param_bag *b, int img2img, sd_request *r, sd_err *er
         if (set_field(f, p, b->spaces_are_plus, r, err)) return -1;
         blur_given |= f->offset == req_field_find("mask_blur")->offset;
     }
-    /* r3mends: A1111's mask_blur setter (processing.py, v1.10.1) sets both
+    /* A1111's mask_blur setter (processing.py, v1.10.1) sets both
      * axes whenever it is given, whatever mask_blur_x/_y say, in any order */
     if (blur_given) r->mask_blur_x = r->mask_blur_y = -1;
     if (sd_check_sampler(&r->gen, err)) return -1;   /* scheduler / timestep_spacing vs sampler */

@@ -10,10 +10,10 @@ typedef struct img_limits {
     int max_side;
     int64_t max_pixels;
     const char *field;
-    uint8_t **alpha;   /* img_decode_opts.alpha (inpapi) */
+    uint8_t **alpha;   /* img_decode_opts.alpha */
 } img_limits;
 
-/* inpapi: RGBA8 -> *lim->alpha (a new plane) when the caller asked for it. */
+/* RGBA8 -> *lim->alpha (a new plane) when the caller asked for it. */
 int img_keep_alpha(const img_limits *lim, const uint8_t *rgba, size_t npix, sd_err *err);
 
 /* Refuses a declared size before any pixel allocation: SD_EINVAL for a zero

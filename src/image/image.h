@@ -59,7 +59,7 @@ typedef struct img_decode_opts {
     int max_side;          /* 0 = IMG_DEFAULT_MAX_SIDE */
     int64_t max_pixels;    /* 0 = IMG_DEFAULT_MAX_PIXELS */
     const char *field;     /* field named in errors; NULL = "init_image" */
-    /* inpapi: non-NULL = *alpha receives the file's alpha plane (w*h bytes,
+    /* non-NULL = *alpha receives the file's alpha plane (w*h bytes,
      * malloc'd, upright like the pixels), or NULL when it has no alpha
      * channel (JPEG, RGB PNG/WebP without tRNS) */
     uint8_t **alpha;
@@ -127,7 +127,7 @@ int img_exif_orientation(const uint8_t *tiff, size_t len);
  * to a given size: sd_resample(..., SD_FILTER_LANCZOS, ...) directly. */
 int img_fit_within(img_rgb *im, int max_side, sd_err *err);
 
-/* ---- inpainting masks (mask.c; issue 18, inpapi) -------------------------
+/* ---- inpainting masks (mask.c) -------------------------
  * One byte per pixel, 255 = repaint, 0 = keep, rows top to bottom.  These
  * are AUTOMATIC1111's pixel steps (modules/processing.py, masking.py). */
 
@@ -171,7 +171,7 @@ void img_mask_overlay(uint8_t *rgb, const uint8_t *orig, const uint8_t *m, size_
  * with a mask), in its order: "Mask mode: Inpaint not masked" (inverted),
  * "Mask blur: N" (N > 0: x and y equal and not both 0), "Inpaint area: Only
  * masked, Masked area padding: P", "Masked content: fill | latent noise |
- * latent nothing" (not for "original").  on 0: none of them (r2follow). */
+ * latent nothing" (not for "original").  on 0: none of them. */
 typedef struct img_inpaint_info {
     int on;
     int inverted;
@@ -207,8 +207,8 @@ typedef struct img_gen_info {
     float hr_scale;
     int hr_resize_x, hr_resize_y, hr_steps;
     const char *hr_upscaler;    /* A1111's name ("Latent"); NULL -> no hires entries */
-    img_inpaint_info inpaint;   /* after the SDXL entries, before the hires ones (r2follow) */
-    const char *vae_decoder;    /* r3mends: "VAE Decoder: TAESD" last (A1111's extra_generation_params
+    img_inpaint_info inpaint;   /* after the SDXL entries, before the hires ones */
+    const char *vae_decoder;    /* "VAE Decoder: TAESD" last (A1111's extra_generation_params
                                  * entry, set at the decode); NULL/"" -> omitted */
 } img_gen_info;
 

@@ -28,7 +28,7 @@ typedef struct png_io {
     uint8_t *obuf;
     size_t olen, ocap;
     int oom;
-    int has_alpha;         /* the file has an alpha channel or tRNS (inpapi) */
+    int has_alpha;         /* the file has an alpha channel or tRNS */
 } png_io;
 
 static void on_error(png_structp png, png_const_charp msg)

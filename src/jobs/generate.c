@@ -96,7 +96,7 @@ static int run_on(const gen_ctx *g, const sd_request *in, sd_progress_fn progres
     in = &hr;
     sd_gen_params p = in->gen;   /* the request's, with this run's progress callback */
     p.init_rgb = in->img2img ? p.init_rgb : NULL;
-    p.mask = in->img2img ? p.mask : NULL;   /* inpapi */
+    p.mask = in->img2img ? p.mask : NULL;
     p.progress = progress;
     p.progress_ud = progress_ud;
     if (g->preview_every > 0 && in->preview.put) {   /* live previews: the job has a sink */

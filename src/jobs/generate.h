@@ -19,7 +19,7 @@ typedef struct gen_ctx {
     const char *model_name, *model_hash;
     const char *model_family;          /* sd_model_info.family: the parameters' "Model family" */
     const char *vae_name, *vae_hash;   /* the VAE override's (sd_model_info), NULL = built-in */
-    const char *vae_decoder;           /* r3mends: sd_model_info.vae_decoder ("TAESD"), NULL = the VAE */
+    const char *vae_decoder;           /* sd_model_info.vae_decoder ("TAESD"), NULL = the VAE */
     /* several models: when set, each job runs on its request's model
      * (sd_request.model, acquired from the registry) and the five fields
      * above come from that engine; engine is then unused */

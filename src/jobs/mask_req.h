@@ -2,7 +2,7 @@
  * the mask as a client sends it turned into the init-sized plane the
  * engine reads (sd_gen_params.mask).  The dialects (api_seed.c) and the CLI
  * call these while decoding a request; they need no engine, so the HTTP
- * fuzzer links this file alone (r3mends; jobs/inpaint.h has the run). */
+ * fuzzer links this file alone (jobs/inpaint.h has the run). */
 #ifndef SD_JOBS_MASK_REQ_H
 #define SD_JOBS_MASK_REQ_H
 

@@ -274,7 +274,7 @@ static void *worker_main(void *arg)
         /* A preview is the running job's only: the finished one has its images. */
         job_preview_free(&j->preview);
         j->in.preview = (req_preview_sink){0};
-        free((uint8_t *)j->in.gen.mask);   /* inpapi: and of the mask */
+        free((uint8_t *)j->in.gen.mask);   /* and of the mask */
         j->in.gen.mask = NULL;
         q->running = NULL;
         changed(q);

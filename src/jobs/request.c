@@ -71,7 +71,7 @@ const req_field req_fields[] = {
     /* issue 16: several models (--model-dir; GET /models lists the names) */
     {"model", NULL, RF_TEXT, AT(model), 0, REQ_MAX_MODEL_NAME, 0, 0, 0, RF_BOTH,
      NULL, NULL, "NAME", NULL, "checkpoint by name (GET /models; default: the server's default model)"},
-    /* ---- issue 18, inpapi: inpainting (docs/INPAINTING.md); defaults are A1111's API's ---- */
+    /* ---- inpainting (docs/INPAINTING.md); defaults are A1111's API's ---- */
     {"mask_image", "mask", RF_IMAGE, AT(mask_data), 0, 0, 0, 0, 0, RF_IMG2IMG,
      "--mask", NULL, "F", "mask", "inpainting mask (PNG/JPEG/WebP): white = repaint, black = keep"},
     {"mask_blur", "mask_blur", RF_INT, AT(mask_blur), 0, 64, 0, 0, 4, RF_IMG2IMG,
@@ -87,12 +87,12 @@ const req_field req_fields[] = {
      "--mask-invert", NULL, "0|1", "inpainting_mask_invert", "1 = repaint where the mask is black"},
     {"mask_overlay", "mask_overlay", RF_INT, AT(mask_overlay), 0, 1, 0, 0, 1, RF_IMG2IMG,
      "--mask-overlay", NULL, "0|1", NULL, "1 = the original's unmasked pixels pasted over the result"},
-    /* r2follow: A1111's per-axis blur; -1 (the default) = mask_blur's */
+    /* A1111's per-axis blur; -1 (the default) = mask_blur's */
     {"mask_blur_x", "mask_blur_x", RF_INT, AT(mask_blur_x), 0, 64, 0, 0, -1, RF_IMG2IMG,
      NULL, NULL, "PX", "mask_blur_x", "the mask's blur along x (A1111's; default 4; a given mask_blur sets both)"},
     {"mask_blur_y", "mask_blur_y", RF_INT, AT(mask_blur_y), 0, 64, 0, 0, -1, RF_IMG2IMG,
      NULL, NULL, "PX", "mask_blur_y", "the mask's blur along y (A1111's; default 4; a given mask_blur sets both)"},
-    /* ---- end inpapi ---- */
+    /* ---- end inpainting ---- */
     /* issue 18: hires fix (docs/SERVER.md "Hires fix"), txt2img only; on when
      * hr_scale or hr_resize_x/y is given (A1111: enable_hr, api_a1111.c) */
     {"hr_scale", NULL, RF_FLOAT, AT(hr_scale), 1, REQ_MAX_HR_SCALE, 0, 0, 0, RF_TXT2IMG,
@@ -192,7 +192,7 @@ void sd_request_defaults(sd_request *r, int img2img)
     r->seed_was_random = 1;
 }
 
-/* ---- issue 18, inpapi ---- */
+/* ---- inpainting ---- */
 int req_field_is_mask(const req_field *f) { return f->type == RF_IMAGE && f->offset == AT(mask_data); }
 
 req_image_ref req_image_slot(const req_field *f, sd_request *r)
@@ -201,7 +201,7 @@ req_image_ref req_image_slot(const req_field *f, sd_request *r)
     return (req_image_ref){&r->init_data, &r->init_len, &r->init_is_raw};
 }
 
-/* r2follow: the blur's sigmas and the infotext's inpainting entries */
+/* the blur's sigmas and the infotext's inpainting entries */
 void req_mask_blur(const sd_request *r, int *sx, int *sy)
 {
     *sx = r->mask_blur_x >= 0 ? r->mask_blur_x : r->mask_blur;
@@ -222,7 +222,7 @@ static img_inpaint_info req_inpaint_info(const sd_request *r)
         .masked_content = (unsigned)r->inpainting_fill < 4 ? content[r->inpainting_fill] : NULL,
     };
 }
-/* ---- end inpapi ---- */
+/* ---- end inpainting ---- */
 
 void req_resolve_size(sd_request *r, int native)
 {
@@ -327,7 +327,7 @@ void sd_request_free(sd_request *r)
     free(r->model);
     free((uint8_t *)r->gen.init_rgb);
     free(r->init_data);
-    free((uint8_t *)r->gen.mask);   /* inpapi */
+    free((uint8_t *)r->gen.mask);
     free(r->mask_data);
     memset(r, 0, sizeof *r);
 }
@@ -465,7 +465,7 @@ img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, con
         /* hires fix: A1111's Denoising strength is the second pass's */
         .hr_upscaler = req_upscaler_name(p->hr_upscaler, 1), .hr_scale = r->hr_scale,
         .hr_resize_x = r->hr_resize_x, .hr_resize_y = r->hr_resize_y, .hr_steps = p->hr_steps,
-        .inpaint = req_inpaint_info(r),   /* r2follow */
+        .inpaint = req_inpaint_info(r),
     };
 }
 

@@ -57,7 +57,7 @@ typedef struct sd_request {
      * Redis worker) just before it runs; never a client's, never on the
      * wire.  put = NULL: nowhere (jobs/generate.c then asks for none). */
     req_preview_sink preview;
-    /* ---- issue 18, inpapi: inpainting (jobs/inpaint.h, docs/INPAINTING.md) ---- */
+    /* ---- inpainting (jobs/inpaint.h, docs/INPAINTING.md) ---- */
     /* the mask as sent (like init_data) until decoded into gen.mask: init-sized,
      * 255 = repaint, already inverted when asked; gen.mask is then owned here */
     char *mask_data;
@@ -69,9 +69,9 @@ typedef struct sd_request {
     int inpaint_full_res_padding;  /* pixels around the mask's box in that crop */
     int inpainting_mask_invert;    /* 1 = repaint where the mask is black */
     int mask_overlay;              /* 1 = paste the original's unmasked pixels over the result */
-    int mask_blur_x, mask_blur_y;  /* r2follow: A1111's per-axis sigmas; -1 (default) = mask_blur */
+    int mask_blur_x, mask_blur_y;  /* A1111's per-axis sigmas; -1 (default) = mask_blur */
     int mask_mode;                 /* inpaint_mask_mode (jobs/inpaint.h): how the dialect reads a mask; not sent */
-    /* ---- end inpapi ---- */
+    /* ---- end inpainting ---- */
     /* hires fix (docs/SERVER.md "Hires fix"): what the client sent; with
      * the resolved size they give gen.hr_width/hr_height (req_resolve_hires) */
     float hr_scale;          /* 0 = not given */
@@ -188,7 +188,7 @@ void sd_request_free(sd_request *r);
  * first pass's (as A1111), with the Hires entries. */
 img_gen_info req_gen_info(const sd_request *r, int i, int width, int height, const char *model_hash,
                           const char *model_name, const char *family);
-/* r2follow (inpainting): the mask blur's sigmas along x and y
+/* inpainting: the mask blur's sigmas along x and y
  * (mask_blur_x / _y, each defaulting to mask_blur).  The infotext's
  * inpainting entries come with req_gen_info. */
 void req_mask_blur(const sd_request *r, int *sx, int *sy);

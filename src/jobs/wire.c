@@ -25,7 +25,7 @@
 /* The request's keys that are not rows of the field table. */
 static const char *const request_extra_keys[] = {
     "v", "img2img", "seed_was_random", "owner", "ksampler", "name_schedule", "init_data",
-    "mask_data",   /* inpapi: the undecoded mask */
+    "mask_data",   /* the undecoded mask */
     NULL,
 };
 static const char *const result_keys[] = {
@@ -75,7 +75,7 @@ static int put_image_data(json_t *o, const char *key, req_image_ref d, sd_err *e
     return put_base64(j, "bytes", (const uint8_t *)*d.data, *d.len, err);
 }
 
-/* inpapi: the mask, decoded (gen.mask: init-sized bytes) or as sent. */
+/* the mask, decoded (gen.mask: init-sized bytes) or as sent. */
 static int put_mask(json_t *o, const req_field *f, const sd_request *r, sd_err *err)
 {
     const sd_gen_params *g = &r->gen;
@@ -395,7 +395,7 @@ static int get_init_data(const json_t *v, const char *key, req_image_ref d, sd_e
     return 0;
 }
 
-/* inpapi: the decoded mask, one byte per init image pixel (the init_image
+/* the decoded mask, one byte per init image pixel (the init_image
  * row comes first in the table, so its size is known). */
 static int get_mask(const json_t *v, const req_field *f, sd_request *r, sd_err *err)
 {

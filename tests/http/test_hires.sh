@@ -44,7 +44,7 @@ check "seed API: hires (lanczos) = txt2img -> Lanczos -> img2img, pixel for pixe
 check "seed API: and differs from a plain upscale (the second pass ran)" \
   $(! pixels_equal "$TMP/hr.png" "$TMP/up.png"; echo $?)
 
-# ---- r3mends: an edit's image resized to `size` with Lanczos, as A1111 -----
+# ---- an edit's image resized to `size` with Lanczos, as A1111 -----
 PX="python3 tests/http/inpaint_px.py"
 "$LANCZOS" "$TMP/up.png" 80 48 "$TMP/up80.png"
 for e in "sized up.png 80x48" "pre up80.png auto"; do

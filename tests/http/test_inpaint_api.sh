@@ -146,7 +146,7 @@ seed blur3 "$W1, \"mask_blur\": 3" >/dev/null
 st=$(seed blurxy3 "$W1, \"mask_blur_x\": 3, \"mask_blur_y\": 3")
 check "mask_blur_x = mask_blur_y = 3 gives mask_blur 3's pixels" \
   $([ "$st" = 200 ] && pixels_equal "$TMP/blur3.png" "$TMP/blurxy3.png"; echo $?) "$st $(pixel_diff "$TMP/blur3.png" "$TMP/blurxy3.png")"
-# r3mends: a given mask_blur sets both axes, whatever mask_blur_x/_y say and
+# a given mask_blur sets both axes, whatever mask_blur_x/_y say and
 # in either order (A1111 v1.10.1's mask_blur setter)
 for order in "\"mask_blur\": 3, \"mask_blur_y\": 0" "\"mask_blur_y\": 0, \"mask_blur_x\": 9, \"mask_blur\": 3"; do
   st=$(seed blurw "$W1, $order")

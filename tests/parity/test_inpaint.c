@@ -21,7 +21,7 @@
  *    image 2 of a batch of 2 equals seed + 1 alone;
  *  - the errors: a mask without init image, an all-black (or all < 128) mask,
  *    an unknown fill, each SD_EINVAL naming the field;
- *  - hires fix with the 9-channel UNet (r3mends), A1111's Euler a, 32x32 ->
+ *  - hires fix with the 9-channel UNet, A1111's Euler a, 32x32 ->
  *    64x64: pass 2's UNet extra channels (the "concat" tap) are A1111's
  *    sample_hr_pass conditioning at the hires size (inpainting_mask_weight
  *    1): an all-ones mask and the VAE mean of a zero (mid-grey) image
@@ -513,7 +513,7 @@ static void errors(sd_engine *e)
     free(m);
 }
 
-/* ---- hires fix's pass 2 with the 9-channel UNet (r3mends) ----------------- */
+/* ---- hires fix's pass 2 with the 9-channel UNet ----------------- */
 
 typedef struct concat_rec { int calls, n, c, h, w; float *last; } concat_rec;
 

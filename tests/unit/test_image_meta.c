@@ -81,7 +81,7 @@ static void test_a1111(void)
     s = img_a1111_parameters(&g);
     CHECKF(s && !strstr(s, "VAE"), "a1111 text: no VAE entries without an override", "%s", s);
     free(s);
-    /* r3mends: --vae-decoder taesd: A1111's "VAE Decoder: TAESD", last (after Lora hashes) */
+    /* --vae-decoder taesd: A1111's "VAE Decoder: TAESD", last (after Lora hashes) */
     g.vae_decoder = "TAESD";
     g.lora_hashes = "pix: 0123456789ab";
     s = img_a1111_parameters(&g);
@@ -226,7 +226,7 @@ static void test_resize(void)
 {
     sd_err e;
     sd_err_clear(&e);
-    /* r3mends: an init image too large is shrunk with PIL's Lanczos (as
+    /* an init image too large is shrunk with PIL's Lanczos (as
      * A1111's resize_image), the same pixels as sd_resample gives */
     img_rgb g = {1500, 40, malloc(1500 * 40 * 3)};
     for (int i = 0; i < 1500 * 40 * 3; i++) g.px[i] = (uint8_t)((i * 37) ^ (i / 7));

@@ -153,7 +153,7 @@ static void test_files(void)
           "luminance > 128 is repaint (A1111's create_binary_mask)");
     free(m);
     m = NULL;
-    /* r3mends: resized by one sd_resample call (PIL's LANCZOS) of the binary plane */
+    /* resized by one sd_resample call (PIL's LANCZOS) of the binary plane */
     const uint8_t bin[8] = {255, 255, 0, 0, 0, 0, 0, 0};
     uint8_t *want = NULL;
     int ok = sd_resample(bin, 4, 2, 1, 8, 4, SD_FILTER_LANCZOS, &want, &e) == 0 &&

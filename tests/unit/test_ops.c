@@ -109,7 +109,7 @@ static void test_conv(void)
         snprintf(name, sizeof name, "conv2d_nhwc N%d IC%d %dx%d OC%d k%d s%d p%d bias%d accumulating",
                  N, IC, H, W, OC, K, s, p, cs[c].bias);
         CMP(y, r, ny, name);
-        /* r3mends: OPS_CONV_RELU, the post-op after the sum: max(y0 + conv + b, 0) */
+        /* OPS_CONV_RELU, the post-op after the sum: max(y0 + conv + b, 0) */
         memcpy(y, y0, sizeof(float) * ny);
         for (size_t i = 0; i < ny; i++) r[i] = r[i] > 0 ? r[i] : 0;
         op_conv2d_nhwc(t_ops(), x, N, IC, H, W, t_w(w, (size_t)OC * IC * K * K), b, OC, K, K, s, p, y,

@@ -70,7 +70,7 @@ static void set_init_image(sd_request *r)
     r->gen.init_rgb = im.px;
     r->gen.init_width = im.width;
     r->gen.init_height = im.height;
-    uint8_t *mask = malloc((size_t)im.width * im.height);   /* inpapi: the decoded mask travels too */
+    uint8_t *mask = malloc((size_t)im.width * im.height);   /* the decoded mask travels too */
     for (size_t i = 0; i < (size_t)im.width * im.height; i++) mask[i] = (uint8_t)(i * 37);
     r->gen.mask = mask;
 }

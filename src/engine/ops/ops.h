@@ -130,7 +130,7 @@ void ops_weights_stats(ops_ctx *c, size_t *copies, size_t *bytes, size_t *wino_b
  * OH = (H + 2*pad - KH)/stride + 1.  Zero padding, dilation 1, groups 1.
  * `accum` holds flags (1 = OPS_CONV_ACCUM, as before): OPS_CONV_ACCUM
  * y += conv(x) + b (a residual add fused into the conv); OPS_CONV_RELU then
- * y = max(y, 0) (an eltwise post-op: TAESD's activations, r3mends). */
+ * y = max(y, 0) (an eltwise post-op: TAESD's activations). */
 enum { OPS_CONV_ACCUM = 1, OPS_CONV_RELU = 2 };
 void op_conv2d_nhwc(const ops_m *m, const float *x, int N, int IC, int H, int W,
                     ops_weight *w, const float *b, int OC, int KH, int KW,

@@ -513,7 +513,7 @@ static conv_key conv_whole_key(const ops_m *m, int N, int IC, int H, int W, int 
     k.N = N; k.IC = IC; k.H = H; k.W = W; k.OC = OC; k.KH = KH; k.KW = KW;
     k.stride = stride; k.pad = k.pt = k.pb = pad; k.bias = bias; k.prec = m->prec;
     k.accum = (accum & OPS_CONV_ACCUM) != 0;
-    k.relu = (accum & OPS_CONV_RELU) != 0;   /* r3mends: the eltwise post-op */
+    k.relu = (accum & OPS_CONV_RELU) != 0;   /* the eltwise post-op */
     k.wino = m->ctx->wino;
     if (k.prec == OPS_BF16X2) k.split = ops_split_mode(1, (size_t)OC * IC * KH * KW, IC * KH * KW, OC);
     return k;

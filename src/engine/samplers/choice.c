@@ -106,7 +106,7 @@ int sd_zero_snr_parse(const char *name, int *out)
     return 0;
 }
 
-/* ---- r2follow: the steps a hires run counts (sd.h, samplers.h) ---- */
+/* ---- the steps a hires run counts (sd.h, samplers.h) ---- */
 int sd_hires_pass2_steps(const sd_gen_params *p)
 {
     int steps = p->hr_steps ? p->hr_steps : p->steps;
