@@ -244,8 +244,9 @@ static void pv_block(const float *P, int nk, const float *V, size_t ldp, int Dv,
  * broadcasts per 8 FMAs.  The 8 x 32 and 8 x 48 tiles above need 16–24
  * 64-byte accumulators, i.e. 32–48 of these registers: spilled, they ran
  * attention at ~2 % of the FMA peak on an AVX2-only CPU (bench/README.md
- * "AVX2").  Every score and output is the same chain of FMAs in the same
- * order as above, so the bits do not depend on which kernel ran. */
+ * "AVX2: our own kernels").  Every score and output is the same chain of
+ * FMAs in the same order as above, so the bits do not depend on which
+ * kernel ran. */
 #define R4(X) X(0) X(1) X(2) X(3)
 #if defined(__AVX__)
 #define KEEP8_2(a, b) __asm__("" : "+x"(a), "+x"(b))
@@ -335,11 +336,6 @@ static __attribute__((noinline)) void pv_block(const float *P, int nk, const flo
 }
 #endif
 
-/* Softmax step of one row of the block's scores s[0..nk) (lim of them
- * visible, the first nfull of whose maxima qk_strips folded into bm[16]):
- * m' = max(m, rowmax), s = 2^(s-m') (masked keys 0), l = l·2^(m-m') + Σ s,
- * O row *= 2^(m-m') when the maximum moved (scores in log2 units: q is
- * scaled by scale·log2(e)). */
 /* the softmax's vectors: 16 lanes with AVX-512, else 8 (one register) */
 #if defined(__AVX512F__)
 #define SW 16
@@ -369,6 +365,11 @@ typedef v8i swi;
 #define sw_exp2_neg v8_exp2_neg
 #endif
 
+/* Softmax step of one row of the block's scores s[0..nk) (lim of them
+ * visible, the first nfull of whose maxima qk_strips folded into bm[16]):
+ * m' = max(m, rowmax), s = 2^(s-m') (masked keys 0), l = l·2^(m-m') + Σ s,
+ * O row *= 2^(m-m') when the maximum moved (scores in log2 units: q is
+ * scaled by scale·log2(e)). */
 static void softmax_row(float *s, int nk, int lim, int nfull, const float *bm16, float *mx, float *l,
                         float *o, int Dp)
 {

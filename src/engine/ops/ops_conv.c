@@ -32,7 +32,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
-#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,9 +343,9 @@ static size_t conv_out_px(const conv_key *k)
  * order, 6 to a tile whatever rows they cross; each output is one FMA chain
  * over the taps (kh, kw) and, within a tap, the input channels, in order,
  * then + b, then + y (accumulate), then max(·, 0) (relu): the order of
- * oneDNN's post-ops, and no dependence on the batch or the tile.  The input
- * is copied once into a zero-padded buffer, so a tap of a tile is 6 plain
- * pointers; the weights are oneDNN's Ohwi16o copy, wp[p][tap][ic][16], made
+ * oneDNN's post-ops, and no dependence on the batch or the tile.  A padded
+ * (or in-place) conv's input is copied once into a zero-padded buffer, so a
+ * tap of a tile is 6 plain pointers; the weights are oneDNN's Ohwi16o copy, wp[p][tap][ic][16], made
  * once per weight (ops_weights_get).  oneDNN's jit:avx2 direct convs
  * (NHWC) ran SD 1.5's at ~56 % of the FMA loop on a Zen 3 CPU
  * (bench/README.md "AVX2: our own kernels"). */
@@ -366,21 +366,30 @@ static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const f
     int T = KH * KW, Hp = H + k->pt + k->pb, Wp = W + 2 * k->pad;
     /* wt[p][kh][kw][ic][16]: panels of 16 outputs, zeros past OC (a copy kept on the handle) */
     const float *wt = ops_weights_get(c, w, (size_t)OC * IC * T, &e->pwei, &e->wown, 0);
-    float *xp = ops_grow(c, &t_cxp, &t_ncxp, sizeof(float) * (size_t)N * Hp * Wp * IC);
-    if (!wt || !xp) return;   /* out of memory: the ops fault is set */
-    #pragma omp parallel for schedule(static)
-    for (long r = 0; r < (long)N * Hp; r++) {
-        int n = (int)(r / Hp), i = (int)(r % Hp) - k->pt;
-        float *dst = xp + (size_t)r * Wp * IC;
-        if (i < 0 || i >= H) { memset(dst, 0, sizeof(float) * (size_t)Wp * IC); continue; }
-        memset(dst, 0, sizeof(float) * (size_t)k->pad * IC);
-        memcpy(dst + (size_t)k->pad * IC, x + ((size_t)n * H + i) * W * IC, sizeof(float) * (size_t)W * IC);
-        memset(dst + (size_t)(k->pad + W) * IC, 0, sizeof(float) * (size_t)k->pad * IC);
+    if (!wt) return;   /* out of memory: the ops fault is set */
+    /* an unpadded conv (1x1) reads the input itself, unless it writes over it */
+    size_t nin = (size_t)N * H * W * IC, nout = (size_t)N * OH * OW * OC;
+    uintptr_t xa = (uintptr_t)x, ya = (uintptr_t)y;
+    int overlap = ya < xa + nin * sizeof(float) && xa < ya + nout * sizeof(float);
+    const float *xp = x;
+    if (k->pad || k->pt || k->pb || overlap) {
+        float *pd = ops_grow(c, &t_cxp, &t_ncxp, sizeof(float) * (size_t)N * Hp * Wp * IC);
+        if (!pd) return;   /* out of memory: the ops fault is set */
+        #pragma omp parallel for schedule(static)
+        for (long r = 0; r < (long)N * Hp; r++) {
+            int n = (int)(r / Hp), i = (int)(r % Hp) - k->pt;
+            float *dst = pd + (size_t)r * Wp * IC;
+            if (i < 0 || i >= H) { memset(dst, 0, sizeof(float) * (size_t)Wp * IC); continue; }
+            memset(dst, 0, sizeof(float) * (size_t)k->pad * IC);
+            memcpy(dst + (size_t)k->pad * IC, x + ((size_t)n * H + i) * W * IC, sizeof(float) * (size_t)W * IC);
+            memset(dst + (size_t)(k->pad + W) * IC, 0, sizeof(float) * (size_t)k->pad * IC);
+        }
+        xp = pd;
     }
     long npx = (long)N * OH * OW;
     int ncb = (OC + CCB - 1) / CCB;
     long nrb = (npx + CRB - 1) / CRB;
-    ops_flops_add(PROF_CONV, 0, 2.0 * ((npx + DR - 1) / DR * DR) * ((OC + DW - 1) / DW * DW) * IC * T);
+    ops_flops_add(PROF_CONV, 0, dk_exec_flops(npx, OC, (long)IC * T));
     #pragma omp parallel for schedule(static)
     for (long it = 0; it < ncb * nrb; it++) {
         int cb = (int)(it / nrb), j0 = cb * CCB;
@@ -409,15 +418,7 @@ static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const f
                 }
             }
         }
-        for (int i = 0; i < nq; i++) {
-            float *yr = y + (size_t)(q0 + i) * OC + j0;
-            const float *ar = acc + (size_t)i * CCB;
-            for (int u = 0; u < nj; u++) {
-                float v = b ? ar[u] + b[j0 + u] : ar[u];
-                if (k->accum) v = yr[u] + v;
-                yr[u] = k->relu && v < 0.f ? 0.f : v;
-            }
-        }
+        dk_store(y + (size_t)q0 * OC + j0, OC, acc, CCB, nq, nj, b ? b + j0 : NULL, k->accum, k->relu);
     }
 }
 

@@ -277,7 +277,7 @@ static void linear_dots(ops_ctx *c, const float *x, int M, int IN, ops_weight *w
         return;
     const float *wt = ops_weights_get(c, wh, (size_t)IN * OUT, &plain, &blk, 0);
     if (!wt) return;   /* out of memory: the ops fault is set */
-    ops_flops_add(PROF_LINEAR, 0, 2.0 * ((M + DR - 1) / DR * DR) * IN * ((OUT + DW - 1) / DW * DW));
+    ops_flops_add(PROF_LINEAR, 0, dk_exec_flops(M, OUT, IN));
     int ncb = (OUT + CB - 1) / CB, nrb = (M + RB - 1) / RB;
     #pragma omp parallel for schedule(static)
     for (long it = 0; it < (long)ncb * nrb; it++) {
@@ -299,14 +299,7 @@ static void linear_dots(ops_ctx *c, const float *x, int M, int IN, ops_weight *w
                     dk_tile(xr, wp + ((size_t)p * IN + k0) * DW, kc, acc + (size_t)t * DR * CB + p * DW, CB, k0 == 0);
             }
         }
-        for (int i = 0; i < nr; i++) {
-            float *yr = y + (size_t)(r0 + i) * OUT + j0;
-            const float *ar = acc + (size_t)i * CB;
-            for (int u = 0; u < nj; u++) {
-                float v = b ? ar[u] + b[j0 + u] : ar[u];
-                yr[u] = accum ? yr[u] + v : v;
-            }
-        }
+        dk_store(y + (size_t)r0 * OUT + j0, OUT, acc, CB, nr, nj, b ? b + j0 : NULL, accum, 0);
     }
 }
 

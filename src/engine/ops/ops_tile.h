@@ -39,4 +39,25 @@ static inline void dk_tile(const float *const xr[DR], const float *wp, int kc, f
 #undef DK_STORE
 }
 
+/* y[i][u] (rows ldy apart) for i < nrows, u < ncols from the finished
+ * accumulators acc (rows lda apart): + b[u] (if b), then + y (accum), then
+ * max(·, 0) (relu) — oneDNN's bias, sum and eltwise post-ops, in order */
+static inline void dk_store(float *y, size_t ldy, const float *acc, int lda, int nrows, int ncols, const float *b,
+                            int accum, int relu)
+{
+    for (int i = 0; i < nrows; i++, y += ldy, acc += lda)
+        for (int u = 0; u < ncols; u++) {
+            float v = b ? acc[u] + b[u] : acc[u];
+            if (accum) v = y[u] + v;
+            y[u] = relu && v < 0.f ? 0.f : v;
+        }
+}
+
+/* The FLOPs the tile executes for rows x outs outputs of k products each:
+ * rows rounded up to DR, outputs to DW (the padding is computed too). */
+static inline double dk_exec_flops(long rows, int outs, long k)
+{
+    return 2.0 * ((rows + DR - 1) / DR * DR) * ((outs + DW - 1) / DW * DW) * (double)k;
+}
+
 #endif
