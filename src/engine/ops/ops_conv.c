@@ -392,8 +392,10 @@ static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const f
     ops_flops_add(PROF_CONV, 0, dk_exec_flops(npx, OC, (long)IC * T));
     #pragma omp parallel for schedule(static)
     for (long it = 0; it < ncb * nrb; it++) {
-        int cb = (int)(it / nrb), j0 = cb * CCB;
-        long q0 = (it % nrb) * CRB;
+        long rb, cb;
+        dk_item(it, nrb, ncb, npx >= OC, &rb, &cb);
+        int j0 = (int)cb * CCB;
+        long q0 = rb * CRB;
         int nq = npx - q0 < CRB ? (int)(npx - q0) : CRB, nj = OC - j0 < CCB ? OC - j0 : CCB;
         int np = (nj + DW - 1) / DW, ntile = (nq + DR - 1) / DR;
         const float *wp = wt + (size_t)j0 * T * IC;   /* the block's panels */
@@ -409,16 +411,28 @@ static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const f
             size_t toff = ((size_t)(tap / KW) * Wp + tap % KW) * IC;
             for (int ic0 = 0; ic0 < IC; ic0 += CKC) {
                 int kc = IC - ic0 < CKC ? IC - ic0 : CKC;
+                int last = tap == T - 1 && ic0 + kc == IC;
                 for (int t = 0; t < ntile; t++) {
                     const float *xr[DR];
                     for (int r = 0; r < DR; r++) xr[r] = xp + base[t * DR + r] + toff + ic0;
-                    for (int p = 0; p < np; p++)
-                        dk_tile(xr, wp + (((size_t)p * T + tap) * IC + ic0) * DW, kc, acc + (size_t)t * DR * CCB + p * DW,
-                                CCB, tap == 0 && ic0 == 0);
+                    int rows = nq - t * DR < DR ? nq - t * DR : DR;
+                    for (int p = 0; p < np; p++) {
+                        const float *wk = wp + (((size_t)p * T + tap) * IC + ic0) * DW;
+                        float *ak = acc + (size_t)t * DR * CCB + p * DW;
+                        if (last && (p + 1) * DW <= nj) {   /* a full panel's last block: straight to y */
+                            dk_out o = {y + (size_t)(q0 + t * DR) * OC + j0 + p * DW, OC, b ? b + j0 + p * DW : NULL,
+                                        rows, k->accum, k->relu};
+                            dk_tile_to(xr, wk, kc, ak, CCB, tap == 0 && ic0 == 0, &o);
+                        } else
+                            dk_tile(xr, wk, kc, ak, CCB, tap == 0 && ic0 == 0);
+                    }
                 }
             }
         }
-        dk_store(y + (size_t)q0 * OC + j0, OC, acc, CCB, nq, nj, b ? b + j0 : NULL, k->accum, k->relu);
+        int done = nj / DW * DW;   /* the outputs already in y: the full panels' */
+        if (done < nj)
+            dk_store(y + (size_t)q0 * OC + j0 + done, OC, acc + done, CCB, nq, nj - done, b ? b + j0 + done : NULL,
+                     k->accum, k->relu);
     }
 }
 
