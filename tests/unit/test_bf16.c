@@ -283,7 +283,8 @@ static void test_conv(void)
 
 /* op_gn_conv2d_nhwc at every precision (and both bf16x2 splits) against the
  * norm then the conv: the same numbers, since the fused op rounds the same
- * normalised values (at fp32 it is those two ops). */
+ * normalised values; at fp32 the same bits (those two ops, or below AVX-512
+ * the conv normalising its input as it pads it). */
 static void test_gn_conv(void)
 {
     int N = 2, C = 64, H = 12, W = 10, G = 8, OC = 48;
@@ -311,7 +312,7 @@ static void test_gn_conv(void)
             char name[128];
             snprintf(name, sizeof name, "group norm + conv in one op = norm then conv, %s%s", P[p].name,
                      acc ? ", accumulating" : "");
-            CHECKF(e <= 1e-6, name, "max |difference| %.3g", e);
+            CHECKF(P[p].prec == OPS_FP32 ? e == 0 : e <= 1e-6, name, "max |difference| %.3g", e);
         }
         unsetenv("SD_SPLIT");
     }

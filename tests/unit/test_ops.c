@@ -505,6 +505,41 @@ static void test_linear_acc(void)
     free(lx); free(lw); free(lb); free(ly); free(lr);
 }
 
+/* op_gn_conv2d_nhwc at fp32: the bits of op_group_norm_nhwc then
+ * op_conv2d_nhwc (below AVX-512 the conv normalises its input as it pads
+ * it): with and without SiLU, a pre-norm bias per sample, accumulating, a
+ * 1x1 and a 3x3 conv, channel counts off the 16-lane blocks, and norm_out
+ * the input itself (as the VAE passes it). */
+static void test_gn_conv(void)
+{
+    static const struct { int N, C, H, W, G, OC, K, silu, pb, acc, alias; } s[] = {
+        {2, 64, 9, 7, 8, 48, 3, 1, 1, 0, 0}, {2, 64, 9, 7, 8, 48, 3, 1, 1, 1, 0}, {1, 40, 6, 11, 4, 20, 3, 0, 0, 0, 1},
+        {3, 32, 5, 5, 32, 37, 1, 1, 0, 1, 0}, {1, 96, 16, 16, 32, 96, 3, 1, 0, 0, 1}};
+    int prec = t_ops()->prec;
+    t_set_prec(OPS_FP32);
+    for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {
+        int N = s[i].N, C = s[i].C, H = s[i].H, W = s[i].W, G = s[i].G, OC = s[i].OC, K = s[i].K;
+        size_t n = (size_t)N * H * W * C, no = (size_t)N * H * W * OC;
+        float *x = rnd(n), *x2 = malloc(sizeof(float) * n), *pb = s[i].pb ? rnd((size_t)N * C) : NULL;
+        float *g = rnd(C), *be = rnd(C), *w = rnd((size_t)OC * C * K * K), *b = rnd(OC), *t = malloc(sizeof(float) * n);
+        float *y1 = rnd(no), *y2 = malloc(sizeof(float) * no);
+        memcpy(y2, y1, sizeof(float) * no);
+        memcpy(x2, x, sizeof(float) * n);
+        ops_weight *wh = t_w(w, (size_t)OC * C * K * K);
+        op_group_norm_nhwc(t_ops(), x, N, C, H * W, G, pb, g, be, 1e-5f, s[i].silu, t);
+        op_conv2d_nhwc(t_ops(), t, N, C, H, W, wh, b, OC, K, K, 1, K / 2, y1, s[i].acc);
+        op_gn_conv2d_nhwc(t_ops(), x2, N, C, H, W, G, pb, g, be, 1e-5f, s[i].silu, s[i].alias ? x2 : t, wh, b, OC, K, K,
+                          1, K / 2, y2, s[i].acc);
+        char name[128];
+        snprintf(name, sizeof name, "gn_conv %dx%dx%dx%d G%d -> %d, %dx%d%s%s%s%s: the bits of norm then conv", N, C, H,
+                 W, G, OC, K, K, s[i].silu ? ", silu" : "", s[i].pb ? ", pre-bias" : "", s[i].acc ? ", accumulating" : "",
+                 s[i].alias ? ", norm_out = x" : "");
+        EXACT(y2, y1, no, name);
+        free(x); free(x2); free(pb); free(g); free(be); free(w); free(b); free(t); free(y1); free(y2);
+    }
+    t_set_prec(prec);
+}
+
 /* A huge NHWC 3x3 conv (input > 16M floats) runs in row bands under the
  * default Winograd rule; the bands must add up to the whole conv: compare
  * with direct (Winograd off), plain and accumulating. */
@@ -805,6 +840,7 @@ int main(void)
     test_attention();
     test_elementwise();
     test_linear_acc();
+    test_gn_conv();
     test_conv_bands();
     test_conv_wino_modes();
     test_conv_up2();

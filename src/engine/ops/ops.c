@@ -233,7 +233,7 @@ static void gn_chunk_sums(const float *xn, int C, int p0, int p1, double *sum, d
 /* Sample xn's group norm as one scale and shift per channel (y = x·sc + sh):
  * pass 1 of the comment above, into sc[C], sh[C].  0, or -1 when out of
  * memory (the ops fault is set). */
-static int gn_coefs(ops_ctx *ctx, const float *xn, int C, int HW, int G, const float *pb, const float *gamma,
+int ops_gn_coefs(ops_ctx *ctx, const float *xn, int C, int HW, int G, const float *pb, const float *gamma,
                     const float *beta, float eps, float *sc, float *sh)
 {
     int cg = C / G, nch = HW < GN_CHUNKS ? 1 : GN_CHUNKS;
@@ -274,7 +274,7 @@ static int gn_coefs(ops_ctx *ctx, const float *xn, int C, int HW, int G, const f
 }
 
 /* yr[c] = xr[c]·sc[c] + sh[c] (then SiLU) over one pixel's C channels. */
-static void affine_row(const float *xr, int C, const float *sc, const float *sh, int silu, float *yr)
+void ops_affine_row(const float *xr, int C, const float *sc, const float *sh, int silu, float *yr)
 {
     int c = 0;
     for (; c + 16 <= C; c += 16) {
@@ -300,7 +300,7 @@ static void group_norm(ops_ctx *ctx, const float *x, int N, int C, int HW, int G
     for (int n = 0; n < N; n++) {
         const float *xn = x + (size_t)n * HW * C;
         const float *pb = pre_bias ? pre_bias + (size_t)n * C : NULL;
-        if (gn_coefs(ctx, xn, C, HW, G, pb, gamma, beta, eps, sc, sh)) return;
+        if (ops_gn_coefs(ctx, xn, C, HW, G, pb, gamma, beta, eps, sc, sh)) return;
         #pragma omp parallel if ((size_t)HW * C >= PAR_MIN)
         {
             /* bf16 output: each row normalised into an L1 row first */
@@ -313,7 +313,7 @@ static void group_norm(ops_ctx *ctx, const float *x, int N, int C, int HW, int G
                 const float *xr = xn + (size_t)p * C;
                 size_t r = (size_t)n * HW + p;
                 float *yr = yb ? row : y + r * C;
-                affine_row(xr, C, sc, sh, silu, yr);
+                ops_affine_row(xr, C, sc, sh, silu, yr);
                 if (!yb) continue;
                 if (split == OPS_SPLIT_COLS) ops_bf16_row(row, C, yb + 2 * r * C, yb + 2 * r * C + C);
                 else if (split == OPS_SPLIT_ROWS) ops_bf16_row(row, C, yb + r * C, yb + (rows + r) * C);
@@ -338,7 +338,7 @@ void op_group_norm_coefs_nhwc(const ops_m *m, const float *x, int C, int HW, int
 {
     SD_ASSERT(x && scale && shift && C >= 1 && HW >= 1 && G >= 1 && C % G == 0);
     PROF_BEGIN;
-    gn_coefs(m->ctx, x, C, HW, G, NULL, gamma, beta, eps, scale, shift);
+    ops_gn_coefs(m->ctx, x, C, HW, G, NULL, gamma, beta, eps, scale, shift);
     PROF_END(PROF_NORM);
 }
 
@@ -348,7 +348,7 @@ void op_channel_affine_nhwc(const float *x, size_t P, int C, const float *scale,
     SD_ASSERT((P == 0 || (x && y)) && C >= 1 && scale && shift);
     PROF_BEGIN;
     #pragma omp parallel for schedule(static) if (P * C >= PAR_MIN)
-    for (size_t p = 0; p < P; p++) affine_row(x + p * C, C, scale, shift, silu, y + p * C);
+    for (size_t p = 0; p < P; p++) ops_affine_row(x + p * C, C, scale, shift, silu, y + p * C);
     PROF_END(PROF_NORM);
 }
 

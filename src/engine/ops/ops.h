@@ -210,7 +210,9 @@ void op_channel_affine_nhwc(const float *x, size_t P, int C, const float *scale,
  * KW, stride, pad, y, accum as there).  At the bf16 precisions the norm's
  * last pass writes the conv's bf16 input directly, so the normalised image
  * is never written in fp32 (one pass over memory less); at fp32 it goes
- * through norm_out ([N,H,W,C], may alias x; left unspecified at bf16). */
+ * through norm_out ([N,H,W,C], may alias x), except where the conv runs on
+ * the ops layer's own kernel (below AVX-512), which normalises its input as
+ * it pads it; norm_out's contents are left unspecified. */
 void op_gn_conv2d_nhwc(const ops_m *m, const float *x, int N, int C, int H, int W, int G, const float *pre_bias,
                        const float *gamma, const float *beta, float eps, int silu, float *norm_out, ops_weight *w, const float *b, int OC,
                        int KH, int KW, int stride, int pad, float *y, int accum);

@@ -21,7 +21,8 @@
  * No work is done on padding columns: D = 40 (SD 1.x's first level) runs
  * 40-wide P·V tiles (16 + 16 + 8), and QKᵀ loops over the real D; only
  * keys are padded, to a whole strip of 32 in QKᵀ, or of 16 when that is
- * enough (cross-attention's 77 → 80), and query rows to a multiple of 8:
+ * enough (cross-attention's 77 → 80), and query rows to a multiple of MR
+ * (8; 12 below AVX-512):
  * the executed-FLOP counter
  * counts both (attention_exec_flops).  So no score matrix larger
  * than 8 x KB ever exists and P·V runs on a kernel built for D' = 40..512
@@ -56,9 +57,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TQ 128    /* query rows per task */
 #define KB 512   /* keys per block (multiple of 32) */
+#if defined(__AVX512F__)
+#define TQ 128    /* query rows per task */
 #define MR 8     /* rows per register tile */
+#else
+#define TQ 120    /* (a multiple of MR) */
+#define MR 12     /* two 6-row tiles: 12 accumulators of 8 floats */
+#endif
 
 /* Keep loaded vectors in registers: without this GCC folds each reuse into
  * the FMA as a memory operand, and this CPU (one 512-bit load per cycle)
@@ -240,37 +246,39 @@ static void pv_block(const float *P, int nk, const float *V, size_t ldp, int Dv,
 
 #else
 /* Below AVX-512 (16 registers of 8 floats): the same kernels on register
- * tiles of 4 rows x 16 keys or columns, 8 accumulators, 2 loads and 4
- * broadcasts per 8 FMAs.  The 8 x 32 and 8 x 48 tiles above need 16–24
- * 64-byte accumulators, i.e. 32–48 of these registers: spilled, they ran
- * attention at ~2 % of the FMA peak on an AVX2-only CPU (bench/README.md
- * "AVX2: our own kernels").  Every score and output is the same chain of
- * FMAs in the same order as above, so the bits do not depend on which
- * kernel ran. */
-#define R4(X) X(0) X(1) X(2) X(3)
+ * tiles of 6 rows x 16 keys or columns, 12 accumulators, 2 loads and 6
+ * broadcasts per 12 FMAs (MR = 12 rows: two tiles).  The 8 x 32 and 8 x 48
+ * tiles above need 16–24 64-byte accumulators, i.e. 32–48 of these
+ * registers: spilled, they ran attention at ~2 % of the FMA peak on an
+ * AVX2-only CPU; 4-row tiles (8 accumulators, as many as two FMA pipes of
+ * latency 4 keep busy, no slack) ran it at ~70 % (bench/README.md "AVX2:
+ * our own kernels").  Every score and output is the same chain of FMAs in
+ * the same order as above, so the bits do not depend on which kernel ran. */
+#define R6(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define R12(X) R6(X) X(6) X(7) X(8) X(9) X(10) X(11)
 #if defined(__AVX__)
 #define KEEP8_2(a, b) __asm__("" : "+x"(a), "+x"(b))
 #else
 #define KEEP8_2(a, b) ((void)0)
 #endif
 
-/* S[4][16] = Q[4][D] · kp[D][16] (kp rows 32 apart, S rows KB apart);
- * m[4] (when not NULL) takes the lane-wise maxima */
-static inline void qk_4x16(const float *Q, int D, const float *kp, float *S, v8f *m)
+/* S[6][16] = Q[6][D] · kp[D][16] (kp rows 32 apart, S rows KB apart);
+ * m[6] (when not NULL) takes the lane-wise maxima */
+static inline void qk_6x16(const float *Q, int D, const float *kp, float *S, v8f *m)
 {
-#define Q4_DECL(r) v8f a##r##0 = {0}, a##r##1 = {0};
-#define Q4_STEP(r) { float q = Q[r * D + d]; a##r##0 += q * k0; a##r##1 += q * k1; }
-#define Q4_STORE(r) v8_store(S + r * KB, a##r##0); v8_store(S + r * KB + 8, a##r##1);
-#define Q4_MAX(r) m[r] = v8_max(m[r], v8_max(a##r##0, a##r##1));
-    R4(Q4_DECL)
+#define Q6_DECL(r) v8f a##r##0 = {0}, a##r##1 = {0};
+#define Q6_STEP(r) { float q = Q[r * D + d]; a##r##0 += q * k0; a##r##1 += q * k1; }
+#define Q6_STORE(r) v8_store(S + r * KB, a##r##0); v8_store(S + r * KB + 8, a##r##1);
+#define Q6_MAX(r) m[r] = v8_max(m[r], v8_max(a##r##0, a##r##1));
+    R6(Q6_DECL)
     #pragma GCC unroll 4
     for (int d = 0; d < D; d++, kp += 32) {
         v8f k0 = v8_load(kp), k1 = v8_load(kp + 8);
         KEEP8_2(k0, k1);
-        R4(Q4_STEP)
+        R6(Q6_STEP)
     }
-    R4(Q4_STORE)
-    if (m) { R4(Q4_MAX) }
+    R6(Q6_STORE)
+    if (m) { R6(Q6_MAX) }
 }
 
 /* S[MR][32·ns] as the AVX-512 qk_strips; bm[MR][16] gets each row's
@@ -280,46 +288,46 @@ static __attribute__((noinline)) void qk_strips(const float *Q, int D, const flo
     v8f m[MR];
     for (int r = 0; r < MR; r++) m[r] = v8_set1(-INFINITY);
     for (int s = 0; s < ns; s++, S += 32, kp += (size_t)32 * D)
-        for (int r0 = 0; r0 < MR; r0 += 4)
+        for (int r0 = 0; r0 < MR; r0 += 6)
             for (int h = 0; h < 32; h += 16)
-                qk_4x16(Q + (size_t)r0 * D, D, kp + h, S + (size_t)r0 * KB + h, m + r0);
+                qk_6x16(Q + (size_t)r0 * D, D, kp + h, S + (size_t)r0 * KB + h, m + r0);
     if (bm)
         for (int r = 0; r < MR; r++) { v8_store(bm + 16 * r, m[r]); v8_store(bm + 16 * r + 8, m[r]); }
 }
 
 static __attribute__((noinline)) void qk_tile16(const float *Q, int D, const float *kp, float *S)
 {
-    for (int r0 = 0; r0 < MR; r0 += 4) qk_4x16(Q + (size_t)r0 * D, D, kp, S + (size_t)r0 * KB, NULL);
+    for (int r0 = 0; r0 < MR; r0 += 6) qk_6x16(Q + (size_t)r0 * D, D, kp, S + (size_t)r0 * KB, NULL);
 }
 
-/* O[4][16] += P[4][0..nk) · V[0..nk)[16] (V a panel, rows 16 apart) */
-static inline void pv_4x16(const float *P, int nk, const float *V, int Dp, float *O)
+/* O[6][16] += P[6][0..nk) · V[0..nk)[16] (V a panel, rows 16 apart) */
+static inline void pv_6x16(const float *P, int nk, const float *V, int Dp, float *O)
 {
-#define P4_DECL(r) v8f c##r##0 = v8_load(O + r * Dp), c##r##1 = v8_load(O + r * Dp + 8);
-#define P4_STEP(r) { float p = P[r * KB + j]; c##r##0 += p * v0; c##r##1 += p * v1; }
-#define P4_STORE(r) v8_store(O + r * Dp, c##r##0); v8_store(O + r * Dp + 8, c##r##1);
-    R4(P4_DECL)
+#define P6_DECL(r) v8f c##r##0 = v8_load(O + r * Dp), c##r##1 = v8_load(O + r * Dp + 8);
+#define P6_STEP(r) { float p = P[r * KB + j]; c##r##0 += p * v0; c##r##1 += p * v1; }
+#define P6_STORE(r) v8_store(O + r * Dp, c##r##0); v8_store(O + r * Dp + 8, c##r##1);
+    R6(P6_DECL)
     #pragma GCC unroll 4
     for (int j = 0; j < nk; j++) {
         v8f v0 = v8_load(V + 16 * j), v1 = v8_load(V + 16 * j + 8);
         KEEP8_2(v0, v1);
-        R4(P4_STEP)
+        R6(P6_STEP)
     }
-    R4(P4_STORE)
+    R6(P6_STORE)
 }
 
 /* O[MR][8] += P · V[..][8] (the last 8 columns when D = 8 mod 16) */
-static inline void pv_8x8(const float *P, int nk, const float *V, int Dp, float *O)
+static inline void pv_12x8(const float *P, int nk, const float *V, int Dp, float *O)
 {
-#define P8_DECL(r) v8f c##r = v8_load(O + r * Dp);
-#define P8_STEP(r) c##r += P[r * KB + j] * v0;
-#define P8_STORE(r) v8_store(O + r * Dp, c##r);
-    R8(P8_DECL)
+#define P12_DECL(r) v8f c##r = v8_load(O + r * Dp);
+#define P12_STEP(r) c##r += P[r * KB + j] * v0;
+#define P12_STORE(r) v8_store(O + r * Dp, c##r);
+    R12(P12_DECL)
     for (int j = 0; j < nk; j++) {
         v8f v0 = v8_load(V + 16 * j);
-        R8(P8_STEP)
+        R12(P12_STEP)
     }
-    R8(P8_STORE)
+    R12(P12_STORE)
 }
 
 /* O[MR][..Dv) += P[MR][0..nk) · V (panels of 16 columns, ldp apart) */
@@ -329,9 +337,9 @@ static __attribute__((noinline)) void pv_block(const float *P, int nk, const flo
     for (int c = 0; c < Dv; c += 16) {
         const float *Vc = V + (size_t)(c / 16) * ldp;
         if (Dv - c >= 16)
-            for (int r0 = 0; r0 < MR; r0 += 4) pv_4x16(P + (size_t)r0 * KB, nk, Vc, Dp, O + (size_t)r0 * Dp + c);
+            for (int r0 = 0; r0 < MR; r0 += 6) pv_6x16(P + (size_t)r0 * KB, nk, Vc, Dp, O + (size_t)r0 * Dp + c);
         else
-            pv_8x8(P, nk, Vc, Dp, O + c);
+            pv_12x8(P, nk, Vc, Dp, O + c);
     }
 }
 #endif

@@ -357,8 +357,12 @@ static _Thread_local size_t t_ncacc;
 static _Thread_local void *t_cxp;
 static _Thread_local size_t t_ncxp;
 
+/* pre (or NULL): the group norm feeding the conv (op_gn_conv2d_nhwc), a
+ * scale and shift per sample and channel, pre[0][N][IC] and pre[1][N][IC],
+ * applied (then SiLU with pre_silu) as the input is copied into the padded
+ * buffer: the normalised image is never written whole. */
 static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const float *x, ops_weight *w,
-                     const float *b, float *y)
+                     const float *b, float *y, const float *const pre[2], int pre_silu)
 {
     int OH, OW;
     conv_out_hw(k, &OH, &OW);
@@ -372,7 +376,7 @@ static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const f
     uintptr_t xa = (uintptr_t)x, ya = (uintptr_t)y;
     int overlap = ya < xa + nin * sizeof(float) && xa < ya + nout * sizeof(float);
     const float *xp = x;
-    if (k->pad || k->pt || k->pb || overlap) {
+    if (k->pad || k->pt || k->pb || overlap || pre) {
         float *pd = ops_grow(c, &t_cxp, &t_ncxp, sizeof(float) * (size_t)N * Hp * Wp * IC);
         if (!pd) return;   /* out of memory: the ops fault is set */
         #pragma omp parallel for schedule(static)
@@ -381,7 +385,13 @@ static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const f
             float *dst = pd + (size_t)r * Wp * IC;
             if (i < 0 || i >= H) { memset(dst, 0, sizeof(float) * (size_t)Wp * IC); continue; }
             memset(dst, 0, sizeof(float) * (size_t)k->pad * IC);
-            memcpy(dst + (size_t)k->pad * IC, x + ((size_t)n * H + i) * W * IC, sizeof(float) * (size_t)W * IC);
+            const float *src = x + ((size_t)n * H + i) * W * IC;
+            if (pre)
+                for (int j = 0; j < W; j++)
+                    ops_affine_row(src + (size_t)j * IC, IC, pre[0] + (size_t)n * IC, pre[1] + (size_t)n * IC,
+                                   pre_silu, dst + (size_t)(k->pad + j) * IC);
+            else
+                memcpy(dst + (size_t)k->pad * IC, src, sizeof(float) * (size_t)W * IC);
             memset(dst + (size_t)(k->pad + W) * IC, 0, sizeof(float) * (size_t)k->pad * IC);
         }
         xp = pd;
@@ -392,8 +402,10 @@ static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const f
     ops_flops_add(PROF_CONV, 0, dk_exec_flops(npx, OC, (long)IC * T));
     #pragma omp parallel for schedule(static)
     for (long it = 0; it < ncb * nrb; it++) {
-        int cb = (int)(it / nrb), j0 = cb * CCB;
-        long q0 = (it % nrb) * CRB;
+        long rb, cb;
+        dk_item(it, nrb, ncb, npx >= OC, &rb, &cb);
+        int j0 = (int)cb * CCB;
+        long q0 = rb * CRB;
         int nq = npx - q0 < CRB ? (int)(npx - q0) : CRB, nj = OC - j0 < CCB ? OC - j0 : CCB;
         int np = (nj + DW - 1) / DW, ntile = (nq + DR - 1) / DR;
         const float *wp = wt + (size_t)j0 * T * IC;   /* the block's panels */
@@ -409,16 +421,28 @@ static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const f
             size_t toff = ((size_t)(tap / KW) * Wp + tap % KW) * IC;
             for (int ic0 = 0; ic0 < IC; ic0 += CKC) {
                 int kc = IC - ic0 < CKC ? IC - ic0 : CKC;
+                int last = tap == T - 1 && ic0 + kc == IC;
                 for (int t = 0; t < ntile; t++) {
                     const float *xr[DR];
                     for (int r = 0; r < DR; r++) xr[r] = xp + base[t * DR + r] + toff + ic0;
-                    for (int p = 0; p < np; p++)
-                        dk_tile(xr, wp + (((size_t)p * T + tap) * IC + ic0) * DW, kc, acc + (size_t)t * DR * CCB + p * DW,
-                                CCB, tap == 0 && ic0 == 0);
+                    int rows = nq - t * DR < DR ? nq - t * DR : DR;
+                    for (int p = 0; p < np; p++) {
+                        const float *wk = wp + (((size_t)p * T + tap) * IC + ic0) * DW;
+                        float *ak = acc + (size_t)t * DR * CCB + p * DW;
+                        if (last && (p + 1) * DW <= nj) {   /* a full panel's last block: straight to y */
+                            dk_out o = {y + (size_t)(q0 + t * DR) * OC + j0 + p * DW, OC, b ? b + j0 + p * DW : NULL,
+                                        rows, k->accum, k->relu};
+                            dk_tile_to(xr, wk, kc, ak, CCB, tap == 0 && ic0 == 0, &o);
+                        } else
+                            dk_tile(xr, wk, kc, ak, CCB, tap == 0 && ic0 == 0);
+                    }
                 }
             }
         }
-        dk_store(y + (size_t)q0 * OC + j0, OC, acc, CCB, nq, nj, b ? b + j0 : NULL, k->accum, k->relu);
+        int done = nj / DW * DW;   /* the outputs already in y: the full panels' */
+        if (done < nj)
+            dk_store(y + (size_t)q0 * OC + j0 + done, OC, acc + done, CCB, nq, nj - done, b ? b + j0 + done : NULL,
+                     k->accum, k->relu);
     }
 }
 
@@ -428,7 +452,7 @@ static void conv_exec(ops_ctx *c, const conv_entry *e, const conv_key *k, const 
                       const float *b, float *y, const void *ready)
 {
     if (e->own && !ready) {
-        conv_own(c, e, k, x, w, b, y);
+        conv_own(c, e, k, x, w, b, y, NULL, 0);
         return;
     }
     int OC = k->OC, IC = k->IC, KH = k->KH, KW = k->KW;
@@ -534,6 +558,12 @@ static void conv_bands(ops_ctx *c, const conv_key *k, const float *x, ops_weight
     }
 }
 
+/* An image too big for one Winograd conv: run in bands of rows (conv_bands) */
+static int conv_banded(const conv_key *k)
+{
+    return k->wino >= OPS_WINO_AUTO && wino_shape(k) && (long)k->H * k->W * k->IC > WINO_MAX_INPUT;
+}
+
 /* Direct convs run on the whole batch: oneDNN's direct kernels give each
  * image the same bits whatever N (tests/unit/test_batch_rows.c).  Its
  * Winograd does not (it blocks its tiles by minibatch: a batch of 4 or 8
@@ -548,7 +578,7 @@ static void conv2d(const ops_m *m, const float *x, int N, int IC, int H, int W,
     ops_ctx *c = m->ctx;
     conv_key k = conv_whole_key(m, 1, IC, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
     size_t in = (size_t)H * W * IC;
-    int banded = k.wino >= OPS_WINO_AUTO && wino_shape(&k) && (long)in > WINO_MAX_INPUT;
+    int banded = conv_banded(&k);
     if (!banded && !wino_whole(&k)) {
         k.N = N;
         conv_run(c, &k, x, w, b, y, NULL);
@@ -613,11 +643,56 @@ void op_conv2d_nhwc(const ops_m *m, const float *x, int N, int IC, int H, int W,
     PROF_END(PROF_CONV);
 }
 
+/* op_gn_conv2d_nhwc at fp32 where the conv runs whole on conv_own: the
+ * norm's coefficients, then the conv applying them as it copies its input
+ * (one pass over the image instead of three).  0 when the conv runs
+ * otherwise (the caller goes through norm_out), else 1. */
+static _Thread_local void *t_pre;
+static _Thread_local size_t t_npre;
+
+static int gn_conv_own(const ops_m *m, const float *x, int N, int C, int H, int W, int G, const float *pre_bias,
+                       const float *gamma, const float *beta, float eps, int silu, ops_weight *w, const float *b, int OC,
+                       int KH, int KW, int stride, int pad, float *y, int accum)
+{
+    ops_ctx *c = m->ctx;
+    conv_key k = conv_whole_key(m, 1, C, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
+    if (conv_banded(&k) || wino_whole(&k)) return 0;
+    k.N = N;
+    if (ops_faulted(c)) return 1;   /* out of memory earlier in this forward */
+    conv_entry *e = conv_lookup(c, &k);
+    if (!e) return 1;   /* out of memory: the ops fault is set */
+    if (!e->own) {
+        conv_unpin(c, e);
+        return 0;
+    }
+    float *sc = ops_grow(c, &t_pre, &t_npre, sizeof(float) * 2 * (size_t)N * C);
+    if (sc) {
+        const float *pre[2] = {sc, sc + (size_t)N * C};
+        PROF_BEGIN;
+        for (int n = 0; n < N && sc; n++)
+            if (ops_gn_coefs(c, x + (size_t)n * H * W * C, C, H * W, G, pre_bias ? pre_bias + (size_t)n * C : NULL,
+                             gamma, beta, eps, sc + (size_t)n * C, sc + (size_t)(N + n) * C))
+                sc = NULL;   /* out of memory: the ops fault is set */
+        PROF_END(PROF_NORM);
+        if (sc) {
+            PROF_BEGIN;
+            conv_count_model(N, C, H, W, OC, KH, KW, stride, pad);
+            conv_own(c, e, &k, x, w, b, y, pre, silu);
+            PROF_END(PROF_CONV);
+        }
+    }
+    conv_unpin(c, e);
+    return 1;
+}
+
 void op_gn_conv2d_nhwc(const ops_m *m, const float *x, int N, int C, int H, int W, int G, const float *pre_bias,
                        const float *gamma, const float *beta, float eps, int silu, float *norm_out, ops_weight *w,
                        const float *b, int OC, int KH, int KW, int stride, int pad, float *y, int accum)
 {
     SD_ASSERT(G >= 1 && C % G == 0 && norm_out);
+    if (m->prec == OPS_FP32 && gn_conv_own(m, x, N, C, H, W, G, pre_bias, gamma, beta, eps, silu, w, b, OC, KH, KW,
+                                           stride, pad, y, accum))
+        return;
     if (m->prec == OPS_FP32) {   /* through norm_out: the conv may run as Winograd, in bands */
         op_group_norm_nhwc(m, x, N, C, H * W, G, pre_bias, gamma, beta, eps, silu, norm_out);
         op_conv2d_nhwc(m, norm_out, N, C, H, W, w, b, OC, KH, KW, stride, pad, y, accum);
