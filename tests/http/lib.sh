@@ -82,6 +82,20 @@ start_server() {
   return 1
 }
 
+# wait_workers N: until the server's /health lists N live workers on its
+# queue (a node's own --workers announce themselves after /health answers,
+# later still under a sanitizer; a job sent before that is refused 503)
+wait_workers() {
+  for _ in $(seq 600); do
+    curl -s -o "$TMP/health-w.json" "$BASE/health"
+    [ "$(json "$TMP/health-w.json" 'len(j["queue"]["live_workers"])')" = "$1" ] && return 0
+    kill -0 "$SERVER_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "# wait_workers: $(head -c 300 "$TMP/health-w.json")"
+  return 1
+}
+
 # stop_server: SIGTERM, wait; sets STOP_STATUS to the exit status (and to 1
 # when a sanitizer reported anything in the server's log).
 stop_server() {

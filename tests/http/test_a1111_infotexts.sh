@@ -116,6 +116,7 @@ REDIS_PID=$!
 trap 'kill "$REDIS_PID" 2>/dev/null; cleanup' EXIT
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 start_server --model "$M" --vae "$TMP/myvae" --queue "redis://127.0.0.1:$RPORT/0" --shared-data-dir 1 --workers 1 || exit 1
+wait_workers 1
 st=$(post /sdapi/v1/txt2img "{$T2I}" "$TMP/r.json")
 r=$(same_texts "$TMP/r.json" "VAE hash: ")
 check "--queue redis --vae: txt2img batch of 2: each infotext = its PNG's parameters (with VAE hash)" \

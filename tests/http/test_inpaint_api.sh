@@ -208,6 +208,7 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no >"$TMP/r
 REDIS_PID=$!
 for _ in $(seq 50); do redis-cli -p "$RPORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 start_server --model "$REF/models/tiny-sd1" --queue "redis://127.0.0.1:$RPORT/0" --shared-data-dir 1 --workers 1 || exit 1
+wait_workers 1
 st=$(seed redis "\"mask_image\": \"$MASK\", \"inpaint_full_res\": false, \"inpainting_fill\": 1")
 check "through the Redis queue: the same pixels as in process" \
   $([ "$st" = 200 ] && pixels_equal "$TMP/whole.png" "$TMP/redis.png"; echo $?) "status $st $(head -c 300 "$TMP/redis.json")"

@@ -402,8 +402,10 @@ static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const f
     ops_flops_add(PROF_CONV, 0, dk_exec_flops(npx, OC, (long)IC * T));
     #pragma omp parallel for schedule(static)
     for (long it = 0; it < ncb * nrb; it++) {
+        /* output blocks outer: dk_item's rows-first order measured the same
+         * on SD 1.5's convs (within +-5 %, noise) and no better on the VAE's */
         long rb, cb;
-        dk_item(it, nrb, ncb, npx >= OC, &rb, &cb);
+        dk_item(it, nrb, ncb, 0, &rb, &cb);
         int j0 = (int)cb * CCB;
         long q0 = rb * CRB;
         int nq = npx - q0 < CRB ? (int)(npx - q0) : CRB, nj = OC - j0 < CCB ? OC - j0 : CCB;
