@@ -62,8 +62,6 @@ void ops_bf16_row(const float *x, int n, uint16_t *hi, uint16_t *lo);
 /* The calling thread's conversion buffer (the one ops_bf16_input fills),
  * at least `bytes` long: for an op that writes a conv's input itself. */
 void *ops_bf16_buffer(ops_ctx *c, size_t bytes);
-/* op_group_norm_nhwc into a conv's bf16 input laid out for `split`
- * (OPS_SPLIT_NONE: rows of C bf16; the others as ops_bf16_input). */
 /* Group norm as one scale and shift per channel, y = x·sc + sh, for one
  * sample xn[HW,C] (ops.c; pb a per-channel bias added before the norm, or
  * NULL): 0, or -1 when out of memory (the fault set).  ops_affine_row
@@ -72,6 +70,8 @@ void *ops_bf16_buffer(ops_ctx *c, size_t bytes);
 int ops_gn_coefs(ops_ctx *c, const float *xn, int C, int HW, int G, const float *pb, const float *gamma,
                  const float *beta, float eps, float *sc, float *sh);
 void ops_affine_row(const float *xr, int C, const float *sc, const float *sh, int silu, float *yr);
+/* op_group_norm_nhwc into a conv's bf16 input laid out for `split`
+ * (OPS_SPLIT_NONE: rows of C bf16; the others as ops_bf16_input). */
 void ops_group_norm_bf16(ops_ctx *c, const float *x, int N, int C, int HW, int G, const float *pre_bias, const float *gamma,
                          const float *beta, float eps, int silu, uint16_t *yb, int split);
 /* ops_run_forward of a row-split (OPS_SPLIT_ROWS) primitive, built without

@@ -300,16 +300,10 @@ static void linear_dots(ops_ctx *c, const float *x, int M, int IN, ops_weight *w
                     int row = r0 + t * DR + r < M ? r0 + t * DR + r : M - 1;
                     xr[r] = x + (size_t)row * IN + k0;
                 }
-                int last = k0 + kc == IN, rows = nr - t * DR < DR ? nr - t * DR : DR;
-                for (int p = 0; p < np; p++) {
-                    const float *wk = wp + ((size_t)p * IN + k0) * DW;
-                    if (last && (p + 1) * DW <= nj) {   /* a full panel's last block: straight to y */
-                        dk_out o = {y + (size_t)(r0 + t * DR) * OUT + j0 + p * DW, OUT, b ? b + j0 + p * DW : NULL,
-                                    rows, accum, 0};
-                        dk_tile_to(xr, wk, kc, acc + (size_t)t * DR * CB + p * DW, CB, k0 == 0, &o);
-                    } else
-                        dk_tile(xr, wk, kc, acc + (size_t)t * DR * CB + p * DW, CB, k0 == 0);
-                }
+                dk_out o = {y + (size_t)(r0 + t * DR) * OUT + j0, OUT, b ? b + j0 : NULL,
+                            nr - t * DR < DR ? nr - t * DR : DR, accum, 0};
+                dk_panels(xr, wp + (size_t)k0 * DW, (size_t)IN * DW, np, nj, kc, acc + (size_t)t * DR * CB, CB, k0 == 0,
+                          k0 + kc == IN ? &o : NULL);
             }
         }
         int done = nj / DW * DW;   /* the outputs already in y: the full panels' */

@@ -68,6 +68,26 @@ static inline void dk_tile(const float *const xr[DR], const float *wp, int kc, f
     dk_tile_to(xr, wp, kc, acc, lda, first, NULL);
 }
 
+/* One row tile across np panels of a work item (panel p's weights at
+ * wp + p·pstride, its accumulators at acc + p·DW): for a last k block (o
+ * not NULL, its y and b at panel 0) the full panels, p·DW + DW <= nj, go
+ * straight to o's rows; the rest wait in acc (dk_store takes a partial
+ * last panel). */
+static inline void dk_panels(const float *const xr[DR], const float *wp, size_t pstride, int np, int nj, int kc,
+                             float *acc, int lda, int first, const dk_out *o)
+{
+    for (int p = 0; p < np; p++) {
+        const float *wk = wp + p * pstride;
+        if (o && (p + 1) * DW <= nj) {
+            dk_out op = *o;
+            op.y += p * DW;
+            if (op.b) op.b += p * DW;
+            dk_tile_to(xr, wk, kc, acc + p * DW, lda, first, &op);
+        } else
+            dk_tile(xr, wk, kc, acc + p * DW, lda, first);
+    }
+}
+
 /* y[i][u] (rows ldy apart) for i < nrows, u < ncols from the finished
  * accumulators acc (rows lda apart): + b[u] (if b), then + y (accum), then
  * max(·, 0) (relu) — oneDNN's bias, sum and eltwise post-ops, in order */
