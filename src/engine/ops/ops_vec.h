@@ -208,19 +208,23 @@ static inline v16f v16_exp2_neg(v16f t)   /* AVX-512F alone: round to nearest, f
     return (v16f)_mm512_scalef_ps((__m512)v16_exp2_poly(f), n);
 }
 #else
-/* Without vscalefps: 2^n as two exponent-field factors 2^a·2^b (a = n/2
- * rounded down, b = n - a, both >= -100, so normal), p·2^a exact and the
- * second multiply rounding once to the denormals or 0 as vscalefps does;
- * t clamped at -200, where the result is 0 already. */
-static inline v16f v16_exp2_neg(v16f t)
-{
-    t = v16_max(t, v16_set1(-200.f));
-    v16i ni = __builtin_convertvector(t - 0.5f, v16i);   /* t <= 0: rounds to nearest */
-    v16f f = t - __builtin_convertvector(ni, v16f);
-    v16f p = v16_exp2_poly(f);
-    v16i a = ni >> 1;
-    return p * (v16f)((a + 127) << 23) * (v16f)((ni - a + 127) << 23);
-}
+/* Without vscalefps: n and its exponent field from one add of 1.5·2^23 + 191
+ * (t + that rounds t to the nearest integer n in the low bits, and those
+ * bits shifted into the exponent field are 2^(n + 64), normal for n >= -190),
+ * then p·2^(n+64) (exact) times 2^-64, which rounds once to the denormals or
+ * 0 as vscalefps does; t clamped at -190, where the result is 0 already.
+ * Eleven operations where splitting 2^n into two factors by integer
+ * conversions and shifts took seventeen (bench/README.md "AVX2, round 3"). */
+#define SD_EXP2_NEG(P, VF, VI)                                                               \
+    static inline VF P##_exp2_neg(VF t)                                                      \
+    {                                                                                        \
+        const float magic = 12582912.f + 191.f;                                              \
+        t = P##_max(t, P##_set1(-190.f));                                                    \
+        VF j = t + magic;                                                                    \
+        VF f = t - (j - magic);                                                              \
+        return EXP2_POLY(f) * (VF)((VI)j << 23) * 5.421010862427522e-20f; /* 2^-64 */        \
+    }
+SD_EXP2_NEG(v16, v16f, v16i)
 #endif
 
 /* 8 lanes (one AVX2 register): what attention's softmax needs on a CPU
@@ -239,15 +243,9 @@ static inline float v8_hsum(v8f v)
     h += __builtin_shufflevector(h, h, 2, 3, 0, 1, 6, 7, 4, 5);
     return h[0] + h[1];
 }
-static inline v8f v8_exp2_neg(v8f t)
-{
-    t = v8_max(t, v8_set1(-200.f));
-    v8i ni = __builtin_convertvector(t - 0.5f, v8i);
-    v8f f = t - __builtin_convertvector(ni, v8f);
-    v8f p = EXP2_POLY(f);
-    v8i a = ni >> 1;
-    return p * (v8f)((a + 127) << 23) * (v8f)((ni - a + 127) << 23);
-}
+#if !defined(__AVX512F__)
+SD_EXP2_NEG(v8, v8f, v8i)
+#endif
 
 /* SiLU, x·sigmoid(x) = x / (1 + e^-x).  With AVX-512: e^-x by the fast exp
  * (its argument clamped to 87 so the sum stays finite; below x = -87, where
