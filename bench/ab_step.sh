@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench/ab_step.sh — two sdserve binaries alternated A, B, A, B, ... on one
 # stage of `sdserve bench` (SD_PROFILE=1, 512x512, fp32, 2 threads): per run
-# the stage's median of REPEATS and the per-kind seconds of its last run.
+# the stage's median of REPEATS, its share of the FMA loop (executed FLOPs;
+# "paired": each run against the loop measured around it, median) and the
+# per-kind seconds of its last run.
 # For machines whose speed swings between runs: compare medians over the
 # rounds, never two single runs (bench/README.md "AVX2, round 2").
 #
@@ -23,6 +25,8 @@ for r in $(seq "$rounds"); do
       --precision fp32 --skip "$skip" 2>&1) || { echo "FAIL - $side: $(echo "$out" | tail -3)"; exit 1; }
     echo "$side $(echo "$out" | awk -v pat="$pat" -v col="$col" '/^peak \(/ {p=$(NF-1)} $0 ~ pat {s=$col}
       / conv  / {c=$2} / linear  / {l=$2} / attention  / {t=$2} / norm  / {n=$2} / elementwise  / {e=$2}
-      END {print "peak", p, "'"$stage"'", s, "conv", c, "linear", l, "attention", t, "norm", n, "elementwise", e}')"
+      /^  executed/ {x=$(NF-8)} /^  paired/ {q=$(NF-3)}
+      END {print "peak", p, "'"$stage"'", s, "exec%", x, "paired%", q, "conv", c, "linear", l, "attention", t,
+           "norm", n, "elementwise", e}')"
   done
 done

@@ -12,7 +12,10 @@
  * against — the dot loop's where there is no AMX).
  * Under the UNet, decode and encode lines, the FLOPs the kernels executed
  * in the last run (ops.h's counters: Winograd's transforms and GEMMs,
- * bf16x2's two products) with their rate and share of the FMA peak.
+ * bf16x2's two products) with their rate and share of the FMA peak; under
+ * the UNet's, the same share per run against the FMA loop measured just
+ * before and after that run ("paired": the machines we share swing in
+ * speed between runs, bench/README.md "AVX2, round 3").
  * FLOPs are counted from the loaded model's shapes at the run's size
  * (unet_flops, vae_decode_flops, clip_flops: multiply-add = 2, attention's
  * T² terms included; SD 1.5 gives shared/reference's figures).  SDXL: both
@@ -290,6 +293,27 @@ static void report_exec(double m, double peak)
     if (ex <= 0 || m <= 0) return;
     printf("%-14s %9s    %9.1f GFLOP  %7.1f GFLOP/s  %5.1f %% of peak   (ops' model count %.1f GFLOP)\n",
            "  executed", "", ex * 1e-9, ex * 1e-9 / m, 100.0 * ex * 1e-9 / m / peak, model * 1e-9);
+}
+
+/* On a machine whose speed swings between runs (a shared host) the FMA
+ * loop measured once at the start can be from another phase than a run:
+ * each run's executed GFLOP/s against the loop measured just before and
+ * just after it (their mean), and the median of those shares; t_around[r]
+ * is run r's seconds times that mean (GFLOP/s).  The run's FLOPs are the
+ * last run's executed count (the same every run). */
+static void report_paired(const double *t_around, int n)
+{
+    ops_flops fl;
+    ops_flops_get(&fl);
+    double ex = 0, share[100];   /* --repeats is at most 100 */
+    for (int i = 0; i < PROF_NKIND; i++) ex += fl.exec[i];
+    if (ex <= 0 || n < 1 || n > 100) return;
+    printf("%-14s %9s    each run against the FMA loop around it:", "  paired", "");
+    for (int r = 0; r < n; r++) {
+        share[r] = 100.0 * ex * 1e-9 / t_around[r];
+        printf(" %.1f", share[r]);
+    }
+    printf(" %%; median %.1f %% of peak\n", median(share, n));
 }
 
 /* --preview-decoder: the previews' two decoders on the UNet stage's latent
@@ -654,14 +678,22 @@ int cli_bench(int argc, char **argv)
         memcpy(ctxb + (size_t)r * T * Wc, ctx + (size_t)(r < batch ? 0 : 1) * T * Wc, sizeof(float) * T * Wc);
     }
     if (do_unet) {
+        double *around = malloc(sizeof(double) * repeats);   /* the FMA loop around each run */
+        if (!around) goto fail;
         for (int r = 0; r < repeats; r++) {
             if (r == repeats - 1) ops_prof_reset();   /* SD_PROFILE=1: the last run's ops */
+            const char *isa;
+            double p0 = measure_peak(omp_get_max_threads(), &isa);
             t0 = now();
-            if (unet_forward(un, x, ts, &cond, rows, lh, lw, o, &err)) goto fail;
+            if (unet_forward(un, x, ts, &cond, rows, lh, lw, o, &err)) { free(around); goto fail; }
             t[r] = now() - t0;
+            around[r] = 0.5 * (p0 + measure_peak(omp_get_max_threads(), &isa));
         }
+        for (int r = 0; r < repeats; r++) around[r] *= t[r];   /* paired before median() sorts t */
         report(rows > batch ? "unet cfg step" : "unet step", t, repeats, unet_flops(un, rows, lh, lw, T), peak);
         report_exec(median(t, repeats), peak);
+        report_paired(around, repeats);
+        free(around);
         unet_med = median(t, repeats);
         if (check_finite("unet output", o, per * rows, &err)) goto fail;
         if (lora && bench_lora_run(e, &bl, median(t, repeats), x, ts, &cond, rows, lh, lw, o, &err)) goto fail;

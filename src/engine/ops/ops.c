@@ -188,40 +188,85 @@ void ops_release_pages(void *p, size_t bytes)
  *     Σ(v - mean)² = Σc [Σd²_c + 2(s_c - mean)·Σd_c + HW·(s_c - mean)²].
  * Pass 2 scales every pixel row per channel (and applies SiLU). */
 #define GN_CHUNKS 64
+/* 16 doubles (the sums of 16 float lanes, widened): two 8-double vectors
+ * with AVX-512; below it four of 4 doubles, as GCC 12 moved 64-byte double
+ * vectors through the stack and general registers (~100 instructions per
+ * 16 floats in the group norm's statistics; bench/README.md "AVX2, round
+ * 3").  Lane for lane the same additions and products either way. */
+#if defined(__AVX512F__)
 typedef double v8d __attribute__((vector_size(64)));
-
-/* the 16 floats of v as two vectors of 8 doubles */
-static inline void v16_widen(v16f v, v8d *lo, v8d *hi)
+typedef struct { v8d lo, hi; } d16;
+/* p[0..16) - sh[0..16) in floats, widened */
+static inline d16 d16_load_sub(const float *p, const float *sh)
 {
-    v8f l, h;
-    memcpy(&l, &v, sizeof l);
-    memcpy(&h, (const char *)&v + sizeof l, sizeof h);
-    *lo = __builtin_convertvector(l, v8d);
-    *hi = __builtin_convertvector(h, v8d);
+    v16f v = v16_load(p) - v16_load(sh);
+    return (d16){__builtin_convertvector(v16_lo(v), v8d), __builtin_convertvector(v16_hi(v), v8d)};
 }
-
-static inline double v8d_hsum(v8d v)
+static inline d16 d16_load(const float *p)
 {
+    v16f v = v16_load(p);
+    return (d16){__builtin_convertvector(v16_lo(v), v8d), __builtin_convertvector(v16_hi(v), v8d)};
+}
+static inline d16 d16_add(d16 a, d16 b) { return (d16){a.lo + b.lo, a.hi + b.hi}; }
+static inline d16 d16_sq(d16 a) { return (d16){a.lo * a.lo, a.hi * a.hi}; }
+static inline d16 d16_subs(d16 a, double m) { return (d16){a.lo - m, a.hi - m}; }
+static inline void d16_store(double *p, d16 a) { memcpy(p, &a.lo, sizeof a.lo); memcpy(p + 8, &a.hi, sizeof a.hi); }
+/* Σ over u < 8 of (lane u + lane u + 8), in that order */
+static inline double d16_fold_sum(d16 a)
+{
+    v8d v = a.lo + a.hi;
     double s = 0;
     for (int u = 0; u < 8; u++) s += v[u];
     return s;
 }
+#else
+typedef double v4d __attribute__((vector_size(32)));
+typedef float v4f __attribute__((vector_size(16)));
+typedef struct { v4d a, b, c, d; } d16;
+static inline d16 d16_widen(v8f l, v8f h)
+{
+    return (d16){__builtin_convertvector(__builtin_shufflevector(l, l, 0, 1, 2, 3), v4d),
+                 __builtin_convertvector(__builtin_shufflevector(l, l, 4, 5, 6, 7), v4d),
+                 __builtin_convertvector(__builtin_shufflevector(h, h, 0, 1, 2, 3), v4d),
+                 __builtin_convertvector(__builtin_shufflevector(h, h, 4, 5, 6, 7), v4d)};
+}
+static inline d16 d16_load_sub(const float *p, const float *sh)
+{
+    return d16_widen(v8_load(p) - v8_load(sh), v8_load(p + 8) - v8_load(sh + 8));
+}
+static inline d16 d16_load(const float *p) { return d16_widen(v8_load(p), v8_load(p + 8)); }
+static inline d16 d16_add(d16 x, d16 y) { return (d16){x.a + y.a, x.b + y.b, x.c + y.c, x.d + y.d}; }
+static inline d16 d16_sq(d16 x) { return (d16){x.a * x.a, x.b * x.b, x.c * x.c, x.d * x.d}; }
+static inline d16 d16_subs(d16 x, double m) { return (d16){x.a - m, x.b - m, x.c - m, x.d - m}; }
+static inline void d16_store(double *p, d16 x)
+{
+    memcpy(p, &x.a, sizeof x.a); memcpy(p + 4, &x.b, sizeof x.b);
+    memcpy(p + 8, &x.c, sizeof x.c); memcpy(p + 12, &x.d, sizeof x.d);
+}
+static inline double d16_fold_sum(d16 x)
+{
+    v4d l = x.a + x.c, h = x.b + x.d;
+    double s = 0;
+    for (int u = 0; u < 4; u++) s += l[u];
+    for (int u = 0; u < 4; u++) s += h[u];
+    return s;
+}
+#endif
+static const d16 d16_zero;
 
 static void gn_chunk_sums(const float *xn, int C, int p0, int p1, double *sum, double *sq)
 {
     const float *x0 = xn;   /* the shift: pixel 0 */
     int c = 0;
     for (; c + 16 <= C; c += 16) {
-        v8d s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
-        v16f sh = v16_load(x0 + c);
+        d16 s = d16_zero, q = d16_zero;
         for (int p = p0; p < p1; p++) {
-            v8d dl, dh;
-            v16_widen(v16_load(xn + (size_t)p * C + c) - sh, &dl, &dh);
-            s0 += dl; s1 += dh;
-            q0 += dl * dl; q1 += dh * dh;
+            d16 d = d16_load_sub(xn + (size_t)p * C + c, x0 + c);
+            s = d16_add(s, d);
+            q = d16_add(q, d16_sq(d));
         }
-        memcpy(sum + c, &s0, sizeof s0); memcpy(sum + c + 8, &s1, sizeof s1);
-        memcpy(sq + c, &q0, sizeof q0); memcpy(sq + c + 8, &q1, sizeof q1);
+        d16_store(sum + c, s);
+        d16_store(sq + c, q);
     }
     for (; c < C; c++) {
         double s = 0, q = 0;
@@ -277,10 +322,18 @@ int ops_gn_coefs(ops_ctx *ctx, const float *xn, int C, int HW, int G, const floa
 void ops_affine_row(const float *xr, int C, const float *sc, const float *sh, int silu, float *yr)
 {
     int c = 0;
+#if defined(__AVX512F__)
     for (; c + 16 <= C; c += 16) {
         v16f v = v16_load(xr + c) * v16_load(sc + c) + v16_load(sh + c);
         v16_store(yr + c, silu ? v16_silu(v) : v);
     }
+#else   /* the same 16-channel blocks, 8 lanes at a time (see d16) */
+    for (; c + 16 <= C; c += 16)
+        for (int h = c; h < c + 16; h += 8) {
+            v8f v = v8_load(xr + h) * v8_load(sc + h) + v8_load(sh + h);
+            v8_store(yr + h, silu ? v8_silu(v) : v);
+        }
+#endif
     for (; c < C; c++) { float v = xr[c] * sc[c] + sh[c]; yr[c] = silu ? v / (1.f + expf(-v)) : v; }
 }
 
@@ -367,32 +420,31 @@ void ops_group_norm_bf16(ops_ctx *c, const float *x, int N, int C, int HW, int G
  * float operations, in the same order, as one lane at a time). */
 static void ln_row(const float *xr, int C, const float *gamma, const float *beta, float eps, float *yr)
 {
-    v8d a0 = {0}, a1 = {0};
+    d16 a = d16_zero;
     int i = 0;
-    for (; i + 16 <= C; i += 16) {
-        v8d lo, hi;
-        v16_widen(v16_load(xr + i), &lo, &hi);
-        a0 += lo; a1 += hi;
-    }
-    double sum = v8d_hsum(a0 + a1);
+    for (; i + 16 <= C; i += 16) a = d16_add(a, d16_load(xr + i));
+    double sum = d16_fold_sum(a);
     for (int j = i; j < C; j++) sum += xr[j];
     double mean = sum / C;
-    v8d q0 = {0}, q1 = {0};
-    for (i = 0; i + 16 <= C; i += 16) {
-        v8d lo, hi;
-        v16_widen(v16_load(xr + i), &lo, &hi);
-        lo -= mean; hi -= mean;
-        q0 += lo * lo; q1 += hi * hi;
-    }
-    double var = v8d_hsum(q0 + q1);
+    d16 q = d16_zero;
+    for (i = 0; i + 16 <= C; i += 16) q = d16_add(q, d16_sq(d16_subs(d16_load(xr + i), mean)));
+    double var = d16_fold_sum(q);
     for (int j = i; j < C; j++) { double d = xr[j] - mean; var += d * d; }
     var /= C;
     float inv = (float)(1.0 / sqrt(var + eps)), m = (float)mean;
+#if defined(__AVX512F__)
     for (i = 0; i + 16 <= C; i += 16) {
         v16f v = (v16_load(xr + i) - m) * inv;
         v = gamma ? v * v16_load(gamma + i) : v * 1.f;
         v16_store(yr + i, beta ? v + v16_load(beta + i) : v + 0.f);
     }
+#else   /* 8 lanes: GCC 12 spilled the 16-lane selects (see d16) */
+    for (i = 0; i + 8 <= C; i += 8) {
+        v8f v = (v8_load(xr + i) - m) * inv;
+        v = gamma ? v * v8_load(gamma + i) : v * 1.f;
+        v8_store(yr + i, beta ? v + v8_load(beta + i) : v + 0.f);
+    }
+#endif
     for (; i < C; i++) yr[i] = (xr[i] - m) * inv * (gamma ? gamma[i] : 1.f) + (beta ? beta[i] : 0.f);
 }
 

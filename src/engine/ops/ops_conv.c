@@ -649,10 +649,17 @@ static int gn_conv_own(const ops_m *m, const float *x, int N, int C, int H, int 
 {
     ops_ctx *c = m->ctx;
     conv_key k = conv_whole_key(m, 1, C, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
-    if (conv_banded(&k) || wino_whole(&k)) return 0;
-    k.N = N;
+    if (conv_banded(&k)) return 0;
     if (ops_faulted(c)) return 1;   /* out of memory earlier in this forward */
-    conv_entry *e = conv_lookup(c, &k);
+    conv_entry *e;
+    if (wino_whole(&k)) {   /* the rule says Winograd: only where the CPU has it (conv2d's image key) */
+        if (!(e = conv_lookup(c, &k))) return 1;   /* out of memory: the ops fault is set */
+        int own = e->own;
+        conv_unpin(c, e);
+        if (!own) return 0;
+    }
+    k.N = N;
+    e = conv_lookup(c, &k);
     if (!e) return 1;   /* out of memory: the ops fault is set */
     if (!e->own) {
         conv_unpin(c, e);

@@ -37,14 +37,14 @@ static inline v8f v8_fma(v8f a, v8f b, v8f c) { return (v8f)_mm256_fmadd_ps((__m
 #else
 static inline v8f v8_fma(v8f a, v8f b, v8f c) { return a * b + c; }
 #endif
+static inline v8f v8_sel(v8i m, v8f a, v8f b) { return (v8f)((m & (v8i)a) | (~m & (v8i)b)); }
+static inline v8i v8_lt(v8f a, v8f b) { return a < b; }
 #if defined(__AVX__)
 static inline v8f v8_max(v8f a, v8f b) { return (v8f)_mm256_max_ps((__m256)a, (__m256)b); }
+static inline v8f v8_min(v8f a, v8f b) { return (v8f)_mm256_min_ps((__m256)a, (__m256)b); }
 #else
-static inline v8f v8_max(v8f a, v8f b)
-{
-    v8i m = a > b;
-    return (v8f)((m & (v8i)a) | (~m & (v8i)b));
-}
+static inline v8f v8_max(v8f a, v8f b) { return v8_sel(a > b, a, b); }
+static inline v8f v8_min(v8f a, v8f b) { return v8_sel(a < b, a, b); }
 #endif
 /* *p in every lane (one broadcast load) and the low 8 lanes of v (no
  * instruction: the low half of the same register) */
@@ -115,17 +115,44 @@ static inline float v16_hsum(v16f v)
 }
 #endif
 
-/* e^x: x clamped to [-87, 88]; x = n·ln2 + r, |r| <= ln2/2, degree-6 Taylor. */
-static inline v16f v16_exp(v16f x)
-{
-    x = v16_max(v16_min(x, v16_set1(88.f)), v16_set1(-87.f));
-    v16f t = x * 1.44269504f;
-    v16i ni = __builtin_convertvector(t + v16_sel(v16_lt(t, v16_set1(0.f)), v16_set1(-0.5f), v16_set1(0.5f)), v16i);
-    v16f n = __builtin_convertvector(ni, v16f);
-    v16f r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;
-    v16f p = 1.f + r * (1.f + r * (0.5f + r * (1.f / 6 + r * (1.f / 24 + r * (1.f / 120 + r * (1.f / 720))))));
-    return p * (v16f)((ni + 127) << 23);
-}
+/* e^x: x clamped to [-87, 88]; x = n·ln2 + r, |r| <= ln2/2, degree-6 Taylor;
+ * erf(x) for any x: sign(x)·(1 − poly(t)·e^{−x²}), t = 1/(1 + p|x|); and the
+ * exact-erf GELU, x/2 · (1 + erf(x/√2)).  Written once for a vector type
+ * (prefix P: P##_max, _min, _lt, _sel, _set1) and made for 8 lanes always,
+ * for 16 with AVX-512.  Below AVX-512 the 16-lane forms are the 8-lane ones
+ * on each half (the same operations lane for lane, so the same bits): GCC 12
+ * compiled their 64-byte integer conversions and shifts through the stack
+ * (bench/README.md "AVX2, round 3"). */
+#define SD_VEC_EXP_ERF(P, VF, VI)                                                                              \
+    static inline VF P##_exp(VF x)                                                                             \
+    {                                                                                                          \
+        x = P##_max(P##_min(x, P##_set1(88.f)), P##_set1(-87.f));                                              \
+        VF t = x * 1.44269504f;                                                                                \
+        VI ni = __builtin_convertvector(t + P##_sel(P##_lt(t, P##_set1(0.f)), P##_set1(-0.5f), P##_set1(0.5f)), \
+                                        VI);                                                                   \
+        VF n = __builtin_convertvector(ni, VF);                                                                \
+        VF r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;                                        \
+        VF p = 1.f + r * (1.f + r * (0.5f + r * (1.f / 6 + r * (1.f / 24 + r * (1.f / 120 + r * (1.f / 720)))))); \
+        return p * (VF)((ni + 127) << 23);                                                                     \
+    }                                                                                                          \
+    static inline VF P##_erf(VF x)                                                                             \
+    {                                                                                                          \
+        VI neg = P##_lt(x, P##_set1(0.f));                                                                     \
+        VF a = P##_sel(neg, -x, x);                                                                            \
+        VF t = 1.f / (1.f + 0.3275911f * a);                                                                   \
+        VF poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f +           \
+                  t * 1.061405429f))));                                                                        \
+        VF y = 1.f - poly * P##_exp(-a * a);                                                                   \
+        return P##_sel(neg, -y, y);                                                                            \
+    }                                                                                                          \
+    static inline VF P##_gelu(VF x) { return 0.5f * x * (1.f + P##_erf(x * 0.70710678118654752f)); }
+SD_VEC_EXP_ERF(v8, v8f, v8i)
+#if defined(__AVX512F__)
+SD_VEC_EXP_ERF(v16, v16f, v16i)
+#else
+static inline v16f v16_exp(v16f x) { return v16_cat(v8_exp(v16_lo(x)), v8_exp(v16_hi(x))); }
+static inline v16f v16_gelu(v16f x) { return v16_cat(v8_gelu(v16_lo(x)), v8_gelu(v16_hi(x))); }
+#endif
 
 /* e^x for x <= 88 (softmax: x <= 0), in fewer instructions than v16_exp:
  * 2^t with t = x·log2(e) split as n + f, |f| <= 1/2, degree-6 Taylor of 2^f,
@@ -181,26 +208,29 @@ static inline v16f v16_exp2_neg(v16f t)   /* AVX-512F alone: round to nearest, f
     return (v16f)_mm512_scalef_ps((__m512)v16_exp2_poly(f), n);
 }
 #else
-/* Without vscalefps: 2^n as two exponent-field factors 2^a·2^b (a = n/2
- * rounded down, b = n - a, both >= -100, so normal), p·2^a exact and the
- * second multiply rounding once to the denormals or 0 as vscalefps does;
- * t clamped at -200, where the result is 0 already. */
-static inline v16f v16_exp2_neg(v16f t)
-{
-    t = v16_max(t, v16_set1(-200.f));
-    v16i ni = __builtin_convertvector(t - 0.5f, v16i);   /* t <= 0: rounds to nearest */
-    v16f f = t - __builtin_convertvector(ni, v16f);
-    v16f p = v16_exp2_poly(f);
-    v16i a = ni >> 1;
-    return p * (v16f)((a + 127) << 23) * (v16f)((ni - a + 127) << 23);
-}
+/* Without vscalefps: n and its exponent field from one add of 1.5·2^23 + 191
+ * (t + that rounds t to the nearest integer n in the low bits, and those
+ * bits shifted into the exponent field are 2^(n + 64), normal for n >= -190),
+ * then p·2^(n+64) (exact) times 2^-64, which rounds once to the denormals or
+ * 0 as vscalefps does; t clamped at -190, where the result is 0 already.
+ * Eleven operations where splitting 2^n into two factors by integer
+ * conversions and shifts took seventeen (bench/README.md "AVX2, round 3"). */
+#define SD_EXP2_NEG(P, VF, VI)                                                               \
+    static inline VF P##_exp2_neg(VF t)                                                      \
+    {                                                                                        \
+        const float magic = 12582912.f + 191.f;                                              \
+        t = P##_max(t, P##_set1(-190.f));                                                    \
+        VF j = t + magic;                                                                    \
+        VF f = t - (j - magic);                                                              \
+        return EXP2_POLY(f) * (VF)((VI)j << 23) * 5.421010862427522e-20f; /* 2^-64 */        \
+    }
+SD_EXP2_NEG(v16, v16f, v16i)
 #endif
 
 /* 8 lanes (one AVX2 register): what attention's softmax needs on a CPU
  * without AVX-512, where the 16-lane forms above take two registers each
  * and their selects and reductions go through memory.  v8_exp2_neg is the
  * generic v16_exp2_neg lane for lane (same bits). */
-static inline v8f v8_sel(v8i m, v8f a, v8f b) { return (v8f)((m & (v8i)a) | (~m & (v8i)b)); }
 static inline float v8_hmax(v8f v)
 {
     float m = v[0];
@@ -213,15 +243,9 @@ static inline float v8_hsum(v8f v)
     h += __builtin_shufflevector(h, h, 2, 3, 0, 1, 6, 7, 4, 5);
     return h[0] + h[1];
 }
-static inline v8f v8_exp2_neg(v8f t)
-{
-    t = v8_max(t, v8_set1(-200.f));
-    v8i ni = __builtin_convertvector(t - 0.5f, v8i);
-    v8f f = t - __builtin_convertvector(ni, v8f);
-    v8f p = EXP2_POLY(f);
-    v8i a = ni >> 1;
-    return p * (v8f)((a + 127) << 23) * (v8f)((ni - a + 127) << 23);
-}
+#if !defined(__AVX512F__)
+SD_EXP2_NEG(v8, v8f, v8i)
+#endif
 
 /* SiLU, x·sigmoid(x) = x / (1 + e^-x).  With AVX-512: e^-x by the fast exp
  * (its argument clamped to 87 so the sum stays finite; below x = -87, where
@@ -239,24 +263,8 @@ static inline v16f v16_silu(v16f v)
 }
 #else
 /* (below x = -87 the clamped exp would leave x/e^88, not 0: 0 as above) */
-static inline v16f v16_silu(v16f v)
-{
-    return v16_sel(v16_lt(v, v16_set1(-87.f)), v16_set1(0.f), v / (1.f + v16_exp(-v)));
-}
+static inline v8f v8_silu(v8f v) { return v8_sel(v8_lt(v, v8_set1(-87.f)), v8_set1(0.f), v / (1.f + v8_exp(-v))); }
+static inline v16f v16_silu(v16f v) { return v16_cat(v8_silu(v16_lo(v)), v8_silu(v16_hi(v))); }
 #endif
-
-/* erf(x) for any x: sign(x)·(1 − poly(t)·e^{−x²}), t = 1/(1 + p|x|). */
-static inline v16f v16_erf(v16f x)
-{
-    v16i neg = v16_lt(x, v16_set1(0.f));
-    v16f a = v16_sel(neg, -x, x);
-    v16f t = 1.f / (1.f + 0.3275911f * a);
-    v16f poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f + t * 1.061405429f))));
-    v16f y = 1.f - poly * v16_exp(-a * a);
-    return v16_sel(neg, -y, y);
-}
-
-/* exact-erf GELU: x/2 · (1 + erf(x/√2)) */
-static inline v16f v16_gelu(v16f x) { return 0.5f * x * (1.f + v16_erf(x * 0.70710678118654752f)); }
 
 #endif
