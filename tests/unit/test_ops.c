@@ -514,7 +514,9 @@ static void test_gn_conv(void)
 {
     static const struct { int N, C, H, W, G, OC, K, silu, pb, acc, alias; } s[] = {
         {2, 64, 9, 7, 8, 48, 3, 1, 1, 0, 0}, {2, 64, 9, 7, 8, 48, 3, 1, 1, 1, 0}, {1, 40, 6, 11, 4, 20, 3, 0, 0, 0, 1},
-        {3, 32, 5, 5, 32, 37, 1, 1, 0, 1, 0}, {1, 96, 16, 16, 32, 96, 3, 1, 0, 0, 1}};
+        {3, 32, 5, 5, 32, 37, 1, 1, 0, 1, 0}, {1, 96, 16, 16, 32, 96, 3, 1, 0, 0, 1},
+        /* inputs over 2^23 floats an image: the conv runs in bands of rows */
+        {2, 32, 520, 520, 8, 16, 3, 1, 1, 0, 0}, {1, 32, 520, 520, 8, 16, 3, 1, 0, 1, 1}};
     int prec = t_ops()->prec;
     t_set_prec(OPS_FP32);
     for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) {

@@ -211,6 +211,13 @@ static inline d16 d16_add(d16 a, d16 b) { return (d16){a.lo + b.lo, a.hi + b.hi}
 static inline d16 d16_sq(d16 a) { return (d16){a.lo * a.lo, a.hi * a.hi}; }
 static inline d16 d16_subs(d16 a, double m) { return (d16){a.lo - m, a.hi - m}; }
 static inline void d16_store(double *p, d16 a) { memcpy(p, &a.lo, sizeof a.lo); memcpy(p + 8, &a.hi, sizeof a.hi); }
+static inline d16 d16_from(const double *p)
+{
+    d16 a;
+    memcpy(&a.lo, p, sizeof a.lo);
+    memcpy(&a.hi, p + 8, sizeof a.hi);
+    return a;
+}
 /* Σ over u < 8 of (lane u + lane u + 8), in that order */
 static inline double d16_fold_sum(d16 a)
 {
@@ -243,6 +250,13 @@ static inline void d16_store(double *p, d16 x)
     memcpy(p, &x.a, sizeof x.a); memcpy(p + 4, &x.b, sizeof x.b);
     memcpy(p + 8, &x.c, sizeof x.c); memcpy(p + 12, &x.d, sizeof x.d);
 }
+static inline d16 d16_from(const double *p)
+{
+    d16 x;
+    memcpy(&x.a, p, sizeof x.a); memcpy(&x.b, p + 4, sizeof x.b);
+    memcpy(&x.c, p + 8, sizeof x.c); memcpy(&x.d, p + 12, sizeof x.d);
+    return x;
+}
 static inline double d16_fold_sum(d16 x)
 {
     v4d l = x.a + x.c, h = x.b + x.d;
@@ -254,20 +268,32 @@ static inline double d16_fold_sum(d16 x)
 #endif
 static const d16 d16_zero;
 
+/* A chunk's pixels in runs of GN_RUN_BYTES of input: every 16-channel
+ * block walks a run (from L1) before the next run is read, its sums kept
+ * in sum/sq between runs — the same additions in the same order as one walk
+ * per block over the whole chunk, which at the VAE's 512² (2 MB chunks)
+ * read each chunk from memory once per block. */
+#define GN_RUN_BYTES 16384
 static void gn_chunk_sums(const float *xn, int C, int p0, int p1, double *sum, double *sq)
 {
     const float *x0 = xn;   /* the shift: pixel 0 */
-    int c = 0;
-    for (; c + 16 <= C; c += 16) {
-        d16 s = d16_zero, q = d16_zero;
-        for (int p = p0; p < p1; p++) {
-            d16 d = d16_load_sub(xn + (size_t)p * C + c, x0 + c);
-            s = d16_add(s, d);
-            q = d16_add(q, d16_sq(d));
+    int run = GN_RUN_BYTES / (int)sizeof(float) / C, c16 = C / 16 * 16;
+    if (run < 1) run = 1;
+    for (int pr = p0; pr < p1; pr += run) {
+        int pe = p1 - pr < run ? p1 : pr + run;
+        for (int c = 0; c < c16; c += 16) {
+            d16 s = d16_zero, q = d16_zero;
+            if (pr > p0) { s = d16_from(sum + c); q = d16_from(sq + c); }
+            for (int p = pr; p < pe; p++) {
+                d16 d = d16_load_sub(xn + (size_t)p * C + c, x0 + c);
+                s = d16_add(s, d);
+                q = d16_add(q, d16_sq(d));
+            }
+            d16_store(sum + c, s);
+            d16_store(sq + c, q);
         }
-        d16_store(sum + c, s);
-        d16_store(sq + c, q);
     }
+    int c = c16;
     for (; c < C; c++) {
         double s = 0, q = 0;
         for (int p = p0; p < p1; p++) { double d = (double)xn[(size_t)p * C + c] - x0[c]; s += d; q += d * d; }

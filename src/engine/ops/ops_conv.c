@@ -636,12 +636,75 @@ void op_conv2d_nhwc(const ops_m *m, const float *x, int N, int IC, int H, int W,
     PROF_END(PROF_CONV);
 }
 
-/* op_gn_conv2d_nhwc at fp32 where the conv runs whole on conv_own: the
- * norm's coefficients, then the conv applying them as it copies its input
- * (one pass over the image instead of three).  0 when the conv runs
- * otherwise (the caller goes through norm_out), else 1. */
-static _Thread_local void *t_pre;
-static _Thread_local size_t t_npre;
+/* op_gn_conv2d_nhwc at fp32 where the conv runs on conv_own, whole or in
+ * bands of rows: the norm's coefficients, then the conv applying them as it
+ * copies its input (one pass over the image instead of three).  0 when the
+ * conv runs otherwise (the caller goes through norm_out), else 1. */
+static _Thread_local void *t_pre, *t_gnb;
+static _Thread_local size_t t_npre, t_ngnb;
+
+/* The norm's scale and shift of every sample into sc[2][N][C] (t_pre):
+ * NULL when out of memory (the ops fault is set). */
+static float *gn_coefs_all(ops_ctx *c, const float *x, int N, int C, int HW, int G, const float *pre_bias,
+                           const float *gamma, const float *beta, float eps)
+{
+    float *sc = ops_grow(c, &t_pre, &t_npre, sizeof(float) * 2 * (size_t)N * C);
+    PROF_BEGIN;
+    for (int n = 0; n < N && sc; n++)
+        if (ops_gn_coefs(c, x + (size_t)n * HW * C, C, HW, G, pre_bias ? pre_bias + (size_t)n * C : NULL, gamma, beta,
+                         eps, sc + (size_t)n * C, sc + (size_t)(N + n) * C))
+            sc = NULL;   /* out of memory: the ops fault is set */
+    PROF_END(PROF_NORM);
+    return sc;
+}
+
+/* gn_conv_own for a conv that runs in bands of rows (conv_bands): the
+ * coefficients from the whole image, then each band's conv_own applying
+ * them to its rows as it pads them.  0 (nothing done) when the bands do
+ * not run on conv_own (Winograd bands). */
+static int gn_conv_bands(ops_ctx *c, conv_key k, const float *x, int N, int G, const float *pre_bias,
+                         const float *gamma, const float *beta, float eps, int silu, ops_weight *w, const float *b,
+                         float *y)
+{
+    long rowin = (long)k.W * k.IC;
+    int R = band_rows(k.H, (int)(WINO_MAX_INPUT / rowin) - 2), band = wino_wanted(&k) ? 1 : 2, in0;
+    conv_key kb = band_key(&k, band, 0, R, &in0);
+    conv_entry *e = conv_lookup(c, &kb);
+    if (!e) return 1;   /* out of memory: the ops fault is set */
+    int own = e->own;
+    conv_unpin(c, e);
+    if (!own) return 0;
+    float *sc = gn_coefs_all(c, x, N, k.IC, k.H * k.W, G, pre_bias, gamma, beta, eps);
+    if (!sc) return 1;
+    PROF_BEGIN;
+    conv_count_model(N, k.IC, k.H, k.W, k.OC, k.KH, k.KW, k.stride, k.pad);
+    for (int n = 0; n < N; n++) {
+        const float *pre[2] = {sc + (size_t)n * k.IC, sc + (size_t)(N + n) * k.IC};
+        const float *xn = x + (size_t)n * k.H * rowin;
+        float *yn = y + (size_t)n * k.H * k.W * k.OC;
+        for (int r0 = 0; r0 < k.H && !ops_faulted(c); r0 += R) {   /* conv_bands' bands */
+            if (!k.accum && r0 + R > k.H) r0 = k.H - R;
+            kb = band_key(&k, band, r0, R, &in0);
+            if (!(e = conv_lookup(c, &kb))) break;   /* out of memory: the ops fault is set */
+            const float *xb = xn + (size_t)in0 * rowin;
+            float *yb = yn + (size_t)r0 * k.W * k.OC;
+            if (e->own) {
+                conv_own(c, e, &kb, xb, w, b, yb, pre, silu);
+            } else {   /* a band shape that took another kernel than the first: its rows normalised apart */
+                float *t = ops_grow(c, &t_gnb, &t_ngnb, sizeof(float) * (size_t)kb.H * rowin);
+                if (t) {
+                    #pragma omp parallel for schedule(static)
+                    for (long p = 0; p < (long)kb.H * k.W; p++)
+                        ops_affine_row(xb + (size_t)p * k.IC, k.IC, pre[0], pre[1], silu, t + (size_t)p * k.IC);
+                    conv_exec(c, e, &kb, t, w, b, yb, NULL);
+                }
+            }
+            conv_unpin(c, e);
+        }
+    }
+    PROF_END(PROF_CONV);
+    return 1;
+}
 
 static int gn_conv_own(const ops_m *m, const float *x, int N, int C, int H, int W, int G, const float *pre_bias,
                        const float *gamma, const float *beta, float eps, int silu, ops_weight *w, const float *b, int OC,
@@ -649,8 +712,8 @@ static int gn_conv_own(const ops_m *m, const float *x, int N, int C, int H, int 
 {
     ops_ctx *c = m->ctx;
     conv_key k = conv_whole_key(m, 1, C, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
-    if (conv_banded(&k)) return 0;
     if (ops_faulted(c)) return 1;   /* out of memory earlier in this forward */
+    if (conv_banded(&k)) return gn_conv_bands(c, k, x, N, G, pre_bias, gamma, beta, eps, silu, w, b, y);
     conv_entry *e;
     if (wino_whole(&k)) {   /* the rule says Winograd: only where the CPU has it (conv2d's image key) */
         if (!(e = conv_lookup(c, &k))) return 1;   /* out of memory: the ops fault is set */
@@ -665,21 +728,13 @@ static int gn_conv_own(const ops_m *m, const float *x, int N, int C, int H, int 
         conv_unpin(c, e);
         return 0;
     }
-    float *sc = ops_grow(c, &t_pre, &t_npre, sizeof(float) * 2 * (size_t)N * C);
+    float *sc = gn_coefs_all(c, x, N, C, H * W, G, pre_bias, gamma, beta, eps);
     if (sc) {
         const float *pre[2] = {sc, sc + (size_t)N * C};
         PROF_BEGIN;
-        for (int n = 0; n < N && sc; n++)
-            if (ops_gn_coefs(c, x + (size_t)n * H * W * C, C, H * W, G, pre_bias ? pre_bias + (size_t)n * C : NULL,
-                             gamma, beta, eps, sc + (size_t)n * C, sc + (size_t)(N + n) * C))
-                sc = NULL;   /* out of memory: the ops fault is set */
-        PROF_END(PROF_NORM);
-        if (sc) {
-            PROF_BEGIN;
-            conv_count_model(N, C, H, W, OC, KH, KW, stride, pad);
-            conv_own(c, e, &k, x, w, b, y, pre, silu);
-            PROF_END(PROF_CONV);
-        }
+        conv_count_model(N, C, H, W, OC, KH, KW, stride, pad);
+        conv_own(c, e, &k, x, w, b, y, pre, silu);
+        PROF_END(PROF_CONV);
     }
     conv_unpin(c, e);
     return 1;
