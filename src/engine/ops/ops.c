@@ -196,17 +196,13 @@ void ops_release_pages(void *p, size_t bytes)
 #if defined(__AVX512F__)
 typedef double v8d __attribute__((vector_size(64)));
 typedef struct { v8d lo, hi; } d16;
+static inline d16 d16_widen(v16f v)
+{
+    return (d16){__builtin_convertvector(v16_lo(v), v8d), __builtin_convertvector(v16_hi(v), v8d)};
+}
 /* p[0..16) - sh[0..16) in floats, widened */
-static inline d16 d16_load_sub(const float *p, const float *sh)
-{
-    v16f v = v16_load(p) - v16_load(sh);
-    return (d16){__builtin_convertvector(v16_lo(v), v8d), __builtin_convertvector(v16_hi(v), v8d)};
-}
-static inline d16 d16_load(const float *p)
-{
-    v16f v = v16_load(p);
-    return (d16){__builtin_convertvector(v16_lo(v), v8d), __builtin_convertvector(v16_hi(v), v8d)};
-}
+static inline d16 d16_load_sub(const float *p, const float *sh) { return d16_widen(v16_load(p) - v16_load(sh)); }
+static inline d16 d16_load(const float *p) { return d16_widen(v16_load(p)); }
 static inline d16 d16_add(d16 a, d16 b) { return (d16){a.lo + b.lo, a.hi + b.hi}; }
 static inline d16 d16_sq(d16 a) { return (d16){a.lo * a.lo, a.hi * a.hi}; }
 static inline d16 d16_subs(d16 a, double m) { return (d16){a.lo - m, a.hi - m}; }

@@ -537,17 +537,58 @@ static conv_key conv_whole_key(const ops_m *m, int N, int IC, int H, int W, int 
     return k;
 }
 
-/* One image's conv in bands of rows (its input is over WINO_MAX_INPUT). */
-static void conv_bands(ops_ctx *c, const conv_key *k, const float *x, ops_weight *w, const float *b, float *y)
+/* conv_bands' plan: output rows per band (*R) and band_key's band flag
+ * (1: the whole conv's rule says Winograd, 2: direct). */
+static int band_plan(const conv_key *k, int *R)
+{
+    *R = band_rows(k->H, (int)(WINO_MAX_INPUT / ((long)k->W * k->IC)) - 2);
+    return wino_wanted(k) ? 1 : 2;
+}
+
+static _Thread_local void *t_gnb;
+static _Thread_local size_t t_ngnb;
+
+/* conv_run with pre (or NULL): a group norm's scale and shift per channel,
+ * pre[0][IC] and pre[1][IC], applied (then SiLU with silu) to the input as
+ * conv_own pads it; a shape that runs on another kernel gets its input
+ * normalised into a scratch buffer first. */
+static void conv_run_pre(ops_ctx *c, const conv_key *k, const float *x, ops_weight *w, const float *b, float *y,
+                         const float *const pre[2], int silu)
+{
+    if (!pre) {
+        conv_run(c, k, x, w, b, y, NULL);
+        return;
+    }
+    if (ops_faulted(c)) return;   /* out of memory earlier in this forward */
+    conv_entry *e = conv_lookup(c, k);
+    if (!e) return;
+    if (e->own) {
+        conv_own(c, e, k, x, w, b, y, pre, silu);
+    } else {
+        long px = (long)k->N * k->H * k->W;
+        float *t = ops_grow(c, &t_gnb, &t_ngnb, sizeof(float) * (size_t)px * k->IC);
+        if (t) {
+            #pragma omp parallel for schedule(static)
+            for (long p = 0; p < px; p++)
+                ops_affine_row(x + (size_t)p * k->IC, k->IC, pre[0], pre[1], silu, t + (size_t)p * k->IC);
+            conv_exec(c, e, k, t, w, b, y, NULL);
+        }
+    }
+    conv_unpin(c, e);
+}
+
+/* One image's conv in bands of rows (its input is over WINO_MAX_INPUT);
+ * pre and silu as conv_run_pre. */
+static void conv_bands(ops_ctx *c, const conv_key *k, const float *x, ops_weight *w, const float *b, float *y,
+                       const float *const pre[2], int silu)
 {
     long rowin = (long)k->W * k->IC;
-    int R = band_rows(k->H, (int)(WINO_MAX_INPUT / rowin) - 2);
-    int band = wino_wanted(k) ? 1 : 2;
+    int R, band = band_plan(k, &R);
     for (int r0 = 0; r0 < k->H; r0 += R) {
         if (!k->accum && r0 + R > k->H) r0 = k->H - R;   /* see band_rows */
         int in0;
         conv_key kb = band_key(k, band, r0, R, &in0);
-        conv_run(c, &kb, x + (size_t)in0 * rowin, w, b, y + (size_t)r0 * k->W * k->OC, NULL);
+        conv_run_pre(c, &kb, x + (size_t)in0 * rowin, w, b, y + (size_t)r0 * k->W * k->OC, pre, silu);
     }
 }
 
@@ -581,7 +622,7 @@ static void conv2d(const ops_m *m, const float *x, int N, int IC, int H, int W,
     conv_out_hw(&k, &OH, &OW);
     size_t out = (size_t)OH * OW * OC;
     for (int n = 0; n < N; n++) {
-        if (banded) conv_bands(c, &k, x + n * in, w, b, y + n * out);
+        if (banded) conv_bands(c, &k, x + n * in, w, b, y + n * out, NULL, 0);
         else conv_run(c, &k, x + n * in, w, b, y + n * out, NULL);
     }
 }
@@ -640,8 +681,8 @@ void op_conv2d_nhwc(const ops_m *m, const float *x, int N, int IC, int H, int W,
  * bands of rows: the norm's coefficients, then the conv applying them as it
  * copies its input (one pass over the image instead of three).  0 when the
  * conv runs otherwise (the caller goes through norm_out), else 1. */
-static _Thread_local void *t_pre, *t_gnb;
-static _Thread_local size_t t_npre, t_ngnb;
+static _Thread_local void *t_pre;
+static _Thread_local size_t t_npre;
 
 /* The norm's scale and shift of every sample into sc[2][N][C] (t_pre):
  * NULL when out of memory (the ops fault is set). */
@@ -658,49 +699,28 @@ static float *gn_coefs_all(ops_ctx *c, const float *x, int N, int C, int HW, int
     return sc;
 }
 
-/* gn_conv_own for a conv that runs in bands of rows (conv_bands): the
- * coefficients from the whole image, then each band's conv_own applying
- * them to its rows as it pads them.  0 (nothing done) when the bands do
- * not run on conv_own (Winograd bands). */
-static int gn_conv_bands(ops_ctx *c, conv_key k, const float *x, int N, int G, const float *pre_bias,
+/* gn_conv_own for a conv that runs in bands of rows: the coefficients from
+ * the whole image, then conv_bands applying them to each band's rows as
+ * conv_own pads them.  0 (nothing done) when the bands do not run on
+ * conv_own (Winograd bands). */
+static int gn_conv_bands(ops_ctx *c, const conv_key *k, const float *x, int N, int G, const float *pre_bias,
                          const float *gamma, const float *beta, float eps, int silu, ops_weight *w, const float *b,
                          float *y)
 {
-    long rowin = (long)k.W * k.IC;
-    int R = band_rows(k.H, (int)(WINO_MAX_INPUT / rowin) - 2), band = wino_wanted(&k) ? 1 : 2, in0;
-    conv_key kb = band_key(&k, band, 0, R, &in0);
+    int R, band = band_plan(k, &R), in0;
+    conv_key kb = band_key(k, band, 0, R, &in0);
     conv_entry *e = conv_lookup(c, &kb);
     if (!e) return 1;   /* out of memory: the ops fault is set */
     int own = e->own;
     conv_unpin(c, e);
     if (!own) return 0;
-    float *sc = gn_coefs_all(c, x, N, k.IC, k.H * k.W, G, pre_bias, gamma, beta, eps);
+    float *sc = gn_coefs_all(c, x, N, k->IC, k->H * k->W, G, pre_bias, gamma, beta, eps);
     if (!sc) return 1;
     PROF_BEGIN;
-    conv_count_model(N, k.IC, k.H, k.W, k.OC, k.KH, k.KW, k.stride, k.pad);
+    conv_count_model(N, k->IC, k->H, k->W, k->OC, k->KH, k->KW, k->stride, k->pad);
     for (int n = 0; n < N; n++) {
-        const float *pre[2] = {sc + (size_t)n * k.IC, sc + (size_t)(N + n) * k.IC};
-        const float *xn = x + (size_t)n * k.H * rowin;
-        float *yn = y + (size_t)n * k.H * k.W * k.OC;
-        for (int r0 = 0; r0 < k.H && !ops_faulted(c); r0 += R) {   /* conv_bands' bands */
-            if (!k.accum && r0 + R > k.H) r0 = k.H - R;
-            kb = band_key(&k, band, r0, R, &in0);
-            if (!(e = conv_lookup(c, &kb))) break;   /* out of memory: the ops fault is set */
-            const float *xb = xn + (size_t)in0 * rowin;
-            float *yb = yn + (size_t)r0 * k.W * k.OC;
-            if (e->own) {
-                conv_own(c, e, &kb, xb, w, b, yb, pre, silu);
-            } else {   /* a band shape that took another kernel than the first: its rows normalised apart */
-                float *t = ops_grow(c, &t_gnb, &t_ngnb, sizeof(float) * (size_t)kb.H * rowin);
-                if (t) {
-                    #pragma omp parallel for schedule(static)
-                    for (long p = 0; p < (long)kb.H * k.W; p++)
-                        ops_affine_row(xb + (size_t)p * k.IC, k.IC, pre[0], pre[1], silu, t + (size_t)p * k.IC);
-                    conv_exec(c, e, &kb, t, w, b, yb, NULL);
-                }
-            }
-            conv_unpin(c, e);
-        }
+        const float *pre[2] = {sc + (size_t)n * k->IC, sc + (size_t)(N + n) * k->IC};
+        conv_bands(c, k, x + (size_t)n * k->H * k->W * k->IC, w, b, y + (size_t)n * k->H * k->W * k->OC, pre, silu);
     }
     PROF_END(PROF_CONV);
     return 1;
@@ -713,7 +733,7 @@ static int gn_conv_own(const ops_m *m, const float *x, int N, int C, int H, int 
     ops_ctx *c = m->ctx;
     conv_key k = conv_whole_key(m, 1, C, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
     if (ops_faulted(c)) return 1;   /* out of memory earlier in this forward */
-    if (conv_banded(&k)) return gn_conv_bands(c, k, x, N, G, pre_bias, gamma, beta, eps, silu, w, b, y);
+    if (conv_banded(&k)) return gn_conv_bands(c, &k, x, N, G, pre_bias, gamma, beta, eps, silu, w, b, y);
     conv_entry *e;
     if (wino_whole(&k)) {   /* the rule says Winograd: only where the CPU has it (conv2d's image key) */
         if (!(e = conv_lookup(c, &k))) return 1;   /* out of memory: the ops fault is set */

@@ -215,22 +215,21 @@ static inline v16f v16_exp2_neg(v16f t)   /* AVX-512F alone: round to nearest, f
  * 0 as vscalefps does; t clamped at -190, where the result is 0 already.
  * Eleven operations where splitting 2^n into two factors by integer
  * conversions and shifts took seventeen (bench/README.md "AVX2, round 3"). */
-#define SD_EXP2_NEG(P, VF, VI)                                                               \
-    static inline VF P##_exp2_neg(VF t)                                                      \
-    {                                                                                        \
-        const float magic = 12582912.f + 191.f;                                              \
-        t = P##_max(t, P##_set1(-190.f));                                                    \
-        VF j = t + magic;                                                                    \
-        VF f = t - (j - magic);                                                              \
-        return EXP2_POLY(f) * (VF)((VI)j << 23) * 5.421010862427522e-20f; /* 2^-64 */        \
-    }
-SD_EXP2_NEG(v16, v16f, v16i)
+static inline v8f v8_exp2_neg(v8f t)
+{
+    const float magic = 12582912.f + 191.f;
+    t = v8_max(t, v8_set1(-190.f));
+    v8f j = t + magic;
+    v8f f = t - (j - magic);
+    return EXP2_POLY(f) * (v8f)((v8i)j << 23) * 5.421010862427522e-20f;   /* 2^-64 */
+}
+static inline v16f v16_exp2_neg(v16f t) { return v16_cat(v8_exp2_neg(v16_lo(t)), v8_exp2_neg(v16_hi(t))); }
 #endif
 
 /* 8 lanes (one AVX2 register): what attention's softmax needs on a CPU
  * without AVX-512, where the 16-lane forms above take two registers each
- * and their selects and reductions go through memory.  v8_exp2_neg is the
- * generic v16_exp2_neg lane for lane (same bits). */
+ * and their selects and reductions go through memory.  (v8_exp2_neg,
+ * below AVX-512, is above: v16_exp2_neg is it on each half.) */
 static inline float v8_hmax(v8f v)
 {
     float m = v[0];
@@ -243,9 +242,6 @@ static inline float v8_hsum(v8f v)
     h += __builtin_shufflevector(h, h, 2, 3, 0, 1, 6, 7, 4, 5);
     return h[0] + h[1];
 }
-#if !defined(__AVX512F__)
-SD_EXP2_NEG(v8, v8f, v8i)
-#endif
 
 /* SiLU, x·sigmoid(x) = x / (1 + e^-x).  With AVX-512: e^-x by the fast exp
  * (its argument clamped to 87 so the sum stays finite; below x = -87, where
