@@ -373,42 +373,83 @@ typedef v8i swi;
 #define sw_exp2_neg v8_exp2_neg
 #endif
 
-/* Softmax step of one row of the block's scores s[0..nk) (lim of them
- * visible, the first nfull of whose maxima qk_strips folded into bm[16]):
- * m' = max(m, rowmax), s = 2^(s-m') (masked keys 0), l = l·2^(m-m') + Σ s,
- * O row *= 2^(m-m') when the maximum moved (scores in log2 units: q is
- * scaled by scale·log2(e)). */
-static void softmax_row(float *s, int nk, int lim, int nfull, const float *bm16, float *mx, float *l,
-                        float *o, int Dp)
+/* Softmax step of a group of MR rows of the block's scores S (rows KB
+ * apart, nk each; lim[i] of row i visible, the first nfull of whose maxima
+ * qk_strips folded into BM[i][16]): per row m' = max(m, rowmax), s =
+ * 2^(s-m') (masked keys 0), l = l·2^(m-m') + Σ s, O row *= 2^(m-m') when the
+ * maximum moved (scores in log2 units: q is scaled by scale·log2(e)).  The
+ * maxima first, then the exponentials two rows at a time: the 2^t chain is
+ * ~40 cycles deep, and one row's 64 vectors then its sum left the pipeline
+ * half empty at every row's end (bench/README.md "AVX2, round 4").  Each
+ * row's sum is the same additions in the same order either way. */
+static void softmax_rows(float *S, int nk, const int *lim, int nfull, const float *BM, float *mx, float *l, float *O,
+                         int Dp)
 {
     const swi lane = SW_LANES;
     const swf ninf = sw_set1(-INFINITY);
-    int j = nfull < lim ? nfull : lim;
-    swf vm = j > 0 ? sw_load(bm16) : ninf;   /* (below AVX-512 bm16's halves are equal) */
-    for (; j + SW <= lim; j += SW) vm = sw_max(vm, sw_load(s + j));
-    /* the last partial vector: written by the QK strip, lanes past lim masked */
-    if (j < lim) vm = sw_max(vm, sw_sel(lane < lim - j, sw_load(s + j), ninf));
-    float bm = sw_hmax(vm);
-    float nm = bm > *mx ? bm : *mx;
-    if (lim == 0 || nm == -INFINITY) {   /* nothing visible yet in this row */
-        memset(s, 0, sizeof(float) * nk);
-        return;
+    float nm[MR], corr[MR];
+    swf acc[MR];
+    int done[MR];   /* keys whose 2^t is taken; -1: nothing visible in the row */
+    for (int i = 0; i < MR; i++) {
+        float *s = S + (size_t)i * KB;
+        int j = nfull < lim[i] ? nfull : lim[i];
+        swf vm = j > 0 ? sw_load(BM + 16 * i) : ninf;   /* (below AVX-512 BM's halves are equal) */
+        for (; j + SW <= lim[i]; j += SW) vm = sw_max(vm, sw_load(s + j));
+        /* the last partial vector: written by the QK strip, lanes past lim masked */
+        if (j < lim[i]) vm = sw_max(vm, sw_sel(lane < lim[i] - j, sw_load(s + j), ninf));
+        float bm = sw_hmax(vm);
+        nm[i] = bm > mx[i] ? bm : mx[i];
+        acc[i] = sw_set1(0.f);
+        done[i] = 0;
+        if (lim[i] == 0 || nm[i] == -INFINITY) {   /* nothing visible yet in this row */
+            memset(s, 0, sizeof(float) * nk);
+            done[i] = -1;
+            continue;
+        }
+        corr[i] = mx[i] == -INFINITY ? 0.f : nm[i] == mx[i] ? 1.f : exp2f(mx[i] - nm[i]);
+        mx[i] = nm[i];
     }
-    float corr = *mx == -INFINITY ? 0.f : exp2f(*mx - nm);
-    *mx = nm;
-    /* the last vector may reach past lim (not past the strip the QK tile wrote):
-     * those lanes are masked keys, set to 0 */
-    swf acc = {0};
-    for (j = 0; j < lim; j += SW) {
-        swf e = sw_exp2_neg(sw_load(s + j) - nm);
-        if (lim - j < SW) e = sw_sel(lane < lim - j, e, sw_set1(0.f));
-        sw_store(s + j, e);
-        acc += e;
+    /* whole vectors: two rows at a time where both see the same keys */
+    for (int i = 0; i + 1 < MR; i += 2) {
+        if (done[i] < 0 || done[i + 1] < 0 || lim[i] != lim[i + 1]) continue;
+        float *s = S + (size_t)i * KB, *t = s + KB;
+        float m0 = nm[i], m1 = nm[i + 1];
+        swf a0 = acc[i], a1 = acc[i + 1];
+        int j = 0;
+        for (; j + SW <= lim[i]; j += SW) {
+            swf e0 = sw_exp2_neg(sw_load(s + j) - m0), e1 = sw_exp2_neg(sw_load(t + j) - m1);
+            sw_store(s + j, e0);
+            sw_store(t + j, e1);
+            a0 += e0;
+            a1 += e1;
+        }
+        acc[i] = a0;
+        acc[i + 1] = a1;
+        done[i] = done[i + 1] = j;
     }
-    for (; j < nk; j++) s[j] = 0.f;   /* masked keys */
-    *l = *l * corr + sw_hsum(acc);
-    if (corr != 1.f)
-        for (int d = 0; d < Dp; d += SW) sw_store(o + d, sw_load(o + d) * corr);
+    for (int i = 0; i < MR; i++) {
+        if (done[i] < 0) continue;   /* nothing visible */
+        float *s = S + (size_t)i * KB;
+        int j = done[i];
+        for (; j + SW <= lim[i]; j += SW) {
+            swf e = sw_exp2_neg(sw_load(s + j) - nm[i]);
+            sw_store(s + j, e);
+            acc[i] += e;
+        }
+        /* the last vector may reach past lim (not past the strip the QK tile
+         * wrote): those lanes are masked keys, set to 0 */
+        if (j < lim[i]) {
+            swf e = sw_sel(lane < lim[i] - j, sw_exp2_neg(sw_load(s + j) - nm[i]), sw_set1(0.f));
+            sw_store(s + j, e);
+            acc[i] += e;
+            j += SW;
+        }
+        for (; j < nk; j++) s[j] = 0.f;   /* masked keys */
+        l[i] = l[i] * corr[i] + sw_hsum(acc[i]);
+        float *o = O + (size_t)i * Dp;
+        if (corr[i] != 1.f)
+            for (int d = 0; d < Dp; d += SW) sw_store(o + d, sw_load(o + d) * corr[i]);
+    }
 }
 
 /* dst[0..n) = src[0..n) · f: 16 and 8 lanes at a time (the query rows'
@@ -454,12 +495,12 @@ static void tile(const float *q, int ldq, float scale, int i0, int m, int Tk, in
                 if (nk - j <= 16) qk_tile16(Q + (size_t)r0 * D, D, kp, S + j);
                 else qk_strips(Q + (size_t)r0 * D, D, kp, 1, S + j, NULL);
             }
+            int lim[MR];
             for (int i = 0; i < MR; i++) {
-                int lim = causal ? i0 + r0 + i + 1 - k0 : nk;   /* visible keys of this row in the block */
-                lim = lim > nk ? nk : lim < 0 ? 0 : lim;
-                softmax_row(S + (size_t)i * KB, nk, lim, nfull, BM + (size_t)i * 16, &mx[r0 + i], &l[r0 + i],
-                            O + (size_t)(r0 + i) * Dp, Dp);
+                lim[i] = causal ? i0 + r0 + i + 1 - k0 : nk;   /* visible keys of this row in the block */
+                lim[i] = lim[i] > nk ? nk : lim[i] < 0 ? 0 : lim[i];
             }
+            softmax_rows(S, nk, lim, nfull, BM, mx + r0, l + r0, O + (size_t)r0 * Dp, Dp);
             pv_block(S, nk, Vp + (size_t)k0 * 16, Tkp * 16, (D + 7) / 8 * 8, Dp, O + (size_t)r0 * Dp);
         }
     }

@@ -181,8 +181,12 @@ static inline v16f v16_exp_fast(v16f x) { return v16_exp(x); }
  * gives 0, no clamping; t finite).  Relative error < 3e-7 on [-126, 0] (2.0e-7 in
  * exact arithmetic, the rest float rounding), absolute error < 1.2e-38
  * below (the denormals): tests/unit/test_ops.c "v16_exp2_neg". */
-#define EXP2_POLY(f) (1.f + (f) * (0.6931471805599453f + (f) * (0.2402234903802036f + (f) * \
-    (0.05550381013796457f + (f) * (0.009666368515385448f + (f) * 0.0013381302537320797f)))))
+#define EXP2_POLY(f) EXP2_POLY_TIMES(f, 1.f)
+/* that polynomial times the power of two s, folded into its coefficients:
+ * every step is the unscaled one's value times s, exactly, while it stays
+ * normal */
+#define EXP2_POLY_TIMES(f, s) ((s) + (f) * (0.6931471805599453f * (s) + (f) * (0.2402234903802036f * (s) + (f) * \
+    (0.05550381013796457f * (s) + (f) * (0.009666368515385448f * (s) + (f) * (0.0013381302537320797f * (s)))))))
 static inline v16f v16_exp2_poly(v16f f) { return EXP2_POLY(f); }   /* 2^f for |f| <= 1/2 */
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
 /* With AVX-512 DQ one instruction fewer: f = t - floor(t) in [0, 1)
@@ -211,17 +215,19 @@ static inline v16f v16_exp2_neg(v16f t)   /* AVX-512F alone: round to nearest, f
 /* Without vscalefps: n and its exponent field from one add of 1.5·2^23 + 191
  * (t + that rounds t to the nearest integer n in the low bits, and those
  * bits shifted into the exponent field are 2^(n + 64), normal for n >= -190),
- * then p·2^(n+64) (exact) times 2^-64, which rounds once to the denormals or
- * 0 as vscalefps does; t clamped at -190, where the result is 0 already.
- * Eleven operations where splitting 2^n into two factors by integer
- * conversions and shifts took seventeen (bench/README.md "AVX2, round 3"). */
+ * then p·2^-64 (the polynomial's coefficients times 2^-64: exact) times
+ * 2^(n+64), which rounds once to the denormals or 0 as vscalefps does; t
+ * clamped at -190, where the result is 0 already.  Ten operations where
+ * splitting 2^n into two factors by integer conversions and shifts took
+ * seventeen (bench/README.md "AVX2, round 3"; the 2^-64 as its own multiply
+ * made eleven, and cost the softmax's loop ~11 %: "round 4"). */
 static inline v8f v8_exp2_neg(v8f t)
 {
     const float magic = 12582912.f + 191.f;
     t = v8_max(t, v8_set1(-190.f));
     v8f j = t + magic;
     v8f f = t - (j - magic);
-    return EXP2_POLY(f) * (v8f)((v8i)j << 23) * 5.421010862427522e-20f;   /* 2^-64 */
+    return EXP2_POLY_TIMES(f, 5.421010862427522e-20f) * (v8f)((v8i)j << 23);   /* 2^-64 */
 }
 static inline v16f v16_exp2_neg(v16f t) { return v16_cat(v8_exp2_neg(v16_lo(t)), v8_exp2_neg(v16_hi(t))); }
 #endif
@@ -232,9 +238,9 @@ static inline v16f v16_exp2_neg(v16f t) { return v16_cat(v8_exp2_neg(v16_lo(t)),
  * below AVX-512, is above: v16_exp2_neg is it on each half.) */
 static inline float v8_hmax(v8f v)
 {
-    float m = v[0];
-    for (int u = 1; u < 8; u++) m = v[u] > m ? v[u] : m;
-    return m;
+    v8f h = v8_max(v, __builtin_shufflevector(v, v, 4, 5, 6, 7, 0, 1, 2, 3));
+    h = v8_max(h, __builtin_shufflevector(h, h, 2, 3, 0, 1, 6, 7, 4, 5));
+    return h[0] > h[1] ? h[0] : h[1];
 }
 static inline float v8_hsum(v8f v)
 {
