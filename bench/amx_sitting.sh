@@ -33,6 +33,11 @@
 #             as every SD 1.5-sized run here; '' = none)
 #   SDCPP=PATH  stable-diffusion.cpp's CLI (default /work/peer/sdcpp/build/bin/sd-cli;
 #             its build: bench/README.md "Side-by-side with stable-diffusion.cpp")
+#   DIFFUSERS=DIR  diffusers' source for the PyTorch peer (default
+#             /work/peer/diffusers/src; bench/README.md "Peers in one sitting")
+# The peers (items peers and sdxl) are checked before anything runs: a
+# missing one stops the sitting at once (exit 2) naming it and how to get it,
+# rather than after half an hour of the other items.
 # Exit status: 0 when every command ran (goals met or not), 1 when one failed,
 # 2 on a usage error or a CPU without AMX.
 set -u
@@ -42,6 +47,7 @@ B=build/sdserve
 REF=${SD_REF:-../shared/reference}
 V=$REF/tokenizer/bpe_simple_vocab_16e6.txt.gz
 SDCPP=${SDCPP:-/work/peer/sdcpp/build/bin/sd-cli}
+DIFFUSERS=${DIFFUSERS:-/work/peer/diffusers/src}
 ITEMS="sd15 profile batch noamx lora previews seeds e2e peers sdxl"
 dir=/tmp/amx-sitting only="" quick=0 dry=0 anyway=0 rounds="" repeats="" sdxl_peer_repeats=3 logs="" lock=/tmp/sdbench.lock
 
@@ -267,7 +273,7 @@ item_peers() {
   make_file "$q8" "$SDCPP" -M convert -m "$sd15" -o "$q8" --type q8_0 || return
   run peers peers.log "bench/peers.sh" --rounds "$rounds" --precisions "auto bf16" --lock '' \
     --only ours-auto,ours-bf16,torch-bf16,sdcpp-f16,sdcpp-q8_0 --sdcpp-repeats 1 --f16 "$sd15" --q8 "$q8" \
-    -W "$PS" -H "$PS" --threads 2 --logs "$logs/peers"
+    -W "$PS" -H "$PS" --threads 2 --diffusers "$DIFFUSERS" --logs "$logs/peers"
   [ $dry = 1 ] && return
   local t="$logs/peers/table" c
   [ -f "$t" ] || t=/dev/null   # peers.sh writes it at its end
@@ -302,14 +308,31 @@ item_sdxl() {
   fig sdxl 15 "sd.cpp f16 / ours per decode$([ $quick = 1 ] && echo ' (quick: SD 1.5 stand-in)')" ">= 10" x "$(ratio "$pd" "$od")"
 }
 
+# peer_gaps: what the selected items' peers lack, one "; "-separated line
+# (empty when nothing is missing)
+peer_gaps() {
+  local g="" sd=0 torch=0 i
+  for i in $sel; do case $i in peers) sd=1; torch=1 ;; sdxl) sd=1 ;; esac; done
+  [ $sd = 1 ] && [ ! -x "$SDCPP" ] &&
+    g="$g; stable-diffusion.cpp's CLI $SDCPP (SDCPP=; bench/README.md \"Side-by-side with stable-diffusion.cpp\")"
+  [ $torch = 1 ] && ! /usr/bin/python3 -c 'import torch' 2>/dev/null &&
+    g="$g; Debian's python3-torch (apt-get install python3-torch python3-packaging)"
+  [ $torch = 1 ] && [ ! -d "$DIFFUSERS" ] &&
+    g="$g; diffusers' source $DIFFUSERS (DIFFUSERS=; bench/README.md \"Peers in one sitting\")"
+  echo "${g#; }"
+}
+
 # ---- the sitting ---------------------------------------------------------
 echo "# AMX sitting: $(date -u +%FT%TZ); $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) CPUs, AMX $([ $amx = 1 ] && echo yes || echo no)"
 echo "# $(cd "$here" && git log -1 --format='commit %h "%s"' 2>/dev/null); files in $dir; items:$sel"
 echo "# rounds $rounds, bench repeats $repeats, ${S}x${S}; SD 1.5 items first, SDXL last, one process at a time"
 [ -n "$label" ] && echo "# *** $label ***"
 [ $amx = 0 ] && [ $anyway = 0 ] && echo "# (a real run on this CPU needs --anyway)"
+gaps=$(peer_gaps)
+[ -n "$gaps" ] && [ $dry = 1 ] && echo "# missing for the peers (a real run stops here): $gaps"
 if [ $dry = 0 ]; then
   [ -x "$B" ] || die "$B missing: make -j2 && make -j2 tests tools"
+  [ -z "$gaps" ] || die "missing for the peers: $gaps; or leave out peers and sdxl with --only"
   mkdir -p "$dir" "$logs" || die "cannot make $dir / $logs"
   if [ -n "$lock" ]; then
     exec 9>>"$lock"

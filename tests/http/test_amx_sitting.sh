@@ -3,7 +3,8 @@
 # a benchmark: --dry-run lists every item with its commands (rounds, the
 # files it would make or reuse, the SDXL peer repeats), --only picks items,
 # --quick switches to the tiny sizes, bad options exit 2 naming themselves,
-# and on a CPU without AMX a real run refuses to start without --anyway.
+# a missing peer stops a real run before anything is made, and on a CPU
+# without AMX a real run refuses to start without --anyway.
 # Seconds; nothing is built or made (bench/README.md "The AMX sitting").
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
@@ -60,6 +61,16 @@ for bad in "--only sd15,bogus" "--rounds 0" "--repeats x" "--sdxl-peer-repeats -
   word=${bad%% *}; word=${word#--}; word=${word//-/_}; [ "$word" = only ] && word=bogus
   check "$bad: exit 2 naming it" $([ $rc = 2 ] && grep -q -- "$word" <<<"$msg"; echo $?) "rc $rc: $msg"
 done
+
+# the peers are checked before anything runs
+out=$(SDCPP=$TMP/no-sd-cli DIFFUSERS=$TMP/no-diffusers $S --dry-run --dir "$D" --only peers 2>&1)
+check "--dry-run names the peers' missing programs" \
+  $(grep -q "^# missing for the peers.*$TMP/no-sd-cli.*$TMP/no-diffusers" <<<"$out"; echo $?) "$out"
+out=$(SDCPP=/bin/true $S --dry-run --dir "$D" --only sdxl 2>&1)
+check "sdxl needs only sd.cpp: nothing missing when it is there" $(! grep -q "missing for the peers" <<<"$out"; echo $?) "$out"
+msg=$(SDCPP=$TMP/no-sd-cli $S --anyway --dir "$TMP/never2" --only seeds,sdxl 2>&1); rc=$?
+check "a missing peer stops a real run at once (exit 2, named), nothing made" \
+  $([ $rc = 2 ] && grep -q "missing for the peers: .*$TMP/no-sd-cli" <<<"$msg" && [ ! -e "$TMP/never2" ]; echo $?) "rc $rc: $msg"
 
 if lscpu | grep -qw amx_bf16; then
   echo "# skipped the refusal check: this CPU has AMX"
