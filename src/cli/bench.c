@@ -678,18 +678,21 @@ int cli_bench(int argc, char **argv)
         memcpy(ctxb + (size_t)r * T * Wc, ctx + (size_t)(r < batch ? 0 : 1) * T * Wc, sizeof(float) * T * Wc);
     }
     if (do_unet) {
-        double *around = malloc(sizeof(double) * repeats);   /* the FMA loop around each run */
+        /* the FMA loop before the first run and after each: run r lies between
+         * loop[r] and loop[r + 1] (the one after a run is the one before the next) */
+        double *around = malloc(sizeof(double) * (repeats + 1)), loop;
+        const char *isa;
         if (!around) goto fail;
+        around[0] = measure_peak(omp_get_max_threads(), &isa);
         for (int r = 0; r < repeats; r++) {
             if (r == repeats - 1) ops_prof_reset();   /* SD_PROFILE=1: the last run's ops */
-            const char *isa;
-            double p0 = measure_peak(omp_get_max_threads(), &isa);
             t0 = now();
             if (unet_forward(un, x, ts, &cond, rows, lh, lw, o, &err)) { free(around); goto fail; }
             t[r] = now() - t0;
-            around[r] = 0.5 * (p0 + measure_peak(omp_get_max_threads(), &isa));
+            loop = measure_peak(omp_get_max_threads(), &isa);
+            around[r] = 0.5 * (around[r] + loop) * t[r];   /* paired before median() sorts t */
+            around[r + 1] = loop;
         }
-        for (int r = 0; r < repeats; r++) around[r] *= t[r];   /* paired before median() sorts t */
         report(rows > batch ? "unet cfg step" : "unet step", t, repeats, unet_flops(un, rows, lh, lw, T), peak);
         report_exec(median(t, repeats), peak);
         report_paired(around, repeats);
