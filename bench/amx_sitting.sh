@@ -273,7 +273,7 @@ item_peers() {
   make_file "$q8" "$SDCPP" -M convert -m "$sd15" -o "$q8" --type q8_0 || return
   run peers peers.log "bench/peers.sh" --rounds "$rounds" --precisions "auto bf16" --lock '' \
     --only ours-auto,ours-bf16,torch-bf16,sdcpp-f16,sdcpp-q8_0 --sdcpp-repeats 1 --f16 "$sd15" --q8 "$q8" \
-    -W "$PS" -H "$PS" --threads 2 --diffusers "$DIFFUSERS" --logs "$logs/peers"
+    -W "$PS" -H "$PS" --threads 2 --diffusers "$DIFFUSERS" --sd "$SDCPP" --logs "$logs/peers"
   [ $dry = 1 ] && return
   local t="$logs/peers/table" c
   [ -f "$t" ] || t=/dev/null   # peers.sh writes it at its end

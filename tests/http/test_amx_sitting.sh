@@ -66,6 +66,16 @@ done
 out=$(SDCPP=$TMP/no-sd-cli DIFFUSERS=$TMP/no-diffusers $S --dry-run --dir "$D" --only peers 2>&1)
 check "--dry-run names the peers' missing programs" \
   $(grep -q "^# missing for the peers.*$TMP/no-sd-cli.*$TMP/no-diffusers" <<<"$out"; echo $?) "$out"
+out=$(SDCPP=$TMP/my-sd-cli $S --dry-run --dir "$D" --only peers 2>&1)
+check "SDCPP= reaches the peers item's sd.cpp runs (peers.sh --sd)" \
+  $(grep -q "bench/peers.sh .*--sd $TMP/my-sd-cli " <<<"$out"; echo $?) "$(grep peers.sh <<<"$out")"
+# peers.sh gives --sd to peer_sdcpp.sh: a stand-in CLI that notes its call and fails
+printf '#!/bin/sh\necho called > "%s"\nexit 1\n' "$TMP/sd-called" > "$TMP/fake-sd" && chmod +x "$TMP/fake-sd"
+: > "$TMP/empty.safetensors"
+msg=$(bench/peers.sh --only sdcpp-f16 --sd "$TMP/fake-sd" --f16 "$TMP/empty.safetensors" --lock '' \
+  --sdcpp-repeats 1 --logs "$TMP/peerlogs" 2>&1); rc=$?
+check "peers.sh --sd: that CLI is the one run (it fails here: exit 2, named)" \
+  $([ $rc = 2 ] && [ -f "$TMP/sd-called" ] && grep -q "sdcpp-f16 round 1 failed" <<<"$msg"; echo $?) "rc $rc: $msg"
 out=$(SDCPP=/bin/true $S --dry-run --dir "$D" --only sdxl 2>&1)
 check "sdxl needs only sd.cpp: nothing missing when it is there" $(! grep -q "missing for the peers" <<<"$out"; echo $?) "$out"
 msg=$(SDCPP=$TMP/no-sd-cli $S --anyway --dir "$TMP/never2" --only seeds,sdxl 2>&1); rc=$?
