@@ -162,11 +162,12 @@ item_sd15() {
   fig sd15 19 "SD 1.5 ${S}² CFG UNet step, bf16" "<= 0.9" s "$(for r in $(seq "$rounds"); do step_of "$logs/sd15-bf16-$r.log"; done)"
 }
 
-# profile (issue 19 items 1, 3): SD_PROFILE=1 at auto; the random-operand
+# profile (issue 19 items 1, 3): SD_PROFILE=2 at auto (per kind, then by
+# shape: which shapes keep a kind under 80 %); the random-operand
 # bf16 matmul peak is `sdserve bench`'s own AMX loop (tdpbf16ps from L1 on
 # random bf16 tiles; ops_amx_peak.c), the vdpbf16ps loop where there is no AMX
 item_profile() {
-  run profile profile-auto.log env SD_PROFILE=1 "$B" bench "${BA[@]}" --precision auto --skip load,text,decode,encode
+  run profile profile-auto.log env SD_PROFILE=2 "$B" bench "${BA[@]}" --precision auto --skip load,text,decode,encode
   [ $dry = 1 ] && return
   local peak k r
   peak=$(sed -n 's/^AMX bf16 matmul loop .*: random operands \([0-9.]*\) GFLOP\/s.*/\1/p' "$logs/profile-auto.log")

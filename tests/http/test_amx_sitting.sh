@@ -19,8 +19,8 @@ done
 n=$(grep -c -- '--precision bf16 --skip load,text,encode$' <<<"$out")
 check "sd15: auto and bf16 interleaved, 3 rounds (6 bench lines, bf16 x3)" \
   $([ "$(grep -c '^  build/sdserve bench .* --skip load,text,encode$' <<<"$out")" = 6 ] && [ "$n" = 3 ]; echo $?) "bf16 lines: $n"
-check "profile: SD_PROFILE=1 bench (which measures the random-operand bf16 peak itself)" \
-  $(grep -q 'env SD_PROFILE=1 build/sdserve bench' <<<"$out"; echo $?) ""
+check "profile: SD_PROFILE=2 bench (which measures the random-operand bf16 peak itself; by shape too)" \
+  $(grep -q 'env SD_PROFILE=2 build/sdserve bench' <<<"$out"; echo $?) ""
 check "batch: num_outputs 1 and 4, three pairs" $([ "$(grep -c -- '--batch 4 ' <<<"$out")" = 3 ]; echo $?) ""
 check "noamx: oneDNN capped below AMX, fp32 and auto" \
   $([ "$(grep -c 'ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 .*--precision fp32' <<<"$out")" = 3 ]; echo $?) ""

@@ -217,7 +217,8 @@ static int shape_cmp(const void *a, const void *b)
  * what its FLOPs would take at the peak (all of it for rows without FLOPs:
  * norms, element-wise, layout).  The rows' times above the peak add up to
  * the run's: where a step's time goes that faster kernels could win back.
- * Then the rows are cleared. */
+ * With a bf16 peak set, the rate's share of it too.  Then the rows are
+ * cleared. */
 static void shapes_print(FILE *f, const char *const names[PROF_NKIND], double tot)
 {
     prof_shape rows[PROF_NSHAPE + PROF_NKIND];
@@ -228,6 +229,7 @@ static void shapes_print(FILE *f, const char *const names[PROF_NKIND], double to
     fprintf(f, "  by shape (SD_PROFILE=2), most time first:\n");
     fprintf(f, "    %-11s %-40s %6s %10s %6s %9s %8s", "kind", "shape", "calls", "ms", "%", "GFLOP", "GFLOP/s");
     if (g_prof_peak > 0) fprintf(f, " %7s %10s", "% peak", "ms above");
+    if (g_prof_bf16_peak > 0) fprintf(f, " %7s", "% bf16");   /* of the bf16 loop (AMX's or vdpbf16ps) */
     fputc('\n', f);
     double above = 0, ex = 0;
     long calls = 0;
@@ -243,6 +245,7 @@ static void shapes_print(FILE *f, const char *const names[PROF_NKIND], double to
             else fprintf(f, " %7s", "");
             fprintf(f, " %10.2f", a * 1e3);
         }
+        if (g_prof_bf16_peak > 0 && r->exec > 0) fprintf(f, " %7.1f", 100 * rate / g_prof_bf16_peak);
         fputc('\n', f);
         above += a;
         ex += r->exec;
