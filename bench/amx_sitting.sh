@@ -162,11 +162,12 @@ item_sd15() {
   fig sd15 19 "SD 1.5 ${S}² CFG UNet step, bf16" "<= 0.9" s "$(for r in $(seq "$rounds"); do step_of "$logs/sd15-bf16-$r.log"; done)"
 }
 
-# profile (issue 19 items 1, 3): SD_PROFILE=1 at auto; the random-operand
+# profile (issue 19 items 1, 3): SD_PROFILE=2 at auto (per kind, then by
+# shape: which shapes keep a kind under 80 %); the random-operand
 # bf16 matmul peak is `sdserve bench`'s own AMX loop (tdpbf16ps from L1 on
 # random bf16 tiles; ops_amx_peak.c), the vdpbf16ps loop where there is no AMX
 item_profile() {
-  run profile profile-auto.log env SD_PROFILE=1 "$B" bench "${BA[@]}" --precision auto --skip load,text,decode,encode
+  run profile profile-auto.log env SD_PROFILE=2 "$B" bench "${BA[@]}" --precision auto --skip load,text,decode,encode
   [ $dry = 1 ] && return
   local peak k r
   peak=$(sed -n 's/^AMX bf16 matmul loop .*: random operands \([0-9.]*\) GFLOP\/s.*/\1/p' "$logs/profile-auto.log")
@@ -273,7 +274,7 @@ item_peers() {
   make_file "$q8" "$SDCPP" -M convert -m "$sd15" -o "$q8" --type q8_0 || return
   run peers peers.log "bench/peers.sh" --rounds "$rounds" --precisions "auto bf16" --lock '' \
     --only ours-auto,ours-bf16,torch-bf16,sdcpp-f16,sdcpp-q8_0 --sdcpp-repeats 1 --f16 "$sd15" --q8 "$q8" \
-    -W "$PS" -H "$PS" --threads 2 --diffusers "$DIFFUSERS" --logs "$logs/peers"
+    -W "$PS" -H "$PS" --threads 2 --diffusers "$DIFFUSERS" --sd "$SDCPP" --logs "$logs/peers"
   [ $dry = 1 ] && return
   local t="$logs/peers/table" c
   [ -f "$t" ] || t=/dev/null   # peers.sh writes it at its end

@@ -12,7 +12,7 @@
 # Usage: bench/peers.sh [--rounds N] [--only LIST] [--logs DIR] [--threads N] [--lock F]
 #            [-W N] [-H N] [--f16 FILE] [--q8 FILE] [--ours PATH]
 #            [--diffusers DIR] [--openblas DIR] [--precisions "fp32 bf16"]
-#            [--sdcpp-repeats N]
+#            [--sdcpp-repeats N] [--sd PATH]
 #   --only      comma list of configurations to run (default all):
 #               ours-<precision>, torch-bf16, torch-fp32, sdcpp-f16, sdcpp-q8_0
 #   --f16       our make-model SD 1.5 f16 file (default /tmp/sd15-f16.safetensors)
@@ -20,6 +20,8 @@
 #               sd-cli -M convert -m F16 -o Q8 --type q8_0)
 #   --sdcpp-repeats  runs of each stable-diffusion.cpp file (default 3; a run
 #               is a whole generation, 2 steps: slow on a loaded machine)
+#   --sd        stable-diffusion.cpp's CLI, passed on to peer_sdcpp.sh (default:
+#               its default, /work/peer/sdcpp/build/bin/sd-cli or .../sd)
 #   --lock      the lock file each command runs under (default
 #               /tmp/sdbench.lock; '' = none, e.g. when the whole sitting runs
 #               under one `flock /tmp/sdbench.lock bench/peers.sh --lock ''`)
@@ -39,7 +41,7 @@ f16=/tmp/sd15-f16.safetensors q8=/tmp/sd15-q8_0.gguf
 ours="$here/build/sdserve" diffusers=/work/peer/diffusers/src
 openblas=/work/peer/openblas/usr/lib/x86_64-linux-gnu/openblas-pthread
 precisions="fp32 bf16"
-lock=/tmp/sdbench.lock sdcpp_repeats=3
+lock=/tmp/sdbench.lock sdcpp_repeats=3 sd=""
 
 die() { echo "peers: $*" >&2; exit 2; }
 
@@ -58,8 +60,9 @@ while [ $# -gt 0 ]; do
         --openblas) openblas=${2?}; shift 2 ;;
         --precisions) precisions=${2?}; shift 2 ;;
         --sdcpp-repeats) sdcpp_repeats=${2?}; shift 2 ;;
+        --sd) sd=${2?}; shift 2 ;;
         --lock) lock=${2?}; shift 2 ;;
-        -h|--help) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option '$1' (see --help)" ;;
     esac
 done
@@ -99,10 +102,10 @@ run_one() {
                 --threads "$threads" --repeats 3 ;;
         sdcpp-f16)
             locked "$here/bench/peer_sdcpp.sh" --model "$f16" -W "$W" -H "$H" \
-                --steps 2 --threads "$threads" --repeats "$sdcpp_repeats" --skip-ours ;;
+                --steps 2 --threads "$threads" --repeats "$sdcpp_repeats" --skip-ours ${sd:+--sd "$sd"} ;;
         sdcpp-q8_0)
             locked "$here/bench/peer_sdcpp.sh" --model "$q8" -W "$W" -H "$H" \
-                --steps 2 --threads "$threads" --repeats "$sdcpp_repeats" --skip-ours ;;
+                --steps 2 --threads "$threads" --repeats "$sdcpp_repeats" --skip-ours ${sd:+--sd "$sd"} ;;
     esac > "$log" 2>&1
 }
 

@@ -56,6 +56,25 @@ SD_PROFILE=1 "$BIN" bench --model "$SD1" --vocab "$V" --repeats 1 -W 64 -H 64 --
 check "SD_PROFILE=1: convs' model and executed GFLOP, rate and share of the peak" \
   '[ $rc -eq 0 ] && grep -Eq "^    conv .* calls +[0-9.]+ GFLOP model +[0-9.]+ executed +[0-9.]+ GFLOP/s +[0-9.]+ % of peak" "$T/prof"' \
   "rc=$rc $(grep -A3 profile "$T/prof")"
+check "SD_PROFILE=1: no table by shape" '! grep -q "by shape" "$T/prof"' "$(grep -A2 'by shape' "$T/prof")"
+# SD_PROFILE=2: the same lines, then a row per (kind, shape) whose calls add up to each kind's
+SD_PROFILE=2 "$BIN" bench --model "$SD1" --vocab "$V" --repeats 1 -W 64 -H 64 --skip load,text,decode,encode >"$T/prof2" 2>&1; rc=$?
+bad=$(awk '/^  profile /                  { p = 1 }
+           p && /^    [a-z]+ +[0-9.]+ s +[0-9.]+ % +[0-9]+ calls/ { kc[$1] = $6; ks[$1] = $2 }
+           /by shape/                    { b = 1; next }
+           b && /^    [a-z]+ / && $2 != "shape" { for (i = NF; i > 0; i--) if ($i ~ /^[0-9]+$/ && $(i+1) ~ /^[0-9.]+$/ && $(i+2) ~ /^[0-9.]+$/) break;
+                                           rc[$1] += $i; rt[$1] += $(i+1) / 1000; n++ }
+           END { if (!n) print "no rows";
+                 for (k in kc) if (kc[k] != rc[k] || (ks[k] - rt[k])^2 > 0.002^2) print k ": " kc[k] " calls " ks[k] " s, rows " rc[k] " " rt[k] }' "$T/prof2")
+check "SD_PROFILE=2: rows by shape whose calls and times add up to each kind's line" \
+  '[ $rc -eq 0 ] && [ -z "$bad" ]' "rc=$rc $bad"
+check "SD_PROFILE=2: rows name the shapes (conv_in 2x8x8x4 -> its channels, cross-attention's 77 keys, the GEGLU)" \
+  'grep -Eq "^    conv +conv 3x3/1 2x8x8x4 -> [0-9]+ " "$T/prof2" && grep -Eq "^    attention +attention 2x[0-9]+x[0-9]+ x 77 keys" "$T/prof2" &&
+   grep -Eq "^    elementwise +geglu [0-9]+x[0-9]+ " "$T/prof2"' "$(sed -n '/by shape/,$p' "$T/prof2" | head -20)"
+above=$(sed -n 's/^    all [0-9]* shapes: .* \([0-9.]*\) ms above the peak.*/\1/p' "$T/prof2")
+sum=$(awk '/by shape/ { b = 1; next } b && /^    [a-z]+ / && $2 != "shape" && $1 != "all" { s += $NF } END { printf "%.2f", s }' "$T/prof2")
+check "SD_PROFILE=2: the rows' ms above the peak add up to the run's" \
+  'awk -v a="${above:-x}" -v s="$sum" "BEGIN { exit !(a != \"x\" && (a - s)^2 < 0.05^2) }"' "total '$above', rows $sum"
 # issue 19 item 5, round 2: attention's thread account, busy CPU time within its parallel regions
 busy=$(sed -n 's/^      threads .* CPU busy of .* team time (\([0-9.]*\) %).*/\1/p' "$T/prof" | head -1)
 check "SD_PROFILE=1: attention's threads busy for a share of the team time in (0, 100] %" \

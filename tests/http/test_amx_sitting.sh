@@ -19,8 +19,8 @@ done
 n=$(grep -c -- '--precision bf16 --skip load,text,encode$' <<<"$out")
 check "sd15: auto and bf16 interleaved, 3 rounds (6 bench lines, bf16 x3)" \
   $([ "$(grep -c '^  build/sdserve bench .* --skip load,text,encode$' <<<"$out")" = 6 ] && [ "$n" = 3 ]; echo $?) "bf16 lines: $n"
-check "profile: SD_PROFILE=1 bench (which measures the random-operand bf16 peak itself)" \
-  $(grep -q 'env SD_PROFILE=1 build/sdserve bench' <<<"$out"; echo $?) ""
+check "profile: SD_PROFILE=2 bench (which measures the random-operand bf16 peak itself; by shape too)" \
+  $(grep -q 'env SD_PROFILE=2 build/sdserve bench' <<<"$out"; echo $?) ""
 check "batch: num_outputs 1 and 4, three pairs" $([ "$(grep -c -- '--batch 4 ' <<<"$out")" = 3 ]; echo $?) ""
 check "noamx: oneDNN capped below AMX, fp32 and auto" \
   $([ "$(grep -c 'ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16 .*--precision fp32' <<<"$out")" = 3 ]; echo $?) ""
@@ -66,6 +66,16 @@ done
 out=$(SDCPP=$TMP/no-sd-cli DIFFUSERS=$TMP/no-diffusers $S --dry-run --dir "$D" --only peers 2>&1)
 check "--dry-run names the peers' missing programs" \
   $(grep -q "^# missing for the peers.*$TMP/no-sd-cli.*$TMP/no-diffusers" <<<"$out"; echo $?) "$out"
+out=$(SDCPP=$TMP/my-sd-cli $S --dry-run --dir "$D" --only peers 2>&1)
+check "SDCPP= reaches the peers item's sd.cpp runs (peers.sh --sd)" \
+  $(grep -q "bench/peers.sh .*--sd $TMP/my-sd-cli " <<<"$out"; echo $?) "$(grep peers.sh <<<"$out")"
+# peers.sh gives --sd to peer_sdcpp.sh: a stand-in CLI that notes its call and fails
+printf '#!/bin/sh\necho called > "%s"\nexit 1\n' "$TMP/sd-called" > "$TMP/fake-sd" && chmod +x "$TMP/fake-sd"
+: > "$TMP/empty.safetensors"
+msg=$(bench/peers.sh --only sdcpp-f16 --sd "$TMP/fake-sd" --f16 "$TMP/empty.safetensors" --lock '' \
+  --sdcpp-repeats 1 --logs "$TMP/peerlogs" 2>&1); rc=$?
+check "peers.sh --sd: that CLI is the one run (it fails here: exit 2, named)" \
+  $([ $rc = 2 ] && [ -f "$TMP/sd-called" ] && grep -q "sdcpp-f16 round 1 failed" <<<"$msg"; echo $?) "rc $rc: $msg"
 out=$(SDCPP=/bin/true $S --dry-run --dir "$D" --only sdxl 2>&1)
 check "sdxl needs only sd.cpp: nothing missing when it is there" $(! grep -q "missing for the peers" <<<"$out"; echo $?) "$out"
 msg=$(SDCPP=$TMP/no-sd-cli $S --anyway --dir "$TMP/never2" --only seeds,sdxl 2>&1); rc=$?

@@ -14,6 +14,7 @@
 #include <math.h>
 #include <omp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,13 +34,66 @@ double ops_prof_now(void) { return omp_get_wtime(); }
  * under a lock (only when profiling). */
 static pthread_mutex_t g_prof_lock = PTHREAD_MUTEX_INITIALIZER;
 
-void ops_prof_add(int kind, double t0)
+/* SD_PROFILE=2's table by shape: a row per (kind, name), in first-call
+ * order; past PROF_NSHAPE rows the rest go to one "(other shapes)" row of
+ * their kind.  The name is the calling thread's last PROF_SHAPE (ops are
+ * called from one thread; their FLOPs are counted on it or in the kind's
+ * atomic totals, which is where a row's executed FLOPs come from). */
+#define PROF_NSHAPE 256
+typedef struct {
+    int kind;
+    long calls;
+    double t, exec;
+    char name[56];
+} prof_shape;
+static prof_shape g_shape[PROF_NSHAPE + PROF_NKIND];
+static int g_nshape;
+static _Thread_local char t_shape[56];
+
+void ops_prof_shape(const char *fmt, ...)
 {
-    double t = omp_get_wtime() - t0;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t_shape, sizeof t_shape, fmt, ap);
+    va_end(ap);
+}
+
+static unsigned long long g_flops_model[PROF_NKIND], g_flops_exec[PROF_NKIND];
+
+double ops_prof_exec_total(void)
+{
+    double x = 0;
+    for (int i = 0; i < PROF_NKIND; i++) x += (double)__atomic_load_n(&g_flops_exec[i], __ATOMIC_RELAXED);
+    return x;
+}
+
+/* the row of (kind, name), made if new; under g_prof_lock */
+static prof_shape *shape_row(int kind, const char *name)
+{
+    for (int i = 0; i < g_nshape; i++)
+        if (g_shape[i].kind == kind && !strcmp(g_shape[i].name, name)) return &g_shape[i];
+    prof_shape *r = g_nshape < PROF_NSHAPE ? &g_shape[g_nshape++] : &g_shape[PROF_NSHAPE + kind];
+    if (r->calls == 0) {
+        r->kind = kind;
+        snprintf(r->name, sizeof r->name, "%s", r < &g_shape[PROF_NSHAPE] ? name : "(other shapes)");
+    }
+    return r;
+}
+
+void ops_prof_add_call(int kind, double t0, double x0, const char *func)
+{
+    double t = omp_get_wtime() - t0, exec = ops_prof_on > 1 ? ops_prof_exec_total() - x0 : 0;
     pthread_mutex_lock(&g_prof_lock);
     g_prof[kind] += t;
     g_prof_n[kind]++;
+    if (ops_prof_on > 1) {
+        prof_shape *r = shape_row(kind, t_shape[0] ? t_shape : func);
+        r->calls++;
+        r->t += t;
+        r->exec += exec;
+    }
     pthread_mutex_unlock(&g_prof_lock);
+    t_shape[0] = 0;
 }
 
 /* Thread accounts per kind (ops_prof.h), under the same lock. */
@@ -70,11 +124,13 @@ void ops_prof_reset(void)
     memset(g_team_busy, 0, sizeof g_team_busy);
     memset(g_team_s, 0, sizeof g_team_s);
     memset(g_team_wall, 0, sizeof g_team_wall);
+    memset(g_shape, 0, sizeof g_shape);
+    g_nshape = 0;
     ops_flops_reset();
 }
 
-/* FLOP counters (ops.h): integers, added atomically by whichever thread runs the op. */
-static unsigned long long g_flops_model[PROF_NKIND], g_flops_exec[PROF_NKIND];
+/* FLOP counters (ops.h, g_flops_* above): integers, added atomically by
+ * whichever thread runs the op. */
 static double g_prof_peak;
 
 void ops_flops_add(int kind, double model, double exec)
@@ -149,9 +205,62 @@ static void prof_line(FILE *f, const char *name, int i, double tot, const ops_fl
     }
 }
 
+static int shape_cmp(const void *a, const void *b)
+{
+    double x = ((const prof_shape *)a)->t, y = ((const prof_shape *)b)->t;
+    return x > y ? -1 : x < y;
+}
+
+/* SD_PROFILE=2: the rows by shape, most time first, each with its kind,
+ * calls, time and share, executed GFLOP and rate, and (with a peak set) its
+ * share of the peak and its milliseconds above it: the row's time beyond
+ * what its FLOPs would take at the peak (all of it for rows without FLOPs:
+ * norms, element-wise, layout).  The rows' times above the peak add up to
+ * the run's: where a step's time goes that faster kernels could win back.
+ * With a bf16 peak set, the rate's share of it too.  Then the rows are
+ * cleared. */
+static void shapes_print(FILE *f, const char *const names[PROF_NKIND], double tot)
+{
+    prof_shape rows[PROF_NSHAPE + PROF_NKIND];
+    int n = 0;
+    for (int i = 0; i < PROF_NSHAPE + PROF_NKIND; i++)
+        if (g_shape[i].calls) rows[n++] = g_shape[i];
+    qsort(rows, (size_t)n, sizeof rows[0], shape_cmp);
+    fprintf(f, "  by shape (SD_PROFILE=2), most time first:\n");
+    fprintf(f, "    %-11s %-40s %6s %10s %6s %9s %8s", "kind", "shape", "calls", "ms", "%", "GFLOP", "GFLOP/s");
+    if (g_prof_peak > 0) fprintf(f, " %7s %10s", "% peak", "ms above");
+    if (g_prof_bf16_peak > 0) fprintf(f, " %7s", "% bf16");   /* of the bf16 loop (AMX's or vdpbf16ps) */
+    fputc('\n', f);
+    double above = 0, ex = 0;
+    long calls = 0;
+    for (int i = 0; i < n; i++) {
+        const prof_shape *r = &rows[i];
+        fprintf(f, "    %-11s %-40s %6ld %10.2f %6.1f", names[r->kind], r->name, r->calls, r->t * 1e3,
+                tot > 0 ? 100 * r->t / tot : 0);
+        double rate = r->t > 0 ? r->exec * 1e-9 / r->t : 0, a = g_prof_peak > 0 ? r->t - r->exec * 1e-9 / g_prof_peak : 0;
+        if (r->exec > 0) fprintf(f, " %9.2f %8.1f", r->exec * 1e-9, rate);
+        else fprintf(f, " %9s %8s", "", "");
+        if (g_prof_peak > 0) {
+            if (r->exec > 0) fprintf(f, " %7.1f", 100 * rate / g_prof_peak);
+            else fprintf(f, " %7s", "");
+            fprintf(f, " %10.2f", a * 1e3);
+        }
+        if (g_prof_bf16_peak > 0 && r->exec > 0) fprintf(f, " %7.1f", 100 * rate / g_prof_bf16_peak);
+        fputc('\n', f);
+        above += a;
+        ex += r->exec;
+        calls += r->calls;
+    }
+    fprintf(f, "    all %d shapes: %ld calls, %.2f ms, %.2f GFLOP executed", n, calls, tot * 1e3, ex * 1e-9);
+    if (g_prof_peak > 0) fprintf(f, "; %.2f ms above the peak (%.1f %% of the time)", above * 1e3, tot > 0 ? 100 * above / tot : 0);
+    fputc('\n', f);
+    memset(g_shape, 0, sizeof g_shape);
+    g_nshape = 0;
+}
+
 void ops_prof_print(FILE *f, const char *title, ops_ctx *c)
 {
-    static const char *names[PROF_NKIND] = {"conv", "linear", "attention", "norm", "elementwise", "layout"};
+    static const char *const names[PROF_NKIND] = {"conv", "linear", "attention", "norm", "elementwise", "layout"};
     double tot = 0;
     for (int i = 0; i < PROF_NKIND; i++) tot += g_prof[i];
     size_t nc = 0, wb = 0, wwb = 0;
@@ -166,6 +275,7 @@ void ops_prof_print(FILE *f, const char *title, ops_ctx *c)
         g_prof_n[i] = 0;
         g_team_busy[i] = g_team_s[i] = g_team_wall[i] = 0;
     }
+    if (ops_prof_on > 1) shapes_print(f, names, tot);
     ops_flops_reset();
 }
 
@@ -402,6 +512,7 @@ void op_group_norm_nhwc(const ops_m *m, const float *x, int N, int C, int HW, in
                         const float *gamma, const float *beta, float eps, int silu, float *y)
 {
     PROF_BEGIN;
+    PROF_SHAPE("group norm %dx%dx%d%s", N, HW, C, silu ? " + silu" : "");
     group_norm(m->ctx, x, N, C, HW, G, pre_bias, gamma, beta, eps, silu, y, NULL, 0);
     PROF_END(PROF_NORM);
 }
@@ -431,6 +542,7 @@ void ops_group_norm_bf16(ops_ctx *c, const float *x, int N, int C, int HW, int G
                          const float *gamma, const float *beta, float eps, int silu, uint16_t *yb, int split)
 {
     PROF_BEGIN;
+    PROF_SHAPE("group norm %dx%dx%d%s -> bf16", N, HW, C, silu ? " + silu" : "");
     group_norm(c, x, N, C, HW, G, pre_bias, gamma, beta, eps, silu, NULL, yb, split);
     PROF_END(PROF_NORM);
 }
@@ -475,6 +587,7 @@ void op_layer_norm(const float *x, int M, int C, const float *gamma, const float
 {
     SD_ASSERT(M >= 0 && C >= 1 && (M == 0 || (x && y)));
     PROF_BEGIN;
+    PROF_SHAPE("layer norm %dx%d", M, C);
     #pragma omp parallel for schedule(static) if ((size_t)M * C >= PAR_MIN)
     for (int r = 0; r < M; r++) ln_row(x + (size_t)r * C, C, gamma, beta, eps, y + (size_t)r * C);
     PROF_END(PROF_NORM);
@@ -547,6 +660,7 @@ void op_geglu(const float *in, int M, int F, float *out)
 {
     SD_ASSERT(M >= 0 && F >= 1 && (M == 0 || (in && out)));
     PROF_BEGIN;
+    PROF_SHAPE("geglu %dx%d", M, F);
     #pragma omp parallel for schedule(static) if ((size_t)M * F >= PAR_MIN)
     for (int r = 0; r < M; r++) {
         const float *v = in + (size_t)r * 2 * F, *g = v + F;

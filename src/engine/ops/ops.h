@@ -269,7 +269,8 @@ void ops_release_pages(void *p, size_t bytes);
 /* Profiling: with SD_PROFILE=1 in the environment (read by ops_ctx_new)
  * every op adds its wall time to a process-wide total per kind;
  * ops_prof_print writes the totals (and c's weight copies, c may be NULL)
- * and resets them. */
+ * and resets them.  SD_PROFILE=2 also keeps them per shape (ops_prof.h
+ * PROF_SHAPE) and prints that table after the kinds. */
 enum { PROF_CONV, PROF_LINEAR, PROF_ATTN, PROF_NORM, PROF_ELEM, PROF_LAYOUT, PROF_NKIND };
 int ops_prof_enabled(void);
 void ops_prof_reset(void);

@@ -544,6 +544,7 @@ static void attention(const ops_m *mo, const float *q, int ldq, const float *k, 
     ops_ctx *c = mo->ctx;
     if (ops_faulted(c)) return;   /* out of memory earlier in this forward */
     double model = 4.0 * B * H * Tq * Tk * D;
+    PROF_SHAPE("attention %dx%dx%d x %d keys, D %d%s", B, H, Tq, Tk, D, causal ? " causal" : "");
     if (!causal && mo->prec != OPS_FP32 && ops_attention_amx_ready()) {
         ops_flops_add(PROF_ATTN, model, model);
         ops_attention_amx(c, q, ldq, k, ldk, v, ldv, B, Tq, Tk, H, D, scale, out);

@@ -322,6 +322,7 @@ static void conv_count_model(int N, int IC, int H, int W, int OC, int KH, int KW
 {
     int OH = (H + 2 * pad - KH) / stride + 1, OW = (W + 2 * pad - KW) / stride + 1;
     ops_flops_add(PROF_CONV, ops_conv_exec_flops(0, N, IC, OC, OH, OW, KH, KW), 0);
+    PROF_SHAPE("conv %dx%d/%d %dx%dx%dx%d -> %d", KH, KW, stride, N, H, W, IC, OC);
 }
 
 /* OPS_CONV_RELU of a bf16x2 split-rows conv, once its halves are added. */
@@ -643,6 +644,7 @@ void op_conv2d_nhwc_up2(const ops_m *m, const float *x, int N, int IC, int H, in
     PROF_BEGIN;
     int OH = 2 * H, OW = 2 * W;
     conv_count_model(N, IC, OH, OW, OC, 3, 3, 1, 1);
+    PROF_SHAPE("conv 3x3/1 up2 %dx%dx%dx%d -> %d", N, OH, OW, IC, OC);
     long rowin = (long)OW * IC;
     int R = band_rows(OH, (int)(UP_BAND / rowin) - 2);
     conv_key k = conv_whole_key(m, 1, IC, OH, OW, OC, 3, 3, 1, 1, b != NULL, 0);
@@ -691,6 +693,7 @@ static float *gn_coefs_all(ops_ctx *c, const float *x, int N, int C, int HW, int
 {
     float *sc = ops_grow(c, &t_pre, &t_npre, sizeof(float) * 2 * (size_t)N * C);
     PROF_BEGIN;
+    PROF_SHAPE("group norm stats %dx%dx%d", N, HW, C);
     for (int n = 0; n < N && sc; n++)
         if (ops_gn_coefs(c, x + (size_t)n * HW * C, C, HW, G, pre_bias ? pre_bias + (size_t)n * C : NULL, gamma, beta,
                          eps, sc + (size_t)n * C, sc + (size_t)(N + n) * C))

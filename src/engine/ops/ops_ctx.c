@@ -29,7 +29,7 @@ static int winograd_from_env(void)
 ops_ctx *ops_ctx_new(int threads)
 {
     const char *p = getenv("SD_PROFILE");
-    if (p && *p == '1') ops_prof_on = 1;
+    if (p && (*p == '1' || *p == '2')) ops_prof_on = *p - '0';
     ops_ctx *c = sd_calloc(1, sizeof *c);
     if (!c) return NULL;
     int n = threads > 0 ? threads : omp_get_num_procs();

@@ -320,6 +320,7 @@ static void linear(const ops_m *m, const float *x, int M, int IN, ops_weight *w,
     ops_ctx *c = m->ctx;
     if (M <= 0 || OUT <= 0 || ops_faulted(c)) return;
     ops_flops_add(PROF_LINEAR, 2.0 * M * IN * OUT, 0);
+    PROF_SHAPE("linear %dx%d -> %d%s", M, IN, OUT, accum ? " +y" : "");
     mm_key k = {MM_CHUNK, IN, OUT, b != NULL, accum, m->prec, 0};
     if (k.prec == OPS_BF16X2) k.split = ops_split_mode(0, (size_t)IN * OUT, IN, OUT);
     if (!mm_brgemm(c, &k)) {   /* decided on the chunk's shape: the same for every M */
