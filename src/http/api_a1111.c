@@ -241,10 +241,48 @@ static int small_int(const param_bag *b, const char *name, int hi, int *out, sd_
 }
 
 /* A boolean field (absent = def). */
+/* A boolean as A1111's request models (pydantic 1) read one: true/false,
+ * the numbers 1/0, or a word 1 on t true y yes / 0 off f false n no in any
+ * case (so form and multipart bodies can set them too).  1 with the value
+ * in *out, 0 if p is none of these. */
+static int a1111_bool(const param *p, int *out)
+{
+    static const char *const yes[] = {"1", "on", "t", "true", "y", "yes"}, *const no[] = {"0", "off", "f", "false", "n", "no"};
+    double v;
+    if (p->kind == PV_BOOL) return *out = !strcmp(p->val, "true"), 1;
+    if (p->kind == PV_NUMBER) return !params_parse_number(p->val, p->len, &v) && (v == 0 || v == 1) && (*out = v == 1, 1);
+    if (p->kind != PV_TEXT || strlen(p->val) != p->len) return 0;
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (!strcasecmp(p->val, yes[i])) return *out = 1, 1;
+        if (!strcasecmp(p->val, no[i])) return *out = 0, 1;
+    }
+    return 0;
+}
+
+/* The A1111 boolean fields this server reads or echoes: a value that is not
+ * a boolean is a 422 naming the field, as A1111's (null: not given). */
+static const char *const a1111_flags[] = {"enable_hr", "send_images", "save_images", "restore_faces", "tiling"};
+
+static int check_flags(const param_bag *b, sd_err *err)
+{
+    for (size_t i = 0; i < sizeof a1111_flags / sizeof a1111_flags[0]; i++) {
+        const param *p = field_get(b, a1111_flags[i]);
+        int v;
+        if (p && p->kind != PV_NULL && !a1111_bool(p, &v)) {
+            char shown[48];
+            snprintf(shown, sizeof shown, "%s", p->kind == PV_TEXT || p->kind == PV_NUMBER ? p->val : "a non-boolean");
+            return sd_errf(err, SD_EINVAL, a1111_flags[i],
+                           "%s must be a boolean (true/false, 1/0, yes/no, on/off), got '%s'", a1111_flags[i], shown);
+        }
+    }
+    return 0;
+}
+
 static int flag(const param_bag *b, const char *name, int def)
 {
     const param *p = field_get(b, name);
-    return p && p->kind == PV_BOOL ? !strcmp(p->val, "true") : def;
+    int v;
+    return p && p->kind != PV_NULL && a1111_bool(p, &v) ? v : def;
 }
 
 /* The sampler: sampler_name, else sampler_index, else A1111's default. */
@@ -442,7 +480,8 @@ static int a1111_gen_request(http_server *s, req *r, sd_err *err)
     param_bag sb;
     params_bag_init(&sb);
     sb.max_fields = A1111_MAX_FIELDS;
-    int rc = note_ignored(b, c, img2img, err);
+    int rc = check_flags(b, err);
+    if (!rc) rc = note_ignored(b, c, img2img, err);
     if (!rc) rc = put_plain(b, &sb, img2img, c->params, err);
     if (!rc) rc = put_hires(b, &sb, img2img, c->params, err);
     if (!rc) rc = put_sampler(b, &sb, c->params, err);
@@ -685,8 +724,11 @@ enum MHD_Result a1111_answer(http_server *s, req *r, struct MHD_Connection *c)
         job_result_free(none);
     } else {
         dialect_name_field(&dialect_a1111, &st.err);
-        sd_err e = st.err;   /* (only shutdown cancels a job that still has its client) */
-        if (st.state == JOB_CANCELLED) sd_errf(&e, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
+        sd_err e = st.err;
+        if (st.state == JOB_CANCELLED) {   /* only shutdown cancels a job that still has its client: 503 */
+            e = (sd_err){0};   /* (sd_errf keeps a first error: st.err's SD_ECANCELLED would stay, a 409) */
+            sd_errf(&e, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
+        }
         rc = reply_error(c, &r->ri, &e, 0, NULL);
     }
     job_result_free(st.result);
@@ -703,8 +745,10 @@ static json_t *options_json(http_server *s, int owner)
     json_decref(mine);
     char title[300] = "";
     if (i >= 0) model_title(&ms[i], title, sizeof title);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:b, s:b, s:b}", "sd_model_checkpoint", title,
-                          "sd_checkpoint_hash", i >= 0 ? ms[i].sha256 : "", "sd_vae", "Automatic",
+    /* no hash (a diffusers folder has no one file to hash): null, as A1111 */
+    json_t *o = json_pack("{s:s, s:o, s:s, s:i, s:s, s:b, s:b, s:b}", "sd_model_checkpoint", title,
+                          "sd_checkpoint_hash", i >= 0 && ms[i].sha256[0] ? json_string(ms[i].sha256) : json_null(),
+                          "sd_vae", "Automatic",
                           "CLIP_stop_at_last_layers", 1, "samples_format", "png", "save_images", 1, "send_seed", 1,
                           "enable_pnginfo", 1);
     free(ms);
