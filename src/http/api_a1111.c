@@ -38,6 +38,7 @@ typedef struct a1111_call {
     int owner, linked, interrupted;
     sd_gen_params gen;       /* the request as validated (pointers cleared: the job owns them) */
     int img2img, send_images, batch_size;
+    int clip_from_options;   /* the CLIP skip is the caller's stored option, not override_settings' */
     json_t *params;          /* "parameters": the request as read, defaults filled */
     json_t *notes;           /* what was ignored, for info */
     char stamp[16];          /* job_timestamp, "YYYYmmddHHMMSS" */
@@ -382,6 +383,7 @@ static int put_json(param_bag *sb, const char *name, const json_t *v, sd_err *er
 /* override_settings over the owner's options: the model and the CLIP skip. */
 static int put_settings(http_server *s, req *r, param_bag *sb, json_t *params, sd_err *err)
 {
+    a1111_call *call = r->dl_ctx;
     const param *p = field_get(&r->bag, "override_settings");
     json_t *ov = p ? param_json(p) : json_object();
     int rc = 0;
@@ -398,6 +400,7 @@ static int put_settings(http_server *s, req *r, param_bag *sb, json_t *params, s
     if (!rc && mine && json_is_string(mine) && req_field_find("model"))
         rc = params_bag_add(sb, "model", PV_TEXT, json_string_value(mine), json_string_length(mine), 1, err);
     if (!rc && (clip || myclip)) rc = put_json(sb, "clip_skip", clip ? clip : myclip, err);
+    call->clip_from_options = !clip && myclip;
     if (!rc) json_object_set(params, "override_settings", ov);
     json_decref(ov);
     json_decref(mine);
@@ -569,6 +572,15 @@ const dialect dialect_a1111 = {.name = "a1111", .max_fields = A1111_MAX_FIELDS, 
 
 /* ---- txt2img / img2img ----------------------------------------------------- */
 
+/* An error naming the CLIP skip when the call took it from the caller's
+ * stored options: it names a field this request never sent, so say where
+ * it came from. */
+static void stored_clip_note(const a1111_call *call, sd_err *e)
+{
+    if (call && call->clip_from_options && !strcmp(e->field, "CLIP_stop_at_last_layers"))
+        sd_err_prefix(e, "the CLIP_stop_at_last_layers stored with POST /sdapi/v1/options does not fit this model: ");
+}
+
 enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c)
 {
     int retry;
@@ -579,8 +591,10 @@ enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c)
         localtime_r(&t, &tm);
         strftime(call->stamp, sizeof call->stamp, "%Y%m%d%H%M%S", &tm);
     }
-    if (seed_submit(s, r, 0, &retry))   /* (it names the init image's errors the dialect's way, messages too) */
+    if (seed_submit(s, r, 0, &retry)) {   /* (it names the init image's errors the dialect's way, messages too) */
+        stored_clip_note(call, &r->err);
         return reply_error(c, &r->ri, &r->err, retry, NULL);
+    }
     call_link(s, call);
     return server_wait(s, r, c);
 }
@@ -725,6 +739,7 @@ enum MHD_Result a1111_answer(http_server *s, req *r, struct MHD_Connection *c)
     } else {
         dialect_name_field(&dialect_a1111, &st.err);
         sd_err e = st.err;
+        stored_clip_note(call, &e);
         if (st.state == JOB_CANCELLED) {   /* only shutdown cancels a job that still has its client: 503 */
             e = (sd_err){0};   /* (sd_errf keeps a first error: st.err's SD_ECANCELLED would stay, a 409) */
             sd_errf(&e, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);

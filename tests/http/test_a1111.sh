@@ -146,6 +146,11 @@ st=$(post /sdapi/v1/options '{"CLIP_stop_at_last_layers": 2}' "$TMP/p.json")
 post /sdapi/v1/txt2img "{$G, \"seed\": 11}" "$TMP/c3.json" >/dev/null
 images "$TMP/c3.json" "$TMP/c3-" >/dev/null
 check "options CLIP_stop_at_last_layers 2 applies to later generations" $(pixels_equal "$TMP/c3-0.png" "$TMP/c2-0.png"; echo $?) "$(pixel_diff "$TMP/c3-0.png" "$TMP/c2-0.png")"
+post /sdapi/v1/options '{"CLIP_stop_at_last_layers": 12}' "$TMP/p.json" >/dev/null
+st=$(post /sdapi/v1/txt2img "{$G, \"seed\": 11}" "$TMP/c12.json")
+check "a stored CLIP_stop_at_last_layers deeper than the model: 422 naming it and saying it is the stored option" \
+  $([ "$st" = 422 ] && [ "$(json "$TMP/c12.json" 'j["detail"][0]["loc"][-1] == "CLIP_stop_at_last_layers" and "stored with POST /sdapi/v1/options" in j["detail"][0]["msg"]')" = True ]; echo $?) \
+  "$st $(head -c 300 "$TMP/c12.json")"
 post /sdapi/v1/options '{"CLIP_stop_at_last_layers": 1}' "$TMP/p.json" >/dev/null
 big=$(python3 -c 'print("{\"huge\": \"%s\"}" % ("x" * 70000))')
 st=$(post /sdapi/v1/options "$big" "$TMP/p.json")
