@@ -38,6 +38,7 @@ typedef struct a1111_call {
     int owner, linked, interrupted;
     sd_gen_params gen;       /* the request as validated (pointers cleared: the job owns them) */
     int img2img, send_images, batch_size;
+    int clip_from_options;   /* the CLIP skip is the caller's stored option, not override_settings' */
     json_t *params;          /* "parameters": the request as read, defaults filled */
     json_t *notes;           /* what was ignored, for info */
     char stamp[16];          /* job_timestamp, "YYYYmmddHHMMSS" */
@@ -241,10 +242,48 @@ static int small_int(const param_bag *b, const char *name, int hi, int *out, sd_
 }
 
 /* A boolean field (absent = def). */
+/* A boolean as A1111's request models (pydantic 1) read one: true/false,
+ * the numbers 1/0, or a word 1 on t true y yes / 0 off f false n no in any
+ * case (so form and multipart bodies can set them too).  1 with the value
+ * in *out, 0 if p is none of these. */
+static int a1111_bool(const param *p, int *out)
+{
+    static const char *const yes[] = {"1", "on", "t", "true", "y", "yes"}, *const no[] = {"0", "off", "f", "false", "n", "no"};
+    double v;
+    if (p->kind == PV_BOOL) return *out = !strcmp(p->val, "true"), 1;
+    if (p->kind == PV_NUMBER) return !params_parse_number(p->val, p->len, &v) && (v == 0 || v == 1) && (*out = v == 1, 1);
+    if (p->kind != PV_TEXT || strlen(p->val) != p->len) return 0;
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (!strcasecmp(p->val, yes[i])) return *out = 1, 1;
+        if (!strcasecmp(p->val, no[i])) return *out = 0, 1;
+    }
+    return 0;
+}
+
+/* The A1111 boolean fields this server reads or echoes: a value that is not
+ * a boolean is a 422 naming the field, as A1111's (null: not given). */
+static const char *const a1111_flags[] = {"enable_hr", "send_images", "save_images", "restore_faces", "tiling"};
+
+static int check_flags(const param_bag *b, sd_err *err)
+{
+    for (size_t i = 0; i < sizeof a1111_flags / sizeof a1111_flags[0]; i++) {
+        const param *p = field_get(b, a1111_flags[i]);
+        int v;
+        if (p && p->kind != PV_NULL && !a1111_bool(p, &v)) {
+            char shown[48];
+            snprintf(shown, sizeof shown, "%s", p->kind == PV_TEXT || p->kind == PV_NUMBER ? p->val : "a non-boolean");
+            return sd_errf(err, SD_EINVAL, a1111_flags[i],
+                           "%s must be a boolean (true/false, 1/0, yes/no, on/off), got '%s'", a1111_flags[i], shown);
+        }
+    }
+    return 0;
+}
+
 static int flag(const param_bag *b, const char *name, int def)
 {
     const param *p = field_get(b, name);
-    return p && p->kind == PV_BOOL ? !strcmp(p->val, "true") : def;
+    int v;
+    return p && p->kind != PV_NULL && a1111_bool(p, &v) ? v : def;
 }
 
 /* The sampler: sampler_name, else sampler_index, else A1111's default. */
@@ -344,6 +383,7 @@ static int put_json(param_bag *sb, const char *name, const json_t *v, sd_err *er
 /* override_settings over the owner's options: the model and the CLIP skip. */
 static int put_settings(http_server *s, req *r, param_bag *sb, json_t *params, sd_err *err)
 {
+    a1111_call *call = r->dl_ctx;
     const param *p = field_get(&r->bag, "override_settings");
     json_t *ov = p ? param_json(p) : json_object();
     int rc = 0;
@@ -360,6 +400,7 @@ static int put_settings(http_server *s, req *r, param_bag *sb, json_t *params, s
     if (!rc && mine && json_is_string(mine) && req_field_find("model"))
         rc = params_bag_add(sb, "model", PV_TEXT, json_string_value(mine), json_string_length(mine), 1, err);
     if (!rc && (clip || myclip)) rc = put_json(sb, "clip_skip", clip ? clip : myclip, err);
+    call->clip_from_options = !clip && myclip;
     if (!rc) json_object_set(params, "override_settings", ov);
     json_decref(ov);
     json_decref(mine);
@@ -442,7 +483,8 @@ static int a1111_gen_request(http_server *s, req *r, sd_err *err)
     param_bag sb;
     params_bag_init(&sb);
     sb.max_fields = A1111_MAX_FIELDS;
-    int rc = note_ignored(b, c, img2img, err);
+    int rc = check_flags(b, err);
+    if (!rc) rc = note_ignored(b, c, img2img, err);
     if (!rc) rc = put_plain(b, &sb, img2img, c->params, err);
     if (!rc) rc = put_hires(b, &sb, img2img, c->params, err);
     if (!rc) rc = put_sampler(b, &sb, c->params, err);
@@ -530,6 +572,15 @@ const dialect dialect_a1111 = {.name = "a1111", .max_fields = A1111_MAX_FIELDS, 
 
 /* ---- txt2img / img2img ----------------------------------------------------- */
 
+/* An error naming the CLIP skip when the call took it from the caller's
+ * stored options: it names a field this request never sent, so say where
+ * it came from. */
+static void stored_clip_note(const a1111_call *call, sd_err *e)
+{
+    if (call && call->clip_from_options && !strcmp(e->field, "CLIP_stop_at_last_layers"))
+        sd_err_prefix(e, "the CLIP_stop_at_last_layers stored with POST /sdapi/v1/options does not fit this model: ");
+}
+
 enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c)
 {
     int retry;
@@ -540,8 +591,10 @@ enum MHD_Result a1111_generate(http_server *s, req *r, struct MHD_Connection *c)
         localtime_r(&t, &tm);
         strftime(call->stamp, sizeof call->stamp, "%Y%m%d%H%M%S", &tm);
     }
-    if (seed_submit(s, r, 0, &retry))   /* (it names the init image's errors the dialect's way, messages too) */
+    if (seed_submit(s, r, 0, &retry)) {   /* (it names the init image's errors the dialect's way, messages too) */
+        stored_clip_note(call, &r->err);
         return reply_error(c, &r->ri, &r->err, retry, NULL);
+    }
     call_link(s, call);
     return server_wait(s, r, c);
 }
@@ -685,8 +738,12 @@ enum MHD_Result a1111_answer(http_server *s, req *r, struct MHD_Connection *c)
         job_result_free(none);
     } else {
         dialect_name_field(&dialect_a1111, &st.err);
-        sd_err e = st.err;   /* (only shutdown cancels a job that still has its client) */
-        if (st.state == JOB_CANCELLED) sd_errf(&e, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
+        sd_err e = st.err;
+        stored_clip_note(call, &e);
+        if (st.state == JOB_CANCELLED) {   /* only shutdown cancels a job that still has its client: 503 */
+            e = (sd_err){0};   /* (sd_errf keeps a first error: st.err's SD_ECANCELLED would stay, a 409) */
+            sd_errf(&e, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
+        }
         rc = reply_error(c, &r->ri, &e, 0, NULL);
     }
     job_result_free(st.result);
@@ -703,8 +760,10 @@ static json_t *options_json(http_server *s, int owner)
     json_decref(mine);
     char title[300] = "";
     if (i >= 0) model_title(&ms[i], title, sizeof title);
-    json_t *o = json_pack("{s:s, s:s, s:s, s:i, s:s, s:b, s:b, s:b}", "sd_model_checkpoint", title,
-                          "sd_checkpoint_hash", i >= 0 ? ms[i].sha256 : "", "sd_vae", "Automatic",
+    /* no hash (a diffusers folder has no one file to hash): null, as A1111 */
+    json_t *o = json_pack("{s:s, s:o, s:s, s:i, s:s, s:b, s:b, s:b}", "sd_model_checkpoint", title,
+                          "sd_checkpoint_hash", i >= 0 && ms[i].sha256[0] ? json_string(ms[i].sha256) : json_null(),
+                          "sd_vae", "Automatic",
                           "CLIP_stop_at_last_layers", 1, "samples_format", "png", "save_images", 1, "send_seed", 1,
                           "enable_pnginfo", 1);
     free(ms);

@@ -231,8 +231,10 @@ int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err
         return json_nul_key_error(body, len, (size_t)je.position, err);
     if (!root) {
         /* jansson names a duplicated key in its message; for a bad value, name the key before it. */
-        char key[64];
-        json_key_before(body, len, (size_t)je.position, key, sizeof key);
+        char key[64] = "";
+        /* (bytes after a whole object are no field's fault) */
+        if (json_error_code(&je) != json_error_end_of_input_expected)
+            json_key_before(body, len, (size_t)je.position, key, sizeof key);
         /* \u0000 in a value: said as the form and multipart bodies say it, not as jansson's flag */
         if (json_error_code(&je) == json_error_null_character && key[0])
             return sd_errf(err, SD_EINVAL, key, "%s contains a NUL character (\\u0000)", key);
@@ -372,10 +374,15 @@ static void value_label(const param *p, char *buf, size_t size)
  * is a JSON boolean): true/false are 1/0 there. */
 static int flag_row(const req_field *f) { return f->type == RF_INT && f->lo == 0 && f->hi == 1; }
 
+/* true/false, and the words A1111's request models (pydantic 1) also take
+ * for a boolean, in any case: on/off, t/f, y/n, yes/no */
 static int bool_word(const char *s, double *out)
 {
-    if (!strcasecmp(s, "true")) return *out = 1, 1;
-    if (!strcasecmp(s, "false")) return *out = 0, 1;
+    static const char *const yes[] = {"true", "on", "t", "y", "yes"}, *const no[] = {"false", "off", "f", "n", "no"};
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        if (!strcasecmp(s, yes[i])) return *out = 1, 1;
+        if (!strcasecmp(s, no[i])) return *out = 0, 1;
+    }
     return 0;
 }
 

@@ -195,10 +195,13 @@ static enum MHD_Result content_length_of(void *cls, enum MHD_ValueKind kind, con
 
 /* Where the body ends must be unambiguous (RFC 9112 §6.1, §6.3): two
  * different Content-Length headers (libmicrohttpd reads the first and would
- * wait for a body the client never sends), or Content-Length beside
+ * wait for a body the client never sends), Content-Length beside
  * Transfer-Encoding (libmicrohttpd goes by the latter and keeps the
- * connection, which lets a request hide in another behind a proxy).  Both
- * get 400 at once, which also closes the connection.  1 when answered. */
+ * connection, which lets a request hide in another behind a proxy), or a
+ * Transfer-Encoding other than chunked (gzip alone: the body would end only
+ * when the client closes, so libmicrohttpd waited for the idle timeout; a
+ * coding before chunked we cannot decode).  All get 400 at once, which also
+ * closes the connection.  1 when answered. */
 static int ambiguous_length(req *r, struct MHD_Connection *c, enum MHD_Result *res)
 {
     const char *v[2] = {NULL, NULL};
@@ -209,9 +212,16 @@ static int ambiguous_length(req *r, struct MHD_Connection *c, enum MHD_Result *r
                             "send one", v[0], v[1]);
         return 1;
     }
-    if (v[0] && MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+    const char *te = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (v[0] && te) {
         *res = reply_errorf(c, &r->ri, SD_EINVAL, "Content-Length",
                             "the request has both Content-Length and Transfer-Encoding; send one");
+        return 1;
+    }
+    if (te && strcasecmp(te, "chunked")) {   /* (libmicrohttpd's test: "chunked " with a blank is not) */
+        *res = reply_errorf(c, &r->ri, SD_EINVAL, "Transfer-Encoding",
+                            "Transfer-Encoding '%.40s' is not supported: send the body with Content-Length or "
+                            "Transfer-Encoding: chunked", te);
         return 1;
     }
     return 0;

@@ -40,8 +40,8 @@ shape "GET samplers: the six A1111 samplers we have, with aliases and options" G
   '[s["name"] for s in j] == ["Euler", "Euler a", "Heun", "LMS", "DPM++ 2M", "DPM++ 2M SDE"] and j[4]["aliases"] == ["k_dpmpp_2m"] and j[0]["options"] == {}'
 shape "GET schedulers: name, label, aliases, default_rho, need_inner_model" GET /sdapi/v1/schedulers \
   '[s["label"] for s in j][:3] == ["Automatic", "Uniform", "Karras"] and all(set(s) == {"name", "label", "aliases", "default_rho", "need_inner_model"} for s in j)'
-shape "GET options: the current model's title, sd_vae, CLIP skip, samples_format" GET /sdapi/v1/options \
-  'j["sd_model_checkpoint"].startswith("demo-model [") and j["sd_vae"] == "Automatic" and j["CLIP_stop_at_last_layers"] == 1 and j["samples_format"] == "png"'
+shape "GET options: the current model's title, sd_vae, CLIP skip, samples_format, the hash or null (never \"\")" GET /sdapi/v1/options \
+  'j["sd_model_checkpoint"].startswith("demo-model [") and j["sd_vae"] == "Automatic" and j["CLIP_stop_at_last_layers"] == 1 and j["samples_format"] == "png" and (j["sd_checkpoint_hash"] is None or len(j["sd_checkpoint_hash"]) == 64)'
 shape "GET progress idle: progress 0, state.job_count 0, current_image null" GET /sdapi/v1/progress \
   'j["progress"] == 0 and j["state"]["job_count"] == 0 and j["current_image"] is None and "eta_relative" in j and "sampling_steps" in j["state"]'
 shape "GET loras: a list" GET /sdapi/v1/loras 'j == []'
@@ -118,6 +118,13 @@ check "info.clip_skip 2 and the infotext says Clip skip: 2" \
 st=$(post /sdapi/v1/txt2img "{$G, \"seed\": 3, \"send_images\": false}" "$TMP/ns.json")
 check "send_images false: 200, images [] and info still there" \
   $([ "$st" = 200 ] && [ "$(json "$TMP/ns.json" '(j["images"], json.loads(j["info"])["seed"])')" = "([], 3)" ]; echo $?) "$st $(head -c 200 "$TMP/ns.json")"
+# booleans as A1111's pydantic reads them: 0/1 and the words, in any case (before: only JSON false counted)
+bad=""
+for v in 0 '"false"' '"No"' '"off"'; do
+  st=$(post /sdapi/v1/txt2img "{$G, \"seed\": 3, \"send_images\": $v}" "$TMP/ns.json")
+  [ "$st" = 200 ] && [ "$(json "$TMP/ns.json" 'j["images"]')" = "[]" ] || bad="$bad $v:$st"
+done
+check "send_images 0, \"false\", \"No\", \"off\": no images, as false" $([ -z "$bad" ]; echo $?) "$bad"
 
 # ---- img2img -----------------------------------------------------------------------
 B64=$(base64 -w0 "$TMP/b0.png")
@@ -139,6 +146,11 @@ st=$(post /sdapi/v1/options '{"CLIP_stop_at_last_layers": 2}' "$TMP/p.json")
 post /sdapi/v1/txt2img "{$G, \"seed\": 11}" "$TMP/c3.json" >/dev/null
 images "$TMP/c3.json" "$TMP/c3-" >/dev/null
 check "options CLIP_stop_at_last_layers 2 applies to later generations" $(pixels_equal "$TMP/c3-0.png" "$TMP/c2-0.png"; echo $?) "$(pixel_diff "$TMP/c3-0.png" "$TMP/c2-0.png")"
+post /sdapi/v1/options '{"CLIP_stop_at_last_layers": 12}' "$TMP/p.json" >/dev/null
+st=$(post /sdapi/v1/txt2img "{$G, \"seed\": 11}" "$TMP/c12.json")
+check "a stored CLIP_stop_at_last_layers deeper than the model: 422 naming it and saying it is the stored option" \
+  $([ "$st" = 422 ] && [ "$(json "$TMP/c12.json" 'j["detail"][0]["loc"][-1] == "CLIP_stop_at_last_layers" and "stored with POST /sdapi/v1/options" in j["detail"][0]["msg"]')" = True ]; echo $?) \
+  "$st $(head -c 300 "$TMP/c12.json")"
 post /sdapi/v1/options '{"CLIP_stop_at_last_layers": 1}' "$TMP/p.json" >/dev/null
 big=$(python3 -c 'print("{\"huge\": \"%s\"}" % ("x" * 70000))')
 st=$(post /sdapi/v1/options "$big" "$TMP/p.json")

@@ -134,8 +134,19 @@ c2=$!
 for _ in $(seq 100); do
   curl -s -o "$TMP/h.json" "$BASE/health"; [ "$(json "$TMP/h.json" 'j["queue_depth"]')" = 1 ] && break; sleep 0.1
 done
+# and one queued in A1111's dialect (its answer went through the first-error-wins sd_err: 409)
+curl -s -o "$TMP/t3.json" -D "$TMP/t3.h" -w '%{http_code}' -H 'Content-Type: application/json' \
+  -d '{"prompt":"long","width":256,"height":256,"steps":150,"seed":3}' "$BASE/sdapi/v1/txt2img" >"$TMP/t3.code" &
+c3=$!
+for _ in $(seq 100); do
+  curl -s -o "$TMP/h.json" "$BASE/health"; [ "$(json "$TMP/h.json" 'j["queue_depth"]')" = 2 ] && break; sleep 0.1
+done
 stop_server
-wait $c1 $c2
+wait $c1 $c2 $c3
+st=$(cat "$TMP/t3.code")
+check "SIGTERM: a queued A1111 client gets 503 + Retry-After in its dialect's shape, naming the shutdown" \
+  $([ "$st" = 503 ] && grep -qi '^Retry-After: [1-9]' "$TMP/t3.h" && [ "$(json "$TMP/t3.json" '"shutting down" in j["detail"]')" = True ]; echo $?) \
+  "status $st $(head -c 300 "$TMP/t3.json")"
 for i in 1 2; do
   st=$(cat "$TMP/t$i.code")
   check "SIGTERM: waiting client $i ($([ $i = 1 ] && echo running || echo queued)) gets 503 + Retry-After, job reported cancelled" \

@@ -105,6 +105,11 @@ st=$(a1111 "{$A, \"steps\": 4, \"hr_scale\": 2, \"denoising_strength\": 0.6}" "$
 [ "$st" = 200 ] && b64png "$TMP/a_base.json" "$TMP/a_base.png"
 check "A1111: enable_hr absent ignores hr_scale and denoising_strength: 64x64" \
   $([ "$st" = 200 ] && [ "$(png_size "$TMP/a_base.png")" = 64x64 ]; echo $?) "$st $(head -c 400 "$TMP/a_base.json")"
+st=$(a1111 "{$A, \"steps\": 4, \"enable_hr\": 1, \"hr_scale\": 2, \"hr_upscaler\": \"Lanczos\", \"hr_second_pass_steps\": 5, \"denoising_strength\": 0.6}" \
+  "$TMP/a_hr1.json" /sdapi/v1/txt2img)
+[ "$st" = 200 ] && b64png "$TMP/a_hr1.json" "$TMP/a_hr1.png"
+check "A1111: enable_hr 1 is true (as A1111's pydantic reads it): 128x128, the same image as true" \
+  $([ "$st" = 200 ] && [ "$(png_size "$TMP/a_hr1.png")" = 128x128 ] && cmp -s "$TMP/a_hr.png" "$TMP/a_hr1.png"; echo $?) "$st $(head -c 400 "$TMP/a_hr1.json")"
 "$LANCZOS" "$TMP/a_base.png" 128 128 "$TMP/a_up.png"
 st=$(a1111 "{$A, \"init_images\": [\"$(base64 -w0 "$TMP/a_up.png")\"], \"steps\": 5, \"denoising_strength\": 0.6}" \
   "$TMP/a_i2i.json" /sdapi/v1/img2img)
