@@ -108,7 +108,10 @@ void sd_engine_info(const sd_engine *e, sd_model_info *out);
  * names and shapes give the family by the same rule sd_engine_load applies
  * (loader/family.h); nothing past the headers is read but the 64 KiB of
  * the short hash.  0, or -1 + err (SD_ENOTFOUND / SD_EIO / SD_EFORMAT)
- * when the file or folder cannot be read as a checkpoint. */
+ * when the file or folder cannot be read as a checkpoint, or is not a
+ * whole one: without a UNet or without a text encoder (a UNet-only file,
+ * a VAE or TAESD file; the family rule alone would call them sd1), family
+ * and hash then left empty. */
 typedef struct sd_model_probe {
     char name[256];              /* as sd_model_info.name: base name without .safetensors */
     char family[32];             /* as sd_model_info.family ("sd1", "sdxl", "sd1-inpaint", ...) */
