@@ -281,6 +281,11 @@ void sd_lora_hashes(sd_engine *e, const sd_gen_params *p, char *out, size_t size
  * (A1111's inpainting_fill 0 "original", 2 "latent noise", 3 "latent
  * nothing"; its 1 "fill" is pixel-side and reaches the engine as ORIGINAL). */
 typedef enum { SD_FILL_ORIGINAL = 0, SD_FILL_LATENT_NOISE, SD_FILL_LATENT_NOTHING } sd_inpaint_fill;
+/* A mask value at least this repaints (value/255 >= 0.5: diffusers' binarize,
+ * A1111's round); a mask with no value at least this has nothing to repaint
+ * and is refused (the engine's inpaint_check; the request side checks the
+ * same rule once the mask is fitted to the init image, jobs/mask_req.c). */
+#define SD_MASK_REPAINT 128
 
 struct sd_gen_params {
     const char *prompt;
