@@ -41,7 +41,8 @@
 
 /* server_config.check_request, on HTTP threads; ctx = the model registry.
  * The request's model (none = the default) must be one the registry has
- * and can use (else 400 naming model, with the names); a request without
+ * and can use (else 400 naming model, with the names or why: its header, or
+ * its checker failing to open it as a model); a request without
  * width/height gets its family's native size, known from the header
  * without loading it.  What only the model decides is checked here too
  * (sd_check_request: the prompt's token windows and prompt syntax,
@@ -57,6 +58,17 @@ static int check_request(void *ctx, struct sd_request *g, sd_err *err)
     if (i < 0) return -1;
     req_resolve_size(g, native);   /* no width/height: the model's native size */
     sd_engine *engine = models_check_engine(m, i, &pinned, err);
+    if (!engine && err->code == SD_EFORMAT) {
+        /* a file its header passed that still does not open as a model (no
+         * VAE, parts that do not fit): the request named a model this server
+         * cannot use, 400 as models_resolve answers, not our fault */
+        char why[sizeof err->msg];
+        models_entry me;
+        snprintf(why, sizeof why, "%s", err->msg);
+        models_get(m, i, &me);
+        sd_err_clear(err);
+        return sd_errf(err, SD_EINVAL, "model", "model '%s' cannot be used: %.400s", me.name, why);
+    }
     if (!engine) return err->code ? -1 : 0;
     int rc = sd_check_request(engine, &g->gen, err);
     if (pinned) models_unpin(m, i);
@@ -125,6 +137,7 @@ static int list_models(void *ctx, server_model *out, int max, sd_err *err)
         o->size = me.size;
         o->loaded = me.loaded;
         o->is_default = me.is_default;
+        if (me.refused) snprintf(o->refused, sizeof o->refused, "%s", me.error);
     }
     return n;
 }

@@ -13,7 +13,7 @@
 #include "../base/alloc.h"
 #include "../base/resample.h"
 
-#define MASK_HALF 128   /* value/255 >= 0.5 (diffusers' binarize, A1111's round): repaint */
+#define MASK_HALF SD_MASK_REPAINT   /* value/255 >= 0.5 (diffusers' binarize, A1111's round): repaint */
 
 int inpaint_check(const sd_gen_params *p, sd_err *err)
 {

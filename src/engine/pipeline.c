@@ -208,6 +208,17 @@ int sd_probe_model(const char *path, sd_model_probe *out, sd_err *err)
         sd_err_prefix(err, "reading model %s", path);
         return -1;
     }
+    /* the parts a checkpoint carries itself (the VAE may come from --vae):
+     * without them no family is claimed, as a load would fail */
+    const char *lacks = !sdw_get(w, "unet.conv_in.weight") ? "UNet (unet.conv_in.weight)"
+                      : sdw_text_kind_of(w) == SDW_TEXT_NONE && sdw_text2_kind_of(w) == SDW_TEXT_NONE
+                          ? "text encoder (text_encoder.* or text_encoder_2.*)" : NULL;
+    if (lacks) {
+        sd_errf(err, SD_EFORMAT, "model", "%s is not a whole checkpoint: it has no %s; a UNet, VAE or TAESD "
+                "file alone is not a model", path, lacks);
+        sdw_close(w);
+        return -1;
+    }
     sd_family f = sd_family_decide(w);
     const sd_family_desc *d = sd_family_info(f);
     snprintf(out->family, sizeof out->family, "%s", d->name);

@@ -108,7 +108,10 @@ void sd_engine_info(const sd_engine *e, sd_model_info *out);
  * names and shapes give the family by the same rule sd_engine_load applies
  * (loader/family.h); nothing past the headers is read but the 64 KiB of
  * the short hash.  0, or -1 + err (SD_ENOTFOUND / SD_EIO / SD_EFORMAT)
- * when the file or folder cannot be read as a checkpoint. */
+ * when the file or folder cannot be read as a checkpoint, or is not a
+ * whole one: without a UNet or without a text encoder (a UNet-only file,
+ * a VAE or TAESD file; the family rule alone would call them sd1), family
+ * and hash then left empty. */
 typedef struct sd_model_probe {
     char name[256];              /* as sd_model_info.name: base name without .safetensors */
     char family[32];             /* as sd_model_info.family ("sd1", "sdxl", "sd1-inpaint", ...) */
@@ -278,6 +281,11 @@ void sd_lora_hashes(sd_engine *e, const sd_gen_params *p, char *out, size_t size
  * (A1111's inpainting_fill 0 "original", 2 "latent noise", 3 "latent
  * nothing"; its 1 "fill" is pixel-side and reaches the engine as ORIGINAL). */
 typedef enum { SD_FILL_ORIGINAL = 0, SD_FILL_LATENT_NOISE, SD_FILL_LATENT_NOTHING } sd_inpaint_fill;
+/* A mask value at least this repaints (value/255 >= 0.5: diffusers' binarize,
+ * A1111's round); a mask with no value at least this has nothing to repaint
+ * and is refused (the engine's inpaint_check; the request side checks the
+ * same rule once the mask is fitted to the init image, jobs/mask_req.c). */
+#define SD_MASK_REPAINT 128
 
 struct sd_gen_params {
     const char *prompt;

@@ -189,7 +189,10 @@ static int models_pick(http_server *s, server_model *ms, int *n, const char *nam
     return i < 0 ? server_model_pick(ms, *n, NULL, 0, NULL) : i;
 }
 
-/* Checks a model title/name from a client: 0 with the model's name in out, or -1 + 422 naming `field`. */
+/* Checks a model title/name from a client: 0 with the model's name in out,
+ * or -1 + 422 naming `field` when no model has it or the model is one
+ * requests naming it are refused (server_model.refused: its header), so a
+ * stored option never makes the caller's default unusable. */
 static int model_check(http_server *s, const json_t *v, const char *field, char *out, size_t size, sd_err *err)
 {
     if (!json_is_string(v)) return sd_errf(err, SD_EINVAL, field, "%s must be a model title from GET /sdapi/v1/sd-models", field);
@@ -199,11 +202,14 @@ static int model_check(http_server *s, const json_t *v, const char *field, char 
     sd_err_clear(&e);
     int n = server_models(s, ms, A1111_MAX_MODELS, &e);
     int i = server_model_pick(ms, n, json_string_value(v), json_string_length(v), &a1111_naming);
-    if (i >= 0) snprintf(out, size, "%s", ms[i].name);
+    if (i >= 0 && ms[i].refused[0])
+        sd_errf(err, SD_EINVAL, field, "%s: model '%s' cannot be used: %s", field, ms[i].name, ms[i].refused);
+    else if (i >= 0) snprintf(out, size, "%s", ms[i].name);
     else sd_errf(err, SD_EINVAL, field, "%s: no model '%.100s' on this server (GET /sdapi/v1/sd-models lists them)",
                  field, json_string_value(v));
+    int rc = i >= 0 && !ms[i].refused[0] ? 0 : -1;
     free(ms);
-    return i >= 0 ? 0 : -1;
+    return rc;
 }
 
 /* ---- the body: A1111 fields -> the seed API's bag -------------------------- */

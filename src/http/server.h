@@ -33,6 +33,8 @@ typedef struct server_model {
     int64_t size;              /* bytes; 0 = unknown */
     int loaded;                /* resident now */
     int is_default;            /* what a request without `model` gets */
+    char refused[256];         /* why requests naming it are refused (400 naming model: the header
+                                  cannot be read, not a whole checkpoint, a family not run); "" = usable */
 } server_model;
 
 typedef struct server_config {

@@ -1,8 +1,10 @@
 /* mask_req.c — inpainting's request side (mask_req.h): a client's mask file
  * decoded as A1111 or OpenAI take it (image/mask.c), OpenAI's transparent
  * pixels as the mask, and the plane fitted to the init image (PIL's
- * LANCZOS, as A1111), inverted and checked.  No engine call: the HTTP
- * fuzzer links it without the engine. */
+ * LANCZOS, as A1111), inverted and checked by the engine's rule (some value
+ * at least SD_MASK_REPAINT), so a mask with nothing to repaint is refused
+ * before its job is queued.  No engine call: the HTTP fuzzer links it
+ * without the engine. */
 #include "mask_req.h"
 
 #include <stdlib.h>
@@ -44,11 +46,15 @@ int inpaint_set_mask(sd_request *r, uint8_t *plane, int pw, int ph, const char *
     size_t n = (size_t)w * h;
     if (r->inpainting_mask_invert)
         for (size_t i = 0; i < n; i++) plane[i] = (uint8_t)(255 - plane[i]);
-    int box[4];
-    if (!img_mask_box(plane, w, h, 0, box)) {   /* all zero */
+    /* the engine's rule (inpaint_check): the resize leaves grey values, and
+     * a mask whose white shrank below SD_MASK_REPAINT repaints nothing */
+    int repaints = 0;
+    for (size_t i = 0; i < n && !repaints; i++) repaints = plane[i] >= SD_MASK_REPAINT;
+    if (!repaints) {
         free(plane);
-        return sd_errf(err, SD_EINVAL, field, "%s has nothing to repaint: it is black everywhere%s (white = repaint)",
-                       field, r->inpainting_mask_invert ? " once inverted (inpainting_mask_invert)" : "");
+        return sd_errf(err, SD_EINVAL, field, "%s has nothing to repaint: no pixel is at least half white once "
+                       "fitted to the init image (%dx%d)%s (white = repaint)", field, w, h,
+                       r->inpainting_mask_invert ? " and inverted (inpainting_mask_invert)" : "");
     }
     free((uint8_t *)r->gen.mask);
     r->gen.mask = plane;

@@ -30,8 +30,9 @@ int inpaint_decode_mask(const uint8_t *data, size_t len, inpaint_mask_mode mode,
 int inpaint_mask_from_alpha(const uint8_t *alpha, int w, int h, uint8_t **out, sd_err *err);
 /* The plane (pw x ph, taken) fitted to the init image as finally decoded
  * (gen.init_width x init_height), inverted when inpainting_mask_invert, and
- * stored as r->gen.mask; a mask with nothing left to repaint is refused
- * (SD_EINVAL naming `field`).  0 or -1. */
+ * stored as r->gen.mask; a mask with nothing left to repaint (no value
+ * >= SD_MASK_REPAINT, the engine's rule: the resize leaves grey values) is
+ * refused (SD_EINVAL naming `field`).  0 or -1. */
 int inpaint_set_mask(sd_request *r, uint8_t *plane, int pw, int ph, const char *field, sd_err *err);
 
 #endif

@@ -320,6 +320,7 @@ int models_get(models *m, int i, models_entry *out)
         out->loaded = s->engine != NULL;
         out->is_default = i == m->def;
         snprintf(out->error, sizeof out->error, "%s", s->probe_err[0] ? s->probe_err : s->load_err);
+        out->refused = s->probe_err[0] != 0;
     }
     pthread_mutex_unlock(&m->mu);
     return ok ? 0 : -1;

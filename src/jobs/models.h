@@ -56,8 +56,10 @@ typedef struct models_entry {
     int native_size;
     int loaded;                  /* an engine is resident */
     int is_default;
-    char error[256];             /* why it cannot be used ("" = usable): unreadable header, a family
-                                    this build does not run, or its last load failing */
+    char error[256];             /* why it cannot be used ("" = usable): unreadable header, not a whole
+                                    checkpoint, a family this build does not run, or its last load failing */
+    int refused;                 /* 1: error is the header's (the first three): models_resolve refuses
+                                    every request naming it; 0: usable, or only its last load failed */
 } models_entry;
 
 /* Adds path under name (unique: SD_EINVAL naming "model" otherwise); probe

@@ -6,6 +6,7 @@ decoder).
   make-mask OUT W H X0 Y0 X1 Y1 [inv]   RGB: white box [X0,X1)x[Y0,Y1) on black (inv: black on white)
   make-rgba OUT W H X0 Y0 X1 Y1 [gray]  RGBA: the box fully transparent, opaque elsewhere
                                   (gray: the init gradient's colours, else white)
+  make-dot OUT W H X Y             grayscale: black with the one white pixel (X, Y)
   b64 FILE                        base64 of a file, one line
   b64-json JSON KEY IDX OUT       data[KEY][IDX] (or data[KEY][IDX]["b64_json"]) of a JSON answer, decoded to OUT
   compare ORIG OUT X0 Y0 X1 Y1 MARGIN
@@ -23,7 +24,7 @@ def chunk(t, d):
 
 
 def write_png(path, w, h, ctype, px):
-    n = 4 if ctype == 6 else 3
+    n = {0: 1, 2: 3, 6: 4}[ctype]
     rows = b"".join(b"\0" + bytes(px[y * w * n:(y + 1) * w * n]) for y in range(h))
     open(path, "wb").write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, ctype, 0, 0, 0)) +
                            chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
@@ -50,6 +51,9 @@ def main(a):
                 else:
                     px += (gradient(x, y, w, h) if flag == "gray" else [255, 255, 255]) + [0 if inside else 255]
         write_png(a[1], w, h, 6 if cmd == "make-rgba" else 2, px)
+    elif cmd == "make-dot":
+        w, h, x0, y0 = map(int, a[2:6])
+        write_png(a[1], w, h, 0, [255 if (x, y) == (x0, y0) else 0 for y in range(h) for x in range(w)])
     elif cmd == "b64":
         print(base64.b64encode(open(a[1], "rb").read()).decode())
     elif cmd == "b64-json":

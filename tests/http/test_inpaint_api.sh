@@ -8,7 +8,9 @@
 # elsewhere) every pixel further than the blur from the mask equals the
 # original exactly and the masked pixels change; mask_overlay=0 differs;
 # the CLI equals the seed API pixel for pixel; a mask of another size is
-# resized; an all-white mask repaints everything; A1111's infotext entries
+# resized (one whose white a downsizing averages below 128 is refused
+# before queueing, /jobs/img2img too); an all-white mask repaints
+# everything; A1111's infotext entries
 # (Mask blur, Mask mode, Inpaint area, Masked area padding, Masked content)
 # in the PNG and A1111's info; mask_blur_x / _y blur one axis each.
 # Bad masks are refused in
@@ -103,6 +105,14 @@ done
 curl -s -o "$TMP/job.png" "$(json "$TMP/jobst.json" 'j["images"][0]["image_url"]')"
 check "/jobs/img2img with a mask: 202, then the same pixels as /img2img" \
   $([ "$st" = 202 ] && pixels_equal "$TMP/whole.png" "$TMP/job.png"; echo $?) "status $st $(head -c 300 "$TMP/jobst.json")"
+# a mask whose only white pixel the resize to the image averages below the
+# engine's 128: nothing to repaint, refused before queueing on both routes
+$PX make-dot "$TMP/dot.png" 4096 1 4095 0
+DOT=$($PX b64 "$TMP/dot.png")
+refused_field_ct "/jobs/img2img, a 4096x1 mask white only in its last pixel: nothing to repaint once resized" \
+  /jobs/img2img "$J" "$(body "\"mask_image\": \"$DOT\"" dotjob)" mask_image "nothing to repaint"
+refused_field_ct "/img2img, the same mask" /img2img "$J" "$(body "\"mask_image\": \"$DOT\"" dotsync)" mask_image \
+  "nothing to repaint.*fitted to the init image"
 
 # A1111: always the overlay
 printf '{"prompt": "a red door", "seed": 11, "steps": 2, "denoising_strength": 0.9, "init_images": ["%s"], "mask": "%s", "mask_blur": 4, "inpainting_fill": 1, "inpaint_full_res": false, "inpaint_full_res_padding": 32, "inpainting_mask_invert": 0}' \

@@ -12,7 +12,11 @@
 # an unknown model is a 400 naming model with the names (seed API, async
 # API, JSON), before any job; the broken file is listed and refused with a
 # 400, and the server keeps serving; --model NAME picks the default in the
-# folder, SDSERVE_MODEL_DIR works as the flag.  A model that is not loaded
+# folder, SDSERVE_MODEL_DIR works as the flag.  Files that are not whole
+# checkpoints (a TAESD file, a UNet alone, from the reference folder; a
+# checkpoint without its VAE) are listed without family and refused with a
+# 400 naming model (A1111: a 422 naming sd_model_checkpoint, its options
+# too), never a 500.  A model that is not loaded
 # is still checked before queueing, on its checker (no weights read): a
 # too-long prompt or negative, a clip_skip past its text encoder's layers,
 # an unknown LoRA, on the seed and the async API, are 400s naming the field,
@@ -163,3 +167,73 @@ out=$(timeout 60 "$SDSERVE" serve --bind 127.0.0.1 --port "$port" --data-dir "$T
 rc=$?
 check "--model-dir missing: exits non-zero naming model-dir" \
   $([ $rc -ne 0 ] && [ $rc -ne 124 ] && printf '%s' "$out" | grep -q "model folder"; echo $?) "rc=$rc $(printf '%s' "$out" | tail -2)"
+
+# ---- files that are not whole checkpoints ------------------------------
+# A TAESD file (no UNet), a UNet alone (no text encoder): listed without
+# family or hash, refused with a 400 (422 in A1111's dialect) naming the
+# model field with the reason, never a 500; A1111's options refuse them
+# too, so the caller's default stays usable.  A checkpoint without its VAE
+# passes the header but not the checker: also a 400 naming model.
+REF=${SD_REF:-../shared/reference}
+N=$TMP/notwhole
+mkdir -p "$N"
+if [ -d "$REF/models/tiny-sd1" ]; then
+  for f in tiny-sd1 tiny-taesd_decoder.safetensors tiny-sd1-inpaint-unet-fp16.safetensors; do
+    ln -s "$(realpath "$REF/models/$f")" "$N/$f"
+  done
+  mkdir -p "$N/novae"
+  cp -r "$M/alpha/tokenizer" "$N/novae/"
+  python3 - "$M/alpha/model.safetensors" "$N/novae/model.safetensors" <<'PY'
+import json, struct, sys
+src = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", src[:8])[0]
+head, data = json.loads(src[8:8 + n]), src[8 + n:]
+out, blobs, at = {}, [], 0
+for k, v in head.items():
+    if k == "__metadata__" or k.startswith("first_stage_model."):
+        continue
+    b, e = v["data_offsets"]
+    blobs.append(data[b:e])
+    out[k] = dict(v, data_offsets=[at, at + e - b])
+    at += e - b
+h = json.dumps(out).encode()
+h += b" " * (-len(h) % 8)
+open(sys.argv[2], "wb").write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+PY
+  start_server --model-dir "$N" --model tiny-sd1 || exit 1
+  curl -s -o "$TMP/nw.json" "$BASE/models"
+  check "GET /models: the TAESD file and the UNet alone listed without family or hash; tiny-sd1 is sd1" \
+    $([ "$(json "$TMP/nw.json" '[(m["name"], m["family"], m["hash"] is None) for m in j["models"]]')" = \
+        "[('novae', 'sd1', False), ('tiny-sd1', 'sd1', False), ('tiny-sd1-inpaint-unet-fp16', None, True), ('tiny-taesd_decoder', None, True)]" ]
+      echo $?) "$(cat "$TMP/nw.json")"
+  refused_field_ct "a TAESD file named (JSON)" /txt2img "$J" \
+    '{"prompt": "x", "model": "tiny-taesd_decoder", "num_inference_steps": 2, "width": 64, "height": 64}' model \
+    "not a whole checkpoint: it has no UNet"
+  refused_field_ct "a UNet alone named (async)" /jobs/txt2img "$F" "$ARGS&model=tiny-sd1-inpaint-unet-fp16" model \
+    "no text encoder"
+  refused_field_ct "a checkpoint without its VAE (its checker cannot open it)" /txt2img "$F" "$ARGS&model=novae" model \
+    "model 'novae' cannot be used"
+  st=$(curl -s -o "$TMP/nw_oai.json" -w '%{http_code}' -H "$J" \
+    -d '{"prompt": "x", "model": "tiny-taesd_decoder", "size": "256x256"}' "$BASE/v1/images/generations")
+  check "OpenAI: a TAESD file as model: 400, param model" \
+    $([ "$st" = 400 ] && [ "$(json "$TMP/nw_oai.json" 'j["error"]["param"]')" = model ]; echo $?) "status $st $(cat "$TMP/nw_oai.json")"
+  a1111_refused() { # NAME PATH BODY: 422 whose detail names sd_model_checkpoint and says why
+    st=$(curl -s -o "$TMP/nw_a.json" -w '%{http_code}' -H "$J" -d "$3" "$BASE$2")
+    check "A1111 $1: 422 naming sd_model_checkpoint" \
+      $([ "$st" = 422 ] && [ "$(json "$TMP/nw_a.json" 'j["detail"][0]["loc"][-1]')" = sd_model_checkpoint ] &&
+        grep -q "not a whole checkpoint" "$TMP/nw_a.json"; echo $?) "status $st $(cat "$TMP/nw_a.json")"
+  }
+  a1111_refused "override_settings" /sdapi/v1/txt2img \
+    '{"prompt": "x", "steps": 2, "width": 64, "height": 64, "override_settings": {"sd_model_checkpoint": "tiny-taesd_decoder"}}'
+  a1111_refused "POST options" /sdapi/v1/options '{"sd_model_checkpoint": "tiny-sd1-inpaint-unet-fp16"}'
+  curl -s -o "$TMP/nw_o.json" "$BASE/sdapi/v1/options"
+  st=$(curl -s -o "$TMP/nw_t.json" -w '%{http_code}' -H "$J" -d '{"prompt": "x", "steps": 2, "width": 64, "height": 64}' \
+    "$BASE/sdapi/v1/txt2img")
+  check "A1111 after the refused option: the default is still tiny-sd1 and txt2img answers 200" \
+    $([ "$st" = 200 ] && json "$TMP/nw_o.json" 'j["sd_model_checkpoint"]' | grep -q '^tiny-sd1 '; echo $?) \
+    "status $st $(head -c 300 "$TMP/nw_t.json") $(head -c 200 "$TMP/nw_o.json")"
+  stop_server
+  check "not-whole-checkpoints server: clean exit" $STOP_STATUS
+else
+  echo "FAIL - reference models missing ($REF/models/tiny-sd1)"
+fi

@@ -212,6 +212,14 @@ static void test_set_mask(void)
     CHECK(inpaint_set_mask(&r, black, 2, 1, "mask_image", &e) == -1 && e.code == SD_EINVAL &&
               !strcmp(e.field, "mask_image") && strstr(e.msg, "nothing to repaint") && !r.gen.mask,
           "an all-black mask: nothing to repaint, 400 naming the field");
+    uint8_t *dot = calloc(64, 1);   /* 64x1, its last pixel white: resized to 4x2 it is grey, under 128 */
+    dot[63] = 255;
+    sd_err_clear(&e);
+    CHECKF(inpaint_set_mask(&r, dot, 64, 1, "mask_image", &e) == -1 && e.code == SD_EINVAL &&
+               !strcmp(e.field, "mask_image") && strstr(e.msg, "nothing to repaint") && strstr(e.msg, "fitted to the init image (4x2)") &&
+               !r.gen.mask,
+           "a mask whose white a downsizing averages below 128: nothing to repaint (the engine's rule)",
+           "code %d: %s", e.code, e.msg);
     uint8_t *white = malloc(2);
     memset(white, 255, 2);
     sd_err_clear(&e);

@@ -4,9 +4,10 @@
  * pinned, unknown names and failed loads naming "model", the folder scan;
  * run on a fake loader.  Then the probe on the reference's tiny models
  * (header only) agrees with what a real load says: family, hash, name,
- * native size; the inpainting UNet is probed as a family the engine does
- * not run.  The pre-queue check's engine (models_check_engine): the
- * resident one, else the entry's checker, opened once, on a fake opener. */
+ * native size; a UNet alone and a TAESD file are not whole checkpoints
+ * (no family claimed).  The pre-queue check's engine (models_check_engine):
+ * the resident one, else the entry's checker, opened once, on a fake
+ * opener. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,8 +312,15 @@ int main(void)
         sd_err e;
         sd_err_clear(&e);
         int rc = sd_probe_model(t_ref("models/tiny-sd1-inpaint"), &p, &e);
-        CHECKF(!rc && p.supported && !strcmp(p.family, "sd1-inpaint"), "probe: an sd1 inpainting model is named, supported",
-               "rc %d family %s: %s", rc, p.family, e.msg);
+        CHECKF(rc < 0 && e.code == SD_EFORMAT && !strcmp(e.field, "model") && strstr(e.msg, "no text encoder") &&
+                   !p.family[0] && !p.hash[0] && !strcmp(p.name, "tiny-sd1-inpaint"),
+               "probe: a UNet alone (the inpainting UNet's folder) is not a whole checkpoint: no family, no hash",
+               "rc %d family '%s' hash '%s': %s", rc, p.family, p.hash, e.msg);
+        sd_err_clear(&e);
+        rc = sd_probe_model(t_ref("models/tiny-taesd_decoder.safetensors"), &p, &e);
+        CHECKF(rc < 0 && e.code == SD_EFORMAT && strstr(e.msg, "no UNet") && !p.family[0],
+               "probe: a TAESD file is not a whole checkpoint (no UNet), not sd1", "rc %d family '%s': %s", rc,
+               p.family, e.msg);
     }
     sd_err e;
     sd_err_clear(&e);
