@@ -10,7 +10,10 @@
  * output_quality, image -> init_image; our extra fields such as seed, steps,
  * negative_prompt and loras pass through) and validated by the one field
  * table (params_to_request), so every dialect has the same ranges and
- * limits; errors are then said with OpenAI's names (oai_names).  The
+ * limits; errors are then said with OpenAI's names (oai_names), or the
+ * name the body used where it had a choice (r->sent: image, image[] or
+ * images; cfg_scale or guidance_scale).  JSON null is "not given" for every
+ * optional field, as OpenAI reads it (prompt is required).  The
  * answer is rendered from the job's result: {"created", "data":[{"b64_json"}
  * or {"url"}], "output_format", "size", "quality", "background"}.
  * docs/SERVER.md "OpenAI dialect" lists what is accepted and what it does. */
@@ -20,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -128,15 +132,29 @@ static int parse_size(const param *p, int *w, int *h, sd_err *err)
                    REQ_MAX_SIDE_CAP, shown(p->val, p->kind == PV_TEXT ? p->len : 0, buf, 21));
 }
 
-/* An integer 0..100 (output_compression). */
-static int percent(const param *p, int *out, sd_err *err)
+/* An integer lo..hi, a JSON number or text (output_compression, partial_images). */
+static int whole(const param *p, int lo, int hi, int *out, sd_err *err)
 {
     double v;
     if ((p->kind != PV_TEXT && p->kind != PV_NUMBER) || params_parse_number(p->val, p->len, &v) || v != (int)v ||
-        v < 0 || v > 100)
-        return sd_errf(err, SD_EINVAL, p->name, "%s must be an integer in [0, 100]", p->name);
+        v < lo || v > hi)
+        return sd_errf(err, SD_EINVAL, p->name, "%s must be an integer in [%d, %d]", p->name, lo, hi);
     *out = (int)v;
     return 0;
+}
+
+/* stream: false.  A boolean is a JSON boolean in a JSON body; a form or
+ * multipart body (text only) says it as the word, in any case as params.c
+ * reads the flags. */
+static int take_stream(const req *r, const param *p, sd_err *err)
+{
+    int is_bool = p->kind == (r->body == BODY_JSON ? PV_BOOL : PV_TEXT) && !memchr(p->val, 0, p->len) &&
+                  (!strcasecmp(p->val, "false") || !strcasecmp(p->val, "true"));
+    if (!is_bool)
+        return sd_errf(err, SD_EINVAL, "stream", "stream must be %s (streamed images are not available)",
+                       r->body == BODY_JSON ? "a JSON boolean: false" : "'false'");
+    if (p->val[0] == 'f' || p->val[0] == 'F') return 0;
+    return sd_errf(err, SD_EINVAL, "stream", "stream must be false: streamed (partial) images are not available");
 }
 
 /* model: one of ours (GET /v1/models) picks it; OpenAI's own names
@@ -166,6 +184,38 @@ static int take_model(http_server *s, param *p, param_bag *sb, sd_err *err)
                    n ? names : "none loaded yet");
 }
 
+typedef struct oai_body {
+    param_bag sb;            /* the seed API's fields */
+    int w, h;                /* size; 0 = auto */
+    int has_steps, has_image;
+    const char *quality;
+} oai_body;
+
+/* The seed API's field `seed` is about to be given by the body's field
+ * `sent` (a static string: it outlives the body): kept in r->sent when the
+ * names differ, so errors say `sent`; a second field giving the same one
+ * (image and image[], images and image, cfg_scale and guidance_scale) is
+ * refused, naming the second as sent. */
+static int claim(req *r, const oai_body *o, const char *sent, const char *seed, sd_err *err)
+{
+    int k = 0;
+    while (k < REQ_SENT_MAX && r->sent[k].seed && strcmp(r->sent[k].seed, seed)) k++;
+    const char *first = k < REQ_SENT_MAX && r->sent[k].seed ? r->sent[k].name
+                        : params_bag_get(&o->sb, seed) ? seed : NULL;
+    if (first && !strcmp(seed, "init_image"))
+        return sd_errf(err, SD_EINVAL, sent, "more than one image ('%s' and '%s'): one image per edit", first, sent);
+    if (first)
+        return sd_errf(err, SD_EINVAL, sent, "'%s' and '%s' are one field: send one of them", first, sent);
+    if (strcmp(sent, seed) && k < REQ_SENT_MAX) r->sent[k] = (dialect_name){seed, sent};
+    return 0;
+}
+
+/* p into the seed bag as `seed`, said `sent` in errors (claim). */
+static int move_as(req *r, oai_body *o, param *p, const char *sent, const char *seed, sd_err *err)
+{
+    return claim(r, o, sent, seed, err) ? -1 : params_bag_move(&o->sb, p, seed, err);
+}
+
 /* {"image_url": "data:image/...;base64,..."} (o) as the seed API's field
  * `to`; anything else is a 400 naming `field`. */
 static int take_image_url(const json_t *o, const char *field, const char *to, param_bag *sb, sd_err *err)
@@ -178,32 +228,27 @@ static int take_image_url(const json_t *o, const char *field, const char *to, pa
 }
 
 /* The JSON form of an edit: images [{"image_url": "data:image/png;base64,..."}] (one). */
-static int take_images_json(param *p, param_bag *sb, sd_err *err)
+static int take_images_json(req *r, param *p, oai_body *o, sd_err *err)
 {
+    if (claim(r, o, "images", "init_image", err)) return -1;
     json_t *a = p->kind == PV_ARRAY ? json_loadb(p->val, p->len, 0, NULL) : NULL;
-    int rc = json_array_size(a) == 1 ? take_image_url(json_array_get(a, 0), "images", "init_image", sb, err)
-                                     : take_image_url(NULL, "images", "init_image", sb, err);
+    int rc = json_array_size(a) == 1 ? take_image_url(json_array_get(a, 0), "images", "init_image", &o->sb, err)
+                                     : take_image_url(NULL, "images", "init_image", &o->sb, err);
     json_decref(a);
     return rc;
 }
 
 /* an edit's mask: a file part, base64 text, or in a JSON body
  * {"image_url": "data:image/png;base64,..."} as the images are. */
-static int take_mask(param *p, param_bag *sb, sd_err *err)
+static int take_mask(req *r, param *p, oai_body *o, sd_err *err)
 {
-    if (p->kind != PV_OBJECT) return params_bag_move(sb, p, "mask_image", err);
-    json_t *o = json_loadb(p->val, p->len, 0, NULL);
-    int rc = take_image_url(o, "mask", "mask_image", sb, err);
-    json_decref(o);
+    if (claim(r, o, "mask", "mask_image", err)) return -1;
+    if (p->kind != PV_OBJECT) return params_bag_move(&o->sb, p, "mask_image", err);
+    json_t *m = json_loadb(p->val, p->len, 0, NULL);
+    int rc = take_image_url(m, "mask", "mask_image", &o->sb, err);
+    json_decref(m);
     return rc;
 }
-
-typedef struct oai_body {
-    param_bag sb;            /* the seed API's fields */
-    int w, h;                /* size; 0 = auto */
-    int has_steps, has_image;
-    const char *quality;
-} oai_body;
 
 /* The fields OpenAI's API defines that we accept and do not act on (values checked). */
 static const char *const styles[] = {"vivid", "natural", NULL};
@@ -211,13 +256,30 @@ static const char *const moderations[] = {"auto", "low", NULL};
 static const char *const fidelities[] = {"low", "high", NULL};
 static const char *const formats[] = {"b64_json", "url", NULL};
 
+/* The names take_oai_field reads (OpenAI's, and our steps / cfg_scale), for
+ * both endpoints and for edits only: null is "not given" for each but prompt. */
+static const char *const oai_fields[] = {"n", "size", "response_format", "quality", "background",
+                                         "output_compression", "style", "moderation", "user", "stream",
+                                         "partial_images", "model", "steps", "cfg_scale", NULL};
+static const char *const oai_edit_fields[] = {"image", "image[]", "images", "input_fidelity", "mask", NULL};
+
+static int named(const char *n, const char *const *list)
+{
+    for (int i = 0; list[i]; i++)
+        if (!strcmp(n, list[i])) return 1;
+    return 0;
+}
+
 /* One field of the OpenAI body: 0, 1 = not an OpenAI field, -1 = refused. */
 static int take_oai_field(http_server *s, req *r, param *p, oai_body *o, sd_err *err)
 {
     const char *n = p->name;
     int img2img = r->rt->img2img, v = 0;
+    /* null: not given, as OpenAI reads an optional field (its SDKs send null
+     * for some they omit); prompt:null is "prompt is required" (params.c) */
+    if (p->kind == PV_NULL && (named(n, oai_fields) || (img2img && named(n, oai_edit_fields)))) return 0;
     if (!strcmp(n, "prompt")) return params_bag_move(&o->sb, p, "prompt", err);
-    if (!strcmp(n, "n")) return params_bag_move(&o->sb, p, "num_outputs", err);
+    if (!strcmp(n, "n")) return move_as(r, o, p, "n", "num_outputs", err);
     if (!strcmp(n, "size")) return parse_size(p, &o->w, &o->h, err);
     if (!strcmp(n, "response_format")) return (r->oai_url = choice(p, formats, err)) < 0 ? -1 : 0;
     if (!strcmp(n, "quality")) return (v = choice(p, qualities, err)) < 0 ? -1 : (o->quality = qualities[v], 0);
@@ -228,7 +290,7 @@ static int take_oai_field(http_server *s, req *r, param *p, oai_body *o, sd_err 
         return (v = choice(p, backgrounds, err)) < 0 ? -1 : (r->oai_background = backgrounds[v], 0);
     }
     if (!strcmp(n, "output_compression")) {
-        if (percent(p, &v, err)) return -1;
+        if (whole(p, 0, 100, &v, err) || claim(r, o, "output_compression", "output_quality", err)) return -1;
         char q[16];
         snprintf(q, sizeof q, "%d", v < 1 ? 1 : v);
         return params_bag_add(&o->sb, "output_quality", PV_NUMBER, q, strlen(q), 1, err);
@@ -237,21 +299,18 @@ static int take_oai_field(http_server *s, req *r, param *p, oai_body *o, sd_err 
     if (!strcmp(n, "moderation")) return choice(p, moderations, err) < 0 ? -1 : 0;
     if (!strcmp(n, "user"))
         return p->kind == PV_TEXT ? 0 : sd_errf(err, SD_EINVAL, "user", "user must be a string");
-    if (!strcmp(n, "stream")) {
-        if (p->kind == PV_NULL || ((p->kind == PV_BOOL || p->kind == PV_TEXT) && p->len == 5 && !memcmp(p->val, "false", 5)))
-            return 0;
-        return sd_errf(err, SD_EINVAL, "stream", "stream must be false: streamed (partial) images are not available");
-    }
-    if (!strcmp(n, "partial_images")) return 0;   /* meaningful with stream only */
+    if (!strcmp(n, "stream")) return take_stream(r, p, err);
+    if (!strcmp(n, "partial_images")) return whole(p, 0, 3, &v, err);   /* meaningful with stream only */
     if (!strcmp(n, "model")) return take_model(s, p, &o->sb, err);
-    if (!strcmp(n, "steps")) return o->has_steps = 1, params_bag_move(&o->sb, p, "num_inference_steps", err);
-    if (!strcmp(n, "cfg_scale")) return params_bag_move(&o->sb, p, "guidance_scale", err);
+    if (!strcmp(n, "steps")) return o->has_steps = 1, move_as(r, o, p, "steps", "num_inference_steps", err);
+    if (!strcmp(n, "cfg_scale")) return move_as(r, o, p, "cfg_scale", "guidance_scale", err);
     if (!img2img) return 1;
     /* edits only */
-    if (!strcmp(n, "image") || !strcmp(n, "image[]")) return o->has_image = 1, params_bag_move(&o->sb, p, "init_image", err);
-    if (!strcmp(n, "images")) return o->has_image = 1, take_images_json(p, &o->sb, err);
+    if (!strcmp(n, "image")) return o->has_image = 1, move_as(r, o, p, "image", "init_image", err);
+    if (!strcmp(n, "image[]")) return o->has_image = 1, move_as(r, o, p, "image[]", "init_image", err);
+    if (!strcmp(n, "images")) return o->has_image = 1, take_images_json(r, p, o, err);
     if (!strcmp(n, "input_fidelity")) return choice(p, fidelities, err) < 0 ? -1 : 0;
-    if (!strcmp(n, "mask")) return take_mask(p, &o->sb, err);   /* transparent = repaint */
+    if (!strcmp(n, "mask")) return take_mask(r, p, o, err);   /* transparent = repaint */
     return 1;
 }
 
@@ -274,7 +333,8 @@ static int take_extra_field(req *r, param *p, oai_body *o, sd_err *err)
                        label, route, r->rt->img2img ? ", image, mask" : "", r->rt->img2img ? ", strength" : "");
     if (!(f->where & (r->rt->img2img ? RF_IMG2IMG : RF_TXT2IMG)))
         return sd_errf(err, SD_EINVAL, f->name, "%s is not a field of %s", f->name, route);
-    return params_bag_move(&o->sb, p, f->name, err);
+    if (p->kind == PV_NULL) return 0;   /* not given, as OpenAI's own fields */
+    return move_as(r, o, p, f->name, f->name, err);   /* (guidance_scale after cfg_scale: refused) */
 }
 
 /* An edit's size: the init image is resized to it (api_seed.c decode_init);
@@ -338,7 +398,7 @@ static int oai_to_request(http_server *s, req *r, sd_err *err)
         rc = params_to_request(&o.sb, r->rt->img2img, &r->request, err);
         if (!rc && r->rt->img2img) rc = edit_size(s, &r->request, o.w, o.h, err);
         r->request.mask_mode = INPAINT_MASK_ALPHA;   /* transparent = repaint; else the image's alpha */
-        if (rc) dialect_name_field(&dialect_openai, err);
+        if (rc) dialect_name_field_as(&dialect_openai, r->sent, err);
     }
     params_bag_free(&o.sb);
     return rc;

@@ -22,22 +22,33 @@ const dialect dialect_seed = {.name = "seed"};
 
 /* ---- names: one table per dialect (dialect.h) ------------------------------ */
 
+/* t's name for the seed API's field `seed`, or NULL when it has none. */
+static const char *renamed_in(const dialect_name *t, const char *seed)
+{
+    for (const dialect_name *n = t; n && n->seed; n++)
+        if (!strcmp(n->seed, seed)) return n->name;
+    return NULL;
+}
+
 /* d's name for the seed API's field `seed`, or NULL when it has none. */
 static const char *renamed(const dialect *d, const char *seed)
 {
-    for (const dialect_name *n = d ? d->names : NULL; n && n->seed; n++)
-        if (!strcmp(n->seed, seed)) return n->name;
+    const char *name = renamed_in(d ? d->names : NULL, seed);
+    if (name) return name;
     const req_field *f = d && d->row_name ? req_field_find(seed) : NULL;
     return f ? d->row_name(f) : NULL;
 }
 
-const char *dialect_field_name(const dialect *d, const char *field)
+const char *dialect_field_name_as(const dialect *d, const dialect_name *sent, const char *field)
 {
     if (!field || !*field) return field;
     const char *seed = req_field_find(field) ? field : params_field_name(field);   /* engine names -> the seed API's */
-    const char *name = renamed(d, seed);
+    const char *name = renamed_in(sent, seed);
+    if (!name) name = renamed(d, seed);
     return name ? name : seed;
 }
+
+const char *dialect_field_name(const dialect *d, const char *field) { return dialect_field_name_as(d, NULL, field); }
 
 static int word_char(char c) { return c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 
@@ -58,10 +69,14 @@ static void replace_word(char *msg, size_t size, const char *from, const char *t
     }
 }
 
-void dialect_name_field(const dialect *d, sd_err *err)
+void dialect_name_field(const dialect *d, sd_err *err) { dialect_name_field_as(d, NULL, err); }
+
+void dialect_name_field_as(const dialect *d, const dialect_name *sent, sd_err *err)
 {
-    const char *name = dialect_field_name(d, err->field);
+    const char *name = dialect_field_name_as(d, sent, err->field);
     if (name != err->field) snprintf(err->field, sizeof err->field, "%s", name ? name : "");   /* never onto itself */
+    for (const dialect_name *n = sent; n && n->seed; n++)   /* (before d's: they win) */
+        if (strcmp(n->seed, n->name)) replace_word(err->msg, sizeof err->msg, n->seed, n->name);
     for (const dialect_name *n = d ? d->names : NULL; n && n->seed; n++)
         if (strcmp(n->seed, n->name)) replace_word(err->msg, sizeof err->msg, n->seed, n->name);
     for (int i = 0; d && d->row_name && i < req_nfields; i++) {
@@ -176,8 +191,8 @@ int seed_submit(http_server *s, req *r, int listed, int *retry_after)
 {
     *retry_after = 0;
     const dialect *d = route_dialect(r->rt);
-    if (!r->err.code && decode_init(&r->request, &s->cfg, dialect_field_name(d, "mask_image"), &r->err))
-        dialect_name_field(route_dialect(r->rt), &r->err);   /* init_image -> the dialect's name */
+    if (!r->err.code && decode_init(&r->request, &s->cfg, dialect_field_name_as(d, r->sent, "mask_image"), &r->err))
+        dialect_name_field_as(d, r->sent, &r->err);   /* init_image -> the dialect's name (as sent) */
     if (r->err.code) {
         sd_request_free(&r->request);
         return -1;
@@ -270,7 +285,7 @@ enum MHD_Result seed_answer_with(http_server *s, req *r, struct MHD_Connection *
         /* only shutdown cancels a synchronous job that still has its client */
         rc = reply_errorf(c, &r->ri, SD_EBUSY, "", "the job was cancelled: %s", st.err.msg);
     } else {
-        dialect_name_field(route_dialect(r->rt), &st.err);   /* the engine's names -> the API's */
+        dialect_name_field_as(route_dialect(r->rt), r->sent, &st.err);   /* the engine's names -> the API's */
         rc = reply_error(c, &r->ri, &st.err, 0, NULL);
     }
     job_result_free(st.result);

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <strings.h>
 
-enum { BODY_MULTIPART = 1, BODY_JSON, BODY_URLENCODED };
 #define PP_BUFFER (64 * 1024)   /* the multipart post processor's buffer */
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
@@ -219,11 +218,11 @@ void body_finish(http_server *s, req *r)
     }
     /* the model's own limits (prompt token windows), before queueing */
     if (!r->err.code && s->cfg.check_request && s->cfg.check_request(s->cfg.check_ctx, &r->request, &r->err))
-        dialect_name_field(d, &r->err);   /* the engine's names -> the dialect's */
+        dialect_name_field_as(d, r->sent, &r->err);   /* the engine's names -> the dialect's (as sent) */
     /* the size: the model's native one when unset, then the server's limits */
     if (!r->err.code) req_resolve_size(&r->request, 0);
     if (!r->err.code && req_check_size(&r->request, s->cfg.max_side, s->cfg.max_pixels, &r->err))
-        dialect_name_field(d, &r->err);
+        dialect_name_field_as(d, r->sent, &r->err);
     params_bag_free(&r->bag);
 }
 

@@ -62,5 +62,11 @@ const char *dialect_field_name(const dialect *d, const char *field);
 /* err said in d's names: err->field, and every whole-word seed API name in
  * err->msg that d names otherwise (NULL d = the seed API: the field only). */
 void dialect_name_field(const dialect *d, sd_err *err);
+/* The same with a request's own names first: `sent` (the seed API's field
+ * -> the name this body gave it, {NULL} ends; NULL = none) for the fields
+ * a dialect's clients may name several ways (OpenAI's image / image[] /
+ * images, cfg_scale / guidance_scale), so errors say the field as sent. */
+const char *dialect_field_name_as(const dialect *d, const dialect_name *sent, const char *field);
+void dialect_name_field_as(const dialect *d, const dialect_name *sent, sd_err *err);
 
 #endif

@@ -74,6 +74,8 @@ typedef struct route {
 enum { ROUTE_SEGMENT = 2 };   /* route.prefix: a pattern row (GET /jobs/{id}/preview) */
 
 enum { PH_BODY = 1, PH_WAIT, PH_DONE, PH_NOBODY };
+enum { BODY_MULTIPART = 1, BODY_JSON, BODY_URLENCODED };   /* req.body */
+enum { REQ_SENT_MAX = 8 };   /* req.sent */
 
 struct req {
     struct http_server *s;
@@ -90,7 +92,7 @@ struct req {
     reply_info ri;
     int owner;               /* API key index + 1 (gate); 0 without keys: jobs belong to it */
     /* body (body.c) */
-    int body;
+    int body;                /* BODY_MULTIPART, BODY_JSON, BODY_URLENCODED; 0 = none */
     struct MHD_PostProcessor *pp;
     char *text;              /* JSON / form-urlencoded body, NUL-terminated */
     size_t text_len, text_cap;
@@ -110,6 +112,9 @@ struct req {
      * (else b64_json), and the quality / background it echoes (static) */
     int oai_url;
     const char *oai_quality, *oai_background;
+    /* the names this body gave the seed API's fields where its dialect has
+     * several (static strings; {NULL} ends): errors say them (dialect_name_field_as) */
+    dialect_name sent[REQ_SENT_MAX + 1];
     void *dl_ctx;            /* the dialect's own per-request state (dialect.req_done frees it) */
 };
 

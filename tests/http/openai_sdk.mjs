@@ -125,6 +125,21 @@ await step("generate url", async () => {
     `url ${url}, ${pngSize(got)}`);
 });
 
+// null = not given for every optional field (the SDKs send null for some they omit)
+await step("generate with nulls", async () => {
+  const r = await client.images.generate({ prompt, size: "64x64", seed: 42, steps: 2, n: null, response_format: null,
+    quality: null, style: null, user: null, background: null, moderation: null, output_compression: null,
+    output_format: null, partial_images: null, stream: null, model: null });
+  check("images.generate with null optional fields = without them (the same bytes)",
+    r.data.length === 1 && a && b64(r.data[0]).equals(a) && r.quality === "auto", `${r.data.length} items, quality ${r.quality}`);
+  const n = await client.images.generate({ prompt, size: null, seed: 42, steps: 1 });
+  const got = pngSize(b64(n.data[0]));
+  check("size: null -> the model's native size, as without size", got === n.size && /^\d+x\d+$/.test(got), `${got} size ${n.size}`);
+  const q = await client.images.generate({ prompt, size: "64x64", seed: 42, steps: 2, quality: "low", partial_images: 2,
+    stream: false });
+  check("partial_images 2 with stream false is accepted", q.data.length === 1, `${q.data.length} items`);
+});
+
 await step("edit", async () => {
   const file = await toFile(makePng(40, 24), "in.png", { type: "image/png" });
   const r = await client.images.edit({ image: file, prompt: "the same in winter", size: "64x48", steps: 2, seed: 1 });

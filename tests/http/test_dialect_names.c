@@ -65,6 +65,22 @@ int main(void)
     renamed(&dialect_seed, "steps", "steps must be at least 1", "num_inference_steps", "steps must be at least 1",
             "seed: the field only, the message as the engine said it");
 
+    /* a request's own names (dialect_name_field_as) win over the dialect's, for field and message alike */
+    const dialect_name sent[] = {{"guidance_scale", "cfg_scale"}, {"init_image", "images"}, {NULL, NULL}};
+    CHECK(!strcmp(dialect_field_name_as(&dialect_openai, sent, "cfg"), "cfg_scale"),
+          "openai sent: engine cfg is cfg_scale when the body said cfg_scale");
+    CHECK(!strcmp(dialect_field_name_as(&dialect_openai, sent, "num_outputs"), "n"),
+          "openai sent: a field the body did not rename keeps the dialect's name");
+    sd_err s1;
+    sd_err_clear(&s1);
+    sd_errf(&s1, SD_EINVAL, "init_image", "init_image is not a PNG; num_outputs and guidance_scale are fine");
+    dialect_name_field_as(&dialect_openai, sent, &s1);
+    CHECKF(!strcmp(s1.field, "images") && !strcmp(s1.msg, "images is not a PNG; n and cfg_scale are fine"),
+           "openai sent: field and message say the names as sent", "field '%s' msg '%s'", s1.field, s1.msg);
+    dialect_name_field_as(&dialect_openai, sent, &s1);
+    CHECKF(!strcmp(s1.field, "images") && !strcmp(s1.msg, "images is not a PNG; n and cfg_scale are fine"),
+           "openai sent: a second pass changes nothing", "field '%s' msg '%s'", s1.field, s1.msg);
+
     /* a full message: a longer name (A1111's init_images for init_image) is not written past its end */
     sd_err e;
     sd_err_clear(&e);
