@@ -880,6 +880,7 @@ static enum MHD_Result get_sd_models(http_server *s, req *r, struct MHD_Connecti
     if (ms) models_pick(s, ms, &n, NULL);
     json_t *a = ms ? json_array() : NULL;
     for (int i = 0; a && i < n; i++) {
+        if (ms[i].refused[0]) continue;   /* not a usable model (GET /models says why): no title to pick */
         char title[300];
         model_title(&ms[i], title, sizeof title);
         json_array_append_new(a, json_pack("{s:s, s:s, s:s?, s:s?, s:s, s:n}", "title", title, "model_name", ms[i].name,

@@ -328,9 +328,11 @@ static int take_extra_field(req *r, param *p, oai_body *o, sd_err *err)
     if (!f)
         return sd_errf(err, SD_EINVAL, label,
                        "unknown field '%s' for %s (OpenAI's: prompt, n, size, response_format, quality, "
-                       "output_format, output_compression, background, style, moderation, user, model%s; extra: "
-                       "seed, steps, negative_prompt, guidance_scale, sampler, scheduler, loras%s)",
-                       label, route, r->rt->img2img ? ", image, mask" : "", r->rt->img2img ? ", strength" : "");
+                       "output_format, output_compression, background, style, moderation, user, model, stream, "
+                       "partial_images%s; extra: seed, steps, negative_prompt, guidance_scale (or cfg_scale), "
+                       "sampler, scheduler, loras%s)",
+                       label, route, r->rt->img2img ? ", image, mask, input_fidelity" : "",
+                       r->rt->img2img ? ", strength" : "");
     if (!(f->where & (r->rt->img2img ? RF_IMG2IMG : RF_TXT2IMG)))
         return sd_errf(err, SD_EINVAL, f->name, "%s is not a field of %s", f->name, route);
     if (p->kind == PV_NULL) return 0;   /* not given, as OpenAI's own fields */
@@ -471,6 +473,7 @@ enum MHD_Result oai_models(http_server *s, req *r, struct MHD_Connection *c)
     const char *id = strncmp(r->url, "/v1/models/", 11) ? NULL : r->url + 11;
     json_t *data = id ? NULL : json_array();
     for (int i = 0; i < n; i++) {
+        if (ms[i].refused[0]) continue;   /* not a usable model (GET /models says why) */
         if (id && !strcmp(ms[i].name, id)) return reply_json(c, &r->ri, 200, oai_model(&ms[i]));
         if (data && json_array_append_new(data, oai_model(&ms[i]))) {
             json_decref(data);

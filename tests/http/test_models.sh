@@ -232,6 +232,13 @@ PY
   check "A1111 after the refused option: the default is still tiny-sd1 and txt2img answers 200" \
     $([ "$st" = 200 ] && json "$TMP/nw_o.json" 'j["sd_model_checkpoint"]' | grep -q '^tiny-sd1 '; echo $?) \
     "status $st $(head -c 300 "$TMP/nw_t.json") $(head -c 200 "$TMP/nw_o.json")"
+  curl -s -o "$TMP/nw_sdm.json" "$BASE/sdapi/v1/sd-models"
+  curl -s -o "$TMP/nw_v1.json" "$BASE/v1/models"
+  st=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v1/models/tiny-taesd_decoder")
+  check "A1111 sd-models and OpenAI's /v1/models offer only the usable ones (404 for a refused id)" \
+    $([ "$(json "$TMP/nw_sdm.json" 'sorted(m["model_name"] for m in j)')" = "['novae', 'tiny-sd1']" ] &&
+      [ "$(json "$TMP/nw_v1.json" 'sorted(m["id"] for m in j["data"])')" = "['novae', 'tiny-sd1']" ] && [ "$st" = 404 ]
+      echo $?) "status $st $(cat "$TMP/nw_sdm.json" "$TMP/nw_v1.json" | head -c 600)"
   stop_server
   check "not-whole-checkpoints server: clean exit" $STOP_STATUS
 else
