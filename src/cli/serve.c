@@ -461,6 +461,14 @@ static void *load_main(void *arg)
             int idx;
             ok = models_acquire(L->reg, NULL, &idx, &L->err) != NULL;
             if (ok) models_release(L->reg, idx);
+            if (!ok && L->info.refused && L->info.error[0]) {
+                /* the header already said why (not a whole checkpoint, a family
+                 * not run): that first, then what the loader ran into */
+                char was[sizeof L->err.msg];
+                snprintf(was, sizeof was, "%s", L->err.msg);
+                sd_err_clear(&L->err);
+                sd_errf(&L->err, SD_EFORMAT, "model", "%.250s (loading it: %.250s)", L->info.error, was);
+            }
         }
     }
     atomic_store(&L->done, ok ? 1 : -1);

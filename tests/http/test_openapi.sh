@@ -19,6 +19,21 @@ print("yes" if ok and a == b else "no")
 PY
 )
 check "GET /openapi.json serves docs/openapi.json with this server's URL" $([ "$same" = yes ]; echo $?) "differs (run scripts/openapi-to-c.py after editing docs/openapi.json)"
+# the OpenAI bodies: null is "not given" for every field but prompt (api_openai.c), so the schemas allow it
+notnull=$(python3 - docs/openapi.json <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))["components"]["schemas"]
+bad = []
+for k in ("OpenAIImageRequest", "OpenAIEditRequest"):
+    for n, v in s[k]["properties"].items():
+        t = v.get("type")
+        nullable = (isinstance(t, list) and "null" in t and ("enum" not in v or None in v["enum"])) or \
+                   any(a.get("type") == "null" for a in v.get("anyOf", []))
+        if (n == "prompt") == nullable: bad.append(k + "." + n)
+print(" ".join(bad))
+PY
+)
+check "OpenAI request schemas: every optional field nullable, prompt not" $([ -z "$notnull" ]; echo $?) "$notnull"
 
 # conform NAME METHOD TEMPLATE curl-args... : request, then check against the document
 # (DOC_METHOD, when set, is the documented operation to check against: a 405
