@@ -65,6 +65,7 @@ refused "100 stacked tags" /txt2img "$F" "prompt=x $tags" loras "too many LoRAs"
 many=$(python3 -c 'print(",".join("lora_a_kohya:0.01" for _ in range(100)))')
 refused "100 stacked in the field" /txt2img "$F" "prompt=x&loras=$many" loras "at most 16"
 refused "weight 5" /txt2img "$J" '{"prompt": "x", "loras": [{"name": "lora_a_kohya", "weight": 5}]}' loras "must be in \[-4, 4\]"
+refused "weight 4.0000001 (said as sent, not rounded to 4)" /txt2img "$J" '{"prompt": "x", "loras": [{"name": "lora_a_kohya", "weight": 4.0000001}]}' loras "got 4.0000001\"}"
 refused "a path for a name" /txt2img "$J" '{"prompt": "x", "loras": [{"name": "../lora/lora_a_kohya"}]}' loras "is not a name"
 refused "img2img: unknown LoRA" /img2img "$F" "prompt=x&loras=nosuch&init_image=iVBORw0KGgo=" loras "unknown LoRA"
 
