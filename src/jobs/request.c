@@ -476,9 +476,13 @@ int req_add_lora(sd_request *r, const char *name, size_t len, double weight, sd_
         return sd_errf(err, SD_EINVAL, "loras", "loras: at most %d LoRAs in one request", SD_MAX_LORAS);
     if (!len || len >= SD_MAX_LORA_NAME || memchr(name, 0, len))
         return sd_errf(err, SD_EINVAL, "loras", "loras: a LoRA name must be 1..%d bytes", SD_MAX_LORA_NAME - 1);
-    if (!(weight >= f->lo && weight <= f->hi))
-        return sd_errf(err, SD_EINVAL, "loras", "loras: the weight of '%.*s' must be in [%g, %g], got %g", (int)len,
-                       name, f->lo, f->hi, weight);
+    if (!(weight >= f->lo && weight <= f->hi)) {
+        char got[32];   /* the shortest form that reads back as the value: 4.0000001 is not "4" */
+        for (int p = 1; p <= 17; p++)
+            if (snprintf(got, sizeof got, "%.*g", p, weight), strtod(got, NULL) == weight) break;
+        return sd_errf(err, SD_EINVAL, "loras", "loras: the weight of '%.*s' must be in [%g, %g], got %s", (int)len,
+                       name, f->lo, f->hi, got);
+    }
     sd_lora_spec *l = (sd_lora_spec *)r->gen.loras;
     if (!l && !(l = calloc(SD_MAX_LORAS, sizeof *l))) return sd_errf(err, SD_ENOMEM, "loras", "out of memory");
     r->gen.loras = l;

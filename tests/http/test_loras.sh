@@ -65,6 +65,7 @@ refused "100 stacked tags" /txt2img "$F" "prompt=x $tags" loras "too many LoRAs"
 many=$(python3 -c 'print(",".join("lora_a_kohya:0.01" for _ in range(100)))')
 refused "100 stacked in the field" /txt2img "$F" "prompt=x&loras=$many" loras "at most 16"
 refused "weight 5" /txt2img "$J" '{"prompt": "x", "loras": [{"name": "lora_a_kohya", "weight": 5}]}' loras "must be in \[-4, 4\]"
+refused "weight 4.0000001 (said as sent, not rounded to 4)" /txt2img "$J" '{"prompt": "x", "loras": [{"name": "lora_a_kohya", "weight": 4.0000001}]}' loras "got 4.0000001\"}"
 refused "a path for a name" /txt2img "$J" '{"prompt": "x", "loras": [{"name": "../lora/lora_a_kohya"}]}' loras "is not a name"
 refused "img2img: unknown LoRA" /img2img "$F" "prompt=x&loras=nosuch&init_image=iVBORw0KGgo=" loras "unknown LoRA"
 
@@ -92,6 +93,20 @@ check "tiny-sd2: GET /loras says the tiny-sd1 LoRAs do not fit" \
   $([ "$(json "$TMP/list2.json" 'j["count"]==4 and all(not l["fits"] and l["reason"] for l in j["loras"])')" = True ]; echo $?) \
   "$(head -c 600 "$TMP/list2.json")"
 stop_server
+
+# a FIFO under a LoRA's name (an operator's mistake): opening it used to block until a writer came,
+# holding the LoRA cache's lock, until no HTTP thread was left (SIGTERM too); now it is a file that does not load
+mkdir -p "$TMP/lfifo" && cp "$LD/lora_a_kohya.safetensors" "$TMP/lfifo/" && mkfifo "$TMP/lfifo/evil.safetensors"
+start_server --model "$REF/models/tiny-sd1" --lora-dir "$TMP/lfifo" || exit 1
+st=$(timeout 20 curl -s -o "$TMP/lf.json" -w '%{http_code}' "$BASE/loras")
+check "a FIFO in --lora-dir: GET /loras answers at once, the FIFO listed as not fitting, with a reason" \
+  $([ "$st" = 200 ] && [ "$(json "$TMP/lf.json" '[(l["name"], l["fits"], bool(l["reason"])) for l in sorted(j["loras"], key=lambda l: l["name"])]')" = \
+      "[('evil', False, True), ('lora_a_kohya', True, False)]" ]; echo $?) "status $st $(head -c 400 "$TMP/lf.json")"
+refused "a FIFO in --lora-dir named" /txt2img "$F" "prompt=x&loras=evil" loras "evil"
+st=$(timeout 20 curl -s -o /dev/null -w '%{http_code}' "$BASE/health")
+check "a FIFO in --lora-dir: /health still 200" $([ "$st" = 200 ]; echo $?) "status $st"
+stop_server
+check "a FIFO in --lora-dir: clean exit on SIGTERM" $STOP_STATUS "status $STOP_STATUS"
 
 # SDXL: a LoRA made for tiny-sdxl-s by make_lora (lora_te1_/lora_te2_, lora_unet_) fits;
 # tiny-sd1's does not, and the SDXL one does not fit tiny-sd1 — each saying why

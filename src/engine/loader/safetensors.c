@@ -123,7 +123,10 @@ int st_open(st_file *f, const char *path, sd_err *err)
     f->path = sd_strdup(path);
     if (!f->path) return sd_errf(err, SD_ENOMEM, NULL, "out of memory");
 
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO under the name would block the open until a writer
+     * came (holding the LoRA cache's lock, a whole server); it opens at once
+     * and is refused below as not a regular file */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int en = errno;
         sd_errf(err, en == ENOENT ? SD_ENOTFOUND : SD_EIO, NULL, "%s: cannot open: %s", path, strerror(en));

@@ -8,6 +8,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "../../base/alloc.h"
 #include "../../base/sha256.h"
@@ -110,8 +112,15 @@ void lora_engine_free(lora_engine *le)
 static void file_hash(const char *path, char out[16])
 {
     out[0] = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return;
+    /* a regular file only (O_NONBLOCK: a FIFO would block the open, under le->lock) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+    if (fd < 0) return;
+    FILE *f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "rb") : NULL;
+    if (!f) {
+        close(fd);
+        return;
+    }
     unsigned char *buf = sd_malloc(1 << 20), d[32];
     if (!buf) { fclose(f); return; }
     sd_sha256_ctx c;
