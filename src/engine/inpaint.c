@@ -24,9 +24,7 @@ int inpaint_check(const sd_gen_params *p, sd_err *err)
     if ((unsigned)p->inpaint_fill > SD_FILL_LATENT_NOTHING)
         return sd_errf(err, SD_EINVAL, "inpaint_fill", "unknown inpainting fill %d", (int)p->inpaint_fill);
     if (p->init_width < 1 || p->init_height < 1) return 0;   /* check_params names the init image */
-    const size_t n = (size_t)p->init_width * p->init_height;
-    for (size_t i = 0; i < n; i++)
-        if (p->mask[i] >= MASK_HALF) return 0;
+    if (sd_mask_repaints(p->mask, (size_t)p->init_width * p->init_height)) return 0;
     return sd_errf(err, SD_EINVAL, "mask", "the mask has nothing to repaint: no pixel is at least half white "
                    "(white = repaint, black = keep)");
 }

@@ -286,6 +286,13 @@ typedef enum { SD_FILL_ORIGINAL = 0, SD_FILL_LATENT_NOISE, SD_FILL_LATENT_NOTHIN
  * and is refused (the engine's inpaint_check; the request side checks the
  * same rule once the mask is fitted to the init image, jobs/mask_req.c). */
 #define SD_MASK_REPAINT 128
+/* 1 when some of the n mask values repaints (>= SD_MASK_REPAINT). */
+static inline int sd_mask_repaints(const uint8_t *mask, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (mask[i] >= SD_MASK_REPAINT) return 1;
+    return 0;
+}
 
 struct sd_gen_params {
     const char *prompt;

@@ -247,23 +247,16 @@ static int small_int(const param_bag *b, const char *name, int hi, int *out, sd_
     return 0;
 }
 
-/* A boolean field (absent = def). */
 /* A boolean as A1111's request models (pydantic 1) read one: true/false,
- * the numbers 1/0, or a word 1 on t true y yes / 0 off f false n no in any
- * case (so form and multipart bodies can set them too).  1 with the value
- * in *out, 0 if p is none of these. */
+ * the numbers 1/0, or a word (params_bool_word: so form and multipart
+ * bodies can set them too).  1 with the value in *out, 0 if p is none of
+ * these. */
 static int a1111_bool(const param *p, int *out)
 {
-    static const char *const yes[] = {"1", "on", "t", "true", "y", "yes"}, *const no[] = {"0", "off", "f", "false", "n", "no"};
     double v;
     if (p->kind == PV_BOOL) return *out = !strcmp(p->val, "true"), 1;
     if (p->kind == PV_NUMBER) return !params_parse_number(p->val, p->len, &v) && (v == 0 || v == 1) && (*out = v == 1, 1);
-    if (p->kind != PV_TEXT || strlen(p->val) != p->len) return 0;
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
-        if (!strcasecmp(p->val, yes[i])) return *out = 1, 1;
-        if (!strcasecmp(p->val, no[i])) return *out = 0, 1;
-    }
-    return 0;
+    return p->kind == PV_TEXT && strlen(p->val) == p->len && params_bool_word(p->val, out);
 }
 
 /* The A1111 boolean fields this server reads or echoes: a value that is not
@@ -285,6 +278,7 @@ static int check_flags(const param_bag *b, sd_err *err)
     return 0;
 }
 
+/* A boolean field (absent or null = def). */
 static int flag(const param_bag *b, const char *name, int def)
 {
     const param *p = field_get(b, name);

@@ -374,16 +374,20 @@ static void value_label(const param *p, char *buf, size_t size)
  * is a JSON boolean): true/false are 1/0 there. */
 static int flag_row(const req_field *f) { return f->type == RF_INT && f->lo == 0 && f->hi == 1; }
 
-/* true/false, and the words A1111's request models (pydantic 1) also take
- * for a boolean, in any case: on/off, t/f, y/n, yes/no */
-static int bool_word(const char *s, double *out)
+int params_bool_word(const char *s, int *out)
 {
-    static const char *const yes[] = {"true", "on", "t", "y", "yes"}, *const no[] = {"false", "off", "f", "n", "no"};
+    static const char *const yes[] = {"true", "1", "on", "t", "y", "yes"}, *const no[] = {"false", "0", "off", "f", "n", "no"};
     for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
         if (!strcasecmp(s, yes[i])) return *out = 1, 1;
         if (!strcasecmp(s, no[i])) return *out = 0, 1;
     }
     return 0;
+}
+
+static int bool_word(const char *s, double *out)
+{
+    int b;
+    return params_bool_word(s, &b) ? (*out = b, 1) : 0;
 }
 
 /* A numeric field: text or JSON number, finite, in range, whole when RF_INT/RF_SEED. */

@@ -66,6 +66,10 @@ int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err
 /* Number parsing shared with the tests: decimal text only (no hex, inf, nan),
  * optional surrounding blanks, finite.  0 or -1. */
 int params_parse_number(const char *s, size_t len, double *out);
+/* A boolean word as A1111's request models (pydantic 1) read one, in any
+ * case: true 1 on t y yes / false 0 off f n no.  1 with the value in *out,
+ * else 0. */
+int params_bool_word(const char *s, int *out);
 /* 1 when s[0..len) is valid UTF-8 (no overlongs, no surrogates). */
 int params_utf8_valid(const char *s, size_t len);
 /* 1 for the code points trimmed from text fields before the emptiness

@@ -48,9 +48,7 @@ int inpaint_set_mask(sd_request *r, uint8_t *plane, int pw, int ph, const char *
         for (size_t i = 0; i < n; i++) plane[i] = (uint8_t)(255 - plane[i]);
     /* the engine's rule (inpaint_check): the resize leaves grey values, and
      * a mask whose white shrank below SD_MASK_REPAINT repaints nothing */
-    int repaints = 0;
-    for (size_t i = 0; i < n && !repaints; i++) repaints = plane[i] >= SD_MASK_REPAINT;
-    if (!repaints) {
+    if (!sd_mask_repaints(plane, n)) {
         free(plane);
         return sd_errf(err, SD_EINVAL, field, "%s has nothing to repaint: no pixel is at least half white once "
                        "fitted to the init image (%dx%d)%s (white = repaint)", field, w, h,
