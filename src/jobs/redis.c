@@ -336,14 +336,28 @@ static void preview_key(char *out, size_t n, const char *id) { snprintf(out, n, 
     "if redis.call('HGET', KEYS[1], 'listed') ~= '1' and ttl < " "60" " then ttl = 60 end " \
     "if ttl < 1 then ttl = 1 end "
 
+/* count(key, field, by): one counter up (sdserve:stats, a job's finishes).
+ * Counters are statistics that no job's fate hangs on, and Redis does not
+ * roll a script back when a command in it fails: a failing HINCRBY after
+ * the job's own writes would leave the job written (queued, finished)
+ * while its caller is told that it failed.  So a counter never fails a
+ * script: one that is not an integer (hand-edited, another program's
+ * value) starts again from this increment, as if it had been deleted;
+ * while the key is not a hash at all, no counts are kept (the jobs run;
+ * deleting the key starts them again).  docs/SCALE.md "Counters". */
+#define LUA_COUNT \
+    "local function count(k, f, by) " \
+    "  if type(redis.pcall('HINCRBY', k, f, by)) == 'table' then redis.pcall('HSET', k, f, by) end end "
+
 /* KEYS: stream, job, stats.  ARGV: limit, id, created, request, owner,
  * listed, n, width, height, ttl, node (a synchronous job's waiting API
  * node, "" for an async one), then the routing fields model, model_hash,
  * precision ("" = none).  0 = full. */
 static const char lua_submit[] =
+    LUA_COUNT
     "local len = redis.call('XLEN', KEYS[1]) "
     "local pend = redis.call('XPENDING', KEYS[1], '" K_GROUP "')[1] "
-    "if len - pend >= tonumber(ARGV[1]) then redis.call('HINCRBY', KEYS[3], 'rejected', 1) return 0 end "
+    "if len - pend >= tonumber(ARGV[1]) then count(KEYS[3], 'rejected', 1) return 0 end "
     "redis.call('HSET', KEYS[2], 'state', 'queued', 'owner', ARGV[5], 'listed', ARGV[6], 'created', ARGV[3], "
     "  'attempts', 0, 'n', ARGV[7], 'width', ARGV[8], 'height', ARGV[9], 'request', ARGV[4]) "
     "if ARGV[11] ~= '' then redis.call('HSET', KEYS[2], 'node', ARGV[11]) end "
@@ -351,18 +365,19 @@ static const char lua_submit[] =
     "  'precision', ARGV[14]) end "
     "redis.call('EXPIRE', KEYS[2], ARGV[10]) "
     "redis.call('XADD', KEYS[1], '*', 'id', ARGV[2]) "
-    "redis.call('HINCRBY', KEYS[3], 'submitted', 1) "
+    "count(KEYS[3], 'submitted', 1) "
     "redis.call('PUBLISH', '" K_CHANNEL "', ARGV[2]) "
     "return 1";
 
 /* KEYS: job, stats.  ARGV: retention, error, now, id.  The state after. */
 static const char lua_cancel[] =
     LUA_FIN_TTL
+    LUA_COUNT
     "local s = redis.call('HGET', KEYS[1], 'state') "
     "if s == 'queued' then "
     "  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ARGV[3], 'error', ARGV[2]) "
     "  redis.call('EXPIRE', KEYS[1], ttl) "
-    "  redis.call('HINCRBY', KEYS[2], 'cancelled', 1) "
+    "  count(KEYS[2], 'cancelled', 1) "
     "  redis.call('PUBLISH', '" K_CHANNEL "', ARGV[4]) return 'cancelled' end "
     "if s == 'running' then "
     "  if not redis.call('HGET', KEYS[1], 'cancel') then redis.call('HSET', KEYS[1], 'cancel', ARGV[2]) end "
@@ -373,6 +388,7 @@ static const char lua_cancel[] =
  * error, id.  {'run', attempt, request} | {'gone'} | {'done'} | {'dead'}. */
 static const char lua_claim[] =
     LUA_FIN_TTL
+    LUA_COUNT
     "local s = redis.call('HGET', KEYS[1], 'state') "
     "if not s then return {'gone'} end "
     "if s ~= 'queued' and s ~= 'running' then return {'done'} end "
@@ -380,7 +396,7 @@ static const char lua_claim[] =
     "if a > tonumber(ARGV[4]) then "
     "  redis.call('HSET', KEYS[1], 'state', 'failed', 'finished', ARGV[3], 'error', ARGV[5]) "
     "  redis.call('EXPIRE', KEYS[1], ttl) "
-    "  redis.call('HINCRBY', KEYS[2], 'failed', 1) "
+    "  count(KEYS[2], 'failed', 1) "
     "  redis.call('PUBLISH', '" K_CHANNEL "', ARGV[6]) return {'dead'} end "
     "redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[2], 'started', ARGV[3], 'heartbeat', ARGV[3], "
     "  'step', 0, 'total', 0) "
@@ -414,13 +430,14 @@ static const char lua_preview[] =
  * error), value, images, id.  1 written, 0 not ours any more. */
 static const char lua_finish[] =
     LUA_FIN_TTL
+    LUA_COUNT
     "if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] "
     "then return 0 end "
     "redis.call('HSET', KEYS[1], 'state', ARGV[3], 'finished', ARGV[4], ARGV[5], ARGV[6]) "
-    "redis.call('HINCRBY', KEYS[1], 'finishes', 1) "
+    "count(KEYS[1], 'finishes', 1) "
     "redis.call('EXPIRE', KEYS[1], ttl) "
-    "redis.call('HINCRBY', KEYS[2], ARGV[3], 1) "
-    "redis.call('HINCRBY', KEYS[2], 'images', ARGV[7]) "
+    "count(KEYS[2], ARGV[3], 1) "
+    "count(KEYS[2], 'images', ARGV[7]) "
     "redis.call('PUBLISH', '" K_CHANNEL "', ARGV[8]) "
     "return 1";
 
@@ -432,12 +449,15 @@ static const char lua_heartbeat[] =
     "redis.call('HSET', KEYS[1], 'heartbeat', ARGV[4]) "
     "return 1";
 
-/* KEYS: stream, stats, workers.  ARGV: alive since.  {len, pending, workers, {stats...}} */
+/* KEYS: stream, stats, workers.  ARGV: alive since.  {len, pending, workers,
+ * {stats...}}; no stats when the key is not a hash (LUA_COUNT). */
 static const char lua_stats[] =
     "local len = redis.call('XLEN', KEYS[1]) "
     "local p = redis.call('XPENDING', KEYS[1], '" K_GROUP "')[1] "
     "local w = redis.call('ZCOUNT', KEYS[3], ARGV[1], '+inf') "
-    "return {len, p, w, redis.call('HGETALL', KEYS[2])}";
+    "local st = redis.pcall('HGETALL', KEYS[2]) "
+    "if st.err then st = {} end "
+    "return {len, p, w, st}";
 
 /* ---- routing: workers announce their models and precision ---- */
 

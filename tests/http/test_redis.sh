@@ -15,7 +15,10 @@
 #   Redis stopped: 503 + Retry-After within --queue-timeout, /health
 #   degraded, recovery after restart (also of a worker that stayed up);
 #   Redis restarted from its AOF: queued jobs survive; an API node with its
-#   own worker (--workers 1); the owner (API key) travels with the job.
+#   own worker (--workers 1); the owner (API key) travels with the job;
+#   records written into Redis by hand (docs/SCALE.md "Counters"): a
+#   non-integer or non-hash sdserve:stats keeps submit, finish and /health
+#   working.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -158,6 +161,27 @@ check "worker --health-port: GET /metrics counts its jobs" \
     echo $?) "$(curl -s "http://127.0.0.1:$HPORT/metrics")"
 st=$(curl -s -o "$TMP/bad.json" -w '%{http_code}' -d prompt=x -d num_inference_steps=0 "$(url a)/jobs/txt2img")
 check "a bad request is refused at submit time on the API node (400)" $([ "$st" = 400 ]; echo $?) "$st"
+
+# ---- hostile records in Redis (what a probe of the shared queue wrote) ---------------------
+# a counter of sdserve:stats that is not an integer (hand-edited): counting starts again at the
+# next increment; submit, finish and /health go on (jobs/redis.c LUA_COUNT)
+R hset sdserve:stats submitted abc succeeded abc images 1.5 >/dev/null
+st=$(curl -s -o "$TMP/ctr.json" -w '%{http_code}' "${FAST[@]/#/-d}" "$(url a)/jobs/txt2img")
+cid=$(json "$TMP/ctr.json" 'j.get("id","")')
+wait_state b "$cid" succeeded 600
+check "a non-integer counter in sdserve:stats: submit 202, the job succeeds, the counters start again" \
+  $([ "$st" = 202 ] && [ "$(job_field b "$cid" 'j["state"]')" = succeeded ] &&
+    [ "$(R hmget sdserve:stats submitted succeeded images | tr '\n' ' ')" = "1 1 1 " ]; echo $?) \
+  "status $st $(head -c 300 "$TMP/ctr.json"); job $(head -c 200 "$TMP/job.json"); stats $(R hgetall sdserve:stats | tr '\n' ' ')"
+R del sdserve:stats >/dev/null; R set sdserve:stats not-a-hash >/dev/null
+st=$(curl -s -o "$TMP/ctr.json" -w '%{http_code}' "${FAST[@]/#/-d}" "$(url b)/jobs/txt2img")
+cid=$(json "$TMP/ctr.json" 'j.get("id","")')
+wait_state a "$cid" succeeded 600
+hst=$(curl -s -o "$TMP/h.json" -w '%{http_code}' "$(url a)/health")
+check "sdserve:stats not a hash at all: submit 202, the job succeeds, /health 200 (no counts kept)" \
+  $([ "$st$hst" = 202200 ] && [ "$(job_field a "$cid" 'j["state"]')" = succeeded ]; echo $?) \
+  "submit $st $(head -c 300 "$TMP/ctr.json"); /health $hst $(head -c 300 "$TMP/h.json")"
+R del sdserve:stats >/dev/null
 
 # ---- kill -9 of a worker mid-job ---------------------------------------------------
 # kill_running ID: kill -9 of the worker running job ID, then restart it
