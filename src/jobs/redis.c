@@ -385,19 +385,24 @@ static const char lua_cancel[] =
     "return s or 'gone'";
 
 /* KEYS: job, stats.  ARGV: retention, worker, now, max attempts, dead-letter
- * error, id.  {'run', attempt, request} | {'gone'} | {'done'} | {'dead'}. */
+ * error, id, corrupt-record error.  {'run', attempt, request} | {'gone'} |
+ * {'done'} | {'dead'} | {'corrupt'}: the attempts field is not an integer
+ * (HINCRBY refuses it), so the attempt cannot be counted nor told from a
+ * stale one: the job fails at once instead of being claimed again and
+ * again. */
 static const char lua_claim[] =
     LUA_FIN_TTL
     LUA_COUNT
     "local s = redis.call('HGET', KEYS[1], 'state') "
     "if not s then return {'gone'} end "
     "if s ~= 'queued' and s ~= 'running' then return {'done'} end "
-    "local a = redis.call('HINCRBY', KEYS[1], 'attempts', 1) "
-    "if a > tonumber(ARGV[4]) then "
-    "  redis.call('HSET', KEYS[1], 'state', 'failed', 'finished', ARGV[3], 'error', ARGV[5]) "
+    "local a = redis.pcall('HINCRBY', KEYS[1], 'attempts', 1) "
+    "local corrupt = type(a) == 'table' "
+    "if corrupt or a > tonumber(ARGV[4]) then "
+    "  redis.call('HSET', KEYS[1], 'state', 'failed', 'finished', ARGV[3], 'error', corrupt and ARGV[7] or ARGV[5]) "
     "  redis.call('EXPIRE', KEYS[1], ttl) "
     "  count(KEYS[2], 'failed', 1) "
-    "  redis.call('PUBLISH', '" K_CHANNEL "', ARGV[6]) return {'dead'} end "
+    "  redis.call('PUBLISH', '" K_CHANNEL "', ARGV[6]) return {corrupt and 'corrupt' or 'dead'} end "
     "redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[2], 'started', ARGV[3], 'heartbeat', ARGV[3], "
     "  'step', 0, 'total', 0) "
     "redis.call('EXPIRE', KEYS[1], " "604800" ") "
@@ -1129,6 +1134,7 @@ typedef struct worker {
     rconn cmd, hb;           /* the worker loop's, the heartbeat thread's */
     volatile sig_atomic_t *stop;
     char *dead_error;        /* the dead-letter error record */
+    char *corrupt_error;     /* the error record of a job whose attempts field is not an integer */
     /* the running job (heartbeat thread) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -1456,11 +1462,13 @@ static void take_entry(worker *w, const redisReply *entry, job_run_fn run, void 
     char now[32], ret[32];
     snprintf(now, sizeof now, "%.3f", now_s());
     snprintf(ret, sizeof ret, "%.0f", w->cfg.retention);
-    redisReply *r = rc_cmd(&w->cmd, &err, "EVAL %s 2 %s %s %s %s %s %d %s %s", lua_claim, w->cur.key, K_STATS, ret,
-                           w->id, now, w->cfg.max_attempts, w->dead_error, jid);
+    redisReply *r = rc_cmd(&w->cmd, &err, "EVAL %s 2 %s %s %s %s %s %d %s %s %s", lua_claim, w->cur.key, K_STATS,
+                           ret, w->id, now, w->cfg.max_attempts, w->dead_error, jid, w->corrupt_error);
     if (!r) return;   /* Redis away: the entry stays pending, reclaimed later */
     const char *what = rstr(elem(r, 0));
     int done = 1;
+    if (what && !strcmp(what, "corrupt"))
+        printf("worker %s: job %s failed: its record's attempts field is not an integer\n", w->id, jid);
     if (what && !strcmp(what, "run")) {
         snprintf(w->cur.attempt, sizeof w->cur.attempt, "%s", rstr(elem(r, 1)) ? rstr(elem(r, 1)) : "0");
         printf("worker %s: job %s attempt %s\n", w->id, jid, w->cur.attempt);
@@ -1518,6 +1526,7 @@ static void worker_free(worker *w)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w->dead_error);
+    free(w->corrupt_error);
     free(w->models_text);
     free(w->url_copy);
     free(w);
@@ -1552,7 +1561,11 @@ int jobs_redis_worker(const jobs_redis_config *cfg, job_run_fn run, void *run_ud
     sd_err_clear(&dead);
     sd_errf(&dead, SD_EINTERNAL, "", "the job was abandoned %d times (its worker stopped heartbeating: killed or "
             "crashed) and is not retried again", w->cfg.max_attempts);
-    if (!(w->dead_error = error_text(&dead))) {
+    sd_err corrupt;
+    sd_err_clear(&corrupt);
+    sd_errf(&corrupt, SD_EINTERNAL, "attempts", "the job's record in the queue is corrupt (its attempts field is not "
+            "an integer), so its runs cannot be counted: it is not run");
+    if (!(w->dead_error = error_text(&dead)) || !(w->corrupt_error = error_text(&corrupt))) {
         worker_free(w);
         return sd_errf(err, SD_ENOMEM, "", "out of memory starting the worker");
     }

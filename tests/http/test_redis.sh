@@ -16,9 +16,10 @@
 #   degraded, recovery after restart (also of a worker that stayed up);
 #   Redis restarted from its AOF: queued jobs survive; an API node with its
 #   own worker (--workers 1); the owner (API key) travels with the job;
-#   records written into Redis by hand (docs/SCALE.md "Counters"): a
-#   non-integer or non-hash sdserve:stats keeps submit, finish and /health
-#   working.
+#   records written into Redis by hand (docs/SCALE.md "Counters", "Records
+#   sdserve did not write"): a non-integer or non-hash sdserve:stats keeps
+#   submit, finish and /health working; a job whose attempts is not an
+#   integer fails saying so.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -163,6 +164,24 @@ st=$(curl -s -o "$TMP/bad.json" -w '%{http_code}' -d prompt=x -d num_inference_s
 check "a bad request is refused at submit time on the API node (400)" $([ "$st" = 400 ]; echo $?) "$st"
 
 # ---- hostile records in Redis (what a probe of the shared queue wrote) ---------------------
+TEMPLATE=$id   # the async job above: succeeded through node B
+new_id() { python3 -c 'import secrets; print(secrets.token_hex(16))'; }
+# queue_clone SRC ATTEMPTS PY: queues a copy of job SRC's record under a new id (printed) as
+# lua_submit writes one, its attempts field ATTEMPTS and its request JSON `r` changed by the
+# Python statements PY
+queue_clone() {
+  local src=sdserve:job:$1 nid f v args=() req
+  nid=$(new_id)
+  req=$(R hget "$src" request |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); exec(sys.argv[1]); print(json.dumps(r))' "$3")
+  for f in owner listed n width height model model_hash precision; do
+    v=$(R hget "$src" "$f"); [ -n "$v" ] && args+=("$f" "$v")
+  done
+  R hset "sdserve:job:$nid" state queued created "$(date +%s)" attempts "$2" request "$req" "${args[@]}" >/dev/null
+  R expire "sdserve:job:$nid" 600 >/dev/null
+  R xadd sdserve:jobs '*' id "$nid" >/dev/null
+  echo "$nid"
+}
 # a counter of sdserve:stats that is not an integer (hand-edited): counting starts again at the
 # next increment; submit, finish and /health go on (jobs/redis.c LUA_COUNT)
 R hset sdserve:stats submitted abc succeeded abc images 1.5 >/dev/null
@@ -182,6 +201,12 @@ check "sdserve:stats not a hash at all: submit 202, the job succeeds, /health 20
   $([ "$st$hst" = 202200 ] && [ "$(job_field a "$cid" 'j["state"]')" = succeeded ]; echo $?) \
   "submit $st $(head -c 300 "$TMP/ctr.json"); /health $hst $(head -c 300 "$TMP/h.json")"
 R del sdserve:stats >/dev/null
+# a job whose attempts field is not an integer: failed, saying so (not claimed again and again)
+aid=$(queue_clone "$TEMPLATE" abc pass)
+wait_state b "$aid" failed 100
+check "a job record with attempts 'abc': the job fails saying its record is corrupt" \
+  $(grep -q 'attempts' "$TMP/job.json"; echo $?) "$(cat "$TMP/job.json")"
+R del "sdserve:job:$aid" >/dev/null   # (before the fix: ends the loop)
 
 # ---- kill -9 of a worker mid-job ---------------------------------------------------
 # kill_running ID: kill -9 of the worker running job ID, then restart it
