@@ -815,6 +815,14 @@ static void status_from(const redisReply *r, job_status *out)
     out->run_seconds = started > 0 ? end - started : 0;
     if (out->state == JOB_SUCCEEDED) {
         out->result = result_parse(field_str(r, "result"), &out->err);
+        /* what another process wrote: as many images as the job asked for,
+         * or it failed (a client is never told "success" with none) */
+        if (out->result && (out->result->n < 1 || out->result->n != out->n)) {
+            sd_errf(&out->err, SD_EINTERNAL, "images", "the job's result holds %d image%s where it asked for %d: "
+                    "its record is damaged, or was not written by an sdserve worker", out->result->n, out->result->n == 1 ? "" : "s", out->n);
+            job_result_free(out->result);
+            out->result = NULL;
+        }
         if (!out->result) out->state = JOB_FAILED;
     } else if (out->state == JOB_FAILED || out->state == JOB_CANCELLED) {
         error_parse(field_str(r, "error"), &out->err);

@@ -19,7 +19,8 @@
 #   records written into Redis by hand (docs/SCALE.md "Counters", "Records
 #   sdserve did not write"): a non-integer or non-hash sdserve:stats keeps
 #   submit, finish and /health working; a job whose attempts is not an
-#   integer fails saying so.
+#   integer fails saying so; a succeeded record with 0 images for n=1
+#   reads as failed.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -207,6 +208,16 @@ wait_state b "$aid" failed 100
 check "a job record with attempts 'abc': the job fails saying its record is corrupt" \
   $(grep -q 'attempts' "$TMP/job.json"; echo $?) "$(cat "$TMP/job.json")"
 R del "sdserve:job:$aid" >/dev/null   # (before the fix: ends the loop)
+# a succeeded record whose result has fewer images than the job asked for
+nid=$(new_id)
+res=$(R hget "sdserve:job:$TEMPLATE" result | python3 -c 'import json,sys; r=json.load(sys.stdin); r["images"]=[]
+print(json.dumps(r))')
+R hset "sdserve:job:$nid" state succeeded owner "$(R hget "sdserve:job:$TEMPLATE" owner)" listed 1 n 1 width 64 \
+  height 64 created "$(date +%s)" finished "$(date +%s)" attempts 1 result "$res" >/dev/null
+R expire "sdserve:job:$nid" 600 >/dev/null
+check "a succeeded record with 0 images for n=1: GET /jobs/{id} says failed, naming the count" \
+  $([ "$(job_field a "$nid" 'j["state"]')" = failed ] && grep -q 'image' "$TMP/job.json"; echo $?) \
+  "$(cat "$TMP/job.json")"
 
 # ---- kill -9 of a worker mid-job ---------------------------------------------------
 # kill_running ID: kill -9 of the worker running job ID, then restart it
