@@ -1348,6 +1348,30 @@ static void ack(worker *w)
     if (r) freeReplyObject(r);
 }
 
+/* This worker's own size limits (--max-side, --max-pixels) on a request
+ * from the wire, hires size included: the API node that queued it may run
+ * larger ones, or the record may not be a node's at all, and a size this
+ * worker was not started for is refused, not tried.  0, or -1 + SD_EINVAL
+ * naming the field that sets the size. */
+static int check_limits(const worker *w, const sd_request *req, sd_err *err)
+{
+    sd_request r = *req;   /* a shallow copy: only the hires size is resolved in it */
+    req_resolve_hires(&r);
+    int side = w->cfg.max_side > 0 ? w->cfg.max_side : REQ_MAX_SIDE;
+    int64_t px = w->cfg.max_pixels > 0 ? w->cfg.max_pixels : REQ_MAX_PIXELS;
+    sd_err e;
+    sd_err_clear(&e);
+    int bad = req_check_size(&r, side, px, &e);
+    int ow, oh;
+    req_output_size(&r, &ow, &oh);
+    if (!bad && r.img2img && (ow > side || oh > side || (int64_t)ow * oh > px))
+        bad = sd_errf(&e, SD_EINVAL, "init_image", "the init image is %dx%d, more than %d on a side or %lld pixels",
+                      ow, oh, side, (long long)px);
+    if (!bad) return 0;
+    return sd_errf(err, e.code, e.field, "worker %s refuses the job, over its own size limits (--max-side %d, "
+                   "--max-pixels %lld): %.300s", w->id, side, (long long)px, e.msg);
+}
+
 /* Runs the claimed request; writes its outcome.  0 done (acknowledge),
  * -1 leave the entry pending (stopping, or the outcome could not be
  * written: another worker takes it over). */
@@ -1365,6 +1389,7 @@ static int run_claimed(worker *w, const char *request_text, job_run_fn run, void
         free(req.model);
         req.model = sd_strdup(w->cur.model);
     }
+    if (!bad) bad = check_limits(w, &req, &err);
     req.preview = (req_preview_sink){.put = w_preview, .ud = w};
     job_result *res = NULL;
     pthread_t hb;

@@ -20,7 +20,8 @@
 #   sdserve did not write"): a non-integer or non-hash sdserve:stats keeps
 #   submit, finish and /health working; a job whose attempts is not an
 #   integer fails saying so; a succeeded record with 0 images for n=1
-#   reads as failed.
+#   reads as failed; a hires size over the worker's --max-side fails
+#   without being tried.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -218,6 +219,13 @@ R expire "sdserve:job:$nid" 600 >/dev/null
 check "a succeeded record with 0 images for n=1: GET /jobs/{id} says failed, naming the count" \
   $([ "$(job_field a "$nid" 'j["state"]')" = failed ] && grep -q 'image' "$TMP/job.json"; echo $?) \
   "$(cat "$TMP/job.json")"
+# a request over the worker's own --max-side / --max-pixels (hires 1024 x4 = 4096x4096)
+hid=$(queue_clone "$TEMPLATE" 0 'r.update(width=1024, height=1024, hr_scale=4)')
+wait_state b "$hid" failed 100
+check "a queued request whose hires size (4096x4096) is over the worker's --max-side: failed, saying so" \
+  $(grep -q 'max-side' "$TMP/job.json" && grep -q 'worker' "$TMP/job.json"; echo $?) "$(head -c 600 "$TMP/job.json")"
+[ "$(job_field b "$hid" 'j["state"]')" = failed ] ||   # (before the fix: stop it)
+  { curl -s -o /dev/null -X DELETE "$(url b)/jobs/$hid"; wait_state b "$hid" cancelled 1200; }
 
 # ---- kill -9 of a worker mid-job ---------------------------------------------------
 # kill_running ID: kill -9 of the worker running job ID, then restart it
