@@ -843,8 +843,13 @@ static void rb_status(jobs_backend *b, job_handle *h, job_status *out)
     redisReply *r = rc_cmd(&RB(b)->cmd, &err, "HGETALL %s", key);
     if (!r) return;   /* Redis away: the last state known */
     if (!r->elements) {
-        out->state = JOB_FAILED;   /* the record expired or Redis lost it */
-        sd_errf(&out->err, SD_ENOTFOUND, "", "the job's record is gone (expired, or the queue lost its data)");
+        /* the record expired or Redis lost it (restarted without its data,
+         * flushed, deleted by hand): the job is not the client's fault nor
+         * unknown to it (a synchronous request still waits on it), so 503:
+         * sending it again is what works */
+        out->state = JOB_FAILED;
+        sd_errf(&out->err, SD_EBUSY, "queue", "the job's record was lost from the queue (it expired, or Redis lost its "
+                "data); send the request again");
     } else {
         out->state = state_parse(field_str(r, "state"), j->last);
         status_from(r, out);

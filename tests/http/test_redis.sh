@@ -21,7 +21,7 @@
 #   submit, finish and /health working; a job whose attempts is not an
 #   integer fails saying so; a succeeded record with 0 images for n=1
 #   reads as failed; a hires size over the worker's --max-side fails
-#   without being tried.
+#   without being tried; a sync request whose record vanished gets 503.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -226,6 +226,22 @@ check "a queued request whose hires size (4096x4096) is over the worker's --max-
   $(grep -q 'max-side' "$TMP/job.json" && grep -q 'worker' "$TMP/job.json"; echo $?) "$(head -c 600 "$TMP/job.json")"
 [ "$(job_field b "$hid" 'j["state"]')" = failed ] ||   # (before the fix: stop it)
   { curl -s -o /dev/null -X DELETE "$(url b)/jobs/$hid"; wait_state b "$hid" cancelled 1200; }
+# a synchronous request whose job record vanishes while it waits: 503 + Retry-After, not 404
+curl -s -D "$TMP/lost.hdr" -o "$TMP/lost.json" -w '%{http_code}' "${SLOW[@]/#/-d}" -d seed=5 "$(url a)/txt2img" \
+  >"$TMP/lost.st" &
+LOST_PID=$!
+lost_id=
+for _ in $(seq 600); do
+  for k in $(R --scan --pattern 'sdserve:job:*'); do
+    [ "$(R hmget "$k" listed state | tr '\n' ' ')" = "0 running " ] && lost_id=${k#sdserve:job:}
+  done
+  [ -n "$lost_id" ] && wait_step "$lost_id" 2 600 && break; sleep 0.1
+done
+R del "sdserve:job:$lost_id" >/dev/null
+wait "$LOST_PID"
+check "a sync request whose job record vanished mid-wait: 503 + Retry-After saying the record was lost" \
+  $([ "$(cat "$TMP/lost.st")" = 503 ] && grep -qi '^Retry-After: [0-9]' "$TMP/lost.hdr" &&
+    grep -q 'lost' "$TMP/lost.json"; echo $?) "job '$lost_id': $(cat "$TMP/lost.st") $(cat "$TMP/lost.json")"
 
 # ---- kill -9 of a worker mid-job ---------------------------------------------------
 # kill_running ID: kill -9 of the worker running job ID, then restart it
