@@ -598,18 +598,47 @@ static const char *field_str(const redisReply *r, const char *name)
     return NULL;
 }
 
+/* The names among a worker's announced models (a JSON array) that this
+ * node routes jobs for to it: route_find's rule, per worker — the same
+ * file hash as this node's model of that name, at this node's precision
+ * (without routing, every name).  A new array (NULL when out of memory). */
+static json_t *serves_of(rback *p, const json_t *models, const char *precision)
+{
+    json_t *out = json_array(), *m;
+    size_t i;
+    int same_precision = !precision || !p->cfg.precision || !strcmp(precision, p->cfg.precision);
+    json_array_foreach(models, i, m) {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        const char *hash = json_string_value(json_object_get(m, "hash"));
+        char mine[128], mhash[16];
+        if (!out || !name) continue;
+        if (p->cfg.model_lookup && (!same_precision || !hash ||
+                                    p->cfg.model_lookup(p->cfg.models_ud, name, mine, mhash) || strcmp(mine, name) ||
+                                    strcmp(mhash, hash)))
+            continue;
+        json_array_append_new(out, json_string(name));
+    }
+    return out;
+}
+
 /* The reply of lua_workers as a JSON array (new reference). */
-static json_t *workers_from(const redisReply *r)
+static json_t *workers_from(rback *p, const redisReply *r)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i + 1 < (r ? r->elements : 0); i += 2) {
         const redisReply *h = r->element[i + 1];
         json_t *models = json_loads(field_str(h, "models") ? field_str(h, "models") : "[]", 0, NULL);
-        json_array_append_new(a, json_pack("{s:s?, s:o, s:s?, s:I, s:s?, s:s?, s:f}", "id", rstr(r->element[i]),
-                                           "models", models ? models : json_array(), "precision",
-                                           field_str(h, "precision"), "threads",
-                                           (json_int_t)field_num(h, "threads", 0), "state", field_str(h, "state"),
-                                           "job", field_str(h, "job"), "started", field_num(h, "started", 0)));
+        if (!json_is_array(models)) {   /* an announcement that is not ours: no models */
+            json_decref(models);
+            models = json_array();
+        }
+        json_t *serves = serves_of(p, models, field_str(h, "precision"));
+        json_array_append_new(a, json_pack("{s:s?, s:o, s:o, s:s?, s:I, s:s?, s:s?, s:f}", "id", rstr(r->element[i]),
+                                           "models", models ? models : json_array(), "serves",
+                                           serves ? serves : json_array(), "precision", field_str(h, "precision"),
+                                           "threads", (json_int_t)field_num(h, "threads", 0), "state",
+                                           field_str(h, "state"), "job", field_str(h, "job"), "started",
+                                           field_num(h, "started", 0)));
     }
     return a;
 }
@@ -625,7 +654,7 @@ static json_t *live_workers(rback *p, double max_age, sd_err *err)
         redisReply *r = rc_cmd(&p->cmd, err, "EVAL %s 1 %s %s", lua_workers, K_WORKERS, since);
         if (r) {
             json_decref(p->w_list);
-            p->w_list = workers_from(r);
+            p->w_list = workers_from(p, r);
             p->w_at = now_s();
             freeReplyObject(r);
         }
