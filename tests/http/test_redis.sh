@@ -111,6 +111,18 @@ wait_step() {
   done
   return 1
 }
+# running_sync_id: the id of the synchronous job (listed 0) that runs, once it is at step 2 or
+# more ("" when none does within a minute)
+running_sync_id() {
+  local k id=
+  for _ in $(seq 600); do
+    for k in $(R --scan --pattern 'sdserve:job:*'); do
+      [ "$(R hmget "$k" listed state | tr '\n' ' ')" = "0 running " ] && id=${k#sdserve:job:}
+    done
+    [ -n "$id" ] && wait_step "$id" 2 600 && break; sleep 0.1
+  done
+  echo "$id"
+}
 fetch_ok() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ]; }
 SLOW=(prompt=slow width=128 height=128 num_inference_steps=150)   # seconds long even when the machine is idle
 FAST=(prompt=fast width=64 height=64 num_inference_steps=4)
@@ -230,13 +242,7 @@ check "a queued request whose hires size (4096x4096) is over the worker's --max-
 curl -s -D "$TMP/lost.hdr" -o "$TMP/lost.json" -w '%{http_code}' "${SLOW[@]/#/-d}" -d seed=5 "$(url a)/txt2img" \
   >"$TMP/lost.st" &
 LOST_PID=$!
-lost_id=
-for _ in $(seq 600); do
-  for k in $(R --scan --pattern 'sdserve:job:*'); do
-    [ "$(R hmget "$k" listed state | tr '\n' ' ')" = "0 running " ] && lost_id=${k#sdserve:job:}
-  done
-  [ -n "$lost_id" ] && wait_step "$lost_id" 2 600 && break; sleep 0.1
-done
+lost_id=$(running_sync_id)
 R del "sdserve:job:$lost_id" >/dev/null
 wait "$LOST_PID"
 check "a sync request whose job record vanished mid-wait: 503 + Retry-After saying the record was lost" \
@@ -293,13 +299,7 @@ check "cancel: it stopped within a step (step $at at DELETE, $final at the end)"
 # (and a synchronous one running: cancelled as when its client hangs up)
 curl -s -o /dev/null -d prompt=slow -d width=192 -d height=192 -d num_inference_steps=150 "$(url a)/txt2img" &
 CURL_PID=$!
-sync_id=
-for _ in $(seq 600); do
-  for k in $(R --scan --pattern 'sdserve:job:*'); do
-    [ "$(R hmget "$k" listed state | tr '\n' ' ')" = "0 running " ] && sync_id=${k#sdserve:job:}
-  done
-  [ -n "$sync_id" ] && wait_step "$sync_id" 2 600 && break; sleep 0.1
-done
+sync_id=$(running_sync_id)
 ids=()
 for s in 1 2 3; do ids+=("$(async a "${FAST[@]}" seed=$s)"); done
 kill -9 "${NODE_PID[a]}"; wait "${NODE_PID[a]}" 2>/dev/null; wait "$CURL_PID" 2>/dev/null
