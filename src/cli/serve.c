@@ -678,6 +678,7 @@ static jobs_redis_config redis_config(void)
     jobs_redis_config c = {.url = o_queue_url, .queue_timeout = o_queue_timeout, .claim_timeout = o_claim_timeout,
                            .max_attempts = (int)o_max_attempts, .queue_size = (int)o_queue,
                            .retention = o_retention, .job_timeout = o_job_timeout,
+                           .max_side = (int)o_max_side, .max_pixels = o_max_pixels,
                            .precision = sd_precision_resolved(o_precision), .threads = (int)o_threads,
                            .model_lookup = registry_lookup, .models_json = registry_json, .models_ud = g_registry};
     return c;

@@ -87,9 +87,12 @@ enum MHD_Result reply_loading(req *r, struct MHD_Connection *c)
     return reply_error(c, &r->ri, &e, LOADING_RETRY_AFTER, NULL);
 }
 
-/* A shared queue's /health: the live workers (id, models, precision,
- * state), how many serve each model, and whether this node has a worker
- * and weights of its own (docs/SCALE.md "Worker announcements"). */
+/* A shared queue's /health: the live workers (id, models, the names this
+ * node sends them jobs for, precision, state), how many serve each model —
+ * counted from `serves`, so a worker announcing a name with another file's
+ * hash or at another precision counts for nothing — and whether this node
+ * has a worker and weights of its own (docs/SCALE.md "Worker
+ * announcements"). */
 static void health_workers(http_server *s, json_t *q)
 {
     char *text = jobs_workers_json(s->q);
@@ -98,8 +101,8 @@ static void health_workers(http_server *s, json_t *q)
     json_t *serving = json_object();
     size_t i, k;
     json_array_foreach(list, i, w) {
-        json_array_foreach(json_object_get(w, "models"), k, m) {
-            const char *name = json_string_value(json_object_get(m, "name"));
+        json_array_foreach(json_object_get(w, "serves"), k, m) {
+            const char *name = json_string_value(m);
             if (name) json_object_set_new(serving, name, json_integer(json_integer_value(json_object_get(serving,
                                                                                                          name)) + 1));
         }

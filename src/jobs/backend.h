@@ -100,8 +100,10 @@ void jobs_shutdown(jobs_backend *b, const char *reason);
 void jobs_close(jobs_backend *b);
 const char *jobs_backend_name(const jobs_backend *b);
 /* The live workers of a shared queue as a JSON array text [{id, models:
- * [{name, hash}], precision, threads, state, job, serves}] (malloc'd; the
- * caller frees), cached about a second; NULL for the in-process queue. */
+ * [{name, hash}], serves: [name] (the models this node sends it jobs for:
+ * the same file hash, its precision), precision, threads, state, job,
+ * started}] (malloc'd; the caller frees), cached about a second; NULL for
+ * the in-process queue. */
 char *jobs_workers_json(jobs_backend *b);
 /* Live previews (docs/SERVER.md "Previews"): the held job's latest preview
  * (a PNG, its step and total) into *out, out->png NULL when it has none (not

@@ -336,14 +336,28 @@ static void preview_key(char *out, size_t n, const char *id) { snprintf(out, n, 
     "if redis.call('HGET', KEYS[1], 'listed') ~= '1' and ttl < " "60" " then ttl = 60 end " \
     "if ttl < 1 then ttl = 1 end "
 
+/* count(key, field, by): one counter up (sdserve:stats, a job's finishes).
+ * Counters are statistics that no job's fate hangs on, and Redis does not
+ * roll a script back when a command in it fails: a failing HINCRBY after
+ * the job's own writes would leave the job written (queued, finished)
+ * while its caller is told that it failed.  So a counter never fails a
+ * script: one that is not an integer (hand-edited, another program's
+ * value) starts again from this increment, as if it had been deleted;
+ * while the key is not a hash at all, no counts are kept (the jobs run;
+ * deleting the key starts them again).  docs/SCALE.md "Counters". */
+#define LUA_COUNT \
+    "local function count(k, f, by) " \
+    "  if type(redis.pcall('HINCRBY', k, f, by)) == 'table' then redis.pcall('HSET', k, f, by) end end "
+
 /* KEYS: stream, job, stats.  ARGV: limit, id, created, request, owner,
  * listed, n, width, height, ttl, node (a synchronous job's waiting API
  * node, "" for an async one), then the routing fields model, model_hash,
  * precision ("" = none).  0 = full. */
 static const char lua_submit[] =
+    LUA_COUNT
     "local len = redis.call('XLEN', KEYS[1]) "
     "local pend = redis.call('XPENDING', KEYS[1], '" K_GROUP "')[1] "
-    "if len - pend >= tonumber(ARGV[1]) then redis.call('HINCRBY', KEYS[3], 'rejected', 1) return 0 end "
+    "if len - pend >= tonumber(ARGV[1]) then count(KEYS[3], 'rejected', 1) return 0 end "
     "redis.call('HSET', KEYS[2], 'state', 'queued', 'owner', ARGV[5], 'listed', ARGV[6], 'created', ARGV[3], "
     "  'attempts', 0, 'n', ARGV[7], 'width', ARGV[8], 'height', ARGV[9], 'request', ARGV[4]) "
     "if ARGV[11] ~= '' then redis.call('HSET', KEYS[2], 'node', ARGV[11]) end "
@@ -351,18 +365,19 @@ static const char lua_submit[] =
     "  'precision', ARGV[14]) end "
     "redis.call('EXPIRE', KEYS[2], ARGV[10]) "
     "redis.call('XADD', KEYS[1], '*', 'id', ARGV[2]) "
-    "redis.call('HINCRBY', KEYS[3], 'submitted', 1) "
+    "count(KEYS[3], 'submitted', 1) "
     "redis.call('PUBLISH', '" K_CHANNEL "', ARGV[2]) "
     "return 1";
 
 /* KEYS: job, stats.  ARGV: retention, error, now, id.  The state after. */
 static const char lua_cancel[] =
     LUA_FIN_TTL
+    LUA_COUNT
     "local s = redis.call('HGET', KEYS[1], 'state') "
     "if s == 'queued' then "
     "  redis.call('HSET', KEYS[1], 'state', 'cancelled', 'finished', ARGV[3], 'error', ARGV[2]) "
     "  redis.call('EXPIRE', KEYS[1], ttl) "
-    "  redis.call('HINCRBY', KEYS[2], 'cancelled', 1) "
+    "  count(KEYS[2], 'cancelled', 1) "
     "  redis.call('PUBLISH', '" K_CHANNEL "', ARGV[4]) return 'cancelled' end "
     "if s == 'running' then "
     "  if not redis.call('HGET', KEYS[1], 'cancel') then redis.call('HSET', KEYS[1], 'cancel', ARGV[2]) end "
@@ -370,18 +385,24 @@ static const char lua_cancel[] =
     "return s or 'gone'";
 
 /* KEYS: job, stats.  ARGV: retention, worker, now, max attempts, dead-letter
- * error, id.  {'run', attempt, request} | {'gone'} | {'done'} | {'dead'}. */
+ * error, id, corrupt-record error.  {'run', attempt, request} | {'gone'} |
+ * {'done'} | {'dead'} | {'corrupt'}: the attempts field is not an integer
+ * (HINCRBY refuses it), so the attempt cannot be counted nor told from a
+ * stale one: the job fails at once instead of being claimed again and
+ * again. */
 static const char lua_claim[] =
     LUA_FIN_TTL
+    LUA_COUNT
     "local s = redis.call('HGET', KEYS[1], 'state') "
     "if not s then return {'gone'} end "
     "if s ~= 'queued' and s ~= 'running' then return {'done'} end "
-    "local a = redis.call('HINCRBY', KEYS[1], 'attempts', 1) "
-    "if a > tonumber(ARGV[4]) then "
-    "  redis.call('HSET', KEYS[1], 'state', 'failed', 'finished', ARGV[3], 'error', ARGV[5]) "
+    "local a = redis.pcall('HINCRBY', KEYS[1], 'attempts', 1) "
+    "local corrupt = type(a) == 'table' "
+    "if corrupt or a > tonumber(ARGV[4]) then "
+    "  redis.call('HSET', KEYS[1], 'state', 'failed', 'finished', ARGV[3], 'error', corrupt and ARGV[7] or ARGV[5]) "
     "  redis.call('EXPIRE', KEYS[1], ttl) "
-    "  redis.call('HINCRBY', KEYS[2], 'failed', 1) "
-    "  redis.call('PUBLISH', '" K_CHANNEL "', ARGV[6]) return {'dead'} end "
+    "  count(KEYS[2], 'failed', 1) "
+    "  redis.call('PUBLISH', '" K_CHANNEL "', ARGV[6]) return {corrupt and 'corrupt' or 'dead'} end "
     "redis.call('HSET', KEYS[1], 'state', 'running', 'worker', ARGV[2], 'started', ARGV[3], 'heartbeat', ARGV[3], "
     "  'step', 0, 'total', 0) "
     "redis.call('EXPIRE', KEYS[1], " "604800" ") "
@@ -414,13 +435,14 @@ static const char lua_preview[] =
  * error), value, images, id.  1 written, 0 not ours any more. */
 static const char lua_finish[] =
     LUA_FIN_TTL
+    LUA_COUNT
     "if redis.call('HGET', KEYS[1], 'state') ~= 'running' or redis.call('HGET', KEYS[1], 'attempts') ~= ARGV[2] "
     "then return 0 end "
     "redis.call('HSET', KEYS[1], 'state', ARGV[3], 'finished', ARGV[4], ARGV[5], ARGV[6]) "
-    "redis.call('HINCRBY', KEYS[1], 'finishes', 1) "
+    "count(KEYS[1], 'finishes', 1) "
     "redis.call('EXPIRE', KEYS[1], ttl) "
-    "redis.call('HINCRBY', KEYS[2], ARGV[3], 1) "
-    "redis.call('HINCRBY', KEYS[2], 'images', ARGV[7]) "
+    "count(KEYS[2], ARGV[3], 1) "
+    "count(KEYS[2], 'images', ARGV[7]) "
     "redis.call('PUBLISH', '" K_CHANNEL "', ARGV[8]) "
     "return 1";
 
@@ -432,12 +454,15 @@ static const char lua_heartbeat[] =
     "redis.call('HSET', KEYS[1], 'heartbeat', ARGV[4]) "
     "return 1";
 
-/* KEYS: stream, stats, workers.  ARGV: alive since.  {len, pending, workers, {stats...}} */
+/* KEYS: stream, stats, workers.  ARGV: alive since.  {len, pending, workers,
+ * {stats...}}; no stats when the key is not a hash (LUA_COUNT). */
 static const char lua_stats[] =
     "local len = redis.call('XLEN', KEYS[1]) "
     "local p = redis.call('XPENDING', KEYS[1], '" K_GROUP "')[1] "
     "local w = redis.call('ZCOUNT', KEYS[3], ARGV[1], '+inf') "
-    "return {len, p, w, redis.call('HGETALL', KEYS[2])}";
+    "local st = redis.pcall('HGETALL', KEYS[2]) "
+    "if st.err then st = {} end "
+    "return {len, p, w, st}";
 
 /* ---- routing: workers announce their models and precision ---- */
 
@@ -573,18 +598,47 @@ static const char *field_str(const redisReply *r, const char *name)
     return NULL;
 }
 
+/* The names among a worker's announced models (a JSON array) that this
+ * node routes jobs for to it: route_find's rule, per worker — the same
+ * file hash as this node's model of that name, at this node's precision
+ * (without routing, every name).  A new array (NULL when out of memory). */
+static json_t *serves_of(rback *p, const json_t *models, const char *precision)
+{
+    json_t *out = json_array(), *m;
+    size_t i;
+    int same_precision = !precision || !p->cfg.precision || !strcmp(precision, p->cfg.precision);
+    json_array_foreach(models, i, m) {
+        const char *name = json_string_value(json_object_get(m, "name"));
+        const char *hash = json_string_value(json_object_get(m, "hash"));
+        char mine[128], mhash[16];
+        if (!out || !name) continue;
+        if (p->cfg.model_lookup && (!same_precision || !hash ||
+                                    p->cfg.model_lookup(p->cfg.models_ud, name, mine, mhash) || strcmp(mine, name) ||
+                                    strcmp(mhash, hash)))
+            continue;
+        json_array_append_new(out, json_string(name));
+    }
+    return out;
+}
+
 /* The reply of lua_workers as a JSON array (new reference). */
-static json_t *workers_from(const redisReply *r)
+static json_t *workers_from(rback *p, const redisReply *r)
 {
     json_t *a = json_array();
     for (size_t i = 0; a && i + 1 < (r ? r->elements : 0); i += 2) {
         const redisReply *h = r->element[i + 1];
         json_t *models = json_loads(field_str(h, "models") ? field_str(h, "models") : "[]", 0, NULL);
-        json_array_append_new(a, json_pack("{s:s?, s:o, s:s?, s:I, s:s?, s:s?, s:f}", "id", rstr(r->element[i]),
-                                           "models", models ? models : json_array(), "precision",
-                                           field_str(h, "precision"), "threads",
-                                           (json_int_t)field_num(h, "threads", 0), "state", field_str(h, "state"),
-                                           "job", field_str(h, "job"), "started", field_num(h, "started", 0)));
+        if (!json_is_array(models)) {   /* an announcement that is not ours: no models */
+            json_decref(models);
+            models = json_array();
+        }
+        json_t *serves = serves_of(p, models, field_str(h, "precision"));
+        json_array_append_new(a, json_pack("{s:s?, s:o, s:o, s:s?, s:I, s:s?, s:s?, s:f}", "id", rstr(r->element[i]),
+                                           "models", models ? models : json_array(), "serves",
+                                           serves ? serves : json_array(), "precision", field_str(h, "precision"),
+                                           "threads", (json_int_t)field_num(h, "threads", 0), "state",
+                                           field_str(h, "state"), "job", field_str(h, "job"), "started",
+                                           field_num(h, "started", 0)));
     }
     return a;
 }
@@ -600,7 +654,7 @@ static json_t *live_workers(rback *p, double max_age, sd_err *err)
         redisReply *r = rc_cmd(&p->cmd, err, "EVAL %s 1 %s %s", lua_workers, K_WORKERS, since);
         if (r) {
             json_decref(p->w_list);
-            p->w_list = workers_from(r);
+            p->w_list = workers_from(p, r);
             p->w_at = now_s();
             freeReplyObject(r);
         }
@@ -790,6 +844,14 @@ static void status_from(const redisReply *r, job_status *out)
     out->run_seconds = started > 0 ? end - started : 0;
     if (out->state == JOB_SUCCEEDED) {
         out->result = result_parse(field_str(r, "result"), &out->err);
+        /* what another process wrote: as many images as the job asked for,
+         * or it failed (a client is never told "success" with none) */
+        if (out->result && (out->result->n < 1 || out->result->n != out->n)) {
+            sd_errf(&out->err, SD_EINTERNAL, "images", "the job's result holds %d image%s where it asked for %d: "
+                    "its record is damaged, or was not written by an sdserve worker", out->result->n, out->result->n == 1 ? "" : "s", out->n);
+            job_result_free(out->result);
+            out->result = NULL;
+        }
         if (!out->result) out->state = JOB_FAILED;
     } else if (out->state == JOB_FAILED || out->state == JOB_CANCELLED) {
         error_parse(field_str(r, "error"), &out->err);
@@ -810,8 +872,13 @@ static void rb_status(jobs_backend *b, job_handle *h, job_status *out)
     redisReply *r = rc_cmd(&RB(b)->cmd, &err, "HGETALL %s", key);
     if (!r) return;   /* Redis away: the last state known */
     if (!r->elements) {
-        out->state = JOB_FAILED;   /* the record expired or Redis lost it */
-        sd_errf(&out->err, SD_ENOTFOUND, "", "the job's record is gone (expired, or the queue lost its data)");
+        /* the record expired or Redis lost it (restarted without its data,
+         * flushed, deleted by hand): the job is not the client's fault nor
+         * unknown to it (a synchronous request still waits on it), so 503:
+         * sending it again is what works */
+        out->state = JOB_FAILED;
+        sd_errf(&out->err, SD_EBUSY, "queue", "the job's record was lost from the queue (it expired, or Redis lost its "
+                "data); send the request again");
     } else {
         out->state = state_parse(field_str(r, "state"), j->last);
         status_from(r, out);
@@ -1109,6 +1176,7 @@ typedef struct worker {
     rconn cmd, hb;           /* the worker loop's, the heartbeat thread's */
     volatile sig_atomic_t *stop;
     char *dead_error;        /* the dead-letter error record */
+    char *corrupt_error;     /* the error record of a job whose attempts field is not an integer */
     /* the running job (heartbeat thread) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -1314,6 +1382,30 @@ static void ack(worker *w)
     if (r) freeReplyObject(r);
 }
 
+/* This worker's own size limits (--max-side, --max-pixels) on a request
+ * from the wire, hires size included: the API node that queued it may run
+ * larger ones, or the record may not be a node's at all, and a size this
+ * worker was not started for is refused, not tried.  0, or -1 + SD_EINVAL
+ * naming the field that sets the size. */
+static int check_limits(const worker *w, const sd_request *req, sd_err *err)
+{
+    sd_request r = *req;   /* a shallow copy: only the hires size is resolved in it */
+    req_resolve_hires(&r);
+    int side = w->cfg.max_side > 0 ? w->cfg.max_side : REQ_MAX_SIDE;
+    int64_t px = w->cfg.max_pixels > 0 ? w->cfg.max_pixels : REQ_MAX_PIXELS;
+    sd_err e;
+    sd_err_clear(&e);
+    int bad = req_check_size(&r, side, px, &e);
+    int ow, oh;
+    req_output_size(&r, &ow, &oh);
+    if (!bad && r.img2img && (ow > side || oh > side || (int64_t)ow * oh > px))
+        bad = sd_errf(&e, SD_EINVAL, "init_image", "the init image is %dx%d, more than %d on a side or %lld pixels",
+                      ow, oh, side, (long long)px);
+    if (!bad) return 0;
+    return sd_errf(err, e.code, e.field, "worker %s refuses the job, over its own size limits (--max-side %d, "
+                   "--max-pixels %lld): %.300s", w->id, side, (long long)px, e.msg);
+}
+
 /* Runs the claimed request; writes its outcome.  0 done (acknowledge),
  * -1 leave the entry pending (stopping, or the outcome could not be
  * written: another worker takes it over). */
@@ -1331,6 +1423,7 @@ static int run_claimed(worker *w, const char *request_text, job_run_fn run, void
         free(req.model);
         req.model = sd_strdup(w->cur.model);
     }
+    if (!bad) bad = check_limits(w, &req, &err);
     req.preview = (req_preview_sink){.put = w_preview, .ud = w};
     job_result *res = NULL;
     pthread_t hb;
@@ -1436,11 +1529,13 @@ static void take_entry(worker *w, const redisReply *entry, job_run_fn run, void 
     char now[32], ret[32];
     snprintf(now, sizeof now, "%.3f", now_s());
     snprintf(ret, sizeof ret, "%.0f", w->cfg.retention);
-    redisReply *r = rc_cmd(&w->cmd, &err, "EVAL %s 2 %s %s %s %s %s %d %s %s", lua_claim, w->cur.key, K_STATS, ret,
-                           w->id, now, w->cfg.max_attempts, w->dead_error, jid);
+    redisReply *r = rc_cmd(&w->cmd, &err, "EVAL %s 2 %s %s %s %s %s %d %s %s %s", lua_claim, w->cur.key, K_STATS,
+                           ret, w->id, now, w->cfg.max_attempts, w->dead_error, jid, w->corrupt_error);
     if (!r) return;   /* Redis away: the entry stays pending, reclaimed later */
     const char *what = rstr(elem(r, 0));
     int done = 1;
+    if (what && !strcmp(what, "corrupt"))
+        printf("worker %s: job %s failed: its record's attempts field is not an integer\n", w->id, jid);
     if (what && !strcmp(what, "run")) {
         snprintf(w->cur.attempt, sizeof w->cur.attempt, "%s", rstr(elem(r, 1)) ? rstr(elem(r, 1)) : "0");
         printf("worker %s: job %s attempt %s\n", w->id, jid, w->cur.attempt);
@@ -1498,6 +1593,7 @@ static void worker_free(worker *w)
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv);
     free(w->dead_error);
+    free(w->corrupt_error);
     free(w->models_text);
     free(w->url_copy);
     free(w);
@@ -1532,7 +1628,11 @@ int jobs_redis_worker(const jobs_redis_config *cfg, job_run_fn run, void *run_ud
     sd_err_clear(&dead);
     sd_errf(&dead, SD_EINTERNAL, "", "the job was abandoned %d times (its worker stopped heartbeating: killed or "
             "crashed) and is not retried again", w->cfg.max_attempts);
-    if (!(w->dead_error = error_text(&dead))) {
+    sd_err corrupt;
+    sd_err_clear(&corrupt);
+    sd_errf(&corrupt, SD_EINTERNAL, "attempts", "the job's record in the queue is corrupt (its attempts field is not "
+            "an integer), so its runs cannot be counted: it is not run");
+    if (!(w->dead_error = error_text(&dead)) || !(w->corrupt_error = error_text(&corrupt))) {
         worker_free(w);
         return sd_errf(err, SD_ENOMEM, "", "out of memory starting the worker");
     }

@@ -42,6 +42,11 @@ typedef struct jobs_redis_config {
     double retention;        /* seconds a finished job's record stays */
     double job_timeout;      /* worker: seconds a job may run, then it fails; 0 = no limit */
     const char *worker_id;   /* worker: consumer name; NULL = host:pid:random */
+    /* worker: its own size limits (--max-side, --max-pixels; <= 0 = the
+     * defaults), checked again on every job it takes: the API node that
+     * queued it may run larger ones, or the record may not be a node's */
+    int max_side;
+    int64_t max_pixels;
     jobs_worker_stats *stats;  /* worker: filled as it works; NULL = none */
     /* routing (issue 17 item 3; docs/SCALE.md "Worker announcements"):
      * this node's models and precision.  A worker announces them in

@@ -15,7 +15,13 @@
 #   Redis stopped: 503 + Retry-After within --queue-timeout, /health
 #   degraded, recovery after restart (also of a worker that stayed up);
 #   Redis restarted from its AOF: queued jobs survive; an API node with its
-#   own worker (--workers 1); the owner (API key) travels with the job.
+#   own worker (--workers 1); the owner (API key) travels with the job;
+#   records written into Redis by hand (docs/SCALE.md "Counters", "Records
+#   sdserve did not write"): a non-integer or non-hash sdserve:stats keeps
+#   submit, finish and /health working; a job whose attempts is not an
+#   integer fails saying so; a succeeded record with 0 images for n=1
+#   reads as failed; a hires size over the worker's --max-side fails
+#   without being tried; a sync request whose record vanished gets 503.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -105,6 +111,18 @@ wait_step() {
   done
   return 1
 }
+# running_sync_id: the id of the synchronous job (listed 0) that runs, once it is at step 2 or
+# more ("" when none does within a minute)
+running_sync_id() {
+  local k id=
+  for _ in $(seq 600); do
+    for k in $(R --scan --pattern 'sdserve:job:*'); do
+      [ "$(R hmget "$k" listed state | tr '\n' ' ')" = "0 running " ] && id=${k#sdserve:job:}
+    done
+    [ -n "$id" ] && wait_step "$id" 2 600 && break; sleep 0.1
+  done
+  echo "$id"
+}
 fetch_ok() { [ "$(curl -s -o /dev/null -w '%{http_code}' "$1")" = 200 ]; }
 SLOW=(prompt=slow width=128 height=128 num_inference_steps=150)   # seconds long even when the machine is idle
 FAST=(prompt=fast width=64 height=64 num_inference_steps=4)
@@ -159,6 +177,78 @@ check "worker --health-port: GET /metrics counts its jobs" \
 st=$(curl -s -o "$TMP/bad.json" -w '%{http_code}' -d prompt=x -d num_inference_steps=0 "$(url a)/jobs/txt2img")
 check "a bad request is refused at submit time on the API node (400)" $([ "$st" = 400 ]; echo $?) "$st"
 
+# ---- hostile records in Redis (what a probe of the shared queue wrote) ---------------------
+TEMPLATE=$id   # the async job above: succeeded through node B
+new_id() { python3 -c 'import secrets; print(secrets.token_hex(16))'; }
+# queue_clone SRC ATTEMPTS PY: queues a copy of job SRC's record under a new id (printed) as
+# lua_submit writes one, its attempts field ATTEMPTS and its request JSON `r` changed by the
+# Python statements PY
+queue_clone() {
+  local src=sdserve:job:$1 nid f v args=() req
+  nid=$(new_id)
+  req=$(R hget "$src" request |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); exec(sys.argv[1]); print(json.dumps(r))' "$3")
+  for f in owner listed n width height model model_hash precision; do
+    v=$(R hget "$src" "$f"); [ -n "$v" ] && args+=("$f" "$v")
+  done
+  R hset "sdserve:job:$nid" state queued created "$(date +%s)" attempts "$2" request "$req" "${args[@]}" >/dev/null
+  R expire "sdserve:job:$nid" 600 >/dev/null
+  R xadd sdserve:jobs '*' id "$nid" >/dev/null
+  echo "$nid"
+}
+# a counter of sdserve:stats that is not an integer (hand-edited): counting starts again at the
+# next increment; submit, finish and /health go on (jobs/redis.c LUA_COUNT)
+R hset sdserve:stats submitted abc succeeded abc images 1.5 >/dev/null
+st=$(curl -s -o "$TMP/ctr.json" -w '%{http_code}' "${FAST[@]/#/-d}" "$(url a)/jobs/txt2img")
+cid=$(json "$TMP/ctr.json" 'j.get("id","")')
+wait_state b "$cid" succeeded 600
+check "a non-integer counter in sdserve:stats: submit 202, the job succeeds, the counters start again" \
+  $([ "$st" = 202 ] && [ "$(job_field b "$cid" 'j["state"]')" = succeeded ] &&
+    [ "$(R hmget sdserve:stats submitted succeeded images | tr '\n' ' ')" = "1 1 1 " ]; echo $?) \
+  "status $st $(head -c 300 "$TMP/ctr.json"); job $(head -c 200 "$TMP/job.json"); stats $(R hgetall sdserve:stats | tr '\n' ' ')"
+R del sdserve:stats >/dev/null; R set sdserve:stats not-a-hash >/dev/null
+st=$(curl -s -o "$TMP/ctr.json" -w '%{http_code}' "${FAST[@]/#/-d}" "$(url b)/jobs/txt2img")
+cid=$(json "$TMP/ctr.json" 'j.get("id","")')
+wait_state a "$cid" succeeded 600
+hst=$(curl -s -o "$TMP/h.json" -w '%{http_code}' "$(url a)/health")
+check "sdserve:stats not a hash at all: submit 202, the job succeeds, /health 200 (no counts kept)" \
+  $([ "$st$hst" = 202200 ] && [ "$(job_field a "$cid" 'j["state"]')" = succeeded ]; echo $?) \
+  "submit $st $(head -c 300 "$TMP/ctr.json"); /health $hst $(head -c 300 "$TMP/h.json")"
+R del sdserve:stats >/dev/null
+# a job whose attempts field is not an integer: failed, saying so (not claimed again and again)
+aid=$(queue_clone "$TEMPLATE" abc pass)
+wait_state b "$aid" failed 100
+check "a job record with attempts 'abc': the job fails saying its record is corrupt" \
+  $(grep -q 'attempts' "$TMP/job.json"; echo $?) "$(cat "$TMP/job.json")"
+R del "sdserve:job:$aid" >/dev/null   # (before the fix: ends the loop)
+# a succeeded record whose result has fewer images than the job asked for
+nid=$(new_id)
+res=$(R hget "sdserve:job:$TEMPLATE" result | python3 -c 'import json,sys; r=json.load(sys.stdin); r["images"]=[]
+print(json.dumps(r))')
+R hset "sdserve:job:$nid" state succeeded owner "$(R hget "sdserve:job:$TEMPLATE" owner)" listed 1 n 1 width 64 \
+  height 64 created "$(date +%s)" finished "$(date +%s)" attempts 1 result "$res" >/dev/null
+R expire "sdserve:job:$nid" 600 >/dev/null
+check "a succeeded record with 0 images for n=1: GET /jobs/{id} says failed, naming the count" \
+  $([ "$(job_field a "$nid" 'j["state"]')" = failed ] && grep -q 'image' "$TMP/job.json"; echo $?) \
+  "$(cat "$TMP/job.json")"
+# a request over the worker's own --max-side / --max-pixels (hires 1024 x4 = 4096x4096)
+hid=$(queue_clone "$TEMPLATE" 0 'r.update(width=1024, height=1024, hr_scale=4)')
+wait_state b "$hid" failed 100
+check "a queued request whose hires size (4096x4096) is over the worker's --max-side: failed, saying so" \
+  $(grep -q 'max-side' "$TMP/job.json" && grep -q 'worker' "$TMP/job.json"; echo $?) "$(head -c 600 "$TMP/job.json")"
+[ "$(job_field b "$hid" 'j["state"]')" = failed ] ||   # (before the fix: stop it)
+  { curl -s -o /dev/null -X DELETE "$(url b)/jobs/$hid"; wait_state b "$hid" cancelled 1200; }
+# a synchronous request whose job record vanishes while it waits: 503 + Retry-After, not 404
+curl -s -D "$TMP/lost.hdr" -o "$TMP/lost.json" -w '%{http_code}' "${SLOW[@]/#/-d}" -d seed=5 "$(url a)/txt2img" \
+  >"$TMP/lost.st" &
+LOST_PID=$!
+lost_id=$(running_sync_id)
+R del "sdserve:job:$lost_id" >/dev/null
+wait "$LOST_PID"
+check "a sync request whose job record vanished mid-wait: 503 + Retry-After saying the record was lost" \
+  $([ "$(cat "$TMP/lost.st")" = 503 ] && grep -qi '^Retry-After: [0-9]' "$TMP/lost.hdr" &&
+    grep -q 'lost' "$TMP/lost.json"; echo $?) "job '$lost_id': $(cat "$TMP/lost.st") $(cat "$TMP/lost.json")"
+
 # ---- kill -9 of a worker mid-job ---------------------------------------------------
 # kill_running ID: kill -9 of the worker running job ID, then restart it
 kill_running() {
@@ -209,13 +299,7 @@ check "cancel: it stopped within a step (step $at at DELETE, $final at the end)"
 # (and a synchronous one running: cancelled as when its client hangs up)
 curl -s -o /dev/null -d prompt=slow -d width=192 -d height=192 -d num_inference_steps=150 "$(url a)/txt2img" &
 CURL_PID=$!
-sync_id=
-for _ in $(seq 600); do
-  for k in $(R --scan --pattern 'sdserve:job:*'); do
-    [ "$(R hmget "$k" listed state | tr '\n' ' ')" = "0 running " ] && sync_id=${k#sdserve:job:}
-  done
-  [ -n "$sync_id" ] && wait_step "$sync_id" 2 600 && break; sleep 0.1
-done
+sync_id=$(running_sync_id)
 ids=()
 for s in 1 2 3; do ids+=("$(async a "${FAST[@]}" seed=$s)"); done
 kill -9 "${NODE_PID[a]}"; wait "${NODE_PID[a]}" 2>/dev/null; wait "$CURL_PID" 2>/dev/null

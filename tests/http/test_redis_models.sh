@@ -12,7 +12,8 @@
 #   expires; the precision is pinned: a bf16x2 worker alone gets 503
 #   naming the precision, and a queued fp32 job is put back by it, never
 #   run, then run by an fp32 worker; a worker whose file for a name has
-#   another hash is not sent that name's jobs.
+#   another hash is not sent that name's jobs, nor counted for it in
+#   /health's workers_per_model.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -158,6 +159,10 @@ st=$(post beta)
 check "a worker whose 'beta' has another hash: 503 naming model, and the node logs why" \
   $([ "$st" = 503 ] && grep -q "serves a different file as model 'beta'" "$TMP/node.log"; echo $?) \
   "$st $(cat "$TMP/r.json") $(grep different "$TMP/node.log")"
+check "/health: that worker is listed (announcing beta) but workers_per_model does not count it for beta" \
+  $([ "$(health '([m["name"] for w in j["queue"]["live_workers"] for m in w["models"]].count("beta"),
+                  sorted(j["queue"]["workers_per_model"].items()))')" = "(1, [('alpha', 1)])" ]; echo $?) \
+  "$(cat "$TMP/health.json")"
 
 # (its own key: worker B's, killed -9 above, may still wait for its TTL in Redis)
 xp=${WPID[x]}
