@@ -110,7 +110,7 @@ JOBS=${SD_TEST_JOBS:-2}
 # two tests' OpenMP teams share the cores: a thread waiting at a barrier
 # sleeps instead of spinning on a core the other test needs
 [ "$JOBS" -gt 1 ] && export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-LONG="test_sd15 test_previews test_valgrind test_fuzz test_redis_models test_redis test_e2e test_generate
+LONG="test_sd15 test_previews test_valgrind test_fuzz test_redis_models test_redis test_e2e test_generate test_doc_examples
   test_batch_seeds test_alloc_fail test_lora_apply test_make_model test_sizes test_inpaint_api test_a1111"
 ALONE="test_load test_load_health test_load_rss test_slow_clients test_stalled_upload test_faults"
 R=$(mktemp -d /tmp/sdserve-run.XXXXXX)

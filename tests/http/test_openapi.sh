@@ -7,7 +7,22 @@ cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
 model=$(demo_model)
-start_server --model "$model" --queue-size 1 || exit 1
+# a LoRA that fits and one that does not, an embedding that fits and one that
+# does not: /loras and /embeddings then answer both shapes of an entry
+# ("reason" / "error" null, and a string)
+mkdir -p "$TMP/loras" "$TMP/emb"
+"$BUILD/tools/make_lora" "$model" --rank 2 -o "$TMP/loras/fits.safetensors" >/dev/null
+printf 'not a safetensors file' >"$TMP/loras/broken.safetensors"
+python3 - "$model/model.safetensors" "$TMP/emb" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], "rb").read(1 << 20)
+n = struct.unpack("<Q", b[:8])[0]
+W = [v for k, v in json.loads(b[8:8 + n]).items() if k.endswith("token_embedding.weight")][0]["shape"][1]
+h = json.dumps({"emb_params": {"dtype": "F32", "shape": [1, W], "data_offsets": [0, 4 * W]}}).encode()
+open(sys.argv[2] + "/fits.safetensors", "wb").write(struct.pack("<Q", len(h)) + h + b"\0" * 4 * W)
+open(sys.argv[2] + "/old.pt", "wb").write(b"\x80\x02}q\x00.")
+PY
+start_server --model "$model" --queue-size 1 --lora-dir "$TMP/loras" --embeddings-dir "$TMP/emb" || exit 1
 curl -s -o "$TMP/doc.json" "$BASE/openapi.json"
 same=$(python3 - "$TMP/doc.json" docs/openapi.json "$BASE" <<'PY'
 import json, sys
@@ -58,8 +73,15 @@ conform "img2img 400" POST /img2img -H "$F" --data 'prompt=x&init_image=%21' "$B
 conform "job 404" GET '/jobs/{id}' "$BASE/jobs/0123456789abcdef0123456789abcdef"
 conform "health" GET /health "$BASE/health"
 conform "samplers" GET /samplers "$BASE/samplers"
-conform "embeddings" GET /embeddings "$BASE/embeddings"
-conform "loras (no --lora-dir: empty)" GET /loras "$BASE/loras"
+conform "embeddings (one fits, one does not)" GET /embeddings "$BASE/embeddings"
+check "embeddings: error null when it fits, a text when not" \
+  $([ "$(json "$TMP/r.json" '[(e["name"], e["fits"], type(e["error"]).__name__) for e in j["embeddings"]]')" = \
+      "[('fits', True, 'NoneType'), ('old', False, 'str')]" ]; echo $?) "$(head -c 400 "$TMP/r.json")"
+conform "loras (one fits, one does not)" GET /loras "$BASE/loras"
+check "loras: reason null when it fits, a text when not" \
+  $([ "$(json "$TMP/r.json" 'sorted((e["name"], e["fits"], type(e["reason"]).__name__) for e in j["loras"])')" = \
+      "[('broken', False, 'str'), ('fits', True, 'NoneType')]" ]; echo $?) "$(head -c 400 "$TMP/r.json")"
+conform "models" GET /models "$BASE/models"
 conform "async created" POST /jobs/txt2img -H "$F" --data 'prompt=long&width=256&height=256&num_inference_steps=150' "$BASE/jobs/txt2img"
 long=$(json "$TMP/r.json" 'j["status_url"]')
 conform "async second job (queued)" POST /jobs/txt2img -H "$F" --data 'prompt=q&width=32&height=32&num_inference_steps=2' "$BASE/jobs/txt2img"
