@@ -171,10 +171,18 @@ int route_gate(http_server *s, req *r, struct MHD_Connection *c, enum MHD_Result
         const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
         int rc = auth_check(s->cfg.keys, h, &key);
         if (rc != AUTH_OK) {
-            *res = reply_errorf(c, &r->ri, SD_EAUTH, "Authorization", "%s",
-                                rc == AUTH_MISSING ? "an API key is required: send 'Authorization: Bearer KEY'"
-                                : rc == AUTH_MALFORMED ? "the Authorization header must be 'Bearer KEY' (or Basic with the key as the password)"
-                                                       : "the API key is not valid");
+            /* the dialect's own scheme first: A1111 clients send only Basic
+             * (their --api-auth user:password) */
+            int basic = r->ri.dl && r->ri.dl->auth_scheme && !strcmp(r->ri.dl->auth_scheme, "Basic");
+            const char *how = basic ? "HTTP Basic with the key as the password (any user name), or 'Bearer KEY'"
+                                    : "'Bearer KEY' (or HTTP Basic with the key as the password)";
+            if (rc == AUTH_MISSING)
+                *res = reply_errorf(c, &r->ri, SD_EAUTH, "Authorization", "an API key is required: send Authorization: %s",
+                                    how);
+            else if (rc == AUTH_MALFORMED)
+                *res = reply_errorf(c, &r->ri, SD_EAUTH, "Authorization", "the Authorization header must be %s", how);
+            else
+                *res = reply_errorf(c, &r->ri, SD_EAUTH, "Authorization", "%s", "the API key is not valid");
             return 1;
         }
         r->owner = key + 1;

@@ -168,6 +168,9 @@ Bk=(-u "bob:$KB")
 st=$(curl -s -o "$TMP/u.json" -D "$TMP/u.hdr" -w '%{http_code}' -u "x:wrong-key-000000000000" "$BASE/sdapi/v1/options")
 check "Basic with a wrong key: 401 in A1111's shape, WWW-Authenticate: Basic" \
   $([ "$st" = 401 ] && [ -n "$(json "$TMP/u.json" 'j["detail"]')" ] && grep -qi '^WWW-Authenticate: Basic' "$TMP/u.hdr"; echo $?) "$st $(cat "$TMP/u.json")"
+st=$(curl -s -o "$TMP/u.json" -w '%{http_code}' "$BASE/sdapi/v1/options")
+check "no key on /sdapi: 401 whose message names Basic first (A1111 clients send only Basic)" \
+  $([ "$st" = 401 ] && json "$TMP/u.json" 'j["detail"]' | grep -q 'send Authorization: HTTP Basic with the key as the password'; echo $?) "$st $(cat "$TMP/u.json")"
 st=$(curl -s -o /dev/null -w '%{http_code}' "${A[@]}" "$BASE/sdapi/v1/options")
 check "Basic user:KEY (user ignored): 200" $([ "$st" = 200 ]; echo $?) "$st"
 st=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $KB" "$BASE/sdapi/v1/options")
