@@ -110,6 +110,13 @@ typedef struct job_status {
     sd_err err;              /* failed / cancelled: why */
 } job_status;
 void jobq_status(jobq *q, job *j, job_status *out);   /* job_result_free(out->result) */
+
+/* Work units of a request's first `step` progress steps (all of it for
+ * step >= its total): steps x images x megapixels, which is what a step
+ * costs scales with — with hires fix, pass 2's steps (one image at a time)
+ * at their own size, so a 2x second pass counts 4x a first-pass step.
+ * ETAs and Retry-After are units x the queue's seconds per unit. */
+double job_units_upto(const sd_request *in, int step);
 /* Only the state: what a waiting connection polls (no copy of the result). */
 job_state jobq_state(jobq *q, job *j);
 int job_finished(job_state s);

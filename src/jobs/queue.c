@@ -7,6 +7,7 @@
 #include "../base/alloc.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -88,15 +89,22 @@ void job_release(job *j)
     free(j);
 }
 
-/* Work units of a job: steps x images x megapixels (what a step costs scales with). */
-static double job_units(const sd_request *in)
+double job_units_upto(const sd_request *in, int step)
 {
     const sd_gen_params *g = &in->gen;
     double steps = in->img2img ? g->steps * g->strength : g->steps;
     if (steps < 1) steps = 1;
     double w = in->img2img ? g->init_width : g->width, h = in->img2img ? g->init_height : g->height;
-    return steps * g->n * (w * h / 1e6);
+    double u = (step < steps ? step : steps) * g->n * (w * h / 1e6);
+    /* hires fix: n x pass-2 steps after pass 1's, one image at a time, at
+     * the second pass's size */
+    int s2 = in->img2img ? 0 : sd_hires_total_steps(g) - g->steps;
+    if (s2 > 0 && step > steps)
+        u += (step - steps < s2 ? step - steps : s2) * ((double)g->hr_width * g->hr_height / 1e6);
+    return u;
 }
+
+static double job_units(const sd_request *in) { return job_units_upto(in, INT_MAX); }
 
 /* Called with q->mu held. */
 static void changed(jobq *q)
@@ -492,14 +500,14 @@ void jobq_status(jobq *q, job *j, job_status *out)
             double eta = q->unit_seconds * (ahead + job_units(&j->in));
             if (q->running) {
                 const job *r = q->running;
-                double left = r->total > 0 ? 1.0 - (double)r->step / r->total : 1.0;
-                eta += q->unit_seconds * job_units(&r->in) * left;
+                eta += q->unit_seconds * (job_units(&r->in) - job_units_upto(&r->in, r->step));
             }
             out->eta = eta;
         }
     } else if (j->state == JOB_RUNNING) {
         out->run_seconds = now - j->t_start;
-        if (j->step > 0 && j->total > 0) out->eta = out->run_seconds / j->step * (j->total - j->step);
+        double done = j->step > 0 ? job_units_upto(&j->in, j->step) : 0;
+        if (done > 0) out->eta = out->run_seconds / done * (job_units(&j->in) - done);
         else if (q->unit_seconds > 0) out->eta = q->unit_seconds * job_units(&j->in);
     } else {
         out->run_seconds = j->t_start > 0 ? j->t_end - j->t_start : 0;

@@ -3,6 +3,8 @@
  * job time limit, retention, statistics, shutdown, and lookups by owner
  * (API key); the structured job result (src/jobs/result.c) as snapshots
  * copy it. */
+#include <math.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,8 +102,38 @@ static job_state wait_done(jobq *q, job *j, job_status *st)
     }
 }
 
+/* job_units_upto: what ETAs and Retry-After weigh jobs by.  A hires job's
+ * second pass counts at its own size (it was counted as first-pass steps:
+ * a 2x hires job ran ~4x its units, and the queue's seconds per unit and
+ * every later ETA came out that much too long). */
+static void test_units(void)
+{
+    sd_request in = input(1, 10);   /* 64x64: 0.004096 MP */
+    in.gen.n = 2;
+    const double mp = 64.0 * 64 / 1e6;
+    CHECK(fabs(job_units_upto(&in, INT_MAX) - 10 * 2 * mp) < 1e-12 && fabs(job_units_upto(&in, 4) - 4 * 2 * mp) < 1e-12,
+          "txt2img: steps x images x megapixels, and a share of them per step");
+    in.gen.hr_upscaler = SD_HR_LATENT;
+    in.gen.hr_width = in.gen.hr_height = 128;
+    in.gen.hr_strength = 0.5f;   /* pass 2: the steps after strength's start */
+    int s2 = (sd_hires_total_steps(&in.gen) - 10) / 2;
+    double all = job_units_upto(&in, INT_MAX), hmp = 128.0 * 128 / 1e6;
+    CHECKF(s2 >= 1 && fabs(all - (10 * 2 * mp + 2 * s2 * hmp)) < 1e-12,
+           "hires: pass 2 counted per image at its own size", "%d pass-2 steps each, all %g", s2, all);
+    CHECK(fabs(job_units_upto(&in, 10) - 10 * 2 * mp) < 1e-12 &&
+              fabs(job_units_upto(&in, 11) - (10 * 2 * mp + hmp)) < 1e-12,
+          "hires: a pass-2 step costs its 4x the pixels of one image");
+    in.img2img = 1;
+    in.gen.init_width = in.gen.init_height = 64;
+    in.gen.strength = 0.5f;
+    CHECK(fabs(job_units_upto(&in, INT_MAX) - 5 * 2 * mp) < 1e-12, "img2img: the steps strength leaves, no hires");
+    free((char *)in.gen.prompt);
+    free((char *)in.gen.negative);
+}
+
 int main(void)
 {
+    test_units();
     sd_err e;
     sd_err_clear(&e);
     jobq_config cfg = {.queue_size = 2, .job_timeout = 0, .retention = 3600, .max_retained = 100};
