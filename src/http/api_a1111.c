@@ -286,10 +286,13 @@ static int flag(const param_bag *b, const char *name, int def)
     return p && p->kind != PV_NULL && a1111_bool(p, &v) ? v : def;
 }
 
-/* The sampler: sampler_name, else sampler_index, else A1111's default. */
+/* The sampler: sampler_name, else sampler_index, else A1111's default.
+ * A1111 reads `sampler_name or sampler_index`, so an empty sampler_name
+ * (a client with no sampler chosen) falls back to sampler_index too. */
 static int put_sampler(const param_bag *b, param_bag *sb, json_t *params, sd_err *err)
 {
-    const char *field = field_get(b, "sampler_name") ? "sampler_name" : "sampler_index";
+    const param *sn = field_get(b, "sampler_name");
+    const char *field = sn && !(sn->kind == PV_TEXT && sn->len == 0) ? "sampler_name" : "sampler_index";
     const param *p = field_get(b, field);
     const char *name = p ? p->val : A1111_DEFAULT_SAMPLER;
     sd_sampler sm;

@@ -100,6 +100,9 @@ post /sdapi/v1/txt2img "{$G, \"seed\": 9, \"sampler_index\": \"DPM++ 2M\", \"sch
 G4='"prompt": "a red fox", "width": 64, "height": 64, "steps": 4, "seed": 9'
 post /sdapi/v1/txt2img "{$G4, \"sampler_name\": \"DPM++ 2M\", \"scheduler\": \"Uniform\"}" "$TMP/k4.json" >/dev/null
 post /sdapi/v1/txt2img "{$G4, \"sampler_name\": \"DPM++ 2M Karras\"}" "$TMP/k5.json" >/dev/null
+st=$(post /sdapi/v1/txt2img "{$G, \"seed\": 9, \"sampler_name\": \"\", \"sampler_index\": \"DPM++ 2M Karras\"}" "$TMP/k6.json")
+check "sampler_name \"\" falls back to sampler_index (A1111's sampler_name or sampler_index)" \
+  $([ "$st" = 200 ] && [ "$(info "$TMP/k6.json" 'i["sampler_name"]')" = "DPM++ 2M Karras" ]; echo $?) "$st $(head -c 300 "$TMP/k6.json")"
 for k in 1 2 3 4 5; do images "$TMP/k$k.json" "$TMP/k$k-" >/dev/null; done
 check "\"DPM++ 2M\" + scheduler \"Karras\" = \"DPM++ 2M Karras\"" $(pixels_equal "$TMP/k1-0.png" "$TMP/k2-0.png"; echo $?) "$(pixel_diff "$TMP/k1-0.png" "$TMP/k2-0.png")"
 check "sampler_index + scheduler \"karras\" = the same" $(pixels_equal "$TMP/k3-0.png" "$TMP/k2-0.png"; echo $?) "$(pixel_diff "$TMP/k3-0.png" "$TMP/k2-0.png")"
