@@ -402,6 +402,9 @@ static int put_settings(http_server *s, req *r, param_bag *sb, json_t *params, s
     else if (model) rc = err->code ? -1 : 0;
     if (!rc && mine && json_is_string(mine) && req_field_find("model"))
         rc = params_bag_add(sb, "model", PV_TEXT, json_string_value(mine), json_string_length(mine), 1, err);
+    if (!rc && clip && json_is_null(clip))   /* refused as POST /options refuses it (the bag: "an object") */
+        rc = sd_errf(err, SD_EINVAL, "CLIP_stop_at_last_layers",
+                     "CLIP_stop_at_last_layers must be an integer in [1, 12], got null");
     if (!rc && (clip || myclip)) rc = put_json(sb, "clip_skip", clip ? clip : myclip, err);
     call->clip_from_options = !clip && myclip;
     if (!rc) json_object_set(params, "override_settings", ov);
