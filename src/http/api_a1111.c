@@ -459,8 +459,15 @@ static int note_ignored(const param_bag *b, a1111_call *c, int img2img, sd_err *
             snprintf(note, sizeof note, "%s: not available on this server, ignored", flags[i]);
             json_array_append_new(c->notes, json_string(note));
         }
-    const param *sub = field_get(b, "subseed");
-    if (sub && strcmp(sub->val, "-1")) json_array_append_new(c->notes, json_string("subseed: variation seeds are not available, ignored"));
+    /* A1111 varies the picture with subseed_strength > 0 even when subseed
+     * is -1 (a random one), and makes the noise at seed_resize_from_w x _h
+     * when both are > 0: neither is done here, so say so */
+    const param *sub = field_get(b, "subseed"), *ss = field_get(b, "subseed_strength");
+    if ((sub && strcmp(sub->val, "-1")) || (ss && strtod(ss->val, NULL) != 0))
+        json_array_append_new(c->notes, json_string("subseed: variation seeds are not available, ignored"));
+    const param *rw = field_get(b, "seed_resize_from_w"), *rh = field_get(b, "seed_resize_from_h");
+    if (rw && rh && strtod(rw->val, NULL) > 0 && strtod(rh->val, NULL) > 0)
+        json_array_append_new(c->notes, json_string("seed_resize_from_w, seed_resize_from_h: not available, ignored"));
     if (img2img && flag(b, "enable_hr", 0))
         json_array_append_new(c->notes, json_string("enable_hr: hires fix is for txt2img, ignored"));
     if (img2img && (field_get(b, "width") || field_get(b, "height")))

@@ -78,6 +78,10 @@ check "info keys of A1111's Processed.js()" \
   "$(json "$TMP/b.json" 'j["info"]' | head -c 300)"
 check "restore_faces is ignored and info says so" \
   $([ "$(info "$TMP/b.json" 'any("restore_faces" in n for n in i["notes"])')" = True ]; echo $?) "$(info "$TMP/b.json" 'i["notes"]')"
+st=$(post /sdapi/v1/txt2img "{$G, \"seed\": 5, \"subseed\": -1, \"subseed_strength\": 0.5, \"seed_resize_from_w\": 32, \"seed_resize_from_h\": 32}" "$TMP/sub.json")
+check "subseed_strength with subseed -1 and seed_resize_from_*: ignored and info says so" \
+  $([ "$st" = 200 ] && [ "$(info "$TMP/sub.json" 'any("subseed" in n for n in i["notes"]) and any("seed_resize_from" in n for n in i["notes"])')" = True ]; echo $?) \
+  "$st $(info "$TMP/sub.json" 'i["notes"]')"
 check "parameters: the request as read, defaults filled" \
   $([ "$(json "$TMP/b.json" '(j["parameters"]["seed"], j["parameters"]["batch_size"], j["parameters"]["n_iter"], j["parameters"]["sampler_name"])')" = "(1234, 2, 1, 'Euler')" ]; echo $?) \
   "$(json "$TMP/b.json" 'j["parameters"]')"
