@@ -286,10 +286,13 @@ static int flag(const param_bag *b, const char *name, int def)
     return p && p->kind != PV_NULL && a1111_bool(p, &v) ? v : def;
 }
 
-/* The sampler: sampler_name, else sampler_index, else A1111's default. */
+/* The sampler: sampler_name, else sampler_index, else A1111's default.
+ * A1111 reads `sampler_name or sampler_index`, so an empty sampler_name
+ * (a client with no sampler chosen) falls back to sampler_index too. */
 static int put_sampler(const param_bag *b, param_bag *sb, json_t *params, sd_err *err)
 {
-    const char *field = field_get(b, "sampler_name") ? "sampler_name" : "sampler_index";
+    const param *sn = field_get(b, "sampler_name");
+    const char *field = sn && !(sn->kind == PV_TEXT && sn->len == 0) ? "sampler_name" : "sampler_index";
     const param *p = field_get(b, field);
     const char *name = p ? p->val : A1111_DEFAULT_SAMPLER;
     sd_sampler sm;
@@ -399,6 +402,9 @@ static int put_settings(http_server *s, req *r, param_bag *sb, json_t *params, s
     else if (model) rc = err->code ? -1 : 0;
     if (!rc && mine && json_is_string(mine) && req_field_find("model"))
         rc = params_bag_add(sb, "model", PV_TEXT, json_string_value(mine), json_string_length(mine), 1, err);
+    if (!rc && clip && json_is_null(clip))   /* refused as POST /options refuses it (the bag: "an object") */
+        rc = sd_errf(err, SD_EINVAL, "CLIP_stop_at_last_layers",
+                     "CLIP_stop_at_last_layers must be an integer in [1, 12], got null");
     if (!rc && (clip || myclip)) rc = put_json(sb, "clip_skip", clip ? clip : myclip, err);
     call->clip_from_options = !clip && myclip;
     if (!rc) json_object_set(params, "override_settings", ov);
@@ -453,8 +459,15 @@ static int note_ignored(const param_bag *b, a1111_call *c, int img2img, sd_err *
             snprintf(note, sizeof note, "%s: not available on this server, ignored", flags[i]);
             json_array_append_new(c->notes, json_string(note));
         }
-    const param *sub = field_get(b, "subseed");
-    if (sub && strcmp(sub->val, "-1")) json_array_append_new(c->notes, json_string("subseed: variation seeds are not available, ignored"));
+    /* A1111 varies the picture with subseed_strength > 0 even when subseed
+     * is -1 (a random one), and makes the noise at seed_resize_from_w x _h
+     * when both are > 0: neither is done here, so say so */
+    const param *sub = field_get(b, "subseed"), *ss = field_get(b, "subseed_strength");
+    if ((sub && strcmp(sub->val, "-1")) || (ss && strtod(ss->val, NULL) != 0))
+        json_array_append_new(c->notes, json_string("subseed: variation seeds are not available, ignored"));
+    const param *rw = field_get(b, "seed_resize_from_w"), *rh = field_get(b, "seed_resize_from_h");
+    if (rw && rh && strtod(rw->val, NULL) > 0 && strtod(rh->val, NULL) > 0)
+        json_array_append_new(c->notes, json_string("seed_resize_from_w, seed_resize_from_h: not available, ignored"));
     if (img2img && flag(b, "enable_hr", 0))
         json_array_append_new(c->notes, json_string("enable_hr: hires fix is for txt2img, ignored"));
     if (img2img && (field_get(b, "width") || field_get(b, "height")))

@@ -50,9 +50,13 @@ int inpaint_set_mask(sd_request *r, uint8_t *plane, int pw, int ph, const char *
      * a mask whose white shrank below SD_MASK_REPAINT repaints nothing */
     if (!sd_mask_repaints(plane, n)) {
         free(plane);
+        const char *inv = r->inpainting_mask_invert ? " and inverted (inpainting_mask_invert)" : "";
+        /* said in the dialect's own rule: OpenAI's masks repaint where transparent */
+        if (r->mask_mode == INPAINT_MASK_ALPHA)
+            return sd_errf(err, SD_EINVAL, field, "%s has nothing to repaint: no pixel is fully transparent (alpha "
+                           "0)%s (transparent = repaint)", field, inv);
         return sd_errf(err, SD_EINVAL, field, "%s has nothing to repaint: no pixel is at least half white once "
-                       "fitted to the init image (%dx%d)%s (white = repaint)", field, w, h,
-                       r->inpainting_mask_invert ? " and inverted (inpainting_mask_invert)" : "");
+                       "fitted to the init image (%dx%d)%s (white = repaint)", field, w, h, inv);
     }
     free((uint8_t *)r->gen.mask);
     r->gen.mask = plane;

@@ -295,10 +295,13 @@ int req_check_hires(const sd_request *r, int max_side, int64_t max_pixels, sd_er
     int w = g->hr_width, h = g->hr_height;
     if (w < 1 || h < 1)
         return sd_errf(err, SD_EINVAL, field, "%s: the hires size %dx%d is empty", field, w, h);
-    if (w > max_side || h > max_side)
+    if (w > max_side || h > max_side) {
+        /* both resize fields given: each sets its own side, so name the one too large */
+        if (r->hr_resize_x && r->hr_resize_y && w <= max_side) field = "hr_resize_y";
         return sd_errf(err, SD_EINVAL, field,
                        "%s: the hires size %dx%d is more than %d on a side on this server (--max-side)", field, w,
                        h, max_side);
+    }
     if ((int64_t)w * h > max_pixels)
         return sd_errf(err, SD_EINVAL, field,
                        "%s: the hires size %dx%d = %lld pixels is more than %lld on this server (--max-pixels)",

@@ -78,6 +78,10 @@ check "info keys of A1111's Processed.js()" \
   "$(json "$TMP/b.json" 'j["info"]' | head -c 300)"
 check "restore_faces is ignored and info says so" \
   $([ "$(info "$TMP/b.json" 'any("restore_faces" in n for n in i["notes"])')" = True ]; echo $?) "$(info "$TMP/b.json" 'i["notes"]')"
+st=$(post /sdapi/v1/txt2img "{$G, \"seed\": 5, \"subseed\": -1, \"subseed_strength\": 0.5, \"seed_resize_from_w\": 32, \"seed_resize_from_h\": 32}" "$TMP/sub.json")
+check "subseed_strength with subseed -1 and seed_resize_from_*: ignored and info says so" \
+  $([ "$st" = 200 ] && [ "$(info "$TMP/sub.json" 'any("subseed" in n for n in i["notes"]) and any("seed_resize_from" in n for n in i["notes"])')" = True ]; echo $?) \
+  "$st $(info "$TMP/sub.json" 'i["notes"]')"
 check "parameters: the request as read, defaults filled" \
   $([ "$(json "$TMP/b.json" '(j["parameters"]["seed"], j["parameters"]["batch_size"], j["parameters"]["n_iter"], j["parameters"]["sampler_name"])')" = "(1234, 2, 1, 'Euler')" ]; echo $?) \
   "$(json "$TMP/b.json" 'j["parameters"]')"
@@ -100,6 +104,9 @@ post /sdapi/v1/txt2img "{$G, \"seed\": 9, \"sampler_index\": \"DPM++ 2M\", \"sch
 G4='"prompt": "a red fox", "width": 64, "height": 64, "steps": 4, "seed": 9'
 post /sdapi/v1/txt2img "{$G4, \"sampler_name\": \"DPM++ 2M\", \"scheduler\": \"Uniform\"}" "$TMP/k4.json" >/dev/null
 post /sdapi/v1/txt2img "{$G4, \"sampler_name\": \"DPM++ 2M Karras\"}" "$TMP/k5.json" >/dev/null
+st=$(post /sdapi/v1/txt2img "{$G, \"seed\": 9, \"sampler_name\": \"\", \"sampler_index\": \"DPM++ 2M Karras\"}" "$TMP/k6.json")
+check "sampler_name \"\" falls back to sampler_index (A1111's sampler_name or sampler_index)" \
+  $([ "$st" = 200 ] && [ "$(info "$TMP/k6.json" 'i["sampler_name"]')" = "DPM++ 2M Karras" ]; echo $?) "$st $(head -c 300 "$TMP/k6.json")"
 for k in 1 2 3 4 5; do images "$TMP/k$k.json" "$TMP/k$k-" >/dev/null; done
 check "\"DPM++ 2M\" + scheduler \"Karras\" = \"DPM++ 2M Karras\"" $(pixels_equal "$TMP/k1-0.png" "$TMP/k2-0.png"; echo $?) "$(pixel_diff "$TMP/k1-0.png" "$TMP/k2-0.png")"
 check "sampler_index + scheduler \"karras\" = the same" $(pixels_equal "$TMP/k3-0.png" "$TMP/k2-0.png"; echo $?) "$(pixel_diff "$TMP/k3-0.png" "$TMP/k2-0.png")"

@@ -33,6 +33,7 @@ subs = {
     "{WORDS700}": "x " * 700,
     # A1111 prompt syntax (issue 14)
     "{COMMAS3000}": "x," * 3000, "{BREAK1000}": "BREAK " * 1000, "{WEIGHT1E400}": "(a:1" + "0" * 400 + ")",
+    "{PAREN1000}": "(" * 1000 + "a",
     "{ALT150}": "a long scene, " * 40 + "[" + "|".join("w%d" % i for i in range(150)) + "]",
     # inpainting masks (issue 18): 8x8 like {PNG}; RGBA ones for OpenAI
     "{BLACK}": b64(png(8, 8, b"\0" * (8 * 25))), "{WHITE}": b64(png(8, 8, (b"\0" + b"\xff" * 24) * 8)),

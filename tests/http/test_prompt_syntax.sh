@@ -4,7 +4,8 @@
 # than the plain one and the same as `sdserve generate` with the same text;
 # BREAK and prompt editing run; the PNG's parameters keep the prompt and
 # negative prompt as typed; AND and an unreadable weight are refused with
-# 400 naming the field on /txt2img and /jobs/txt2img (no job made).
+# 400 naming the field on /txt2img and /jobs/txt2img (no job made); a
+# weight whose emphasis overflows float32 is a 400 naming the field.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -58,4 +59,17 @@ for path in /txt2img /jobs/txt2img; do
     $([ "$st" = 400 ] && [ "$(json "$TMP/w.json" 'j["field"]')" = negative_prompt ]; echo $?) "status $st $(cat "$TMP/w.json")"
 done
 check "no job made for the refused async requests" $([ -n "$sub0" ] && [ "$(submitted)" = "$sub0" ]; echo $?) "submitted $sub0 -> $(submitted)"
+
+# A weight below FLT_MAX whose product with the text encoder's output
+# overflows float32 ((x:3e38)): the emphasis would make the context inf/NaN
+# and the picture black; the request is a 400 naming the field instead.
+big="(x:3$(printf '0%.0s' $(seq 38)))"
+st=$(curl -s -o "$TMP/big.json" -w '%{http_code}' --data-urlencode "prompt=$big" --data "$COMMON" "$BASE/txt2img")
+check "(x:3e38) -> 400 naming prompt: the emphasis overflows (not a black image)" \
+  $([ "$st" = 400 ] && [ "$(json "$TMP/big.json" 'j["field"]')" = prompt ] && grep -q 'overflow' "$TMP/big.json"; echo $?) \
+  "status $st $(head -c 300 "$TMP/big.json")"
+st=$(curl -s -o "$TMP/big.json" -w '%{http_code}' --data-urlencode 'prompt=x' --data-urlencode "negative_prompt=$big" \
+  --data "$COMMON&sampler=Euler" "$BASE/txt2img")
+check "(x:3e38) in the negative (A1111 sampler) -> 400 naming negative_prompt" \
+  $([ "$st" = 400 ] && [ "$(json "$TMP/big.json" 'j["field"]')" = negative_prompt ]; echo $?) "status $st $(head -c 300 "$TMP/big.json")"
 stop_server

@@ -66,6 +66,27 @@ static void refusals(void)
     char prod[500];
     snprintf(prod, sizeof prod, "((a:%.200s):%.200s)", big, big);
     refused("weights whose product overflows (1e200 * 1e200) refused", prod, "prompt", "not a finite number");
+    /* finite in double, not as the float32 the emphasis multiplies by */
+    refused("a weight above FLT_MAX (1e39) refused", "(a:1000000000000000000000000000000000000000)", "prompt",
+            "as a 32-bit float");
+    char *open1000 = t_repeat("(", 1000), text[1100];
+    snprintf(text, sizeof text, "%sa", open1000);
+    refused("1000 open brackets (1.1^1000 = 2.5e41) refused", text, "negative_prompt", "not a finite number");
+    free(open1000);
+
+    /* a weight float32 holds whose product with the encoder's output does
+     * not: the emphasis says so instead of leaving inf/NaN in the context */
+    enum { EW = 4 };
+    static float zz[77 * EW];
+    double mults[77];
+    for (int i = 0; i < 77 * EW; i++) zz[i] = 10.0f;
+    for (int t = 0; t < 77; t++) mults[t] = t == 1 ? 3e38 : 1.0;
+    CHECK(a1111_emphasis(zz, mults, EW) == -1, "emphasis overflowing float32 (10 * 3e38) answers -1");
+    for (int i = 0; i < 77 * EW; i++) zz[i] = 10.0f;
+    mults[1] = 1.5;
+    int finite = a1111_emphasis(zz, mults, EW) == 0;
+    for (int i = 0; i < 77 * EW; i++) finite &= isfinite(zz[i]) != 0;
+    CHECK(finite, "emphasis with weight 1.5 answers 0 and finite numbers");
     free(x); free(brk); free(big);
 
     /* exactly the limit is fine; one more chunk is not */

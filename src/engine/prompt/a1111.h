@@ -94,8 +94,14 @@ int a1111_condition_emb(sd_clip *clip, const sd_tokenizer *tok, const sd_embeddi
 
 /* Emphasis "Original" on one chunk z[77][W] in place: m0 = mean(z);
  * z *= mult[token]; z *= m0 / mean(z) (float32 as torch; a chunk whose
- * multipliers are all 1 is left as it is, which is the same numbers). */
-void a1111_emphasis(float *z, const double *mults, int W);
+ * multipliers are all 1 is left as it is, which is the same numbers).
+ * 0, or -1 when the result is not finite (a weight so large that z * mult
+ * overflows float32, `(a:3e38)`, or weights that bring the mean to 0):
+ * the caller refuses the text rather than condition the UNet on inf/NaN,
+ * which gives a black picture. */
+int a1111_emphasis(float *z, const double *mults, int W);
+/* The error of a chunk a1111_emphasis could not weight: -1 + err naming `field`. */
+int a1111_emphasis_fail(const char *field, sd_err *err);
 /* SD2 (OpenCLIP): in each 77-id chunk, every id after the first `eos` becomes 0. */
 void a1111_openclip_pad(int32_t *ids, int n_chunks, int eos);
 

@@ -18,6 +18,7 @@
  * the chunk's 77th slot. */
 #include "a1111.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,8 +144,10 @@ void a1111_chunks_free(a1111_chunks *c)
     memset(c, 0, sizeof *c);
 }
 
-/* Tokens of every piece (none for a BREAK); a weight that is not finite is
- * refused here (A1111 would compute NaN conditioning from it). */
+/* Tokens of every piece (none for a BREAK); a weight that is not finite as
+ * the float32 the emphasis multiplies by (above FLT_MAX: `(a:1e39)`, or 1000
+ * nested `(`, 1.1^1000) is refused here: A1111 would compute NaN
+ * conditioning from it, and the picture would be black. */
 static int tokenize_pieces(const sd_tokenizer *tok, const a1111_parsed *p, const char *field, int32_t **ids,
                            size_t *n, sd_err *err)
 {
@@ -154,9 +157,9 @@ static int tokenize_pieces(const sd_tokenizer *tok, const a1111_parsed *p, const
             sd_err_prefix(err, "%s: ", a1111_what(field));
             return -1;
         }
-        if (n[i] && !isfinite(p->v[i].weight))
-            return sd_errf(err, SD_EINVAL, field, "%s: the weight of '%.40s' is not a finite number", a1111_what(field),
-                           p->v[i].text);
+        if (n[i] && !(fabs(p->v[i].weight) <= FLT_MAX))
+            return sd_errf(err, SD_EINVAL, field, "%s: the weight of '%.40s' is not a finite number (as a 32-bit "
+                           "float: at most %g)", a1111_what(field), p->v[i].text, (double)FLT_MAX);
     }
     return 0;
 }

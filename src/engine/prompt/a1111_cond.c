@@ -5,6 +5,7 @@
  * emphasis "Original" per chunk (sd_emphasis.py), chunks concatenated. */
 #include "a1111.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,19 +19,30 @@ static float mean_of(const float *z, size_t n)
     return (float)(s / (double)n);
 }
 
-void a1111_emphasis(float *z, const double *mults, int W)
+int a1111_emphasis(float *z, const double *mults, int W)
 {
     size_t n = (size_t)TOK_WINDOW * W;
     int plain = 1;
     for (int t = 0; t < TOK_WINDOW; t++) plain &= mults[t] == 1.0;
-    if (plain) return;   /* z * 1 * (m0 / m0): z itself, without 0/0 when m0 == 0 */
+    if (plain) return 0;   /* z * 1 * (m0 / m0): z itself, without 0/0 when m0 == 0 */
     float m0 = mean_of(z, n);
     for (int t = 0; t < TOK_WINDOW; t++) {
         float m = (float)mults[t];   /* torch.asarray: float32 */
         for (int k = 0; k < W; k++) z[(size_t)t * W + k] *= m;
     }
     float ratio = m0 / mean_of(z, n);
-    for (size_t i = 0; i < n; i++) z[i] *= ratio;
+    int finite = 1;
+    for (size_t i = 0; i < n; i++) {
+        z[i] *= ratio;
+        finite &= isfinite(z[i]) != 0;
+    }
+    return finite ? 0 : -1;
+}
+
+int a1111_emphasis_fail(const char *field, sd_err *err)
+{
+    return sd_errf(err, SD_EINVAL, field, "%s: its weights make the text encoder's output overflow (not a finite "
+                   "number as a 32-bit float); use smaller weights, e.g. (text:1.5)", a1111_what(field));
 }
 
 void a1111_openclip_pad(int32_t *ids, int n_chunks, int eos)
@@ -76,7 +88,10 @@ int a1111_condition_emb(sd_clip *clip, const sd_tokenizer *tok, const sd_embeddi
     if (!z) { sd_errf(err, SD_ENOMEM, field, "out of memory encoding the %s", field); goto fail; }
     if (clip_encode_vec(clip, ch.ids, ch.vec, ch.n_chunks, skip, z, err)) goto fail;
     for (int c = 0; c < ch.n_chunks; c++)
-        a1111_emphasis(z + (size_t)c * TOK_WINDOW * W, ch.mults + (size_t)c * TOK_WINDOW, W);
+        if (a1111_emphasis(z + (size_t)c * TOK_WINDOW * W, ch.mults + (size_t)c * TOK_WINDOW, W)) {
+            a1111_emphasis_fail(field, err);
+            goto fail;
+        }
     *out = z;
     *T = ch.n_chunks * TOK_WINDOW;
     a1111_parsed_free(&p);

@@ -74,9 +74,11 @@ static void gather(a1111_conds *c, const sd_tokenizer *tok, int32_t *ids, double
  * SDXL takes hidden_states[-2] without the final layer norm (clip_skip
  * does not apply, as in A1111), other families clip_encode's `skip`; the
  * emphasis is applied to this encoder's output alone (A1111 wraps each of
- * SDXL's embedders).  pooled non-NULL: the tower's pooled output per chunk. */
+ * SDXL's embedders); the first n_neg chunks are the negative prompt's (the
+ * field an overflowing emphasis names).  pooled non-NULL: the tower's
+ * pooled output per chunk. */
 static int encode_one(sd_clip *clip, int xl, int skip, int max_batch, const int32_t *ids, const float **vec,
-                      const double *mults, int n, int Wsum, int col, float *z, float *pooled, sd_err *err)
+                      const double *mults, int n, int n_neg, int Wsum, int col, float *z, float *pooled, sd_err *err)
 {
     int W = clip_width(clip), P = clip_proj_dim(clip);
     size_t cw = (size_t)TOK_WINDOW * W;
@@ -93,7 +95,9 @@ static int encode_one(sd_clip *clip, int xl, int skip, int max_batch, const int3
         else
             rc = clip_encode_vec(clip, id, v, b, skip, t + (size_t)at * cw, err);
     }
-    for (int k = 0; k < n && !rc; k++) a1111_emphasis(t + (size_t)k * cw, mults + (size_t)k * TOK_WINDOW, W);
+    for (int k = 0; k < n && !rc; k++)
+        if (a1111_emphasis(t + (size_t)k * cw, mults + (size_t)k * TOK_WINDOW, W))
+            rc = a1111_emphasis_fail(k < n_neg ? "negative_prompt" : "prompt", err);
     if (t != z) {
         for (size_t r = 0; r < (size_t)n * TOK_WINDOW && !rc; r++)
             memcpy(z + r * Wsum + col, t + r * W, sizeof(float) * W);
@@ -162,7 +166,7 @@ int a1111_conds_encode_multi(sd_clip *const *clips, int n_clips, const sd_tokeni
         /* an SDXL pair's vector holds each encoder's values in turn (emb_stride) */
         for (size_t k = 0; vec_i && k < (size_t)n * TOK_WINDOW; k++) vec_i[k] = vec[k] ? vec[k] + col : NULL;
         if (encode_one(clips[i], xl, skip, max_batch, sd2 || (xl && i > 0) ? ids0 : ids, vec_i ? vec_i : vec, mults,
-                       n, W, col, out->z, i == pooled_by ? out->pooled : NULL, err))
+                       n, negative->total_chunks, W, col, out->z, i == pooled_by ? out->pooled : NULL, err))
             goto done;
     }
     if (zero_neg) zero_negative(out);
