@@ -143,6 +143,16 @@ check "img2img info: denoising_strength 0.5, a note that width/height were not u
   $([ "$(info "$TMP/i.json" 'i["denoising_strength"] == 0.5 and any("init image" in n for n in i["notes"]) and "Denoising strength: 0.5" in i["infotexts"][0]')" = True ]; echo $?) \
   "$(json "$TMP/i.json" 'j["info"]' | head -c 400)"
 
+# denoising_strength 1 (a full repaint): A1111 runs min(strength, 0.999) of the steps
+st=$(post /sdapi/v1/img2img "{\"prompt\": \"a fox in winter\", \"init_images\": [\"$B64\"], \"denoising_strength\": 1, \"steps\": 4, \"seed\": 5}" "$TMP/i1.json")
+images "$TMP/i1.json" "$TMP/i1" >/dev/null
+st2=$(post /sdapi/v1/img2img "{\"prompt\": \"a fox in winter\", \"init_images\": [\"$B64\"], \"denoising_strength\": 0.9995, \"steps\": 4, \"seed\": 5}" "$TMP/i2.json")
+images "$TMP/i2.json" "$TMP/i2" >/dev/null
+check "img2img denoising_strength 1: 200, the picture of 0.9995 (both run as A1111's 0.999), info says 1" \
+  $([ "$st" = 200 ] && [ "$st2" = 200 ] && pixels_equal "$TMP/i10.png" "$TMP/i20.png" && \
+    [ "$(info "$TMP/i1.json" 'i["denoising_strength"] == 1 and "Denoising strength: 1" in [x.strip() for x in i["infotexts"][0].split(",")]')" = True ]; echo $?) \
+  "$st $st2 $(pixel_diff "$TMP/i10.png" "$TMP/i20.png") $(info "$TMP/i1.json" 'i["denoising_strength"], i["infotexts"][0]')"
+
 # ---- options without keys: server-wide ------------------------------------------------
 curl -s -o "$TMP/o.json" "$BASE/sdapi/v1/options"
 st=$(post /sdapi/v1/options "$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); j["send_seed"]=False; j["my_client_option"]={"a":[1,2]}; print(json.dumps(j))' "$TMP/o.json")" "$TMP/p.json")
