@@ -491,6 +491,24 @@ static int note_ignored(const param_bag *b, a1111_call *c, int img2img, sd_err *
     const param *st = field_get(b, "styles");
     if (st && (st->kind != PV_ARRAY || strcmp(st->val, "[]")))
         json_array_append_new(c->notes, json_string("styles: this server has no prompt styles, ignored"));
+    /* hires fix's second pass with its own prompt, sampler, scheduler,
+     * guidance or checkpoint: A1111 reads "" and its "Use same ..." words as
+     * the first pass's; anything else would change the picture there */
+    static const struct { const char *field, *same, *main, *what; } hr[] = {
+        {"hr_prompt", "", "prompt", "prompt"},
+        {"hr_negative_prompt", "", "negative_prompt", "negative prompt"},
+        {"hr_sampler_name", "Use same sampler", "sampler_name", "sampler"},
+        {"hr_scheduler", "Use same scheduler", "scheduler", "scheduler"},
+        {"hr_checkpoint_name", "Use same checkpoint", NULL, "checkpoint"},
+        {"hr_cfg", NULL, "cfg_scale", "CFG scale"},
+    };
+    for (size_t i = 0; !img2img && flag(b, "enable_hr", 0) && i < sizeof hr / sizeof hr[0]; i++) {
+        const param *p = field_get(b, hr[i].field), *m = hr[i].main ? field_get(b, hr[i].main) : NULL;
+        if (!p || p->kind == PV_NULL || !p->len || (hr[i].same && !strcmp(p->val, hr[i].same))) continue;
+        if (m && m->kind == p->kind && m->len == p->len && !memcmp(m->val, p->val, p->len)) continue;
+        snprintf(note, sizeof note, "%s: the second pass uses the first pass's %s, ignored", hr[i].field, hr[i].what);
+        json_array_append_new(c->notes, json_string(note));
+    }
     return 0;
 }
 

@@ -121,6 +121,15 @@ st=$(a1111 "{$A, \"steps\": 4, \"enable_hr\": true}" "$TMP/a_lat.json" /sdapi/v1
 [ "$st" = 200 ] && b64png "$TMP/a_lat.json" "$TMP/a_lat.png"
 check "A1111: enable_hr alone = hr_scale 2, Latent: 128x128" \
   $([ "$st" = 200 ] && [ "$(png_size "$TMP/a_lat.png")" = 128x128 ]; echo $?) "$st $(head -c 400 "$TMP/a_lat.json")"
+notes() { python3 -c 'import json,sys; print(json.dumps(json.loads(json.load(open(sys.argv[1]))["info"])["notes"]))' "$1"; }
+st=$(a1111 "{$A, \"steps\": 4, \"enable_hr\": true, \"hr_prompt\": \"\", \"hr_sampler_name\": \"Use same sampler\", \"hr_scheduler\": \"Use same scheduler\", \"hr_checkpoint_name\": \"Use same checkpoint\", \"hr_negative_prompt\": \"blurry\"}" "$TMP/a_same.json" /sdapi/v1/txt2img)
+check "A1111: hr_ fields that say 'the same' (\"\", Use same ..., the first pass's text): no notes, the same image" \
+  $([ "$st" = 200 ] && [ "$(notes "$TMP/a_same.json")" = "[]" ] && b64png "$TMP/a_same.json" "$TMP/a_same.png" && cmp -s "$TMP/a_same.png" "$TMP/a_lat.png"; echo $?) "$st $(notes "$TMP/a_same.json" 2>&1 | head -c 300)"
+st=$(a1111 "{$A, \"steps\": 4, \"enable_hr\": true, \"hr_prompt\": \"a castle\", \"hr_sampler_name\": \"DPM++ 2M\", \"hr_checkpoint_name\": \"other.safetensors\"}" "$TMP/a_diff.json" /sdapi/v1/txt2img)
+check "A1111: a second pass's own prompt, sampler or checkpoint is noted as ignored, naming each" \
+  $([ "$st" = 200 ] && notes "$TMP/a_diff.json" | grep -q 'hr_prompt: the second pass uses the first pass.s prompt, ignored' && \
+    notes "$TMP/a_diff.json" | grep -q 'hr_sampler_name: ' && notes "$TMP/a_diff.json" | grep -q 'hr_checkpoint_name: '; echo $?) \
+  "$st $(notes "$TMP/a_diff.json" 2>&1 | head -c 400)"
 check "A1111: its info text names Hires upscale 2 and Hires upscaler Latent" \
   $(grep -aq 'Hires upscale: 2, Hires upscaler: Latent' "$TMP/a_lat.png"; echo $?) \
   "$(grep -ao 'Steps: [^\x00]*' "$TMP/a_lat.png" | head -1)"
