@@ -1103,6 +1103,23 @@ static int check_params(const sd_gen_params *p, sd_err *err)
     return inpaint_check(p, err);
 }
 
+/* -1 + err when v[0..n) holds a NaN or an infinity: `what` (the sampled
+ * latents, the decoded image) overflowed somewhere in the model, and its
+ * 8-bit picture would be black, which is said instead of sent (A1111
+ * raises its NansException where this is).  The prompt's weights that
+ * overflow are refused before (a1111_emphasis); what is left is the
+ * model's own numbers: a checkpoint or LoRA holding inf/NaN, or values
+ * beyond a 16-bit float's range in its arithmetic. */
+static int check_finite(const float *v, size_t n, const char *what, int image, sd_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(v[i]))
+            return sd_errf(err, SD_EINTERNAL, "", "%s of image %d are not finite (NaN or infinity: a numeric overflow "
+                           "in the model, its weights or a LoRA's); the picture would be black.  A checkpoint known to "
+                           "work, another --precision, or a lower LoRA weight may avoid it", what, image + 1);
+    return 0;
+}
+
 /* [-1, 1] -> 8 bits, rounded; A1111's k-diffusion runs truncate as A1111 does. */
 static uint8_t to_u8(float v, int a1111)
 {
@@ -1303,6 +1320,8 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
         req.after_step_ud = &hook;
         if (sd_sample(&req, x, err)) goto done;
     }
+    for (int i = 0; i < B; i++)
+        if (check_finite(x + i * per, per, "the sampled latents", i, err)) goto done;
     if (dbg) {
         dbg->lat_c = C; dbg->lat_h = lh; dbg->lat_w = lw;
         if (dbg->final_latent) memcpy(dbg->final_latent, x, sizeof(float) * B * per);
@@ -1314,7 +1333,8 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     unet_release_activations(e->unet);
     const int x0 = img2img ? 0 : (PW - out_w) / 2, y0 = img2img ? 0 : (PH - out_h) / 2;
     for (int i = 0; i < B; i++) {
-        if (decode_final(e, x + i * per, lh, lw, img, err)) goto done;
+        if (decode_final(e, x + i * per, lh, lw, img, err) || check_finite(img, npix, "the decoded pixels", i, err))
+            goto done;
         if (dbg && dbg->image) memcpy(dbg->image + i * npix, img, sizeof(float) * npix);
         out[i].width = out_w;
         out[i].height = out_h;

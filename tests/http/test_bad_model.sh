@@ -103,6 +103,35 @@ with open(out, "wb") as f:
     f.write(struct.pack("<Q", len(hb))); f.write(hb); f.write(b"".join(blobs))
 PY
 }
+# A checkpoint that loads but computes NaN (a tensor holding NaN: what an
+# overflowing fp16 merge or a broken conversion leaves): the run fails
+# saying the numbers are not finite, naming the stage, and writes no
+# (black) picture.  nancopy OUT TENSOR: GOOD with TENSOR's values NaN.
+nancopy() {
+  cp "$REF/models/tiny-sd1.ldm_config.json" "${1%.safetensors}.ldm_config.json"
+  python3 - "$GOOD" "$1" "$2" <<'PY'
+import json, struct, sys
+src, out, name = sys.argv[1:4]
+raw = bytearray(open(src, "rb").read())
+n = struct.unpack("<Q", raw[:8])[0]
+v = json.loads(raw[8:8 + n])[name]
+a, b = v["data_offsets"]
+assert v["dtype"] == "F16"
+raw[8 + n + a:8 + n + b] = b"\x00\x7e" * ((b - a) // 2)   # fp16 quiet NaN
+open(out, "wb").write(raw)
+PY
+}
+for c in "nan-unet:model.diffusion_model.out.2.bias:sampled latents" \
+         "nan-vae:first_stage_model.decoder.conv_out.bias:decoded pixels"; do
+  f=${c%%:*}; rest=${c#*:}; tensor=${rest%%:*}; what=${rest#*:}
+  nancopy "$TMP/$f.safetensors" "$tensor"
+  rm -f "$TMP/g.png"
+  out=$(timeout 120 "$SDSERVE" generate --model "$TMP/$f.safetensors" --prompt p -W 64 -H 64 --steps 2 -o "$TMP/g.png" 2>&1); rc=$?
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && printf '%s' "$out" | grep -q -- "the $what of image 1 are not finite" && [ ! -e "$TMP/g.png" ]; then
+    echo "ok - generate, $tensor NaN: exit $rc, '$what ... not finite', no picture"
+  else echo "FAIL - generate, $tensor NaN: exit $rc: $(printf '%s' "$out" | tail -2 | tr '\n' ' ')"; fi
+done
+
 if [ -f "$XL" ]; then
   xlcopy "$TMP/xl-nolabel.safetensors" drop:model.diffusion_model.label_emb.0.2.weight
   try "SDXL without label_emb.0.2.weight" "$TMP/xl-nolabel.safetensors" "label_emb\.0\.2|add_embedding\.linear_2"
