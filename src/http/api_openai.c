@@ -407,6 +407,7 @@ static int oai_to_request(http_server *s, req *r, sd_err *err)
 {
     oai_body o = {.quality = "auto"};
     params_bag_init(&o.sb);
+    o.sb.json_types = r->bag.json_types;   /* the extra flag fields take JSON booleans in a JSON body */
     r->oai_background = "opaque";
     int rc = oai_translate(s, r, &o, err);
     r->oai_quality = o.quality;
