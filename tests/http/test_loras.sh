@@ -7,7 +7,9 @@
 # keep the prompt as typed and name the LoRA's hash; GET /loras lists the
 # four files; `sdserve generate --lora-dir` with a tag or --lora gives the
 # server's pixels; unknown, malformed, too many, out-of-range and the same
-# LoRAs on tiny-sd2 are 400s naming the field, before a job is made; on
+# LoRAs on tiny-sd2 are 400s naming the field, before a job is made; a
+# weight in the tag and in the field is read as Python's float() (A1111's
+# tag parser) reads it: 0x1p1 refused, ' 7e-1 ' and 0.7_0 are 0.7; on
 # tiny-sdxl-s an SDXL LoRA written by make_lora fits and tiny-sd1's does not
 # (GET /loras, and a 400 naming loras), and the SDXL one on tiny-sd1 likewise;
 # on tiny-sdxl-s the SDXL LoRA changes the picture, no LoRA afterwards gives
@@ -60,6 +62,15 @@ refused "unknown LoRA in a tag" /txt2img "$F" "prompt=x <lora:nosuch:1>" loras "
 refused "async: unknown LoRA refused before a job is made" /jobs/txt2img "$F" "prompt=x&loras=nosuch" loras "unknown LoRA"
 refused "malformed tag <lora:x" /txt2img "$F" "prompt=x <lora:lora_a_kohya" prompt "no closing"
 refused "malformed tag <lora:x:abc>" /txt2img "$F" "prompt=x <lora:lora_a_kohya:abc>" prompt "malformed LoRA tag"
+# a weight is read as A1111 reads a tag's, by Python's float(): no hex; inf and nan are numbers the range refuses
+refused "hex weight in a tag <lora:x:0x1p1>" /txt2img "$F" "prompt=x <lora:lora_a_kohya:0x1p1>" prompt "malformed LoRA tag"
+refused "hex weight in the field (form) x:0x1p1" /txt2img "$F" "prompt=x&loras=lora_a_kohya:0x1p1" loras "is not a number: '0x1p1'"
+refused "weight inf in a tag" /txt2img "$F" "prompt=x <lora:lora_a_kohya:-inf>" prompt "weight '-inf' is outside"
+refused "weight nan in the field (form)" /txt2img "$F" "prompt=x&loras=lora_a_kohya:NaN" loras "must be in \[-4, 4\], got nan"
+check "weights in Python float() spellings (tag ' 7e-1 ', field '0.7_0'): the loras field's pixels" \
+  $([ "$(gen pyf_tag "$F" "prompt=$P <lora:lora_a_kohya:%207e-1%20>&negative_prompt=blurry&seed=7&width=48&height=64&num_inference_steps=3&sampler=euler")" = 200 ] &&
+    pixels_equal "$TMP/field.png" "$TMP/pyf_tag.png" && [ "$(gen pyf_form "$F" "$ARGS&loras=lora_a_kohya:0.7_0")" = 200 ] &&
+    pixels_equal "$TMP/field.png" "$TMP/pyf_form.png"; echo $?) "$(cat "$TMP/pyf_tag.json" "$TMP/pyf_form.json" 2>/dev/null | head -c 400)"
 tags=$(python3 -c 'print("".join("<lora:lora_a_kohya:0.01>" for _ in range(100)))')
 refused "100 stacked tags" /txt2img "$F" "prompt=x $tags" loras "too many LoRAs"
 many=$(python3 -c 'print(",".join("lora_a_kohya:0.01" for _ in range(100)))')

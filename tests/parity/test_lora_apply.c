@@ -7,8 +7,11 @@
  *  - a run without LoRA after one with is bit-identical to the run before
  *    any LoRA (restore), at fp32 and at bf16x2;
  *  - the same set twice merges nothing the second time (stats);
+ *  - tag weights spelt as Python's float() takes them (" 0.7_0 ", 5e-1,
+ *    fullwidth digits) give the goldens too;
  *  - refusals: unknown name, 17 stacked, weight out of range, a bad name,
- *    malformed tags, a tiny-sd1 LoRA on tiny-sd2 (field "loras"/"prompt"),
+ *    malformed tags (a hex weight too), a tiny-sd1 LoRA on tiny-sd2 (field
+ *    "loras"/"prompt"),
  *    before queueing (sd_check_request) and in sd_generate;
  *  - every allocation of an apply failing in turn: SD_ENOMEM or success,
  *    and the base model's image after it, bit for bit;
@@ -189,6 +192,14 @@ static void parity(sd_engine *e, run *base)
         snprintf(pr, sizeof pr, PROMPT "<lora:%s>", a);
         gen(e, pr, NULL, 0);
         judge("a_m1.0", "tag without weight");
+        /* Python's float() spellings of 0.7 and 1 (A1111's tag parser): blanks, an underscore, an exponent,
+         * fullwidth digits, a no-break space */
+        snprintf(pr, sizeof pr, "a photograph of <lora:%s: 0.7_0 >an astronaut riding a horse<lora:%s:5e-1>", a, b);
+        gen(e, pr, NULL, 0);
+        judge("a_m0.7_b_m0.5", "tags in Python float() spellings");
+        snprintf(pr, sizeof pr, PROMPT "<lora:%s:\xef\xbc\x91\xc2\xa0>", a);
+        gen(e, pr, NULL, 0);
+        judge("a_m1.0", "tag weight in fullwidth digits");
     }
 }
 
@@ -221,6 +232,12 @@ static void refusals(sd_engine *e)
     refused(e, "x <lora:lora_a_kohya:abc>", NULL, 0, "prompt", "tag weight abc");
     refused(e, "x <lora:lora_a_kohya:>", NULL, 0, "prompt", "tag with empty weight");
     refused(e, "x <lora:nosuch:0.5>", NULL, 0, "loras", "tag naming an unknown LoRA");
+    /* a tag's weight is read as A1111 reads it, by Python's float(): no hex; inf and nan are numbers the range refuses */
+    refused(e, "x <lora:lora_a_kohya:0x1p1>", NULL, 0, "prompt", "tag weight 0x1p1 (hex: not Python's float())");
+    refused(e, "x <lora:lora_a_kohya:nan(1)>", NULL, 0, "prompt", "tag weight nan(1)");
+    refused(e, "x <lora:lora_a_kohya:1__0>", NULL, 0, "prompt", "tag weight 1__0");
+    refused(e, "x <lora:lora_a_kohya:inf>", NULL, 0, "prompt", "tag weight inf (out of range)");
+    refused(e, "x <lora:lora_a_kohya:4.0000001>", NULL, 0, "prompt", "tag weight 4.0000001 (out of range, not rounded to 4)");
     char big[17 * 32 + 8] = "x";
     for (int i = 0; i < 17; i++) strcat(big, "<lora:lora_a_kohya:0.1>");
     refused(e, big, NULL, 0, "loras", "17 stacked tags");
