@@ -15,6 +15,7 @@
 # on tiny-sdxl-s the SDXL LoRA changes the picture, no LoRA afterwards gives
 # the first pixels again, and POST /img2img (multipart init image, DPM++ 2M
 # Karras, with the LoRA) answers 200 with an image of the init image's size.
+# GET /loras and /sdapi/v1/loras list by name.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -118,6 +119,19 @@ st=$(timeout 20 curl -s -o /dev/null -w '%{http_code}' "$BASE/health")
 check "a FIFO in --lora-dir: /health still 200" $([ "$st" = 200 ]; echo $?) "status $st"
 stop_server
 check "a FIFO in --lora-dir: clean exit on SIGTERM" $STOP_STATUS "status $STOP_STATUS"
+
+# GET /loras and /sdapi/v1/loras are sorted by name, whatever order readdir gives
+CD=$TMP/lchange
+mkdir -p "$CD"
+for n in zeta x Mid alpha b_1 B; do cp "$LD/lora_a_kohya.safetensors" "$CD/$n.safetensors"; done
+start_server --model "$REF/models/tiny-sd1" --lora-dir "$CD" || exit 1
+curl -s -o "$TMP/chg_l1.json" "$BASE/loras"
+curl -s -o "$TMP/chg_a1.json" "$BASE/sdapi/v1/loras"
+check "GET /loras and /sdapi/v1/loras are sorted by name (byte order)" \
+  $([ "$(json "$TMP/chg_l1.json" '[l["name"] for l in j["loras"]]')" = "['B', 'Mid', 'alpha', 'b_1', 'x', 'zeta']" ] &&
+    [ "$(json "$TMP/chg_a1.json" '[l["name"] for l in j]')" = "['B', 'Mid', 'alpha', 'b_1', 'x', 'zeta']" ]; echo $?) \
+  "$(head -c 300 "$TMP/chg_l1.json") $(head -c 300 "$TMP/chg_a1.json")"
+stop_server
 
 # SDXL: a LoRA made for tiny-sdxl-s by make_lora (lora_te1_/lora_te2_, lora_unet_) fits;
 # tiny-sd1's does not, and the SDXL one does not fit tiny-sd1 — each saying why

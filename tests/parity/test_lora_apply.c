@@ -17,7 +17,8 @@
  *    and the base model's image after it, bit for bit;
  *  - SD2's single file, whose text encoder q/k/v are views into one packed
  *    in_proj: a LoRA on them gives the diffusers folder's result, and
- *    restores bit for bit.
+ *    restores bit for bit;
+ *  - the LoRA folder's listing is sorted by name.
  * Prints "metric lora_apply/..." lines and "#" lines with apply times. */
 #include <math.h>
 #include <stdio.h>
@@ -308,6 +309,56 @@ static void listing(sd_engine *e)
     CHECKF(ok, "lora_apply: the LoRA directory lists 4 LoRAs, rank 4, 129 modules, fitting, hashed", "n %d %s", n, err.msg);
 }
 
+/* ---- the LoRA folder's listing ---- */
+
+static int put_file(const char *path, const unsigned char *d, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(d, 1, n, f) == n;
+    if (f) ok = !fclose(f) && ok;
+    return ok ? 0 : -1;
+}
+
+/* A folder's listing is sorted by name (byte order) whatever order
+ * readdir gives, and one cut short gives the first names. */
+static void sorted_listing(void)
+{
+    char dir[] = "/tmp/sd-lora-sorted-XXXXXX", p[300];
+    size_t na = 0;
+    unsigned char *a = t_slurp(t_ref(LDIR "lora/lora_a_kohya.safetensors"), &na);
+    static const char *made[] = {"k", "c", "Zeta", "a", "q", "m", "B", "e", "x2", "b_1", "b-1", "y"};
+    int ok = a && mkdtemp(dir);
+    for (size_t i = 0; ok && i < sizeof made / sizeof made[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s.safetensors", dir, made[i]);
+        ok = !put_file(p, a, na);
+    }
+    sd_engine *e = ok ? load_dir("models/tiny-sd1", "fp32", dir) : NULL;
+    if (e) {
+        sd_lora_info li[16];
+        sd_err err;
+        sd_err_clear(&err);
+        char names[512] = "";
+        int n = sd_list_loras(e, li, 16, &err);
+        for (int i = 0; i < n && i < 16; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%.60s ", li[i].name);
+        CHECKF(n == 12 && !strcmp(names, "B Zeta a b-1 b_1 c e k m q x2 y "), "lora_apply: the listing is sorted by name",
+               "n %d: %s", n, names);
+        sd_err_clear(&err);
+        n = sd_list_loras(e, li, 3, &err);
+        CHECKF(n == 12 && !strcmp(li[0].name, "B") && !strcmp(li[2].name, "a"),
+               "lora_apply: a listing cut short gives the first names in that order", "n %d", n);
+        sd_engine_free(e);
+    } else {
+        CHECKF(0, "lora_apply: sorted listing: set up", "%s", dir);
+    }
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s.safetensors", dir, made[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+    free(a);
+}
+
 /* A rank-2 kohya LoRA on layer 0's self-attention q/k/v/out of a W-wide
  * text encoder, written to dir/te_qkv.safetensors. */
 static int write_te_lora(const char *dir, int W)
@@ -394,6 +445,7 @@ int main(void)
         listing(e);
         out_of_memory(e, &base);
         sd_engine_free(e);
+        sorted_listing();
     }
     at_bf16x2();
     other_family();

@@ -49,7 +49,7 @@ void lora_engine_stats(lora_engine *le, lora_stats *st);
 
 /* sd_lora_hashes: "name: hash, ..." of r's LoRAs (each name once). */
 void lora_engine_hashes(lora_engine *le, const lora_request *r, char *out, size_t size);
-/* sd_list_loras. */
+/* sd_list_loras: sorted by file name (byte order). */
 int lora_engine_list(lora_engine *le, sd_lora_info *out, int max, sd_err *err);
 
 #endif
