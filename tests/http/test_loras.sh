@@ -15,6 +15,8 @@
 # on tiny-sdxl-s the SDXL LoRA changes the picture, no LoRA afterwards gives
 # the first pixels again, and POST /img2img (multipart init image, DPM++ 2M
 # Karras, with the LoRA) answers 200 with an image of the init image's size.
+# A LoRA file truncated, then rewritten in place, after its first use is
+# seen as it is now by requests, GET /loras and the PNG's Lora hashes;
 # GET /loras and /sdapi/v1/loras list by name.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
@@ -120,17 +122,38 @@ check "a FIFO in --lora-dir: /health still 200" $([ "$st" = 200 ]; echo $?) "sta
 stop_server
 check "a FIFO in --lora-dir: clean exit on SIGTERM" $STOP_STATUS "status $STOP_STATUS"
 
-# GET /loras and /sdapi/v1/loras are sorted by name, whatever order readdir gives
+# A LoRA file changed after its first use (issue: the cache kept the file as first read): every
+# use, GET /loras and A1111's list see it as it is now; both lists are sorted by name
 CD=$TMP/lchange
 mkdir -p "$CD"
 for n in zeta x Mid alpha b_1 B; do cp "$LD/lora_a_kohya.safetensors" "$CD/$n.safetensors"; done
 start_server --model "$REF/models/tiny-sd1" --lora-dir "$CD" || exit 1
+check "changed file: x (= lora_a_kohya) at 0.7 gives the loras field's pixels" \
+  $([ "$(gen chg1 "$F" "$ARGS&loras=x:0.7")" = 200 ] && pixels_equal "$TMP/field.png" "$TMP/chg1.png"; echo $?) \
+  "$(head -c 300 "$TMP/chg1.json")"
 curl -s -o "$TMP/chg_l1.json" "$BASE/loras"
 curl -s -o "$TMP/chg_a1.json" "$BASE/sdapi/v1/loras"
 check "GET /loras and /sdapi/v1/loras are sorted by name (byte order)" \
   $([ "$(json "$TMP/chg_l1.json" '[l["name"] for l in j["loras"]]')" = "['B', 'Mid', 'alpha', 'b_1', 'x', 'zeta']" ] &&
     [ "$(json "$TMP/chg_a1.json" '[l["name"] for l in j]')" = "['B', 'Mid', 'alpha', 'b_1', 'x', 'zeta']" ]; echo $?) \
   "$(head -c 300 "$TMP/chg_l1.json") $(head -c 300 "$TMP/chg_a1.json")"
+head -c 1000 "$LD/lora_a_kohya.safetensors" >"$TMP/trunc.safetensors" && cat "$TMP/trunc.safetensors" >"$CD/x.safetensors"
+curl -s -o "$TMP/chg_l2.json" "$BASE/loras"
+check "x truncated after its use: GET /loras says it does not fit, with the reason, and its new size" \
+  $([ "$(json "$TMP/chg_l2.json" '[(l["fits"], bool(l["reason"]), l["size"]) for l in j["loras"] if l["name"] == "x"]')" = "[(False, True, 1000)]" ]
+    echo $?) "$(head -c 600 "$TMP/chg_l2.json")"
+refused "x truncated after its use" /txt2img "$F" "$ARGS&loras=x:0.7" loras "LoRA 'x'"
+refused "x truncated after its use, as a tag (async)" /jobs/txt2img "$F" "prompt=x <lora:x:0.7>" loras "LoRA 'x'"
+cat "$LD/lora_b_kohya.safetensors" >"$CD/x.safetensors"   # rewritten in place: lora_b_kohya now
+hash_b=$(sha256sum "$LD/lora_b_kohya.safetensors" | cut -c1-12)
+curl -s -o "$TMP/chg_l3.json" "$BASE/loras"
+check "x rewritten with lora_b_kohya: GET /loras says it fits, with lora_b's hash" \
+  $([ "$(json "$TMP/chg_l3.json" '[(l["fits"], l["hash"]) for l in j["loras"] if l["name"] == "x"]')" = "[(True, '$hash_b')]" ]
+    echo $?) "$(head -c 600 "$TMP/chg_l3.json")"
+check "x rewritten: the same request gives other pixels, and its PNG names lora_b's hash" \
+  $([ "$(gen chg2 "$F" "prompt=$P <lora:x:0.7>&negative_prompt=blurry&seed=7&width=48&height=64&num_inference_steps=3&sampler=euler")" = 200 ] &&
+    ! pixels_equal "$TMP/field.png" "$TMP/chg2.png" && grep -aq "Lora hashes: \"x: $hash_b\"" "$TMP/chg2.png"; echo $?) \
+  "$(head -c 300 "$TMP/chg2.json") $(grep -ao 'Lora hashes: [^,]*' "$TMP/chg2.png")"
 stop_server
 
 # SDXL: a LoRA made for tiny-sdxl-s by make_lora (lora_te1_/lora_te2_, lora_unet_) fits;

@@ -1,8 +1,11 @@
 /* apply.h — LoRA per request on a loaded model, through the weight seam
  * (ops.h: ops_weight_replace / ops_weight_restore): names resolved in a
- * LoRA directory, parsed files cached (bounded), the applied set
- * remembered so the same set again costs nothing, and weights no longer
- * targeted restored exactly.  Used by pipeline.c only. */
+ * LoRA directory, parsed files cached (bounded; an entry is used only while
+ * its file's device, inode, size, mtime and ctime are those it was read
+ * with, else the file is read again), the applied set remembered so the
+ * same set again costs nothing (the same names and weights over a changed
+ * file are another set), and weights no longer targeted restored exactly.
+ * Used by pipeline.c only. */
 #ifndef SD_LORA_APPLY_H
 #define SD_LORA_APPLY_H
 
