@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "../base/alloc.h"
+#include "../base/dirnames.h"
 
 /* What an entry's file or folder looks like: stat() of the path (device,
  * inode, size, mode, mtime, ctime), for a folder also of what it holds two
@@ -318,27 +319,19 @@ static int is_checkpoint(const char *dir, const char *name, size_t *stem_len)
     return !stat(p, &sb) && S_ISREG(sb.st_mode);
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int keep_checkpoint(const char *dir, const char *name, void *ud)
+{
+    size_t stem;
+    return is_checkpoint(dir, name, &stem);
+}
 
 int models_scan_dir(models *m, const char *dir, sd_err *err)
 {
-    DIR *d = opendir(dir);
-    if (!d) return sd_errf(err, SD_ENOTFOUND, "model-dir", "cannot read the model folder %s", dir);
-    char **names = NULL;
-    int n = 0, cap = 0, added = 0, rc = 0;
-    for (struct dirent *de; !rc && (de = readdir(d));) {
-        size_t stem;
-        if (!is_checkpoint(dir, de->d_name, &stem)) continue;
-        if (n == cap) {
-            char **v = sd_realloc(names, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *v);
-            if (!v) { rc = -1; break; }
-            names = v;
-        }
-        if (!(names[n] = sd_strdup(de->d_name))) rc = -1;
-        else n++;
-    }
-    closedir(d);
-    if (n) qsort(names, (size_t)n, sizeof *names, cmp_str);
+    char **names;
+    int n, added = 0, rc = 0;
+    if (sd_dir_names(dir, keep_checkpoint, NULL, NULL, &names, &n))
+        return errno == ENOMEM ? sd_errf(err, SD_ENOMEM, "model-dir", "out of memory")
+                               : sd_errf(err, SD_ENOTFOUND, "model-dir", "cannot read the model folder %s", dir);
     for (int i = 0; i < n && !rc; i++) {
         char path[4096], name[256];
         size_t stem;
@@ -352,8 +345,7 @@ int models_scan_dir(models *m, const char *dir, sd_err *err)
         if (models_add(m, name, path, 1, err) < 0) rc = -1;
         else added++;
     }
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
+    sd_dir_names_free(names, n);
     if (rc && !err->code) sd_errf(err, SD_ENOMEM, "model-dir", "out of memory");
     return rc ? -1 : added;
 }

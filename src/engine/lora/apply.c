@@ -8,7 +8,6 @@
  * so the same set again costs nothing. */
 #include "apply.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,6 +20,7 @@
 #include <unistd.h>
 
 #include "../../base/alloc.h"
+#include "../../base/dirnames.h"
 #include "../../base/sha256.h"
 
 /* What the file looked like when it was read: any change (replaced,
@@ -497,33 +497,23 @@ static void list_one(lora_engine *le, const char *file, sd_lora_info *o)
     pthread_mutex_unlock(&le->lock);
 }
 
-static int cmp_name(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int keep_lora(const char *dir, const char *f, void *ud)
+{
+    size_t len = strlen(f);
+    return len > 12 && !strcmp(f + len - 12, ".safetensors") && lora_name_ok(f, len - 12);
+}
 
 /* The folder's LoRA files, sorted by name (strcmp: byte order), so every
  * listing has the same order whatever readdir's. */
 int lora_engine_list(lora_engine *le, sd_lora_info *out, int max, sd_err *err)
 {
     if (!le->dir) return 0;
-    DIR *d = opendir(le->dir);
-    if (!d) return sd_errf(err, SD_EIO, "loras", "cannot read the LoRA directory: %s", strerror(errno));
-    char **files = NULL;
-    int n = 0, cap = 0, rc = 0;
-    struct dirent *de;
-    while (!rc && (de = readdir(d))) {
-        size_t len = strlen(de->d_name);
-        if (len <= 12 || strcmp(de->d_name + len - 12, ".safetensors") || !lora_name_ok(de->d_name, len - 12)) continue;
-        if (n == cap) {
-            char **v = sd_realloc(files, (size_t)(cap = cap ? 2 * cap : 32) * sizeof *v);
-            if (!v) { rc = -1; break; }
-            files = v;
-        }
-        if (!(files[n] = sd_strdup(de->d_name))) rc = -1;
-        else n++;
-    }
-    closedir(d);
-    if (!rc && n) qsort(files, (size_t)n, sizeof *files, cmp_name);
-    for (int i = 0; !rc && i < n && i < max; i++) list_one(le, files[i], &out[i]);
-    for (int i = 0; i < n; i++) free(files[i]);
-    free(files);
-    return rc ? sd_errf(err, SD_ENOMEM, "loras", "out of memory listing the LoRA directory") : n;
+    char **files;
+    int n;
+    if (sd_dir_names(le->dir, keep_lora, NULL, NULL, &files, &n))
+        return errno == ENOMEM ? sd_errf(err, SD_ENOMEM, "loras", "out of memory listing the LoRA directory")
+                               : sd_errf(err, SD_EIO, "loras", "cannot read the LoRA directory: %s", strerror(errno));
+    for (int i = 0; i < n && i < max; i++) list_one(le, files[i], &out[i]);
+    sd_dir_names_free(files, n);
+    return n;
 }
