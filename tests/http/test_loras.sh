@@ -17,7 +17,7 @@
 # Karras, with the LoRA) answers 200 with an image of the init image's size.
 # A LoRA file truncated, then rewritten in place, after its first use is
 # seen as it is now by requests, GET /loras and the PNG's Lora hashes;
-# GET /loras and /sdapi/v1/loras list by name.
+# GET /loras and /sdapi/v1/loras list in A1111's order.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -123,19 +123,19 @@ stop_server
 check "a FIFO in --lora-dir: clean exit on SIGTERM" $STOP_STATUS "status $STOP_STATUS"
 
 # A LoRA file changed after its first use (issue: the cache kept the file as first read): every
-# use, GET /loras and A1111's list see it as it is now; both lists are sorted by name
+# use, GET /loras and A1111's list see it as it is now; both lists are in A1111's order
 CD=$TMP/lchange
 mkdir -p "$CD"
-for n in zeta x Mid alpha b_1 B; do cp "$LD/lora_a_kohya.safetensors" "$CD/$n.safetensors"; done
+for n in zeta lora10 x Mid alpha lora9 b_1 B; do cp "$LD/lora_a_kohya.safetensors" "$CD/$n.safetensors"; done
 start_server --model "$REF/models/tiny-sd1" --lora-dir "$CD" || exit 1
 check "changed file: x (= lora_a_kohya) at 0.7 gives the loras field's pixels" \
   $([ "$(gen chg1 "$F" "$ARGS&loras=x:0.7")" = 200 ] && pixels_equal "$TMP/field.png" "$TMP/chg1.png"; echo $?) \
   "$(head -c 300 "$TMP/chg1.json")"
 curl -s -o "$TMP/chg_l1.json" "$BASE/loras"
 curl -s -o "$TMP/chg_a1.json" "$BASE/sdapi/v1/loras"
-check "GET /loras and /sdapi/v1/loras are sorted by name (byte order)" \
-  $([ "$(json "$TMP/chg_l1.json" '[l["name"] for l in j["loras"]]')" = "['B', 'Mid', 'alpha', 'b_1', 'x', 'zeta']" ] &&
-    [ "$(json "$TMP/chg_a1.json" '[l["name"] for l in j]')" = "['B', 'Mid', 'alpha', 'b_1', 'x', 'zeta']" ]; echo $?) \
+check "GET /loras and /sdapi/v1/loras are in A1111's order (case folded, numbers by value)" \
+  $([ "$(json "$TMP/chg_l1.json" '[l["name"] for l in j["loras"]]')" = "['alpha', 'B', 'b_1', 'lora9', 'lora10', 'Mid', 'x', 'zeta']" ] &&
+    [ "$(json "$TMP/chg_a1.json" '[l["name"] for l in j]')" = "['alpha', 'B', 'b_1', 'lora9', 'lora10', 'Mid', 'x', 'zeta']" ]; echo $?) \
   "$(head -c 300 "$TMP/chg_l1.json") $(head -c 300 "$TMP/chg_a1.json")"
 head -c 1000 "$LD/lora_a_kohya.safetensors" >"$TMP/trunc.safetensors" && cat "$TMP/trunc.safetensors" >"$CD/x.safetensors"
 curl -s -o "$TMP/chg_l2.json" "$BASE/loras"

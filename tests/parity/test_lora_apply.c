@@ -21,7 +21,7 @@
  *  - a LoRA file rewritten in place (same inode, size and mtime), truncated,
  *    replaced and removed after its first use: each use reads it as it is
  *    now (the same set included), refusals name it, the listing and the
- *    Lora hashes follow; the listing is sorted by name.
+ *    Lora hashes follow; the listing is in A1111's order.
  * Prints "metric lora_apply/..." lines and "#" lines with apply times. */
 #include <fcntl.h>
 #include <math.h>
@@ -436,14 +436,14 @@ static void changed_files(const run *base)
     free(b);
 }
 
-/* A folder's listing is sorted by name (byte order) whatever order
- * readdir gives, and one cut short gives the first names. */
+/* A folder's listing is in A1111's order whatever order readdir gives,
+ * and one cut short gives the first names. */
 static void sorted_listing(void)
 {
     char dir[] = "/tmp/sd-lora-sorted-XXXXXX", p[300];
     size_t na = 0;
     unsigned char *a = t_slurp(t_ref(LDIR "lora/lora_a_kohya.safetensors"), &na);
-    static const char *made[] = {"k", "c", "Zeta", "a", "q", "m", "B", "e", "x2", "b_1", "b-1", "y"};
+    static const char *made[] = {"k", "c", "Zeta", "a", "q", "m", "B", "e", "x2", "x10", "x010b", "b_1", "b-1", "y", "b"};
     int ok = a && mkdtemp(dir);
     for (size_t i = 0; ok && i < sizeof made / sizeof made[0]; i++) {
         snprintf(p, sizeof p, "%s/%s.safetensors", dir, made[i]);
@@ -458,11 +458,14 @@ static void sorted_listing(void)
         int n = sd_list_loras(e, li, 16, &err);
         for (int i = 0; i < n && i < 16; i++)
             snprintf(names + strlen(names), sizeof names - strlen(names), "%.60s ", li[i].name);
-        CHECKF(n == 12 && !strcmp(names, "B Zeta a b-1 b_1 c e k m q x2 y "), "lora_apply: the listing is sorted by name",
+        /* (as A1111 v1.10.1 sorts a folder: modules/util.py natural_sort_key, run in Python on these
+         * names; its ties, B and b, in byte order) */
+        CHECKF(n == 15 && !strcmp(names, "a b-1 B b b_1 c e k m q x2 x10 x010b y Zeta "),
+               "lora_apply: the listing is in A1111's order (numbers by value, case folded; ties in byte order)",
                "n %d: %s", n, names);
         sd_err_clear(&err);
         n = sd_list_loras(e, li, 3, &err);
-        CHECKF(n == 12 && !strcmp(li[0].name, "B") && !strcmp(li[2].name, "a"),
+        CHECKF(n == 15 && !strcmp(li[0].name, "a") && !strcmp(li[2].name, "B"),
                "lora_apply: a listing cut short gives the first names in that order", "n %d", n);
         sd_engine_free(e);
     } else {

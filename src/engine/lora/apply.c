@@ -8,6 +8,7 @@
  * so the same set again costs nothing. */
 #include "apply.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -497,20 +498,51 @@ static void list_one(lora_engine *le, const char *file, sd_lora_info *o)
     pthread_mutex_unlock(&le->lock);
 }
 
+/* A1111's order of a LoRA folder (modules/util.py natural_sort_key, v1.10.1:
+ * file names compared as runs of digits, by value, and runs of other
+ * characters, lower-cased), then byte order to break its ties. */
+static int cmp_a1111(const void *pa, const void *pb)
+{
+    const char *a = *(char *const *)pa, *b = *(char *const *)pb;
+    for (;;) {
+        /* a run of non-digits (maybe empty) */
+        for (; *a && !isdigit((unsigned char)*a) && *b && !isdigit((unsigned char)*b); a++, b++) {
+            int ca = tolower((unsigned char)*a), cb = tolower((unsigned char)*b);
+            if (ca != cb) return ca < cb ? -1 : 1;
+        }
+        int ea = !*a || isdigit((unsigned char)*a), eb = !*b || isdigit((unsigned char)*b);
+        if (!ea || !eb) return ea ? -1 : 1;   /* one run is a prefix of the other: the shorter first */
+        if (!*a || !*b) break;                /* both ended (or one has a number more: after) */
+        /* a run of digits, by value: leading zeros off, then length, then digits */
+        while (*a == '0' && isdigit((unsigned char)a[1])) a++;
+        while (*b == '0' && isdigit((unsigned char)b[1])) b++;
+        size_t la = 0, lb = 0;
+        while (isdigit((unsigned char)a[la])) la++;
+        while (isdigit((unsigned char)b[lb])) lb++;
+        if (la != lb) return la < lb ? -1 : 1;
+        int c = strncmp(a, b, la);
+        if (c) return c;
+        a += la;
+        b += lb;
+    }
+    if (*a || *b) return *a ? 1 : -1;
+    return strcmp(*(char *const *)pa, *(char *const *)pb);
+}
+
 static int keep_lora(const char *dir, const char *f, void *ud)
 {
     size_t len = strlen(f);
     return len > 12 && !strcmp(f + len - 12, ".safetensors") && lora_name_ok(f, len - 12);
 }
 
-/* The folder's LoRA files, sorted by name (strcmp: byte order), so every
- * listing has the same order whatever readdir's. */
+/* The folder's LoRA files in A1111's order (cmp_a1111), so every listing
+ * has the same order whatever readdir's, and A1111's clients see theirs. */
 int lora_engine_list(lora_engine *le, sd_lora_info *out, int max, sd_err *err)
 {
     if (!le->dir) return 0;
     char **files;
     int n;
-    if (sd_dir_names(le->dir, keep_lora, NULL, NULL, &files, &n))
+    if (sd_dir_names(le->dir, keep_lora, NULL, cmp_a1111, &files, &n))
         return errno == ENOMEM ? sd_errf(err, SD_ENOMEM, "loras", "out of memory listing the LoRA directory")
                                : sd_errf(err, SD_EIO, "loras", "cannot read the LoRA directory: %s", strerror(errno));
     for (int i = 0; i < n && i < max; i++) list_one(le, files[i], &out[i]);

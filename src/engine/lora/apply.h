@@ -52,7 +52,7 @@ void lora_engine_stats(lora_engine *le, lora_stats *st);
 
 /* sd_lora_hashes: "name: hash, ..." of r's LoRAs (each name once). */
 void lora_engine_hashes(lora_engine *le, const lora_request *r, char *out, size_t size);
-/* sd_list_loras: sorted by file name (byte order). */
+/* sd_list_loras: in A1111's order of the file names. */
 int lora_engine_list(lora_engine *le, sd_lora_info *out, int max, sd_err *err);
 
 #endif
