@@ -21,6 +21,19 @@ static int try_json(const char *body, int img, sd_request *r, sd_err *e)
     return rc;
 }
 
+/* The same for a form-urlencoded body (modified in place, as the server's). */
+static int try_form(char *body, int img, sd_request *r, sd_err *e)
+{
+    param_bag b;
+    params_bag_init(&b);
+    sd_err_clear(e);
+    memset(r, 0, sizeof *r);
+    int rc = params_bag_from_urlencoded(&b, body, strlen(body), e);
+    if (!rc) rc = params_to_request(&b, img, r, e);
+    params_bag_free(&b);
+    return rc;
+}
+
 /* Expects a JSON body to fail naming `field` with `frag` in the message. */
 static void bad(const char *name, const char *body, int img, const char *field, const char *frag)
 {
@@ -227,22 +240,14 @@ int main(void)
     /* a NUL in the value of a named choice: refused, not read up to the NUL */
     {
         char nul_val[] = "prompt=cat&sampler=euler%00junk";
-        sd_err_clear(&e);
-        params_bag_init(&b);
-        rc = params_bag_from_urlencoded(&b, nul_val, strlen(nul_val), &e);
-        if (!rc) rc = params_to_request(&b, 0, &r, &e);
+        rc = try_form(nul_val, 0, &r, &e);
         CHECKF(rc == -1 && !strcmp(e.field, "sampler") && strstr(e.msg, "NUL"), "form sampler=euler%00junk refused",
                "rc=%d field='%s' msg='%s'", rc, e.field, e.msg);
-        params_bag_free(&b);
         sd_request_free(&r);
         char nul_fmt[] = "prompt=cat&output_format=png%00";
-        sd_err_clear(&e);
-        params_bag_init(&b);
-        rc = params_bag_from_urlencoded(&b, nul_fmt, strlen(nul_fmt), &e);
-        if (!rc) rc = params_to_request(&b, 0, &r, &e);
+        rc = try_form(nul_fmt, 0, &r, &e);
         CHECKF(rc == -1 && !strcmp(e.field, "output_format") && strstr(e.msg, "NUL"), "form output_format=png%00 refused",
                "rc=%d field='%s' msg='%s'", rc, e.field, e.msg);
-        params_bag_free(&b);
         sd_request_free(&r);
     }
     bad("JSON key prompt\\u0000junk", "{\"prompt\\u0000junk\":\"cat\"}", 0, "prompt\\x00junk", "unknown field");
@@ -289,13 +294,9 @@ int main(void)
     sd_request_free(&r);
     {
         char form[] = "prompt=x&init_image=AAAA&inpaint_full_res=true&mask_overlay=off&inpainting_mask_invert=Yes";
-        sd_err_clear(&e);
-        params_bag_init(&b);
-        rc = params_bag_from_urlencoded(&b, form, strlen(form), &e);
-        if (!rc) rc = params_to_request(&b, 1, &r, &e);
+        rc = try_form(form, 1, &r, &e);
         CHECKF(rc == 0 && r.inpaint_full_res == 1 && r.mask_overlay == 0 && r.inpainting_mask_invert == 1,
                "form flags: the words true / off / Yes", "rc=%d msg=%s", rc, e.msg);
-        params_bag_free(&b);
         sd_request_free(&r);
     }
     return t_done();

@@ -191,22 +191,22 @@ static void parity(sd_engine *e, run *base)
         gen(e, PROMPT, NULL, 0);
         CHECKF(!R.rc && !memcmp(R.lat, base->lat, sizeof R.lat) && !memcmp(R.rgb, base->rgb, sizeof R.rgb),
                "lora_apply: no LoRA after a stack is bit-identical to never applied", "%s: %s", nm[k], R.err.msg);
-        /* the same LoRAs as prompt tags (weight given, and the default 1) */
-        char pr[256];
-        snprintf(pr, sizeof pr, "a photograph of <lora:%s:0.7>an astronaut riding a horse<lora:%s:0.5>", a, b);
-        gen(e, pr, NULL, 0);
-        judge("a_m0.7_b_m0.5", "tags");
-        snprintf(pr, sizeof pr, PROMPT "<lora:%s>", a);
-        gen(e, pr, NULL, 0);
-        judge("a_m1.0", "tag without weight");
-        /* Python's float() spellings of 0.7 and 1 (A1111's tag parser): blanks, an underscore, an exponent,
-         * fullwidth digits, a no-break space */
-        snprintf(pr, sizeof pr, "a photograph of <lora:%s: 0.7_0 >an astronaut riding a horse<lora:%s:5e-1>", a, b);
-        gen(e, pr, NULL, 0);
-        judge("a_m0.7_b_m0.5", "tags in Python float() spellings");
-        snprintf(pr, sizeof pr, PROMPT "<lora:%s:\xef\xbc\x91\xc2\xa0>", a);
-        gen(e, pr, NULL, 0);
-        judge("a_m1.0", "tag weight in fullwidth digits");
+        /* the same LoRAs as prompt tags (weight given, and the default 1); then Python's float() spellings
+         * of 0.7, 0.5 and 1 (A1111's tag parser): blanks, an underscore, an exponent, fullwidth digits and
+         * a no-break space (%1$s: a, %2$s: b) */
+        static const struct { const char *fmt, *golden, *label; } tags[] = {
+            {"a photograph of <lora:%1$s:0.7>an astronaut riding a horse<lora:%2$s:0.5>", "a_m0.7_b_m0.5", "tags"},
+            {PROMPT "<lora:%1$s>", "a_m1.0", "tag without weight"},
+            {"a photograph of <lora:%1$s: 0.7_0 >an astronaut riding a horse<lora:%2$s:5e-1>", "a_m0.7_b_m0.5",
+             "tags in Python float() spellings"},
+            {PROMPT "<lora:%1$s:\xef\xbc\x91\xc2\xa0>", "a_m1.0", "tag weight in fullwidth digits"},
+        };
+        for (size_t t = 0; t < sizeof tags / sizeof tags[0]; t++) {
+            char pr[256];
+            snprintf(pr, sizeof pr, tags[t].fmt, a, b);
+            gen(e, pr, NULL, 0);
+            judge(tags[t].golden, tags[t].label);
+        }
     }
 }
 

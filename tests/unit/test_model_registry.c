@@ -259,6 +259,14 @@ static void fake_close_check(void *ud, sd_engine *e)
     free(e);
 }
 
+/* A registry on the fake loader and the fake checker opener. */
+static models *checker_registry(sd_err *e)
+{
+    models_config mc = {.max_loaded = 1, .load = fake_load, .unload = fake_unload, .open_check = fake_open_check,
+                        .close_check = fake_close_check};
+    return models_new(&mc, e);
+}
+
 /* The check engine of a resident model is the model, pinned; of another
  * its checker, opened once; a failed open names "model" and is not tried
  * again while the file stays as it is (here: a path that does not exist);
@@ -267,9 +275,7 @@ static void test_checkers(void)
 {
     sd_err e;
     sd_err_clear(&e);
-    models_config mc = {.max_loaded = 1, .load = fake_load, .unload = fake_unload, .open_check = fake_open_check,
-                        .close_check = fake_close_check};
-    models *m = models_new(&mc, &e);
+    models *m = checker_registry(&e);
     models_add(m, "a", "/fake/a", 0, &e);
     models_add(m, "b", "/fake/b", 0, &e);
     models_add(m, "bad", "/fake/bad", 0, &e);
@@ -326,9 +332,7 @@ static void test_failures_follow_the_file(void)
     touch(bad, "not a model");
     sd_err e;
     sd_err_clear(&e);
-    models_config mc = {.max_loaded = 1, .load = fake_load, .unload = fake_unload, .open_check = fake_open_check,
-                        .close_check = fake_close_check};
-    models *m = models_new(&mc, &e);
+    models *m = checker_registry(&e);
     models_add(m, "a", "/fake/a", 0, &e);
     int ib = models_add(m, "bad", bad, 0, &e);
     models_set_default(m, 0);
