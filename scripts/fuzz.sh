@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh [SECONDS [TARGET...]]
 #
 # SECONDS per target (default 20); TARGET = params, base64, image,
-# safetensors, tokenizer, http, kdiff, a1111_prompt, lora, embeddings, vae, lora_tags, wire (default all).  Inputs start from the seed corpus
+# safetensors, tokenizer, http, kdiff, a1111_prompt, lora, embeddings, vae, lora_tags, wire, etag, pyfloat (default all).  Inputs start from the seed corpus
 # tests/fuzz/corpus/<target>/ (which also holds every crash found so far, as
 # a regression case), with the dictionary tests/fuzz/fuzz_<target>.dict
 # when present; new inputs go to $FUZZ_DIR/work/<target>/ and crashes to
@@ -17,7 +17,7 @@ set -u
 cd "$(dirname "$0")/.."
 SECS=${1:-20}
 shift 2>/dev/null || true
-TARGETS=${*:-params base64 image safetensors tokenizer http kdiff a1111_prompt lora embeddings vae lora_tags wire}
+TARGETS=${*:-params base64 image safetensors tokenizer http kdiff a1111_prompt lora embeddings vae lora_tags wire etag pyfloat}
 FUZZ_DIR=${FUZZ_DIR:-${SD_BUILD:-build}/fuzz}
 CLANG=${CLANG:-clang}
 export SD_REF=${SD_REF:-$PWD/../shared/reference}

@@ -58,10 +58,12 @@ static int check_request(void *ctx, struct sd_request *g, sd_err *err)
     if (i < 0) return -1;
     req_resolve_size(g, native);   /* no width/height: the model's native size */
     sd_engine *engine = models_check_engine(m, i, &pinned, err);
-    if (!engine && err->code == SD_EFORMAT) {
+    if (!engine && err->code && err->code != SD_ENOMEM) {
         /* a file its header passed that still does not open as a model (no
-         * VAE, parts that do not fit): the request named a model this server
-         * cannot use, 400 as models_resolve answers, not our fault */
+         * VAE, parts that do not fit; gone or unreadable since): the request
+         * named a model this server cannot use, 400 as models_resolve
+         * answers (as it will for the next requests: the registry keeps
+         * the failure until the file changes), not our fault */
         char why[sizeof err->msg];
         models_entry me;
         snprintf(why, sizeof why, "%s", err->msg);
@@ -127,6 +129,7 @@ static int list_models(void *ctx, server_model *out, int max, sd_err *err)
     int n = models_count(m);
     models_entry me;
     for (int i = 0; i < n && i < max; i++) {
+        models_refresh(m, i);   /* as its file is now: removed, replaced or mended since it was read */
         if (models_get(m, i, &me)) return sd_errf(err, SD_EINTERNAL, "model", "model %d vanished", i);
         server_model *o = &out[i];
         memset(o, 0, sizeof *o);

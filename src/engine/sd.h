@@ -261,8 +261,12 @@ typedef enum { SD_HR_NONE = 0, SD_HR_LATENT, SD_HR_LATENT_NEAREST_EXACT, SD_HR_L
  * generates. */
 int sd_check_request(const sd_engine *e, const sd_gen_params *p, sd_err *err);
 
-/* The LoRAs of lora_dir, for GET /loras and --help: fills out[0..max) and
- * returns how many there are (may exceed max), or -1 + err. */
+/* The LoRAs of lora_dir, for GET /loras and --help, in A1111's order
+ * (its natural sort of the file names: runs of digits by value, the rest
+ * case-folded; ties in byte order; the first max of them): fills
+ * out[0..max) and returns how many there are (may exceed max), or -1 +
+ * err.  Each is described as its file is now (one changed since it was
+ * read is read again). */
 typedef struct sd_lora_info {
     char name[SD_MAX_LORA_NAME];
     int64_t size;                /* file bytes */

@@ -136,8 +136,8 @@ enum MHD_Result jobs_preview_get(http_server *s, req *r, struct MHD_Connection *
     int rc = jobs_preview(s->q, j, &pv, &r->err);
     jobs_release(s->q, j);
     if (rc) return reply_error(c, &r->ri, &r->err, 0, NULL);
-    if (!pv.png)   /* none now: 204, no body */
-        return reply_raw(c, &r->ri, 204, "image/png", NULL, 0, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store", NULL);
+    if (!pv.png)   /* none now: 204, no content, so no Content-Type either */
+        return reply_raw(c, &r->ri, 204, NULL, NULL, 0, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store", NULL);
     char step[48];
     snprintf(step, sizeof step, "%d/%d", pv.step, pv.total);
     return reply_raw(c, &r->ri, 200, "image/png", (char *)pv.png, pv.len, "X-Preview-Step", step,

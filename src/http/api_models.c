@@ -1,7 +1,8 @@
 /* api_models.c — GET /models: the checkpoints a request's model field may
  * name (server_config.list_models; without it the one model the server
  * was started with), each with family, short hash, file, size, whether it
- * is resident and which is the default (docs/SERVER.md "Several models").
+ * is resident, which is the default, and whether requests may use it
+ * (usable, reason) (docs/SERVER.md "Several models").
  * server_models() is the list every dialect and GET /health read. */
 #include "server_int.h"
 
@@ -48,11 +49,14 @@ int server_model_pick(const server_model *ms, int n, const char *name, size_t le
 /* "" as JSON null */
 static json_t *str_or_null(const char *v) { return *v ? json_string(v) : json_null(); }
 
+/* usable / reason: whether requests may name it, and why not (its header,
+ * or its checker, failed on the file as it is now) */
 static json_t *model_json(const server_model *m)
 {
-    return json_pack("{s:s, s:o, s:o, s:o, s:s, s:I, s:b, s:b}", "name", m->name, "family", str_or_null(m->family),
-                     "hash", str_or_null(m->hash), "sha256", str_or_null(m->sha256), "file", m->file, "size",
-                     (json_int_t)m->size, "loaded", m->loaded, "default", m->is_default);
+    return json_pack("{s:s, s:o, s:o, s:o, s:s, s:I, s:b, s:b, s:b, s:o}", "name", m->name, "family",
+                     str_or_null(m->family), "hash", str_or_null(m->hash), "sha256", str_or_null(m->sha256), "file",
+                     m->file, "size", (json_int_t)m->size, "loaded", m->loaded, "default", m->is_default, "usable",
+                     !m->refused[0], "reason", str_or_null(m->refused));
 }
 
 enum MHD_Result get_models(http_server *s, req *r, struct MHD_Connection *c)

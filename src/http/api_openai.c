@@ -191,21 +191,35 @@ typedef struct oai_body {
     const char *quality;
 } oai_body;
 
+/* The name an error gives seed API field `seed` when the body gave it
+ * twice: OpenAI's (oai_names: init_image -> image), else the seed API's own
+ * (guidance_scale, also sent as cfg_scale). */
+static const char *oai_name_of(const char *seed)
+{
+    for (const dialect_name *k = oai_names; k->seed; k++)
+        if (!strcmp(k->seed, seed)) return k->name;
+    return seed;
+}
+
 /* The seed API's field `seed` is about to be given by the body's field
  * `sent` (a static string: it outlives the body): kept in r->sent when the
- * names differ, so errors say `sent`; a second field giving the same one
+ * names differ, so errors say `sent`.  A second field giving the same one
  * (image and image[], images and image, cfg_scale and guidance_scale) is
- * refused, naming the second as sent. */
+ * refused the same way whichever came first: naming the field by
+ * oai_name_of (image, guidance_scale), the two names in sorted order. */
 static int claim(req *r, const oai_body *o, const char *sent, const char *seed, sd_err *err)
 {
     int k = 0;
     while (k < REQ_SENT_MAX && r->sent[k].seed && strcmp(r->sent[k].seed, seed)) k++;
     const char *first = k < REQ_SENT_MAX && r->sent[k].seed ? r->sent[k].name
                         : params_bag_get(&o->sb, seed) ? seed : NULL;
-    if (first && !strcmp(seed, "init_image"))
-        return sd_errf(err, SD_EINVAL, sent, "more than one image ('%s' and '%s'): one image per edit", first, sent);
-    if (first)
-        return sd_errf(err, SD_EINVAL, sent, "'%s' and '%s' are one field: send one of them", first, sent);
+    if (first) {
+        const char *a = strcmp(first, sent) <= 0 ? first : sent, *b = a == first ? sent : first;
+        if (!strcmp(seed, "init_image"))
+            return sd_errf(err, SD_EINVAL, oai_name_of(seed), "more than one image: give '%s' or '%s', not both "
+                           "(one image per edit)", a, b);
+        return sd_errf(err, SD_EINVAL, oai_name_of(seed), "'%s' and '%s' are one field: send one of them", a, b);
+    }
     if (strcmp(sent, seed) && k < REQ_SENT_MAX) r->sent[k] = (dialect_name){seed, sent};
     return 0;
 }
@@ -393,6 +407,7 @@ static int oai_to_request(http_server *s, req *r, sd_err *err)
 {
     oai_body o = {.quality = "auto"};
     params_bag_init(&o.sb);
+    o.sb.json_types = r->bag.json_types;   /* the extra flag fields take JSON booleans in a JSON body */
     r->oai_background = "opaque";
     int rc = oai_translate(s, r, &o, err);
     r->oai_quality = o.quality;

@@ -1,14 +1,32 @@
 /* endpoints.c — the GET endpoints that are no API dialect: /health,
  * /metrics, /openapi.json and /images/{name} (stored images, content-named,
- * cached forever).  GET / lists the route table (routes.c). */
+ * cached forever: the name is a strong ETag; If-None-Match answers 304).
+ * GET / lists the route table (routes.c). */
 #include "server_int.h"
+#include "etag.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #define LOADING_RETRY_AFTER 5   /* seconds */
+
+/* One If-None-Match field line against the image's tag (etag.h); a
+ * request may send several lines, which count as one list. */
+typedef struct inm_check {
+    const char *etag;
+    int match;
+} inm_check;
+
+static enum MHD_Result inm_line(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    inm_check *k = cls;
+    if (key && value && !strcasecmp(key, MHD_HTTP_HEADER_IF_NONE_MATCH) && http_if_none_match(value, k->etag))
+        k->match = 1;
+    return MHD_YES;
+}
 
 enum MHD_Result get_image(http_server *s, req *r, struct MHD_Connection *c)
 {
@@ -21,24 +39,23 @@ enum MHD_Result get_image(http_server *s, req *r, struct MHD_Connection *c)
         if (obj.fd >= 0) close(obj.fd);
         return reply_errorf(c, &r->ri, SD_ENOTFOUND, "", "no image named '%.80s'", name);
     }
-    /* Names are content-derived: the name is the entity tag and never changes. */
+    /* Names are content-derived: the name is a strong entity tag that never changes. */
     char etag[160];
     snprintf(etag, sizeof etag, "\"%.100s\"", name);
-    const char *inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH);
-    struct MHD_Response *resp;
-    unsigned status = 200;
-    if (inm && strstr(inm, etag)) {
+    inm_check inm = {etag, 0};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, inm_line, &inm);
+    unsigned status = inm.match ? 304 : 200;
+    /* A 304 is made from the file too, so its Content-Length is the 200's
+     * (libmicrohttpd sends no body with a 304), and without Content-Type:
+     * it has no content (RFC 9110 15.4.5). */
+    struct MHD_Response *resp = MHD_create_response_from_fd(obj.size, obj.fd);
+    r->ri.bytes = inm.match ? 0 : obj.size;
+    if (!resp) {
         close(obj.fd);
-        resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-        status = 304;
-        r->ri.bytes = 0;
-    } else {
-        resp = MHD_create_response_from_fd(obj.size, obj.fd);
-        r->ri.bytes = obj.size;
-        if (!resp) close(obj.fd);
+        return MHD_NO;
     }
-    if (!resp) return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, obj.content_type ? obj.content_type : "application/octet-stream");
+    if (!inm.match)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, obj.content_type ? obj.content_type : "application/octet-stream");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "public, max-age=31536000, immutable");
     enum MHD_Result rc = MHD_queue_response(c, status, resp);

@@ -249,6 +249,7 @@ int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err
     const char *key;
     json_t *v;
     int rc = 0;
+    b->json_types = 1;
     json_object_foreach(root, key, v) {
         char num[64];
         const char *text = "";
@@ -388,6 +389,14 @@ static int bool_word(const char *s, double *out)
 {
     int b;
     return params_bool_word(s, &b) ? (*out = b, 1) : 0;
+}
+
+/* A flag row given a boolean word as text ("true", "off"; not "1"/"0",
+ * which are numbers): what a form or multipart body says, not a JSON one. */
+static int flag_word(const req_field *f, const param *p)
+{
+    double v;
+    return flag_row(f) && p->kind == PV_TEXT && bool_word(p->val, &v) && params_parse_number(p->val, p->len, &v);
 }
 
 /* A numeric field: text or JSON number, finite, in range, whole when RF_INT/RF_SEED. */
@@ -653,6 +662,9 @@ int params_to_request(const param_bag *b, int img2img, sd_request *r, sd_err *er
         if (p->kind == PV_TEXT && memchr(p->val, 0, p->len))
             return sd_errf(err, SD_EINVAL, f->name, "%s contains a NUL character", f->name);
         if (p->kind == PV_NULL) continue; /* JSON null = absent */
+        if (b->json_types && flag_word(f, p))   /* a JSON body has booleans of its own */
+            return sd_errf(err, SD_EINVAL, f->name, "%s must be true or false (a JSON boolean) or 0/1 in a JSON "
+                           "body, got the text \"%.16s\"", f->name, p->val);
         if (set_field(f, p, b->spaces_are_plus, r, err)) return -1;
         blur_given |= f->offset == req_field_find("mask_blur")->offset;
     }

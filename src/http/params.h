@@ -34,6 +34,9 @@ typedef struct param_bag {
     size_t total;       /* bytes held */
     int spaces_are_plus;   /* form-urlencoded: a space in base64 was an unencoded '+' */
     int max_fields;        /* fields it may hold; 0 = PARAMS_MAX_FIELDS (dialect.h max_fields) */
+    int json_types;        /* from a JSON body, which has booleans: a flag row (an integer field of
+                              range [0, 1]) refuses a boolean word in a string ("true"), which a form
+                              or multipart body may send; params_bag_from_json sets it */
 } param_bag;
 
 /* The body's shape; field ranges are in the field table (jobs/request.h). */
@@ -60,7 +63,8 @@ int params_bag_move(param_bag *dst, param *p, const char *name, sd_err *err);
  * %XX decoding by MHD_http_unescape. */
 int params_bag_from_urlencoded(param_bag *b, char *body, size_t len, sd_err *err);
 /* Parses a JSON object body (depth-limited, duplicates refused) into the bag;
- * array and object values are kept as compact JSON text (PV_ARRAY, PV_OBJECT). */
+ * array and object values are kept as compact JSON text (PV_ARRAY, PV_OBJECT);
+ * sets json_types. */
 int params_bag_from_json(param_bag *b, const char *body, size_t len, sd_err *err);
 
 /* Number parsing shared with the tests: decimal text only (no hex, inf, nan),

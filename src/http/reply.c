@@ -13,7 +13,7 @@
  * (possibly moved) body; on OOM the body is left as it was. */
 static char *json_newline(const char *ctype, char *body, size_t *len)
 {
-    if (strncmp(ctype, "application/json", 16) || (*len && body[*len - 1] == '\n')) return body;
+    if (!ctype || strncmp(ctype, "application/json", 16) || (*len && body[*len - 1] == '\n')) return body;
     char *nb = realloc(body, *len + 2);
     if (!nb) return body;
     nb[(*len)++] = '\n';
@@ -30,7 +30,7 @@ enum MHD_Result reply_raw(struct MHD_Connection *c, reply_info *ri, int status, 
         free(body);
         return MHD_NO;
     }
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    if (ctype) MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
     va_list ap;
     va_start(ap, len);
     for (;;) {

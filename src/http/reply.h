@@ -19,8 +19,9 @@ typedef struct reply_info {
                                    errors; NULL = the seed API's */
 } reply_info;
 
-/* Queues `body` (taken; malloc'd) with a content type and optional extra
- * header pairs (name, value, ..., NULL). */
+/* Queues `body` (taken; malloc'd) with a content type (NULL: none, for an
+ * answer without content such as a 204) and optional extra header pairs
+ * (name, value, ..., NULL). */
 enum MHD_Result reply_raw(struct MHD_Connection *c, reply_info *ri, int status, const char *ctype, char *body,
                           size_t len, ...);
 /* Queues a JSON value (reference stolen) with status; NULL = out of memory

@@ -1,6 +1,7 @@
 /* models.c — the model registry (models.h): entries by name, engines
  * loaded on the worker thread, least recently used ones unloaded over
- * max_loaded.
+ * max_loaded; each entry's failures (its header, its checker) kept for its
+ * file as it was, and read again once the file changes.
  *
  * One mutex guards every entry's state; loading and unloading (slow) run
  * outside it.  An entry being loaded is marked `loading` (another acquirer
@@ -9,6 +10,7 @@
 #include "models.h"
 
 #include <dirent.h>
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,13 +19,30 @@
 #include <sys/stat.h>
 
 #include "../base/alloc.h"
+#include "../base/dirnames.h"
+
+/* What an entry's file or folder looks like: stat() of the path (device,
+ * inode, size, mode, mtime, ctime), for a folder also of what it holds two
+ * levels down (a diffusers folder's unet/diffusion_pytorch_model.safetensors),
+ * folded into one number; or the errno of a path stat() fails on. */
+typedef struct file_state {
+    int err;
+    uint64_t sum;
+} file_state;
 
 typedef struct model_slot {
     char name[128];
     char path[1024];
     sd_model_probe probe;
     int probed;                  /* probe filled */
+    int probe_tried;             /* the header was read (models_add with probe, models_probe): read again
+                                    when the file changes */
+    file_state probed_at;        /* the file as the probe read it */
     char probe_err[256];         /* the header could not be read / the family is not run: refused */
+    char check_err[256];         /* the checker could not open it as it was at check_at: refused, and not
+                                    tried again until the file changes */
+    sd_errcode check_code;
+    file_state check_at;
     char load_err[256];          /* the last load failed (tried again at the next request) */
     sd_engine *engine;
     sd_engine *checker;          /* opened for validation only (models_check_engine), or NULL */
@@ -144,13 +163,68 @@ int models_find_path(const models *m, const char *path)
     return found;
 }
 
-/* Entry i's probe result (rc 0, or the error in e). */
-static void set_probe(models *m, int i, int rc, const sd_model_probe *p, const sd_err *e)
+/* ---- the files' state ----------------------------------------------------- */
+
+static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ (v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2))) * 0x100000001b3ull; }
+
+static uint64_t stat_sum(const struct stat *sb)
+{
+    uint64_t h = mix(mix(mix(0, (uint64_t)sb->st_dev), (uint64_t)sb->st_ino), (uint64_t)sb->st_size);
+    h = mix(mix(h, (uint64_t)sb->st_mode), (uint64_t)sb->st_mtim.tv_sec);
+    h = mix(mix(h, (uint64_t)sb->st_mtim.tv_nsec), (uint64_t)sb->st_ctim.tv_sec);
+    return mix(h, (uint64_t)sb->st_ctim.tv_nsec);
+}
+
+/* The folder's entries (depth levels of subfolders further), in any order. */
+static uint64_t folder_sum(const char *dir, int depth)
+{
+    DIR *d = opendir(dir);
+    if (!d) return mix(1, (uint64_t)errno);
+    uint64_t total = 0;
+    for (struct dirent *de; (de = readdir(d));) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        char p[4096];
+        struct stat sb;
+        uint64_t h = 0xcbf29ce484222325ull;
+        for (const char *c = de->d_name; *c; c++) h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        if (stat(p, &sb)) h = mix(h, (uint64_t)errno);
+        else {
+            h = mix(h, stat_sum(&sb));
+            if (depth > 0 && S_ISDIR(sb.st_mode)) h = mix(h, folder_sum(p, depth - 1));
+        }
+        total += h;   /* a sum: readdir's order does not count */
+    }
+    closedir(d);
+    return total;
+}
+
+static void file_state_of(const char *path, file_state *fs)
+{
+    struct stat sb;
+    memset(fs, 0, sizeof *fs);
+    if (stat(path, &sb)) {
+        fs->err = errno ? errno : EIO;
+        return;
+    }
+    fs->sum = stat_sum(&sb);
+    if (S_ISDIR(sb.st_mode)) fs->sum = mix(fs->sum, folder_sum(path, 1));
+}
+
+static int file_state_same(const file_state *a, const file_state *b) { return a->err == b->err && a->sum == b->sum; }
+
+/* ---- probes ------------------------------------------------------------------ */
+
+/* Entry i's probe result (rc 0, or the error in e) for its file as it was
+ * (at) before the probe read it. */
+static void set_probe(models *m, int i, int rc, const sd_model_probe *p, const sd_err *e, const file_state *at)
 {
     pthread_mutex_lock(&m->mu);
     model_slot *s = m->v[i];
     s->probe = *p;
     s->probed = !rc;
+    s->probe_tried = 1;
+    s->probed_at = *at;
     s->probe_err[0] = 0;
     if (rc) snprintf(s->probe_err, sizeof s->probe_err, "%.255s", e->msg);
     else if (!p->supported)
@@ -169,8 +243,10 @@ void models_probe(models *m, int i)
     sd_model_probe p;
     sd_err e;
     sd_err_clear(&e);
+    file_state at;
+    file_state_of(path, &at);
     int rc = sd_probe_model(path, &p, &e);
-    set_probe(m, i, rc, &p, &e);
+    set_probe(m, i, rc, &p, &e, &at);
 }
 
 int models_add(models *m, const char *name, const char *path, int probe, sd_err *err)
@@ -208,9 +284,11 @@ int models_add_path(models *m, const char *path, sd_err *err)
     sd_model_probe p;
     sd_err e;
     sd_err_clear(&e);
+    file_state at;
+    file_state_of(path, &at);
     int rc = sd_probe_model(path, &p, &e);   /* names it even when the header cannot be read */
     int i = models_add(m, p.name, path, 0, err);
-    if (i >= 0) set_probe(m, i, rc, &p, &e);
+    if (i >= 0) set_probe(m, i, rc, &p, &e, &at);
     return i;
 }
 
@@ -222,7 +300,13 @@ static int is_checkpoint(const char *dir, const char *name, size_t *stem_len)
     struct stat sb;
     size_t l = strlen(name);
     snprintf(p, sizeof p, "%s/%s", dir, name);
-    if (name[0] == '.' || stat(p, &sb)) return 0;
+    if (name[0] == '.') return 0;
+    if (stat(p, &sb)) {
+        /* a .safetensors link to a file not there (yet: a mount not up): listed, refused with the reason
+         * until it is there (models_refresh) */
+        *stem_len = l - 12;
+        return l > 12 && !strcmp(name + l - 12, ".safetensors") && !lstat(p, &sb) && S_ISLNK(sb.st_mode);
+    }
     *stem_len = l;
     if (S_ISREG(sb.st_mode)) {
         *stem_len = l - 12;
@@ -235,27 +319,19 @@ static int is_checkpoint(const char *dir, const char *name, size_t *stem_len)
     return !stat(p, &sb) && S_ISREG(sb.st_mode);
 }
 
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+static int keep_checkpoint(const char *dir, const char *name, void *ud)
+{
+    size_t stem;
+    return is_checkpoint(dir, name, &stem);
+}
 
 int models_scan_dir(models *m, const char *dir, sd_err *err)
 {
-    DIR *d = opendir(dir);
-    if (!d) return sd_errf(err, SD_ENOTFOUND, "model-dir", "cannot read the model folder %s", dir);
-    char **names = NULL;
-    int n = 0, cap = 0, added = 0, rc = 0;
-    for (struct dirent *de; !rc && (de = readdir(d));) {
-        size_t stem;
-        if (!is_checkpoint(dir, de->d_name, &stem)) continue;
-        if (n == cap) {
-            char **v = sd_realloc(names, (size_t)(cap = cap ? 2 * cap : 16) * sizeof *v);
-            if (!v) { rc = -1; break; }
-            names = v;
-        }
-        if (!(names[n] = sd_strdup(de->d_name))) rc = -1;
-        else n++;
-    }
-    closedir(d);
-    if (n) qsort(names, (size_t)n, sizeof *names, cmp_str);
+    char **names;
+    int n, added = 0, rc = 0;
+    if (sd_dir_names(dir, keep_checkpoint, NULL, NULL, &names, &n))
+        return errno == ENOMEM ? sd_errf(err, SD_ENOMEM, "model-dir", "out of memory")
+                               : sd_errf(err, SD_ENOTFOUND, "model-dir", "cannot read the model folder %s", dir);
     for (int i = 0; i < n && !rc; i++) {
         char path[4096], name[256];
         size_t stem;
@@ -269,8 +345,7 @@ int models_scan_dir(models *m, const char *dir, sd_err *err)
         if (models_add(m, name, path, 1, err) < 0) rc = -1;
         else added++;
     }
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
+    sd_dir_names_free(names, n);
     if (rc && !err->code) sd_errf(err, SD_ENOMEM, "model-dir", "out of memory");
     return rc ? -1 : added;
 }
@@ -319,8 +394,9 @@ int models_get(models *m, int i, models_entry *out)
         }
         out->loaded = s->engine != NULL;
         out->is_default = i == m->def;
-        snprintf(out->error, sizeof out->error, "%s", s->probe_err[0] ? s->probe_err : s->load_err);
-        out->refused = s->probe_err[0] != 0;
+        snprintf(out->error, sizeof out->error, "%s",
+                 s->probe_err[0] ? s->probe_err : s->check_err[0] ? s->check_err : s->load_err);
+        out->refused = s->probe_err[0] || s->check_err[0];
     }
     pthread_mutex_unlock(&m->mu);
     return ok ? 0 : -1;
@@ -343,12 +419,42 @@ static int lookup_locked(models *m, const char *name, sd_err *err)
     return -1;
 }
 
+void models_refresh(models *m, int i)
+{
+    pthread_mutex_lock(&m->mu);
+    model_slot *s = i >= 0 && i < m->n ? m->v[i] : NULL;
+    if (!s || s->engine || s->loading) {   /* resident: served from memory, whatever its file does */
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
+    char path[sizeof s->path];
+    snprintf(path, sizeof path, "%s", s->path);
+    pthread_mutex_unlock(&m->mu);
+    file_state now;
+    file_state_of(path, &now);
+    pthread_mutex_lock(&m->mu);
+    if (s->check_err[0] && !file_state_same(&now, &s->check_at)) s->check_err[0] = 0;   /* the next check tries */
+    int again = s->probe_tried && !file_state_same(&now, &s->probed_at);
+    pthread_mutex_unlock(&m->mu);
+    if (again) {
+        sd_model_probe p;
+        sd_err e;
+        sd_err_clear(&e);
+        int rc = sd_probe_model(path, &p, &e);
+        set_probe(m, i, rc, &p, &e, &now);
+    }
+}
+
 int models_resolve(models *m, const char *name, int *native_size, sd_err *err)
 {
     pthread_mutex_lock(&m->mu);
     int i = lookup_locked(m, name, err);
-    if (i >= 0 && m->v[i]->probe_err[0]) {
-        sd_errf(err, SD_EINVAL, "model", "model '%s' cannot be used: %s", m->v[i]->name, m->v[i]->probe_err);
+    pthread_mutex_unlock(&m->mu);
+    if (i >= 0) models_refresh(m, i);   /* a file changed, vanished or mended since it was read */
+    pthread_mutex_lock(&m->mu);
+    const char *why = i < 0 ? NULL : m->v[i]->probe_err[0] ? m->v[i]->probe_err : m->v[i]->check_err;
+    if (why && why[0]) {
+        sd_errf(err, SD_EINVAL, "model", "model '%s' cannot be used: %s", m->v[i]->name, why);
         i = -1;
     }
     if (i >= 0 && native_size) *native_size = m->v[i]->probed ? m->v[i]->probe.native_size : 0;
@@ -382,9 +488,22 @@ sd_engine *models_check_engine(models *m, int i, int *pinned, sd_err *err)
         s->pins++;
         *pinned = 1;
     } else if (s && !s->checker && m->cfg.open_check) {
-        /* headers only: bounded (no tensor data), so under the lock */
-        s->checker = m->cfg.open_check(check_ud(m), s->path, err);
-        if (!s->checker) snprintf(err->field, sizeof err->field, "model");
+        file_state now;
+        file_state_of(s->path, &now);
+        if (s->check_err[0] && file_state_same(&now, &s->check_at)) {
+            /* failed on the file as it still is: said again, not tried again */
+            sd_errf(err, s->check_code, "model", "%s", s->check_err);
+        } else {
+            /* headers only: bounded (no tensor data), so under the lock */
+            s->check_err[0] = 0;
+            s->checker = m->cfg.open_check(check_ud(m), s->path, err);
+            if (!s->checker) snprintf(err->field, sizeof err->field, "model");
+            if (!s->checker && err->code != SD_ENOMEM) {
+                snprintf(s->check_err, sizeof s->check_err, "%.255s", err->msg[0] ? err->msg : "cannot be opened");
+                s->check_code = err->code ? err->code : SD_EFORMAT;
+                s->check_at = now;
+            }
+        }
     }
     if (!e && s) e = s->checker;
     pthread_mutex_unlock(&m->mu);

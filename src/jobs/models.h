@@ -57,9 +57,11 @@ typedef struct models_entry {
     int loaded;                  /* an engine is resident */
     int is_default;
     char error[256];             /* why it cannot be used ("" = usable): unreadable header, not a whole
-                                    checkpoint, a family this build does not run, or its last load failing */
-    int refused;                 /* 1: error is the header's (the first three): models_resolve refuses
-                                    every request naming it; 0: usable, or only its last load failed */
+                                    checkpoint, a family this build does not run, its checker failing to
+                                    open it, or its last load failing */
+    int refused;                 /* 1: error is one of the first four: models_resolve refuses every
+                                    request naming it while its file stays as it is; 0: usable, or only
+                                    its last load failed */
 } models_entry;
 
 /* Adds path under name (unique: SD_EINVAL naming "model" otherwise); probe
@@ -71,7 +73,15 @@ int models_add(models *m, const char *name, const char *path, int probe, sd_err 
 int models_add_path(models *m, const char *path, sd_err *err);
 /* (Re)reads entry i's header: what models_add(.., probe = 1) does. */
 void models_probe(models *m, int i);
-/* Every checkpoint in dir: *.safetensors files (name = the stem) and
+/* Entry i's file looked at again (stat; a folder's files two levels
+ * down), unless the entry is resident (served from memory) or loading:
+ * when it is no longer as its header was read (replaced, removed,
+ * unreadable, mended), the header is read again (if it was read before);
+ * a checker failure is forgotten once the file is no longer as it was
+ * then.  models_resolve does this; listings call it before models_get. */
+void models_refresh(models *m, int i);
+/* Every checkpoint in dir: *.safetensors files (name = the stem; also a
+ * symbolic link to one not there yet, refused until it is) and
  * subfolders the loader takes (a diffusers folder with model_index.json,
  * or one holding model.safetensors; name = the folder's), sorted by name.
  * Names already present are skipped (with a line on stderr).  The count
@@ -88,10 +98,11 @@ int models_max_loaded(const models *m);
 int models_get(models *m, int i, models_entry *out);
 
 /* The entry a request's model field names (NULL or "" = the default), for
- * the pre-queue check on HTTP threads: its index, with *native_size its
- * family's native side; -1 + SD_EINVAL naming "model" when no entry has
- * that name (the message lists the names) or the entry cannot be used
- * (the message says why).  Loads nothing. */
+ * the pre-queue check on HTTP threads, after models_refresh: its index,
+ * with *native_size its family's native side; -1 + SD_EINVAL naming
+ * "model" when no entry has that name (the message lists the names) or
+ * the entry cannot be used: its header, or its checker, failed on the
+ * file as it is (the message says why).  Loads nothing. */
 int models_resolve(models *m, const char *name, int *native_size, sd_err *err);
 
 /* Borrows entry i's engine if it is resident (any thread): NULL when it is
@@ -105,8 +116,11 @@ void models_unpin(models *m, int i);
  * (sd_engine_open_checker: headers, tokenizer, embeddings, LoRA names, no
  * weights; 0.06-0.3 s and under 10 MiB for an SD 1.5 file), opened on the
  * entry's first check under the registry's lock and kept until models_free.
- * NULL + err (naming "model") when the checker cannot be opened (tried
- * again at the next check); NULL with err untouched when the registry has
+ * NULL + err (naming "model", the opener's code and message) when the
+ * checker cannot be opened; that failure is kept with the file's state
+ * (stat) and said again without opening anything until the file changes,
+ * and the entry is refused meanwhile (models_resolve, models_entry.refused);
+ * out of memory is not kept.  NULL with err untouched when the registry has
  * no way to open one (a fake loader without load_opts). */
 sd_engine *models_check_engine(models *m, int i, int *pinned, sd_err *err);
 

@@ -2,6 +2,7 @@
  * dialect and the CLI share to apply it (request.h).  The rows are in the
  * order the seed API lists its fields in messages. */
 #include "request.h"
+#include "../base/pyfloat.h"
 
 #include <math.h>
 #include <float.h>
@@ -503,25 +504,24 @@ static void trim(const char **s, size_t *n)
     while (*n && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t')) (*n)--;
 }
 
-/* One "name" or "name:weight" of the text spelling. */
+/* One "name" or "name:weight" of the text spelling.  The weight is read
+ * as a prompt tag's is (A1111's: Python's float(), base/pyfloat.h), then
+ * held to the field's range. */
 static int add_lora_item(sd_request *r, const char *s, size_t n, sd_err *err)
 {
     const char *colon = memchr(s, ':', n);
     size_t nl = colon ? (size_t)(colon - s) : n;
     double w = req_field_find("loras")->def;
     if (colon) {
-        char num[48], *end;
         const char *ws = colon + 1;
-        size_t wl = n - nl - 1;
-        trim(&ws, &wl);
-        if (!wl || wl >= sizeof num)
+        size_t wl = n - nl - 1, tl = wl;
+        const char *t = ws;
+        trim(&t, &tl);
+        if (!tl)
             return sd_errf(err, SD_EINVAL, "loras", "loras: '%.*s' has no weight after ':'", (int)(n > 80 ? 80 : n), s);
-        memcpy(num, ws, wl);
-        num[wl] = 0;
-        w = strtod(num, &end);
-        if (*end || strpbrk(num, "xXnNiI"))
-            return sd_errf(err, SD_EINVAL, "loras", "loras: the weight of '%.*s' is not a number: '%s'",
-                           (int)(nl > 80 ? 80 : nl), s, num);
+        if (sd_pyfloat(ws, wl, &w))
+            return sd_errf(err, SD_EINVAL, "loras", "loras: the weight of '%.*s' is not a number: '%.*s'",
+                           (int)(nl > 80 ? 80 : nl), s, (int)(tl > 40 ? 40 : tl), t);
     }
     trim(&s, &nl);
     return req_add_lora(r, s, nl, w, err);

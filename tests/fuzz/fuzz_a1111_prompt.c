@@ -8,7 +8,7 @@
  * steps (entries mapped to distinct texts, at most A1111_MAX_PLAN_CHUNKS
  * chunks in all, an entry for every model call).  The vocabulary is loaded once from
  * $SD_FUZZ_VOCAB (default: the reference data's tokenizer via $SD_REF).
- * fuzz-sources: src/engine/prompt/a1111_text.c src/engine/prompt/a1111_parse.c src/engine/prompt/a1111_chunk.c src/engine/prompt/a1111_sched.c src/engine/prompt/a1111_plan.c src/engine/prompt/embeddings.c src/engine/loader/safetensors.c src/engine/tokenizer/clip_bpe.c src/engine/tokenizer/clip_text.c src/engine/tokenizer/unicode_tables.c src/engine/tokenizer/vocab_blob.c src/base/err.c src/base/alloc.c
+ * fuzz-sources: src/engine/prompt/a1111_text.c src/engine/prompt/a1111_parse.c src/engine/prompt/a1111_chunk.c src/engine/prompt/a1111_sched.c src/engine/prompt/a1111_plan.c src/engine/prompt/embeddings.c src/engine/loader/safetensors.c src/engine/tokenizer/clip_bpe.c src/engine/tokenizer/clip_text.c src/engine/tokenizer/unicode_tables.c src/engine/tokenizer/vocab_blob.c src/base/err.c src/base/dirnames.c src/base/alloc.c
  * fuzz-libs: -ljansson -lz -lm */
 #include <math.h>
 #include <stdint.h>

@@ -4,7 +4,7 @@
  * carry an error naming "embeddings"; an accepted embedding has 1..75
  * vectors of a width in 1..65536, all finite, and is then found by
  * emb_match at its tokens.
- * fuzz-sources: src/engine/prompt/embeddings.c src/engine/loader/safetensors.c src/engine/tokenizer/clip_bpe.c src/engine/tokenizer/clip_text.c src/engine/tokenizer/unicode_tables.c src/engine/tokenizer/vocab_blob.c src/base/err.c src/base/alloc.c
+ * fuzz-sources: src/engine/prompt/embeddings.c src/engine/loader/safetensors.c src/engine/tokenizer/clip_bpe.c src/engine/tokenizer/clip_text.c src/engine/tokenizer/unicode_tables.c src/engine/tokenizer/vocab_blob.c src/base/err.c src/base/dirnames.c src/base/alloc.c
  * fuzz-libs: -ljansson -lz -lm */
 #include <math.h>
 #include <stdlib.h>

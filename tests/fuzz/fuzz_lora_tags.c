@@ -5,7 +5,7 @@
  * byte's value).  Accepted: at most SD_MAX_LORAS LoRAs, each a valid name
  * with a finite weight in range, and a prompt no longer than the input.
  * Refused: an error naming "loras" or "prompt".
- * fuzz-sources: src/engine/lora/tags.c src/base/err.c src/base/alloc.c
+ * fuzz-sources: src/engine/lora/tags.c src/base/err.c src/base/pyfloat.c src/base/alloc.c
  * fuzz-libs: -lm */
 #include <stdlib.h>
 

@@ -5,7 +5,7 @@
  * Input: first byte picks the body kind (0 form, 1 JSON, 2 field chunks),
  * the rest is the body.  Field chunks: records "name\0" + 1 byte kind/first
  * flags + 1 byte length + data.
- * fuzz-sources: src/http/params.c src/jobs/request.c src/base/err.c src/base/alloc.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/engine/samplers/choice.c src/engine/samplers/kdiff_sched.c
+ * fuzz-sources: src/http/params.c src/jobs/request.c src/base/err.c src/base/pyfloat.c src/base/alloc.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/engine/samplers/choice.c src/engine/samplers/kdiff_sched.c
  * fuzz-libs: -lmicrohttpd -ljansson -lm */
 #include <math.h>
 #include <stdint.h>

@@ -4,7 +4,7 @@
  * error naming something, or accepted; what is accepted re-serializes, and
  * that text parses back to a value that serializes to the same text (the
  * round trip is a fixed point).  Nothing may crash or leak.
- * fuzz-sources: src/jobs/wire.c src/jobs/request.c src/jobs/result.c src/image/base64.c src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/base/resample.c src/image/a1111.c src/base/err.c src/base/alloc.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/engine/samplers/choice.c src/engine/samplers/kdiff_sched.c
+ * fuzz-sources: src/jobs/wire.c src/jobs/request.c src/jobs/result.c src/image/base64.c src/image/image.c src/image/png.c src/image/jpeg.c src/image/webp.c src/image/exif.c src/image/orient.c src/image/resize.c src/base/resample.c src/image/a1111.c src/base/err.c src/base/pyfloat.c src/base/alloc.c src/engine/samplers/samplers.c src/engine/samplers/schedule.c src/engine/samplers/philox.c src/engine/samplers/choice.c src/engine/samplers/kdiff_sched.c
  * fuzz-libs: -ljansson -lpng16 -ljpeg -lwebp -lz -lm */
 #include <stdint.h>
 #include <stdlib.h>

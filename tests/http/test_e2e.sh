@@ -5,7 +5,7 @@
 # percent-encoded and raw), plus JSON and multipart.  Returned URLs must fetch
 # PNGs of the requested size, every returned seed must reproduce its image
 # alone (content-derived names: same bytes = same URL), async jobs, cancel,
-# caching headers, JSON bodies ending with a newline and the job-status words,
+# caching headers (If-None-Match: a tag, *, lists, weak tags -> 304), JSON bodies ending with a newline and the job-status words,
 # an EXIF-rotated init JPEG used upright, and a clean SIGTERM.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
@@ -167,6 +167,28 @@ h=$(curl -s -D - -o /dev/null "$u" | tr -d '\r')
 check "image has ETag and immutable Cache-Control" $(grep -q '^ETag: "'"${u##*/}"'"' <<<"$h" && grep -qi '^Cache-Control: .*immutable' <<<"$h" && grep -qi '^Content-Type: image/png' <<<"$h"; echo $?) "$h"
 st=$(curl -s -o /dev/null -w '%{http_code}' -H "If-None-Match: \"${u##*/}\"" "$u")
 check "If-None-Match -> 304" $([ "$st" = 304 ]; echo $?) "status $st"
+# RFC 9110 13.1.2: "*", a list, a weak tag (the weak comparison), several lines; no
+# match or a value that is no list -> 200; a 304 has no Content-Type and the 200's length
+inm_bad=
+for v in '*' ' * ' '"0", W/"'"${u##*/}"'"' 'W/"'"${u##*/}"'"' ', "'"${u##*/}"'",'; do
+  st=$(curl -s -o "$TMP/inm.bin" -w '%{http_code}' -H "If-None-Match: $v" "$u")
+  { [ "$st" = 304 ] && [ ! -s "$TMP/inm.bin" ]; } || inm_bad="$inm_bad [$v] $st"
+done
+st=$(curl -s -o /dev/null -w '%{http_code}' -H 'If-None-Match: "0"' -H "If-None-Match: \"${u##*/}\"" "$u")
+[ "$st" = 304 ] || inm_bad="$inm_bad [two lines] $st"
+for v in '"0"' '*, "'"${u##*/}"'"' '"'"${u##*/}"'" x' "${u##*/}"; do
+  st=$(curl -s -o "$TMP/inm.bin" -w '%{http_code}' -H "If-None-Match: $v" "$u")
+  { [ "$st" = 200 ] && [ -s "$TMP/inm.bin" ]; } || inm_bad="$inm_bad [$v] $st"
+done
+st=$(curl -s -o /dev/null -w '%{http_code}' -H 'If-None-Match: *' "$BASE/images/0123456789abcdef0123456789abcdef")
+[ "$st" = 404 ] || inm_bad="$inm_bad [* on no image] $st"
+check "If-None-Match: * / lists / weak tags -> 304, no match or not a list -> 200, * on no image -> 404" \
+  $([ -z "$inm_bad" ]; echo $?) "$inm_bad"
+h304=$(curl -s -D - -o /dev/null -H 'If-None-Match: *' "$u" | tr -d '\r')
+len=$(curl -s -o /dev/null -w '%{size_download}' "$u")
+check "a 304 carries ETag and Cache-Control, no Content-Type, Content-Length the 200's ($len)" \
+  $(grep -q '^ETag: "'"${u##*/}"'"' <<<"$h304" && grep -qi '^Cache-Control: .*immutable' <<<"$h304" &&
+    ! grep -qi '^Content-Type:' <<<"$h304" && grep -qi "^Content-Length: $len\$" <<<"$h304"; echo $?) "$h304"
 
 # 9. metrics count what happened; access log has lines
 curl -s -o "$TMP/metrics.txt" "$BASE/metrics"

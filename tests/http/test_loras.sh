@@ -7,12 +7,17 @@
 # keep the prompt as typed and name the LoRA's hash; GET /loras lists the
 # four files; `sdserve generate --lora-dir` with a tag or --lora gives the
 # server's pixels; unknown, malformed, too many, out-of-range and the same
-# LoRAs on tiny-sd2 are 400s naming the field, before a job is made; on
+# LoRAs on tiny-sd2 are 400s naming the field, before a job is made; a
+# weight in the tag and in the field is read as Python's float() (A1111's
+# tag parser) reads it: 0x1p1 refused, ' 7e-1 ' and 0.7_0 are 0.7; on
 # tiny-sdxl-s an SDXL LoRA written by make_lora fits and tiny-sd1's does not
 # (GET /loras, and a 400 naming loras), and the SDXL one on tiny-sd1 likewise;
 # on tiny-sdxl-s the SDXL LoRA changes the picture, no LoRA afterwards gives
 # the first pixels again, and POST /img2img (multipart init image, DPM++ 2M
 # Karras, with the LoRA) answers 200 with an image of the init image's size.
+# A LoRA file truncated, then rewritten in place, after its first use is
+# seen as it is now by requests, GET /loras and the PNG's Lora hashes;
+# GET /loras and /sdapi/v1/loras list in A1111's order.
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
 
@@ -60,6 +65,15 @@ refused "unknown LoRA in a tag" /txt2img "$F" "prompt=x <lora:nosuch:1>" loras "
 refused "async: unknown LoRA refused before a job is made" /jobs/txt2img "$F" "prompt=x&loras=nosuch" loras "unknown LoRA"
 refused "malformed tag <lora:x" /txt2img "$F" "prompt=x <lora:lora_a_kohya" prompt "no closing"
 refused "malformed tag <lora:x:abc>" /txt2img "$F" "prompt=x <lora:lora_a_kohya:abc>" prompt "malformed LoRA tag"
+# a weight is read as A1111 reads a tag's, by Python's float(): no hex; inf and nan are numbers the range refuses
+refused "hex weight in a tag <lora:x:0x1p1>" /txt2img "$F" "prompt=x <lora:lora_a_kohya:0x1p1>" prompt "malformed LoRA tag"
+refused "hex weight in the field (form) x:0x1p1" /txt2img "$F" "prompt=x&loras=lora_a_kohya:0x1p1" loras "is not a number: '0x1p1'"
+refused "weight inf in a tag" /txt2img "$F" "prompt=x <lora:lora_a_kohya:-inf>" prompt "weight '-inf' is outside"
+refused "weight nan in the field (form)" /txt2img "$F" "prompt=x&loras=lora_a_kohya:NaN" loras "must be in \[-4, 4\], got nan"
+check "weights in Python float() spellings (tag ' 7e-1 ', field '0.7_0'): the loras field's pixels" \
+  $([ "$(gen pyf_tag "$F" "prompt=$P <lora:lora_a_kohya:%207e-1%20>&negative_prompt=blurry&seed=7&width=48&height=64&num_inference_steps=3&sampler=euler")" = 200 ] &&
+    pixels_equal "$TMP/field.png" "$TMP/pyf_tag.png" && [ "$(gen pyf_form "$F" "$ARGS&loras=lora_a_kohya:0.7_0")" = 200 ] &&
+    pixels_equal "$TMP/field.png" "$TMP/pyf_form.png"; echo $?) "$(cat "$TMP/pyf_tag.json" "$TMP/pyf_form.json" 2>/dev/null | head -c 400)"
 tags=$(python3 -c 'print("".join("<lora:lora_a_kohya:0.01>" for _ in range(100)))')
 refused "100 stacked tags" /txt2img "$F" "prompt=x $tags" loras "too many LoRAs"
 many=$(python3 -c 'print(",".join("lora_a_kohya:0.01" for _ in range(100)))')
@@ -107,6 +121,40 @@ st=$(timeout 20 curl -s -o /dev/null -w '%{http_code}' "$BASE/health")
 check "a FIFO in --lora-dir: /health still 200" $([ "$st" = 200 ]; echo $?) "status $st"
 stop_server
 check "a FIFO in --lora-dir: clean exit on SIGTERM" $STOP_STATUS "status $STOP_STATUS"
+
+# A LoRA file changed after its first use (issue: the cache kept the file as first read): every
+# use, GET /loras and A1111's list see it as it is now; both lists are in A1111's order
+CD=$TMP/lchange
+mkdir -p "$CD"
+for n in zeta lora10 x Mid alpha lora9 b_1 B; do cp "$LD/lora_a_kohya.safetensors" "$CD/$n.safetensors"; done
+start_server --model "$REF/models/tiny-sd1" --lora-dir "$CD" || exit 1
+check "changed file: x (= lora_a_kohya) at 0.7 gives the loras field's pixels" \
+  $([ "$(gen chg1 "$F" "$ARGS&loras=x:0.7")" = 200 ] && pixels_equal "$TMP/field.png" "$TMP/chg1.png"; echo $?) \
+  "$(head -c 300 "$TMP/chg1.json")"
+curl -s -o "$TMP/chg_l1.json" "$BASE/loras"
+curl -s -o "$TMP/chg_a1.json" "$BASE/sdapi/v1/loras"
+check "GET /loras and /sdapi/v1/loras are in A1111's order (case folded, numbers by value)" \
+  $([ "$(json "$TMP/chg_l1.json" '[l["name"] for l in j["loras"]]')" = "['alpha', 'B', 'b_1', 'lora9', 'lora10', 'Mid', 'x', 'zeta']" ] &&
+    [ "$(json "$TMP/chg_a1.json" '[l["name"] for l in j]')" = "['alpha', 'B', 'b_1', 'lora9', 'lora10', 'Mid', 'x', 'zeta']" ]; echo $?) \
+  "$(head -c 300 "$TMP/chg_l1.json") $(head -c 300 "$TMP/chg_a1.json")"
+head -c 1000 "$LD/lora_a_kohya.safetensors" >"$TMP/trunc.safetensors" && cat "$TMP/trunc.safetensors" >"$CD/x.safetensors"
+curl -s -o "$TMP/chg_l2.json" "$BASE/loras"
+check "x truncated after its use: GET /loras says it does not fit, with the reason, and its new size" \
+  $([ "$(json "$TMP/chg_l2.json" '[(l["fits"], bool(l["reason"]), l["size"]) for l in j["loras"] if l["name"] == "x"]')" = "[(False, True, 1000)]" ]
+    echo $?) "$(head -c 600 "$TMP/chg_l2.json")"
+refused "x truncated after its use" /txt2img "$F" "$ARGS&loras=x:0.7" loras "LoRA 'x'"
+refused "x truncated after its use, as a tag (async)" /jobs/txt2img "$F" "prompt=x <lora:x:0.7>" loras "LoRA 'x'"
+cat "$LD/lora_b_kohya.safetensors" >"$CD/x.safetensors"   # rewritten in place: lora_b_kohya now
+hash_b=$(sha256sum "$LD/lora_b_kohya.safetensors" | cut -c1-12)
+curl -s -o "$TMP/chg_l3.json" "$BASE/loras"
+check "x rewritten with lora_b_kohya: GET /loras says it fits, with lora_b's hash" \
+  $([ "$(json "$TMP/chg_l3.json" '[(l["fits"], l["hash"]) for l in j["loras"] if l["name"] == "x"]')" = "[(True, '$hash_b')]" ]
+    echo $?) "$(head -c 600 "$TMP/chg_l3.json")"
+check "x rewritten: the same request gives other pixels, and its PNG names lora_b's hash" \
+  $([ "$(gen chg2 "$F" "prompt=$P <lora:x:0.7>&negative_prompt=blurry&seed=7&width=48&height=64&num_inference_steps=3&sampler=euler")" = 200 ] &&
+    ! pixels_equal "$TMP/field.png" "$TMP/chg2.png" && grep -aq "Lora hashes: \"x: $hash_b\"" "$TMP/chg2.png"; echo $?) \
+  "$(head -c 300 "$TMP/chg2.json") $(grep -ao 'Lora hashes: [^,]*' "$TMP/chg2.png")"
+stop_server
 
 # SDXL: a LoRA made for tiny-sdxl-s by make_lora (lora_te1_/lora_te2_, lora_unet_) fits;
 # tiny-sd1's does not, and the SDXL one does not fit tiny-sd1 — each saying why

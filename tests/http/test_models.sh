@@ -16,7 +16,11 @@
 # checkpoints (a TAESD file, a UNet alone, from the reference folder; a
 # checkpoint without its VAE) are listed without family and refused with a
 # 400 naming model (A1111: a 422 naming sd_model_checkpoint, its options
-# too), never a 500.  A model that is not loaded
+# too), never a 500, and GET /models says why (usable, reason).  A
+# checkpoint removed after start is refused with the reason (400, each
+# time) and left out of the client lists until it is back; a link to a
+# file not there yet is listed, refused, and usable once the file is
+# there.  A model that is not loaded
 # is still checked before queueing, on its checker (no weights read): a
 # too-long prompt or negative, a clip_skip past its text encoder's layers,
 # an unknown LoRA, on the seed and the async API, are 400s naming the field,
@@ -65,13 +69,13 @@ check "GET /models: alpha, beta, broken (notes.txt left out)" \
   "status $st $(cat "$TMP/models.json")"
 size=$(stat -c %s "$M/alpha/model.safetensors")
 check "GET /models: every field; alpha default and loaded, beta not; sizes from the files" \
-  $([ "$(json "$TMP/models.json" 'all(set(m) == {"name","family","hash","sha256","file","size","loaded","default"} for m in j["models"]) and [(m["family"], m["loaded"], m["default"], m["size"]) for m in j["models"][:2]] == [("sd1", True, True, '"$size"'), ("sd1", False, False, '"$size"')] and j["models"][0]["file"].endswith("/alpha")')" = True ]; echo $?) \
+  $([ "$(json "$TMP/models.json" 'all(set(m) == {"name","family","hash","sha256","file","size","loaded","default","usable","reason"} for m in j["models"]) and [(m["family"], m["loaded"], m["default"], m["size"]) for m in j["models"][:2]] == [("sd1", True, True, '"$size"'), ("sd1", False, False, '"$size"')] and j["models"][0]["file"].endswith("/alpha")')" = True ]; echo $?) \
   "$(cat "$TMP/models.json")"
 check "GET /models: the two hashes differ and match /health's" \
   $([ "$(json "$TMP/models.json" 'len(j["models"][0]["hash"]) == 8 and j["models"][0]["hash"] != j["models"][1]["hash"] and j["models"][0]["hash"] == '"$(json "$TMP/h0.json" 'repr(j["model"]["hash"])')")" = True ]; echo $?) \
   "$(cat "$TMP/models.json")"
-check "GET /models: the broken file listed without family or hash" \
-  $([ "$(json "$TMP/models.json" '(j["models"][2]["family"], j["models"][2]["hash"], j["models"][2]["loaded"])')" = "(None, None, False)" ]; echo $?) ""
+check "GET /models: the broken file listed without family or hash, not usable, with the reason" \
+  $([ "$(json "$TMP/models.json" '(j["models"][2]["family"], j["models"][2]["hash"], j["models"][2]["loaded"], j["models"][2]["usable"], "does not fit the file" in j["models"][2]["reason"], j["models"][0]["usable"], j["models"][0]["reason"])')" = "(None, None, False, False, True, True, None)" ]; echo $?) "$(cat "$TMP/models.json")"
 
 i=0
 for n in beta alpha beta alpha; do
@@ -235,12 +239,57 @@ PY
   curl -s -o "$TMP/nw_sdm.json" "$BASE/sdapi/v1/sd-models"
   curl -s -o "$TMP/nw_v1.json" "$BASE/v1/models"
   st=$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v1/models/tiny-taesd_decoder")
+  # (novae too: its checker failed on the request above, and it stays refused while its files are as they are)
   check "A1111 sd-models and OpenAI's /v1/models offer only the usable ones (404 for a refused id)" \
-    $([ "$(json "$TMP/nw_sdm.json" 'sorted(m["model_name"] for m in j)')" = "['novae', 'tiny-sd1']" ] &&
-      [ "$(json "$TMP/nw_v1.json" 'sorted(m["id"] for m in j["data"])')" = "['novae', 'tiny-sd1']" ] && [ "$st" = 404 ]
+    $([ "$(json "$TMP/nw_sdm.json" 'sorted(m["model_name"] for m in j)')" = "['tiny-sd1']" ] &&
+      [ "$(json "$TMP/nw_v1.json" 'sorted(m["id"] for m in j["data"])')" = "['tiny-sd1']" ] && [ "$st" = 404 ]
       echo $?) "status $st $(cat "$TMP/nw_sdm.json" "$TMP/nw_v1.json" | head -c 600)"
+  curl -s -o "$TMP/nw2.json" "$BASE/models"
+  check "GET /models: usable and reason (the refusal) for each; novae's checker failure is kept" \
+    $([ "$(json "$TMP/nw2.json" '[(m["name"], m["usable"], "VAE" in (m["reason"] or "") if m["name"] == "novae" else bool(m["reason"])) for m in j["models"]]')" = \
+        "[('novae', False, True), ('tiny-sd1', True, False), ('tiny-sd1-inpaint-unet-fp16', False, True), ('tiny-taesd_decoder', False, True)]" ]
+      echo $?) "$(cat "$TMP/nw2.json")"
   stop_server
   check "not-whole-checkpoints server: clean exit" $STOP_STATUS
+
+  # ---- checkpoints that vanish, come back, or are not there yet ----------
+  # A file removed after start was still listed as usable and every request naming it
+  # re-opened it (a 404 each time); a link to a file not there at start was not listed at all
+  V=$TMP/vanish
+  mkdir -p "$V"
+  ln -s "$(realpath "$REF/models/tiny-sd1")" "$V/tiny-sd1"
+  ln -s "$(realpath "$REF/models/tiny-sd2-fp16.safetensors")" "$V/gone.safetensors"
+  ln -s "$TMP/later/late.safetensors" "$V/late.safetensors"
+  ln -s "$(realpath "$REF/models/tiny-sd2.ldm_config.json")" "$V/late.ldm_config.json"   # its heads (docs/LOADING.md)
+  start_server --model-dir "$V" --model tiny-sd1 || exit 1
+  usable() { curl -s -o "$TMP/vm.json" "$BASE/models"; json "$TMP/vm.json" '[(m["name"], m["usable"], bool(m["reason"])) for m in j["models"]]'; }
+  check "GET /models at start: gone usable, late (a link to nothing yet) listed, not usable, with the reason" \
+    $([ "$(usable)" = "[('gone', True, False), ('late', False, True), ('tiny-sd1', True, False)]" ]; echo $?) \
+    "$(cat "$TMP/vm.json")"
+  rm "$V/gone.safetensors"
+  check "gone removed: GET /models says it is not usable, with the reason" \
+    $([ "$(usable)" = "[('gone', False, True), ('late', False, True), ('tiny-sd1', True, False)]" ]; echo $?) \
+    "$(cat "$TMP/vm.json")"
+  curl -s -o "$TMP/vm_sdm.json" "$BASE/sdapi/v1/sd-models"
+  curl -s -o "$TMP/vm_v1.json" "$BASE/v1/models"
+  check "gone removed: A1111's and OpenAI's lists leave it out" \
+    $([ "$(json "$TMP/vm_sdm.json" '[m["model_name"] for m in j]')" = "['tiny-sd1']" ] &&
+      [ "$(json "$TMP/vm_v1.json" '[m["id"] for m in j["data"]]')" = "['tiny-sd1']" ]; echo $?) \
+    "$(cat "$TMP/vm_sdm.json" "$TMP/vm_v1.json" | head -c 600)"
+  refused_field_ct "gone removed: a request naming it" /txt2img "$F" "$ARGS&model=gone" model "model 'gone' cannot be used"
+  refused_field_ct "gone removed: the next request naming it (async)" /jobs/txt2img "$F" "$ARGS&model=gone" model \
+    "model 'gone' cannot be used"
+  ln -s "$(realpath "$REF/models/tiny-sd2-fp16.safetensors")" "$V/gone.safetensors"
+  mkdir -p "$TMP/later" && ln -s "$(realpath "$REF/models/tiny-sd2-fp16.safetensors")" "$TMP/later/late.safetensors"
+  check "gone back, late there now: both usable" \
+    $([ "$(usable)" = "[('gone', True, False), ('late', True, False), ('tiny-sd1', True, False)]" ] &&
+      [ "$(json "$TMP/vm.json" '[m["family"] for m in j["models"]]')" = "['sd2', 'sd2', 'sd1']" ]; echo $?) \
+    "$(cat "$TMP/vm.json")"
+  LONGP=$(python3 -c 'print(" ".join(["red fox"] * 400))')
+  refused_field_ct "late, not loaded: checked on its checker (a too-long prompt)" /txt2img "$F" \
+    "prompt=$LONGP&model=late" prompt "windows"
+  stop_server
+  check "vanishing-checkpoints server: clean exit" $STOP_STATUS
 else
   echo "FAIL - reference models missing ($REF/models/tiny-sd1)"
 fi

@@ -1,6 +1,7 @@
 /* test_params.c — request field parsing and validation (src/http/params.c):
  * numbers as text or JSON, ranges of the contract, duplicates, UTF-8, JSON
- * shape and depth, defaults and seeds. */
+ * shape and depth, defaults and seeds; the flag rows take JSON booleans in
+ * a JSON body and the words in a form body. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,6 +16,19 @@ static int try_json(const char *body, int img, sd_request *r, sd_err *e)
     sd_err_clear(e);
     memset(r, 0, sizeof *r); /* a body refused before params_to_request leaves r untouched */
     int rc = params_bag_from_json(&b, body, strlen(body), e);
+    if (!rc) rc = params_to_request(&b, img, r, e);
+    params_bag_free(&b);
+    return rc;
+}
+
+/* The same for a form-urlencoded body (modified in place, as the server's). */
+static int try_form(char *body, int img, sd_request *r, sd_err *e)
+{
+    param_bag b;
+    params_bag_init(&b);
+    sd_err_clear(e);
+    memset(r, 0, sizeof *r);
+    int rc = params_bag_from_urlencoded(&b, body, strlen(body), e);
     if (!rc) rc = params_to_request(&b, img, r, e);
     params_bag_free(&b);
     return rc;
@@ -226,22 +240,14 @@ int main(void)
     /* a NUL in the value of a named choice: refused, not read up to the NUL */
     {
         char nul_val[] = "prompt=cat&sampler=euler%00junk";
-        sd_err_clear(&e);
-        params_bag_init(&b);
-        rc = params_bag_from_urlencoded(&b, nul_val, strlen(nul_val), &e);
-        if (!rc) rc = params_to_request(&b, 0, &r, &e);
+        rc = try_form(nul_val, 0, &r, &e);
         CHECKF(rc == -1 && !strcmp(e.field, "sampler") && strstr(e.msg, "NUL"), "form sampler=euler%00junk refused",
                "rc=%d field='%s' msg='%s'", rc, e.field, e.msg);
-        params_bag_free(&b);
         sd_request_free(&r);
         char nul_fmt[] = "prompt=cat&output_format=png%00";
-        sd_err_clear(&e);
-        params_bag_init(&b);
-        rc = params_bag_from_urlencoded(&b, nul_fmt, strlen(nul_fmt), &e);
-        if (!rc) rc = params_to_request(&b, 0, &r, &e);
+        rc = try_form(nul_fmt, 0, &r, &e);
         CHECKF(rc == -1 && !strcmp(e.field, "output_format") && strstr(e.msg, "NUL"), "form output_format=png%00 refused",
                "rc=%d field='%s' msg='%s'", rc, e.field, e.msg);
-        params_bag_free(&b);
         sd_request_free(&r);
     }
     bad("JSON key prompt\\u0000junk", "{\"prompt\\u0000junk\":\"cat\"}", 0, "prompt\\x00junk", "unknown field");
@@ -272,6 +278,26 @@ int main(void)
                   strstr(e.msg, "more than once"), "bag_move: a second value for a name is refused");
         params_bag_free(&from);
         params_bag_free(&to);
+    }
+    /* the flag rows (integers of range [0, 1]) in a JSON body: a JSON boolean or 0/1, not a word in a string
+     * (a form or multipart body says the words) */
+    bad("JSON inpaint_full_res \"true\" (a string)", "{\"prompt\":\"x\",\"init_image\":\"AAAA\",\"inpaint_full_res\":\"true\"}", 1,
+        "inpaint_full_res", "a JSON boolean");
+    bad("JSON mask_overlay \"no\"", "{\"prompt\":\"x\",\"init_image\":\"AAAA\",\"mask_overlay\":\"no\"}", 1, "mask_overlay",
+        "got the text \"no\"");
+    bad("JSON inpainting_mask_invert \"OFF\"", "{\"prompt\":\"x\",\"init_image\":\"AAAA\",\"inpainting_mask_invert\":\"OFF\"}",
+        1, "inpainting_mask_invert", "a JSON boolean");
+    rc = try_json("{\"prompt\":\"x\",\"init_image\":\"AAAA\",\"inpaint_full_res\":false,\"mask_overlay\":\"0\","
+                  "\"inpainting_mask_invert\":1}", 1, &r, &e);
+    CHECKF(rc == 0 && r.inpaint_full_res == 0 && r.mask_overlay == 0 && r.inpainting_mask_invert == 1,
+           "JSON flags: a boolean, 0/1 as text and as a number", "rc=%d msg=%s", rc, e.msg);
+    sd_request_free(&r);
+    {
+        char form[] = "prompt=x&init_image=AAAA&inpaint_full_res=true&mask_overlay=off&inpainting_mask_invert=Yes";
+        rc = try_form(form, 1, &r, &e);
+        CHECKF(rc == 0 && r.inpaint_full_res == 1 && r.mask_overlay == 0 && r.inpainting_mask_invert == 1,
+               "form flags: the words true / off / Yes", "rc=%d msg=%s", rc, e.msg);
+        sd_request_free(&r);
     }
     return t_done();
 }

@@ -5,7 +5,8 @@
 # GET /jobs/{id}/preview shows at least two different previews (200
 # image/png, X-Preview-Step "n/30", a PNG that decodes) before it ends; its
 # status carries preview_url while running; another key gets 404 naming id;
-# before the first preview and once it ended 204 (no body); unknown and
+# before the first preview and once it ended 204 (no body, no Content-Type
+# or Content-Length); unknown and
 # malformed ids 404 naming id, DELETE 405.  A1111: /sdapi/v1/progress shows current_image (base64 of
 # a PNG) during a synchronous /sdapi/v1/txt2img running in the background,
 # null with skip_current_image=true.  --preview-every 0: no preview, and
@@ -51,7 +52,7 @@ err_field() { json "$TMP/$1.bin" 'j["field"]'; }
 SDSERVE_API_KEYS=$K1,$K2 start_server --model "$MODEL" --threads 1 --preview-every 1 || exit 1
 ID=$(submit "${A1[@]}")
 [ -n "$ID" ] || { fail "the job is accepted" "$(cat "$TMP/created.json")"; exit 0; }
-n=0; distinct=0; bad=; other=; url=; last=
+n=0; distinct=0; bad=; bad204=; other=; url=; last=
 for _ in $(seq 3000); do
   st=$(state "$ID")
   [ "$st" = running ] && [ -z "$url" ] && url=$(json "$TMP/st.json" 'j.get("preview_url")')
@@ -65,6 +66,8 @@ for _ in $(seq 3000); do
     [ -z "$other" ] && other=$(preview "$ID" q "${A2[@]}"):$(err_field q)
   elif [ "$code" != 204 ] || [ -s "$TMP/p.bin" ]; then
     bad="$code $(head -c 200 "$TMP/p.bin")"
+  elif grep -qiE '^content-(type|length):' "$TMP/p.hdr"; then
+    bad204=$(tr -d '\r' <"$TMP/p.hdr" | grep -iE '^content-(type|length):' | tr '\n' ' ')
   fi
   n=$((n + 1))
   case $st in succeeded|failed|cancelled) break;; esac
@@ -84,6 +87,8 @@ check "another key's job: 404 naming id, as GET /jobs/{id}" $([ "$other" = 404:i
 code=$(preview "$ID" p "${A1[@]}")
 check "after the job ended: 204" $([ "$code" = 204 ]; echo $?) \
   "$code $(cat "$TMP/p.bin")"
+grep -qiE '^content-(type|length):' "$TMP/p.hdr" && bad204="$bad204 after the end: $(tr -d '\r' <"$TMP/p.hdr" | tr '\n' ' ')"
+check "a 204 carries no Content-Type or Content-Length (no content)" $([ -z "$bad204" ]; echo $?) "$bad204"
 check "the finished job's status has no preview_url" \
   $([ "$(json "$TMP/st.json" '"preview_url" in j')" = False ]; echo $?) "$(cat "$TMP/st.json")"
 code=$(preview 0123456789abcdef0123456789abcdef p "${A1[@]}")

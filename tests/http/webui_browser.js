@@ -232,12 +232,15 @@ async function keyCase(browser) {
 
 // The model picker, whose endpoint (GET /models, issue 16 item 3) may not be
 // on this server: the page's requests are intercepted so that GET / lists it
-// and GET /models names two models; the picker shows them with the default
-// chosen, and the request carries the chosen one as `model`.
+// and GET /models names three models, one not usable; the picker shows the
+// other two with the default chosen, and the request carries the chosen one
+// as `model`.
 async function modelCase(browser) {
   const page = await browser.newPage();
   const w = watch(page);
-  const models = {models: [{name: 'one', family: 'sd1', loaded: true, default: false},
+  const models = {models: [{name: 'one', family: 'sd1', loaded: true, default: false, usable: true, reason: null},
+                           {name: 'gone', family: 'sd1', loaded: false, default: false, usable: false,
+                            reason: 'cannot open'},
                            {name: 'two', family: 'sdxl', loaded: false, default: true}]};
   let posted = null;
   await page.setRequestInterception(true);
@@ -256,7 +259,7 @@ async function modelCase(browser) {
   await page.goto(base + '/ui/', {waitUntil: 'networkidle0'});
   await page.waitForSelector('#model-row:not([hidden])', {timeout: 20000});
   const opts = await page.$$eval('#model option', (os) => os.map((o) => o.value + '=' + o.textContent));
-  check('GET / lists GET /models: the model picker shows each model, the default chosen',
+  check('GET / lists GET /models: the model picker shows each usable model, the default chosen',
     opts.join(',') === 'one=one (sd1),two=two (sdxl)' && await page.$eval('#model', (e) => e.value) === 'two',
     opts.join(','));
   await page.select('#model', 'one');

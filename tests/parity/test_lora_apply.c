@@ -7,24 +7,34 @@
  *  - a run without LoRA after one with is bit-identical to the run before
  *    any LoRA (restore), at fp32 and at bf16x2;
  *  - the same set twice merges nothing the second time (stats);
+ *  - tag weights spelt as Python's float() takes them (" 0.7_0 ", 5e-1,
+ *    fullwidth digits) give the goldens too;
  *  - refusals: unknown name, 17 stacked, weight out of range, a bad name,
- *    malformed tags, a tiny-sd1 LoRA on tiny-sd2 (field "loras"/"prompt"),
+ *    malformed tags (a hex weight too), a tiny-sd1 LoRA on tiny-sd2 (field
+ *    "loras"/"prompt"),
  *    before queueing (sd_check_request) and in sd_generate;
  *  - every allocation of an apply failing in turn: SD_ENOMEM or success,
  *    and the base model's image after it, bit for bit;
  *  - SD2's single file, whose text encoder q/k/v are views into one packed
  *    in_proj: a LoRA on them gives the diffusers folder's result, and
- *    restores bit for bit.
+ *    restores bit for bit;
+ *  - a LoRA file rewritten in place (same inode, size and mtime), truncated,
+ *    replaced and removed after its first use: each use reads it as it is
+ *    now (the same set included), refusals name it, the listing and the
+ *    Lora hashes follow; the listing is in A1111's order.
  * Prints "metric lora_apply/..." lines and "#" lines with apply times. */
+#include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "npy.h"
 #include "t.h"
 #include "../../src/base/alloc.h"
+#include "../../src/base/sha256.h"
 #include "../../src/engine/loader/st_write.h"
 #include "../../src/engine/lora/apply.h"
 #include "../../src/engine/models/clip.h"
@@ -181,14 +191,22 @@ static void parity(sd_engine *e, run *base)
         gen(e, PROMPT, NULL, 0);
         CHECKF(!R.rc && !memcmp(R.lat, base->lat, sizeof R.lat) && !memcmp(R.rgb, base->rgb, sizeof R.rgb),
                "lora_apply: no LoRA after a stack is bit-identical to never applied", "%s: %s", nm[k], R.err.msg);
-        /* the same LoRAs as prompt tags (weight given, and the default 1) */
-        char pr[256];
-        snprintf(pr, sizeof pr, "a photograph of <lora:%s:0.7>an astronaut riding a horse<lora:%s:0.5>", a, b);
-        gen(e, pr, NULL, 0);
-        judge("a_m0.7_b_m0.5", "tags");
-        snprintf(pr, sizeof pr, PROMPT "<lora:%s>", a);
-        gen(e, pr, NULL, 0);
-        judge("a_m1.0", "tag without weight");
+        /* the same LoRAs as prompt tags (weight given, and the default 1); then Python's float() spellings
+         * of 0.7, 0.5 and 1 (A1111's tag parser): blanks, an underscore, an exponent, fullwidth digits and
+         * a no-break space (%1$s: a, %2$s: b) */
+        static const struct { const char *fmt, *golden, *label; } tags[] = {
+            {"a photograph of <lora:%1$s:0.7>an astronaut riding a horse<lora:%2$s:0.5>", "a_m0.7_b_m0.5", "tags"},
+            {PROMPT "<lora:%1$s>", "a_m1.0", "tag without weight"},
+            {"a photograph of <lora:%1$s: 0.7_0 >an astronaut riding a horse<lora:%2$s:5e-1>", "a_m0.7_b_m0.5",
+             "tags in Python float() spellings"},
+            {PROMPT "<lora:%1$s:\xef\xbc\x91\xc2\xa0>", "a_m1.0", "tag weight in fullwidth digits"},
+        };
+        for (size_t t = 0; t < sizeof tags / sizeof tags[0]; t++) {
+            char pr[256];
+            snprintf(pr, sizeof pr, tags[t].fmt, a, b);
+            gen(e, pr, NULL, 0);
+            judge(tags[t].golden, tags[t].label);
+        }
     }
 }
 
@@ -221,6 +239,12 @@ static void refusals(sd_engine *e)
     refused(e, "x <lora:lora_a_kohya:abc>", NULL, 0, "prompt", "tag weight abc");
     refused(e, "x <lora:lora_a_kohya:>", NULL, 0, "prompt", "tag with empty weight");
     refused(e, "x <lora:nosuch:0.5>", NULL, 0, "loras", "tag naming an unknown LoRA");
+    /* a tag's weight is read as A1111 reads it, by Python's float(): no hex; inf and nan are numbers the range refuses */
+    refused(e, "x <lora:lora_a_kohya:0x1p1>", NULL, 0, "prompt", "tag weight 0x1p1 (hex: not Python's float())");
+    refused(e, "x <lora:lora_a_kohya:nan(1)>", NULL, 0, "prompt", "tag weight nan(1)");
+    refused(e, "x <lora:lora_a_kohya:1__0>", NULL, 0, "prompt", "tag weight 1__0");
+    refused(e, "x <lora:lora_a_kohya:inf>", NULL, 0, "prompt", "tag weight inf (out of range)");
+    refused(e, "x <lora:lora_a_kohya:4.0000001>", NULL, 0, "prompt", "tag weight 4.0000001 (out of range, not rounded to 4)");
     char big[17 * 32 + 8] = "x";
     for (int i = 0; i < 17; i++) strcat(big, "<lora:lora_a_kohya:0.1>");
     refused(e, big, NULL, 0, "loras", "17 stacked tags");
@@ -289,6 +313,170 @@ static void listing(sd_engine *e)
         ok = ok && !strncmp(li[i].name, "lora_", 5) && li[i].rank == 4 && li[i].modules == 129 && !li[i].fits[0] &&
              strlen(li[i].hash) == 12 && li[i].size > 1000;
     CHECKF(ok, "lora_apply: the LoRA directory lists 4 LoRAs, rank 4, 129 modules, fitting, hashed", "n %d %s", n, err.msg);
+}
+
+/* ---- the LoRA folder: files that change under the running engine; the listing ---- */
+
+static int put_file(const char *path, const unsigned char *d, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    int ok = f && fwrite(d, 1, n, f) == n;
+    if (f) ok = !fclose(f) && ok;
+    return ok ? 0 : -1;
+}
+
+/* path's bytes replaced by d (same length) in place: same inode and size,
+ * and the old mtime put back, so only the ctime tells. */
+static int rewrite_in_place(const char *path, const unsigned char *d, size_t n)
+{
+    struct stat before;
+    int fd = stat(path, &before) ? -1 : open(path, O_WRONLY);
+    if (fd < 0) return -1;
+    int ok = write(fd, d, n) == (ssize_t)n && !fsync(fd);
+    struct timespec ts[2] = {before.st_atim, before.st_mtim};
+    ok = !futimens(fd, ts) && ok;
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+static void sha12(const unsigned char *d, size_t n, char out[13])
+{
+    unsigned char h[32];
+    sd_sha256_ctx c;
+    sd_sha256_init(&c);
+    sd_sha256_update(&c, d, n);
+    sd_sha256_final(&c, h);
+    for (int i = 0; i < 6; i++) snprintf(out + 2 * i, 3, "%02x", h[i]);
+}
+
+static void hashes_of(sd_engine *e, const sd_lora_spec *l, int n, char *out, size_t size)
+{
+    sd_gen_params p = {.prompt = PROMPT, .loras = l, .n_loras = n};
+    sd_lora_hashes(e, &p, out, size);
+}
+
+/* The LoRA folder's file x.safetensors is rewritten in place (same size,
+ * inode and mtime), truncated, replaced and removed while the engine runs:
+ * each use reads it as it is now (the applied set too), GET /loras says
+ * so, and "Lora hashes" names the file the image was made with. */
+static void changed_files(const run *base)
+{
+    char dir[] = "/tmp/sd-lora-change-XXXXXX", x[300], y[300], tmp[300];
+    size_t na = 0, nb = 0;
+    unsigned char *a = t_slurp(t_ref(LDIR "lora/lora_a_kohya.safetensors"), &na);
+    unsigned char *b = t_slurp(t_ref(LDIR "lora/lora_b_kohya.safetensors"), &nb);
+    if (!a || !b || na != nb || !mkdtemp(dir)) {
+        CHECKF(0, "lora_apply: changed files: set up", "a %zu b %zu bytes", na, nb);
+        free(a); free(b);
+        return;
+    }
+    snprintf(x, sizeof x, "%s/x.safetensors", dir);
+    snprintf(y, sizeof y, "%s/y.safetensors", dir);
+    snprintf(tmp, sizeof tmp, "%s/x.new", dir);
+    char ha[13], hb[13], hs[256], want[256];
+    sha12(a, na, ha);
+    sha12(b, nb, hb);
+    sd_engine *e = put_file(x, a, na) || put_file(y, a, na) ? NULL : load_dir("models/tiny-sd1", "fp32", dir);
+    if (!e) { free(a); free(b); return; }
+    sd_lora_spec x07[] = {{"x", 0.7f}}, yx[] = {{"y", 0.7f}, {"x", 0.5f}};
+    gen(e, PROMPT, x07, 1);
+    judge("a_m0.7", "x.safetensors holding lora_a");
+    static run first;
+    first = R;
+    hashes_of(e, x07, 1, hs, sizeof hs);
+    snprintf(want, sizeof want, "x: %s", ha);
+    CHECKF(!strcmp(hs, want), "lora_apply: Lora hashes of x = lora_a's", "'%s' want '%s'", hs, want);
+
+    /* 1. rewritten in place with lora_b's bytes: size, inode and mtime as they were */
+    struct stat s0, s1;
+    int same_looks = !stat(x, &s0) && !rewrite_in_place(x, b, nb) && !stat(x, &s1) && s0.st_ino == s1.st_ino &&
+                     s0.st_size == s1.st_size && s0.st_mtim.tv_sec == s1.st_mtim.tv_sec &&
+                     s0.st_mtim.tv_nsec == s1.st_mtim.tv_nsec;
+    CHECKF(same_looks, "lora_apply: x rewritten in place keeps its inode, size and mtime (the test's premise)", "%s", x);
+    size_t m0 = merges(e);
+    gen(e, PROMPT, x07, 1);
+    CHECKF(!R.rc && memcmp(R.rgb, first.rgb, sizeof R.rgb) && merges(e) > m0,
+           "lora_apply: the same set over a rewritten file is applied again, with the new weights",
+           "%s; merges %zu -> %zu, pixels %s", R.err.msg, m0, merges(e), memcmp(R.rgb, first.rgb, sizeof R.rgb) ? "differ" : "equal");
+    hashes_of(e, x07, 1, hs, sizeof hs);
+    snprintf(want, sizeof want, "x: %s", hb);
+    CHECKF(!strcmp(hs, want), "lora_apply: Lora hashes of the rewritten x = lora_b's", "'%s' want '%s'", hs, want);
+    gen(e, PROMPT, yx, 2);
+    judge("a_m0.7_b_m0.5", "y = lora_a, x rewritten to lora_b");
+
+    /* 2. truncated: refused before queueing and by sd_generate, listed as not fitting; the base model after */
+    if (truncate(x, 1000)) CHECKF(0, "lora_apply: truncate x", "%s", x);
+    refused(e, PROMPT, x07, 1, "loras", "x.safetensors truncated after its first use");
+    CHECKF(strstr(R.err.msg, "'x'") != NULL, "lora_apply: the truncated file's refusal names it", "%s", R.err.msg);
+    sd_lora_info li[16];
+    sd_err err;
+    sd_err_clear(&err);
+    int n = sd_list_loras(e, li, 16, &err);
+    CHECKF(n == 2 && !strcmp(li[0].name, "x") && li[0].fits[0] && li[0].size == 1000 && !li[1].fits[0],
+           "lora_apply: the listing says the truncated x does not fit, y does", "n %d x: size %lld fits '%s'", n,
+           n > 0 ? (long long)li[0].size : -1LL, n > 0 ? li[0].fits : "");
+    gen(e, PROMPT, NULL, 0);
+    CHECKF(!R.rc && !memcmp(R.rgb, base->rgb, sizeof R.rgb), "lora_apply: no LoRA after the refusal: the base model",
+           "%s", R.err.msg);
+
+    /* 3. replaced by a new file (rename: another inode) holding lora_a again, then removed */
+    int moved = !put_file(tmp, a, na) && !rename(tmp, x);
+    gen(e, PROMPT, x07, 1);
+    judge("a_m0.7", "x replaced by lora_a again");
+    CHECKF(moved && !memcmp(R.rgb, first.rgb, sizeof R.rgb), "lora_apply: x replaced by lora_a: the first pixels again",
+           "%s", R.err.msg);
+    unlink(x);
+    refused(e, PROMPT, x07, 1, "loras", "x.safetensors removed after its use");
+    CHECKF(strstr(R.err.msg, "unknown LoRA 'x'") != NULL, "lora_apply: a removed file is an unknown LoRA", "%s",
+           R.err.msg);
+    unlink(y);
+    rmdir(dir);
+    sd_engine_free(e);
+    free(a);
+    free(b);
+}
+
+/* A folder's listing is in A1111's order whatever order readdir gives,
+ * and one cut short gives the first names. */
+static void sorted_listing(void)
+{
+    char dir[] = "/tmp/sd-lora-sorted-XXXXXX", p[300];
+    size_t na = 0;
+    unsigned char *a = t_slurp(t_ref(LDIR "lora/lora_a_kohya.safetensors"), &na);
+    static const char *made[] = {"k", "c", "Zeta", "a", "q", "m", "B", "e", "x2", "x10", "x010b", "b_1", "b-1", "y", "b"};
+    int ok = a && mkdtemp(dir);
+    for (size_t i = 0; ok && i < sizeof made / sizeof made[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s.safetensors", dir, made[i]);
+        ok = !put_file(p, a, na);
+    }
+    sd_engine *e = ok ? load_dir("models/tiny-sd1", "fp32", dir) : NULL;
+    if (e) {
+        sd_lora_info li[16];
+        sd_err err;
+        sd_err_clear(&err);
+        char names[512] = "";
+        int n = sd_list_loras(e, li, 16, &err);
+        for (int i = 0; i < n && i < 16; i++)
+            snprintf(names + strlen(names), sizeof names - strlen(names), "%.60s ", li[i].name);
+        /* (as A1111 v1.10.1 sorts a folder: modules/util.py natural_sort_key, run in Python on these
+         * names; its ties, B and b, in byte order) */
+        CHECKF(n == 15 && !strcmp(names, "a b-1 B b b_1 c e k m q x2 x10 x010b y Zeta "),
+               "lora_apply: the listing is in A1111's order (numbers by value, case folded; ties in byte order)",
+               "n %d: %s", n, names);
+        sd_err_clear(&err);
+        n = sd_list_loras(e, li, 3, &err);
+        CHECKF(n == 15 && !strcmp(li[0].name, "a") && !strcmp(li[2].name, "B"),
+               "lora_apply: a listing cut short gives the first names in that order", "n %d", n);
+        sd_engine_free(e);
+    } else {
+        CHECKF(0, "lora_apply: sorted listing: set up", "%s", dir);
+    }
+    for (size_t i = 0; i < sizeof made / sizeof made[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s.safetensors", dir, made[i]);
+        unlink(p);
+    }
+    rmdir(dir);
+    free(a);
 }
 
 /* A rank-2 kohya LoRA on layer 0's self-attention q/k/v/out of a W-wide
@@ -377,6 +565,8 @@ int main(void)
         listing(e);
         out_of_memory(e, &base);
         sd_engine_free(e);
+        changed_files(&base);
+        sorted_listing();
     }
     at_bf16x2();
     other_family();

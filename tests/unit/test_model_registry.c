@@ -7,7 +7,8 @@
  * native size; a UNet alone and a TAESD file are not whole checkpoints
  * (no family claimed).  The pre-queue check's engine (models_check_engine):
  * the resident one, else the entry's checker, opened once, on a fake
- * opener. */
+ * opener; a checker's failure tried once per state of its file, and a
+ * checkpoint removed after its probe refused until it is back. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,15 +184,24 @@ static void test_scan(void)
     snprintf(p, sizeof p, "%s/diffusers", dir), mkdir(p, 0755);
     snprintf(p, sizeof p, "%s/diffusers/model_index.json", dir), touch(p, "{}");
     snprintf(p, sizeof p, "%s/empty", dir), mkdir(p, 0755);
+    char link[300];
+    snprintf(p, sizeof p, "%s/not-yet.safetensors", dir);
+    snprintf(link, sizeof link, "%s/later/x.safetensors", dir);
+    int linked = !symlink(link, p);   /* a link to a file not there yet */
     sd_err e;
     sd_err_clear(&e);
     models_config mc = {.max_loaded = 1, .load = fake_load, .unload = fake_unload};
     models *m = models_new(&mc, &e);
     int n = models_scan_dir(m, dir, &e);
-    models_entry a, b, c;
-    int ok = n == 3 && !models_get(m, 0, &a) && !models_get(m, 1, &b) && !models_get(m, 2, &c);
-    CHECKF(ok && !strcmp(a.name, "diffusers") && !strcmp(b.name, "folder") && !strcmp(c.name, "zeta"),
-           "scan: .safetensors files and model folders, sorted by name", "n=%d %s %s %s", n, a.name, b.name, c.name);
+    models_entry a, b, c, d;
+    int ok = linked && n == 4 && !models_get(m, 0, &a) && !models_get(m, 1, &b) && !models_get(m, 2, &d) &&
+             !models_get(m, 3, &c);
+    CHECKF(ok && !strcmp(a.name, "diffusers") && !strcmp(b.name, "folder") && !strcmp(d.name, "not-yet") &&
+               !strcmp(c.name, "zeta"),
+           "scan: .safetensors files (a link to none yet too) and model folders, sorted by name", "n=%d %s %s %s %s",
+           n, a.name, b.name, d.name, c.name);
+    CHECKF(ok && d.refused && d.error[0] && !d.family[0], "scan: a link to a file not there yet is listed, refused",
+           "%s", d.error);
     CHECKF(ok && c.error[0] && !c.family[0], "scan: an unreadable file is listed with its error", "%s", c.error);
     sd_err_clear(&e);
     CHECKF(models_resolve(m, "zeta", NULL, &e) < 0 && !strcmp(e.field, "model") && strstr(e.msg, "cannot be used"),
@@ -231,10 +241,11 @@ static void probe_agrees(const char *rel, const char *config_rel)
 }
 
 /* ---- checkers (models_check_engine), on a fake opener ------------------ */
-static int check_opens, check_closes;
+static int check_opens, check_closes, check_tries;
 
 static sd_engine *fake_open_check(void *ud, const char *path, sd_err *err)
 {
+    check_tries++;
     if (strstr(path, "bad")) return sd_errf(err, SD_EFORMAT, "vocab", "opening %s: no vocabulary", path), NULL;
     check_opens++;
     char *e = malloc(1);
@@ -248,16 +259,23 @@ static void fake_close_check(void *ud, sd_engine *e)
     free(e);
 }
 
+/* A registry on the fake loader and the fake checker opener. */
+static models *checker_registry(sd_err *e)
+{
+    models_config mc = {.max_loaded = 1, .load = fake_load, .unload = fake_unload, .open_check = fake_open_check,
+                        .close_check = fake_close_check};
+    return models_new(&mc, e);
+}
+
 /* The check engine of a resident model is the model, pinned; of another
- * its checker, opened once; a failed open names "model" and is tried
- * again; a registry without an opener gives none and no error. */
+ * its checker, opened once; a failed open names "model" and is not tried
+ * again while the file stays as it is (here: a path that does not exist);
+ * a registry without an opener gives none and no error. */
 static void test_checkers(void)
 {
     sd_err e;
     sd_err_clear(&e);
-    models_config mc = {.max_loaded = 1, .load = fake_load, .unload = fake_unload, .open_check = fake_open_check,
-                        .close_check = fake_close_check};
-    models *m = models_new(&mc, &e);
+    models *m = checker_registry(&e);
     models_add(m, "a", "/fake/a", 0, &e);
     models_add(m, "b", "/fake/b", 0, &e);
     models_add(m, "bad", "/fake/bad", 0, &e);
@@ -278,8 +296,12 @@ static void test_checkers(void)
     CHECKF(!x && e.code == SD_EFORMAT && !strcmp(e.field, "model") && strstr(e.msg, "no vocabulary"),
            "a checker that cannot open: NULL, the error naming model", "code %d field %s", e.code, e.field);
     sd_err_clear(&e);
+    int tries = check_tries;
     x = models_check_engine(m, 2, &pinned, &e);
-    CHECK(!x && e.code == SD_EFORMAT, "... and it is tried again at the next check");
+    CHECKF(!x && e.code == SD_EFORMAT && !strcmp(e.field, "model") && strstr(e.msg, "no vocabulary") &&
+               check_tries == tries,
+           "... said again at the next check, not tried again (its file is as it was)", "tries %d -> %d: %s", tries,
+           check_tries, e.msg);
     CHECK(use(m, "b"), "b loads (a unloaded)");
     x = models_check_engine(m, 1, &pinned, &e);
     CHECKF(x && *(char *)x == 'b' && pinned, "once loaded, b is checked on itself", "pinned %d", pinned);
@@ -296,6 +318,72 @@ static void test_checkers(void)
     models_free(m);
 }
 
+/* A failure is kept with its file's state, and looked at again when the
+ * file changes: a checker that cannot open a real file is tried once per
+ * state of the file (the entry refused meanwhile, GET /models saying why);
+ * a checkpoint removed after its probe is refused with the reason, and
+ * usable again once it is back. */
+static void test_failures_follow_the_file(void)
+{
+    char dir[] = "/tmp/sdserve-models-fail.XXXXXX", bad[300], v[300];
+    if (!mkdtemp(dir)) return;
+    snprintf(bad, sizeof bad, "%s/bad.safetensors", dir);
+    snprintf(v, sizeof v, "%s/v.safetensors", dir);
+    touch(bad, "not a model");
+    sd_err e;
+    sd_err_clear(&e);
+    models *m = checker_registry(&e);
+    models_add(m, "a", "/fake/a", 0, &e);
+    int ib = models_add(m, "bad", bad, 0, &e);
+    models_set_default(m, 0);
+    check_tries = 0;
+    int pinned, failed = 0;
+    for (int k = 0; k < 5; k++) {
+        sd_err_clear(&e);
+        failed += !models_check_engine(m, ib, &pinned, &e) && e.code == SD_EFORMAT && strstr(e.msg, "no vocabulary");
+    }
+    CHECKF(failed == 5 && check_tries == 1, "a checker failure on a real file: tried once, said five times",
+           "failed %d, tried %d", failed, check_tries);
+    sd_err_clear(&e);
+    models_entry me;
+    models_get(m, ib, &me);
+    CHECKF(models_resolve(m, "bad", NULL, &e) < 0 && e.code == SD_EINVAL && !strcmp(e.field, "model") &&
+               strstr(e.msg, "model 'bad' cannot be used") && strstr(e.msg, "no vocabulary") && me.refused &&
+               strstr(me.error, "no vocabulary"),
+           "... meanwhile the entry is refused before any check, and listed as refused with the reason",
+           "%s | refused %d '%s'", e.msg, me.refused, me.error);
+    usleep(10000);
+    touch(bad, "not a model either");
+    sd_err_clear(&e);
+    int i = models_resolve(m, "bad", NULL, &e);
+    sd_engine *x = i == ib ? models_check_engine(m, ib, &pinned, &e) : NULL;
+    CHECKF(i == ib && !x && check_tries == 2, "the file rewritten: resolved again, its checker tried again",
+           "resolve %d tries %d: %s", i, check_tries, e.msg);
+    if (t_have_ref() && !symlink(t_ref("models/tiny-sd2-fp16.safetensors"), v)) {
+        sd_err_clear(&e);
+        int iv = models_add(m, "v", v, 1, &e);
+        models_get(m, iv, &me);
+        int ok = iv >= 0 && !me.refused && !strcmp(me.family, "sd2");
+        unlink(v);
+        sd_err_clear(&e);
+        int r = models_resolve(m, "v", NULL, &e);
+        models_get(m, iv, &me);
+        CHECKF(ok && r < 0 && !strcmp(e.field, "model") && strstr(e.msg, "model 'v' cannot be used") && me.refused &&
+                   me.error[0],
+               "a checkpoint removed after its probe: refused with the reason, listed as refused", "%s | %s", e.msg,
+               me.error);
+        ok = !symlink(t_ref("models/tiny-sd2-fp16.safetensors"), v);
+        sd_err_clear(&e);
+        r = models_resolve(m, "v", NULL, &e);
+        models_get(m, iv, &me);
+        CHECKF(ok && r == iv && !me.refused && !strcmp(me.family, "sd2"), "... and usable again once it is back",
+               "%d %s | %s", r, e.msg, me.error);
+        unlink(v);
+    }
+    models_free(m);
+    t_rmtree(dir);
+}
+
 int main(void)
 {
     test_lru();
@@ -303,6 +391,7 @@ int main(void)
     test_pins();
     test_errors();
     test_checkers();
+    test_failures_follow_the_file();
     test_scan();
     probe_agrees("models/tiny-sd1", NULL);
     probe_agrees("models/tiny-sd2-fp16.safetensors", NULL);

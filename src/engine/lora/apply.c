@@ -1,12 +1,14 @@
 /* apply.c — LoRA per request on a loaded model (apply.h): resolve names in
- * the LoRA directory, keep parsed files in a small LRU cache, and make the
+ * the LoRA directory, keep parsed files in a small LRU cache (each entry
+ * checked against its file at every use: a file replaced, rewritten or
+ * truncated since it was read is read again), and make the
  * model's weights base + the requested stack through the weight seam
  * (ops_weight_replace_lazy: merged when the ops first need each weight, only
  * its layout copies kept; ops_weight_restore), remembering the applied set
  * so the same set again costs nothing. */
 #include "apply.h"
 
-#include <dirent.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -19,17 +21,32 @@
 #include <unistd.h>
 
 #include "../../base/alloc.h"
+#include "../../base/dirnames.h"
 #include "../../base/sha256.h"
+
+/* What the file looked like when it was read: any change (replaced,
+ * rewritten in place, truncated, touched back to its old mtime: ctime
+ * moves) makes the entry stale. */
+typedef struct file_id {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+} file_id;
 
 typedef struct cache_entry {
     char name[SD_MAX_LORA_NAME];
     sd_lora *l;
     char hash[16];
+    file_id id;      /* the file as read (all zero: changed while read, re-read at the next use) */
     uint64_t used;   /* clock of the last use (LRU) */
     int pinned;      /* in the applied set, or in use by the apply running */
+    int stale;       /* its file changed: found by no lookup, kept only while the applied set uses it */
 } cache_entry;
 
-#define CACHE_SLOTS (LORA_CACHE_FILES + SD_MAX_LORAS)
+/* The cache's bound, and room for the applied stack (pinned, perhaps all
+ * stale) beside the next stack while it loads. */
+#define CACHE_SLOTS (LORA_CACHE_FILES + 2 * SD_MAX_LORAS)
 
 struct lora_engine {
     pthread_mutex_t lock;
@@ -153,7 +170,25 @@ static void cache_make_room(lora_engine *le, size_t bytes)
     }
 }
 
-static int lora_path(const lora_engine *le, const char *name, char *path, size_t size, sd_err *err)
+static void file_id_of(const struct stat *sb, file_id *id)
+{
+    memset(id, 0, sizeof *id);
+    id->dev = sb->st_dev;
+    id->ino = sb->st_ino;
+    id->size = sb->st_size;
+    id->mtime = sb->st_mtim;
+    id->ctime = sb->st_ctim;
+}
+
+static int file_id_same(const file_id *a, const file_id *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+           a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
+           a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+/* The file of LoRA `name` into path, and what it looks like now into *id. */
+static int lora_path(const lora_engine *le, const char *name, char *path, size_t size, file_id *id, sd_err *err)
 {
     if (!le->dir)
         return sd_errf(err, SD_EINVAL, "loras", "LoRA '%s' asked for, but no LoRA directory is set (--lora-dir)", name);
@@ -164,18 +199,41 @@ static int lora_path(const lora_engine *le, const char *name, char *path, size_t
     if (stat(path, &sb) || !S_ISREG(sb.st_mode))
         return sd_errf(err, SD_EINVAL, "loras", "unknown LoRA '%s': no %s%s in the LoRA directory (GET /loras "
                        "lists them)", name, name, ext);
+    file_id_of(&sb, id);
     return 0;
 }
 
+/* Entry i is no longer what its file holds: freed, or, while the applied
+ * set still uses it, kept aside (stale) until the next apply drops it. */
+static void cache_retire(lora_engine *le, int i)
+{
+    if (le->cache[i].pinned) {
+        le->cache[i].stale = 1;
+        return;
+    }
+    lora_free(le->cache[i].l);
+    le->cache[i] = le->cache[--le->ncache];
+}
+
+/* The entry of LoRA `name` as its file is now: a cached one if the file
+ * has not changed since it was read (same device, inode, size, mtime and
+ * ctime), else the file read again (a broken file is then refused, a
+ * vanished one unknown). */
 static cache_entry *cache_get(lora_engine *le, const char *name, sd_err *err)
 {
-    for (int i = 0; i < le->ncache; i++)
-        if (!strcmp(le->cache[i].name, name)) {
-            le->cache[i].used = ++le->clock;
-            return &le->cache[i];
-        }
     char path[4200];
-    if (lora_path(le, name, path, sizeof path, err)) return NULL;
+    file_id now;
+    int found = lora_path(le, name, path, sizeof path, &now, err) ? -2 : -1;
+    for (int i = 0; i < le->ncache; i++)
+        if (!le->cache[i].stale && !strcmp(le->cache[i].name, name)) {
+            if (found == -1 && file_id_same(&le->cache[i].id, &now)) {
+                le->cache[i].used = ++le->clock;
+                return &le->cache[i];
+            }
+            cache_retire(le, i);
+            break;
+        }
+    if (found == -2) return NULL;
     sd_lora *l = lora_load(path, name, le->nm, err);
     if (!l) return NULL;
     cache_make_room(le, lora_param_bytes(l));
@@ -190,6 +248,13 @@ static cache_entry *cache_get(lora_engine *le, const char *name, sd_err *err)
     c->l = l;
     c->used = ++le->clock;
     file_hash(path, c->hash);
+    /* changed while it was read or hashed: kept for this use, read again at the next (c->id zero) */
+    struct stat sb;
+    if (!stat(path, &sb)) {
+        file_id after;
+        file_id_of(&sb, &after);
+        if (file_id_same(&now, &after)) c->id = now;
+    }
     le->st.loads++;
     return c;
 }
@@ -220,13 +285,23 @@ int lora_engine_check(lora_engine *le, const lora_request *r, sd_err *err)
 
 /* ---- applying (le->lock held) ------------------------------------------- */
 
-static int same_set(const lora_engine *le, const lora_request *r)
+/* r with the files `use` holds now is the applied set: same names, weights and parsed files. */
+static int same_set(const lora_engine *le, const lora_request *r, const lora_use *use)
 {
     if (r->n != le->nset) return 0;
     for (int i = 0; i < r->n; i++)
-        if (strcmp(r->spec[i].name, le->set_name[i]) || memcmp(&r->spec[i].weight, &le->set_w[i], sizeof(float)))
+        if (strcmp(r->spec[i].name, le->set_name[i]) || memcmp(&r->spec[i].weight, &le->set_w[i], sizeof(float)) ||
+            use[i].lora != le->use[i].lora)
             return 0;
     return 1;
+}
+
+/* The entry lookups find for name (not a stale one), or NULL. */
+static cache_entry *fresh_entry(lora_engine *le, const char *name)
+{
+    for (int c = 0; c < le->ncache; c++)
+        if (!le->cache[c].stale && !strcmp(le->cache[c].name, name)) return &le->cache[c];
+    return NULL;
 }
 
 static int cmp_ptr(const void *a, const void *b)
@@ -306,18 +381,26 @@ static int patch_targets(lora_engine *le, const target *t, size_t nt, const lora
     return 0;
 }
 
-static void set_pins(lora_engine *le, const lora_request *r, int pin)
+/* Pinned: the entries the applied stack uses (so they stay cached); a
+ * stale one it no longer uses is dropped. */
+static void set_pins(lora_engine *le)
 {
     for (int c = 0; c < le->ncache; c++) {
         le->cache[c].pinned = 0;
-        for (int i = 0; i < r->n && pin; i++)
-            if (!strcmp(le->cache[c].name, r->spec[i].name)) le->cache[c].pinned = 1;
+        for (int i = 0; i < le->nset; i++)
+            if (le->cache[c].l == le->use[i].lora) le->cache[c].pinned = 1;
     }
+    for (int c = le->ncache - 1; c >= 0; c--)
+        if (le->cache[c].stale && !le->cache[c].pinned) {
+            lora_free(le->cache[c].l);
+            le->cache[c] = le->cache[--le->ncache];
+        }
 }
 
 static int apply_locked(lora_engine *le, const lora_request *r, sd_err *err)
 {
-    if (same_set(le, r)) return 0;
+    /* every file as it is now (a changed one read again), so the same
+     * names and weights over a changed file are another set */
     lora_use use[SD_MAX_LORAS];
     for (int i = 0; i < r->n; i++) {
         cache_entry *c = cache_get(le, r->spec[i].name, err);
@@ -325,9 +408,8 @@ static int apply_locked(lora_engine *le, const lora_request *r, sd_err *err)
         c->pinned = 1;   /* kept while the rest of the stack loads */
         use[i].weight = r->spec[i].weight;
     }
-    for (int i = 0; i < r->n; i++)
-        for (int c = 0; c < le->ncache; c++)
-            if (!strcmp(le->cache[c].name, r->spec[i].name)) use[i].lora = le->cache[c].l;
+    for (int i = 0; i < r->n; i++) use[i].lora = fresh_entry(le, r->spec[i].name)->l;
+    if (same_set(le, r, use)) return 0;
     size_t nt = 0;
     target *t = collect_targets(le, use, r->n, &nt, err);
     if (!t) return -1;
@@ -348,9 +430,7 @@ int lora_engine_apply(lora_engine *le, const lora_request *r, sd_err *err)
     double t0 = now_ms();
     pthread_mutex_lock(&le->lock);
     int rc = apply_locked(le, r, err);
-    lora_request cur = {.n = le->nset};
-    for (int i = 0; i < le->nset; i++) cur.spec[i].name = le->set_name[i];
-    set_pins(le, &cur, 1);   /* the applied set stays cached */
+    set_pins(le);   /* the applied set stays cached */
     le->st.patched = le->npatched;
     le->st.last_ms = now_ms() - t0;
     pthread_mutex_unlock(&le->lock);
@@ -365,6 +445,17 @@ void lora_engine_stats(lora_engine *le, lora_stats *st)
     pthread_mutex_unlock(&le->lock);
 }
 
+/* The entry whose hash an image made with LoRA `name` names: the one the
+ * applied set uses (its file may have changed since), else the cached one. */
+static const cache_entry *hashed_entry(lora_engine *le, const char *name)
+{
+    for (int i = 0; i < le->nset; i++)
+        if (!strcmp(le->set_name[i], name))
+            for (int c = 0; c < le->ncache; c++)
+                if (le->cache[c].l == le->use[i].lora) return &le->cache[c];
+    return fresh_entry(le, name);
+}
+
 void lora_engine_hashes(lora_engine *le, const lora_request *r, char *out, size_t size)
 {
     size_t k = 0;
@@ -373,9 +464,8 @@ void lora_engine_hashes(lora_engine *le, const lora_request *r, char *out, size_
     for (int i = 0; i < r->n; i++) {
         int seen = 0;
         for (int j = 0; j < i; j++) seen |= !strcmp(r->spec[j].name, r->spec[i].name);
-        for (int c = 0; c < le->ncache && !seen; c++)
-            if (!strcmp(le->cache[c].name, r->spec[i].name) && k < size)
-                k += (size_t)snprintf(out + k, size - k, "%s%s: %s", k ? ", " : "", r->spec[i].name, le->cache[c].hash);
+        const cache_entry *c = seen ? NULL : hashed_entry(le, r->spec[i].name);
+        if (c && k < size) k += (size_t)snprintf(out + k, size - k, "%s%s: %s", k ? ", " : "", r->spec[i].name, c->hash);
     }
     pthread_mutex_unlock(&le->lock);
     if (k >= size) out[0] = 0;   /* cut short: rather none than a wrong list */
@@ -408,19 +498,54 @@ static void list_one(lora_engine *le, const char *file, sd_lora_info *o)
     pthread_mutex_unlock(&le->lock);
 }
 
+/* A1111's order of a LoRA folder (modules/util.py natural_sort_key, v1.10.1:
+ * file names compared as runs of digits, by value, and runs of other
+ * characters, lower-cased), then byte order to break its ties. */
+static int cmp_a1111(const void *pa, const void *pb)
+{
+    const char *a = *(char *const *)pa, *b = *(char *const *)pb;
+    for (;;) {
+        /* a run of non-digits (maybe empty) */
+        for (; *a && !isdigit((unsigned char)*a) && *b && !isdigit((unsigned char)*b); a++, b++) {
+            int ca = tolower((unsigned char)*a), cb = tolower((unsigned char)*b);
+            if (ca != cb) return ca < cb ? -1 : 1;
+        }
+        int ea = !*a || isdigit((unsigned char)*a), eb = !*b || isdigit((unsigned char)*b);
+        if (!ea || !eb) return ea ? -1 : 1;   /* one run is a prefix of the other: the shorter first */
+        if (!*a || !*b) break;                /* both ended (or one has a number more: after) */
+        /* a run of digits, by value: leading zeros off, then length, then digits */
+        while (*a == '0' && isdigit((unsigned char)a[1])) a++;
+        while (*b == '0' && isdigit((unsigned char)b[1])) b++;
+        size_t la = 0, lb = 0;
+        while (isdigit((unsigned char)a[la])) la++;
+        while (isdigit((unsigned char)b[lb])) lb++;
+        if (la != lb) return la < lb ? -1 : 1;
+        int c = strncmp(a, b, la);
+        if (c) return c;
+        a += la;
+        b += lb;
+    }
+    if (*a || *b) return *a ? 1 : -1;
+    return strcmp(*(char *const *)pa, *(char *const *)pb);
+}
+
+static int keep_lora(const char *dir, const char *f, void *ud)
+{
+    size_t len = strlen(f);
+    return len > 12 && !strcmp(f + len - 12, ".safetensors") && lora_name_ok(f, len - 12);
+}
+
+/* The folder's LoRA files in A1111's order (cmp_a1111), so every listing
+ * has the same order whatever readdir's, and A1111's clients see theirs. */
 int lora_engine_list(lora_engine *le, sd_lora_info *out, int max, sd_err *err)
 {
     if (!le->dir) return 0;
-    DIR *d = opendir(le->dir);
-    if (!d) return sd_errf(err, SD_EIO, "loras", "cannot read the LoRA directory: %s", strerror(errno));
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t len = strlen(de->d_name);
-        if (len <= 12 || strcmp(de->d_name + len - 12, ".safetensors") || !lora_name_ok(de->d_name, len - 12)) continue;
-        if (n < max) list_one(le, de->d_name, &out[n]);
-        n++;
-    }
-    closedir(d);
+    char **files;
+    int n;
+    if (sd_dir_names(le->dir, keep_lora, NULL, cmp_a1111, &files, &n))
+        return errno == ENOMEM ? sd_errf(err, SD_ENOMEM, "loras", "out of memory listing the LoRA directory")
+                               : sd_errf(err, SD_EIO, "loras", "cannot read the LoRA directory: %s", strerror(errno));
+    for (int i = 0; i < n && i < max; i++) list_one(le, files[i], &out[i]);
+    sd_dir_names_free(files, n);
     return n;
 }

@@ -1,8 +1,11 @@
 /* apply.h — LoRA per request on a loaded model, through the weight seam
  * (ops.h: ops_weight_replace / ops_weight_restore): names resolved in a
- * LoRA directory, parsed files cached (bounded), the applied set
- * remembered so the same set again costs nothing, and weights no longer
- * targeted restored exactly.  Used by pipeline.c only. */
+ * LoRA directory, parsed files cached (bounded; an entry is used only while
+ * its file's device, inode, size, mtime and ctime are those it was read
+ * with, else the file is read again), the applied set remembered so the
+ * same set again costs nothing (the same names and weights over a changed
+ * file are another set), and weights no longer targeted restored exactly.
+ * Used by pipeline.c only. */
 #ifndef SD_LORA_APPLY_H
 #define SD_LORA_APPLY_H
 
@@ -49,7 +52,7 @@ void lora_engine_stats(lora_engine *le, lora_stats *st);
 
 /* sd_lora_hashes: "name: hash, ..." of r's LoRAs (each name once). */
 void lora_engine_hashes(lora_engine *le, const lora_request *r, char *out, size_t size);
-/* sd_list_loras. */
+/* sd_list_loras: in A1111's order of the file names. */
 int lora_engine_list(lora_engine *le, sd_lora_info *out, int max, sd_err *err);
 
 #endif

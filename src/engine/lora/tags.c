@@ -1,12 +1,14 @@
 /* tags.c — the LoRAs one request asks for (tags.h): its loras list, then
- * the <lora:name:weight> tags of its prompt, taken out of the text. */
+ * the <lora:name:weight> tags of its prompt, taken out of the text; a tag's
+ * weight in Python's float() grammar, as A1111 reads it. */
 #include "tags.h"
 
-#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../base/alloc.h"
+#include "../../base/pyfloat.h"
 
 int lora_name_ok(const char *s, size_t n)
 {
@@ -19,7 +21,10 @@ int lora_name_ok(const char *s, size_t n)
     return 1;
 }
 
-static int add_spec(lora_request *r, const char *name, size_t len, float w, const char *field, sd_err *err)
+/* w is checked as sent (a double: 4.0000001 is not 4); `shown` is how the
+ * request spelt it (a tag's text), or NULL to print w. */
+static int add_spec(lora_request *r, const char *name, size_t len, double w, const char *shown, const char *field,
+                    sd_err *err)
 {
     if (r->n >= SD_MAX_LORAS)
         return sd_errf(err, SD_EINVAL, "loras", "too many LoRAs: at most %d in one request (fields and tags together)",
@@ -27,38 +32,38 @@ static int add_spec(lora_request *r, const char *name, size_t len, float w, cons
     if (!lora_name_ok(name, len))
         return sd_errf(err, SD_EINVAL, field, "LoRA name '%.*s' is not a name: 1..%d letters, digits, ' ', '_', '-', "
                        "'.' or '+', not starting with '.'", (int)(len > 64 ? 64 : len), name, SD_MAX_LORA_NAME - 1);
-    if (!(w >= -SD_MAX_LORA_WEIGHT && w <= SD_MAX_LORA_WEIGHT))
-        return sd_errf(err, SD_EINVAL, field, "LoRA '%.*s': weight %g is outside [%g, %g]", (int)len, name, w,
-                       -SD_MAX_LORA_WEIGHT, SD_MAX_LORA_WEIGHT);
+    if (!(w >= -SD_MAX_LORA_WEIGHT && w <= SD_MAX_LORA_WEIGHT)) {
+        char num[32];
+        if (!shown) snprintf(num, sizeof num, "%g", w);
+        return sd_errf(err, SD_EINVAL, field, "LoRA '%.*s': weight %.40s is outside [%g, %g]", (int)len, name,
+                       shown ? shown : num, -SD_MAX_LORA_WEIGHT, SD_MAX_LORA_WEIGHT);
+    }
     memcpy(r->names[r->n], name, len);
     r->names[r->n][len] = 0;
     r->spec[r->n].name = r->names[r->n];
-    r->spec[r->n].weight = w;
+    r->spec[r->n].weight = (float)w;
     r->n++;
     return 0;
 }
 
-/* One tag's inside ("name" or "name:weight"), after "<lora:". */
+/* One tag's inside ("name" or "name:weight"), after "<lora:".  The weight
+ * is read as A1111 reads it, by Python's float() (base/pyfloat.h): 1e1,
+ * " 1 ", inf and nan are numbers (then the range rule applies), 0x1p1 is
+ * not. */
 static int parse_tag(lora_request *r, const char *s, size_t len, sd_err *err)
 {
     const char *colon = memchr(s, ':', len);
     size_t nlen = colon ? (size_t)(colon - s) : len;
-    float w = 1.0f;
+    double w = 1.0;
+    char shown[48] = "";
     if (colon) {
-        char num[48];
         size_t wl = len - nlen - 1;
-        char *end;
-        if (wl == 0 || wl >= sizeof num) goto bad;
-        memcpy(num, colon + 1, wl);
-        num[wl] = 0;
-        errno = 0;
-        w = strtof(num, &end);
-        if (*end || errno || end == num) goto bad;
+        if (sd_pyfloat(colon + 1, wl, &w))
+            return sd_errf(err, SD_EINVAL, "prompt", "malformed LoRA tag '<lora:%.*s>': write <lora:name> or "
+                           "<lora:name:weight> with a number for the weight", (int)(len > 80 ? 80 : len), s);
+        snprintf(shown, sizeof shown, "'%.*s'", (int)(wl > 40 ? 40 : wl), colon + 1);
     }
-    return add_spec(r, s, nlen, w, "prompt", err);
-bad:
-    return sd_errf(err, SD_EINVAL, "prompt", "malformed LoRA tag '<lora:%.*s>': write <lora:name> or "
-                   "<lora:name:weight> with a number for the weight", (int)(len > 80 ? 80 : len), s);
+    return add_spec(r, s, nlen, w, colon ? shown : NULL, "prompt", err);
 }
 
 int lora_request_parse(const sd_gen_params *p, lora_request *r, sd_err *err)
@@ -68,7 +73,7 @@ int lora_request_parse(const sd_gen_params *p, lora_request *r, sd_err *err)
         return sd_errf(err, SD_EINVAL, "loras", "too many LoRAs: %d, at most %d", p->n_loras, SD_MAX_LORAS);
     for (int i = 0; i < p->n_loras; i++) {
         const char *nm = p->loras[i].name ? p->loras[i].name : "";
-        if (add_spec(r, nm, strlen(nm), p->loras[i].weight, "loras", err)) return -1;
+        if (add_spec(r, nm, strlen(nm), p->loras[i].weight, NULL, "loras", err)) return -1;
     }
     const char *s = p->prompt ? p->prompt : "";
     size_t n = strlen(s);

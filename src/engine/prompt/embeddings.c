@@ -3,7 +3,7 @@
  * is refused with a message saying to convert it to .safetensors. */
 #include "embeddings.h"
 
-#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "../../base/alloc.h"
+#include "../../base/dirnames.h"
 #include "../loader/safetensors.h"
 
 #define FIELD "embeddings"
@@ -140,30 +141,17 @@ static int by_name(const void *a, const void *b)
     return c ? c : strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static int may_be_embedding(const char *dir, const char *f, void *ud)
+{
+    return f[0] != '.' && (ends_with(f, ".safetensors") || ends_with(f, ".pt") || ends_with(f, ".bin"));
+}
+
 /* The file names of dir that may be embeddings, sorted; -1 + err. */
 static int list_dir(const char *dir, char ***names, int *n, sd_err *err)
 {
-    *names = NULL;
-    *n = 0;
-    DIR *d = opendir(dir);
-    if (!d) return sd_errf(err, SD_ENOTFOUND, "embeddings_dir", "cannot open the embeddings folder %s", dir);
-    struct dirent *de;
-    int cap = 0, rc = 0;
-    while (!rc && (de = readdir(d))) {
-        const char *f = de->d_name;
-        if (f[0] == '.' || !(ends_with(f, ".safetensors") || ends_with(f, ".pt") || ends_with(f, ".bin"))) continue;
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 16;
-            char **g = sd_realloc(*names, sizeof *g * (size_t)cap);
-            if (!g) { rc = -1; break; }
-            *names = g;
-        }
-        if (!((*names)[*n] = sd_strdup(f))) rc = -1; else (*n)++;
-    }
-    closedir(d);
-    if (rc) return sd_errf(err, SD_ENOMEM, "embeddings_dir", "out of memory listing %s", dir);
-    if (*n) qsort(*names, (size_t)*n, sizeof **names, by_name);
-    return 0;
+    if (!sd_dir_names(dir, may_be_embedding, NULL, by_name, names, n)) return 0;
+    return errno == ENOMEM ? sd_errf(err, SD_ENOMEM, "embeddings_dir", "out of memory listing %s", dir)
+                           : sd_errf(err, SD_ENOTFOUND, "embeddings_dir", "cannot open the embeddings folder %s", dir);
 }
 
 /* Why a read embedding cannot be used with this encoder (malloc'd), or NULL. */
@@ -222,8 +210,7 @@ int emb_dir_load2(const char *dir, const sd_tokenizer *tok, int width, int width
         }
         if (!e->name) rc = sd_errf(err, SD_ENOMEM, "embeddings_dir", "out of memory reading %s", dir);
     }
-    for (int i = 0; i < n; i++) free(names[i]);
-    free(names);
+    sd_dir_names_free(names, n);
     if (rc) emb_set_free(out);
     return rc;
 }

@@ -77,7 +77,7 @@ async function loadLists() {
     $('model-row').hidden = true;
     if (has('GET /models')) {
       const m = await api('GET', '/models');
-      const list = m.models || [];
+      const list = (m.models || []).filter((x) => x.usable !== false);   // refused ones: GET /models says why
       const def = list.find((x) => x.default);
       fillSelect($('model'), list.map((x) => ({value: x.name, label: x.name + (x.family ? ' (' + x.family + ')' : '')})),
         def ? def.name : undefined);
