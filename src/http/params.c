@@ -406,11 +406,19 @@ static int get_number(const req_field *f, const param *p, double *out, sd_err *e
     req_field_range(f, range, sizeof range);
     const char *what = f->type == RF_FLOAT ? "a number" : "an integer";
     if (flag_row(f) && (p->kind == PV_BOOL || p->kind == PV_TEXT) && bool_word(p->val, out)) return 0;
+    double v;
+    if (flag_row(f) && !((p->kind == PV_TEXT || p->kind == PV_NUMBER) && !params_parse_number(p->val, p->len, &v) &&
+                         (v == 0 || v == 1))) {   /* a flag: said as one, not as "an integer in [0, 1]" */
+        value_label(p, shown, sizeof shown);
+        return sd_errf(err, SD_EINVAL, f->name, "%s must be a boolean: true or false, 1 or 0 (in a form also yes/no, "
+                       "on/off), got %s%s%s", f->name, p->kind == PV_TEXT || p->kind == PV_NUMBER ? "'" : "",
+                       p->kind == PV_TEXT || p->kind == PV_NUMBER ? shown : kind_name(p->kind),
+                       p->kind == PV_TEXT || p->kind == PV_NUMBER ? "'" : "");
+    }
     if (p->kind != PV_TEXT && p->kind != PV_NUMBER)
         return sd_errf(err, SD_EINVAL, f->name, "%s must be %s in %s, got %s", f->name, what, range,
                        kind_name(p->kind));
     value_label(p, shown, sizeof shown);
-    double v;
     if (params_parse_number(p->val, p->len, &v))
         return sd_errf(err, SD_EINVAL, f->name, "%s must be %s in %s, got '%s'", f->name, what, range, shown);
     if (f->type != RF_FLOAT && v != floor(v))
