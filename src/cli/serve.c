@@ -58,12 +58,13 @@ static int check_request(void *ctx, struct sd_request *g, sd_err *err)
     if (i < 0) return -1;
     req_resolve_size(g, native);   /* no width/height: the model's native size */
     sd_engine *engine = models_check_engine(m, i, &pinned, err);
-    if (!engine && err->code && err->code != SD_ENOMEM) {
+    if (!engine && (err->code == SD_EFORMAT || err->code == SD_ENOTFOUND)) {
         /* a file its header passed that still does not open as a model (no
-         * VAE, parts that do not fit; gone or unreadable since): the request
-         * named a model this server cannot use, 400 as models_resolve
-         * answers (as it will for the next requests: the registry keeps
-         * the failure until the file changes), not our fault */
+         * VAE, parts that do not fit; gone since): the request named a
+         * model this server cannot use, 400 as models_resolve answers (as
+         * it will for the next requests: the registry keeps the failure
+         * until the file changes), not our fault.  An I/O failure (EMFILE,
+         * mmap) keeps its own status and is tried again next time. */
         char why[sizeof err->msg];
         models_entry me;
         snprintf(why, sizeof why, "%s", err->msg);

@@ -221,6 +221,12 @@ static void set_probe(models *m, int i, int rc, const sd_model_probe *p, const s
 {
     pthread_mutex_lock(&m->mu);
     model_slot *s = m->v[i];
+    if (s->probe_tried && (s->engine || s->loading)) {
+        /* a re-read (models_refresh) that a load overtook: the resident
+         * engine's file is what the entry describes, whatever the file is now */
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
     s->probe = *p;
     s->probed = !rc;
     s->probe_tried = 1;
@@ -498,7 +504,13 @@ sd_engine *models_check_engine(models *m, int i, int *pinned, sd_err *err)
             s->check_err[0] = 0;
             s->checker = m->cfg.open_check(check_ud(m), s->path, err);
             if (!s->checker) snprintf(err->field, sizeof err->field, "model");
-            if (!s->checker && err->code != SD_ENOMEM) {
+            /* kept against the model file's state: what its own content
+             * or absence says (SD_EFORMAT; SD_ENOTFOUND with the file gone),
+             * which only a change of the file can mend; not a failure the
+             * file's state does not cover (EMFILE, mmap's ENOMEM: SD_EIO; a
+             * --vocab, tokenizer, --vae or embeddings folder not there),
+             * which the next request tries again */
+            if (!s->checker && (err->code == SD_EFORMAT || (err->code == SD_ENOTFOUND && now.err))) {
                 snprintf(s->check_err, sizeof s->check_err, "%.255s", err->msg[0] ? err->msg : "cannot be opened");
                 s->check_code = err->code ? err->code : SD_EFORMAT;
                 s->check_at = now;

@@ -247,6 +247,8 @@ static sd_engine *fake_open_check(void *ud, const char *path, sd_err *err)
 {
     check_tries++;
     if (strstr(path, "bad")) return sd_errf(err, SD_EFORMAT, "vocab", "opening %s: no vocabulary", path), NULL;
+    if (strstr(path, "busy"))   /* a failure the file's state does not cover (EMFILE) */
+        return sd_errf(err, SD_EIO, "", "cannot open %s: Too many open files", path), NULL;
     check_opens++;
     char *e = malloc(1);
     *e = 'k';
@@ -380,6 +382,23 @@ static void test_failures_follow_the_file(void)
                "%d %s | %s", r, e.msg, me.error);
         unlink(v);
     }
+    /* a failure that is not about the file (out of descriptors, a
+     * tokenizer folder not mounted yet): not kept, the next request tries
+     * again, and the model is not listed as refused meanwhile */
+    char busy[300];
+    snprintf(busy, sizeof busy, "%s/busy.safetensors", dir);
+    touch(busy, "a model, the moment it could not be opened");
+    int iy = models_add(m, "busy", busy, 0, &e);
+    int tries = check_tries, io = 0;
+    for (int k = 0; k < 3; k++) {
+        sd_err_clear(&e);
+        io += !models_check_engine(m, iy, &pinned, &e) && e.code == SD_EIO;
+    }
+    sd_err_clear(&e);
+    models_get(m, iy, &me);
+    CHECKF(io == 3 && check_tries == tries + 3 && models_resolve(m, "busy", NULL, &e) == iy && !me.refused,
+           "a checker's I/O failure (EMFILE): tried again at each request, the entry not refused",
+           "failed %d, tried %d, refused %d: %s", io, check_tries - tries, me.refused, e.msg);
     models_free(m);
     t_rmtree(dir);
 }
