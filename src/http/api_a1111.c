@@ -430,8 +430,8 @@ static int put_hires(const param_bag *b, param_bag *sb, int img2img, json_t *par
 /* denoising_strength sent as exactly 1 */
 static int strength_one(const param *p)
 {
-    char *end = NULL;
-    return p && (p->kind == PV_NUMBER || p->kind == PV_TEXT) && strtod(p->val, &end) == 1.0 && end != p->val && !*end;
+    double v;
+    return p && (p->kind == PV_NUMBER || p->kind == PV_TEXT) && !params_parse_number(p->val, p->len, &v) && v == 1.0;
 }
 
 /* The fields the table names for A1111 that are copied as they are. */
@@ -505,7 +505,11 @@ static int note_ignored(const param_bag *b, a1111_call *c, int img2img, sd_err *
     for (size_t i = 0; !img2img && flag(b, "enable_hr", 0) && i < sizeof hr / sizeof hr[0]; i++) {
         const param *p = field_get(b, hr[i].field), *m = hr[i].main ? field_get(b, hr[i].main) : NULL;
         if (!p || p->kind == PV_NULL || !p->len || (hr[i].same && !strcmp(p->val, hr[i].same))) continue;
+        double hv, mv;   /* the first pass's own value, as text or (hr_cfg) as a number: 7.0 is cfg_scale 7 */
         if (m && m->kind == p->kind && m->len == p->len && !memcmp(m->val, p->val, p->len)) continue;
+        if (m && p->kind == PV_NUMBER && m->kind == PV_NUMBER && !params_parse_number(p->val, p->len, &hv) &&
+            !params_parse_number(m->val, m->len, &mv) && hv == mv)
+            continue;
         snprintf(note, sizeof note, "%s: the second pass uses the first pass's %s, ignored", hr[i].field, hr[i].what);
         json_array_append_new(c->notes, json_string(note));
     }

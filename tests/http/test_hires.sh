@@ -122,7 +122,7 @@ st=$(a1111 "{$A, \"steps\": 4, \"enable_hr\": true}" "$TMP/a_lat.json" /sdapi/v1
 check "A1111: enable_hr alone = hr_scale 2, Latent: 128x128" \
   $([ "$st" = 200 ] && [ "$(png_size "$TMP/a_lat.png")" = 128x128 ]; echo $?) "$st $(head -c 400 "$TMP/a_lat.json")"
 notes() { python3 -c 'import json,sys; print(json.dumps(json.loads(json.load(open(sys.argv[1]))["info"])["notes"]))' "$1"; }
-st=$(a1111 "{$A, \"steps\": 4, \"enable_hr\": true, \"hr_prompt\": \"\", \"hr_sampler_name\": \"Use same sampler\", \"hr_scheduler\": \"Use same scheduler\", \"hr_checkpoint_name\": \"Use same checkpoint\", \"hr_negative_prompt\": \"blurry\"}" "$TMP/a_same.json" /sdapi/v1/txt2img)
+st=$(a1111 "{$A, \"steps\": 4, \"enable_hr\": true, \"hr_prompt\": \"\", \"hr_sampler_name\": \"Use same sampler\", \"hr_scheduler\": \"Use same scheduler\", \"hr_checkpoint_name\": \"Use same checkpoint\", \"hr_negative_prompt\": \"blurry\", \"cfg_scale\": 7, \"hr_cfg\": 7.0}" "$TMP/a_same.json" /sdapi/v1/txt2img)
 check "A1111: hr_ fields that say 'the same' (\"\", Use same ..., the first pass's text): no notes, the same image" \
   $([ "$st" = 200 ] && [ "$(notes "$TMP/a_same.json")" = "[]" ] && b64png "$TMP/a_same.json" "$TMP/a_same.png" && cmp -s "$TMP/a_same.png" "$TMP/a_lat.png"; echo $?) "$st $(notes "$TMP/a_same.json" 2>&1 | head -c 300)"
 st=$(a1111 "{$A, \"steps\": 4, \"enable_hr\": true, \"hr_prompt\": \"a castle\", \"hr_sampler_name\": \"DPM++ 2M\", \"hr_checkpoint_name\": \"other.safetensors\"}" "$TMP/a_diff.json" /sdapi/v1/txt2img)
