@@ -160,8 +160,8 @@ static int hr_pass2(sd_engine *e, const sd_gen_params *p, hr_progress *h, int i,
     p2.height = p2.init_height = p->hr_height;
     p2.init_rgb = init_rgb;
     hr_hook(&p2, h);
-    sd_gen_debug d = {.init_latent = lat};
-    int rc = sd_generate_debug(e, &p2, out, lat ? &d : NULL, err);
+    sd_gen_debug d = {.init_latent = lat, .image0 = i};   /* (lat NULL: from init_rgb) */
+    int rc = sd_generate_debug(e, &p2, out, &d, err);
     h->done += h->t2;
     return rc;
 }

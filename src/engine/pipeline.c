@@ -1320,8 +1320,9 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
         req.after_step_ud = &hook;
         if (sd_sample(&req, x, err)) goto done;
     }
+    const int image0 = dbg ? dbg->image0 : 0;
     for (int i = 0; i < B; i++)
-        if (check_finite(x + i * per, per, "the sampled latents", i, err)) goto done;
+        if (check_finite(x + i * per, per, "the sampled latents", image0 + i, err)) goto done;
     if (dbg) {
         dbg->lat_c = C; dbg->lat_h = lh; dbg->lat_w = lw;
         if (dbg->final_latent) memcpy(dbg->final_latent, x, sizeof(float) * B * per);
@@ -1333,7 +1334,7 @@ int sd_generate_debug(sd_engine *e, const sd_gen_params *p, sd_image *out, sd_ge
     unet_release_activations(e->unet);
     const int x0 = img2img ? 0 : (PW - out_w) / 2, y0 = img2img ? 0 : (PH - out_h) / 2;
     for (int i = 0; i < B; i++) {
-        if (decode_final(e, x + i * per, lh, lw, img, err) || check_finite(img, npix, "the decoded pixels", i, err))
+        if (decode_final(e, x + i * per, lh, lw, img, err) || check_finite(img, npix, "the decoded pixels", image0 + i, err))
             goto done;
         if (dbg && dbg->image) memcpy(dbg->image + i * npix, img, sizeof(float) * npix);
         out[i].width = out_w;

@@ -23,6 +23,7 @@ typedef struct sd_gen_debug {
                                  p->init_width x p->init_height; p->init_rgb NULL) instead of an
                                  encoded init image; draw 0 is the add-noise, as A1111 */
     int latent_only;          /* in: 1 = stop after sampling (final_latent set, out untouched) */
+    int image0;               /* in: the batch's index of image 0, for messages (pass 2 runs one image at a time) */
 } sd_gen_debug;
 
 /* Latent size for an output of width x height pixels: ceil(size / scale). */
