@@ -69,6 +69,10 @@ refused "malformed tag <lora:x:abc>" /txt2img "$F" "prompt=x <lora:lora_a_kohya:
 refused "hex weight in a tag <lora:x:0x1p1>" /txt2img "$F" "prompt=x <lora:lora_a_kohya:0x1p1>" prompt "malformed LoRA tag"
 refused "hex weight in the field (form) x:0x1p1" /txt2img "$F" "prompt=x&loras=lora_a_kohya:0x1p1" loras "is not a number: '0x1p1'"
 refused "weight inf in a tag" /txt2img "$F" "prompt=x <lora:lora_a_kohya:-inf>" prompt "weight '-inf' is outside"
+# a long weight (Unicode digits, as Python reads them) is shown cut at a character, marked, quoted
+refused "a 25-digit Arabic-Indic weight: said cut at a character, quoted" /txt2img "$F" \
+  "prompt=x <lora:lora_a_kohya:$(python3 -c 'import urllib.parse; print(urllib.parse.quote("1" + "\u0669" * 25))')>" prompt \
+  "weight '1$(printf '\\\\u0669%.0s' $(seq 19))\.\.\.' is outside"
 refused "weight nan in the field (form)" /txt2img "$F" "prompt=x&loras=lora_a_kohya:NaN" loras "must be in \[-4, 4\], got nan"
 check "weights in Python float() spellings (tag ' 7e-1 ', field '0.7_0'): the loras field's pixels" \
   $([ "$(gen pyf_tag "$F" "prompt=$P <lora:lora_a_kohya:%207e-1%20>&negative_prompt=blurry&seed=7&width=48&height=64&num_inference_steps=3&sampler=euler")" = 200 ] &&

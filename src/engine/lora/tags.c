@@ -35,7 +35,7 @@ static int add_spec(lora_request *r, const char *name, size_t len, double w, con
     if (!(w >= -SD_MAX_LORA_WEIGHT && w <= SD_MAX_LORA_WEIGHT)) {
         char num[32];
         if (!shown) snprintf(num, sizeof num, "%g", w);
-        return sd_errf(err, SD_EINVAL, field, "LoRA '%.*s': weight %.40s is outside [%g, %g]", (int)len, name,
+        return sd_errf(err, SD_EINVAL, field, "LoRA '%.*s': weight %s is outside [%g, %g]", (int)len, name,
                        shown ? shown : num, -SD_MAX_LORA_WEIGHT, SD_MAX_LORA_WEIGHT);
     }
     memcpy(r->names[r->n], name, len);
@@ -61,7 +61,11 @@ static int parse_tag(lora_request *r, const char *s, size_t len, sd_err *err)
         if (sd_pyfloat(colon + 1, wl, &w))
             return sd_errf(err, SD_EINVAL, "prompt", "malformed LoRA tag '<lora:%.*s>': write <lora:name> or "
                            "<lora:name:weight> with a number for the weight", (int)(len > 80 ? 80 : len), s);
-        snprintf(shown, sizeof shown, "'%.*s'", (int)(wl > 40 ? 40 : wl), colon + 1);
+        /* at most 40 bytes of it, cut before a UTF-8 character's
+         * continuation bytes (Python's float() takes Unicode digits) */
+        size_t cut = wl > 40 ? 40 : wl;
+        while (cut > 0 && cut < wl && ((unsigned char)colon[1 + cut] & 0xC0) == 0x80) cut--;
+        snprintf(shown, sizeof shown, "'%.*s%s'", (int)cut, colon + 1, cut < wl ? "..." : "");
     }
     return add_spec(r, s, nlen, w, colon ? shown : NULL, "prompt", err);
 }
