@@ -42,7 +42,7 @@ ALLOWED = {
 }
 
 ROLE = {
-    "base": "errors, the allocation seam, settings, sha256, Python's float() grammar (pyfloat.c), a folder's sorted names (dirnames.c), PIL's resampling: bilinear, bicubic, Lanczos (resample.c): depends on nothing",
+    "base": "errors, the allocation seam, settings, sha256, Python's float() grammar (pyfloat.c), a folder's sorted names (dirnames.c), a file's or folder's state, to notice changes (filestate.c), PIL's resampling: bilinear, bicubic, Lanczos (resample.c): depends on nothing",
     "engine/ops": "the only code that knows oneDNN",
     "engine/loader": "safetensors, diffusers folders, LDM names, the family",
     "engine/tokenizer": "CLIP BPE",

@@ -9,7 +9,6 @@
  * new pin or acquire finds it), then freed once its pins are given back. */
 #include "models.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
@@ -20,15 +19,8 @@
 
 #include "../base/alloc.h"
 #include "../base/dirnames.h"
+#include "../base/filestate.h"
 
-/* What an entry's file or folder looks like: stat() of the path (device,
- * inode, size, mode, mtime, ctime), for a folder also of what it holds two
- * levels down (a diffusers folder's unet/diffusion_pytorch_model.safetensors),
- * folded into one number; or the errno of a path stat() fails on. */
-typedef struct file_state {
-    int err;
-    uint64_t sum;
-} file_state;
 
 typedef struct model_slot {
     char name[128];
@@ -37,12 +29,12 @@ typedef struct model_slot {
     int probed;                  /* probe filled */
     int probe_tried;             /* the header was read (models_add with probe, models_probe): read again
                                     when the file changes */
-    file_state probed_at;        /* the file as the probe read it */
+    sd_file_state probed_at;     /* the file as the probe read it */
     char probe_err[256];         /* the header could not be read / the family is not run: refused */
     char check_err[256];         /* the checker could not open it as it was at check_at: refused, and not
                                     tried again until the file changes */
     sd_errcode check_code;
-    file_state check_at;
+    sd_file_state check_at;
     char load_err[256];          /* the last load failed (tried again at the next request) */
     sd_engine *engine;
     sd_engine *checker;          /* opened for validation only (models_check_engine), or NULL */
@@ -163,61 +155,15 @@ int models_find_path(const models *m, const char *path)
     return found;
 }
 
-/* ---- the files' state ----------------------------------------------------- */
+/* An entry's file, or a diffusers folder and what it holds two levels down. */
+static void file_state_of(const char *path, sd_file_state *fs) { sd_file_state_of(path, 2, fs, NULL); }
 
-static uint64_t mix(uint64_t h, uint64_t v) { return (h ^ (v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2))) * 0x100000001b3ull; }
-
-static uint64_t stat_sum(const struct stat *sb)
-{
-    uint64_t h = mix(mix(mix(0, (uint64_t)sb->st_dev), (uint64_t)sb->st_ino), (uint64_t)sb->st_size);
-    h = mix(mix(h, (uint64_t)sb->st_mode), (uint64_t)sb->st_mtim.tv_sec);
-    h = mix(mix(h, (uint64_t)sb->st_mtim.tv_nsec), (uint64_t)sb->st_ctim.tv_sec);
-    return mix(h, (uint64_t)sb->st_ctim.tv_nsec);
-}
-
-/* The folder's entries (depth levels of subfolders further), in any order. */
-static uint64_t folder_sum(const char *dir, int depth)
-{
-    DIR *d = opendir(dir);
-    if (!d) return mix(1, (uint64_t)errno);
-    uint64_t total = 0;
-    for (struct dirent *de; (de = readdir(d));) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        char p[4096];
-        struct stat sb;
-        uint64_t h = 0xcbf29ce484222325ull;
-        for (const char *c = de->d_name; *c; c++) h = (h ^ (unsigned char)*c) * 0x100000001b3ull;
-        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
-        if (stat(p, &sb)) h = mix(h, (uint64_t)errno);
-        else {
-            h = mix(h, stat_sum(&sb));
-            if (depth > 0 && S_ISDIR(sb.st_mode)) h = mix(h, folder_sum(p, depth - 1));
-        }
-        total += h;   /* a sum: readdir's order does not count */
-    }
-    closedir(d);
-    return total;
-}
-
-static void file_state_of(const char *path, file_state *fs)
-{
-    struct stat sb;
-    memset(fs, 0, sizeof *fs);
-    if (stat(path, &sb)) {
-        fs->err = errno ? errno : EIO;
-        return;
-    }
-    fs->sum = stat_sum(&sb);
-    if (S_ISDIR(sb.st_mode)) fs->sum = mix(fs->sum, folder_sum(path, 1));
-}
-
-static int file_state_same(const file_state *a, const file_state *b) { return a->err == b->err && a->sum == b->sum; }
 
 /* ---- probes ------------------------------------------------------------------ */
 
 /* Entry i's probe result (rc 0, or the error in e) for its file as it was
  * (at) before the probe read it. */
-static void set_probe(models *m, int i, int rc, const sd_model_probe *p, const sd_err *e, const file_state *at)
+static void set_probe(models *m, int i, int rc, const sd_model_probe *p, const sd_err *e, const sd_file_state *at)
 {
     pthread_mutex_lock(&m->mu);
     model_slot *s = m->v[i];
@@ -249,7 +195,7 @@ void models_probe(models *m, int i)
     sd_model_probe p;
     sd_err e;
     sd_err_clear(&e);
-    file_state at;
+    sd_file_state at;
     file_state_of(path, &at);
     int rc = sd_probe_model(path, &p, &e);
     set_probe(m, i, rc, &p, &e, &at);
@@ -290,7 +236,7 @@ int models_add_path(models *m, const char *path, sd_err *err)
     sd_model_probe p;
     sd_err e;
     sd_err_clear(&e);
-    file_state at;
+    sd_file_state at;
     file_state_of(path, &at);
     int rc = sd_probe_model(path, &p, &e);   /* names it even when the header cannot be read */
     int i = models_add(m, p.name, path, 0, err);
@@ -436,11 +382,11 @@ void models_refresh(models *m, int i)
     char path[sizeof s->path];
     snprintf(path, sizeof path, "%s", s->path);
     pthread_mutex_unlock(&m->mu);
-    file_state now;
+    sd_file_state now;
     file_state_of(path, &now);
     pthread_mutex_lock(&m->mu);
-    if (s->check_err[0] && !file_state_same(&now, &s->check_at)) s->check_err[0] = 0;   /* the next check tries */
-    int again = s->probe_tried && !file_state_same(&now, &s->probed_at);
+    if (s->check_err[0] && !sd_file_state_same(&now, &s->check_at)) s->check_err[0] = 0;   /* the next check tries */
+    int again = s->probe_tried && !sd_file_state_same(&now, &s->probed_at);
     pthread_mutex_unlock(&m->mu);
     if (again) {
         sd_model_probe p;
@@ -494,9 +440,9 @@ sd_engine *models_check_engine(models *m, int i, int *pinned, sd_err *err)
         s->pins++;
         *pinned = 1;
     } else if (s && !s->checker && m->cfg.open_check) {
-        file_state now;
+        sd_file_state now;
         file_state_of(s->path, &now);
-        if (s->check_err[0] && file_state_same(&now, &s->check_at)) {
+        if (s->check_err[0] && sd_file_state_same(&now, &s->check_at)) {
             /* failed on the file as it still is: said again, not tried again */
             sd_errf(err, s->check_code, "model", "%s", s->check_err);
         } else {

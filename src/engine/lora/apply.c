@@ -22,23 +22,14 @@
 
 #include "../../base/alloc.h"
 #include "../../base/dirnames.h"
+#include "../../base/filestate.h"
 #include "../../base/sha256.h"
-
-/* What the file looked like when it was read: any change (replaced,
- * rewritten in place, truncated, touched back to its old mtime: ctime
- * moves) makes the entry stale. */
-typedef struct file_id {
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime, ctime;
-} file_id;
 
 typedef struct cache_entry {
     char name[SD_MAX_LORA_NAME];
     sd_lora *l;
     char hash[16];
-    file_id id;      /* the file as read (all zero: changed while read, re-read at the next use) */
+    sd_file_state id;   /* the file as read (SD_FILE_STATE_NONE: changed while read, re-read at the next use) */
     uint64_t used;   /* clock of the last use (LRU) */
     int pinned;      /* in the applied set, or in use by the apply running */
     int stale;       /* its file changed: found by no lookup, kept only while the applied set uses it */
@@ -170,25 +161,9 @@ static void cache_make_room(lora_engine *le, size_t bytes)
     }
 }
 
-static void file_id_of(const struct stat *sb, file_id *id)
-{
-    memset(id, 0, sizeof *id);
-    id->dev = sb->st_dev;
-    id->ino = sb->st_ino;
-    id->size = sb->st_size;
-    id->mtime = sb->st_mtim;
-    id->ctime = sb->st_ctim;
-}
-
-static int file_id_same(const file_id *a, const file_id *b)
-{
-    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
-           a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec &&
-           a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
-
 /* The file of LoRA `name` into path, and what it looks like now into *id. */
-static int lora_path(const lora_engine *le, const char *name, char *path, size_t size, file_id *id, sd_err *err)
+static int lora_path(const lora_engine *le, const char *name, char *path, size_t size, sd_file_state *id,
+                     sd_err *err)
 {
     if (!le->dir)
         return sd_errf(err, SD_EINVAL, "loras", "LoRA '%s' asked for, but no LoRA directory is set (--lora-dir)", name);
@@ -196,10 +171,10 @@ static int lora_path(const lora_engine *le, const char *name, char *path, size_t
     const char *ext = n > 12 && !strcmp(name + n - 12, ".safetensors") ? "" : ".safetensors";
     snprintf(path, size, "%s/%s%s", le->dir, name, ext);
     struct stat sb;
-    if (stat(path, &sb) || !S_ISREG(sb.st_mode))
+    sd_file_state_of(path, 0, id, &sb);
+    if (id->err || !S_ISREG(sb.st_mode))
         return sd_errf(err, SD_EINVAL, "loras", "unknown LoRA '%s': no %s%s in the LoRA directory (GET /loras "
                        "lists them)", name, name, ext);
-    file_id_of(&sb, id);
     return 0;
 }
 
@@ -222,11 +197,11 @@ static void cache_retire(lora_engine *le, int i)
 static cache_entry *cache_get(lora_engine *le, const char *name, sd_err *err)
 {
     char path[4200];
-    file_id now;
+    sd_file_state now;
     int found = lora_path(le, name, path, sizeof path, &now, err) ? -2 : -1;
     for (int i = 0; i < le->ncache; i++)
         if (!le->cache[i].stale && !strcmp(le->cache[i].name, name)) {
-            if (found == -1 && file_id_same(&le->cache[i].id, &now)) {
+            if (found == -1 && sd_file_state_same(&le->cache[i].id, &now)) {
                 le->cache[i].used = ++le->clock;
                 return &le->cache[i];
             }
@@ -248,13 +223,10 @@ static cache_entry *cache_get(lora_engine *le, const char *name, sd_err *err)
     c->l = l;
     c->used = ++le->clock;
     file_hash(path, c->hash);
-    /* changed while it was read or hashed: kept for this use, read again at the next (c->id zero) */
-    struct stat sb;
-    if (!stat(path, &sb)) {
-        file_id after;
-        file_id_of(&sb, &after);
-        if (file_id_same(&now, &after)) c->id = now;
-    }
+    /* changed while it was read or hashed: kept for this use, read again at the next */
+    sd_file_state after;
+    sd_file_state_of(path, 0, &after, NULL);
+    c->id = sd_file_state_same(&now, &after) ? now : SD_FILE_STATE_NONE;
     le->st.loads++;
     return c;
 }
