@@ -7,8 +7,6 @@ int cli_serve(int argc, char **argv);       /* src/cli/serve.c    */
 int cli_bench(int argc, char **argv);       /* src/cli/bench.c    */
 int cli_make_model(int argc, char **argv);  /* src/cli/make_model.c: random-weight demo / sd15 checkpoints */
 /* the shared Redis queue (issue 17, docs/SCALE.md) */
-int cli_worker(int argc, char **argv);      /* src/cli/worker.c: runs jobs only, no HTTP */
-/* serve.c's main: worker_only = 1 is `sdserve worker` (no HTTP; --queue required) */
-int cli_serve_mode(int argc, char **argv, int worker_only);
+int cli_worker(int argc, char **argv);      /* src/cli/serve.c: runs jobs only, no HTTP (worker.c's thread) */
 
 #endif

@@ -11,7 +11,10 @@
  * Several models (--model-dir, --max-loaded): the model registry
  * (jobs/models.h) lists the folder's checkpoints from their headers; the
  * default one loads at start as above, the others in the job that first
- * names them (docs/SERVER.md "Several models"). */
+ * names them (docs/SERVER.md "Several models").
+ *
+ * `sdserve worker` is the same start in worker mode: no HTTP, jobs from the
+ * shared Redis queue on worker.c's thread. */
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -754,9 +757,13 @@ static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv,
     }
 }
 
-int cli_serve(int argc, char **argv) { return cli_serve_mode(argc, argv, 0); }
+/* worker_only = 1 is `sdserve worker` (no HTTP; --queue required) */
+static int cli_serve_mode(int argc, char **argv, int worker_only);
 
-int cli_serve_mode(int argc, char **argv, int worker_only)
+int cli_serve(int argc, char **argv) { return cli_serve_mode(argc, argv, 0); }
+int cli_worker(int argc, char **argv) { return cli_serve_mode(argc, argv, 1); }
+
+static int cli_serve_mode(int argc, char **argv, int worker_only)
 {
     sd_err err;
     sd_err_clear(&err);

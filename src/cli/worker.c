@@ -1,10 +1,8 @@
-/* worker.c — `sdserve worker`: a process that only runs jobs from the
- * shared Redis queue (no HTTP but an optional /health + /metrics port),
- * and the queue worker thread that it and an API node's local worker use.
- * The settings, storage and model loading are `serve`'s (serve.c runs in
- * its worker mode). */
+/* worker.c — the queue worker thread that `sdserve worker` (a process that
+ * only runs jobs from the shared Redis queue) and an API node's local
+ * worker run, and the worker's optional /health + /metrics port.  The
+ * command itself is serve.c's worker mode (cli_worker). */
 #include "worker.h"
-#include "cli.h"
 #include "../http/listen.h"
 
 #include <jansson.h>
@@ -42,8 +40,6 @@ void queue_worker_stop(queue_worker *w)
     pthread_join(w->thread, NULL);
     w->started = 0;
 }
-
-int cli_worker(int argc, char **argv) { return cli_serve_mode(argc, argv, 1); }
 
 /* ---- --health-port ---------------------------------------------------------- */
 
