@@ -29,6 +29,7 @@
 typedef struct wcopy {
     dnnl_memory_desc_t md;
     void *buf;
+    int derived;   /* ops_weights_derived's: a key, not a layout (never a reorder's source) */
 } wcopy;
 
 struct ops_weight {
@@ -559,7 +560,7 @@ void ops_weights_stats(ops_ctx *c, size_t *copies, size_t *bytes, size_t *wino_b
             size_t b = dnnl_memory_desc_get_size(&w->copies[i].md);
             (*copies)++;
             *bytes += b;
-            if (w->copies[i].md.format_kind != dnnl_blocked) *wino_bytes += b;
+            if (w->copies[i].md.format_kind != dnnl_blocked || w->copies[i].derived) *wino_bytes += b;
         }
     pthread_mutex_unlock(&c->lock);
 }
@@ -573,7 +574,7 @@ static wcopy *find_copy(ops_weight *w, const dnnl_memory_desc_t *wei, wcopy **ot
     for (int i = 0; i < w->ncopies; i++) {
         wcopy *c = &w->copies[i];
         if (dnnl_memory_desc_equal(&c->md, wei)) return c;
-        if (c->md.format_kind == dnnl_blocked && c->md.ndims == wei->ndims &&
+        if (!c->derived && c->md.format_kind == dnnl_blocked && c->md.ndims == wei->ndims &&
             !memcmp(c->md.dims, wei->dims, sizeof(dnnl_dim_t) * (size_t)wei->ndims) &&
             (c->md.data_type == dnnl_f32 || c->md.data_type == wei->data_type))
             *other = c;
@@ -623,6 +624,18 @@ static int make_copy(ops_ctx *c, const wcopy *other, const float *base, size_t n
  * The first blocked copy of an original tells its owner (src->copied): it
  * may give the original's pages back.  Later copies come from a blocked
  * copy, or from the original re-derived through the source. */
+/* Room for one more copy on w (c's lock held): 0, or -1 out of memory. */
+static int copies_room(ops_weight *w)
+{
+    if (w->ncopies < w->capcopies) return 0;
+    int cap = w->capcopies ? 2 * w->capcopies : 2;
+    wcopy *nc = sd_realloc(w->copies, (size_t)cap * sizeof *nc);
+    if (!nc) return -1;
+    w->copies = nc;
+    w->capcopies = cap;
+    return 0;
+}
+
 void *ops_weights_get(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_desc_t *pwei,
                       const dnnl_memory_desc_t *wei, int stack_rows)
 {
@@ -633,15 +646,9 @@ void *ops_weights_get(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_des
     wcopy *other, *hit = find_copy(w, wei, &other);
     void *out = hit ? hit->buf : NULL;
     if (hit) goto done;
-    if (w->ncopies == w->capcopies) {
-        int cap = w->capcopies ? 2 * w->capcopies : 2;
-        size_t oi = other ? (size_t)(other - w->copies) : 0;
-        wcopy *nc = sd_realloc(w->copies, (size_t)cap * sizeof *nc);
-        if (!nc) goto oom;
-        w->copies = nc;
-        w->capcopies = cap;
-        if (other) other = &w->copies[oi];
-    }
+    size_t oi = other ? (size_t)(other - w->copies) : 0;
+    if (copies_room(w)) goto oom;
+    if (other) other = &w->copies[oi];
     void *buf = sd_aligned_alloc(64, dnnl_memory_desc_get_size(wei));
     if (!buf) goto oom;
     float *reloaded = NULL;
@@ -658,7 +665,7 @@ void *ops_weights_get(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_des
         goto done;   /* the fault is set */
     }
     free(reloaded);
-    w->copies[w->ncopies++] = (wcopy){*wei, buf};
+    w->copies[w->ncopies++] = (wcopy){*wei, buf, 0};
     out = buf;
     if (!other && !w->patched && !w->patch && !w->orig_gone && w->src && wei->format_kind == dnnl_blocked) {
         /* the first copy other layouts can come from: the owner's original is
@@ -670,6 +677,29 @@ void *ops_weights_get(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_des
 oom:
     ops_set_fault(c);
 done:
+    pthread_mutex_unlock(&c->lock);
+    return out;
+}
+
+void *ops_weights_derived(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_desc_t *pwei,
+                          const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *key, ops_weights_derive_fn derive,
+                          void *ud)
+{
+    const void *src = ops_weights_get(c, w, n, pwei, from, 0);
+    if (!src) return NULL;   /* out of memory: the fault is set */
+    pthread_mutex_lock(&c->lock);
+    void *out = NULL;
+    for (int i = 0; i < w->ncopies && !out; i++)
+        if (w->copies[i].derived && dnnl_memory_desc_equal(&w->copies[i].md, key)) out = w->copies[i].buf;
+    if (!out) {
+        void *buf = copies_room(w) ? NULL : sd_aligned_alloc(64, dnnl_memory_desc_get_size(key));
+        if (buf) {
+            derive(src, buf, ud);
+            w->copies[w->ncopies++] = (wcopy){*key, buf, 1};
+            out = buf;
+        } else
+            ops_set_fault(c);
+    }
     pthread_mutex_unlock(&c->lock);
     return out;
 }
