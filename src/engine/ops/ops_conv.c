@@ -17,9 +17,11 @@
  * bf16: oneDNN's AMX kernels, ~10x faster than fp32 direct, so there is no
  * Winograd then (oneDNN has none in bf16 either).
  * In fp32, stride-1 3x3 convs use Winograd by the rules below (SD_CONV_WINOGRAD=0/1
- * forces it off/on, =wide drops the weight-size rule): its error against
- * direct is ~4e-6 relative at full size, inside the parity tolerances
- * (tests/parity/test_winograd.sh, bench --winograd-check).  Blocked
+ * forces it off/on, =wide drops the weight-size rule): oneDNN's with
+ * AVX-512, below it our own (ops_wino.c, run by conv_own); its error
+ * against direct is ~4e-6 (oneDNN's) to ~1.3e-5 (ours) relative at full
+ * size, inside the parity tolerances (tests/parity/test_winograd.sh,
+ * bench --winograd-check).  Blocked
  * activations and the scratchpad go through per-thread buffers that only
  * grow, so steady-state steps allocate nothing of ours.
  * Out of memory (ours or oneDNN's) sets the ops fault (ops.h) and the op
@@ -359,7 +361,9 @@ static size_t conv_out_px(const conv_key *k)
  * tap of a tile is 6 plain pointers; the weights are oneDNN's Ohwi16o copy, wp[p][tap][ic][16], made
  * once per weight (ops_weights_get).  oneDNN's jit:avx2 direct convs
  * (NHWC) ran SD 1.5's at ~56 % of the FMA loop on a Zen 3 CPU
- * (bench/README.md "AVX2: our own kernels"). */
+ * (bench/README.md "AVX2: our own kernels").  A conv the Winograd rule
+ * picks (e->wino_own) goes from the padded buffer to ops_wino_conv, with
+ * the weights transformed once from the Ohwi16o copy. */
 #define CCB 64    /* outputs per work item (4 panels) */
 #define CRB 96    /* output pixels per work item (16 tiles) */
 #define CKC 256   /* input channels per block */
