@@ -59,13 +59,13 @@ void ops_wino_weights(const float *wp, int IC, int OC, float *U)
 /* Bᵀ applied to a column of six: the input transform's 1-D pass. */
 static inline void bt6(const v8f d[OWINO_A], v8f t[OWINO_A])
 {
-    v8f four = v8_set1(4.f), five = v8_set1(5.f), two = v8_set1(2.f);
-    t[0] = (four * d[0] - five * d[2]) + d[4];
+    v8f four = v8_set1(4.f), two = v8_set1(2.f);
+    t[0] = four * (d[0] - d[2]) + (d[4] - d[2]);
     t[1] = (d[3] + d[4]) - four * (d[1] + d[2]);
     t[2] = (d[4] - d[3]) + four * (d[1] - d[2]);
     t[3] = (d[4] - d[2]) + two * (d[3] - d[1]);
     t[4] = (d[4] - d[2]) - two * (d[3] - d[1]);
-    t[5] = (four * d[1] - five * d[3]) + d[5];
+    t[5] = four * (d[1] - d[3]) + (d[5] - d[3]);
 }
 
 /* Aᵀ applied to a column of six: the output transform's 1-D pass. */
