@@ -620,10 +620,6 @@ static int make_copy(ops_ctx *c, const wcopy *other, const float *base, size_t n
     return ops_faulted(c) ? -1 : 0;
 }
 
-/* The weight in layout `want`, made on first use and kept on the handle.
- * The first blocked copy of an original tells its owner (src->copied): it
- * may give the original's pages back.  Later copies come from a blocked
- * copy, or from the original re-derived through the source. */
 /* Room for one more copy on w (c's lock held): 0, or -1 out of memory. */
 static int copies_room(ops_weight *w)
 {
@@ -636,6 +632,45 @@ static int copies_room(ops_weight *w)
     return 0;
 }
 
+/* A new buffer holding w in layout wei (c's lock held), made from another
+ * copy (other, or NULL) or from the fp32 values (re-derived when the owner
+ * gave them back); NULL with the fault set when memory runs out. */
+static void *new_layout(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_desc_t *pwei,
+                        const dnnl_memory_desc_t *wei, int stack_rows, const wcopy *other)
+{
+    void *buf = sd_aligned_alloc(64, dnnl_memory_desc_get_size(wei));
+    if (!buf) return ops_set_fault(c), NULL;
+    float *reloaded = NULL;
+    const float *base = current(w);
+    int lazy = !other && w->patch && !w->patched;   /* a lazy replacement, made for this copy only */
+    if ((lazy || (!other && !w->patched && w->orig_gone)) &&
+        !(base = reloaded = lazy ? materialize(w) : reload_original(w))) {
+        free(buf);
+        return ops_set_fault(c), NULL;
+    }
+    int rc = make_copy(c, other, base, n, pwei, wei, stack_rows, buf);
+    free(reloaded);
+    if (rc) {
+        free(buf);
+        return NULL;   /* the fault is set */
+    }
+    return buf;
+}
+
+/* w has a copy other layouts can come from now (a blocked one, or our
+ * Winograd weights): the owner's original is not needed again (re-derived
+ * through reload if it is), so the owner may give its pages back. */
+static void original_done(ops_weight *w)
+{
+    if (w->patched || w->patch || w->orig_gone || !w->src) return;
+    w->orig_gone = 1;
+    if (w->src->copied) w->src->copied(w->ud, w->orig, w->n);
+}
+
+/* The weight in layout `want`, made on first use and kept on the handle.
+ * The first blocked copy of an original tells its owner (src->copied): it
+ * may give the original's pages back.  Later copies come from a blocked
+ * copy, or from the original re-derived through the source. */
 void *ops_weights_get(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_desc_t *pwei,
                       const dnnl_memory_desc_t *wei, int stack_rows)
 {
@@ -645,38 +680,14 @@ void *ops_weights_get(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_des
     pthread_mutex_lock(&c->lock);
     wcopy *other, *hit = find_copy(w, wei, &other);
     void *out = hit ? hit->buf : NULL;
-    if (hit) goto done;
-    size_t oi = other ? (size_t)(other - w->copies) : 0;
-    if (copies_room(w)) goto oom;
-    if (other) other = &w->copies[oi];
-    void *buf = sd_aligned_alloc(64, dnnl_memory_desc_get_size(wei));
-    if (!buf) goto oom;
-    float *reloaded = NULL;
-    const float *base = current(w);
-    int lazy = !other && w->patch && !w->patched;   /* a lazy replacement, made for this copy only */
-    if ((lazy || (!other && !w->patched && w->orig_gone)) &&
-        !(base = reloaded = lazy ? materialize(w) : reload_original(w))) {
-        free(buf);
-        goto oom;
+    if (!hit) {
+        size_t oi = other ? (size_t)(other - w->copies) : 0;
+        if (copies_room(w)) ops_set_fault(c);
+        else if ((out = new_layout(c, w, n, pwei, wei, stack_rows, other ? &w->copies[oi] : NULL))) {
+            w->copies[w->ncopies++] = (wcopy){*wei, out, 0};
+            if (!other && wei->format_kind == dnnl_blocked) original_done(w);
+        }
     }
-    if (make_copy(c, other, base, n, pwei, wei, stack_rows, buf)) {
-        free(reloaded);
-        free(buf);
-        goto done;   /* the fault is set */
-    }
-    free(reloaded);
-    w->copies[w->ncopies++] = (wcopy){*wei, buf, 0};
-    out = buf;
-    if (!other && !w->patched && !w->patch && !w->orig_gone && w->src && wei->format_kind == dnnl_blocked) {
-        /* the first copy other layouts can come from: the owner's original is
-         * not needed again (re-derived through reload if it is) */
-        w->orig_gone = 1;
-        if (w->src->copied) w->src->copied(w->ud, w->orig, w->n);
-    }
-    goto done;
-oom:
-    ops_set_fault(c);
-done:
     pthread_mutex_unlock(&c->lock);
     return out;
 }
@@ -685,20 +696,27 @@ void *ops_weights_derived(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory
                           const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *key, ops_weights_derive_fn derive,
                           void *ud)
 {
-    const void *src = ops_weights_get(c, w, n, pwei, from, 0);
-    if (!src) return NULL;   /* out of memory: the fault is set */
+    SD_ASSERT(w && w->ctx == c && n == w->n);
     pthread_mutex_lock(&c->lock);
     void *out = NULL;
     for (int i = 0; i < w->ncopies && !out; i++)
         if (w->copies[i].derived && dnnl_memory_desc_equal(&w->copies[i].md, key)) out = w->copies[i].buf;
-    if (!out) {
-        void *buf = copies_room(w) ? NULL : sd_aligned_alloc(64, dnnl_memory_desc_get_size(key));
+    if (!out && copies_room(w)) ops_set_fault(c);
+    else if (!out) {
+        /* the source layout: a copy already kept, or one made for this
+         * derivation only (not kept: the derived copy is all the conv needs) */
+        wcopy *other, *hit = find_copy(w, from, &other);
+        void *tmp = NULL;
+        const void *src = hit ? hit->buf : (tmp = new_layout(c, w, n, pwei, from, 0, other));
+        void *buf = src ? sd_aligned_alloc(64, dnnl_memory_desc_get_size(key)) : NULL;
         if (buf) {
             derive(src, buf, ud);
             w->copies[w->ncopies++] = (wcopy){*key, buf, 1};
             out = buf;
-        } else
+            original_done(w);
+        } else if (src)
             ops_set_fault(c);
+        free(tmp);
     }
     pthread_mutex_unlock(&c->lock);
     return out;

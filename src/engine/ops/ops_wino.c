@@ -16,6 +16,10 @@
 #define WCB 64    /* outputs per work item (4 panels) */
 #define WRB 96    /* tiles per work item (16 register tiles) */
 #define WKC 256   /* input channels per block */
+/* V and M of a chunk of tiles at most this many floats (32 MB): the
+ * buffers stay small next to the images, and whole chunks run at the
+ * speed of one (the tiles are independent: the same bits either way) */
+#define WINO_CHUNK (1L << 23)
 
 static _Thread_local void *t_v, *t_m, *t_acc;
 static _Thread_local size_t t_nv, t_nm, t_nacc;
@@ -79,11 +83,11 @@ static inline void at6(const v8f m[OWINO_A], v8f o[OWINO_M])
     o[3] = (d12 + eight * d34) + m[5];
 }
 
-/* Tile r's input, every channel, into V[p][r][·]. */
-static void input_tile(const float *xp, int Hp, int Wp, int IC, int TH, int TW, long r, long R, float *V)
+/* Tile t's input, every channel, into row r of V[p][R][·]. */
+static void input_tile(const float *xp, int Hp, int Wp, int IC, int TH, int TW, long t, long r, long R, float *V)
 {
     long per = (long)TH * TW;
-    int n = (int)(r / per), ty = (int)(r % per / TW), tx = (int)(r % TW);
+    int n = (int)(t / per), ty = (int)(t % per / TW), tx = (int)(t % TW);
     const float *row[OWINO_A];
     int ncol = Wp - tx * OWINO_M < OWINO_A ? Wp - tx * OWINO_M : OWINO_A;
     for (int i = 0; i < OWINO_A; i++) {
@@ -109,12 +113,12 @@ static void input_tile(const float *xp, int Hp, int Wp, int IC, int TH, int TW, 
     }
 }
 
-/* Tile r's outputs from M[p][r][·]: Aᵀ m A, + b, + y (accum), relu. */
-static void output_tile(const float *M, long R, int OCp, int OC, int OH, int OW, int TH, int TW, long r,
+/* Tile t's outputs from row r of M[p][R][·]: Aᵀ m A, + b, + y (accum), relu. */
+static void output_tile(const float *M, long R, int OCp, int OC, int OH, int OW, int TH, int TW, long t, long r,
                         const float *b, float *y, int accum, int relu)
 {
     long per = (long)TH * TW;
-    int n = (int)(r / per), ty = (int)(r % per / TW), tx = (int)(r % TW);
+    int n = (int)(t / per), ty = (int)(t % per / TW), tx = (int)(t % TW);
     int nh = OH - ty * OWINO_M < OWINO_M ? OH - ty * OWINO_M : OWINO_M;
     int nw = OW - tx * OWINO_M < OWINO_M ? OW - tx * OWINO_M : OWINO_M;
     for (int c = 0; c < OC; c += 8) {
@@ -141,17 +145,14 @@ static void output_tile(const float *M, long R, int OCp, int OC, int OH, int OW,
     }
 }
 
-void ops_wino_conv(ops_ctx *c, const float *xp, int N, int Hp, int Wp, int IC, int OH, int OW, const float *U, int OC,
-                   const float *b, float *y, int accum, int relu)
+/* Tiles [r0, r0 + R) of the conv: V and M hold R tiles' products. */
+static void wino_chunk(ops_ctx *c, const float *xp, int Hp, int Wp, int IC, int OH, int OW, int TH, int TW,
+                       const float *U, int OC, const float *b, float *y, int accum, int relu, long r0, long R,
+                       float *V, float *M)
 {
-    int TH = (OH + OWINO_M - 1) / OWINO_M, TW = (OW + OWINO_M - 1) / OWINO_M, OCp = round16(OC), np_all = OCp / DW;
-    long R = (long)N * TH * TW;
-    float *V = ops_grow(c, &t_v, &t_nv, sizeof(float) * OWINO_P * (size_t)R * IC);
-    float *M = V ? ops_grow(c, &t_m, &t_nm, sizeof(float) * OWINO_P * (size_t)R * OCp) : NULL;
-    if (!M) return;   /* out of memory: the ops fault is set */
-    ops_flops_add(PROF_CONV, 0, ops_conv_exec_flops(2, N, IC, OC, OH, OW, 3, 3));
+    int OCp = round16(OC), np_all = OCp / DW;
     #pragma omp parallel for schedule(static)
-    for (long r = 0; r < R; r++) input_tile(xp, Hp, Wp, IC, TH, TW, r, R, V);
+    for (long r = 0; r < R; r++) input_tile(xp, Hp, Wp, IC, TH, TW, r0 + r, r, R, V);
     int ncb = (OCp + WCB - 1) / WCB;
     long nrb = (R + WRB - 1) / WRB;
     #pragma omp parallel for schedule(static)
@@ -183,5 +184,23 @@ void ops_wino_conv(ops_ctx *c, const float *xp, int N, int Hp, int Wp, int IC, i
     }
     if (ops_faulted(c)) return;
     #pragma omp parallel for schedule(static)
-    for (long r = 0; r < R; r++) output_tile(M, R, OCp, OC, OH, OW, TH, TW, r, b, y, accum, relu);
+    for (long r = 0; r < R; r++) output_tile(M, R, OCp, OC, OH, OW, TH, TW, r0 + r, r, b, y, accum, relu);
+}
+
+void ops_wino_conv(ops_ctx *c, const float *xp, int N, int Hp, int Wp, int IC, int OH, int OW, const float *U, int OC,
+                   const float *b, float *y, int accum, int relu)
+{
+    int TH = (OH + OWINO_M - 1) / OWINO_M, TW = (OW + OWINO_M - 1) / OWINO_M, OCp = round16(OC);
+    long R = (long)N * TH * TW;
+    /* tiles per chunk: V and M within WINO_CHUNK floats, whole row blocks,
+     * at least 3 (fewer: U, read once a chunk, costs more than it saves) */
+    long per = (long)OWINO_P * (IC + OCp), ch = WINO_CHUNK / per / WRB * WRB;
+    if (ch < 3 * WRB) ch = 3 * WRB;
+    if (ch > R) ch = R;
+    float *V = ops_grow(c, &t_v, &t_nv, sizeof(float) * OWINO_P * (size_t)ch * IC);
+    float *M = V ? ops_grow(c, &t_m, &t_nm, sizeof(float) * OWINO_P * (size_t)ch * OCp) : NULL;
+    if (!M) return;   /* out of memory: the ops fault is set */
+    ops_flops_add(PROF_CONV, 0, ops_conv_exec_flops(2, N, IC, OC, OH, OW, 3, 3));
+    for (long r0 = 0; r0 < R && !ops_faulted(c); r0 += ch)
+        wino_chunk(c, xp, Hp, Wp, IC, OH, OW, TH, TW, U, OC, b, y, accum, relu, r0, R - r0 < ch ? R - r0 : ch, V, M);
 }
