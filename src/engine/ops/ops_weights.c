@@ -56,7 +56,7 @@ static _Thread_local size_t t_nscr;
  * _Thread_local slots) is freed when the thread ends, by g_tkey's destructor:
  * without it every server worker lost them at shutdown. */
 static pthread_key_t g_tkey;
-#define MAX_TBUF 16
+#define MAX_TBUF 32   /* every ops_grow slot of the ops layer fits (26 of them) */
 static _Thread_local void **t_buf[MAX_TBUF];
 static _Thread_local size_t *t_have[MAX_TBUF];
 static _Thread_local int t_nbuf;

@@ -21,8 +21,8 @@
  * speed of one (the tiles are independent: the same bits either way) */
 #define WINO_CHUNK (1L << 23)
 
-static _Thread_local void *t_v, *t_m, *t_acc;
-static _Thread_local size_t t_nv, t_nm, t_nacc;
+static _Thread_local void *t_v, *t_m, *t_acc, *t_zero;
+static _Thread_local size_t t_nv, t_nm, t_nacc, t_nzero;
 
 int ops_wino_fits(int IC, int OC) { return IC % 8 == 0 && OC % 8 == 0; }
 
@@ -83,31 +83,32 @@ static inline void at6(const v8f m[OWINO_A], v8f o[OWINO_M])
     o[3] = (d12 + eight * d34) + m[5];
 }
 
-/* Tile t's input, every channel, into row r of V[p][R][·]. */
-static void input_tile(const float *xp, int Hp, int Wp, int IC, int TH, int TW, long t, long r, long R, float *V)
+/* Tile t's input, every channel, into row r of V[p][R][·]; zero: IC zeros
+ * (a tile's points past the padded image read them: no test per load). */
+static void input_tile(const float *xp, int Hp, int Wp, int IC, int TH, int TW, long t, long r, long R,
+                       const float *zero, float *V)
 {
     long per = (long)TH * TW;
     int n = (int)(t / per), ty = (int)(t % per / TW), tx = (int)(t % TW);
-    const float *row[OWINO_A];
-    int ncol = Wp - tx * OWINO_M < OWINO_A ? Wp - tx * OWINO_M : OWINO_A;
-    for (int i = 0; i < OWINO_A; i++) {
-        int h = ty * OWINO_M + i;
-        row[i] = h < Hp ? xp + (((size_t)n * Hp + h) * Wp + (size_t)tx * OWINO_M) * IC : NULL;
-    }
+    const float *pt[OWINO_A][OWINO_A];
+    for (int i = 0; i < OWINO_A; i++)
+        for (int j = 0; j < OWINO_A; j++) {
+            int h = ty * OWINO_M + i, w = tx * OWINO_M + j;
+            pt[i][j] = h < Hp && w < Wp ? xp + (((size_t)n * Hp + h) * Wp + w) * IC : zero;
+        }
     for (int c = 0; c < IC; c += 8) {
-        v8f d[OWINO_A][OWINO_A], t[OWINO_A][OWINO_A];
+        v8f d[OWINO_A][OWINO_A], t2[OWINO_A][OWINO_A];
         for (int i = 0; i < OWINO_A; i++)
-            for (int j = 0; j < OWINO_A; j++)
-                d[i][j] = row[i] && j < ncol ? v8_load(row[i] + (size_t)j * IC + c) : (v8f){0};
+            for (int j = 0; j < OWINO_A; j++) d[i][j] = v8_load(pt[i][j] + c);
         for (int j = 0; j < OWINO_A; j++) {   /* the columns: Bᵀ d */
             v8f col[OWINO_A], out[OWINO_A];
             for (int i = 0; i < OWINO_A; i++) col[i] = d[i][j];
             bt6(col, out);
-            for (int i = 0; i < OWINO_A; i++) t[i][j] = out[i];
+            for (int i = 0; i < OWINO_A; i++) t2[i][j] = out[i];
         }
         for (int i = 0; i < OWINO_A; i++) {   /* the rows: (Bᵀ d) B */
             v8f out[OWINO_A];
-            bt6(t[i], out);
+            bt6(t2[i], out);
             for (int j = 0; j < OWINO_A; j++) v8_store(V + ((size_t)(i * OWINO_A + j) * R + r) * IC + c, out[j]);
         }
     }
@@ -148,11 +149,11 @@ static void output_tile(const float *M, long R, int OCp, int OC, int OH, int OW,
 /* Tiles [r0, r0 + R) of the conv: V and M hold R tiles' products. */
 static void wino_chunk(ops_ctx *c, const float *xp, int Hp, int Wp, int IC, int OH, int OW, int TH, int TW,
                        const float *U, int OC, const float *b, float *y, int accum, int relu, long r0, long R,
-                       float *V, float *M)
+                       const float *zero, float *V, float *M)
 {
     int OCp = round16(OC), np_all = OCp / DW;
     #pragma omp parallel for schedule(static)
-    for (long r = 0; r < R; r++) input_tile(xp, Hp, Wp, IC, TH, TW, r0 + r, r, R, V);
+    for (long r = 0; r < R; r++) input_tile(xp, Hp, Wp, IC, TH, TW, r0 + r, r, R, zero, V);
     int ncb = (OCp + WCB - 1) / WCB;
     long nrb = (R + WRB - 1) / WRB;
     #pragma omp parallel for schedule(static)
@@ -199,8 +200,11 @@ void ops_wino_conv(ops_ctx *c, const float *xp, int N, int Hp, int Wp, int IC, i
     if (ch > R) ch = R;
     float *V = ops_grow(c, &t_v, &t_nv, sizeof(float) * OWINO_P * (size_t)ch * IC);
     float *M = V ? ops_grow(c, &t_m, &t_nm, sizeof(float) * OWINO_P * (size_t)ch * OCp) : NULL;
-    if (!M) return;   /* out of memory: the ops fault is set */
+    float *zero = M ? ops_grow(c, &t_zero, &t_nzero, sizeof(float) * (size_t)IC) : NULL;
+    if (!zero) return;   /* out of memory: the ops fault is set */
+    memset(zero, 0, sizeof(float) * (size_t)IC);
     ops_flops_add(PROF_CONV, 0, ops_conv_exec_flops(2, N, IC, OC, OH, OW, 3, 3));
     for (long r0 = 0; r0 < R && !ops_faulted(c); r0 += ch)
-        wino_chunk(c, xp, Hp, Wp, IC, OH, OW, TH, TW, U, OC, b, y, accum, relu, r0, R - r0 < ch ? R - r0 : ch, V, M);
+        wino_chunk(c, xp, Hp, Wp, IC, OH, OW, TH, TW, U, OC, b, y, accum, relu, r0, R - r0 < ch ? R - r0 : ch, zero,
+                   V, M);
 }
