@@ -1,7 +1,7 @@
 /* serve.c — `sdserve serve`: settings -> listening socket -> storage -> job
  * queue -> HTTP server, answering at once while the model loads in the
  * background (generation routes 503, /health "loading"), then waits for
- * SIGTERM/SIGINT and shuts down in order.  A taken port fails before the
+ * SIGTERM/SIGINT/SIGHUP and shuts down in order.  A taken port fails before the
  * model load; a model that fails to load ends the process (status 1).
  *
  * With no --model, a small random-weight demo model is created once in
@@ -728,8 +728,13 @@ static void start_local_worker(int worker_only)
 }
 /* ---- end of the shared queue's part ---- */
 
-/* Waits for SIGTERM/SIGINT; on the way, the loader's SIGUSR1 opens the
- * server (model loaded) or ends it (load failed: -1 with err set). */
+static const char *sig_name(int sig)
+{
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "a signal";
+}
+
+/* Waits for SIGTERM/SIGINT/SIGHUP; on the way, the loader's SIGUSR1 opens
+ * the server (model loaded) or ends it (load failed: -1 with err set). */
 static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv, const char *public_url, sd_err *err)
 {
     int ready = 0;
@@ -737,8 +742,7 @@ static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv,
         int sig = 0;
         sigwait(sigs, &sig);
         if (sig != SIGUSR1) {
-            printf("received %s: refusing new requests; cancelling queued and running jobs\n",
-                   sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            printf("received %s: refusing new requests; cancelling queued and running jobs\n", sig_name(sig));
             return 0;
         }
         int done = atomic_load(&L->done);
@@ -751,6 +755,27 @@ static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv,
             model_ready(L, srv, public_url);
             ready = 1;
         }
+    }
+}
+
+/* After the stop signal, while the model still loads (a big checkpoint on
+ * a slow disk, a --model-config FIFO nobody writes): waits for the loader,
+ * but a second SIGTERM/SIGINT/SIGHUP ends the process at once (status
+ * 128 + signal, as a shell reports a killed process).  Nothing is half
+ * written then: the server and the jobs are stopped, and the loader only
+ * reads (the demo model is made in a temporary folder). */
+static void wait_load_or_second_signal(const sigset_t *sigs, model_loader *L)
+{
+    if (atomic_load(&L->done)) return;
+    printf("waiting for the model load to finish before stopping (send the signal again to stop now)\n");
+    while (!atomic_load(&L->done)) {
+        int sig = 0;
+        sigwait(sigs, &sig);
+        if (sig == SIGUSR1) continue;
+        printf("received %s again: stopping without waiting for the model load\n", sig_name(sig));
+        fflush(stdout);
+        fflush(stderr);
+        _exit(128 + sig);
     }
 }
 
@@ -780,6 +805,7 @@ int cli_serve_mode(int argc, char **argv, int worker_only)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);   /* a closed terminal or SSH session: the same clean stop */
     sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -876,6 +902,7 @@ int cli_serve_mode(int argc, char **argv, int worker_only)
         worker_health_stop(g_health);
         g_health = NULL;
         queue_worker_stop(&g_worker);
+        wait_load_or_second_signal(&sigs, &L);
         pthread_join(loader, NULL);
         loader_started = 0;
         printf("stopped cleanly\n");
@@ -909,12 +936,12 @@ int cli_serve_mode(int argc, char **argv, int worker_only)
     }
     loader_started = 1;
     if (wait_signals(&sigs, &L, srv, public_url, &err)) goto out;
-    if (!atomic_load(&L.done)) printf("waiting for the model load to finish before stopping\n");
     http_server_stop(srv);
     srv = NULL;
     queue_worker_stop(&g_worker);
     jobs_close(q);
     q = NULL;
+    wait_load_or_second_signal(&sigs, &L);
     pthread_join(loader, NULL);
     loader_started = 0;
     printf("stopped cleanly\n");
