@@ -451,6 +451,21 @@ static int no_weights_check(model_loader *L)
     return e != NULL;
 }
 
+/* A model error's part after "reading model PATH: " or "loading model
+ * PATH: " (the header's and the loader's prefixes); the whole message
+ * when it starts otherwise. */
+static const char *model_error_detail(const char *msg, const char *path)
+{
+    static const char *const verbs[] = {"reading model ", "loading model "};
+    size_t p = strlen(path);
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        size_t v = strlen(verbs[i]);
+        if (!strncmp(msg, verbs[i], v) && !strncmp(msg + v, path, p) && !strncmp(msg + v + p, ": ", 2))
+            return msg + v + p + 2;
+    }
+    return msg;
+}
+
 static void *load_main(void *arg)
 {
     model_loader *L = arg;
@@ -467,11 +482,15 @@ static void *load_main(void *arg)
             if (ok) models_release(L->reg, idx);
             if (!ok && L->info.refused && L->info.error[0]) {
                 /* the header already said why (not a whole checkpoint, a family
-                 * not run): that first, then what the loader ran into */
+                 * not run): that first, then what the loader ran into, when
+                 * that is something else (a missing or broken file: the same) */
                 char was[sizeof L->err.msg];
                 snprintf(was, sizeof was, "%s", L->err.msg);
                 sd_err_clear(&L->err);
-                sd_errf(&L->err, SD_EFORMAT, "model", "%.250s (loading it: %.250s)", L->info.error, was);
+                if (!strcmp(model_error_detail(was, L->info.path), model_error_detail(L->info.error, L->info.path)))
+                    sd_errf(&L->err, SD_EFORMAT, "model", "%.500s", L->info.error);
+                else
+                    sd_errf(&L->err, SD_EFORMAT, "model", "%.250s (loading it: %.250s)", L->info.error, was);
             }
         }
     }
