@@ -515,6 +515,20 @@ static int check_preview_settings(sd_err *err)
     return 0;
 }
 
+/* --lora-dir must be a folder: a typo would otherwise start a server whose
+ * GET /loras is empty and whose every LoRA request fails. */
+static int check_lora_dir(sd_err *err)
+{
+    struct stat st;
+    if (!o_lora_dir || !*o_lora_dir) return 0;
+    if (stat(o_lora_dir, &st))
+        return sd_errf(err, SD_ENOTFOUND, "lora-dir", "--lora-dir %s: %s", o_lora_dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return sd_errf(err, SD_EINVAL, "lora-dir", "--lora-dir %s is not a folder (give the folder of LoRA "
+                       ".safetensors files)", o_lora_dir);
+    return 0;
+}
+
 static void loader_init(model_loader *L)
 {
     memset(L, 0, sizeof *L);
@@ -876,6 +890,7 @@ int cli_serve_mode(int argc, char **argv, int worker_only)
         goto out;
     }
     if (check_preview_settings(&err)) goto out;
+    if (check_lora_dir(&err)) goto out;
     if (check_queue_settings(worker_only, &err)) goto out;
     snprintf(images_dir, sizeof images_dir, "%s/images", o_data);
     if (mkdir_p(images_dir, &err)) goto out;

@@ -9,7 +9,7 @@
 # becomes ready and generates.  A model that fails to load after listening
 # still ends the process with status 1 and a clear message.  Listening on a
 # non-loopback address without --public-url prints a hint naming it.  Start
-# errors name the flag to fix (--model, --vocab, --data-dir).  A second stop
+# errors name the flag to fix (--model, --vocab, --data-dir, --lora-dir).  A second stop
 # signal during the load ends the process at once; SIGHUP stops cleanly.
 set -u
 cd "$(dirname "$0")/../.."
@@ -47,6 +47,10 @@ start_error "missing --vocab" "the vocabulary given by --vocab: vocabulary $TMP/
   --data-dir "$TMP/e2" --model "$MODEL" --vocab "$TMP/nope.txt.gz"
 : >"$TMP/file"
 start_error "data dir under a file" "cannot create $TMP/file/d (--data-dir): Not a directory" --data-dir "$TMP/file/d" --model "$MODEL"
+# a --lora-dir that is missing or a file: refused (was: a server whose every LoRA request failed)
+start_error "missing --lora-dir" "--lora-dir $TMP/nope-loras: No such file or directory" \
+  --data-dir "$TMP/e3" --model "$MODEL" --lora-dir "$TMP/nope-loras"
+start_error "--lora-dir a file" "--lora-dir $TMP/file is not a folder" --data-dir "$TMP/e4" --model "$MODEL" --lora-dir "$TMP/file"
 
 # ---- listening while the model loads ------------------------------------
 mkfifo "$TMP/config.fifo"
