@@ -521,6 +521,29 @@ static int check_finite(const char *what, const float *v, size_t n, sd_err *err)
     return 0;
 }
 
+/* --skip LIST: the stages named, as bits 1 << (index in skip_names); -1
+ * for a name that is none of them (a typo must not run the whole bench). */
+static const char *const skip_names[] = {"load", "text", "unet", "decode", "encode"};
+
+static int parse_skip(const char *list)
+{
+    int bits = 0;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        int k = -1;
+        for (int j = 0; j < (int)(sizeof skip_names / sizeof skip_names[0]); j++)
+            if (strlen(skip_names[j]) == n && !strncmp(p, skip_names[j], n)) k = j;
+        if (n && k < 0) {
+            fprintf(stderr, "bench: --skip: unknown stage '%.*s'; the stages are load, text, unet, decode, encode\n",
+                    (int)n, p);
+            return -1;
+        }
+        if (k >= 0) bits |= 1 << k;
+        p += n + (p[n] == ',');
+    }
+    return bits;
+}
+
 int cli_bench(int argc, char **argv)
 {
     const char *model = NULL, *vocab = NULL, *skip = "", *precision = NULL, *lora = NULL;
@@ -562,8 +585,10 @@ int cli_bench(int argc, char **argv)
         if (bad) { if (!v) fprintf(stderr, "bench: %s needs a value\n", o); return 2; }
     }
     if (!model) { usage(stderr); return 2; }
-    int do_load = !strstr(skip, "load"), do_text = !strstr(skip, "text"), do_unet = !strstr(skip, "unet"),
-        do_dec = !strstr(skip, "decode"), do_enc = !strstr(skip, "encode");
+    int skipped = parse_skip(skip);
+    if (skipped < 0) return 2;
+    int do_load = !(skipped & 1), do_text = !(skipped & 2), do_unet = !(skipped & 4), do_dec = !(skipped & 8),
+        do_enc = !(skipped & 16);
 
     sd_load_opts lo = {0};
     lo.model_path = model;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -383,6 +384,36 @@ static int read_file(const char *path, uint8_t **out, size_t *len, size_t cap, s
     return 0;
 }
 
+/* Each output file's place, before the model loads and the images are
+ * made (minutes with a real checkpoint): not a folder, in a folder that
+ * exists and can be written.  -1 with err naming -o/--output otherwise. */
+static int check_output_place(const gen_args *a, sd_err *err)
+{
+    const char *flag = a->output_flag;
+    char name[4096], dir[4096];
+    struct stat st;
+    for (int i = 0; i < a->req.gen.n; i++) {
+        if (gen_output_name(a->output, i, name, sizeof name))
+            return sd_errf(err, SD_EINVAL, flag, "%s %.200s: file name too long", flag, a->output);
+        size_t len = strlen(name);
+        if (name[len - 1] == '/' || (!stat(name, &st) && S_ISDIR(st.st_mode)))
+            return sd_errf(err, SD_EINVAL, flag, "%s %s is a folder; give a file name, e.g. %s%sout.png", flag, name,
+                           name, name[len - 1] == '/' ? "" : "/");
+    }
+    const char *slash = strrchr(a->output, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == a->output) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - a->output), a->output);
+    if (stat(dir, &st))
+        return sd_errf(err, SD_EINVAL, flag, "%s %s: the folder %s %s; create it first or write elsewhere", flag,
+                       a->output, dir, errno == ENOENT ? "does not exist" : strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return sd_errf(err, SD_EINVAL, flag, "%s %s: %s is not a folder", flag, a->output, dir);
+    if (access(dir, W_OK | X_OK))
+        return sd_errf(err, SD_EINVAL, flag, "%s %s: cannot write in %s: %s", flag, a->output, dir, strerror(errno));
+    return 0;
+}
+
 /* Writes next to the target and renames, so a failed run leaves no half file. */
 static int write_file(const char *path, const uint8_t *d, size_t n, sd_err *err)
 {
@@ -538,6 +569,9 @@ int cli_generate(int argc, char **argv)
         rc = 2;
     } else if (a.help) {
         gen_usage(stdout);
+    } else if (check_output_place(&a, &err)) {
+        fprintf(stderr, "sdserve generate: %s\n", err.msg);
+        rc = 2;
     } else if (run(&a, &err)) {
         fprintf(stderr, "sdserve generate: %s\n", err.msg);
         rc = 1;

@@ -887,7 +887,7 @@ int cli_make_model(int argc, char **argv)
     preset_demo(&a);
     const char *out = NULL, *preset = NULL;
     const char *fdt = "F16";
-    int quiet = 0, folder = -1, text_vocab_set = 0, list = 0, ndepth = 0;
+    int quiet = 0, folder = -1, text_vocab_set = 0, list = 0, ndepth = 0, attn_max = -1;
     uint64_t seed = 1;
     /* The preset first, so that size flags override it wherever they appear. */
     for (int i = 1; i + 1 < argc; i++)
@@ -950,7 +950,14 @@ int cli_make_model(int argc, char **argv)
             for (int L = ndepth; ndepth == 1 && L < MM_MAXLEV; L++) a.unet_depth[L] = a.unet_depth[0];
         } else if (!strcmp(o, "--seed")) {
             NEEDV;
-            seed = strtoull(v, NULL, 10);
+            char *end;
+            errno = 0;
+            seed = strtoull(v, &end, 10);
+            if (end == v || *end || *v == '-' || errno == ERANGE) {
+                fprintf(stderr, "make-model: --seed must be a whole number from 0 to %llu, got '%s'\n",
+                        (unsigned long long)UINT64_MAX, v);
+                return 2;
+            }
         } else if (!strcmp(o, "--unet-channels") || !strcmp(o, "--vae-channels")) {
             NEEDV;
             int *dst = o[2] == 'u' ? a.unet_ch : a.vae_ch;
@@ -958,6 +965,11 @@ int cli_make_model(int argc, char **argv)
                 fprintf(stderr, "make-model: %s wants 1..%d comma-separated channel counts\n", o, MM_MAXLEV);
                 return 2;
             }
+            for (int L = 0; L < n; L++)   /* 0 would divide by zero in the checks below */
+                if (dst[L] < 32) {
+                    fprintf(stderr, "make-model: %s: each level needs at least 32 channels, got %d\n", o, dst[L]);
+                    return 2;
+                }
             if (o[2] == 'u') {
                 a.unet_levels = n;
             } else {
@@ -971,8 +983,16 @@ int cli_make_model(int argc, char **argv)
                 return 2;
             }
             memset(a.unet_attn, 0, sizeof a.unet_attn);
-            for (int k = 0; k < n; k++)
-                if (lv[k] < MM_MAXLEV) a.unet_attn[lv[k]] = 1;
+            attn_max = -1;
+            for (int k = 0; k < n; k++) {
+                if (lv[k] >= MM_MAXLEV) {
+                    fprintf(stderr, "make-model: --unet-attn: level %d is past the last level a UNet has here (%d)\n",
+                            lv[k], MM_MAXLEV - 1);
+                    return 2;
+                }
+                a.unet_attn[lv[k]] = 1;
+                if (lv[k] > attn_max) attn_max = lv[k];
+            }
         } else if ((fl = int_flag(o))) {
             INTV(*(int *)((char *)&a + fl->off), fl->lo, fl->hi);
             if (!strcmp(o, "--unet-heads")) a.unet_head_ch = 0;
@@ -1032,6 +1052,11 @@ int cli_make_model(int argc, char **argv)
         }
     if (a.text_width % a.text_heads) {
         fprintf(stderr, "make-model: --text-width %d must be divisible by --text-heads %d\n", a.text_width, a.text_heads);
+        return 2;
+    }
+    if (attn_max >= a.unet_levels) {
+        fprintf(stderr, "make-model: --unet-attn names level %d but the UNet has %d level%s (0..%d)\n", attn_max,
+                a.unet_levels, a.unet_levels == 1 ? "" : "s", a.unet_levels - 1);
         return 2;
     }
     if (ndepth > 1 && ndepth != a.unet_levels) {

@@ -1,7 +1,7 @@
 /* serve.c — `sdserve serve`: settings -> listening socket -> storage -> job
  * queue -> HTTP server, answering at once while the model loads in the
  * background (generation routes 503, /health "loading"), then waits for
- * SIGTERM/SIGINT and shuts down in order.  A taken port fails before the
+ * SIGTERM/SIGINT/SIGHUP and shuts down in order.  A taken port fails before the
  * model load; a model that fails to load ends the process (status 1).
  *
  * With no --model, a small random-weight demo model is created once in
@@ -454,6 +454,21 @@ static int no_weights_check(model_loader *L)
     return e != NULL;
 }
 
+/* A model error's part after "reading model PATH: " or "loading model
+ * PATH: " (the header's and the loader's prefixes); the whole message
+ * when it starts otherwise. */
+static const char *model_error_detail(const char *msg, const char *path)
+{
+    static const char *const verbs[] = {"reading model ", "loading model "};
+    size_t p = strlen(path);
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        size_t v = strlen(verbs[i]);
+        if (!strncmp(msg, verbs[i], v) && !strncmp(msg + v, path, p) && !strncmp(msg + v + p, ": ", 2))
+            return msg + v + p + 2;
+    }
+    return msg;
+}
+
 static void *load_main(void *arg)
 {
     model_loader *L = arg;
@@ -470,11 +485,15 @@ static void *load_main(void *arg)
             if (ok) models_release(L->reg, idx);
             if (!ok && L->info.refused && L->info.error[0]) {
                 /* the header already said why (not a whole checkpoint, a family
-                 * not run): that first, then what the loader ran into */
+                 * not run): that first, then what the loader ran into, when
+                 * that is something else (a missing or broken file: the same) */
                 char was[sizeof L->err.msg];
                 snprintf(was, sizeof was, "%s", L->err.msg);
                 sd_err_clear(&L->err);
-                sd_errf(&L->err, SD_EFORMAT, "model", "%.250s (loading it: %.250s)", L->info.error, was);
+                if (!strcmp(model_error_detail(was, L->info.path), model_error_detail(L->info.error, L->info.path)))
+                    sd_errf(&L->err, SD_EFORMAT, "model", "%.500s", L->info.error);
+                else
+                    sd_errf(&L->err, SD_EFORMAT, "model", "%.250s (loading it: %.250s)", L->info.error, was);
             }
         }
     }
@@ -496,6 +515,20 @@ static int check_preview_settings(sd_err *err)
     if (have && stat(o_preview_decoder, &st) != 0)
         return sd_errf(err, SD_ENOTFOUND, "preview-decoder", "--preview-decoder %s: %s", o_preview_decoder,
                        strerror(errno));
+    return 0;
+}
+
+/* --lora-dir must be a folder: a typo would otherwise start a server whose
+ * GET /loras is empty and whose every LoRA request fails. */
+static int check_lora_dir(sd_err *err)
+{
+    struct stat st;
+    if (!o_lora_dir || !*o_lora_dir) return 0;
+    if (stat(o_lora_dir, &st))
+        return sd_errf(err, SD_ENOTFOUND, "lora-dir", "--lora-dir %s: %s", o_lora_dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return sd_errf(err, SD_EINVAL, "lora-dir", "--lora-dir %s is not a folder (give the folder of LoRA "
+                       ".safetensors files)", o_lora_dir);
     return 0;
 }
 
@@ -731,8 +764,13 @@ static void start_local_worker(int worker_only)
 }
 /* ---- end of the shared queue's part ---- */
 
-/* Waits for SIGTERM/SIGINT; on the way, the loader's SIGUSR1 opens the
- * server (model loaded) or ends it (load failed: -1 with err set). */
+static const char *sig_name(int sig)
+{
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "a signal";
+}
+
+/* Waits for SIGTERM/SIGINT/SIGHUP; on the way, the loader's SIGUSR1 opens
+ * the server (model loaded) or ends it (load failed: -1 with err set). */
 static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv, const char *public_url, sd_err *err)
 {
     int ready = 0;
@@ -740,8 +778,7 @@ static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv,
         int sig = 0;
         sigwait(sigs, &sig);
         if (sig != SIGUSR1) {
-            printf("received %s: refusing new requests; cancelling queued and running jobs\n",
-                   sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            printf("received %s: refusing new requests; cancelling queued and running jobs\n", sig_name(sig));
             return 0;
         }
         int done = atomic_load(&L->done);
@@ -754,6 +791,27 @@ static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv,
             model_ready(L, srv, public_url);
             ready = 1;
         }
+    }
+}
+
+/* After the stop signal, while the model still loads (a big checkpoint on
+ * a slow disk, a --model-config FIFO nobody writes): waits for the loader,
+ * but a second SIGTERM/SIGINT/SIGHUP ends the process at once (status
+ * 128 + signal, as a shell reports a killed process).  Nothing is half
+ * written then: the server and the jobs are stopped, and the loader only
+ * reads (the demo model is made in a temporary folder). */
+static void wait_load_or_second_signal(const sigset_t *sigs, model_loader *L)
+{
+    if (atomic_load(&L->done)) return;
+    printf("waiting for the model load to finish before stopping (send the signal again to stop now)\n");
+    while (!atomic_load(&L->done)) {
+        int sig = 0;
+        sigwait(sigs, &sig);
+        if (sig == SIGUSR1) continue;
+        printf("received %s again: stopping without waiting for the model load\n", sig_name(sig));
+        fflush(stdout);
+        fflush(stderr);
+        _exit(128 + sig);
     }
 }
 
@@ -787,6 +845,7 @@ static int cli_serve_mode(int argc, char **argv, int worker_only)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);   /* a closed terminal or SSH session: the same clean stop */
     sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -838,6 +897,7 @@ static int cli_serve_mode(int argc, char **argv, int worker_only)
         goto out;
     }
     if (check_preview_settings(&err)) goto out;
+    if (check_lora_dir(&err)) goto out;
     if (check_queue_settings(worker_only, &err)) goto out;
     snprintf(images_dir, sizeof images_dir, "%s/images", o_data);
     if (mkdir_p(images_dir, &err)) goto out;
@@ -883,6 +943,7 @@ static int cli_serve_mode(int argc, char **argv, int worker_only)
         worker_health_stop(g_health);
         g_health = NULL;
         queue_worker_stop(&g_worker);
+        wait_load_or_second_signal(&sigs, &L);
         pthread_join(loader, NULL);
         loader_started = 0;
         printf("stopped cleanly\n");
@@ -916,12 +977,12 @@ static int cli_serve_mode(int argc, char **argv, int worker_only)
     }
     loader_started = 1;
     if (wait_signals(&sigs, &L, srv, public_url, &err)) goto out;
-    if (!atomic_load(&L.done)) printf("waiting for the model load to finish before stopping\n");
     http_server_stop(srv);
     srv = NULL;
     queue_worker_stop(&g_worker);
     jobs_close(q);
     q = NULL;
+    wait_load_or_second_signal(&sigs, &L);
     pthread_join(loader, NULL);
     loader_started = 0;
     printf("stopped cleanly\n");

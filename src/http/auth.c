@@ -74,7 +74,9 @@ static int add_file(auth_keys *k, const char *path, sd_err *err)
         snprintf(where, sizeof where, "%.500s line %d", path, lineno);
         rc = add_key(k, s, strlen(s), "api-keys-file", where, err);
     }
-    if (!rc && ferror(f)) rc = sd_errf(err, SD_EIO, "api-keys-file", "error reading %s", path);
+    if (!rc && ferror(f))
+        rc = sd_errf(err, SD_EIO, "api-keys-file", "cannot read the API key file %s (--api-keys-file): %s", path,
+                     strerror(errno));
     fclose(f);
     return rc;
 }
@@ -86,6 +88,19 @@ auth_keys *auth_keys_load(const char *list, const char *path, sd_err *err)
     if ((list && add_list(k, list, "api-keys", "api-keys", err)) || (path && *path && add_file(k, path, err))) {
         auth_keys_free(k);
         return NULL;
+    }
+    /* A list or a file that was given but holds no key (an empty or
+     * comments-only file, ",,,") would leave the server open while its
+     * operator thinks it is closed: refused, not read as "auth off". */
+    int file = path && *path;
+    if (!k->n && ((list && *list) || file)) {
+        auth_keys_free(k);
+        if (file)
+            return sd_errf(err, SD_EINVAL, "api-keys-file", "--api-keys-file %s holds no API key (only blank lines "
+                           "and '#' comments): put one key a line, or unset --api-keys-file to run without keys",
+                           path), NULL;
+        return sd_errf(err, SD_EINVAL, "api-keys", "--api-keys holds no API key (only separators): give keys "
+                       "separated by ',', or unset it to run without keys"), NULL;
     }
     return k;
 }

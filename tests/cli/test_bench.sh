@@ -7,8 +7,8 @@
 # the outputs' finiteness check, with the FLOPs the kernels executed
 # (issue 19 item 5: an "executed" line per stage, SD_PROFILE's per-op
 # GFLOP) and, on CPUs with avx512_bf16, the bf16 dot loop's peak; with
-# AMX, its matmul loop on random operands (issue 19 item 1).
-# Small sizes: seconds.
+# AMX, its matmul loop on random operands (issue 19 item 1).  An unknown
+# --skip stage is refused.  Small sizes: seconds.
 set -u
 BUILD=${SD_BUILD:-build}
 BIN="$BUILD/sdserve"
@@ -31,6 +31,13 @@ check "sdxl, no size given: exits 0" '[ $rc -eq 0 ]' "rc=$rc $(tail -2 "$T/xl0")
 check "sdxl, no size given: 1024x1024" 'grep -q "(sdxl, .*), 1024x1024," "$T/xl0"' "$(head -1 "$T/xl0")"
 "$BIN" bench --model "$SD1" --vocab "$V" --repeats 1 --skip load,text,unet,decode,encode >"$T/sd0" 2>&1; rc=$?
 check "sd1, no size given: 512x512" '[ $rc -eq 0 ] && grep -q "(sd1, .*), 512x512," "$T/sd0"' "$(head -1 "$T/sd0")"
+
+# --skip with a name that is no stage: refused before the load (was: read with strstr, a typo
+# such as "vae" skipped nothing and "decoder" skipped decode)
+"$BIN" bench --model "$T/nothing-here" --skip load,vae >"$T/skip" 2>&1; rc=$?
+check "--skip load,vae: exit 2 naming --skip, the stage and the stage names" \
+  '[ $rc -eq 2 ] && grep -q "^bench: --skip: unknown stage .vae.; the stages are load, text, unet, decode, encode" "$T/skip"' \
+  "rc=$rc $(cat "$T/skip")"
 
 for m in xl sd1; do
   f=$XL; [ $m = sd1 ] && f=$SD1

@@ -72,6 +72,24 @@ static void test_keys(void)
     k = auth_keys_load(NULL, path, &err);
     CHECKF(!k && err.code == SD_ENOTFOUND && strstr(err.msg, path), "missing key file: refused naming it", "%s",
            err.msg);
+    /* given but empty: refused, not "no authentication" (the server would be open) */
+    f = fopen(path, "w");
+    fprintf(f, "# keys go here\n\n");
+    fclose(f);
+    sd_err_clear(&err);
+    k = auth_keys_load(NULL, path, &err);
+    CHECKF(!k && !strcmp(err.field, "api-keys-file") && strstr(err.msg, "--api-keys-file") && strstr(err.msg, path) &&
+               strstr(err.msg, "no API key"),
+           "a key file of comments only: refused naming --api-keys-file", "%s", err.msg);
+    sd_err_clear(&err);
+    k = auth_keys_load(" , ,", "", &err);
+    CHECKF(!k && !strcmp(err.field, "api-keys") && strstr(err.msg, "--api-keys holds no API key"),
+           "a key list of separators only: refused naming --api-keys", "%s", err.msg);
+    sd_err_clear(&err);
+    k = auth_keys_load("", "", &err);
+    CHECK(k && auth_keys_count(k) == 0, "empty settings (SDSERVE_API_KEYS=): auth off");
+    auth_keys_free(k);
+    unlink(path);
 }
 
 static void test_rate(void)

@@ -9,7 +9,8 @@
 # becomes ready and generates.  A model that fails to load after listening
 # still ends the process with status 1 and a clear message.  Listening on a
 # non-loopback address without --public-url prints a hint naming it.  Start
-# errors name the flag to fix (--model, --vocab, --data-dir).
+# errors name the flag to fix (--model, --vocab, --data-dir, --lora-dir).  A second stop
+# signal during the load ends the process at once; SIGHUP stops cleanly.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
@@ -46,6 +47,10 @@ start_error "missing --vocab" "the vocabulary given by --vocab: vocabulary $TMP/
   --data-dir "$TMP/e2" --model "$MODEL" --vocab "$TMP/nope.txt.gz"
 : >"$TMP/file"
 start_error "data dir under a file" "cannot create $TMP/file/d (--data-dir): Not a directory" --data-dir "$TMP/file/d" --model "$MODEL"
+# a --lora-dir that is missing or a file: refused (was: a server whose every LoRA request failed)
+start_error "missing --lora-dir" "--lora-dir $TMP/nope-loras: No such file or directory" \
+  --data-dir "$TMP/e3" --model "$MODEL" --lora-dir "$TMP/nope-loras"
+start_error "--lora-dir a file" "--lora-dir $TMP/file is not a folder" --data-dir "$TMP/e4" --model "$MODEL" --lora-dir "$TMP/file"
 
 # ---- listening while the model loads ------------------------------------
 mkfifo "$TMP/config.fifo"
@@ -115,6 +120,40 @@ check "failing load: exit status 1 with the error after the server listened" \
   "status $rc: $(tail -2 "$TMP/server2.log" | tr '\n' ' ')"
 check "failing load: never ready; bind 127.0.0.1 prints no --public-url hint" \
   $(! grep -q -e "^ready" -e "^NOTE: listening" "$TMP/server2.log"; echo $?) "$(grep -e ready -e NOTE "$TMP/server2.log")"
+# ---- stop signals while the model loads: a second one stops at once -------
+# (the load held by a FIFO nobody writes: before, the second SIGINT was
+# ignored and the process waited for the load for ever)
+rm -f "$TMP/config.fifo"; mkfifo "$TMP/config.fifo"
+PORT=$(free_port)
+"$SDSERVE" serve --bind 127.0.0.1 --port "$PORT" --data-dir "$TMP/data4" --model "$MODEL" \
+  --model-config "$TMP/config.fifo" >"$TMP/server4.log" 2>&1 &
+SERVER_PID=$!
+wait_http "http://127.0.0.1:$PORT/health" "$SERVER_PID" 600
+kill -INT "$SERVER_PID"
+for _ in $(seq 100); do grep -q "^waiting for the model load" "$TMP/server4.log" && break; sleep 0.1; done
+check "stop during the load: says it waits and that a second signal stops now" \
+  $(kill -0 "$SERVER_PID" 2>/dev/null && grep -q "^waiting for the model load to finish before stopping (send the signal again to stop now)" "$TMP/server4.log"; echo $?) \
+  "$(tail -3 "$TMP/server4.log" | tr '\n' ' ')"
+kill -INT "$SERVER_PID"
+rc=
+for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || { wait "$SERVER_PID"; rc=$?; break; }; sleep 0.1; done
+[ -n "$rc" ] || { kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null; }
+SERVER_PID=
+check "second SIGINT during the load: exits at once, status 130, saying so" \
+  $([ "$rc" = 130 ] && grep -q "^received SIGINT again: stopping without waiting for the model load" "$TMP/server4.log"; echo $?) \
+  "status ${rc:-none: still running after 10 s}: $(tail -2 "$TMP/server4.log" | tr '\n' ' ')"
+
+# ---- SIGHUP (a closed terminal or SSH session): the same clean stop --------
+PORT=$(free_port)
+"$SDSERVE" serve --bind 127.0.0.1 --port "$PORT" --data-dir "$TMP/data5" --model "$MODEL" --model-config "$CONFIG" \
+  >"$TMP/server5.log" 2>&1 &
+SERVER_PID=$!
+wait_ready "http://127.0.0.1:$PORT/health" "$SERVER_PID" 600
+kill -HUP "$SERVER_PID"; wait "$SERVER_PID"; rc=$?; SERVER_PID=
+check "SIGHUP: stops cleanly with status 0, as SIGTERM" \
+  $([ "$rc" = 0 ] && grep -q "^received SIGHUP: refusing new requests" "$TMP/server5.log" && grep -q "^stopped cleanly" "$TMP/server5.log"; echo $?) \
+  "status $rc: $(tail -2 "$TMP/server5.log" | tr '\n' ' ')"
+
 # ---- bound to one address: returned URLs use it, no --public-url hint -------
 # (127.0.0.2 and ::1 are not reachable at 127.0.0.1, the default URL's host)
 for addr in 127.0.0.2 ::1; do

@@ -3,8 +3,8 @@
  * reference/sd15/tensors.json; the demo preset (a folder with a byte-level
  * tokenizer) has the tiny-sd1 architecture, loads with sdw_open and runs
  * through CLIP, UNet and VAE without NaN; size flags build other models;
- * output depends only on the seed; bad flags are refused.  The quick tier
- * (SD_QUICK=1) skips the 2.1 GB sd15 preset. */
+ * output depends only on the seed; bad flags are refused (exit 2, no
+ * crash).  The quick tier (SD_QUICK=1) skips the 2.1 GB sd15 preset. */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -328,6 +328,17 @@ static void test_bad_flags(void)
     snprintf(args, sizeof args, "--text-width 50 --text-heads 4 -o '%s/x'", tmp);
     CHECK(make_model(args) == 2, "bad flags: width not divisible by heads");
     CHECK(make_model("--preset demo") == 2, "bad flags: no -o");
+    /* these crashed (SIGFPE: channels of 0 divide) or were taken silently */
+    static const char *const refused[][2] = {
+        {"--unet-channels 0", "bad flags: --unet-channels 0 refused, no crash"},
+        {"--vae-channels 32,0", "bad flags: --vae-channels with a 0 refused, no crash"},
+        {"--seed abc", "bad flags: --seed abc refused (was seed 0)"},
+        {"--unet-attn 2 --unet-channels 32,64", "bad flags: --unet-attn past the UNet's levels refused (was ignored)"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(args, sizeof args, "%s -o '%s/x'", refused[i][0], tmp);
+        CHECKF(make_model(args) == 2, refused[i][1], "make-model %s: not exit 2", args);
+    }
 }
 
 int main(void)
