@@ -27,10 +27,12 @@
  * read and discarded (PH_DRAIN), then sent: answered at once, the
  * connection would be closed with the body unread and the client, still
  * sending, would see a reset instead of the answer (the openai SDK: a
- * connection error for a wrong key).  Not with Expect: 100-continue (the
- * client waits for the answer before sending), nor for a body declared
- * over --max-body-mb (413 at once); a chunked body is drained up to
- * --max-body-mb, then answered and the connection closed.  A 503 (the
+ * connection error for a wrong key).  The 413 of a body declared over
+ * --max-body-mb too, up to DRAIN_FACTOR times it (a phone photo sent to an
+ * edit should learn the limit, not see "Connection error").  Not with
+ * Expect: 100-continue (the client waits for the answer before sending),
+ * nor for a body declared over that; a chunked body is drained up to it,
+ * then answered and the connection closed.  A 503 (the
  * buffered-bodies cap, loading, shutting down) still goes at once: the
  * point there is not to take the body. */
 #include "server_int.h"
@@ -40,6 +42,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -238,6 +241,15 @@ static int ambiguous_length(req *r, struct MHD_Connection *c, enum MHD_Result *r
     return 0;
 }
 
+/* The most body read and discarded before a held refusal is sent, in
+ * multiples of --max-body-mb (the file's comment). */
+#define DRAIN_FACTOR 4
+
+static size_t drain_max(const http_server *s)
+{
+    return s->cfg.max_body > SIZE_MAX / DRAIN_FACTOR ? SIZE_MAX : s->cfg.max_body * DRAIN_FACTOR;
+}
+
 /* 1 when an early refusal may wait for the body (the file's comment). */
 static int may_hold(http_server *s, struct MHD_Connection *c)
 {
@@ -249,7 +261,7 @@ static int may_hold(http_server *s, struct MHD_Connection *c)
     char *end;
     errno = 0;
     unsigned long long n = strtoull(cl, &end, 10);
-    return !errno && !*end && n > 0 && n <= s->cfg.max_body;
+    return !errno && !*end && n > 0 && n <= drain_max(s);
 }
 
 /* Sends the held refusal (reply_info.held). */
@@ -318,10 +330,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     r->url = url;
     if (r->phase == PH_DRAIN) {
-        if (*upload_size) {   /* discarded; past --max-body-mb the answer goes now and the connection closes */
+        if (*upload_size) {   /* discarded; past drain_max the answer goes now and the connection closes */
             r->received += *upload_size;
             *upload_size = 0;
-            if (r->received <= s->cfg.max_body) return MHD_YES;
+            if (r->received <= drain_max(s)) return MHD_YES;
         }
         return send_held(r, c);
     }

@@ -183,6 +183,12 @@ await step("refused big uploads", async () => {
   }
   check("images.createVariation (not served) with a 3 MiB upload raises NotFoundError (3 of 3)",
     seen.every((n) => n === "NotFoundError 404"), seen.join(","));
+  const huge = Buffer.concat([makePng(40, 24), Buffer.alloc(21 << 20)]);   // over --max-body-mb 20
+  let got;
+  try { await client.images.edit({ image: await toFile(huge, "huge.png", { type: "image/png" }), prompt }); got = "no error"; }
+  catch (e) { got = `${e.constructor.name} ${e.status} ${e.error && e.error.message}`; }
+  check("images.edit with a 21 MiB image (over --max-body-mb) gets the 413 and its message, not a connection error",
+    /^APIError 413 .*larger than the limit/.test(got), got);
 });
 
 await step("bad n", async () => {

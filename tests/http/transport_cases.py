@@ -145,6 +145,9 @@ def refused_after_body(name, target, headers, size, want):
 refused_after_body("POST /txt2img as text/plain", "/txt2img", "Content-Type: text/plain\r\n", 4 << 20, 415)
 refused_after_body("POST /v1/images/variations (no such path)", "/v1/images/variations",
                    "Content-Type: multipart/form-data; boundary=XyZ\r\n", 4 << 20, 404)
+# over --max-body-mb (20 MiB): 413, also after the body (up to 4 times the limit)
+refused_after_body("POST /v1/images/edits over --max-body-mb", "/v1/images/edits",
+                   "Content-Type: multipart/form-data; boundary=XyZ\r\n", 21 << 20, 413)
 d, t, closed = exchange(req("/txt2img", "Content-Type: text/plain\r\nContent-Length: %d\r\nExpect: 100-continue\r\n"
                             % (4 << 20), "POST", close=False), wait=1.0)
 check("the same with Expect: 100-continue and no body sent: 415 at once (the client waits for it)",
