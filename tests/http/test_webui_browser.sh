@@ -12,9 +12,10 @@
 # intercepted: the endpoint may not be on this server) sends `model`;
 # screenshot in $SD_BUILD/tests/artifacts/.
 # With a key: the 401 message, then the key entered works and survives a
-# reload.  One job at a time (a double submit sends one; Cancel while it is
-# sent), a reload mid-job follows the job on, a seed over 2^53 - 1 refused
-# by the form, no sideways scroll at 320 px.  With --rate-limit 60: a job
+# reload.  Without keys also: "copy as curl" for an upload named with ; ,
+# " and ' runs as pasted; one job at a time (a double submit sends one;
+# Cancel while it is sent), a reload mid-job follows the job on, a seed
+# over 2^53 - 1 refused by the form, no sideways scroll at 320 px.  With --rate-limit 60: a job
 # followed past its 429s still shows its image.
 # With --lora-dir (tiny-sd1): the LoRA picker adds a <lora:...> tag
 # that the image's parameters show applied.  Missing chromium or npm is a FAIL (scripts/setup.sh installs them).

@@ -164,6 +164,18 @@ async function openCase(browser) {
   const c2 = await runCurl(page);
   check('"copy as curl" for img2img names the uploaded file and its fields',
     c2.cmd.includes("-F 'init_image=@webui-init.png'") && c2.cmd.includes("--form-string 'strength=0.5'"), c2.cmd);
+  // a file name with curl's -F syntax in it (; , ") and a quote: the command still runs where the file is
+  const odd = path.join(artifacts, 'web;ui, "init\'s".png');
+  fs.copyFileSync(init, odd);
+  await input.uploadFile(odd);
+  await page.click('#copy-curl');
+  const cmd3 = await page.$eval('#curl', (e) => e.value);
+  let out3;
+  try { out3 = JSON.parse(execFileSync('bash', ['-c', cmd3], {encoding: 'utf8', timeout: 120000, cwd: artifacts})); }
+  catch (e) { out3 = {error: String(e).slice(0, 200)}; }
+  check('"copy as curl" for an upload named web;ui, "init\'s".png runs as pasted where the file is',
+    out3.status === 'success', cmd3 + ' -> ' + JSON.stringify(out3).slice(0, 200));
+  fs.unlinkSync(odd);
   await page.click('#init-clear');
 
   // cancel: a long job, cancelled from the page

@@ -287,6 +287,9 @@ async function cancel() {
 
 // ' quoted for a POSIX shell
 const sq = (s) => "'" + String(s).replace(/'/g, "'\\''") + "'";
+// a file name for curl's -F NAME=@FILE: in double quotes (\\ and \" escaped)
+// unless plain, as curl would read ; , and " in it as its own syntax
+const curlFile = (name) => /^[A-Za-z0-9._+-]+$/.test(name) ? name : '"' + name.replace(/[\\"]/g, '\\$&') + '"';
 
 function curlCommand() {
   const f = fields();
@@ -296,7 +299,7 @@ function curlCommand() {
   if (!init) {
     parts.push('-H ' + sq('Content-Type: application/json'), '-d ' + sq(JSON.stringify(f)));
   } else {
-    parts.push('-F ' + sq('init_image=@' + init.name));
+    parts.push('-F ' + sq('init_image=@' + curlFile(init.name)));
     for (const [k, v] of Object.entries(f)) parts.push('--form-string ' + sq(k + '=' + v));
   }
   return parts.join(' ');
