@@ -29,8 +29,10 @@ static void usage_range(const req_field *f, char *buf, size_t size)
         snprintf(buf, size, "%.0f..%.0f", f->lo + f->lo_open, f->hi - f->hi_open);
     else if (f->type == RF_FLOAT)
         req_field_range(f, buf, size);
-    else if (f->type == RF_FORMAT || f->type == RF_SCHEDULER || f->type == RF_SPACING || f->type == RF_UPSCALER)
+    else if (f->type == RF_FORMAT || f->type == RF_SCHEDULER || f->type == RF_SPACING)
         snprintf(buf, size, "%s", req_field_names(f));
+    else if (f->type == RF_UPSCALER)   /* the names once; req_field_names' A1111 note is the API's */
+        snprintf(buf, size, "latent, latent-nearest-exact or lanczos (A1111's names too)");
     else if (f->type == RF_SAMPLER)
         snprintf(buf, size, "euler_a, ddim, ..., \"DPM++ 2M\", k_euler (docs/KDIFFUSION.md)");
 }
@@ -43,6 +45,7 @@ static void usage_default(const req_field *f, char *buf, size_t size)
     if ((f->type == RF_INT || f->type == RF_FLOAT) && req_field_in_range(f, f->def)) snprintf(buf, size, "[%g]", f->def);
     else if (f->type == RF_SEED) snprintf(buf, size, "[random]");
     else if (f->type == RF_SAMPLER) snprintf(buf, size, "[%s]", req_field_value_name(f, f->def));
+    else if (f->type == RF_UPSCALER) snprintf(buf, size, "[%s]", req_upscaler_name(SD_HR_LATENT, 0));   /* 0 = latent */
 }
 
 /* One line per request field of the table that has a flag. */
@@ -51,7 +54,7 @@ static void usage_fields(FILE *f)
     for (int i = 0; i < req_nfields; i++) {
         const req_field *r = &req_fields[i];
         if (!r->cli) continue;
-        char flag[40], range[80], def[40], text[160];
+        char flag[40], range[160], def[40], text[400];   /* wide enough that no line is cut */
         snprintf(flag, sizeof flag, "%s%s%s %s", r->cli_alias ? r->cli_alias : "", r->cli_alias ? ", " : "", r->cli,
                  r->cli_meta);
         usage_range(r, range, sizeof range);
