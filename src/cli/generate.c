@@ -73,7 +73,7 @@ void gen_usage(FILE *f)
             "  --model M            .safetensors file or diffusers folder (required)\n");
     usage_fields(f);
     fprintf(f,
-            "  -o, --output F       output file                           [out.png]\n"
+            "  -o, --output F       output file (replaced if it exists)   [out.png]\n"
             "  --config F           LDM config JSON for a single-file checkpoint\n"
             "  --vocab F            CLIP vocabulary (bpe .txt.gz, merges.txt or tokenizer/)\n"
             "  --threads N          0 = all cores                         [0]\n"

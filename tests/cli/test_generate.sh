@@ -156,3 +156,6 @@ check "--help exits 0 and documents -n naming" '[ $rc -eq 0 ] && grep -q "out-1.
 l=$(grep -- '--hr-upscaler' "$T/help")
 check "--help: the --hr-upscaler line is whole and names each upscaler once" \
   '[ "$(grep -o "latent-nearest-exact" <<<"$l" | wc -l)" = 1 ] && grep -q "lanczos (A1111.s names too) \[latent\]$" <<<"$l"' "$l"
+# -o replaces an existing file (as make-model -o does): --help says so
+check "--help: -o says an existing file is replaced" 'grep -q -- "-o, --output F .*(replaced if it exists)" "$T/help"' \
+  "$(grep -- '--output' "$T/help")"
