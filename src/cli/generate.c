@@ -492,6 +492,9 @@ static int run(const gen_args *a, sd_err *err)
                        .precision = a->precision, .embeddings_dir = a->embeddings_dir,
                        .vae_path = a->vae, .lora_dir = a->lora_dir,
                        .prediction = a->prediction, .zero_snr = a->zero_snr, .vae_tiling = a->vae_tiling};
+    char lora_label[4200];   /* an unknown LoRA names the flag and the folder, not the server's GET /loras */
+    snprintf(lora_label, sizeof lora_label, "--lora-dir %.4000s", a->lora_dir ? a->lora_dir : "");
+    lo.lora_dir_label = lora_label;
     lo.preview_decoder = a->preview_decoder;   /* previews (issue 18) */
     lo.vae_decoder = a->vae_decoder;
     sd_engine *eng = sd_engine_load(&lo, err);

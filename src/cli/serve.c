@@ -588,6 +588,7 @@ static void loader_init(model_loader *L)
     L->demo = (!o_model || !*o_model) && (!o_model_dir || !*o_model_dir);
     L->def = -1;
     L->lo.lora_dir = o_lora_dir && *o_lora_dir ? o_lora_dir : NULL;
+    L->lo.lora_dir_label = "the LoRA directory (GET /loras lists them)";   /* clients see no folder */
     L->lo.config_path = o_model_config;
     L->lo.vocab_path = o_vocab;
     L->lo.data_dir = o_data;

@@ -159,3 +159,10 @@ check "--help: the --hr-upscaler line is whole and names each upscaler once" \
 # -o replaces an existing file (as make-model -o does): --help says so
 check "--help: -o says an existing file is replaced" 'grep -q -- "-o, --output F .*(replaced if it exists)" "$T/help"' \
   "$(grep -- '--output' "$T/help")"
+# a LoRA not in --lora-dir: the message names the flag and the folder (was the
+# server's "in the LoRA directory (GET /loras lists them)")
+mkdir -p "$T/loras"
+gen -W 64 -H 64 --steps 1 --lora-dir "$T/loras" --lora nope -o "$T/lora.png" >"$T/lora.out" 2>"$T/lora.err"; rc=$?
+check "unknown --lora: exit 1 naming --lora-dir and its folder, not GET /loras" \
+  '[ $rc -eq 1 ] && grep -q "unknown LoRA .nope.: no nope.safetensors in --lora-dir $T/loras$" "$T/lora.err" && ! grep -q "GET /loras" "$T/lora.err"' \
+  "rc=$rc $(tail -1 "$T/lora.err")"
