@@ -26,6 +26,7 @@
  * checked for NaN/Inf: a non-finite value fails the command. */
 #include "cli.h"
 
+#include <errno.h>
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -221,6 +223,26 @@ static int bench_lora_parse(const char *arg, bench_lora *b)
     if (n > 12 && !strcmp(b->name + n - 12, ".safetensors")) b->name[n - 12] = 0;
     b->spec.name = b->name;
     return b->name[0] ? 0 : -1;
+}
+
+/* --lora's file is there, before the model loads and the UNet is timed
+ * (minutes with a real checkpoint): else 1 naming the flag, the file and
+ * why (what it names is missing: not a usage error). */
+static int bench_lora_check(const char *arg, const bench_lora *b)
+{
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof path, "%.4000s/%s.safetensors", b->dir, b->name);   /* bench_lora_parse: name without it */
+    if (stat(path, &st)) {
+        fprintf(stderr, "bench: --lora %s: no %s.safetensors in %s (the folder of --lora): %s\n", arg, b->name,
+                b->dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "bench: --lora %s: %s is not a file (give a LoRA .safetensors file)\n", arg, path);
+        return -1;
+    }
+    return 0;
 }
 
 /* The LoRA's costs, against one UNet step (step_s, median without it). */
@@ -596,6 +618,10 @@ int cli_bench(int argc, char **argv)
     lo.threads = threads;
     lo.precision = precision;
     lo.lora_dir = lora ? bl.dir : NULL;
+    char lora_label[4200];   /* an unknown LoRA names --lora's folder, not the server's GET /loras */
+    snprintf(lora_label, sizeof lora_label, "%.4000s (the folder of --lora)", bl.dir);
+    lo.lora_dir_label = lora ? lora_label : NULL;
+    if (lora && bench_lora_check(lora, &bl)) return 1;
     lo.preview_decoder = preview_decoder;
     sd_err err = {0};
     double *t = calloc(repeats, sizeof *t);

@@ -8,7 +8,8 @@
 # (issue 19 item 5: an "executed" line per stage, SD_PROFILE's per-op
 # GFLOP) and, on CPUs with avx512_bf16, the bf16 dot loop's peak; with
 # AMX, its matmul loop on random operands (issue 19 item 1).  An unknown
-# --skip stage is refused.  Small sizes: seconds.
+# --skip stage is refused; a missing --lora file too, before the load,
+# naming its folder.  Small sizes: seconds.
 set -u
 BUILD=${SD_BUILD:-build}
 BIN="$BUILD/sdserve"
@@ -38,6 +39,13 @@ check "sd1, no size given: 512x512" '[ $rc -eq 0 ] && grep -q "(sd1, .*), 512x51
 check "--skip load,vae: exit 2 naming --skip, the stage and the stage names" \
   '[ $rc -eq 2 ] && grep -q "^bench: --skip: unknown stage .vae.; the stages are load, text, unet, decode, encode" "$T/skip"' \
   "rc=$rc $(cat "$T/skip")"
+
+# --lora naming a missing file: refused before the load, pointing at its folder (was, after the
+# UNet stage was timed: "... in the LoRA directory (GET /loras lists them)", the server's wording)
+"$BIN" bench --model "$SD1" --vocab "$V" --repeats 1 -W 64 -H 64 --lora "$T/nope.safetensors:0.5" >"$T/lora" 2>&1; rc=$?
+check "--lora missing: exit 1 before the load, naming --lora and its folder, not GET /loras" \
+  '[ $rc -eq 1 ] && grep -q "^bench: --lora $T/nope.safetensors:0.5: no nope.safetensors in $T (the folder of --lora): No such file" "$T/lora" &&
+   ! grep -q -e "GET /loras" -e "^unet" "$T/lora"' "rc=$rc $(tail -2 "$T/lora")"
 
 for m in xl sd1; do
   f=$XL; [ $m = sd1 ] && f=$SD1

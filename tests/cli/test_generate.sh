@@ -7,7 +7,7 @@
 # unknown one is refused before any work), the A1111 parameters in the
 # file, progress on stderr, exit status 2 for every kind of bad argument (an
 # -o that is a folder or in a missing one too, before any work) and 1 for a
-# missing model.
+# missing model; --help lines whole (--hr-upscaler's was cut).
 set -u
 BUILD=${SD_BUILD:-build}
 BIN="$BUILD/sdserve"
@@ -151,3 +151,18 @@ gen --init-image "$T/bad.png" -o "$T/none.png" >/dev/null 2>"$T/err5"; rc=$?
 check "bad init image: exit 1 naming it" '[ $rc -eq 1 ] && grep -q "init-image" "$T/err5" && [ ! -e "$T/none.png" ]' "rc=$rc $(cat "$T/err5")"
 "$BIN" generate --help >"$T/help" 2>&1; rc=$?
 check "--help exits 0 and documents -n naming" '[ $rc -eq 0 ] && grep -q "out-1.png" "$T/help"'
+# each request field's help line is whole: --hr-upscaler's was cut at 160
+# characters and listed its names twice
+l=$(grep -- '--hr-upscaler' "$T/help")
+check "--help: the --hr-upscaler line is whole and names each upscaler once" \
+  '[ "$(grep -o "latent-nearest-exact" <<<"$l" | wc -l)" = 1 ] && grep -q "lanczos (A1111.s names too) \[latent\]$" <<<"$l"' "$l"
+# -o replaces an existing file (as make-model -o does): --help says so
+check "--help: -o says an existing file is replaced" 'grep -q -- "-o, --output F .*(replaced if it exists)" "$T/help"' \
+  "$(grep -- '--output' "$T/help")"
+# a LoRA not in --lora-dir: the message names the flag and the folder (was the
+# server's "in the LoRA directory (GET /loras lists them)")
+mkdir -p "$T/loras"
+gen -W 64 -H 64 --steps 1 --lora-dir "$T/loras" --lora nope -o "$T/lora.png" >"$T/lora.out" 2>"$T/lora.err"; rc=$?
+check "unknown --lora: exit 1 naming --lora-dir and its folder, not GET /loras" \
+  '[ $rc -eq 1 ] && grep -q "unknown LoRA .nope.: no nope.safetensors in --lora-dir $T/loras$" "$T/lora.err" && ! grep -q "GET /loras" "$T/lora.err"' \
+  "rc=$rc $(tail -1 "$T/lora.err")"
