@@ -26,6 +26,7 @@
  * checked for NaN/Inf: a non-finite value fails the command. */
 #include "cli.h"
 
+#include <errno.h>
 #include <immintrin.h>
 #include <math.h>
 #include <omp.h>
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -221,6 +223,26 @@ static int bench_lora_parse(const char *arg, bench_lora *b)
     if (n > 12 && !strcmp(b->name + n - 12, ".safetensors")) b->name[n - 12] = 0;
     b->spec.name = b->name;
     return b->name[0] ? 0 : -1;
+}
+
+/* --lora's file is there, before the model loads and the UNet is timed
+ * (minutes with a real checkpoint): else 1 naming the flag, the file and
+ * why (what it names is missing: not a usage error). */
+static int bench_lora_check(const char *arg, const bench_lora *b)
+{
+    char path[4200];
+    struct stat st;
+    snprintf(path, sizeof path, "%.4000s/%s.safetensors", b->dir, b->name);   /* bench_lora_parse: name without it */
+    if (stat(path, &st)) {
+        fprintf(stderr, "bench: --lora %s: no %s.safetensors in %s (the folder of --lora): %s\n", arg, b->name,
+                b->dir, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "bench: --lora %s: %s is not a file (give a LoRA .safetensors file)\n", arg, path);
+        return -1;
+    }
+    return 0;
 }
 
 /* The LoRA's costs, against one UNet step (step_s, median without it). */
@@ -521,6 +543,29 @@ static int check_finite(const char *what, const float *v, size_t n, sd_err *err)
     return 0;
 }
 
+/* --skip LIST: the stages named, as bits 1 << (index in skip_names); -1
+ * for a name that is none of them (a typo must not run the whole bench). */
+static const char *const skip_names[] = {"load", "text", "unet", "decode", "encode"};
+
+static int parse_skip(const char *list)
+{
+    int bits = 0;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        int k = -1;
+        for (int j = 0; j < (int)(sizeof skip_names / sizeof skip_names[0]); j++)
+            if (strlen(skip_names[j]) == n && !strncmp(p, skip_names[j], n)) k = j;
+        if (n && k < 0) {
+            fprintf(stderr, "bench: --skip: unknown stage '%.*s'; the stages are load, text, unet, decode, encode\n",
+                    (int)n, p);
+            return -1;
+        }
+        if (k >= 0) bits |= 1 << k;
+        p += n + (p[n] == ',');
+    }
+    return bits;
+}
+
 int cli_bench(int argc, char **argv)
 {
     const char *model = NULL, *vocab = NULL, *skip = "", *precision = NULL, *lora = NULL;
@@ -562,8 +607,10 @@ int cli_bench(int argc, char **argv)
         if (bad) { if (!v) fprintf(stderr, "bench: %s needs a value\n", o); return 2; }
     }
     if (!model) { usage(stderr); return 2; }
-    int do_load = !strstr(skip, "load"), do_text = !strstr(skip, "text"), do_unet = !strstr(skip, "unet"),
-        do_dec = !strstr(skip, "decode"), do_enc = !strstr(skip, "encode");
+    int skipped = parse_skip(skip);
+    if (skipped < 0) return 2;
+    int do_load = !(skipped & 1), do_text = !(skipped & 2), do_unet = !(skipped & 4), do_dec = !(skipped & 8),
+        do_enc = !(skipped & 16);
 
     sd_load_opts lo = {0};
     lo.model_path = model;
@@ -571,6 +618,10 @@ int cli_bench(int argc, char **argv)
     lo.threads = threads;
     lo.precision = precision;
     lo.lora_dir = lora ? bl.dir : NULL;
+    char lora_label[4200];   /* an unknown LoRA names --lora's folder, not the server's GET /loras */
+    snprintf(lora_label, sizeof lora_label, "%.4000s (the folder of --lora)", bl.dir);
+    lo.lora_dir_label = lora ? lora_label : NULL;
+    if (lora && bench_lora_check(lora, &bl)) return 1;
     lo.preview_decoder = preview_decoder;
     sd_err err = {0};
     double *t = calloc(repeats, sizeof *t);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -28,8 +29,10 @@ static void usage_range(const req_field *f, char *buf, size_t size)
         snprintf(buf, size, "%.0f..%.0f", f->lo + f->lo_open, f->hi - f->hi_open);
     else if (f->type == RF_FLOAT)
         req_field_range(f, buf, size);
-    else if (f->type == RF_FORMAT || f->type == RF_SCHEDULER || f->type == RF_SPACING || f->type == RF_UPSCALER)
+    else if (f->type == RF_FORMAT || f->type == RF_SCHEDULER || f->type == RF_SPACING)
         snprintf(buf, size, "%s", req_field_names(f));
+    else if (f->type == RF_UPSCALER)   /* the names once; req_field_names' A1111 note is the API's */
+        snprintf(buf, size, "latent, latent-nearest-exact or lanczos (A1111's names too)");
     else if (f->type == RF_SAMPLER)
         snprintf(buf, size, "euler_a, ddim, ..., \"DPM++ 2M\", k_euler (docs/KDIFFUSION.md)");
 }
@@ -42,6 +45,7 @@ static void usage_default(const req_field *f, char *buf, size_t size)
     if ((f->type == RF_INT || f->type == RF_FLOAT) && req_field_in_range(f, f->def)) snprintf(buf, size, "[%g]", f->def);
     else if (f->type == RF_SEED) snprintf(buf, size, "[random]");
     else if (f->type == RF_SAMPLER) snprintf(buf, size, "[%s]", req_field_value_name(f, f->def));
+    else if (f->type == RF_UPSCALER) snprintf(buf, size, "[%s]", req_upscaler_name(SD_HR_LATENT, 0));   /* 0 = latent */
 }
 
 /* One line per request field of the table that has a flag. */
@@ -50,7 +54,7 @@ static void usage_fields(FILE *f)
     for (int i = 0; i < req_nfields; i++) {
         const req_field *r = &req_fields[i];
         if (!r->cli) continue;
-        char flag[40], range[80], def[40], text[160];
+        char flag[40], range[160], def[40], text[400];   /* wide enough that no line is cut */
         snprintf(flag, sizeof flag, "%s%s%s %s", r->cli_alias ? r->cli_alias : "", r->cli_alias ? ", " : "", r->cli,
                  r->cli_meta);
         usage_range(r, range, sizeof range);
@@ -69,7 +73,7 @@ void gen_usage(FILE *f)
             "  --model M            .safetensors file or diffusers folder (required)\n");
     usage_fields(f);
     fprintf(f,
-            "  -o, --output F       output file                           [out.png]\n"
+            "  -o, --output F       output file (replaced if it exists)   [out.png]\n"
             "  --config F           LDM config JSON for a single-file checkpoint\n"
             "  --vocab F            CLIP vocabulary (bpe .txt.gz, merges.txt or tokenizer/)\n"
             "  --threads N          0 = all cores                         [0]\n"
@@ -383,6 +387,36 @@ static int read_file(const char *path, uint8_t **out, size_t *len, size_t cap, s
     return 0;
 }
 
+/* Each output file's place, before the model loads and the images are
+ * made (minutes with a real checkpoint): not a folder, in a folder that
+ * exists and can be written.  -1 with err naming -o/--output otherwise. */
+static int check_output_place(const gen_args *a, sd_err *err)
+{
+    const char *flag = a->output_flag;
+    char name[4096], dir[4096];
+    struct stat st;
+    for (int i = 0; i < a->req.gen.n; i++) {
+        if (gen_output_name(a->output, i, name, sizeof name))
+            return sd_errf(err, SD_EINVAL, flag, "%s %.200s: file name too long", flag, a->output);
+        size_t len = strlen(name);
+        if (name[len - 1] == '/' || (!stat(name, &st) && S_ISDIR(st.st_mode)))
+            return sd_errf(err, SD_EINVAL, flag, "%s %s is a folder; give a file name, e.g. %s%sout.png", flag, name,
+                           name, name[len - 1] == '/' ? "" : "/");
+    }
+    const char *slash = strrchr(a->output, '/');
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else if (slash == a->output) snprintf(dir, sizeof dir, "/");
+    else snprintf(dir, sizeof dir, "%.*s", (int)(slash - a->output), a->output);
+    if (stat(dir, &st))
+        return sd_errf(err, SD_EINVAL, flag, "%s %s: the folder %s %s; create it first or write elsewhere", flag,
+                       a->output, dir, errno == ENOENT ? "does not exist" : strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return sd_errf(err, SD_EINVAL, flag, "%s %s: %s is not a folder", flag, a->output, dir);
+    if (access(dir, W_OK | X_OK))
+        return sd_errf(err, SD_EINVAL, flag, "%s %s: cannot write in %s: %s", flag, a->output, dir, strerror(errno));
+    return 0;
+}
+
 /* Writes next to the target and renames, so a failed run leaves no half file. */
 static int write_file(const char *path, const uint8_t *d, size_t n, sd_err *err)
 {
@@ -458,6 +492,9 @@ static int run(const gen_args *a, sd_err *err)
                        .precision = a->precision, .embeddings_dir = a->embeddings_dir,
                        .vae_path = a->vae, .lora_dir = a->lora_dir,
                        .prediction = a->prediction, .zero_snr = a->zero_snr, .vae_tiling = a->vae_tiling};
+    char lora_label[4200];   /* an unknown LoRA names the flag and the folder, not the server's GET /loras */
+    snprintf(lora_label, sizeof lora_label, "--lora-dir %.4000s", a->lora_dir ? a->lora_dir : "");
+    lo.lora_dir_label = lora_label;
     lo.preview_decoder = a->preview_decoder;   /* previews (issue 18) */
     lo.vae_decoder = a->vae_decoder;
     sd_engine *eng = sd_engine_load(&lo, err);
@@ -538,6 +575,9 @@ int cli_generate(int argc, char **argv)
         rc = 2;
     } else if (a.help) {
         gen_usage(stdout);
+    } else if (check_output_place(&a, &err)) {
+        fprintf(stderr, "sdserve generate: %s\n", err.msg);
+        rc = 2;
     } else if (run(&a, &err)) {
         fprintf(stderr, "sdserve generate: %s\n", err.msg);
         rc = 1;

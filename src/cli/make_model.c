@@ -739,6 +739,48 @@ static int make_taesd(const char *out, int list, const char *fdt, uint64_t seed,
     return rc ? 1 : 0;
 }
 
+/* -o's place, before any tensor is made (minutes with sdxl): a path, not
+ * empty; a folder where the preset writes one (demo, --folder), a file
+ * where it writes a file; in a folder that exists.  An existing output is
+ * replaced (the folder's model files; others in it are left), as
+ * generate -o replaces its file.  -1 after a message naming the flag as
+ * typed (exit 2, as generate's -o checks). */
+static int check_output(const char *flag, const char *out, int folder, const char *preset)
+{
+    struct stat st;
+    size_t n = strlen(out);
+    if (!n) {
+        fprintf(stderr, "make-model: %s needs a path; got an empty one\n", flag);
+        return -1;
+    }
+    int is_dir = !stat(out, &st) ? S_ISDIR(st.st_mode) : out[n - 1] == '/' ? 1 : -1;   /* -1: not there */
+    if (folder && is_dir == 0) {
+        fprintf(stderr, "make-model: %s %s is a file, but --preset %s writes a folder; give a new path (or --file for "
+                "a bare file)\n", flag, out, preset);
+        return -1;
+    }
+    if (!folder && is_dir == 1) {
+        fprintf(stderr, "make-model: %s %s is a folder, but --preset %s writes a file; give a file name, e.g. "
+                "%s%smodel.safetensors\n", flag, out, preset, out, out[n - 1] == '/' ? "" : "/");
+        return -1;
+    }
+    if (is_dir >= 0) return 0;
+    char dir[4096];
+    const char *slash = strrchr(out, '/');
+    if (!slash) return 0;   /* in the current folder */
+    snprintf(dir, sizeof dir, "%.*s", slash == out ? 1 : (int)(slash - out), out);
+    if (stat(dir, &st)) {
+        fprintf(stderr, "make-model: %s %s: the folder %s %s; create it first or write elsewhere\n", flag, out, dir,
+                errno == ENOENT ? "does not exist" : strerror(errno));
+        return -1;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "make-model: %s %s: %s is not a folder\n", flag, out, dir);
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- presets and flags ---- */
 
 static void preset_demo(arch *a)
@@ -856,7 +898,8 @@ static void usage(FILE *f)
             "  --preset sdxl          SDXL 1.0 base shapes and naming (2515 tensors, 6.9 GB as f16), PATH is a file\n"
             "  --preset taesd         a TAESD (taesd's shapes, diffusers AutoencoderTiny names), PATH is a file:\n"
             "                         a --preview-decoder for benches\n"
-            "  -o, --output PATH      where to write\n"
+            "  -o, --output PATH      where to write; an existing file is replaced (a folder: its model\n"
+            "                         files), as generate -o does\n"
             "  --list                 print the tensor list (name dtype [shape]) instead of writing\n"
             "  --dtype f16|bf16|f32   tensor dtype (default f16)\n"
             "  --seed N               random seed (default 1)\n"
@@ -885,9 +928,9 @@ int cli_make_model(int argc, char **argv)
 {
     arch a;
     preset_demo(&a);
-    const char *out = NULL, *preset = NULL;
+    const char *out = NULL, *out_flag = "-o", *preset = NULL;
     const char *fdt = "F16";
-    int quiet = 0, folder = -1, text_vocab_set = 0, list = 0, ndepth = 0;
+    int quiet = 0, folder = -1, text_vocab_set = 0, list = 0, ndepth = 0, attn_max = -1;
     uint64_t seed = 1;
     /* The preset first, so that size flags override it wherever they appear. */
     for (int i = 1; i + 1 < argc; i++)
@@ -932,6 +975,7 @@ int cli_make_model(int argc, char **argv)
         } else if (!strcmp(o, "-o") || !strcmp(o, "--output")) {
             NEEDV;
             out = v;
+            out_flag = o;
         } else if (!strcmp(o, "--dtype")) {
             NEEDV;
             if (strcmp(v, "f16") && strcmp(v, "bf16") && strcmp(v, "f32")) {
@@ -950,7 +994,14 @@ int cli_make_model(int argc, char **argv)
             for (int L = ndepth; ndepth == 1 && L < MM_MAXLEV; L++) a.unet_depth[L] = a.unet_depth[0];
         } else if (!strcmp(o, "--seed")) {
             NEEDV;
-            seed = strtoull(v, NULL, 10);
+            char *end;
+            errno = 0;
+            seed = strtoull(v, &end, 10);
+            if (end == v || *end || *v == '-' || errno == ERANGE) {
+                fprintf(stderr, "make-model: --seed must be a whole number from 0 to %llu, got '%s'\n",
+                        (unsigned long long)UINT64_MAX, v);
+                return 2;
+            }
         } else if (!strcmp(o, "--unet-channels") || !strcmp(o, "--vae-channels")) {
             NEEDV;
             int *dst = o[2] == 'u' ? a.unet_ch : a.vae_ch;
@@ -958,6 +1009,11 @@ int cli_make_model(int argc, char **argv)
                 fprintf(stderr, "make-model: %s wants 1..%d comma-separated channel counts\n", o, MM_MAXLEV);
                 return 2;
             }
+            for (int L = 0; L < n; L++)   /* 0 would divide by zero in the checks below */
+                if (dst[L] < 32) {
+                    fprintf(stderr, "make-model: %s: each level needs at least 32 channels, got %d\n", o, dst[L]);
+                    return 2;
+                }
             if (o[2] == 'u') {
                 a.unet_levels = n;
             } else {
@@ -971,8 +1027,16 @@ int cli_make_model(int argc, char **argv)
                 return 2;
             }
             memset(a.unet_attn, 0, sizeof a.unet_attn);
-            for (int k = 0; k < n; k++)
-                if (lv[k] < MM_MAXLEV) a.unet_attn[lv[k]] = 1;
+            attn_max = -1;
+            for (int k = 0; k < n; k++) {
+                if (lv[k] >= MM_MAXLEV) {
+                    fprintf(stderr, "make-model: --unet-attn: level %d is past the last level a UNet has here (%d)\n",
+                            lv[k], MM_MAXLEV - 1);
+                    return 2;
+                }
+                a.unet_attn[lv[k]] = 1;
+                if (lv[k] > attn_max) attn_max = lv[k];
+            }
         } else if ((fl = int_flag(o))) {
             INTV(*(int *)((char *)&a + fl->off), fl->lo, fl->hi);
             if (!strcmp(o, "--unet-heads")) a.unet_head_ch = 0;
@@ -1006,8 +1070,10 @@ int cli_make_model(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (!strcmp(preset, "taesd")) return make_taesd(out, list, fdt, seed, &a, quiet);
     if (folder < 0) folder = !strcmp(preset, "demo");
+    if (!strcmp(preset, "taesd")) folder = 0;   /* always a file */
+    if (!list && check_output(out_flag, out, folder, preset)) return 2;
+    if (!strcmp(preset, "taesd")) return make_taesd(out, list, fdt, seed, &a, quiet);
     if (a.openclip && !strcmp(preset, "demo")) a.pad_id = 0;
     /* sdxl's config carries block_out_channels, so its levels need not be multiples of the first */
     for (int L = 0; L < a.unet_levels; L++)
@@ -1032,6 +1098,11 @@ int cli_make_model(int argc, char **argv)
         }
     if (a.text_width % a.text_heads) {
         fprintf(stderr, "make-model: --text-width %d must be divisible by --text-heads %d\n", a.text_width, a.text_heads);
+        return 2;
+    }
+    if (attn_max >= a.unet_levels) {
+        fprintf(stderr, "make-model: --unet-attn names level %d but the UNet has %d level%s (0..%d)\n", attn_max,
+                a.unet_levels, a.unet_levels == 1 ? "" : "s", a.unet_levels - 1);
         return 2;
     }
     if (ndepth > 1 && ndepth != a.unet_levels) {

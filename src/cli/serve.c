@@ -1,7 +1,7 @@
 /* serve.c — `sdserve serve`: settings -> listening socket -> storage -> job
  * queue -> HTTP server, answering at once while the model loads in the
  * background (generation routes 503, /health "loading"), then waits for
- * SIGTERM/SIGINT and shuts down in order.  A taken port fails before the
+ * SIGTERM/SIGINT/SIGHUP and shuts down in order.  A taken port fails before the
  * model load; a model that fails to load ends the process (status 1).
  *
  * With no --model, a small random-weight demo model is created once in
@@ -331,7 +331,8 @@ static const sd_setting serve_settings[] = {
 #define NSETTINGS (int)(sizeof serve_settings / sizeof serve_settings[0])
 
 /* --image-retention / --image-store-max-mb: the local store's housekeeping
- * thread; refused with S3 (a bucket lifecycle rule does that there). */
+ * thread (with S3 check_values refused them: a bucket lifecycle rule does
+ * that there). */
 static int start_image_retention(storage *store, sd_err *err)
 {
     int local = !strcmp(storage_backend_name(store), "local");
@@ -339,10 +340,7 @@ static int start_image_retention(storage *store, sd_err *err)
         if (local) printf("image retention: off (images are kept; see --image-retention, --image-store-max-mb)\n");
         return 0;
     }
-    if (!local)
-        return sd_errf(err, SD_EINVAL, o_image_retention > 0 ? "image-retention" : "image-store-max-mb",
-                       "--image-retention and --image-store-max-mb apply to --storage local; for S3 give the bucket "
-                       "a lifecycle rule");
+    if (!local) return 0;   /* refused by check_values */
     storage_retention r = {.max_age = o_image_retention, .max_bytes = (uint64_t)o_image_store_max_mb << 20,
                            .min_age = o_image_min_age};
     printf("image retention: age limit %g s, size cap %lld MiB (0 = none), minimum age %g s\n", o_image_retention,
@@ -405,10 +403,7 @@ static storage *open_s3_storage(sd_err *err)
     char endpoint[300];
     if (o_s3_endpoint && *o_s3_endpoint) snprintf(endpoint, sizeof endpoint, "%s", o_s3_endpoint);
     else snprintf(endpoint, sizeof endpoint, "https://s3.%s.amazonaws.com", o_s3_region);
-    int path_style = !strcmp(o_s3_addressing, "path");
-    if (!path_style && strcmp(o_s3_addressing, "virtual"))
-        return sd_errf(err, SD_EINVAL, "s3-addressing", "--s3-addressing must be virtual or path, got '%.100s'",
-                       o_s3_addressing), NULL;
+    int path_style = !strcmp(o_s3_addressing, "path");   /* virtual or path: check_values */
     int from_aws_env = !(o_s3_access && *o_s3_access);
     storage_s3_config c = {
         .endpoint = endpoint, .region = o_s3_region, .bucket = o_s3_bucket, .path_style = path_style,
@@ -454,6 +449,21 @@ static int no_weights_check(model_loader *L)
     return e != NULL;
 }
 
+/* A model error's part after "reading model PATH: " or "loading model
+ * PATH: " (the header's and the loader's prefixes); the whole message
+ * when it starts otherwise. */
+static const char *model_error_detail(const char *msg, const char *path)
+{
+    static const char *const verbs[] = {"reading model ", "loading model "};
+    size_t p = strlen(path);
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
+        size_t v = strlen(verbs[i]);
+        if (!strncmp(msg, verbs[i], v) && !strncmp(msg + v, path, p) && !strncmp(msg + v + p, ": ", 2))
+            return msg + v + p + 2;
+    }
+    return msg;
+}
+
 static void *load_main(void *arg)
 {
     model_loader *L = arg;
@@ -470,11 +480,15 @@ static void *load_main(void *arg)
             if (ok) models_release(L->reg, idx);
             if (!ok && L->info.refused && L->info.error[0]) {
                 /* the header already said why (not a whole checkpoint, a family
-                 * not run): that first, then what the loader ran into */
+                 * not run): that first, then what the loader ran into, when
+                 * that is something else (a missing or broken file: the same) */
                 char was[sizeof L->err.msg];
                 snprintf(was, sizeof was, "%s", L->err.msg);
                 sd_err_clear(&L->err);
-                sd_errf(&L->err, SD_EFORMAT, "model", "%.250s (loading it: %.250s)", L->info.error, was);
+                if (!strcmp(model_error_detail(was, L->info.path), model_error_detail(L->info.error, L->info.path)))
+                    sd_errf(&L->err, SD_EFORMAT, "model", "%.500s", L->info.error);
+                else
+                    sd_errf(&L->err, SD_EFORMAT, "model", "%.250s (loading it: %.250s)", L->info.error, was);
             }
         }
     }
@@ -483,20 +497,89 @@ static void *load_main(void *arg)
     return NULL;
 }
 
-/* --vae-decoder's value, taesd only with a --preview-decoder, and that
- * file or folder there: at start-up, whichever model loads later. */
-static int check_preview_settings(sd_err *err)
+static int check_queue_settings(int worker_only, sd_err *err);
+
+/* The settings' values alone, before anything is opened: a word that is
+ * none of the listed ones, a malformed URL, a setting another one needs
+ * or excludes.  These are usage errors: `serve` exits 2 (docs/SERVER.md
+ * "Exit status"); what the values name (files, folders, the port) is
+ * checked later and fails with 1. */
+static int check_values(int worker_only, sd_err *err)
 {
+    sd_prediction pred;
+    int zsnr;
+    if (sd_precision_known(o_precision))
+        return sd_errf(err, SD_EINVAL, "precision", "--precision must be auto, fp32, bf16x2 or bf16; got '%.40s'",
+                       o_precision);
+    if (sd_prediction_parse(o_prediction, &pred))
+        return sd_errf(err, SD_EINVAL, "prediction", "--prediction must be auto, eps or v; got '%.40s'", o_prediction);
+    if (sd_zero_snr_parse(o_zero_snr, &zsnr))
+        return sd_errf(err, SD_EINVAL, "zero-terminal-snr", "--zero-terminal-snr must be auto, on or off; got '%.40s'",
+                       o_zero_snr);
+    if (sd_vae_tiling_known(o_vae_tiling))
+        return sd_errf(err, SD_EINVAL, "vae-tiling", "--vae-tiling must be auto, on or off; got '%.40s'", o_vae_tiling);
     if (sd_vae_decoder_known(o_vae_decoder))
         return sd_errf(err, SD_EINVAL, "vae-decoder", "--vae-decoder must be vae or taesd; got '%.40s'", o_vae_decoder);
-    const int have = o_preview_decoder && *o_preview_decoder;
-    if (!strcmp(o_vae_decoder, "taesd") && !have)
+    if (!strcmp(o_vae_decoder, "taesd") && !(o_preview_decoder && *o_preview_decoder))
         return sd_errf(err, SD_EINVAL, "vae-decoder", "--vae-decoder taesd needs a TAESD file (--preview-decoder)");
+    /* the URL as typed: make_public_url only drops trailing slashes */
+    if (o_public && *o_public && strncmp(o_public, "http://", 7) && strncmp(o_public, "https://", 8))
+        return sd_errf(err, SD_EINVAL, "public-url", "--public-url must start with http:// or https:// (the address "
+                       "clients reach this server at, e.g. http://HOST:PORT), got '%.200s'", o_public);
+    int s3 = !strcmp(o_storage, "s3");
+    if (!s3 && strcmp(o_storage, "local"))
+        return sd_errf(err, SD_EINVAL, "storage", "--storage must be local or s3, got '%.100s'", o_storage);
+    if (s3 && strcmp(o_s3_addressing, "path") && strcmp(o_s3_addressing, "virtual"))
+        return sd_errf(err, SD_EINVAL, "s3-addressing", "--s3-addressing must be virtual or path, got '%.100s'",
+                       o_s3_addressing);
+    if (s3 && !(o_s3_bucket && *o_s3_bucket))
+        return sd_errf(err, SD_EINVAL, "s3-bucket", "--storage s3 needs a bucket: --s3-bucket NAME (or "
+                       "SDSERVE_S3_BUCKET)");
+    if (s3 && (o_image_retention > 0 || o_image_store_max_mb > 0))
+        return sd_errf(err, SD_EINVAL, o_image_retention > 0 ? "image-retention" : "image-store-max-mb",
+                       "--image-retention and --image-store-max-mb apply to --storage local; for S3 give the bucket "
+                       "a lifecycle rule");
+    return check_queue_settings(worker_only, err);
+}
+
+/* A folder setting (--lora-dir, --model-dir, --embeddings-dir) names one
+ * that is there: a typo would otherwise start a server whose lists are
+ * empty and whose requests fail.  `what` says what the folder holds. */
+static int check_folder(const char *name, const char *path, const char *what, sd_err *err)
+{
     struct stat st;
-    if (have && stat(o_preview_decoder, &st) != 0)
+    if (!path || !*path) return 0;
+    if (stat(path, &st))
+        return sd_errf(err, SD_ENOTFOUND, name, "--%s %s: %s (give the folder of %s)", name, path, strerror(errno),
+                       what);
+    if (!S_ISDIR(st.st_mode))
+        return sd_errf(err, SD_EINVAL, name, "--%s %s is not a folder (give the folder of %s)", name, path, what);
+    return 0;
+}
+
+/* What the settings name, before the port is taken: the --preview-decoder
+ * file or folder and the folder settings.  Fails with status 1. */
+static int check_paths(sd_err *err)
+{
+    struct stat st;
+    if (o_preview_decoder && *o_preview_decoder && stat(o_preview_decoder, &st) != 0)
         return sd_errf(err, SD_ENOTFOUND, "preview-decoder", "--preview-decoder %s: %s", o_preview_decoder,
                        strerror(errno));
-    return 0;
+    if (check_folder("lora-dir", o_lora_dir, "LoRA .safetensors files", err)) return -1;
+    if (check_folder("model-dir", o_model_dir, "checkpoints: .safetensors files, diffusers folders", err)) return -1;
+    return check_folder("embeddings-dir", o_embeddings_dir, "textual-inversion .safetensors embeddings", err);
+}
+
+/* A storage error about a setting (s3.c's checks name the field, e.g.
+ * s3-bucket, not the flag): the message starts with the flag. */
+static void name_storage_flag(sd_err *err)
+{
+    char flag[80];
+    snprintf(flag, sizeof flag, "--%s", err->field);
+    if (strncmp(err->field, "s3-", 3) || strstr(err->msg, flag)) return;
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%.70s: %.430s", flag, err->msg);
+    snprintf(err->msg, sizeof err->msg, "%s", msg);
 }
 
 static void loader_init(model_loader *L)
@@ -505,6 +588,7 @@ static void loader_init(model_loader *L)
     L->demo = (!o_model || !*o_model) && (!o_model_dir || !*o_model_dir);
     L->def = -1;
     L->lo.lora_dir = o_lora_dir && *o_lora_dir ? o_lora_dir : NULL;
+    L->lo.lora_dir_label = "the LoRA directory (GET /loras lists them)";   /* clients see no folder */
     L->lo.config_path = o_model_config;
     L->lo.vocab_path = o_vocab;
     L->lo.data_dir = o_data;
@@ -644,8 +728,7 @@ static storage *open_storage(const char *images_dir, const char *public_url, sd_
     char prefix[600];
     snprintf(prefix, sizeof prefix, "%s/images", public_url);
     if (!strcmp(o_storage, "s3")) return open_s3_storage(err);
-    if (!strcmp(o_storage, "local")) return storage_local_open(images_dir, prefix, err);
-    return sd_errf(err, SD_EINVAL, "storage", "--storage must be local or s3, got '%.100s'", o_storage), NULL;
+    return storage_local_open(images_dir, prefix, err);   /* local or s3: check_values */
 }
 
 /* ---- the shared Redis queue (docs/SCALE.md) ---- */
@@ -731,8 +814,13 @@ static void start_local_worker(int worker_only)
 }
 /* ---- end of the shared queue's part ---- */
 
-/* Waits for SIGTERM/SIGINT; on the way, the loader's SIGUSR1 opens the
- * server (model loaded) or ends it (load failed: -1 with err set). */
+static const char *sig_name(int sig)
+{
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : sig == SIGHUP ? "SIGHUP" : "a signal";
+}
+
+/* Waits for SIGTERM/SIGINT/SIGHUP; on the way, the loader's SIGUSR1 opens
+ * the server (model loaded) or ends it (load failed: -1 with err set). */
 static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv, const char *public_url, sd_err *err)
 {
     int ready = 0;
@@ -740,8 +828,7 @@ static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv,
         int sig = 0;
         sigwait(sigs, &sig);
         if (sig != SIGUSR1) {
-            printf("received %s: refusing new requests; cancelling queued and running jobs\n",
-                   sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            printf("received %s: refusing new requests; cancelling queued and running jobs\n", sig_name(sig));
             return 0;
         }
         int done = atomic_load(&L->done);
@@ -754,6 +841,27 @@ static int wait_signals(const sigset_t *sigs, model_loader *L, http_server *srv,
             model_ready(L, srv, public_url);
             ready = 1;
         }
+    }
+}
+
+/* After the stop signal, while the model still loads (a big checkpoint on
+ * a slow disk, a --model-config FIFO nobody writes): waits for the loader,
+ * but a second SIGTERM/SIGINT/SIGHUP ends the process at once (status
+ * 128 + signal, as a shell reports a killed process).  Nothing is half
+ * written then: the server and the jobs are stopped, and the loader only
+ * reads (the demo model is made in a temporary folder). */
+static void wait_load_or_second_signal(const sigset_t *sigs, model_loader *L)
+{
+    if (atomic_load(&L->done)) return;
+    printf("waiting for the model load to finish before stopping (send the signal again to stop now)\n");
+    while (!atomic_load(&L->done)) {
+        int sig = 0;
+        sigwait(sigs, &sig);
+        if (sig == SIGUSR1) continue;
+        printf("received %s again: stopping without waiting for the model load\n", sig_name(sig));
+        fflush(stdout);
+        fflush(stderr);
+        _exit(128 + sig);
     }
 }
 
@@ -787,6 +895,7 @@ static int cli_serve_mode(int argc, char **argv, int worker_only)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);   /* a closed terminal or SSH session: the same clean stop */
     sigaddset(&sigs, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
@@ -817,33 +926,19 @@ static int cli_serve_mode(int argc, char **argv, int worker_only)
     printf("request bodies: at most %zu MiB buffered at once, %lld MiB each, %lld connections per address%s\n",
            max_buffered_bytes() >> 20, (long long)o_max_body_mb, (long long)o_max_conn_ip,
            o_max_conn_ip ? "" : " (no limit)");
-    if (sd_precision_known(o_precision)) {   /* before anything slow */
-        sd_errf(&err, SD_EINVAL, "precision", "--precision must be auto, fp32, bf16x2 or bf16; got '%.40s'",
-                o_precision);
+    if (check_values(worker_only, &err)) {   /* before anything slow: a usage error */
+        status = 2;
         goto out;
     }
-    sd_prediction pred_chk;
-    int zsnr_chk;
-    if (sd_prediction_parse(o_prediction, &pred_chk)) {
-        sd_errf(&err, SD_EINVAL, "prediction", "--prediction must be auto, eps or v; got '%.40s'", o_prediction);
-        goto out;
-    }
-    if (sd_zero_snr_parse(o_zero_snr, &zsnr_chk)) {
-        sd_errf(&err, SD_EINVAL, "zero-terminal-snr", "--zero-terminal-snr must be auto, on or off; got '%.40s'",
-                o_zero_snr);
-        goto out;
-    }
-    if (sd_vae_tiling_known(o_vae_tiling)) {
-        sd_errf(&err, SD_EINVAL, "vae-tiling", "--vae-tiling must be auto, on or off; got '%.40s'", o_vae_tiling);
-        goto out;
-    }
-    if (check_preview_settings(&err)) goto out;
-    if (check_queue_settings(worker_only, &err)) goto out;
+    if (check_paths(&err)) goto out;
     snprintf(images_dir, sizeof images_dir, "%s/images", o_data);
     if (mkdir_p(images_dir, &err)) goto out;
 
     keys = auth_keys_load(o_api_keys, o_api_keys_file, &err);
-    if (!keys) goto out;
+    if (!keys) {
+        if (err.code == SD_EINVAL && !strcmp(err.field, "api-keys")) status = 2;   /* the list as typed */
+        goto out;
+    }
     if (o_rate_limit > 0 && !(rl = rl_create(o_rate_limit, o_rate_burst, 10000))) {
         sd_errf(&err, SD_ENOMEM, "rate-limit", "out of memory");
         goto out;
@@ -856,7 +951,11 @@ static int cli_serve_mode(int argc, char **argv, int worker_only)
      * (needs the URL), the server, then the model in the background. */
     if (!worker_only && (lfd = http_listen(o_bind, (int)o_port, &port, &err)) < 0) goto out;
     make_public_url(public_url, sizeof public_url, port);
-    if (!(store = open_storage(images_dir, public_url, &err))) goto out;
+    if (!(store = open_storage(images_dir, public_url, &err))) {
+        if (err.code == SD_EINVAL) status = 2;   /* an s3-* value (open reaches no server) */
+        name_storage_flag(&err);
+        goto out;
+    }
     if (start_image_retention(store, &err)) goto out;
     if (open_models(&L, &err)) goto out;
     gen_ctx gc = {.engine = NULL, .store = store, .models = L.reg};
@@ -883,6 +982,7 @@ static int cli_serve_mode(int argc, char **argv, int worker_only)
         worker_health_stop(g_health);
         g_health = NULL;
         queue_worker_stop(&g_worker);
+        wait_load_or_second_signal(&sigs, &L);
         pthread_join(loader, NULL);
         loader_started = 0;
         printf("stopped cleanly\n");
@@ -916,12 +1016,12 @@ static int cli_serve_mode(int argc, char **argv, int worker_only)
     }
     loader_started = 1;
     if (wait_signals(&sigs, &L, srv, public_url, &err)) goto out;
-    if (!atomic_load(&L.done)) printf("waiting for the model load to finish before stopping\n");
     http_server_stop(srv);
     srv = NULL;
     queue_worker_stop(&g_worker);
     jobs_close(q);
     q = NULL;
+    wait_load_or_second_signal(&sigs, &L);
     pthread_join(loader, NULL);
     loader_started = 0;
     printf("stopped cleanly\n");

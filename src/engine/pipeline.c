@@ -606,7 +606,7 @@ static sd_engine *engine_open(const sd_load_opts *o, int checker, sd_err *err)
     for (size_t i = 0; e->vae_w && i < sdw_count(e->vae_w); i++) e->params += sdw_numel(sdw_at(e->vae_w, i));
     model_hash(e->w, e->hash);
     model_name(o->model_path, e->name, sizeof e->name);
-    if (!(e->lora = lora_engine_new(e->w, o->lora_dir, engine_weight, e, err))) goto fail;
+    if (!(e->lora = lora_engine_new(e->w, o->lora_dir, o->lora_dir_label, engine_weight, e, err))) goto fail;
     if (checker) lora_engine_limit_cache(e->lora, CHECKER_LORA_FILES, CHECKER_LORA_BYTES);
     free(cfg);
     return e;

@@ -41,6 +41,9 @@ typedef struct sd_load_opts {
     const char *vae_path;      /* optional VAE override (--vae): its tensors replace the checkpoint's;
                                   an A1111-style .safetensors or a diffusers VAE folder (docs/LOADING.md) */
     const char *lora_dir;      /* optional: where LoRA names resolve (<dir>/<name>.safetensors); NULL = no LoRA */
+    const char *lora_dir_label; /* how an unknown LoRA's refusal names lora_dir, "no NAME.safetensors in
+                                  LABEL" (NULL: "the LoRA directory"): the server adds where its clients see
+                                  the names, a command line its flag and the folder */
     /* tiled VAE decode (issue 15 item 6; docs/SERVER.md "VAE tiling") */
     const char *vae_tiling;    /* "auto" (NULL: images above 1024x1024 pixels), "on" or "off" */
     /* live previews and the fast decoder (issue 18 item 2; docs/SERVER.md "Previews") */

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include "../base/sha256.h"
 #include "../image/image.h"
@@ -53,10 +54,16 @@ static int add_list(auth_keys *k, const char *s, const char *field, const char *
 
 static int add_file(auth_keys *k, const char *path, sd_err *err)
 {
+    struct stat st;
+    /* a folder opens for reading on Linux and fails at the first read
+     * (EISDIR): said here, with what to give instead */
+    if (!stat(path, &st) && S_ISDIR(st.st_mode))
+        return sd_errf(err, SD_EINVAL, "api-keys-file", "--api-keys-file %s is a folder; give the file of API keys "
+                       "(one key a line)", path);
     FILE *f = fopen(path, "r");
     if (!f)
-        return sd_errf(err, errno == ENOENT ? SD_ENOTFOUND : SD_EIO, "api-keys-file", "cannot read the API key file %s: %s",
-                       path, strerror(errno));
+        return sd_errf(err, errno == ENOENT ? SD_ENOTFOUND : SD_EIO, "api-keys-file",
+                       "cannot read the API key file %s (--api-keys-file): %s", path, strerror(errno));
     char line[1024];
     int lineno = 0, rc = 0;
     while (!rc && fgets(line, sizeof line, f)) {
@@ -71,10 +78,12 @@ static int add_file(auth_keys *k, const char *path, sd_err *err)
         while (*s == ' ' || *s == '\t') s++;
         if (!*s || *s == '#') continue;
         char where[600];
-        snprintf(where, sizeof where, "%.500s line %d", path, lineno);
+        snprintf(where, sizeof where, "--api-keys-file %.480s line %d", path, lineno);
         rc = add_key(k, s, strlen(s), "api-keys-file", where, err);
     }
-    if (!rc && ferror(f)) rc = sd_errf(err, SD_EIO, "api-keys-file", "error reading %s", path);
+    if (!rc && ferror(f))
+        rc = sd_errf(err, SD_EIO, "api-keys-file", "cannot read the API key file %s (--api-keys-file): %s", path,
+                     strerror(errno));
     fclose(f);
     return rc;
 }
@@ -83,9 +92,22 @@ auth_keys *auth_keys_load(const char *list, const char *path, sd_err *err)
 {
     auth_keys *k = calloc(1, sizeof *k);
     if (!k) return sd_errf(err, SD_ENOMEM, "api-keys", "out of memory"), NULL;
-    if ((list && add_list(k, list, "api-keys", "api-keys", err)) || (path && *path && add_file(k, path, err))) {
+    if ((list && add_list(k, list, "api-keys", "--api-keys", err)) || (path && *path && add_file(k, path, err))) {
         auth_keys_free(k);
         return NULL;
+    }
+    /* A list or a file that was given but holds no key (an empty or
+     * comments-only file, ",,,") would leave the server open while its
+     * operator thinks it is closed: refused, not read as "auth off". */
+    int file = path && *path;
+    if (!k->n && ((list && *list) || file)) {
+        auth_keys_free(k);
+        if (file)
+            return sd_errf(err, SD_EINVAL, "api-keys-file", "--api-keys-file %s holds no API key (only blank lines "
+                           "and '#' comments): put one key a line, or unset --api-keys-file to run without keys",
+                           path), NULL;
+        return sd_errf(err, SD_EINVAL, "api-keys", "--api-keys holds no API key (only separators): give keys "
+                       "separated by ',', or unset it to run without keys"), NULL;
     }
     return k;
 }

@@ -17,8 +17,9 @@ typedef struct auth_keys auth_keys;
 enum { AUTH_MIN_KEY = 16, AUTH_MAX_KEY = 256, AUTH_MAX_KEYS = 4096 };
 
 /* list: keys separated by ',' or blanks (may be NULL); path: key file (may be
- * NULL).  Returns a set (possibly empty: auth off), or NULL + err naming the
- * setting, the line, and what is wrong (never the key itself). */
+ * NULL).  Returns a set (empty, auth off, only when neither is given), or
+ * NULL + err naming the setting, the line, and what is wrong (never the key
+ * itself); a list or file given without any key is an error. */
 auth_keys *auth_keys_load(const char *list, const char *path, sd_err *err);
 void auth_keys_free(auth_keys *k);
 /* Number of keys; 0 (or k == NULL) means authentication is off. */

@@ -40,6 +40,15 @@ enum MHD_Result reply_raw(struct MHD_Connection *c, reply_info *ri, int status, 
         if (value) MHD_add_response_header(resp, name, value);
     }
     va_end(ap);
+    if (ri && ri->hold && status >= 400 && status < 500) {   /* sent once the body has been read (server.c) */
+        if (ri->held) MHD_destroy_response(resp);
+        else {
+            ri->held = resp;
+            ri->held_status = status;
+            ri->held_bytes = len;
+        }
+        return MHD_YES;
+    }
     enum MHD_Result r = MHD_queue_response(c, (unsigned)status, resp);
     MHD_destroy_response(resp);
     if (ri) {

@@ -17,11 +17,20 @@ typedef struct reply_info {
     uint64_t bytes;
     const struct dialect *dl;   /* the request's API dialect (dialect.h): the shape of its
                                    errors; NULL = the seed API's */
+    /* hold = 1: a refusal (status 4xx) is kept here instead of
+     * queued, to be sent once the request's body has been read (server.c:
+     * a client still sending its body would see the connection reset
+     * rather than the answer); status and bytes are set when it is sent */
+    int hold;
+    struct MHD_Response *held;
+    int held_status;
+    uint64_t held_bytes;
 } reply_info;
 
 /* Queues `body` (taken; malloc'd) with a content type (NULL: none, for an
  * answer without content such as a 204) and optional extra header pairs
- * (name, value, ..., NULL). */
+ * (name, value, ..., NULL); a 4xx while ri->hold is set is kept in
+ * ri->held instead (the first one only). */
 enum MHD_Result reply_raw(struct MHD_Connection *c, reply_info *ri, int status, const char *ctype, char *body,
                           size_t len, ...);
 /* Queues a JSON value (reference stolen) with status; NULL = out of memory

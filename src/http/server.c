@@ -21,7 +21,20 @@
  * Transport checks before routing: the raw target (URI log callback) so a
  * %00 in a path is 404 rather than the path before it; absolute-form targets
  * routed by their path; ambiguous body framing (two Content-Lengths, or one
- * beside Transfer-Encoding) 400 at once. */
+ * beside Transfer-Encoding) 400 at once.
+ * An early refusal (4xx) of a request whose body is on its way (401, 404,
+ * 405, 415, 429...: decided from the headers) is held until the body has been
+ * read and discarded (PH_DRAIN), then sent: answered at once, the
+ * connection would be closed with the body unread and the client, still
+ * sending, would see a reset instead of the answer (the openai SDK: a
+ * connection error for a wrong key).  The 413 of a body declared over
+ * --max-body-mb too, up to DRAIN_FACTOR times it (a phone photo sent to an
+ * edit should learn the limit, not see "Connection error").  Not with
+ * Expect: 100-continue (the client waits for the answer before sending),
+ * nor for a body declared over that; a chunked body is drained up to it,
+ * then answered and the connection closed.  A 503 (the
+ * buffered-bodies cap, loading, shutting down) still goes at once: the
+ * point there is not to take the body. */
 #include "server_int.h"
 
 #include <arpa/inet.h>
@@ -29,6 +42,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +241,42 @@ static int ambiguous_length(req *r, struct MHD_Connection *c, enum MHD_Result *r
     return 0;
 }
 
+/* The most body read and discarded before a held refusal is sent, in
+ * multiples of --max-body-mb (the file's comment). */
+#define DRAIN_FACTOR 4
+
+static size_t drain_max(const http_server *s)
+{
+    return s->cfg.max_body > SIZE_MAX / DRAIN_FACTOR ? SIZE_MAX : s->cfg.max_body * DRAIN_FACTOR;
+}
+
+/* 1 when an early refusal may wait for the body (the file's comment). */
+static int may_hold(http_server *s, struct MHD_Connection *c)
+{
+    if (atomic_load(&s->shutting_down)) return 0;
+    const char *ex = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_EXPECT);
+    if (ex && !strcasecmp(ex, "100-continue")) return 0;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    if (!cl) return MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+    char *end;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    return !errno && !*end && n > 0 && n <= drain_max(s);
+}
+
+/* Sends the held refusal (reply_info.held). */
+static enum MHD_Result send_held(req *r, struct MHD_Connection *c)
+{
+    struct MHD_Response *resp = r->ri.held;
+    r->ri.held = NULL;
+    r->phase = PH_DONE;
+    enum MHD_Result rc = MHD_queue_response(c, (unsigned)r->ri.held_status, resp);
+    MHD_destroy_response(resp);
+    r->ri.status = r->ri.held_status;
+    r->ri.bytes = r->ri.held_bytes;
+    return rc;
+}
+
 /* The route, looked up once, then the gate and the route's own checks. */
 static enum MHD_Result route_request(http_server *s, req *r, struct MHD_Connection *c)
 {
@@ -272,9 +322,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             r->phase = PH_NOBODY;
             return MHD_YES;
         }
-        return route_request(s, r, c);
+        r->ri.hold = may_hold(s, c);
+        res = route_request(s, r, c);
+        r->ri.hold = 0;
+        if (r->ri.held) r->phase = PH_DRAIN;   /* refused: answered once the body is in */
+        return res;
     }
     r->url = url;
+    if (r->phase == PH_DRAIN) {
+        if (*upload_size) {   /* discarded; past drain_max the answer goes now and the connection closes */
+            r->received += *upload_size;
+            *upload_size = 0;
+            if (r->received <= drain_max(s)) return MHD_YES;
+        }
+        return send_held(r, c);
+    }
     if (r->phase == PH_NOBODY) {
         if (*upload_size) {   /* a body nobody asked for: dropped */
             *upload_size = 0;
@@ -311,6 +373,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls, enum 
     *req_cls = NULL;
     conn_mark(s, c, 0);
     atomic_fetch_sub(&s->inflight, 1);
+    if (r->ri.held) MHD_destroy_response(r->ri.held);   /* the client left before its body ended */
     int status = r->ri.status ? r->ri.status : 499;   /* 499: client went away before an answer */
     metrics_count_request(route_endpoint(r->rt), status);
     if (s->cfg.access_log) {

@@ -73,7 +73,7 @@ typedef struct route {
 
 enum { ROUTE_SEGMENT = 2 };   /* route.prefix: a pattern row (GET /jobs/{id}/preview) */
 
-enum { PH_BODY = 1, PH_WAIT, PH_DONE, PH_NOBODY };
+enum { PH_BODY = 1, PH_WAIT, PH_DONE, PH_NOBODY, PH_DRAIN };
 enum { BODY_MULTIPART = 1, BODY_JSON, BODY_URLENCODED };   /* req.body */
 enum { REQ_SENT_MAX = 8 };   /* req.sent */
 

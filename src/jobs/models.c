@@ -283,7 +283,8 @@ int models_scan_dir(models *m, const char *dir, sd_err *err)
     int n, added = 0, rc = 0;
     if (sd_dir_names(dir, keep_checkpoint, NULL, NULL, &names, &n))
         return errno == ENOMEM ? sd_errf(err, SD_ENOMEM, "model-dir", "out of memory")
-                               : sd_errf(err, SD_ENOTFOUND, "model-dir", "cannot read the model folder %s", dir);
+                               : sd_errf(err, SD_ENOTFOUND, "model-dir", "cannot read the model folder %s (--model-dir): %s",
+                                             dir, strerror(errno));
     for (int i = 0; i < n && !rc; i++) {
         char path[4096], name[256];
         size_t stem;

@@ -103,7 +103,7 @@ const req_field req_fields[] = {
     {"hr_resize_y", NULL, RF_INT, AT(hr_resize_y), 0, REQ_MAX_SIDE_CAP, 0, 0, 0, RF_TXT2IMG,
      "--hr-resize-y", NULL, "H", "hr_resize_y", "hires fix: second pass height (wins over hr_scale; 0 = keep aspect)"},
     {"hr_upscaler", "hr_upscaler", RF_UPSCALER, AT(gen.hr_upscaler), 0, 0, 0, 0, SD_HR_NONE, RF_TXT2IMG,
-     "--hr-upscaler", NULL, "NAME", "hr_upscaler", "hires fix: latent, latent-nearest-exact or lanczos [latent]"},
+     "--hr-upscaler", NULL, "NAME", "hr_upscaler", "hires fix: the first pass's upscaler"},
     {"hr_steps", "hr_steps", RF_INT, AT(gen.hr_steps), 0, REQ_MAX_STEPS, 0, 0, 0, RF_TXT2IMG,
      "--hr-steps", NULL, "N", "hr_second_pass_steps", "hires fix: second pass steps (0 = num_inference_steps)"},
     {"hr_strength", "hr_strength", RF_FLOAT, AT(gen.hr_strength), 0, 1, 1, 0, 0.75, RF_TXT2IMG,

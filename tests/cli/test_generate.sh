@@ -5,8 +5,9 @@
 # no -H gives the model's native height, SDXL's size flags are ignored by
 # SD1, img2img keeps the init size (upright per its EXIF orientation), JPEG/WebP outputs (-o's extension decides, an
 # unknown one is refused before any work), the A1111 parameters in the
-# file, progress on stderr, exit status 2 for every kind of bad argument and 1
-# for a missing model.
+# file, progress on stderr, exit status 2 for every kind of bad argument (an
+# -o that is a folder or in a missing one too, before any work) and 1 for a
+# missing model; --help lines whole (--hr-upscaler's was cut).
 set -u
 BUILD=${SD_BUILD:-build}
 BIN="$BUILD/sdserve"
@@ -73,6 +74,23 @@ check "--format jpeg with --output o.png: exit 2 naming --output" \
   '[ $rc -eq 2 ] && grep -q "^sdserve generate: --output .*o.png names a png file but --format asks for jpeg" "$T/errf"' \
   "rc=$rc $(cat "$T/errf")"
 
+# -o a folder, or in a folder that does not exist: refused before the model is read (was: after
+# the whole generation, "cannot write ...: Is a directory")
+mkdir -p "$T/odir"
+"$BIN" generate --model "$T/nothing-here" --prompt p -o "$T/odir" >/dev/null 2>"$T/errd"; rc=$?
+check "-o a folder: exit 2 naming -o and the folder, before the model is read" \
+  '[ $rc -eq 2 ] && grep -q "^sdserve generate: -o .*/odir is a folder; give a file name, e.g. .*/odir/out.png" "$T/errd"' \
+  "rc=$rc $(cat "$T/errd")"
+"$BIN" generate --model "$T/nothing-here" --prompt p --output "$T/no/such/x.png" >/dev/null 2>"$T/errn"; rc=$?
+check "--output in a missing folder: exit 2 naming --output and the folder, before the model is read" \
+  '[ $rc -eq 2 ] && grep -q "^sdserve generate: --output .*/no/such/x.png: the folder .*/no/such does not exist" "$T/errn"' \
+  "rc=$rc $(cat "$T/errn")"
+mkdir -p "$T/odir/b-1.png"
+"$BIN" generate --model "$T/nothing-here" --prompt p -n 2 -o "$T/odir/b.png" >/dev/null 2>"$T/errb"; rc=$?
+check "-n 2 whose second file is a folder: exit 2 naming it" \
+  '[ $rc -eq 2 ] && grep -q "^sdserve generate: -o .*/odir/b-1.png is a folder" "$T/errb" && [ ! -e "$T/odir/b.png" ]' \
+  "rc=$rc $(cat "$T/errb")"
+
 gen --init-image "$T/a.png" --strength 0.5 --seed 2 -o "$T/i2i.png" >/dev/null 2>"$T/err3"; rc=$?
 check "img2img exits 0" '[ $rc -eq 0 ]' "rc=$rc $(tail -2 "$T/err3")"
 check "img2img output has the init size" '[ "$(png_size "$T/i2i.png")" = 64x48 ]' "got $(png_size "$T/i2i.png")"
@@ -133,3 +151,18 @@ gen --init-image "$T/bad.png" -o "$T/none.png" >/dev/null 2>"$T/err5"; rc=$?
 check "bad init image: exit 1 naming it" '[ $rc -eq 1 ] && grep -q "init-image" "$T/err5" && [ ! -e "$T/none.png" ]' "rc=$rc $(cat "$T/err5")"
 "$BIN" generate --help >"$T/help" 2>&1; rc=$?
 check "--help exits 0 and documents -n naming" '[ $rc -eq 0 ] && grep -q "out-1.png" "$T/help"'
+# each request field's help line is whole: --hr-upscaler's was cut at 160
+# characters and listed its names twice
+l=$(grep -- '--hr-upscaler' "$T/help")
+check "--help: the --hr-upscaler line is whole and names each upscaler once" \
+  '[ "$(grep -o "latent-nearest-exact" <<<"$l" | wc -l)" = 1 ] && grep -q "lanczos (A1111.s names too) \[latent\]$" <<<"$l"' "$l"
+# -o replaces an existing file (as make-model -o does): --help says so
+check "--help: -o says an existing file is replaced" 'grep -q -- "-o, --output F .*(replaced if it exists)" "$T/help"' \
+  "$(grep -- '--output' "$T/help")"
+# a LoRA not in --lora-dir: the message names the flag and the folder (was the
+# server's "in the LoRA directory (GET /loras lists them)")
+mkdir -p "$T/loras"
+gen -W 64 -H 64 --steps 1 --lora-dir "$T/loras" --lora nope -o "$T/lora.png" >"$T/lora.out" 2>"$T/lora.err"; rc=$?
+check "unknown --lora: exit 1 naming --lora-dir and its folder, not GET /loras" \
+  '[ $rc -eq 1 ] && grep -q "unknown LoRA .nope.: no nope.safetensors in --lora-dir $T/loras$" "$T/lora.err" && ! grep -q "GET /loras" "$T/lora.err"' \
+  "rc=$rc $(tail -1 "$T/lora.err")"

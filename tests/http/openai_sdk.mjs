@@ -163,6 +163,34 @@ await step("wrong key", async () => {
   }
 });
 
+// Refusals decided from the headers (a wrong key, an unknown path) while a
+// big upload is still on its way: the SDK must get the answer (its own
+// error class), not a reset connection (APIConnectionError), every time.
+await step("refused big uploads", async () => {
+  const big = Buffer.concat([makePng(40, 24), Buffer.alloc(3 << 20)]);
+  const bad = new OpenAI({ baseURL: base + "/v1", apiKey: "wrong-key-000000000000", maxRetries: 0 });
+  const seen = [];
+  for (let i = 0; i < 3; i++) {
+    try { await bad.images.edit({ image: await toFile(big, "big.png", { type: "image/png" }), prompt }); seen.push("no error"); }
+    catch (e) { seen.push(e.constructor.name); }
+  }
+  check("a wrong key with a 3 MiB upload raises AuthenticationError (3 of 3), not a connection error",
+    seen.every((n) => n === "AuthenticationError"), seen.join(","));
+  seen.length = 0;
+  for (let i = 0; i < 3; i++) {
+    try { await client.images.createVariation({ image: await toFile(big, "big.png", { type: "image/png" }) }); seen.push("no error"); }
+    catch (e) { seen.push(e.constructor.name + (e.status ? " " + e.status : "")); }
+  }
+  check("images.createVariation (not served) with a 3 MiB upload raises NotFoundError (3 of 3)",
+    seen.every((n) => n === "NotFoundError 404"), seen.join(","));
+  const huge = Buffer.concat([makePng(40, 24), Buffer.alloc(21 << 20)]);   // over --max-body-mb 20
+  let got;
+  try { await client.images.edit({ image: await toFile(huge, "huge.png", { type: "image/png" }), prompt }); got = "no error"; }
+  catch (e) { got = `${e.constructor.name} ${e.status} ${e.error && e.error.message}`; }
+  check("images.edit with a 21 MiB image (over --max-body-mb) gets the 413 and its message, not a connection error",
+    /^APIError 413 .*larger than the limit/.test(got), got);
+});
+
 await step("bad n", async () => {
   try {
     await client.images.generate({ prompt, n: 0 });

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "t.h"
@@ -60,6 +61,7 @@ static void test_keys(void)
     CHECKF(!k && err.code == SD_EINVAL && !strcmp(err.field, "api-keys") && strstr(err.msg, "16") &&
                !strstr(err.msg, "short"),
            "a short key is refused without echoing it", "%s", err.msg);
+    CHECKF(!k && strstr(err.msg, "--api-keys: "), "a short key: the message names --api-keys", "%s", err.msg);
     f = fopen(path, "w");
     fprintf(f, K3 "\nbad\x01key-0123456789abc\n");
     fclose(f);
@@ -67,11 +69,41 @@ static void test_keys(void)
     k = auth_keys_load(NULL, path, &err);
     CHECKF(!k && !strcmp(err.field, "api-keys-file") && strstr(err.msg, "line 2") && strstr(err.msg, "0x01"),
            "a control byte in the file: refused naming the line", "%s", err.msg);
+    CHECKF(!k && strstr(err.msg, "--api-keys-file "), "a control byte in the file: the message names --api-keys-file",
+           "%s", err.msg);
     unlink(path);
     sd_err_clear(&err);
     k = auth_keys_load(NULL, path, &err);
-    CHECKF(!k && err.code == SD_ENOTFOUND && strstr(err.msg, path), "missing key file: refused naming it", "%s",
-           err.msg);
+    CHECKF(!k && err.code == SD_ENOTFOUND && strstr(err.msg, path) && strstr(err.msg, "--api-keys-file"),
+           "missing key file: refused naming it and --api-keys-file", "%s", err.msg);
+    /* a folder: said so, not the first read's "Is a directory" */
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s.d", path);
+    mkdir(dir, 0700);
+    sd_err_clear(&err);
+    k = auth_keys_load(NULL, dir, &err);
+    CHECKF(!k && !strcmp(err.field, "api-keys-file") && strstr(err.msg, "--api-keys-file") && strstr(err.msg, dir) &&
+               strstr(err.msg, "is a folder; give the file of API keys"),
+           "a key file that is a folder: refused saying so", "%s", err.msg);
+    rmdir(dir);
+    /* given but empty: refused, not "no authentication" (the server would be open) */
+    f = fopen(path, "w");
+    fprintf(f, "# keys go here\n\n");
+    fclose(f);
+    sd_err_clear(&err);
+    k = auth_keys_load(NULL, path, &err);
+    CHECKF(!k && !strcmp(err.field, "api-keys-file") && strstr(err.msg, "--api-keys-file") && strstr(err.msg, path) &&
+               strstr(err.msg, "no API key"),
+           "a key file of comments only: refused naming --api-keys-file", "%s", err.msg);
+    sd_err_clear(&err);
+    k = auth_keys_load(" , ,", "", &err);
+    CHECKF(!k && !strcmp(err.field, "api-keys") && strstr(err.msg, "--api-keys holds no API key"),
+           "a key list of separators only: refused naming --api-keys", "%s", err.msg);
+    sd_err_clear(&err);
+    k = auth_keys_load("", "", &err);
+    CHECK(k && auth_keys_count(k) == 0, "empty settings (SDSERVE_API_KEYS=): auth off");
+    auth_keys_free(k);
+    unlink(path);
 }
 
 static void test_rate(void)

@@ -2,9 +2,10 @@
 # tests/http/test_bad_model.sh — `sdserve serve` with a model it cannot use:
 # missing, not a checkpoint, truncated, a tensor's bytes cut, an empty
 # diffusers folder, a UNet-only folder, a family it cannot run yet (the SDXL
-# refiner), SDXL files with a tensor missing, reshaped or cut.  Each
+# refiner), SDXL files with a tensor missing, reshaped or cut, a FIFO, a
+# loop of symbolic links.  Each
 # must exit non-zero within seconds with a message
-# naming the file and what is wrong, and never become ready (the server
+# naming the file and what is wrong (once), and never become ready (the server
 # listens while the model loads, answering 503: docs/SERVER.md "Start-up";
 # test_start.sh).  A --precision it does not know is refused before it
 # listens (the message names the setting).
@@ -43,14 +44,25 @@ try "6 bytes" "$TMP/six.safetensors" "header|short|truncated|safetensors"
 mkdir -p "$TMP/emptydir"
 try "empty folder" "$TMP/emptydir" "model_index|unet|no .*safetensors|not a|folder|director"
 
+# a FIFO (never opened: it would block) and a loop of symbolic links: said as such, not
+# "no such file"; the reason printed once, not again as "(loading it: ...)"
+mkfifo "$TMP/fifo.safetensors"
+try "a FIFO" "$TMP/fifo.safetensors" "fifo.safetensors: a FIFO \(named pipe\), not a file or folder"
+ln -s "$TMP/loop-b" "$TMP/loop-a"; ln -s "$TMP/loop-a" "$TMP/loop-b"
+try "a symbolic link loop" "$TMP/loop-a" "loop-a: a loop of symbolic links"
+out=$(timeout 60 "$SDSERVE" serve --bind 127.0.0.1 --port "$(free_port)" --data-dir "$TMP/data" --model "$TMP/nope.safetensors" 2>&1)
+n=$(printf '%s\n' "$out" | grep "^sdserve serve:" | grep -o "no such file or folder" | wc -l)
+check "missing file: the error says the reason once" $([ "$n" = 1 ]; echo $?) \
+  "$n times: $(printf '%s' "$out" | grep '^sdserve serve:')"
+
 # a UNet-only folder (the inpainting UNet: a family it runs, without its text encoder)
 try "inpainting UNet only" "$REF/models/tiny-sd1-inpaint" "not a whole checkpoint: it has no text encoder.*missing tensor 'text_encoder"
 
-# a precision it does not know: refused at start, naming the setting
+# a precision it does not know: refused at start, naming the setting (status 2: a usage error)
 port=$(free_port)
 out=$(timeout 60 "$SDSERVE" serve --bind 127.0.0.1 --port "$port" --data-dir "$TMP/data" --model "$GOOD" \
       --precision fast 2>&1); rc=$?
-if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && printf '%s' "$out" | grep -q -- "--precision must be auto, fp32, bf16x2 or bf16; got 'fast'" &&
+if [ "$rc" = 2 ] && printf '%s' "$out" | grep -q -- "--precision must be auto, fp32, bf16x2 or bf16; got 'fast'" &&
    ! printf '%s' "$out" | grep -qi "listening"; then echo "ok - unknown --precision: exit $rc naming it, never listened"
 else echo "FAIL - unknown --precision: exit $rc: $(printf '%s' "$out" | tail -3 | tr '\n' ' ')"; fi
 
@@ -58,7 +70,7 @@ else echo "FAIL - unknown --precision: exit $rc: $(printf '%s' "$out" | tail -3 
 for flag in "--prediction x0" "--zero-terminal-snr yes"; do
   port=$(free_port)
   out=$(timeout 60 "$SDSERVE" serve --bind 127.0.0.1 --port "$port" --data-dir "$TMP/data" --model "$GOOD" $flag 2>&1); rc=$?
-  if [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && printf '%s' "$out" | grep -q -- "${flag% *} must be auto, " &&
+  if [ "$rc" = 2 ] && printf '%s' "$out" | grep -q -- "${flag% *} must be auto, " &&
      ! printf '%s' "$out" | grep -qi "listening"; then echo "ok - unknown ${flag% *}: exit $rc naming it, never listened"
   else echo "FAIL - unknown ${flag% *}: exit $rc: $(printf '%s' "$out" | tail -3 | tr '\n' ' ')"; fi
 done

@@ -60,7 +60,9 @@ check "GET /loras lists the four LoRAs, rank 4, fitting, hashed" \
   $([ "$st" = 200 ] && [ "$(json "$TMP/list.json" 'sorted(l["name"] for l in j["loras"] if l["fits"] and l["rank"]==4 and l["modules"]==129 and len(l["hash"])==12 and l["size"]>0) == ["lora_a_kohya","lora_a_peft","lora_b_kohya","lora_b_peft"] and j["count"]==4')" = True ]; echo $?) \
   "status $st $(head -c 600 "$TMP/list.json")"
 
-refused "unknown LoRA" /txt2img "$J" "{$JSON_ARGS, \"loras\": [{\"name\": \"nosuch\"}]}" loras "unknown LoRA 'nosuch'"
+# the server's wording names where its clients see the names, not the folder (the CLIs name --lora-dir)
+refused "unknown LoRA" /txt2img "$J" "{$JSON_ARGS, \"loras\": [{\"name\": \"nosuch\"}]}" loras \
+  "unknown LoRA 'nosuch': no nosuch.safetensors in the LoRA directory (GET /loras lists them)"
 refused "unknown LoRA in a tag" /txt2img "$F" "prompt=x <lora:nosuch:1>" loras "unknown LoRA 'nosuch'"
 refused "async: unknown LoRA refused before a job is made" /jobs/txt2img "$F" "prompt=x&loras=nosuch" loras "unknown LoRA"
 refused "malformed tag <lora:x" /txt2img "$F" "prompt=x <lora:lora_a_kohya" prompt "no closing"

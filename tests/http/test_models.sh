@@ -169,8 +169,9 @@ check "--model broken: exits 1 naming the file" $([ $rc = 1 ] && printf '%s' "$o
   "rc=$rc $(printf '%s' "$out" | tail -2)"
 out=$(timeout 60 "$SDSERVE" serve --bind 127.0.0.1 --port "$port" --data-dir "$TMP/data" --model-dir "$TMP/absent" 2>&1)
 rc=$?
-check "--model-dir missing: exits non-zero naming model-dir" \
-  $([ $rc -ne 0 ] && [ $rc -ne 124 ] && printf '%s' "$out" | grep -q "model folder"; echo $?) "rc=$rc $(printf '%s' "$out" | tail -2)"
+check "--model-dir missing: exits 1 naming --model-dir and why" \
+  $([ $rc = 1 ] && printf '%s' "$out" | grep -q -- "--model-dir $TMP/absent: No such file or directory"; echo $?) \
+  "rc=$rc $(printf '%s' "$out" | tail -2)"
 
 # ---- files that are not whole checkpoints ------------------------------
 # A TAESD file (no UNet), a UNet alone (no text encoder): listed without

@@ -7,7 +7,9 @@
 # images.edit with an RGBA mask (every opaque-mask pixel equals the input,
 # the transparent ones change), the model list, and the SDK's own error
 # classes (AuthenticationError for a wrong key, BadRequestError naming
-# param 'n' or 'mask' (a mask without alpha), NotFoundError).
+# param 'n' or 'mask' (a mask without alpha), NotFoundError), also for a
+# wrong key or an unknown path with a 3 MiB upload still being sent, and
+# the 413 of a 21 MiB image (over --max-body-mb).
 # Every PNG's IHDR is decoded and its size asserted (openai_sdk.mjs).
 # Missing node/npm, or a failed install, is a FAIL, never a skip.
 cd "$(dirname "$0")/../.."

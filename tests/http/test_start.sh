@@ -9,7 +9,10 @@
 # becomes ready and generates.  A model that fails to load after listening
 # still ends the process with status 1 and a clear message.  Listening on a
 # non-loopback address without --public-url prints a hint naming it.  Start
-# errors name the flag to fix (--model, --vocab, --data-dir).
+# errors name the flag to fix (--model, --vocab, --data-dir, --lora-dir, --model-dir,
+# --api-keys-file, --s3-bucket, --public-url): status 2 for values refused as
+# given, 1 for what they name (docs/SERVER.md "Exit status").  A second stop
+# signal during the load ends the process at once; SIGHUP stops cleanly.
 set -u
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
@@ -34,18 +37,49 @@ check "port in use: fails before the model load" \
   $(! printf '%s' "$out" | grep -q -e "loading model" -e "^model: "; echo $?) "$(printf '%s' "$out" | tail -3 | tr '\n' ' ')"
 
 # ---- start errors a user sees name the flag to fix -------------------------
-# start_error NAME PATTERN serve-args...: exit status 1 and a message matching PATTERN
-start_error() {
-  local name=$1 pat=$2 out rc; shift 2
+# start_fails STATUS NAME PATTERN serve-args...: exit STATUS and a message
+# matching PATTERN (docs/SERVER.md "Exit status": 2 = the settings as given,
+# refused before listening; 1 = what they name)
+start_fails() {
+  local want=$1 name=$2 pat=$3 out rc; shift 3
   out=$(timeout 60 "$SDSERVE" serve --bind 127.0.0.1 --port 0 "$@" 2>&1); rc=$?
-  check "start error names the flag: $name" $([ "$rc" = 1 ] && printf '%s' "$out" | grep -q -- "$pat"; echo $?) \
+  check "start error names the flag: $name (status $want)" \
+    $([ "$rc" = "$want" ] && printf '%s' "$out" | grep -q -- "$pat" && { [ "$want" = 1 ] || ! printf '%s' "$out" | grep -q '^listening'; }; echo $?) \
     "status $rc: $(printf '%s' "$out" | grep '^sdserve serve:' | tail -1)"
 }
+start_error() { start_fails 1 "$@"; }
 start_error "missing model" "nope.safetensors: no such file or folder (give --model " --data-dir "$TMP/e1" --model "$TMP/nope.safetensors"
 start_error "missing --vocab" "the vocabulary given by --vocab: vocabulary $TMP/nope.txt.gz does not exist" \
   --data-dir "$TMP/e2" --model "$MODEL" --vocab "$TMP/nope.txt.gz"
 : >"$TMP/file"
 start_error "data dir under a file" "cannot create $TMP/file/d (--data-dir): Not a directory" --data-dir "$TMP/file/d" --model "$MODEL"
+# a --lora-dir that is missing or a file: refused (was: a server whose every LoRA request failed)
+start_error "missing --lora-dir" "--lora-dir $TMP/nope-loras: No such file or directory" \
+  --data-dir "$TMP/e3" --model "$MODEL" --lora-dir "$TMP/nope-loras"
+start_error "--lora-dir a file" "--lora-dir $TMP/file is not a folder" --data-dir "$TMP/e4" --model "$MODEL" --lora-dir "$TMP/file"
+# --model-dir missing: the flag and the reason (was "cannot read the model folder X"); a file: not a folder
+start_error "missing --model-dir" "--model-dir $TMP/nope-models: No such file or directory (give the folder of checkpoints" \
+  --data-dir "$TMP/e5" --model-dir "$TMP/nope-models"
+start_error "--model-dir a file" "--model-dir $TMP/file is not a folder" --data-dir "$TMP/e5" --model-dir "$TMP/file"
+# an --api-keys-file that is a folder: said so (was the first read's "Is a directory")
+start_error "--api-keys-file a folder" "--api-keys-file $TMP is a folder; give the file of API keys" \
+  --data-dir "$TMP/e6" --model "$MODEL" --api-keys-file "$TMP"
+# values refused as given: status 2, as the settings table's own refusals
+# (were 1); the message names the flag and shows what was typed
+start_fails 2 "--port out of range (the settings table)" "--port must be in \[0, 65535\], got 70000" \
+  --data-dir "$TMP/e7" --model "$MODEL" --port 70000
+start_fails 2 "--precision fp16" "--precision must be auto, fp32, bf16x2 or bf16; got 'fp16'" \
+  --data-dir "$TMP/e7" --model "$MODEL" --precision fp16
+start_fails 2 "--storage s4" "--storage must be local or s3, got 's4'" --data-dir "$TMP/e7" --model "$MODEL" --storage s4
+start_fails 2 "--storage s3 without a bucket" "--storage s3 needs a bucket: --s3-bucket NAME (or SDSERVE_S3_BUCKET)" \
+  --data-dir "$TMP/e7" --model "$MODEL" --storage s3
+start_fails 2 "a bad --s3-bucket: the flag first" "--s3-bucket: the S3 bucket name must be 3 to 63 .*got 'b'" \
+  --data-dir "$TMP/e7" --model "$MODEL" --storage s3 --s3-bucket b
+start_fails 2 "--public-url not a URL: the flag and what was typed" \
+  "--public-url must start with http:// or https:// (.*), got 'notaurl'$" --data-dir "$TMP/e7" --model "$MODEL" --public-url notaurl
+start_fails 2 "--api-keys of separators only" "--api-keys holds no API key" --data-dir "$TMP/e7" --model "$MODEL" --api-keys ,
+start_fails 2 "--vae-decoder taesd without --preview-decoder" "--vae-decoder taesd needs a TAESD file (--preview-decoder)" \
+  --data-dir "$TMP/e7" --model "$MODEL" --vae-decoder taesd
 
 # ---- listening while the model loads ------------------------------------
 mkfifo "$TMP/config.fifo"
@@ -115,6 +149,40 @@ check "failing load: exit status 1 with the error after the server listened" \
   "status $rc: $(tail -2 "$TMP/server2.log" | tr '\n' ' ')"
 check "failing load: never ready; bind 127.0.0.1 prints no --public-url hint" \
   $(! grep -q -e "^ready" -e "^NOTE: listening" "$TMP/server2.log"; echo $?) "$(grep -e ready -e NOTE "$TMP/server2.log")"
+# ---- stop signals while the model loads: a second one stops at once -------
+# (the load held by a FIFO nobody writes: before, the second SIGINT was
+# ignored and the process waited for the load for ever)
+rm -f "$TMP/config.fifo"; mkfifo "$TMP/config.fifo"
+PORT=$(free_port)
+"$SDSERVE" serve --bind 127.0.0.1 --port "$PORT" --data-dir "$TMP/data4" --model "$MODEL" \
+  --model-config "$TMP/config.fifo" >"$TMP/server4.log" 2>&1 &
+SERVER_PID=$!
+wait_http "http://127.0.0.1:$PORT/health" "$SERVER_PID" 600
+kill -INT "$SERVER_PID"
+for _ in $(seq 100); do grep -q "^waiting for the model load" "$TMP/server4.log" && break; sleep 0.1; done
+check "stop during the load: says it waits and that a second signal stops now" \
+  $(kill -0 "$SERVER_PID" 2>/dev/null && grep -q "^waiting for the model load to finish before stopping (send the signal again to stop now)" "$TMP/server4.log"; echo $?) \
+  "$(tail -3 "$TMP/server4.log" | tr '\n' ' ')"
+kill -INT "$SERVER_PID"
+rc=
+for _ in $(seq 100); do kill -0 "$SERVER_PID" 2>/dev/null || { wait "$SERVER_PID"; rc=$?; break; }; sleep 0.1; done
+[ -n "$rc" ] || { kill -KILL "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null; }
+SERVER_PID=
+check "second SIGINT during the load: exits at once, status 130, saying so" \
+  $([ "$rc" = 130 ] && grep -q "^received SIGINT again: stopping without waiting for the model load" "$TMP/server4.log"; echo $?) \
+  "status ${rc:-none: still running after 10 s}: $(tail -2 "$TMP/server4.log" | tr '\n' ' ')"
+
+# ---- SIGHUP (a closed terminal or SSH session): the same clean stop --------
+PORT=$(free_port)
+"$SDSERVE" serve --bind 127.0.0.1 --port "$PORT" --data-dir "$TMP/data5" --model "$MODEL" --model-config "$CONFIG" \
+  >"$TMP/server5.log" 2>&1 &
+SERVER_PID=$!
+wait_ready "http://127.0.0.1:$PORT/health" "$SERVER_PID" 600
+kill -HUP "$SERVER_PID"; wait "$SERVER_PID"; rc=$?; SERVER_PID=
+check "SIGHUP: stops cleanly with status 0, as SIGTERM" \
+  $([ "$rc" = 0 ] && grep -q "^received SIGHUP: refusing new requests" "$TMP/server5.log" && grep -q "^stopped cleanly" "$TMP/server5.log"; echo $?) \
+  "status $rc: $(tail -2 "$TMP/server5.log" | tr '\n' ' ')"
+
 # ---- bound to one address: returned URLs use it, no --public-url hint -------
 # (127.0.0.2 and ::1 are not reachable at 127.0.0.1, the default URL's host)
 for addr in 127.0.0.2 ::1; do

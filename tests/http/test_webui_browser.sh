@@ -12,7 +12,12 @@
 # intercepted: the endpoint may not be on this server) sends `model`;
 # screenshot in $SD_BUILD/tests/artifacts/.
 # With a key: the 401 message, then the key entered works and survives a
-# reload.  With --lora-dir (tiny-sd1): the LoRA picker adds a <lora:...> tag
+# reload.  Without keys also: "copy as curl" for an upload named with ; ,
+# " and ' runs as pasted; one job at a time (a double submit sends one;
+# Cancel while it is sent), a reload mid-job follows the job on, a seed
+# over 2^53 - 1 refused by the form, no sideways scroll at 320 px.  With --rate-limit 60: a job
+# followed past its 429s still shows its image.
+# With --lora-dir (tiny-sd1): the LoRA picker adds a <lora:...> tag
 # that the image's parameters show applied.  Missing chromium or npm is a FAIL (scripts/setup.sh installs them).
 cd "$(dirname "$0")/../.."
 . tests/http/lib.sh
@@ -40,6 +45,11 @@ SDSERVE_API_KEYS=$KEY start_server --model "$MODEL" || exit 1
 (cd "$TMP" && node "$OLDPWD/tests/http/webui_browser.js" key "$BASE" "$ART" "$KEY")
 stop_server
 check "server with keys exits cleanly" $([ "$STOP_STATUS" = 0 ]; echo $?) "exit $STOP_STATUS"
+# the page under a rate limit: 429s while following a job are waited out
+start_server --model "$MODEL" --preview-every 1 --rate-limit 60 || exit 1
+(cd "$TMP" && node "$OLDPWD/tests/http/webui_browser.js" rate "$BASE" "$ART")
+stop_server
+check "server with a rate limit exits cleanly" $([ "$STOP_STATUS" = 0 ]; echo $?) "exit $STOP_STATUS"
 # the LoRA picker, on tiny-sd1 with the reference LoRAs (as test_loras.sh)
 REF=${SD_REF:-../shared/reference}
 start_server --model "$REF/models/tiny-sd1" --lora-dir "$REF/goldens/lora-tiny-sd1/lora" || exit 1

@@ -4,6 +4,7 @@
 //   node webui_browser.js open BASE ARTIFACT_DIR   (a server without keys)
 //   node webui_browser.js key  BASE ARTIFACT_DIR KEY  (a server with that key)
 //   node webui_browser.js lora BASE ARTIFACT_DIR   (a server with --lora-dir)
+//   node webui_browser.js rate BASE ARTIFACT_DIR   (a server with --rate-limit 60)
 // Environment: PUPPETEER (the puppeteer-core folder), CHROMIUM (its binary).
 'use strict';
 const {execFileSync} = require('child_process');
@@ -163,6 +164,18 @@ async function openCase(browser) {
   const c2 = await runCurl(page);
   check('"copy as curl" for img2img names the uploaded file and its fields',
     c2.cmd.includes("-F 'init_image=@webui-init.png'") && c2.cmd.includes("--form-string 'strength=0.5'"), c2.cmd);
+  // a file name with curl's -F syntax in it (; , ") and a quote: the command still runs where the file is
+  const odd = path.join(artifacts, 'web;ui, "init\'s".png');
+  fs.copyFileSync(init, odd);
+  await input.uploadFile(odd);
+  await page.click('#copy-curl');
+  const cmd3 = await page.$eval('#curl', (e) => e.value);
+  let out3;
+  try { out3 = JSON.parse(execFileSync('bash', ['-c', cmd3], {encoding: 'utf8', timeout: 120000, cwd: artifacts})); }
+  catch (e) { out3 = {error: String(e).slice(0, 200)}; }
+  check('"copy as curl" for an upload named web;ui, "init\'s".png runs as pasted where the file is',
+    out3.status === 'success', cmd3 + ' -> ' + JSON.stringify(out3).slice(0, 200));
+  fs.unlinkSync(odd);
   await page.click('#init-clear');
 
   // cancel: a long job, cancelled from the page
@@ -184,10 +197,90 @@ async function openCase(browser) {
   check('an API error is shown in the page with its field', /LoRA/.test(msg) && msg.includes('(field: loras)'), msg);
   const extra = w.errors.slice(before).filter((e) => !/status of 400/.test(e));
   check('no console errors but the 400 itself', extra.length === 0 && w.errors.length === before + 1, w.errors.join(' | '));
+  await oneJobCases(page, w);
   check('every request went to the server\'s own origin (' + w.urls.length + ' requests)', foreign(w).length === 0,
     foreign(w).join(' '));
   await page.close();
   await modelCase(browser);
+}
+
+// One job at a time, and the job outlives a reload: a double submit
+// (Ctrl+Enter twice) sends one POST; Cancel pressed while the POST is on its
+// way cancels the job once it has an id; a reload mid-job follows the job on
+// (progress, Cancel enabled); a seed past 2^53 - 1 is refused by the form;
+// a 320 px window scrolls no sideways.
+async function oneJobCases(page, w) {
+  const posts = () => w.methods.filter((m) => /^POST .*\/jobs\/txt2img$/.test(m)).length;
+  const deletes = () => w.methods.filter((m) => /^DELETE .*\/jobs\/[0-9a-f]{32}$/.test(m)).length;
+  const status = () => page.$eval('#status', (e) => e.textContent);
+  const n0 = await page.$$eval('#gallery figure', (fs) => fs.length), p0 = posts();
+  await fillForm(page, {prompt: 'twice', width: 64, height: 64, steps: 4, seed: 3});
+  await page.evaluate(() => { const f = document.getElementById('form'); f.requestSubmit(); f.requestSubmit(); });
+  await galleryImage(page, n0 + 1);
+  await new Promise((r) => setTimeout(r, 500));
+  check('a double submit (Ctrl+Enter twice) sends one job, one image in the gallery',
+    posts() === p0 + 1 && await page.$$eval('#gallery figure', (fs) => fs.length) === n0 + 1,
+    (posts() - p0) + ' POSTs');
+
+  const d0 = deletes();
+  await fillForm(page, {prompt: 'cancelled while sent', width: 256, height: 256, steps: 150, seed: 4});
+  await page.evaluate(() => { document.getElementById('form').requestSubmit(); document.getElementById('cancel').click(); });
+  await page.waitForFunction(() => /^(cancelled|failed|done)/.test(document.getElementById('status').textContent),
+    {timeout: 60000});
+  check('Cancel pressed while the request is being sent cancels the job once it has an id',
+    await status() === 'cancelled' && deletes() === d0 + 1, (await status()) + ', ' + (deletes() - d0) + ' DELETEs');
+
+  await fillForm(page, {prompt: 'reloaded mid-job', width: 256, height: 256, steps: 150, seed: 5});
+  await page.click('#generate');
+  await page.waitForFunction(() => /^step [1-9]/.test(document.getElementById('status').textContent), {timeout: 60000});
+  const p1 = posts();
+  await page.reload({waitUntil: 'domcontentloaded'});
+  let followed = true;
+  try {
+    await page.waitForFunction(() => /^step [1-9]/.test(document.getElementById('status').textContent), {timeout: 20000});
+  } catch (e) { followed = false; }
+  check('a reload mid-job follows the running job on (progress shown, Cancel enabled, no new POST)',
+    followed && !(await page.$eval('#cancel', (b) => b.disabled)) && posts() === p1,
+    (await status()) + ', cancel ' + (await page.$eval('#cancel', (b) => b.disabled) ? 'disabled' : 'enabled'));
+  if (followed) {
+    await page.click('#cancel');
+    await page.waitForFunction(() => document.getElementById('status').textContent === 'cancelled', {timeout: 60000});
+    check('... and Cancel after the reload cancels it', await page.evaluate(() => !sessionStorage.getItem('sdserve.job')),
+      'the job is still remembered');
+  }
+
+  await page.waitForFunction(() => document.querySelectorAll('#sampler option').length > 0, {timeout: 20000});
+  const p2 = posts();
+  await fillForm(page, {prompt: 'a seed too big', width: 64, height: 64, steps: 2, seed: '18446744073709551615'});
+  await page.evaluate(() => document.getElementById('form').requestSubmit());
+  await new Promise((r) => setTimeout(r, 500));
+  check('a seed above 2^53 - 1 (the API\'s largest) is refused by the form, not sent rounded',
+    posts() === p2 && await page.$eval('#seed', (e) => e.validity.rangeOverflow), (posts() - p2) + ' POSTs');
+
+  await page.setViewport({width: 320, height: 640});
+  const wide = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+  check('a 320 px wide window scrolls no sideways', wide[0] <= wide[1], 'content ' + wide[0] + ' px in ' + wide[1]);
+  await page.setViewport({width: 1100, height: 760});
+}
+
+// A server with --rate-limit 60 (a minute, burst 60): the page's 100 ms polls
+// and previews pass it within seconds; the page waits the 429's Retry-After,
+// polls slower and the job's image still arrives.
+async function rateCase(browser) {
+  const page = await browser.newPage();
+  const w = watch(page);
+  await page.goto(base + '/ui/', {waitUntil: 'networkidle0'});
+  const steps = process.env.SD_SANITIZED ? 30 : 150;   // over 6 s either way: the burst of 60 is spent
+  await fillForm(page, {prompt: 'a rate-limited lighthouse', width: 256, height: 256, steps, seed: 11});
+  await page.click('#generate');
+  let img = null, why = '';
+  try { img = await galleryImage(page, 1); } catch (e) {
+    why = (await page.$eval('#status', (e) => e.textContent)) + ' / ' + (await page.$eval('#error', (e) => e.textContent));
+  }
+  const limited = w.errors.filter((e) => /status of 429/.test(e)).length;
+  check('over --rate-limit while following a job: the page waits and the image arrives (' + limited + ' 429s seen)',
+    img && img.w === 256 && limited > 0 && await page.$eval('#error', (e) => e.hidden), why || JSON.stringify(img));
+  await page.close();
 }
 
 async function keyCase(browser) {
@@ -305,7 +398,8 @@ async function loraCase(browser) {
   let browser;
   try {
     browser = await puppeteer.launch({executablePath: process.env.CHROMIUM || '/usr/bin/chromium', headless: true, args});
-    await (mode === 'key' ? keyCase(browser) : mode === 'lora' ? loraCase(browser) : openCase(browser));
+    await (mode === 'key' ? keyCase(browser) : mode === 'lora' ? loraCase(browser) : mode === 'rate' ? rateCase(browser)
+      : openCase(browser));
   } catch (e) {
     check('browser run (' + mode + ')', false, String(e && e.stack || e).split('\n').slice(0, 4).join(' '));
   } finally {

@@ -3,8 +3,9 @@
  * reference/sd15/tensors.json; the demo preset (a folder with a byte-level
  * tokenizer) has the tiny-sd1 architecture, loads with sdw_open and runs
  * through CLIP, UNet and VAE without NaN; size flags build other models;
- * output depends only on the seed; bad flags are refused.  The quick tier
- * (SD_QUICK=1) skips the 2.1 GB sd15 preset. */
+ * output depends only on the seed, an existing output is replaced; bad
+ * flags and -o places (empty, the wrong kind, in a missing folder) are
+ * refused (exit 2, no crash).  The quick tier (SD_QUICK=1) skips the 2.1 GB sd15 preset. */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -273,6 +274,48 @@ static void test_demo(void)
     make_model(args);
     snprintf(p2, sizeof p2, "%s/demo_seed2/model.safetensors", tmp);
     CHECK(!files_equal(p1, p2), "demo: other seed, other bytes");
+    /* an existing output is replaced, as generate -o replaces its file (--help says so) */
+    snprintf(args, sizeof args, "--preset demo -q --seed 1 -o '%s/demo_seed2'", tmp);
+    CHECK(make_model(args) == 0 && files_equal(p1, p2), "demo: an existing folder's model is replaced");
+}
+
+/* make-model ARGS with its stderr into err; its exit status. */
+static int make_model_err(const char *args, char *err, size_t size)
+{
+    char cmd[4096], path[600];
+    snprintf(path, sizeof path, "%s/stderr.txt", tmp);
+    snprintf(cmd, sizeof cmd, "'%s' make-model %s >'%s/stdout.txt' 2>'%s'", mm_sdserve(), args, tmp, path);
+    int rc = system(cmd);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(err, 1, size - 1, f) : 0;
+    err[n] = 0;
+    if (f) fclose(f);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* -o's place, checked before any tensor is made: exit 2 naming the flag as
+ * typed (was "cannot create folder : No such file..." for -o '', and the
+ * write's failure after the work for the others). */
+static void test_output_place(void)
+{
+    char args[1024], err[1024], file[600];
+    snprintf(file, sizeof file, "%s/a-file", tmp);
+    FILE *f = fopen(file, "w");
+    if (f) fclose(f);
+    static const struct { const char *args, *want; } cases[] = {
+        {"--preset demo -o ''", "make-model: -o needs a path; got an empty one"},
+        {"--preset demo --output ''", "make-model: --output needs a path"},
+        {"--preset demo -o '%s/a-file'", "is a file, but --preset demo writes a folder"},
+        {"--preset taesd -o '%s'", "is a folder, but --preset taesd writes a file"},
+        {"--preset demo -o '%s/no-such/x'", "/no-such does not exist; create it first"},
+        {"--preset demo -o '%s/a-file/x'", "/a-file is not a folder"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(args, sizeof args, cases[i].args, tmp);
+        int rc = make_model_err(args, err, sizeof err);
+        CHECKF(rc == 2 && strstr(err, cases[i].want), cases[i].want, "make-model %s: status %d: %s", args, rc, err);
+    }
+    unlink(file);
 }
 
 static void test_custom(void)
@@ -328,6 +371,17 @@ static void test_bad_flags(void)
     snprintf(args, sizeof args, "--text-width 50 --text-heads 4 -o '%s/x'", tmp);
     CHECK(make_model(args) == 2, "bad flags: width not divisible by heads");
     CHECK(make_model("--preset demo") == 2, "bad flags: no -o");
+    /* these crashed (SIGFPE: channels of 0 divide) or were taken silently */
+    static const char *const refused[][2] = {
+        {"--unet-channels 0", "bad flags: --unet-channels 0 refused, no crash"},
+        {"--vae-channels 32,0", "bad flags: --vae-channels with a 0 refused, no crash"},
+        {"--seed abc", "bad flags: --seed abc refused (was seed 0)"},
+        {"--unet-attn 2 --unet-channels 32,64", "bad flags: --unet-attn past the UNet's levels refused (was ignored)"},
+    };
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        snprintf(args, sizeof args, "%s -o '%s/x'", refused[i][0], tmp);
+        CHECKF(make_model(args) == 2, refused[i][1], "make-model %s: not exit 2", args);
+    }
 }
 
 int main(void)
@@ -343,6 +397,7 @@ int main(void)
     test_demo();
     test_custom();
     test_bad_flags();
+    test_output_place();
     if (t_quick())
         printf("# sd15 preset (2.1 GB) skipped: SD_QUICK=1, the quick tier (make test runs it)\n");
     else

@@ -58,6 +58,21 @@ static int is_file(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* Why `p` is neither a regular file nor a folder, for messages: missing,
+ * a loop of symbolic links, a FIFO (which would block a read), ... */
+static const char *not_file_why(const char *p)
+{
+    struct stat st;
+    if (stat(p, &st))
+        return errno == ENOENT || errno == ENOTDIR ? "no such file or folder"
+               : errno == ELOOP                    ? "a loop of symbolic links"
+                                                   : strerror(errno);
+    return S_ISFIFO(st.st_mode) ? "a FIFO (named pipe), not a file or folder"
+           : S_ISSOCK(st.st_mode) ? "a socket, not a file or folder"
+           : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device, not a file or folder"
+                                                      : "not a file or folder";
+}
+
 static char *joinf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *joinf(const char *fmt, ...)
 {
@@ -450,8 +465,8 @@ static sd_weights *open_weights(const char *path, int header_only, sd_err *err)
         w->single = sd_strdup(path);
         rc = w->single ? 0 : sd_errf(err, SD_ENOMEM, NULL, "out of memory");
     } else {
-        rc = sd_errf(err, SD_ENOTFOUND, "model",
-                     "%s: no such file or folder (give --model a .safetensors file or a diffusers folder)", path);
+        rc = sd_errf(err, SD_ENOTFOUND, "model", "%s: %s (give --model a .safetensors file or a diffusers folder)", path,
+                     not_file_why(path));
     }
     if (rc == 0) {
         if (w->layout == SDW_LAYOUT_DIFFUSERS) {
@@ -526,7 +541,7 @@ static int open_vae_path(sd_weights *w, const char *path, sd_err *err)
         free(file);
         return rc;
     }
-    if (!is_file(path)) return sd_errf(err, SD_ENOTFOUND, "vae", "%s: no such file or folder", path);
+    if (!is_file(path)) return sd_errf(err, SD_ENOTFOUND, "vae", "%s: %s", path, not_file_why(path));
     w->layout = SDW_LAYOUT_SINGLE_FILE;
     if (!(w->single = sd_strdup(path))) return sd_errf(err, SD_ENOMEM, NULL, "out of memory");
     return open_file(w, path, NULL, err);

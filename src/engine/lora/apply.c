@@ -44,6 +44,7 @@ struct lora_engine {
     const sd_weights *w;
     lora_names *nm;
     char *dir;
+    char *label;   /* how refusals name dir (NULL: "the LoRA directory") */
     lora_handle_fn fn;
     void *ud;
     cache_entry cache[CACHE_SLOTS];
@@ -77,11 +78,14 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
-lora_engine *lora_engine_new(const sd_weights *w, const char *dir, lora_handle_fn fn, void *ud, sd_err *err)
+lora_engine *lora_engine_new(const sd_weights *w, const char *dir, const char *label, lora_handle_fn fn, void *ud,
+                             sd_err *err)
 {
     lora_engine *le = sd_calloc(1, sizeof *le);
-    if (!le || !(le->nm = lora_names_from_weights(w, err)) || (dir && !(le->dir = sd_strdup(dir)))) {
+    if (!le || !(le->nm = lora_names_from_weights(w, err)) || (dir && !(le->dir = sd_strdup(dir))) ||
+        (label && !(le->label = sd_strdup(label)))) {
         if (le) lora_names_free(le->nm);
+        if (le) free(le->dir);
         free(le);
         sd_errf(err, SD_ENOMEM, "loras", "out of memory");   /* kept if lora_names set one */
         return NULL;
@@ -112,6 +116,7 @@ void lora_engine_free(lora_engine *le)
     free(le->patched);
     free(le->tp);
     free(le->dir);
+    free(le->label);
     free(le);
 }
 
@@ -173,8 +178,8 @@ static int lora_path(const lora_engine *le, const char *name, char *path, size_t
     struct stat sb;
     sd_file_state_of(path, 0, id, &sb);
     if (id->err || !S_ISREG(sb.st_mode))
-        return sd_errf(err, SD_EINVAL, "loras", "unknown LoRA '%s': no %s%s in the LoRA directory (GET /loras "
-                       "lists them)", name, name, ext);
+        return sd_errf(err, SD_EINVAL, "loras", "unknown LoRA '%s': no %s%s in %s", name, name, ext,
+                       le->label ? le->label : "the LoRA directory");
     return 0;
 }
 

@@ -23,9 +23,12 @@ typedef ops_weight *(*lora_handle_fn)(void *ud, const char *name);
 #define LORA_CACHE_FILES 8
 #define LORA_CACHE_BYTES ((size_t)1 << 30)
 
-/* dir may be NULL (every LoRA then refused naming "loras").  w must
- * outlive it.  NULL + err (SD_ENOMEM) on failure. */
-lora_engine *lora_engine_new(const sd_weights *w, const char *dir, lora_handle_fn fn, void *ud, sd_err *err);
+/* dir may be NULL (every LoRA then refused naming "loras").  label is how
+ * an unknown LoRA's refusal names dir (NULL: "the LoRA directory"; see
+ * sd_load_opts.lora_dir_label).  w must outlive it.  NULL + err
+ * (SD_ENOMEM) on failure. */
+lora_engine *lora_engine_new(const sd_weights *w, const char *dir, const char *label, lora_handle_fn fn, void *ud,
+                             sd_err *err);
 /* Lower bounds for the cache (files at most LORA_CACHE_FILES): a checker
  * engine keeps few parsed files, as one API node has one per model. */
 void lora_engine_limit_cache(lora_engine *le, int files, size_t bytes);

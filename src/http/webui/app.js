@@ -4,13 +4,18 @@
 // the job's live preview while it runs (GET /jobs/{id}/preview),
 // shows the results newest first, and turns the form into the equivalent
 // synchronous curl command.  Every call goes to this server's origin and
-// carries the API key kept in localStorage.
+// carries the API key kept in localStorage.  One job at a time (a second
+// submit while one is being sent or runs is ignored); the running job's id
+// is kept in sessionStorage so a reload follows it on; a 429 (--rate-limit)
+// while following waits its Retry-After and polls slower, without previews.
 'use strict';
 
 const KEY_STORE = 'sdserve.apiKey';
+const JOB_STORE = 'sdserve.job';   // sessionStorage: the running job {id, prompt}, for a reload
 const POLL_MS = 100;
+const POLL_MAX_MS = 5000;
 const $ = (id) => document.getElementById(id);
-let job = null;        // the running job: {id}
+let job = null;        // the job being sent or run: {id (null while sending), cancel (asked while sending)}
 
 function apiKey() { return localStorage.getItem(KEY_STORE) || ''; }
 
@@ -25,7 +30,7 @@ async function api(method, path, body, extraHeaders) {
   const resp = await fetch(path, {method, headers: headers(extraHeaders), body});
   let data = null;
   try { data = await resp.json(); } catch (e) { data = null; }
-  if (!resp.ok) throw {status: resp.status, body: data};
+  if (!resp.ok) throw {status: resp.status, body: data, retryAfter: Number(resp.headers.get('Retry-After')) || 0};
   return data;
 }
 
@@ -181,14 +186,27 @@ function hidePreview() {
 
 async function follow(id, f) {
   let shown = -1;   // the step of the last preview asked for
+  let pause = POLL_MS, previews = true;
   for (;;) {
-    const st = await api('GET', '/jobs/' + id);
+    let st;
+    try {
+      st = await api('GET', '/jobs/' + id);
+    } catch (err) {
+      if (err.status !== 429) throw err;
+      // over the server's rate limit: the job runs on; wait, then poll slower without previews
+      const wait = Math.max(1, err.retryAfter) * 1000;
+      pause = Math.min(POLL_MAX_MS, Math.max(2 * pause, 2 * wait));
+      previews = false;
+      setProgress(0, 1, 'waiting: the server limits requests (retry in ' + wait / 1000 + ' s)');
+      await sleep(wait);
+      continue;
+    }
     if (st.state === 'queued') {
       setProgress(0, 1, 'queued' + (st.queue_position != null ? ' (position ' + st.queue_position + ')' : ''));
     } else if (st.state === 'running') {
       setProgress(st.step, st.total_steps, 'step ' + st.step + ' / ' + st.total_steps +
         (st.eta_seconds != null ? ' · about ' + st.eta_seconds + ' s left' : ''));
-      if (st.preview_url && st.step !== shown) {
+      if (previews && st.preview_url && st.step !== shown) {
         shown = st.step;
         try { await showPreview(id, st.step); } catch (e) { /* a preview is a courtesy */ }
       }
@@ -201,39 +219,77 @@ async function follow(id, f) {
       if (st.state !== 'cancelled') showError({body: st});
       return;
     }
-    await sleep(POLL_MS);
+    await sleep(pause);
   }
+}
+
+// Follows job id (its request's fields f) to its end; the page is busy meanwhile.
+async function run(id, f) {
+  job.id = id;
+  sessionStorage.setItem(JOB_STORE, JSON.stringify({id, prompt: f.prompt}));
+  if (job.cancel) await cancel();   // Cancel was pressed while the request was being sent
+  await follow(id, f);
 }
 
 async function generate(ev) {
   ev.preventDefault();
-  if (job) return;
+  if (job) return;   // one at a time: Ctrl+Enter twice, or while one runs
+  job = {id: null, cancel: false};
   showError(null);
-  const f = fields();
-  const req = requestBody(f);
   busy(true);
   setProgress(0, 1, 'submitting');
   try {
+    const f = fields();
+    const req = requestBody(f);
     const created = await api('POST', '/jobs/' + req.path, req.body, req.headers);
-    job = {id: created.id};
-    await follow(created.id, f);
+    await run(created.id, f);
   } catch (err) {
     setProgress(0, 1, 'failed');
     showError(err);
   } finally {
-    job = null;
-    hidePreview();   // replaced by the final image (or gone with the job)
-    busy(false);
+    finished();
+  }
+}
+
+function finished() {
+  job = null;
+  sessionStorage.removeItem(JOB_STORE);
+  hidePreview();   // replaced by the final image (or gone with the job)
+  busy(false);
+}
+
+// A job this tab started before a reload: followed on while the server still has it.
+async function resume() {
+  let saved = null;
+  try { saved = JSON.parse(sessionStorage.getItem(JOB_STORE)); } catch (e) { saved = null; }
+  if (!saved || typeof saved.id !== 'string' || !/^[0-9a-f]{32}$/.test(saved.id)) {
+    sessionStorage.removeItem(JOB_STORE);
+    return;
+  }
+  job = {id: saved.id, cancel: false};
+  busy(true);
+  setProgress(0, 1, 'following the job started before the reload');
+  try {
+    await run(saved.id, {prompt: String(saved.prompt || '')});
+  } catch (err) {
+    if (err.status === 404) setProgress(0, 1, 'idle');   // ended and forgotten meanwhile
+    else { setProgress(0, 1, 'failed'); showError(err); }
+  } finally {
+    finished();
   }
 }
 
 async function cancel() {
   if (!job) return;
+  if (!job.id) { job.cancel = true; setProgress(0, 1, 'cancelling'); return; }
   try { await api('DELETE', '/jobs/' + job.id); } catch (err) { showError(err); }
 }
 
 // ' quoted for a POSIX shell
 const sq = (s) => "'" + String(s).replace(/'/g, "'\\''") + "'";
+// a file name for curl's -F NAME=@FILE: in double quotes (\\ and \" escaped)
+// unless plain, as curl would read ; , and " in it as its own syntax
+const curlFile = (name) => /^[A-Za-z0-9._+-]+$/.test(name) ? name : '"' + name.replace(/[\\"]/g, '\\$&') + '"';
 
 function curlCommand() {
   const f = fields();
@@ -243,7 +299,7 @@ function curlCommand() {
   if (!init) {
     parts.push('-H ' + sq('Content-Type: application/json'), '-d ' + sq(JSON.stringify(f)));
   } else {
-    parts.push('-F ' + sq('init_image=@' + init.name));
+    parts.push('-F ' + sq('init_image=@' + curlFile(init.name)));
     for (const [k, v] of Object.entries(f)) parts.push('--form-string ' + sq(k + '=' + v));
   }
   return parts.join(' ');
@@ -285,6 +341,7 @@ function init() {
   $('init-clear').addEventListener('click', () => { $('init').value = ''; });
   loadServer();
   loadLists();
+  resume();
 }
 
 init();
