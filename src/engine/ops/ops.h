@@ -301,7 +301,9 @@ double ops_amx_peak(int threads, int random);
  * BᵀdB (22 non-zeros of Bᵀ, applied to 6 columns and 6 rows) and 2·180 per
  * output channel for the output transform AᵀMA (18 non-zeros of Aᵀ: 6·18 +
  * 4·18), tiles = N·ceil(OH/4)·ceil(OW/4); the weight transform is done once
- * per copy, not per call. */
+ * per copy, not per call.  wino == 2: our own F(4x4, 3x3) below AVX-512
+ * (ops_wino.c), the same but its GEMMs' rows (all N images' tiles) padded
+ * to 6 and outputs to 16, as our register tile computes them. */
 double ops_conv_exec_flops(int wino, int N, int IC, int OC, int OH, int OW, int KH, int KW);
 
 #endif

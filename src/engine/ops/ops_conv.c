@@ -17,9 +17,11 @@
  * bf16: oneDNN's AMX kernels, ~10x faster than fp32 direct, so there is no
  * Winograd then (oneDNN has none in bf16 either).
  * In fp32, stride-1 3x3 convs use Winograd by the rules below (SD_CONV_WINOGRAD=0/1
- * forces it off/on, =wide drops the weight-size rule): its error against
- * direct is ~4e-6 relative at full size, inside the parity tolerances
- * (tests/parity/test_winograd.sh, bench --winograd-check).  Blocked
+ * forces it off/on, =wide drops the weight-size rule): oneDNN's with
+ * AVX-512, below it our own (ops_wino.c, run by conv_own); its error
+ * against direct is ~4e-6 (oneDNN's) to ~1.3e-5 (ours) relative at full
+ * size, inside the parity tolerances (tests/parity/test_winograd.sh,
+ * bench --winograd-check).  Blocked
  * activations and the scratchpad go through per-thread buffers that only
  * grow, so steady-state steps allocate nothing of ours.
  * Out of memory (ours or oneDNN's) sets the ops fault (ops.h) and the op
@@ -29,6 +31,7 @@
 #include "ops_prof.h"
 #include "../../base/alloc.h"
 #include "ops_tile.h"
+#include "ops_wino.h"
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
@@ -87,6 +90,8 @@ typedef struct conv_entry {
     int wino;                                   /* built as Winograd (its executed FLOPs) */
     int own;                                    /* run on conv_own (fp32 below AVX-512) */
     dnnl_memory_desc_t wown;                    /* conv_own's weights: Ohwi16o */
+    int wino_own;                               /* conv_own runs it as our Winograd (ops_wino.c) */
+    dnnl_memory_desc_t wkey;                    /* its transformed weights' key (ops_weights_derived) */
     int busy;                                   /* convs running on it now: not evicted */
     int temp;                                   /* built outside the table (every entry busy) */
 } conv_entry;
@@ -224,6 +229,13 @@ static void conv_entry_build(ops_ctx *c, conv_entry *e, const conv_key *k)
     e->wino = 0;
     if (try_build(c, e, k, dnnl_convolution_direct) && !ops_faulted(c))
         sd_panic("ops: oneDNN convolution desc failed");
+    /* the rule says Winograd but oneDNN has none for this CPU (below
+     * AVX-512): ours, where the direct conv would be ours too */
+    e->wino_own = wino && e->own && ops_wino_fits(k->IC, k->OC);
+    if (e->wino_own) {
+        dnnl_dims_t d = {OWINO_P, ops_wino_weight_floats(k->IC, k->OC) / OWINO_P / k->IC / 16, k->IC, 16};
+        ops_ck(c, dnnl_memory_desc_init_by_tag(&e->wkey, 4, d, dnnl_f32, dnnl_abcd), "md weights winograd");
+    }
 }
 
 static void conv_entry_clear(conv_entry *e)
@@ -349,7 +361,9 @@ static size_t conv_out_px(const conv_key *k)
  * tap of a tile is 6 plain pointers; the weights are oneDNN's Ohwi16o copy, wp[p][tap][ic][16], made
  * once per weight (ops_weights_get).  oneDNN's jit:avx2 direct convs
  * (NHWC) ran SD 1.5's at ~56 % of the FMA loop on a Zen 3 CPU
- * (bench/README.md "AVX2: our own kernels"). */
+ * (bench/README.md "AVX2: our own kernels").  A conv the Winograd rule
+ * picks (e->wino_own) goes from the padded buffer to ops_wino_conv, with
+ * the weights transformed once from the Ohwi16o copy. */
 #define CCB 64    /* outputs per work item (4 panels) */
 #define CRB 96    /* output pixels per work item (16 tiles) */
 #define CKC 256   /* input channels per block */
@@ -357,6 +371,13 @@ static _Thread_local void *t_cacc;
 static _Thread_local size_t t_ncacc;
 static _Thread_local void *t_cxp;
 static _Thread_local size_t t_ncxp;
+
+/* ops_weights_derived's maker of our Winograd weights from conv_own's panels. */
+static void wino_derive(const void *src, void *dst, void *ud)
+{
+    const int *dims = ud;
+    ops_wino_weights(src, dims[0], dims[1], dst);
+}
 
 /* pre (or NULL): the group norm feeding the conv (op_gn_conv2d_nhwc), a
  * scale and shift per sample and channel, pre[0][N][IC] and pre[1][N][IC],
@@ -396,6 +417,12 @@ static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const f
             memset(dst + (size_t)(k->pad + W) * IC, 0, sizeof(float) * (size_t)k->pad * IC);
         }
         xp = pd;
+    }
+    if (e->wino_own) {
+        int dims[2] = {IC, OC};
+        const float *U = ops_weights_derived(c, w, (size_t)OC * IC * T, &e->pwei, &e->wown, &e->wkey, wino_derive, dims);
+        if (U) ops_wino_conv(c, xp, N, Hp, Wp, IC, OH, OW, U, OC, b, y, k->accum, k->relu);
+        return;   /* (out of memory: the ops fault is set) */
     }
     long npx = (long)N * OH * OW;
     int ncb = (OC + CCB - 1) / CCB;

@@ -110,6 +110,15 @@ void ops_run_forward(ops_ctx *c, dnnl_primitive_t prim, const char *what, const 
  * c's fault set) when memory runs out. */
 void *ops_weights_get(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_desc_t *plain,
                       const dnnl_memory_desc_t *want, int stack_rows);
+/* A copy no reorder makes (our own Winograd weights): derive(src, dst, ud)
+ * writes it from the weight's copy in layout `from` (ops_weights_get's);
+ * kept on the handle under `key`, a descriptor naming it whose size is the
+ * copy's bytes, and dropped with the other copies.  NULL (and c's fault
+ * set) when memory runs out. */
+typedef void (*ops_weights_derive_fn)(const void *src, void *dst, void *ud);
+void *ops_weights_derived(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_desc_t *plain,
+                          const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *key, ops_weights_derive_fn derive,
+                          void *ud);
 
 /* The bf16 attention on AMX tiles (ops_attention_amx.c): usable only if
  * ready() says so (AMX, and the kernel's permission to use its tiles). */

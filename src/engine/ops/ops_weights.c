@@ -29,6 +29,7 @@
 typedef struct wcopy {
     dnnl_memory_desc_t md;
     void *buf;
+    int derived;   /* ops_weights_derived's: a key, not a layout (never a reorder's source) */
 } wcopy;
 
 struct ops_weight {
@@ -55,7 +56,7 @@ static _Thread_local size_t t_nscr;
  * _Thread_local slots) is freed when the thread ends, by g_tkey's destructor:
  * without it every server worker lost them at shutdown. */
 static pthread_key_t g_tkey;
-#define MAX_TBUF 16
+#define MAX_TBUF 32   /* every ops_grow slot of the ops layer fits (26 of them) */
 static _Thread_local void **t_buf[MAX_TBUF];
 static _Thread_local size_t *t_have[MAX_TBUF];
 static _Thread_local int t_nbuf;
@@ -559,7 +560,7 @@ void ops_weights_stats(ops_ctx *c, size_t *copies, size_t *bytes, size_t *wino_b
             size_t b = dnnl_memory_desc_get_size(&w->copies[i].md);
             (*copies)++;
             *bytes += b;
-            if (w->copies[i].md.format_kind != dnnl_blocked) *wino_bytes += b;
+            if (w->copies[i].md.format_kind != dnnl_blocked || w->copies[i].derived) *wino_bytes += b;
         }
     pthread_mutex_unlock(&c->lock);
 }
@@ -573,7 +574,7 @@ static wcopy *find_copy(ops_weight *w, const dnnl_memory_desc_t *wei, wcopy **ot
     for (int i = 0; i < w->ncopies; i++) {
         wcopy *c = &w->copies[i];
         if (dnnl_memory_desc_equal(&c->md, wei)) return c;
-        if (c->md.format_kind == dnnl_blocked && c->md.ndims == wei->ndims &&
+        if (!c->derived && c->md.format_kind == dnnl_blocked && c->md.ndims == wei->ndims &&
             !memcmp(c->md.dims, wei->dims, sizeof(dnnl_dim_t) * (size_t)wei->ndims) &&
             (c->md.data_type == dnnl_f32 || c->md.data_type == wei->data_type))
             *other = c;
@@ -619,6 +620,53 @@ static int make_copy(ops_ctx *c, const wcopy *other, const float *base, size_t n
     return ops_faulted(c) ? -1 : 0;
 }
 
+/* Room for one more copy on w (c's lock held): 0, or -1 out of memory. */
+static int copies_room(ops_weight *w)
+{
+    if (w->ncopies < w->capcopies) return 0;
+    int cap = w->capcopies ? 2 * w->capcopies : 2;
+    wcopy *nc = sd_realloc(w->copies, (size_t)cap * sizeof *nc);
+    if (!nc) return -1;
+    w->copies = nc;
+    w->capcopies = cap;
+    return 0;
+}
+
+/* A new buffer holding w in layout wei (c's lock held), made from another
+ * copy (other, or NULL) or from the fp32 values (re-derived when the owner
+ * gave them back); NULL with the fault set when memory runs out. */
+static void *new_layout(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_desc_t *pwei,
+                        const dnnl_memory_desc_t *wei, int stack_rows, const wcopy *other)
+{
+    void *buf = sd_aligned_alloc(64, dnnl_memory_desc_get_size(wei));
+    if (!buf) return ops_set_fault(c), NULL;
+    float *reloaded = NULL;
+    const float *base = current(w);
+    int lazy = !other && w->patch && !w->patched;   /* a lazy replacement, made for this copy only */
+    if ((lazy || (!other && !w->patched && w->orig_gone)) &&
+        !(base = reloaded = lazy ? materialize(w) : reload_original(w))) {
+        free(buf);
+        return ops_set_fault(c), NULL;
+    }
+    int rc = make_copy(c, other, base, n, pwei, wei, stack_rows, buf);
+    free(reloaded);
+    if (rc) {
+        free(buf);
+        return NULL;   /* the fault is set */
+    }
+    return buf;
+}
+
+/* w has a copy other layouts can come from now (a blocked one, or our
+ * Winograd weights): the owner's original is not needed again (re-derived
+ * through reload if it is), so the owner may give its pages back. */
+static void original_done(ops_weight *w)
+{
+    if (w->patched || w->patch || w->orig_gone || !w->src) return;
+    w->orig_gone = 1;
+    if (w->src->copied) w->src->copied(w->ud, w->orig, w->n);
+}
+
 /* The weight in layout `want`, made on first use and kept on the handle.
  * The first blocked copy of an original tells its owner (src->copied): it
  * may give the original's pages back.  Later copies come from a blocked
@@ -632,44 +680,44 @@ void *ops_weights_get(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_des
     pthread_mutex_lock(&c->lock);
     wcopy *other, *hit = find_copy(w, wei, &other);
     void *out = hit ? hit->buf : NULL;
-    if (hit) goto done;
-    if (w->ncopies == w->capcopies) {
-        int cap = w->capcopies ? 2 * w->capcopies : 2;
+    if (!hit) {
         size_t oi = other ? (size_t)(other - w->copies) : 0;
-        wcopy *nc = sd_realloc(w->copies, (size_t)cap * sizeof *nc);
-        if (!nc) goto oom;
-        w->copies = nc;
-        w->capcopies = cap;
-        if (other) other = &w->copies[oi];
+        if (copies_room(w)) ops_set_fault(c);
+        else if ((out = new_layout(c, w, n, pwei, wei, stack_rows, other ? &w->copies[oi] : NULL))) {
+            w->copies[w->ncopies++] = (wcopy){*wei, out, 0};
+            if (!other && wei->format_kind == dnnl_blocked) original_done(w);
+        }
     }
-    void *buf = sd_aligned_alloc(64, dnnl_memory_desc_get_size(wei));
-    if (!buf) goto oom;
-    float *reloaded = NULL;
-    const float *base = current(w);
-    int lazy = !other && w->patch && !w->patched;   /* a lazy replacement, made for this copy only */
-    if ((lazy || (!other && !w->patched && w->orig_gone)) &&
-        !(base = reloaded = lazy ? materialize(w) : reload_original(w))) {
-        free(buf);
-        goto oom;
+    pthread_mutex_unlock(&c->lock);
+    return out;
+}
+
+void *ops_weights_derived(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory_desc_t *pwei,
+                          const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *key, ops_weights_derive_fn derive,
+                          void *ud)
+{
+    SD_ASSERT(w && w->ctx == c && n == w->n);
+    pthread_mutex_lock(&c->lock);
+    void *out = NULL;
+    for (int i = 0; i < w->ncopies && !out; i++)
+        if (w->copies[i].derived && dnnl_memory_desc_equal(&w->copies[i].md, key)) out = w->copies[i].buf;
+    if (!out && copies_room(w)) ops_set_fault(c);
+    else if (!out) {
+        /* the source layout: a copy already kept, or one made for this
+         * derivation only (not kept: the derived copy is all the conv needs) */
+        wcopy *other, *hit = find_copy(w, from, &other);
+        void *tmp = NULL;
+        const void *src = hit ? hit->buf : (tmp = new_layout(c, w, n, pwei, from, 0, other));
+        void *buf = src ? sd_aligned_alloc(64, dnnl_memory_desc_get_size(key)) : NULL;
+        if (buf) {
+            derive(src, buf, ud);
+            w->copies[w->ncopies++] = (wcopy){*key, buf, 1};
+            out = buf;
+            original_done(w);
+        } else if (src)
+            ops_set_fault(c);
+        free(tmp);
     }
-    if (make_copy(c, other, base, n, pwei, wei, stack_rows, buf)) {
-        free(reloaded);
-        free(buf);
-        goto done;   /* the fault is set */
-    }
-    free(reloaded);
-    w->copies[w->ncopies++] = (wcopy){*wei, buf};
-    out = buf;
-    if (!other && !w->patched && !w->patch && !w->orig_gone && w->src && wei->format_kind == dnnl_blocked) {
-        /* the first copy other layouts can come from: the owner's original is
-         * not needed again (re-derived through reload if it is) */
-        w->orig_gone = 1;
-        if (w->src->copied) w->src->copied(w->ud, w->orig, w->n);
-    }
-    goto done;
-oom:
-    ops_set_fault(c);
-done:
     pthread_mutex_unlock(&c->lock);
     return out;
 }
