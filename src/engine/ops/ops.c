@@ -10,6 +10,7 @@
 #include "ops_prof.h"
 #include "../../base/alloc.h"
 #include "ops_vec.h"
+#include "ops_tile.h"
 
 #include <math.h>
 #include <omp.h>
@@ -178,8 +179,7 @@ double ops_conv_exec_flops(int wino, int N, int IC, int OC, int OH, int OW, int 
 {
     if (!wino) return 2.0 * N * OC * OH * OW * (double)IC * KH * KW;
     double tiles = (double)N * ((OH + WINO_M - 1) / WINO_M) * ((OW + WINO_M - 1) / WINO_M);
-    long rows = ((long)tiles + 5) / 6 * 6;   /* ours: rows padded to 6, outputs to 16 */
-    double gemm = wino == 2 ? 2.0 * WINO_ALPHA * WINO_ALPHA * (double)rows * ((OC + 15) / 16 * 16) * IC
+    double gemm = wino == 2 ? WINO_ALPHA * WINO_ALPHA * dk_exec_flops((long)tiles, OC, IC)   /* ours: tile-padded */
                             : 2.0 * WINO_ALPHA * WINO_ALPHA * tiles * IC * OC;
     return gemm + tiles * (2.0 * WINO_IN_MACS * IC + 2.0 * WINO_OUT_MACS * OC);
 }

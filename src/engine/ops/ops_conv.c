@@ -233,7 +233,7 @@ static void conv_entry_build(ops_ctx *c, conv_entry *e, const conv_key *k)
      * AVX-512): ours, where the direct conv would be ours too */
     e->wino_own = wino && e->own && ops_wino_fits(k->IC, k->OC);
     if (e->wino_own) {
-        dnnl_dims_t d = {OWINO_P, ops_wino_weight_floats(k->IC, k->OC) / OWINO_P / k->IC / 16, k->IC, 16};
+        dnnl_dims_t d = {OWINO_P, (k->OC + DW - 1) / DW, k->IC, DW};   /* U[p][panel][ic][16] */
         ops_ck(c, dnnl_memory_desc_init_by_tag(&e->wkey, 4, d, dnnl_f32, dnnl_abcd), "md weights winograd");
     }
 }
@@ -363,7 +363,7 @@ static size_t conv_out_px(const conv_key *k)
  * (NHWC) ran SD 1.5's at ~56 % of the FMA loop on a Zen 3 CPU
  * (bench/README.md "AVX2: our own kernels").  A conv the Winograd rule
  * picks (e->wino_own) goes from the padded buffer to ops_wino_conv, with
- * the weights transformed once from the Ohwi16o copy. */
+ * the weights transformed once from an Ohwi16o copy made for it alone. */
 #define CCB 64    /* outputs per work item (4 panels) */
 #define CRB 96    /* output pixels per work item (16 tiles) */
 #define CKC 256   /* input channels per block */
@@ -390,8 +390,12 @@ static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const f
     conv_out_hw(k, &OH, &OW);
     int N = k->N, IC = k->IC, H = k->H, W = k->W, OC = k->OC, KH = k->KH, KW = k->KW, S = k->stride;
     int T = KH * KW, Hp = H + k->pt + k->pb, Wp = W + 2 * k->pad;
-    /* wt[p][kh][kw][ic][16]: panels of 16 outputs, zeros past OC (a copy kept on the handle) */
-    const float *wt = ops_weights_get(c, w, (size_t)OC * IC * T, &e->pwei, &e->wown, 0);
+    /* wt[p][kh][kw][ic][16]: panels of 16 outputs, zeros past OC (a copy kept on the handle); for our
+     * Winograd its 36 products' copy instead (made from those panels, which are not kept) */
+    size_t nw = (size_t)OC * IC * T;
+    int dims[2] = {IC, OC};
+    const float *wt = e->wino_own ? ops_weights_derived(c, w, nw, &e->pwei, &e->wown, &e->wkey, wino_derive, dims)
+                                  : ops_weights_get(c, w, nw, &e->pwei, &e->wown, 0);
     if (!wt) return;   /* out of memory: the ops fault is set */
     /* an unpadded conv (1x1) reads the input itself, unless it writes over it */
     size_t nin = (size_t)N * H * W * IC, nout = (size_t)N * OH * OW * OC;
@@ -419,10 +423,8 @@ static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const f
         xp = pd;
     }
     if (e->wino_own) {
-        int dims[2] = {IC, OC};
-        const float *U = ops_weights_derived(c, w, (size_t)OC * IC * T, &e->pwei, &e->wown, &e->wkey, wino_derive, dims);
-        if (U) ops_wino_conv(c, xp, N, Hp, Wp, IC, OH, OW, U, OC, b, y, k->accum, k->relu);
-        return;   /* (out of memory: the ops fault is set) */
+        ops_wino_conv(c, xp, N, Hp, Wp, IC, OH, OW, wt, OC, b, y, k->accum, k->relu);
+        return;
     }
     long npx = (long)N * OH * OW;
     int ncb = (OC + CCB - 1) / CCB;

@@ -698,14 +698,13 @@ void *ops_weights_derived(ops_ctx *c, ops_weight *w, size_t n, const dnnl_memory
 {
     SD_ASSERT(w && w->ctx == c && n == w->n);
     pthread_mutex_lock(&c->lock);
-    void *out = NULL;
-    for (int i = 0; i < w->ncopies && !out; i++)
-        if (w->copies[i].derived && dnnl_memory_desc_equal(&w->copies[i].md, key)) out = w->copies[i].buf;
+    wcopy *other, *hit = find_copy(w, key, &other);   /* (a key no layout has) */
+    void *out = hit ? hit->buf : NULL;
     if (!out && copies_room(w)) ops_set_fault(c);
     else if (!out) {
         /* the source layout: a copy already kept, or one made for this
          * derivation only (not kept: the derived copy is all the conv needs) */
-        wcopy *other, *hit = find_copy(w, from, &other);
+        hit = find_copy(w, from, &other);
         void *tmp = NULL;
         const void *src = hit ? hit->buf : (tmp = new_layout(c, w, n, pwei, from, 0, other));
         void *buf = src ? sd_aligned_alloc(64, dnnl_memory_desc_get_size(key)) : NULL;

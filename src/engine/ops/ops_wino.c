@@ -28,8 +28,6 @@ int ops_wino_fits(int IC, int OC) { return IC % 8 == 0 && OC % 8 == 0; }
 
 static int round16(int n) { return (n + DW - 1) / DW * DW; }
 
-size_t ops_wino_weight_floats(int IC, int OC) { return (size_t)OWINO_P * round16(OC) * IC; }
-
 /* G (6x3): the weight transform's rows */
 static const double G[OWINO_A][3] = {
     {1.0 / 4, 0, 0},

@@ -23,12 +23,10 @@
 /* Our Winograd runs a conv of IC inputs and OC outputs (both multiples of 8). */
 int ops_wino_fits(int IC, int OC);
 
-/* The transformed weights' floats: OWINO_P x (OC rounded up to 16) x IC. */
-size_t ops_wino_weight_floats(int IC, int OC);
-
-/* U[p][panel][ic][16] from the conv weights in panels of 16 outputs,
- * wp[panel][kh][kw][ic][16] (oneDNN's Ohwi16o, conv_own's copy), computed
- * in double and rounded once. */
+/* U[p][panel][ic][16] (OWINO_P x OC rounded up to 16 x IC floats) from
+ * the conv weights in panels of 16 outputs, wp[panel][kh][kw][ic][16]
+ * (oneDNN's Ohwi16o, conv_own's layout), computed in double and rounded
+ * once. */
 void ops_wino_weights(const float *wp, int IC, int OC, float *U);
 
 /* y (N x OH x OW x OC, NHWC) = the 3x3 stride-1 conv of xp, an input
