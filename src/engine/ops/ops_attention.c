@@ -163,27 +163,42 @@ static __attribute__((noinline)) void pv_tile3(const float *P, int nk, const flo
 }
 
 /* 40 columns (16 + 16 + 8: D = 40, SD 1.x's first level, without computing
- * 8 padding columns): 16 full and 8 half-width accumulators.  Each P value
- * is broadcast once from memory (a load, no shuffle) and its low half feeds
- * the 8-wide FMA: a scalar load with two register broadcasts a row took
- * FP-pipe shuffles from the FMAs (bench/README.md "round 3"). */
+ * 8 padding columns): per row two 16-wide accumulators, and per pair of
+ * rows one whose low half is the first row's last 8 columns and whose
+ * high half the second's, fed by the pair's two P values blended into one
+ * vector and the value panel's 8 columns in both halves.  On a CPU whose
+ * FMA pipes are 512 bits wide (Zen 5) an 8-wide FMA costs a whole one, so
+ * the 16 + 16 + 8 tile ran at most 40 / 48 of the pipes (~82 % measured);
+ * this one spends 20 full FMAs a key on 8 rows instead of 16 full and 8
+ * half ones (bench/README.md "Zen 5").  Each P value is broadcast once
+ * from memory (a load, no shuffle: a scalar load with two register
+ * broadcasts a row took FP-pipe shuffles from the FMAs, "round 3").  Each
+ * output is the same chain of FMAs over the keys in order as before. */
 static __attribute__((noinline)) void pv_tile40(const float *P, int nk, const float *V, size_t ldp, int Dp, float *O)
 {
-#define PV40_DECL(r) v16f c##r##0 = v16_load(O + r * Dp), c##r##1 = v16_load(O + r * Dp + 16); \
-                     v8f c##r##2 = v8_load(O + r * Dp + 32);
-#define PV40_STORE(r) v16_store(O + r * Dp, c##r##0); v16_store(O + r * Dp + 16, c##r##1); \
-                      v8_store(O + r * Dp + 32, c##r##2);
-#define PV40_STEP(r) { v16f p = v16_bcast(P + r * KB + j); KEEP1(p); \
-                     c##r##0 += p * v0; c##r##1 += p * v1; c##r##2 += v16_lo(p) * v2; }
+#define PV40_DECL(r) v16f c##r##0 = v16_load(O + r * Dp), c##r##1 = v16_load(O + r * Dp + 16);
+#define PV40_STORE(r) v16_store(O + r * Dp, c##r##0); v16_store(O + r * Dp + 16, c##r##1);
+#define PV40_TDECL(i) v16f t##i = v16_cat(v8_load(O + (2 * i) * Dp + 32), v8_load(O + (2 * i + 1) * Dp + 32));
+#define PV40_TSTORE(i) v8_store(O + (2 * i) * Dp + 32, v16_lo(t##i)); v8_store(O + (2 * i + 1) * Dp + 32, v16_hi(t##i));
     R8(PV40_DECL)
+    PV40_TDECL(0) PV40_TDECL(1) PV40_TDECL(2) PV40_TDECL(3)
     const float *p0 = V, *p1 = p0 + ldp, *p2 = p1 + ldp;
     for (int j = 0; j < nk; j++) {
         v16f v0 = v16_load(p0 + 16 * j), v1 = v16_load(p1 + 16 * j);
-        v8f v2 = v8_load(p2 + 16 * j);
+#if defined(__AVX512DQ__)
+        v16f v2 = (v16f)_mm512_broadcast_f32x8(_mm256_loadu_ps(p2 + 16 * j));   /* one load, no shuffle */
+#else
+        v8f v2h = v8_load(p2 + 16 * j);
+        v16f v2 = v16_cat(v2h, v2h);
+#endif
         KEEP3(v0, v1, v2);
-        R8(PV40_STEP)
+#define PV40_PAIR(i, ra, rb) { v16f pa = v16_bcast(P + ra * KB + j), pb = v16_bcast(P + rb * KB + j); KEEP2(pa, pb); \
+                          c##ra##0 += pa * v0; c##ra##1 += pa * v1; c##rb##0 += pb * v0; c##rb##1 += pb * v1; \
+                          t##i += (v16f)_mm512_mask_blend_ps(0xFF00, (__m512)pa, (__m512)pb) * v2; }
+        PV40_PAIR(0, 0, 1) PV40_PAIR(1, 2, 3) PV40_PAIR(2, 4, 5) PV40_PAIR(3, 6, 7)
     }
     R8(PV40_STORE)
+    PV40_TSTORE(0) PV40_TSTORE(1) PV40_TSTORE(2) PV40_TSTORE(3)
 }
 
 static __attribute__((noinline)) void pv_tile2(const float *P, int nk, const float *V, size_t ldp, int Dp, float *O)
