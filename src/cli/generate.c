@@ -465,6 +465,9 @@ static int run(const gen_args *a, sd_err *err)
     size_t flen = 0;
     img_rgb init = {0};
     int mw = 0, mh = 0;
+    char lora_label[4200];   /* an unknown LoRA names the flag and the folder, not the server's GET /loras */
+    snprintf(lora_label, sizeof lora_label, "--lora-dir %.4000s", a->lora_dir ? a->lora_dir : "");
+    if (sd_loras_findable(&a->req.gen, a->lora_dir, lora_label, err)) return -1;   /* before a long load */
     if (a->init_image) {
         if (read_file(a->init_image, &file, &flen, (size_t)64 << 20, err)) return -1;
         img_decode_opts o = {.field = "--init-image"};
@@ -492,8 +495,6 @@ static int run(const gen_args *a, sd_err *err)
                        .precision = a->precision, .embeddings_dir = a->embeddings_dir,
                        .vae_path = a->vae, .lora_dir = a->lora_dir,
                        .prediction = a->prediction, .zero_snr = a->zero_snr, .vae_tiling = a->vae_tiling};
-    char lora_label[4200];   /* an unknown LoRA names the flag and the folder, not the server's GET /loras */
-    snprintf(lora_label, sizeof lora_label, "--lora-dir %.4000s", a->lora_dir ? a->lora_dir : "");
     lo.lora_dir_label = lora_label;
     lo.preview_decoder = a->preview_decoder;   /* previews (issue 18) */
     lo.vae_decoder = a->vae_decoder;

@@ -466,6 +466,16 @@ int sd_list_loras(sd_engine *e, sd_lora_info *out, int max, sd_err *err)
 
 void sd_engine_lora_stats(sd_engine *e, struct lora_stats *st) { lora_engine_stats(e->lora, st); }
 
+int sd_loras_findable(const sd_gen_params *p, const char *dir, const char *label, sd_err *err)
+{
+    lora_request lr;
+    int rc = lora_request_parse(p, &lr, err);
+    char path[4200];   /* as apply.c's */
+    for (int i = 0; !rc && i < lr.n; i++) rc = lora_file_of(dir, label, lr.spec[i].name, path, sizeof path, NULL, err);
+    lora_request_clear(&lr);
+    return rc;
+}
+
 void sd_lora_hashes(sd_engine *e, const sd_gen_params *p, char *out, size_t size)
 {
     lora_request lr;

@@ -279,6 +279,11 @@ typedef struct sd_lora_info {
     char hash[16];               /* A1111's short hash: first 12 hex of the file's sha256 */
 } sd_lora_info;
 int sd_list_loras(sd_engine *e, sd_lora_info *out, int max, sd_err *err);
+/* Before a model is loaded: every LoRA p asks for (fields and prompt tags)
+ * names a file in dir, refused as a loaded engine would refuse it (label
+ * as sd_load_opts.lora_dir_label), so a command line finds a mistyped
+ * name before a load of many seconds.  0, or -1 + err. */
+int sd_loras_findable(const sd_gen_params *p, const char *dir, const char *label, sd_err *err);
 /* A1111's "Lora hashes" of p's LoRAs (fields and tags, each name once):
  * "name: <first 12 hex of the file's sha256>, ..." into out ("" for none;
  * a LoRA not loaded yet is left out).  Any thread. */

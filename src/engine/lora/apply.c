@@ -166,21 +166,29 @@ static void cache_make_room(lora_engine *le, size_t bytes)
     }
 }
 
+int lora_file_of(const char *dir, const char *label, const char *name, char *path, size_t size,
+                 sd_file_state *id, sd_err *err)
+{
+    if (!dir)
+        return sd_errf(err, SD_EINVAL, "loras", "LoRA '%s' asked for, but no LoRA directory is set (--lora-dir)", name);
+    size_t n = strlen(name);
+    const char *ext = n > 12 && !strcmp(name + n - 12, ".safetensors") ? "" : ".safetensors";
+    snprintf(path, size, "%s/%s%s", dir, name, ext);
+    sd_file_state st;
+    struct stat sb;
+    if (!id) id = &st;
+    sd_file_state_of(path, 0, id, &sb);
+    if (id->err || !S_ISREG(sb.st_mode))
+        return sd_errf(err, SD_EINVAL, "loras", "unknown LoRA '%s': no %s%s in %s", name, name, ext,
+                       label ? label : "the LoRA directory");
+    return 0;
+}
+
 /* The file of LoRA `name` into path, and what it looks like now into *id. */
 static int lora_path(const lora_engine *le, const char *name, char *path, size_t size, sd_file_state *id,
                      sd_err *err)
 {
-    if (!le->dir)
-        return sd_errf(err, SD_EINVAL, "loras", "LoRA '%s' asked for, but no LoRA directory is set (--lora-dir)", name);
-    size_t n = strlen(name);
-    const char *ext = n > 12 && !strcmp(name + n - 12, ".safetensors") ? "" : ".safetensors";
-    snprintf(path, size, "%s/%s%s", le->dir, name, ext);
-    struct stat sb;
-    sd_file_state_of(path, 0, id, &sb);
-    if (id->err || !S_ISREG(sb.st_mode))
-        return sd_errf(err, SD_EINVAL, "loras", "unknown LoRA '%s': no %s%s in %s", name, name, ext,
-                       le->label ? le->label : "the LoRA directory");
-    return 0;
+    return lora_file_of(le->dir, le->label, name, path, size, id, err);
 }
 
 /* Entry i is no longer what its file holds: freed, or, while the applied

@@ -12,6 +12,7 @@
 #include "../sd.h"
 #include "lora.h"
 #include "tags.h"
+#include "../../base/filestate.h"
 
 typedef struct lora_engine lora_engine;
 
@@ -35,6 +36,11 @@ void lora_engine_limit_cache(lora_engine *le, int files, size_t bytes);
 /* Frees the cache; the model's weights are left as they are. */
 void lora_engine_free(lora_engine *le);
 
+/* The file of LoRA `name` in dir into path (lora_engine_new's dir and
+ * label; no engine needed), and what it looks like now into *id (NULL: not
+ * wanted): 0 when it is a regular file, else -1 + err ("loras"). */
+int lora_file_of(const char *dir, const char *label, const char *name, char *path, size_t size,
+                 sd_file_state *id, sd_err *err);
 /* Each LoRA of r resolves, loads (cached) and fits the model.  Any thread. */
 int lora_engine_check(lora_engine *le, const lora_request *r, sd_err *err);
 /* Makes the model's weights base + r's LoRAs (r->n == 0: base), lazily:
