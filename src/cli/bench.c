@@ -750,14 +750,25 @@ int cli_bench(int argc, char **argv)
         if (unet_forward(un, x, ts, &cond, rows, lh, lw, o, &err)) { free(around); goto fail; }
         double first = now() - t0;
         around[0] = measure_peak(omp_get_max_threads(), &isa);
+        double hi = around[0];   /* the highest reading of the loop */
         for (int r = 0; r < repeats; r++) {
             if (r == repeats - 1) ops_prof_reset();   /* SD_PROFILE=1: the last run's ops */
             t0 = now();
             if (unet_forward(un, x, ts, &cond, rows, lh, lw, o, &err)) { free(around); goto fail; }
             t[r] = now() - t0;
             loop = measure_peak(omp_get_max_threads(), &isa);
+            if (loop > hi) hi = loop;
             around[r] = 0.5 * (around[r] + loop) * t[r];   /* paired before median() sorts t */
             around[r + 1] = loop;
+        }
+        /* The loop at the start can fall in a slow phase of a shared host
+         * (once half the readings around the runs): the highest reading so
+         * far is the peak the stage lines and profile shares use. */
+        if (hi > 1.05 * peak) {
+            printf("peak now %.1f GFLOP/s (the FMA loop around the UNet runs; %.1f at the start): the shares below"
+                   " are against it\n", hi, peak);
+            peak = hi;
+            ops_prof_set_peak(peak);
         }
         report(rows > batch ? "unet cfg step" : "unet step", t, repeats, unet_flops(un, rows, lh, lw, T), peak);
         report_first(first);
