@@ -156,10 +156,6 @@ static const lin_case LINS[] = {
     {"linear 12 rows 256->64", 12, 256, 64, 0},
     {"linear 20 rows 320->320", 20, 320, 320, 0},
     {"linear 20 rows 1280->320", 20, 1280, 320, 0},
-    /* the UNet's feed-forward runs the first level in chunks of 512 rows
-     * (unet.c FF_ROWS): a chunk must give the rows the whole matrix gives */
-    {"linear 512 rows 320->2560 (a feed-forward chunk)", 512, 320, 2560, 0},
-    {"linear 512 rows 1280->320 accumulating (its second linear)", 512, 1280, 320, 1},
 };
 
 static const attn_case ATTNS[] = {

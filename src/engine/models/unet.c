@@ -958,24 +958,13 @@ static void attention_forward(const ops_m *om, const ops_m *core, const attentio
     op_linear_acc(om, o, (int)mq, C, a->out_w, a->out_b, C, h);
 }
 
-/* The feed-forward (linear, GEGLU, linear + residual) runs on FF_ROWS rows
- * at a time where its activations dwarf its weights (more than
- * FF_CHUNK_MIN·C rows: SD 1.x's first level, 8192 rows of 2·1280 floats at
- * 512², 84 MB): each chunk's product and GEGLU stay in the last-level cache
- * instead of going to memory and back, while the weights (a few MB) are
- * read again per chunk from cache.  A linear's rows do not depend on the
- * rows beside them (tests/unit/test_batch_rows.c), so the bits are those
- * of whole-matrix calls. */
-#define FF_ROWS 512
-#define FF_CHUNK_MIN 4
-
 /* SpatialTransformer: x[B,hw,C] in s->x — already the token layout —
  * updated in place (residual). */
 static void transformer_forward(const transformer *t, state *s, int lvl, const float *ctx)
 {
     const ops_m *om = s->om, *op = lom(s, UL_PROJ, lvl), *oa = lom(s, UL_ATTN, lvl), *of = lom(s, UL_FF, lvl);
     int B = s->B, C = t->c, hw = s->h[lvl] * s->w[lvl];
-    size_t m = (size_t)B * hw, ch = m > (size_t)FF_CHUNK_MIN * C ? FF_ROWS : m;
+    size_t m = (size_t)B * hw;
     op_group_norm_nhwc(om, s->x, B, C, hw, UNET_GROUPS, NULL, t->norm_g, t->norm_b, ST_EPS, 0, s->t1);
     float *h = s->t3;
     op_linear(op, s->t1, (int)m, C, t->proj_in_w, t->proj_in_b, C, h);
@@ -986,12 +975,9 @@ static void transformer_forward(const transformer *t, state *s, int lvl, const f
         op_layer_norm(h, (int)m, C, b->norm2_g, b->norm2_b, LN_EPS, s->t1);
         attention_forward(oa, om, &b->attn2, t->heads, B, hw, C, s->t1, ctx, s->T, s->att, h, s->t2);
         op_layer_norm(h, (int)m, C, b->norm3_g, b->norm3_b, LN_EPS, s->t1);
-        for (size_t r0 = 0; r0 < m; r0 += ch) {   /* the feed-forward, in chunks (FF_ROWS) */
-            int n = m - r0 < ch ? (int)(m - r0) : (int)ch;
-            op_linear(of, s->t1 + r0 * C, n, C, b->ff1_w, b->ff1_b, 2 * b->ff, s->att);
-            op_geglu(s->att, n, b->ff, s->ffh);
-            op_linear_acc(of, s->ffh, n, b->ff, b->ff2_w, b->ff2_b, C, h + r0 * C);
-        }
+        op_linear(of, s->t1, (int)m, C, b->ff1_w, b->ff1_b, 2 * b->ff, s->att);
+        op_geglu(s->att, (int)m, b->ff, s->ffh);
+        op_linear_acc(of, s->ffh, (int)m, b->ff, b->ff2_w, b->ff2_b, C, h);
     }
     op_linear_acc(op, h, (int)m, C, t->proj_out_w, t->proj_out_b, C, s->x);
 }
