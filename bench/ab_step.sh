@@ -23,7 +23,7 @@ for r in $(seq "$rounds"); do
     bin=$a; [ "$side" = B ] && bin=$b
     out=$(SD_PROFILE=1 "$bin" bench --model "$model" --vocab "$vocab" -W 512 -H 512 --repeats "$rep" --threads 2 \
       --precision fp32 --skip "$skip" 2>&1) || { echo "FAIL - $side: $(echo "$out" | tail -3)"; exit 1; }
-    echo "$side $(echo "$out" | awk -v pat="$pat" -v col="$col" '/^peak \(/ {p=$(NF-1)} $0 ~ pat {s=$col}
+    echo "$side $(echo "$out" | awk -v pat="$pat" -v col="$col" '/^peak \(/ {p=$(NF-1)} /^peak now / {p=$3} $0 ~ pat {s=$col}
       / conv  / {c=$2} / linear  / {l=$2} / attention  / {t=$2} / norm  / {n=$2} / elementwise  / {e=$2}
       /^  executed/ {x=$(NF-8)} /^  paired/ {q=$(NF-3)}
       END {print "peak", p, "'"$stage"'", s, "exec%", x, "paired%", q, "conv", c, "linear", l, "attention", t,

@@ -311,6 +311,7 @@ static void report(const char *name, double *t, int n, double flops, double peak
 static void report_first(double t)
 {
     printf("%-14s %9.3f s  (weight copies and kernels made: not in the median)\n", "  first run", t);
+    fflush(stdout);
 }
 
 /* The last run's executed FLOPs (ops.h's counters, reset before it) beside

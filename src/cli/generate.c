@@ -467,7 +467,8 @@ static int run(const gen_args *a, sd_err *err)
     int mw = 0, mh = 0;
     char lora_label[4200];   /* an unknown LoRA names the flag and the folder, not the server's GET /loras */
     snprintf(lora_label, sizeof lora_label, "--lora-dir %.4000s", a->lora_dir ? a->lora_dir : "");
-    if (sd_loras_findable(&a->req.gen, a->lora_dir, lora_label, err)) return -1;   /* before a long load */
+    /* the LoRA names first, before the init image and the long load: the cheapest mistake to find */
+    if (sd_loras_findable(&a->req.gen, a->lora_dir, lora_label, err)) return -1;
     if (a->init_image) {
         if (read_file(a->init_image, &file, &flen, (size_t)64 << 20, err)) return -1;
         img_decode_opts o = {.field = "--init-image"};

@@ -167,7 +167,8 @@ check "unknown --lora: exit 1 naming --lora-dir and its folder, not GET /loras" 
   '[ $rc -eq 1 ] && grep -q "unknown LoRA .nope.: no nope.safetensors in --lora-dir $T/loras$" "$T/lora.err" && ! grep -q "GET /loras" "$T/lora.err"' \
   "rc=$rc $(tail -1 "$T/lora.err")"
 # ... found before the model loads (a load of SDXL takes many seconds): no "model ..." line first
-check "unknown --lora: refused before the model is loaded" '! grep -q "^model " "$T/lora.err"' "$(head -2 "$T/lora.err")"
+check "unknown --lora: refused before the model is loaded" \
+  '[ $rc -eq 1 ] && grep -q "unknown LoRA" "$T/lora.err" && ! grep -q "^model " "$T/lora.err"' "$(head -2 "$T/lora.err")"
 gen -W 64 -H 64 --steps 1 --lora-dir "$T/loras" --prompt "a cat <lora:gone:0.5>" -o "$T/lora.png" >"$T/lora.out" 2>"$T/lora.err"; rc=$?
 check "unknown <lora:> tag in the prompt: exit 1 before the model is loaded" \
   '[ $rc -eq 1 ] && grep -q "unknown LoRA .gone.: no gone.safetensors in --lora-dir $T/loras$" "$T/lora.err" && ! grep -q "^model " "$T/lora.err"' \
