@@ -470,7 +470,7 @@ int sd_loras_findable(const sd_gen_params *p, const char *dir, const char *label
 {
     lora_request lr;
     int rc = lora_request_parse(p, &lr, err);
-    char path[4200];   /* as apply.c's */
+    char path[LORA_PATH_MAX];
     for (int i = 0; !rc && i < lr.n; i++) rc = lora_file_of(dir, label, lr.spec[i].name, path, sizeof path, NULL, err);
     lora_request_clear(&lr);
     return rc;

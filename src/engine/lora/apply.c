@@ -184,13 +184,6 @@ int lora_file_of(const char *dir, const char *label, const char *name, char *pat
     return 0;
 }
 
-/* The file of LoRA `name` into path, and what it looks like now into *id. */
-static int lora_path(const lora_engine *le, const char *name, char *path, size_t size, sd_file_state *id,
-                     sd_err *err)
-{
-    return lora_file_of(le->dir, le->label, name, path, size, id, err);
-}
-
 /* Entry i is no longer what its file holds: freed, or, while the applied
  * set still uses it, kept aside (stale) until the next apply drops it. */
 static void cache_retire(lora_engine *le, int i)
@@ -209,9 +202,9 @@ static void cache_retire(lora_engine *le, int i)
  * vanished one unknown). */
 static cache_entry *cache_get(lora_engine *le, const char *name, sd_err *err)
 {
-    char path[4200];
+    char path[LORA_PATH_MAX];
     sd_file_state now;
-    int found = lora_path(le, name, path, sizeof path, &now, err) ? -2 : -1;
+    int found = lora_file_of(le->dir, le->label, name, path, sizeof path, &now, err) ? -2 : -1;
     for (int i = 0; i < le->ncache; i++)
         if (!le->cache[i].stale && !strcmp(le->cache[i].name, name)) {
             if (found == -1 && sd_file_state_same(&le->cache[i].id, &now)) {
@@ -463,7 +456,7 @@ static void list_one(lora_engine *le, const char *file, sd_lora_info *o)
     memset(o, 0, sizeof *o);
     size_t n = strlen(file) - 12;
     snprintf(o->name, sizeof o->name, "%.*s", (int)n, file);
-    char path[4200];
+    char path[LORA_PATH_MAX];
     struct stat sb;
     snprintf(path, sizeof path, "%s/%s", le->dir, file);
     if (!stat(path, &sb)) o->size = sb.st_size;

@@ -36,6 +36,8 @@ void lora_engine_limit_cache(lora_engine *le, int files, size_t bytes);
 /* Frees the cache; the model's weights are left as they are. */
 void lora_engine_free(lora_engine *le);
 
+/* Room for a LoRA file's path (its folder, its name, ".safetensors"). */
+#define LORA_PATH_MAX 4200
 /* The file of LoRA `name` in dir into path (lora_engine_new's dir and
  * label; no engine needed), and what it looks like now into *id (NULL: not
  * wanted): 0 when it is a regular file, else -1 + err ("loras"). */
