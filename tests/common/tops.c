@@ -39,8 +39,8 @@ ops_weight *t_w(const float *w, size_t n)
     return h;
 }
 
-int t_wino_kernels(void)
+int t_own_tile(void)
 {
     unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(), avx512 = (unsigned)dnnl_cpu_isa_avx512_core;
-    return (isa & avx512) == avx512 ? 1 : 2;
+    return (isa & avx512) != avx512;
 }

@@ -20,10 +20,10 @@ void t_set_prec(int prec);
  * until the context goes: a handle per call, as tests reuse buffers for new
  * values. */
 ops_weight *t_w(const float *w, size_t n);
-/* Whose fp32 Winograd kernels run here: 1 oneDNN's (they need AVX-512,
- * avx512_core), 2 ours (src/engine/ops/ops_wino.c: below AVX-512 — an
- * AVX2-only CPU, or ONEDNN_MAX_CPU_ISA=AVX2 as tests/unit/test_ops_avx2.sh
- * sets — for convs of IC and OC multiples of 8; others run direct). */
-int t_wino_kernels(void);
+/* 1 when the fp32 linears and direct convs run on our own register tile
+ * (src/engine/ops/ops_tile.h: below AVX-512 — an AVX2-only CPU, or
+ * ONEDNN_MAX_CPU_ISA=AVX2 as tests/unit/test_ops_avx2.sh sets), 0 on
+ * oneDNN's kernels.  Winograd is ours everywhere (ops_wino.c). */
+int t_own_tile(void);
 
 #endif

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # tests/parity/test_winograd.sh — the UNet, VAE and whole-pipeline parity
-# tests again with every stride-1 3x3 convolution on oneDNN's Winograd
-# (SD_CONV_WINOGRAD=1).  By default Winograd is used only on large images
-# (>= 32x32 outputs), which the tiny reference models never reach, so without
-# this run its error would never meet the goldens.  Same tolerances (1e-4).
+# tests again with every stride-1 3x3 convolution on Winograd (ours,
+# src/engine/ops/ops_wino.c; SD_CONV_WINOGRAD=1).  By default Winograd is
+# used only on large images (>= 32x32 outputs), which the tiny reference
+# models never reach, so without this run its error would never meet the
+# goldens.  Same tolerances (1e-4).
 set -u
 cd "$(dirname "$0")/../.."
 B=${SD_BUILD:-build}

@@ -166,21 +166,21 @@ void ops_prof_set_bf16_peak(double gflops, const char *name)
     g_prof_bf16_name = name;
 }
 
-/* Winograd F(4x4, 3x3) per 6x6 tile: multiply-adds of the input transform
- * BᵀdB per input channel (22 non-zeros of Bᵀ x 6 columns, then x 6 rows)
- * and of the output transform AᵀMA per output channel (18 non-zeros of Aᵀ
- * x 6 columns, then x 4 rows); Lavin & Gray's matrices. */
+/* Winograd F(4x4, 3x3) per 6x6 tile (ops_wino.c's matrices, points 0, 1,
+ * -1, 2, -1/2, ∞): multiply-adds of the input transform BᵀdB per input
+ * channel (26 non-zeros of Bᵀ x 6 columns, then x 6 rows) and of the output
+ * transform AᵀMA per output channel (18 non-zeros of Aᵀ x 6 columns, then
+ * x 4 rows). */
 #define WINO_M 4
 #define WINO_ALPHA 6
-#define WINO_IN_MACS (22 * 6 * 2)
+#define WINO_IN_MACS (26 * 6 * 2)
 #define WINO_OUT_MACS (18 * 6 + 18 * 4)
 
 double ops_conv_exec_flops(int wino, int N, int IC, int OC, int OH, int OW, int KH, int KW)
 {
     if (!wino) return 2.0 * N * OC * OH * OW * (double)IC * KH * KW;
     double tiles = (double)N * ((OH + WINO_M - 1) / WINO_M) * ((OW + WINO_M - 1) / WINO_M);
-    double gemm = wino == 2 ? WINO_ALPHA * WINO_ALPHA * dk_exec_flops((long)tiles, OC, IC)   /* ours: tile-padded */
-                            : 2.0 * WINO_ALPHA * WINO_ALPHA * tiles * IC * OC;
+    double gemm = WINO_ALPHA * WINO_ALPHA * dk_exec_flops((long)tiles, OC, IC);   /* tile-padded */
     return gemm + tiles * (2.0 * WINO_IN_MACS * IC + 2.0 * WINO_OUT_MACS * OC);
 }
 

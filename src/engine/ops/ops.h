@@ -211,8 +211,9 @@ void op_channel_affine_nhwc(const float *x, size_t P, int C, const float *scale,
  * last pass writes the conv's bf16 input directly, so the normalised image
  * is never written in fp32 (one pass over memory less); at fp32 it goes
  * through norm_out ([N,H,W,C], may alias x), except where the conv runs on
- * the ops layer's own kernel (below AVX-512), which normalises its input as
- * it pads it; norm_out's contents are left unspecified. */
+ * the ops layer's own kernel (direct below AVX-512, Winograd everywhere),
+ * which normalises its input as it pads it; norm_out's contents are left
+ * unspecified. */
 void op_gn_conv2d_nhwc(const ops_m *m, const float *x, int N, int C, int H, int W, int G, const float *pre_bias,
                        const float *gamma, const float *beta, float eps, int silu, float *norm_out, ops_weight *w, const float *b, int OC,
                        int KH, int KW, int stride, int pad, float *y, int accum);
@@ -295,15 +296,15 @@ void ops_prof_set_bf16_peak(double gflops, const char *name);
  * threads, best of 3: on random bf16 operands (random != 0: the practical
  * peak) or zeros; 0 on CPUs without AMX or without the kernel's permission. */
 double ops_amx_peak(int threads, int random);
-/* The FLOPs one conv executes: direct 2·N·OC·OH·OW·IC·KH·KW; Winograd
- * (wino != 0, oneDNN's F(4x4, 3x3): 6x6 tiles) per tile 2·36·IC·OC in the
- * element-wise GEMMs, 2·264 per input channel for the input transform
- * BᵀdB (22 non-zeros of Bᵀ, applied to 6 columns and 6 rows) and 2·180 per
- * output channel for the output transform AᵀMA (18 non-zeros of Aᵀ: 6·18 +
- * 4·18), tiles = N·ceil(OH/4)·ceil(OW/4); the weight transform is done once
- * per copy, not per call.  wino == 2: our own F(4x4, 3x3) below AVX-512
- * (ops_wino.c), the same but its GEMMs' rows (all N images' tiles) padded
- * to 6 and outputs to 16, as our register tile computes them. */
+/* The FLOPs one conv executes: direct (wino 0) 2·N·OC·OH·OW·IC·KH·KW;
+ * Winograd (wino != 0, ops_wino.c's F(4x4, 3x3): 6x6 tiles, tiles =
+ * N·ceil(OH/4)·ceil(OW/4)) 2·36·IC·OC per tile in the element-wise GEMMs
+ * (their rows, all N images' tiles, padded to 6 and outputs to 16, as our
+ * register tile computes them), 2·312 per tile and input channel for the
+ * input transform BᵀdB (26 non-zeros of Bᵀ, applied to 6 columns and 6
+ * rows) and 2·180 per tile and output channel for the output transform
+ * AᵀMA (18 non-zeros of Aᵀ: 6·18 + 4·18); the weight transform is done once
+ * per copy, not per call. */
 double ops_conv_exec_flops(int wino, int N, int IC, int OC, int OH, int OW, int KH, int KW);
 
 #endif

@@ -6,9 +6,9 @@
  * small LRU cache (an entry is pinned while a conv runs on it, so two
  * threads may share a context) with
  * the reorders that bring the caller's NHWC activations into the
- * primitive's layout and back.  Direct convs take NHWC in and out (oneDNN's
- * brgconv kernels use it natively: no reorders); Winograd picks its own.
- * Weights come from their handles (ops_weights.c), reordered once.
+ * primitive's layout and back (none for fp32 and bf16 direct convs: oneDNN's
+ * brgconv kernels take NHWC natively).  Weights come from their handles
+ * (ops_weights.c), reordered once.
  * accumulate = a "sum" post-op: y += conv(x), the residual add fused;
  * relu (OPS_CONV_RELU) an eltwise post-op after it: y = max(y, 0).
  * In the bf16 precisions (ops.h) the input is converted per call — to
@@ -17,11 +17,11 @@
  * bf16: oneDNN's AMX kernels, ~10x faster than fp32 direct, so there is no
  * Winograd then (oneDNN has none in bf16 either).
  * In fp32, stride-1 3x3 convs use Winograd by the rules below (SD_CONV_WINOGRAD=0/1
- * forces it off/on, =wide drops the weight-size rule): oneDNN's with
- * AVX-512, below it our own (ops_wino.c, run by conv_own); its error
- * against direct is ~4e-6 (oneDNN's) to ~1.3e-5 (ours) relative at full
- * size, inside the parity tolerances (tests/parity/test_winograd.sh,
- * bench --winograd-check).  Blocked
+ * forces it off/on, =wide drops the weight-size rule): our own on every CPU
+ * (ops_wino.c, run by conv_own; oneDNN's jit_wino_4x3, AVX-512 only, ran
+ * SD 1.5's 64x64 convs ~16 % slower on a Zen 5, bench/README.md); its
+ * error against direct is ~1.3e-5 relative at full size, inside the parity
+ * tolerances (tests/parity/test_winograd.sh, bench --winograd-check).  Blocked
  * activations and the scratchpad go through per-thread buffers that only
  * grow, so steady-state steps allocate nothing of ours.
  * Out of memory (ours or oneDNN's) sets the ops fault (ops.h) and the op
@@ -49,10 +49,11 @@
 #ifndef WINO_MIN_PIXELS
 #define WINO_MIN_PIXELS (32 * 32)
 #endif
-/* ... and not where the input is huge (the VAE's 256²/512² layers): oneDNN's
- * Winograd scratch is ~4x the input, gigabytes there.  Those convs run in
- * bands of rows with inputs of at most this many floats instead (2^23: the
- * scratch ~128 MB; 2^24 cost 150 MB more peak RSS at 512x512, no faster). */
+/* ... and not where the input is huge (the VAE's 256²/512² layers): the
+ * padded copy of the input and the transformed tiles would be gigabytes
+ * there.  Those convs run in bands of rows with inputs of at most this many
+ * floats instead (2^23, sized for oneDNN's Winograd, whose scratch was ~4x
+ * the input: ~128 MB; 2^24 cost 150 MB more peak RSS at 512x512, no faster). */
 #define WINO_MAX_INPUT (1L << 23)
 /* ... and only where the Winograd weight copy (up to 4x the fp32 weights
  * with F(4,3): 36·IC·OC floats) is at most 3x the input activation of a
@@ -87,8 +88,7 @@ typedef struct conv_entry {
     dnnl_memory_desc_t src, wei, bia, dst;      /* as the primitive wants them */
     dnnl_memory_desc_t psrc, pwei, pdst;        /* plain: NHWC activations, OIHW weights */
     dnnl_memory_desc_t scratch;                 /* user-managed scratchpad */
-    int wino;                                   /* built as Winograd (its executed FLOPs) */
-    int own;                                    /* run on conv_own (fp32 below AVX-512) */
+    int own;                                    /* run on conv_own (fp32 below AVX-512; Winograd) */
     dnnl_memory_desc_t wown;                    /* conv_own's weights: Ohwi16o */
     int wino_own;                               /* conv_own runs it as our Winograd (ops_wino.c) */
     dnnl_memory_desc_t wkey;                    /* its transformed weights' key (ops_weights_derived) */
@@ -120,7 +120,7 @@ static void conv_out_hw(const conv_key *k, int *OH, int *OW)
     *OW = (k->W + 2 * k->pad - k->KW) / k->stride + 1;
 }
 
-static int try_build(ops_ctx *c, conv_entry *e, const conv_key *k, dnnl_alg_kind_t alg)
+static int try_build(ops_ctx *c, conv_entry *e, const conv_key *k)
 {
     int OH, OW;
     conv_out_hw(k, &OH, &OW);
@@ -140,14 +140,14 @@ static int try_build(ops_ctx *c, conv_entry *e, const conv_key *k, dnnl_alg_kind
     ops_ck(c, dnnl_memory_desc_init_by_tag(&e->pwei, 4, wd, dnnl_f32, dnnl_oihw), "md weights");
     ops_ck(c, dnnl_memory_desc_init_by_tag(&e->bia, 1, bd, dnnl_f32, dnnl_x), "md bias");
     ops_ck(c, dnnl_memory_desc_init_by_tag(&e->pdst, 4, dd, dnnl_f32, plain), "md dst");
-    /* NHWC callers get NHWC in and out for direct convs (oneDNN's brgconv
-     * kernels work on it natively: no reorders); Winograd picks its own. */
-    dnnl_format_tag_t act = alg == dnnl_convolution_direct ? dnnl_nhwc : dnnl_format_tag_any;
-    ops_ck(c, dnnl_memory_desc_init_by_tag(&as, 4, sd, dt, act), "md src any");
+    /* NHWC callers get NHWC in and out (oneDNN's brgconv kernels work on it
+     * natively: no reorders) */
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&as, 4, sd, dt, dnnl_nhwc), "md src");
     ops_ck(c, dnnl_memory_desc_init_by_tag(&aw, 4, wd, dt, dnnl_format_tag_any), "md weights any");
-    ops_ck(c, dnnl_memory_desc_init_by_tag(&ad, 4, dd, dnnl_f32, act), "md dst any");
+    ops_ck(c, dnnl_memory_desc_init_by_tag(&ad, 4, dd, dnnl_f32, dnnl_nhwc), "md dst");
     dnnl_convolution_desc_t cd;
-    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, alg, &as, &aw, bias ? &e->bia : NULL,
+    if (dnnl_convolution_forward_desc_init(&cd, dnnl_forward_inference, dnnl_convolution_direct, &as, &aw,
+                                           bias ? &e->bia : NULL,
                                            &ad, strides, pl, pr) != dnnl_success)
         return -1;
     dnnl_primitive_attr_t attr;
@@ -171,7 +171,7 @@ static int try_build(ops_ctx *c, conv_entry *e, const conv_key *k, dnnl_alg_kind
     /* fp32 direct convs where oneDNN has no AVX-512 kernel run on our own
      * (conv_own); the primitive stays as the shape's cache entry */
     const char *impl = NULL;
-    e->own = k->prec == OPS_FP32 && alg == dnnl_convolution_direct &&
+    e->own = k->prec == OPS_FP32 &&
              dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
              strncmp(impl, "brg", 3) && !strstr(impl, "avx512");
     if (e->own) ops_ck(c, dnnl_memory_desc_init_by_tag(&e->wown, 4, wd, dnnl_f32, dnnl_Ohwi16o), "md weights own");
@@ -220,20 +220,18 @@ static int wino_whole(const conv_key *k)
 
 static void conv_entry_build(ops_ctx *c, conv_entry *e, const conv_key *k)
 {
-    int wino = k->band ? k->band == 1 && wino_shape(k) : wino_whole(k);
-    if (wino && try_build(c, e, k, dnnl_convolution_winograd) == 0) {
-        e->wino = 1;
-        return;
-    }
     e->prim = NULL;
-    e->wino = 0;
-    if (try_build(c, e, k, dnnl_convolution_direct) && !ops_faulted(c))
-        sd_panic("ops: oneDNN convolution desc failed");
-    /* the rule says Winograd but oneDNN has none for this CPU (below
-     * AVX-512): ours, where the direct conv would be ours too */
-    e->wino_own = wino && e->own && ops_wino_fits(k->IC, k->OC);
+    if (try_build(c, e, k) && !ops_faulted(c)) sd_panic("ops: oneDNN convolution desc failed");
+    if (!e->prim) return;   /* out of memory: the fault is set */
+    /* where the rule says Winograd: ours, on every CPU (ops_wino.c, run by
+     * conv_own; the primitive stays as the shape's cache entry), for IC and
+     * OC multiples of 8; other shapes run direct */
+    int wino = k->band ? k->band == 1 && wino_shape(k) : wino_whole(k);
+    e->wino_own = wino && ops_wino_fits(k->IC, k->OC);
     if (e->wino_own) {
-        dnnl_dims_t d = {OWINO_P, (k->OC + DW - 1) / DW, k->IC, DW};   /* U[p][panel][ic][16] */
+        dnnl_dims_t wd = {k->OC, k->IC, k->KH, k->KW}, d = {OWINO_P, (k->OC + DW - 1) / DW, k->IC, DW};
+        if (!e->own) ops_ck(c, dnnl_memory_desc_init_by_tag(&e->wown, 4, wd, dnnl_f32, dnnl_Ohwi16o), "md weights own");
+        e->own = 1;   /* U[p][panel][ic][16] */
         ops_ck(c, dnnl_memory_desc_init_by_tag(&e->wkey, 4, d, dnnl_f32, dnnl_abcd), "md weights winograd");
     }
 }
@@ -320,13 +318,13 @@ void ops_conv_set_winograd(ops_ctx *c, int mode)
 
 int ops_conv_winograd(const ops_ctx *c) { return c->wino; }
 
-/* The FLOPs the primitive e executes for k (bf16x2: both halves). */
-static void conv_count_exec(const conv_entry *e, const conv_key *k)
+/* The FLOPs a oneDNN (direct) conv of k executes (bf16x2: both halves). */
+static void conv_count_exec(const conv_key *k)
 {
     int OH, OW;
     conv_out_hw(k, &OH, &OW);
     int IC = k->split == OPS_SPLIT_COLS ? 2 * k->IC : k->IC, N = k->split == OPS_SPLIT_ROWS ? 2 * k->N : k->N;
-    ops_flops_add(PROF_CONV, 0, ops_conv_exec_flops(e->wino, N, IC, k->OC, OH, OW, k->KH, k->KW));
+    ops_flops_add(PROF_CONV, 0, ops_conv_exec_flops(0, N, IC, k->OC, OH, OW, k->KH, k->KW));
 }
 
 /* The model's FLOPs of a conv (its nominal shape, direct count). */
@@ -362,8 +360,9 @@ static size_t conv_out_px(const conv_key *k)
  * once per weight (ops_weights_get).  oneDNN's jit:avx2 direct convs
  * (NHWC) ran SD 1.5's at ~56 % of the FMA loop on a Zen 3 CPU
  * (bench/README.md "AVX2: our own kernels").  A conv the Winograd rule
- * picks (e->wino_own) goes from the padded buffer to ops_wino_conv, with
- * the weights transformed once from an Ohwi16o copy made for it alone. */
+ * picks (e->wino_own, on every CPU) goes from the padded buffer to
+ * ops_wino_conv, with the weights transformed once from an Ohwi16o copy
+ * made for it alone. */
 #define CCB 64    /* outputs per work item (4 panels) */
 #define CRB 96    /* output pixels per work item (16 tiles) */
 #define CKC 256   /* input channels per block */
@@ -456,7 +455,7 @@ static void conv_own(ops_ctx *c, const conv_entry *e, const conv_key *k, const f
                     const float *xr[DR];
                     for (int r = 0; r < DR; r++) xr[r] = xp + base[t * DR + r] + toff + ic0;
                     dk_out o = {y + (size_t)(q0 + t * DR) * OC + j0, OC, b ? b + j0 : NULL,
-                                nq - t * DR < DR ? nq - t * DR : DR, k->accum, k->relu};
+                                nq - t * DR < DR ? nq - t * DR : DR, k->accum, k->relu, 0};
                     dk_panels(xr, wp + ((size_t)tap * IC + ic0) * DW, (size_t)T * IC * DW, np, nj, kc,
                               acc + (size_t)t * DR * CCB, CCB, tap == 0 && ic0 == 0, last ? &o : NULL);
                 }
@@ -484,7 +483,7 @@ static void conv_exec(ops_ctx *c, const conv_entry *e, const conv_key *k, const 
                       : k->prec != OPS_FP32 ? ops_bf16_input(c, x, (size_t)k->N * k->H * k->W, IC, k->split)
                                             : (const void *)x;
     if (!wb || !src || !e->prim) return;
-    conv_count_exec(e, k);
+    conv_count_exec(k);
     if (k->split == OPS_SPLIT_ROWS) {   /* hi and lo images, added with the bias (and residual) */
         ops_run_forward_split(c, e->prim, "convolution execute", &e->src, src, &e->wei, wb, &e->dst, &e->scratch, y,
                               OC, b, k->accum);
@@ -628,33 +627,24 @@ static int conv_banded(const conv_key *k)
     return k->wino >= OPS_WINO_AUTO && wino_shape(k) && (long)k->H * k->W * k->IC > WINO_MAX_INPUT;
 }
 
-/* Direct convs run on the whole batch: oneDNN's direct kernels give each
- * image the same bits whatever N (tests/unit/test_batch_rows.c).  Its
- * Winograd does not (it blocks its tiles by minibatch: a batch of 4 or 8
- * differs from its images alone by ~1e-5), so Winograd convs, and the
- * bands of huge ones, run on one image at a time: always the same shape,
- * so the same bits, whatever the batch.  A Winograd conv of a 32x32 image
- * is already thousands of tiles, enough to keep every core busy. */
+/* Convs run on the whole batch: oneDNN's direct kernels and our Winograd
+ * give each image the same bits whatever N (tests/unit/test_batch_rows.c).
+ * Huge ones run in bands of rows (conv_bands), one image at a time. */
 static void conv2d(const ops_m *m, const float *x, int N, int IC, int H, int W,
                    ops_weight *w, const float *b, int OC, int KH, int KW,
                    int stride, int pad, float *y, int accum)
 {
     ops_ctx *c = m->ctx;
-    conv_key k = conv_whole_key(m, 1, IC, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
-    size_t in = (size_t)H * W * IC;
-    int banded = conv_banded(&k);
-    if (!banded && !wino_whole(&k)) {
-        k.N = N;
+    conv_key k = conv_whole_key(m, N, IC, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
+    if (!conv_banded(&k)) {
         conv_run(c, &k, x, w, b, y, NULL);
         return;
     }
+    k.N = 1;
     int OH, OW;
     conv_out_hw(&k, &OH, &OW);
-    size_t out = (size_t)OH * OW * OC;
-    for (int n = 0; n < N; n++) {
-        if (banded) conv_bands(c, &k, x + n * in, w, b, y + n * out, NULL, 0);
-        else conv_run(c, &k, x + n * in, w, b, y + n * out, NULL);
-    }
+    size_t in = (size_t)H * W * IC, out = (size_t)OH * OW * OC;
+    for (int n = 0; n < N; n++) conv_bands(c, &k, x + n * in, w, b, y + n * out, NULL, 0);
 }
 
 /* Nearest 2x upsampling followed by a 3x3 conv (the decoders' upsamplers),
@@ -734,7 +724,7 @@ static float *gn_coefs_all(ops_ctx *c, const float *x, int N, int C, int HW, int
 /* gn_conv_own for a conv that runs in bands of rows: the coefficients from
  * the whole image, then conv_bands applying them to each band's rows as
  * conv_own pads them.  0 (nothing done) when the bands do not run on
- * conv_own (Winograd bands). */
+ * conv_own (direct bands with AVX-512: oneDNN's). */
 static int gn_conv_bands(ops_ctx *c, const conv_key *k, const float *x, int N, int G, const float *pre_bias,
                          const float *gamma, const float *beta, float eps, int silu, ops_weight *w, const float *b,
                          float *y)
@@ -766,15 +756,8 @@ static int gn_conv_own(const ops_m *m, const float *x, int N, int C, int H, int 
     conv_key k = conv_whole_key(m, 1, C, H, W, OC, KH, KW, stride, pad, b != NULL, accum);
     if (ops_faulted(c)) return 1;   /* out of memory earlier in this forward */
     if (conv_banded(&k)) return gn_conv_bands(c, &k, x, N, G, pre_bias, gamma, beta, eps, silu, w, b, y);
-    conv_entry *e;
-    if (wino_whole(&k)) {   /* the rule says Winograd: only where the CPU has it (conv2d's image key) */
-        if (!(e = conv_lookup(c, &k))) return 1;   /* out of memory: the ops fault is set */
-        int own = e->own;
-        conv_unpin(c, e);
-        if (!own) return 0;
-    }
     k.N = N;
-    e = conv_lookup(c, &k);
+    conv_entry *e = conv_lookup(c, &k);
     if (!e) return 1;   /* out of memory: the ops fault is set */
     if (!e->own) {
         conv_unpin(c, e);

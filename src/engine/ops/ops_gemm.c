@@ -301,7 +301,7 @@ static void linear_dots(ops_ctx *c, const float *x, int M, int IN, ops_weight *w
                     xr[r] = x + (size_t)row * IN + k0;
                 }
                 dk_out o = {y + (size_t)(r0 + t * DR) * OUT + j0, OUT, b ? b + j0 : NULL,
-                            nr - t * DR < DR ? nr - t * DR : DR, accum, 0};
+                            nr - t * DR < DR ? nr - t * DR : DR, accum, 0, 0};
                 dk_panels(xr, wp + (size_t)k0 * DW, (size_t)IN * DW, np, nj, kc, acc + (size_t)t * DR * CB, CB, k0 == 0,
                           k0 + kc == IN ? &o : NULL);
             }

@@ -1,7 +1,7 @@
 /* ops_wino.h — internal to the ops layer: our own fp32 Winograd F(4x4, 3x3)
- * for stride-1 3x3 convs below AVX-512, where oneDNN has no Winograd
- * kernel (ops_wino.c; ops_conv.c's conv_own calls it where the Winograd
- * rule says so).
+ * for stride-1 3x3 convs, on every CPU (ops_wino.c; ops_conv.c's conv_own
+ * calls it where the Winograd rule says so; oneDNN's, AVX-512 only, was
+ * slower and gave an image different bits in different batches).
  *
  * Each 4x4 block of outputs is one row of 36 products: the 6x6 input tile
  * under it transformed (Bᵀ d B), times the transformed weights (G g Gᵀ,
