@@ -31,7 +31,6 @@
 #define A1111_MAX_MODELS 64
 #define A1111_DEFAULT_SAMPLER "Euler"  /* A1111's API default (sampler_index) */
 #define A1111_DEFAULT_HR_SCALE 2.0    /* A1111's hr_scale when enable_hr is on without one */
-#define A1111_STRENGTH_MAX "0.999"    /* denoising_strength 1 through the field's range (put_plain) */
 
 /* One synchronous txt2img/img2img of this dialect, from its body to its end. */
 typedef struct a1111_call {
@@ -427,13 +426,6 @@ static int put_hires(const param_bag *b, param_bag *sb, int img2img, json_t *par
     return params_bag_add(sb, "hr_scale", PV_NUMBER, num, (size_t)n, 1, err);
 }
 
-/* denoising_strength sent as exactly 1 */
-static int strength_one(const param *p)
-{
-    double v;
-    return p && (p->kind == PV_NUMBER || p->kind == PV_TEXT) && !params_parse_number(p->val, p->len, &v) && v == 1.0;
-}
-
 /* The fields the table names for A1111 that are copied as they are. */
 static int put_plain(param_bag *b, param_bag *sb, int img2img, json_t *params, sd_err *err)
 {
@@ -447,14 +439,6 @@ static int put_plain(param_bag *b, param_bag *sb, int img2img, json_t *params, s
         param *p = field_take(b, f->a1111);
         if (!p) continue;
         json_object_set_new(params, f->a1111, param_json(p));   /* (before the value moves) */
-        /* img2img's denoising_strength 1 (a full repaint, which clients
-         * send) passes the field's range, which stops below 1 (API.md), as
-         * A1111's 0.999, then is 1 again (a1111_gen_request) */
-        if (img2img && !strcmp(f->name, "strength") && strength_one(p)) {   /* (p stays in b: see a1111_gen_request) */
-            if (params_bag_add(sb, f->name, PV_NUMBER, A1111_STRENGTH_MAX, strlen(A1111_STRENGTH_MAX), 1, err))
-                return -1;
-            continue;
-        }
         if (params_bag_move(sb, p, f->name, err)) return -1;
     }
     return 0;
@@ -544,13 +528,13 @@ static int a1111_gen_request(http_server *s, req *r, sd_err *err)
     if (!rc && img2img) rc = put_init(b, &sb, c, err);
     if (!rc && img2img) rc = put_mask(b, &sb, err);
     if (!rc) rc = put_settings(s, r, &sb, c->params, err);
-    if (!rc && (rc = params_to_request(&sb, img2img, &r->request, err))) dialect_name_field(&dialect_a1111, err);   /* seed names -> A1111's */
+    /* with A1111's ranges (denoising_strength 1, a full repaint: the engine
+     * runs A1111's min(strength, 0.999) of the steps, kd_img2img_first),
+     * then the seed API's names -> A1111's */
+    if (!rc && (rc = params_to_request(&sb, img2img, dialect_a1111.name, &r->request, err)))
+        dialect_name_field(&dialect_a1111, err);
     params_bag_free(&sb);
     if (rc) return -1;
-    /* denoising_strength 1: the engine takes strength in (0, 1] and runs
-     * A1111's min(strength, 0.999) of the steps (kd_img2img_first); info
-     * and the PNG's infotext say 1, as A1111's do */
-    if (img2img && strength_one(field_get(b, "denoising_strength"))) r->request.gen.strength = 1.0f;
     static const char *const echo[] = {"styles", "subseed", "restore_faces", "tiling", "send_images", "save_images"};
     for (size_t i = 0; i < sizeof echo / sizeof echo[0]; i++) {
         const param *p = field_get(b, echo[i]);

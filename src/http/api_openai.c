@@ -412,7 +412,7 @@ static int oai_to_request(http_server *s, req *r, sd_err *err)
     int rc = oai_translate(s, r, &o, err);
     r->oai_quality = o.quality;
     if (!rc) {   /* (oai_translate's errors already say OpenAI's names) */
-        rc = params_to_request(&o.sb, r->rt->img2img, &r->request, err);
+        rc = params_to_request(&o.sb, r->rt->img2img, NULL, &r->request, err);
         if (!rc && r->rt->img2img) rc = edit_size(s, &r->request, o.w, o.h, err);
         r->request.mask_mode = INPAINT_MASK_ALPHA;   /* transparent = repaint; else the image's alpha */
         if (rc) dialect_name_field_as(&dialect_openai, r->sent, err);

@@ -214,7 +214,7 @@ void body_finish(http_server *s, req *r)
             params_bag_free(&r->bag);
             return;
         }
-        if (!d->to_request) params_to_request(&r->bag, r->rt->img2img, &r->request, &r->err);
+        if (!d->to_request) params_to_request(&r->bag, r->rt->img2img, NULL, &r->request, &r->err);
     }
     /* the model's own limits (prompt token windows), before queueing */
     if (!r->err.code && s->cfg.check_request && s->cfg.check_request(s->cfg.check_ctx, &r->request, &r->err))

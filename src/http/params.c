@@ -646,7 +646,7 @@ static int set_field(const req_field *f, const param *p, int spaces_are_plus, sd
     return 0;
 }
 
-int params_to_request(const param_bag *b, int img2img, sd_request *r, sd_err *err)
+int params_to_request(const param_bag *b, int img2img, const char *dialect, sd_request *r, sd_err *err)
 {
     sd_request_defaults(r, img2img);
     unsigned where = img2img ? RF_IMG2IMG : RF_TXT2IMG;
@@ -659,7 +659,8 @@ int params_to_request(const param_bag *b, int img2img, sd_request *r, sd_err *er
         field_label(p->name, label, sizeof label);
         if (!params_utf8_valid(p->name, strlen(p->name)))
             return sd_errf(err, SD_EINVAL, label, "a field name is not valid UTF-8 ('%s')", label);
-        const req_field *f = req_field_find(p->name);
+        req_field widened;
+        const req_field *f = req_field_as(req_field_find(p->name), dialect, &widened);
         if (!f) return unknown_field(label, route, where, err);
         if (!(f->where & where))
             return sd_errf(err, SD_EINVAL, f->name, "%s is not a field of %s%s", f->name, route,

@@ -81,9 +81,11 @@ int params_utf8_valid(const char *s, size_t len);
 int params_unicode_blank(uint32_t cp);
 
 /* Validates the bag for /txt2img (img2img=0) or /img2img (1) against the
- * field table (jobs/request.h) into *out (sd_request_free).  A random seed
- * is drawn here when none was given.  0 or -1 with err (field set). */
-int params_to_request(const param_bag *b, int img2img, sd_request *out, sd_err *err);
+ * field table (jobs/request.h) into *out (sd_request_free), with the ranges
+ * `dialect` widens (its name, req_field_as; NULL = the seed API's).  A
+ * random seed is drawn here when none was given.  0 or -1 with err (field
+ * set). */
+int params_to_request(const param_bag *b, int img2img, const char *dialect, sd_request *out, sd_err *err);
 
 /* The seed API's name for a field the engine names `field` in an error
  * ("steps" -> "num_inference_steps", "negative" -> "negative_prompt"), or

@@ -354,6 +354,38 @@ int req_field_in_range(const req_field *f, double v)
     return !(v < f->lo || v > f->hi || (f->lo_open && v == f->lo) || (f->hi_open && v == f->hi));
 }
 
+/* The ranges dialects widen (req_field_as): dialect, row, lo, hi, lo_open, hi_open. */
+static const struct {
+    const char *dialect, *field;
+    double lo, hi;
+    int lo_open, hi_open;
+} widened[] = {
+    {"a1111", "strength", 0, 1, 1, 0},   /* denoising_strength (0, 1] */
+};
+
+const req_field *req_field_as(const req_field *f, const char *dialect, req_field *tmp)
+{
+    for (size_t i = 0; f && dialect && i < sizeof widened / sizeof widened[0]; i++)
+        if (!strcmp(widened[i].dialect, dialect) && !strcmp(widened[i].field, f->name)) {
+            *tmp = *f;
+            tmp->lo = widened[i].lo, tmp->hi = widened[i].hi;
+            tmp->lo_open = widened[i].lo_open, tmp->hi_open = widened[i].hi_open;
+            return tmp;
+        }
+    return f;
+}
+
+int req_field_in_some_range(const req_field *f, double v)
+{
+    if (req_field_in_range(f, v)) return 1;
+    for (size_t i = 0; i < sizeof widened / sizeof widened[0]; i++) {
+        req_field tmp;
+        if (!strcmp(widened[i].field, f->name) && req_field_in_range(req_field_as(f, widened[i].dialect, &tmp), v))
+            return 1;
+    }
+    return 0;
+}
+
 /* output_format names -> img_format (the enum only: no image code linked). */
 static int format_from_name(const char *t)
 {

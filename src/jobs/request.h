@@ -206,6 +206,16 @@ double req_field_as_stored(const req_field *f, double v);
 /* 1 when req_field_as_stored(f, v) is inside the range (and whole, for
  * RF_INT / RF_SEED), else 0. */
 int req_field_in_range(const req_field *f, double v);
+/* The table's ranges are the seed API's (API.md); a dialect may widen a
+ * row's where its clients send more (AUTOMATIC1111's denoising_strength
+ * takes 1, a full repaint, which the engine runs as A1111 does; the seed
+ * API's strength stops below 1).  Row f as `dialect` (a dialect's name,
+ * "a1111"; NULL = the seed API) takes it: f, or *tmp, a copy of f with
+ * that dialect's range. */
+const req_field *req_field_as(const req_field *f, const char *dialect, req_field *tmp);
+/* 1 when v is inside f's range as some dialect takes it: a queued job may
+ * carry a widened value (wire.c). */
+int req_field_in_some_range(const req_field *f, double v);
 /* Stores a checked number into the field (RF_INT, RF_FLOAT, RF_SEED). */
 void req_field_set_number(const req_field *f, sd_request *r, double v);
 /* Reads a number field back (tests, docs). */

@@ -311,8 +311,9 @@ static int get_base64(const json_t *v, const char *field, size_t len, uint8_t **
 
 /* ---- reading: the request ------------------------------------------------- */
 
-/* A number row: the right JSON type, inside the table's range (or the
- * row's default, as width/height 0 = the model's native size, hr_scale 0 =
+/* A number row: the right JSON type, inside the table's range or one a
+ * dialect widens it to (req_field_in_some_range: A1111's strength 1), or
+ * the row's default (width/height 0 = the model's native size, hr_scale 0 =
  * no hires fix). */
 static int get_number_field(const json_t *v, const req_field *f, sd_request *r, sd_err *err)
 {
@@ -320,7 +321,7 @@ static int get_number_field(const json_t *v, const req_field *f, sd_request *r, 
     if (f->type == RF_FLOAT ? !json_is_number(v) : !json_is_integer(v))
         return sd_errf(err, SD_EINVAL, f->name, "%s must be %s", f->name, f->type == RF_FLOAT ? "a number" : "an integer");
     double d = json_number_value(v);
-    if (!req_field_in_range(f, d) && !((f->type == RF_INT || f->type == RF_FLOAT) && d == f->def)) {
+    if (!req_field_in_some_range(f, d) && !((f->type == RF_INT || f->type == RF_FLOAT) && d == f->def)) {
         req_field_range(f, range, sizeof range);
         return sd_errf(err, SD_EINVAL, f->name, "%s must be in %s, got %.17g", f->name, range, d);
     }

@@ -22,7 +22,7 @@ static void validate(const param_bag *b)
         sd_request r;
         sd_err err;
         sd_err_clear(&err);
-        if (params_to_request(b, img2img, &r, &err) == 0) {
+        if (params_to_request(b, img2img, NULL, &r, &err) == 0) {
             /* a validated request keeps its promises */
             if (!r.gen.prompt || r.gen.n < 1 || r.gen.n > REQ_MAX_OUTPUTS || r.gen.steps < 1 || r.gen.steps > REQ_MAX_STEPS ||
                 r.gen.width < 0 || r.gen.width > REQ_MAX_SIDE_CAP || r.gen.height < 0 || r.gen.height > REQ_MAX_SIDE_CAP)

@@ -16,7 +16,7 @@ static int try_json(const char *body, int img, sd_request *r, sd_err *e)
     sd_err_clear(e);
     memset(r, 0, sizeof *r); /* a body refused before params_to_request leaves r untouched */
     int rc = params_bag_from_json(&b, body, strlen(body), e);
-    if (!rc) rc = params_to_request(&b, img, r, e);
+    if (!rc) rc = params_to_request(&b, img, NULL, r, e);
     params_bag_free(&b);
     return rc;
 }
@@ -29,7 +29,7 @@ static int try_form(char *body, int img, sd_request *r, sd_err *e)
     sd_err_clear(e);
     memset(r, 0, sizeof *r);
     int rc = params_bag_from_urlencoded(&b, body, strlen(body), e);
-    if (!rc) rc = params_to_request(&b, img, r, e);
+    if (!rc) rc = params_to_request(&b, img, NULL, r, e);
     params_bag_free(&b);
     return rc;
 }
@@ -157,7 +157,7 @@ int main(void)
         params_bag_free(&b);
         char plus[] = "prompt=x&init_image=+AB+CD+";
         sd_err_clear(&e);
-        CHECK(!params_bag_from_urlencoded(&b, plus, strlen(plus), &e) && !params_to_request(&b, 1, &r, &e) &&
+        CHECK(!params_bag_from_urlencoded(&b, plus, strlen(plus), &e) && !params_to_request(&b, 1, NULL, &r, &e) &&
                   !strcmp(r.init_data, " AB CD "), "form: raw '+' at both ends of init_image survives (as spaces)");
         sd_request_free(&r);
         params_bag_free(&b);
@@ -176,7 +176,7 @@ int main(void)
     params_bag_init(&b);
     sd_err_clear(&e);
     params_bag_add(&b, "prompt", PV_TEXT, "a \xc3\x28", 4, 1, &e);
-    CHECK(params_to_request(&b, 0, &r, &e) == -1 && !strcmp(e.field, "prompt") && strstr(e.msg, "UTF-8"),
+    CHECK(params_to_request(&b, 0, NULL, &r, &e) == -1 && !strcmp(e.field, "prompt") && strstr(e.msg, "UTF-8"),
           "form invalid utf8 names field");
     sd_request_free(&r);
     params_bag_free(&b);

@@ -159,6 +159,16 @@ wait_state b "$id" succeeded 600
 check "async job through node B succeeds" $?  "$(cat "$TMP/job.json")"
 img=$(job_field a "$id" 'j["images"][0]["image_url"]')
 check "the job is readable through node A, its image fetchable" $(fetch_ok "$img"; echo $?) "$(cat "$TMP/job.json")"
+# AUTOMATIC1111's full repaint (denoising_strength 1, outside the seed
+# API's strength range) queued through node B: the worker takes the job
+curl -s -o "$TMP/init.png" "$img"
+printf '{"prompt": "a fox in winter", "init_images": ["%s"], "denoising_strength": 1, "steps": 2, "seed": 5}' \
+  "$(base64 -w0 "$TMP/init.png")" >"$TMP/a1111.json"
+st=$(curl -s -o "$TMP/a1111_out.json" -w '%{http_code}' -H 'Content-Type: application/json' \
+  --data-binary @"$TMP/a1111.json" "$(url b)/sdapi/v1/img2img")
+check "A1111 img2img with denoising_strength 1 through the queue: 200 with an image, info says 1" \
+  $([ "$st" = 200 ] && [ "$(json "$TMP/a1111_out.json" 'len(j["images"]) == 1 and json.loads(j["info"])["denoising_strength"] == 1')" = True ]
+    echo $?) "status $st $(head -c 300 "$TMP/a1111_out.json")"
 curl -s -o "$TMP/health.json" "$(url a)/health"
 check "/health: the queue, reachable, 2 workers alive" \
   $([ "$(json "$TMP/health.json" 'j["queue"]["workers"], j["queue"]["reachable"], j["status"]')" = "(2, True, 'ok')" ]

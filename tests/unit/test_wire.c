@@ -217,6 +217,26 @@ static void test_init_data(void)
     CHECK(ok, "init_data (the image as sent) of 0..7 bytes round-trips");
 }
 
+/* An A1111 img2img with denoising_strength 1 (a full repaint, which its
+ * clients send) is queued with strength 1, outside the seed API's (0, 1):
+ * a worker must take that job, not fail it. */
+static void test_a1111_strength_one(void)
+{
+    sd_request r, back;
+    sd_err err;
+    sd_err_clear(&err);
+    sd_request_defaults(&r, 1);
+    r.gen.prompt = sd_strdup("a fox in winter");
+    r.gen.strength = 1.0f;
+    char *text = NULL;
+    int rc = round_trip(&r, &back, &text, &err);
+    CHECKF(rc == 0 && back.gen.strength == 1.0f, "img2img with strength 1 (A1111's full repaint) round-trips",
+           "%s: %s", err.field, err.msg);
+    free(text);
+    if (!rc) sd_request_free(&back);
+    sd_request_free(&r);
+}
+
 /* ---- refusals ------------------------------------------------------------ */
 
 /* The full request's JSON (bare: only v and img2img) with `patch` merged
@@ -285,7 +305,8 @@ static void test_refusals(void)
     refused("{\"num_inference_steps\": 30.5}", "num_inference_steps", 0);
     refused("{\"guidance_scale\": true}", "guidance_scale", 0);
     refused("{\"guidance_scale\": 0}", "guidance_scale", 0);
-    refused("{\"strength\": 1}", "strength", 0);
+    refused("{\"strength\": 1.0001}", "strength", 0);   /* past every dialect's range (A1111 takes 1) */
+    refused("{\"strength\": 0}", "strength", 0);
     refused("{\"seed\": -1}", "seed", 0);
     refused("{\"seed\": 9007199254740992}", "seed", 0);
     refused("{\"width\": 2049}", "width", 0);
@@ -511,6 +532,7 @@ int main(void)
     test_table_round_trip();
     test_txt2img();
     test_init_data();
+    test_a1111_strength_one();
     test_refusals();
     test_results();
     test_errors();
