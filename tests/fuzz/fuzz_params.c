@@ -1,7 +1,8 @@
 /* fuzz_params.c — libFuzzer target for the request-field parsers of
  * src/http/params.c: form-urlencoded splitting, JSON bodies, the chunked
  * field feed that multipart parts go through (params_bag_add), and the
- * validation into an sd_request (the field table) for both routes.
+ * validation into an sd_request (the field table) for both routes, with
+ * the seed API's ranges and with A1111's (strength up to 1).
  * Input: first byte picks the body kind (0 form, 1 JSON, 2 field chunks),
  * the rest is the body.  Field chunks: records "name\0" + 1 byte kind/first
  * flags + 1 byte length + data.
@@ -18,11 +19,12 @@ static int ascii_blank(char c) { return (unsigned char)c < 0x80 && params_unicod
 
 static void validate(const param_bag *b)
 {
-    for (int img2img = 0; img2img < 2; img2img++) {
+    for (int run = 0; run < 4; run++) {
+        int img2img = run & 1, a1111 = run >> 1;
         sd_request r;
         sd_err err;
         sd_err_clear(&err);
-        if (params_to_request(b, img2img, NULL, &r, &err) == 0) {
+        if (params_to_request(b, img2img, a1111 ? "a1111" : NULL, &r, &err) == 0) {
             /* a validated request keeps its promises */
             if (!r.gen.prompt || r.gen.n < 1 || r.gen.n > REQ_MAX_OUTPUTS || r.gen.steps < 1 || r.gen.steps > REQ_MAX_STEPS ||
                 r.gen.width < 0 || r.gen.width > REQ_MAX_SIDE_CAP || r.gen.height < 0 || r.gen.height > REQ_MAX_SIDE_CAP)
@@ -42,7 +44,8 @@ static void validate(const param_bag *b)
                  (int64_t)r.gen.width * r.gen.height > REQ_MAX_PIXELS))
                 abort();
             /* the engine's float ranges hold, and the prompt is not blank */
-            if (!(r.gen.cfg > 0 && r.gen.cfg <= 20) || !(r.gen.strength > 0 && r.gen.strength < 1) || !r.gen.prompt[0] ||
+            if (!(r.gen.cfg > 0 && r.gen.cfg <= 20) ||
+                !(r.gen.strength > 0 && (a1111 ? r.gen.strength <= 1 : r.gen.strength < 1)) || !r.gen.prompt[0] ||
                 ascii_blank(r.gen.prompt[0]) || ascii_blank(r.gen.prompt[strlen(r.gen.prompt) - 1]))
                 abort();
             /* loras: at most SD_MAX_LORAS, named, weights in range */
