@@ -506,8 +506,8 @@ static void test_linear_acc(void)
 }
 
 /* op_gn_conv2d_nhwc at fp32: the bits of op_group_norm_nhwc then
- * op_conv2d_nhwc (below AVX-512 the conv normalises its input as it pads
- * it): with and without SiLU, a pre-norm bias per sample, accumulating, a
+ * op_conv2d_nhwc (where the conv runs on our own kernels — below AVX-512,
+ * and Winograd everywhere — it normalises its input as it pads it): with and without SiLU, a pre-norm bias per sample, accumulating, a
  * 1x1 and a 3x3 conv, channel counts off the 16-lane blocks, and norm_out
  * the input itself (as the VAE passes it). */
 static void test_gn_conv(void)
@@ -652,13 +652,15 @@ static void test_conv_wino_modes(void)
     free(x); free(b); free(y); free(r);
 }
 
-/* Our Winograd on channel counts that end on half a 16-wide vector (IC 24,
- * OC 40: AVX-512's masked last loads and stores, no streamed stores on the
- * unaligned rows), partial 4x4 tiles at the edges (13x11), a batch of two,
+/* Our Winograd on channel counts that end on half a 16-wide vector (IC
+ * 264, OC 136: AVX-512's masked last loads and stores, no streamed stores
+ * on V's unaligned rows; two K blocks of the products; two blocks of four
+ * full panels on the 512-bit tile, with M's streamed stores, and a last
+ * partial panel), partial 4x4 tiles at the edges (13x11), a batch of two,
  * with bias, then accumulating, then accumulating with relu: = direct. */
 static void test_conv_wino_tails(void)
 {
-    int N = 2, H = 13, W = 11, IC = 24, OC = 40;
+    int N = 2, H = 13, W = 11, IC = 264, OC = 136;
     size_t nx = (size_t)N * H * W * IC, ny = (size_t)N * H * W * OC;
     float *x = rnd(nx), *w = rnd((size_t)OC * IC * 9), *b = rnd(OC), *y0 = rnd(ny);
     float *y = malloc(sizeof(float) * ny), *r = malloc(sizeof(float) * ny);
@@ -676,9 +678,9 @@ static void test_conv_wino_tails(void)
         op_conv2d_nhwc(t_ops(), x, N, IC, H, W, t_w(w, (size_t)OC * IC * 9), b, OC, 3, 3, 1, 1, y, flags[f]);
         ops_weights_stats(t_ops()->ctx, &c1, &b1, &w1);
         char name[96];
-        snprintf(name, sizeof name, "Winograd IC 24 -> OC 40, 13x11, N=2, %s: Winograd weights made", names[f]);
+        snprintf(name, sizeof name, "Winograd IC 264 -> OC 136, 13x11, N=2, %s: Winograd weights made", names[f]);
         CHECKF(w1 > w0, name, "Winograd bytes %zu -> %zu", w0, w1);
-        snprintf(name, sizeof name, "Winograd IC 24 -> OC 40, 13x11, N=2, %s = direct", names[f]);
+        snprintf(name, sizeof name, "Winograd IC 264 -> OC 136, 13x11, N=2, %s = direct", names[f]);
         CMP(y, r, ny, name);
     }
     ops_conv_set_winograd(t_ops()->ctx, saved);

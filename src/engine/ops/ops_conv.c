@@ -20,8 +20,9 @@
  * forces it off/on, =wide drops the weight-size rule): our own on every CPU
  * (ops_wino.c, run by conv_own; oneDNN's jit_wino_4x3, AVX-512 only, ran
  * SD 1.5's 64x64 convs ~16 % slower on a Zen 5, bench/README.md); its
- * error against direct is ~1.3e-5 relative at full size, inside the parity
- * tolerances (tests/parity/test_winograd.sh, bench --winograd-check).  Blocked
+ * error against direct is ~4e-6 (a UNet step) to ~1e-5 (a decode) relative
+ * at full size, inside the parity tolerances (tests/parity/test_winograd.sh,
+ * bench --winograd-check; docs/ACCURACY.md).  Blocked
  * activations and the scratchpad go through per-thread buffers that only
  * grow, so steady-state steps allocate nothing of ours.
  * Out of memory (ours or oneDNN's) sets the ops fault (ops.h) and the op
@@ -50,10 +51,11 @@
 #define WINO_MIN_PIXELS (32 * 32)
 #endif
 /* ... and not where the input is huge (the VAE's 256²/512² layers): the
- * padded copy of the input and the transformed tiles would be gigabytes
- * there.  Those convs run in bands of rows with inputs of at most this many
- * floats instead (2^23, sized for oneDNN's Winograd, whose scratch was ~4x
- * the input: ~128 MB; 2^24 cost 150 MB more peak RSS at 512x512, no faster). */
+ * padded copy of the input would be hundreds of MB there (the transformed
+ * tiles are not: ops_wino.c works in chunks of at most 32 MB).  Those
+ * convs run in bands of rows with inputs of at most this many floats
+ * instead (2^23, sized for oneDNN's Winograd, whose scratch was ~4x the
+ * input: ~128 MB; 2^24 cost 150 MB more peak RSS at 512x512, no faster). */
 #define WINO_MAX_INPUT (1L << 23)
 /* ... and only where the Winograd weight copy (up to 4x the fp32 weights
  * with F(4,3): 36·IC·OC floats) is at most 3x the input activation of a
@@ -221,6 +223,7 @@ static int wino_whole(const conv_key *k)
 static void conv_entry_build(ops_ctx *c, conv_entry *e, const conv_key *k)
 {
     e->prim = NULL;
+    e->own = e->wino_own = 0;   /* nothing left from the slot's last shape */
     if (try_build(c, e, k) && !ops_faulted(c)) sd_panic("ops: oneDNN convolution desc failed");
     if (!e->prim) return;   /* out of memory: the fault is set */
     /* where the rule says Winograd: ours, on every CPU (ops_wino.c, run by
@@ -724,7 +727,8 @@ static float *gn_coefs_all(ops_ctx *c, const float *x, int N, int C, int HW, int
 /* gn_conv_own for a conv that runs in bands of rows: the coefficients from
  * the whole image, then conv_bands applying them to each band's rows as
  * conv_own pads them.  0 (nothing done) when the bands do not run on
- * conv_own (direct bands with AVX-512: oneDNN's). */
+ * conv_own (direct bands with AVX-512, oneDNN's: also Winograd bands of
+ * channel counts ours does not take, not multiples of 8). */
 static int gn_conv_bands(ops_ctx *c, const conv_key *k, const float *x, int N, int G, const float *pre_bias,
                          const float *gamma, const float *beta, float eps, int silu, ops_weight *w, const float *b,
                          float *y)

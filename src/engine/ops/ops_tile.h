@@ -29,7 +29,8 @@
  * with AVX-512, stores that bypass the caches (y 64-byte aligned, rows
  * too; the caller fences before y is read), for a big output read only
  * after the whole product is done (Winograd's M): no read of the lines
- * before they are written. */
+ * before they are written.  Only dk_tile4_to's full four panels stream;
+ * the other tiles store as usual. */
 typedef struct {
     float *y;
     size_t ldy;
