@@ -428,7 +428,22 @@ static void test_elementwise(void)
     for (size_t i = 0; i < n; i++) r[i] = 0.3f * x[i] - 1.7f * z[i];
     CMP(y, r, n, "axpby");
 
-    for (int F = 13; F <= 40; F += 27) {   /* scalar tail only; 16-lane body + tail */
+    /* v16_gelu4 (GEGLU's body): v16_gelu's bits, four vectors at once */
+    {
+        int same = 1;
+        for (int blk = 0; blk + 64 <= (int)n; blk += 64) {
+            float buf[64];
+            for (int k = 0; k < 64; k++) buf[k] = x[blk + k] * (float)(1 + blk % 7) - (blk % 3 ? 0.f : 9.f);
+            v16f q[4] = {v16_load(buf), v16_load(buf + 16), v16_load(buf + 32), v16_load(buf + 48)};
+            v16_gelu4(q);
+            for (int k = 0; k < 4; k++) {
+                v16f one = v16_gelu(v16_load(buf + 16 * k));
+                same &= !memcmp(&one, &q[k], sizeof one);
+            }
+        }
+        CHECK(same, "v16_gelu4 = v16_gelu bit for bit");
+    }
+    for (int F = 13; F <= 200; F += 27) {   /* scalar tail only; 16-lane body + tail; 64-lane blocks too */
         int M = 9;
         op_geglu(x, M, F, y);
         for (int i = 0; i < M; i++)

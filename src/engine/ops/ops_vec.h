@@ -149,9 +149,43 @@ static inline float v16_hsum(v16f v)
 SD_VEC_EXP_ERF(v8, v8f, v8i)
 #if defined(__AVX512F__)
 SD_VEC_EXP_ERF(v16, v16f, v16i)
+/* v16_gelu of x[0..3] in place, each step for all four before the next:
+ * the same operations lane for lane as v16_gelu (the same bits), but one
+ * GELU is a chain of ~50 dependent operations (a division among them) and
+ * four side by side let the core overlap them (a Zen 5, one thread, in
+ * cache: 0.65 -> 0.46 ns a value; GEGLU's own loop) */
+#define G4 _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)
+static inline void v16_gelu4(v16f x[4])
+{
+    v16f h[4], a[4], t[4], poly[4], e[4], u[4], n[4], r[4], p[4], y[4];
+    v16i neg[4], ni[4];
+    G4 h[k] = x[k] * 0.70710678118654752f;   /* v16_erf's argument */
+    G4 neg[k] = v16_lt(h[k], v16_set1(0.f));
+    G4 a[k] = v16_sel(neg[k], -h[k], h[k]);
+    G4 t[k] = 1.f / (1.f + 0.3275911f * a[k]);
+    G4 poly[k] = t[k] * (0.254829592f + t[k] * (-0.284496736f + t[k] * (1.421413741f + t[k] * (-1.453152027f +
+                 t[k] * 1.061405429f))));
+    G4 e[k] = v16_max(v16_min(-a[k] * a[k], v16_set1(88.f)), v16_set1(-87.f));   /* v16_exp(-a·a) */
+    G4 u[k] = e[k] * 1.44269504f;
+    G4 ni[k] = __builtin_convertvector(u[k] + v16_sel(v16_lt(u[k], v16_set1(0.f)), v16_set1(-0.5f), v16_set1(0.5f)),
+                                      v16i);
+    G4 n[k] = __builtin_convertvector(ni[k], v16f);
+    G4 r[k] = e[k] - n[k] * 0.693145751953125f - n[k] * 1.428606765330187e-06f;
+    G4 p[k] = 1.f + r[k] * (1.f + r[k] * (0.5f + r[k] * (1.f / 6 + r[k] * (1.f / 24 + r[k] * (1.f / 120 +
+              r[k] * (1.f / 720))))));
+    G4 p[k] = p[k] * (v16f)((ni[k] + 127) << 23);
+    G4 y[k] = 1.f - poly[k] * p[k];
+    G4 y[k] = v16_sel(neg[k], -y[k], y[k]);
+    G4 x[k] = 0.5f * x[k] * (1.f + y[k]);
+}
+#undef G4
 #else
 static inline v16f v16_exp(v16f x) { return v16_cat(v8_exp(v16_lo(x)), v8_exp(v16_hi(x))); }
 static inline v16f v16_gelu(v16f x) { return v16_cat(v8_gelu(v16_lo(x)), v8_gelu(v16_hi(x))); }
+static inline void v16_gelu4(v16f x[4])
+{
+    for (int k = 0; k < 4; k++) x[k] = v16_gelu(x[k]);
+}
 #endif
 
 /* e^x for x <= 88 (softmax: x <= 0), in fewer instructions than v16_exp:
