@@ -232,9 +232,10 @@ static void conv_entry_build(ops_ctx *c, conv_entry *e, const conv_key *k)
     int wino = k->band ? k->band == 1 && wino_shape(k) : wino_whole(k);
     e->wino_own = wino && ops_wino_fits(k->IC, k->OC);
     if (e->wino_own) {
-        dnnl_dims_t wd = {k->OC, k->IC, k->KH, k->KW}, d = {OWINO_P, (k->OC + DW - 1) / DW, k->IC, DW};
+        dnnl_dims_t wd = {k->OC, k->IC, k->KH, k->KW};
+        dnnl_dims_t d = {OWINO_P, (k->OC + DW - 1) / DW, k->IC, DW};   /* U[p][panel][ic][16] */
         if (!e->own) ops_ck(c, dnnl_memory_desc_init_by_tag(&e->wown, 4, wd, dnnl_f32, dnnl_Ohwi16o), "md weights own");
-        e->own = 1;   /* U[p][panel][ic][16] */
+        e->own = 1;
         ops_ck(c, dnnl_memory_desc_init_by_tag(&e->wkey, 4, d, dnnl_f32, dnnl_abcd), "md weights winograd");
     }
 }
