@@ -306,8 +306,11 @@ check "cancel: it stopped within a step (step $at at DELETE, $final at the end)"
   $([ "$final" -le $((at + 2)) ] && [ "$final" -lt 150 ]; echo $?) "$(cat "$TMP/job.json")"
 
 # ---- kill -9 of an API node with async jobs in flight ------------------------------------
-# (and a synchronous one running: cancelled as when its client hangs up)
-curl -s -o /dev/null -d prompt=slow -d width=192 -d height=192 -d num_inference_steps=150 "$(url a)/txt2img" &
+# (and a synchronous one running: cancelled as when its client hangs up).
+# The workers see the node dead only after node_timeout (3 s) without its
+# heartbeat, so the job must run well beyond that after step 2: 192x192
+# (~3.5 s on 2 threads) finished first once under CI's load; 320x320.
+curl -s -o /dev/null -d prompt=slow -d width=320 -d height=320 -d num_inference_steps=150 "$(url a)/txt2img" &
 CURL_PID=$!
 sync_id=$(running_sync_id)
 ids=()
