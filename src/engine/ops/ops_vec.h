@@ -122,63 +122,51 @@ static inline float v16_hsum(v16f v)
  * for 16 with AVX-512.  Below AVX-512 the 16-lane forms are the 8-lane ones
  * on each half (the same operations lane for lane, so the same bits): GCC 12
  * compiled their 64-byte integer conversions and shifts through the stack
- * (bench/README.md "AVX2, round 3"). */
+ * (bench/README.md "AVX2, round 3").
+ * The _k forms work on x[0..K) (K a constant, at most SD_VEC_K), each step
+ * for all K before the next; the one-vector forms are K = 1.  One GELU is a
+ * chain of ~50 dependent operations (a division among them): four side by
+ * side let the core overlap them (a Zen 5, one thread, in cache: 0.65 ->
+ * 0.46 ns a value; GEGLU's loop, v16_gelu4). */
+#define SD_VEC_K 4
+#define SD_VEC_EACH(K) _Pragma("GCC unroll 4") for (int k = 0; k < (K); k++)
 #define SD_VEC_EXP_ERF(P, VF, VI)                                                                              \
-    static inline VF P##_exp(VF x)                                                                             \
+    static inline __attribute__((always_inline)) void P##_exp_k(VF *x, const int K)                            \
     {                                                                                                          \
-        x = P##_max(P##_min(x, P##_set1(88.f)), P##_set1(-87.f));                                              \
-        VF t = x * 1.44269504f;                                                                                \
-        VI ni = __builtin_convertvector(t + P##_sel(P##_lt(t, P##_set1(0.f)), P##_set1(-0.5f), P##_set1(0.5f)), \
-                                        VI);                                                                   \
-        VF n = __builtin_convertvector(ni, VF);                                                                \
-        VF r = x - n * 0.693145751953125f - n * 1.428606765330187e-06f;                                        \
-        VF p = 1.f + r * (1.f + r * (0.5f + r * (1.f / 6 + r * (1.f / 24 + r * (1.f / 120 + r * (1.f / 720)))))); \
-        return p * (VF)((ni + 127) << 23);                                                                     \
+        VF t[SD_VEC_K], n[SD_VEC_K], r[SD_VEC_K], p[SD_VEC_K];                                                 \
+        VI ni[SD_VEC_K];                                                                                       \
+        SD_VEC_EACH(K) x[k] = P##_max(P##_min(x[k], P##_set1(88.f)), P##_set1(-87.f));                         \
+        SD_VEC_EACH(K) t[k] = x[k] * 1.44269504f;                                                              \
+        SD_VEC_EACH(K) ni[k] = __builtin_convertvector(t[k] + P##_sel(P##_lt(t[k], P##_set1(0.f)),             \
+                                                                      P##_set1(-0.5f), P##_set1(0.5f)), VI);   \
+        SD_VEC_EACH(K) n[k] = __builtin_convertvector(ni[k], VF);                                              \
+        SD_VEC_EACH(K) r[k] = x[k] - n[k] * 0.693145751953125f - n[k] * 1.428606765330187e-06f;                \
+        SD_VEC_EACH(K) p[k] = 1.f + r[k] * (1.f + r[k] * (0.5f + r[k] * (1.f / 6 + r[k] * (1.f / 24 +          \
+                              r[k] * (1.f / 120 + r[k] * (1.f / 720))))));                                    \
+        SD_VEC_EACH(K) x[k] = p[k] * (VF)((ni[k] + 127) << 23);                                                \
     }                                                                                                          \
-    static inline VF P##_erf(VF x)                                                                             \
+    static inline __attribute__((always_inline)) void P##_gelu_k(VF *x, const int K)                           \
     {                                                                                                          \
-        VI neg = P##_lt(x, P##_set1(0.f));                                                                     \
-        VF a = P##_sel(neg, -x, x);                                                                            \
-        VF t = 1.f / (1.f + 0.3275911f * a);                                                                   \
-        VF poly = t * (0.254829592f + t * (-0.284496736f + t * (1.421413741f + t * (-1.453152027f +           \
-                  t * 1.061405429f))));                                                                        \
-        VF y = 1.f - poly * P##_exp(-a * a);                                                                   \
-        return P##_sel(neg, -y, y);                                                                            \
+        VF a[SD_VEC_K], t[SD_VEC_K], poly[SD_VEC_K], e[SD_VEC_K], y[SD_VEC_K];                                 \
+        VI neg[SD_VEC_K];                                                                                      \
+        SD_VEC_EACH(K) a[k] = x[k] * 0.70710678118654752f;   /* erf's argument, then its |·| */               \
+        SD_VEC_EACH(K) neg[k] = P##_lt(a[k], P##_set1(0.f));                                                   \
+        SD_VEC_EACH(K) a[k] = P##_sel(neg[k], -a[k], a[k]);                                                    \
+        SD_VEC_EACH(K) t[k] = 1.f / (1.f + 0.3275911f * a[k]);                                                 \
+        SD_VEC_EACH(K) poly[k] = t[k] * (0.254829592f + t[k] * (-0.284496736f + t[k] * (1.421413741f +         \
+                                 t[k] * (-1.453152027f + t[k] * 1.061405429f))));                              \
+        SD_VEC_EACH(K) e[k] = -a[k] * a[k];                                                                    \
+        P##_exp_k(e, K);                                                                                       \
+        SD_VEC_EACH(K) y[k] = 1.f - poly[k] * e[k];                                                            \
+        SD_VEC_EACH(K) y[k] = P##_sel(neg[k], -y[k], y[k]);                                                    \
+        SD_VEC_EACH(K) x[k] = 0.5f * x[k] * (1.f + y[k]);                                                      \
     }                                                                                                          \
-    static inline VF P##_gelu(VF x) { return 0.5f * x * (1.f + P##_erf(x * 0.70710678118654752f)); }
+    static inline VF P##_exp(VF x) { P##_exp_k(&x, 1); return x; }                                             \
+    static inline VF P##_gelu(VF x) { P##_gelu_k(&x, 1); return x; }
 SD_VEC_EXP_ERF(v8, v8f, v8i)
 #if defined(__AVX512F__)
 SD_VEC_EXP_ERF(v16, v16f, v16i)
-/* v16_gelu of x[0..3] in place, each step for all four before the next:
- * the same operations lane for lane as v16_gelu (the same bits), but one
- * GELU is a chain of ~50 dependent operations (a division among them) and
- * four side by side let the core overlap them (a Zen 5, one thread, in
- * cache: 0.65 -> 0.46 ns a value; GEGLU's own loop) */
-#define G4 _Pragma("GCC unroll 4") for (int k = 0; k < 4; k++)
-static inline void v16_gelu4(v16f x[4])
-{
-    v16f h[4], a[4], t[4], poly[4], e[4], u[4], n[4], r[4], p[4], y[4];
-    v16i neg[4], ni[4];
-    G4 h[k] = x[k] * 0.70710678118654752f;   /* v16_erf's argument */
-    G4 neg[k] = v16_lt(h[k], v16_set1(0.f));
-    G4 a[k] = v16_sel(neg[k], -h[k], h[k]);
-    G4 t[k] = 1.f / (1.f + 0.3275911f * a[k]);
-    G4 poly[k] = t[k] * (0.254829592f + t[k] * (-0.284496736f + t[k] * (1.421413741f + t[k] * (-1.453152027f +
-                 t[k] * 1.061405429f))));
-    G4 e[k] = v16_max(v16_min(-a[k] * a[k], v16_set1(88.f)), v16_set1(-87.f));   /* v16_exp(-a·a) */
-    G4 u[k] = e[k] * 1.44269504f;
-    G4 ni[k] = __builtin_convertvector(u[k] + v16_sel(v16_lt(u[k], v16_set1(0.f)), v16_set1(-0.5f), v16_set1(0.5f)),
-                                      v16i);
-    G4 n[k] = __builtin_convertvector(ni[k], v16f);
-    G4 r[k] = e[k] - n[k] * 0.693145751953125f - n[k] * 1.428606765330187e-06f;
-    G4 p[k] = 1.f + r[k] * (1.f + r[k] * (0.5f + r[k] * (1.f / 6 + r[k] * (1.f / 24 + r[k] * (1.f / 120 +
-              r[k] * (1.f / 720))))));
-    G4 p[k] = p[k] * (v16f)((ni[k] + 127) << 23);
-    G4 y[k] = 1.f - poly[k] * p[k];
-    G4 y[k] = v16_sel(neg[k], -y[k], y[k]);
-    G4 x[k] = 0.5f * x[k] * (1.f + y[k]);
-}
-#undef G4
+static inline void v16_gelu4(v16f x[4]) { v16_gelu_k(x, 4); }   /* v16_gelu of x[0..3], the same bits */
 #else
 static inline v16f v16_exp(v16f x) { return v16_cat(v8_exp(v16_lo(x)), v8_exp(v16_hi(x))); }
 static inline v16f v16_gelu(v16f x) { return v16_cat(v8_gelu(v16_lo(x)), v8_gelu(v16_hi(x))); }
