@@ -176,7 +176,6 @@ static int try_build(ops_ctx *c, conv_entry *e, const conv_key *k)
     e->own = k->prec == OPS_FP32 &&
              dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl &&
              strncmp(impl, "brg", 3) && !strstr(impl, "avx512");
-    if (e->own) ops_ck(c, dnnl_memory_desc_init_by_tag(&e->wown, 4, wd, dnnl_f32, dnnl_Ohwi16o), "md weights own");
     e->src = *dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0);
     e->scratch = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     e->wei = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
@@ -231,11 +230,13 @@ static void conv_entry_build(ops_ctx *c, conv_entry *e, const conv_key *k)
      * OC multiples of 8; other shapes run direct */
     int wino = k->band ? k->band == 1 && wino_shape(k) : wino_whole(k);
     e->wino_own = wino && ops_wino_fits(k->IC, k->OC);
-    if (e->wino_own) {
+    e->own |= e->wino_own;
+    if (e->own) {   /* conv_own's weights: Ohwi16o (Winograd's are made from them) */
         dnnl_dims_t wd = {k->OC, k->IC, k->KH, k->KW};
+        ops_ck(c, dnnl_memory_desc_init_by_tag(&e->wown, 4, wd, dnnl_f32, dnnl_Ohwi16o), "md weights own");
+    }
+    if (e->wino_own) {
         dnnl_dims_t d = {OWINO_P, (k->OC + DW - 1) / DW, k->IC, DW};   /* U[p][panel][ic][16] */
-        if (!e->own) ops_ck(c, dnnl_memory_desc_init_by_tag(&e->wown, 4, wd, dnnl_f32, dnnl_Ohwi16o), "md weights own");
-        e->own = 1;
         ops_ck(c, dnnl_memory_desc_init_by_tag(&e->wkey, 4, d, dnnl_f32, dnnl_abcd), "md weights winograd");
     }
 }
