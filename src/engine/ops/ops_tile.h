@@ -70,9 +70,14 @@ static inline __attribute__((always_inline)) void dk_tile_to(const float *const 
 #undef DK_OUT
 }
 
-static inline void dk_tile(const float *const xr[DR], const float *wp, int kc, float *acc, int lda, int first)
+/* o (NULL: none) moved to panel p of its row: its y and b p·DW further, in *tmp. */
+static inline const dk_out *dk_out_at(const dk_out *o, int p, dk_out *tmp)
 {
-    dk_tile_to(xr, wp, kc, acc, lda, first, NULL);
+    if (!o) return NULL;
+    *tmp = *o;
+    tmp->y += p * DW;
+    if (tmp->b) tmp->b += p * DW;
+    return tmp;
 }
 
 #if defined(__AVX512F__)
@@ -129,28 +134,15 @@ static inline __attribute__((always_inline)) void dk_tile4_to(const float *const
 static inline void dk_panels(const float *const xr[DR], const float *wp, size_t pstride, int np, int nj, int kc,
                              float *acc, int lda, int first, const dk_out *o)
 {
+    dk_out op;
     int p = 0;
 #if defined(__AVX512F__)
-    for (; p + 4 <= np && (!o || (p + 4) * DW <= nj); p += 4) {
-        dk_out op;
-        if (o) {
-            op = *o;
-            op.y += p * DW;
-            if (op.b) op.b += p * DW;
-        }
-        dk_tile4_to(xr, wp + p * pstride, pstride, kc, acc + p * DW, lda, first, o ? &op : NULL);
-    }
+    for (; p + 4 <= np && (!o || (p + 4) * DW <= nj); p += 4)
+        dk_tile4_to(xr, wp + p * pstride, pstride, kc, acc + p * DW, lda, first, dk_out_at(o, p, &op));
 #endif
-    for (; p < np; p++) {
-        const float *wk = wp + p * pstride;
-        if (o && (p + 1) * DW <= nj) {
-            dk_out op = *o;
-            op.y += p * DW;
-            if (op.b) op.b += p * DW;
-            dk_tile_to(xr, wk, kc, acc + p * DW, lda, first, &op);
-        } else
-            dk_tile(xr, wk, kc, acc + p * DW, lda, first);
-    }
+    for (; p < np; p++)
+        dk_tile_to(xr, wp + p * pstride, kc, acc + p * DW, lda, first,
+                   (p + 1) * DW <= nj ? dk_out_at(o, p, &op) : NULL);   /* a partial panel waits in acc */
 }
 
 /* y[i][u] (rows ldy apart) for i < nrows, u < ncols from the finished
